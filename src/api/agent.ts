@@ -1,0 +1,179 @@
+import { z } from 'zod';
+
+/*
+ * The host agent's HTTP API (served under /v1 by every agent, bearer token required) and the
+ * agent's own configuration file. The manager, the lab and tests reach an agent only through
+ * these schemas and AgentClient.
+ */
+
+export const Name = z
+  .string()
+  .regex(
+    /^[a-z0-9][a-z0-9-]{0,30}$/,
+    'must be 1-31 lowercase letters, digits or dashes, starting with a letter or digit',
+  );
+export const MacAddress = z
+  .string()
+  .regex(/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/, 'must be a lowercase MAC like 52:54:00:12:34:56');
+export const Cidr = z
+  .string()
+  .regex(
+    /^(\d{1,3}\.){3}\d{1,3}\/\d{1,2}$/,
+    'must be an IPv4 address with prefix length, like 10.251.0.101/24',
+  );
+export const Ipv4 = z.string().regex(/^(\d{1,3}\.){3}\d{1,3}$/, 'must be an IPv4 address');
+
+export const AgentConfig = z.object({
+  hostName: Name,
+  listen: z.object({ address: z.string(), port: z.number().int().min(1).max(65535) }),
+  token: z.string().min(16),
+  /** Address of this host on the fabric: NBD exports and migration streams listen here. */
+  fabricAddress: Ipv4,
+  /** Definitions, QMP sockets, pidfiles and logs of this host's VMs. */
+  stateDir: z.string(),
+  datastores: z.array(z.object({ name: Name, path: z.string(), default: z.boolean().default(false) })).min(1),
+  vswitches: z.array(
+    z.object({ name: Name, bridge: z.string().max(15), uplink: z.string().max(15).optional() }),
+  ),
+  accelerator: z.enum(['auto', 'kvm', 'tcg']).default('auto'),
+});
+export type AgentConfig = z.infer<typeof AgentConfig>;
+
+export const Accelerator = z.enum(['kvm', 'tcg']);
+export type Accelerator = z.infer<typeof Accelerator>;
+
+export const HostInfo = z.object({
+  name: Name,
+  fabricAddress: Ipv4,
+  agentVersion: z.string(),
+  qemuVersion: z.string(),
+  accelerator: Accelerator,
+  /** Why the preferred accelerator was not used, when it was not (e.g. the KVM boot probe hung). */
+  acceleratorWarning: z.string().optional(),
+  cpus: z.number().int(),
+  memoryBytes: z.number().int(),
+  /** Host memory not yet promised to defined VMs that are running. */
+  memoryFreeBytes: z.number().int(),
+  machineType: z.string(),
+  cpuModel: z.string(),
+});
+export type HostInfo = z.infer<typeof HostInfo>;
+
+export const Datastore = z.object({
+  name: Name,
+  path: z.string(),
+  default: z.boolean(),
+  capacityBytes: z.number().int(),
+  freeBytes: z.number().int(),
+});
+export type Datastore = z.infer<typeof Datastore>;
+
+export const VSwitch = z.object({ name: Name, bridge: z.string(), uplink: z.string().optional() });
+export type VSwitch = z.infer<typeof VSwitch>;
+
+export const DiskSpec = z.object({
+  id: Name.optional(),
+  datastore: Name.optional(),
+  sizeBytes: z.number().int().positive(),
+});
+export const NicSpec = z.object({ id: Name.optional(), vswitch: Name, mac: MacAddress.optional() });
+
+export const VmSpec = z.object({
+  /** Kept across hosts: a VM that moves keeps its id. Generated when absent. */
+  id: z.uuid().optional(),
+  name: Name,
+  vcpus: z.number().int().min(1).max(64),
+  memoryMiB: z
+    .number()
+    .int()
+    .min(64)
+    .max(1024 * 1024),
+  disks: z.array(DiskSpec).max(8).default([]),
+  nics: z.array(NicSpec).max(8).default([]),
+  /** Configured in the guest from the kernel command line. */
+  guestIp: Cidr.optional(),
+  guestGateway: Ipv4.optional(),
+  start: z.boolean().default(false),
+});
+export type VmSpec = z.input<typeof VmSpec>;
+export type ValidVmSpec = z.output<typeof VmSpec>;
+
+export const VmState = z.enum([
+  'stopped',
+  'starting',
+  'running',
+  'paused',
+  'shutting-down',
+  'incoming',
+  'migrating',
+  'crashed',
+]);
+export type VmState = z.infer<typeof VmState>;
+
+export const VmDisk = z.object({
+  id: Name,
+  datastore: Name,
+  path: z.string(),
+  format: z.enum(['qcow2', 'raw']),
+  virtualSizeBytes: z.number().int(),
+  allocatedBytes: z.number().int(),
+  /** QEMU block node name of the format layer (what blockdev-mirror and NBD exports address). */
+  nodeName: z.string(),
+});
+export type VmDisk = z.infer<typeof VmDisk>;
+
+export const VmNic = z.object({ id: Name, vswitch: Name, mac: MacAddress, tap: z.string() });
+export type VmNic = z.infer<typeof VmNic>;
+
+export const Vm = z.object({
+  id: z.uuid(),
+  name: Name,
+  state: VmState,
+  pid: z.number().int().optional(),
+  vcpus: z.number().int(),
+  memoryMiB: z.number().int(),
+  disks: z.array(VmDisk),
+  nics: z.array(VmNic),
+  guestIp: Cidr.optional(),
+  guestGateway: Ipv4.optional(),
+  machineType: z.string(),
+  cpuModel: z.string(),
+  accelerator: Accelerator,
+  createdAt: z.iso.datetime(),
+  startedAt: z.iso.datetime().optional(),
+});
+export type Vm = z.infer<typeof Vm>;
+
+export const ShutdownRequest = z.object({
+  /** Seconds to wait after the ACPI request before forcing the VM off. */
+  timeoutSeconds: z.number().int().min(0).max(3600).default(60),
+});
+export const GuestExecRequest = z.object({
+  command: z.array(z.string()).min(1),
+  timeoutSeconds: z.number().int().min(1).max(3600).default(30),
+  /** Start and return at once with the guest pid instead of waiting for the exit. */
+  detach: z.boolean().default(false),
+});
+export const GuestExecResult = z.object({
+  pid: z.number().int(),
+  exitCode: z.number().int().optional(),
+  stdout: z.string().optional(),
+  stderr: z.string().optional(),
+});
+export type GuestExecResult = z.infer<typeof GuestExecResult>;
+
+export const GuestInfo = z.object({
+  agentVersion: z.string(),
+  osInfo: z.record(z.string(), z.unknown()).optional(),
+  filesystems: z
+    .array(
+      z.object({
+        mountpoint: z.string(),
+        type: z.string(),
+        totalBytes: z.number().optional(),
+        usedBytes: z.number().optional(),
+      }),
+    )
+    .optional(),
+});
+export type GuestInfo = z.infer<typeof GuestInfo>;

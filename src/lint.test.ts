@@ -1,0 +1,20 @@
+// Lint, format and type checks run as part of the tests, so CI enforces them.
+import { execFileSync } from 'node:child_process';
+import path from 'node:path';
+import { test } from 'node:test';
+
+const root = path.resolve(import.meta.dirname, '..');
+const run = (cmd: string, args: string[]) =>
+  execFileSync(cmd, args, { cwd: root, encoding: 'utf8', stdio: 'pipe' });
+
+test('typescript compiles in strict mode', { timeout: 180_000 }, () => {
+  run(path.join(root, 'node_modules/.bin/tsc'), ['--noEmit', '-p', 'tsconfig.json']);
+});
+
+test('eslint passes, including the part-boundary rule', { timeout: 180_000 }, () => {
+  run(path.join(root, 'node_modules/.bin/eslint'), ['.']);
+});
+
+test('prettier formatting is applied', { timeout: 60_000 }, () => {
+  run(path.join(root, 'node_modules/.bin/prettier'), ['--check', '.']);
+});
