@@ -17,7 +17,7 @@ function findTests(dir, out = []) {
   return out.sort();
 }
 
-const all = [...findTests(path.join(root, 'src')), ...findTests(path.join(root, 'bench'))];
+const all = ['src', 'bench', 'tools'].flatMap((dir) => findTests(path.join(root, dir)));
 const isLab = (f) => f.endsWith('.lab.test.ts');
 const filter = process.argv.slice(3);
 const pick = (files) => (filter.length ? files.filter((f) => filter.some((p) => f.includes(p))) : files);

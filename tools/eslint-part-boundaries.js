@@ -58,7 +58,8 @@ export const partBoundaries = {
       ImportDeclaration: check,
       ExportNamedDeclaration: check,
       ExportAllDeclaration: check,
-      ImportExpression: (node) => check({ source: node.source }),
+      // import('...') nodes carry their specifier the same way (node.source).
+      ImportExpression: check,
     };
   },
 };
