@@ -2,3 +2,5 @@ export * from './problem.js';
 export * from './http.js';
 export * from './agent.js';
 export * from './agent-client.js';
+export * from './manager.js';
+export * from './manager-client.js';

@@ -1,0 +1,321 @@
+import { z } from 'zod';
+import { Accelerator, Ipv4, Name, Vm, VmSpec, VmState } from './agent.js';
+
+/*
+ * The manager's REST API, served under /api/v1 with a bearer token on every call. These schemas
+ * validate every request at the manager's edge, every reply in ManagerClient, and generate the
+ * OpenAPI document (/api/v1/openapi.json), so the three cannot drift apart.
+ */
+
+export const API_PREFIX = '/api/v1';
+
+const Timestamp = z.iso.datetime().describe('ISO-8601 UTC time');
+
+/** A host, pool or VM is addressed in paths by its id or by its name. */
+export const ObjectRef = z.string().min(1).max(64);
+
+// ---------------------------------------------------------------------------------------------
+// Lists: every list is paginated with `limit` and an opaque `cursor` taken from `nextCursor`.
+
+export const PageQuery = z.object({
+  limit: z.coerce.number().int().min(1).max(1000).default(100),
+  cursor: z.string().min(1).max(512).optional(),
+});
+export type PageQuery = z.input<typeof PageQuery>;
+
+export function Page<T extends z.ZodType>(item: T) {
+  return z.object({
+    items: z.array(item),
+    /** Pass as `cursor` to get the next page; null on the last page. */
+    nextCursor: z.string().nullable(),
+  });
+}
+export type Page<T> = { items: T[]; nextCursor: string | null };
+
+// ---------------------------------------------------------------------------------------------
+// Tokens
+
+export const TokenRole = z.enum(['admin', 'read-only']);
+export type TokenRole = z.infer<typeof TokenRole>;
+
+export const TokenName = z
+  .string()
+  .regex(
+    /^[a-z0-9][a-z0-9._-]{0,62}$/,
+    'must be 1-63 lowercase letters, digits, dots, dashes or underscores',
+  );
+
+export const Token = z.object({ name: TokenName, role: TokenRole, createdAt: Timestamp });
+export type Token = z.infer<typeof Token>;
+
+export const CreateTokenRequest = z.object({ name: TokenName, role: TokenRole });
+export type CreateTokenRequest = z.input<typeof CreateTokenRequest>;
+
+/** The secret is shown once, in this reply; the manager keeps only its hash. */
+export const CreatedToken = Token.extend({ secret: z.string() });
+export type CreatedToken = z.infer<typeof CreatedToken>;
+
+// ---------------------------------------------------------------------------------------------
+// Pools and hosts
+
+export const Pool = z.object({
+  id: z.uuid(),
+  name: Name,
+  description: z.string(),
+  /** Names of the member hosts; a host belongs to at most one pool. */
+  hosts: z.array(Name),
+  createdAt: Timestamp,
+});
+export type Pool = z.infer<typeof Pool>;
+
+export const CreatePoolRequest = z.object({ name: Name, description: z.string().max(500).default('') });
+export type CreatePoolRequest = z.input<typeof CreatePoolRequest>;
+
+export const PoolHostRequest = z.object({ host: ObjectRef });
+export type PoolHostRequest = z.input<typeof PoolHostRequest>;
+
+export const HostState = z.enum(['connected', 'unreachable']);
+export type HostState = z.infer<typeof HostState>;
+
+export const Host = z.object({
+  id: z.uuid(),
+  name: Name,
+  /** Base URL of the host's agent, e.g. http://10.251.0.11:7001 */
+  agentUrl: z.string(),
+  state: HostState,
+  pool: Name.nullable(),
+  fabricAddress: Ipv4,
+  agentVersion: z.string(),
+  qemuVersion: z.string(),
+  accelerator: Accelerator,
+  acceleratorWarning: z.string().optional(),
+  cpus: z.number().int(),
+  memoryBytes: z.number().int(),
+  memoryFreeBytes: z.number().int(),
+  machineType: z.string(),
+  cpuModel: z.string(),
+  vmCount: z.number().int(),
+  /** Last time the agent answered a poll. */
+  lastSeenAt: Timestamp,
+  /** Why the last poll failed, while the host is unreachable. */
+  lastError: z.string().optional(),
+  createdAt: Timestamp,
+});
+export type Host = z.infer<typeof Host>;
+
+export const AgentAddress = z
+  .string()
+  .regex(
+    /^(https?:\/\/)?[A-Za-z0-9.-]+:\d{1,5}\/?$/,
+    'must be address:port of the agent, like 10.251.0.11:7001 (or an http:// URL)',
+  );
+
+export const AddHostRequest = z.object({
+  address: AgentAddress,
+  /** The agent's API token (its config's `token`). */
+  token: z.string().min(16, 'must be at least 16 characters'),
+  pool: ObjectRef.optional(),
+});
+export type AddHostRequest = z.input<typeof AddHostRequest>;
+
+export const HostListQuery = PageQuery.extend({
+  pool: ObjectRef.optional(),
+  state: HostState.optional(),
+});
+export type HostListQuery = z.input<typeof HostListQuery>;
+
+export const ManagedDatastore = z.object({
+  id: z.uuid(),
+  name: Name,
+  host: Name,
+  hostId: z.uuid(),
+  path: z.string(),
+  default: z.boolean(),
+  capacityBytes: z.number().int(),
+  freeBytes: z.number().int(),
+});
+export type ManagedDatastore = z.infer<typeof ManagedDatastore>;
+
+export const ManagedVSwitch = z.object({
+  id: z.uuid(),
+  name: Name,
+  host: Name,
+  hostId: z.uuid(),
+  bridge: z.string(),
+  uplink: z.string().optional(),
+});
+export type ManagedVSwitch = z.infer<typeof ManagedVSwitch>;
+
+export const HostScopedListQuery = PageQuery.extend({ host: ObjectRef.optional() });
+export type HostScopedListQuery = z.input<typeof HostScopedListQuery>;
+
+// ---------------------------------------------------------------------------------------------
+// VMs
+
+/** A VM as the manager knows it: the agent's view plus where it lives. */
+export const ManagedVm = Vm.extend({
+  host: Name,
+  hostId: z.uuid(),
+  pool: Name.nullable(),
+  /** Last time the manager's record of this VM changed. */
+  updatedAt: Timestamp,
+});
+export type ManagedVm = z.infer<typeof ManagedVm>;
+
+export const VmListQuery = PageQuery.extend({
+  host: ObjectRef.optional(),
+  pool: ObjectRef.optional(),
+  state: VmState.optional(),
+  /** Substring of the VM's name. */
+  name: z.string().max(64).optional(),
+});
+export type VmListQuery = z.input<typeof VmListQuery>;
+
+/**
+ * Creates a VM (as a job). Give `host`, or `pool` to let the manager pick the member host with the
+ * most free memory. Disks that name no datastore go to the host's default datastore.
+ */
+export const CreateVmRequest = z
+  .object({ host: ObjectRef.optional(), pool: ObjectRef.optional(), spec: VmSpec })
+  .refine((r) => r.host !== undefined || r.pool !== undefined, {
+    message: 'give host or pool',
+    path: ['host'],
+  });
+export type CreateVmRequest = z.input<typeof CreateVmRequest>;
+
+export const ShutdownVmRequest = z.object({
+  /** Seconds to wait after the ACPI request before forcing the VM off. */
+  timeoutSeconds: z.number().int().min(0).max(3600).default(60),
+});
+export type ShutdownVmRequest = z.input<typeof ShutdownVmRequest>;
+
+export const DeleteVmQuery = z.object({
+  /** Also delete the VM's disk images (default true). */
+  deleteDisks: z
+    .enum(['true', 'false'])
+    .default('true')
+    .transform((v) => v === 'true'),
+});
+export type DeleteVmQuery = z.input<typeof DeleteVmQuery>;
+
+// ---------------------------------------------------------------------------------------------
+// Jobs
+
+export const JobState = z.enum(['queued', 'running', 'succeeded', 'failed', 'cancelled']);
+export type JobState = z.infer<typeof JobState>;
+export const TERMINAL_JOB_STATES: readonly JobState[] = ['succeeded', 'failed', 'cancelled'];
+
+/** Kinds the manager runs today; later kinds (e.g. `vm-move`) are registered by their parts. */
+export const KNOWN_JOB_KINDS = ['vm-create', 'vm-start', 'vm-shutdown', 'vm-stop', 'vm-delete'] as const;
+export const JobKind = z.string().regex(/^[a-z][a-z0-9-]{0,40}$/, 'must be a lowercase job kind');
+
+export const ObjectKind = z.enum(['pool', 'host', 'datastore', 'vswitch', 'vm', 'disk', 'nic']);
+export type ObjectKind = z.infer<typeof ObjectKind>;
+
+export const ObjectIdentity = z.object({ kind: ObjectKind, id: z.string(), name: z.string() });
+export type ObjectIdentity = z.infer<typeof ObjectIdentity>;
+
+export const JobProgress = z.object({
+  phase: z.string(),
+  /** 0-100, never decreasing over a job's life. */
+  percent: z.number().min(0).max(100),
+  message: z.string(),
+  details: z.record(z.string(), z.unknown()),
+});
+export type JobProgress = z.infer<typeof JobProgress>;
+
+export const JobError = z.object({ code: z.string(), detail: z.string() });
+export type JobError = z.infer<typeof JobError>;
+
+export const Job = z.object({
+  id: z.uuid(),
+  kind: JobKind,
+  state: JobState,
+  target: ObjectIdentity,
+  /** Token name that created the job, or `system`. */
+  createdBy: z.string(),
+  progress: JobProgress,
+  /** What the job produced when it succeeded (for VM jobs: the ManagedVm). */
+  result: z.unknown().optional(),
+  error: JobError.optional(),
+  cancelRequested: z.boolean(),
+  createdAt: Timestamp,
+  startedAt: Timestamp.optional(),
+  finishedAt: Timestamp.optional(),
+  updatedAt: Timestamp,
+});
+export type Job = z.infer<typeof Job>;
+
+/** Reply of every call that starts a job (HTTP 202, also in the Location header). */
+export const JobAccepted = z.object({ job: Job, url: z.string() });
+export type JobAccepted = z.infer<typeof JobAccepted>;
+
+export const JobListQuery = PageQuery.extend({
+  state: JobState.optional(),
+  kind: JobKind.optional(),
+  /** Id of the job's target object. */
+  targetId: z.string().max(128).optional(),
+});
+export type JobListQuery = z.input<typeof JobListQuery>;
+
+// ---------------------------------------------------------------------------------------------
+// Change records
+
+export const ChangeAction = z.enum(['created', 'deleted', 'state-changed', 'setting-changed']);
+export type ChangeAction = z.infer<typeof ChangeAction>;
+
+export const FieldChange = z.object({ field: z.string(), before: z.unknown(), after: z.unknown() });
+export type FieldChange = z.infer<typeof FieldChange>;
+
+export const ChangeRecord = z.object({
+  /** Increases with every record: a stable order even for records made in the same millisecond. */
+  id: z.number().int(),
+  at: Timestamp,
+  /** Token name, or `system` for what reconciliation observed. */
+  actor: z.string(),
+  object: ObjectIdentity,
+  action: ChangeAction,
+  /** For setting-changed and state-changed: each field's value before and after. */
+  changes: z.array(FieldChange),
+  /** Host the object lives on, when it lives on one. */
+  host: Name.optional(),
+  jobId: z.uuid().optional(),
+});
+export type ChangeRecord = z.infer<typeof ChangeRecord>;
+
+export const ChangeListQuery = PageQuery.extend({
+  kind: ObjectKind.optional(),
+  objectId: z.string().max(128).optional(),
+  actor: z.string().max(64).optional(),
+  since: z.iso.datetime().optional(),
+  until: z.iso.datetime().optional(),
+  /** Case-insensitive substring of the object's name, the fields or the values. */
+  text: z.string().min(1).max(200).optional(),
+});
+export type ChangeListQuery = z.input<typeof ChangeListQuery>;
+
+// ---------------------------------------------------------------------------------------------
+
+export const ManagerInfo = z.object({
+  version: z.string(),
+  hosts: z.number().int(),
+  vms: z.number().int(),
+  /** The calling token. */
+  token: Token.pick({ name: true, role: true }),
+});
+export type ManagerInfo = z.infer<typeof ManagerInfo>;
+
+/** Problem `code`s the manager uses, with their HTTP status. */
+export const MANAGER_ERROR_CODES = {
+  'invalid-input': 400,
+  unauthorized: 401,
+  forbidden: 403,
+  'not-found': 404,
+  conflict: 409,
+  'insufficient-capacity': 409,
+  'job-finished': 409,
+  'host-unreachable': 502,
+  'agent-error': 502,
+  internal: 500,
+} as const;
+export type ManagerErrorCode = keyof typeof MANAGER_ERROR_CODES;
