@@ -4,3 +4,4 @@ export * from './agent.js';
 export * from './agent-client.js';
 export * from './manager.js';
 export * from './manager-client.js';
+export * from './cli-config.js';
