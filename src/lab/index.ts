@@ -1,3 +1,29 @@
-import type { Command } from 'commander';
-
-export function registerLabCommands(_program: Command): void {}
+export { registerLabCommands } from './commands.js';
+export {
+  labDown,
+  labExec,
+  labStatus,
+  labUp,
+  waitForPing,
+  type Lab,
+  type LabDownOptions,
+  type LabDownReport,
+  type LabHost,
+  type LabHostStatus,
+  type LabStatus,
+  type LabUpOptions,
+  type LabVmStatus,
+} from './lab.js';
+export {
+  LabAlreadyUp,
+  LabCommandFailed,
+  LabError,
+  LabInvalidInput,
+  LabNeedsRoot,
+  LabNoFreeIndex,
+  LabNotFound,
+  LabProcessFailed,
+  LabTargetNotFound,
+  LabTimeout,
+} from './errors.js';
+export { planLab, vmAddress, type HostPlan, type LabPlan } from './plan.js';

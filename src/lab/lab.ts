@@ -1,0 +1,450 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { z } from 'zod';
+import { AgentClient, AgentConfig, describeZodError, type Vm } from '../api/index.js';
+import {
+  LabAlreadyUp,
+  LabInvalidInput,
+  LabNeedsRoot,
+  LabNotFound,
+  LabProcessFailed,
+  LabTargetNotFound,
+  LabTimeout,
+} from './errors.js';
+import {
+  anyLabLink,
+  anyLabNamespace,
+  CLIENT_IF,
+  HOST_FABRIC_IF,
+  HOST_UPLINK_IF,
+  HOST_VSWITCH,
+  LabName,
+  labTag,
+  linkPattern,
+  MAX_HOSTS,
+  namespacePattern,
+  planLab,
+  vmAddress,
+  type LabPlan,
+} from './plan.js';
+import { findLabProcesses, isAlive, spawnDetached, terminate } from './processes.js';
+import {
+  claimIndex,
+  indexClaims,
+  labDir,
+  labDirNames,
+  readState,
+  removeLabFiles,
+  writeState,
+  type LabHostState,
+  type LabState,
+} from './store.js';
+import { ip, listLinks, listNamespaces, nsIp, pingFrom, run, sleep, type RunResult } from './system.js';
+
+const BIN = path.resolve(import.meta.dirname, '..', '..', 'bin', 'silobreak.js');
+/** Agents may run a KVM boot probe before they answer; TCG guests on 2 busy cores boot slowly. */
+const AGENT_READY_TIMEOUT_MS = 180_000;
+const VM_PING_TIMEOUT_MS = 300_000;
+const GiB = 1024 ** 3;
+
+export type LabHost = LabHostState;
+
+/** A lab as `labUp` and `labStatus` give it: its state plus a helper to pick VM addresses. */
+export interface Lab extends LabState {
+  /** The n-th VM address (from 1) on the lab's VM segment: 10.251.<index>.(100+n). */
+  vmAddress(n: number): { ip: string; cidr: string };
+}
+
+const toLab = (state: LabState): Lab => ({ ...state, vmAddress: (n) => vmAddress(state.index, n) });
+
+export const LabUpOptions = z.object({
+  name: LabName.default('lab'),
+  hosts: z.number().int().min(1).max(MAX_HOSTS).default(3),
+  demo: z.boolean().default(true),
+  accelerator: z.enum(['auto', 'kvm', 'tcg']).default('auto'),
+  /** Progress lines for people; silent when absent. */
+  log: z.custom<(line: string) => void>((v) => typeof v === 'function').optional(),
+});
+export type LabUpOptions = z.input<typeof LabUpOptions>;
+
+function parse<T extends z.ZodType>(schema: T, input: unknown): z.output<T> {
+  const result = schema.safeParse(input);
+  if (!result.success) {
+    const { field, detail } = describeZodError(result.error);
+    throw new LabInvalidInput(field, detail);
+  }
+  return result.data;
+}
+
+function requireRoot(): void {
+  if (process.getuid?.() !== 0) throw new LabNeedsRoot();
+}
+
+async function logTail(file: string, lines = 15): Promise<string> {
+  const text = await readFile(file, 'utf8').catch(() => '');
+  return text.trimEnd().split('\n').slice(-lines).join('\n');
+}
+
+/** Builds the lab's bridges, namespaces and veths (see plan.ts for the names). */
+async function buildNetwork(plan: LabPlan): Promise<void> {
+  // The root namespace gets the fabric address only: no IPv6 link-local addresses on any lab link.
+  const rootLink = async (name: string, ...add: string[]) => {
+    await ip('link', 'add', name, ...add);
+    await writeFile(`/proc/sys/net/ipv6/conf/${name}/disable_ipv6`, '1');
+  };
+  await rootLink(plan.fabric.bridge, 'type', 'bridge');
+  await ip(
+    'addr',
+    'add',
+    `${plan.fabric.rootAddress}/${plan.fabric.prefixLength}`,
+    'dev',
+    plan.fabric.bridge,
+  );
+  await ip('link', 'set', plan.fabric.bridge, 'up');
+  await rootLink(plan.vmNet.bridge, 'type', 'bridge');
+  await ip('link', 'set', plan.vmNet.bridge, 'up');
+
+  const addNamespace = async (namespace: string) => {
+    await ip('netns', 'add', namespace);
+    await nsIp(namespace, 'link', 'set', 'lo', 'up');
+  };
+  /** A veth from a root bridge into a namespace, with an optional address on the inner end. */
+  const connect = async (
+    rootEnd: string,
+    bridge: string,
+    namespace: string,
+    inner: string,
+    address?: string,
+  ) => {
+    await rootLink(rootEnd, 'type', 'veth', 'peer', 'name', inner, 'netns', namespace);
+    await ip('link', 'set', rootEnd, 'master', bridge, 'up');
+    if (address) await nsIp(namespace, 'addr', 'add', address, 'dev', inner);
+    await nsIp(namespace, 'link', 'set', inner, 'up');
+  };
+
+  for (const host of plan.hosts) {
+    await addNamespace(host.namespace);
+    const fabricCidr = `${host.fabricAddress}/${plan.fabric.prefixLength}`;
+    await connect(host.fabricVeth, plan.fabric.bridge, host.namespace, HOST_FABRIC_IF, fabricCidr);
+    // The inner end becomes the uplink of the agent's vmsw0 bridge: no address of its own.
+    await connect(host.uplinkVeth, plan.vmNet.bridge, host.namespace, HOST_UPLINK_IF);
+  }
+  await addNamespace(plan.client.namespace);
+  const clientCidr = `${plan.client.address}/${plan.vmNet.prefixLength}`;
+  await connect(plan.client.veth, plan.vmNet.bridge, plan.client.namespace, CLIENT_IF, clientCidr);
+}
+
+function hostState(dir: string, token: string, host: LabPlan['hosts'][number]): LabHostState {
+  const hostDir = path.join(dir, host.name);
+  return {
+    name: host.name,
+    namespace: host.namespace,
+    fabricAddress: host.fabricAddress,
+    agentUrl: host.agentUrl,
+    token,
+    fabricVeth: host.fabricVeth,
+    uplinkVeth: host.uplinkVeth,
+    dir: hostDir,
+    configPath: path.join(hostDir, 'agent.json'),
+    logPath: path.join(hostDir, 'agent.log'),
+    datastorePath: path.join(hostDir, 'datastore'),
+    stateDir: path.join(hostDir, 'state'),
+  };
+}
+
+async function startAgent(host: LabHostState, accelerator: LabState['accelerator']): Promise<number> {
+  const config: AgentConfig = AgentConfig.parse({
+    hostName: host.name,
+    listen: { address: host.fabricAddress, port: Number(new URL(host.agentUrl).port) },
+    token: host.token,
+    fabricAddress: host.fabricAddress,
+    stateDir: host.stateDir,
+    datastores: [{ name: 'local', path: host.datastorePath, default: true }],
+    vswitches: [{ name: HOST_VSWITCH, bridge: HOST_VSWITCH, uplink: HOST_UPLINK_IF }],
+    accelerator,
+  } satisfies z.input<typeof AgentConfig>);
+  await mkdir(host.datastorePath, { recursive: true });
+  await mkdir(host.stateDir, { recursive: true });
+  await writeFile(host.configPath, JSON.stringify(config, null, 2) + '\n', { mode: 0o600 });
+  const command = [
+    'ip',
+    'netns',
+    'exec',
+    host.namespace,
+    process.execPath,
+    BIN,
+    'agent',
+    '--config',
+    host.configPath,
+  ];
+  return spawnDetached(command, host.logPath);
+}
+
+/** Waits until the agent answers GET /v1/host; fails early with its log when it has exited. */
+async function waitForAgent(host: LabHostState) {
+  const client = new AgentClient(host.agentUrl, host.token, 3000);
+  const deadline = Date.now() + AGENT_READY_TIMEOUT_MS;
+  for (;;) {
+    try {
+      return await client.host();
+    } catch (error) {
+      if (host.pid === undefined || !(await isAlive(host.pid))) {
+        throw new LabProcessFailed(
+          `agent of ${host.name}`,
+          'exited before answering',
+          await logTail(host.logPath),
+        );
+      }
+      if (Date.now() > deadline) {
+        throw new LabProcessFailed(
+          `agent of ${host.name}`,
+          `did not answer GET /v1/host within ${AGENT_READY_TIMEOUT_MS / 1000} s (${String(error)})`,
+          await logTail(host.logPath),
+        );
+      }
+      await sleep(500);
+    }
+  }
+}
+
+/** Waits until `address` answers ping from the lab's client namespace. */
+export async function waitForPing(
+  lab: Pick<LabState, 'client'>,
+  address: string,
+  timeoutMs = VM_PING_TIMEOUT_MS,
+) {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await pingFrom(lab.client.namespace, address))) {
+    if (Date.now() > deadline)
+      throw new LabTimeout(`ping of ${address} from the client namespace`, timeoutMs / 1000);
+  }
+}
+
+async function startDemoVm(
+  state: LabState,
+  host: LabHostState,
+  n: number,
+): Promise<LabState['demoVms'][number]> {
+  const address = vmAddress(state.index, n);
+  const name = `demo-${n}`;
+  await new AgentClient(host.agentUrl, host.token).createVm({
+    name,
+    vcpus: 1,
+    memoryMiB: 256,
+    disks: [{ sizeBytes: 1 * GiB }],
+    nics: [{ vswitch: HOST_VSWITCH }],
+    guestIp: address.cidr,
+    start: true,
+  });
+  return { name, host: host.name, ip: address.ip };
+}
+
+/**
+ * Brings a lab up: network, one agent per host, and (unless `demo: false`) one small VM per host
+ * that answers ping from the client namespace. Leftovers of a crashed lab of the same name are
+ * removed first; on failure everything created is removed again and the error rethrown.
+ */
+export async function labUp(options: LabUpOptions = {}): Promise<Lab> {
+  const opts = parse(LabUpOptions, options);
+  requireRoot();
+  const log = opts.log ?? (() => {});
+  const existing = await readState(opts.name);
+  if (existing) {
+    const alive = await Promise.all(existing.hosts.map((h) => (h.pid ? isAlive(h.pid) : false)));
+    if (alive.includes(true)) throw new LabAlreadyUp(opts.name);
+  }
+  await labDown({ name: opts.name });
+
+  const index = await claimIndex(opts.name);
+  const plan = planLab({ name: opts.name, index, hosts: opts.hosts });
+  const dir = labDir(opts.name);
+  const token = randomBytes(24).toString('hex');
+  const state: LabState = {
+    version: 1,
+    name: plan.name,
+    index,
+    tag: plan.tag,
+    dir,
+    token,
+    createdAt: new Date().toISOString(),
+    accelerator: opts.accelerator,
+    fabric: { bridge: plan.fabric.bridge, subnet: plan.fabric.subnet, rootAddress: plan.fabric.rootAddress },
+    vmNet: { bridge: plan.vmNet.bridge, subnet: plan.vmNet.subnet },
+    client: plan.client,
+    hosts: plan.hosts.map((h) => hostState(dir, token, h)),
+    demoVms: [],
+    hostAccelerators: {},
+  };
+  try {
+    await writeState(state);
+    log(`lab ${plan.name}: network (fabric ${plan.fabric.subnet}, VM segment ${plan.vmNet.subnet})`);
+    await buildNetwork(plan);
+
+    log(`lab ${plan.name}: starting ${state.hosts.length} agents`);
+    for (const host of state.hosts) {
+      await mkdir(host.dir, { recursive: true });
+      host.pid = await startAgent(host, opts.accelerator);
+    }
+    await writeState(state);
+    const infos = await Promise.all(state.hosts.map(waitForAgent));
+    for (const info of infos) {
+      state.hostAccelerators[info.name] = {
+        accelerator: info.accelerator,
+        ...(info.acceleratorWarning ? { warning: info.acceleratorWarning } : {}),
+      };
+    }
+    await writeState(state);
+
+    if (opts.demo) {
+      log(`lab ${plan.name}: starting demo VMs`);
+      state.demoVms = await Promise.all(state.hosts.map((h, i) => startDemoVm(state, h, i + 1)));
+      await writeState(state);
+      await Promise.all(state.demoVms.map((vm) => waitForPing(state, vm.ip)));
+    }
+    return toLab(state);
+  } catch (error) {
+    log(`lab ${plan.name}: failed, removing what was created`);
+    await labDown({ name: opts.name });
+    throw error;
+  }
+}
+
+export const LabDownOptions = z
+  .object({ name: LabName.optional(), all: z.boolean().default(false) })
+  .refine((o) => !(o.all && o.name !== undefined), { message: 'give either name or all, not both' });
+export type LabDownOptions = z.input<typeof LabDownOptions>;
+
+export interface LabDownReport {
+  name: string;
+  killedPids: number[];
+  namespaces: string[];
+  links: string[];
+}
+
+/** Deletes the root-namespace links matching `pattern`, waiting for veths the kernel removes itself. */
+async function removeLinks(pattern: RegExp): Promise<string[]> {
+  const removed = new Set<string>();
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    const left = (await listLinks()).filter((l) => pattern.test(l));
+    if (left.length === 0) return [...removed];
+    if (Date.now() > deadline) throw new LabTimeout(`removal of links ${left.join(', ')}`, 15);
+    for (const link of left) {
+      // A veth whose namespace end was just destroyed may vanish between listing and deleting.
+      await run(['ip', 'link', 'delete', link]);
+      removed.add(link);
+    }
+    await sleep(100);
+  }
+}
+
+async function downOne(name: string): Promise<LabDownReport> {
+  const state = await readState(name);
+  const dir = labDir(name);
+  const namespaces = (await listNamespaces()).filter((ns) => namespacePattern(name).test(ns));
+  const knownPids = [...(state?.hosts ?? []).map((h) => h.pid), state?.manager?.pid].filter(
+    (pid): pid is number => pid !== undefined,
+  );
+  const killedPids = await findLabProcesses({ namespaces, dir, knownPids });
+  await terminate(killedPids);
+  for (const ns of namespaces) await ip('netns', 'delete', ns);
+  const links = await removeLinks(linkPattern(labTag(name)));
+  await removeLabFiles(name);
+  return { name, killedPids, namespaces, links };
+}
+
+/**
+ * Removes a lab (or with `all`, every lab): its processes (agents, QEMU, manager), namespaces,
+ * bridges, veths and files. Works from the names alone when the state file is missing or stale,
+ * and does nothing when there is nothing left, so it can run any number of times.
+ */
+export async function labDown(options: LabDownOptions = {}): Promise<LabDownReport[]> {
+  const opts = parse(LabDownOptions, options);
+  requireRoot();
+  if (!opts.all) return [await downOne(opts.name ?? 'lab')];
+  const names = new Set(await labDirNames());
+  for (const owner of (await indexClaims()).values()) if (LabName.safeParse(owner).success) names.add(owner);
+  for (const ns of await listNamespaces()) {
+    const m = anyLabNamespace.exec(ns);
+    if (m?.[1]) names.add(m[1]);
+  }
+  const reports: LabDownReport[] = [];
+  for (const name of names) reports.push(await downOne(name));
+  // Links whose lab name cannot be recovered (hashed tags of long names whose state is gone).
+  const orphans = await removeLinks(anyLabLink);
+  if (orphans.length) reports.push({ name: '(unknown)', killedPids: [], namespaces: [], links: orphans });
+  return reports;
+}
+
+export interface LabVmStatus {
+  name: string;
+  state: Vm['state'];
+  ip: string | undefined;
+}
+export interface LabHostStatus extends LabHost {
+  agentUp: boolean;
+  accelerator: string | undefined;
+  acceleratorWarning: string | undefined;
+  error: string | undefined;
+  vms: LabVmStatus[];
+}
+export interface LabStatus {
+  lab: Lab;
+  hosts: LabHostStatus[];
+}
+
+async function hostStatus(host: LabHost): Promise<LabHostStatus> {
+  const client = new AgentClient(host.agentUrl, host.token, 3000);
+  try {
+    const [info, vms] = await Promise.all([client.host(), client.listVms()]);
+    return {
+      ...host,
+      agentUp: true,
+      accelerator: info.accelerator,
+      acceleratorWarning: info.acceleratorWarning,
+      error: undefined,
+      vms: vms.map((vm) => ({ name: vm.name, state: vm.state, ip: vm.guestIp?.split('/')[0] })),
+    };
+  } catch (error) {
+    return {
+      ...host,
+      agentUp: false,
+      accelerator: undefined,
+      acceleratorWarning: undefined,
+      error: error instanceof Error ? error.message : String(error),
+      vms: [],
+    };
+  }
+}
+
+/** The lab's hosts, whether their agents answer, and the VMs they run. */
+export async function labStatus(name = 'lab'): Promise<LabStatus> {
+  parse(LabName, name);
+  const state = await readState(name);
+  if (!state) throw new LabNotFound(name);
+  return { lab: toLab(state), hosts: await Promise.all(state.hosts.map(hostStatus)) };
+}
+
+export const LabExecTarget = z
+  .string()
+  .regex(/^(client|host[0-9]+)$/, "must be 'client' or a host name like 'host1'");
+
+/**
+ * Runs a command inside one of the lab's namespaces. With `inherit` the command shares our stdio
+ * (for people); otherwise its output is captured and returned.
+ */
+export async function labExec(options: {
+  name?: string;
+  target: string;
+  command: string[];
+  inherit?: boolean;
+}): Promise<RunResult> {
+  const name = parse(LabName, options.name ?? 'lab');
+  const target = parse(LabExecTarget, options.target);
+  if (options.command.length === 0) throw new LabInvalidInput('command', 'must name a command to run');
+  requireRoot();
+  const namespace = `sb-${name}-${target}`;
+  if (!(await listNamespaces()).includes(namespace)) throw new LabTargetNotFound(name, target);
+  return run(['ip', 'netns', 'exec', namespace, ...options.command], { inherit: options.inherit ?? false });
+}
