@@ -9,6 +9,7 @@ import {
   throttleSummary,
   type ConvergenceAction,
   type ConvergenceConfig,
+  type ConvergenceState,
   type MigrationSample,
 } from './convergence.js';
 
@@ -236,7 +237,11 @@ test('a large slow move that keeps progressing is never cancelled', () => {
 
 test('a throttle that is more than needed is relaxed', () => {
   const config = DEFAULT_CONVERGENCE;
-  let state = { ...initialConvergenceState(config), throttlePercent: 80, throttleAppliedSync: 4 };
+  let state: ConvergenceState = {
+    ...initialConvergenceState(config),
+    throttlePercent: 80,
+    throttleAppliedSync: 4,
+  };
   const base: MigrationSample = {
     atMs: 1000,
     status: 'active',

@@ -1,0 +1,66 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { chooseTuning, UNLIMITED_BANDWIDTH, type TuningInput } from './tuning.js';
+
+const MiB = 1024 * 1024;
+const GiB = 1024 * MiB;
+const lab: TuningInput = {
+  linkBitsPerSecond: 15e9,
+  accelerator: 'tcg',
+  hostCpus: 2,
+  hostMemoryBytes: 24 * GiB,
+  vcpus: 1,
+  memoryBytes: GiB,
+  diskCount: 1,
+  allowPostcopy: false,
+};
+
+test('fast link under TCG: cap lifted, multifd on, no xbzrle', () => {
+  const t = chooseTuning(lab);
+  assert.equal(t.slowLink, false);
+  assert.equal(t.maxBandwidthBytesPerSecond, UNLIMITED_BANDWIDTH);
+  assert.equal(t.multifdChannels, 4);
+  assert.equal(t.xbzrleCacheBytes, undefined);
+  assert.equal(t.targetDowntimeMs, 30);
+  assert.equal(t.maxDowntimeMs, 300);
+  assert.equal(t.mirrorBufSizeBytes, 256 * MiB);
+});
+
+test('1 GbE link: capped at 95 % of the link, single stream; xbzrle only with a spare core', () => {
+  const slow = chooseTuning({ ...lab, linkBitsPerSecond: 1e9 });
+  assert.equal(slow.slowLink, true);
+  assert.equal(slow.maxBandwidthBytesPerSecond, Math.floor((1e9 / 8) * 0.95));
+  assert.equal(slow.multifdChannels, 0);
+  assert.equal(slow.xbzrleCacheBytes, undefined);
+  assert.ok(slow.reasons.some((r) => /no spare core/.test(r)));
+
+  const roomy = chooseTuning({ ...lab, linkBitsPerSecond: 1e9, hostCpus: 8, memoryBytes: 4 * GiB });
+  assert.equal(roomy.xbzrleCacheBytes, 512 * MiB);
+  const small = chooseTuning({ ...lab, linkBitsPerSecond: 1e9, hostCpus: 8, memoryBytes: 300 * MiB });
+  assert.equal(small.xbzrleCacheBytes, 64 * MiB);
+});
+
+test('a 5 Gbit/s link is slow for TCG but fast for KVM', () => {
+  assert.equal(chooseTuning({ ...lab, linkBitsPerSecond: 5e9 }).slowLink, false);
+  assert.equal(chooseTuning({ ...lab, linkBitsPerSecond: 5e9, accelerator: 'kvm' }).slowLink, true);
+});
+
+test('unknown link: cap lifted; post-copy excludes multifd; user downtime respected', () => {
+  const t = chooseTuning({
+    ...lab,
+    linkBitsPerSecond: undefined,
+    allowPostcopy: true,
+    targetDowntimeMs: 500,
+    maxDowntimeMs: 200,
+  });
+  assert.equal(t.maxBandwidthBytesPerSecond, UNLIMITED_BANDWIDTH);
+  assert.equal(t.multifdChannels, 0);
+  assert.equal(t.targetDowntimeMs, 200);
+  assert.equal(t.maxDowntimeMs, 200);
+});
+
+test('mirror buffers share a budget between parallel disks and host memory', () => {
+  assert.equal(chooseTuning({ ...lab, diskCount: 4 }).mirrorBufSizeBytes, 128 * MiB);
+  assert.equal(chooseTuning({ ...lab, diskCount: 8 }).mirrorBufSizeBytes, 64 * MiB);
+  assert.equal(chooseTuning({ ...lab, hostMemoryBytes: 2 * GiB, diskCount: 8 }).mirrorBufSizeBytes, 32 * MiB);
+});

@@ -1,0 +1,127 @@
+/*
+ * Migration parameters chosen from the link and the VM instead of QEMU's defaults (no I/O).
+ *
+ * - Stream bandwidth cap (`max-bandwidth`). QEMU 7.2 caps the memory stream at 128 MiB/s, which
+ *   alone makes a busy guest never converge (lab-facts.md). On a link slower than what one stream
+ *   can push, the cap is 95 % of the link: the stream then never fills the link's queue, so the
+ *   final residual at switchover is not stuck behind queued bytes (that would add straight to the
+ *   downtime) and the write-blocking disk mirror's small synchronous writes keep a short path.
+ *   On a fast or unknown link the cap is lifted (64 GiB/s): the stream is CPU-bound anyway.
+ * - multifd channels. A single stream is CPU-bound (~2-3 Gbit/s under TCG, ~10 Gbit/s under KVM);
+ *   on a link faster than that, several channels spread the copy over cores (lab: 4 channels
+ *   gave ~20 % more under TCG). Two per host core, 2..8. Not on slow links: there the link is the
+ *   bound and channels only add per-channel overhead; not with post-copy (QEMU 7.2 cannot combine
+ *   them).
+ * - xbzrle compression. Worth it only where the link, not the CPU, is the bound, and only when a
+ *   core is left after the vCPUs for the migration thread's delta encoding (on a busy 2-core TCG
+ *   host it would slow the copy). Cache: an eighth of RAM, at least 64 MiB, rounded up to a power
+ *   of two (QEMU 7.2 rejects other sizes); it must hold the pages the guest re-dirties per pass.
+ *   QEMU 7.2 does not use xbzrle with multifd, so it is off whenever multifd is on.
+ * - Downtime: the limit starts at the target (30 ms unless the user says otherwise) and the
+ *   convergence policy moves it from measurements, never above the user's maximum (300 ms).
+ * - Disk mirror `buf-size` (bytes in flight per mirror): 256 MiB measured ~30 % faster than the
+ *   default for a single disk here; mirrors run in parallel, so a 512 MiB budget is shared between
+ *   disks, at least 32 MiB each and never more than 1/32 of host memory in total.
+ */
+
+const MiB = 1024 * 1024;
+const GiB = 1024 * MiB;
+
+export interface TuningInput {
+  /** Measured or configured raw rate of the link between the hosts, bits/s; undefined = unknown. */
+  linkBitsPerSecond?: number | undefined;
+  accelerator: 'kvm' | 'tcg';
+  hostCpus: number;
+  hostMemoryBytes: number;
+  vcpus: number;
+  memoryBytes: number;
+  diskCount: number;
+  allowPostcopy: boolean;
+  targetDowntimeMs?: number | undefined;
+  maxDowntimeMs?: number | undefined;
+}
+
+export interface MigrationTuning {
+  slowLink: boolean;
+  maxBandwidthBytesPerSecond: number;
+  /** 0 = multifd off. */
+  multifdChannels: number;
+  /** undefined = xbzrle off. */
+  xbzrleCacheBytes: number | undefined;
+  targetDowntimeMs: number;
+  maxDowntimeMs: number;
+  mirrorBufSizeBytes: number;
+  /** One line per choice, for the move's log. */
+  reasons: string[];
+}
+
+/** What one migration stream carries before its thread saturates a core, bits/s. */
+export function singleStreamBitsPerSecond(accelerator: 'kvm' | 'tcg'): number {
+  return accelerator === 'tcg' ? 2.3e9 : 10e9;
+}
+
+export const UNLIMITED_BANDWIDTH = 64 * GiB;
+
+export function chooseTuning(input: TuningInput): MigrationTuning {
+  const reasons: string[] = [];
+  const streamBits = singleStreamBitsPerSecond(input.accelerator);
+  const link = input.linkBitsPerSecond;
+  const slowLink = link !== undefined && link < streamBits;
+
+  let maxBandwidthBytesPerSecond = UNLIMITED_BANDWIDTH;
+  if (link !== undefined && slowLink) {
+    maxBandwidthBytesPerSecond = Math.floor((link / 8) * 0.95);
+    reasons.push(`link ${gbit(link)} Gbit/s is the bound: stream capped at 95 % of it, queue kept empty`);
+  } else {
+    reasons.push(
+      link === undefined
+        ? 'link rate unknown: stream cap lifted'
+        : `link ${gbit(link)} Gbit/s exceeds one stream (~${gbit(streamBits)} Gbit/s): stream cap lifted`,
+    );
+  }
+
+  let multifdChannels = 0;
+  if (input.allowPostcopy) {
+    reasons.push('post-copy allowed: multifd off (QEMU 7.2 cannot combine them)');
+  } else if (!slowLink) {
+    multifdChannels = Math.min(8, Math.max(2, 2 * input.hostCpus));
+    reasons.push(`copy is CPU-bound: ${multifdChannels} multifd channels over ${input.hostCpus} cores`);
+  }
+
+  let xbzrleCacheBytes: number | undefined;
+  const coreLeft = input.hostCpus > input.vcpus + 1;
+  if (slowLink && multifdChannels === 0 && coreLeft) {
+    xbzrleCacheBytes = powerOfTwoAtLeast(Math.max(64 * MiB, input.memoryBytes / 8));
+    reasons.push(`slow link with a spare core: xbzrle on, cache ${xbzrleCacheBytes / MiB} MiB`);
+  } else if (slowLink) {
+    reasons.push(`slow link but no spare core for delta encoding (${input.hostCpus} cores): xbzrle off`);
+  }
+
+  const maxDowntimeMs = input.maxDowntimeMs ?? 300;
+  const targetDowntimeMs = Math.min(input.targetDowntimeMs ?? 30, maxDowntimeMs);
+
+  const disks = Math.max(1, input.diskCount);
+  const budget = Math.min(512 * MiB, input.hostMemoryBytes / 32);
+  const perDisk = Math.min(256 * MiB, Math.max(32 * MiB, budget / disks));
+  const mirrorBufSizeBytes = Math.floor(perDisk / MiB) * MiB;
+  reasons.push(`mirror buffer ${mirrorBufSizeBytes / MiB} MiB per disk for ${disks} parallel mirror(s)`);
+
+  return {
+    slowLink,
+    maxBandwidthBytesPerSecond,
+    multifdChannels,
+    xbzrleCacheBytes,
+    targetDowntimeMs,
+    maxDowntimeMs,
+    mirrorBufSizeBytes,
+    reasons,
+  };
+}
+
+function powerOfTwoAtLeast(n: number): number {
+  return 2 ** Math.ceil(Math.log2(n));
+}
+
+function gbit(bits: number): string {
+  return (bits / 1e9).toFixed(1);
+}
