@@ -40,7 +40,17 @@ import {
   type LabHostState,
   type LabState,
 } from './store.js';
-import { ip, listLinks, listNamespaces, nsIp, pingFrom, run, sleep, type RunResult } from './system.js';
+import {
+  check,
+  ip,
+  listLinks,
+  listNamespaces,
+  nsIp,
+  pingFrom,
+  run,
+  sleep,
+  type RunResult,
+} from './system.js';
 
 const BIN = path.resolve(import.meta.dirname, '..', '..', 'bin', 'silobreak.js');
 /** Agents may run a KVM boot probe before they answer; TCG guests on 2 busy cores boot slowly. */
@@ -129,6 +139,15 @@ async function buildNetwork(plan: LabPlan): Promise<void> {
     await connect(host.fabricVeth, plan.fabric.bridge, host.namespace, HOST_FABRIC_IF, fabricCidr);
     // The inner end becomes the uplink of the agent's vmsw0 bridge: no address of its own.
     await connect(host.uplinkVeth, plan.vmNet.bridge, host.namespace, HOST_UPLINK_IF);
+    await check([
+      'ip',
+      'netns',
+      'exec',
+      host.namespace,
+      'sysctl',
+      '-qw',
+      `net.ipv6.conf.${HOST_UPLINK_IF}.disable_ipv6=1`,
+    ]);
   }
   await addNamespace(plan.client.namespace);
   const clientCidr = `${plan.client.address}/${plan.vmNet.prefixLength}`;
