@@ -209,7 +209,8 @@ export const TERMINAL_JOB_STATES: readonly JobState[] = ['succeeded', 'failed', 
 export const KNOWN_JOB_KINDS = ['vm-create', 'vm-start', 'vm-shutdown', 'vm-stop', 'vm-delete'] as const;
 export const JobKind = z.string().regex(/^[a-z][a-z0-9-]{0,40}$/, 'must be a lowercase job kind');
 
-export const ObjectKind = z.enum(['pool', 'host', 'datastore', 'vswitch', 'vm', 'disk', 'nic']);
+/** Kinds of inventory objects; `job` records a job ended by the manager itself (e.g. after a restart). */
+export const ObjectKind = z.enum(['pool', 'host', 'datastore', 'vswitch', 'vm', 'disk', 'nic', 'job']);
 export type ObjectKind = z.infer<typeof ObjectKind>;
 
 export const ObjectIdentity = z.object({ kind: ObjectKind, id: z.string(), name: z.string() });

@@ -1,0 +1,315 @@
+import Database from 'better-sqlite3';
+import { Kysely, Migrator, SqliteDialect, type Migration, type Transaction } from 'kysely';
+import path from 'node:path';
+
+/*
+ * The manager's database: SQLite (one file in the data dir) through Kysely, so another dialect
+ * (PostgreSQL) can be swapped in later without touching the queries. Schema changes are numbered
+ * migrations defined here in code and applied at start.
+ * Times are ISO-8601 UTC strings, booleans 0/1, nested values JSON text.
+ */
+
+export interface TokensTable {
+  name: string;
+  role: 'admin' | 'read-only';
+  hash: string;
+  created_at: string;
+}
+export interface PoolsTable {
+  id: string;
+  name: string;
+  description: string;
+  created_at: string;
+}
+export interface HostsTable {
+  id: string;
+  name: string;
+  agent_url: string;
+  /** The agent's token: the manager needs it in clear to call the agent. */
+  agent_token: string;
+  state: 'connected' | 'unreachable';
+  pool_id: string | null;
+  fabric_address: string;
+  agent_version: string;
+  qemu_version: string;
+  accelerator: 'kvm' | 'tcg';
+  accelerator_warning: string | null;
+  cpus: number;
+  memory_bytes: number;
+  memory_free_bytes: number;
+  machine_type: string;
+  cpu_model: string;
+  last_seen_at: string;
+  last_error: string | null;
+  created_at: string;
+}
+export interface DatastoresTable {
+  id: string;
+  host_id: string;
+  name: string;
+  path: string;
+  is_default: number;
+  capacity_bytes: number;
+  free_bytes: number;
+}
+export interface VSwitchesTable {
+  id: string;
+  host_id: string;
+  name: string;
+  bridge: string;
+  uplink: string | null;
+}
+export interface VmsTable {
+  id: string;
+  host_id: string;
+  name: string;
+  state: string;
+  pid: number | null;
+  vcpus: number;
+  memory_mib: number;
+  guest_ip: string | null;
+  guest_gateway: string | null;
+  machine_type: string;
+  cpu_model: string;
+  accelerator: 'kvm' | 'tcg';
+  created_at: string;
+  started_at: string | null;
+  updated_at: string;
+}
+export interface VmDisksTable {
+  vm_id: string;
+  disk_id: string;
+  position: number;
+  datastore: string;
+  path: string;
+  format: 'qcow2' | 'raw';
+  virtual_size_bytes: number;
+  allocated_bytes: number;
+  node_name: string;
+}
+export interface VmNicsTable {
+  vm_id: string;
+  nic_id: string;
+  position: number;
+  vswitch: string;
+  mac: string;
+  tap: string;
+}
+export interface JobsTable {
+  id: string;
+  kind: string;
+  state: 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
+  target_kind: string;
+  target_id: string;
+  target_name: string;
+  created_by: string;
+  params: string;
+  progress: string;
+  checkpoint: string | null;
+  result: string | null;
+  error: string | null;
+  cancel_requested: number;
+  created_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+  updated_at: string;
+}
+export interface ChangesTable {
+  id: number | undefined;
+  at: string;
+  actor: string;
+  object_kind: string;
+  object_id: string;
+  object_name: string;
+  action: string;
+  changes: string;
+  host: string | null;
+  job_id: string | null;
+}
+
+export interface DB {
+  tokens: TokensTable;
+  pools: PoolsTable;
+  hosts: HostsTable;
+  datastores: DatastoresTable;
+  vswitches: VSwitchesTable;
+  vms: VmsTable;
+  vm_disks: VmDisksTable;
+  vm_nics: VmNicsTable;
+  jobs: JobsTable;
+  changes: ChangesTable;
+}
+
+export type Db = Kysely<DB>;
+/** Either the database or a transaction on it: the store's functions take whichever they get. */
+export type Tx = Kysely<DB> | Transaction<DB>;
+
+// Migrations are append-only: never edit one that has shipped, add the next number.
+/* eslint-disable @typescript-eslint/no-explicit-any -- a migration sees whatever schema existed then */
+const migrations: Record<string, Migration> = {
+  '0001-initial': {
+    async up(db: Kysely<any>) {
+      await db.schema
+        .createTable('tokens')
+        .addColumn('name', 'text', (c) => c.primaryKey())
+        .addColumn('role', 'text', (c) => c.notNull())
+        .addColumn('hash', 'text', (c) => c.notNull().unique())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('pools')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('name', 'text', (c) => c.notNull().unique())
+        .addColumn('description', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('hosts')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('name', 'text', (c) => c.notNull().unique())
+        .addColumn('agent_url', 'text', (c) => c.notNull().unique())
+        .addColumn('agent_token', 'text', (c) => c.notNull())
+        .addColumn('state', 'text', (c) => c.notNull())
+        .addColumn('pool_id', 'text', (c) => c.references('pools.id'))
+        .addColumn('fabric_address', 'text', (c) => c.notNull())
+        .addColumn('agent_version', 'text', (c) => c.notNull())
+        .addColumn('qemu_version', 'text', (c) => c.notNull())
+        .addColumn('accelerator', 'text', (c) => c.notNull())
+        .addColumn('accelerator_warning', 'text')
+        .addColumn('cpus', 'integer', (c) => c.notNull())
+        .addColumn('memory_bytes', 'integer', (c) => c.notNull())
+        .addColumn('memory_free_bytes', 'integer', (c) => c.notNull())
+        .addColumn('machine_type', 'text', (c) => c.notNull())
+        .addColumn('cpu_model', 'text', (c) => c.notNull())
+        .addColumn('last_seen_at', 'text', (c) => c.notNull())
+        .addColumn('last_error', 'text')
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('hosts_pool').on('hosts').columns(['pool_id', 'name']).execute();
+      await db.schema
+        .createTable('datastores')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('host_id', 'text', (c) => c.notNull().references('hosts.id').onDelete('cascade'))
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('path', 'text', (c) => c.notNull())
+        .addColumn('is_default', 'integer', (c) => c.notNull())
+        .addColumn('capacity_bytes', 'integer', (c) => c.notNull())
+        .addColumn('free_bytes', 'integer', (c) => c.notNull())
+        .addUniqueConstraint('datastores_host_name', ['host_id', 'name'])
+        .execute();
+      await db.schema
+        .createTable('vswitches')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('host_id', 'text', (c) => c.notNull().references('hosts.id').onDelete('cascade'))
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('bridge', 'text', (c) => c.notNull())
+        .addColumn('uplink', 'text')
+        .addUniqueConstraint('vswitches_host_name', ['host_id', 'name'])
+        .execute();
+      await db.schema
+        .createTable('vms')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('host_id', 'text', (c) => c.notNull().references('hosts.id').onDelete('cascade'))
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('state', 'text', (c) => c.notNull())
+        .addColumn('pid', 'integer')
+        .addColumn('vcpus', 'integer', (c) => c.notNull())
+        .addColumn('memory_mib', 'integer', (c) => c.notNull())
+        .addColumn('guest_ip', 'text')
+        .addColumn('guest_gateway', 'text')
+        .addColumn('machine_type', 'text', (c) => c.notNull())
+        .addColumn('cpu_model', 'text', (c) => c.notNull())
+        .addColumn('accelerator', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('started_at', 'text')
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('vms_name').on('vms').columns(['name', 'id']).execute();
+      await db.schema.createIndex('vms_host').on('vms').columns(['host_id', 'name', 'id']).execute();
+      await db.schema.createIndex('vms_state').on('vms').columns(['state', 'name', 'id']).execute();
+      await db.schema
+        .createTable('vm_disks')
+        .addColumn('vm_id', 'text', (c) => c.notNull().references('vms.id').onDelete('cascade'))
+        .addColumn('disk_id', 'text', (c) => c.notNull())
+        .addColumn('position', 'integer', (c) => c.notNull())
+        .addColumn('datastore', 'text', (c) => c.notNull())
+        .addColumn('path', 'text', (c) => c.notNull())
+        .addColumn('format', 'text', (c) => c.notNull())
+        .addColumn('virtual_size_bytes', 'integer', (c) => c.notNull())
+        .addColumn('allocated_bytes', 'integer', (c) => c.notNull())
+        .addColumn('node_name', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('vm_disks_pk', ['vm_id', 'disk_id'])
+        .execute();
+      await db.schema
+        .createTable('vm_nics')
+        .addColumn('vm_id', 'text', (c) => c.notNull().references('vms.id').onDelete('cascade'))
+        .addColumn('nic_id', 'text', (c) => c.notNull())
+        .addColumn('position', 'integer', (c) => c.notNull())
+        .addColumn('vswitch', 'text', (c) => c.notNull())
+        .addColumn('mac', 'text', (c) => c.notNull())
+        .addColumn('tap', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('vm_nics_pk', ['vm_id', 'nic_id'])
+        .execute();
+      await db.schema
+        .createTable('jobs')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('kind', 'text', (c) => c.notNull())
+        .addColumn('state', 'text', (c) => c.notNull())
+        .addColumn('target_kind', 'text', (c) => c.notNull())
+        .addColumn('target_id', 'text', (c) => c.notNull())
+        .addColumn('target_name', 'text', (c) => c.notNull())
+        .addColumn('created_by', 'text', (c) => c.notNull())
+        .addColumn('params', 'text', (c) => c.notNull())
+        .addColumn('progress', 'text', (c) => c.notNull())
+        .addColumn('checkpoint', 'text')
+        .addColumn('result', 'text')
+        .addColumn('error', 'text')
+        .addColumn('cancel_requested', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('started_at', 'text')
+        .addColumn('finished_at', 'text')
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('jobs_created').on('jobs').columns(['created_at', 'id']).execute();
+      await db.schema.createIndex('jobs_state').on('jobs').columns(['state']).execute();
+      await db.schema.createIndex('jobs_target').on('jobs').columns(['target_id']).execute();
+      await db.schema
+        .createTable('changes')
+        .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+        .addColumn('at', 'text', (c) => c.notNull())
+        .addColumn('actor', 'text', (c) => c.notNull())
+        .addColumn('object_kind', 'text', (c) => c.notNull())
+        .addColumn('object_id', 'text', (c) => c.notNull())
+        .addColumn('object_name', 'text', (c) => c.notNull())
+        .addColumn('action', 'text', (c) => c.notNull())
+        .addColumn('changes', 'text', (c) => c.notNull())
+        .addColumn('host', 'text')
+        .addColumn('job_id', 'text')
+        .execute();
+      await db.schema.createIndex('changes_object').on('changes').columns(['object_id', 'id']).execute();
+      await db.schema.createIndex('changes_kind').on('changes').columns(['object_kind', 'id']).execute();
+      await db.schema.createIndex('changes_actor').on('changes').columns(['actor', 'id']).execute();
+      await db.schema.createIndex('changes_at').on('changes').columns(['at']).execute();
+    },
+  },
+};
+/* eslint-enable @typescript-eslint/no-explicit-any */
+
+/** Opens (creating if needed) `<dataDir>/manager.db` and brings its schema up to date. */
+export async function openDatabase(dataDir: string): Promise<Db> {
+  const sqlite = new Database(path.join(dataDir, 'manager.db'));
+  // WAL: readers are not blocked by the writer; NORMAL sync is durable across process crashes.
+  sqlite.pragma('journal_mode = WAL');
+  sqlite.pragma('synchronous = NORMAL');
+  sqlite.pragma('foreign_keys = ON');
+  sqlite.pragma('busy_timeout = 5000');
+  const db = new Kysely<DB>({ dialect: new SqliteDialect({ database: sqlite }) });
+  const migrator = new Migrator({ db, provider: { getMigrations: async () => migrations } });
+  const { error, results } = await migrator.migrateToLatest();
+  if (error) {
+    await db.destroy();
+    const failed = results?.find((r) => r.status === 'Error')?.migrationName ?? 'unknown';
+    throw new Error(`database migration ${failed} failed: ${String(error)}`, { cause: error });
+  }
+  return db;
+}

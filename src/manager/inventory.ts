@@ -1,0 +1,885 @@
+import { randomUUID } from 'node:crypto';
+import type { Selectable } from 'kysely';
+import type {
+  Datastore,
+  Host,
+  HostInfo,
+  ManagedDatastore,
+  ManagedVm,
+  ManagedVSwitch,
+  Page,
+  Pool,
+  Vm,
+  VmDisk,
+  VmNic,
+  VSwitch,
+} from '../api/index.js';
+import { SYSTEM, nowIso, recordChanges, type Actor, type ChangeInput } from './changes.js';
+import { decodeCursor, pageOf } from './cursor.js';
+import type { HostsTable, Tx, VmDisksTable, VmNicsTable, VmsTable } from './db.js';
+import { classify, diffCollections, diffFields } from './diff.js';
+import { Conflict, HostNotFound, PoolNotFound, VmNotFound } from './errors.js';
+
+/*
+ * The inventory: reads that turn rows into API objects, and the writes that keep it in step with
+ * what agents report. Every write records its change records in the caller's transaction.
+ */
+
+export type HostRow = Selectable<HostsTable>;
+type VmRow = Selectable<VmsTable>;
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const byRef = (ref: string) => (UUID.test(ref) ? ('id' as const) : ('name' as const));
+
+// ------------------------------------------------------------------------------------------------
+// Pools
+
+export async function poolRow(tx: Tx, ref: string, field?: string) {
+  const row = await tx.selectFrom('pools').selectAll().where(byRef(ref), '=', ref).executeTakeFirst();
+  if (!row) throw new PoolNotFound(ref, field);
+  return row;
+}
+
+export async function getPool(tx: Tx, ref: string): Promise<Pool> {
+  const row = await poolRow(tx, ref);
+  const hosts = await tx
+    .selectFrom('hosts')
+    .select('name')
+    .where('pool_id', '=', row.id)
+    .orderBy('name')
+    .execute();
+  return {
+    id: row.id,
+    name: row.name,
+    description: row.description,
+    hosts: hosts.map((h) => h.name),
+    createdAt: row.created_at,
+  };
+}
+
+export async function listPools(
+  tx: Tx,
+  q: { limit: number; cursor?: string | undefined },
+): Promise<Page<Pool>> {
+  let query = tx.selectFrom('pools').selectAll();
+  if (q.cursor) query = query.where('name', '>', String(decodeCursor(q.cursor, 1)[0]));
+  const rows = await query
+    .orderBy('name')
+    .limit(q.limit + 1)
+    .execute();
+  const page = pageOf(
+    rows,
+    q.limit,
+    (r) => [r.name],
+    (r) => r,
+  );
+  const ids = page.items.map((r) => r.id);
+  const members = ids.length
+    ? await tx
+        .selectFrom('hosts')
+        .select(['name', 'pool_id'])
+        .where('pool_id', 'in', ids)
+        .orderBy('name')
+        .execute()
+    : [];
+  return {
+    nextCursor: page.nextCursor,
+    items: page.items.map((r) => ({
+      id: r.id,
+      name: r.name,
+      description: r.description,
+      hosts: members.filter((m) => m.pool_id === r.id).map((m) => m.name),
+      createdAt: r.created_at,
+    })),
+  };
+}
+
+// ------------------------------------------------------------------------------------------------
+// Hosts
+
+export async function hostRow(tx: Tx, ref: string, field?: string): Promise<HostRow> {
+  const row = await tx.selectFrom('hosts').selectAll().where(byRef(ref), '=', ref).executeTakeFirst();
+  if (!row) throw new HostNotFound(ref, field);
+  return row;
+}
+
+function hostQuery(tx: Tx) {
+  return tx
+    .selectFrom('hosts')
+    .leftJoin('pools', 'pools.id', 'hosts.pool_id')
+    .selectAll('hosts')
+    .select('pools.name as pool_name')
+    .select((eb) =>
+      eb
+        .selectFrom('vms')
+        .whereRef('vms.host_id', '=', 'hosts.id')
+        .select(eb.fn.countAll<number>().as('n'))
+        .as('vm_count'),
+    );
+}
+
+function toHost(r: HostRow & { pool_name: string | null; vm_count: number | null }): Host {
+  return {
+    id: r.id,
+    name: r.name,
+    agentUrl: r.agent_url,
+    state: r.state,
+    pool: r.pool_name,
+    fabricAddress: r.fabric_address,
+    agentVersion: r.agent_version,
+    qemuVersion: r.qemu_version,
+    accelerator: r.accelerator,
+    ...(r.accelerator_warning ? { acceleratorWarning: r.accelerator_warning } : {}),
+    cpus: r.cpus,
+    memoryBytes: r.memory_bytes,
+    memoryFreeBytes: r.memory_free_bytes,
+    machineType: r.machine_type,
+    cpuModel: r.cpu_model,
+    vmCount: Number(r.vm_count ?? 0),
+    lastSeenAt: r.last_seen_at,
+    ...(r.last_error ? { lastError: r.last_error } : {}),
+    createdAt: r.created_at,
+  };
+}
+
+export async function getHost(tx: Tx, ref: string): Promise<Host> {
+  const row = await hostQuery(tx)
+    .where(`hosts.${byRef(ref)}`, '=', ref)
+    .executeTakeFirst();
+  if (!row) throw new HostNotFound(ref);
+  return toHost(row);
+}
+
+export async function listHosts(
+  tx: Tx,
+  q: {
+    limit: number;
+    cursor?: string | undefined;
+    pool?: string | undefined;
+    state?: Host['state'] | undefined;
+  },
+): Promise<Page<Host>> {
+  let query = hostQuery(tx);
+  if (q.pool) query = query.where('hosts.pool_id', '=', (await poolRow(tx, q.pool, 'pool')).id);
+  if (q.state) query = query.where('hosts.state', '=', q.state);
+  if (q.cursor) query = query.where('hosts.name', '>', String(decodeCursor(q.cursor, 1)[0]));
+  const rows = await query
+    .orderBy('hosts.name')
+    .limit(q.limit + 1)
+    .execute();
+  return pageOf(rows, q.limit, (r) => [r.name], toHost);
+}
+
+/** The host's identity as a change record names it. */
+export const hostObject = (h: { id: string; name: string }) => ({
+  kind: 'host' as const,
+  id: h.id,
+  name: h.name,
+});
+
+/** Watched host fields: a change of any of them is a change record; free memory is not. */
+const HOST_SETTINGS = [
+  'name',
+  'fabricAddress',
+  'agentVersion',
+  'qemuVersion',
+  'accelerator',
+  'cpus',
+  'memoryBytes',
+  'machineType',
+  'cpuModel',
+] as const;
+
+function hostInfoColumns(info: HostInfo) {
+  return {
+    name: info.name,
+    fabric_address: info.fabricAddress,
+    agent_version: info.agentVersion,
+    qemu_version: info.qemuVersion,
+    accelerator: info.accelerator,
+    accelerator_warning: info.acceleratorWarning ?? null,
+    cpus: info.cpus,
+    memory_bytes: info.memoryBytes,
+    memory_free_bytes: info.memoryFreeBytes,
+    machine_type: info.machineType,
+    cpu_model: info.cpuModel,
+  };
+}
+
+function hostInfoOf(row: HostRow): Record<(typeof HOST_SETTINGS)[number], unknown> {
+  return {
+    name: row.name,
+    fabricAddress: row.fabric_address,
+    agentVersion: row.agent_version,
+    qemuVersion: row.qemu_version,
+    accelerator: row.accelerator,
+    cpus: row.cpus,
+    memoryBytes: row.memory_bytes,
+    machineType: row.machine_type,
+    cpuModel: row.cpu_model,
+  };
+}
+
+/** Inserts a host that has just answered; records its creation. */
+export async function insertHost(
+  tx: Tx,
+  actor: Actor,
+  args: { agentUrl: string; agentToken: string; info: HostInfo; poolId: string | null },
+): Promise<HostRow> {
+  const taken = await tx
+    .selectFrom('hosts')
+    .select(['name', 'agent_url'])
+    .where((eb) => eb.or([eb('name', '=', args.info.name), eb('agent_url', '=', args.agentUrl)]))
+    .executeTakeFirst();
+  if (taken) {
+    throw taken.agent_url === args.agentUrl
+      ? new Conflict(
+          `address: the agent at ${args.agentUrl} is already joined as host ${taken.name}`,
+          'address',
+        )
+      : new Conflict(`address: a host named ${args.info.name} is already joined`, 'address');
+  }
+  const now = nowIso();
+  const row: HostRow = {
+    id: randomUUID(),
+    agent_url: args.agentUrl,
+    agent_token: args.agentToken,
+    state: 'connected',
+    pool_id: args.poolId,
+    last_seen_at: now,
+    last_error: null,
+    created_at: now,
+    ...hostInfoColumns(args.info),
+  };
+  await tx.insertInto('hosts').values(row).execute();
+  await recordChanges(tx, actor, [{ object: hostObject(row), action: 'created', host: row.name }], now);
+  return row;
+}
+
+/** Applies a fresh HostInfo from a successful poll. */
+export async function updateHostInfo(
+  tx: Tx,
+  actor: Actor,
+  row: HostRow,
+  info: HostInfo,
+  now: string,
+): Promise<HostRow> {
+  const changes = diffFields(hostInfoOf(row), { ...info }, HOST_SETTINGS);
+  if (row.state !== 'connected') changes.unshift({ field: 'state', before: row.state, after: 'connected' });
+  const next: HostRow = {
+    ...row,
+    ...hostInfoColumns(info),
+    state: 'connected',
+    last_seen_at: now,
+    last_error: null,
+  };
+  await tx
+    .updateTable('hosts')
+    .set({ ...hostInfoColumns(info), state: 'connected', last_seen_at: now, last_error: null })
+    .where('id', '=', row.id)
+    .execute();
+  await recordChanges(
+    tx,
+    actor,
+    classify(changes).map((c) => ({ object: hostObject(next), host: next.name, ...c })),
+    now,
+  );
+  return next;
+}
+
+/** Marks a host unreachable after a failed poll; only the transition is a change record. */
+export async function markHostUnreachable(tx: Tx, row: HostRow, reason: string): Promise<void> {
+  await tx
+    .updateTable('hosts')
+    .set({ state: 'unreachable', last_error: reason })
+    .where('id', '=', row.id)
+    .execute();
+  if (row.state !== 'unreachable') {
+    await recordChanges(tx, SYSTEM, [
+      {
+        object: hostObject(row),
+        action: 'state-changed',
+        host: row.name,
+        changes: [
+          { field: 'state', before: row.state, after: 'unreachable' },
+          { field: 'reason', before: null, after: reason },
+        ],
+      },
+    ]);
+  }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Datastores and virtual switches
+
+export async function listDatastores(
+  tx: Tx,
+  q: { limit: number; cursor?: string | undefined; host?: string | undefined },
+): Promise<Page<ManagedDatastore>> {
+  let query = tx
+    .selectFrom('datastores')
+    .innerJoin('hosts', 'hosts.id', 'datastores.host_id')
+    .selectAll('datastores')
+    .select('hosts.name as host_name');
+  if (q.host) query = query.where('datastores.host_id', '=', (await hostRow(tx, q.host, 'host')).id);
+  if (q.cursor) {
+    const [h, n] = decodeCursor(q.cursor, 2);
+    query = query.where((eb) =>
+      eb(eb.refTuple('hosts.name', 'datastores.name'), '>', eb.tuple(String(h), String(n))),
+    );
+  }
+  const rows = await query
+    .orderBy('hosts.name')
+    .orderBy('datastores.name')
+    .limit(q.limit + 1)
+    .execute();
+  return pageOf(
+    rows,
+    q.limit,
+    (r) => [r.host_name, r.name],
+    (r) => ({
+      id: r.id,
+      name: r.name,
+      host: r.host_name,
+      hostId: r.host_id,
+      path: r.path,
+      default: r.is_default === 1,
+      capacityBytes: r.capacity_bytes,
+      freeBytes: r.free_bytes,
+    }),
+  );
+}
+
+export async function listVSwitches(
+  tx: Tx,
+  q: { limit: number; cursor?: string | undefined; host?: string | undefined },
+): Promise<Page<ManagedVSwitch>> {
+  let query = tx
+    .selectFrom('vswitches')
+    .innerJoin('hosts', 'hosts.id', 'vswitches.host_id')
+    .selectAll('vswitches')
+    .select('hosts.name as host_name');
+  if (q.host) query = query.where('vswitches.host_id', '=', (await hostRow(tx, q.host, 'host')).id);
+  if (q.cursor) {
+    const [h, n] = decodeCursor(q.cursor, 2);
+    query = query.where((eb) =>
+      eb(eb.refTuple('hosts.name', 'vswitches.name'), '>', eb.tuple(String(h), String(n))),
+    );
+  }
+  const rows = await query
+    .orderBy('hosts.name')
+    .orderBy('vswitches.name')
+    .limit(q.limit + 1)
+    .execute();
+  return pageOf(
+    rows,
+    q.limit,
+    (r) => [r.host_name, r.name],
+    (r) => ({
+      id: r.id,
+      name: r.name,
+      host: r.host_name,
+      hostId: r.host_id,
+      bridge: r.bridge,
+      ...(r.uplink ? { uplink: r.uplink } : {}),
+    }),
+  );
+}
+
+/** Brings a host's datastores in step with the agent's list (created/deleted/setting-changed). */
+export async function syncDatastores(
+  tx: Tx,
+  actor: Actor,
+  host: HostRow,
+  reported: Datastore[],
+  now: string,
+): Promise<void> {
+  const existing = await tx.selectFrom('datastores').selectAll().where('host_id', '=', host.id).execute();
+  const current = existing.map((r) => ({
+    id: r.id,
+    name: r.name,
+    path: r.path,
+    default: r.is_default === 1,
+    capacityBytes: r.capacity_bytes,
+    freeBytes: r.free_bytes,
+  }));
+  const d = diffCollections<{ id?: string } & Datastore>(current, reported, (x) => x.name);
+  const records: ChangeInput[] = [];
+  const object = (id: string, name: string) => ({
+    kind: 'datastore' as const,
+    id,
+    name: `${host.name}/${name}`,
+  });
+  const columns = (x: Datastore) => ({
+    path: x.path,
+    is_default: x.default ? 1 : 0,
+    capacity_bytes: x.capacityBytes,
+    free_bytes: x.freeBytes,
+  });
+  for (const x of d.added) {
+    const id = randomUUID();
+    await tx
+      .insertInto('datastores')
+      .values({ id, host_id: host.id, name: x.name, ...columns(x) })
+      .execute();
+    records.push({ object: object(id, x.name), action: 'created', host: host.name });
+  }
+  for (const x of d.removed) {
+    await tx
+      .deleteFrom('datastores')
+      .where('id', '=', x.id ?? '')
+      .execute();
+    records.push({ object: object(x.id ?? '', x.name), action: 'deleted', host: host.name });
+  }
+  for (const { before, after } of d.both) {
+    const id = before.id ?? '';
+    const changes = diffFields(before, after, ['path', 'default', 'capacityBytes']);
+    if (changes.length || before.freeBytes !== after.freeBytes)
+      await tx.updateTable('datastores').set(columns(after)).where('id', '=', id).execute();
+    if (changes.length)
+      records.push({ object: object(id, after.name), action: 'setting-changed', changes, host: host.name });
+  }
+  await recordChanges(tx, actor, records, now);
+}
+
+export async function syncVSwitches(
+  tx: Tx,
+  actor: Actor,
+  host: HostRow,
+  reported: VSwitch[],
+  now: string,
+): Promise<void> {
+  const existing = await tx.selectFrom('vswitches').selectAll().where('host_id', '=', host.id).execute();
+  const current = existing.map((r) => ({
+    id: r.id,
+    name: r.name,
+    bridge: r.bridge,
+    ...(r.uplink ? { uplink: r.uplink } : {}),
+  }));
+  const d = diffCollections<{ id?: string } & VSwitch>(current, reported, (x) => x.name);
+  const records: ChangeInput[] = [];
+  const object = (id: string, name: string) => ({
+    kind: 'vswitch' as const,
+    id,
+    name: `${host.name}/${name}`,
+  });
+  for (const x of d.added) {
+    const id = randomUUID();
+    await tx
+      .insertInto('vswitches')
+      .values({ id, host_id: host.id, name: x.name, bridge: x.bridge, uplink: x.uplink ?? null })
+      .execute();
+    records.push({ object: object(id, x.name), action: 'created', host: host.name });
+  }
+  for (const x of d.removed) {
+    await tx
+      .deleteFrom('vswitches')
+      .where('id', '=', x.id ?? '')
+      .execute();
+    records.push({ object: object(x.id ?? '', x.name), action: 'deleted', host: host.name });
+  }
+  for (const { before, after } of d.both) {
+    const id = before.id ?? '';
+    const changes = diffFields(before, after, ['bridge', 'uplink']);
+    if (!changes.length) continue;
+    await tx
+      .updateTable('vswitches')
+      .set({ bridge: after.bridge, uplink: after.uplink ?? null })
+      .where('id', '=', id)
+      .execute();
+    records.push({ object: object(id, after.name), action: 'setting-changed', changes, host: host.name });
+  }
+  await recordChanges(tx, actor, records, now);
+}
+
+// ------------------------------------------------------------------------------------------------
+// VMs
+
+function vmQuery(tx: Tx) {
+  return tx
+    .selectFrom('vms')
+    .innerJoin('hosts', 'hosts.id', 'vms.host_id')
+    .leftJoin('pools', 'pools.id', 'hosts.pool_id')
+    .selectAll('vms')
+    .select(['hosts.name as host_name', 'pools.name as pool_name']);
+}
+
+type VmJoined = VmRow & { host_name: string; pool_name: string | null };
+
+function diskOf(r: Selectable<VmDisksTable>): VmDisk {
+  return {
+    id: r.disk_id,
+    datastore: r.datastore,
+    path: r.path,
+    format: r.format,
+    virtualSizeBytes: r.virtual_size_bytes,
+    allocatedBytes: r.allocated_bytes,
+    nodeName: r.node_name,
+  };
+}
+function nicOf(r: Selectable<VmNicsTable>): VmNic {
+  return { id: r.nic_id, vswitch: r.vswitch, mac: r.mac, tap: r.tap };
+}
+
+/** The agent-shaped part of a stored VM (what reconciliation compares with the agent's). */
+function vmOf(r: VmRow, disks: VmDisk[], nics: VmNic[]): Vm {
+  return {
+    id: r.id,
+    name: r.name,
+    state: r.state as Vm['state'],
+    ...(r.pid !== null ? { pid: r.pid } : {}),
+    vcpus: r.vcpus,
+    memoryMiB: r.memory_mib,
+    disks,
+    nics,
+    ...(r.guest_ip ? { guestIp: r.guest_ip } : {}),
+    ...(r.guest_gateway ? { guestGateway: r.guest_gateway } : {}),
+    machineType: r.machine_type,
+    cpuModel: r.cpu_model,
+    accelerator: r.accelerator,
+    createdAt: r.created_at,
+    ...(r.started_at ? { startedAt: r.started_at } : {}),
+  };
+}
+
+function groupBy<T>(items: T[], key: (item: T) => string): Map<string, T[]> {
+  const groups = new Map<string, T[]>();
+  for (const item of items) {
+    const k = key(item);
+    const group = groups.get(k);
+    if (group) group.push(item);
+    else groups.set(k, [item]);
+  }
+  return groups;
+}
+
+/** Loads the disks and NICs of these VMs and assembles them. */
+async function assembleVms(tx: Tx, rows: VmJoined[]): Promise<ManagedVm[]> {
+  if (rows.length === 0) return [];
+  const ids = rows.map((r) => r.id);
+  const [disks, nics] = await Promise.all([
+    tx
+      .selectFrom('vm_disks')
+      .selectAll()
+      .where('vm_id', 'in', ids)
+      .orderBy('vm_id')
+      .orderBy('position')
+      .execute(),
+    tx
+      .selectFrom('vm_nics')
+      .selectAll()
+      .where('vm_id', 'in', ids)
+      .orderBy('vm_id')
+      .orderBy('position')
+      .execute(),
+  ]);
+  const diskMap = groupBy(disks, (d) => d.vm_id);
+  const nicMap = groupBy(nics, (n) => n.vm_id);
+  return rows.map((r) => ({
+    ...vmOf(r, (diskMap.get(r.id) ?? []).map(diskOf), (nicMap.get(r.id) ?? []).map(nicOf)),
+    host: r.host_name,
+    hostId: r.host_id,
+    pool: r.pool_name,
+    updatedAt: r.updated_at,
+  }));
+}
+
+/** A VM by id, or by name when that name is unique across hosts. */
+export async function getVm(tx: Tx, ref: string, field?: string): Promise<ManagedVm> {
+  const rows = await vmQuery(tx)
+    .where(`vms.${byRef(ref)}`, '=', ref)
+    .limit(2)
+    .execute();
+  if (rows.length === 0) throw new VmNotFound(ref, field);
+  if (rows.length > 1) {
+    throw new Conflict(`vm name "${ref}" is used on several hosts: use the VM's id`, field);
+  }
+  const [vm] = await assembleVms(tx, rows);
+  if (!vm) throw new VmNotFound(ref, field);
+  return vm;
+}
+
+export async function listVms(
+  tx: Tx,
+  q: {
+    limit: number;
+    cursor?: string | undefined;
+    host?: string | undefined;
+    pool?: string | undefined;
+    state?: string | undefined;
+    name?: string | undefined;
+  },
+): Promise<Page<ManagedVm>> {
+  let query = vmQuery(tx);
+  if (q.host) query = query.where('vms.host_id', '=', (await hostRow(tx, q.host, 'host')).id);
+  if (q.pool) query = query.where('hosts.pool_id', '=', (await poolRow(tx, q.pool, 'pool')).id);
+  if (q.state) query = query.where('vms.state', '=', q.state);
+  if (q.name) query = query.where('vms.name', 'like', `%${q.name.replace(/[\\%_]/g, '')}%`);
+  if (q.cursor) {
+    const [n, id] = decodeCursor(q.cursor, 2);
+    query = query.where((eb) => eb(eb.refTuple('vms.name', 'vms.id'), '>', eb.tuple(String(n), String(id))));
+  }
+  const rows = await query
+    .orderBy('vms.name')
+    .orderBy('vms.id')
+    .limit(q.limit + 1)
+    .execute();
+  const page = pageOf(
+    rows,
+    q.limit,
+    (r) => [r.name, r.id],
+    (r) => r,
+  );
+  return { items: await assembleVms(tx, page.items), nextCursor: page.nextCursor };
+}
+
+export const vmObject = (vm: { id: string; name: string }) => ({
+  kind: 'vm' as const,
+  id: vm.id,
+  name: vm.name,
+});
+
+/** Watched VM settings; pids, start times and allocated bytes move without a change record. */
+const VM_SETTINGS = [
+  'name',
+  'vcpus',
+  'memoryMiB',
+  'guestIp',
+  'guestGateway',
+  'machineType',
+  'cpuModel',
+  'accelerator',
+] as const;
+const DISK_SETTINGS = ['datastore', 'path', 'format', 'virtualSizeBytes'] as const;
+const NIC_SETTINGS = ['vswitch', 'mac'] as const;
+
+function vmColumns(vm: Vm) {
+  return {
+    name: vm.name,
+    state: vm.state,
+    pid: vm.pid ?? null,
+    vcpus: vm.vcpus,
+    memory_mib: vm.memoryMiB,
+    guest_ip: vm.guestIp ?? null,
+    guest_gateway: vm.guestGateway ?? null,
+    machine_type: vm.machineType,
+    cpu_model: vm.cpuModel,
+    accelerator: vm.accelerator,
+    created_at: vm.createdAt,
+    started_at: vm.startedAt ?? null,
+  };
+}
+
+async function writeDevices(tx: Tx, vm: Vm): Promise<void> {
+  await tx.deleteFrom('vm_disks').where('vm_id', '=', vm.id).execute();
+  await tx.deleteFrom('vm_nics').where('vm_id', '=', vm.id).execute();
+  if (vm.disks.length) {
+    await tx
+      .insertInto('vm_disks')
+      .values(
+        vm.disks.map((d, position) => ({
+          vm_id: vm.id,
+          disk_id: d.id,
+          position,
+          datastore: d.datastore,
+          path: d.path,
+          format: d.format,
+          virtual_size_bytes: d.virtualSizeBytes,
+          allocated_bytes: d.allocatedBytes,
+          node_name: d.nodeName,
+        })),
+      )
+      .execute();
+  }
+  if (vm.nics.length) {
+    await tx
+      .insertInto('vm_nics')
+      .values(
+        vm.nics.map((n, position) => ({
+          vm_id: vm.id,
+          nic_id: n.id,
+          position,
+          vswitch: n.vswitch,
+          mac: n.mac,
+          tap: n.tap,
+        })),
+      )
+      .execute();
+  }
+}
+
+/** The change records that turn `before` (undefined: new) into `after` on `host`. */
+export function vmChanges(
+  before: Vm | undefined,
+  after: Vm,
+  host: string,
+  beforeHost?: string,
+): ChangeInput[] {
+  const object = vmObject(after);
+  if (!before) return [{ object, action: 'created', host, changes: [] }];
+  const fields = diffFields(before, after, ['state', ...VM_SETTINGS]);
+  if (beforeHost !== undefined && beforeHost !== host)
+    fields.push({ field: 'host', before: beforeHost, after: host });
+  const records: ChangeInput[] = classify(fields).map((c) => ({ object, host, ...c }));
+  const part = (kind: 'disk' | 'nic', id: string) => ({
+    kind,
+    id: `${after.id}/${id}`,
+    name: `${after.name}/${id}`,
+  });
+  const disks = diffCollections(before.disks, after.disks, (d) => d.id);
+  for (const d of disks.added)
+    records.push({ object: part('disk', d.id), action: 'created', host, changes: [] });
+  for (const d of disks.removed)
+    records.push({ object: part('disk', d.id), action: 'deleted', host, changes: [] });
+  for (const { before: b, after: a } of disks.both) {
+    const changes = diffFields(b, a, DISK_SETTINGS);
+    if (changes.length)
+      records.push({ object: part('disk', a.id), action: 'setting-changed', host, changes });
+  }
+  const nics = diffCollections(before.nics, after.nics, (n) => n.id);
+  for (const n of nics.added)
+    records.push({ object: part('nic', n.id), action: 'created', host, changes: [] });
+  for (const n of nics.removed)
+    records.push({ object: part('nic', n.id), action: 'deleted', host, changes: [] });
+  for (const { before: b, after: a } of nics.both) {
+    const changes = diffFields(b, a, NIC_SETTINGS);
+    if (changes.length) records.push({ object: part('nic', a.id), action: 'setting-changed', host, changes });
+  }
+  return records;
+}
+
+/** The stored agent-shaped VMs, by id (all of one host's, or the given ids). */
+async function storedVms(
+  tx: Tx,
+  where: { hostId?: string; ids?: string[] },
+): Promise<Map<string, { vm: Vm; hostId: string }>> {
+  let query = tx.selectFrom('vms').selectAll();
+  if (where.hostId) query = query.where('host_id', '=', where.hostId);
+  if (where.ids) {
+    if (where.ids.length === 0) return new Map();
+    query = query.where('id', 'in', where.ids);
+  }
+  const rows = await query.execute();
+  if (rows.length === 0) return new Map();
+  const ids = rows.map((r) => r.id);
+  const [disks, nics] = await Promise.all([
+    tx.selectFrom('vm_disks').selectAll().where('vm_id', 'in', ids).orderBy('position').execute(),
+    tx.selectFrom('vm_nics').selectAll().where('vm_id', 'in', ids).orderBy('position').execute(),
+  ]);
+  const diskMap = groupBy(disks, (d) => d.vm_id);
+  const nicMap = groupBy(nics, (n) => n.vm_id);
+  return new Map(
+    rows.map((r) => [
+      r.id,
+      {
+        vm: vmOf(r, (diskMap.get(r.id) ?? []).map(diskOf), (nicMap.get(r.id) ?? []).map(nicOf)),
+        hostId: r.host_id,
+      },
+    ]),
+  );
+}
+
+/**
+ * Stores VMs as `host` reports them: inserts new ones, updates changed ones (also a VM that
+ * arrived from another host), and records what changed. Returns the number of change records.
+ */
+export async function upsertVms(
+  tx: Tx,
+  actor: Actor,
+  host: HostRow,
+  vms: Vm[],
+  now: string,
+  known?: Map<string, { vm: Vm; hostId: string }>,
+): Promise<number> {
+  const stored = known ?? (await storedVms(tx, { ids: vms.map((v) => v.id) }));
+  const missingIds = vms.filter((v) => !stored.has(v.id)).map((v) => v.id);
+  // A VM that is new to this host may be known on another (it moved).
+  const elsewhere =
+    known && missingIds.length
+      ? await storedVms(tx, { ids: missingIds })
+      : new Map<string, { vm: Vm; hostId: string }>();
+  const hostNames = new Map<string, string>();
+  const records: ChangeInput[] = [];
+  for (const vm of vms) {
+    const prior = stored.get(vm.id) ?? elsewhere.get(vm.id);
+    let priorHost: string | undefined;
+    if (prior && prior.hostId !== host.id) {
+      priorHost = hostNames.get(prior.hostId) ?? (await hostRow(tx, prior.hostId)).name;
+      hostNames.set(prior.hostId, priorHost);
+    }
+    const changes = vmChanges(prior?.vm, vm, host.name, priorHost);
+    const volatile =
+      prior &&
+      !changes.length &&
+      (prior.vm.pid !== vm.pid || prior.vm.startedAt !== vm.startedAt || !sameAllocation(prior.vm, vm));
+    if (prior && !changes.length && !volatile) continue;
+    if (prior) {
+      await tx
+        .updateTable('vms')
+        .set({ ...vmColumns(vm), host_id: host.id, ...(changes.length ? { updated_at: now } : {}) })
+        .where('id', '=', vm.id)
+        .execute();
+    } else {
+      await tx
+        .insertInto('vms')
+        .values({ id: vm.id, host_id: host.id, ...vmColumns(vm), updated_at: now })
+        .execute();
+    }
+    await writeDevices(tx, vm);
+    records.push(...changes);
+  }
+  await recordChanges(tx, actor, records, now);
+  return records.length;
+}
+
+function sameAllocation(a: Vm, b: Vm): boolean {
+  return (
+    a.disks.length === b.disks.length &&
+    a.disks.every((d, i) => d.allocatedBytes === b.disks[i]?.allocatedBytes)
+  );
+}
+
+/** Removes VMs from the inventory with a `deleted` record each. */
+export async function removeVms(
+  tx: Tx,
+  actor: Actor,
+  host: HostRow,
+  vms: { id: string; name: string }[],
+  now: string,
+): Promise<void> {
+  if (vms.length === 0) return;
+  await tx
+    .deleteFrom('vms')
+    .where(
+      'id',
+      'in',
+      vms.map((v) => v.id),
+    )
+    .execute();
+  await recordChanges(
+    tx,
+    actor,
+    vms.map((vm) => ({ object: vmObject(vm), action: 'deleted' as const, host: host.name })),
+    now,
+  );
+}
+
+/** Brings the whole VM list of a host in step with the agent's. */
+export async function syncVms(
+  tx: Tx,
+  actor: Actor,
+  host: HostRow,
+  reported: Vm[],
+  now: string,
+): Promise<void> {
+  const stored = await storedVms(tx, { hostId: host.id });
+  const seen = new Set(reported.map((v) => v.id));
+  await removeVms(
+    tx,
+    actor,
+    host,
+    [...stored.values()].filter((s) => !seen.has(s.vm.id)).map((s) => s.vm),
+    now,
+  );
+  await upsertVms(tx, actor, host, reported, now, stored);
+}
