@@ -5,3 +5,4 @@ export * from './agent-client.js';
 export * from './manager.js';
 export * from './manager-client.js';
 export * from './cli-config.js';
+export * from './migration.js';

@@ -1,0 +1,223 @@
+import { z } from 'zod';
+import { Cidr, Ipv4, MacAddress, Name } from './agent.js';
+
+/*
+ * The agents' migration API (under /v1/migrations, bearer token as for the rest of the agent API).
+ * A live move is driven by the manager in this order:
+ *   1. source  POST /v1/migrations/plan            -> MigrationPlan (parameters chosen from link + VM)
+ *   2. target  POST /v1/migrations/incoming        -> IncomingPrepared (disks created, QEMU waiting
+ *                                                     paused with -incoming, NBD exports, stream port)
+ *   3. source  POST /v1/migrations                 -> MigrationStatus (mirrors + memory copy run in
+ *                                                     the background; poll GET /v1/migrations/:id)
+ *   4. target  resumes the guest by itself the moment the incoming copy completes (NBD server
+ *      stopped, `cont`, announce-self): no round trip in the guest's pause.
+ *   5. target  POST /v1/migrations/incoming/:id/finish -> the VM, now defined on the target
+ *      source  POST /v1/migrations/:id/complete        -> source QEMU gone, disks removed unless kept
+ * Cancel before switchover: source POST /v1/migrations/:id/cancel, then target .../incoming/:id/abort.
+ * Storage-only moves on one host: POST /v1/vms/:name/move-storage.
+ */
+
+export const MigrationId = z.uuid();
+
+export const MigrationPhase = z.enum([
+  'validate',
+  'prepare',
+  'mirror-disks',
+  'copy-memory',
+  'switchover',
+  'clean-up',
+  'done',
+]);
+export type MigrationPhase = z.infer<typeof MigrationPhase>;
+
+export const MigrationState = z.enum(['running', 'completed', 'failed', 'cancelled']);
+export type MigrationState = z.infer<typeof MigrationState>;
+
+export const MigrationRole = z.enum(['source', 'target', 'storage']);
+export type MigrationRole = z.infer<typeof MigrationRole>;
+
+export const DiskProgress = z.object({
+  diskId: Name,
+  bytesDone: z.number(),
+  bytesTotal: z.number(),
+  bytesRemaining: z.number(),
+  /** The mirror is in sync (write-blocking from here on). */
+  ready: z.boolean(),
+  rateBytesPerSecond: z.number(),
+});
+export type DiskProgress = z.infer<typeof DiskProgress>;
+
+export const MemoryProgress = z.object({
+  bytesTransferred: z.number(),
+  bytesRemaining: z.number(),
+  bytesTotal: z.number(),
+  passes: z.number().int(),
+  rateBytesPerSecond: z.number(),
+  dirtyRateBytesPerSecond: z.number(),
+});
+export type MemoryProgress = z.infer<typeof MemoryProgress>;
+
+export const MigrationHealth = z.enum(['progressing', 'slow', 'stalled']);
+export type MigrationHealth = z.infer<typeof MigrationHealth>;
+
+export const MigrationProgress = z.object({
+  phase: MigrationPhase,
+  /** 0-100, never goes down. */
+  percent: z.number(),
+  disks: z.array(DiskProgress),
+  memory: MemoryProgress.optional(),
+  rateBytesPerSecond: z.number(),
+  dirtyRateBytesPerSecond: z.number(),
+  /** Absent when unknown (e.g. the guest dirties memory as fast as it is sent). */
+  etaSeconds: z.number().optional(),
+  health: MigrationHealth,
+  /** Why the move is slow or stalled, when it is. */
+  healthReason: z.string().optional(),
+  throttlePercent: z.number(),
+});
+export type MigrationProgress = z.infer<typeof MigrationProgress>;
+
+/** Figures measured during the move (QEMU's own where QEMU reports them). */
+export const MigrationStats = z.object({
+  totalTimeMs: z.number().optional(),
+  mirrorTimeMs: z.number().optional(),
+  diskBytes: z.number().optional(),
+  memoryTimeMs: z.number().optional(),
+  memoryBytes: z.number().optional(),
+  setupTimeMs: z.number().optional(),
+  /** QEMU-reported downtime of the switchover. */
+  downtimeMs: z.number().optional(),
+  iterations: z.number().int().optional(),
+  /** The guest's dirty rate measured with calc-dirty-rate (page sampling) before the copy. */
+  dirtyRateBeforeBytesPerSecond: z.number().optional(),
+  /** The highest dirty rate QEMU reported during the copy. */
+  dirtyRatePeakBytesPerSecond: z.number().optional(),
+  throttlePeakPercent: z.number().optional(),
+  throttleSeconds: z.number().optional(),
+  downtimeLimitMs: z.number().optional(),
+  multifdChannels: z.number().int().optional(),
+});
+export type MigrationStats = z.infer<typeof MigrationStats>;
+
+export const PolicyEvent = z.object({
+  at: z.iso.datetime(),
+  action: z.string(),
+  reason: z.string(),
+});
+export type PolicyEvent = z.infer<typeof PolicyEvent>;
+
+export const MigrationStatus = z.object({
+  id: MigrationId,
+  role: MigrationRole,
+  vmName: Name,
+  state: MigrationState,
+  progress: MigrationProgress,
+  stats: MigrationStats,
+  /** What the convergence policy did and why. */
+  policyLog: z.array(PolicyEvent),
+  error: z.object({ code: z.string(), detail: z.string() }).optional(),
+  startedAt: z.iso.datetime(),
+  finishedAt: z.iso.datetime().optional(),
+});
+export type MigrationStatus = z.infer<typeof MigrationStatus>;
+
+export const MigrationPolicy = z.object({
+  /** Raw rate of the link between the hosts (bits/s), when measured; unknown = assume fast. */
+  linkBitsPerSecond: z.number().positive().optional(),
+  targetDowntimeMs: z.number().int().min(1).max(10_000).default(30),
+  maxDowntimeMs: z.number().int().min(1).max(60_000).default(300),
+  allowThrottle: z.boolean().default(true),
+  maxThrottlePercent: z.number().int().min(5).max(99).default(99),
+  allowPostcopy: z.boolean().default(false),
+  /** No progress for this long with no lever left = stalled (cancelled). */
+  stallWindowSeconds: z.number().int().min(5).max(3600).default(60),
+});
+export type MigrationPolicy = z.input<typeof MigrationPolicy>;
+
+export const PlanRequest = z.object({ vmName: Name, policy: MigrationPolicy.default({}) });
+export type PlanRequest = z.input<typeof PlanRequest>;
+
+export const MigrationPlan = z.object({
+  slowLink: z.boolean(),
+  maxBandwidthBytesPerSecond: z.number(),
+  multifdChannels: z.number().int().min(0).max(16),
+  xbzrleCacheBytes: z.number().int().optional(),
+  postcopy: z.boolean(),
+  targetDowntimeMs: z.number().int(),
+  maxDowntimeMs: z.number().int(),
+  mirrorBufSizeBytes: z.number().int(),
+  reasons: z.array(z.string()),
+});
+export type MigrationPlan = z.infer<typeof MigrationPlan>;
+
+export const IncomingDisk = z.object({
+  id: Name,
+  format: z.enum(['qcow2', 'raw']),
+  virtualSizeBytes: z.number().int().positive(),
+  /** Target datastore; the target's default when absent. */
+  datastore: Name.optional(),
+});
+
+/** What the target needs to recreate the VM's hardware exactly (a migration needs identical devices). */
+export const IncomingVm = z.object({
+  id: z.uuid(),
+  name: Name,
+  vcpus: z.number().int().min(1).max(64),
+  memoryMiB: z.number().int().min(64),
+  disks: z.array(IncomingDisk).max(8),
+  nics: z.array(z.object({ id: Name, vswitch: Name, mac: MacAddress })).max(8),
+  guestIp: Cidr.optional(),
+  guestGateway: Ipv4.optional(),
+  machineType: z.string(),
+  cpuModel: z.string(),
+});
+export type IncomingVm = z.infer<typeof IncomingVm>;
+
+export const PrepareIncomingRequest = z.object({
+  migrationId: MigrationId,
+  vm: IncomingVm,
+  /** From the source's plan: both sides must agree on the stream's capabilities. */
+  plan: MigrationPlan,
+});
+export type PrepareIncomingRequest = z.input<typeof PrepareIncomingRequest>;
+
+export const NbdExport = z.object({
+  diskId: Name,
+  exportName: z.string(),
+  virtualSizeBytes: z.number().int(),
+  datastore: Name,
+  path: z.string(),
+});
+export type NbdExport = z.infer<typeof NbdExport>;
+
+export const IncomingPrepared = z.object({
+  migrationId: MigrationId,
+  nbd: z.object({ host: Ipv4, port: z.number().int() }),
+  exports: z.array(NbdExport),
+  /** The stream address the source migrates to, e.g. `tcp:10.250.0.2:49153`. */
+  migrationUri: z.string(),
+});
+export type IncomingPrepared = z.infer<typeof IncomingPrepared>;
+
+export const StartMigrationRequest = z.object({
+  migrationId: MigrationId,
+  vmName: Name,
+  plan: MigrationPlan,
+  policy: MigrationPolicy.default({}),
+  target: IncomingPrepared,
+});
+export type StartMigrationRequest = z.input<typeof StartMigrationRequest>;
+
+export const CompleteMigrationRequest = z.object({
+  /** Keep the source's disk files after the move (they are removed by default). */
+  keepSource: z.boolean().default(false),
+});
+export type CompleteMigrationRequest = z.input<typeof CompleteMigrationRequest>;
+
+export const MoveStorageRequest = z.object({
+  migrationId: MigrationId.optional(),
+  datastore: Name,
+  /** Disks to move; all of the VM's disks when absent. */
+  diskIds: z.array(Name).min(1).optional(),
+});
+export type MoveStorageRequest = z.input<typeof MoveStorageRequest>;
