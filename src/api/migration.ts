@@ -134,7 +134,7 @@ export const MigrationPolicy = z.object({
 });
 export type MigrationPolicy = z.input<typeof MigrationPolicy>;
 
-export const PlanRequest = z.object({ vmName: Name, policy: MigrationPolicy.default({}) });
+export const PlanRequest = z.object({ vmName: Name, policy: MigrationPolicy.prefault({}) });
 export type PlanRequest = z.input<typeof PlanRequest>;
 
 export const MigrationPlan = z.object({
@@ -203,7 +203,7 @@ export const StartMigrationRequest = z.object({
   migrationId: MigrationId,
   vmName: Name,
   plan: MigrationPlan,
-  policy: MigrationPolicy.default({}),
+  policy: MigrationPolicy.prefault({}),
   target: IncomingPrepared,
 });
 export type StartMigrationRequest = z.input<typeof StartMigrationRequest>;
