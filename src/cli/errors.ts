@@ -113,17 +113,18 @@ export function formatFailure(failure: Failure): string {
 }
 
 /** Turns a zod failure of a command's arguments into a UsageError naming the flag and the rule. */
-export function usageErrorFromZod(error: z.ZodError, positional: readonly string[]): UsageError {
+export function usageErrorFromZod(
+  error: z.ZodError,
+  positional: readonly string[],
+  usage: string,
+): UsageError {
   const issue = error.issues[0];
   const key = issue?.path[0];
   const rest = issue?.path.slice(1).map(String) ?? [];
   let subject = 'arguments';
   if (typeof key === 'string') subject = positional.includes(key) ? `<${key}>` : `--${kebab(key)}`;
   const where = rest.length ? ` (${rest.join('.')})` : '';
-  return new UsageError(
-    `${subject}${where}: ${issue?.message ?? 'invalid value'}`,
-    'see --help for the usage',
-  );
+  return new UsageError(`${subject}${where}: ${issue?.message ?? 'invalid value'}`, `see: ${usage} --help`);
 }
 
 export function kebab(camel: string): string {

@@ -1,3 +1,27 @@
+// The CLI part: `silobreak <noun> <verb>` commands that talk to the manager through src/api only.
 import type { Command } from 'commander';
+import { registerChangeCommands } from './commands/change.js';
+import { registerDatastoreCommands } from './commands/datastore.js';
+import { registerHostCommands } from './commands/host.js';
+import { registerJobCommands } from './commands/job.js';
+import { registerPoolCommands } from './commands/pool.js';
+import { registerVmCommands } from './commands/vm.js';
+import { registerVSwitchCommands } from './commands/vswitch.js';
 
-export function registerCliCommands(_program: Command): void {}
+/**
+ * Each command file adds its verbs to a noun (see `noun`/`verb`/`act` in program.ts); a new file,
+ * e.g. one adding `vm move`, needs only one more entry here.
+ */
+const commandFiles: ((program: Command) => void)[] = [
+  registerHostCommands,
+  registerPoolCommands,
+  registerDatastoreCommands,
+  registerVSwitchCommands,
+  registerVmCommands,
+  registerJobCommands,
+  registerChangeCommands,
+];
+
+export function registerCliCommands(program: Command): void {
+  for (const register of commandFiles) register(program);
+}

@@ -5,6 +5,7 @@ import {
   ProgressTracker,
   renderBar,
   renderPlainLine,
+  type PlainLineState,
   type ProgressSample,
 } from './progress.js';
 
@@ -100,7 +101,7 @@ test('renderBar fits the terminal width and names the phase', () => {
 
 test('plain lines appear on phase changes, each 10 %, stalls and every 30 s, not on every update', () => {
   const t = new ProgressTracker(0);
-  let last = undefined;
+  let last: PlainLineState | undefined;
   const printed: number[] = [];
   const feed = (ms: number, s: ProgressSample) => {
     t.update(s, ms);

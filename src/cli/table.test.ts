@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { stripAnsi } from './output.js';
 import { renderDetails, renderTable, type Column } from './table.js';
 
 interface Row {
@@ -62,5 +63,5 @@ test('renderTable ignores colour codes when aligning', () => {
     { name: 'db1', size: '1', note: 'Z' },
   ]);
   const [, first, second] = text.split('\n');
-  assert.equal(first?.replace(/\x1b\[[0-9;]*m/g, '').indexOf('Q'), second?.indexOf('Z'));
+  assert.equal(stripAnsi(first ?? '').indexOf('Q'), second?.indexOf('Z'));
 });

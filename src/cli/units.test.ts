@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { formatBytes, formatDuration, formatRelativeTime, parseSize } from './units.js';
+import { formatBytes, formatDuration, formatRelativeTime, parseSize, parseTimeFilter } from './units.js';
 
 test('parseSize reads binary units with or without i/B, any case, and decimals', () => {
   assert.deepEqual(parseSize('512M'), { bytes: 512 * 1024 ** 2 });
@@ -62,4 +62,19 @@ test('formatRelativeTime counts back (or forward) from now', () => {
   assert.equal(formatRelativeTime('2026-01-10T12:05:00Z', now), 'in 5m');
   assert.equal(formatRelativeTime('2025-06-01T00:00:00Z', now), '2025-06-01');
   assert.equal(formatRelativeTime(undefined, now), '-');
+});
+
+test('parseTimeFilter takes ages and ISO times, rejects the rest', () => {
+  const now = new Date('2026-01-10T12:00:00Z');
+  assert.deepEqual(parseTimeFilter('30m', now), { iso: '2026-01-10T11:30:00.000Z' });
+  assert.deepEqual(parseTimeFilter('2h', now), { iso: '2026-01-10T10:00:00.000Z' });
+  assert.deepEqual(parseTimeFilter('7d', now), { iso: '2026-01-03T12:00:00.000Z' });
+  assert.deepEqual(parseTimeFilter('1w', now), { iso: '2026-01-03T12:00:00.000Z' });
+  assert.deepEqual(parseTimeFilter('2026-01-09', now), { iso: '2026-01-09T00:00:00.000Z' });
+  assert.deepEqual(parseTimeFilter('2026-01-09T08:00:00+02:00', now), { iso: '2026-01-09T06:00:00.000Z' });
+  for (const bad of ['yesterday', '5y', '2026-01-09T08:00', '2026-13-40', '']) {
+    const r = parseTimeFilter(bad, now);
+    assert.ok('error' in r, bad);
+    assert.match(r.error, /is not a time/);
+  }
 });

@@ -89,3 +89,25 @@ export function formatRelativeTime(iso: string | undefined | null, now: Date = n
   else return new Date(then).toISOString().slice(0, 10);
   return delta >= 0 ? `${text} ago` : `in ${text}`;
 }
+
+const ageUnits: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400, w: 7 * 86400 };
+
+/**
+ * A point in time as a filter: an age like `30m`, `2h`, `7d` (that long before `now`) or an ISO
+ * date/time (`2026-01-10`, `2026-01-10T12:00:00Z`). Returns ISO-8601 UTC, or an error message.
+ */
+export function parseTimeFilter(text: string, now: Date = new Date()): { iso: string } | { error: string } {
+  const age = /^(\d+)\s*([smhdw])$/i.exec(text.trim());
+  if (age?.[1] && age[2]) {
+    const seconds = Number(age[1]) * (ageUnits[age[2].toLowerCase()] ?? 1);
+    return { iso: new Date(now.getTime() - seconds * 1000).toISOString() };
+  }
+  // Only full dates or date-times with a zone: a bare local time would mean different things on different machines.
+  if (/^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2}))?$/.test(text.trim())) {
+    const ms = Date.parse(text.trim());
+    if (!Number.isNaN(ms)) return { iso: new Date(ms).toISOString() };
+  }
+  return {
+    error: `'${text}' is not a time: use an age like 30m, 2h, 7d or an ISO time like 2026-01-10T12:00:00Z`,
+  };
+}

@@ -1,0 +1,173 @@
+// silobreak vm list|show|create|start|stop|shutdown|delete
+import type { Command } from 'commander';
+import { z } from 'zod';
+import { VmState, type JobAccepted, type ManagedVm, type ManagerClient } from '../../api/index.js';
+import { followJob } from '../jobs.js';
+import { paintState, type OutputStyle } from '../output.js';
+import { act, allPages, noun, printList, printObject, repeatable, verb, withDetach } from '../program.js';
+import { input } from '../rules.js';
+import { renderDetails, renderTable, type Column } from '../table.js';
+import { formatBytes, formatRelativeTime } from '../units.js';
+import { createVmRequest, VmCreateFlags } from '../vm-options.js';
+
+const MiB = 1024 * 1024;
+
+function vmColumns(style: OutputStyle): Column<ManagedVm>[] {
+  return [
+    { header: 'Name', value: (v) => v.name },
+    { header: 'State', value: (v) => paintState(style, v.state) },
+    { header: 'Host', value: (v) => v.host },
+    { header: 'vCPUs', value: (v) => String(v.vcpus), align: 'right' },
+    { header: 'Memory', value: (v) => formatBytes(v.memoryMiB * MiB), align: 'right' },
+    {
+      header: 'Disks',
+      value: (v) =>
+        v.disks.length ? formatBytes(v.disks.reduce((sum, d) => sum + d.virtualSizeBytes, 0)) : '-',
+      align: 'right',
+    },
+    { header: 'IP', value: (v) => v.guestIp ?? '-' },
+    { header: 'Started', value: (v) => (v.state === 'running' ? formatRelativeTime(v.startedAt) : '-') },
+  ];
+}
+
+function vmDetails(v: ManagedVm): string {
+  const sections = [
+    renderDetails([
+      ['Name', v.name],
+      ['Id', v.id],
+      ['State', v.state + (v.pid ? ` (pid ${v.pid})` : '')],
+      ['Host', v.host + (v.pool ? ` (pool ${v.pool})` : '')],
+      ['vCPUs', String(v.vcpus)],
+      ['Memory', formatBytes(v.memoryMiB * MiB)],
+      ['IP', v.guestIp ? v.guestIp + (v.guestGateway ? ` via ${v.guestGateway}` : '') : '-'],
+      ['Machine', `${v.machineType}, ${v.cpuModel}, ${v.accelerator}`],
+      ['Created', formatRelativeTime(v.createdAt)],
+      ['Started', v.state === 'running' ? formatRelativeTime(v.startedAt) : '-'],
+      ['Updated', formatRelativeTime(v.updatedAt)],
+    ]),
+  ];
+  if (v.disks.length) {
+    sections.push(
+      renderTable(
+        [
+          { header: 'Disk', value: (d) => d.id },
+          { header: 'Datastore', value: (d) => d.datastore },
+          { header: 'Size', value: (d) => formatBytes(d.virtualSizeBytes), align: 'right' },
+          { header: 'Allocated', value: (d) => formatBytes(d.allocatedBytes), align: 'right' },
+          { header: 'Format', value: (d) => d.format },
+          { header: 'Path', value: (d) => d.path },
+        ],
+        v.disks,
+      ),
+    );
+  }
+  if (v.nics.length) {
+    sections.push(
+      renderTable(
+        [
+          { header: 'NIC', value: (n) => n.id },
+          { header: 'Vswitch', value: (n) => n.vswitch },
+          { header: 'MAC', value: (n) => n.mac },
+          { header: 'Tap', value: (n) => n.tap },
+        ],
+        v.nics,
+      ),
+    );
+  }
+  return sections.join('\n\n');
+}
+
+/** A verb that starts a job on one VM and follows it (or returns with `--detach`). */
+function vmJobVerb(
+  vm: Command,
+  name: string,
+  description: string,
+  start: (client: ManagerClient, ref: string, flags: Record<string, unknown>) => Promise<JobAccepted>,
+  extraFlags: z.ZodRawShape = {},
+): Command {
+  return withDetach(verb(vm, `${name} <vm>`, description)).action(
+    act(z.object({ vm: input.ref, detach: z.boolean().default(false), ...extraFlags }), async (o, ctx) => {
+      const accepted = await start(ctx.client(), o.vm, o);
+      await followJob(ctx, accepted.job, o.detach);
+    }),
+  );
+}
+
+export function registerVmCommands(program: Command): void {
+  const vm = noun(program, 'vm', 'Virtual machines');
+
+  verb(vm, 'list', 'List VMs')
+    .option('--host <host>', 'only VMs on this host')
+    .option('--pool <pool>', 'only VMs on hosts of this pool')
+    .option('--state <state>', `only VMs in this state (${VmState.options.join(', ')})`)
+    .option('--name <text>', 'only VMs whose name contains this')
+    .option('--limit <n>', 'at most this many VMs')
+    .action(
+      act(
+        z.object({
+          host: input.ref.optional(),
+          pool: input.ref.optional(),
+          state: VmState.optional(),
+          name: z.string().max(64, 'must be at most 64 characters').optional(),
+          limit: input.limit,
+        }),
+        async (o, ctx) => {
+          const client = ctx.client();
+          const { limit, ...filters } = o;
+          const vms = await allPages((q) => client.listVms({ ...q, ...filters }), limit);
+          printList(ctx, vms, vmColumns(ctx.style), 'No VMs.');
+        },
+      ),
+    );
+
+  verb(vm, 'show <vm>', 'Show one VM (by name or id) with its disks and NICs').action(
+    act(z.object({ vm: input.ref }), async (o, ctx) => {
+      const v = await ctx.client().getVm(o.vm);
+      printObject(ctx, v, vmDetails(v));
+    }),
+  );
+
+  withDetach(verb(vm, 'create <name>', 'Create a VM on a host (a job)'))
+    .option('--host <host>', 'host to create it on')
+    .option('--pool <pool>', 'or: a pool, the manager picks the member host with the most free memory')
+    .option('--vcpus <n>', 'virtual CPUs, 1-64 (default 1)')
+    .option('--memory <size>', 'memory, e.g. 512M or 2G; K/M/G/T are powers of 1024 (default 512M)')
+    .option(
+      '--disk <size[@datastore]>',
+      "a disk, e.g. 2G or 2G@local (default: the host's default datastore); repeatable",
+      repeatable,
+    )
+    .option(
+      '--nic <vswitch[=mac]>',
+      'a NIC on a virtual switch, e.g. vmsw0 or vmsw0=52:54:00:12:34:56; repeatable',
+      repeatable,
+    )
+    .option('--ip <cidr>', "the guest's address, e.g. 10.251.0.101/24")
+    .option('--gateway <ip>', "the guest's default gateway")
+    .option('--start', 'start the VM once created')
+    .action(
+      act(VmCreateFlags, async (flags, ctx) => {
+        const accepted = await ctx.client().createVm(createVmRequest(flags));
+        await followJob(ctx, accepted.job, flags.detach);
+      }),
+    );
+
+  vmJobVerb(vm, 'start', 'Start a VM (a job)', (client, ref) => client.startVm(ref));
+  vmJobVerb(
+    vm,
+    'shutdown',
+    'Ask the guest to power off (ACPI); force it off after --timeout seconds (a job)',
+    (client, ref, flags) => client.shutdownVm(ref, flags.timeout as number),
+    { timeout: input.count(0, 3600).default(60) },
+  ).option('--timeout <seconds>', 'seconds to wait for the guest before forcing it off (default 60)');
+  vmJobVerb(vm, 'stop', 'Force a VM off at once, like pulling the plug (a job)', (client, ref) =>
+    client.stopVm(ref),
+  );
+  vmJobVerb(
+    vm,
+    'delete',
+    'Delete a VM and, unless --keep-disks, its disk images (a job)',
+    (client, ref, flags) => client.deleteVm(ref, !flags.keepDisks),
+    { keepDisks: z.boolean().default(false) },
+  ).option('--keep-disks', "keep the VM's disk images on the datastore");
+}

@@ -1,0 +1,105 @@
+// Following a job to its end: live bar on a terminal, plain lines in logs, the job as JSON for scripts.
+import { TERMINAL_JOB_STATES, type Job } from '../api/index.js';
+import { OperationFailed } from './errors.js';
+import { paint, paintState } from './output.js';
+import type { CliContext } from './program.js';
+import {
+  nextPlainLine,
+  ProgressTracker,
+  renderBar,
+  renderPlainLine,
+  type PlainLineState,
+} from './progress.js';
+import { formatDuration } from './units.js';
+
+const WATCH_TIMEOUT_MS = 24 * 3600_000;
+
+/** `vm-create vm web-1`: what a job is about, for messages. */
+export function jobLabel(job: Job): string {
+  return `${job.kind} ${job.target.kind} ${job.target.name}`;
+}
+
+/**
+ * After a command started `job`: with `detach`, says how to follow it and returns; otherwise
+ * follows it to the end. A job that fails or is cancelled throws OperationFailed (exit 1).
+ */
+export async function followJob(ctx: CliContext, job: Job, detach: boolean): Promise<Job> {
+  if (detach) {
+    if (ctx.style.json) ctx.printJson(job);
+    else {
+      ctx.print(`Started job ${job.id} (${jobLabel(job)}).`);
+      ctx.print(`Follow it with: silobreak job watch ${job.id}`);
+    }
+    return job;
+  }
+  const final = await watch(ctx, job);
+  if (ctx.style.json) ctx.printJson(final);
+  if (final.state === 'succeeded') {
+    if (!ctx.style.json) {
+      ctx.print(
+        `${paintState(ctx.style, 'succeeded')}: ${jobLabel(final)} in ${formatDuration(jobSeconds(final))}`,
+      );
+    }
+    return final;
+  }
+  const reason = final.error ? `${final.error.detail} [${final.error.code}]` : final.progress.message;
+  throw new OperationFailed(
+    `job ${final.id} (${jobLabel(final)}) ${final.state}${reason ? `: ${reason}` : ''}`,
+    `details: silobreak job show ${final.id}`,
+  );
+}
+
+function jobSeconds(job: Job): number {
+  const start = Date.parse(job.startedAt ?? job.createdAt);
+  const end = Date.parse(job.finishedAt ?? job.updatedAt);
+  return Math.max(0, (end - start) / 1000);
+}
+
+/** Follows the job's event stream, drawing progress, and returns its final snapshot. */
+async function watch(ctx: CliContext, job: Job): Promise<Job> {
+  if (TERMINAL_JOB_STATES.includes(job.state)) return job;
+  const tracker = new ProgressTracker(Date.parse(job.startedAt ?? job.createdAt) || Date.now());
+  let plain: PlainLineState | undefined;
+  const draw = () => {
+    const now = Date.now();
+    const view = tracker.view(now);
+    if (ctx.style.progressBar) {
+      ctx.stdout.write(`\r${renderBar(view, ctx.stdout.columns || 80)}\x1b[K`);
+    } else if (!ctx.style.json) {
+      const next = nextPlainLine(plain, view, now);
+      if (next) {
+        plain = next;
+        ctx.print(renderPlainLine(view));
+      }
+    }
+  };
+  const onUpdate = (snapshot: Job) => {
+    tracker.update({ state: snapshot.state, ...snapshot.progress }, Date.now());
+    draw();
+  };
+  if (!ctx.style.json) ctx.print(`Job ${job.id}: ${jobLabel(job)}`);
+  onUpdate(job);
+  // Between events the bar still ticks: elapsed time, ETA and "stalled" change with the clock.
+  const ticker = setInterval(draw, 1000);
+  const clearBar = () => {
+    if (ctx.style.progressBar) ctx.stdout.write('\r\x1b[K');
+  };
+  // Ctrl-C leaves the job running; say how to get back to it.
+  const onInterrupt = () => {
+    clearInterval(ticker);
+    clearBar();
+    ctx.stderr.write(
+      `${paint(ctx.style, 'yellow', 'detached')}: job ${job.id} keeps running; ` +
+        `re-attach with: silobreak job watch ${job.id}, or stop it with: silobreak job cancel ${job.id}\n`,
+    );
+    process.exit(130);
+  };
+  process.once('SIGINT', onInterrupt);
+  try {
+    return await ctx.client().waitForJob(job.id, WATCH_TIMEOUT_MS, onUpdate);
+  } finally {
+    clearInterval(ticker);
+    process.removeListener('SIGINT', onInterrupt);
+    clearBar();
+  }
+}
