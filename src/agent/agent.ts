@@ -1,0 +1,127 @@
+import { mkdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { z } from 'zod';
+import { AgentConfig } from '../api/index.js';
+import { findGuestImage, guestKernelCommandLine, GUEST_READY_MARKER } from '../guest/index.js';
+import { chooseAccelerator, probeKvm, type AcceleratorChoice } from './accelerator.js';
+import { AgentCore } from './core.js';
+import { HostInventory } from './host.js';
+import { run } from './host-exec.js';
+import { jsonLineLogger, type Logger, type LogLevel } from './logger.js';
+import { buildServer, type AgentRoutePlugin } from './server.js';
+import { VmService } from './vm-service.js';
+import type { VmDefinition } from './definitions.js';
+import type { GuestBoot } from './qemu-argv.js';
+
+/* Puts one host agent together: configuration, accelerator, switches, VMs, HTTP server. */
+
+export interface AgentOptions {
+  logLevel?: LogLevel;
+  log?: Logger;
+  /** Extra routes mounted beside /v1 (e.g. the migration routes). */
+  routePlugins?: readonly AgentRoutePlugin[];
+}
+
+export interface RunningAgent {
+  core: AgentCore;
+  /** Base URL of the HTTP API, e.g. http://127.0.0.1:7801 */
+  url: string;
+  /** Stops serving and closes every QMP connection; the VMs keep running. */
+  close(): Promise<void>;
+}
+
+const KVM_PROBE_DEADLINE_MS = 15_000;
+
+async function agentVersion(): Promise<string> {
+  const pkg = path.resolve(import.meta.dirname, '..', '..', 'package.json');
+  return z.object({ version: z.string() }).parse(JSON.parse(await readFile(pkg, 'utf8'))).version;
+}
+
+export async function qemuVersion(): Promise<string> {
+  const out = await run('qemu-system-x86_64', ['--version']);
+  return /version (\S+)/.exec(out)?.[1] ?? out.split('\n')[0]?.trim() ?? 'unknown';
+}
+
+async function guestBoot(def: Pick<VmDefinition, 'name' | 'guestIp' | 'guestGateway'>): Promise<GuestBoot> {
+  const image = await findGuestImage();
+  const append = guestKernelCommandLine({
+    hostname: def.name,
+    ...(def.guestIp === undefined ? {} : { ip: def.guestIp }),
+    ...(def.guestGateway === undefined ? {} : { gateway: def.guestGateway }),
+  });
+  return { kernel: image.kernel, initrd: image.initrd, append };
+}
+
+async function pickAccelerator(config: AgentConfig, qemu: string, log: Logger): Promise<AcceleratorChoice> {
+  let guestKernelVersion = 'none';
+  if (config.accelerator === 'auto') {
+    try {
+      guestKernelVersion = (await findGuestImage()).kernelVersion;
+    } catch (error) {
+      // Without a guest image there is nothing to probe with; VMs cannot start either.
+      return { accelerator: 'tcg', source: 'probe', warning: `KVM not probed: ${String(error)}` };
+    }
+  }
+  return chooseAccelerator({
+    setting: config.accelerator,
+    stateDir: config.stateDir,
+    qemuVersion: qemu,
+    guestKernelVersion,
+    probe: async () => {
+      log.info('probing KVM with a guest boot', { deadlineMs: KVM_PROBE_DEADLINE_MS });
+      const result = await probeKvm({
+        boot: await guestBoot({ name: 'kvm-probe' }),
+        readyMarker: GUEST_READY_MARKER,
+        workDir: config.stateDir,
+        deadlineMs: KVM_PROBE_DEADLINE_MS,
+      });
+      log.info('KVM probe finished', { ...result });
+      return result;
+    },
+  });
+}
+
+export async function startAgent(input: unknown, options: AgentOptions = {}): Promise<RunningAgent> {
+  const config = AgentConfig.parse(input);
+  const log = options.log ?? jsonLineLogger(options.logLevel ?? 'info');
+  await mkdir(config.stateDir, { recursive: true, mode: 0o700 });
+  for (const d of config.datastores) await mkdir(d.path, { recursive: true });
+
+  const versions = { agent: await agentVersion(), qemu: await qemuVersion() };
+  const accelerator = await pickAccelerator(config, versions.qemu, log);
+  if (accelerator.warning) log.warn(accelerator.warning, { accelerator: accelerator.accelerator });
+  log.info('accelerator chosen', { ...accelerator });
+
+  const inventory = new HostInventory(config);
+  await inventory.ensureSwitches();
+  const vms = new VmService(inventory, {
+    stateDir: config.stateDir,
+    accelerator: accelerator.accelerator,
+    boot: guestBoot,
+    bridgeOf: (vswitch) => inventory.bridgeOf(vswitch),
+    log,
+  });
+  await vms.init();
+  const core = new AgentCore(config, inventory, vms, accelerator, versions, log);
+
+  const app = await buildServer(core, { token: config.token, log, routePlugins: options.routePlugins ?? [] });
+  try {
+    await app.listen({ host: config.listen.address, port: config.listen.port });
+  } catch (error) {
+    await vms.close();
+    throw error;
+  }
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : config.listen.port;
+  const url = `http://${config.listen.address.includes(':') ? `[${config.listen.address}]` : config.listen.address}:${port}`;
+  log.info('agent listening', { url, host: config.hostName, vms: vms.runtimes().length });
+  return {
+    core,
+    url,
+    close: async () => {
+      await app.close();
+      await vms.close();
+      log.info('agent stopped; VMs left running');
+    },
+  };
+}

@@ -1,0 +1,175 @@
+/*
+ * Domain errors of the host agent. The core throws these with the context a caller needs;
+ * problemFor() in http-errors.ts is the one place that turns them into HTTP answers.
+ */
+
+export abstract class AgentError extends Error {
+  /** Stable machine code, also the Problem's `code`. */
+  abstract readonly code: string;
+  /** The request field to blame, when one is. */
+  readonly field: string | undefined;
+  constructor(message: string, field?: string) {
+    super(message);
+    this.name = new.target.name;
+    this.field = field;
+  }
+}
+
+/** Input that passed the schema but breaks a rule of this host (or failed the schema). */
+export class InvalidInput extends AgentError {
+  readonly code = 'invalid-input';
+}
+
+export class VmNotFound extends AgentError {
+  readonly code = 'vm-not-found';
+  constructor(readonly vm: string) {
+    super(`no VM named "${vm}" is defined on this host`);
+  }
+}
+
+export class VmAlreadyExists extends AgentError {
+  readonly code = 'vm-exists';
+  constructor(readonly vm: string) {
+    super(`a VM named "${vm}" is already defined on this host`, 'name');
+  }
+}
+
+export class VmIdInUse extends AgentError {
+  readonly code = 'vm-id-in-use';
+  constructor(
+    readonly id: string,
+    readonly vm: string,
+  ) {
+    super(`id ${id} already belongs to VM "${vm}" on this host`, 'id');
+  }
+}
+
+export class DatastoreNotFound extends AgentError {
+  readonly code = 'datastore-not-found';
+  constructor(datastore: string, field: string) {
+    super(`${field}: no datastore named "${datastore}" on this host`, field);
+  }
+}
+
+export class VSwitchNotFound extends AgentError {
+  readonly code = 'vswitch-not-found';
+  constructor(vswitch: string, field: string) {
+    super(`${field}: no virtual switch named "${vswitch}" on this host`, field);
+  }
+}
+
+export class InsufficientCapacity extends AgentError {
+  readonly code = 'insufficient-capacity';
+  constructor(
+    readonly datastore: string,
+    readonly requestedBytes: number,
+    readonly freeBytes: number,
+    field: string,
+  ) {
+    super(
+      `${field}: ${requestedBytes} bytes requested on datastore "${datastore}" but only ${freeBytes} bytes are free`,
+      field,
+    );
+  }
+}
+
+/** The VM wants more memory than the host has at all (define) or has unpromised (start). */
+export class InsufficientMemory extends AgentError {
+  readonly code = 'insufficient-memory';
+  constructor(
+    readonly requestedBytes: number,
+    readonly availableBytes: number,
+    readonly what: 'host memory' | 'unpromised host memory',
+  ) {
+    super(
+      `memoryMiB: ${requestedBytes} bytes requested but the ${what} is ${availableBytes} bytes`,
+      'memoryMiB',
+    );
+  }
+}
+
+export class DiskFileExists extends AgentError {
+  readonly code = 'disk-file-exists';
+  constructor(
+    readonly path: string,
+    field: string,
+  ) {
+    super(`${field}: the disk file ${path} already exists; refusing to overwrite it`, field);
+  }
+}
+
+/** The operation needs the VM in another state (e.g. delete while running). */
+export class VmStateConflict extends AgentError {
+  readonly code = 'vm-state-conflict';
+  constructor(
+    readonly vm: string,
+    readonly state: string,
+    action: string,
+  ) {
+    super(`cannot ${action} VM "${vm}" while it is ${state}`);
+  }
+}
+
+export class QemuStartFailed extends AgentError {
+  readonly code = 'qemu-start-failed';
+  constructor(
+    readonly vm: string,
+    readonly stderr: string,
+  ) {
+    super(`QEMU for VM "${vm}" did not start: ${stderr.trim() || 'no error output'}`);
+  }
+}
+
+export class GuestAgentUnavailable extends AgentError {
+  readonly code = 'guest-agent-unavailable';
+  constructor(
+    readonly vm: string,
+    reason: string,
+  ) {
+    super(`the guest agent of VM "${vm}" does not answer: ${reason}`);
+  }
+}
+
+export class GuestCommandFailed extends AgentError {
+  readonly code = 'guest-command-failed';
+  constructor(
+    readonly vm: string,
+    readonly command: string,
+    reason: string,
+  ) {
+    super(`guest agent command ${command} failed in VM "${vm}": ${reason}`);
+  }
+}
+
+export class GuestExecTimeout extends AgentError {
+  readonly code = 'guest-exec-timeout';
+  constructor(
+    readonly vm: string,
+    readonly pid: number,
+    readonly timeoutSeconds: number,
+  ) {
+    super(`guest process ${pid} in VM "${vm}" did not exit within ${timeoutSeconds} s`, 'timeoutSeconds');
+  }
+}
+
+/** A host command (qemu-img, ip, ...) failed: the host, not the request, is at fault. */
+export class HostCommandFailed extends AgentError {
+  readonly code = 'host-command-failed';
+  constructor(
+    readonly command: string,
+    readonly stderr: string,
+  ) {
+    super(`${command} failed: ${stderr.trim() || 'no error output'}`);
+  }
+}
+
+export class MacInUse extends AgentError {
+  readonly code = 'mac-in-use';
+  constructor(
+    readonly mac: string,
+    readonly vm: string,
+    field: string,
+  ) {
+    super(`${field}: MAC ${mac} already belongs to VM "${vm}" on this host`, field);
+  }
+}

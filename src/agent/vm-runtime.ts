@@ -1,0 +1,310 @@
+import { readFile, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { z } from 'zod';
+import type { Accelerator, VmState } from '../api/index.js';
+import { QmpClient } from '../qmp/index.js';
+import type { VmDefinition } from './definitions.js';
+import { writeFileAtomic } from './definitions.js';
+import { QemuStartFailed, VmStateConflict } from './errors.js';
+import type { Logger } from './logger.js';
+import { isAlive, readCmdline, runDaemonizing, signal, waitForExit } from './process.js';
+import { buildQemuArgv, isQemuOfVm, vmPaths, type GuestBoot, type VmPaths } from './qemu-argv.js';
+import { SerialQueue } from './serial-queue.js';
+import { createTap, deleteTap } from './vswitches.js';
+
+/*
+ * One VM's QEMU process: start (optionally as a paused migration target), graceful and forced
+ * stop, and re-attachment after an agent restart. QEMU runs daemonized in its own session, so it
+ * outlives the agent; the agent finds it again through the pidfile and holds its QMP connection.
+ */
+
+export interface RuntimeHost {
+  stateDir: string;
+  accelerator: Accelerator;
+  /** Kernel, initrd and command line for this VM's guest. */
+  boot(def: VmDefinition): Promise<GuestBoot>;
+  bridgeOf(vswitch: string): string;
+  log: Logger;
+}
+
+export interface StartOptions {
+  /** Start as a migration target: `-incoming defer` (the URI is set with migrate-incoming). */
+  incoming?: boolean;
+  /** Do not run the vCPUs until `cont`. */
+  paused?: boolean;
+}
+
+/** Kept beside the pidfile: what the agent cannot read back from QEMU. */
+const RunRecord = z.object({
+  pid: z.number().int(),
+  startedAt: z.iso.datetime(),
+  accelerator: z.enum(['kvm', 'tcg']),
+});
+type RunRecord = z.infer<typeof RunRecord>;
+
+const QueryStatus = z.looseObject({ status: z.string() });
+const QueryMigrate = z.looseObject({ status: z.string().optional() });
+
+const START_TIMEOUT_MS = 60_000;
+const QMP_TIMEOUT_MS = 15_000;
+const ACTIVE_MIGRATION = new Set([
+  'setup',
+  'active',
+  'pre-switchover',
+  'device',
+  'postcopy-active',
+  'wait-unplug',
+]);
+
+function stateOfStatus(status: string): VmState {
+  switch (status) {
+    case 'running':
+    case 'colo':
+      return 'running';
+    case 'inmigrate':
+      return 'incoming';
+    case 'finish-migrate':
+      return 'migrating';
+    case 'shutdown':
+      return 'shutting-down';
+    case 'guest-panicked':
+    case 'internal-error':
+      return 'crashed';
+    default:
+      // prelaunch, paused, postmigrate, suspended, io-error, watchdog, debug, save-vm, restore-vm
+      return 'paused';
+  }
+}
+
+export class VmRuntime {
+  #def: VmDefinition;
+  readonly paths: VmPaths;
+  #run: RunRecord | undefined;
+  #qmp: QmpClient | undefined;
+  #transition: 'starting' | 'shutting-down' | undefined;
+  readonly #lifecycle = new SerialQueue();
+
+  constructor(
+    def: VmDefinition,
+    private readonly host: RuntimeHost,
+  ) {
+    this.#def = def;
+    this.paths = vmPaths(host.stateDir, def.name);
+  }
+
+  get def(): VmDefinition {
+    return this.#def;
+  }
+  get pid(): number | undefined {
+    return this.#run?.pid;
+  }
+  get startedAt(): string | undefined {
+    return this.#run?.startedAt;
+  }
+  /** The accelerator of the running QEMU (the host's choice when stopped). */
+  get accelerator(): Accelerator {
+    return this.#run?.accelerator ?? this.host.accelerator;
+  }
+  /** True while a QEMU process belongs to this VM (whatever its guest is doing). */
+  get active(): boolean {
+    return this.#run !== undefined;
+  }
+
+  /** Runs `task` after every earlier task of this VM: one lifecycle change at a time. */
+  exclusive<T>(task: () => Promise<T>): Promise<T> {
+    return this.#lifecycle.run(task);
+  }
+
+  /** The VM's QMP connection; only while its QEMU runs. */
+  qmp(): QmpClient {
+    if (this.#qmp === undefined || this.#qmp.closed)
+      throw new VmStateConflict(this.#def.name, 'stopped', 'talk to the QEMU of');
+    return this.#qmp;
+  }
+
+  async state(): Promise<VmState> {
+    if (this.#transition) return this.#transition;
+    if (this.#run === undefined) return 'stopped';
+    if (!(await isAlive(this.#run.pid))) {
+      void this.exclusive(() => this.#afterExit('QEMU exited'));
+      return 'stopped';
+    }
+    try {
+      const qmp = this.#qmp?.closed === false ? this.#qmp : await this.#connect(Date.now() + 2_000);
+      const { status } = await qmp.execute('query-status', undefined, {
+        schema: QueryStatus,
+        timeoutMs: QMP_TIMEOUT_MS,
+      });
+      const state = stateOfStatus(status);
+      if (state !== 'running') return state;
+      const migration = await qmp.execute('query-migrate', undefined, {
+        schema: QueryMigrate,
+        timeoutMs: QMP_TIMEOUT_MS,
+      });
+      return migration.status !== undefined && ACTIVE_MIGRATION.has(migration.status)
+        ? 'migrating'
+        : 'running';
+    } catch (error) {
+      this.host.log.warn('QEMU does not answer on QMP', { vm: this.#def.name, error: String(error) });
+      return 'crashed';
+    }
+  }
+
+  /** Starts QEMU. The caller holds exclusive(). */
+  async start(options: StartOptions = {}): Promise<void> {
+    if (this.#run !== undefined) throw new VmStateConflict(this.#def.name, await this.state(), 'start');
+    this.#transition = 'starting';
+    try {
+      await this.#removeRuntimeFiles();
+      for (const nic of this.#def.nics) await createTap(nic.tap, this.host.bridgeOf(nic.vswitch));
+      const argv = buildQemuArgv({
+        def: this.#def,
+        accelerator: this.host.accelerator,
+        paths: this.paths,
+        boot: await this.host.boot(this.#def),
+        ...options,
+      });
+      try {
+        await runDaemonizing('qemu-system-x86_64', argv, START_TIMEOUT_MS);
+      } catch (error) {
+        throw new QemuStartFailed(this.#def.name, (error as { stderr?: string }).stderr ?? String(error));
+      }
+      const pid = Number((await readFile(this.paths.pidfile, 'utf8')).trim());
+      this.#run = { pid, startedAt: new Date().toISOString(), accelerator: this.host.accelerator };
+      await writeFileAtomic(this.#runFile(), `${JSON.stringify(this.#run)}\n`);
+      await this.#connect(Date.now() + 10_000);
+      this.host.log.info('VM started', { vm: this.#def.name, pid, ...options });
+    } catch (error) {
+      if (this.#run) signal(this.#run.pid, 'SIGKILL');
+      if (this.#run) await waitForExit(this.#run.pid, 10_000);
+      await this.#cleanUp();
+      throw error;
+    } finally {
+      this.#transition = undefined;
+    }
+  }
+
+  /** ACPI power button, then force after `timeoutSeconds`. The caller holds exclusive(). */
+  async shutdown(timeoutSeconds: number): Promise<void> {
+    const run = this.#run;
+    if (run === undefined) return;
+    this.#transition = 'shutting-down';
+    try {
+      await this.qmp()
+        .execute('system_powerdown', undefined, { timeoutMs: QMP_TIMEOUT_MS })
+        .catch((error: unknown) =>
+          this.host.log.warn('system_powerdown failed', { vm: this.#def.name, error: String(error) }),
+        );
+      if (await waitForExit(run.pid, timeoutSeconds * 1000)) {
+        this.host.log.info('VM powered off', { vm: this.#def.name });
+        await this.#cleanUp();
+      } else {
+        this.host.log.warn('guest ignored the power button; forcing it off', {
+          vm: this.#def.name,
+          timeoutSeconds,
+        });
+        await this.forceStop();
+      }
+    } finally {
+      this.#transition = undefined;
+    }
+  }
+
+  /** `quit`, then SIGKILL if QEMU lingers. The caller holds exclusive(). */
+  async forceStop(): Promise<void> {
+    const run = this.#run;
+    if (run === undefined) return;
+    await this.#qmp?.execute('quit', undefined, { timeoutMs: 5_000 }).catch(() => undefined);
+    if (!(await waitForExit(run.pid, 10_000))) {
+      this.host.log.warn('QEMU ignored quit; killing it', { vm: this.#def.name, pid: run.pid });
+      signal(run.pid, 'SIGKILL');
+      await waitForExit(run.pid, 10_000);
+    }
+    this.host.log.info('VM stopped', { vm: this.#def.name });
+    await this.#cleanUp();
+  }
+
+  /** After an agent start: adopt a QEMU of this VM that is still running, or tidy up after one that is not. */
+  async attach(): Promise<void> {
+    const pid = Number((await readFile(this.paths.pidfile, 'utf8').catch(() => '')).trim());
+    const ours = pid > 0 && (await isAlive(pid)) && isQemuOfVm(await readCmdline(pid), this.#def, this.paths);
+    if (!ours) {
+      await this.#cleanUp();
+      return;
+    }
+    const record = await readFile(this.#runFile(), 'utf8')
+      .then((text) => RunRecord.parse(JSON.parse(text)))
+      .catch(() => undefined);
+    this.#run =
+      record?.pid === pid
+        ? record
+        : { pid, startedAt: new Date().toISOString(), accelerator: this.host.accelerator };
+    try {
+      await this.#connect(Date.now() + 10_000);
+      this.host.log.info('re-attached to running VM', { vm: this.#def.name, pid });
+    } catch (error) {
+      this.host.log.warn('running VM does not answer on QMP', {
+        vm: this.#def.name,
+        pid,
+        error: String(error),
+      });
+    }
+  }
+
+  /** Lets go of QEMU without touching it (agent exit). */
+  async detach(): Promise<void> {
+    const qmp = this.#qmp;
+    this.#qmp = undefined;
+    await qmp?.close();
+  }
+
+  /** Replaces the definition (only while stopped: a running QEMU keeps what it was started with). */
+  redefine(def: VmDefinition): void {
+    if (this.#run !== undefined) throw new VmStateConflict(def.name, 'running', 'redefine');
+    this.#def = def;
+  }
+
+  async #connect(retryUntilMs: number): Promise<QmpClient> {
+    const qmp = await QmpClient.connect(this.paths.qmp, { timeoutMs: QMP_TIMEOUT_MS, retryUntilMs });
+    this.#qmp = qmp;
+    qmp.onClose((error) => {
+      // QEMU went away by itself (guest poweroff, crash): tidy up unless a stop is already doing it.
+      if (error === undefined || this.#qmp !== qmp) return;
+      this.#qmp = undefined;
+      void this.exclusive(() => this.#afterExit('QMP connection closed'));
+    });
+    return qmp;
+  }
+
+  async #afterExit(reason: string): Promise<void> {
+    const run = this.#run;
+    if (run === undefined) return;
+    if (!(await waitForExit(run.pid, 2_000))) {
+      // QEMU is alive but the socket broke: reconnect rather than declare it gone.
+      await this.#connect(Date.now() + 5_000).catch(() => undefined);
+      return;
+    }
+    this.host.log.info('VM exited', { vm: this.#def.name, pid: run.pid, reason });
+    await this.#cleanUp();
+  }
+
+  async #cleanUp(): Promise<void> {
+    await this.detach();
+    this.#run = undefined;
+    for (const nic of this.#def.nics) {
+      await deleteTap(nic.tap).catch((error: unknown) =>
+        this.host.log.warn('cannot delete tap', { vm: this.#def.name, tap: nic.tap, error: String(error) }),
+      );
+    }
+    await this.#removeRuntimeFiles();
+  }
+
+  async #removeRuntimeFiles(): Promise<void> {
+    for (const file of [this.paths.pidfile, this.paths.qmp, this.paths.qga, this.#runFile()])
+      await rm(file, { force: true });
+  }
+
+  #runFile(): string {
+    return path.join(path.dirname(this.paths.pidfile), `${this.#def.name}.run.json`);
+  }
+}

@@ -1,0 +1,362 @@
+import { randomUUID } from 'node:crypto';
+import { access, rm, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { z } from 'zod';
+import {
+  GuestExecRequest,
+  ShutdownRequest,
+  VmSpec,
+  type GuestExecResult,
+  type GuestInfo,
+  type Vm,
+  type VmDisk,
+} from '../api/index.js';
+import { createQcow2 } from './datastores.js';
+import { DefinitionStore, type VmDefinition } from './definitions.js';
+import {
+  DiskFileExists,
+  InsufficientCapacity,
+  InsufficientMemory,
+  InvalidInput,
+  MacInUse,
+  VmAlreadyExists,
+  VmIdInUse,
+  VmNotFound,
+  VmStateConflict,
+} from './errors.js';
+import { guestExec, readGuestInfo } from './guest-ops.js';
+import type { HostInventory } from './host.js';
+import type { DiskCounters } from './metrics.js';
+import { MAX_DISK_ID, diskDeviceId, diskNodeName, newMac, newTapName } from './naming.js';
+import { QgaClient } from './qga.js';
+import { CPU_MODEL, MACHINE_TYPE } from './qemu-argv.js';
+import { SerialQueue } from './serial-queue.js';
+import { VmRuntime, type RuntimeHost } from './vm-runtime.js';
+
+/*
+ * The VMs of this host: their definitions on disk and their QEMU runtimes. Every request is checked
+ * in full before anything is created, and whatever a failing define did create is removed again.
+ */
+
+const MiB = 1024 * 1024;
+const QGA_SYNC_TIMEOUT_MS = 10_000;
+
+const DeleteQuery = z.object({
+  deleteDisks: z.enum(['true', 'false'], { error: 'must be true or false' }).default('false'),
+});
+
+const QueryBlockstats = z.array(
+  z.looseObject({
+    'node-name': z.string().optional(),
+    qdev: z.string().optional(),
+    stats: z.looseObject({
+      rd_bytes: z.number(),
+      wr_bytes: z.number(),
+      rd_operations: z.number(),
+      wr_operations: z.number(),
+    }),
+  }),
+);
+
+export class VmService {
+  readonly #store: DefinitionStore;
+  readonly #vms = new Map<string, VmRuntime>();
+  readonly #guestQueues = new Map<string, SerialQueue>();
+  /** Definitions change one at a time, so checks of names, ids, MACs and space see a stable host. */
+  readonly #defineQueue = new SerialQueue();
+  /** Memory promised to VMs whose QEMU is being started right now. */
+  #startingBytes = 0;
+
+  constructor(
+    private readonly inventory: HostInventory,
+    private readonly runtimeHost: RuntimeHost,
+  ) {
+    this.#store = new DefinitionStore(runtimeHost.stateDir);
+  }
+
+  /** Loads the definitions and re-attaches to VMs whose QEMU is still running. */
+  async init(): Promise<void> {
+    await this.#store.init();
+    for (const def of await this.#store.loadAll()) {
+      const runtime = new VmRuntime(def, this.runtimeHost);
+      this.#vms.set(def.name, runtime);
+      await runtime.exclusive(() => runtime.attach());
+    }
+  }
+
+  /** Lets go of every QEMU without stopping it. */
+  async close(): Promise<void> {
+    for (const runtime of this.#vms.values()) await runtime.detach();
+  }
+
+  runtime(name: string): VmRuntime {
+    const runtime = this.#vms.get(name);
+    if (!runtime) throw new VmNotFound(name);
+    return runtime;
+  }
+
+  runtimes(): VmRuntime[] {
+    return [...this.#vms.values()];
+  }
+
+  /** Memory not promised to VMs that run or are starting. */
+  unpromisedMemoryBytes(): number {
+    const promised = this.runtimes()
+      .filter((r) => r.active)
+      .reduce((sum, r) => sum + r.def.memoryMiB * MiB, this.#startingBytes);
+    return Math.max(0, this.inventory.memoryBytes - promised);
+  }
+
+  async list(): Promise<Vm[]> {
+    return Promise.all(this.runtimes().map((r) => this.describe(r)));
+  }
+
+  get(name: string): Promise<Vm> {
+    return this.describe(this.runtime(name));
+  }
+
+  async describe(runtime: VmRuntime): Promise<Vm> {
+    const def = runtime.def;
+    const disks = await Promise.all(
+      def.disks.map(async (d): Promise<VmDisk> => ({
+        id: d.id,
+        datastore: d.datastore,
+        path: d.path,
+        format: d.format,
+        virtualSizeBytes: d.sizeBytes,
+        // What the image occupies on the host's filesystem (qemu-img's actual-size).
+        allocatedBytes: await stat(d.path).then(
+          (s) => s.blocks * 512,
+          () => 0,
+        ),
+        nodeName: diskNodeName(d.id),
+      })),
+    );
+    return {
+      id: def.id,
+      name: def.name,
+      state: await runtime.state(),
+      ...(runtime.pid === undefined ? {} : { pid: runtime.pid }),
+      vcpus: def.vcpus,
+      memoryMiB: def.memoryMiB,
+      disks,
+      nics: def.nics,
+      ...(def.guestIp === undefined ? {} : { guestIp: def.guestIp }),
+      ...(def.guestGateway === undefined ? {} : { guestGateway: def.guestGateway }),
+      machineType: def.machineType,
+      cpuModel: def.cpuModel,
+      accelerator: runtime.accelerator,
+      createdAt: def.createdAt,
+      ...(runtime.startedAt === undefined ? {} : { startedAt: runtime.startedAt }),
+    };
+  }
+
+  /** Defines a VM (creating its disks) and starts it when asked; all or nothing. */
+  async define(input: unknown): Promise<Vm> {
+    const spec = VmSpec.parse(input);
+    const runtime = await this.#defineQueue.run(async () => {
+      const def = await this.#plan(spec);
+      const created: string[] = [];
+      try {
+        for (const disk of def.disks) {
+          await createQcow2(disk.path, disk.sizeBytes);
+          created.push(disk.path);
+        }
+        await this.#store.save(def);
+      } catch (error) {
+        for (const file of created) await rm(file, { force: true });
+        throw error;
+      }
+      const runtime = new VmRuntime(def, this.runtimeHost);
+      this.#vms.set(def.name, runtime);
+      this.runtimeHost.log.info('VM defined', { vm: def.name, id: def.id });
+      return runtime;
+    });
+    if (spec.start) {
+      try {
+        await this.#start(runtime, {});
+      } catch (error) {
+        await this.#remove(runtime, true);
+        throw error;
+      }
+    }
+    return this.describe(runtime);
+  }
+
+  /** Checks a spec against this host and returns the definition it would become; creates nothing. */
+  async #plan(spec: z.output<typeof VmSpec>): Promise<VmDefinition> {
+    if (this.#vms.has(spec.name)) throw new VmAlreadyExists(spec.name);
+    const id = spec.id ?? randomUUID();
+    const sameId = this.runtimes().find((r) => r.def.id === id);
+    if (sameId) throw new VmIdInUse(id, sameId.def.name);
+    if (spec.guestGateway !== undefined && spec.guestIp === undefined)
+      throw new InvalidInput(
+        'guestGateway: needs guestIp as well (the guest has no other address)',
+        'guestGateway',
+      );
+    if (spec.memoryMiB * MiB > this.inventory.memoryBytes)
+      throw new InsufficientMemory(spec.memoryMiB * MiB, this.inventory.memoryBytes, 'host memory');
+
+    const disks: VmDefinition['disks'] = [];
+    const wanted = new Map<string, number>();
+    for (const [i, d] of spec.disks.entries()) {
+      const diskId = d.id ?? `disk${i}`;
+      if (diskId.length > MAX_DISK_ID)
+        throw new InvalidInput(`disks.${i}.id: must be at most ${MAX_DISK_ID} characters`, `disks.${i}.id`);
+      if (disks.some((other) => other.id === diskId))
+        throw new InvalidInput(`disks.${i}.id: "${diskId}" is used twice in this VM`, `disks.${i}.id`);
+      const store = this.inventory.datastore(d.datastore, `disks.${i}.datastore`);
+      const file = path.join(path.resolve(store.path), `${spec.name}-${diskId}.qcow2`);
+      if (
+        await access(file).then(
+          () => true,
+          () => false,
+        )
+      )
+        throw new DiskFileExists(file, `disks.${i}`);
+      const total = (wanted.get(store.name) ?? 0) + d.sizeBytes;
+      const { freeBytes } = await this.inventory.space(store.name);
+      if (total > freeBytes)
+        throw new InsufficientCapacity(store.name, total, freeBytes, `disks.${i}.sizeBytes`);
+      wanted.set(store.name, total);
+      disks.push({ id: diskId, datastore: store.name, path: file, format: 'qcow2', sizeBytes: d.sizeBytes });
+    }
+
+    const nics: VmDefinition['nics'] = [];
+    const macs = new Map(this.runtimes().flatMap((r) => r.def.nics.map((n) => [n.mac, r.def.name] as const)));
+    const taps = new Set(this.runtimes().flatMap((r) => r.def.nics.map((n) => n.tap)));
+    for (const [i, n] of spec.nics.entries()) {
+      const nicId = n.id ?? `nic${i}`;
+      if (nics.some((other) => other.id === nicId))
+        throw new InvalidInput(`nics.${i}.id: "${nicId}" is used twice in this VM`, `nics.${i}.id`);
+      this.inventory.bridgeOf(n.vswitch, `nics.${i}.vswitch`);
+      const owner = n.mac === undefined ? undefined : macs.get(n.mac);
+      if (n.mac !== undefined && owner !== undefined) throw new MacInUse(n.mac, owner, `nics.${i}.mac`);
+      const mac = n.mac ?? newMac(new Set(macs.keys()));
+      const tap = newTapName(id, nicId, taps);
+      macs.set(mac, spec.name);
+      taps.add(tap);
+      nics.push({ id: nicId, vswitch: n.vswitch, mac, tap });
+    }
+
+    return {
+      id,
+      name: spec.name,
+      vcpus: spec.vcpus,
+      memoryMiB: spec.memoryMiB,
+      disks,
+      nics,
+      ...(spec.guestIp === undefined ? {} : { guestIp: spec.guestIp }),
+      ...(spec.guestGateway === undefined ? {} : { guestGateway: spec.guestGateway }),
+      machineType: MACHINE_TYPE,
+      cpuModel: CPU_MODEL,
+      createdAt: new Date().toISOString(),
+    };
+  }
+
+  async start(name: string, options: Parameters<VmRuntime['start']>[0] = {}): Promise<Vm> {
+    const runtime = this.runtime(name);
+    await this.#start(runtime, options);
+    return this.describe(runtime);
+  }
+
+  #start(runtime: VmRuntime, options: Parameters<VmRuntime['start']>[0]): Promise<void> {
+    return runtime.exclusive(async () => {
+      if (runtime.active) throw new VmStateConflict(runtime.def.name, await runtime.state(), 'start');
+      const bytes = runtime.def.memoryMiB * MiB;
+      const unpromised = this.unpromisedMemoryBytes();
+      if (bytes > unpromised) throw new InsufficientMemory(bytes, unpromised, 'unpromised host memory');
+      this.#startingBytes += bytes;
+      try {
+        await runtime.start(options);
+      } finally {
+        this.#startingBytes -= bytes;
+      }
+    });
+  }
+
+  async shutdown(name: string, input: unknown): Promise<Vm> {
+    const { timeoutSeconds } = ShutdownRequest.parse(input ?? {});
+    const runtime = this.runtime(name);
+    await runtime.exclusive(() => runtime.shutdown(timeoutSeconds));
+    return this.describe(runtime);
+  }
+
+  async stop(name: string): Promise<Vm> {
+    const runtime = this.runtime(name);
+    await runtime.exclusive(() => runtime.forceStop());
+    return this.describe(runtime);
+  }
+
+  async delete(name: string, query: unknown): Promise<void> {
+    const deleteDisks = DeleteQuery.parse(query ?? {}).deleteDisks === 'true';
+    await this.#remove(this.runtime(name), deleteDisks);
+  }
+
+  async #remove(runtime: VmRuntime, deleteDisks: boolean): Promise<void> {
+    await this.#defineQueue.run(() =>
+      runtime.exclusive(async () => {
+        if (runtime.active) throw new VmStateConflict(runtime.def.name, await runtime.state(), 'delete');
+        await this.#store.remove(runtime.def.name);
+        this.#vms.delete(runtime.def.name);
+        this.#guestQueues.delete(runtime.def.name);
+        await rm(runtime.paths.console, { force: true });
+        if (deleteDisks) for (const disk of runtime.def.disks) await rm(disk.path, { force: true });
+        this.runtimeHost.log.info('VM deleted', { vm: runtime.def.name, deleteDisks });
+      }),
+    );
+  }
+
+  guestInfo(name: string): Promise<GuestInfo> {
+    return this.#withGuestAgent(name, (qga) => readGuestInfo(qga));
+  }
+
+  async guestExec(name: string, input: unknown): Promise<GuestExecResult> {
+    const request = GuestExecRequest.parse(input);
+    return this.#withGuestAgent(name, (qga) => guestExec(qga, { vm: name, ...request }));
+  }
+
+  /** One guest-agent session at a time per VM: qemu-ga serves a single client. */
+  #withGuestAgent<T>(name: string, task: (qga: QgaClient) => Promise<T>): Promise<T> {
+    const runtime = this.runtime(name);
+    let queue = this.#guestQueues.get(name);
+    if (!queue) this.#guestQueues.set(name, (queue = new SerialQueue()));
+    return queue.run(async () => {
+      if (!runtime.active) throw new VmStateConflict(name, 'stopped', 'reach the guest agent of');
+      const qga = await QgaClient.open(runtime.paths.qga, name, QGA_SYNC_TIMEOUT_MS);
+      try {
+        return await task(qga);
+      } finally {
+        qga.close();
+      }
+    });
+  }
+
+  /** Per-disk I/O counters of a running VM (empty when stopped or when QEMU does not answer). */
+  async diskCounters(runtime: VmRuntime): Promise<DiskCounters[]> {
+    if (!runtime.active) return [];
+    try {
+      const stats = await runtime
+        .qmp()
+        .execute('query-blockstats', undefined, { schema: QueryBlockstats, timeoutMs: 5_000 });
+      return runtime.def.disks.flatMap((disk) => {
+        const entry = stats.find(
+          (s) => s['node-name'] === diskNodeName(disk.id) || s.qdev?.includes(`/${diskDeviceId(disk.id)}/`),
+        );
+        return entry
+          ? [
+              {
+                disk: disk.id,
+                readBytes: entry.stats.rd_bytes,
+                writeBytes: entry.stats.wr_bytes,
+                readOps: entry.stats.rd_operations,
+                writeOps: entry.stats.wr_operations,
+              },
+            ]
+          : [];
+      });
+    } catch {
+      return [];
+    }
+  }
+}
