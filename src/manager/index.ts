@@ -1,3 +1,63 @@
 import type { Command } from 'commander';
+import { readFile } from 'node:fs/promises';
+import { startManager } from './manager.js';
 
-export function registerManagerCommands(_program: Command): void {}
+export {
+  startManager,
+  adminTokenPath,
+  MANAGER_VERSION,
+  type ManagerOptions,
+  type RunningManager,
+} from './manager.js';
+export type { JobContext, JobHandler, ProgressUpdate } from './jobs.js';
+
+/** `--listen 127.0.0.1:7100` -> host and port. */
+export function parseListen(value: string): { host: string; port: number } {
+  const match = /^(\[[^\]]+\]|[^:]+):(\d{1,5})$/.exec(value);
+  const port = Number(match?.[2]);
+  if (!match?.[1] || !(port >= 0 && port <= 65535)) {
+    throw new Error(`--listen: must be address:port, like 127.0.0.1:7100 (got "${value}")`);
+  }
+  return { host: match[1].replace(/^\[|\]$/g, ''), port };
+}
+
+export function registerManagerCommands(program: Command): void {
+  program
+    .command('manager')
+    .description('Run the manager: inventory, jobs and the REST API (/api/v1) for all joined hosts')
+    .requiredOption('--data-dir <dir>', 'where the database and admin-token file live')
+    .option('--listen <address:port>', 'address and port of the REST API', '127.0.0.1:7100')
+    .option('--reconcile-interval <seconds>', 'seconds between polls of every agent', '30')
+    .option(
+      '--token-file <path>',
+      'file holding the admin token secret to use (else $SILOBREAK_MANAGER_TOKEN, else generated on first start)',
+    )
+    .action(
+      async (opts: { dataDir: string; listen: string; reconcileInterval: string; tokenFile?: string }) => {
+        const interval = Number(opts.reconcileInterval);
+        if (!(interval > 0)) throw new Error('--reconcile-interval: must be a positive number of seconds');
+        const { host, port } = parseListen(opts.listen);
+        const adminToken = opts.tokenFile
+          ? (await readFile(opts.tokenFile, 'utf8')).trim()
+          : process.env.SILOBREAK_MANAGER_TOKEN || undefined;
+        const manager = await startManager({
+          dataDir: opts.dataDir,
+          host,
+          port,
+          reconcileIntervalSeconds: interval,
+          ...(adminToken ? { adminToken } : {}),
+        });
+        console.error(
+          `manager: listening on ${manager.url}/api/v1 (admin token in ${opts.dataDir}/admin-token)`,
+        );
+        const stop = () => {
+          manager.close().then(
+            () => process.exit(0),
+            () => process.exit(1),
+          );
+        };
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+      },
+    );
+}

@@ -1,0 +1,572 @@
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import {
+  AddHostRequest,
+  API_PREFIX,
+  ChangeListQuery,
+  ChangeRecord,
+  CreatedToken,
+  CreatePoolRequest,
+  CreateTokenRequest,
+  CreateVmRequest,
+  DeleteVmQuery,
+  Host,
+  HostListQuery,
+  HostScopedListQuery,
+  Job,
+  JobAccepted,
+  JobListQuery,
+  ManagedDatastore,
+  ManagedVm,
+  ManagedVSwitch,
+  ManagerInfo,
+  ObjectRef,
+  Page,
+  PageQuery,
+  Pool,
+  PoolHostRequest,
+  Problem,
+  ShutdownVmRequest,
+  Token,
+  TokenName,
+  VmListQuery,
+  type Job as JobType,
+} from '../api/index.js';
+import { authorize, bearerSecret, type Caller } from './auth.js';
+import { listChanges } from './changes.js';
+import type { Db } from './db.js';
+import { InvalidInput, toProblem, Unauthorized } from './errors.js';
+import {
+  getHost,
+  getPool,
+  getVm,
+  listDatastores,
+  listHosts,
+  listPools,
+  listVms,
+  listVSwitches,
+} from './inventory.js';
+import { isTerminal, type JobRunner } from './jobs.js';
+import type { ManagerService } from './service.js';
+
+/*
+ * The REST API. Every route is one entry of a table that both registers it with Fastify and
+ * describes it in the OpenAPI document, from the same zod schemas that validate its input.
+ */
+
+interface Input<P, Q, B> {
+  params: P;
+  query: Q;
+  body: B;
+  caller: Caller;
+}
+
+interface Route {
+  method: 'GET' | 'POST' | 'DELETE';
+  path: string;
+  summary: string;
+  params?: z.ZodObject;
+  query?: z.ZodObject;
+  body?: z.ZodType;
+  status: number;
+  /** Reply schema; none for 204 and for event streams. */
+  response?: z.ZodType;
+  /** Replies with server-sent events instead of JSON. */
+  stream?: boolean;
+  handle(
+    input: Input<unknown, unknown, unknown>,
+    reply: FastifyReply,
+    request: FastifyRequest,
+  ): Promise<unknown>;
+}
+
+function route<
+  P extends z.ZodObject = z.ZodObject<Record<never, never>>,
+  Q extends z.ZodObject = z.ZodObject<Record<never, never>>,
+  B extends z.ZodType = z.ZodUndefined,
+>(def: {
+  method: Route['method'];
+  path: string;
+  summary: string;
+  params?: P;
+  query?: Q;
+  body?: B;
+  status: number;
+  response?: z.ZodType;
+  stream?: boolean;
+  handle(
+    input: Input<z.output<P>, z.output<Q>, z.output<B>>,
+    reply: FastifyReply,
+    request: FastifyRequest,
+  ): Promise<unknown>;
+}): Route {
+  return def as Route;
+}
+
+const parse = <T extends z.ZodType>(schema: T | undefined, value: unknown): unknown => {
+  if (!schema) return undefined;
+  const result = schema.safeParse(value ?? {});
+  if (!result.success) throw InvalidInput.fromZod(result.error);
+  return result.data;
+};
+
+export interface ApiDeps {
+  db: Db;
+  service: ManagerService;
+  jobs: JobRunner;
+  version: string;
+}
+
+const jobUrl = (id: string) => `${API_PREFIX}/jobs/${id}`;
+const accepted = (reply: FastifyReply, job: JobType) => {
+  reply.header('location', jobUrl(job.id));
+  return { job, url: jobUrl(job.id) };
+};
+
+function routes({ db, service, jobs, version }: ApiDeps): Route[] {
+  const Ref = (name: string) => z.object({ [name]: ObjectRef });
+  const VmRef = Ref('vm');
+  const HostRef = Ref('host');
+  const PoolRef = Ref('pool');
+  const JobRef = z.object({ id: z.uuid() });
+  let doc: Record<string, unknown> | undefined;
+  const table: Route[] = [
+    route({
+      method: 'GET',
+      path: '/info',
+      summary: 'Manager version, inventory size and the calling token',
+      status: 200,
+      response: ManagerInfo,
+      async handle({ caller }) {
+        const count = (table: 'hosts' | 'vms') =>
+          db
+            .selectFrom(table)
+            .select((eb) => eb.fn.countAll<number>().as('n'))
+            .executeTakeFirstOrThrow();
+        const [hosts, vms] = await Promise.all([count('hosts'), count('vms')]);
+        return { version, hosts: Number(hosts.n), vms: Number(vms.n), token: caller };
+      },
+    }),
+    route({
+      method: 'GET',
+      path: '/openapi.json',
+      summary: 'This API as an OpenAPI 3.1 document',
+      status: 200,
+      handle: async () => (doc ??= openApiDocument(table, version)),
+    }),
+
+    // Tokens
+    route({
+      method: 'GET',
+      path: '/tokens',
+      summary: 'List API tokens (admin)',
+      query: PageQuery,
+      status: 200,
+      response: Page(Token),
+      handle: ({ query }) => service.listTokens(query),
+    }),
+    route({
+      method: 'POST',
+      path: '/tokens',
+      summary: 'Create an API token (admin); the secret is in this reply only',
+      body: CreateTokenRequest,
+      status: 201,
+      response: CreatedToken,
+      handle: ({ body }) => service.createToken(body),
+    }),
+    route({
+      method: 'DELETE',
+      path: '/tokens/:name',
+      summary: 'Delete an API token (admin)',
+      params: z.object({ name: TokenName }),
+      status: 204,
+      handle: ({ params }) => service.deleteToken(params.name),
+    }),
+
+    // Hosts
+    route({
+      method: 'GET',
+      path: '/hosts',
+      summary: 'List hosts',
+      query: HostListQuery,
+      status: 200,
+      response: Page(Host),
+      handle: ({ query }) => listHosts(db, query),
+    }),
+    route({
+      method: 'POST',
+      path: '/hosts',
+      summary: 'Join a host: the manager reaches its agent with the token and takes its inventory',
+      body: AddHostRequest,
+      status: 201,
+      response: Host,
+      handle: ({ body, caller }) => service.addHost(caller, body),
+    }),
+    route({
+      method: 'GET',
+      path: '/hosts/:host',
+      summary: 'Show a host (by id or name)',
+      params: HostRef,
+      status: 200,
+      response: Host,
+      handle: ({ params }) => getHost(db, String(params.host)),
+    }),
+    route({
+      method: 'DELETE',
+      path: '/hosts/:host',
+      summary: 'Forget a host and its inventory (its agent and VMs keep running)',
+      params: HostRef,
+      status: 204,
+      handle: ({ params, caller }) => service.removeHost(caller, String(params.host)),
+    }),
+    route({
+      method: 'POST',
+      path: '/hosts/:host/reconcile',
+      summary: "Poll the host's agent now",
+      params: HostRef,
+      body: z.object({}).optional(),
+      status: 200,
+      response: Host,
+      handle: ({ params }) => service.reconcileHost(String(params.host)),
+    }),
+
+    // Pools
+    route({
+      method: 'GET',
+      path: '/pools',
+      summary: 'List resource pools',
+      query: PageQuery,
+      status: 200,
+      response: Page(Pool),
+      handle: ({ query }) => listPools(db, query),
+    }),
+    route({
+      method: 'POST',
+      path: '/pools',
+      summary: 'Create a resource pool',
+      body: CreatePoolRequest,
+      status: 201,
+      response: Pool,
+      handle: ({ body, caller }) => service.createPool(caller, body),
+    }),
+    route({
+      method: 'GET',
+      path: '/pools/:pool',
+      summary: 'Show a resource pool',
+      params: PoolRef,
+      status: 200,
+      response: Pool,
+      handle: ({ params }) => getPool(db, String(params.pool)),
+    }),
+    route({
+      method: 'DELETE',
+      path: '/pools/:pool',
+      summary: 'Delete an empty resource pool',
+      params: PoolRef,
+      status: 204,
+      handle: ({ params, caller }) => service.deletePool(caller, String(params.pool)),
+    }),
+    route({
+      method: 'POST',
+      path: '/pools/:pool/hosts',
+      summary: 'Add a host to a pool (a host is in at most one pool)',
+      params: PoolRef,
+      body: PoolHostRequest,
+      status: 200,
+      response: Pool,
+      handle: ({ params, body, caller }) =>
+        service.setPoolMembership(caller, String(params.pool), body.host, true),
+    }),
+    route({
+      method: 'DELETE',
+      path: '/pools/:pool/hosts/:host',
+      summary: 'Remove a host from a pool',
+      params: z.object({ pool: ObjectRef, host: ObjectRef }),
+      status: 200,
+      response: Pool,
+      handle: ({ params, caller }) => service.setPoolMembership(caller, params.pool, params.host, false),
+    }),
+
+    // Datastores, virtual switches
+    route({
+      method: 'GET',
+      path: '/datastores',
+      summary: 'List datastores of all hosts',
+      query: HostScopedListQuery,
+      status: 200,
+      response: Page(ManagedDatastore),
+      handle: ({ query }) => listDatastores(db, query),
+    }),
+    route({
+      method: 'GET',
+      path: '/vswitches',
+      summary: 'List virtual switches of all hosts',
+      query: HostScopedListQuery,
+      status: 200,
+      response: Page(ManagedVSwitch),
+      handle: ({ query }) => listVSwitches(db, query),
+    }),
+
+    // VMs
+    route({
+      method: 'GET',
+      path: '/vms',
+      summary: 'List VMs',
+      query: VmListQuery,
+      status: 200,
+      response: Page(ManagedVm),
+      handle: ({ query }) => listVms(db, query),
+    }),
+    route({
+      method: 'POST',
+      path: '/vms',
+      summary: 'Create a VM on a host, or on the best host of a pool (a job)',
+      body: CreateVmRequest,
+      status: 202,
+      response: JobAccepted,
+      handle: async ({ body, caller }, reply) => accepted(reply, await service.createVm(caller, body)),
+    }),
+    route({
+      method: 'GET',
+      path: '/vms/:vm',
+      summary: 'Show a VM (by id, or by name when unique)',
+      params: VmRef,
+      status: 200,
+      response: ManagedVm,
+      handle: ({ params }) => getVm(db, String(params.vm)),
+    }),
+    route({
+      method: 'POST',
+      path: '/vms/:vm/start',
+      summary: 'Start a VM (a job)',
+      params: VmRef,
+      body: z.object({}).optional(),
+      status: 202,
+      response: JobAccepted,
+      handle: async ({ params, caller }, reply) =>
+        accepted(reply, await service.vmAction(caller, String(params.vm), 'vm-start')),
+    }),
+    route({
+      method: 'POST',
+      path: '/vms/:vm/shutdown',
+      summary: 'Ask the guest to power off, forcing it after timeoutSeconds (a job)',
+      params: VmRef,
+      body: ShutdownVmRequest,
+      status: 202,
+      response: JobAccepted,
+      handle: async ({ params, body, caller }, reply) =>
+        accepted(
+          reply,
+          await service.vmAction(caller, String(params.vm), 'vm-shutdown', body.timeoutSeconds),
+        ),
+    }),
+    route({
+      method: 'POST',
+      path: '/vms/:vm/stop',
+      summary: 'Force a VM off at once (a job)',
+      params: VmRef,
+      body: z.object({}).optional(),
+      status: 202,
+      response: JobAccepted,
+      handle: async ({ params, caller }, reply) =>
+        accepted(reply, await service.vmAction(caller, String(params.vm), 'vm-stop')),
+    }),
+    route({
+      method: 'DELETE',
+      path: '/vms/:vm',
+      summary: 'Delete a VM, with its disks unless deleteDisks=false (a job)',
+      params: VmRef,
+      query: DeleteVmQuery,
+      status: 202,
+      response: JobAccepted,
+      handle: async ({ params, query, caller }, reply) =>
+        accepted(reply, await service.deleteVm(caller, String(params.vm), query.deleteDisks)),
+    }),
+
+    // Jobs
+    route({
+      method: 'GET',
+      path: '/jobs',
+      summary: 'List jobs, newest first',
+      query: JobListQuery,
+      status: 200,
+      response: Page(Job),
+      handle: ({ query }) => jobs.list(query),
+    }),
+    route({
+      method: 'GET',
+      path: '/jobs/:id',
+      summary: 'Show a job',
+      params: JobRef,
+      status: 200,
+      response: Job,
+      handle: ({ params }) => jobs.get(params.id),
+    }),
+    route({
+      method: 'GET',
+      path: '/jobs/:id/events',
+      summary: "The job's snapshots as server-sent events (`data: <Job>`) until it ends",
+      params: JobRef,
+      status: 200,
+      stream: true,
+      handle: ({ params }, reply, request) => streamJob(jobs, params.id, reply, request),
+    }),
+    route({
+      method: 'POST',
+      path: '/jobs/:id/cancel',
+      summary: 'Cancel a job (a running one stops at its next safe point)',
+      params: JobRef,
+      body: z.object({}).optional(),
+      status: 200,
+      response: Job,
+      handle: ({ params }) => jobs.cancel(params.id),
+    }),
+
+    // Change records
+    route({
+      method: 'GET',
+      path: '/changes',
+      summary: 'List change records, newest first',
+      query: ChangeListQuery,
+      status: 200,
+      response: Page(ChangeRecord),
+      handle: ({ query }) => listChanges(db, query),
+    }),
+  ];
+  return table;
+}
+
+async function streamJob(
+  jobs: JobRunner,
+  id: string,
+  reply: FastifyReply,
+  request: FastifyRequest,
+): Promise<void> {
+  const first = await jobs.get(id);
+  reply.hijack();
+  const out = reply.raw;
+  out.writeHead(200, {
+    'content-type': 'text/event-stream',
+    'cache-control': 'no-cache',
+    connection: 'keep-alive',
+  });
+  let closed = false;
+  const send = (job: JobType) => {
+    if (closed) return;
+    out.write(`event: job\nid: ${job.updatedAt}\ndata: ${JSON.stringify(job)}\n\n`);
+    if (isTerminal(job.state)) end();
+  };
+  const onJob = (job: JobType) => {
+    if (job.id === id) send(job);
+  };
+  // Comments keep proxies and idle timers from closing a quiet stream.
+  const heartbeat = setInterval(() => out.write(': keep-alive\n\n'), 15_000);
+  const end = () => {
+    if (closed) return;
+    closed = true;
+    clearInterval(heartbeat);
+    jobs.events.off('job', onJob);
+    out.end();
+  };
+  jobs.events.on('job', onJob);
+  request.raw.on('close', end);
+  send(first);
+}
+
+function jsonSchema(schema: z.ZodType, io: 'input' | 'output'): Record<string, unknown> {
+  const { $schema: _ignored, ...rest } = z.toJSONSchema(schema, { io, unrepresentable: 'any' });
+  return rest;
+}
+
+function parameters(schema: z.ZodObject | undefined, where: 'path' | 'query') {
+  if (!schema) return [];
+  const json = jsonSchema(schema, 'input') as { properties?: Record<string, unknown>; required?: string[] };
+  return Object.entries(json.properties ?? {}).map(([name, s]) => ({
+    name,
+    in: where,
+    required: where === 'path' || (json.required ?? []).includes(name),
+    schema: s,
+  }));
+}
+
+export function openApiDocument(table: Route[], version: string): Record<string, unknown> {
+  const paths: Record<string, Record<string, unknown>> = {};
+  const problem = {
+    description: 'Problem details',
+    content: { 'application/problem+json': { schema: jsonSchema(Problem, 'output') } },
+  };
+  for (const r of table) {
+    const path = API_PREFIX + r.path.replace(/:([A-Za-z]+)/g, '{$1}');
+    const ok = r.stream
+      ? {
+          description: 'Server-sent events',
+          content: { 'text/event-stream': { schema: { type: 'string' } } },
+        }
+      : r.response
+        ? { description: 'OK', content: { 'application/json': { schema: jsonSchema(r.response, 'output') } } }
+        : { description: 'Done' };
+    paths[path] ??= {};
+    paths[path][r.method.toLowerCase()] = {
+      summary: r.summary,
+      parameters: [...parameters(r.params, 'path'), ...parameters(r.query, 'query')],
+      ...(r.body
+        ? {
+            requestBody: {
+              required: true,
+              content: { 'application/json': { schema: jsonSchema(r.body, 'input') } },
+            },
+          }
+        : {}),
+      responses: { [String(r.status)]: ok, default: problem },
+    };
+  }
+  return {
+    openapi: '3.1.0',
+    info: { title: 'Silobreak manager API', version },
+    components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+    security: [{ bearer: [] }],
+    paths,
+  };
+}
+
+export function buildServer(deps: ApiDeps, log: (message: string) => void): FastifyInstance {
+  const app = Fastify({ logger: false, bodyLimit: 1024 * 1024 });
+  const sendProblem = (reply: FastifyReply, error: unknown) => {
+    const problem = toProblem(error);
+    if (problem.status >= 500 && problem.code === 'internal')
+      log(`internal error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+    return reply.status(problem.status).type('application/problem+json').send(problem);
+  };
+  app.setErrorHandler((error, _request, reply) => sendProblem(reply, error));
+  app.setNotFoundHandler((request, reply) =>
+    sendProblem(reply, {
+      statusCode: 404,
+      message: `no route ${request.method} ${request.url.split('?')[0]}`,
+    }),
+  );
+  for (const r of routes(deps)) {
+    app.route({
+      method: r.method,
+      url: API_PREFIX + r.path,
+      handler: async (request, reply) => {
+        // Authentication and authorization come before any validation: an anonymous or read-only
+        // caller learns nothing about the input.
+        const secret = bearerSecret(request.headers.authorization);
+        const caller = secret ? await deps.service.authenticate(secret) : undefined;
+        if (!caller) throw new Unauthorized();
+        authorize(caller, r.method, r.path);
+        const input = {
+          params: parse(r.params, request.params),
+          query: parse(r.query, request.query),
+          body: parse(r.body, request.body),
+          caller,
+        };
+        const result = await r.handle(input, reply, request);
+        if (r.stream) return reply;
+        if (r.status === 204) return reply.status(204).send();
+        return reply.status(r.status).send(result);
+      },
+    });
+  }
+  return app;
+}

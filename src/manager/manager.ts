@@ -1,0 +1,101 @@
+import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { AgentClient } from '../api/index.js';
+import { openDatabase, type Db } from './db.js';
+import { buildServer } from './http.js';
+import type { HostRow } from './inventory.js';
+import { JobRunner, type JobHandler } from './jobs.js';
+import { KeyedMutex } from './locks.js';
+import { Reconciler } from './reconcile.js';
+import { ManagerService } from './service.js';
+import { vmJobHandlers } from './vm-jobs.js';
+
+export const MANAGER_VERSION = '0.1.0';
+
+export interface ManagerOptions {
+  dataDir: string;
+  /** Address to listen on (loopback or a lab address); port 0 picks a free one. */
+  host?: string;
+  port?: number;
+  /** Seconds between reconciliation polls of every host. */
+  reconcileIntervalSeconds?: number;
+  /** Secret to use as the `admin` token (else one is generated on the first start). */
+  adminToken?: string;
+  /** Extra job kinds (e.g. moves) to register next to the VM jobs. */
+  jobHandlers?: JobHandler<never>[];
+  log?: (message: string) => void;
+}
+
+export interface RunningManager {
+  /** Base URL, e.g. http://127.0.0.1:7100 (the API is under /api/v1). */
+  url: string;
+  /** The admin secret, when this start set it or `<dataDir>/admin-token` holds it. */
+  adminToken: string | undefined;
+  db: Db;
+  /** Polls every host now (tests use this instead of waiting for the interval). */
+  reconcileNow(): Promise<void>;
+  /** Stops polling and listening, waits for running jobs, closes the database. */
+  close(): Promise<void>;
+}
+
+export const adminTokenPath = (dataDir: string) => path.join(dataDir, 'admin-token');
+
+async function readSecret(file: string): Promise<string | undefined> {
+  try {
+    return (await readFile(file, 'utf8')).trim() || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export async function startManager(options: ManagerOptions): Promise<RunningManager> {
+  const log = options.log ?? ((message: string) => console.error(`manager: ${message}`));
+  await mkdir(options.dataDir, { recursive: true, mode: 0o700 });
+  const db = await openDatabase(options.dataDir);
+  const hostLocks = new KeyedMutex();
+  const clientFor = (host: HostRow) => new AgentClient(host.agent_url, host.agent_token, 15_000);
+  const jobs = new JobRunner(db, log);
+  const reconciler = new Reconciler({
+    db,
+    hostLocks,
+    clientFor,
+    intervalMs: (options.reconcileIntervalSeconds ?? 30) * 1000,
+    log,
+  });
+  const service = new ManagerService({ db, jobs, reconciler, hostLocks, clientFor });
+  for (const handler of [...vmJobHandlers({ db, hostLocks, clientFor }), ...(options.jobHandlers ?? [])]) {
+    jobs.register(handler);
+  }
+
+  const tokenFile = adminTokenPath(options.dataDir);
+  const setSecret = await service.ensureAdminToken(options.adminToken);
+  if (setSecret !== undefined) {
+    await writeFile(tokenFile, `${setSecret}\n`, { mode: 0o600 });
+    await chmod(tokenFile, 0o600);
+  }
+  const adminToken = setSecret ?? (await readSecret(tokenFile));
+
+  await jobs.recover();
+  const app = buildServer({ db, service, jobs, version: MANAGER_VERSION }, log);
+  await app.listen({ host: options.host ?? '127.0.0.1', port: options.port ?? 0 });
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : options.port;
+  const host = options.host ?? '127.0.0.1';
+  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  reconciler.start();
+
+  let closing: Promise<void> | undefined;
+  return {
+    url,
+    adminToken,
+    db,
+    reconcileNow: () => reconciler.pollAll(),
+    close: () =>
+      (closing ??= (async () => {
+        await reconciler.stop();
+        await app.close();
+        await jobs.drain();
+        await db.destroy();
+      })()),
+  };
+}

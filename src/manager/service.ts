@@ -1,0 +1,356 @@
+import { randomUUID } from 'node:crypto';
+import {
+  AgentClient,
+  ApiError,
+  VmSpec,
+  type AddHostRequest,
+  type CreatedToken,
+  type CreatePoolRequest,
+  type CreateTokenRequest,
+  type CreateVmRequest,
+  type Host,
+  type Job,
+  type ManagedVm,
+  type Page,
+  type Pool,
+  type Token,
+  type TokenRole,
+} from '../api/index.js';
+import { hashSecret, newSecret, type Caller } from './auth.js';
+import { nowIso, recordChanges, SYSTEM, type Actor } from './changes.js';
+import { decodeCursor, pageOf } from './cursor.js';
+import type { Db } from './db.js';
+import { agentError, Conflict, InvalidInput, NotFound } from './errors.js';
+import {
+  getHost,
+  getPool,
+  getVm,
+  hostObject,
+  hostRow,
+  insertHost,
+  poolRow,
+  syncDatastores,
+  syncVms,
+  syncVSwitches,
+  vmObject,
+  type HostRow,
+} from './inventory.js';
+import type { JobRunner } from './jobs.js';
+import type { KeyedMutex } from './locks.js';
+import { fetchSnapshot, type Reconciler } from './reconcile.js';
+import { placeInPool, prepareCreate } from './vm-jobs.js';
+
+/*
+ * The manager's operations behind the REST API: each takes validated input and the calling
+ * token, checks it against the inventory, and either changes the inventory (with its change
+ * record, in one transaction) or submits a job.
+ */
+
+export interface ServiceDeps {
+  db: Db;
+  jobs: JobRunner;
+  reconciler: Reconciler;
+  hostLocks: KeyedMutex;
+  clientFor: (host: HostRow) => AgentClient;
+}
+
+/** `10.0.0.1:7001` or `http://10.0.0.1:7001/` -> `http://10.0.0.1:7001` */
+export function agentUrlOf(address: string): string {
+  const withScheme = /^https?:\/\//.test(address) ? address : `http://${address}`;
+  return withScheme.replace(/\/+$/, '');
+}
+
+const actorOf = (caller: Caller): Actor => ({ name: caller.name });
+
+export class ManagerService {
+  /** Token hash -> caller; tokens are looked up on every request. */
+  private readonly tokenCache = new Map<string, Caller | null>();
+
+  constructor(private readonly deps: ServiceDeps) {}
+
+  // ---------------------------------------------------------------------------------------------
+  // Tokens
+
+  async authenticate(secret: string): Promise<Caller | undefined> {
+    const hash = hashSecret(secret);
+    let caller = this.tokenCache.get(hash);
+    if (caller === undefined) {
+      const row = await this.deps.db
+        .selectFrom('tokens')
+        .select(['name', 'role'])
+        .where('hash', '=', hash)
+        .executeTakeFirst();
+      caller = row ? { name: row.name, role: row.role } : null;
+      this.tokenCache.set(hash, caller);
+    }
+    return caller ?? undefined;
+  }
+
+  async listTokens(q: { limit: number; cursor?: string | undefined }): Promise<Page<Token>> {
+    let query = this.deps.db.selectFrom('tokens').select(['name', 'role', 'created_at']);
+    if (q.cursor) query = query.where('name', '>', String(decodeCursor(q.cursor, 1)[0]));
+    const rows = await query
+      .orderBy('name')
+      .limit(q.limit + 1)
+      .execute();
+    return pageOf(
+      rows,
+      q.limit,
+      (r) => [r.name],
+      (r) => ({ name: r.name, role: r.role, createdAt: r.created_at }),
+    );
+  }
+
+  async createToken(
+    req: CreateTokenRequest & { role: TokenRole },
+    secret = newSecret(),
+  ): Promise<CreatedToken> {
+    const taken = await this.deps.db
+      .selectFrom('tokens')
+      .select('name')
+      .where('name', '=', req.name)
+      .executeTakeFirst();
+    if (taken) throw new Conflict(`name: a token named ${req.name} already exists`, 'name');
+    const createdAt = nowIso();
+    await this.deps.db
+      .insertInto('tokens')
+      .values({ name: req.name, role: req.role, hash: hashSecret(secret), created_at: createdAt })
+      .execute();
+    this.tokenCache.clear();
+    return { name: req.name, role: req.role, createdAt, secret };
+  }
+
+  async deleteToken(name: string): Promise<void> {
+    const row = await this.deps.db
+      .selectFrom('tokens')
+      .select(['name', 'role'])
+      .where('name', '=', name)
+      .executeTakeFirst();
+    if (!row) throw new NotFound('token', name);
+    if (row.role === 'admin') {
+      const admins = await this.deps.db
+        .selectFrom('tokens')
+        .select('name')
+        .where('role', '=', 'admin')
+        .execute();
+      if (admins.length === 1) throw new Conflict(`token ${name} is the last admin token`, 'name');
+    }
+    await this.deps.db.deleteFrom('tokens').where('name', '=', name).execute();
+    this.tokenCache.clear();
+  }
+
+  /**
+   * Makes sure an admin token exists: sets `secret` as the `admin` token's when given, creates one
+   * on a first start otherwise. Returns the secret it set, if it set one.
+   */
+  async ensureAdminToken(secret: string | undefined): Promise<string | undefined> {
+    const { db } = this.deps;
+    if (secret !== undefined) {
+      const hash = hashSecret(secret);
+      const existing = await db
+        .selectFrom('tokens')
+        .select('name')
+        .where('name', '=', 'admin')
+        .executeTakeFirst();
+      if (existing)
+        await db.updateTable('tokens').set({ hash, role: 'admin' }).where('name', '=', 'admin').execute();
+      else
+        await db
+          .insertInto('tokens')
+          .values({ name: 'admin', role: 'admin', hash, created_at: nowIso() })
+          .execute();
+      this.tokenCache.clear();
+      return secret;
+    }
+    const any = await db.selectFrom('tokens').select('name').limit(1).executeTakeFirst();
+    if (any) return undefined;
+    return (await this.createToken({ name: 'admin', role: 'admin' })).secret;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Hosts
+
+  /** Joins a host: its agent must answer with the token; its inventory arrives in the same transaction. */
+  async addHost(caller: Caller, req: AddHostRequest): Promise<Host> {
+    const { db } = this.deps;
+    const agentUrl = agentUrlOf(req.address);
+    const pool = req.pool ? await poolRow(db, req.pool, 'pool') : undefined;
+    const client = new AgentClient(agentUrl, req.token, 15_000);
+    let snapshot;
+    try {
+      snapshot = await fetchSnapshot(client);
+    } catch (error) {
+      if (error instanceof ApiError && (error.status === 401 || error.status === 403)) {
+        throw new InvalidInput(`token: the agent at ${agentUrl} rejected the token`, 'token');
+      }
+      throw agentError(agentUrl, error);
+    }
+    const id = await db.transaction().execute(async (tx) => {
+      const now = nowIso();
+      const host = await insertHost(tx, actorOf(caller), {
+        agentUrl,
+        agentToken: req.token,
+        info: snapshot.info,
+        poolId: pool?.id ?? null,
+      });
+      // What the host already has was not made by this call: it is observed, as by reconciliation.
+      await syncDatastores(tx, SYSTEM, host, snapshot.datastores, now);
+      await syncVSwitches(tx, SYSTEM, host, snapshot.vswitches, now);
+      await syncVms(tx, SYSTEM, host, snapshot.vms, now);
+      return host.id;
+    });
+    return getHost(db, id);
+  }
+
+  /** Forgets a host and its inventory (the agent and its VMs are left alone). */
+  async removeHost(caller: Caller, ref: string): Promise<void> {
+    const { db, hostLocks } = this.deps;
+    const host = await hostRow(db, ref);
+    await hostLocks.run(host.id, () =>
+      db.transaction().execute(async (tx) => {
+        const vms = await tx
+          .selectFrom('vms')
+          .select(['id', 'name'])
+          .where('host_id', '=', host.id)
+          .execute();
+        await tx.deleteFrom('hosts').where('id', '=', host.id).execute();
+        await recordChanges(tx, actorOf(caller), [
+          {
+            object: hostObject(host),
+            action: 'deleted',
+            host: host.name,
+            changes: [{ field: 'vms', before: vms.map((v) => v.name), after: [] }],
+          },
+        ]);
+      }),
+    );
+  }
+
+  async reconcileHost(ref: string): Promise<Host> {
+    const host = await hostRow(this.deps.db, ref);
+    await this.deps.reconciler.pollHost(host.id);
+    return getHost(this.deps.db, host.id);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Pools
+
+  async createPool(caller: Caller, req: Required<CreatePoolRequest>): Promise<Pool> {
+    const { db } = this.deps;
+    const id = randomUUID();
+    await db.transaction().execute(async (tx) => {
+      const taken = await tx.selectFrom('pools').select('id').where('name', '=', req.name).executeTakeFirst();
+      if (taken) throw new Conflict(`name: a pool named ${req.name} already exists`, 'name');
+      await tx
+        .insertInto('pools')
+        .values({ id, name: req.name, description: req.description, created_at: nowIso() })
+        .execute();
+      await recordChanges(tx, actorOf(caller), [
+        { object: { kind: 'pool', id, name: req.name }, action: 'created' },
+      ]);
+    });
+    return getPool(db, id);
+  }
+
+  async deletePool(caller: Caller, ref: string): Promise<void> {
+    await this.deps.db.transaction().execute(async (tx) => {
+      const pool = await poolRow(tx, ref);
+      const members = await tx.selectFrom('hosts').select('name').where('pool_id', '=', pool.id).execute();
+      if (members.length) {
+        throw new Conflict(
+          `pool ${pool.name} still has hosts (${members.map((m) => m.name).join(', ')}): remove them first`,
+        );
+      }
+      await tx.deleteFrom('pools').where('id', '=', pool.id).execute();
+      await recordChanges(tx, actorOf(caller), [
+        { object: { kind: 'pool', id: pool.id, name: pool.name }, action: 'deleted' },
+      ]);
+    });
+  }
+
+  /** Adds or removes a host; the pool's change record lists its members before and after. */
+  async setPoolMembership(caller: Caller, poolRef: string, hostRef: string, member: boolean): Promise<Pool> {
+    const { db } = this.deps;
+    const poolId = await db.transaction().execute(async (tx) => {
+      const pool = await poolRow(tx, poolRef);
+      const host = await hostRow(tx, hostRef, 'host');
+      if (member && host.pool_id !== null && host.pool_id !== pool.id) {
+        const other = await poolRow(tx, host.pool_id);
+        throw new Conflict(
+          `host: ${host.name} is already in pool ${other.name}; remove it there first`,
+          'host',
+        );
+      }
+      if (!member && host.pool_id !== pool.id)
+        throw new InvalidInput(`host: ${host.name} is not in pool ${pool.name}`, 'host');
+      if (member && host.pool_id === pool.id) return pool.id; // already a member: nothing changes
+      const before = (
+        await tx.selectFrom('hosts').select('name').where('pool_id', '=', pool.id).orderBy('name').execute()
+      ).map((h) => h.name);
+      await tx
+        .updateTable('hosts')
+        .set({ pool_id: member ? pool.id : null })
+        .where('id', '=', host.id)
+        .execute();
+      const after = member ? [...before, host.name].sort() : before.filter((n) => n !== host.name);
+      await recordChanges(tx, actorOf(caller), [
+        {
+          object: { kind: 'pool', id: pool.id, name: pool.name },
+          action: 'setting-changed',
+          changes: [{ field: 'hosts', before, after }],
+        },
+      ]);
+      return pool.id;
+    });
+    return getPool(db, poolId);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // VMs (as jobs)
+
+  async createVm(caller: Caller, req: CreateVmRequest): Promise<Job> {
+    const { db } = this.deps;
+    const spec = VmSpec.parse(req.spec);
+    let host: HostRow;
+    if (req.host) {
+      host = await hostRow(db, req.host, 'host');
+      if (req.pool) {
+        const pool = await poolRow(db, req.pool, 'pool');
+        if (host.pool_id !== pool.id)
+          throw new InvalidInput(`host: ${host.name} is not in pool ${pool.name}`, 'host');
+      }
+    } else {
+      const pool = await poolRow(db, req.pool ?? '', 'pool');
+      host = await placeInPool(db, pool.id, pool.name, spec);
+    }
+    const prepared = await prepareCreate(db, host, spec);
+    return this.deps.jobs.submit({
+      kind: 'vm-create',
+      target: vmObject({ id: prepared.id ?? '', name: prepared.name }),
+      params: { hostId: host.id, spec: prepared },
+      actor: actorOf(caller),
+    });
+  }
+
+  async vmAction(
+    caller: Caller,
+    ref: string,
+    kind: 'vm-start' | 'vm-stop' | 'vm-shutdown',
+    timeoutSeconds?: number,
+  ): Promise<Job> {
+    const vm = await getVm(this.deps.db, ref);
+    return this.submitFor(caller, vm, kind, {
+      vmId: vm.id,
+      ...(timeoutSeconds !== undefined ? { timeoutSeconds } : {}),
+    });
+  }
+
+  async deleteVm(caller: Caller, ref: string, deleteDisks: boolean): Promise<Job> {
+    const vm = await getVm(this.deps.db, ref);
+    return this.submitFor(caller, vm, 'vm-delete', { vmId: vm.id, deleteDisks });
+  }
+
+  private submitFor(caller: Caller, vm: ManagedVm, kind: string, params: unknown): Promise<Job> {
+    return this.deps.jobs.submit({ kind, target: vmObject(vm), params, actor: actorOf(caller) });
+  }
+}

@@ -1,0 +1,223 @@
+import { z } from 'zod';
+import {
+  ApiError,
+  VmSpec,
+  type AgentClient,
+  type ManagedVm,
+  type ValidVmSpec,
+  type Vm,
+} from '../api/index.js';
+import { nowIso, type Actor } from './changes.js';
+import type { Db } from './db.js';
+import { agentError, Conflict, InsufficientCapacity, InvalidInput } from './errors.js';
+import { getVm, hostRow, removeVms, upsertVms, type HostRow } from './inventory.js';
+import type { JobHandler } from './jobs.js';
+import type { KeyedMutex } from './locks.js';
+
+/*
+ * The VM jobs: create, start, shutdown, stop, delete. Each calls the VM's agent while holding the
+ * host's lock, and stores the agent's answer with the job creator's change record in one
+ * transaction; holding the lock keeps reconciliation from observing the change first and
+ * recording it as `system`'s.
+ */
+
+export interface VmJobDeps {
+  db: Db;
+  hostLocks: KeyedMutex;
+  clientFor: (host: HostRow) => AgentClient;
+}
+
+const MiB = 1024 * 1024;
+
+/** Runs one agent call under the host's lock and stores the VM it returns (or removes it). */
+async function onHost<T>(
+  deps: VmJobDeps,
+  hostId: string,
+  call: (client: AgentClient, host: HostRow) => Promise<T>,
+  store: (host: HostRow, answer: T) => Promise<void>,
+): Promise<void> {
+  await deps.hostLocks.run(hostId, async () => {
+    const host = await hostRow(deps.db, hostId);
+    let answer: T;
+    try {
+      answer = await call(deps.clientFor(host), host);
+    } catch (error) {
+      throw agentError(host.name, error);
+    }
+    await store(host, answer);
+  });
+}
+
+function storeVm(deps: VmJobDeps, actor: Actor) {
+  return (host: HostRow, vm: Vm) =>
+    deps.db.transaction().execute(async (tx) => {
+      await upsertVms(tx, actor, host, [vm], nowIso());
+    });
+}
+
+// ------------------------------------------------------------------------------------------------
+
+export const CreateVmParams = z.object({ hostId: z.uuid(), spec: VmSpec });
+export type CreateVmParams = z.infer<typeof CreateVmParams>;
+
+/**
+ * Checks a create request against the chosen host's inventory and fills in what the manager
+ * decides: the VM id and the default datastore of disks that name none. Throws naming the field.
+ */
+export async function prepareCreate(db: Db, host: HostRow, spec: ValidVmSpec): Promise<ValidVmSpec> {
+  const [datastores, vswitches, sameName] = await Promise.all([
+    db.selectFrom('datastores').select(['name', 'is_default']).where('host_id', '=', host.id).execute(),
+    db.selectFrom('vswitches').select('name').where('host_id', '=', host.id).execute(),
+    db.selectFrom('vms').select('id').where('name', '=', spec.name).executeTakeFirst(),
+  ]);
+  if (sameName) throw new Conflict(`spec.name: a VM named ${spec.name} already exists`, 'spec.name');
+  if (spec.id && (await db.selectFrom('vms').select('id').where('id', '=', spec.id).executeTakeFirst())) {
+    throw new Conflict(`spec.id: a VM with id ${spec.id} already exists`, 'spec.id');
+  }
+  if (host.state !== 'connected') {
+    throw new InvalidInput(`host: ${host.name} is unreachable (${host.last_error ?? 'no answer'})`, 'host');
+  }
+  const fallback = datastores.find((d) => d.is_default === 1)?.name;
+  const disks = spec.disks.map((disk, i) => {
+    const datastore = disk.datastore ?? fallback;
+    if (!datastore) {
+      throw new InvalidInput(
+        `spec.disks.${i}.datastore: host ${host.name} has no default datastore; name one`,
+        `spec.disks.${i}.datastore`,
+      );
+    }
+    if (!datastores.some((d) => d.name === datastore)) {
+      throw new InvalidInput(
+        `spec.disks.${i}.datastore: host ${host.name} has no datastore ${datastore} (it has ${datastores.map((d) => d.name).join(', ') || 'none'})`,
+        `spec.disks.${i}.datastore`,
+      );
+    }
+    return { ...disk, datastore };
+  });
+  spec.nics.forEach((nic, i) => {
+    if (!vswitches.some((v) => v.name === nic.vswitch)) {
+      throw new InvalidInput(
+        `spec.nics.${i}.vswitch: host ${host.name} has no virtual switch ${nic.vswitch} (it has ${vswitches.map((v) => v.name).join(', ') || 'none'})`,
+        `spec.nics.${i}.vswitch`,
+      );
+    }
+  });
+  if (spec.start && host.memory_free_bytes < spec.memoryMiB * MiB) {
+    throw new InsufficientCapacity(
+      `spec.memoryMiB: host ${host.name} has ${Math.floor(host.memory_free_bytes / MiB)} MiB free, the VM needs ${spec.memoryMiB} MiB`,
+      'spec.memoryMiB',
+    );
+  }
+  return { ...spec, id: spec.id ?? crypto.randomUUID(), disks };
+}
+
+/** The connected member of a pool with the most free memory that fits the VM. */
+export async function placeInPool(
+  db: Db,
+  poolId: string,
+  poolName: string,
+  spec: ValidVmSpec,
+): Promise<HostRow> {
+  const best = await db
+    .selectFrom('hosts')
+    .selectAll()
+    .where('pool_id', '=', poolId)
+    .where('state', '=', 'connected')
+    .orderBy('memory_free_bytes', 'desc')
+    .executeTakeFirst();
+  if (!best || best.memory_free_bytes < spec.memoryMiB * MiB) {
+    throw new InsufficientCapacity(
+      `pool: no connected host in pool ${poolName} has ${spec.memoryMiB} MiB of memory free`,
+      'pool',
+    );
+  }
+  return best;
+}
+
+function createHandler(deps: VmJobDeps): JobHandler<CreateVmParams> {
+  return {
+    kind: 'vm-create',
+    params: CreateVmParams,
+    resumable: false,
+    async run(ctx) {
+      const { spec, hostId } = ctx.params;
+      const disks = spec.disks.length;
+      await ctx.progress({
+        phase: 'create',
+        percent: 10,
+        message: `creating ${spec.name} with ${disks} disk${disks === 1 ? '' : 's'}${spec.start ? ' and starting it' : ''}`,
+      });
+      await onHost(deps, hostId, (client) => client.createVm(spec), storeVm(deps, ctx.actor));
+      return getVm(deps.db, spec.id ?? spec.name);
+    },
+  };
+}
+
+// ------------------------------------------------------------------------------------------------
+
+export const VmActionParams = z.object({
+  vmId: z.uuid(),
+  timeoutSeconds: z.number().int().min(0).max(3600).optional(),
+});
+export type VmActionParams = z.infer<typeof VmActionParams>;
+
+function actionHandler(
+  deps: VmJobDeps,
+  kind: string,
+  verb: string,
+  call: (client: AgentClient, vm: ManagedVm, params: VmActionParams) => Promise<Vm>,
+): JobHandler<VmActionParams> {
+  return {
+    kind,
+    params: VmActionParams,
+    resumable: false,
+    async run(ctx) {
+      const vm = await getVm(deps.db, ctx.params.vmId);
+      await ctx.progress({ phase: verb, percent: 10, message: `${verb} ${vm.name} on ${vm.host}` });
+      await onHost(deps, vm.hostId, (client) => call(client, vm, ctx.params), storeVm(deps, ctx.actor));
+      return getVm(deps.db, vm.id);
+    },
+  };
+}
+
+export const DeleteVmParams = z.object({ vmId: z.uuid(), deleteDisks: z.boolean() });
+export type DeleteVmParams = z.infer<typeof DeleteVmParams>;
+
+function deleteHandler(deps: VmJobDeps): JobHandler<DeleteVmParams> {
+  return {
+    kind: 'vm-delete',
+    params: DeleteVmParams,
+    resumable: false,
+    async run(ctx) {
+      const vm = await getVm(deps.db, ctx.params.vmId);
+      await ctx.progress({ phase: 'delete', percent: 10, message: `deleting ${vm.name} on ${vm.host}` });
+      await onHost(
+        deps,
+        vm.hostId,
+        async (client) => {
+          try {
+            await client.deleteVm(vm.name, ctx.params.deleteDisks);
+          } catch (error) {
+            // Already gone on the host: the inventory catches up below.
+            if (!(error instanceof ApiError && error.status === 404)) throw error;
+          }
+        },
+        (host) => deps.db.transaction().execute((tx) => removeVms(tx, ctx.actor, host, [vm], nowIso())),
+      );
+      return { id: vm.id, name: vm.name, deleted: true };
+    },
+  };
+}
+
+export function vmJobHandlers(deps: VmJobDeps): JobHandler<never>[] {
+  const handlers = [
+    createHandler(deps),
+    actionHandler(deps, 'vm-start', 'starting', (c, vm) => c.startVm(vm.name)),
+    actionHandler(deps, 'vm-shutdown', 'shutting down', (c, vm, p) =>
+      c.shutdownVm(vm.name, p.timeoutSeconds ?? 60),
+    ),
+    actionHandler(deps, 'vm-stop', 'stopping', (c, vm) => c.stopVm(vm.name)),
+    deleteHandler(deps),
+  ];
+  return handlers as JobHandler<never>[];
+}
