@@ -1,0 +1,399 @@
+// The REST API against a real manager (SQLite in a temp dir, loopback HTTP) with no agent: hosts
+// and VMs enter the inventory through the code path reconciliation uses (applySnapshot).
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import { ApiError, ManagerClient, type Vm } from '../api/index.js';
+import { SYSTEM } from './changes.js';
+import { hostRow, insertHost } from './inventory.js';
+import { startManager, type RunningManager } from './manager.js';
+import { applySnapshot, type AgentSnapshot } from './reconcile.js';
+
+let dir: string;
+let manager: RunningManager;
+let admin: ManagerClient;
+let viewer: ManagerClient;
+
+const vm = (name: string, state: Vm['state'] = 'stopped', i = 0): Vm => ({
+  id: `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`,
+  name,
+  state,
+  vcpus: 1,
+  memoryMiB: 128,
+  disks: [
+    {
+      id: 'root',
+      datastore: 'local',
+      path: `/d/${name}.qcow2`,
+      format: 'qcow2',
+      virtualSizeBytes: 1 << 30,
+      allocatedBytes: 1 << 20,
+      nodeName: 'root-fmt',
+    },
+  ],
+  nics: [{ id: 'net0', vswitch: 'vmsw0', mac: '52:54:00:00:00:01', tap: 'tap0' }],
+  machineType: 'pc-q35-7.2',
+  cpuModel: 'qemu64',
+  accelerator: 'tcg',
+  createdAt: '2026-01-01T00:00:00.000Z',
+});
+
+function snapshot(name: string, vms: Vm[]): AgentSnapshot {
+  return {
+    info: {
+      name,
+      fabricAddress: '10.251.0.11',
+      agentVersion: '0.1.0',
+      qemuVersion: '7.2.0',
+      accelerator: 'tcg',
+      cpus: 2,
+      memoryBytes: 8 << 30,
+      memoryFreeBytes: 6 << 30,
+      machineType: 'pc-q35-7.2',
+      cpuModel: 'qemu64',
+    },
+    datastores: [{ name: 'local', path: '/d', default: true, capacityBytes: 10 << 30, freeBytes: 5 << 30 }],
+    vswitches: [{ name: 'vmsw0', bridge: 'vmsw0' }],
+    vms,
+  };
+}
+
+/** A host "joined" at a loopback port where nothing listens, with its report applied. */
+async function seedHost(name: string, port: number, vms: Vm[]): Promise<void> {
+  const snap = snapshot(name, vms);
+  const row = await manager.db.transaction().execute((tx) =>
+    insertHost(tx, SYSTEM, {
+      agentUrl: `http://127.0.0.1:${port}`,
+      agentToken: 'x'.repeat(16),
+      info: snap.info,
+      poolId: null,
+    }),
+  );
+  await applySnapshot(manager.db, row, snap);
+}
+
+const changeCount = async () => (await admin.listChanges({ limit: 1000 })).items.length;
+/** The whole database as rows, to prove a refused call changed nothing. */
+async function dbSnapshot(): Promise<string> {
+  const tables = [
+    'tokens',
+    'pools',
+    'hosts',
+    'datastores',
+    'vswitches',
+    'vms',
+    'vm_disks',
+    'vm_nics',
+    'jobs',
+    'changes',
+  ] as const;
+  const all = await Promise.all(tables.map((t) => manager.db.selectFrom(t).selectAll().execute()));
+  return JSON.stringify(all);
+}
+
+async function rejects(call: Promise<unknown>, status: number, field?: string): Promise<ApiError> {
+  try {
+    await call;
+  } catch (error) {
+    assert.ok(error instanceof ApiError, `expected ApiError, got ${String(error)}`);
+    assert.equal(error.status, status, error.message);
+    if (field !== undefined) assert.equal(error.field, field);
+    return error;
+  }
+  assert.fail(`expected HTTP ${status}`);
+}
+
+before(async () => {
+  dir = await mkdtemp(path.join(tmpdir(), 'sb-manager-api-'));
+  manager = await startManager({ dataDir: dir, reconcileIntervalSeconds: 3600, log: () => {} });
+  assert.ok(manager.adminToken);
+  admin = new ManagerClient(manager.url, manager.adminToken);
+  const ro = await admin.createToken({ name: 'viewer', role: 'read-only' });
+  viewer = new ManagerClient(manager.url, ro.secret);
+  await seedHost('h1', 9, [vm('web1', 'running', 1), vm('db1', 'stopped', 2)]);
+  await seedHost('h2', 9 + 1, []);
+});
+
+after(async () => {
+  await manager.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+test('the first start writes the admin token to <dataDir>/admin-token with mode 0600', async () => {
+  assert.equal((await readFile(path.join(dir, 'admin-token'), 'utf8')).trim(), manager.adminToken);
+  assert.equal((await stat(path.join(dir, 'admin-token'))).mode & 0o777, 0o600);
+  assert.deepEqual((await admin.info()).token, { name: 'admin', role: 'admin' });
+});
+
+test('401 without or with a wrong token, 403 for read-only writes; neither changes anything', async () => {
+  const beforeDb = await dbSnapshot();
+  const anonymous = await fetch(`${manager.url}/api/v1/vms`);
+  assert.equal(anonymous.status, 401);
+  assert.equal(((await anonymous.json()) as { code: string }).code, 'unauthorized');
+  await rejects(new ManagerClient(manager.url, 'sb_wrong').listVms(), 401);
+  await rejects(new ManagerClient(manager.url, 'sb_wrong').createPool({ name: 'p' }), 401);
+  await rejects(viewer.createPool({ name: 'nope' }), 403);
+  await rejects(viewer.stopVm('web1'), 403);
+  await rejects(viewer.createToken({ name: 'x', role: 'admin' }), 403);
+  await rejects(viewer.listTokens(), 403);
+  await rejects(viewer.removeHost('h1'), 403);
+  assert.equal((await viewer.listVms()).items.length, 2, 'reads are allowed');
+  assert.equal(await dbSnapshot(), beforeDb);
+});
+
+test('bad input is a 400 naming the field and the rule, and changes nothing', async () => {
+  const beforeDb = await dbSnapshot();
+  const e1 = await rejects(admin.createPool({ name: 'Not Valid' }), 400, 'name');
+  assert.match(e1.message, /name: must be/);
+  await rejects(
+    admin.createVm({ host: 'h1', spec: { name: 'x', vcpus: 0, memoryMiB: 128 } }),
+    400,
+    'spec.vcpus',
+  );
+  await rejects(admin.createVm({ spec: { name: 'x', vcpus: 1, memoryMiB: 128 } }), 400, 'host');
+  await rejects(
+    admin.createVm({
+      host: 'h1',
+      spec: { name: 'x', vcpus: 1, memoryMiB: 128, disks: [{ datastore: 'nope', sizeBytes: 1 }] },
+    }),
+    400,
+    'spec.disks.0.datastore',
+  );
+  await rejects(
+    admin.createVm({
+      host: 'h1',
+      spec: { name: 'x', vcpus: 1, memoryMiB: 128, nics: [{ vswitch: 'nope' }] },
+    }),
+    400,
+    'spec.nics.0.vswitch',
+  );
+  await rejects(
+    admin.createVm({ host: 'h1', spec: { name: 'web1', vcpus: 1, memoryMiB: 128 } }),
+    409,
+    'spec.name',
+  );
+  await rejects(admin.createVm({ host: 'h9', spec: { name: 'x', vcpus: 1, memoryMiB: 128 } }), 404, 'host');
+  await rejects(admin.listVms({ limit: 0 }), 400, 'limit');
+  await rejects(admin.listVms({ cursor: 'garbage' }), 400, 'cursor');
+  await rejects(admin.listChanges({ since: 'yesterday' }), 400, 'since');
+  await rejects(admin.addHost({ address: 'no port here', token: 'x'.repeat(16) }), 400, 'address');
+  await rejects(admin.getVm('missing'), 404);
+  const raw = await fetch(`${manager.url}/api/v1/pools`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${manager.adminToken}`, 'content-type': 'application/json' },
+    body: '{not json',
+  });
+  assert.equal(raw.status, 400);
+  const body = (await raw.json()) as Record<string, unknown>;
+  assert.equal(body.code, 'invalid-input');
+  assert.equal(body.stack, undefined);
+  assert.equal(await dbSnapshot(), beforeDb);
+});
+
+test('each pool and host mutation leaves exactly one change record by the token', async () => {
+  const mutations: [string, () => Promise<unknown>, string][] = [
+    ['create pool', () => admin.createPool({ name: 'rack1', description: 'first rack' }), 'created'],
+    ['add host', () => admin.addPoolHost('rack1', 'h1'), 'setting-changed'],
+    ['add host again (no change)', () => admin.addPoolHost('rack1', 'h1'), ''],
+    ['remove host', () => admin.removePoolHost('rack1', 'h1'), 'setting-changed'],
+    ['delete pool', () => admin.deletePool('rack1'), 'deleted'],
+  ];
+  for (const [what, call, action] of mutations) {
+    const before = await changeCount();
+    await call();
+    const records = (await admin.listChanges({ actor: 'admin', limit: 1000 })).items;
+    if (!action) {
+      assert.equal(await changeCount(), before, what);
+      continue;
+    }
+    assert.equal(await changeCount(), before + 1, what);
+    assert.equal(records[0]?.action, action, what);
+    assert.equal(records[0]?.object.kind, 'pool', what);
+  }
+  const membership = (await admin.listChanges({ kind: 'pool', text: 'h1', limit: 10 })).items;
+  assert.deepEqual(
+    membership.map((c) => c.changes[0]),
+    [
+      { field: 'hosts', before: ['h1'], after: [] },
+      { field: 'hosts', before: [], after: ['h1'] },
+    ],
+  );
+});
+
+test('pools: a host is in one pool; a pool with hosts cannot be deleted; filters by pool', async () => {
+  await admin.createPool({ name: 'a' });
+  await admin.createPool({ name: 'b' });
+  assert.deepEqual((await admin.addPoolHost('a', 'h2')).hosts, ['h2']);
+  await rejects(admin.addPoolHost('b', 'h2'), 409, 'host');
+  await rejects(admin.deletePool('a'), 409);
+  assert.deepEqual(
+    (await admin.listHosts({ pool: 'a' })).items.map((h) => h.name),
+    ['h2'],
+  );
+  assert.equal((await admin.getHost('h2')).pool, 'a');
+  await admin.removePoolHost('a', 'h2');
+  await admin.deletePool('a');
+  await admin.deletePool('b');
+});
+
+test('reconciliation records what appeared, changed and vanished behind the manager by system', async () => {
+  const host = await hostRow(manager.db, 'h2');
+  await applySnapshot(manager.db, host, snapshot('h2', [vm('sneaky', 'running', 7)]));
+  let records = (await admin.listChanges({ objectId: vm('sneaky', 'running', 7).id })).items;
+  assert.deepEqual(
+    records.map((r) => [r.actor, r.action, r.host]),
+    [['system', 'created', 'h2']],
+  );
+  // The same report again changes nothing.
+  const count = await changeCount();
+  await applySnapshot(
+    manager.db,
+    await hostRow(manager.db, 'h2'),
+    snapshot('h2', [vm('sneaky', 'running', 7)]),
+  );
+  assert.equal(await changeCount(), count);
+  await applySnapshot(
+    manager.db,
+    await hostRow(manager.db, 'h2'),
+    snapshot('h2', [vm('sneaky', 'stopped', 7)]),
+  );
+  await applySnapshot(manager.db, await hostRow(manager.db, 'h2'), snapshot('h2', []));
+  records = (await admin.listChanges({ objectId: vm('sneaky', 'running', 7).id })).items;
+  assert.deepEqual(
+    records.map((r) => [
+      r.actor,
+      r.action,
+      r.changes.map((c) => `${c.field}:${String(c.before)}->${String(c.after)}`),
+    ]),
+    [
+      ['system', 'deleted', []],
+      ['system', 'state-changed', ['state:running->stopped']],
+      ['system', 'created', []],
+    ],
+  );
+  await rejects(admin.getVm('sneaky'), 404);
+});
+
+test('lists paginate with a stable cursor and filter by host and state', async () => {
+  const h2 = await hostRow(manager.db, 'h2');
+  const many = Array.from({ length: 25 }, (_, i) =>
+    vm(`bulk-${String(i).padStart(2, '0')}`, i % 2 ? 'running' : 'stopped', 100 + i),
+  );
+  await applySnapshot(manager.db, h2, snapshot('h2', many));
+  const seen: string[] = [];
+  let cursor: string | undefined;
+  do {
+    const page = await admin.listVms({ host: 'h2', limit: 10, ...(cursor ? { cursor } : {}) });
+    assert.ok(page.items.length <= 10);
+    seen.push(...page.items.map((v) => v.name));
+    cursor = page.nextCursor ?? undefined;
+  } while (cursor);
+  assert.deepEqual(
+    seen,
+    many.map((v) => v.name),
+  );
+  const running = await admin.listVms({ host: 'h2', state: 'running', limit: 1000 });
+  assert.equal(running.items.length, 12);
+  assert.ok(running.items.every((v) => v.state === 'running' && v.host === 'h2'));
+  assert.equal((await admin.listVms({ name: 'bulk-1', limit: 1000 })).items.length, 10);
+  const byId = await admin.getVm(many[3]!.id);
+  assert.equal(byId.name, 'bulk-03');
+  assert.deepEqual(
+    byId.disks.map((d) => d.id),
+    ['root'],
+  );
+  assert.equal((await admin.listDatastores({ host: 'h1' })).items[0]?.default, true);
+  assert.equal((await admin.listVSwitches()).items.length, 2);
+  const changesPage1 = await admin.listChanges({ limit: 5 });
+  const changesPage2 = await admin.listChanges({ limit: 5, cursor: changesPage1.nextCursor ?? '' });
+  assert.ok(changesPage1.items[4]!.id > changesPage2.items[0]!.id);
+  const future = await admin.listChanges({ since: new Date(Date.now() + 60_000).toISOString() });
+  assert.equal(future.items.length, 0);
+  const past = await admin.listChanges({ until: new Date(Date.now() + 60_000).toISOString(), limit: 1 });
+  assert.equal(past.items.length, 1);
+});
+
+test('a job against an unreachable host fails with a recorded reason; events stream until the end', async () => {
+  const beforeCount = await changeCount();
+  const { job, url } = await admin.startVm('db1');
+  assert.equal(url, `/api/v1/jobs/${job.id}`);
+  assert.equal(job.kind, 'vm-start');
+  assert.equal(job.createdBy, 'admin');
+  const seen: string[] = [];
+  const done = await admin.waitForJob(job.id, 60_000, (j) => seen.push(j.state));
+  assert.equal(done.state, 'failed');
+  assert.equal(done.error?.code, 'host-unreachable');
+  assert.ok(seen.length >= 1 && seen.at(-1) === 'failed');
+  assert.equal(await changeCount(), beforeCount, 'a failed job changed nothing');
+  await rejects(admin.cancelJob(job.id), 409);
+  assert.equal((await admin.listJobs({ targetId: job.target.id })).items[0]?.id, job.id);
+});
+
+test('the OpenAPI document covers every route from the same schemas', async () => {
+  const doc = await viewer.openApi();
+  const paths = doc.paths as Record<string, Record<string, { requestBody?: unknown }>>;
+  for (const p of [
+    '/api/v1/vms',
+    '/api/v1/vms/{vm}',
+    '/api/v1/jobs/{id}/events',
+    '/api/v1/changes',
+    '/api/v1/tokens',
+  ]) {
+    assert.ok(paths[p], p);
+  }
+  assert.ok(paths['/api/v1/vms']?.post?.requestBody);
+});
+
+test('host removal forgets its inventory with one change record', async () => {
+  const before = await changeCount();
+  await admin.removeHost('h1');
+  assert.equal(await changeCount(), before + 1);
+  const [record] = (await admin.listChanges({ kind: 'host', limit: 1 })).items;
+  assert.equal(record?.action, 'deleted');
+  assert.deepEqual(record?.changes, [{ field: 'vms', before: ['db1', 'web1'], after: [] }]);
+  assert.equal((await admin.listVms({ host: 'h2', limit: 1 })).items.length, 1);
+  await rejects(admin.getVm('web1'), 404);
+});
+
+test('a restart fails a job it cannot resume, with its reason and a change record by system', async () => {
+  const now = new Date().toISOString();
+  const id = '11111111-2222-4333-8444-555555555555';
+  await manager.db
+    .insertInto('jobs')
+    .values({
+      id,
+      kind: 'vm-start',
+      state: 'running',
+      target_kind: 'vm',
+      target_id: many0(),
+      target_name: 'bulk-00',
+      created_by: 'admin',
+      params: JSON.stringify({ vmId: many0() }),
+      progress: JSON.stringify({ phase: 'starting', percent: 10, message: '', details: {} }),
+      checkpoint: null,
+      result: null,
+      error: null,
+      cancel_requested: 0,
+      created_at: now,
+      started_at: now,
+      finished_at: null,
+      updated_at: now,
+    })
+    .execute();
+  await manager.close();
+  manager = await startManager({ dataDir: dir, reconcileIntervalSeconds: 3600, log: () => {} });
+  admin = new ManagerClient(manager.url, manager.adminToken ?? '');
+  const job = await admin.getJob(id);
+  assert.equal(job.state, 'failed');
+  assert.equal(job.error?.code, 'manager-restarted');
+  const [record] = (await admin.listChanges({ objectId: id })).items;
+  assert.equal(record?.actor, 'system');
+  assert.equal(record?.object.kind, 'job');
+  assert.deepEqual(record?.changes[0], { field: 'state', before: 'running', after: 'failed' });
+});
+
+function many0(): string {
+  return `00000000-0000-4000-8000-${String(100).padStart(12, '0')}`;
+}
