@@ -11,6 +11,7 @@ import {
   InsufficientCapacity,
   InsufficientMemory,
   InvalidInput,
+  MacInUse,
   VmAlreadyExists,
   VmIdInUse,
   VmNotFound,
@@ -51,7 +52,12 @@ export function problem(status: number, code: string, detail: string, field?: st
 function statusOf(error: AgentError): number {
   if (error instanceof InvalidInput) return 400;
   if (error instanceof VmNotFound) return 404;
-  if (error instanceof VmAlreadyExists || error instanceof VmIdInUse || error instanceof DiskFileExists)
+  if (
+    error instanceof VmAlreadyExists ||
+    error instanceof VmIdInUse ||
+    error instanceof DiskFileExists ||
+    error instanceof MacInUse
+  )
     return 409;
   if (error instanceof VmStateConflict) return 409;
   if (error instanceof DatastoreNotFound || error instanceof VSwitchNotFound) return 422;
