@@ -25,7 +25,7 @@ export class LabInvalidInput extends LabError {
 
 export class LabNotFound extends LabError {
   constructor(readonly lab: string) {
-    super('lab-not-found', `lab '${lab}' is not up (no state in its directory); see 'silobreak lab status'`);
+    super('lab-not-found', `lab '${lab}' is not up; start it with 'silobreak lab up --name ${lab}'`);
   }
 }
 

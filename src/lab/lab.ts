@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
-import { AgentClient, AgentConfig, describeZodError, type Vm } from '../api/index.js';
+import { AgentClient, AgentConfig, type Vm } from '../api/index.js';
 import {
   LabAlreadyUp,
   LabInvalidInput,
@@ -70,7 +70,12 @@ const toLab = (state: LabState): Lab => ({ ...state, vmAddress: (n) => vmAddress
 
 export const LabUpOptions = z.object({
   name: LabName.default('lab'),
-  hosts: z.number().int().min(1).max(MAX_HOSTS).default(3),
+  hosts: z
+    .number({ error: 'must be a number' })
+    .int('must be a whole number')
+    .min(1, 'must be at least 1')
+    .max(MAX_HOSTS, `must be at most ${MAX_HOSTS}`)
+    .default(3),
   demo: z.boolean().default(true),
   accelerator: z.enum(['auto', 'kvm', 'tcg']).default('auto'),
   /** Progress lines for people; silent when absent. */
@@ -78,11 +83,13 @@ export const LabUpOptions = z.object({
 });
 export type LabUpOptions = z.input<typeof LabUpOptions>;
 
-function parse<T extends z.ZodType>(schema: T, input: unknown): z.output<T> {
+/** Validates input; `field` names a bare value, whose zod issues carry no path. */
+function parse<T extends z.ZodType>(schema: T, input: unknown, field?: string): z.output<T> {
   const result = schema.safeParse(input);
   if (!result.success) {
-    const { field, detail } = describeZodError(result.error);
-    throw new LabInvalidInput(field, detail);
+    const issue = result.error.issues[0];
+    const path = issue?.path.map(String).join('.');
+    throw new LabInvalidInput(path || field, issue?.message ?? 'invalid input');
   }
   return result.data;
 }
@@ -439,7 +446,7 @@ async function hostStatus(host: LabHost): Promise<LabHostStatus> {
 
 /** The lab's hosts, whether their agents answer, and the VMs they run. */
 export async function labStatus(name = 'lab'): Promise<LabStatus> {
-  parse(LabName, name);
+  parse(LabName, name, 'name');
   const state = await readState(name);
   if (!state) throw new LabNotFound(name);
   return { lab: toLab(state), hosts: await Promise.all(state.hosts.map(hostStatus)) };
@@ -459,8 +466,8 @@ export async function labExec(options: {
   command: string[];
   inherit?: boolean;
 }): Promise<RunResult> {
-  const name = parse(LabName, options.name ?? 'lab');
-  const target = parse(LabExecTarget, options.target);
+  const name = parse(LabName, options.name ?? 'lab', 'name');
+  const target = parse(LabExecTarget, options.target, 'target');
   if (options.command.length === 0) throw new LabInvalidInput('command', 'must name a command to run');
   requireRoot();
   const namespace = `sb-${name}-${target}`;
