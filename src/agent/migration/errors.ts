@@ -1,0 +1,35 @@
+import { AgentError } from '../errors.js';
+
+/* Errors of moves; mapped to HTTP answers with the agent's other errors in http-errors.ts. */
+
+export class MigrationNotFound extends AgentError {
+  readonly code = 'migration-not-found';
+  constructor(readonly migrationId: string) {
+    super(`no migration ${migrationId} on this host`);
+  }
+}
+
+/** The request clashes with a move's state: one already in flight, or too late to cancel. */
+export class MigrationConflict extends AgentError {
+  readonly code = 'migration-conflict';
+}
+
+/** QEMU or the peer failed the move; the VM stays (or was put back) where it was. */
+export class MigrationFailed extends AgentError {
+  readonly code: string;
+  constructor(
+    message: string,
+    readonly phase: string,
+    code = 'migration-failed',
+  ) {
+    super(message);
+    this.code = code;
+  }
+}
+
+export class MigrationCancelled extends AgentError {
+  readonly code = 'migration-cancelled';
+  constructor(readonly phase: string) {
+    super(`cancelled during ${phase}`);
+  }
+}

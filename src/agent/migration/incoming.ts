@@ -1,0 +1,127 @@
+/*
+ * The target side of a live move, over the paused `-incoming defer -S` QEMU's QMP connection:
+ *
+ *   capabilities (late-block-activate: disks stay inactive until `cont`; events; multifd/post-copy
+ *   as the source's plan says) -> nbd-server-start on the fabric address -> block-export-add,
+ *   writable, per disk -> migrate-incoming on the allocated stream port.
+ *
+ * When the incoming copy reports `completed` the target resumes the guest by itself, without a
+ * round trip to the manager: nbd-server-stop (the source dropped its NBD nodes before it let the
+ * last state go, so no client is left; stopping the server before `cont` avoids QEMU's
+ * "Permission conflict" of an export still holding write access), `cont`, then announce-self so
+ * the switches learn the guest's MACs on this host. The guest's pause is thus QEMU's downtime
+ * plus two QMP commands.
+ */
+import type { MigrationPlan } from '../../api/index.js';
+import type { QmpClient, QmpEvent } from '../../qmp/index.js';
+import { MigrationFailed } from './errors.js';
+
+export interface IncomingDisk {
+  diskId: string;
+  nodeName: string;
+}
+
+export interface IncomingOptions {
+  qmp: QmpClient;
+  disks: IncomingDisk[];
+  address: string;
+  nbdPort: number;
+  migrationPort: number;
+  plan: MigrationPlan;
+  log: (msg: string, fields?: Record<string, unknown>) => void;
+}
+
+export type IncomingOutcome = { state: 'resumed'; resumeMs: number } | { state: 'failed'; reason: string };
+
+export class IncomingMigration {
+  readonly exports: { diskId: string; exportName: string }[];
+  readonly migrationUri: string;
+  #stopWatching: (() => void) | undefined;
+  readonly outcome: Promise<IncomingOutcome>;
+  #settle!: (outcome: IncomingOutcome) => void;
+
+  constructor(readonly options: IncomingOptions) {
+    this.exports = options.disks.map((d) => ({ diskId: d.diskId, exportName: d.diskId }));
+    this.migrationUri = `tcp:${options.address}:${options.migrationPort}`;
+    this.outcome = new Promise((resolve) => (this.#settle = resolve));
+  }
+
+  async prepare(): Promise<void> {
+    const { qmp, plan, disks, address, nbdPort } = this.options;
+    const capabilities: Record<string, boolean> = {
+      'late-block-activate': true,
+      events: true,
+      multifd: plan.multifdChannels > 0,
+      'postcopy-ram': plan.postcopy,
+    };
+    await qmp.execute('migrate-set-capabilities', {
+      capabilities: Object.entries(capabilities).map(([capability, state]) => ({ capability, state })),
+    });
+    if (plan.multifdChannels > 0) {
+      await qmp.execute('migrate-set-parameters', { 'multifd-channels': plan.multifdChannels });
+    }
+    await qmp.execute('nbd-server-start', {
+      addr: { type: 'inet', data: { host: address, port: String(nbdPort) } },
+    });
+    for (const disk of disks) {
+      await qmp.execute('block-export-add', {
+        type: 'nbd',
+        id: `mig-export-${disk.diskId}`,
+        'node-name': disk.nodeName,
+        name: disk.diskId,
+        writable: true,
+      });
+    }
+    this.#stopWatching = qmp.onEvent((event) => this.#onEvent(event));
+    qmp.onClose(() => this.#settle({ state: 'failed', reason: 'the target QEMU went away' }));
+    await qmp.execute('migrate-incoming', { uri: this.migrationUri });
+    this.options.log('incoming migration ready', { uri: this.migrationUri, nbdPort });
+  }
+
+  #onEvent(event: QmpEvent): void {
+    if (event.event !== 'MIGRATION') return;
+    const status = event.data.status;
+    if (status === 'completed') {
+      const at = Date.now();
+      this.#resume().then(
+        () => this.#settle({ state: 'resumed', resumeMs: Date.now() - at }),
+        (error: unknown) => this.#settle({ state: 'failed', reason: `resume failed: ${String(error)}` }),
+      );
+    } else if (status === 'failed' || status === 'cancelled') {
+      this.#settle({ state: 'failed', reason: `incoming migration ${String(status)}` });
+    }
+  }
+
+  async #resume(): Promise<void> {
+    const { qmp, log } = this.options;
+    this.#stopWatching?.();
+    await qmp.execute('nbd-server-stop');
+    await qmp.execute('cont');
+    log('target resumed');
+    // Network: gratuitous ARP/RARP for every NIC, so traffic follows the guest.
+    await qmp
+      .execute('announce-self', { initial: 50, max: 550, rounds: 5, step: 100 })
+      .catch((error: unknown) => {
+        log('announce-self failed', { error: String(error) });
+      });
+  }
+
+  /** Waits for the resumed guest, or throws why the move did not arrive. */
+  async resumed(timeoutMs: number): Promise<number> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<IncomingOutcome>((resolve) => {
+      timer = setTimeout(
+        () => resolve({ state: 'failed', reason: `not completed within ${timeoutMs} ms` }),
+        timeoutMs,
+      );
+    });
+    const outcome = await Promise.race([this.outcome, timeout]);
+    clearTimeout(timer);
+    if (outcome.state === 'failed') throw new MigrationFailed(outcome.reason, 'switchover');
+    return outcome.resumeMs;
+  }
+
+  close(): void {
+    this.#stopWatching?.();
+  }
+}

@@ -1,0 +1,515 @@
+/*
+ * The source side of a live move, over the VM's QMP connection (libvirt's order, see
+ * migration-anchors.md):
+ *
+ *   measure dirty rate (calc-dirty-rate, page sampling) -> capabilities + parameters from the plan
+ *   -> per disk: blockdev-add an NBD client node on the target's export, blockdev-mirror sync=full
+ *      copy-mode=write-blocking, all disks in parallel -> wait until every mirror is READY
+ *   -> migrate (memory pre-copy) with the convergence policy applied once per pass
+ *   -> at `pre-switchover` (guest paused): non-forced block-job-cancel of every mirror (completes
+ *      cleanly: the target holds an exact copy), blockdev-del the NBD nodes, migrate-continue
+ *   -> `completed`: the source QEMU is left paused (postmigrate) for the caller to quit.
+ *
+ * Write-blocking from the start: QEMU 7.2 cannot switch a running mirror's copy mode
+ * (block-job-change came in 8.2), and a background mirror can fall behind a guest that writes
+ * faster than the link. With write-blocking every guest write is also written to the target
+ * before it completes, so a disk in sync stays in sync; the cost is the target round trip on each
+ * guest write while the move runs.
+ *
+ * Until migrate-continue, any failure or cancel rolls back: migrate_cancel, forced cancel of the
+ * mirrors, blockdev-del of the NBD nodes, `cont` if the guest was left paused. The VM keeps running
+ * here on its own disks. A stalled link (no byte moved for the stall window) is such a failure;
+ * the NBD sockets are shut down from the host (`ss -K`) so a mirror waiting on a dead TCP
+ * connection cannot hold the rollback for the kernel's retransmission timeout.
+ */
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import type { MigrationPhase, MigrationPlan, MigrationStats, PolicyEvent } from '../../api/index.js';
+import type { QmpClient, QmpEvent } from '../../qmp/index.js';
+import {
+  decideConvergence,
+  initialConvergenceState,
+  throttleParameters,
+  throttleSummary,
+  type ConvergenceAction,
+  type ConvergenceConfig,
+  type ConvergenceState,
+} from './convergence.js';
+import { MigrationCancelled, MigrationConflict, MigrationFailed } from './errors.js';
+import { advanceProgress, initialProgress, type ProgressTracker, type RawDisk } from './progress.js';
+import { BlockJobs, DirtyRateInfo, MigrateInfo, sampleOf, StatusInfo } from './qemu-replies.js';
+
+const run = promisify(execFile);
+
+export interface OutgoingDisk {
+  diskId: string;
+  /** The source's format node (what the guest's device uses). */
+  nodeName: string;
+  /** The target's NBD export of the same disk. */
+  exportName: string;
+}
+
+export interface OutgoingOptions {
+  migrationId: string;
+  qmp: QmpClient;
+  disks: OutgoingDisk[];
+  nbd: { host: string; port: number };
+  migrationUri: string;
+  plan: MigrationPlan;
+  convergence: ConvergenceConfig;
+  memoryBytes: number;
+  /** No byte moved (mirror or memory) for this long = stalled. */
+  stallAfterMs: number;
+  log: (msg: string, fields?: Record<string, unknown>) => void;
+  /** Milliseconds; injectable for tests of the pacing. */
+  pollMs?: { mirror: number; memory: number };
+}
+
+const QMP_MS = 30_000;
+const SHORT = (id: string): string => id.replaceAll('-', '').slice(0, 8);
+
+export class OutgoingMigration {
+  phase: MigrationPhase = 'validate';
+  tracker: ProgressTracker = initialProgress('validate');
+  readonly stats: MigrationStats = {};
+  readonly policyLog: PolicyEvent[] = [];
+  #convergence: ConvergenceState;
+  readonly #abort = new AbortController();
+  #cancelReason: string | undefined;
+  #pastPointOfNoReturn = false;
+  readonly #startedAtMs = Date.now();
+  readonly #nbdNodes = new Map<string, string>();
+  readonly #jobs = new Map<string, string>();
+  #migrateStarted = false;
+  #guestWasRunning = true;
+
+  constructor(readonly options: OutgoingOptions) {
+    this.#convergence = initialConvergenceState(options.convergence);
+    const tag = SHORT(options.migrationId);
+    for (const d of options.disks) {
+      this.#nbdNodes.set(d.diskId, `mig-nbd-${tag}-${d.diskId}`.slice(0, 31));
+      this.#jobs.set(d.diskId, `mig-${tag}-${d.diskId}`);
+    }
+  }
+
+  /** Asks the move to stop; refused once the switchover is under way (the guest then lives on the target). */
+  cancel(reason = 'cancelled by request'): void {
+    if (this.#pastPointOfNoReturn) {
+      throw new MigrationConflict('the switchover has started: the move can no longer be cancelled');
+    }
+    this.#cancelReason ??= reason;
+    this.#abort.abort();
+  }
+
+  get cancelRequested(): boolean {
+    return this.#abort.signal.aborted;
+  }
+
+  /** Runs the move to `completed`, or rolls back and throws (MigrationCancelled / MigrationFailed). */
+  async run(): Promise<void> {
+    const { qmp } = this.options;
+    try {
+      this.#guestWasRunning = (await qmp.execute('query-status', undefined, { schema: StatusInfo })).running;
+      await this.#measureDirtyRate();
+      await this.#configure();
+      this.#setPhase('mirror-disks');
+      const mirrorStart = Date.now();
+      await this.#mirror();
+      this.stats.mirrorTimeMs = Date.now() - mirrorStart;
+      this.#setPhase('copy-memory');
+      await this.#copyMemory();
+      this.#setPhase('done');
+      this.stats.totalTimeMs = Date.now() - this.#startedAtMs;
+      this.options.log('migration completed', { ...this.stats });
+    } catch (error) {
+      if (this.#pastPointOfNoReturn) throw error;
+      const failedIn = this.phase;
+      await this.#rollback(failedIn);
+      if (
+        this.#abort.signal.aborted &&
+        this.#cancelReason !== undefined &&
+        !(error instanceof MigrationFailed)
+      ) {
+        throw new MigrationCancelled(failedIn);
+      }
+      throw error instanceof MigrationFailed
+        ? error
+        : new MigrationFailed(error instanceof Error ? error.message : String(error), failedIn);
+    }
+  }
+
+  #setPhase(phase: MigrationPhase): void {
+    this.phase = phase;
+    this.tracker = { ...this.tracker, progress: { ...this.tracker.progress, phase } };
+    this.options.log('migration phase', { phase });
+  }
+
+  #checkCancel(): void {
+    if (this.#abort.signal.aborted) throw new MigrationCancelled(this.phase);
+  }
+
+  /** The guest's dirty rate before the copy, by page sampling (dirty-bitmap mode kills QEMU 7.2 under TCG). */
+  async #measureDirtyRate(): Promise<void> {
+    const { qmp } = this.options;
+    try {
+      await qmp.execute('calc-dirty-rate', { 'calc-time': 1 });
+      for (let i = 0; i < 30; i++) {
+        await sleep(200, this.#abort.signal);
+        const info = await qmp.execute('query-dirty-rate', undefined, { schema: DirtyRateInfo });
+        if (info.status === 'measured') {
+          // QEMU reports MiB/s.
+          this.stats.dirtyRateBeforeBytesPerSecond = (info['dirty-rate'] ?? 0) * 1024 * 1024;
+          return;
+        }
+      }
+    } catch (error) {
+      this.#checkCancel();
+      this.options.log('dirty rate not measured', { error: String(error) });
+    }
+  }
+
+  async #configure(): Promise<void> {
+    const { qmp, plan, convergence } = this.options;
+    const capabilities: Record<string, boolean> = {
+      'pause-before-switchover': true,
+      events: true,
+      'auto-converge': convergence.allowThrottle,
+      multifd: plan.multifdChannels > 0,
+      xbzrle: plan.xbzrleCacheBytes !== undefined,
+      'postcopy-ram': plan.postcopy,
+    };
+    await qmp.execute('migrate-set-capabilities', {
+      capabilities: Object.entries(capabilities).map(([capability, state]) => ({ capability, state })),
+    });
+    await qmp.execute('migrate-set-parameters', {
+      'max-bandwidth': plan.maxBandwidthBytesPerSecond,
+      'downtime-limit': convergence.targetDowntimeMs,
+      ...(plan.multifdChannels > 0 ? { 'multifd-channels': plan.multifdChannels } : {}),
+      ...(plan.xbzrleCacheBytes !== undefined ? { 'xbzrle-cache-size': plan.xbzrleCacheBytes } : {}),
+      ...(convergence.allowThrottle ? throttleParameters(0) : {}),
+    });
+    this.stats.multifdChannels = plan.multifdChannels;
+    this.stats.downtimeLimitMs = convergence.targetDowntimeMs;
+  }
+
+  async #mirror(): Promise<void> {
+    const { qmp, disks, nbd, plan } = this.options;
+    const failures: string[] = [];
+    const stopWatching = qmp.onEvent((event) => {
+      const id = typeof event.data.device === 'string' ? event.data.device : undefined;
+      if (id === undefined || ![...this.#jobs.values()].includes(id)) return;
+      if (event.event === 'BLOCK_JOB_COMPLETED' || event.event === 'BLOCK_JOB_CANCELLED') {
+        const error = typeof event.data.error === 'string' ? event.data.error : 'ended before it was in sync';
+        failures.push(`mirror ${id}: ${error}`);
+      }
+      if (event.event === 'BLOCK_JOB_ERROR')
+        failures.push(`mirror ${id}: I/O error (${String(event.data.operation)})`);
+    });
+    try {
+      for (const disk of disks) {
+        this.#checkCancel();
+        const node = this.#nbdNodes.get(disk.diskId) as string;
+        await qmp.execute('blockdev-add', {
+          driver: 'nbd',
+          'node-name': node,
+          server: { type: 'inet', host: nbd.host, port: String(nbd.port) },
+          export: disk.exportName,
+        });
+        this.#added.add(node);
+        await qmp.execute('blockdev-mirror', {
+          'job-id': this.#jobs.get(disk.diskId),
+          device: disk.nodeName,
+          target: node,
+          sync: 'full',
+          'copy-mode': 'write-blocking',
+          'buf-size': plan.mirrorBufSizeBytes,
+          'on-source-error': 'stop',
+          'on-target-error': 'report',
+        });
+      }
+      let diskBytes = 0;
+      for (;;) {
+        if (failures.length) throw new MigrationFailed(failures.join('; '), 'mirror-disks');
+        this.#checkCancel();
+        const jobs = await qmp.execute('query-block-jobs', undefined, {
+          schema: BlockJobs,
+          timeoutMs: QMP_MS,
+        });
+        const raw = this.#rawDisks(jobs);
+        this.#advance(raw);
+        this.#failIfStalled();
+        diskBytes = raw.reduce((s, d) => s + d.len, 0);
+        if (raw.length === disks.length && raw.every((d) => d.ready)) break;
+        if (raw.length < disks.length && failures.length === 0) {
+          throw new MigrationFailed('a mirror job ended before it was in sync', 'mirror-disks');
+        }
+        await sleep(this.options.pollMs?.mirror ?? 250, this.#abort.signal);
+      }
+      this.stats.diskBytes = diskBytes;
+    } finally {
+      stopWatching();
+    }
+  }
+
+  readonly #added = new Set<string>();
+
+  #rawDisks(jobs: BlockJobs): RawDisk[] {
+    const out: RawDisk[] = [];
+    for (const disk of this.options.disks) {
+      const job = jobs.find((j) => j.device === this.#jobs.get(disk.diskId));
+      if (job) out.push({ diskId: disk.diskId, offset: job.offset, len: job.len, ready: job.ready });
+    }
+    return out;
+  }
+
+  #advance(disks: RawDisk[], memory?: Parameters<typeof advanceProgress>[1]['memory']): void {
+    this.tracker = advanceProgress(
+      this.tracker,
+      {
+        atMs: Date.now(),
+        phase: this.phase,
+        disks: disks.length ? disks : this.tracker.progress.disks.map(toRaw),
+        memory,
+        memoryBytes: this.options.memoryBytes,
+        throttlePercent: this.#convergence.lastSampleThrottle,
+      },
+      { stallAfterMs: this.options.stallAfterMs, slowBelowBytesPerSecond: 1e6 },
+    );
+  }
+
+  #failIfStalled(): void {
+    const p = this.tracker.progress;
+    if (p.health === 'stalled') {
+      throw new MigrationFailed(
+        `stalled in ${p.phase}: ${p.healthReason ?? ''}`,
+        p.phase,
+        'migration-stalled',
+      );
+    }
+  }
+
+  async #copyMemory(): Promise<void> {
+    const { qmp, migrationUri } = this.options;
+    let switchover: Promise<void> | undefined;
+    let switchoverError: unknown;
+    const stopWatching = qmp.onEvent((event: QmpEvent) => {
+      if (event.event === 'MIGRATION' && event.data.status === 'pre-switchover' && switchover === undefined) {
+        switchover = this.#switchover().catch((error: unknown) => {
+          switchoverError = error;
+        });
+      }
+    });
+    const memoryStart = Date.now();
+    try {
+      this.#checkCancel();
+      this.#migrateStarted = true;
+      await qmp.execute('migrate', { uri: migrationUri });
+      for (;;) {
+        if (switchoverError !== undefined) throw switchoverError;
+        const info = await qmp.execute('query-migrate', undefined, {
+          schema: MigrateInfo,
+          timeoutMs: QMP_MS,
+        });
+        const status = info.status ?? 'none';
+        if (status === 'completed') {
+          this.#finalStats(info, Date.now() - memoryStart);
+          return;
+        }
+        if (status === 'failed' || status === 'cancelled') {
+          throw new MigrationFailed(
+            `QEMU reports the migration ${status}: ${info['error-desc'] ?? 'no reason given'}`,
+            this.phase,
+          );
+        }
+        if (!this.#pastPointOfNoReturn) {
+          this.#checkCancel();
+          await this.#applyPolicy(info);
+          this.#failIfStalled();
+        }
+        await sleep(
+          this.options.pollMs?.memory ?? 100,
+          this.#pastPointOfNoReturn ? undefined : this.#abort.signal,
+        );
+      }
+    } finally {
+      stopWatching();
+      if (switchover) await switchover;
+    }
+  }
+
+  async #applyPolicy(info: MigrateInfo): Promise<void> {
+    const sample = sampleOf(info, Date.now());
+    if (sample === undefined) return;
+    const ram = info.ram;
+    this.#advance([], {
+      transferred: sample.transferredBytes,
+      remaining: sample.remainingBytes,
+      total: sample.totalBytes,
+      passes: sample.dirtySyncCount,
+      rate: (sample.mbps * 1e6) / 8,
+      dirtyRate: sample.dirtyPagesRate * sample.pageSize,
+    });
+    if (ram) {
+      const dirty = sample.dirtyPagesRate * sample.pageSize;
+      this.stats.dirtyRatePeakBytesPerSecond = Math.max(this.stats.dirtyRatePeakBytesPerSecond ?? 0, dirty);
+    }
+    const step = decideConvergence(this.#convergence, sample, this.options.convergence);
+    this.#convergence = step.state;
+    for (const action of step.actions) await this.#act(action);
+  }
+
+  async #act(action: ConvergenceAction): Promise<void> {
+    const { qmp } = this.options;
+    this.policyLog.push({ at: new Date().toISOString(), action: describe(action), reason: action.reason });
+    this.options.log('convergence action', { action: describe(action), reason: action.reason });
+    switch (action.kind) {
+      case 'set-downtime-limit':
+        await qmp.execute('migrate-set-parameters', { 'downtime-limit': action.ms });
+        this.stats.downtimeLimitMs = action.ms;
+        return;
+      case 'set-throttle':
+        await qmp.execute('migrate-set-parameters', throttleParameters(action.percent));
+        return;
+      case 'start-postcopy':
+        await qmp.execute('migrate-start-postcopy');
+        return;
+      case 'cancel-stalled':
+        throw new MigrationFailed(`stalled: ${action.reason}`, this.phase, 'migration-stalled');
+    }
+  }
+
+  /** The guest is paused: finish the mirrors, drop the NBD nodes, let QEMU send the last state. */
+  async #switchover(): Promise<void> {
+    if (this.#abort.signal.aborted) return; // the poll loop rolls back
+    const { qmp } = this.options;
+    this.#pastPointOfNoReturn = true;
+    this.#setPhase('switchover');
+    const started = Date.now();
+    await Promise.all(
+      [...this.#jobs.values()].map(async (job) => {
+        const done = qmp.waitForEvent('BLOCK_JOB_COMPLETED', {
+          timeoutMs: QMP_MS,
+          match: (e) => e.data.device === job,
+        });
+        await qmp.execute('block-job-cancel', { device: job });
+        const event = await done;
+        if (typeof event.data.error === 'string')
+          throw new MigrationFailed(`mirror ${job}: ${event.data.error}`, 'switchover');
+      }),
+    );
+    for (const node of this.#added) await qmp.execute('blockdev-del', { 'node-name': node });
+    this.#added.clear();
+    await qmp.execute('migrate-continue', { state: 'pre-switchover' });
+    this.options.log('switchover: mirrors finished, migration continues', { ms: Date.now() - started });
+  }
+
+  #finalStats(info: MigrateInfo, memoryTimeMs: number): void {
+    const summary = throttleSummary(this.#convergence);
+    Object.assign(this.stats, {
+      memoryTimeMs,
+      memoryBytes: info.ram?.transferred,
+      downtimeMs: info.downtime,
+      setupTimeMs: info['setup-time'],
+      iterations: info.ram?.['dirty-sync-count'],
+      throttlePeakPercent: summary.peakPercent,
+      throttleSeconds: summary.seconds,
+    });
+  }
+
+  async #rollback(phase: MigrationPhase): Promise<void> {
+    const { qmp, log } = this.options;
+    log('rolling back', { phase, reason: this.#cancelReason });
+    const step = async (what: string, action: () => Promise<unknown>): Promise<void> => {
+      try {
+        await action();
+      } catch (error) {
+        log('rollback step failed', { step: what, error: String(error) });
+      }
+    };
+    if (this.#migrateStarted) {
+      await step('migrate_cancel', () => qmp.execute('migrate_cancel'));
+      await step('wait for the stream to end', () => this.#waitMigrationEnded());
+    }
+    const jobs = [...this.#jobs.values()];
+    for (const job of jobs)
+      await step(`cancel ${job}`, () => qmp.execute('block-job-cancel', { device: job, force: true }));
+    let gone = await this.#waitJobsGone(jobs, 10_000);
+    if (!gone) {
+      // A mirror waiting on a dead TCP connection: shut its sockets down so its requests fail now.
+      await step('shut down NBD sockets', () => this.#killNbdSockets());
+      gone = await this.#waitJobsGone(jobs, 20_000);
+    }
+    for (const node of this.#added)
+      await step(`blockdev-del ${node}`, () => qmp.execute('blockdev-del', { 'node-name': node }));
+    this.#added.clear();
+    if (this.#guestWasRunning) {
+      await step('resume guest', async () => {
+        const status = await qmp.execute('query-status', undefined, { schema: StatusInfo });
+        if (!status.running) await qmp.execute('cont');
+      });
+    }
+    log('rolled back', { phase, mirrorsGone: gone });
+  }
+
+  async #waitMigrationEnded(): Promise<void> {
+    for (let i = 0; i < 100; i++) {
+      const info = await this.options.qmp.execute('query-migrate', undefined, { schema: MigrateInfo });
+      if (
+        !['active', 'setup', 'pre-switchover', 'device', 'cancelling', 'postcopy-active'].includes(
+          info.status ?? 'none',
+        )
+      )
+        return;
+      await sleep(100);
+    }
+  }
+
+  async #waitJobsGone(jobs: string[], timeoutMs: number): Promise<boolean> {
+    const until = Date.now() + timeoutMs;
+    for (;;) {
+      const present = await this.options.qmp
+        .execute('query-block-jobs', undefined, { schema: BlockJobs })
+        .catch(() => []);
+      if (!present.some((j) => jobs.includes(j.device))) return true;
+      if (Date.now() > until) return false;
+      await sleep(100);
+    }
+  }
+
+  async #killNbdSockets(): Promise<void> {
+    const { host, port } = this.options.nbd;
+    await run('ss', ['-K', 'dst', host, 'dport', '=', `:${port}`]);
+  }
+}
+
+function toRaw(d: { diskId: string; bytesDone: number; bytesTotal: number; ready: boolean }): RawDisk {
+  return { diskId: d.diskId, offset: d.bytesDone, len: d.bytesTotal, ready: d.ready };
+}
+
+function describe(action: ConvergenceAction): string {
+  switch (action.kind) {
+    case 'set-downtime-limit':
+      return `downtime-limit ${action.ms} ms`;
+    case 'set-throttle':
+      return `throttle ${action.percent} %`;
+    case 'start-postcopy':
+      return 'post-copy';
+    case 'cancel-stalled':
+      return 'cancel (stalled)';
+  }
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(new MigrationCancelled('wait'));
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = (): void => {
+      clearTimeout(timer);
+      reject(new MigrationCancelled('wait'));
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
