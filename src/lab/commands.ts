@@ -90,6 +90,7 @@ export function registerLabCommands(program: Command): void {
     .addOption(nameOption())
     .option('--hosts <n>', 'number of hosts', '3')
     .option('--no-demo', 'do not start a demo VM on each host')
+    .option('--no-manager', 'do not start a manager for the lab')
     .addOption(
       new Option('--accelerator <kind>', 'accelerator the agents use')
         .choices(['auto', 'kvm', 'tcg'])
@@ -98,13 +99,22 @@ export function registerLabCommands(program: Command): void {
     .option('--json', 'print the lab as JSON')
     .action(
       action(
-        async (opts: { name: string; hosts: string; demo: boolean; accelerator: string; json?: boolean }) => {
+        async (opts: {
+          name: string;
+          hosts: string;
+          demo: boolean;
+          manager: boolean;
+          accelerator: string;
+          json?: boolean;
+        }) => {
           const started = Date.now();
           const result = await labUp({
             name: opts.name,
             hosts: Number(opts.hosts),
             demo: opts.demo,
             accelerator: opts.accelerator as 'auto' | 'kvm' | 'tcg',
+            manager: opts.manager,
+            cliConfig: opts.manager,
             log: (line) => process.stderr.write(`${line}\n`),
           });
           if (opts.json) process.stdout.write(JSON.stringify(result, null, 2) + '\n');

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
 import { z } from 'zod';
-import { AgentClient } from '../api/index.js';
+import { AgentClient, ManagerClient } from '../api/index.js';
 import { labDown, labExec, labStatus, labUp, waitForPing, type Lab } from './lab.js';
 import { labTag, linkPattern, namespacePattern } from './plan.js';
 import { findLabProcesses, isAlive } from './processes.js';
@@ -103,7 +103,7 @@ test('lab up creates the namespaces, bridges and addresses of the plan', async (
   assert.equal(lab.hosts[1]?.fabricAddress, `10.250.${lab.index}.12`);
 });
 
-test('every agent answers on its fabric address with its own vswitch', async () => {
+test('every agent answers on its fabric address with its own vswitch, and the manager has them all', async () => {
   for (const host of lab.hosts) {
     const client = new AgentClient(host.agentUrl, host.token);
     const info = await client.host();
@@ -115,6 +115,15 @@ test('every agent answers on its fabric address with its own vswitch', async () 
       [['vmsw0', 'uplink0']],
     );
   }
+  assert.ok(lab.manager, 'the lab started a manager');
+  const hosts = await new ManagerClient(lab.manager.url, lab.manager.token).listHosts();
+  assert.deepEqual(
+    hosts.items.map((h) => [h.name, h.state, h.pool]),
+    [
+      ['host1', 'connected', NAME],
+      ['host2', 'connected', NAME],
+    ],
+  );
   const status = await labStatus(NAME);
   assert.deepEqual(
     status.hosts.map((h) => [h.name, h.agentUp]),
@@ -184,9 +193,9 @@ test('lab down removes everything, and a second lab down is fine', { timeout: 12
     .flat()
     .flatMap((vm) => (vm.pid ? [vm.pid] : []));
   assert.equal(vmPids.length, 1, 'the VM of the previous case runs');
-  const pids = [...lab.hosts.map((h) => h.pid ?? 0), ...vmPids];
+  const pids = [...lab.hosts.map((h) => h.pid ?? 0), lab.manager?.pid ?? 0, ...vmPids];
   const [report] = await labDown({ name: NAME });
-  assert.ok(report && report.killedPids.length >= 3, 'agents and QEMU were stopped');
+  assert.ok(report && report.killedPids.length >= 4, 'agents, manager and QEMU were stopped');
   await assertNothingLeft(NAME, pids);
   const [again] = await labDown({ name: NAME });
   assert.deepEqual(again, { name: NAME, killedPids: [], namespaces: [], links: [] });

@@ -28,6 +28,13 @@ import {
   vmAddress,
   type LabPlan,
 } from './plan.js';
+import {
+  joinHosts,
+  reconcileHosts,
+  removeCliConfig,
+  startManager,
+  writeCliConfig,
+} from './manager-process.js';
 import { findLabProcesses, isAlive, spawnDetached, terminate } from './processes.js';
 import {
   claimIndex,
@@ -78,6 +85,10 @@ export const LabUpOptions = z.object({
     .default(3),
   demo: z.boolean().default(true),
   accelerator: z.enum(['auto', 'kvm', 'tcg']).default('auto'),
+  /** Start the lab's manager on 127.0.0.1 and join the hosts to it. */
+  manager: z.boolean().default(true),
+  /** Point the CLI at this lab's manager (LAB_CLI_CONFIG_PATH); the `lab up` command does. */
+  cliConfig: z.boolean().default(false),
   /** Progress lines for people; silent when absent. */
   log: z.custom<(line: string) => void>((v) => typeof v === 'function').optional(),
 });
@@ -312,6 +323,10 @@ export async function labUp(options: LabUpOptions = {}): Promise<Lab> {
       await mkdir(host.dir, { recursive: true });
       host.pid = await startAgent(host, opts.accelerator);
     }
+    if (opts.manager) {
+      log(`lab ${plan.name}: starting the manager on ${plan.managerUrl}`);
+      state.manager = await startManager(state, plan.managerUrl, BIN);
+    }
     await writeState(state);
     const infos = await Promise.all(state.hosts.map(waitForAgent));
     for (const info of infos) {
@@ -321,13 +336,16 @@ export async function labUp(options: LabUpOptions = {}): Promise<Lab> {
       };
     }
     await writeState(state);
+    if (state.manager) await joinHosts(state, state.manager);
 
     if (opts.demo) {
       log(`lab ${plan.name}: starting demo VMs`);
       state.demoVms = await Promise.all(state.hosts.map((h, i) => startDemoVm(state, h, i + 1)));
       await writeState(state);
       await Promise.all(state.demoVms.map((vm) => waitForPing(state, vm.ip)));
+      if (state.manager) await reconcileHosts(state, state.manager);
     }
+    if (state.manager && opts.cliConfig) await writeCliConfig(state.manager);
     return toLab(state);
   } catch (error) {
     log(`lab ${plan.name}: failed, removing what was created`);
@@ -374,6 +392,8 @@ async function downOne(name: string): Promise<LabDownReport> {
   );
   const killedPids = await findLabProcesses({ namespaces, dir, knownPids });
   await terminate(killedPids);
+  const index = state?.index ?? [...(await indexClaims())].find(([, owner]) => owner === name)?.[0];
+  if (index !== undefined) await removeCliConfig(planLab({ name, index, hosts: 1 }).managerUrl);
   for (const ns of namespaces) await ip('netns', 'delete', ns);
   const links = await removeLinks(linkPattern(labTag(name)));
   await removeLabFiles(name);

@@ -1,0 +1,89 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { CliConfigFile, LAB_CLI_CONFIG_PATH, ManagerClient } from '../api/index.js';
+import { LabProcessFailed } from './errors.js';
+import { isAlive, spawnDetached } from './processes.js';
+import type { LabState } from './store.js';
+import { sleep } from './system.js';
+
+/*
+ * The lab's manager: `silobreak manager` in the root namespace on 127.0.0.1 (it reaches the agents
+ * through the fabric bridge's root address), data and log in the lab directory, with an admin
+ * token the lab generates so it can join the hosts and hand the token to people.
+ */
+
+const MANAGER_READY_TIMEOUT_MS = 120_000;
+
+type ManagerState = NonNullable<LabState['manager']>;
+
+export async function startManager(state: LabState, url: string, bin: string): Promise<ManagerState> {
+  const dataDir = path.join(state.dir, 'manager');
+  await mkdir(dataDir, { recursive: true, mode: 0o700 });
+  const token = `sb_${randomBytes(32).toString('base64url')}`;
+  const tokenFile = path.join(dataDir, 'lab-admin-token');
+  await writeFile(tokenFile, token + '\n', { mode: 0o600 });
+  const listen = new URL(url).host;
+  const logPath = path.join(state.dir, 'manager.log');
+  // A short reconcile interval: people watch the lab change while they work with it.
+  const command = [process.execPath, bin, 'manager', '--data-dir', dataDir, '--listen', listen];
+  const pid = spawnDetached([...command, '--token-file', tokenFile, '--reconcile-interval', '5'], logPath);
+  return { url, token, pid, dataDir, logPath };
+}
+
+async function tail(file: string): Promise<string> {
+  return (await readFile(file, 'utf8').catch(() => '')).trimEnd().split('\n').slice(-15).join('\n');
+}
+
+/** Waits for the manager's API, then joins every host of the lab into a pool named after the lab. */
+export async function joinHosts(state: LabState, manager: ManagerState): Promise<void> {
+  const client = new ManagerClient(manager.url, manager.token, 5000);
+  const deadline = Date.now() + MANAGER_READY_TIMEOUT_MS;
+  for (;;) {
+    try {
+      await client.info();
+      break;
+    } catch (error) {
+      if (!(await isAlive(manager.pid))) {
+        throw new LabProcessFailed('the manager', 'exited before answering', await tail(manager.logPath));
+      }
+      if (Date.now() > deadline) {
+        throw new LabProcessFailed(
+          'the manager',
+          `did not answer within ${MANAGER_READY_TIMEOUT_MS / 1000} s (${String(error)})`,
+          await tail(manager.logPath),
+        );
+      }
+      await sleep(500);
+    }
+  }
+  await client.createPool({ name: state.name, description: `hosts of lab ${state.name}` });
+  for (const host of state.hosts) {
+    await client.addHost({ address: new URL(host.agentUrl).host, token: host.token, pool: state.name });
+  }
+}
+
+/** Makes the manager pick up VMs created through the agents now, not at its next poll. */
+export async function reconcileHosts(state: LabState, manager: ManagerState): Promise<void> {
+  const client = new ManagerClient(manager.url, manager.token, 30_000);
+  for (const host of state.hosts) await client.reconcileHost(host.name);
+}
+
+/** Points the CLI at this lab's manager (the file holds an admin token, hence mode 0600). */
+export async function writeCliConfig(manager: ManagerState): Promise<void> {
+  const config: CliConfigFile = { url: manager.url, token: manager.token };
+  await mkdir(path.dirname(LAB_CLI_CONFIG_PATH), { recursive: true });
+  await writeFile(LAB_CLI_CONFIG_PATH, JSON.stringify(config, null, 2) + '\n', { mode: 0o600 });
+}
+
+/** Removes the CLI config only when it points at this lab's manager: another lab may own it. */
+export async function removeCliConfig(managerUrl: string): Promise<boolean> {
+  try {
+    const config = CliConfigFile.parse(JSON.parse(await readFile(LAB_CLI_CONFIG_PATH, 'utf8')));
+    if (config.url !== managerUrl) return false;
+  } catch {
+    return false;
+  }
+  await rm(LAB_CLI_CONFIG_PATH, { force: true });
+  return true;
+}
