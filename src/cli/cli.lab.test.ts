@@ -1,0 +1,377 @@
+import assert from 'node:assert/strict';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import { z } from 'zod';
+import {
+  AgentClient,
+  Host,
+  Job,
+  ManagedDatastore,
+  ManagedVm,
+  ManagedVSwitch,
+  ManagerClient,
+  Pool,
+} from '../api/index.js';
+
+/*
+ * The real `silobreak` bin as a child process against a real manager (`silobreak manager`, also a
+ * child process: cli/ may import only api/) whose hosts are the agents of a 2-host TCG lab
+ * (`silobreak lab up`). Output is parsed from --json and checked against the manager's API, the
+ * agents' API and the lab network (the VM answers ping from the lab's client namespace).
+ */
+
+const LAB = 'clitest';
+const BIN = path.resolve(import.meta.dirname, '..', '..', 'bin', 'silobreak.js');
+
+const LabJson = z.object({
+  index: z.number().int(),
+  hosts: z.array(
+    z.object({ name: z.string(), agentUrl: z.string(), token: z.string(), fabricAddress: z.string() }),
+  ),
+});
+let lab: z.infer<typeof LabJson>;
+let managerProcess: ChildProcess | undefined;
+let managerUrl: string;
+const managerToken = randomBytes(24).toString('hex');
+let manager: ManagerClient;
+let dataDir: string;
+
+/** The lab's n-th VM address (the lab gives VMs 10.251.<index>.100+n). */
+const vmAddress = (n: number) => {
+  const ip = `10.251.${lab.index}.${100 + n}`;
+  return { ip, cidr: `${ip}/24` };
+};
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function run(args: string[], env: Record<string, string>, timeoutMs = 600_000): Promise<Run> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      [BIN, ...args],
+      {
+        timeout: timeoutMs,
+        maxBuffer: 16 * 1024 * 1024,
+        env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env },
+      },
+      (error, stdout, stderr) => {
+        const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
+        resolve({ code, stdout, stderr });
+      },
+    );
+  });
+}
+
+/** Runs `silobreak ...args` as a user would; the manager comes from the environment, no config file is read. */
+function cli(args: string[], env: Record<string, string> = {}): Promise<Run> {
+  return run(args, {
+    HOME: dataDir,
+    SILOBREAK_CONFIG: path.join(dataDir, 'no-cli-config.json'),
+    SILOBREAK_URL: managerUrl,
+    SILOBREAK_TOKEN: managerToken,
+    ...env,
+  });
+}
+
+/** Runs a command that must succeed and parses its --json output. */
+async function json<T extends z.ZodType>(schema: T, args: string[]): Promise<z.infer<T>> {
+  const r = await cli([...args, '--json']);
+  assert.equal(r.code, 0, `silobreak ${args.join(' ')} failed: ${r.stderr}`);
+  return schema.parse(JSON.parse(r.stdout));
+}
+
+async function changeCount(): Promise<number> {
+  return (await manager.listChanges({ limit: 1000 })).items.length;
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  await new Promise((resolve) => server.close(resolve));
+  if (!address || typeof address === 'string') throw new Error('no port');
+  return address.port;
+}
+
+async function ping(ip: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const r = await run(['lab', 'exec', 'client', '--name', LAB, '--', 'ping', '-c', '1', '-W', '1', ip], {});
+    if (r.code === 0) return;
+    if (Date.now() > deadline) throw new Error(`${ip} did not answer ping within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+  }
+}
+
+before(
+  async () => {
+    dataDir = await mkdtemp(path.join(os.tmpdir(), 'silobreak-cli-'));
+    // A lab left by a crashed earlier run would make `lab up` refuse.
+    await run(['lab', 'down', '--name', LAB], {});
+    const up = await run(
+      ['lab', 'up', '--name', LAB, '--hosts', '2', '--no-demo', '--accelerator', 'tcg', '--json'],
+      {},
+    );
+    assert.equal(up.code, 0, `lab up failed: ${up.stderr}`);
+    lab = LabJson.parse(JSON.parse(up.stdout));
+    managerUrl = `http://127.0.0.1:${await freePort()}`;
+    // Polls only when asked: the failed-job case relies on a VM the manager has not seen yet.
+    managerProcess = spawn(
+      process.execPath,
+      [
+        BIN,
+        'manager',
+        '--data-dir',
+        path.join(dataDir, 'manager'),
+        '--listen',
+        new URL(managerUrl).host,
+        '--reconcile-interval',
+        '3600',
+      ],
+      { env: { ...process.env, SILOBREAK_MANAGER_TOKEN: managerToken }, stdio: ['ignore', 'ignore', 'pipe'] },
+    );
+    managerProcess.stderr?.pipe(createWriteStream(path.join(dataDir, 'manager.log')));
+    manager = new ManagerClient(managerUrl, managerToken, 5000);
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      try {
+        await manager.info();
+        break;
+      } catch (error) {
+        if (Date.now() > deadline || managerProcess.exitCode !== null) {
+          const log = await readFile(path.join(dataDir, 'manager.log'), 'utf8').catch(() => '');
+          throw new Error(`manager did not start: ${String(error)}\n${log}`);
+        }
+        await new Promise((resolve) => setTimeout(resolve, 300));
+      }
+    }
+  },
+  { timeout: 900_000 },
+);
+
+after(
+  async () => {
+    if (managerProcess && managerProcess.exitCode === null) {
+      const exited = new Promise((resolve) => managerProcess?.once('exit', resolve));
+      managerProcess.kill('SIGTERM');
+      await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 20_000))]);
+      if (managerProcess.exitCode === null) managerProcess.kill('SIGKILL');
+    }
+    const down = await run(['lab', 'down', '--name', LAB], {});
+    await rm(dataDir, { recursive: true, force: true });
+    assert.equal(down.code, 0, `lab down failed: ${down.stderr}`);
+  },
+  { timeout: 600_000 },
+);
+
+test('bad usage exits 2 naming the flag, and changes nothing', { timeout: 120_000 }, async () => {
+  const before = await changeCount();
+  const cases: [string[], RegExp][] = [
+    [['vm', 'create', 'web-1', '--host', 'h', '--memory', '512'], /--memory: '512' needs a unit/],
+    [
+      ['vm', 'create', 'web-1', '--host', 'h', '--vcpus', '0'],
+      /--vcpus: must be a whole number from 1 to 64/,
+    ],
+    [['vm', 'create', 'Web_1', '--host', 'h'], /<name>: must be 1-31 lowercase/],
+    [['vm', 'create', 'web-1', '--host', 'h', '--disk', '1G@'], /--disk \(0\): datastore ''/],
+    [['host', 'add', '10.0.0.1:7001'], /required option '--agent-token/],
+    [['host', 'list', '--bogus'], /unknown option '--bogus'/],
+    [['change', 'list', '--since', 'yesterday'], /--since: 'yesterday' is not a time/],
+    [['job', 'show', 'not-a-job'], /<id>: must be a job id/],
+    [['vm'], /Usage: silobreak vm/],
+    [['vm', 'list'], /no manager URL given/],
+  ];
+  for (const [args, message] of cases) {
+    const r = await cli(args, args.join(' ') === 'vm list' ? { SILOBREAK_URL: '' } : {});
+    assert.equal(r.code, 2, `${args.join(' ')}: exit ${r.code}, stderr ${r.stderr}`);
+    assert.match(r.stderr, message, args.join(' '));
+    assert.equal(r.stdout, '', `${args.join(' ')} printed to stdout`);
+  }
+  assert.equal(await changeCount(), before);
+});
+
+test('a bad token exits 1 with the 401 explained', { timeout: 60_000 }, async () => {
+  const r = await cli(['host', 'list', '--token', 'not-the-right-token']);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /rejected the token \(401 unauthorized\)/);
+  assert.match(r.stderr, /hint: pass a valid --token, set SILOBREAK_TOKEN/);
+});
+
+test('host add joins both lab hosts; host list shows them', { timeout: 180_000 }, async () => {
+  for (const h of lab.hosts) {
+    const added = await json(Host, ['host', 'add', new URL(h.agentUrl).host, '--agent-token', h.token]);
+    assert.equal(added.name, h.name);
+    assert.equal(added.state, 'connected');
+    assert.equal(added.fabricAddress, h.fabricAddress);
+  }
+  const hosts = await json(z.array(Host), ['host', 'list']);
+  assert.deepEqual(hosts.map((h) => h.name).sort(), lab.hosts.map((h) => h.name).sort());
+  const table = await cli(['host', 'list']);
+  assert.equal(table.code, 0);
+  const lines = table.stdout.trimEnd().split('\n');
+  assert.match(lines[0] ?? '', /^NAME\s+STATE\s+POOL\s+ADDRESS/);
+  for (const h of lab.hosts) assert.ok(lines.some((l) => l.startsWith(h.name) && l.includes('connected')));
+  const shown = await json(Host, ['host', 'show', lab.hosts[0]!.name]);
+  assert.equal(shown.id, hosts.find((h) => h.name === lab.hosts[0]!.name)?.id);
+});
+
+test('datastore and vswitch lists show every host', { timeout: 60_000 }, async () => {
+  const datastores = await json(z.array(ManagedDatastore), ['datastore', 'list']);
+  const vswitches = await json(z.array(ManagedVSwitch), ['vswitch', 'list']);
+  for (const h of lab.hosts) {
+    assert.ok(
+      datastores.some((d) => d.host === h.name && d.default),
+      `default datastore of ${h.name}`,
+    );
+    assert.ok(
+      vswitches.some((s) => s.host === h.name && s.name === 'vmsw0'),
+      `vmsw0 of ${h.name}`,
+    );
+  }
+  const one = await json(z.array(ManagedDatastore), ['datastore', 'list', '--host', lab.hosts[1]!.name]);
+  assert.deepEqual([...new Set(one.map((d) => d.host))], [lab.hosts[1]!.name]);
+});
+
+test('pool create and add-host, recorded as changes by the token', { timeout: 60_000 }, async () => {
+  const created = await json(Pool, ['pool', 'create', 'rack-1', '--description', 'first rack']);
+  assert.deepEqual([created.name, created.description, created.hosts], ['rack-1', 'first rack', []]);
+  const host = lab.hosts[0]!.name;
+  const withHost = await json(Pool, ['pool', 'add-host', 'rack-1', host]);
+  assert.deepEqual(withHost.hosts, [host]);
+  const pools = await json(z.array(Pool), ['pool', 'list']);
+  assert.deepEqual(pools.find((p) => p.name === 'rack-1')?.hosts, [host]);
+  assert.equal((await json(Host, ['host', 'show', host])).pool, 'rack-1');
+  const changes = await json(z.array(z.object({ actor: z.string(), action: z.string() })), [
+    'change',
+    'list',
+    '--kind',
+    'pool',
+    '--object',
+    'rack-1',
+  ]);
+  assert.ok(changes.length >= 1);
+  assert.ok(changes.every((c) => c.actor === 'admin'));
+  assert.ok(changes.some((c) => c.action === 'created'));
+});
+
+test('vm create --start runs the VM on the chosen host; it answers ping', { timeout: 600_000 }, async () => {
+  const host = lab.hosts[1]!;
+  const address = vmAddress(1);
+  const job = await json(Job, [
+    'vm',
+    'create',
+    'cli-vm-1',
+    '--host',
+    host.name,
+    '--memory',
+    '256M',
+    '--disk',
+    '256M',
+    '--nic',
+    'vmsw0',
+    '--ip',
+    address.cidr,
+    '--start',
+  ]);
+  assert.equal(job.kind, 'vm-create');
+  assert.equal(job.state, 'succeeded', JSON.stringify(job.error));
+  const vm = ManagedVm.parse(job.result);
+  assert.deepEqual([vm.name, vm.host, vm.state, vm.memoryMiB], ['cli-vm-1', host.name, 'running', 256]);
+  assert.equal(vm.disks[0]?.virtualSizeBytes, 256 * 1024 * 1024);
+  const listed = await json(z.array(ManagedVm), ['vm', 'list', '--host', host.name]);
+  assert.deepEqual(
+    listed.map((v) => [v.name, v.state]),
+    [['cli-vm-1', 'running']],
+  );
+  // The agent itself, not just the manager, runs it.
+  assert.equal((await new AgentClient(host.agentUrl, host.token).getVm('cli-vm-1')).state, 'running');
+  await ping(address.ip, 300_000);
+  const table = await cli(['vm', 'list']);
+  assert.match(table.stdout, /^NAME\s+STATE\s+HOST\s+VCPUS\s+MEMORY\s+DISKS\s+IP/);
+  assert.match(
+    table.stdout,
+    new RegExp(`cli-vm-1\\s+running\\s+${host.name}\\s+1\\s+256 MiB\\s+256 MiB\\s+${address.cidr}`),
+  );
+});
+
+test(
+  'without a terminal, a job prints plain progress lines, no bar or colour',
+  { timeout: 300_000 },
+  async () => {
+    const r = await cli(['vm', 'shutdown', 'cli-vm-1', '--timeout', '5']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^Job [0-9a-f-]{36}: vm-shutdown vm cli-vm-1\n/);
+    const progressLines = r.stdout.split('\n').filter((l) => /^\[[\d.]+s\] +\d+% {2}\S/.test(l));
+    assert.ok(progressLines.length >= 2, `plain progress lines expected:\n${r.stdout}`);
+    assert.match(r.stdout, /succeeded: vm-shutdown vm cli-vm-1 in \d/);
+    assert.ok(!r.stdout.includes('\r') && !r.stdout.includes('\u001b['), 'no bar redraws or colour codes');
+    assert.equal((await json(ManagedVm, ['vm', 'show', 'cli-vm-1'])).state, 'stopped');
+  },
+);
+
+test('--detach returns the job at once; job watch re-attaches to its end', { timeout: 300_000 }, async () => {
+  const detached = await json(Job, ['vm', 'start', 'cli-vm-1', '--detach']);
+  assert.equal(detached.kind, 'vm-start');
+  assert.ok(['queued', 'running'].includes(detached.state), detached.state);
+  const watched = await json(Job, ['job', 'watch', detached.id]);
+  assert.equal(watched.id, detached.id);
+  assert.equal(watched.state, 'succeeded');
+  assert.equal((await json(ManagedVm, ['vm', 'show', 'cli-vm-1'])).state, 'running');
+  const listed = await json(z.array(Job), ['job', 'list', '--kind', 'vm-start']);
+  assert.ok(listed.some((j) => j.id === detached.id && j.state === 'succeeded'));
+  const human = await cli(['job', 'show', detached.id]);
+  assert.match(human.stdout, /State:\s+succeeded/);
+});
+
+test('a job that fails exits 1 and says why', { timeout: 300_000 }, async () => {
+  // A VM the agent has but the manager has not polled yet: the manager accepts the name, the agent refuses it.
+  const host = lab.hosts[0]!;
+  const agent = new AgentClient(host.agentUrl, host.token);
+  await agent.createVm({ name: 'cli-ghost', vcpus: 1, memoryMiB: 64, disks: [], nics: [] });
+  try {
+    const r = await cli(['vm', 'create', 'cli-ghost', '--host', host.name, '--memory', '64M']);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /^silobreak: job [0-9a-f-]{36} \(vm-create vm cli-ghost\) failed: /);
+    assert.match(r.stderr, /hint: details: silobreak job show /);
+    const failed = await json(z.array(Job), ['job', 'list', '--state', 'failed']);
+    assert.ok(failed.some((j) => j.kind === 'vm-create' && j.target.name === 'cli-ghost'));
+  } finally {
+    await agent.deleteVm('cli-ghost', true);
+  }
+});
+
+test('vm stop and delete remove the VM everywhere', { timeout: 300_000 }, async () => {
+  const stopped = await json(Job, ['vm', 'stop', 'cli-vm-1']);
+  assert.equal(stopped.state, 'succeeded');
+  assert.equal(ManagedVm.parse(stopped.result).state, 'stopped');
+  const deleted = await json(Job, ['vm', 'delete', 'cli-vm-1']);
+  assert.equal(deleted.state, 'succeeded');
+  assert.deepEqual(await json(z.array(ManagedVm), ['vm', 'list']), []);
+  const gone = await cli(['vm', 'show', 'cli-vm-1']);
+  assert.equal(gone.code, 1);
+  assert.match(gone.stderr, /not found/);
+  const host = lab.hosts[1]!;
+  assert.deepEqual(await new AgentClient(host.agentUrl, host.token).listVms(), []);
+  const history = await json(z.array(z.object({ action: z.string(), actor: z.string() })), [
+    'change',
+    'list',
+    '--kind',
+    'vm',
+    '--search',
+    'cli-vm-1',
+    '--since',
+    '1h',
+  ]);
+  assert.ok(history.some((c) => c.action === 'created' && c.actor === 'admin'));
+  assert.ok(history.some((c) => c.action === 'deleted' && c.actor === 'admin'));
+});
