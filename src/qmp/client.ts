@@ -331,14 +331,15 @@ export class QmpClient {
   }
 }
 
-/** A throwing listener must not break the parser or the other listeners; its error still surfaces. */
+/**
+ * A throwing listener must not break the parser, the other listeners or the process (a stray
+ * event must not take an agent down); its error is reported as a process warning instead.
+ */
 function callSafely<T>(listener: (value: T) => void, value: T): void {
   try {
     listener(value);
   } catch (error) {
-    queueMicrotask(() => {
-      throw error;
-    });
+    process.emitWarning(error instanceof Error ? error : new Error(String(error)), 'QmpListenerError');
   }
 }
 
