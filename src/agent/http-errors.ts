@@ -18,6 +18,12 @@ import {
   VmStateConflict,
   VSwitchNotFound,
 } from './errors.js';
+import {
+  MigrationCancelled,
+  MigrationConflict,
+  MigrationFailed,
+  MigrationNotFound,
+} from './migration/errors.js';
 
 /*
  * The one place where the agent's errors become HTTP answers (RFC 9457 problem details).
@@ -64,6 +70,10 @@ function statusOf(error: AgentError): number {
   if (error instanceof InsufficientCapacity) return 422;
   // More than the host has at all is a bad request; more than is unpromised right now is a conflict.
   if (error instanceof InsufficientMemory) return error.what === 'host memory' ? 422 : 409;
+  if (error instanceof MigrationNotFound) return 404;
+  if (error instanceof MigrationConflict || error instanceof MigrationCancelled) return 409;
+  // The peer, its QEMU or the link between the hosts failed the move.
+  if (error instanceof MigrationFailed) return 502;
   if (error instanceof GuestAgentUnavailable) return 503;
   if (error instanceof GuestCommandFailed) return 502;
   if (error instanceof GuestExecTimeout) return 504;

@@ -5,6 +5,7 @@ import type { Command } from 'commander';
 import { z } from 'zod';
 import { describeZodError } from '../api/index.js';
 import { startAgent } from './agent.js';
+import { migrationRoutes } from './migration/routes.js';
 
 export { startAgent, qemuVersion, type AgentOptions, type RunningAgent } from './agent.js';
 export type { AgentCore } from './core.js';
@@ -17,6 +18,8 @@ export { problemFor } from './http-errors.js';
 export * from './errors.js';
 export { vmPaths, buildQemuArgv, MACHINE_TYPE, CPU_MODEL, type VmPaths } from './qemu-argv.js';
 export { diskNodeName, diskDeviceId, netdevId, nicDeviceId } from './naming.js';
+
+export { migrationRoutes } from './migration/routes.js';
 
 export function registerAgentCommands(program: Command): void {
   program
@@ -33,7 +36,7 @@ export function registerAgentCommands(program: Command): void {
       }
       let agent;
       try {
-        agent = await startAgent(raw);
+        agent = await startAgent(raw, { routePlugins: [migrationRoutes()] });
       } catch (error) {
         const detail =
           error instanceof z.ZodError ? `config ${describeZodError(error).detail}` : String(error);

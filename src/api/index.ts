@@ -6,3 +6,4 @@ export * from './manager.js';
 export * from './manager-client.js';
 export * from './cli-config.js';
 export * from './migration.js';
+export * from './migration-client.js';

@@ -1,0 +1,406 @@
+/*
+ * The agent's moves: the target side (prepare, abort, finish an incoming VM), the source side
+ * (start, watch, cancel, complete an outgoing one) and the per-host limit of simultaneous moves.
+ * The QMP work is in incoming.ts / outgoing.ts; this file ties it to the agent's VMs and disks.
+ */
+import {
+  CompleteMigrationRequest,
+  MigrationPolicy,
+  PlanRequest,
+  PrepareIncomingRequest,
+  StartMigrationRequest,
+  type IncomingPrepared,
+  type MigrationPlan,
+  type MigrationStatus,
+  type Vm,
+} from '../../api/index.js';
+import type { AgentCore } from '../core.js';
+import { InvalidInput } from '../errors.js';
+import { diskNodeName } from '../naming.js';
+import { CPU_MODEL, MACHINE_TYPE } from '../qemu-argv.js';
+import { DEFAULT_CONVERGENCE } from './convergence.js';
+import { MigrationConflict, MigrationFailed, MigrationNotFound } from './errors.js';
+import { IncomingMigration } from './incoming.js';
+import { OutgoingMigration } from './outgoing.js';
+import { PortAllocator, type PortLease } from './ports.js';
+import { initialProgress } from './progress.js';
+import { chooseTuning } from './tuning.js';
+
+const MiB = 1024 * 1024;
+const QEMU_ADDRESS_IN_USE = /Address already in use|Failed to bind/;
+
+interface MoveRecord {
+  id: string;
+  role: 'source' | 'target';
+  vmName: string;
+  state: MigrationStatus['state'];
+  error?: { code: string; detail: string };
+  startedAt: string;
+  finishedAt?: string;
+  outgoing?: OutgoingMigration;
+  incoming?: IncomingMigration;
+  leases: PortLease[];
+  /** Settles when the record leaves `running`. */
+  settled: Promise<void>;
+  settle: () => void;
+}
+
+export interface MigrationServiceOptions {
+  /** Simultaneous outgoing moves on this host; the rest wait in line (default 2, like Hyper-V). */
+  maxConcurrent?: number;
+  portRange?: readonly [number, number];
+}
+
+export class MigrationService {
+  readonly #moves = new Map<string, MoveRecord>();
+  readonly #ports: PortAllocator;
+  readonly #maxConcurrent: number;
+  #running = 0;
+  readonly #queue: (() => void)[] = [];
+
+  constructor(
+    private readonly core: AgentCore,
+    options: MigrationServiceOptions = {},
+  ) {
+    this.#ports = new PortAllocator(options.portRange);
+    this.#maxConcurrent = options.maxConcurrent ?? 2;
+  }
+
+  plan(input: unknown): MigrationPlan {
+    const request = PlanRequest.parse(input);
+    const def = this.core.vms.runtime(request.vmName).def;
+    const policy = request.policy;
+    const tuning = chooseTuning({
+      linkBitsPerSecond: policy.linkBitsPerSecond,
+      accelerator: this.core.accelerator.accelerator,
+      hostCpus: this.core.inventory.cpus,
+      hostMemoryBytes: this.core.inventory.memoryBytes,
+      vcpus: def.vcpus,
+      memoryBytes: def.memoryMiB * MiB,
+      diskCount: def.disks.length,
+      allowPostcopy: policy.allowPostcopy,
+      targetDowntimeMs: policy.targetDowntimeMs,
+      maxDowntimeMs: policy.maxDowntimeMs,
+    });
+    const { xbzrleCacheBytes, ...rest } = tuning;
+    return {
+      ...rest,
+      ...(xbzrleCacheBytes === undefined ? {} : { xbzrleCacheBytes }),
+      postcopy: policy.allowPostcopy,
+    };
+  }
+
+  // ---- target side ----
+
+  async prepareIncoming(input: unknown): Promise<IncomingPrepared> {
+    const request = PrepareIncomingRequest.parse(input);
+    const { vm, plan, migrationId } = request;
+    if (this.#moves.has(migrationId)) throw new MigrationConflict(`migration ${migrationId} exists already`);
+    this.#assertNoMoveOf(vm.name);
+    if (vm.machineType !== MACHINE_TYPE)
+      throw new InvalidInput(
+        `vm.machineType: this host runs ${MACHINE_TYPE}, not ${vm.machineType}`,
+        'vm.machineType',
+      );
+    if (vm.cpuModel !== CPU_MODEL)
+      throw new InvalidInput(`vm.cpuModel: this host offers ${CPU_MODEL}, not ${vm.cpuModel}`, 'vm.cpuModel');
+
+    const vms = this.core.vms;
+    // Defining creates the disks with the same virtual size and checks space, names, MACs, switches.
+    await vms.define({
+      id: vm.id,
+      name: vm.name,
+      vcpus: vm.vcpus,
+      memoryMiB: vm.memoryMiB,
+      disks: vm.disks.map((d) => ({ id: d.id, datastore: d.datastore, sizeBytes: d.virtualSizeBytes })),
+      nics: vm.nics,
+      guestIp: vm.guestIp,
+      guestGateway: vm.guestGateway,
+      start: false,
+    });
+    const record = this.#record(migrationId, 'target', vm.name);
+    try {
+      await vms.start(vm.name, { incoming: true, paused: true });
+      const runtime = vms.runtime(vm.name);
+      const address = this.core.config.fabricAddress;
+      const stream = await this.#ports.allocate(address);
+      record.leases.push(stream);
+      const { lease, result: incoming } = await this.#ports.withPort(
+        address,
+        async (nbd) => {
+          const prepared = new IncomingMigration({
+            qmp: runtime.qmp(),
+            disks: runtime.def.disks.map((d) => ({ diskId: d.id, nodeName: diskNodeName(d.id) })),
+            address,
+            nbdPort: nbd.port,
+            migrationPort: stream.port,
+            plan,
+            log: (msg, fields) => this.core.log.info(msg, { migration: migrationId, vm: vm.name, ...fields }),
+          });
+          await prepared.prepare();
+          return prepared;
+        },
+        (error) => error instanceof Error && QEMU_ADDRESS_IN_USE.test(error.message),
+      );
+      record.leases.push(lease);
+      record.incoming = incoming;
+      void this.#watchIncoming(record);
+      return {
+        migrationId,
+        nbd: { host: address, port: lease.port },
+        exports: incoming.exports.map((e) => {
+          const disk = runtime.def.disks.find((d) => d.id === e.diskId);
+          return {
+            diskId: e.diskId,
+            exportName: e.exportName,
+            virtualSizeBytes: disk?.sizeBytes ?? 0,
+            datastore: disk?.datastore ?? '',
+            path: disk?.path ?? '',
+          };
+        }),
+        migrationUri: incoming.migrationUri,
+      };
+    } catch (error) {
+      this.#finish(record, 'failed', error);
+      await this.#removeIncoming(record);
+      throw error;
+    }
+  }
+
+  /** A failed incoming copy cleans up by itself: the target must be clean even with no manager. */
+  async #watchIncoming(record: MoveRecord): Promise<void> {
+    const outcome = await record.incoming?.outcome;
+    if (record.state !== 'running') return;
+    if (outcome?.state === 'resumed') {
+      this.#release(record);
+      this.#finish(record, 'completed');
+      this.core.log.info('incoming VM resumed', {
+        migration: record.id,
+        vm: record.vmName,
+        ms: outcome.resumeMs,
+      });
+    } else {
+      this.core.log.warn('incoming migration failed; removing the half-made VM', {
+        migration: record.id,
+        reason: outcome?.reason,
+      });
+      this.#finish(record, 'failed', new MigrationFailed(outcome?.reason ?? 'failed', 'copy-memory'));
+      await this.#removeIncoming(record);
+    }
+  }
+
+  async abortIncoming(id: string): Promise<MigrationStatus> {
+    const record = this.#get(id, 'target');
+    if (record.state === 'completed') {
+      throw new MigrationConflict(`the guest of migration ${id} already runs on this host: not aborted`);
+    }
+    if (record.state === 'running') {
+      this.#finish(record, 'cancelled');
+      await this.#removeIncoming(record);
+    }
+    return this.status(id);
+  }
+
+  async finishIncoming(id: string, timeoutMs = 120_000): Promise<Vm> {
+    const record = this.#get(id, 'target');
+    if (record.state === 'running') await record.incoming?.resumed(timeoutMs);
+    await record.settled;
+    if (record.state !== 'completed') {
+      throw new MigrationConflict(`migration ${id} is ${record.state}: there is no VM to finish`);
+    }
+    return this.core.vms.get(record.vmName);
+  }
+
+  async #removeIncoming(record: MoveRecord): Promise<void> {
+    record.incoming?.close();
+    const vms = this.core.vms;
+    try {
+      await vms.stop(record.vmName);
+      await vms.delete(record.vmName, { deleteDisks: 'true' });
+    } catch (error) {
+      this.core.log.warn('cleaning up the incoming VM failed', { vm: record.vmName, error: String(error) });
+    }
+    this.#release(record);
+  }
+
+  // ---- source side ----
+
+  startOutgoing(input: unknown): MigrationStatus {
+    const request = StartMigrationRequest.parse(input);
+    const { migrationId, vmName, plan, target } = request;
+    const policy = MigrationPolicy.parse(request.policy);
+    if (this.#moves.has(migrationId)) throw new MigrationConflict(`migration ${migrationId} exists already`);
+    const runtime = this.core.vms.runtime(vmName);
+    this.#assertNoMoveOf(vmName);
+    if (!runtime.active)
+      throw new MigrationConflict(`VM "${vmName}" is not running: a live move needs a running VM`);
+    const exports = new Map(target.exports.map((e) => [e.diskId, e.exportName]));
+    const missing = runtime.def.disks.find((d) => !exports.has(d.id));
+    if (missing)
+      throw new InvalidInput(`target.exports: no export for disk "${missing.id}"`, 'target.exports');
+
+    const record = this.#record(migrationId, 'source', vmName);
+    const outgoing = new OutgoingMigration({
+      migrationId,
+      qmp: runtime.qmp(),
+      disks: runtime.def.disks.map((d) => ({
+        diskId: d.id,
+        nodeName: diskNodeName(d.id),
+        exportName: exports.get(d.id) ?? d.id,
+      })),
+      nbd: target.nbd,
+      migrationUri: target.migrationUri,
+      plan,
+      convergence: {
+        ...DEFAULT_CONVERGENCE,
+        targetDowntimeMs: plan.targetDowntimeMs,
+        maxDowntimeMs: plan.maxDowntimeMs,
+        allowThrottle: policy.allowThrottle,
+        maxThrottlePercent: policy.maxThrottlePercent,
+        allowPostcopy: plan.postcopy,
+        stallWindowMs: policy.stallWindowSeconds * 1000,
+      },
+      memoryBytes: runtime.def.memoryMiB * MiB,
+      stallAfterMs: Math.min(30_000, policy.stallWindowSeconds * 1000),
+      log: (msg, fields) => this.core.log.info(msg, { migration: migrationId, vm: vmName, ...fields }),
+    });
+    record.outgoing = outgoing;
+    void this.#runOutgoing(record, outgoing);
+    return this.status(migrationId);
+  }
+
+  async #runOutgoing(record: MoveRecord, outgoing: OutgoingMigration): Promise<void> {
+    await this.#slot();
+    try {
+      if (outgoing.cancelRequested) {
+        this.#finish(record, 'cancelled');
+        return;
+      }
+      await outgoing.run();
+      this.#finish(record, 'completed');
+    } catch (error) {
+      this.#finish(
+        record,
+        outgoing.cancelRequested && !(error instanceof MigrationFailed) ? 'cancelled' : 'failed',
+        error,
+      );
+    } finally {
+      this.#running -= 1;
+      this.#queue.shift()?.();
+    }
+  }
+
+  #slot(): Promise<void> {
+    if (this.#running < this.#maxConcurrent) {
+      this.#running += 1;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) =>
+      this.#queue.push(() => {
+        this.#running += 1;
+        resolve();
+      }),
+    );
+  }
+
+  cancel(id: string): MigrationStatus {
+    const record = this.#get(id, 'source');
+    if (record.state === 'running') record.outgoing?.cancel();
+    return this.status(id);
+  }
+
+  /** After the switchover: the source QEMU goes, and its disks too unless kept. */
+  async complete(id: string, input: unknown): Promise<MigrationStatus> {
+    const { keepSource } = CompleteMigrationRequest.parse(input ?? {});
+    const record = this.#get(id, 'source');
+    if (record.state !== 'completed') {
+      throw new MigrationConflict(
+        `migration ${id} is ${record.state}: only a completed move can be completed`,
+      );
+    }
+    const vms = this.core.vms;
+    if (vms.runtimes().some((r) => r.def.name === record.vmName)) {
+      await vms.stop(record.vmName);
+      await vms.delete(record.vmName, { deleteDisks: keepSource ? 'false' : 'true' });
+    }
+    return this.status(id);
+  }
+
+  status(id: string): MigrationStatus {
+    const record = this.#moves.get(id);
+    if (!record) throw new MigrationNotFound(id);
+    const outgoing = record.outgoing;
+    const progress = outgoing?.tracker.progress ?? {
+      ...initialProgress(record.state === 'completed' ? 'done' : 'prepare').progress,
+      ...(record.state === 'completed' ? { percent: 100 } : {}),
+    };
+    return {
+      id: record.id,
+      role: record.role,
+      vmName: record.vmName,
+      state: record.state,
+      progress,
+      stats: outgoing?.stats ?? {},
+      policyLog: outgoing?.policyLog ?? [],
+      ...(record.error ? { error: record.error } : {}),
+      startedAt: record.startedAt,
+      ...(record.finishedAt ? { finishedAt: record.finishedAt } : {}),
+    };
+  }
+
+  list(): MigrationStatus[] {
+    return [...this.#moves.keys()].map((id) => this.status(id));
+  }
+
+  // ---- shared ----
+
+  #assertNoMoveOf(vmName: string): void {
+    const busy = [...this.#moves.values()].find((m) => m.vmName === vmName && m.state === 'running');
+    if (busy) throw new MigrationConflict(`VM "${vmName}" is already moving (migration ${busy.id})`);
+  }
+
+  #record(id: string, role: MoveRecord['role'], vmName: string): MoveRecord {
+    let settle: () => void = () => undefined;
+    const settled = new Promise<void>((resolve) => (settle = resolve));
+    const record: MoveRecord = {
+      id,
+      role,
+      vmName,
+      state: 'running',
+      startedAt: new Date().toISOString(),
+      leases: [],
+      settled,
+      settle,
+    };
+    this.#moves.set(id, record);
+    return record;
+  }
+
+  #finish(record: MoveRecord, state: MigrationStatus['state'], error?: unknown): void {
+    if (record.state !== 'running') return;
+    record.state = state;
+    record.finishedAt = new Date().toISOString();
+    if (error !== undefined && state === 'failed') {
+      record.error = {
+        code:
+          typeof (error as { code?: unknown }).code === 'string'
+            ? (error as { code: string }).code
+            : 'migration-failed',
+        detail: error instanceof Error ? error.message : String(error),
+      };
+    }
+    if (record.role === 'source') this.#release(record);
+    record.settle();
+  }
+
+  #release(record: MoveRecord): void {
+    for (const lease of record.leases) lease.release();
+    record.leases = [];
+  }
+
+  #get(id: string, role: MoveRecord['role']): MoveRecord {
+    const record = this.#moves.get(id);
+    if (!record || record.role !== role) throw new MigrationNotFound(id);
+    return record;
+  }
+}
