@@ -118,8 +118,21 @@ before(
     dataDir = await mkdtemp(path.join(os.tmpdir(), 'silobreak-cli-'));
     // A lab left by a crashed earlier run would make `lab up` refuse.
     await run(['lab', 'down', '--name', LAB], {});
+    // --no-manager: this file runs its own manager (and leaves the CLI config of a demo lab alone).
     const up = await run(
-      ['lab', 'up', '--name', LAB, '--hosts', '2', '--no-demo', '--accelerator', 'tcg', '--json'],
+      [
+        'lab',
+        'up',
+        '--name',
+        LAB,
+        '--hosts',
+        '2',
+        '--no-demo',
+        '--no-manager',
+        '--accelerator',
+        'tcg',
+        '--json',
+      ],
       {},
     );
     assert.equal(up.code, 0, `lab up failed: ${up.stderr}`);
@@ -350,10 +363,35 @@ test('a job that fails exits 1 and says why', { timeout: 300_000 }, async () => 
   }
 });
 
-test('vm stop and delete remove the VM everywhere', { timeout: 300_000 }, async () => {
-  const stopped = await json(Job, ['vm', 'stop', 'cli-vm-1']);
-  assert.equal(stopped.state, 'succeeded');
-  assert.equal(ManagedVm.parse(stopped.result).state, 'stopped');
+test('on a terminal, a job draws a live bar and colours the outcome', { timeout: 300_000 }, async () => {
+  // `script` gives the command a pseudo-terminal, as an interactive shell would.
+  const command = [process.execPath, BIN, 'vm', 'stop', 'cli-vm-1'].map((a) => `'${a}'`).join(' ');
+  const r = await new Promise<Run>((resolve) => {
+    execFile(
+      'script',
+      ['-qec', command, '/dev/null'],
+      {
+        timeout: 300_000,
+        env: {
+          PATH: process.env.PATH ?? '/usr/bin:/bin',
+          TERM: 'xterm',
+          HOME: dataDir,
+          SILOBREAK_CONFIG: path.join(dataDir, 'no-cli-config.json'),
+          SILOBREAK_URL: managerUrl,
+          SILOBREAK_TOKEN: managerToken,
+        },
+      },
+      (error, stdout, stderr) => resolve({ code: error ? 1 : 0, stdout, stderr }),
+    );
+  });
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  assert.match(r.stdout, /\r\[[#.]{24}\] +\d+%/, 'a redrawn bar');
+  assert.ok(r.stdout.includes('\r\u001b[K'), 'the bar is cleared at the end');
+  assert.ok(r.stdout.includes('\u001b[32msucceeded\u001b[0m: vm-stop vm cli-vm-1'), r.stdout);
+  assert.equal((await json(ManagedVm, ['vm', 'show', 'cli-vm-1'])).state, 'stopped');
+});
+
+test('vm delete removes the VM everywhere', { timeout: 300_000 }, async () => {
   const deleted = await json(Job, ['vm', 'delete', 'cli-vm-1']);
   assert.equal(deleted.state, 'succeeded');
   assert.deepEqual(await json(z.array(ManagedVm), ['vm', 'list']), []);

@@ -121,3 +121,70 @@ test('plain lines appear on phase changes, each 10 %, stalls and every 30 s, not
   feed(36_000, sample(13, { phase: 'switchover' }));
   assert.deepEqual(printed, [0, 3000, 5000, 36_000]);
 });
+
+test("a move's figures: per disk, memory, dirty rate, throttle, and the job's own health verdict", () => {
+  const MiB = 1024 * 1024;
+  const t = new ProgressTracker(0);
+  const details = {
+    disks: [
+      {
+        diskId: 'disk0',
+        bytesDone: 512 * MiB,
+        bytesTotal: 1024 * MiB,
+        bytesRemaining: 512 * MiB,
+        ready: false,
+        rateBytesPerSecond: 0,
+      },
+      {
+        diskId: 'disk1',
+        bytesDone: 64 * MiB,
+        bytesTotal: 64 * MiB,
+        bytesRemaining: 0,
+        ready: true,
+        rateBytesPerSecond: 0,
+      },
+    ],
+    memory: {
+      bytesTransferred: 300 * MiB,
+      bytesRemaining: 20 * MiB,
+      bytesTotal: 1024 * MiB,
+      passes: 3,
+      rateBytesPerSecond: 1,
+      dirtyRateBytesPerSecond: 1,
+    },
+    rateBytesPerSecond: 200 * MiB,
+    dirtyRateBytesPerSecond: 250 * MiB,
+    throttlePercent: 30,
+    health: 'slow',
+    healthReason: 'VM dirties memory faster than the link: throttling 30 %',
+    etaSeconds: 12,
+  };
+  t.update(sample(70, { details }), 0);
+  const line = renderPlainLine(t.view(0));
+  for (const part of [
+    'disk0 512 MiB/1 GiB',
+    'disk1 in sync',
+    'memory 300 MiB sent, 20 MiB left, pass 3',
+    '200 MiB/s',
+    'dirtying 250 MiB/s',
+    'throttle 30%',
+    'ETA 12s',
+    'VM dirties memory faster than the link',
+  ]) {
+    assert.ok(line.includes(part), `${part} in: ${line}`);
+  }
+  t.update(
+    sample(70, { details: { ...details, health: 'stalled', healthReason: 'no pass finished in 60 s' } }),
+    1000,
+  );
+  assert.match(renderPlainLine(t.view(1000)), /STALLED {2}no pass finished in 60 s/);
+});
+
+test('a figure off the expected shape hides only itself', () => {
+  const t = new ProgressTracker(0);
+  t.update(sample(5, { details: { rateBytesPerSecond: 'fast', etaSeconds: 9, disks: 'none' } }), 0);
+  const v = t.view(0);
+  assert.equal(v.rateBytesPerSecond, undefined);
+  assert.equal(v.etaSeconds, 9);
+  assert.equal(v.figures.disks, undefined);
+});

@@ -1,8 +1,10 @@
 // Progress of a job as people see it: a live bar on a terminal, sparse plain lines otherwise.
 // Pure (time comes in as an argument), so monotonicity, rates and stall detection are unit-tested.
+import { z } from 'zod';
+import { DiskProgress, MemoryProgress, MigrationHealth } from '../api/index.js';
 import { formatBytes, formatDuration, formatRate } from './units.js';
 
-/** What a job reports; `details` may carry figures a handler knows (see `figures` below). */
+/** What a job reports; `details` may carry figures its handler knows (see `Figures`). */
 export interface ProgressSample {
   state: string;
   phase: string;
@@ -11,6 +13,26 @@ export interface ProgressSample {
   details: Record<string, unknown>;
 }
 
+/**
+ * Figures a handler may put in `progress.details`: generic byte counts, or a move's figures as in
+ * the migration API (per disk, memory, rates, health). Each is read on its own, so one figure
+ * off the expected shape hides only itself.
+ */
+const bytes = z.number().nonnegative().optional().catch(undefined);
+const Figures = z.object({
+  transferredBytes: bytes,
+  totalBytes: bytes,
+  rateBytesPerSecond: bytes,
+  etaSeconds: bytes,
+  dirtyRateBytesPerSecond: bytes,
+  throttlePercent: bytes,
+  health: MigrationHealth.optional().catch(undefined),
+  healthReason: z.string().optional().catch(undefined),
+  disks: z.array(DiskProgress).optional().catch(undefined),
+  memory: MemoryProgress.optional().catch(undefined),
+});
+type Figures = z.infer<typeof Figures>;
+
 export interface ProgressView {
   state: string;
   phase: string;
@@ -18,29 +40,20 @@ export interface ProgressView {
   percent: number;
   message: string;
   elapsedSeconds: number;
-  transferredBytes?: number;
-  totalBytes?: number;
+  figures: Figures;
+  /** Given by the job, else derived from bytes over the recent window. */
   rateBytesPerSecond?: number;
+  /** Given by the job, else derived from the percent over the recent window. */
   etaSeconds?: number;
-  /** Set once nothing has advanced for the stall threshold: "stalled", unlike merely slow. */
+  /** Set when nothing advanced for the stall threshold (or the job says so): unlike merely slow. */
   stalledSeconds?: number;
 }
 
-/**
- * Figures a job's handler may put in `progress.details`; when it gives no rate or ETA, they are
- * derived here from the bytes moved and the percent over a sliding window.
- */
-function figures(details: Record<string, unknown>) {
-  const num = (key: string) => {
-    const v = details[key];
-    return typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : undefined;
-  };
-  return {
-    transferredBytes: num('transferredBytes'),
-    totalBytes: num('totalBytes'),
-    rateBytesPerSecond: num('rateBytesPerSecond'),
-    etaSeconds: num('etaSeconds'),
-  };
+/** Bytes moved so far: the generic count, or the sum of a move's disks and memory. */
+function movedBytes(f: Figures): number | undefined {
+  if (f.transferredBytes !== undefined) return f.transferredBytes;
+  if (!f.disks && !f.memory) return undefined;
+  return (f.disks ?? []).reduce((sum, d) => sum + d.bytesDone, 0) + (f.memory?.bytesTransferred ?? 0);
 }
 
 const WINDOW_MS = 30_000;
@@ -62,14 +75,14 @@ export class ProgressTracker {
 
   update(sample: ProgressSample, nowMs: number): void {
     const percent = sample.state === 'succeeded' ? 100 : Math.min(100, Math.max(0, sample.percent));
-    const { transferredBytes } = figures(sample.details);
+    const moved = movedBytes(Figures.parse(sample.details));
     const advanced =
       percent > this.percent ||
-      (transferredBytes !== undefined && transferredBytes > (this.lastBytes ?? -1)) ||
+      (moved !== undefined && moved > (this.lastBytes ?? -1)) ||
       sample.phase !== this.sample?.phase;
     if (advanced) this.lastAdvanceMs = nowMs;
     this.percent = Math.max(this.percent, percent);
-    if (transferredBytes !== undefined) this.lastBytes = Math.max(this.lastBytes ?? 0, transferredBytes);
+    if (moved !== undefined) this.lastBytes = Math.max(this.lastBytes ?? 0, moved);
     this.sample = sample;
     this.history.push({ t: nowMs, percent: this.percent, bytes: this.lastBytes });
     this.history = this.history.filter((h) => h.t >= nowMs - WINDOW_MS);
@@ -77,16 +90,16 @@ export class ProgressTracker {
 
   view(nowMs: number): ProgressView {
     const s = this.sample ?? { state: 'queued', phase: '', percent: 0, message: '', details: {} };
-    const f = figures(s.details);
+    const f = Figures.parse(s.details);
     const view: ProgressView = {
       state: s.state,
       phase: s.phase,
       percent: this.percent,
       message: s.message,
-      elapsedSeconds: (nowMs - this.startMs) / 1000,
+      // Clocks of manager and CLI may differ a little: never show negative time.
+      elapsedSeconds: Math.max(0, (nowMs - this.startMs) / 1000),
+      figures: f,
     };
-    if (f.transferredBytes !== undefined) view.transferredBytes = f.transferredBytes;
-    if (f.totalBytes !== undefined) view.totalBytes = f.totalBytes;
     const oldest = this.history[0];
     const newest = this.history[this.history.length - 1];
     const span = oldest && newest ? (newest.t - oldest.t) / 1000 : 0;
@@ -102,25 +115,47 @@ export class ProgressTracker {
     const eta = f.etaSeconds ?? (percentPerSecond > 0 ? (100 - this.percent) / percentPerSecond : undefined);
     if (eta !== undefined && !TERMINAL.has(s.state)) view.etaSeconds = eta;
     const idleMs = nowMs - this.lastAdvanceMs;
-    if (s.state === 'running' && idleMs >= this.stallAfterMs) view.stalledSeconds = idleMs / 1000;
+    if (s.state === 'running' && (idleMs >= this.stallAfterMs || f.health === 'stalled')) {
+      view.stalledSeconds = idleMs / 1000;
+    }
     return view;
   }
 }
 
 /** The figures after the percent and phase, shared by the bar and the plain lines. */
 function extras(view: ProgressView): string[] {
+  const f = view.figures;
   const parts: string[] = [];
-  if (view.transferredBytes !== undefined) {
+  for (const d of f.disks ?? []) {
     parts.push(
-      view.totalBytes !== undefined
-        ? `${formatBytes(view.transferredBytes)}/${formatBytes(view.totalBytes)}`
-        : formatBytes(view.transferredBytes),
+      d.ready
+        ? `${d.diskId} in sync`
+        : `${d.diskId} ${formatBytes(d.bytesDone)}/${formatBytes(d.bytesTotal)}`,
+    );
+  }
+  if (f.memory) {
+    parts.push(
+      `memory ${formatBytes(f.memory.bytesTransferred)} sent, ${formatBytes(f.memory.bytesRemaining)} left, pass ${f.memory.passes}`,
+    );
+  } else if (f.transferredBytes !== undefined) {
+    parts.push(
+      f.totalBytes !== undefined
+        ? `${formatBytes(f.transferredBytes)}/${formatBytes(f.totalBytes)}`
+        : formatBytes(f.transferredBytes),
     );
   }
   if (view.rateBytesPerSecond !== undefined) parts.push(formatRate(view.rateBytesPerSecond));
-  if (view.stalledSeconds !== undefined)
-    parts.push(`STALLED: no progress for ${formatDuration(view.stalledSeconds)}`);
-  else if (view.etaSeconds !== undefined) parts.push(`ETA ${formatDuration(view.etaSeconds)}`);
+  if (f.dirtyRateBytesPerSecond) parts.push(`dirtying ${formatRate(f.dirtyRateBytesPerSecond)}`);
+  if (f.throttlePercent) parts.push(`throttle ${Math.round(f.throttlePercent)}%`);
+  if (view.stalledSeconds !== undefined) {
+    // The job's own verdict comes with its reason below; ours is the idle time.
+    parts.push(
+      f.health === 'stalled' ? 'STALLED' : `STALLED: no progress for ${formatDuration(view.stalledSeconds)}`,
+    );
+  } else if (view.etaSeconds !== undefined) {
+    parts.push(`ETA ${formatDuration(view.etaSeconds)}`);
+  }
+  if ((f.health === 'slow' || f.health === 'stalled') && f.healthReason) parts.push(f.healthReason);
   if (view.message) parts.push(view.message);
   return parts;
 }
