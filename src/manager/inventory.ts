@@ -670,42 +670,48 @@ function vmColumns(vm: Vm) {
   };
 }
 
-async function writeDevices(tx: Tx, vm: Vm): Promise<void> {
-  await tx.deleteFrom('vm_disks').where('vm_id', '=', vm.id).execute();
-  await tx.deleteFrom('vm_nics').where('vm_id', '=', vm.id).execute();
-  if (vm.disks.length) {
+/** Rows per multi-row INSERT, well under SQLite's limit on bound parameters. */
+const BATCH = 200;
+
+/** Replaces the disks and NICs of these VMs, in a few multi-row statements. */
+async function writeDevices(tx: Tx, vms: Vm[]): Promise<void> {
+  if (vms.length === 0) return;
+  const ids = vms.map((vm) => vm.id);
+  await tx.deleteFrom('vm_disks').where('vm_id', 'in', ids).execute();
+  await tx.deleteFrom('vm_nics').where('vm_id', 'in', ids).execute();
+  const disks = vms.flatMap((vm) =>
+    vm.disks.map((d, position) => ({
+      vm_id: vm.id,
+      disk_id: d.id,
+      position,
+      datastore: d.datastore,
+      path: d.path,
+      format: d.format,
+      virtual_size_bytes: d.virtualSizeBytes,
+      allocated_bytes: d.allocatedBytes,
+      node_name: d.nodeName,
+    })),
+  );
+  const nics = vms.flatMap((vm) =>
+    vm.nics.map((n, position) => ({
+      vm_id: vm.id,
+      nic_id: n.id,
+      position,
+      vswitch: n.vswitch,
+      mac: n.mac,
+      tap: n.tap,
+    })),
+  );
+  for (let i = 0; i < disks.length; i += BATCH)
     await tx
       .insertInto('vm_disks')
-      .values(
-        vm.disks.map((d, position) => ({
-          vm_id: vm.id,
-          disk_id: d.id,
-          position,
-          datastore: d.datastore,
-          path: d.path,
-          format: d.format,
-          virtual_size_bytes: d.virtualSizeBytes,
-          allocated_bytes: d.allocatedBytes,
-          node_name: d.nodeName,
-        })),
-      )
+      .values(disks.slice(i, i + BATCH))
       .execute();
-  }
-  if (vm.nics.length) {
+  for (let i = 0; i < nics.length; i += BATCH)
     await tx
       .insertInto('vm_nics')
-      .values(
-        vm.nics.map((n, position) => ({
-          vm_id: vm.id,
-          nic_id: n.id,
-          position,
-          vswitch: n.vswitch,
-          mac: n.mac,
-          tap: n.tap,
-        })),
-      )
+      .values(nics.slice(i, i + BATCH))
       .execute();
-  }
 }
 
 /** The change records that turn `before` (undefined: new) into `after` on `host`. */
@@ -800,6 +806,8 @@ export async function upsertVms(
       : new Map<string, { vm: Vm; hostId: string }>();
   const hostNames = new Map<string, string>();
   const records: ChangeInput[] = [];
+  const inserts: Vm[] = [];
+  const written: Vm[] = [];
   for (const vm of vms) {
     const prior = stored.get(vm.id) ?? elsewhere.get(vm.id);
     let priorHost: string | undefined;
@@ -819,15 +827,21 @@ export async function upsertVms(
         .set({ ...vmColumns(vm), host_id: host.id, ...(changes.length ? { updated_at: now } : {}) })
         .where('id', '=', vm.id)
         .execute();
-    } else {
-      await tx
-        .insertInto('vms')
-        .values({ id: vm.id, host_id: host.id, ...vmColumns(vm), updated_at: now })
-        .execute();
-    }
-    await writeDevices(tx, vm);
+    } else inserts.push(vm);
+    written.push(vm);
     records.push(...changes);
   }
+  for (let i = 0; i < inserts.length; i += BATCH) {
+    await tx
+      .insertInto('vms')
+      .values(
+        inserts
+          .slice(i, i + BATCH)
+          .map((vm) => ({ id: vm.id, host_id: host.id, ...vmColumns(vm), updated_at: now })),
+      )
+      .execute();
+  }
+  await writeDevices(tx, written);
   await recordChanges(tx, actor, records, now);
   return records.length;
 }

@@ -1,0 +1,319 @@
+// Benchmark of the manager's REST API with an inventory of 1,000 hosts and 10,000 VMs.
+// The manager runs as its own process (`silobreak manager`), as in production. The agents are
+// simulated: 1,000 tiny HTTP servers on 127.0.0.1 (one port per host) answering the agent API
+// from memory; hosts join through POST /api/v1/hosts, so the inventory enters through the same
+// code path as real hosts and reconciliation. Prints p50/p99 latency and throughput per call.
+//
+//   npm run bench:api [-- --hosts 1000 --vms-per-host 10 --samples 300]
+import { spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { ManagerClient, VmSpec, type Vm } from '../../src/api/index.js';
+
+const { values: args } = parseArgs({
+  options: {
+    hosts: { type: 'string', default: '1000' },
+    'vms-per-host': { type: 'string', default: '10' },
+    samples: { type: 'string', default: '300' },
+    concurrency: { type: 'string', default: '16' },
+  },
+});
+const HOSTS = Number(args.hosts);
+const VMS_PER_HOST = Number(args['vms-per-host']);
+const SAMPLES = Number(args.samples);
+const CONCURRENCY = Number(args.concurrency);
+const BIN = path.resolve(import.meta.dirname, '..', '..', 'bin', 'silobreak.js');
+const AGENT_TOKEN = 'bench-agent-token-0123456789';
+const GiB = 1024 ** 3;
+
+// ------------------------------------------------------------------------------------------------
+// Simulated agents
+
+const STATES = ['running', 'running', 'running', 'stopped'] as const;
+
+function fakeVm(host: number, i: number, name = `vm-${String(host).padStart(4, '0')}-${i}`): Vm {
+  return {
+    id: randomUUID(),
+    name,
+    state: STATES[i % STATES.length] ?? 'running',
+    vcpus: 1 + (i % 4),
+    memoryMiB: 512,
+    disks: [
+      {
+        id: 'root',
+        datastore: 'local',
+        path: `/srv/ds/${name}-root.qcow2`,
+        format: 'qcow2',
+        virtualSizeBytes: 10 * GiB,
+        allocatedBytes: 2 * GiB,
+        nodeName: 'root-fmt',
+      },
+    ],
+    nics: [{ id: 'net0', vswitch: 'vmsw0', mac: '52:54:00:00:00:01', tap: `tap${i}` }],
+    machineType: 'pc-q35-7.2',
+    cpuModel: 'Nehalem',
+    accelerator: 'kvm',
+    createdAt: new Date().toISOString(),
+  };
+}
+
+function fakeAgent(host: number): (req: IncomingMessage, res: ServerResponse) => void {
+  const name = `h${String(host).padStart(4, '0')}`;
+  const vms: Vm[] = Array.from({ length: VMS_PER_HOST }, (_, i) => fakeVm(host, i));
+  const send = (res: ServerResponse, status: number, body: unknown) => {
+    res.writeHead(status, { 'content-type': 'application/json' });
+    res.end(JSON.stringify(body));
+  };
+  return (req, res) => {
+    if (req.headers.authorization !== `Bearer ${AGENT_TOKEN}`) return send(res, 401, {});
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const url = req.url ?? '';
+      if (req.method === 'GET' && url === '/v1/host') {
+        return send(res, 200, {
+          name,
+          fabricAddress: '10.251.0.1',
+          agentVersion: 'bench',
+          qemuVersion: '7.2.0',
+          accelerator: 'kvm',
+          cpus: 64,
+          memoryBytes: 512 * GiB,
+          memoryFreeBytes: 256 * GiB,
+          machineType: 'pc-q35-7.2',
+          cpuModel: 'Nehalem',
+        });
+      }
+      if (req.method === 'GET' && url === '/v1/datastores') {
+        return send(res, 200, [
+          { name: 'local', path: '/srv/ds', default: true, capacityBytes: 4096 * GiB, freeBytes: 2048 * GiB },
+        ]);
+      }
+      if (req.method === 'GET' && url === '/v1/vswitches')
+        return send(res, 200, [{ name: 'vmsw0', bridge: 'vmsw0' }]);
+      if (req.method === 'GET' && url === '/v1/vms') return send(res, 200, vms);
+      if (req.method === 'POST' && url === '/v1/vms') {
+        const spec = VmSpec.parse(JSON.parse(Buffer.concat(chunks).toString()));
+        const vm = {
+          ...fakeVm(host, vms.length, spec.name),
+          id: spec.id ?? randomUUID(),
+          state: spec.start ? 'running' : 'stopped',
+        } as Vm;
+        vms.push(vm);
+        return send(res, 200, vm);
+      }
+      send(res, 404, {
+        type: 'about:blank',
+        title: 'Not found',
+        status: 404,
+        code: 'not-found',
+        detail: url,
+      });
+    });
+  };
+}
+
+async function listen(server: Server): Promise<number> {
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  if (typeof address !== 'object' || !address) throw new Error('no port');
+  return address.port;
+}
+
+// ------------------------------------------------------------------------------------------------
+// Measuring
+
+interface Row {
+  call: string;
+  n: number;
+  p50: number;
+  p99: number;
+  rps: number;
+}
+const rows: Row[] = [];
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
+}
+
+/** Runs `n` calls with `concurrency` in flight; records latency percentiles and throughput. */
+async function measure(
+  call: string,
+  n: number,
+  concurrency: number,
+  op: (i: number) => Promise<unknown>,
+): Promise<void> {
+  const latencies: number[] = [];
+  let next = 0;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      for (let i = next++; i < n; i = next++) {
+        const t = performance.now();
+        await op(i);
+        latencies.push(performance.now() - t);
+      }
+    }),
+  );
+  const seconds = (performance.now() - started) / 1000;
+  latencies.sort((a, b) => a - b);
+  const row = { call, n, p50: percentile(latencies, 50), p99: percentile(latencies, 99), rps: n / seconds };
+  rows.push(row);
+  console.error(
+    `  ${call}: p50 ${row.p50.toFixed(1)} ms, p99 ${row.p99.toFixed(1)} ms, ${row.rps.toFixed(0)}/s`,
+  );
+}
+
+function printTable(): void {
+  const header = ['call', 'n', 'p50 ms', 'p99 ms', 'req/s'];
+  const body = rows.map((r) => [r.call, String(r.n), r.p50.toFixed(1), r.p99.toFixed(1), r.rps.toFixed(0)]);
+  const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]?.length ?? 0)));
+  const line = (cells: string[]) =>
+    `| ${cells.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join(' | ')} |`;
+  console.log(line(header));
+  console.log(`|${widths.map((w, i) => (i === 0 ? '-'.repeat(w + 2) : `${'-'.repeat(w + 1)}:`)).join('|')}|`);
+  for (const b of body) console.log(line(b));
+}
+
+// ------------------------------------------------------------------------------------------------
+
+const dir = await mkdtemp(path.join(tmpdir(), 'sb-bench-api-'));
+const servers: Server[] = [];
+const adminSecret = `sb_bench_${randomUUID()}`;
+await writeFile(path.join(dir, 'admin.secret'), adminSecret, { mode: 0o600 });
+const probe = createServer();
+const port = await listen(probe);
+await new Promise((resolve) => probe.close(resolve));
+
+const manager = spawn(
+  process.execPath,
+  [
+    BIN,
+    'manager',
+    '--data-dir',
+    path.join(dir, 'data'),
+    '--listen',
+    `127.0.0.1:${port}`,
+    '--reconcile-interval',
+    '86400',
+    '--token-file',
+    path.join(dir, 'admin.secret'),
+  ],
+  { stdio: ['ignore', 'ignore', 'inherit'] },
+);
+try {
+  const api = new ManagerClient(`http://127.0.0.1:${port}`, adminSecret, 120_000);
+  for (let i = 0; ; i++) {
+    try {
+      await api.info();
+      break;
+    } catch (error) {
+      if (i > 100) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  }
+
+  console.error(`starting ${HOSTS} simulated agents with ${VMS_PER_HOST} VMs each`);
+  const agentPorts: number[] = [];
+  for (let h = 0; h < HOSTS; h++) {
+    const server = createServer({ keepAlive: true }, fakeAgent(h));
+    servers.push(server);
+    agentPorts.push(await listen(server));
+  }
+
+  console.error('joining hosts (POST /hosts: the manager polls each agent and stores its inventory)');
+  await measure('POST /hosts (join, 10 VMs each)', HOSTS, 8, (h) =>
+    api.addHost({ address: `127.0.0.1:${agentPorts[h]}`, token: AGENT_TOKEN }),
+  );
+  const pools = 10;
+  for (let p = 0; p < pools; p++) await api.createPool({ name: `pool-${p}` });
+  await measure('POST /pools/:p/hosts', HOSTS, 8, (h) =>
+    api.addPoolHost(`pool-${h % pools}`, `h${String(h).padStart(4, '0')}`),
+  );
+  const info = await api.info();
+  console.error(`inventory: ${info.hosts} hosts, ${info.vms} VMs`);
+
+  const pick = (i: number) => (i * 7919) % HOSTS;
+  const hostName = (i: number) => `h${String(pick(i)).padStart(4, '0')}`;
+  const vmName = (i: number) => `vm-${String(pick(i)).padStart(4, '0')}-${i % VMS_PER_HOST}`;
+  const cursors: string[] = [];
+  {
+    let cursor: string | undefined;
+    do {
+      const page = await api.listVms({ limit: 100, ...(cursor ? { cursor } : {}) });
+      cursor = page.nextCursor ?? undefined;
+      if (cursor) cursors.push(cursor);
+    } while (cursor);
+  }
+  const ids = (await api.listVms({ limit: 1000 })).items.map((v) => v.id);
+
+  console.error('reads');
+  // Reads are timed on the wire (status + body), without the client's schema validation.
+  const get = async (route: string) => (await api.http.raw('GET', `/api/v1${route}`)).text();
+  const q = (params: Record<string, string>) => new URLSearchParams(params).toString();
+  await measure('GET /vms?limit=100 (first page)', SAMPLES, 1, () => get('/vms?limit=100'));
+  await measure('GET /vms?limit=100&cursor (any page)', SAMPLES, 1, (i) =>
+    get(`/vms?${q({ limit: '100', cursor: cursors[i % cursors.length] ?? '' })}`),
+  );
+  await measure('GET /vms?host=h (filter)', SAMPLES, 1, (i) => get(`/vms?host=${hostName(i)}`));
+  await measure('GET /vms?pool=p&state=running&limit=100', SAMPLES, 1, (i) =>
+    get(`/vms?pool=pool-${i % pools}&state=running&limit=100`),
+  );
+  await measure('GET /vms?name=substring&limit=100', SAMPLES, 1, (i) =>
+    get(`/vms?name=-${String(pick(i)).padStart(4, '0')}-&limit=100`),
+  );
+  await measure('GET /hosts?limit=100', SAMPLES, 1, () => get('/hosts?limit=100'));
+  await measure('GET /changes?kind=vm&limit=100', SAMPLES, 1, () => get('/changes?kind=vm&limit=100'));
+  await measure('GET /changes?text=..&limit=100', SAMPLES, 1, (i) =>
+    get(`/changes?text=${vmName(i)}&limit=100`),
+  );
+  await measure('GET /vms/:name (show)', SAMPLES, 1, (i) => get(`/vms/${vmName(i)}`));
+  await measure('GET /vms/:id (show)', SAMPLES, 1, (i) => get(`/vms/${ids[i % ids.length] ?? ''}`));
+  await measure('GET /hosts/:name (show)', SAMPLES, 1, (i) => get(`/hosts/${hostName(i)}`));
+  await measure(`GET /vms?limit=100 x${CONCURRENCY} parallel`, SAMPLES * 2, CONCURRENCY, () =>
+    get('/vms?limit=100'),
+  );
+  await measure(`GET /vms/:name x${CONCURRENCY} parallel`, SAMPLES * 2, CONCURRENCY, (i) =>
+    get(`/vms/${vmName(i)}`),
+  );
+
+  console.error('writes');
+  const spec = (i: number) => ({
+    name: `new-${i}`,
+    vcpus: 1,
+    memoryMiB: 256,
+    disks: [{ sizeBytes: GiB }],
+    nics: [{ vswitch: 'vmsw0' }],
+  });
+  const jobIds: string[] = [];
+  await measure('POST /vms (create, 202 + job)', SAMPLES, 1, async (i) =>
+    jobIds.push((await api.createVm({ host: hostName(i), spec: spec(i) })).job.id),
+  );
+  await measure('POST /vms (create, until job done)', SAMPLES, 1, async (i) => {
+    const { job } = await api.createVm({ host: hostName(i), spec: spec(SAMPLES + i) });
+    const done = await api.waitForJob(job.id, 60_000);
+    if (done.state !== 'succeeded')
+      throw new Error(`job ${job.id} ${done.state}: ${JSON.stringify(done.error)}`);
+  });
+  await measure(`POST /vms (create) x${CONCURRENCY} parallel`, SAMPLES, CONCURRENCY, (i) =>
+    api.createVm({ pool: `pool-${i % pools}`, spec: spec(3 * SAMPLES + i) }),
+  );
+  await measure('POST /pools (create)', SAMPLES, 1, (i) => api.createPool({ name: `bench-${i}` }));
+  await measure('GET /jobs?limit=100', SAMPLES, 1, () => get('/jobs?limit=100'));
+  await measure('POST /hosts/:h/reconcile (poll + diff)', SAMPLES, 1, (i) => api.reconcileHost(hostName(i)));
+  const final = await api.info();
+  console.error(`final inventory: ${final.hosts} hosts, ${final.vms} VMs`);
+  console.log(
+    `\nManager REST API, ${final.hosts} hosts / ${final.vms} VMs (SQLite, manager in its own process, loopback HTTP)\n`,
+  );
+  printTable();
+} finally {
+  manager.kill('SIGTERM');
+  await new Promise((resolve) => manager.once('exit', resolve));
+  await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
+  await rm(dir, { recursive: true, force: true });
+}
