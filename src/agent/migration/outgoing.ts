@@ -36,7 +36,13 @@ import {
   type ConvergenceState,
 } from './convergence.js';
 import { MigrationCancelled, MigrationConflict, MigrationFailed } from './errors.js';
-import { advanceProgress, initialProgress, type ProgressTracker, type RawDisk } from './progress.js';
+import {
+  advanceProgress,
+  initialProgress,
+  type ProgressTracker,
+  type RawDisk,
+  type RawMemory,
+} from './progress.js';
 import { BlockJobs, DirtyRateInfo, MigrateInfo, sampleOf, StatusInfo } from './qemu-replies.js';
 
 const run = promisify(execFile);
@@ -119,6 +125,7 @@ export class OutgoingMigration {
       this.#setPhase('copy-memory');
       await this.#copyMemory();
       this.#setPhase('done');
+      this.#advance([]);
       this.stats.totalTimeMs = Date.now() - this.#startedAtMs;
       this.options.log('migration completed', { ...this.stats });
     } catch (error) {
@@ -262,7 +269,10 @@ export class OutgoingMigration {
     return out;
   }
 
-  #advance(disks: RawDisk[], memory?: Parameters<typeof advanceProgress>[1]['memory']): void {
+  #lastMemory: RawMemory | undefined;
+
+  #advance(disks: RawDisk[], memory: RawMemory | undefined = this.#lastMemory): void {
+    this.#lastMemory = memory;
     this.tracker = advanceProgress(
       this.tracker,
       {

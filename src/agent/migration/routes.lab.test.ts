@@ -1,0 +1,182 @@
+// The migration API end to end: two real agents (in this process, on loopback, each with its own
+// state dir and datastore) move a running VM of the guest image through AgentMigrationClient,
+// the way the manager will: cancel before the copy (twice), abort on the target, then a new move
+// of the same VM right after, which must complete with the guest's records intact.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  AgentClient,
+  AgentMigrationClient,
+  type IncomingVm,
+  type MigrationStatus,
+  type Vm,
+} from '../../api/index.js';
+import { GUEST_WORKLOADS } from '../../guest/index.js';
+import { startAgent, type RunningAgent } from '../agent.js';
+import { jsonLineLogger } from '../logger.js';
+import { migrationRoutes } from './routes.js';
+
+const dir = mkdtempSync(path.join(tmpdir(), 'sb-migapi-'));
+const token = randomBytes(16).toString('hex');
+const agents: RunningAgent[] = [];
+let a: { agent: AgentClient; moves: AgentMigrationClient; ds: string };
+let b: { agent: AgentClient; moves: AgentMigrationClient; ds: string };
+const VM = 'mover';
+
+async function agentAt(name: string, portBase: number) {
+  const ds = path.join(dir, name, 'ds');
+  const running = await startAgent(
+    {
+      hostName: name,
+      listen: { address: '127.0.0.1', port: portBase + 49 },
+      token,
+      fabricAddress: '127.0.0.1',
+      stateDir: path.join(dir, name, 'state'),
+      datastores: [{ name: 'local', path: ds, default: true }],
+      vswitches: [],
+      accelerator: 'tcg',
+    },
+    {
+      log: jsonLineLogger(process.env.SB_MIG_LOG ? 'info' : 'silent'),
+      routePlugins: [migrationRoutes({ portRange: [portBase, portBase + 48] })],
+    },
+  );
+  agents.push(running);
+  const agent = new AgentClient(running.url, token, 60_000);
+  return { agent, moves: new AgentMigrationClient(agent.http), ds };
+}
+
+async function exec(client: AgentClient, command: string[], detach = false) {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await client.guestExec(VM, command, 120, detach);
+    } catch (error) {
+      if (attempt >= 20) throw error;
+      await sleep(3000);
+    }
+  }
+}
+
+function incomingVm(vm: Vm): IncomingVm {
+  return {
+    id: vm.id,
+    name: vm.name,
+    vcpus: vm.vcpus,
+    memoryMiB: vm.memoryMiB,
+    disks: vm.disks.map((d) => ({ id: d.id, format: d.format, virtualSizeBytes: d.virtualSizeBytes })),
+    nics: vm.nics.map((n) => ({ id: n.id, vswitch: n.vswitch, mac: n.mac })),
+    machineType: vm.machineType,
+    cpuModel: vm.cpuModel,
+  };
+}
+
+async function waitFinished(id: string, timeoutMs = 300_000): Promise<MigrationStatus> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const status = await a.moves.status(id);
+    if (status.state !== 'running') return status;
+    if (Date.now() > until) throw new Error(`migration ${id} still ${status.progress.phase}`);
+    await sleep(250);
+  }
+}
+
+before(async () => {
+  a = await agentAt('hosta', 47300);
+  b = await agentAt('hostb', 47350);
+  await a.agent.createVm({
+    name: VM,
+    vcpus: 1,
+    memoryMiB: 384,
+    disks: [{ id: 'root', sizeBytes: 512 * 1024 * 1024 }],
+    start: true,
+  });
+  await exec(a.agent, [
+    GUEST_WORKLOADS.diskWriter,
+    'write',
+    '--file',
+    '/data/before',
+    '--rate-kib',
+    '0',
+    '--count',
+    '1000',
+  ]);
+});
+
+after(async () => {
+  for (const client of [a?.agent, b?.agent]) {
+    await client?.stopVm(VM).catch(() => undefined);
+  }
+  for (const agent of agents) await agent.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test(
+  'cancel before the copy (twice), abort on the target: nothing left, VM runs on',
+  { timeout: 300_000 },
+  async () => {
+    const id = randomUUID();
+    const plan = await a.moves.plan({ vmName: VM });
+    const vm = await a.agent.getVm(VM);
+    const prepared = await b.moves.prepareIncoming({ migrationId: id, vm: incomingVm(vm), plan });
+    assert.equal(prepared.exports.length, 1);
+    assert.equal((await b.agent.getVm(VM)).state, 'incoming');
+    // A second move of the same VM while this one is in flight is refused.
+    await a.moves.start({ migrationId: id, vmName: VM, plan, target: prepared });
+    await assert.rejects(
+      a.moves.start({ migrationId: randomUUID(), vmName: VM, plan, target: prepared }),
+      (e: Error & { status?: number }) => e.status === 409,
+    );
+    await a.moves.cancel(id);
+    await a.moves.cancel(id);
+    const status = await waitFinished(id);
+    assert.equal(status.state, 'cancelled');
+    const aborted = await b.moves.abortIncoming(id);
+    assert.equal(aborted.state, 'cancelled');
+    assert.deepEqual(await b.agent.listVms(), []);
+    assert.deepEqual(readdirSync(b.ds), []);
+    assert.equal((await a.agent.getVm(VM)).state, 'running');
+  },
+);
+
+test(
+  'a new move right after the cancel completes; the guest runs on the target only',
+  { timeout: 600_000 },
+  async () => {
+    await exec(
+      a.agent,
+      [GUEST_WORKLOADS.diskWriter, 'write', '--file', '/data/during', '--rate-kib', '128'],
+      true,
+    );
+    const id = randomUUID();
+    const plan = await a.moves.plan({ vmName: VM, policy: { linkBitsPerSecond: 15e9 } });
+    const vm = await a.agent.getVm(VM);
+    const prepared = await b.moves.prepareIncoming({ migrationId: id, vm: incomingVm(vm), plan });
+    await a.moves.start({ migrationId: id, vmName: VM, plan, target: prepared });
+    const status = await waitFinished(id);
+    assert.equal(status.state, 'completed', JSON.stringify(status.error));
+    assert.equal(status.progress.percent, 100);
+    const moved = await b.moves.finishIncoming(id);
+    assert.equal(moved.state, 'running');
+    assert.equal(moved.id, vm.id);
+    const s = status.stats;
+    console.log(
+      `# API move: total ${s.totalTimeMs} ms, mirror ${s.mirrorTimeMs} ms, memory ${s.memoryTimeMs} ms, ` +
+        `downtime ${s.downtimeMs} ms, ${s.iterations} passes, multifd ${s.multifdChannels}`,
+    );
+    const completed = await a.moves.complete(id);
+    assert.equal(completed.state, 'completed');
+    assert.deepEqual(await a.agent.listVms(), []);
+    assert.deepEqual(readdirSync(a.ds), [], 'source disks removed');
+    await exec(b.agent, ['/usr/bin/killall', 'sb-diskwriter']);
+    for (const file of ['/data/before', '/data/during']) {
+      const verify = await exec(b.agent, [GUEST_WORKLOADS.diskWriter, 'verify', '--file', file]);
+      assert.equal(verify.exitCode, 0, `${file}: ${verify.stdout} ${verify.stderr}`);
+      console.log(`# ${file}: ${verify.stdout?.trim()}`);
+    }
+  },
+);
