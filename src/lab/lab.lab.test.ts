@@ -7,7 +7,7 @@ import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
 import { z } from 'zod';
 import { AgentClient, ManagerClient } from '../api/index.js';
-import { labDown, labExec, labStatus, labUp, waitForPing, type Lab } from './lab.js';
+import { discoverLabs, labDown, labExec, labStatus, labUp, waitForPing, type Lab } from './lab.js';
 import { labTag, linkPattern, namespacePattern } from './plan.js';
 import { findLabProcesses, isAlive } from './processes.js';
 import { indexClaims, labDir } from './store.js';
@@ -215,6 +215,8 @@ test(
     for (const pid of agentPids) process.kill(pid, 'SIGKILL');
     await rm(path.join(crashed.dir, 'state.json'));
     assert.equal(await isAlive(vm.pid), true, 'QEMU outlives its agent');
+    assert.notEqual(crashed.tag, name, 'a long name gets a hashed tag');
+    assert.ok((await discoverLabs()).includes(name), 'lab down --all would find it');
 
     await labDown({ name });
     await assertNothingLeft(name, [...agentPids, vm.pid]);

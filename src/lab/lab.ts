@@ -400,6 +400,17 @@ async function downOne(name: string): Promise<LabDownReport> {
   return { name, killedPids, namespaces, links };
 }
 
+/** Names of all labs with any trace: a directory, an index claim or a namespace. */
+export async function discoverLabs(): Promise<string[]> {
+  const names = new Set(await labDirNames());
+  for (const owner of (await indexClaims()).values()) if (LabName.safeParse(owner).success) names.add(owner);
+  for (const ns of await listNamespaces()) {
+    const m = anyLabNamespace.exec(ns);
+    if (m?.[1]) names.add(m[1]);
+  }
+  return [...names].sort();
+}
+
 /**
  * Removes a lab (or with `all`, every lab): its processes (agents, QEMU, manager), namespaces,
  * bridges, veths and files. Works from the names alone when the state file is missing or stale,
@@ -409,14 +420,8 @@ export async function labDown(options: LabDownOptions = {}): Promise<LabDownRepo
   const opts = parse(LabDownOptions, options);
   requireRoot();
   if (!opts.all) return [await downOne(opts.name ?? 'lab')];
-  const names = new Set(await labDirNames());
-  for (const owner of (await indexClaims()).values()) if (LabName.safeParse(owner).success) names.add(owner);
-  for (const ns of await listNamespaces()) {
-    const m = anyLabNamespace.exec(ns);
-    if (m?.[1]) names.add(m[1]);
-  }
   const reports: LabDownReport[] = [];
-  for (const name of names) reports.push(await downOne(name));
+  for (const name of await discoverLabs()) reports.push(await downOne(name));
   // Links whose lab name cannot be recovered (hashed tags of long names whose state is gone).
   const orphans = await removeLinks(anyLabLink);
   if (orphans.length) reports.push({ name: '(unknown)', killedPids: [], namespaces: [], links: orphans });
