@@ -10,6 +10,7 @@ export {
   type RunningManager,
 } from './manager.js';
 export type { JobContext, JobHandler, ProgressUpdate } from './jobs.js';
+export type { VmJobDeps } from './vm-jobs.js';
 
 /** `--listen 127.0.0.1:7100` -> host and port. */
 export function parseListen(value: string): { host: string; port: number } {

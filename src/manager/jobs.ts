@@ -218,9 +218,18 @@ export class JobRunner {
     }
   }
 
-  /** Waits for the jobs running in this process (used on a clean stop). */
-  async drain(): Promise<void> {
-    while (this.inFlight.size) await Promise.allSettled([...this.inFlight]);
+  /**
+   * Waits up to `timeoutMs` for the jobs running in this process (on a clean stop). Jobs still
+   * running then stay `running` in the database and are recovered by the next start.
+   */
+  async drain(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.inFlight.size && Date.now() < deadline) {
+      await Promise.race([
+        Promise.allSettled([...this.inFlight]),
+        new Promise((resolve) => setTimeout(resolve, Math.max(0, deadline - Date.now())).unref()),
+      ]);
+    }
   }
 
   private launch(id: string, resumed: boolean): void {

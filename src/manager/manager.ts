@@ -8,7 +8,7 @@ import { JobRunner, type JobHandler } from './jobs.js';
 import { KeyedMutex } from './locks.js';
 import { Reconciler } from './reconcile.js';
 import { ManagerService } from './service.js';
-import { vmJobHandlers } from './vm-jobs.js';
+import { vmJobHandlers, type VmJobDeps } from './vm-jobs.js';
 
 export const MANAGER_VERSION = '0.1.0';
 
@@ -21,8 +21,10 @@ export interface ManagerOptions {
   reconcileIntervalSeconds?: number;
   /** Secret to use as the `admin` token (else one is generated on the first start). */
   adminToken?: string;
-  /** Extra job kinds (e.g. moves) to register next to the VM jobs. */
-  jobHandlers?: JobHandler<never>[];
+  /** Extra job kinds (e.g. moves) to register next to the VM jobs, built from the same deps. */
+  jobHandlers?: (deps: VmJobDeps) => JobHandler<never>[];
+  /** How long a clean stop waits for running jobs before leaving them to the next start. */
+  drainSeconds?: number;
   log?: (message: string) => void;
 }
 
@@ -32,6 +34,7 @@ export interface RunningManager {
   /** The admin secret, when this start set it or `<dataDir>/admin-token` holds it. */
   adminToken: string | undefined;
   db: Db;
+  jobs: JobRunner;
   /** Polls every host now (tests use this instead of waiting for the interval). */
   reconcileNow(): Promise<void>;
   /** Stops polling and listening, waits for running jobs, closes the database. */
@@ -63,7 +66,8 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
     log,
   });
   const service = new ManagerService({ db, jobs, reconciler, hostLocks, clientFor });
-  for (const handler of [...vmJobHandlers({ db, hostLocks, clientFor }), ...(options.jobHandlers ?? [])]) {
+  const deps: VmJobDeps = { db, hostLocks, clientFor };
+  for (const handler of [...vmJobHandlers(deps), ...(options.jobHandlers?.(deps) ?? [])]) {
     jobs.register(handler);
   }
 
@@ -89,12 +93,13 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
     url,
     adminToken,
     db,
+    jobs,
     reconcileNow: () => reconciler.pollAll(),
     close: () =>
       (closing ??= (async () => {
         await reconciler.stop();
         await app.close();
-        await jobs.drain();
+        await jobs.drain((options.drainSeconds ?? 30) * 1000);
         await db.destroy();
       })()),
   };
