@@ -180,7 +180,12 @@ after(
       await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 20_000))]);
       if (managerProcess.exitCode === null) managerProcess.kill('SIGKILL');
     }
-    const down = await run(['lab', 'down', '--name', LAB], {});
+    // The bin loads every part's sources: retry once should a parallel edit break it for a moment.
+    let down = await run(['lab', 'down', '--name', LAB], {});
+    if (down.code !== 0) {
+      await new Promise((resolve) => setTimeout(resolve, 10_000));
+      down = await run(['lab', 'down', '--name', LAB], {});
+    }
     await rm(dataDir, { recursive: true, force: true });
     assert.equal(down.code, 0, `lab down failed: ${down.stderr}`);
   },
@@ -344,6 +349,9 @@ test('--detach returns the job at once; job watch re-attaches to its end', { tim
   assert.ok(listed.some((j) => j.id === detached.id && j.state === 'succeeded'));
   const human = await cli(['job', 'show', detached.id]);
   assert.match(human.stdout, /State:\s+succeeded/);
+  const late = await cli(['job', 'cancel', detached.id]);
+  assert.equal(late.code, 1, 'cancelling a finished job fails');
+  assert.match(late.stderr, /\(409 job-finished\)/);
 });
 
 test('a job that fails exits 1 and says why', { timeout: 300_000 }, async () => {

@@ -2,7 +2,14 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { z } from 'zod';
 import { ApiError } from '../api/index.js';
-import { describeFailure, ExitCode, formatFailure, OperationFailed, UsageError } from './errors.js';
+import {
+  connectionProblem,
+  describeFailure,
+  ExitCode,
+  formatFailure,
+  OperationFailed,
+  UsageError,
+} from './errors.js';
 
 const apiError = (status: number, code: string, detail: string, field?: string) =>
   new ApiError({ type: 'about:blank', title: code, status, code, detail, ...(field ? { field } : {}) });
@@ -48,4 +55,10 @@ test('an unreachable manager and a reply off the contract are explained', () => 
   const off = describeFailure(zod.error);
   assert.equal(off.exitCode, ExitCode.failed);
   assert.match(off.message, /did not match the API.*id/);
+});
+
+test('a reply cut off mid-stream counts as a lost connection', () => {
+  assert.equal(connectionProblem(new TypeError('terminated')), 'connection lost');
+  assert.equal(connectionProblem(new TypeError('something else')), undefined);
+  assert.equal(connectionProblem(new Error('fetch failed')), undefined);
 });

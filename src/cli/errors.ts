@@ -87,8 +87,12 @@ function describeApiError(error: ApiError, url: string | undefined): Failure {
   }
 }
 
-/** fetch() reports refused or timed-out connections as a TypeError whose cause holds the code. */
-function connectionProblem(error: unknown): string | undefined {
+/**
+ * Why the manager could not be reached or stopped answering, if that is what `error` says. fetch()
+ * reports refused connections as a TypeError whose cause holds the code, and a reply cut off
+ * mid-stream (e.g. the manager restarted) as a TypeError 'terminated'.
+ */
+export function connectionProblem(error: unknown): string | undefined {
   if (error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError')) {
     return 'no answer in time';
   }
@@ -100,6 +104,7 @@ function connectionProblem(error: unknown): string | undefined {
     }
     return 'connection failed';
   }
+  if (error instanceof TypeError && error.message === 'terminated') return 'connection lost';
   return undefined;
 }
 

@@ -1,6 +1,6 @@
 // Following a job to its end: live bar on a terminal, plain lines in logs, the job as JSON for scripts.
 import { TERMINAL_JOB_STATES, type Job } from '../api/index.js';
-import { OperationFailed } from './errors.js';
+import { connectionProblem, OperationFailed } from './errors.js';
 import { paint, paintState } from './output.js';
 import type { CliContext } from './program.js';
 import {
@@ -13,6 +13,8 @@ import {
 import { formatDuration } from './units.js';
 
 const WATCH_TIMEOUT_MS = 24 * 3600_000;
+/** How long to keep re-attaching after the manager stopped answering (it may be restarting). */
+const RECONNECT_MS = 120_000;
 
 /** `vm-create vm web-1`: what a job is about, for messages. */
 export function jobLabel(job: Job): string {
@@ -96,7 +98,26 @@ async function watch(ctx: CliContext, job: Job): Promise<Job> {
   };
   process.once('SIGINT', onInterrupt);
   try {
-    return await ctx.client().waitForJob(job.id, WATCH_TIMEOUT_MS, onUpdate);
+    let lostSince: number | undefined;
+    for (;;) {
+      try {
+        return await ctx.client().waitForJob(job.id, WATCH_TIMEOUT_MS, (snapshot) => {
+          lostSince = undefined;
+          onUpdate(snapshot);
+        });
+      } catch (error) {
+        // A manager restart keeps its jobs: wait for it and re-attach rather than give up.
+        const problem =
+          error instanceof Error && error.name === 'TimeoutError' ? undefined : connectionProblem(error);
+        if (!problem || (lostSince !== undefined && Date.now() - lostSince > RECONNECT_MS)) throw error;
+        if (lostSince === undefined) {
+          clearBar();
+          ctx.stderr.write(`lost the manager (${problem}); re-attaching to job ${job.id}...\n`);
+        }
+        lostSince ??= Date.now();
+        await new Promise((resolve) => setTimeout(resolve, 2000));
+      }
+    }
   } finally {
     clearInterval(ticker);
     process.removeListener('SIGINT', onInterrupt);
