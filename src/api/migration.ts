@@ -121,6 +121,14 @@ export const MigrationStatus = z.object({
 });
 export type MigrationStatus = z.infer<typeof MigrationStatus>;
 
+/**
+ * Who chooses the parameters and runs the convergence loop: Silobreak, or (for the benchmark
+ * bench/migration) the policy of a system users would pick instead, over the same QMP machinery
+ * (see src/agent/migration/baselines.ts).
+ */
+export const MigrationStrategy = z.enum(['silobreak', 'qemu-defaults', 'libvirt-like', 'proxmox-like']);
+export type MigrationStrategy = z.infer<typeof MigrationStrategy>;
+
 export const MigrationPolicy = z.object({
   /** Raw rate of the link between the hosts (bits/s), when measured; unknown = assume fast. */
   linkBitsPerSecond: z.number().positive().optional(),
@@ -131,6 +139,9 @@ export const MigrationPolicy = z.object({
   allowPostcopy: z.boolean().default(false),
   /** No progress for this long with no lever left = stalled (cancelled). */
   stallWindowSeconds: z.number().int().min(5).max(3600).default(60),
+  strategy: MigrationStrategy.default('silobreak'),
+  /** Baselines only: the memory copy gives up ("not converged") after this long. */
+  timeLimitSeconds: z.number().int().min(5).max(86_400).optional(),
 });
 export type MigrationPolicy = z.input<typeof MigrationPolicy>;
 

@@ -27,6 +27,14 @@ import { promisify } from 'node:util';
 import type { MigrationPhase, MigrationPlan, MigrationStats, PolicyEvent } from '../../api/index.js';
 import type { QmpClient, QmpEvent } from '../../qmp/index.js';
 import {
+  baselineThrottle,
+  decideBaseline,
+  initialBaselineState,
+  QEMU_DEFAULT_THROTTLE,
+  type BaselineConfig,
+  type BaselineState,
+} from './baselines.js';
+import {
   decideConvergence,
   initialConvergenceState,
   throttleParameters,
@@ -34,6 +42,7 @@ import {
   type ConvergenceAction,
   type ConvergenceConfig,
   type ConvergenceState,
+  type MigrationSample,
 } from './convergence.js';
 import { MigrationCancelled, MigrationConflict, MigrationFailed } from './errors.js';
 import {
@@ -66,6 +75,8 @@ export interface OutgoingOptions {
   memoryBytes: number;
   /** No byte moved (mirror or memory) for this long = stalled. */
   stallAfterMs: number;
+  /** Benchmarks only: drive the copy with a baseline's policy instead of convergence.ts. */
+  baseline?: BaselineConfig | undefined;
   log: (msg: string, fields?: Record<string, unknown>) => void;
   /** Milliseconds; injectable for tests of the pacing. */
   pollMs?: { mirror: number; memory: number };
@@ -80,6 +91,7 @@ export class OutgoingMigration {
   readonly stats: MigrationStats = {};
   readonly policyLog: PolicyEvent[] = [];
   #convergence: ConvergenceState;
+  #baseline: BaselineState | undefined;
   readonly #abort = new AbortController();
   #cancelReason: string | undefined;
   #pastPointOfNoReturn = false;
@@ -91,6 +103,7 @@ export class OutgoingMigration {
 
   constructor(readonly options: OutgoingOptions) {
     this.#convergence = initialConvergenceState(options.convergence);
+    if (options.baseline) this.#baseline = initialBaselineState(options.plan);
     const tag = SHORT(options.migrationId);
     for (const d of options.disks) {
       this.#nbdNodes.set(d.diskId, `mig-nbd-${tag}-${d.diskId}`.slice(0, 31));
@@ -193,7 +206,7 @@ export class OutgoingMigration {
       'downtime-limit': convergence.targetDowntimeMs,
       ...(plan.multifdChannels > 0 ? { 'multifd-channels': plan.multifdChannels } : {}),
       ...(plan.xbzrleCacheBytes !== undefined ? { 'xbzrle-cache-size': plan.xbzrleCacheBytes } : {}),
-      ...(convergence.allowThrottle ? throttleParameters(0) : {}),
+      ...(convergence.allowThrottle ? (this.#baseline ? QEMU_DEFAULT_THROTTLE : throttleParameters(0)) : {}),
     });
     this.stats.multifdChannels = plan.multifdChannels;
     this.stats.downtimeLimitMs = convergence.targetDowntimeMs;
@@ -363,9 +376,18 @@ export class OutgoingMigration {
       const dirty = sample.dirtyPagesRate * sample.pageSize;
       this.stats.dirtyRatePeakBytesPerSecond = Math.max(this.stats.dirtyRatePeakBytesPerSecond ?? 0, dirty);
     }
+    for (const action of this.#decide(sample)) await this.#act(action);
+  }
+
+  #decide(sample: MigrationSample): ConvergenceAction[] {
+    if (this.#baseline && this.options.baseline) {
+      const step = decideBaseline(this.#baseline, sample, this.options.baseline);
+      this.#baseline = step.state;
+      return step.actions;
+    }
     const step = decideConvergence(this.#convergence, sample, this.options.convergence);
     this.#convergence = step.state;
-    for (const action of step.actions) await this.#act(action);
+    return step.actions;
   }
 
   async #act(action: ConvergenceAction): Promise<void> {

@@ -18,6 +18,7 @@ import type { AgentCore } from '../core.js';
 import { InvalidInput } from '../errors.js';
 import { diskNodeName } from '../naming.js';
 import { CPU_MODEL, MACHINE_TYPE } from '../qemu-argv.js';
+import { baselineAutoConverge, baselinePlan } from './baselines.js';
 import { DEFAULT_CONVERGENCE } from './convergence.js';
 import { MigrationConflict, MigrationFailed, MigrationNotFound } from './errors.js';
 import { IncomingMigration } from './incoming.js';
@@ -70,6 +71,7 @@ export class MigrationService {
     const request = PlanRequest.parse(input);
     const def = this.core.vms.runtime(request.vmName).def;
     const policy = request.policy;
+    if (policy.strategy !== 'silobreak') return baselinePlan(policy.strategy, def.memoryMiB * MiB);
     const tuning = chooseTuning({
       linkBitsPerSecond: policy.linkBitsPerSecond,
       accelerator: this.core.accelerator.accelerator,
@@ -240,6 +242,13 @@ export class MigrationService {
       throw new InvalidInput(`target.exports: no export for disk "${missing.id}"`, 'target.exports');
 
     const record = this.#record(migrationId, 'source', vmName);
+    const baseline =
+      policy.strategy === 'silobreak'
+        ? undefined
+        : {
+            strategy: policy.strategy,
+            timeLimitMs: policy.timeLimitSeconds === undefined ? undefined : policy.timeLimitSeconds * 1000,
+          };
     const outgoing = new OutgoingMigration({
       migrationId,
       qmp: runtime.qmp(),
@@ -255,7 +264,7 @@ export class MigrationService {
         ...DEFAULT_CONVERGENCE,
         targetDowntimeMs: plan.targetDowntimeMs,
         maxDowntimeMs: plan.maxDowntimeMs,
-        allowThrottle: policy.allowThrottle,
+        allowThrottle: baseline ? baselineAutoConverge(baseline.strategy) : policy.allowThrottle,
         maxThrottlePercent: policy.maxThrottlePercent,
         allowPostcopy: plan.postcopy,
         stallWindowMs: policy.stallWindowSeconds * 1000,
@@ -263,6 +272,7 @@ export class MigrationService {
       memoryBytes: runtime.def.memoryMiB * MiB,
       stallAfterMs: Math.min(30_000, policy.stallWindowSeconds * 1000),
       log: (msg, fields) => this.core.log.info(msg, { migration: migrationId, vm: vmName, ...fields }),
+      baseline,
     });
     record.outgoing = outgoing;
     void this.#runOutgoing(record, outgoing);

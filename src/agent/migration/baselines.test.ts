@@ -1,0 +1,122 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  baselinePlan,
+  baselineThrottle,
+  decideBaseline,
+  initialBaselineState,
+  proxmoxXbzrleCache,
+  QEMU_DEFAULT_MAX_BANDWIDTH,
+  type BaselineConfig,
+  type BaselineState,
+} from './baselines.js';
+import type { ConvergenceAction, MigrationSample } from './convergence.js';
+
+const MiB = 1024 * 1024;
+
+function sample(
+  atMs: number,
+  transferredBytes: number,
+  remainingBytes: number,
+  throttle = 0,
+): MigrationSample {
+  return {
+    atMs,
+    status: 'active',
+    transferredBytes,
+    remainingBytes,
+    totalBytes: 1024 * MiB,
+    dirtyPagesRate: 0,
+    pageSize: 4096,
+    mbps: 1000,
+    dirtySyncCount: 3,
+    cpuThrottlePercentage: throttle,
+  };
+}
+
+function feed(
+  config: BaselineConfig,
+  samples: MigrationSample[],
+): { state: BaselineState; actions: ConvergenceAction[] } {
+  let state = initialBaselineState(baselinePlan(config.strategy, 1024 * MiB));
+  const actions: ConvergenceAction[] = [];
+  for (const s of samples) {
+    const step = decideBaseline(state, s, config);
+    state = step.state;
+    actions.push(...step.actions);
+  }
+  return { state, actions };
+}
+
+test('xbzrle cache is 10 % of RAM rounded up to a power of two', () => {
+  assert.equal(proxmoxXbzrleCache(1024 * MiB), 128 * MiB);
+  assert.equal(proxmoxXbzrleCache(4096 * MiB), 512 * MiB);
+  assert.equal(proxmoxXbzrleCache(640 * MiB), 64 * MiB);
+});
+
+test('plans: QEMU defaults, libvirt unlimited at 300 ms, Proxmox 16 GiB/s at 100 ms with xbzrle', () => {
+  const qemu = baselinePlan('qemu-defaults', 1024 * MiB);
+  assert.equal(qemu.maxBandwidthBytesPerSecond, QEMU_DEFAULT_MAX_BANDWIDTH);
+  assert.equal(qemu.targetDowntimeMs, 300);
+  assert.equal(qemu.xbzrleCacheBytes, undefined);
+  const libvirt = baselinePlan('libvirt-like', 1024 * MiB);
+  assert.ok(libvirt.maxBandwidthBytesPerSecond >= 16 * 1024 * MiB);
+  assert.equal(libvirt.targetDowntimeMs, 300);
+  const proxmox = baselinePlan('proxmox-like', 1024 * MiB);
+  assert.equal(proxmox.maxBandwidthBytesPerSecond, 16 * 1024 * MiB);
+  assert.equal(proxmox.targetDowntimeMs, 100);
+  assert.equal(proxmox.xbzrleCacheBytes, 128 * MiB);
+  for (const plan of [qemu, libvirt, proxmox]) {
+    assert.equal(plan.multifdChannels, 0);
+    assert.equal(plan.postcopy, false);
+  }
+});
+
+test('time limit cancels as "not converged"; no limit never cancels', () => {
+  const samples = Array.from({ length: 200 }, (_, i) => sample(i * 500, (i + 1) * MiB, 300 * MiB));
+  const limited = feed({ strategy: 'qemu-defaults', timeLimitMs: 60_000 }, samples);
+  assert.equal(limited.actions.length, 1);
+  assert.equal(limited.actions[0]?.kind, 'cancel-stalled');
+  assert.match(limited.actions[0]?.reason ?? '', /not converged: time limit 60 s/);
+  assert.deepEqual(feed({ strategy: 'qemu-defaults' }, samples).actions, []);
+  assert.deepEqual(feed({ strategy: 'libvirt-like' }, samples).actions, []);
+});
+
+test('Proxmox doubles the downtime after more than 5 polls with growing remaining RAM, then counts again', () => {
+  // One poll per second; remaining RAM grows on every poll after the first.
+  const samples = Array.from({ length: 13 }, (_, i) =>
+    sample(i * 1000, (i + 1) * 100 * MiB, (100 + i) * MiB),
+  );
+  const { actions, state } = feed({ strategy: 'proxmox-like' }, samples);
+  assert.deepEqual(
+    actions.map((a) => (a.kind === 'set-downtime-limit' ? a.ms : a.kind)),
+    [200, 400],
+  );
+  assert.equal(state.downtimeLimitMs, 400);
+});
+
+test('Proxmox polls once a second: faster samples do not count twice', () => {
+  const samples = Array.from({ length: 60 }, (_, i) => sample(i * 100, (i + 1) * 10 * MiB, (100 + i) * MiB));
+  // 6 s of samples at 100 ms = 6 polls, 5 of them counted: not more than 5 yet.
+  assert.deepEqual(feed({ strategy: 'proxmox-like' }, samples).actions, []);
+});
+
+test('Proxmox ignores polls where nothing was transferred and does not count a shrinking residual', () => {
+  const stuck = Array.from({ length: 20 }, (_, i) => sample(i * 1000, 50 * MiB, (100 + i) * MiB));
+  assert.deepEqual(feed({ strategy: 'proxmox-like' }, stuck).actions, []);
+  const shrinking = Array.from({ length: 20 }, (_, i) =>
+    sample(i * 1000, (i + 1) * 100 * MiB, (300 - i) * MiB),
+  );
+  assert.deepEqual(feed({ strategy: 'proxmox-like' }, shrinking).actions, []);
+});
+
+test('throttle peak and seconds are measured from QEMU-reported throttle', () => {
+  const samples = [
+    sample(0, MiB, MiB, 0),
+    sample(1000, 2 * MiB, MiB, 20),
+    sample(2000, 3 * MiB, MiB, 30),
+    sample(3500, 4 * MiB, MiB, 0),
+  ];
+  const { state } = feed({ strategy: 'proxmox-like' }, samples);
+  assert.deepEqual(baselineThrottle(state), { peakPercent: 30, seconds: 2.5 });
+});
