@@ -62,7 +62,7 @@ test('a schema failure is a 400 naming the field and the rule', () => {
 });
 
 test('malformed JSON from the body parser is a 400 malformed-json', () => {
-  const fastifyError = Object.assign(new SyntaxError('Unexpected token } in JSON'), {
+  const fastifyError = Object.assign(new Error('Unexpected token } in JSON'), {
     statusCode: 400,
     code: 'FST_ERR_CTP_INVALID_JSON',
   });

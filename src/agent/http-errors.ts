@@ -99,11 +99,8 @@ export function problemFor(error: unknown): Problem {
   const client = FastifyClientError.safeParse(error);
   if (client.success) {
     const { statusCode, code, message } = client.data;
-    if (
-      code === 'FST_ERR_CTP_INVALID_JSON' ||
-      code === 'FST_ERR_CTP_EMPTY_JSON_BODY' ||
-      error instanceof SyntaxError
-    )
+    // Body parser failures (FST_ERR_CTP_INVALID_JSON_BODY, FST_ERR_CTP_EMPTY_JSON_BODY): bad JSON.
+    if (statusCode === 400 && code.startsWith('FST_ERR_CTP_'))
       return problem(400, 'malformed-json', `request body: ${message}`);
     return problem(statusCode, code.toLowerCase().replaceAll('_', '-'), message);
   }
