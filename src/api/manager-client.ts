@@ -11,6 +11,7 @@ import {
   ManagedVm,
   ManagedVSwitch,
   ManagerInfo,
+  MovePlan,
   Page,
   Pool,
   TERMINAL_JOB_STATES,
@@ -23,6 +24,8 @@ import {
   type HostListQuery,
   type HostScopedListQuery,
   type JobListQuery,
+  type VmMoveStorageRequest,
+  type MoveVmRequest,
   type PageQuery,
   type VmListQuery,
 } from './manager.js';
@@ -141,6 +144,23 @@ export class ManagerClient {
   }
   deleteVm(ref: string, deleteDisks = true): Promise<JobAccepted> {
     return this.http.request('DELETE', `${API_PREFIX}/vms/${seg(ref)}${query({ deleteDisks })}`, JobAccepted);
+  }
+
+  // Moves (cancel: cancelJob)
+  /** Moves a VM with its disks to another host (a job). */
+  moveVm(ref: string, body: MoveVmRequest): Promise<JobAccepted> {
+    return this.send('POST', `/vms/${seg(ref)}/move`, JobAccepted, { ...body, dryRun: false });
+  }
+  /** Checks and plans a move without changing anything; `ok` false lists every failed check. */
+  planMove(ref: string, body: MoveVmRequest): Promise<MovePlan> {
+    return this.send('POST', `/vms/${seg(ref)}/move`, MovePlan, { ...body, dryRun: true });
+  }
+  /** Moves a VM's disks to another datastore of its host while it runs (a job). */
+  moveStorage(ref: string, body: VmMoveStorageRequest): Promise<JobAccepted> {
+    return this.send('POST', `/vms/${seg(ref)}/move-storage`, JobAccepted, { ...body, dryRun: false });
+  }
+  planMoveStorage(ref: string, body: VmMoveStorageRequest): Promise<MovePlan> {
+    return this.send('POST', `/vms/${seg(ref)}/move-storage`, MovePlan, { ...body, dryRun: true });
   }
 
   // Jobs

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { Accelerator, Ipv4, Name, Vm, VmSpec, VmState } from './agent.js';
+import { MigrationPolicy, MigrationStats } from './migration.js';
 
 /*
  * The manager's REST API, served under /api/v1 with a bearer token on every call. These schemas
@@ -197,6 +198,99 @@ export const DeleteVmQuery = z.object({
     .transform((v) => v === 'true'),
 });
 export type DeleteVmQuery = z.input<typeof DeleteVmQuery>;
+
+// ---------------------------------------------------------------------------------------------
+// Moves: a VM to another host with its disks (live when running, cold when stopped), or its disks
+// to another datastore of the same host. Both run as jobs; cancel them with the job cancel call.
+
+/** Where the disks go: one datastore for all, or a datastore per disk id (others: the default). */
+export const MoveDatastores = z.union([Name, z.record(Name, Name)]);
+export type MoveDatastores = z.infer<typeof MoveDatastores>;
+
+export const MoveVmRequest = z.object({
+  /** The target host (id or name). */
+  to: ObjectRef,
+  /** Target datastore(s); the target host's default datastore when absent. */
+  datastore: MoveDatastores.optional(),
+  /** Carry the disk mirror and the memory stream over TLS. */
+  secure: z.boolean().default(false),
+  /** Keep the source's disk files after the move. */
+  keepSource: z.boolean().default(false),
+  /** Convergence policy of the memory copy; Silobreak's defaults when absent. */
+  policy: MigrationPolicy.optional(),
+  /** Only check and plan: reply 200 with the plan and every failed check, change nothing. */
+  dryRun: z.boolean().default(false),
+});
+export type MoveVmRequest = z.input<typeof MoveVmRequest>;
+
+export const VmMoveStorageRequest = z.object({
+  /** The datastore of the VM's host the disks move to. */
+  datastore: Name,
+  /** Disk ids to move; every disk not already there when absent. */
+  disks: z.array(Name).min(1).optional(),
+  dryRun: z.boolean().default(false),
+});
+export type VmMoveStorageRequest = z.input<typeof VmMoveStorageRequest>;
+
+export const MoveCheck = z.object({
+  /** e.g. `target-memory`, `datastore-space`. */
+  check: z.string(),
+  ok: z.boolean(),
+  /** What was found, and for a failed check what to fix. */
+  detail: z.string(),
+  field: z.string().optional(),
+});
+export type MoveCheck = z.infer<typeof MoveCheck>;
+
+export const MoveDiskPlan = z.object({
+  diskId: Name,
+  fromDatastore: Name,
+  toDatastore: Name,
+  virtualSizeBytes: z.number().int(),
+  allocatedBytes: z.number().int(),
+  /** Free space the move needs for this disk on the target datastore (see `spaceRule`). */
+  requiredBytes: z.number().int(),
+});
+export type MoveDiskPlan = z.infer<typeof MoveDiskPlan>;
+
+export const MovePlan = z.object({
+  kind: z.enum(['vm-move', 'vm-move-storage']),
+  vm: z.object({ id: z.uuid(), name: Name }),
+  /** live: the VM runs during the move; cold: it is stopped and only its disks and definition move. */
+  mode: z.enum(['live', 'cold']),
+  from: Name,
+  to: Name,
+  disks: z.array(MoveDiskPlan),
+  /** Target memory the move needs (live moves). */
+  memoryBytes: z.number().int(),
+  /** How `requiredBytes` is computed. */
+  spaceRule: z.string(),
+  checks: z.array(MoveCheck),
+  /** True when every check passed. */
+  ok: z.boolean(),
+});
+export type MovePlan = z.infer<typeof MovePlan>;
+
+/** The `result` of a succeeded vm-move / vm-move-storage job. */
+export const MoveResult = z.object({
+  vm: z.object({ id: z.uuid(), name: Name }),
+  mode: z.enum(['live', 'cold']),
+  from: Name,
+  to: Name,
+  totalTimeMs: z.number(),
+  /** QEMU-reported downtime of the switchover (live moves). */
+  downtimeMs: z.number().optional(),
+  diskBytes: z.number().optional(),
+  memoryBytes: z.number().optional(),
+  throttlePeakPercent: z.number().optional(),
+  throttleSeconds: z.number().optional(),
+  keptSource: z.boolean(),
+  /** Everything the engine measured. */
+  stats: MigrationStats,
+  /** Set when a cancel came after the guest had already switched over (the move went through). */
+  note: z.string().optional(),
+});
+export type MoveResult = z.infer<typeof MoveResult>;
 
 // ---------------------------------------------------------------------------------------------
 // Jobs

@@ -91,11 +91,11 @@ export interface MoveDriver {
 /** Some undos failed: what is left behind, for the job's error. */
 export class RollbackIncomplete extends Error {
   constructor(
-    readonly cause: unknown,
+    readonly original: unknown,
     readonly failures: { step: UndoStep; error: unknown }[],
   ) {
     super(
-      `${cause instanceof Error ? cause.message : String(cause)}; then undoing failed: ${failures
+      `${original instanceof Error ? original.message : String(original)}; then undoing failed: ${failures
         .map((f) => `${f.step}: ${f.error instanceof Error ? f.error.message : String(f.error)}`)
         .join('; ')}`,
     );

@@ -1,0 +1,192 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import {
+  failedChecks,
+  planMove,
+  planStorageMove,
+  requiredBytes,
+  type HostFacts,
+  type MoveFacts,
+  type VmFacts,
+} from './checks.js';
+
+const MiB = 1024 * 1024;
+const GiB = 1024 * MiB;
+
+const vm: VmFacts = {
+  id: '7f1c0a52-5a8e-4d35-9a55-0d1f3f7a9b11',
+  name: 'web-1',
+  state: 'running',
+  memoryMiB: 512,
+  machineType: 'pc-q35-7.2',
+  cpuModel: 'qemu64',
+  disks: [
+    { id: 'root', datastore: 'local', virtualSizeBytes: 2 * GiB, allocatedBytes: 1 * GiB },
+    { id: 'data', datastore: 'local', virtualSizeBytes: 4 * GiB, allocatedBytes: 100 * MiB },
+  ],
+  nics: [{ id: 'net0', vswitch: 'vmsw0' }],
+};
+
+const host = (name: string, over: Partial<HostFacts> = {}): HostFacts => ({
+  id: `id-${name}`,
+  name,
+  reachable: true,
+  memoryFreeBytes: 8 * GiB,
+  machineType: 'pc-q35-7.2',
+  cpuModel: 'qemu64',
+  datastores: [
+    { name: 'local', freeBytes: 50 * GiB, default: true },
+    { name: 'fast', freeBytes: 1 * GiB, default: false },
+  ],
+  vswitches: ['vmsw0'],
+  vmNames: [],
+  ...over,
+});
+
+const facts = (over: Partial<MoveFacts> = {}): MoveFacts => ({
+  vm,
+  source: host('h1'),
+  target: host('h2'),
+  secure: false,
+  inFlight: [],
+  engine: { coldMove: false, secure: false },
+  ...over,
+});
+
+const failed = (f: MoveFacts) => failedChecks(planMove(f)).map((c) => c.check);
+
+test('a move that fits passes every check and plans each disk on the default datastore', () => {
+  const plan = planMove(facts());
+  assert.equal(plan.ok, true, JSON.stringify(failedChecks(plan)));
+  assert.equal(plan.mode, 'live');
+  assert.equal(plan.memoryBytes, 512 * MiB);
+  assert.deepEqual(
+    plan.disks.map((d) => [d.diskId, d.fromDatastore, d.toDatastore]),
+    [
+      ['root', 'local', 'local'],
+      ['data', 'local', 'local'],
+    ],
+  );
+  assert.match(plan.spaceRule, /^allocated/);
+});
+
+test('the allocated rule: allocated + 5 % of virtual (min 64 MiB), capped at the virtual size', () => {
+  assert.equal(
+    requiredBytes({ id: 'a', datastore: 'x', virtualSizeBytes: 2 * GiB, allocatedBytes: GiB }),
+    GiB + Math.ceil(2 * GiB * 0.05),
+  );
+  assert.equal(
+    requiredBytes({ id: 'a', datastore: 'x', virtualSizeBytes: 100 * MiB, allocatedBytes: 0 }),
+    64 * MiB,
+  );
+  assert.equal(
+    requiredBytes({ id: 'a', datastore: 'x', virtualSizeBytes: 100 * MiB, allocatedBytes: 90 * MiB }),
+    100 * MiB,
+  );
+});
+
+test('disks on one datastore add up: each fits alone, together they do not', () => {
+  const plan = planMove(facts({ datastore: 'fast' }));
+  const space = plan.checks.find((c) => c.check === 'datastore-space');
+  assert.equal(space?.ok, false);
+  assert.equal(space?.field, 'datastore');
+  assert.match(
+    space?.detail ?? '',
+    /datastore fast on h2 has 1\.0 GiB free but the disks need .* by the allocated rule: root .*, data .*; free space there or choose another datastore/,
+  );
+});
+
+test('a per-disk datastore map: named disks go there, the rest to the default; unknown ids fail', () => {
+  const plan = planMove(facts({ datastore: { data: 'fast' } }));
+  assert.equal(plan.ok, true, JSON.stringify(failedChecks(plan)));
+  assert.deepEqual(
+    plan.disks.map((d) => d.toDatastore),
+    ['local', 'fast'],
+  );
+  assert.deepEqual(failed(facts({ datastore: { swap: 'fast' } })), ['disk-ids']);
+  assert.deepEqual(failed(facts({ datastore: 'nope' })), ['datastore-exists', 'datastore-exists']);
+});
+
+test('every failed check is reported at once, each saying what to fix', () => {
+  const plan = planMove(
+    facts({
+      target: host('h2', {
+        memoryFreeBytes: 100 * MiB,
+        machineType: 'pc-i440fx-7.2',
+        cpuModel: 'host',
+        vswitches: ['other'],
+        vmNames: ['web-1'],
+        datastores: [{ name: 'local', freeBytes: 10 * MiB, default: true }],
+      }),
+      inFlight: [{ jobId: 'j1', kind: 'vm-move' }],
+      secure: true,
+    }),
+  );
+  assert.equal(plan.ok, false);
+  const byName = Object.fromEntries(failedChecks(plan).map((c) => [c.check, c.detail]));
+  assert.deepEqual(Object.keys(byName).sort(), [
+    'cpu-model',
+    'datastore-space',
+    'machine-type',
+    'name-free',
+    'no-move-in-flight',
+    'secure',
+    'target-memory',
+    'vswitches',
+  ]);
+  assert.match(
+    byName['target-memory'] ?? '',
+    /h2 has 100 MiB free, web-1 needs 512 MiB: stop or move VMs there/,
+  );
+  assert.match(byName['vswitches'] ?? '', /no virtual switch vmsw0 \(NIC net0; it has other\)/);
+  assert.match(byName['no-move-in-flight'] ?? '', /job j1/);
+  assert.match(byName['machine-type'] ?? '', /pc-q35-7\.2 but h2 offers pc-i440fx-7\.2/);
+});
+
+test('unreachable hosts, the same host, and VM states other than running or stopped fail', () => {
+  assert.deepEqual(
+    failed(facts({ target: host('h2', { reachable: false, unreachableReason: 'refused' }) })),
+    ['target-reachable'],
+  );
+  assert.deepEqual(failed(facts({ target: host('h1') })), ['target-host']);
+  assert.deepEqual(failed(facts({ vm: { ...vm, state: 'paused' } })), ['vm-state']);
+});
+
+test('a stopped VM is a cold move: no memory needed; refused while the engine cannot copy it', () => {
+  const stopped = { ...vm, state: 'stopped' as const };
+  const plan = planMove(facts({ vm: stopped, target: host('h2', { memoryFreeBytes: 0 }) }));
+  assert.equal(plan.mode, 'cold');
+  assert.equal(plan.memoryBytes, 0);
+  assert.deepEqual(
+    failedChecks(plan).map((c) => c.check),
+    ['cold-move'],
+  );
+  assert.equal(planMove(facts({ vm: stopped, engine: { coldMove: true, secure: false } })).ok, true);
+});
+
+test('move-storage: only disks not already there, and only when there is room', () => {
+  const h = host('h1');
+  const plan = planStorageMove({ vm, host: h, datastore: 'fast', inFlight: [] });
+  assert.equal(plan.kind, 'vm-move-storage');
+  assert.equal(plan.from, plan.to);
+  assert.deepEqual(
+    failedChecks(plan).map((c) => c.check),
+    ['datastore-space'],
+  );
+  const one = planStorageMove({ vm, host: h, datastore: 'fast', diskIds: ['data'], inFlight: [] });
+  assert.equal(one.ok, true, JSON.stringify(failedChecks(one)));
+  assert.deepEqual(
+    one.disks.map((d) => d.diskId),
+    ['data'],
+  );
+  const none = planStorageMove({ vm, host: h, datastore: 'local', inFlight: [] });
+  assert.deepEqual(
+    failedChecks(none).map((c) => c.check),
+    ['disks-to-move'],
+  );
+  const named = planStorageMove({ vm, host: h, datastore: 'local', diskIds: ['root', 'swap'], inFlight: [] });
+  assert.deepEqual(
+    failedChecks(named).map((c) => c.check),
+    ['disk-ids', 'disks-elsewhere', 'disks-to-move'],
+  );
+});

@@ -1,0 +1,355 @@
+/*
+ * The checks before a move (pure: facts in, a plan with every check's verdict out). A move starts
+ * only when all pass; a dry run returns them all. Each failed check says what to fix.
+ *
+ * Space rule (the "allocated" rule): a disk needs its allocated size on the source plus a margin
+ * for what the guest writes while the move runs (5 % of its virtual size, at least 64 MiB, never
+ * more than the virtual size). Target disks are thin like the source's (the mirror writes zeroes
+ * as holes), so reserving the full virtual size would refuse moves that fit; the target is no
+ * more over-committed than the source was. Disks going to the same datastore add up.
+ */
+import type { MoveCheck, MoveDatastores, MoveDiskPlan, MovePlan, VmState } from '../../api/index.js';
+
+const MiB = 1024 * 1024;
+const MARGIN_MIN = 64 * MiB;
+const MARGIN_SHARE = 0.05;
+
+export const SPACE_RULE =
+  'allocated: each disk needs its allocated size plus 5 % of its virtual size (at least 64 MiB, at most the virtual size) for writes during the move; disks on one datastore add up';
+
+export interface DiskFacts {
+  id: string;
+  datastore: string;
+  virtualSizeBytes: number;
+  allocatedBytes: number;
+}
+
+export interface VmFacts {
+  id: string;
+  name: string;
+  state: VmState;
+  memoryMiB: number;
+  machineType: string;
+  cpuModel: string;
+  disks: DiskFacts[];
+  nics: { id: string; vswitch: string }[];
+}
+
+export interface HostFacts {
+  id: string;
+  name: string;
+  /** Answered the manager just now. */
+  reachable: boolean;
+  unreachableReason?: string | undefined;
+  memoryFreeBytes: number;
+  machineType: string;
+  cpuModel: string;
+  datastores: { name: string; freeBytes: number; default: boolean }[];
+  vswitches: string[];
+  /** Names of the VMs defined on the host. */
+  vmNames: string[];
+}
+
+/** What the agents' engine can do (a move that needs more is refused, saying so). */
+export interface EngineAbilities {
+  coldMove: boolean;
+  secure: boolean;
+}
+
+export interface MoveFacts {
+  vm: VmFacts;
+  source: HostFacts;
+  target: HostFacts;
+  datastore?: MoveDatastores | undefined;
+  secure: boolean;
+  /** Other moves of this VM that have not ended. */
+  inFlight: { jobId: string; kind: string }[];
+  engine: EngineAbilities;
+}
+
+export function requiredBytes(disk: DiskFacts): number {
+  const margin = Math.max(MARGIN_MIN, Math.ceil(disk.virtualSizeBytes * MARGIN_SHARE));
+  return Math.min(disk.virtualSizeBytes, disk.allocatedBytes + margin);
+}
+
+const size = (bytes: number) =>
+  bytes >= 1024 * MiB ? `${(bytes / (1024 * MiB)).toFixed(1)} GiB` : `${Math.ceil(bytes / MiB)} MiB`;
+
+class Checks {
+  readonly list: MoveCheck[] = [];
+  add(check: string, ok: boolean, detail: string, field?: string): void {
+    this.list.push({ check, ok, detail, ...(field !== undefined ? { field } : {}) });
+  }
+}
+
+function checkNotMoving(c: Checks, facts: { inFlight: MoveFacts['inFlight']; vm: VmFacts }): void {
+  const busy = facts.inFlight[0];
+  c.add(
+    'no-move-in-flight',
+    !busy,
+    busy
+      ? `${facts.vm.name} is already being moved by job ${busy.jobId} (${busy.kind}): wait for it or cancel it (silobreak vm move --cancel ${busy.jobId})`
+      : `no other move of ${facts.vm.name} is in flight`,
+  );
+}
+
+function checkReachable(c: Checks, host: HostFacts, role: 'source' | 'target'): void {
+  c.add(
+    `${role}-reachable`,
+    host.reachable,
+    host.reachable
+      ? `${role} host ${host.name} answers`
+      : `${role} host ${host.name} is unreachable (${host.unreachableReason ?? 'no answer'}): start its agent or check the network, then retry`,
+    role === 'target' ? 'to' : undefined,
+  );
+}
+
+/** Per-disk target datastores, with the checks that they exist and have room. */
+function planDisks(
+  c: Checks,
+  disks: DiskFacts[],
+  target: HostFacts,
+  choose: (disk: DiskFacts) => string | undefined,
+  field: string,
+): MoveDiskPlan[] {
+  const names = target.datastores.map((d) => d.name).join(', ') || 'none';
+  const plans: MoveDiskPlan[] = [];
+  for (const disk of disks) {
+    const to = choose(disk);
+    const exists = to !== undefined && target.datastores.some((d) => d.name === to);
+    if (!exists) {
+      c.add(
+        'datastore-exists',
+        false,
+        to === undefined
+          ? `disk ${disk.id}: host ${target.name} has no default datastore; name one with datastore (it has ${names})`
+          : `disk ${disk.id}: host ${target.name} has no datastore ${to} (it has ${names})`,
+        field,
+      );
+      continue;
+    }
+    plans.push({
+      diskId: disk.id,
+      fromDatastore: disk.datastore,
+      toDatastore: to,
+      virtualSizeBytes: disk.virtualSizeBytes,
+      allocatedBytes: disk.allocatedBytes,
+      requiredBytes: requiredBytes(disk),
+    });
+  }
+  const byStore = new Map<string, MoveDiskPlan[]>();
+  for (const p of plans) byStore.set(p.toDatastore, [...(byStore.get(p.toDatastore) ?? []), p]);
+  for (const [store, group] of byStore) {
+    const free = target.datastores.find((d) => d.name === store)?.freeBytes ?? 0;
+    const need = group.reduce((sum, p) => sum + p.requiredBytes, 0);
+    const list = group
+      .map(
+        (p) =>
+          `${p.diskId} ${size(p.requiredBytes)} (allocated ${size(p.allocatedBytes)}, virtual ${size(p.virtualSizeBytes)})`,
+      )
+      .join(', ');
+    c.add(
+      'datastore-space',
+      need <= free,
+      need <= free
+        ? `datastore ${store} on ${target.name}: ${size(free)} free, the disks need ${size(need)} (allocated rule)`
+        : `datastore ${store} on ${target.name} has ${size(free)} free but the disks need ${size(need)} by the allocated rule: ${list}; free space there or choose another datastore`,
+      field,
+    );
+  }
+  return plans;
+}
+
+/** A move to another host: every check of the issue, in one list. */
+export function planMove(facts: MoveFacts): MovePlan {
+  const { vm, source, target } = facts;
+  const c = new Checks();
+  const live = vm.state === 'running';
+  const cold = vm.state === 'stopped';
+  c.add(
+    'vm-state',
+    live || cold,
+    live
+      ? `${vm.name} is running: a live move`
+      : cold
+        ? `${vm.name} is stopped: a cold move (disks copied, definition moved)`
+        : `${vm.name} is ${vm.state}: a move needs it running or stopped; wait until it is, then retry`,
+  );
+  if (cold && !facts.engine.coldMove) {
+    c.add(
+      'cold-move',
+      false,
+      `${vm.name} is stopped and the hosts' agents cannot copy a stopped VM's disks yet: start it to move it live`,
+    );
+  }
+  checkNotMoving(c, facts);
+  const sameHost = source.id === target.id;
+  c.add(
+    'target-host',
+    !sameHost,
+    sameHost
+      ? `${vm.name} already is on ${target.name}: choose another host, or move its disks with move-storage`
+      : `from ${source.name} to ${target.name}`,
+    'to',
+  );
+  checkReachable(c, source, 'source');
+  checkReachable(c, target, 'target');
+  if (facts.secure && !facts.engine.secure) {
+    c.add(
+      'secure',
+      false,
+      'secure: TLS for the mirror and memory stream is not available in this version; move without --secure',
+      'secure',
+    );
+  }
+  const memoryBytes = live ? vm.memoryMiB * MiB : 0;
+  if (live) {
+    c.add(
+      'target-memory',
+      target.memoryFreeBytes >= memoryBytes,
+      `host ${target.name} has ${size(target.memoryFreeBytes)} free, ${vm.name} needs ${size(memoryBytes)}` +
+        (target.memoryFreeBytes >= memoryBytes ? '' : ': stop or move VMs there, or choose another host'),
+      'to',
+    );
+  }
+  c.add(
+    'machine-type',
+    vm.machineType === target.machineType,
+    vm.machineType === target.machineType
+      ? `machine type ${vm.machineType} on both`
+      : `${vm.name} uses machine type ${vm.machineType} but ${target.name} offers ${target.machineType}: choose a host with the same QEMU machine type`,
+    'to',
+  );
+  c.add(
+    'cpu-model',
+    vm.cpuModel === target.cpuModel,
+    vm.cpuModel === target.cpuModel
+      ? `CPU model ${vm.cpuModel} on both`
+      : `${vm.name} uses CPU model ${vm.cpuModel} but ${target.name} offers ${target.cpuModel}: choose a host with the same CPU model`,
+    'to',
+  );
+  const missing = vm.nics.filter((n) => !target.vswitches.includes(n.vswitch));
+  c.add(
+    'vswitches',
+    missing.length === 0,
+    missing.length === 0
+      ? `virtual switches ${[...new Set(vm.nics.map((n) => n.vswitch))].join(', ') || '(none needed)'} exist on ${target.name}`
+      : `host ${target.name} has no virtual switch ${[...new Set(missing.map((n) => n.vswitch))].join(', ')} (NIC ${missing.map((n) => n.id).join(', ')}; it has ${target.vswitches.join(', ') || 'none'}): create it there or choose another host`,
+    'to',
+  );
+  const nameTaken = !sameHost && target.vmNames.includes(vm.name);
+  c.add(
+    'name-free',
+    !nameTaken,
+    nameTaken
+      ? `host ${target.name} already has a VM named ${vm.name}: rename or remove it first`
+      : `the name ${vm.name} is free on ${target.name}`,
+    'to',
+  );
+  const fallback = target.datastores.find((d) => d.default)?.name;
+  const request = facts.datastore;
+  const disks = planDisks(
+    c,
+    vm.disks,
+    target,
+    (disk) =>
+      typeof request === 'string'
+        ? request
+        : request === undefined
+          ? fallback
+          : (request[disk.id] ?? fallback),
+    'datastore',
+  );
+  if (request !== undefined && typeof request !== 'string') {
+    const unknown = Object.keys(request).filter((id) => !vm.disks.some((d) => d.id === id));
+    if (unknown.length) {
+      c.add(
+        'disk-ids',
+        false,
+        `datastore names disk ${unknown.join(', ')}, which ${vm.name} does not have (its disks: ${vm.disks.map((d) => d.id).join(', ') || 'none'})`,
+        'datastore',
+      );
+    }
+  }
+  return {
+    kind: 'vm-move',
+    vm: { id: vm.id, name: vm.name },
+    mode: cold ? 'cold' : 'live',
+    from: source.name,
+    to: target.name,
+    disks,
+    memoryBytes,
+    spaceRule: SPACE_RULE,
+    checks: c.list,
+    ok: c.list.every((x) => x.ok),
+  };
+}
+
+export interface StorageMoveFacts {
+  vm: VmFacts;
+  host: HostFacts;
+  datastore: string;
+  diskIds?: string[] | undefined;
+  inFlight: MoveFacts['inFlight'];
+}
+
+/** Disks to another datastore of the same host, while the VM runs. */
+export function planStorageMove(facts: StorageMoveFacts): MovePlan {
+  const { vm, host, datastore } = facts;
+  const c = new Checks();
+  c.add(
+    'vm-state',
+    vm.state === 'running',
+    vm.state === 'running'
+      ? `${vm.name} is running: its disks move live`
+      : `${vm.name} is ${vm.state}: move-storage moves the disks of a running VM; start it first`,
+  );
+  checkNotMoving(c, facts);
+  checkReachable(c, host, 'source');
+  const unknown = (facts.diskIds ?? []).filter((id) => !vm.disks.some((d) => d.id === id));
+  if (unknown.length) {
+    c.add(
+      'disk-ids',
+      false,
+      `${vm.name} has no disk ${unknown.join(', ')} (its disks: ${vm.disks.map((d) => d.id).join(', ') || 'none'})`,
+      'disks',
+    );
+  }
+  const chosen = vm.disks.filter((d) => (facts.diskIds ? facts.diskIds.includes(d.id) : true));
+  const already = chosen.filter((d) => d.datastore === datastore);
+  if (facts.diskIds && already.length) {
+    c.add(
+      'disks-elsewhere',
+      false,
+      `disk ${already.map((d) => d.id).join(', ')} already is on datastore ${datastore}: leave it out`,
+      'disks',
+    );
+  }
+  const moving = chosen.filter((d) => d.datastore !== datastore);
+  c.add(
+    'disks-to-move',
+    moving.length > 0,
+    moving.length > 0
+      ? `disk ${moving.map((d) => d.id).join(', ')} to ${datastore}`
+      : `every disk of ${vm.name} already is on datastore ${datastore}: nothing to move`,
+    'datastore',
+  );
+  const disks = planDisks(c, moving, host, () => datastore, 'datastore');
+  return {
+    kind: 'vm-move-storage',
+    vm: { id: vm.id, name: vm.name },
+    mode: 'live',
+    from: host.name,
+    to: host.name,
+    disks,
+    memoryBytes: 0,
+    spaceRule: SPACE_RULE,
+    checks: c.list,
+    ok: c.list.every((x) => x.ok),
+  };
+}
+
+/** The failed checks as one sentence per check. */
+export function failedChecks(plan: MovePlan): MoveCheck[] {
+  return plan.checks.filter((x) => !x.ok);
+}
