@@ -56,6 +56,7 @@ function describeLab(lab: Lab): string {
     out += '\n' + table([['VM', 'HOST', 'ADDRESS'], ...lab.demoVms.map((vm) => [vm.name, vm.host, vm.ip])]);
   }
   if (lab.manager) out += `\nManager: ${lab.manager.url}\nAdmin token: ${lab.manager.token}\n`;
+  out += `\nLogs: ${lab.dir}/host*/agent.log${lab.manager ? `, ${lab.manager.logPath}` : ''}\n`;
   const ping = lab.demoVms[0]?.ip ?? lab.vmAddress(1).ip;
   out += `\nTry: silobreak lab exec client --name ${lab.name} -- ping -c 3 ${ping}\n`;
   return out;

@@ -285,7 +285,10 @@ async function startDemoVm(
 export async function labUp(options: LabUpOptions = {}): Promise<Lab> {
   const opts = parse(LabUpOptions, options);
   requireRoot();
-  const log = opts.log ?? (() => {});
+  const started = Date.now();
+  // Each line says how far in it is, so slow steps show (and lab up is measured step by step).
+  const log = (line: string) =>
+    opts.log?.(`lab ${opts.name} [${((Date.now() - started) / 1000).toFixed(1)} s]: ${line}`);
   const existing = await readState(opts.name);
   if (existing) {
     const alive = await Promise.all(existing.hosts.map((h) => (h.pid ? isAlive(h.pid) : false)));
@@ -315,16 +318,16 @@ export async function labUp(options: LabUpOptions = {}): Promise<Lab> {
   };
   try {
     await writeState(state);
-    log(`lab ${plan.name}: network (fabric ${plan.fabric.subnet}, VM segment ${plan.vmNet.subnet})`);
+    log(`network (fabric ${plan.fabric.subnet}, VM segment ${plan.vmNet.subnet})`);
     await buildNetwork(plan);
 
-    log(`lab ${plan.name}: starting ${state.hosts.length} agents`);
+    log(`starting ${state.hosts.length} agents`);
     for (const host of state.hosts) {
       await mkdir(host.dir, { recursive: true });
       host.pid = await startAgent(host, opts.accelerator);
     }
     if (opts.manager) {
-      log(`lab ${plan.name}: starting the manager on ${plan.managerUrl}`);
+      log(`starting the manager on ${plan.managerUrl}`);
       state.manager = await startManager(state, plan.managerUrl, BIN);
     }
     await writeState(state);
@@ -336,19 +339,25 @@ export async function labUp(options: LabUpOptions = {}): Promise<Lab> {
       };
     }
     await writeState(state);
-    if (state.manager) await joinHosts(state, state.manager);
+    log(`agents answer (accelerator: ${[...new Set(infos.map((i) => i.accelerator))].join(', ')})`);
+    if (state.manager) {
+      await joinHosts(state, state.manager);
+      log(`hosts joined to the manager`);
+    }
 
     if (opts.demo) {
-      log(`lab ${plan.name}: starting demo VMs`);
+      log(`starting ${state.hosts.length} demo VMs`);
       state.demoVms = await Promise.all(state.hosts.map((h, i) => startDemoVm(state, h, i + 1)));
       await writeState(state);
+      log('waiting until the demo VMs answer ping from the client namespace');
       await Promise.all(state.demoVms.map((vm) => waitForPing(state, vm.ip)));
       if (state.manager) await reconcileHosts(state, state.manager);
     }
     if (state.manager && opts.cliConfig) await writeCliConfig(state.manager);
+    log('up');
     return toLab(state);
   } catch (error) {
-    log(`lab ${plan.name}: failed, removing what was created`);
+    log(`failed, removing what was created`);
     await labDown({ name: opts.name });
     throw error;
   }
