@@ -1,0 +1,113 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { MoveRun, Policy, Row } from './model.js';
+import { renderTable, targetTally } from './table.js';
+import { checkTargets } from './targets.js';
+
+function run(policy: Policy, over: Partial<MoveRun> = {}): MoveRun {
+  return {
+    policy,
+    run: 1,
+    from: 'host1',
+    to: 'host2',
+    outcome: 'completed',
+    totalMs: 10_000,
+    mirrorMs: 4000,
+    diskDataBytes: 1000e6,
+    memoryMs: 2000,
+    memoryBytes: 500e6,
+    iterations: 4,
+    downtimeMs: 40,
+    pingDowntimeMs: 100,
+    throttlePeakPercent: 0,
+    throttleSeconds: 0,
+    ...over,
+  };
+}
+
+const facts = { linkBitsPerSecond: 10e9, fsyncBytesPerSecond: 300e6 };
+const byName = (row: Row) => Object.fromEntries(checkTargets(row).map((c) => [c.name, c]));
+
+test('Silobreak meeting every target against the best converged baseline', () => {
+  const row: Row = {
+    key: { vm: '1 GiB / 2 GiB', workload: 'dirty', link: '1gbit' },
+    facts,
+    runs: [
+      run('silobreak', {
+        downtimeMs: 25,
+        pingDowntimeMs: 90,
+        totalMs: 9000,
+        memoryBytes: 600e6,
+        throttlePeakPercent: 10,
+        throttleSeconds: 1,
+      }),
+      run('qemu-defaults', { outcome: 'not-converged', downtimeMs: undefined, totalMs: undefined }),
+      run('libvirt-like', { downtimeMs: 60 }),
+      run('proxmox-like', { downtimeMs: 35, throttlePeakPercent: 60, throttleSeconds: 8 }),
+    ],
+  };
+  const c = byName(row);
+  assert.equal(c.converges?.status, 'met');
+  assert.equal(c.downtime?.status, 'met'); // 25 <= 0.8 x 35
+  assert.ok(Math.abs((c.downtime?.ratio ?? 0) - 25 / 35) < 1e-9);
+  assert.match(c.downtime?.detail ?? '', /proxmox-like/);
+  assert.equal(c.ping?.status, 'met');
+  assert.equal(c.total?.status, 'met');
+  assert.equal(c.throttle?.status, 'met');
+  // 1000 MB in 4 s = 250 MB/s vs 0.8 x min(125 MB/s link, 300 MB/s fsync) = 100 MB/s.
+  assert.equal(c.mirror?.status, 'met');
+  assert.equal(c.memory?.status, 'met'); // 300 MB/s vs 250 MB/s
+});
+
+test('misses: downtime above 0.8 x best, slower, throttled longer than Proxmox, mirror below the bound', () => {
+  const row: Row = {
+    key: { vm: '1 GiB / 2 GiB', workload: 'dirty', link: '1gbit' },
+    facts: { linkBitsPerSecond: 10e9, fsyncBytesPerSecond: 1000e6 },
+    runs: [
+      run('silobreak', { downtimeMs: 30, totalMs: 12_000, throttlePeakPercent: 20, throttleSeconds: 9 }),
+      run('silobreak', { outcome: 'failed', error: 'stalled' }),
+      run('proxmox-like', { downtimeMs: 35, throttlePeakPercent: 60, throttleSeconds: 8 }),
+    ],
+  };
+  const c = byName(row);
+  assert.equal(c.converges?.status, 'missed');
+  assert.equal(c.converges?.detail, '1/2');
+  assert.equal(c.downtime?.status, 'missed'); // 30 > 28
+  assert.equal(c.total?.status, 'missed');
+  assert.equal(c.throttle?.status, 'missed'); // 9 s > 8 s
+  assert.equal(c.mirror?.status, 'missed'); // 250 MB/s < 0.8 x 1250 MB/s
+});
+
+test('throttle is only judged on the 1 Gbit/s link; no converged baseline = met by converging', () => {
+  const row: Row = {
+    key: { vm: '1 GiB / 2 GiB', workload: 'idle', link: 'full' },
+    facts,
+    runs: [run('silobreak'), run('qemu-defaults', { outcome: 'not-converged' })],
+  };
+  const c = byName(row);
+  assert.equal(c.throttle?.status, 'n/a');
+  assert.equal(c.downtime?.status, 'met');
+  assert.equal(c.downtime?.detail, 'no baseline converged');
+});
+
+test('the table has one line per policy run in a row and the target ratios on the Silobreak line', () => {
+  const row: Row = {
+    key: { vm: '1 GiB / 2 GiB', workload: 'dirty', link: 'full' },
+    facts,
+    runs: [
+      run('silobreak', { downtimeMs: 20 }),
+      run('silobreak', { run: 2, downtimeMs: 30 }),
+      run('silobreak', { run: 3, downtimeMs: 24 }),
+      run('libvirt-like', { downtimeMs: 60 }),
+      run('qemu-defaults', { outcome: 'not-converged' }),
+    ],
+  };
+  const lines = renderTable([row]).split('\n');
+  assert.equal(lines.length, 2 + 3);
+  const sb = lines[2] ?? '';
+  assert.match(sb, /\| silobreak \| 3\/3 \|/);
+  assert.match(sb, /\| 24 \(20–30\) \|/);
+  assert.match(sb, /downtime 0\.40 met/);
+  assert.match(lines[3] ?? '', /qemu-defaults \| 0\/1 not converged/);
+  assert.match(targetTally([row]), /downtime: met in 1\/1 rows/);
+});

@@ -1,0 +1,105 @@
+// The issue's targets for one row, as ratios against the same run's baselines (pure).
+//
+//  - converges:  every Silobreak run of the row completed;
+//  - downtime:   Silobreak's QEMU-reported downtime median <= 0.8 x the best converged baseline's;
+//  - ping:       its ping-measured downtime median no worse than the best baseline's;
+//  - total:      total move time median <= the best baseline's;
+//  - throttle:   on the 1 Gbit/s link, throttled no more (peak and seconds) than Proxmox-like,
+//                and strictly less in at least one when Proxmox-like throttled at all;
+//  - mirror:     disk mirror throughput >= 0.8 x min(link rate, target datastore fsync rate);
+//  - memory:     memory copy throughput >= the best baseline's.
+// "Best" is over the baselines that converged in this row; when none did, a comparison target is met
+// by converging at all.
+import { BASELINES, summarize, type PolicySummary, type Row } from './model.js';
+
+export interface TargetCheck {
+  name: 'converges' | 'downtime' | 'ping' | 'total' | 'throttle' | 'mirror' | 'memory';
+  status: 'met' | 'missed' | 'n/a';
+  /** Silobreak / reference, when a ratio applies. */
+  ratio?: number;
+  detail: string;
+}
+
+type Metric = 'downtimeMs' | 'pingDowntimeMs' | 'totalMs' | 'memoryBytesPerSecond';
+
+function best(baselines: PolicySummary[], metric: Metric, lowerIsBetter: boolean) {
+  let winner: { policy: string; value: number } | undefined;
+  for (const b of baselines) {
+    const value = b[metric]?.median;
+    if (value === undefined || b.converged === 0) continue;
+    if (!winner || (lowerIsBetter ? value < winner.value : value > winner.value)) {
+      winner = { policy: b.policy, value };
+    }
+  }
+  return winner;
+}
+
+function compare(
+  name: TargetCheck['name'],
+  sb: PolicySummary,
+  baselines: PolicySummary[],
+  metric: Metric,
+  factor: number,
+  lowerIsBetter: boolean,
+): TargetCheck {
+  const mine = sb[metric]?.median;
+  if (mine === undefined) return { name, status: sb.converged ? 'n/a' : 'missed', detail: 'not measured' };
+  const ref = best(baselines, metric, lowerIsBetter);
+  if (!ref) return { name, status: 'met', detail: 'no baseline converged' };
+  const ratio = ref.value > 0 ? mine / ref.value : mine === 0 ? 1 : Infinity;
+  const met = lowerIsBetter ? mine <= factor * ref.value : mine >= factor * ref.value;
+  const rule = `${lowerIsBetter ? '<=' : '>='} ${factor === 1 ? '' : `${factor} x `}${ref.policy}`;
+  return { name, status: met ? 'met' : 'missed', ratio, detail: rule };
+}
+
+export function checkTargets(row: Row): TargetCheck[] {
+  const sb = summarize('silobreak', row.runs);
+  const baselines = BASELINES.map((b) => summarize(b, row.runs));
+  const checks: TargetCheck[] = [];
+  checks.push({
+    name: 'converges',
+    status: sb.attempted > 0 && sb.converged === sb.attempted ? 'met' : 'missed',
+    detail: `${sb.converged}/${sb.attempted}`,
+  });
+  checks.push(compare('downtime', sb, baselines, 'downtimeMs', 0.8, true));
+  checks.push(compare('ping', sb, baselines, 'pingDowntimeMs', 1, true));
+  checks.push(compare('total', sb, baselines, 'totalMs', 1, true));
+
+  if (row.key.link === '1gbit') {
+    const px = baselines.find((b) => b.policy === 'proxmox-like');
+    const peak = sb.throttlePeakPercent?.median;
+    const secs = sb.throttleSeconds?.median;
+    const pxPeak = px?.throttlePeakPercent?.median;
+    const pxSecs = px?.throttleSeconds?.median;
+    if (peak === undefined || secs === undefined) {
+      checks.push({ name: 'throttle', status: 'missed', detail: 'Silobreak did not complete' });
+    } else if (pxPeak === undefined || pxSecs === undefined) {
+      checks.push({ name: 'throttle', status: 'met', detail: 'proxmox-like did not complete' });
+    } else {
+      const noMore = peak <= pxPeak && secs <= pxSecs;
+      const less = pxPeak === 0 && pxSecs === 0 ? true : peak < pxPeak || secs < pxSecs;
+      checks.push({
+        name: 'throttle',
+        status: noMore && less ? 'met' : 'missed',
+        detail: `${peak} % ${secs} s vs proxmox-like ${pxPeak} % ${pxSecs} s`,
+      });
+    }
+  } else {
+    checks.push({ name: 'throttle', status: 'n/a', detail: 'only on the 1 Gbit/s link' });
+  }
+
+  const mirror = sb.mirrorBytesPerSecond?.median;
+  const bound = Math.min(row.facts.linkBitsPerSecond / 8, row.facts.fsyncBytesPerSecond);
+  checks.push(
+    mirror === undefined
+      ? { name: 'mirror', status: 'missed', detail: 'not measured' }
+      : {
+          name: 'mirror',
+          status: mirror >= 0.8 * bound ? 'met' : 'missed',
+          ratio: mirror / bound,
+          detail: `>= 0.8 x min(link, fsync) = ${Math.round((0.8 * bound) / 1e6)} MB/s`,
+        },
+  );
+  checks.push(compare('memory', sb, baselines, 'memoryBytesPerSecond', 1, false));
+  return checks;
+}
