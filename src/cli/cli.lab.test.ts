@@ -225,6 +225,31 @@ test('a bad token exits 1 with the 401 explained', { timeout: 60_000 }, async ()
   assert.match(r.stderr, /hint: pass a valid --token, set SILOBREAK_TOKEN/);
 });
 
+test('a read-only token can look but not change: 403 explained, exit 1', { timeout: 60_000 }, async () => {
+  const created = await json(z.object({ name: z.string(), role: z.string(), secret: z.string() }), [
+    'token',
+    'create',
+    'viewer',
+    '--role',
+    'read-only',
+  ]);
+  assert.equal(created.role, 'read-only');
+  const tokens = await json(z.array(z.object({ name: z.string(), role: z.string() })), ['token', 'list']);
+  assert.ok(tokens.some((t) => t.name === 'viewer' && t.role === 'read-only'));
+  const before = await changeCount();
+  const looked = await cli(['pool', 'list'], { SILOBREAK_TOKEN: created.secret });
+  assert.equal(looked.code, 0, looked.stderr);
+  const refused = await cli(['pool', 'create', 'nope'], { SILOBREAK_TOKEN: created.secret });
+  assert.equal(refused.code, 1);
+  assert.match(refused.stderr, /not allowed \(403 forbidden\)/);
+  assert.match(refused.stderr, /hint: this needs an admin token/);
+  assert.equal(await changeCount(), before);
+  assert.equal((await cli(['token', 'delete', 'viewer'])).code, 0);
+  const revoked = await cli(['pool', 'list'], { SILOBREAK_TOKEN: created.secret });
+  assert.equal(revoked.code, 1);
+  assert.match(revoked.stderr, /401/);
+});
+
 test('host add joins both lab hosts; host list shows them', { timeout: 180_000 }, async () => {
   for (const h of lab.hosts) {
     const added = await json(Host, ['host', 'add', new URL(h.agentUrl).host, '--agent-token', h.token]);

@@ -37,6 +37,10 @@ test('a 401 says the token was rejected and how to give another', () => {
 test('403, 404 and others keep the manager detail and add what to do', () => {
   assert.match(describeFailure(apiError(403, 'forbidden', 'read-only token')).hint ?? '', /admin token/);
   assert.match(describeFailure(apiError(404, 'not-found', "no vm 'x'")).message, /not found: no vm 'x'/);
+  assert.equal(
+    describeFailure(apiError(404, 'not-found', 'x'), undefined, 'vm').hint,
+    'check the name or id with silobreak vm list',
+  );
   const conflict = describeFailure(apiError(409, 'conflict', 'name taken', 'spec.name'));
   assert.equal(conflict.message, 'name taken [spec.name] (409 conflict)');
   assert.match(describeFailure(apiError(502, 'agent-error', 'agent down')).hint ?? '', /log/);

@@ -34,11 +34,14 @@ export interface Failure {
   hint?: string;
 }
 
-/** What to tell the user about `error`, and how the process ends. `url` is the manager's. */
-export function describeFailure(error: unknown, url?: string): Failure {
+/**
+ * What to tell the user about `error`, and how the process ends. `url` is the manager's; `noun`
+ * (e.g. `vm`) the command's, for hints like `silobreak vm list`.
+ */
+export function describeFailure(error: unknown, url?: string, noun?: string): Failure {
   if (error instanceof UsageError) return withHint(ExitCode.usage, error.message, error.hint);
   if (error instanceof OperationFailed) return withHint(ExitCode.failed, error.message, error.hint);
-  if (error instanceof ApiError) return describeApiError(error, url);
+  if (error instanceof ApiError) return describeApiError(error, url, noun);
   if (error instanceof z.ZodError) {
     // Our own inputs are validated before any call, so a ZodError here is a reply off the contract.
     return withHint(
@@ -58,7 +61,7 @@ export function describeFailure(error: unknown, url?: string): Failure {
   return withHint(ExitCode.failed, error instanceof Error ? error.message : String(error));
 }
 
-function describeApiError(error: ApiError, url: string | undefined): Failure {
+function describeApiError(error: ApiError, url: string | undefined, noun: string | undefined): Failure {
   const where = url ? ` at ${url}` : '';
   switch (error.status) {
     case 401:
@@ -73,12 +76,10 @@ function describeApiError(error: ApiError, url: string | undefined): Failure {
         `not allowed (403 forbidden): ${error.message}`,
         'this needs an admin token; a read-only token can only look',
       );
-    case 404:
-      return withHint(
-        ExitCode.failed,
-        `not found: ${error.message}`,
-        'check the name or id with the list command',
-      );
+    case 404: {
+      const list = noun ? `silobreak ${noun} list` : 'the list command';
+      return withHint(ExitCode.failed, `not found: ${error.message}`, `check the name or id with ${list}`);
+    }
     default: {
       const field = error.field ? ` [${error.field}]` : '';
       const hint = error.status >= 500 ? "the manager's log may say more" : undefined;

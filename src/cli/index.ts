@@ -5,6 +5,7 @@ import { registerDatastoreCommands } from './commands/datastore.js';
 import { registerHostCommands } from './commands/host.js';
 import { registerJobCommands } from './commands/job.js';
 import { registerPoolCommands } from './commands/pool.js';
+import { registerTokenCommands } from './commands/token.js';
 import { registerVmCommands } from './commands/vm.js';
 import { registerVSwitchCommands } from './commands/vswitch.js';
 
@@ -20,6 +21,7 @@ const commandFiles: ((program: Command) => void)[] = [
   registerVmCommands,
   registerJobCommands,
   registerChangeCommands,
+  registerTokenCommands,
 ];
 
 export function registerCliCommands(program: Command): void {

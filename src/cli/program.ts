@@ -99,7 +99,7 @@ export function act<S extends z.ZodType>(
       if (!parsed.success) throw usageErrorFromZod(parsed.error, names, commandPath(command));
       await handler(parsed.data, ctx);
     } catch (error) {
-      const failure = describeFailure(error, connection?.url);
+      const failure = describeFailure(error, connection?.url, command.parent?.name());
       process.stderr.write(formatFailure(failure));
       process.exitCode = failure.exitCode;
     }
