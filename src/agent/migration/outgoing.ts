@@ -316,6 +316,13 @@ export class OutgoingMigration {
     let switchover: Promise<void> | undefined;
     let switchoverError: unknown;
     const stopWatching = qmp.onEvent((event: QmpEvent) => {
+      if (event.event === 'MIGRATION') {
+        const { seconds, microseconds } = event.timestamp;
+        this.options.log('migration status', {
+          status: event.data.status,
+          at: seconds * 1000 + microseconds / 1000,
+        });
+      }
       if (event.event === 'MIGRATION' && event.data.status === 'pre-switchover' && switchover === undefined) {
         switchover = this.#switchover().catch((error: unknown) => {
           switchoverError = error;
@@ -410,7 +417,15 @@ export class OutgoingMigration {
     }
   }
 
-  /** The guest is paused: finish the mirrors, drop the NBD nodes, let QEMU send the last state. */
+  /**
+   * The guest is paused: finish the mirrors, drop the NBD nodes, let QEMU send the last state
+   * (libvirt's order: the target's disks are complete before the source lets go of the guest).
+   * All mirrors are cancelled at once and the NBD nodes deleted back to back. Measured here (TCG,
+   * 2 busy cores): ~60-85 ms of a ~90 ms QEMU-reported downtime is this step, nearly all of it each
+   * mirror's final drain + flush (an fsync on the target's datastore); issuing migrate-continue
+   * before the mirrors end (the data is already on the target once a write-blocking mirror shows
+   * offset = len) was tried and only moved the same cost into QEMU's device phase.
+   */
   async #switchover(): Promise<void> {
     if (this.#abort.signal.aborted) return; // the poll loop rolls back
     const { qmp } = this.options;
@@ -429,14 +444,18 @@ export class OutgoingMigration {
           throw new MigrationFailed(`mirror ${job}: ${event.data.error}`, 'switchover');
       }),
     );
-    for (const node of this.#added) await qmp.execute('blockdev-del', { 'node-name': node });
+    const mirrorsMs = Date.now() - started;
+    await Promise.all([...this.#added].map((node) => qmp.execute('blockdev-del', { 'node-name': node })));
     this.#added.clear();
     await qmp.execute('migrate-continue', { state: 'pre-switchover' });
-    this.options.log('switchover: mirrors finished, migration continues', { ms: Date.now() - started });
+    this.options.log('switchover: mirrors finished, migration continues', {
+      ms: Date.now() - started,
+      mirrorsMs,
+    });
   }
 
   #finalStats(info: MigrateInfo, memoryTimeMs: number): void {
-    const summary = throttleSummary(this.#convergence);
+    const summary = this.#baseline ? baselineThrottle(this.#baseline) : throttleSummary(this.#convergence);
     Object.assign(this.stats, {
       memoryTimeMs,
       memoryBytes: info.ram?.transferred,
