@@ -190,11 +190,12 @@ test('requests without the right token get 401 and change nothing', async () => 
     ['GET', '/metrics', undefined],
     ['POST', '/v1/vms', JSON.stringify(spec('intruder'))],
   ] as const) {
-    for (const headers of [
+    const attempts: Record<string, string>[] = [
       {},
       { authorization: 'Bearer wrong-token-0123456789' },
       { authorization: TOKEN },
-    ]) {
+    ];
+    for (const headers of attempts) {
       const response = await fetch(`${url}${route}`, {
         method,
         headers: { ...headers, ...(body ? { 'content-type': 'application/json' } : {}) },
@@ -371,7 +372,7 @@ test('a VM lives: define+start, guest agent, metrics, agent restart, shutdown, s
   });
 });
 
-test('SIGTERM stops the agent without touching VMs', async () => {
+test('SIGTERM stops the agent without touching VMs; a QEMU killed behind its back is crashed', async () => {
   const vm = await client.createVm({ ...spec('survivor', { disks: [], nics: [] }), start: true });
   assert.ok(vm.pid);
   await killAgent('SIGTERM');
@@ -379,6 +380,18 @@ test('SIGTERM stops the agent without touching VMs', async () => {
   process.kill(vm.pid, 0);
   await startAgentProcess();
   assert.equal((await client.getVm('survivor')).pid, vm.pid);
+
+  process.kill(vm.pid, 'SIGKILL');
+  const deadline = Date.now() + 30_000;
+  let state = (await client.getVm('survivor')).state;
+  while (state !== 'crashed' && Date.now() < deadline) {
+    await sleep(200);
+    state = (await client.getVm('survivor')).state;
+  }
+  assert.equal(state, 'crashed');
+  assert.match(await client.metrics(), /^silobreak_vms\{host="lab-a",state="crashed"\} 1$/m);
+  const restarted = await client.startVm('survivor');
+  assert.equal(restarted.state, 'running');
   assert.equal((await client.stopVm('survivor')).state, 'stopped');
   await client.deleteVm('survivor', true);
 });

@@ -82,6 +82,10 @@ export class VmRuntime {
   #run: RunRecord | undefined;
   #qmp: QmpClient | undefined;
   #transition: 'starting' | 'shutting-down' | undefined;
+  /** QEMU said SHUTDOWN (guest poweroff, quit) before going away: an exit, not a crash. */
+  #shutdownSeen = false;
+  /** QEMU went away unasked; reported until the VM is started or stopped again. */
+  #crashed = false;
   readonly #lifecycle = new SerialQueue();
 
   constructor(
@@ -124,10 +128,10 @@ export class VmRuntime {
 
   async state(): Promise<VmState> {
     if (this.#transition) return this.#transition;
-    if (this.#run === undefined) return 'stopped';
+    if (this.#run === undefined) return this.#crashed ? 'crashed' : 'stopped';
     if (!(await isAlive(this.#run.pid))) {
       void this.exclusive(() => this.#afterExit('QEMU exited'));
-      return 'stopped';
+      return this.#shutdownSeen ? 'stopped' : 'crashed';
     }
     try {
       const qmp = this.#qmp?.closed === false ? this.#qmp : await this.#connect(Date.now() + 2_000);
@@ -154,6 +158,7 @@ export class VmRuntime {
   async start(options: StartOptions = {}): Promise<void> {
     if (this.#run !== undefined) throw new VmStateConflict(this.#def.name, await this.state(), 'start');
     this.#transition = 'starting';
+    this.#crashed = false;
     try {
       await this.#removeRuntimeFiles();
       for (const nic of this.#def.nics) await createTap(nic.tap, this.host.bridgeOf(nic.vswitch));
@@ -186,6 +191,7 @@ export class VmRuntime {
 
   /** ACPI power button, then force after `timeoutSeconds`. The caller holds exclusive(). */
   async shutdown(timeoutSeconds: number): Promise<void> {
+    this.#crashed = false;
     const run = this.#run;
     if (run === undefined) return;
     this.#transition = 'shutting-down';
@@ -212,6 +218,7 @@ export class VmRuntime {
 
   /** `quit`, then SIGKILL if QEMU lingers. The caller holds exclusive(). */
   async forceStop(): Promise<void> {
+    this.#crashed = false;
     const run = this.#run;
     if (run === undefined) return;
     await this.#qmp?.execute('quit', undefined, { timeoutMs: 5_000 }).catch(() => undefined);
@@ -258,15 +265,13 @@ export class VmRuntime {
     await qmp?.close();
   }
 
-  /** Replaces the definition (only while stopped: a running QEMU keeps what it was started with). */
-  redefine(def: VmDefinition): void {
-    if (this.#run !== undefined) throw new VmStateConflict(def.name, 'running', 'redefine');
-    this.#def = def;
-  }
-
   async #connect(retryUntilMs: number): Promise<QmpClient> {
     const qmp = await QmpClient.connect(this.paths.qmp, { timeoutMs: QMP_TIMEOUT_MS, retryUntilMs });
     this.#qmp = qmp;
+    this.#shutdownSeen = false;
+    qmp.onEvent((event) => {
+      if (event.event === 'SHUTDOWN') this.#shutdownSeen = true;
+    });
     qmp.onClose((error) => {
       // QEMU went away by itself (guest poweroff, crash): tidy up unless a stop is already doing it.
       if (error === undefined || this.#qmp !== qmp) return;
@@ -284,7 +289,11 @@ export class VmRuntime {
       await this.#connect(Date.now() + 5_000).catch(() => undefined);
       return;
     }
-    this.host.log.info('VM exited', { vm: this.#def.name, pid: run.pid, reason });
+    if (this.#shutdownSeen) this.host.log.info('VM exited', { vm: this.#def.name, pid: run.pid, reason });
+    else {
+      this.#crashed = true;
+      this.host.log.error('VM crashed', { vm: this.#def.name, pid: run.pid, reason });
+    }
     await this.#cleanUp();
   }
 
