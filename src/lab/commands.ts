@@ -1,5 +1,5 @@
 import { Command, Option } from 'commander';
-import { LabError } from './errors.js';
+import { LabError, LabInterrupted } from './errors.js';
 import { labDown, labExec, labStatus, labUp, type Lab, type LabStatus } from './lab.js';
 
 /*
@@ -14,7 +14,8 @@ function action<A extends unknown[]>(fn: (...args: A) => Promise<void>): (...arg
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
       process.stderr.write(`error: ${message}\n`);
-      process.exitCode = error instanceof LabError && error.usage ? 2 : 1;
+      process.exitCode =
+        error instanceof LabInterrupted ? 130 : error instanceof LabError && error.usage ? 2 : 1;
     }
   };
 }
@@ -109,7 +110,14 @@ export function registerLabCommands(program: Command): void {
           json?: boolean;
         }) => {
           const started = Date.now();
+          // Ctrl-C stops lab up at its next step, which then removes what it created.
+          const interrupt = new AbortController();
+          process.once('SIGINT', () => {
+            process.stderr.write('interrupted: removing the lab (Ctrl-C again to leave it as it is)\n');
+            interrupt.abort(new LabInterrupted());
+          });
           const result = await labUp({
+            signal: interrupt.signal,
             name: opts.name,
             hosts: Number(opts.hosts),
             demo: opts.demo,

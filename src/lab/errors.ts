@@ -80,6 +80,13 @@ export class LabProcessFailed extends LabError {
   }
 }
 
+/** `lab up` was interrupted (Ctrl-C); what it had created was removed. */
+export class LabInterrupted extends LabError {
+  constructor() {
+    super('interrupted', 'interrupted; what the lab had created was removed');
+  }
+}
+
 export class LabTimeout extends LabError {
   constructor(what: string, seconds: number) {
     super('timeout', `${what} did not happen within ${seconds} s`);

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { AgentClient, AgentConfig, type Vm } from '../api/index.js';
@@ -8,7 +8,6 @@ import {
   LabInvalidInput,
   LabNeedsRoot,
   LabNotFound,
-  LabProcessFailed,
   LabTargetNotFound,
   LabTimeout,
 } from './errors.js';
@@ -35,7 +34,7 @@ import {
   startManager,
   writeCliConfig,
 } from './manager-process.js';
-import { findLabProcesses, isAlive, spawnDetached, terminate } from './processes.js';
+import { findLabProcesses, isAlive, spawnDetached, terminate, waitUntilAnswers } from './processes.js';
 import {
   claimIndex,
   indexClaims,
@@ -89,6 +88,8 @@ export const LabUpOptions = z.object({
   manager: z.boolean().default(true),
   /** Point the CLI at this lab's manager (LAB_CLI_CONFIG_PATH); the `lab up` command does. */
   cliConfig: z.boolean().default(false),
+  /** Aborting stops `labUp` at its next step, and it removes what it created (Ctrl-C in the CLI). */
+  signal: z.instanceof(AbortSignal).optional(),
   /** Progress lines for people; silent when absent. */
   log: z.custom<(line: string) => void>((v) => typeof v === 'function').optional(),
 });
@@ -107,11 +108,6 @@ function parse<T extends z.ZodType>(schema: T, input: unknown, field?: string): 
 
 function requireRoot(): void {
   if (process.getuid?.() !== 0) throw new LabNeedsRoot();
-}
-
-async function logTail(file: string, lines = 15): Promise<string> {
-  const text = await readFile(file, 'utf8').catch(() => '');
-  return text.trimEnd().split('\n').slice(-lines).join('\n');
 }
 
 /** Builds the lab's bridges, namespaces and veths (see plan.ts for the names). */
@@ -218,31 +214,17 @@ async function startAgent(host: LabHostState, accelerator: LabState['accelerator
   return spawnDetached(command, host.logPath);
 }
 
-/** Waits until the agent answers GET /v1/host; fails early with its log when it has exited. */
-async function waitForAgent(host: LabHostState) {
+/** Waits until the agent answers GET /v1/host (an agent may first run a KVM boot probe). */
+function waitForAgent(host: LabHostState, signal: AbortSignal | undefined) {
   const client = new AgentClient(host.agentUrl, host.token, 3000);
-  const deadline = Date.now() + AGENT_READY_TIMEOUT_MS;
-  for (;;) {
-    try {
-      return await client.host();
-    } catch (error) {
-      if (host.pid === undefined || !(await isAlive(host.pid))) {
-        throw new LabProcessFailed(
-          `agent of ${host.name}`,
-          'exited before answering',
-          await logTail(host.logPath),
-        );
-      }
-      if (Date.now() > deadline) {
-        throw new LabProcessFailed(
-          `agent of ${host.name}`,
-          `did not answer GET /v1/host within ${AGENT_READY_TIMEOUT_MS / 1000} s (${String(error)})`,
-          await logTail(host.logPath),
-        );
-      }
-      await sleep(500);
-    }
-  }
+  return waitUntilAnswers({
+    what: `agent of ${host.name}`,
+    pid: host.pid,
+    logPath: host.logPath,
+    timeoutMs: AGENT_READY_TIMEOUT_MS,
+    probe: () => client.host(),
+    signal,
+  });
 }
 
 /** Waits until `address` answers ping from the lab's client namespace. */
@@ -250,9 +232,11 @@ export async function waitForPing(
   lab: Pick<LabState, 'client'>,
   address: string,
   timeoutMs = VM_PING_TIMEOUT_MS,
+  signal?: AbortSignal,
 ) {
   const deadline = Date.now() + timeoutMs;
   while (!(await pingFrom(lab.client.namespace, address))) {
+    signal?.throwIfAborted();
     if (Date.now() > deadline)
       throw new LabTimeout(`ping of ${address} from the client namespace`, timeoutMs / 1000);
   }
@@ -320,6 +304,7 @@ export async function labUp(options: LabUpOptions = {}): Promise<Lab> {
     await writeState(state);
     log(`network (fabric ${plan.fabric.subnet}, VM segment ${plan.vmNet.subnet})`);
     await buildNetwork(plan);
+    opts.signal?.throwIfAborted();
 
     log(`starting ${state.hosts.length} agents`);
     for (const host of state.hosts) {
@@ -331,7 +316,7 @@ export async function labUp(options: LabUpOptions = {}): Promise<Lab> {
       state.manager = await startManager(state, plan.managerUrl, BIN);
     }
     await writeState(state);
-    const infos = await Promise.all(state.hosts.map(waitForAgent));
+    const infos = await Promise.all(state.hosts.map((h) => waitForAgent(h, opts.signal)));
     for (const info of infos) {
       state.hostAccelerators[info.name] = {
         accelerator: info.accelerator,
@@ -341,16 +326,19 @@ export async function labUp(options: LabUpOptions = {}): Promise<Lab> {
     await writeState(state);
     log(`agents answer (accelerator: ${[...new Set(infos.map((i) => i.accelerator))].join(', ')})`);
     if (state.manager) {
-      await joinHosts(state, state.manager);
+      await joinHosts(state, state.manager, opts.signal);
       log(`hosts joined to the manager`);
     }
 
     if (opts.demo) {
+      opts.signal?.throwIfAborted();
       log(`starting ${state.hosts.length} demo VMs`);
       state.demoVms = await Promise.all(state.hosts.map((h, i) => startDemoVm(state, h, i + 1)));
       await writeState(state);
       log('waiting until the demo VMs answer ping from the client namespace');
-      await Promise.all(state.demoVms.map((vm) => waitForPing(state, vm.ip)));
+      await Promise.all(
+        state.demoVms.map((vm) => waitForPing(state, vm.ip, VM_PING_TIMEOUT_MS, opts.signal)),
+      );
       if (state.manager) await reconcileHosts(state, state.manager);
     }
     if (state.manager && opts.cliConfig) await writeCliConfig(state.manager);

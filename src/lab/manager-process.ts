@@ -2,10 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { CliConfigFile, LAB_CLI_CONFIG_PATH, ManagerClient } from '../api/index.js';
-import { LabProcessFailed } from './errors.js';
-import { isAlive, spawnDetached } from './processes.js';
+import { spawnDetached, waitUntilAnswers } from './processes.js';
 import type { LabState } from './store.js';
-import { sleep } from './system.js';
 
 /*
  * The lab's manager: `silobreak manager` in the root namespace on 127.0.0.1 (it reaches the agents
@@ -31,32 +29,17 @@ export async function startManager(state: LabState, url: string, bin: string): P
   return { url, token, pid, dataDir, logPath };
 }
 
-async function tail(file: string): Promise<string> {
-  return (await readFile(file, 'utf8').catch(() => '')).trimEnd().split('\n').slice(-15).join('\n');
-}
-
 /** Waits for the manager's API, then joins every host of the lab into a pool named after the lab. */
-export async function joinHosts(state: LabState, manager: ManagerState): Promise<void> {
+export async function joinHosts(state: LabState, manager: ManagerState, signal?: AbortSignal): Promise<void> {
   const client = new ManagerClient(manager.url, manager.token, 5000);
-  const deadline = Date.now() + MANAGER_READY_TIMEOUT_MS;
-  for (;;) {
-    try {
-      await client.info();
-      break;
-    } catch (error) {
-      if (!(await isAlive(manager.pid))) {
-        throw new LabProcessFailed('the manager', 'exited before answering', await tail(manager.logPath));
-      }
-      if (Date.now() > deadline) {
-        throw new LabProcessFailed(
-          'the manager',
-          `did not answer within ${MANAGER_READY_TIMEOUT_MS / 1000} s (${String(error)})`,
-          await tail(manager.logPath),
-        );
-      }
-      await sleep(500);
-    }
-  }
+  await waitUntilAnswers({
+    what: 'the manager',
+    pid: manager.pid,
+    logPath: manager.logPath,
+    timeoutMs: MANAGER_READY_TIMEOUT_MS,
+    probe: () => client.info(),
+    signal,
+  });
   await client.createPool({ name: state.name, description: `hosts of lab ${state.name}` });
   for (const host of state.hosts) {
     await client.addHost({ address: new URL(host.agentUrl).host, token: host.token, pool: state.name });

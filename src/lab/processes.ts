@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { openSync, closeSync } from 'node:fs';
 import { readdir, readFile, readlink, stat } from 'node:fs/promises';
 import path from 'node:path';
+import { LabProcessFailed } from './errors.js';
 import { sleep } from './system.js';
 
 /*
@@ -152,4 +153,39 @@ export async function terminate(pids: number[], graceMs = 5000): Promise<void> {
   if (await waitGone(graceMs)) return;
   signal('SIGKILL');
   await waitGone(5000);
+}
+
+async function logTail(file: string, lines = 15): Promise<string> {
+  const text = await readFile(file, 'utf8').catch(() => '');
+  return text.trimEnd().split('\n').slice(-lines).join('\n');
+}
+
+/**
+ * Polls `probe` until it resolves; fails early, with the tail of the process's log, when the
+ * process has exited, and after `timeoutMs`. Stops at once when `signal` is aborted.
+ */
+export async function waitUntilAnswers<T>(options: {
+  what: string;
+  pid: number | undefined;
+  logPath: string;
+  timeoutMs: number;
+  probe: () => Promise<T>;
+  signal?: AbortSignal | undefined;
+}): Promise<T> {
+  const deadline = Date.now() + options.timeoutMs;
+  for (;;) {
+    options.signal?.throwIfAborted();
+    try {
+      return await options.probe();
+    } catch (error) {
+      if (options.pid === undefined || !(await isAlive(options.pid))) {
+        throw new LabProcessFailed(options.what, 'exited before answering', await logTail(options.logPath));
+      }
+      if (Date.now() > deadline) {
+        const detail = `did not answer within ${options.timeoutMs / 1000} s (${String(error)})`;
+        throw new LabProcessFailed(options.what, detail, await logTail(options.logPath));
+      }
+      await sleep(500);
+    }
+  }
 }
