@@ -4,7 +4,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -33,6 +33,7 @@ const DISK_BYTES = 1024 * MiB;
 const dir = mkdtempSync(path.join(tmpdir(), 'sb-mig-'));
 const ports = new PortAllocator([47200, 47299]);
 const children = new Set<ChildProcess>();
+const mounted: string[] = [];
 
 interface Qemu {
   name: string;
@@ -42,9 +43,9 @@ interface Qemu {
   qgaPath: string;
 }
 
-async function startQemu(name: string, incoming: boolean): Promise<Qemu> {
+async function startQemu(name: string, incoming: boolean, diskDir = dir): Promise<Qemu> {
   const image = await findGuestImage();
-  const disk = path.join(dir, `${name}.qcow2`);
+  const disk = path.join(diskDir, `${name}.qcow2`);
   execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', disk, String(DISK_BYTES)]);
   const qmpPath = path.join(dir, `${name}.qmp`);
   const qgaPath = path.join(dir, `${name}.qga`);
@@ -161,8 +162,9 @@ interface Attempt {
 async function attempt(
   convergence: Partial<ConvergenceConfig> = {},
   stallAfterMs = 30_000,
+  targetDiskDir = dir,
 ): Promise<Attempt> {
-  const target = await startQemu(`target${Date.now()}`, true);
+  const target = await startQemu(`target${Date.now()}`, true, targetDiskDir);
   const nbd = await ports.allocate('127.0.0.1');
   const stream = await ports.allocate('127.0.0.1');
   const p = plan();
@@ -247,6 +249,7 @@ before(async () => {
 after(async () => {
   for (const child of children) child.kill('SIGKILL');
   await sleep(300);
+  for (const m of mounted) execFileSync('umount', [m]);
   await source?.qmp.close();
   rmSync(dir, { recursive: true, force: true });
   if (process.env.SB_MIG_LOG) console.log(logs.join('\n'));
@@ -283,6 +286,32 @@ test('target QEMU killed mid-mirror: the move fails, the source runs on', { time
     a.release();
   }
 });
+
+test(
+  'target datastore full during the mirror: the move fails, the source runs on',
+  { timeout: 300_000 },
+  async () => {
+    // A 48 MiB tmpfs as the target's datastore: the mirror's ~100 MiB of data cannot fit.
+    const full = path.join(dir, 'full');
+    mkdirSync(full);
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=48m', 'tmpfs', full]);
+    mounted.push(full);
+    const a = await attempt({}, 30_000, full);
+    try {
+      const error = await a.done.then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      assert.ok(error instanceof MigrationFailed, String(error));
+      assert.equal(error.phase, 'mirror-disks');
+      assert.match(error.message, /space|I\/O|error/i);
+      await assertSourceUnharmed();
+    } finally {
+      await kill(a.target);
+      a.release();
+    }
+  },
+);
 
 // A downtime limit of 1 ms with no throttle never converges: the copy stays in copy-memory.
 const neverConverges = { targetDowntimeMs: 1, maxDowntimeMs: 1, allowThrottle: false };
