@@ -20,6 +20,7 @@ import {
   ManagedVm,
   ManagedVSwitch,
   ManagerInfo,
+  MoveVmRequest,
   ObjectRef,
   Page,
   PageQuery,
@@ -47,6 +48,7 @@ import {
   listVSwitches,
 } from './inventory.js';
 import { isTerminal, type JobRunner } from './jobs.js';
+import type { MoveService } from './move/index.js';
 import type { ManagerService } from './service.js';
 
 /*
@@ -114,6 +116,7 @@ export interface ApiDeps {
   db: Db;
   service: ManagerService;
   jobs: JobRunner;
+  moves: MoveService;
   version: string;
 }
 
@@ -123,7 +126,7 @@ const accepted = (reply: FastifyReply, job: JobType) => {
   return { job, url: jobUrl(job.id) };
 };
 
-function routes({ db, service, jobs, version }: ApiDeps): Route[] {
+function routes({ db, service, jobs, moves, version }: ApiDeps): Route[] {
   const Ref = (name: string) => z.object({ [name]: ObjectRef });
   const VmRef = Ref('vm');
   const HostRef = Ref('host');
@@ -383,6 +386,22 @@ function routes({ db, service, jobs, version }: ApiDeps): Route[] {
         accepted(reply, await service.deleteVm(caller, String(params.vm), query.deleteDisks)),
     }),
 
+    route({
+      method: 'POST',
+      path: '/vms/:vm/move',
+      summary:
+        'Move a VM with its disks to another host (a job; cancel it with the job cancel call). With dryRun: 200 and the plan with every check, nothing changed',
+      params: VmRef,
+      body: MoveVmRequest,
+      status: 202,
+      response: JobAccepted,
+      handle: async ({ params, body, caller }, reply) => {
+        const answer = await moves.move(caller, String(params.vm), body);
+        if ('plan' in answer) return reply.status(200).send(answer.plan);
+        return accepted(reply, answer.job);
+      },
+    }),
+
     // Jobs
     route({
       method: 'GET',
@@ -562,7 +581,8 @@ export function buildServer(deps: ApiDeps, log: (message: string) => void): Fast
           caller,
         };
         const result = await r.handle(input, reply, request);
-        if (r.stream) return reply;
+        // A handler that answers with another status (e.g. a dry run's 200) has sent its reply.
+        if (r.stream || reply.sent) return reply;
         if (r.status === 204) return reply.status(204).send();
         return reply.status(r.status).send(result);
       },

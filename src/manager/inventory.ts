@@ -19,6 +19,7 @@ import { decodeCursor, pageOf } from './cursor.js';
 import type { HostsTable, Tx, VmDisksTable, VmNicsTable, VmsTable } from './db.js';
 import { classify, diffCollections, diffFields } from './diff.js';
 import { Conflict, HostNotFound, PoolNotFound, VmNotFound } from './errors.js';
+import { MOVE_JOB_KINDS } from './move/kinds.js';
 
 /*
  * The inventory: reads that turn rows into API objects, and the writes that keep it in step with
@@ -886,7 +887,20 @@ export async function syncVms(
   reported: Vm[],
   now: string,
 ): Promise<void> {
+  // A VM in a move is reported by both hosts for a while: the move job keeps its row meanwhile.
+  const moving = new Set(
+    (
+      await tx
+        .selectFrom('jobs')
+        .select('target_id')
+        .where('kind', 'in', [...MOVE_JOB_KINDS])
+        .where('state', '=', 'running')
+        .execute()
+    ).map((j) => j.target_id),
+  );
   const stored = await storedVms(tx, { hostId: host.id });
+  for (const id of moving) stored.delete(id);
+  reported = reported.filter((v) => !moving.has(v.id));
   const seen = new Set(reported.map((v) => v.id));
   await removeVms(
     tx,

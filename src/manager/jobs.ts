@@ -49,6 +49,11 @@ export interface JobContext<P> {
   saveCheckpoint(data: unknown, update?: ProgressUpdate): Promise<void>;
   /** Throws JobCancelled if a cancel was requested; call it between steps that can be stopped. */
   throwIfCancelled(): void;
+  /**
+   * Shows the job as `queued` with `message` while `wait` runs (e.g. for a free slot on a host),
+   * then as `running` again. A cancel meanwhile ends the job at once and aborts `wait`'s signal.
+   */
+  waitQueued<T>(message: string, wait: (signal: AbortSignal) => Promise<T>): Promise<T>;
 }
 
 export interface JobHandler<P = unknown> {
@@ -181,7 +186,11 @@ export class JobRunner {
       const changed = await this.finishIf(id, 'queued', 'cancelled', {
         error: { code: 'cancelled', detail: 'cancelled before it started' },
       });
-      if (changed) return changed;
+      if (changed) {
+        // A handler waiting in waitQueued stops waiting.
+        this.controllers.get(id)?.abort(new JobCancelled());
+        return changed;
+      }
     }
     await this.update(id, { cancel_requested: 1 });
     this.controllers.get(id)?.abort(new JobCancelled());
@@ -278,6 +287,17 @@ export class JobRunner {
           }),
         throwIfCancelled: () => {
           if (controller.signal.aborted) throw new JobCancelled();
+        },
+        waitQueued: async (message, wait) => {
+          await this.update(id, {
+            state: 'queued',
+            progress: JSON.stringify(advance({ phase: 'queued', message })),
+          });
+          try {
+            return await wait(controller.signal);
+          } finally {
+            if (!controller.signal.aborted) await this.update(id, { state: 'running' });
+          }
         },
       };
       try {

@@ -6,6 +6,7 @@ import { buildServer } from './http.js';
 import type { HostRow } from './inventory.js';
 import { JobRunner, type JobHandler } from './jobs.js';
 import { KeyedMutex } from './locks.js';
+import { HostSlots, moveJobHandlers, MoveService } from './move/index.js';
 import { Reconciler } from './reconcile.js';
 import { ManagerService } from './service.js';
 import { vmJobHandlers, type VmJobDeps } from './vm-jobs.js';
@@ -23,6 +24,8 @@ export interface ManagerOptions {
   adminToken?: string;
   /** Extra job kinds (e.g. moves) to register next to the VM jobs, built from the same deps. */
   jobHandlers?: (deps: VmJobDeps) => JobHandler<never>[];
+  /** Moves at once per host (as source or target); more wait queued. Default 2. */
+  maxMovesPerHost?: number;
   /** How long a clean stop waits for running jobs before leaving them to the next start. */
   drainSeconds?: number;
   log?: (message: string) => void;
@@ -67,7 +70,13 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
   });
   const service = new ManagerService({ db, jobs, reconciler, hostLocks, clientFor });
   const deps: VmJobDeps = { db, hostLocks, clientFor };
-  for (const handler of [...vmJobHandlers(deps), ...(options.jobHandlers?.(deps) ?? [])]) {
+  const moveDeps = { ...deps, slots: new HostSlots(options.maxMovesPerHost ?? 2) };
+  const moves = new MoveService({ ...moveDeps, jobs });
+  for (const handler of [
+    ...vmJobHandlers(deps),
+    ...moveJobHandlers(moveDeps),
+    ...(options.jobHandlers?.(deps) ?? []),
+  ]) {
     jobs.register(handler);
   }
 
@@ -80,7 +89,7 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
   const adminToken = setSecret ?? (await readSecret(tokenFile));
 
   await jobs.recover();
-  const app = buildServer({ db, service, jobs, version: MANAGER_VERSION }, log);
+  const app = buildServer({ db, service, jobs, moves, version: MANAGER_VERSION }, log);
   await app.listen({ host: options.host ?? '127.0.0.1', port: options.port ?? 0 });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : options.port;

@@ -1,2 +1,13 @@
-// Manager-side live move (issue 9, control-plane half): work in progress.
-export {};
+// The manager's moves (issue 9, control plane): a VM to another host with its disks, as a job
+// that drives the two agents' migration API through an explicit, persisted state machine.
+import type { JobHandler } from '../jobs.js';
+import { moveHandler, type MoveDeps } from './job.js';
+
+export { MOVE_JOB_KINDS } from './kinds.js';
+export { HostSlots } from './slots.js';
+export { MoveService, type MoveAnswer } from './service.js';
+export type { MoveDeps } from './job.js';
+
+export function moveJobHandlers(deps: MoveDeps): JobHandler<never>[] {
+  return [moveHandler(deps)] as JobHandler<never>[];
+}

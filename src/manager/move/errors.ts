@@ -1,0 +1,43 @@
+import type { MovePlan } from '../../api/index.js';
+import { ManagerError } from '../errors.js';
+import { failedChecks } from './checks.js';
+
+/* The move's domain errors; the API and the job runner map them like every ManagerError. */
+
+/** One or more pre-move checks failed: nothing was changed. The detail lists every failed check. */
+export class MoveRefused extends ManagerError {
+  constructor(readonly plan: MovePlan) {
+    const failed = failedChecks(plan);
+    const code = failed.some((c) => c.check === 'no-move-in-flight')
+      ? 'conflict'
+      : failed.some((c) => ['target-memory', 'datastore-space'].includes(c.check))
+        ? 'insufficient-capacity'
+        : 'invalid-input';
+    super(
+      code,
+      `move of ${plan.vm.name} refused, nothing was changed: ${failed.map((c) => c.detail).join('; ')}`,
+      failed[0]?.field,
+    );
+  }
+}
+
+/** The agents' copy failed or was stopped by them; the undos ran, the VM runs on the source. */
+export class MoveFailed extends ManagerError {
+  constructor(
+    readonly vmName: string,
+    readonly phase: string,
+    detail: string,
+  ) {
+    super('agent-error', `move of ${vmName} failed during ${phase}: ${detail}`);
+  }
+}
+
+/** The manager restarted before the switchover; the move was undone. */
+export class MoveInterrupted extends ManagerError {
+  constructor(vmName: string, phase: string, source: string) {
+    super(
+      'conflict',
+      `the manager restarted while moving ${vmName} (during ${phase}); the move was undone and ${vmName} runs on ${source}: start the move again`,
+    );
+  }
+}

@@ -1,0 +1,99 @@
+/*
+ * The facts the pre-move checks need, fresh from the agents (free memory and space change all the
+ * time; the inventory can be a reconciliation interval old), with the inventory as the fallback
+ * for a host that does not answer.
+ */
+import type { ManagedVm, Vm } from '../../api/index.js';
+import type { Db } from '../db.js';
+import { agentError } from '../errors.js';
+import type { HostRow } from '../inventory.js';
+import { fetchSnapshot } from '../reconcile.js';
+import type { VmJobDeps } from '../vm-jobs.js';
+import type { HostFacts, VmFacts } from './checks.js';
+import { MOVE_JOB_KINDS } from './kinds.js';
+
+export async function hostFacts(deps: VmJobDeps, host: HostRow): Promise<{ facts: HostFacts; vms: Vm[] }> {
+  try {
+    const snap = await fetchSnapshot(deps.clientFor(host));
+    return {
+      facts: {
+        id: host.id,
+        name: host.name,
+        reachable: true,
+        memoryFreeBytes: snap.info.memoryFreeBytes,
+        machineType: snap.info.machineType,
+        cpuModel: snap.info.cpuModel,
+        datastores: snap.datastores.map((d) => ({
+          name: d.name,
+          freeBytes: d.freeBytes,
+          default: d.default,
+        })),
+        vswitches: snap.vswitches.map((v) => v.name),
+        vmNames: snap.vms.map((v) => v.name),
+      },
+      vms: snap.vms,
+    };
+  } catch (error) {
+    const [datastores, vswitches, vms] = await Promise.all([
+      deps.db.selectFrom('datastores').selectAll().where('host_id', '=', host.id).execute(),
+      deps.db.selectFrom('vswitches').select('name').where('host_id', '=', host.id).execute(),
+      deps.db.selectFrom('vms').select('name').where('host_id', '=', host.id).execute(),
+    ]);
+    return {
+      facts: {
+        id: host.id,
+        name: host.name,
+        reachable: false,
+        unreachableReason: agentError(host.name, error).message,
+        memoryFreeBytes: host.memory_free_bytes,
+        machineType: host.machine_type,
+        cpuModel: host.cpu_model,
+        datastores: datastores.map((d) => ({
+          name: d.name,
+          freeBytes: d.free_bytes,
+          default: d.is_default === 1,
+        })),
+        vswitches: vswitches.map((v) => v.name),
+        vmNames: vms.map((v) => v.name),
+      },
+      vms: [],
+    };
+  }
+}
+
+/** The VM as its host reports it now (allocated sizes, state), else as the inventory has it. */
+export function vmFacts(stored: ManagedVm, reported: Vm[]): VmFacts {
+  const vm = reported.find((v) => v.id === stored.id) ?? stored;
+  return {
+    id: vm.id,
+    name: vm.name,
+    state: vm.state,
+    memoryMiB: vm.memoryMiB,
+    machineType: vm.machineType,
+    cpuModel: vm.cpuModel,
+    disks: vm.disks.map((d) => ({
+      id: d.id,
+      datastore: d.datastore,
+      virtualSizeBytes: d.virtualSizeBytes,
+      allocatedBytes: d.allocatedBytes,
+    })),
+    nics: vm.nics.map((n) => ({ id: n.id, vswitch: n.vswitch })),
+  };
+}
+
+/** Moves of this VM that have not ended, except `exceptJobId`. */
+export async function movesInFlight(
+  db: Db,
+  vmId: string,
+  exceptJobId?: string,
+): Promise<{ jobId: string; kind: string }[]> {
+  let query = db
+    .selectFrom('jobs')
+    .select(['id', 'kind'])
+    .where('target_id', '=', vmId)
+    .where('kind', 'in', [...MOVE_JOB_KINDS])
+    .where('state', 'in', ['queued', 'running']);
+  if (exceptJobId) query = query.where('id', '!=', exceptJobId);
+  const rows = await query.execute();
+  return rows.map((r) => ({ jobId: r.id, kind: r.kind }));
+}

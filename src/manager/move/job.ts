@@ -1,0 +1,454 @@
+/*
+ * The `vm-move` job: drives the two agents through the phases of phases.ts (the agents' calls are
+ * in the order of src/api/migration.ts), persisting each phase and what it produced in the job's
+ * checkpoint, so a manager restart can resume after the switchover or undo before it.
+ *
+ * The inventory follows the guest: at the switchover the VM's row moves to the target host, with
+ * its change records, in one transaction. While a move is in flight reconciliation leaves that
+ * VM's row alone (both hosts report a VM with its id for a while).
+ */
+import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { z } from 'zod';
+import {
+  AgentMigrationClient,
+  ApiError,
+  IncomingPrepared,
+  MigrationPlan,
+  MigrationPolicy,
+  Name,
+  type IncomingVm,
+  type MigrationStatus,
+  type Vm,
+} from '../../api/index.js';
+import { nowIso, recordChanges, type Actor } from '../changes.js';
+import type { Db } from '../db.js';
+import { AgentFailed, agentError } from '../errors.js';
+import { getVm, hostRow, upsertVms, vmObject, type HostRow } from '../inventory.js';
+import { JobCancelled, type JobContext, type JobHandler } from '../jobs.js';
+import type { VmJobDeps } from '../vm-jobs.js';
+import { planMove } from './checks.js';
+import { MoveFailed, MoveInterrupted, MoveRefused } from './errors.js';
+import { hostFacts, movesInFlight, vmFacts } from './facts.js';
+import {
+  driveMove,
+  MOVE_PHASES,
+  phasePercent,
+  recoveryFor,
+  runUndos,
+  type MoveDriver,
+  type MovePhase,
+  type UndoOutcome,
+} from './phases.js';
+import { moveProgress, moveResult, type MoveContext } from './progress.js';
+import type { HostSlots } from './slots.js';
+
+export const MoveParams = z.object({
+  vmId: z.uuid(),
+  sourceHostId: z.uuid(),
+  targetHostId: z.uuid(),
+  /** Target datastore per disk id, as planned when the move was accepted. */
+  datastores: z.record(Name, Name),
+  keepSource: z.boolean(),
+  secure: z.boolean(),
+  policy: MigrationPolicy.optional(),
+});
+export type MoveParams = z.infer<typeof MoveParams>;
+
+/** What the job persists as it goes. */
+const Checkpoint = z.object({
+  phase: z.enum(MOVE_PHASES),
+  migrationId: z.uuid(),
+  startedAtMs: z.number(),
+  plan: MigrationPlan.optional(),
+  prepared: IncomingPrepared.optional(),
+});
+type Checkpoint = z.infer<typeof Checkpoint>;
+
+export interface MoveDeps extends VmJobDeps {
+  slots: HostSlots;
+  /** Milliseconds between status polls of the source agent. */
+  pollMs?: number;
+}
+
+const POLL_MS = 500;
+
+/** Records the move's own change records (start, switchover, end) for the VM. */
+async function recordMove(
+  db: Db,
+  actor: Actor,
+  vm: { id: string; name: string },
+  host: string,
+  move: { from: string; to: string; before: string | null; after: string; reason?: string },
+): Promise<void> {
+  await recordChanges(db, actor, [
+    {
+      object: vmObject(vm),
+      action: 'state-changed',
+      host,
+      changes: [
+        { field: 'move', before: move.before, after: move.after },
+        { field: 'from', before: null, after: move.from },
+        { field: 'to', before: null, after: move.to },
+        ...(move.reason ? [{ field: 'reason', before: null, after: move.reason }] : []),
+      ],
+    },
+  ]);
+}
+
+function incomingVm(vm: Vm, datastores: Record<string, string>): IncomingVm {
+  return {
+    id: vm.id,
+    name: vm.name,
+    vcpus: vm.vcpus,
+    memoryMiB: vm.memoryMiB,
+    disks: vm.disks.map((d) => ({
+      id: d.id,
+      format: d.format,
+      virtualSizeBytes: d.virtualSizeBytes,
+      ...(datastores[d.id] ? { datastore: datastores[d.id] } : {}),
+    })),
+    nics: vm.nics.map((n) => ({ id: n.id, vswitch: n.vswitch, mac: n.mac })),
+    ...(vm.guestIp ? { guestIp: vm.guestIp } : {}),
+    ...(vm.guestGateway ? { guestGateway: vm.guestGateway } : {}),
+    machineType: vm.machineType,
+    cpuModel: vm.cpuModel,
+  };
+}
+
+const is = (error: unknown, status: number) => error instanceof ApiError && error.status === status;
+
+/** One move, from the job's context: the driver's steps and undos over the two agents. */
+class Move {
+  readonly source: AgentMigrationClient;
+  readonly target: AgentMigrationClient;
+  cp: Checkpoint;
+  status: MigrationStatus | undefined;
+  readonly view: MoveContext;
+
+  constructor(
+    readonly deps: MoveDeps,
+    readonly ctx: JobContext<MoveParams>,
+    readonly vm: Vm,
+    readonly sourceHost: HostRow,
+    readonly targetHost: HostRow,
+    checkpoint: Checkpoint | undefined,
+  ) {
+    this.source = new AgentMigrationClient(deps.clientFor(sourceHost).http);
+    this.target = new AgentMigrationClient(deps.clientFor(targetHost).http);
+    this.cp = checkpoint ?? { phase: 'validate', migrationId: randomUUID(), startedAtMs: Date.now() };
+    this.view = {
+      vm: { id: vm.id, name: vm.name },
+      from: sourceHost.name,
+      to: targetHost.name,
+      mode: 'live',
+    };
+  }
+
+  async save(patch: Partial<Checkpoint>, message?: string): Promise<void> {
+    this.cp = { ...this.cp, ...patch };
+    const phase = this.cp.phase;
+    await this.ctx.saveCheckpoint(this.cp, {
+      phase,
+      percent: phasePercent(phase, 0),
+      ...(message ? { message } : {}),
+    });
+  }
+
+  /** A call to one of the two agents, with failures named after the host. */
+  async call<T>(host: HostRow, work: () => Promise<T>): Promise<T> {
+    try {
+      return await work();
+    } catch (error) {
+      throw agentError(host.name, error);
+    }
+  }
+
+  driver(): MoveDriver {
+    const { ctx } = this;
+    return {
+      enter: async (phase) => {
+        const messages: Record<MovePhase, string> = {
+          validate: `checking the move of ${this.vm.name} from ${this.view.from} to ${this.view.to}`,
+          'prepare-target': `preparing ${this.view.to}: disks, QEMU waiting for the stream, NBD exports`,
+          'mirror-disks': `mirroring the disks to ${this.view.to}`,
+          'copy-memory': `copying memory to ${this.view.to}`,
+          switchover: `the guest resumes on ${this.view.to}`,
+          'clean-up': `removing the VM from ${this.view.from}`,
+        };
+        await this.save({ phase }, messages[phase]);
+      },
+      steps: {
+        validate: () => this.validate(),
+        'prepare-target': async () => {
+          ctx.throwIfCancelled();
+          const prepared = await this.call(this.targetHost, () =>
+            this.target.prepareIncoming({
+              migrationId: this.cp.migrationId,
+              vm: incomingVm(this.vm, ctx.params.datastores),
+              plan: this.plan(),
+            }),
+          );
+          await this.save({ prepared });
+          ctx.throwIfCancelled();
+        },
+        'mirror-disks': async () => {
+          const prepared = this.cp.prepared;
+          if (!prepared) throw new Error('no prepared target in the checkpoint');
+          await this.call(this.sourceHost, () =>
+            this.source.start({
+              migrationId: this.cp.migrationId,
+              vmName: this.vm.name,
+              plan: this.plan(),
+              policy: ctx.params.policy ?? {},
+              target: prepared,
+            }),
+          );
+          await this.follow('mirror-disks');
+        },
+        'copy-memory': () => this.follow('copy-memory'),
+        switchover: () => this.switchover(),
+        'clean-up': () => this.cleanUp(),
+      },
+      undo: {
+        'cancel-source': () => this.cancelSource(),
+        'abort-incoming': () => this.abortIncoming(),
+      },
+    };
+  }
+
+  plan() {
+    if (!this.cp.plan) throw new Error('no migration plan in the checkpoint');
+    return this.cp.plan;
+  }
+
+  /** The checks again with fresh facts (the job may have waited), then the source's plan. */
+  async validate(): Promise<void> {
+    const { deps, ctx } = this;
+    const [src, tgt, inFlight] = await Promise.all([
+      hostFacts(deps, this.sourceHost),
+      hostFacts(deps, this.targetHost),
+      movesInFlight(deps.db, this.vm.id, ctx.jobId),
+    ]);
+    const stored = await getVm(deps.db, this.vm.id);
+    const check = planMove({
+      vm: vmFacts(stored, src.vms),
+      source: src.facts,
+      target: tgt.facts,
+      datastore: ctx.params.datastores,
+      secure: ctx.params.secure,
+      inFlight,
+      engine: ENGINE,
+    });
+    if (!check.ok) throw new MoveRefused(check);
+    ctx.throwIfCancelled();
+    const plan = await this.call(this.sourceHost, () =>
+      this.source.plan({ vmName: this.vm.name, policy: ctx.params.policy ?? {} }),
+    );
+    await this.save({ plan });
+    await recordMove(deps.db, ctx.actor, this.vm, this.view.from, {
+      from: this.view.from,
+      to: this.view.to,
+      before: null,
+      after: 'started',
+    });
+  }
+
+  /** Polls the source's migration until it leaves `phase`; a cancel request stops the wait. */
+  async follow(phase: 'mirror-disks' | 'copy-memory'): Promise<void> {
+    const { ctx } = this;
+    for (;;) {
+      ctx.throwIfCancelled();
+      const status = await this.call(this.sourceHost, () => this.source.status(this.cp.migrationId));
+      this.status = status;
+      const update = moveProgress(this.view, status);
+      if (status.state === 'completed') return;
+      if (status.state !== 'running') {
+        if (status.state === 'cancelled' && ctx.signal.aborted) throw new JobCancelled();
+        throw new MoveFailed(
+          this.vm.name,
+          update.phase ?? phase,
+          status.error?.detail ?? `the source agent ended the copy (${status.state})`,
+        );
+      }
+      if (update.phase === phase) await ctx.progress(update);
+      else if (phase === 'mirror-disks') return;
+      await sleep(this.deps.pollMs ?? POLL_MS);
+    }
+  }
+
+  /**
+   * Cancels on the source and waits until its migration has ended. `committed` when the guest
+   * already switched over (the agent refuses the cancel, or the copy completed meanwhile).
+   */
+  async cancelSource(): Promise<UndoOutcome> {
+    const id = this.cp.migrationId;
+    try {
+      await this.call(this.sourceHost, () => this.source.cancel(id));
+    } catch (error) {
+      if (error instanceof AgentFailed && error.agentStatus === 404) return 'undone';
+      if (!(error instanceof AgentFailed && error.agentStatus === 409)) throw error;
+    }
+    for (;;) {
+      const status = await this.call(this.sourceHost, () => this.source.status(id));
+      if (status.state === 'completed') {
+        this.status = status;
+        return 'committed';
+      }
+      if (status.state !== 'running') return 'undone';
+      await sleep(this.deps.pollMs ?? POLL_MS);
+    }
+  }
+
+  /** Removes the half-made VM on the target; `committed` if the guest already runs there. */
+  async abortIncoming(): Promise<UndoOutcome> {
+    try {
+      await this.target.abortIncoming(this.cp.migrationId);
+      return 'undone';
+    } catch (error) {
+      if (is(error, 404)) return 'undone';
+      if (is(error, 409)) return 'committed';
+      throw agentError(this.targetHost.name, error);
+    }
+  }
+
+  /** The guest runs on the target: the VM's row moves there with the switchover's change record. */
+  async switchover(): Promise<void> {
+    const { deps, ctx } = this;
+    const moved = await this.call(this.targetHost, () => this.target.finishIncoming(this.cp.migrationId));
+    await deps.hostLocks.run(this.targetHost.id, async () => {
+      const host = await hostRow(deps.db, this.targetHost.id);
+      await deps.db.transaction().execute(async (tx) => {
+        const now = nowIso();
+        await upsertVms(tx, ctx.actor, host, [moved], now);
+        await recordChanges(
+          tx,
+          ctx.actor,
+          [
+            {
+              object: vmObject(moved),
+              action: 'state-changed',
+              host: host.name,
+              changes: [
+                { field: 'move', before: 'started', after: 'switched-over' },
+                { field: 'from', before: null, after: this.view.from },
+                { field: 'to', before: null, after: this.view.to },
+              ],
+            },
+          ],
+          now,
+        );
+      });
+    });
+    await ctx.progress({ phase: 'switchover', percent: phasePercent('switchover', 1) });
+  }
+
+  /** The source QEMU goes, and its disks unless kept; retried, since the guest already moved. */
+  async cleanUp(): Promise<void> {
+    const id = this.cp.migrationId;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const done = await this.source.complete(id, { keepSource: this.ctx.params.keepSource });
+        this.status = { ...done, stats: { ...(this.status?.stats ?? {}), ...done.stats } };
+        return;
+      } catch (error) {
+        if (attempt >= 5) throw agentError(this.sourceHost.name, error);
+        await sleep(2000 * attempt);
+      }
+    }
+  }
+}
+
+/** What the agents' migration engine supports (see src/api/migration.ts). */
+export const ENGINE = { coldMove: false, secure: false };
+
+export function moveHandler(deps: MoveDeps): JobHandler<MoveParams> {
+  return {
+    kind: 'vm-move',
+    params: MoveParams,
+    resumable: true,
+    async run(ctx) {
+      const { db } = deps;
+      const saved = Checkpoint.safeParse(ctx.checkpoint);
+      const checkpoint = saved.success ? saved.data : undefined;
+      const [sourceHost, targetHost] = await Promise.all([
+        hostRow(db, ctx.params.sourceHostId),
+        hostRow(db, ctx.params.targetHostId),
+      ]);
+      const stored = await getVm(db, ctx.params.vmId);
+      const hosts = [sourceHost.id, targetHost.id];
+      const release = checkpoint
+        ? await deps.slots.acquire(hosts, undefined, true)
+        : deps.slots.canTakeNow(hosts)
+          ? await deps.slots.acquire(hosts, ctx.signal)
+          : await ctx.waitQueued(
+              `waiting for a free move slot: ${deps.slots
+                .full(hosts)
+                .map((id) => (id === sourceHost.id ? sourceHost.name : targetHost.name))
+                .join(
+                  ' and ',
+                )} already run${deps.slots.full(hosts).length > 1 ? '' : 's'} ${deps.slots.limit} moves`,
+              (signal) => deps.slots.acquire(hosts, signal),
+            );
+      const move = new Move(deps, ctx, stored, sourceHost, targetHost, checkpoint);
+      const driver = move.driver();
+      const end = async (after: string, reason?: string) =>
+        recordMove(db, ctx.actor, stored, sourceHost.name, {
+          from: sourceHost.name,
+          to: targetHost.name,
+          before: 'started',
+          after,
+          ...(reason ? { reason } : {}),
+        }).catch(() => undefined);
+      try {
+        let outcome;
+        if (checkpoint) {
+          outcome = await resume(move, driver, checkpoint);
+        } else {
+          outcome = await driveMove(driver);
+        }
+        const note =
+          outcome.outcome === 'completed-despite-stop'
+            ? 'the cancel came after the guest had switched over to the target: the move went through'
+            : undefined;
+        await end('finished');
+        return moveResult(
+          move.view,
+          move.status?.stats ?? {},
+          Date.now() - move.cp.startedAtMs,
+          ctx.params.keepSource,
+          note,
+        );
+      } catch (error) {
+        // A refusal in validate changed nothing: no move was started, so no end record either.
+        if (!(error instanceof MoveRefused)) {
+          const cancelled = error instanceof JobCancelled;
+          await end(
+            cancelled ? 'cancelled' : 'failed',
+            error instanceof Error ? error.message : String(error),
+          );
+        }
+        throw error;
+      } finally {
+        release();
+      }
+    },
+  };
+}
+
+/** After a manager restart: forward from the switchover on, else undo (unless the copy completed meanwhile). */
+async function resume(move: Move, driver: MoveDriver, cp: Checkpoint) {
+  let sourceCompleted = false;
+  if (cp.phase === 'mirror-disks' || cp.phase === 'copy-memory') {
+    try {
+      sourceCompleted = (await move.source.status(cp.migrationId)).state === 'completed';
+    } catch (error) {
+      if (!is(error, 404)) throw agentError(move.sourceHost.name, error);
+    }
+  }
+  const recovery = recoveryFor(cp.phase, sourceCompleted);
+  if (recovery.action === 'resume') return driveMove(driver, recovery.from);
+  const cause = new MoveInterrupted(move.vm.name, cp.phase, move.sourceHost.name);
+  if ((await runUndos(driver, recovery.undo, cause)) === 'committed') return driveMove(driver, 'switchover');
+  throw cause;
+}

@@ -1,0 +1,102 @@
+/*
+ * A move's job progress from the source agent's MigrationStatus (pure). The job's percentage runs
+ * through the phase table (phases.ts): the disk mirror fills mirror-disks' share by bytes mirrored,
+ * the memory copy fills copy-memory's by bytes sent over bytes sent + remaining. Remaining bytes
+ * can grow again (the guest writes), so the share can dip; the job runner keeps the percentage
+ * monotonic. The agent's figures go into `details` as they are (per disk, memory, rate, dirty
+ * rate, ETA, health, throttle), which is what the CLI's progress bar reads.
+ */
+import type { MigrationStatus, MoveResult } from '../../api/index.js';
+import type { ProgressUpdate } from '../jobs.js';
+import { phasePercent, type MovePhase } from './phases.js';
+
+export interface MoveContext {
+  vm: { id: string; name: string };
+  from: string;
+  to: string;
+  mode: 'live' | 'cold';
+}
+
+/** The job phase the agent's status belongs to. */
+export function jobPhaseOf(status: MigrationStatus): MovePhase {
+  switch (status.progress.phase) {
+    case 'copy-memory':
+      return 'copy-memory';
+    case 'switchover':
+    case 'clean-up':
+    case 'done':
+      return status.state === 'completed' ? 'switchover' : 'copy-memory';
+    default:
+      return 'mirror-disks';
+  }
+}
+
+const fraction = (done: number, total: number) => (total > 0 ? done / total : 0);
+
+export function moveProgress(ctx: MoveContext, status: MigrationStatus): ProgressUpdate {
+  const p = status.progress;
+  const phase = jobPhaseOf(status);
+  let share = 0;
+  let message: string;
+  if (phase === 'mirror-disks') {
+    const done = p.disks.reduce((sum, d) => sum + d.bytesDone, 0);
+    const total = p.disks.reduce((sum, d) => sum + d.bytesTotal, 0);
+    share = p.disks.length && p.disks.every((d) => d.ready) ? 1 : fraction(done, total);
+    const ready = p.disks.filter((d) => d.ready).length;
+    message = p.disks.length
+      ? `mirroring ${p.disks.length} disk${p.disks.length === 1 ? '' : 's'} to ${ctx.to} (${ready} in sync)`
+      : `preparing the copy to ${ctx.to}`;
+  } else if (phase === 'copy-memory') {
+    const m = p.memory;
+    share = m ? fraction(m.bytesTransferred, m.bytesTransferred + m.bytesRemaining) : 0;
+    message = `copying memory to ${ctx.to}${m ? `, pass ${m.passes}` : ''}`;
+  } else {
+    share = 1;
+    message = `switched over to ${ctx.to}`;
+  }
+  if (p.health !== 'progressing' && p.healthReason) message += ` (${p.health}: ${p.healthReason})`;
+  return {
+    phase,
+    percent: phasePercent(phase, share),
+    message,
+    details: {
+      from: ctx.from,
+      to: ctx.to,
+      mode: ctx.mode,
+      migrationId: status.id,
+      disks: p.disks,
+      ...(p.memory ? { memory: p.memory } : {}),
+      rateBytesPerSecond: p.rateBytesPerSecond,
+      dirtyRateBytesPerSecond: p.dirtyRateBytesPerSecond,
+      ...(p.etaSeconds !== undefined ? { etaSeconds: p.etaSeconds } : {}),
+      health: p.health,
+      ...(p.healthReason ? { healthReason: p.healthReason } : {}),
+      throttlePercent: p.throttlePercent,
+    },
+  };
+}
+
+/** The job's result: QEMU's downtime and the engine's figures, with the move's total time. */
+export function moveResult(
+  ctx: MoveContext,
+  stats: MigrationStatus['stats'],
+  totalTimeMs: number,
+  keptSource: boolean,
+  note?: string,
+): MoveResult {
+  return {
+    vm: ctx.vm,
+    mode: ctx.mode,
+    from: ctx.from,
+    to: ctx.to,
+    totalTimeMs,
+    ...(stats.downtimeMs !== undefined ? { downtimeMs: stats.downtimeMs } : {}),
+    ...(stats.diskBytes !== undefined ? { diskBytes: stats.diskBytes } : {}),
+    ...(stats.memoryBytes !== undefined ? { memoryBytes: stats.memoryBytes } : {}),
+    ...(stats.throttlePeakPercent !== undefined ? { throttlePeakPercent: stats.throttlePeakPercent } : {}),
+    ...(stats.throttleSeconds !== undefined ? { throttleSeconds: stats.throttleSeconds } : {}),
+    keptSource,
+    stats,
+    ...(note ? { note } : {}),
+  };
+}
