@@ -1,5 +1,18 @@
 // The frame every CLI command runs in: nouns and verbs on commander, common flags, input
 // validation with zod, and the single catch that turns errors into messages and exit codes.
+//
+// A command file, e.g. commands/vm-move.ts, listed in index.ts:
+//
+//   export function registerVmMoveCommand(program: Command): void {
+//     withDetach(verb(noun(program, 'vm'), 'move <vm>', 'Move a running VM to another host (a job)'))
+//       .requiredOption('--to <host>', 'target host')
+//       .action(
+//         act(z.object({ vm: input.ref, to: input.ref, detach: z.boolean().default(false) }), async (o, ctx) => {
+//           const accepted = await ctx.client().moveVm(o.vm, { to: o.to });
+//           await followJob(ctx, accepted.job, o.detach); // bar/lines/JSON, exit 1 if the job fails
+//         }),
+//       );
+//   }
 import type { Command, CommanderError } from 'commander';
 import { z } from 'zod';
 import { ManagerClient } from '../api/index.js';
@@ -94,6 +107,10 @@ export function act<S extends z.ZodType>(
       stdout: process.stdout,
       stderr: process.stderr,
     };
+    // `silobreak vm list | head -1` closes our stdout early: that is the reader's choice, not an error.
+    process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+      if (error.code === 'EPIPE') process.exit(process.exitCode ?? ExitCode.ok);
+    });
     try {
       const parsed = input.safeParse(raw);
       if (!parsed.success) throw usageErrorFromZod(parsed.error, names, commandPath(command));
