@@ -45,12 +45,17 @@ export class DefinitionStore {
     await mkdir(this.dir, { recursive: true });
   }
 
-  async loadAll(): Promise<VmDefinition[]> {
+  /** Every readable definition; a damaged file is reported and skipped, not fatal to the host. */
+  async loadAll(onInvalid: (file: string, error: unknown) => void): Promise<VmDefinition[]> {
     const out: VmDefinition[] = [];
     for (const entry of (await readdir(this.dir)).sort()) {
       if (!entry.endsWith('.json')) continue;
-      const text = await readFile(path.join(this.dir, entry), 'utf8');
-      out.push(VmDefinition.parse(JSON.parse(text)));
+      const file = path.join(this.dir, entry);
+      try {
+        out.push(VmDefinition.parse(JSON.parse(await readFile(file, 'utf8'))));
+      } catch (error) {
+        onInvalid(file, error);
+      }
     }
     return out;
   }

@@ -77,7 +77,9 @@ export class VmService {
   /** Loads the definitions and re-attaches to VMs whose QEMU is still running. */
   async init(): Promise<void> {
     await this.#store.init();
-    for (const def of await this.#store.loadAll()) {
+    const invalid = (file: string, error: unknown) =>
+      this.runtimeHost.log.error('ignoring a damaged VM definition', { file, error: String(error) });
+    for (const def of await this.#store.loadAll(invalid)) {
       const runtime = new VmRuntime(def, this.runtimeHost);
       this.#vms.set(def.name, runtime);
       await runtime.exclusive(() => runtime.attach());
@@ -273,6 +275,20 @@ export class VmService {
         this.#startingBytes -= bytes;
       }
     });
+  }
+
+  /** Records new datastores and files of disks moved live (migration/storage.ts). */
+  async relocateDisks(name: string, moved: { id: string; datastore: string; path: string }[]): Promise<void> {
+    const runtime = this.runtime(name);
+    const def = {
+      ...runtime.def,
+      disks: runtime.def.disks.map((d) => {
+        const m = moved.find((x) => x.id === d.id);
+        return m ? { ...d, datastore: m.datastore, path: m.path } : d;
+      }),
+    };
+    await this.#store.save(def);
+    runtime.relocateDisks(def);
   }
 
   async shutdown(name: string, input: unknown): Promise<Vm> {
