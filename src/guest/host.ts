@@ -1,5 +1,5 @@
 // Talking to the build host: running tools, and reading their output.
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { GuestBuildFailed } from './errors.js';
 
 /** Runs a program (no shell) and returns its stdout; a failure names the build step. */
@@ -49,4 +49,23 @@ export function pickKernelPackage(aptCacheSearch: string): string | undefined {
     if (!best || abi > best.abi) best = { name: `linux-image-6.1.0-${abi}-amd64`, abi };
   }
   return best?.name;
+}
+
+/** Runs a program with `input` on stdin and returns its stdout as bytes. */
+export function runWithInput(step: string, file: string, args: string[], input: Buffer): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    let err = '';
+    child.stdout.on('data', (chunk: Buffer) => out.push(chunk));
+    child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
+    child.on('error', (error) => reject(new GuestBuildFailed(step, `${file}: ${error.message}`)));
+    child.on('close', (code) => {
+      if (code === 0) resolve(Buffer.concat(out));
+      else reject(new GuestBuildFailed(step, `${file} ${args.join(' ')} exited ${code}: ${err.trim()}`));
+    });
+    // A child that exits early closes stdin; its exit code tells what went wrong.
+    child.stdin.on('error', () => {});
+    child.stdin.end(input);
+  });
 }

@@ -50,7 +50,7 @@ if [ -b /dev/vda ]; then
   # Only a blank disk is formatted: anything else on it is left alone.
   if [ "$(dd if=/dev/vda bs=65536 count=1 2>/dev/null | tr -d '\000' | wc -c)" -eq 0 ]; then
     say "formatting blank /dev/vda as ext4"
-    mkfs.ext4 -q -F -L sbdata /dev/vda || say "cannot format /dev/vda"
+    mkfs.ext4 -q -F -L sbdata -E lazy_itable_init=1,lazy_journal_init=1 /dev/vda || say "cannot format /dev/vda"
   fi
   mkdir -p /data
   mount -t ext4 /dev/vda /data || say "cannot mount /dev/vda"
