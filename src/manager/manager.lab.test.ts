@@ -14,7 +14,14 @@ const MiB = 1024 ** 2;
 const ADMIN = `sb_test_${Date.now()}_admin_secret`;
 
 let dir: string;
-const agents: { name: string; url: string; token: string; proc: ChildProcess; client: AgentClient }[] = [];
+const agents: {
+  name: string;
+  url: string;
+  token: string;
+  config: string;
+  proc: ChildProcess;
+  client: AgentClient;
+}[] = [];
 let managerProc: ChildProcess | undefined;
 let managerUrl: string;
 let api: ManagerClient;
@@ -67,15 +74,21 @@ async function startAgent(name: string): Promise<void> {
     vswitches: [],
     accelerator: 'tcg',
   };
-  await writeFile(path.join(base, 'agent.json'), JSON.stringify(config));
-  const proc = spawnLogged(
-    ['agent', '--config', path.join(base, 'agent.json')],
-    path.join(base, 'agent.log'),
-  );
+  const configFile = path.join(base, 'agent.json');
+  await writeFile(configFile, JSON.stringify(config));
+  const proc = spawnLogged(['agent', '--config', configFile], path.join(base, 'agent.log'));
   const url = `http://127.0.0.1:${port}`;
   const client = new AgentClient(url, token);
-  agents.push({ name, url, token, proc, client });
+  agents.push({ name, url, token, config: configFile, proc, client });
   await until(`agent ${name}`, 60_000, () => client.host());
+}
+
+async function stopProcess(proc: ChildProcess): Promise<void> {
+  if (proc.exitCode !== null || proc.signalCode !== null) return;
+  const exited = new Promise((resolve) => proc.once('exit', resolve));
+  proc.kill('SIGTERM');
+  await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 10_000))]);
+  if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
 }
 
 async function startManagerProcess(port: number): Promise<void> {
@@ -131,7 +144,9 @@ after(
     // Whatever QEMU an agent could not remove still has its pidfile under our directory.
     for (const a of agents) {
       const stateDir = path.join(dir, a.name, 'state');
-      const pidfiles = (await readdir(stateDir).catch(() => [])).filter((f) => f.endsWith('.pid'));
+      const pidfiles = (await readdir(stateDir, { recursive: true }).catch(() => [])).filter((f) =>
+        f.endsWith('.pid'),
+      );
       for (const file of pidfiles) {
         const pid = Number((await readFile(path.join(stateDir, file), 'utf8').catch(() => '')).trim());
         if (pid > 0) {
@@ -143,14 +158,7 @@ after(
         }
       }
     }
-    for (const proc of [managerProc, ...agents.map((a) => a.proc)]) {
-      if (proc && proc.exitCode === null && proc.signalCode === null) {
-        const exited = new Promise((resolve) => proc.once('exit', resolve));
-        proc.kill('SIGTERM');
-        await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 10_000))]);
-        if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
-      }
-    }
+    for (const proc of [managerProc, ...agents.map((a) => a.proc)]) if (proc) await stopProcess(proc);
     await rm(dir, { recursive: true, force: true });
   },
   { timeout: 180_000 },
@@ -309,5 +317,32 @@ test(
     // Nothing else was lost: hosts and the VM are still there.
     assert.equal((await api.listHosts()).items.length, 2);
     assert.equal((await api.getVm('kill-vm')).host, 'h1');
+  },
+);
+
+test(
+  'a host whose agent stops is marked unreachable, and connected again when it is back',
+  { timeout: 120_000 },
+  async () => {
+    const h2 = agent('h2');
+    const id = (await api.getHost('h2')).id;
+    await stopProcess(h2.proc);
+    const down = await until('h2 unreachable', 30_000, async () => {
+      const host = await api.getHost('h2');
+      return host.state === 'unreachable' ? host : undefined;
+    });
+    assert.ok(down.lastError, 'the reason is shown');
+    h2.proc = spawnLogged(['agent', '--config', h2.config], path.join(dir, 'h2', 'agent-2.log'));
+    await until('h2 agent back', 60_000, () => h2.client.host());
+    await until('h2 connected', 30_000, async () =>
+      (await api.getHost('h2')).state === 'connected' ? true : undefined,
+    );
+    const states = (await changesOf(id))
+      .filter((c) => c.action === 'state-changed')
+      .map((c) => [c.actor, c.changes[0]?.after]);
+    assert.deepEqual(states, [
+      ['system', 'connected'],
+      ['system', 'unreachable'],
+    ]);
   },
 );
