@@ -1,6 +1,6 @@
 import { Command, Option } from 'commander';
 import { LabError, LabInterrupted } from './errors.js';
-import { labDown, labExec, labStatus, labUp, type Lab, type LabStatus } from './lab.js';
+import { labDown, labExec, labList, labStatus, labUp, type Lab, type LabStatus } from './lab.js';
 
 /*
  * `silobreak lab ...`: thin commands over labUp/labDown/labStatus/labExec. Errors are turned into
@@ -166,6 +166,24 @@ export function registerLabCommands(program: Command): void {
       action(async (opts: { name: string; json?: boolean }) => {
         const status = await labStatus(opts.name);
         process.stdout.write(opts.json ? JSON.stringify(status, null, 2) + '\n' : describeStatus(status));
+      }),
+    );
+
+  lab
+    .command('list')
+    .description('every lab on this machine, with leftovers of crashed ones')
+    .option('--json', 'print as JSON')
+    .action(
+      action(async (opts: { json?: boolean }) => {
+        const labs = await labList();
+        if (opts.json) return void process.stdout.write(JSON.stringify(labs, null, 2) + '\n');
+        const rows = labs.map((l) => [
+          l.name,
+          l.index === null ? 'leftover' : String(l.index),
+          `${l.agentsRunning}/${l.hosts}`,
+          l.managerUrl ?? '-',
+        ]);
+        process.stdout.write(table([['LAB', 'INDEX', 'AGENTS', 'MANAGER'], ...rows]));
       }),
     );
 

@@ -2,6 +2,7 @@ export { registerLabCommands } from './commands.js';
 export {
   labDown,
   labExec,
+  labList,
   labStatus,
   labUp,
   waitForPing,
@@ -11,6 +12,7 @@ export {
   type LabHost,
   type LabHostStatus,
   type LabStatus,
+  type LabSummary,
   type LabUpOptions,
   type LabVmStatus,
 } from './lab.js';

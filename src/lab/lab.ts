@@ -474,6 +474,32 @@ export async function labStatus(name = 'lab'): Promise<LabStatus> {
   return { lab: toLab(state), hosts: await Promise.all(state.hosts.map(hostStatus)) };
 }
 
+export interface LabSummary {
+  name: string;
+  /** Null for the traces of a lab without a readable state file (`lab down` removes them). */
+  index: number | null;
+  hosts: number;
+  agentsRunning: number;
+  managerUrl: string | null;
+}
+
+/** Every lab on this machine, including the leftovers of crashed ones. */
+export async function labList(): Promise<LabSummary[]> {
+  return Promise.all(
+    (await discoverLabs()).map(async (name) => {
+      const state = await readState(name);
+      const running = await Promise.all((state?.hosts ?? []).map((h) => (h.pid ? isAlive(h.pid) : false)));
+      return {
+        name,
+        index: state?.index ?? null,
+        hosts: state?.hosts.length ?? 0,
+        agentsRunning: running.filter(Boolean).length,
+        managerUrl: state?.manager?.url ?? null,
+      };
+    }),
+  );
+}
+
 export const LabExecTarget = z
   .string()
   .regex(/^(client|host[0-9]+)$/, "must be 'client' or a host name like 'host1'");
