@@ -4,6 +4,7 @@ import { registerChangeCommands } from './commands/change.js';
 import { registerDatastoreCommands } from './commands/datastore.js';
 import { registerHostCommands } from './commands/host.js';
 import { registerJobCommands } from './commands/job.js';
+import { registerMoveCommands } from './commands/move.js';
 import { registerPoolCommands } from './commands/pool.js';
 import { registerTokenCommands } from './commands/token.js';
 import { registerVmCommands } from './commands/vm.js';
@@ -19,6 +20,7 @@ const commandFiles: ((program: Command) => void)[] = [
   registerDatastoreCommands,
   registerVSwitchCommands,
   registerVmCommands,
+  registerMoveCommands,
   registerJobCommands,
   registerChangeCommands,
   registerTokenCommands,

@@ -1,0 +1,48 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { MovePlan } from '../../api/index.js';
+import { UsageError } from '../errors.js';
+import { datastoreChoice, renderPlan } from './move.js';
+
+test('--datastore: one name for all disks, or disk=datastore pairs; anything else is a usage error', () => {
+  assert.equal(datastoreChoice(undefined), undefined);
+  assert.equal(datastoreChoice(['fast']), 'fast');
+  assert.deepEqual(datastoreChoice(['root=fast', 'data=slow']), { root: 'fast', data: 'slow' });
+  assert.throws(() => datastoreChoice(['fast', 'slow']), UsageError);
+  assert.throws(() => datastoreChoice(['fast', 'root=slow']), /do not mix/);
+  assert.throws(() => datastoreChoice(['Root=fast']), /--datastore \(disk\): "Root" must be 1-31 lowercase/);
+});
+
+const plan: MovePlan = {
+  kind: 'vm-move',
+  vm: { id: '7f1c0a52-5a8e-4d35-9a55-0d1f3f7a9b11', name: 'web-1' },
+  mode: 'live',
+  from: 'h1',
+  to: 'h2',
+  disks: [
+    {
+      diskId: 'root',
+      fromDatastore: 'local',
+      toDatastore: 'fast',
+      virtualSizeBytes: 2 * 1024 ** 3,
+      allocatedBytes: 1024 ** 3,
+      requiredBytes: 1024 ** 3 + 100 * 1024 ** 2,
+    },
+  ],
+  memoryBytes: 512 * 1024 ** 2,
+  spaceRule: 'allocated: ...',
+  checks: [
+    { check: 'target-memory', ok: true, detail: 'host h2 has 8.0 GiB free, web-1 needs 512 MiB' },
+    { check: 'vswitches', ok: false, detail: 'host h2 has no virtual switch vmsw9', field: 'to' },
+  ],
+  ok: false,
+};
+
+test('a dry run shows every check with its verdict, the disks and the space rule', () => {
+  const text = renderPlan({ color: false, progressBar: false, json: false }, plan);
+  assert.match(text, /would be refused: fix the checks marked NO \(nothing changed\)/);
+  assert.match(text, /vswitches\s+NO\s+host h2 has no virtual switch vmsw9/);
+  assert.match(text, /target-memory\s+yes/);
+  assert.match(text, /root\s+h1:local\s+h2:fast\s+1 GiB\s+2 GiB\s+1\.1 GiB/);
+  assert.match(text, /Space rule: allocated/);
+});
