@@ -22,6 +22,8 @@ export interface RowFacts {
   linkBitsPerSecond: number;
   /** dd with oflag=dsync into the target datastore directory. */
   fsyncBytesPerSecond: number;
+  /** 1-minute load average of the machine when the row started (other work shares its 2 cores). */
+  loadAverage?: number;
 }
 
 export interface MoveRun {
@@ -29,7 +31,8 @@ export interface MoveRun {
   run: number;
   from: string;
   to: string;
-  outcome: 'completed' | 'not-converged' | 'failed';
+  /** guest-broken: QEMU completed the move but the guest did not answer afterwards. */
+  outcome: 'completed' | 'not-converged' | 'failed' | 'guest-broken';
   error?: string;
   /** Prepare on the target to the guest running there, source cleaned up. */
   totalMs?: number;

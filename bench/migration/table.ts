@@ -41,7 +41,8 @@ function convergedCell(p: PolicySummary, row: Row): string {
   const cell = `${p.converged}/${p.attempted}`;
   const stopped = row.runs.find((r) => r.policy === p.policy && r.outcome !== 'completed');
   if (!stopped) return cell;
-  return `${cell} ${stopped.outcome === 'not-converged' ? 'not converged' : 'failed'}`;
+  const why = { 'not-converged': 'not converged', 'guest-broken': 'guest broken', failed: 'failed' } as const;
+  return `${cell} ${why[stopped.outcome as keyof typeof why]}`;
 }
 
 function line(cells: string[]): string {

@@ -1,0 +1,594 @@
+// Live-migration benchmark (issue 9): Silobreak's policy beside QEMU defaults, libvirt-like and
+// Proxmox-like policies driven over the same agent QMP machinery (src/agent/migration/baselines.ts),
+// on a 2-host TCG lab of its own, full-speed link and 1 Gbit/s (tc tbf in both host namespaces).
+// Per row it measures the link (iperf3) and the target datastore's fsync write rate, then moves one
+// VM back and forth between the hosts, interleaving the policies run by run.
+//
+//   npm run bench:migration -- [--quick] [--runs N] [--big-runs N] [--time-limit S]
+//                              [--vms 1g,4g] [--links full,1gbit] [--workloads idle,dirty,dirty+disk]
+//
+// Prints one markdown table and writes it with the rows as JSON to bench/migration/results/.
+import { spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { loadavg } from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { parseArgs } from 'node:util';
+import {
+  AgentClient,
+  AgentMigrationClient,
+  type IncomingVm,
+  type MigrationPolicy,
+  type MigrationStatus,
+  type Vm,
+} from '../../src/api/index.js';
+import { GUEST_WORKLOADS } from '../../src/guest/index.js';
+import { labDown, labUp, waitForPing, type Lab, type LabHost } from '../../src/lab/index.js';
+import {
+  POLICIES,
+  type LinkKind,
+  type MoveRun,
+  type Policy,
+  type Row,
+  type RowFacts,
+  type Workload,
+} from './model.js';
+import { renderTable, targetTally } from './table.js';
+
+const MiB = 1024 * 1024;
+const GiB = 1024 * MiB;
+const LAB = 'mbench';
+/** The vswitch every lab agent has (src/lab plan: HOST_VSWITCH). */
+const VSWITCH = 'vmsw0';
+const RESULTS = path.join(import.meta.dirname, 'results');
+
+const { values: args } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    runs: { type: 'string' },
+    'big-runs': { type: 'string', default: '1' },
+    'time-limit': { type: 'string', default: '60' },
+    vms: { type: 'string' },
+    links: { type: 'string' },
+    workloads: { type: 'string' },
+  },
+});
+
+interface VmSize {
+  key: '1g' | '4g';
+  label: string;
+  memoryMiB: number;
+  diskBytes: number;
+  /** sb-dirty working set. */
+  dirtyMiB: number;
+  runs: number;
+}
+
+function listArg<T extends string>(value: string | undefined, allowed: readonly T[], fallback: T[]): T[] {
+  if (value === undefined) return fallback;
+  const items = value.split(',').map((s) => s.trim());
+  for (const item of items) {
+    if (!(allowed as readonly string[]).includes(item)) {
+      throw new Error(`--${String(value)}: "${item}" is not one of ${allowed.join(', ')}`);
+    }
+  }
+  return items as T[];
+}
+
+function intArg(name: string, value: string | undefined, fallback: number, min: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be a whole number >= ${min}`);
+  return n;
+}
+
+const quick = args.quick ?? false;
+const runs = intArg('runs', args.runs, quick ? 1 : 3, 1);
+const bigRuns = intArg('big-runs', args['big-runs'], 1, 1);
+const timeLimitSeconds = intArg('time-limit', args['time-limit'], 60, 5);
+const SIZES: VmSize[] = [
+  { key: '1g', label: '1 GiB / 2 GiB', memoryMiB: 1024, diskBytes: 2 * GiB, dirtyMiB: 256, runs },
+  { key: '4g', label: '4 GiB / 8 GiB', memoryMiB: 4096, diskBytes: 8 * GiB, dirtyMiB: 1024, runs: bigRuns },
+];
+const vmKeys = listArg(args.vms, ['1g', '4g'] as const, quick ? ['1g'] : ['1g', '4g']);
+const links = listArg<LinkKind>(args.links, ['full', '1gbit'], ['full', '1gbit']);
+const workloads = listArg<Workload>(
+  args.workloads,
+  ['idle', 'dirty', 'dirty+disk'],
+  quick ? ['idle', 'dirty'] : ['idle', 'dirty', 'dirty+disk'],
+);
+/** The guest's dirtying rate: above a 1 Gbit/s link (~119 MB/s), below the full-speed stream. */
+const DIRTY_RATE_MIB = 150;
+/** sb-diskwriter's rate in the dirty+disk case (4 KiB records, fsync'd one by one). */
+const DISK_WRITE_KIB = 4096;
+
+const log = (msg: string) => console.error(`[${new Date().toISOString().slice(11, 19)}] ${msg}`);
+
+// ---- processes ----
+
+function run(
+  command: string[],
+  timeoutMs = 120_000,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command[0] as string, command.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+async function check(command: string[]): Promise<string> {
+  const r = await run(command);
+  if (r.code !== 0) throw new Error(`${command.join(' ')} exited ${r.code}: ${r.stderr.trim()}`);
+  return r.stdout;
+}
+
+const inNs = (ns: string, command: string[]) => ['ip', 'netns', 'exec', ns, ...command];
+
+/** The host namespace's interface holding its fabric address (where migration and NBD flow). */
+async function fabricInterface(host: LabHost): Promise<string> {
+  const out = await check(inNs(host.namespace, ['ip', '-o', 'addr', 'show', 'to', host.fabricAddress]));
+  const name = out.trim().split(/\s+/)[1];
+  if (!name) throw new Error(`no interface with ${host.fabricAddress} in ${host.namespace}`);
+  return name.split('@')[0] as string;
+}
+
+async function limitLink(lab: Lab, on: boolean): Promise<void> {
+  for (const host of lab.hosts) {
+    const dev = await fabricInterface(host);
+    if (on) {
+      await check(
+        inNs(host.namespace, [
+          'tc',
+          'qdisc',
+          'add',
+          'dev',
+          dev,
+          'root',
+          'tbf',
+          'rate',
+          '1gbit',
+          'burst',
+          '256kb',
+          'latency',
+          '50ms',
+        ]),
+      );
+    } else {
+      await run(inNs(host.namespace, ['tc', 'qdisc', 'del', 'dev', dev, 'root']));
+    }
+  }
+}
+
+/** Raw TCP rate between the two host namespaces (bits/s), host1 -> host2. */
+async function measureLink(lab: Lab): Promise<number> {
+  const [a, b] = lab.hosts as [LabHost, LabHost];
+  const port = '5299';
+  const server = spawn(
+    'ip',
+    inNs(b.namespace, ['iperf3', '-s', '-1', '-B', b.fabricAddress, '-p', port]).slice(1),
+    {
+      stdio: 'ignore',
+    },
+  );
+  try {
+    await sleep(700);
+    const out = await check(
+      inNs(a.namespace, ['iperf3', '-c', b.fabricAddress, '-p', port, '-t', '3', '-J']),
+    );
+    const parsed = JSON.parse(out) as { end?: { sum_received?: { bits_per_second?: number } } };
+    const bits = parsed.end?.sum_received?.bits_per_second;
+    if (typeof bits !== 'number') throw new Error('iperf3 gave no received rate');
+    return bits;
+  } finally {
+    server.kill();
+  }
+}
+
+/** Write rate with a sync after every 1 MiB block, in the target datastore's directory (bytes/s). */
+async function measureFsync(dir: string): Promise<number> {
+  const file = path.join(dir, `.fsync-probe-${process.pid}`);
+  try {
+    const r = await run(['dd', 'if=/dev/zero', `of=${file}`, 'bs=1M', 'count=256', 'oflag=dsync']);
+    const m = /^(\d+) bytes .* copied, ([\d.]+) s/m.exec(r.stderr);
+    if (r.code !== 0 || !m) throw new Error(`dd failed: ${r.stderr.trim()}`);
+    return Number(m[1]) / Number(m[2]);
+  } finally {
+    await rm(file, { force: true });
+  }
+}
+
+/** Pings `ip` every 10 ms from the lab client; stop() gives the longest gap between replies (ms). */
+function startPing(lab: Lab, ip: string): { stop: () => Promise<number | undefined> } {
+  const child = spawn(
+    'ip',
+    inNs(lab.client.namespace, ['ping', '-D', '-n', '-i', '0.01', '-W', '1', ip]).slice(1),
+    {
+      stdio: ['ignore', 'pipe', 'ignore'],
+    },
+  );
+  let buffer = '';
+  let last: number | undefined;
+  let longest = 0;
+  child.stdout.on('data', (d: Buffer) => {
+    buffer += d.toString();
+    const lines = buffer.split('\n');
+    buffer = lines.pop() ?? '';
+    for (const line of lines) {
+      const m = /^\[(\d+\.\d+)\] .*bytes from/.exec(line);
+      if (!m) continue;
+      const at = Number(m[1]) * 1000;
+      if (last !== undefined) longest = Math.max(longest, at - last);
+      last = at;
+    }
+  });
+  return {
+    stop: async () => {
+      child.kill('SIGINT');
+      await new Promise((resolve) => child.once('close', resolve));
+      return last === undefined ? undefined : longest;
+    },
+  };
+}
+
+// ---- agents and guest ----
+
+interface Host {
+  lab: LabHost;
+  agent: AgentClient;
+  moves: AgentMigrationClient;
+}
+
+function hostOf(lab: LabHost): Host {
+  const agent = new AgentClient(lab.agentUrl, lab.token, 120_000);
+  return { lab, agent, moves: new AgentMigrationClient(agent.http) };
+}
+
+/** Runs a command in the guest, retrying while qemu-ga is not (yet) answering after a move. */
+async function guest(host: Host, vm: string, command: string[], detach = false, timeoutSeconds = 600) {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await host.agent.guestExec(vm, command, timeoutSeconds, detach);
+    } catch (error) {
+      if (attempt >= 20) throw error;
+      await sleep(3000);
+    }
+  }
+}
+
+function incomingVm(vm: Vm): IncomingVm {
+  return {
+    id: vm.id,
+    name: vm.name,
+    vcpus: vm.vcpus,
+    memoryMiB: vm.memoryMiB,
+    disks: vm.disks.map((d) => ({ id: d.id, format: d.format, virtualSizeBytes: d.virtualSizeBytes })),
+    nics: vm.nics.map((n) => ({ id: n.id, vswitch: n.vswitch, mac: n.mac })),
+    ...(vm.guestIp ? { guestIp: vm.guestIp } : {}),
+    ...(vm.guestGateway ? { guestGateway: vm.guestGateway } : {}),
+    machineType: vm.machineType,
+    cpuModel: vm.cpuModel,
+  };
+}
+
+async function waitSettled(host: Host, id: string): Promise<MigrationStatus> {
+  const until = Date.now() + 20 * 60_000;
+  for (;;) {
+    const status = await host.moves.status(id);
+    if (status.state !== 'running') return status;
+    if (Date.now() > until) {
+      await host.moves.cancel(id).catch(() => undefined);
+    }
+    await sleep(250);
+  }
+}
+
+/** The target removes a failed incoming VM by itself; wait until it has, before the next try. */
+async function waitGone(host: Host, vm: string): Promise<void> {
+  for (let i = 0; i < 240; i++) {
+    if (!(await host.agent.listVms()).some((v) => v.name === vm)) return;
+    await sleep(500);
+  }
+  throw new Error(`${vm} still defined on ${host.lab.name} after an aborted move`);
+}
+
+async function alive(lab: Lab, ip: string): Promise<boolean> {
+  try {
+    await waitForPing(lab, ip, 30_000);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Last kernel messages of a VM (the agent keeps the serial console in its state dir). */
+async function consoleTail(host: Host, vm: string): Promise<string> {
+  const text = await readFile(path.join(host.lab.stateDir, `${vm}.console.log`), 'utf8').catch(() => '');
+  return text.trim().split('\n').slice(-3).join(' / ').slice(0, 400);
+}
+
+/** One move `from` -> `to` with a policy. The VM ends on `to` when completed, else stays on `from`. */
+async function move(
+  lab: Lab,
+  vmName: string,
+  ip: string,
+  from: Host,
+  to: Host,
+  policy: Policy,
+  runNo: number,
+  facts: RowFacts,
+): Promise<MoveRun> {
+  const id = randomUUID();
+  const vm = await from.agent.getVm(vmName);
+  const diskDataBytes = vm.disks.reduce((s, d) => s + d.allocatedBytes, 0);
+  const migrationPolicy: MigrationPolicy = {
+    linkBitsPerSecond: facts.linkBitsPerSecond,
+    strategy: policy,
+    ...(policy === 'silobreak' ? {} : { timeLimitSeconds }),
+  };
+  const base: MoveRun = { policy, run: runNo, from: from.lab.name, to: to.lab.name, outcome: 'failed' };
+  const ping = startPing(lab, ip);
+  const started = Date.now();
+  let status: MigrationStatus | undefined;
+  try {
+    const plan = await from.moves.plan({ vmName, policy: migrationPolicy });
+    const prepared = await to.moves.prepareIncoming({ migrationId: id, vm: incomingVm(vm), plan });
+    await from.moves.start({ migrationId: id, vmName, plan, policy: migrationPolicy, target: prepared });
+    status = await waitSettled(from, id);
+    if (status.state === 'completed') {
+      await to.moves.finishIncoming(id);
+      await from.moves.complete(id);
+    } else {
+      await to.moves.abortIncoming(id).catch(() => undefined);
+      await waitGone(to, vmName);
+    }
+  } catch (error) {
+    await to.moves.abortIncoming(id).catch(() => undefined);
+    await waitGone(to, vmName).catch(() => undefined);
+    await ping.stop();
+    return { ...base, error: String(error) };
+  }
+  const totalMs = Date.now() - started;
+  const pingDowntimeMs = await ping.stop();
+  const s = status.stats;
+  let detail = status.error?.detail ?? '';
+  let outcome: MoveRun['outcome'] =
+    status.state === 'completed' ? 'completed' : /not converged/.test(detail) ? 'not-converged' : 'failed';
+  if (outcome === 'completed' && !(await alive(lab, ip))) {
+    outcome = 'guest-broken';
+    detail = `the guest does not answer ping after the move; its console: ${await consoleTail(to, vmName)}`;
+  }
+  return {
+    ...base,
+    outcome,
+    ...(detail ? { error: status.error ? `${status.error.code}: ${detail}` : detail } : {}),
+    ...(outcome === 'completed' ? { totalMs, pingDowntimeMs } : {}),
+    mirrorMs: s.mirrorTimeMs,
+    diskDataBytes,
+    memoryMs: s.memoryTimeMs,
+    memoryBytes: s.memoryBytes,
+    dirtyRateBytesPerSecond: s.dirtyRateBeforeBytesPerSecond,
+    dirtyRatePeakBytesPerSecond: s.dirtyRatePeakBytesPerSecond,
+    iterations: s.iterations,
+    downtimeMs: s.downtimeMs,
+    throttlePeakPercent: s.throttlePeakPercent,
+    throttleSeconds: s.throttleSeconds,
+    policyLog: status.policyLog.map((p) => `${p.action}: ${p.reason}`),
+  };
+}
+
+async function startWorkload(host: Host, vm: string, size: VmSize, workload: Workload): Promise<void> {
+  if (workload === 'idle') return;
+  await guest(
+    host,
+    vm,
+    [GUEST_WORKLOADS.dirty, '--rate-mib', String(DIRTY_RATE_MIB), '--size-mib', String(size.dirtyMiB)],
+    true,
+  );
+  if (workload === 'dirty+disk') {
+    await guest(
+      host,
+      vm,
+      [GUEST_WORKLOADS.diskWriter, 'write', '--file', '/data/during', '--rate-kib', String(DISK_WRITE_KIB)],
+      true,
+    );
+  }
+  await sleep(3000);
+}
+
+async function stopWorkload(host: Host, vm: string, workload: Workload): Promise<string | undefined> {
+  if (workload === 'idle') return undefined;
+  await guest(host, vm, ['/usr/bin/killall', 'sb-dirty', 'sb-diskwriter']).catch(() => undefined);
+  if (workload !== 'dirty+disk') return undefined;
+  await sleep(1000);
+  const r = await guest(host, vm, [GUEST_WORKLOADS.diskWriter, 'verify', '--file', '/data/during']);
+  await guest(host, vm, ['/bin/rm', '-f', '/data/during']);
+  return `${r.exitCode === 0 ? 'ok' : 'FAILED'}: ${(r.stdout ?? '').trim().replace(/\n/g, ', ')} ${(r.stderr ?? '').trim()}`;
+}
+
+/** Creates the VM on `host`, waits for its network and fills half its disk with records. */
+async function provision(
+  lab: Lab,
+  host: Host,
+  vmName: string,
+  address: { ip: string; cidr: string },
+  size: VmSize,
+): Promise<void> {
+  log(`${vmName}: create (${size.memoryMiB} MiB RAM, ${size.diskBytes / GiB} GiB disk) on ${host.lab.name}`);
+  await host.agent.createVm({
+    name: vmName,
+    vcpus: 1,
+    memoryMiB: size.memoryMiB,
+    disks: [{ id: 'root', sizeBytes: size.diskBytes }],
+    nics: [{ vswitch: VSWITCH }],
+    guestIp: address.cidr,
+    start: true,
+  });
+  await waitForPing(lab, address.ip);
+  const records = Math.floor(size.diskBytes / 2 / 4096);
+  log(`${vmName}: writing ${size.diskBytes / 2 / GiB} GiB of data to /data`);
+  const fillStart = Date.now();
+  const fill = await guest(
+    host,
+    vmName,
+    [
+      GUEST_WORKLOADS.diskWriter,
+      'write',
+      '--file',
+      '/data/fill',
+      '--rate-kib',
+      '0',
+      '--count',
+      String(records),
+      '--batch',
+      '256',
+    ],
+    false,
+    3600,
+  );
+  if (fill.exitCode !== 0) throw new Error(`filling the disk failed: ${fill.stderr ?? ''}`);
+  log(`${vmName}: filled in ${((Date.now() - fillStart) / 1000).toFixed(0)} s`);
+}
+
+function loadLine(rows: readonly Row[]): string {
+  const loads = rows.map((r) => r.facts.loadAverage).filter((l): l is number => l !== undefined);
+  if (loads.length === 0) return '';
+  return `machine load average (1 min) at row start: ${Math.min(...loads).toFixed(1)}–${Math.max(...loads).toFixed(1)} on 2 cores (shared with other work)`;
+}
+
+// ---- main ----
+
+async function main(): Promise<void> {
+  if (process.getuid?.() !== 0)
+    throw new Error('the benchmark builds a lab of network namespaces: run it as root');
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19);
+  await mkdir(RESULTS, { recursive: true });
+  const jsonPath = path.join(RESULTS, `${stamp}.json`);
+  const textPath = path.join(RESULTS, `${stamp}.txt`);
+  const rows: Row[] = [];
+  const guestChecks: string[] = [];
+  const header = [
+    `# bench/migration ${new Date().toISOString()}${quick ? ' (--quick)' : ''}`,
+    `2-host TCG lab, 1 vCPU guests; runs per row: 1 GiB VM ${runs}, 4 GiB VM ${bigRuns}; ` +
+      `baselines get a ${timeLimitSeconds} s memory-copy time limit ("not converged"); ` +
+      `dirty = sb-dirty ${DIRTY_RATE_MIB} MiB/s; dirty+disk adds sb-diskwriter ${DISK_WRITE_KIB} KiB/s (fsync per 4 KiB).`,
+    'Medians with (min–max) over the converged runs. total = prepare on target .. source removed.',
+  ];
+  const save = async (): Promise<string> => {
+    const text = [
+      ...header,
+      '',
+      renderTable(rows),
+      '',
+      loadLine(rows),
+      targetTally(rows),
+      ...(guestChecks.length ? ['', 'guest record checks after the dirty+disk moves:', ...guestChecks] : []),
+    ].join('\n');
+    await writeFile(
+      jsonPath,
+      JSON.stringify(
+        { createdAt: new Date().toISOString(), quick, runs, bigRuns, timeLimitSeconds, rows, guestChecks },
+        null,
+        2,
+      ) + '\n',
+    );
+    await writeFile(textPath, text + '\n');
+    return text;
+  };
+
+  let interrupted = false;
+  const onSignal = () => {
+    interrupted = true;
+    log('interrupted: finishing the current move, then tearing the lab down');
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+
+  log(`lab ${LAB}: up (2 hosts, tcg)`);
+  const lab = await labUp({ name: LAB, hosts: 2, demo: false, accelerator: 'tcg', manager: false, log });
+  try {
+    const hosts = lab.hosts.map(hostOf) as [Host, Host];
+    for (const [n, size] of SIZES.filter((s) => vmKeys.includes(s.key)).entries()) {
+      const vmName = `bench-${size.key}`;
+      const address = lab.vmAddress(n + 1);
+      await provision(lab, hosts[0], vmName, address, size);
+      let here = 0;
+
+      for (const link of links) {
+        if (link === '1gbit') await limitLink(lab, true);
+        try {
+          for (const workload of workloads) {
+            if (interrupted) break;
+            const facts: RowFacts = {
+              linkBitsPerSecond: await measureLink(lab),
+              fsyncBytesPerSecond: await measureFsync(hosts[1].lab.datastorePath),
+              loadAverage: loadavg()[0] ?? 0,
+            };
+            log(
+              `row ${size.label} ${workload} ${link}: link ${(facts.linkBitsPerSecond / 1e9).toFixed(2)} Gbit/s, ` +
+                `fsync ${(facts.fsyncBytesPerSecond / 1e6).toFixed(0)} MB/s`,
+            );
+            const row: Row = { key: { vm: size.label, workload, link }, facts, runs: [] };
+            rows.push(row);
+            await startWorkload(hosts[here] as Host, vmName, size, workload);
+            const gaveUp = new Set<Policy>();
+            for (let r = 1; r <= size.runs && !interrupted; r++) {
+              for (const policy of POLICIES) {
+                if (gaveUp.has(policy) || interrupted) continue;
+                const from = hosts[here] as Host;
+                const to = hosts[1 - here] as Host;
+                const result = await move(lab, vmName, address.ip, from, to, policy, r, facts);
+                row.runs.push(result);
+                if (result.outcome === 'completed') here = 1 - here;
+                else gaveUp.add(policy);
+                if (result.outcome === 'guest-broken') {
+                  // The VM is on `to` but dead: start over with a fresh one (same size, refilled).
+                  await to.agent.stopVm(vmName).catch(() => undefined);
+                  await to.agent.deleteVm(vmName, true);
+                  await provision(lab, hosts[0], vmName, address, size);
+                  here = 0;
+                  await startWorkload(hosts[here] as Host, vmName, size, workload);
+                }
+                log(
+                  `  ${policy} #${r} ${from.lab.name}->${to.lab.name}: ${result.outcome}` +
+                    (result.outcome === 'completed'
+                      ? ` total ${((result.totalMs ?? 0) / 1000).toFixed(1)} s, downtime ${result.downtimeMs} ms, ` +
+                        `ping ${Math.round(result.pingDowntimeMs ?? 0)} ms, ${result.iterations} passes, ` +
+                        `throttle ${result.throttlePeakPercent} % ${result.throttleSeconds} s`
+                      : ` (${result.error ?? ''})`),
+                );
+                await save();
+              }
+            }
+            const checked = await stopWorkload(hosts[here] as Host, vmName, workload);
+            if (checked) guestChecks.push(`${size.label} ${link}: ${checked}`);
+            await save();
+          }
+        } finally {
+          if (link === '1gbit') await limitLink(lab, false);
+        }
+      }
+      await hosts[here]?.agent.stopVm(vmName).catch(() => undefined);
+      await hosts[here]?.agent.deleteVm(vmName, true).catch(() => undefined);
+    }
+  } finally {
+    log(`lab ${LAB}: down`);
+    await labDown({ name: LAB });
+  }
+  console.log(await save());
+  log(`results: ${path.relative(process.cwd(), textPath)} and .json`);
+}
+
+main().catch(async (error: unknown) => {
+  console.error(error);
+  process.exitCode = 1;
+});
