@@ -272,9 +272,20 @@ export class JobRunner {
         };
         return progress;
       };
+      const params = handler.params.safeParse(JSON.parse(row.params));
+      if (!params.success) {
+        // Parameters stored by an older version that this one no longer accepts.
+        const detail = InvalidInput.fromZod(params.error).message;
+        await this.finish(id, 'failed', {
+          error: { code: 'invalid-input', detail: `job parameters: ${detail}` },
+          progress,
+        });
+        this.controllers.delete(id);
+        return;
+      }
       const ctx: JobContext<unknown> = {
         jobId: id,
-        params: handler.params.parse(JSON.parse(row.params)),
+        params: params.data,
         actor: { name: row.created_by, jobId: id },
         resumed,
         checkpoint: row.checkpoint === null ? undefined : (JSON.parse(row.checkpoint) as unknown),
