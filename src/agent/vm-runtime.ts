@@ -231,6 +231,13 @@ export class VmRuntime {
     await this.#cleanUp();
   }
 
+  /** A live storage move put these disks in other files: the running QEMU already uses them. */
+  relocateDisks(def: VmDefinition): void {
+    const same = def.id === this.#def.id && def.disks.every((d, i) => d.id === this.#def.disks[i]?.id);
+    if (!same) throw new VmStateConflict(def.name, 'running', 'change more than disk locations of');
+    this.#def = def;
+  }
+
   /** After an agent start: adopt a QEMU of this VM that is still running, or tidy up after one that is not. */
   async attach(): Promise<void> {
     const pid = Number((await readFile(this.paths.pidfile, 'utf8').catch(() => '')).trim());
@@ -292,7 +299,14 @@ export class VmRuntime {
     if (this.#shutdownSeen) this.host.log.info('VM exited', { vm: this.#def.name, pid: run.pid, reason });
     else {
       this.#crashed = true;
-      this.host.log.error('VM crashed', { vm: this.#def.name, pid: run.pid, reason });
+      // QEMU's last words, if it had any, are in its -D log.
+      const qemuLog = await readFile(this.paths.qemuLog, 'utf8').catch(() => '');
+      this.host.log.error('VM crashed', {
+        vm: this.#def.name,
+        pid: run.pid,
+        reason,
+        qemuLog: qemuLog.slice(-2000),
+      });
     }
     await this.#cleanUp();
   }

@@ -316,7 +316,7 @@ export class VmService {
         await this.#store.remove(runtime.def.name);
         this.#vms.delete(runtime.def.name);
         this.#guestQueues.delete(runtime.def.name);
-        await rm(runtime.paths.console, { force: true });
+        for (const log of [runtime.paths.console, runtime.paths.qemuLog]) await rm(log, { force: true });
         if (deleteDisks) for (const disk of runtime.def.disks) await rm(disk.path, { force: true });
         this.runtimeHost.log.info('VM deleted', { vm: runtime.def.name, deleteDisks });
       }),

@@ -6,6 +6,7 @@ import {
   MigrationPlan,
   MigrationStatus,
   type CompleteMigrationRequest,
+  type MoveStorageRequest,
   type PlanRequest,
   type PrepareIncomingRequest,
   type StartMigrationRequest,
@@ -52,6 +53,15 @@ export class AgentMigrationClient {
   }
   cancel(id: string): Promise<MigrationStatus> {
     return this.http.request('POST', `/v1/migrations/${id}/cancel`, MigrationStatus, {});
+  }
+  /** Live storage move on this host; poll status(id) like any move. */
+  moveStorage(vmName: string, request: MoveStorageRequest): Promise<MigrationStatus> {
+    return this.http.request(
+      'POST',
+      `/v1/vms/${encodeURIComponent(vmName)}/move-storage`,
+      MigrationStatus,
+      request,
+    );
   }
   /** Source, after the switchover: quit the source QEMU, remove its disks unless kept. */
   complete(id: string, request: CompleteMigrationRequest = {}): Promise<MigrationStatus> {

@@ -37,7 +37,10 @@ async function agentAt(name: string, portBase: number) {
       token,
       fabricAddress: '127.0.0.1',
       stateDir: path.join(dir, name, 'state'),
-      datastores: [{ name: 'local', path: ds, default: true }],
+      datastores: [
+        { name: 'local', path: ds, default: true },
+        { name: 'second', path: `${ds}2` },
+      ],
       vswitches: [],
       accelerator: 'tcg',
     },
@@ -143,6 +146,33 @@ test(
   },
 );
 
+test('live storage move to another datastore while the guest writes', { timeout: 300_000 }, async () => {
+  await exec(
+    a.agent,
+    [GUEST_WORKLOADS.diskWriter, 'write', '--file', '/data/moving', '--rate-kib', '256'],
+    true,
+  );
+  const before = await a.agent.getVm(VM);
+  await assert.rejects(
+    a.moves.moveStorage(VM, { datastore: 'local' }),
+    (e: Error & { status?: number; field?: string }) => e.status === 400 && e.field === 'datastore',
+  );
+  const started = await a.moves.moveStorage(VM, { datastore: 'second' });
+  assert.equal(started.role, 'storage');
+  const status = await waitFinished(started.id);
+  assert.equal(status.state, 'completed', JSON.stringify(status.error));
+  assert.equal(status.progress.percent, 100);
+  console.log(`# storage move: ${status.stats.totalTimeMs} ms for ${status.stats.diskBytes} B`);
+  const after = await a.agent.getVm(VM);
+  assert.equal(after.state, 'running');
+  assert.equal(after.disks[0]?.datastore, 'second');
+  assert.notEqual(after.disks[0]?.path, before.disks[0]?.path);
+  assert.deepEqual(readdirSync(a.ds), [], 'old file removed');
+  await exec(a.agent, ['/usr/bin/killall', 'sb-diskwriter']);
+  const verify = await exec(a.agent, [GUEST_WORKLOADS.diskWriter, 'verify', '--file', '/data/moving']);
+  assert.equal(verify.exitCode, 0, `${verify.stdout} ${verify.stderr}`);
+});
+
 test(
   'a new move right after the cancel completes; the guest runs on the target only',
   { timeout: 600_000 },
@@ -172,6 +202,7 @@ test(
     assert.equal(completed.state, 'completed');
     assert.deepEqual(await a.agent.listVms(), []);
     assert.deepEqual(readdirSync(a.ds), [], 'source disks removed');
+    assert.deepEqual(readdirSync(`${a.ds}2`), [], 'source disks removed');
     await exec(b.agent, ['/usr/bin/killall', 'sb-diskwriter']);
     for (const file of ['/data/before', '/data/during']) {
       const verify = await exec(b.agent, [GUEST_WORKLOADS.diskWriter, 'verify', '--file', file]);

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { MigrationId } from '../../api/index.js';
+import { MigrationId, Name } from '../../api/index.js';
 import type { AgentCore } from '../core.js';
 import { MigrationService, type MigrationServiceOptions } from './service.js';
 
@@ -10,6 +10,7 @@ import { MigrationService, type MigrationServiceOptions } from './service.js';
  */
 
 const IdParams = z.object({ id: MigrationId });
+const VmParams = z.object({ name: Name });
 
 export function migrationRoutes(options: MigrationServiceOptions = {}) {
   return (app: FastifyInstance, core: AgentCore): void => {
@@ -25,9 +26,15 @@ export function migrationRoutes(options: MigrationServiceOptions = {}) {
     app.post('/v1/migrations/incoming/:id/abort', (request) => moves.abortIncoming(id(request.params)));
     app.post('/v1/migrations/incoming/:id/finish', (request) => moves.finishIncoming(id(request.params)));
     // Source side.
-    app.post('/v1/migrations', (request, reply) => reply.status(202).send(moves.startOutgoing(request.body)));
+    app.post('/v1/migrations', async (request, reply) =>
+      reply.status(202).send(await moves.startOutgoing(request.body)),
+    );
     app.get('/v1/migrations/:id', (request) => moves.status(id(request.params)));
     app.post('/v1/migrations/:id/cancel', (request) => moves.cancel(id(request.params)));
     app.post('/v1/migrations/:id/complete', (request) => moves.complete(id(request.params), request.body));
+    // Storage moves on this host.
+    app.post('/v1/vms/:name/move-storage', async (request, reply) =>
+      reply.status(202).send(await moves.moveStorage(VmParams.parse(request.params).name, request.body)),
+    );
   };
 }

@@ -3,9 +3,12 @@
  * (start, watch, cancel, complete an outgoing one) and the per-host limit of simultaneous moves.
  * The QMP work is in incoming.ts / outgoing.ts; this file ties it to the agent's VMs and disks.
  */
+import { randomUUID } from 'node:crypto';
+import path from 'node:path';
 import {
   CompleteMigrationRequest,
   MigrationPolicy,
+  MoveStorageRequest,
   PlanRequest,
   PrepareIncomingRequest,
   StartMigrationRequest,
@@ -15,7 +18,8 @@ import {
   type Vm,
 } from '../../api/index.js';
 import type { AgentCore } from '../core.js';
-import { InvalidInput } from '../errors.js';
+import { createQcow2, diskImageInfo } from '../datastores.js';
+import { InsufficientCapacity, InvalidInput } from '../errors.js';
 import { diskNodeName } from '../naming.js';
 import { CPU_MODEL, MACHINE_TYPE } from '../qemu-argv.js';
 import { baselineAutoConverge, baselinePlan } from './baselines.js';
@@ -23,6 +27,7 @@ import { DEFAULT_CONVERGENCE } from './convergence.js';
 import { MigrationConflict, MigrationFailed, MigrationNotFound } from './errors.js';
 import { IncomingMigration } from './incoming.js';
 import { OutgoingMigration } from './outgoing.js';
+import { currentNodeNames, StorageMove } from './storage.js';
 import { PortAllocator, type PortLease } from './ports.js';
 import { initialProgress } from './progress.js';
 import { chooseTuning } from './tuning.js';
@@ -32,13 +37,14 @@ const QEMU_ADDRESS_IN_USE = /Address already in use|Failed to bind/;
 
 interface MoveRecord {
   id: string;
-  role: 'source' | 'target';
+  role: 'source' | 'target' | 'storage';
   vmName: string;
   state: MigrationStatus['state'];
   error?: { code: string; detail: string };
   startedAt: string;
   finishedAt?: string;
   outgoing?: OutgoingMigration;
+  storage?: StorageMove;
   incoming?: IncomingMigration;
   leases: PortLease[];
   /** Settles when the record leaves `running`. */
@@ -227,15 +233,17 @@ export class MigrationService {
 
   // ---- source side ----
 
-  startOutgoing(input: unknown): MigrationStatus {
+  async startOutgoing(input: unknown): Promise<MigrationStatus> {
     const request = StartMigrationRequest.parse(input);
     const { migrationId, vmName, plan, target } = request;
     const policy = MigrationPolicy.parse(request.policy);
-    if (this.#moves.has(migrationId)) throw new MigrationConflict(`migration ${migrationId} exists already`);
     const runtime = this.core.vms.runtime(vmName);
-    this.#assertNoMoveOf(vmName);
     if (!runtime.active)
       throw new MigrationConflict(`VM "${vmName}" is not running: a live move needs a running VM`);
+    // A disk moved live between datastores keeps its new node name until QEMU restarts.
+    const nodes = await currentNodeNames(runtime.qmp());
+    if (this.#moves.has(migrationId)) throw new MigrationConflict(`migration ${migrationId} exists already`);
+    this.#assertNoMoveOf(vmName);
     const exports = new Map(target.exports.map((e) => [e.diskId, e.exportName]));
     const missing = runtime.def.disks.find((d) => !exports.has(d.id));
     if (missing)
@@ -254,7 +262,7 @@ export class MigrationService {
       qmp: runtime.qmp(),
       disks: runtime.def.disks.map((d) => ({
         diskId: d.id,
-        nodeName: diskNodeName(d.id),
+        nodeName: nodes.get(d.id) ?? diskNodeName(d.id),
         exportName: exports.get(d.id) ?? d.id,
       })),
       nbd: target.nbd,
@@ -275,23 +283,93 @@ export class MigrationService {
       baseline,
     });
     record.outgoing = outgoing;
-    void this.#runOutgoing(record, outgoing);
+    void this.#runInSlot(record, outgoing);
     return this.status(migrationId);
   }
 
-  async #runOutgoing(record: MoveRecord, outgoing: OutgoingMigration): Promise<void> {
+  // ---- storage moves on this host ----
+
+  async moveStorage(vmName: string, input: unknown): Promise<MigrationStatus> {
+    const request = MoveStorageRequest.parse(input);
+    const migrationId = request.migrationId ?? randomUUID();
+    const vms = this.core.vms;
+    const runtime = vms.runtime(vmName);
+    if (!runtime.active) {
+      throw new MigrationConflict(`VM "${vmName}" is not running: a live storage move needs a running VM`);
+    }
+    const store = this.core.inventory.datastore(request.datastore, 'datastore');
+    const chosen = request.diskIds ?? runtime.def.disks.map((d) => d.id);
+    const disks = chosen.map((id, i) => {
+      const disk = runtime.def.disks.find((d) => d.id === id);
+      if (!disk) throw new InvalidInput(`diskIds.${i}: VM "${vmName}" has no disk "${id}"`, `diskIds.${i}`);
+      if (disk.datastore === store.name) {
+        throw new InvalidInput(
+          `datastore: disk "${id}" is already on datastore "${store.name}"`,
+          'datastore',
+        );
+      }
+      return disk;
+    });
+    // Space rule: the allocated size of each disk must fit (the mirror copies allocated data only).
+    const allocated = await Promise.all(
+      disks.map((d) => diskImageInfo(d.path).then((i) => i.allocatedBytes)),
+    );
+    const needed = allocated.reduce((a, b) => a + b, 0);
+    const { freeBytes } = await this.core.inventory.space(store.name);
+    if (needed > freeBytes) throw new InsufficientCapacity(store.name, needed, freeBytes, 'datastore');
+    const nodes = await currentNodeNames(runtime.qmp());
+    if (this.#moves.has(migrationId)) throw new MigrationConflict(`migration ${migrationId} exists already`);
+    this.#assertNoMoveOf(vmName);
+
+    const record = this.#record(migrationId, 'storage', vmName);
+    const moves = disks.map((d) => ({
+      diskId: d.id,
+      nodeName: nodes.get(d.id) ?? diskNodeName(d.id),
+      oldPath: d.path,
+      newPath: path.join(path.resolve(store.path), `${vmName}-${d.id}-${migrationId.slice(0, 8)}.qcow2`),
+      sizeBytes: d.sizeBytes,
+    }));
+    const storage = new StorageMove({
+      migrationId,
+      qmp: runtime.qmp(),
+      disks: moves,
+      bufSizeBytes: 64 * MiB,
+      stallAfterMs: 30_000,
+      log: (msg, fields) => this.core.log.info(msg, { migration: migrationId, vm: vmName, ...fields }),
+    });
+    record.storage = storage;
+    void this.#runInSlot(record, {
+      cancelRequested: () => storage.cancelRequested,
+      run: async () => {
+        for (const m of moves) await createQcow2(m.newPath, m.sizeBytes);
+        await storage.run();
+        await vms.relocateDisks(
+          vmName,
+          moves.map((m) => ({ id: m.diskId, datastore: store.name, path: m.newPath })),
+        );
+      },
+    });
+    return this.status(migrationId);
+  }
+
+  async #runInSlot(
+    record: MoveRecord,
+    move: OutgoingMigration | { cancelRequested: () => boolean; run: () => Promise<unknown> },
+  ): Promise<void> {
+    const cancelled = () =>
+      move instanceof OutgoingMigration ? move.cancelRequested : move.cancelRequested();
     await this.#slot();
     try {
-      if (outgoing.cancelRequested) {
+      if (cancelled()) {
         this.#finish(record, 'cancelled');
         return;
       }
-      await outgoing.run();
+      await move.run();
       this.#finish(record, 'completed');
     } catch (error) {
       this.#finish(
         record,
-        outgoing.cancelRequested && !(error instanceof MigrationFailed) ? 'cancelled' : 'failed',
+        cancelled() && !(error instanceof MigrationFailed) ? 'cancelled' : 'failed',
         error,
       );
     } finally {
@@ -314,8 +392,12 @@ export class MigrationService {
   }
 
   cancel(id: string): MigrationStatus {
-    const record = this.#get(id, 'source');
-    if (record.state === 'running') record.outgoing?.cancel();
+    const record = this.#moves.get(id);
+    if (!record || record.role === 'target') throw new MigrationNotFound(id);
+    if (record.state === 'running') {
+      record.outgoing?.cancel();
+      record.storage?.cancel();
+    }
     return this.status(id);
   }
 
@@ -339,7 +421,7 @@ export class MigrationService {
   status(id: string): MigrationStatus {
     const record = this.#moves.get(id);
     if (!record) throw new MigrationNotFound(id);
-    const outgoing = record.outgoing;
+    const outgoing = record.outgoing ?? record.storage;
     const progress = outgoing?.tracker.progress ?? {
       ...initialProgress(record.state === 'completed' ? 'done' : 'prepare').progress,
       ...(record.state === 'completed' ? { percent: 100 } : {}),
@@ -351,7 +433,7 @@ export class MigrationService {
       state: record.state,
       progress,
       stats: outgoing?.stats ?? {},
-      policyLog: outgoing?.policyLog ?? [],
+      policyLog: record.outgoing?.policyLog ?? [],
       ...(record.error ? { error: record.error } : {}),
       startedAt: record.startedAt,
       ...(record.finishedAt ? { finishedAt: record.finishedAt } : {}),
