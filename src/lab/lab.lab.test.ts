@@ -7,7 +7,7 @@ import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
 import { z } from 'zod';
 import { AgentClient, ManagerClient } from '../api/index.js';
-import { discoverLabs, labDown, labExec, labStatus, labUp, waitForPing, type Lab } from './lab.js';
+import { labDown, labList, labExec, labStatus, labUp, waitForPing, type Lab } from './lab.js';
 import { labTag, linkPattern, namespacePattern } from './plan.js';
 import { findLabProcesses, isAlive } from './processes.js';
 import { indexClaims, labDir } from './store.js';
@@ -124,6 +124,10 @@ test('every agent answers on its fabric address with its own vswitch, and the ma
       ['host2', 'connected', NAME],
     ],
   );
+  assert.deepEqual(
+    (await labList()).find((l) => l.name === NAME),
+    { name: NAME, index: lab.index, hosts: 2, agentsRunning: 2, managerUrl: lab.manager.url },
+  );
   const status = await labStatus(NAME);
   assert.deepEqual(
     status.hosts.map((h) => [h.name, h.agentUp]),
@@ -216,7 +220,11 @@ test(
     await rm(path.join(crashed.dir, 'state.json'));
     assert.equal(await isAlive(vm.pid), true, 'QEMU outlives its agent');
     assert.notEqual(crashed.tag, name, 'a long name gets a hashed tag');
-    assert.ok((await discoverLabs()).includes(name), 'lab down --all would find it');
+    assert.deepEqual(
+      (await labList()).find((l) => l.name === name),
+      { name, index: null, hosts: 0, agentsRunning: 0, managerUrl: null },
+      'lab list and lab down --all still find it',
+    );
 
     await labDown({ name });
     await assertNothingLeft(name, [...agentPids, vm.pid]);
