@@ -90,7 +90,6 @@ class JsonLineClient {
 interface Vm {
   qemu: ChildProcess;
   serial: string;
-  startedAt: number;
   qga: JsonLineClient;
   qmp: JsonLineClient;
   readyLine: string;
@@ -107,12 +106,16 @@ async function waitFor<T>(what: string, deadlineMs: number, probe: () => Promise
   }
 }
 
-async function boot(name: string): Promise<Vm> {
-  const serial = path.join(dir, `${name}.serial.log`);
-  const qgaPath = path.join(dir, `${name}.qga`);
-  const qmpPath = path.join(dir, `${name}.qmp`);
-  const disk = path.join(dir, 'disk.qcow2');
-  const startedAt = Date.now();
+/** Every QEMU started, so that `after` can kill whatever a failed test left running. */
+const started: ChildProcess[] = [];
+
+/** Starts QEMU the way the agent does; `tap` is one of the taps on the namespace's bridge. */
+function startQemu(name: string, tap: string, extra: string[] = []) {
+  const files = {
+    serial: path.join(dir, `${name}.serial.log`),
+    qga: path.join(dir, `${name}.qga`),
+    qmp: path.join(dir, `${name}.qmp`),
+  };
   const qemu = spawn(
     'ip',
     [
@@ -120,42 +123,70 @@ async function boot(name: string): Promise<Vm> {
       ['-machine', 'pc-q35-7.2', '-accel', 'tcg,thread=multi', '-cpu', 'Nehalem', '-smp', '1', '-m', '512M'],
       ['-no-user-config', '-nodefaults', '-display', 'none'],
       ['-kernel', image.kernel, '-initrd', image.initrd],
-      ['-append', guestKernelCommandLine({ ip: `${GUEST_IP}/24`, gateway: HOST_IP, hostname: name })],
-      ['-blockdev', JSON.stringify({ driver: 'file', 'node-name': 'f0', filename: disk })],
+      ['-append', guestKernelCommandLine({ ip: `${GUEST_IP}/24`, gateway: HOST_IP, hostname: 'sbguest' })],
+      [
+        '-blockdev',
+        JSON.stringify({ driver: 'file', 'node-name': 'f0', filename: path.join(dir, 'disk.qcow2') }),
+      ],
       ['-blockdev', JSON.stringify({ driver: 'qcow2', 'node-name': 'd0', file: 'f0' })],
       ['-device', JSON.stringify({ driver: 'virtio-blk-pci', id: 'vda', drive: 'd0' })],
-      ['-netdev', 'tap,id=n0,ifname=tap0,script=no,downscript=no'],
+      ['-netdev', `tap,id=n0,ifname=${tap},script=no,downscript=no`],
       ['-device', 'virtio-net-pci,id=nic0,netdev=n0,mac=52:54:00:5b:00:02'],
       ['-device', 'virtio-serial-pci,id=virtio-serial0'],
-      ['-chardev', `socket,id=qga0,path=${qgaPath},server=on,wait=off`],
+      ['-chardev', `socket,id=qga0,path=${files.qga},server=on,wait=off`],
       ['-device', `virtserialport,bus=virtio-serial0.0,chardev=qga0,name=${GUEST_AGENT_PORT_NAME}`],
-      ['-chardev', `file,id=serial0,path=${serial}`, '-serial', 'chardev:serial0'],
-      ['-chardev', `socket,id=qmp0,path=${qmpPath},server=on,wait=off`, '-mon', 'chardev=qmp0,mode=control'],
+      ['-chardev', `file,id=serial0,path=${files.serial}`, '-serial', 'chardev:serial0'],
+      [
+        '-chardev',
+        `socket,id=qmp0,path=${files.qmp},server=on,wait=off`,
+        '-mon',
+        'chardev=qmp0,mode=control',
+      ],
+      extra,
     ].flat(),
     { stdio: ['ignore', 'ignore', 'inherit'] },
   );
+  started.push(qemu);
+  return { qemu, files };
+}
+
+async function connectQmp(qemu: ChildProcess, file: string): Promise<JsonLineClient> {
+  const qmp = await waitFor('the QMP socket', 60_000, async () => {
+    if (qemu.exitCode !== null) throw new Error(`QEMU exited with ${qemu.exitCode}`);
+    return JsonLineClient.open(file);
+  });
+  await qmp.next(); // greeting
+  await qmp.execute('qmp_capabilities');
+  return qmp;
+}
+
+async function boot(name: string, tap: string): Promise<Vm> {
+  const startedAt = Date.now();
+  const { qemu, files } = startQemu(name, tap);
   const readyLine = await waitFor('the ready marker on the serial console', 180_000, async () => {
     if (qemu.exitCode !== null) throw new Error(`QEMU exited with ${qemu.exitCode}`);
-    const text = existsSync(serial) ? await readFile(serial, 'utf8') : '';
+    const text = existsSync(files.serial) ? await readFile(files.serial, 'utf8') : '';
     return text
       .split('\n')
       .map((l) => l.trim())
       .find((l) => l.startsWith(GUEST_READY_MARKER));
   });
   const bootSeconds = (Date.now() - startedAt) / 1000;
-  const qmp = await JsonLineClient.open(qmpPath);
-  await qmp.next(); // greeting
-  await qmp.execute('qmp_capabilities');
-  const qga = await JsonLineClient.open(qgaPath);
-  return { qemu, serial, startedAt, qga, qmp, readyLine, bootSeconds };
+  const qmp = await connectQmp(qemu, files.qmp);
+  const qga = await JsonLineClient.open(files.qga);
+  return { qemu, serial: files.serial, qga, qmp, readyLine, bootSeconds };
 }
 
 async function stop(v: Vm): Promise<void> {
   v.qga.close();
   v.qmp.close();
-  if (v.qemu.exitCode === null && v.qemu.signalCode === null) {
-    const exited = once(v.qemu, 'exit');
-    v.qemu.kill('SIGKILL');
+  await kill(v.qemu);
+}
+
+async function kill(qemu: ChildProcess): Promise<void> {
+  if (qemu.exitCode === null && qemu.signalCode === null) {
+    const exited = once(qemu, 'exit');
+    qemu.kill('SIGKILL');
     await exited;
   }
 }
@@ -178,6 +209,12 @@ async function guestRun(qga: JsonLineClient, file: string, args: string[]) {
   return { exitcode: status.exitcode, out: decode(status['out-data']), err: decode(status['err-data']) };
 }
 
+function ping(): string {
+  return execFileSync('ip', ['netns', 'exec', NETNS, 'ping', '-c', '3', '-i', '0.2', '-W', '5', GUEST_IP], {
+    encoding: 'utf8',
+  });
+}
+
 before(async () => {
   image = await buildGuestImage();
   dir = await mkdtemp(path.join(tmpdir(), 'silobreak-guest-lab-'));
@@ -185,17 +222,25 @@ before(async () => {
   execFileSync('ip', ['netns', 'add', NETNS]);
   const inNs = (...args: string[]) => execFileSync('ip', ['-n', NETNS, ...args]);
   inNs('link', 'set', 'lo', 'up');
-  inNs('tuntap', 'add', 'dev', 'tap0', 'mode', 'tap');
-  inNs('addr', 'add', `${HOST_IP}/24`, 'dev', 'tap0');
-  inNs('link', 'set', 'tap0', 'up');
-  vm = await boot('sbguest-a');
+  // A bridge with two taps: the guest boots on tap0 and migrates to a QEMU on tap1.
+  inNs('link', 'add', 'br0', 'type', 'bridge');
+  inNs('addr', 'add', `${HOST_IP}/24`, 'dev', 'br0');
+  inNs('link', 'set', 'br0', 'up');
+  for (const tap of ['tap0', 'tap1']) {
+    inNs('tuntap', 'add', 'dev', tap, 'mode', 'tap');
+    inNs('link', 'set', tap, 'master', 'br0');
+    inNs('link', 'set', tap, 'up');
+  }
+  vm = await boot('first', 'tap0');
   console.log(
     `# guest boot under TCG: ${vm.bootSeconds.toFixed(1)} s to ${GUEST_READY_MARKER} (${vm.readyLine})`,
   );
 }, TIMEOUT);
 
 after(async () => {
-  if (vm) await stop(vm);
+  vm?.qga.close();
+  vm?.qmp.close();
+  for (const qemu of started) await kill(qemu);
   execFileSync('ip', ['netns', 'delete', NETNS], { stdio: 'ignore' });
   if (dir) await rm(dir, { recursive: true, force: true });
 });
@@ -205,7 +250,7 @@ test('the guest reports network, agent and data disk ready on its console', TIME
   assert.match(vm.readyLine, new RegExp(`ip=${GUEST_IP}/24 `));
   assert.match(vm.readyLine, / qga=yes /);
   assert.match(vm.readyLine, / data=yes /);
-  assert.match(vm.readyLine, /hostname=sbguest-a /);
+  assert.match(vm.readyLine, /hostname=sbguest /);
 });
 
 test('qemu-ga answers guest-sync, guest-info and guest-get-osinfo', TIMEOUT, async () => {
@@ -223,7 +268,7 @@ test('qemu-ga answers guest-sync, guest-info and guest-get-osinfo', TIMEOUT, asy
   assert.equal(os['kernel-release'], image.kernelVersion);
   assert.equal(
     await vm.qga.execute('guest-get-host-name').then((h) => (h as { 'host-name': string })['host-name']),
-    'sbguest-a',
+    'sbguest',
   );
 });
 
@@ -242,14 +287,7 @@ test('the blank qcow2 disk was formatted and is mounted at /data (guest-get-fsin
 });
 
 test('the guest answers pings on its tap from the host side', TIMEOUT, () => {
-  const out = execFileSync(
-    'ip',
-    ['netns', 'exec', NETNS, 'ping', '-c', '3', '-i', '0.2', '-W', '5', GUEST_IP],
-    {
-      encoding: 'utf8',
-    },
-  );
-  assert.match(out, / 0% packet loss/);
+  assert.match(ping(), / 0% packet loss/);
 });
 
 test('sb-diskwriter writes records and verify counts them all', TIMEOUT, async () => {
@@ -334,6 +372,68 @@ test('sb-dirty dirties memory at the requested rate and reports it', TIMEOUT, as
   assert.match(max.out, /rate max/);
 });
 
+test('the guest lives on through a live migration with both workloads running', TIMEOUT, async () => {
+  assert.ok(vm);
+  const source = vm;
+  const records = `${GUEST_DATA_MOUNT}/migrating`;
+  // Workloads without output capture: they run until killed.
+  await source.qga.execute('guest-exec', {
+    path: GUEST_WORKLOADS.diskWriter,
+    arg: ['write', '--file', records, '--rate-kib', '200'],
+  });
+  await source.qga.execute('guest-exec', {
+    path: GUEST_WORKLOADS.dirty,
+    arg: ['--rate-mib', '20', '--size-mib', '64'],
+  });
+  await new Promise((r) => setTimeout(r, 2000));
+
+  // Same devices, same (shared) disk, on the other tap; memory over a local unix socket.
+  const socket = path.join(dir, 'migration.sock');
+  const target = startQemu('target', 'tap1', ['-incoming', `unix:${socket}`]);
+  const targetQmp = await connectQmp(target.qemu, target.files.qmp);
+  // QEMU 7.2 caps migration at 128 MiB/s by default; a local socket needs no cap.
+  await source.qmp.execute('migrate-set-parameters', { 'max-bandwidth': 4 * 1024 ** 3 });
+  await source.qmp.execute('migrate', { uri: `unix:${socket}` });
+  const result = await waitFor('the migration to finish', 180_000, async () => {
+    const r = (await source.qmp.execute('query-migrate')) as {
+      status?: string;
+      downtime?: number;
+      'total-time'?: number;
+      'error-desc'?: string;
+    };
+    return r.status === 'completed' || r.status === 'failed' ? r : undefined;
+  });
+  assert.equal(result.status, 'completed', result['error-desc']);
+  await stop(source);
+  vm = {
+    qemu: target.qemu,
+    serial: target.files.serial,
+    qmp: targetQmp,
+    qga: await JsonLineClient.open(target.files.qga),
+    readyLine: source.readyLine,
+    bootSeconds: source.bootSeconds,
+  };
+  const status = (await vm.qmp.execute('query-status')) as { status: string };
+  assert.equal(status.status, 'running');
+  const id = Math.floor(Math.random() * 1e9);
+  assert.equal(await vm.qga.execute('guest-sync', { id }), id);
+  assert.match(ping(), / 0% packet loss/);
+
+  const stopped = await guestRun(vm.qga, '/bin/sh', [
+    '-c',
+    'kill $(pidof sb-diskwriter) $(pidof sb-dirty) && sleep 1',
+  ]);
+  assert.equal(stopped.exitcode, 0, stopped.err);
+  const verified = await guestRun(vm.qga, GUEST_WORKLOADS.diskWriter, ['verify', '--file', records]);
+  assert.equal(verified.exitcode, 0, verified.err);
+  const m = /^verified (\d+) records\nmax-gap-ms ([\d.]+)/.exec(verified.out);
+  assert.ok(m && Number(m[1]) > 0, verified.out);
+  console.log(
+    `# migration: ${result['total-time']} ms total, QEMU downtime ${result.downtime} ms, ` +
+      `disk writer's longest stall ${m[2]} ms over ${m[1]} records`,
+  );
+});
+
 test('the ACPI power button (system_powerdown) shuts the guest down cleanly', TIMEOUT, async () => {
   assert.ok(vm);
   const exited = once(vm.qemu, 'exit');
@@ -352,7 +452,7 @@ test('the ACPI power button (system_powerdown) shuts the guest down cleanly', TI
 
 test('a second boot keeps /data: the records of the first are all there', TIMEOUT, async () => {
   if (vm) await stop(vm);
-  vm = await boot('sbguest-b');
+  vm = await boot('second', 'tap0');
   console.log(`# second boot (disk already formatted): ${vm.bootSeconds.toFixed(1)} s`);
   assert.doesNotMatch(await readFile(vm.serial, 'utf8'), /formatting/);
   const verified = await guestRun(vm.qga, GUEST_WORKLOADS.diskWriter, [
