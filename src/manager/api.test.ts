@@ -133,6 +133,8 @@ test('401 without or with a wrong token, 403 for read-only writes; neither chang
   assert.equal(anonymous.status, 401);
   assert.equal(((await anonymous.json()) as { code: string }).code, 'unauthorized');
   await rejects(new ManagerClient(manager.url, 'sb_wrong').listVms(), 401);
+  assert.equal((await fetch(`${manager.url}/api/v1/no-such-thing`)).status, 401);
+  await rejects(admin.http.raw('GET', '/api/v1/no-such-thing'), 404);
   await rejects(new ManagerClient(manager.url, 'sb_wrong').createPool({ name: 'p' }), 401);
   await rejects(viewer.createPool({ name: 'nope' }), 403);
   await rejects(viewer.stopVm('web1'), 403);

@@ -557,12 +557,24 @@ export function buildServer(deps: ApiDeps, log: (message: string) => void): Fast
     return reply.status(problem.status).type('application/problem+json').send(problem);
   };
   app.setErrorHandler((error, _request, reply) => sendProblem(reply, error));
-  app.setNotFoundHandler((request, reply) =>
-    sendProblem(reply, {
+  const authenticate = async (request: FastifyRequest): Promise<Caller> => {
+    const secret = bearerSecret(request.headers.authorization);
+    const caller = secret ? await deps.service.authenticate(secret) : undefined;
+    if (!caller) throw new Unauthorized();
+    return caller;
+  };
+  // Even a wrong path needs a token: without one, the API does not say which paths exist.
+  app.setNotFoundHandler(async (request, reply) => {
+    try {
+      await authenticate(request);
+    } catch (error) {
+      return sendProblem(reply, error);
+    }
+    return sendProblem(reply, {
       statusCode: 404,
       message: `no route ${request.method} ${request.url.split('?')[0]}`,
-    }),
-  );
+    });
+  });
   for (const r of routes(deps)) {
     app.route({
       method: r.method,
@@ -570,9 +582,7 @@ export function buildServer(deps: ApiDeps, log: (message: string) => void): Fast
       handler: async (request, reply) => {
         // Authentication and authorization come before any validation: an anonymous or read-only
         // caller learns nothing about the input.
-        const secret = bearerSecret(request.headers.authorization);
-        const caller = secret ? await deps.service.authenticate(secret) : undefined;
-        if (!caller) throw new Unauthorized();
+        const caller = await authenticate(request);
         authorize(caller, r.method, r.path);
         const input = {
           params: parse(r.params, request.params),
