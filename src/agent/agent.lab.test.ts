@@ -347,7 +347,7 @@ test('a VM lives: define+start, guest agent, metrics, agent restart, shutdown, s
     assert.ok(!linkExists(nic.tap));
     assert.deepEqual(
       await readdir(path.join(dir, 'state')).then((f) => f.filter((n) => n.startsWith('life.'))),
-      ['life.console.log'],
+      ['life.console.log', 'life.qemu.log'],
     );
   });
 

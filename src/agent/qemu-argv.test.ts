@@ -34,6 +34,7 @@ test('paths of a VM are absolute and named after it', () => {
     qmp: `${process.cwd()}/rel/state/a.qmp`,
     qga: `${process.cwd()}/rel/state/a.qga`,
     console: `${process.cwd()}/rel/state/a.console.log`,
+    qemuLog: `${process.cwd()}/rel/state/a.qemu.log`,
     pidfile: `${process.cwd()}/rel/state/a.pid`,
   });
 });
@@ -84,6 +85,7 @@ test('QMP, guest agent and serial console live in the state directory', () => {
   assert.ok(chardevs.includes('socket,id=qmp0,path=/var/lib/sb/web-1.qmp,server=on,wait=off'));
   assert.ok(chardevs.includes('socket,id=qga0,path=/var/lib/sb/web-1.qga,server=on,wait=off'));
   assert.ok(chardevs.includes('file,id=serial0,path=/var/lib/sb/web-1.console.log'));
+  assert.deepEqual(values(argv, '-D'), ['/var/lib/sb/web-1.qemu.log']);
   assert.deepEqual(values(argv, '-mon'), ['chardev=qmp0,mode=control']);
   assert.ok(
     values(argv, '-device').includes(

@@ -19,6 +19,8 @@ export interface VmPaths {
   qmp: string;
   qga: string;
   console: string;
+  /** QEMU's own messages once it runs daemonized (-D); otherwise they would go to /dev/null. */
+  qemuLog: string;
   pidfile: string;
 }
 
@@ -28,6 +30,7 @@ export function vmPaths(stateDir: string, vmName: string): VmPaths {
     qmp: `${base}.qmp`,
     qga: `${base}.qga`,
     console: `${base}.console.log`,
+    qemuLog: `${base}.qemu.log`,
     pidfile: `${base}.pid`,
   };
 }
@@ -124,6 +127,8 @@ export function buildQemuArgv(input: QemuArgvInput): string[] {
     `socket,id=qmp0,path=${qemuOptValue(paths.qmp)},server=on,wait=off`,
     '-mon',
     'chardev=qmp0,mode=control',
+    '-D',
+    paths.qemuLog,
     '-pidfile',
     paths.pidfile,
     '-daemonize',
