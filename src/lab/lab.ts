@@ -100,8 +100,8 @@ function parse<T extends z.ZodType>(schema: T, input: unknown, field?: string): 
   const result = schema.safeParse(input);
   if (!result.success) {
     const issue = result.error.issues[0];
-    const path = issue?.path.map(String).join('.');
-    throw new LabInvalidInput(path || field, issue?.message ?? 'invalid input');
+    const where = issue?.path.map(String).join('.');
+    throw new LabInvalidInput(where || field, issue?.message ?? 'invalid input');
   }
   return result.data;
 }
