@@ -31,6 +31,7 @@ import {
   Token,
   TokenName,
   VmListQuery,
+  VmMoveStorageRequest,
   type Job as JobType,
 } from '../api/index.js';
 import { authorize, bearerSecret, type Caller } from './auth.js';
@@ -397,6 +398,21 @@ function routes({ db, service, jobs, moves, version }: ApiDeps): Route[] {
       response: JobAccepted,
       handle: async ({ params, body, caller }, reply) => {
         const answer = await moves.move(caller, String(params.vm), body);
+        if ('plan' in answer) return reply.status(200).send(answer.plan);
+        return accepted(reply, answer.job);
+      },
+    }),
+    route({
+      method: 'POST',
+      path: '/vms/:vm/move-storage',
+      summary:
+        "Move a running VM's disks to another datastore of its host (a job). With dryRun: 200 and the plan with every check, nothing changed",
+      params: VmRef,
+      body: VmMoveStorageRequest,
+      status: 202,
+      response: JobAccepted,
+      handle: async ({ params, body, caller }, reply) => {
+        const answer = await moves.moveStorage(caller, String(params.vm), body);
         if ('plan' in answer) return reply.status(200).send(answer.plan);
         return accepted(reply, answer.job);
       },

@@ -2,6 +2,7 @@
 // that drives the two agents' migration API through an explicit, persisted state machine.
 import type { JobHandler } from '../jobs.js';
 import { moveHandler, type MoveDeps } from './job.js';
+import { moveStorageHandler } from './storage-job.js';
 
 export { MOVE_JOB_KINDS } from './kinds.js';
 export { HostSlots } from './slots.js';
@@ -9,5 +10,5 @@ export { MoveService, type MoveAnswer } from './service.js';
 export type { MoveDeps } from './job.js';
 
 export function moveJobHandlers(deps: MoveDeps): JobHandler<never>[] {
-  return [moveHandler(deps)] as JobHandler<never>[];
+  return [moveHandler(deps), moveStorageHandler(deps)] as JobHandler<never>[];
 }

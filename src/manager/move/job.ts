@@ -19,6 +19,7 @@ import {
   Name,
   type IncomingVm,
   type MigrationStatus,
+  type MoveResult,
   type Vm,
 } from '../../api/index.js';
 import { nowIso, recordChanges, type Actor } from '../changes.js';
@@ -36,6 +37,7 @@ import {
   phasePercent,
   recoveryFor,
   runUndos,
+  type DriveOutcome,
   type MoveDriver,
   type MovePhase,
   type UndoOutcome,
@@ -74,7 +76,7 @@ export interface MoveDeps extends VmJobDeps {
 const POLL_MS = 500;
 
 /** Records the move's own change records (start, switchover, end) for the VM. */
-async function recordMove(
+export async function recordMove(
   db: Db,
   actor: Actor,
   vm: { id: string; name: string },
@@ -118,6 +120,74 @@ function incomingVm(vm: Vm, datastores: Record<string, string>): IncomingVm {
 
 const is = (error: unknown, status: number) => error instanceof ApiError && error.status === status;
 
+/** What following and cancelling an agent's migration needs (a host move or a storage move). */
+export interface Followed {
+  readonly deps: MoveDeps;
+  readonly ctx: JobContext<unknown>;
+  readonly source: AgentMigrationClient;
+  readonly sourceHost: HostRow;
+  readonly view: MoveContext;
+  readonly cp: { migrationId: string };
+  status: MigrationStatus | undefined;
+}
+
+export async function onHost<T>(host: HostRow, work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (error) {
+    throw agentError(host.name, error);
+  }
+}
+
+/**
+ * Polls the source's migration until it leaves `phase` (or completes), reporting progress; a
+ * cancel request stops the wait (the driver's undo then cancels on the agent).
+ */
+export async function followMigration(m: Followed, phase: 'mirror-disks' | 'copy-memory'): Promise<void> {
+  const { ctx } = m;
+  for (;;) {
+    ctx.throwIfCancelled();
+    const status = await onHost(m.sourceHost, () => m.source.status(m.cp.migrationId));
+    m.status = status;
+    const update = moveProgress(m.view, status);
+    if (status.state === 'completed') return;
+    if (status.state !== 'running') {
+      if (status.state === 'cancelled' && ctx.signal.aborted) throw new JobCancelled();
+      throw new MoveFailed(
+        m.view.vm.name,
+        update.phase ?? phase,
+        status.error?.detail ?? `the agent ended the copy (${status.state})`,
+      );
+    }
+    if (update.phase === phase) await ctx.progress(update);
+    else if (phase === 'mirror-disks') return;
+    await sleep(m.deps.pollMs ?? POLL_MS);
+  }
+}
+
+/**
+ * Cancels the migration on the source and waits until it has ended. `committed` when it went
+ * through anyway (the agent refuses the cancel past the switchover, or it completed meanwhile).
+ */
+export async function cancelMigration(m: Followed): Promise<UndoOutcome> {
+  const id = m.cp.migrationId;
+  try {
+    await onHost(m.sourceHost, () => m.source.cancel(id));
+  } catch (error) {
+    if (error instanceof AgentFailed && error.agentStatus === 404) return 'undone';
+    if (!(error instanceof AgentFailed && error.agentStatus === 409)) throw error;
+  }
+  for (;;) {
+    const status = await onHost(m.sourceHost, () => m.source.status(id));
+    if (status.state === 'completed') {
+      m.status = status;
+      return 'committed';
+    }
+    if (status.state !== 'running') return 'undone';
+    await sleep(m.deps.pollMs ?? POLL_MS);
+  }
+}
+
 /** One move, from the job's context: the driver's steps and undos over the two agents. */
 class Move {
   readonly source: AgentMigrationClient;
@@ -156,12 +226,8 @@ class Move {
   }
 
   /** A call to one of the two agents, with failures named after the host. */
-  async call<T>(host: HostRow, work: () => Promise<T>): Promise<T> {
-    try {
-      return await work();
-    } catch (error) {
-      throw agentError(host.name, error);
-    }
+  call<T>(host: HostRow, work: () => Promise<T>): Promise<T> {
+    return onHost(host, work);
   }
 
   driver(): MoveDriver {
@@ -254,50 +320,12 @@ class Move {
     });
   }
 
-  /** Polls the source's migration until it leaves `phase`; a cancel request stops the wait. */
-  async follow(phase: 'mirror-disks' | 'copy-memory'): Promise<void> {
-    const { ctx } = this;
-    for (;;) {
-      ctx.throwIfCancelled();
-      const status = await this.call(this.sourceHost, () => this.source.status(this.cp.migrationId));
-      this.status = status;
-      const update = moveProgress(this.view, status);
-      if (status.state === 'completed') return;
-      if (status.state !== 'running') {
-        if (status.state === 'cancelled' && ctx.signal.aborted) throw new JobCancelled();
-        throw new MoveFailed(
-          this.vm.name,
-          update.phase ?? phase,
-          status.error?.detail ?? `the source agent ended the copy (${status.state})`,
-        );
-      }
-      if (update.phase === phase) await ctx.progress(update);
-      else if (phase === 'mirror-disks') return;
-      await sleep(this.deps.pollMs ?? POLL_MS);
-    }
+  follow(phase: 'mirror-disks' | 'copy-memory'): Promise<void> {
+    return followMigration(this, phase);
   }
 
-  /**
-   * Cancels on the source and waits until its migration has ended. `committed` when the guest
-   * already switched over (the agent refuses the cancel, or the copy completed meanwhile).
-   */
-  async cancelSource(): Promise<UndoOutcome> {
-    const id = this.cp.migrationId;
-    try {
-      await this.call(this.sourceHost, () => this.source.cancel(id));
-    } catch (error) {
-      if (error instanceof AgentFailed && error.agentStatus === 404) return 'undone';
-      if (!(error instanceof AgentFailed && error.agentStatus === 409)) throw error;
-    }
-    for (;;) {
-      const status = await this.call(this.sourceHost, () => this.source.status(id));
-      if (status.state === 'completed') {
-        this.status = status;
-        return 'committed';
-      }
-      if (status.state !== 'running') return 'undone';
-      await sleep(this.deps.pollMs ?? POLL_MS);
-    }
+  cancelSource(): Promise<UndoOutcome> {
+    return cancelMigration(this);
   }
 
   /** Removes the half-made VM on the target; `committed` if the guest already runs there. */
@@ -368,87 +396,96 @@ export function moveHandler(deps: MoveDeps): JobHandler<MoveParams> {
     params: MoveParams,
     resumable: true,
     async run(ctx) {
-      const { db } = deps;
       const saved = Checkpoint.safeParse(ctx.checkpoint);
       const checkpoint = saved.success ? saved.data : undefined;
       const [sourceHost, targetHost] = await Promise.all([
-        hostRow(db, ctx.params.sourceHostId),
-        hostRow(db, ctx.params.targetHostId),
+        hostRow(deps.db, ctx.params.sourceHostId),
+        hostRow(deps.db, ctx.params.targetHostId),
       ]);
-      const stored = await getVm(db, ctx.params.vmId);
-      const hosts = [sourceHost.id, targetHost.id];
-      const release = checkpoint
-        ? await deps.slots.acquire(hosts, undefined, true)
-        : deps.slots.canTakeNow(hosts)
-          ? await deps.slots.acquire(hosts, ctx.signal)
-          : await ctx.waitQueued(
-              `waiting for a free move slot: ${deps.slots
-                .full(hosts)
-                .map((id) => (id === sourceHost.id ? sourceHost.name : targetHost.name))
-                .join(
-                  ' and ',
-                )} already run${deps.slots.full(hosts).length > 1 ? '' : 's'} ${deps.slots.limit} moves`,
-              (signal) => deps.slots.acquire(hosts, signal),
-            );
-      const move = new Move(deps, ctx, stored, sourceHost, targetHost, checkpoint);
-      const driver = move.driver();
-      const end = async (after: string, reason?: string) =>
-        recordMove(db, ctx.actor, stored, sourceHost.name, {
-          from: sourceHost.name,
-          to: targetHost.name,
-          before: 'started',
-          after,
-          ...(reason ? { reason } : {}),
-        }).catch(() => undefined);
-      try {
-        let outcome;
-        if (checkpoint) {
-          outcome = await resume(move, driver, checkpoint);
-        } else {
-          outcome = await driveMove(driver);
-        }
-        const note =
-          outcome.outcome === 'completed-despite-stop'
-            ? 'the cancel came after the guest had switched over to the target: the move went through'
-            : undefined;
-        await end('finished');
-        return moveResult(
-          move.view,
-          move.status?.stats ?? {},
-          Date.now() - move.cp.startedAtMs,
-          ctx.params.keepSource,
-          note,
-        );
-      } catch (error) {
-        // A refusal in validate changed nothing: no move was started, so no end record either.
-        if (!(error instanceof MoveRefused)) {
-          const cancelled = error instanceof JobCancelled;
-          await end(
-            cancelled ? 'cancelled' : 'failed',
-            error instanceof Error ? error.message : String(error),
-          );
-        }
-        throw error;
-      } finally {
-        release();
-      }
+      const stored = await getVm(deps.db, ctx.params.vmId);
+      return runMove(deps, ctx, [sourceHost, targetHost], checkpoint, () => {
+        const move = new Move(deps, ctx, stored, sourceHost, targetHost, checkpoint);
+        return { move, driver: move.driver(), keptSource: ctx.params.keepSource };
+      });
     },
   };
 }
 
+/** A running move as runMove() sees it. */
+export interface RunnableMove extends Followed {
+  readonly cp: { migrationId: string; startedAtMs: number; phase: MovePhase };
+}
+
+/**
+ * The frame of every move job: a slot on each host (queued while they are full; taken at once by
+ * a move resumed after a restart), the phases run or recovered, the start/end change records,
+ * the result.
+ */
+export async function runMove(
+  deps: MoveDeps,
+  ctx: JobContext<unknown>,
+  hosts: HostRow[],
+  checkpoint: { phase: MovePhase } | undefined,
+  build: () => { move: RunnableMove; driver: MoveDriver; keptSource: boolean },
+): Promise<MoveResult> {
+  const ids = hosts.map((h) => h.id);
+  const nameOf = (id: string) => hosts.find((h) => h.id === id)?.name ?? id;
+  const release = checkpoint
+    ? await deps.slots.acquire(ids, undefined, true)
+    : deps.slots.canTakeNow(ids)
+      ? await deps.slots.acquire(ids, ctx.signal)
+      : await ctx.waitQueued(
+          `waiting for a free move slot: ${deps.slots.full(ids).map(nameOf).join(' and ')} ` +
+            `already at the limit of ${deps.slots.limit} moves`,
+          (signal) => deps.slots.acquire(ids, signal),
+        );
+  const { move, driver, keptSource } = build();
+  const end = (after: string, reason?: string) =>
+    recordMove(deps.db, ctx.actor, move.view.vm, move.view.from, {
+      from: move.view.from,
+      to: move.view.to,
+      before: 'started',
+      after,
+      ...(reason ? { reason } : {}),
+    }).catch(() => undefined);
+  try {
+    const outcome = checkpoint ? await resume(move, driver) : await driveMove(driver);
+    await end('finished');
+    return moveResult(
+      move.view,
+      move.status?.stats ?? {},
+      Date.now() - move.cp.startedAtMs,
+      keptSource,
+      outcome.outcome === 'completed-despite-stop'
+        ? 'the cancel came after the guest had switched over: the move went through'
+        : undefined,
+    );
+  } catch (error) {
+    // A refusal in validate changed nothing: no move was started, so no end record either.
+    if (!(error instanceof MoveRefused)) {
+      const cancelled = error instanceof JobCancelled;
+      await end(cancelled ? 'cancelled' : 'failed', error instanceof Error ? error.message : String(error));
+    }
+    throw error;
+  } finally {
+    release();
+  }
+}
+
 /** After a manager restart: forward from the switchover on, else undo (unless the copy completed meanwhile). */
-async function resume(move: Move, driver: MoveDriver, cp: Checkpoint) {
+async function resume(move: RunnableMove, driver: MoveDriver): Promise<DriveOutcome> {
+  const { phase, migrationId } = move.cp;
   let sourceCompleted = false;
-  if (cp.phase === 'mirror-disks' || cp.phase === 'copy-memory') {
+  if (phase === 'mirror-disks' || phase === 'copy-memory') {
     try {
-      sourceCompleted = (await move.source.status(cp.migrationId)).state === 'completed';
+      sourceCompleted = (await move.source.status(migrationId)).state === 'completed';
     } catch (error) {
       if (!is(error, 404)) throw agentError(move.sourceHost.name, error);
     }
   }
-  const recovery = recoveryFor(cp.phase, sourceCompleted);
+  const recovery = recoveryFor(phase, sourceCompleted);
   if (recovery.action === 'resume') return driveMove(driver, recovery.from);
-  const cause = new MoveInterrupted(move.vm.name, cp.phase, move.sourceHost.name);
+  const cause = new MoveInterrupted(move.view.vm.name, phase, move.view.from);
   if ((await runUndos(driver, recovery.undo, cause)) === 'committed') return driveMove(driver, 'switchover');
   throw cause;
 }

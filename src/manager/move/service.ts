@@ -4,15 +4,16 @@
  * the same VM cannot both pass the "no move in flight" check.
  */
 import type { z } from 'zod';
-import type { Job, MovePlan, MoveVmRequest } from '../../api/index.js';
+import type { Job, MovePlan, MoveVmRequest, VmMoveStorageRequest } from '../../api/index.js';
 import type { Caller } from '../auth.js';
 import { getVm, hostRow, vmObject } from '../inventory.js';
 import type { JobRunner } from '../jobs.js';
 import { KeyedMutex } from '../locks.js';
-import { planMove } from './checks.js';
+import { planMove, planStorageMove } from './checks.js';
 import { MoveRefused } from './errors.js';
 import { hostFacts, movesInFlight, vmFacts } from './facts.js';
 import { ENGINE, type MoveDeps, type MoveParams } from './job.js';
+import type { MoveStorageParams } from './storage-job.js';
 
 export type MoveAnswer = { plan: MovePlan } | { job: Job };
 
@@ -56,6 +57,44 @@ export class MoveService {
       };
       const job = await this.deps.jobs.submit({
         kind: 'vm-move',
+        target: vmObject(stored),
+        params,
+        actor: { name: caller.name },
+      });
+      return { job };
+    });
+  }
+
+  async moveStorage(
+    caller: Caller,
+    ref: string,
+    req: z.output<typeof VmMoveStorageRequest>,
+  ): Promise<MoveAnswer> {
+    const { db } = this.deps;
+    const stored = await getVm(db, ref);
+    return this.#vmLocks.run(stored.id, async () => {
+      const hostRecord = await hostRow(db, stored.hostId);
+      const [host, inFlight] = await Promise.all([
+        hostFacts(this.deps, hostRecord),
+        movesInFlight(db, stored.id),
+      ]);
+      const plan = planStorageMove({
+        vm: vmFacts(stored, host.vms),
+        host: host.facts,
+        datastore: req.datastore,
+        diskIds: req.disks,
+        inFlight,
+      });
+      if (req.dryRun) return { plan };
+      if (!plan.ok) throw new MoveRefused(plan);
+      const params: MoveStorageParams = {
+        vmId: stored.id,
+        hostId: hostRecord.id,
+        datastore: req.datastore,
+        diskIds: plan.disks.map((d) => d.diskId),
+      };
+      const job = await this.deps.jobs.submit({
+        kind: 'vm-move-storage',
         target: vmObject(stored),
         params,
         actor: { name: caller.name },
