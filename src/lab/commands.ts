@@ -85,6 +85,10 @@ const nameOption = () => new Option('--name <lab>', 'name of the lab').default('
 
 export function registerLabCommands(program: Command): void {
   const lab = program.command('lab').description('a lab of KVM hosts as network namespaces on this machine');
+  // Commander's own usage errors (unknown flag, bad choice, missing argument) exit 2, help 0.
+  // Set before the verbs are added, so that each of them inherits it.
+  lab.exitOverride((error) => process.exit(error.exitCode === 0 ? 0 : 2));
+  lab.showHelpAfterError('(add --help for usage)');
 
   lab
     .command('up')

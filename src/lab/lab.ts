@@ -84,6 +84,8 @@ export const LabUpOptions = z.object({
     .default(3),
   demo: z.boolean().default(true),
   accelerator: z.enum(['auto', 'kvm', 'tcg']).default('auto'),
+  /** More datastores on every host besides the default `local` (e.g. for storage moves). */
+  extraDatastores: z.array(LabName).default([]),
   /** Start the lab's manager on 127.0.0.1 and join the hosts to it. */
   manager: z.boolean().default(true),
   /** Point the CLI at this lab's manager (LAB_CLI_CONFIG_PATH); the `lab up` command does. */
@@ -186,18 +188,23 @@ function hostState(dir: string, token: string, host: LabPlan['hosts'][number]): 
   };
 }
 
-async function startAgent(host: LabHostState, accelerator: LabState['accelerator']): Promise<number> {
+async function startAgent(
+  host: LabHostState,
+  accelerator: LabState['accelerator'],
+  extraDatastores: string[],
+): Promise<number> {
+  const extra = extraDatastores.map((name) => ({ name, path: path.join(host.dir, `datastore-${name}`) }));
   const config: AgentConfig = AgentConfig.parse({
     hostName: host.name,
     listen: { address: host.fabricAddress, port: Number(new URL(host.agentUrl).port) },
     token: host.token,
     fabricAddress: host.fabricAddress,
     stateDir: host.stateDir,
-    datastores: [{ name: 'local', path: host.datastorePath, default: true }],
+    datastores: [{ name: 'local', path: host.datastorePath, default: true }, ...extra],
     vswitches: [{ name: HOST_VSWITCH, bridge: HOST_VSWITCH, uplink: HOST_UPLINK_IF }],
     accelerator,
   } satisfies z.input<typeof AgentConfig>);
-  await mkdir(host.datastorePath, { recursive: true });
+  for (const dir of [host.datastorePath, ...extra.map((d) => d.path)]) await mkdir(dir, { recursive: true });
   await mkdir(host.stateDir, { recursive: true });
   await writeFile(host.configPath, JSON.stringify(config, null, 2) + '\n', { mode: 0o600 });
   const command = [
@@ -309,7 +316,7 @@ export async function labUp(options: LabUpOptions = {}): Promise<Lab> {
     log(`starting ${state.hosts.length} agents`);
     for (const host of state.hosts) {
       await mkdir(host.dir, { recursive: true });
-      host.pid = await startAgent(host, opts.accelerator);
+      host.pid = await startAgent(host, opts.accelerator, opts.extraDatastores);
     }
     if (opts.manager) {
       log(`starting the manager on ${plan.managerUrl}`);
