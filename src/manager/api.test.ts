@@ -28,7 +28,7 @@ const vm = (name: string, state: Vm['state'] = 'stopped', i = 0): Vm => ({
       datastore: 'local',
       path: `/d/${name}.qcow2`,
       format: 'qcow2',
-      virtualSizeBytes: 1 << 30,
+      virtualSizeBytes: 2 ** 30,
       allocatedBytes: 1 << 20,
       nodeName: 'root-fmt',
     },
@@ -49,12 +49,14 @@ function snapshot(name: string, vms: Vm[]): AgentSnapshot {
       qemuVersion: '7.2.0',
       accelerator: 'tcg',
       cpus: 2,
-      memoryBytes: 8 << 30,
-      memoryFreeBytes: 6 << 30,
+      memoryBytes: 8 * 2 ** 30,
+      memoryFreeBytes: 6 * 2 ** 30,
       machineType: 'pc-q35-7.2',
       cpuModel: 'qemu64',
     },
-    datastores: [{ name: 'local', path: '/d', default: true, capacityBytes: 10 << 30, freeBytes: 5 << 30 }],
+    datastores: [
+      { name: 'local', path: '/d', default: true, capacityBytes: 10 * 2 ** 30, freeBytes: 5 * 2 ** 30 },
+    ],
     vswitches: [{ name: 'vmsw0', bridge: 'vmsw0' }],
     vms,
   };
@@ -238,6 +240,44 @@ test('pools: a host is in one pool; a pool with hosts cannot be deleted; filters
   await admin.removePoolHost('a', 'h2');
   await admin.deletePool('a');
   await admin.deletePool('b');
+});
+
+test('pool placement picks the connected member with room; none with room is 409 naming pool', async () => {
+  const MiB = 1024 * 1024;
+  await admin.createPool({ name: 'place' });
+  await admin.addPoolHost('place', 'h1');
+  await admin.addPoolHost('place', 'h2');
+  // Both answered their last poll, h1 with little memory left (the seeded agents do not exist).
+  await manager.db.updateTable('hosts').set({ state: 'connected' }).execute();
+  await manager.db
+    .updateTable('hosts')
+    .set({ memory_free_bytes: 100 * MiB })
+    .where('name', '=', 'h1')
+    .execute();
+  const { job } = await admin.createVm({ pool: 'place', spec: { name: 'placed', vcpus: 1, memoryMiB: 512 } });
+  assert.equal(job.progress.details.host, 'h2');
+  assert.equal((await admin.waitForJob(job.id, 60_000)).state, 'failed', 'nothing listens for h2');
+  await rejects(
+    admin.createVm({ pool: 'place', spec: { name: 'huge', vcpus: 1, memoryMiB: 65536 } }),
+    409,
+    'pool',
+  );
+  await rejects(
+    admin.createVm({
+      pool: 'place',
+      spec: { name: 'x', vcpus: 1, memoryMiB: 64, nics: [{ vswitch: 'other' }] },
+    }),
+    409,
+    'pool',
+  );
+  await manager.db
+    .updateTable('hosts')
+    .set({ memory_free_bytes: 6 * 1024 * MiB })
+    .where('name', '=', 'h1')
+    .execute();
+  await admin.removePoolHost('place', 'h1');
+  await admin.removePoolHost('place', 'h2');
+  await admin.deletePool('place');
 });
 
 test('reconciliation records what appeared, changed and vanished behind the manager by system', async () => {

@@ -50,7 +50,7 @@ const vm: Vm = {
       datastore: 'local',
       path: '/d/root.qcow2',
       format: 'qcow2',
-      virtualSizeBytes: 1 << 30,
+      virtualSizeBytes: 2 ** 30,
       allocatedBytes: 1000,
       nodeName: 'fmt-root',
     },
@@ -85,7 +85,7 @@ test('state, settings, disks, NICs and a host move each make the matching record
     state: 'running',
     memoryMiB: 512,
     disks: [
-      { ...vm.disks[0]!, virtualSizeBytes: 2 << 30 },
+      { ...vm.disks[0]!, virtualSizeBytes: 2 * 2 ** 30 },
       { ...vm.disks[0]!, id: 'data', path: '/d/data.qcow2' },
     ],
     nics: [],

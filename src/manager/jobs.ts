@@ -101,6 +101,8 @@ export interface SubmitArgs {
   target: ObjectIdentity;
   params: unknown;
   actor: Actor;
+  /** Shown in the queued job's progress details from the start (e.g. the chosen host). */
+  details?: Record<string, unknown>;
 }
 
 export class JobRunner {
@@ -137,7 +139,12 @@ export class JobRunner {
       target_name: args.target.name,
       created_by: args.actor.name,
       params: JSON.stringify(parsed.data),
-      progress: JSON.stringify({ phase: 'queued', percent: 0, message: 'waiting to start', details: {} }),
+      progress: JSON.stringify({
+        phase: 'queued',
+        percent: 0,
+        message: 'waiting to start',
+        details: args.details ?? {},
+      }),
       checkpoint: null,
       result: null,
       error: null,

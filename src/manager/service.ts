@@ -329,6 +329,7 @@ export class ManagerService {
       target: vmObject({ id: prepared.id ?? '', name: prepared.name }),
       params: { hostId: host.id, spec: prepared },
       actor: actorOf(caller),
+      details: { host: host.name },
     });
   }
 

@@ -111,27 +111,46 @@ export async function prepareCreate(db: Db, host: HostRow, spec: ValidVmSpec): P
   return { ...spec, id: spec.id ?? crypto.randomUUID(), disks };
 }
 
-/** The connected member of a pool with the most free memory that fits the VM. */
+/**
+ * Pool placement: of the pool's connected hosts that have every datastore and virtual switch the
+ * spec names and the memory it needs, the one with the most memory free.
+ */
 export async function placeInPool(
   db: Db,
   poolId: string,
   poolName: string,
   spec: ValidVmSpec,
 ): Promise<HostRow> {
-  const best = await db
+  const hosts = await db
     .selectFrom('hosts')
     .selectAll()
     .where('pool_id', '=', poolId)
     .where('state', '=', 'connected')
     .orderBy('memory_free_bytes', 'desc')
-    .executeTakeFirst();
-  if (!best || best.memory_free_bytes < spec.memoryMiB * MiB) {
+    .orderBy('name')
+    .execute();
+  const ids = hosts.map((h) => h.id);
+  const [datastores, vswitches] = ids.length
+    ? await Promise.all([
+        db.selectFrom('datastores').select(['host_id', 'name']).where('host_id', 'in', ids).execute(),
+        db.selectFrom('vswitches').select(['host_id', 'name']).where('host_id', 'in', ids).execute(),
+      ])
+    : [[], []];
+  const has = (rows: { host_id: string; name: string }[], hostId: string, name: string) =>
+    rows.some((r) => r.host_id === hostId && r.name === name);
+  const fits = hosts.find(
+    (h) =>
+      h.memory_free_bytes >= spec.memoryMiB * MiB &&
+      spec.disks.every((d) => d.datastore === undefined || has(datastores, h.id, d.datastore)) &&
+      spec.nics.every((n) => has(vswitches, h.id, n.vswitch)),
+  );
+  if (!fits) {
     throw new InsufficientCapacity(
-      `pool: no connected host in pool ${poolName} has ${spec.memoryMiB} MiB of memory free`,
+      `pool: no connected host in pool ${poolName} has ${spec.memoryMiB} MiB of memory free and the datastores and virtual switches the VM names`,
       'pool',
     );
   }
-  return best;
+  return fits;
 }
 
 function createHandler(deps: VmJobDeps): JobHandler<CreateVmParams> {
