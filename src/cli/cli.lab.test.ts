@@ -113,6 +113,40 @@ async function ping(ip: string, timeoutMs: number): Promise<void> {
   }
 }
 
+/** Starts `silobreak manager` on managerUrl (its data dir survives restarts) and waits until it answers. */
+async function startManagerProcess(): Promise<void> {
+  // Polls only when asked: the failed-job case relies on a VM the manager has not seen yet.
+  const child = spawn(
+    process.execPath,
+    [
+      BIN,
+      'manager',
+      '--data-dir',
+      path.join(dataDir, 'manager'),
+      '--listen',
+      new URL(managerUrl).host,
+      '--reconcile-interval',
+      '3600',
+    ],
+    { env: { ...process.env, SILOBREAK_MANAGER_TOKEN: managerToken }, stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  managerProcess = child;
+  child.stderr?.pipe(createWriteStream(path.join(dataDir, 'manager.log'), { flags: 'a' }));
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    try {
+      await manager.info();
+      return;
+    } catch (error) {
+      if (Date.now() > deadline || child.exitCode !== null) {
+        const log = await readFile(path.join(dataDir, 'manager.log'), 'utf8').catch(() => '');
+        throw new Error(`manager did not start: ${String(error)}\n${log}`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 300));
+    }
+  }
+}
+
 before(
   async () => {
     dataDir = await mkdtemp(path.join(os.tmpdir(), 'silobreak-cli-'));
@@ -138,36 +172,8 @@ before(
     assert.equal(up.code, 0, `lab up failed: ${up.stderr}`);
     lab = LabJson.parse(JSON.parse(up.stdout));
     managerUrl = `http://127.0.0.1:${await freePort()}`;
-    // Polls only when asked: the failed-job case relies on a VM the manager has not seen yet.
-    managerProcess = spawn(
-      process.execPath,
-      [
-        BIN,
-        'manager',
-        '--data-dir',
-        path.join(dataDir, 'manager'),
-        '--listen',
-        new URL(managerUrl).host,
-        '--reconcile-interval',
-        '3600',
-      ],
-      { env: { ...process.env, SILOBREAK_MANAGER_TOKEN: managerToken }, stdio: ['ignore', 'ignore', 'pipe'] },
-    );
-    managerProcess.stderr?.pipe(createWriteStream(path.join(dataDir, 'manager.log')));
     manager = new ManagerClient(managerUrl, managerToken, 5000);
-    const deadline = Date.now() + 60_000;
-    for (;;) {
-      try {
-        await manager.info();
-        break;
-      } catch (error) {
-        if (Date.now() > deadline || managerProcess.exitCode !== null) {
-          const log = await readFile(path.join(dataDir, 'manager.log'), 'utf8').catch(() => '');
-          throw new Error(`manager did not start: ${String(error)}\n${log}`);
-        }
-        await new Promise((resolve) => setTimeout(resolve, 300));
-      }
-    }
+    await startManagerProcess();
   },
   { timeout: 900_000 },
 );
@@ -192,7 +198,7 @@ after(
   { timeout: 600_000 },
 );
 
-test('bad usage exits 2 naming the flag, and changes nothing', { timeout: 120_000 }, async () => {
+test('bad usage exits 2 naming the flag, and changes nothing', { timeout: 300_000 }, async () => {
   const before = await changeCount();
   const cases: [string[], RegExp][] = [
     [['vm', 'create', 'web-1', '--host', 'h', '--memory', '512'], /--memory: '512' needs a unit/],
@@ -218,14 +224,14 @@ test('bad usage exits 2 naming the flag, and changes nothing', { timeout: 120_00
   assert.equal(await changeCount(), before);
 });
 
-test('a bad token exits 1 with the 401 explained', { timeout: 60_000 }, async () => {
+test('a bad token exits 1 with the 401 explained', { timeout: 120_000 }, async () => {
   const r = await cli(['host', 'list', '--token', 'not-the-right-token']);
   assert.equal(r.code, 1);
   assert.match(r.stderr, /rejected the token \(401 unauthorized\)/);
   assert.match(r.stderr, /hint: pass a valid --token, set SILOBREAK_TOKEN/);
 });
 
-test('a read-only token can look but not change: 403 explained, exit 1', { timeout: 60_000 }, async () => {
+test('a read-only token can look but not change: 403 explained, exit 1', { timeout: 180_000 }, async () => {
   const created = await json(z.object({ name: z.string(), role: z.string(), secret: z.string() }), [
     'token',
     'create',
@@ -268,7 +274,7 @@ test('host add joins both lab hosts; host list shows them', { timeout: 180_000 }
   assert.equal(shown.id, hosts.find((h) => h.name === lab.hosts[0]!.name)?.id);
 });
 
-test('datastore and vswitch lists show every host', { timeout: 60_000 }, async () => {
+test('datastore and vswitch lists show every host', { timeout: 120_000 }, async () => {
   const datastores = await json(z.array(ManagedDatastore), ['datastore', 'list']);
   const vswitches = await json(z.array(ManagedVSwitch), ['vswitch', 'list']);
   for (const h of lab.hosts) {
@@ -285,7 +291,7 @@ test('datastore and vswitch lists show every host', { timeout: 60_000 }, async (
   assert.deepEqual([...new Set(one.map((d) => d.host))], [lab.hosts[1]!.name]);
 });
 
-test('pool create and add-host, recorded as changes by the token', { timeout: 60_000 }, async () => {
+test('pool create and add-host, recorded as changes by the token', { timeout: 180_000 }, async () => {
   const created = await json(Pool, ['pool', 'create', 'rack-1', '--description', 'first rack']);
   assert.deepEqual([created.name, created.description, created.hosts], ['rack-1', 'first rack', []]);
   const host = lab.hosts[0]!.name;
@@ -396,9 +402,64 @@ test('a job that fails exits 1 and says why', { timeout: 300_000 }, async () => 
   }
 });
 
+test(
+  'a watched job survives a manager crash: the CLI re-attaches and reports the end',
+  { timeout: 600_000 },
+  async () => {
+    const host = lab.hosts[1]!;
+    // The busybox guest ignores ACPI, so the shutdown job waits out its timeout: time to crash the manager.
+    const child = spawn(process.execPath, [BIN, 'vm', 'shutdown', 'cli-vm-1', '--timeout', '20'], {
+      env: {
+        PATH: process.env.PATH ?? '/usr/bin:/bin',
+        HOME: dataDir,
+        SILOBREAK_CONFIG: path.join(dataDir, 'no-cli-config.json'),
+        SILOBREAK_URL: managerUrl,
+        SILOBREAK_TOKEN: managerToken,
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    const exited = new Promise<number>((resolve) => child.once('exit', (code) => resolve(code ?? 1)));
+    const deadline = Date.now() + 120_000;
+    // Two progress lines: queued, then the job's running phase (the agent call is under way).
+    while ((stdout.match(/^\[[\d.]+s\] +\d+% /gm) ?? []).length < 2) {
+      assert.ok(Date.now() < deadline, `the job did not start: ${stdout}${stderr}`);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    const jobId = /^Job ([0-9a-f-]{36})/.exec(stdout)?.[1];
+    assert.ok(jobId, stdout);
+    managerProcess?.kill('SIGKILL');
+    await new Promise((resolve) => managerProcess?.once('exit', resolve));
+    await startManagerProcess();
+    const code = await exited;
+    assert.match(stderr, new RegExp(`lost the manager \\(.+\\); re-attaching to job ${jobId}`));
+    // Whatever the restarted manager made of the job, the CLI reports that and exits accordingly.
+    const job = await manager.getJob(jobId);
+    assert.ok(['succeeded', 'failed'].includes(job.state), job.state);
+    assert.equal(code, job.state === 'succeeded' ? 0 : 1, stdout + stderr);
+    if (job.state === 'failed')
+      assert.match(stderr, new RegExp(`job ${jobId} \\(vm-shutdown vm cli-vm-1\\) failed`));
+    // The agent finishes the shutdown on its own (unless the crash came before the call reached it).
+    const agent = new AgentClient(host.agentUrl, host.token);
+    const stopBy = Date.now() + 90_000;
+    while ((await agent.getVm('cli-vm-1')).state !== 'stopped' && Date.now() < stopBy) {
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+    if ((await agent.getVm('cli-vm-1')).state !== 'stopped') {
+      assert.equal(job.state, 'failed', 'a succeeded shutdown leaves the VM stopped');
+      await agent.stopVm('cli-vm-1');
+    }
+    await manager.reconcileHost(host.name);
+    assert.equal((await json(ManagedVm, ['vm', 'show', 'cli-vm-1'])).state, 'stopped');
+  },
+);
+
 test('on a terminal, a job draws a live bar and colours the outcome', { timeout: 300_000 }, async () => {
   // `script` gives the command a pseudo-terminal, as an interactive shell would.
-  const command = [process.execPath, BIN, 'vm', 'stop', 'cli-vm-1'].map((a) => `'${a}'`).join(' ');
+  const command = [process.execPath, BIN, 'vm', 'start', 'cli-vm-1'].map((a) => `'${a}'`).join(' ');
   const r = await new Promise<Run>((resolve) => {
     execFile(
       'script',
@@ -420,11 +481,14 @@ test('on a terminal, a job draws a live bar and colours the outcome', { timeout:
   assert.equal(r.code, 0, r.stdout + r.stderr);
   assert.match(r.stdout, /\r\[[#.]{24}\] +\d+%/, 'a redrawn bar');
   assert.ok(r.stdout.includes('\r\u001b[K'), 'the bar is cleared at the end');
-  assert.ok(r.stdout.includes('\u001b[32msucceeded\u001b[0m: vm-stop vm cli-vm-1'), r.stdout);
-  assert.equal((await json(ManagedVm, ['vm', 'show', 'cli-vm-1'])).state, 'stopped');
+  assert.ok(r.stdout.includes('\u001b[32msucceeded\u001b[0m: vm-start vm cli-vm-1'), r.stdout);
+  assert.equal((await json(ManagedVm, ['vm', 'show', 'cli-vm-1'])).state, 'running');
 });
 
-test('vm delete removes the VM everywhere', { timeout: 300_000 }, async () => {
+test('vm stop and delete remove the VM everywhere', { timeout: 300_000 }, async () => {
+  const stopped = await json(Job, ['vm', 'stop', 'cli-vm-1']);
+  assert.equal(stopped.state, 'succeeded');
+  assert.equal(ManagedVm.parse(stopped.result).state, 'stopped');
   const deleted = await json(Job, ['vm', 'delete', 'cli-vm-1']);
   assert.equal(deleted.state, 'succeeded');
   assert.deepEqual(await json(z.array(ManagedVm), ['vm', 'list']), []);

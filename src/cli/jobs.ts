@@ -51,9 +51,10 @@ export async function followJob(ctx: CliContext, job: Job, detach: boolean): Pro
   );
 }
 
-function jobSeconds(job: Job): number {
+/** Seconds the job has run: from its start (or creation) to its end, or to `nowMs` while it runs. */
+export function jobSeconds(job: Job, nowMs = Date.now()): number {
   const start = Date.parse(job.startedAt ?? job.createdAt);
-  const end = Date.parse(job.finishedAt ?? job.updatedAt);
+  const end = job.finishedAt ? Date.parse(job.finishedAt) : nowMs;
   return Math.max(0, (end - start) / 1000);
 }
 

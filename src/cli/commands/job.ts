@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { z } from 'zod';
 import { JobKind, JobState, TERMINAL_JOB_STATES, type Job } from '../../api/index.js';
-import { followJob, jobLabel } from '../jobs.js';
+import { followJob, jobLabel, jobSeconds } from '../jobs.js';
 import { paintState, type OutputStyle } from '../output.js';
 import { act, allPages, noun, printList, printObject, verb } from '../program.js';
 import { input } from '../rules.js';
@@ -12,9 +12,7 @@ import { formatDuration, formatRelativeTime } from '../units.js';
 const JobId = z.uuid('must be a job id (a UUID, as `silobreak job list` shows)');
 
 function duration(job: Job): string {
-  if (!job.startedAt) return '-';
-  const end = job.finishedAt ? Date.parse(job.finishedAt) : Date.now();
-  return formatDuration((end - Date.parse(job.startedAt)) / 1000);
+  return job.startedAt ? formatDuration(jobSeconds(job)) : '-';
 }
 
 function progressText(job: Job): string {
