@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
@@ -114,10 +115,12 @@ function requireRoot(): void {
 
 /** Builds the lab's bridges, namespaces and veths (see plan.ts for the names). */
 async function buildNetwork(plan: LabPlan): Promise<void> {
-  // The root namespace gets the fabric address only: no IPv6 link-local addresses on any lab link.
+  // The root namespace gets the fabric address only: no IPv6 link-local addresses on any lab link
+  // (unless the kernel has no IPv6 at all).
+  const ipv6 = existsSync('/proc/sys/net/ipv6');
   const rootLink = async (name: string, ...add: string[]) => {
     await ip('link', 'add', name, ...add);
-    await writeFile(`/proc/sys/net/ipv6/conf/${name}/disable_ipv6`, '1');
+    if (ipv6) await writeFile(`/proc/sys/net/ipv6/conf/${name}/disable_ipv6`, '1');
   };
   await rootLink(plan.fabric.bridge, 'type', 'bridge');
   await ip(
@@ -155,15 +158,17 @@ async function buildNetwork(plan: LabPlan): Promise<void> {
     await connect(host.fabricVeth, plan.fabric.bridge, host.namespace, HOST_FABRIC_IF, fabricCidr);
     // The inner end becomes the uplink of the agent's vmsw0 bridge: no address of its own.
     await connect(host.uplinkVeth, plan.vmNet.bridge, host.namespace, HOST_UPLINK_IF);
-    await check([
-      'ip',
-      'netns',
-      'exec',
-      host.namespace,
-      'sysctl',
-      '-qw',
-      `net.ipv6.conf.${HOST_UPLINK_IF}.disable_ipv6=1`,
-    ]);
+    if (ipv6) {
+      await check([
+        'ip',
+        'netns',
+        'exec',
+        host.namespace,
+        'sysctl',
+        '-qw',
+        `net.ipv6.conf.${HOST_UPLINK_IF}.disable_ipv6=1`,
+      ]);
+    }
   }
   await addNamespace(plan.client.namespace);
   const clientCidr = `${plan.client.address}/${plan.vmNet.prefixLength}`;
