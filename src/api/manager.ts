@@ -299,8 +299,7 @@ export const JobState = z.enum(['queued', 'running', 'succeeded', 'failed', 'can
 export type JobState = z.infer<typeof JobState>;
 export const TERMINAL_JOB_STATES: readonly JobState[] = ['succeeded', 'failed', 'cancelled'];
 
-/** Kinds the manager runs today; later kinds (e.g. `vm-move`) are registered by their parts. */
-export const KNOWN_JOB_KINDS = ['vm-create', 'vm-start', 'vm-shutdown', 'vm-stop', 'vm-delete'] as const;
+/** Job kinds: vm-create, vm-start, vm-shutdown, vm-stop, vm-delete, vm-move (open-ended). */
 export const JobKind = z.string().regex(/^[a-z][a-z0-9-]{0,40}$/, 'must be a lowercase job kind');
 
 /** Kinds of inventory objects; `job` records a job ended by the manager itself (e.g. after a restart). */
