@@ -4,6 +4,7 @@
 /**
  * Modules the guest needs; their dependencies are added by `resolveLoadOrder`. crc32c_generic
  * provides `crypto-crc32c` (ext4's soft dependency, for metadata checksums) on any CPU model.
+ * virtio_rng seeds the kernel's RNG when the VM has a virtio-rng device (optional).
  * button + evdev turn the ACPI power button into an input event for busybox acpid.
  */
 export const GUEST_MODULES = [
@@ -11,6 +12,7 @@ export const GUEST_MODULES = [
   'virtio_blk',
   'virtio_net',
   'virtio_console',
+  'virtio_rng',
   'crc32c_generic',
   'ext4',
   'button',

@@ -7,12 +7,19 @@ export PATH=/usr/sbin:/usr/bin:/sbin:/bin
 say() { echo "sb-guest: $*"; }
 
 mount -t proc proc /proc
+init_started=$(cut -d' ' -f1 /proc/uptime)
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 mkdir -p /dev/pts /dev/shm
 mount -t devpts devpts /dev/pts
 mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs /run
 mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /tmp
+
+# Without RDRAND (e.g. -cpu Nehalem) or a virtio-rng device, the kernel's RNG is not ready this
+# early, and mke2fs (libuuid) then sleeps and retries for seconds. Reading /dev/random makes the
+# kernel gather jitter entropy now, in parallel with the rest of the boot.
+head -c 1 /dev/random >/dev/null &
+rng_ready=$!
 
 # The list is in dependency order (resolved from each module's depends= when the image was built).
 while read -r mod; do
@@ -50,6 +57,7 @@ if [ -b /dev/vda ]; then
   # Only a blank disk is formatted: anything else on it is left alone.
   if [ "$(dd if=/dev/vda bs=65536 count=1 2>/dev/null | tr -d '\000' | wc -c)" -eq 0 ]; then
     say "formatting blank /dev/vda as ext4"
+    wait $rng_ready
     mkfs.ext4 -q -F -L sbdata -E lazy_itable_init=1,lazy_journal_init=1 /dev/vda || say "cannot format /dev/vda"
   fi
   mkdir -p /data
@@ -83,4 +91,4 @@ acpid -c /etc/acpi -l /run/acpid.log
 addr=$(ip -4 -o addr show dev eth0 2>/dev/null | awk '{print $4}')
 data=no
 grep -q ' /data ' /proc/mounts && data=yes
-echo "SILOBREAK-GUEST-READY hostname=$name ip=${addr:-none} qga=$qga data=$data uptime=$(cut -d' ' -f1 /proc/uptime)"
+echo "SILOBREAK-GUEST-READY hostname=$name ip=${addr:-none} qga=$qga data=$data init=$init_started uptime=$(cut -d' ' -f1 /proc/uptime)"
