@@ -77,17 +77,20 @@ function vmDetails(v: ManagedVm): string {
   return sections.join('\n\n');
 }
 
+/** The flags every VM job verb takes. */
+const vmJobFlags = { vm: input.ref, detach: z.boolean().default(false) };
+
 /** A verb that starts a job on one VM and follows it (or returns with `--detach`). */
-function vmJobVerb(
+function vmJobVerb<S extends z.ZodType<{ vm: string; detach: boolean }>>(
   vm: Command,
   name: string,
   description: string,
-  start: (client: ManagerClient, ref: string, flags: Record<string, unknown>) => Promise<JobAccepted>,
-  extraFlags: z.ZodRawShape = {},
+  flags: S,
+  start: (client: ManagerClient, o: z.output<S>) => Promise<JobAccepted>,
 ): Command {
   return withDetach(verb(vm, `${name} <vm>`, description)).action(
-    act(z.object({ vm: input.ref, detach: z.boolean().default(false), ...extraFlags }), async (o, ctx) => {
-      const accepted = await start(ctx.client(), o.vm, o);
+    act(flags, async (o, ctx) => {
+      const accepted = await start(ctx.client(), o);
       await followJob(ctx, accepted.job, o.detach);
     }),
   );
@@ -152,22 +155,26 @@ export function registerVmCommands(program: Command): void {
       }),
     );
 
-  vmJobVerb(vm, 'start', 'Start a VM (a job)', (client, ref) => client.startVm(ref));
+  vmJobVerb(vm, 'start', 'Start a VM (a job)', z.object(vmJobFlags), (client, o) => client.startVm(o.vm));
   vmJobVerb(
     vm,
     'shutdown',
     'Ask the guest to power off (ACPI); force it off after --timeout seconds (a job)',
-    (client, ref, flags) => client.shutdownVm(ref, flags.timeout as number),
-    { timeout: input.count(0, 3600).default(60) },
+    z.object({ ...vmJobFlags, timeout: input.count(0, 3600).default(60) }),
+    (client, o) => client.shutdownVm(o.vm, o.timeout),
   ).option('--timeout <seconds>', 'seconds to wait for the guest before forcing it off (default 60)');
-  vmJobVerb(vm, 'stop', 'Force a VM off at once, like pulling the plug (a job)', (client, ref) =>
-    client.stopVm(ref),
+  vmJobVerb(
+    vm,
+    'stop',
+    'Force a VM off at once, like pulling the plug (a job)',
+    z.object(vmJobFlags),
+    (client, o) => client.stopVm(o.vm),
   );
   vmJobVerb(
     vm,
     'delete',
     'Delete a VM and, unless --keep-disks, its disk images (a job)',
-    (client, ref, flags) => client.deleteVm(ref, !flags.keepDisks),
-    { keepDisks: z.boolean().default(false) },
+    z.object({ ...vmJobFlags, keepDisks: z.boolean().default(false) }),
+    (client, o) => client.deleteVm(o.vm, !o.keepDisks),
   ).option('--keep-disks', "keep the VM's disk images on the datastore");
 }
