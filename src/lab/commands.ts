@@ -58,8 +58,13 @@ function describeLab(lab: Lab): string {
   }
   if (lab.manager) out += `\nManager: ${lab.manager.url}\nAdmin token: ${lab.manager.token}\n`;
   out += `\nLogs: ${lab.dir}/host*/agent.log${lab.manager ? `, ${lab.manager.logPath}` : ''}\n`;
-  const ping = lab.demoVms[0]?.ip ?? lab.vmAddress(1).ip;
-  out += `\nTry: silobreak lab exec client --name ${lab.name} -- ping -c 3 ${ping}\n`;
+  const nameFlag = lab.name === 'lab' ? '' : ` --name ${lab.name}`;
+  const hints = [
+    ...(lab.demoVms[0] ? [`silobreak lab exec client${nameFlag} -- ping -c 3 ${lab.demoVms[0].ip}`] : []),
+    ...(lab.manager ? ['silobreak host list', 'silobreak vm list'] : []),
+    `silobreak lab down${nameFlag}`,
+  ];
+  out += `\nTry:\n${hints.map((h) => `  ${h}\n`).join('')}`;
   return out;
 }
 
@@ -77,7 +82,7 @@ function describeStatus(status: LabStatus): string {
   }
   out += table(rows);
   for (const h of status.hosts) if (h.error) out += `${h.name}: ${h.error}\n`;
-  if (lab.manager) out += `\nManager: ${lab.manager.url}\n`;
+  if (lab.manager) out += `\nManager: ${lab.manager.url} (${status.managerUp ? 'up' : 'down'})\n`;
   return out;
 }
 

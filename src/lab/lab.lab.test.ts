@@ -129,6 +129,7 @@ test('every agent answers on its fabric address with its own vswitch, and the ma
     { name: NAME, index: lab.index, hosts: 2, agentsRunning: 2, managerUrl: lab.manager.url },
   );
   const status = await labStatus(NAME);
+  assert.equal(status.managerUp, true);
   assert.deepEqual(
     status.hosts.map((h) => [h.name, h.agentUp]),
     [

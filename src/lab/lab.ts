@@ -30,6 +30,7 @@ import {
 } from './plan.js';
 import {
   joinHosts,
+  managerAnswers,
   reconcileHosts,
   removeCliConfig,
   startManager,
@@ -452,6 +453,8 @@ export interface LabHostStatus extends LabHost {
 export interface LabStatus {
   lab: Lab;
   hosts: LabHostStatus[];
+  /** Whether the lab's manager answers (false when the lab has none). */
+  managerUp: boolean;
 }
 
 async function hostStatus(host: LabHost): Promise<LabHostStatus> {
@@ -483,7 +486,11 @@ export async function labStatus(name = 'lab'): Promise<LabStatus> {
   parse(LabName, name, 'name');
   const state = await readState(name);
   if (!state) throw new LabNotFound(name);
-  return { lab: toLab(state), hosts: await Promise.all(state.hosts.map(hostStatus)) };
+  const [hosts, managerUp] = await Promise.all([
+    Promise.all(state.hosts.map(hostStatus)),
+    state.manager ? managerAnswers(state.manager) : Promise.resolve(false),
+  ]);
+  return { lab: toLab(state), hosts, managerUp };
 }
 
 export interface LabSummary {

@@ -46,6 +46,15 @@ export async function joinHosts(state: LabState, manager: ManagerState, signal?:
   }
 }
 
+export async function managerAnswers(manager: ManagerState): Promise<boolean> {
+  try {
+    await new ManagerClient(manager.url, manager.token, 3000).info();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Makes the manager pick up VMs created through the agents now, not at its next poll. */
 export async function reconcileHosts(state: LabState, manager: ManagerState): Promise<void> {
   const client = new ManagerClient(manager.url, manager.token, 30_000);
