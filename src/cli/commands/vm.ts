@@ -1,10 +1,20 @@
 // silobreak vm list|show|create|start|stop|shutdown|delete
 import type { Command } from 'commander';
 import { z } from 'zod';
-import { VmState, type JobAccepted, type ManagedVm, type ManagerClient } from '../../api/index.js';
+import { ManagedVm, VmState, type Job, type JobAccepted, type ManagerClient } from '../../api/index.js';
 import { followJob } from '../jobs.js';
 import { paintState, type OutputStyle } from '../output.js';
-import { act, allPages, noun, printList, printObject, repeatable, verb, withDetach } from '../program.js';
+import {
+  act,
+  allPages,
+  noun,
+  printList,
+  printObject,
+  repeatable,
+  verb,
+  withDetach,
+  type CliContext,
+} from '../program.js';
 import { input } from '../rules.js';
 import { renderDetails, renderTable, type Column } from '../table.js';
 import { formatBytes, formatRelativeTime } from '../units.js';
@@ -77,6 +87,16 @@ function vmDetails(v: ManagedVm): string {
   return sections.join('\n\n');
 }
 
+/** After a VM job: where the VM stands now, from the job's result (a ManagedVm). */
+function printOutcome(ctx: CliContext, job: Job): void {
+  const vm = ManagedVm.safeParse(job.result);
+  if (ctx.style.json || job.state !== 'succeeded' || !vm.success) return;
+  const v = vm.data;
+  ctx.print(
+    `VM ${v.name} is ${paintState(ctx.style, v.state)} on ${v.host}${v.guestIp ? `, ${v.guestIp}` : ''}.`,
+  );
+}
+
 /** The flags every VM job verb takes. */
 const vmJobFlags = { vm: input.ref, detach: z.boolean().default(false) };
 
@@ -91,7 +111,7 @@ function vmJobVerb<S extends z.ZodType<{ vm: string; detach: boolean }>>(
   return withDetach(verb(vm, `${name} <vm>`, description)).action(
     act(flags, async (o, ctx) => {
       const accepted = await start(ctx.client(), o);
-      await followJob(ctx, accepted.job, o.detach);
+      printOutcome(ctx, await followJob(ctx, accepted.job, o.detach));
     }),
   );
 }
@@ -151,7 +171,7 @@ export function registerVmCommands(program: Command): void {
     .action(
       act(VmCreateFlags, async (flags, ctx) => {
         const accepted = await ctx.client().createVm(createVmRequest(flags));
-        await followJob(ctx, accepted.job, flags.detach);
+        printOutcome(ctx, await followJob(ctx, accepted.job, flags.detach));
       }),
     );
 
