@@ -463,3 +463,18 @@ test('a second boot keeps /data: the records of the first are all there', TIMEOU
   assert.equal(verified.exitcode, 0, verified.err);
   assert.match(verified.out, /^verified 200 records/);
 });
+
+test('qemu-ga guest-shutdown powers the guest off', TIMEOUT, async () => {
+  assert.ok(vm);
+  const exited = once(vm.qemu, 'exit');
+  // No reply on success: the agent is gone before it could send one.
+  vm.qga.execute('guest-shutdown').catch(() => {});
+  const [code] = (await Promise.race([
+    exited,
+    new Promise((_, reject) =>
+      setTimeout(() => reject(new Error('guest did not power off within 60 s')), 60_000),
+    ),
+  ])) as [number | null];
+  assert.equal(code, 0);
+  assert.match(await readFile(vm.serial, 'utf8'), /reboot: Power down/);
+});
