@@ -44,6 +44,7 @@ import {
   labDirNames,
   readState,
   removeLabFiles,
+  removeUnownedClaims,
   writeState,
   type LabHostState,
   type LabState,
@@ -432,6 +433,7 @@ export async function labDown(options: LabDownOptions = {}): Promise<LabDownRepo
   if (!opts.all) return [await downOne(opts.name ?? 'lab')];
   const reports: LabDownReport[] = [];
   for (const name of await discoverLabs()) reports.push(await downOne(name));
+  await removeUnownedClaims();
   // Links whose lab name cannot be recovered (hashed tags of long names whose state is gone).
   const orphans = await removeLinks(anyLabLink);
   if (orphans.length) reports.push({ name: '(unknown)', killedPids: [], namespaces: [], links: orphans });
