@@ -471,6 +471,9 @@ function routes({ db, service, jobs, moves, version }: ApiDeps): Route[] {
   return table;
 }
 
+/** Emitted on the job events when the server stops: open event streams end (clients re-attach). */
+const STREAMS_CLOSING = 'streams-closing';
+
 async function streamJob(
   jobs: JobRunner,
   id: string,
@@ -501,9 +504,11 @@ async function streamJob(
     closed = true;
     clearInterval(heartbeat);
     jobs.events.off('job', onJob);
+    jobs.events.off(STREAMS_CLOSING, end);
     out.end();
   };
   jobs.events.on('job', onJob);
+  jobs.events.once(STREAMS_CLOSING, end);
   request.raw.on('close', end);
   send(first);
 }
@@ -572,6 +577,10 @@ export function buildServer(deps: ApiDeps, log: (message: string) => void): Fast
       log(`internal error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
     return reply.status(problem.status).type('application/problem+json').send(problem);
   };
+  // Open event streams would otherwise keep the server from closing.
+  app.addHook('preClose', async () => {
+    deps.jobs.events.emit(STREAMS_CLOSING);
+  });
   app.setErrorHandler((error, _request, reply) => sendProblem(reply, error));
   const authenticate = async (request: FastifyRequest): Promise<Caller> => {
     const secret = bearerSecret(request.headers.authorization);

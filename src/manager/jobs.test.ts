@@ -142,3 +142,23 @@ test('a resumable job interrupted by a restart resumes from its checkpoint', asy
   assert.deepEqual(done.result, { resumedFrom: { step: 1 } });
   assert.equal(done.progress.phase, 'two');
 });
+
+test('a clean stop ends open event streams and leaves a running job to the next start', async () => {
+  const job = await submit('z');
+  await until('z running', async () => (await api.getJob(job.id)).state === 'running');
+  const seen: Job[] = [];
+  const watching = (async () => {
+    for await (const snapshot of api.watchJob(job.id)) seen.push(snapshot);
+  })();
+  await until('the first event', async () => seen.length > 0);
+  const started = Date.now();
+  await manager.close();
+  await watching;
+  assert.ok(Date.now() - started < 10_000, 'close did not wait for the stream');
+  assert.equal(seen.at(-1)?.state, 'running');
+  release.add('z');
+  await start();
+  const after = await api.getJob(job.id);
+  assert.equal(after.state, 'failed');
+  assert.equal(after.error?.code, 'manager-restarted');
+});
