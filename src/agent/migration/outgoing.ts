@@ -80,9 +80,12 @@ export interface OutgoingOptions {
   log: (msg: string, fields?: Record<string, unknown>) => void;
   /** Milliseconds; injectable for tests of the pacing. */
   pollMs?: { mirror: number; memory: number };
+  /** Prefix for host commands when QEMU runs in another network namespace (tests), e.g. ip netns exec. */
+  hostCommand?: string[];
 }
 
 const QMP_MS = 30_000;
+const ROLLBACK_QMP_MS = 15_000;
 const SHORT = (id: string): string => id.replaceAll('-', '').slice(0, 8);
 
 export class OutgoingMigration {
@@ -144,7 +147,7 @@ export class OutgoingMigration {
     } catch (error) {
       if (this.#pastPointOfNoReturn) throw error;
       const failedIn = this.phase;
-      await this.#rollback(failedIn);
+      await this.#rollback(failedIn, error instanceof MigrationFailed && error.code === 'migration-stalled');
       if (
         this.#abort.signal.aborted &&
         this.#cancelReason !== undefined &&
@@ -467,7 +470,7 @@ export class OutgoingMigration {
     });
   }
 
-  async #rollback(phase: MigrationPhase): Promise<void> {
+  async #rollback(phase: MigrationPhase, linkDead: boolean): Promise<void> {
     const { qmp, log } = this.options;
     log('rolling back', { phase, reason: this.#cancelReason });
     const step = async (what: string, action: () => Promise<unknown>): Promise<void> => {
@@ -477,26 +480,33 @@ export class OutgoingMigration {
         log('rollback step failed', { step: what, error: String(error) });
       }
     };
+    const ms = { timeoutMs: ROLLBACK_QMP_MS };
+    if (linkDead) {
+      // Connections to a dead peer never fail by themselves (no reset, retransmissions for many
+      // minutes), and QEMU 7.2 joins its multifd threads blocked on them with the big lock held:
+      // destroy them from the host first so every pending send and NBD request fails now.
+      await step('destroy connections to the target', () => this.#killSockets());
+    }
     if (this.#migrateStarted) {
-      await step('migrate_cancel', () => qmp.execute('migrate_cancel'));
+      await step('migrate_cancel', () => qmp.execute('migrate_cancel', undefined, ms));
       await step('wait for the stream to end', () => this.#waitMigrationEnded());
     }
     const jobs = [...this.#jobs.values()];
     for (const job of jobs)
-      await step(`cancel ${job}`, () => qmp.execute('block-job-cancel', { device: job, force: true }));
+      await step(`cancel ${job}`, () => qmp.execute('block-job-cancel', { device: job, force: true }, ms));
     let gone = await this.#waitJobsGone(jobs, 10_000);
     if (!gone) {
       // A mirror waiting on a dead TCP connection: shut its sockets down so its requests fail now.
-      await step('shut down NBD sockets', () => this.#killNbdSockets());
+      await step('destroy connections to the target', () => this.#killSockets());
       gone = await this.#waitJobsGone(jobs, 20_000);
     }
     for (const node of this.#added)
-      await step(`blockdev-del ${node}`, () => qmp.execute('blockdev-del', { 'node-name': node }));
+      await step(`blockdev-del ${node}`, () => qmp.execute('blockdev-del', { 'node-name': node }, ms));
     this.#added.clear();
     if (this.#guestWasRunning) {
       await step('resume guest', async () => {
-        const status = await qmp.execute('query-status', undefined, { schema: StatusInfo });
-        if (!status.running) await qmp.execute('cont');
+        const status = await qmp.execute('query-status', undefined, { schema: StatusInfo, ...ms });
+        if (!status.running) await qmp.execute('cont', undefined, ms);
       });
     }
     log('rolled back', { phase, mirrorsGone: gone });
@@ -504,7 +514,10 @@ export class OutgoingMigration {
 
   async #waitMigrationEnded(): Promise<void> {
     for (let i = 0; i < 100; i++) {
-      const info = await this.options.qmp.execute('query-migrate', undefined, { schema: MigrateInfo });
+      const info = await this.options.qmp.execute('query-migrate', undefined, {
+        schema: MigrateInfo,
+        timeoutMs: ROLLBACK_QMP_MS,
+      });
       if (
         !['active', 'setup', 'pre-switchover', 'device', 'cancelling', 'postcopy-active'].includes(
           info.status ?? 'none',
@@ -519,7 +532,7 @@ export class OutgoingMigration {
     const until = Date.now() + timeoutMs;
     for (;;) {
       const present = await this.options.qmp
-        .execute('query-block-jobs', undefined, { schema: BlockJobs })
+        .execute('query-block-jobs', undefined, { schema: BlockJobs, timeoutMs: ROLLBACK_QMP_MS })
         .catch(() => []);
       if (!present.some((j) => jobs.includes(j.device))) return true;
       if (Date.now() > until) return false;
@@ -527,9 +540,15 @@ export class OutgoingMigration {
     }
   }
 
-  async #killNbdSockets(): Promise<void> {
+  /** Destroys this move's TCP connections to the target (NBD and the migration stream). */
+  async #killSockets(): Promise<void> {
     const { host, port } = this.options.nbd;
-    await run('ss', ['-K', 'dst', host, 'dport', '=', `:${port}`]);
+    const streamPort = /:(\d+)$/.exec(this.options.migrationUri)?.[1];
+    const filter = ['dst', host, 'and', '(', 'dport', '=', `:${port}`];
+    if (streamPort) filter.push('or', 'dport', '=', `:${streamPort}`);
+    filter.push(')');
+    const [command = 'ss', ...args] = [...(this.options.hostCommand ?? []), 'ss', '-K', ...filter];
+    await run(command, args);
   }
 }
 

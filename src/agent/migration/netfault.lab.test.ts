@@ -1,0 +1,125 @@
+// A cut link between the hosts, during the disk mirror and during the memory copy. Source and
+// target QEMU run in two network namespaces this test creates, joined by one veth pair; cutting
+// the link (`ip link set <veth> down` in the target's namespace) leaves the TCP connections
+// hanging without a reset, the hardest case: the move must notice it stalled, roll back and leave
+// the guest running on the source with its data intact.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { GUEST_WORKLOADS } from '../../guest/index.js';
+import { MigrationFailed } from './errors.js';
+import { MigrationRig, type Qemu } from './test-rig.js';
+
+const tag = String(process.pid % 100000);
+const nsSource = `sbm-s${tag}`;
+const nsTarget = `sbm-t${tag}`;
+const vethSource = `sbm${tag}s`;
+const vethTarget = `sbm${tag}t`;
+// Addresses exist only inside the two namespaces of this test.
+const SOURCE_IP = '10.213.77.1';
+const TARGET_IP = '10.213.77.2';
+const rig = new MigrationRig([47400, 47449]);
+let source: Qemu;
+
+const ip = (...args: string[]): void => {
+  execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+};
+const linkTarget = (state: 'up' | 'down'): void => ip('-n', nsTarget, 'link', 'set', vethTarget, state);
+
+before(async () => {
+  ip('netns', 'add', nsSource);
+  ip('netns', 'add', nsTarget);
+  ip('link', 'add', vethSource, 'type', 'veth', 'peer', 'name', vethTarget);
+  ip('link', 'set', vethSource, 'netns', nsSource);
+  ip('link', 'set', vethTarget, 'netns', nsTarget);
+  ip('-n', nsSource, 'addr', 'add', `${SOURCE_IP}/30`, 'dev', vethSource);
+  ip('-n', nsTarget, 'addr', 'add', `${TARGET_IP}/30`, 'dev', vethTarget);
+  for (const [ns, dev] of [
+    [nsSource, vethSource],
+    [nsTarget, vethTarget],
+  ] as const) {
+    ip('-n', ns, 'link', 'set', 'lo', 'up');
+    ip('-n', ns, 'link', 'set', dev, 'up');
+  }
+  source = await rig.bootSource('source', nsSource);
+});
+
+after(async () => {
+  await rig.close();
+  await source?.qmp.close();
+  for (const ns of [nsSource, nsTarget]) execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
+});
+
+const options = {
+  targetNetns: nsTarget,
+  address: TARGET_IP,
+  sourceHostCommand: ['ip', 'netns', 'exec', nsSource],
+  stallAfterMs: 10_000,
+};
+
+test(
+  'link cut during the disk mirror: stalled, rolled back, source unharmed',
+  { timeout: 300_000 },
+  async () => {
+    const a = await rig.attempt(source, options);
+    try {
+      await rig.waitPhase(a.outgoing, 'mirror-disks');
+      await sleep(200);
+      linkTarget('down');
+      const started = Date.now();
+      const error = await a.done.then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      console.log(`# mirror cut: rolled back ${Date.now() - started} ms after the cut: ${String(error)}`);
+      assert.ok(error instanceof MigrationFailed, String(error));
+      assert.equal(error.code, 'migration-stalled');
+      await rig.assertSourceUnharmed(source);
+    } finally {
+      linkTarget('up');
+      await rig.kill(a.target);
+      a.release();
+    }
+  },
+);
+
+test(
+  'link cut during the memory copy: stalled, rolled back, source unharmed',
+  { timeout: 300_000 },
+  async () => {
+    const dirtier = await rig.guest(
+      source,
+      [GUEST_WORKLOADS.dirty, '--rate-mib', '0', '--size-mib', '64'],
+      true,
+    );
+    // Never converges (1 ms limit, no throttle), so the cut surely lands in the memory copy.
+    const a = await rig.attempt(source, {
+      ...options,
+      convergence: {
+        targetDowntimeMs: 1,
+        maxDowntimeMs: 1,
+        allowThrottle: false,
+        noTransferWindowMs: 10_000,
+      },
+    });
+    try {
+      await rig.waitPhase(a.outgoing, 'copy-memory', 120_000);
+      await sleep(1500);
+      linkTarget('down');
+      const started = Date.now();
+      const error = await a.done.then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      console.log(`# memory cut: rolled back ${Date.now() - started} ms after the cut: ${String(error)}`);
+      assert.ok(error instanceof MigrationFailed, String(error));
+      await rig.assertSourceUnharmed(source);
+    } finally {
+      linkTarget('up');
+      await rig.kill(a.target);
+      a.release();
+      await rig.guest(source, ['/bin/kill', String(dirtier.pid)]);
+    }
+  },
+);

@@ -1,0 +1,274 @@
+// Support for the migration lab tests (not a test itself): QEMUs of the guest image started
+// directly (optionally inside a network namespace), the guest agent, and one migration attempt
+// between two of them driven by the engine's source and target classes.
+import assert from 'node:assert/strict';
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { z } from 'zod';
+import type { MigrationPlan } from '../../api/index.js';
+import {
+  findGuestImage,
+  guestKernelCommandLine,
+  GUEST_READY_MARKER,
+  GUEST_WORKLOADS,
+} from '../../guest/index.js';
+import { QmpClient } from '../../qmp/index.js';
+import { guestExec } from '../guest-ops.js';
+import { QgaClient } from '../qga.js';
+import { DEFAULT_CONVERGENCE, type ConvergenceConfig } from './convergence.js';
+import { IncomingMigration } from './incoming.js';
+import { OutgoingMigration } from './outgoing.js';
+import { PortAllocator } from './ports.js';
+import { BlockJobs, StatusInfo } from './qemu-replies.js';
+import { chooseTuning } from './tuning.js';
+
+const MiB = 1024 * 1024;
+export const MEMORY_MIB = 512;
+const DISK_BYTES = 1024 * MiB;
+
+export interface Qemu {
+  name: string;
+  child: ChildProcess;
+  qmp: QmpClient;
+  disk: string;
+  qgaPath: string;
+}
+
+export interface AttemptOptions {
+  convergence?: Partial<ConvergenceConfig>;
+  stallAfterMs?: number;
+  targetDiskDir?: string;
+  /** The target's network namespace and its address there (loopback when absent). */
+  targetNetns?: string;
+  address?: string;
+  /** Prefix for host commands of the source side (its network namespace). */
+  sourceHostCommand?: string[];
+}
+
+export interface Attempt {
+  target: Qemu;
+  incoming: IncomingMigration;
+  outgoing: OutgoingMigration;
+  done: Promise<void>;
+  release: () => void;
+}
+
+export class MigrationRig {
+  readonly dir = mkdtempSync(path.join(tmpdir(), 'sb-mig-'));
+  readonly #ports: PortAllocator;
+  readonly #children = new Set<ChildProcess>();
+  readonly logs: string[] = [];
+  readonly log = (msg: string, fields?: Record<string, unknown>): void => {
+    this.logs.push(`${msg} ${JSON.stringify(fields ?? {})}`);
+  };
+
+  constructor(portRange: readonly [number, number]) {
+    this.#ports = new PortAllocator(portRange);
+  }
+
+  async startQemu(
+    name: string,
+    o: { incoming?: boolean; diskDir?: string; netns?: string } = {},
+  ): Promise<Qemu> {
+    const image = await findGuestImage();
+    const disk = path.join(o.diskDir ?? this.dir, `${name}.qcow2`);
+    execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', disk, String(DISK_BYTES)]);
+    const qmpPath = path.join(this.dir, `${name}.qmp`);
+    const qgaPath = path.join(this.dir, `${name}.qga`);
+    const argv = [
+      ...(o.netns ? ['netns', 'exec', o.netns, 'qemu-system-x86_64'] : []),
+      '-machine',
+      'pc-q35-7.2',
+      '-accel',
+      'tcg,thread=multi',
+      '-cpu',
+      'Nehalem',
+      '-smp',
+      '1',
+      '-m',
+      `${MEMORY_MIB}M`,
+      '-nodefaults',
+      '-display',
+      'none',
+      '-kernel',
+      image.kernel,
+      '-initrd',
+      image.initrd,
+      '-append',
+      guestKernelCommandLine({ hostname: 'mig' }),
+      '-blockdev',
+      JSON.stringify({ driver: 'file', 'node-name': 'file-d0', filename: disk }),
+      '-blockdev',
+      JSON.stringify({ driver: 'qcow2', 'node-name': 'disk-d0', file: 'file-d0' }),
+      '-device',
+      JSON.stringify({ driver: 'virtio-blk-pci', id: 'virtio-disk-d0', drive: 'disk-d0' }),
+      '-device',
+      'virtio-serial-pci,id=virtio-serial0',
+      '-chardev',
+      `socket,id=qga0,path=${qgaPath},server=on,wait=off`,
+      '-device',
+      'virtserialport,bus=virtio-serial0.0,chardev=qga0,name=org.qemu.guest_agent.0',
+      '-serial',
+      `file:${path.join(this.dir, `${name}.console.log`)}`,
+      '-qmp',
+      `unix:${qmpPath},server=on,wait=off`,
+      ...(o.incoming ? ['-incoming', 'defer', '-S'] : []),
+    ];
+    // `ip netns exec` execs QEMU in place, so the child's pid is QEMU's.
+    const child = spawn(o.netns ? 'ip' : 'qemu-system-x86_64', argv, { stdio: ['ignore', 'ignore', 'pipe'] });
+    this.#children.add(child);
+    child.on('exit', () => this.#children.delete(child));
+    const qmp = await QmpClient.connect(qmpPath, { retryUntilMs: Date.now() + 30_000 });
+    return { name, child, qmp, disk, qgaPath };
+  }
+
+  async kill(q: Qemu | undefined): Promise<void> {
+    if (!q || q.child.exitCode !== null || q.child.signalCode !== null) return;
+    const exited = new Promise((resolve) => q.child.once('exit', resolve));
+    q.child.kill('SIGKILL');
+    await exited;
+    await q.qmp.close();
+  }
+
+  async waitReady(q: Qemu, timeoutMs = 120_000): Promise<void> {
+    const file = path.join(this.dir, `${q.name}.console.log`);
+    const until = Date.now() + timeoutMs;
+    while (Date.now() < until) {
+      if (existsSync(file) && readFileSync(file, 'utf8').includes(GUEST_READY_MARKER)) return;
+      await sleep(250);
+    }
+    throw new Error(`${q.name} did not boot within ${timeoutMs} ms`);
+  }
+
+  async guest(q: Qemu, command: string[], detach = false) {
+    // Right after a migration the guest agent has sometimes missed the first sync: ask again.
+    let qga: QgaClient | undefined;
+    for (let attempt = 1; qga === undefined; attempt++) {
+      qga = await QgaClient.open(q.qgaPath, q.name, 20_000).catch((error: unknown) => {
+        if (attempt >= 3) throw error;
+        return undefined;
+      });
+    }
+    try {
+      return await guestExec(qga, { vm: q.name, command, timeoutSeconds: 120, detach });
+    } finally {
+      qga.close();
+    }
+  }
+
+  async uptime(q: Qemu): Promise<number> {
+    const r = await this.guest(q, ['/bin/cat', '/proc/uptime']);
+    return Number((r.stdout ?? '').split(' ')[0]);
+  }
+
+  /** A booted source with records to verify (/data/before) and ~100 MiB of data for the mirror. */
+  async bootSource(name: string, netns?: string): Promise<Qemu> {
+    const source = await this.startQemu(name, netns ? { netns } : {});
+    await this.waitReady(source);
+    await this.guest(source, [
+      GUEST_WORKLOADS.diskWriter,
+      'write',
+      '--file',
+      '/data/before',
+      '--rate-kib',
+      '0',
+      '--count',
+      '2000',
+    ]);
+    await this.guest(source, ['/bin/dd', 'if=/dev/urandom', 'of=/data/fill', 'bs=1M', 'count=100']);
+    await this.guest(source, ['/bin/sync']);
+    return source;
+  }
+
+  plan(): MigrationPlan {
+    const t = chooseTuning({
+      accelerator: 'tcg',
+      hostCpus: 2,
+      hostMemoryBytes: 24 * 1024 * MiB,
+      vcpus: 1,
+      memoryBytes: MEMORY_MIB * MiB,
+      diskCount: 1,
+      allowPostcopy: false,
+    });
+    return { ...t, postcopy: false };
+  }
+
+  async attempt(source: Qemu, o: AttemptOptions = {}): Promise<Attempt> {
+    const address = o.address ?? '127.0.0.1';
+    const target = await this.startQemu(`target${Date.now()}`, {
+      incoming: true,
+      ...(o.targetDiskDir ? { diskDir: o.targetDiskDir } : {}),
+      ...(o.targetNetns ? { netns: o.targetNetns } : {}),
+    });
+    const nbd = await this.#ports.allocate(o.targetNetns ? '127.0.0.1' : address);
+    const stream = await this.#ports.allocate(o.targetNetns ? '127.0.0.1' : address);
+    const plan = this.plan();
+    const incoming = new IncomingMigration({
+      qmp: target.qmp,
+      disks: [{ diskId: 'd0', nodeName: 'disk-d0' }],
+      address,
+      nbdPort: nbd.port,
+      migrationPort: stream.port,
+      plan,
+      log: this.log,
+    });
+    await incoming.prepare();
+    const outgoing = new OutgoingMigration({
+      migrationId: crypto.randomUUID(),
+      qmp: source.qmp,
+      disks: [{ diskId: 'd0', nodeName: 'disk-d0', exportName: incoming.exports[0]?.exportName ?? '' }],
+      nbd: { host: address, port: nbd.port },
+      migrationUri: incoming.migrationUri,
+      plan,
+      convergence: { ...DEFAULT_CONVERGENCE, ...o.convergence },
+      memoryBytes: MEMORY_MIB * MiB,
+      stallAfterMs: o.stallAfterMs ?? 30_000,
+      log: this.log,
+      ...(o.sourceHostCommand ? { hostCommand: o.sourceHostCommand } : {}),
+    });
+    const done = outgoing.run();
+    done.catch(() => undefined);
+    return {
+      target,
+      incoming,
+      outgoing,
+      done,
+      release: () => {
+        nbd.release();
+        stream.release();
+      },
+    };
+  }
+
+  async waitPhase(o: OutgoingMigration, phase: string, timeoutMs = 60_000): Promise<void> {
+    const until = Date.now() + timeoutMs;
+    while (o.phase !== phase) {
+      if (Date.now() > until) throw new Error(`phase ${phase} not reached (at ${o.phase})`);
+      await sleep(20);
+    }
+  }
+
+  /** Running, no mirror job or NBD node left, the guest answers and its records verify. */
+  async assertSourceUnharmed(source: Qemu): Promise<void> {
+    const status = await source.qmp.execute('query-status', undefined, { schema: StatusInfo });
+    assert.equal(status.status, 'running');
+    const jobs = await source.qmp.execute('query-block-jobs', undefined, { schema: BlockJobs });
+    assert.deepEqual(jobs, []);
+    const nodes = z
+      .array(z.looseObject({ 'node-name': z.string() }))
+      .parse(await source.qmp.execute('query-named-block-nodes'));
+    assert.ok(!nodes.some((n) => n['node-name'].startsWith('mig-')), 'no NBD node left behind');
+    const verify = await this.guest(source, [GUEST_WORKLOADS.diskWriter, 'verify', '--file', '/data/before']);
+    assert.equal(verify.exitCode, 0, verify.stderr);
+  }
+
+  async close(): Promise<void> {
+    for (const child of this.#children) child.kill('SIGKILL');
+    await sleep(300);
+    rmSync(this.dir, { recursive: true, force: true });
+    if (process.env.SB_MIG_LOG) console.log(this.logs.join('\n'));
+  }
+}
