@@ -1,0 +1,120 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { MigrationStatus } from '../../api/index.js';
+import { phasePercent } from './phases.js';
+import { jobPhaseOf, moveProgress, moveResult, type MoveContext } from './progress.js';
+
+const ctx: MoveContext = {
+  vm: { id: '7f1c0a52-5a8e-4d35-9a55-0d1f3f7a9b11', name: 'web-1' },
+  from: 'h1',
+  to: 'h2',
+  mode: 'live',
+};
+const GiB = 1024 ** 3;
+
+function status(
+  over: Partial<MigrationStatus['progress']>,
+  state: MigrationStatus['state'] = 'running',
+): MigrationStatus {
+  return {
+    id: '3b0c7d2e-8d1b-4a4f-9a51-7d7b6c1f0a22',
+    role: 'source',
+    vmName: 'web-1',
+    state,
+    progress: {
+      phase: 'mirror-disks',
+      percent: 0,
+      disks: [],
+      rateBytesPerSecond: 0,
+      dirtyRateBytesPerSecond: 0,
+      health: 'progressing',
+      throttlePercent: 0,
+      ...over,
+    },
+    stats: {},
+    policyLog: [],
+    startedAt: '2026-11-25T14:00:00.000Z',
+  };
+}
+
+const disk = (done: number, total: number, ready = false) => ({
+  diskId: 'root',
+  bytesDone: done,
+  bytesTotal: total,
+  bytesRemaining: total - done,
+  ready,
+  rateBytesPerSecond: 100e6,
+});
+
+test("the agent's phases map onto the job's: its set-up counts as the mirror, done as the switchover", () => {
+  assert.equal(jobPhaseOf(status({ phase: 'validate' })), 'mirror-disks');
+  assert.equal(jobPhaseOf(status({ phase: 'mirror-disks' })), 'mirror-disks');
+  assert.equal(jobPhaseOf(status({ phase: 'copy-memory' })), 'copy-memory');
+  // The agent's own switchover is still part of the copy until the source reports completed.
+  assert.equal(jobPhaseOf(status({ phase: 'switchover' })), 'copy-memory');
+  assert.equal(jobPhaseOf(status({ phase: 'done' }, 'completed')), 'switchover');
+});
+
+test('the mirror fills its share by bytes mirrored; disks in sync fill it all', () => {
+  const half = moveProgress(ctx, status({ disks: [disk(GiB / 2, GiB)] }));
+  assert.equal(half.phase, 'mirror-disks');
+  assert.equal(half.percent, phasePercent('mirror-disks', 0.5));
+  assert.match(half.message ?? '', /mirroring 1 disk to h2 \(0 in sync\)/);
+  const ready = moveProgress(ctx, status({ disks: [disk(GiB, GiB + 5, true)] }));
+  assert.equal(ready.percent, phasePercent('mirror-disks', 1));
+});
+
+test("memory fills copy-memory's share by sent over sent + remaining; figures pass through for the CLI", () => {
+  const update = moveProgress(
+    ctx,
+    status({
+      phase: 'copy-memory',
+      disks: [disk(GiB, GiB, true)],
+      memory: {
+        bytesTransferred: 300,
+        bytesRemaining: 100,
+        bytesTotal: 400,
+        passes: 3,
+        rateBytesPerSecond: 250e6,
+        dirtyRateBytesPerSecond: 80e6,
+      },
+      rateBytesPerSecond: 250e6,
+      dirtyRateBytesPerSecond: 80e6,
+      etaSeconds: 4,
+      health: 'slow',
+      healthReason: 'the guest dirties memory nearly as fast as it is sent',
+      throttlePercent: 20,
+    }),
+  );
+  assert.equal(update.percent, phasePercent('copy-memory', 0.75));
+  assert.match(update.message ?? '', /copying memory to h2, pass 3 \(slow: the guest dirties memory/);
+  const d = update.details ?? {};
+  assert.equal(d.dirtyRateBytesPerSecond, 80e6);
+  assert.equal(d.throttlePercent, 20);
+  assert.equal(d.etaSeconds, 4);
+  assert.equal(d.health, 'slow');
+  assert.equal(d.from, 'h1');
+  assert.equal((d.memory as { passes: number }).passes, 3);
+});
+
+test("the result carries QEMU's downtime, bytes and throttling next to the move's total time", () => {
+  const result = moveResult(
+    ctx,
+    { downtimeMs: 31, diskBytes: 5, memoryBytes: 7, throttlePeakPercent: 30, throttleSeconds: 2.5 },
+    9000,
+    true,
+  );
+  assert.deepEqual(
+    [
+      result.downtimeMs,
+      result.diskBytes,
+      result.memoryBytes,
+      result.throttlePeakPercent,
+      result.throttleSeconds,
+    ],
+    [31, 5, 7, 30, 2.5],
+  );
+  assert.equal(result.totalTimeMs, 9000);
+  assert.equal(result.keptSource, true);
+  assert.equal(result.note, undefined);
+});
