@@ -130,7 +130,16 @@ export async function claimIndex(name: string): Promise<number> {
 /** Removes the lab's directory and its index claims. */
 export async function removeLabFiles(name: string): Promise<void> {
   await rm(labDir(name), { recursive: true, force: true });
+  await removeClaims((owner) => owner === name);
+}
+
+/** Removes index claims whose owner is not a lab name (a `lab up` that crashed while claiming). */
+export function removeUnownedClaims(): Promise<void> {
+  return removeClaims((owner) => !LabName.safeParse(owner).success);
+}
+
+async function removeClaims(match: (owner: string) => boolean): Promise<void> {
   for (const [index, owner] of await indexClaims()) {
-    if (owner === name) await rm(path.join(INDEX_DIR, String(index)), { force: true });
+    if (match(owner)) await rm(path.join(INDEX_DIR, String(index)), { force: true });
   }
 }
