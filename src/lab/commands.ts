@@ -4,7 +4,7 @@ import { labDown, labExec, labList, labStatus, labUp, type Lab, type LabStatus }
 
 /*
  * `silobreak lab ...`: thin commands over labUp/labDown/labStatus/labExec. Errors are turned into
- * exit codes here and only here: 2 for bad usage, 1 for a failure.
+ * exit codes here and only here: 2 for bad usage, 130 for Ctrl-C, 1 for any other failure.
  */
 
 function action<A extends unknown[]>(fn: (...args: A) => Promise<void>): (...args: A) => Promise<void> {
