@@ -57,7 +57,13 @@ async function readManifest(file: string): Promise<Manifest | undefined> {
   } catch {
     return undefined;
   }
-  const parsed = Manifest.safeParse(JSON.parse(text));
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  const parsed = Manifest.safeParse(json);
   if (!parsed.success || !existsSync(parsed.data.kernel) || !existsSync(parsed.data.initrd)) return undefined;
   return parsed.data;
 }

@@ -14,11 +14,11 @@ test('network options become sb.ip, sb.gw and sb.hostname', () => {
   const words = guestKernelCommandLine({
     ip: '10.77.0.10/24',
     gateway: '10.77.0.1',
-    hostname: 'vm-a1',
+    hostname: 'vm-a1-',
   }).split(' ');
   assert.ok(words.includes('sb.ip=10.77.0.10/24'));
   assert.ok(words.includes('sb.gw=10.77.0.1'));
-  assert.ok(words.includes('sb.hostname=vm-a1'));
+  assert.ok(words.includes('sb.hostname=vm-a1-'));
 });
 
 test('bad input names the field and the rule', () => {
@@ -27,6 +27,7 @@ test('bad input names the field and the rule', () => {
     [{ ip: '10.77.0.300/24' }, 'ip', /IPv4/],
     [{ ip: '10.0.0.2/24', gateway: 'gw' }, 'gateway', /IPv4/],
     [{ hostname: 'bad name' }, 'hostname', /letters, digits/],
+    [{ hostname: 'a'.repeat(64) }, 'hostname', /1-63/],
     [{ hostname: '-lead' }, 'hostname', /letters, digits/],
     [{ gateway: '10.0.0.1' }, 'gateway', /needs ip/],
   ];

@@ -6,11 +6,11 @@ export const GuestNetworkOptions = z.strictObject({
   ip: z.cidrv4({ error: 'must be an IPv4 address with a prefix length, e.g. 10.0.0.5/24' }).optional(),
   /** Default gateway, e.g. `10.77.0.1`. */
   gateway: z.ipv4({ error: 'must be an IPv4 address, e.g. 10.0.0.1' }).optional(),
-  /** Host name: one DNS label. */
+  /** Host name: one label (agent VM names, which may end in a dash, fit). */
   hostname: z
     .string()
-    .regex(/^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$/, {
-      error: 'must be 1-63 letters, digits or inner hyphens',
+    .regex(/^[a-zA-Z0-9][a-zA-Z0-9-]{0,62}$/, {
+      error: 'must be 1-63 letters, digits or dashes, starting with a letter or digit',
     })
     .optional(),
 });
