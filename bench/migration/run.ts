@@ -549,7 +549,9 @@ async function main(): Promise<void> {
                 const result = await move(lab, vmName, address.ip, from, to, policy, r, facts);
                 row.runs.push(result);
                 if (result.outcome === 'completed') here = 1 - here;
-                else gaveUp.add(policy);
+                // A baseline that hits its time limit runs once; a move that broke the guest is
+                // counted as failed and the policy keeps its turns (with a fresh VM).
+                else if (result.outcome !== 'guest-broken') gaveUp.add(policy);
                 if (result.outcome === 'guest-broken') {
                   // The VM is on `to` but dead: start over with a fresh one (same size, refilled).
                   await to.agent.stopVm(vmName).catch(() => undefined);
