@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { ManagerClient, VmSpec, type Vm } from '../../src/api/index.js';
@@ -307,8 +307,12 @@ try {
   await measure('POST /hosts/:h/reconcile (poll + diff)', SAMPLES, 1, (i) => api.reconcileHost(hostName(i)));
   const final = await api.info();
   console.error(`final inventory: ${final.hosts} hosts, ${final.vms} VMs`);
+  const load = loadavg()
+    .map((l) => l.toFixed(1))
+    .join(' ');
   console.log(
-    `\nManager REST API, ${final.hosts} hosts / ${final.vms} VMs (SQLite, manager in its own process, loopback HTTP)\n`,
+    `\nManager REST API, ${final.hosts} hosts / ${final.vms} VMs (SQLite, manager in its own process, loopback HTTP;` +
+      ` ${cpus().length} CPUs, load average ${load})\n`,
   );
   printTable();
 } finally {
