@@ -131,6 +131,10 @@ async function kernelDeb(cacheDir: string, pkg: string, log: (line: string) => v
     if (!file)
       throw new GuestBuildFailed('downloading the kernel package', `apt-get left no .deb for ${pkg}`);
     await rename(path.join(tmp, file), path.join(debDir, file));
+    // Older kernel packages are not needed again: images built from them keep their own copy.
+    for (const other of await readdir(debDir)) {
+      if (other !== file) await rm(path.join(debDir, other), { force: true });
+    }
     return path.join(debDir, file);
   } finally {
     await rm(tmp, { recursive: true, force: true });
