@@ -209,7 +209,7 @@ test(
     await assert.rejects(api.moveStorage(VM, { datastore: 'second' }), (e: unknown) => {
       assert.ok(e instanceof ApiError);
       assert.equal(e.status, 400);
-      assert.match(e.message, /already on datastore second: nothing to move/);
+      assert.match(e.message, /every disk of mover already is on datastore second: nothing to move/);
       return true;
     });
   },
