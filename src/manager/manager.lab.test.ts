@@ -254,6 +254,38 @@ test(
 );
 
 test(
+  'start and a clean shutdown through the API, each recorded once by the token',
+  { timeout: 300_000 },
+  async () => {
+    const { job: create } = await api.createVm({
+      host: 'h1',
+      spec: { name: 'acpi-vm', vcpus: 1, memoryMiB: 128, disks: [] },
+    });
+    assert.equal((await api.waitForJob(create.id, 120_000)).state, 'succeeded');
+    const { job: start } = await api.startVm('acpi-vm');
+    assert.equal((await api.waitForJob(start.id, 120_000)).state, 'succeeded');
+    // The guest handles the ACPI power button once it has booted (its guest agent then answers).
+    await until('the guest to boot', 180_000, () => agent('h1').client.guestInfo('acpi-vm'));
+    const { job: shutdown } = await api.shutdownVm('acpi-vm', 60);
+    const done = await api.waitForJob(shutdown.id, 150_000);
+    assert.equal(done.state, 'succeeded', JSON.stringify(done.error));
+    assert.equal((done.result as { state?: string } | undefined)?.state, 'stopped');
+    const vm = await api.getVm('acpi-vm');
+    const mine = (await changesOf(vm.id)).filter((c) => c.actor === 'admin');
+    assert.deepEqual(
+      mine.map((c) => [c.action, c.jobId]),
+      [
+        ['state-changed', shutdown.id],
+        ['state-changed', start.id],
+        ['created', create.id],
+      ],
+    );
+    const del = await api.deleteVm('acpi-vm');
+    assert.equal((await api.waitForJob(del.job.id, 120_000)).state, 'succeeded');
+  },
+);
+
+test(
   'a VM made or removed directly on an agent shows up by reconciliation, recorded by system',
   { timeout: 240_000 },
   async () => {
