@@ -64,7 +64,7 @@ const actorOf = (caller: Caller): Actor => ({ name: caller.name });
 
 export class ManagerService {
   /** Token hash -> caller; tokens are looked up on every request. */
-  private readonly tokenCache = new Map<string, Caller | null>();
+  private readonly tokenCache = new Map<string, Caller>();
 
   constructor(private readonly deps: ServiceDeps) {}
 
@@ -73,17 +73,17 @@ export class ManagerService {
 
   async authenticate(secret: string): Promise<Caller | undefined> {
     const hash = hashSecret(secret);
-    let caller = this.tokenCache.get(hash);
-    if (caller === undefined) {
-      const row = await this.deps.db
-        .selectFrom('tokens')
-        .select(['name', 'role'])
-        .where('hash', '=', hash)
-        .executeTakeFirst();
-      caller = row ? { name: row.name, role: row.role } : null;
-      this.tokenCache.set(hash, caller);
-    }
-    return caller ?? undefined;
+    const cached = this.tokenCache.get(hash);
+    if (cached) return cached;
+    const row = await this.deps.db
+      .selectFrom('tokens')
+      .select(['name', 'role'])
+      .where('hash', '=', hash)
+      .executeTakeFirst();
+    if (!row) return undefined; // misses are not cached: random guesses must not grow the cache
+    const caller: Caller = { name: row.name, role: row.role };
+    this.tokenCache.set(hash, caller);
+    return caller;
   }
 
   async listTokens(q: { limit: number; cursor?: string | undefined }): Promise<Page<Token>> {
