@@ -363,6 +363,10 @@ test(
     const progressLines = r.stdout.split('\n').filter((l) => /^\[[\d.]+s\] +\d+% {2}\S/.test(l));
     assert.ok(progressLines.length >= 2, `plain progress lines expected:\n${r.stdout}`);
     assert.match(r.stdout, /succeeded: vm-shutdown vm cli-vm-1 in \d/);
+    assert.match(
+      r.stdout,
+      new RegExp(`VM cli-vm-1 is stopped on ${lab.hosts[1]!.name}, ${vmAddress(1).cidr}\\.`),
+    );
     assert.ok(!r.stdout.includes('\r') && !r.stdout.includes('\u001b['), 'no bar redraws or colour codes');
     assert.equal((await json(ManagedVm, ['vm', 'show', 'cli-vm-1'])).state, 'stopped');
   },
