@@ -14,7 +14,6 @@ import {
   type Page,
   type Pool,
   type Token,
-  type TokenRole,
 } from '../api/index.js';
 import { hashSecret, newSecret, type Caller } from './auth.js';
 import { nowIso, recordChanges, SYSTEM, type Actor } from './changes.js';
@@ -101,10 +100,8 @@ export class ManagerService {
     );
   }
 
-  async createToken(
-    req: CreateTokenRequest & { role: TokenRole },
-    secret = newSecret(),
-  ): Promise<CreatedToken> {
+  async createToken(req: CreateTokenRequest): Promise<CreatedToken> {
+    const secret = newSecret();
     const taken = await this.deps.db
       .selectFrom('tokens')
       .select('name')
