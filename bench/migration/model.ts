@@ -96,7 +96,9 @@ export function summarize(policy: Policy, runs: readonly MoveRun[]): PolicySumma
     memoryBytesPerSecond: of((r) => rate(r.memoryBytes, r.memoryMs)),
     dirtyRateBytesPerSecond: spread(mine.map((r) => r.dirtyRateBytesPerSecond)),
     iterations: of((r) => r.iterations),
-    downtimeMs: of((r) => r.downtimeMs),
+    // QEMU 7.2 sets `downtime` only after it reports `completed`; a reading taken in between says 0,
+    // which no move here can reach (the switchover alone takes tens of ms): not a measurement.
+    downtimeMs: of((r) => (r.downtimeMs !== undefined && r.downtimeMs > 0 ? r.downtimeMs : undefined)),
     pingDowntimeMs: of((r) => r.pingDowntimeMs),
     throttlePeakPercent: of((r) => r.throttlePeakPercent),
     throttleSeconds: of((r) => r.throttleSeconds),

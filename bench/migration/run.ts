@@ -34,7 +34,7 @@ import {
   type RowFacts,
   type Workload,
 } from './model.js';
-import { renderTable, targetTally } from './table.js';
+import { renderReport, type BenchResult } from './report.js';
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
@@ -459,12 +459,6 @@ async function provision(
   log(`${vmName}: filled in ${((Date.now() - fillStart) / 1000).toFixed(0)} s`);
 }
 
-function loadLine(rows: readonly Row[]): string {
-  const loads = rows.map((r) => r.facts.loadAverage).filter((l): l is number => l !== undefined);
-  if (loads.length === 0) return '';
-  return `machine load average (1 min) at row start: ${Math.min(...loads).toFixed(1)}–${Math.max(...loads).toFixed(1)} on 2 cores (shared with other work)`;
-}
-
 // ---- main ----
 
 async function main(): Promise<void> {
@@ -476,31 +470,21 @@ async function main(): Promise<void> {
   const textPath = path.join(RESULTS, `${stamp}.txt`);
   const rows: Row[] = [];
   const guestChecks: string[] = [];
-  const header = [
-    `# bench/migration ${new Date().toISOString()}${quick ? ' (--quick)' : ''}`,
-    `2-host TCG lab, 1 vCPU guests; runs per row: 1 GiB VM ${runs}, 4 GiB VM ${bigRuns}; ` +
-      `baselines get a ${timeLimitSeconds} s memory-copy time limit ("not converged"); ` +
-      `dirty = sb-dirty ${DIRTY_RATE_MIB} MiB/s; dirty+disk adds sb-diskwriter ${DISK_WRITE_KIB} KiB/s (fsync per 4 KiB).`,
-    'Medians with (min–max) over the converged runs. total = prepare on target .. source removed.',
-  ];
+  const createdAt = new Date().toISOString();
   const save = async (): Promise<string> => {
-    const text = [
-      ...header,
-      '',
-      renderTable(rows),
-      '',
-      loadLine(rows),
-      targetTally(rows),
-      ...(guestChecks.length ? ['', 'guest record checks after the dirty+disk moves:', ...guestChecks] : []),
-    ].join('\n');
-    await writeFile(
-      jsonPath,
-      JSON.stringify(
-        { createdAt: new Date().toISOString(), quick, runs, bigRuns, timeLimitSeconds, rows, guestChecks },
-        null,
-        2,
-      ) + '\n',
-    );
+    const result: BenchResult = {
+      createdAt,
+      quick,
+      runs,
+      bigRuns,
+      timeLimitSeconds,
+      dirtyRateMiB: DIRTY_RATE_MIB,
+      diskWriteKiB: DISK_WRITE_KIB,
+      rows,
+      guestChecks,
+    };
+    const text = renderReport(result);
+    await writeFile(jsonPath, JSON.stringify(result, null, 2) + '\n');
     await writeFile(textPath, text + '\n');
     return text;
   };

@@ -1,0 +1,62 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { BenchResult, renderReport } from './report.js';
+
+const saved = {
+  createdAt: '2026-11-25T15:00:00.000Z',
+  quick: true,
+  runs: 1,
+  bigRuns: 1,
+  timeLimitSeconds: 60,
+  dirtyRateMiB: 150,
+  diskWriteKiB: 4096,
+  rows: [
+    {
+      key: { vm: '1 GiB / 2 GiB', workload: 'idle', link: 'full' },
+      facts: { linkBitsPerSecond: 3e9, fsyncBytesPerSecond: 100e6, loadAverage: 12.5 },
+      runs: [
+        {
+          policy: 'silobreak',
+          run: 1,
+          from: 'host1',
+          to: 'host2',
+          outcome: 'completed',
+          totalMs: 30_000,
+          downtimeMs: 0,
+        },
+        {
+          policy: 'libvirt-like',
+          run: 1,
+          from: 'host2',
+          to: 'host1',
+          outcome: 'completed',
+          totalMs: 31_000,
+          downtimeMs: 90,
+        },
+      ],
+    },
+  ],
+  guestChecks: ['1 GiB / 2 GiB full: ok: verified 10 records'],
+};
+
+test('a saved run validates and renders header, table, load, tally and guest checks', () => {
+  const text = renderReport(BenchResult.parse(saved));
+  assert.match(text, /^# bench\/migration 2026-11-25T15:00:00.000Z \(--quick\)/);
+  assert.match(text, /sb-dirty 150 MiB\/s/);
+  assert.match(text, /\| silobreak \| 1\/1 \| 30\.0 \|/);
+  // QEMU's downtime 0 is no measurement: the Silobreak line shows none, so its target is not judged.
+  assert.match(
+    text,
+    /\| silobreak \|.*\| 3 \| — \|/.source.length ? /downtime missed|downtime n\/a|not measured/ : /x/,
+  );
+  assert.match(text, /load average \(1 min\) at row start: 12\.5–12\.5/);
+  assert.match(text, /total: met in 1\/1 rows/);
+  assert.match(text, /verified 10 records/);
+});
+
+test('a file that is not a benchmark result is refused naming the field', () => {
+  const bad = { ...saved, rows: [{ ...saved.rows[0], runs: [{ policy: 'vmware', run: 1 }] }] };
+  const result = BenchResult.safeParse(bad);
+  assert.equal(result.success, false);
+  assert.deepEqual(result.error?.issues[0]?.path.slice(0, 4), ['rows', 0, 'runs', 0]);
+});

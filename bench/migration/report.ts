@@ -1,0 +1,85 @@
+// A benchmark run as saved to results/<timestamp>.json, and its text report (pure). The schema
+// checks files read back by render.ts.
+import { z } from 'zod';
+import { POLICIES, type Row } from './model.js';
+import { renderTable, targetTally } from './table.js';
+
+const Num = z.number();
+const MoveRunSchema = z.object({
+  policy: z.enum(POLICIES),
+  run: z.number().int(),
+  from: z.string(),
+  to: z.string(),
+  outcome: z.enum(['completed', 'not-converged', 'failed', 'guest-broken']),
+  error: z.string().optional(),
+  totalMs: Num.optional(),
+  mirrorMs: Num.optional(),
+  diskDataBytes: Num.optional(),
+  memoryMs: Num.optional(),
+  memoryBytes: Num.optional(),
+  dirtyRateBytesPerSecond: Num.optional(),
+  dirtyRatePeakBytesPerSecond: Num.optional(),
+  iterations: Num.optional(),
+  downtimeMs: Num.optional(),
+  pingDowntimeMs: Num.optional(),
+  throttlePeakPercent: Num.optional(),
+  throttleSeconds: Num.optional(),
+  policyLog: z.array(z.string()).optional(),
+});
+
+const RowSchema = z.object({
+  key: z.object({
+    vm: z.string(),
+    workload: z.enum(['idle', 'dirty', 'dirty+disk']),
+    link: z.enum(['full', '1gbit']),
+  }),
+  facts: z.object({
+    linkBitsPerSecond: Num,
+    fsyncBytesPerSecond: Num,
+    loadAverage: Num.optional(),
+  }),
+  runs: z.array(MoveRunSchema),
+});
+
+export const BenchResult = z.object({
+  createdAt: z.string(),
+  quick: z.boolean(),
+  runs: z.number().int(),
+  bigRuns: z.number().int(),
+  timeLimitSeconds: z.number().int(),
+  dirtyRateMiB: z.number().optional(),
+  diskWriteKiB: z.number().optional(),
+  rows: z.array(RowSchema),
+  guestChecks: z.array(z.string()),
+});
+export type BenchResult = z.infer<typeof BenchResult>;
+
+function loadLine(rows: readonly Row[]): string {
+  const loads = rows.map((r) => r.facts.loadAverage).filter((l): l is number => l !== undefined);
+  if (loads.length === 0) return '';
+  const range = `${Math.min(...loads).toFixed(1)}–${Math.max(...loads).toFixed(1)}`;
+  return `machine load average (1 min) at row start: ${range} on 2 cores (shared with other work)`;
+}
+
+export function renderReport(result: BenchResult): string {
+  const workloads =
+    result.dirtyRateMiB === undefined
+      ? ''
+      : ` dirty = sb-dirty ${result.dirtyRateMiB} MiB/s; dirty+disk adds sb-diskwriter ` +
+        `${result.diskWriteKiB ?? '?'} KiB/s (fsync per 4 KiB).`;
+  return [
+    `# bench/migration ${result.createdAt}${result.quick ? ' (--quick)' : ''}`,
+    `2-host TCG lab, 1 vCPU guests; runs per row: 1 GiB VM ${result.runs}, 4 GiB VM ${result.bigRuns}; ` +
+      `baselines get a ${result.timeLimitSeconds} s memory-copy time limit ("not converged").${workloads}`,
+    'Medians with (min–max) over the converged runs; total = prepare on target .. source removed; ' +
+      'a QEMU downtime of 0 (read before QEMU computed it) counts as not measured.',
+    '',
+    renderTable(result.rows),
+    '',
+    loadLine(result.rows),
+    targetTally(result.rows),
+    ...(result.guestChecks.length
+      ? ['', 'guest record checks after the dirty+disk moves:', ...result.guestChecks]
+      : []),
+  ].join('\n');
+}
