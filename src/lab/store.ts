@@ -75,11 +75,14 @@ export async function readState(name: string): Promise<LabState | undefined> {
   }
 }
 
-/** Written to a temporary file and renamed, so a crash never leaves half a state file. */
+/**
+ * Written to a temporary file and renamed, so a crash never leaves half a state file; readable by
+ * root only, as it holds the agents' and the manager's tokens.
+ */
 export async function writeState(state: LabState): Promise<void> {
-  await mkdir(state.dir, { recursive: true });
+  await mkdir(state.dir, { recursive: true, mode: 0o700 });
   const tmp = statePath(state.name) + '.tmp';
-  await writeFile(tmp, JSON.stringify(state, null, 2) + '\n');
+  await writeFile(tmp, JSON.stringify(state, null, 2) + '\n', { mode: 0o600 });
   await rename(tmp, statePath(state.name));
 }
 
