@@ -9,7 +9,13 @@ const serverParts: Record<string, () => Promise<Register>> = {
   agent: async () => (await import('./agent/index.js')).registerAgentCommands,
   guest: async () => (await import('./guest/index.js')).registerGuestCommands,
   lab: async () => (await import('./lab/index.js')).registerLabCommands,
-  manager: async () => (await import('./manager/index.js')).registerManagerCommands,
+  manager: async () => {
+    const [{ registerManagerCommands }, { WEB_CONSOLE_DIR }] = await Promise.all([
+      import('./manager/index.js'),
+      import('./web/index.js'),
+    ]);
+    return (program) => registerManagerCommands(program, { consoleDir: WEB_CONSOLE_DIR });
+  },
 };
 const cliPart = async (): Promise<Register> => (await import('./cli/index.js')).registerCliCommands;
 

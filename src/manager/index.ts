@@ -22,7 +22,8 @@ export function parseListen(value: string): { host: string; port: number } {
   return { host: match[1].replace(/^\[|\]$/g, ''), port };
 }
 
-export function registerManagerCommands(program: Command): void {
+/** `consoleDir`: the web console's static files, served by the manager at `/`. */
+export function registerManagerCommands(program: Command, options: { consoleDir?: string } = {}): void {
   program
     .command('manager')
     .description('Run the manager: inventory, jobs and the REST API (/api/v1) for all joined hosts')
@@ -46,6 +47,7 @@ export function registerManagerCommands(program: Command): void {
           host,
           port,
           reconcileIntervalSeconds: interval,
+          ...(options.consoleDir ? { consoleDir: options.consoleDir } : {}),
           ...(adminToken ? { adminToken } : {}),
         });
         console.error(

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { AgentClient } from '../api/index.js';
 import { openDatabase, type Db } from './db.js';
 import { buildServer } from './http.js';
+import { serveConsole } from './console.js';
 import type { HostRow } from './inventory.js';
 import { JobRunner, type JobHandler } from './jobs.js';
 import { KeyedMutex } from './locks.js';
@@ -29,6 +30,8 @@ export interface ManagerOptions {
   /** How long a clean stop waits for running jobs before leaving them to the next start. */
   drainSeconds?: number;
   log?: (message: string) => void;
+  /** Folder of the web console's static files, served at `/`; no console when absent. */
+  consoleDir?: string;
 }
 
 export interface RunningManager {
@@ -90,6 +93,7 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
 
   await jobs.recover();
   const app = buildServer({ db, service, jobs, moves, version: MANAGER_VERSION }, log);
+  if (options.consoleDir) await serveConsole(app, options.consoleDir);
   await app.listen({ host: options.host ?? '127.0.0.1', port: options.port ?? 0 });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : options.port;

@@ -1,0 +1,45 @@
+// The console's static files are served without a token; the API beside them still needs one.
+import assert from 'node:assert/strict';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import { startManager, type RunningManager } from './manager.js';
+
+let dir: string;
+let manager: RunningManager;
+
+before(async () => {
+  dir = await mkdtemp(path.join(tmpdir(), 'sb-console-'));
+  const consoleDir = path.join(dir, 'static');
+  await mkdir(consoleDir);
+  await writeFile(path.join(consoleDir, 'index.html'), '<title>console</title>');
+  await writeFile(path.join(consoleDir, 'console.js'), 'console.log(1);');
+  await writeFile(path.join(consoleDir, 'notes.txt'), 'not served');
+  manager = await startManager({ dataDir: path.join(dir, 'data'), port: 0, consoleDir, log: () => {} });
+});
+
+after(async () => {
+  await manager?.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+test('the console page and its script are served at / without a token', async () => {
+  const page = await fetch(`${manager.url}/`);
+  assert.equal(page.status, 200);
+  assert.match(page.headers.get('content-type') ?? '', /^text\/html/);
+  assert.equal(await page.text(), '<title>console</title>');
+  const script = await fetch(`${manager.url}/console.js`);
+  assert.equal(script.status, 200);
+  assert.match(script.headers.get('content-type') ?? '', /^text\/javascript/);
+});
+
+test('other files and paths are not served, and the API still needs a token', async () => {
+  assert.equal((await fetch(`${manager.url}/notes.txt`)).status, 401);
+  assert.equal((await fetch(`${manager.url}/../../etc/passwd`)).status, 401);
+  assert.equal((await fetch(`${manager.url}/api/v1/info`)).status, 401);
+  const info = await fetch(`${manager.url}/api/v1/info`, {
+    headers: { authorization: `Bearer ${manager.adminToken}` },
+  });
+  assert.equal(info.status, 200);
+});
