@@ -73,7 +73,10 @@ export class IncomingMigration {
       });
     }
     this.#stopWatching = qmp.onEvent((event) => this.#onEvent(event));
-    qmp.onClose(() => this.#settle({ state: 'failed', reason: 'the target QEMU went away' }));
+    // Closed with an error: QEMU died. Closed cleanly: the agent let go of it (shutting down).
+    qmp.onClose((error) => {
+      if (error) this.#settle({ state: 'failed', reason: 'the target QEMU went away' });
+    });
     await qmp.execute('migrate-incoming', { uri: this.migrationUri });
     this.options.log('incoming migration ready', { uri: this.migrationUri, nbdPort });
   }

@@ -78,10 +78,10 @@ function incomingVm(vm: Vm): IncomingVm {
   };
 }
 
-async function waitFinished(id: string, timeoutMs = 300_000): Promise<MigrationStatus> {
+async function waitFinished(id: string, timeoutMs = 300_000, on = a): Promise<MigrationStatus> {
   const until = Date.now() + timeoutMs;
   for (;;) {
-    const status = await a.moves.status(id);
+    const status = await on.moves.status(id);
     if (status.state !== 'running') return status;
     if (Date.now() > until) throw new Error(`migration ${id} still ${status.progress.phase}`);
     await sleep(250);
@@ -115,7 +115,7 @@ after(async () => {
     await client?.stopVm(VM).catch(() => undefined);
   }
   for (const agent of agents) await agent.close();
-  rmSync(dir, { recursive: true, force: true });
+  if (!process.env.SB_MIG_KEEP) rmSync(dir, { recursive: true, force: true });
 });
 
 test(
@@ -209,5 +209,32 @@ test(
       assert.equal(verify.exitCode, 0, `${file}: ${verify.stdout} ${verify.stderr}`);
       console.log(`# ${file}: ${verify.stdout?.trim()}`);
     }
+  },
+);
+
+test(
+  'target agent restarted during the copy: the move completes and the guest runs there',
+  { timeout: 600_000 },
+  async () => {
+    // The VM is on host b now; move it back to a, and restart a's agent while the copy runs.
+    await exec(b.agent, [GUEST_WORKLOADS.dirty, '--rate-mib', '50', '--size-mib', '64'], true);
+    const id = randomUUID();
+    const plan = await b.moves.plan({ vmName: VM });
+    const vm = await b.agent.getVm(VM);
+    const prepared = await a.moves.prepareIncoming({ migrationId: id, vm: incomingVm(vm), plan });
+    await b.moves.start({ migrationId: id, vmName: VM, plan, target: prepared });
+    const agentA = agents[0];
+    assert.ok(agentA);
+    await agentA.close();
+    agents.shift();
+    const status = await waitFinished(id, 300_000, b);
+    assert.equal(status.state, 'completed', JSON.stringify(status.error));
+    a = await agentAt('hosta', 47300);
+    const moved = await a.moves.finishIncoming(id);
+    assert.equal(moved.state, 'running');
+    await b.moves.complete(id);
+    assert.deepEqual(await b.agent.listVms(), []);
+    const verify = await exec(a.agent, [GUEST_WORKLOADS.diskWriter, 'verify', '--file', '/data/before']);
+    assert.equal(verify.exitCode, 0, `${verify.stdout} ${verify.stderr}`);
   },
 );

@@ -4,7 +4,9 @@
  * The QMP work is in incoming.ts / outgoing.ts; this file ties it to the agent's VMs and disks.
  */
 import { randomUUID } from 'node:crypto';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { z } from 'zod';
 import {
   CompleteMigrationRequest,
   MigrationPolicy,
@@ -27,12 +29,14 @@ import { DEFAULT_CONVERGENCE } from './convergence.js';
 import { MigrationConflict, MigrationFailed, MigrationNotFound } from './errors.js';
 import { IncomingMigration } from './incoming.js';
 import { OutgoingMigration } from './outgoing.js';
+import { MigrateInfo, StatusInfo } from './qemu-replies.js';
 import { currentNodeNames, StorageMove } from './storage.js';
 import { PortAllocator, type PortLease } from './ports.js';
 import { initialProgress } from './progress.js';
 import { chooseTuning } from './tuning.js';
 
 const MiB = 1024 * 1024;
+const Journal = z.object({ vmName: z.string() });
 const QEMU_ADDRESS_IN_USE = /Address already in use|Failed to bind/;
 
 interface MoveRecord {
@@ -128,6 +132,7 @@ export class MigrationService {
     });
     const record = this.#record(migrationId, 'target', vm.name);
     try {
+      await this.#writeJournal(migrationId, vm.name);
       await vms.start(vm.name, { incoming: true, paused: true });
       const runtime = vms.runtime(vm.name);
       const address = this.core.config.fabricAddress;
@@ -198,7 +203,16 @@ export class MigrationService {
   }
 
   async abortIncoming(id: string): Promise<MigrationStatus> {
-    const record = this.#get(id, 'target');
+    const record = await this.#target(id);
+    if (record.state === 'running' && record.incoming === undefined) {
+      // Adopted after a restart: a guest that already runs here is not torn down.
+      const status = await this.core.vms
+        .runtime(record.vmName)
+        .qmp()
+        .execute('query-status', undefined, { schema: StatusInfo })
+        .catch(() => undefined);
+      if (status?.running) this.#finish(record, 'completed');
+    }
     if (record.state === 'completed') {
       throw new MigrationConflict(`the guest of migration ${id} already runs on this host: not aborted`);
     }
@@ -210,7 +224,8 @@ export class MigrationService {
   }
 
   async finishIncoming(id: string, timeoutMs = 120_000): Promise<Vm> {
-    const record = this.#get(id, 'target');
+    const record = await this.#target(id);
+    if (record.state === 'running' && record.incoming === undefined) await this.#resumeAdopted(record);
     if (record.state === 'running') await record.incoming?.resumed(timeoutMs);
     await record.settled;
     if (record.state !== 'completed') {
@@ -472,6 +487,7 @@ export class MigrationService {
     if (record.state !== 'running') return;
     record.state = state;
     record.finishedAt = new Date().toISOString();
+    if (record.role === 'target') void rm(this.#journalFile(record.id), { force: true });
     if (error !== undefined && state === 'failed') {
       record.error = {
         code:
@@ -488,6 +504,54 @@ export class MigrationService {
   #release(record: MoveRecord): void {
     for (const lease of record.leases) lease.release();
     record.leases = [];
+  }
+
+  // ---- target moves across an agent restart ----
+  // The copy itself needs no agent, so a target agent that dies mid-move must not strand the
+  // guest: a small journal names the VM of each incoming move, and a restarted agent adopts it.
+
+  #journalFile(id: string): string {
+    return path.join(this.core.config.stateDir, 'migrations', `${id}.json`);
+  }
+
+  async #writeJournal(id: string, vmName: string): Promise<void> {
+    await mkdir(path.dirname(this.#journalFile(id)), { recursive: true });
+    await writeFile(this.#journalFile(id), `${JSON.stringify({ vmName })}\n`);
+  }
+
+  async #target(id: string): Promise<MoveRecord> {
+    const known = this.#moves.get(id);
+    if (known) {
+      if (known.role !== 'target') throw new MigrationNotFound(id);
+      return known;
+    }
+    const text = await readFile(this.#journalFile(id), 'utf8').catch(() => undefined);
+    const parsed = text === undefined ? undefined : Journal.safeParse(JSON.parse(text));
+    if (!parsed?.success) throw new MigrationNotFound(id);
+    this.core.log.info('adopting an incoming move after an agent restart', { migration: id });
+    return this.#record(id, 'target', parsed.data.vmName);
+  }
+
+  /** An adopted move: resume the guest if its copy completed while no agent watched. */
+  async #resumeAdopted(record: MoveRecord): Promise<void> {
+    const qmp = this.core.vms.runtime(record.vmName).qmp();
+    const migrate = await qmp.execute('query-migrate', undefined, { schema: MigrateInfo });
+    const status = await qmp.execute('query-status', undefined, { schema: StatusInfo });
+    if (status.running) {
+      this.#finish(record, 'completed');
+      return;
+    }
+    if (migrate.status !== 'completed') {
+      throw new MigrationConflict(
+        `migration ${record.id} has not completed on this host (${migrate.status ?? 'none'})`,
+      );
+    }
+    await qmp.execute('nbd-server-stop').catch(() => undefined);
+    await qmp.execute('cont');
+    await qmp
+      .execute('announce-self', { initial: 50, max: 550, rounds: 5, step: 100 })
+      .catch(() => undefined);
+    this.#finish(record, 'completed');
   }
 
   #get(id: string, role: MoveRecord['role']): MoveRecord {
