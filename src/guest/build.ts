@@ -16,6 +16,8 @@ const sourceDir = import.meta.dirname;
 const HOST_PACKAGES = ['busybox-static', 'qemu-guest-agent', 'e2fsprogs', 'libc6', 'gcc'];
 /** Image directories kept besides the current one (a running test may still hold an older path). */
 const KEEP_OLD_IMAGES = 2;
+/** A build's temporary directory this old belongs to a build that died. */
+const ABANDONED_AFTER_MS = 60 * 60 * 1000;
 
 export interface GuestBuildOptions {
   /** Cache directory for this image; default `$SILOBREAK_CACHE_DIR/guest` or /var/cache/silobreak/guest. */
@@ -215,6 +217,16 @@ async function pruneOldImages(imagesDir: string, current: string): Promise<void>
     await rm(path.join(imagesDir, d.name), { recursive: true, force: true });
 }
 
+/** Work directories of builds that died without cleaning up (a running build's are fresh). */
+async function removeAbandonedWork(cacheDir: string): Promise<void> {
+  for (const name of await readdir(cacheDir)) {
+    if (!name.startsWith('tmp-')) continue;
+    const full = path.join(cacheDir, name);
+    const { mtimeMs } = await stat(full);
+    if (Date.now() - mtimeMs > ABANDONED_AFTER_MS) await rm(full, { recursive: true, force: true });
+  }
+}
+
 /**
  * Builds the guest image, or reuses the cached one when the kernel package, the guest sources
  * and the host packages copied into it are unchanged. Safe to run concurrently: each build
@@ -225,6 +237,7 @@ export async function buildGuestImage(options: GuestBuildOptions = {}): Promise<
   const cacheDir = guestCacheDir(options.cacheDir);
   const imagesDir = path.join(cacheDir, 'images');
   await mkdir(imagesDir, { recursive: true });
+  await removeAbandonedWork(cacheDir);
 
   const pkg = pickKernelPackage(
     await run('choosing the kernel', 'apt-cache', [

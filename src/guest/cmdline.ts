@@ -18,8 +18,19 @@ export type GuestNetworkOptions = z.infer<typeof GuestNetworkOptions>;
 
 // Why each option: the serial console carries the ready marker; `quiet` keeps slow TCG serial
 // output short; no speculative-execution mitigations (a throwaway test guest, and TCG pays for
-// them); skip probing a PS/2 mouse; trust the CPU's RNG so nothing waits for entropy.
-const BASE_OPTIONS = ['console=ttyS0', 'quiet', 'mitigations=off', 'i8042.noaux', 'random.trust_cpu=on'];
+// them); skip probing a PS/2 mouse; trust the CPU's RNG so nothing waits for entropy; skip the
+// crypto self-tests and audit at boot (CPU time under TCG); no IPv6, so the guest sends nothing
+// on the lab segment (router solicitations, MLD) that tests did not ask for.
+const BASE_OPTIONS = [
+  'console=ttyS0',
+  'quiet',
+  'mitigations=off',
+  'i8042.noaux',
+  'random.trust_cpu=on',
+  'cryptomgr.notests=1',
+  'audit=0',
+  'ipv6.disable=1',
+];
 
 /** The `-append` string for the guest kernel; `sb.*` options are read by the guest's boot script. */
 export function guestKernelCommandLine(options: GuestNetworkOptions = {}): string {

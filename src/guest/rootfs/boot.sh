@@ -15,16 +15,22 @@ mount -t devpts devpts /dev/pts
 mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs /run
 mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /tmp
 
-# Without RDRAND (e.g. -cpu Nehalem) or a virtio-rng device, the kernel's RNG is not ready this
-# early, and mke2fs (libuuid) then sleeps and retries for seconds. Reading /dev/random makes the
-# kernel gather jitter entropy now, in parallel with the rest of the boot.
-head -c 1 /dev/random >/dev/null &
-rng_ready=$!
-
 # The list is in dependency order (resolved from each module's depends= when the image was built).
 while read -r mod; do
   insmod "/lib/modules/$mod.ko" || say "cannot load module $mod"
 done </lib/modules/load-order
+
+# Only a blank disk (first 64 KiB all zero, as a new qcow2 reads) gets formatted: anything else on
+# it is left alone. mke2fs needs random bytes, and without RDRAND (-cpu Nehalem) or a virtio-rng
+# device the kernel's RNG is not ready this early: libuuid then sleeps and retries for seconds.
+# Reading /dev/random makes the kernel gather jitter entropy, here in the background while the
+# network comes up (only when formatting: it costs the single vCPU a second or two).
+blank_disk=no
+if [ -b /dev/vda ] && [ "$(dd if=/dev/vda bs=65536 count=1 2>/dev/null | tr -d '\000' | wc -c)" -eq 0 ]; then
+  blank_disk=yes
+  head -c 1 /dev/random >/dev/null &
+  rng_ready=$!
+fi
 
 ip_cidr=
 gateway=
@@ -54,8 +60,7 @@ else
 fi
 
 if [ -b /dev/vda ]; then
-  # Only a blank disk is formatted: anything else on it is left alone.
-  if [ "$(dd if=/dev/vda bs=65536 count=1 2>/dev/null | tr -d '\000' | wc -c)" -eq 0 ]; then
+  if [ $blank_disk = yes ]; then
     say "formatting blank /dev/vda as ext4"
     wait $rng_ready
     mkfs.ext4 -q -F -L sbdata -E lazy_itable_init=1,lazy_journal_init=1 /dev/vda || say "cannot format /dev/vda"
