@@ -189,6 +189,8 @@ export const PrepareIncomingRequest = z.object({
   vm: IncomingVm,
   /** From the source's plan: both sides must agree on the stream's capabilities. */
   plan: MigrationPlan,
+  /** NBD and the memory stream over TLS with the fabric's certificates (both sides must agree). */
+  secure: z.boolean().default(false),
 });
 export type PrepareIncomingRequest = z.input<typeof PrepareIncomingRequest>;
 
@@ -216,6 +218,7 @@ export const StartMigrationRequest = z.object({
   plan: MigrationPlan,
   policy: MigrationPolicy.prefault({}),
   target: IncomingPrepared,
+  secure: z.boolean().default(false),
 });
 export type StartMigrationRequest = z.input<typeof StartMigrationRequest>;
 
@@ -232,3 +235,28 @@ export const MoveStorageRequest = z.object({
   diskIds: z.array(Name).min(1).optional(),
 });
 export type MoveStorageRequest = z.input<typeof MoveStorageRequest>;
+
+/*
+ * Cold moves of a stopped VM (see src/agent/migration/cold.ts): source POST
+ * /v1/vms/:name/cold-export -> ColdExport; target: the VM is defined with POST /v1/vms (start
+ * false), then POST /v1/vms/:name/cold-copy {disks} copies every disk from the exports; source POST
+ * /v1/migrations/cold/:id/close ends the exports, and DELETE /v1/vms/:name removes the source VM.
+ */
+export const ColdExportRequest = z.object({ migrationId: MigrationId });
+export type ColdExportRequest = z.input<typeof ColdExportRequest>;
+
+export const ColdExport = z.object({
+  migrationId: MigrationId,
+  /** One read-only NBD export per disk, e.g. `nbd://10.250.0.11:50000/root`. */
+  disks: z.array(z.object({ diskId: Name, uri: z.string().regex(/^nbd:\/\//, 'must be an nbd:// URI') })),
+});
+export type ColdExport = z.infer<typeof ColdExport>;
+
+export const ColdCopyRequest = z.object({ disks: ColdExport.shape.disks.min(1) });
+export type ColdCopyRequest = z.input<typeof ColdCopyRequest>;
+
+export const ColdCopied = z.object({ vmName: Name, copiedDisks: z.array(Name) });
+export type ColdCopied = z.infer<typeof ColdCopied>;
+
+export const ColdClosed = z.object({ migrationId: MigrationId, closed: z.boolean() });
+export type ColdClosed = z.infer<typeof ColdClosed>;

@@ -28,6 +28,8 @@ export interface IncomingOptions {
   nbdPort: number;
   migrationPort: number;
   plan: MigrationPlan;
+  /** Secure move: QEMU x509 directory (tls.ts); NBD and the memory stream then require TLS. */
+  tlsDir?: string | undefined;
   log: (msg: string, fields?: Record<string, unknown>) => void;
 }
 
@@ -57,11 +59,23 @@ export class IncomingMigration {
     await qmp.execute('migrate-set-capabilities', {
       capabilities: Object.entries(capabilities).map(([capability, state]) => ({ capability, state })),
     });
-    if (plan.multifdChannels > 0) {
-      await qmp.execute('migrate-set-parameters', { 'multifd-channels': plan.multifdChannels });
+    const tls = this.options.tlsDir === undefined ? undefined : `mig-tls-${nbdPort}`;
+    if (tls) {
+      await qmp.execute('object-add', {
+        'qom-type': 'tls-creds-x509',
+        id: tls,
+        dir: this.options.tlsDir,
+        endpoint: 'server',
+        'verify-peer': true,
+      });
     }
+    await qmp.execute('migrate-set-parameters', {
+      'tls-creds': tls ?? '',
+      ...(plan.multifdChannels > 0 ? { 'multifd-channels': plan.multifdChannels } : {}),
+    });
     await qmp.execute('nbd-server-start', {
       addr: { type: 'inet', data: { host: address, port: String(nbdPort) } },
+      ...(tls ? { 'tls-creds': tls } : {}),
     });
     for (const disk of disks) {
       await qmp.execute('block-export-add', {

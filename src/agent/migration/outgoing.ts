@@ -80,6 +80,8 @@ export interface OutgoingOptions {
   log: (msg: string, fields?: Record<string, unknown>) => void;
   /** Milliseconds; injectable for tests of the pacing. */
   pollMs?: { mirror: number; memory: number };
+  /** Secure move: QEMU x509 directory (tls.ts); NBD and the memory stream then use TLS. */
+  tlsDir?: string | undefined;
   /** Prefix for host commands when QEMU runs in another network namespace (tests), e.g. ip netns exec. */
   hostCommand?: string[];
 }
@@ -104,7 +106,10 @@ export class OutgoingMigration {
   #migrateStarted = false;
   #guestWasRunning = true;
 
+  readonly #tls: string | undefined;
+
   constructor(readonly options: OutgoingOptions) {
+    this.#tls = options.tlsDir === undefined ? undefined : `mig-tls-${SHORT(options.migrationId)}`;
     this.#convergence = initialConvergenceState(options.convergence);
     if (options.baseline) this.#baseline = initialBaselineState(options.plan);
     const tag = SHORT(options.migrationId);
@@ -204,7 +209,19 @@ export class OutgoingMigration {
     await qmp.execute('migrate-set-capabilities', {
       capabilities: Object.entries(capabilities).map(([capability, state]) => ({ capability, state })),
     });
+    if (this.#tls) {
+      await qmp.execute('object-add', {
+        'qom-type': 'tls-creds-x509',
+        id: this.#tls,
+        dir: this.options.tlsDir,
+        endpoint: 'client',
+        'verify-peer': true,
+      });
+    }
     await qmp.execute('migrate-set-parameters', {
+      // The target's certificate must name its fabric address.
+      'tls-creds': this.#tls ?? '',
+      'tls-hostname': this.#tls ? this.options.nbd.host : '',
       'max-bandwidth': plan.maxBandwidthBytesPerSecond,
       'downtime-limit': convergence.targetDowntimeMs,
       ...(plan.multifdChannels > 0 ? { 'multifd-channels': plan.multifdChannels } : {}),
@@ -237,6 +254,7 @@ export class OutgoingMigration {
           'node-name': node,
           server: { type: 'inet', host: nbd.host, port: String(nbd.port) },
           export: disk.exportName,
+          ...(this.#tls ? { 'tls-creds': this.#tls } : {}),
         });
         this.#added.add(node);
         await qmp.execute('blockdev-mirror', {
@@ -509,6 +527,7 @@ export class OutgoingMigration {
         if (!status.running) await qmp.execute('cont', undefined, ms);
       });
     }
+    if (this.#tls) await step('drop TLS credentials', () => qmp.execute('object-del', { id: this.#tls }, ms));
     log('rolled back', { phase, mirrorsGone: gone });
   }
 

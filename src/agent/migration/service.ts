@@ -31,6 +31,7 @@ import { IncomingMigration } from './incoming.js';
 import { OutgoingMigration } from './outgoing.js';
 import { MigrateInfo, StatusInfo } from './qemu-replies.js';
 import { currentNodeNames, StorageMove } from './storage.js';
+import { hasTlsCredentials, TLS_FILES } from './tls.js';
 import { PortAllocator, type PortLease } from './ports.js';
 import { initialProgress } from './progress.js';
 import { chooseTuning } from './tuning.js';
@@ -107,6 +108,7 @@ export class MigrationService {
   async prepareIncoming(input: unknown): Promise<IncomingPrepared> {
     const request = PrepareIncomingRequest.parse(input);
     const { vm, plan, migrationId } = request;
+    const tlsDir = await this.#tlsDir(request.secure);
     if (this.#moves.has(migrationId)) throw new MigrationConflict(`migration ${migrationId} exists already`);
     this.#assertNoMoveOf(vm.name);
     if (vm.machineType !== MACHINE_TYPE)
@@ -148,6 +150,7 @@ export class MigrationService {
             nbdPort: nbd.port,
             migrationPort: stream.port,
             plan,
+            tlsDir,
             log: (msg, fields) => this.core.log.info(msg, { migration: migrationId, vm: vm.name, ...fields }),
           });
           await prepared.prepare();
@@ -255,6 +258,7 @@ export class MigrationService {
     const runtime = this.core.vms.runtime(vmName);
     if (!runtime.active)
       throw new MigrationConflict(`VM "${vmName}" is not running: a live move needs a running VM`);
+    const tlsDir = await this.#tlsDir(request.secure);
     // A disk moved live between datastores keeps its new node name until QEMU restarts.
     const nodes = await currentNodeNames(runtime.qmp());
     if (this.#moves.has(migrationId)) throw new MigrationConflict(`migration ${migrationId} exists already`);
@@ -296,6 +300,7 @@ export class MigrationService {
       stallAfterMs: Math.min(30_000, policy.stallWindowSeconds * 1000),
       log: (msg, fields) => this.core.log.info(msg, { migration: migrationId, vm: vmName, ...fields }),
       baseline,
+      tlsDir,
     });
     record.outgoing = outgoing;
     void this.#runInSlot(record, outgoing);
@@ -504,6 +509,19 @@ export class MigrationService {
   #release(record: MoveRecord): void {
     for (const lease of record.leases) lease.release();
     record.leases = [];
+  }
+
+  /** A secure move needs this host's fabric certificates in <stateDir>/tls (see tls.ts). */
+  async #tlsDir(secure: boolean): Promise<string | undefined> {
+    if (!secure) return undefined;
+    const dir = path.join(this.core.config.stateDir, 'tls');
+    if (!(await hasTlsCredentials(dir))) {
+      throw new InvalidInput(
+        `secure: this host has no fabric certificates in ${dir} (${TLS_FILES.join(', ')})`,
+        'secure',
+      );
+    }
+    return dir;
   }
 
   // ---- target moves across an agent restart ----

@@ -46,6 +46,8 @@ export interface AttemptOptions {
   address?: string;
   /** Prefix for host commands of the source side (its network namespace). */
   sourceHostCommand?: string[];
+  /** Secure move: each side's x509 directory (tls.ts). */
+  tls?: { source: string; target: string };
 }
 
 export interface Attempt {
@@ -213,6 +215,7 @@ export class MigrationRig {
       nbdPort: nbd.port,
       migrationPort: stream.port,
       plan,
+      tlsDir: o.tls?.target,
       log: this.log,
     });
     await incoming.prepare();
@@ -228,6 +231,7 @@ export class MigrationRig {
       stallAfterMs: o.stallAfterMs ?? 30_000,
       log: this.log,
       ...(o.sourceHostCommand ? { hostCommand: o.sourceHostCommand } : {}),
+      tlsDir: o.tls?.source,
     });
     const done = outgoing.run();
     done.catch(() => undefined);
