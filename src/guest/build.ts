@@ -170,9 +170,10 @@ async function addHostBinary(tree: RootfsTree, hostPath: string, guestPath: stri
 
 async function addRootfsFiles(tree: RootfsTree, kernelVersion: string, key: string): Promise<void> {
   const src = (name: string) => readFile(path.join(sourceDir, 'rootfs', name));
-  for (const dir of ['/proc', '/sys', '/dev', '/run', '/tmp', '/data', '/root', '/etc/acpi']) {
+  for (const dir of ['/proc', '/sys', '/dev', '/run', '/tmp', '/root', '/etc/acpi']) {
     tree.add(dir, { kind: 'dir', mode: dir === '/tmp' ? 0o1777 : 0o755 });
   }
+  // No /data here: without a disk, writes to /data fail instead of landing in guest RAM.
   // The kernel opens /dev/console for init before anything mounts devtmpfs.
   tree.add('/dev/console', { kind: 'chardev', mode: 0o600, major: 5, minor: 1 });
   tree.add('/var/run', { kind: 'symlink', target: '/run' });

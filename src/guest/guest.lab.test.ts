@@ -3,7 +3,7 @@
 // on a virtio-serial port, the serial console in a file. Two boots share one disk: the first
 // formats it, the second must find the records written by the first.
 import assert from 'node:assert/strict';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -160,17 +160,22 @@ async function connectQmp(qemu: ChildProcess, file: string): Promise<JsonLineCli
   return qmp;
 }
 
-async function boot(name: string, tap: string): Promise<Vm> {
-  const startedAt = Date.now();
-  const { qemu, files } = startQemu(name, tap);
-  const readyLine = await waitFor('the ready marker on the serial console', 180_000, async () => {
+/** Waits for the guest's ready line on its serial console file. */
+function readyLineOf(qemu: ChildProcess, serial: string): Promise<string> {
+  return waitFor('the ready marker on the serial console', 180_000, async () => {
     if (qemu.exitCode !== null) throw new Error(`QEMU exited with ${qemu.exitCode}`);
-    const text = existsSync(files.serial) ? await readFile(files.serial, 'utf8') : '';
+    const text = existsSync(serial) ? await readFile(serial, 'utf8') : '';
     return text
       .split('\n')
       .map((l) => l.trim())
       .find((l) => l.startsWith(GUEST_READY_MARKER));
   });
+}
+
+async function boot(name: string, tap: string): Promise<Vm> {
+  const startedAt = Date.now();
+  const { qemu, files } = startQemu(name, tap);
+  const readyLine = await readyLineOf(qemu, files.serial);
   const bootSeconds = (Date.now() - startedAt) / 1000;
   const qmp = await connectQmp(qemu, files.qmp);
   const qga = await JsonLineClient.open(files.qga);
@@ -241,7 +246,7 @@ after(async () => {
   vm?.qga.close();
   vm?.qmp.close();
   for (const qemu of started) await kill(qemu);
-  execFileSync('ip', ['netns', 'delete', NETNS], { stdio: 'ignore' });
+  spawnSync('ip', ['netns', 'delete', NETNS], { stdio: 'ignore' }); // absent if before() failed early
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
@@ -477,4 +482,22 @@ test('qemu-ga guest-shutdown powers the guest off', TIMEOUT, async () => {
   ])) as [number | null];
   assert.equal(code, 0);
   assert.match(await readFile(vm.serial, 'utf8'), /reboot: Power down/);
+});
+
+test('without disk, NIC or agent port the guest still comes up and says so', TIMEOUT, async () => {
+  const serial = path.join(dir, 'bare.serial.log');
+  const qemu = spawn(
+    'qemu-system-x86_64',
+    [
+      ['-machine', 'pc-q35-7.2', '-accel', 'tcg,thread=multi', '-cpu', 'Nehalem', '-m', '256M'],
+      ['-no-user-config', '-nodefaults', '-display', 'none'],
+      ['-kernel', image.kernel, '-initrd', image.initrd, '-append', guestKernelCommandLine()],
+      ['-chardev', `file,id=serial0,path=${serial}`, '-serial', 'chardev:serial0'],
+    ].flat(),
+    { stdio: ['ignore', 'ignore', 'inherit'] },
+  );
+  started.push(qemu);
+  const ready = await readyLineOf(qemu, serial);
+  assert.match(ready, /hostname=silobreak-guest ip=none qga=no data=no /);
+  await kill(qemu);
 });
