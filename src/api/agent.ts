@@ -15,13 +15,10 @@ export const Name = z
 export const MacAddress = z
   .string()
   .regex(/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/, 'must be a lowercase MAC like 52:54:00:12:34:56');
-export const Cidr = z
-  .string()
-  .regex(
-    /^(\d{1,3}\.){3}\d{1,3}\/\d{1,2}$/,
-    'must be an IPv4 address with prefix length, like 10.251.0.101/24',
-  );
-export const Ipv4 = z.string().regex(/^(\d{1,3}\.){3}\d{1,3}$/, 'must be an IPv4 address');
+export const Cidr = z.cidrv4({
+  error: 'must be an IPv4 address with prefix length, like 10.251.0.101/24',
+});
+export const Ipv4 = z.ipv4({ error: 'must be an IPv4 address, like 10.251.0.1' });
 
 export const AgentConfig = z.object({
   hostName: Name,
