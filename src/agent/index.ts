@@ -5,6 +5,7 @@ import type { Command } from 'commander';
 import { z } from 'zod';
 import { describeZodError } from '../api/index.js';
 import { startAgent } from './agent.js';
+import { coldMoveRoutes } from './migration/cold.js';
 import { migrationRoutes } from './migration/routes.js';
 
 export { startAgent, qemuVersion, type AgentOptions, type RunningAgent } from './agent.js';
@@ -36,7 +37,7 @@ export function registerAgentCommands(program: Command): void {
       }
       let agent;
       try {
-        agent = await startAgent(raw, { routePlugins: [migrationRoutes()] });
+        agent = await startAgent(raw, { routePlugins: [migrationRoutes(), coldMoveRoutes()] });
       } catch (error) {
         const detail =
           error instanceof z.ZodError ? `config ${describeZodError(error).detail}` : String(error);

@@ -2,9 +2,13 @@ import { z } from 'zod';
 import type { JsonHttpClient } from './http.js';
 import { Vm } from './agent.js';
 import {
+  ColdClosed,
+  ColdCopied,
+  ColdExport,
   IncomingPrepared,
   MigrationPlan,
   MigrationStatus,
+  type ColdCopyRequest,
   type CompleteMigrationRequest,
   type MoveStorageRequest,
   type PlanRequest,
@@ -67,6 +71,23 @@ export class AgentMigrationClient {
   complete(id: string, request: CompleteMigrationRequest = {}): Promise<MigrationStatus> {
     return this.http.request('POST', `/v1/migrations/${id}/complete`, MigrationStatus, request, {
       timeoutMs: 120_000,
+    });
+  }
+
+  /** Cold move, source: read-only NBD exports of the stopped VM's disks. */
+  coldExport(vmName: string, migrationId: string): Promise<ColdExport> {
+    return this.http.request('POST', `/v1/vms/${encodeURIComponent(vmName)}/cold-export`, ColdExport, {
+      migrationId,
+    });
+  }
+  /** Cold move, source: ends the exports (idempotent). */
+  coldClose(migrationId: string): Promise<ColdClosed> {
+    return this.http.request('POST', `/v1/migrations/cold/${migrationId}/close`, ColdClosed, {});
+  }
+  /** Cold move, target: copies the disks from the exports into the defined, stopped VM. */
+  coldCopy(vmName: string, request: ColdCopyRequest): Promise<ColdCopied> {
+    return this.http.request('POST', `/v1/vms/${encodeURIComponent(vmName)}/cold-copy`, ColdCopied, request, {
+      timeoutMs: 6 * 3600_000,
     });
   }
 }

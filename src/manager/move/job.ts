@@ -29,6 +29,7 @@ import { getVm, hostRow, upsertVms, vmObject, type HostRow } from '../inventory.
 import { JobCancelled, type JobContext, type JobHandler } from '../jobs.js';
 import type { VmJobDeps } from '../vm-jobs.js';
 import { planMove } from './checks.js';
+import { ColdMove } from './cold-job.js';
 import { MoveFailed, MoveInterrupted, MoveRefused } from './errors.js';
 import { hostFacts, movesInFlight, vmFacts } from './facts.js';
 import {
@@ -54,6 +55,8 @@ export const MoveParams = z.object({
   keepSource: z.boolean(),
   secure: z.boolean(),
   policy: MigrationPolicy.optional(),
+  /** live: the VM runs; cold: it is stopped (see cold-job.ts). */
+  mode: z.enum(['live', 'cold']).default('live'),
 });
 export type MoveParams = z.infer<typeof MoveParams>;
 
@@ -96,6 +99,45 @@ export async function recordMove(
       ],
     },
   ]);
+}
+
+/**
+ * The switchover in the inventory: under the host's lock, the VM as `vm()` reports it is stored on
+ * `host` (its row moves there, with the change records of what differs) in the transaction of the
+ * move's `switched-over` record.
+ */
+export async function storeSwitchover(
+  deps: MoveDeps,
+  actor: Actor,
+  target: HostRow,
+  view: MoveContext,
+  vm: (host: HostRow) => Promise<Vm>,
+): Promise<void> {
+  await deps.hostLocks.run(target.id, async () => {
+    const host = await hostRow(deps.db, target.id);
+    const moved = await vm(host);
+    await deps.db.transaction().execute(async (tx) => {
+      const now = nowIso();
+      await upsertVms(tx, actor, host, [moved], now);
+      await recordChanges(
+        tx,
+        actor,
+        [
+          {
+            object: vmObject(moved),
+            action: 'state-changed',
+            host: host.name,
+            changes: [
+              { field: 'move', before: 'started', after: 'switched-over' },
+              { field: 'from', before: null, after: view.from },
+              { field: 'to', before: null, after: view.to },
+            ],
+          },
+        ],
+        now,
+      );
+    });
+  });
 }
 
 function incomingVm(vm: Vm, datastores: Record<string, string>): IncomingVm {
@@ -307,6 +349,20 @@ class Move {
       engine: ENGINE,
     });
     if (!check.ok) throw new MoveRefused(check);
+    if (check.mode !== 'live') {
+      throw new MoveRefused({
+        ...check,
+        ok: false,
+        checks: [
+          ...check.checks,
+          {
+            check: 'vm-state',
+            ok: false,
+            detail: `${this.vm.name} stopped after the live move was accepted: start the move again`,
+          },
+        ],
+      });
+    }
     ctx.throwIfCancelled();
     const plan = await this.call(this.sourceHost, () =>
       this.source.plan({ vmName: this.vm.name, policy: ctx.params.policy ?? {} }),
@@ -344,30 +400,7 @@ class Move {
   async switchover(): Promise<void> {
     const { deps, ctx } = this;
     const moved = await this.call(this.targetHost, () => this.target.finishIncoming(this.cp.migrationId));
-    await deps.hostLocks.run(this.targetHost.id, async () => {
-      const host = await hostRow(deps.db, this.targetHost.id);
-      await deps.db.transaction().execute(async (tx) => {
-        const now = nowIso();
-        await upsertVms(tx, ctx.actor, host, [moved], now);
-        await recordChanges(
-          tx,
-          ctx.actor,
-          [
-            {
-              object: vmObject(moved),
-              action: 'state-changed',
-              host: host.name,
-              changes: [
-                { field: 'move', before: 'started', after: 'switched-over' },
-                { field: 'from', before: null, after: this.view.from },
-                { field: 'to', before: null, after: this.view.to },
-              ],
-            },
-          ],
-          now,
-        );
-      });
-    });
+    await storeSwitchover(deps, ctx.actor, this.targetHost, this.view, async () => moved);
     await ctx.progress({ phase: 'switchover', percent: phasePercent('switchover', 1) });
   }
 
@@ -388,7 +421,7 @@ class Move {
 }
 
 /** What the agents' migration engine supports (see src/api/migration.ts). */
-export const ENGINE = { coldMove: false, secure: false };
+export const ENGINE = { coldMove: true, secure: false };
 
 export function moveHandler(deps: MoveDeps): JobHandler<MoveParams> {
   return {
@@ -404,7 +437,10 @@ export function moveHandler(deps: MoveDeps): JobHandler<MoveParams> {
       ]);
       const stored = await getVm(deps.db, ctx.params.vmId);
       return runMove(deps, ctx, [sourceHost, targetHost], checkpoint, () => {
-        const move = new Move(deps, ctx, stored, sourceHost, targetHost, checkpoint);
+        const move =
+          ctx.params.mode === 'cold'
+            ? new ColdMove(deps, ctx, stored, sourceHost, targetHost, checkpoint)
+            : new Move(deps, ctx, stored, sourceHost, targetHost, checkpoint);
         return { move, driver: move.driver(), keptSource: ctx.params.keepSource };
       });
     },

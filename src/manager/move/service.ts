@@ -54,6 +54,7 @@ export class MoveService {
         keepSource: req.keepSource,
         secure: req.secure,
         ...(req.policy ? { policy: req.policy } : {}),
+        mode: plan.mode,
       };
       const job = await this.deps.jobs.submit({
         kind: 'vm-move',

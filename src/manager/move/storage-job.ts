@@ -8,8 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { AgentMigrationClient, Name, type MigrationStatus } from '../../api/index.js';
-import { nowIso, recordChanges } from '../changes.js';
-import { getVm, hostRow, upsertVms, vmObject, type HostRow } from '../inventory.js';
+import { getVm, hostRow, type HostRow } from '../inventory.js';
 import type { JobContext, JobHandler } from '../jobs.js';
 import { planStorageMove } from './checks.js';
 import { MoveRefused } from './errors.js';
@@ -20,6 +19,7 @@ import {
   onHost,
   recordMove,
   runMove,
+  storeSwitchover,
   type MoveDeps,
   type RunnableMove,
 } from './job.js';
@@ -123,33 +123,10 @@ class StorageMove implements RunnableMove {
   }
 
   /** The disks' new datastore and paths, as the agent reports them, with the switchover record. */
-  async store(): Promise<void> {
-    const { deps, ctx } = this;
-    await deps.hostLocks.run(this.sourceHost.id, async () => {
-      const host = await hostRow(deps.db, this.sourceHost.id);
-      const vm = await onHost(host, () => deps.clientFor(host).getVm(this.vm.name));
-      await deps.db.transaction().execute(async (tx) => {
-        const now = nowIso();
-        await upsertVms(tx, ctx.actor, host, [vm], now);
-        await recordChanges(
-          tx,
-          ctx.actor,
-          [
-            {
-              object: vmObject(vm),
-              action: 'state-changed',
-              host: host.name,
-              changes: [
-                { field: 'move', before: 'started', after: 'switched-over' },
-                { field: 'from', before: null, after: this.view.from },
-                { field: 'to', before: null, after: this.view.to },
-              ],
-            },
-          ],
-          now,
-        );
-      });
-    });
+  store(): Promise<void> {
+    return storeSwitchover(this.deps, this.ctx.actor, this.sourceHost, this.view, (host) =>
+      onHost(host, () => this.deps.clientFor(host).getVm(this.vm.name)),
+    );
   }
 }
 
