@@ -162,6 +162,12 @@ test('a stopped VM is a cold move: no memory needed; refused while the engine ca
     ['cold-move'],
   );
   assert.equal(planMove(facts({ vm: stopped, engine: { coldMove: true, secure: false } })).ok, true);
+  assert.deepEqual(
+    failedChecks(
+      planMove(facts({ vm: stopped, secure: true, engine: { coldMove: true, secure: true } })),
+    ).map((c) => c.check),
+    ['secure'],
+  );
 });
 
 test('move-storage: only disks not already there, and only when there is room', () => {

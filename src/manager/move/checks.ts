@@ -194,7 +194,14 @@ export function planMove(facts: MoveFacts): MovePlan {
   );
   checkReachable(c, source, 'source');
   checkReachable(c, target, 'target');
-  if (facts.secure && !facts.engine.secure) {
+  if (facts.secure && cold) {
+    c.add(
+      'secure',
+      false,
+      'secure: a cold move copies the disks over plain NBD; move without --secure, or start the VM to move it live over TLS',
+      'secure',
+    );
+  } else if (facts.secure && !facts.engine.secure) {
     c.add(
       'secure',
       false,

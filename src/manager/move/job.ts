@@ -295,6 +295,7 @@ class Move {
               migrationId: this.cp.migrationId,
               vm: incomingVm(this.vm, ctx.params.datastores),
               plan: this.plan(),
+              secure: ctx.params.secure,
             }),
           );
           await this.save({ prepared });
@@ -310,6 +311,7 @@ class Move {
               plan: this.plan(),
               policy: ctx.params.policy ?? {},
               target: prepared,
+              secure: ctx.params.secure,
             }),
           );
           await this.follow('mirror-disks');
@@ -421,7 +423,7 @@ class Move {
 }
 
 /** What the agents' migration engine supports (see src/api/migration.ts). */
-export const ENGINE = { coldMove: true, secure: false };
+export const ENGINE = { coldMove: true, secure: true };
 
 export function moveHandler(deps: MoveDeps): JobHandler<MoveParams> {
   return {
