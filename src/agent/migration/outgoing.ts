@@ -88,6 +88,7 @@ export interface OutgoingOptions {
 
 const QMP_MS = 30_000;
 const ROLLBACK_QMP_MS = 15_000;
+const STREAM_ACTIVE = ['active', 'setup', 'pre-switchover', 'device', 'cancelling', 'postcopy-active'];
 const SHORT = (id: string): string => id.replaceAll('-', '').slice(0, 8);
 
 export class OutgoingMigration {
@@ -521,14 +522,32 @@ export class OutgoingMigration {
     for (const node of this.#added)
       await step(`blockdev-del ${node}`, () => qmp.execute('blockdev-del', { 'node-name': node }, ms));
     this.#added.clear();
-    if (this.#guestWasRunning) {
-      await step('resume guest', async () => {
-        const status = await qmp.execute('query-status', undefined, { schema: StatusInfo, ...ms });
-        if (!status.running) await qmp.execute('cont', undefined, ms);
-      });
-    }
+    if (this.#guestWasRunning) await step('resume guest', () => this.#ensureRunning());
     if (this.#tls) await step('drop TLS credentials', () => qmp.execute('object-del', { id: this.#tls }, ms));
     log('rolled back', { phase, mirrorsGone: gone });
+  }
+
+  /**
+   * The guest runs again. QEMU restarts it itself when a cancelled migration winds down; when the
+   * cancel met the migration while it was stopping the guest, it can stay in finish-migrate, so
+   * once the stream has ended the guest is continued explicitly.
+   */
+  async #ensureRunning(): Promise<void> {
+    const { qmp } = this.options;
+    const ms = { timeoutMs: ROLLBACK_QMP_MS };
+    const until = Date.now() + 15_000;
+    for (;;) {
+      const status = await qmp.execute('query-status', undefined, { schema: StatusInfo, ...ms });
+      if (status.running) return;
+      const migration = await qmp.execute('query-migrate', undefined, { schema: MigrateInfo, ...ms });
+      if (!STREAM_ACTIVE.includes(migration.status ?? 'none')) {
+        await qmp.execute('cont', undefined, ms).catch((error: unknown) => {
+          this.options.log('cont after rollback failed', { state: status.status, error: String(error) });
+        });
+      }
+      if (Date.now() > until) throw new Error(`the guest is still ${status.status} after the rollback`);
+      await sleep(200);
+    }
   }
 
   async #waitMigrationEnded(): Promise<void> {
@@ -537,12 +556,7 @@ export class OutgoingMigration {
         schema: MigrateInfo,
         timeoutMs: ROLLBACK_QMP_MS,
       });
-      if (
-        !['active', 'setup', 'pre-switchover', 'device', 'cancelling', 'postcopy-active'].includes(
-          info.status ?? 'none',
-        )
-      )
-        return;
+      if (!STREAM_ACTIVE.includes(info.status ?? 'none')) return;
       await sleep(100);
     }
   }
