@@ -4,8 +4,15 @@ import path from 'node:path';
 import { test } from 'node:test';
 
 const root = path.resolve(import.meta.dirname, '..');
-const run = (cmd: string, args: string[]) =>
-  execFileSync(cmd, args, { cwd: root, encoding: 'utf8', stdio: 'pipe' });
+// On failure the tool's own report becomes the test's error, so CI output says what to fix.
+const run = (cmd: string, args: string[]) => {
+  try {
+    execFileSync(cmd, args, { cwd: root, encoding: 'utf8', stdio: 'pipe' });
+  } catch (error) {
+    const { stdout = '', stderr = '' } = error as { stdout?: string; stderr?: string };
+    throw new Error(`${path.basename(cmd)} failed:\n${stdout}${stderr}`);
+  }
+};
 
 test('typescript compiles in strict mode', { timeout: 180_000 }, () => {
   run(path.join(root, 'node_modules/.bin/tsc'), ['--noEmit', '-p', 'tsconfig.json']);
