@@ -84,8 +84,8 @@ test(
   },
 );
 
-// A downtime limit of 1 ms with no throttle never converges: the copy stays in copy-memory.
-const neverConverges = { targetDowntimeMs: 1, maxDowntimeMs: 1, allowThrottle: false };
+// A downtime limit of 0 with no throttle never converges (even an idle guest dirties a few pages).
+const neverConverges = { targetDowntimeMs: 0, maxDowntimeMs: 0, allowThrottle: false };
 
 test(
   'target QEMU killed mid-memory-copy: the move fails, the source runs on',

@@ -96,12 +96,12 @@ test(
       [GUEST_WORKLOADS.dirty, '--rate-mib', '0', '--size-mib', '64'],
       true,
     );
-    // Never converges (1 ms limit, no throttle), so the cut surely lands in the memory copy.
+    // Never converges (0 ms limit, no throttle), so the cut surely lands in the memory copy.
     const a = await rig.attempt(source, {
       ...options,
       convergence: {
-        targetDowntimeMs: 1,
-        maxDowntimeMs: 1,
+        targetDowntimeMs: 0,
+        maxDowntimeMs: 0,
         allowThrottle: false,
         noTransferWindowMs: 10_000,
       },
@@ -118,6 +118,10 @@ test(
       console.log(`# memory cut: rolled back ${Date.now() - started} ms after the cut: ${String(error)}`);
       assert.ok(error instanceof MigrationFailed, String(error));
       await rig.assertSourceUnharmed(source);
+      // QEMU 7.2 may keep the cut stream's yank instance, refusing the next `migrate` of this QEMU.
+      console.log(
+        `# yank instances after the rollback: ${JSON.stringify(await source.qmp.execute('query-yank'))}`,
+      );
     } finally {
       linkTarget('up');
       await rig.kill(a.target);
@@ -137,6 +141,9 @@ test(
     await issueHostCredentials(ca, tls.source, { name: 'source', ip: SOURCE_IP });
     await issueHostCredentials(ca, tls.target, { name: 'target', ip: TARGET_IP });
     assert.ok(await hasTlsCredentials(tls.target));
+    // A fresh source: the one above went through two cut streams.
+    await rig.kill(source);
+    source = await rig.bootSource('source2', nsSource);
     await rig.guest(
       source,
       [GUEST_WORKLOADS.diskWriter, 'write', '--file', '/data/secure', '--rate-kib', '128'],
