@@ -27,6 +27,7 @@ const agents: RunningAgent[] = [];
 let a: { agent: AgentClient; moves: AgentMigrationClient; ds: string };
 let b: { agent: AgentClient; moves: AgentMigrationClient; ds: string };
 const VM = 'mover';
+const VM2 = 'mover2';
 
 async function agentAt(name: string, portBase: number) {
   const ds = path.join(dir, name, 'ds');
@@ -54,10 +55,10 @@ async function agentAt(name: string, portBase: number) {
   return { agent, moves: new AgentMigrationClient(agent.http), ds };
 }
 
-async function exec(client: AgentClient, command: string[], detach = false) {
+async function exec(client: AgentClient, command: string[], detach = false, vmName = VM) {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await client.guestExec(VM, command, 120, detach);
+      return await client.guestExec(vmName, command, 120, detach);
     } catch (error) {
       if (attempt >= 20) throw error;
       await sleep(3000);
@@ -112,7 +113,7 @@ before(async () => {
 
 after(async () => {
   for (const client of [a?.agent, b?.agent]) {
-    await client?.stopVm(VM).catch(() => undefined);
+    for (const name of [VM, VM2]) await client?.stopVm(name).catch(() => undefined);
   }
   for (const agent of agents) await agent.close();
   if (!process.env.SB_MIG_KEEP) rmSync(dir, { recursive: true, force: true });
@@ -216,13 +217,28 @@ test(
   'target agent restarted during the copy: the move completes and the guest runs there',
   { timeout: 600_000 },
   async () => {
-    // The VM is on host b now; move it back to a, and restart a's agent while the copy runs.
-    await exec(b.agent, [GUEST_WORKLOADS.dirty, '--rate-mib', '50', '--size-mib', '64'], true);
+    // A guest booted on host b (not the one that arrived there by migration: moving a guest a second
+    // time is the open problem in src/agent/migration/README.md, "Known issues"); restart a's agent
+    // while the copy runs.
+    await b.agent.createVm({
+      name: VM2,
+      vcpus: 1,
+      memoryMiB: 384,
+      disks: [{ id: 'root', sizeBytes: 512 * 1024 * 1024 }],
+      start: true,
+    });
+    await exec(
+      b.agent,
+      [GUEST_WORKLOADS.diskWriter, 'write', '--file', '/data/before', '--count', '500'],
+      false,
+      VM2,
+    );
+    await exec(b.agent, [GUEST_WORKLOADS.dirty, '--rate-mib', '50', '--size-mib', '64'], true, VM2);
     const id = randomUUID();
-    const plan = await b.moves.plan({ vmName: VM });
-    const vm = await b.agent.getVm(VM);
+    const plan = await b.moves.plan({ vmName: VM2 });
+    const vm = await b.agent.getVm(VM2);
     const prepared = await a.moves.prepareIncoming({ migrationId: id, vm: incomingVm(vm), plan });
-    await b.moves.start({ migrationId: id, vmName: VM, plan, target: prepared });
+    await b.moves.start({ migrationId: id, vmName: VM2, plan, target: prepared });
     const agentA = agents[0];
     assert.ok(agentA);
     await agentA.close();
@@ -233,8 +249,16 @@ test(
     const moved = await a.moves.finishIncoming(id);
     assert.equal(moved.state, 'running');
     await b.moves.complete(id);
-    assert.deepEqual(await b.agent.listVms(), []);
-    const verify = await exec(a.agent, [GUEST_WORKLOADS.diskWriter, 'verify', '--file', '/data/before']);
+    assert.deepEqual(
+      (await b.agent.listVms()).map((v) => v.name),
+      [VM],
+    );
+    const verify = await exec(
+      a.agent,
+      [GUEST_WORKLOADS.diskWriter, 'verify', '--file', '/data/before'],
+      false,
+      VM2,
+    );
     assert.equal(verify.exitCode, 0, `${verify.stdout} ${verify.stderr}`);
   },
 );
