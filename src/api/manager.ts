@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { Accelerator, Ipv4, Name, Vm, VmSpec, VmState } from './agent.js';
+import { HostInfo, Name, Vm, VmSpec, VmState } from './agent.js';
 import { MigrationPolicy, MigrationStats } from './migration.js';
 
 /*
@@ -78,23 +78,13 @@ export type PoolHostRequest = z.input<typeof PoolHostRequest>;
 export const HostState = z.enum(['connected', 'unreachable']);
 export type HostState = z.infer<typeof HostState>;
 
-export const Host = z.object({
+/** A joined host: what its agent reports (HostInfo) plus what the manager keeps about it. */
+export const Host = HostInfo.extend({
   id: z.uuid(),
-  name: Name,
   /** Base URL of the host's agent, e.g. http://10.251.0.11:7001 */
   agentUrl: z.string(),
   state: HostState,
   pool: Name.nullable(),
-  fabricAddress: Ipv4,
-  agentVersion: z.string(),
-  qemuVersion: z.string(),
-  accelerator: Accelerator,
-  acceleratorWarning: z.string().optional(),
-  cpus: z.number().int(),
-  memoryBytes: z.number().int(),
-  memoryFreeBytes: z.number().int(),
-  machineType: z.string(),
-  cpuModel: z.string(),
   vmCount: z.number().int(),
   /** Last time the agent answered a poll. */
   lastSeenAt: Timestamp,
