@@ -10,7 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { GUEST_WORKLOADS } from '../../guest/index.js';
 import { MigrationCancelled, MigrationFailed } from './errors.js';
 import { StatusInfo } from './qemu-replies.js';
-import { MigrationRig, type Qemu } from './test-rig.js';
+import { MigrationRig, SLOW_MEMORY_COPY, type Qemu } from './test-rig.js';
 
 const rig = new MigrationRig([47200, 47299]);
 const mounted: string[] = [];
@@ -84,9 +84,6 @@ test(
   },
 );
 
-// A downtime limit of 0 with no throttle never converges (even an idle guest dirties a few pages).
-const neverConverges = { targetDowntimeMs: 0, maxDowntimeMs: 0, allowThrottle: false };
-
 test(
   'target QEMU killed mid-memory-copy: the move fails, the source runs on',
   { timeout: 300_000 },
@@ -96,7 +93,7 @@ test(
       [GUEST_WORKLOADS.dirty, '--rate-mib', '0', '--size-mib', '64'],
       true,
     );
-    const a = await rig.attempt(source, { convergence: neverConverges });
+    const a = await rig.attempt(source, SLOW_MEMORY_COPY);
     try {
       await rig.waitPhase(a.outgoing, 'copy-memory', 120_000);
       await sleep(1500);
@@ -111,7 +108,7 @@ test(
 );
 
 test('cancel during the memory copy: source resumed, nothing left', { timeout: 300_000 }, async () => {
-  const a = await rig.attempt(source, { convergence: neverConverges });
+  const a = await rig.attempt(source, SLOW_MEMORY_COPY);
   try {
     await rig.waitPhase(a.outgoing, 'copy-memory', 120_000);
     await sleep(1500);

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { GUEST_WORKLOADS } from '../../guest/index.js';
 import { MigrationFailed } from './errors.js';
-import { MigrationRig, type Qemu } from './test-rig.js';
+import { MigrationRig, SLOW_MEMORY_COPY, type Qemu } from './test-rig.js';
 import { createFabricCa, hasTlsCredentials, issueHostCredentials } from './tls.js';
 
 const tag = String(process.pid % 100000);
@@ -96,15 +96,11 @@ test(
       [GUEST_WORKLOADS.dirty, '--rate-mib', '0', '--size-mib', '64'],
       true,
     );
-    // Never converges (0 ms limit, no throttle), so the cut surely lands in the memory copy.
+    // A slow copy, so the cut surely lands in the memory copy.
     const a = await rig.attempt(source, {
       ...options,
-      convergence: {
-        targetDowntimeMs: 0,
-        maxDowntimeMs: 0,
-        allowThrottle: false,
-        noTransferWindowMs: 10_000,
-      },
+      ...SLOW_MEMORY_COPY,
+      convergence: { ...SLOW_MEMORY_COPY.convergence, noTransferWindowMs: 10_000 },
     });
     try {
       await rig.waitPhase(a.outgoing, 'copy-memory', 120_000);

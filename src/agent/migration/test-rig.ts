@@ -39,6 +39,8 @@ export interface Qemu {
 
 export interface AttemptOptions {
   convergence?: Partial<ConvergenceConfig>;
+  /** Overrides of the tuned plan (e.g. a bandwidth cap that keeps the memory copy going). */
+  plan?: Partial<MigrationPlan>;
   stallAfterMs?: number;
   targetDiskDir?: string;
   /** The target's network namespace and its address there (loopback when absent). */
@@ -49,6 +51,17 @@ export interface AttemptOptions {
   /** Secure move: each side's x509 directory (tls.ts). */
   tls?: { source: string; target: string };
 }
+
+/**
+ * A memory copy that is still running seconds after it started, for faults injected into it. A
+ * downtime limit of 0 alone does not do it: QEMU 7.2 completes as soon as a pass leaves nothing
+ * pending before its next dirty sync, which a fast host reaches within a second. Capped at
+ * 2 MiB/s, the first pass over the guest's ~150 MiB of non-zero memory takes over a minute.
+ */
+export const SLOW_MEMORY_COPY = {
+  plan: { maxBandwidthBytesPerSecond: 2 * MiB },
+  convergence: { targetDowntimeMs: 0, maxDowntimeMs: 0, allowThrottle: false },
+} satisfies AttemptOptions;
 
 export interface Attempt {
   target: Qemu;
@@ -150,7 +163,7 @@ export class MigrationRig {
     let qga: QgaClient | undefined;
     for (let attempt = 1; qga === undefined; attempt++) {
       qga = await QgaClient.open(q.qgaPath, q.name, 20_000).catch((error: unknown) => {
-        if (attempt >= 3) throw error;
+        if (attempt >= 3) throw new Error(`${String(error)}\n${this.consoleTail(q)}`);
         return undefined;
       });
     }
@@ -159,6 +172,14 @@ export class MigrationRig {
     } finally {
       qga.close();
     }
+  }
+
+  /** The end of a guest's serial console, for failure messages (a panic shows up there). */
+  consoleTail(q: Qemu, lines = 25): string {
+    const file = path.join(this.dir, `${q.name}.console.log`);
+    if (!existsSync(file)) return `(no console log for ${q.name})`;
+    const tail = readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines);
+    return [`last console lines of ${q.name}:`, ...tail.map((l) => `  | ${l}`)].join('\n');
   }
 
   async uptime(q: Qemu): Promise<number> {
@@ -207,7 +228,7 @@ export class MigrationRig {
     });
     const nbd = await this.#ports.allocate(o.targetNetns ? '127.0.0.1' : address);
     const stream = await this.#ports.allocate(o.targetNetns ? '127.0.0.1' : address);
-    const plan = this.plan();
+    const plan = { ...this.plan(), ...o.plan };
     const incoming = new IncomingMigration({
       qmp: target.qmp,
       disks: [{ diskId: 'd0', nodeName: 'disk-d0' }],
@@ -272,7 +293,7 @@ export class MigrationRig {
   async close(): Promise<void> {
     for (const child of this.#children) child.kill('SIGKILL');
     await sleep(300);
-    rmSync(this.dir, { recursive: true, force: true });
+    if (!process.env.SB_MIG_KEEP) rmSync(this.dir, { recursive: true, force: true });
     if (process.env.SB_MIG_LOG) console.log(this.logs.join('\n'));
   }
 }
