@@ -23,7 +23,7 @@ test('fast link under TCG: cap lifted, multifd on, no xbzrle', () => {
   assert.equal(t.xbzrleCacheBytes, undefined);
   assert.equal(t.targetDowntimeMs, 30);
   assert.equal(t.maxDowntimeMs, 300);
-  assert.equal(t.mirrorBufSizeBytes, 256 * MiB);
+  assert.equal(t.mirrorBufSizeBytes, 16 * MiB);
 });
 
 test('1 GbE link: capped at 95 % of the link, single stream; xbzrle only with a spare core', () => {
@@ -60,7 +60,8 @@ test('unknown link: cap lifted; post-copy excludes multifd; user downtime respec
 });
 
 test('mirror buffers share a budget between parallel disks and host memory', () => {
-  assert.equal(chooseTuning({ ...lab, diskCount: 4 }).mirrorBufSizeBytes, 128 * MiB);
-  assert.equal(chooseTuning({ ...lab, diskCount: 8 }).mirrorBufSizeBytes, 64 * MiB);
-  assert.equal(chooseTuning({ ...lab, hostMemoryBytes: 2 * GiB, diskCount: 8 }).mirrorBufSizeBytes, 32 * MiB);
+  assert.equal(chooseTuning({ ...lab, diskCount: 4 }).mirrorBufSizeBytes, 16 * MiB);
+  assert.equal(chooseTuning({ ...lab, diskCount: 8 }).mirrorBufSizeBytes, 8 * MiB);
+  assert.equal(chooseTuning({ ...lab, hostMemoryBytes: 2 * GiB, diskCount: 8 }).mirrorBufSizeBytes, 4 * MiB);
+  assert.equal(chooseTuning({ ...lab, hostMemoryBytes: 2 * GiB, diskCount: 64 }).mirrorBufSizeBytes, 4 * MiB);
 });
