@@ -17,6 +17,7 @@ import {
 } from '../../guest/index.js';
 import { QmpClient } from '../../qmp/index.js';
 import { guestExec } from '../guest-ops.js';
+import { acceleratorArg } from '../qemu-argv.js';
 import { QgaClient } from '../qga.js';
 import { DEFAULT_CONVERGENCE, type ConvergenceConfig } from './convergence.js';
 import { IncomingMigration } from './incoming.js';
@@ -98,7 +99,7 @@ export class MigrationRig {
       '-machine',
       'pc-q35-7.2',
       '-accel',
-      'tcg,thread=multi',
+      acceleratorArg('tcg'),
       '-cpu',
       'Nehalem',
       '-smp',
