@@ -43,7 +43,7 @@ test('machine, CPU, accelerator and boot come from the definition and host', () 
   const argv = buildQemuArgv({ def, accelerator: 'tcg', paths, boot });
   assert.deepEqual(values(argv, '-machine'), ['pc-q35-7.2']);
   assert.deepEqual(values(argv, '-cpu'), ['Nehalem']);
-  assert.deepEqual(values(argv, '-accel'), ['tcg,thread=single']);
+  assert.deepEqual(values(argv, '-accel'), ['tcg,thread=multi']);
   assert.deepEqual(values(argv, '-smp'), ['2']);
   assert.deepEqual(values(argv, '-m'), ['512M']);
   assert.deepEqual(values(argv, '-uuid'), [def.id]);

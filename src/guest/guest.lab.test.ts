@@ -120,7 +120,7 @@ function startQemu(name: string, tap: string, extra: string[] = []) {
     'ip',
     [
       ['netns', 'exec', NETNS, 'qemu-system-x86_64'],
-      ['-machine', 'pc-q35-7.2', '-accel', 'tcg,thread=single', '-cpu', 'Nehalem', '-smp', '1', '-m', '512M'],
+      ['-machine', 'pc-q35-7.2', '-accel', 'tcg,thread=multi', '-cpu', 'Nehalem', '-smp', '1', '-m', '512M'],
       ['-no-user-config', '-nodefaults', '-display', 'none'],
       ['-kernel', image.kernel, '-initrd', image.initrd],
       ['-append', guestKernelCommandLine({ ip: `${GUEST_IP}/24`, gateway: HOST_IP, hostname: 'sbguest' })],
@@ -489,7 +489,7 @@ test('without disk, NIC or agent port the guest still comes up and says so', TIM
   const qemu = spawn(
     'qemu-system-x86_64',
     [
-      ['-machine', 'pc-q35-7.2', '-accel', 'tcg,thread=single', '-cpu', 'Nehalem', '-m', '256M'],
+      ['-machine', 'pc-q35-7.2', '-accel', 'tcg,thread=multi', '-cpu', 'Nehalem', '-m', '256M'],
       ['-no-user-config', '-nodefaults', '-display', 'none'],
       ['-kernel', image.kernel, '-initrd', image.initrd, '-append', guestKernelCommandLine()],
       ['-chardev', `file,id=serial0,path=${serial}`, '-serial', 'chardev:serial0'],

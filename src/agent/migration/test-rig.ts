@@ -17,7 +17,6 @@ import {
 } from '../../guest/index.js';
 import { QmpClient } from '../../qmp/index.js';
 import { guestExec } from '../guest-ops.js';
-import { acceleratorArg } from '../qemu-argv.js';
 import { QgaClient } from '../qga.js';
 import { DEFAULT_CONVERGENCE, type ConvergenceConfig } from './convergence.js';
 import { IncomingMigration } from './incoming.js';
@@ -99,7 +98,7 @@ export class MigrationRig {
       '-machine',
       'pc-q35-7.2',
       '-accel',
-      acceleratorArg('tcg'),
+      'tcg,thread=multi',
       '-cpu',
       'Nehalem',
       '-smp',
