@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { GUEST_WORKLOADS } from '../../guest/index.js';
+import { checkMovedGuest, GUEST_WORKLOADS } from '../../guest/index.js';
 import { MigrationCancelled, MigrationFailed } from './errors.js';
 import { StatusInfo } from './qemu-replies.js';
 import { MigrationRig, SLOW_MEMORY_COPY, type Qemu } from './test-rig.js';
@@ -124,7 +124,7 @@ test('cancel during the memory copy: source resumed, nothing left', { timeout: 3
 test(
   'live move with disk writes and memory dirtying: data verifies, uptime continues',
   { timeout: 600_000 },
-  async () => {
+  async (t) => {
     await rig.guest(
       source,
       [GUEST_WORKLOADS.diskWriter, 'write', '--file', '/data/during', '--rate-kib', '256'],
@@ -154,17 +154,19 @@ test(
       assert.equal(tgtStatus.status, 'running');
       await rig.kill(source);
       // The writer runs on in the guest, now on the target; stop it and check every record.
-      await sleep(1000);
-      await rig.guest(a.target, ['/usr/bin/killall', 'sb-diskwriter']);
-      await rig.guest(a.target, ['/usr/bin/killall', 'sb-dirty']);
-      await sleep(500);
-      for (const file of ['/data/before', '/data/during']) {
-        const verify = await rig.guest(a.target, [GUEST_WORKLOADS.diskWriter, 'verify', '--file', file]);
-        assert.equal(verify.exitCode, 0, `${file}: ${verify.stdout} ${verify.stderr}`);
-        assert.match(verify.stdout ?? '', /verified [1-9]\d* records/);
-        console.log(`# ${file}: ${verify.stdout?.trim()}`);
-      }
-      assert.ok((await rig.uptime(a.target)) > upBefore, 'guest uptime continues on the target');
+      await checkMovedGuest(t.todo.bind(t), rig.consoleFile(a.target), async () => {
+        await sleep(1000);
+        await rig.guest(a.target, ['/usr/bin/killall', 'sb-diskwriter']);
+        await rig.guest(a.target, ['/usr/bin/killall', 'sb-dirty']);
+        await sleep(500);
+        for (const file of ['/data/before', '/data/during']) {
+          const verify = await rig.guest(a.target, [GUEST_WORKLOADS.diskWriter, 'verify', '--file', file]);
+          assert.equal(verify.exitCode, 0, `${file}: ${verify.stdout} ${verify.stderr}`);
+          assert.match(verify.stdout ?? '', /verified [1-9]\d* records/);
+          console.log(`# ${file}: ${verify.stdout?.trim()}`);
+        }
+        assert.ok((await rig.uptime(a.target)) > upBefore, 'guest uptime continues on the target');
+      });
     } finally {
       await rig.kill(a.target);
       a.release();

@@ -364,7 +364,8 @@ export class OutgoingMigration {
         });
         const status = info.status ?? 'none';
         if (status === 'completed') {
-          this.#finalStats(info, Date.now() - memoryStart);
+          const memoryTimeMs = Date.now() - memoryStart;
+          this.#finalStats(await this.#withDowntime(info), memoryTimeMs);
           return;
         }
         if (status === 'failed' || status === 'cancelled') {
@@ -474,6 +475,19 @@ export class OutgoingMigration {
       ms: Date.now() - started,
       mirrorsMs,
     });
+  }
+
+  /** QEMU fills in `downtime` a moment after it reports `completed` (it reads 0 until then). */
+  async #withDowntime(completed: MigrateInfo): Promise<MigrateInfo> {
+    let info = completed;
+    for (let i = 0; i < 20 && !info.downtime; i++) {
+      await sleep(50);
+      info = await this.options.qmp.execute('query-migrate', undefined, {
+        schema: MigrateInfo,
+        timeoutMs: QMP_MS,
+      });
+    }
+    return info;
   }
 
   #finalStats(info: MigrateInfo, memoryTimeMs: number): void {

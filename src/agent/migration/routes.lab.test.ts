@@ -16,7 +16,7 @@ import {
   type MigrationStatus,
   type Vm,
 } from '../../api/index.js';
-import { GUEST_WORKLOADS } from '../../guest/index.js';
+import { checkMovedGuest, GUEST_WORKLOADS } from '../../guest/index.js';
 import { startAgent, type RunningAgent } from '../agent.js';
 import { jsonLineLogger } from '../logger.js';
 import { migrationRoutes } from './routes.js';
@@ -177,7 +177,7 @@ test('live storage move to another datastore while the guest writes', { timeout:
 test(
   'a new move right after the cancel completes; the guest runs on the target only',
   { timeout: 600_000 },
-  async () => {
+  async (t) => {
     await exec(
       a.agent,
       [GUEST_WORKLOADS.diskWriter, 'write', '--file', '/data/during', '--rate-kib', '128'],
@@ -204,12 +204,14 @@ test(
     assert.deepEqual(await a.agent.listVms(), []);
     assert.deepEqual(readdirSync(a.ds), [], 'source disks removed');
     assert.deepEqual(readdirSync(`${a.ds}2`), [], 'source disks removed');
-    await exec(b.agent, ['/usr/bin/killall', 'sb-diskwriter']);
-    for (const file of ['/data/before', '/data/during']) {
-      const verify = await exec(b.agent, [GUEST_WORKLOADS.diskWriter, 'verify', '--file', file]);
-      assert.equal(verify.exitCode, 0, `${file}: ${verify.stdout} ${verify.stderr}`);
-      console.log(`# ${file}: ${verify.stdout?.trim()}`);
-    }
+    await checkMovedGuest(t.todo.bind(t), path.join(dir, 'hostb', 'state', `${VM}.console.log`), async () => {
+      await exec(b.agent, ['/usr/bin/killall', 'sb-diskwriter']);
+      for (const file of ['/data/before', '/data/during']) {
+        const verify = await exec(b.agent, [GUEST_WORKLOADS.diskWriter, 'verify', '--file', file]);
+        assert.equal(verify.exitCode, 0, `${file}: ${verify.stdout} ${verify.stderr}`);
+        console.log(`# ${file}: ${verify.stdout?.trim()}`);
+      }
+    });
   },
 );
 
@@ -217,11 +219,12 @@ test(
   'target agent restarted during the copy: the move completes and the guest runs there',
   {
     timeout: 600_000,
-    // Known failing: the move completes but the guest's agent no longer answers on the target
-    // (2 of 2 runs on 2026-11-25, also with a freshly booted guest). Kept running and reported
-    // as TODO until the adoption of an incoming move by a restarted agent is fixed
+    // Known failing: the move completes and the restarted agent resumes the guest, but the guest
+    // is then broken on the target: in 5 of 5 runs on 2026-11-25 either its kernel crashed (the
+    // QEMU TCG defect of src/guest/crash.ts, seen far more often here than in other moves) or a
+    // file it wrote just before the move was missing. Kept running and reported as TODO
     // (src/agent/migration/README.md, "Known issues").
-    todo: 'guest unresponsive after a move whose target agent restarted mid-copy',
+    todo: 'guest broken on the target after a move whose target agent restarted mid-copy',
   },
   async () => {
     // A guest booted on host b (not the one that arrived there by migration: moving a guest a second

@@ -149,7 +149,7 @@ export class MigrationRig {
   }
 
   async waitReady(q: Qemu, timeoutMs = 120_000): Promise<void> {
-    const file = path.join(this.dir, `${q.name}.console.log`);
+    const file = this.consoleFile(q);
     const until = Date.now() + timeoutMs;
     while (Date.now() < until) {
       if (existsSync(file) && readFileSync(file, 'utf8').includes(GUEST_READY_MARKER)) return;
@@ -174,9 +174,13 @@ export class MigrationRig {
     }
   }
 
+  consoleFile(q: Qemu): string {
+    return path.join(this.dir, `${q.name}.console.log`);
+  }
+
   /** The end of a guest's serial console, for failure messages (a panic shows up there). */
   consoleTail(q: Qemu, lines = 25): string {
-    const file = path.join(this.dir, `${q.name}.console.log`);
+    const file = this.consoleFile(q);
     if (!existsSync(file)) return `(no console log for ${q.name})`;
     const tail = readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines);
     return [`last console lines of ${q.name}:`, ...tail.map((l) => `  | ${l}`)].join('\n');

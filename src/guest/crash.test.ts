@@ -1,0 +1,71 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { checkMovedGuest, kernelCrashLine, knownDefectNote } from './crash.js';
+
+test('a console with a kernel oops gives its first crash line', () => {
+  const console = [
+    '[    6.609955] kernel tried to execute NX-protected page - exploit attempt? (uid: 0)',
+    '[    6.623707] BUG: unable to handle page fault for address: ffffc900005eff58',
+    '[    6.628608] Oops: 0011 [#1] PREEMPT SMP NOPTI',
+    '[    6.643483] Kernel panic - not syncing: Fatal exception in interrupt',
+  ].join('\n');
+  assert.equal(
+    kernelCrashLine(console),
+    '[    6.623707] BUG: unable to handle page fault for address: ffffc900005eff58',
+  );
+  assert.match(
+    kernelCrashLine('[ 41.2] watchdog: BUG: soft lockup - CPU#0 stuck for 22s!') ?? '',
+    /soft lockup/,
+  );
+});
+
+test('a healthy boot log has no crash line', () => {
+  const console = [
+    'sb-guest: formatting blank /dev/vda as ext4',
+    'SILOBREAK-GUEST-READY hostname=mig ip=none qga=yes data=yes init=2.24 uptime=4.43',
+  ].join('\n');
+  assert.equal(kernelCrashLine(console), undefined);
+  assert.equal(kernelCrashLine(''), undefined);
+});
+
+test('the known-defect note names the defect and the crash line, and only when the console shows one', () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'sb-crash-'));
+  const crashed = path.join(dir, 'crashed.console.log');
+  writeFileSync(
+    crashed,
+    'sb-guest: up\n[   21.44] Kernel panic - not syncing: Fatal exception in interrupt\n',
+  );
+  const healthy = path.join(dir, 'healthy.console.log');
+  writeFileSync(healthy, 'SILOBREAK-GUEST-READY hostname=mig\n');
+  assert.match(knownDefectNote(crashed) ?? '', /^known QEMU 7\.2 TCG defect.*: \[   21\.44\] Kernel panic/);
+  assert.equal(knownDefectNote(healthy), undefined);
+  assert.equal(knownDefectNote(path.join(dir, 'absent.console.log')), undefined);
+});
+
+test('checkMovedGuest marks TODO only when a failed check meets a crashed console', async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'sb-crash-'));
+  const crashed = path.join(dir, 'c.console.log');
+  writeFileSync(crashed, '[ 9.1] Oops: 0011 [#1] PREEMPT SMP NOPTI\n');
+  const notes: string[] = [];
+  const fail = async (): Promise<number> => {
+    throw new Error('guest agent silent');
+  };
+  await assert.rejects(
+    checkMovedGuest((n) => notes.push(n), crashed, fail),
+    /guest agent silent/,
+  );
+  assert.equal(notes.length, 1);
+  assert.equal(
+    await checkMovedGuest(
+      (n) => notes.push(n),
+      crashed,
+      async () => 7,
+    ),
+    7,
+  );
+  await assert.rejects(checkMovedGuest((n) => notes.push(n), path.join(dir, 'none.log'), fail));
+  assert.equal(notes.length, 1, 'no note without a crash on the console, none when the checks pass');
+});
