@@ -40,7 +40,7 @@ test('the known-defect note names the defect and the crash line, and only when t
   );
   const healthy = path.join(dir, 'healthy.console.log');
   writeFileSync(healthy, 'SILOBREAK-GUEST-READY hostname=mig\n');
-  assert.match(knownDefectNote(crashed) ?? '', /^known QEMU 7\.2 TCG defect.*: \[   21\.44\] Kernel panic/);
+  assert.match(knownDefectNote(crashed) ?? '', /^known QEMU 7\.2 TCG defect.*: \[ {3}21\.44\] Kernel panic/);
   assert.equal(knownDefectNote(healthy), undefined);
   assert.equal(knownDefectNote(path.join(dir, 'absent.console.log')), undefined);
 });
