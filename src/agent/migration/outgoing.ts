@@ -138,6 +138,10 @@ export class OutgoingMigration {
     const { qmp } = this.options;
     try {
       this.#guestWasRunning = (await qmp.execute('query-status', undefined, { schema: StatusInfo })).running;
+      // A move right after a cancelled one: QEMU may still be winding the old stream down.
+      if (!(await this.#waitMigrationEnded(30_000))) {
+        throw new MigrationConflict('a previous migration of this VM is still winding down in QEMU');
+      }
       await this.#measureDirtyRate();
       await this.#configure();
       this.#setPhase('mirror-disks');
@@ -522,7 +526,13 @@ export class OutgoingMigration {
     }
     if (this.#migrateStarted) {
       await step('migrate_cancel', () => qmp.execute('migrate_cancel', undefined, ms));
-      await step('wait for the stream to end', () => this.#waitMigrationEnded());
+      let ended = await this.#waitMigrationEnded(10_000);
+      if (!ended && !linkDead) {
+        // Still `cancelling`: QEMU 7.2 can wait on its stream threads until their sockets close.
+        await step('destroy connections to the target', () => this.#killSockets());
+        ended = await this.#waitMigrationEnded(10_000);
+      }
+      if (!ended) log('rollback: the migration stream has not ended yet', { phase });
     }
     const jobs = [...this.#jobs.values()];
     for (const job of jobs)
@@ -564,13 +574,15 @@ export class OutgoingMigration {
     }
   }
 
-  async #waitMigrationEnded(): Promise<void> {
-    for (let i = 0; i < 100; i++) {
-      const info = await this.options.qmp.execute('query-migrate', undefined, {
-        schema: MigrateInfo,
-        timeoutMs: ROLLBACK_QMP_MS,
-      });
-      if (!STREAM_ACTIVE.includes(info.status ?? 'none')) return;
+  /** Whether QEMU's migration stream has ended (not active, not cancelling) within `timeoutMs`. */
+  async #waitMigrationEnded(timeoutMs: number): Promise<boolean> {
+    const until = Date.now() + timeoutMs;
+    for (;;) {
+      const info = await this.options.qmp
+        .execute('query-migrate', undefined, { schema: MigrateInfo, timeoutMs: ROLLBACK_QMP_MS })
+        .catch(() => undefined);
+      if (info && !STREAM_ACTIVE.includes(info.status ?? 'none')) return true;
+      if (Date.now() > until) return false;
       await sleep(100);
     }
   }
