@@ -1,9 +1,12 @@
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { checkMovedGuest, kernelCrashLine, knownDefectNote } from './crash.js';
+
+const dir = mkdtempSync(path.join(tmpdir(), 'sb-crash-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
 
 test('a console with a kernel oops gives its first crash line', () => {
   const console = [
@@ -32,7 +35,6 @@ test('a healthy boot log has no crash line', () => {
 });
 
 test('the known-defect note names the defect and the crash line, and only when the console shows one', () => {
-  const dir = mkdtempSync(path.join(tmpdir(), 'sb-crash-'));
   const crashed = path.join(dir, 'crashed.console.log');
   writeFileSync(
     crashed,
@@ -46,7 +48,6 @@ test('the known-defect note names the defect and the crash line, and only when t
 });
 
 test('checkMovedGuest marks TODO only when a failed check meets a crashed console', async () => {
-  const dir = mkdtempSync(path.join(tmpdir(), 'sb-crash-'));
   const crashed = path.join(dir, 'c.console.log');
   writeFileSync(crashed, '[ 9.1] Oops: 0011 [#1] PREEMPT SMP NOPTI\n');
   const notes: string[] = [];
