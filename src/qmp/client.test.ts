@@ -246,6 +246,26 @@ test('a socket that closes mid-reply rejects pending commands with QmpClosedErro
   assert.ok(after instanceof QmpClosedError);
 });
 
+test('a connection reset by QEMU is reported as QmpClosedError, with the socket error as cause', async () => {
+  // A unix socket closed with bytes unread gives its peer ECONNRESET, as when QEMU quits.
+  await startFake((command, socket) => {
+    if (command.execute !== 'reset') return;
+    socket.pause();
+    setTimeout(() => socket.destroy(), 100);
+  });
+  const client = await connect();
+  const closed = new Promise<Error | undefined>((resolve) => client.onClose(resolve));
+  const reset = client.execute('reset').catch((e: unknown) => e);
+  // More than the paused peer reads ahead, so some of it is still in the kernel when it closes.
+  const blob = 'x'.repeat(8 * 1024 * 1024);
+  setTimeout(() => void client.execute('unread', { blob }).catch(() => undefined), 20);
+  assert.ok((await reset) instanceof QmpClosedError);
+  const closeError = await closed;
+  assert.ok(closeError instanceof QmpClosedError, String(closeError));
+  assert.ok(closeError.cause instanceof Error);
+  assert.equal(client.closed, true);
+});
+
 test('close() is clean: pending commands and event waits reject, onClose gets no error', async () => {
   await startFake(() => {});
   const client = await connect();

@@ -82,7 +82,10 @@ export class QmpClient {
   private constructor(socket: net.Socket) {
     this.#socket = socket;
     socket.on('data', (chunk: Buffer) => this.#receive(this.#decoder.write(chunk)));
-    socket.on('error', (error) => this.#shutdown(error));
+    // A reset (QEMU exiting with our bytes unread) is the same event as a close: the connection is gone.
+    socket.on('error', (error) =>
+      this.#shutdown(new QmpClosedError(`connection lost: ${error.message}`, undefined, { cause: error })),
+    );
     socket.on('close', () =>
       this.#shutdown(this.#closeRequested ? undefined : new QmpClosedError('connection closed by QEMU')),
     );
