@@ -1,7 +1,8 @@
 // The manager's moves (issue 9, control plane): a VM to another host with its disks, as a job
 // that drives the two agents' migration API through an explicit, persisted state machine.
 import type { JobHandler } from '../jobs.js';
-import { moveHandler, type MoveDeps } from './job.js';
+import { moveHandler } from './handler.js';
+import type { MoveDeps } from './job.js';
 import { moveStorageHandler } from './storage-job.js';
 
 export { MOVE_JOB_KINDS } from './kinds.js';

@@ -26,10 +26,9 @@ import { nowIso, recordChanges, type Actor } from '../changes.js';
 import type { Db } from '../db.js';
 import { AgentFailed, agentError } from '../errors.js';
 import { getVm, hostRow, upsertVms, vmObject, type HostRow } from '../inventory.js';
-import { JobCancelled, type JobContext, type JobHandler } from '../jobs.js';
+import { JobCancelled, type JobContext } from '../jobs.js';
 import type { VmJobDeps } from '../vm-jobs.js';
 import { planMove } from './checks.js';
-import { ColdMove } from './cold-job.js';
 import { MoveFailed, MoveInterrupted, MoveRefused } from './errors.js';
 import { hostFacts, movesInFlight, vmFacts } from './facts.js';
 import {
@@ -61,7 +60,7 @@ export const MoveParams = z.object({
 export type MoveParams = z.infer<typeof MoveParams>;
 
 /** What the job persists as it goes. */
-const Checkpoint = z.object({
+export const Checkpoint = z.object({
   phase: z.enum(MOVE_PHASES),
   migrationId: z.uuid(),
   startedAtMs: z.number(),
@@ -231,7 +230,7 @@ export async function cancelMigration(m: Followed): Promise<UndoOutcome> {
 }
 
 /** One move, from the job's context: the driver's steps and undos over the two agents. */
-class Move {
+export class Move {
   readonly source: AgentMigrationClient;
   readonly target: AgentMigrationClient;
   cp: Checkpoint;
@@ -424,30 +423,6 @@ class Move {
 
 /** What the agents' migration engine supports (see src/api/migration.ts). */
 export const ENGINE = { coldMove: true, secure: true };
-
-export function moveHandler(deps: MoveDeps): JobHandler<MoveParams> {
-  return {
-    kind: 'vm-move',
-    params: MoveParams,
-    resumable: true,
-    async run(ctx) {
-      const saved = Checkpoint.safeParse(ctx.checkpoint);
-      const checkpoint = saved.success ? saved.data : undefined;
-      const [sourceHost, targetHost] = await Promise.all([
-        hostRow(deps.db, ctx.params.sourceHostId),
-        hostRow(deps.db, ctx.params.targetHostId),
-      ]);
-      const stored = await getVm(deps.db, ctx.params.vmId);
-      return runMove(deps, ctx, [sourceHost, targetHost], checkpoint, () => {
-        const move =
-          ctx.params.mode === 'cold'
-            ? new ColdMove(deps, ctx, stored, sourceHost, targetHost, checkpoint)
-            : new Move(deps, ctx, stored, sourceHost, targetHost, checkpoint);
-        return { move, driver: move.driver(), keptSource: ctx.params.keepSource };
-      });
-    },
-  };
-}
 
 /** A running move as runMove() sees it. */
 export interface RunnableMove extends Followed {
