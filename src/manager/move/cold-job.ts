@@ -5,8 +5,7 @@
  * closes the exports and moves the VM's row to the target, clean-up deletes the source VM (its
  * disks unless kept). A cancel during the copy closes the exports at once, which ends the copy.
  */
-import { randomUUID } from 'node:crypto';
-import { AgentMigrationClient, ApiError, type MigrationStatus, type Vm } from '../../api/index.js';
+import { ApiError, type Vm } from '../../api/index.js';
 import { agentError } from '../errors.js';
 import { getVm, type HostRow } from '../inventory.js';
 import type { JobContext } from '../jobs.js';
@@ -15,6 +14,7 @@ import { MoveRefused } from './errors.js';
 import { hostFacts, movesInFlight, vmFacts } from './facts.js';
 import {
   ENGINE,
+  HostMove,
   onHost,
   recordMove,
   storeSwitchover,
@@ -23,7 +23,6 @@ import {
   type RunnableMove,
 } from './job.js';
 import { phasePercent, type MoveDriver, type MovePhase } from './phases.js';
-import type { MoveContext } from './progress.js';
 
 interface ColdCheckpoint {
   phase: MovePhase;
@@ -33,30 +32,16 @@ interface ColdCheckpoint {
 
 const gone = (error: unknown) => error instanceof ApiError && error.status === 404;
 
-export class ColdMove implements RunnableMove {
-  readonly source: AgentMigrationClient;
-  readonly target: AgentMigrationClient;
-  cp: ColdCheckpoint;
-  status: MigrationStatus | undefined;
-  readonly view: MoveContext;
-
+export class ColdMove extends HostMove<ColdCheckpoint> implements RunnableMove {
   constructor(
-    readonly deps: MoveDeps,
-    readonly ctx: JobContext<MoveParams>,
-    readonly vm: Vm,
-    readonly sourceHost: HostRow,
-    readonly targetHost: HostRow,
-    checkpoint: ColdCheckpoint | undefined,
+    deps: MoveDeps,
+    ctx: JobContext<MoveParams>,
+    vm: Vm,
+    sourceHost: HostRow,
+    targetHost: HostRow,
+    checkpoint: ColdCheckpoint,
   ) {
-    this.source = new AgentMigrationClient(deps.clientFor(sourceHost).http);
-    this.target = new AgentMigrationClient(deps.clientFor(targetHost).http);
-    this.cp = checkpoint ?? { phase: 'validate', migrationId: randomUUID(), startedAtMs: Date.now() };
-    this.view = {
-      vm: { id: vm.id, name: vm.name },
-      from: sourceHost.name,
-      to: targetHost.name,
-      mode: 'cold',
-    };
+    super(deps, ctx, vm, sourceHost, targetHost, checkpoint, 'cold');
   }
 
   driver(): MoveDriver {

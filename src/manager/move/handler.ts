@@ -4,7 +4,7 @@
 import { getVm, hostRow } from '../inventory.js';
 import type { JobHandler } from '../jobs.js';
 import { ColdMove } from './cold-job.js';
-import { Checkpoint, Move, MoveParams, runMove, type MoveDeps } from './job.js';
+import { Checkpoint, freshCheckpoint, Move, MoveParams, runMove, type MoveDeps } from './job.js';
 
 export function moveHandler(deps: MoveDeps): JobHandler<MoveParams> {
   return {
@@ -14,6 +14,7 @@ export function moveHandler(deps: MoveDeps): JobHandler<MoveParams> {
     async run(ctx) {
       const saved = Checkpoint.safeParse(ctx.checkpoint);
       const checkpoint = saved.success ? saved.data : undefined;
+      const start = checkpoint ?? freshCheckpoint();
       const [sourceHost, targetHost] = await Promise.all([
         hostRow(deps.db, ctx.params.sourceHostId),
         hostRow(deps.db, ctx.params.targetHostId),
@@ -22,8 +23,8 @@ export function moveHandler(deps: MoveDeps): JobHandler<MoveParams> {
       return runMove(deps, ctx, [sourceHost, targetHost], checkpoint, () => {
         const move =
           ctx.params.mode === 'cold'
-            ? new ColdMove(deps, ctx, stored, sourceHost, targetHost, checkpoint)
-            : new Move(deps, ctx, stored, sourceHost, targetHost, checkpoint);
+            ? new ColdMove(deps, ctx, stored, sourceHost, targetHost, start)
+            : new Move(deps, ctx, stored, sourceHost, targetHost, start);
         return { move, driver: move.driver(), keptSource: ctx.params.keepSource };
       });
     },

@@ -229,11 +229,15 @@ export async function cancelMigration(m: Followed): Promise<UndoOutcome> {
   }
 }
 
-/** One move, from the job's context: the driver's steps and undos over the two agents. */
-export class Move {
+/** A move's checkpoint when its job starts (a resumed job brings its own). */
+export function freshCheckpoint(): { phase: MovePhase; migrationId: string; startedAtMs: number } {
+  return { phase: 'validate', migrationId: randomUUID(), startedAtMs: Date.now() };
+}
+
+/** What a move between two hosts starts from: the two agents' migration APIs, its checkpoint, its view. */
+export abstract class HostMove<C extends { phase: MovePhase; migrationId: string; startedAtMs: number }> {
   readonly source: AgentMigrationClient;
   readonly target: AgentMigrationClient;
-  cp: Checkpoint;
   status: MigrationStatus | undefined;
   readonly view: MoveContext;
 
@@ -243,17 +247,26 @@ export class Move {
     readonly vm: Vm,
     readonly sourceHost: HostRow,
     readonly targetHost: HostRow,
-    checkpoint: Checkpoint | undefined,
+    public cp: C,
+    mode: MoveContext['mode'],
   ) {
     this.source = new AgentMigrationClient(deps.clientFor(sourceHost).http);
     this.target = new AgentMigrationClient(deps.clientFor(targetHost).http);
-    this.cp = checkpoint ?? { phase: 'validate', migrationId: randomUUID(), startedAtMs: Date.now() };
-    this.view = {
-      vm: { id: vm.id, name: vm.name },
-      from: sourceHost.name,
-      to: targetHost.name,
-      mode: 'live',
-    };
+    this.view = { vm: { id: vm.id, name: vm.name }, from: sourceHost.name, to: targetHost.name, mode };
+  }
+}
+
+/** One move, from the job's context: the driver's steps and undos over the two agents. */
+export class Move extends HostMove<Checkpoint> {
+  constructor(
+    deps: MoveDeps,
+    ctx: JobContext<MoveParams>,
+    vm: Vm,
+    sourceHost: HostRow,
+    targetHost: HostRow,
+    checkpoint: Checkpoint,
+  ) {
+    super(deps, ctx, vm, sourceHost, targetHost, checkpoint, 'live');
   }
 
   async save(patch: Partial<Checkpoint>, message?: string): Promise<void> {
