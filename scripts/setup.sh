@@ -4,7 +4,29 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(qemu-system-x86 qemu-utils qemu-guest-agent iproute2 busybox-static cpio iputils-ping iperf3 gcc libc6-dev xz-utils e2fsprogs openssl procps)
+# QEMU 10 or later: QEMU 7.2 (Debian 12's own) loses guest memory writes during a live migration
+# under TCG, which kills moved guests (src/agent/migration/README.md). Debian 12 gets it from its
+# backports suite (pinned low by apt, so nothing else is taken from there); Debian 13 has it.
+qemu_release=()
+. /etc/os-release
+if [ "${VERSION_CODENAME:-}" = bookworm ]; then
+  backports=/etc/apt/sources.list.d/silobreak-bookworm-backports.sources
+  if [ ! -f "$backports" ]; then
+    echo "setup: adding Debian's bookworm-backports suite (for QEMU 10)"
+    printf '%s\n' 'Types: deb' 'URIs: http://deb.debian.org/debian' 'Suites: bookworm-backports' \
+      'Components: main' 'Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg' >"$backports"
+    apt-get update -qq
+  fi
+  qemu_release=(-t bookworm-backports)
+fi
+qemu_version=$(dpkg-query -W -f='${Version}' qemu-system-x86 2>/dev/null || true)
+if [ -z "$qemu_version" ] || ! dpkg --compare-versions "$qemu_version" ge 1:10; then
+  echo "setup: installing QEMU 10 (qemu-system-x86, qemu-utils${qemu_release[*]:+ from ${qemu_release[1]}})"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${qemu_release[@]}" qemu-system-x86 qemu-utils >/dev/null
+fi
+
+packages=(qemu-guest-agent iproute2 busybox-static cpio iputils-ping iperf3 gcc libc6-dev xz-utils e2fsprogs openssl procps)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
