@@ -7,7 +7,7 @@ export {
   GUEST_WORKLOADS,
   type GuestImage,
 } from './constants.js';
-export { checkMovedGuest, kernelCrashLine, knownDefectNote, TCG_MIGRATION_DEFECT } from './crash.js';
+export { checkMovedGuest, GuestKernelDied, kernelCrashLine } from './crash.js';
 export { GuestBuildFailed, GuestImageMissing, GuestOptionInvalid } from './errors.js';
 export { GuestNetworkOptions, guestKernelCommandLine } from './cmdline.js';
 export {
