@@ -99,7 +99,7 @@ before(async () => {
     disks: [{ id: 'root', sizeBytes: 512 * 1024 * 1024 }],
     start: true,
   });
-  await exec(a.agent, [
+  const written = await exec(a.agent, [
     GUEST_WORKLOADS.diskWriter,
     'write',
     '--file',
@@ -109,6 +109,7 @@ before(async () => {
     '--count',
     '1000',
   ]);
+  assert.equal(written.exitCode, 0, written.stderr);
 });
 
 after(async () => {
@@ -219,17 +220,10 @@ test(
   'target agent restarted during the copy: the move completes and the guest runs there',
   {
     timeout: 600_000,
-    // Known failing: the move completes and the restarted agent resumes the guest, but the guest
-    // is then broken on the target: in 5 of 5 runs on 2026-11-25 either its kernel crashed (the
-    // QEMU TCG defect of src/guest/crash.ts, seen far more often here than in other moves) or a
-    // file it wrote just before the move was missing. Kept running and reported as TODO
-    // (src/agent/migration/README.md, "Known issues").
-    todo: 'guest broken on the target after a move whose target agent restarted mid-copy',
   },
   async () => {
-    // A guest booted on host b (not the one that arrived there by migration: moving a guest a second
-    // time is the open problem in src/agent/migration/README.md, "Known issues"); restart a's agent
-    // while the copy runs.
+    // A second guest, booted on host b, moves to a; a's agent stops as the copy starts and is
+    // back only after it completed, so the restarted agent adopts the move and resumes the guest.
     await b.agent.createVm({
       name: VM2,
       vcpus: 1,
@@ -237,12 +231,13 @@ test(
       disks: [{ id: 'root', sizeBytes: 512 * 1024 * 1024 }],
       start: true,
     });
-    await exec(
+    const written = await exec(
       b.agent,
-      [GUEST_WORKLOADS.diskWriter, 'write', '--file', '/data/before', '--count', '500'],
+      [GUEST_WORKLOADS.diskWriter, 'write', '--file', '/data/before', '--rate-kib', '0', '--count', '500'],
       false,
       VM2,
     );
+    assert.equal(written.exitCode, 0, written.stderr);
     await exec(b.agent, [GUEST_WORKLOADS.dirty, '--rate-mib', '50', '--size-mib', '64'], true, VM2);
     const id = randomUUID();
     const plan = await b.moves.plan({ vmName: VM2 });
@@ -263,12 +258,15 @@ test(
       (await b.agent.listVms()).map((v) => v.name),
       [VM],
     );
-    const verify = await exec(
-      a.agent,
-      [GUEST_WORKLOADS.diskWriter, 'verify', '--file', '/data/before'],
-      false,
-      VM2,
-    );
-    assert.equal(verify.exitCode, 0, `${verify.stdout} ${verify.stderr}`);
+    const consoleFile = path.join(dir, 'hosta', 'state', `${VM2}.console.log`);
+    await checkMovedGuest(consoleFile, async () => {
+      const verify = await exec(
+        a.agent,
+        [GUEST_WORKLOADS.diskWriter, 'verify', '--file', '/data/before'],
+        false,
+        VM2,
+      );
+      assert.equal(verify.exitCode, 0, `${verify.stdout} ${verify.stderr}`);
+    });
   },
 );
