@@ -34,6 +34,8 @@ const host = (name: string, over: Partial<HostFacts> = {}): HostFacts => ({
   memoryFreeBytes: 8 * GiB,
   machineType: 'pc-q35-7.2',
   cpuModel: 'qemu64',
+  qemuVersion: '10.0.2',
+  accelerator: 'tcg',
   datastores: [
     { name: 'local', freeBytes: 50 * GiB, default: true },
     { name: 'fast', freeBytes: 1 * GiB, default: false },
@@ -195,4 +197,23 @@ test('move-storage: only disks not already there, and only when there is room', 
     failedChecks(named).map((c) => c.check),
     ['disk-ids', 'disks-elsewhere', 'disks-to-move'],
   );
+});
+
+test('a live move under TCG needs QEMU 10 on both hosts; under KVM, or cold, older QEMU is fine', () => {
+  const old = facts({ target: host('h2', { qemuVersion: '7.2.22' }) });
+  assert.deepEqual(failed(old), ['qemu-version']);
+  const check = planMove(old).checks.find((c) => c.check === 'qemu-version');
+  assert.equal(check?.field, 'to');
+  assert.match(check?.detail ?? '', /host h2 runs QEMU 7\.2\.22 under TCG: QEMU before 10 loses guest memory writes .*upgrade QEMU there/);
+  assert.deepEqual(
+    failed(facts({ source: host('h1', { qemuVersion: '7.2.22', accelerator: 'kvm' }) })),
+    [],
+  );
+  assert.deepEqual(failed(facts({ source: host('h1', { qemuVersion: 'unknown' }) })), ['qemu-version']);
+  const cold = facts({
+    vm: { ...vm, state: 'stopped' },
+    target: host('h2', { qemuVersion: '7.2.22' }),
+    engine: { coldMove: true, secure: false },
+  });
+  assert.deepEqual(failed(cold), []);
 });

@@ -23,6 +23,8 @@ export async function hostFacts(deps: VmJobDeps, host: HostRow): Promise<{ facts
         memoryFreeBytes: snap.info.memoryFreeBytes,
         machineType: snap.info.machineType,
         cpuModel: snap.info.cpuModel,
+        qemuVersion: snap.info.qemuVersion,
+        accelerator: snap.info.accelerator,
         datastores: snap.datastores.map((d) => ({
           name: d.name,
           freeBytes: d.freeBytes,
@@ -48,6 +50,8 @@ export async function hostFacts(deps: VmJobDeps, host: HostRow): Promise<{ facts
         memoryFreeBytes: host.memory_free_bytes,
         machineType: host.machine_type,
         cpuModel: host.cpu_model,
+        qemuVersion: host.qemu_version,
+        accelerator: host.accelerator,
         datastores: datastores.map((d) => ({
           name: d.name,
           freeBytes: d.free_bytes,
