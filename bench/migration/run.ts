@@ -502,12 +502,14 @@ async function main(): Promise<void> {
   try {
     const hosts = lab.hosts.map(hostOf) as [Host, Host];
     for (const [n, size] of SIZES.filter((s) => vmKeys.includes(s.key)).entries()) {
+      if (interrupted) break;
       const vmName = `bench-${size.key}`;
       const address = lab.vmAddress(n + 1);
       await provision(lab, hosts[0], vmName, address, size);
       let here = 0;
 
       for (const link of links) {
+        if (interrupted) break;
         if (link === '1gbit') await limitLink(lab, true);
         try {
           for (const workload of workloads) {
@@ -526,7 +528,10 @@ async function main(): Promise<void> {
             await startWorkload(hosts[here] as Host, vmName, size, workload);
             const gaveUp = new Set<Policy>();
             for (let r = 1; r <= size.runs && !interrupted; r++) {
-              for (const policy of POLICIES) {
+              // Each move goes the other way, so a fixed order would give each policy one direction
+              // for good (and the hosts differ a little): the order turns by one each run.
+              const order = POLICIES.map((_, i) => POLICIES[(i + r - 1) % POLICIES.length] as Policy);
+              for (const policy of order) {
                 if (gaveUp.has(policy) || interrupted) continue;
                 const from = hosts[here] as Host;
                 const to = hosts[1 - here] as Host;

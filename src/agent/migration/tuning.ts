@@ -19,9 +19,11 @@
  *   QEMU 7.2 does not use xbzrle with multifd, so it is off whenever multifd is on.
  * - Downtime: the limit starts at the target (30 ms unless the user says otherwise) and the
  *   convergence policy moves it from measurements, never above the user's maximum (300 ms).
- * - Disk mirror `buf-size` (bytes in flight per mirror): 256 MiB measured ~30 % faster than the
- *   default for a single disk here; mirrors run in parallel, so a 512 MiB budget is shared between
- *   disks, at least 32 MiB each and never more than 1/32 of host memory in total.
+ * - Disk mirror `buf-size` (bytes in flight per mirror): QEMU's 16 MiB, less when many disks share
+ *   a small host, because the paused final drain waits for it (see below).
+ *
+ * "QEMU 7.2" below marks behaviour seen on Debian 12's own QEMU, which Silobreak no longer runs on
+ * (it needs QEMU 10, README.md); the choices are kept until re-measured on QEMU 10.
  */
 
 const MiB = 1024 * 1024;
