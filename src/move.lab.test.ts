@@ -417,6 +417,40 @@ test(
 );
 
 test(
+  'the target agent is killed during the memory copy: once it is back the move completes, the guest runs there with its data',
+  { timeout: 900_000 },
+  async () => {
+    const vm = await api.getVm(VM);
+    const [src, dst] = vm.host === h1.name ? [h1, h2] : [h2, h1];
+    const upBefore = await uptime(src);
+    // A 100 Mbit/s link (as the policy tells the engine): the copy outlasts the agent's absence.
+    const accepted = await api.moveVm(VM, { to: dst.name, policy: { linkBitsPerSecond: 100e6 } });
+    const seen = await waitForJobSnapshot(accepted.job.id, (j) => j.progress.phase === 'copy-memory');
+    assert.equal(seen.progress.phase, 'copy-memory', `job got to ${seen.state}/${seen.progress.phase}`);
+    assert.ok(dst.pid, 'the lab knows the target agent\'s pid');
+    process.kill(dst.pid, 'SIGKILL');
+    await sleep(5000);
+    // Started as the lab starts it; `lab down` finds it by its config path.
+    spawn('ip', ['netns', 'exec', dst.namespace, process.execPath, BIN, 'agent', '--config', dst.configPath], {
+      stdio: ['ignore', openSync(dst.logPath, 'a'), openSync(dst.logPath, 'a')],
+      detached: true,
+    }).unref();
+    const job = await api.waitForJob(accepted.job.id, 600_000);
+    assert.equal(job.state, 'succeeded', JSON.stringify(job.error));
+    assert.equal((await api.getVm(VM)).host, dst.name);
+    assert.deepEqual(await agentOf(src).listVms(), []);
+    assert.equal((await agentOf(dst).getVm(VM)).state, 'running');
+    await checkMovedGuest(path.join(dst.stateDir, `${VM}.console.log`), async () => {
+      const upAfter = await uptime(dst);
+      assert.ok(upAfter > upBefore, `uptime ${upAfter} after, ${upBefore} before`);
+      const verify = await guest(dst, [GUEST_WORKLOADS.diskWriter, 'verify', '--file', '/data/before']);
+      assert.equal(verify.exitCode, 0, `${verify.stdout} ${verify.stderr}`);
+    });
+    console.log(`# move with the target agent killed for 5 s: ${(job.result as { totalTimeMs: number }).totalTimeMs} ms`);
+  },
+);
+
+test(
   'a cold move of the stopped VM: disks copied, definition moved, it boots on the target with its data',
   { timeout: 900_000 },
   async () => {

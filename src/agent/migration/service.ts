@@ -6,6 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 import {
   CompleteMigrationRequest,
@@ -228,7 +229,7 @@ export class MigrationService {
 
   async finishIncoming(id: string, timeoutMs = 120_000): Promise<Vm> {
     const record = await this.#target(id);
-    if (record.state === 'running' && record.incoming === undefined) await this.#resumeAdopted(record);
+    if (record.state === 'running' && record.incoming === undefined) await this.#resumeAdopted(record, timeoutMs);
     if (record.state === 'running') await record.incoming?.resumed(timeoutMs);
     await record.settled;
     if (record.state !== 'completed') {
@@ -550,19 +551,28 @@ export class MigrationService {
     return this.#record(id, 'target', parsed.data.vmName);
   }
 
-  /** An adopted move: resume the guest if its copy completed while no agent watched. */
-  async #resumeAdopted(record: MoveRecord): Promise<void> {
+  /**
+   * An adopted move: resume the guest once its copy has completed here. The source reports
+   * completion a moment before this side has loaded the last device state, so an incoming copy
+   * still `active` is waited for (up to timeoutMs); one that failed or never started is refused.
+   */
+  async #resumeAdopted(record: MoveRecord, timeoutMs: number): Promise<void> {
     const qmp = this.core.vms.runtime(record.vmName).qmp();
-    const migrate = await qmp.execute('query-migrate', undefined, { schema: MigrateInfo });
-    const status = await qmp.execute('query-status', undefined, { schema: StatusInfo });
-    if (status.running) {
-      this.#finish(record, 'completed');
-      return;
-    }
-    if (migrate.status !== 'completed') {
-      throw new MigrationConflict(
-        `migration ${record.id} has not completed on this host (${migrate.status ?? 'none'})`,
-      );
+    const until = Date.now() + timeoutMs;
+    for (;;) {
+      const status = await qmp.execute('query-status', undefined, { schema: StatusInfo });
+      if (status.running) {
+        this.#finish(record, 'completed');
+        return;
+      }
+      const migrate = await qmp.execute('query-migrate', undefined, { schema: MigrateInfo });
+      if (migrate.status === 'completed') break;
+      if ((migrate.status !== 'active' && migrate.status !== 'device') || Date.now() > until) {
+        throw new MigrationConflict(
+          `migration ${record.id} has not completed on this host (${migrate.status ?? 'none'})`,
+        );
+      }
+      await sleep(100);
     }
     await qmp.execute('nbd-server-stop').catch(() => undefined);
     await qmp.execute('cont');

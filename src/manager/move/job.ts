@@ -24,7 +24,7 @@ import {
 } from '../../api/index.js';
 import { nowIso, recordChanges, type Actor } from '../changes.js';
 import type { Db } from '../db.js';
-import { AgentFailed, agentError } from '../errors.js';
+import { AgentFailed, agentError, HostUnreachable } from '../errors.js';
 import { getVm, hostRow, upsertVms, vmObject, type HostRow } from '../inventory.js';
 import { JobCancelled, type JobContext } from '../jobs.js';
 import type { VmJobDeps } from '../vm-jobs.js';
@@ -73,9 +73,14 @@ export interface MoveDeps extends VmJobDeps {
   slots: HostSlots;
   /** Milliseconds between status polls of the source agent. */
   pollMs?: number;
+  /** How long a switchover waits for a target agent that does not answer. */
+  targetAgentWaitMs?: number;
 }
 
 const POLL_MS = 500;
+/** Long enough for a service manager to restart a crashed agent, or a person to notice. */
+const TARGET_AGENT_WAIT_MS = 10 * 60_000;
+const TARGET_AGENT_RETRY_MS = 2_000;
 
 /** Records the move's own change records (start, switchover, end) for the VM. */
 export async function recordMove(
@@ -410,10 +415,28 @@ export class Move extends HostMove<Checkpoint> {
     }
   }
 
-  /** The guest runs on the target: the VM's row moves there with the switchover's change record. */
+  /**
+   * The guest runs on the target: the VM's row moves there with the switchover's change record.
+   * Past the copy there is no way back, so a target agent that does not answer (restarting, say)
+   * is waited for: the guest stays paused there until an agent resumes it (the agent needs only
+   * the move's id to adopt it).
+   */
   async switchover(): Promise<void> {
     const { deps, ctx } = this;
-    const moved = await this.call(this.targetHost, () => this.target.finishIncoming(this.cp.migrationId));
+    const started = Date.now();
+    let moved: Vm | undefined;
+    while (moved === undefined) {
+      try {
+        moved = await this.call(this.targetHost, () => this.target.finishIncoming(this.cp.migrationId));
+      } catch (error) {
+        if (!(error instanceof HostUnreachable) || Date.now() - started >= (deps.targetAgentWaitMs ?? TARGET_AGENT_WAIT_MS)) throw error;
+        await ctx.progress({
+          phase: 'switchover',
+          message: `${error.message}: the guest is paused there until its agent answers and resumes it; waiting`,
+        });
+        await sleep(TARGET_AGENT_RETRY_MS);
+      }
+    }
     await storeSwitchover(deps, ctx.actor, this.targetHost, this.view, async () => moved);
     await ctx.progress({ phase: 'switchover', percent: phasePercent('switchover', 1) });
   }
