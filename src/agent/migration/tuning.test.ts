@@ -15,11 +15,16 @@ const lab: TuningInput = {
   allowPostcopy: false,
 };
 
-test('fast link under TCG: cap lifted, multifd on, no xbzrle', () => {
+test('fast link under TCG: cap lifted, no xbzrle; multifd only with two spare cores', () => {
   const t = chooseTuning(lab);
   assert.equal(t.slowLink, false);
   assert.equal(t.maxBandwidthBytesPerSecond, UNLIMITED_BANDWIDTH);
-  assert.equal(t.multifdChannels, 4);
+  assert.equal(t.multifdChannels, 0, 'the lab: 2 cores, 1 vCPU');
+  assert.ok(t.reasons.some((r) => /only 1 core\(s\) spare beside 1 vCPU\(s\): one stream/.test(r)), t.reasons.join('; '));
+  assert.equal(chooseTuning({ ...lab, hostCpus: 4 }).multifdChannels, 6);
+  assert.equal(chooseTuning({ ...lab, hostCpus: 3 }).multifdChannels, 4);
+  assert.equal(chooseTuning({ ...lab, hostCpus: 32, vcpus: 4 }).multifdChannels, 8);
+  assert.equal(chooseTuning({ ...lab, hostCpus: 4, vcpus: 4 }).multifdChannels, 0);
   assert.equal(t.xbzrleCacheBytes, undefined);
   assert.equal(t.targetDowntimeMs, 30);
   assert.equal(t.maxDowntimeMs, 300);
