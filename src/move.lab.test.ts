@@ -427,14 +427,18 @@ test(
     const accepted = await api.moveVm(VM, { to: dst.name, policy: { linkBitsPerSecond: 100e6 } });
     const seen = await waitForJobSnapshot(accepted.job.id, (j) => j.progress.phase === 'copy-memory');
     assert.equal(seen.progress.phase, 'copy-memory', `job got to ${seen.state}/${seen.progress.phase}`);
-    assert.ok(dst.pid, 'the lab knows the target agent\'s pid');
+    assert.ok(dst.pid, "the lab knows the target agent's pid");
     process.kill(dst.pid, 'SIGKILL');
     await sleep(5000);
     // Started as the lab starts it; `lab down` finds it by its config path.
-    spawn('ip', ['netns', 'exec', dst.namespace, process.execPath, BIN, 'agent', '--config', dst.configPath], {
-      stdio: ['ignore', openSync(dst.logPath, 'a'), openSync(dst.logPath, 'a')],
-      detached: true,
-    }).unref();
+    spawn(
+      'ip',
+      ['netns', 'exec', dst.namespace, process.execPath, BIN, 'agent', '--config', dst.configPath],
+      {
+        stdio: ['ignore', openSync(dst.logPath, 'a'), openSync(dst.logPath, 'a')],
+        detached: true,
+      },
+    ).unref();
     const job = await api.waitForJob(accepted.job.id, 600_000);
     assert.equal(job.state, 'succeeded', JSON.stringify(job.error));
     assert.equal((await api.getVm(VM)).host, dst.name);
@@ -446,7 +450,9 @@ test(
       const verify = await guest(dst, [GUEST_WORKLOADS.diskWriter, 'verify', '--file', '/data/before']);
       assert.equal(verify.exitCode, 0, `${verify.stdout} ${verify.stderr}`);
     });
-    console.log(`# move with the target agent killed for 5 s: ${(job.result as { totalTimeMs: number }).totalTimeMs} ms`);
+    console.log(
+      `# move with the target agent killed for 5 s: ${(job.result as { totalTimeMs: number }).totalTimeMs} ms`,
+    );
   },
 );
 

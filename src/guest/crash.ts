@@ -24,7 +24,10 @@ export class GuestKernelDied extends Error {
     options: { cause: unknown },
   ) {
     const failed = options.cause instanceof Error ? options.cause.message : String(options.cause);
-    super(`the guest's kernel died after the move (${consoleFile}: ${crashLine.trim()}); failed check: ${failed}`, options);
+    super(
+      `the guest's kernel died after the move (${consoleFile}: ${crashLine.trim()}); failed check: ${failed}`,
+      options,
+    );
     this.name = 'GuestKernelDied';
   }
 }

@@ -229,7 +229,8 @@ export class MigrationService {
 
   async finishIncoming(id: string, timeoutMs = 120_000): Promise<Vm> {
     const record = await this.#target(id);
-    if (record.state === 'running' && record.incoming === undefined) await this.#resumeAdopted(record, timeoutMs);
+    if (record.state === 'running' && record.incoming === undefined)
+      await this.#resumeAdopted(record, timeoutMs);
     if (record.state === 'running') await record.incoming?.resumed(timeoutMs);
     await record.settled;
     if (record.state !== 'completed') {

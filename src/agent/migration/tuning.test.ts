@@ -20,7 +20,10 @@ test('fast link under TCG: cap lifted, no xbzrle; multifd only with two spare co
   assert.equal(t.slowLink, false);
   assert.equal(t.maxBandwidthBytesPerSecond, UNLIMITED_BANDWIDTH);
   assert.equal(t.multifdChannels, 0, 'the lab: 2 cores, 1 vCPU');
-  assert.ok(t.reasons.some((r) => /only 1 core\(s\) spare beside 1 vCPU\(s\): one stream/.test(r)), t.reasons.join('; '));
+  assert.ok(
+    t.reasons.some((r) => /only 1 core\(s\) spare beside 1 vCPU\(s\): one stream/.test(r)),
+    t.reasons.join('; '),
+  );
   assert.equal(chooseTuning({ ...lab, hostCpus: 4 }).multifdChannels, 6);
   assert.equal(chooseTuning({ ...lab, hostCpus: 3 }).multifdChannels, 4);
   assert.equal(chooseTuning({ ...lab, hostCpus: 32, vcpus: 4 }).multifdChannels, 8);

@@ -172,7 +172,9 @@ function planDisks(
 export const MIN_TCG_LIVE_QEMU_MAJOR = 10;
 
 function checkQemuForLiveMove(c: Checks, hosts: HostFacts[]): void {
-  const old = hosts.filter((h) => h.accelerator === 'tcg' && qemuMajor(h.qemuVersion) < MIN_TCG_LIVE_QEMU_MAJOR);
+  const old = hosts.filter(
+    (h) => h.accelerator === 'tcg' && qemuMajor(h.qemuVersion) < MIN_TCG_LIVE_QEMU_MAJOR,
+  );
   c.add(
     'qemu-version',
     old.length === 0,

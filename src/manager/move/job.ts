@@ -429,7 +429,11 @@ export class Move extends HostMove<Checkpoint> {
       try {
         moved = await this.call(this.targetHost, () => this.target.finishIncoming(this.cp.migrationId));
       } catch (error) {
-        if (!(error instanceof HostUnreachable) || Date.now() - started >= (deps.targetAgentWaitMs ?? TARGET_AGENT_WAIT_MS)) throw error;
+        if (
+          !(error instanceof HostUnreachable) ||
+          Date.now() - started >= (deps.targetAgentWaitMs ?? TARGET_AGENT_WAIT_MS)
+        )
+          throw error;
         await ctx.progress({
           phase: 'switchover',
           message: `${error.message}: the guest is paused there until its agent answers and resumes it; waiting`,
