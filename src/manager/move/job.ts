@@ -73,12 +73,10 @@ export interface MoveDeps extends VmJobDeps {
   slots: HostSlots;
   /** Milliseconds between status polls of the source agent. */
   pollMs?: number;
-  /** How long a switchover waits for a target agent that does not answer. */
-  targetAgentWaitMs?: number;
 }
 
 const POLL_MS = 500;
-/** Long enough for a service manager to restart a crashed agent, or a person to notice. */
+/** How long a switchover waits for a target agent that does not answer: long enough for a service manager to restart it, or a person to notice. */
 const TARGET_AGENT_WAIT_MS = 10 * 60_000;
 const TARGET_AGENT_RETRY_MS = 2_000;
 
@@ -429,11 +427,7 @@ export class Move extends HostMove<Checkpoint> {
       try {
         moved = await this.call(this.targetHost, () => this.target.finishIncoming(this.cp.migrationId));
       } catch (error) {
-        if (
-          !(error instanceof HostUnreachable) ||
-          Date.now() - started >= (deps.targetAgentWaitMs ?? TARGET_AGENT_WAIT_MS)
-        )
-          throw error;
+        if (!(error instanceof HostUnreachable) || Date.now() - started >= TARGET_AGENT_WAIT_MS) throw error;
         await ctx.progress({
           phase: 'switchover',
           message: `${error.message}: the guest is paused there until its agent answers and resumes it; waiting`,
