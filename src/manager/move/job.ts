@@ -76,7 +76,10 @@ export interface MoveDeps extends VmJobDeps {
 }
 
 const POLL_MS = 500;
-/** How long a switchover waits for a target agent that does not answer: long enough for a service manager to restart it, or a person to notice. */
+/**
+ * How long a switchover waits for a target agent that does not answer: long enough for a service
+ * manager to restart it, or for a person to notice.
+ */
 const TARGET_AGENT_WAIT_MS = 10 * 60_000;
 const TARGET_AGENT_RETRY_MS = 2_000;
 
