@@ -5,23 +5,13 @@
  * closes the exports and moves the VM's row to the target, clean-up deletes the source VM (its
  * disks unless kept). A cancel during the copy closes the exports at once, which ends the copy.
  */
-import { ApiError, type Vm } from '../../api/index.js';
+import { ApiError } from '../../api/index.js';
 import { agentError } from '../errors.js';
-import { getVm, type HostRow } from '../inventory.js';
-import type { JobContext } from '../jobs.js';
+import { getVm } from '../inventory.js';
 import { planMove } from './checks.js';
 import { MoveRefused } from './errors.js';
 import { hostFacts, movesInFlight, vmFacts } from './facts.js';
-import {
-  ENGINE,
-  HostMove,
-  onHost,
-  recordMove,
-  storeSwitchover,
-  type MoveDeps,
-  type MoveParams,
-  type RunnableMove,
-} from './job.js';
+import { ENGINE, HostMove, onHost, recordMove, storeSwitchover, type RunnableMove } from './job.js';
 import { phasePercent, type MoveDriver, type MovePhase } from './phases.js';
 
 interface ColdCheckpoint {
@@ -33,16 +23,7 @@ interface ColdCheckpoint {
 const gone = (error: unknown) => error instanceof ApiError && error.status === 404;
 
 export class ColdMove extends HostMove<ColdCheckpoint> implements RunnableMove {
-  constructor(
-    deps: MoveDeps,
-    ctx: JobContext<MoveParams>,
-    vm: Vm,
-    sourceHost: HostRow,
-    targetHost: HostRow,
-    checkpoint: ColdCheckpoint,
-  ) {
-    super(deps, ctx, vm, sourceHost, targetHost, checkpoint, 'cold');
-  }
+  readonly mode = 'cold';
 
   driver(): MoveDriver {
     const { ctx, deps, vm } = this;

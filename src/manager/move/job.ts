@@ -245,7 +245,7 @@ export abstract class HostMove<C extends { phase: MovePhase; migrationId: string
   readonly source: AgentMigrationClient;
   readonly target: AgentMigrationClient;
   status: MigrationStatus | undefined;
-  readonly view: MoveContext;
+  abstract readonly mode: MoveContext['mode'];
 
   constructor(
     readonly deps: MoveDeps,
@@ -254,26 +254,20 @@ export abstract class HostMove<C extends { phase: MovePhase; migrationId: string
     readonly sourceHost: HostRow,
     readonly targetHost: HostRow,
     public cp: C,
-    mode: MoveContext['mode'],
   ) {
     this.source = new AgentMigrationClient(deps.clientFor(sourceHost).http);
     this.target = new AgentMigrationClient(deps.clientFor(targetHost).http);
-    this.view = { vm: { id: vm.id, name: vm.name }, from: sourceHost.name, to: targetHost.name, mode };
+  }
+
+  get view(): MoveContext {
+    const { vm, sourceHost, targetHost, mode } = this;
+    return { vm: { id: vm.id, name: vm.name }, from: sourceHost.name, to: targetHost.name, mode };
   }
 }
 
 /** One move, from the job's context: the driver's steps and undos over the two agents. */
 export class Move extends HostMove<Checkpoint> {
-  constructor(
-    deps: MoveDeps,
-    ctx: JobContext<MoveParams>,
-    vm: Vm,
-    sourceHost: HostRow,
-    targetHost: HostRow,
-    checkpoint: Checkpoint,
-  ) {
-    super(deps, ctx, vm, sourceHost, targetHost, checkpoint, 'live');
-  }
+  readonly mode = 'live';
 
   async save(patch: Partial<Checkpoint>, message?: string): Promise<void> {
     this.cp = { ...this.cp, ...patch };
