@@ -47,8 +47,13 @@ export interface MoveRun {
   dirtyRatePeakBytesPerSecond?: number;
   iterations?: number;
   downtimeMs?: number;
-  /** Longest gap between ping replies (10 ms interval) from the lab client during the move. */
-  pingDowntimeMs?: number;
+  /** The gap between ping replies (10 ms interval) from the lab client that spans the switchover. */
+  pingDowntimeMs?: number | undefined;
+  /** The longest gap elsewhere in the move and when it started, ms after the move started. */
+  pingOtherGapMs?: number | undefined;
+  pingOtherGapAtMs?: number | undefined;
+  /** CPU time the machine's host took from it during the move (steal, all CPUs), ms. */
+  stealMs?: number | undefined;
   throttlePeakPercent?: number;
   throttleSeconds?: number;
   policyLog?: string[];

@@ -58,3 +58,15 @@ test('a file that is not a benchmark result is refused naming the field', () => 
   assert.equal(result.success, false);
   assert.deepEqual(result.error?.issues[0]?.path.slice(0, 4), ['rows', 0, 'runs', 0]);
 });
+
+test('stalls away from the switchover are summed up apart from the downtime', () => {
+  const withStalls = structuredClone(saved);
+  Object.assign(withStalls.rows[0]!.runs[0]!, { pingDowntimeMs: 80, pingOtherGapMs: 512, stealMs: 340 });
+  Object.assign(withStalls.rows[0]!.runs[1]!, { pingDowntimeMs: 120, pingOtherGapMs: 90, stealMs: 20 });
+  const text = renderReport(BenchResult.parse(withStalls));
+  assert.match(
+    text,
+    /ping gaps away from the switchover \(not downtime\): longest 512 ms, >= 200 ms in 1 of 2 moves \(policies: silobreak\); .* up to 340 ms/,
+  );
+  assert.doesNotMatch(renderReport(BenchResult.parse(saved)), /away from the switchover/);
+});

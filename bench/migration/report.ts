@@ -22,6 +22,9 @@ const MoveRunSchema = z.object({
   iterations: Num.optional(),
   downtimeMs: Num.optional(),
   pingDowntimeMs: Num.optional(),
+  pingOtherGapMs: Num.optional(),
+  pingOtherGapAtMs: Num.optional(),
+  stealMs: Num.optional(),
   throttlePeakPercent: Num.optional(),
   throttleSeconds: Num.optional(),
   policyLog: z.array(z.string()).optional(),
@@ -61,6 +64,22 @@ function loadLine(rows: readonly Row[]): string {
   return `machine load average (1 min) at row start: ${range} on 2 cores (shared with other work)`;
 }
 
+/** Stalls of the machine itself, which hit every policy alike (see pings.ts). */
+function stallLine(rows: readonly Row[]): string {
+  const runs = rows.flatMap((r) => r.runs);
+  const gaps = runs.map((r) => r.pingOtherGapMs).filter((g): g is number => g !== undefined);
+  const steal = runs.map((r) => r.stealMs).filter((s): s is number => s !== undefined);
+  if (gaps.length === 0 && steal.length === 0) return '';
+  const max = (xs: number[]) => (xs.length ? Math.round(Math.max(...xs)) : 0);
+  const policies = new Set(runs.filter((r) => (r.pingOtherGapMs ?? 0) >= 200).map((r) => r.policy));
+  return (
+    `ping gaps away from the switchover (not downtime): longest ${max(gaps)} ms, ` +
+    `>= 200 ms in ${runs.filter((r) => (r.pingOtherGapMs ?? 0) >= 200).length} of ${gaps.length} moves ` +
+    `(policies: ${[...policies].join(', ') || 'none'}); CPU time taken by the machine's own host ` +
+    `(steal) per move up to ${max(steal)} ms`
+  );
+}
+
 export function renderReport(result: BenchResult): string {
   const workloads =
     result.dirtyRateMiB === undefined
@@ -72,11 +91,13 @@ export function renderReport(result: BenchResult): string {
     `2-host TCG lab, 1 vCPU guests; runs per row: 1 GiB VM ${result.runs}, 4 GiB VM ${result.bigRuns}; ` +
       `baselines get a ${result.timeLimitSeconds} s memory-copy time limit ("not converged").${workloads}`,
     'Medians with (min–max) over the converged runs; total = prepare on target .. source removed; ' +
-      'a QEMU downtime of 0 (read before QEMU computed it) counts as not measured.',
+      'a QEMU downtime of 0 (read before QEMU computed it) counts as not measured; ping downtime = ' +
+      'the gap between replies to a 10 ms ping that spans the switchover.',
     '',
     renderTable(result.rows),
     '',
     loadLine(result.rows),
+    stallLine(result.rows),
     targetTally(result.rows),
     ...(result.guestChecks.length
       ? ['', 'guest record checks after the dirty+disk moves:', ...result.guestChecks]

@@ -35,8 +35,11 @@ import {
   type Workload,
 } from './model.js';
 import { renderReport, type BenchResult } from './report.js';
+import { pingGaps } from './pings.js';
+import { nextPolicy } from './schedule.js';
 
 const MiB = 1024 * 1024;
+const SETTLE_MS = 3000;
 const GiB = 1024 * MiB;
 const LAB = 'mbench';
 /** The vswitch every lab agent has (src/lab plan: HOST_VSWITCH). */
@@ -47,7 +50,7 @@ const { values: args } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
     runs: { type: 'string' },
-    'big-runs': { type: 'string', default: '1' },
+    'big-runs': { type: 'string' },
     'time-limit': { type: 'string', default: '60' },
     vms: { type: 'string' },
     links: { type: 'string' },
@@ -84,8 +87,9 @@ function intArg(name: string, value: string | undefined, fallback: number, min: 
 }
 
 const quick = args.quick ?? false;
-const runs = intArg('runs', args.runs, quick ? 1 : 3, 1);
-const bigRuns = intArg('big-runs', args['big-runs'], 1, 1);
+// Four runs by default: two each way per policy (schedule.ts), and the issue's three at least.
+const runs = intArg('runs', args.runs, quick ? 1 : 4, 1);
+const bigRuns = intArg('big-runs', args['big-runs'], quick ? 1 : 4, 1);
 const timeLimitSeconds = intArg('time-limit', args['time-limit'], 60, 5);
 const SIZES: VmSize[] = [
   { key: '1g', label: '1 GiB / 2 GiB', memoryMiB: 1024, diskBytes: 2 * GiB, dirtyMiB: 256, runs },
@@ -207,8 +211,8 @@ async function measureFsync(dir: string): Promise<number> {
   }
 }
 
-/** Pings `ip` every 10 ms from the lab client; stop() gives the longest gap between replies (ms). */
-function startPing(lab: Lab, ip: string): { stop: () => Promise<number | undefined> } {
+/** Pings `ip` every 10 ms from the lab client; stop() gives the times of the replies (ms). */
+function startPing(lab: Lab, ip: string): { stop: () => Promise<number[]> } {
   const child = spawn(
     'ip',
     inNs(lab.client.namespace, ['ping', '-D', '-n', '-i', '0.01', '-W', '1', ip]).slice(1),
@@ -217,27 +221,47 @@ function startPing(lab: Lab, ip: string): { stop: () => Promise<number | undefin
     },
   );
   let buffer = '';
-  let last: number | undefined;
-  let longest = 0;
+  const replies: number[] = [];
   child.stdout.on('data', (d: Buffer) => {
     buffer += d.toString();
     const lines = buffer.split('\n');
     buffer = lines.pop() ?? '';
     for (const line of lines) {
       const m = /^\[(\d+\.\d+)\] .*bytes from/.exec(line);
-      if (!m) continue;
-      const at = Number(m[1]) * 1000;
-      if (last !== undefined) longest = Math.max(longest, at - last);
-      last = at;
+      if (m) replies.push(Number(m[1]) * 1000);
     }
   });
   return {
     stop: async () => {
       child.kill('SIGINT');
       await new Promise((resolve) => child.once('close', resolve));
-      return last === undefined ? undefined : longest;
+      return replies;
     },
   };
+}
+
+function pingFigures(replies: number[], started: number, switchoverAt: string | undefined): Partial<MoveRun> {
+  const gaps = pingGaps(replies, started, switchoverAt === undefined ? undefined : Date.parse(switchoverAt));
+  return {
+    pingDowntimeMs: gaps.switchoverGapMs,
+    pingOtherGapMs: gaps.otherGapMs,
+    pingOtherGapAtMs: gaps.otherGapAtMs,
+  };
+}
+
+/**
+ * Between moves: the previous move's writes go to disk and its freed memory back to the machine's
+ * host first, so the next move does not pay for them (whichever policy comes next).
+ */
+async function settle(): Promise<void> {
+  await run(['sync']);
+  await sleep(SETTLE_MS);
+}
+
+/** CPU time the machine's own host took from it (steal, all CPUs), ms: stalls every policy alike. */
+async function stealMs(): Promise<number> {
+  const cpu = (await readFile('/proc/stat', 'utf8')).split('\n')[0]?.trim().split(/\s+/) ?? [];
+  return Number(cpu[8] ?? 0) * 10; // USER_HZ = 100
 }
 
 // ---- agents and guest ----
@@ -336,8 +360,10 @@ async function move(
     ...(policy === 'silobreak' ? {} : { timeLimitSeconds }),
   };
   const base: MoveRun = { policy, run: runNo, from: from.lab.name, to: to.lab.name, outcome: 'failed' };
-  const ping = startPing(lab, ip);
+  await settle();
   const started = Date.now();
+  const stealBefore = await stealMs();
+  const ping = startPing(lab, ip);
   let status: MigrationStatus | undefined;
   try {
     const plan = await from.moves.plan({ vmName, policy: migrationPolicy });
@@ -358,7 +384,8 @@ async function move(
     return { ...base, error: String(error) };
   }
   const totalMs = Date.now() - started;
-  const pingDowntimeMs = await ping.stop();
+  const replies = await ping.stop();
+  const steal = (await stealMs()) - stealBefore;
   const s = status.stats;
   let detail = status.error?.detail ?? '';
   let outcome: MoveRun['outcome'] =
@@ -371,7 +398,10 @@ async function move(
     ...base,
     outcome,
     ...(detail ? { error: status.error ? `${status.error.code}: ${detail}` : detail } : {}),
-    ...(outcome === 'completed' ? { totalMs, pingDowntimeMs } : {}),
+    ...(outcome === 'completed'
+      ? { totalMs, ...pingFigures(replies, started, status.stats.switchoverAt) }
+      : {}),
+    stealMs: steal,
     mirrorMs: s.mirrorTimeMs,
     diskDataBytes,
     memoryMs: s.memoryTimeMs,
@@ -528,13 +558,15 @@ async function main(): Promise<void> {
             await startWorkload(hosts[here] as Host, vmName, size, workload);
             const gaveUp = new Set<Policy>();
             for (let r = 1; r <= size.runs && !interrupted; r++) {
-              // Each move goes the other way, so a fixed order would give each policy one direction
-              // for good (and the hosts differ a little): the order turns by one each run.
+              // The turn order rotates by one each run; within a run the next mover is the due
+              // policy that has gone this way least often (schedule.ts): directions stay balanced.
               const order = POLICIES.map((_, i) => POLICIES[(i + r - 1) % POLICIES.length] as Policy);
-              for (const policy of order) {
-                if (gaveUp.has(policy) || interrupted) continue;
+              const due = order.filter((p) => !gaveUp.has(p));
+              while (due.length && !interrupted) {
                 const from = hosts[here] as Host;
                 const to = hosts[1 - here] as Host;
+                const policy = nextPolicy(due, row.runs, from.lab.name, to.lab.name);
+                due.splice(due.indexOf(policy), 1);
                 const result = await move(lab, vmName, address.ip, from, to, policy, r, facts);
                 row.runs.push(result);
                 if (result.outcome === 'completed') here = 1 - here;

@@ -87,6 +87,8 @@ export const MigrationStats = z.object({
   setupTimeMs: z.number().optional(),
   /** QEMU-reported downtime of the switchover. */
   downtimeMs: z.number().optional(),
+  /** When QEMU paused the guest for the switchover (its pre-switchover event), ms precision. */
+  switchoverAt: z.iso.datetime().optional(),
   iterations: z.number().int().optional(),
   /** The guest's dirty rate measured with calc-dirty-rate (page sampling) before the copy. */
   dirtyRateBeforeBytesPerSecond: z.number().optional(),
