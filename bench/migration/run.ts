@@ -39,8 +39,9 @@ import { pingGaps } from './pings.js';
 import { nextPolicy } from './schedule.js';
 
 const MiB = 1024 * 1024;
-const SETTLE_MS = 3000;
 const GiB = 1024 * MiB;
+/** Pause before each move (after a `sync`), see settle(). */
+const SETTLE_MS = 3000;
 const LAB = 'mbench';
 /** The vswitch every lab agent has (src/lab plan: HOST_VSWITCH). */
 const VSWITCH = 'vmsw0';
