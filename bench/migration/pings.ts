@@ -23,20 +23,19 @@ export function pingGaps(
   switchoverAt: number | undefined,
 ): PingGaps {
   let spanning: number | undefined;
-  let longest: { ms: number; at: number } | undefined;
   let other: { ms: number; at: number } | undefined;
   for (let i = 1; i < replies.length; i++) {
     const from = replies[i - 1] as number;
     const gap = { ms: (replies[i] as number) - from, at: from - startMs };
-    if (longest === undefined || gap.ms > longest.ms) longest = gap;
     if (switchoverAt !== undefined && from <= switchoverAt && switchoverAt < (replies[i] as number)) {
       spanning = gap.ms;
     } else if (other === undefined || gap.ms > other.ms) {
       other = gap;
     }
   }
+  // Unknown switchover: no gap spans it, so `other` is the longest of all.
   if (switchoverAt === undefined) {
-    return { switchoverGapMs: longest?.ms, otherGapMs: undefined, otherGapAtMs: undefined };
+    return { switchoverGapMs: other?.ms, otherGapMs: undefined, otherGapAtMs: undefined };
   }
   return { switchoverGapMs: spanning, otherGapMs: other?.ms, otherGapAtMs: other?.at };
 }

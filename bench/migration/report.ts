@@ -71,10 +71,11 @@ function stallLine(rows: readonly Row[]): string {
   const steal = runs.map((r) => r.stealMs).filter((s): s is number => s !== undefined);
   if (gaps.length === 0 && steal.length === 0) return '';
   const max = (xs: number[]) => (xs.length ? Math.round(Math.max(...xs)) : 0);
-  const policies = new Set(runs.filter((r) => (r.pingOtherGapMs ?? 0) >= 200).map((r) => r.policy));
+  const long = runs.filter((r) => (r.pingOtherGapMs ?? 0) >= 200);
+  const policies = new Set(long.map((r) => r.policy));
   return (
     `ping gaps away from the switchover (not downtime): longest ${max(gaps)} ms, ` +
-    `>= 200 ms in ${runs.filter((r) => (r.pingOtherGapMs ?? 0) >= 200).length} of ${gaps.length} moves ` +
+    `>= 200 ms in ${long.length} of ${gaps.length} moves ` +
     `(policies: ${[...policies].join(', ') || 'none'}); CPU time taken by the machine's own host ` +
     `(steal) per move up to ${max(steal)} ms`
   );
