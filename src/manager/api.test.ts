@@ -318,6 +318,29 @@ test('reconciliation records what appeared, changed and vanished behind the mana
   await rejects(admin.getVm('sneaky'), 404);
 });
 
+test('a VM reported by two hosts stays where it is, not where a failed move left an incoming shell', async () => {
+  const real = vm('twice', 'crashed', 8);
+  const shell = { ...real, state: 'incoming' as const };
+  const h1Vms = [vm('web1', 'running', 1), vm('db1', 'stopped', 2)];
+  await applySnapshot(manager.db, await hostRow(manager.db, 'h1'), snapshot('h1', [...h1Vms, real]));
+  // Both reports, in either order and repeatedly: the row stays on h1 (its disk is there).
+  for (let round = 0; round < 2; round++) {
+    for (const [name, vms] of [
+      ['h2', [shell]],
+      ['h1', [...h1Vms, real]],
+    ] as const) {
+      await applySnapshot(manager.db, await hostRow(manager.db, name), snapshot(name, [...vms]));
+      const shown = await admin.getVm('twice');
+      assert.deepEqual([shown.host, shown.state], ['h1', 'crashed'], `after ${name}'s report`);
+    }
+  }
+  // Once h1 no longer has it, the only copy left is what the inventory shows.
+  await applySnapshot(manager.db, await hostRow(manager.db, 'h1'), snapshot('h1', h1Vms));
+  await applySnapshot(manager.db, await hostRow(manager.db, 'h2'), snapshot('h2', [shell]));
+  assert.equal((await admin.getVm('twice')).host, 'h2');
+  await applySnapshot(manager.db, await hostRow(manager.db, 'h2'), snapshot('h2', []));
+});
+
 test('lists paginate with a stable cursor and filter by host and state', async () => {
   const h2 = await hostRow(manager.db, 'h2');
   const many = Array.from({ length: 25 }, (_, i) =>

@@ -127,6 +127,25 @@ export interface ChangesTable {
   job_id: string | null;
 }
 
+/**
+ * An undo of a move that could not run when the move failed (its host did not answer): kept and
+ * run again each time the host answers, until it succeeds (move/cleanups.ts).
+ */
+export interface PendingUndosTable {
+  id: string;
+  job_id: string;
+  vm_id: string;
+  vm_name: string;
+  host_id: string;
+  step: 'abort-incoming' | 'cancel-source';
+  migration_id: string;
+  state: 'pending' | 'done';
+  attempts: number;
+  last_error: string | null;
+  created_at: string;
+  done_at: string | null;
+}
+
 export interface DB {
   tokens: TokensTable;
   pools: PoolsTable;
@@ -138,6 +157,7 @@ export interface DB {
   vm_nics: VmNicsTable;
   jobs: JobsTable;
   changes: ChangesTable;
+  pending_undos: PendingUndosTable;
 }
 
 export type Db = Kysely<DB>;
@@ -290,6 +310,30 @@ const migrations: Record<string, Migration> = {
       await db.schema.createIndex('changes_kind').on('changes').columns(['object_kind', 'id']).execute();
       await db.schema.createIndex('changes_actor').on('changes').columns(['actor', 'id']).execute();
       await db.schema.createIndex('changes_at').on('changes').columns(['at']).execute();
+    },
+  },
+  '0002-pending-undos': {
+    async up(db: Kysely<any>) {
+      await db.schema
+        .createTable('pending_undos')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('job_id', 'text', (c) => c.notNull())
+        .addColumn('vm_id', 'text', (c) => c.notNull())
+        .addColumn('vm_name', 'text', (c) => c.notNull())
+        .addColumn('host_id', 'text', (c) => c.notNull().references('hosts.id').onDelete('cascade'))
+        .addColumn('step', 'text', (c) => c.notNull())
+        .addColumn('migration_id', 'text', (c) => c.notNull())
+        .addColumn('state', 'text', (c) => c.notNull())
+        .addColumn('attempts', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('last_error', 'text')
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('done_at', 'text')
+        .execute();
+      await db.schema
+        .createIndex('pending_undos_host')
+        .on('pending_undos')
+        .columns(['host_id', 'state'])
+        .execute();
     },
   },
 };

@@ -811,6 +811,9 @@ export async function upsertVms(
   const written: Vm[] = [];
   for (const vm of vms) {
     const prior = stored.get(vm.id) ?? elsewhere.get(vm.id);
+    // An incoming shell (a move's half-made target, or one left by a failed move until its
+    // clean-up runs) never takes a VM's row from the host that holds the VM itself.
+    if (prior && prior.hostId !== host.id && vm.state === 'incoming') continue;
     let priorHost: string | undefined;
     if (prior && prior.hostId !== host.id) {
       priorHost = hostNames.get(prior.hostId) ?? (await hostRow(tx, prior.hostId)).name;

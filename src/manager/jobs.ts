@@ -344,6 +344,14 @@ export class JobRunner {
     });
   }
 
+  /** Sets a job's progress message, also after it ended (e.g. a clean-up that ran later). */
+  async note(id: string, message: string): Promise<void> {
+    const row = await this.db.selectFrom('jobs').select('progress').where('id', '=', id).executeTakeFirst();
+    if (!row) throw new JobNotFound(id);
+    const progress = JSON.parse(row.progress) as JobProgress;
+    await this.update(id, { progress: JSON.stringify({ ...progress, message }) });
+  }
+
   private async update(id: string, set: Partial<JobRow>): Promise<void> {
     await this.db
       .updateTable('jobs')

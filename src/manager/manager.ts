@@ -7,7 +7,7 @@ import { serveConsole } from './console.js';
 import type { HostRow } from './inventory.js';
 import { JobRunner, type JobHandler } from './jobs.js';
 import { KeyedMutex } from './locks.js';
-import { HostSlots, moveJobHandlers, MoveService } from './move/index.js';
+import { HostSlots, moveJobHandlers, MoveService, PendingUndoRunner } from './move/index.js';
 import { Reconciler } from './reconcile.js';
 import { ManagerService } from './service.js';
 import { vmJobHandlers, type VmJobDeps } from './vm-jobs.js';
@@ -64,12 +64,14 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
   const hostLocks = new KeyedMutex();
   const clientFor = (host: HostRow) => new AgentClient(host.agent_url, host.agent_token, 15_000);
   const jobs = new JobRunner(db, log);
+  const pendingUndos = new PendingUndoRunner({ db, jobs, clientFor, log });
   const reconciler = new Reconciler({
     db,
     hostLocks,
     clientFor,
     intervalMs: (options.reconcileIntervalSeconds ?? 30) * 1000,
     log,
+    onAnswered: (host) => pendingUndos.runFor(host),
   });
   const service = new ManagerService({ db, jobs, reconciler, hostLocks, clientFor });
   const deps: VmJobDeps = { db, hostLocks, clientFor };

@@ -61,6 +61,8 @@ export interface ReconcilerOptions {
   /** Hosts polled at once. */
   concurrency?: number;
   log: (message: string) => void;
+  /** Runs after a host answered a poll (e.g. undos that waited for it), outside its lock. */
+  onAnswered?: (host: HostRow) => Promise<void>;
 }
 
 export class Reconciler {
@@ -118,7 +120,7 @@ export class Reconciler {
   /** Polls one host now and applies its report; an unreachable host is marked so. */
   async pollHost(hostId: string): Promise<void> {
     const { db, hostLocks, clientFor } = this.options;
-    await hostLocks.run(hostId, async () => {
+    const answered = await hostLocks.run(hostId, async () => {
       const host = await hostRow(db, hostId);
       let snapshot: AgentSnapshot;
       try {
@@ -126,9 +128,11 @@ export class Reconciler {
       } catch (error) {
         const reason = agentError(host.name, error).message;
         await db.transaction().execute((tx) => markHostUnreachable(tx, host, reason));
-        return;
+        return undefined;
       }
       await applySnapshot(db, host, snapshot);
+      return host;
     });
+    if (answered) await this.options.onAnswered?.(answered);
   }
 }

@@ -61,14 +61,37 @@ const options = {
   stallAfterMs: 10_000,
 };
 
+/** The mirror is held in its phase by a slow link (tbf), so the cut surely lands in it. */
+const slowLink = (rate: string | undefined): void => {
+  const args = ['-n', nsSource, 'qdisc', rate ? 'replace' : 'del', 'dev', vethSource, 'root'];
+  execFileSync('tc', rate ? [...args, 'tbf', 'rate', rate, 'burst', '64kb', 'latency', '50ms'] : args, {
+    stdio: 'ignore',
+  });
+};
+
 test(
-  'link cut during the disk mirror: stalled, rolled back, source unharmed',
+  'link cut during the disk mirror of a busy guest: rolled back, source QEMU alive, records verify',
   { timeout: 300_000 },
   async () => {
+    // The guest writes with fsync and dirties memory while the fault strikes: with a write-blocking
+    // mirror its writes then wait on the dead NBD connection, which is what crashed QEMU's rollback.
+    const writer = await rig.guest(
+      source,
+      [GUEST_WORKLOADS.diskWriter, 'write', '--file', '/data/cut', '--rate-kib', '1024'],
+      true,
+    );
+    const dirtier = await rig.guest(
+      source,
+      [GUEST_WORKLOADS.dirty, '--rate-mib', '64', '--size-mib', '128'],
+      true,
+    );
+    const pid = source.child.pid;
+    slowLink('40mbit');
     const a = await rig.attempt(source, options);
     try {
       await rig.waitPhase(a.outgoing, 'mirror-disks');
-      await sleep(200);
+      // Some bytes on the way, and plenty left: the cut lands mid-mirror.
+      await rig.waitMirrorBytes(a.outgoing, 4 * 1024 * 1024);
       linkTarget('down');
       const started = Date.now();
       const error = await a.done.then(
@@ -77,9 +100,16 @@ test(
       );
       console.log(`# mirror cut: rolled back ${Date.now() - started} ms after the cut: ${String(error)}`);
       assert.ok(error instanceof MigrationFailed, String(error));
-      assert.equal(error.code, 'migration-stalled');
+      assert.equal(error.phase, 'mirror-disks', 'the fault hit the phase it names');
+      assert.equal(source.child.exitCode, null, `the source QEMU is alive\n${rig.qemuStderr(source)}`);
+      assert.equal(source.child.pid, pid);
       await rig.assertSourceUnharmed(source);
+      await rig.guest(source, ['/bin/kill', String(writer.pid), String(dirtier.pid)]);
+      const verify = await rig.guest(source, [GUEST_WORKLOADS.diskWriter, 'verify', '--file', '/data/cut']);
+      assert.equal(verify.exitCode, 0, `${verify.stdout} ${verify.stderr}`);
+      console.log(`# records written through the cut: ${verify.stdout?.trim()}`);
     } finally {
+      slowLink(undefined);
       linkTarget('up');
       await rig.kill(a.target);
       a.release();

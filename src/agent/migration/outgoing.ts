@@ -91,6 +91,9 @@ const QMP_MS = 30_000;
 const ROLLBACK_QMP_MS = 15_000;
 const STREAM_ACTIVE = ['active', 'setup', 'pre-switchover', 'device', 'cancelling', 'postcopy-active'];
 const SHORT = (id: string): string => id.replaceAll('-', '').slice(0, 8);
+/** Names of a move's mirror jobs and NBD client nodes: a restarted agent finds leftovers by them. */
+export const MIRROR_JOB_PREFIX = 'mig-';
+export const NBD_NODE_PREFIX = 'mig-nbd-';
 
 export class OutgoingMigration {
   phase: MigrationPhase = 'validate';
@@ -118,8 +121,8 @@ export class OutgoingMigration {
     if (options.baseline) this.#baseline = initialBaselineState(options.plan);
     const tag = SHORT(options.migrationId);
     for (const d of options.disks) {
-      this.#nbdNodes.set(d.diskId, `mig-nbd-${tag}-${d.diskId}`.slice(0, 31));
-      this.#jobs.set(d.diskId, `mig-${tag}-${d.diskId}`);
+      this.#nbdNodes.set(d.diskId, `${NBD_NODE_PREFIX}${tag}-${d.diskId}`.slice(0, 31));
+      this.#jobs.set(d.diskId, `${MIRROR_JOB_PREFIX}${tag}-${d.diskId}`);
     }
   }
 

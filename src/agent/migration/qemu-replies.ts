@@ -62,3 +62,12 @@ export function sampleOf(info: MigrateInfo, atMs: number): MigrationSample | und
     cpuThrottlePercentage: info['cpu-throttle-percentage'] ?? 0,
   };
 }
+
+/** `query-yank`: the instances whose connections QEMU can shut down (yank.json). */
+export const YankInstances = z.array(
+  z.object({
+    type: z.enum(['block-node', 'chardev', 'migration']),
+    'node-name': z.string().optional(),
+    id: z.string().optional(),
+  }),
+);

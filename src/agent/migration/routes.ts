@@ -15,6 +15,8 @@ const VmParams = z.object({ name: Name });
 export function migrationRoutes(options: MigrationServiceOptions = {}) {
   return (app: FastifyInstance, core: AgentCore): void => {
     const moves = new MigrationService(core, options);
+    app.addHook('onReady', () => moves.startHousekeeping(options.housekeeping));
+    app.addHook('onClose', () => moves.stopHousekeeping());
     const id = (params: unknown) => IdParams.parse(params).id;
 
     app.post('/v1/migrations/plan', (request) => moves.plan(request.body));

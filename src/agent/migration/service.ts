@@ -4,7 +4,7 @@
  * The QMP work is in incoming.ts / outgoing.ts; this file ties it to the agent's VMs and disks.
  */
 import { randomUUID } from 'node:crypto';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
@@ -29,8 +29,8 @@ import { baselineAutoConverge, baselinePlan } from './baselines.js';
 import { DEFAULT_CONVERGENCE } from './convergence.js';
 import { MigrationConflict, MigrationFailed, MigrationNotFound } from './errors.js';
 import { IncomingMigration } from './incoming.js';
-import { OutgoingMigration } from './outgoing.js';
-import { MigrateInfo, StatusInfo } from './qemu-replies.js';
+import { MIRROR_JOB_PREFIX, NBD_NODE_PREFIX, OutgoingMigration } from './outgoing.js';
+import { BlockJobs, MigrateInfo, StatusInfo, YankInstances } from './qemu-replies.js';
 import { currentNodeNames, StorageMove } from './storage.js';
 import { hasTlsCredentials, TLS_FILES } from './tls.js';
 import { PortAllocator, type PortLease } from './ports.js';
@@ -38,8 +38,15 @@ import { initialProgress } from './progress.js';
 import { chooseTuning } from './tuning.js';
 
 const MiB = 1024 * 1024;
+const errorText = (error: unknown) => (error instanceof Error ? error.message : String(error));
 const Journal = z.object({ vmName: z.string() });
 const QEMU_ADDRESS_IN_USE = /Address already in use|Failed to bind/;
+/**
+ * An incoming move the manager has not asked about for this long is an orphan (the manager polls
+ * the target while it follows a move; a manager restart takes seconds to minutes).
+ */
+const ORPHAN_INCOMING_MS = 10 * 60_000;
+const ORPHAN_SWEEP_MS = 30_000;
 
 interface MoveRecord {
   id: string;
@@ -53,6 +60,8 @@ interface MoveRecord {
   storage?: StorageMove;
   incoming?: IncomingMigration;
   leases: PortLease[];
+  /** Target: when the manager last asked about this move (an orphan is one nobody asks about). */
+  lastContactAt: number;
   /** Settles when the record leaves `running`. */
   settled: Promise<void>;
   settle: () => void;
@@ -62,6 +71,8 @@ export interface MigrationServiceOptions {
   /** Simultaneous outgoing moves on this host; the rest wait in line (default 2, like Hyper-V). */
   maxConcurrent?: number;
   portRange?: readonly [number, number];
+  /** Tests: shorter orphan timeouts. */
+  housekeeping?: { orphanAfterMs?: number; sweepMs?: number };
 }
 
 export class MigrationService {
@@ -389,14 +400,46 @@ export class MigrationService {
       await move.run();
       this.#finish(record, 'completed');
     } catch (error) {
+      const restarted = await this.#restartIfDied(record);
       this.#finish(
         record,
-        cancelled() && !(error instanceof MigrationFailed) ? 'cancelled' : 'failed',
-        error,
+        restarted || !cancelled() || error instanceof MigrationFailed ? 'failed' : 'cancelled',
+        restarted
+          ? new MigrationFailed(
+              `${errorText(error)}; ${restarted}`,
+              record.outgoing?.phase ?? 'rollback',
+              'source-restarted',
+            )
+          : error,
       );
     } finally {
       this.#running -= 1;
       this.#queue.shift()?.();
+    }
+  }
+
+  /**
+   * The source's guest must survive a failed move. Should its QEMU have died in the rollback
+   * anyway (a QEMU defect: README, known issues), the VM is started again from its disk at once,
+   * and the move's error says so (the guest rebooted: never silently).
+   */
+  async #restartIfDied(record: MoveRecord): Promise<string | undefined> {
+    if (record.role === 'target') return undefined;
+    const runtime = this.core.vms.runtime(record.vmName);
+    const state = await runtime.state().catch(() => 'crashed' as const);
+    if (state !== 'crashed') return undefined;
+    this.core.log.error(
+      'the source QEMU died during the rollback of a move; starting the VM again from its disk',
+      {
+        migration: record.id,
+        vm: record.vmName,
+      },
+    );
+    try {
+      await this.core.vms.start(record.vmName);
+      return `the source QEMU died during the rollback; ${record.vmName} was started again from its disk (the guest rebooted)`;
+    } catch (error) {
+      return `the source QEMU died during the rollback and starting ${record.vmName} again failed: ${errorText(error)}`;
     }
   }
 
@@ -443,6 +486,7 @@ export class MigrationService {
   status(id: string): MigrationStatus {
     const record = this.#moves.get(id);
     if (!record) throw new MigrationNotFound(id);
+    record.lastContactAt = Date.now();
     const outgoing = record.outgoing ?? record.storage;
     const progress = outgoing?.tracker.progress ?? {
       ...initialProgress(record.state === 'completed' ? 'done' : 'prepare').progress,
@@ -466,6 +510,139 @@ export class MigrationService {
     return [...this.#moves.keys()].map((id) => this.status(id));
   }
 
+  // ---- housekeeping: nothing of a move outlives it ----
+
+  /**
+   * After an agent start, and then every ORPHAN_SWEEP_MS: a move this agent lost track of (it
+   * restarted mid-move, or the manager that drove the move never came back) must not leave a
+   * half-made VM, a listening QEMU or a paused guest behind.
+   */
+  async startHousekeeping(options: { orphanAfterMs?: number; sweepMs?: number } = {}): Promise<void> {
+    const orphanAfterMs = options.orphanAfterMs ?? ORPHAN_INCOMING_MS;
+    await this.#tidyOutgoingLeftovers();
+    await this.#adoptJournals();
+    this.#sweepTimer = setInterval(() => {
+      void this.#sweepOrphans(orphanAfterMs).catch((error: unknown) =>
+        this.core.log.warn('orphan sweep failed', { error: errorText(error) }),
+      );
+    }, options.sweepMs ?? ORPHAN_SWEEP_MS);
+    this.#sweepTimer.unref();
+  }
+
+  stopHousekeeping(): void {
+    clearInterval(this.#sweepTimer);
+  }
+
+  #sweepTimer: NodeJS.Timeout | undefined;
+
+  /**
+   * Source side after a restart: the outgoing move's driver died with the old agent, so a QEMU
+   * may still hold its mirrors, NBD nodes or a migration stopped before the switchover (the guest
+   * paused at pre-switchover). Undone here; a migration that completed (the guest lives on the
+   * target now) is left alone.
+   */
+  async #tidyOutgoingLeftovers(): Promise<void> {
+    for (const runtime of this.core.vms.runtimes()) {
+      if (!runtime.active) continue;
+      const vm = runtime.def.name;
+      try {
+        const qmp = runtime.qmp();
+        const migrate = await qmp.execute('query-migrate', undefined, { schema: MigrateInfo });
+        if (migrate.status === 'completed') continue;
+        const jobs = (await qmp.execute('query-block-jobs', undefined, { schema: BlockJobs })).filter((j) =>
+          j.device.startsWith(MIRROR_JOB_PREFIX),
+        );
+        const streamActive = ['active', 'setup', 'pre-switchover', 'device'].includes(
+          migrate.status ?? 'none',
+        );
+        if (jobs.length === 0 && !streamActive) continue;
+        this.core.log.warn('undoing a move this agent lost at its restart', {
+          vm,
+          jobs: jobs.map((j) => j.device),
+        });
+        const yank = YankInstances.parse(await qmp.execute('query-yank')).filter(
+          (i) =>
+            i.type === 'migration' ||
+            (i.type === 'block-node' && i['node-name']?.startsWith(NBD_NODE_PREFIX)),
+        );
+        if (yank.length) await qmp.execute('yank', { instances: yank });
+        if (streamActive) await qmp.execute('migrate_cancel');
+        for (const job of jobs) {
+          await qmp.execute('block-job-cancel', { device: job.device, force: true }).catch(() => undefined);
+        }
+        await sleep(1000);
+        const nodes = z
+          .array(z.looseObject({ 'node-name': z.string() }))
+          .parse(await qmp.execute('query-named-block-nodes'));
+        for (const node of nodes.filter((n) => n['node-name'].startsWith(NBD_NODE_PREFIX))) {
+          await qmp.execute('blockdev-del', { 'node-name': node['node-name'] }).catch(() => undefined);
+        }
+        const status = await qmp.execute('query-status', undefined, { schema: StatusInfo });
+        if (!status.running && status.status !== 'postmigrate') await qmp.execute('cont');
+        this.core.log.info('move undone after the restart; the guest runs here', { vm });
+      } catch (error) {
+        this.core.log.warn('cannot tidy a lost move', { vm, error: errorText(error) });
+      }
+    }
+  }
+
+  /** Target side after a restart: each journal names an incoming VM, adopted so the sweep sees it. */
+  async #adoptJournals(): Promise<void> {
+    const dir = path.dirname(this.#journalFile('x'));
+    const files = await readdir(dir).catch(() => [] as string[]);
+    for (const file of files.filter((f) => f.endsWith('.json'))) {
+      await this.#target(file.slice(0, -5)).catch(() => undefined);
+    }
+  }
+
+  /**
+   * An incoming move nobody asked about for `orphanAfterMs` is an orphan: its copy completed (the
+   * guest is resumed here: it must not be lost), or it never will (the half-made VM is removed).
+   */
+  async #sweepOrphans(orphanAfterMs: number): Promise<void> {
+    const now = Date.now();
+    for (const record of this.#moves.values()) {
+      if (record.role !== 'target' || record.state !== 'running') continue;
+      if (now - record.lastContactAt < orphanAfterMs) continue;
+      const qmp = this.core.vms
+        .runtimes()
+        .find((r) => r.def.name === record.vmName && r.active)
+        ?.qmp();
+      const migrate = await qmp
+        ?.execute('query-migrate', undefined, { schema: MigrateInfo })
+        .catch(() => undefined);
+      if (migrate?.status === 'completed') {
+        this.core.log.warn('an incoming move completed with nobody to finish it: resuming the guest here', {
+          migration: record.id,
+          vm: record.vmName,
+        });
+        await this.#resumeAdopted(record, 10_000).catch((error: unknown) =>
+          this.core.log.warn('cannot resume an orphaned incoming guest', {
+            vm: record.vmName,
+            error: errorText(error),
+          }),
+        );
+        continue;
+      }
+      this.core.log.warn('removing an orphaned incoming VM: no manager asked about its move', {
+        migration: record.id,
+        vm: record.vmName,
+        silentMs: now - record.lastContactAt,
+      });
+      record.incoming?.close();
+      this.#finish(
+        record,
+        'failed',
+        new MigrationFailed(
+          `orphaned: no manager asked about this move for ${Math.round(orphanAfterMs / 1000)} s`,
+          'prepare',
+          'migration-orphaned',
+        ),
+      );
+      await this.#removeIncoming(record);
+    }
+  }
+
   // ---- shared ----
 
   #assertNoMoveOf(vmName: string): void {
@@ -483,6 +660,7 @@ export class MigrationService {
       state: 'running',
       startedAt: new Date().toISOString(),
       leases: [],
+      lastContactAt: Date.now(),
       settled,
       settle,
     };

@@ -77,6 +77,7 @@ export class MigrationRig {
   readonly dir = mkdtempSync(path.join(tmpdir(), 'sb-mig-'));
   readonly #ports: PortAllocator;
   readonly #children = new Set<ChildProcess>();
+  readonly #stderr = new Map<string, () => string>();
   readonly logs: string[] = [];
   readonly log = (msg: string, fields?: Record<string, unknown>): void => {
     this.logs.push(`${msg} ${JSON.stringify(fields ?? {})}`);
@@ -137,6 +138,11 @@ export class MigrationRig {
     // `ip netns exec` execs QEMU in place, so the child's pid is QEMU's.
     const child = spawn(o.netns ? 'ip' : 'qemu-system-x86_64', argv, { stdio: ['ignore', 'ignore', 'pipe'] });
     this.#children.add(child);
+    let stderr = '';
+    child.stderr?.on('data', (chunk: Buffer) => {
+      stderr = (stderr + chunk.toString()).slice(-4000);
+    });
+    this.#stderr.set(name, () => stderr);
     child.on('exit', () => this.#children.delete(child));
     const qmp = await QmpClient.connect(qmpPath, { retryUntilMs: Date.now() + 30_000 });
     return { name, child, qmp, disk, qgaPath };
@@ -174,6 +180,11 @@ export class MigrationRig {
     } finally {
       qga.close();
     }
+  }
+
+  /** What a QEMU printed on stderr (its last 4 KB): where it says why it died. */
+  qemuStderr(q: Qemu): string {
+    return `stderr of ${q.name}: ${this.#stderr.get(q.name)?.() ?? ''}`;
   }
 
   consoleFile(q: Qemu): string {
@@ -279,6 +290,22 @@ export class MigrationRig {
     while (o.phase !== phase) {
       if (Date.now() > until) throw new Error(`phase ${phase} not reached (at ${o.phase})`);
       await sleep(20);
+    }
+  }
+
+  /** Waits until the mirrors have copied at least `bytes` (and are not yet in sync). */
+  async waitMirrorBytes(o: OutgoingMigration, bytes: number, timeoutMs = 60_000): Promise<void> {
+    const until = Date.now() + timeoutMs;
+    for (;;) {
+      const disks = o.tracker.progress.disks;
+      const done = disks.reduce((s, d) => s + d.bytesDone, 0);
+      if (o.phase !== 'mirror-disks') throw new Error(`the mirror ended before ${bytes} bytes (${o.phase})`);
+      if (done >= bytes) {
+        assert.ok(!disks.every((d) => d.ready), 'the mirror must still be copying');
+        return;
+      }
+      if (Date.now() > until) throw new Error(`the mirror copied only ${done} bytes`);
+      await sleep(50);
     }
   }
 

@@ -1,6 +1,7 @@
 import type { MovePlan } from '../../api/index.js';
 import { ManagerError } from '../errors.js';
 import { failedChecks } from './checks.js';
+import { pendingMessage } from './pending-undos.js';
 
 /* The move's domain errors; the API and the job runner map them like every ManagerError. */
 
@@ -38,6 +39,25 @@ export class MoveInterrupted extends ManagerError {
     super(
       'conflict',
       `the manager restarted while moving ${vmName} (during ${phase}); the move was undone and ${vmName} runs on ${source}: start the move again`,
+    );
+  }
+}
+
+/**
+ * The move failed and was rolled back where the hosts answered; the undos of a host that did not
+ * answer are kept and run when it answers again (pending-undos.ts). The VM runs on the source.
+ */
+export class MoveRolledBack extends ManagerError {
+  constructor(
+    view: { vm: { name: string }; from: string },
+    readonly original: unknown,
+    readonly deferred: ReadonlyMap<string, string[]>,
+  ) {
+    const reason = original instanceof Error ? original.message : String(original);
+    const notes = [...deferred].map(([host, steps]) => pendingMessage(host, steps));
+    super(
+      original instanceof ManagerError ? original.code : 'agent-error',
+      `${reason}; rolled back: ${view.vm.name} runs on ${view.from}; ${notes.join('; ')}`,
     );
   }
 }

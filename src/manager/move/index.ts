@@ -7,6 +7,7 @@ import { moveStorageHandler } from './storage-job.js';
 
 export { MOVE_JOB_KINDS } from './kinds.js';
 export { HostSlots } from './slots.js';
+export { PendingUndoRunner, pendingUndos } from './pending-undos.js';
 export { MoveService, type MoveAnswer } from './service.js';
 export type { MoveDeps } from './job.js';
 

@@ -29,7 +29,7 @@ import { getVm, hostRow, upsertVms, vmObject, type HostRow } from '../inventory.
 import { JobCancelled, type JobContext } from '../jobs.js';
 import type { VmJobDeps } from '../vm-jobs.js';
 import { planMove } from './checks.js';
-import { MoveFailed, MoveInterrupted, MoveRefused } from './errors.js';
+import { MoveFailed, MoveInterrupted, MoveRefused, MoveRolledBack } from './errors.js';
 import { hostFacts, movesInFlight, vmFacts } from './facts.js';
 import {
   driveMove,
@@ -41,7 +41,9 @@ import {
   type MoveDriver,
   type MovePhase,
   type UndoOutcome,
+  type UndoStep,
 } from './phases.js';
+import { deferUndo, pendingMessage } from './pending-undos.js';
 import { moveProgress, moveResult, type MoveContext } from './progress.js';
 import type { HostSlots } from './slots.js';
 
@@ -165,7 +167,10 @@ function incomingVm(vm: Vm, datastores: Record<string, string>): IncomingVm {
   };
 }
 
-const is = (error: unknown, status: number) => error instanceof ApiError && error.status === status;
+/** Callers branch on the agent's error code, never on its HTTP status. */
+const isAgentCode = (error: unknown, code: string) =>
+  (error instanceof ApiError && error.code === code) ||
+  (error instanceof AgentFailed && error.agentCode === code);
 
 /** What following and cancelling an agent's migration needs (a host move or a storage move). */
 export interface Followed {
@@ -173,10 +178,18 @@ export interface Followed {
   readonly ctx: JobContext<unknown>;
   readonly source: AgentMigrationClient;
   readonly sourceHost: HostRow;
+  /** A move between hosts: the target is asked too now and then, so it knows the move is alive. */
+  readonly target?: AgentMigrationClient;
   readonly view: MoveContext;
   readonly cp: { migrationId: string };
   status: MigrationStatus | undefined;
 }
+
+/**
+ * How often a followed move tells its target agent it is alive; an incoming move nobody asks about
+ * for 10 minutes is removed by the target agent as an orphan (agent migration/service.ts).
+ */
+const TARGET_TOUCH_MS = 10_000;
 
 export async function onHost<T>(host: HostRow, work: () => Promise<T>): Promise<T> {
   try {
@@ -192,8 +205,14 @@ export async function onHost<T>(host: HostRow, work: () => Promise<T>): Promise<
  */
 export async function followMigration(m: Followed, phase: 'mirror-disks' | 'copy-memory'): Promise<void> {
   const { ctx } = m;
+  let touchedAt = 0;
   for (;;) {
     ctx.throwIfCancelled();
+    if (m.target && Date.now() - touchedAt >= TARGET_TOUCH_MS) {
+      touchedAt = Date.now();
+      // Only a sign of life: a target that does not answer shows in the source's copy.
+      await m.target.status(m.cp.migrationId).catch(() => undefined);
+    }
     const status = await onHost(m.sourceHost, () => m.source.status(m.cp.migrationId));
     m.status = status;
     const update = moveProgress(m.view, status);
@@ -221,8 +240,9 @@ export async function cancelMigration(m: Followed): Promise<UndoOutcome> {
   try {
     await onHost(m.sourceHost, () => m.source.cancel(id));
   } catch (error) {
-    if (error instanceof AgentFailed && error.agentStatus === 404) return 'undone';
-    if (!(error instanceof AgentFailed && error.agentStatus === 409)) throw error;
+    // Not found: the source agent restarted and put its VMs back in order at its start.
+    if (isAgentCode(error, 'migration-not-found')) return 'undone';
+    if (!isAgentCode(error, 'migration-conflict')) throw error;
   }
   for (;;) {
     const status = await onHost(m.sourceHost, () => m.source.status(id));
@@ -262,6 +282,28 @@ export abstract class HostMove<C extends { phase: MovePhase; migrationId: string
   get view(): MoveContext {
     const { vm, sourceHost, targetHost, mode } = this;
     return { vm: { id: vm.id, name: vm.name }, from: sourceHost.name, to: targetHost.name, mode };
+  }
+
+  /** Undos kept for later because their host did not answer: host name -> steps. */
+  readonly deferred = new Map<string, UndoStep[]>();
+
+  /**
+   * An undo whose host does not answer is kept and run when it answers again (pending-undos.ts);
+   * the rollback goes on with the other undos. Any other failure is the undo's failure.
+   */
+  async deferIfUnreachable(host: HostRow, step: UndoStep, error: unknown): Promise<UndoOutcome> {
+    if (!(error instanceof HostUnreachable)) throw error;
+    await deferUndo(this.deps.db, {
+      jobId: this.ctx.jobId,
+      vm: { id: this.vm.id, name: this.vm.name },
+      host,
+      step,
+      migrationId: this.cp.migrationId,
+      reason: error.message,
+    });
+    this.deferred.set(host.name, [...(this.deferred.get(host.name) ?? []), step]);
+    await this.ctx.progress({ message: pendingMessage(host.name, this.deferred.get(host.name) ?? []) });
+    return 'deferred';
   }
 }
 
@@ -394,8 +436,12 @@ export class Move extends HostMove<Checkpoint> {
     return followMigration(this, phase);
   }
 
-  cancelSource(): Promise<UndoOutcome> {
-    return cancelMigration(this);
+  async cancelSource(): Promise<UndoOutcome> {
+    try {
+      return await cancelMigration(this);
+    } catch (error) {
+      return this.deferIfUnreachable(this.sourceHost, 'cancel-source', error);
+    }
   }
 
   /** Removes the half-made VM on the target; `committed` if the guest already runs there. */
@@ -404,9 +450,13 @@ export class Move extends HostMove<Checkpoint> {
       await this.target.abortIncoming(this.cp.migrationId);
       return 'undone';
     } catch (error) {
-      if (is(error, 404)) return 'undone';
-      if (is(error, 409)) return 'committed';
-      throw agentError(this.targetHost.name, error);
+      if (isAgentCode(error, 'migration-not-found')) return 'undone';
+      if (isAgentCode(error, 'migration-conflict')) return 'committed';
+      return this.deferIfUnreachable(
+        this.targetHost,
+        'abort-incoming',
+        agentError(this.targetHost.name, error),
+      );
     }
   }
 
@@ -458,6 +508,8 @@ export const ENGINE = { coldMove: true, secure: true };
 /** A running move as runMove() sees it. */
 export interface RunnableMove extends Followed {
   readonly cp: { migrationId: string; startedAtMs: number; phase: MovePhase };
+  /** Undos kept for hosts that did not answer (host name -> steps). */
+  readonly deferred: ReadonlyMap<string, UndoStep[]>;
 }
 
 /**
@@ -510,6 +562,12 @@ export async function runMove(
       const cancelled = error instanceof JobCancelled;
       await end(cancelled ? 'cancelled' : 'failed', error instanceof Error ? error.message : String(error));
     }
+    if (move.deferred.size && !(error instanceof JobCancelled))
+      throw new MoveRolledBack(move.view, error, move.deferred);
+    if (move.deferred.size) {
+      const notes = [...move.deferred].map(([host, steps]) => pendingMessage(host, steps));
+      await ctx.progress({ message: `cancelled and rolled back; ${notes.join('; ')}` });
+    }
     throw error;
   } finally {
     release();
@@ -524,7 +582,10 @@ async function resume(move: RunnableMove, driver: MoveDriver): Promise<DriveOutc
     try {
       sourceCompleted = (await move.source.status(migrationId)).state === 'completed';
     } catch (error) {
-      if (!is(error, 404)) throw agentError(move.sourceHost.name, error);
+      // Not found or not answering: undo. The target refuses to abort a guest that already runs
+      // there (its undo then reports `committed` and the move goes forward).
+      const failure = agentError(move.sourceHost.name, error);
+      if (!isAgentCode(error, 'migration-not-found') && !(failure instanceof HostUnreachable)) throw failure;
     }
   }
   const recovery = recoveryFor(phase, sourceCompleted);

@@ -78,8 +78,11 @@ export function recoveryFor(phase: MovePhase, sourceCompleted: boolean): Recover
   return { action: 'rollback', undo: undoPlan(phase) };
 }
 
-/** An undo's answer: done, or "too late, the guest already switched over". */
-export type UndoOutcome = 'undone' | 'committed';
+/**
+ * An undo's answer: done; "too late, the guest already switched over"; or kept to run later
+ * because its host does not answer now (pending-undos.ts), which lets the other undos go on.
+ */
+export type UndoOutcome = 'undone' | 'committed' | 'deferred';
 
 export interface MoveDriver {
   /** Persists the phase before its step runs. */
@@ -109,7 +112,11 @@ export type DriveOutcome =
   | { outcome: 'completed-despite-stop'; reason: unknown };
 
 /** Runs the undos; `committed` when one of them found the switchover already done. */
-export async function runUndos(driver: MoveDriver, steps: UndoStep[], cause: unknown): Promise<UndoOutcome> {
+export async function runUndos(
+  driver: MoveDriver,
+  steps: UndoStep[],
+  cause: unknown,
+): Promise<'undone' | 'committed'> {
   const failures: { step: UndoStep; error: unknown }[] = [];
   for (const step of steps) {
     try {

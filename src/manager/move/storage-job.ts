@@ -46,6 +46,8 @@ class StorageMove implements RunnableMove {
   cp: Checkpoint;
   status: MigrationStatus | undefined;
   readonly view: MoveContext;
+  /** A storage move stays on one host: nothing is ever left for another. */
+  readonly deferred = new Map<string, never[]>();
 
   constructor(
     readonly deps: MoveDeps,
