@@ -11,6 +11,7 @@ import {
   ManagedVm,
   ManagedVSwitch,
   ManagerInfo,
+  MoveCleanupResult,
   MovePlan,
   Page,
   Pool,
@@ -154,6 +155,10 @@ export class ManagerClient {
   /** Checks and plans a move without changing anything; `ok` false lists every failed check. */
   planMove(ref: string, body: MoveVmRequest): Promise<MovePlan> {
     return this.send('POST', `/vms/${seg(ref)}/move`, MovePlan, { ...body, dryRun: true });
+  }
+  /** Removes what failed moves of the VM left on other hosts (`silobreak vm move --cleanup`). */
+  cleanUpMoves(ref: string): Promise<MoveCleanupResult> {
+    return this.send('POST', `/vms/${seg(ref)}/move-cleanup`, MoveCleanupResult, {});
   }
   /** Moves a VM's disks to another datastore of its host while it runs (a job). */
   moveStorage(ref: string, body: VmMoveStorageRequest): Promise<JobAccepted> {

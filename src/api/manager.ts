@@ -222,6 +222,20 @@ export const VmMoveStorageRequest = z.object({
 });
 export type VmMoveStorageRequest = z.input<typeof VmMoveStorageRequest>;
 
+/**
+ * `POST /vms/:vm/move-cleanup`: what is left of the VM's failed moves on other hosts is removed
+ * now (undos that waited for a host, incoming copies no move in flight names).
+ */
+export const MoveCleanupResult = z.object({
+  vm: Name,
+  /** The VM's host: never touched. */
+  host: Name,
+  removed: z.array(z.object({ host: Name, what: z.string(), migrationId: z.uuid().optional() })),
+  /** What could not be done now (a host that does not answer); retried when it answers. */
+  pending: z.array(z.object({ host: Name, what: z.string(), reason: z.string() })),
+});
+export type MoveCleanupResult = z.infer<typeof MoveCleanupResult>;
+
 export const MoveCheck = z.object({
   /** e.g. `target-memory`, `datastore-space`. */
   check: z.string(),

@@ -20,6 +20,7 @@ import {
   ManagedVm,
   ManagedVSwitch,
   ManagerInfo,
+  MoveCleanupResult,
   MoveVmRequest,
   ObjectRef,
   Page,
@@ -401,6 +402,17 @@ function routes({ db, service, jobs, moves, version }: ApiDeps): Route[] {
         if ('plan' in answer) return reply.status(200).send(answer.plan);
         return accepted(reply, answer.job);
       },
+    }),
+    route({
+      method: 'POST',
+      path: '/vms/:vm/move-cleanup',
+      summary:
+        "Remove what failed moves of a VM left on other hosts: kept undos run now, incoming copies no move in flight names are aborted; the VM's own host is never touched",
+      params: VmRef,
+      body: z.object({}).optional(),
+      status: 200,
+      response: MoveCleanupResult,
+      handle: ({ params }) => moves.cleanUpMoves(String(params.vm)),
     }),
     route({
       method: 'POST',

@@ -76,7 +76,7 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
   const service = new ManagerService({ db, jobs, reconciler, hostLocks, clientFor });
   const deps: VmJobDeps = { db, hostLocks, clientFor };
   const moveDeps = { ...deps, slots: new HostSlots(options.maxMovesPerHost ?? 2) };
-  const moves = new MoveService({ ...moveDeps, jobs });
+  const moves = new MoveService({ ...moveDeps, jobs, pendingUndos });
   for (const handler of [
     ...vmJobHandlers(deps),
     ...moveJobHandlers(moveDeps),

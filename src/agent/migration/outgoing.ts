@@ -53,7 +53,14 @@ import {
   type RawDisk,
   type RawMemory,
 } from './progress.js';
-import { BlockJobs, DirtyRateInfo, MigrateInfo, sampleOf, StatusInfo } from './qemu-replies.js';
+import {
+  BlockJobs,
+  DirtyRateInfo,
+  MigrateInfo,
+  sampleOf,
+  StatusInfo,
+  YankInstances,
+} from './qemu-replies.js';
 
 const run = promisify(execFile);
 
@@ -543,8 +550,11 @@ export class OutgoingMigration {
     const ms = { timeoutMs: ROLLBACK_QMP_MS };
     if (linkDead) {
       // Connections to a dead peer never fail by themselves (no reset, retransmissions for many
-      // minutes), and QEMU 7.2 joins its multifd threads blocked on them with the big lock held:
-      // destroy them from the host first so every pending send and NBD request fails now.
+      // minutes). QEMU shuts this move's connections down itself first (yank), so every NBD request
+      // and send waiting on them fails now and each mirror ends on its own I/O error; the host's
+      // `ss -K` backs that up. A forced cancel of a write-blocking mirror while guest writes still
+      // wait on the dead connection killed QEMU 10.0.2 (README, known issues).
+      await step('yank connections to the target', () => this.#yank());
       await step('destroy connections to the target', () => this.#killSockets());
     }
     if (this.#migrateStarted) {
@@ -558,7 +568,10 @@ export class OutgoingMigration {
       if (!ended) log('rollback: the migration stream has not ended yet', { phase });
     }
     const jobs = [...this.#jobs.values()];
-    for (const job of jobs)
+    // After a yank the mirrors end on their own error within moments: let them, and cancel only
+    // those still there.
+    const left = linkDead && (await this.#waitJobsGone(jobs, 5_000)) ? [] : await this.#presentJobs(jobs);
+    for (const job of left)
       await step(`cancel ${job}`, () => qmp.execute('block-job-cancel', { device: job, force: true }, ms));
     let gone = await this.#waitJobsGone(jobs, 10_000);
     if (!gone) {
@@ -613,13 +626,38 @@ export class OutgoingMigration {
   async #waitJobsGone(jobs: string[], timeoutMs: number): Promise<boolean> {
     const until = Date.now() + timeoutMs;
     for (;;) {
-      const present = await this.options.qmp
-        .execute('query-block-jobs', undefined, { schema: BlockJobs, timeoutMs: ROLLBACK_QMP_MS })
-        .catch(() => []);
-      if (!present.some((j) => jobs.includes(j.device))) return true;
+      if ((await this.#presentJobs(jobs)).length === 0) return true;
       if (Date.now() > until) return false;
       await sleep(100);
     }
+  }
+
+  /** Which of `jobs` QEMU still has (a concluded job is dismissed by QEMU itself: auto-dismiss). */
+  async #presentJobs(jobs: string[]): Promise<string[]> {
+    const present = await this.options.qmp
+      .execute('query-block-jobs', undefined, { schema: BlockJobs, timeoutMs: ROLLBACK_QMP_MS })
+      .catch(() => []);
+    return jobs.filter((job) => present.some((j) => j.device === job));
+  }
+
+  /**
+   * QEMU shuts down this move's connections (the NBD client nodes and the migration stream) from
+   * inside: requests waiting on them fail at once. Only instances QEMU has are named (yank refuses
+   * the whole call for one it does not know).
+   */
+  async #yank(): Promise<void> {
+    const { qmp, log } = this.options;
+    const known = YankInstances.parse(
+      await qmp.execute('query-yank', undefined, { timeoutMs: ROLLBACK_QMP_MS }),
+    );
+    const wanted = known.filter(
+      (i) =>
+        (i.type === 'block-node' && i['node-name'] !== undefined && this.#added.has(i['node-name'])) ||
+        (i.type === 'migration' && this.#migrateStarted),
+    );
+    if (wanted.length === 0) return;
+    await qmp.execute('yank', { instances: wanted }, { timeoutMs: ROLLBACK_QMP_MS });
+    log('yanked connections to the target', { instances: wanted });
   }
 
   /** Destroys this move's TCP connections to the target (NBD and the migration stream). */

@@ -1,7 +1,7 @@
 // silobreak vm move <vm> --to <host> | vm move --cancel <job> | vm move-storage <vm> --datastore <ds>
 import type { Command } from 'commander';
 import { z } from 'zod';
-import { Name, type MovePlan } from '../../api/index.js';
+import { Name, type MoveCleanupResult, type MovePlan } from '../../api/index.js';
 import { OperationFailed, UsageError } from '../errors.js';
 import { followJob, jobLabel } from '../jobs.js';
 import { paint, type OutputStyle } from '../output.js';
@@ -80,6 +80,20 @@ export function renderPlan(style: OutputStyle, plan: MovePlan): string {
   return [verdict, checks, disks, `Space rule: ${plan.spaceRule}`].join('\n\n');
 }
 
+/** `vm move --cleanup`: what went, what waits for its host. */
+export function renderCleanup(result: MoveCleanupResult): string {
+  const lines = [
+    ...result.removed.map(
+      (r) => `removed on ${r.host}: ${r.what}${r.migrationId ? ` (move ${r.migrationId})` : ''}`,
+    ),
+    ...result.pending.map((p) => `pending on ${p.host}: ${p.what}: ${p.reason}`),
+  ];
+  const head = lines.length
+    ? `Failed moves of ${result.vm} (on ${result.host}):`
+    : `Nothing left of failed moves of ${result.vm} on other hosts; it runs on ${result.host}.`;
+  return [head, ...lines.map((l) => `  ${l}`)].join('\n');
+}
+
 function printPlan(ctx: Parameters<Parameters<typeof act>[1]>[1], plan: MovePlan): void {
   printObject(ctx, plan, renderPlan(ctx.style, plan));
   if (!plan.ok)
@@ -96,9 +110,19 @@ const MoveFlags = z
     dryRun: z.boolean().default(false),
     detach: z.boolean().default(false),
     cancel: z.uuid('must be a job id (a UUID, as `silobreak job list` shows)').optional(),
+    cleanup: z.boolean().default(false),
   })
   .superRefine((o, ctx) => {
-    if (o.cancel !== undefined) {
+    if (o.cleanup) {
+      if (o.vm === undefined)
+        ctx.addIssue({ code: 'custom', path: ['vm'], message: 'name the VM whose failed moves to clean up' });
+      if (o.to !== undefined || o.cancel !== undefined)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['cleanup'],
+          message: 'give --cleanup <vm> alone (no --to, no --cancel)',
+        });
+    } else if (o.cancel !== undefined) {
       if (o.vm !== undefined || o.to !== undefined)
         ctx.addIssue({
           code: 'custom',
@@ -125,9 +149,22 @@ export function registerMoveCommands(program: Command): void {
     .option('--keep-source', "keep the VM's disk files on the source host after the move")
     .option('--dry-run', 'only check and show the plan; change nothing')
     .option('--cancel <job>', 'cancel a move (any time before the switchover)')
+    .option(
+      '--cleanup',
+      'remove what failed moves of the VM left on other hosts (incoming copies, kept undos); its own host is not touched',
+    )
     .action(
       act(MoveFlags, async (o, ctx) => {
         const client = ctx.client();
+        if (o.cleanup) {
+          const result = await client.cleanUpMoves(o.vm ?? '');
+          printObject(ctx, result, renderCleanup(result));
+          if (result.pending.length)
+            throw new OperationFailed(
+              `${result.pending.length} clean-up(s) pending: their hosts did not answer`,
+            );
+          return;
+        }
         if (o.cancel !== undefined) {
           const job = await client.cancelJob(o.cancel);
           printObject(ctx, job, `Cancel requested for job ${job.id} (${jobLabel(job)}), now ${job.state}.`);

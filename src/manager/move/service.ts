@@ -4,7 +4,15 @@
  * the same VM cannot both pass the "no move in flight" check.
  */
 import type { z } from 'zod';
-import type { Job, MovePlan, MoveVmRequest, VmMoveStorageRequest } from '../../api/index.js';
+import {
+  AgentMigrationClient,
+  type Job,
+  type MoveCleanupResult,
+  type MovePlan,
+  type MoveVmRequest,
+  type VmMoveStorageRequest,
+} from '../../api/index.js';
+import { agentError } from '../errors.js';
 import type { Caller } from '../auth.js';
 import { getVm, hostRow, vmObject } from '../inventory.js';
 import type { JobRunner } from '../jobs.js';
@@ -13,14 +21,18 @@ import { planMove, planStorageMove } from './checks.js';
 import { MoveRefused } from './errors.js';
 import { hostFacts, movesInFlight, vmFacts } from './facts.js';
 import { ENGINE, type MoveDeps, type MoveParams } from './job.js';
+import { pendingUndos, type PendingUndoRunner } from './pending-undos.js';
 import type { MoveStorageParams } from './storage-job.js';
 
 export type MoveAnswer = { plan: MovePlan } | { job: Job };
 
+/** Job states of a move that may still need its target's incoming copy. */
+const IN_FLIGHT = ['queued', 'running'] as const;
+
 export class MoveService {
   readonly #vmLocks = new KeyedMutex();
 
-  constructor(private readonly deps: MoveDeps & { jobs: JobRunner }) {}
+  constructor(private readonly deps: MoveDeps & { jobs: JobRunner; pendingUndos: PendingUndoRunner }) {}
 
   async move(caller: Caller, ref: string, req: z.output<typeof MoveVmRequest>): Promise<MoveAnswer> {
     const { db } = this.deps;
@@ -63,6 +75,78 @@ export class MoveService {
         actor: { name: caller.name },
       });
       return { job };
+    });
+  }
+
+  /**
+   * What failed moves of a VM left on other hosts goes now: the undos that waited for a host are
+   * run, and every incoming copy of the VM on another host that no move in flight names is
+   * aborted. The VM's own host is never touched. A host that does not answer is reported pending
+   * (its undos stay kept and run when it answers).
+   */
+  async cleanUpMoves(ref: string): Promise<MoveCleanupResult> {
+    const { db } = this.deps;
+    const stored = await getVm(db, ref);
+    return this.#vmLocks.run(stored.id, async () => {
+      const result: MoveCleanupResult = { vm: stored.name, host: stored.host, removed: [], pending: [] };
+      const inFlight = await db
+        .selectFrom('jobs')
+        .select('checkpoint')
+        .where('target_id', '=', stored.id)
+        .where('state', 'in', [...IN_FLIGHT])
+        .execute();
+      const named = new Set(
+        inFlight.map(
+          (j) => (JSON.parse(j.checkpoint ?? 'null') as { migrationId?: string } | null)?.migrationId,
+        ),
+      );
+      const hosts = await db
+        .selectFrom('hosts')
+        .selectAll()
+        .where('id', '!=', stored.hostId)
+        .orderBy('name')
+        .execute();
+      for (const host of hosts) {
+        const before = await pendingUndos(db, { vmId: stored.id, hostId: host.id });
+        if (before.length) await this.deps.pendingUndos.runFor(host);
+        const after = await pendingUndos(db, { vmId: stored.id, hostId: host.id });
+        for (const undo of before.filter((b) => !after.some((a) => a.id === b.id))) {
+          result.removed.push({ host: host.name, what: undo.step, migrationId: undo.migration_id });
+        }
+        for (const undo of after) {
+          result.pending.push({ host: host.name, what: undo.step, reason: undo.last_error ?? 'not run yet' });
+        }
+        const agent = new AgentMigrationClient(this.deps.clientFor(host).http);
+        let moves;
+        try {
+          moves = await agent.list();
+        } catch (error) {
+          if (!after.length) {
+            result.pending.push({
+              host: host.name,
+              what: 'look for incoming copies',
+              reason: agentError(host.name, error).message,
+            });
+          }
+          continue;
+        }
+        const orphans = moves.filter(
+          (m) => m.role === 'target' && m.state === 'running' && m.vmName === stored.name && !named.has(m.id),
+        );
+        for (const orphan of orphans) {
+          try {
+            await agent.abortIncoming(orphan.id);
+            result.removed.push({ host: host.name, what: 'incoming copy', migrationId: orphan.id });
+          } catch (error) {
+            result.pending.push({
+              host: host.name,
+              what: `incoming copy ${orphan.id}`,
+              reason: agentError(host.name, error).message,
+            });
+          }
+        }
+      }
+      return result;
     });
   }
 
