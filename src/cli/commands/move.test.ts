@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { MovePlan } from '../../api/index.js';
 import { UsageError } from '../errors.js';
-import { datastoreChoice, renderPlan } from './move.js';
+import { datastoreChoice, renderCleanup, renderPlan } from './move.js';
 
 test('--datastore: one name for all disks, or disk=datastore pairs; anything else is a usage error', () => {
   assert.equal(datastoreChoice(undefined), undefined);
@@ -45,4 +45,25 @@ test('a dry run shows every check with its verdict, the disks and the space rule
   assert.match(text, /target-memory\s+yes/);
   assert.match(text, /root\s+h1:local\s+h2:fast\s+1 GiB\s+2 GiB\s+1\.1 GiB/);
   assert.match(text, /Space rule: allocated/);
+});
+
+test('vm move --cleanup says what went and what waits for its host, or that nothing is left', () => {
+  const mixed = renderCleanup({
+    vm: 'web-1',
+    host: 'h1',
+    removed: [{ host: 'h2', what: 'incoming copy', migrationId: '7f1c0a52-5a8e-4d35-9a55-0d1f3f7a9b11' }],
+    pending: [{ host: 'h3', what: 'abort-incoming', reason: 'host h3 is unreachable: no answer in time' }],
+  });
+  assert.equal(
+    mixed,
+    [
+      'Failed moves of web-1 (on h1):',
+      '  removed on h2: incoming copy (move 7f1c0a52-5a8e-4d35-9a55-0d1f3f7a9b11)',
+      '  pending on h3: abort-incoming: host h3 is unreachable: no answer in time',
+    ].join('\n'),
+  );
+  assert.equal(
+    renderCleanup({ vm: 'web-1', host: 'h1', removed: [], pending: [] }),
+    'Nothing left of failed moves of web-1 on other hosts; it runs on h1.',
+  );
 });

@@ -110,6 +110,24 @@ test('an undo that fails still lets the others run, and the error names both', a
   assert.deepEqual(calls.slice(-2), ['undo cancel-source', 'undo abort-incoming']);
 });
 
+test('an undo kept for later (its host is away) lets the others run, and the original error stands', async () => {
+  const { driver, calls } = fakeDriver({
+    failIn: 'copy-memory',
+    undoAnswer: { 'abort-incoming': 'deferred' },
+  });
+  const error = await driveMove(driver).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  assert.ok(error instanceof Error && !(error instanceof RollbackIncomplete), String(error));
+  assert.equal(error.message, 'copy-memory broke');
+  assert.deepEqual(calls.slice(-2), ['undo cancel-source', 'undo abort-incoming']);
+  // Kept on the source side too: the target's undo still runs.
+  const source = fakeDriver({ failIn: 'mirror-disks', undoAnswer: { 'cancel-source': 'deferred' } });
+  await assert.rejects(driveMove(source.driver), /^Error: mirror-disks broke$/);
+  assert.deepEqual(source.calls.slice(-2), ['undo cancel-source', 'undo abort-incoming']);
+});
+
 test('resuming from a phase runs only that phase and the later ones', async () => {
   const { driver, calls } = fakeDriver();
   await driveMove(driver, 'switchover');

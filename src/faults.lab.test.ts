@@ -1,0 +1,355 @@
+// Faults in the middle of a live move, the way they happen: a guest that writes to its disk with
+// fsync and dirties memory while the fault strikes, moves started with the CLI as a user would,
+// and each fault held to land in the phase it names (a slow link or a capped stream keeps the move
+// there). Each ends with what the user is promised: the VM runs on exactly one host and the
+// inventory says which, every record the guest wrote verifies, nothing of the move is left on the
+// other host within 60 s of it answering again, and the job and the change log say what happened.
+import assert from 'node:assert/strict';
+import { execFile, execFileSync, spawn } from 'node:child_process';
+import { openSync, readFileSync } from 'node:fs';
+import { readdir } from 'node:fs/promises';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { after, before, test } from 'node:test';
+import { AgentClient, ManagerClient, type Job } from './api/index.js';
+import { GUEST_WORKLOADS } from './guest/index.js';
+import { labDown, labUp, waitForPing, type Lab, type LabHost } from './lab/index.js';
+
+const LAB = 'fault';
+const VM = 'busy';
+const BIN = path.resolve(import.meta.dirname, '..', 'bin', 'silobreak.js');
+/** The promise: clean within this long of the faulty host answering again. */
+const CLEAN_WITHIN_MS = 60_000;
+
+let lab: Lab;
+let api: ManagerClient;
+let h1: LabHost;
+let h2: LabHost;
+
+const agentOf = (host: LabHost) => new AgentClient(host.agentUrl, host.token, 180_000);
+
+/** `silobreak ...args` as a user runs it, against the lab's manager. */
+function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      [BIN, ...args],
+      {
+        timeout: 300_000,
+        env: {
+          PATH: process.env.PATH ?? '/usr/bin:/bin',
+          HOME: lab.dir,
+          SILOBREAK_CONFIG: path.join(lab.dir, 'no-cli-config.json'),
+          SILOBREAK_URL: lab.manager?.url ?? '',
+          SILOBREAK_TOKEN: lab.manager?.token ?? '',
+        },
+      },
+      (error, stdout, stderr) =>
+        resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr }),
+    );
+  });
+}
+
+/** A command in the guest through the agent of the host it is on (retrying while QGA starts). */
+async function guest(host: LabHost, command: string[], detach = false) {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await agentOf(host).guestExec(VM, command, 300, detach);
+    } catch (error) {
+      if (attempt >= 40) throw error;
+      await sleep(3000);
+    }
+  }
+}
+
+const uptime = async (host: LabHost) =>
+  Number((await guest(host, ['/bin/cat', '/proc/uptime'])).stdout?.split(' ')[0]);
+
+/** The guest's workloads: records with fsync at 1 MiB/s, and 64 MiB/s of memory dirtied. */
+async function startWorkloads(host: LabHost, file: string): Promise<void> {
+  await guest(host, [GUEST_WORKLOADS.diskWriter, 'write', '--file', file, '--rate-kib', '1024'], true);
+  await guest(host, [GUEST_WORKLOADS.dirty, '--rate-mib', '64', '--size-mib', '128'], true);
+}
+
+/** Stops the workloads and verifies every record written so far (also across a restart). */
+async function verifyRecords(host: LabHost, files: string[]): Promise<string> {
+  await guest(host, ['/usr/bin/killall', 'sb-diskwriter', 'sb-dirty']);
+  const out: string[] = [];
+  for (const file of files) {
+    const verify = await guest(host, [GUEST_WORKLOADS.diskWriter, 'verify', '--file', file]);
+    assert.equal(verify.exitCode, 0, `${file}: ${verify.stdout} ${verify.stderr}`);
+    out.push(`${file}: ${verify.stdout?.split('\n')[0] ?? ''}`);
+  }
+  return out.join(', ');
+}
+
+const ipIn = (host: LabHost, ...args: string[]) => execFileSync('ip', ['-n', host.namespace, ...args]);
+const linkOf = (host: LabHost, state: 'up' | 'down') => ipIn(host, 'link', 'set', 'fabric0', state);
+/** A slow fabric link out of `host` (tc tbf), so a disk mirror lasts long enough to be hit. */
+function slowLink(host: LabHost, rate: string | undefined): void {
+  const args = ['-n', host.namespace, 'qdisc', rate ? 'replace' : 'del', 'dev', 'fabric0', 'root'];
+  execFileSync('tc', rate ? [...args, 'tbf', 'rate', rate, 'burst', '64kb', 'latency', '50ms'] : args, {
+    stdio: 'ignore',
+  });
+}
+
+/** QEMU processes running in a host's namespace. */
+function qemusIn(host: LabHost): number[] {
+  const pids = execFileSync('ip', ['netns', 'pids', host.namespace], { encoding: 'utf8' })
+    .split('\n')
+    .filter(Boolean)
+    .map(Number);
+  return pids.filter((pid) => {
+    try {
+      return readFileSync(`/proc/${pid}/comm`, 'utf8').startsWith('qemu');
+    } catch {
+      return false;
+    }
+  });
+}
+
+/** Listening TCP ports in a host's namespace other than its agent's. */
+function listenersIn(host: LabHost): string[] {
+  const out = execFileSync('ip', ['netns', 'exec', host.namespace, 'ss', '-ltnH'], { encoding: 'utf8' });
+  return out
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => l.trim().split(/\s+/)[3] ?? '')
+    .filter((addr) => !addr.endsWith(':8470'));
+}
+
+/** Nothing of the VM or of a move on `host`: no VM, QEMU, listening port, NBD export or image. */
+async function assertClean(host: LabHost): Promise<void> {
+  assert.deepEqual(
+    (await agentOf(host).listVms()).map((v) => `${v.name} ${v.state}`),
+    [],
+    `no VM left on ${host.name}`,
+  );
+  assert.deepEqual(qemusIn(host), [], `no QEMU left on ${host.name}`);
+  assert.deepEqual(listenersIn(host), [], `no NBD server or migration port left on ${host.name}`);
+  assert.deepEqual(await readdir(host.datastorePath), [], `no image left on ${host.name}`);
+}
+
+/** Waits until `check` passes (it throws until then), at most `ms`; returns how long it took. */
+async function within(ms: number, check: () => Promise<void>): Promise<number> {
+  const started = Date.now();
+  for (;;) {
+    try {
+      await check();
+      return Date.now() - started;
+    } catch (error) {
+      if (Date.now() - started > ms) throw error;
+      await sleep(1000);
+    }
+  }
+}
+
+/** Starts a move with the CLI (detached, as a script would) and returns its job. */
+async function moveWithCli(to: string): Promise<Job> {
+  const r = await cli(['vm', 'move', VM, '--to', to, '--detach', '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  return JSON.parse(r.stdout) as Job;
+}
+
+async function waitForPhase(id: string, phase: string): Promise<Job> {
+  for await (const job of api.watchJob(id, 600_000)) {
+    if (job.progress.phase === phase || !['queued', 'running'].includes(job.state)) return job;
+  }
+  return api.getJob(id);
+}
+
+/** The change records of the VM since `sinceId`, as "field:after" strings per record. */
+async function vmChangesSince(sinceId: number): Promise<string[]> {
+  const vm = await api.getVm(VM);
+  const records = (await api.listChanges({ objectId: vm.id, limit: 1000 })).items;
+  return records
+    .filter((r) => r.id > sinceId)
+    .map((r) => r.changes.map((c) => `${c.field}:${String(c.after)}`).join(' '));
+}
+
+const lastChangeId = async () => (await api.listChanges({ limit: 1 })).items[0]?.id ?? 0;
+
+/**
+ * Where the VM is and that it runs there only: the inventory, both agents and the guest's uptime
+ * agree (a guest restarted from its disk after a QEMU crash is only allowed when the job says so).
+ */
+async function assertRunsOn(host: LabHost, job: Job, uptimeBefore: number): Promise<void> {
+  await within(CLEAN_WITHIN_MS, async () => {
+    const vm = await api.getVm(VM);
+    assert.equal(vm.host, host.name);
+    assert.equal(vm.state, 'running');
+  });
+  assert.equal((await agentOf(host).getVm(VM)).state, 'running');
+  const up = await uptime(host);
+  const restarted = /started again from its disk/.test(job.error?.detail ?? '');
+  if (restarted)
+    console.log(`# the source QEMU died in the rollback and was restarted: ${job.error?.detail}`);
+  else
+    assert.ok(up > uptimeBefore, `the guest kept running (uptime ${up} s after, ${uptimeBefore} s before)`);
+}
+
+before(
+  async () => {
+    lab = await labUp({ name: LAB, hosts: 2, demo: false, accelerator: 'tcg' });
+    if (!lab.manager) throw new Error('the lab started no manager');
+    api = new ManagerClient(lab.manager.url, lab.manager.token, 120_000);
+    [h1, h2] = lab.hosts as [LabHost, LabHost];
+    const created = await cli([
+      'vm',
+      'create',
+      VM,
+      '--host',
+      h1.name,
+      '--memory',
+      '384M',
+      '--disk',
+      '2G',
+      '--nic',
+      'vmsw0',
+      '--ip',
+      lab.vmAddress(1).cidr,
+      '--start',
+    ]);
+    assert.equal(created.code, 0, created.stderr);
+    await waitForPing(lab, lab.vmAddress(1).ip);
+    // Data for the mirror to carry: 200 MiB at 40 Mbit/s keeps it busy for ~40 s.
+    const fill = await guest(h1, ['/bin/dd', 'if=/dev/urandom', 'of=/data/fill', 'bs=1M', 'count=200']);
+    assert.equal(fill.exitCode, 0, fill.stderr);
+    await guest(h1, ['/bin/sync']);
+  },
+  { timeout: 900_000 },
+);
+
+after(
+  async () => {
+    for (const host of [h1, h2]) {
+      if (!host) continue;
+      try {
+        linkOf(host, 'up');
+        slowLink(host, undefined);
+      } catch {
+        // already so
+      }
+    }
+    await labDown({ name: LAB });
+  },
+  { timeout: 300_000 },
+);
+
+test(
+  'link cut during the disk mirror of a busy guest: it keeps running on the source, the target is cleaned once it answers',
+  { timeout: 900_000 },
+  async () => {
+    const since = await lastChangeId();
+    await startWorkloads(h1, '/data/mirror-cut');
+    const upBefore = await uptime(h1);
+    slowLink(h1, '40mbit');
+    let job = await moveWithCli(h2.name);
+    try {
+      job = await waitForPhase(job.id, 'mirror-disks');
+      assert.equal(job.progress.phase, 'mirror-disks', `job got to ${job.state}/${job.progress.phase}`);
+      await sleep(3000);
+      assert.equal((await api.getJob(job.id)).progress.phase, 'mirror-disks', 'still mirroring at the cut');
+      linkOf(h2, 'down');
+      job = await api.waitForJob(job.id, 300_000);
+    } finally {
+      slowLink(h1, undefined);
+    }
+    assert.equal(job.state, 'failed');
+    assert.match(job.error?.detail ?? '', /during mirror-disks/);
+    assert.match(job.error?.detail ?? '', /rolled back: busy runs on host1; clean-up on host2 pending/);
+    await assertRunsOn(h1, job, upBefore);
+    // While host2 is away the admin's clean-up says what waits; it changes nothing on host1.
+    const early = await cli(['vm', 'move', '--cleanup', VM]);
+    assert.equal(early.code, 1, early.stdout + early.stderr);
+    assert.match(early.stdout, /pending on host2: abort-incoming/);
+
+    linkOf(h2, 'up');
+    const cleanMs = await within(CLEAN_WITHIN_MS, async () => {
+      await assertClean(h2);
+      assert.match((await api.getJob(job.id)).progress.message, /clean-up on host2 done/);
+    });
+    console.log(`# mirror cut: host2 clean ${cleanMs} ms after its link came back`);
+    const later = await cli(['vm', 'move', '--cleanup', VM]);
+    assert.equal(later.code, 0, later.stderr);
+    assert.match(later.stdout, /Nothing left of failed moves of busy on other hosts; it runs on host1/);
+    const changes = await vmChangesSince(since);
+    assert.ok(
+      changes.some((c) => c.startsWith('move:failed from:host1 to:host2')),
+      changes.join('\n'),
+    );
+    assert.ok(
+      changes.some((c) => c.startsWith('clean-up:pending step:abort-incoming')),
+      changes.join('\n'),
+    );
+    assert.ok(
+      changes.some((c) => c.startsWith('clean-up:done step:abort-incoming')),
+      changes.join('\n'),
+    );
+    console.log(`# records: ${await verifyRecords(h1, ['/data/mirror-cut'])}`);
+  },
+);
+
+test(
+  'link cut during the memory copy of a busy guest: it keeps running on the source, the target is cleaned once it answers',
+  { timeout: 900_000 },
+  async () => {
+    await startWorkloads(h1, '/data/memory-cut');
+    const upBefore = await uptime(h1);
+    // A 50 Mbit/s link as the policy tells the engine: the memory copy lasts tens of seconds.
+    const accepted = await api.moveVm(VM, { to: h2.name, policy: { linkBitsPerSecond: 50e6 } });
+    let job = await waitForPhase(accepted.job.id, 'copy-memory');
+    assert.equal(job.progress.phase, 'copy-memory', `job got to ${job.state}/${job.progress.phase}`);
+    await sleep(2000);
+    assert.equal((await api.getJob(job.id)).progress.phase, 'copy-memory', 'still copying memory at the cut');
+    linkOf(h2, 'down');
+    job = await api.waitForJob(job.id, 300_000);
+    assert.equal(job.state, 'failed');
+    assert.match(job.error?.detail ?? '', /during copy-memory/);
+    await assertRunsOn(h1, job, upBefore);
+    linkOf(h2, 'up');
+    const cleanMs = await within(CLEAN_WITHIN_MS, () => assertClean(h2));
+    console.log(`# memory cut: host2 clean ${cleanMs} ms after its link came back`);
+    console.log(`# records: ${await verifyRecords(h1, ['/data/memory-cut'])}`);
+  },
+);
+
+test(
+  'source agent killed during the disk mirror: the move is undone, the guest keeps running there, nothing is left',
+  { timeout: 900_000 },
+  async () => {
+    await startWorkloads(h1, '/data/agent-kill');
+    const upBefore = await uptime(h1);
+    slowLink(h1, '40mbit');
+    let job = await moveWithCli(h2.name);
+    try {
+      job = await waitForPhase(job.id, 'mirror-disks');
+      assert.equal(job.progress.phase, 'mirror-disks', `job got to ${job.state}/${job.progress.phase}`);
+      await sleep(2000);
+      assert.ok(h1.pid, "the lab knows the source agent's pid");
+      process.kill(h1.pid, 'SIGKILL');
+      job = await api.waitForJob(job.id, 300_000);
+    } finally {
+      slowLink(h1, undefined);
+    }
+    assert.equal(job.state, 'failed');
+    assert.match(job.error?.detail ?? '', /clean-up on host1 pending \(cancel-source\)/);
+    // The target let go of its half-made VM at once; the source agent comes back 5 s later.
+    await within(CLEAN_WITHIN_MS, () => assertClean(h2));
+    await sleep(5000);
+    const agent = spawn(
+      'ip',
+      ['netns', 'exec', h1.namespace, process.execPath, BIN, 'agent', '--config', h1.configPath],
+      { stdio: ['ignore', openSync(h1.logPath, 'a'), openSync(h1.logPath, 'a')], detached: true },
+    );
+    agent.unref();
+    if (agent.pid) h1.pid = agent.pid;
+    const cleanMs = await within(CLEAN_WITHIN_MS, async () => {
+      assert.match((await api.getJob(job.id)).progress.message, /clean-up on host1 done/);
+    });
+    console.log(`# source agent killed: its undo ran ${cleanMs} ms after it came back`);
+    await assertRunsOn(h1, job, upBefore);
+    await assertClean(h2);
+    console.log(`# records: ${await verifyRecords(h1, ['/data/agent-kill'])}`);
+  },
+);
