@@ -71,3 +71,8 @@ export const YankInstances = z.array(
     id: z.string().optional(),
   }),
 );
+
+/** `query-version`. */
+export const QemuVersion = z.looseObject({
+  qemu: z.object({ major: z.number(), minor: z.number(), micro: z.number() }),
+});
