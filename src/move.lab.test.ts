@@ -408,11 +408,12 @@ test(
     assert.equal((await api.getVm(VM)).host, h2.name);
     assert.equal(await vmRecords(), recordsBefore);
     // Pings last: a lost ping is one the guest never answered (the switchover pause, the target's
-    // `cont`, the network learning the new port). On a quiet machine 2-5 of ~500-800 are lost;
-    // with the 2 cores at a load of ~15 (other TCG guests) the target's resume can lag ~1.5 s.
+    // `cont`, the network learning the new port). On a quiet machine 2-5 of ~500-800 are lost and
+    // the longest gap is ~20 ms (README); the bound is what the README allows for a loaded
+    // machine (1.35 s seen at a load of ~15), so a regression of the switchover shows here.
     assert.ok(sent > 200, `only ${sent} pings sent`);
-    assert.ok(longestGapMs <= 3000, `no answer for ${longestGapMs} ms`);
-    assert.ok(lost * 10 <= 4000, `${lost} of ${sent} pings lost`);
+    assert.ok(longestGapMs <= 1500, `no answer for ${longestGapMs} ms`);
+    assert.ok(lost <= 150, `${lost} of ${sent} pings lost (more than 1.5 s of them)`);
   },
 );
 

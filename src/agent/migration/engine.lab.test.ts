@@ -97,8 +97,9 @@ test(
     try {
       await rig.waitPhase(a.outgoing, 'copy-memory', 120_000);
       await sleep(1500);
+      assert.equal(a.outgoing.phase, 'copy-memory', 'the fault lands in the memory copy');
       await rig.kill(a.target);
-      await assert.rejects(a.done, MigrationFailed);
+      await assert.rejects(a.done, (e: unknown) => e instanceof MigrationFailed && e.phase === 'copy-memory');
       await rig.assertSourceUnharmed(source);
     } finally {
       a.release();
@@ -112,8 +113,12 @@ test('cancel during the memory copy: source resumed, nothing left', { timeout: 3
   try {
     await rig.waitPhase(a.outgoing, 'copy-memory', 120_000);
     await sleep(1500);
+    assert.equal(a.outgoing.phase, 'copy-memory', 'the cancel lands in the memory copy');
     a.outgoing.cancel();
-    await assert.rejects(a.done, MigrationCancelled);
+    await assert.rejects(
+      a.done,
+      (e: unknown) => e instanceof MigrationCancelled && e.phase === 'copy-memory',
+    );
     await rig.assertSourceUnharmed(source);
   } finally {
     await rig.kill(a.target);

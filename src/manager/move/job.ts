@@ -45,7 +45,7 @@ import {
 } from './phases.js';
 import { deferUndo, pendingMessage } from './pending-undos.js';
 import { moveProgress, moveResult, type MoveContext } from './progress.js';
-import type { HostSlots } from './slots.js';
+import { takeMoveSlots, type HostSlots } from './slots.js';
 
 export const MoveParams = z.object({
   vmId: z.uuid(),
@@ -524,17 +524,7 @@ export async function runMove(
   checkpoint: { phase: MovePhase } | undefined,
   build: () => { move: RunnableMove; driver: MoveDriver; keptSource: boolean },
 ): Promise<MoveResult> {
-  const ids = hosts.map((h) => h.id);
-  const nameOf = (id: string) => hosts.find((h) => h.id === id)?.name ?? id;
-  const release = checkpoint
-    ? await deps.slots.acquire(ids, undefined, true)
-    : deps.slots.canTakeNow(ids)
-      ? await deps.slots.acquire(ids, ctx.signal)
-      : await ctx.waitQueued(
-          `waiting for a free move slot: ${deps.slots.full(ids).map(nameOf).join(' and ')} ` +
-            `already at the limit of ${deps.slots.limit} moves`,
-          (signal) => deps.slots.acquire(ids, signal),
-        );
+  const release = await takeMoveSlots(deps.slots, ctx, hosts, checkpoint !== undefined);
   const { move, driver, keptSource } = build();
   const end = (after: string, reason?: string) =>
     recordMove(deps.db, ctx.actor, move.view.vm, move.view.from, {

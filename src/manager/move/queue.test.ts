@@ -10,7 +10,7 @@ import { z } from 'zod';
 import type { Job } from '../../api/index.js';
 import type { JobHandler } from '../jobs.js';
 import { startManager, type RunningManager } from '../manager.js';
-import { HostSlots } from './slots.js';
+import { HostSlots, takeMoveSlots } from './slots.js';
 
 let dir: string;
 let manager: RunningManager;
@@ -23,12 +23,8 @@ const handler: JobHandler<z.infer<typeof Params>> = {
   params: Params,
   resumable: false,
   async run(ctx) {
-    const hosts = [ctx.params.host];
-    const release = slots.canTakeNow(hosts)
-      ? await slots.acquire(hosts, ctx.signal)
-      : await ctx.waitQueued(`waiting for a free move slot on ${ctx.params.host}`, (signal) =>
-          slots.acquire(hosts, signal),
-        );
+    // The move jobs' own slot-taking, so this exercises what they do.
+    const release = await takeMoveSlots(slots, ctx, [{ id: ctx.params.host, name: ctx.params.host }], false);
     try {
       while (!open.has(ctx.params.label)) {
         ctx.throwIfCancelled();
@@ -82,7 +78,7 @@ test('over the limit a job waits as queued with the reason, cancels at once, and
   // A new job is queued until it starts anyway; this one starts, finds h1 full and waits.
   const queued = await until(b.id, (j) => j.progress.message.startsWith('waiting for a free'));
   assert.equal(queued.state, 'queued');
-  assert.equal(queued.progress.message, 'waiting for a free move slot on h1');
+  assert.equal(queued.progress.message, 'waiting for a free move slot: h1 already at the limit of 1 moves');
   const cancelled = await manager.jobs.cancel(b.id);
   assert.equal(cancelled.state, 'cancelled');
   const c = await submit('c');

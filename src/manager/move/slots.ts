@@ -1,3 +1,5 @@
+import type { JobContext } from '../jobs.js';
+
 /*
  * At most N moves at once per host (default 2, like Hyper-V's default of simultaneous live
  * migrations): a move holds a slot on its source and on its target for its whole life. A move
@@ -91,3 +93,24 @@ export class HostSlots {
 }
 
 const overlaps = (a: string[], b: string[]) => a.some((x) => b.includes(x));
+
+/**
+ * A move job's slots on its hosts: taken at once when free (or by force for a move resumed after a
+ * restart, which held them before), else the job shows `queued` with the reason until they free.
+ */
+export function takeMoveSlots(
+  slots: HostSlots,
+  ctx: Pick<JobContext<unknown>, 'signal' | 'waitQueued'>,
+  hosts: { id: string; name: string }[],
+  resumed: boolean,
+): Promise<() => void> {
+  const ids = hosts.map((h) => h.id);
+  const nameOf = (id: string) => hosts.find((h) => h.id === id)?.name ?? id;
+  if (resumed) return slots.acquire(ids, undefined, true);
+  if (slots.canTakeNow(ids)) return slots.acquire(ids, ctx.signal);
+  return ctx.waitQueued(
+    `waiting for a free move slot: ${slots.full(ids).map(nameOf).join(' and ')} ` +
+      `already at the limit of ${slots.limit} moves`,
+    (signal) => slots.acquire(ids, signal),
+  );
+}
