@@ -18,7 +18,7 @@ import { parseArgs } from 'node:util';
 import { AgentClient, ManagerClient, type Job, type MoveResult } from '../../src/api/index.js';
 import { GUEST_WORKLOADS } from '../../src/guest/index.js';
 import { labDown, labUp, waitForPing, type Lab, type LabHost } from '../../src/lab/index.js';
-import { percentile, renderSoak, type Footprint, type SoakReport } from './report.js';
+import { renderSoak, type Footprint, type SoakReport } from './report.js';
 
 const { values: args } = parseArgs({
   options: {
