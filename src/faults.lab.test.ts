@@ -5,7 +5,7 @@
 // inventory says which, every record the guest wrote verifies, nothing of the move is left on the
 // other host within 60 s of it answering again, and the job and the change log say what happened.
 import assert from 'node:assert/strict';
-import { execFile, execFileSync, spawn } from 'node:child_process';
+import { execFile, execFileSync, spawn, spawnSync } from 'node:child_process';
 import { openSync, readFileSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
@@ -88,9 +88,8 @@ const linkOf = (host: LabHost, state: 'up' | 'down') => ipIn(host, 'link', 'set'
 /** A slow fabric link out of `host` (tc tbf), so a disk mirror lasts long enough to be hit. */
 function slowLink(host: LabHost, rate: string | undefined): void {
   const args = ['-n', host.namespace, 'qdisc', rate ? 'replace' : 'del', 'dev', 'fabric0', 'root'];
-  execFileSync('tc', rate ? [...args, 'tbf', 'rate', rate, 'burst', '64kb', 'latency', '50ms'] : args, {
-    stdio: 'ignore',
-  });
+  if (rate) execFileSync('tc', [...args, 'tbf', 'rate', rate, 'burst', '64kb', 'latency', '50ms']);
+  else spawnSync('tc', args, { stdio: 'ignore' }); // back to the default qdisc, if it was changed
 }
 
 /** QEMU processes running in a host's namespace. */
@@ -224,12 +223,8 @@ after(
   async () => {
     for (const host of [h1, h2]) {
       if (!host) continue;
-      try {
-        linkOf(host, 'up');
-        slowLink(host, undefined);
-      } catch {
-        // already so
-      }
+      spawnSync('ip', ['-n', host.namespace, 'link', 'set', 'fabric0', 'up'], { stdio: 'ignore' });
+      slowLink(host, undefined);
     }
     await labDown({ name: LAB });
   },
@@ -314,11 +309,63 @@ test(
   },
 );
 
+/** Starts the lab's agent of `host` again, as the lab does (after a SIGKILL). */
+function restartAgent(host: LabHost): void {
+  const agent = spawn(
+    'ip',
+    ['netns', 'exec', host.namespace, process.execPath, BIN, 'agent', '--config', host.configPath],
+    { stdio: ['ignore', openSync(host.logPath, 'a'), openSync(host.logPath, 'a')], detached: true },
+  );
+  agent.unref();
+  if (agent.pid) host.pid = agent.pid;
+}
+
+for (const phase of ['mirror-disks', 'copy-memory'] as const) {
+  test(
+    `source agent killed during ${phase}: the move is undone, the guest keeps running there, nothing is left`,
+    { timeout: 900_000 },
+    async () => {
+      await startWorkloads(h1, `/data/agent-kill-${phase}`);
+      const upBefore = await uptime(h1);
+      let job: Job;
+      if (phase === 'mirror-disks') {
+        slowLink(h1, '40mbit');
+        job = await moveWithCli(h2.name);
+      } else {
+        job = (await api.moveVm(VM, { to: h2.name, policy: { linkBitsPerSecond: 50e6 } })).job;
+      }
+      try {
+        job = await waitForPhase(job.id, phase);
+        assert.equal(job.progress.phase, phase, `job got to ${job.state}/${job.progress.phase}`);
+        await sleep(2000);
+        assert.ok(h1.pid, "the lab knows the source agent's pid");
+        process.kill(h1.pid, 'SIGKILL');
+        job = await api.waitForJob(job.id, 300_000);
+      } finally {
+        slowLink(h1, undefined);
+      }
+      assert.equal(job.state, 'failed');
+      assert.match(job.error?.detail ?? '', /clean-up on host1 pending \(cancel-source\)/);
+      // The target let go of its half-made VM at once; the source agent comes back 5 s later.
+      await within(CLEAN_WITHIN_MS, () => assertClean(h2));
+      await sleep(5000);
+      restartAgent(h1);
+      const cleanMs = await within(CLEAN_WITHIN_MS, async () => {
+        assert.match((await api.getJob(job.id)).progress.message, /clean-up on host1 done/);
+      });
+      console.log(`# source agent killed during ${phase}: its undo ran ${cleanMs} ms after it came back`);
+      await assertRunsOn(h1, job, upBefore);
+      await assertClean(h2);
+      console.log(`# records: ${await verifyRecords(h1, [`/data/agent-kill-${phase}`])}`);
+    },
+  );
+}
+
 test(
-  'source agent killed during the disk mirror: the move is undone, the guest keeps running there, nothing is left',
+  'target QEMU killed during the disk mirror: the move fails, the guest keeps running on the source, the target cleans itself',
   { timeout: 900_000 },
   async () => {
-    await startWorkloads(h1, '/data/agent-kill');
+    await startWorkloads(h1, '/data/target-kill-mirror');
     const upBefore = await uptime(h1);
     slowLink(h1, '40mbit');
     let job = await moveWithCli(h2.name);
@@ -326,30 +373,37 @@ test(
       job = await waitForPhase(job.id, 'mirror-disks');
       assert.equal(job.progress.phase, 'mirror-disks', `job got to ${job.state}/${job.progress.phase}`);
       await sleep(2000);
-      assert.ok(h1.pid, "the lab knows the source agent's pid");
-      process.kill(h1.pid, 'SIGKILL');
+      const qemus = qemusIn(h2);
+      assert.equal(qemus.length, 1, 'the incoming QEMU runs on host2');
+      for (const pid of qemus) process.kill(pid, 'SIGKILL');
       job = await api.waitForJob(job.id, 300_000);
     } finally {
       slowLink(h1, undefined);
     }
     assert.equal(job.state, 'failed');
-    assert.match(job.error?.detail ?? '', /clean-up on host1 pending \(cancel-source\)/);
-    // The target let go of its half-made VM at once; the source agent comes back 5 s later.
-    await within(CLEAN_WITHIN_MS, () => assertClean(h2));
-    await sleep(5000);
-    const agent = spawn(
-      'ip',
-      ['netns', 'exec', h1.namespace, process.execPath, BIN, 'agent', '--config', h1.configPath],
-      { stdio: ['ignore', openSync(h1.logPath, 'a'), openSync(h1.logPath, 'a')], detached: true },
-    );
-    agent.unref();
-    if (agent.pid) h1.pid = agent.pid;
-    const cleanMs = await within(CLEAN_WITHIN_MS, async () => {
-      assert.match((await api.getJob(job.id)).progress.message, /clean-up on host1 done/);
-    });
-    console.log(`# source agent killed: its undo ran ${cleanMs} ms after it came back`);
+    assert.match(job.error?.detail ?? '', /during mirror-disks/);
     await assertRunsOn(h1, job, upBefore);
-    await assertClean(h2);
-    console.log(`# records: ${await verifyRecords(h1, ['/data/agent-kill'])}`);
+    await within(CLEAN_WITHIN_MS, () => assertClean(h2));
+    console.log(`# records: ${await verifyRecords(h1, ['/data/target-kill-mirror'])}`);
+  },
+);
+
+test(
+  'target QEMU killed during the memory copy: the move fails, the guest keeps running on the source, the target cleans itself',
+  { timeout: 900_000 },
+  async () => {
+    await startWorkloads(h1, '/data/target-kill-memory');
+    const upBefore = await uptime(h1);
+    const accepted = await api.moveVm(VM, { to: h2.name, policy: { linkBitsPerSecond: 50e6 } });
+    let job = await waitForPhase(accepted.job.id, 'copy-memory');
+    assert.equal(job.progress.phase, 'copy-memory', `job got to ${job.state}/${job.progress.phase}`);
+    await sleep(2000);
+    for (const pid of qemusIn(h2)) process.kill(pid, 'SIGKILL');
+    job = await api.waitForJob(job.id, 300_000);
+    assert.equal(job.state, 'failed');
+    assert.match(job.error?.detail ?? '', /during copy-memory/);
+    await assertRunsOn(h1, job, upBefore);
+    await within(CLEAN_WITHIN_MS, () => assertClean(h2));
+    console.log(`# records: ${await verifyRecords(h1, ['/data/target-kill-memory'])}`);
   },
 );
