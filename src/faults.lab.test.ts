@@ -407,3 +407,72 @@ test(
     console.log(`# records: ${await verifyRecords(h1, ['/data/target-kill-memory'])}`);
   },
 );
+
+/** Starts the lab's manager again on its data (after a SIGKILL), as the lab does. */
+async function restartManager(): Promise<void> {
+  const manager = lab.manager;
+  if (!manager) throw new Error('no lab manager');
+  const log = openSync(path.join(lab.dir, 'manager-restarted.log'), 'a');
+  const child = spawn(
+    process.execPath,
+    [
+      BIN,
+      'manager',
+      '--data-dir',
+      manager.dataDir,
+      '--listen',
+      new URL(manager.url).host,
+      '--token-file',
+      path.join(manager.dataDir, 'lab-admin-token'),
+      '--reconcile-interval',
+      '5',
+    ],
+    { stdio: ['ignore', log, log], detached: true },
+  );
+  child.unref();
+  if (child.pid) manager.pid = child.pid;
+  await within(60_000, async () => {
+    await api.info();
+  });
+}
+
+test(
+  'the manager restarts while the target agent is down mid-copy: the VM ends on one host, the other is cleaned once it answers',
+  { timeout: 900_000 },
+  async () => {
+    await startWorkloads(h1, '/data/manager-restart');
+    const upBefore = await uptime(h1);
+    const accepted = await api.moveVm(VM, { to: h2.name, policy: { linkBitsPerSecond: 50e6 } });
+    let job = await waitForPhase(accepted.job.id, 'copy-memory');
+    assert.equal(job.progress.phase, 'copy-memory', `job got to ${job.state}/${job.progress.phase}`);
+    await sleep(2000);
+    assert.ok(h2.pid && lab.manager?.pid);
+    process.kill(h2.pid, 'SIGKILL');
+    process.kill(lab.manager.pid, 'SIGKILL');
+    await sleep(2000);
+    await restartManager();
+    // The move cannot go on without the target's agent: it is undone (or, had the copy completed
+    // meanwhile, carried forward once the agent is back); either way the job ends.
+    await sleep(10_000);
+    restartAgent(h2);
+    job = await api.waitForJob(job.id, 600_000);
+    const vm = await within(CLEAN_WITHIN_MS, async () => {
+      const stored = await api.getVm(VM);
+      assert.equal(stored.state, 'running');
+    }).then(() => api.getVm(VM));
+    const [runsOn, other] = vm.host === h1.name ? [h1, h2] : [h2, h1];
+    console.log(
+      `# manager restarted with host2's agent down: job ${job.state} (${job.error?.detail ?? 'moved'})`,
+    );
+    if (job.state === 'succeeded') assert.equal(runsOn, h2);
+    else {
+      assert.equal(runsOn, h1);
+      assert.match(job.error?.detail ?? '', /manager restarted while moving busy/);
+    }
+    assert.equal((await agentOf(runsOn).getVm(VM)).state, 'running');
+    const cleanMs = await within(CLEAN_WITHIN_MS, () => assertClean(other));
+    console.log(`# ${other.name} clean ${cleanMs} ms after the checks began`);
+    assert.ok((await uptime(runsOn)) > upBefore, 'the guest kept running');
+    console.log(`# records: ${await verifyRecords(runsOn, ['/data/manager-restart'])}`);
+  },
+);

@@ -519,8 +519,8 @@ export class MigrationService {
    */
   async startHousekeeping(options: { orphanAfterMs?: number; sweepMs?: number } = {}): Promise<void> {
     const orphanAfterMs = options.orphanAfterMs ?? ORPHAN_INCOMING_MS;
-    await this.#tidyOutgoingLeftovers();
     await this.#adoptJournals();
+    await this.#tidyOutgoingLeftovers();
     this.#sweepTimer = setInterval(() => {
       void this.#sweepOrphans(orphanAfterMs).catch((error: unknown) =>
         this.core.log.warn('orphan sweep failed', { error: errorText(error) }),
@@ -542,11 +542,17 @@ export class MigrationService {
    * target now) is left alone.
    */
   async #tidyOutgoingLeftovers(): Promise<void> {
+    const incoming = new Set(
+      [...this.#moves.values()].filter((m) => m.role === 'target').map((m) => m.vmName),
+    );
     for (const runtime of this.core.vms.runtimes()) {
-      if (!runtime.active) continue;
+      // An incoming VM's copy goes on without its agent: it is the journal's, not a leftover.
+      if (!runtime.active || incoming.has(runtime.def.name)) continue;
       const vm = runtime.def.name;
       try {
         const qmp = runtime.qmp();
+        const status = await qmp.execute('query-status', undefined, { schema: StatusInfo });
+        if (status.status === 'inmigrate') continue;
         const migrate = await qmp.execute('query-migrate', undefined, { schema: MigrateInfo });
         if (migrate.status === 'completed') continue;
         const jobs = (await qmp.execute('query-block-jobs', undefined, { schema: BlockJobs })).filter((j) =>
@@ -577,8 +583,9 @@ export class MigrationService {
         for (const node of nodes.filter((n) => n['node-name'].startsWith(NBD_NODE_PREFIX))) {
           await qmp.execute('blockdev-del', { 'node-name': node['node-name'] }).catch(() => undefined);
         }
-        const status = await qmp.execute('query-status', undefined, { schema: StatusInfo });
-        if (!status.running && status.status !== 'postmigrate') await qmp.execute('cont');
+        const after = await qmp.execute('query-status', undefined, { schema: StatusInfo });
+        // Stopped by the migration itself (not by a person): it runs again.
+        if (after.status === 'finish-migrate') await qmp.execute('cont');
         this.core.log.info('move undone after the restart; the guest runs here', { vm });
       } catch (error) {
         this.core.log.warn('cannot tidy a lost move', { vm, error: errorText(error) });
