@@ -29,6 +29,7 @@ test('the soak table shows each host before and after, and its growth', () => {
     moveMs: [3000, 4000, 5000],
     downtimeMs: [20, 30, 40],
     cleanAfterCutMs: [4000, 6000],
+    guestAgentAnswered: 38,
     records: 'ok: verified 100 records',
     before: { host1: fp(40, 1), host2: fp(30, 0) },
     after: { host1: fp(40, 1), host2: fp(33, 1) },
@@ -36,6 +37,7 @@ test('the soak table shows each host before and after, and its growth', () => {
   };
   const text = renderSoak(report);
   assert.match(text, /moves ok 38 of 38, failed 0; cut moves rolled back with the VM on its source 2 of 2/);
+  assert.match(text, /guest agent answered its first call on the target after 38 of 38 moves/);
   assert.match(text, /move time median 4000 ms, p95 5000 ms; QEMU downtime median 30 ms, p95 40 ms/);
   assert.match(text, /\| host1 \| 40 → 40 \| 3 → 3 \| 1 → 1 \| 1 → 1 \| 1 → 1 \| 0 \|/);
   assert.match(text, /\| host2 \| 30 → 33 \| 3 → 3 \| 1 → 1 \| 1 → 1 \| 0 → 1 \| 4 \|/);

@@ -24,6 +24,8 @@ export interface SoakReport {
   downtimeMs: number[];
   /** Per cut: how long after the link came back the target held nothing of the move. */
   cleanAfterCutMs: number[];
+  /** Successful moves after which the guest agent answered its first call on the target. */
+  guestAgentAnswered: number;
   records: string;
   before: Record<string, Footprint>;
   after: Record<string, Footprint>;
@@ -48,6 +50,7 @@ export function renderSoak(r: SoakReport): string {
     `moves ok ${r.ok} of ${r.moves - cuts}, failed ${r.failed}; cut moves rolled back with the VM on its source ${r.cutsRolledBack} of ${cuts}`,
     `move time median ${ms(percentile(r.moveMs, 50))}, p95 ${ms(percentile(r.moveMs, 95))}; QEMU downtime median ${ms(percentile(r.downtimeMs, 50))}, p95 ${ms(percentile(r.downtimeMs, 95))}`,
     `target clean after a cut ended: median ${ms(percentile(r.cleanAfterCutMs, 50))}, max ${ms(percentile(r.cleanAfterCutMs, 100))}`,
+    `guest agent answered its first call on the target after ${r.guestAgentAnswered} of ${r.ok} moves`,
     `records: ${r.records}`,
     '',
     `| where | ${FIELDS.map((f) => `${f} before → after`).join(' | ')} | growth |`,

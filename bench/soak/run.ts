@@ -124,6 +124,7 @@ async function main(): Promise<void> {
       moveMs: [],
       downtimeMs: [],
       cleanAfterCutMs: [],
+      guestAgentAnswered: 0,
       records: '',
       before,
       after: {},
@@ -183,6 +184,13 @@ async function main(): Promise<void> {
         else report.unexpected.push(`move ${i} (cut): ${job.state} ${job.error?.detail ?? ''}`);
       } else if (job.state === 'succeeded') {
         report.ok += 1;
+        // The guest agent answers on the target at once (one try, no retry): tooling relies on it.
+        const answered = await agentOf(to)
+          .guestExec(VM, ['/bin/true'], 30)
+          .then((r) => r.exitCode === 0)
+          .catch(() => false);
+        if (answered) report.guestAgentAnswered += 1;
+        else report.unexpected.push(`move ${i}: the guest agent did not answer at once on ${to.name}`);
         const result = job.result as MoveResult;
         report.moveMs.push(result.totalTimeMs);
         if (result.downtimeMs !== undefined) report.downtimeMs.push(result.downtimeMs);
