@@ -173,6 +173,15 @@ function isHttpish(error: unknown): error is HttpishError {
 /** Maps any thrown value to problem details; unknown errors never leak their message or stack. */
 export function toProblem(error: unknown): Problem {
   if (error instanceof ManagerError) return problemOf(error.code, error.message, error.field);
+  // The parser's own message quotes the body, which may hold a secret: name the rule only.
+  if (error instanceof SyntaxError && isHttpish(error) && error.statusCode === 400) {
+    const proto = /prototype/.test(error.message);
+    return problemOf(
+      'invalid-input',
+      proto ? 'body: must not hold __proto__ or constructor.prototype keys' : 'body: is not valid JSON',
+      'body',
+    );
+  }
   if (isHttpish(error) && error.statusCode >= 400 && error.statusCode < 500) {
     if (error.statusCode === 404) return problemOf('not-found', error.message);
     return { ...problemOf('invalid-input', error.message), status: error.statusCode };
