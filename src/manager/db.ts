@@ -26,7 +26,7 @@ export interface HostsTable {
   id: string;
   name: string;
   agent_url: string;
-  /** The agent's token: the manager needs it in clear to call the agent. */
+  /** The agent's token, sealed (secrets.ts): the manager needs it in clear to call the agent. */
   agent_token: string;
   state: 'connected' | 'unreachable';
   pool_id: string | null;

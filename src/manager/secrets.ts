@@ -28,9 +28,15 @@ export class SecretBox {
   open(stored: string): string {
     if (!stored.startsWith(PREFIX)) return stored;
     const raw = Buffer.from(stored.slice(PREFIX.length), 'base64url');
-    const decipher = createDecipheriv('aes-256-gcm', this.key, raw.subarray(0, 12));
-    decipher.setAuthTag(raw.subarray(12, 28));
-    return Buffer.concat([decipher.update(raw.subarray(28)), decipher.final()]).toString('utf8');
+    try {
+      const decipher = createDecipheriv('aes-256-gcm', this.key, raw.subarray(0, 12));
+      decipher.setAuthTag(raw.subarray(12, 28));
+      return Buffer.concat([decipher.update(raw.subarray(28)), decipher.final()]).toString('utf8');
+    } catch {
+      throw new Error(
+        `the stored agent token cannot be unsealed: ${KEY_FILE} is not the key it was sealed with (remove and re-join the host)`,
+      );
+    }
   }
 
   static isSealed(stored: string): boolean {
@@ -41,16 +47,21 @@ export class SecretBox {
 /** Reads `<dataDir>/secrets.key`, creating it (0600) on the first start. */
 export async function loadSecretBox(dataDir: string): Promise<SecretBox> {
   const file = path.join(dataDir, KEY_FILE);
-  let key: Buffer | undefined;
+  const read = async () => Buffer.from((await readFile(file, 'utf8')).trim(), 'base64');
+  const code = (error: unknown) => (error as NodeJS.ErrnoException).code;
+  let key: Buffer;
   try {
-    key = Buffer.from((await readFile(file, 'utf8')).trim(), 'base64');
+    key = await read();
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-  }
-  if (key === undefined) {
+    if (code(error) !== 'ENOENT') throw error;
     key = randomBytes(32);
-    // `wx`: two managers starting on one data dir must not each write a different key.
-    await writeFile(file, `${key.toString('base64')}\n`, { mode: 0o600, flag: 'wx' });
+    try {
+      // `wx`: of two managers starting on one data dir, the second reads the first one's key.
+      await writeFile(file, `${key.toString('base64')}\n`, { mode: 0o600, flag: 'wx' });
+    } catch (writeError) {
+      if (code(writeError) !== 'EEXIST') throw writeError;
+      key = await read();
+    }
   }
   if (key.length !== 32) throw new Error(`${file} does not hold a 32-byte key (base64)`);
   await chmod(file, 0o600);
