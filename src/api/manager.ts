@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { HostInfo, Name, Vm, VmSpec, VmState } from './agent.js';
+import { DiskSpec, HostInfo, MacAddress, Name, NicSpec, Vm, VmSpec, VmState } from './agent.js';
 import { MigrationPolicy, MigrationStats } from './migration.js';
 
 /*
@@ -15,11 +15,69 @@ const Timestamp = z.iso.datetime().describe('ISO-8601 UTC time');
 /** A host, pool or VM is addressed in paths by its id or by its name. */
 export const ObjectRef = z.string().min(1).max(64);
 
+/*
+ * Every request object is strict: an unknown field is a 400 naming it. Dropping it silently would
+ * turn a typo such as `dryrun` into a real move.
+ */
+
+/** The body of calls that take none; `{}` (what clients send) is accepted, anything more is not. */
+export const EmptyBody = z.strictObject({}).optional();
+
+/** C0/C1 controls and DEL (a terminal obeys them) and bidirectional overrides (they reorder text). */
+const CONTROL = /[\p{Cc}\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/u;
+
+/** Free text shown to people (descriptions): one line, no control characters. */
+export function DisplayText(max: number) {
+  return z
+    .string()
+    .max(max, `must be at most ${max} characters`)
+    .superRefine((text, ctx) => {
+      const found = CONTROL.exec(text);
+      if (!found) return;
+      const code = (found[0].codePointAt(0) ?? 0).toString(16).toUpperCase().padStart(4, '0');
+      ctx.addIssue({
+        code: 'custom',
+        message: `must not contain control characters or bidirectional overrides (U+${code} at ${found.index})`,
+      });
+    });
+}
+
+/** Each item's key (when it has one) must differ from every other item's. */
+function unique<T>(what: string, key: (item: T) => string | undefined) {
+  return (items: T[], ctx: z.RefinementCtx) => {
+    const seen = new Map<string, number>();
+    items.forEach((item, i) => {
+      const k = key(item);
+      if (k === undefined) return;
+      const first = seen.get(k);
+      if (first === undefined) seen.set(k, i);
+      else
+        ctx.addIssue({
+          code: 'custom',
+          path: [i, ...(what ? [what] : [])],
+          message: `${k} is already item ${first}'s${what ? ` ${what}` : ''}: must be unique`,
+        });
+    });
+  };
+}
+
+/** A query-string integer in decimal digits only (Number() would also take "0x10", " 5" or "1e3"). */
+function QueryInt(min: number, max: number) {
+  return z.preprocess(
+    (v) => (typeof v === 'string' && /^[0-9]{1,15}$/.test(v) ? Number(v) : v),
+    z
+      .number({ error: (issue) => (issue.code === 'invalid_type' ? 'must be a decimal integer' : undefined) })
+      .int()
+      .min(min)
+      .max(max),
+  );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Lists: every list is paginated with `limit` and an opaque `cursor` taken from `nextCursor`.
 
-export const PageQuery = z.object({
-  limit: z.coerce.number().int().min(1).max(1000).default(100),
+export const PageQuery = z.strictObject({
+  limit: QueryInt(1, 1000).default(100),
   cursor: z.string().min(1).max(512).optional(),
 });
 export type PageQuery = z.input<typeof PageQuery>;
@@ -49,7 +107,7 @@ export const TokenName = z
 export const Token = z.object({ name: TokenName, role: TokenRole, createdAt: Timestamp });
 export type Token = z.infer<typeof Token>;
 
-export const CreateTokenRequest = z.object({ name: TokenName, role: TokenRole });
+export const CreateTokenRequest = z.strictObject({ name: TokenName, role: TokenRole });
 export type CreateTokenRequest = z.input<typeof CreateTokenRequest>;
 
 /** The secret is shown once, in this reply; the manager keeps only its hash. */
@@ -69,10 +127,10 @@ export const Pool = z.object({
 });
 export type Pool = z.infer<typeof Pool>;
 
-export const CreatePoolRequest = z.object({ name: Name, description: z.string().max(500).default('') });
+export const CreatePoolRequest = z.strictObject({ name: Name, description: DisplayText(500).default('') });
 export type CreatePoolRequest = z.input<typeof CreatePoolRequest>;
 
-export const PoolHostRequest = z.object({ host: ObjectRef });
+export const PoolHostRequest = z.strictObject({ host: ObjectRef });
 export type PoolHostRequest = z.input<typeof PoolHostRequest>;
 
 export const HostState = z.enum(['connected', 'unreachable']);
@@ -94,17 +152,31 @@ export const Host = HostInfo.extend({
 });
 export type Host = z.infer<typeof Host>;
 
+const ADDRESS_RULE = 'must be address:port of the agent, like 10.251.0.11:7001 (or an http:// URL)';
 export const AgentAddress = z
   .string()
-  .regex(
-    /^(https?:\/\/)?[A-Za-z0-9.-]+:\d{1,5}\/?$/,
-    'must be address:port of the agent, like 10.251.0.11:7001 (or an http:// URL)',
-  );
+  .max(300, 'must be at most 300 characters')
+  .regex(/^(https?:\/\/)?[A-Za-z0-9.-]+:\d{1,5}\/?$/, ADDRESS_RULE)
+  .refine((a) => {
+    const port = Number(/:(\d+)\/?$/.exec(a)?.[1]);
+    return port >= 1 && port <= 65535;
+  }, 'the port must be 1-65535')
+  .refine((a) => URL.canParse(/^https?:\/\//.test(a) ? a : `http://${a}`), ADDRESS_RULE);
 
-export const AddHostRequest = z.object({
+/**
+ * The agent's token goes into an HTTP header: printable ASCII only. Rules never quote the value,
+ * so a rejected secret is not echoed back.
+ */
+export const AgentToken = z
+  .string()
+  .min(16, 'must be at least 16 characters')
+  .max(1024, 'must be at most 1024 characters')
+  .regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces or control characters');
+
+export const AddHostRequest = z.strictObject({
   address: AgentAddress,
   /** The agent's API token (its config's `token`). */
-  token: z.string().min(16, 'must be at least 16 characters'),
+  token: AgentToken,
   pool: ObjectRef.optional(),
 });
 export type AddHostRequest = z.input<typeof AddHostRequest>;
@@ -162,25 +234,47 @@ export const VmListQuery = PageQuery.extend({
 });
 export type VmListQuery = z.input<typeof VmListQuery>;
 
+/** A NIC's own address: multicast (first octet odd, broadcast included) and all-zero MACs are not. */
+export const UnicastMac = MacAddress.refine(
+  (mac) => (parseInt(mac.slice(0, 2), 16) & 1) === 0,
+  'must be a unicast MAC: the first octet must be even (this one is multicast)',
+).refine((mac) => mac !== '00:00:00:00:00:00', 'must not be all zeros');
+
+/** VmSpec as the manager takes it: strict, disk ids, NIC ids and MACs unique within the VM. */
+export const CreateVmSpec = VmSpec.extend({
+  disks: z
+    .array(DiskSpec.strict())
+    .max(8)
+    .superRefine(unique('id', (d) => d.id))
+    .default([]),
+  nics: z
+    .array(NicSpec.extend({ mac: UnicastMac.optional() }).strict())
+    .max(8)
+    .superRefine(unique('id', (n) => n.id))
+    .superRefine(unique('mac', (n) => n.mac))
+    .default([]),
+}).strict();
+
 /**
  * Creates a VM (as a job). Give `host`, or `pool` to let the manager pick the member host with the
- * most free memory. Disks that name no datastore go to the host's default datastore.
+ * most free memory. Disks that name no datastore go to the host's default datastore. A MAC must
+ * not be used by any other VM the manager knows, on any host: the VM network is shared.
  */
 export const CreateVmRequest = z
-  .object({ host: ObjectRef.optional(), pool: ObjectRef.optional(), spec: VmSpec })
+  .strictObject({ host: ObjectRef.optional(), pool: ObjectRef.optional(), spec: CreateVmSpec })
   .refine((r) => r.host !== undefined || r.pool !== undefined, {
     message: 'give host or pool',
     path: ['host'],
   });
 export type CreateVmRequest = z.input<typeof CreateVmRequest>;
 
-export const ShutdownVmRequest = z.object({
+export const ShutdownVmRequest = z.strictObject({
   /** Seconds to wait after the ACPI request before forcing the VM off. */
   timeoutSeconds: z.number().int().min(0).max(3600).default(60),
 });
 export type ShutdownVmRequest = z.input<typeof ShutdownVmRequest>;
 
-export const DeleteVmQuery = z.object({
+export const DeleteVmQuery = z.strictObject({
   /** Also delete the VM's disk images (default true). */
   deleteDisks: z
     .enum(['true', 'false'])
@@ -197,7 +291,28 @@ export type DeleteVmQuery = z.input<typeof DeleteVmQuery>;
 export const MoveDatastores = z.union([Name, z.record(Name, Name)]);
 export type MoveDatastores = z.infer<typeof MoveDatastores>;
 
-export const MoveVmRequest = z.object({
+/**
+ * The convergence policy a move request may give: strict, the link rate within what a live move
+ * can use, and the downtime target no more than its limit (both after defaults).
+ */
+export const MovePolicy = MigrationPolicy.extend({
+  linkBitsPerSecond: z
+    .number()
+    .min(1e6, 'must be at least 1e6 (1 Mbit/s): slower links cannot carry a live move')
+    .max(1e13, 'must be at most 1e13 (10 Tbit/s)')
+    .optional(),
+})
+  .strict()
+  .superRefine((p, ctx) => {
+    if (p.targetDowntimeMs > p.maxDowntimeMs)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['targetDowntimeMs'],
+        message: `must be at most maxDowntimeMs (${p.maxDowntimeMs})`,
+      });
+  });
+
+export const MoveVmRequest = z.strictObject({
   /** The target host (id or name). */
   to: ObjectRef,
   /** Target datastore(s); the target host's default datastore when absent. */
@@ -207,17 +322,22 @@ export const MoveVmRequest = z.object({
   /** Keep the source's disk files after the move. */
   keepSource: z.boolean().default(false),
   /** Convergence policy of the memory copy; Silobreak's defaults when absent. */
-  policy: MigrationPolicy.optional(),
+  policy: MovePolicy.optional(),
   /** Only check and plan: reply 200 with the plan and every failed check, change nothing. */
   dryRun: z.boolean().default(false),
 });
 export type MoveVmRequest = z.input<typeof MoveVmRequest>;
 
-export const VmMoveStorageRequest = z.object({
+export const VmMoveStorageRequest = z.strictObject({
   /** The datastore of the VM's host the disks move to. */
   datastore: Name,
-  /** Disk ids to move; every disk not already there when absent. */
-  disks: z.array(Name).min(1).optional(),
+  /** Disk ids to move (a VM has at most 8); every disk not already there when absent. */
+  disks: z
+    .array(Name)
+    .min(1)
+    .max(8)
+    .superRefine(unique('', (d) => d))
+    .optional(),
   dryRun: z.boolean().default(false),
 });
 export type VmMoveStorageRequest = z.input<typeof VmMoveStorageRequest>;
@@ -306,8 +426,21 @@ export const TERMINAL_JOB_STATES: readonly JobState[] = ['succeeded', 'failed', 
 /** Job kinds: vm-create, vm-start, vm-shutdown, vm-stop, vm-delete, vm-move (open-ended). */
 export const JobKind = z.string().regex(/^[a-z][a-z0-9-]{0,40}$/, 'must be a lowercase job kind');
 
-/** Kinds of inventory objects; `job` records a job ended by the manager itself (e.g. after a restart). */
-export const ObjectKind = z.enum(['pool', 'host', 'datastore', 'vswitch', 'vm', 'disk', 'nic', 'job']);
+/**
+ * Kinds of inventory objects; `job` records a job ended by the manager itself (e.g. after a
+ * restart); `token` records API tokens created and deleted (never their secrets).
+ */
+export const ObjectKind = z.enum([
+  'pool',
+  'host',
+  'datastore',
+  'vswitch',
+  'vm',
+  'disk',
+  'nic',
+  'job',
+  'token',
+]);
 export type ObjectKind = z.infer<typeof ObjectKind>;
 
 export const ObjectIdentity = z.object({ kind: ObjectKind, id: z.string(), name: z.string() });

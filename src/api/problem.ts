@@ -32,6 +32,16 @@ export class ApiError extends Error {
 export function describeZodError(error: z.ZodError): { field: string | undefined; detail: string } {
   const issue = error.issues[0];
   if (!issue) return { field: undefined, detail: 'invalid input' };
-  const field = issue.path.length ? issue.path.map(String).join('.') : undefined;
-  return { field, detail: field ? `${field}: ${issue.message}` : issue.message };
+  // An unknown key is blamed on itself, not on the object holding it: a typo such as `dryrun`
+  // must be named, since silently dropping it would run what the caller meant to only check.
+  const path =
+    issue.code === 'unrecognized_keys' && issue.keys[0] !== undefined
+      ? [...issue.path, issue.keys[0]]
+      : issue.path;
+  const message =
+    issue.code === 'unrecognized_keys'
+      ? 'is not a field of this request (check its spelling)'
+      : issue.message;
+  const field = path.length ? path.map(String).join('.') : undefined;
+  return { field, detail: field ? `${field}: ${message}` : message };
 }

@@ -1,7 +1,7 @@
 // Following a job to its end: live bar on a terminal, plain lines in logs, the job as JSON for scripts.
 import { TERMINAL_JOB_STATES, type Job } from '../api/index.js';
 import { connectionProblem, OperationFailed } from './errors.js';
-import { paint, paintState } from './output.js';
+import { paint, paintState, terminalSafe } from './output.js';
 import type { CliContext } from './program.js';
 import {
   nextPlainLine,
@@ -67,7 +67,7 @@ async function watch(ctx: CliContext, job: Job): Promise<Job> {
     const now = Date.now();
     const view = tracker.view(now);
     if (ctx.style.progressBar) {
-      ctx.stdout.write(`\r${renderBar(view, ctx.stdout.columns || 80)}\x1b[K`);
+      ctx.stdout.write(`\r${terminalSafe(renderBar(view, ctx.stdout.columns || 80))}\x1b[K`);
     } else if (!ctx.style.json) {
       const next = nextPlainLine(plain, view, now);
       if (next) {

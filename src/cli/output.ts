@@ -43,3 +43,23 @@ export function stripAnsi(text: string): string {
   // eslint-disable-next-line no-control-regex
   return text.replace(/\x1b\[[0-9;]*m/g, '');
 }
+
+/**
+ * Text safe to print to a terminal: control characters (ESC, BEL, NUL, CR, ...) and bidirectional
+ * overrides in API data (a pool description, an agent's error) are shown as escapes like `\x1b`
+ * or `\u202e` instead of being obeyed. Newlines and tabs stay; so do the colour codes `paint`
+ * itself writes, the only escape sequences the CLI emits (they can only colour, bold or dim).
+ */
+export function terminalSafe(text: string): string {
+  return text.replace(UNSAFE, (m) => {
+    if (m.length > 1 || m === '\n' || m === '\t') return m;
+    const code = m.codePointAt(0) ?? 0;
+    return code < 0x100
+      ? `\\x${code.toString(16).padStart(2, '0')}`
+      : `\\u${code.toString(16).padStart(4, '0')}`;
+  });
+}
+const UNSAFE = new RegExp(
+  `\\x1b\\[(?:0|${Object.values(codes).join('|')})m|[\\p{Cc}\\u061c\\u200e\\u200f\\u202a-\\u202e\\u2066-\\u2069]`,
+  'gu',
+);

@@ -18,7 +18,7 @@ import { z } from 'zod';
 import { ManagerClient } from '../api/index.js';
 import { configFilePaths, readConfigFile, resolveConnection, type Connection } from './config.js';
 import { describeFailure, ExitCode, formatFailure, usageErrorFromZod } from './errors.js';
-import { decideStyle, type OutputStyle } from './output.js';
+import { decideStyle, terminalSafe, type OutputStyle } from './output.js';
 import { renderTable, type Column } from './table.js';
 
 export interface CliContext {
@@ -102,7 +102,7 @@ export function act<S extends z.ZodType>(
         });
         return new ManagerClient(connection.url, connection.token);
       },
-      print: (text) => process.stdout.write(`${text}\n`),
+      print: (text) => process.stdout.write(`${terminalSafe(text)}\n`),
       printJson: (value) => process.stdout.write(`${JSON.stringify(value, null, 2)}\n`),
       stdout: process.stdout,
       stderr: process.stderr,
@@ -117,7 +117,7 @@ export function act<S extends z.ZodType>(
       await handler(parsed.data, ctx);
     } catch (error) {
       const failure = describeFailure(error, connection?.url, command.parent?.name());
-      process.stderr.write(formatFailure(failure));
+      process.stderr.write(terminalSafe(formatFailure(failure)));
       process.exitCode = failure.exitCode;
     }
   };

@@ -1,5 +1,5 @@
 // Aligned plain-text tables, the default output of every list command.
-import { visibleLength } from './output.js';
+import { terminalSafe, visibleLength } from './output.js';
 
 export interface Column<T> {
   header: string;
@@ -31,7 +31,7 @@ export function renderTable<T>(columns: readonly Column<T>[], rows: readonly T[]
 export function renderDetails(pairs: readonly (readonly [string, string])[]): string {
   const labelWidth = Math.max(0, ...pairs.map(([label]) => width(label)));
   return pairs
-    .map(([label, value]) => `${label}:${' '.repeat(labelWidth - width(label) + 1)}${value}`)
+    .map(([label, value]) => `${label}:${' '.repeat(labelWidth - width(label) + 1)}${terminalSafe(value)}`)
     .join('\n');
 }
 
@@ -39,7 +39,7 @@ function width(text: string): number {
   return visibleLength(text);
 }
 
-// A newline inside a cell would break every column after it.
+// A newline inside a cell would break every column after it; other controls are shown escaped.
 function oneLine(text: string): string {
-  return text.replace(/[\r\n\t]+/g, ' ');
+  return terminalSafe(text.replace(/[\r\n\t]+/g, ' '));
 }

@@ -65,7 +65,7 @@ export async function listChanges(tx: Tx, q: ValidChangeQuery): Promise<Page<Cha
     );
   }
   if (q.cursor) {
-    const [id] = decodeCursor(q.cursor, 1);
+    const [id] = decodeCursor(q.cursor, ['int']);
     query = query.where('id', '<', Number(id));
   }
   const rows = await query

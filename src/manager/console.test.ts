@@ -43,3 +43,15 @@ test('other files and paths are not served, and the API still needs a token', as
   });
   assert.equal(info.status, 200);
 });
+
+test('console files carry a CSP that forbids inline script and framing, and nosniff', async () => {
+  for (const file of ['/', '/console.js']) {
+    const reply = await fetch(`${manager.url}${file}`);
+    const csp = reply.headers.get('content-security-policy') ?? '';
+    assert.match(csp, /default-src 'none'/, file);
+    assert.match(csp, /script-src 'self'(;|$)/, file);
+    assert.match(csp, /frame-ancestors 'none'/, file);
+    assert.equal(reply.headers.get('x-frame-options'), 'DENY', file);
+    assert.equal(reply.headers.get('x-content-type-options'), 'nosniff', file);
+  }
+});

@@ -11,22 +11,32 @@ export function encodeCursor(key: CursorKey): string {
   return Buffer.from(JSON.stringify(key)).toString('base64url');
 }
 
-/** Decodes a cursor that must hold `arity` strings/numbers; anything else is the client's error. */
-export function decodeCursor(cursor: string, arity: number): CursorKey {
+/** What each slot of a cursor holds: text, or a safe integer. */
+export type CursorSlot = 'string' | 'int';
+type KeyOf<S extends readonly CursorSlot[]> = { [I in keyof S]: S[I] extends 'int' ? number : string };
+
+/**
+ * Decodes a cursor whose key must match `shape` slot by slot; anything else (a cursor of another
+ * list, a non-finite or fractional number) is the client's error, never a query on a bad key.
+ */
+export function decodeCursor<const S extends readonly CursorSlot[]>(cursor: string, shape: S): KeyOf<S> {
   let key: unknown;
   try {
     key = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
   } catch {
     key = undefined;
   }
+  const fits = (v: unknown, slot: CursorSlot) =>
+    slot === 'int' ? Number.isSafeInteger(v) : typeof v === 'string' && v.length <= 256;
   if (
+    !/^[A-Za-z0-9_-]+$/.test(cursor) ||
     !Array.isArray(key) ||
-    key.length !== arity ||
-    !key.every((v) => typeof v === 'string' || typeof v === 'number')
+    key.length !== shape.length ||
+    !shape.every((slot, i) => fits(key[i], slot))
   ) {
     throw new InvalidInput('cursor: is not a cursor this list returned (use nextCursor as given)', 'cursor');
   }
-  return key as CursorKey;
+  return key as KeyOf<S>;
 }
 
 /** Splits rows fetched with limit+1 into the page and the next cursor. */

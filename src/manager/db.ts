@@ -1,5 +1,6 @@
 import Database from 'better-sqlite3';
 import { Kysely, Migrator, SqliteDialect, type Migration, type Transaction } from 'kysely';
+import { chmod, open } from 'node:fs/promises';
 import path from 'node:path';
 
 /*
@@ -25,7 +26,7 @@ export interface HostsTable {
   id: string;
   name: string;
   agent_url: string;
-  /** The agent's token: the manager needs it in clear to call the agent. */
+  /** The agent's token, sealed (secrets.ts): the manager needs it in clear to call the agent. */
   agent_token: string;
   state: 'connected' | 'unreachable';
   pool_id: string | null;
@@ -339,11 +340,30 @@ const migrations: Record<string, Migration> = {
 };
 /* eslint-enable @typescript-eslint/no-explicit-any */
 
+/**
+ * The database holds token hashes and sealed agent tokens: owner-only. SQLite gives its -wal and
+ * -shm files the mode of the database file, so that file is created (or corrected) first.
+ */
+async function restrictDatabaseFiles(file: string): Promise<void> {
+  await (await open(file, 'a', 0o600)).close();
+  for (const f of [file, `${file}-wal`, `${file}-shm`]) {
+    try {
+      await chmod(f, 0o600);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    }
+  }
+}
+
 /** Opens (creating if needed) `<dataDir>/manager.db` and brings its schema up to date. */
 export async function openDatabase(dataDir: string): Promise<Db> {
-  const sqlite = new Database(path.join(dataDir, 'manager.db'));
+  const file = path.join(dataDir, 'manager.db');
+  await restrictDatabaseFiles(file);
+  const sqlite = new Database(file);
   // WAL: readers are not blocked by the writer; NORMAL sync is durable across process crashes.
   sqlite.pragma('journal_mode = WAL');
+  // Deleted and overwritten values (a replaced agent token) are zeroed, not left in free space.
+  sqlite.pragma('secure_delete = ON');
   sqlite.pragma('synchronous = NORMAL');
   sqlite.pragma('foreign_keys = ON');
   sqlite.pragma('busy_timeout = 5000');

@@ -160,6 +160,8 @@ function problemOf(code: ManagerErrorCode, detail: string, field?: string): Prob
 interface HttpishError {
   statusCode: number;
   message: string;
+  /** Fastify's error code, e.g. FST_ERR_CTP_INVALID_JSON_BODY. */
+  code?: string;
 }
 function isHttpish(error: unknown): error is HttpishError {
   return (
@@ -170,12 +172,27 @@ function isHttpish(error: unknown): error is HttpishError {
   );
 }
 
+/** Fastify's refusals of a request body, with the field and rule they stand for. */
+const BODY_ERRORS: Record<string, { field: string; rule: string }> = {
+  FST_ERR_CTP_INVALID_JSON_BODY: {
+    field: 'body',
+    rule: 'is not valid JSON, or holds a __proto__ or constructor.prototype key',
+  },
+  FST_ERR_CTP_EMPTY_JSON_BODY: { field: 'body', rule: 'is empty: send {} (or no content-type)' },
+  FST_ERR_CTP_BODY_TOO_LARGE: { field: 'body', rule: 'is larger than the manager takes (1 MiB)' },
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: { field: 'content-type', rule: 'must be application/json' },
+};
+
 /** Maps any thrown value to problem details; unknown errors never leak their message or stack. */
 export function toProblem(error: unknown): Problem {
   if (error instanceof ManagerError) return problemOf(error.code, error.message, error.field);
   if (isHttpish(error) && error.statusCode >= 400 && error.statusCode < 500) {
     if (error.statusCode === 404) return problemOf('not-found', error.message);
-    return { ...problemOf('invalid-input', error.message), status: error.statusCode };
+    const body = error.code !== undefined ? BODY_ERRORS[error.code] : undefined;
+    const problem = body
+      ? problemOf('invalid-input', `${body.field}: ${body.rule}`, body.field)
+      : problemOf('invalid-input', error.message);
+    return { ...problem, status: error.statusCode };
   }
   return problemOf('internal', 'internal error; see the manager log');
 }

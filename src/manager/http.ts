@@ -1,4 +1,6 @@
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { STATUS_CODES } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { z } from 'zod';
 import {
   AddHostRequest,
@@ -10,6 +12,7 @@ import {
   CreateTokenRequest,
   CreateVmRequest,
   DeleteVmQuery,
+  EmptyBody,
   Host,
   HostListQuery,
   HostScopedListQuery,
@@ -21,6 +24,7 @@ import {
   ManagedVSwitch,
   ManagerInfo,
   MoveCleanupResult,
+  MovePlan,
   MoveVmRequest,
   ObjectRef,
   Page,
@@ -65,9 +69,18 @@ interface Input<P, Q, B> {
   caller: Caller;
 }
 
+/** A reply other than the route's usual one (e.g. a dry run's 200), for the OpenAPI document. */
+interface OtherReply {
+  status: number;
+  description: string;
+  schema: z.ZodType;
+}
+
 interface Route {
   method: 'GET' | 'POST' | 'DELETE';
   path: string;
+  /** Unique name of the operation in the OpenAPI document (what client generators name methods by). */
+  operationId: string;
   summary: string;
   params?: z.ZodObject;
   query?: z.ZodObject;
@@ -77,6 +90,7 @@ interface Route {
   response?: z.ZodType;
   /** Replies with server-sent events instead of JSON. */
   stream?: boolean;
+  otherReplies?: OtherReply[];
   handle(
     input: Input<unknown, unknown, unknown>,
     reply: FastifyReply,
@@ -91,6 +105,7 @@ function route<
 >(def: {
   method: Route['method'];
   path: string;
+  operationId: string;
   summary: string;
   params?: P;
   query?: Q;
@@ -98,6 +113,7 @@ function route<
   status: number;
   response?: z.ZodType;
   stream?: boolean;
+  otherReplies?: OtherReply[];
   handle(
     input: Input<z.output<P>, z.output<Q>, z.output<B>>,
     reply: FastifyReply,
@@ -122,6 +138,12 @@ export interface ApiDeps {
   version: string;
 }
 
+const dryRunReply: OtherReply = {
+  status: 200,
+  description: 'dryRun: the plan with every check; nothing was changed',
+  schema: MovePlan,
+};
+
 const jobUrl = (id: string) => `${API_PREFIX}/jobs/${id}`;
 const accepted = (reply: FastifyReply, job: JobType) => {
   reply.header('location', jobUrl(job.id));
@@ -139,6 +161,7 @@ function routes({ db, service, jobs, moves, version }: ApiDeps): Route[] {
     route({
       method: 'GET',
       path: '/info',
+      operationId: 'getInfo',
       summary: 'Manager version, inventory size and the calling token',
       status: 200,
       response: ManagerInfo,
@@ -155,6 +178,7 @@ function routes({ db, service, jobs, moves, version }: ApiDeps): Route[] {
     route({
       method: 'GET',
       path: '/openapi.json',
+      operationId: 'getOpenApi',
       summary: 'This API as an OpenAPI 3.1 document',
       status: 200,
       handle: async () => (doc ??= openApiDocument(table, version)),
@@ -164,6 +188,7 @@ function routes({ db, service, jobs, moves, version }: ApiDeps): Route[] {
     route({
       method: 'GET',
       path: '/tokens',
+      operationId: 'listTokens',
       summary: 'List API tokens (admin)',
       query: PageQuery,
       status: 200,
@@ -173,25 +198,28 @@ function routes({ db, service, jobs, moves, version }: ApiDeps): Route[] {
     route({
       method: 'POST',
       path: '/tokens',
+      operationId: 'createToken',
       summary: 'Create an API token (admin); the secret is in this reply only',
       body: CreateTokenRequest,
       status: 201,
       response: CreatedToken,
-      handle: ({ body }) => service.createToken(body),
+      handle: ({ body, caller }) => service.createToken(caller, body),
     }),
     route({
       method: 'DELETE',
       path: '/tokens/:name',
+      operationId: 'deleteToken',
       summary: 'Delete an API token (admin)',
       params: z.object({ name: TokenName }),
       status: 204,
-      handle: ({ params }) => service.deleteToken(params.name),
+      handle: ({ params, caller }) => service.deleteToken(caller, params.name),
     }),
 
     // Hosts
     route({
       method: 'GET',
       path: '/hosts',
+      operationId: 'listHosts',
       summary: 'List hosts',
       query: HostListQuery,
       status: 200,
@@ -201,6 +229,7 @@ function routes({ db, service, jobs, moves, version }: ApiDeps): Route[] {
     route({
       method: 'POST',
       path: '/hosts',
+      operationId: 'addHost',
       summary: 'Join a host: the manager reaches its agent with the token and takes its inventory',
       body: AddHostRequest,
       status: 201,
@@ -210,6 +239,7 @@ function routes({ db, service, jobs, moves, version }: ApiDeps): Route[] {
     route({
       method: 'GET',
       path: '/hosts/:host',
+      operationId: 'getHost',
       summary: 'Show a host (by id or name)',
       params: HostRef,
       status: 200,
@@ -219,6 +249,7 @@ function routes({ db, service, jobs, moves, version }: ApiDeps): Route[] {
     route({
       method: 'DELETE',
       path: '/hosts/:host',
+      operationId: 'removeHost',
       summary: 'Forget a host and its inventory (its agent and VMs keep running)',
       params: HostRef,
       status: 204,
@@ -227,9 +258,10 @@ function routes({ db, service, jobs, moves, version }: ApiDeps): Route[] {
     route({
       method: 'POST',
       path: '/hosts/:host/reconcile',
+      operationId: 'reconcileHost',
       summary: "Poll the host's agent now",
       params: HostRef,
-      body: z.object({}).optional(),
+      body: EmptyBody,
       status: 200,
       response: Host,
       handle: ({ params }) => service.reconcileHost(String(params.host)),
@@ -239,6 +271,7 @@ function routes({ db, service, jobs, moves, version }: ApiDeps): Route[] {
     route({
       method: 'GET',
       path: '/pools',
+      operationId: 'listPools',
       summary: 'List resource pools',
       query: PageQuery,
       status: 200,
@@ -248,6 +281,7 @@ function routes({ db, service, jobs, moves, version }: ApiDeps): Route[] {
     route({
       method: 'POST',
       path: '/pools',
+      operationId: 'createPool',
       summary: 'Create a resource pool',
       body: CreatePoolRequest,
       status: 201,
@@ -257,6 +291,7 @@ function routes({ db, service, jobs, moves, version }: ApiDeps): Route[] {
     route({
       method: 'GET',
       path: '/pools/:pool',
+      operationId: 'getPool',
       summary: 'Show a resource pool',
       params: PoolRef,
       status: 200,
@@ -266,6 +301,7 @@ function routes({ db, service, jobs, moves, version }: ApiDeps): Route[] {
     route({
       method: 'DELETE',
       path: '/pools/:pool',
+      operationId: 'deletePool',
       summary: 'Delete an empty resource pool',
       params: PoolRef,
       status: 204,
@@ -274,6 +310,7 @@ function routes({ db, service, jobs, moves, version }: ApiDeps): Route[] {
     route({
       method: 'POST',
       path: '/pools/:pool/hosts',
+      operationId: 'addPoolHost',
       summary: 'Add a host to a pool (a host is in at most one pool)',
       params: PoolRef,
       body: PoolHostRequest,
@@ -285,6 +322,7 @@ function routes({ db, service, jobs, moves, version }: ApiDeps): Route[] {
     route({
       method: 'DELETE',
       path: '/pools/:pool/hosts/:host',
+      operationId: 'removePoolHost',
       summary: 'Remove a host from a pool',
       params: z.object({ pool: ObjectRef, host: ObjectRef }),
       status: 200,
@@ -296,6 +334,7 @@ function routes({ db, service, jobs, moves, version }: ApiDeps): Route[] {
     route({
       method: 'GET',
       path: '/datastores',
+      operationId: 'listDatastores',
       summary: 'List datastores of all hosts',
       query: HostScopedListQuery,
       status: 200,
@@ -305,6 +344,7 @@ function routes({ db, service, jobs, moves, version }: ApiDeps): Route[] {
     route({
       method: 'GET',
       path: '/vswitches',
+      operationId: 'listVSwitches',
       summary: 'List virtual switches of all hosts',
       query: HostScopedListQuery,
       status: 200,
@@ -316,6 +356,7 @@ function routes({ db, service, jobs, moves, version }: ApiDeps): Route[] {
     route({
       method: 'GET',
       path: '/vms',
+      operationId: 'listVms',
       summary: 'List VMs',
       query: VmListQuery,
       status: 200,
@@ -325,6 +366,7 @@ function routes({ db, service, jobs, moves, version }: ApiDeps): Route[] {
     route({
       method: 'POST',
       path: '/vms',
+      operationId: 'createVm',
       summary: 'Create a VM on a host, or on the best host of a pool (a job)',
       body: CreateVmRequest,
       status: 202,
@@ -334,6 +376,7 @@ function routes({ db, service, jobs, moves, version }: ApiDeps): Route[] {
     route({
       method: 'GET',
       path: '/vms/:vm',
+      operationId: 'getVm',
       summary: 'Show a VM (by id, or by name when unique)',
       params: VmRef,
       status: 200,
@@ -343,9 +386,10 @@ function routes({ db, service, jobs, moves, version }: ApiDeps): Route[] {
     route({
       method: 'POST',
       path: '/vms/:vm/start',
+      operationId: 'startVm',
       summary: 'Start a VM (a job)',
       params: VmRef,
-      body: z.object({}).optional(),
+      body: EmptyBody,
       status: 202,
       response: JobAccepted,
       handle: async ({ params, caller }, reply) =>
@@ -354,6 +398,7 @@ function routes({ db, service, jobs, moves, version }: ApiDeps): Route[] {
     route({
       method: 'POST',
       path: '/vms/:vm/shutdown',
+      operationId: 'shutdownVm',
       summary: 'Ask the guest to power off, forcing it after timeoutSeconds (a job)',
       params: VmRef,
       body: ShutdownVmRequest,
@@ -368,9 +413,10 @@ function routes({ db, service, jobs, moves, version }: ApiDeps): Route[] {
     route({
       method: 'POST',
       path: '/vms/:vm/stop',
+      operationId: 'stopVm',
       summary: 'Force a VM off at once (a job)',
       params: VmRef,
-      body: z.object({}).optional(),
+      body: EmptyBody,
       status: 202,
       response: JobAccepted,
       handle: async ({ params, caller }, reply) =>
@@ -379,6 +425,7 @@ function routes({ db, service, jobs, moves, version }: ApiDeps): Route[] {
     route({
       method: 'DELETE',
       path: '/vms/:vm',
+      operationId: 'deleteVm',
       summary: 'Delete a VM, with its disks unless deleteDisks=false (a job)',
       params: VmRef,
       query: DeleteVmQuery,
@@ -391,12 +438,14 @@ function routes({ db, service, jobs, moves, version }: ApiDeps): Route[] {
     route({
       method: 'POST',
       path: '/vms/:vm/move',
+      operationId: 'moveVm',
       summary:
         'Move a VM with its disks to another host (a job; cancel it with the job cancel call). With dryRun: 200 and the plan with every check, nothing changed',
       params: VmRef,
       body: MoveVmRequest,
       status: 202,
       response: JobAccepted,
+      otherReplies: [dryRunReply],
       handle: async ({ params, body, caller }, reply) => {
         const answer = await moves.move(caller, String(params.vm), body);
         if ('plan' in answer) return reply.status(200).send(answer.plan);
@@ -406,10 +455,11 @@ function routes({ db, service, jobs, moves, version }: ApiDeps): Route[] {
     route({
       method: 'POST',
       path: '/vms/:vm/move-cleanup',
+      operationId: 'cleanUpVmMoves',
       summary:
         "Remove what failed moves of a VM left on other hosts: kept undos run now, incoming copies no move in flight names are aborted; the VM's own host is never touched",
       params: VmRef,
-      body: z.object({}).optional(),
+      body: EmptyBody,
       status: 200,
       response: MoveCleanupResult,
       handle: ({ params }) => moves.cleanUpMoves(String(params.vm)),
@@ -417,12 +467,14 @@ function routes({ db, service, jobs, moves, version }: ApiDeps): Route[] {
     route({
       method: 'POST',
       path: '/vms/:vm/move-storage',
+      operationId: 'moveVmStorage',
       summary:
         "Move a running VM's disks to another datastore of its host (a job). With dryRun: 200 and the plan with every check, nothing changed",
       params: VmRef,
       body: VmMoveStorageRequest,
       status: 202,
       response: JobAccepted,
+      otherReplies: [dryRunReply],
       handle: async ({ params, body, caller }, reply) => {
         const answer = await moves.moveStorage(caller, String(params.vm), body);
         if ('plan' in answer) return reply.status(200).send(answer.plan);
@@ -434,6 +486,7 @@ function routes({ db, service, jobs, moves, version }: ApiDeps): Route[] {
     route({
       method: 'GET',
       path: '/jobs',
+      operationId: 'listJobs',
       summary: 'List jobs, newest first',
       query: JobListQuery,
       status: 200,
@@ -443,6 +496,7 @@ function routes({ db, service, jobs, moves, version }: ApiDeps): Route[] {
     route({
       method: 'GET',
       path: '/jobs/:id',
+      operationId: 'getJob',
       summary: 'Show a job',
       params: JobRef,
       status: 200,
@@ -452,6 +506,7 @@ function routes({ db, service, jobs, moves, version }: ApiDeps): Route[] {
     route({
       method: 'GET',
       path: '/jobs/:id/events',
+      operationId: 'streamJobEvents',
       summary: "The job's snapshots as server-sent events (`data: <Job>`) until it ends",
       params: JobRef,
       status: 200,
@@ -461,9 +516,10 @@ function routes({ db, service, jobs, moves, version }: ApiDeps): Route[] {
     route({
       method: 'POST',
       path: '/jobs/:id/cancel',
+      operationId: 'cancelJob',
       summary: 'Cancel a job (a running one stops at its next safe point)',
       params: JobRef,
-      body: z.object({}).optional(),
+      body: EmptyBody,
       status: 200,
       response: Job,
       handle: ({ params }) => jobs.cancel(params.id),
@@ -473,6 +529,7 @@ function routes({ db, service, jobs, moves, version }: ApiDeps): Route[] {
     route({
       method: 'GET',
       path: '/changes',
+      operationId: 'listChanges',
       summary: 'List change records, newest first',
       query: ChangeListQuery,
       status: 200,
@@ -526,7 +583,14 @@ async function streamJob(
 }
 
 function jsonSchema(schema: z.ZodType, io: 'input' | 'output'): Record<string, unknown> {
-  const { $schema: _ignored, ...rest } = z.toJSONSchema(schema, { io, unrepresentable: 'any' });
+  const { $schema: _ignored, ...rest } = z.toJSONSchema(schema, {
+    io,
+    unrepresentable: 'any',
+    // `cidrv4` is no JSON Schema format; the pattern zod emits beside it says the same.
+    override: ({ jsonSchema }) => {
+      if (jsonSchema.format === 'cidrv4') delete jsonSchema.format;
+    },
+  });
   return rest;
 }
 
@@ -543,10 +607,14 @@ function parameters(schema: z.ZodObject | undefined, where: 'path' | 'query') {
 
 export function openApiDocument(table: Route[], version: string): Record<string, unknown> {
   const paths: Record<string, Record<string, unknown>> = {};
-  const problem = {
-    description: 'Problem details',
+  const problem = (description: string) => ({
+    description,
     content: { 'application/problem+json': { schema: jsonSchema(Problem, 'output') } },
-  };
+  });
+  const json = (description: string, schema: z.ZodType) => ({
+    description,
+    content: { 'application/json': { schema: jsonSchema(schema, 'output') } },
+  });
   for (const r of table) {
     const path = API_PREFIX + r.path.replace(/:([A-Za-z]+)/g, '{$1}');
     const ok = r.stream
@@ -555,72 +623,152 @@ export function openApiDocument(table: Route[], version: string): Record<string,
           content: { 'text/event-stream': { schema: { type: 'string' } } },
         }
       : r.response
-        ? { description: 'OK', content: { 'application/json': { schema: jsonSchema(r.response, 'output') } } }
+        ? json('OK', r.response)
         : { description: 'Done' };
+    const responses: Record<string, unknown> = { [String(r.status)]: ok };
+    for (const other of r.otherReplies ?? [])
+      responses[String(other.status)] = json(other.description, other.schema);
+    responses['401'] = {
+      ...problem('No valid token (checked before anything else of the request)'),
+      headers: { 'WWW-Authenticate': { schema: { type: 'string' } } },
+    };
+    responses['4XX'] = problem(
+      'Invalid input naming the field (400), read-only token (403), not found (404), conflict (409)',
+    );
+    responses.default = problem('Problem details');
     paths[path] ??= {};
     paths[path][r.method.toLowerCase()] = {
+      operationId: r.operationId,
       summary: r.summary,
       parameters: [...parameters(r.params, 'path'), ...parameters(r.query, 'query')],
       ...(r.body
         ? {
             requestBody: {
-              required: true,
+              // The server reads a missing body as {}: required only where {} is not enough.
+              required: !r.body.safeParse({}).success,
               content: { 'application/json': { schema: jsonSchema(r.body, 'input') } },
             },
           }
         : {}),
-      responses: { [String(r.status)]: ok, default: problem },
+      responses,
     };
   }
   return {
     openapi: '3.1.0',
-    info: { title: 'Silobreak manager API', version },
+    info: {
+      title: 'Silobreak manager API',
+      version,
+      license: { name: 'Apache-2.0', identifier: 'Apache-2.0' },
+    },
+    // Relative: the document is served by the manager it describes, at whatever address it has.
+    servers: [{ url: '/', description: 'this manager' }],
     components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
     security: [{ bearer: [] }],
     paths,
   };
 }
 
+/** Longest path parameter the router hands on; longer ones are refused before any route runs. */
+const MAX_PARAM_LENGTH = 1024;
+
+/** Headers of every reply: no MIME sniffing; nothing of the API kept in a cache (token secrets). */
+function commonHeaders(reply: FastifyReply, url: string): void {
+  reply.header('x-content-type-options', 'nosniff');
+  if (url.startsWith(API_PREFIX)) reply.header('cache-control', 'no-store');
+}
+
+/** Problem details written straight to the socket, for requests Node could not even parse. */
+function clientErrorReply(error: NodeJS.ErrnoException, socket: Duplex): void {
+  if (error.code === 'ECONNRESET' || socket.destroyed) return;
+  const [status, detail] =
+    error.code === 'HPE_HEADER_OVERFLOW'
+      ? [431, 'the request line and headers exceed 16 KiB']
+      : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? [408, 'the request did not arrive in time']
+        : [400, 'the request is not valid HTTP'];
+  const body = JSON.stringify({ ...toProblem({ statusCode: status, message: detail }), status });
+  if (socket.writable) {
+    socket.write(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nContent-Type: application/problem+json\r\n` +
+        `Content-Length: ${Buffer.byteLength(body)}\r\nX-Content-Type-Options: nosniff\r\n` +
+        `Cache-Control: no-store\r\nConnection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy(error);
+}
+
 export function buildServer(deps: ApiDeps, log: (message: string) => void): FastifyInstance {
-  const app = Fastify({ logger: false, bodyLimit: 1024 * 1024 });
-  const sendProblem = (reply: FastifyReply, error: unknown) => {
+  const app = Fastify({
+    logger: false,
+    bodyLimit: 1024 * 1024,
+    // Path parameters are validated (and refused naming the field) by the route's schema; the
+    // router's own default limit of 100 would answer 414 before the token is even checked.
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
+    clientErrorHandler: clientErrorReply,
+    // A malformed URL (e.g. a stray %) or an over-long parameter: problem details, after the token.
+    frameworkErrors: (error, request, reply) => {
+      const status = error.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 414 : 400;
+      const detail =
+        status === 414
+          ? `a path segment is longer than ${MAX_PARAM_LENGTH} characters`
+          : 'the URL is not valid: a % must start an escape such as %25';
+      void authenticate(request).then(
+        () => sendProblem(request, reply, { statusCode: status, message: detail }),
+        (e: unknown) => sendProblem(request, reply, e),
+      );
+    },
+  });
+  const sendProblem = (request: FastifyRequest, reply: FastifyReply, error: unknown) => {
     const problem = toProblem(error);
     if (problem.status >= 500 && problem.code === 'internal')
       log(`internal error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+    commonHeaders(reply, request.url);
+    if (problem.status === 401) {
+      // RFC 6750: how to authenticate, and whether the token given was the trouble.
+      const given = request.headers.authorization !== undefined;
+      reply.header('www-authenticate', `Bearer realm="silobreak"${given ? ', error="invalid_token"' : ''}`);
+    }
     return reply.status(problem.status).type('application/problem+json').send(problem);
   };
   // Open event streams would otherwise keep the server from closing.
   app.addHook('preClose', async () => {
     deps.jobs.events.emit(STREAMS_CLOSING);
   });
-  app.setErrorHandler((error, _request, reply) => sendProblem(reply, error));
-  const authenticate = async (request: FastifyRequest): Promise<Caller> => {
+  app.setErrorHandler((error, request, reply) => sendProblem(request, reply, error));
+  async function authenticate(request: FastifyRequest): Promise<Caller> {
     const secret = bearerSecret(request.headers.authorization);
     const caller = secret ? await deps.service.authenticate(secret) : undefined;
     if (!caller) throw new Unauthorized();
     return caller;
-  };
-  // Even a wrong path needs a token: without one, the API does not say which paths exist.
-  app.setNotFoundHandler(async (request, reply) => {
-    try {
-      await authenticate(request);
-    } catch (error) {
-      return sendProblem(reply, error);
-    }
-    return sendProblem(reply, {
-      statusCode: 404,
-      message: `no route ${request.method} ${request.url.split('?')[0]}`,
-    });
+  }
+  const noRoute = (request: FastifyRequest) => ({
+    statusCode: 404,
+    message: `no route ${request.method} ${request.url.split('?')[0]}`,
   });
+  const callers = new WeakMap<FastifyRequest, Caller>();
+  // The token is checked as soon as the route is known, before the body is read or parsed: an
+  // anonymous caller gets 401 whatever it sent (bad JSON, a huge body), a read-only one 403.
+  // Even a wrong path needs a token: without one, the API does not say which paths exist.
+  app.addHook('onRequest', async (request, reply) => {
+    commonHeaders(reply, request.url);
+    const url = request.routeOptions.url;
+    if (!request.is404 && !url?.startsWith(API_PREFIX)) return; // the console's public files
+    const caller = await authenticate(request);
+    if (request.is404) return;
+    authorize(caller, request.method, url ?? '');
+    // `/vms/` would match `/vms/:vm` with an empty name: it is no route.
+    if (Object.values(request.params as Record<string, unknown>).some((v) => v === ''))
+      throw noRoute(request);
+    callers.set(request, caller);
+  });
+  app.setNotFoundHandler(async (request, reply) => sendProblem(request, reply, noRoute(request)));
   for (const r of routes(deps)) {
     app.route({
       method: r.method,
       url: API_PREFIX + r.path,
       handler: async (request, reply) => {
-        // Authentication and authorization come before any validation: an anonymous or read-only
-        // caller learns nothing about the input.
-        const caller = await authenticate(request);
-        authorize(caller, r.method, r.path);
+        const caller = callers.get(request);
+        if (!caller) throw new Unauthorized(); // unreachable: the onRequest hook sets it
         const input = {
           params: parse(r.params, request.params),
           query: parse(r.query, request.query),

@@ -63,7 +63,7 @@ export async function listPools(
   q: { limit: number; cursor?: string | undefined },
 ): Promise<Page<Pool>> {
   let query = tx.selectFrom('pools').selectAll();
-  if (q.cursor) query = query.where('name', '>', String(decodeCursor(q.cursor, 1)[0]));
+  if (q.cursor) query = query.where('name', '>', String(decodeCursor(q.cursor, ['string'])[0]));
   const rows = await query
     .orderBy('name')
     .limit(q.limit + 1)
@@ -163,7 +163,7 @@ export async function listHosts(
   let query = hostQuery(tx);
   if (q.pool) query = query.where('hosts.pool_id', '=', (await poolRow(tx, q.pool, 'pool')).id);
   if (q.state) query = query.where('hosts.state', '=', q.state);
-  if (q.cursor) query = query.where('hosts.name', '>', String(decodeCursor(q.cursor, 1)[0]));
+  if (q.cursor) query = query.where('hosts.name', '>', String(decodeCursor(q.cursor, ['string'])[0]));
   const rows = await query
     .orderBy('hosts.name')
     .limit(q.limit + 1)
@@ -324,7 +324,7 @@ export async function listDatastores(
     .select('hosts.name as host_name');
   if (q.host) query = query.where('datastores.host_id', '=', (await hostRow(tx, q.host, 'host')).id);
   if (q.cursor) {
-    const [h, n] = decodeCursor(q.cursor, 2);
+    const [h, n] = decodeCursor(q.cursor, ['string', 'string']);
     query = query.where((eb) =>
       eb(eb.refTuple('hosts.name', 'datastores.name'), '>', eb.tuple(String(h), String(n))),
     );
@@ -362,7 +362,7 @@ export async function listVSwitches(
     .select('hosts.name as host_name');
   if (q.host) query = query.where('vswitches.host_id', '=', (await hostRow(tx, q.host, 'host')).id);
   if (q.cursor) {
-    const [h, n] = decodeCursor(q.cursor, 2);
+    const [h, n] = decodeCursor(q.cursor, ['string', 'string']);
     query = query.where((eb) =>
       eb(eb.refTuple('hosts.name', 'vswitches.name'), '>', eb.tuple(String(h), String(n))),
     );
@@ -617,7 +617,7 @@ export async function listVms(
   if (q.state) query = query.where('vms.state', '=', q.state);
   if (q.name) query = query.where('vms.name', 'like', `%${q.name.replace(/[\\%_]/g, '')}%`);
   if (q.cursor) {
-    const [n, id] = decodeCursor(q.cursor, 2);
+    const [n, id] = decodeCursor(q.cursor, ['string', 'string']);
     query = query.where((eb) => eb(eb.refTuple('vms.name', 'vms.id'), '>', eb.tuple(String(n), String(id))));
   }
   const rows = await query

@@ -174,7 +174,7 @@ export class JobRunner {
     if (q.kind) query = query.where('kind', '=', q.kind);
     if (q.targetId) query = query.where('target_id', '=', q.targetId);
     if (q.cursor) {
-      const [at, id] = decodeCursor(q.cursor, 2);
+      const [at, id] = decodeCursor(q.cursor, ['string', 'string']);
       query = query.where((eb) => eb(eb.refTuple('created_at', 'id'), '<', eb.tuple(String(at), String(id))));
     }
     const rows = await query

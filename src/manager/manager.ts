@@ -9,6 +9,7 @@ import { JobRunner, type JobHandler } from './jobs.js';
 import { KeyedMutex } from './locks.js';
 import { HostSlots, moveJobHandlers, MoveService, PendingUndoRunner } from './move/index.js';
 import { Reconciler } from './reconcile.js';
+import { loadSecretBox, sealStoredAgentTokens } from './secrets.js';
 import { ManagerService } from './service.js';
 import { vmJobHandlers, type VmJobDeps } from './vm-jobs.js';
 
@@ -59,10 +60,16 @@ async function readSecret(file: string): Promise<string | undefined> {
 
 export async function startManager(options: ManagerOptions): Promise<RunningManager> {
   const log = options.log ?? ((message: string) => console.error(`manager: ${message}`));
+  // Owner-only, also when the directory already existed with a looser mode: it holds secrets.
   await mkdir(options.dataDir, { recursive: true, mode: 0o700 });
+  await chmod(options.dataDir, 0o700);
+  const secrets = await loadSecretBox(options.dataDir);
   const db = await openDatabase(options.dataDir);
+  const sealed = await sealStoredAgentTokens(db, secrets);
+  if (sealed) log(`sealed ${sealed} agent token(s) stored in clear by an older version`);
   const hostLocks = new KeyedMutex();
-  const clientFor = (host: HostRow) => new AgentClient(host.agent_url, host.agent_token, 15_000);
+  const clientFor = (host: HostRow) =>
+    new AgentClient(host.agent_url, secrets.open(host.agent_token), 15_000);
   const jobs = new JobRunner(db, log);
   const pendingUndos = new PendingUndoRunner({ db, jobs, clientFor, log });
   const reconciler = new Reconciler({
@@ -73,7 +80,7 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
     log,
     onAnswered: (host) => pendingUndos.runFor(host),
   });
-  const service = new ManagerService({ db, jobs, reconciler, hostLocks, clientFor });
+  const service = new ManagerService({ db, jobs, reconciler, hostLocks, clientFor, secrets });
   const deps: VmJobDeps = { db, hostLocks, clientFor };
   const moveDeps = { ...deps, slots: new HostSlots(options.maxMovesPerHost ?? 2) };
   const moves = new MoveService({ ...moveDeps, jobs, pendingUndos });

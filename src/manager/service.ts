@@ -37,6 +37,7 @@ import {
 import type { JobRunner } from './jobs.js';
 import type { KeyedMutex } from './locks.js';
 import { fetchSnapshot, type Reconciler } from './reconcile.js';
+import type { SecretBox } from './secrets.js';
 import { placeInPool, prepareCreate } from './vm-jobs.js';
 
 /*
@@ -51,6 +52,8 @@ export interface ServiceDeps {
   reconciler: Reconciler;
   hostLocks: KeyedMutex;
   clientFor: (host: HostRow) => AgentClient;
+  /** Seals agent tokens before they are stored. */
+  secrets: SecretBox;
 }
 
 /** `10.0.0.1:7001` or `http://10.0.0.1:7001/` -> `http://10.0.0.1:7001` */
@@ -60,6 +63,8 @@ export function agentUrlOf(address: string): string {
 }
 
 const actorOf = (caller: Caller): Actor => ({ name: caller.name });
+/** A token's identity in change records: its name is its id (names are unique, secrets never shown). */
+const tokenObject = (name: string) => ({ kind: 'token' as const, id: name, name });
 
 export class ManagerService {
   /** Token hash -> caller; tokens are looked up on every request. */
@@ -87,7 +92,7 @@ export class ManagerService {
 
   async listTokens(q: { limit: number; cursor?: string | undefined }): Promise<Page<Token>> {
     let query = this.deps.db.selectFrom('tokens').select(['name', 'role', 'created_at']);
-    if (q.cursor) query = query.where('name', '>', String(decodeCursor(q.cursor, 1)[0]));
+    if (q.cursor) query = query.where('name', '>', String(decodeCursor(q.cursor, ['string'])[0]));
     const rows = await query
       .orderBy('name')
       .limit(q.limit + 1)
@@ -100,39 +105,59 @@ export class ManagerService {
     );
   }
 
-  async createToken(req: CreateTokenRequest): Promise<CreatedToken> {
+  /** Creates a token with its change record (the role, never the secret or its hash). */
+  async createToken(caller: Caller | Actor, req: CreateTokenRequest): Promise<CreatedToken> {
     const secret = newSecret();
-    const taken = await this.deps.db
-      .selectFrom('tokens')
-      .select('name')
-      .where('name', '=', req.name)
-      .executeTakeFirst();
-    if (taken) throw new Conflict(`name: a token named ${req.name} already exists`, 'name');
     const createdAt = nowIso();
-    await this.deps.db
-      .insertInto('tokens')
-      .values({ name: req.name, role: req.role, hash: hashSecret(secret), created_at: createdAt })
-      .execute();
+    await this.deps.db.transaction().execute(async (tx) => {
+      const taken = await tx
+        .selectFrom('tokens')
+        .select('name')
+        .where('name', '=', req.name)
+        .executeTakeFirst();
+      if (taken) throw new Conflict(`name: a token named ${req.name} already exists`, 'name');
+      await tx
+        .insertInto('tokens')
+        .values({ name: req.name, role: req.role, hash: hashSecret(secret), created_at: createdAt })
+        .execute();
+      await recordChanges(
+        tx,
+        { name: caller.name },
+        [
+          {
+            object: tokenObject(req.name),
+            action: 'created',
+            changes: [{ field: 'role', before: null, after: req.role }],
+          },
+        ],
+        createdAt,
+      );
+    });
     this.tokenCache.clear();
     return { name: req.name, role: req.role, createdAt, secret };
   }
 
-  async deleteToken(name: string): Promise<void> {
-    const row = await this.deps.db
-      .selectFrom('tokens')
-      .select(['name', 'role'])
-      .where('name', '=', name)
-      .executeTakeFirst();
-    if (!row) throw new NotFound('token', name);
-    if (row.role === 'admin') {
-      const admins = await this.deps.db
+  async deleteToken(caller: Caller, name: string): Promise<void> {
+    await this.deps.db.transaction().execute(async (tx) => {
+      const row = await tx
         .selectFrom('tokens')
-        .select('name')
-        .where('role', '=', 'admin')
-        .execute();
-      if (admins.length === 1) throw new Conflict(`token ${name} is the last admin token`, 'name');
-    }
-    await this.deps.db.deleteFrom('tokens').where('name', '=', name).execute();
+        .select(['name', 'role'])
+        .where('name', '=', name)
+        .executeTakeFirst();
+      if (!row) throw new NotFound('token', name);
+      if (row.role === 'admin') {
+        const admins = await tx.selectFrom('tokens').select('name').where('role', '=', 'admin').execute();
+        if (admins.length === 1) throw new Conflict(`token ${name} is the last admin token`, 'name');
+      }
+      await tx.deleteFrom('tokens').where('name', '=', name).execute();
+      await recordChanges(tx, actorOf(caller), [
+        {
+          object: tokenObject(name),
+          action: 'deleted',
+          changes: [{ field: 'role', before: row.role, after: null }],
+        },
+      ]);
+    });
     this.tokenCache.clear();
   }
 
@@ -144,24 +169,41 @@ export class ManagerService {
     const { db } = this.deps;
     if (secret !== undefined) {
       const hash = hashSecret(secret);
-      const existing = await db
-        .selectFrom('tokens')
-        .select('name')
-        .where('name', '=', 'admin')
-        .executeTakeFirst();
-      if (existing)
-        await db.updateTable('tokens').set({ hash, role: 'admin' }).where('name', '=', 'admin').execute();
-      else
-        await db
-          .insertInto('tokens')
-          .values({ name: 'admin', role: 'admin', hash, created_at: nowIso() })
-          .execute();
+      await db.transaction().execute(async (tx) => {
+        const existing = await tx
+          .selectFrom('tokens')
+          .select(['hash', 'role'])
+          .where('name', '=', 'admin')
+          .executeTakeFirst();
+        if (existing?.hash === hash && existing.role === 'admin') return; // the same secret again
+        if (existing)
+          await tx.updateTable('tokens').set({ hash, role: 'admin' }).where('name', '=', 'admin').execute();
+        else
+          await tx
+            .insertInto('tokens')
+            .values({ name: 'admin', role: 'admin', hash, created_at: nowIso() })
+            .execute();
+        // A replaced secret is recorded as such; the record holds no part of either secret.
+        await recordChanges(tx, SYSTEM, [
+          existing
+            ? {
+                object: tokenObject('admin'),
+                action: 'setting-changed',
+                changes: [{ field: 'secret', before: '(replaced)', after: '(set at start)' }],
+              }
+            : {
+                object: tokenObject('admin'),
+                action: 'created',
+                changes: [{ field: 'role', before: null, after: 'admin' }],
+              },
+        ]);
+      });
       this.tokenCache.clear();
       return secret;
     }
     const any = await db.selectFrom('tokens').select('name').limit(1).executeTakeFirst();
     if (any) return undefined;
-    return (await this.createToken({ name: 'admin', role: 'admin' })).secret;
+    return (await this.createToken(SYSTEM, { name: 'admin', role: 'admin' })).secret;
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -180,13 +222,16 @@ export class ManagerService {
       if (error instanceof ApiError && (error.status === 401 || error.status === 403)) {
         throw new InvalidInput(`token: the agent at ${agentUrl} rejected the token`, 'token');
       }
-      throw agentError(agentUrl, error);
+      // Whatever failed, its message must not carry the token back to the caller.
+      const failed = agentError(agentUrl, error);
+      failed.message = failed.message.split(req.token).join('<token>');
+      throw failed;
     }
     const id = await db.transaction().execute(async (tx) => {
       const now = nowIso();
       const host = await insertHost(tx, actorOf(caller), {
         agentUrl,
-        agentToken: req.token,
+        agentToken: this.deps.secrets.seal(req.token),
         info: snapshot.info,
         poolId: pool?.id ?? null,
       });

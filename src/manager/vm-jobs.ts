@@ -74,6 +74,24 @@ export async function prepareCreate(db: Db, host: HostRow, spec: ValidVmSpec): P
   if (spec.id && (await db.selectFrom('vms').select('id').where('id', '=', spec.id).executeTakeFirst())) {
     throw new Conflict(`spec.id: a VM with id ${spec.id} already exists`, 'spec.id');
   }
+  // The VM network is shared by every host: a MAC used by any VM the manager knows is taken.
+  const macs = spec.nics.flatMap((n) => (n.mac ? [n.mac] : []));
+  if (macs.length) {
+    const used = await db
+      .selectFrom('vm_nics')
+      .innerJoin('vms', 'vms.id', 'vm_nics.vm_id')
+      .innerJoin('hosts', 'hosts.id', 'vms.host_id')
+      .select(['vm_nics.mac', 'vms.name as vm', 'hosts.name as host'])
+      .where('vm_nics.mac', 'in', macs)
+      .executeTakeFirst();
+    if (used) {
+      const field = `spec.nics.${spec.nics.findIndex((n) => n.mac === used.mac)}.mac`;
+      throw new InvalidInput(
+        `${field}: ${used.mac} is already used by VM ${used.vm} on host ${used.host} (MACs are unique on the shared VM network)`,
+        field,
+      );
+    }
+  }
   if (host.state !== 'connected') {
     throw new InvalidInput(`host: ${host.name} is unreachable (${host.last_error ?? 'no answer'})`, 'host');
   }
