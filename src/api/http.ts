@@ -1,5 +1,8 @@
 import { z } from 'zod';
 import { ApiError, Problem } from './problem.js';
+import { routeUrl, type RouteCall, type RouteResult, type RouteSpec } from './route-table.js';
+
+type Scalars = Record<string, string | number | boolean>;
 
 /** A bearer-token JSON client for one base URL; every reply is validated against its schema. */
 export class JsonHttpClient {
@@ -20,6 +23,28 @@ export class JsonHttpClient {
     const text = await response.text();
     const json: unknown = text.length ? JSON.parse(text) : undefined;
     return schema.parse(json);
+  }
+
+  /**
+   * Calls one route of a route table: its method and path (params filled in, query appended), the
+   * body as given; the reply is checked against the route's response schema.
+   */
+  async call<R extends RouteSpec>(
+    route: R,
+    input: RouteCall<R>,
+    options: { timeoutMs?: number } = {},
+  ): Promise<RouteResult<R>> {
+    const { params, query, body } = input as {
+      params?: Scalars;
+      query?: Record<string, unknown>;
+      body?: unknown;
+    };
+    const url = routeUrl(route, params, query as Scalars | undefined);
+    const response = await this.raw(route.method, url, body, options);
+    const text = await response.text();
+    if (!route.response) return undefined as RouteResult<R>;
+    const reply: unknown = route.produces ? text : text.length ? JSON.parse(text) : undefined;
+    return route.response.parse(reply) as RouteResult<R>;
   }
 
   /** Sends the request and throws ApiError on a non-2xx reply; the body is left to the caller. */
