@@ -83,6 +83,8 @@ const START_ERRORS = [
   'guest-image-missing',
   'host-command-failed',
 ] as const;
+/** Lists of codes joined, each code once. */
+const union = (...lists: (readonly AgentErrorCode[])[]): AgentErrorCode[] => [...new Set(lists.flat())];
 const GUEST_ERRORS = [
   'vm-not-found',
   'vm-state-conflict',
@@ -131,7 +133,7 @@ export const agentVmRoutes = {
     body: VmSpec,
     status: 201,
     response: Vm,
-    errors: [...DEFINE_ERRORS, ...START_ERRORS],
+    errors: union(DEFINE_ERRORS, START_ERRORS),
   }),
   getVm: route({
     method: 'GET',
@@ -243,7 +245,7 @@ export const agentMigrationRoutes = {
     body: PrepareIncomingRequest,
     status: 201,
     response: IncomingPrepared,
-    errors: ['migration-conflict', ...DEFINE_ERRORS, ...START_ERRORS],
+    errors: union(['migration-conflict'], DEFINE_ERRORS, START_ERRORS),
   }),
   abortIncoming: route({
     method: 'POST',
