@@ -2,8 +2,6 @@ import { z } from 'zod';
 import { ApiError, Problem } from './problem.js';
 import { routeUrl, type RouteCall, type RouteResult, type RouteSpec } from './route-table.js';
 
-type Scalars = Record<string, string | number | boolean>;
-
 /** A bearer-token JSON client for one base URL; every reply is validated against its schema. */
 export class JsonHttpClient {
   constructor(
@@ -34,12 +32,13 @@ export class JsonHttpClient {
     input: RouteCall<R>,
     options: { timeoutMs?: number } = {},
   ): Promise<RouteResult<R>> {
+    // RouteCall<R> holds the schemas' input types; path and query values are scalars by then.
     const { params, query, body } = input as {
-      params?: Scalars;
-      query?: Record<string, unknown>;
+      params?: Record<string, string | number | boolean>;
+      query?: Record<string, string | number | boolean | undefined>;
       body?: unknown;
     };
-    const url = routeUrl(route, params, query as Scalars | undefined);
+    const url = routeUrl(route, params, query);
     const response = await this.raw(route.method, url, body, options);
     const text = await response.text();
     if (!route.response) return undefined as RouteResult<R>;
