@@ -38,13 +38,14 @@ export function defineRoute<Code extends string>() {
 
 // ---- types derived from a route ----
 
-type Part<R, K extends 'params' | 'query' | 'body' | 'response'> = R extends { [P in K]: infer S }
-  ? S extends z.ZodType
-    ? S
-    : never
+/** The schema of one part of a route; never when the route has no such part. */
+type Part<R, K extends 'params' | 'query' | 'body' | 'response'> = R extends {
+  [P in K]: infer S extends z.ZodType;
+}
+  ? S
   : never;
 type OutputOf<S, Else> = [S] extends [never] ? Else : S extends z.ZodType ? z.output<S> : Else;
-type InputOf<S, Else> = [S] extends [never] ? Else : S extends z.ZodType ? z.input<S> : Else;
+type InputOf<S> = S extends z.ZodType ? z.input<S> : never;
 
 /** What a server handler receives: every part already parsed, defaults applied. */
 export interface RouteInput<R> {
@@ -63,9 +64,9 @@ export type RouteHandlers<T extends RouteTable> = { [K in keyof T]: RouteHandler
 /** What a client passes: the schemas' input types, only for the parts the route has. */
 export type RouteCall<R> = ([Part<R, 'params'>] extends [never]
   ? unknown
-  : { params: InputOf<Part<R, 'params'>, never> }) &
-  ([Part<R, 'query'>] extends [never] ? unknown : { query?: InputOf<Part<R, 'query'>, never> }) &
-  ([Part<R, 'body'>] extends [never] ? unknown : { body: InputOf<Part<R, 'body'>, never> });
+  : { params: InputOf<Part<R, 'params'>> }) &
+  ([Part<R, 'query'>] extends [never] ? unknown : { query?: InputOf<Part<R, 'query'>> }) &
+  ([Part<R, 'body'>] extends [never] ? unknown : { body: InputOf<Part<R, 'body'>> });
 
 // ---- paths ----
 
@@ -186,9 +187,9 @@ export function checkRouteInput<R extends RouteSpec>(
   if (!query.ok) return query;
 
   let body = ok(undefined);
+  const stray = firstKey(raw.body);
   if (route.body) body = checkPart(route.body, raw.body ?? {});
-  else if (raw.body !== undefined && raw.body !== null && firstKey(raw.body) !== undefined)
-    body = fail(`${firstKey(raw.body)}: unknown field (this route takes no body)`, firstKey(raw.body));
+  else if (stray !== undefined) body = fail(`${stray}: unknown field (this route takes no body)`, stray);
   else if (raw.body !== undefined && raw.body !== null && !isRecord(raw.body))
     body = fail(`${route.method} ${route.path} takes no request body`, undefined);
   if (!body.ok) return body;
