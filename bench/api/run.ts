@@ -12,7 +12,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { cpus, loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { ManagerClient, VmSpec, type Vm } from '../../src/api/index.js';
+import { agentRoutes, ManagerClient, VmSpec, type Vm } from '../../src/api/index.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -74,7 +74,9 @@ function fakeAgent(host: number): (req: IncomingMessage, res: ServerResponse) =>
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       const url = req.url ?? '';
-      if (req.method === 'GET' && url === '/v1/host') {
+      const is = (route: { method: string; path: string }) =>
+        req.method === route.method && url === route.path;
+      if (is(agentRoutes.getHost)) {
         return send(res, 200, {
           name,
           fabricAddress: '10.251.0.1',
@@ -88,15 +90,14 @@ function fakeAgent(host: number): (req: IncomingMessage, res: ServerResponse) =>
           cpuModel: 'Nehalem',
         });
       }
-      if (req.method === 'GET' && url === '/v1/datastores') {
+      if (is(agentRoutes.listDatastores)) {
         return send(res, 200, [
           { name: 'local', path: '/srv/ds', default: true, capacityBytes: 4096 * GiB, freeBytes: 2048 * GiB },
         ]);
       }
-      if (req.method === 'GET' && url === '/v1/vswitches')
-        return send(res, 200, [{ name: 'vmsw0', bridge: 'vmsw0' }]);
-      if (req.method === 'GET' && url === '/v1/vms') return send(res, 200, vms);
-      if (req.method === 'POST' && url === '/v1/vms') {
+      if (is(agentRoutes.listVSwitches)) return send(res, 200, [{ name: 'vmsw0', bridge: 'vmsw0' }]);
+      if (is(agentRoutes.listVms)) return send(res, 200, vms);
+      if (is(agentRoutes.createVm)) {
         const spec = VmSpec.parse(JSON.parse(Buffer.concat(chunks).toString()));
         const vm = {
           ...fakeVm(host, vms.length, spec.name),
@@ -104,7 +105,7 @@ function fakeAgent(host: number): (req: IncomingMessage, res: ServerResponse) =>
           state: spec.start ? 'running' : 'stopped',
         } as Vm;
         vms.push(vm);
-        return send(res, 200, vm);
+        return send(res, agentRoutes.createVm.status, vm);
       }
       send(res, 404, {
         type: 'about:blank',

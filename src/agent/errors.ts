@@ -1,11 +1,14 @@
+import type { AgentErrorCode } from '../api/index.js';
+
 /*
  * Domain errors of the host agent. The core throws these with the context a caller needs;
- * problemFor() in http-errors.ts is the one place that turns them into HTTP answers.
+ * problemFor() in http-errors.ts is the one place that turns them into HTTP answers. Their codes
+ * are the contract's (AGENT_ERRORS in src/api/agent-errors.ts), so a code unknown there fails to compile.
  */
 
 export abstract class AgentError extends Error {
   /** Stable machine code, also the Problem's `code`. */
-  abstract readonly code: string;
+  abstract readonly code: AgentErrorCode;
   /** The request field to blame, when one is. */
   readonly field: string | undefined;
   constructor(message: string, field?: string) {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { Problem, VmSpec } from '../api/index.js';
+import { AGENT_ERRORS, Problem, VmSpec, type AgentErrorCode } from '../api/index.js';
 import { GuestImageMissing } from '../guest/index.js';
 import {
   DatastoreNotFound,
@@ -18,6 +18,18 @@ import {
   VSwitchNotFound,
 } from './errors.js';
 import { problemFor } from './http-errors.js';
+import {
+  MigrationCancelled,
+  MigrationConflict,
+  MigrationFailed,
+  MigrationNotFound,
+} from './migration/errors.js';
+
+/** The status is one the contract gives the code (AGENT_ERRORS in src/api/agent-errors.ts). */
+function assertDeclared(p: Problem): void {
+  const statuses: readonly number[] = AGENT_ERRORS[p.code as AgentErrorCode].statuses;
+  assert.ok(statuses.includes(p.status), `${p.code} answered ${p.status}, declared ${statuses.join(', ')}`);
+}
 
 test('each domain error maps to its status and code, keeping the field', () => {
   const cases: [Error, number, string, string | undefined][] = [
@@ -41,6 +53,16 @@ test('each domain error maps to its status and code, keeping the field', () => {
     [new GuestExecTimeout('a', 7, 3), 504, 'guest-exec-timeout', 'timeoutSeconds'],
     [new QemuStartFailed('a', 'boom'), 500, 'qemu-start-failed', undefined],
     [new GuestImageMissing('/cache', 'none'), 503, 'guest-image-missing', undefined],
+    [new MigrationNotFound('m'), 404, 'migration-not-found', undefined],
+    [new MigrationConflict('busy'), 409, 'migration-conflict', undefined],
+    [new MigrationCancelled('copy-memory'), 409, 'migration-cancelled', undefined],
+    [new MigrationFailed('link down', 'mirror-disks'), 502, 'migration-failed', undefined],
+    [
+      new MigrationFailed('no progress', 'copy-memory', 'migration-stalled'),
+      502,
+      'migration-stalled',
+      undefined,
+    ],
   ];
   for (const [error, status, code, field] of cases) {
     const p = Problem.parse(problemFor(error));
@@ -48,6 +70,7 @@ test('each domain error maps to its status and code, keeping the field', () => {
     assert.equal(p.code, code, error.name);
     assert.equal(p.field, field, error.name);
     assert.equal(p.detail, error.message);
+    assertDeclared(p);
   }
 });
 
@@ -69,6 +92,19 @@ test('malformed JSON from the body parser is a 400 malformed-json', () => {
   const p = problemFor(fastifyError);
   assert.equal(p.status, 400);
   assert.equal(p.code, 'malformed-json');
+});
+
+test("Fastify's other refusals get the contract's codes", () => {
+  const cases: [number, string, string][] = [
+    [413, 'FST_ERR_CTP_BODY_TOO_LARGE', 'body-too-large'],
+    [415, 'FST_ERR_CTP_INVALID_MEDIA_TYPE', 'unsupported-media-type'],
+    [400, 'FST_ERR_BAD_URL', 'invalid-request'],
+  ];
+  for (const [statusCode, code, expected] of cases) {
+    const p = problemFor(Object.assign(new Error('refused'), { statusCode, code }));
+    assert.deepEqual([p.status, p.code], [statusCode, expected]);
+    assertDeclared(p);
+  }
 });
 
 test('anything unexpected is a 500 without a stack trace', () => {

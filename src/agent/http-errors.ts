@@ -1,33 +1,12 @@
 import { z } from 'zod';
-import { describeZodError, type Problem } from '../api/index.js';
+import { AGENT_ERRORS, describeZodError, type AgentErrorCode, type Problem } from '../api/index.js';
 import { GuestImageMissing } from '../guest/index.js';
-import {
-  AgentError,
-  DatastoreNotFound,
-  DiskFileExists,
-  GuestAgentUnavailable,
-  GuestCommandFailed,
-  GuestExecTimeout,
-  InsufficientCapacity,
-  InsufficientMemory,
-  InvalidInput,
-  MacInUse,
-  VmAlreadyExists,
-  VmIdInUse,
-  VmNotFound,
-  VmStateConflict,
-  VSwitchNotFound,
-} from './errors.js';
-import {
-  MigrationCancelled,
-  MigrationConflict,
-  MigrationFailed,
-  MigrationNotFound,
-} from './migration/errors.js';
+import { AgentError, InsufficientMemory } from './errors.js';
 
 /*
- * The one place where the agent's errors become HTTP answers (RFC 9457 problem details).
- * Anything unexpected is a 500 whose detail never carries a stack trace.
+ * The one place where the agent's errors become HTTP answers (RFC 9457 problem details), with the
+ * statuses the contract gives each code (AGENT_ERRORS). Anything unexpected is a 500 whose detail
+ * never carries a stack trace.
  */
 
 const TITLES: Record<number, string> = {
@@ -44,7 +23,7 @@ const TITLES: Record<number, string> = {
   504: 'Gateway Timeout',
 };
 
-export function problem(status: number, code: string, detail: string, field?: string): Problem {
+export function problem(status: number, code: AgentErrorCode, detail: string, field?: string): Problem {
   return {
     type: 'about:blank',
     title: TITLES[status] ?? 'Error',
@@ -56,29 +35,9 @@ export function problem(status: number, code: string, detail: string, field?: st
 }
 
 function statusOf(error: AgentError): number {
-  if (error instanceof InvalidInput) return 400;
-  if (error instanceof VmNotFound) return 404;
-  if (
-    error instanceof VmAlreadyExists ||
-    error instanceof VmIdInUse ||
-    error instanceof DiskFileExists ||
-    error instanceof MacInUse
-  )
-    return 409;
-  if (error instanceof VmStateConflict) return 409;
-  if (error instanceof DatastoreNotFound || error instanceof VSwitchNotFound) return 422;
-  if (error instanceof InsufficientCapacity) return 422;
   // More than the host has at all is a bad request; more than is unpromised right now is a conflict.
   if (error instanceof InsufficientMemory) return error.what === 'host memory' ? 422 : 409;
-  if (error instanceof MigrationNotFound) return 404;
-  if (error instanceof MigrationConflict || error instanceof MigrationCancelled) return 409;
-  // The peer, its QEMU or the link between the hosts failed the move.
-  if (error instanceof MigrationFailed) return 502;
-  if (error instanceof GuestAgentUnavailable) return 503;
-  if (error instanceof GuestCommandFailed) return 502;
-  if (error instanceof GuestExecTimeout) return 504;
-  // QemuStartFailed, HostCommandFailed: the host, not the request, is at fault.
-  return 500;
+  return AGENT_ERRORS[error.code].statuses[0];
 }
 
 /** Errors that Fastify itself raises before a handler runs (body parsing, limits). */
@@ -102,7 +61,9 @@ export function problemFor(error: unknown): Problem {
     // Body parser failures (FST_ERR_CTP_INVALID_JSON_BODY, FST_ERR_CTP_EMPTY_JSON_BODY): bad JSON.
     if (statusCode === 400 && code.startsWith('FST_ERR_CTP_'))
       return problem(400, 'malformed-json', `request body: ${message}`);
-    return problem(statusCode, code.toLowerCase().replaceAll('_', '-'), message);
+    if (statusCode === 413) return problem(413, 'body-too-large', message);
+    if (statusCode === 415) return problem(415, 'unsupported-media-type', message);
+    return problem(statusCode, 'invalid-request', message);
   }
   return problem(500, 'internal', error instanceof Error ? error.message : 'unexpected error');
 }

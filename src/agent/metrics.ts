@@ -3,10 +3,9 @@ import { VmState, type Accelerator } from '../api/index.js';
 /*
  * Prometheus text exposition (format 0.0.4) of one host's figures. Pure: the agent gathers a
  * snapshot, this renders it. Base units in names, counters end in _total, every series carries
- * the host label so a scraper of many agents can tell them apart.
+ * the host label so a scraper of many agents can tell them apart. (Its media type is the metrics
+ * route's, in src/api/agent-routes.ts.)
  */
-
-export const METRICS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 
 export interface DiskCounters {
   disk: string;

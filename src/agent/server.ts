@@ -1,26 +1,61 @@
 import { timingSafeEqual } from 'node:crypto';
 import Fastify, { type FastifyInstance } from 'fastify';
-import { z } from 'zod';
-import { Name } from '../api/index.js';
+import {
+  agentOpenApiDocument,
+  agentRoutes,
+  type AgentRoutes,
+  type agentVmRoutes,
+  type OpenApiDocument,
+  type RouteHandlers,
+} from '../api/index.js';
 import { problem, problemFor } from './http-errors.js';
+import { serveRoutes } from './http-routes.js';
 import type { Logger } from './logger.js';
-import { METRICS_CONTENT_TYPE } from './metrics.js';
 import type { AgentCore } from './core.js';
 
 /*
- * The agent's HTTP API: /v1 (the routes AgentClient calls) and /metrics, all behind the bearer
- * token. Handlers validate their input with zod and leave every failure to the one error handler.
+ * The agent's HTTP API: the routes of src/api/agent-routes.ts, all behind the bearer token. Each
+ * is served from that table with its input checked against the table's schemas; handlers get the
+ * parsed input, and every failure goes to the one error handler.
  */
 
-/** Extra routes (e.g. migration) mounted on the same server, behind the same token and error mapping. */
-export type AgentRoutePlugin = (app: FastifyInstance, core: AgentCore) => void | Promise<void>;
+export type AgentHandlers = RouteHandlers<AgentRoutes>;
 
-const VmParams = z.object({ name: Name });
+/**
+ * Extra routes (e.g. moves) mounted on the same server, behind the same token and error mapping:
+ * a plugin returns the handlers of its part of the table and may add hooks to the app.
+ */
+export type AgentRoutePlugin = (
+  app: FastifyInstance,
+  core: AgentCore,
+) => Partial<AgentHandlers> | Promise<Partial<AgentHandlers>>;
 
 function tokenMatches(header: string | undefined, token: string): boolean {
   const expected = Buffer.from(`Bearer ${token}`);
   const given = Buffer.from(header ?? '');
   return given.length === expected.length && timingSafeEqual(given, expected);
+}
+
+/** The routes every agent serves itself: host, VMs, guest agent, metrics, the OpenAPI document. */
+function vmHandlers(core: AgentCore): RouteHandlers<typeof agentVmRoutes> {
+  const vms = core.vms;
+  let doc: OpenApiDocument | undefined;
+  return {
+    getHost: () => core.hostInfo(),
+    listDatastores: () => core.inventory.datastores(),
+    listVSwitches: () => core.inventory.vswitches(),
+    listVms: () => vms.list(),
+    createVm: ({ body }) => vms.define(body),
+    getVm: ({ params }) => vms.get(params.name),
+    deleteVm: ({ params, query }) => vms.delete(params.name, query.deleteDisks),
+    startVm: ({ params }) => vms.start(params.name),
+    shutdownVm: ({ params, body }) => vms.shutdown(params.name, body.timeoutSeconds),
+    stopVm: ({ params }) => vms.stop(params.name),
+    guestInfo: ({ params }) => vms.guestInfo(params.name),
+    guestExec: ({ params, body }) => vms.guestExec(params.name, body),
+    metrics: () => core.metrics(),
+    openApi: () => (doc ??= agentOpenApiDocument(core.versions.agent)),
+  };
 }
 
 export async function buildServer(
@@ -30,6 +65,7 @@ export async function buildServer(
   const app = Fastify({ logger: false, bodyLimit: 1024 * 1024 });
   const { log } = options;
 
+  // The OpenAPI document too is behind the token, as the manager's is.
   app.addHook('onRequest', async (request, reply) => {
     if (tokenMatches(request.headers.authorization, options.token)) return;
     log.warn('request without a valid token', { method: request.method, url: request.url, ip: request.ip });
@@ -60,26 +96,10 @@ export async function buildServer(
       .send(problem(404, 'route-not-found', `no route ${request.method} ${request.url.split('?')[0]}`));
   });
 
-  const vms = core.vms;
-  const vmName = (params: unknown) => VmParams.parse(params).name;
-
-  app.get('/v1/host', () => core.hostInfo());
-  app.get('/v1/datastores', () => core.inventory.datastores());
-  app.get('/v1/vswitches', () => core.inventory.vswitches());
-  app.get('/v1/vms', () => vms.list());
-  app.post('/v1/vms', async (request, reply) => reply.status(201).send(await vms.define(request.body)));
-  app.get('/v1/vms/:name', (request) => vms.get(vmName(request.params)));
-  app.delete('/v1/vms/:name', async (request, reply) => {
-    await vms.delete(vmName(request.params), request.query);
-    return reply.status(204).send();
-  });
-  app.post('/v1/vms/:name/start', (request) => vms.start(vmName(request.params)));
-  app.post('/v1/vms/:name/shutdown', (request) => vms.shutdown(vmName(request.params), request.body));
-  app.post('/v1/vms/:name/stop', (request) => vms.stop(vmName(request.params)));
-  app.get('/v1/vms/:name/guest', (request) => vms.guestInfo(vmName(request.params)));
-  app.post('/v1/vms/:name/guest-exec', (request) => vms.guestExec(vmName(request.params), request.body));
-  app.get('/metrics', async (_request, reply) => reply.type(METRICS_CONTENT_TYPE).send(await core.metrics()));
-
-  for (const plugin of options.routePlugins) await plugin(app, core);
+  const handlers: Partial<AgentHandlers> = vmHandlers(core);
+  for (const plugin of options.routePlugins) Object.assign(handlers, await plugin(app, core));
+  const unserved = serveRoutes(app, agentRoutes, handlers);
+  // An agent started without some plugin (tests do) answers those routes 404 route-not-found.
+  if (unserved.length) log.debug('routes without a handler', { routes: unserved });
   return app;
 }

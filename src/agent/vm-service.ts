@@ -2,15 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { access, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
-import {
-  GuestExecRequest,
-  ShutdownRequest,
-  VmSpec,
-  type GuestExecResult,
-  type GuestInfo,
-  type Vm,
-  type VmDisk,
-} from '../api/index.js';
+import type { GuestExecRequest, GuestExecResult, GuestInfo, ValidVmSpec, Vm, VmDisk } from '../api/index.js';
 import { createQcow2 } from './datastores.js';
 import { DefinitionStore, type VmDefinition } from './definitions.js';
 import {
@@ -40,10 +32,6 @@ import { VmRuntime, type RuntimeHost } from './vm-runtime.js';
 
 const MiB = 1024 * 1024;
 const QGA_SYNC_TIMEOUT_MS = 10_000;
-
-const DeleteQuery = z.object({
-  deleteDisks: z.enum(['true', 'false'], { error: 'must be true or false' }).default('false'),
-});
 
 const QueryBlockstats = z.array(
   z.looseObject({
@@ -154,8 +142,7 @@ export class VmService {
   }
 
   /** Defines a VM (creating its disks) and starts it when asked; all or nothing. */
-  async define(input: unknown): Promise<Vm> {
-    const spec = VmSpec.parse(input);
+  async define(spec: ValidVmSpec): Promise<Vm> {
     const runtime = await this.#defineQueue.run(async () => {
       const def = await this.#plan(spec);
       const created: string[] = [];
@@ -186,7 +173,7 @@ export class VmService {
   }
 
   /** Checks a spec against this host and returns the definition it would become; creates nothing. */
-  async #plan(spec: z.output<typeof VmSpec>): Promise<VmDefinition> {
+  async #plan(spec: ValidVmSpec): Promise<VmDefinition> {
     if (this.#vms.has(spec.name)) throw new VmAlreadyExists(spec.name);
     const id = spec.id ?? randomUUID();
     const sameId = this.runtimes().find((r) => r.def.id === id);
@@ -291,8 +278,7 @@ export class VmService {
     runtime.relocateDisks(def);
   }
 
-  async shutdown(name: string, input: unknown): Promise<Vm> {
-    const { timeoutSeconds } = ShutdownRequest.parse(input ?? {});
+  async shutdown(name: string, timeoutSeconds: number): Promise<Vm> {
     const runtime = this.runtime(name);
     await runtime.exclusive(() => runtime.shutdown(timeoutSeconds));
     return this.describe(runtime);
@@ -304,8 +290,7 @@ export class VmService {
     return this.describe(runtime);
   }
 
-  async delete(name: string, query: unknown): Promise<void> {
-    const deleteDisks = DeleteQuery.parse(query ?? {}).deleteDisks === 'true';
+  async delete(name: string, deleteDisks: boolean): Promise<void> {
     await this.#remove(this.runtime(name), deleteDisks);
   }
 
@@ -327,8 +312,7 @@ export class VmService {
     return this.#withGuestAgent(name, (qga) => readGuestInfo(qga));
   }
 
-  async guestExec(name: string, input: unknown): Promise<GuestExecResult> {
-    const request = GuestExecRequest.parse(input);
+  async guestExec(name: string, request: z.output<typeof GuestExecRequest>): Promise<GuestExecResult> {
     return this.#withGuestAgent(name, (qga) => guestExec(qga, { vm: name, ...request }));
   }
 

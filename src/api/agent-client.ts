@@ -1,8 +1,9 @@
-import { z } from 'zod';
 import { JsonHttpClient } from './http.js';
-import { Datastore, GuestExecResult, GuestInfo, HostInfo, Vm, VSwitch, type VmSpec } from './agent.js';
+import type { Datastore, GuestExecResult, GuestInfo, HostInfo, Vm, VSwitch, VmSpec } from './agent.js';
+import { agentRoutes as routes } from './agent-routes.js';
+import type { OpenApiDocument } from './route-table.js';
 
-/** Typed client of one host agent's HTTP API. */
+/** Typed client of one host agent's HTTP API; every call is a route of agent-routes.ts. */
 export class AgentClient {
   readonly http: JsonHttpClient;
   constructor(baseUrl: string, token: string, timeoutMs?: number) {
@@ -10,58 +11,56 @@ export class AgentClient {
   }
 
   host(): Promise<HostInfo> {
-    return this.http.request('GET', '/v1/host', HostInfo);
+    return this.http.call(routes.getHost, {});
   }
   datastores(): Promise<Datastore[]> {
-    return this.http.request('GET', '/v1/datastores', z.array(Datastore));
+    return this.http.call(routes.listDatastores, {});
   }
   vswitches(): Promise<VSwitch[]> {
-    return this.http.request('GET', '/v1/vswitches', z.array(VSwitch));
+    return this.http.call(routes.listVSwitches, {});
   }
   listVms(): Promise<Vm[]> {
-    return this.http.request('GET', '/v1/vms', z.array(Vm));
+    return this.http.call(routes.listVms, {});
   }
   getVm(name: string): Promise<Vm> {
-    return this.http.request('GET', `/v1/vms/${encodeURIComponent(name)}`, Vm);
+    return this.http.call(routes.getVm, { params: { name } });
   }
   createVm(spec: VmSpec): Promise<Vm> {
-    return this.http.request('POST', '/v1/vms', Vm, spec, { timeoutMs: 300_000 });
+    return this.http.call(routes.createVm, { body: spec }, { timeoutMs: 300_000 });
   }
   startVm(name: string): Promise<Vm> {
-    return this.http.request('POST', `/v1/vms/${encodeURIComponent(name)}/start`, Vm, {});
+    return this.http.call(routes.startVm, { params: { name } });
   }
   shutdownVm(name: string, timeoutSeconds = 60): Promise<Vm> {
-    return this.http.request(
-      'POST',
-      `/v1/vms/${encodeURIComponent(name)}/shutdown`,
-      Vm,
-      { timeoutSeconds },
-      {
-        timeoutMs: (timeoutSeconds + 30) * 1000,
-      },
+    return this.http.call(
+      routes.shutdownVm,
+      { params: { name }, body: { timeoutSeconds } },
+      { timeoutMs: (timeoutSeconds + 30) * 1000 },
     );
   }
   stopVm(name: string): Promise<Vm> {
-    return this.http.request('POST', `/v1/vms/${encodeURIComponent(name)}/stop`, Vm, {});
+    return this.http.call(routes.stopVm, { params: { name } });
   }
-  async deleteVm(name: string, deleteDisks: boolean): Promise<void> {
-    await this.http.raw('DELETE', `/v1/vms/${encodeURIComponent(name)}?deleteDisks=${deleteDisks}`);
+  deleteVm(name: string, deleteDisks: boolean): Promise<void> {
+    return this.http.call(routes.deleteVm, {
+      params: { name },
+      query: { deleteDisks: deleteDisks ? 'true' : 'false' },
+    });
   }
   guestExec(name: string, command: string[], timeoutSeconds = 30, detach = false): Promise<GuestExecResult> {
-    return this.http.request(
-      'POST',
-      `/v1/vms/${encodeURIComponent(name)}/guest-exec`,
-      GuestExecResult,
-      { command, timeoutSeconds, detach },
-      {
-        timeoutMs: (timeoutSeconds + 30) * 1000,
-      },
+    return this.http.call(
+      routes.guestExec,
+      { params: { name }, body: { command, timeoutSeconds, detach } },
+      { timeoutMs: (timeoutSeconds + 30) * 1000 },
     );
   }
   guestInfo(name: string): Promise<GuestInfo> {
-    return this.http.request('GET', `/v1/vms/${encodeURIComponent(name)}/guest`, GuestInfo);
+    return this.http.call(routes.guestInfo, { params: { name } });
   }
-  async metrics(): Promise<string> {
-    return (await this.http.raw('GET', '/metrics')).text();
+  metrics(): Promise<string> {
+    return this.http.call(routes.metrics, {});
+  }
+  openApi(): Promise<OpenApiDocument> {
+    return this.http.call(routes.openApi, {});
   }
 }

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ApiError, Problem } from './problem.js';
+import { routeUrl, type RouteCall, type RouteResult, type RouteSpec } from './route-table.js';
 
 /** A bearer-token JSON client for one base URL; every reply is validated against its schema. */
 export class JsonHttpClient {
@@ -20,6 +21,29 @@ export class JsonHttpClient {
     const text = await response.text();
     const json: unknown = text.length ? JSON.parse(text) : undefined;
     return schema.parse(json);
+  }
+
+  /**
+   * Calls one route of a route table: its method and path (params filled in, query appended), the
+   * body as given; the reply is checked against the route's response schema.
+   */
+  async call<R extends RouteSpec>(
+    route: R,
+    input: RouteCall<R>,
+    options: { timeoutMs?: number } = {},
+  ): Promise<RouteResult<R>> {
+    // RouteCall<R> holds the schemas' input types; path and query values are scalars by then.
+    const { params, query, body } = input as {
+      params?: Record<string, string | number | boolean>;
+      query?: Record<string, string | number | boolean | undefined>;
+      body?: unknown;
+    };
+    const url = routeUrl(route, params, query);
+    const response = await this.raw(route.method, url, body, options);
+    const text = await response.text();
+    if (!route.response) return undefined as RouteResult<R>;
+    const reply: unknown = route.produces ? text : text.length ? JSON.parse(text) : undefined;
+    return route.response.parse(reply) as RouteResult<R>;
   }
 
   /** Sends the request and throws ApiError on a non-2xx reply; the body is left to the caller. */

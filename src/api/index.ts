@@ -7,3 +7,6 @@ export * from './manager-client.js';
 export * from './cli-config.js';
 export * from './migration.js';
 export * from './migration-client.js';
+export * from './route-table.js';
+export * from './agent-errors.js';
+export * from './agent-routes.js';

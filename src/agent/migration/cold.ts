@@ -9,21 +9,19 @@
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import { promisify } from 'node:util';
-import type { FastifyInstance } from 'fastify';
-import { z } from 'zod';
-import {
+import type {
+  agentColdMoveRoutes,
+  ColdClosed,
+  ColdCopied,
   ColdCopyRequest,
-  ColdExportRequest,
-  MigrationId,
-  Name,
-  type ColdCopied,
-  type ColdClosed,
-  type ColdExport,
+  ColdExport,
+  RouteHandlers,
 } from '../../api/index.js';
 import type { AgentCore } from '../core.js';
 import { HostCommandFailed, InvalidInput, VmStateConflict } from '../errors.js';
 import { MigrationConflict } from './errors.js';
 import { PortAllocator, type PortLease } from './ports.js';
+import type { AgentRoutePlugin } from '../server.js';
 
 const run = promisify(execFile);
 const READY_MS = 15_000;
@@ -51,8 +49,7 @@ export class ColdMoves {
   constructor(private readonly core: AgentCore) {}
 
   /** Source: exports the stopped VM's disks read-only. */
-  async export(vmName: string, input: unknown): Promise<ColdExport> {
-    const { migrationId } = ColdExportRequest.parse(input);
+  async export(vmName: string, migrationId: string): Promise<ColdExport> {
     if (this.#exports.has(migrationId))
       throw new MigrationConflict(`cold move ${migrationId} exists already`);
     const runtime = this.core.vms.runtime(vmName);
@@ -112,8 +109,7 @@ export class ColdMoves {
   }
 
   /** Target: copies every disk of the (stopped, just defined) VM from the source's exports. */
-  async copy(vmName: string, input: unknown): Promise<ColdCopied> {
-    const { disks } = ColdCopyRequest.parse(input);
+  async copy(vmName: string, { disks }: ColdCopyRequest): Promise<ColdCopied> {
     const runtime = this.core.vms.runtime(vmName);
     if (runtime.active) throw new VmStateConflict(vmName, 'running', 'copy disks into');
     const jobs = disks.map((source, i) => {
@@ -142,15 +138,15 @@ export class ColdMoves {
   }
 }
 
-/** The cold-move routes (contract: ColdExportRequest / ColdCopyRequest in src/api/migration.ts). */
-export function coldMoveRoutes() {
-  return (app: FastifyInstance, core: AgentCore): void => {
+/** The cold-move routes (agentColdMoveRoutes in src/api/agent-routes.ts). */
+export function coldMoveRoutes(): AgentRoutePlugin {
+  return (app, core): RouteHandlers<typeof agentColdMoveRoutes> => {
     const cold = new ColdMoves(core);
-    const name = (params: unknown) => z.object({ name: Name }).parse(params).name;
-    const id = (params: unknown) => z.object({ id: MigrationId }).parse(params).id;
     app.addHook('onClose', async () => cold.closeAll());
-    app.post('/v1/vms/:name/cold-export', (request) => cold.export(name(request.params), request.body));
-    app.post('/v1/migrations/cold/:id/close', (request) => cold.close(id(request.params)));
-    app.post('/v1/vms/:name/cold-copy', (request) => cold.copy(name(request.params), request.body));
+    return {
+      coldExport: ({ params, body }) => cold.export(params.name, body.migrationId),
+      coldClose: ({ params }) => cold.close(params.id),
+      coldCopy: ({ params, body }) => cold.copy(params.name, body),
+    };
   };
 }

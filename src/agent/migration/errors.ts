@@ -1,3 +1,4 @@
+import type { MigrationFailureCode } from '../../api/index.js';
 import { AgentError } from '../errors.js';
 
 /* Errors of moves; mapped to HTTP answers with the agent's other errors in http-errors.ts. */
@@ -16,11 +17,11 @@ export class MigrationConflict extends AgentError {
 
 /** QEMU or the peer failed the move; the VM stays (or was put back) where it was. */
 export class MigrationFailed extends AgentError {
-  readonly code: string;
+  readonly code: MigrationFailureCode;
   constructor(
     message: string,
     readonly phase: string,
-    code = 'migration-failed',
+    code: MigrationFailureCode = 'migration-failed',
   ) {
     super(message);
     this.code = code;

@@ -8,17 +8,16 @@ import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
-import {
+import type {
   CompleteMigrationRequest,
-  MigrationPolicy,
+  IncomingPrepared,
+  MigrationPlan,
+  MigrationStatus,
   MoveStorageRequest,
   PlanRequest,
   PrepareIncomingRequest,
   StartMigrationRequest,
-  type IncomingPrepared,
-  type MigrationPlan,
-  type MigrationStatus,
-  type Vm,
+  Vm,
 } from '../../api/index.js';
 import type { AgentCore } from '../core.js';
 import { createQcow2, diskImageInfo } from '../datastores.js';
@@ -90,8 +89,7 @@ export class MigrationService {
     this.#maxConcurrent = options.maxConcurrent ?? 2;
   }
 
-  plan(input: unknown): MigrationPlan {
-    const request = PlanRequest.parse(input);
+  plan(request: z.output<typeof PlanRequest>): MigrationPlan {
     const def = this.core.vms.runtime(request.vmName).def;
     const policy = request.policy;
     if (policy.strategy !== 'silobreak') return baselinePlan(policy.strategy, def.memoryMiB * MiB);
@@ -117,8 +115,7 @@ export class MigrationService {
 
   // ---- target side ----
 
-  async prepareIncoming(input: unknown): Promise<IncomingPrepared> {
-    const request = PrepareIncomingRequest.parse(input);
+  async prepareIncoming(request: z.output<typeof PrepareIncomingRequest>): Promise<IncomingPrepared> {
     const { vm, plan, migrationId } = request;
     const tlsDir = await this.#tlsDir(request.secure);
     if (this.#moves.has(migrationId)) throw new MigrationConflict(`migration ${migrationId} exists already`);
@@ -255,7 +252,7 @@ export class MigrationService {
     const vms = this.core.vms;
     try {
       await vms.stop(record.vmName);
-      await vms.delete(record.vmName, { deleteDisks: 'true' });
+      await vms.delete(record.vmName, true);
     } catch (error) {
       this.core.log.warn('cleaning up the incoming VM failed', { vm: record.vmName, error: String(error) });
     }
@@ -264,10 +261,8 @@ export class MigrationService {
 
   // ---- source side ----
 
-  async startOutgoing(input: unknown): Promise<MigrationStatus> {
-    const request = StartMigrationRequest.parse(input);
-    const { migrationId, vmName, plan, target } = request;
-    const policy = MigrationPolicy.parse(request.policy);
+  async startOutgoing(request: z.output<typeof StartMigrationRequest>): Promise<MigrationStatus> {
+    const { migrationId, vmName, plan, target, policy } = request;
     const runtime = this.core.vms.runtime(vmName);
     if (!runtime.active)
       throw new MigrationConflict(`VM "${vmName}" is not running: a live move needs a running VM`);
@@ -322,8 +317,7 @@ export class MigrationService {
 
   // ---- storage moves on this host ----
 
-  async moveStorage(vmName: string, input: unknown): Promise<MigrationStatus> {
-    const request = MoveStorageRequest.parse(input);
+  async moveStorage(vmName: string, request: z.output<typeof MoveStorageRequest>): Promise<MigrationStatus> {
     const migrationId = request.migrationId ?? randomUUID();
     const vms = this.core.vms;
     const runtime = vms.runtime(vmName);
@@ -467,8 +461,10 @@ export class MigrationService {
   }
 
   /** After the switchover: the source QEMU goes, and its disks too unless kept. */
-  async complete(id: string, input: unknown): Promise<MigrationStatus> {
-    const { keepSource } = CompleteMigrationRequest.parse(input ?? {});
+  async complete(
+    id: string,
+    { keepSource }: z.output<typeof CompleteMigrationRequest>,
+  ): Promise<MigrationStatus> {
     const record = this.#get(id, 'source');
     if (record.state !== 'completed') {
       throw new MigrationConflict(
@@ -478,7 +474,7 @@ export class MigrationService {
     const vms = this.core.vms;
     if (vms.runtimes().some((r) => r.def.name === record.vmName)) {
       await vms.stop(record.vmName);
-      await vms.delete(record.vmName, { deleteDisks: keepSource ? 'false' : 'true' });
+      await vms.delete(record.vmName, !keepSource);
     }
     return this.status(id);
   }

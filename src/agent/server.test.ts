@@ -1,0 +1,275 @@
+// The agent's HTTP server with a real core on a temporary state dir, and no QEMU: every route of
+// the contract is served (with the move plugins mounted), input is checked at the edge, errors
+// answer with the codes the contract lists, and a VM without disks or NICs can be defined and
+// deleted. Requests go through Fastify's inject, so nothing listens.
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import type { FastifyInstance } from 'fastify';
+import {
+  AGENT_COMMON_ERRORS,
+  agentRoutes,
+  AgentConfig,
+  OpenApiDocument,
+  Problem,
+  Vm,
+  type AgentErrorCode,
+  type AgentRouteName,
+} from '../api/index.js';
+import { AgentCore } from './core.js';
+import { HostInventory } from './host.js';
+import { jsonLineLogger } from './logger.js';
+import { coldMoveRoutes } from './migration/cold.js';
+import { migrationRoutes } from './migration/routes.js';
+import { buildServer } from './server.js';
+import { VmService } from './vm-service.js';
+
+const TOKEN = 'server-test-token-0123456789';
+const auth = { authorization: `Bearer ${TOKEN}` };
+let dir: string;
+let app: FastifyInstance;
+
+before(async () => {
+  dir = await mkdtemp(path.join(tmpdir(), 'sb-agent-server-'));
+  const config = AgentConfig.parse({
+    hostName: 'unit',
+    listen: { address: '127.0.0.1', port: 1 },
+    token: TOKEN,
+    fabricAddress: '127.0.0.1',
+    stateDir: path.join(dir, 'state'),
+    datastores: [{ name: 'ds1', path: dir, default: true }],
+    vswitches: [{ name: 'sw0', bridge: 'sbunit0' }],
+    accelerator: 'tcg',
+  });
+  const log = jsonLineLogger('silent');
+  const inventory = new HostInventory(config);
+  const vms = new VmService(inventory, {
+    stateDir: config.stateDir,
+    accelerator: 'tcg',
+    boot: () => Promise.reject(new Error('no guest in unit tests')),
+    bridgeOf: (vswitch) => inventory.bridgeOf(vswitch),
+    log,
+  });
+  await vms.init();
+  const core = new AgentCore(
+    config,
+    inventory,
+    vms,
+    { accelerator: 'tcg', source: 'config' },
+    { agent: '0.0.0-test', qemu: 'none' },
+    log,
+  );
+  app = await buildServer(core, { token: TOKEN, log, routePlugins: [migrationRoutes(), coldMoveRoutes()] });
+  await app.ready();
+});
+
+after(async () => {
+  await app.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function call(method: 'GET' | 'POST' | 'DELETE', url: string, body?: unknown) {
+  const response = await app.inject({
+    method,
+    url,
+    headers: auth,
+    ...(body === undefined
+      ? {}
+      : { payload: JSON.stringify(body), headers: { ...auth, 'content-type': 'application/json' } }),
+  });
+  return {
+    status: response.statusCode,
+    type: response.headers['content-type'],
+    json: () => response.json<unknown>(),
+  };
+}
+
+/** The reply is a problem with this status and code, and the route's table entry lists the code. */
+async function problem(
+  route: AgentRouteName,
+  reply: Awaited<ReturnType<typeof call>>,
+  status: number,
+  code: AgentErrorCode,
+  field?: string,
+) {
+  assert.match(String(reply.type), /^application\/problem\+json/);
+  const p = Problem.parse(reply.json());
+  assert.deepEqual([p.status, p.code, p.field], [status, code, field], p.detail);
+  const listed: readonly string[] = [...agentRoutes[route].errors, ...AGENT_COMMON_ERRORS];
+  assert.ok(listed.includes(code), `${route} does not list ${code}`);
+  return p;
+}
+
+test('every route of the table is served with the move plugins mounted', () => {
+  for (const [name, r] of Object.entries(agentRoutes))
+    assert.ok(app.hasRoute({ method: r.method, url: r.path }), `${name}: ${r.method} ${r.path}`);
+});
+
+test('the token guards every route, the OpenAPI document too', async () => {
+  for (const url of ['/v1/openapi.json', '/v1/host', '/metrics', '/v1/no-such-route']) {
+    const response = await app.inject({ method: 'GET', url, headers: { authorization: 'Bearer wrong' } });
+    assert.equal(response.statusCode, 401, url);
+    assert.equal(response.json<Problem>().code, 'unauthorized');
+  }
+});
+
+test('GET /v1/openapi.json is the document generated from the table', async () => {
+  const reply = await call('GET', '/v1/openapi.json');
+  assert.equal(reply.status, 200);
+  const doc = OpenApiDocument.parse(reply.json());
+  assert.equal(doc.info.version, '0.0.0-test');
+  const ids = Object.values(doc.paths).flatMap((p) => Object.values(p).map((o) => o.operationId));
+  assert.deepEqual(ids.sort(), Object.keys(agentRoutes).sort());
+});
+
+test('host, datastores, switches, VMs and metrics answer from the core', async () => {
+  const host = await call('GET', '/v1/host');
+  assert.equal(host.status, 200);
+  assert.equal(agentRoutes.getHost.response.parse(host.json()).name, 'unit');
+  assert.equal(
+    agentRoutes.listDatastores.response.parse((await call('GET', '/v1/datastores')).json())[0]?.name,
+    'ds1',
+  );
+  assert.deepEqual((await call('GET', '/v1/vswitches')).json(), [{ name: 'sw0', bridge: 'sbunit0' }]);
+  assert.deepEqual((await call('GET', '/v1/vms')).json(), []);
+  const metrics = await call('GET', '/metrics');
+  assert.equal(metrics.status, 200);
+  assert.equal(metrics.type, agentRoutes.metrics.produces);
+});
+
+test('unknown fields, bad values and bodies where none belongs are 400 naming the field', async () => {
+  const spec = { name: 'a', vcpus: 1, memoryMiB: 128 };
+  await problem(
+    'createVm',
+    await call('POST', '/v1/vms', { ...spec, memoryMB: 128 }),
+    400,
+    'invalid-input',
+    'memoryMB',
+  );
+  await problem(
+    'createVm',
+    await call('POST', '/v1/vms', { ...spec, disks: [{ sizeBytes: 1, datastor: 'ds1' }] }),
+    400,
+    'invalid-input',
+    'disks.0.datastor',
+  );
+  await problem(
+    'createVm',
+    await call('POST', '/v1/vms', { ...spec, vcpus: 0 }),
+    400,
+    'invalid-input',
+    'vcpus',
+  );
+  await problem('getVm', await call('GET', '/v1/vms/Bad_Name'), 400, 'invalid-input', 'name');
+  await problem(
+    'deleteVm',
+    await call('DELETE', '/v1/vms/a?deleteDisks=yes'),
+    400,
+    'invalid-input',
+    'deleteDisks',
+  );
+  await problem(
+    'deleteVm',
+    await call('DELETE', '/v1/vms/a?deletedisks=true'),
+    400,
+    'invalid-input',
+    'deletedisks',
+  );
+  await problem(
+    'startVm',
+    await call('POST', '/v1/vms/a/start', { force: true }),
+    400,
+    'invalid-input',
+    'force',
+  );
+  await problem('getMigration', await call('GET', '/v1/migrations/not-a-uuid'), 400, 'invalid-input', 'id');
+  await problem(
+    'planMigration',
+    await call('POST', '/v1/migrations/plan', { vmName: 'a', policy: { targetDowntimeMS: 5 } }),
+    400,
+    'invalid-input',
+    'policy.targetDowntimeMS',
+  );
+  const malformed = await app.inject({
+    method: 'POST',
+    url: '/v1/vms',
+    headers: { ...auth, 'content-type': 'application/json' },
+    payload: '{"name": ',
+  });
+  assert.equal(malformed.statusCode, 400);
+  assert.equal(malformed.json<Problem>().code, 'malformed-json');
+  const nowhere = await call('GET', '/v1/no-such-route');
+  assert.deepEqual([nowhere.status, Problem.parse(nowhere.json()).code], [404, 'route-not-found']);
+});
+
+test('domain errors answer with the codes the table lists for the route', async () => {
+  await problem('getVm', await call('GET', '/v1/vms/ghost'), 404, 'vm-not-found');
+  await problem('startVm', await call('POST', '/v1/vms/ghost/start'), 404, 'vm-not-found');
+  await problem('deleteVm', await call('DELETE', '/v1/vms/ghost?deleteDisks=true'), 404, 'vm-not-found');
+  await problem('guestInfo', await call('GET', '/v1/vms/ghost/guest'), 404, 'vm-not-found');
+  await problem(
+    'planMigration',
+    await call('POST', '/v1/migrations/plan', { vmName: 'ghost' }),
+    404,
+    'vm-not-found',
+  );
+  const id = '00000000-0000-4000-8000-000000000042';
+  await problem('getMigration', await call('GET', `/v1/migrations/${id}`), 404, 'migration-not-found');
+  await problem(
+    'cancelMigration',
+    await call('POST', `/v1/migrations/${id}/cancel`),
+    404,
+    'migration-not-found',
+  );
+  await problem(
+    'abortIncoming',
+    await call('POST', `/v1/migrations/incoming/${id}/abort`),
+    404,
+    'migration-not-found',
+  );
+  await problem(
+    'completeMigration',
+    await call('POST', `/v1/migrations/${id}/complete`, {}),
+    404,
+    'migration-not-found',
+  );
+  await problem(
+    'createVm',
+    await call('POST', '/v1/vms', { name: 'a', vcpus: 1, memoryMiB: 128, nics: [{ vswitch: 'nope' }] }),
+    422,
+    'vswitch-not-found',
+    'nics.0.vswitch',
+  );
+  const closed = await call('POST', `/v1/migrations/cold/${id}/close`);
+  assert.deepEqual([closed.status, closed.json()], [200, { migrationId: id, closed: false }]);
+  assert.deepEqual((await call('GET', '/v1/migrations')).json(), []);
+});
+
+test('a VM without disks or NICs: defined (201), shown, deleted (204)', async () => {
+  const created = await call('POST', '/v1/vms', { name: 'bare', vcpus: 1, memoryMiB: 128 });
+  assert.equal(created.status, 201);
+  const vm = Vm.parse(created.json());
+  assert.equal(vm.state, 'stopped');
+  assert.deepEqual(Vm.parse((await call('GET', '/v1/vms/bare')).json()), vm);
+  await problem(
+    'createVm',
+    await call('POST', '/v1/vms', { name: 'bare', vcpus: 1, memoryMiB: 128 }),
+    409,
+    'vm-exists',
+    'name',
+  );
+  await problem(
+    'coldCopy',
+    await call('POST', '/v1/vms/bare/cold-copy', {
+      disks: [{ diskId: 'root', uri: 'nbd://127.0.0.1:1/root' }],
+    }),
+    400,
+    'invalid-input',
+    'disks.0.diskId',
+  );
+  const deleted = await call('DELETE', '/v1/vms/bare?deleteDisks=true');
+  assert.equal(deleted.status, 204);
+  assert.deepEqual((await call('GET', '/v1/vms')).json(), []);
+});

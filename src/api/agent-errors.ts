@@ -1,0 +1,68 @@
+import type { ErrorCatalogue } from './route-table.js';
+
+/*
+ * Every error code a host agent answers with (the Problem's `code`), its HTTP statuses and what it
+ * means. The agent's error classes take their codes from here and its one error-to-HTTP mapping
+ * takes the statuses; the route table lists which codes each route may answer.
+ */
+
+export const AGENT_ERRORS = {
+  // The request itself
+  unauthorized: { statuses: [401], about: 'no or a wrong bearer token' },
+  'invalid-input': {
+    statuses: [400],
+    about: 'the input fails its schema, has an unknown field or breaks a rule of this host; `field` names it',
+  },
+  'malformed-json': { statuses: [400], about: 'the request body is not JSON' },
+  'invalid-request': { statuses: [400], about: 'the HTTP request itself is malformed' },
+  'body-too-large': { statuses: [413], about: 'the request body is over 1 MiB' },
+  'unsupported-media-type': { statuses: [415], about: 'the request body is not application/json' },
+  'route-not-found': { statuses: [404], about: 'no such method and path' },
+
+  // VMs, datastores, switches
+  'vm-not-found': { statuses: [404], about: 'no VM of that name is defined on this host' },
+  'vm-exists': { statuses: [409], about: 'a VM of that name is defined already' },
+  'vm-id-in-use': { statuses: [409], about: 'another VM on this host has that id' },
+  'mac-in-use': { statuses: [409], about: 'another VM on this host has that MAC' },
+  'disk-file-exists': { statuses: [409], about: 'a disk image file is in the way; it is never overwritten' },
+  'vm-state-conflict': { statuses: [409], about: 'the VM is in a state that does not allow this' },
+  'datastore-not-found': { statuses: [422], about: 'no datastore of that name on this host' },
+  'vswitch-not-found': { statuses: [422], about: 'no virtual switch of that name on this host' },
+  'insufficient-capacity': { statuses: [422], about: 'the datastore has not enough free space' },
+  'insufficient-memory': {
+    statuses: [422, 409],
+    about: 'more memory than the host has at all (422) or has unpromised right now (409)',
+  },
+  'qemu-start-failed': { statuses: [500], about: 'QEMU did not start; the detail has its error output' },
+  'host-command-failed': { statuses: [500], about: 'a host command (qemu-img, ip, qemu-nbd) failed' },
+  'guest-image-missing': { statuses: [503], about: 'this host has no guest image to boot VMs from yet' },
+  'guest-agent-unavailable': { statuses: [503], about: 'the guest agent does not answer' },
+  'guest-command-failed': { statuses: [502], about: 'the guest agent failed the command' },
+  'guest-exec-timeout': { statuses: [504], about: 'the guest process did not exit in time' },
+
+  // Moves
+  'migration-not-found': { statuses: [404], about: 'no move of that id (in that role) on this host' },
+  'migration-conflict': {
+    statuses: [409],
+    about: 'the request clashes with a move: one in flight already, or too late or too early for this',
+  },
+  'migration-cancelled': { statuses: [409], about: 'the move was cancelled' },
+  'migration-failed': {
+    statuses: [502],
+    about: 'QEMU or the peer failed the move; the VM stays where it was',
+  },
+  'migration-stalled': { statuses: [502], about: 'the move made no progress with no lever left' },
+  'migration-orphaned': { statuses: [502], about: 'no manager asked about this incoming move for too long' },
+  'source-restarted': {
+    statuses: [502],
+    about: 'the source QEMU died in the rollback and the VM was started again from its disk',
+  },
+
+  internal: { statuses: [500], about: 'an unexpected failure of the agent' },
+} as const satisfies ErrorCatalogue<string>;
+
+export type AgentErrorCode = keyof typeof AGENT_ERRORS;
+
+/** The codes a MigrationFailed carries (also found in MigrationStatus.error.code). */
+export type MigrationFailureCode =
+  'migration-failed' | 'migration-stalled' | 'migration-orphaned' | 'source-restarted';

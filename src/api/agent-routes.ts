@@ -1,0 +1,363 @@
+import { z } from 'zod';
+import {
+  Datastore,
+  GuestExecRequest,
+  GuestExecResult,
+  GuestInfo,
+  HostInfo,
+  Name,
+  ShutdownRequest,
+  Vm,
+  VmSpec,
+  VSwitch,
+} from './agent.js';
+import { AGENT_ERRORS, type AgentErrorCode } from './agent-errors.js';
+import {
+  ColdClosed,
+  ColdCopied,
+  ColdCopyRequest,
+  ColdExport,
+  ColdExportRequest,
+  CompleteMigrationRequest,
+  IncomingPrepared,
+  MigrationId,
+  MigrationPlan,
+  MigrationStatus,
+  MoveStorageRequest,
+  PlanRequest,
+  PrepareIncomingRequest,
+  StartMigrationRequest,
+} from './migration.js';
+import { defineRoute, OpenApiDocument, openApiDocument } from './route-table.js';
+
+/*
+ * The host agent's HTTP API, declared once: the agent serves exactly these routes (validating
+ * each part with these schemas), AgentClient and AgentMigrationClient build their calls from them
+ * and GET /v1/openapi.json is generated from them. Every route needs the bearer token.
+ *
+ * Adding a route: an entry here, its handler in the agent (a missing one fails to compile), and a
+ * client method calling `http.call(agentRoutes.<name>, ...)`.
+ */
+
+const route = defineRoute<AgentErrorCode>();
+
+const VmParams = z.object({ name: Name });
+const MigrationParams = z.object({ id: MigrationId });
+
+export const DeleteAgentVmQuery = z.object({
+  /** Also delete the VM's disk images. */
+  deleteDisks: z
+    .enum(['true', 'false'], { error: 'must be true or false' })
+    .default('false')
+    .transform((v) => v === 'true'),
+});
+
+/** The answers any route may give, whatever it does (listed once, not per route). */
+export const AGENT_COMMON_ERRORS = [
+  'unauthorized',
+  'invalid-input',
+  'malformed-json',
+  'invalid-request',
+  'body-too-large',
+  'unsupported-media-type',
+  'internal',
+] as const satisfies readonly AgentErrorCode[];
+
+// Errors of defining a VM (POST /v1/vms, and the target of a live move, which defines one too).
+const DEFINE_ERRORS = [
+  'vm-exists',
+  'vm-id-in-use',
+  'mac-in-use',
+  'disk-file-exists',
+  'datastore-not-found',
+  'vswitch-not-found',
+  'insufficient-capacity',
+  'insufficient-memory',
+  'host-command-failed',
+] as const;
+// Errors of starting a VM's QEMU.
+const START_ERRORS = [
+  'vm-state-conflict',
+  'insufficient-memory',
+  'qemu-start-failed',
+  'guest-image-missing',
+  'host-command-failed',
+] as const;
+/** Lists of codes joined, each code once. */
+const union = (...lists: (readonly AgentErrorCode[])[]): AgentErrorCode[] => [...new Set(lists.flat())];
+const GUEST_ERRORS = [
+  'vm-not-found',
+  'vm-state-conflict',
+  'guest-agent-unavailable',
+  'guest-command-failed',
+] as const;
+
+/** Host, VMs, guest agent, metrics and this document: served by every agent. */
+export const agentVmRoutes = {
+  getHost: route({
+    method: 'GET',
+    path: '/v1/host',
+    summary: 'This host: name, fabric address, versions, accelerator, CPUs and memory',
+    status: 200,
+    response: HostInfo,
+    errors: [],
+  }),
+  listDatastores: route({
+    method: 'GET',
+    path: '/v1/datastores',
+    summary: 'The datastores of this host with their capacity and free space',
+    status: 200,
+    response: z.array(Datastore),
+    errors: [],
+  }),
+  listVSwitches: route({
+    method: 'GET',
+    path: '/v1/vswitches',
+    summary: 'The virtual switches of this host',
+    status: 200,
+    response: z.array(VSwitch),
+    errors: [],
+  }),
+  listVms: route({
+    method: 'GET',
+    path: '/v1/vms',
+    summary: 'The VMs defined on this host',
+    status: 200,
+    response: z.array(Vm),
+    errors: [],
+  }),
+  createVm: route({
+    method: 'POST',
+    path: '/v1/vms',
+    summary: 'Define a VM, creating its disks, and start it when asked; all or nothing',
+    body: VmSpec,
+    status: 201,
+    response: Vm,
+    errors: union(DEFINE_ERRORS, START_ERRORS),
+  }),
+  getVm: route({
+    method: 'GET',
+    path: '/v1/vms/:name',
+    summary: 'Show a VM',
+    params: VmParams,
+    status: 200,
+    response: Vm,
+    errors: ['vm-not-found'],
+  }),
+  deleteVm: route({
+    method: 'DELETE',
+    path: '/v1/vms/:name',
+    summary: 'Delete a stopped VM, and its disk images when deleteDisks=true',
+    params: VmParams,
+    query: DeleteAgentVmQuery,
+    status: 204,
+    errors: ['vm-not-found', 'vm-state-conflict'],
+  }),
+  startVm: route({
+    method: 'POST',
+    path: '/v1/vms/:name/start',
+    summary: 'Start a VM',
+    params: VmParams,
+    status: 200,
+    response: Vm,
+    errors: ['vm-not-found', ...START_ERRORS],
+  }),
+  shutdownVm: route({
+    method: 'POST',
+    path: '/v1/vms/:name/shutdown',
+    summary: 'Ask the guest to power off (ACPI), forcing it off after timeoutSeconds',
+    params: VmParams,
+    body: ShutdownRequest,
+    status: 200,
+    response: Vm,
+    errors: ['vm-not-found', 'vm-state-conflict'],
+  }),
+  stopVm: route({
+    method: 'POST',
+    path: '/v1/vms/:name/stop',
+    summary: 'Force a VM off at once',
+    params: VmParams,
+    status: 200,
+    response: Vm,
+    errors: ['vm-not-found'],
+  }),
+  guestInfo: route({
+    method: 'GET',
+    path: '/v1/vms/:name/guest',
+    summary: "The guest agent's version, OS and filesystems",
+    params: VmParams,
+    status: 200,
+    response: GuestInfo,
+    errors: GUEST_ERRORS,
+  }),
+  guestExec: route({
+    method: 'POST',
+    path: '/v1/vms/:name/guest-exec',
+    summary: 'Run a command in the guest (through its guest agent) and wait for it, unless detached',
+    params: VmParams,
+    body: GuestExecRequest,
+    status: 200,
+    response: GuestExecResult,
+    errors: [...GUEST_ERRORS, 'guest-exec-timeout'],
+  }),
+  metrics: route({
+    method: 'GET',
+    path: '/metrics',
+    summary: 'Host, datastore and VM figures in the Prometheus text format',
+    status: 200,
+    response: z.string(),
+    produces: 'text/plain; version=0.0.4; charset=utf-8',
+    errors: [],
+  }),
+  openApi: route({
+    method: 'GET',
+    path: '/v1/openapi.json',
+    summary: 'This API as an OpenAPI 3.1 document',
+    status: 200,
+    response: OpenApiDocument,
+    errors: [],
+  }),
+};
+
+/** Live moves between hosts and storage moves on one host (see the order of calls in migration.ts). */
+export const agentMigrationRoutes = {
+  planMigration: route({
+    method: 'POST',
+    path: '/v1/migrations/plan',
+    summary: 'Source: choose the parameters of a move of this VM from the link and the VM',
+    body: PlanRequest,
+    status: 200,
+    response: MigrationPlan,
+    errors: ['vm-not-found'],
+  }),
+  listMigrations: route({
+    method: 'GET',
+    path: '/v1/migrations',
+    summary: 'The moves this agent knows of, in any role',
+    status: 200,
+    response: z.array(MigrationStatus),
+    errors: [],
+  }),
+  prepareIncoming: route({
+    method: 'POST',
+    path: '/v1/migrations/incoming',
+    summary: 'Target: define the VM with empty disks, start QEMU waiting for the stream, export the disks',
+    body: PrepareIncomingRequest,
+    status: 201,
+    response: IncomingPrepared,
+    errors: union(['migration-conflict'], DEFINE_ERRORS, START_ERRORS),
+  }),
+  abortIncoming: route({
+    method: 'POST',
+    path: '/v1/migrations/incoming/:id/abort',
+    summary: 'Target: kill the waiting QEMU, delete its disks and definition',
+    params: MigrationParams,
+    status: 200,
+    response: MigrationStatus,
+    errors: ['migration-not-found', 'migration-conflict'],
+  }),
+  finishIncoming: route({
+    method: 'POST',
+    path: '/v1/migrations/incoming/:id/finish',
+    summary: 'Target: wait until the guest resumed here; the VM',
+    params: MigrationParams,
+    status: 200,
+    response: Vm,
+    errors: ['migration-not-found', 'migration-conflict', 'migration-failed'],
+  }),
+  startMigration: route({
+    method: 'POST',
+    path: '/v1/migrations',
+    summary: 'Source: start the disk mirrors and the memory copy in the background',
+    body: StartMigrationRequest,
+    status: 202,
+    response: MigrationStatus,
+    errors: ['vm-not-found', 'migration-conflict'],
+  }),
+  getMigration: route({
+    method: 'GET',
+    path: '/v1/migrations/:id',
+    summary: 'The state, progress and figures of a move',
+    params: MigrationParams,
+    status: 200,
+    response: MigrationStatus,
+    errors: ['migration-not-found'],
+  }),
+  cancelMigration: route({
+    method: 'POST',
+    path: '/v1/migrations/:id/cancel',
+    summary: 'Source: cancel a move before its switchover (the VM keeps running here)',
+    params: MigrationParams,
+    status: 200,
+    response: MigrationStatus,
+    errors: ['migration-not-found'],
+  }),
+  completeMigration: route({
+    method: 'POST',
+    path: '/v1/migrations/:id/complete',
+    summary: 'Source, after the switchover: quit the source QEMU, remove its disks unless kept',
+    params: MigrationParams,
+    body: CompleteMigrationRequest,
+    status: 200,
+    response: MigrationStatus,
+    errors: ['migration-not-found', 'migration-conflict'],
+  }),
+  moveStorage: route({
+    method: 'POST',
+    path: '/v1/vms/:name/move-storage',
+    summary: "Move a running VM's disks to another datastore of this host; poll it like any move",
+    params: VmParams,
+    body: MoveStorageRequest,
+    status: 202,
+    response: MigrationStatus,
+    errors: ['vm-not-found', 'migration-conflict', 'datastore-not-found', 'insufficient-capacity'],
+  }),
+};
+
+/** Cold moves of a stopped VM (see cold moves in migration.ts). */
+export const agentColdMoveRoutes = {
+  coldExport: route({
+    method: 'POST',
+    path: '/v1/vms/:name/cold-export',
+    summary: "Source: read-only NBD exports of the stopped VM's disks",
+    params: VmParams,
+    body: ColdExportRequest,
+    status: 200,
+    response: ColdExport,
+    errors: ['vm-not-found', 'vm-state-conflict', 'migration-conflict', 'host-command-failed'],
+  }),
+  coldClose: route({
+    method: 'POST',
+    path: '/v1/migrations/cold/:id/close',
+    summary: "Source: end a cold move's exports (idempotent)",
+    params: MigrationParams,
+    status: 200,
+    response: ColdClosed,
+    errors: [],
+  }),
+  coldCopy: route({
+    method: 'POST',
+    path: '/v1/vms/:name/cold-copy',
+    summary: 'Target: copy every disk of the defined, stopped VM from the exports',
+    params: VmParams,
+    body: ColdCopyRequest,
+    status: 200,
+    response: ColdCopied,
+    errors: ['vm-not-found', 'vm-state-conflict', 'host-command-failed'],
+  }),
+};
+
+export const agentRoutes = { ...agentVmRoutes, ...agentMigrationRoutes, ...agentColdMoveRoutes };
+export type AgentRoutes = typeof agentRoutes;
+export type AgentRouteName = keyof AgentRoutes;
+
+/** GET /v1/openapi.json of an agent of this version. */
+export function agentOpenApiDocument(version: string): OpenApiDocument {
+  return openApiDocument({
+    title: 'Silobreak host agent API',
+    version,
+    routes: agentRoutes,
+    errors: AGENT_ERRORS,
+    commonErrors: AGENT_COMMON_ERRORS,
+  });
+}
