@@ -226,7 +226,8 @@ after(
       spawnSync('ip', ['-n', host.namespace, 'link', 'set', 'fabric0', 'up'], { stdio: 'ignore' });
       slowLink(host, undefined);
     }
-    await labDown({ name: LAB });
+    // SB_KEEP_LAB=1 keeps the lab (agents' logs, datastores) to look at after a failure.
+    if (!process.env.SB_KEEP_LAB) await labDown({ name: LAB });
   },
   { timeout: 300_000 },
 );
