@@ -217,12 +217,15 @@ export class MigrationService {
   async abortIncoming(id: string): Promise<MigrationStatus> {
     const record = await this.#target(id);
     if (record.state === 'running' && record.incoming === undefined) {
-      // Adopted after a restart: a guest that already runs here is not torn down.
-      const status = await this.core.vms
-        .runtime(record.vmName)
-        .qmp()
-        .execute('query-status', undefined, { schema: StatusInfo })
-        .catch(() => undefined);
+      // Adopted after a restart: a guest that already runs here is not torn down. A QEMU that
+      // is gone (an incoming copy that failed exits) has nothing to ask: it is removed below.
+      const runtime = this.core.vms.runtime(record.vmName);
+      const status = runtime.active
+        ? await runtime
+            .qmp()
+            .execute('query-status', undefined, { schema: StatusInfo })
+            .catch(() => undefined)
+        : undefined;
       if (status?.running) this.#finish(record, 'completed');
     }
     if (record.state === 'completed') {
