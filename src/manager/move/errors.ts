@@ -55,9 +55,13 @@ export class MoveRolledBack extends ManagerError {
   ) {
     const reason = original instanceof Error ? original.message : String(original);
     const notes = [...deferred].map(([host, steps]) => pendingMessage(host, steps));
+    // A restart's own message already says where the VM runs.
+    const where = reason.includes(`runs on ${view.from}`)
+      ? ''
+      : `rolled back: ${view.vm.name} runs on ${view.from}; `;
     super(
       original instanceof ManagerError ? original.code : 'agent-error',
-      `${reason}; rolled back: ${view.vm.name} runs on ${view.from}; ${notes.join('; ')}`,
+      `${reason}; ${where}${notes.join('; ')}`,
     );
   }
 }
