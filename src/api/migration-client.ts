@@ -32,7 +32,9 @@ export class AgentMigrationClient {
   }
   /** Target: kill the waiting QEMU, delete its disks and definition. */
   abortIncoming(id: string): Promise<MigrationStatus> {
-    return this.http.call(routes.abortIncoming, { params: { id } }, { timeoutMs: 120_000 });
+    // Stopping a QEMU and deleting its disks takes seconds; a longer wait is a host that is gone
+    // (a request on a kept-alive connection over a cut link gets no answer, never a reset).
+    return this.http.call(routes.abortIncoming, { params: { id } }, { timeoutMs: 30_000 });
   }
   /** Target: wait until the guest resumed here; returns the VM. */
   finishIncoming(id: string): Promise<Vm> {
