@@ -409,6 +409,88 @@ test(
   },
 );
 
+test(
+  'target agent killed during the disk mirror: the copy goes on without it, and once it is back the move completes',
+  { timeout: 900_000 },
+  async () => {
+    await startWorkloads(h1, '/data/target-agent-kill');
+    const upBefore = await uptime(h1);
+    slowLink(h1, '40mbit');
+    let job = await moveWithCli(h2.name);
+    try {
+      job = await waitForPhase(job.id, 'mirror-disks');
+      assert.equal(job.progress.phase, 'mirror-disks', `job got to ${job.state}/${job.progress.phase}`);
+      await sleep(2000);
+      assert.ok(h2.pid, "the lab knows the target agent's pid");
+      process.kill(h2.pid, 'SIGKILL');
+    } finally {
+      // Full speed again: the rest of the copy needs no agent on either side.
+      slowLink(h1, undefined);
+    }
+    await sleep(5000);
+    restartAgent(h2);
+    job = await api.waitForJob(job.id, 600_000);
+    assert.equal(job.state, 'succeeded', JSON.stringify(job.error));
+    await within(CLEAN_WITHIN_MS, async () => assert.equal((await api.getVm(VM)).host, h2.name));
+    assert.equal((await agentOf(h2).getVm(VM)).state, 'running');
+    assert.ok((await uptime(h2)) > upBefore, 'the guest kept running');
+    await within(CLEAN_WITHIN_MS, () => assertClean(h1));
+    console.log(`# records: ${await verifyRecords(h2, ['/data/target-agent-kill'])}`);
+    // Back home for the next case.
+    const back = await api.moveVm(VM, { to: h1.name });
+    assert.equal((await api.waitForJob(back.job.id, 600_000)).state, 'succeeded');
+  },
+);
+
+test(
+  'target datastore fills up during the disk mirror: the move fails, the guest keeps running on the source, the target is clean',
+  { timeout: 900_000 },
+  async () => {
+    await startWorkloads(h1, '/data/full');
+    const upBefore = await uptime(h1);
+    // host2's datastore becomes a tmpfs just big enough for the pre-move space check (mounted in
+    // its agent's own mount namespace: `ip netns exec` gave it one); the guest then writes
+    // 150 MiB more while its disk mirrors.
+    const plan = await api.planMove(VM, { to: h2.name });
+    assert.equal(plan.ok, true, JSON.stringify(plan.checks.filter((c) => !c.ok)));
+    const room = plan.disks.reduce((sum, d) => sum + d.requiredBytes, 0) + 16 * 1024 * 1024;
+    const inAgent = ['-t', String(h2.pid), '-m'];
+    execFileSync('nsenter', [
+      ...inAgent,
+      'mount',
+      '-t',
+      'tmpfs',
+      '-o',
+      `size=${room}`,
+      'tmpfs',
+      h2.datastorePath,
+    ]);
+    try {
+      slowLink(h1, '40mbit');
+      let job = await moveWithCli(h2.name);
+      job = await waitForPhase(job.id, 'mirror-disks');
+      assert.equal(job.progress.phase, 'mirror-disks', `job got to ${job.state}/${job.progress.phase}`);
+      await guest(
+        h1,
+        ['/bin/dd', 'if=/dev/urandom', 'of=/data/grow', 'bs=1M', 'count=150', 'conv=fsync'],
+        true,
+      );
+      job = await api.waitForJob(job.id, 300_000);
+      slowLink(h1, undefined);
+      assert.equal(job.state, 'failed');
+      assert.match(job.error?.detail ?? '', /during mirror-disks/);
+      console.log(`# datastore full: ${job.error?.detail}`);
+      await assertRunsOn(h1, job, upBefore);
+      await within(CLEAN_WITHIN_MS, () => assertClean(h2));
+    } finally {
+      slowLink(h1, undefined);
+      spawnSync('nsenter', [...inAgent, 'umount', h2.datastorePath], { stdio: 'ignore' });
+    }
+    await guest(h1, ['/bin/rm', '-f', '/data/grow']);
+    console.log(`# records: ${await verifyRecords(h1, ['/data/full'])}`);
+  },
+);
+
 /** Starts the lab's manager again on its data (after a SIGKILL), as the lab does. */
 async function restartManager(): Promise<void> {
   const manager = lab.manager;
