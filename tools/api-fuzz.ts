@@ -300,6 +300,23 @@ export function badRequests(
     );
   }
 
+  // A body on a route that takes none: refused, not ignored (GET bodies are not read at all).
+  if (!op.body && op.method !== 'GET')
+    kinds.push(
+      fc
+        .tuple(
+          fc.constantFrom('{"x":1}', '[1]', '1', '"x"', '{"__proto__":{"x":1}}', '{"force":true}'),
+          fc.constantFrom('application/json'),
+        )
+        .map(([body, type]) => ({
+          kind: 'body on a route without one',
+          method: op.method,
+          url: plainPath,
+          headers: { ...auth, 'content-type': type },
+          body,
+        })),
+    );
+
   if (op.body) {
     const json = { ...auth, 'content-type': 'application/json' };
     const post = (kind: string, body: string, headers: Record<string, string> = json): BadRequest => ({

@@ -32,6 +32,9 @@ const RUNS = Number(process.env.FUZZ_RUNS ?? 60);
 /** A well-formed job id naming no job. */
 const NO_JOB = '00000000-0000-4000-8000-0000000000ff';
 
+/** Path parameters naming objects that exist: a request wrong elsewhere must still change nothing. */
+const EXISTING = { name: 'viewer', host: 'h2', pool: 'p1', vm: 'web1', id: NO_JOB };
+
 let dir: string;
 let manager: RunningManager;
 let viewerSecret: string;
@@ -166,11 +169,17 @@ test('bad requests to every operation: 4xx problem details, nothing changed', as
     await t.test(`${op.method} ${op.path}`, async () => {
       const before = await dbSnapshot();
       await fc.assert(
-        fc.asyncProperty(badRequests(op, manager.adminToken ?? '', { id: NO_JOB }), async (request) => {
-          cases++;
-          assertRefused(request, await send(request));
-          assert.equal(await dbSnapshot(), before, `${request.kind}: ${request.method} ${request.url}`);
-        }),
+        fc.asyncProperty(
+          fc.oneof(
+            badRequests(op, manager.adminToken ?? '', { id: NO_JOB }),
+            badRequests(op, manager.adminToken ?? '', EXISTING),
+          ),
+          async (request) => {
+            cases++;
+            assertRefused(request, await send(request));
+            assert.equal(await dbSnapshot(), before, `${request.kind}: ${request.method} ${request.url}`);
+          },
+        ),
         { seed, numRuns: RUNS, endOnFailure: true },
       );
     });
