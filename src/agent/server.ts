@@ -1,5 +1,5 @@
 import { timingSafeEqual } from 'node:crypto';
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import {
   agentOpenApiDocument,
   agentRoutes,
@@ -72,20 +72,15 @@ export async function buildServer(
     // route's schema (which names the field); beyond, and for bad escapes, a 400 problem, after
     // the token as everywhere else.
     routerOptions: { maxParamLength: 1024 },
-    frameworkErrors: (error, request, reply) => {
-      const [status, code, detail]: [number, 'unauthorized' | 'invalid-request', string] = !tokenMatches(
-        request.headers.authorization,
-        options.token,
-      )
-        ? [401, 'unauthorized', 'a valid bearer token is required (Authorization: Bearer <token>)']
+    frameworkErrors: (error, request, rawReply) => {
+      const reply = rawReply as FastifyReply;
+      const body = !tokenMatches(request.headers.authorization, options.token)
+        ? problem(401, 'unauthorized', 'a valid bearer token is required (Authorization: Bearer <token>)')
         : error.code === 'FST_ERR_MAX_PARAM_LENGTH'
-          ? [400, 'invalid-request', 'a path segment is longer than 1024 characters']
-          : [400, 'invalid-request', 'the URL is not valid: a % must start an escape such as %25'];
-      if (status === 401) reply.header('www-authenticate', 'Bearer');
-      void reply
-        .status(status)
-        .type('application/problem+json')
-        .send(problem(status, code, detail));
+          ? problem(400, 'invalid-request', 'a path segment is longer than 1024 characters')
+          : problem(400, 'invalid-request', 'the URL is not valid: a % must start an escape such as %25');
+      if (body.status === 401) reply.header('www-authenticate', 'Bearer');
+      void reply.status(body.status).type('application/problem+json').send(body);
     },
   });
 
