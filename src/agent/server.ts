@@ -1,5 +1,5 @@
 import { timingSafeEqual } from 'node:crypto';
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import {
   agentOpenApiDocument,
   agentRoutes,
@@ -62,8 +62,27 @@ export async function buildServer(
   core: AgentCore,
   options: { token: string; log: Logger; routePlugins: readonly AgentRoutePlugin[] },
 ): Promise<FastifyInstance> {
-  const app = Fastify({ logger: false, bodyLimit: 1024 * 1024 });
   const { log } = options;
+  const app = Fastify({
+    logger: false,
+    bodyLimit: 1024 * 1024,
+    // Found by the API fuzz test: a path the router cannot take (a stray or invalid % escape, a
+    // parameter over the router's limit) was answered with Fastify's own JSON, not problem
+    // details, and before the token was checked. Path parameters up to 1024 characters reach the
+    // route's schema (which names the field); beyond, and for bad escapes, a 400 problem, after
+    // the token as everywhere else.
+    routerOptions: { maxParamLength: 1024 },
+    frameworkErrors: (error, request, rawReply) => {
+      const reply = rawReply as FastifyReply;
+      const body = !tokenMatches(request.headers.authorization, options.token)
+        ? problem(401, 'unauthorized', 'a valid bearer token is required (Authorization: Bearer <token>)')
+        : error.code === 'FST_ERR_MAX_PARAM_LENGTH'
+          ? problem(400, 'invalid-request', 'a path segment is longer than 1024 characters')
+          : problem(400, 'invalid-request', 'the URL is not valid: a % must start an escape such as %25');
+      if (body.status === 401) reply.header('www-authenticate', 'Bearer');
+      void reply.status(body.status).type('application/problem+json').send(body);
+    },
+  });
 
   // The OpenAPI document too is behind the token, as the manager's is.
   app.addHook('onRequest', async (request, reply) => {

@@ -359,5 +359,7 @@ export function agentOpenApiDocument(version: string): OpenApiDocument {
     routes: agentRoutes,
     errors: AGENT_ERRORS,
     commonErrors: AGENT_COMMON_ERRORS,
+    license: 'Apache-2.0',
+    servedBy: 'this agent',
   });
 }

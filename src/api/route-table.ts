@@ -265,6 +265,10 @@ export function openApiDocument<Code extends string>(options: {
   errors: ErrorCatalogue<Code>;
   /** Codes every route may answer (authentication, input validation, internal failures). */
   commonErrors: readonly Code[];
+  /** SPDX identifier of the API's license (redocly's recommended rules want one). */
+  license?: string;
+  /** Who serves the document, for its one relative server entry. */
+  servedBy?: string;
 }): OpenApiDocument {
   const problem = jsonSchema(Problem, 'output');
   const paths: OpenApiDocument['paths'] = {};
@@ -309,7 +313,13 @@ export function openApiDocument<Code extends string>(options: {
   }
   return {
     openapi: '3.1.0',
-    info: { title: options.title, version: options.version },
+    info: {
+      title: options.title,
+      version: options.version,
+      ...(options.license ? { license: { name: options.license, identifier: options.license } } : {}),
+    },
+    // Relative: the document is served by the server it describes, at whatever address it has.
+    ...(options.servedBy ? { servers: [{ url: '/', description: options.servedBy }] } : {}),
     components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
     security: [{ bearer: [] }],
     paths,

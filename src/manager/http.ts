@@ -123,8 +123,35 @@ function route<
   return def as Route;
 }
 
-const parse = <T extends z.ZodType>(schema: T | undefined, value: unknown): unknown => {
-  if (!schema) return undefined;
+const firstKey = (value: unknown) =>
+  typeof value === 'object' && value !== null && !Array.isArray(value) ? Object.keys(value)[0] : undefined;
+
+const parse = <T extends z.ZodType>(
+  schema: T | undefined,
+  value: unknown,
+  part: 'query' | 'body' | 'params',
+): unknown => {
+  if (!schema) {
+    // Found by the API fuzz test: a route without a query (or body) schema ignored what it was
+    // sent, so `DELETE /tokens/x?dryRun=true` deleted. As the agent does, a part the route does
+    // not take is refused naming its first key (an empty object or no body is fine).
+    const key = firstKey(value);
+    if (key !== undefined)
+      throw new InvalidInput(
+        part === 'query'
+          ? `${key}: unknown query parameter`
+          : `${key}: unknown field (this route takes no body)`,
+        key,
+      );
+    if (
+      part === 'body' &&
+      value !== undefined &&
+      value !== null &&
+      (typeof value !== 'object' || Array.isArray(value))
+    )
+      throw new InvalidInput('this route takes no request body');
+    return undefined;
+  }
   const result = schema.safeParse(value ?? {});
   if (!result.success) throw InvalidInput.fromZod(result.error);
   return result.data;
@@ -770,9 +797,9 @@ export function buildServer(deps: ApiDeps, log: (message: string) => void): Fast
         const caller = callers.get(request);
         if (!caller) throw new Unauthorized(); // unreachable: the onRequest hook sets it
         const input = {
-          params: parse(r.params, request.params),
-          query: parse(r.query, request.query),
-          body: parse(r.body, request.body),
+          params: parse(r.params, request.params, 'params'),
+          query: parse(r.query, request.query, 'query'),
+          body: parse(r.body, request.body, 'body'),
           caller,
         };
         const result = await r.handle(input, reply, request);
