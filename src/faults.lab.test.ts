@@ -5,15 +5,23 @@
 // inventory says which, every record the guest wrote verifies, nothing of the move is left on the
 // other host within 60 s of it answering again, and the job and the change log say what happened.
 import assert from 'node:assert/strict';
-import { execFile, execFileSync, spawn, spawnSync } from 'node:child_process';
-import { openSync, readFileSync } from 'node:fs';
+import { execFile, execFileSync, spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, test } from 'node:test';
 import { AgentClient, ManagerClient, type Job } from './api/index.js';
 import { GUEST_WORKLOADS } from './guest/index.js';
-import { labDown, labUp, waitForPing, type Lab, type LabHost } from './lab/index.js';
+import {
+  labDown,
+  labUp,
+  restartLabAgent,
+  restartLabManager,
+  waitForPing,
+  type Lab,
+  type LabHost,
+} from './lab/index.js';
 
 const LAB = 'fault';
 const VM = 'busy';
@@ -107,6 +115,19 @@ function qemusIn(host: LabHost): number[] {
   });
 }
 
+/** SIGKILL to a lab process the lab knows the pid of (never to a process group: no pid 0). */
+function killProcess(pid: number | undefined): void {
+  assert.ok(pid !== undefined && pid > 0, 'the lab knows the pid');
+  process.kill(pid, 'SIGKILL');
+}
+
+/** Kills host2's incoming QEMU (there is exactly one while a move to it runs). */
+function killIncomingQemu(): void {
+  const qemus = qemusIn(h2);
+  assert.equal(qemus.length, 1, 'the incoming QEMU runs on host2');
+  for (const pid of qemus) process.kill(pid, 'SIGKILL');
+}
+
 /** Listening TCP ports in a host's namespace other than its agent's. */
 function listenersIn(host: LabHost): string[] {
   const out = execFileSync('ip', ['netns', 'exec', host.namespace, 'ss', '-ltnH'], { encoding: 'utf8' });
@@ -155,6 +176,33 @@ async function waitForPhase(id: string, phase: string): Promise<Job> {
     if (job.progress.phase === phase || !['queued', 'running'].includes(job.state)) return job;
   }
   return api.getJob(id);
+}
+
+/**
+ * Moves the VM from host1 to host2 and strikes `fault` 2 s into `phase`, with the move held there:
+ * a 40 Mbit/s link keeps the disk mirror going for ~40 s, a 50 Mbit/s policy the memory copy. The
+ * mirror's move is started with the CLI, the memory copy's through the API (the CLI has no policy
+ * flags). Returns the job as it was when the fault struck.
+ */
+async function strikeDuring(phase: 'mirror-disks' | 'copy-memory', fault: () => unknown): Promise<Job> {
+  let job: Job;
+  if (phase === 'mirror-disks') {
+    slowLink(h1, '40mbit');
+    job = await moveWithCli(h2.name);
+  } else {
+    job = (await api.moveVm(VM, { to: h2.name, policy: { linkBitsPerSecond: 50e6 } })).job;
+  }
+  try {
+    job = await waitForPhase(job.id, phase);
+    assert.equal(job.progress.phase, phase, `job got to ${job.state}/${job.progress.phase}`);
+    await sleep(2000);
+    job = await api.getJob(job.id);
+    assert.equal(job.progress.phase, phase, `still in ${phase} when the fault strikes`);
+    await fault();
+    return job;
+  } finally {
+    slowLink(h1, undefined);
+  }
 }
 
 /** The change records of the VM since `sinceId`, as "field:after" strings per record. */
@@ -239,18 +287,8 @@ test(
     const since = await lastChangeId();
     await startWorkloads(h1, '/data/mirror-cut');
     const upBefore = await uptime(h1);
-    slowLink(h1, '40mbit');
-    let job = await moveWithCli(h2.name);
-    try {
-      job = await waitForPhase(job.id, 'mirror-disks');
-      assert.equal(job.progress.phase, 'mirror-disks', `job got to ${job.state}/${job.progress.phase}`);
-      await sleep(3000);
-      assert.equal((await api.getJob(job.id)).progress.phase, 'mirror-disks', 'still mirroring at the cut');
-      linkOf(h2, 'down');
-      job = await api.waitForJob(job.id, 300_000);
-    } finally {
-      slowLink(h1, undefined);
-    }
+    const struck = await strikeDuring('mirror-disks', () => linkOf(h2, 'down'));
+    const job = await api.waitForJob(struck.id, 300_000);
     assert.equal(job.state, 'failed');
     assert.match(job.error?.detail ?? '', /during mirror-disks/);
     assert.match(job.error?.detail ?? '', /rolled back: busy runs on host1; clean-up on host2 pending/);
@@ -292,14 +330,8 @@ test(
   async () => {
     await startWorkloads(h1, '/data/memory-cut');
     const upBefore = await uptime(h1);
-    // A 50 Mbit/s link as the policy tells the engine: the memory copy lasts tens of seconds.
-    const accepted = await api.moveVm(VM, { to: h2.name, policy: { linkBitsPerSecond: 50e6 } });
-    let job = await waitForPhase(accepted.job.id, 'copy-memory');
-    assert.equal(job.progress.phase, 'copy-memory', `job got to ${job.state}/${job.progress.phase}`);
-    await sleep(2000);
-    assert.equal((await api.getJob(job.id)).progress.phase, 'copy-memory', 'still copying memory at the cut');
-    linkOf(h2, 'down');
-    job = await api.waitForJob(job.id, 300_000);
+    const struck = await strikeDuring('copy-memory', () => linkOf(h2, 'down'));
+    const job = await api.waitForJob(struck.id, 300_000);
     assert.equal(job.state, 'failed');
     assert.match(job.error?.detail ?? '', /during copy-memory/);
     await assertRunsOn(h1, job, upBefore);
@@ -310,17 +342,6 @@ test(
   },
 );
 
-/** Starts the lab's agent of `host` again, as the lab does (after a SIGKILL). */
-function restartAgent(host: LabHost): void {
-  const agent = spawn(
-    'ip',
-    ['netns', 'exec', host.namespace, process.execPath, BIN, 'agent', '--config', host.configPath],
-    { stdio: ['ignore', openSync(host.logPath, 'a'), openSync(host.logPath, 'a')], detached: true },
-  );
-  agent.unref();
-  if (agent.pid) host.pid = agent.pid;
-}
-
 for (const phase of ['mirror-disks', 'copy-memory'] as const) {
   test(
     `source agent killed during ${phase}: the move is undone, the guest keeps running there, nothing is left`,
@@ -328,29 +349,14 @@ for (const phase of ['mirror-disks', 'copy-memory'] as const) {
     async () => {
       await startWorkloads(h1, `/data/agent-kill-${phase}`);
       const upBefore = await uptime(h1);
-      let job: Job;
-      if (phase === 'mirror-disks') {
-        slowLink(h1, '40mbit');
-        job = await moveWithCli(h2.name);
-      } else {
-        job = (await api.moveVm(VM, { to: h2.name, policy: { linkBitsPerSecond: 50e6 } })).job;
-      }
-      try {
-        job = await waitForPhase(job.id, phase);
-        assert.equal(job.progress.phase, phase, `job got to ${job.state}/${job.progress.phase}`);
-        await sleep(2000);
-        assert.ok(h1.pid, "the lab knows the source agent's pid");
-        process.kill(h1.pid, 'SIGKILL');
-        job = await api.waitForJob(job.id, 300_000);
-      } finally {
-        slowLink(h1, undefined);
-      }
+      const struck = await strikeDuring(phase, () => killProcess(h1.pid));
+      const job = await api.waitForJob(struck.id, 300_000);
       assert.equal(job.state, 'failed');
       assert.match(job.error?.detail ?? '', /clean-up on host1 pending \(cancel-source\)/);
       // The target let go of its half-made VM at once; the source agent comes back 5 s later.
       await within(CLEAN_WITHIN_MS, () => assertClean(h2));
       await sleep(5000);
-      restartAgent(h1);
+      restartLabAgent(h1);
       const cleanMs = await within(CLEAN_WITHIN_MS, async () => {
         assert.match((await api.getJob(job.id)).progress.message, /clean-up on host1 done/);
       });
@@ -368,19 +374,8 @@ test(
   async () => {
     await startWorkloads(h1, '/data/target-kill-mirror');
     const upBefore = await uptime(h1);
-    slowLink(h1, '40mbit');
-    let job = await moveWithCli(h2.name);
-    try {
-      job = await waitForPhase(job.id, 'mirror-disks');
-      assert.equal(job.progress.phase, 'mirror-disks', `job got to ${job.state}/${job.progress.phase}`);
-      await sleep(2000);
-      const qemus = qemusIn(h2);
-      assert.equal(qemus.length, 1, 'the incoming QEMU runs on host2');
-      for (const pid of qemus) process.kill(pid, 'SIGKILL');
-      job = await api.waitForJob(job.id, 300_000);
-    } finally {
-      slowLink(h1, undefined);
-    }
+    const struck = await strikeDuring('mirror-disks', killIncomingQemu);
+    const job = await api.waitForJob(struck.id, 300_000);
     assert.equal(job.state, 'failed');
     assert.match(job.error?.detail ?? '', /during mirror-disks/);
     await assertRunsOn(h1, job, upBefore);
@@ -395,12 +390,8 @@ test(
   async () => {
     await startWorkloads(h1, '/data/target-kill-memory');
     const upBefore = await uptime(h1);
-    const accepted = await api.moveVm(VM, { to: h2.name, policy: { linkBitsPerSecond: 50e6 } });
-    let job = await waitForPhase(accepted.job.id, 'copy-memory');
-    assert.equal(job.progress.phase, 'copy-memory', `job got to ${job.state}/${job.progress.phase}`);
-    await sleep(2000);
-    for (const pid of qemusIn(h2)) process.kill(pid, 'SIGKILL');
-    job = await api.waitForJob(job.id, 300_000);
+    const struck = await strikeDuring('copy-memory', killIncomingQemu);
+    const job = await api.waitForJob(struck.id, 300_000);
     assert.equal(job.state, 'failed');
     assert.match(job.error?.detail ?? '', /during copy-memory/);
     await assertRunsOn(h1, job, upBefore);
@@ -415,21 +406,11 @@ test(
   async () => {
     await startWorkloads(h1, '/data/target-agent-kill');
     const upBefore = await uptime(h1);
-    slowLink(h1, '40mbit');
-    let job = await moveWithCli(h2.name);
-    try {
-      job = await waitForPhase(job.id, 'mirror-disks');
-      assert.equal(job.progress.phase, 'mirror-disks', `job got to ${job.state}/${job.progress.phase}`);
-      await sleep(2000);
-      assert.ok(h2.pid, "the lab knows the target agent's pid");
-      process.kill(h2.pid, 'SIGKILL');
-    } finally {
-      // Full speed again: the rest of the copy needs no agent on either side.
-      slowLink(h1, undefined);
-    }
+    // Back at full speed after the strike: the rest of the copy needs no agent on either side.
+    const struck = await strikeDuring('mirror-disks', () => killProcess(h2.pid));
     await sleep(5000);
-    restartAgent(h2);
-    job = await api.waitForJob(job.id, 600_000);
+    restartLabAgent(h2);
+    const job = await api.waitForJob(struck.id, 600_000);
     assert.equal(job.state, 'succeeded', JSON.stringify(job.error));
     await within(CLEAN_WITHIN_MS, async () => assert.equal((await api.getVm(VM)).host, h2.name));
     assert.equal((await agentOf(h2).getVm(VM)).state, 'running');
@@ -466,24 +447,16 @@ test(
       h2.datastorePath,
     ]);
     try {
-      slowLink(h1, '40mbit');
-      let job = await moveWithCli(h2.name);
-      job = await waitForPhase(job.id, 'mirror-disks');
-      assert.equal(job.progress.phase, 'mirror-disks', `job got to ${job.state}/${job.progress.phase}`);
-      await guest(
-        h1,
-        ['/bin/dd', 'if=/dev/urandom', 'of=/data/grow', 'bs=1M', 'count=150', 'conv=fsync'],
-        true,
+      const struck = await strikeDuring('mirror-disks', () =>
+        guest(h1, ['/bin/dd', 'if=/dev/urandom', 'of=/data/grow', 'bs=1M', 'count=150', 'conv=fsync'], true),
       );
-      job = await api.waitForJob(job.id, 300_000);
-      slowLink(h1, undefined);
+      const job = await api.waitForJob(struck.id, 300_000);
       assert.equal(job.state, 'failed');
       assert.match(job.error?.detail ?? '', /during mirror-disks/);
       console.log(`# datastore full: ${job.error?.detail}`);
       await assertRunsOn(h1, job, upBefore);
       await within(CLEAN_WITHIN_MS, () => assertClean(h2));
     } finally {
-      slowLink(h1, undefined);
       spawnSync('nsenter', [...inAgent, 'umount', h2.datastorePath], { stdio: 'ignore' });
     }
     await guest(h1, ['/bin/rm', '-f', '/data/grow']);
@@ -491,29 +464,9 @@ test(
   },
 );
 
-/** Starts the lab's manager again on its data (after a SIGKILL), as the lab does. */
+/** Starts the lab's manager again (after a SIGKILL) and waits until it answers. */
 async function restartManager(): Promise<void> {
-  const manager = lab.manager;
-  if (!manager) throw new Error('no lab manager');
-  const log = openSync(path.join(lab.dir, 'manager-restarted.log'), 'a');
-  const child = spawn(
-    process.execPath,
-    [
-      BIN,
-      'manager',
-      '--data-dir',
-      manager.dataDir,
-      '--listen',
-      new URL(manager.url).host,
-      '--token-file',
-      path.join(manager.dataDir, 'lab-admin-token'),
-      '--reconcile-interval',
-      '5',
-    ],
-    { stdio: ['ignore', log, log], detached: true },
-  );
-  child.unref();
-  if (child.pid) manager.pid = child.pid;
+  restartLabManager(lab);
   await within(60_000, async () => {
     await api.info();
   });
@@ -525,20 +478,17 @@ test(
   async () => {
     await startWorkloads(h1, '/data/manager-restart');
     const upBefore = await uptime(h1);
-    const accepted = await api.moveVm(VM, { to: h2.name, policy: { linkBitsPerSecond: 50e6 } });
-    let job = await waitForPhase(accepted.job.id, 'copy-memory');
-    assert.equal(job.progress.phase, 'copy-memory', `job got to ${job.state}/${job.progress.phase}`);
-    await sleep(2000);
-    assert.ok(h2.pid && lab.manager?.pid);
-    process.kill(h2.pid, 'SIGKILL');
-    process.kill(lab.manager.pid, 'SIGKILL');
+    const struck = await strikeDuring('copy-memory', () => {
+      killProcess(h2.pid);
+      killProcess(lab.manager?.pid);
+    });
     await sleep(2000);
     await restartManager();
     // The move cannot go on without the target's agent: it is undone (or, had the copy completed
     // meanwhile, carried forward once the agent is back); either way the job ends.
     await sleep(10_000);
-    restartAgent(h2);
-    job = await api.waitForJob(job.id, 600_000);
+    restartLabAgent(h2);
+    const job = await api.waitForJob(struck.id, 600_000);
     const vm = await within(CLEAN_WITHIN_MS, async () => {
       const stored = await api.getVm(VM);
       assert.equal(stored.state, 'running');

@@ -5,15 +5,22 @@
 // of the pings a client sends it every 10 ms. Also: its disks move to another datastore of its host
 // while it writes, and the manager is killed in the middle of a move. One lab, one guest boot.
 import assert from 'node:assert/strict';
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { openSync } from 'node:fs';
+import { execFile, spawn } from 'node:child_process';
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, test } from 'node:test';
 import { AgentClient, ApiError, ManagerClient, type ChangeRecord, type Job } from './api/index.js';
 import { checkMovedGuest, GUEST_WORKLOADS } from './guest/index.js';
-import { labDown, labUp, waitForPing, type Lab, type LabHost } from './lab/index.js';
+import {
+  labDown,
+  labUp,
+  restartLabAgent,
+  restartLabManager,
+  waitForPing,
+  type Lab,
+  type LabHost,
+} from './lab/index.js';
 
 const LAB = 'mvtest';
 const VM = 'mover';
@@ -25,8 +32,6 @@ let api: ManagerClient;
 let h1: LabHost;
 let h2: LabHost;
 let ip: string;
-/** The manager this file restarted (the lab's own is killed by the restart test). */
-let restarted: ChildProcess | undefined;
 
 const agentOf = (host: LabHost) => new AgentClient(host.agentUrl, host.token, 180_000);
 
@@ -96,7 +101,6 @@ before(
 
 after(
   async () => {
-    if (restarted?.pid && restarted.exitCode === null) process.kill(restarted.pid, 'SIGTERM');
     await labDown({ name: LAB });
   },
   { timeout: 300_000 },
@@ -275,23 +279,7 @@ test(
     const seen = await waitForJobSnapshot(accepted.job.id, (j) => j.progress.phase === 'copy-memory');
     assert.equal(seen.progress.phase, 'copy-memory', `job got to ${seen.state}/${seen.progress.phase}`);
     process.kill(manager.pid, 'SIGKILL');
-    const log = openSync(path.join(lab.dir, 'manager-restarted.log'), 'a');
-    restarted = spawn(
-      process.execPath,
-      [
-        BIN,
-        'manager',
-        '--data-dir',
-        manager.dataDir,
-        '--listen',
-        new URL(manager.url).host,
-        '--token-file',
-        path.join(manager.dataDir, 'lab-admin-token'),
-        '--reconcile-interval',
-        '5',
-      ],
-      { stdio: ['ignore', log, log] },
-    );
+    restartLabManager(lab);
     for (let i = 0; ; i++) {
       try {
         await api.info();
@@ -432,14 +420,7 @@ test(
     process.kill(dst.pid, 'SIGKILL');
     await sleep(5000);
     // Started as the lab starts it; `lab down` finds it by its config path.
-    spawn(
-      'ip',
-      ['netns', 'exec', dst.namespace, process.execPath, BIN, 'agent', '--config', dst.configPath],
-      {
-        stdio: ['ignore', openSync(dst.logPath, 'a'), openSync(dst.logPath, 'a')],
-        detached: true,
-      },
-    ).unref();
+    restartLabAgent(dst);
     const job = await api.waitForJob(accepted.job.id, 600_000);
     assert.equal(job.state, 'succeeded', JSON.stringify(job.error));
     assert.equal((await api.getVm(VM)).host, dst.name);

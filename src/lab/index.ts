@@ -5,6 +5,8 @@ export {
   labList,
   labStatus,
   labUp,
+  restartLabAgent,
+  restartLabManager,
   waitForPing,
   type Lab,
   type LabDownOptions,

@@ -33,6 +33,7 @@ import {
   managerAnswers,
   reconcileHosts,
   removeCliConfig,
+  spawnManager,
   startManager,
   writeCliConfig,
 } from './manager-process.js';
@@ -214,6 +215,11 @@ async function startAgent(
   for (const dir of [host.datastorePath, ...extra.map((d) => d.path)]) await mkdir(dir, { recursive: true });
   await mkdir(host.stateDir, { recursive: true });
   await writeFile(host.configPath, JSON.stringify(config, null, 2) + '\n', { mode: 0o600 });
+  return spawnAgent(host);
+}
+
+/** The host's agent in its namespace, on its config, logging beside it; returns its pid. */
+function spawnAgent(host: Pick<LabHostState, 'namespace' | 'configPath' | 'logPath'>): number {
   const command = [
     'ip',
     'netns',
@@ -226,6 +232,22 @@ async function startAgent(
     host.configPath,
   ];
   return spawnDetached(command, host.logPath);
+}
+
+/**
+ * Starts a lab host's agent again after it was killed (fault tests), as `lab up` started it; the
+ * host's pid is updated. `lab down` finds it by its config path like the first one.
+ */
+export function restartLabAgent(host: LabHost): number {
+  host.pid = spawnAgent(host);
+  return host.pid;
+}
+
+/** Starts a lab's manager again on its data after it was killed (fault tests); returns its pid. */
+export function restartLabManager(lab: Lab): number {
+  if (!lab.manager) throw new LabInvalidInput('manager', 'this lab has no manager');
+  lab.manager.pid = spawnManager(lab.manager, BIN);
+  return lab.manager.pid;
 }
 
 /** Waits until the agent answers GET /v1/host (an agent may first run a KVM boot probe). */

@@ -21,12 +21,21 @@ export async function startManager(state: LabState, url: string, bin: string): P
   const token = `sb_${randomBytes(32).toString('base64url')}`;
   const tokenFile = path.join(dataDir, 'lab-admin-token');
   await writeFile(tokenFile, token + '\n', { mode: 0o600 });
-  const listen = new URL(url).host;
   const logPath = path.join(state.dir, 'manager.log');
-  // A short reconcile interval: people watch the lab change while they work with it.
-  const command = [process.execPath, bin, 'manager', '--data-dir', dataDir, '--listen', listen];
-  const pid = spawnDetached([...command, '--token-file', tokenFile, '--reconcile-interval', '5'], logPath);
+  const pid = spawnManager({ url, dataDir, logPath }, bin);
   return { url, token, pid, dataDir, logPath };
+}
+
+/** `silobreak manager` on the lab's data and token file, logging to the lab's manager log. */
+export function spawnManager(
+  manager: Pick<ManagerState, 'url' | 'dataDir' | 'logPath'>,
+  bin: string,
+): number {
+  const tokenFile = path.join(manager.dataDir, 'lab-admin-token');
+  const listen = new URL(manager.url).host;
+  // A short reconcile interval: people watch the lab change while they work with it.
+  const command = [process.execPath, bin, 'manager', '--data-dir', manager.dataDir, '--listen', listen];
+  return spawnDetached([...command, '--token-file', tokenFile, '--reconcile-interval', '5'], manager.logPath);
 }
 
 /** Waits for the manager's API, then joins every host of the lab into a pool named after the lab. */
