@@ -8,6 +8,7 @@
 // or out-of-range query parameter, or a body that is not JSON, not an object, has an unknown
 // field, or a field of the wrong type or out of its bounds. So a 2xx, or any change, is a bug.
 import assert from 'node:assert/strict';
+import type { TestContext } from 'node:test';
 import fc from 'fast-check';
 import { z } from 'zod';
 
@@ -421,3 +422,41 @@ export const fuzzSeed = (): number => {
   const fromEnv = Number(process.env.FUZZ_SEED);
   return Number.isInteger(fromEnv) && process.env.FUZZ_SEED !== '' ? fromEnv : 20260515;
 };
+
+/**
+ * One subtest per operation: `runs` bad requests (seeded by `seed`) made with `token` and either
+ * set of path parameters in `fills`, each sent with `send`, must be refused (assertRefused) and
+ * leave `state()` as it was before. Returns how many cases ran.
+ */
+export async function fuzzOperations(
+  t: TestContext,
+  ops: readonly FuzzOperation[],
+  options: {
+    token: string;
+    fills: readonly [Readonly<Record<string, string>>, Readonly<Record<string, string>>];
+    send: (request: BadRequest) => Promise<Answer>;
+    state: () => Promise<string>;
+    seed: number;
+    runs: number;
+  },
+): Promise<number> {
+  const { token, fills, send, state, seed, runs } = options;
+  let cases = 0;
+  for (const op of ops) {
+    await t.test(`${op.method} ${op.path}`, async () => {
+      const before = await state();
+      await fc.assert(
+        fc.asyncProperty(
+          fc.oneof(badRequests(op, token, fills[0]), badRequests(op, token, fills[1])),
+          async (request) => {
+            cases++;
+            assertRefused(request, await send(request));
+            assert.equal(await state(), before, `${request.kind}: ${request.method} ${request.url}`);
+          },
+        ),
+        { seed, numRuns: runs, endOnFailure: true },
+      );
+    });
+  }
+  return cases;
+}

@@ -6,29 +6,20 @@
 // and datastore directories are compared before and after. A real agent core without QEMU, through
 // Fastify's inject; a failure prints the seed (replay it with FUZZ_SEED=<seed>).
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
-import fc from 'fast-check';
-import { AgentConfig, agentOpenApiDocument } from '../api/index.js';
+import { agentOpenApiDocument } from '../api/index.js';
 import {
-  assertRefused,
-  badRequests,
+  fuzzOperations,
   fuzzSeed,
   operations,
   type Answer,
   type BadRequest,
   type FuzzOperation,
 } from '../../tools/api-fuzz.js';
-import { AgentCore } from './core.js';
-import { HostInventory } from './host.js';
-import { jsonLineLogger } from './logger.js';
-import { coldMoveRoutes } from './migration/cold.js';
-import { migrationRoutes } from './migration/routes.js';
-import { buildServer } from './server.js';
-import { VmService } from './vm-service.js';
+import { startTestAgent, type TestAgent } from './test-server.js';
 
 const TOKEN = 'fuzz-test-token-0123456789';
 /** Cases per operation: about 26 operations, the whole file well under a minute on slow cores. */
@@ -36,42 +27,14 @@ const RUNS = Number(process.env.FUZZ_RUNS ?? 60);
 /** Well-formed path parameters naming nothing, so that the rest of a request is checked too. */
 const FILL = { name: 'fuzz-none', id: '00000000-0000-4000-8000-0000000000ff' };
 
+let agent: TestAgent;
 let dir: string;
 let app: FastifyInstance;
 let ops: FuzzOperation[];
 
 before(async () => {
-  dir = await mkdtemp(path.join(tmpdir(), 'sb-agent-fuzz-'));
-  const config = AgentConfig.parse({
-    hostName: 'unit',
-    listen: { address: '127.0.0.1', port: 1 },
-    token: TOKEN,
-    fabricAddress: '127.0.0.1',
-    stateDir: path.join(dir, 'state'),
-    datastores: [{ name: 'ds1', path: path.join(dir, 'ds1'), default: true }],
-    vswitches: [{ name: 'sw0', bridge: 'sbunit0' }],
-    accelerator: 'tcg',
-  });
-  const log = jsonLineLogger('silent');
-  const inventory = new HostInventory(config);
-  const vms = new VmService(inventory, {
-    stateDir: config.stateDir,
-    accelerator: 'tcg',
-    boot: () => Promise.reject(new Error('no guest in unit tests')),
-    bridgeOf: (vswitch) => inventory.bridgeOf(vswitch),
-    log,
-  });
-  await vms.init();
-  const core = new AgentCore(
-    config,
-    inventory,
-    vms,
-    { accelerator: 'tcg', source: 'config' },
-    { agent: '0.0.0-test', qemu: 'none' },
-    log,
-  );
-  app = await buildServer(core, { token: TOKEN, log, routePlugins: [migrationRoutes(), coldMoveRoutes()] });
-  await app.ready();
+  agent = await startTestAgent({ token: TOKEN, prefix: 'sb-agent-fuzz-', datastoreSubdir: 'ds1' });
+  ({ dir, app } = agent);
   // One VM (no disks, no NICs: no QEMU needed) for the requests to find.
   const created = await app.inject({
     method: 'POST',
@@ -83,10 +46,7 @@ before(async () => {
   ops = operations(agentOpenApiDocument('0.0.0-test'));
 });
 
-after(async () => {
-  await app.close();
-  await rm(dir, { recursive: true, force: true });
-});
+after(() => agent.close());
 
 async function files(at: string): Promise<string[]> {
   const out: string[] = [];
@@ -125,22 +85,13 @@ test('the OpenAPI document lists every route the fuzz covers', () => {
 
 test('bad requests to every operation: 4xx problem details, nothing changed', async (t) => {
   const seed = fuzzSeed();
-  let cases = 0;
-  for (const op of ops) {
-    await t.test(`${op.method} ${op.path}`, async () => {
-      const before = await snapshot();
-      await fc.assert(
-        fc.asyncProperty(
-          fc.oneof(badRequests(op, TOKEN, FILL), badRequests(op, TOKEN, { ...FILL, name: 'vm1' })),
-          async (request) => {
-            cases++;
-            assertRefused(request, await send(request));
-            assert.equal(await snapshot(), before, `${request.kind}: ${request.method} ${request.url}`);
-          },
-        ),
-        { seed, numRuns: RUNS, endOnFailure: true },
-      );
-    });
-  }
+  const cases = await fuzzOperations(t, ops, {
+    token: TOKEN,
+    fills: [FILL, { ...FILL, name: 'vm1' }],
+    send,
+    state: snapshot,
+    seed,
+    runs: RUNS,
+  });
   t.diagnostic(`${cases} cases over ${ops.length} operations, seed ${seed}`);
 });

@@ -3,72 +3,30 @@
 // answer with the codes the contract lists, and a VM without disks or NICs can be defined and
 // deleted. Requests go through Fastify's inject, so nothing listens.
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { after, before, test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import {
   AGENT_COMMON_ERRORS,
   agentRoutes,
-  AgentConfig,
   OpenApiDocument,
   Problem,
   Vm,
   type AgentErrorCode,
   type AgentRouteName,
 } from '../api/index.js';
-import { AgentCore } from './core.js';
-import { HostInventory } from './host.js';
-import { jsonLineLogger } from './logger.js';
-import { coldMoveRoutes } from './migration/cold.js';
-import { migrationRoutes } from './migration/routes.js';
-import { buildServer } from './server.js';
-import { VmService } from './vm-service.js';
+import { startTestAgent, type TestAgent } from './test-server.js';
 
 const TOKEN = 'server-test-token-0123456789';
 const auth = { authorization: `Bearer ${TOKEN}` };
-let dir: string;
+let agent: TestAgent;
 let app: FastifyInstance;
 
 before(async () => {
-  dir = await mkdtemp(path.join(tmpdir(), 'sb-agent-server-'));
-  const config = AgentConfig.parse({
-    hostName: 'unit',
-    listen: { address: '127.0.0.1', port: 1 },
-    token: TOKEN,
-    fabricAddress: '127.0.0.1',
-    stateDir: path.join(dir, 'state'),
-    datastores: [{ name: 'ds1', path: dir, default: true }],
-    vswitches: [{ name: 'sw0', bridge: 'sbunit0' }],
-    accelerator: 'tcg',
-  });
-  const log = jsonLineLogger('silent');
-  const inventory = new HostInventory(config);
-  const vms = new VmService(inventory, {
-    stateDir: config.stateDir,
-    accelerator: 'tcg',
-    boot: () => Promise.reject(new Error('no guest in unit tests')),
-    bridgeOf: (vswitch) => inventory.bridgeOf(vswitch),
-    log,
-  });
-  await vms.init();
-  const core = new AgentCore(
-    config,
-    inventory,
-    vms,
-    { accelerator: 'tcg', source: 'config' },
-    { agent: '0.0.0-test', qemu: 'none' },
-    log,
-  );
-  app = await buildServer(core, { token: TOKEN, log, routePlugins: [migrationRoutes(), coldMoveRoutes()] });
-  await app.ready();
+  agent = await startTestAgent({ token: TOKEN, prefix: 'sb-agent-server-' });
+  app = agent.app;
 });
 
-after(async () => {
-  await app.close();
-  await rm(dir, { recursive: true, force: true });
-});
+after(() => agent.close());
 
 async function call(method: 'GET' | 'POST' | 'DELETE', url: string, body?: unknown) {
   const response = await app.inject({

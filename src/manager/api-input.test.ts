@@ -7,77 +7,14 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { ApiError, ManagerClient, Problem, type Vm } from '../api/index.js';
-import { SYSTEM } from './changes.js';
-import { insertHost } from './inventory.js';
+import { ApiError, ManagerClient, Problem } from '../api/index.js';
 import { startManager, type RunningManager } from './manager.js';
-import { applySnapshot, type AgentSnapshot } from './reconcile.js';
+import { dbSnapshot, seedHost, testVm } from './test-inventory.js';
 
 let dir: string;
 let manager: RunningManager;
 let admin: ManagerClient;
 let viewerSecret: string;
-
-const vm = (name: string, i: number, mac: string): Vm => ({
-  id: `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`,
-  name,
-  state: 'stopped',
-  vcpus: 1,
-  memoryMiB: 128,
-  disks: [
-    {
-      id: 'root',
-      datastore: 'local',
-      path: `/d/${name}.qcow2`,
-      format: 'qcow2',
-      virtualSizeBytes: 2 ** 30,
-      allocatedBytes: 1 << 20,
-      nodeName: 'root-fmt',
-    },
-  ],
-  nics: [{ id: 'net0', vswitch: 'vmsw0', mac, tap: 'tap0' }],
-  machineType: 'pc-q35-7.2',
-  cpuModel: 'qemu64',
-  accelerator: 'tcg',
-  createdAt: '2026-01-01T00:00:00.000Z',
-});
-
-async function seedHost(name: string, port: number, vms: Vm[]): Promise<void> {
-  const snap: AgentSnapshot = {
-    info: {
-      name,
-      fabricAddress: '10.251.0.11',
-      agentVersion: '0.1.0',
-      qemuVersion: '7.2.0',
-      accelerator: 'tcg',
-      cpus: 2,
-      memoryBytes: 8 * 2 ** 30,
-      memoryFreeBytes: 6 * 2 ** 30,
-      machineType: 'pc-q35-7.2',
-      cpuModel: 'qemu64',
-    },
-    datastores: [
-      { name: 'local', path: '/d', default: true, capacityBytes: 10 * 2 ** 30, freeBytes: 5 * 2 ** 30 },
-    ],
-    vswitches: [{ name: 'vmsw0', bridge: 'vmsw0' }],
-    vms,
-  };
-  const row = await manager.db.transaction().execute((tx) =>
-    insertHost(tx, SYSTEM, {
-      agentUrl: `http://127.0.0.1:${port}`,
-      agentToken: 'x'.repeat(16),
-      info: snap.info,
-      poolId: null,
-    }),
-  );
-  await applySnapshot(manager.db, row, snap);
-}
-
-async function dbSnapshot(): Promise<string> {
-  const tables = ['tokens', 'pools', 'hosts', 'vms', 'vm_disks', 'vm_nics', 'jobs', 'changes'] as const;
-  const all = await Promise.all(tables.map((t) => manager.db.selectFrom(t).selectAll().execute()));
-  return JSON.stringify(all);
-}
 
 interface Answer {
   status: number;
@@ -136,8 +73,8 @@ before(async () => {
   manager = await startManager({ dataDir: dir, reconcileIntervalSeconds: 3600, log: () => {} });
   admin = new ManagerClient(manager.url, manager.adminToken ?? '');
   viewerSecret = (await admin.createToken({ name: 'viewer', role: 'read-only' })).secret;
-  await seedHost('h1', 9, [vm('web1', 1, '52:54:00:00:00:01')]);
-  await seedHost('h2', 10, []);
+  await seedHost(manager.db, 'h1', 9, [testVm('web1', 'stopped', 1)]);
+  await seedHost(manager.db, 'h2', 10, []);
 });
 
 after(async () => {
@@ -146,7 +83,7 @@ after(async () => {
 });
 
 test('create VM: a MAC another host uses, a multicast MAC, repeated disk ids or MACs are 400 naming the field', async () => {
-  const before = await dbSnapshot();
+  const before = await dbSnapshot(manager.db);
   const spec = { name: 'new1', vcpus: 1, memoryMiB: 128 };
   const taken = await rejects(
     admin.createVm({ host: 'h2', spec: { ...spec, nics: [{ vswitch: 'vmsw0', mac: '52:54:00:00:00:01' }] } }),
@@ -196,11 +133,11 @@ test('create VM: a MAC another host uses, a multicast MAC, repeated disk ids or 
     400,
     'spec.nics.1.id',
   );
-  assert.equal(await dbSnapshot(), before);
+  assert.equal(await dbSnapshot(manager.db), before);
 });
 
 test('join host: a port out of range and a token unfit for a header are 400; the token is never echoed', async () => {
-  const before = await dbSnapshot();
+  const before = await dbSnapshot(manager.db);
   for (const address of ['127.0.0.1:99999', '127.0.0.1:70000', 'http://127.0.0.1:0', '127.0.0.1:65536/']) {
     const answer = await call('POST', '/api/v1/hosts', { body: json({ address, token: 'x'.repeat(16) }) });
     assert.match(isProblem(answer, 400, 'address').detail, /address: /);
@@ -222,11 +159,11 @@ test('join host: a port out of range and a token unfit for a header are 400; the
   const unreachable = await call('POST', '/api/v1/hosts', { body: json({ address: '127.0.0.1:9', token }) });
   isProblem(unreachable, 502);
   assert.ok(!unreachable.text.includes(token));
-  assert.equal(await dbSnapshot(), before);
+  assert.equal(await dbSnapshot(manager.db), before);
 });
 
 test('without a token every request is 401 first: nothing of it is parsed', async () => {
-  const before = await dbSnapshot();
+  const before = await dbSnapshot(manager.db);
   const huge = Buffer.alloc(2 * 1024 * 1024, 'a');
   const anonymous: [string, string, string | Buffer | undefined][] = [
     ['POST', '/api/v1/pools', '{not json'],
@@ -254,7 +191,7 @@ test('without a token every request is 401 first: nothing of it is parsed', asyn
   isProblem(await call('POST', '/api/v1/pools', { body: '{"__proto__":{"a":1},"name":"p"}' }), 400, 'body');
   isProblem(await call('POST', '/api/v1/pools', { body: huge }), 413);
   isProblem(await call('GET', `/api/v1/vms/${'v'.repeat(200)}`), 400, 'vm');
-  assert.equal(await dbSnapshot(), before);
+  assert.equal(await dbSnapshot(manager.db), before);
 });
 
 test('malformed URLs, over-long parameters and oversized request heads get problem details too', async () => {
@@ -280,7 +217,7 @@ test('malformed URLs, over-long parameters and oversized request heads get probl
 });
 
 test('a pool description with control characters or bidi overrides is 400 naming it; plain Unicode is fine', async () => {
-  const before = await dbSnapshot();
+  const before = await dbSnapshot(manager.db);
   for (const description of [
     'rack \x1b[2J one',
     'bell\x07',
@@ -292,7 +229,7 @@ test('a pool description with control characters or bidi overrides is 400 naming
     const error = await rejects(admin.createPool({ name: 'ctl', description }), 400, 'description');
     assert.match(error.message, /description: must not contain control characters/);
   }
-  assert.equal(await dbSnapshot(), before);
+  assert.equal(await dbSnapshot(manager.db), before);
   const pool = await admin.createPool({ name: 'uni', description: 'Zürich — rack №1 ✓' });
   assert.equal(pool.description, 'Zürich — rack №1 ✓');
   await admin.deletePool('uni');
@@ -313,7 +250,7 @@ test('a cursor of another list or with unusable values is 400 naming cursor', as
 });
 
 test('unknown fields in bodies and queries are 400 naming them, and a typo starts nothing', async () => {
-  const before = await dbSnapshot();
+  const before = await dbSnapshot(manager.db);
   const cases: [string, string, unknown, string][] = [
     ['POST', '/api/v1/vms/web1/move', { to: 'h2', dryrun: true }, 'dryrun'],
     ['POST', '/api/v1/vms/web1/move', { to: 'h2', dryRun: true, force: true }, 'force'],
@@ -356,11 +293,11 @@ test('unknown fields in bodies and queries are 400 naming them, and a typo start
   }
   isProblem(await call('GET', '/api/v1/vms?stat=running'), 400, 'stat');
   isProblem(await call('DELETE', '/api/v1/vms/web1?deletedisks=false'), 400, 'deletedisks');
-  assert.equal(await dbSnapshot(), before);
+  assert.equal(await dbSnapshot(manager.db), before);
 });
 
 test('move requests: downtime target over its limit, absurd link rates, huge or repeated disk lists are 400', async () => {
-  const before = await dbSnapshot();
+  const before = await dbSnapshot(manager.db);
   const move = (body: unknown) => call('POST', '/api/v1/vms/web1/move', { body: json(body) });
   const p1 = isProblem(
     await move({ to: 'h2', dryRun: true, policy: { targetDowntimeMs: 2000, maxDowntimeMs: 1 } }),
@@ -393,7 +330,7 @@ test('move requests: downtime target over its limit, absurd link rates, huge or 
     'disks.1',
   );
   assert.match(repeated.detail, /must be unique/);
-  assert.equal(await dbSnapshot(), before);
+  assert.equal(await dbSnapshot(manager.db), before);
 });
 
 test('401 says how to authenticate; the API is never cached and never sniffed', async () => {

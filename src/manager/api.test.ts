@@ -5,81 +5,26 @@ import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { ApiError, ManagerClient, type Vm } from '../api/index.js';
-import { SYSTEM } from './changes.js';
-import { hostRow, insertHost } from './inventory.js';
+import { ApiError, ManagerClient } from '../api/index.js';
+import { hostRow } from './inventory.js';
 import { startManager, type RunningManager } from './manager.js';
-import { applySnapshot, type AgentSnapshot } from './reconcile.js';
+import { applySnapshot } from './reconcile.js';
+import {
+  agentSnapshot as snapshot,
+  dbSnapshot as tableRows,
+  seedHost,
+  testVm as vm,
+} from './test-inventory.js';
 
 let dir: string;
 let manager: RunningManager;
 let admin: ManagerClient;
 let viewer: ManagerClient;
 
-const vm = (name: string, state: Vm['state'] = 'stopped', i = 0): Vm => ({
-  id: `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`,
-  name,
-  state,
-  vcpus: 1,
-  memoryMiB: 128,
-  disks: [
-    {
-      id: 'root',
-      datastore: 'local',
-      path: `/d/${name}.qcow2`,
-      format: 'qcow2',
-      virtualSizeBytes: 2 ** 30,
-      allocatedBytes: 1 << 20,
-      nodeName: 'root-fmt',
-    },
-  ],
-  nics: [{ id: 'net0', vswitch: 'vmsw0', mac: '52:54:00:00:00:01', tap: 'tap0' }],
-  machineType: 'pc-q35-7.2',
-  cpuModel: 'qemu64',
-  accelerator: 'tcg',
-  createdAt: '2026-01-01T00:00:00.000Z',
-});
-
-function snapshot(name: string, vms: Vm[]): AgentSnapshot {
-  return {
-    info: {
-      name,
-      fabricAddress: '10.251.0.11',
-      agentVersion: '0.1.0',
-      qemuVersion: '7.2.0',
-      accelerator: 'tcg',
-      cpus: 2,
-      memoryBytes: 8 * 2 ** 30,
-      memoryFreeBytes: 6 * 2 ** 30,
-      machineType: 'pc-q35-7.2',
-      cpuModel: 'qemu64',
-    },
-    datastores: [
-      { name: 'local', path: '/d', default: true, capacityBytes: 10 * 2 ** 30, freeBytes: 5 * 2 ** 30 },
-    ],
-    vswitches: [{ name: 'vmsw0', bridge: 'vmsw0' }],
-    vms,
-  };
-}
-
-/** A host "joined" at a loopback port where nothing listens, with its report applied. */
-async function seedHost(name: string, port: number, vms: Vm[]): Promise<void> {
-  const snap = snapshot(name, vms);
-  const row = await manager.db.transaction().execute((tx) =>
-    insertHost(tx, SYSTEM, {
-      agentUrl: `http://127.0.0.1:${port}`,
-      agentToken: 'x'.repeat(16),
-      info: snap.info,
-      poolId: null,
-    }),
-  );
-  await applySnapshot(manager.db, row, snap);
-}
-
 const changeCount = async () => (await admin.listChanges({ limit: 1000 })).items.length;
 /** The whole database as rows, to prove a refused call changed nothing. */
-async function dbSnapshot(): Promise<string> {
-  const tables = [
+const dbSnapshot = (): Promise<string> =>
+  tableRows(manager.db, [
     'tokens',
     'pools',
     'hosts',
@@ -90,10 +35,7 @@ async function dbSnapshot(): Promise<string> {
     'vm_nics',
     'jobs',
     'changes',
-  ] as const;
-  const all = await Promise.all(tables.map((t) => manager.db.selectFrom(t).selectAll().execute()));
-  return JSON.stringify(all);
-}
+  ]);
 
 async function rejects(call: Promise<unknown>, status: number, field?: string): Promise<ApiError> {
   try {
@@ -114,8 +56,8 @@ before(async () => {
   admin = new ManagerClient(manager.url, manager.adminToken);
   const ro = await admin.createToken({ name: 'viewer', role: 'read-only' });
   viewer = new ManagerClient(manager.url, ro.secret);
-  await seedHost('h1', 9, [vm('web1', 'running', 1), vm('db1', 'stopped', 2)]);
-  await seedHost('h2', 9 + 1, []);
+  await seedHost(manager.db, 'h1', 9, [vm('web1', 'running', 1), vm('db1', 'stopped', 2)]);
+  await seedHost(manager.db, 'h2', 9 + 1, []);
 });
 
 after(async () => {

@@ -1,0 +1,90 @@
+// Test support: hosts and VMs put into a real manager's inventory the way reconciliation adds
+// them (applySnapshot), and the database as rows to prove a refused call changed nothing. Shared
+// by the manager's API tests (api.test.ts, api-input.test.ts, fuzz.test.ts).
+import type { Vm } from '../api/index.js';
+import { SYSTEM } from './changes.js';
+import type { Db } from './db.js';
+import { insertHost } from './inventory.js';
+import { applySnapshot, type AgentSnapshot } from './reconcile.js';
+
+/** A VM with one qcow2 disk on datastore `local` and one NIC on vswitch `vmsw0`; `i` makes its id. */
+export const testVm = (name: string, state: Vm['state'] = 'stopped', i = 0): Vm => ({
+  id: `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`,
+  name,
+  state,
+  vcpus: 1,
+  memoryMiB: 128,
+  disks: [
+    {
+      id: 'root',
+      datastore: 'local',
+      path: `/d/${name}.qcow2`,
+      format: 'qcow2',
+      virtualSizeBytes: 2 ** 30,
+      allocatedBytes: 1 << 20,
+      nodeName: 'root-fmt',
+    },
+  ],
+  nics: [{ id: 'net0', vswitch: 'vmsw0', mac: '52:54:00:00:00:01', tap: 'tap0' }],
+  machineType: 'pc-q35-7.2',
+  cpuModel: 'qemu64',
+  accelerator: 'tcg',
+  createdAt: '2026-01-01T00:00:00.000Z',
+});
+
+/** What an agent named `name` would report: datastore `local`, vswitch `vmsw0`, these VMs. */
+export function agentSnapshot(name: string, vms: Vm[]): AgentSnapshot {
+  return {
+    info: {
+      name,
+      fabricAddress: '10.251.0.11',
+      agentVersion: '0.1.0',
+      qemuVersion: '7.2.0',
+      accelerator: 'tcg',
+      cpus: 2,
+      memoryBytes: 8 * 2 ** 30,
+      memoryFreeBytes: 6 * 2 ** 30,
+      machineType: 'pc-q35-7.2',
+      cpuModel: 'qemu64',
+    },
+    datastores: [
+      { name: 'local', path: '/d', default: true, capacityBytes: 10 * 2 ** 30, freeBytes: 5 * 2 ** 30 },
+    ],
+    vswitches: [{ name: 'vmsw0', bridge: 'vmsw0' }],
+    vms,
+  };
+}
+
+/** A host "joined" at a loopback port where nothing listens, with its report applied. */
+export async function seedHost(db: Db, name: string, port: number, vms: Vm[]): Promise<void> {
+  const snap = agentSnapshot(name, vms);
+  const row = await db.transaction().execute((tx) =>
+    insertHost(tx, SYSTEM, {
+      agentUrl: `http://127.0.0.1:${port}`,
+      agentToken: 'x'.repeat(16),
+      info: snap.info,
+      poolId: null,
+    }),
+  );
+  await applySnapshot(db, row, snap);
+}
+
+type Table = Parameters<Db['selectFrom']>[0] & string;
+
+/** Tokens, pools, inventory, jobs and the change log: everything a request could change. */
+const CHANGEABLE: readonly Table[] = [
+  'tokens',
+  'pools',
+  'hosts',
+  'vms',
+  'vm_disks',
+  'vm_nics',
+  'jobs',
+  'changes',
+];
+
+/** These tables' rows as one string, to compare before and after a call. */
+export async function dbSnapshot(db: Db, tables: readonly Table[] = CHANGEABLE): Promise<string> {
+  const all = await Promise.all(tables.map((t) => db.selectFrom(t).selectAll().execute()));
+  return JSON.stringify(all);
+}
