@@ -131,16 +131,27 @@ export type MigrationStatus = z.infer<typeof MigrationStatus>;
 export const MigrationStrategy = z.enum(['silobreak', 'qemu-defaults', 'libvirt-like', 'proxmox-like']);
 export type MigrationStrategy = z.infer<typeof MigrationStrategy>;
 
+/** The move policy's defaults: the one place they are written (the agent's convergence uses them). */
+export const MIGRATION_POLICY_DEFAULTS = {
+  targetDowntimeMs: 30,
+  maxDowntimeMs: 300,
+  allowThrottle: true,
+  maxThrottlePercent: 99,
+  allowPostcopy: false,
+  stallWindowSeconds: 60,
+} as const;
+
+const D = MIGRATION_POLICY_DEFAULTS;
 export const MigrationPolicy = z.object({
   /** Raw rate of the link between the hosts (bits/s), when measured; unknown = assume fast. */
   linkBitsPerSecond: z.number().positive().optional(),
-  targetDowntimeMs: z.number().int().min(1).max(10_000).default(30),
-  maxDowntimeMs: z.number().int().min(1).max(60_000).default(300),
-  allowThrottle: z.boolean().default(true),
-  maxThrottlePercent: z.number().int().min(5).max(99).default(99),
-  allowPostcopy: z.boolean().default(false),
+  targetDowntimeMs: z.number().int().min(1).max(10_000).default(D.targetDowntimeMs),
+  maxDowntimeMs: z.number().int().min(1).max(60_000).default(D.maxDowntimeMs),
+  allowThrottle: z.boolean().default(D.allowThrottle),
+  maxThrottlePercent: z.number().int().min(5).max(99).default(D.maxThrottlePercent),
+  allowPostcopy: z.boolean().default(D.allowPostcopy),
   /** No progress for this long with no lever left = stalled (cancelled). */
-  stallWindowSeconds: z.number().int().min(5).max(3600).default(60),
+  stallWindowSeconds: z.number().int().min(5).max(3600).default(D.stallWindowSeconds),
   strategy: MigrationStrategy.default('silobreak'),
   /** Baselines only: the memory copy gives up ("not converged") after this long. */
   timeLimitSeconds: z.number().int().min(5).max(86_400).optional(),

@@ -32,6 +32,7 @@
  * Compression (xbzrle) and multifd are capabilities QEMU only accepts before the copy starts, so
  * they are chosen up front by tuning.ts, not toggled here.
  */
+import { MIGRATION_POLICY_DEFAULTS } from '../../api/index.js';
 
 /** One reading of query-migrate, reduced to the figures the policy needs. */
 export interface MigrationSample {
@@ -68,13 +69,13 @@ export interface ConvergenceConfig {
 }
 
 export const DEFAULT_CONVERGENCE: ConvergenceConfig = {
-  targetDowntimeMs: 30,
-  maxDowntimeMs: 300,
-  allowThrottle: true,
-  maxThrottlePercent: 99,
-  allowPostcopy: false,
+  targetDowntimeMs: MIGRATION_POLICY_DEFAULTS.targetDowntimeMs,
+  maxDowntimeMs: MIGRATION_POLICY_DEFAULTS.maxDowntimeMs,
+  allowThrottle: MIGRATION_POLICY_DEFAULTS.allowThrottle,
+  maxThrottlePercent: MIGRATION_POLICY_DEFAULTS.maxThrottlePercent,
+  allowPostcopy: MIGRATION_POLICY_DEFAULTS.allowPostcopy,
   patiencePasses: 2,
-  stallWindowMs: 60_000,
+  stallWindowMs: MIGRATION_POLICY_DEFAULTS.stallWindowSeconds * 1000,
   noTransferWindowMs: 30_000,
 };
 
