@@ -16,7 +16,7 @@
  * completes, so a disk in sync stays in sync however fast the guest writes. During the bulk copy
  * the guest's writes do not wait on the target: a link cut there then stalls no guest I/O, and no
  * guest write is in flight on the NBD connection when the rollback shuts it down (with such writes
- * in flight, QEMU 10.0.2 died of heap corruption in 2 of 4 lab runs; README, known issues). QEMU
+ * in flight, QEMU 10.0.2 died of heap corruption in 3 of 6 lab runs; README, known issues). QEMU
  * older than 8.2 cannot switch a running mirror and mirrors write-blocking from the start.
  *
  * Until migrate-continue, any failure or cancel rolls back: migrate_cancel, forced cancel of the
