@@ -222,6 +222,11 @@ export const ManagedVm = Vm.extend({
   pool: Name.nullable(),
   /** Last time the manager's record of this VM changed. */
   updatedAt: Timestamp,
+  /**
+   * Other hosts reporting this VM while it lives on `host`: an incoming shell a failed move left
+   * behind until its clean-up runs (`silobreak vm move --cleanup <vm>` removes it at once).
+   */
+  otherCopies: z.array(z.object({ host: Name, state: VmState, seenAt: Timestamp })).optional(),
 });
 export type ManagedVm = z.infer<typeof ManagedVm>;
 

@@ -274,12 +274,19 @@ test('a VM reported by two hosts stays where it is, not where a failed move left
       await applySnapshot(manager.db, await hostRow(manager.db, name), snapshot(name, [...vms]));
       const shown = await admin.getVm('twice');
       assert.deepEqual([shown.host, shown.state], ['h1', 'crashed'], `after ${name}'s report`);
+      // The shell is flagged with the VM while h2 reports it.
+      assert.deepEqual(
+        shown.otherCopies?.map((c) => `${c.host} ${c.state}`),
+        ['h2 incoming'],
+        `after ${name}'s report`,
+      );
     }
   }
   // Once h1 no longer has it, the only copy left is what the inventory shows.
   await applySnapshot(manager.db, await hostRow(manager.db, 'h1'), snapshot('h1', h1Vms));
   await applySnapshot(manager.db, await hostRow(manager.db, 'h2'), snapshot('h2', [shell]));
-  assert.equal((await admin.getVm('twice')).host, 'h2');
+  const only = await admin.getVm('twice');
+  assert.deepEqual([only.host, only.otherCopies], ['h2', undefined]);
   await applySnapshot(manager.db, await hostRow(manager.db, 'h2'), snapshot('h2', []));
 });
 

@@ -147,6 +147,17 @@ export interface PendingUndosTable {
   done_at: string | null;
 }
 
+/**
+ * Another host's report of a VM whose row is elsewhere (an incoming shell left by a failed move):
+ * shown with the VM as a flagged copy until that host stops reporting it.
+ */
+export interface VmCopiesTable {
+  vm_id: string;
+  host_id: string;
+  state: string;
+  seen_at: string;
+}
+
 export interface DB {
   tokens: TokensTable;
   pools: PoolsTable;
@@ -159,6 +170,7 @@ export interface DB {
   jobs: JobsTable;
   changes: ChangesTable;
   pending_undos: PendingUndosTable;
+  vm_copies: VmCopiesTable;
 }
 
 export type Db = Kysely<DB>;
@@ -334,6 +346,18 @@ const migrations: Record<string, Migration> = {
         .createIndex('pending_undos_host')
         .on('pending_undos')
         .columns(['host_id', 'state'])
+        .execute();
+    },
+  },
+  '0003-vm-copies': {
+    async up(db: Kysely<any>) {
+      await db.schema
+        .createTable('vm_copies')
+        .addColumn('vm_id', 'text', (c) => c.notNull())
+        .addColumn('host_id', 'text', (c) => c.notNull().references('hosts.id').onDelete('cascade'))
+        .addColumn('state', 'text', (c) => c.notNull())
+        .addColumn('seen_at', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('vm_copies_pk', ['vm_id', 'host_id'])
         .execute();
     },
   },

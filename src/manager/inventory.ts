@@ -14,6 +14,7 @@ import type {
   VmNic,
   VSwitch,
 } from '../api/index.js';
+import { VmState } from '../api/index.js';
 import { SYSTEM, nowIso, recordChanges, type Actor, type ChangeInput } from './changes.js';
 import { decodeCursor, pageOf } from './cursor.js';
 import type { HostsTable, Tx, VmDisksTable, VmNicsTable, VmsTable } from './db.js';
@@ -574,15 +575,36 @@ async function assembleVms(tx: Tx, rows: VmJoined[]): Promise<ManagedVm[]> {
       .orderBy('position')
       .execute(),
   ]);
+  const copies = await tx
+    .selectFrom('vm_copies')
+    .innerJoin('hosts', 'hosts.id', 'vm_copies.host_id')
+    .select(['vm_copies.vm_id', 'vm_copies.host_id', 'vm_copies.state', 'vm_copies.seen_at', 'hosts.name'])
+    .where('vm_copies.vm_id', 'in', ids)
+    .orderBy('hosts.name')
+    .execute();
   const diskMap = groupBy(disks, (d) => d.vm_id);
   const nicMap = groupBy(nics, (n) => n.vm_id);
-  return rows.map((r) => ({
-    ...vmOf(r, (diskMap.get(r.id) ?? []).map(diskOf), (nicMap.get(r.id) ?? []).map(nicOf)),
-    host: r.host_name,
-    hostId: r.host_id,
-    pool: r.pool_name,
-    updatedAt: r.updated_at,
-  }));
+  const copyMap = groupBy(copies, (c) => c.vm_id);
+  return rows.map((r) => {
+    // A copy on the VM's own host is the VM itself (its row moved there since).
+    const others = (copyMap.get(r.id) ?? []).filter((c) => c.host_id !== r.host_id);
+    return {
+      ...vmOf(r, (diskMap.get(r.id) ?? []).map(diskOf), (nicMap.get(r.id) ?? []).map(nicOf)),
+      host: r.host_name,
+      hostId: r.host_id,
+      pool: r.pool_name,
+      updatedAt: r.updated_at,
+      ...(others.length
+        ? {
+            otherCopies: others.map((c) => ({
+              host: c.name,
+              state: VmState.parse(c.state),
+              seenAt: c.seen_at,
+            })),
+          }
+        : {}),
+    };
+  });
 }
 
 /** A VM by id, or by name when that name is unique across hosts. */
@@ -812,8 +834,16 @@ export async function upsertVms(
   for (const vm of vms) {
     const prior = stored.get(vm.id) ?? elsewhere.get(vm.id);
     // An incoming shell (a move's half-made target, or one left by a failed move until its
-    // clean-up runs) never takes a VM's row from the host that holds the VM itself.
-    if (prior && prior.hostId !== host.id && vm.state === 'incoming') continue;
+    // clean-up runs) never takes a VM's row from the host that holds the VM itself: it is shown
+    // with the VM as a flagged copy instead.
+    if (prior && prior.hostId !== host.id && vm.state === 'incoming') {
+      await tx
+        .insertInto('vm_copies')
+        .values({ vm_id: vm.id, host_id: host.id, state: vm.state, seen_at: now })
+        .onConflict((oc) => oc.columns(['vm_id', 'host_id']).doUpdateSet({ state: vm.state, seen_at: now }))
+        .execute();
+      continue;
+    }
     let priorHost: string | undefined;
     if (prior && prior.hostId !== host.id) {
       priorHost = hostNames.get(prior.hostId) ?? (await hostRow(tx, prior.hostId)).name;
@@ -901,6 +931,8 @@ export async function syncVms(
         .execute()
     ).map((j) => j.target_id),
   );
+  // This host's report is complete: the copies it flagged before are what it reports now.
+  await tx.deleteFrom('vm_copies').where('host_id', '=', host.id).execute();
   const stored = await storedVms(tx, { hostId: host.id });
   for (const id of moving) stored.delete(id);
   reported = reported.filter((v) => !moving.has(v.id));

@@ -54,6 +54,15 @@ function vmDetails(v: ManagedVm): string {
       ['Created', formatRelativeTime(v.createdAt)],
       ['Started', v.state === 'running' ? formatRelativeTime(v.startedAt) : '-'],
       ['Updated', formatRelativeTime(v.updatedAt)],
+      ...(v.otherCopies?.length
+        ? ([
+            [
+              'Other copies',
+              `${v.otherCopies.map((c) => `${c.host} (${c.state})`).join(', ')}: left by a failed move; ` +
+                `\`silobreak vm move --cleanup ${v.name}\` removes them`,
+            ],
+          ] as [string, string][])
+        : []),
     ]),
   ];
   if (v.disks.length) {
