@@ -138,7 +138,8 @@ export interface PendingUndosTable {
   vm_id: string;
   vm_name: string;
   host_id: string;
-  step: 'abort-incoming' | 'cancel-source';
+  /** An undo step of phases.ts, or `remove-cold-copy` (pending-undos.ts). */
+  step: 'abort-incoming' | 'cancel-source' | 'remove-cold-copy';
   migration_id: string;
   state: 'pending' | 'done';
   attempts: number;

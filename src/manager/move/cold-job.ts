@@ -20,7 +20,8 @@ interface ColdCheckpoint {
   startedAtMs: number;
 }
 
-const gone = (error: unknown) => error instanceof ApiError && error.status === 404;
+/** The agent has no such VM (callers branch on its error code). */
+const gone = (error: unknown) => error instanceof ApiError && error.code === 'vm-not-found';
 
 export class ColdMove extends HostMove<ColdCheckpoint> implements RunnableMove {
   readonly mode = 'cold';
@@ -87,7 +88,13 @@ export class ColdMove extends HostMove<ColdCheckpoint> implements RunnableMove {
           try {
             await this.deps.clientFor(this.targetHost).deleteVm(vm.name, true);
           } catch (error) {
-            if (!gone(error)) throw agentError(this.targetHost.name, error);
+            if (gone(error)) return 'undone';
+            // A target that does not answer: its copy is removed when it answers again.
+            return this.deferIfUnreachable(
+              this.targetHost,
+              'remove-cold-copy',
+              agentError(this.targetHost.name, error),
+            );
           }
           return 'undone';
         },

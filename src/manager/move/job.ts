@@ -43,7 +43,7 @@ import {
   type UndoOutcome,
   type UndoStep,
 } from './phases.js';
-import { deferUndo, pendingMessage } from './pending-undos.js';
+import { deferUndo, pendingMessage, type PendingStep } from './pending-undos.js';
 import { moveProgress, moveResult, type MoveContext } from './progress.js';
 import { takeMoveSlots, type HostSlots } from './slots.js';
 
@@ -285,13 +285,13 @@ export abstract class HostMove<C extends { phase: MovePhase; migrationId: string
   }
 
   /** Undos kept for later because their host did not answer: host name -> steps. */
-  readonly deferred = new Map<string, UndoStep[]>();
+  readonly deferred = new Map<string, PendingStep[]>();
 
   /**
    * An undo whose host does not answer is kept and run when it answers again (pending-undos.ts);
    * the rollback goes on with the other undos. Any other failure is the undo's failure.
    */
-  async deferIfUnreachable(host: HostRow, step: UndoStep, error: unknown): Promise<UndoOutcome> {
+  async deferIfUnreachable(host: HostRow, step: PendingStep, error: unknown): Promise<UndoOutcome> {
     if (!(error instanceof HostUnreachable)) throw error;
     await deferUndo(this.deps.db, {
       jobId: this.ctx.jobId,
@@ -509,7 +509,7 @@ export const ENGINE = { coldMove: true, secure: true };
 export interface RunnableMove extends Followed {
   readonly cp: { migrationId: string; startedAtMs: number; phase: MovePhase };
   /** Undos kept for hosts that did not answer (host name -> steps). */
-  readonly deferred: ReadonlyMap<string, UndoStep[]>;
+  readonly deferred: ReadonlyMap<string, PendingStep[]>;
 }
 
 /**

@@ -15,11 +15,17 @@ import { vmObject, type HostRow } from '../inventory.js';
 import type { JobRunner } from '../jobs.js';
 import type { UndoStep } from './phases.js';
 
+/**
+ * What a kept undo does: a live move's undos, or `remove-cold-copy` (a cold move's half-made copy
+ * on its target, removed only while it is still that VM's and the VM does not live there now).
+ */
+export type PendingStep = UndoStep | 'remove-cold-copy';
+
 export interface DeferredUndo {
   jobId: string;
   vm: { id: string; name: string };
   host: HostRow;
-  step: UndoStep;
+  step: PendingStep;
   migrationId: string;
   reason: string;
 }
@@ -105,7 +111,7 @@ export class PendingUndoRunner {
     const { db } = this.deps;
     for (const row of await pendingUndos(db, { hostId: host.id })) {
       try {
-        await this.#undo(host, row.step, row.migration_id);
+        await this.#undo(host, row);
       } catch (error) {
         const reason = agentError(host.name, error).message;
         await db
@@ -159,7 +165,12 @@ export class PendingUndoRunner {
     }
   }
 
-  async #undo(host: HostRow, step: UndoStep, migrationId: string): Promise<void> {
+  async #undo(
+    host: HostRow,
+    row: { step: PendingStep; migration_id: string; vm_id: string; vm_name: string },
+  ): Promise<void> {
+    const { step, migration_id: migrationId } = row;
+    if (step === 'remove-cold-copy') return this.#removeColdCopy(host, row.vm_id, row.vm_name);
     const agent = new AgentMigrationClient(this.deps.clientFor(host).http);
     const gone = (error: unknown) => error instanceof ApiError && error.code === 'migration-not-found';
     if (step === 'abort-incoming') {
@@ -180,5 +191,23 @@ export class PendingUndoRunner {
       if (Date.now() > until) throw new Error(`migration ${migrationId} is still winding down`);
       await sleep(500);
     }
+  }
+
+  /** A cold move's copy: removed while it is still that VM's (same id) and the VM lives elsewhere. */
+  async #removeColdCopy(host: HostRow, vmId: string, vmName: string): Promise<void> {
+    const livesHere = await this.deps.db
+      .selectFrom('vms')
+      .select('id')
+      .where('id', '=', vmId)
+      .where('host_id', '=', host.id)
+      .executeTakeFirst();
+    if (livesHere) return;
+    const agent = this.deps.clientFor(host);
+    const copy = await agent.getVm(vmName).catch((error: unknown) => {
+      if (error instanceof ApiError && error.code === 'vm-not-found') return undefined;
+      throw error;
+    });
+    if (copy?.id !== vmId) return;
+    await agent.deleteVm(vmName, true);
   }
 }
