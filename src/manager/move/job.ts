@@ -41,7 +41,6 @@ import {
   type MoveDriver,
   type MovePhase,
   type UndoOutcome,
-  type UndoStep,
 } from './phases.js';
 import { deferUndo, pendingMessage, type PendingStep } from './pending-undos.js';
 import { moveProgress, moveResult, type MoveContext } from './progress.js';
