@@ -10,3 +10,4 @@ export * from './migration-client.js';
 export * from './route-table.js';
 export * from './agent-errors.js';
 export * from './agent-routes.js';
+export * from './manager-routes.js';

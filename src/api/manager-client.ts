@@ -1,7 +1,5 @@
-import { z } from 'zod';
 import { JsonHttpClient } from './http.js';
 import {
-  API_PREFIX,
   ChangeRecord,
   CreatedToken,
   Host,
@@ -30,153 +28,151 @@ import {
   type PageQuery,
   type VmListQuery,
 } from './manager.js';
+import { managerRoutes as routes } from './manager-routes.js';
+import { routeUrl } from './route-table.js';
 
-const seg = encodeURIComponent;
-
-/** Query string of the defined, non-empty values. */
-function query(params: object | undefined): string {
-  const search = new URLSearchParams();
-  for (const [key, value] of Object.entries(params ?? {})) {
-    if (value !== undefined && value !== null && value !== '') search.set(key, String(value));
-  }
-  const text = search.toString();
-  return text ? `?${text}` : '';
+/** The query without its empty values (a flag the CLI left unset, an empty filter). */
+function defined<Q extends object>(query: Q | undefined): Q {
+  return Object.fromEntries(
+    Object.entries(query ?? {}).filter(([, value]) => value !== undefined && value !== null && value !== ''),
+  ) as Q;
 }
 
-/** Typed client of the manager's REST API (/api/v1); every reply is validated. */
+/**
+ * Typed client of the manager's REST API (/api/v1); every call is built from its route in
+ * manager-routes.ts and every reply is validated.
+ */
 export class ManagerClient {
   readonly http: JsonHttpClient;
   constructor(baseUrl: string, token: string, timeoutMs?: number) {
     this.http = new JsonHttpClient(baseUrl, token, timeoutMs);
   }
 
-  private get<T extends z.ZodType>(path: string, schema: T): Promise<z.infer<T>> {
-    return this.http.request('GET', API_PREFIX + path, schema);
-  }
-  private send<T extends z.ZodType>(method: string, path: string, schema: T, body: unknown = {}) {
-    return this.http.request(method, API_PREFIX + path, schema, body);
-  }
-
   info(): Promise<ManagerInfo> {
-    return this.get('/info', ManagerInfo);
+    return this.http.call(routes.getInfo, {});
   }
   async openApi(): Promise<Record<string, unknown>> {
-    return this.get('/openapi.json', z.record(z.string(), z.unknown()));
+    return this.http.call(routes.getOpenApi, {});
   }
 
   // Tokens (admin only)
   listTokens(q?: PageQuery): Promise<Page<Token>> {
-    return this.get(`/tokens${query(q)}`, Page(Token));
+    return this.http.call(routes.listTokens, { query: defined(q) });
   }
   createToken(body: CreateTokenRequest): Promise<CreatedToken> {
-    return this.send('POST', '/tokens', CreatedToken, body);
+    return this.http.call(routes.createToken, { body });
   }
   async deleteToken(name: string): Promise<void> {
-    await this.http.raw('DELETE', `${API_PREFIX}/tokens/${seg(name)}`);
+    await this.http.call(routes.deleteToken, { params: { name } });
   }
 
   // Hosts
   listHosts(q?: HostListQuery): Promise<Page<Host>> {
-    return this.get(`/hosts${query(q)}`, Page(Host));
+    return this.http.call(routes.listHosts, { query: defined(q) });
   }
   getHost(ref: string): Promise<Host> {
-    return this.get(`/hosts/${seg(ref)}`, Host);
+    return this.http.call(routes.getHost, { params: { host: ref } });
   }
   /** Joins a host: the manager reaches its agent with the token and takes its inventory. */
   addHost(body: AddHostRequest): Promise<Host> {
-    return this.send('POST', '/hosts', Host, body);
+    return this.http.call(routes.addHost, { body });
   }
   /** Forgets a host and its inventory; the agent and its VMs keep running. */
   async removeHost(ref: string): Promise<void> {
-    await this.http.raw('DELETE', `${API_PREFIX}/hosts/${seg(ref)}`);
+    await this.http.call(routes.removeHost, { params: { host: ref } });
   }
   /** Polls the host's agent now instead of waiting for the next reconciliation. */
   reconcileHost(ref: string): Promise<Host> {
-    return this.send('POST', `/hosts/${seg(ref)}/reconcile`, Host);
+    return this.http.call(routes.reconcileHost, { params: { host: ref }, body: {} });
   }
 
   // Pools
   listPools(q?: PageQuery): Promise<Page<Pool>> {
-    return this.get(`/pools${query(q)}`, Page(Pool));
+    return this.http.call(routes.listPools, { query: defined(q) });
   }
   getPool(ref: string): Promise<Pool> {
-    return this.get(`/pools/${seg(ref)}`, Pool);
+    return this.http.call(routes.getPool, { params: { pool: ref } });
   }
   createPool(body: CreatePoolRequest): Promise<Pool> {
-    return this.send('POST', '/pools', Pool, body);
+    return this.http.call(routes.createPool, { body });
   }
   async deletePool(ref: string): Promise<void> {
-    await this.http.raw('DELETE', `${API_PREFIX}/pools/${seg(ref)}`);
+    await this.http.call(routes.deletePool, { params: { pool: ref } });
   }
   addPoolHost(pool: string, host: string): Promise<Pool> {
-    return this.send('POST', `/pools/${seg(pool)}/hosts`, Pool, { host });
+    return this.http.call(routes.addPoolHost, { params: { pool }, body: { host } });
   }
   removePoolHost(pool: string, host: string): Promise<Pool> {
-    return this.http.request('DELETE', `${API_PREFIX}/pools/${seg(pool)}/hosts/${seg(host)}`, Pool);
+    return this.http.call(routes.removePoolHost, { params: { pool, host } });
   }
 
   // Datastores and virtual switches
   listDatastores(q?: HostScopedListQuery): Promise<Page<ManagedDatastore>> {
-    return this.get(`/datastores${query(q)}`, Page(ManagedDatastore));
+    return this.http.call(routes.listDatastores, { query: defined(q) });
   }
   listVSwitches(q?: HostScopedListQuery): Promise<Page<ManagedVSwitch>> {
-    return this.get(`/vswitches${query(q)}`, Page(ManagedVSwitch));
+    return this.http.call(routes.listVSwitches, { query: defined(q) });
   }
 
   // VMs: changes run as jobs (202 + job)
   listVms(q?: VmListQuery): Promise<Page<ManagedVm>> {
-    return this.get(`/vms${query(q)}`, Page(ManagedVm));
+    return this.http.call(routes.listVms, { query: defined(q) });
   }
   getVm(ref: string): Promise<ManagedVm> {
-    return this.get(`/vms/${seg(ref)}`, ManagedVm);
+    return this.http.call(routes.getVm, { params: { vm: ref } });
   }
   createVm(body: CreateVmRequest): Promise<JobAccepted> {
-    return this.send('POST', '/vms', JobAccepted, body);
+    return this.http.call(routes.createVm, { body });
   }
   startVm(ref: string): Promise<JobAccepted> {
-    return this.send('POST', `/vms/${seg(ref)}/start`, JobAccepted);
+    return this.http.call(routes.startVm, { params: { vm: ref }, body: {} });
   }
   shutdownVm(ref: string, timeoutSeconds?: number): Promise<JobAccepted> {
-    return this.send('POST', `/vms/${seg(ref)}/shutdown`, JobAccepted, { timeoutSeconds });
+    return this.http.call(routes.shutdownVm, { params: { vm: ref }, body: { timeoutSeconds } });
   }
   /** Forces the VM off at once (power cut). */
   stopVm(ref: string): Promise<JobAccepted> {
-    return this.send('POST', `/vms/${seg(ref)}/stop`, JobAccepted);
+    return this.http.call(routes.stopVm, { params: { vm: ref }, body: {} });
   }
   deleteVm(ref: string, deleteDisks = true): Promise<JobAccepted> {
-    return this.http.request('DELETE', `${API_PREFIX}/vms/${seg(ref)}${query({ deleteDisks })}`, JobAccepted);
+    return this.http.call(routes.deleteVm, {
+      params: { vm: ref },
+      query: { deleteDisks: deleteDisks ? 'true' : 'false' },
+    });
   }
 
   // Moves (cancel: cancelJob)
   /** Moves a VM with its disks to another host (a job). */
   moveVm(ref: string, body: MoveVmRequest): Promise<JobAccepted> {
-    return this.send('POST', `/vms/${seg(ref)}/move`, JobAccepted, { ...body, dryRun: false });
+    return this.http.call(routes.moveVm, { params: { vm: ref }, body: { ...body, dryRun: false } });
   }
   /** Checks and plans a move without changing anything; `ok` false lists every failed check. */
   planMove(ref: string, body: MoveVmRequest): Promise<MovePlan> {
-    return this.send('POST', `/vms/${seg(ref)}/move`, MovePlan, { ...body, dryRun: true });
+    const url = routeUrl(routes.moveVm, { vm: ref });
+    return this.http.request(routes.moveVm.method, url, MovePlan, { ...body, dryRun: true });
   }
   /** Removes what failed moves of the VM left on other hosts (`silobreak vm move --cleanup`). */
   cleanUpMoves(ref: string): Promise<MoveCleanupResult> {
-    return this.send('POST', `/vms/${seg(ref)}/move-cleanup`, MoveCleanupResult, {});
+    return this.http.call(routes.cleanUpVmMoves, { params: { vm: ref }, body: {} });
   }
   /** Moves a VM's disks to another datastore of its host while it runs (a job). */
   moveStorage(ref: string, body: VmMoveStorageRequest): Promise<JobAccepted> {
-    return this.send('POST', `/vms/${seg(ref)}/move-storage`, JobAccepted, { ...body, dryRun: false });
+    return this.http.call(routes.moveVmStorage, { params: { vm: ref }, body: { ...body, dryRun: false } });
   }
   planMoveStorage(ref: string, body: VmMoveStorageRequest): Promise<MovePlan> {
-    return this.send('POST', `/vms/${seg(ref)}/move-storage`, MovePlan, { ...body, dryRun: true });
+    const url = routeUrl(routes.moveVmStorage, { vm: ref });
+    return this.http.request(routes.moveVmStorage.method, url, MovePlan, { ...body, dryRun: true });
   }
 
   // Jobs
   listJobs(q?: JobListQuery): Promise<Page<Job>> {
-    return this.get(`/jobs${query(q)}`, Page(Job));
+    return this.http.call(routes.listJobs, { query: defined(q) });
   }
   getJob(id: string): Promise<Job> {
-    return this.get(`/jobs/${seg(id)}`, Job);
+    return this.http.call(routes.getJob, { params: { id } });
   }
   cancelJob(id: string): Promise<Job> {
-    return this.send('POST', `/jobs/${seg(id)}/cancel`, Job);
+    return this.http.call(routes.cancelJob, { params: { id }, body: {} });
   }
 
   /**
@@ -184,9 +180,8 @@ export class ManagerClient {
    * change, ending after the job reaches a terminal state.
    */
   async *watchJob(id: string, timeoutMs = 3_600_000): AsyncGenerator<Job> {
-    const response = await this.http.raw('GET', `${API_PREFIX}/jobs/${seg(id)}/events`, undefined, {
-      timeoutMs,
-    });
+    const url = routeUrl(routes.streamJobEvents, { id });
+    const response = await this.http.raw(routes.streamJobEvents.method, url, undefined, { timeoutMs });
     if (!response.body) return;
     const decoder = new TextDecoder();
     let buffered = '';
@@ -225,6 +220,6 @@ export class ManagerClient {
 
   // Change records
   listChanges(q?: ChangeListQuery): Promise<Page<ChangeRecord>> {
-    return this.get(`/changes${query(q)}`, Page(ChangeRecord));
+    return this.http.call(routes.listChanges, { query: defined(q) });
   }
 }

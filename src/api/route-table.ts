@@ -27,6 +27,14 @@ export interface RouteSpec<Code extends string = string> {
   produces?: string;
   /** Error codes this route answers beyond those every route of its API may answer. */
   errors: readonly Code[];
+  /** Successful replies other than the usual one (e.g. a dry run's 200), for the OpenAPI document. */
+  otherReplies?: readonly OtherReply[];
+}
+
+export interface OtherReply {
+  status: number;
+  description: string;
+  schema: z.ZodType;
 }
 
 export type RouteTable<Code extends string = string> = Record<string, RouteSpec<Code>>;
@@ -236,7 +244,14 @@ export const OpenApiDocument = z.looseObject({
 export type OpenApiDocument = z.infer<typeof OpenApiDocument>;
 
 export function jsonSchema(schema: z.ZodType, io: 'input' | 'output'): JsonObject {
-  const { $schema: _ignored, ...rest } = z.toJSONSchema(schema, { io, unrepresentable: 'any' });
+  const { $schema: _ignored, ...rest } = z.toJSONSchema(schema, {
+    io,
+    unrepresentable: 'any',
+    // `cidrv4` is no JSON Schema format; the pattern zod emits beside it says the same.
+    override: ({ jsonSchema }) => {
+      if (jsonSchema.format === 'cidrv4') delete jsonSchema.format;
+    },
+  });
   return rest;
 }
 
@@ -281,6 +296,11 @@ export function openApiDocument<Code extends string>(options: {
       description: r.status === 204 ? 'Done' : 'OK',
       ...(reply ? { content: reply } : {}),
     };
+    for (const other of r.otherReplies ?? [])
+      responses[String(other.status)] = {
+        description: other.description,
+        content: { 'application/json': { schema: jsonSchema(other.schema, 'output') } },
+      };
     const byStatus = new Map<number, Code[]>();
     for (const code of new Set([...r.errors, ...options.commonErrors])) {
       for (const status of options.errors[code].statuses)

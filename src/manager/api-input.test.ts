@@ -379,7 +379,7 @@ test('an empty path parameter is no route (404); limit takes decimal digits only
   assert.equal(ok.status, 200);
 });
 
-test('the OpenAPI document: operationIds, dry-run replies, optional empty bodies, 4XX, license, servers', async () => {
+test('the OpenAPI document: operationIds, dry-run replies, optional empty bodies, 400 and 401, license, servers', async () => {
   const doc = await admin.openApi();
   type Operation = {
     operationId?: string;
@@ -395,7 +395,8 @@ test('the OpenAPI document: operationIds, dry-run replies, optional empty bodies
   );
   assert.equal(new Set(ids).size, ids.length, 'operationIds are unique');
   for (const op of operations) {
-    assert.ok(op.responses['4XX'] && op.responses['401'], op.operationId);
+    // Every route may answer invalid input and a missing token (the common codes of each route).
+    assert.ok(op.responses['400'] && op.responses['401'], op.operationId);
   }
   for (const p of ['/api/v1/vms/{vm}/move', '/api/v1/vms/{vm}/move-storage']) {
     const move = paths[p]?.post;

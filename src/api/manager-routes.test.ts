@@ -1,0 +1,56 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { API_PREFIX, MANAGER_ERROR_CODES } from './manager.js';
+import { MANAGER_COMMON_ERRORS, managerOpenApiDocument, managerRoutes } from './manager-routes.js';
+import { OpenApiDocument, openApiPath, pathParams } from './route-table.js';
+
+const routes = Object.entries(managerRoutes);
+
+test('every manager route: path parameters and params schema agree, one route per method and path', () => {
+  const seen = new Set<string>();
+  for (const [name, r] of routes) {
+    assert.deepEqual(
+      pathParams(r.path).sort(),
+      Object.keys('params' in r ? r.params.shape : {}).sort(),
+      name,
+    );
+    const key = `${r.method} ${openApiPath(r.path)}`;
+    assert.ok(!seen.has(key), `${name}: ${key} twice`);
+    seen.add(key);
+    assert.ok(r.path.startsWith(`${API_PREFIX}/`), name);
+    assert.equal(r.method === 'GET' && 'body' in r, false, `${name}: a GET with a body`);
+    assert.equal(r.status === 204, !('response' in r), `${name}: a reply schema exactly when not 204`);
+  }
+});
+
+test('every manager route lists its own error codes once, none of the common ones', () => {
+  for (const [name, r] of routes) {
+    assert.equal(new Set(r.errors).size, r.errors.length, name);
+    for (const code of r.errors) {
+      assert.ok(code in MANAGER_ERROR_CODES, `${name}: ${code}`);
+      assert.ok(!(MANAGER_COMMON_ERRORS as readonly string[]).includes(code), `${name}: ${code} is common`);
+    }
+    // A read-only token may only GET: every other route can answer 403.
+    if (r.method !== 'GET') assert.ok((r.errors as readonly string[]).includes('forbidden'), name);
+  }
+});
+
+test("the manager's OpenAPI document: every route, its error statuses and the dry-run replies", () => {
+  const doc = OpenApiDocument.parse(managerOpenApiDocument('9.9.9'));
+  assert.equal(doc.info.version, '9.9.9');
+  const operations = Object.values(doc.paths).flatMap((p) => Object.values(p));
+  assert.deepEqual(operations.map((o) => o.operationId).sort(), Object.keys(managerRoutes).sort());
+  const move = doc.paths['/api/v1/vms/{vm}/move']?.post;
+  assert.deepEqual(Object.keys(move?.responses ?? {}).sort(), [
+    '200',
+    '202',
+    '400',
+    '401',
+    '403',
+    '404',
+    '409',
+    '500',
+    '502',
+  ]);
+  assert.ok(doc.paths['/api/v1/jobs/{id}/events']?.get?.responses['200']?.content?.['text/event-stream']);
+});

@@ -1,0 +1,437 @@
+import { z } from 'zod';
+import {
+  AddHostRequest,
+  API_PREFIX,
+  ChangeListQuery,
+  ChangeRecord,
+  CreatedToken,
+  CreatePoolRequest,
+  CreateTokenRequest,
+  CreateVmRequest,
+  DeleteVmQuery,
+  EmptyBody,
+  Host,
+  HostListQuery,
+  HostScopedListQuery,
+  Job,
+  JobAccepted,
+  JobListQuery,
+  ManagedDatastore,
+  ManagedVm,
+  ManagedVSwitch,
+  MANAGER_ERROR_CODES,
+  ManagerInfo,
+  type ManagerErrorCode,
+  MoveCleanupResult,
+  MovePlan,
+  MoveVmRequest,
+  ObjectRef,
+  Page,
+  PageQuery,
+  Pool,
+  PoolHostRequest,
+  ShutdownVmRequest,
+  Token,
+  TokenName,
+  VmListQuery,
+  VmMoveStorageRequest,
+} from './manager.js';
+import {
+  defineRoute,
+  OpenApiDocument,
+  openApiDocument,
+  type ErrorCatalogue,
+  type OtherReply,
+} from './route-table.js';
+
+/*
+ * The manager's REST API, declared once: the manager serves exactly these routes (validating each
+ * part with these schemas), ManagerClient builds its calls from them and GET /api/v1/openapi.json
+ * is generated from them. Every route needs a bearer token; a read-only one may only GET.
+ *
+ * Adding a route: an entry here, its handler in src/manager/http.ts's `handlers()` (a missing one
+ * fails to compile), and a ManagerClient method calling `http.call(managerRoutes.<name>, ...)`.
+ */
+
+const route = defineRoute<ManagerErrorCode>();
+
+/** What each code means, with its status (MANAGER_ERROR_CODES). */
+const ABOUT: Record<ManagerErrorCode, string> = {
+  'invalid-input': 'the request is not valid; `field` names the part at fault',
+  unauthorized: 'no valid token (checked before anything else of the request)',
+  forbidden: 'the token may not do this (read-only, or not admin)',
+  'not-found': 'a named object does not exist',
+  conflict: 'the object is in a state or has a name that does not allow this',
+  'insufficient-capacity': 'no host or datastore has room for this',
+  'job-finished': 'the job has ended already',
+  'host-unreachable': "the host's agent did not answer",
+  'agent-error': "the host's agent refused or failed",
+  internal: 'an unexpected failure of the manager',
+};
+export const MANAGER_ERRORS: ErrorCatalogue<ManagerErrorCode> = Object.fromEntries(
+  Object.entries(MANAGER_ERROR_CODES).map(([code, status]) => [
+    code,
+    { statuses: [status], about: ABOUT[code as ManagerErrorCode] },
+  ]),
+) as unknown as ErrorCatalogue<ManagerErrorCode>;
+
+/** The answers any route may give, whatever it does (listed once, not per route). */
+export const MANAGER_COMMON_ERRORS = [
+  'unauthorized',
+  'invalid-input',
+  'internal',
+] as const satisfies readonly ManagerErrorCode[];
+
+const VmRef = z.object({ vm: ObjectRef });
+const HostRef = z.object({ host: ObjectRef });
+const PoolRef = z.object({ pool: ObjectRef });
+const JobRef = z.object({ id: z.uuid() });
+
+const dryRunReply: OtherReply = {
+  status: 200,
+  description: 'dryRun: the plan with every check; nothing was changed',
+  schema: MovePlan,
+};
+
+// A change of a VM through its host's agent, run as a job.
+const VM_JOB_ERRORS = ['forbidden', 'not-found', 'conflict'] as const;
+
+export const managerRoutes = {
+  getInfo: route({
+    method: 'GET',
+    path: `${API_PREFIX}/info`,
+    summary: 'Manager version, inventory size and the calling token',
+    status: 200,
+    response: ManagerInfo,
+    errors: [],
+  }),
+  getOpenApi: route({
+    method: 'GET',
+    path: `${API_PREFIX}/openapi.json`,
+    summary: 'This API as an OpenAPI 3.1 document',
+    status: 200,
+    response: OpenApiDocument,
+    errors: [],
+  }),
+
+  // Tokens
+  listTokens: route({
+    method: 'GET',
+    path: `${API_PREFIX}/tokens`,
+    summary: 'List API tokens (admin)',
+    query: PageQuery,
+    status: 200,
+    response: Page(Token),
+    errors: ['forbidden'],
+  }),
+  createToken: route({
+    method: 'POST',
+    path: `${API_PREFIX}/tokens`,
+    summary: 'Create an API token (admin); the secret is in this reply only',
+    body: CreateTokenRequest,
+    status: 201,
+    response: CreatedToken,
+    errors: ['forbidden', 'conflict'],
+  }),
+  deleteToken: route({
+    method: 'DELETE',
+    path: `${API_PREFIX}/tokens/:name`,
+    summary: 'Delete an API token (admin)',
+    params: z.object({ name: TokenName }),
+    status: 204,
+    errors: ['forbidden', 'not-found', 'conflict'],
+  }),
+
+  // Hosts
+  listHosts: route({
+    method: 'GET',
+    path: `${API_PREFIX}/hosts`,
+    summary: 'List hosts',
+    query: HostListQuery,
+    status: 200,
+    response: Page(Host),
+    errors: [],
+  }),
+  addHost: route({
+    method: 'POST',
+    path: `${API_PREFIX}/hosts`,
+    summary: 'Join a host: the manager reaches its agent with the token and takes its inventory',
+    body: AddHostRequest,
+    status: 201,
+    response: Host,
+    errors: ['forbidden', 'conflict', 'host-unreachable', 'agent-error'],
+  }),
+  getHost: route({
+    method: 'GET',
+    path: `${API_PREFIX}/hosts/:host`,
+    summary: 'Show a host (by id or name)',
+    params: HostRef,
+    status: 200,
+    response: Host,
+    errors: ['not-found'],
+  }),
+  removeHost: route({
+    method: 'DELETE',
+    path: `${API_PREFIX}/hosts/:host`,
+    summary: 'Forget a host and its inventory (its agent and VMs keep running)',
+    params: HostRef,
+    status: 204,
+    errors: ['forbidden', 'not-found', 'conflict'],
+  }),
+  reconcileHost: route({
+    method: 'POST',
+    path: `${API_PREFIX}/hosts/:host/reconcile`,
+    summary: "Poll the host's agent now",
+    params: HostRef,
+    body: EmptyBody,
+    status: 200,
+    response: Host,
+    errors: ['forbidden', 'not-found', 'host-unreachable', 'agent-error'],
+  }),
+
+  // Pools
+  listPools: route({
+    method: 'GET',
+    path: `${API_PREFIX}/pools`,
+    summary: 'List resource pools',
+    query: PageQuery,
+    status: 200,
+    response: Page(Pool),
+    errors: [],
+  }),
+  createPool: route({
+    method: 'POST',
+    path: `${API_PREFIX}/pools`,
+    summary: 'Create a resource pool',
+    body: CreatePoolRequest,
+    status: 201,
+    response: Pool,
+    errors: ['forbidden', 'conflict'],
+  }),
+  getPool: route({
+    method: 'GET',
+    path: `${API_PREFIX}/pools/:pool`,
+    summary: 'Show a resource pool',
+    params: PoolRef,
+    status: 200,
+    response: Pool,
+    errors: ['not-found'],
+  }),
+  deletePool: route({
+    method: 'DELETE',
+    path: `${API_PREFIX}/pools/:pool`,
+    summary: 'Delete an empty resource pool',
+    params: PoolRef,
+    status: 204,
+    errors: ['forbidden', 'not-found', 'conflict'],
+  }),
+  addPoolHost: route({
+    method: 'POST',
+    path: `${API_PREFIX}/pools/:pool/hosts`,
+    summary: 'Add a host to a pool (a host is in at most one pool)',
+    params: PoolRef,
+    body: PoolHostRequest,
+    status: 200,
+    response: Pool,
+    errors: ['forbidden', 'not-found', 'conflict'],
+  }),
+  removePoolHost: route({
+    method: 'DELETE',
+    path: `${API_PREFIX}/pools/:pool/hosts/:host`,
+    summary: 'Remove a host from a pool',
+    params: z.object({ pool: ObjectRef, host: ObjectRef }),
+    status: 200,
+    response: Pool,
+    errors: ['forbidden', 'not-found', 'conflict'],
+  }),
+
+  // Datastores, virtual switches
+  listDatastores: route({
+    method: 'GET',
+    path: `${API_PREFIX}/datastores`,
+    summary: 'List datastores of all hosts',
+    query: HostScopedListQuery,
+    status: 200,
+    response: Page(ManagedDatastore),
+    errors: [],
+  }),
+  listVSwitches: route({
+    method: 'GET',
+    path: `${API_PREFIX}/vswitches`,
+    summary: 'List virtual switches of all hosts',
+    query: HostScopedListQuery,
+    status: 200,
+    response: Page(ManagedVSwitch),
+    errors: [],
+  }),
+
+  // VMs
+  listVms: route({
+    method: 'GET',
+    path: `${API_PREFIX}/vms`,
+    summary: 'List VMs',
+    query: VmListQuery,
+    status: 200,
+    response: Page(ManagedVm),
+    errors: [],
+  }),
+  createVm: route({
+    method: 'POST',
+    path: `${API_PREFIX}/vms`,
+    summary: 'Create a VM on a host, or on the best host of a pool (a job)',
+    body: CreateVmRequest,
+    status: 202,
+    response: JobAccepted,
+    errors: [...VM_JOB_ERRORS, 'insufficient-capacity'],
+  }),
+  getVm: route({
+    method: 'GET',
+    path: `${API_PREFIX}/vms/:vm`,
+    summary: 'Show a VM (by id, or by name when unique)',
+    params: VmRef,
+    status: 200,
+    response: ManagedVm,
+    errors: ['not-found', 'conflict'],
+  }),
+  startVm: route({
+    method: 'POST',
+    path: `${API_PREFIX}/vms/:vm/start`,
+    summary: 'Start a VM (a job)',
+    params: VmRef,
+    body: EmptyBody,
+    status: 202,
+    response: JobAccepted,
+    errors: VM_JOB_ERRORS,
+  }),
+  shutdownVm: route({
+    method: 'POST',
+    path: `${API_PREFIX}/vms/:vm/shutdown`,
+    summary: 'Ask the guest to power off, forcing it after timeoutSeconds (a job)',
+    params: VmRef,
+    body: ShutdownVmRequest,
+    status: 202,
+    response: JobAccepted,
+    errors: VM_JOB_ERRORS,
+  }),
+  stopVm: route({
+    method: 'POST',
+    path: `${API_PREFIX}/vms/:vm/stop`,
+    summary: 'Force a VM off at once (a job)',
+    params: VmRef,
+    body: EmptyBody,
+    status: 202,
+    response: JobAccepted,
+    errors: VM_JOB_ERRORS,
+  }),
+  deleteVm: route({
+    method: 'DELETE',
+    path: `${API_PREFIX}/vms/:vm`,
+    summary: 'Delete a VM, with its disks unless deleteDisks=false (a job)',
+    params: VmRef,
+    query: DeleteVmQuery,
+    status: 202,
+    response: JobAccepted,
+    errors: VM_JOB_ERRORS,
+  }),
+  moveVm: route({
+    method: 'POST',
+    path: `${API_PREFIX}/vms/:vm/move`,
+    summary:
+      'Move a VM with its disks to another host (a job; cancel it with the job cancel call). With dryRun: 200 and the plan with every check, nothing changed',
+    params: VmRef,
+    body: MoveVmRequest,
+    status: 202,
+    response: JobAccepted,
+    otherReplies: [dryRunReply],
+    errors: [...VM_JOB_ERRORS, 'insufficient-capacity', 'host-unreachable', 'agent-error'],
+  }),
+  cleanUpVmMoves: route({
+    method: 'POST',
+    path: `${API_PREFIX}/vms/:vm/move-cleanup`,
+    summary:
+      "Remove what failed moves of a VM left on other hosts: kept undos run now, incoming copies no move in flight names are aborted; the VM's own host is never touched",
+    params: VmRef,
+    body: EmptyBody,
+    status: 200,
+    response: MoveCleanupResult,
+    errors: [...VM_JOB_ERRORS, 'host-unreachable', 'agent-error'],
+  }),
+  moveVmStorage: route({
+    method: 'POST',
+    path: `${API_PREFIX}/vms/:vm/move-storage`,
+    summary:
+      "Move a running VM's disks to another datastore of its host (a job). With dryRun: 200 and the plan with every check, nothing changed",
+    params: VmRef,
+    body: VmMoveStorageRequest,
+    status: 202,
+    response: JobAccepted,
+    otherReplies: [dryRunReply],
+    errors: [...VM_JOB_ERRORS, 'insufficient-capacity', 'host-unreachable', 'agent-error'],
+  }),
+
+  // Jobs
+  listJobs: route({
+    method: 'GET',
+    path: `${API_PREFIX}/jobs`,
+    summary: 'List jobs, newest first',
+    query: JobListQuery,
+    status: 200,
+    response: Page(Job),
+    errors: [],
+  }),
+  getJob: route({
+    method: 'GET',
+    path: `${API_PREFIX}/jobs/:id`,
+    summary: 'Show a job',
+    params: JobRef,
+    status: 200,
+    response: Job,
+    errors: ['not-found'],
+  }),
+  streamJobEvents: route({
+    method: 'GET',
+    path: `${API_PREFIX}/jobs/:id/events`,
+    summary: "The job's snapshots as server-sent events (`data: <Job>`) until it ends",
+    params: JobRef,
+    status: 200,
+    response: z.string(),
+    produces: 'text/event-stream',
+    errors: ['not-found'],
+  }),
+  cancelJob: route({
+    method: 'POST',
+    path: `${API_PREFIX}/jobs/:id/cancel`,
+    summary: 'Cancel a job (a running one stops at its next safe point)',
+    params: JobRef,
+    body: EmptyBody,
+    status: 200,
+    response: Job,
+    errors: ['forbidden', 'not-found', 'job-finished'],
+  }),
+
+  // Change records
+  listChanges: route({
+    method: 'GET',
+    path: `${API_PREFIX}/changes`,
+    summary: 'List change records, newest first',
+    query: ChangeListQuery,
+    status: 200,
+    response: Page(ChangeRecord),
+    errors: [],
+  }),
+};
+export type ManagerRoutes = typeof managerRoutes;
+export type ManagerRouteName = keyof ManagerRoutes;
+
+/** GET /api/v1/openapi.json of a manager of this version. */
+export function managerOpenApiDocument(version: string): OpenApiDocument {
+  return openApiDocument({
+    title: 'Silobreak manager API',
+    version,
+    routes: managerRoutes,
+    errors: MANAGER_ERRORS,
+    commonErrors: MANAGER_COMMON_ERRORS,
+    license: 'Apache-2.0',
+    servedBy: 'this manager',
+  });
+}
