@@ -142,9 +142,15 @@ export class VmService {
   }
 
   /** Defines a VM (creating its disks) and starts it when asked; all or nothing. */
-  async define(spec: ValidVmSpec): Promise<Vm> {
+  /**
+   * `reserveVirtualSize: false` is for a move's target: its thin disks only receive the source's
+   * allocated data, which the manager's pre-move check already measured against the free space
+   * (reserving the virtual size would refuse moves that fit). A disk that still runs out of room
+   * fails the mirror, and the move rolls back.
+   */
+  async define(spec: ValidVmSpec, options: { reserveVirtualSize?: boolean } = {}): Promise<Vm> {
     const runtime = await this.#defineQueue.run(async () => {
-      const def = await this.#plan(spec);
+      const def = await this.#plan(spec, options.reserveVirtualSize ?? true);
       const created: string[] = [];
       try {
         for (const disk of def.disks) {
@@ -173,7 +179,7 @@ export class VmService {
   }
 
   /** Checks a spec against this host and returns the definition it would become; creates nothing. */
-  async #plan(spec: ValidVmSpec): Promise<VmDefinition> {
+  async #plan(spec: ValidVmSpec, reserveVirtualSize: boolean): Promise<VmDefinition> {
     if (this.#vms.has(spec.name)) throw new VmAlreadyExists(spec.name);
     const id = spec.id ?? randomUUID();
     const sameId = this.runtimes().find((r) => r.def.id === id);
@@ -205,7 +211,7 @@ export class VmService {
         throw new DiskFileExists(file, `disks.${i}`);
       const total = (wanted.get(store.name) ?? 0) + d.sizeBytes;
       const { freeBytes } = await this.inventory.space(store.name);
-      if (total > freeBytes)
+      if (reserveVirtualSize && total > freeBytes)
         throw new InsufficientCapacity(store.name, total, freeBytes, `disks.${i}.sizeBytes`);
       wanted.set(store.name, total);
       disks.push({ id: diskId, datastore: store.name, path: file, format: 'qcow2', sizeBytes: d.sizeBytes });

@@ -129,18 +129,22 @@ export class MigrationService {
       throw new InvalidInput(`vm.cpuModel: this host offers ${CPU_MODEL}, not ${vm.cpuModel}`, 'vm.cpuModel');
 
     const vms = this.core.vms;
-    // Defining creates the disks with the same virtual size and checks space, names, MACs, switches.
-    await vms.define({
-      id: vm.id,
-      name: vm.name,
-      vcpus: vm.vcpus,
-      memoryMiB: vm.memoryMiB,
-      disks: vm.disks.map((d) => ({ id: d.id, datastore: d.datastore, sizeBytes: d.virtualSizeBytes })),
-      nics: vm.nics,
-      guestIp: vm.guestIp,
-      guestGateway: vm.guestGateway,
-      start: false,
-    });
+    // Defining creates the disks with the same virtual size and checks names, MACs, switches; the
+    // space was checked by the manager with the allocated rule (thin target disks).
+    await vms.define(
+      {
+        id: vm.id,
+        name: vm.name,
+        vcpus: vm.vcpus,
+        memoryMiB: vm.memoryMiB,
+        disks: vm.disks.map((d) => ({ id: d.id, datastore: d.datastore, sizeBytes: d.virtualSizeBytes })),
+        nics: vm.nics,
+        guestIp: vm.guestIp,
+        guestGateway: vm.guestGateway,
+        start: false,
+      },
+      { reserveVirtualSize: false },
+    );
     const record = this.#record(migrationId, 'target', vm.name);
     try {
       await this.#writeJournal(migrationId, vm.name);
