@@ -182,9 +182,14 @@ async function waitForPhase(id: string, phase: string): Promise<Job> {
  * Moves the VM from host1 to host2 and strikes `fault` 2 s into `phase`, with the move held there:
  * a 40 Mbit/s link keeps the disk mirror going for ~40 s, a 50 Mbit/s policy the memory copy. The
  * mirror's move is started with the CLI, the memory copy's through the API (the CLI has no policy
- * flags). Returns the job as it was when the fault struck.
+ * flags). Returns the job as it was when the fault struck. The slow link goes once the fault has
+ * struck, unless `holdUntilEnd` (the caller then ends it with `slowLink(h1, undefined)`).
  */
-async function strikeDuring(phase: 'mirror-disks' | 'copy-memory', fault: () => unknown): Promise<Job> {
+async function strikeDuring(
+  phase: 'mirror-disks' | 'copy-memory',
+  fault: () => unknown,
+  holdUntilEnd = false,
+): Promise<Job> {
   let job: Job;
   if (phase === 'mirror-disks') {
     slowLink(h1, '40mbit');
@@ -200,8 +205,11 @@ async function strikeDuring(phase: 'mirror-disks' | 'copy-memory', fault: () => 
     assert.equal(job.progress.phase, phase, `still in ${phase} when the fault strikes`);
     await fault();
     return job;
-  } finally {
+  } catch (error) {
     slowLink(h1, undefined);
+    throw error;
+  } finally {
+    if (!holdUntilEnd) slowLink(h1, undefined);
   }
 }
 
@@ -447,8 +455,16 @@ test(
       h2.datastorePath,
     ]);
     try {
-      const struck = await strikeDuring('mirror-disks', () =>
-        guest(h1, ['/bin/dd', 'if=/dev/urandom', 'of=/data/grow', 'bs=1M', 'count=150', 'conv=fsync'], true),
+      // The slow link stays until the job ends: the guest's new data must reach the mirror first.
+      const struck = await strikeDuring(
+        'mirror-disks',
+        () =>
+          guest(
+            h1,
+            ['/bin/dd', 'if=/dev/urandom', 'of=/data/grow', 'bs=1M', 'count=150', 'conv=fsync'],
+            true,
+          ),
+        true,
       );
       const job = await api.waitForJob(struck.id, 300_000);
       assert.equal(job.state, 'failed');
@@ -457,6 +473,7 @@ test(
       await assertRunsOn(h1, job, upBefore);
       await within(CLEAN_WITHIN_MS, () => assertClean(h2));
     } finally {
+      slowLink(h1, undefined);
       spawnSync('nsenter', [...inAgent, 'umount', h2.datastorePath], { stdio: 'ignore' });
     }
     await guest(h1, ['/bin/rm', '-f', '/data/grow']);
