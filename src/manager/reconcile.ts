@@ -61,7 +61,7 @@ export interface ReconcilerOptions {
   /** Hosts polled at once. */
   concurrency?: number;
   log: (message: string) => void;
-  /** Runs after a host answered a poll (e.g. undos that waited for it), outside its lock. */
+  /** Started after a host answered a poll (e.g. undos that waited for it), outside its lock; not awaited. */
   onAnswered?: (host: HostRow) => Promise<void>;
 }
 
@@ -133,6 +133,15 @@ export class Reconciler {
       await applySnapshot(db, host, snapshot);
       return host;
     });
-    if (answered) await this.options.onAnswered?.(answered);
+    // Not awaited: an undo may wait on its host for a minute, and the next round of polls must not.
+    if (answered) {
+      this.options
+        .onAnswered?.(answered)
+        .catch((error: unknown) =>
+          this.options.log(
+            `after ${answered.name} answered: ${error instanceof Error ? error.message : String(error)}`,
+          ),
+        );
+    }
   }
 }

@@ -46,6 +46,7 @@ const QEMU_ADDRESS_IN_USE = /Address already in use|Failed to bind/;
  */
 const ORPHAN_INCOMING_MS = 10 * 60_000;
 const ORPHAN_SWEEP_MS = 30_000;
+const NamedNodes = z.array(z.looseObject({ 'node-name': z.string() }));
 
 interface MoveRecord {
   id: string;
@@ -558,33 +559,36 @@ export class MigrationService {
         if (status.status === 'inmigrate') continue;
         const migrate = await qmp.execute('query-migrate', undefined, { schema: MigrateInfo });
         if (migrate.status === 'completed') continue;
-        const jobs = (await qmp.execute('query-block-jobs', undefined, { schema: BlockJobs })).filter((j) =>
-          j.device.startsWith(MIRROR_JOB_PREFIX),
-        );
+        const jobs = (await qmp.execute('query-block-jobs', undefined, { schema: BlockJobs }))
+          .map((j) => j.device)
+          .filter((id) => id.startsWith(MIRROR_JOB_PREFIX));
+        // NBD client nodes outlive their mirror when it failed by itself (the target went away).
+        const nodes = NamedNodes.parse(await qmp.execute('query-named-block-nodes'))
+          .map((n) => n['node-name'])
+          .filter((name) => name.startsWith(NBD_NODE_PREFIX));
         const streamActive = ['active', 'setup', 'pre-switchover', 'device'].includes(
           migrate.status ?? 'none',
         );
-        if (jobs.length === 0 && !streamActive) continue;
-        this.core.log.warn('undoing a move this agent lost at its restart', {
-          vm,
-          jobs: jobs.map((j) => j.device),
-        });
+        if (jobs.length === 0 && nodes.length === 0 && !streamActive) continue;
+        this.core.log.warn('undoing a move this agent lost at its restart', { vm, jobs, nodes });
         const yank = YankInstances.parse(await qmp.execute('query-yank')).filter(
           (i) =>
-            i.type === 'migration' ||
-            (i.type === 'block-node' && i['node-name']?.startsWith(NBD_NODE_PREFIX)),
+            (i.type === 'migration' && streamActive) ||
+            (i.type === 'block-node' && nodes.includes(i['node-name'] ?? '')),
         );
         if (yank.length) await qmp.execute('yank', { instances: yank });
         if (streamActive) await qmp.execute('migrate_cancel');
         for (const job of jobs) {
-          await qmp.execute('block-job-cancel', { device: job.device, force: true }).catch(() => undefined);
+          await qmp.execute('block-job-cancel', { device: job, force: true }).catch(() => undefined);
         }
-        await sleep(1000);
-        const nodes = z
-          .array(z.looseObject({ 'node-name': z.string() }))
-          .parse(await qmp.execute('query-named-block-nodes'));
-        for (const node of nodes.filter((n) => n['node-name'].startsWith(NBD_NODE_PREFIX))) {
-          await qmp.execute('blockdev-del', { 'node-name': node['node-name'] }).catch(() => undefined);
+        // A node can only go once no job uses it.
+        for (let i = 0; i < 100; i++) {
+          const left = await qmp.execute('query-block-jobs', undefined, { schema: BlockJobs });
+          if (!left.some((j) => jobs.includes(j.device))) break;
+          await sleep(100);
+        }
+        for (const node of nodes) {
+          await qmp.execute('blockdev-del', { 'node-name': node }).catch(() => undefined);
         }
         const after = await qmp.execute('query-status', undefined, { schema: StatusInfo });
         // Stopped by the migration itself (not by a person): it runs again.
