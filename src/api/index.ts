@@ -11,3 +11,4 @@ export * from './route-table.js';
 export * from './agent-errors.js';
 export * from './agent-routes.js';
 export * from './manager-routes.js';
+export * from './stats.js';
