@@ -1,4 +1,4 @@
-import type { AgentConfig, HostInfo } from '../api/index.js';
+import type { AgentConfig, HostInfo, HostStats } from '../api/index.js';
 import type { AcceleratorChoice } from './accelerator.js';
 import type { HostInventory } from './host.js';
 import type { Logger } from './logger.js';
@@ -32,6 +32,25 @@ export class AgentCore {
       memoryFreeBytes: this.vms.unpromisedMemoryBytes(),
       machineType: MACHINE_TYPE,
       cpuModel: CPU_MODEL,
+    };
+  }
+
+  /** The storage statistics contract (src/api/stats.ts). TODO(agentstats): disks and guests. */
+  async stats(): Promise<HostStats> {
+    const datastores = await this.inventory.datastores();
+    return {
+      host: this.config.hostName,
+      sampledAt: new Date().toISOString(),
+      datastores: datastores.map((d) => ({
+        name: d.name,
+        fsType: 'unknown',
+        capacityBytes: d.capacityBytes,
+        freeBytes: d.freeBytes,
+        provisionedBytes: 0,
+        allocatedBytes: 0,
+      })),
+      disks: [],
+      guests: [],
     };
   }
 

@@ -53,6 +53,7 @@ function vmHandlers(core: AgentCore): RouteHandlers<typeof agentVmRoutes> {
     stopVm: ({ params }) => vms.stop(params.name),
     guestInfo: ({ params }) => vms.guestInfo(params.name),
     guestExec: ({ params, body }) => vms.guestExec(params.name, body),
+    getStats: () => core.stats(),
     metrics: () => core.metrics(),
     openApi: () => (doc ??= agentOpenApiDocument(core.versions.agent)),
   };

@@ -1,6 +1,7 @@
 import { JsonHttpClient } from './http.js';
 import type { Datastore, GuestExecResult, GuestInfo, HostInfo, Vm, VSwitch, VmSpec } from './agent.js';
 import { agentRoutes as routes } from './agent-routes.js';
+import type { HostStats } from './stats.js';
 import type { OpenApiDocument } from './route-table.js';
 
 /** Typed client of one host agent's HTTP API; every call is a route of agent-routes.ts. */
@@ -56,6 +57,9 @@ export class AgentClient {
   }
   guestInfo(name: string): Promise<GuestInfo> {
     return this.http.call(routes.guestInfo, { params: { name } });
+  }
+  stats(): Promise<HostStats> {
+    return this.http.call(routes.getStats, {});
   }
   metrics(): Promise<string> {
     return this.http.call(routes.metrics, {});

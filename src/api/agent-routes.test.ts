@@ -143,6 +143,7 @@ test('AgentClient and AgentMigrationClient call exactly the routes of the table'
     ['stopVm', () => agent.stopVm('a')],
     ['guestInfo', () => agent.guestInfo('a')],
     ['guestExec', () => agent.guestExec('a', ['true'])],
+    ['getStats', () => agent.stats()],
     ['metrics', () => agent.metrics()],
     ['openApi', () => agent.openApi()],
     ['planMigration', () => moves.plan({ vmName: 'a' })],

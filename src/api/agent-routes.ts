@@ -28,6 +28,7 @@ import {
   PrepareIncomingRequest,
   StartMigrationRequest,
 } from './migration.js';
+import { HostStats } from './stats.js';
 import { defineRoute, OpenApiDocument, openApiDocument } from './route-table.js';
 
 /*
@@ -199,6 +200,15 @@ export const agentVmRoutes = {
     status: 200,
     response: GuestExecResult,
     errors: [...GUEST_ERRORS, 'guest-exec-timeout'],
+  }),
+  getStats: route({
+    method: 'GET',
+    path: '/v1/stats',
+    summary:
+      "This host's storage statistics now: datastores, VM disks (cumulative counters, latency histograms), guest filesystems",
+    status: 200,
+    response: HostStats,
+    errors: [],
   }),
   metrics: route({
     method: 'GET',
