@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import type { Selectable } from 'kysely';
+import { isDeepStrictEqual } from 'node:util';
+import type { Insertable, Selectable } from 'kysely';
 import type {
   Datastore,
   Host,
@@ -17,7 +18,7 @@ import type {
 import { VmState } from '../api/index.js';
 import { SYSTEM, nowIso, recordChanges, type Actor, type ChangeInput } from './changes.js';
 import { decodeCursor, pageOf } from './cursor.js';
-import type { HostsTable, Tx, VmDisksTable, VmNicsTable, VmsTable } from './db.js';
+import type { DB, HostsTable, Tx, VmDisksTable, VmNicsTable, VmsTable } from './db.js';
 import { classify, diffCollections, diffFields } from './diff.js';
 import { Conflict, HostNotFound, PoolNotFound, VmNotFound } from './errors.js';
 import { MOVE_JOB_KINDS } from './move/kinds.js';
@@ -314,184 +315,163 @@ export async function markHostUnreachable(tx: Tx, row: HostRow, reason: string):
 // ------------------------------------------------------------------------------------------------
 // Datastores and virtual switches
 
-export async function listDatastores(
+/*
+ * Datastores and virtual switches are a host's named children, listed and kept in step with the
+ * agent the same way; the two tables differ only in their own columns.
+ */
+type HostChildTable = 'datastores' | 'vswitches';
+type HostChildRow<T extends HostChildTable> = Selectable<DB[T]> & { id: string; name: string };
+type HostChildColumns<T extends HostChildTable> = Omit<Insertable<DB[T]>, 'id' | 'host_id' | 'name'>;
+type HostScopedQuery = { limit: number; cursor?: string | undefined; host?: string | undefined };
+
+/** One page of a host's children, ordered by host name then name. */
+async function listHostChildren<T extends HostChildTable, Out>(
   tx: Tx,
-  q: { limit: number; cursor?: string | undefined; host?: string | undefined },
-): Promise<Page<ManagedDatastore>> {
+  table: T,
+  q: HostScopedQuery,
+  toApi: (row: HostChildRow<T>, hostName: string) => Out,
+): Promise<Page<Out>> {
+  // Kysely cannot type one query over a union of tables; both have the columns used here.
+  const t = table as 'datastores';
   let query = tx
-    .selectFrom('datastores')
-    .innerJoin('hosts', 'hosts.id', 'datastores.host_id')
-    .selectAll('datastores')
+    .selectFrom(t)
+    .innerJoin('hosts', 'hosts.id', `${t}.host_id`)
+    .selectAll(t)
     .select('hosts.name as host_name');
-  if (q.host) query = query.where('datastores.host_id', '=', (await hostRow(tx, q.host, 'host')).id);
+  if (q.host) query = query.where(`${t}.host_id`, '=', (await hostRow(tx, q.host, 'host')).id);
   if (q.cursor) {
     const [h, n] = decodeCursor(q.cursor, ['string', 'string']);
     query = query.where((eb) =>
-      eb(eb.refTuple('hosts.name', 'datastores.name'), '>', eb.tuple(String(h), String(n))),
+      eb(eb.refTuple('hosts.name', `${t}.name`), '>', eb.tuple(String(h), String(n))),
     );
   }
   const rows = await query
     .orderBy('hosts.name')
-    .orderBy('datastores.name')
+    .orderBy(`${t}.name`)
     .limit(q.limit + 1)
     .execute();
   return pageOf(
     rows,
     q.limit,
     (r) => [r.host_name, r.name],
-    (r) => ({
-      id: r.id,
-      name: r.name,
-      host: r.host_name,
-      hostId: r.host_id,
-      path: r.path,
-      default: r.is_default === 1,
-      capacityBytes: r.capacity_bytes,
-      freeBytes: r.free_bytes,
-    }),
+    (r) => toApi(r as unknown as HostChildRow<T>, r.host_name),
   );
 }
 
-export async function listVSwitches(
-  tx: Tx,
-  q: { limit: number; cursor?: string | undefined; host?: string | undefined },
-): Promise<Page<ManagedVSwitch>> {
-  let query = tx
-    .selectFrom('vswitches')
-    .innerJoin('hosts', 'hosts.id', 'vswitches.host_id')
-    .selectAll('vswitches')
-    .select('hosts.name as host_name');
-  if (q.host) query = query.where('vswitches.host_id', '=', (await hostRow(tx, q.host, 'host')).id);
-  if (q.cursor) {
-    const [h, n] = decodeCursor(q.cursor, ['string', 'string']);
-    query = query.where((eb) =>
-      eb(eb.refTuple('hosts.name', 'vswitches.name'), '>', eb.tuple(String(h), String(n))),
-    );
-  }
-  const rows = await query
-    .orderBy('hosts.name')
-    .orderBy('vswitches.name')
-    .limit(q.limit + 1)
-    .execute();
-  return pageOf(
-    rows,
-    q.limit,
-    (r) => [r.host_name, r.name],
-    (r) => ({
-      id: r.id,
-      name: r.name,
-      host: r.host_name,
-      hostId: r.host_id,
-      bridge: r.bridge,
-      ...(r.uplink ? { uplink: r.uplink } : {}),
-    }),
-  );
-}
-
-/** Brings a host's datastores in step with the agent's list (created/deleted/setting-changed). */
-export async function syncDatastores(
-  tx: Tx,
-  actor: Actor,
-  host: HostRow,
-  reported: Datastore[],
-  now: string,
-): Promise<void> {
-  const existing = await tx.selectFrom('datastores').selectAll().where('host_id', '=', host.id).execute();
-  const current = existing.map((r) => ({
+export function listDatastores(tx: Tx, q: HostScopedQuery): Promise<Page<ManagedDatastore>> {
+  return listHostChildren(tx, 'datastores', q, (r, host) => ({
     id: r.id,
     name: r.name,
+    host,
+    hostId: r.host_id,
     path: r.path,
     default: r.is_default === 1,
     capacityBytes: r.capacity_bytes,
     freeBytes: r.free_bytes,
   }));
-  const d = diffCollections<{ id?: string } & Datastore>(current, reported, (x) => x.name);
+}
+
+export function listVSwitches(tx: Tx, q: HostScopedQuery): Promise<Page<ManagedVSwitch>> {
+  return listHostChildren(tx, 'vswitches', q, (r, host) => ({
+    id: r.id,
+    name: r.name,
+    host,
+    hostId: r.host_id,
+    bridge: r.bridge,
+    ...(r.uplink ? { uplink: r.uplink } : {}),
+  }));
+}
+
+interface HostChildSync<T extends HostChildTable, X extends { name: string }> {
+  table: T;
+  kind: 'datastore' | 'vswitch';
+  fromRow(row: HostChildRow<T>): X;
+  columns(x: X): HostChildColumns<T>;
+  /** The fields whose change is a setting change; any other column (free space) is only updated. */
+  settings: readonly (keyof X & string)[];
+}
+
+/** Brings a host's children in step with the agent's list (created/deleted/setting-changed). */
+async function syncHostChildren<T extends HostChildTable, X extends { name: string }>(
+  tx: Tx,
+  actor: Actor,
+  host: HostRow,
+  reported: X[],
+  now: string,
+  spec: HostChildSync<T, X>,
+): Promise<void> {
+  // As in listHostChildren: one table of the union, typed as the first.
+  const t = spec.table as 'datastores';
+  type Columns = HostChildColumns<'datastores'>;
+  const existing = (await tx
+    .selectFrom(t)
+    .selectAll()
+    .where('host_id', '=', host.id)
+    .execute()) as unknown as HostChildRow<T>[];
+  const current = existing.map((r) => ({ ...spec.fromRow(r), id: r.id }));
+  const d = diffCollections<{ id?: string } & X>(current, reported, (x) => x.name);
   const records: ChangeInput[] = [];
-  const object = (id: string, name: string) => ({
-    kind: 'datastore' as const,
-    id,
-    name: `${host.name}/${name}`,
-  });
-  const columns = (x: Datastore) => ({
-    path: x.path,
-    is_default: x.default ? 1 : 0,
-    capacity_bytes: x.capacityBytes,
-    free_bytes: x.freeBytes,
-  });
+  const object = (id: string, name: string) => ({ kind: spec.kind, id, name: `${host.name}/${name}` });
   for (const x of d.added) {
     const id = randomUUID();
     await tx
-      .insertInto('datastores')
-      .values({ id, host_id: host.id, name: x.name, ...columns(x) })
+      .insertInto(t)
+      .values({ id, host_id: host.id, name: x.name, ...(spec.columns(x) as Columns) })
       .execute();
     records.push({ object: object(id, x.name), action: 'created', host: host.name });
   }
   for (const x of d.removed) {
     await tx
-      .deleteFrom('datastores')
+      .deleteFrom(t)
       .where('id', '=', x.id ?? '')
       .execute();
     records.push({ object: object(x.id ?? '', x.name), action: 'deleted', host: host.name });
   }
   for (const { before, after } of d.both) {
     const id = before.id ?? '';
-    const changes = diffFields(before, after, ['path', 'default', 'capacityBytes']);
-    if (changes.length || before.freeBytes !== after.freeBytes)
-      await tx.updateTable('datastores').set(columns(after)).where('id', '=', id).execute();
+    const changes = diffFields(before, after, spec.settings);
+    const columns = spec.columns(after);
+    if (!isDeepStrictEqual(spec.columns(before), columns))
+      await tx
+        .updateTable(t)
+        .set(columns as Columns)
+        .where('id', '=', id)
+        .execute();
     if (changes.length)
       records.push({ object: object(id, after.name), action: 'setting-changed', changes, host: host.name });
   }
   await recordChanges(tx, actor, records, now);
 }
 
-export async function syncVSwitches(
-  tx: Tx,
-  actor: Actor,
-  host: HostRow,
-  reported: VSwitch[],
-  now: string,
-): Promise<void> {
-  const existing = await tx.selectFrom('vswitches').selectAll().where('host_id', '=', host.id).execute();
-  const current = existing.map((r) => ({
-    id: r.id,
-    name: r.name,
-    bridge: r.bridge,
-    ...(r.uplink ? { uplink: r.uplink } : {}),
-  }));
-  const d = diffCollections<{ id?: string } & VSwitch>(current, reported, (x) => x.name);
-  const records: ChangeInput[] = [];
-  const object = (id: string, name: string) => ({
-    kind: 'vswitch' as const,
-    id,
-    name: `${host.name}/${name}`,
+export function syncDatastores(tx: Tx, actor: Actor, host: HostRow, reported: Datastore[], now: string) {
+  return syncHostChildren(tx, actor, host, reported, now, {
+    table: 'datastores',
+    kind: 'datastore',
+    fromRow: (r) => ({
+      name: r.name,
+      path: r.path,
+      default: r.is_default === 1,
+      capacityBytes: r.capacity_bytes,
+      freeBytes: r.free_bytes,
+    }),
+    columns: (x) => ({
+      path: x.path,
+      is_default: x.default ? 1 : 0,
+      capacity_bytes: x.capacityBytes,
+      free_bytes: x.freeBytes,
+    }),
+    settings: ['path', 'default', 'capacityBytes'],
   });
-  for (const x of d.added) {
-    const id = randomUUID();
-    await tx
-      .insertInto('vswitches')
-      .values({ id, host_id: host.id, name: x.name, bridge: x.bridge, uplink: x.uplink ?? null })
-      .execute();
-    records.push({ object: object(id, x.name), action: 'created', host: host.name });
-  }
-  for (const x of d.removed) {
-    await tx
-      .deleteFrom('vswitches')
-      .where('id', '=', x.id ?? '')
-      .execute();
-    records.push({ object: object(x.id ?? '', x.name), action: 'deleted', host: host.name });
-  }
-  for (const { before, after } of d.both) {
-    const id = before.id ?? '';
-    const changes = diffFields(before, after, ['bridge', 'uplink']);
-    if (!changes.length) continue;
-    await tx
-      .updateTable('vswitches')
-      .set({ bridge: after.bridge, uplink: after.uplink ?? null })
-      .where('id', '=', id)
-      .execute();
-    records.push({ object: object(id, after.name), action: 'setting-changed', changes, host: host.name });
-  }
-  await recordChanges(tx, actor, records, now);
+}
+
+export function syncVSwitches(tx: Tx, actor: Actor, host: HostRow, reported: VSwitch[], now: string) {
+  return syncHostChildren(tx, actor, host, reported, now, {
+    table: 'vswitches',
+    kind: 'vswitch',
+    fromRow: (r) => ({ name: r.name, bridge: r.bridge, ...(r.uplink ? { uplink: r.uplink } : {}) }),
+    columns: (x) => ({ bridge: x.bridge, uplink: x.uplink ?? null }),
+    settings: ['bridge', 'uplink'],
+  });
 }
 
 // ------------------------------------------------------------------------------------------------
