@@ -79,7 +79,7 @@ test('lists page across hosts in host then name order', async () => {
   do {
     const page = await listDatastores(db, { limit: 1, ...(cursor ? { cursor } : {}) });
     names.push(...page.items.map((d) => `${d.host}/${d.name}`));
-    cursor = page.nextCursor;
+    cursor = page.nextCursor ?? undefined;
   } while (cursor);
   assert.deepEqual(names, ['h1/local', 'h2/local']);
 });

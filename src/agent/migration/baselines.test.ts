@@ -2,7 +2,6 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   baselinePlan,
-  baselineThrottle,
   decideBaseline,
   initialBaselineState,
   proxmoxXbzrleCache,
@@ -10,6 +9,7 @@ import {
   type BaselineConfig,
   type BaselineState,
 } from './baselines.js';
+import { throttleSummary } from './throttle-tally.js';
 import type { ConvergenceAction, MigrationSample } from './convergence.js';
 
 const MiB = 1024 * 1024;
@@ -118,5 +118,5 @@ test('throttle peak and seconds are measured from QEMU-reported throttle', () =>
     sample(3500, 4 * MiB, MiB, 0),
   ];
   const { state } = feed({ strategy: 'proxmox-like' }, samples);
-  assert.deepEqual(baselineThrottle(state), { peakPercent: 30, seconds: 2.5 });
+  assert.deepEqual(throttleSummary(state.throttle), { peakPercent: 30, seconds: 2.5 });
 });

@@ -20,6 +20,7 @@
  */
 import type { MigrationPlan, MigrationStrategy } from '../../api/index.js';
 import type { ConvergenceAction, MigrationSample } from './convergence.js';
+import { NO_THROTTLE, tallyThrottle, type ThrottleTally } from './throttle-tally.js';
 
 export type BaselineStrategy = Exclude<MigrationStrategy, 'silobreak'>;
 
@@ -115,10 +116,7 @@ export interface BaselineState {
   lastRemaining: number | undefined;
   counter: number;
   /** Measured throttle, for the report. */
-  throttlePeakPercent: number;
-  throttledMs: number;
-  lastSampleAtMs: number | undefined;
-  lastSampleThrottle: number;
+  throttle: ThrottleTally;
 }
 
 export function initialBaselineState(plan: Pick<MigrationPlan, 'targetDowntimeMs'>): BaselineState {
@@ -131,10 +129,7 @@ export function initialBaselineState(plan: Pick<MigrationPlan, 'targetDowntimeMs
     lastTransferred: 0,
     lastRemaining: undefined,
     counter: 0,
-    throttlePeakPercent: 0,
-    throttledMs: 0,
-    lastSampleAtMs: undefined,
-    lastSampleThrottle: 0,
+    throttle: NO_THROTTLE,
   };
 }
 
@@ -148,15 +143,8 @@ export function decideBaseline(
   sample: MigrationSample,
   config: BaselineConfig,
 ): { state: BaselineState; actions: ConvergenceAction[] } {
-  const state = { ...previous };
+  const state = { ...previous, throttle: tallyThrottle(previous.throttle, sample) };
   const actions: ConvergenceAction[] = [];
-  const throttle = sample.cpuThrottlePercentage ?? 0;
-  if (state.lastSampleAtMs !== undefined && state.lastSampleThrottle > 0) {
-    state.throttledMs += Math.max(0, sample.atMs - state.lastSampleAtMs);
-  }
-  state.throttlePeakPercent = Math.max(state.throttlePeakPercent, throttle);
-  state.lastSampleAtMs = sample.atMs;
-  state.lastSampleThrottle = throttle;
   if (sample.status !== 'active' || state.timedOut) return { state, actions };
   state.startedAtMs ??= sample.atMs;
 
@@ -193,8 +181,4 @@ export function decideBaseline(
   }
   state.lastTransferred = sample.transferredBytes;
   return { state, actions };
-}
-
-export function baselineThrottle(state: BaselineState): { peakPercent: number; seconds: number } {
-  return { peakPercent: state.throttlePeakPercent, seconds: Math.round(state.throttledMs / 100) / 10 };
 }

@@ -6,12 +6,12 @@ import {
   initialConvergenceState,
   proportionalThrottle,
   throttleParameters,
-  throttleSummary,
   type ConvergenceAction,
   type ConvergenceConfig,
   type ConvergenceState,
   type MigrationSample,
 } from './convergence.js';
+import { throttleSummary } from './throttle-tally.js';
 
 const MiB = 1024 * 1024;
 const PAGE = 4096;
@@ -121,7 +121,7 @@ function simulate(guest: Guest, config: ConvergenceConfig, limitS = 3600): Outco
   return finish('timeout', limitS);
 
   function finish(result: Outcome['result'], t: number): Outcome {
-    const summary = throttleSummary(state);
+    const summary = throttleSummary(state.throttle);
     return {
       result,
       seconds: t,
@@ -308,5 +308,5 @@ test('throttle peak and seconds are accounted from the samples', () => {
   ] as const) {
     state = decideConvergence(state, sample(at, pct), DEFAULT_CONVERGENCE).state;
   }
-  assert.deepEqual(throttleSummary(state), { peakPercent: 45, seconds: 2.5 });
+  assert.deepEqual(throttleSummary(state.throttle), { peakPercent: 45, seconds: 2.5 });
 });

@@ -33,6 +33,7 @@
  * they are chosen up front by tuning.ts, not toggled here.
  */
 import { MIGRATION_POLICY_DEFAULTS } from '../../api/index.js';
+import { NO_THROTTLE, tallyThrottle, type ThrottleTally } from './throttle-tally.js';
 
 /** One reading of query-migrate, reduced to the figures the policy needs. */
 export interface MigrationSample {
@@ -102,10 +103,7 @@ export interface ConvergenceState {
   lastProgressAtMs: number | undefined;
   lastRemaining: number | undefined;
   /** Measured throttle, for the report: peak and time spent throttled. */
-  throttlePeakPercent: number;
-  throttledMs: number;
-  lastSampleAtMs: number | undefined;
-  lastSampleThrottle: number;
+  throttle: ThrottleTally;
 }
 
 export function initialConvergenceState(config: ConvergenceConfig): ConvergenceState {
@@ -123,10 +121,7 @@ export function initialConvergenceState(config: ConvergenceConfig): ConvergenceS
     lastTransferAtMs: undefined,
     lastProgressAtMs: undefined,
     lastRemaining: undefined,
-    throttlePeakPercent: 0,
-    throttledMs: 0,
-    lastSampleAtMs: undefined,
-    lastSampleThrottle: 0,
+    throttle: NO_THROTTLE,
   };
 }
 
@@ -199,9 +194,8 @@ export function decideConvergence(
   sample: MigrationSample,
   config: ConvergenceConfig,
 ): { state: ConvergenceState; actions: ConvergenceAction[] } {
-  const state = { ...previous };
+  const state = { ...previous, throttle: tallyThrottle(previous.throttle, sample) };
   const actions: ConvergenceAction[] = [];
-  accountThrottle(state, sample);
   if (state.throttleAppliedSync === undefined && sample.cpuThrottlePercentage === state.throttlePercent) {
     state.throttleAppliedSync = sample.dirtySyncCount;
   }
@@ -254,16 +248,6 @@ export function decideConvergence(
     }
   }
   return { state, actions };
-}
-
-function accountThrottle(state: ConvergenceState, sample: MigrationSample): void {
-  const now = sample.cpuThrottlePercentage ?? 0;
-  if (state.lastSampleAtMs !== undefined && state.lastSampleThrottle > 0) {
-    state.throttledMs += Math.max(0, sample.atMs - state.lastSampleAtMs);
-  }
-  state.throttlePeakPercent = Math.max(state.throttlePeakPercent, now);
-  state.lastSampleAtMs = sample.atMs;
-  state.lastSampleThrottle = now;
 }
 
 function leverLeft(state: ConvergenceState, config: ConvergenceConfig): boolean {
@@ -387,9 +371,4 @@ function setDowntime(
 
 function mb(bytesPerSecond: number): number {
   return Math.round(bytesPerSecond / 1e6);
-}
-
-/** How much and how long the guest was slowed, for the move's report. */
-export function throttleSummary(state: ConvergenceState): { peakPercent: number; seconds: number } {
-  return { peakPercent: state.throttlePeakPercent, seconds: Math.round(state.throttledMs / 100) / 10 };
 }

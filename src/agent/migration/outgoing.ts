@@ -30,7 +30,6 @@ import { promisify } from 'node:util';
 import type { MigrationPhase, MigrationPlan, MigrationStats, PolicyEvent } from '../../api/index.js';
 import type { QmpClient, QmpEvent } from '../../qmp/index.js';
 import {
-  baselineThrottle,
   decideBaseline,
   initialBaselineState,
   QEMU_DEFAULT_THROTTLE,
@@ -41,12 +40,12 @@ import {
   decideConvergence,
   initialConvergenceState,
   throttleParameters,
-  throttleSummary,
   type ConvergenceAction,
   type ConvergenceConfig,
   type ConvergenceState,
   type MigrationSample,
 } from './convergence.js';
+import { throttleSummary } from './throttle-tally.js';
 import { MigrationCancelled, MigrationConflict, MigrationFailed } from './errors.js';
 import {
   advanceProgress,
@@ -371,7 +370,7 @@ export class OutgoingMigration {
         disks: disks.length ? disks : this.tracker.progress.disks.map(toRaw),
         memory,
         memoryBytes: this.options.memoryBytes,
-        throttlePercent: this.#convergence.lastSampleThrottle,
+        throttlePercent: this.#convergence.throttle.lastPercent,
       },
       { stallAfterMs: this.options.stallAfterMs, slowBelowBytesPerSecond: 1e6 },
     );
@@ -548,7 +547,7 @@ export class OutgoingMigration {
   }
 
   #finalStats(info: MigrateInfo, memoryTimeMs: number): void {
-    const summary = this.#baseline ? baselineThrottle(this.#baseline) : throttleSummary(this.#convergence);
+    const summary = throttleSummary((this.#baseline ?? this.#convergence).throttle);
     Object.assign(this.stats, {
       memoryTimeMs,
       memoryBytes: info.ram?.transferred,
