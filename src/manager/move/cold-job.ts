@@ -7,11 +7,7 @@
  */
 import { ApiError } from '../../api/index.js';
 import { agentError } from '../errors.js';
-import { getVm } from '../inventory.js';
-import { planMove } from './checks.js';
-import { MoveRefused } from './errors.js';
-import { hostFacts, movesInFlight, vmFacts } from './facts.js';
-import { ENGINE, HostMove, onHost, recordMove, storeSwitchover, type RunnableMove } from './job.js';
+import { HostMove, onHost, recordMove, storeSwitchover, type RunnableMove } from './job.js';
 import { phasePercent, type MoveDriver, type MovePhase } from './phases.js';
 
 interface ColdCheckpoint {
@@ -104,35 +100,7 @@ export class ColdMove extends HostMove<ColdCheckpoint> implements RunnableMove {
 
   async validate(): Promise<void> {
     const { deps, ctx } = this;
-    const [src, tgt, inFlight, stored] = await Promise.all([
-      hostFacts(deps, this.sourceHost),
-      hostFacts(deps, this.targetHost),
-      movesInFlight(deps.db, this.vm.id, ctx.jobId),
-      getVm(deps.db, this.vm.id),
-    ]);
-    const plan = planMove({
-      vm: vmFacts(stored, src.vms),
-      source: src.facts,
-      target: tgt.facts,
-      datastore: ctx.params.datastores,
-      secure: ctx.params.secure,
-      inFlight,
-      engine: ENGINE,
-    });
-    if (!plan.ok) throw new MoveRefused(plan);
-    if (plan.mode !== 'cold')
-      throw new MoveRefused({
-        ...plan,
-        ok: false,
-        checks: [
-          ...plan.checks,
-          {
-            check: 'vm-state',
-            ok: false,
-            detail: `${this.vm.name} was started after the cold move was accepted: start the move again`,
-          },
-        ],
-      });
+    await this.checkStill(`${this.vm.name} was started after the cold move was accepted`);
     await recordMove(deps.db, ctx.actor, this.vm, this.view.from, {
       from: this.view.from,
       to: this.view.to,

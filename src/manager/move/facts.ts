@@ -3,13 +3,14 @@
  * time; the inventory can be a reconciliation interval old), with the inventory as the fallback
  * for a host that does not answer.
  */
-import type { ManagedVm, Vm } from '../../api/index.js';
+import type { ManagedVm, MoveDatastores, MovePlan, Vm } from '../../api/index.js';
 import type { Db } from '../db.js';
 import { agentError } from '../errors.js';
-import type { HostRow } from '../inventory.js';
+import { getVm, type HostRow } from '../inventory.js';
 import { fetchSnapshot } from '../reconcile.js';
 import type { VmJobDeps } from '../vm-jobs.js';
-import type { HostFacts, VmFacts } from './checks.js';
+import { planMove, planStorageMove, type HostFacts, type VmFacts } from './checks.js';
+import { MoveRefused } from './errors.js';
 import { MOVE_JOB_KINDS } from './kinds.js';
 
 export async function hostFacts(deps: VmJobDeps, host: HostRow): Promise<{ facts: HostFacts; vms: Vm[] }> {
@@ -100,4 +101,73 @@ export async function movesInFlight(
   if (exceptJobId) query = query.where('id', '!=', exceptJobId);
   const rows = await query.execute();
   return rows.map((r) => ({ jobId: r.id, kind: r.kind }));
+}
+
+/** What the agents' migration engine supports (see src/api/migration.ts). */
+export const ENGINE = { coldMove: true, secure: true };
+
+/**
+ * The checks of a move to another host, with facts fetched now: when the move is asked for, and
+ * again when its job starts (it may have waited in the queue while the hosts changed).
+ */
+export async function checkHostMove(
+  deps: VmJobDeps,
+  q: {
+    vmId: string;
+    source: HostRow;
+    target: HostRow;
+    datastores?: MoveDatastores | undefined;
+    secure: boolean;
+    /** The job doing the move, when it re-checks: not a move in flight of its own. */
+    jobId?: string;
+  },
+): Promise<MovePlan> {
+  const [src, tgt, inFlight, stored] = await Promise.all([
+    hostFacts(deps, q.source),
+    q.target.id === q.source.id ? undefined : hostFacts(deps, q.target),
+    movesInFlight(deps.db, q.vmId, q.jobId),
+    getVm(deps.db, q.vmId),
+  ]);
+  return planMove({
+    vm: vmFacts(stored, src.vms),
+    source: src.facts,
+    target: tgt?.facts ?? src.facts,
+    datastore: q.datastores,
+    secure: q.secure,
+    inFlight,
+    engine: ENGINE,
+  });
+}
+
+/** The checks of a storage move on one host, with facts fetched now (as checkHostMove). */
+export async function checkStorageMove(
+  deps: VmJobDeps,
+  q: { vmId: string; host: HostRow; datastore: string; diskIds?: string[] | undefined; jobId?: string },
+): Promise<MovePlan> {
+  const [host, inFlight, stored] = await Promise.all([
+    hostFacts(deps, q.host),
+    movesInFlight(deps.db, q.vmId, q.jobId),
+    getVm(deps.db, q.vmId),
+  ]);
+  return planStorageMove({
+    vm: vmFacts(stored, host.vms),
+    host: host.facts,
+    datastore: q.datastore,
+    diskIds: q.diskIds,
+    inFlight,
+  });
+}
+
+/**
+ * A job's re-check: refused if any check fails now, or if the VM's state asks for another kind of
+ * move than the one accepted (`changed` says what happened, e.g. "web1 stopped after …").
+ */
+export function requireStill(plan: MovePlan, mode: MovePlan['mode'] | undefined, changed: string): void {
+  if (!plan.ok) throw new MoveRefused(plan);
+  if (mode !== undefined && plan.mode !== mode)
+    throw new MoveRefused({
+      ...plan,
+      ok: false,
+      checks: [...plan.checks, { check: 'vm-state', ok: false, detail: `${changed}: start the move again` }],
+    });
 }

@@ -25,12 +25,11 @@ import {
 import { nowIso, recordChanges, type Actor } from '../changes.js';
 import type { Db } from '../db.js';
 import { AgentFailed, agentError, HostUnreachable } from '../errors.js';
-import { getVm, hostRow, upsertVms, vmObject, type HostRow } from '../inventory.js';
+import { hostRow, upsertVms, vmObject, type HostRow } from '../inventory.js';
 import { JobCancelled, type JobContext } from '../jobs.js';
 import type { VmJobDeps } from '../vm-jobs.js';
-import { planMove } from './checks.js';
 import { MoveFailed, MoveInterrupted, MoveRefused, MoveRolledBack } from './errors.js';
-import { hostFacts, movesInFlight, vmFacts } from './facts.js';
+import { checkHostMove, requireStill } from './facts.js';
 import {
   driveMove,
   MOVE_PHASES,
@@ -283,6 +282,23 @@ export abstract class HostMove<C extends { phase: MovePhase; migrationId: string
     return { vm: { id: vm.id, name: vm.name }, from: sourceHost.name, to: targetHost.name, mode };
   }
 
+  /**
+   * The checks again with facts fetched now (the job may have waited), refused if they fail or if
+   * the VM's state now asks for the other kind of move.
+   */
+  async checkStill(changed: string): Promise<void> {
+    const { deps, ctx } = this;
+    const plan = await checkHostMove(deps, {
+      vmId: this.vm.id,
+      source: this.sourceHost,
+      target: this.targetHost,
+      datastores: ctx.params.datastores,
+      secure: ctx.params.secure,
+      jobId: ctx.jobId,
+    });
+    requireStill(plan, this.mode, changed);
+  }
+
   /** Undos kept for later because their host did not answer: host name -> steps. */
   readonly deferred = new Map<string, PendingStep[]>();
 
@@ -388,36 +404,7 @@ export class Move extends HostMove<Checkpoint> {
   /** The checks again with fresh facts (the job may have waited), then the source's plan. */
   async validate(): Promise<void> {
     const { deps, ctx } = this;
-    const [src, tgt, inFlight] = await Promise.all([
-      hostFacts(deps, this.sourceHost),
-      hostFacts(deps, this.targetHost),
-      movesInFlight(deps.db, this.vm.id, ctx.jobId),
-    ]);
-    const stored = await getVm(deps.db, this.vm.id);
-    const check = planMove({
-      vm: vmFacts(stored, src.vms),
-      source: src.facts,
-      target: tgt.facts,
-      datastore: ctx.params.datastores,
-      secure: ctx.params.secure,
-      inFlight,
-      engine: ENGINE,
-    });
-    if (!check.ok) throw new MoveRefused(check);
-    if (check.mode !== 'live') {
-      throw new MoveRefused({
-        ...check,
-        ok: false,
-        checks: [
-          ...check.checks,
-          {
-            check: 'vm-state',
-            ok: false,
-            detail: `${this.vm.name} stopped after the live move was accepted: start the move again`,
-          },
-        ],
-      });
-    }
+    await this.checkStill(`${this.vm.name} stopped after the live move was accepted`);
     ctx.throwIfCancelled();
     const plan = await this.call(this.sourceHost, () =>
       this.source.plan({ vmName: this.vm.name, policy: ctx.params.policy ?? {} }),
@@ -500,9 +487,6 @@ export class Move extends HostMove<Checkpoint> {
     }
   }
 }
-
-/** What the agents' migration engine supports (see src/api/migration.ts). */
-export const ENGINE = { coldMove: true, secure: true };
 
 /** A running move as runMove() sees it. */
 export interface RunnableMove extends Followed {

@@ -17,10 +17,9 @@ import type { Caller } from '../auth.js';
 import { getVm, hostRow, vmObject } from '../inventory.js';
 import type { JobRunner } from '../jobs.js';
 import { KeyedMutex } from '../locks.js';
-import { planMove, planStorageMove } from './checks.js';
 import { MoveRefused } from './errors.js';
-import { hostFacts, movesInFlight, vmFacts } from './facts.js';
-import { ENGINE, type MoveDeps, type MoveParams } from './job.js';
+import { checkHostMove, checkStorageMove } from './facts.js';
+import { type MoveDeps, type MoveParams } from './job.js';
 import { pendingUndos, type PendingUndoRunner } from './pending-undos.js';
 import type { MoveStorageParams } from './storage-job.js';
 
@@ -42,19 +41,12 @@ export class MoveService {
         hostRow(db, stored.hostId),
         hostRow(db, req.to, 'to'),
       ]);
-      const [src, tgt, inFlight] = await Promise.all([
-        hostFacts(this.deps, sourceHost),
-        targetHost.id === sourceHost.id ? undefined : hostFacts(this.deps, targetHost),
-        movesInFlight(db, stored.id),
-      ]);
-      const plan = planMove({
-        vm: vmFacts(stored, src.vms),
-        source: src.facts,
-        target: tgt?.facts ?? src.facts,
-        datastore: req.datastore,
+      const plan = await checkHostMove(this.deps, {
+        vmId: stored.id,
+        source: sourceHost,
+        target: targetHost,
+        datastores: req.datastore,
         secure: req.secure,
-        inFlight,
-        engine: ENGINE,
       });
       if (req.dryRun) return { plan };
       if (!plan.ok) throw new MoveRefused(plan);
@@ -159,16 +151,11 @@ export class MoveService {
     const stored = await getVm(db, ref);
     return this.#vmLocks.run(stored.id, async () => {
       const hostRecord = await hostRow(db, stored.hostId);
-      const [host, inFlight] = await Promise.all([
-        hostFacts(this.deps, hostRecord),
-        movesInFlight(db, stored.id),
-      ]);
-      const plan = planStorageMove({
-        vm: vmFacts(stored, host.vms),
-        host: host.facts,
+      const plan = await checkStorageMove(this.deps, {
+        vmId: stored.id,
+        host: hostRecord,
         datastore: req.datastore,
         diskIds: req.disks,
-        inFlight,
       });
       if (req.dryRun) return { plan };
       if (!plan.ok) throw new MoveRefused(plan);

@@ -10,9 +10,7 @@ import { z } from 'zod';
 import { AgentMigrationClient, Name, type MigrationStatus } from '../../api/index.js';
 import { getVm, hostRow, type HostRow } from '../inventory.js';
 import type { JobContext, JobHandler } from '../jobs.js';
-import { planStorageMove } from './checks.js';
-import { MoveRefused } from './errors.js';
-import { hostFacts, movesInFlight, vmFacts } from './facts.js';
+import { checkStorageMove, requireStill } from './facts.js';
 import {
   cancelMigration,
   followMigration,
@@ -103,19 +101,14 @@ class StorageMove implements RunnableMove {
 
   async validate(): Promise<void> {
     const { deps, ctx } = this;
-    const [host, inFlight, stored] = await Promise.all([
-      hostFacts(deps, this.sourceHost),
-      movesInFlight(deps.db, this.vm.id, ctx.jobId),
-      getVm(deps.db, this.vm.id),
-    ]);
-    const plan = planStorageMove({
-      vm: vmFacts(stored, host.vms),
-      host: host.facts,
+    const plan = await checkStorageMove(deps, {
+      vmId: this.vm.id,
+      host: this.sourceHost,
       datastore: ctx.params.datastore,
       diskIds: ctx.params.diskIds,
-      inFlight,
+      jobId: ctx.jobId,
     });
-    if (!plan.ok) throw new MoveRefused(plan);
+    requireStill(plan, undefined, `${this.vm.name} changed after the storage move was accepted`);
     await recordMove(deps.db, ctx.actor, this.vm, this.view.from, {
       from: this.view.from,
       to: this.view.to,
