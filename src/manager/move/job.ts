@@ -18,6 +18,7 @@ import {
   MigrationPolicy,
   Name,
   type IncomingVm,
+  type ManagedVm,
   type MigrationStatus,
   type MoveResult,
   type Vm,
@@ -25,8 +26,8 @@ import {
 import { nowIso, recordChanges, type Actor } from '../changes.js';
 import type { Db } from '../db.js';
 import { AgentFailed, agentError, HostUnreachable } from '../errors.js';
-import { hostRow, upsertVms, vmObject, type HostRow } from '../inventory.js';
-import { JobCancelled, type JobContext } from '../jobs.js';
+import { getVm, hostRow, upsertVms, vmObject, type HostRow } from '../inventory.js';
+import { JobCancelled, type JobContext, type JobHandler } from '../jobs.js';
 import type { VmJobDeps } from '../vm-jobs.js';
 import { MoveFailed, MoveInterrupted, MoveRefused, MoveRolledBack } from './errors.js';
 import { checkHostMove, requireStill } from './facts.js';
@@ -493,6 +494,39 @@ export interface RunnableMove extends Followed {
   readonly cp: { migrationId: string; startedAtMs: number; phase: MovePhase };
   /** Undos kept for hosts that did not answer (host name -> steps). */
   readonly deferred: ReadonlyMap<string, PendingStep[]>;
+}
+
+/**
+ * A move job's handler: the checkpoint read back when the job resumes, its hosts and VM looked
+ * up, then the move built and run in the frame every move job shares (runMove).
+ */
+export function moveJobHandler<P extends { vmId: string }, C extends { phase: MovePhase }>(
+  deps: MoveDeps,
+  spec: {
+    kind: string;
+    params: z.ZodType<P>;
+    checkpoint: z.ZodType<C>;
+    hostIds(params: P): string[];
+    build(
+      ctx: JobContext<P>,
+      vm: ManagedVm,
+      hosts: HostRow[],
+      checkpoint: C | undefined,
+    ): { move: RunnableMove; driver: MoveDriver; keptSource: boolean };
+  },
+): JobHandler<P> {
+  return {
+    kind: spec.kind,
+    params: spec.params,
+    resumable: true,
+    async run(ctx) {
+      const saved = spec.checkpoint.safeParse(ctx.checkpoint);
+      const checkpoint = saved.success ? saved.data : undefined;
+      const hosts = await Promise.all(spec.hostIds(ctx.params).map((id) => hostRow(deps.db, id)));
+      const stored = await getVm(deps.db, ctx.params.vmId);
+      return runMove(deps, ctx, hosts, checkpoint, () => spec.build(ctx, stored, hosts, checkpoint));
+    },
+  };
 }
 
 /**

@@ -8,7 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { AgentMigrationClient, Name, type MigrationStatus } from '../../api/index.js';
-import { getVm, hostRow, type HostRow } from '../inventory.js';
+import type { HostRow } from '../inventory.js';
 import type { JobContext, JobHandler } from '../jobs.js';
 import { checkStorageMove, requireStill } from './facts.js';
 import {
@@ -16,7 +16,7 @@ import {
   followMigration,
   onHost,
   recordMove,
-  runMove,
+  moveJobHandler,
   storeSwitchover,
   type MoveDeps,
   type RunnableMove,
@@ -126,19 +126,15 @@ class StorageMove implements RunnableMove {
 }
 
 export function moveStorageHandler(deps: MoveDeps): JobHandler<MoveStorageParams> {
-  return {
+  return moveJobHandler(deps, {
     kind: 'vm-move-storage',
     params: MoveStorageParams,
-    resumable: true,
-    async run(ctx) {
-      const saved = Checkpoint.safeParse(ctx.checkpoint);
-      const checkpoint = saved.success ? saved.data : undefined;
-      const host = await hostRow(deps.db, ctx.params.hostId);
-      const stored = await getVm(deps.db, ctx.params.vmId);
-      return runMove(deps, ctx, [host], checkpoint, () => {
-        const move = new StorageMove(deps, ctx, { id: stored.id, name: stored.name }, host, checkpoint);
-        return { move, driver: move.driver(), keptSource: false };
-      });
+    checkpoint: Checkpoint,
+    hostIds: (p) => [p.hostId],
+    build(ctx, stored, [host], checkpoint) {
+      if (!host) throw new Error('a storage move needs its host');
+      const move = new StorageMove(deps, ctx, { id: stored.id, name: stored.name }, host, checkpoint);
+      return { move, driver: move.driver(), keptSource: false };
     },
-  };
+  });
 }
