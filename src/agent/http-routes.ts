@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import {
   checkRouteInput,
+  type ContractCheck,
   type RouteHandlers,
   type RouteInput,
   type RouteSpec,
@@ -21,6 +22,7 @@ export function serveRoutes<T extends RouteTable>(
   app: FastifyInstance,
   table: T,
   handlers: Partial<RouteHandlers<T>>,
+  contract: ContractCheck,
 ): string[] {
   const unserved: string[] = [];
   // Indexed by a plain string, each handler loses the tie to its own route's types; the mapped
@@ -28,13 +30,18 @@ export function serveRoutes<T extends RouteTable>(
   const byName = handlers as Record<string, LooseHandler | undefined>;
   for (const [name, route] of Object.entries(table)) {
     const handler = byName[name];
-    if (handler) serveRoute(app, route, handler);
+    if (handler) serveRoute(app, route, handler, contract);
     else unserved.push(name);
   }
   return unserved;
 }
 
-function serveRoute(app: FastifyInstance, route: RouteSpec, handler: LooseHandler): void {
+function serveRoute(
+  app: FastifyInstance,
+  route: RouteSpec,
+  handler: LooseHandler,
+  contract: ContractCheck,
+): void {
   app.route({
     method: route.method,
     url: route.path,
@@ -46,6 +53,7 @@ function serveRoute(app: FastifyInstance, route: RouteSpec, handler: LooseHandle
       });
       if (!input.ok) throw new InvalidInput(input.detail, input.field);
       const result = await handler(input.value);
+      contract.reply(route, result);
       reply.status(route.status);
       if (route.status === 204) return reply.send();
       if (route.produces) reply.type(route.produces);

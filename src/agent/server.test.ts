@@ -231,3 +231,9 @@ test('a VM without disks or NICs: defined (201), shown, deleted (204)', async ()
   assert.equal(deleted.status, 204);
   assert.deepEqual((await call('GET', '/v1/vms')).json(), []);
 });
+
+// Last: every answer of the tests above was one the route table declares (error codes, and
+// successful replies against their response schemas).
+test('every answer stayed inside the route table', () => {
+  assert.deepEqual(agent.breaches, []);
+});

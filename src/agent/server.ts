@@ -1,8 +1,11 @@
 import { timingSafeEqual } from 'node:crypto';
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import {
+  AGENT_COMMON_ERRORS,
   agentOpenApiDocument,
   agentRoutes,
+  ContractCheck,
+  type ContractBreach,
   type AgentRoutes,
   type agentVmRoutes,
   type OpenApiDocument,
@@ -61,9 +64,21 @@ function vmHandlers(core: AgentCore): RouteHandlers<typeof agentVmRoutes> {
 
 export async function buildServer(
   core: AgentCore,
-  options: { token: string; log: Logger; routePlugins: readonly AgentRoutePlugin[] },
+  options: {
+    token: string;
+    log: Logger;
+    routePlugins: readonly AgentRoutePlugin[];
+    /** Told of every answer outside the route table (tests also check replies); else logged. */
+    onContractBreach?: (breach: ContractBreach) => void;
+  },
 ): Promise<FastifyInstance> {
   const { log } = options;
+  const contract = new ContractCheck(
+    agentRoutes,
+    AGENT_COMMON_ERRORS,
+    options.onContractBreach ?? ((breach) => log.warn('answer outside the route table', { ...breach })),
+    options.onContractBreach !== undefined,
+  );
   const app = Fastify({
     logger: false,
     bodyLimit: 1024 * 1024,
@@ -105,6 +120,7 @@ export async function buildServer(
   });
   app.setErrorHandler(async (error, request, reply) => {
     const body = problemFor(error);
+    contract.error(request.method, request.routeOptions.url, body.code);
     if (body.status >= 500)
       log.error('request failed', { method: request.method, url: request.url, error: String(error) });
     await reply.status(body.status).type('application/problem+json').send(body);
@@ -118,7 +134,7 @@ export async function buildServer(
 
   const handlers: Partial<AgentHandlers> = vmHandlers(core);
   for (const plugin of options.routePlugins) Object.assign(handlers, await plugin(app, core));
-  const unserved = serveRoutes(app, agentRoutes, handlers);
+  const unserved = serveRoutes(app, agentRoutes, handlers, contract);
   // An agent started without some plugin (tests do) answers those routes 404 route-not-found.
   if (unserved.length) log.debug('routes without a handler', { routes: unserved });
   return app;

@@ -5,7 +5,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { AgentConfig } from '../api/index.js';
+import { AgentConfig, type ContractBreach } from '../api/index.js';
 import { AgentCore } from './core.js';
 import { HostInventory } from './host.js';
 import { jsonLineLogger } from './logger.js';
@@ -18,6 +18,8 @@ export interface TestAgent {
   /** The temporary directory: the state dir is its `state`. */
   dir: string;
   app: FastifyInstance;
+  /** Every answer the server gave outside its route table (replies checked too): tests expect none. */
+  breaches: ContractBreach[];
   /** Closes the server and removes the directory. */
   close(): Promise<void>;
 }
@@ -60,15 +62,18 @@ export async function startTestAgent(options: {
     { agent: '0.0.0-test', qemu: 'none' },
     log,
   );
+  const breaches: ContractBreach[] = [];
   const app = await buildServer(core, {
     token: options.token,
     log,
     routePlugins: [migrationRoutes(), coldMoveRoutes()],
+    onContractBreach: (breach) => breaches.push(breach),
   });
   await app.ready();
   return {
     dir,
     app,
+    breaches,
     close: async () => {
       await app.close();
       await rm(dir, { recursive: true, force: true });

@@ -3,6 +3,8 @@ import { test } from 'node:test';
 import { z } from 'zod';
 import {
   checkRouteInput,
+  ContractCheck,
+  type ContractBreach,
   defineRoute,
   OpenApiDocument,
   openApiDocument,
@@ -204,4 +206,26 @@ test('the OpenAPI document: operations, parameters, bodies, replies and errors g
   ]);
   // It is plain JSON.
   assert.deepEqual(JSON.parse(JSON.stringify(doc)), doc);
+});
+
+test('the contract check reports undeclared error codes, and bad replies when asked to', () => {
+  const seen: ContractBreach[] = [];
+  const strict = new ContractCheck(table, ['invalid-input', 'internal'], (b) => seen.push(b), true);
+  strict.error('GET', '/v1/things/:name/parts/:part', 'thing-not-found'); // declared by the route
+  strict.error('GET', '/v1/things/:name/parts/:part', 'internal'); // common to every route
+  strict.error('GET', '/v1/nowhere', 'thing-busy'); // no route matched: nothing to hold it to
+  strict.error('GET', '/v1/things/:name/parts/:part', 'thing-busy');
+  strict.reply(table.getThing, { id: 'a' });
+  strict.reply(table.getThing, { id: 7 });
+  strict.reply(table.touchThing, undefined); // 204: no schema
+  assert.deepEqual(
+    seen.map((b) => [b.route, b.detail.split(':')[0]]),
+    [
+      ['GET /v1/things/:name/parts/:part', 'error code thing-busy is not declared'],
+      ['GET /v1/things/:name/parts/:part', 'reply refused by its schema'],
+    ],
+  );
+  const lenient = new ContractCheck(table, [], (b) => seen.push(b));
+  lenient.reply(table.getThing, { id: 7 });
+  assert.equal(seen.length, 2, 'replies are checked only when asked');
 });

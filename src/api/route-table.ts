@@ -345,3 +345,46 @@ export function openApiDocument<Code extends string>(options: {
     paths,
   };
 }
+
+/** An answer a server gave outside its route's declaration. */
+export interface ContractBreach {
+  /** `METHOD /path/:template` */
+  route: string;
+  detail: string;
+}
+
+/**
+ * Holds a server to its route table: every error code it answers must be one its route lists (or
+ * one every route may answer), and, when `replies` is on, every successful reply must pass the
+ * route's response schema. Servers report each breach; tests collect them and expect none.
+ */
+export class ContractCheck {
+  readonly #routes = new Map<string, RouteSpec>();
+  constructor(
+    table: RouteTable,
+    private readonly common: readonly string[],
+    private readonly onBreach: (breach: ContractBreach) => void,
+    private readonly replies = false,
+  ) {
+    for (const route of Object.values(table)) this.#routes.set(`${route.method} ${route.path}`, route);
+  }
+
+  /** An error answered on a route (`path` is the route's template, undefined when none matched). */
+  error(method: string, path: string | undefined, code: string): void {
+    const key = `${method} ${path}`;
+    const route = this.#routes.get(key);
+    if (!route || this.common.includes(code) || (route.errors as readonly string[]).includes(code)) return;
+    this.onBreach({ route: key, detail: `error code ${code} is not declared` });
+  }
+
+  /** A successful reply of `route`. */
+  reply(route: RouteSpec, result: unknown): void {
+    if (!this.replies || !route.response) return;
+    const checked = route.response.safeParse(result);
+    if (!checked.success)
+      this.onBreach({
+        route: `${route.method} ${route.path}`,
+        detail: `reply refused by its schema: ${z.prettifyError(checked.error)}`,
+      });
+  }
+}

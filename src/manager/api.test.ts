@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { ApiError, ManagerClient } from '../api/index.js';
+import type { ContractBreach } from '../api/index.js';
 import { hostRow } from './inventory.js';
 import { startManager, type RunningManager } from './manager.js';
 import { applySnapshot } from './reconcile.js';
@@ -16,6 +17,8 @@ import {
   testVm as vm,
 } from './test-inventory.js';
 
+/** Answers outside the route table (error codes, and replies against their schemas). */
+const breaches: ContractBreach[] = [];
 let dir: string;
 let manager: RunningManager;
 let admin: ManagerClient;
@@ -51,7 +54,12 @@ async function rejects(call: Promise<unknown>, status: number, field?: string): 
 
 before(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'sb-manager-api-'));
-  manager = await startManager({ dataDir: dir, reconcileIntervalSeconds: 3600, log: () => {} });
+  manager = await startManager({
+    dataDir: dir,
+    reconcileIntervalSeconds: 3600,
+    log: () => {},
+    onContractBreach: (breach) => breaches.push(breach),
+  });
   assert.ok(manager.adminToken);
   admin = new ManagerClient(manager.url, manager.adminToken);
   const ro = await admin.createToken({ name: 'viewer', role: 'read-only' });
@@ -411,3 +419,8 @@ test('a restart fails a job it cannot resume, with its reason and a change recor
 function many0(): string {
   return `00000000-0000-4000-8000-${String(100).padStart(12, '0')}`;
 }
+
+// Last: every answer of the tests above was one the route table declares.
+test('every answer stayed inside the route table', () => {
+  assert.deepEqual(breaches, []);
+});

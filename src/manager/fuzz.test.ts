@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { ManagerClient } from '../api/index.js';
+import type { ContractBreach } from '../api/index.js';
 import {
   assertRefused,
   fuzzOperations,
@@ -32,6 +33,8 @@ const NO_JOB = '00000000-0000-4000-8000-0000000000ff';
 /** Path parameters naming objects that exist: a request wrong elsewhere must still change nothing. */
 const EXISTING = { name: 'viewer', host: 'h2', pool: 'p1', vm: 'web1', id: NO_JOB };
 
+/** Answers outside the route table (error codes, and replies against their schemas). */
+const breaches: ContractBreach[] = [];
 let dir: string;
 let manager: RunningManager;
 let viewerSecret: string;
@@ -76,6 +79,7 @@ before(async () => {
   manager = await startManager({
     dataDir: dir,
     reconcileIntervalSeconds: 3600,
+    onContractBreach: (breach) => breaches.push(breach),
     log: (message) => {
       if (message.startsWith('internal error')) internalErrors.push(message);
     },
@@ -126,4 +130,9 @@ test('a read-only token may change nothing: 403 problem details on every other m
     assertRefused({ kind: 'read-only', method: op.method, url, headers: {}, status: 403 }, answer);
   }
   assert.equal(await dbSnapshot(manager.db), before);
+});
+
+// Last: every answer of the tests above was one the route table declares.
+test('every answer stayed inside the route table', () => {
+  assert.deepEqual(breaches, []);
 });

@@ -4,6 +4,9 @@ import type { Duplex } from 'node:stream';
 import {
   API_PREFIX,
   checkRouteInput,
+  ContractCheck,
+  MANAGER_COMMON_ERRORS,
+  type ContractBreach,
   managerOpenApiDocument,
   managerRoutes,
   type Job as JobType,
@@ -52,6 +55,8 @@ export interface ApiDeps {
   jobs: JobRunner;
   moves: MoveService;
   version: string;
+  /** Told of every answer outside the route table (tests also check replies); else logged. */
+  onContractBreach?: ((breach: ContractBreach) => void) | undefined;
 }
 
 const jobUrl = (id: string) => `${API_PREFIX}/jobs/${id}`;
@@ -209,6 +214,12 @@ type LooseHandler = (
 ) => unknown;
 
 export function buildServer(deps: ApiDeps, log: (message: string) => void): FastifyInstance {
+  const contract = new ContractCheck(
+    managerRoutes,
+    MANAGER_COMMON_ERRORS,
+    deps.onContractBreach ?? ((b) => log(`answer outside the route table: ${b.route}: ${b.detail}`)),
+    deps.onContractBreach !== undefined,
+  );
   const app = Fastify({
     logger: false,
     bodyLimit: 1024 * 1024,
@@ -231,6 +242,7 @@ export function buildServer(deps: ApiDeps, log: (message: string) => void): Fast
   });
   const sendProblem = (request: FastifyRequest, reply: FastifyReply, error: unknown) => {
     const problem = toProblem(error);
+    contract.error(request.method, request.routeOptions.url, problem.code);
     if (problem.status >= 500 && problem.code === 'internal')
       log(`internal error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
     commonHeaders(reply, request.url);
@@ -293,6 +305,7 @@ export function buildServer(deps: ApiDeps, log: (message: string) => void): Fast
         const result = await handle({ ...input.value, caller }, reply, request);
         // A handler that answers itself (a dry run's 200, an event stream) has sent its reply.
         if (reply.sent) return reply;
+        contract.reply(route, result);
         if (route.status === 204) return reply.status(204).send();
         return reply.status(route.status).send(result);
       },

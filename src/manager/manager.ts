@@ -1,6 +1,6 @@
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { AgentClient } from '../api/index.js';
+import { AgentClient, type ContractBreach } from '../api/index.js';
 import { openDatabase, type Db } from './db.js';
 import { buildServer } from './http.js';
 import { serveConsole } from './console.js';
@@ -33,6 +33,8 @@ export interface ManagerOptions {
   log?: (message: string) => void;
   /** Folder of the web console's static files, served at `/`; no console when absent. */
   consoleDir?: string;
+  /** Told of every API answer outside the route table (tests: they expect none). */
+  onContractBreach?: (breach: ContractBreach) => void;
 }
 
 export interface RunningManager {
@@ -101,7 +103,10 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
   const adminToken = setSecret ?? (await readSecret(tokenFile));
 
   await jobs.recover();
-  const app = buildServer({ db, service, jobs, moves, version: MANAGER_VERSION }, log);
+  const app = buildServer(
+    { db, service, jobs, moves, version: MANAGER_VERSION, onContractBreach: options.onContractBreach },
+    log,
+  );
   if (options.consoleDir) await serveConsole(app, options.consoleDir);
   await app.listen({ host: options.host ?? '127.0.0.1', port: options.port ?? 0 });
   const address = app.server.address();
