@@ -1,3 +1,4 @@
+import { ApiError } from './problem.js';
 import type { ErrorCatalogue } from './route-table.js';
 
 /*
@@ -62,6 +63,11 @@ export const AGENT_ERRORS = {
 } as const satisfies ErrorCatalogue<string>;
 
 export type AgentErrorCode = keyof typeof AGENT_ERRORS;
+
+/** Whether an agent's answer was one of these errors: callers branch on codes, never on HTTP statuses. */
+export function isAgentError(error: unknown, ...codes: AgentErrorCode[]): error is ApiError {
+  return error instanceof ApiError && (codes as string[]).includes(error.code);
+}
 
 /** The codes a MigrationFailed carries (also found in MigrationStatus.error.code). */
 export type MigrationFailureCode =

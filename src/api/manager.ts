@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { DiskSpec, HostInfo, MacAddress, Name, NicSpec, Vm, VmSpec, VmState } from './agent.js';
 import { MigrationPolicy, MigrationStats } from './migration.js';
+import { ApiError } from './problem.js';
 
 /*
  * The manager's REST API, served under /api/v1 with a bearer token on every call. These schemas
@@ -555,3 +556,8 @@ export const MANAGER_ERROR_CODES = {
   internal: 500,
 } as const;
 export type ManagerErrorCode = keyof typeof MANAGER_ERROR_CODES;
+
+/** Whether the manager's answer was one of these errors: callers branch on codes, never on HTTP statuses. */
+export function isManagerError(error: unknown, ...codes: ManagerErrorCode[]): error is ApiError {
+  return error instanceof ApiError && (codes as string[]).includes(error.code);
+}

@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import {
   AgentClient,
-  ApiError,
   VmSpec,
   type AddHostRequest,
   type CreatedToken,
@@ -14,6 +13,7 @@ import {
   type Page,
   type Pool,
   type Token,
+  isAgentError,
 } from '../api/index.js';
 import { hashSecret, newSecret, type Caller } from './auth.js';
 import { nowIso, recordChanges, SYSTEM, type Actor } from './changes.js';
@@ -219,7 +219,7 @@ export class ManagerService {
     try {
       snapshot = await fetchSnapshot(client);
     } catch (error) {
-      if (error instanceof ApiError && (error.status === 401 || error.status === 403)) {
+      if (isAgentError(error, 'unauthorized')) {
         throw new InvalidInput(`token: the agent at ${agentUrl} rejected the token`, 'token');
       }
       // Whatever failed, its message must not carry the token back to the caller.

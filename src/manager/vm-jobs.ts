@@ -1,11 +1,11 @@
 import { z } from 'zod';
 import {
-  ApiError,
   VmSpec,
   type AgentClient,
   type ManagedVm,
   type ValidVmSpec,
   type Vm,
+  isAgentError,
 } from '../api/index.js';
 import { nowIso, type Actor } from './changes.js';
 import type { Db } from './db.js';
@@ -236,7 +236,7 @@ function deleteHandler(deps: VmJobDeps): JobHandler<DeleteVmParams> {
             await client.deleteVm(vm.name, ctx.params.deleteDisks);
           } catch (error) {
             // Already gone on the host: the inventory catches up below.
-            if (!(error instanceof ApiError && error.status === 404)) throw error;
+            if (!isAgentError(error, 'vm-not-found')) throw error;
           }
         },
         (host) => deps.db.transaction().execute((tx) => removeVms(tx, ctx.actor, host, [vm], nowIso())),

@@ -1,7 +1,7 @@
 // silobreak change list: the record of every change made through the manager or seen by it.
 import type { Command } from 'commander';
 import { z } from 'zod';
-import { ApiError, ObjectKind, type ChangeRecord, type ManagerClient } from '../../api/index.js';
+import { ObjectKind, type ChangeRecord, type ManagerClient, isManagerError } from '../../api/index.js';
 import { UsageError } from '../errors.js';
 import { act, allPages, noun, printList, verb } from '../program.js';
 import { fromParser, input } from '../rules.js';
@@ -45,7 +45,7 @@ async function objectId(client: ManagerClient, ref: string, kind: ObjectKind | u
     try {
       return (await lookup(ref)).id;
     } catch (error) {
-      if (!(error instanceof ApiError && error.status === 404)) throw error;
+      if (!isManagerError(error, 'not-found')) throw error;
     }
   }
   throw new UsageError(

@@ -5,7 +5,7 @@
  * closes the exports and moves the VM's row to the target, clean-up deletes the source VM (its
  * disks unless kept). A cancel during the copy closes the exports at once, which ends the copy.
  */
-import { ApiError } from '../../api/index.js';
+import { isAgentError } from '../../api/index.js';
 import { agentError } from '../errors.js';
 import { HostMove, onHost, recordMove, storeSwitchover, type RunnableMove } from './job.js';
 import { phasePercent, type MoveDriver, type MovePhase } from './phases.js';
@@ -17,7 +17,7 @@ interface ColdCheckpoint {
 }
 
 /** The agent has no such VM (callers branch on its error code). */
-const gone = (error: unknown) => error instanceof ApiError && error.code === 'vm-not-found';
+const gone = (error: unknown) => isAgentError(error, 'vm-not-found');
 
 export class ColdMove extends HostMove<ColdCheckpoint> implements RunnableMove {
   readonly mode = 'cold';

@@ -12,7 +12,6 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 import {
   AgentMigrationClient,
-  ApiError,
   IncomingPrepared,
   MigrationPlan,
   MigrationPolicy,
@@ -22,6 +21,8 @@ import {
   type MigrationStatus,
   type MoveResult,
   type Vm,
+  isAgentError,
+  type AgentErrorCode,
 } from '../../api/index.js';
 import { nowIso, recordChanges, type Actor } from '../changes.js';
 import type { Db } from '../db.js';
@@ -167,9 +168,8 @@ function incomingVm(vm: Vm, datastores: Record<string, string>): IncomingVm {
 }
 
 /** Callers branch on the agent's error code, never on its HTTP status. */
-const isAgentCode = (error: unknown, code: string) =>
-  (error instanceof ApiError && error.code === code) ||
-  (error instanceof AgentFailed && error.agentCode === code);
+const isAgentCode = (error: unknown, code: AgentErrorCode) =>
+  isAgentError(error, code) || (error instanceof AgentFailed && error.agentCode === code);
 
 /** What following and cancelling an agent's migration needs (a host move or a storage move). */
 export interface Followed {

@@ -7,7 +7,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { AgentMigrationClient, ApiError, type AgentClient } from '../../api/index.js';
+import { AgentMigrationClient, type AgentClient, isAgentError } from '../../api/index.js';
 import { nowIso, recordChanges, SYSTEM } from '../changes.js';
 import type { Db } from '../db.js';
 import { agentError, HostUnreachable } from '../errors.js';
@@ -172,7 +172,7 @@ export class PendingUndoRunner {
     const { step, migration_id: migrationId } = row;
     if (step === 'remove-cold-copy') return this.#removeColdCopy(host, row.vm_id, row.vm_name);
     const agent = new AgentMigrationClient(this.deps.clientFor(host).http);
-    const gone = (error: unknown) => error instanceof ApiError && error.code === 'migration-not-found';
+    const gone = (error: unknown) => isAgentError(error, 'migration-not-found');
     if (step === 'abort-incoming') {
       // Not found: the agent removed the orphaned incoming VM by itself meanwhile.
       await agent.abortIncoming(migrationId).catch((error: unknown) => {
@@ -204,7 +204,7 @@ export class PendingUndoRunner {
     if (livesHere) return;
     const agent = this.deps.clientFor(host);
     const copy = await agent.getVm(vmName).catch((error: unknown) => {
-      if (error instanceof ApiError && error.code === 'vm-not-found') return undefined;
+      if (isAgentError(error, 'vm-not-found')) return undefined;
       throw error;
     });
     if (copy?.id !== vmId) return;
