@@ -133,7 +133,8 @@ const GuestFs = z.looseObject({
 
 /**
  * Filesystems with their size and use from guest-get-fsinfo; entries the guest could not measure
- * are left out, and null means unknown (an agent too old to report usage for any of them). qemu-ga
+ * (or malformed ones) are left out, and null means unknown: none of them usable (an agent too old
+ * to report usage). An empty list is known: no filesystem on a block device is mounted. qemu-ga
  * reports `total-bytes` as used + available to unprivileged users (df's view: root's reserve is
  * not in it), so used ÷ total is df's Use%. A mountpoint seen twice (bind mounts) counts once.
  */
@@ -154,7 +155,7 @@ export function guestFilesystems(reply: readonly unknown[]): GuestStats['filesys
           },
         ],
   );
-  if (entries.length > 0 && measured.length === 0) return null;
+  if (reply.length > 0 && measured.length === 0) return null;
   const seen = new Set<string>();
   return measured
     .filter((f) => !seen.has(f.mountpoint) && seen.add(f.mountpoint))
