@@ -2,6 +2,8 @@ import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import {
   VmState,
   type Accelerator,
+  type BlockCounters,
+  type DatastoreStats,
   type DiskStats,
   type HostStats,
   type LatencyHistograms,
@@ -31,7 +33,7 @@ interface Sample {
 }
 type BucketValue = { labels: Labels; value: number; metricName: string };
 
-const NS_PER_SECOND = 1e9;
+const NS = 1e9; // per second
 const OPS = ['read', 'write', 'flush'] as const;
 
 /**
@@ -68,7 +70,7 @@ export function latencyBuckets(labels: Labels, boundariesNs: readonly number[], 
   bins.forEach((count, i) => {
     cumulative += count;
     const bound = boundariesNs[i];
-    const le = bound === undefined ? '+Inf' : String(bound / NS_PER_SECOND);
+    const le = bound === undefined ? '+Inf' : String(bound / NS);
     values.push({
       labels: { ...labels, le },
       value: cumulative,
@@ -79,34 +81,60 @@ export function latencyBuckets(labels: Labels, boundariesNs: readonly number[], 
   return values;
 }
 
+/** Disk counters since the VM's QEMU started (a restart or a move starts them again from zero). */
+const DISK_COUNTERS: [name: string, what: string, pick: (c: BlockCounters) => number][] = [
+  ['silobreak_disk_read_operations_total', 'Read requests of the guest on the disk', (c) => c.readOps],
+  ['silobreak_disk_write_operations_total', 'Write requests of the guest on the disk', (c) => c.writeOps],
+  ['silobreak_disk_flush_operations_total', 'Flush requests of the guest on the disk', (c) => c.flushOps],
+  ['silobreak_disk_read_bytes_total', 'Bytes read by the guest from the disk', (c) => c.readBytes],
+  ['silobreak_disk_written_bytes_total', 'Bytes written by the guest to the disk', (c) => c.writeBytes],
+  [
+    'silobreak_disk_read_time_seconds_total',
+    "Time the disk's reads took, summed,",
+    (c) => c.readTotalNs / NS,
+  ],
+  [
+    'silobreak_disk_write_time_seconds_total',
+    "Time the disk's writes took, summed,",
+    (c) => c.writeTotalNs / NS,
+  ],
+  [
+    'silobreak_disk_flush_time_seconds_total',
+    "Time the disk's flushes took, summed,",
+    (c) => c.flushTotalNs / NS,
+  ],
+  // The first names, kept for the dashboards built on them.
+  ['silobreak_vm_disk_read_bytes_total', 'As silobreak_disk_read_bytes_total:', (c) => c.readBytes],
+  ['silobreak_vm_disk_written_bytes_total', 'As silobreak_disk_written_bytes_total:', (c) => c.writeBytes],
+  ['silobreak_vm_disk_read_ops_total', 'As silobreak_disk_read_operations_total:', (c) => c.readOps],
+  ['silobreak_vm_disk_write_ops_total', 'As silobreak_disk_write_operations_total:', (c) => c.writeOps],
+];
+
+interface Family {
+  name: string;
+  help: string;
+  labelNames: string[];
+  samples: Sample[];
+}
+
 export async function renderMetrics(s: MetricsSnapshot): Promise<string> {
   const registry = new Registry();
   const host = { host: s.stats.host };
-  const add = (
-    type: 'gauge' | 'counter',
-    name: string,
-    help: string,
-    labelNames: string[],
-    samples: Sample[],
-  ) => {
-    const config = { name, help, labelNames, registers: [registry] };
-    if (type === 'gauge') {
-      const gauge = new Gauge(config);
-      for (const { labels, value } of samples) gauge.set(labels, value);
-    } else {
-      const counter = new Counter(config);
-      for (const { labels, value } of samples) counter.inc(labels, value);
-    }
+  const gauge = (f: Family) => {
+    const g = new Gauge({ name: f.name, help: f.help, labelNames: f.labelNames, registers: [registry] });
+    for (const { labels, value } of f.samples) g.set(labels, value);
   };
+  const H = ['host'];
+  const HVM = ['host', 'vm'];
+  const HVMD = ['host', 'vm', 'disk'];
+  const HDS = ['host', 'datastore'];
+  const HVMFS = ['host', 'vm', 'mountpoint', 'fstype'];
   const perVm = (pick: (vm: VmSnapshot) => number) =>
     s.vms.map((vm) => ({ labels: { ...host, vm: vm.name }, value: pick(vm) }));
   const diskLabels = (d: DiskStats) => ({ ...host, vm: d.vm, disk: d.disk });
   const perDisk = (pick: (d: DiskStats) => number) =>
     s.stats.disks.map((d) => ({ labels: diskLabels(d), value: pick(d) }));
-  const counted = s.stats.disks.flatMap((d) => (d.counters ? [{ d, c: d.counters }] : []));
-  const perCounters = (pick: (c: NonNullable<DiskStats['counters']>) => number) =>
-    counted.map(({ d, c }) => ({ labels: diskLabels(d), value: pick(c) }));
-  const perDatastore = (pick: (d: HostStats['datastores'][number]) => number) =>
+  const perDatastore = (pick: (d: DatastoreStats) => number) =>
     s.stats.datastores.map((d) => ({ labels: { ...host, datastore: d.name }, value: pick(d) }));
   const guestFs = s.stats.guests.flatMap((g) =>
     (g.filesystems ?? []).map((f) => ({
@@ -114,152 +142,70 @@ export async function renderMetrics(s: MetricsSnapshot): Promise<string> {
       f,
     })),
   );
-  const HVM = ['host', 'vm'];
-  const HVMD = ['host', 'vm', 'disk'];
-  const HDS = ['host', 'datastore'];
-  const HVMFS = ['host', 'vm', 'mountpoint', 'fstype'];
+  const info = (name: string, help: string, labelNames: string[], labels: Labels[]) =>
+    gauge({
+      name,
+      help: `${help} (value is always 1).`,
+      labelNames,
+      samples: labels.map((l) => ({ labels: l, value: 1 })),
+    });
 
-  add(
-    'gauge',
+  info(
     'silobreak_accelerator_info',
-    'Accelerator this host runs its VMs with (value is always 1).',
-    ['host', 'accelerator'],
-    [{ labels: { ...host, accelerator: s.accelerator }, value: 1 }],
+    'Accelerator this host runs its VMs with',
+    [...H, 'accelerator'],
+    [{ ...host, accelerator: s.accelerator }],
   );
-  add(
-    'gauge',
-    'silobreak_host_memory_bytes',
-    'Physical memory of the host.',
-    ['host'],
-    [{ labels: host, value: s.memoryBytes }],
-  );
-  add(
-    'gauge',
-    'silobreak_host_memory_unpromised_bytes',
-    'Host memory not promised to running VMs.',
-    ['host'],
-    [{ labels: host, value: s.memoryFreeBytes }],
-  );
-  add(
-    'gauge',
-    'silobreak_vms',
-    'VMs defined on the host, by state.',
-    ['host', 'state'],
-    VmState.options.map((state) => ({
+  gauge({
+    name: 'silobreak_host_memory_bytes',
+    help: 'Physical memory of the host.',
+    labelNames: H,
+    samples: [{ labels: host, value: s.memoryBytes }],
+  });
+  gauge({
+    name: 'silobreak_host_memory_unpromised_bytes',
+    help: 'Host memory not promised to running VMs.',
+    labelNames: H,
+    samples: [{ labels: host, value: s.memoryFreeBytes }],
+  });
+  gauge({
+    name: 'silobreak_vms',
+    help: 'VMs defined on the host, by state.',
+    labelNames: [...H, 'state'],
+    samples: VmState.options.map((state) => ({
       labels: { ...host, state },
       value: s.vms.filter((vm) => vm.state === state).length,
     })),
-  );
-  add(
-    'gauge',
-    'silobreak_vm_running',
-    '1 when the VM has a QEMU process, 0 when it is stopped.',
-    HVM,
-    perVm((vm) => (vm.state === 'stopped' || vm.state === 'crashed' ? 0 : 1)),
-  );
-  add(
-    'gauge',
-    'silobreak_vm_vcpus',
-    'Virtual CPUs of the VM.',
-    HVM,
-    perVm((vm) => vm.vcpus),
-  );
-  add(
-    'gauge',
-    'silobreak_vm_memory_bytes',
-    'Memory of the VM.',
-    HVM,
-    perVm((vm) => vm.memoryBytes),
-  );
+  });
+  gauge({
+    name: 'silobreak_vm_running',
+    help: '1 when the VM has a QEMU process, 0 when it is stopped.',
+    labelNames: HVM,
+    samples: perVm((vm) => (vm.state === 'stopped' || vm.state === 'crashed' ? 0 : 1)),
+  });
+  gauge({
+    name: 'silobreak_vm_vcpus',
+    help: 'Virtual CPUs of the VM.',
+    labelNames: HVM,
+    samples: perVm((vm) => vm.vcpus),
+  });
+  gauge({
+    name: 'silobreak_vm_memory_bytes',
+    help: 'Memory of the VM.',
+    labelNames: HVM,
+    samples: perVm((vm) => vm.memoryBytes),
+  });
 
-  // Disk I/O since the VM's QEMU started (a restart or a move starts them again from zero).
-  const since = 'since its QEMU started';
-  add(
-    'counter',
-    'silobreak_disk_read_operations_total',
-    `Read requests of the guest on the disk ${since}.`,
-    HVMD,
-    perCounters((c) => c.readOps),
-  );
-  add(
-    'counter',
-    'silobreak_disk_write_operations_total',
-    `Write requests of the guest on the disk ${since}.`,
-    HVMD,
-    perCounters((c) => c.writeOps),
-  );
-  add(
-    'counter',
-    'silobreak_disk_flush_operations_total',
-    `Flush requests of the guest on the disk ${since}.`,
-    HVMD,
-    perCounters((c) => c.flushOps),
-  );
-  add(
-    'counter',
-    'silobreak_disk_read_bytes_total',
-    `Bytes read by the guest from the disk ${since}.`,
-    HVMD,
-    perCounters((c) => c.readBytes),
-  );
-  add(
-    'counter',
-    'silobreak_disk_written_bytes_total',
-    `Bytes written by the guest to the disk ${since}.`,
-    HVMD,
-    perCounters((c) => c.writeBytes),
-  );
-  add(
-    'counter',
-    'silobreak_disk_read_time_seconds_total',
-    `Time the disk's read requests took, summed, ${since}.`,
-    HVMD,
-    perCounters((c) => c.readTotalNs / NS_PER_SECOND),
-  );
-  add(
-    'counter',
-    'silobreak_disk_write_time_seconds_total',
-    `Time the disk's write requests took, summed, ${since}.`,
-    HVMD,
-    perCounters((c) => c.writeTotalNs / NS_PER_SECOND),
-  );
-  add(
-    'counter',
-    'silobreak_disk_flush_time_seconds_total',
-    `Time the disk's flush requests took, summed, ${since}.`,
-    HVMD,
-    perCounters((c) => c.flushTotalNs / NS_PER_SECOND),
-  );
-  // The first names of the byte and request counters, kept for dashboards built on them.
-  add(
-    'counter',
-    'silobreak_vm_disk_read_bytes_total',
-    `Bytes read by the guest from the disk ${since} (as silobreak_disk_read_bytes_total).`,
-    HVMD,
-    perCounters((c) => c.readBytes),
-  );
-  add(
-    'counter',
-    'silobreak_vm_disk_written_bytes_total',
-    `Bytes written by the guest to the disk ${since} (as silobreak_disk_written_bytes_total).`,
-    HVMD,
-    perCounters((c) => c.writeBytes),
-  );
-  add(
-    'counter',
-    'silobreak_vm_disk_read_ops_total',
-    `Read requests of the guest on the disk ${since} (as silobreak_disk_read_operations_total).`,
-    HVMD,
-    perCounters((c) => c.readOps),
-  );
-  add(
-    'counter',
-    'silobreak_vm_disk_write_ops_total',
-    `Write requests of the guest on the disk ${since} (as silobreak_disk_write_operations_total).`,
-    HVMD,
-    perCounters((c) => c.writeOps),
-  );
-
+  const counted = s.stats.disks.flatMap((d) => (d.counters ? [{ d, c: d.counters }] : []));
+  for (const [name, what, pick] of DISK_COUNTERS) {
+    const counter = new Counter({
+      name,
+      help: `${what} since its QEMU started.`,
+      labelNames: HVMD,
+      registers: [registry],
+    });
+    for (const { d, c } of counted) counter.inc(diskLabels(d), pick(c));
+  }
   const histograms = s.stats.disks.flatMap((d) => (d.histograms ? [{ d, h: d.histograms }] : []));
   new BinnedHistogram(
     'silobreak_disk_latency_seconds',
@@ -269,99 +215,80 @@ export async function renderMetrics(s: MetricsSnapshot): Promise<string> {
     ),
     registry,
   );
-
-  add(
-    'gauge',
+  info(
     'silobreak_disk_info',
-    'Image format and format version (qcow2 compat level) of the disk (value is always 1).',
+    'Image format and format version (qcow2 compat level) of the disk',
     [...HVMD, 'datastore', 'format', 'format_version'],
     s.stats.disks.map((d) => ({
-      labels: {
-        ...diskLabels(d),
-        datastore: d.datastore,
-        format: d.format,
-        format_version: d.formatVersion ?? '',
-      },
-      value: 1,
+      ...diskLabels(d),
+      datastore: d.datastore,
+      format: d.format,
+      format_version: d.formatVersion ?? '',
     })),
   );
-  add(
-    'gauge',
-    'silobreak_disk_virtual_bytes',
-    'Size of the disk as the guest sees it.',
-    HVMD,
-    perDisk((d) => d.virtualSizeBytes),
-  );
-  add(
-    'gauge',
-    'silobreak_disk_allocated_bytes',
-    "Bytes the disk's image takes on its datastore.",
-    HVMD,
-    perDisk((d) => d.allocatedBytes),
-  );
+  gauge({
+    name: 'silobreak_disk_virtual_bytes',
+    help: 'Size of the disk as the guest sees it.',
+    labelNames: HVMD,
+    samples: perDisk((d) => d.virtualSizeBytes),
+  });
+  gauge({
+    name: 'silobreak_disk_allocated_bytes',
+    help: "Bytes the disk's image takes on its datastore.",
+    labelNames: HVMD,
+    samples: perDisk((d) => d.allocatedBytes),
+  });
 
-  add(
-    'gauge',
+  info(
     'silobreak_datastore_info',
-    'Filesystem type of the datastore (value is always 1).',
+    'Filesystem type of the datastore',
     [...HDS, 'fs_type'],
-    s.stats.datastores.map((d) => ({
-      labels: { ...host, datastore: d.name, fs_type: d.fsType },
-      value: 1,
-    })),
+    s.stats.datastores.map((d) => ({ ...host, datastore: d.name, fs_type: d.fsType })),
   );
-  add(
-    'gauge',
-    'silobreak_datastore_capacity_bytes',
-    'Size of the filesystem holding the datastore.',
-    HDS,
-    perDatastore((d) => d.capacityBytes),
-  );
-  add(
-    'gauge',
-    'silobreak_datastore_free_bytes',
-    'Bytes still free for new disks on the datastore.',
-    HDS,
-    perDatastore((d) => d.freeBytes),
-  );
-  add(
-    'gauge',
-    'silobreak_datastore_provisioned_bytes',
-    'Sum of the virtual sizes of the disks on the datastore.',
-    HDS,
-    perDatastore((d) => d.provisionedBytes),
-  );
-  add(
-    'gauge',
-    'silobreak_datastore_allocated_bytes',
-    'Sum of the bytes the disks on the datastore take.',
-    HDS,
-    perDatastore((d) => d.allocatedBytes),
-  );
+  for (const [name, help, pick] of [
+    [
+      'silobreak_datastore_capacity_bytes',
+      'Size of the filesystem holding the datastore.',
+      (d) => d.capacityBytes,
+    ],
+    [
+      'silobreak_datastore_free_bytes',
+      'Bytes still free for new disks on the datastore.',
+      (d) => d.freeBytes,
+    ],
+    [
+      'silobreak_datastore_provisioned_bytes',
+      'Sum of the virtual sizes of the disks on the datastore.',
+      (d) => d.provisionedBytes,
+    ],
+    [
+      'silobreak_datastore_allocated_bytes',
+      'Sum of the bytes the disks on the datastore take.',
+      (d) => d.allocatedBytes,
+    ],
+  ] satisfies [string, string, (d: DatastoreStats) => number][])
+    gauge({ name, help, labelNames: HDS, samples: perDatastore(pick) });
 
-  add(
-    'gauge',
+  info(
     'silobreak_guest_agent_info',
-    "Version of the VM's guest agent, when it answered (value is always 1).",
+    "Version of the VM's guest agent, when it answered",
     [...HVM, 'version'],
     s.stats.guests.flatMap((g) =>
-      g.agentVersion === null ? [] : [{ labels: { ...host, vm: g.vm, version: g.agentVersion }, value: 1 }],
+      g.agentVersion === null ? [] : [{ ...host, vm: g.vm, version: g.agentVersion }],
     ),
   );
-  add(
-    'gauge',
-    'silobreak_guest_filesystem_size_bytes',
-    'Size of a guest filesystem (used + available to users), from its guest agent.',
-    HVMFS,
-    guestFs.map(({ labels, f }) => ({ labels, value: f.totalBytes })),
-  );
-  add(
-    'gauge',
-    'silobreak_guest_filesystem_used_bytes',
-    'Used bytes of a guest filesystem, from its guest agent.',
-    HVMFS,
-    guestFs.map(({ labels, f }) => ({ labels, value: f.usedBytes })),
-  );
+  gauge({
+    name: 'silobreak_guest_filesystem_size_bytes',
+    help: 'Size of a guest filesystem (used + available to users), from its guest agent.',
+    labelNames: HVMFS,
+    samples: guestFs.map(({ labels, f }) => ({ labels, value: f.totalBytes })),
+  });
+  gauge({
+    name: 'silobreak_guest_filesystem_used_bytes',
+    help: 'Used bytes of a guest filesystem, from its guest agent.',
+    labelNames: HVMFS,
+    samples: guestFs.map(({ labels, f }) => ({ labels, value: f.usedBytes })),
+  });
 
   return registry.metrics();
 }
