@@ -292,16 +292,7 @@ test(
       const logs = vm.disks.find((d) => d.id === 'logs');
       assert.ok(logs);
       await rm(logs.path);
-      execFileSync('qemu-img', [
-        'create',
-        '-q',
-        '-f',
-        'qcow2',
-        '-o',
-        'compat=0.10',
-        logs.path,
-        String(32 * MiB),
-      ]);
+      execFileSync('qemu-img', [...'create -q -f qcow2 -o compat=0.10'.split(' '), logs.path, `${32 * MiB}`]);
       const again = HostStats.parse((await call('GET', '/v1/stats')).json());
       assert.equal(again.disks.find((d) => d.disk === 'logs')?.formatVersion, '0.10');
 

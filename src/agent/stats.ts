@@ -38,7 +38,7 @@ const QMP_STATS_TIMEOUT_MS = 2_000;
 /** Whole guest-agent session of a poll (connect, sync, guest-info, guest-get-fsinfo). */
 const GUEST_POLL_BUDGET_MS = 1_200;
 /** A guest that did not answer is not asked again for this long (its figures are unknown meanwhile). */
-const SILENT_GUEST_BACKOFF_MS = 30_000;
+const SILENT_GUEST_BACKOFF_MS = 20_000;
 /** While another guest-agent session runs, the last answer stands in if it is this recent. */
 const GUEST_ANSWER_MAX_AGE_MS = 60_000;
 /** A datastore's filesystem type is looked up again after this long (a remount may change it). */
