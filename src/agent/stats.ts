@@ -94,10 +94,7 @@ export class StatsCollector {
         allocatedBytes: totals.get(d.name)?.allocatedBytes ?? 0,
       })),
     );
-    // Forget VMs that are gone, so their caches do not grow without end.
-    const names = new Set(runtimes.map((r) => r.def.name));
-    for (const cache of [this.#guests, this.#silentGuests])
-      for (const name of cache.keys()) if (!names.has(name)) cache.delete(name);
+    this.#forgetGone(runtimes, disks);
     return {
       stats: {
         host: this.hostName,
@@ -108,6 +105,18 @@ export class StatsCollector {
       },
       vms: perVm.map((v) => v.vm),
     };
+  }
+
+  /** Drops what belongs to VMs, images and QEMU processes that are gone: the caches stay small. */
+  #forgetGone(runtimes: VmRuntime[], disks: DiskStats[]): void {
+    const names = new Set(runtimes.map((r) => r.def.name));
+    for (const cache of [this.#guests, this.#silentGuests])
+      for (const name of cache.keys()) if (!names.has(name)) cache.delete(name);
+    const paths = new Set(runtimes.flatMap((r) => r.def.disks.map((d) => d.path)));
+    for (const file of this.#images.keys()) if (!paths.has(file)) this.#images.delete(file);
+    const epochs = new Set(disks.map((d) => d.counterEpoch));
+    for (const key of this.#histogramsTried)
+      if (!epochs.has(key.slice(0, key.indexOf('/')))) this.#histogramsTried.delete(key);
   }
 
   async #vm(runtime: VmRuntime): Promise<{ vm: VmSnapshot; disks: DiskStats[]; guest: GuestStats }> {
@@ -221,16 +230,17 @@ export class StatsCollector {
     const key = `${fileStat.size}/${fileStat.mtimeMs}`;
     const cached = this.#images.get(disk.path);
     if (cached?.key === key) return cached.image;
+    let image = fallback;
     try {
       // -U: a QEMU may hold the image's lock; a read-only look at the header is still safe.
       const out = await run('qemu-img', ['info', '-U', '--output=json', disk.path], 10_000);
-      const image = diskImage(QemuImgInfo.parse(JSON.parse(out))) ?? fallback;
-      this.#images.set(disk.path, { key, image });
-      return image;
+      image = diskImage(QemuImgInfo.parse(JSON.parse(out))) ?? fallback;
     } catch (error) {
+      // Remembered like an answer: asked (and logged) again only once the file changes.
       this.log.warn('cannot read disk image info', { path: disk.path, error: String(error) });
-      return fallback;
     }
+    this.#images.set(disk.path, { key, image });
+    return image;
   }
 
   async #guestUsage(vm: string, epoch: string): Promise<GuestUsage> {
