@@ -125,7 +125,7 @@ export class StatsCollector {
     const epoch = await this.#epoch(runtime.pid);
     const qmp = epoch === null ? undefined : this.#qmpOf(runtime);
     const [disks, usage] = await Promise.all([
-      qmp ? this.#runningDisks(runtime, qmp, state, epoch ?? '') : this.#stoppedDisks(runtime),
+      qmp && epoch !== null ? this.#runningDisks(runtime, qmp, state, epoch) : this.#stoppedDisks(runtime),
       epoch !== null && state === 'running' ? this.#guestUsage(def.name, epoch) : UNKNOWN_GUEST,
     ]);
     return {
