@@ -1,7 +1,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import type { DatastoreStats, DiskStats, GuestStats, HostStats, VmState } from '../api/index.js';
 import { queryBlock, queryBlockstats, type QmpClient } from '../qmp/index.js';
-import { readGuestUsage } from './guest-ops.js';
+import { readGuestUsage, type GuestReply } from './guest-ops.js';
 import type { HostInventory } from './host.js';
 import { run } from './host-exec.js';
 import type { Logger } from './logger.js';
@@ -60,13 +60,60 @@ export interface HostSnapshot {
 type GuestUsage = Pick<GuestStats, 'agentVersion' | 'filesystems'>;
 const UNKNOWN_GUEST: GuestUsage = { agentVersion: null, filesystems: null };
 
+/**
+ * What the poll knows of each guest. `ask` runs one guest-agent session, or returns undefined
+ * when another session holds the agent. A guest that failed to answer is not asked again for
+ * SILENT_GUEST_BACKOFF_MS (its figures are unknown meanwhile); a busy agent lets the last answer
+ * stand in while it is recent. A new QEMU process (epoch) starts afresh.
+ */
+export class GuestPolls {
+  readonly #answers = new Map<string, { epoch: string; at: number; usage: GuestUsage }>();
+  readonly #silent = new Map<string, { epoch: string; until: number }>();
+
+  constructor(
+    private readonly ask: (vm: string) => Promise<GuestReply | undefined>,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  async usage(vm: string, epoch: string): Promise<GuestUsage> {
+    const silent = this.#silent.get(vm);
+    if (silent?.epoch === epoch && silent.until > this.now()) return UNKNOWN_GUEST;
+    let reply: GuestReply | undefined;
+    try {
+      reply = await this.ask(vm);
+    } catch {
+      this.#silent.set(vm, { epoch, until: this.now() + SILENT_GUEST_BACKOFF_MS });
+      this.#answers.delete(vm);
+      return UNKNOWN_GUEST;
+    }
+    if (reply === undefined) {
+      const last = this.#answers.get(vm);
+      return last?.epoch === epoch && this.now() - last.at < GUEST_ANSWER_MAX_AGE_MS
+        ? last.usage
+        : UNKNOWN_GUEST;
+    }
+    const usage: GuestUsage = {
+      agentVersion: guestAgentVersion(reply.version),
+      filesystems: reply.fsinfo === undefined ? null : guestFilesystems(reply.fsinfo),
+    };
+    this.#silent.delete(vm);
+    this.#answers.set(vm, { epoch, at: this.now(), usage });
+    return usage;
+  }
+
+  /** Drops what is known of the VMs `gone` picks. */
+  forget(gone: (vm: string) => boolean): void {
+    for (const map of [this.#answers, this.#silent])
+      for (const vm of map.keys()) if (gone(vm)) map.delete(vm);
+  }
+}
+
 export class StatsCollector {
   /** qemu-img info of images no QEMU holds, by path; valid while size and mtime stay. */
   readonly #images = new Map<string, { key: string; image: DiskImage }>();
   /** Drives whose histograms this agent switched on (or failed to): `epoch/disk`. */
   readonly #histogramsTried = new Set<string>();
-  readonly #guests = new Map<string, { epoch: string; at: number; usage: GuestUsage }>();
-  readonly #silentGuests = new Map<string, { epoch: string; until: number }>();
+  readonly #guests: GuestPolls;
   readonly #fsTypes = new Map<string, { at: number; fsType: string }>();
 
   constructor(
@@ -74,7 +121,12 @@ export class StatsCollector {
     private readonly inventory: HostInventory,
     private readonly vms: VmService,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.#guests = new GuestPolls((vm) => {
+      const deadline = Date.now() + GUEST_POLL_BUDGET_MS;
+      return vms.tryWithGuestAgent(vm, GUEST_POLL_BUDGET_MS, (qga) => readGuestUsage(qga, deadline));
+    });
+  }
 
   async collect(): Promise<HostSnapshot> {
     const runtimes = this.vms.runtimes();
@@ -110,8 +162,7 @@ export class StatsCollector {
   /** Drops what belongs to VMs, images and QEMU processes that are gone: the caches stay small. */
   #forgetGone(runtimes: VmRuntime[], disks: DiskStats[]): void {
     const names = new Set(runtimes.map((r) => r.def.name));
-    for (const cache of [this.#guests, this.#silentGuests])
-      for (const name of cache.keys()) if (!names.has(name)) cache.delete(name);
+    this.#guests.forget((name) => !names.has(name));
     const paths = new Set(runtimes.flatMap((r) => r.def.disks.map((d) => d.path)));
     for (const file of this.#images.keys()) if (!paths.has(file)) this.#images.delete(file);
     const epochs = new Set(disks.map((d) => d.counterEpoch));
@@ -126,7 +177,7 @@ export class StatsCollector {
     const qmp = epoch === null ? undefined : this.#qmpOf(runtime);
     const [disks, usage] = await Promise.all([
       qmp && epoch !== null ? this.#runningDisks(runtime, qmp, state, epoch) : this.#stoppedDisks(runtime),
-      epoch !== null && state === 'running' ? this.#guestUsage(def.name, epoch) : UNKNOWN_GUEST,
+      epoch !== null && state === 'running' ? this.#guests.usage(def.name, epoch) : UNKNOWN_GUEST,
     ]);
     return {
       vm: { name: def.name, state, vcpus: def.vcpus, memoryBytes: def.memoryMiB * MiB },
@@ -241,34 +292,6 @@ export class StatsCollector {
     }
     this.#images.set(disk.path, { key, image });
     return image;
-  }
-
-  async #guestUsage(vm: string, epoch: string): Promise<GuestUsage> {
-    const silent = this.#silentGuests.get(vm);
-    if (silent?.epoch === epoch && silent.until > Date.now()) return UNKNOWN_GUEST;
-    const deadline = Date.now() + GUEST_POLL_BUDGET_MS;
-    try {
-      const reply = await this.vms.tryWithGuestAgent(vm, GUEST_POLL_BUDGET_MS, (qga) =>
-        readGuestUsage(qga, deadline),
-      );
-      if (reply === undefined) {
-        const last = this.#guests.get(vm);
-        return last?.epoch === epoch && Date.now() - last.at < GUEST_ANSWER_MAX_AGE_MS
-          ? last.usage
-          : UNKNOWN_GUEST;
-      }
-      const usage: GuestUsage = {
-        agentVersion: guestAgentVersion(reply.version),
-        filesystems: reply.fsinfo === undefined ? null : guestFilesystems(reply.fsinfo),
-      };
-      this.#silentGuests.delete(vm);
-      this.#guests.set(vm, { epoch, at: Date.now(), usage });
-      return usage;
-    } catch {
-      this.#silentGuests.set(vm, { epoch, until: Date.now() + SILENT_GUEST_BACKOFF_MS });
-      this.#guests.delete(vm);
-      return UNKNOWN_GUEST;
-    }
   }
 
   /** The type of the filesystem holding a datastore, as findmnt names it (ext4, xfs, nfs4...). */
