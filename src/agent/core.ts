@@ -4,9 +4,8 @@ import type { HostInventory } from './host.js';
 import type { Logger } from './logger.js';
 import { renderMetrics } from './metrics.js';
 import { CPU_MODEL, MACHINE_TYPE } from './qemu-argv.js';
+import { StatsCollector } from './stats.js';
 import type { VmService } from './vm-service.js';
-
-const MiB = 1024 * 1024;
 
 /** Everything one running agent knows: what routes (the built-in ones and plugins) work with. */
 export class AgentCore {
@@ -17,7 +16,11 @@ export class AgentCore {
     readonly accelerator: AcceleratorChoice,
     readonly versions: { agent: string; qemu: string },
     readonly log: Logger,
-  ) {}
+  ) {
+    this.#stats = new StatsCollector(config.hostName, inventory, vms, log);
+  }
+
+  readonly #stats: StatsCollector;
 
   hostInfo(): HostInfo {
     return {
@@ -35,42 +38,20 @@ export class AgentCore {
     };
   }
 
-  /** The storage statistics contract (src/api/stats.ts). TODO(agentstats): disks and guests. */
+  /** The storage statistics contract (src/api/stats.ts). */
   async stats(): Promise<HostStats> {
-    const datastores = await this.inventory.datastores();
-    return {
-      host: this.config.hostName,
-      sampledAt: new Date().toISOString(),
-      datastores: datastores.map((d) => ({
-        name: d.name,
-        fsType: 'unknown',
-        capacityBytes: d.capacityBytes,
-        freeBytes: d.freeBytes,
-        provisionedBytes: 0,
-        allocatedBytes: 0,
-      })),
-      disks: [],
-      guests: [],
-    };
+    return (await this.#stats.collect()).stats;
   }
 
+  /** /metrics: the same poll as stats(), with the host's memory and the VMs' states beside it. */
   async metrics(): Promise<string> {
-    const vms = await Promise.all(
-      this.vms.runtimes().map(async (runtime) => ({
-        name: runtime.def.name,
-        state: await runtime.state(),
-        vcpus: runtime.def.vcpus,
-        memoryBytes: runtime.def.memoryMiB * MiB,
-        disks: await this.vms.diskCounters(runtime),
-      })),
-    );
+    const { stats, vms } = await this.#stats.collect();
     return renderMetrics({
-      host: this.config.hostName,
       accelerator: this.accelerator.accelerator,
       memoryBytes: this.inventory.memoryBytes,
       memoryFreeBytes: this.vms.unpromisedMemoryBytes(),
-      datastores: await this.inventory.datastores(),
       vms,
+      stats,
     });
   }
 }

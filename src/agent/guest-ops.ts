@@ -36,6 +36,24 @@ async function optional<T>(read: () => Promise<T>): Promise<T | undefined> {
   }
 }
 
+export interface GuestReply {
+  version: string;
+  fsinfo: unknown[] | undefined;
+}
+
+/**
+ * What the statistics poll asks of a guest, within `deadline` (epoch ms): the agent's version, and
+ * the raw guest-get-fsinfo list (undefined when that command failed or did not answer in time).
+ */
+export async function readGuestUsage(qga: QgaClient, deadline: number): Promise<GuestReply> {
+  const left = () => Math.max(1, deadline - Date.now());
+  const { version } = await qga.execute('guest-info', undefined, QgaInfo, left());
+  const fsinfo = await qga
+    .execute('guest-get-fsinfo', undefined, z.array(z.unknown()), left())
+    .catch(() => undefined);
+  return { version, fsinfo };
+}
+
 export async function readGuestInfo(qga: QgaClient): Promise<GuestInfo> {
   const info = await qga.execute('guest-info', undefined, QgaInfo, COMMAND_TIMEOUT_MS);
   const osInfo = await optional(() =>

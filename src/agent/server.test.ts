@@ -3,11 +3,14 @@
 // answer with the codes the contract lists, and a VM without disks or NICs can be defined and
 // deleted. Requests go through Fastify's inject, so nothing listens.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { rm } from 'node:fs/promises';
 import { after, before, test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import {
   AGENT_COMMON_ERRORS,
   agentRoutes,
+  HostStats,
   OpenApiDocument,
   Problem,
   Vm,
@@ -231,6 +234,86 @@ test('a VM without disks or NICs: defined (201), shown, deleted (204)', async ()
   assert.equal(deleted.status, 204);
   assert.deepEqual((await call('GET', '/v1/vms')).json(), []);
 });
+
+const qemuImg = (() => {
+  try {
+    execFileSync('qemu-img', ['--version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+})();
+
+test(
+  'stats and metrics of a stopped VM: image format and compat, sizes, datastore sums, nothing invented',
+  {
+    skip: !qemuImg && 'qemu-img is not installed',
+  },
+  async () => {
+    const MiB = 2 ** 20;
+    const created = await call('POST', '/v1/vms', {
+      name: 'idle',
+      vcpus: 1,
+      memoryMiB: 128,
+      disks: [{ sizeBytes: 64 * MiB }, { id: 'logs', sizeBytes: 32 * MiB }],
+    });
+    assert.equal(created.status, 201);
+    const vm = Vm.parse(created.json());
+    try {
+      const stats = HostStats.parse((await call('GET', '/v1/stats')).json());
+      assert.equal(stats.host, 'unit');
+      assert.deepEqual(
+        stats.disks.map((d) => [
+          d.disk,
+          d.format,
+          d.formatVersion,
+          d.virtualSizeBytes,
+          d.counterEpoch,
+          d.counters,
+          d.histograms,
+        ]),
+        [
+          ['disk0', 'qcow2', '1.1', 64 * MiB, null, null, null],
+          ['logs', 'qcow2', '1.1', 32 * MiB, null, null, null],
+        ],
+      );
+      const [ds] = stats.datastores;
+      assert.ok(ds);
+      assert.equal(ds.provisionedBytes, 96 * MiB);
+      assert.ok(stats.disks.every((d) => d.allocatedBytes > 0));
+      assert.equal(
+        ds.allocatedBytes,
+        stats.disks.reduce((sum, d) => sum + d.allocatedBytes, 0),
+      );
+      assert.match(ds.fsType, /^[a-z0-9.]+$/);
+      assert.deepEqual(stats.guests, [{ vm: 'idle', vmId: vm.id, agentVersion: null, filesystems: null }]);
+
+      // An old image put in place of a disk is seen at the next poll (the cache follows the file).
+      const logs = vm.disks.find((d) => d.id === 'logs');
+      assert.ok(logs);
+      await rm(logs.path);
+      execFileSync('qemu-img', [...'create -q -f qcow2 -o compat=0.10'.split(' '), logs.path, `${32 * MiB}`]);
+      const again = HostStats.parse((await call('GET', '/v1/stats')).json());
+      assert.equal(again.disks.find((d) => d.disk === 'logs')?.formatVersion, '0.10');
+
+      const metrics = await app.inject({ method: 'GET', url: '/metrics', headers: auth });
+      const lines = new Set(metrics.body.split('\n'));
+      for (const expected of [
+        'silobreak_disk_info{host="unit",vm="idle",disk="logs",datastore="ds1",format="qcow2",format_version="0.10"} 1',
+        `silobreak_datastore_provisioned_bytes{host="unit",datastore="ds1"} ${96 * MiB}`,
+        `silobreak_disk_virtual_bytes{host="unit",vm="idle",disk="disk0"} ${64 * MiB}`,
+      ])
+        assert.ok(lines.has(expected), `missing: ${expected}`);
+      assert.doesNotMatch(
+        metrics.body,
+        /^silobreak_disk_read_operations_total\{/m,
+        'a stopped disk has no counters',
+      );
+    } finally {
+      assert.equal((await call('DELETE', '/v1/vms/idle?deleteDisks=true')).status, 204);
+    }
+  },
+);
 
 // Last: every answer of the tests above was one the route table declares (error codes, and
 // successful replies against their response schemas).

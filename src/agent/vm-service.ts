@@ -18,8 +18,7 @@ import {
 } from './errors.js';
 import { guestExec, readGuestInfo } from './guest-ops.js';
 import type { HostInventory } from './host.js';
-import type { DiskCounters } from './metrics.js';
-import { MAX_DISK_ID, diskDeviceId, diskNodeName, newMac, newTapName } from './naming.js';
+import { MAX_DISK_ID, diskNodeName, newMac, newTapName } from './naming.js';
 import { QgaClient } from './qga.js';
 import { CPU_MODEL, MACHINE_TYPE } from './qemu-argv.js';
 import { SerialQueue } from './serial-queue.js';
@@ -32,19 +31,6 @@ import { VmRuntime, type RuntimeHost } from './vm-runtime.js';
 
 const MiB = 1024 * 1024;
 const QGA_SYNC_TIMEOUT_MS = 10_000;
-
-const QueryBlockstats = z.array(
-  z.looseObject({
-    'node-name': z.string().optional(),
-    qdev: z.string().optional(),
-    stats: z.looseObject({
-      rd_bytes: z.number(),
-      wr_bytes: z.number(),
-      rd_operations: z.number(),
-      wr_operations: z.number(),
-    }),
-  }),
-);
 
 export class VmService {
   readonly #store: DefinitionStore;
@@ -322,47 +308,40 @@ export class VmService {
     return this.#withGuestAgent(name, (qga) => guestExec(qga, { vm: name, ...request }));
   }
 
-  /** One guest-agent session at a time per VM: qemu-ga serves a single client. */
-  #withGuestAgent<T>(name: string, task: (qga: QgaClient) => Promise<T>): Promise<T> {
-    const runtime = this.runtime(name);
+  /**
+   * Runs `task` with the guest agent now, or returns undefined when another session holds or
+   * awaits it: a statistics poll never waits behind a guest-exec.
+   */
+  async tryWithGuestAgent<T>(
+    name: string,
+    syncTimeoutMs: number,
+    task: (qga: QgaClient) => Promise<T>,
+  ): Promise<T | undefined> {
+    if (!this.#guestQueue(name).idle) return undefined;
+    return this.#withGuestAgent(name, task, syncTimeoutMs);
+  }
+
+  #guestQueue(name: string): SerialQueue {
     let queue = this.#guestQueues.get(name);
     if (!queue) this.#guestQueues.set(name, (queue = new SerialQueue()));
-    return queue.run(async () => {
+    return queue;
+  }
+
+  /** One guest-agent session at a time per VM: qemu-ga serves a single client. */
+  #withGuestAgent<T>(
+    name: string,
+    task: (qga: QgaClient) => Promise<T>,
+    syncTimeoutMs = QGA_SYNC_TIMEOUT_MS,
+  ): Promise<T> {
+    const runtime = this.runtime(name);
+    return this.#guestQueue(name).run(async () => {
       if (!runtime.active) throw new VmStateConflict(name, 'stopped', 'reach the guest agent of');
-      const qga = await QgaClient.open(runtime.paths.qga, name, QGA_SYNC_TIMEOUT_MS);
+      const qga = await QgaClient.open(runtime.paths.qga, name, syncTimeoutMs);
       try {
         return await task(qga);
       } finally {
         qga.close();
       }
     });
-  }
-
-  /** Per-disk I/O counters of a running VM (empty when stopped or when QEMU does not answer). */
-  async diskCounters(runtime: VmRuntime): Promise<DiskCounters[]> {
-    if (!runtime.active) return [];
-    try {
-      const stats = await runtime
-        .qmp()
-        .execute('query-blockstats', undefined, { schema: QueryBlockstats, timeoutMs: 5_000 });
-      return runtime.def.disks.flatMap((disk) => {
-        const entry = stats.find(
-          (s) => s['node-name'] === diskNodeName(disk.id) || s.qdev?.includes(`/${diskDeviceId(disk.id)}/`),
-        );
-        return entry
-          ? [
-              {
-                disk: disk.id,
-                readBytes: entry.stats.rd_bytes,
-                writeBytes: entry.stats.wr_bytes,
-                readOps: entry.stats.rd_operations,
-                writeOps: entry.stats.wr_operations,
-              },
-            ]
-          : [];
-      });
-    } catch {
-      return [];
-    }
   }
 }

@@ -122,6 +122,10 @@ export const QueryBlock = z.array(
           'cluster-size': int.optional(),
           'dirty-flag': z.boolean().optional(),
           'backing-filename': z.string().optional(),
+          /** qcow2: `data.compat` is "0.10" (version 2) or "1.1" (version 3). */
+          'format-specific': z
+            .looseObject({ type: z.string(), data: z.looseObject({ compat: z.string().optional() }) })
+            .optional(),
         }),
         cache: z
           .looseObject({ writeback: z.boolean(), direct: z.boolean(), 'no-flush': z.boolean() })
@@ -144,6 +148,16 @@ export const QueryBlock = z.array(
 );
 export type QueryBlock = z.infer<typeof QueryBlock>;
 
+/**
+ * A latency histogram set with block-latency-histogram-set: `bins` has one more entry than
+ * `boundaries` (nanoseconds); bins[i] counts requests below boundaries[i] (and at or above the one before).
+ */
+export interface BlockLatencyHistogram {
+  boundaries: number[];
+  bins: number[];
+}
+const BlockLatencyHistogram = z.looseObject({ boundaries: z.array(int), bins: z.array(int) });
+
 /** One node's I/O counters (bytes, operations, nanoseconds), with its protocol and backing nodes. */
 export interface BlockStats {
   device?: string | undefined;
@@ -160,6 +174,9 @@ export interface BlockStats {
     flush_total_time_ns: number;
     wr_highest_offset: number;
     idle_time_ns?: number | undefined;
+    rd_latency_histogram?: BlockLatencyHistogram | undefined;
+    wr_latency_histogram?: BlockLatencyHistogram | undefined;
+    flush_latency_histogram?: BlockLatencyHistogram | undefined;
     [key: string]: unknown;
   };
   parent?: BlockStats | undefined;
@@ -181,6 +198,10 @@ const BlockStats: z.ZodType<BlockStats> = z.looseObject({
     flush_total_time_ns: int,
     wr_highest_offset: int,
     idle_time_ns: int.optional(),
+    // Present once block-latency-histogram-set was run on the drive (QEMU 10 adds zone_append too).
+    rd_latency_histogram: BlockLatencyHistogram.optional(),
+    wr_latency_histogram: BlockLatencyHistogram.optional(),
+    flush_latency_histogram: BlockLatencyHistogram.optional(),
   }),
   get parent() {
     return BlockStats.optional();
