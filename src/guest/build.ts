@@ -9,6 +9,7 @@ import { RootfsTree } from './cpio.js';
 import { GuestBuildFailed, GuestImageMissing } from './errors.js';
 import { extractVmlinux, kernelSupportsPvh } from './kernel.js';
 import { parseLdd, pickKernelPackage, run } from './host.js';
+import { unpackAgentPackage } from './tools.js';
 import { GUEST_MODULES, moduleName, parseModinfo, resolveLoadOrder, type ModuleInfo } from './modules.js';
 
 const sourceDir = import.meta.dirname;
@@ -26,7 +27,16 @@ export interface GuestBuildOptions {
   force?: boolean;
   /** Progress lines for people. */
   log?: (line: string) => void;
+  /**
+   * The guest agent inside: `old` is the host's Debian package (Debian 12: 7.2), `current` the one
+   * the fabric's tools disk ships (tools.ts). Old is the default: the lab's guests then show what
+   * an upgrade through the tools disk does.
+   */
+  agentVersion?: GuestAgentChoice;
 }
+
+export const GUEST_AGENT_CHOICES = ['old', 'current'] as const;
+export type GuestAgentChoice = (typeof GUEST_AGENT_CHOICES)[number];
 
 export interface BuiltGuestImage extends GuestImage {
   /** True when the cached image already matched every input. */
@@ -255,8 +265,11 @@ export async function buildGuestImage(options: GuestBuildOptions = {}): Promise<
   }
   const kernelVersion = pkg.slice('linux-image-'.length);
   const deb = await kernelDeb(cacheDir, pkg, log);
+  const agentChoice = options.agentVersion ?? 'old';
   const key = createHash('sha256')
-    .update(`${path.basename(deb)}\n${await hostPackageVersions()}\n${await hashSources()}`)
+    .update(
+      `${path.basename(deb)}\n${await hostPackageVersions()}\n${await hashSources()}\nagent=${agentChoice}`,
+    )
     .digest('hex')
     .slice(0, 12);
   const dirName = `${kernelVersion}-${key}`;
@@ -319,7 +332,12 @@ export async function buildGuestImage(options: GuestBuildOptions = {}): Promise<
       mode: 0o644,
       data: Buffer.from(`${order.join('\n')}\n`),
     });
-    await addHostBinary(tree, '/usr/sbin/qemu-ga', '/usr/sbin/qemu-ga');
+    if (agentChoice === 'current') {
+      const { root } = await unpackAgentPackage(await mkdtemp(path.join(work, 'agent-')));
+      await addHostBinary(tree, path.join(root, 'usr/sbin/qemu-ga'), '/usr/sbin/qemu-ga');
+    } else {
+      await addHostBinary(tree, '/usr/sbin/qemu-ga', '/usr/sbin/qemu-ga');
+    }
     // mke2fs picks the filesystem type from the name it is called by.
     await addHostBinary(tree, '/sbin/mke2fs', '/sbin/mkfs.ext4');
 

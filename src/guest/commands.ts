@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
-import { buildGuestImage } from './build.js';
+import { buildGuestImage, GUEST_AGENT_CHOICES, type GuestAgentChoice } from './build.js';
+import { buildToolsDisk } from './tools.js';
 import { GuestBuildFailed, GuestImageMissing, GuestOptionInvalid } from './errors.js';
 
 /** The guest part's errors as CLI exit codes (2: bad usage, 1: the operation failed). */
@@ -27,15 +28,25 @@ export function registerGuestCommands(program: Command): void {
     .description('Build (or reuse) the guest image in the cache and print its paths')
     .option('--force', 'rebuild even when the cached image matches every input')
     .option('--json', 'print the result as JSON')
-    .action((opts: { force?: boolean; json?: boolean }) =>
+    .option(
+      '--agent-version <which>',
+      `guest agent inside: old (the host's Debian package) or current (the tools disk's)`,
+      'old',
+    )
+    .action((opts: { force?: boolean; json?: boolean; agentVersion: string }) =>
       reportErrors(async () => {
         const started = Date.now();
+        if (!(GUEST_AGENT_CHOICES as readonly string[]).includes(opts.agentVersion))
+          throw new GuestOptionInvalid('--agent-version', `must be one of ${GUEST_AGENT_CHOICES.join(', ')}`);
+        const log = opts.json ? undefined : (line: string) => console.log(`guest: ${line}`);
+        const tools = await buildToolsDisk({ ...(log ? { log } : {}) });
         const image = await buildGuestImage({
           force: opts.force === true,
-          log: opts.json ? undefined : (line) => console.log(`guest: ${line}`),
+          agentVersion: opts.agentVersion as GuestAgentChoice,
+          ...(log ? { log } : {}),
         });
         if (opts.json) {
-          console.log(JSON.stringify(image, null, 2));
+          console.log(JSON.stringify({ ...image, tools }, null, 2));
           return;
         }
         const seconds = ((Date.now() - started) / 1000).toFixed(1);
@@ -46,6 +57,7 @@ export function registerGuestCommands(program: Command): void {
               : `guest image built in ${seconds} s (key ${image.key})`,
             `  kernel  ${image.kernel} (${image.kernelVersion})`,
             `  initrd  ${image.initrd} (${(image.initrdBytes / 1024 / 1024).toFixed(1)} MiB)`,
+            `  tools   ${tools.iso} (guest agent ${tools.version})`,
           ].join('\n'),
         );
       }),

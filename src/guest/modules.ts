@@ -6,6 +6,7 @@
  * provides `crypto-crc32c` (ext4's soft dependency, for metadata checksums) on any CPU model.
  * virtio_rng seeds the kernel's RNG when the VM has a virtio-rng device (optional).
  * button + evdev turn the ACPI power button into an input event for busybox acpid.
+ * isofs reads the guest tools disk (an ISO 9660 image on a hot-plugged virtio disk).
  */
 export const GUEST_MODULES = [
   'virtio_pci',
@@ -17,6 +18,7 @@ export const GUEST_MODULES = [
   'ext4',
   'button',
   'evdev',
+  'isofs',
 ] as const;
 
 export interface ModuleInfo {
