@@ -2,7 +2,7 @@ import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { AgentConfig } from '../api/index.js';
-import { findGuestImage, guestKernelCommandLine, GUEST_READY_MARKER } from '../guest/index.js';
+import { findGuestImage, findToolsDisk, guestKernelCommandLine, GUEST_READY_MARKER } from '../guest/index.js';
 import { chooseAccelerator, probeKvm, type AcceleratorChoice } from './accelerator.js';
 import { AgentCore } from './core.js';
 import { HostInventory } from './host.js';
@@ -87,7 +87,8 @@ export async function startAgent(input: unknown, options: AgentOptions = {}): Pr
   await mkdir(config.stateDir, { recursive: true, mode: 0o700 });
   for (const d of config.datastores) await mkdir(d.path, { recursive: true });
 
-  const versions = { agent: await agentVersion(), qemu: await qemuVersion() };
+  const tools = await findToolsDisk();
+  const versions = { agent: await agentVersion(), qemu: await qemuVersion(), tools: tools?.version };
   const accelerator = await pickAccelerator(config, versions.qemu, log);
   if (accelerator.warning) log.warn(accelerator.warning, { accelerator: accelerator.accelerator });
   log.info('accelerator chosen', { ...accelerator });
@@ -100,6 +101,8 @@ export async function startAgent(input: unknown, options: AgentOptions = {}): Pr
     boot: guestBoot,
     bridgeOf: (vswitch) => inventory.bridgeOf(vswitch),
     log,
+    // Looked up at each use: a set-up run may have built a newer disk since the agent started.
+    toolsIso: async () => (await findToolsDisk())?.iso,
   });
   await vms.init();
   const core = new AgentCore(config, inventory, vms, accelerator, versions, log);

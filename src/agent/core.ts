@@ -14,7 +14,7 @@ export class AgentCore {
     readonly inventory: HostInventory,
     readonly vms: VmService,
     readonly accelerator: AcceleratorChoice,
-    readonly versions: { agent: string; qemu: string },
+    readonly versions: { agent: string; qemu: string; tools?: string | undefined },
     readonly log: Logger,
   ) {
     this.#stats = new StatsCollector(config.hostName, inventory, vms, log);
@@ -35,6 +35,7 @@ export class AgentCore {
       memoryFreeBytes: this.vms.unpromisedMemoryBytes(),
       machineType: MACHINE_TYPE,
       cpuModel: CPU_MODEL,
+      ...(this.versions.tools === undefined ? {} : { toolsVersion: this.versions.tools }),
     };
   }
 

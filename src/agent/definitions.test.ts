@@ -15,6 +15,7 @@ after(async () => {
 
 const def = (name: string): VmDefinition => ({
   id: '0b5d2f8e-7d0c-4c41-9f7e-1d2a3b4c5d6e',
+  toolsDisk: false,
   name,
   vcpus: 1,
   memoryMiB: 256,

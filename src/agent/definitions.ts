@@ -24,6 +24,8 @@ export const VmDefinition = z.object({
   machineType: z.string(),
   cpuModel: z.string(),
   createdAt: z.iso.datetime(),
+  /** The guest tools disk is inserted: attached at start, hot-plugged while running. */
+  toolsDisk: z.boolean().default(false),
 });
 export type VmDefinition = z.infer<typeof VmDefinition>;
 

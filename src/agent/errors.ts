@@ -176,3 +176,22 @@ export class MacInUse extends AgentError {
     super(`${field}: MAC ${mac} already belongs to VM "${vm}" on this host`, field);
   }
 }
+
+/** The host has no guest tools disk to insert (the set-up builds it with the guest image). */
+export class ToolsDiskMissing extends AgentError {
+  readonly code = 'tools-disk-missing';
+  constructor() {
+    super('this host has no guest tools disk: run `silobreak guest build` on it');
+  }
+}
+
+/** The guest did not let go of the tools disk (PCIe unplug) in time; it stays inserted. */
+export class ToolsUnplugTimeout extends AgentError {
+  readonly code = 'tools-unplug-timeout';
+  constructor(
+    readonly vm: string,
+    seconds: number,
+  ) {
+    super(`the guest of "${vm}" did not release the tools disk within ${seconds} s; it stays inserted`);
+  }
+}

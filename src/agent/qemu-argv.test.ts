@@ -5,6 +5,7 @@ import { buildQemuArgv, isQemuOfVm, qemuOptValue, vmPaths } from './qemu-argv.js
 
 const def: VmDefinition = {
   id: '0b5d2f8e-7d0c-4c41-9f7e-1d2a3b4c5d6e',
+  toolsDisk: false,
   name: 'web-1',
   vcpus: 2,
   memoryMiB: 512,

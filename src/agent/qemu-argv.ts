@@ -50,7 +50,35 @@ export interface QemuArgvInput {
   incoming?: boolean;
   /** Do not run the vCPUs until `cont` (`-S`). */
   paused?: boolean;
+  /** The guest tools ISO, attached when the definition has the tools disk inserted. */
+  toolsIso?: string | undefined;
 }
+
+/*
+ * The guest tools disk: a read-only virtio disk behind a PCIe root port of its own, so that it can
+ * be hot-plugged and unplugged while the guest runs (q35's root bus takes no hot-plug). The port is
+ * the last device, so the guest's other devices keep their addresses and the data disk stays vda.
+ */
+export const TOOLS_PORT_ID = 'sb-tools-port';
+export const TOOLS_DEVICE_ID = 'sb-tools-disk';
+export const TOOLS_NODE = 'sb-tools';
+export const TOOLS_FILE_NODE = 'sb-tools-file';
+
+/** The -blockdev values (file, then raw) of the tools ISO, read-only. */
+export function toolsBlockdevs(iso: string): [Record<string, unknown>, Record<string, unknown>] {
+  return [
+    { driver: 'file', 'node-name': TOOLS_FILE_NODE, filename: iso, 'read-only': true },
+    { driver: 'raw', 'node-name': TOOLS_NODE, file: TOOLS_FILE_NODE, 'read-only': true },
+  ];
+}
+
+/** The device_add / -device value of the tools disk. */
+export const toolsDevice = (): Record<string, unknown> => ({
+  driver: 'virtio-blk-pci',
+  id: TOOLS_DEVICE_ID,
+  drive: TOOLS_NODE,
+  bus: TOOLS_PORT_ID,
+});
 
 /** Escapes a value inside QEMU's key=value,key=value option syntax (a comma is doubled). */
 export const qemuOptValue = (value: string): string => value.replaceAll(',', ',,');
@@ -133,6 +161,11 @@ export function buildQemuArgv(input: QemuArgvInput): string[] {
     paths.pidfile,
     '-daemonize',
   );
+  argv.push('-device', `pcie-root-port,id=${TOOLS_PORT_ID},chassis=1`);
+  if (def.toolsDisk && input.toolsIso) {
+    for (const blockdev of toolsBlockdevs(input.toolsIso)) argv.push('-blockdev', JSON.stringify(blockdev));
+    argv.push('-device', JSON.stringify(toolsDevice()));
+  }
   if (input.incoming) argv.push('-incoming', 'defer');
   if (input.paused) argv.push('-S');
   return argv;

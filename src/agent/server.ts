@@ -54,6 +54,8 @@ function vmHandlers(core: AgentCore): RouteHandlers<typeof agentVmRoutes> {
     startVm: ({ params }) => vms.start(params.name),
     shutdownVm: ({ params, body }) => vms.shutdown(params.name, body.timeoutSeconds),
     stopVm: ({ params }) => vms.stop(params.name),
+    insertTools: ({ params }) => vms.setToolsDisk(params.name, true),
+    ejectTools: ({ params }) => vms.setToolsDisk(params.name, false),
     guestInfo: ({ params }) => vms.guestInfo(params.name),
     guestExec: ({ params, body }) => vms.guestExec(params.name, body),
     getStats: () => core.stats(),

@@ -5,10 +5,21 @@ import type { Accelerator, VmState } from '../api/index.js';
 import { QmpClient } from '../qmp/index.js';
 import type { VmDefinition } from './definitions.js';
 import { writeFileAtomic } from './definitions.js';
-import { QemuStartFailed, VmStateConflict } from './errors.js';
+import { QemuStartFailed, ToolsUnplugTimeout, VmStateConflict } from './errors.js';
 import type { Logger } from './logger.js';
 import { isAlive, readCmdline, runDaemonizing, signal, waitForExit } from './process.js';
-import { buildQemuArgv, isQemuOfVm, vmPaths, type GuestBoot, type VmPaths } from './qemu-argv.js';
+import {
+  buildQemuArgv,
+  isQemuOfVm,
+  TOOLS_DEVICE_ID,
+  TOOLS_FILE_NODE,
+  TOOLS_NODE,
+  toolsBlockdevs,
+  toolsDevice,
+  vmPaths,
+  type GuestBoot,
+  type VmPaths,
+} from './qemu-argv.js';
 import { SerialQueue } from './serial-queue.js';
 import { createTap, deleteTap } from './vswitches.js';
 
@@ -25,7 +36,12 @@ export interface RuntimeHost {
   boot(def: VmDefinition): Promise<GuestBoot>;
   bridgeOf(vswitch: string): string;
   log: Logger;
+  /** The guest tools ISO of this host, when it has one. */
+  toolsIso?: () => Promise<string | undefined>;
 }
+
+/** How long the guest has to release the tools disk on eject (PCIe hot-unplug waits ~5 s itself). */
+const TOOLS_UNPLUG_TIMEOUT_MS = 15_000;
 
 export interface StartOptions {
   /** Start as a migration target: `-incoming defer` (the URI is set with migrate-incoming). */
@@ -167,6 +183,7 @@ export class VmRuntime {
         accelerator: this.host.accelerator,
         paths: this.paths,
         boot: await this.host.boot(this.#def),
+        toolsIso: this.#def.toolsDisk ? await this.host.toolsIso?.() : undefined,
         ...options,
       });
       try {
@@ -229,6 +246,44 @@ export class VmRuntime {
     }
     this.host.log.info('VM stopped', { vm: this.#def.name });
     await this.#cleanUp();
+  }
+
+  /** Hot-plugs the tools ISO as a read-only virtio disk. The caller holds exclusive(). */
+  async plugTools(iso: string): Promise<void> {
+    const qmp = this.qmp();
+    const [file, raw] = toolsBlockdevs(iso);
+    await qmp.execute('blockdev-add', file);
+    try {
+      await qmp.execute('blockdev-add', raw);
+      await qmp.execute('device_add', toolsDevice());
+    } catch (error) {
+      await qmp.execute('blockdev-del', { 'node-name': TOOLS_NODE }).catch(() => undefined);
+      await qmp.execute('blockdev-del', { 'node-name': TOOLS_FILE_NODE }).catch(() => undefined);
+      throw error;
+    }
+  }
+
+  /** Unplugs the tools disk: the guest is asked, QEMU reports DEVICE_DELETED when it let go. */
+  async unplugTools(): Promise<void> {
+    const qmp = this.qmp();
+    const deleted = qmp.waitForEvent('DEVICE_DELETED', {
+      timeoutMs: TOOLS_UNPLUG_TIMEOUT_MS,
+      match: (event) => event.data.device === TOOLS_DEVICE_ID,
+    });
+    await qmp.execute('device_del', { id: TOOLS_DEVICE_ID });
+    try {
+      await deleted;
+    } catch {
+      throw new ToolsUnplugTimeout(this.#def.name, TOOLS_UNPLUG_TIMEOUT_MS / 1000);
+    }
+    await qmp.execute('blockdev-del', { 'node-name': TOOLS_NODE });
+    await qmp.execute('blockdev-del', { 'node-name': TOOLS_FILE_NODE });
+  }
+
+  /** The definition with the tools disk inserted or not (already plugged or unplugged). */
+  setToolsDisk(def: VmDefinition): void {
+    if (def.id !== this.#def.id) throw new VmStateConflict(def.name, 'defined', 'replace');
+    this.#def = def;
   }
 
   /** A live storage move put these disks in other files: the running QEMU already uses them. */

@@ -15,6 +15,7 @@ import {
   VmIdInUse,
   VmNotFound,
   VmStateConflict,
+  ToolsDiskMissing,
 } from './errors.js';
 import { guestExec, readGuestInfo } from './guest-ops.js';
 import type { HostInventory } from './host.js';
@@ -123,6 +124,7 @@ export class VmService {
       cpuModel: def.cpuModel,
       accelerator: runtime.accelerator,
       createdAt: def.createdAt,
+      toolsDisk: def.toolsDisk,
       ...(runtime.startedAt === undefined ? {} : { startedAt: runtime.startedAt }),
     };
   }
@@ -223,6 +225,7 @@ export class VmService {
     return {
       id,
       name: spec.name,
+      toolsDisk: false,
       vcpus: spec.vcpus,
       memoryMiB: spec.memoryMiB,
       disks,
@@ -298,6 +301,32 @@ export class VmService {
         this.runtimeHost.log.info('VM deleted', { vm: runtime.def.name, deleteDisks });
       }),
     );
+  }
+
+  /**
+   * Inserts or ejects the guest tools disk: hot-plugged into a running (or paused) VM, recorded for
+   * the next start of a stopped one. Asking for what already is changes nothing.
+   */
+  async setToolsDisk(name: string, inserted: boolean): Promise<Vm> {
+    const runtime = this.runtime(name);
+    await runtime.exclusive(async () => {
+      if (runtime.def.toolsDisk === inserted) return;
+      const state = await runtime.state();
+      const action = inserted ? 'insert the tools disk into' : 'eject the tools disk from';
+      if (!['stopped', 'crashed', 'running', 'paused'].includes(state))
+        throw new VmStateConflict(name, state, action);
+      const iso = inserted ? await this.runtimeHost.toolsIso?.() : undefined;
+      if (inserted && iso === undefined) throw new ToolsDiskMissing();
+      if (runtime.active) {
+        if (iso !== undefined) await runtime.plugTools(iso);
+        else await runtime.unplugTools();
+      }
+      const def = { ...runtime.def, toolsDisk: inserted };
+      await this.#store.save(def);
+      runtime.setToolsDisk(def);
+      this.runtimeHost.log.info(inserted ? 'tools disk inserted' : 'tools disk ejected', { vm: name, state });
+    });
+    return this.describe(runtime);
   }
 
   guestInfo(name: string): Promise<GuestInfo> {

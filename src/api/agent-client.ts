@@ -55,6 +55,12 @@ export class AgentClient {
       { timeoutMs: (timeoutSeconds + 30) * 1000 },
     );
   }
+  insertTools(name: string): Promise<Vm> {
+    return this.http.call(routes.insertTools, { params: { name } });
+  }
+  ejectTools(name: string): Promise<Vm> {
+    return this.http.call(routes.ejectTools, { params: { name } }, { timeoutMs: 60_000 });
+  }
   guestInfo(name: string): Promise<GuestInfo> {
     return this.http.call(routes.guestInfo, { params: { name } });
   }

@@ -37,6 +37,11 @@ export const AGENT_ERRORS = {
   'qemu-start-failed': { statuses: [500], about: 'QEMU did not start; the detail has its error output' },
   'host-command-failed': { statuses: [500], about: 'a host command (qemu-img, ip, qemu-nbd) failed' },
   'guest-image-missing': { statuses: [503], about: 'this host has no guest image to boot VMs from yet' },
+  'tools-disk-missing': {
+    statuses: [503],
+    about: 'this host has no guest tools disk yet (silobreak guest build makes it)',
+  },
+  'tools-unplug-timeout': { statuses: [504], about: 'the guest did not release the tools disk in time' },
   'guest-agent-unavailable': { statuses: [503], about: 'the guest agent does not answer' },
   'guest-command-failed': { statuses: [502], about: 'the guest agent failed the command' },
   'guest-exec-timeout': { statuses: [504], about: 'the guest process did not exit in time' },

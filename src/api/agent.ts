@@ -53,6 +53,8 @@ export const HostInfo = z.object({
   memoryFreeBytes: z.number().int(),
   machineType: z.string(),
   cpuModel: z.string(),
+  /** The guest agent version of this host's tools disk; absent when it has none. */
+  toolsVersion: z.string().optional(),
 });
 export type HostInfo = z.infer<typeof HostInfo>;
 
@@ -138,6 +140,8 @@ export const Vm = z.object({
   accelerator: Accelerator,
   createdAt: z.iso.datetime(),
   startedAt: z.iso.datetime().optional(),
+  /** The guest tools disk is inserted (attached now if the VM runs, at its next start if not). */
+  toolsDisk: z.boolean().optional(),
 });
 export type Vm = z.infer<typeof Vm>;
 

@@ -18,3 +18,10 @@ export {
   type GuestBuildOptions,
 } from './build.js';
 export { registerGuestCommands } from './commands.js';
+export {
+  buildToolsDisk,
+  findToolsDisk,
+  TOOLS_VOLUME_LABEL,
+  upstreamVersion,
+  type ToolsManifest,
+} from './tools.js';
