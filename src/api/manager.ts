@@ -534,7 +534,13 @@ export type ChangeRecord = z.infer<typeof ChangeRecord>;
 /** Without `since`, change queries cover this many days back from now (an admin's usual week). */
 export const CHANGE_WINDOW_DAYS = 7;
 
-const RISK_LIST = /^(low|medium|high)(,(low|medium|high)){0,2}$/;
+/** A risk filter as people and query strings write it: `high`, or several joined by commas. */
+export const RiskFilter = z
+  .string()
+  .regex(
+    /^(low|medium|high)(,(low|medium|high)){0,2}$/,
+    'must be low, medium or high, or several of them joined by commas',
+  );
 
 /** The filters of the change list and the change timeline. */
 const ChangeFilters = {
@@ -547,11 +553,7 @@ const ChangeFilters = {
   object: z.string().min(1).max(200).optional(),
   actor: z.string().max(64).optional(),
   /** One risk, or several joined by commas: `high` or `high,medium`. */
-  risk: z
-    .string()
-    .regex(RISK_LIST, 'must be low, medium or high, or several of them joined by commas')
-    .transform((s) => [...new Set(s.split(','))] as ChangeRisk[])
-    .optional(),
+  risk: RiskFilter.transform((s) => [...new Set(s.split(','))] as ChangeRisk[]).optional(),
   /** Default: CHANGE_WINDOW_DAYS days before now. */
   since: z.iso.datetime().optional(),
   until: z.iso.datetime().optional(),
