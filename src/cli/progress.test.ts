@@ -146,6 +146,10 @@ test('copy-memory shows memory left, its own rate and dirty rate, and the pass (
     /copy-memory {2}disks in sync {2}memory 96 MiB left of 512 MiB {2}110 MiB\/s {2}dirtying 40 MiB\/s {2}pass 4/,
   );
   assert.ok(!line.includes('7 MiB/s'), line);
+  // Entering the memory copy, before QEMU's first figures: no stale mirror rate either.
+  const early = new ProgressTracker(0);
+  early.update(sample(55, { phase: 'copy-memory', details: { ...details, memory: undefined } }), 0);
+  assert.ok(!renderPlainLine(early.view(0)).includes('MiB/s'), renderPlainLine(early.view(0)));
   // Before the memory copy the generic rate is the mirror's.
   t.update(sample(61, { phase: 'mirror-disks', details: { ...details, memory: undefined } }), 1);
   assert.match(renderPlainLine(t.view(1)), /root in sync {2}7 MiB\/s/);

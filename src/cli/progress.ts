@@ -156,7 +156,8 @@ function extras(view: ProgressView): string[] {
         : formatBytes(f.transferredBytes),
     );
   }
-  if (!memory) {
+  // Until QEMU's first memory figures the job still carries the mirror's rate: not shown then.
+  if (!(view.phase === 'copy-memory' && (f.memory || f.disks))) {
     if (view.rateBytesPerSecond !== undefined) parts.push(formatRate(view.rateBytesPerSecond));
     if (f.dirtyRateBytesPerSecond) parts.push(`dirtying ${formatRate(f.dirtyRateBytesPerSecond)}`);
   }
