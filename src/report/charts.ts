@@ -105,8 +105,8 @@ export function daysUntilFullChart(rows: DatastoreFill[]): string {
   const axisMax = Math.ceil(Math.min(365, Math.max(widest * 1.1, ...ranked.map((r) => r.daysUntilFull))));
   return svgChart(
     {
-      grid: { left: 160, right: 48, top: 24, bottom: 28 },
-      xAxis: { type: 'value', name: 'days', max: axisMax },
+      grid: { left: 160, right: 56, top: 24, bottom: 40 },
+      xAxis: { type: 'value', name: 'days until full', nameLocation: 'middle', nameGap: 24, max: axisMax },
       yAxis: { type: 'category', data: ranked.map((r) => `${r.host}/${r.datastore}`) },
       series: [
         {
@@ -131,7 +131,7 @@ export function daysUntilFullChart(rows: DatastoreFill[]): string {
       ],
     },
     720,
-    Math.max(120, 60 + ranked.length * 24),
+    Math.max(130, 72 + ranked.length * 24),
   );
 }
 
@@ -153,7 +153,8 @@ export function downtimeChart(moves: MoveFigures[]): string {
       xAxis: {
         type: 'category',
         data: measured.map((m) => `${m.vm}\n${m.at.slice(5, 16).replace('T', ' ')}`),
-        axisLabel: { interval: 0, fontSize: 10 },
+        // Every move named while they fit; beyond a dozen ECharts picks which labels to show.
+        axisLabel: { interval: measured.length <= 12 ? 0 : 'auto', fontSize: 10 },
       },
       yAxis: { type: 'value', name: 'ms' },
       series: [
