@@ -95,11 +95,17 @@ export function timelineChart(timeline: ChangeTimeline, by: 'risk' | 'kind' = 'r
   );
 }
 
+/** The chart shows this many datastores at most (the soonest full); the table lists them all. */
+export const DAYS_UNTIL_FULL_CHART_ROWS = 25;
+
 /** Datastores by days until full (those with a figure), soonest on top, the bands marked. */
 export function daysUntilFullChart(rows: DatastoreFill[]): string {
+  // ECharts draws a category axis bottom-up: the soonest full last, so it is on top.
   const ranked = rows
     .filter((r): r is DatastoreFill & { daysUntilFull: number } => r.daysUntilFull !== null)
-    .sort((a, b) => b.daysUntilFull - a.daysUntilFull);
+    .sort((a, b) => a.daysUntilFull - b.daysUntilFull)
+    .slice(0, DAYS_UNTIL_FULL_CHART_ROWS)
+    .reverse();
   const widest = DAYS_UNTIL_FULL_BANDS[DAYS_UNTIL_FULL_BANDS.length - 1] ?? 120;
   // A datastore years from full would squash the bands into a sliver: the axis stops at a year.
   const axisMax = Math.ceil(Math.min(365, Math.max(widest * 1.1, ...ranked.map((r) => r.daysUntilFull))));

@@ -1,6 +1,7 @@
 // The weekly report as one self-contained HTML page: inline CSS, charts as inline SVG, no script
 // and no URL, so it opens offline and prints as shown. Every text from the data is escaped.
 import {
+  DAYS_UNTIL_FULL_CHART_ROWS,
   daysUntilFullChart,
   downtimeChart,
   issuesBySeverityChart,
@@ -108,7 +109,7 @@ function fillSection(rows: DatastoreFill[]): string {
       filling
         ? figure(
             daysUntilFullChart(ranked),
-            'Days until full from the growth trend; dashed lines at the bands',
+            `Days until full from the growth trend (the ${DAYS_UNTIL_FULL_CHART_ROWS} soonest at most); dashed lines at the bands`,
           )
         : empty('No datastore is filling up this week.'),
       table(columns, ranked),

@@ -201,6 +201,22 @@ test('the data schema rejects unknown fields and mismatched timelines, naming th
   assert.ok(ReportData.safeParse(week).success);
 });
 
+test('the days-until-full chart shows the 25 soonest, the table every datastore', () => {
+  const week = fullWeek();
+  const row = week.daysUntilFull[0]!;
+  const many = Array.from({ length: 40 }, (_, i) => ({
+    ...row,
+    datastore: `ds${i}`,
+    daysUntilFull: 100 - i,
+  }));
+  const fill = sectionOf(renderReport({ ...week, daysUntilFull: many }), 'days-until-full');
+  const [chart, table] = fill.split('</figure>');
+  assert.ok(chart?.includes('>h1/ds39<') && chart.includes('>h1/ds15<'), 'the soonest are drawn');
+  assert.ok(!chart?.includes('>h1/ds14<'), 'the 26th is not');
+  assert.equal(table?.match(/<tr><td>/g)?.length, 40);
+  assert.ok(table!.indexOf('h1/ds39<') < table!.indexOf('h1/ds0<'), 'ranked soonest first');
+});
+
 test('bands: under 30, 60, 120 days, else ok (also when not filling up)', () => {
   assert.deepEqual([0, 29.9, 30, 59, 60, 119, 120, 400, null].map(bandOf), [
     'under-30',
