@@ -130,10 +130,12 @@ test('silobreak report --out writes a self-contained HTML report (0644) and prin
   assert.ok(html.startsWith('<!doctype html>'));
   assert.match(html, /<title>Silobreak — week of \d{4}-\d{2}-\d{2}<\/title>/);
   assert.match(html, /<\/html>\n$/);
-  // The timeline (unrated changes) and the live move's downtime are drawn; the storage sections
+  // The timeline (the pools' low-risk and the tokens' medium-risk records) and the live move's
+  // downtime are drawn; the storage sections
   // say there is nothing yet; the running move and the one before the window are not listed.
   assert.equal(html.match(/<svg /g)?.length, 3, 'timeline by risk, by kind, move downtime');
-  assert.match(html, />unrated</);
+  assert.match(html, />low</);
+  assert.match(html, />medium</);
   assert.match(html, /No storage issues this week\./);
   assert.match(
     html,

@@ -25,8 +25,6 @@ export interface ReportWindow {
 
 const DAY_MS = 86_400_000;
 const RISKS: readonly Risk[] = ['low', 'medium', 'high'];
-/** Series name for records from a manager that does not rate changes yet. */
-const UNRATED = 'unrated';
 /** The high-risk list stops here: the timeline counts them all. */
 const TOP_CHANGES = 50;
 
@@ -41,50 +39,20 @@ export async function gatherStorage(
   return { storageIssues: [], daysUntilFull: [] };
 }
 
-/**
- * A record's risk and the rule that set it, when the manager rates changes (the Change Explorer
- * adds them to the record); undefined otherwise. The client passes them through once ChangeRecord has them.
- */
-function riskOf(record: ChangeRecord): { risk: Risk; rule: string } | undefined {
-  const fields = record as ChangeRecord & { risk?: unknown; riskRule?: unknown; rule?: unknown };
-  const risk = RISKS.find((r) => r === fields.risk);
-  if (!risk) return undefined;
-  const rule = [fields.riskRule, fields.rule].find((r): r is string => typeof r === 'string');
-  return { risk, rule: rule ?? '-' };
-}
-
-/**
- * The change timeline, counted here from the records: one bucket per UTC day of the window, a series
- * per risk (or one `unrated` series) and per kind of object. Swap for the timeline API when it is there.
- */
-export function changeTimeline(records: ChangeRecord[], window: ReportWindow): ChangeTimeline {
-  const first = Math.floor(window.from.getTime() / DAY_MS);
-  const last = Math.floor((window.to.getTime() - 1) / DAY_MS);
-  const buckets = Array.from({ length: Math.max(0, last - first + 1) }, (_, i) =>
-    new Date((first + i) * DAY_MS).toISOString(),
-  );
-  const byRisk = new Map<string, number[]>();
-  const byKind = new Map<string, number[]>();
-  const count = (map: Map<string, number[]>, name: string, index: number) => {
-    const counts = map.get(name) ?? buckets.map(() => 0);
-    counts[index] = (counts[index] ?? 0) + 1;
-    map.set(name, counts);
-  };
-  for (const record of records) {
-    const index = Math.floor(Date.parse(record.at) / DAY_MS) - first;
-    if (index < 0 || index >= buckets.length) continue;
-    count(byRisk, riskOf(record)?.risk ?? UNRATED, index);
-    count(byKind, record.object.kind, index);
-  }
-  const series = (map: Map<string, number[]>, order: readonly string[]): TimelineSeries[] =>
-    [...map]
-      .map(([name, counts]) => ({ name, counts }))
-      .sort((a, b) => rank(order, a.name) - rank(order, b.name) || a.name.localeCompare(b.name));
+/** The change timeline of the window from the manager: per UTC day, by risk and by kind of object. */
+export async function changeTimeline(client: ManagerClient, window: ReportWindow): Promise<ChangeTimeline> {
+  const query = { bucket: 'day', since: window.from.toISOString(), until: window.to.toISOString() } as const;
+  const [byRisk, byKind] = await Promise.all([
+    client.changeTimeline({ ...query, by: 'risk' }),
+    client.changeTimeline({ ...query, by: 'kind' }),
+  ]);
+  const series = (list: TimelineSeries[], order: readonly string[]) =>
+    [...list].sort((a, b) => rank(order, a.name) - rank(order, b.name) || a.name.localeCompare(b.name));
   return {
     bucket: 'day',
-    buckets,
-    series: series(byRisk, [...RISKS, UNRATED]),
-    byKind: series(byKind, []),
+    buckets: byRisk.buckets,
+    series: series(byRisk.series, RISKS),
+    byKind: series(byKind.series, []),
   };
 }
 
@@ -95,10 +63,18 @@ const rank = (order: readonly string[], name: string) =>
 export function topChanges(records: ChangeRecord[]): NotableChange[] {
   return records
     .flatMap((c) => {
-      const rated = riskOf(c);
-      if (rated?.risk !== 'high') return [];
+      if (c.risk !== 'high') return [];
       const { kind, name } = c.object;
-      return [{ at: c.at, actor: c.actor, object: { kind, name }, action: c.action, ...rated }];
+      return [
+        {
+          at: c.at,
+          actor: c.actor,
+          object: { kind, name },
+          action: c.action,
+          risk: c.risk,
+          rule: c.riskRule,
+        },
+      ];
     })
     .slice(0, TOP_CHANGES);
 }
@@ -109,13 +85,11 @@ const MoveDetails = z.object({
   to: z.string().optional(),
   mode: z.enum(['live', 'cold']).optional(),
 });
-/** The guest-visible downtime joins MoveResult with the move figures of issue 16; read it when present. */
-const MoveResultRead = MoveResult.extend({ guestDowntimeMs: z.number().min(0).nullable().optional() });
 
 /** A finished vm-move job as the report's figures; undefined while it is still queued or running. */
 export function moveOf(job: Job): MoveFigures | undefined {
   if (job.state !== 'succeeded' && job.state !== 'failed' && job.state !== 'cancelled') return undefined;
-  const result = MoveResultRead.safeParse(job.result);
+  const result = MoveResult.safeParse(job.result);
   const r = result.success ? result.data : undefined;
   const details = MoveDetails.safeParse(job.progress.details);
   const d = details.success ? details.data : {};
@@ -141,16 +115,17 @@ export function moveOf(job: Job): MoveFigures | undefined {
 export async function gatherReport(client: ManagerClient, window: ReportWindow): Promise<ReportData> {
   const [from, to] = [window.from.toISOString(), window.to.toISOString()];
   const inWindow = (iso: string) => iso >= from && iso < to;
-  const [info, records, jobs, storage] = await Promise.all([
+  const [info, records, timeline, jobs, storage] = await Promise.all([
     client.info(),
-    allPages((q) => client.listChanges({ ...q, since: from, until: to })),
+    allPages((q) => client.listChanges({ ...q, since: from, until: to, risk: 'high' })),
+    changeTimeline(client, window),
     allPages((q) => client.listJobs({ ...q, kind: 'vm-move' })),
     gatherStorage(client, window),
   ]);
   return {
     window: { from, to, generatedAt: new Date().toISOString(), managerVersion: info.version },
     ...storage,
-    changeTimeline: changeTimeline(records, window),
+    changeTimeline: timeline,
     topChanges: topChanges(records),
     moves: jobs
       .map(moveOf)
