@@ -161,6 +161,19 @@ test(
       .filter((r) => r.jobId === job.id)
       .map((r) => r.changes.find((c) => c.field === 'move')?.after);
     assert.deepEqual(moves.sort(), ['cancelled', 'started']);
+    // The end record: medium risk by its rule, with the job's code, the phase and the time it ran.
+    const end = records.find((r) => r.jobId === job.id && r.changes.some((c) => c.after === 'cancelled'));
+    assert.deepEqual([end?.risk, end?.riskRule], ['medium', 'move-cancelled']);
+    const fields = new Map(end?.changes.map((c) => [c.field, c.after]));
+    assert.equal(fields.get('code'), 'cancelled');
+    assert.equal(fields.get('phase'), 'mirror-disks');
+    assert.ok(Number(fields.get('totalTimeMs')) > 0, JSON.stringify(end));
+    assert.deepEqual(
+      (await api.listChanges({ risk: 'medium', object: VM, limit: 100 })).items
+        .filter((r) => r.jobId === job.id)
+        .map((r) => r.id),
+      [end?.id],
+    );
   },
 );
 /** Runs the `silobreak` bin against the lab's manager; resolves with its exit code and output. */
@@ -340,9 +353,22 @@ test(
     await new Promise((resolve) => ping.once('close', resolve));
     assert.equal(job.state, 'succeeded', JSON.stringify(job.error));
 
-    const result = job.result as { downtimeMs?: number; totalTimeMs: number; from: string; to: string };
+    const result = job.result as {
+      downtimeMs?: number;
+      guestDowntimeMs?: number;
+      totalTimeMs: number;
+      from: string;
+      to: string;
+    };
     assert.equal(result.from, h1.name);
     assert.equal(result.to, h2.name);
+    // The guest's pause (source pause to target resume; the lab's hosts share one clock) covers
+    // QEMU's downtime and the target's `cont`.
+    assert.ok(
+      result.guestDowntimeMs !== undefined && result.downtimeMs !== undefined,
+      JSON.stringify(result),
+    );
+    assert.ok(result.guestDowntimeMs + 5 >= result.downtimeMs, JSON.stringify(result));
     const stats = /(\d+) packets transmitted, (\d+) received/.exec(pingOut);
     assert.ok(stats, `ping summary: ${pingOut.slice(-300)}`);
     const [sent, received] = [Number(stats[1]), Number(stats[2])];
@@ -352,7 +378,7 @@ test(
     const seqs = [0, ...new Set([...pingOut.matchAll(/icmp_seq=(\d+)/g)].map((m) => Number(m[1]))), sent + 1];
     const longestGapMs = Math.max(0, ...seqs.slice(1).map((n, i) => (n - (seqs[i] ?? n) - 1) * 10));
     console.log(
-      `# move: total ${result.totalTimeMs} ms, QEMU downtime ${result.downtimeMs} ms; ` +
+      `# move: total ${result.totalTimeMs} ms, QEMU downtime ${result.downtimeMs} ms, guest paused ${result.guestDowntimeMs} ms; ` +
         `ping every 10 ms: ${sent} sent, ${lost} lost (${((lost / sent) * 100).toFixed(2)} %), longest gap ${longestGapMs} ms`,
     );
 
@@ -382,6 +408,28 @@ test(
     );
     const moves = records.map((r) => r.changes.find((c) => c.field === 'move')?.after).filter(Boolean);
     assert.deepEqual(moves.sort(), ['finished', 'started', 'switched-over']);
+    // The finished record carries the measured downtime, found by the Change Explorer's search.
+    const finished = records.find((r) => r.changes.some((c) => c.field === 'move' && c.after === 'finished'));
+    assert.deepEqual([finished?.risk, finished?.riskRule], ['low', 'move-progress']);
+    assert.equal(
+      finished?.changes.find((c) => c.field === 'downtimeMs')?.after,
+      Math.round(result.downtimeMs),
+    );
+    assert.ok(
+      (await api.listChanges({ object: VM, text: 'guestDowntimeMs', limit: 100 })).items.some(
+        (r) => r.id === finished?.id,
+      ),
+    );
+    // Where people look: `job show` ends with the figures; /metrics counts the move.
+    const shown = await cli(['job', 'show', job.id]);
+    assert.equal(shown.code, 0, shown.stderr);
+    assert.match(shown.stdout, /^Downtime \(QEMU\): +\d+ ms$/m);
+    assert.match(shown.stdout, /^Guest paused: +\d+ ms$/m);
+    assert.match(shown.stdout, /^Memory: +[\d.]+ \S+ at [\d.]+ \S+\/s, \d+ pass/m);
+    const metrics = await api.metrics();
+    assert.match(metrics, /^silobreak_moves_total\{kind="vm-move",outcome="succeeded"\} [1-9]/m);
+    assert.match(metrics, /^silobreak_move_downtime_seconds_count\{kind="vm-move"\} [1-9]/m);
+    assert.match(metrics, /^silobreak_move_guest_downtime_seconds_count\{kind="vm-move"\} [1-9]/m);
     assert.ok(
       records.some((r) =>
         r.changes.some((c) => c.field === 'host' && c.before === h1.name && c.after === h2.name),

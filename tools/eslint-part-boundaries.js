@@ -11,7 +11,8 @@ export const allowedArrows = {
   guest: [],
   agent: ['qmp', 'api', 'guest'],
   manager: ['api'],
-  cli: ['api'],
+  cli: ['api', 'report'],
+  report: ['api'],
   web: ['api'],
   lab: ['api', 'guest'],
 };

@@ -20,6 +20,11 @@ test('part-boundaries allows index imports along the arrows and rejects the rest
         code: "import { registerAgentCommands } from './agent/index.js';",
       },
       { filename: path.join(src, 'manager/db.ts'), code: "import { z } from 'zod';" },
+      {
+        filename: path.join(src, 'cli/commands/report.ts'),
+        code: "const { renderReport } = await import('../../report/index.js');",
+      },
+      { filename: path.join(src, 'report/html.ts'), code: "import { Vm } from '../api/index.js';" },
     ],
     invalid: [
       {
@@ -41,6 +46,16 @@ test('part-boundaries allows index imports along the arrows and rejects the rest
         filename: path.join(src, 'agent/server.ts'),
         code: "const m = await import('../manager/index.js');",
         errors: [{ message: 'agent/ must not import manager/ (see README: architecture)' }],
+      },
+      {
+        filename: path.join(src, 'report/html.ts'),
+        code: "import { UsageError } from '../cli/index.js';",
+        errors: [{ message: 'report/ must not import cli/ (see README: architecture)' }],
+      },
+      {
+        filename: path.join(src, 'web/server.ts'),
+        code: "import { renderReport } from '../report/index.js';",
+        errors: [{ message: 'web/ must not import report/ (see README: architecture)' }],
       },
     ],
   });

@@ -17,6 +17,8 @@ import {
   Token,
   type AddHostRequest,
   type ChangeListQuery,
+  type ChangeTimeline,
+  type ChangeTimelineQuery,
   type CreatePoolRequest,
   type CreateTokenRequest,
   type CreateVmRequest,
@@ -221,5 +223,12 @@ export class ManagerClient {
   // Change records
   listChanges(q?: ChangeListQuery): Promise<Page<ChangeRecord>> {
     return this.http.call(routes.listChanges, { query: defined(q) });
+  }
+  changeTimeline(q?: ChangeTimelineQuery): Promise<ChangeTimeline> {
+    return this.http.call(routes.changeTimeline, { query: defined(q) });
+  }
+  /** The manager's Prometheus exposition (moves by outcome, downtime histograms). */
+  metrics(): Promise<string> {
+    return this.http.call(routes.metrics, {});
   }
 }

@@ -2,8 +2,11 @@ import { z } from 'zod';
 import {
   AddHostRequest,
   API_PREFIX,
+  CHANGE_WINDOW_DAYS,
   ChangeListQuery,
   ChangeRecord,
+  ChangeTimeline,
+  ChangeTimelineQuery,
   CreatedToken,
   CreatePoolRequest,
   CreateTokenRequest,
@@ -413,10 +416,31 @@ export const managerRoutes = {
   listChanges: route({
     method: 'GET',
     path: `${API_PREFIX}/changes`,
-    summary: 'List change records, newest first',
+    summary: `List change records with their risk, newest first; without since, those of the last ${CHANGE_WINDOW_DAYS} days`,
     query: ChangeListQuery,
     status: 200,
     response: Page(ChangeRecord),
+    errors: [],
+  }),
+  changeTimeline: route({
+    method: 'GET',
+    path: `${API_PREFIX}/changes/timeline`,
+    summary: `Change counts per hour or day and per kind or risk, every bucket present (zero when empty), for a chart; the list's filters; without since, the last ${CHANGE_WINDOW_DAYS} days`,
+    query: ChangeTimelineQuery,
+    status: 200,
+    response: ChangeTimeline,
+    errors: [],
+  }),
+
+  // Metrics
+  metrics: route({
+    method: 'GET',
+    path: `${API_PREFIX}/metrics`,
+    summary:
+      'Moves by outcome and their downtime (from the stored jobs) in the Prometheus text format; scrape it with a read-only token',
+    status: 200,
+    response: z.string(),
+    produces: 'text/plain; version=0.0.4; charset=utf-8',
     errors: [],
   }),
 };

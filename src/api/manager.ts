@@ -410,6 +410,11 @@ export const MoveResult = z.object({
   totalTimeMs: z.number(),
   /** QEMU-reported downtime of the switchover (live moves). */
   downtimeMs: z.number().optional(),
+  /**
+   * How long the guest was paused (live moves between hosts): from the source QEMU's pause for the
+   * switchover to the target's resume, by the two hosts' clocks (so only as good as their sync).
+   */
+  guestDowntimeMs: z.number().optional(),
   diskBytes: z.number().optional(),
   memoryBytes: z.number().optional(),
   throttlePeakPercent: z.number().optional(),
@@ -504,6 +509,9 @@ export type ChangeAction = z.infer<typeof ChangeAction>;
 export const FieldChange = z.object({ field: z.string(), before: z.unknown(), after: z.unknown() });
 export type FieldChange = z.infer<typeof FieldChange>;
 
+export const ChangeRisk = z.enum(['low', 'medium', 'high']);
+export type ChangeRisk = z.infer<typeof ChangeRisk>;
+
 export const ChangeRecord = z.object({
   /** Increases with every record: a stable order even for records made in the same millisecond. */
   id: z.number().int(),
@@ -517,19 +525,79 @@ export const ChangeRecord = z.object({
   /** Host the object lives on, when it lives on one. */
   host: Name.optional(),
   jobId: z.uuid().optional(),
+  /** How risky the change is, by the documented rules (src/manager/change-risk.ts, README). */
+  risk: ChangeRisk,
+  /** The id of the rule that set `risk`. */
+  riskRule: z.string(),
 });
 export type ChangeRecord = z.infer<typeof ChangeRecord>;
 
-export const ChangeListQuery = PageQuery.extend({
+/** Without `since`, change queries cover this many days back from now (an admin's usual week). */
+export const CHANGE_WINDOW_DAYS = 7;
+
+/** A risk filter as people and query strings write it: `high`, or several joined by commas. */
+export const RiskFilter = z
+  .string()
+  .regex(
+    /^(low|medium|high)(,(low|medium|high)){0,2}$/,
+    'must be low, medium or high, or several of them joined by commas',
+  );
+
+/** The filters of the change list and the change timeline. */
+const ChangeFilters = {
   kind: ObjectKind.optional(),
   objectId: z.string().max(128).optional(),
+  /**
+   * The object's name, exactly (case-insensitive): the object and its parts, whose names start
+   * with it and a slash (a VM's disks and NICs, a host's datastores and virtual switches).
+   */
+  object: z.string().min(1).max(200).optional(),
   actor: z.string().max(64).optional(),
+  /** One risk, or several joined by commas: `high` or `high,medium`. */
+  risk: RiskFilter.transform((s) => [...new Set(s.split(','))] as ChangeRisk[]).optional(),
+  /** Default: CHANGE_WINDOW_DAYS days before now. */
   since: z.iso.datetime().optional(),
   until: z.iso.datetime().optional(),
   /** Case-insensitive substring of the object's name, the fields or the values. */
   text: z.string().min(1).max(200).optional(),
-});
+};
+
+export const ChangeListQuery = PageQuery.extend(ChangeFilters);
 export type ChangeListQuery = z.input<typeof ChangeListQuery>;
+
+export const TimelineBucket = z.enum(['hour', 'day']);
+export type TimelineBucket = z.infer<typeof TimelineBucket>;
+export const TimelineGrouping = z.enum(['kind', 'risk']);
+export type TimelineGrouping = z.infer<typeof TimelineGrouping>;
+
+/** Most buckets one timeline answers (31 days by the hour, 5 years by the day fit). */
+export const MAX_TIMELINE_BUCKETS = 2000;
+
+export const ChangeTimelineQuery = z.strictObject({
+  ...ChangeFilters,
+  bucket: TimelineBucket.default('hour'),
+  by: TimelineGrouping.default('risk'),
+});
+export type ChangeTimelineQuery = z.input<typeof ChangeTimelineQuery>;
+
+/**
+ * Change counts per time bucket, one series per kind or risk, in the shape a chart draws: every
+ * bucket of the window is present (zero when empty), `counts[i]` belongs to `buckets[i]`.
+ */
+export const ChangeTimeline = z.object({
+  bucket: TimelineBucket,
+  by: TimelineGrouping,
+  /** The first bucket's start (the window's start, rounded down to the bucket). */
+  start: Timestamp,
+  /** The window's end (exclusive). */
+  end: Timestamp,
+  /** Each bucket's start. */
+  buckets: z.array(Timestamp),
+  series: z.array(z.object({ name: z.string(), counts: z.array(z.number().int()) })),
+  /** All counts summed: the number of changes the list gives for the same filters and window. */
+  total: z.number().int(),
+});
+export type ChangeTimeline = z.infer<typeof ChangeTimeline>;
 
 // ---------------------------------------------------------------------------------------------
 

@@ -89,6 +89,8 @@ export const MigrationStats = z.object({
   downtimeMs: z.number().optional(),
   /** When QEMU paused the guest for the switchover (its pre-switchover event), ms precision. */
   switchoverAt: z.iso.datetime().optional(),
+  /** Target side: when the guest ran again here (QEMU's `cont` answered), ms precision. */
+  resumedAt: z.iso.datetime().optional(),
   iterations: z.number().int().optional(),
   /** The guest's dirty rate measured with calc-dirty-rate (page sampling) before the copy. */
   dirtyRateBeforeBytesPerSecond: z.number().optional(),

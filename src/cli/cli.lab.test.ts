@@ -211,6 +211,8 @@ test('bad usage exits 2 naming the flag, and changes nothing', { timeout: 300_00
     [['host', 'add', '10.0.0.1:7001'], /required option '--agent-token/],
     [['host', 'list', '--bogus'], /unknown option '--bogus'/],
     [['change', 'list', '--since', 'yesterday'], /--since: 'yesterday' is not a time/],
+    [['changes', '--risk', 'severe'], /--risk: must be low, medium or high/],
+    [['changes', 'timeline', '--bucket', 'week'], /--bucket: /],
     [['job', 'show', 'not-a-job'], /<id>: must be a job id/],
     [['vm'], /Usage: silobreak vm/],
     [['vm', 'list'], /no manager URL given/],
@@ -513,4 +515,28 @@ test('vm stop and delete remove the VM everywhere', { timeout: 300_000 }, async 
   ]);
   assert.ok(history.some((c) => c.action === 'created' && c.actor === 'admin'));
   assert.ok(history.some((c) => c.action === 'deleted' && c.actor === 'admin'));
+  // The Change Explorer: the deletion is high risk by its rule, found by risk and object name.
+  const Rated = z.object({ id: z.number(), action: z.string(), risk: z.string(), riskRule: z.string() });
+  const high = await json(z.array(Rated), ['changes', '--risk', 'high', '--object', 'cli-vm-1']);
+  assert.ok(
+    high.some((c) => c.action === 'deleted' && c.riskRule === 'vm-deleted'),
+    JSON.stringify(high),
+  );
+  assert.ok(high.every((c) => c.risk === 'high'));
+  const all = await json(z.array(Rated), ['changes', '--limit', '1000']);
+  const timeline = await json(
+    z.object({ total: z.number(), series: z.array(z.object({ name: z.string() })) }),
+    ['changes', 'timeline', '--by', 'risk'],
+  );
+  assert.equal(timeline.total, all.length);
+  assert.deepEqual(
+    timeline.series.map((s) => s.name),
+    ['high', 'medium', 'low'],
+  );
+  const chart = await cli(['changes', 'timeline', '--bucket', 'day']);
+  assert.equal(chart.code, 0, chart.stderr);
+  assert.match(chart.stdout, new RegExp(`^${all.length} changes by risk, `));
+  assert.match(chart.stdout, /^high {4}[·▁-█]+ {2}\d+ \(peak \d+\)$/m);
+  const table = await cli(['changes', '--object', 'cli-vm-1']);
+  assert.match(table.stdout, /^WHEN +RISK +RULE /);
 });

@@ -6,6 +6,7 @@ import { registerHostCommands } from './commands/host.js';
 import { registerJobCommands } from './commands/job.js';
 import { registerMoveCommands } from './commands/move.js';
 import { registerPoolCommands } from './commands/pool.js';
+import { registerReportCommand } from './commands/report.js';
 import { registerTokenCommands } from './commands/token.js';
 import { registerVmCommands } from './commands/vm.js';
 import { registerVSwitchCommands } from './commands/vswitch.js';
@@ -24,6 +25,7 @@ const commandFiles: ((program: Command) => void)[] = [
   registerJobCommands,
   registerChangeCommands,
   registerTokenCommands,
+  registerReportCommand,
 ];
 
 export function registerCliCommands(program: Command): void {

@@ -10,6 +10,8 @@ import {
   renderPlainLine,
   type PlainLineState,
 } from './progress.js';
+import { moveSummary } from './move-summary.js';
+import { renderDetails } from './table.js';
 import { formatDuration } from './units.js';
 
 const WATCH_TIMEOUT_MS = 24 * 3600_000;
@@ -41,6 +43,8 @@ export async function followJob(ctx: CliContext, job: Job, detach: boolean): Pro
       ctx.print(
         `${paintState(ctx.style, 'succeeded')}: ${jobLabel(final)} in ${formatDuration(jobSeconds(final))}`,
       );
+      const summary = moveSummary(final);
+      if (summary) ctx.print(renderDetails(summary));
     }
     return final;
   }

@@ -56,10 +56,18 @@ export function noun(program: Command, name: string, description?: string): Comm
   return command;
 }
 
-/** A verb under a noun, with the flags every verb takes. */
-export function verb(parent: Command, nameAndArgs: string, description: string): Command {
+/**
+ * A verb under a noun, with the flags every verb takes. `isDefault`: the verb the noun runs when
+ * no verb is given (`silobreak changes --risk high`).
+ */
+export function verb(
+  parent: Command,
+  nameAndArgs: string,
+  description: string,
+  options: { isDefault?: boolean } = {},
+): Command {
   return parent
-    .command(nameAndArgs)
+    .command(nameAndArgs, options)
     .description(description)
     .option('--url <url>', 'manager URL (default: $SILOBREAK_URL, then the config files)')
     .option('--token <token>', 'manager API token (default: $SILOBREAK_TOKEN, then the config files)')

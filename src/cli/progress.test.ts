@@ -122,6 +122,39 @@ test('plain lines appear on phase changes, each 10 %, stalls and every 30 s, not
   assert.deepEqual(printed, [0, 3000, 5000, 36_000]);
 });
 
+test('copy-memory shows memory left, its own rate and dirty rate, and the pass (not the mirror rate)', () => {
+  const MiB = 1024 * 1024;
+  const t = new ProgressTracker(0);
+  const disk = { diskId: 'root', bytesDone: MiB, bytesTotal: MiB, bytesRemaining: 0, ready: true };
+  const details = {
+    disks: [{ ...disk, rateBytesPerSecond: 7 * MiB }],
+    memory: {
+      bytesTransferred: 300 * MiB,
+      bytesRemaining: 96 * MiB,
+      bytesTotal: 512 * MiB,
+      passes: 4,
+      rateBytesPerSecond: 110 * MiB,
+      dirtyRateBytesPerSecond: 40 * MiB,
+    },
+    rateBytesPerSecond: 7 * MiB,
+    dirtyRateBytesPerSecond: 0,
+  };
+  t.update(sample(60, { phase: 'copy-memory', details }), 0);
+  const line = renderPlainLine(t.view(0));
+  assert.match(
+    line,
+    /copy-memory {2}disks in sync {2}memory 96 MiB left of 512 MiB {2}110 MiB\/s {2}dirtying 40 MiB\/s {2}pass 4/,
+  );
+  assert.ok(!line.includes('7 MiB/s'), line);
+  // Entering the memory copy, before QEMU's first figures: no stale mirror rate either.
+  const early = new ProgressTracker(0);
+  early.update(sample(55, { phase: 'copy-memory', details: { ...details, memory: undefined } }), 0);
+  assert.ok(!renderPlainLine(early.view(0)).includes('MiB/s'), renderPlainLine(early.view(0)));
+  // Before the memory copy the generic rate is the mirror's.
+  t.update(sample(61, { phase: 'mirror-disks', details: { ...details, memory: undefined } }), 1);
+  assert.match(renderPlainLine(t.view(1)), /root in sync {2}7 MiB\/s/);
+});
+
 test("a move's figures: per disk, memory, dirty rate, throttle, and the job's own health verdict", () => {
   const MiB = 1024 * 1024;
   const t = new ProgressTracker(0);
@@ -149,8 +182,8 @@ test("a move's figures: per disk, memory, dirty rate, throttle, and the job's ow
       bytesRemaining: 20 * MiB,
       bytesTotal: 1024 * MiB,
       passes: 3,
-      rateBytesPerSecond: 1,
-      dirtyRateBytesPerSecond: 1,
+      rateBytesPerSecond: 200 * MiB,
+      dirtyRateBytesPerSecond: 250 * MiB,
     },
     rateBytesPerSecond: 200 * MiB,
     dirtyRateBytesPerSecond: 250 * MiB,
@@ -164,7 +197,8 @@ test("a move's figures: per disk, memory, dirty rate, throttle, and the job's ow
   for (const part of [
     'disk0 512 MiB/1 GiB',
     'disk1 in sync',
-    'memory 300 MiB sent, 20 MiB left, pass 3',
+    'memory 20 MiB left of 1 GiB',
+    'pass 3',
     '200 MiB/s',
     'dirtying 250 MiB/s',
     'throttle 30%',

@@ -126,14 +126,26 @@ export class ProgressTracker {
 function extras(view: ProgressView): string[] {
   const f = view.figures;
   const parts: string[] = [];
-  for (const d of f.disks ?? []) {
+  // During the memory copy its own figures lead (the disks are in sync by then): what is left,
+  // the stream's rate against the guest's dirty rate, and the pass.
+  const memory = view.phase === 'copy-memory' ? f.memory : undefined;
+  if (memory && f.disks?.length && f.disks.every((d) => d.ready)) parts.push('disks in sync');
+  else
+    for (const d of f.disks ?? []) {
+      parts.push(
+        d.ready
+          ? `${d.diskId} in sync`
+          : `${d.diskId} ${formatBytes(d.bytesDone)}/${formatBytes(d.bytesTotal)}`,
+      );
+    }
+  if (memory) {
     parts.push(
-      d.ready
-        ? `${d.diskId} in sync`
-        : `${d.diskId} ${formatBytes(d.bytesDone)}/${formatBytes(d.bytesTotal)}`,
+      `memory ${formatBytes(memory.bytesRemaining)} left of ${formatBytes(memory.bytesTotal)}`,
+      formatRate(memory.rateBytesPerSecond),
+      `dirtying ${formatRate(memory.dirtyRateBytesPerSecond)}`,
+      `pass ${memory.passes}`,
     );
-  }
-  if (f.memory) {
+  } else if (f.memory) {
     parts.push(
       `memory ${formatBytes(f.memory.bytesTransferred)} sent, ${formatBytes(f.memory.bytesRemaining)} left, pass ${f.memory.passes}`,
     );
@@ -144,8 +156,11 @@ function extras(view: ProgressView): string[] {
         : formatBytes(f.transferredBytes),
     );
   }
-  if (view.rateBytesPerSecond !== undefined) parts.push(formatRate(view.rateBytesPerSecond));
-  if (f.dirtyRateBytesPerSecond) parts.push(`dirtying ${formatRate(f.dirtyRateBytesPerSecond)}`);
+  // Until QEMU's first memory figures the job still carries the mirror's rate: not shown then.
+  if (!(view.phase === 'copy-memory' && (f.memory || f.disks))) {
+    if (view.rateBytesPerSecond !== undefined) parts.push(formatRate(view.rateBytesPerSecond));
+    if (f.dirtyRateBytesPerSecond) parts.push(`dirtying ${formatRate(f.dirtyRateBytesPerSecond)}`);
+  }
   if (f.throttlePercent) parts.push(`throttle ${Math.round(f.throttlePercent)}%`);
   if (view.stalledSeconds !== undefined) {
     // The job's own verdict comes with its reason below; ours is the idle time.

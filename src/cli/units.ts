@@ -72,6 +72,13 @@ export function formatDuration(seconds: number): string {
   return `${Math.floor(s / 86400)}d ${pad(Math.floor((s % 86400) / 3600))}h`;
 }
 
+/** A short pause in milliseconds (`45 ms`, `1.2 s` from a second on), as downtimes are read. */
+export function formatMilliseconds(ms: number): string {
+  if (!Number.isFinite(ms) || ms < 0) return '-';
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  return ms < 10_000 ? `${(ms / 1000).toFixed(1)} s` : formatDuration(ms / 1000);
+}
+
 /** An ISO time relative to `now`: `just now`, `42s ago`, `5m ago`, `3h ago`, `2d ago`, `in 5m`. */
 export function formatRelativeTime(iso: string | undefined | null, now: Date = new Date()): string {
   if (!iso) return '-';

@@ -17,7 +17,7 @@ import {
   type RouteSpec,
 } from '../api/index.js';
 import { authorize, bearerSecret, type Caller } from './auth.js';
-import { listChanges } from './changes.js';
+import { changeTimeline, listChanges } from './changes.js';
 import type { Db } from './db.js';
 import { InvalidInput, toProblem, Unauthorized } from './errors.js';
 import {
@@ -31,6 +31,7 @@ import {
   listVSwitches,
 } from './inventory.js';
 import { isTerminal, type JobRunner } from './jobs.js';
+import { renderMoveMetrics, storedMoves } from './metrics.js';
 import type { MoveService } from './move/index.js';
 import type { ManagerService } from './service.js';
 
@@ -130,6 +131,9 @@ function handlers({ db, service, jobs, moves, version }: ApiDeps): ManagerHandle
     cancelJob: ({ params }) => jobs.cancel(params.id),
 
     listChanges: ({ query }) => listChanges(db, query),
+    changeTimeline: ({ query }) => changeTimeline(db, query),
+
+    metrics: async () => renderMoveMetrics(await storedMoves(db)),
   };
 }
 
@@ -307,6 +311,7 @@ export function buildServer(deps: ApiDeps, log: (message: string) => void): Fast
         if (reply.sent) return reply;
         contract.reply(route, result);
         if (route.status === 204) return reply.status(204).send();
+        if (route.produces) reply.type(route.produces);
         return reply.status(route.status).send(result);
       },
     });

@@ -654,6 +654,8 @@ const VM_SETTINGS = [
   'accelerator',
 ] as const;
 const DISK_SETTINGS = ['datastore', 'path', 'format', 'virtualSizeBytes'] as const;
+/** States in which a VM has a QEMU process: a change then reaches a live guest. */
+const LIVE_STATES = new Set<Vm['state']>(['starting', 'running', 'paused', 'shutting-down', 'migrating']);
 const NIC_SETTINGS = ['vswitch', 'mac'] as const;
 
 function vmColumns(vm: Vm) {
@@ -729,7 +731,9 @@ export function vmChanges(
   const fields = diffFields(before, after, ['state', ...VM_SETTINGS]);
   if (beforeHost !== undefined && beforeHost !== host)
     fields.push({ field: 'host', before: beforeHost, after: host });
-  const records: ChangeInput[] = classify(fields).map((c) => ({ object, host, ...c }));
+  // A change seen while the VM's QEMU ran (before or after) is a change of a running VM.
+  const vmRunning = [before.state, after.state].some((s) => LIVE_STATES.has(s));
+  const records: ChangeInput[] = classify(fields).map((c) => ({ object, host, vmRunning, ...c }));
   const part = (kind: 'disk' | 'nic', id: string) => ({
     kind,
     id: `${after.id}/${id}`,
@@ -737,22 +741,23 @@ export function vmChanges(
   });
   const disks = diffCollections(before.disks, after.disks, (d) => d.id);
   for (const d of disks.added)
-    records.push({ object: part('disk', d.id), action: 'created', host, changes: [] });
+    records.push({ object: part('disk', d.id), action: 'created', host, vmRunning, changes: [] });
   for (const d of disks.removed)
-    records.push({ object: part('disk', d.id), action: 'deleted', host, changes: [] });
+    records.push({ object: part('disk', d.id), action: 'deleted', host, vmRunning, changes: [] });
   for (const { before: b, after: a } of disks.both) {
     const changes = diffFields(b, a, DISK_SETTINGS);
     if (changes.length)
-      records.push({ object: part('disk', a.id), action: 'setting-changed', host, changes });
+      records.push({ object: part('disk', a.id), action: 'setting-changed', host, vmRunning, changes });
   }
   const nics = diffCollections(before.nics, after.nics, (n) => n.id);
   for (const n of nics.added)
-    records.push({ object: part('nic', n.id), action: 'created', host, changes: [] });
+    records.push({ object: part('nic', n.id), action: 'created', host, vmRunning, changes: [] });
   for (const n of nics.removed)
-    records.push({ object: part('nic', n.id), action: 'deleted', host, changes: [] });
+    records.push({ object: part('nic', n.id), action: 'deleted', host, vmRunning, changes: [] });
   for (const { before: b, after: a } of nics.both) {
     const changes = diffFields(b, a, NIC_SETTINGS);
-    if (changes.length) records.push({ object: part('nic', a.id), action: 'setting-changed', host, changes });
+    if (changes.length)
+      records.push({ object: part('nic', a.id), action: 'setting-changed', host, vmRunning, changes });
   }
   return records;
 }

@@ -33,7 +33,8 @@ export interface IncomingOptions {
   log: (msg: string, fields?: Record<string, unknown>) => void;
 }
 
-export type IncomingOutcome = { state: 'resumed'; resumeMs: number } | { state: 'failed'; reason: string };
+export type IncomingOutcome =
+  { state: 'resumed'; resumeMs: number; resumedAt: string } | { state: 'failed'; reason: string };
 
 export class IncomingMigration {
   readonly exports: { diskId: string; exportName: string }[];
@@ -101,7 +102,7 @@ export class IncomingMigration {
     if (status === 'completed') {
       const at = Date.now();
       this.#resume().then(
-        () => this.#settle({ state: 'resumed', resumeMs: Date.now() - at }),
+        (resumedAt) => this.#settle({ state: 'resumed', resumeMs: Date.now() - at, resumedAt }),
         (error: unknown) => this.#settle({ state: 'failed', reason: `resume failed: ${String(error)}` }),
       );
     } else if (status === 'failed' || status === 'cancelled') {
@@ -109,11 +110,13 @@ export class IncomingMigration {
     }
   }
 
-  async #resume(): Promise<void> {
+  /** Resumes the guest; returns when it ran again (`cont` answered), the end of its pause. */
+  async #resume(): Promise<string> {
     const { qmp, log } = this.options;
     this.#stopWatching?.();
     await qmp.execute('nbd-server-stop');
     await qmp.execute('cont');
+    const resumedAt = new Date().toISOString();
     log('target resumed');
     // Network: gratuitous ARP/RARP for every NIC, so traffic follows the guest.
     await qmp
@@ -121,6 +124,7 @@ export class IncomingMigration {
       .catch((error: unknown) => {
         log('announce-self failed', { error: String(error) });
       });
+    return resumedAt;
   }
 
   /** Waits for the resumed guest, or throws why the move did not arrive. */

@@ -59,6 +59,8 @@ interface MoveRecord {
   outgoing?: OutgoingMigration;
   storage?: StorageMove;
   incoming?: IncomingMigration;
+  /** Target: when the guest ran again here (the end of its pause), for the manager's result. */
+  resumedAt?: string;
   leases: PortLease[];
   /** Target: when the manager last asked about this move (an orphan is one nobody asks about). */
   lastContactAt: number;
@@ -202,6 +204,7 @@ export class MigrationService {
     const outcome = await record.incoming?.outcome;
     if (record.state !== 'running') return;
     if (outcome?.state === 'resumed') {
+      record.resumedAt = outcome.resumedAt;
       this.#release(record);
       this.#finish(record, 'completed');
       this.core.log.info('incoming VM resumed', {
@@ -502,7 +505,7 @@ export class MigrationService {
       vmName: record.vmName,
       state: record.state,
       progress,
-      stats: outgoing?.stats ?? {},
+      stats: outgoing?.stats ?? (record.resumedAt ? { resumedAt: record.resumedAt } : {}),
       policyLog: record.outgoing?.policyLog ?? [],
       ...(record.error ? { error: record.error } : {}),
       startedAt: record.startedAt,

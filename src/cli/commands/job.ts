@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { z } from 'zod';
 import { JobKind, JobState, TERMINAL_JOB_STATES, type Job } from '../../api/index.js';
 import { followJob, jobLabel, jobSeconds } from '../jobs.js';
+import { moveSummary } from '../move-summary.js';
 import { paintState, type OutputStyle } from '../output.js';
 import { act, allPages, noun, printList, printObject, verb } from '../program.js';
 import { input } from '../rules.js';
@@ -52,7 +53,9 @@ function jobDetails(j: Job): string {
   if (j.error) pairs.push(['Error', `${j.error.detail} [${j.error.code}]`]);
   for (const [key, value] of Object.entries(j.progress.details))
     pairs.push([`  ${key}`, JSON.stringify(value)]);
-  return renderDetails(pairs);
+  const summary = moveSummary(j);
+  // A move ends with what it cost (the figures `job show --json` has in `result`).
+  return summary ? `${renderDetails(pairs)}\n\n${renderDetails(summary)}` : renderDetails(pairs);
 }
 
 export function registerJobCommands(program: Command): void {

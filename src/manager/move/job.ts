@@ -26,7 +26,7 @@ import {
 } from '../../api/index.js';
 import { nowIso, recordChanges, type Actor } from '../changes.js';
 import type { Db } from '../db.js';
-import { AgentFailed, agentError, HostUnreachable } from '../errors.js';
+import { AgentFailed, agentError, HostUnreachable, toProblem } from '../errors.js';
 import { getVm, hostRow, upsertVms, vmObject, type HostRow } from '../inventory.js';
 import { JobCancelled, type JobContext, type JobHandler } from '../jobs.js';
 import type { VmJobDeps } from '../vm-jobs.js';
@@ -44,7 +44,7 @@ import {
   type UndoOutcome,
 } from './phases.js';
 import { deferUndo, pendingMessage, type PendingStep } from './pending-undos.js';
-import { moveProgress, moveResult, type MoveContext } from './progress.js';
+import { moveFigures, moveProgress, moveResult, type MoveContext } from './progress.js';
 import { takeMoveSlots, type HostSlots } from './slots.js';
 
 export const MoveParams = z.object({
@@ -91,7 +91,15 @@ export async function recordMove(
   actor: Actor,
   vm: { id: string; name: string },
   host: string,
-  move: { from: string; to: string; before: string | null; after: string; reason?: string },
+  move: {
+    from: string;
+    to: string;
+    before: string | null;
+    after: string;
+    reason?: string;
+    /** The end's error code and measured figures (moveFigures), each a field of the record. */
+    details?: Record<string, string | number>;
+  },
 ): Promise<void> {
   await recordChanges(db, actor, [
     {
@@ -103,6 +111,11 @@ export async function recordMove(
         { field: 'from', before: null, after: move.from },
         { field: 'to', before: null, after: move.to },
         ...(move.reason ? [{ field: 'reason', before: null, after: move.reason }] : []),
+        ...Object.entries(move.details ?? {}).map(([field, value]) => ({
+          field,
+          before: null,
+          after: value,
+        })),
       ],
     },
   ]);
@@ -264,6 +277,8 @@ export abstract class HostMove<C extends { phase: MovePhase; migrationId: string
   readonly source: AgentMigrationClient;
   readonly target: AgentMigrationClient;
   status: MigrationStatus | undefined;
+  /** The target agent's figures after the switchover (when the guest resumed there). */
+  targetStats: MigrationStatus['stats'] | undefined;
   abstract readonly mode: MoveContext['mode'];
 
   constructor(
@@ -469,6 +484,8 @@ export class Move extends HostMove<Checkpoint> {
         await sleep(TARGET_AGENT_RETRY_MS);
       }
     }
+    // Only a figure for the result: a target that does not say leaves the guest's pause unknown.
+    this.targetStats = (await this.target.status(this.cp.migrationId).catch(() => undefined))?.stats;
     await storeSwitchover(deps, ctx.actor, this.targetHost, this.view, async () => moved);
     await ctx.progress({ phase: 'switchover', percent: phasePercent('switchover', 1) });
   }
@@ -491,6 +508,8 @@ export class Move extends HostMove<Checkpoint> {
 
 /** A running move as runMove() sees it. */
 export interface RunnableMove extends Followed {
+  /** What the target agent measured (its resume time), for the result. */
+  readonly targetStats?: MigrationStatus['stats'] | undefined;
   readonly cp: { migrationId: string; startedAtMs: number; phase: MovePhase };
   /** Undos kept for hosts that did not answer (host name -> steps). */
   readonly deferred: ReadonlyMap<string, PendingStep[]>;
@@ -543,31 +562,47 @@ export async function runMove(
 ): Promise<MoveResult> {
   const release = await takeMoveSlots(deps.slots, ctx, hosts, checkpoint !== undefined);
   const { move, driver, keptSource } = build();
-  const end = (after: string, reason?: string) =>
+  // The end record carries the job's error code and what was measured, so the change log alone
+  // tells what a move cost or how far a failed one got (the job id is the record's jobId).
+  const end = (after: string, details: Record<string, string | number>, reason?: string) =>
     recordMove(deps.db, ctx.actor, move.view.vm, move.view.from, {
       from: move.view.from,
       to: move.view.to,
       before: 'started',
       after,
       ...(reason ? { reason } : {}),
+      details,
     }).catch(() => undefined);
   try {
     const outcome = checkpoint ? await resume(move, driver) : await driveMove(driver);
-    await end('finished');
-    return moveResult(
+    const result = moveResult(
       move.view,
-      move.status?.stats ?? {},
+      {
+        ...move.status?.stats,
+        ...(move.targetStats?.resumedAt ? { resumedAt: move.targetStats.resumedAt } : {}),
+      },
       Date.now() - move.cp.startedAtMs,
       keptSource,
       outcome.outcome === 'completed-despite-stop'
         ? 'the cancel came after the guest had switched over: the move went through'
         : undefined,
     );
+    await end('finished', moveFigures(result, move.status));
+    return result;
   } catch (error) {
     // A refusal in validate changed nothing: no move was started, so no end record either.
     if (!(error instanceof MoveRefused)) {
       const cancelled = error instanceof JobCancelled;
-      await end(cancelled ? 'cancelled' : 'failed', error instanceof Error ? error.message : String(error));
+      const code = cancelled ? 'cancelled' : toProblem(error).code;
+      const figures = moveFigures(
+        { totalTimeMs: Date.now() - move.cp.startedAtMs, ...move.status?.stats },
+        move.status,
+      );
+      await end(
+        cancelled ? 'cancelled' : 'failed',
+        { code, phase: move.cp.phase, ...figures },
+        error instanceof Error ? error.message : String(error),
+      );
     }
     if (move.deferred.size && !(error instanceof JobCancelled))
       throw new MoveRolledBack(move.view, error, move.deferred);

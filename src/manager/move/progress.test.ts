@@ -2,7 +2,14 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { MigrationStatus } from '../../api/index.js';
 import { phasePercent } from './phases.js';
-import { jobPhaseOf, moveProgress, moveResult, type MoveContext } from './progress.js';
+import {
+  guestDowntimeMs,
+  jobPhaseOf,
+  moveFigures,
+  moveProgress,
+  moveResult,
+  type MoveContext,
+} from './progress.js';
 
 const ctx: MoveContext = {
   vm: { id: '7f1c0a52-5a8e-4d35-9a55-0d1f3f7a9b11', name: 'web-1' },
@@ -117,4 +124,51 @@ test("the result carries QEMU's downtime, bytes and throttling next to the move'
   assert.equal(result.totalTimeMs, 9000);
   assert.equal(result.keptSource, true);
   assert.equal(result.note, undefined);
+});
+
+test("the guest's pause: the source's pause to the target's resume; unknown or negative gives none", () => {
+  const stats = { switchoverAt: '2026-12-01T10:00:00.100Z', resumedAt: '2026-12-01T10:00:00.233Z' };
+  assert.equal(guestDowntimeMs(stats), 133);
+  assert.equal(moveResult(ctx, stats, 9000, false).guestDowntimeMs, 133);
+  assert.equal(guestDowntimeMs({ switchoverAt: stats.switchoverAt }), undefined);
+  // Clocks far apart would make it negative: not a figure to show.
+  assert.equal(guestDowntimeMs({ switchoverAt: stats.resumedAt, resumedAt: stats.switchoverAt }), undefined);
+  assert.equal('guestDowntimeMs' in moveResult(ctx, {}, 9000, false), false);
+});
+
+test("a move's figures for its end record: the result's, else how far the copy got", () => {
+  const done = moveResult(ctx, { downtimeMs: 31.4, diskBytes: 5, memoryBytes: 7 }, 9000, false);
+  assert.deepEqual(moveFigures(done, undefined), {
+    totalTimeMs: 9000,
+    downtimeMs: 31,
+    diskBytes: 5,
+    memoryBytes: 7,
+  });
+  const failed = status({
+    phase: 'copy-memory',
+    disks: [
+      {
+        diskId: 'root',
+        bytesDone: GiB,
+        bytesTotal: GiB,
+        bytesRemaining: 0,
+        ready: true,
+        rateBytesPerSecond: 0,
+      },
+    ],
+    memory: {
+      bytesTransferred: 300,
+      bytesRemaining: 10,
+      bytesTotal: 310,
+      passes: 2,
+      rateBytesPerSecond: 1,
+      dirtyRateBytesPerSecond: 1,
+    },
+  });
+  assert.deepEqual(moveFigures({ totalTimeMs: 4000.6 }, failed), {
+    totalTimeMs: 4001,
+    diskBytes: GiB,
+    memoryBytes: 300,
+  });
+  assert.deepEqual(moveFigures({ totalTimeMs: 10 }, undefined), { totalTimeMs: 10 });
 });

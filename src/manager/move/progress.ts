@@ -84,6 +84,7 @@ export function moveResult(
   keptSource: boolean,
   note?: string,
 ): MoveResult {
+  const guestDowntime = guestDowntimeMs(stats);
   return {
     vm: ctx.vm,
     mode: ctx.mode,
@@ -91,6 +92,7 @@ export function moveResult(
     to: ctx.to,
     totalTimeMs,
     ...(stats.downtimeMs !== undefined ? { downtimeMs: stats.downtimeMs } : {}),
+    ...(guestDowntime !== undefined ? { guestDowntimeMs: guestDowntime } : {}),
     ...(stats.diskBytes !== undefined ? { diskBytes: stats.diskBytes } : {}),
     ...(stats.memoryBytes !== undefined ? { memoryBytes: stats.memoryBytes } : {}),
     ...(stats.throttlePeakPercent !== undefined ? { throttlePeakPercent: stats.throttlePeakPercent } : {}),
@@ -99,4 +101,39 @@ export function moveResult(
     stats,
     ...(note ? { note } : {}),
   };
+}
+
+/**
+ * The guest's pause by the hosts' clocks: from the source QEMU's pause for the switchover to the
+ * target's resume. Undefined when either is unknown, or when the clocks disagree so much that the
+ * figure would be negative.
+ */
+export function guestDowntimeMs(stats: MigrationStatus['stats']): number | undefined {
+  if (!stats.switchoverAt || !stats.resumedAt) return undefined;
+  const ms = Date.parse(stats.resumedAt) - Date.parse(stats.switchoverAt);
+  return Number.isFinite(ms) && ms >= 0 ? ms : undefined;
+}
+
+/**
+ * A move's figures for its end change record: what the result (or, for a failed move, the last
+ * status) measured, whole numbers, absent ones left out.
+ */
+export function moveFigures(
+  measured: Pick<MoveResult, 'totalTimeMs' | 'downtimeMs' | 'guestDowntimeMs' | 'diskBytes' | 'memoryBytes'>,
+  status: MigrationStatus | undefined,
+): Record<string, number> {
+  const p = status?.progress;
+  const copied = p?.disks.length ? p.disks.reduce((sum, d) => sum + d.bytesDone, 0) : undefined;
+  const figures: Record<string, number | undefined> = {
+    totalTimeMs: measured.totalTimeMs,
+    downtimeMs: measured.downtimeMs,
+    guestDowntimeMs: measured.guestDowntimeMs,
+    diskBytes: measured.diskBytes ?? copied,
+    memoryBytes: measured.memoryBytes ?? p?.memory?.bytesTransferred,
+  };
+  return Object.fromEntries(
+    Object.entries(figures)
+      .filter((e): e is [string, number] => e[1] !== undefined && Number.isFinite(e[1]))
+      .map(([k, v]) => [k, Math.round(v)]),
+  );
 }
