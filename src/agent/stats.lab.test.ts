@@ -1,15 +1,12 @@
 import assert from 'node:assert/strict';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, openSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { rm } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, test } from 'node:test';
-import { AgentClient, type AgentConfig, type DiskStats, type HostStats } from '../api/index.js';
+import { type AgentClient, type DiskStats, type HostStats } from '../api/index.js';
 import { GUEST_DATA_MOUNT, GUEST_WORKLOADS } from '../guest/index.js';
 import { LATENCY_BOUNDARIES_NS } from './stats-parse.js';
+import { LAB_BOOT_DEADLINE_MS, startLabAgent, type LabAgent } from './lab-agent.js';
 
 /*
  * The host's storage statistics (GET /v1/stats and /metrics) against real QEMU and a real (TCG)
@@ -20,73 +17,25 @@ import { LATENCY_BOUNDARIES_NS } from './stats-parse.js';
  * booted guest for the whole file; everything is removed afterwards.
  */
 
-const root = path.resolve(import.meta.dirname, '..', '..');
-const TOKEN = 'stats-lab-token-0123456789';
 const MiB = 2 ** 20;
-const BOOT_DEADLINE_MS = 240_000;
 /** A poll with every guest answering; the goal is well under a second, TCG on 2 cores gets slack. */
 const POLL_ANSWERING_MS = 2_000;
 /** A poll with a silent guest: its agent's deadline (~1.2 s) and no more. */
 const POLL_SILENT_MS = 3_000;
 
-let dir: string;
-let agent: ChildProcess | undefined;
+let lab: LabAgent;
 let client: AgentClient;
 
 before(async () => {
-  dir = await mkdtemp(path.join(tmpdir(), 'sb-stats-lab-'));
-  await mkdir(path.join(dir, 'ds1'));
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  if (typeof address !== 'object' || !address) throw new Error('no free port');
-  const config: AgentConfig = {
+  lab = await startLabAgent({
+    prefix: 'sb-stats-lab-',
     hostName: 'stats-a',
-    listen: { address: '127.0.0.1', port: address.port },
-    token: TOKEN,
-    fabricAddress: '127.0.0.1',
-    stateDir: path.join(dir, 'state'),
-    datastores: [{ name: 'ds1', path: path.join(dir, 'ds1'), default: true }],
-    vswitches: [],
-    accelerator: 'tcg',
-  };
-  await writeFile(path.join(dir, 'agent.json'), JSON.stringify(config));
-  const log = openSync(path.join(dir, 'agent.log'), 'a');
-  agent = spawn(
-    process.execPath,
-    [path.join(root, 'bin/silobreak.js'), 'agent', '--config', path.join(dir, 'agent.json')],
-    {
-      stdio: ['ignore', log, log],
-    },
-  );
-  closeSync(log);
-  client = new AgentClient(`http://127.0.0.1:${address.port}`, TOKEN, 120_000);
-  for (const deadline = Date.now() + 60_000; ; await sleep(200)) {
-    const up = await client.host().then(
-      () => true,
-      () => false,
-    );
-    if (up) break;
-    if (agent.exitCode !== null || Date.now() > deadline)
-      throw new Error(`agent did not come up: ${await readFile(path.join(dir, 'agent.log'), 'utf8')}`);
-  }
+    token: 'stats-lab-token-0123456789',
+  });
+  ({ client } = lab);
 });
 
-after(async () => {
-  agent?.kill('SIGKILL');
-  // VMs outlive the agent by design: stop whatever a failed test left running.
-  const state = path.join(dir, 'state');
-  for (const file of (await readdir(state).catch(() => [])).filter((f) => f.endsWith('.pid'))) {
-    try {
-      process.kill(Number(await readFile(path.join(state, file), 'utf8')), 'SIGKILL');
-    } catch {
-      // already gone
-    }
-  }
-  await sleep(500);
-  if (!process.env.SB_KEEP_LAB) await rm(dir, { recursive: true, force: true });
-});
+after(() => lab.close());
 
 /** A poll and how long it took. */
 async function poll(): Promise<{ stats: HostStats; ms: number }> {
@@ -163,7 +112,7 @@ test('stopped VMs: format version and sizes from the images, datastore sums, no 
 test('a guest writing to its disk: growing counters, filled histograms, used bytes in the guest', async (t) => {
   await client.startVm('writer');
   let answered: HostStats | undefined;
-  for (const deadline = Date.now() + BOOT_DEADLINE_MS; !answered; await sleep(2_000)) {
+  for (const deadline = Date.now() + LAB_BOOT_DEADLINE_MS; !answered; await sleep(2_000)) {
     const { stats } = await poll();
     if (dataFs(stats, 'writer') !== undefined) answered = stats;
     else

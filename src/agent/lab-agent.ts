@@ -1,0 +1,102 @@
+// Test support for the agent's lab tests: a `silobreak agent` child process on 127.0.0.1 with its
+// own temporary state directory and datastore `ds1`, booting real (TCG) guests; closing it kills
+// the agent and whatever VMs a failed test left running, and removes the directory (kept with
+// SB_KEEP_LAB=1).
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, openSync } from 'node:fs';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { AgentClient, type AgentConfig, type GuestInfo } from '../api/index.js';
+
+const root = path.resolve(import.meta.dirname, '..', '..');
+/** How long a TCG guest may take to boot on this 2-core machine, with other tests running. */
+export const LAB_BOOT_DEADLINE_MS = 240_000;
+
+export interface LabAgent {
+  dir: string;
+  client: AgentClient;
+  process: ChildProcess;
+  close(): Promise<void>;
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  await new Promise((resolve) => server.close(resolve));
+  if (typeof address !== 'object' || !address) throw new Error('no free port');
+  return address.port;
+}
+
+export async function startLabAgent(options: {
+  prefix: string;
+  hostName: string;
+  token: string;
+}): Promise<LabAgent> {
+  const dir = await mkdtemp(path.join(tmpdir(), options.prefix));
+  await mkdir(path.join(dir, 'ds1'));
+  const port = await freePort();
+  const config: AgentConfig = {
+    hostName: options.hostName,
+    listen: { address: '127.0.0.1', port },
+    token: options.token,
+    fabricAddress: '127.0.0.1',
+    stateDir: path.join(dir, 'state'),
+    datastores: [{ name: 'ds1', path: path.join(dir, 'ds1'), default: true }],
+    vswitches: [],
+    accelerator: 'tcg',
+  };
+  await writeFile(path.join(dir, 'agent.json'), JSON.stringify(config));
+  const log = openSync(path.join(dir, 'agent.log'), 'a');
+  const child = spawn(
+    process.execPath,
+    [path.join(root, 'bin/silobreak.js'), 'agent', '--config', path.join(dir, 'agent.json')],
+    { stdio: ['ignore', log, log] },
+  );
+  closeSync(log);
+  const client = new AgentClient(`http://127.0.0.1:${port}`, options.token, 120_000);
+  for (const deadline = Date.now() + 60_000; ; await sleep(200)) {
+    const up = await client.host().then(
+      () => true,
+      () => false,
+    );
+    if (up) break;
+    if (child.exitCode !== null || Date.now() > deadline)
+      throw new Error(`agent did not come up: ${await readFile(path.join(dir, 'agent.log'), 'utf8')}`);
+  }
+  return {
+    dir,
+    client,
+    process: child,
+    async close() {
+      child.kill('SIGKILL');
+      // VMs outlive the agent by design: stop whatever a failed test left running.
+      const state = path.join(dir, 'state');
+      for (const file of (await readdir(state).catch(() => [])).filter((f) => f.endsWith('.pid'))) {
+        try {
+          process.kill(Number(await readFile(path.join(state, file), 'utf8')), 'SIGKILL');
+        } catch {
+          // already gone
+        }
+      }
+      await sleep(500);
+      if (!process.env.SB_KEEP_LAB) await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** The guest agent's answer once the guest has booted. */
+export async function waitForGuestAgent(client: AgentClient, vm: string): Promise<GuestInfo> {
+  const deadline = Date.now() + LAB_BOOT_DEADLINE_MS;
+  for (;;) {
+    try {
+      return await client.guestInfo(vm);
+    } catch (error) {
+      if (Date.now() > deadline) throw error;
+      await sleep(1000);
+    }
+  }
+}
