@@ -1,0 +1,296 @@
+// The QEMU mechanism of a delta return move (delta.ts), proven on image files without a guest and
+// without network namespaces: a "visiting" QEMU (q35, paused CPUs, the disk on an ide-hd so writes
+// go through the top of the block graph like a guest's) and a "home" QEMU (-machine none) that
+// exports the retained copy over NBD on 127.0.0.1. Writes run throughout the move; at the end
+// `qemu-img compare` must find the visiting disk and the home copy identical.
+// Named *.lab.test.ts so the unit run skips it (it starts QEMUs and writes ~1.5 GiB of images);
+// run it alone: node --import tsx --test src/agent/migration/delta.lab.test.ts
+import assert from 'node:assert/strict';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import { QmpClient } from '../../qmp/index.js';
+import {
+  cancelDelta,
+  finishDelta,
+  startDeltaMove,
+  startTracking,
+  trackingBitmap,
+  trackingBitmapName,
+  waitDeltaCopied,
+  type DeltaDisk,
+} from './delta.js';
+
+const MiB = 1024 * 1024;
+const DISK_BYTES = 256 * MiB;
+const CLUSTER = 64 * 1024;
+const NODE = 'disk0';
+const EXPORT = 'home';
+
+interface Qemu {
+  child: ChildProcess;
+  qmp: QmpClient;
+  stderr: string[];
+}
+
+let dir = '';
+let port = 0;
+const running = new Set<Qemu>();
+
+async function startQemu(
+  name: string,
+  image: string,
+  visiting: boolean,
+  extra: string[] = [],
+): Promise<Qemu> {
+  const sock = path.join(dir, `${name}.qmp`);
+  rmSync(sock, { force: true });
+  const args = [
+    '-M',
+    visiting ? 'q35' : 'none',
+    '-accel',
+    'tcg',
+    '-S',
+    '-nodefaults',
+    '-display',
+    'none',
+    '-qmp',
+    `unix:${sock},server=on,wait=off`,
+    '-blockdev',
+    `driver=file,filename=${image},node-name=${NODE}-file`,
+    '-blockdev',
+    `driver=qcow2,file=${NODE}-file,node-name=${NODE}`,
+    ...(visiting ? ['-device', `ide-hd,drive=${NODE},bus=ide.0,id=vd0`] : []),
+    ...extra,
+  ];
+  const child = spawn('qemu-system-x86_64', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  const stderr: string[] = [];
+  child.stderr?.on('data', (b: Buffer) => stderr.push(b.toString()));
+  const qmp = await QmpClient.connect(sock, { retryUntilMs: Date.now() + 15_000 });
+  const q = { child, qmp, stderr };
+  running.add(q);
+  return q;
+}
+
+async function stopQemu(q: Qemu): Promise<void> {
+  const exited = new Promise((resolve) => q.child.once('exit', resolve));
+  await q.qmp.execute('quit').catch(() => undefined);
+  await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
+  if (q.child.exitCode === null) q.child.kill('SIGKILL');
+  running.delete(q);
+}
+
+/** A write through the guest's device (the top of the graph), as a guest would. */
+async function write(q: Qemu, pattern: number, offset: number, length: number): Promise<void> {
+  const out = await q.qmp.execute('human-monitor-command', {
+    'command-line': `qemu-io -d vd0 "write -P 0x${pattern.toString(16)} ${offset} ${length}"`,
+  });
+  // qemu-io prints its success to QEMU's stdout; the monitor's answer carries only errors.
+  assert.equal(String(out).trim(), '', `qemu-io write: ${String(out)}`);
+}
+
+function rand(n: number): number {
+  return Math.floor(Math.random() * n);
+}
+
+/** A random write: cluster-aligned or not, 512 B to 192 KiB, sometimes straddling clusters. */
+function randomWrite(within?: number[]): { offset: number; length: number } {
+  const length = 512 * (1 + rand(384));
+  const base = within?.length ? (within[rand(within.length)] as number) : rand(DISK_BYTES / 512) * 512;
+  const offset = Math.min(base + 512 * rand(CLUSTER / 512), DISK_BYTES - length);
+  return { offset, length };
+}
+
+/** Keeps writing until stopped; counts the bytes. */
+function writer(q: Qemu, within?: () => number[]): { stop: () => Promise<number> } {
+  let stopped = false;
+  let bytes = 0;
+  const loop = (async () => {
+    while (!stopped) {
+      const w = randomWrite(within?.());
+      await write(q, 1 + rand(254), w.offset, w.length);
+      bytes += w.length;
+    }
+  })();
+  return {
+    stop: async () => {
+      stopped = true;
+      await loop;
+      return bytes;
+    },
+  };
+}
+
+function compare(a: string, b: string): string {
+  try {
+    return execFileSync('qemu-img', ['compare', '-U', a, b]).toString().trim();
+  } catch (error) {
+    const e = error as { stdout?: Buffer; status?: number };
+    return `differ (exit ${e.status}): ${e.stdout?.toString().trim()}`;
+  }
+}
+
+interface Round {
+  name: string;
+  /** Share of the disk written between the arrival and the move. */
+  changedShare: number;
+  /** Write during the changed-cluster copy into the clusters being copied. */
+  hitCopied?: boolean;
+  backupSpeed?: number;
+  /** Quit and restart the visiting QEMU before the move (the bitmap must survive). */
+  restart?: boolean;
+  /** Cancel the first attempt mid-copy, then retry onto the same retained copy. */
+  cancelFirst?: boolean;
+}
+
+const results: string[] = [];
+
+before(() => {
+  dir = mkdtempSync(path.join(tmpdir(), 'sb-delta-'));
+  port = 20_000 + rand(20_000);
+  // The home disk: random data over the whole disk (nothing compares equal by accident).
+  const raw = path.join(dir, 'seed.raw');
+  execFileSync('dd', ['if=/dev/urandom', `of=${raw}`, 'bs=1M', `count=${DISK_BYTES / MiB}`, 'status=none']);
+  execFileSync('qemu-img', ['convert', '-f', 'raw', '-O', 'qcow2', raw, path.join(dir, 'seed.qcow2')]);
+  rmSync(raw);
+});
+
+after(async () => {
+  for (const q of [...running]) await stopQemu(q);
+  rmSync(dir, { recursive: true, force: true });
+  console.log(results.join('\n'));
+});
+
+async function runRound(round: Round, index: number): Promise<void> {
+  const visitingImage = path.join(dir, `visiting-${index}.qcow2`);
+  const homeImage = path.join(dir, `home-${index}.qcow2`);
+  const overlay = path.join(dir, `visiting-${index}.delta.qcow2`);
+  // Departure: both hosts hold the same disk; the home keeps it as the retained copy.
+  copyFileSync(path.join(dir, 'seed.qcow2'), visitingImage);
+  copyFileSync(path.join(dir, 'seed.qcow2'), homeImage);
+  const bitmap = trackingBitmapName(`gen${index}`);
+
+  let visiting = await startQemu(`v${index}`, visitingImage, true);
+  await startTracking(visiting.qmp, NODE, bitmap);
+  // The stay: rewrite changedShare of the disk at random places.
+  let written = 0;
+  const trackedClusters: number[] = [];
+  while (written < round.changedShare * DISK_BYTES) {
+    const w = randomWrite();
+    await write(visiting, 1 + rand(254), w.offset, w.length);
+    trackedClusters.push(w.offset - (w.offset % CLUSTER));
+    written += w.length;
+  }
+  if (round.restart) {
+    await stopQemu(visiting);
+    visiting = await startQemu(`v${index}b`, visitingImage, true);
+  }
+  const tracked = await trackingBitmap(visiting.qmp, NODE, bitmap);
+  assert.ok(tracked, 'the tracking bitmap is there');
+  assert.equal(tracked.persistent, true);
+
+  const home = await startQemu(`h${index}`, homeImage, false);
+  await home.qmp.execute('nbd-server-start', {
+    addr: { type: 'inet', data: { host: '127.0.0.1', port: String(port + index) } },
+  });
+  await home.qmp.execute('block-export-add', {
+    type: 'nbd',
+    id: 'ex',
+    'node-name': NODE,
+    name: EXPORT,
+    writable: true,
+  });
+
+  const disk: DeltaDisk = {
+    diskId: 'd0',
+    nodeName: NODE,
+    imagePath: visitingImage,
+    overlayPath: overlay,
+    bitmap,
+    exportName: EXPORT,
+  };
+  const options = {
+    nbd: { host: '127.0.0.1', port: port + index },
+    tag: `t${index}`,
+    backupSpeed: round.backupSpeed,
+  };
+  const within = round.hitCopied ? () => trackedClusters : undefined;
+
+  if (round.cancelFirst) {
+    const w = writer(visiting, within);
+    const attempt = await startDeltaMove(visiting.qmp, disk, options);
+    await new Promise((r) => setTimeout(r, 800));
+    await cancelDelta(visiting.qmp, attempt);
+    await w.stop();
+    const graph = await blockGraph(visiting.qmp);
+    assert.deepEqual(graph.chain, [NODE], 'after the undo the device sits on the plain disk again');
+    const after = await trackingBitmap(visiting.qmp, NODE, bitmap);
+    assert.ok(
+      after && after.count >= (tracked?.count ?? 0),
+      'the bitmap kept everything and recorded the commit',
+    );
+  }
+
+  const started = Date.now();
+  const w = writer(visiting, within);
+  const move = await startDeltaMove(visiting.qmp, disk, options);
+  const graph = await blockGraph(visiting.qmp);
+  const copied = await waitDeltaCopied(visiting.qmp, move, options);
+  // In sync and write-blocking: keep writing a moment, as the guest does during the memory copy.
+  await new Promise((r) => setTimeout(r, 500));
+  const duringMove = await w.stop();
+  await finishDelta(visiting.qmp, move);
+  const ms = Date.now() - started;
+  await stopQemu(visiting);
+  await stopQemu(home);
+
+  const verdict = compare(overlay, homeImage);
+  results.push(
+    `${round.name}: tracked ${(tracked.count / MiB).toFixed(1)} MiB (${((100 * tracked.count) / DISK_BYTES).toFixed(1)} %), ` +
+      `backup sent ${(copied.deltaBytes / MiB).toFixed(1)} MiB in ${copied.backupMs} ms, ` +
+      `overlay mirror ${(copied.overlayBytes / MiB).toFixed(1)} MiB in ${copied.mirrorMs} ms, ` +
+      `written during the move ${(duringMove / MiB).toFixed(1)} MiB, total ${ms} ms; ` +
+      `graph during the copy: ${graph.chain.join(' -> ')}; compare: ${verdict}`,
+  );
+  assert.equal(copied.deltaBytes, move.deltaBytes, 'the backup sent exactly the tracked clusters');
+  assert.equal(verdict, 'Images are identical.');
+  assert.ok(duringMove > 0, 'the writer ran during the move');
+}
+
+/** The device's node chain from the top (filters and backing files, not protocol nodes). */
+async function blockGraph(qmp: QmpClient): Promise<{ chain: string[] }> {
+  const graph = (await qmp.execute('x-debug-query-block-graph')) as {
+    nodes: { id: number; name: string; type: string }[];
+    edges: { parent: number; child: number; name: string }[];
+  };
+  const from = (id: number | undefined) => graph.edges.filter((e) => e.parent === id);
+  const chain: string[] = [];
+  let id = graph.nodes.find((n) => n.type === 'block-backend' && n.name === 'vd0')?.id;
+  while (chain.length < 8) {
+    const edges = from(id);
+    const edge = ['root', 'backing', 'file'].map((name) => edges.find((e) => e.name === name)).find(Boolean);
+    // A node without children is the protocol (file) node under a format node: not part of the chain.
+    if (!edge || from(edge.child).length === 0) break;
+    chain.push(graph.nodes.find((n) => n.id === edge.child)?.name ?? '?');
+    id = edge.child;
+  }
+  return { chain };
+}
+
+const ROUNDS: Round[] = [
+  { name: 'random 10 %', changedShare: 0.1 },
+  {
+    name: 'writes into the clusters being copied, slow copy',
+    changedShare: 0.1,
+    hitCopied: true,
+    backupSpeed: 16 * MiB,
+  },
+  { name: 'after a QEMU restart, 3 %', changedShare: 0.03, restart: true },
+  { name: 'cancelled mid-copy, then retried', changedShare: 0.1, cancelFirst: true, backupSpeed: 16 * MiB },
+];
+
+ROUNDS.forEach((round, index) => {
+  test(`delta move: ${round.name}`, { timeout: 300_000 }, () => runRound(round, index));
+});
