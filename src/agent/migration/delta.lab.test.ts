@@ -291,6 +291,145 @@ const ROUNDS: Round[] = [
   { name: 'cancelled mid-copy, then retried', changedShare: 0.1, cancelFirst: true, backupSpeed: 16 * MiB },
 ];
 
+// The form first asked for: a write-blocking mirror (sync=none) carrying new writes and a
+// blockdev-backup sync=bitmap beside it on the same disk. Every arrangement is refused.
+test('QEMU 10.0.2 refuses a bitmap backup beside a mirror on one disk', { timeout: 60_000 }, async () => {
+  const image = path.join(dir, 'refused.qcow2');
+  const target = path.join(dir, 'refused-target.qcow2');
+  execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', image, String(64 * MiB)]);
+  execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', target, String(64 * MiB)]);
+  const q = await startQemu('refused', image, true);
+  await q.qmp.execute('blockdev-add', {
+    driver: 'qcow2',
+    'node-name': 'tgt',
+    file: { driver: 'file', filename: target },
+  });
+  await startTracking(q.qmp, NODE, 'trk');
+  await write(q, 0x11, MiB, MiB);
+  const refusal = (promise: Promise<unknown>): Promise<string> =>
+    promise.then(
+      () => 'accepted',
+      (error: unknown) => String(error),
+    );
+  const mirror = (device: string) =>
+    q.qmp.execute('blockdev-mirror', {
+      'job-id': 'mir',
+      device,
+      target: 'tgt',
+      sync: 'none',
+      'copy-mode': 'write-blocking',
+      'filter-node-name': 'M',
+    });
+  const backup = (device: string, bitmap = 'trk') =>
+    q.qmp.execute('blockdev-backup', {
+      'job-id': 'bak',
+      device,
+      target: 'tgt',
+      sync: 'bitmap',
+      bitmap,
+      'bitmap-mode': 'never',
+      'filter-node-name': 'C',
+      speed: 1,
+    });
+  await mirror(NODE);
+  // The bitmap is looked up on `device` only, not through the filter.
+  assert.match(await refusal(backup('M')), /Bitmap 'trk' could not be found/);
+  await q.qmp.execute('block-dirty-bitmap-add', { node: 'M', name: 'copy', disabled: true });
+  await q.qmp.execute('block-dirty-bitmap-merge', {
+    node: 'M',
+    target: 'copy',
+    bitmaps: [{ node: NODE, name: 'trk' }],
+  });
+  assert.match(
+    await refusal(backup('M', 'copy')),
+    /Node 'M' is busy: block device is in use by block job: mirror/,
+  );
+  assert.match(
+    await refusal(backup(NODE)),
+    /Node 'disk0' is busy: block device is in use by block job: mirror/,
+  );
+  const cancelled = q.qmp.waitForEvent('BLOCK_JOB_CANCELLED', { timeoutMs: 10_000 });
+  await q.qmp.execute('block-job-cancel', { device: 'mir', force: true });
+  await cancelled;
+  await backup(NODE);
+  assert.match(await refusal(mirror('C')), /Need a root block node/);
+  await stopQemu(q);
+});
+
+// Tracking starts on the target of a live move between `completed` and `cont` (late-block-activate:
+// the node is still inactive), is stored in the image on quit, and is there again after a restart
+// and after the VM's next outgoing migration.
+test(
+  'tracking bitmap: started on an inactive incoming disk, kept across restart and migration',
+  { timeout: 120_000 },
+  async () => {
+    const source = path.join(dir, 'mig-source.qcow2');
+    const arrived = path.join(dir, 'mig-target.qcow2');
+    execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', source, String(64 * MiB)]);
+    execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', arrived, String(64 * MiB)]);
+    const migrationPort = port + 100;
+    const src = await startQemu('mig-src', source, true, ['-m', '64']);
+    const dst = await startQemu('mig-dst', arrived, true, ['-m', '64', '-incoming', 'defer']);
+    await dst.qmp.execute('migrate-set-capabilities', {
+      capabilities: [{ capability: 'late-block-activate', state: true }],
+    });
+    await dst.qmp.execute('migrate-incoming', { uri: `tcp:127.0.0.1:${migrationPort}` });
+    const completed = dst.qmp.waitForEvent('MIGRATION', {
+      timeoutMs: 60_000,
+      match: (e) => e.data.status === 'completed',
+    });
+    await dst.qmp.execute('migrate-set-capabilities', {
+      capabilities: [{ capability: 'events', state: true }],
+    });
+    await src.qmp.execute('migrate', { uri: `tcp:127.0.0.1:${migrationPort}` });
+    await completed;
+    assert.equal(await nodeActive(dst.qmp), false, 'the arrived disk is still inactive before cont');
+    const bitmap = trackingBitmapName('arrival1');
+    await startTracking(dst.qmp, NODE, bitmap);
+    await dst.qmp.execute('cont');
+    await stopQemu(src);
+    assert.equal(await nodeActive(dst.qmp), true);
+    await write(dst, 0x33, 4 * MiB, MiB);
+    assert.equal((await trackingBitmap(dst.qmp, NODE, bitmap))?.count, MiB, 'writes after cont are tracked');
+    await stopQemu(dst);
+    assert.match(execFileSync('qemu-img', ['info', arrived]).toString(), new RegExp(`name: ${bitmap}`));
+
+    const again = await startQemu('mig-again', arrived, true, ['-m', '64']);
+    const reloaded = await trackingBitmap(again.qmp, NODE, bitmap);
+    assert.equal(reloaded?.count, MiB, 'the bitmap is back after a restart');
+    assert.equal(reloaded?.persistent, true);
+    assert.equal(reloaded?.recording, true);
+    // An outgoing migration inactivates the disk, which stores the bitmap in the image; a source
+    // that carries on afterwards (cont) has it again, still recording.
+    const stream = path.join(dir, 'mig.stream');
+    const out = again.qmp.waitForEvent('MIGRATION', {
+      timeoutMs: 60_000,
+      match: (e) => e.data.status === 'completed',
+    });
+    await again.qmp.execute('migrate-set-capabilities', {
+      capabilities: [{ capability: 'events', state: true }],
+    });
+    await again.qmp.execute('migrate', { uri: `file:${stream}` });
+    await out;
+    assert.equal(await nodeActive(again.qmp), false);
+    const stored = execFileSync('qemu-img', ['info', '-U', '--output=json', arrived]).toString();
+    assert.match(stored, new RegExp(`"name": "${bitmap}"`));
+    assert.doesNotMatch(stored, /in-use/, 'stored cleanly at inactivation');
+    await again.qmp.execute('cont');
+    await write(again, 0x44, 8 * MiB, MiB);
+    assert.equal((await trackingBitmap(again.qmp, NODE, bitmap))?.count, 2 * MiB);
+    await stopQemu(again);
+  },
+);
+
+async function nodeActive(qmp: QmpClient): Promise<boolean | undefined> {
+  const nodes = (await qmp.execute('query-named-block-nodes', { flat: true })) as {
+    'node-name': string;
+    active?: boolean;
+  }[];
+  return nodes.find((n) => n['node-name'] === NODE)?.active;
+}
+
 ROUNDS.forEach((round, index) => {
   test(`delta move: ${round.name}`, { timeout: 300_000 }, () => runRound(round, index));
 });
