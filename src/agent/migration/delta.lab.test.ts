@@ -15,6 +15,7 @@ import { QmpClient } from '../../qmp/index.js';
 import {
   cancelDelta,
   finishDelta,
+  flattenLeftBehind,
   startDeltaMove,
   startTracking,
   trackingBitmap,
@@ -141,14 +142,14 @@ interface Round {
   backupSpeed?: number;
   /** Quit and restart the visiting QEMU before the move (the bitmap must survive). */
   restart?: boolean;
-  /** Cancel the first attempt mid-copy, then retry onto the same retained copy. */
-  cancelFirst?: boolean;
+  /** Cancel a first attempt (during the changed-cluster copy, or once in sync), then retry onto the same retained copy. */
+  cancelFirst?: 'copying' | 'in-sync';
 }
 
 const results: string[] = [];
 
 before(() => {
-  dir = mkdtempSync(path.join(tmpdir(), 'sb-delta-'));
+  dir = mkdtempSync(path.join(tmpdir(), 'silobreak-deltaproof-'));
   port = 20_000 + rand(20_000);
   // The home disk: random data over the whole disk (nothing compares equal by accident).
   const raw = path.join(dir, 'seed.raw');
@@ -221,8 +222,11 @@ async function runRound(round: Round, index: number): Promise<void> {
   if (round.cancelFirst) {
     const w = writer(visiting, within);
     const attempt = await startDeltaMove(visiting.qmp, disk, options);
-    await new Promise((r) => setTimeout(r, 800));
+    if (round.cancelFirst === 'in-sync') await waitDeltaCopied(visiting.qmp, attempt, options);
+    else await new Promise((r) => setTimeout(r, 800));
+    const undoStarted = Date.now();
     await cancelDelta(visiting.qmp, attempt);
+    results.push(`${round.name}: undo (cancel + commit of the overlay) ${Date.now() - undoStarted} ms`);
     await w.stop();
     const graph = await blockGraph(visiting.qmp);
     assert.deepEqual(graph.chain, [NODE], 'after the undo the device sits on the plain disk again');
@@ -247,6 +251,10 @@ async function runRound(round: Round, index: number): Promise<void> {
   await stopQemu(home);
 
   const verdict = compare(overlay, homeImage);
+  // The host left behind folds the overlay back: its image is then the disk as it left.
+  await flattenLeftBehind(visitingImage, overlay);
+  const flattened = compare(visitingImage, homeImage);
+  assert.doesNotMatch(execFileSync('qemu-img', ['info', visitingImage]).toString(), /name: sb-delta-/);
   results.push(
     `${round.name}: tracked ${(tracked.count / MiB).toFixed(1)} MiB (${((100 * tracked.count) / DISK_BYTES).toFixed(1)} %), ` +
       `backup sent ${(copied.deltaBytes / MiB).toFixed(1)} MiB in ${copied.backupMs} ms, ` +
@@ -256,6 +264,7 @@ async function runRound(round: Round, index: number): Promise<void> {
   );
   assert.equal(copied.deltaBytes, move.deltaBytes, 'the backup sent exactly the tracked clusters');
   assert.equal(verdict, 'Images are identical.');
+  assert.equal(flattened, 'Images are identical.', 'the image left behind after the commit');
   assert.ok(duringMove > 0, 'the writer ran during the move');
 }
 
@@ -288,7 +297,17 @@ const ROUNDS: Round[] = [
     backupSpeed: 16 * MiB,
   },
   { name: 'after a QEMU restart, 3 %', changedShare: 0.03, restart: true },
-  { name: 'cancelled mid-copy, then retried', changedShare: 0.1, cancelFirst: true, backupSpeed: 16 * MiB },
+  {
+    name: 'cancelled mid-copy, then retried',
+    changedShare: 0.1,
+    cancelFirst: 'copying',
+    backupSpeed: 16 * MiB,
+  },
+  {
+    name: 'cancelled once in sync (write-blocking), then retried',
+    changedShare: 0.05,
+    cancelFirst: 'in-sync',
+  },
 ];
 
 // The form first asked for: a write-blocking mirror (sync=none) carrying new writes and a
@@ -421,6 +440,47 @@ test(
     await stopQemu(again);
   },
 );
+
+// QEMU killed with the image open: the bitmap's in-use flag stays set, QEMU reports it
+// inconsistent at the next start, and no delta move is made from it.
+test('a tracking bitmap left in use by a killed QEMU is refused', { timeout: 60_000 }, async () => {
+  const image = path.join(dir, 'killed.qcow2');
+  execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', image, String(64 * MiB)]);
+  const bitmap = trackingBitmapName('killed');
+  let q = await startQemu('killed', image, true);
+  await startTracking(q.qmp, NODE, bitmap);
+  await stopQemu(q); // stored once
+  q = await startQemu('killed2', image, true);
+  await write(q, 0x55, 0, MiB);
+  q.child.kill('SIGKILL');
+  await new Promise((r) => q.child.once('exit', r));
+  running.delete(q);
+  q = await startQemu('killed3', image, true);
+  const info = await trackingBitmap(q.qmp, NODE, bitmap);
+  assert.equal(info?.inconsistent, true);
+  const disk: DeltaDisk = {
+    diskId: 'd0',
+    nodeName: NODE,
+    imagePath: image,
+    overlayPath: path.join(dir, 'killed.delta.qcow2'),
+    bitmap,
+    exportName: EXPORT,
+  };
+  await assert.rejects(
+    startDeltaMove(q.qmp, disk, { nbd: { host: '127.0.0.1', port: 1 }, tag: 'k' }),
+    /tracking bitmap sb-delta-killed is inconsistent/,
+  );
+  await assert.rejects(
+    startDeltaMove(
+      q.qmp,
+      { ...disk, bitmap: trackingBitmapName('other') },
+      { nbd: { host: '127.0.0.1', port: 1 }, tag: 'k' },
+    ),
+    /has no tracking bitmap sb-delta-other/,
+  );
+  assert.deepEqual((await blockGraph(q.qmp)).chain, [NODE], 'nothing was changed');
+  await stopQemu(q);
+});
 
 async function nodeActive(qmp: QmpClient): Promise<boolean | undefined> {
   const nodes = (await qmp.execute('query-named-block-nodes', { flat: true })) as {

@@ -33,6 +33,7 @@ import { rm } from 'node:fs/promises';
 import { z } from 'zod';
 import type { QmpClient, QmpEvent } from '../../qmp/index.js';
 import { run } from '../host-exec.js';
+import { MigrationFailed } from './errors.js';
 import { BlockJobs } from './qemu-replies.js';
 
 /** Prefix of every tracking bitmap: a bitmap without it is none of the fabric's. */
@@ -144,17 +145,18 @@ export interface DeltaMove {
   disk: DeltaDisk;
   names: DeltaNames;
   /** What is in place so far, for the undo. */
-  added: { overlay: boolean; nbd: boolean };
-  /** What the bitmap marked when the disk was frozen: what the copy will send. */
+  overlay: 'none' | 'file' | 'node' | 'on-top';
+  nbd: boolean;
+  /** What the bitmap marked when the disk was frozen: what the copy sends. */
   deltaBytes: number;
   /** The backup job's end event (subscribed before the job starts: a small delta ends at once). */
   backupEnd: Promise<QmpEvent> | undefined;
 }
 
 export interface DeltaCopied {
-  /** Bytes the bitmap marked changed (the backup job's len). */
+  /** Bytes the changed-cluster copy sent (the backup job's len). */
   deltaBytes: number;
-  /** Bytes the mirror of the overlay copied before it was in sync. */
+  /** Bytes the overlay's mirror copied until it was in sync (the guest's writes since the freeze). */
   overlayBytes: number;
   backupMs: number;
   mirrorMs: number;
@@ -163,6 +165,24 @@ export interface DeltaCopied {
 const QMP_MS = 30_000;
 /** Upper bound for the copy of the changed clusters (a stuck target fails the move). */
 const BACKUP_MS = 3_600_000;
+/** Upper bound for committing the overlay back on an undo. */
+const COMMIT_MS = 600_000;
+
+const fail = (message: string): MigrationFailed => new MigrationFailed(message, 'mirror-disks');
+
+/**
+ * Why a disk cannot go as a delta (undefined: it can). A bitmap QEMU marks inconsistent (QEMU
+ * died with the image open: the bitmap's in-use flag stayed set) or that is absent (QEMU died
+ * before it first stored it) misses writes; the move must copy everything.
+ */
+export function deltaRefusal(bitmap: TrackingBitmap | undefined, name: string): string | undefined {
+  if (!bitmap) return `the disk has no tracking bitmap ${name}`;
+  if (bitmap.inconsistent)
+    return `the tracking bitmap ${name} is inconsistent (QEMU stopped without storing it)`;
+  if (bitmap.persistent === false) return `the tracking bitmap ${name} is not persistent`;
+  if (bitmap.recording === false) return `the tracking bitmap ${name} is not recording`;
+  return undefined;
+}
 
 /**
  * Steps 1 and 2: freezes the disk under a temporary overlay, connects to the target's export and
@@ -174,17 +194,11 @@ export async function startDeltaMove(
   options: DeltaOptions,
 ): Promise<DeltaMove> {
   const names = deltaNames(options.tag, disk.diskId);
-  const move: DeltaMove = {
-    disk,
-    names,
-    added: { overlay: false, nbd: false },
-    deltaBytes: 0,
-    backupEnd: undefined,
-  };
+  const move: DeltaMove = { disk, names, overlay: 'none', nbd: false, deltaBytes: 0, backupEnd: undefined };
+  const refusal = deltaRefusal(await trackingBitmap(qmp, disk.nodeName, disk.bitmap), disk.bitmap);
+  if (refusal) throw fail(`no delta move for disk ${disk.diskId}: ${refusal}`);
   try {
-    if (!(await trackingBitmap(qmp, disk.nodeName, disk.bitmap))) {
-      throw new Error(`node ${disk.nodeName} has no tracking bitmap ${disk.bitmap}`);
-    }
+    // The backing file name is recorded in the overlay for the offline commit afterwards.
     await run('qemu-img', [
       'create',
       '-q',
@@ -196,14 +210,16 @@ export async function startDeltaMove(
       'qcow2',
       disk.overlayPath,
     ]);
+    move.overlay = 'file';
     await qmp.execute('blockdev-add', {
       driver: 'qcow2',
       'node-name': names.overlayNode,
       file: { driver: 'file', filename: disk.overlayPath },
       backing: null,
     });
+    move.overlay = 'node';
     await qmp.execute('blockdev-snapshot', { node: disk.nodeName, overlay: names.overlayNode });
-    move.added.overlay = true;
+    move.overlay = 'on-top';
     // Frozen: the count no longer changes.
     move.deltaBytes = (await trackingBitmap(qmp, disk.nodeName, disk.bitmap))?.count ?? 0;
     await qmp.execute('blockdev-add', {
@@ -212,7 +228,7 @@ export async function startDeltaMove(
       server: { type: 'inet', host: options.nbd.host, port: String(options.nbd.port) },
       export: disk.exportName,
     });
-    move.added.nbd = true;
+    move.nbd = true;
     move.backupEnd = jobEnd(qmp, names.backupJob, BACKUP_MS);
     move.backupEnd.catch(() => undefined);
     await qmp.execute('blockdev-backup', {
@@ -243,17 +259,15 @@ export async function startDeltaMove(
 export async function waitDeltaCopied(
   qmp: QmpClient,
   move: DeltaMove,
-  options: DeltaOptions & { timeoutMs?: number },
+  options: DeltaOptions & { timeoutMs?: number; pollMs?: number },
 ): Promise<DeltaCopied> {
   const { names } = move;
   const timeoutMs = options.timeoutMs ?? 600_000;
   const started = Date.now();
-  if (!move.backupEnd) throw new Error('no copy of the changed clusters was started');
+  if (!move.backupEnd) throw fail('no copy of the changed clusters was started');
   const backupEnd = await move.backupEnd;
   if (backupEnd.event !== 'BLOCK_JOB_COMPLETED' || typeof backupEnd.data.error === 'string') {
-    throw new Error(
-      `copy of the changed clusters failed: ${String(backupEnd.data.error ?? backupEnd.event)}`,
-    );
+    throw fail(`copy of the changed clusters failed: ${String(backupEnd.data.error ?? 'cancelled')}`);
   }
   const deltaBytes = Number(backupEnd.data.len);
   const backupMs = Date.now() - started;
@@ -262,7 +276,9 @@ export async function waitDeltaCopied(
     'job-id': names.mirrorJob,
     device: names.overlayNode,
     target: names.nbdNode,
+    // Only what the overlay holds: the target already has the frozen disk.
     sync: 'top',
+    // Background until in sync, then write-blocking (outgoing.ts says why).
     'copy-mode': 'background',
     ...(options.mirrorBufSizeBytes ? { 'buf-size': options.mirrorBufSizeBytes } : {}),
     'on-source-error': 'stop',
@@ -271,8 +287,8 @@ export async function waitDeltaCopied(
   for (;;) {
     const jobs = await qmp.execute('query-block-jobs', undefined, { schema: BlockJobs, timeoutMs: QMP_MS });
     const job = jobs.find((j) => j.device === names.mirrorJob);
-    if (!job) throw new Error(`mirror ${names.mirrorJob} ended before it was in sync`);
-    if (job.error) throw new Error(`mirror ${names.mirrorJob}: ${job.error}`);
+    if (!job) throw fail(`mirror ${names.mirrorJob} ended before it was in sync`);
+    if (job.error) throw fail(`mirror ${names.mirrorJob}: ${job.error}`);
     if (job.ready) {
       await qmp.execute('block-job-change', {
         id: names.mirrorJob,
@@ -281,32 +297,33 @@ export async function waitDeltaCopied(
       });
       return { deltaBytes, overlayBytes: job.offset, backupMs, mirrorMs: Date.now() - mirrorStarted };
     }
-    if (Date.now() - started > timeoutMs) throw new Error(`delta copy not in sync within ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    if (Date.now() - started > timeoutMs) throw fail(`delta copy not in sync within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, options.pollMs ?? 50));
   }
 }
 
 /**
  * Step 4, with the guest paused at the switchover: the mirror ends cleanly (the target then holds
- * the disk exactly), the NBD connection goes. The overlay stays under the source QEMU, which quits.
+ * the disk exactly), the NBD connection goes. The overlay stays under the source QEMU, which quits;
+ * `flattenLeftBehind` then folds it into the image the host keeps.
  */
 export async function finishDelta(qmp: QmpClient, move: DeltaMove): Promise<void> {
   const done = jobEnd(qmp, move.names.mirrorJob, QMP_MS);
   await qmp.execute('block-job-cancel', { device: move.names.mirrorJob });
   const end = await done;
-  if (typeof end.data.error === 'string')
-    throw new Error(`mirror ${move.names.mirrorJob}: ${end.data.error}`);
+  if (typeof end.data.error === 'string') throw fail(`mirror ${move.names.mirrorJob}: ${end.data.error}`);
   await qmp.execute('blockdev-del', { 'node-name': move.names.nbdNode });
-  move.added.nbd = false;
+  move.nbd = false;
 }
 
 /**
  * Undo before the switchover: the jobs stop, the NBD node goes, the overlay is committed back
- * into the disk (its writes are recorded by the tracking bitmap) and removed. The guest keeps
- * running throughout; the disk and its bitmap are as if no move had been tried. The target's
- * retained copy was written only where the bitmap is set (the backup copies bitmap clusters; what
- * the overlay's mirror wrote is recorded by the bitmap through the commit), so a retry with the
- * same bitmap onto the same copy is still exact; it is no longer the disk at departure, though.
+ * into the disk (active commit, then pivot) and removed. The guest keeps running throughout; the
+ * disk carries every write and its bitmap recorded the commit's writes, so it is as if no move had
+ * been tried. The target's retained copy was written only where the bitmap is set (the backup
+ * copies bitmap clusters, what the overlay's mirror wrote is recorded through the commit): a retry
+ * onto the same copy with the same bitmap is still exact, though the copy is no longer the disk
+ * at departure.
  */
 export async function cancelDelta(qmp: QmpClient, move: DeltaMove): Promise<void> {
   const { names } = move;
@@ -316,14 +333,14 @@ export async function cancelDelta(qmp: QmpClient, move: DeltaMove): Promise<void
     await qmp.execute('block-job-cancel', { device: job, force: true });
     await gone;
   }
-  if (move.added.nbd) {
+  if (move.nbd) {
     await qmp.execute('blockdev-del', { 'node-name': names.nbdNode });
-    move.added.nbd = false;
+    move.nbd = false;
   }
-  if (move.added.overlay) {
+  if (move.overlay === 'on-top') {
     const commitJob = `${names.overlayNode}-c`.slice(0, 31);
     const ready = qmp.waitForEvent('BLOCK_JOB_READY', {
-      timeoutMs: 600_000,
+      timeoutMs: COMMIT_MS,
       match: (e) => e.data.device === commitJob,
     });
     await qmp.execute('block-commit', { 'job-id': commitJob, device: names.overlayNode });
@@ -332,12 +349,47 @@ export async function cancelDelta(qmp: QmpClient, move: DeltaMove): Promise<void
     await qmp.execute('job-complete', { id: commitJob });
     const end = await completed;
     if (end.event !== 'BLOCK_JOB_COMPLETED' || typeof end.data.error === 'string') {
-      throw new Error(`commit of the overlay failed: ${String(end.data.error ?? end.event)}`);
+      throw fail(`commit of the overlay failed: ${String(end.data.error ?? 'cancelled')}`);
     }
-    await qmp.execute('blockdev-del', { 'node-name': names.overlayNode });
-    move.added.overlay = false;
-    await rm(move.disk.overlayPath, { force: true });
+    move.overlay = 'node';
   }
+  if (move.overlay === 'node') {
+    await qmp.execute('blockdev-del', { 'node-name': names.overlayNode });
+    move.overlay = 'file';
+  }
+  if (move.overlay === 'file') {
+    await rm(move.disk.overlayPath, { force: true });
+    move.overlay = 'none';
+  }
+}
+
+/**
+ * After a delta move, on the host left behind (its QEMU has quit): the overlay is committed into
+ * the image and deleted, and the image's tracking bitmaps are removed; the image is then the disk
+ * exactly as it left, ready to be this host's retained copy.
+ */
+export async function flattenLeftBehind(imagePath: string, overlayPath: string): Promise<void> {
+  await run('qemu-img', ['commit', '-q', '-d', overlayPath], COMMIT_MS);
+  await rm(overlayPath, { force: true });
+  await removeTrackingBitmaps(imagePath);
+}
+
+const ImageBitmaps = z.looseObject({
+  'format-specific': z
+    .looseObject({
+      data: z.looseObject({ bitmaps: z.array(z.looseObject({ name: z.string() })).optional() }),
+    })
+    .optional(),
+});
+
+/** Removes the fabric's tracking bitmaps from an image no QEMU has open. */
+export async function removeTrackingBitmaps(imagePath: string): Promise<string[]> {
+  const info = ImageBitmaps.parse(JSON.parse(await run('qemu-img', ['info', '--output=json', imagePath])));
+  const names = (info['format-specific']?.data.bitmaps ?? [])
+    .map((b) => b.name)
+    .filter((n) => generationOfBitmap(n) !== undefined);
+  for (const name of names) await run('qemu-img', ['bitmap', '--remove', imagePath, name]);
+  return names;
 }
 
 async function jobPresent(qmp: QmpClient, job: string): Promise<boolean> {
@@ -347,14 +399,13 @@ async function jobPresent(qmp: QmpClient, job: string): Promise<boolean> {
 
 /** The next BLOCK_JOB_COMPLETED or BLOCK_JOB_CANCELLED of `job`. */
 function jobEnd(qmp: QmpClient, job: string, timeoutMs: number): Promise<QmpEvent> {
-  const match = (e: QmpEvent): boolean => e.data.device === job;
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       stop();
-      reject(new Error(`block job ${job} did not end within ${timeoutMs} ms`));
+      reject(fail(`block job ${job} did not end within ${timeoutMs} ms`));
     }, timeoutMs);
     const stop = qmp.onEvent((e) => {
-      if ((e.event === 'BLOCK_JOB_COMPLETED' || e.event === 'BLOCK_JOB_CANCELLED') && match(e)) {
+      if ((e.event === 'BLOCK_JOB_COMPLETED' || e.event === 'BLOCK_JOB_CANCELLED') && e.data.device === job) {
         clearTimeout(timer);
         stop();
         resolve(e);
