@@ -8,6 +8,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
@@ -148,9 +149,19 @@ interface Round {
 
 const results: string[] = [];
 
-before(() => {
+/** A loopback port nobody listens on now; the tests use it and the next few above it. */
+async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen({ host: '127.0.0.1', port: 0 }, resolve));
+  const address = server.address();
+  await new Promise((resolve) => server.close(resolve));
+  assert.ok(address && typeof address === 'object');
+  return address.port;
+}
+
+before(async () => {
   dir = mkdtempSync(path.join(tmpdir(), 'silobreak-deltaproof-'));
-  port = 20_000 + rand(20_000);
+  port = await freePort();
   // The home disk: random data over the whole disk (nothing compares equal by accident).
   const raw = path.join(dir, 'seed.raw');
   execFileSync('dd', ['if=/dev/urandom', `of=${raw}`, 'bs=1M', `count=${DISK_BYTES / MiB}`, 'status=none']);
@@ -386,7 +397,7 @@ test(
     const arrived = path.join(dir, 'mig-target.qcow2');
     execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', source, String(64 * MiB)]);
     execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', arrived, String(64 * MiB)]);
-    const migrationPort = port + 100;
+    const migrationPort = await freePort();
     const src = await startQemu('mig-src', source, true, ['-m', '64']);
     const dst = await startQemu('mig-dst', arrived, true, ['-m', '64', '-incoming', 'defer']);
     await dst.qmp.execute('migrate-set-capabilities', {
@@ -489,6 +500,53 @@ async function nodeActive(qmp: QmpClient): Promise<boolean | undefined> {
   }[];
   return nodes.find((n) => n['node-name'] === NODE)?.active;
 }
+
+// The full move's disk phase for the same disk, to set the delta's figures against.
+test('for comparison: a full mirror of the same disk', { timeout: 300_000 }, async () => {
+  const image = path.join(dir, 'full-source.qcow2');
+  const empty = path.join(dir, 'full-target.qcow2');
+  copyFileSync(path.join(dir, 'seed.qcow2'), image);
+  execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', empty, String(DISK_BYTES)]);
+  const source = await startQemu('full-src', image, true);
+  const target = await startQemu('full-dst', empty, false);
+  const nbdPort = await freePort();
+  await target.qmp.execute('nbd-server-start', {
+    addr: { type: 'inet', data: { host: '127.0.0.1', port: String(nbdPort) } },
+  });
+  await target.qmp.execute('block-export-add', {
+    type: 'nbd',
+    id: 'ex',
+    'node-name': NODE,
+    name: EXPORT,
+    writable: true,
+  });
+  await source.qmp.execute('blockdev-add', {
+    driver: 'nbd',
+    'node-name': 'full-nbd',
+    server: { type: 'inet', host: '127.0.0.1', port: String(nbdPort) },
+    export: EXPORT,
+  });
+  const started = Date.now();
+  const ready = source.qmp.waitForEvent('BLOCK_JOB_READY', { timeoutMs: 240_000 });
+  await source.qmp.execute('blockdev-mirror', {
+    'job-id': 'full',
+    device: NODE,
+    target: 'full-nbd',
+    sync: 'full',
+    'copy-mode': 'background',
+  });
+  const event = await ready;
+  const ms = Date.now() - started;
+  const done = source.qmp.waitForEvent('BLOCK_JOB_COMPLETED', { timeoutMs: 30_000 });
+  await source.qmp.execute('block-job-cancel', { device: 'full' });
+  await done;
+  await stopQemu(source);
+  await stopQemu(target);
+  results.push(
+    `full mirror of the same ${DISK_BYTES / MiB} MiB disk: ${(Number(event.data.len) / MiB).toFixed(1)} MiB in ${ms} ms`,
+  );
+  assert.equal(compare(image, empty), 'Images are identical.');
+});
 
 ROUNDS.forEach((round, index) => {
   test(`delta move: ${round.name}`, { timeout: 300_000 }, () => runRound(round, index));
