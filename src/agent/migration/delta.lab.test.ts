@@ -12,7 +12,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { QmpClient } from '../../qmp/index.js';
+import { QmpClient, queryNamedBlockNodes } from '../../qmp/index.js';
 import {
   cancelDelta,
   finishDelta,
@@ -494,11 +494,7 @@ test('a tracking bitmap left in use by a killed QEMU is refused', { timeout: 60_
 });
 
 async function nodeActive(qmp: QmpClient): Promise<boolean | undefined> {
-  const nodes = (await qmp.execute('query-named-block-nodes', { flat: true })) as {
-    'node-name': string;
-    active?: boolean;
-  }[];
-  return nodes.find((n) => n['node-name'] === NODE)?.active;
+  return (await queryNamedBlockNodes(qmp)).find((n) => n['node-name'] === NODE)?.active;
 }
 
 // The full move's disk phase for the same disk, to set the delta's figures against.

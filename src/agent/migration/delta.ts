@@ -31,7 +31,12 @@
  */
 import { rm } from 'node:fs/promises';
 import { z } from 'zod';
-import type { QmpClient, QmpEvent } from '../../qmp/index.js';
+import {
+  queryNamedBlockNodes,
+  type DirtyBitmapInfo,
+  type QmpClient,
+  type QmpEvent,
+} from '../../qmp/index.js';
 import { run } from '../host-exec.js';
 import { MigrationFailed } from './errors.js';
 import { BlockJobs } from './qemu-replies.js';
@@ -82,21 +87,7 @@ export function deltaNames(tag: string, diskId: string): DeltaNames {
   };
 }
 
-const BitmapInfo = z.looseObject({
-  name: z.string().optional(),
-  count: z.number().int(),
-  granularity: z.number().int(),
-  recording: z.boolean().optional(),
-  persistent: z.boolean().optional(),
-  inconsistent: z.boolean().optional(),
-});
-const NamedNodes = z.array(
-  z.looseObject({
-    'node-name': z.string().optional(),
-    'dirty-bitmaps': z.array(BitmapInfo).optional(),
-  }),
-);
-export type TrackingBitmap = z.infer<typeof BitmapInfo>;
+export type TrackingBitmap = DirtyBitmapInfo;
 
 /**
  * Starts tracking on the arrived disk. Call it on the target between `completed` and `cont`: the
@@ -114,7 +105,7 @@ export async function trackingBitmap(
   nodeName: string,
   bitmap: string,
 ): Promise<TrackingBitmap | undefined> {
-  const nodes = await qmp.execute('query-named-block-nodes', { flat: true }, { schema: NamedNodes });
+  const nodes = await queryNamedBlockNodes(qmp);
   const node = nodes.find((n) => n['node-name'] === nodeName);
   return node?.['dirty-bitmaps']?.find((b) => b.name === bitmap);
 }
