@@ -86,8 +86,10 @@ async function stopQemu(q: Qemu): Promise<void> {
 
 /** A write through the guest's device (the top of the graph), as a guest would. */
 async function write(q: Qemu, pattern: number, offset: number, length: number): Promise<void> {
+  // Pattern 0 writes zeroes the way a guest's write-zeroes request does (no data on the wire).
+  const op = pattern === 0 ? 'write -z' : `write -P 0x${pattern.toString(16)}`;
   const out = await q.qmp.execute('human-monitor-command', {
-    'command-line': `qemu-io -d vd0 "write -P 0x${pattern.toString(16)} ${offset} ${length}"`,
+    'command-line': `qemu-io -d vd0 "${op} ${offset} ${length}"`,
   });
   // qemu-io prints its success to QEMU's stdout; the monitor's answer carries only errors.
   assert.equal(String(out).trim(), '', `qemu-io write: ${String(out)}`);
@@ -112,7 +114,8 @@ function writer(q: Qemu, within?: () => number[]): { stop: () => Promise<number>
   const loop = (async () => {
     while (!stopped) {
       const w = randomWrite(within?.());
-      await write(q, 1 + rand(254), w.offset, w.length);
+      // One write in ten is a write-zeroes request.
+      await write(q, rand(10) === 0 ? 0 : 1 + rand(254), w.offset, w.length);
       bytes += w.length;
     }
   })();
@@ -191,7 +194,7 @@ async function runRound(round: Round, index: number): Promise<void> {
   const trackedClusters: number[] = [];
   while (written < round.changedShare * DISK_BYTES) {
     const w = randomWrite();
-    await write(visiting, 1 + rand(254), w.offset, w.length);
+    await write(visiting, rand(10) === 0 ? 0 : 1 + rand(254), w.offset, w.length);
     trackedClusters.push(w.offset - (w.offset % CLUSTER));
     written += w.length;
   }

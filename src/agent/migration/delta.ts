@@ -92,8 +92,9 @@ export type TrackingBitmap = DirtyBitmapInfo;
 /**
  * Starts tracking on the arrived disk. Call it on the target between `completed` and `cont`: the
  * source's mirror writes have all landed then and the guest has not run yet, so the bitmap starts
- * exactly at the switchover. QEMU 10.0.2 accepts a persistent bitmap on the still inactive node
- * (late-block-activate) and keeps it through the activation at `cont`.
+ * exactly at the switchover (in incoming.ts's resume: after nbd-server-stop, before cont). The
+ * writable export has activated the node by then; QEMU 10.0.2 would also accept the bitmap on a
+ * still inactive node (late-block-activate) and keep it through the activation at `cont`.
  */
 export async function startTracking(qmp: QmpClient, nodeName: string, bitmap: string): Promise<void> {
   await qmp.execute('block-dirty-bitmap-add', { node: nodeName, name: bitmap, persistent: true });
@@ -128,6 +129,8 @@ export interface DeltaOptions {
   /** Identifies this move's objects (e.g. a short migration id). */
   tag: string;
   mirrorBufSizeBytes?: number;
+  /** Secure move: id of the tls-creds-x509 object (client endpoint) the NBD connection uses. */
+  tlsCreds?: string | undefined;
   /** Test knob: rate limit of the changed-cluster copy, bytes/s. */
   backupSpeed?: number;
 }
@@ -218,6 +221,7 @@ export async function startDeltaMove(
       'node-name': names.nbdNode,
       server: { type: 'inet', host: options.nbd.host, port: String(options.nbd.port) },
       export: disk.exportName,
+      ...(options.tlsCreds ? { 'tls-creds': options.tlsCreds } : {}),
     });
     move.nbd = true;
     move.backupEnd = jobEnd(qmp, names.backupJob, BACKUP_MS);
