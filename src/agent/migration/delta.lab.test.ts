@@ -15,6 +15,7 @@ import { after, before, test } from 'node:test';
 import { QmpClient, queryNamedBlockNodes } from '../../qmp/index.js';
 import {
   cancelDelta,
+  deltaOverlayPath,
   finishDelta,
   flattenLeftBehind,
   startDeltaMove,
@@ -181,7 +182,7 @@ after(async () => {
 async function runRound(round: Round, index: number): Promise<void> {
   const visitingImage = path.join(dir, `visiting-${index}.qcow2`);
   const homeImage = path.join(dir, `home-${index}.qcow2`);
-  const overlay = path.join(dir, `visiting-${index}.delta.qcow2`);
+  const overlay = deltaOverlayPath(visitingImage, `t${index}`);
   // Departure: both hosts hold the same disk; the home keeps it as the retained copy.
   copyFileSync(path.join(dir, 'seed.qcow2'), visitingImage);
   copyFileSync(path.join(dir, 'seed.qcow2'), homeImage);

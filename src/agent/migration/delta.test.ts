@@ -3,6 +3,8 @@ import { test } from 'node:test';
 import {
   DELTA_PREFIX,
   deltaNames,
+  deltaOverlayPath,
+  imageOfDeltaOverlay,
   deltaRefusal,
   generationOfBitmap,
   TRACKING_BITMAP_PREFIX,
@@ -52,4 +54,14 @@ test('a delta is refused for a missing, inconsistent, transient or stopped bitma
   assert.match(deltaRefusal({ ...good, inconsistent: true }, 'sb-delta-g') ?? '', /inconsistent/);
   assert.match(deltaRefusal({ ...good, persistent: false }, 'sb-delta-g') ?? '', /not persistent/);
   assert.match(deltaRefusal({ ...good, recording: false }, 'sb-delta-g') ?? '', /not recording/);
+});
+
+test('a delta overlay is named after its image and leads back to it', () => {
+  const image = '/srv/ds1/web.vda.qcow2';
+  const overlay = deltaOverlayPath(image, '0f3c9a2e');
+  assert.equal(overlay, '/srv/ds1/web.vda.qcow2.dlt-0f3c9a2e.qcow2');
+  assert.equal(imageOfDeltaOverlay(overlay), image);
+  for (const other of [image, '/srv/ds1/web.vda.qcow2.dlt-.qcow2', '/srv/ds1/x.dlt-a b.qcow2']) {
+    assert.equal(imageOfDeltaOverlay(other), undefined, other);
+  }
 });

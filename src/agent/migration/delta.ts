@@ -27,7 +27,8 @@
  * between moves is the plain image, VM definitions, deletes, storage and cold moves never see a
  * chain. A cancelled or failed move commits the overlay back into the disk (active block-commit,
  * then pivot); the commit's writes go through the disk and so are recorded by the bitmap, which
- * stays valid for a retry.
+ * stays valid for a retry. Should the source QEMU die mid-move, the guest's latest writes are in
+ * the overlay file: it must be committed (`qemu-img commit`) before the VM starts from its image.
  */
 import { rm } from 'node:fs/promises';
 import { z } from 'zod';
@@ -87,6 +88,21 @@ export function deltaNames(tag: string, diskId: string): DeltaNames {
   };
 }
 
+/**
+ * Where the temporary overlay of an image goes during a delta move: beside the image, named after
+ * it, so whoever starts the VM again after a crash of its QEMU mid-move finds it (the guest's
+ * writes since the freeze are only there: commit it before starting from the image).
+ */
+export function deltaOverlayPath(imagePath: string, tag: string): string {
+  return `${imagePath}.${DELTA_PREFIX}${tag}.qcow2`;
+}
+
+/** The image a delta overlay belongs to, or undefined for a file that is no delta overlay. */
+export function imageOfDeltaOverlay(file: string): string | undefined {
+  const m = new RegExp(`^(.+)\\.${DELTA_PREFIX}[A-Za-z0-9_-]+\\.qcow2$`).exec(file);
+  return m?.[1];
+}
+
 export type TrackingBitmap = DirtyBitmapInfo;
 
 /**
@@ -117,7 +133,7 @@ export interface DeltaDisk {
   nodeName: string;
   /** Its image file (the backing file named in the temporary overlay). */
   imagePath: string;
-  /** Where the temporary overlay goes (same datastore). */
+  /** Where the temporary overlay goes: `deltaOverlayPath(imagePath, tag)`. */
   overlayPath: string;
   bitmap: string;
   /** The target's writable NBD export of the retained copy. */
