@@ -94,6 +94,32 @@ export const QueryBlockJobs = z.array(
 );
 export type QueryBlockJobs = z.infer<typeof QueryBlockJobs>;
 
+/**
+ * A dirty bitmap of a node. `count` is in bytes; `inconsistent`: QEMU found the stored bitmap
+ * still marked in use (the QEMU that had it open died), so it may miss writes.
+ */
+export const DirtyBitmapInfo = z.looseObject({
+  name: z.string().optional(),
+  count: int,
+  granularity: int,
+  recording: z.boolean().optional(),
+  busy: z.boolean().optional(),
+  persistent: z.boolean().optional(),
+  inconsistent: z.boolean().optional(),
+});
+export type DirtyBitmapInfo = z.infer<typeof DirtyBitmapInfo>;
+
+/** query-named-block-nodes with `flat: true`: every named node once, with its dirty bitmaps. */
+export const QueryNamedBlockNodes = z.array(
+  z.looseObject({
+    'node-name': z.string().optional(),
+    drv: z.string().optional(),
+    active: z.boolean().optional(),
+    'dirty-bitmaps': z.array(DirtyBitmapInfo).optional(),
+  }),
+);
+export type QueryNamedBlockNodes = z.infer<typeof QueryNamedBlockNodes>;
+
 /** query-block: the guest's drives and the image inserted in each. */
 export const QueryBlock = z.array(
   z.looseObject({
@@ -130,18 +156,7 @@ export const QueryBlock = z.array(
         cache: z
           .looseObject({ writeback: z.boolean(), direct: z.boolean(), 'no-flush': z.boolean() })
           .optional(),
-        'dirty-bitmaps': z
-          .array(
-            z.looseObject({
-              name: z.string().optional(),
-              count: int,
-              granularity: int,
-              recording: z.boolean().optional(),
-              busy: z.boolean().optional(),
-              persistent: z.boolean().optional(),
-            }),
-          )
-          .optional(),
+        'dirty-bitmaps': z.array(DirtyBitmapInfo).optional(),
       })
       .optional(),
   }),
@@ -262,6 +277,13 @@ export const queryBlock = query('query-block', QueryBlock);
 export const queryDirtyRate = query('query-dirty-rate', QueryDirtyRate);
 export const queryVersion = query('query-version', QueryVersion);
 export const queryCpusFast = query('query-cpus-fast', QueryCpusFast);
+
+export function queryNamedBlockNodes(
+  qmp: QmpClient,
+  options: QmpExecuteOptions = {},
+): Promise<QueryNamedBlockNodes> {
+  return qmp.execute('query-named-block-nodes', { flat: true }, { ...options, schema: QueryNamedBlockNodes });
+}
 
 /** query-blockstats; `queryNodes` lists every named node instead of every drive. */
 export function queryBlockstats(
