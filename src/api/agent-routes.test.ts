@@ -142,6 +142,8 @@ test('AgentClient and AgentMigrationClient call exactly the routes of the table'
     ['shutdownVm', () => agent.shutdownVm('a', 5)],
     ['stopVm', () => agent.stopVm('a')],
     ['guestInfo', () => agent.guestInfo('a')],
+    ['insertTools', () => agent.insertTools('a')],
+    ['ejectTools', () => agent.ejectTools('a')],
     ['guestExec', () => agent.guestExec('a', ['true'])],
     ['getStats', () => agent.stats()],
     ['metrics', () => agent.metrics()],
