@@ -136,6 +136,12 @@ export class ManagerClient {
   stopVm(ref: string): Promise<JobAccepted> {
     return this.http.call(routes.stopVm, { params: { vm: ref }, body: {} });
   }
+  insertVmTools(ref: string): Promise<JobAccepted> {
+    return this.http.call(routes.insertVmTools, { params: { vm: ref }, body: {} });
+  }
+  ejectVmTools(ref: string): Promise<JobAccepted> {
+    return this.http.call(routes.ejectVmTools, { params: { vm: ref }, body: {} });
+  }
   deleteVm(ref: string, deleteDisks = true): Promise<JobAccepted> {
     return this.http.call(routes.deleteVm, {
       params: { vm: ref },

@@ -326,6 +326,27 @@ export const managerRoutes = {
     response: JobAccepted,
     errors: VM_JOB_ERRORS,
   }),
+  insertVmTools: route({
+    method: 'POST',
+    path: `${API_PREFIX}/vms/:vm/tools/insert`,
+    summary:
+      'Insert the guest tools disk: hot-plugged into a running VM, attached at the next start of a stopped one (a job)',
+    params: VmRef,
+    body: EmptyBody,
+    status: 202,
+    response: JobAccepted,
+    errors: VM_JOB_ERRORS,
+  }),
+  ejectVmTools: route({
+    method: 'POST',
+    path: `${API_PREFIX}/vms/:vm/tools/eject`,
+    summary: 'Eject the guest tools disk (a job)',
+    params: VmRef,
+    body: EmptyBody,
+    status: 202,
+    response: JobAccepted,
+    errors: VM_JOB_ERRORS,
+  }),
   deleteVm: route({
     method: 'DELETE',
     path: `${API_PREFIX}/vms/:vm`,

@@ -217,6 +217,20 @@ export type HostScopedListQuery = z.input<typeof HostScopedListQuery>;
 // VMs
 
 /** A VM as the manager knows it: the agent's view plus where it lives. */
+/** current: the host's version; outdated: older; missing: no agent answered since the boot; not-answering: silent now. */
+export const ToolsStatus = z.enum(['current', 'outdated', 'missing', 'not-answering']);
+export type ToolsStatus = z.infer<typeof ToolsStatus>;
+
+export const VmTools = z.object({
+  /** null while the VM does not run, or boots and has not answered yet. */
+  status: ToolsStatus.nullable(),
+  /** The guest agent version last reported, if any ever answered. */
+  installed: z.string().nullable(),
+  /** The version on the tools disk of the VM's host; null when the host has none. */
+  current: z.string().nullable(),
+});
+export type VmTools = z.infer<typeof VmTools>;
+
 export const ManagedVm = Vm.extend({
   host: Name,
   hostId: z.uuid(),
@@ -228,6 +242,8 @@ export const ManagedVm = Vm.extend({
    * behind until its clean-up runs (`silobreak vm move --cleanup <vm>` removes it at once).
    */
   otherCopies: z.array(z.object({ host: Name, state: VmState, seenAt: Timestamp })).optional(),
+  /** The guest tools: is the guest agent answering, and is it the host's version. */
+  tools: VmTools.optional(),
 });
 export type ManagedVm = z.infer<typeof ManagedVm>;
 
@@ -237,6 +253,8 @@ export const VmListQuery = PageQuery.extend({
   state: VmState.optional(),
   /** Substring of the VM's name. */
   name: z.string().max(64).optional(),
+  /** Only VMs with this tools status: `outdated` lists the VMs whose guest tools need an upgrade. */
+  tools: ToolsStatus.optional(),
 });
 export type VmListQuery = z.input<typeof VmListQuery>;
 
@@ -366,6 +384,8 @@ export const MoveCheck = z.object({
   /** e.g. `target-memory`, `datastore-space`. */
   check: z.string(),
   ok: z.boolean(),
+  /** Passed, but worth knowing before the move (e.g. the guest tools are older than the target's). */
+  warning: z.boolean().optional(),
   /** What was found, and for a failed check what to fix. */
   detail: z.string(),
   field: z.string().optional(),

@@ -1,5 +1,13 @@
 import Database from 'better-sqlite3';
-import { Kysely, Migrator, sql, SqliteDialect, type Migration, type Transaction } from 'kysely';
+import {
+  Kysely,
+  Migrator,
+  sql,
+  SqliteDialect,
+  type Generated,
+  type Migration,
+  type Transaction,
+} from 'kysely';
 import { chmod, open } from 'node:fs/promises';
 import path from 'node:path';
 import { rateChange, type RiskInput } from './change-risk.js';
@@ -41,6 +49,8 @@ export interface HostsTable {
   memory_free_bytes: number;
   machine_type: string;
   cpu_model: string;
+  /** The guest agent version on the host's tools disk; null when it has none. */
+  tools_version: string | null;
   last_seen_at: string;
   last_error: string | null;
   created_at: string;
@@ -77,6 +87,13 @@ export interface VmsTable {
   created_at: string;
   started_at: string | null;
   updated_at: string;
+  /** The guest tools disk is inserted (as the agent reports it). */
+  tools_disk: number;
+  /** The guest agent's version at its last answer, and the VM start that answer belongs to. */
+  tools_version: string | null;
+  tools_started_at: string | null;
+  /** Whether the last statistics poll got an answer from the guest agent. */
+  tools_answering: Generated<number>;
 }
 export interface VmDisksTable {
   vm_id: string;
@@ -416,6 +433,23 @@ export const migrations: Readonly<Record<string, Migration>> = {
         .execute();
       // Its first columns are changes_at's: that one only costs writes now.
       await db.schema.dropIndex('changes_at').execute();
+    },
+  },
+  '0006-guest-tools': {
+    // The guest tools (issue 19): each host's tools disk version, each VM's tools disk and what
+    // its guest agent last answered.
+    async up(db: Kysely<any>) {
+      await db.schema.alterTable('hosts').addColumn('tools_version', 'text').execute();
+      await db.schema
+        .alterTable('vms')
+        .addColumn('tools_disk', 'integer', (c) => c.notNull().defaultTo(0))
+        .execute();
+      await db.schema.alterTable('vms').addColumn('tools_version', 'text').execute();
+      await db.schema.alterTable('vms').addColumn('tools_started_at', 'text').execute();
+      await db.schema
+        .alterTable('vms')
+        .addColumn('tools_answering', 'integer', (c) => c.notNull().defaultTo(0))
+        .execute();
     },
   },
 };

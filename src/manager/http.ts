@@ -111,6 +111,10 @@ function handlers({ db, service, jobs, moves, version }: ApiDeps): ManagerHandle
       accepted(reply, await service.vmAction(caller, params.vm, 'vm-shutdown', body.timeoutSeconds)),
     stopVm: async ({ params, caller }, reply) =>
       accepted(reply, await service.vmAction(caller, params.vm, 'vm-stop')),
+    insertVmTools: async ({ params, caller }, reply) =>
+      accepted(reply, await service.vmAction(caller, params.vm, 'vm-tools-insert')),
+    ejectVmTools: async ({ params, caller }, reply) =>
+      accepted(reply, await service.vmAction(caller, params.vm, 'vm-tools-eject')),
     deleteVm: async ({ params, query, caller }, reply) =>
       accepted(reply, await service.deleteVm(caller, params.vm, query.deleteDisks)),
     moveVm: async ({ params, body, caller }, reply) => {

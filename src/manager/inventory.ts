@@ -14,6 +14,8 @@ import type {
   VmDisk,
   VmNic,
   VSwitch,
+  VmTools,
+  ToolsStatus,
 } from '../api/index.js';
 import { VmState } from '../api/index.js';
 import { SYSTEM, nowIso, recordChanges, type Actor, type ChangeInput } from './changes.js';
@@ -22,6 +24,7 @@ import type { DB, HostsTable, Tx, VmDisksTable, VmNicsTable, VmsTable } from './
 import { classify, diffCollections, diffFields } from './diff.js';
 import { Conflict, HostNotFound, PoolNotFound, VmNotFound } from './errors.js';
 import { MOVE_JOB_KINDS } from './move/kinds.js';
+import { toolsStatus } from './tools-status.js';
 
 /*
  * The inventory: reads that turn rows into API objects, and the writes that keep it in step with
@@ -138,6 +141,7 @@ function toHost(r: HostRow & { pool_name: string | null; vm_count: number | null
     memoryFreeBytes: r.memory_free_bytes,
     machineType: r.machine_type,
     cpuModel: r.cpu_model,
+    ...(r.tools_version ? { toolsVersion: r.tools_version } : {}),
     vmCount: Number(r.vm_count ?? 0),
     lastSeenAt: r.last_seen_at,
     ...(r.last_error ? { lastError: r.last_error } : {}),
@@ -191,6 +195,7 @@ const HOST_SETTINGS = [
   'memoryBytes',
   'machineType',
   'cpuModel',
+  'toolsVersion',
 ] as const;
 
 function hostInfoColumns(info: HostInfo) {
@@ -206,6 +211,7 @@ function hostInfoColumns(info: HostInfo) {
     memory_free_bytes: info.memoryFreeBytes,
     machine_type: info.machineType,
     cpu_model: info.cpuModel,
+    tools_version: info.toolsVersion ?? null,
   };
 }
 
@@ -220,6 +226,7 @@ function hostInfoOf(row: HostRow): Record<(typeof HOST_SETTINGS)[number], unknow
     memoryBytes: row.memory_bytes,
     machineType: row.machine_type,
     cpuModel: row.cpu_model,
+    toolsVersion: row.tools_version ?? undefined,
   };
 }
 
@@ -483,10 +490,32 @@ function vmQuery(tx: Tx) {
     .innerJoin('hosts', 'hosts.id', 'vms.host_id')
     .leftJoin('pools', 'pools.id', 'hosts.pool_id')
     .selectAll('vms')
-    .select(['hosts.name as host_name', 'pools.name as pool_name']);
+    .select([
+      'hosts.name as host_name',
+      'pools.name as pool_name',
+      'hosts.tools_version as host_tools_version',
+    ]);
 }
 
-type VmJoined = VmRow & { host_name: string; pool_name: string | null };
+type VmJoined = VmRow & { host_name: string; pool_name: string | null; host_tools_version: string | null };
+
+/** The guest tools of a VM row: its status against its host's tools disk (tools-status.ts). */
+function toolsOf(r: VmJoined, now: number): VmTools {
+  return {
+    status: toolsStatus({
+      state: r.state as Vm['state'],
+      startedAt: r.started_at ?? undefined,
+      hostToolsVersion: r.host_tools_version ?? undefined,
+      answered: r.tools_version
+        ? { version: r.tools_version, startedAt: r.tools_started_at ?? undefined }
+        : undefined,
+      answeringNow: r.tools_answering === 1,
+      now,
+    }),
+    installed: r.tools_version,
+    current: r.host_tools_version,
+  };
+}
 
 function diskOf(r: Selectable<VmDisksTable>): VmDisk {
   return {
@@ -521,6 +550,7 @@ function vmOf(r: VmRow, disks: VmDisk[], nics: VmNic[]): Vm {
     accelerator: r.accelerator,
     createdAt: r.created_at,
     ...(r.started_at ? { startedAt: r.started_at } : {}),
+    toolsDisk: r.tools_disk === 1,
   };
 }
 
@@ -562,6 +592,7 @@ async function assembleVms(tx: Tx, rows: VmJoined[]): Promise<ManagedVm[]> {
     .where('vm_copies.vm_id', 'in', ids)
     .orderBy('hosts.name')
     .execute();
+  const now = Date.now();
   const diskMap = groupBy(disks, (d) => d.vm_id);
   const nicMap = groupBy(nics, (n) => n.vm_id);
   const copyMap = groupBy(copies, (c) => c.vm_id);
@@ -574,6 +605,7 @@ async function assembleVms(tx: Tx, rows: VmJoined[]): Promise<ManagedVm[]> {
       hostId: r.host_id,
       pool: r.pool_name,
       updatedAt: r.updated_at,
+      tools: toolsOf(r, now),
       ...(others.length
         ? {
             otherCopies: others.map((c) => ({
@@ -611,6 +643,7 @@ export async function listVms(
     pool?: string | undefined;
     state?: string | undefined;
     name?: string | undefined;
+    tools?: ToolsStatus | undefined;
   },
 ): Promise<Page<ManagedVm>> {
   let query = vmQuery(tx);
@@ -622,11 +655,12 @@ export async function listVms(
     const [n, id] = decodeCursor(q.cursor, ['string', 'string']);
     query = query.where((eb) => eb(eb.refTuple('vms.name', 'vms.id'), '>', eb.tuple(String(n), String(id))));
   }
-  const rows = await query
-    .orderBy('vms.name')
-    .orderBy('vms.id')
-    .limit(q.limit + 1)
-    .execute();
+  query = query.orderBy('vms.name').orderBy('vms.id');
+  // The tools status is computed (it depends on the time and on version order): filtered here.
+  const now = Date.now();
+  const rows = q.tools
+    ? (await query.execute()).filter((r) => toolsOf(r, now).status === q.tools).slice(0, q.limit + 1)
+    : await query.limit(q.limit + 1).execute();
   const page = pageOf(
     rows,
     q.limit,
@@ -672,6 +706,7 @@ function vmColumns(vm: Vm) {
     accelerator: vm.accelerator,
     created_at: vm.createdAt,
     started_at: vm.startedAt ?? null,
+    tools_disk: vm.toolsDisk ? 1 : 0,
   };
 }
 

@@ -378,7 +378,7 @@ export class ManagerService {
   async vmAction(
     caller: Caller,
     ref: string,
-    kind: 'vm-start' | 'vm-stop' | 'vm-shutdown',
+    kind: 'vm-start' | 'vm-stop' | 'vm-shutdown' | 'vm-tools-insert' | 'vm-tools-eject',
     timeoutSeconds?: number,
   ): Promise<Job> {
     const vm = await getVm(this.deps.db, ref);

@@ -254,6 +254,10 @@ export function vmJobHandlers(deps: VmJobDeps): JobHandler<never>[] {
       c.shutdownVm(vm.name, p.timeoutSeconds ?? 60),
     ),
     actionHandler(deps, 'vm-stop', 'stopping', (c, vm) => c.stopVm(vm.name)),
+    actionHandler(deps, 'vm-tools-insert', 'inserting the tools disk into', (c, vm) =>
+      c.insertTools(vm.name),
+    ),
+    actionHandler(deps, 'vm-tools-eject', 'ejecting the tools disk from', (c, vm) => c.ejectTools(vm.name)),
     deleteHandler(deps),
   ];
   return handlers as JobHandler<never>[];

@@ -20,6 +20,7 @@ function hostColumns(style: OutputStyle): Column<Host>[] {
     { header: 'Mem free', value: (h) => formatBytes(h.memoryFreeBytes), align: 'right' },
     { header: 'Mem total', value: (h) => formatBytes(h.memoryBytes), align: 'right' },
     { header: 'VMs', value: (h) => String(h.vmCount), align: 'right' },
+    { header: 'Tools', value: (h) => h.toolsVersion ?? '-' },
     { header: 'Last seen', value: (h) => formatRelativeTime(h.lastSeenAt) },
   ];
 }
@@ -34,6 +35,12 @@ export function hostDetails(h: Host): string {
     ['Fabric address', h.fabricAddress],
     ['Agent version', h.agentVersion],
     ['QEMU', h.qemuVersion],
+    [
+      'Guest tools',
+      h.toolsVersion
+        ? `${h.toolsVersion} (guest agent on its tools disk)`
+        : 'none (run silobreak guest build)',
+    ],
     ['Accelerator', h.accelerator + (h.acceleratorWarning ? ` (${h.acceleratorWarning})` : '')],
     ['Machine', h.machineType],
     ['CPU model', h.cpuModel],

@@ -48,7 +48,15 @@ export function renderPlan(style: OutputStyle, plan: MovePlan): string {
   const checks = renderTable(
     [
       { header: 'Check', value: (c) => c.check },
-      { header: 'OK', value: (c) => (c.ok ? paint(style, 'green', 'yes') : paint(style, 'red', 'NO')) },
+      {
+        header: 'OK',
+        value: (c) =>
+          !c.ok
+            ? paint(style, 'red', 'NO')
+            : c.warning
+              ? paint(style, 'yellow', 'warn')
+              : paint(style, 'green', 'yes'),
+      },
       { header: 'Detail', value: (c) => c.detail },
     ],
     plan.checks,

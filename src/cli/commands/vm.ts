@@ -1,7 +1,14 @@
 // silobreak vm list|show|create|start|stop|shutdown|delete
 import type { Command } from 'commander';
 import { z } from 'zod';
-import { ManagedVm, VmState, type Job, type JobAccepted, type ManagerClient } from '../../api/index.js';
+import {
+  ManagedVm,
+  ToolsStatus,
+  VmState,
+  type Job,
+  type JobAccepted,
+  type ManagerClient,
+} from '../../api/index.js';
 import { followJob } from '../jobs.js';
 import { paintState, type OutputStyle } from '../output.js';
 import {
@@ -36,8 +43,22 @@ function vmColumns(style: OutputStyle): Column<ManagedVm>[] {
       align: 'right',
     },
     { header: 'IP', value: (v) => v.guestIp ?? '-' },
+    { header: 'Tools', value: (v) => v.tools?.status ?? '-' },
     { header: 'Started', value: (v) => (v.state === 'running' ? formatRelativeTime(v.startedAt) : '-') },
   ];
+}
+
+/** `outdated (installed 7.2.22, current 10.0.2); tools disk inserted` */
+export function toolsLine(v: ManagedVm): string {
+  const t = v.tools;
+  const versions = [
+    t?.installed ? `installed ${t.installed}` : undefined,
+    t?.current ? `current ${t.current}` : undefined,
+  ]
+    .filter(Boolean)
+    .join(', ');
+  const status = t?.status ?? (v.state === 'running' ? 'not known yet' : 'not running');
+  return `${status}${versions ? ` (${versions})` : ''}${v.toolsDisk ? '; tools disk inserted' : ''}`;
 }
 
 function vmDetails(v: ManagedVm): string {
@@ -54,6 +75,7 @@ function vmDetails(v: ManagedVm): string {
       ['Created', formatRelativeTime(v.createdAt)],
       ['Started', v.state === 'running' ? formatRelativeTime(v.startedAt) : '-'],
       ['Updated', formatRelativeTime(v.updatedAt)],
+      ['Tools', toolsLine(v)],
       ...(v.otherCopies?.length
         ? ([
             [
@@ -133,6 +155,7 @@ export function registerVmCommands(program: Command): void {
     .option('--pool <pool>', 'only VMs on hosts of this pool')
     .option('--state <state>', `only VMs in this state (${VmState.options.join(', ')})`)
     .option('--name <text>', 'only VMs whose name contains this')
+    .option('--tools <status>', `only VMs whose guest tools are ${ToolsStatus.options.join(', ')}`)
     .option('--limit <n>', 'at most this many VMs')
     .action(
       act(
@@ -141,6 +164,7 @@ export function registerVmCommands(program: Command): void {
           pool: input.ref.optional(),
           state: VmState.optional(),
           name: z.string().max(64, 'must be at most 64 characters').optional(),
+          tools: ToolsStatus.optional(),
           limit: input.limit,
         }),
         async (o, ctx) => {
@@ -206,4 +230,21 @@ export function registerVmCommands(program: Command): void {
     z.object({ ...vmJobFlags, keepDisks: z.boolean().default(false) }),
     (client, o) => client.deleteVm(o.vm, !o.keepDisks),
   ).option('--keep-disks', "keep the VM's disk images on the datastore");
+
+  const tools = noun(
+    vm,
+    'tools',
+    'The guest tools disk: the guest agent the fabric ships, and its installer',
+  );
+  vmJobVerb(
+    tools,
+    'insert',
+    'Insert the tools disk (hot-plugged; a stopped VM gets it at its next start). In the guest: ' +
+      'mount -t iso9660 -o ro /dev/vdb /mnt && sh /mnt/install.sh (a job)',
+    z.object(vmJobFlags),
+    (client, o) => client.insertVmTools(o.vm),
+  );
+  vmJobVerb(tools, 'eject', 'Eject the tools disk (a job)', z.object(vmJobFlags), (client, o) =>
+    client.ejectVmTools(o.vm),
+  );
 }

@@ -25,6 +25,8 @@ const vm: VmFacts = {
     { id: 'data', datastore: 'local', virtualSizeBytes: 4 * GiB, allocatedBytes: 100 * MiB },
   ],
   nics: [{ id: 'net0', vswitch: 'vmsw0' }],
+  toolsDisk: false,
+  toolsVersion: '10.0.2',
 };
 
 const host = (name: string, over: Partial<HostFacts> = {}): HostFacts => ({
@@ -42,6 +44,7 @@ const host = (name: string, over: Partial<HostFacts> = {}): HostFacts => ({
   ],
   vswitches: ['vmsw0'],
   vmNames: [],
+  toolsVersion: '10.0.2',
   ...over,
 });
 
@@ -216,4 +219,26 @@ test('a live move under TCG needs QEMU 10 on both hosts; under KVM, or cold, old
     engine: { coldMove: true, secure: false },
   });
   assert.deepEqual(failed(cold), []);
+});
+
+test('guest tools: an inserted tools disk refuses the move; tools older than the target only warn', () => {
+  const inserted = planMove(facts({ vm: { ...vm, toolsDisk: true } }));
+  assert.equal(inserted.ok, false);
+  assert.match(failedChecks(inserted)[0]?.detail ?? '', /eject it first \(silobreak vm tools eject web-1\)/);
+
+  const old = planMove(facts({ vm: { ...vm, toolsVersion: '7.2.22' } }));
+  assert.equal(old.ok, true, 'a warning does not refuse');
+  const warning = old.checks.find((c) => c.check === 'guest-tools');
+  assert.deepEqual([warning?.ok, warning?.warning], [true, true]);
+  assert.match(warning?.detail ?? '', /7\.2\.22 is older than h2's tools 10\.0\.2/);
+
+  for (const quiet of [
+    facts(), // the same version
+    facts({ vm: { ...vm, toolsVersion: undefined } }), // no agent ever answered: the status says so
+    facts({ target: host('h2', { toolsVersion: undefined }) }), // the target ships no tools disk
+  ])
+    assert.equal(
+      planMove(quiet).checks.some((c) => c.warning),
+      false,
+    );
 });

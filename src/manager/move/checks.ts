@@ -8,6 +8,7 @@
  * as holes), so reserving the full virtual size would refuse moves that fit; the target is no
  * more over-committed than the source was. Disks going to the same datastore add up.
  */
+import { compareVersions } from '../tools-status.js';
 import type { MoveCheck, MoveDatastores, MoveDiskPlan, MovePlan, VmState } from '../../api/index.js';
 
 const MiB = 1024 * 1024;
@@ -33,6 +34,10 @@ export interface VmFacts {
   cpuModel: string;
   disks: DiskFacts[];
   nics: { id: string; vswitch: string }[];
+  /** The guest tools disk is inserted. */
+  toolsDisk: boolean;
+  /** The guest agent version last reported; undefined when none ever answered. */
+  toolsVersion: string | undefined;
 }
 
 export interface HostFacts {
@@ -51,6 +56,8 @@ export interface HostFacts {
   vswitches: string[];
   /** Names of the VMs defined on the host. */
   vmNames: string[];
+  /** The guest agent version on the host's tools disk; undefined when it has none. */
+  toolsVersion: string | undefined;
 }
 
 /** What the agents' engine can do (a move that needs more is refused, saying so). */
@@ -83,6 +90,31 @@ class Checks {
   add(check: string, ok: boolean, detail: string, field?: string): void {
     this.list.push({ check, ok, detail, ...(field !== undefined ? { field } : {}) });
   }
+  /** A passed check worth knowing before the move. */
+  warn(check: string, detail: string): void {
+    this.list.push({ check, ok: true, warning: true, detail });
+  }
+}
+
+/*
+ * The guest tools: an inserted tools disk is a file of the source host, as an ISO on a local
+ * datastore blocks a vMotion: eject it first. Tools older than the target's only warn (the
+ * Hyper-V habit: the move works, the upgrade is one insert away).
+ */
+function checkGuestTools(c: Checks, vm: VmFacts, target: HostFacts): void {
+  c.add(
+    'tools-disk',
+    !vm.toolsDisk,
+    vm.toolsDisk
+      ? `${vm.name} has the guest tools disk inserted: eject it first (silobreak vm tools eject ${vm.name})`
+      : 'no guest tools disk inserted',
+  );
+  if (vm.toolsVersion && target.toolsVersion && compareVersions(vm.toolsVersion, target.toolsVersion) < 0)
+    c.warn(
+      'guest-tools',
+      `${vm.name}'s guest agent ${vm.toolsVersion} is older than ${target.name}'s tools ${target.toolsVersion}: ` +
+        `upgrade it after the move (silobreak vm tools insert ${vm.name})`,
+    );
 }
 
 function checkNotMoving(c: Checks, facts: { inFlight: MoveFacts['inFlight']; vm: VmFacts }): void {
@@ -224,6 +256,7 @@ export function planMove(facts: MoveFacts): MovePlan {
   );
   checkReachable(c, source, 'source');
   checkReachable(c, target, 'target');
+  checkGuestTools(c, vm, target);
   if (facts.secure && cold) {
     c.add(
       'secure',

@@ -33,6 +33,7 @@ export async function hostFacts(deps: VmJobDeps, host: HostRow): Promise<{ facts
         })),
         vswitches: snap.vswitches.map((v) => v.name),
         vmNames: snap.vms.map((v) => v.name),
+        toolsVersion: snap.info.toolsVersion,
       },
       vms: snap.vms,
     };
@@ -60,6 +61,7 @@ export async function hostFacts(deps: VmJobDeps, host: HostRow): Promise<{ facts
         })),
         vswitches: vswitches.map((v) => v.name),
         vmNames: vms.map((v) => v.name),
+        toolsVersion: host.tools_version ?? undefined,
       },
       vms: [],
     };
@@ -83,6 +85,8 @@ export function vmFacts(stored: ManagedVm, reported: Vm[]): VmFacts {
       allocatedBytes: d.allocatedBytes,
     })),
     nics: vm.nics.map((n) => ({ id: n.id, vswitch: n.vswitch })),
+    toolsDisk: vm.toolsDisk === true,
+    toolsVersion: stored.tools?.installed ?? undefined,
   };
 }
 
