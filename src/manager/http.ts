@@ -28,10 +28,11 @@ import {
   listHosts,
   listPools,
   listVms,
+  toolsCounts,
   listVSwitches,
 } from './inventory.js';
 import { isTerminal, type JobRunner } from './jobs.js';
-import { renderMoveMetrics, storedMoves } from './metrics.js';
+import { renderManagerMetrics, storedMoves } from './metrics.js';
 import type { MoveService } from './move/index.js';
 import type { ManagerService } from './service.js';
 
@@ -137,7 +138,7 @@ function handlers({ db, service, jobs, moves, version }: ApiDeps): ManagerHandle
     listChanges: ({ query }) => listChanges(db, query),
     changeTimeline: ({ query }) => changeTimeline(db, query),
 
-    metrics: async () => renderMoveMetrics(await storedMoves(db)),
+    metrics: async () => renderManagerMetrics(await storedMoves(db), await toolsCounts(db)),
   };
 }
 

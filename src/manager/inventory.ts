@@ -670,6 +670,17 @@ export async function listVms(
   return { items: await assembleVms(tx, page.items), nextCursor: page.nextCursor };
 }
 
+/** Running VMs per guest tools status, for /metrics (`unknown`: not answered yet since the boot). */
+export async function toolsCounts(tx: Tx): Promise<Partial<Record<ToolsStatus | 'unknown', number>>> {
+  const now = Date.now();
+  const counts: Partial<Record<ToolsStatus | 'unknown', number>> = {};
+  for (const r of await vmQuery(tx).where('vms.state', '=', 'running').execute()) {
+    const status = toolsOf(r, now).status ?? 'unknown';
+    counts[status] = (counts[status] ?? 0) + 1;
+  }
+  return counts;
+}
+
 export const vmObject = (vm: { id: string; name: string }) => ({
   kind: 'vm' as const,
   id: vm.id,

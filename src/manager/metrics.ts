@@ -1,5 +1,5 @@
-import { Counter, Histogram, Registry } from 'prom-client';
-import { MoveResult } from '../api/index.js';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { MoveResult, ToolsStatus } from '../api/index.js';
 import type { Tx } from './db.js';
 import { MOVE_JOB_KINDS } from './move/index.js';
 
@@ -21,9 +21,23 @@ export interface StoredMove {
   result: unknown;
 }
 
-/** The exposition of these moves (pure but for prom-client's async rendering). */
-export async function renderMoveMetrics(moves: readonly StoredMove[]): Promise<string> {
+/** Running VMs per guest tools status (`unknown`: booting, not answered yet). */
+export type ToolsCounts = Partial<Record<ToolsStatus | 'unknown', number>>;
+
+/** The exposition of these moves and tools counts (pure but for prom-client's async rendering). */
+export async function renderManagerMetrics(
+  moves: readonly StoredMove[],
+  tools: ToolsCounts = {},
+): Promise<string> {
   const registry = new Registry();
+  const vmsByTools = new Gauge({
+    name: 'silobreak_vms_by_tools_status',
+    help: 'Running VMs by guest tools status: current, outdated (older than their host ships), missing, not-answering, unknown.',
+    labelNames: ['status'] as const,
+    registers: [registry],
+  });
+  for (const status of [...ToolsStatus.options, 'unknown'] as const)
+    vmsByTools.set({ status }, tools[status] ?? 0);
   const labelNames = ['kind'] as const;
   const total = new Counter({
     name: 'silobreak_moves_total',
