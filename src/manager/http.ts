@@ -27,6 +27,13 @@ import {
   listVms,
   listVSwitches,
 } from './inventory.js';
+import {
+  getThresholds,
+  listStorageDatastores,
+  listStorageDisks,
+  listStorageIssues,
+  setThresholds,
+} from './insight/index.js';
 import { isTerminal, type JobRunner } from './jobs.js';
 import type { MoveService } from './move/index.js';
 import type { ManagerService } from './service.js';
@@ -125,6 +132,13 @@ function handlers({ db, service, jobs, moves, version }: ApiDeps): ManagerHandle
     cancelJob: ({ params }) => jobs.cancel(params.id),
 
     listChanges: ({ query }) => listChanges(db, query),
+
+    listStorageDatastores: ({ query }) => listStorageDatastores(db, query),
+    listStorageDisks: ({ query }) => listStorageDisks(db, query),
+    listStorageIssues: ({ query }) => listStorageIssues(db, query),
+    getStorageThresholds: ({ params }) => getThresholds(db, params.host, params.datastore),
+    setStorageThresholds: ({ params, body, caller }) =>
+      setThresholds(db, { name: caller.name }, params.host, params.datastore, body),
   };
 }
 

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { readFile } from 'node:fs/promises';
+import { DEFAULT_STATS_INTERVAL_SECONDS } from './insight/index.js';
 import { startManager } from './manager.js';
 
 export {
@@ -31,13 +32,27 @@ export function registerManagerCommands(program: Command, options: { consoleDir?
     .option('--listen <address:port>', 'address and port of the REST API', '127.0.0.1:7100')
     .option('--reconcile-interval <seconds>', 'seconds between polls of every agent', '30')
     .option(
+      '--stats-interval <seconds>',
+      "seconds between collections of every agent's storage statistics",
+      String(DEFAULT_STATS_INTERVAL_SECONDS),
+    )
+    .option(
       '--token-file <path>',
       'file holding the admin token secret to use (else $SILOBREAK_MANAGER_TOKEN, else generated on first start)',
     )
     .action(
-      async (opts: { dataDir: string; listen: string; reconcileInterval: string; tokenFile?: string }) => {
+      async (opts: {
+        dataDir: string;
+        listen: string;
+        reconcileInterval: string;
+        statsInterval: string;
+        tokenFile?: string;
+      }) => {
         const interval = Number(opts.reconcileInterval);
         if (!(interval > 0)) throw new Error('--reconcile-interval: must be a positive number of seconds');
+        const statsInterval = Number(opts.statsInterval);
+        if (!(statsInterval >= 1))
+          throw new Error('--stats-interval: must be a number of seconds, at least 1');
         const { host, port } = parseListen(opts.listen);
         const adminToken = opts.tokenFile
           ? (await readFile(opts.tokenFile, 'utf8')).trim()
@@ -47,6 +62,7 @@ export function registerManagerCommands(program: Command, options: { consoleDir?
           host,
           port,
           reconcileIntervalSeconds: interval,
+          statsIntervalSeconds: statsInterval,
           ...(options.consoleDir ? { consoleDir: options.consoleDir } : {}),
           ...(adminToken ? { adminToken } : {}),
         });

@@ -1,0 +1,334 @@
+import { z } from 'zod';
+import {
+  parseWindow,
+  StorageDatastoreQuery,
+  StorageDiskQuery,
+  TEXT_SORTS,
+  type Page,
+  type StorageDatastoreRow,
+  type StorageDiskRow,
+} from '../../api/index.js';
+import { decodeCursor, encodeCursor } from '../cursor.js';
+import { withSqlite, type Db } from '../db.js';
+import { InvalidInput } from '../errors.js';
+import { ioFigures, type IoFigures } from './rates.js';
+import { SUBJECT_DATASTORE, SUBJECT_DISK, SUM_SELECT, sumsFromRow } from './store.js';
+
+/*
+ * The Storage Explorer's two views: every datastore and every disk with its figures over a window,
+ * filtered in SQL, then sorted by any column and paged in memory (percentiles come from summed
+ * histogram bins, so they exist only after the sums). The window reads the tier that gives at
+ * most a few dozen rows per subject.
+ */
+
+/** The tier a window reads and the first bucket it takes (buckets wholly inside the window). */
+export function windowTier(windowSeconds: number, nowMs = Date.now()): { res: number; since: number } {
+  const now = Math.floor(nowMs / 1000);
+  const res =
+    windowSeconds <= 600 ? 0 : windowSeconds <= 7200 ? 300 : windowSeconds <= 2 * 86_400 ? 3600 : 86_400;
+  return { res, since: res === 0 ? now - windowSeconds + 1 : now - windowSeconds };
+}
+
+type Sortable = string | number | null;
+
+/** Text and figures compared; null always last, whatever the order. */
+function compareValues(a: Sortable, b: Sortable): number {
+  if (a === null || b === null) return a === b ? 0 : a === null ? 1 : -1;
+  if (typeof a === 'number' && typeof b === 'number') return a - b;
+  return String(a).localeCompare(String(b));
+}
+
+/**
+ * Sorts rows by a column (ties by their key, ascending) and returns the page after `cursor`.
+ * The cursor holds the sort, the last row's value and key, so the next page starts after it.
+ */
+export function sortAndPage<T>(
+  rows: readonly T[],
+  opts: {
+    sort: string;
+    order: 'asc' | 'desc';
+    value: (row: T) => Sortable;
+    key: (row: T) => string;
+    limit: number;
+    cursor: string | undefined;
+  },
+): Page<T> {
+  const sign = opts.order === 'asc' ? 1 : -1;
+  const cmp = (a: [Sortable, string], b: [Sortable, string]) => {
+    const byValue =
+      a[0] === null || b[0] === null ? compareValues(a[0], b[0]) : sign * compareValues(a[0], b[0]);
+    return byValue !== 0 ? byValue : a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0;
+  };
+  const keyed = rows.map((row) => ({ row, k: [opts.value(row), opts.key(row)] as [Sortable, string] }));
+  keyed.sort((a, b) => cmp(a.k, b.k));
+  let start = 0;
+  if (opts.cursor !== undefined) {
+    const [sortSpec, valueText, key] = decodeCursor(opts.cursor, ['string', 'string', 'string']);
+    const value = z.union([z.string(), z.number(), z.null()]).safeParse(safeJson(valueText));
+    if (sortSpec !== `${opts.sort}:${opts.order}` || !value.success)
+      throw new InvalidInput(
+        'cursor: belongs to another sort or list (use nextCursor with the same sort)',
+        'cursor',
+      );
+    const after: [Sortable, string] = [value.data, key];
+    start = keyed.findIndex((x) => cmp(x.k, after) > 0);
+    if (start < 0) start = keyed.length;
+  }
+  const page = keyed.slice(start, start + opts.limit);
+  const last = page[page.length - 1];
+  const more = start + opts.limit < keyed.length;
+  return {
+    items: page.map((x) => x.row),
+    nextCursor:
+      more && last
+        ? encodeCursor([`${opts.sort}:${opts.order}`, JSON.stringify(last.k[0]), last.k[1]])
+        : null,
+  };
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+const like = (text: string) => `%${text.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+
+/** A host given by id or name -> its name (stats are kept by host name). */
+async function hostName(db: Db, ref: string): Promise<string> {
+  const row = await db
+    .selectFrom('hosts')
+    .select('name')
+    .where((eb) => eb.or([eb('id', '=', ref), eb('name', '=', ref)]))
+    .executeTakeFirst();
+  return row?.name ?? ref;
+}
+
+/** The I/O columns every view sorts by. */
+const IO_SORTS: Record<string, (io: IoFigures) => Sortable> = {
+  iops: (io) => io.iops,
+  throughput: (io) => io.throughputBytesPerSecond,
+  readIops: (io) => io.read.iops,
+  writeIops: (io) => io.write.iops,
+  readThroughput: (io) => io.read.bytesPerSecond,
+  writeThroughput: (io) => io.write.bytesPerSecond,
+  readLatency: (io) => io.read.avgLatencyMs,
+  writeLatency: (io) => io.write.avgLatencyMs,
+  readP90: (io) => io.read.p90LatencyMs,
+  writeP90: (io) => io.write.p90LatencyMs,
+  readP99: (io) => io.read.p99LatencyMs,
+  writeP99: (io) => io.write.p99LatencyMs,
+};
+
+function ioSorters<T extends { io: IoFigures }>(): Record<string, (r: T) => Sortable> {
+  return Object.fromEntries(Object.entries(IO_SORTS).map(([k, f]) => [k, (r: T) => f(r.io)]));
+}
+
+const orderOf = (sort: string, order: 'asc' | 'desc' | undefined) =>
+  order ?? (TEXT_SORTS.includes(sort) ? 'asc' : 'desc');
+
+const round = (n: number | null, digits = 3) => (n === null ? null : Number(n.toFixed(digits)));
+
+function rounded(io: IoFigures): IoFigures {
+  const dir = (d: IoFigures['read']) => ({
+    iops: round(d.iops),
+    bytesPerSecond: round(d.bytesPerSecond, 1),
+    avgLatencyMs: round(d.avgLatencyMs),
+    p90LatencyMs: round(d.p90LatencyMs),
+    p99LatencyMs: round(d.p99LatencyMs),
+  });
+  return {
+    read: dir(io.read),
+    write: dir(io.write),
+    iops: round(io.iops),
+    throughputBytesPerSecond: round(io.throughputBytesPerSecond, 1),
+    coveredSeconds: round(io.coveredSeconds, 1) ?? 0,
+    flushAvgLatencyMs: round(io.flushAvgLatencyMs),
+  };
+}
+
+type DatastoreQuery = z.output<typeof StorageDatastoreQuery>;
+type DiskQuery = z.output<typeof StorageDiskQuery>;
+
+export async function listStorageDatastores(
+  db: Db,
+  q: DatastoreQuery,
+  nowMs = Date.now(),
+): Promise<Page<StorageDatastoreRow>> {
+  const { res, since } = windowTier(parseWindow(q.window) ?? 3600, nowMs);
+  const host = q.host === undefined ? undefined : await hostName(db, q.host);
+  const where = ['1 = 1'];
+  const params: (string | number)[] = [SUBJECT_DATASTORE, res, since];
+  if (host !== undefined) {
+    where.push('ds.host = ?');
+    params.push(host);
+  }
+  if (q.q !== undefined) {
+    where.push(
+      `(lower(ds.host || '/' || ds.name) like ? escape '\\' or lower(ds.fs_type) like ? escape '\\')`,
+    );
+    params.push(like(q.q), like(q.q));
+  }
+  const rows = await withSqlite(
+    db,
+    (sqlite) =>
+      sqlite
+        .prepare(
+          `select ds.*,
+             (select count(*) from stat_disks x where x.host = ds.host and x.datastore = ds.name and x.gone = 0) as disk_count,
+             (select count(*) from storage_issues i where i.ended_at is null and i.datastore = ds.host || '/' || ds.name) as issue_count,
+             ${SUM_SELECT}
+           from stat_datastores ds
+           left join io_series s on s.kind = ? and s.subject = ds.id and s.res = ? and s.bucket >= ?
+           where ${where.join(' and ')}
+           group by ds.id`,
+        )
+        .all(...params) as Record<string, unknown>[],
+  );
+  const items = rows.map((r): StorageDatastoreRow & { io: IoFigures } => {
+    const io = rounded(ioFigures(sumsFromRow(r)));
+    const capacity = Number(r.capacity_bytes);
+    const free = Number(r.free_bytes);
+    const provisioned = Number(r.provisioned_bytes);
+    const days = r.days_until_full === null ? null : Number(r.days_until_full);
+    return {
+      host: String(r.host),
+      name: String(r.name),
+      fsType: String(r.fs_type),
+      capacityBytes: capacity,
+      freeBytes: free,
+      freePercent: capacity > 0 ? round((free / capacity) * 100, 2) : null,
+      provisionedBytes: provisioned,
+      allocatedBytes: Number(r.allocated_bytes),
+      overcommitRatio: capacity > 0 ? round(provisioned / capacity) : null,
+      daysUntilFull: round(days, 2),
+      disks: Number(r.disk_count),
+      read: io.read,
+      write: io.write,
+      iops: io.iops,
+      throughputBytesPerSecond: io.throughputBytesPerSecond,
+      coveredSeconds: io.coveredSeconds,
+      issues: Number(r.issue_count),
+      sampledAt: String(r.sampled_at),
+      io,
+    };
+  });
+  const order = orderOf(q.sort, q.order);
+  const plain: Record<string, (r: StorageDatastoreRow & { io: IoFigures }) => Sortable> = {
+    host: (r) => r.host,
+    name: (r) => r.name,
+    fsType: (r) => r.fsType,
+    capacity: (r) => r.capacityBytes,
+    free: (r) => r.freeBytes,
+    freePercent: (r) => r.freePercent,
+    provisioned: (r) => r.provisionedBytes,
+    allocated: (r) => r.allocatedBytes,
+    overcommit: (r) => r.overcommitRatio,
+    daysUntilFull: (r) => r.daysUntilFull,
+    disks: (r) => r.disks,
+    issues: (r) => r.issues,
+    ...ioSorters<StorageDatastoreRow & { io: IoFigures }>(),
+  };
+  const page = sortAndPage(items, {
+    sort: q.sort,
+    order,
+    value: plain[q.sort] ?? (() => null),
+    key: (r) => `${r.host}/${r.name}`,
+    limit: q.limit,
+    cursor: q.cursor,
+  });
+  return { items: page.items.map(({ io: _io, ...row }) => row), nextCursor: page.nextCursor };
+}
+
+export async function listStorageDisks(
+  db: Db,
+  q: DiskQuery,
+  nowMs = Date.now(),
+): Promise<Page<StorageDiskRow>> {
+  const { res, since } = windowTier(parseWindow(q.window) ?? 3600, nowMs);
+  const host = q.host === undefined ? undefined : await hostName(db, q.host);
+  const where = ['d.gone = 0'];
+  const params: (string | number)[] = [SUBJECT_DISK, res, since];
+  if (host !== undefined) {
+    where.push('d.host = ?');
+    params.push(host);
+  }
+  if (q.datastore !== undefined) {
+    where.push('d.datastore = ?');
+    params.push(q.datastore);
+  }
+  if (q.q !== undefined) {
+    where.push(
+      `(lower(d.vm_name || '/' || d.disk_id || ' ' || d.host || '/' || d.datastore || ' ' || d.format || ' ' || coalesce(d.format_version, '')) like ? escape '\\')`,
+    );
+    params.push(like(q.q));
+  }
+  const rows = await withSqlite(
+    db,
+    (sqlite) =>
+      sqlite
+        .prepare(
+          `select d.id, d.vm_id, d.disk_id, d.vm_name, d.host, d.datastore, d.format, d.format_version,
+             d.virtual_size_bytes, d.allocated_bytes, d.sampled_at,
+             (select used_bytes from stat_guests g where g.vm_id = d.vm_id) as g_used,
+             (select size_bytes from stat_guests g where g.vm_id = d.vm_id) as g_size,
+             (select fullest_percent from stat_guests g where g.vm_id = d.vm_id) as g_fullest,
+             ${SUM_SELECT}
+           from stat_disks d
+           left join io_series s on s.kind = ? and s.subject = d.id and s.res = ? and s.bucket >= ?
+           where ${where.join(' and ')}
+           group by d.id`,
+        )
+        .all(...params) as Record<string, unknown>[],
+  );
+  const num = (v: unknown) => (v === null || v === undefined ? null : Number(v));
+  const items = rows.map((r): StorageDiskRow & { io: IoFigures } => {
+    const io = rounded(ioFigures(sumsFromRow(r)));
+    return {
+      vm: String(r.vm_name),
+      vmId: String(r.vm_id),
+      disk: String(r.disk_id),
+      host: String(r.host),
+      datastore: String(r.datastore),
+      format: r.format === 'raw' ? 'raw' : 'qcow2',
+      formatVersion: r.format_version === null ? null : String(r.format_version),
+      virtualSizeBytes: Number(r.virtual_size_bytes),
+      allocatedBytes: Number(r.allocated_bytes),
+      read: io.read,
+      write: io.write,
+      iops: io.iops,
+      throughputBytesPerSecond: io.throughputBytesPerSecond,
+      coveredSeconds: io.coveredSeconds,
+      flushAvgLatencyMs: io.flushAvgLatencyMs,
+      guestUsedBytes: num(r.g_used),
+      guestSizeBytes: num(r.g_size),
+      guestFullestPercent: round(num(r.g_fullest), 2),
+      sampledAt: String(r.sampled_at),
+      io,
+    };
+  });
+  const plain: Record<string, (r: StorageDiskRow & { io: IoFigures }) => Sortable> = {
+    vm: (r) => r.vm,
+    disk: (r) => r.disk,
+    host: (r) => r.host,
+    datastore: (r) => r.datastore,
+    format: (r) => r.format,
+    formatVersion: (r) => r.formatVersion,
+    virtualSize: (r) => r.virtualSizeBytes,
+    allocated: (r) => r.allocatedBytes,
+    guestFullestPercent: (r) => r.guestFullestPercent,
+    guestUsed: (r) => r.guestUsedBytes,
+    ...ioSorters<StorageDiskRow & { io: IoFigures }>(),
+  };
+  const page = sortAndPage(items, {
+    sort: q.sort,
+    order: orderOf(q.sort, q.order),
+    value: plain[q.sort] ?? (() => null),
+    key: (r) => `${r.vmId}/${r.disk}`,
+    limit: q.limit,
+    cursor: q.cursor,
+  });
+  return { items: page.items.map(({ io: _io, ...row }) => row), nextCursor: page.nextCursor };
+}

@@ -1,0 +1,380 @@
+import type Database from 'better-sqlite3';
+import type { BlockCounters, HostStats, LatencyHistograms } from '../../api/index.js';
+import { withSqlite, type Db } from '../db.js';
+import { BIN_COUNT, diskInterval, emptySums, type IoSums } from './rates.js';
+
+/*
+ * The metrics store: each host's stats sample goes in as (1) the current row of every datastore,
+ * disk and guest, (2) the disk's interval since its previous sample, added to the I/O series of
+ * the disk and of its datastore in every tier at once (raw, 5-minute, hourly, daily sums and
+ * histogram bins: a bucket is always up to date, no separate downsampling pass), and (3) the
+ * datastore's space in the raw and 5-minute tiers. Pruning drops each tier's rows past its age.
+ */
+
+/** How long the store keeps anything (the hourly and daily tiers, ended issues, gone disks). */
+export const RETENTION_SECONDS = 8 * 86_400;
+
+/** Tiers of the I/O series: bucket length (0: one row per sample) and how long they are kept. */
+export const IO_TIERS = [
+  { res: 0, keepSeconds: 30 * 60 },
+  { res: 300, keepSeconds: 86_400 },
+  { res: 3600, keepSeconds: RETENTION_SECONDS },
+  { res: 86_400, keepSeconds: RETENTION_SECONDS },
+] as const;
+/** Tiers of datastore space: raw for short trends, 5-minute points for the trend window. */
+export const DS_TIERS = [
+  { res: 0, keepSeconds: 30 * 60 },
+  { res: 300, keepSeconds: RETENTION_SECONDS },
+] as const;
+
+export const SUBJECT_DISK = 0;
+export const SUBJECT_DATASTORE = 1;
+
+const bucketOf = (epochSeconds: number, res: number) =>
+  res === 0 ? epochSeconds : Math.floor(epochSeconds / res) * res;
+
+const SUM_COLUMNS = [
+  'seconds',
+  'rd_ops',
+  'wr_ops',
+  'fl_ops',
+  'rd_bytes',
+  'wr_bytes',
+  'rd_ns',
+  'wr_ns',
+  'fl_ns',
+];
+const BIN_COLUMNS = [
+  ...Array.from({ length: BIN_COUNT }, (_, i) => `r${i}`),
+  ...Array.from({ length: BIN_COUNT }, (_, i) => `w${i}`),
+];
+/** Every summed column of io_series, in the order sumsValues() gives them. */
+export const IO_VALUE_COLUMNS = [...SUM_COLUMNS, ...BIN_COLUMNS];
+
+export function sumsValues(s: IoSums): number[] {
+  return [
+    s.seconds,
+    s.readOps,
+    s.writeOps,
+    s.flushOps,
+    s.readBytes,
+    s.writeBytes,
+    s.readNs,
+    s.writeNs,
+    s.flushNs,
+    ...s.readBins,
+    ...s.writeBins,
+  ];
+}
+
+/** A row of summed columns (named as IO_VALUE_COLUMNS, any prefix-free alias) back into sums. */
+export function sumsFromRow(row: Record<string, unknown>): IoSums {
+  const n = (k: string) => Number(row[k] ?? 0);
+  return {
+    seconds: n('seconds'),
+    readOps: n('rd_ops'),
+    writeOps: n('wr_ops'),
+    flushOps: n('fl_ops'),
+    readBytes: n('rd_bytes'),
+    writeBytes: n('wr_bytes'),
+    readNs: n('rd_ns'),
+    writeNs: n('wr_ns'),
+    flushNs: n('fl_ns'),
+    readBins: Array.from({ length: BIN_COUNT }, (_, i) => n(`r${i}`)),
+    writeBins: Array.from({ length: BIN_COUNT }, (_, i) => n(`w${i}`)),
+  };
+}
+
+/** `sum(x) as x` of every summed column, for window queries. */
+export const SUM_SELECT = IO_VALUE_COLUMNS.map((c) => `sum(s.${c}) as ${c}`).join(', ');
+
+/** Prepared statements of one database handle, built once. */
+interface Statements {
+  upsertDatastore: Database.Statement;
+  upsertDsSeries: Database.Statement;
+  diskByKey: Database.Statement;
+  insertDisk: Database.Statement;
+  updateDisk: Database.Statement;
+  hostDisks: Database.Statement;
+  markGone: Database.Statement;
+  upsertIo: Database.Statement;
+  upsertGuest: Database.Statement;
+  hostDatastores: Database.Statement;
+  deleteDatastore: Database.Statement;
+  deleteDsSeries: Database.Statement;
+  deleteIoSeries: Database.Statement;
+}
+const prepared = new WeakMap<Database.Database, Statements>();
+
+function statements(sqlite: Database.Database): Statements {
+  let s = prepared.get(sqlite);
+  if (s) return s;
+  const cols = IO_VALUE_COLUMNS;
+  s = {
+    upsertDatastore: sqlite.prepare(
+      `insert into stat_datastores (host, name, fs_type, capacity_bytes, free_bytes, provisioned_bytes,
+         allocated_bytes, sampled_at) values (?, ?, ?, ?, ?, ?, ?, ?)
+       on conflict (host, name) do update set fs_type = excluded.fs_type,
+         capacity_bytes = excluded.capacity_bytes, free_bytes = excluded.free_bytes,
+         provisioned_bytes = excluded.provisioned_bytes, allocated_bytes = excluded.allocated_bytes,
+         sampled_at = excluded.sampled_at
+       returning id`,
+    ),
+    upsertDsSeries: sqlite.prepare(
+      `insert into ds_series (ds, res, bucket, at, capacity_bytes, free_bytes, provisioned_bytes,
+         allocated_bytes) values (?, ?, ?, ?, ?, ?, ?, ?)
+       on conflict (ds, res, bucket) do update set at = excluded.at,
+         capacity_bytes = excluded.capacity_bytes, free_bytes = excluded.free_bytes,
+         provisioned_bytes = excluded.provisioned_bytes, allocated_bytes = excluded.allocated_bytes`,
+    ),
+    diskByKey: sqlite.prepare(
+      `select id, counter_epoch, counters, histograms, sampled_ms from stat_disks where vm_id = ? and disk_id = ?`,
+    ),
+    insertDisk: sqlite.prepare(
+      `insert into stat_disks (vm_id, disk_id, vm_name, host, datastore, format, format_version,
+         virtual_size_bytes, allocated_bytes, counter_epoch, counters, histograms, sampled_at, sampled_ms, gone)
+       values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0) returning id`,
+    ),
+    updateDisk: sqlite.prepare(
+      `update stat_disks set vm_name = ?, host = ?, datastore = ?, format = ?, format_version = ?,
+         virtual_size_bytes = ?, allocated_bytes = ?, counter_epoch = ?, counters = ?, histograms = ?,
+         sampled_at = ?, sampled_ms = ?, gone = 0 where id = ?`,
+    ),
+    hostDisks: sqlite.prepare(`select id, vm_id, disk_id from stat_disks where host = ? and gone = 0`),
+    markGone: sqlite.prepare(`update stat_disks set gone = 1 where id = ?`),
+    upsertIo: sqlite.prepare(
+      `insert into io_series (kind, subject, res, bucket, ${cols.join(', ')})
+       values (?, ?, ?, ?, ${cols.map(() => '?').join(', ')})
+       on conflict (kind, subject, res, bucket) do update set
+         ${cols.map((c) => `${c} = ${c} + excluded.${c}`).join(', ')}`,
+    ),
+    upsertGuest: sqlite.prepare(
+      `insert into stat_guests (vm_id, vm_name, host, agent_version, filesystems, used_bytes, size_bytes,
+         fullest_percent, sampled_at) values (?, ?, ?, ?, ?, ?, ?, ?, ?)
+       on conflict (vm_id) do update set vm_name = excluded.vm_name, host = excluded.host,
+         agent_version = excluded.agent_version, filesystems = excluded.filesystems,
+         used_bytes = excluded.used_bytes, size_bytes = excluded.size_bytes,
+         fullest_percent = excluded.fullest_percent, sampled_at = excluded.sampled_at`,
+    ),
+    hostDatastores: sqlite.prepare(`select id, name from stat_datastores where host = ?`),
+    deleteDatastore: sqlite.prepare(`delete from stat_datastores where id = ?`),
+    deleteDsSeries: sqlite.prepare(`delete from ds_series where ds = ?`),
+    deleteIoSeries: sqlite.prepare(`delete from io_series where kind = ? and subject = ?`),
+  };
+  prepared.set(sqlite, s);
+  return s;
+}
+
+export interface IngestResult {
+  disks: number;
+  /** Disks whose sample made an interval with the previous one (the others start a series). */
+  intervals: number;
+}
+
+const parseJson = <T>(text: string | null): T | null => (text === null ? null : (JSON.parse(text) as T));
+
+/** Stores one host's stats sample (see the top of this file); one transaction. */
+export function ingestHostStats(db: Db, stats: HostStats): Promise<IngestResult> {
+  return withSqlite(db, (sqlite) => ingestOn(sqlite, stats));
+}
+
+/** Several samples in one transaction (the benchmark's backfill; same effect as one by one). */
+export function ingestMany(db: Db, samples: readonly HostStats[]): Promise<IngestResult> {
+  return withSqlite(db, (sqlite) =>
+    sqlite.transaction(() =>
+      samples.reduce<IngestResult>(
+        (total, s) => {
+          const r = ingestOn(sqlite, s);
+          return { disks: total.disks + r.disks, intervals: total.intervals + r.intervals };
+        },
+        { disks: 0, intervals: 0 },
+      ),
+    )(),
+  );
+}
+
+function ingestOn(sqlite: Database.Database, stats: HostStats): IngestResult {
+  const st = statements(sqlite);
+  const atMs = Date.parse(stats.sampledAt);
+  const at = Math.floor(atMs / 1000);
+  const run = sqlite.transaction((): IngestResult => {
+    const dsIds = new Map<string, number>();
+    for (const d of stats.datastores) {
+      const row = st.upsertDatastore.get(
+        stats.host,
+        d.name,
+        d.fsType,
+        d.capacityBytes,
+        d.freeBytes,
+        d.provisionedBytes,
+        d.allocatedBytes,
+        stats.sampledAt,
+      ) as { id: number };
+      dsIds.set(d.name, row.id);
+      for (const tier of DS_TIERS)
+        st.upsertDsSeries.run(
+          row.id,
+          tier.res,
+          bucketOf(at, tier.res),
+          at,
+          d.capacityBytes,
+          d.freeBytes,
+          d.provisionedBytes,
+          d.allocatedBytes,
+        );
+    }
+
+    // A datastore its host no longer reports is gone, with its series.
+    for (const row of st.hostDatastores.all(stats.host) as { id: number; name: string }[]) {
+      if (dsIds.has(row.name)) continue;
+      st.deleteIoSeries.run(SUBJECT_DATASTORE, row.id);
+      st.deleteDsSeries.run(row.id);
+      st.deleteDatastore.run(row.id);
+    }
+
+    let intervals = 0;
+    const perDatastore = new Map<number, IoSums>();
+    const seen = new Set<number>();
+    for (const disk of stats.disks) {
+      const prev = st.diskByKey.get(disk.vmId, disk.disk) as
+        | {
+            id: number;
+            counter_epoch: string | null;
+            counters: string | null;
+            histograms: string | null;
+            sampled_ms: number;
+          }
+        | undefined;
+      const counters = disk.counters === null ? null : JSON.stringify(disk.counters);
+      const histograms = disk.histograms === null ? null : JSON.stringify(disk.histograms);
+      const common = [
+        disk.vm,
+        stats.host,
+        disk.datastore,
+        disk.format,
+        disk.formatVersion,
+        disk.virtualSizeBytes,
+        disk.allocatedBytes,
+        disk.counterEpoch,
+        counters,
+        histograms,
+        stats.sampledAt,
+        atMs,
+      ];
+      let id: number;
+      let interval: IoSums | undefined;
+      if (prev) {
+        id = prev.id;
+        interval = diskInterval(
+          {
+            at: prev.sampled_ms,
+            epoch: prev.counter_epoch,
+            counters: parseJson<BlockCounters>(prev.counters),
+            histograms: parseJson<LatencyHistograms>(prev.histograms),
+          },
+          { at: atMs, epoch: disk.counterEpoch, counters: disk.counters, histograms: disk.histograms },
+        );
+        st.updateDisk.run(...common, id);
+      } else {
+        id = (st.insertDisk.get(disk.vmId, disk.disk, ...common) as { id: number }).id;
+      }
+      seen.add(id);
+      if (!interval) continue;
+      intervals++;
+      const values = sumsValues(interval);
+      for (const tier of IO_TIERS)
+        st.upsertIo.run(SUBJECT_DISK, id, tier.res, bucketOf(at, tier.res), ...values);
+      const ds = dsIds.get(disk.datastore);
+      if (ds !== undefined) perDatastore.set(ds, addInto(perDatastore.get(ds) ?? emptySums(), interval));
+    }
+    for (const [ds, sums] of perDatastore) {
+      const values = sumsValues(sums);
+      for (const tier of IO_TIERS)
+        st.upsertIo.run(SUBJECT_DATASTORE, ds, tier.res, bucketOf(at, tier.res), ...values);
+    }
+    for (const row of st.hostDisks.all(stats.host) as { id: number }[])
+      if (!seen.has(row.id)) st.markGone.run(row.id);
+
+    for (const g of stats.guests) {
+      const fs = g.filesystems;
+      const used = fs === null ? null : fs.reduce((a, f) => a + f.usedBytes, 0);
+      const size = fs === null ? null : fs.reduce((a, f) => a + f.totalBytes, 0);
+      const fullest =
+        fs === null || fs.length === 0
+          ? null
+          : Math.max(...fs.map((f) => (f.totalBytes > 0 ? (f.usedBytes / f.totalBytes) * 100 : 0)));
+      st.upsertGuest.run(
+        g.vmId,
+        g.vm,
+        stats.host,
+        g.agentVersion,
+        fs === null ? null : JSON.stringify(fs),
+        used,
+        size,
+        fullest,
+        stats.sampledAt,
+      );
+    }
+    return { disks: stats.disks.length, intervals };
+  });
+  return run();
+}
+
+/**
+ * Adds a disk's interval to its datastore's: operations and bins add up; the covered time is the
+ * longest interval (the disks were sampled together, their time runs side by side, not end to end).
+ */
+function addInto(total: IoSums, x: IoSums): IoSums {
+  total.seconds = Math.max(total.seconds, x.seconds);
+  total.readOps += x.readOps;
+  total.writeOps += x.writeOps;
+  total.flushOps += x.flushOps;
+  total.readBytes += x.readBytes;
+  total.writeBytes += x.writeBytes;
+  total.readNs += x.readNs;
+  total.writeNs += x.writeNs;
+  total.flushNs += x.flushNs;
+  x.readBins.forEach((v, i) => (total.readBins[i] = (total.readBins[i] ?? 0) + v));
+  x.writeBins.forEach((v, i) => (total.writeBins[i] = (total.writeBins[i] ?? 0) + v));
+  return total;
+}
+
+export interface PruneResult {
+  ioRows: number;
+  dsRows: number;
+  other: number;
+}
+
+/** Drops what is older than each tier keeps, ended issues and gone disks past the retention. */
+export function prune(db: Db, nowMs = Date.now()): Promise<PruneResult> {
+  return withSqlite(db, (sqlite) =>
+    sqlite.transaction((): PruneResult => {
+      const now = Math.floor(nowMs / 1000);
+      let ioRows = 0;
+      let dsRows = 0;
+      // A bucket goes when its end is older than the tier keeps.
+      for (const t of IO_TIERS)
+        ioRows += sqlite
+          .prepare(`delete from io_series where res = ? and bucket < ?`)
+          .run(t.res, now - t.keepSeconds - t.res).changes;
+      for (const t of DS_TIERS)
+        dsRows += sqlite
+          .prepare(`delete from ds_series where res = ? and bucket < ?`)
+          .run(t.res, now - t.keepSeconds - t.res).changes;
+      const cutoffIso = new Date(nowMs - RETENTION_SECONDS * 1000).toISOString();
+      let other = sqlite
+        .prepare(`delete from storage_issues where ended_at is not null and ended_at < ?`)
+        .run(cutoffIso).changes;
+      const goneIds = sqlite
+        .prepare(`select id from stat_disks where gone = 1 and sampled_ms < ?`)
+        .all(nowMs - RETENTION_SECONDS * 1000) as { id: number }[];
+      const st = statements(sqlite);
+      for (const { id } of goneIds) {
+        st.deleteIoSeries.run(SUBJECT_DISK, id);
+        other += sqlite.prepare(`delete from stat_disks where id = ?`).run(id).changes;
+      }
+      other += sqlite.prepare(`delete from stat_guests where sampled_at < ?`).run(cutoffIso).changes;
+      return { ioRows, dsRows, other };
+    })(),
+  );
+}
