@@ -34,7 +34,8 @@ export const LATENCY_BOUNDS_NS: readonly number[] = [
  *   week's growth"): under 120 days info, 60 warning, 30 critical (vCenter "time remaining" bands).
  *   It needs trendMinPoints samples spanning trendMinSpanSeconds.
  * - datastore latency: p90 above 15 ms over a 5-minute period (Storage DRS's default).
- * - VM disk latency: average above 50 ms warns, 75 ms critical, over a 5-minute period (vCenter).
+ * - VM disk latency: the slower direction's average above 50 ms warns, 75 ms critical, over a
+ *   5-minute period (vCenter's read and write latency alarms).
  * - VM throughput: a VM moving more than 200 MiB/s (warning) or 500 MiB/s (critical) over a
  *   5-minute period, a neighbour the others on its datastore feel.
  * - guest filesystem: 90 % used warns, 95 % critical (common monitoring practice).

@@ -237,10 +237,14 @@ export function ioFigures(s: IoSums): IoFigures {
   };
 }
 
-/** Average latency of reads and writes together (ms), null without operations. */
-export function avgLatencyMs(s: IoSums): number | null {
-  const ops = s.readOps + s.writeOps;
-  return ops > 0 ? (s.readNs + s.writeNs) / ops / 1e6 : null;
+/**
+ * The slower direction's average latency (ms), null without operations: slow writes hurt a
+ * guest even when its many fast reads would pull a combined average down.
+ */
+export function worstAvgLatencyMs(s: IoSums): number | null {
+  const read = s.readOps > 0 ? s.readNs / s.readOps / 1e6 : null;
+  const write = s.writeOps > 0 ? s.writeNs / s.writeOps / 1e6 : null;
+  return read === null ? write : write === null ? read : Math.max(read, write);
 }
 
 /**

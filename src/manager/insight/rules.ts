@@ -4,7 +4,7 @@ import {
   type StorageRule,
   type StorageThresholds,
 } from '../../api/index.js';
-import { avgLatencyMs, percentileMs, type IoSums } from './rates.js';
+import { percentileMs, worstAvgLatencyMs, type IoSums } from './rates.js';
 
 /*
  * The Storage Explorer's issue rules, pure: figures in, findings out, no I/O. The thresholds and
@@ -262,7 +262,7 @@ export function vmIoFindings(disks: readonly DiskFacts[]): Finding[] {
     if (!covers(d.sustained)) continue;
     const s = d.sustained;
     const t = d.thresholds;
-    const latency = avgLatencyMs(s);
+    const latency = worstAvgLatencyMs(s);
     const severity =
       latency === null ? undefined : above(latency, t.vmLatencyWarningMs, t.vmLatencyCriticalMs);
     if (severity && latency !== null)
@@ -270,7 +270,7 @@ export function vmIoFindings(disks: readonly DiskFacts[]): Finding[] {
         rule: 'vm-latency',
         severity,
         subject: { kind: 'disk', key: `${d.vmId}/${d.disk}`, name: `${d.vm}/${d.disk}`, host: d.host },
-        message: `average latency ${latency.toFixed(1)} ms over ${SUSTAINED_SECONDS / 60} minutes`,
+        message: `average ${s.writeOps > 0 && s.writeNs / s.writeOps / 1e6 === latency ? 'write' : 'read'} latency ${latency.toFixed(1)} ms over ${SUSTAINED_SECONDS / 60} minutes`,
         value: round(latency, 2),
         threshold: severity === 'critical' ? t.vmLatencyCriticalMs : t.vmLatencyWarningMs,
       });
