@@ -1,0 +1,153 @@
+// The metrics store against real SQLite: tiers add up to the same sums, retention prunes each
+// tier by its age, a disk keeps its series when its VM moves to another host.
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import type { DiskStats, HostStats } from '../../api/index.js';
+import { openDatabase, type Db } from '../db.js';
+import { listStorageDisks } from './explorer.js';
+import { IO_TIERS, RETENTION_SECONDS, SUBJECT_DISK, ingestHostStats, ingestMany, prune } from './store.js';
+
+let dir: string;
+let db: Db;
+const VM = '00000000-0000-4000-8000-000000000001';
+
+function hostStats(host: string, atMs: number, ops: number, datastores = ['local']): HostStats {
+  const d: DiskStats = {
+    vm: 'web1',
+    vmId: VM,
+    disk: 'root',
+    datastore: 'local',
+    format: 'qcow2',
+    formatVersion: '1.1',
+    virtualSizeBytes: 1000,
+    allocatedBytes: 100,
+    counterEpoch: `${host}-pid`,
+    counters: {
+      readOps: ops,
+      writeOps: ops,
+      flushOps: 0,
+      readBytes: ops * 512,
+      writeBytes: ops * 512,
+      readTotalNs: ops * 1000,
+      writeTotalNs: ops * 2000,
+      flushTotalNs: 0,
+    },
+    histograms: null,
+  };
+  return {
+    host,
+    sampledAt: new Date(atMs).toISOString(),
+    datastores: datastores.map((name) => ({
+      name,
+      fsType: 'ext4',
+      capacityBytes: 1000,
+      freeBytes: 500,
+      provisionedBytes: 1000,
+      allocatedBytes: 100,
+    })),
+    disks: [d],
+    guests: [],
+  };
+}
+
+before(async () => {
+  dir = await mkdtemp(path.join(tmpdir(), 'sb-insight-store-'));
+  db = await openDatabase(dir);
+});
+after(async () => {
+  await db.destroy();
+  await rm(dir, { recursive: true, force: true });
+});
+
+const t0 = Date.UTC(2026, 0, 1, 0, 0, 0);
+
+test('each tier holds the same sums as the raw intervals', async () => {
+  const samples = Array.from({ length: 40 }, (_, i) => hostStats('h1', t0 + i * 10_000, i * i));
+  const result = await ingestMany(db, samples);
+  assert.equal(result.intervals, 39, 'the first sample only starts the series');
+  const totals = await db
+    .selectFrom('io_series')
+    .select((eb) => [
+      'res',
+      eb.fn.sum<number>('rd_ops').as('ops'),
+      eb.fn.sum<number>('seconds').as('seconds'),
+      eb.fn.countAll<number>().as('rows'),
+    ])
+    .where('kind', '=', SUBJECT_DISK)
+    .groupBy('res')
+    .orderBy('res')
+    .execute();
+  assert.deepEqual(
+    totals.map((r) => r.res),
+    IO_TIERS.map((t) => t.res),
+  );
+  for (const r of totals) {
+    assert.equal(Number(r.ops), 39 * 39, `tier ${r.res}`);
+    assert.equal(Number(r.seconds), 390);
+  }
+  assert.equal(Number(totals.find((r) => r.res === 0)?.rows), 39);
+  assert.equal(
+    Number(totals.find((r) => r.res === 300)?.rows),
+    2,
+    '390 s from midnight: two 5-minute buckets',
+  );
+});
+
+test('pruning drops each tier past its age and keeps the rest', async () => {
+  const last = t0 + 39 * 10_000;
+  const count = async (res: number) =>
+    Number(
+      (
+        await db
+          .selectFrom('io_series')
+          .select((eb) => eb.fn.countAll<number>().as('n'))
+          .where('res', '=', res)
+          .where('kind', '=', SUBJECT_DISK)
+          .executeTakeFirstOrThrow()
+      ).n,
+    );
+  await prune(db, last + 60_000);
+  assert.equal(await count(0), 39, 'raw samples are kept 30 minutes');
+  await prune(db, last + 31 * 60_000 + 10_000);
+  assert.equal(await count(0), 0);
+  assert.equal(await count(300), 2);
+  await prune(db, last + 2 * 86_400_000);
+  assert.equal(await count(300), 0);
+  assert.equal(await count(3600), 1);
+  await prune(db, last + (RETENTION_SECONDS + 2 * 86_400) * 1000);
+  assert.equal(await count(3600), 0);
+  assert.equal(await count(86_400), 0);
+});
+
+test('a VM that moves keeps its disk row (same VM id and disk), a VM that is gone is not listed', async () => {
+  const now = Date.now();
+  await ingestHostStats(db, hostStats('h1', now - 20_000, 10));
+  await ingestHostStats(db, hostStats('h1', now - 10_000, 20));
+  const before = await listStorageDisks(db, { window: '5m', sort: 'vm', limit: 10 }, now);
+  assert.equal(before.items[0]?.host, 'h1');
+  assert.ok((before.items[0]?.iops ?? 0) > 0);
+  // On h2 with a new QEMU process: the same row, a new series (no interval across the move).
+  const moved = await ingestHostStats(db, hostStats('h2', now - 5_000, 3));
+  assert.equal(moved.intervals, 0);
+  await ingestHostStats(db, { ...hostStats('h1', now - 4_000, 0), disks: [] });
+  const after = await listStorageDisks(db, { window: '5m', sort: 'vm', limit: 10 }, now);
+  assert.equal(after.items.length, 1, 'h1 no longer reporting it does not hide it: it lives on h2');
+  assert.equal(after.items[0]?.host, 'h2');
+  await ingestHostStats(db, { ...hostStats('h2', now - 3_000, 0), disks: [] });
+  assert.equal((await listStorageDisks(db, { window: '5m', sort: 'vm', limit: 10 }, now)).items.length, 0);
+});
+
+test('a datastore its host stops reporting goes, with its series', async () => {
+  const now = Date.now();
+  await ingestHostStats(db, hostStats('h3', now, 1, ['local', 'second']));
+  const names = async () =>
+    (
+      await db.selectFrom('stat_datastores').select('name').where('host', '=', 'h3').orderBy('name').execute()
+    ).map((r) => r.name);
+  assert.deepEqual(await names(), ['local', 'second']);
+  await ingestHostStats(db, hostStats('h3', now + 1000, 2, ['local']));
+  assert.deepEqual(await names(), ['local']);
+});
