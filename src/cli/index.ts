@@ -6,6 +6,7 @@ import { registerHostCommands } from './commands/host.js';
 import { registerJobCommands } from './commands/job.js';
 import { registerMoveCommands } from './commands/move.js';
 import { registerPoolCommands } from './commands/pool.js';
+import { registerStorageCommands } from './commands/storage.js';
 import { registerTokenCommands } from './commands/token.js';
 import { registerVmCommands } from './commands/vm.js';
 import { registerVSwitchCommands } from './commands/vswitch.js';
@@ -23,6 +24,7 @@ const commandFiles: ((program: Command) => void)[] = [
   registerMoveCommands,
   registerJobCommands,
   registerChangeCommands,
+  registerStorageCommands,
   registerTokenCommands,
 ];
 
