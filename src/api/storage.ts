@@ -13,11 +13,12 @@ const Timestamp = z.iso.datetime().describe('ISO-8601 UTC time');
 
 /**
  * Latency histogram bounds the manager keeps (nanoseconds, ascending; a last bin above the last
- * bound). Agents may report other bounds: their counts are spread over these (stats.ts). Agents
- * that use exactly these lose nothing, and the rules' thresholds (15, 50, 75 ms) sit on bounds.
+ * bound). Agents may report other bounds: their counts are spread over these in proportion to
+ * overlap. The agent's own bounds (0.1 ... 500 ms) are a subset, so only its bins get split, and
+ * the rules' thresholds (15, 50, 75 ms) sit on bounds.
  */
 export const LATENCY_BOUNDS_NS: readonly number[] = [
-  0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 15, 20, 30, 50, 75, 100, 250, 1000,
+  0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 15, 20, 30, 50, 75, 100, 250, 500, 1000,
 ].map((ms) => Math.round(ms * 1e6));
 
 // ---------------------------------------------------------------------------------------------

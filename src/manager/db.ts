@@ -211,7 +211,7 @@ export interface StatGuestsTable {
   sampled_at: string;
 }
 type BinColumns<P extends string> = { [K in `${P}${BinIndex}`]: number };
-type BinIndex = 0 | 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8 | 9 | 10 | 11 | 12 | 13 | 14 | 15 | 16;
+type BinIndex = 0 | 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8 | 9 | 10 | 11 | 12 | 13 | 14 | 15 | 16 | 17;
 export type IoSeriesTable = {
   /** 0: a disk (stat_disks.id), 1: a datastore (stat_datastores.id). */
   kind: number;
@@ -481,7 +481,7 @@ const migrations: Record<string, Migration> = {
   '0004-metrics-store': {
     async up(db: Kysely<any>) {
       const bins = (p: string) =>
-        Array.from({ length: 17 }, (_, i) => `${p}${i} real not null default 0`).join(', ');
+        Array.from({ length: 18 }, (_, i) => `${p}${i} real not null default 0`).join(', ');
       for (const statement of [
         `create table stat_datastores (id integer primary key autoincrement, host text not null,
           name text not null, fs_type text not null, capacity_bytes integer not null,
