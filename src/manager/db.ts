@@ -216,9 +216,9 @@ export type IoSeriesTable = {
   /** 0: a disk (stat_disks.id), 1: a datastore (stat_datastores.id). */
   kind: number;
   subject: number;
-  /** Tier: 0 raw (one row per sample), else the bucket length in seconds. */
+  /** Tier: the bucket length in seconds; negative: a sliding window (store.ts WINDOWS), bucket 0. */
   res: number;
-  /** Epoch seconds: the sample's time (raw) or the bucket's start. */
+  /** Epoch seconds: the bucket's start. */
   bucket: number;
   seconds: number;
   rd_ops: number;
@@ -231,6 +231,10 @@ export type IoSeriesTable = {
   fl_ns: number;
 } & BinColumns<'r'> &
   BinColumns<'w'>;
+export interface IoWindowsTable {
+  res: number;
+  start: number;
+}
 export interface DsSeriesTable {
   ds: number;
   res: number;
@@ -273,6 +277,7 @@ export interface DB {
   stat_disks: StatDisksTable;
   stat_guests: StatGuestsTable;
   io_series: IoSeriesTable;
+  io_windows: IoWindowsTable;
   ds_series: DsSeriesTable;
   storage_thresholds: StorageThresholdsTable;
   storage_issues: StorageIssuesTable;
@@ -497,13 +502,16 @@ const migrations: Record<string, Migration> = {
         `create table stat_guests (vm_id text primary key, vm_name text not null, host text not null,
           agent_version text, filesystems text, used_bytes integer, size_bytes integer,
           fullest_percent real, sampled_at text not null)`,
-        // WITHOUT ROWID: the primary key is the table's order, so a subject's window is one range.
-        `create table io_series (kind integer not null, subject integer not null, res integer not null,
-          bucket integer not null, seconds real not null, rd_ops integer not null, wr_ops integer not null,
+        // WITHOUT ROWID, time first: a collection round writes into the same few pages (the current
+        // buckets), a window reads one contiguous range, pruning deletes one.
+        `create table io_series (res integer not null, bucket integer not null, kind integer not null,
+          subject integer not null, seconds real not null, rd_ops integer not null, wr_ops integer not null,
           fl_ops integer not null, rd_bytes integer not null, wr_bytes integer not null,
           rd_ns integer not null, wr_ns integer not null, fl_ns integer not null, ${bins('r')}, ${bins('w')},
-          primary key (kind, subject, res, bucket)) without rowid`,
-        `create index io_series_age on io_series (res, bucket)`,
+          primary key (res, bucket, kind, subject)) without rowid`,
+        // Where each sliding window (io_series rows with res < 0) starts: the sums of its source
+        // tier's buckets from there on.
+        `create table io_windows (res integer primary key, start integer not null)`,
         `create table ds_series (ds integer not null, res integer not null, bucket integer not null,
           at integer not null, capacity_bytes integer not null, free_bytes integer not null,
           provisioned_bytes integer not null, allocated_bytes integer not null,

@@ -2,7 +2,7 @@ import type { AgentClient } from '../../api/index.js';
 import type { Db } from '../db.js';
 import type { HostRow } from '../inventory.js';
 import { evaluateIssues } from './issues.js';
-import { ingestHostStats, prune } from './store.js';
+import { ingestHostStats, maintainWindows, prune } from './store.js';
 
 /*
  * The collector: every interval it asks each host for its stats (GET /v1/stats), stores them,
@@ -109,6 +109,7 @@ export class Collector {
       },
     );
     await Promise.all(workers);
+    await maintainWindows(db, nowMs);
     const evaluation = await evaluateIssues(db, nowMs);
     result.opened = evaluation.opened;
     result.ended = evaluation.ended;

@@ -12,7 +12,7 @@ import { decodeCursor, encodeCursor } from '../cursor.js';
 import { withSqlite, type Db } from '../db.js';
 import { InvalidInput } from '../errors.js';
 import { ioFigures, type IoFigures } from './rates.js';
-import { SUBJECT_DATASTORE, SUBJECT_DISK, SUM_SELECT, sumsFromRow } from './store.js';
+import { SUBJECT_DATASTORE, SUBJECT_DISK, SUM_SELECT, sumsFromRow, WINDOWS } from './store.js';
 
 /*
  * The Storage Explorer's two views: every datastore and every disk with its figures over a window,
@@ -21,12 +21,18 @@ import { SUBJECT_DATASTORE, SUBJECT_DISK, SUM_SELECT, sumsFromRow } from './stor
  * most a few dozen rows per subject.
  */
 
-/** The tier a window reads and the first bucket it takes (buckets wholly inside the window). */
+/**
+ * What a window reads: its sliding-window row when it is one the store keeps (1 h, 24 h, 7 d),
+ * else the buckets of the tier that gives at most a few dozen per subject, from the one that
+ * holds `now - window` on (so it covers the window and up to one bucket more).
+ */
 export function windowTier(windowSeconds: number, nowMs = Date.now()): { res: number; since: number } {
+  const kept = WINDOWS.find((w) => w.seconds === windowSeconds);
+  // A window row has bucket 0: `bucket >= 0` selects exactly it.
+  if (kept) return { res: kept.code, since: 0 };
   const now = Math.floor(nowMs / 1000);
-  const res =
-    windowSeconds <= 600 ? 0 : windowSeconds <= 7200 ? 300 : windowSeconds <= 2 * 86_400 ? 3600 : 86_400;
-  return { res, since: res === 0 ? now - windowSeconds + 1 : now - windowSeconds };
+  const res = windowSeconds <= 7200 ? 300 : windowSeconds <= 2 * 86_400 ? 3600 : 86_400;
+  return { res, since: Math.floor(now / res) * res - Math.ceil(windowSeconds / res) * res };
 }
 
 type Sortable = string | number | null;
@@ -181,7 +187,7 @@ export async function listStorageDatastores(
              (select count(*) from storage_issues i where i.ended_at is null and i.datastore = ds.host || '/' || ds.name) as issue_count,
              ${SUM_SELECT}
            from stat_datastores ds
-           left join io_series s on s.kind = ? and s.subject = ds.id and s.res = ? and s.bucket >= ?
+           left join io_series s on s.kind = ? and s.res = ? and s.bucket >= ? and s.subject = ds.id
            where ${where.join(' and ')}
            group by ds.id`,
         )
@@ -277,7 +283,7 @@ export async function listStorageDisks(
              (select fullest_percent from stat_guests g where g.vm_id = d.vm_id) as g_fullest,
              ${SUM_SELECT}
            from stat_disks d
-           left join io_series s on s.kind = ? and s.subject = d.id and s.res = ? and s.bucket >= ?
+           left join io_series s on s.kind = ? and s.res = ? and s.bucket >= ? and s.subject = d.id
            where ${where.join(' and ')}
            group by d.id`,
         )

@@ -3,4 +3,19 @@ export { Collector, DEFAULT_STATS_INTERVAL_SECONDS, type CollectionResult } from
 export { listStorageDatastores, listStorageDisks } from './explorer.js';
 export { evaluateIssues, listStorageIssues } from './issues.js';
 export { getThresholds, setThresholds } from './thresholds.js';
-export { ingestHostStats, ingestMany, prune, IO_TIERS, DS_TIERS, RETENTION_SECONDS } from './store.js';
+export {
+  ingestHostStats,
+  ingestMany,
+  loadDatastorePoints,
+  loadSeries,
+  maintainWindows,
+  WINDOWS,
+  prune,
+  DS_TIERS,
+  IO_TIERS,
+  RETENTION_SECONDS,
+  SUBJECT_DATASTORE,
+  SUBJECT_DISK,
+  type SeriesRow,
+} from './store.js';
+export { emptySums, type IoSums } from './rates.js';

@@ -12,6 +12,7 @@ import {
   ioFigures,
   percentileMs,
   rebin,
+  roundCounts,
   worstAvgLatencyMs,
   type CounterSample,
 } from './rates.js';
@@ -210,5 +211,21 @@ test('days until full: a steady decline gives the truth; growth or a flat line n
         assert.ok(Math.abs(got - truth) <= 0.2 * truth + 1e-9, `${got} vs ${truth}`);
       },
     ),
+  );
+});
+
+test('property: whole counts keep the rounded total, each within one of its value', () => {
+  fc.assert(
+    fc.property(fc.array(fc.double({ min: 0, max: 1e6, noNaN: true }), { maxLength: 20 }), (values) => {
+      const out = roundCounts(values);
+      assert.equal(
+        out.reduce((a, b) => a + b, 0),
+        Math.round(values.reduce((a, b) => a + b, 0)),
+      );
+      out.forEach((v, i) => {
+        assert.ok(Number.isInteger(v));
+        assert.ok(Math.abs(v - (values[i] ?? 0)) < 1 + 1e-9);
+      });
+    }),
   );
 });

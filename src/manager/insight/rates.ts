@@ -133,7 +133,23 @@ export function histogramDelta(
   const read = delta(prev.read, cur.read);
   const write = delta(prev.write, cur.write);
   if (!read || !write) return undefined;
-  return { read: rebin(b, read), write: rebin(b, write) };
+  const same = b.length === LATENCY_BOUNDS_NS.length && b.every((v, i) => v === LATENCY_BOUNDS_NS[i]);
+  // Whole counts: the store adds and subtracts them exactly (its windows subtract old buckets).
+  const store = (counts: number[]) => (same ? counts : roundCounts(rebin(b, counts)));
+  return { read: store(read), write: store(write) };
+}
+
+/** Whole numbers with the same (rounded) total, the largest remainders rounded up. */
+export function roundCounts(values: readonly number[]): number[] {
+  const out = values.map((v) => Math.floor(v));
+  let missing = Math.round(values.reduce((a, v) => a + v, 0)) - out.reduce((a, v) => a + v, 0);
+  const byRemainder = values.map((v, i) => [v - Math.floor(v), i] as const).sort((a, b) => b[0] - a[0]);
+  for (const [, i] of byRemainder) {
+    if (missing <= 0) break;
+    out[i] = (out[i] ?? 0) + 1;
+    missing--;
+  }
+  return out;
 }
 
 /**

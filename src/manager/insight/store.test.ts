@@ -8,7 +8,17 @@ import { after, before, test } from 'node:test';
 import type { DiskStats, HostStats } from '../../api/index.js';
 import { openDatabase, type Db } from '../db.js';
 import { listStorageDisks } from './explorer.js';
-import { IO_TIERS, RETENTION_SECONDS, SUBJECT_DISK, ingestHostStats, ingestMany, prune } from './store.js';
+import {
+  IO_TIERS,
+  RETENTION_SECONDS,
+  SUBJECT_DISK,
+  WINDOWS,
+  ingestHostStats,
+  ingestMany,
+  maintainWindows,
+  prune,
+  windowStart,
+} from './store.js';
 
 let dir: string;
 let db: Db;
@@ -64,7 +74,7 @@ after(async () => {
 
 const t0 = Date.UTC(2026, 0, 1, 0, 0, 0);
 
-test('each tier holds the same sums as the raw intervals', async () => {
+test('each tier holds the same sums as the intervals', async () => {
   const samples = Array.from({ length: 40 }, (_, i) => hostStats('h1', t0 + i * 10_000, i * i));
   const result = await ingestMany(db, samples);
   assert.equal(result.intervals, 39, 'the first sample only starts the series');
@@ -88,7 +98,6 @@ test('each tier holds the same sums as the raw intervals', async () => {
     assert.equal(Number(r.ops), 39 * 39, `tier ${r.res}`);
     assert.equal(Number(r.seconds), 390);
   }
-  assert.equal(Number(totals.find((r) => r.res === 0)?.rows), 39);
   assert.equal(
     Number(totals.find((r) => r.res === 300)?.rows),
     2,
@@ -109,35 +118,96 @@ test('pruning drops each tier past its age and keeps the rest', async () => {
           .executeTakeFirstOrThrow()
       ).n,
     );
-  await prune(db, last + 60_000);
-  assert.equal(await count(0), 39, 'raw samples are kept 30 minutes');
-  await prune(db, last + 31 * 60_000 + 10_000);
-  assert.equal(await count(0), 0);
-  assert.equal(await count(300), 2);
-  await prune(db, last + 2 * 86_400_000);
+  await prune(db, last + 3600_000);
+  assert.equal(await count(300), 2, '5-minute buckets are kept 3 hours');
+  await prune(db, last + 3 * 3600_000 + 600_000);
   assert.equal(await count(300), 0);
+  assert.equal(await count(3600), 1);
+  await prune(db, last + 2 * 86_400_000);
   assert.equal(await count(3600), 1);
   await prune(db, last + (RETENTION_SECONDS + 2 * 86_400) * 1000);
   assert.equal(await count(3600), 0);
   assert.equal(await count(86_400), 0);
 });
 
+test('sliding windows hold the sums of their source buckets as time moves on', async () => {
+  const base = Date.UTC(2026, 1, 1, 0, 0, 0);
+  const vm = '00000000-0000-4000-8000-0000000000aa';
+  const sample = (i: number) => {
+    const s = hostStats('hw', base + i * 60_000, i * 7);
+    return { ...s, disks: s.disks.map((d) => ({ ...d, vmId: vm, vm: 'win' })) };
+  };
+  const windowOps = async (code: number) =>
+    Number(
+      (
+        await db
+          .selectFrom('io_series')
+          .innerJoin('stat_disks', 'stat_disks.id', 'io_series.subject')
+          .select('rd_ops')
+          .where('res', '=', code)
+          .where('kind', '=', SUBJECT_DISK)
+          .where('stat_disks.vm_id', '=', vm)
+          .executeTakeFirst()
+      )?.rd_ops ?? 0,
+    );
+  const bucketOps = async (res: number, from: number) =>
+    Number(
+      (
+        await db
+          .selectFrom('io_series')
+          .innerJoin('stat_disks', 'stat_disks.id', 'io_series.subject')
+          .select((eb) => eb.fn.sum<number>('rd_ops').as('n'))
+          .where('res', '=', res)
+          .where('bucket', '>=', from)
+          .where('kind', '=', SUBJECT_DISK)
+          .where('stat_disks.vm_id', '=', vm)
+          .executeTakeFirstOrThrow()
+      ).n ?? 0,
+    );
+  const [hour] = WINDOWS;
+  assert.ok(hour);
+  // Three hours of a sample a minute, the windows moved on after each (as the collector does).
+  for (let i = 0; i <= 180; i++) {
+    await ingestHostStats(db, sample(i));
+    await maintainWindows(db, base + i * 60_000);
+    if (i % 37 === 0 || i === 180) {
+      const now = Math.floor((base + i * 60_000) / 1000);
+      assert.equal(
+        await windowOps(hour.code),
+        await bucketOps(hour.source, windowStart(hour, now)),
+        `minute ${i}`,
+      );
+    }
+  }
+  // 7 ops a minute over 60-65 minutes of buckets: the window is an hour, not since boot.
+  const ops = await windowOps(hour.code);
+  assert.ok(ops >= 7 * 60 && ops <= 7 * 65, String(ops));
+  // Silence: after an hour without samples the hour window is empty (its row goes).
+  await maintainWindows(db, base + 250 * 60_000);
+  assert.equal(await windowOps(hour.code), 0);
+  // The 24 h window still has all three hours.
+  assert.equal(await windowOps(WINDOWS[1]?.code ?? 0), 180 * 7);
+});
+
 test('a VM that moves keeps its disk row (same VM id and disk), a VM that is gone is not listed', async () => {
   const now = Date.now();
   await ingestHostStats(db, hostStats('h1', now - 20_000, 10));
   await ingestHostStats(db, hostStats('h1', now - 10_000, 20));
-  const before = await listStorageDisks(db, { window: '5m', sort: 'vm', limit: 10 }, now);
+  const before = await listStorageDisks(db, { window: '5m', sort: 'vm', limit: 10, q: 'web1' }, now);
   assert.equal(before.items[0]?.host, 'h1');
   assert.ok((before.items[0]?.iops ?? 0) > 0);
   // On h2 with a new QEMU process: the same row, a new series (no interval across the move).
   const moved = await ingestHostStats(db, hostStats('h2', now - 5_000, 3));
   assert.equal(moved.intervals, 0);
   await ingestHostStats(db, { ...hostStats('h1', now - 4_000, 0), disks: [] });
-  const after = await listStorageDisks(db, { window: '5m', sort: 'vm', limit: 10 }, now);
+  const after = await listStorageDisks(db, { window: '5m', sort: 'vm', limit: 10, q: 'web1' }, now);
   assert.equal(after.items.length, 1, 'h1 no longer reporting it does not hide it: it lives on h2');
   assert.equal(after.items[0]?.host, 'h2');
   await ingestHostStats(db, { ...hostStats('h2', now - 3_000, 0), disks: [] });
-  assert.equal((await listStorageDisks(db, { window: '5m', sort: 'vm', limit: 10 }, now)).items.length, 0);
+  assert.equal(
+    (await listStorageDisks(db, { window: '5m', sort: 'vm', limit: 10, q: 'web1' }, now)).items.length,
+    0,
+  );
 });
 
 test('a datastore its host stops reporting goes, with its series', async () => {
