@@ -575,6 +575,9 @@ export async function openDatabase(dataDir: string): Promise<Db> {
   sqlite.pragma('synchronous = NORMAL');
   sqlite.pragma('foreign_keys = ON');
   sqlite.pragma('busy_timeout = 5000');
+  // 32 MiB of page cache (SQLite's default is 2 MiB): a metrics collection round of 10,000 disks
+  // touches a few MiB of current buckets and windows, which should stay in memory between rounds.
+  sqlite.pragma('cache_size = -32768');
   const db = new Kysely<DB>({ dialect: new SqliteDialect({ database: sqlite }) });
   handles.set(db, sqlite);
   const migrator = new Migrator({ db, provider: { getMigrations: async () => migrations } });

@@ -8,7 +8,7 @@ import {
   type StorageThresholds,
 } from '../../api/index.js';
 import { decodeCursor, pageOf } from '../cursor.js';
-import { withSqlite, type Db } from '../db.js';
+import type { Db } from '../db.js';
 import { daysUntilFull, type IoSums } from './rates.js';
 import {
   effectiveThresholds,
@@ -18,7 +18,7 @@ import {
   type Finding,
   type GuestFsFacts,
 } from './rules.js';
-import { SUBJECT_DATASTORE, SUBJECT_DISK, sumsFromRow } from './store.js';
+import { SUBJECT_DATASTORE, SUBJECT_DISK, sumsFromRow, writeSqlite } from './store.js';
 
 /*
  * After each collection: the store's figures become the rules' facts (rules.ts decides), and the
@@ -74,7 +74,7 @@ export interface EvaluationResult {
 export async function evaluateIssues(db: Db, nowMs = Date.now()): Promise<EvaluationResult> {
   const overrides = await thresholdOverrides(db);
   const thresholdsOf = (key: string) => effectiveThresholds(overrides.get(key));
-  return withSqlite(db, (sqlite) =>
+  return writeSqlite(db, (sqlite) =>
     sqlite.transaction((): EvaluationResult => {
       const now = Math.floor(nowMs / 1000);
       const nowIso = new Date(nowMs).toISOString();

@@ -51,7 +51,7 @@ const bucketOf = (epochSeconds: number, res: number) =>
 /** Where a window starts at `now` (epoch seconds). */
 export const windowStart = (w: (typeof WINDOWS)[number], now: number) => bucketOf(now, w.source) - w.seconds;
 
-const SUM_COLUMNS = [
+export const SUM_COLUMNS = [
   'seconds',
   'rd_ops',
   'wr_ops',
@@ -62,10 +62,9 @@ const SUM_COLUMNS = [
   'wr_ns',
   'fl_ns',
 ];
-const BIN_COLUMNS = [
-  ...Array.from({ length: BIN_COUNT }, (_, i) => `r${i}`),
-  ...Array.from({ length: BIN_COUNT }, (_, i) => `w${i}`),
-];
+export const READ_BIN_COLUMNS = Array.from({ length: BIN_COUNT }, (_, i) => `r${i}`);
+export const WRITE_BIN_COLUMNS = Array.from({ length: BIN_COUNT }, (_, i) => `w${i}`);
+const BIN_COLUMNS = [...READ_BIN_COLUMNS, ...WRITE_BIN_COLUMNS];
 /** Every summed column of io_series, in the order sumsValues() gives them. */
 export const IO_VALUE_COLUMNS = [...SUM_COLUMNS, ...BIN_COLUMNS];
 
@@ -103,8 +102,31 @@ export function sumsFromRow(row: Record<string, unknown>): IoSums {
   };
 }
 
-/** `sum(x) as x` of every summed column, for window queries. */
-export const SUM_SELECT = IO_VALUE_COLUMNS.map((c) => `sum(s.${c}) as ${c}`).join(', ');
+/**
+ * `agg`: one subject kind's sums per subject over a tier's buckets from a start (params: res,
+ * bucket, kind), for a query to join on `agg.subject`. Summed first and joined after: the series
+ * are time-major, so one range scan serves every subject.
+ */
+export function aggCte(columns: readonly string[] = IO_VALUE_COLUMNS): string {
+  return `with agg as (select subject, ${columns.map((c) => `sum(${c}) as ${c}`).join(', ')}
+    from io_series where res = ? and bucket >= ? and kind = ? group by subject)`;
+}
+export const aggColumns = (columns: readonly string[] = IO_VALUE_COLUMNS) =>
+  columns.map((c) => `agg.${c}`).join(', ');
+
+const generations = new WeakMap<Db, number>();
+
+/** Changes with every write to the store: what the explorer's cache compares against. */
+export const storeGeneration = (db: Db): number => generations.get(db) ?? 0;
+
+/** withSqlite for the store's writers: a new generation, so cached explorer rows are dropped. */
+export function writeSqlite<T>(db: Db, work: (sqlite: Database.Database) => T): Promise<T> {
+  // Bumped while holding the connection: a reader never caches pre-write rows under the new one.
+  return withSqlite(db, (sqlite) => {
+    generations.set(db, storeGeneration(db) + 1);
+    return work(sqlite);
+  });
+}
 
 /** Prepared statements of one database handle, built once. */
 interface Statements {
@@ -197,12 +219,12 @@ const parseJson = <T>(text: string | null): T | null => (text === null ? null : 
 
 /** Stores one host's stats sample (see the top of this file); one transaction. */
 export function ingestHostStats(db: Db, stats: HostStats): Promise<IngestResult> {
-  return withSqlite(db, (sqlite) => ingestOn(sqlite, stats));
+  return writeSqlite(db, (sqlite) => ingestOn(sqlite, stats));
 }
 
 /** Several samples in one transaction (the benchmark's backfill; same effect as one by one). */
 export function ingestMany(db: Db, samples: readonly HostStats[]): Promise<IngestResult> {
-  return withSqlite(db, (sqlite) =>
+  return writeSqlite(db, (sqlite) =>
     sqlite.transaction(() =>
       samples.reduce<IngestResult>(
         (total, s) => {
@@ -376,7 +398,7 @@ export interface PruneResult {
 
 /** Drops what is older than each tier keeps, ended issues and gone disks past the retention. */
 export function prune(db: Db, nowMs = Date.now()): Promise<PruneResult> {
-  return withSqlite(db, (sqlite) =>
+  return writeSqlite(db, (sqlite) =>
     sqlite.transaction((): PruneResult => {
       const now = Math.floor(nowMs / 1000);
       let ioRows = 0;
@@ -424,7 +446,7 @@ export interface SeriesRow {
  * hours to write. One transaction.
  */
 export function loadSeries(db: Db, rows: Iterable<SeriesRow>): Promise<number> {
-  return withSqlite(db, (sqlite) =>
+  return writeSqlite(db, (sqlite) =>
     sqlite.transaction(() => {
       const st = statements(sqlite);
       let n = 0;
@@ -450,7 +472,7 @@ export function loadDatastorePoints(
     allocatedBytes: number;
   }>,
 ): Promise<number> {
-  return withSqlite(db, (sqlite) =>
+  return writeSqlite(db, (sqlite) =>
     sqlite.transaction(() => {
       const st = statements(sqlite);
       let n = 0;
@@ -481,7 +503,7 @@ const MAX_WINDOW_STEPS = 24;
  * after each collection; cheap when no bucket ended since the last run.
  */
 export function maintainWindows(db: Db, nowMs = Date.now()): Promise<number> {
-  return withSqlite(db, (sqlite) =>
+  return writeSqlite(db, (sqlite) =>
     sqlite.transaction((): number => {
       const now = Math.floor(nowMs / 1000);
       const st = statements(sqlite);
