@@ -1,6 +1,7 @@
-import type { AgentClient } from '../../api/index.js';
+import { StorageDiskQuery, type AgentClient } from '../../api/index.js';
 import type { Db } from '../db.js';
 import type { HostRow } from '../inventory.js';
+import { listStorageDisks } from './explorer.js';
 import { evaluateIssues } from './issues.js';
 import { ingestHostStats, maintainWindows, prune } from './store.js';
 
@@ -117,6 +118,8 @@ export class Collector {
       this.lastPrune = nowMs;
       await prune(db, nowMs);
     }
+    // The default disk view, read now: the first person to look after a collection finds it ready.
+    await listStorageDisks(db, StorageDiskQuery.parse({}), nowMs);
     return result;
   }
 }

@@ -201,7 +201,7 @@ export async function listStorageDatastores(
     (sqlite) =>
       sqlite
         .prepare(
-          `${aggCte()}
+          `${aggCte(undefined, res)}
            select ds.*,
              (select count(*) from stat_disks x where x.host = ds.host and x.datastore = ds.name and x.gone = 0) as disk_count,
              (select count(*) from storage_issues i where i.ended_at is null and i.datastore = ds.host || '/' || ds.name) as issue_count,
@@ -353,7 +353,7 @@ export async function listStorageDisks(
   function loadDiskRows(sqlite: Database.Database): Row[] {
     const rows = sqlite
       .prepare(
-        `${aggCte(columns)}
+        `${aggCte(columns, res)}
          select d.id, d.vm_id, d.disk_id, d.vm_name, d.host, d.datastore, d.format, d.format_version,
            d.virtual_size_bytes, d.allocated_bytes, d.sampled_at,
            g.used_bytes as g_used, g.size_bytes as g_size, g.fullest_percent as g_fullest,

@@ -107,7 +107,12 @@ export function sumsFromRow(row: Record<string, unknown>): IoSums {
  * bucket, kind), for a query to join on `agg.subject`. Summed first and joined after: the series
  * are time-major, so one range scan serves every subject.
  */
-export function aggCte(columns: readonly string[] = IO_VALUE_COLUMNS): string {
+export function aggCte(columns: readonly string[] = IO_VALUE_COLUMNS, res?: number): string {
+  // A sliding window has one row per subject: selected as is, the join is a primary-key lookup
+  // instead of a grouped, materialised and indexed temporary table.
+  if (res !== undefined && res < 0)
+    return `with agg as (select subject, ${columns.join(', ')}
+      from io_series where res = ? and bucket = ? and kind = ?)`;
   return `with agg as (select subject, ${columns.map((c) => `sum(${c}) as ${c}`).join(', ')}
     from io_series where res = ? and bucket >= ? and kind = ? group by subject)`;
 }
