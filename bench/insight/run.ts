@@ -4,7 +4,7 @@
 // repeated calls, in-process: SQLite and the row shaping, no HTTP), one rule evaluation of the
 // whole fabric, one prune, the live ingest rate and the database size on disk.
 //
-//   npm run bench:insight [-- --hosts 200 --vms 50 --live-minutes 3 --runs 30]
+//   npm run bench:insight [-- --hosts 200 --vms 50 --live-minutes 3 --runs 15]
 //
 // How the 8 days get there in minutes: the last `--live-minutes` are ingested sample by sample
 // (every host's GET /v1/stats every 10 s) through ingestHostStats, exactly as the collector
@@ -34,7 +34,7 @@ const { values: args } = parseArgs({
     hosts: { type: 'string', default: '200' },
     vms: { type: 'string', default: '50' },
     'live-minutes': { type: 'string', default: '3' },
-    runs: { type: 'string', default: '30' },
+    runs: { type: 'string', default: '15' },
     changes: { type: 'string', default: '200000' },
     keep: { type: 'boolean', default: false },
   },

@@ -18,7 +18,14 @@ import {
   type Finding,
   type GuestFsFacts,
 } from './rules.js';
-import { SUBJECT_DATASTORE, SUBJECT_DISK, sumsFromRow, writeSqlite } from './store.js';
+import {
+  IO_VALUE_COLUMNS,
+  SUBJECT_DATASTORE,
+  SUBJECT_DISK,
+  SUM_COLUMNS,
+  sumsFromRow,
+  writeSqlite,
+} from './store.js';
 
 /*
  * After each collection: the store's figures become the rules' facts (rules.ts decides), and the
@@ -81,9 +88,13 @@ export async function evaluateIssues(db: Db, nowMs = Date.now()): Promise<Evalua
       const bucket = Math.floor(now / TREND_RES) * TREND_RES;
       // The last complete 5-minute bucket: the "sustained" period of the I/O rules.
       const sustainedBucket = bucket - TREND_RES;
+      // Disks' rules need no bins (average latency, throughput): their sums only.
       const sustained = (kind: number) => {
+        const columns = kind === SUBJECT_DISK ? SUM_COLUMNS : IO_VALUE_COLUMNS;
         const rows = sqlite
-          .prepare(`select * from io_series where res = ? and bucket = ? and kind = ?`)
+          .prepare(
+            `select subject, ${columns.join(', ')} from io_series where res = ? and bucket = ? and kind = ?`,
+          )
           .all(TREND_RES, sustainedBucket, kind) as Record<string, unknown>[];
         return new Map<number, IoSums>(rows.map((r) => [Number(r.subject), sumsFromRow(r)]));
       };

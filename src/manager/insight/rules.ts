@@ -208,7 +208,9 @@ export function mismatchFindings(
   const byDatastore = new Map<string, DiskFacts[]>();
   for (const d of versions) {
     const key = `${d.host}/${d.datastore}`;
-    byDatastore.set(key, [...(byDatastore.get(key) ?? []), d]);
+    const list = byDatastore.get(key);
+    if (list) list.push(d);
+    else byDatastore.set(key, [d]);
   }
   const localNewest = new Map([...byDatastore].map(([k, list]) => [k, newest(list)]));
   for (const d of versions) {

@@ -1,7 +1,7 @@
 import type Database from 'better-sqlite3';
 import type { BlockCounters, HostStats, LatencyHistograms } from '../../api/index.js';
 import { withSqlite, type Db } from '../db.js';
-import { BIN_COUNT, diskInterval, emptySums, type IoSums } from './rates.js';
+import { BIN_COUNT, diskInterval, emptySums, zeroBins, type IoSums } from './rates.js';
 
 /*
  * The metrics store: each host's stats sample goes in as (1) the current row of every datastore,
@@ -97,8 +97,9 @@ export function sumsFromRow(row: Record<string, unknown>): IoSums {
     readNs: n('rd_ns'),
     writeNs: n('wr_ns'),
     flushNs: n('fl_ns'),
-    readBins: Array.from({ length: BIN_COUNT }, (_, i) => n(`r${i}`)),
-    writeBins: Array.from({ length: BIN_COUNT }, (_, i) => n(`w${i}`)),
+    // Rows of a query that summed no bins get empty ones.
+    readBins: 'r0' in row ? READ_BIN_COLUMNS.map(n) : zeroBins(),
+    writeBins: 'w0' in row ? WRITE_BIN_COLUMNS.map(n) : zeroBins(),
   };
 }
 
