@@ -189,14 +189,18 @@ export interface StatDisksTable {
   format_version: string | null;
   virtual_size_bytes: number;
   allocated_bytes: number;
-  counter_epoch: string | null;
-  /** The last cumulative BlockCounters / LatencyHistograms (JSON), to diff the next sample against. */
-  counters: string | null;
-  histograms: string | null;
   sampled_at: string;
   sampled_ms: number;
   /** 1 when its host's last report no longer had it (VM deleted): kept for its series, not listed. */
   gone: number;
+}
+/** A disk's last cumulative BlockCounters / LatencyHistograms (JSON), to diff the next sample against. */
+export interface StatDiskCountersTable {
+  id: number;
+  counter_epoch: string | null;
+  counters: string | null;
+  histograms: string | null;
+  sampled_ms: number;
 }
 export interface StatGuestsTable {
   vm_id: string;
@@ -275,6 +279,7 @@ export interface StorageIssuesTable {
 export interface DB {
   stat_datastores: StatDatastoresTable;
   stat_disks: StatDisksTable;
+  stat_disk_counters: StatDiskCountersTable;
   stat_guests: StatGuestsTable;
   io_series: IoSeriesTable;
   io_windows: IoWindowsTable;
@@ -495,9 +500,11 @@ const migrations: Record<string, Migration> = {
         `create table stat_disks (id integer primary key autoincrement, vm_id text not null,
           disk_id text not null, vm_name text not null, host text not null, datastore text not null,
           format text not null, format_version text, virtual_size_bytes integer not null,
-          allocated_bytes integer not null, counter_epoch text, counters text, histograms text,
-          sampled_at text not null, sampled_ms integer not null, gone integer not null default 0,
-          unique (vm_id, disk_id))`,
+          allocated_bytes integer not null, sampled_at text not null, sampled_ms integer not null,
+          gone integer not null default 0, unique (vm_id, disk_id))`,
+        // The last cumulative counters, apart: the explorer scans stat_disks, which stays narrow.
+        `create table stat_disk_counters (id integer primary key, counter_epoch text, counters text,
+          histograms text, sampled_ms integer not null)`,
         `create index stat_disks_host on stat_disks (host, datastore)`,
         `create table stat_guests (vm_id text primary key, vm_name text not null, host text not null,
           agent_version text, filesystems text, used_bytes integer, size_bytes integer,

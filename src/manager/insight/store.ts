@@ -141,6 +141,8 @@ interface Statements {
   diskByKey: Database.Statement;
   insertDisk: Database.Statement;
   updateDisk: Database.Statement;
+  upsertCounters: Database.Statement;
+  deleteCounters: Database.Statement;
   hostDisks: Database.Statement;
   markGone: Database.Statement;
   upsertIo: Database.Statement;
@@ -175,18 +177,24 @@ function statements(sqlite: Database.Database): Statements {
          provisioned_bytes = excluded.provisioned_bytes, allocated_bytes = excluded.allocated_bytes`,
     ),
     diskByKey: sqlite.prepare(
-      `select id, counter_epoch, counters, histograms, sampled_ms from stat_disks where vm_id = ? and disk_id = ?`,
+      `select d.id, c.counter_epoch, c.counters, c.histograms, c.sampled_ms from stat_disks d
+       left join stat_disk_counters c on c.id = d.id where d.vm_id = ? and d.disk_id = ?`,
     ),
     insertDisk: sqlite.prepare(
       `insert into stat_disks (vm_id, disk_id, vm_name, host, datastore, format, format_version,
-         virtual_size_bytes, allocated_bytes, counter_epoch, counters, histograms, sampled_at, sampled_ms, gone)
-       values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0) returning id`,
+         virtual_size_bytes, allocated_bytes, sampled_at, sampled_ms, gone)
+       values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0) returning id`,
     ),
     updateDisk: sqlite.prepare(
       `update stat_disks set vm_name = ?, host = ?, datastore = ?, format = ?, format_version = ?,
-         virtual_size_bytes = ?, allocated_bytes = ?, counter_epoch = ?, counters = ?, histograms = ?,
-         sampled_at = ?, sampled_ms = ?, gone = 0 where id = ?`,
+         virtual_size_bytes = ?, allocated_bytes = ?, sampled_at = ?, sampled_ms = ?, gone = 0 where id = ?`,
     ),
+    upsertCounters: sqlite.prepare(
+      `insert into stat_disk_counters (id, counter_epoch, counters, histograms, sampled_ms) values (?, ?, ?, ?, ?)
+       on conflict (id) do update set counter_epoch = excluded.counter_epoch, counters = excluded.counters,
+         histograms = excluded.histograms, sampled_ms = excluded.sampled_ms`,
+    ),
+    deleteCounters: sqlite.prepare(`delete from stat_disk_counters where id = ?`),
     hostDisks: sqlite.prepare(`select id, vm_id, disk_id from stat_disks where host = ? and gone = 0`),
     markGone: sqlite.prepare(`update stat_disks set gone = 1 where id = ?`),
     upsertIo: sqlite.prepare(
@@ -301,7 +309,7 @@ function ingestOn(sqlite: Database.Database, stats: HostStats): IngestResult {
             counter_epoch: string | null;
             counters: string | null;
             histograms: string | null;
-            sampled_ms: number;
+            sampled_ms: number | null;
           }
         | undefined;
       const counters = disk.counters === null ? null : JSON.stringify(disk.counters);
@@ -314,9 +322,6 @@ function ingestOn(sqlite: Database.Database, stats: HostStats): IngestResult {
         disk.formatVersion,
         disk.virtualSizeBytes,
         disk.allocatedBytes,
-        disk.counterEpoch,
-        counters,
-        histograms,
         stats.sampledAt,
         atMs,
       ];
@@ -326,7 +331,7 @@ function ingestOn(sqlite: Database.Database, stats: HostStats): IngestResult {
         id = prev.id;
         interval = diskInterval(
           {
-            at: prev.sampled_ms,
+            at: prev.sampled_ms ?? atMs,
             epoch: prev.counter_epoch,
             counters: parseJson<BlockCounters>(prev.counters),
             histograms: parseJson<LatencyHistograms>(prev.histograms),
@@ -337,6 +342,7 @@ function ingestOn(sqlite: Database.Database, stats: HostStats): IngestResult {
       } else {
         id = (st.insertDisk.get(disk.vmId, disk.disk, ...common) as { id: number }).id;
       }
+      st.upsertCounters.run(id, disk.counterEpoch, counters, histograms, atMs);
       seen.add(id);
       if (!interval) continue;
       intervals++;
@@ -429,6 +435,7 @@ export function prune(db: Db, nowMs = Date.now()): Promise<PruneResult> {
       // Their tier rows age out like the others; only the window rows would stay.
       for (const { id } of goneIds) {
         st.deleteWindowRows.run(SUBJECT_DISK, id);
+        st.deleteCounters.run(id);
         other += sqlite.prepare(`delete from stat_disks where id = ?`).run(id).changes;
       }
       other += sqlite.prepare(`delete from stat_guests where sampled_at < ?`).run(cutoffIso).changes;
