@@ -203,6 +203,22 @@ export const StorageDiskRow = z.object({
 });
 export type StorageDiskRow = z.infer<typeof StorageDiskRow>;
 
+/** The I/O columns both views sort by. */
+const IO_SORTS = [
+  'iops',
+  'throughput',
+  'readIops',
+  'writeIops',
+  'readThroughput',
+  'writeThroughput',
+  'readLatency',
+  'writeLatency',
+  'readP90',
+  'writeP90',
+  'readP99',
+  'writeP99',
+] as const;
+
 /** Columns a datastore view sorts by (text ones ascending, figures descending unless `order`). */
 export const DATASTORE_SORTS = [
   'host',
@@ -217,18 +233,7 @@ export const DATASTORE_SORTS = [
   'daysUntilFull',
   'disks',
   'issues',
-  'iops',
-  'throughput',
-  'readIops',
-  'writeIops',
-  'readThroughput',
-  'writeThroughput',
-  'readLatency',
-  'writeLatency',
-  'readP90',
-  'writeP90',
-  'readP99',
-  'writeP99',
+  ...IO_SORTS,
 ] as const;
 export const DISK_SORTS = [
   'vm',
@@ -241,18 +246,7 @@ export const DISK_SORTS = [
   'allocated',
   'guestFullestPercent',
   'guestUsed',
-  'iops',
-  'throughput',
-  'readIops',
-  'writeIops',
-  'readThroughput',
-  'writeThroughput',
-  'readLatency',
-  'writeLatency',
-  'readP90',
-  'writeP90',
-  'readP99',
-  'writeP99',
+  ...IO_SORTS,
 ] as const;
 export const TEXT_SORTS: readonly string[] = [
   'host',

@@ -8,7 +8,10 @@ import {
   type StorageThresholds,
 } from '../../api/index.js';
 import { decodeCursor, pageOf } from '../cursor.js';
-import type { Db } from '../db.js';
+import type { Db, StatDatastoresTable, StatDisksTable } from '../db.js';
+
+/** A row as SQLite returns it: the table's columns, its autoincrement id set. */
+type Row<T extends { id: number | undefined }> = T & { id: number };
 import { daysUntilFull, type IoSums } from './rates.js';
 import {
   effectiveThresholds,
@@ -101,17 +104,7 @@ export async function evaluateIssues(db: Db, nowMs = Date.now()): Promise<Evalua
       const dsIo = sustained(SUBJECT_DATASTORE);
       const diskIo = sustained(SUBJECT_DISK);
 
-      const dsRows = sqlite.prepare(`select * from stat_datastores`).all() as {
-        id: number;
-        host: string;
-        name: string;
-        fs_type: string;
-        capacity_bytes: number;
-        free_bytes: number;
-        provisioned_bytes: number;
-        days_until_full: number | null;
-        trend_bucket: number | null;
-      }[];
+      const dsRows = sqlite.prepare(`select * from stat_datastores`).all() as Row<StatDatastoresTable>[];
       const saveTrend = sqlite.prepare(
         `update stat_datastores set days_until_full = ?, trend_bucket = ? where id = ?`,
       );
@@ -140,16 +133,7 @@ export async function evaluateIssues(db: Db, nowMs = Date.now()): Promise<Evalua
         .prepare(
           `select id, vm_id, disk_id, vm_name, host, datastore, format, format_version from stat_disks where gone = 0 order by id`,
         )
-        .all() as {
-        id: number;
-        vm_id: string;
-        disk_id: string;
-        vm_name: string;
-        host: string;
-        datastore: string;
-        format: 'qcow2' | 'raw';
-        format_version: string | null;
-      }[];
+        .all() as Row<StatDisksTable>[];
       const datastoreOf = new Map<string, string>();
       const disks: DiskFacts[] = diskRows.map((d) => {
         const ds = `${d.host}/${d.datastore}`;
