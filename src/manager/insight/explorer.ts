@@ -83,14 +83,7 @@ export function sortAndPage<T>(
   keyed.sort((a, b) => cmp(a.k, b.k));
   let start = 0;
   if (opts.cursor !== undefined) {
-    const [sortSpec, valueText, key] = decodeCursor(opts.cursor, ['string', 'string', 'string']);
-    const value = z.union([z.string(), z.number(), z.null()]).safeParse(safeJson(valueText));
-    if (sortSpec !== `${opts.sort}:${opts.order}` || !value.success)
-      throw new InvalidInput(
-        'cursor: belongs to another sort or list (use nextCursor with the same sort)',
-        'cursor',
-      );
-    const after: [Sortable, string] = [value.data, key];
+    const after = decodeSortCursor(opts.cursor, `${opts.sort}:${opts.order}`);
     start = keyed.findIndex((x) => cmp(x.k, after) > 0);
     if (start < 0) start = keyed.length;
   }
@@ -104,6 +97,18 @@ export function sortAndPage<T>(
         ? encodeCursor([`${opts.sort}:${opts.order}`, JSON.stringify(last.k[0]), last.k[1]])
         : null,
   };
+}
+
+/** The last row's sort value and key in a cursor of this sort (`sort:order`), or a 400. */
+function decodeSortCursor(cursor: string, spec: string): [Sortable, string] {
+  const [sortSpec, valueText, key] = decodeCursor(cursor, ['string', 'string', 'string']);
+  const value = z.union([z.string(), z.number(), z.null()]).safeParse(safeJson(valueText));
+  if (sortSpec !== spec || !value.success)
+    throw new InvalidInput(
+      'cursor: belongs to another sort or list (use nextCursor with the same sort)',
+      'cursor',
+    );
+  return [value.data, key];
 }
 
 function safeJson(text: string): unknown {
@@ -304,6 +309,32 @@ const DISK_SORT_VALUES: Record<string, (d: DiskRecord) => Sortable> = {
   ),
 };
 
+const per = (n: string, d: string) => `(1.0 * (${n}) / nullif(${d}, 0))`;
+/**
+ * Sorts SQLite does itself (ORDER BY ... LIMIT: a top-N sort, no row built for the others): every
+ * column but the percentiles, which need the summed bins of every disk.
+ */
+const DISK_SQL_SORTS: Record<string, string> = {
+  vm: 'd.vm_name',
+  disk: 'd.disk_id',
+  host: 'd.host',
+  datastore: 'd.datastore',
+  format: 'd.format',
+  formatVersion: 'd.format_version',
+  virtualSize: 'd.virtual_size_bytes',
+  allocated: 'd.allocated_bytes',
+  guestFullestPercent: 'g.fullest_percent',
+  guestUsed: 'g.used_bytes',
+  iops: per('agg.rd_ops + agg.wr_ops + agg.fl_ops', 'agg.seconds'),
+  throughput: per('agg.rd_bytes + agg.wr_bytes', 'agg.seconds'),
+  readIops: per('agg.rd_ops', 'agg.seconds'),
+  writeIops: per('agg.wr_ops', 'agg.seconds'),
+  readThroughput: per('agg.rd_bytes', 'agg.seconds'),
+  writeThroughput: per('agg.wr_bytes', 'agg.seconds'),
+  readLatency: `(${per('agg.rd_ns', 'agg.rd_ops')} / 1e6)`,
+  writeLatency: `(${per('agg.wr_ns', 'agg.wr_ops')} / 1e6)`,
+};
+
 function diskRow(d: DiskRecord): StorageDiskRow {
   const r = d.rec;
   const io = rounded(ioFigures(d.sums));
@@ -365,25 +396,57 @@ export async function listStorageDisks(
   const cacheKey = JSON.stringify([res, since, host, q.datastore, q.q, columns.length]);
   const cache = diskRowCache.get(db) ?? new Map<string, { generation: number; rows: DiskRecord[] }>();
   diskRowCache.set(db, cache);
+  const selectColumns = `select d.id, d.vm_id, d.disk_id, d.vm_name, d.host, d.datastore, d.format, d.format_version,
+      d.virtual_size_bytes, d.allocated_bytes, d.sampled_at,
+      g.used_bytes as g_used, g.size_bytes as g_size, g.fullest_percent as g_fullest,
+      ${aggColumns(columns)}`;
+  const from = `from stat_disks d
+    left join agg on agg.subject = d.id
+    left join stat_guests g on g.vm_id = d.vm_id
+    where ${where.join(' and ')}`;
+  const order = orderOf(q.sort, q.order);
+  const sqlSort = DISK_SQL_SORTS[q.sort];
   return withSqlite(db, (sqlite) => {
+    if (sqlSort !== undefined) {
+      // Nulls last whatever the order, ties by key: the order sortAndPage gives.
+      const spec = `${q.sort}:${order}`;
+      const after = q.cursor === undefined ? undefined : decodeSortCursor(q.cursor, spec);
+      const cmp = order === 'asc' ? '>' : '<';
+      const cond =
+        after === undefined
+          ? ''
+          : after[0] === null
+            ? 'where sort_value is null and sort_key > ?'
+            : `where sort_value is null or sort_value ${cmp} ? or (sort_value = ? and sort_key > ?)`;
+      const condParams =
+        after === undefined ? [] : after[0] === null ? [after[1]] : [after[0], after[0], after[1]];
+      const rows = sqlite
+        .prepare(
+          `${aggCte(columns, res)}
+           select * from (${selectColumns}, ${sqlSort} as sort_value, d.vm_id || '/' || d.disk_id as sort_key ${from})
+           ${cond} order by sort_value is null, sort_value ${order}, sort_key limit ?`,
+        )
+        .all(...params, ...condParams, q.limit + 1) as Record<string, unknown>[];
+      const more = rows.length > q.limit;
+      const pageRows = rows.slice(0, q.limit);
+      const last = pageRows[pageRows.length - 1];
+      return withPageBins(
+        sqlite,
+        pageRows.map((rec) => ({ subject: Number(rec.id), rec, sums: sumsFromRow(rec) })),
+        more && last
+          ? encodeCursor([spec, JSON.stringify(last.sort_value ?? null), String(last.sort_key)])
+          : null,
+      );
+    }
     const generation = storeGeneration(db);
     const cached = cache.get(cacheKey);
     let records = cached?.generation === generation ? cached.rows : undefined;
     if (!records) {
       records = (
-        sqlite
-          .prepare(
-            `${aggCte(columns, res)}
-             select d.id, d.vm_id, d.disk_id, d.vm_name, d.host, d.datastore, d.format, d.format_version,
-               d.virtual_size_bytes, d.allocated_bytes, d.sampled_at,
-               g.used_bytes as g_used, g.size_bytes as g_size, g.fullest_percent as g_fullest,
-               ${aggColumns(columns)}
-             from stat_disks d
-             left join agg on agg.subject = d.id
-             left join stat_guests g on g.vm_id = d.vm_id
-             where ${where.join(' and ')}`,
-          )
-          .all(...params) as Record<string, unknown>[]
+        sqlite.prepare(`${aggCte(columns, res)} ${selectColumns} ${from}`).all(...params) as Record<
+          string,
+          unknown
+        >[]
       ).map((rec) => ({ subject: Number(rec.id), rec, sums: sumsFromRow(rec) }));
       cache.delete(cacheKey);
       cache.set(cacheKey, { generation, rows: records });
@@ -391,12 +454,22 @@ export async function listStorageDisks(
     }
     const page = sortAndPage(records, {
       sort: q.sort,
-      order: orderOf(q.sort, q.order),
+      order,
       value: DISK_SORT_VALUES[q.sort] ?? (() => null),
       key: (d) => `${String(d.rec.vm_id)}/${String(d.rec.disk_id)}`,
       limit: q.limit,
       cursor: q.cursor,
     });
+    return withPageBins(sqlite, page.items, page.nextCursor);
+  });
+
+  /** The page's rows with their figures, their latency bins (both directions) read now. */
+  function withPageBins(
+    sqlite: import('better-sqlite3').Database,
+    items: DiskRecord[],
+    nextCursor: string | null,
+  ): Page<StorageDiskRow> {
+    const page = { items };
     // The page's latency bins, both directions, for its percentiles (into copies: rows are cached).
     const withBins = new Map<number, IoSums>(
       page.items.map((d) => [d.subject, { ...d.sums, readBins: zeroBins(), writeBins: zeroBins() }]),
@@ -419,7 +492,7 @@ export async function listStorageDisks(
     }
     return {
       items: page.items.map((d) => diskRow({ ...d, sums: withBins.get(d.subject) ?? d.sums })),
-      nextCursor: page.nextCursor,
+      nextCursor,
     };
-  });
+  }
 }

@@ -221,3 +221,46 @@ test('a datastore its host stops reporting goes, with its series', async () => {
   await ingestHostStats(db, hostStats('h3', now + 1000, 2, ['local']));
   assert.deepEqual(await names(), ['local']);
 });
+
+test('paging by cursor through any sort gives every disk once, in the order of one big page', async () => {
+  const now = Date.now();
+  const many = (atMs: number, step: number): HostStats => {
+    const base = hostStats('hp', atMs, 0);
+    const template = base.disks[0];
+    assert.ok(template);
+    return {
+      ...base,
+      disks: Array.from({ length: 23 }, (_, i) => ({
+        ...template,
+        vm: `pg-${String(i % 7).padStart(2, '0')}`,
+        vmId: `00000000-0000-4000-8000-${String(500 + i).padStart(12, '0')}`,
+        counterEpoch: 'pg',
+        // Some disks idle (ties), some with no counters (null figures).
+        counters:
+          i % 5 === 4
+            ? null
+            : {
+                ...(template.counters ?? hostStats('x', 0, 0).disks[0]!.counters!),
+                readOps: step * (i % 3) * 10,
+                readTotalNs: step * i * 1000,
+              },
+      })),
+    };
+  };
+  await ingestHostStats(db, many(now - 20_000, 1));
+  await ingestHostStats(db, many(now - 10_000, 2));
+  for (const sort of ['iops', 'readLatency', 'vm', 'readP90'] as const)
+    for (const order of ['asc', 'desc'] as const) {
+      const q = { window: '15m', sort, order, q: 'pg-', limit: 1000 };
+      const all = (await listStorageDisks(db, q, now)).items.map((r) => r.vmId);
+      assert.equal(all.length, 23);
+      const paged: string[] = [];
+      let cursor: string | undefined;
+      do {
+        const page = await listStorageDisks(db, { ...q, limit: 4, cursor }, now);
+        paged.push(...page.items.map((r) => r.vmId));
+        cursor = page.nextCursor ?? undefined;
+      } while (cursor);
+      assert.deepEqual(paged, all, `${sort} ${order}`);
+    }
+});
