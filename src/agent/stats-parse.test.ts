@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { LATENCY_BOUNDS_NS } from '../api/index.js';
 import { QueryBlock, QueryBlockstats } from '../qmp/index.js';
 import {
-  LATENCY_BOUNDARIES_NS,
   MAX_GUEST_FILESYSTEMS,
   QemuImgInfo,
   blockCounters,
@@ -127,7 +127,7 @@ test('histograms with other bounds are reported but set again; ours are left alo
   const [entry] = QueryBlockstats.parse(blockstatsReply);
   assert.ok(entry);
   assert.equal(needsHistograms(entry.stats), true);
-  const ours = { boundaries: [...LATENCY_BOUNDARIES_NS], bins: LATENCY_BOUNDARIES_NS.map(() => 0).concat(0) };
+  const ours = { boundaries: [...LATENCY_BOUNDS_NS], bins: LATENCY_BOUNDS_NS.map(() => 0).concat(0) };
   const set = QueryBlockstats.parse([
     {
       stats: stats({ rd_latency_histogram: ours, wr_latency_histogram: ours, flush_latency_histogram: ours }),
@@ -138,8 +138,8 @@ test('histograms with other bounds are reported but set again; ours are left alo
 });
 
 test('the latency bounds are ascending and straddle the alarm thresholds (15 ms, 50 ms)', () => {
-  assert.ok(LATENCY_BOUNDARIES_NS.every((b, i) => i === 0 || b > (LATENCY_BOUNDARIES_NS[i - 1] ?? 0)));
-  for (const thresholdMs of [15, 50]) assert.ok(LATENCY_BOUNDARIES_NS.includes(thresholdMs * 1_000_000));
+  assert.ok(LATENCY_BOUNDS_NS.every((b, i) => i === 0 || b > (LATENCY_BOUNDS_NS[i - 1] ?? 0)));
+  for (const thresholdMs of [15, 50]) assert.ok(LATENCY_BOUNDS_NS.includes(thresholdMs * 1_000_000));
 });
 
 const qemuImgInfo = (compat: string | undefined, format = 'qcow2') => ({

@@ -1,5 +1,11 @@
 import { z } from 'zod';
-import type { BlockCounters, DiskStats, GuestStats, LatencyHistograms } from '../api/index.js';
+import {
+  LATENCY_BOUNDS_NS,
+  type BlockCounters,
+  type DiskStats,
+  type GuestStats,
+  type LatencyHistograms,
+} from '../api/index.js';
 import type { BlockStats, QueryBlock } from '../qmp/index.js';
 import { diskDeviceId, diskNodeName } from './naming.js';
 
@@ -8,15 +14,8 @@ import { diskDeviceId, diskNodeName } from './naming.js';
  * agent's replies turned into the contract. stats.ts does the asking.
  */
 
-const µs = 1_000;
-/**
- * Upper bounds of the latency bins every disk gets (block-latency-histogram-set), in ns. Dense
- * around the thresholds people alarm on (15 ms is Storage DRS's p90 default, 50 ms vCenter's usual
- * warning) so percentiles read from the bins are sharp there; one last bin holds everything slower.
- */
-export const LATENCY_BOUNDARIES_NS: readonly number[] = [
-  100, 500, 1_000, 2_000, 5_000, 10_000, 15_000, 20_000, 50_000, 100_000, 500_000,
-].map((t) => t * µs);
+// Every disk's latency bins (block-latency-histogram-set) have the manager's bounds,
+// LATENCY_BOUNDS_NS in src/api/storage.ts: one list, so the manager keeps the agent's bins as they are.
 
 /** Guest-controlled lists are capped: a guest must not flood the poll, the manager or Prometheus. */
 export const MAX_GUEST_FILESYSTEMS = 64;
@@ -71,7 +70,7 @@ export function latencyHistograms(stats: BlockStats['stats']): LatencyHistograms
 /** True when the drive lacks this project's histograms (none yet, or other bounds). */
 export function needsHistograms(
   stats: BlockStats['stats'],
-  boundariesNs: readonly number[] = LATENCY_BOUNDARIES_NS,
+  boundariesNs: readonly number[] = LATENCY_BOUNDS_NS,
 ): boolean {
   const h = latencyHistograms(stats);
   return h === null || !sameList(h.boundariesNs, boundariesNs);

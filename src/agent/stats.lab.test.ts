@@ -4,8 +4,8 @@ import { rm } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, test } from 'node:test';
 import { type AgentClient, type DiskStats, type HostStats } from '../api/index.js';
+import { LATENCY_BOUNDS_NS } from '../api/index.js';
 import { GUEST_DATA_MOUNT, GUEST_WORKLOADS } from '../guest/index.js';
-import { LATENCY_BOUNDARIES_NS } from './stats-parse.js';
 import { LAB_BOOT_DEADLINE_MS, startLabAgent, type LabAgent } from './lab-agent.js';
 
 /*
@@ -161,8 +161,8 @@ test('a guest writing to its disk: growing counters, filled histograms, used byt
   assert.ok(now.counters.writeBytes - first.counters.writeBytes >= 24 * MiB);
   assert.ok(now.counters.flushOps > first.counters.flushOps, 'fsync reaches the disk as flushes');
   assert.ok(now.counters.writeTotalNs > first.counters.writeTotalNs);
-  assert.deepEqual(now.histograms.boundariesNs, [...LATENCY_BOUNDARIES_NS]);
-  assert.equal(now.histograms.write.length, LATENCY_BOUNDARIES_NS.length + 1);
+  assert.deepEqual(now.histograms.boundariesNs, [...LATENCY_BOUNDS_NS]);
+  assert.equal(now.histograms.write.length, LATENCY_BOUNDS_NS.length + 1);
   assert.ok(sum(now.histograms.write) > 0 && sum(now.histograms.flush) > 0, JSON.stringify(now.histograms));
   assert.ok(sum(now.histograms.write) <= now.counters.writeOps, 'the bins count no more than the requests');
 

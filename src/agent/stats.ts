@@ -1,12 +1,12 @@
 import { readFile, stat } from 'node:fs/promises';
 import type { DatastoreStats, DiskStats, GuestStats, HostStats, VmState } from '../api/index.js';
+import { LATENCY_BOUNDS_NS } from '../api/index.js';
 import { queryBlock, queryBlockstats, type QmpClient } from '../qmp/index.js';
 import { readGuestUsage, type GuestReply } from './guest-ops.js';
 import type { HostInventory } from './host.js';
 import { run } from './host-exec.js';
 import type { Logger } from './logger.js';
 import {
-  LATENCY_BOUNDARIES_NS,
   QemuImgInfo,
   blockCounters,
   counterEpoch,
@@ -244,7 +244,7 @@ export class StatsCollector {
     try {
       await qmp.execute(
         'block-latency-histogram-set',
-        { id: qdev, boundaries: [...LATENCY_BOUNDARIES_NS] },
+        { id: qdev, boundaries: [...LATENCY_BOUNDS_NS] },
         { timeoutMs: QMP_STATS_TIMEOUT_MS },
       );
     } catch (error) {

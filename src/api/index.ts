@@ -12,3 +12,4 @@ export * from './agent-errors.js';
 export * from './agent-routes.js';
 export * from './manager-routes.js';
 export * from './stats.js';
+export * from './storage.js';

@@ -31,6 +31,16 @@ import {
   type VmListQuery,
 } from './manager.js';
 import { managerRoutes as routes } from './manager-routes.js';
+import {
+  DatastoreThresholds,
+  StorageDatastoreRow,
+  StorageDiskRow,
+  StorageIssue,
+  type StorageDatastoreQuery,
+  type StorageDiskQuery,
+  type StorageIssueQuery,
+  type StorageThresholdOverrides,
+} from './storage.js';
 import { routeUrl } from './route-table.js';
 
 /** The query without its empty values (a flag the CLI left unset, an empty filter). */
@@ -236,5 +246,26 @@ export class ManagerClient {
   /** The manager's Prometheus exposition (moves by outcome, downtime histograms). */
   metrics(): Promise<string> {
     return this.http.call(routes.metrics, {});
+  }
+
+  // Storage Explorer
+  listStorageDatastores(q?: StorageDatastoreQuery): Promise<Page<StorageDatastoreRow>> {
+    return this.http.call(routes.listStorageDatastores, { query: defined(q) });
+  }
+  listStorageDisks(q?: StorageDiskQuery): Promise<Page<StorageDiskRow>> {
+    return this.http.call(routes.listStorageDisks, { query: defined(q) });
+  }
+  listStorageIssues(q?: StorageIssueQuery): Promise<Page<StorageIssue>> {
+    return this.http.call(routes.listStorageIssues, { query: defined(q) });
+  }
+  getStorageThresholds(host: string, datastore: string): Promise<DatastoreThresholds> {
+    return this.http.call(routes.getStorageThresholds, { params: { host, datastore } });
+  }
+  setStorageThresholds(
+    host: string,
+    datastore: string,
+    overrides: StorageThresholdOverrides,
+  ): Promise<DatastoreThresholds> {
+    return this.http.call(routes.setStorageThresholds, { params: { host, datastore }, body: overrides });
   }
 }

@@ -40,6 +40,17 @@ import {
   VmMoveStorageRequest,
 } from './manager.js';
 import {
+  DatastoreRef,
+  DatastoreThresholds,
+  StorageDatastoreQuery,
+  StorageDatastoreRow,
+  StorageDiskQuery,
+  StorageDiskRow,
+  StorageIssue,
+  StorageIssueQuery,
+  StorageThresholdOverrides,
+} from './storage.js';
+import {
   defineRoute,
   OpenApiDocument,
   openApiDocument,
@@ -463,6 +474,58 @@ export const managerRoutes = {
     response: z.string(),
     produces: 'text/plain; version=0.0.4; charset=utf-8',
     errors: [],
+  }),
+
+  // Storage Explorer
+  listStorageDatastores: route({
+    method: 'GET',
+    path: `${API_PREFIX}/storage/datastores`,
+    summary:
+      'Storage Explorer: every datastore with capacity, free, provisioned, allocated, over-commitment, days until full and I/O over a window; sortable by any column, searchable',
+    query: StorageDatastoreQuery,
+    status: 200,
+    response: Page(StorageDatastoreRow),
+    errors: [],
+  }),
+  listStorageDisks: route({
+    method: 'GET',
+    path: `${API_PREFIX}/storage/disks`,
+    summary:
+      'Storage Explorer: every VM disk with format, sizes, guest usage and I/O (IOPS, throughput, average and p90/p99 latency per direction) over a window',
+    query: StorageDiskQuery,
+    status: 200,
+    response: Page(StorageDiskRow),
+    errors: [],
+  }),
+  listStorageIssues: route({
+    method: 'GET',
+    path: `${API_PREFIX}/storage/issues`,
+    summary:
+      'Storage issues (alerts) the rules found, newest first: active ones, or all with those that ended',
+    query: StorageIssueQuery,
+    status: 200,
+    response: Page(StorageIssue),
+    errors: [],
+  }),
+  getStorageThresholds: route({
+    method: 'GET',
+    path: `${API_PREFIX}/storage/datastores/:host/:datastore/thresholds`,
+    summary: "A datastore's storage rule thresholds: effective, its overrides and the defaults",
+    params: DatastoreRef,
+    status: 200,
+    response: DatastoreThresholds,
+    errors: ['not-found'],
+  }),
+  setStorageThresholds: route({
+    method: 'PUT',
+    path: `${API_PREFIX}/storage/datastores/:host/:datastore/thresholds`,
+    summary:
+      "Replace a datastore's threshold overrides ({} restores the defaults); recorded in the change log",
+    params: DatastoreRef,
+    body: StorageThresholdOverrides,
+    status: 200,
+    response: DatastoreThresholds,
+    errors: ['forbidden', 'not-found'],
   }),
 };
 export type ManagerRoutes = typeof managerRoutes;

@@ -7,6 +7,7 @@ import { registerJobCommands } from './commands/job.js';
 import { registerMoveCommands } from './commands/move.js';
 import { registerPoolCommands } from './commands/pool.js';
 import { registerReportCommand } from './commands/report.js';
+import { registerStorageCommands } from './commands/storage.js';
 import { registerTokenCommands } from './commands/token.js';
 import { registerVmCommands } from './commands/vm.js';
 import { registerVSwitchCommands } from './commands/vswitch.js';
@@ -24,6 +25,7 @@ const commandFiles: ((program: Command) => void)[] = [
   registerMoveCommands,
   registerJobCommands,
   registerChangeCommands,
+  registerStorageCommands,
   registerTokenCommands,
   registerReportCommand,
 ];

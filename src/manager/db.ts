@@ -180,7 +180,133 @@ export interface VmCopiesTable {
   seen_at: string;
 }
 
+/*
+ * The metrics store (insight/store.ts): a current row per datastore, disk and guest, series of
+ * I/O sums and of datastore space per tier, the per-datastore thresholds and the issues found.
+ * Times in the series are epoch seconds (integers index and compare fastest); the rest ISO text.
+ */
+export interface StatDatastoresTable {
+  id: number | undefined;
+  host: string;
+  name: string;
+  fs_type: string;
+  capacity_bytes: number;
+  free_bytes: number;
+  provisioned_bytes: number;
+  allocated_bytes: number;
+  sampled_at: string;
+  days_until_full: number | null;
+  /** The 5-minute bucket days_until_full was computed in (it is recomputed once per bucket). */
+  trend_bucket: number | null;
+}
+export interface StatDisksTable {
+  id: number | undefined;
+  vm_id: string;
+  disk_id: string;
+  vm_name: string;
+  host: string;
+  datastore: string;
+  format: 'qcow2' | 'raw';
+  format_version: string | null;
+  virtual_size_bytes: number;
+  allocated_bytes: number;
+  sampled_at: string;
+  sampled_ms: number;
+  /** 1 when its host's last report no longer had it (VM deleted): kept for its series, not listed. */
+  gone: number;
+}
+/** A disk's last cumulative BlockCounters / LatencyHistograms (JSON), to diff the next sample against. */
+export interface StatDiskCountersTable {
+  id: number;
+  counter_epoch: string | null;
+  counters: string | null;
+  histograms: string | null;
+  sampled_ms: number;
+}
+export interface StatGuestsTable {
+  vm_id: string;
+  vm_name: string;
+  host: string;
+  agent_version: string | null;
+  /** GuestFilesystemStats[] as JSON; null when unknown. */
+  filesystems: string | null;
+  used_bytes: number | null;
+  size_bytes: number | null;
+  fullest_percent: number | null;
+  sampled_at: string;
+}
+type BinColumns<P extends string> = { [K in `${P}${BinIndex}`]: number };
+type BinIndex = 0 | 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8 | 9 | 10 | 11 | 12 | 13 | 14 | 15 | 16 | 17;
+export type IoSeriesTable = {
+  /** 0: a disk (stat_disks.id), 1: a datastore (stat_datastores.id). */
+  kind: number;
+  subject: number;
+  /** Tier: the bucket length in seconds; negative: a sliding window (store.ts WINDOWS), bucket 0. */
+  res: number;
+  /** Epoch seconds: the bucket's start. */
+  bucket: number;
+  seconds: number;
+  rd_ops: number;
+  wr_ops: number;
+  fl_ops: number;
+  rd_bytes: number;
+  wr_bytes: number;
+  rd_ns: number;
+  wr_ns: number;
+  fl_ns: number;
+} & BinColumns<'r'> &
+  BinColumns<'w'>;
+export interface IoWindowsTable {
+  res: number;
+  start: number;
+}
+export interface DsSeriesTable {
+  ds: number;
+  res: number;
+  bucket: number;
+  /** Epoch seconds of the last sample in the bucket, whose figures the row holds. */
+  at: number;
+  capacity_bytes: number;
+  free_bytes: number;
+  provisioned_bytes: number;
+  allocated_bytes: number;
+}
+export interface StorageThresholdsTable {
+  host: string;
+  datastore: string;
+  /** StorageThresholdOverrides as JSON. */
+  overrides: string;
+  updated_at: string;
+  updated_by: string;
+}
+export interface StorageIssuesTable {
+  id: number | undefined;
+  rule: string;
+  severity: string;
+  subject_kind: string;
+  subject_key: string;
+  subject_name: string;
+  host: string | null;
+  /** `host/datastore` the subject lives on, when known (to count a datastore's issues). */
+  datastore: string | null;
+  message: string;
+  value: number | null;
+  threshold: number | null;
+  started_at: string;
+  ended_at: string | null;
+  updated_at: string;
+}
+
 export interface DB {
+  stat_datastores: StatDatastoresTable;
+  stat_disks: StatDisksTable;
+  stat_disk_counters: StatDiskCountersTable;
+  stat_guests: StatGuestsTable;
+  io_series: IoSeriesTable;
+  io_windows: IoWindowsTable;
+  ds_series: DsSeriesTable;
+  storage_thresholds: StorageThresholdsTable;
+  storage_issues: StorageIssuesTable;
   tokens: TokensTable;
   pools: PoolsTable;
   hosts: HostsTable;
@@ -452,6 +578,57 @@ export const migrations: Readonly<Record<string, Migration>> = {
         .execute();
     },
   },
+  '0005-metrics-store': {
+    async up(db: Kysely<any>) {
+      const bins = (p: string) =>
+        Array.from({ length: 18 }, (_, i) => `${p}${i} real not null default 0`).join(', ');
+      for (const statement of [
+        `create table stat_datastores (id integer primary key autoincrement, host text not null,
+          name text not null, fs_type text not null, capacity_bytes integer not null,
+          free_bytes integer not null, provisioned_bytes integer not null, allocated_bytes integer not null,
+          sampled_at text not null, days_until_full real, trend_bucket integer, unique (host, name))`,
+        `create table stat_disks (id integer primary key autoincrement, vm_id text not null,
+          disk_id text not null, vm_name text not null, host text not null, datastore text not null,
+          format text not null, format_version text, virtual_size_bytes integer not null,
+          allocated_bytes integer not null, sampled_at text not null, sampled_ms integer not null,
+          gone integer not null default 0, unique (vm_id, disk_id))`,
+        // The last cumulative counters, apart: the explorer scans stat_disks, which stays narrow.
+        `create table stat_disk_counters (id integer primary key, counter_epoch text, counters text,
+          histograms text, sampled_ms integer not null)`,
+        `create index stat_disks_host on stat_disks (host, datastore)`,
+        `create table stat_guests (vm_id text primary key, vm_name text not null, host text not null,
+          agent_version text, filesystems text, used_bytes integer, size_bytes integer,
+          fullest_percent real, sampled_at text not null)`,
+        // WITHOUT ROWID, time first: a collection round writes into the same few pages (the current
+        // buckets), a window reads one contiguous range, pruning deletes one.
+        `create table io_series (res integer not null, bucket integer not null, kind integer not null,
+          subject integer not null, seconds real not null, rd_ops integer not null, wr_ops integer not null,
+          fl_ops integer not null, rd_bytes integer not null, wr_bytes integer not null,
+          rd_ns integer not null, wr_ns integer not null, fl_ns integer not null, ${bins('r')}, ${bins('w')},
+          primary key (res, bucket, kind, subject)) without rowid`,
+        // Where each sliding window (io_series rows with res < 0) starts: the sums of its source
+        // tier's buckets from there on.
+        `create table io_windows (res integer primary key, start integer not null)`,
+        `create table ds_series (ds integer not null, res integer not null, bucket integer not null,
+          at integer not null, capacity_bytes integer not null, free_bytes integer not null,
+          provisioned_bytes integer not null, allocated_bytes integer not null,
+          primary key (ds, res, bucket)) without rowid`,
+        `create index ds_series_age on ds_series (res, bucket)`,
+        `create table storage_thresholds (host text not null, datastore text not null,
+          overrides text not null, updated_at text not null, updated_by text not null,
+          primary key (host, datastore))`,
+        `create table storage_issues (id integer primary key autoincrement, rule text not null,
+          severity text not null, subject_kind text not null, subject_key text not null,
+          subject_name text not null, host text, datastore text, message text not null, value real,
+          threshold real, started_at text not null, ended_at text, updated_at text not null)`,
+        // One open issue per rule and subject; the evaluation updates it until it ends.
+        `create unique index storage_issues_open on storage_issues (rule, subject_key) where ended_at is null`,
+        `create index storage_issues_ended on storage_issues (ended_at)`,
+        `create index storage_issues_datastore on storage_issues (datastore) where ended_at is null`,
+      ])
+        await sql.raw(statement).execute(db);
+    },
+  },
 };
 /* eslint-enable @typescript-eslint/no-explicit-any */
 
@@ -470,6 +647,19 @@ async function restrictDatabaseFiles(file: string): Promise<void> {
   }
 }
 
+const handles = new WeakMap<Db, Database.Database>();
+
+/**
+ * Runs `work` on the SQLite handle itself (prepared statements, synchronous transactions: the
+ * metrics store's hot paths, where building each statement through Kysely would cost more than
+ * running it), holding Kysely's one connection so no Kysely transaction is open meanwhile.
+ */
+export async function withSqlite<T>(db: Db, work: (sqlite: Database.Database) => T): Promise<T> {
+  const sqlite = handles.get(db);
+  if (!sqlite) throw new Error('withSqlite: not a database openDatabase opened');
+  return db.connection().execute(async () => work(sqlite));
+}
+
 /** Opens (creating if needed) `<dataDir>/manager.db` and brings its schema up to date. */
 export async function openDatabase(dataDir: string): Promise<Db> {
   const file = path.join(dataDir, 'manager.db');
@@ -482,7 +672,11 @@ export async function openDatabase(dataDir: string): Promise<Db> {
   sqlite.pragma('synchronous = NORMAL');
   sqlite.pragma('foreign_keys = ON');
   sqlite.pragma('busy_timeout = 5000');
+  // 32 MiB of page cache (SQLite's default is 2 MiB): a metrics collection round of 10,000 disks
+  // touches a few MiB of current buckets and windows, which should stay in memory between rounds.
+  sqlite.pragma('cache_size = -32768');
   const db = new Kysely<DB>({ dialect: new SqliteDialect({ database: sqlite }) });
+  handles.set(db, sqlite);
   const migrator = new Migrator({ db, provider: { getMigrations: async () => migrations } });
   const { error, results } = await migrator.migrateToLatest();
   if (error) {

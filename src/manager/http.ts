@@ -31,6 +31,13 @@ import {
   toolsCounts,
   listVSwitches,
 } from './inventory.js';
+import {
+  getThresholds,
+  listStorageDatastores,
+  listStorageDisks,
+  listStorageIssues,
+  setThresholds,
+} from './insight/index.js';
 import { isTerminal, type JobRunner } from './jobs.js';
 import { renderManagerMetrics, storedMoves } from './metrics.js';
 import type { MoveService } from './move/index.js';
@@ -139,6 +146,13 @@ function handlers({ db, service, jobs, moves, version }: ApiDeps): ManagerHandle
     changeTimeline: ({ query }) => changeTimeline(db, query),
 
     metrics: async () => renderManagerMetrics(await storedMoves(db), await toolsCounts(db)),
+
+    listStorageDatastores: ({ query }) => listStorageDatastores(db, query),
+    listStorageDisks: ({ query }) => listStorageDisks(db, query),
+    listStorageIssues: ({ query }) => listStorageIssues(db, query),
+    getStorageThresholds: ({ params }) => getThresholds(db, params.host, params.datastore),
+    setStorageThresholds: ({ params, body, caller }) =>
+      setThresholds(db, { name: caller.name }, params.host, params.datastore, body),
   };
 }
 

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { readFile } from 'node:fs/promises';
+import { DEFAULT_STATS_INTERVAL_SECONDS } from './insight/index.js';
 import { startManager } from './manager.js';
 
 export {
@@ -11,6 +12,10 @@ export {
 } from './manager.js';
 export type { JobContext, JobHandler, ProgressUpdate } from './jobs.js';
 export type { VmJobDeps } from './vm-jobs.js';
+/** The metrics store and the change log as functions on a database (bench/insight uses them). */
+export * as insight from './insight/index.js';
+export { openDatabase, type Db } from './db.js';
+export { listChanges, recordChanges, SYSTEM } from './changes.js';
 
 /** `--listen 127.0.0.1:7100` -> host and port. */
 export function parseListen(value: string): { host: string; port: number } {
@@ -31,13 +36,27 @@ export function registerManagerCommands(program: Command, options: { consoleDir?
     .option('--listen <address:port>', 'address and port of the REST API', '127.0.0.1:7100')
     .option('--reconcile-interval <seconds>', 'seconds between polls of every agent', '30')
     .option(
+      '--stats-interval <seconds>',
+      "seconds between collections of every agent's storage statistics",
+      String(DEFAULT_STATS_INTERVAL_SECONDS),
+    )
+    .option(
       '--token-file <path>',
       'file holding the admin token secret to use (else $SILOBREAK_MANAGER_TOKEN, else generated on first start)',
     )
     .action(
-      async (opts: { dataDir: string; listen: string; reconcileInterval: string; tokenFile?: string }) => {
+      async (opts: {
+        dataDir: string;
+        listen: string;
+        reconcileInterval: string;
+        statsInterval: string;
+        tokenFile?: string;
+      }) => {
         const interval = Number(opts.reconcileInterval);
         if (!(interval > 0)) throw new Error('--reconcile-interval: must be a positive number of seconds');
+        const statsInterval = Number(opts.statsInterval);
+        if (!(statsInterval >= 1))
+          throw new Error('--stats-interval: must be a number of seconds, at least 1');
         const { host, port } = parseListen(opts.listen);
         const adminToken = opts.tokenFile
           ? (await readFile(opts.tokenFile, 'utf8')).trim()
@@ -47,6 +66,7 @@ export function registerManagerCommands(program: Command, options: { consoleDir?
           host,
           port,
           reconcileIntervalSeconds: interval,
+          statsIntervalSeconds: statsInterval,
           ...(options.consoleDir ? { consoleDir: options.consoleDir } : {}),
           ...(adminToken ? { adminToken } : {}),
         });

@@ -7,6 +7,7 @@ import { serveConsole } from './console.js';
 import type { HostRow } from './inventory.js';
 import { JobRunner, type JobHandler } from './jobs.js';
 import { KeyedMutex } from './locks.js';
+import { Collector, DEFAULT_STATS_INTERVAL_SECONDS, type CollectionResult } from './insight/index.js';
 import { HostSlots, moveJobHandlers, MoveService, PendingUndoRunner } from './move/index.js';
 import { Reconciler } from './reconcile.js';
 import { loadSecretBox, sealStoredAgentTokens } from './secrets.js';
@@ -22,6 +23,8 @@ export interface ManagerOptions {
   port?: number;
   /** Seconds between reconciliation polls of every host. */
   reconcileIntervalSeconds?: number;
+  /** Seconds between collections of every host's storage statistics (the Storage Explorer's samples). */
+  statsIntervalSeconds?: number;
   /** Secret to use as the `admin` token (else one is generated on the first start). */
   adminToken?: string;
   /** Extra job kinds (e.g. moves) to register next to the VM jobs, built from the same deps. */
@@ -46,6 +49,8 @@ export interface RunningManager {
   jobs: JobRunner;
   /** Polls every host now (tests use this instead of waiting for the interval). */
   reconcileNow(): Promise<void>;
+  /** Collects every host's stats now and evaluates the storage rules (tests use this). */
+  collectStatsNow(): Promise<CollectionResult>;
   /** Stops polling and listening, waits for running jobs, closes the database. */
   close(): Promise<void>;
 }
@@ -82,6 +87,12 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
     log,
     onAnswered: (host) => pendingUndos.runFor(host),
   });
+  const collector = new Collector({
+    db,
+    clientFor,
+    intervalMs: (options.statsIntervalSeconds ?? DEFAULT_STATS_INTERVAL_SECONDS) * 1000,
+    log,
+  });
   const service = new ManagerService({ db, jobs, reconciler, hostLocks, clientFor, secrets });
   const deps: VmJobDeps = { db, hostLocks, clientFor };
   const moveDeps = { ...deps, slots: new HostSlots(options.maxMovesPerHost ?? 2) };
@@ -114,6 +125,7 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
   const host = options.host ?? '127.0.0.1';
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
   reconciler.start();
+  collector.start();
 
   let closing: Promise<void> | undefined;
   return {
@@ -122,9 +134,11 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
     db,
     jobs,
     reconcileNow: () => reconciler.pollAll(),
+    collectStatsNow: () => collector.collect(),
     close: () =>
       (closing ??= (async () => {
         await reconciler.stop();
+        await collector.stop();
         await app.close();
         await jobs.drain((options.drainSeconds ?? 30) * 1000);
         await db.destroy();

@@ -1,0 +1,498 @@
+import { z } from 'zod';
+import {
+  parseWindow,
+  StorageDatastoreQuery,
+  StorageDiskQuery,
+  TEXT_SORTS,
+  type Page,
+  type StorageDatastoreRow,
+  type StorageDiskRow,
+} from '../../api/index.js';
+import { decodeCursor, encodeCursor } from '../cursor.js';
+import { withSqlite, type Db } from '../db.js';
+import { InvalidInput } from '../errors.js';
+import { ioFigures, zeroBins, type IoFigures, type IoSums } from './rates.js';
+import {
+  aggColumns,
+  aggCte,
+  READ_BIN_COLUMNS,
+  SUBJECT_DATASTORE,
+  SUBJECT_DISK,
+  SUM_COLUMNS,
+  storeGeneration,
+  sumsFromRow,
+  WINDOWS,
+  WRITE_BIN_COLUMNS,
+} from './store.js';
+
+/*
+ * The Storage Explorer's two views: every datastore and every disk with its figures over a window,
+ * filtered in SQL, then sorted by any column and paged in memory (percentiles come from summed
+ * histogram bins, so they exist only after the sums). The window reads the tier that gives at
+ * most a few dozen rows per subject.
+ */
+
+/**
+ * What a window reads: its sliding-window row when it is one the store keeps (1 h, 24 h, 7 d),
+ * else the buckets of the tier that gives at most a few dozen per subject, from the one that
+ * holds `now - window` on (so it covers the window and up to one bucket more).
+ */
+export function windowTier(windowSeconds: number, nowMs = Date.now()): { res: number; since: number } {
+  const kept = WINDOWS.find((w) => w.seconds === windowSeconds);
+  // A window row has bucket 0: `bucket >= 0` selects exactly it.
+  if (kept) return { res: kept.code, since: 0 };
+  const now = Math.floor(nowMs / 1000);
+  const res = windowSeconds <= 7200 ? 300 : windowSeconds <= 2 * 86_400 ? 3600 : 86_400;
+  return { res, since: Math.floor(now / res) * res - Math.ceil(windowSeconds / res) * res };
+}
+
+type Sortable = string | number | null;
+
+/** Text and figures compared; null always last, whatever the order. */
+function compareValues(a: Sortable, b: Sortable): number {
+  if (a === null || b === null) return a === b ? 0 : a === null ? 1 : -1;
+  if (typeof a === 'number' && typeof b === 'number') return a - b;
+  // Code-point order: names are ASCII (Name), and localeCompare would cost most of a 10,000-row sort.
+  const x = String(a);
+  const y = String(b);
+  return x < y ? -1 : x > y ? 1 : 0;
+}
+
+/**
+ * Sorts rows by a column (ties by their key, ascending) and returns the page after `cursor`.
+ * The cursor holds the sort, the last row's value and key, so the next page starts after it.
+ */
+export function sortAndPage<T>(
+  rows: readonly T[],
+  opts: {
+    sort: string;
+    order: 'asc' | 'desc';
+    value: (row: T) => Sortable;
+    key: (row: T) => string;
+    limit: number;
+    cursor: string | undefined;
+  },
+): Page<T> {
+  const sign = opts.order === 'asc' ? 1 : -1;
+  const cmp = (a: [Sortable, string], b: [Sortable, string]) => {
+    const byValue =
+      a[0] === null || b[0] === null ? compareValues(a[0], b[0]) : sign * compareValues(a[0], b[0]);
+    return byValue !== 0 ? byValue : a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0;
+  };
+  const keyed = rows.map((row) => ({ row, k: [opts.value(row), opts.key(row)] as [Sortable, string] }));
+  keyed.sort((a, b) => cmp(a.k, b.k));
+  let start = 0;
+  if (opts.cursor !== undefined) {
+    const after = decodeSortCursor(opts.cursor, `${opts.sort}:${opts.order}`);
+    start = keyed.findIndex((x) => cmp(x.k, after) > 0);
+    if (start < 0) start = keyed.length;
+  }
+  const page = keyed.slice(start, start + opts.limit);
+  const last = page[page.length - 1];
+  const more = start + opts.limit < keyed.length;
+  return {
+    items: page.map((x) => x.row),
+    nextCursor:
+      more && last
+        ? encodeCursor([`${opts.sort}:${opts.order}`, JSON.stringify(last.k[0]), last.k[1]])
+        : null,
+  };
+}
+
+/** The last row's sort value and key in a cursor of this sort (`sort:order`), or a 400. */
+function decodeSortCursor(cursor: string, spec: string): [Sortable, string] {
+  const [sortSpec, valueText, key] = decodeCursor(cursor, ['string', 'string', 'string']);
+  const value = z.union([z.string(), z.number(), z.null()]).safeParse(safeJson(valueText));
+  if (sortSpec !== spec || !value.success)
+    throw new InvalidInput(
+      'cursor: belongs to another sort or list (use nextCursor with the same sort)',
+      'cursor',
+    );
+  return [value.data, key];
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+const like = (text: string) => `%${text.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+
+/** A host given by id or name -> its name (stats are kept by host name). */
+async function hostName(db: Db, ref: string): Promise<string> {
+  const row = await db
+    .selectFrom('hosts')
+    .select('name')
+    .where((eb) => eb.or([eb('id', '=', ref), eb('name', '=', ref)]))
+    .executeTakeFirst();
+  return row?.name ?? ref;
+}
+
+/** The I/O columns every view sorts by. */
+const IO_SORTS: Record<string, (io: IoFigures) => Sortable> = {
+  iops: (io) => io.iops,
+  throughput: (io) => io.throughputBytesPerSecond,
+  readIops: (io) => io.read.iops,
+  writeIops: (io) => io.write.iops,
+  readThroughput: (io) => io.read.bytesPerSecond,
+  writeThroughput: (io) => io.write.bytesPerSecond,
+  readLatency: (io) => io.read.avgLatencyMs,
+  writeLatency: (io) => io.write.avgLatencyMs,
+  readP90: (io) => io.read.p90LatencyMs,
+  writeP90: (io) => io.write.p90LatencyMs,
+  readP99: (io) => io.read.p99LatencyMs,
+  writeP99: (io) => io.write.p99LatencyMs,
+};
+
+function ioSorters<T extends { io: IoFigures }>(): Record<string, (r: T) => Sortable> {
+  return Object.fromEntries(Object.entries(IO_SORTS).map(([k, f]) => [k, (r: T) => f(r.io)]));
+}
+
+const orderOf = (sort: string, order: 'asc' | 'desc' | undefined) =>
+  order ?? (TEXT_SORTS.includes(sort) ? 'asc' : 'desc');
+
+const round = (n: number | null, digits = 3) => {
+  if (n === null) return null;
+  const f = 10 ** digits;
+  return Math.round(n * f) / f;
+};
+
+function rounded(io: IoFigures): IoFigures {
+  const dir = (d: IoFigures['read']) => ({
+    iops: round(d.iops),
+    bytesPerSecond: round(d.bytesPerSecond, 1),
+    avgLatencyMs: round(d.avgLatencyMs),
+    p90LatencyMs: round(d.p90LatencyMs),
+    p99LatencyMs: round(d.p99LatencyMs),
+  });
+  return {
+    read: dir(io.read),
+    write: dir(io.write),
+    iops: round(io.iops),
+    throughputBytesPerSecond: round(io.throughputBytesPerSecond, 1),
+    coveredSeconds: round(io.coveredSeconds, 1) ?? 0,
+    flushAvgLatencyMs: round(io.flushAvgLatencyMs),
+  };
+}
+
+type DatastoreQuery = z.output<typeof StorageDatastoreQuery>;
+type DiskQuery = z.output<typeof StorageDiskQuery>;
+
+export async function listStorageDatastores(
+  db: Db,
+  q: DatastoreQuery,
+  nowMs = Date.now(),
+): Promise<Page<StorageDatastoreRow>> {
+  const { res, since } = windowTier(parseWindow(q.window) ?? 3600, nowMs);
+  const host = q.host === undefined ? undefined : await hostName(db, q.host);
+  const where = ['1 = 1'];
+  const params: (string | number)[] = [res, since, SUBJECT_DATASTORE];
+  if (host !== undefined) {
+    where.push('ds.host = ?');
+    params.push(host);
+  }
+  if (q.q !== undefined) {
+    where.push(
+      `(lower(ds.host || '/' || ds.name) like ? escape '\\' or lower(ds.fs_type) like ? escape '\\')`,
+    );
+    params.push(like(q.q), like(q.q));
+  }
+  const rows = await withSqlite(
+    db,
+    (sqlite) =>
+      sqlite
+        .prepare(
+          `${aggCte(undefined, res)}
+           select ds.*,
+             (select count(*) from stat_disks x where x.host = ds.host and x.datastore = ds.name and x.gone = 0) as disk_count,
+             (select count(*) from storage_issues i where i.ended_at is null and i.datastore = ds.host || '/' || ds.name) as issue_count,
+             ${aggColumns()}
+           from stat_datastores ds
+           left join agg on agg.subject = ds.id
+           where ${where.join(' and ')}`,
+        )
+        .all(...params) as Record<string, unknown>[],
+  );
+  const items = rows.map((r): StorageDatastoreRow & { io: IoFigures } => {
+    const io = rounded(ioFigures(sumsFromRow(r)));
+    const capacity = Number(r.capacity_bytes);
+    const free = Number(r.free_bytes);
+    const provisioned = Number(r.provisioned_bytes);
+    const days = r.days_until_full === null ? null : Number(r.days_until_full);
+    return {
+      host: String(r.host),
+      name: String(r.name),
+      fsType: String(r.fs_type),
+      capacityBytes: capacity,
+      freeBytes: free,
+      freePercent: capacity > 0 ? round((free / capacity) * 100, 2) : null,
+      provisionedBytes: provisioned,
+      allocatedBytes: Number(r.allocated_bytes),
+      overcommitRatio: capacity > 0 ? round(provisioned / capacity) : null,
+      daysUntilFull: round(days, 2),
+      disks: Number(r.disk_count),
+      read: io.read,
+      write: io.write,
+      iops: io.iops,
+      throughputBytesPerSecond: io.throughputBytesPerSecond,
+      coveredSeconds: io.coveredSeconds,
+      issues: Number(r.issue_count),
+      sampledAt: String(r.sampled_at),
+      io,
+    };
+  });
+  const order = orderOf(q.sort, q.order);
+  const plain: Record<string, (r: StorageDatastoreRow & { io: IoFigures }) => Sortable> = {
+    host: (r) => r.host,
+    name: (r) => r.name,
+    fsType: (r) => r.fsType,
+    capacity: (r) => r.capacityBytes,
+    free: (r) => r.freeBytes,
+    freePercent: (r) => r.freePercent,
+    provisioned: (r) => r.provisionedBytes,
+    allocated: (r) => r.allocatedBytes,
+    overcommit: (r) => r.overcommitRatio,
+    daysUntilFull: (r) => r.daysUntilFull,
+    disks: (r) => r.disks,
+    issues: (r) => r.issues,
+    ...ioSorters<StorageDatastoreRow & { io: IoFigures }>(),
+  };
+  const page = sortAndPage(items, {
+    sort: q.sort,
+    order,
+    value: plain[q.sort] ?? (() => null),
+    key: (r) => `${r.host}/${r.name}`,
+    limit: q.limit,
+    cursor: q.cursor,
+  });
+  return { items: page.items.map(({ io: _io, ...row }) => row), nextCursor: page.nextCursor };
+}
+
+/** A disk as read for a view: its row, its sums; figures are made for the page's rows only. */
+interface DiskRecord {
+  subject: number;
+  rec: Record<string, unknown>;
+  sums: IoSums;
+}
+
+/**
+ * Disk rows of recent queries (filters and window), until the store changes (the next collection):
+ * paging through a view or sorting it by another column then costs a sort, not a read.
+ */
+const diskRowCache = new WeakMap<Db, Map<string, { generation: number; rows: DiskRecord[] }>>();
+const DISK_CACHE_ENTRIES = 8;
+
+/** Forgets the cached rows (the benchmark measures cold queries with it). */
+export function clearExplorerCache(db: Db): void {
+  diskRowCache.delete(db);
+}
+
+const num = (v: unknown) => (v === null || v === undefined ? null : Number(v));
+
+/** What a disk sorts by, from its record (text, sizes, guest usage) or its figures. */
+const DISK_SORT_VALUES: Record<string, (d: DiskRecord) => Sortable> = {
+  vm: (d) => String(d.rec.vm_name),
+  disk: (d) => String(d.rec.disk_id),
+  host: (d) => String(d.rec.host),
+  datastore: (d) => String(d.rec.datastore),
+  format: (d) => String(d.rec.format),
+  formatVersion: (d) => (d.rec.format_version === null ? null : String(d.rec.format_version)),
+  virtualSize: (d) => Number(d.rec.virtual_size_bytes),
+  allocated: (d) => Number(d.rec.allocated_bytes),
+  guestFullestPercent: (d) => num(d.rec.g_fullest),
+  guestUsed: (d) => num(d.rec.g_used),
+  ...Object.fromEntries(
+    Object.entries(IO_SORTS).map(([k, f]) => [k, (d: DiskRecord) => f(ioFigures(d.sums))]),
+  ),
+};
+
+const per = (n: string, d: string) => `(1.0 * (${n}) / nullif(${d}, 0))`;
+/**
+ * Sorts SQLite does itself (ORDER BY ... LIMIT: a top-N sort, no row built for the others): every
+ * column but the percentiles, which need the summed bins of every disk.
+ */
+const DISK_SQL_SORTS: Record<string, string> = {
+  vm: 'd.vm_name',
+  disk: 'd.disk_id',
+  host: 'd.host',
+  datastore: 'd.datastore',
+  format: 'd.format',
+  formatVersion: 'd.format_version',
+  virtualSize: 'd.virtual_size_bytes',
+  allocated: 'd.allocated_bytes',
+  guestFullestPercent: 'g.fullest_percent',
+  guestUsed: 'g.used_bytes',
+  iops: per('agg.rd_ops + agg.wr_ops + agg.fl_ops', 'agg.seconds'),
+  throughput: per('agg.rd_bytes + agg.wr_bytes', 'agg.seconds'),
+  readIops: per('agg.rd_ops', 'agg.seconds'),
+  writeIops: per('agg.wr_ops', 'agg.seconds'),
+  readThroughput: per('agg.rd_bytes', 'agg.seconds'),
+  writeThroughput: per('agg.wr_bytes', 'agg.seconds'),
+  readLatency: `(${per('agg.rd_ns', 'agg.rd_ops')} / 1e6)`,
+  writeLatency: `(${per('agg.wr_ns', 'agg.wr_ops')} / 1e6)`,
+};
+
+function diskRow(d: DiskRecord): StorageDiskRow {
+  const r = d.rec;
+  const io = rounded(ioFigures(d.sums));
+  return {
+    vm: String(r.vm_name),
+    vmId: String(r.vm_id),
+    disk: String(r.disk_id),
+    host: String(r.host),
+    datastore: String(r.datastore),
+    format: r.format === 'raw' ? 'raw' : 'qcow2',
+    formatVersion: r.format_version === null ? null : String(r.format_version),
+    virtualSizeBytes: Number(r.virtual_size_bytes),
+    allocatedBytes: Number(r.allocated_bytes),
+    read: io.read,
+    write: io.write,
+    iops: io.iops,
+    throughputBytesPerSecond: io.throughputBytesPerSecond,
+    coveredSeconds: io.coveredSeconds,
+    flushAvgLatencyMs: io.flushAvgLatencyMs,
+    guestUsedBytes: num(r.g_used),
+    guestSizeBytes: num(r.g_size),
+    guestFullestPercent: round(num(r.g_fullest), 2),
+    sampledAt: String(r.sampled_at),
+  };
+}
+
+/**
+ * Every disk with its figures. Only the columns the sort needs are summed for all disks (a
+ * percentile sort: that direction's bins), and figures are made for the page's rows only, with
+ * their bins read then: a 10,000-disk view reads 10 columns per disk, not 45.
+ */
+export async function listStorageDisks(
+  db: Db,
+  q: DiskQuery,
+  nowMs = Date.now(),
+): Promise<Page<StorageDiskRow>> {
+  const { res, since } = windowTier(parseWindow(q.window) ?? 3600, nowMs);
+  const host = q.host === undefined ? undefined : await hostName(db, q.host);
+  const where = ['d.gone = 0'];
+  const params: (string | number)[] = [res, since, SUBJECT_DISK];
+  if (host !== undefined) {
+    where.push('d.host = ?');
+    params.push(host);
+  }
+  if (q.datastore !== undefined) {
+    where.push('d.datastore = ?');
+    params.push(q.datastore);
+  }
+  if (q.q !== undefined) {
+    where.push(
+      `(lower(d.vm_name || '/' || d.disk_id || ' ' || d.host || '/' || d.datastore || ' ' || d.format || ' ' || coalesce(d.format_version, '')) like ? escape '\\')`,
+    );
+    params.push(like(q.q));
+  }
+  const columns = [
+    ...SUM_COLUMNS,
+    ...(q.sort.startsWith('readP') ? READ_BIN_COLUMNS : q.sort.startsWith('writeP') ? WRITE_BIN_COLUMNS : []),
+  ];
+  const cacheKey = JSON.stringify([res, since, host, q.datastore, q.q, columns.length]);
+  const cache = diskRowCache.get(db) ?? new Map<string, { generation: number; rows: DiskRecord[] }>();
+  diskRowCache.set(db, cache);
+  const selectColumns = `select d.id, d.vm_id, d.disk_id, d.vm_name, d.host, d.datastore, d.format, d.format_version,
+      d.virtual_size_bytes, d.allocated_bytes, d.sampled_at,
+      g.used_bytes as g_used, g.size_bytes as g_size, g.fullest_percent as g_fullest,
+      ${aggColumns(columns)}`;
+  const from = `from stat_disks d
+    left join agg on agg.subject = d.id
+    left join stat_guests g on g.vm_id = d.vm_id
+    where ${where.join(' and ')}`;
+  const order = orderOf(q.sort, q.order);
+  const sqlSort = DISK_SQL_SORTS[q.sort];
+  return withSqlite(db, (sqlite) => {
+    if (sqlSort !== undefined) {
+      // Nulls last whatever the order, ties by key: the order sortAndPage gives.
+      const spec = `${q.sort}:${order}`;
+      const after = q.cursor === undefined ? undefined : decodeSortCursor(q.cursor, spec);
+      const cmp = order === 'asc' ? '>' : '<';
+      const cond =
+        after === undefined
+          ? ''
+          : after[0] === null
+            ? 'where sort_value is null and sort_key > ?'
+            : `where sort_value is null or sort_value ${cmp} ? or (sort_value = ? and sort_key > ?)`;
+      const condParams =
+        after === undefined ? [] : after[0] === null ? [after[1]] : [after[0], after[0], after[1]];
+      const rows = sqlite
+        .prepare(
+          `${aggCte(columns, res)}
+           select * from (${selectColumns}, ${sqlSort} as sort_value, d.vm_id || '/' || d.disk_id as sort_key ${from})
+           ${cond} order by sort_value is null, sort_value ${order}, sort_key limit ?`,
+        )
+        .all(...params, ...condParams, q.limit + 1) as Record<string, unknown>[];
+      const more = rows.length > q.limit;
+      const pageRows = rows.slice(0, q.limit);
+      const last = pageRows[pageRows.length - 1];
+      return withPageBins(
+        sqlite,
+        pageRows.map((rec) => ({ subject: Number(rec.id), rec, sums: sumsFromRow(rec) })),
+        more && last
+          ? encodeCursor([spec, JSON.stringify(last.sort_value ?? null), String(last.sort_key)])
+          : null,
+      );
+    }
+    const generation = storeGeneration(db);
+    const cached = cache.get(cacheKey);
+    let records = cached?.generation === generation ? cached.rows : undefined;
+    if (!records) {
+      records = (
+        sqlite.prepare(`${aggCte(columns, res)} ${selectColumns} ${from}`).all(...params) as Record<
+          string,
+          unknown
+        >[]
+      ).map((rec) => ({ subject: Number(rec.id), rec, sums: sumsFromRow(rec) }));
+      cache.delete(cacheKey);
+      cache.set(cacheKey, { generation, rows: records });
+      if (cache.size > DISK_CACHE_ENTRIES) cache.delete(cache.keys().next().value ?? '');
+    }
+    const page = sortAndPage(records, {
+      sort: q.sort,
+      order,
+      value: DISK_SORT_VALUES[q.sort] ?? (() => null),
+      key: (d) => `${String(d.rec.vm_id)}/${String(d.rec.disk_id)}`,
+      limit: q.limit,
+      cursor: q.cursor,
+    });
+    return withPageBins(sqlite, page.items, page.nextCursor);
+  });
+
+  /** The page's rows with their figures, their latency bins (both directions) read now. */
+  function withPageBins(
+    sqlite: import('better-sqlite3').Database,
+    items: DiskRecord[],
+    nextCursor: string | null,
+  ): Page<StorageDiskRow> {
+    const page = { items };
+    // The page's latency bins, both directions, for its percentiles (into copies: rows are cached).
+    const withBins = new Map<number, IoSums>(
+      page.items.map((d) => [d.subject, { ...d.sums, readBins: zeroBins(), writeBins: zeroBins() }]),
+    );
+    const ids = [...withBins.keys()];
+    if (ids.length > 0) {
+      const binRows = sqlite
+        .prepare(
+          `select subject, ${[...READ_BIN_COLUMNS, ...WRITE_BIN_COLUMNS].join(', ')} from io_series
+           where res = ? and bucket ${res < 0 ? '=' : '>='} ? and kind = ? and subject in (${ids.map(() => '?').join(', ')})`,
+        )
+        .all(res, since, SUBJECT_DISK, ...ids) as Record<string, unknown>[];
+      for (const b of binRows) {
+        const target = withBins.get(Number(b.subject));
+        if (!target) continue;
+        const add = sumsFromRow(b);
+        add.readBins.forEach((v, i) => (target.readBins[i] = (target.readBins[i] ?? 0) + v));
+        add.writeBins.forEach((v, i) => (target.writeBins[i] = (target.writeBins[i] ?? 0) + v));
+      }
+    }
+    return {
+      items: page.items.map((d) => diskRow({ ...d, sums: withBins.get(d.subject) ?? d.sums })),
+      nextCursor,
+    };
+  }
+}

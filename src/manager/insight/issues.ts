@@ -1,0 +1,290 @@
+import type { z } from 'zod';
+import {
+  StorageThresholdOverrides,
+  GuestFilesystemStats,
+  type Page,
+  type StorageIssue,
+  type StorageIssueQuery,
+  type StorageThresholds,
+} from '../../api/index.js';
+import { decodeCursor, pageOf } from '../cursor.js';
+import type { Db, StatDatastoresTable, StatDisksTable } from '../db.js';
+
+/** A row as SQLite returns it: the table's columns, its autoincrement id set. */
+type Row<T extends { id: number | undefined }> = T & { id: number };
+import { daysUntilFull, type IoSums } from './rates.js';
+import {
+  effectiveThresholds,
+  evaluateRules,
+  type DatastoreFacts,
+  type DiskFacts,
+  type Finding,
+  type GuestFsFacts,
+} from './rules.js';
+import {
+  IO_VALUE_COLUMNS,
+  SUBJECT_DATASTORE,
+  SUBJECT_DISK,
+  SUM_COLUMNS,
+  sumsFromRow,
+  writeSqlite,
+} from './store.js';
+
+/*
+ * After each collection: the store's figures become the rules' facts (rules.ts decides), and the
+ * findings open, update and end issues. An issue is open while its rule keeps finding it; it ends
+ * at the first evaluation that does not, and stays listed (with both times) for the retention.
+ */
+
+/** The trend is recomputed once per bucket of this tier (5-minute points over the trend window). */
+const TREND_RES = 300;
+
+/** Overrides of every datastore that has some, by `host/datastore`. */
+export async function thresholdOverrides(db: Db): Promise<Map<string, Partial<StorageThresholds>>> {
+  const rows = await db.selectFrom('storage_thresholds').selectAll().execute();
+  const out = new Map<string, Partial<StorageThresholds>>();
+  for (const r of rows) {
+    const parsed = StorageThresholdOverrides.safeParse(JSON.parse(r.overrides));
+    if (parsed.success) out.set(`${r.host}/${r.datastore}`, parsed.data);
+  }
+  return out;
+}
+
+/** Trend points of one datastore: 5-minute points over the window, or raw ones while history is short. */
+function trendDays(
+  sqlite: import('better-sqlite3').Database,
+  ds: number,
+  t: StorageThresholds,
+  now: number,
+): { days: number | null; fromBuckets: boolean } {
+  const since = now - t.trendWindowHours * 3600;
+  const points = (res: number) =>
+    (
+      sqlite
+        .prepare(
+          `select at, free_bytes from ds_series where ds = ? and res = ? and bucket >= ? order by bucket`,
+        )
+        .all(ds, res, since) as { at: number; free_bytes: number }[]
+    ).map((p) => ({ t: p.at, free: p.free_bytes }));
+  let list = points(TREND_RES);
+  const fromBuckets = list.length >= t.trendMinPoints;
+  if (!fromBuckets) list = points(0);
+  const span = list.length > 1 ? (list[list.length - 1]?.t ?? 0) - (list[0]?.t ?? 0) : 0;
+  if (list.length < t.trendMinPoints || span < t.trendMinSpanSeconds) return { days: null, fromBuckets };
+  return { days: daysUntilFull(list), fromBuckets };
+}
+
+export interface EvaluationResult {
+  findings: number;
+  opened: number;
+  ended: number;
+}
+
+/** Evaluates every rule on the stored figures and brings the issues table in line; one transaction. */
+export async function evaluateIssues(db: Db, nowMs = Date.now()): Promise<EvaluationResult> {
+  const overrides = await thresholdOverrides(db);
+  const thresholdsOf = (key: string) => effectiveThresholds(overrides.get(key));
+  return writeSqlite(db, (sqlite) =>
+    sqlite.transaction((): EvaluationResult => {
+      const now = Math.floor(nowMs / 1000);
+      const nowIso = new Date(nowMs).toISOString();
+      const bucket = Math.floor(now / TREND_RES) * TREND_RES;
+      // The last complete 5-minute bucket: the "sustained" period of the I/O rules.
+      const sustainedBucket = bucket - TREND_RES;
+      // Disks' rules need no bins (average latency, throughput): their sums only.
+      const sustained = (kind: number) => {
+        const columns = kind === SUBJECT_DISK ? SUM_COLUMNS : IO_VALUE_COLUMNS;
+        const rows = sqlite
+          .prepare(
+            `select subject, ${columns.join(', ')} from io_series where res = ? and bucket = ? and kind = ?`,
+          )
+          .all(TREND_RES, sustainedBucket, kind) as Record<string, unknown>[];
+        return new Map<number, IoSums>(rows.map((r) => [Number(r.subject), sumsFromRow(r)]));
+      };
+      const dsIo = sustained(SUBJECT_DATASTORE);
+      const diskIo = sustained(SUBJECT_DISK);
+
+      const dsRows = sqlite.prepare(`select * from stat_datastores`).all() as Row<StatDatastoresTable>[];
+      const saveTrend = sqlite.prepare(
+        `update stat_datastores set days_until_full = ?, trend_bucket = ? where id = ?`,
+      );
+      const datastores: DatastoreFacts[] = dsRows.map((d) => {
+        const thresholds = thresholdsOf(`${d.host}/${d.name}`);
+        let days = d.days_until_full;
+        if (d.trend_bucket !== bucket) {
+          const trend = trendDays(sqlite, d.id, thresholds, now);
+          days = trend.days;
+          saveTrend.run(days, trend.fromBuckets ? bucket : null, d.id);
+        }
+        return {
+          host: d.host,
+          name: d.name,
+          fsType: d.fs_type,
+          capacityBytes: d.capacity_bytes,
+          freeBytes: d.free_bytes,
+          provisionedBytes: d.provisioned_bytes,
+          daysUntilFull: days,
+          sustained: dsIo.get(d.id) ?? null,
+          thresholds,
+        };
+      });
+
+      const diskRows = sqlite
+        .prepare(
+          `select id, vm_id, disk_id, vm_name, host, datastore, format, format_version from stat_disks where gone = 0 order by id`,
+        )
+        .all() as Row<StatDisksTable>[];
+      const datastoreOf = new Map<string, string>();
+      const disks: DiskFacts[] = diskRows.map((d) => {
+        const ds = `${d.host}/${d.datastore}`;
+        datastoreOf.set(`${d.vm_id}/${d.disk_id}`, ds);
+        if (!datastoreOf.has(d.vm_id)) datastoreOf.set(d.vm_id, ds);
+        return {
+          vm: d.vm_name,
+          vmId: d.vm_id,
+          disk: d.disk_id,
+          host: d.host,
+          datastore: d.datastore,
+          format: d.format,
+          formatVersion: d.format_version,
+          sustained: diskIo.get(d.id) ?? null,
+          thresholds: thresholdsOf(ds),
+        };
+      });
+
+      const guestRows = sqlite
+        .prepare(`select vm_id, vm_name, host, filesystems from stat_guests where filesystems is not null`)
+        .all() as { vm_id: string; vm_name: string; host: string; filesystems: string }[];
+      const guestFilesystems: GuestFsFacts[] = guestRows.flatMap((g) =>
+        (JSON.parse(g.filesystems) as z.infer<typeof GuestFilesystemStats>[]).map((f) => ({
+          vm: g.vm_name,
+          vmId: g.vm_id,
+          host: g.host,
+          mountpoint: f.mountpoint,
+          totalBytes: f.totalBytes,
+          usedBytes: f.usedBytes,
+          thresholds: thresholdsOf(datastoreOf.get(g.vm_id) ?? ''),
+        })),
+      );
+
+      const findings = evaluateRules({ datastores, disks, guestFilesystems });
+      return applyFindings(sqlite, findings, datastoreOf, nowIso);
+    })(),
+  );
+}
+
+function applyFindings(
+  sqlite: import('better-sqlite3').Database,
+  findings: readonly Finding[],
+  datastoreOf: ReadonlyMap<string, string>,
+  nowIso: string,
+): EvaluationResult {
+  const open = sqlite
+    .prepare(
+      `select id, rule, subject_key, severity, message, value, threshold from storage_issues where ended_at is null`,
+    )
+    .all() as {
+    id: number;
+    rule: string;
+    subject_key: string;
+    severity: string;
+    message: string;
+    value: number | null;
+    threshold: number | null;
+  }[];
+  const byKey = new Map(open.map((o) => [`${o.rule}|${o.subject_key}`, o]));
+  const insert = sqlite.prepare(
+    `insert into storage_issues (rule, severity, subject_kind, subject_key, subject_name, host, datastore,
+       message, value, threshold, started_at, ended_at, updated_at) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, null, ?)`,
+  );
+  const update = sqlite.prepare(
+    `update storage_issues set severity = ?, message = ?, value = ?, threshold = ?, updated_at = ? where id = ?`,
+  );
+  const end = sqlite.prepare(`update storage_issues set ended_at = ?, updated_at = ? where id = ?`);
+  let opened = 0;
+  const found = new Set<string>();
+  for (const f of findings) {
+    const key = `${f.rule}|${f.subject.key}`;
+    if (found.has(key)) continue;
+    found.add(key);
+    const existing = byKey.get(key);
+    if (!existing) {
+      const ds =
+        f.subject.kind === 'datastore'
+          ? f.subject.key
+          : (datastoreOf.get(f.subject.key) ?? datastoreOf.get(f.subject.key.split(':')[0] ?? '') ?? null);
+      insert.run(
+        f.rule,
+        f.severity,
+        f.subject.kind,
+        f.subject.key,
+        f.subject.name,
+        f.subject.host,
+        ds,
+        f.message,
+        f.value,
+        f.threshold,
+        nowIso,
+        nowIso,
+      );
+      opened++;
+    } else if (
+      existing.severity !== f.severity ||
+      existing.message !== f.message ||
+      existing.value !== f.value ||
+      existing.threshold !== f.threshold
+    ) {
+      update.run(f.severity, f.message, f.value, f.threshold, nowIso, existing.id);
+    }
+  }
+  let ended = 0;
+  for (const [key, o] of byKey) {
+    if (found.has(key)) continue;
+    end.run(nowIso, nowIso, o.id);
+    ended++;
+  }
+  return { findings: found.size, opened, ended };
+}
+
+type ValidIssueQuery = Omit<StorageIssueQuery, 'limit' | 'state'> & {
+  limit: number;
+  state: 'active' | 'all';
+};
+
+/** Newest first; `active` only the open ones. */
+export async function listStorageIssues(db: Db, q: ValidIssueQuery): Promise<Page<StorageIssue>> {
+  let query = db.selectFrom('storage_issues').selectAll();
+  if (q.state === 'active') query = query.where('ended_at', 'is', null);
+  if (q.severity) query = query.where('severity', '=', q.severity);
+  if (q.rule) query = query.where('rule', '=', q.rule);
+  if (q.cursor) {
+    const [id] = decodeCursor(q.cursor, ['int']);
+    query = query.where('id', '<', id);
+  }
+  const rows = await query
+    .orderBy('id', 'desc')
+    .limit(q.limit + 1)
+    .execute();
+  return pageOf(
+    rows,
+    q.limit,
+    (r) => [r.id ?? 0],
+    (r): StorageIssue => ({
+      id: r.id ?? 0,
+      rule: r.rule as StorageIssue['rule'],
+      severity: r.severity as StorageIssue['severity'],
+      subject: {
+        kind: r.subject_kind as StorageIssue['subject']['kind'],
+        name: r.subject_name,
+        host: r.host,
+      },
+      message: r.message,
+      value: r.value,
+      threshold: r.threshold,
+      active: r.ended_at === null,
+      startedAt: r.started_at,
+      endedAt: r.ended_at,
+      updatedAt: r.updated_at,
+    }),
+  );
+}

@@ -1,0 +1,346 @@
+import {
+  DEFAULT_STORAGE_THRESHOLDS,
+  type IssueSeverity,
+  type StorageRule,
+  type StorageThresholds,
+} from '../../api/index.js';
+import { percentileMs, worstAvgLatencyMs, type IoSums } from './rates.js';
+
+/*
+ * The Storage Explorer's issue rules, pure: figures in, findings out, no I/O. The thresholds and
+ * why they are what they are: DEFAULT_STORAGE_THRESHOLDS in src/api/storage.ts, each overridable
+ * per datastore. Rules on I/O look at one "sustained" period (SUSTAINED_SECONDS, the last complete
+ * 5-minute bucket): a burst shorter than that does not fire them.
+ */
+
+/** Period over which latency and throughput must hold (vCenter's "sustained for 5 minutes"). */
+export const SUSTAINED_SECONDS = 300;
+/** Part of that period the samples must cover: a VM up for one minute of it proves nothing. */
+export const SUSTAINED_COVERAGE = 0.8;
+
+export interface DatastoreFacts {
+  host: string;
+  name: string;
+  fsType: string;
+  capacityBytes: number;
+  freeBytes: number;
+  provisionedBytes: number;
+  daysUntilFull: number | null;
+  /** I/O of all its disks over the last sustained period; null when none. */
+  sustained: IoSums | null;
+  thresholds: StorageThresholds;
+}
+
+export interface DiskFacts {
+  vm: string;
+  vmId: string;
+  disk: string;
+  host: string;
+  datastore: string;
+  format: 'qcow2' | 'raw';
+  formatVersion: string | null;
+  sustained: IoSums | null;
+  thresholds: StorageThresholds;
+}
+
+export interface GuestFsFacts {
+  vm: string;
+  vmId: string;
+  host: string;
+  mountpoint: string;
+  totalBytes: number;
+  usedBytes: number;
+  thresholds: StorageThresholds;
+}
+
+export interface Finding {
+  rule: StorageRule;
+  severity: IssueSeverity;
+  subject: { kind: 'datastore' | 'disk' | 'vm'; key: string; name: string; host: string | null };
+  message: string;
+  value: number | null;
+  threshold: number | null;
+}
+
+const pct = (n: number) => `${n.toFixed(1)} %`;
+const round = (n: number, digits = 1) => Number(n.toFixed(digits));
+const MiB = 2 ** 20;
+
+/** The effective thresholds of a datastore: defaults, then its overrides. */
+export function effectiveThresholds(overrides: Partial<StorageThresholds> | undefined): StorageThresholds {
+  return { ...DEFAULT_STORAGE_THRESHOLDS, ...(overrides ?? {}) };
+}
+
+/** Band of a value that is bad when high (warning at `warning`, critical at `critical`). */
+function above(value: number, warning: number, critical: number): IssueSeverity | undefined {
+  if (value >= critical) return 'critical';
+  if (value >= warning) return 'warning';
+  return undefined;
+}
+
+const covers = (s: IoSums | null): s is IoSums =>
+  s !== null && s.seconds >= SUSTAINED_SECONDS * SUSTAINED_COVERAGE;
+
+export function datastoreFindings(d: DatastoreFacts): Finding[] {
+  const t = d.thresholds;
+  const subject = {
+    kind: 'datastore' as const,
+    key: `${d.host}/${d.name}`,
+    name: `${d.host}/${d.name}`,
+    host: d.host,
+  };
+  const out: Finding[] = [];
+  const freePercent = d.capacityBytes > 0 ? (d.freeBytes / d.capacityBytes) * 100 : null;
+
+  if (freePercent !== null) {
+    const severity =
+      freePercent < t.freeCriticalPercent
+        ? 'critical'
+        : freePercent < t.freeWarningPercent
+          ? 'warning'
+          : undefined;
+    if (severity)
+      out.push({
+        rule: 'low-capacity',
+        severity,
+        subject,
+        message: `${pct(freePercent)} free (below ${severity === 'critical' ? t.freeCriticalPercent : t.freeWarningPercent} %)`,
+        value: round(freePercent, 2),
+        threshold: severity === 'critical' ? t.freeCriticalPercent : t.freeWarningPercent,
+      });
+  }
+
+  const days = d.daysUntilFull;
+  if (days !== null && days < t.daysUntilFullInfo) {
+    const [severity, band]: [IssueSeverity, number] =
+      days < t.daysUntilFullCritical
+        ? ['critical', t.daysUntilFullCritical]
+        : days < t.daysUntilFullWarning
+          ? ['warning', t.daysUntilFullWarning]
+          : ['info', t.daysUntilFullInfo];
+    out.push({
+      rule: 'days-until-full',
+      severity,
+      subject,
+      message: `full in ${days.toFixed(1)} days at the growth of the last ${t.trendWindowHours} h (under ${band})`,
+      value: round(days, 2),
+      threshold: band,
+    });
+  }
+
+  if (d.capacityBytes > 0) {
+    const ratio = d.provisionedBytes / d.capacityBytes;
+    if (ratio >= t.overcommitWarningRatio) {
+      // Thin disks make a high ratio normal; it becomes urgent when the space runs out too.
+      const atRisk =
+        (freePercent !== null && freePercent < t.freeWarningPercent) ||
+        (days !== null && days < t.daysUntilFullInfo);
+      const critical = ratio >= t.overcommitCriticalRatio;
+      const severity: IssueSeverity = critical
+        ? atRisk
+          ? 'critical'
+          : 'warning'
+        : atRisk
+          ? 'warning'
+          : 'info';
+      out.push({
+        rule: 'over-commitment',
+        severity,
+        subject,
+        message:
+          `provisioned ${ratio.toFixed(2)}x the capacity (above ${critical ? t.overcommitCriticalRatio : t.overcommitWarningRatio})` +
+          (atRisk ? ' while free space runs low or shrinks' : '; free space is not shrinking'),
+        value: round(ratio, 3),
+        threshold: critical ? t.overcommitCriticalRatio : t.overcommitWarningRatio,
+      });
+    }
+  }
+
+  if (covers(d.sustained)) {
+    const p90 = Math.max(
+      percentileMs(d.sustained.readBins, 0.9) ?? 0,
+      percentileMs(d.sustained.writeBins, 0.9) ?? 0,
+    );
+    if (p90 > t.datastoreLatencyP90Ms)
+      out.push({
+        rule: 'high-latency',
+        severity: 'warning',
+        subject,
+        message: `p90 latency ${p90.toFixed(1)} ms over ${SUSTAINED_SECONDS / 60} minutes (above ${t.datastoreLatencyP90Ms} ms)`,
+        value: round(p90, 2),
+        threshold: t.datastoreLatencyP90Ms,
+      });
+  }
+  return out;
+}
+
+/** qcow2 compat levels compare as versions: "0.10" < "1.1". */
+export function compareVersions(a: string, b: string): number {
+  const pa = a.split('.').map(Number);
+  const pb = b.split('.').map(Number);
+  for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
+    const d = (pa[i] ?? 0) - (pb[i] ?? 0);
+    if (d !== 0) return d;
+  }
+  return 0;
+}
+
+/**
+ * Format version mismatch: a qcow2 disk at an older compat level than the newest in the fabric
+ * (warning when a newer one shares its datastore, info when only elsewhere); and datastores whose
+ * filesystem type differs from the fabric's most common one (info).
+ */
+export function mismatchFindings(
+  disks: readonly DiskFacts[],
+  datastores: readonly DatastoreFacts[],
+): Finding[] {
+  const out: Finding[] = [];
+  const versions = disks.filter((d) => d.format === 'qcow2' && d.formatVersion !== null);
+  const newest = (list: readonly DiskFacts[]) =>
+    list.reduce<string | null>(
+      (m, d) =>
+        d.formatVersion !== null && (m === null || compareVersions(d.formatVersion, m) > 0)
+          ? d.formatVersion
+          : m,
+      null,
+    );
+  const fabricNewest = newest(versions);
+  const byDatastore = new Map<string, DiskFacts[]>();
+  for (const d of versions) {
+    const key = `${d.host}/${d.datastore}`;
+    const list = byDatastore.get(key);
+    if (list) list.push(d);
+    else byDatastore.set(key, [d]);
+  }
+  const localNewest = new Map([...byDatastore].map(([k, list]) => [k, newest(list)]));
+  for (const d of versions) {
+    if (
+      fabricNewest === null ||
+      d.formatVersion === null ||
+      compareVersions(d.formatVersion, fabricNewest) >= 0
+    )
+      continue;
+    const local = localNewest.get(`${d.host}/${d.datastore}`) ?? null;
+    const mixedHere = local !== null && compareVersions(d.formatVersion, local) < 0;
+    out.push({
+      rule: 'format-version-mismatch',
+      severity: mixedHere ? 'warning' : 'info',
+      subject: { kind: 'disk', key: `${d.vmId}/${d.disk}`, name: `${d.vm}/${d.disk}`, host: d.host },
+      message:
+        `qcow2 compat ${d.formatVersion} where ${mixedHere ? `datastore ${d.host}/${d.datastore}` : 'the fabric'} ` +
+        `has ${mixedHere ? local : fabricNewest} (qemu-img amend -o compat=${fabricNewest} upgrades it while the VM is off)`,
+      value: null,
+      threshold: null,
+    });
+  }
+
+  const known = datastores.filter((d) => d.fsType !== 'unknown' && d.fsType !== '');
+  const counts = new Map<string, number>();
+  for (const d of known) counts.set(d.fsType, (counts.get(d.fsType) ?? 0) + 1);
+  if (counts.size > 1) {
+    // The most common type (ties: the first in name order) is the fabric's; the others differ.
+    const [common] = [...counts].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))[0] ?? [''];
+    for (const d of known.filter((x) => x.fsType !== common))
+      out.push({
+        rule: 'filesystem-mismatch',
+        severity: 'info',
+        subject: { kind: 'datastore', key: `${d.host}/${d.name}`, name: `${d.host}/${d.name}`, host: d.host },
+        message: `filesystem ${d.fsType} where most datastores of the fabric use ${common}`,
+        value: null,
+        threshold: null,
+      });
+  }
+  return out;
+}
+
+/** VM latency per disk, and VM throughput per VM (its disks together), over the sustained period. */
+export function vmIoFindings(disks: readonly DiskFacts[]): Finding[] {
+  const out: Finding[] = [];
+  const perVm = new Map<
+    string,
+    { vm: string; host: string; bytes: number; seconds: number; t: StorageThresholds }
+  >();
+  for (const d of disks) {
+    if (!covers(d.sustained)) continue;
+    const s = d.sustained;
+    const t = d.thresholds;
+    const latency = worstAvgLatencyMs(s);
+    const severity =
+      latency === null ? undefined : above(latency, t.vmLatencyWarningMs, t.vmLatencyCriticalMs);
+    if (severity && latency !== null)
+      out.push({
+        rule: 'vm-latency',
+        severity,
+        subject: { kind: 'disk', key: `${d.vmId}/${d.disk}`, name: `${d.vm}/${d.disk}`, host: d.host },
+        message: `average ${s.writeOps > 0 && s.writeNs / s.writeOps / 1e6 === latency ? 'write' : 'read'} latency ${latency.toFixed(1)} ms over ${SUSTAINED_SECONDS / 60} minutes`,
+        value: round(latency, 2),
+        threshold: severity === 'critical' ? t.vmLatencyCriticalMs : t.vmLatencyWarningMs,
+      });
+    const vm = perVm.get(d.vmId) ?? { vm: d.vm, host: d.host, bytes: 0, seconds: s.seconds, t };
+    vm.bytes += s.readBytes + s.writeBytes;
+    vm.seconds = Math.max(vm.seconds, s.seconds);
+    perVm.set(d.vmId, vm);
+  }
+  for (const [vmId, v] of perVm) {
+    const rate = v.bytes / v.seconds;
+    const severity = above(
+      rate,
+      v.t.vmThroughputWarningBytesPerSecond,
+      v.t.vmThroughputCriticalBytesPerSecond,
+    );
+    if (!severity) continue;
+    const threshold =
+      severity === 'critical'
+        ? v.t.vmThroughputCriticalBytesPerSecond
+        : v.t.vmThroughputWarningBytesPerSecond;
+    out.push({
+      rule: 'vm-throughput',
+      severity,
+      subject: { kind: 'vm', key: vmId, name: v.vm, host: v.host },
+      message: `${(rate / MiB).toFixed(0)} MiB/s over ${SUSTAINED_SECONDS / 60} minutes (above ${(threshold / MiB).toFixed(0)} MiB/s)`,
+      value: Math.round(rate),
+      threshold,
+    });
+  }
+  return out;
+}
+
+/** A guest filesystem nearly full; unknown usage (no guest agent) never fires. */
+export function guestFindings(filesystems: readonly GuestFsFacts[]): Finding[] {
+  const out: Finding[] = [];
+  for (const f of filesystems) {
+    if (!(f.totalBytes > 0)) continue;
+    const used = (f.usedBytes / f.totalBytes) * 100;
+    const t = f.thresholds;
+    const severity = above(used, t.guestUsedWarningPercent, t.guestUsedCriticalPercent);
+    if (!severity) continue;
+    out.push({
+      rule: 'vm-low-disk-space',
+      severity,
+      subject: {
+        kind: 'vm',
+        key: `${f.vmId}:${f.mountpoint}`,
+        name: `${f.vm}:${f.mountpoint}`,
+        host: f.host,
+      },
+      message: `guest filesystem ${f.mountpoint} is ${pct(used)} full`,
+      value: round(used, 2),
+      threshold: severity === 'critical' ? t.guestUsedCriticalPercent : t.guestUsedWarningPercent,
+    });
+  }
+  return out;
+}
+
+/** Every rule over the fabric's figures. */
+export function evaluateRules(input: {
+  datastores: readonly DatastoreFacts[];
+  disks: readonly DiskFacts[];
+  guestFilesystems: readonly GuestFsFacts[];
+}): Finding[] {
+  return [
+    ...input.datastores.flatMap(datastoreFindings),
+    ...mismatchFindings(input.disks, input.datastores),
+    ...vmIoFindings(input.disks),
+    ...guestFindings(input.guestFilesystems),
+  ];
+}

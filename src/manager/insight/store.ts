@@ -1,0 +1,563 @@
+import type Database from 'better-sqlite3';
+import type { BlockCounters, HostStats, LatencyHistograms } from '../../api/index.js';
+import { withSqlite, type Db } from '../db.js';
+import { BIN_COUNT, diskInterval, emptySums, zeroBins, type IoSums } from './rates.js';
+
+/*
+ * The metrics store: each host's stats sample goes in as (1) the current row of every datastore,
+ * disk and guest, (2) the disk's interval since its previous sample, added to the I/O series of
+ * the disk and of its datastore in every tier at once (5-minute, hourly and daily sums and
+ * histogram bins: a bucket is always up to date, no separate downsampling pass) and to the
+ * sliding windows the explorer shows most (1 h, 24 h, 7 d: one row per subject, so those views
+ * read 10,000 rows instead of summing 100,000s), and (3) the datastore's space (raw and 5-minute
+ * points, for the free-space trend). maintainWindows() moves each window on as time passes by
+ * taking out the bucket that left it; prune() drops each tier's rows past its age.
+ */
+
+/** How long the store keeps anything (the hourly and daily tiers, ended issues, gone disks). */
+export const RETENTION_SECONDS = 8 * 86_400;
+
+/** Tiers of the I/O series: bucket length and how long buckets are kept after they end. */
+export const IO_TIERS = [
+  // Windows up to 2 h and the rules' sustained period read these; the 1 h window subtracts them.
+  { res: 300, keepSeconds: 3 * 3600 },
+  { res: 3600, keepSeconds: RETENTION_SECONDS },
+  { res: 86_400, keepSeconds: RETENTION_SECONDS },
+] as const;
+
+/**
+ * Sliding windows kept as one row per subject (io_series.res = code, bucket 0): the sums of the
+ * source tier's buckets from the window's start on, which is the current bucket less `seconds`
+ * (so a window covers between `seconds` and `seconds` + one bucket).
+ */
+export const WINDOWS = [
+  { code: -1, seconds: 3600, source: 300 },
+  { code: -2, seconds: 86_400, source: 3600 },
+  { code: -3, seconds: 7 * 86_400, source: 3600 },
+] as const;
+
+/** Tiers of datastore space: raw for short trends, 5-minute points for the trend window. */
+export const DS_TIERS = [
+  { res: 0, keepSeconds: 30 * 60 },
+  { res: 300, keepSeconds: RETENTION_SECONDS },
+] as const;
+
+export const SUBJECT_DISK = 0;
+export const SUBJECT_DATASTORE = 1;
+
+const bucketOf = (epochSeconds: number, res: number) =>
+  res === 0 ? epochSeconds : Math.floor(epochSeconds / res) * res;
+
+/** Where a window starts at `now` (epoch seconds). */
+export const windowStart = (w: (typeof WINDOWS)[number], now: number) => bucketOf(now, w.source) - w.seconds;
+
+export const SUM_COLUMNS = [
+  'seconds',
+  'rd_ops',
+  'wr_ops',
+  'fl_ops',
+  'rd_bytes',
+  'wr_bytes',
+  'rd_ns',
+  'wr_ns',
+  'fl_ns',
+];
+export const READ_BIN_COLUMNS = Array.from({ length: BIN_COUNT }, (_, i) => `r${i}`);
+export const WRITE_BIN_COLUMNS = Array.from({ length: BIN_COUNT }, (_, i) => `w${i}`);
+const BIN_COLUMNS = [...READ_BIN_COLUMNS, ...WRITE_BIN_COLUMNS];
+/** Every summed column of io_series, in the order sumsValues() gives them. */
+export const IO_VALUE_COLUMNS = [...SUM_COLUMNS, ...BIN_COLUMNS];
+
+export function sumsValues(s: IoSums): number[] {
+  return [
+    s.seconds,
+    s.readOps,
+    s.writeOps,
+    s.flushOps,
+    s.readBytes,
+    s.writeBytes,
+    s.readNs,
+    s.writeNs,
+    s.flushNs,
+    ...s.readBins,
+    ...s.writeBins,
+  ];
+}
+
+/** A row of summed columns (named as IO_VALUE_COLUMNS, any prefix-free alias) back into sums. */
+export function sumsFromRow(row: Record<string, unknown>): IoSums {
+  const n = (k: string) => Number(row[k] ?? 0);
+  return {
+    seconds: n('seconds'),
+    readOps: n('rd_ops'),
+    writeOps: n('wr_ops'),
+    flushOps: n('fl_ops'),
+    readBytes: n('rd_bytes'),
+    writeBytes: n('wr_bytes'),
+    readNs: n('rd_ns'),
+    writeNs: n('wr_ns'),
+    flushNs: n('fl_ns'),
+    // Rows of a query that summed no bins get empty ones.
+    readBins: 'r0' in row ? READ_BIN_COLUMNS.map(n) : zeroBins(),
+    writeBins: 'w0' in row ? WRITE_BIN_COLUMNS.map(n) : zeroBins(),
+  };
+}
+
+/**
+ * `agg`: one subject kind's sums per subject over a tier's buckets from a start (params: res,
+ * bucket, kind), for a query to join on `agg.subject`. Summed first and joined after: the series
+ * are time-major, so one range scan serves every subject.
+ */
+export function aggCte(columns: readonly string[] = IO_VALUE_COLUMNS, res?: number): string {
+  // A sliding window has one row per subject: selected as is, the join is a primary-key lookup
+  // instead of a grouped, materialised and indexed temporary table.
+  if (res !== undefined && res < 0)
+    return `with agg as (select subject, ${columns.join(', ')}
+      from io_series where res = ? and bucket = ? and kind = ?)`;
+  return `with agg as (select subject, ${columns.map((c) => `sum(${c}) as ${c}`).join(', ')}
+    from io_series where res = ? and bucket >= ? and kind = ? group by subject)`;
+}
+export const aggColumns = (columns: readonly string[] = IO_VALUE_COLUMNS) =>
+  columns.map((c) => `agg.${c}`).join(', ');
+
+const generations = new WeakMap<Db, number>();
+
+/** Changes with every write to the store: what the explorer's cache compares against. */
+export const storeGeneration = (db: Db): number => generations.get(db) ?? 0;
+
+/** withSqlite for the store's writers: a new generation, so cached explorer rows are dropped. */
+export function writeSqlite<T>(db: Db, work: (sqlite: Database.Database) => T): Promise<T> {
+  // Bumped while holding the connection: a reader never caches pre-write rows under the new one.
+  return withSqlite(db, (sqlite) => {
+    generations.set(db, storeGeneration(db) + 1);
+    return work(sqlite);
+  });
+}
+
+/** Prepared statements of one database handle, built once. */
+interface Statements {
+  upsertDatastore: Database.Statement;
+  upsertDsSeries: Database.Statement;
+  diskByKey: Database.Statement;
+  insertDisk: Database.Statement;
+  updateDisk: Database.Statement;
+  upsertCounters: Database.Statement;
+  deleteCounters: Database.Statement;
+  hostDisks: Database.Statement;
+  markGone: Database.Statement;
+  upsertIo: Database.Statement;
+  upsertGuest: Database.Statement;
+  hostDatastores: Database.Statement;
+  deleteDatastore: Database.Statement;
+  deleteDsSeries: Database.Statement;
+  deleteWindowRows: Database.Statement;
+  windowStarts: Database.Statement;
+}
+const prepared = new WeakMap<Database.Database, Statements>();
+
+function statements(sqlite: Database.Database): Statements {
+  let s = prepared.get(sqlite);
+  if (s) return s;
+  const cols = IO_VALUE_COLUMNS;
+  s = {
+    upsertDatastore: sqlite.prepare(
+      `insert into stat_datastores (host, name, fs_type, capacity_bytes, free_bytes, provisioned_bytes,
+         allocated_bytes, sampled_at) values (?, ?, ?, ?, ?, ?, ?, ?)
+       on conflict (host, name) do update set fs_type = excluded.fs_type,
+         capacity_bytes = excluded.capacity_bytes, free_bytes = excluded.free_bytes,
+         provisioned_bytes = excluded.provisioned_bytes, allocated_bytes = excluded.allocated_bytes,
+         sampled_at = excluded.sampled_at
+       returning id`,
+    ),
+    upsertDsSeries: sqlite.prepare(
+      `insert into ds_series (ds, res, bucket, at, capacity_bytes, free_bytes, provisioned_bytes,
+         allocated_bytes) values (?, ?, ?, ?, ?, ?, ?, ?)
+       on conflict (ds, res, bucket) do update set at = excluded.at,
+         capacity_bytes = excluded.capacity_bytes, free_bytes = excluded.free_bytes,
+         provisioned_bytes = excluded.provisioned_bytes, allocated_bytes = excluded.allocated_bytes`,
+    ),
+    diskByKey: sqlite.prepare(
+      `select d.id, c.counter_epoch, c.counters, c.histograms, c.sampled_ms from stat_disks d
+       left join stat_disk_counters c on c.id = d.id where d.vm_id = ? and d.disk_id = ?`,
+    ),
+    insertDisk: sqlite.prepare(
+      `insert into stat_disks (vm_id, disk_id, vm_name, host, datastore, format, format_version,
+         virtual_size_bytes, allocated_bytes, sampled_at, sampled_ms, gone)
+       values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0) returning id`,
+    ),
+    updateDisk: sqlite.prepare(
+      `update stat_disks set vm_name = ?, host = ?, datastore = ?, format = ?, format_version = ?,
+         virtual_size_bytes = ?, allocated_bytes = ?, sampled_at = ?, sampled_ms = ?, gone = 0 where id = ?`,
+    ),
+    upsertCounters: sqlite.prepare(
+      `insert into stat_disk_counters (id, counter_epoch, counters, histograms, sampled_ms) values (?, ?, ?, ?, ?)
+       on conflict (id) do update set counter_epoch = excluded.counter_epoch, counters = excluded.counters,
+         histograms = excluded.histograms, sampled_ms = excluded.sampled_ms`,
+    ),
+    deleteCounters: sqlite.prepare(`delete from stat_disk_counters where id = ?`),
+    hostDisks: sqlite.prepare(`select id, vm_id, disk_id from stat_disks where host = ? and gone = 0`),
+    markGone: sqlite.prepare(`update stat_disks set gone = 1 where id = ?`),
+    upsertIo: sqlite.prepare(
+      `insert into io_series (kind, subject, res, bucket, ${cols.join(', ')})
+       values (?, ?, ?, ?, ${cols.map(() => '?').join(', ')})
+       on conflict (res, bucket, kind, subject) do update set
+         ${cols.map((c) => `${c} = ${c} + excluded.${c}`).join(', ')}`,
+    ),
+    upsertGuest: sqlite.prepare(
+      `insert into stat_guests (vm_id, vm_name, host, agent_version, filesystems, used_bytes, size_bytes,
+         fullest_percent, sampled_at) values (?, ?, ?, ?, ?, ?, ?, ?, ?)
+       on conflict (vm_id) do update set vm_name = excluded.vm_name, host = excluded.host,
+         agent_version = excluded.agent_version, filesystems = excluded.filesystems,
+         used_bytes = excluded.used_bytes, size_bytes = excluded.size_bytes,
+         fullest_percent = excluded.fullest_percent, sampled_at = excluded.sampled_at`,
+    ),
+    hostDatastores: sqlite.prepare(`select id, name from stat_datastores where host = ?`),
+    deleteDatastore: sqlite.prepare(`delete from stat_datastores where id = ?`),
+    deleteDsSeries: sqlite.prepare(`delete from ds_series where ds = ?`),
+    deleteWindowRows: sqlite.prepare(
+      `delete from io_series where res < 0 and bucket = 0 and kind = ? and subject = ?`,
+    ),
+    windowStarts: sqlite.prepare(`select res, start from io_windows`),
+  };
+  prepared.set(sqlite, s);
+  return s;
+}
+
+export interface IngestResult {
+  disks: number;
+  /** Disks whose sample made an interval with the previous one (the others start a series). */
+  intervals: number;
+}
+
+const parseJson = <T>(text: string | null): T | null => (text === null ? null : (JSON.parse(text) as T));
+
+/** Stores one host's stats sample (see the top of this file); one transaction. */
+export function ingestHostStats(db: Db, stats: HostStats): Promise<IngestResult> {
+  return writeSqlite(db, (sqlite) => ingestOn(sqlite, stats));
+}
+
+/** Several samples in one transaction (the benchmark's backfill; same effect as one by one). */
+export function ingestMany(db: Db, samples: readonly HostStats[]): Promise<IngestResult> {
+  return writeSqlite(db, (sqlite) =>
+    sqlite.transaction(() =>
+      samples.reduce<IngestResult>(
+        (total, s) => {
+          const r = ingestOn(sqlite, s);
+          return { disks: total.disks + r.disks, intervals: total.intervals + r.intervals };
+        },
+        { disks: 0, intervals: 0 },
+      ),
+    )(),
+  );
+}
+
+function ingestOn(sqlite: Database.Database, stats: HostStats): IngestResult {
+  const st = statements(sqlite);
+  const atMs = Date.parse(stats.sampledAt);
+  const at = Math.floor(atMs / 1000);
+  const run = sqlite.transaction((): IngestResult => {
+    // The windows an interval ending now adds to: those that have started (maintainWindows).
+    const starts = new Map(
+      (st.windowStarts.all() as { res: number; start: number }[]).map((w) => [w.res, w.start]),
+    );
+    const targets: [res: number, bucket: number][] = IO_TIERS.map((t) => [t.res, bucketOf(at, t.res)]);
+    for (const w of WINDOWS) {
+      const start = starts.get(w.code);
+      if (start !== undefined && bucketOf(at, w.source) >= start) targets.push([w.code, 0]);
+    }
+    const dsIds = new Map<string, number>();
+    for (const d of stats.datastores) {
+      const row = st.upsertDatastore.get(
+        stats.host,
+        d.name,
+        d.fsType,
+        d.capacityBytes,
+        d.freeBytes,
+        d.provisionedBytes,
+        d.allocatedBytes,
+        stats.sampledAt,
+      ) as { id: number };
+      dsIds.set(d.name, row.id);
+      for (const tier of DS_TIERS)
+        st.upsertDsSeries.run(
+          row.id,
+          tier.res,
+          bucketOf(at, tier.res),
+          at,
+          d.capacityBytes,
+          d.freeBytes,
+          d.provisionedBytes,
+          d.allocatedBytes,
+        );
+    }
+
+    // A datastore its host no longer reports is gone, with its series.
+    for (const row of st.hostDatastores.all(stats.host) as { id: number; name: string }[]) {
+      if (dsIds.has(row.name)) continue;
+      st.deleteWindowRows.run(SUBJECT_DATASTORE, row.id);
+      st.deleteDsSeries.run(row.id);
+      st.deleteDatastore.run(row.id);
+    }
+
+    let intervals = 0;
+    const perDatastore = new Map<number, IoSums>();
+    const seen = new Set<number>();
+    for (const disk of stats.disks) {
+      const prev = st.diskByKey.get(disk.vmId, disk.disk) as
+        | {
+            id: number;
+            counter_epoch: string | null;
+            counters: string | null;
+            histograms: string | null;
+            sampled_ms: number | null;
+          }
+        | undefined;
+      const counters = disk.counters === null ? null : JSON.stringify(disk.counters);
+      const histograms = disk.histograms === null ? null : JSON.stringify(disk.histograms);
+      const common = [
+        disk.vm,
+        stats.host,
+        disk.datastore,
+        disk.format,
+        disk.formatVersion,
+        disk.virtualSizeBytes,
+        disk.allocatedBytes,
+        stats.sampledAt,
+        atMs,
+      ];
+      let id: number;
+      let interval: IoSums | undefined;
+      if (prev) {
+        id = prev.id;
+        interval = diskInterval(
+          {
+            at: prev.sampled_ms ?? atMs,
+            epoch: prev.counter_epoch,
+            counters: parseJson<BlockCounters>(prev.counters),
+            histograms: parseJson<LatencyHistograms>(prev.histograms),
+          },
+          { at: atMs, epoch: disk.counterEpoch, counters: disk.counters, histograms: disk.histograms },
+        );
+        st.updateDisk.run(...common, id);
+      } else {
+        id = (st.insertDisk.get(disk.vmId, disk.disk, ...common) as { id: number }).id;
+      }
+      st.upsertCounters.run(id, disk.counterEpoch, counters, histograms, atMs);
+      seen.add(id);
+      if (!interval) continue;
+      intervals++;
+      const values = sumsValues(interval);
+      for (const [res, bucket] of targets) st.upsertIo.run(SUBJECT_DISK, id, res, bucket, ...values);
+      const ds = dsIds.get(disk.datastore);
+      if (ds !== undefined) perDatastore.set(ds, addInto(perDatastore.get(ds) ?? emptySums(), interval));
+    }
+    for (const [ds, sums] of perDatastore) {
+      const values = sumsValues(sums);
+      for (const [res, bucket] of targets) st.upsertIo.run(SUBJECT_DATASTORE, ds, res, bucket, ...values);
+    }
+    for (const row of st.hostDisks.all(stats.host) as { id: number }[])
+      if (!seen.has(row.id)) st.markGone.run(row.id);
+
+    for (const g of stats.guests) {
+      const fs = g.filesystems;
+      const used = fs === null ? null : fs.reduce((a, f) => a + f.usedBytes, 0);
+      const size = fs === null ? null : fs.reduce((a, f) => a + f.totalBytes, 0);
+      const fullest =
+        fs === null || fs.length === 0
+          ? null
+          : Math.max(...fs.map((f) => (f.totalBytes > 0 ? (f.usedBytes / f.totalBytes) * 100 : 0)));
+      st.upsertGuest.run(
+        g.vmId,
+        g.vm,
+        stats.host,
+        g.agentVersion,
+        fs === null ? null : JSON.stringify(fs),
+        used,
+        size,
+        fullest,
+        stats.sampledAt,
+      );
+    }
+    return { disks: stats.disks.length, intervals };
+  });
+  return run();
+}
+
+/**
+ * Adds a disk's interval to its datastore's: operations and bins add up; the covered time is the
+ * longest interval (the disks were sampled together, their time runs side by side, not end to end).
+ */
+function addInto(total: IoSums, x: IoSums): IoSums {
+  total.seconds = Math.max(total.seconds, x.seconds);
+  total.readOps += x.readOps;
+  total.writeOps += x.writeOps;
+  total.flushOps += x.flushOps;
+  total.readBytes += x.readBytes;
+  total.writeBytes += x.writeBytes;
+  total.readNs += x.readNs;
+  total.writeNs += x.writeNs;
+  total.flushNs += x.flushNs;
+  x.readBins.forEach((v, i) => (total.readBins[i] = (total.readBins[i] ?? 0) + v));
+  x.writeBins.forEach((v, i) => (total.writeBins[i] = (total.writeBins[i] ?? 0) + v));
+  return total;
+}
+
+export interface PruneResult {
+  ioRows: number;
+  dsRows: number;
+  other: number;
+}
+
+/** Drops what is older than each tier keeps, ended issues and gone disks past the retention. */
+export function prune(db: Db, nowMs = Date.now()): Promise<PruneResult> {
+  return writeSqlite(db, (sqlite) =>
+    sqlite.transaction((): PruneResult => {
+      const now = Math.floor(nowMs / 1000);
+      let ioRows = 0;
+      let dsRows = 0;
+      // A bucket goes when its end is older than the tier keeps.
+      for (const t of IO_TIERS)
+        ioRows += sqlite
+          .prepare(`delete from io_series where res = ? and bucket < ?`)
+          .run(t.res, now - t.keepSeconds - t.res).changes;
+      for (const t of DS_TIERS)
+        dsRows += sqlite
+          .prepare(`delete from ds_series where res = ? and bucket < ?`)
+          .run(t.res, now - t.keepSeconds - t.res).changes;
+      const cutoffIso = new Date(nowMs - RETENTION_SECONDS * 1000).toISOString();
+      let other = sqlite
+        .prepare(`delete from storage_issues where ended_at is not null and ended_at < ?`)
+        .run(cutoffIso).changes;
+      const goneIds = sqlite
+        .prepare(`select id from stat_disks where gone = 1 and sampled_ms < ?`)
+        .all(nowMs - RETENTION_SECONDS * 1000) as { id: number }[];
+      const st = statements(sqlite);
+      // Their tier rows age out like the others; only the window rows would stay.
+      for (const { id } of goneIds) {
+        st.deleteWindowRows.run(SUBJECT_DISK, id);
+        st.deleteCounters.run(id);
+        other += sqlite.prepare(`delete from stat_disks where id = ?`).run(id).changes;
+      }
+      other += sqlite.prepare(`delete from stat_guests where sampled_at < ?`).run(cutoffIso).changes;
+      return { ioRows, dsRows, other };
+    })(),
+  );
+}
+
+/** A finished bucket of one subject's I/O, for bulk loads. */
+export interface SeriesRow {
+  kind: number;
+  subject: number;
+  res: number;
+  bucket: number;
+  sums: IoSums;
+}
+
+/**
+ * Bulk load of I/O buckets (added to what a bucket holds, as ingestion does): history imported
+ * from elsewhere, or the benchmark's days of backfill, which ingestion of every sample would take
+ * hours to write. One transaction.
+ */
+export function loadSeries(db: Db, rows: Iterable<SeriesRow>): Promise<number> {
+  return writeSqlite(db, (sqlite) =>
+    sqlite.transaction(() => {
+      const st = statements(sqlite);
+      let n = 0;
+      for (const r of rows) {
+        st.upsertIo.run(r.kind, r.subject, r.res, r.bucket, ...sumsValues(r.sums));
+        n++;
+      }
+      return n;
+    })(),
+  );
+}
+
+/** Bulk load of datastore space points (the last one of a bucket wins, as ingestion does). */
+export function loadDatastorePoints(
+  db: Db,
+  points: Iterable<{
+    ds: number;
+    res: number;
+    at: number;
+    capacityBytes: number;
+    freeBytes: number;
+    provisionedBytes: number;
+    allocatedBytes: number;
+  }>,
+): Promise<number> {
+  return writeSqlite(db, (sqlite) =>
+    sqlite.transaction(() => {
+      const st = statements(sqlite);
+      let n = 0;
+      for (const p of points) {
+        st.upsertDsSeries.run(
+          p.ds,
+          p.res,
+          bucketOf(p.at, p.res),
+          p.at,
+          p.capacityBytes,
+          p.freeBytes,
+          p.provisionedBytes,
+          p.allocatedBytes,
+        );
+        n++;
+      }
+      return n;
+    })(),
+  );
+}
+
+/** Buckets a window is moved on by subtraction; further (a manager that was off), it is rebuilt. */
+const MAX_WINDOW_STEPS = 24;
+
+/**
+ * Moves every sliding window to where it starts now: the buckets that left it are subtracted, or
+ * (first run, long pause, clock set back) the window is summed again from its source tier. Run
+ * after each collection; cheap when no bucket ended since the last run.
+ */
+export function maintainWindows(db: Db, nowMs = Date.now()): Promise<number> {
+  return writeSqlite(db, (sqlite) =>
+    sqlite.transaction((): number => {
+      const now = Math.floor(nowMs / 1000);
+      const st = statements(sqlite);
+      const starts = new Map(
+        (st.windowStarts.all() as { res: number; start: number }[]).map((w) => [w.res, w.start]),
+      );
+      const cols = IO_VALUE_COLUMNS;
+      let changed = 0;
+      for (const w of WINDOWS) {
+        const desired = windowStart(w, now);
+        const start = starts.get(w.code);
+        if (start === desired) continue;
+        if (start === undefined || start > desired || (desired - start) / w.source > MAX_WINDOW_STEPS) {
+          sqlite.prepare(`delete from io_series where res = ? and bucket = 0`).run(w.code);
+          changed += sqlite
+            .prepare(
+              `insert into io_series (res, bucket, kind, subject, ${cols.join(', ')})
+               select ?, 0, kind, subject, ${cols.map((c) => `sum(${c})`).join(', ')}
+               from io_series where res = ? and bucket >= ? group by kind, subject`,
+            )
+            .run(w.code, w.source, desired).changes;
+        } else {
+          const subtract = sqlite.prepare(
+            `update io_series as w set ${cols.map((c) => `${c} = w.${c} - t.${c}`).join(', ')}
+             from io_series as t
+             where t.res = ? and t.bucket = ? and w.res = ? and w.bucket = 0 and w.kind = t.kind and w.subject = t.subject`,
+          );
+          for (let b = start; b < desired; b += w.source)
+            changed += subtract.run(w.source, b, w.code).changes;
+          // A subject quiet for the whole window has nothing left in it.
+          sqlite
+            .prepare(`delete from io_series where res = ? and bucket = 0 and seconds < 0.001`)
+            .run(w.code);
+        }
+        sqlite
+          .prepare(
+            `insert into io_windows (res, start) values (?, ?) on conflict (res) do update set start = excluded.start`,
+          )
+          .run(w.code, desired);
+      }
+      return changed;
+    })(),
+  );
+}
