@@ -53,3 +53,4 @@ export function registerAgentCommands(program: Command): void {
       process.once('SIGINT', stop);
     });
 }
+export { LAB_BOOT_DEADLINE_MS, startLabAgent, waitForGuestAgent, type LabAgent } from './lab-agent.js';
