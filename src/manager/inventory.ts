@@ -697,6 +697,7 @@ const VM_SETTINGS = [
   'machineType',
   'cpuModel',
   'accelerator',
+  'toolsDisk',
 ] as const;
 const DISK_SETTINGS = ['datastore', 'path', 'format', 'virtualSizeBytes'] as const;
 /** States in which a VM has a QEMU process: a change then reaches a live guest. */
@@ -847,10 +848,12 @@ export async function upsertVms(
   tx: Tx,
   actor: Actor,
   host: HostRow,
-  vms: Vm[],
+  reported: Vm[],
   now: string,
   known?: Map<string, { vm: Vm; hostId: string }>,
 ): Promise<number> {
+  // An agent that does not say whether the tools disk is inserted has none (as the inventory reads).
+  const vms = reported.map((vm) => ({ ...vm, toolsDisk: vm.toolsDisk === true }));
   const stored = known ?? (await storedVms(tx, { ids: vms.map((v) => v.id) }));
   const missingIds = vms.filter((v) => !stored.has(v.id)).map((v) => v.id);
   // A VM that is new to this host may be known on another (it moved).

@@ -232,7 +232,8 @@ export async function listStorageDatastores(
       provisionedBytes: provisioned,
       allocatedBytes: Number(r.allocated_bytes),
       overcommitRatio: capacity > 0 ? round(provisioned / capacity) : null,
-      daysUntilFull: round(days, 2),
+      // Three significant digits: a datastore filling within hours still reads as such (0.0417).
+      daysUntilFull: days === null ? null : Number(days.toPrecision(3)),
       disks: Number(r.disk_count),
       read: io.read,
       write: io.write,
