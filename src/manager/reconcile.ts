@@ -13,6 +13,7 @@ import {
   type HostRow,
 } from './inventory.js';
 import type { KeyedMutex } from './locks.js';
+import { PeriodicLoop } from './periodic.js';
 
 /*
  * Reconciliation: the agents are the truth about what runs where. Each poll takes a host's full
@@ -66,32 +67,18 @@ export interface ReconcilerOptions {
 }
 
 export class Reconciler {
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<void> | undefined;
-  private stopped = false;
+  readonly #loop: PeriodicLoop;
 
-  constructor(private readonly options: ReconcilerOptions) {}
+  constructor(private readonly options: ReconcilerOptions) {
+    this.#loop = new PeriodicLoop(() => this.pollAll(), options.intervalMs);
+  }
 
   start(): void {
-    this.stopped = false;
-    this.schedule(0);
+    this.#loop.start(0);
   }
 
-  private schedule(delayMs: number): void {
-    if (this.stopped) return;
-    this.timer = setTimeout(() => {
-      this.running = this.pollAll().finally(() => {
-        this.running = undefined;
-        this.schedule(this.options.intervalMs);
-      });
-    }, delayMs);
-    this.timer.unref();
-  }
-
-  async stop(): Promise<void> {
-    this.stopped = true;
-    clearTimeout(this.timer);
-    await this.running;
+  stop(): Promise<void> {
+    return this.#loop.stop();
   }
 
   async pollAll(): Promise<void> {
@@ -100,7 +87,7 @@ export class Reconciler {
     const workers = Array.from(
       { length: Math.min(this.options.concurrency ?? 8, queue.length) },
       async () => {
-        for (let id = queue.shift(); id !== undefined && !this.stopped; id = queue.shift()) {
+        for (let id = queue.shift(); id !== undefined && !this.#loop.stopped; id = queue.shift()) {
           try {
             await this.pollHost(id);
           } catch (error) {

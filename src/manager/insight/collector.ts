@@ -1,6 +1,7 @@
 import { StorageDiskQuery, type AgentClient } from '../../api/index.js';
 import type { Db } from '../db.js';
 import type { HostRow } from '../inventory.js';
+import { PeriodicLoop } from '../periodic.js';
 import { recordGuestAgents } from '../tools-record.js';
 import { listStorageDisks } from './explorer.js';
 import { evaluateIssues } from './issues.js';
@@ -35,39 +36,29 @@ export interface CollectionResult {
 }
 
 export class Collector {
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<unknown> | undefined;
-  private stopped = false;
+  readonly #loop: PeriodicLoop;
   private lastPrune = 0;
   /** Hosts whose last collection failed: logged once until they answer again. */
   private readonly failing = new Set<string>();
 
-  constructor(private readonly options: CollectorOptions) {}
+  constructor(private readonly options: CollectorOptions) {
+    this.#loop = new PeriodicLoop(
+      () =>
+        this.collect().then(
+          () => undefined,
+          (error: unknown) =>
+            this.options.log(`stats: ${error instanceof Error ? error.message : String(error)}`),
+        ),
+      options.intervalMs,
+    );
+  }
 
   start(): void {
-    this.stopped = false;
-    this.schedule(this.options.intervalMs);
+    this.#loop.start();
   }
 
-  private schedule(delayMs: number): void {
-    if (this.stopped) return;
-    this.timer = setTimeout(() => {
-      this.running = this.collect()
-        .catch((error: unknown) =>
-          this.options.log(`stats: ${error instanceof Error ? error.message : String(error)}`),
-        )
-        .finally(() => {
-          this.running = undefined;
-          this.schedule(this.options.intervalMs);
-        });
-    }, delayMs);
-    this.timer.unref();
-  }
-
-  async stop(): Promise<void> {
-    this.stopped = true;
-    clearTimeout(this.timer);
-    await this.running;
+  stop(): Promise<void> {
+    return this.#loop.stop();
   }
 
   /** One collection of every host now, then the rules and (at most once a minute) pruning. */
@@ -94,7 +85,7 @@ export class Collector {
     const workers = Array.from(
       { length: Math.min(this.options.concurrency ?? 8, queue.length) },
       async () => {
-        for (let host = queue.shift(); host !== undefined && !this.stopped; host = queue.shift()) {
+        for (let host = queue.shift(); host !== undefined && !this.#loop.stopped; host = queue.shift()) {
           try {
             const stats = await clientFor(host).stats();
             const ingested = await ingestHostStats(db, stats);
