@@ -131,10 +131,11 @@ test('a qcow2 image with compat 0.10 beside 1.1 raises a format-version mismatch
 });
 
 test('free space shrinking steadily: days until full within 20 % of the truth; filled past the threshold: low capacity, ended when freed', async (t) => {
+  // A trend over the last 50 s: the filler's steady writes, not the guest's earlier burst.
   await api.setStorageThresholds('insight-a', 'ds1', {
     trendMinSpanSeconds: 30,
     trendMinPoints: 5,
-    trendWindowHours: 1,
+    trendWindowHours: 50 / 3600,
   });
   const filler = path.join(ds, 'filler');
   const rate = 4 * MiB; // bytes per second, written every second
@@ -194,6 +195,10 @@ test('guest tools: outdated with both versions, a warning on moves, upgraded to 
     (await api.listVms({ tools: 'outdated' })).items.map((v) => v.name),
     ['busy'],
   );
+
+  // The fleet-wide question is also one issue list: `storage issues --rule vm-tools`.
+  const toolsIssue = await until('a vm-tools issue', issue('vm-tools', 'busy'));
+  assert.match(toolsIssue.message, /older than insight-a's tools/);
 
   const plan = await api.planMove('busy', { to: 'insight-b' });
   const warning = plan.checks.find((c) => c.check === 'guest-tools');

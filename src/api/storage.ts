@@ -73,9 +73,10 @@ export const StorageThresholds = z.strictObject({
   daysUntilFullInfo: Positive,
   daysUntilFullWarning: Positive,
   daysUntilFullCritical: Positive,
+  // From 36 s (a short trend shows a fill in progress; the lab test uses it) to the 8 days kept.
   trendWindowHours: z
     .number()
-    .min(1)
+    .min(0.01)
     .max(24 * 8),
   trendMinPoints: z.number().int().min(2).max(10_000),
   trendMinSpanSeconds: z
@@ -318,6 +319,8 @@ export const STORAGE_RULES = [
   'vm-low-disk-space',
   'vm-latency',
   'vm-throughput',
+  /** The VM's guest tools need attention: outdated, not answering, or missing (see ToolsStatus). */
+  'vm-tools',
 ] as const;
 export const StorageRule = z.enum(STORAGE_RULES);
 export type StorageRule = z.infer<typeof StorageRule>;

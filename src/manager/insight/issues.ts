@@ -6,6 +6,7 @@ import {
   type StorageIssue,
   type StorageIssueQuery,
   type StorageThresholds,
+  type VmState,
 } from '../../api/index.js';
 import { decodeCursor, pageOf } from '../cursor.js';
 import type { Db, StatDatastoresTable, StatDisksTable } from '../db.js';
@@ -20,7 +21,9 @@ import {
   type DiskFacts,
   type Finding,
   type GuestFsFacts,
+  type GuestToolsFacts,
 } from './rules.js';
+import { toolsStatus } from '../tools-status.js';
 import {
   IO_VALUE_COLUMNS,
   SUBJECT_DATASTORE,
@@ -167,7 +170,42 @@ export async function evaluateIssues(db: Db, nowMs = Date.now()): Promise<Evalua
         })),
       );
 
-      const findings = evaluateRules({ datastores, disks, guestFilesystems });
+      const toolRows = sqlite
+        .prepare(
+          `select v.id, v.name, v.state, v.started_at, v.tools_version, v.tools_started_at, v.tools_answering,
+             h.name as host, h.tools_version as host_tools from vms v join hosts h on h.id = v.host_id
+           where v.state = 'running'`,
+        )
+        .all() as {
+        id: string;
+        name: string;
+        state: VmState;
+        started_at: string | null;
+        tools_version: string | null;
+        tools_started_at: string | null;
+        tools_answering: number;
+        host: string;
+        host_tools: string | null;
+      }[];
+      const guestTools: GuestToolsFacts[] = toolRows.map((v) => ({
+        vm: v.name,
+        vmId: v.id,
+        host: v.host,
+        status: toolsStatus({
+          state: v.state,
+          startedAt: v.started_at ?? undefined,
+          hostToolsVersion: v.host_tools ?? undefined,
+          answered: v.tools_version
+            ? { version: v.tools_version, startedAt: v.tools_started_at ?? undefined }
+            : undefined,
+          answeringNow: v.tools_answering === 1,
+          now: nowMs,
+        }),
+        installed: v.tools_version,
+        current: v.host_tools,
+      }));
+
+      const findings = evaluateRules({ datastores, disks, guestFilesystems, guestTools });
       return applyFindings(sqlite, findings, datastoreOf, nowIso);
     })(),
   );

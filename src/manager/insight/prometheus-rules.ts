@@ -138,6 +138,16 @@ export const ALERTS: readonly Alert[] = [
     summary: `VM {{ $labels.vm }}: guest filesystem {{ $labels.mountpoint }} is over ${T.guestUsedCriticalPercent} % full`,
   },
   {
+    // From the manager's own /api/v1/metrics (the agents do not know the fabric's tools version).
+    alert: 'SilobreakVmGuestToolsOutdated',
+    rule: 'vm-tools',
+    severity: 'warning',
+    expr: 'silobreak_vms_by_tools_status{status=~"outdated|not-answering"} > 0',
+    for: '15m',
+    summary:
+      '{{ $value }} running VMs have guest tools {{ $labels.status }}: silobreak vm list --tools {{ $labels.status }}',
+  },
+  {
     alert: 'SilobreakVmDiskLatency',
     rule: 'vm-latency',
     severity: 'warning',

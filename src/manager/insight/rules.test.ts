@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { DEFAULT_STORAGE_THRESHOLDS, LATENCY_BOUNDS_NS, thresholdOrderProblem } from '../../api/index.js';
 import { BIN_COUNT, emptySums, type IoSums } from './rates.js';
+import { compareVersions } from '../tools-status.js';
 import {
-  compareVersions,
   datastoreFindings,
   effectiveThresholds,
   evaluateRules,
@@ -11,8 +11,10 @@ import {
   mismatchFindings,
   SUSTAINED_COVERAGE,
   SUSTAINED_SECONDS,
+  toolsFindings,
   vmIoFindings,
   type DatastoreFacts,
+  type GuestToolsFacts,
   type DiskFacts,
 } from './rules.js';
 
@@ -218,4 +220,34 @@ test('every rule through evaluateRules, with per-datastore thresholds', () => {
     ['low-capacity:h1/local'],
   );
   assert.equal(BIN_COUNT, LATENCY_BOUNDS_NS.length + 1);
+});
+
+test('guest tools: outdated and silent agents warn, a missing one is info, current or unknown ones are quiet', () => {
+  const vm = (status: GuestToolsFacts['status']): GuestToolsFacts => ({
+    vm: `vm-${status ?? 'booting'}`,
+    vmId: `id-${status ?? 'booting'}`,
+    host: 'h1',
+    status,
+    installed: '7.2.22',
+    current: '10.0.2',
+  });
+  const findings = toolsFindings([
+    vm('current'),
+    vm(null),
+    vm('outdated'),
+    vm('not-answering'),
+    vm('missing'),
+  ]);
+  assert.deepEqual(
+    findings.map((f) => [f.subject.name, f.rule, f.severity]),
+    [
+      ['vm-outdated', 'vm-tools', 'warning'],
+      ['vm-not-answering', 'vm-tools', 'warning'],
+      ['vm-missing', 'vm-tools', 'info'],
+    ],
+  );
+  assert.match(
+    findings[0]?.message ?? '',
+    /7\.2\.22 is older than h1's tools 10\.0\.2: silobreak vm tools insert vm-outdated/,
+  );
 });

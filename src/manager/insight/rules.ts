@@ -3,7 +3,9 @@ import {
   type IssueSeverity,
   type StorageRule,
   type StorageThresholds,
+  type ToolsStatus,
 } from '../../api/index.js';
+import { compareVersions } from '../tools-status.js';
 import { percentileMs, worstAvgLatencyMs, type IoSums } from './rates.js';
 
 /*
@@ -174,17 +176,6 @@ export function datastoreFindings(d: DatastoreFacts): Finding[] {
   return out;
 }
 
-/** qcow2 compat levels compare as versions: "0.10" < "1.1". */
-export function compareVersions(a: string, b: string): number {
-  const pa = a.split('.').map(Number);
-  const pb = b.split('.').map(Number);
-  for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
-    const d = (pa[i] ?? 0) - (pb[i] ?? 0);
-    if (d !== 0) return d;
-  }
-  return 0;
-}
-
 /**
  * Format version mismatch: a qcow2 disk at an older compat level than the newest in the fabric
  * (warning when a newer one shares its datastore, info when only elsewhere); and datastores whose
@@ -332,15 +323,54 @@ export function guestFindings(filesystems: readonly GuestFsFacts[]): Finding[] {
 }
 
 /** Every rule over the fabric's figures. */
+/** A running VM's guest tools (tools-status.ts decides the status). */
+export interface GuestToolsFacts {
+  vm: string;
+  vmId: string;
+  host: string;
+  status: ToolsStatus | null;
+  installed: string | null;
+  current: string | null;
+}
+
+/**
+ * Guest tools that need attention, so that "which VMs need an upgrade" is one issue list: an
+ * outdated or silent agent warns, one never heard since the boot is worth knowing (info).
+ */
+export function toolsFindings(vms: readonly GuestToolsFacts[]): Finding[] {
+  return vms.flatMap((v): Finding[] => {
+    if (v.status === null || v.status === 'current') return [];
+    const subject = { kind: 'vm' as const, key: v.vmId, name: v.vm, host: v.host };
+    const message =
+      v.status === 'outdated'
+        ? `VM ${v.vm}: guest agent ${v.installed} is older than ${v.host}'s tools ${v.current}: silobreak vm tools insert ${v.vm}`
+        : v.status === 'not-answering'
+          ? `VM ${v.vm}: its guest agent (${v.installed}) stopped answering`
+          : `VM ${v.vm}: no guest agent answered since it started`;
+    return [
+      {
+        rule: 'vm-tools',
+        severity: v.status === 'missing' ? 'info' : 'warning',
+        subject,
+        message,
+        value: null,
+        threshold: null,
+      },
+    ];
+  });
+}
+
 export function evaluateRules(input: {
   datastores: readonly DatastoreFacts[];
   disks: readonly DiskFacts[];
   guestFilesystems: readonly GuestFsFacts[];
+  guestTools?: readonly GuestToolsFacts[];
 }): Finding[] {
   return [
     ...input.datastores.flatMap(datastoreFindings),
     ...mismatchFindings(input.disks, input.datastores),
     ...vmIoFindings(input.disks),
     ...guestFindings(input.guestFilesystems),
+    ...toolsFindings(input.guestTools ?? []),
   ];
 }
