@@ -86,14 +86,20 @@ export function renderTable(rows: readonly Row[]): string {
 
 /** Per target, how many rows met it, for the summary under the table. */
 export function targetTally(rows: readonly Row[]): string {
-  const tally = new Map<string, { met: number; missed: number }>();
+  const tally = new Map<string, { met: number; missed: number; 'only-silobreak': number }>();
   for (const row of rows) {
     for (const c of checkTargets(row)) {
       if (c.status === 'n/a') continue;
-      const t = tally.get(c.name) ?? { met: 0, missed: 0 };
+      const t = tally.get(c.name) ?? { met: 0, missed: 0, 'only-silobreak': 0 };
       t[c.status] += 1;
       tally.set(c.name, t);
     }
   }
-  return [...tally].map(([name, t]) => `${name}: met in ${t.met}/${t.met + t.missed} rows`).join('\n');
+  return [...tally]
+    .map(
+      ([name, t]) =>
+        `${name}: met in ${t.met}/${t.met + t.missed} rows` +
+        (t['only-silobreak'] ? ` (+${t['only-silobreak']} where only Silobreak converged)` : ''),
+    )
+    .join('\n');
 }
