@@ -155,7 +155,7 @@ export const MigrationPolicy = z.object({
   /** No progress for this long with no lever left = stalled (cancelled). */
   stallWindowSeconds: z.number().int().min(5).max(3600).default(D.stallWindowSeconds),
   strategy: MigrationStrategy.default('silobreak'),
-  /** Baselines only: the memory copy gives up ("not converged") after this long. */
+  /** The memory copy gives up ("not converged") after this long, whatever the strategy; none by default. */
   timeLimitSeconds: z.number().int().min(5).max(86_400).optional(),
 });
 export type MigrationPolicy = z.input<typeof MigrationPolicy>;

@@ -19,7 +19,7 @@
  * convergence.ts and has no fixed timeout.
  */
 import type { MigrationPlan, MigrationStrategy } from '../../api/index.js';
-import type { ConvergenceAction, MigrationSample } from './convergence.js';
+import { timeLimitCancel, type ConvergenceAction, type MigrationSample } from './convergence.js';
 import { NO_THROTTLE, tallyThrottle, type ThrottleTally } from './throttle-tally.js';
 
 export type BaselineStrategy = Exclude<MigrationStrategy, 'silobreak'>;
@@ -150,10 +150,7 @@ export function decideBaseline(
 
   if (config.timeLimitMs !== undefined && sample.atMs - state.startedAtMs >= config.timeLimitMs) {
     state.timedOut = true;
-    actions.push({
-      kind: 'cancel-stalled',
-      reason: `not converged: time limit ${Math.round(config.timeLimitMs / 1000)} s reached`,
-    });
+    actions.push(timeLimitCancel(config.timeLimitMs));
     return { state, actions };
   }
   if (config.strategy !== 'proxmox-like' || sample.atMs < state.nextPollAtMs) return { state, actions };

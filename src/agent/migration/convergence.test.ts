@@ -310,3 +310,17 @@ test('throttle peak and seconds are accounted from the samples', () => {
   }
   assert.deepEqual(throttleSummary(state.throttle), { peakPercent: 45, seconds: 2.5 });
 });
+
+test('a time limit ends the memory copy of every strategy alike: "not converged", counted from its first active sample', () => {
+  const guest = { ramBytes: 4096 * MiB, workingSetBytes: 2048 * MiB, dirtyRate: 150e6, streamRate: 119e6 };
+  const unlimited = simulate(guest, DEFAULT_CONVERGENCE);
+  assert.equal(unlimited.result, 'completed');
+  assert.ok(unlimited.seconds > 20, `the model's move takes ${unlimited.seconds} s`);
+  const limited = simulate(guest, { ...DEFAULT_CONVERGENCE, timeLimitMs: 20_000 });
+  assert.equal(limited.result, 'cancelled');
+  assert.deepEqual(limited.actions.at(-1), {
+    kind: 'cancel-stalled',
+    reason: 'not converged: time limit 20 s reached',
+  });
+  assert.ok(Math.abs(limited.seconds - 20) < 1, `cancelled after ${limited.seconds} s`);
+});

@@ -67,6 +67,16 @@ export interface ConvergenceConfig {
   patiencePasses: number;
   stallWindowMs: number;
   noTransferWindowMs: number;
+  /** The memory copy gives up ("not converged") after this long; none by default. */
+  timeLimitMs?: number | undefined;
+}
+
+/** Cancels a memory copy that ran out of its time limit (every strategy words it alike). */
+export function timeLimitCancel(limitMs: number): ConvergenceAction {
+  return {
+    kind: 'cancel-stalled',
+    reason: `not converged: time limit ${Math.round(limitMs / 1000)} s reached`,
+  };
 }
 
 export const DEFAULT_CONVERGENCE: ConvergenceConfig = {
@@ -92,6 +102,8 @@ export interface ConvergenceState {
   throttlePercent: number;
   postcopyStarted: boolean;
   stalled: boolean;
+  /** The first active sample: the memory copy's start, for the time limit. */
+  startedAtMs: number | undefined;
   lastSync: number;
   lastResidual: number | undefined;
   bestResidual: number | undefined;
@@ -112,6 +124,7 @@ export function initialConvergenceState(config: ConvergenceConfig): ConvergenceS
     throttlePercent: 0,
     postcopyStarted: false,
     stalled: false,
+    startedAtMs: undefined,
     lastSync: 0,
     lastResidual: undefined,
     bestResidual: undefined,
@@ -201,6 +214,12 @@ export function decideConvergence(
   }
 
   if (sample.status !== 'active' || state.postcopyStarted || state.stalled) {
+    return { state, actions };
+  }
+  state.startedAtMs ??= sample.atMs;
+  if (config.timeLimitMs !== undefined && sample.atMs - state.startedAtMs >= config.timeLimitMs) {
+    state.stalled = true;
+    actions.push(timeLimitCancel(config.timeLimitMs));
     return { state, actions };
   }
 

@@ -314,6 +314,7 @@ export class MigrationService {
         maxThrottlePercent: policy.maxThrottlePercent,
         allowPostcopy: plan.postcopy,
         stallWindowMs: policy.stallWindowSeconds * 1000,
+        timeLimitMs: policy.timeLimitSeconds === undefined ? undefined : policy.timeLimitSeconds * 1000,
       },
       memoryBytes: runtime.def.memoryMiB * MiB,
       stallAfterMs: Math.min(30_000, policy.stallWindowSeconds * 1000),
