@@ -1,11 +1,13 @@
 /*
  * sb-dirty: keeps re-dirtying guest memory at a chosen rate, for live-migration tests.
  *
- *   sb-dirty --rate-mib <N|0 for max> --size-mib <M> [--seconds <S>]
+ *   sb-dirty --rate-mib <N|0 for max> --size-mib <M> [--seconds <S>] [--content random|mixed]
  *
- * Copies non-zero random data over an M MiB working set, page by page, at N MiB/s.
- * QEMU skips zero pages and xbzrle skips unchanged bytes, so passes alternate between two
- * different random buffers: every page written differs from what the previous pass left there.
+ * Copies data over an M MiB working set, page by page, at N MiB/s. QEMU skips zero pages and
+ * xbzrle skips unchanged bytes, so passes alternate between two different buffers: every non-zero
+ * page written differs from what the previous pass left there. `random` (the default): non-zero
+ * random bytes, the worst case for compression. `mixed`, closer to a real guest's memory: a quarter
+ * of the pages zero, a third compressible text, the rest random.
  * Runs until killed (or for S seconds); on exit prints the bytes written and the average rate.
  */
 #define _GNU_SOURCE
@@ -37,7 +39,8 @@ static double now_s(void) {
 }
 
 static void usage(void) {
-  fprintf(stderr, "usage: sb-dirty --rate-mib <N|0 for max> --size-mib <M> [--seconds <S>]\n");
+  fprintf(stderr,
+          "usage: sb-dirty --rate-mib <N|0 for max> --size-mib <M> [--seconds <S>] [--content random|mixed]\n");
   exit(2);
 }
 
@@ -64,15 +67,44 @@ static void fill_random(unsigned char *buf, size_t len, uint64_t seed) {
   }
 }
 
+/*
+ * A mix of page kinds per CHUNK: 16 of its 64 pages zero, 22 of compressible text (sentences that
+ * differ between the two buffers, so each pass changes them), 26 random.
+ */
+static void fill_mixed(unsigned char *buf, size_t len, uint64_t seed, int variant) {
+  static const char *const text[2] = {
+      "the quick brown fox jumps over the lazy dog; ",
+      "pack my box with five dozen liquor jugs, now! ",
+  };
+  fill_random(buf, len, seed);
+  for (size_t page = 0; page * PAGE < len; page++) {
+    unsigned char *p = buf + page * PAGE;
+    size_t kind = page % 64;
+    if (kind < 16) {
+      memset(p, 0, PAGE);
+    } else if (kind < 38) {
+      size_t n = strlen(text[variant]);
+      for (size_t i = 0; i < PAGE; i++) p[i] = (unsigned char)text[variant][i % n];
+    }
+  }
+}
+
 int main(int argc, char **argv) {
   long rate_mib = -1, size_mib = -1;
   unsigned long seconds = 0;
+  int mixed = 0;
   for (int i = 1; i < argc; i++) {
     if (i + 1 >= argc) usage();
     if (strcmp(argv[i], "--rate-mib") == 0) rate_mib = (long)parse_number(argv[i], argv[i + 1]);
     else if (strcmp(argv[i], "--size-mib") == 0) size_mib = (long)parse_number(argv[i], argv[i + 1]);
     else if (strcmp(argv[i], "--seconds") == 0) seconds = parse_number(argv[i], argv[i + 1]);
-    else usage();
+    else if (strcmp(argv[i], "--content") == 0) {
+      if (strcmp(argv[i + 1], "mixed") == 0) mixed = 1;
+      else if (strcmp(argv[i + 1], "random") != 0) {
+        fprintf(stderr, "sb-dirty: --content must be random or mixed, got '%s'\n", argv[i + 1]);
+        return 2;
+      }
+    } else usage();
     i++;
   }
   if (rate_mib < 0 || size_mib < 0) usage();
@@ -90,8 +122,11 @@ int main(int argc, char **argv) {
     fprintf(stderr, "sb-dirty: cannot allocate %ld MiB: %s\n", size_mib, strerror(errno));
     return 1;
   }
-  fill_random(pattern[0], CHUNK, 0x9e3779b97f4a7c15ULL ^ (uint64_t)time(NULL));
-  fill_random(pattern[1], CHUNK, 0xd1b54a32d192ed03ULL ^ (uint64_t)clock());
+  uint64_t seeds[2] = {0x9e3779b97f4a7c15ULL ^ (uint64_t)time(NULL), 0xd1b54a32d192ed03ULL ^ (uint64_t)clock()};
+  for (int v = 0; v < 2; v++) {
+    if (mixed) fill_mixed(pattern[v], CHUNK, seeds[v], v);
+    else fill_random(pattern[v], CHUNK, seeds[v]);
+  }
 
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
@@ -99,8 +134,9 @@ int main(int argc, char **argv) {
   sigaction(SIGTERM, &sa, NULL);
   sigaction(SIGINT, &sa, NULL);
 
-  if (rate_mib == 0) printf("sb-dirty: size %ld MiB, rate max\n", size_mib);
-  else printf("sb-dirty: size %ld MiB, rate %ld MiB/s\n", size_mib, rate_mib);
+  const char *content = mixed ? "mixed" : "random";
+  if (rate_mib == 0) printf("sb-dirty: size %ld MiB, rate max, %s content\n", size_mib, content);
+  else printf("sb-dirty: size %ld MiB, rate %ld MiB/s, %s content\n", size_mib, rate_mib, content);
   fflush(stdout);
 
   double start = now_s();
