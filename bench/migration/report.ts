@@ -50,6 +50,11 @@ export const BenchResult = z.object({
   runs: z.number().int(),
   bigRuns: z.number().int(),
   timeLimitSeconds: z.number().int(),
+  /**
+   * Since 2026-12-01: every policy got the limit and the same attempts, each row began with an
+   * uncounted warm-up move, the dirtying guests wrote mixed content. Absent in older results.
+   */
+  fair: z.boolean().optional(),
   dirtyRateMiB: z.number().optional(),
   diskWriteKiB: z.number().optional(),
   rows: z.array(RowSchema),
@@ -85,12 +90,16 @@ export function renderReport(result: BenchResult): string {
   const workloads =
     result.dirtyRateMiB === undefined
       ? ''
-      : ` dirty = sb-dirty ${result.dirtyRateMiB} MiB/s; dirty+disk adds sb-diskwriter ` +
+      : ` dirty = sb-dirty ${result.dirtyRateMiB} MiB/s${result.fair ? ' (mixed zero, compressible and random pages)' : ''}; dirty+disk adds sb-diskwriter ` +
         `${result.diskWriteKiB ?? '?'} KiB/s (fsync per 4 KiB).`;
   return [
     `# bench/migration ${result.createdAt}${result.quick ? ' (--quick)' : ''}`,
     `2-host TCG lab, 1 vCPU guests; runs per row: 1 GiB VM ${result.runs}, 4 GiB VM ${result.bigRuns}; ` +
-      `baselines get a ${result.timeLimitSeconds} s memory-copy time limit ("not converged").${workloads}`,
+      (result.fair
+        ? `every policy gets a ${result.timeLimitSeconds} s memory-copy time limit ("not converged") and the same ` +
+          'attempts; each row starts with an uncounted warm-up move.'
+        : `baselines get a ${result.timeLimitSeconds} s memory-copy time limit ("not converged").`) +
+      workloads,
     'Medians with (min–max) over the converged runs; total = prepare on target .. source removed; ' +
       'a QEMU downtime of 0 (read before QEMU computed it) counts as not measured; ping downtime = ' +
       'the gap between replies to a 10 ms ping that spans the switchover.',

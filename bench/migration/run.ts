@@ -520,6 +520,7 @@ async function main(): Promise<void> {
       runs,
       bigRuns,
       timeLimitSeconds,
+      fair: true,
       dirtyRateMiB: DIRTY_RATE_MIB,
       diskWriteKiB: DISK_WRITE_KIB,
       rows,
