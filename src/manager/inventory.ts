@@ -24,7 +24,7 @@ import type { DB, HostsTable, Tx, VmDisksTable, VmNicsTable, VmsTable } from './
 import { classify, diffCollections, diffFields } from './diff.js';
 import { Conflict, HostNotFound, PoolNotFound, VmNotFound } from './errors.js';
 import { MOVE_JOB_KINDS } from './move/kinds.js';
-import { toolsStatus } from './tools-status.js';
+import { toolsStatusOfRow } from './tools-status.js';
 
 /*
  * The inventory: reads that turn rows into API objects, and the writes that keep it in step with
@@ -502,16 +502,7 @@ type VmJoined = VmRow & { host_name: string; pool_name: string | null; host_tool
 /** The guest tools of a VM row: its status against its host's tools disk (tools-status.ts). */
 function toolsOf(r: VmJoined, now: number): VmTools {
   return {
-    status: toolsStatus({
-      state: r.state as Vm['state'],
-      startedAt: r.started_at ?? undefined,
-      hostToolsVersion: r.host_tools_version ?? undefined,
-      answered: r.tools_version
-        ? { version: r.tools_version, startedAt: r.tools_started_at ?? undefined }
-        : undefined,
-      answeringNow: r.tools_answering === 1,
-      now,
-    }),
+    status: toolsStatusOfRow(r, r.host_tools_version, now),
     installed: r.tools_version,
     current: r.host_tools_version,
   };

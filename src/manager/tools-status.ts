@@ -45,3 +45,30 @@ export function toolsStatus(f: ToolsFacts): ToolsStatus | null {
   if (f.hostToolsVersion === undefined || f.answered === undefined) return 'current';
   return compareVersions(f.answered.version, f.hostToolsVersion) >= 0 ? 'current' : 'outdated';
 }
+
+/** The columns of a `vms` row the status is read from (tools-record.ts writes them). */
+export interface ToolsRow {
+  state: string;
+  started_at: string | null;
+  tools_version: string | null;
+  tools_started_at: string | null;
+  tools_answering: number;
+}
+
+/** The status of a stored VM whose host ships `hostToolsVersion` (null: no tools disk). */
+export function toolsStatusOfRow(
+  r: ToolsRow,
+  hostToolsVersion: string | null,
+  now: number,
+): ToolsStatus | null {
+  return toolsStatus({
+    state: r.state as VmState,
+    startedAt: r.started_at ?? undefined,
+    hostToolsVersion: hostToolsVersion ?? undefined,
+    answered: r.tools_version
+      ? { version: r.tools_version, startedAt: r.tools_started_at ?? undefined }
+      : undefined,
+    answeringNow: r.tools_answering === 1,
+    now,
+  });
+}

@@ -6,7 +6,6 @@ import {
   type StorageIssue,
   type StorageIssueQuery,
   type StorageThresholds,
-  type VmState,
 } from '../../api/index.js';
 import { decodeCursor, pageOf } from '../cursor.js';
 import type { Db, StatDatastoresTable, StatDisksTable } from '../db.js';
@@ -23,7 +22,7 @@ import {
   type GuestFsFacts,
   type GuestToolsFacts,
 } from './rules.js';
-import { toolsStatus } from '../tools-status.js';
+import { toolsStatusOfRow } from '../tools-status.js';
 import {
   IO_VALUE_COLUMNS,
   SUBJECT_DATASTORE,
@@ -179,7 +178,7 @@ export async function evaluateIssues(db: Db, nowMs = Date.now()): Promise<Evalua
         .all() as {
         id: string;
         name: string;
-        state: VmState;
+        state: string;
         started_at: string | null;
         tools_version: string | null;
         tools_started_at: string | null;
@@ -191,16 +190,7 @@ export async function evaluateIssues(db: Db, nowMs = Date.now()): Promise<Evalua
         vm: v.name,
         vmId: v.id,
         host: v.host,
-        status: toolsStatus({
-          state: v.state,
-          startedAt: v.started_at ?? undefined,
-          hostToolsVersion: v.host_tools ?? undefined,
-          answered: v.tools_version
-            ? { version: v.tools_version, startedAt: v.tools_started_at ?? undefined }
-            : undefined,
-          answeringNow: v.tools_answering === 1,
-          now: nowMs,
-        }),
+        status: toolsStatusOfRow(v, v.host_tools, nowMs),
         installed: v.tools_version,
         current: v.host_tools,
       }));
