@@ -4,6 +4,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import type { GuestExecRequest, GuestExecResult, GuestInfo, ValidVmSpec, Vm, VmDisk } from '../api/index.js';
 import { createQcow2 } from './datastores.js';
+import { commitLeftoverOverlays } from './migration/delta.js';
 import { DefinitionStore, type VmDefinition } from './definitions.js';
 import {
   DiskFileExists,
@@ -252,6 +253,13 @@ export class VmService {
       if (bytes > unpromised) throw new InsufficientMemory(bytes, unpromised, 'unpromised host memory');
       this.#startingBytes += bytes;
       try {
+        if (!options?.incoming) {
+          for (const disk of runtime.def.disks) {
+            const committed = await commitLeftoverOverlays(disk.path);
+            if (committed.length)
+              this.runtimeHost.log.warn('committed a delta overlay left by a move', { vm: runtime.def.name, committed });
+          }
+        }
         await runtime.start(options);
       } finally {
         this.#startingBytes -= bytes;

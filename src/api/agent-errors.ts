@@ -59,6 +59,11 @@ export const AGENT_ERRORS = {
   },
   'migration-stalled': { statuses: [502], about: 'the move made no progress with no lever left' },
   'migration-orphaned': { statuses: [502], about: 'no manager asked about this incoming move for too long' },
+  'retained-copy-not-found': { statuses: [404], about: 'this host keeps no retained copy of that VM' },
+  'retained-copy-invalid': {
+    statuses: [409],
+    about: 'the retained copy is not provably the disk as it left (generation, size, time or content differ)',
+  },
   'source-restarted': {
     statuses: [502],
     about: 'the source QEMU died in the rollback and the VM was started again from its disk',

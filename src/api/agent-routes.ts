@@ -26,6 +26,7 @@ import {
   MoveStorageRequest,
   PlanRequest,
   PrepareIncomingRequest,
+  RetainedCopy,
   StartMigrationRequest,
 } from './migration.js';
 import { HostStats } from './stats.js';
@@ -339,6 +340,22 @@ export const agentMigrationRoutes = {
     status: 202,
     response: MigrationStatus,
     errors: ['vm-not-found', 'migration-conflict', 'datastore-not-found', 'insufficient-capacity'],
+  }),
+  listRetained: route({
+    method: 'GET',
+    path: '/v1/retained',
+    summary: 'The retained copies this host keeps (disks VMs left behind), each checked as it is listed',
+    status: 200,
+    response: z.array(RetainedCopy),
+    errors: [],
+  }),
+  releaseRetained: route({
+    method: 'DELETE',
+    path: '/v1/retained/:vmId',
+    summary: "Release a VM's retained copy: its images are deleted",
+    params: z.object({ vmId: z.uuid() }),
+    status: 204,
+    errors: ['retained-copy-not-found', 'migration-conflict'],
   }),
 };
 

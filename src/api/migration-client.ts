@@ -13,6 +13,7 @@ import type {
   MoveStorageRequest,
   PlanRequest,
   PrepareIncomingRequest,
+  RetainedCopy,
   StartMigrationRequest,
 } from './migration.js';
 
@@ -61,6 +62,14 @@ export class AgentMigrationClient {
       { params: { id }, body: request },
       { timeoutMs: 120_000 },
     );
+  }
+  /** The retained copies this host keeps, each checked. */
+  listRetained(): Promise<RetainedCopy[]> {
+    return this.http.call(routes.listRetained, {}, { timeoutMs: 60_000 });
+  }
+  /** Deletes a VM's retained copy. */
+  releaseRetained(vmId: string): Promise<void> {
+    return this.http.call(routes.releaseRetained, { params: { vmId } });
   }
 
   /** Cold move, source: read-only NBD exports of the stopped VM's disks. */

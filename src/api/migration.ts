@@ -100,6 +100,10 @@ export const MigrationStats = z.object({
   throttleSeconds: z.number().optional(),
   downtimeLimitMs: z.number().optional(),
   multifdChannels: z.number().int().optional(),
+  /** A delta return move (issue 17): the changed clusters sent from the tracking bitmap. */
+  deltaBytes: z.number().optional(),
+  /** A delta return move: what the guest wrote during the move, mirrored on top of the delta. */
+  deltaOverlayBytes: z.number().optional(),
 });
 export type MigrationStats = z.infer<typeof MigrationStats>;
 
@@ -160,7 +164,24 @@ export const MigrationPolicy = z.object({
 });
 export type MigrationPolicy = z.input<typeof MigrationPolicy>;
 
-export const PlanRequest = z.object({ vmName: Name, policy: MigrationPolicy.prefault({}) });
+/**
+ * A delta return move's generation (issue 17): the arrival from which a VM's disks track their
+ * changes; the host it left then keeps its disks as a retained copy of that generation.
+ */
+export const GenerationId = z
+  .string()
+  .regex(
+    /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/,
+    'must be 1-64 letters, digits, "-" or "_", starting with a letter or digit',
+  );
+export type GenerationId = z.infer<typeof GenerationId>;
+
+export const PlanRequest = z.object({
+  vmName: Name,
+  policy: MigrationPolicy.prefault({}),
+  /** The target holds a retained copy of this generation: can the disks go as a delta? */
+  deltaGeneration: GenerationId.optional(),
+});
 export type PlanRequest = z.input<typeof PlanRequest>;
 
 export const MigrationPlan = z.object({
@@ -173,6 +194,16 @@ export const MigrationPlan = z.object({
   maxDowntimeMs: z.number().int(),
   mirrorBufSizeBytes: z.number().int(),
   reasons: z.array(z.string()),
+  /**
+   * Asked with a deltaGeneration: the disks' tracking bitmaps are usable (`bytes`: what they
+   * marked when planned), or why not (the move then copies everything).
+   */
+  delta: z
+    .union([
+      z.object({ usable: z.literal(true), generationId: GenerationId, bytes: z.number().int().min(0) }),
+      z.object({ usable: z.literal(false), generationId: GenerationId, reason: z.string() }),
+    ])
+    .optional(),
 });
 export type MigrationPlan = z.infer<typeof MigrationPlan>;
 
@@ -206,6 +237,10 @@ export const PrepareIncomingRequest = z.object({
   plan: MigrationPlan,
   /** NBD and the memory stream over TLS with the fabric's certificates (both sides must agree). */
   secure: z.boolean().default(false),
+  /** The source keeps its disks as a retained copy: the arrived disks track changes from the switchover. */
+  track: GenerationId.optional(),
+  /** Delta move: the target's disks are its retained copy of this generation (checked, else refused). */
+  fromRetained: GenerationId.optional(),
 });
 export type PrepareIncomingRequest = z.input<typeof PrepareIncomingRequest>;
 
@@ -224,6 +259,8 @@ export const IncomingPrepared = z.object({
   exports: z.array(NbdExport),
   /** The stream address the source migrates to, e.g. `tcp:10.250.0.2:49153`. */
   migrationUri: z.string(),
+  /** Present: the exports hold the retained copy of this generation, so the source sends the delta. */
+  retainedGeneration: GenerationId.optional(),
 });
 export type IncomingPrepared = z.infer<typeof IncomingPrepared>;
 
@@ -240,6 +277,8 @@ export type StartMigrationRequest = z.input<typeof StartMigrationRequest>;
 export const CompleteMigrationRequest = z.object({
   /** Keep the source's disk files after the move (they are removed by default). */
   keepSource: z.boolean().default(false),
+  /** Keep the source's disks as a retained copy of this generation (a later return sends the delta). */
+  retain: GenerationId.optional(),
 });
 export type CompleteMigrationRequest = z.input<typeof CompleteMigrationRequest>;
 
@@ -275,3 +314,29 @@ export type ColdCopied = z.infer<typeof ColdCopied>;
 
 export const ColdClosed = z.object({ migrationId: MigrationId, closed: z.boolean() });
 export type ColdClosed = z.infer<typeof ColdClosed>;
+
+/*
+ * Retained copies (issue 17): the disks a VM left behind on a host, kept read-only and never
+ * started, so that a move back sends only what changed since.
+ */
+export const RetainedDisk = z.object({
+  diskId: Name,
+  datastore: Name,
+  path: z.string(),
+  virtualSizeBytes: z.number().int(),
+  allocatedBytes: z.number().int(),
+});
+export type RetainedDisk = z.infer<typeof RetainedDisk>;
+
+export const RetainedCopy = z.object({
+  vmId: z.uuid(),
+  vmName: Name,
+  generationId: GenerationId,
+  departedAt: z.iso.datetime(),
+  disks: z.array(RetainedDisk),
+  /** Bytes the copy holds on the host's datastores. */
+  allocatedBytes: z.number().int(),
+  /** Whether the copy is provably as it was at departure (size, time and sampled content). */
+  check: z.union([z.object({ valid: z.literal(true) }), z.object({ valid: z.literal(false), reason: z.string() })]),
+});
+export type RetainedCopy = z.infer<typeof RetainedCopy>;

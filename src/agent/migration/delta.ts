@@ -30,7 +30,8 @@
  * stays valid for a retry. Should the source QEMU die mid-move, the guest's latest writes are in
  * the overlay file: it must be committed (`qemu-img commit`) before the VM starts from its image.
  */
-import { rm } from 'node:fs/promises';
+import { readdir, rm } from 'node:fs/promises';
+import path from 'node:path';
 import { z } from 'zod';
 import {
   queryNamedBlockNodes,
@@ -163,6 +164,14 @@ export interface DeltaMove {
   backupEnd: Promise<QmpEvent> | undefined;
 }
 
+/** A delta copy's progress: the changed clusters first, then the overlay's mirror on top. */
+export interface DeltaJobProgress {
+  stage: 'changed-clusters' | 'overlay';
+  offset: number;
+  len: number;
+  ready: boolean;
+}
+
 export interface DeltaCopied {
   /** Bytes the changed-cluster copy sent (the backup job's len). */
   deltaBytes: number;
@@ -270,12 +279,30 @@ export async function startDeltaMove(
 export async function waitDeltaCopied(
   qmp: QmpClient,
   move: DeltaMove,
-  options: DeltaOptions & { timeoutMs?: number; pollMs?: number },
+  options: DeltaOptions & {
+    timeoutMs?: number;
+    pollMs?: number;
+    /** Called at each poll with the running job's figures; throwing from it ends the wait. */
+    tick?: (job: DeltaJobProgress) => void;
+  },
 ): Promise<DeltaCopied> {
   const { names } = move;
   const timeoutMs = options.timeoutMs ?? 600_000;
   const started = Date.now();
   if (!move.backupEnd) throw fail('no copy of the changed clusters was started');
+  let ended: QmpEvent | undefined;
+  void move.backupEnd.then(
+    (e) => (ended = e),
+    () => undefined,
+  );
+  while (ended === undefined) {
+    const jobs = await qmp.execute('query-block-jobs', undefined, { schema: BlockJobs, timeoutMs: QMP_MS });
+    const job = jobs.find((j) => j.device === names.backupJob);
+    if (job) options.tick?.({ stage: 'changed-clusters', offset: job.offset, len: job.len, ready: false });
+    if (ended !== undefined || !job) break;
+    if (Date.now() - started > timeoutMs) throw fail(`delta copy not done within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, options.pollMs ?? 50));
+  }
   const backupEnd = await move.backupEnd;
   if (backupEnd.event !== 'BLOCK_JOB_COMPLETED' || typeof backupEnd.data.error === 'string') {
     throw fail(`copy of the changed clusters failed: ${String(backupEnd.data.error ?? 'cancelled')}`);
@@ -300,6 +327,12 @@ export async function waitDeltaCopied(
     const job = jobs.find((j) => j.device === names.mirrorJob);
     if (!job) throw fail(`mirror ${names.mirrorJob} ended before it was in sync`);
     if (job.error) throw fail(`mirror ${names.mirrorJob}: ${job.error}`);
+    options.tick?.({
+      stage: 'overlay',
+      offset: deltaBytes + job.offset,
+      len: deltaBytes + job.len,
+      ready: job.ready,
+    });
     if (job.ready) {
       await qmp.execute('block-job-change', {
         id: names.mirrorJob,
@@ -383,6 +416,23 @@ export async function flattenLeftBehind(imagePath: string, overlayPath: string):
   await run('qemu-img', ['commit', '-q', '-d', overlayPath], COMMIT_MS);
   await rm(overlayPath, { force: true });
   await removeTrackingBitmaps(imagePath);
+}
+
+/**
+ * Before a VM starts from its images: a delta overlay left beside an image (the source QEMU died
+ * mid-move, or the agent did before it could fold it) holds the guest's latest writes, so it is
+ * committed into the image first. Returns the overlays committed.
+ */
+export async function commitLeftoverOverlays(imagePath: string): Promise<string[]> {
+  const dir = path.dirname(imagePath);
+  const leftovers = (await readdir(dir).catch(() => [] as string[]))
+    .map((f) => path.join(dir, f))
+    .filter((f) => imageOfDeltaOverlay(f) === imagePath);
+  for (const overlay of leftovers) {
+    await run('qemu-img', ['commit', '-q', '-d', overlay], COMMIT_MS);
+    await rm(overlay, { force: true });
+  }
+  return leftovers;
 }
 
 const ImageBitmaps = z.looseObject({

@@ -34,3 +34,22 @@ export class MigrationCancelled extends AgentError {
     super(`cancelled during ${phase}`);
   }
 }
+
+/** No retained copy of the VM on this host (released, expired, or never kept). */
+export class RetainedCopyNotFound extends AgentError {
+  readonly code = 'retained-copy-not-found';
+  constructor(readonly vmId: string) {
+    super(`no retained copy of VM ${vmId} on this host`);
+  }
+}
+
+/** A retained copy that is not provably the disk as it left: a delta onto it could be wrong. */
+export class RetainedCopyInvalid extends AgentError {
+  readonly code = 'retained-copy-invalid';
+  constructor(
+    readonly vmId: string,
+    readonly reason: string,
+  ) {
+    super(`the retained copy of VM ${vmId} cannot be used: ${reason}`);
+  }
+}

@@ -14,6 +14,7 @@
  */
 import type { MigrationPlan } from '../../api/index.js';
 import type { QmpClient, QmpEvent } from '../../qmp/index.js';
+import { startTracking } from './delta.js';
 import { MigrationFailed } from './errors.js';
 
 export interface IncomingDisk {
@@ -28,6 +29,11 @@ export interface IncomingOptions {
   nbdPort: number;
   migrationPort: number;
   plan: MigrationPlan;
+  /**
+   * The source keeps a retained copy: each arrived disk tracks its changes in this persistent
+   * bitmap from the switchover on (delta.ts), so a move back sends only those.
+   */
+  trackingBitmap?: string | undefined;
   /** Secure move: QEMU x509 directory (tls.ts); NBD and the memory stream then require TLS. */
   tlsDir?: string | undefined;
   log: (msg: string, fields?: Record<string, unknown>) => void;
@@ -115,6 +121,16 @@ export class IncomingMigration {
     const { qmp, log } = this.options;
     this.#stopWatching?.();
     await qmp.execute('nbd-server-stop');
+    // Before `cont`: the source's writes have all landed and the guest has not run yet.
+    const bitmap = this.options.trackingBitmap;
+    if (bitmap !== undefined) {
+      for (const disk of this.options.disks) {
+        await startTracking(qmp, disk.nodeName, bitmap).catch((error: unknown) => {
+          // No bitmap = no delta later: the move back finds none and copies everything.
+          log('tracking not started', { disk: disk.diskId, error: String(error) });
+        });
+      }
+    }
     await qmp.execute('cont');
     const resumedAt = new Date().toISOString();
     log('target resumed');

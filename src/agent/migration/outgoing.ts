@@ -46,6 +46,14 @@ import {
   type MigrationSample,
 } from './convergence.js';
 import { throttleSummary } from './throttle-tally.js';
+import {
+  cancelDelta,
+  deltaOverlayPath,
+  finishDelta,
+  startDeltaMove,
+  waitDeltaCopied,
+  type DeltaMove,
+} from './delta.js';
 import { MigrationCancelled, MigrationConflict, MigrationFailed } from './errors.js';
 import {
   advanceProgress,
@@ -72,6 +80,8 @@ export interface OutgoingDisk {
   nodeName: string;
   /** The target's NBD export of the same disk. */
   exportName: string;
+  /** The image file under the format node (a delta move's temporary overlay goes beside it). */
+  imagePath: string;
 }
 
 export interface OutgoingOptions {
@@ -92,6 +102,11 @@ export interface OutgoingOptions {
   pollMs?: { mirror: number; memory: number };
   /** Secure move: QEMU x509 directory (tls.ts); NBD and the memory stream then use TLS. */
   tlsDir?: string | undefined;
+  /**
+   * Delta move (delta.ts): the target's exports hold a retained copy and every disk's changes
+   * since it was kept are in this tracking bitmap; only those are sent.
+   */
+  deltaBitmap?: string | undefined;
   /** Prefix for host commands when QEMU runs in another network namespace (tests), e.g. ip netns exec. */
   hostCommand?: string[];
 }
@@ -129,7 +144,8 @@ export class OutgoingMigration {
     this.#convergence = initialConvergenceState(options.convergence);
     if (options.baseline) this.#baseline = initialBaselineState(options.plan);
     const tag = SHORT(options.migrationId);
-    for (const d of options.disks) {
+    // A delta move has its own jobs and nodes (delta.ts).
+    if (options.deltaBitmap === undefined) for (const d of options.disks) {
       this.#nbdNodes.set(d.diskId, `${NBD_NODE_PREFIX}${tag}-${d.diskId}`.slice(0, 31));
       this.#jobs.set(d.diskId, `${MIRROR_JOB_PREFIX}${tag}-${d.diskId}`);
     }
@@ -160,7 +176,8 @@ export class OutgoingMigration {
       await this.#configure();
       this.#setPhase('mirror-disks');
       const mirrorStart = Date.now();
-      await this.#mirror();
+      if (this.options.deltaBitmap === undefined) await this.#mirror();
+      else await this.#mirrorDelta(this.options.deltaBitmap);
       this.stats.mirrorTimeMs = Date.now() - mirrorStart;
       await this.#dirtyRateMeasured();
       this.#setPhase('copy-memory');
@@ -341,6 +358,71 @@ export class OutgoingMigration {
   }
 
   readonly #added = new Set<string>();
+
+  /** A delta move's per-disk state, for its switchover and undo. */
+  readonly #deltaMoves: DeltaMove[] = [];
+
+  /**
+   * The temporary overlays a delta move left under the source QEMU (they hold the guest's writes
+   * since the freeze): the source folds them into the images it keeps, or deletes them with them.
+   */
+  get deltaOverlays(): { imagePath: string; overlayPath: string }[] {
+    return this.#deltaMoves
+      .filter((m) => m.overlay !== 'none')
+      .map((m) => ({ imagePath: m.disk.imagePath, overlayPath: m.disk.overlayPath }));
+  }
+
+  /**
+   * The disks as a delta (delta.ts): each freezes under a temporary overlay and its changed
+   * clusters go to the target's retained copy, then the overlay is mirrored on top and the
+   * mirrors turn write-blocking, as after a full move's mirror phase.
+   */
+  async #mirrorDelta(bitmap: string): Promise<void> {
+    const { qmp, disks, nbd, plan } = this.options;
+    const tag = SHORT(this.options.migrationId);
+    const options = { nbd, tag, tlsCreds: this.#tls, mirrorBufSizeBytes: plan.mirrorBufSizeBytes };
+    for (const disk of disks) {
+      this.#checkCancel();
+      const move = await startDeltaMove(
+        qmp,
+        {
+          diskId: disk.diskId,
+          nodeName: disk.nodeName,
+          imagePath: disk.imagePath,
+          overlayPath: deltaOverlayPath(disk.imagePath, tag),
+          bitmap,
+          exportName: disk.exportName,
+        },
+        options,
+      );
+      this.#deltaMoves.push(move);
+    }
+    this.#startDirtyRate();
+    const progress = new Map<string, RawDisk>(
+      disks.map((d) => [d.diskId, { diskId: d.diskId, offset: 0, len: 0, ready: false }]),
+    );
+    let deltaBytes = 0;
+    let overlayBytes = 0;
+    for (const move of this.#deltaMoves) {
+      const copied = await waitDeltaCopied(qmp, move, {
+        ...options,
+        pollMs: this.options.pollMs?.mirror ?? 250,
+        tick: (job) => {
+          progress.set(move.disk.diskId, { diskId: move.disk.diskId, ...job });
+          this.#advance([...progress.values()]);
+          this.#failIfStalled();
+          this.#checkCancel();
+        },
+      });
+      deltaBytes += copied.deltaBytes;
+      overlayBytes += copied.overlayBytes;
+    }
+    Object.assign(this.stats, {
+      diskBytes: deltaBytes + overlayBytes,
+      deltaBytes,
+      deltaOverlayBytes: overlayBytes,
+    });
+  }
 
   /** block-job-change (switching a mirror to write-blocking) came with QEMU 8.2. */
   async #canSwitchCopyMode(): Promise<boolean> {
@@ -523,6 +605,7 @@ export class OutgoingMigration {
           throw new MigrationFailed(`mirror ${job}: ${event.data.error}`, 'switchover');
       }),
     );
+    await Promise.all(this.#deltaMoves.map((move) => finishDelta(qmp, move)));
     const mirrorsMs = Date.now() - started;
     await Promise.all([...this.#added].map((node) => qmp.execute('blockdev-del', { 'node-name': node })));
     this.#added.clear();
@@ -589,6 +672,9 @@ export class OutgoingMigration {
       }
       if (!ended) log('rollback: the migration stream has not ended yet', { phase });
     }
+    // A delta move: its jobs stop, and the overlay is committed back into the disk (delta.ts).
+    for (const move of this.#deltaMoves)
+      await step(`undo the delta copy of ${move.disk.diskId}`, () => cancelDelta(qmp, move));
     const jobs = [...this.#jobs.values()];
     // After a yank the mirrors end on their own error within moments: let them, and cancel only
     // those still there.
@@ -674,7 +760,10 @@ export class OutgoingMigration {
     );
     const wanted = known.filter(
       (i) =>
-        (i.type === 'block-node' && i['node-name'] !== undefined && this.#added.has(i['node-name'])) ||
+        (i.type === 'block-node' &&
+          i['node-name'] !== undefined &&
+          (this.#added.has(i['node-name']) ||
+            this.#deltaMoves.some((m) => m.nbd && m.names.nbdNode === i['node-name']))) ||
         (i.type === 'migration' && this.#migrateStarted),
     );
     if (wanted.length === 0) return;

@@ -26,6 +26,9 @@ export function migrationRoutes(options: MigrationServiceOptions = {}): AgentRou
       completeMigration: ({ params, body }) => moves.complete(params.id, body),
       // Storage moves on this host.
       moveStorage: ({ params, body }) => moves.moveStorage(params.name, body),
+      // Retained copies (delta return moves).
+      listRetained: () => moves.listRetained(),
+      releaseRetained: ({ params }) => moves.releaseRetained(params.vmId),
     };
   };
 }

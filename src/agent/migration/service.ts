@@ -16,6 +16,7 @@ import type {
   MoveStorageRequest,
   PlanRequest,
   PrepareIncomingRequest,
+  RetainedCopy,
   StartMigrationRequest,
   Vm,
 } from '../../api/index.js';
@@ -35,10 +36,16 @@ import { hasTlsCredentials, TLS_FILES } from './tls.js';
 import { PortAllocator, type PortLease } from './ports.js';
 import { initialProgress } from './progress.js';
 import { chooseTuning } from './tuning.js';
+import { deltaRefusal, flattenLeftBehind, trackingBitmap, trackingBitmapName } from './delta.js';
+import { RetainedStore, type KeptDisk } from './retained.js';
 
 const MiB = 1024 * 1024;
 const errorText = (error: unknown) => (error instanceof Error ? error.message : String(error));
-const Journal = z.object({ vmName: z.string() });
+const Journal = z.object({
+  vmName: z.string(),
+  /** A delta move onto a retained copy: its images go back there if the move does not arrive. */
+  fromRetained: z.object({ vmId: z.string() }).optional(),
+});
 const QEMU_ADDRESS_IN_USE = /Address already in use|Failed to bind/;
 /**
  * An incoming move the manager has not asked about for this long is an orphan (the manager polls
@@ -62,6 +69,8 @@ interface MoveRecord {
   /** Target: when the guest ran again here (the end of its pause), for the manager's result. */
   resumedAt?: string;
   leases: PortLease[];
+  /** Target of a delta move: the retained copy's images are this VM's disks until it arrives. */
+  fromRetained?: { vmId: string; disks: KeptDisk[] };
   /** Target: when the manager last asked about this move (an orphan is one nobody asks about). */
   lastContactAt: number;
   /** Settles when the record leaves `running`. */
@@ -83,6 +92,7 @@ export class MigrationService {
   readonly #maxConcurrent: number;
   #running = 0;
   readonly #queue: (() => void)[] = [];
+  readonly retained: RetainedStore;
 
   constructor(
     private readonly core: AgentCore,
@@ -90,9 +100,34 @@ export class MigrationService {
   ) {
     this.#ports = new PortAllocator(options.portRange);
     this.#maxConcurrent = options.maxConcurrent ?? 2;
+    this.retained = new RetainedStore(() => this.core.config.datastores);
   }
 
-  plan(request: z.output<typeof PlanRequest>): MigrationPlan {
+  async plan(request: z.output<typeof PlanRequest>): Promise<MigrationPlan> {
+    const plan = this.#tuningPlan(request);
+    if (request.deltaGeneration === undefined) return plan;
+    return { ...plan, delta: await this.#deltaCheck(request.vmName, request.deltaGeneration) };
+  }
+
+  /** Whether every disk of the VM carries a usable tracking bitmap of the generation, and what it marks. */
+  async #deltaCheck(vmName: string, generationId: string): Promise<NonNullable<MigrationPlan['delta']>> {
+    const runtime = this.core.vms.runtime(vmName);
+    const refused = (reason: string) => ({ usable: false as const, generationId, reason });
+    if (!runtime.active) return refused(`${vmName} is not running`);
+    const bitmap = trackingBitmapName(generationId);
+    const nodes = await currentNodeNames(runtime.qmp());
+    let bytes = 0;
+    for (const disk of runtime.def.disks) {
+      const node = nodes.get(disk.id) ?? diskNodeName(disk.id);
+      const found = await trackingBitmap(runtime.qmp(), node, bitmap);
+      const refusal = deltaRefusal(found, bitmap);
+      if (refusal) return refused(`disk ${disk.id}: ${refusal}`);
+      bytes += found?.count ?? 0;
+    }
+    return { usable: true, generationId, bytes };
+  }
+
+  #tuningPlan(request: z.output<typeof PlanRequest>): MigrationPlan {
     const def = this.core.vms.runtime(request.vmName).def;
     const policy = request.policy;
     if (policy.strategy !== 'silobreak') return baselinePlan(policy.strategy, def.memoryMiB * MiB);
@@ -119,7 +154,7 @@ export class MigrationService {
   // ---- target side ----
 
   async prepareIncoming(request: z.output<typeof PrepareIncomingRequest>): Promise<IncomingPrepared> {
-    const { vm, plan, migrationId } = request;
+    const { vm, plan, migrationId, track, fromRetained } = request;
     const tlsDir = await this.#tlsDir(request.secure);
     if (this.#moves.has(migrationId)) throw new MigrationConflict(`migration ${migrationId} exists already`);
     this.#assertNoMoveOf(vm.name);
@@ -150,7 +185,18 @@ export class MigrationService {
     );
     const record = this.#record(migrationId, 'target', vm.name);
     try {
-      await this.#writeJournal(migrationId, vm.name);
+      if (fromRetained !== undefined) {
+        // The defined (empty) disks are replaced by the retained images, checked first.
+        const disks = vms.runtime(vm.name).def.disks;
+        const taken = disks.map((d) => ({ id: d.id, datastore: d.datastore, path: d.path }));
+        await this.retained.take(
+          vm.id,
+          fromRetained,
+          disks.map((d) => ({ ...d, virtualSizeBytes: d.sizeBytes })),
+        );
+        record.fromRetained = { vmId: vm.id, disks: taken };
+      }
+      await this.#writeJournal(migrationId, vm.name, record.fromRetained);
       await vms.start(vm.name, { incoming: true, paused: true });
       const runtime = vms.runtime(vm.name);
       const address = this.core.config.fabricAddress;
@@ -167,6 +213,7 @@ export class MigrationService {
             migrationPort: stream.port,
             plan,
             tlsDir,
+            trackingBitmap: track === undefined ? undefined : trackingBitmapName(track),
             log: (msg, fields) => this.core.log.info(msg, { migration: migrationId, vm: vm.name, ...fields }),
           });
           await prepared.prepare();
@@ -191,6 +238,7 @@ export class MigrationService {
           };
         }),
         migrationUri: incoming.migrationUri,
+        ...(fromRetained === undefined ? {} : { retainedGeneration: fromRetained }),
       };
     } catch (error) {
       this.#finish(record, 'failed', error);
@@ -258,11 +306,22 @@ export class MigrationService {
     return this.core.vms.get(record.vmName);
   }
 
+  async #retainedConsumed(vmId: string): Promise<void> {
+    await this.retained.consumed(vmId).catch((error: unknown) =>
+      this.core.log.warn('cannot remove the record of a consumed retained copy', { vmId, error: errorText(error) }),
+    );
+  }
+
   async #removeIncoming(record: MoveRecord): Promise<void> {
     record.incoming?.close();
     const vms = this.core.vms;
     try {
       await vms.stop(record.vmName);
+      // A delta move onto a retained copy: the images go back, good for a retry (retained.ts).
+      if (record.fromRetained) {
+        await this.retained.putBack(record.fromRetained.vmId, record.fromRetained.disks);
+        record.fromRetained = undefined;
+      }
       await vms.delete(record.vmName, true);
     } catch (error) {
       this.core.log.warn('cleaning up the incoming VM failed', { vm: record.vmName, error: String(error) });
@@ -302,7 +361,11 @@ export class MigrationService {
         diskId: d.id,
         nodeName: nodes.get(d.id) ?? diskNodeName(d.id),
         exportName: exports.get(d.id) ?? d.id,
+        imagePath: d.path,
       })),
+      ...(target.retainedGeneration === undefined
+        ? {}
+        : { deltaBitmap: trackingBitmapName(target.retainedGeneration) }),
       nbd: target.nbd,
       migrationUri: target.migrationUri,
       plan,
@@ -325,6 +388,18 @@ export class MigrationService {
     record.outgoing = outgoing;
     void this.#runInSlot(record, outgoing);
     return this.status(migrationId);
+  }
+
+  // ---- retained copies (issue 17) ----
+
+  listRetained(): Promise<RetainedCopy[]> {
+    return this.retained.list();
+  }
+
+  async releaseRetained(vmId: string): Promise<void> {
+    const busy = [...this.#moves.values()].find((m) => m.state === 'running' && m.fromRetained?.vmId === vmId);
+    if (busy) throw new MigrationConflict(`the retained copy of VM ${vmId} is in use by migration ${busy.id}`);
+    await this.retained.release(vmId);
   }
 
   // ---- storage moves on this host ----
@@ -472,10 +547,14 @@ export class MigrationService {
     return this.status(id);
   }
 
-  /** After the switchover: the source QEMU goes, and its disks too unless kept. */
+  /**
+   * After the switchover: the source QEMU goes, and its disks too unless kept or retained. A
+   * delta move's temporary overlay holds the guest's last writes here: it is folded into the image
+   * when the image stays, deleted with it otherwise.
+   */
   async complete(
     id: string,
-    { keepSource }: z.output<typeof CompleteMigrationRequest>,
+    { keepSource, retain }: z.output<typeof CompleteMigrationRequest>,
   ): Promise<MigrationStatus> {
     const record = this.#get(id, 'source');
     if (record.state !== 'completed') {
@@ -486,7 +565,20 @@ export class MigrationService {
     const vms = this.core.vms;
     if (vms.runtimes().some((r) => r.def.name === record.vmName)) {
       await vms.stop(record.vmName);
-      await vms.delete(record.vmName, !keepSource);
+      const def = vms.runtime(record.vmName).def;
+      const kept = keepSource || retain !== undefined;
+      for (const overlay of record.outgoing?.deltaOverlays ?? []) {
+        if (kept) await flattenLeftBehind(overlay.imagePath, overlay.overlayPath);
+        else await rm(overlay.overlayPath, { force: true });
+      }
+      if (retain !== undefined) {
+        await this.retained.keep(
+          { id: def.id, name: def.name },
+          retain,
+          def.disks.map((d) => ({ id: d.id, datastore: d.datastore, path: d.path })),
+        );
+      }
+      await vms.delete(record.vmName, !kept);
     }
     return this.status(id);
   }
@@ -701,6 +793,12 @@ export class MigrationService {
       };
     }
     if (record.role === 'source') this.#release(record);
+    // A delta move arrived: the retained images are the running VM's disks now.
+    if (record.role === 'target' && state === 'completed' && record.fromRetained) {
+      const { vmId } = record.fromRetained;
+      record.fromRetained = undefined;
+      void this.#retainedConsumed(vmId);
+    }
     record.settle();
   }
 
@@ -730,9 +828,10 @@ export class MigrationService {
     return path.join(this.core.config.stateDir, 'migrations', `${id}.json`);
   }
 
-  async #writeJournal(id: string, vmName: string): Promise<void> {
+  async #writeJournal(id: string, vmName: string, fromRetained: MoveRecord['fromRetained']): Promise<void> {
     await mkdir(path.dirname(this.#journalFile(id)), { recursive: true });
-    await writeFile(this.#journalFile(id), `${JSON.stringify({ vmName })}\n`);
+    const journal = { vmName, ...(fromRetained ? { fromRetained: { vmId: fromRetained.vmId } } : {}) };
+    await writeFile(this.#journalFile(id), `${JSON.stringify(journal)}\n`);
   }
 
   async #target(id: string): Promise<MoveRecord> {
@@ -745,7 +844,18 @@ export class MigrationService {
     const parsed = text === undefined ? undefined : Journal.safeParse(JSON.parse(text));
     if (!parsed?.success) throw new MigrationNotFound(id);
     this.core.log.info('adopting an incoming move after an agent restart', { migration: id });
-    return this.#record(id, 'target', parsed.data.vmName);
+    const record = this.#record(id, 'target', parsed.data.vmName);
+    const retainedVm = parsed.data.fromRetained?.vmId;
+    if (retainedVm !== undefined) {
+      const def = this.core.vms.runtimes().find((r) => r.def.name === record.vmName)?.def;
+      if (def) {
+        record.fromRetained = {
+          vmId: retainedVm,
+          disks: def.disks.map((d) => ({ id: d.id, datastore: d.datastore, path: d.path })),
+        };
+      }
+    }
+    return record;
   }
 
   /**

@@ -260,7 +260,14 @@ export class MigrationRig {
     const outgoing = new OutgoingMigration({
       migrationId: crypto.randomUUID(),
       qmp: source.qmp,
-      disks: [{ diskId: 'd0', nodeName: 'disk-d0', exportName: incoming.exports[0]?.exportName ?? '' }],
+      disks: [
+        {
+          diskId: 'd0',
+          nodeName: 'disk-d0',
+          exportName: incoming.exports[0]?.exportName ?? '',
+          imagePath: source.disk,
+        },
+      ],
       nbd: { host: address, port: nbd.port },
       migrationUri: incoming.migrationUri,
       plan,
