@@ -257,7 +257,10 @@ export class VmService {
           for (const disk of runtime.def.disks) {
             const committed = await commitLeftoverOverlays(disk.path);
             if (committed.length)
-              this.runtimeHost.log.warn('committed a delta overlay left by a move', { vm: runtime.def.name, committed });
+              this.runtimeHost.log.warn('committed a delta overlay left by a move', {
+                vm: runtime.def.name,
+                committed,
+              });
           }
         }
         await runtime.start(options);

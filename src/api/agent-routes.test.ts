@@ -161,6 +161,8 @@ test('AgentClient and AgentMigrationClient call exactly the routes of the table'
     ['coldExport', () => moves.coldExport('a', id)],
     ['coldClose', () => moves.coldClose(id)],
     ['coldCopy', () => moves.coldCopy('a', { disks: [{ diskId: 'root', uri: 'nbd://h:1/root' }] })],
+    ['listRetained', () => moves.listRetained()],
+    ['releaseRetained', () => moves.releaseRetained(id)],
   ];
   for (const [name, call] of calls) {
     seen.length = 0;

@@ -29,6 +29,8 @@ import {
   type MoveVmRequest,
   type PageQuery,
   type VmListQuery,
+  type RetainedCopyQuery,
+  type RetainedCopyView,
 } from './manager.js';
 import { managerRoutes as routes } from './manager-routes.js';
 import {
@@ -260,6 +262,12 @@ export class ManagerClient {
   }
   getStorageThresholds(host: string, datastore: string): Promise<DatastoreThresholds> {
     return this.http.call(routes.getStorageThresholds, { params: { host, datastore } });
+  }
+  listRetainedCopies(q?: RetainedCopyQuery): Promise<RetainedCopyView[]> {
+    return this.http.call(routes.listRetainedCopies, { query: defined(q) });
+  }
+  releaseRetainedCopy(id: string): Promise<void> {
+    return this.http.call(routes.releaseRetainedCopy, { params: { id } });
   }
   setStorageThresholds(
     host: string,

@@ -38,6 +38,8 @@ import {
   TokenName,
   VmListQuery,
   VmMoveStorageRequest,
+  RetainedCopyQuery,
+  RetainedCopyView,
 } from './manager.js';
 import {
   DatastoreRef,
@@ -515,6 +517,24 @@ export const managerRoutes = {
     status: 200,
     response: DatastoreThresholds,
     errors: ['not-found'],
+  }),
+  listRetainedCopies: route({
+    method: 'GET',
+    path: `${API_PREFIX}/retained-copies`,
+    summary:
+      'Retained copies: disks VMs left on hosts they moved away from, kept so a move back sends only the delta',
+    query: RetainedCopyQuery,
+    status: 200,
+    response: z.array(RetainedCopyView),
+    errors: ['not-found'],
+  }),
+  releaseRetainedCopy: route({
+    method: 'DELETE',
+    path: `${API_PREFIX}/retained-copies/:id`,
+    summary: 'Release a retained copy: its images are deleted on its host and the space is free again',
+    params: JobRef,
+    status: 204,
+    errors: ['forbidden', 'not-found', 'conflict', 'host-unreachable', 'agent-error'],
   }),
   setStorageThresholds: route({
     method: 'PUT',

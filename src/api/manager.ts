@@ -345,6 +345,11 @@ export const MoveVmRequest = z.strictObject({
   secure: z.boolean().default(false),
   /** Keep the source's disk files after the move. */
   keepSource: z.boolean().default(false),
+  /**
+   * Keep the source's disks as a retained copy (read-only, never started): a later move back to
+   * that host sends only what changed. A move back onto a retained copy retains by itself.
+   */
+  retain: z.boolean().default(false),
   /** Convergence policy of the memory copy; Silobreak's defaults when absent. */
   policy: MovePolicy.optional(),
   /** Only check and plan: reply 200 with the plan and every failed check, change nothing. */
@@ -418,8 +423,55 @@ export const MovePlan = z.object({
   checks: z.array(MoveCheck),
   /** True when every check passed. */
   ok: z.boolean(),
+  /** A live move to another host: only the changes since a retained copy, or everything, and why. */
+  diskCopy: z
+    .union([
+      z.object({
+        kind: z.literal('delta'),
+        /** What the disks' tracking bitmaps mark now (the guest adds to it until the move). */
+        bytes: z.number().int(),
+        generationId: z.string(),
+        /** When the VM left the target host, whose retained copy the delta goes onto. */
+        retainedAt: z.iso.datetime(),
+      }),
+      z.object({ kind: z.literal('full'), reason: z.string() }),
+    ])
+    .optional(),
 });
 export type MovePlan = z.infer<typeof MovePlan>;
+
+/** The wording of a plan's disk copy (dry run, job progress). */
+export function describeDiskCopy(copy: NonNullable<MovePlan['diskCopy']>): string {
+  if (copy.kind === 'full') return `full copy: ${copy.reason}`;
+  const mib = (copy.bytes / 1024 / 1024).toFixed(copy.bytes < 10 * 1024 * 1024 ? 1 : 0);
+  return `delta: ${mib} MiB to send (retained copy from ${copy.retainedAt})`;
+}
+
+/** A retained copy (issue 17) as the manager records it. */
+export const RetainedCopyView = z.object({
+  id: z.uuid(),
+  vm: z.object({ id: z.uuid(), name: Name }),
+  host: Name,
+  generationId: z.string(),
+  departedAt: z.iso.datetime(),
+  expiresAt: z.iso.datetime(),
+  /** Disk id -> the datastore of the host holding its image. */
+  datastores: z.record(z.string(), Name),
+  allocatedBytes: z.number().int(),
+  /**
+   * `usable`: a move of the VM back to this host sends only the delta; `stale`: the VM has moved
+   * on since (its disks track another generation); `invalid`: the host's check failed (`reason`).
+   */
+  state: z.enum(['usable', 'stale', 'invalid']),
+  reason: z.string().optional(),
+});
+export type RetainedCopyView = z.infer<typeof RetainedCopyView>;
+
+export const RetainedCopyQuery = z.strictObject({
+  /** Only this VM's copies (id or name). */
+  vm: ObjectRef.optional(),
+});
+export type RetainedCopyQuery = z.input<typeof RetainedCopyQuery>;
 
 /** The `result` of a succeeded vm-move / vm-move-storage job. */
 export const MoveResult = z.object({

@@ -337,6 +337,9 @@ export const RetainedCopy = z.object({
   /** Bytes the copy holds on the host's datastores. */
   allocatedBytes: z.number().int(),
   /** Whether the copy is provably as it was at departure (size, time and sampled content). */
-  check: z.union([z.object({ valid: z.literal(true) }), z.object({ valid: z.literal(false), reason: z.string() })]),
+  check: z.union([
+    z.object({ valid: z.literal(true) }),
+    z.object({ valid: z.literal(false), reason: z.string() }),
+  ]),
 });
 export type RetainedCopy = z.infer<typeof RetainedCopy>;

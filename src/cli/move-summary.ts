@@ -19,7 +19,11 @@ export function moveSummary(job: Pick<Job, 'result'>): [string, string][] | unde
     ['Total time', formatDuration(r.totalTimeMs / 1000)],
   ];
   const diskBytes = r.diskBytes ?? s.diskBytes;
-  if (diskBytes !== undefined) rows.push(['Disks', amount(diskBytes, s.mirrorTimeMs)]);
+  if (diskBytes !== undefined)
+    rows.push([
+      'Disks',
+      `${amount(diskBytes, s.mirrorTimeMs)}${s.deltaBytes !== undefined ? ' (delta onto the retained copy)' : ''}`,
+    ]);
   const memoryBytes = r.memoryBytes ?? s.memoryBytes;
   if (memoryBytes !== undefined) {
     const passes =

@@ -180,6 +180,35 @@ export interface VmCopiesTable {
   seen_at: string;
 }
 
+/**
+ * Retained copies (issue 17, move/retained.ts): the disks a VM left on a host when it moved away
+ * with `retain`, and the generation they are of. A copy is usable for a delta move back only while
+ * the VM's disks still track that generation (vm_generations).
+ */
+export interface RetainedCopiesTable {
+  id: string;
+  vm_id: string;
+  vm_name: string;
+  host_id: string;
+  generation_id: string;
+  departed_at: string;
+  expires_at: string;
+  /** JSON: { diskId: datastore }. */
+  datastores: string;
+  allocated_bytes: number;
+  /** What the host's last check said: null = valid, else why the copy cannot be used. */
+  invalid_reason: string | null;
+  checked_at: string;
+}
+
+/** The generation a VM's disks track (started at the arrival of a move that retained its source). */
+export interface VmGenerationsTable {
+  vm_id: string;
+  generation_id: string;
+  host_id: string;
+  since: string;
+}
+
 /*
  * The metrics store (insight/store.ts): a current row per datastore, disk and guest, series of
  * I/O sums and of datastore space per tier, the per-datastore thresholds and the issues found.
@@ -319,6 +348,8 @@ export interface DB {
   changes: ChangesTable;
   pending_undos: PendingUndosTable;
   vm_copies: VmCopiesTable;
+  retained_copies: RetainedCopiesTable;
+  vm_generations: VmGenerationsTable;
 }
 
 export type Db = Kysely<DB>;
@@ -575,6 +606,32 @@ export const migrations: Readonly<Record<string, Migration>> = {
       await db.schema
         .alterTable('vms')
         .addColumn('tools_answering', 'integer', (c) => c.notNull().defaultTo(0))
+        .execute();
+    },
+  },
+  '0009-retained-copies': {
+    async up(db: Kysely<any>) {
+      await db.schema
+        .createTable('retained_copies')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('vm_id', 'text', (c) => c.notNull())
+        .addColumn('vm_name', 'text', (c) => c.notNull())
+        .addColumn('host_id', 'text', (c) => c.notNull().references('hosts.id').onDelete('cascade'))
+        .addColumn('generation_id', 'text', (c) => c.notNull())
+        .addColumn('departed_at', 'text', (c) => c.notNull())
+        .addColumn('expires_at', 'text', (c) => c.notNull())
+        .addColumn('datastores', 'text', (c) => c.notNull())
+        .addColumn('allocated_bytes', 'integer', (c) => c.notNull())
+        .addColumn('invalid_reason', 'text')
+        .addColumn('checked_at', 'text', (c) => c.notNull())
+        .addUniqueConstraint('retained_copies_vm_host', ['vm_id', 'host_id'])
+        .execute();
+      await db.schema
+        .createTable('vm_generations')
+        .addColumn('vm_id', 'text', (c) => c.primaryKey())
+        .addColumn('generation_id', 'text', (c) => c.notNull())
+        .addColumn('host_id', 'text', (c) => c.notNull())
+        .addColumn('since', 'text', (c) => c.notNull())
         .execute();
     },
   },

@@ -45,7 +45,7 @@ export class Forbidden extends ManagerError {
   }
 }
 
-export type NotFoundKind = 'host' | 'pool' | 'vm' | 'job' | 'token' | 'datastore';
+export type NotFoundKind = 'host' | 'pool' | 'vm' | 'job' | 'token' | 'datastore' | 'retained copy';
 
 export class NotFound extends ManagerError {
   constructor(

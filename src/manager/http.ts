@@ -151,6 +151,8 @@ function handlers({ db, service, jobs, moves, version }: ApiDeps): ManagerHandle
     listStorageDisks: ({ query }) => listStorageDisks(db, query),
     listStorageIssues: ({ query }) => listStorageIssues(db, query),
     getStorageThresholds: ({ params }) => getThresholds(db, params.host, params.datastore),
+    listRetainedCopies: ({ query }) => moves.listRetained(query.vm),
+    releaseRetainedCopy: ({ params, caller }) => moves.releaseRetained(caller, params.id),
     setStorageThresholds: ({ params, body, caller }) =>
       setThresholds(db, { name: caller.name }, params.host, params.datastore, body),
   };

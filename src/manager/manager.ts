@@ -8,7 +8,13 @@ import type { HostRow } from './inventory.js';
 import { JobRunner, type JobHandler } from './jobs.js';
 import { KeyedMutex } from './locks.js';
 import { Collector, DEFAULT_STATS_INTERVAL_SECONDS, type CollectionResult } from './insight/index.js';
-import { HostSlots, moveJobHandlers, MoveService, PendingUndoRunner } from './move/index.js';
+import {
+  HostSlots,
+  moveJobHandlers,
+  MoveService,
+  PendingUndoRunner,
+  sweepRetainedCopies,
+} from './move/index.js';
 import { Reconciler } from './reconcile.js';
 import { loadSecretBox, sealStoredAgentTokens } from './secrets.js';
 import { ManagerService } from './service.js';
@@ -85,7 +91,14 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
     clientFor,
     intervalMs: (options.reconcileIntervalSeconds ?? 30) * 1000,
     log,
-    onAnswered: (host) => pendingUndos.runFor(host),
+    onAnswered: async (host) => {
+      await pendingUndos.runFor(host);
+      await sweepRetainedCopies({ db, hostLocks, clientFor }, host).catch((error: unknown) =>
+        log(
+          `retained copies on ${host.name} not swept: ${error instanceof Error ? error.message : String(error)}`,
+        ),
+      );
+    },
   });
   const collector = new Collector({
     db,

@@ -145,10 +145,11 @@ export class OutgoingMigration {
     if (options.baseline) this.#baseline = initialBaselineState(options.plan);
     const tag = SHORT(options.migrationId);
     // A delta move has its own jobs and nodes (delta.ts).
-    if (options.deltaBitmap === undefined) for (const d of options.disks) {
-      this.#nbdNodes.set(d.diskId, `${NBD_NODE_PREFIX}${tag}-${d.diskId}`.slice(0, 31));
-      this.#jobs.set(d.diskId, `${MIRROR_JOB_PREFIX}${tag}-${d.diskId}`);
-    }
+    if (options.deltaBitmap === undefined)
+      for (const d of options.disks) {
+        this.#nbdNodes.set(d.diskId, `${NBD_NODE_PREFIX}${tag}-${d.diskId}`.slice(0, 31));
+        this.#jobs.set(d.diskId, `${MIRROR_JOB_PREFIX}${tag}-${d.diskId}`);
+      }
   }
 
   /** Asks the move to stop; refused once the switchover is under way (the guest then lives on the target). */

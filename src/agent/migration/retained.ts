@@ -132,7 +132,11 @@ export class RetainedStore {
    * `generationId`: tracking bitmaps of earlier generations go, the files move into the retained
    * directory and are sealed. An older copy of the same VM is replaced.
    */
-  async keep(vm: { id: string; name: string }, generationId: string, disks: KeptDisk[]): Promise<RetainedCopy> {
+  async keep(
+    vm: { id: string; name: string },
+    generationId: string,
+    disks: KeptDisk[],
+  ): Promise<RetainedCopy> {
     await this.release(vm.id).catch((error: unknown) => {
       if (!(error instanceof RetainedCopyNotFound)) throw error;
     });
@@ -219,7 +223,9 @@ export class RetainedStore {
       const kept = meta.disks.find((d) => d.diskId === t.id);
       if (!kept) throw invalid(`it has no disk ${t.id}`);
       if (kept.datastore !== t.datastore)
-        throw invalid(`disk ${t.id} is kept on datastore ${kept.datastore}, the move asks for ${t.datastore}`);
+        throw invalid(
+          `disk ${t.id} is kept on datastore ${kept.datastore}, the move asks for ${t.datastore}`,
+        );
       if (kept.virtualSizeBytes !== t.virtualSizeBytes)
         throw invalid(
           `disk ${t.id} was ${kept.virtualSizeBytes} bytes when kept and is ${t.virtualSizeBytes} now (resized)`,

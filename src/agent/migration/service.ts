@@ -308,7 +308,10 @@ export class MigrationService {
 
   async #retainedConsumed(vmId: string): Promise<void> {
     await this.retained.consumed(vmId).catch((error: unknown) =>
-      this.core.log.warn('cannot remove the record of a consumed retained copy', { vmId, error: errorText(error) }),
+      this.core.log.warn('cannot remove the record of a consumed retained copy', {
+        vmId,
+        error: errorText(error),
+      }),
     );
   }
 
@@ -397,8 +400,11 @@ export class MigrationService {
   }
 
   async releaseRetained(vmId: string): Promise<void> {
-    const busy = [...this.#moves.values()].find((m) => m.state === 'running' && m.fromRetained?.vmId === vmId);
-    if (busy) throw new MigrationConflict(`the retained copy of VM ${vmId} is in use by migration ${busy.id}`);
+    const busy = [...this.#moves.values()].find(
+      (m) => m.state === 'running' && m.fromRetained?.vmId === vmId,
+    );
+    if (busy)
+      throw new MigrationConflict(`the retained copy of VM ${vmId} is in use by migration ${busy.id}`);
     await this.retained.release(vmId);
   }
 

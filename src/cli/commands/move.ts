@@ -1,7 +1,7 @@
 // silobreak vm move <vm> --to <host> | vm move --cancel <job> | vm move-storage <vm> --datastore <ds>
 import type { Command } from 'commander';
 import { z } from 'zod';
-import { Name, type MoveCleanupResult, type MovePlan } from '../../api/index.js';
+import { describeDiskCopy, Name, type MoveCleanupResult, type MovePlan } from '../../api/index.js';
 import { OperationFailed, UsageError } from '../errors.js';
 import { followJob, jobLabel } from '../jobs.js';
 import { paint, type OutputStyle } from '../output.js';
@@ -85,7 +85,8 @@ export function renderPlan(style: OutputStyle, plan: MovePlan): string {
         'red',
         `The move of ${plan.vm.name} would be refused: fix the checks marked NO (nothing changed).`,
       );
-  return [verdict, checks, disks, `Space rule: ${plan.spaceRule}`].join('\n\n');
+  const copy = plan.diskCopy ? [`Disk copy: ${describeDiskCopy(plan.diskCopy)}`] : [];
+  return [verdict, checks, disks, ...copy, `Space rule: ${plan.spaceRule}`].join('\n\n');
 }
 
 /** `vm move --cleanup`: what went, what waits for its host. */
@@ -115,6 +116,7 @@ const MoveFlags = z
     datastore: z.array(z.string()).optional(),
     secure: z.boolean().default(false),
     keepSource: z.boolean().default(false),
+    retain: z.boolean().default(false),
     dryRun: z.boolean().default(false),
     detach: z.boolean().default(false),
     cancel: z.uuid('must be a job id (a UUID, as `silobreak job list` shows)').optional(),
@@ -155,6 +157,10 @@ export function registerMoveCommands(program: Command): void {
     )
     .option('--secure', 'carry the disk mirror and the memory stream over TLS')
     .option('--keep-source', "keep the VM's disk files on the source host after the move")
+    .option(
+      '--retain',
+      'keep the source disks as a retained copy (read-only): a later move back sends only what changed',
+    )
     .option('--dry-run', 'only check and show the plan; change nothing')
     .option('--cancel <job>', 'cancel a move (any time before the switchover)')
     .option(
@@ -183,6 +189,7 @@ export function registerMoveCommands(program: Command): void {
           to: o.to ?? '',
           secure: o.secure,
           keepSource: o.keepSource,
+          retain: o.retain,
           ...(datastore !== undefined ? { datastore } : {}),
         };
         const ref = o.vm ?? '';

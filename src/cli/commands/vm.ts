@@ -9,6 +9,7 @@ import {
   type JobAccepted,
   type ManagerClient,
 } from '../../api/index.js';
+import { UsageError } from '../errors.js';
 import { followJob } from '../jobs.js';
 import { paintState, type OutputStyle } from '../output.js';
 import {
@@ -246,5 +247,55 @@ export function registerVmCommands(program: Command): void {
   );
   vmJobVerb(tools, 'eject', 'Eject the tools disk (a job)', z.object(vmJobFlags), (client, o) =>
     client.ejectVmTools(o.vm),
+  );
+
+  const retained = noun(
+    vm,
+    'retained',
+    'Retained copies: disks a VM left on a host it moved away from (vm move --retain); a move back sends only the delta',
+  );
+  verb(retained, 'list [vm]', 'List retained copies, of every VM or of one').action(
+    act(z.object({ vm: input.ref.optional() }), async (o, ctx) => {
+      const copies = await ctx.client().listRetainedCopies(o.vm === undefined ? {} : { vm: o.vm });
+      printList(
+        ctx,
+        copies,
+        [
+          { header: 'ID', value: (c) => c.id },
+          { header: 'VM', value: (c) => c.vm.name },
+          { header: 'Host', value: (c) => c.host },
+          { header: 'Datastores', value: (c) => [...new Set(Object.values(c.datastores))].join(',') },
+          { header: 'Size', value: (c) => formatBytes(c.allocatedBytes), align: 'right' },
+          { header: 'Left', value: (c) => c.departedAt },
+          { header: 'Expires', value: (c) => c.expiresAt },
+          { header: 'State', value: (c) => (c.reason ? `${c.state}: ${c.reason}` : c.state) },
+        ],
+        'No retained copies.',
+      );
+    }),
+  );
+  verb(
+    retained,
+    'release <copy>',
+    'Release a retained copy (its id, or a VM name to release all of its copies): the images are deleted',
+  ).action(
+    act(z.object({ copy: input.ref }), async (o, ctx) => {
+      const client = ctx.client();
+      const all = await client.listRetainedCopies();
+      const chosen = all.filter((c) => c.id === o.copy || c.vm.name === o.copy || c.vm.id === o.copy);
+      if (chosen.length === 0)
+        throw new UsageError(`copy: no retained copy or VM with retained copies named ${o.copy}`);
+      for (const c of chosen) await client.releaseRetainedCopy(c.id);
+      printObject(
+        ctx,
+        chosen,
+        chosen
+          .map(
+            (c) =>
+              `Released the retained copy of ${c.vm.name} on ${c.host} (${formatBytes(c.allocatedBytes)}).`,
+          )
+          .join('\n'),
+      );
+    }),
   );
 }

@@ -12,6 +12,7 @@ import type { VmJobDeps } from '../vm-jobs.js';
 import { planMove, planStorageMove, type HostFacts, type VmFacts } from './checks.js';
 import { MoveRefused } from './errors.js';
 import { MOVE_JOB_KINDS } from './kinds.js';
+import { diskCopyFor } from './retained.js';
 
 export async function hostFacts(deps: VmJobDeps, host: HostRow): Promise<{ facts: HostFacts; vms: Vm[] }> {
   try {
@@ -132,7 +133,7 @@ export async function checkHostMove(
     movesInFlight(deps.db, q.vmId, q.jobId),
     getVm(deps.db, q.vmId),
   ]);
-  return planMove({
+  const plan = planMove({
     vm: vmFacts(stored, src.vms),
     source: src.facts,
     target: tgt?.facts ?? src.facts,
@@ -141,6 +142,19 @@ export async function checkHostMove(
     inFlight,
     engine: ENGINE,
   });
+  if (plan.mode !== 'live' || !plan.ok) return plan;
+  const formats = new Map(stored.disks.map((d) => [d.id, d.format]));
+  const diskCopy = await diskCopyFor(deps, {
+    vmId: q.vmId,
+    source: q.source,
+    target: q.target,
+    disks: plan.disks.map((d) => ({
+      id: d.diskId,
+      format: formats.get(d.diskId) ?? 'qcow2',
+      toDatastore: d.toDatastore,
+    })),
+  });
+  return { ...plan, diskCopy };
 }
 
 /** The checks of a storage move on one host, with facts fetched now (as checkHostMove). */

@@ -15,6 +15,8 @@ import {
   IncomingPrepared,
   MigrationPlan,
   MigrationPolicy,
+  MovePlan,
+  describeDiskCopy,
   Name,
   type IncomingVm,
   type ManagedVm,
@@ -46,6 +48,7 @@ import {
 import { deferUndo, pendingMessage, type PendingStep } from './pending-undos.js';
 import { moveFigures, moveProgress, moveResult, type MoveContext } from './progress.js';
 import { takeMoveSlots, type HostSlots } from './slots.js';
+import { forgetGeneration, recordArrival } from './retained.js';
 
 export const MoveParams = z.object({
   vmId: z.uuid(),
@@ -54,6 +57,8 @@ export const MoveParams = z.object({
   /** Target datastore per disk id, as planned when the move was accepted. */
   datastores: z.record(Name, Name),
   keepSource: z.boolean(),
+  /** Keep the source's disks as a retained copy (a move onto a retained copy always does). */
+  retain: z.boolean().default(false),
   secure: z.boolean(),
   policy: MigrationPolicy.optional(),
   /** live: the VM runs; cold: it is stopped (see cold-job.ts). */
@@ -68,6 +73,8 @@ export const Checkpoint = z.object({
   startedAtMs: z.number(),
   plan: MigrationPlan.optional(),
   prepared: IncomingPrepared.optional(),
+  /** Delta onto the target's retained copy, or a full copy (and why): decided in validate. */
+  diskCopy: MovePlan.shape.diskCopy,
 });
 type Checkpoint = z.infer<typeof Checkpoint>;
 
@@ -139,6 +146,8 @@ export async function storeSwitchover(
     await deps.db.transaction().execute(async (tx) => {
       const now = nowIso();
       await upsertVms(tx, actor, host, [moved], now);
+      // New disks (or disks elsewhere) track nothing until a move says otherwise (retained.ts).
+      await forgetGeneration(tx, moved.id);
       await recordChanges(
         tx,
         actor,
@@ -302,7 +311,7 @@ export abstract class HostMove<C extends { phase: MovePhase; migrationId: string
    * The checks again with facts fetched now (the job may have waited), refused if they fail or if
    * the VM's state now asks for the other kind of move.
    */
-  async checkStill(changed: string): Promise<void> {
+  async checkStill(changed: string): Promise<MovePlan> {
     const { deps, ctx } = this;
     const plan = await checkHostMove(deps, {
       vmId: this.vm.id,
@@ -313,6 +322,7 @@ export abstract class HostMove<C extends { phase: MovePhase; migrationId: string
       jobId: ctx.jobId,
     });
     requireStill(plan, this.mode, changed);
+    return plan;
   }
 
   /** Undos kept for later because their host did not answer: host name -> steps. */
@@ -381,6 +391,8 @@ export class Move extends HostMove<Checkpoint> {
               vm: incomingVm(this.vm, ctx.params.datastores),
               plan: this.plan(),
               secure: ctx.params.secure,
+              ...(this.retains ? { track: this.cp.migrationId } : {}),
+              ...(this.cp.diskCopy?.kind === 'delta' ? { fromRetained: this.cp.diskCopy.generationId } : {}),
             }),
           );
           await this.save({ prepared });
@@ -420,12 +432,13 @@ export class Move extends HostMove<Checkpoint> {
   /** The checks again with fresh facts (the job may have waited), then the source's plan. */
   async validate(): Promise<void> {
     const { deps, ctx } = this;
-    await this.checkStill(`${this.vm.name} stopped after the live move was accepted`);
+    const checked = await this.checkStill(`${this.vm.name} stopped after the live move was accepted`);
     ctx.throwIfCancelled();
     const plan = await this.call(this.sourceHost, () =>
       this.source.plan({ vmName: this.vm.name, policy: ctx.params.policy ?? {} }),
     );
-    await this.save({ plan });
+    const diskCopy = checked.diskCopy;
+    await this.save({ plan, diskCopy }, diskCopy && describeDiskCopy(diskCopy));
     await recordMove(deps.db, ctx.actor, this.vm, this.view.from, {
       from: this.view.from,
       to: this.view.to,
@@ -490,18 +503,45 @@ export class Move extends HostMove<Checkpoint> {
     await ctx.progress({ phase: 'switchover', percent: phasePercent('switchover', 1) });
   }
 
-  /** The source QEMU goes, and its disks unless kept; retried, since the guest already moved. */
+  /** Whether the source keeps a retained copy: asked for, or the move went onto one (the next round trip). */
+  get retains(): boolean {
+    return this.ctx.params.retain || this.cp.diskCopy?.kind === 'delta';
+  }
+
+  /**
+   * The source QEMU goes, and its disks unless kept or retained; retried, since the guest already
+   * moved. Then the records of retained copies and of what the VM's disks track (retained.ts).
+   */
   async cleanUp(): Promise<void> {
     const id = this.cp.migrationId;
+    const retain = this.retains ? { retain: id } : {};
     for (let attempt = 1; ; attempt++) {
       try {
-        const done = await this.source.complete(id, { keepSource: this.ctx.params.keepSource });
+        const done = await this.source.complete(id, { keepSource: this.ctx.params.keepSource, ...retain });
         this.status = { ...done, stats: { ...(this.status?.stats ?? {}), ...done.stats } };
-        return;
+        break;
       } catch (error) {
         if (attempt >= 5) throw agentError(this.sourceHost.name, error);
         await sleep(2000 * attempt);
       }
+    }
+    try {
+      const kept = this.retains
+        ? (await this.source.listRetained()).find((c) => c.vmId === this.vm.id)
+        : undefined;
+      await recordArrival(this.deps.db, this.ctx.actor, {
+        vm: this.vm,
+        source: this.sourceHost,
+        target: this.targetHost,
+        generationId: this.retains ? id : undefined,
+        wentOntoCopy: this.cp.diskCopy?.kind === 'delta',
+        kept,
+      });
+    } catch (error) {
+      // The guest has moved; a record that could not be written only costs the next delta.
+      await this.ctx.progress({
+        message: `the retained copy was not recorded (${error instanceof Error ? error.message : String(error)}): the next move back copies everything`,
+      });
     }
   }
 }

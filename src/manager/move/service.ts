@@ -10,9 +10,11 @@ import {
   type MoveCleanupResult,
   type MovePlan,
   type MoveVmRequest,
+  type RetainedCopyView,
   type VmMoveStorageRequest,
 } from '../../api/index.js';
-import { agentError } from '../errors.js';
+import { agentError, InvalidInput } from '../errors.js';
+import { listRetainedCopies, releaseRetainedCopy, retainedDatastores } from './retained.js';
 import type { Caller } from '../auth.js';
 import { getVm, hostRow, vmObject } from '../inventory.js';
 import type { JobRunner } from '../jobs.js';
@@ -41,13 +43,24 @@ export class MoveService {
         hostRow(db, stored.hostId),
         hostRow(db, req.to, 'to'),
       ]);
+      if (req.retain && req.keepSource)
+        throw new InvalidInput(
+          'retain: give either keepSource (a full copy stays) or retain, not both',
+          'retain',
+        );
       const plan = await checkHostMove(this.deps, {
         vmId: stored.id,
         source: sourceHost,
         target: targetHost,
-        datastores: req.datastore,
+        // A usable retained copy on the target decides where the disks go, unless asked otherwise.
+        datastores: req.datastore ?? (await retainedDatastores(db, stored.id, targetHost.id)),
         secure: req.secure,
       });
+      if (req.retain && plan.mode === 'cold')
+        throw new InvalidInput(
+          `retain: ${stored.name} is stopped; only a live move keeps a retained copy (start it, or move without retain)`,
+          'retain',
+        );
       if (req.dryRun) return { plan };
       if (!plan.ok) throw new MoveRefused(plan);
       const params: MoveParams = {
@@ -56,6 +69,7 @@ export class MoveService {
         targetHostId: targetHost.id,
         datastores: Object.fromEntries(plan.disks.map((d) => [d.diskId, d.toDatastore])),
         keepSource: req.keepSource,
+        retain: req.retain,
         secure: req.secure,
         ...(req.policy ? { policy: req.policy } : {}),
         mode: plan.mode,
@@ -140,6 +154,15 @@ export class MoveService {
       }
       return result;
     });
+  }
+
+  listRetained(vm?: string): Promise<RetainedCopyView[]> {
+    return listRetainedCopies(this.deps.db, vm);
+  }
+
+  /** Releases a retained copy (its images are deleted on its host); not while a move uses it. */
+  async releaseRetained(caller: Caller, id: string): Promise<void> {
+    await releaseRetainedCopy(this.deps, { name: caller.name }, id);
   }
 
   async moveStorage(
