@@ -31,3 +31,4 @@ export {
   LabTimeout,
 } from './errors.js';
 export { planLab, vmAddress, type HostPlan, type LabPlan } from './plan.js';
+export { inGuest, labAgent, labCli, type CliRun } from './test-kit.js';
