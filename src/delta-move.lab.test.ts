@@ -32,6 +32,7 @@ let api: ManagerClient;
 let h1: LabHost;
 let h2: LabHost;
 let vmId: string;
+let diskId: string;
 const written: string[] = [];
 
 const guest = (host: LabHost, command: string[], detach = false) => inGuest(host, VM, command, { detach });
@@ -129,7 +130,9 @@ before(
     ]);
     assert.equal(created.code, 0, created.stderr);
     await waitForPing(lab, lab.vmAddress(1).ip);
-    vmId = (await api.getVm(VM)).id;
+    const vm = await api.getVm(VM);
+    vmId = vm.id;
+    diskId = vm.disks[0]?.id ?? '';
     // 200 MiB of data a full copy has to carry and a delta does not.
     const fill = await guest(h1, ['/bin/dd', 'if=/dev/urandom', 'of=/data/fill', 'bs=1M', 'count=200']);
     assert.equal(fill.exitCode, 0, fill.stderr);
@@ -174,7 +177,7 @@ test(
       kept.map((c) => [c.vm.name, c.host, c.state]),
       [[VM, h1.name, 'usable']],
     );
-    assert.deepEqual(await copyFiles(h1), ['meta.json', 'root.qcow2'].sort());
+    assert.deepEqual(await copyFiles(h1), [`${diskId}.qcow2`, 'meta.json'].sort());
     assert.ok((kept[0]?.allocatedBytes ?? 0) > 200 * MiB, 'the copy counts as used space');
 
     await startWorkloads(h2, '/data/back1');
@@ -216,7 +219,7 @@ test(
   "a retained copy touched behind the manager's back is refused with the reason: the move copies everything",
   { timeout: 900_000 },
   async () => {
-    const file = path.join(retainedDir(h2), vmId, 'root.qcow2');
+    const file = path.join(retainedDir(h2), vmId, `${diskId}.qcow2`);
     const before = await stat(file);
     // Inside the image's first cluster (checked by the content sample), its time put back.
     const handle = await open(file, 'r+');
@@ -227,7 +230,7 @@ test(
     assert.equal(dry.code, 0, dry.stderr);
     assert.match(
       dry.stdout,
-      /Disk copy: full copy: the retained copy on host2 cannot be used: the image of disk root differs from when it was kept \(sampled content\)/,
+      /Disk copy: full copy: the retained copy on host2 cannot be used: the image of disk \w+ differs from when it was kept \(sampled content\)/,
     );
     await startWorkloads(h1, '/data/tampered');
     const moved = movedFigures(await moveWithCli(h2, '--retain'));

@@ -116,7 +116,8 @@ export class RetainedStore {
         datastore: disk.datastore,
         virtualSizeBytes: info.virtualSizeBytes,
         sizeBytes: st.size,
-        mtimeMs: st.mtimeMs,
+        // Whole milliseconds: what every tool that sets times keeps.
+        mtimeMs: Math.floor(st.mtimeMs),
         digest,
       });
     }
@@ -155,7 +156,7 @@ export class RetainedStore {
       const file = this.#file(d.datastore, meta.vmId, d.diskId);
       const st = await stat(file).catch(() => undefined);
       if (!st) return `the image of disk ${d.diskId} is missing`;
-      if (st.size !== d.sizeBytes || st.mtimeMs !== d.mtimeMs)
+      if (st.size !== d.sizeBytes || Math.floor(st.mtimeMs) !== d.mtimeMs)
         return `the image of disk ${d.diskId} was written since it was kept (size or modification time changed)`;
       if ((await sampledDigest(file)) !== d.digest)
         return `the image of disk ${d.diskId} differs from when it was kept (sampled content)`;
