@@ -116,8 +116,7 @@ export class RetainedStore {
         datastore: disk.datastore,
         virtualSizeBytes: info.virtualSizeBytes,
         sizeBytes: st.size,
-        // Whole milliseconds: what every tool that sets times keeps.
-        mtimeMs: Math.floor(st.mtimeMs),
+        mtimeMs: st.mtimeMs,
         digest,
       });
     }
@@ -156,7 +155,8 @@ export class RetainedStore {
       const file = this.#file(d.datastore, meta.vmId, d.diskId);
       const st = await stat(file).catch(() => undefined);
       if (!st) return `the image of disk ${d.diskId} is missing`;
-      if (st.size !== d.sizeBytes || Math.floor(st.mtimeMs) !== d.mtimeMs)
+      // Within a millisecond: a time set back by a tool comes back through a float of seconds.
+      if (st.size !== d.sizeBytes || Math.abs(st.mtimeMs - d.mtimeMs) >= 1)
         return `the image of disk ${d.diskId} was written since it was kept (size or modification time changed)`;
       if ((await sampledDigest(file)) !== d.digest)
         return `the image of disk ${d.diskId} differs from when it was kept (sampled content)`;
