@@ -37,6 +37,7 @@ import {
 import { renderReport, type BenchResult } from './report.js';
 import { pingGaps } from './pings.js';
 import { nextPolicy } from './schedule.js';
+import { inNs, limitLink, measureLink, run } from '../lab-link.js';
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
@@ -109,95 +110,6 @@ const DIRTY_RATE_MIB = 150;
 const DISK_WRITE_KIB = 4096;
 
 const log = (msg: string) => console.error(`[${new Date().toISOString().slice(11, 19)}] ${msg}`);
-
-// ---- processes ----
-
-function run(
-  command: string[],
-  timeoutMs = 120_000,
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command[0] as string, command.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
-
-async function check(command: string[]): Promise<string> {
-  const r = await run(command);
-  if (r.code !== 0) throw new Error(`${command.join(' ')} exited ${r.code}: ${r.stderr.trim()}`);
-  return r.stdout;
-}
-
-const inNs = (ns: string, command: string[]) => ['ip', 'netns', 'exec', ns, ...command];
-
-/** The host namespace's interface holding its fabric address (where migration and NBD flow). */
-async function fabricInterface(host: LabHost): Promise<string> {
-  const out = await check(inNs(host.namespace, ['ip', '-o', 'addr', 'show', 'to', host.fabricAddress]));
-  const name = out.trim().split(/\s+/)[1];
-  if (!name) throw new Error(`no interface with ${host.fabricAddress} in ${host.namespace}`);
-  return name.split('@')[0] as string;
-}
-
-async function limitLink(lab: Lab, on: boolean): Promise<void> {
-  for (const host of lab.hosts) {
-    const dev = await fabricInterface(host);
-    if (on) {
-      await check(
-        inNs(host.namespace, [
-          'tc',
-          'qdisc',
-          'add',
-          'dev',
-          dev,
-          'root',
-          'tbf',
-          'rate',
-          '1gbit',
-          'burst',
-          '256kb',
-          'latency',
-          '50ms',
-        ]),
-      );
-    } else {
-      await run(inNs(host.namespace, ['tc', 'qdisc', 'del', 'dev', dev, 'root']));
-    }
-  }
-}
-
-/** Raw TCP rate between the two host namespaces (bits/s), host1 -> host2. */
-async function measureLink(lab: Lab): Promise<number> {
-  const [a, b] = lab.hosts as [LabHost, LabHost];
-  const port = '5299';
-  const server = spawn(
-    'ip',
-    inNs(b.namespace, ['iperf3', '-s', '-1', '-B', b.fabricAddress, '-p', port]).slice(1),
-    {
-      stdio: 'ignore',
-    },
-  );
-  try {
-    await sleep(700);
-    const out = await check(
-      inNs(a.namespace, ['iperf3', '-c', b.fabricAddress, '-p', port, '-t', '3', '-J']),
-    );
-    const parsed = JSON.parse(out) as { end?: { sum_received?: { bits_per_second?: number } } };
-    const bits = parsed.end?.sum_received?.bits_per_second;
-    if (typeof bits !== 'number') throw new Error('iperf3 gave no received rate');
-    return bits;
-  } finally {
-    server.kill();
-  }
-}
 
 /** Write rate with a sync after every 1 MiB block, in the target datastore's directory (bytes/s). */
 async function measureFsync(dir: string): Promise<number> {
