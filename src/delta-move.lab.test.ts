@@ -5,7 +5,7 @@
 // manager's back is refused with the reason (the move copies everything); a delta move cut by a
 // link fault rolls back with the copy intact and a retry is a delta; `vm retained release` frees it.
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { open, readdir, stat, utimes } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -13,12 +13,17 @@ import { after, before, test } from 'node:test';
 import { AgentMigrationClient, ManagerClient, type Job, type RetainedCopyView } from './api/index.js';
 import { GUEST_WORKLOADS } from './guest/index.js';
 import {
+  createBusyVm,
+  fabricLink,
+  guestUptime,
   inGuest,
   labAgent,
   labCli,
   labDown,
   labUp,
-  waitForPing,
+  startGuestWorkloads,
+  verifyGuestRecords,
+  within,
   type Lab,
   type LabHost,
 } from './lab/index.js';
@@ -38,21 +43,13 @@ const written: string[] = [];
 const guest = (host: LabHost, command: string[], detach = false) => inGuest(host, VM, command, { detach });
 const cli = (args: string[]) => labCli(lab, args);
 
-/** Records with fsync at 1 MiB/s into `file`, and 64 MiB/s of memory dirtied. */
 async function startWorkloads(host: LabHost, file: string): Promise<void> {
   written.push(file);
-  await guest(host, [GUEST_WORKLOADS.diskWriter, 'write', '--file', file, '--rate-kib', '1024'], true);
-  await guest(host, [GUEST_WORKLOADS.dirty, '--rate-mib', '64', '--size-mib', '128'], true);
+  await startGuestWorkloads(host, VM, file);
 }
 
 /** Stops the workloads and verifies every record the guest wrote so far, in every file. */
-async function verifyRecords(host: LabHost): Promise<void> {
-  await guest(host, ['/usr/bin/killall', 'sb-diskwriter', 'sb-dirty']);
-  for (const file of written) {
-    const verify = await guest(host, [GUEST_WORKLOADS.diskWriter, 'verify', '--file', file]);
-    assert.equal(verify.exitCode, 0, `${file}: ${verify.stdout} ${verify.stderr}`);
-  }
-}
+const verifyRecords = (host: LabHost) => verifyGuestRecords(host, VM, written);
 
 /** A move with the CLI (detached, as a script would), followed to its end. */
 async function moveWithCli(to: LabHost, ...flags: string[]): Promise<Job> {
@@ -87,24 +84,8 @@ async function retained(): Promise<RetainedCopyView[]> {
 const retainedDir = (host: LabHost) => path.join(host.datastorePath, '.retained');
 const copyFiles = async (host: LabHost) => readdir(path.join(retainedDir(host), vmId)).catch(() => []);
 
-/** Waits until `check` passes (it throws until then), at most `ms`. */
-async function within(ms: number, check: () => Promise<void>): Promise<void> {
-  const started = Date.now();
-  for (;;) {
-    try {
-      await check();
-      return;
-    } catch (error) {
-      if (Date.now() - started > ms) throw error;
-      await sleep(1000);
-    }
-  }
-}
-
-const uptime = async (host: LabHost) =>
-  Number((await guest(host, ['/bin/cat', '/proc/uptime'])).stdout?.split(' ')[0]);
-const linkOf = (host: LabHost, state: 'up' | 'down') =>
-  execFileSync('ip', ['-n', host.namespace, 'link', 'set', 'fabric0', state]);
+const uptime = (host: LabHost) => guestUptime(host, VM);
+const linkOf = fabricLink;
 
 before(
   async () => {
@@ -112,30 +93,10 @@ before(
     if (!lab.manager) throw new Error('the lab started no manager');
     api = new ManagerClient(lab.manager.url, lab.manager.token, 120_000);
     [h1, h2] = lab.hosts as [LabHost, LabHost];
-    const created = await cli([
-      'vm',
-      'create',
-      VM,
-      '--host',
-      h1.name,
-      '--memory',
-      '384M',
-      '--disk',
-      '2G',
-      '--nic',
-      'vmsw0',
-      '--ip',
-      lab.vmAddress(1).cidr,
-      '--start',
-    ]);
-    assert.equal(created.code, 0, created.stderr);
-    await waitForPing(lab, lab.vmAddress(1).ip);
+    await createBusyVm(lab, h1, VM, 200);
     const vm = await api.getVm(VM);
     vmId = vm.id;
     diskId = vm.disks[0]?.id ?? '';
-    // 200 MiB of data a full copy has to carry and a delta does not.
-    const fill = await guest(h1, ['/bin/dd', 'if=/dev/urandom', 'of=/data/fill', 'bs=1M', 'count=200']);
-    assert.equal(fill.exitCode, 0, fill.stderr);
     written.push('/data/before');
     const before = await guest(h1, [
       GUEST_WORKLOADS.diskWriter,

@@ -5,27 +5,31 @@
 // inventory says which, every record the guest wrote verifies, nothing of the move is left on the
 // other host within 60 s of it answering again, and the job and the change log say what happened.
 import assert from 'node:assert/strict';
-import { execFile, execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
-import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, test } from 'node:test';
 import { AgentClient, ManagerClient, type Job } from './api/index.js';
-import { GUEST_WORKLOADS } from './guest/index.js';
 import {
+  createBusyVm,
+  fabricLink,
+  guestUptime,
+  inGuest,
+  labCli,
   labDown,
   labUp,
   restartLabAgent,
   restartLabManager,
-  waitForPing,
+  startGuestWorkloads,
+  verifyGuestRecords,
+  within,
   type Lab,
   type LabHost,
 } from './lab/index.js';
 
 const LAB = 'fault';
 const VM = 'busy';
-const BIN = path.resolve(import.meta.dirname, '..', 'bin', 'silobreak.js');
 /** The promise: clean within this long of the faulty host answering again. */
 const CLEAN_WITHIN_MS = 60_000;
 
@@ -36,63 +40,14 @@ let h2: LabHost;
 
 const agentOf = (host: LabHost) => new AgentClient(host.agentUrl, host.token, 180_000);
 
-/** `silobreak ...args` as a user runs it, against the lab's manager. */
-function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [BIN, ...args],
-      {
-        timeout: 300_000,
-        env: {
-          PATH: process.env.PATH ?? '/usr/bin:/bin',
-          HOME: lab.dir,
-          SILOBREAK_CONFIG: path.join(lab.dir, 'no-cli-config.json'),
-          SILOBREAK_URL: lab.manager?.url ?? '',
-          SILOBREAK_TOKEN: lab.manager?.token ?? '',
-        },
-      },
-      (error, stdout, stderr) =>
-        resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr }),
-    );
-  });
-}
+const cli = (args: string[]) => labCli(lab, args, 300_000);
+const guest = (host: LabHost, command: string[], detach = false) => inGuest(host, VM, command, { detach });
 
-/** A command in the guest through the agent of the host it is on (retrying while QGA starts). */
-async function guest(host: LabHost, command: string[], detach = false) {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await agentOf(host).guestExec(VM, command, 300, detach);
-    } catch (error) {
-      if (attempt >= 40) throw error;
-      await sleep(3000);
-    }
-  }
-}
+const uptime = (host: LabHost) => guestUptime(host, VM);
 
-const uptime = async (host: LabHost) =>
-  Number((await guest(host, ['/bin/cat', '/proc/uptime'])).stdout?.split(' ')[0]);
-
-/** The guest's workloads: records with fsync at 1 MiB/s, and 64 MiB/s of memory dirtied. */
-async function startWorkloads(host: LabHost, file: string): Promise<void> {
-  await guest(host, [GUEST_WORKLOADS.diskWriter, 'write', '--file', file, '--rate-kib', '1024'], true);
-  await guest(host, [GUEST_WORKLOADS.dirty, '--rate-mib', '64', '--size-mib', '128'], true);
-}
-
-/** Stops the workloads and verifies every record written so far (also across a restart). */
-async function verifyRecords(host: LabHost, files: string[]): Promise<string> {
-  await guest(host, ['/usr/bin/killall', 'sb-diskwriter', 'sb-dirty']);
-  const out: string[] = [];
-  for (const file of files) {
-    const verify = await guest(host, [GUEST_WORKLOADS.diskWriter, 'verify', '--file', file]);
-    assert.equal(verify.exitCode, 0, `${file}: ${verify.stdout} ${verify.stderr}`);
-    out.push(`${file}: ${verify.stdout?.split('\n')[0] ?? ''}`);
-  }
-  return out.join(', ');
-}
-
-const ipIn = (host: LabHost, ...args: string[]) => execFileSync('ip', ['-n', host.namespace, ...args]);
-const linkOf = (host: LabHost, state: 'up' | 'down') => ipIn(host, 'link', 'set', 'fabric0', state);
+const startWorkloads = (host: LabHost, file: string) => startGuestWorkloads(host, VM, file);
+const verifyRecords = (host: LabHost, files: string[]) => verifyGuestRecords(host, VM, files);
+const linkOf = fabricLink;
 /** A slow fabric link out of `host` (tc tbf), so a disk mirror lasts long enough to be hit. */
 function slowLink(host: LabHost, rate: string | undefined): void {
   const args = ['-n', host.namespace, 'qdisc', rate ? 'replace' : 'del', 'dev', 'fabric0', 'root'];
@@ -148,20 +103,6 @@ async function assertClean(host: LabHost): Promise<void> {
   assert.deepEqual(qemusIn(host), [], `no QEMU left on ${host.name}`);
   assert.deepEqual(listenersIn(host), [], `no NBD server or migration port left on ${host.name}`);
   assert.deepEqual(await readdir(host.datastorePath), [], `no image left on ${host.name}`);
-}
-
-/** Waits until `check` passes (it throws until then), at most `ms`; returns how long it took. */
-async function within(ms: number, check: () => Promise<void>): Promise<number> {
-  const started = Date.now();
-  for (;;) {
-    try {
-      await check();
-      return Date.now() - started;
-    } catch (error) {
-      if (Date.now() - started > ms) throw error;
-      await sleep(1000);
-    }
-  }
 }
 
 /** Starts a move with the CLI (detached, as a script would) and returns its job. */
@@ -249,28 +190,8 @@ before(
     if (!lab.manager) throw new Error('the lab started no manager');
     api = new ManagerClient(lab.manager.url, lab.manager.token, 120_000);
     [h1, h2] = lab.hosts as [LabHost, LabHost];
-    const created = await cli([
-      'vm',
-      'create',
-      VM,
-      '--host',
-      h1.name,
-      '--memory',
-      '384M',
-      '--disk',
-      '2G',
-      '--nic',
-      'vmsw0',
-      '--ip',
-      lab.vmAddress(1).cidr,
-      '--start',
-    ]);
-    assert.equal(created.code, 0, created.stderr);
-    await waitForPing(lab, lab.vmAddress(1).ip);
     // Data for the mirror to carry: 200 MiB at 40 Mbit/s keeps it busy for ~40 s.
-    const fill = await guest(h1, ['/bin/dd', 'if=/dev/urandom', 'of=/data/fill', 'bs=1M', 'count=200']);
-    assert.equal(fill.exitCode, 0, fill.stderr);
-    await guest(h1, ['/bin/sync']);
+    await createBusyVm(lab, h1, VM, 200);
   },
   { timeout: 900_000 },
 );

@@ -31,4 +31,15 @@ export {
   LabTimeout,
 } from './errors.js';
 export { planLab, vmAddress, type HostPlan, type LabPlan } from './plan.js';
-export { inGuest, labAgent, labCli, type CliRun } from './test-kit.js';
+export {
+  createBusyVm,
+  fabricLink,
+  guestUptime,
+  inGuest,
+  labAgent,
+  labCli,
+  startGuestWorkloads,
+  verifyGuestRecords,
+  within,
+  type CliRun,
+} from './test-kit.js';
