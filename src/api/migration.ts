@@ -77,6 +77,21 @@ export const MigrationProgress = z.object({
 });
 export type MigrationProgress = z.infer<typeof MigrationProgress>;
 
+/**
+ * How the memory stream is encoded (src/agent/migration/compression.ts chooses): as is, compressed
+ * per page by multifd channels (zstd, or zlib), or as XOR deltas against a cache of pages already
+ * sent (xbzrle, source only). multifd compression must be the same on both sides.
+ */
+export const StreamCompressionMode = z.enum(['plain', 'multifd-zstd', 'multifd-zlib', 'xbzrle']);
+export type StreamCompressionMode = z.infer<typeof StreamCompressionMode>;
+
+export const StreamCompression = z.strictObject({
+  mode: StreamCompressionMode,
+  /** The rule that chose it, with the figures it read, for people. */
+  why: z.string(),
+});
+export type StreamCompression = z.infer<typeof StreamCompression>;
+
 /** Figures measured during the move (QEMU's own where QEMU reports them). */
 export const MigrationStats = z.object({
   totalTimeMs: z.number().optional(),
@@ -100,6 +115,8 @@ export const MigrationStats = z.object({
   throttleSeconds: z.number().optional(),
   downtimeLimitMs: z.number().optional(),
   multifdChannels: z.number().int().optional(),
+  /** How the memory stream was encoded, and why (the plan's choice). */
+  compression: StreamCompression.optional(),
 });
 export type MigrationStats = z.infer<typeof MigrationStats>;
 
@@ -172,6 +189,8 @@ export const MigrationPlan = z.object({
   targetDowntimeMs: z.number().int(),
   maxDowntimeMs: z.number().int(),
   mirrorBufSizeBytes: z.number().int(),
+  /** The memory stream's encoding; absent = plain (plans made before the choice existed). */
+  compression: StreamCompression.optional(),
   reasons: z.array(z.string()),
 });
 export type MigrationPlan = z.infer<typeof MigrationPlan>;
