@@ -85,7 +85,8 @@ export function renderPlan(style: OutputStyle, plan: MovePlan): string {
         'red',
         `The move of ${plan.vm.name} would be refused: fix the checks marked NO (nothing changed).`,
       );
-  return [verdict, checks, disks, `Space rule: ${plan.spaceRule}`].join('\n\n');
+  const stream = plan.stream ? [`Memory stream: ${plan.stream.mode} (${plan.stream.why})`] : [];
+  return [verdict, checks, disks, `Space rule: ${plan.spaceRule}`, ...stream].join('\n\n');
 }
 
 /** `vm move --cleanup`: what went, what waits for its host. */

@@ -425,7 +425,8 @@ export class Move extends HostMove<Checkpoint> {
     const plan = await this.call(this.sourceHost, () =>
       this.source.plan({ vmName: this.vm.name, policy: ctx.params.policy ?? {} }),
     );
-    await this.save({ plan });
+    const stream = plan.compression;
+    await this.save({ plan }, stream ? `memory stream: ${stream.mode} (${stream.why})` : undefined);
     await recordMove(deps.db, ctx.actor, this.vm, this.view.from, {
       from: this.view.from,
       to: this.view.to,
