@@ -34,7 +34,7 @@ import { currentNodeNames, StorageMove } from './storage.js';
 import { hasTlsCredentials, TLS_FILES } from './tls.js';
 import { PortAllocator, type PortLease } from './ports.js';
 import { initialProgress } from './progress.js';
-import { chooseTuning } from './tuning.js';
+import { chooseTuning, migrationPlan } from './tuning.js';
 import { chooseCompression, compressionDependsOnGuest, type CompressionChoice } from './compression.js';
 import { idleCoresDuring, measureStreamFacts } from './stream-facts.js';
 
@@ -113,12 +113,7 @@ export class MigrationService {
       maxDowntimeMs: policy.maxDowntimeMs,
       compression,
     });
-    const { xbzrleCacheBytes, ...rest } = tuning;
-    return {
-      ...rest,
-      ...(xbzrleCacheBytes === undefined ? {} : { xbzrleCacheBytes }),
-      postcopy: policy.allowPostcopy,
-    };
+    return migrationPlan(tuning, policy.allowPostcopy);
   }
 
   /**

@@ -23,7 +23,7 @@ import { IncomingMigration } from './incoming.js';
 import { OutgoingMigration } from './outgoing.js';
 import { PortAllocator } from './ports.js';
 import { BlockJobs, StatusInfo } from './qemu-replies.js';
-import { chooseTuning } from './tuning.js';
+import { chooseTuning, migrationPlan, type TuningInput } from './tuning.js';
 
 const MiB = 1024 * 1024;
 export const MEMORY_MIB = 512;
@@ -223,7 +223,8 @@ export class MigrationRig {
     return source;
   }
 
-  plan(): MigrationPlan {
+  /** The agent's plan for the rig's host (2 cores, 1 vCPU guest), with what a test knows more. */
+  plan(known: Pick<TuningInput, 'linkBitsPerSecond' | 'compression'> = {}): MigrationPlan {
     const t = chooseTuning({
       accelerator: 'tcg',
       hostCpus: 2,
@@ -232,8 +233,9 @@ export class MigrationRig {
       memoryBytes: MEMORY_MIB * MiB,
       diskCount: 1,
       allowPostcopy: false,
+      ...known,
     });
-    return { ...t, postcopy: false };
+    return migrationPlan(t, false);
   }
 
   async attempt(source: Qemu, o: AttemptOptions = {}): Promise<Attempt> {

@@ -26,7 +26,7 @@
  * (it needs QEMU 10, README.md); the choices are kept until re-measured on QEMU 10.
  */
 
-import type { StreamCompression } from '../../api/index.js';
+import type { MigrationPlan, StreamCompression } from '../../api/index.js';
 import type { CompressionChoice } from './compression.js';
 
 const MiB = 1024 * 1024;
@@ -143,4 +143,10 @@ export function chooseTuning(input: TuningInput): MigrationTuning {
 
 function gbit(bits: number): string {
   return (bits / 1e9).toFixed(1);
+}
+
+/** The plan the agent answers with: the tuning, xbzrle's cache only when on. */
+export function migrationPlan(tuning: MigrationTuning, postcopy: boolean): MigrationPlan {
+  const { xbzrleCacheBytes, ...rest } = tuning;
+  return { ...rest, ...(xbzrleCacheBytes === undefined ? {} : { xbzrleCacheBytes }), postcopy };
 }
