@@ -14,66 +14,44 @@ import type { MigrationPlan } from '../../api/index.js';
 import { checkMovedGuest, GUEST_WORKLOADS } from '../../guest/index.js';
 import { chooseCompression } from './compression.js';
 import { measureStreamFacts } from './stream-facts.js';
-import { MEMORY_MIB, MigrationRig, type Attempt, type Qemu } from './test-rig.js';
+import {
+  limitEgress,
+  linkNamespaces,
+  MEMORY_MIB,
+  MigrationRig,
+  type Attempt,
+  type LinkEnd,
+  type Qemu,
+} from './test-rig.js';
 
 const MiB = 1024 * 1024;
 const tag = String(process.pid % 100000);
-const nsSource = `sbc-s${tag}`;
-const nsTarget = `sbc-t${tag}`;
-const vethSource = `sbc${tag}s`;
-const vethTarget = `sbc${tag}t`;
 // Addresses exist only inside the two namespaces of this test.
-const SOURCE_IP = '10.213.78.1';
-const TARGET_IP = '10.213.78.2';
+const sourceEnd: LinkEnd = { ns: `sbc-s${tag}`, dev: `sbc${tag}s`, ip: '10.213.78.1' };
+const targetEnd: LinkEnd = { ns: `sbc-t${tag}`, dev: `sbc${tag}t`, ip: '10.213.78.2' };
 /** The rig's host (rig.plan()): 2 cores, a 1-vCPU guest. */
 const RIG_SPARE_CORES = 1;
 /** The veth between two lab namespaces (lab-facts.md: 13-21 Gbit/s measured with iperf3). */
 const FULL_LINK_BITS = 17e9;
 const rig = new MigrationRig([47500, 47549]);
 
-const ip = (...args: string[]): void => {
-  execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] });
-};
-
 const options = {
-  targetNetns: nsTarget,
-  address: TARGET_IP,
-  sourceHostCommand: ['ip', 'netns', 'exec', nsSource],
+  targetNetns: targetEnd.ns,
+  address: targetEnd.ip,
+  sourceHostCommand: ['ip', 'netns', 'exec', sourceEnd.ns],
 };
 
-/** The source's side of the link limited (tbf), or back to the default qdisc. */
-const limitLink = (rate: string | undefined): void => {
-  const args = ['-n', nsSource, 'qdisc', rate ? 'replace' : 'del', 'dev', vethSource, 'root'];
-  execFileSync('tc', rate ? [...args, 'tbf', 'rate', rate, 'burst', '256kb', 'latency', '50ms'] : args, {
-    stdio: 'ignore',
-  });
-};
-
-before(() => {
-  ip('netns', 'add', nsSource);
-  ip('netns', 'add', nsTarget);
-  ip('link', 'add', vethSource, 'type', 'veth', 'peer', 'name', vethTarget);
-  ip('link', 'set', vethSource, 'netns', nsSource);
-  ip('link', 'set', vethTarget, 'netns', nsTarget);
-  ip('-n', nsSource, 'addr', 'add', `${SOURCE_IP}/30`, 'dev', vethSource);
-  ip('-n', nsTarget, 'addr', 'add', `${TARGET_IP}/30`, 'dev', vethTarget);
-  for (const [ns, dev] of [
-    [nsSource, vethSource],
-    [nsTarget, vethTarget],
-  ] as const) {
-    ip('-n', ns, 'link', 'set', 'lo', 'up');
-    ip('-n', ns, 'link', 'set', dev, 'up');
-  }
-});
+before(() => linkNamespaces(sourceEnd, targetEnd));
 
 after(async () => {
   await rig.close();
-  for (const ns of [nsSource, nsTarget]) execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
+  for (const ns of [sourceEnd.ns, targetEnd.ns])
+    execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
 });
 
 /** A booted source writing records to its disk and dirtying 32 MiB/s of mixed memory content. */
 async function busySource(name: string): Promise<Qemu> {
-  const source = await rig.bootSource(name, nsSource);
+  const source = await rig.bootSource(name, sourceEnd.ns);
   await rig.guest(
     source,
     [GUEST_WORKLOADS.diskWriter, 'write', '--file', '/data/during', '--rate-kib', '256'],
@@ -139,7 +117,7 @@ test(
   { timeout: 600_000 },
   async () => {
     const source = await busySource('zsource');
-    limitLink('1gbit');
+    limitEgress(sourceEnd, '1gbit', '256kb');
     let a: Attempt | undefined;
     try {
       const plan = await planFor(source, 1e9);
@@ -164,7 +142,7 @@ test(
       assert.equal(a.outgoing.stats.compression?.mode, 'multifd-zstd');
       await assertArrived(source, a);
     } finally {
-      limitLink(undefined);
+      limitEgress(sourceEnd, undefined);
       await rig.kill(source);
       if (a) {
         await rig.kill(a.target);
