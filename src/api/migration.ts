@@ -158,6 +158,7 @@ export const MIGRATION_POLICY_DEFAULTS = {
   maxThrottlePercent: 99,
   allowPostcopy: false,
   stallWindowSeconds: 60,
+  compression: 'auto',
 } as const;
 
 const D = MIGRATION_POLICY_DEFAULTS;
@@ -172,6 +173,11 @@ export const MigrationPolicy = z.object({
   /** No progress for this long with no lever left = stalled (cancelled). */
   stallWindowSeconds: z.number().int().min(5).max(3600).default(D.stallWindowSeconds),
   strategy: MigrationStrategy.default('silobreak'),
+  /**
+   * `auto`: the source chooses the memory stream's encoding from the link, the guest's dirty rate
+   * and its idle CPU (plain, multifd-zstd or xbzrle); `off`: always plain.
+   */
+  compression: z.enum(['auto', 'off']).default(D.compression),
   /** The memory copy gives up ("not converged") after this long, whatever the strategy; none by default. */
   timeLimitSeconds: z.number().int().min(5).max(86_400).optional(),
 });

@@ -90,7 +90,7 @@ const R = COMPRESSION_RULES;
 const mbs = (bytes: number) => `${Math.round(bytes / 1e6)} MB/s`;
 const cores = (n: number) => `${(Math.round(n * 10) / 10).toFixed(1)} idle core(s)`;
 
-function plain(why: string): CompressionChoice {
+export function plainChoice(why: string): CompressionChoice {
   return { mode: 'plain', why, channels: 0, xbzrleCacheBytes: undefined };
 }
 
@@ -105,10 +105,10 @@ function hostVerdict(
 ): CompressionChoice | { link: number; spare: number; zstd: boolean; channels: number; capacity: number } {
   const link = input.linkBytesPerSecond;
   if (link === undefined)
-    return plain('link rate unknown: plain (a LAN is assumed, compression would only cost)');
+    return plainChoice('link rate unknown: plain (a LAN is assumed, compression would only cost)');
   const spare = input.spareCores;
   if (spare === undefined || !(spare >= R.minSpareCores))
-    return plain(
+    return plainChoice(
       spare === undefined
         ? 'idle CPU unknown: plain'
         : `only ${cores(Math.max(0, spare))} on the source (< ${R.minSpareCores}): plain, compression would take the guest's CPU`,
@@ -117,7 +117,7 @@ function hostVerdict(
   const channels = compressionChannels(spare);
   const capacity = channels * (zstd ? R.zstdBytesPerSecondPerCore : R.zlibBytesPerSecondPerCore);
   if (capacity < link * R.minGain)
-    return plain(
+    return plainChoice(
       `link ${mbs(link)} is faster than ${channels} ${zstd ? 'zstd' : 'zlib'} channel(s) can beat (~${mbs(capacity)} on ${cores(spare)}): plain`,
     );
   return { link, spare, zstd, channels, capacity };
@@ -156,7 +156,9 @@ export function chooseCompression(input: CompressionInput): CompressionChoice {
       };
   }
   if (input.allowPostcopy)
-    return plain(`link ${mbs(link)} is the bound, but post-copy is allowed and excludes multifd: plain`);
+    return plainChoice(
+      `link ${mbs(link)} is the bound, but post-copy is allowed and excludes multifd: plain`,
+    );
   const mode = zstd ? 'multifd-zstd' : 'multifd-zlib';
   const guest =
     dirty === undefined

@@ -35,7 +35,12 @@ import { hasTlsCredentials, TLS_FILES } from './tls.js';
 import { PortAllocator, type PortLease } from './ports.js';
 import { initialProgress } from './progress.js';
 import { chooseTuning, migrationPlan } from './tuning.js';
-import { chooseCompression, compressionDependsOnGuest, type CompressionChoice } from './compression.js';
+import {
+  chooseCompression,
+  compressionDependsOnGuest,
+  plainChoice,
+  type CompressionChoice,
+} from './compression.js';
 import { idleCoresDuring, measureStreamFacts } from './stream-facts.js';
 
 const MiB = 1024 * 1024;
@@ -128,6 +133,7 @@ export class MigrationService {
   ): Promise<CompressionChoice> {
     const link = policy.linkBitsPerSecond === undefined ? undefined : policy.linkBitsPerSecond / 8;
     const base = { linkBytesPerSecond: link, memoryBytes, allowPostcopy: policy.allowPostcopy };
+    if (policy.compression === 'off') return plainChoice("compression off in the move's policy: plain");
     if (link === undefined) return chooseCompression({ ...base, spareCores: undefined });
     // A first look at the idle CPU over a moment, so a fast link or a busy host needs no probe.
     const { idle } = await idleCoresDuring(sleep(200));
