@@ -8,6 +8,7 @@ import {
   compressionParameters,
   COMPRESSION_RULES as R,
   idleCores,
+  linkBeatsCompression,
   type CompressionInput,
 } from './compression.js';
 
@@ -56,6 +57,20 @@ test('plain: link unknown, too little idle CPU, or a link compression cannot bea
   assert.equal(chooseCompression({ ...gbe, linkBytesPerSecond: edge + 1 }).mode, 'plain');
   // Post-copy excludes multifd.
   assert.match(chooseCompression({ ...gbe, allowPostcopy: true }).why, /post-copy/);
+});
+
+test("a link faster than all the host's cores could beat is plain before any probe", () => {
+  const full = { ...gbe, linkBytesPerSecond: 17e9 / 8, spareCores: undefined, hostCores: 2 };
+  assert.equal(linkBeatsCompression(full), true);
+  assert.match(
+    chooseCompression(full).why,
+    /faster than compression could beat even with all 2 core\(s\) idle/,
+  );
+  // 1 GbE on the same host: compression could win, so the idle CPU decides.
+  assert.equal(linkBeatsCompression({ ...full, linkBytesPerSecond: 1e9 / 8 }), false);
+  assert.equal(linkBeatsCompression({ ...full, hostCores: undefined }), false, 'unknown host: probe');
+  // 4 channels at most: 64 cores beat no more than 4 do.
+  assert.equal(linkBeatsCompression({ ...full, linkBytesPerSecond: 900e6, hostCores: 64 }), true);
 });
 
 test('a guest outrunning the link over a small re-dirtied set: xbzrle with a cache sized to the set', () => {
@@ -118,6 +133,7 @@ const inputs = fc.record({
   memoryBytes: fc.integer({ min: 64, max: 1024 * 1024 }).map((m) => m * MiB),
   allowPostcopy: fc.boolean(),
   zstd: fc.boolean(),
+  hostCores: fc.option(fc.integer({ min: 1, max: 128 }), { nil: undefined }),
 });
 
 test('property: every choice is consistent, QEMU-valid and explained; a busy host or fast link stays plain', () => {
@@ -155,6 +171,8 @@ test('property: every choice is consistent, QEMU-valid and explained; a busy hos
       // More idle CPU never turns compression off; less never turns it on from plain.
       if (c.mode !== 'plain' && input.spareCores !== undefined)
         assert.notEqual(chooseCompression({ ...input, spareCores: input.spareCores + 1 }).mode, 'plain');
+      // A link too fast for every core is plain whatever the idle CPU and the guest say.
+      if (linkBeatsCompression(input)) assert.equal(c.mode, 'plain');
       // The probe is skipped only when the guest cannot change the answer.
       if (!compressionDependsOnGuest(input))
         assert.equal(chooseCompression({ ...input, dirtyBytesPerSecond: 1e12, reDirty: 8 }).mode, 'plain');

@@ -75,6 +75,8 @@ export interface CompressionInput {
   longWindowSeconds?: number;
   memoryBytes: number;
   allowPostcopy: boolean;
+  /** The source host's cores: a link faster than all of them could beat is plain without a probe. */
+  hostCores?: number | undefined;
   /** Whether this QEMU has zstd (else zlib); Debian's QEMU 10 has both. */
   zstd?: boolean;
 }
@@ -106,6 +108,10 @@ function hostVerdict(
   const link = input.linkBytesPerSecond;
   if (link === undefined)
     return plainChoice('link rate unknown: plain (a LAN is assumed, compression would only cost)');
+  if (linkBeatsCompression(input))
+    return plainChoice(
+      `link ${mbs(link)} is faster than compression could beat even with all ${input.hostCores} core(s) idle: plain`,
+    );
   const spare = input.spareCores;
   if (spare === undefined || !(spare >= R.minSpareCores))
     return plainChoice(
@@ -121,6 +127,14 @@ function hostVerdict(
       `link ${mbs(link)} is faster than ${channels} ${zstd ? 'zstd' : 'zlib'} channel(s) can beat (~${mbs(capacity)} on ${cores(spare)}): plain`,
     );
   return { link, spare, zstd, channels, capacity };
+}
+
+/** The link is faster than every core of the host, all idle, could compress for (plain at once). */
+export function linkBeatsCompression(input: CompressionInput): boolean {
+  const link = input.linkBytesPerSecond;
+  if (link === undefined || input.hostCores === undefined) return false;
+  const perCore = (input.zstd ?? true) ? R.zstdBytesPerSecondPerCore : R.zlibBytesPerSecondPerCore;
+  return compressionChannels(input.hostCores) * perCore < link * R.minGain;
 }
 
 /**

@@ -38,6 +38,7 @@ import { chooseTuning, migrationPlan } from './tuning.js';
 import {
   chooseCompression,
   compressionDependsOnGuest,
+  linkBeatsCompression,
   plainChoice,
   type CompressionChoice,
 } from './compression.js';
@@ -132,9 +133,16 @@ export class MigrationService {
     memoryBytes: number,
   ): Promise<CompressionChoice> {
     const link = policy.linkBitsPerSecond === undefined ? undefined : policy.linkBitsPerSecond / 8;
-    const base = { linkBytesPerSecond: link, memoryBytes, allowPostcopy: policy.allowPostcopy };
+    const base = {
+      linkBytesPerSecond: link,
+      memoryBytes,
+      allowPostcopy: policy.allowPostcopy,
+      hostCores: this.core.inventory.cpus,
+    };
     if (policy.compression === 'off') return plainChoice("compression off in the move's policy: plain");
-    if (link === undefined) return chooseCompression({ ...base, spareCores: undefined });
+    // An unknown link, or one too fast for every core: plain at once, no probe (the full-link move).
+    if (link === undefined || linkBeatsCompression({ ...base, spareCores: undefined }))
+      return chooseCompression({ ...base, spareCores: undefined });
     // A first look at the idle CPU over a moment, so a fast link or a busy host needs no probe.
     const { idle } = await idleCoresDuring(sleep(200));
     if (!compressionDependsOnGuest({ ...base, spareCores: idle }))
