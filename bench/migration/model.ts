@@ -56,6 +56,8 @@ export interface MoveRun {
   stealMs?: number | undefined;
   throttlePeakPercent?: number;
   throttleSeconds?: number;
+  /** How the memory stream was encoded (the plan's choice: plain, multifd-zstd, xbzrle...). */
+  compression?: string | undefined;
   policyLog?: string[];
 }
 

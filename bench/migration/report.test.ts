@@ -43,7 +43,7 @@ test('a saved run validates and renders header, table, load, tally and guest che
   const text = renderReport(BenchResult.parse(saved));
   assert.match(text, /^# bench\/migration 2026-11-25T15:00:00.000Z \(--quick\)/);
   assert.match(text, /sb-dirty 150 MiB\/s/);
-  assert.match(text, /\| silobreak \| 1\/1 \| 30\.0 \|/);
+  assert.match(text, /\| silobreak \| 1\/1 \| — \| 30\.0 \|/);
   // QEMU's downtime 0 is no measurement: the Silobreak line shows none, and that target is missed
   // (an unmeasured figure is never left out of the tally).
   const sbLine = text.split('\n').find((l) => l.includes('| silobreak |')) ?? '';

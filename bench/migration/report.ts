@@ -27,6 +27,7 @@ const MoveRunSchema = z.object({
   stealMs: Num.optional(),
   throttlePeakPercent: Num.optional(),
   throttleSeconds: Num.optional(),
+  compression: z.string().optional(),
   policyLog: z.array(z.string()).optional(),
 });
 

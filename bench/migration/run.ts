@@ -326,7 +326,11 @@ async function move(
     downtimeMs: s.downtimeMs,
     throttlePeakPercent: s.throttlePeakPercent,
     throttleSeconds: s.throttleSeconds,
-    policyLog: status.policyLog.map((p) => `${p.action}: ${p.reason}`),
+    compression: s.compression?.mode,
+    policyLog: [
+      ...(s.compression ? [`stream: ${s.compression.mode}: ${s.compression.why}`] : []),
+      ...status.policyLog.map((p) => `${p.action}: ${p.reason}`),
+    ],
   };
 }
 

@@ -1,6 +1,6 @@
 // The benchmark's one table (markdown): per row, Silobreak beside each baseline, medians with
 // min–max, and Silobreak's ratios against the issue's targets (pure).
-import { POLICIES, summarize, type PolicySummary, type Row } from './model.js';
+import { POLICIES, summarize, type MoveRun, type PolicySummary, type Row } from './model.js';
 import { formatSpread, type Spread } from './summary.js';
 import { checkTargets, type TargetCheck } from './targets.js';
 
@@ -16,6 +16,7 @@ const COLUMNS = [
   'fsync MB/s',
   'policy',
   'converged',
+  'stream',
   'total s',
   'mirror s',
   'mirror MB/s',
@@ -45,6 +46,14 @@ function convergedCell(p: PolicySummary, row: Row): string {
   return `${cell} ${why[stopped.outcome as keyof typeof why]}`;
 }
 
+/** The memory stream's encoding of the policy's runs: one mode, or each with its count when they differ. */
+export function streamCell(runs: readonly MoveRun[]): string {
+  const counts = new Map<string, number>();
+  for (const r of runs) if (r.compression) counts.set(r.compression, (counts.get(r.compression) ?? 0) + 1);
+  if (counts.size <= 1) return [...counts.keys()][0] ?? '—';
+  return [...counts].map(([mode, n]) => `${mode} ×${n}`).join(', ');
+}
+
 function line(cells: string[]): string {
   return `| ${cells.join(' | ')} |`;
 }
@@ -65,6 +74,7 @@ export function renderTable(rows: readonly Row[]): string {
           i === 0 ? mbs(row.facts.fsyncBytesPerSecond) : '',
           policy,
           convergedCell(p, row),
+          streamCell(row.runs.filter((r) => r.policy === policy)),
           f(p.totalMs, s1),
           f(p.mirrorMs, s1),
           f(p.mirrorBytesPerSecond, mbs),

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { MoveRun, Policy, Row } from './model.js';
-import { renderTable, targetTally } from './table.js';
+import { renderTable, streamCell, targetTally } from './table.js';
 import { checkTargets } from './targets.js';
 
 function run(policy: Policy, over: Partial<MoveRun> = {}): MoveRun {
@@ -120,4 +120,24 @@ test('a figure Silobreak did not measure is missed, not left out', () => {
   };
   const c = byName(row);
   assert.deepEqual([c.ping?.status, c.ping?.detail], ['missed', 'not measured']);
+});
+
+test("the stream column: the policy's encoding, or each with its count when its runs differ", () => {
+  assert.equal(streamCell([]), '—');
+  assert.equal(streamCell([run('silobreak')]), '—', 'older results did not record it');
+  const zstd = run('silobreak', { compression: 'multifd-zstd' });
+  assert.equal(streamCell([zstd, { ...zstd, run: 2 }]), 'multifd-zstd');
+  assert.equal(
+    streamCell([zstd, { ...zstd, run: 2, compression: 'plain' }, { ...zstd, run: 3 }]),
+    'multifd-zstd ×2, plain ×1',
+  );
+  const row: Row = {
+    key: { vm: '1 GiB / 2 GiB', workload: 'dirty', link: '1gbit' },
+    facts,
+    runs: [zstd, run('proxmox-like', { compression: 'xbzrle' })],
+  };
+  const lines = renderTable([row]).split('\n');
+  assert.match(lines[0] ?? '', /\| converged \| stream \| total s \|/);
+  assert.match(lines[2] ?? '', /\| silobreak \| 1\/1 \| multifd-zstd \|/);
+  assert.match(lines[3] ?? '', /\| proxmox-like \| 1\/1 \| xbzrle \|/);
 });

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { DiskSpec, HostInfo, MacAddress, Name, NicSpec, Vm, VmSpec, VmState } from './agent.js';
-import { MigrationPolicy, MigrationStats } from './migration.js';
+import { MigrationPolicy, MigrationStats, StreamCompression } from './migration.js';
 import { ApiError } from './problem.js';
 
 /*
@@ -437,6 +437,11 @@ export const MovePlan = z.object({
       z.object({ kind: z.literal('full'), reason: z.string() }),
     ])
     .optional(),
+  /**
+   * Live moves, dry run: how the source would encode the memory stream now, and why (its agent's
+   * plan; absent when the source did not answer). The move itself chooses again when it starts.
+   */
+  stream: StreamCompression.optional(),
 });
 export type MovePlan = z.infer<typeof MovePlan>;
 

@@ -77,6 +77,21 @@ export const MigrationProgress = z.object({
 });
 export type MigrationProgress = z.infer<typeof MigrationProgress>;
 
+/**
+ * How the memory stream is encoded (src/agent/migration/compression.ts chooses): as is, compressed
+ * per page by multifd channels (zstd, or zlib), or as XOR deltas against a cache of pages already
+ * sent (xbzrle, source only). multifd compression must be the same on both sides.
+ */
+export const StreamCompressionMode = z.enum(['plain', 'multifd-zstd', 'multifd-zlib', 'xbzrle']);
+export type StreamCompressionMode = z.infer<typeof StreamCompressionMode>;
+
+export const StreamCompression = z.strictObject({
+  mode: StreamCompressionMode,
+  /** The rule that chose it, with the figures it read, for people. */
+  why: z.string(),
+});
+export type StreamCompression = z.infer<typeof StreamCompression>;
+
 /** Figures measured during the move (QEMU's own where QEMU reports them). */
 export const MigrationStats = z.object({
   totalTimeMs: z.number().optional(),
@@ -104,6 +119,8 @@ export const MigrationStats = z.object({
   deltaBytes: z.number().optional(),
   /** A delta return move: what the guest wrote during the move, mirrored on top of the delta. */
   deltaOverlayBytes: z.number().optional(),
+  /** How the memory stream was encoded, and why (the plan's choice). */
+  compression: StreamCompression.optional(),
 });
 export type MigrationStats = z.infer<typeof MigrationStats>;
 
@@ -145,6 +162,7 @@ export const MIGRATION_POLICY_DEFAULTS = {
   maxThrottlePercent: 99,
   allowPostcopy: false,
   stallWindowSeconds: 60,
+  compression: 'auto',
 } as const;
 
 const D = MIGRATION_POLICY_DEFAULTS;
@@ -159,6 +177,11 @@ export const MigrationPolicy = z.object({
   /** No progress for this long with no lever left = stalled (cancelled). */
   stallWindowSeconds: z.number().int().min(5).max(3600).default(D.stallWindowSeconds),
   strategy: MigrationStrategy.default('silobreak'),
+  /**
+   * `auto`: the source chooses the memory stream's encoding from the link, the guest's dirty rate
+   * and its idle CPU (plain, multifd-zstd or xbzrle); `off`: always plain.
+   */
+  compression: z.enum(['auto', 'off']).default(D.compression),
   /** The memory copy gives up ("not converged") after this long, whatever the strategy; none by default. */
   timeLimitSeconds: z.number().int().min(5).max(86_400).optional(),
 });
@@ -193,6 +216,8 @@ export const MigrationPlan = z.object({
   targetDowntimeMs: z.number().int(),
   maxDowntimeMs: z.number().int(),
   mirrorBufSizeBytes: z.number().int(),
+  /** The memory stream's encoding; absent = plain (plans made before the choice existed). */
+  compression: StreamCompression.optional(),
   reasons: z.array(z.string()),
   /**
    * Asked with a deltaGeneration: the disks' tracking bitmaps are usable (`bytes`: what they

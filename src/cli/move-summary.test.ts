@@ -32,6 +32,14 @@ test("a live move's summary: time, bytes and rates, passes, both downtimes, thro
   ]);
 });
 
+test("the memory stream's encoding and the reason it was chosen, when the engine reports it", () => {
+  const why = 'link 125 MB/s is the bound; guest dirties 60 MB/s: multifd-zstd on 1 channel(s)';
+  const rows = moveSummary({
+    result: { ...live, stats: { ...live.stats, compression: { mode: 'multifd-zstd', why } } },
+  });
+  assert.deepEqual(rows?.at(-1), ['Memory stream', `multifd-zstd (${why})`]);
+});
+
 test('unknown figures say so or are left out; a cold move has no downtime rows', () => {
   const rows = moveSummary({
     result: {

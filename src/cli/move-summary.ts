@@ -44,6 +44,7 @@ export function moveSummary(job: Pick<Job, 'result'>): [string, string][] | unde
       peak ? `up to ${Math.round(peak)}%${seconds ? ` for ${formatDuration(seconds)}` : ''}` : 'none',
     ]);
   }
+  if (s.compression) rows.push(['Memory stream', `${s.compression.mode} (${s.compression.why})`]);
   if (r.note) rows.push(['Note', r.note]);
   return rows;
 }

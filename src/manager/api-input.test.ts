@@ -326,6 +326,12 @@ test('move requests: downtime target over its limit, absurd link rates, huge or 
       'policy.linkBitsPerSecond',
     );
   }
+  // The stream's encoding is the source's to choose; a policy may only turn compression off.
+  isProblem(
+    await move({ to: 'h2', dryRun: true, policy: { compression: 'zstd' } }),
+    400,
+    'policy.compression',
+  );
   const storage = (body: unknown) => call('POST', '/api/v1/vms/web1/move-storage', { body: json(body) });
   isProblem(
     await storage({ datastore: 'local', dryRun: true, disks: Array(50_000).fill('root') }),

@@ -59,6 +59,7 @@ export function baselinePlan(strategy: BaselineStrategy, memoryBytes: number): M
     multifdChannels: 0,
     postcopy: false,
     mirrorBufSizeBytes: QEMU_DEFAULT_MIRROR_BUF,
+    compression: { mode: 'plain' as const, why: `baseline ${strategy}: never compresses` },
   };
   switch (strategy) {
     case 'qemu-defaults':
@@ -83,6 +84,7 @@ export function baselinePlan(strategy: BaselineStrategy, memoryBytes: number): M
         ...common,
         maxBandwidthBytesPerSecond: PROXMOX_MAX_BANDWIDTH,
         xbzrleCacheBytes,
+        compression: { mode: 'xbzrle', why: 'baseline proxmox-like: xbzrle always, cache a tenth of RAM' },
         targetDowntimeMs: PROXMOX_DOWNTIME_MS,
         maxDowntimeMs: QEMU_MAX_DOWNTIME_MS,
         reasons: [

@@ -15,6 +15,7 @@
 import type { MigrationPlan } from '../../api/index.js';
 import type { QmpClient, QmpEvent } from '../../qmp/index.js';
 import { startTracking } from './delta.js';
+import { compressionParameters } from './compression.js';
 import { MigrationFailed } from './errors.js';
 
 export interface IncomingDisk {
@@ -79,6 +80,8 @@ export class IncomingMigration {
     await qmp.execute('migrate-set-parameters', {
       'tls-creds': tls ?? '',
       ...(plan.multifdChannels > 0 ? { 'multifd-channels': plan.multifdChannels } : {}),
+      // The same multifd compression as the source, or the channels' packets are refused.
+      ...compressionParameters(plan.compression),
     });
     await qmp.execute('nbd-server-start', {
       addr: { type: 'inet', data: { host: address, port: String(nbdPort) } },

@@ -11,40 +11,35 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { checkMovedGuest, GUEST_WORKLOADS } from '../../guest/index.js';
 import { MigrationFailed } from './errors.js';
-import { MigrationRig, SLOW_MEMORY_COPY, type Qemu } from './test-rig.js';
+import {
+  limitEgress,
+  linkNamespaces,
+  MigrationRig,
+  SLOW_MEMORY_COPY,
+  type LinkEnd,
+  type Qemu,
+} from './test-rig.js';
 import { createFabricCa, hasTlsCredentials, issueHostCredentials } from './tls.js';
 
 const tag = String(process.pid % 100000);
-const nsSource = `sbm-s${tag}`;
-const nsTarget = `sbm-t${tag}`;
-const vethSource = `sbm${tag}s`;
-const vethTarget = `sbm${tag}t`;
 // Addresses exist only inside the two namespaces of this test.
-const SOURCE_IP = '10.213.77.1';
-const TARGET_IP = '10.213.77.2';
+const sourceEnd: LinkEnd = { ns: `sbm-s${tag}`, dev: `sbm${tag}s`, ip: '10.213.77.1' };
+const targetEnd: LinkEnd = { ns: `sbm-t${tag}`, dev: `sbm${tag}t`, ip: '10.213.77.2' };
+const nsSource = sourceEnd.ns;
+const nsTarget = targetEnd.ns;
+const SOURCE_IP = sourceEnd.ip;
+const TARGET_IP = targetEnd.ip;
 const rig = new MigrationRig([47400, 47449]);
 let source: Qemu;
 
-const ip = (...args: string[]): void => {
-  execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+const linkTarget = (state: 'up' | 'down'): void => {
+  execFileSync('ip', ['-n', nsTarget, 'link', 'set', targetEnd.dev, state], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
 };
-const linkTarget = (state: 'up' | 'down'): void => ip('-n', nsTarget, 'link', 'set', vethTarget, state);
 
 before(async () => {
-  ip('netns', 'add', nsSource);
-  ip('netns', 'add', nsTarget);
-  ip('link', 'add', vethSource, 'type', 'veth', 'peer', 'name', vethTarget);
-  ip('link', 'set', vethSource, 'netns', nsSource);
-  ip('link', 'set', vethTarget, 'netns', nsTarget);
-  ip('-n', nsSource, 'addr', 'add', `${SOURCE_IP}/30`, 'dev', vethSource);
-  ip('-n', nsTarget, 'addr', 'add', `${TARGET_IP}/30`, 'dev', vethTarget);
-  for (const [ns, dev] of [
-    [nsSource, vethSource],
-    [nsTarget, vethTarget],
-  ] as const) {
-    ip('-n', ns, 'link', 'set', 'lo', 'up');
-    ip('-n', ns, 'link', 'set', dev, 'up');
-  }
+  linkNamespaces(sourceEnd, targetEnd);
   source = await rig.bootSource('source', nsSource);
 });
 
@@ -62,12 +57,7 @@ const options = {
 };
 
 /** The mirror is held in its phase by a slow link (tbf), so the cut surely lands in it. */
-const slowLink = (rate: string | undefined): void => {
-  const args = ['-n', nsSource, 'qdisc', rate ? 'replace' : 'del', 'dev', vethSource, 'root'];
-  execFileSync('tc', rate ? [...args, 'tbf', 'rate', rate, 'burst', '64kb', 'latency', '50ms'] : args, {
-    stdio: 'ignore',
-  });
-};
+const slowLink = (rate: string | undefined): void => limitEgress(sourceEnd, rate);
 
 test(
   'link cut during the disk mirror of a busy guest: rolled back, source QEMU alive, records verify',

@@ -45,6 +45,7 @@ import {
   type ConvergenceState,
   type MigrationSample,
 } from './convergence.js';
+import { compressionParameters } from './compression.js';
 import { throttleSummary } from './throttle-tally.js';
 import {
   cancelDelta,
@@ -278,9 +279,11 @@ export class OutgoingMigration {
       'downtime-limit': convergence.targetDowntimeMs,
       ...(plan.multifdChannels > 0 ? { 'multifd-channels': plan.multifdChannels } : {}),
       ...(plan.xbzrleCacheBytes !== undefined ? { 'xbzrle-cache-size': plan.xbzrleCacheBytes } : {}),
+      ...compressionParameters(plan.compression),
       ...(convergence.allowThrottle ? (this.#baseline ? QEMU_DEFAULT_THROTTLE : throttleParameters(0)) : {}),
     });
     this.stats.multifdChannels = plan.multifdChannels;
+    if (plan.compression) this.stats.compression = plan.compression;
     this.stats.downtimeLimitMs = convergence.targetDowntimeMs;
   }
 

@@ -35,9 +35,17 @@ import { currentNodeNames, StorageMove } from './storage.js';
 import { hasTlsCredentials, TLS_FILES } from './tls.js';
 import { PortAllocator, type PortLease } from './ports.js';
 import { initialProgress } from './progress.js';
-import { chooseTuning } from './tuning.js';
 import { deltaRefusal, flattenLeftBehind, trackingBitmap, trackingBitmapName } from './delta.js';
 import { RetainedStore, type KeptDisk } from './retained.js';
+import { chooseTuning, migrationPlan } from './tuning.js';
+import {
+  chooseCompression,
+  compressionDependsOnGuest,
+  linkBeatsCompression,
+  plainChoice,
+  type CompressionChoice,
+} from './compression.js';
+import { idleCoresDuring, measureStreamFacts } from './stream-facts.js';
 
 const MiB = 1024 * 1024;
 const errorText = (error: unknown) => (error instanceof Error ? error.message : String(error));
@@ -104,7 +112,7 @@ export class MigrationService {
   }
 
   async plan(request: z.output<typeof PlanRequest>): Promise<MigrationPlan> {
-    const plan = this.#tuningPlan(request);
+    const plan = await this.#tuningPlan(request);
     if (request.deltaGeneration === undefined) return plan;
     return { ...plan, delta: await this.#deltaCheck(request.vmName, request.deltaGeneration) };
   }
@@ -127,10 +135,12 @@ export class MigrationService {
     return { usable: true, generationId, bytes };
   }
 
-  #tuningPlan(request: z.output<typeof PlanRequest>): MigrationPlan {
-    const def = this.core.vms.runtime(request.vmName).def;
+  async #tuningPlan(request: z.output<typeof PlanRequest>): Promise<MigrationPlan> {
+    const runtime = this.core.vms.runtime(request.vmName);
+    const def = runtime.def;
     const policy = request.policy;
     if (policy.strategy !== 'silobreak') return baselinePlan(policy.strategy, def.memoryMiB * MiB);
+    const compression = await this.#chooseCompression(runtime, policy, def.memoryMiB * MiB);
     const tuning = chooseTuning({
       linkBitsPerSecond: policy.linkBitsPerSecond,
       accelerator: this.core.accelerator.accelerator,
@@ -142,13 +152,45 @@ export class MigrationService {
       allowPostcopy: policy.allowPostcopy,
       targetDowntimeMs: policy.targetDowntimeMs,
       maxDowntimeMs: policy.maxDowntimeMs,
+      compression,
     });
-    const { xbzrleCacheBytes, ...rest } = tuning;
-    return {
-      ...rest,
-      ...(xbzrleCacheBytes === undefined ? {} : { xbzrleCacheBytes }),
-      postcopy: policy.allowPostcopy,
+    return migrationPlan(tuning, policy.allowPostcopy);
+  }
+
+  /**
+   * The plan is made on the source before the target prepares (both must agree on multifd), so the
+   * figures are measured here and now: the guest's dirty rate and the idle CPU (~1.3 s), but only
+   * when the link is slow enough for the guest to matter (else the choice is plain at once).
+   */
+  async #chooseCompression(
+    runtime: ReturnType<AgentCore['vms']['runtime']>,
+    policy: z.output<typeof PlanRequest>['policy'],
+    memoryBytes: number,
+  ): Promise<CompressionChoice> {
+    const link = policy.linkBitsPerSecond === undefined ? undefined : policy.linkBitsPerSecond / 8;
+    const base = {
+      linkBytesPerSecond: link,
+      memoryBytes,
+      allowPostcopy: policy.allowPostcopy,
+      hostCores: this.core.inventory.cpus,
     };
+    if (policy.compression === 'off') return plainChoice("compression off in the move's policy: plain");
+    // An unknown link, or one too fast for every core: plain at once, no probe (the full-link move).
+    if (link === undefined || linkBeatsCompression({ ...base, spareCores: undefined }))
+      return chooseCompression({ ...base, spareCores: undefined });
+    // A first look at the idle CPU over a moment, so a fast link or a busy host needs no probe.
+    const { idle } = await idleCoresDuring(sleep(200));
+    if (!compressionDependsOnGuest({ ...base, spareCores: idle }))
+      return chooseCompression({ ...base, spareCores: idle });
+    const qmp = (() => {
+      try {
+        return runtime.qmp();
+      } catch {
+        return undefined; // not running: nothing to sample
+      }
+    })();
+    const facts = qmp ? await measureStreamFacts(qmp) : undefined;
+    return chooseCompression({ ...base, ...facts, spareCores: facts?.spareCores ?? idle });
   }
 
   // ---- target side ----

@@ -23,7 +23,7 @@ import { IncomingMigration } from './incoming.js';
 import { OutgoingMigration } from './outgoing.js';
 import { PortAllocator } from './ports.js';
 import { BlockJobs, StatusInfo } from './qemu-replies.js';
-import { chooseTuning } from './tuning.js';
+import { chooseTuning, migrationPlan, type TuningInput } from './tuning.js';
 
 const MiB = 1024 * 1024;
 export const MEMORY_MIB = 512;
@@ -64,6 +64,38 @@ export const SLOW_MEMORY_COPY = {
   plan: { maxBandwidthBytesPerSecond: 2 * MiB, multifdChannels: 0 },
   convergence: { targetDowntimeMs: 0, maxDowntimeMs: 0, allowThrottle: false },
 } satisfies AttemptOptions;
+
+/** One end of a veth pair in a network namespace of its own. */
+export interface LinkEnd {
+  ns: string;
+  dev: string;
+  ip: string;
+}
+
+const ipCommand = (...args: string[]): void => {
+  execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+};
+
+/** Two network namespaces joined by one veth pair (a /30 between them), both ends up. */
+export function linkNamespaces(a: LinkEnd, b: LinkEnd): void {
+  ipCommand('netns', 'add', a.ns);
+  ipCommand('netns', 'add', b.ns);
+  ipCommand('link', 'add', a.dev, 'type', 'veth', 'peer', 'name', b.dev);
+  for (const end of [a, b]) {
+    ipCommand('link', 'set', end.dev, 'netns', end.ns);
+    ipCommand('-n', end.ns, 'addr', 'add', `${end.ip}/30`, 'dev', end.dev);
+    ipCommand('-n', end.ns, 'link', 'set', 'lo', 'up');
+    ipCommand('-n', end.ns, 'link', 'set', end.dev, 'up');
+  }
+}
+
+/** Egress of `end` limited by a token bucket (tc tbf), or back to the default qdisc. */
+export function limitEgress(end: LinkEnd, rate: string | undefined, burst = '64kb'): void {
+  const args = ['-n', end.ns, 'qdisc', rate ? 'replace' : 'del', 'dev', end.dev, 'root'];
+  execFileSync('tc', rate ? [...args, 'tbf', 'rate', rate, 'burst', burst, 'latency', '50ms'] : args, {
+    stdio: 'ignore',
+  });
+}
 
 export interface Attempt {
   target: Qemu;
@@ -223,7 +255,8 @@ export class MigrationRig {
     return source;
   }
 
-  plan(): MigrationPlan {
+  /** The agent's plan for the rig's host (2 cores, 1 vCPU guest), with what a test knows more. */
+  plan(known: Pick<TuningInput, 'linkBitsPerSecond' | 'compression'> = {}): MigrationPlan {
     const t = chooseTuning({
       accelerator: 'tcg',
       hostCpus: 2,
@@ -232,8 +265,9 @@ export class MigrationRig {
       memoryBytes: MEMORY_MIB * MiB,
       diskCount: 1,
       allowPostcopy: false,
+      ...known,
     });
-    return { ...t, postcopy: false };
+    return migrationPlan(t, false);
   }
 
   async attempt(source: Qemu, o: AttemptOptions = {}): Promise<Attempt> {

@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { chooseCompression } from './compression.js';
 import { chooseTuning, UNLIMITED_BANDWIDTH, type TuningInput } from './tuning.js';
 
 const MiB = 1024 * 1024;
@@ -34,18 +35,33 @@ test('fast link under TCG: cap lifted, no xbzrle; multifd only with two spare co
   assert.equal(t.mirrorBufSizeBytes, 16 * MiB);
 });
 
-test('1 GbE link: capped at 95 % of the link, single stream; xbzrle only with a spare core', () => {
+test('1 GbE link: capped at 95 % of the link; the compression choice sets channels or the xbzrle cache', () => {
   const slow = chooseTuning({ ...lab, linkBitsPerSecond: 1e9 });
   assert.equal(slow.slowLink, true);
   assert.equal(slow.maxBandwidthBytesPerSecond, Math.floor((1e9 / 8) * 0.95));
   assert.equal(slow.multifdChannels, 0);
   assert.equal(slow.xbzrleCacheBytes, undefined);
-  assert.ok(slow.reasons.some((r) => /no spare core/.test(r)));
+  assert.equal(slow.compression.mode, 'plain', 'no choice given: plain');
 
-  const roomy = chooseTuning({ ...lab, linkBitsPerSecond: 1e9, hostCpus: 8, memoryBytes: 4 * GiB });
-  assert.equal(roomy.xbzrleCacheBytes, 512 * MiB);
-  const small = chooseTuning({ ...lab, linkBitsPerSecond: 1e9, hostCpus: 8, memoryBytes: 300 * MiB });
-  assert.equal(small.xbzrleCacheBytes, 64 * MiB);
+  const facts = { linkBytesPerSecond: 1e9 / 8, memoryBytes: GiB, allowPostcopy: false };
+  const zstd = chooseCompression({ ...facts, spareCores: 1.8, dirtyBytesPerSecond: 50e6, reDirty: 1 });
+  const z = chooseTuning({ ...lab, linkBitsPerSecond: 1e9, compression: zstd });
+  assert.equal(z.compression.mode, 'multifd-zstd');
+  assert.equal(z.multifdChannels, zstd.channels);
+  assert.ok(z.multifdChannels > 0);
+  assert.equal(z.xbzrleCacheBytes, undefined);
+  assert.ok(z.reasons.includes(zstd.why));
+
+  const xb = chooseCompression({ ...facts, spareCores: 1, dirtyBytesPerSecond: 150e6, reDirty: 3 });
+  const x = chooseTuning({ ...lab, linkBitsPerSecond: 1e9, compression: xb });
+  assert.equal(x.compression.mode, 'xbzrle');
+  assert.equal(x.multifdChannels, 0);
+  assert.equal(x.xbzrleCacheBytes, xb.xbzrleCacheBytes);
+
+  const busy = chooseCompression({ ...facts, spareCores: 0.3 });
+  const b = chooseTuning({ ...lab, linkBitsPerSecond: 1e9, compression: busy });
+  assert.equal(b.compression.mode, 'plain');
+  assert.ok(b.reasons.includes(busy.why));
 });
 
 test('a 5 Gbit/s link is slow for TCG but fast for KVM', () => {

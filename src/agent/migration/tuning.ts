@@ -14,11 +14,9 @@
  *   QEMU 10) an idle guest's downtime was 67-172 ms with 4 channels, 35-40 ms with one stream
  *   (the copy ~1.5 x faster with the channels). Not on slow links: there the link is the bound and
  *   channels only add per-channel overhead; not with post-copy (QEMU 7.2 could not combine them).
- * - xbzrle compression. Worth it only where the link, not the CPU, is the bound, and only when a
- *   core is left after the vCPUs for the migration thread's delta encoding (on a busy 2-core TCG
- *   host it would slow the copy). Cache: an eighth of RAM, at least 64 MiB, rounded up to a power
- *   of two (QEMU 7.2 rejects other sizes); it must hold the pages the guest re-dirties per pass.
- *   QEMU 7.2 does not use xbzrle with multifd, so it is off whenever multifd is on.
+ * - Stream compression (multifd-zstd, xbzrle or plain): compression.ts chooses from the link,
+ *   the guest's dirty rate and the idle CPU; here it only sets the channels or the xbzrle cache it
+ *   asks for. Without a choice (callers that know no figures) the stream is plain.
  * - Downtime: the limit starts at the target (30 ms unless the user says otherwise) and the
  *   convergence policy moves it from measurements, never above the user's maximum (300 ms).
  * - Disk mirror `buf-size` (bytes in flight per mirror): QEMU's 16 MiB, less when many disks share
@@ -27,6 +25,9 @@
  * "QEMU 7.2" below marks behaviour seen on Debian 12's own QEMU, which Silobreak no longer runs on
  * (it needs QEMU 10, README.md); the choices are kept until re-measured on QEMU 10.
  */
+
+import type { MigrationPlan, StreamCompression } from '../../api/index.js';
+import type { CompressionChoice } from './compression.js';
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
@@ -43,6 +44,8 @@ export interface TuningInput {
   allowPostcopy: boolean;
   targetDowntimeMs?: number | undefined;
   maxDowntimeMs?: number | undefined;
+  /** The stream's encoding (compression.ts); plain when absent. */
+  compression?: CompressionChoice | undefined;
 }
 
 export interface MigrationTuning {
@@ -55,6 +58,7 @@ export interface MigrationTuning {
   targetDowntimeMs: number;
   maxDowntimeMs: number;
   mirrorBufSizeBytes: number;
+  compression: StreamCompression;
   /** One line per choice, for the move's log. */
   reasons: string[];
 }
@@ -84,8 +88,15 @@ export function chooseTuning(input: TuningInput): MigrationTuning {
     );
   }
 
+  const compression = input.compression;
   let multifdChannels = 0;
-  if (input.allowPostcopy) {
+  let xbzrleCacheBytes: number | undefined;
+  if (compression && compression.mode !== 'plain') {
+    // The choice read the link, the guest and the idle CPU: its channels or cache win.
+    multifdChannels = compression.channels;
+    xbzrleCacheBytes = compression.xbzrleCacheBytes;
+    reasons.push(compression.why);
+  } else if (input.allowPostcopy) {
     reasons.push('post-copy allowed: multifd off (QEMU 7.2 cannot combine them)');
   } else if (!slowLink) {
     const spareCores = input.hostCpus - input.vcpus;
@@ -98,15 +109,7 @@ export function chooseTuning(input: TuningInput): MigrationTuning {
       );
     }
   }
-
-  let xbzrleCacheBytes: number | undefined;
-  const coreLeft = input.hostCpus > input.vcpus + 1;
-  if (slowLink && multifdChannels === 0 && coreLeft) {
-    xbzrleCacheBytes = powerOfTwoAtLeast(Math.max(64 * MiB, input.memoryBytes / 8));
-    reasons.push(`slow link with a spare core: xbzrle on, cache ${xbzrleCacheBytes / MiB} MiB`);
-  } else if (slowLink) {
-    reasons.push(`slow link but no spare core for delta encoding (${input.hostCpus} cores): xbzrle off`);
-  }
+  if (compression?.mode === 'plain') reasons.push(compression.why);
 
   const maxDowntimeMs = input.maxDowntimeMs ?? 300;
   const targetDowntimeMs = Math.min(input.targetDowntimeMs ?? 30, maxDowntimeMs);
@@ -130,14 +133,20 @@ export function chooseTuning(input: TuningInput): MigrationTuning {
     targetDowntimeMs,
     maxDowntimeMs,
     mirrorBufSizeBytes,
+    compression: {
+      mode: compression?.mode ?? 'plain',
+      why: compression?.why ?? 'no figures to choose from: plain',
+    },
     reasons,
   };
 }
 
-function powerOfTwoAtLeast(n: number): number {
-  return 2 ** Math.ceil(Math.log2(n));
-}
-
 function gbit(bits: number): string {
   return (bits / 1e9).toFixed(1);
+}
+
+/** The plan the agent answers with: the tuning, xbzrle's cache only when on. */
+export function migrationPlan(tuning: MigrationTuning, postcopy: boolean): MigrationPlan {
+  const { xbzrleCacheBytes, ...rest } = tuning;
+  return { ...rest, ...(xbzrleCacheBytes === undefined ? {} : { xbzrleCacheBytes }), postcopy };
 }

@@ -45,6 +45,13 @@ test('a dry run shows every check with its verdict, the disks and the space rule
   assert.match(text, /target-memory\s+yes/);
   assert.match(text, /root\s+h1:local\s+h2:fast\s+1 GiB\s+2 GiB\s+1\.1 GiB/);
   assert.match(text, /Space rule: allocated/);
+  assert.doesNotMatch(text, /Memory stream/, 'no stream when the source did not say');
+  const why = 'link 125 MB/s is the bound and 1.5 idle core(s) compress up to ~250 MB/s';
+  const withStream = renderPlan(
+    { color: false, progressBar: false, json: false },
+    { ...plan, stream: { mode: 'multifd-zstd', why } },
+  );
+  assert.ok(withStream.endsWith(`Memory stream: multifd-zstd (${why})`), withStream);
 });
 
 test('vm move --cleanup says what went and what waits for its host, or that nothing is left', () => {

@@ -86,7 +86,8 @@ export function renderPlan(style: OutputStyle, plan: MovePlan): string {
         `The move of ${plan.vm.name} would be refused: fix the checks marked NO (nothing changed).`,
       );
   const copy = plan.diskCopy ? [`Disk copy: ${describeDiskCopy(plan.diskCopy)}`] : [];
-  return [verdict, checks, disks, ...copy, `Space rule: ${plan.spaceRule}`].join('\n\n');
+  const stream = plan.stream ? [`Memory stream: ${plan.stream.mode} (${plan.stream.why})`] : [];
+  return [verdict, checks, disks, ...copy, `Space rule: ${plan.spaceRule}`, ...stream].join('\n\n');
 }
 
 /** `vm move --cleanup`: what went, what waits for its host. */

@@ -438,7 +438,12 @@ export class Move extends HostMove<Checkpoint> {
       this.source.plan({ vmName: this.vm.name, policy: ctx.params.policy ?? {} }),
     );
     const diskCopy = checked.diskCopy;
-    await this.save({ plan, diskCopy }, diskCopy && describeDiskCopy(diskCopy));
+    const stream = plan.compression;
+    const said = [
+      ...(diskCopy ? [describeDiskCopy(diskCopy)] : []),
+      ...(stream ? [`memory stream: ${stream.mode} (${stream.why})`] : []),
+    ];
+    await this.save({ plan, diskCopy }, said.length ? said.join('; ') : undefined);
     await recordMove(deps.db, ctx.actor, this.vm, this.view.from, {
       from: this.view.from,
       to: this.view.to,

@@ -102,6 +102,10 @@ test("memory fills copy-memory's share by sent over sent + remaining; figures pa
   assert.equal(d.health, 'slow');
   assert.equal(d.from, 'h1');
   assert.equal((d.memory as { passes: number }).passes, 3);
+  assert.equal(d.stream, undefined, 'no encoding reported: none passed on');
+  const compression = { mode: 'multifd-zstd' as const, why: 'link 125 MB/s is the bound' };
+  const withStream = moveProgress(ctx, { ...status({ phase: 'copy-memory' }), stats: { compression } });
+  assert.deepEqual(withStream.details?.stream, compression);
 });
 
 test("the result carries QEMU's downtime, bytes and throttling next to the move's total time", () => {

@@ -72,6 +72,7 @@ export function moveProgress(ctx: MoveContext, status: MigrationStatus): Progres
       health: p.health,
       ...(p.healthReason ? { healthReason: p.healthReason } : {}),
       throttlePercent: p.throttlePercent,
+      ...(status.stats.compression ? { stream: status.stats.compression } : {}),
     },
   };
 }

@@ -61,7 +61,7 @@ export class MoveService {
           `retain: ${stored.name} is stopped; only a live move keeps a retained copy (start it, or move without retain)`,
           'retain',
         );
-      if (req.dryRun) return { plan };
+      if (req.dryRun) return { plan: await this.#withStream(plan, sourceHost, req.policy) };
       if (!plan.ok) throw new MoveRefused(plan);
       const params: MoveParams = {
         vmId: stored.id,
@@ -82,6 +82,25 @@ export class MoveService {
       });
       return { job };
     });
+  }
+
+  /**
+   * A dry run of a live move shows the stream encoding the source would choose now (it measures
+   * the guest when the link is slow). Best effort: a source that does not answer leaves it out.
+   */
+  async #withStream(
+    plan: MovePlan,
+    source: Parameters<MoveDeps['clientFor']>[0],
+    policy: z.output<typeof MoveVmRequest>['policy'],
+  ): Promise<MovePlan> {
+    if (!plan.ok || plan.mode !== 'live') return plan;
+    try {
+      const agent = new AgentMigrationClient(this.deps.clientFor(source).http);
+      const migration = await agent.plan({ vmName: plan.vm.name, policy: policy ?? {} });
+      return migration.compression ? { ...plan, stream: migration.compression } : plan;
+    } catch {
+      return plan;
+    }
   }
 
   /**

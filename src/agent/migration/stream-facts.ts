@@ -1,0 +1,67 @@
+/*
+ * The figures compression.ts chooses from, measured on the source before a move: the guest's dirty
+ * rate over a short and a long window (calc-dirty-rate, page sampling; QEMU runs one at a time)
+ * and the host's idle cores over the same ~1.3 s (/proc/stat). Only asked for when the link is
+ * slow enough for compression to matter (service.ts), so fast-link moves pay nothing for it.
+ */
+import { readFile } from 'node:fs/promises';
+import { cpus } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { QmpClient } from '../../qmp/index.js';
+import { idleCores } from './compression.js';
+import { DirtyRateInfo } from './qemu-replies.js';
+
+export const SHORT_WINDOW_MS = 250;
+export const LONG_WINDOW_MS = 1000;
+
+export interface StreamFacts {
+  dirtyBytesPerSecond: number | undefined;
+  /** Short-window rate over long-window rate (see compression.ts). */
+  reDirty: number | undefined;
+  spareCores: number | undefined;
+  longWindowSeconds: number;
+}
+
+/** Idle cores over `during` (the host's /proc/stat before and after). */
+export async function idleCoresDuring<T>(
+  during: Promise<T>,
+): Promise<{ result: T; idle: number | undefined }> {
+  const read = () => readFile('/proc/stat', 'utf8').catch(() => '');
+  const before = await read();
+  const result = await during;
+  return { result, idle: idleCores(before, await read(), cpus().length) };
+}
+
+/** The guest's dirty rate over `ms` (bytes/s), or undefined when QEMU could not measure it. */
+export async function measureDirtyRate(qmp: QmpClient, ms: number): Promise<number | undefined> {
+  try {
+    await qmp.execute('calc-dirty-rate', { 'calc-time': ms, 'calc-time-unit': 'millisecond' });
+    await sleep(ms);
+    for (let i = 0; i < 40; i++) {
+      const info = await qmp.execute('query-dirty-rate', undefined, { schema: DirtyRateInfo });
+      // QEMU reports MiB/s.
+      if (info.status === 'measured') return (info['dirty-rate'] ?? 0) * 1024 * 1024;
+      await sleep(50);
+    }
+  } catch {
+    // Another measurement running, or a QEMU without it: unknown.
+  }
+  return undefined;
+}
+
+export async function measureStreamFacts(qmp: QmpClient): Promise<StreamFacts> {
+  const { result, idle } = await idleCoresDuring(
+    (async () => {
+      const short = await measureDirtyRate(qmp, SHORT_WINDOW_MS);
+      const long = await measureDirtyRate(qmp, LONG_WINDOW_MS);
+      return { short, long };
+    })(),
+  );
+  const { short, long } = result;
+  return {
+    dirtyBytesPerSecond: long,
+    reDirty: short !== undefined && long !== undefined && long > 0 ? short / long : undefined,
+    spareCores: idle,
+    longWindowSeconds: LONG_WINDOW_MS / 1000,
+  };
+}
