@@ -167,7 +167,7 @@ async function main(): Promise<void> {
           if (round > 0) rows.push(await move(`out again (delta)`, link, 0, false));
           const [here] = await hostOf();
           // Each round rewrites another part of the data (spread over it, not the same MiBs).
-          await rewrite(here, (round * dataBytes) / rewrites.length, bytes);
+          await rewrite(here, Math.floor((round * dataBytes) / rewrites.length / MiB) * MiB, bytes);
           rows.push(await move(`back after ${pct} % rewritten`, link, bytes, false));
           round += 1;
         }
