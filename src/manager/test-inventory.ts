@@ -48,7 +48,14 @@ export function agentSnapshot(name: string, vms: Vm[]): AgentSnapshot {
       cpuModel: 'qemu64',
     },
     datastores: [
-      { name: 'local', path: '/d', default: true, capacityBytes: 10 * 2 ** 30, freeBytes: 5 * 2 ** 30 },
+      {
+        name: 'local',
+        path: '/d',
+        default: true,
+        capacityBytes: 10 * 2 ** 30,
+        freeBytes: 5 * 2 ** 30,
+        class: 'standard',
+      },
     ],
     vswitches: [{ name: 'vmsw0', bridge: 'vmsw0' }],
     vms,
