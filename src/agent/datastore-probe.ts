@@ -8,7 +8,7 @@ import type { DatastoreProbe } from '../api/index.js';
  * A short I/O probe of a datastore's directory (≈2 s, at join, when a datastore is added, and on
  * demand): what the host's storage under it does, before any limits of the datastore.
  *
- *  1. Sequential: 1 MiB writes for up to 1 s (at most 256 MiB), then fdatasync: bytes per second.
+ *  1. Sequential: 1 MiB writes for up to 1 s (at most 64 MiB), then fdatasync: bytes per second.
  *  2. Random: 4 KiB writes at random aligned offsets of that file with O_DSYNC for up to 1 s:
  *     operations per second. Each one must reach stable storage, like a guest's flushed write.
  *
@@ -18,7 +18,7 @@ import type { DatastoreProbe } from '../api/index.js';
 
 const MiB = 1024 * 1024;
 export const PROBE_PHASE_MS = 1_000;
-const PROBE_MAX_BYTES = 256 * MiB;
+const PROBE_MAX_BYTES = 64 * MiB;
 const BLOCK = 4096;
 
 export async function probeDatastore(dir: string, now: () => number = Date.now): Promise<DatastoreProbe> {

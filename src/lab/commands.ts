@@ -104,7 +104,7 @@ export function registerLabCommands(program: Command): void {
     .option('--no-manager', 'do not start a manager for the lab')
     .option(
       '--beast <host>',
-      'the host with fast storage (class fast); the others get limited datastores (400 IOPS, 80 MB/s)',
+      'the host with fast storage (class fast); the others get limited datastores (400 IOPS, 80 MiB/s)',
     )
     .addOption(
       new Option('--accelerator <kind>', 'accelerator the agents use')

@@ -108,7 +108,7 @@ test('--beast: the Beast is fast and unlimited, every other host standard with t
       ['host3', { class: FAST_CLASS }],
     ],
   );
-  assert.deepEqual(STANDARD_TIER_LIMITS, { iops: 400, bytesPerSecond: 80_000_000 });
+  assert.deepEqual(STANDARD_TIER_LIMITS, { iops: 400, bytesPerSecond: 80 * 2 ** 20 });
   // Each host's limits are its own copy: changing one changes no other host and not the constant.
   const first = p.hosts[0]?.storage.limits;
   assert.ok(first);

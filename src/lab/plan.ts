@@ -23,7 +23,8 @@ export const MANAGER_BASE_PORT = 18000;
  */
 export const STANDARD_TIER_LIMITS = {
   iops: 400,
-  bytesPerSecond: 80_000_000,
+  // 80 MiB/s: binary, like every size the CLI takes (`--bandwidth 80M/s`) and shows.
+  bytesPerSecond: 80 * 1024 * 1024,
 } as const satisfies DatastoreLimits;
 export const FAST_CLASS = 'fast';
 
