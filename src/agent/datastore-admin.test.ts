@@ -7,8 +7,10 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { AgentConfig, Datastore, Problem } from '../api/index.js';
-import { persistDatastoresIn } from './datastore-admin.js';
+import { DatastoreAdmin, persistDatastoresIn } from './datastore-admin.js';
 import { HostInventory } from './host.js';
+import { jsonLineLogger } from './logger.js';
+import type { VmService } from './vm-service.js';
 import { startTestAgent, type TestAgent } from './test-server.js';
 
 const TOKEN = 'datastore-admin-test-token-0123';
@@ -156,6 +158,62 @@ test('the configuration file keeps the datastore list, other settings untouched'
         ['b', 'fast', { iops: 50 }, false],
       ],
     );
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('changed limits reach every running QEMU with a disk there, at once; others are left alone', async () => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'sb-ds-apply-'));
+  try {
+    const config = AgentConfig.parse({
+      hostName: 'h1',
+      listen: { address: '127.0.0.1', port: 8470 },
+      token: 'apply-token-0123456789',
+      fabricAddress: '127.0.0.1',
+      stateDir: path.join(dir, 'state'),
+      datastores: [
+        { name: 'slow', path: dir, default: true },
+        { name: 'other', path: dir },
+      ],
+      vswitches: [],
+    });
+    const inventory = new HostInventory(config);
+    const sent: [string, unknown][] = [];
+    const runtime = (name: string, datastore: string, active: boolean, fails = false) => ({
+      active,
+      def: { name, disks: [{ datastore }] },
+      qmp: () => ({
+        execute: async (command: string, args: unknown) => {
+          if (fails) throw new Error("Device '/objects/tg-slow' not found");
+          sent.push([`${name} ${command}`, args]);
+          return {};
+        },
+      }),
+    });
+    const vms = {
+      runtimes: () => [
+        runtime('on-slow', 'slow', true),
+        runtime('stopped', 'slow', false),
+        runtime('elsewhere', 'other', true),
+        runtime('old-qemu', 'slow', true, true),
+      ],
+    };
+    const warnings: string[] = [];
+    const log = { ...jsonLineLogger('silent'), warn: (msg: string) => void warnings.push(msg) };
+    const admin = new DatastoreAdmin(inventory, vms as unknown as VmService, log);
+    const shown = await admin.update('slow', { limits: { iops: 400 } });
+    assert.deepEqual(shown.limits, { iops: 400 });
+    assert.deepEqual(sent, [
+      [
+        'on-slow qom-set',
+        { path: '/objects/tg-slow', property: 'limits', value: { 'iops-total': 400, 'bps-total': 0 } },
+      ],
+    ]);
+    assert.equal(warnings.length, 1, 'a QEMU without the group: a warning, the change stands');
+    sent.length = 0;
+    await admin.update('slow', { class: 'archive' });
+    assert.deepEqual(sent, [], 'a class change touches no QEMU');
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
