@@ -109,7 +109,8 @@ export const Datastore = z.object({
   default: z.boolean(),
   capacityBytes: z.number().int(),
   freeBytes: z.number().int(),
-  class: DatastoreClass,
+  /** Defaulted for agents older than classes, so a newer manager still reads them. */
+  class: DatastoreClass.default(DEFAULT_DATASTORE_CLASS),
   /** Absent: no limits. */
   limits: DatastoreLimits.optional(),
   /** The last probe since the agent started, if any. */
