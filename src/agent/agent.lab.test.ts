@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, test } from 'node:test';
-import { AgentClient, ApiError, type AgentConfig, type GuestInfo, type VmSpec } from '../api/index.js';
+import { AgentClient, ApiError, type AgentConfigInput, type GuestInfo, type VmSpec } from '../api/index.js';
 
 /*
  * The agent as the lab runs it: a `silobreak agent` child process on 127.0.0.1 with its own state
@@ -23,7 +23,7 @@ const BOOT_DEADLINE_MS = 240_000;
 
 let dir: string;
 let configFile: string;
-let config: AgentConfig;
+let config: AgentConfigInput;
 let agent: ChildProcess | undefined;
 let client: AgentClient;
 

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { AgentConfig } from '../api/index.js';
 import { findGuestImage, findToolsDisk, guestKernelCommandLine, GUEST_READY_MARKER } from '../guest/index.js';
+import { persistDatastoresIn } from './datastore-admin.js';
 import { chooseAccelerator, probeKvm, type AcceleratorChoice } from './accelerator.js';
 import { AgentCore } from './core.js';
 import { HostInventory } from './host.js';
@@ -18,6 +19,8 @@ import type { GuestBoot } from './qemu-argv.js';
 export interface AgentOptions {
   logLevel?: LogLevel;
   log?: Logger;
+  /** The configuration file: datastores added, changed or removed at runtime are kept in it. */
+  configFile?: string;
   /** Extra routes mounted beside /v1 (e.g. the migration routes). */
   routePlugins?: readonly AgentRoutePlugin[];
 }
@@ -93,13 +96,17 @@ export async function startAgent(input: unknown, options: AgentOptions = {}): Pr
   if (accelerator.warning) log.warn(accelerator.warning, { accelerator: accelerator.accelerator });
   log.info('accelerator chosen', { ...accelerator });
 
-  const inventory = new HostInventory(config);
+  const inventory = new HostInventory(
+    config,
+    options.configFile === undefined ? undefined : persistDatastoresIn(options.configFile),
+  );
   await inventory.ensureSwitches();
   const vms = new VmService(inventory, {
     stateDir: config.stateDir,
     accelerator: accelerator.accelerator,
     boot: guestBoot,
     bridgeOf: (vswitch) => inventory.bridgeOf(vswitch),
+    datastoreLimits: (name) => inventory.limitsOf(name),
     log,
     // Looked up at each use: a set-up run may have built a newer disk since the agent started.
     toolsIso: async () => (await findToolsDisk())?.iso,

@@ -1,5 +1,6 @@
 import type { AgentConfig, HostInfo, HostStats } from '../api/index.js';
 import type { AcceleratorChoice } from './accelerator.js';
+import { DatastoreAdmin } from './datastore-admin.js';
 import type { HostInventory } from './host.js';
 import type { Logger } from './logger.js';
 import { renderMetrics } from './metrics.js';
@@ -18,7 +19,10 @@ export class AgentCore {
     readonly log: Logger,
   ) {
     this.#stats = new StatsCollector(config.hostName, inventory, vms, log);
+    this.datastores = new DatastoreAdmin(inventory, vms, log);
   }
+
+  readonly datastores: DatastoreAdmin;
 
   readonly #stats: StatsCollector;
 

@@ -54,6 +54,26 @@ export class DatastoreNotFound extends AgentError {
   }
 }
 
+export class DatastoreExists extends AgentError {
+  readonly code = 'datastore-exists';
+  constructor(what: string, field: string) {
+    super(`${field}: ${what}`, field);
+  }
+}
+
+export class DatastoreInUse extends AgentError {
+  readonly code = 'datastore-in-use';
+  constructor(
+    readonly datastore: string,
+    readonly users: string[],
+  ) {
+    super(
+      `datastore "${datastore}" still holds ${users.join(', ')}: move or delete them first (silobreak vm move-storage)`,
+      'name',
+    );
+  }
+}
+
 export class VSwitchNotFound extends AgentError {
   readonly code = 'vswitch-not-found';
   constructor(vswitch: string, field: string) {

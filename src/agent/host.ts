@@ -1,17 +1,36 @@
 import { cpus, totalmem } from 'node:os';
-import type { AgentConfig, Datastore, VSwitch } from '../api/index.js';
+import path from 'node:path';
+import {
+  DEFAULT_DATASTORE_CLASS,
+  type AgentConfig,
+  type Datastore,
+  type DatastoreConfig,
+  type DatastoreLimits,
+  type DatastoreProbe,
+  type DatastoreSpec,
+  type DatastoreUpdate,
+  type VSwitch,
+} from '../api/index.js';
 import { datastoreSpace, type DatastoreSpace } from './datastores.js';
-import { DatastoreNotFound, VSwitchNotFound } from './errors.js';
+import { DatastoreExists, DatastoreNotFound, InvalidInput, VSwitchNotFound } from './errors.js';
 import { ensureBridge } from './vswitches.js';
 
-type DatastoreConfig = AgentConfig['datastores'][number];
-
-/** The configured datastores and virtual switches of this host, and its size. */
+/**
+ * The datastores and virtual switches of this host, and its size. Datastores change at runtime
+ * (the datastore routes); `persist` keeps each new list in the agent's configuration file.
+ */
 export class HostInventory {
   readonly memoryBytes = totalmem();
   readonly cpus = cpus().length;
+  #stores: DatastoreConfig[];
+  readonly #probes = new Map<string, DatastoreProbe>();
 
-  constructor(private readonly config: AgentConfig) {}
+  constructor(
+    private readonly config: AgentConfig,
+    private readonly persist: (stores: readonly DatastoreConfig[]) => Promise<void> = async () => {},
+  ) {
+    this.#stores = [...config.datastores];
+  }
 
   /** Makes every switch's bridge (and attaches its uplink) when missing. */
   async ensureSwitches(): Promise<void> {
@@ -20,11 +39,16 @@ export class HostInventory {
 
   /** The named datastore, or the default one (first marked default, else the first) when unnamed. */
   datastore(name: string | undefined, field: string): DatastoreConfig {
-    const stores = this.config.datastores;
+    const stores = this.#stores;
     const found =
       name === undefined ? (stores.find((d) => d.default) ?? stores[0]) : stores.find((d) => d.name === name);
     if (!found) throw new DatastoreNotFound(name ?? '(default)', field);
     return found;
+  }
+
+  /** The limits of a datastore (none for one this host does not know: it has no group to limit). */
+  limitsOf(name: string): DatastoreLimits | undefined {
+    return this.#stores.find((d) => d.name === name)?.limits;
   }
 
   space(name: string): Promise<DatastoreSpace> {
@@ -32,15 +56,77 @@ export class HostInventory {
   }
 
   async datastores(): Promise<Datastore[]> {
-    const defaultName = this.datastore(undefined, 'datastore').name;
-    return Promise.all(
-      this.config.datastores.map(async (d) => ({
-        name: d.name,
-        path: d.path,
-        default: d.name === defaultName,
-        ...(await datastoreSpace(d.path)),
-      })),
-    );
+    return Promise.all(this.#stores.map((d) => this.describe(d.name)));
+  }
+
+  async describe(name: string): Promise<Datastore> {
+    const d = this.datastore(name, 'name');
+    const probe = this.#probes.get(d.name);
+    return {
+      name: d.name,
+      path: d.path,
+      default: d.name === this.datastore(undefined, 'datastore').name,
+      ...(await datastoreSpace(d.path)),
+      class: d.class,
+      ...(d.limits === undefined ? {} : { limits: d.limits }),
+      ...(probe === undefined ? {} : { probe }),
+    };
+  }
+
+  recordProbe(name: string, probe: DatastoreProbe): void {
+    this.#probes.set(name, probe);
+  }
+
+  /** Adds a datastore (the caller made its directory) and persists the list. */
+  async add(spec: DatastoreSpec): Promise<DatastoreConfig> {
+    if (this.#stores.some((d) => d.name === spec.name))
+      throw new DatastoreExists(`a datastore named "${spec.name}" exists already`, 'name');
+    const dir = path.resolve(spec.path);
+    const same = this.#stores.find((d) => path.resolve(d.path) === dir);
+    if (same) throw new DatastoreExists(`datastore "${same.name}" has that directory already`, 'path');
+    const store: DatastoreConfig = {
+      name: spec.name,
+      path: dir,
+      default: false,
+      class: spec.class ?? DEFAULT_DATASTORE_CLASS,
+      ...(spec.limits === undefined || isUnlimited(spec.limits) ? {} : { limits: spec.limits }),
+    };
+    const stores = [...this.#stores, store];
+    await this.#commit(spec.default === true ? withDefault(stores, store.name) : stores);
+    return store;
+  }
+
+  /** Changes a datastore's settings and persists the list; returns the new and the old settings. */
+  async update(
+    name: string,
+    update: DatastoreUpdate,
+  ): Promise<{ before: DatastoreConfig; after: DatastoreConfig }> {
+    const before = this.datastore(name, 'name');
+    const { limits: _old, ...rest } = before;
+    const limits = update.limits === undefined ? before.limits : (update.limits ?? undefined);
+    const after: DatastoreConfig = {
+      ...rest,
+      ...(update.class === undefined ? {} : { class: update.class }),
+      ...(limits === undefined || isUnlimited(limits) ? {} : { limits }),
+    };
+    const stores = this.#stores.map((d) => (d.name === name ? after : d));
+    await this.#commit(update.default === true ? withDefault(stores, name) : stores);
+    return { before, after };
+  }
+
+  /** Removes a datastore from the list (the caller checked nothing lives there) and persists it. */
+  async remove(name: string): Promise<void> {
+    this.datastore(name, 'name');
+    const stores = this.#stores.filter((d) => d.name !== name);
+    if (stores.length === 0)
+      throw new InvalidInput('name: the last datastore of a host cannot be removed', 'name');
+    await this.#commit(stores);
+    this.#probes.delete(name);
+  }
+
+  async #commit(stores: DatastoreConfig[]): Promise<void> {
+    await this.persist(stores);
+    this.#stores = stores;
   }
 
   vswitches(): VSwitch[] {
@@ -57,3 +143,7 @@ export class HostInventory {
     return found.bridge;
   }
 }
+
+const isUnlimited = (l: DatastoreLimits) => l.iops === undefined && l.bytesPerSecond === undefined;
+const withDefault = (stores: DatastoreConfig[], name: string) =>
+  stores.map((d) => ({ ...d, default: d.name === name }));

@@ -37,7 +37,10 @@ export function registerAgentCommands(program: Command): void {
       }
       let agent;
       try {
-        agent = await startAgent(raw, { routePlugins: [migrationRoutes(), coldMoveRoutes()] });
+        agent = await startAgent(raw, {
+          configFile: opts.config,
+          routePlugins: [migrationRoutes(), coldMoveRoutes()],
+        });
       } catch (error) {
         const detail =
           error instanceof z.ZodError ? `config ${describeZodError(error).detail}` : String(error);

@@ -9,7 +9,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { AgentClient, type AgentConfig, type GuestInfo } from '../api/index.js';
+import { AgentClient, type AgentConfigInput, type DatastoreLimits, type GuestInfo } from '../api/index.js';
 
 const root = path.resolve(import.meta.dirname, '..', '..');
 /** How long a TCG guest may take to boot on this 2-core machine, with other tests running. */
@@ -35,17 +35,26 @@ export async function startLabAgent(options: {
   prefix: string;
   hostName: string;
   token: string;
+  /** Limits of the agent's datastore ds1 (none when absent). */
+  datastoreLimits?: DatastoreLimits;
 }): Promise<LabAgent> {
   const dir = await mkdtemp(path.join(tmpdir(), options.prefix));
   await mkdir(path.join(dir, 'ds1'));
   const port = await freePort();
-  const config: AgentConfig = {
+  const config: AgentConfigInput = {
     hostName: options.hostName,
     listen: { address: '127.0.0.1', port },
     token: options.token,
     fabricAddress: '127.0.0.1',
     stateDir: path.join(dir, 'state'),
-    datastores: [{ name: 'ds1', path: path.join(dir, 'ds1'), default: true }],
+    datastores: [
+      {
+        name: 'ds1',
+        path: path.join(dir, 'ds1'),
+        default: true,
+        ...(options.datastoreLimits ? { limits: options.datastoreLimits } : {}),
+      },
+    ],
     vswitches: [],
     accelerator: 'tcg',
   };

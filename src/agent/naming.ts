@@ -12,11 +12,15 @@ export const MAX_NODE_NAME = 31;
 
 export const diskNodeName = (diskId: string): string => `disk-${diskId}`;
 export const diskFileNodeName = (diskId: string): string => `file-${diskId}`;
+/** The throttle filter between a disk's format and file nodes (its datastore's limits). */
+export const diskThrottleNodeName = (diskId: string): string => `thr-${diskId}`;
 export const diskDeviceId = (diskId: string): string => `virtio-disk-${diskId}`;
 export const netdevId = (nicId: string): string => `net-${nicId}`;
 export const nicDeviceId = (nicId: string): string => `nic-${nicId}`;
 /** Longest disk id whose node names still fit QEMU's limit. */
-export const MAX_DISK_ID = MAX_NODE_NAME - Math.max(diskNodeName('').length, diskFileNodeName('').length);
+export const MAX_DISK_ID =
+  MAX_NODE_NAME -
+  Math.max(diskNodeName('').length, diskFileNodeName('').length, diskThrottleNodeName('').length);
 
 /** A locally administered QEMU-style MAC (52:54:00:xx:xx:xx) whose free bytes come from `seed`. */
 export function macFromBytes(seed: Uint8Array): string {

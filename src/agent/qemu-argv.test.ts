@@ -61,13 +61,52 @@ test('disks get stable node names and device ids, paths pass through JSON verbat
   const blockdevs = values(argv, '-blockdev').map((v) => JSON.parse(v) as Record<string, unknown>);
   assert.deepEqual(blockdevs, [
     { driver: 'file', 'node-name': 'file-disk0', filename: '/data/ds 1,x/web-1-disk0.qcow2' },
-    { driver: 'qcow2', 'node-name': 'disk-disk0', file: 'file-disk0' },
+    { driver: 'throttle', 'node-name': 'thr-disk0', 'throttle-group': 'tg-ds1', file: 'file-disk0' },
+    { driver: 'qcow2', 'node-name': 'disk-disk0', file: 'thr-disk0' },
   ]);
+  // The device's root stays the format node: what mirrors and NBD exports address.
   assert.ok(
     values(argv, '-device').includes(
       '{"driver":"virtio-blk-pci","id":"virtio-disk-disk0","drive":"disk-disk0"}',
     ),
   );
+});
+
+test('one throttle group per datastore of the VM, with its limits or none (zero)', () => {
+  const disk = def.disks[0];
+  assert.ok(disk);
+  const twoStores: VmDefinition = {
+    ...def,
+    disks: [
+      disk,
+      { ...disk, id: 'disk1', path: '/d/b.qcow2' },
+      { ...disk, id: 'disk2', datastore: 'slow', path: '/s/c.qcow2' },
+    ],
+  };
+  const limits = { slow: { iops: 400, bytesPerSecond: 80_000_000 } };
+  const argv = buildQemuArgv({
+    def: twoStores,
+    accelerator: 'tcg',
+    paths,
+    boot,
+    datastoreLimits: (name) => (name === 'slow' ? limits.slow : undefined),
+  });
+  assert.deepEqual(
+    values(argv, '-object').map((v) => JSON.parse(v) as unknown),
+    [
+      { 'qom-type': 'throttle-group', id: 'tg-ds1', limits: { 'iops-total': 0, 'bps-total': 0 } },
+      { 'qom-type': 'throttle-group', id: 'tg-slow', limits: { 'iops-total': 400, 'bps-total': 80_000_000 } },
+    ],
+  );
+  const groups = values(argv, '-blockdev')
+    .map((v) => JSON.parse(v) as Record<string, unknown>)
+    .filter((b) => b.driver === 'throttle')
+    .map((b) => [b['node-name'], b['throttle-group']]);
+  assert.deepEqual(groups, [
+    ['thr-disk0', 'tg-ds1'],
+    ['thr-disk1', 'tg-ds1'],
+    ['thr-disk2', 'tg-slow'],
+  ]);
 });
 
 test('NICs use their pre-made tap and fixed MAC', () => {

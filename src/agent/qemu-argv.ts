@@ -1,8 +1,16 @@
 import path from 'node:path';
-import type { Accelerator } from '../api/index.js';
+import type { Accelerator, DatastoreLimits } from '../api/index.js';
 import { GUEST_AGENT_PORT_NAME } from '../guest/index.js';
 import type { VmDefinition } from './definitions.js';
-import { diskDeviceId, diskFileNodeName, diskNodeName, netdevId, nicDeviceId } from './naming.js';
+import {
+  diskDeviceId,
+  diskFileNodeName,
+  diskNodeName,
+  diskThrottleNodeName,
+  netdevId,
+  nicDeviceId,
+} from './naming.js';
+import { throttleBlockdev, throttleGroupObject } from './throttle.js';
 
 /*
  * The QEMU command line of one VM, built purely from its definition. Both sides of a migration
@@ -52,6 +60,8 @@ export interface QemuArgvInput {
   paused?: boolean;
   /** The guest tools ISO, attached when the definition has the tools disk inserted. */
   toolsIso?: string | undefined;
+  /** Limits of a datastore the VM's disks are on (throttle.ts); undefined: none. */
+  datastoreLimits?: (datastore: string) => DatastoreLimits | undefined;
 }
 
 /*
@@ -117,16 +127,22 @@ export function buildQemuArgv(input: QemuArgvInput): string[] {
     '-append',
     boot.append,
   ];
+  for (const datastore of new Set(def.disks.map((d) => d.datastore)))
+    argv.push('-object', JSON.stringify(throttleGroupObject(datastore, input.datastoreLimits?.(datastore))));
   for (const disk of def.disks) {
     // JSON syntax: file paths are passed through verbatim, whatever characters they hold.
     argv.push(
       '-blockdev',
       JSON.stringify({ driver: 'file', 'node-name': diskFileNodeName(disk.id), filename: disk.path }),
       '-blockdev',
+      JSON.stringify(
+        throttleBlockdev(diskThrottleNodeName(disk.id), disk.datastore, diskFileNodeName(disk.id)),
+      ),
+      '-blockdev',
       JSON.stringify({
         driver: disk.format,
         'node-name': diskNodeName(disk.id),
-        file: diskFileNodeName(disk.id),
+        file: diskThrottleNodeName(disk.id),
       }),
       '-device',
       JSON.stringify({ driver: 'virtio-blk-pci', id: diskDeviceId(disk.id), drive: diskNodeName(disk.id) }),

@@ -46,6 +46,10 @@ function vmHandlers(core: AgentCore): RouteHandlers<typeof agentVmRoutes> {
   return {
     getHost: () => core.hostInfo(),
     listDatastores: () => core.inventory.datastores(),
+    addDatastore: ({ body }) => core.datastores.add(body),
+    updateDatastore: ({ params, body }) => core.datastores.update(params.name, body),
+    removeDatastore: ({ params }) => core.datastores.remove(params.name),
+    probeDatastore: ({ params }) => core.datastores.probe(params.name),
     listVSwitches: () => core.inventory.vswitches(),
     listVms: () => vms.list(),
     createVm: ({ body }) => vms.define(body),

@@ -1,7 +1,7 @@
 import { readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
-import type { Accelerator, VmState } from '../api/index.js';
+import type { Accelerator, DatastoreLimits, VmState } from '../api/index.js';
 import { QmpClient } from '../qmp/index.js';
 import type { VmDefinition } from './definitions.js';
 import { writeFileAtomic } from './definitions.js';
@@ -35,6 +35,8 @@ export interface RuntimeHost {
   /** Kernel, initrd and command line for this VM's guest. */
   boot(def: VmDefinition): Promise<GuestBoot>;
   bridgeOf(vswitch: string): string;
+  /** The limits of a datastore of this host (its throttle group's), none when absent. */
+  datastoreLimits?: (datastore: string) => DatastoreLimits | undefined;
   log: Logger;
   /** The guest tools ISO of this host, when it has one. */
   toolsIso?: () => Promise<string | undefined>;
@@ -184,6 +186,7 @@ export class VmRuntime {
         paths: this.paths,
         boot: await this.host.boot(this.#def),
         toolsIso: this.#def.toolsDisk ? await this.host.toolsIso?.() : undefined,
+        ...(this.host.datastoreLimits ? { datastoreLimits: this.host.datastoreLimits } : {}),
         ...options,
       });
       try {

@@ -1,5 +1,15 @@
 import { JsonHttpClient } from './http.js';
-import type { Datastore, GuestExecResult, GuestInfo, HostInfo, Vm, VSwitch, VmSpec } from './agent.js';
+import type {
+  Datastore,
+  DatastoreSpec,
+  DatastoreUpdate,
+  GuestExecResult,
+  GuestInfo,
+  HostInfo,
+  Vm,
+  VSwitch,
+  VmSpec,
+} from './agent.js';
 import { agentRoutes as routes } from './agent-routes.js';
 import type { HostStats } from './stats.js';
 import type { OpenApiDocument } from './route-table.js';
@@ -16,6 +26,18 @@ export class AgentClient {
   }
   datastores(): Promise<Datastore[]> {
     return this.http.call(routes.listDatastores, {});
+  }
+  addDatastore(spec: DatastoreSpec): Promise<Datastore> {
+    return this.http.call(routes.addDatastore, { body: spec });
+  }
+  updateDatastore(name: string, update: DatastoreUpdate): Promise<Datastore> {
+    return this.http.call(routes.updateDatastore, { params: { name }, body: update });
+  }
+  removeDatastore(name: string): Promise<void> {
+    return this.http.call(routes.removeDatastore, { params: { name } });
+  }
+  probeDatastore(name: string): Promise<Datastore> {
+    return this.http.call(routes.probeDatastore, { params: { name } });
   }
   vswitches(): Promise<VSwitch[]> {
     return this.http.call(routes.listVSwitches, {});

@@ -28,6 +28,11 @@ export const AGENT_ERRORS = {
   'disk-file-exists': { statuses: [409], about: 'a disk image file is in the way; it is never overwritten' },
   'vm-state-conflict': { statuses: [409], about: 'the VM is in a state that does not allow this' },
   'datastore-not-found': { statuses: [422], about: 'no datastore of that name on this host' },
+  'datastore-exists': { statuses: [409], about: 'a datastore of that name or directory exists already' },
+  'datastore-in-use': {
+    statuses: [409],
+    about: 'a VM disk or another image (a retained copy) lives on the datastore',
+  },
   'vswitch-not-found': { statuses: [422], about: 'no virtual switch of that name on this host' },
   'insufficient-capacity': { statuses: [422], about: 'the datastore has not enough free space' },
   'insufficient-memory': {

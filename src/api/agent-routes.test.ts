@@ -133,6 +133,10 @@ test('AgentClient and AgentMigrationClient call exactly the routes of the table'
   const calls: [keyof typeof agentRoutes, () => Promise<unknown>][] = [
     ['getHost', () => agent.host()],
     ['listDatastores', () => agent.datastores()],
+    ['addDatastore', () => agent.addDatastore({ name: 'slow', path: '/srv/slow', limits: { iops: 400 } })],
+    ['updateDatastore', () => agent.updateDatastore('slow', { limits: null })],
+    ['removeDatastore', () => agent.removeDatastore('slow')],
+    ['probeDatastore', () => agent.probeDatastore('slow')],
     ['listVSwitches', () => agent.vswitches()],
     ['listVms', () => agent.listVms()],
     ['createVm', () => agent.createVm({ name: 'a', vcpus: 1, memoryMiB: 128 })],

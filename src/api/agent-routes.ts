@@ -1,6 +1,8 @@
 import { z } from 'zod';
 import {
   Datastore,
+  DatastoreSpec,
+  DatastoreUpdate,
   GuestExecRequest,
   GuestExecResult,
   GuestInfo,
@@ -44,6 +46,7 @@ import { defineRoute, OpenApiDocument, openApiDocument } from './route-table.js'
 const route = defineRoute<AgentErrorCode>();
 
 const VmParams = z.object({ name: Name });
+const DatastoreParams = z.object({ name: Name });
 const MigrationParams = z.object({ id: MigrationId });
 
 export const DeleteAgentVmQuery = z.object({
@@ -111,6 +114,43 @@ export const agentVmRoutes = {
     status: 200,
     response: z.array(Datastore),
     errors: [],
+  }),
+  addDatastore: route({
+    method: 'POST',
+    path: '/v1/datastores',
+    summary: 'Add a datastore (a directory, made when missing), kept in the configuration file',
+    body: DatastoreSpec,
+    status: 201,
+    response: Datastore,
+    errors: ['datastore-exists', 'host-command-failed'],
+  }),
+  updateDatastore: route({
+    method: 'PATCH',
+    path: '/v1/datastores/:name',
+    summary: "Change a datastore's class or limits; running VMs' throttle groups follow at once",
+    params: DatastoreParams,
+    body: DatastoreUpdate,
+    status: 200,
+    response: Datastore,
+    errors: ['datastore-not-found'],
+  }),
+  removeDatastore: route({
+    method: 'DELETE',
+    path: '/v1/datastores/:name',
+    summary:
+      'Remove a datastore from the configuration (its directory stays); refused while images live there',
+    params: DatastoreParams,
+    status: 204,
+    errors: ['datastore-not-found', 'datastore-in-use'],
+  }),
+  probeDatastore: route({
+    method: 'POST',
+    path: '/v1/datastores/:name/probe',
+    summary: 'Measure the datastore with a short I/O probe (about 2 s) and keep the figures',
+    params: DatastoreParams,
+    status: 200,
+    response: Datastore,
+    errors: ['datastore-not-found', 'host-command-failed'],
   }),
   listVSwitches: route({
     method: 'GET',

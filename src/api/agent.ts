@@ -20,6 +20,38 @@ export const Cidr = z.cidrv4({
 });
 export const Ipv4 = z.ipv4({ error: 'must be an IPv4 address, like 10.251.0.1' });
 
+/**
+ * A datastore's class: `fast`, `standard` or a name an administrator chose. Placement prefers
+ * hosts and datastores of the class a VM asks for; the lab gives its Beast `fast`.
+ */
+export const DatastoreClass = Name;
+export const DEFAULT_DATASTORE_CLASS = 'standard';
+
+/**
+ * Performance limits of a datastore, as a slower storage tier would impose: every VM disk on it
+ * goes through a QEMU throttle group of these limits (per VM and datastore: QEMU throttle groups
+ * live inside one QEMU process). Absent fields are unlimited.
+ */
+export const DatastoreLimits = z.strictObject({
+  iops: z.number().int().min(1).max(10_000_000).optional(),
+  bytesPerSecond: z
+    .number()
+    .int()
+    .min(4096)
+    .max(1024 ** 4)
+    .optional(),
+});
+export type DatastoreLimits = z.infer<typeof DatastoreLimits>;
+
+export const DatastoreConfig = z.object({
+  name: Name,
+  path: z.string().min(1),
+  default: z.boolean().default(false),
+  class: DatastoreClass.default(DEFAULT_DATASTORE_CLASS),
+  limits: DatastoreLimits.optional(),
+});
+export type DatastoreConfig = z.output<typeof DatastoreConfig>;
+
 export const AgentConfig = z.object({
   hostName: Name,
   listen: z.object({ address: z.string(), port: z.number().int().min(1).max(65535) }),
@@ -28,13 +60,15 @@ export const AgentConfig = z.object({
   fabricAddress: Ipv4,
   /** Definitions, QMP sockets, pidfiles and logs of this host's VMs. */
   stateDir: z.string(),
-  datastores: z.array(z.object({ name: Name, path: z.string(), default: z.boolean().default(false) })).min(1),
+  datastores: z.array(DatastoreConfig).min(1),
   vswitches: z.array(
     z.object({ name: Name, bridge: z.string().max(15), uplink: z.string().max(15).optional() }),
   ),
   accelerator: z.enum(['auto', 'kvm', 'tcg']).default('auto'),
 });
 export type AgentConfig = z.infer<typeof AgentConfig>;
+/** A configuration as written (defaults not yet applied). */
+export type AgentConfigInput = z.input<typeof AgentConfig>;
 
 export const Accelerator = z.enum(['kvm', 'tcg']);
 export type Accelerator = z.infer<typeof Accelerator>;
@@ -58,14 +92,52 @@ export const HostInfo = z.object({
 });
 export type HostInfo = z.infer<typeof HostInfo>;
 
+/** What a short I/O probe of a datastore measured (datastore-probe.ts). */
+export const DatastoreProbe = z.object({
+  /** Random 4 KiB writes and reads, each followed by fdatasync for writes: operations per second. */
+  iops: z.number().min(0),
+  /** Sequential 1 MiB writes with fdatasync at the end: bytes per second. */
+  bytesPerSecond: z.number().min(0),
+  probedAt: z.iso.datetime(),
+  durationMs: z.number().int().min(0),
+});
+export type DatastoreProbe = z.infer<typeof DatastoreProbe>;
+
 export const Datastore = z.object({
   name: Name,
   path: z.string(),
   default: z.boolean(),
   capacityBytes: z.number().int(),
   freeBytes: z.number().int(),
+  /** Defaulted for agents older than classes, so a newer manager still reads them. */
+  class: DatastoreClass.default(DEFAULT_DATASTORE_CLASS),
+  /** Absent: no limits. */
+  limits: DatastoreLimits.optional(),
+  /** The last probe since the agent started, if any. */
+  probe: DatastoreProbe.optional(),
 });
 export type Datastore = z.infer<typeof Datastore>;
+
+/** Adds a datastore at runtime; kept in the agent's configuration file. */
+export const DatastoreSpec = z.strictObject({
+  name: Name,
+  /** An absolute directory; made when missing. */
+  path: z.string().min(1).max(4096).startsWith('/', 'must be an absolute path'),
+  class: DatastoreClass.optional(),
+  limits: DatastoreLimits.optional(),
+  default: z.boolean().optional(),
+  /** Run the I/O probe right after adding (default true). */
+  probe: z.boolean().optional(),
+});
+export type DatastoreSpec = z.infer<typeof DatastoreSpec>;
+
+/** Changes a datastore's settings; `limits: null` lifts every limit. Running VMs follow at once. */
+export const DatastoreUpdate = z.strictObject({
+  class: DatastoreClass.optional(),
+  limits: DatastoreLimits.nullable().optional(),
+  default: z.literal(true).optional(),
+});
+export type DatastoreUpdate = z.infer<typeof DatastoreUpdate>;
 
 export const VSwitch = z.object({ name: Name, bridge: z.string(), uplink: z.string().optional() });
 export type VSwitch = z.infer<typeof VSwitch>;

@@ -1,3 +1,4 @@
+import type { DatastoreSpec, DatastoreUpdate } from './agent.js';
 import { JsonHttpClient } from './http.js';
 import {
   ChangeRecord,
@@ -123,6 +124,21 @@ export class ManagerClient {
   // Datastores and virtual switches
   listDatastores(q?: HostScopedListQuery): Promise<Page<ManagedDatastore>> {
     return this.http.call(routes.listDatastores, { query: defined(q) });
+  }
+  getDatastore(host: string, datastore: string): Promise<ManagedDatastore> {
+    return this.http.call(routes.getDatastore, { params: { host, datastore } });
+  }
+  addDatastore(host: string, spec: DatastoreSpec): Promise<ManagedDatastore> {
+    return this.http.call(routes.addDatastore, { params: { host }, body: spec });
+  }
+  updateDatastore(host: string, datastore: string, update: DatastoreUpdate): Promise<ManagedDatastore> {
+    return this.http.call(routes.updateDatastore, { params: { host, datastore }, body: update });
+  }
+  removeDatastore(host: string, datastore: string): Promise<void> {
+    return this.http.call(routes.removeDatastore, { params: { host, datastore } });
+  }
+  probeDatastore(host: string, datastore: string): Promise<ManagedDatastore> {
+    return this.http.call(routes.probeDatastore, { params: { host, datastore }, body: {} });
   }
   listVSwitches(q?: HostScopedListQuery): Promise<Page<ManagedVSwitch>> {
     return this.http.call(routes.listVSwitches, { query: defined(q) });

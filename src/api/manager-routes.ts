@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { DatastoreSpec, DatastoreUpdate } from './agent.js';
 import {
   AddHostRequest,
   API_PREFIX,
@@ -270,6 +271,56 @@ export const managerRoutes = {
     status: 200,
     response: Page(ManagedDatastore),
     errors: [],
+  }),
+  getDatastore: route({
+    method: 'GET',
+    path: `${API_PREFIX}/datastores/:host/:datastore`,
+    summary: 'Show a datastore: space, class, limits and its last I/O probe',
+    params: DatastoreRef,
+    status: 200,
+    response: ManagedDatastore,
+    errors: ['not-found'],
+  }),
+  addDatastore: route({
+    method: 'POST',
+    path: `${API_PREFIX}/hosts/:host/datastores`,
+    summary:
+      'Add a datastore (a directory on the host) with its class and limits; the agent keeps it in its configuration. Recorded in the change log',
+    params: HostRef,
+    body: DatastoreSpec,
+    status: 201,
+    response: ManagedDatastore,
+    errors: ['forbidden', 'not-found', 'conflict', 'host-unreachable', 'agent-error'],
+  }),
+  updateDatastore: route({
+    method: 'PATCH',
+    path: `${API_PREFIX}/datastores/:host/:datastore`,
+    summary:
+      "Change a datastore's class or limits (limits: null lifts them); running VMs follow at once. Recorded in the change log",
+    params: DatastoreRef,
+    body: DatastoreUpdate,
+    status: 200,
+    response: ManagedDatastore,
+    errors: ['forbidden', 'not-found', 'host-unreachable', 'agent-error'],
+  }),
+  removeDatastore: route({
+    method: 'DELETE',
+    path: `${API_PREFIX}/datastores/:host/:datastore`,
+    summary:
+      'Remove a datastore from its host (its directory stays); refused while a VM disk or retained image lives there',
+    params: DatastoreRef,
+    status: 204,
+    errors: ['forbidden', 'not-found', 'conflict', 'host-unreachable', 'agent-error'],
+  }),
+  probeDatastore: route({
+    method: 'POST',
+    path: `${API_PREFIX}/datastores/:host/:datastore/probe`,
+    summary: 'Measure the datastore with a short I/O probe (about 2 s) on its host',
+    params: DatastoreRef,
+    body: EmptyBody,
+    status: 200,
+    response: ManagedDatastore,
+    errors: ['forbidden', 'not-found', 'host-unreachable', 'agent-error'],
   }),
   listVSwitches: route({
     method: 'GET',

@@ -1,5 +1,18 @@
 import { z } from 'zod';
-import { DiskSpec, HostInfo, MacAddress, Name, NicSpec, Vm, VmSpec, VmState } from './agent.js';
+import {
+  DatastoreClass,
+  DatastoreLimits,
+  DatastoreProbe,
+  DEFAULT_DATASTORE_CLASS,
+  DiskSpec,
+  HostInfo,
+  MacAddress,
+  Name,
+  NicSpec,
+  Vm,
+  VmSpec,
+  VmState,
+} from './agent.js';
 import { MigrationPolicy, MigrationStats, StreamCompression } from './migration.js';
 import { ApiError } from './problem.js';
 
@@ -145,6 +158,11 @@ export const Host = HostInfo.extend({
   state: HostState,
   pool: Name.nullable(),
   vmCount: z.number().int(),
+  /**
+   * The best class of the host's datastores: `fast` over `standard` over any other name (of
+   * those, the first alphabetically); `standard` for a host without datastores.
+   */
+  class: DatastoreClass,
   /** Last time the agent answered a poll. */
   lastSeenAt: Timestamp,
   /** Why the last poll failed, while the host is unreachable. */
@@ -197,8 +215,19 @@ export const ManagedDatastore = z.object({
   default: z.boolean(),
   capacityBytes: z.number().int(),
   freeBytes: z.number().int(),
+  class: DatastoreClass,
+  /** Absent: no limits. */
+  limits: DatastoreLimits.optional(),
+  /** The last I/O probe of the datastore, if one ran. */
+  probe: DatastoreProbe.omit({ durationMs: true }).optional(),
 });
 export type ManagedDatastore = z.infer<typeof ManagedDatastore>;
+
+/** `fast` over `standard` over any other class name (of those, the first alphabetically). */
+export function bestClass(classes: readonly string[]): string {
+  const rank = (c: string) => (c === 'fast' ? 0 : c === DEFAULT_DATASTORE_CLASS ? 1 : 2);
+  return [...classes].sort((a, b) => rank(a) - rank(b) || a.localeCompare(b))[0] ?? DEFAULT_DATASTORE_CLASS;
+}
 
 export const ManagedVSwitch = z.object({
   id: z.uuid(),

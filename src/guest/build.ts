@@ -345,6 +345,7 @@ export async function buildGuestImage(options: GuestBuildOptions = {}): Promise<
     for (const [source, guestPath] of [
       ['sb-dirty.c', GUEST_WORKLOADS.dirty],
       ['sb-diskwriter.c', GUEST_WORKLOADS.diskWriter],
+      ['sb-iobench.c', GUEST_WORKLOADS.ioBench],
     ] as const) {
       const out = path.join(work, path.basename(guestPath));
       await run(`compiling ${source}`, 'gcc', [

@@ -13,6 +13,8 @@ export const GUEST_WORKLOADS = {
   dirty: '/usr/bin/sb-dirty',
   /** `sb-diskwriter write --file <f> --rate-kib <N> [--count <n>] [--batch <b>]`, `... verify --file <f>` */
   diskWriter: '/usr/bin/sb-diskwriter',
+  /** `sb-iobench --file <f> [--rw randread|randwrite|randrw] [--size-mib n] [--seconds s] [--bs b]`: fio-style JSON */
+  ioBench: '/usr/bin/sb-iobench',
 } as const;
 
 /** Kernel and initramfs of the guest, as passed to QEMU's `-kernel` and `-initrd`. */

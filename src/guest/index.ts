@@ -17,6 +17,7 @@ export {
   type BuiltGuestImage,
   type GuestBuildOptions,
 } from './build.js';
+export { parseFioJson, type FioDirection, type FioJob, type FioLatency, type FioResult } from './fio.js';
 export { registerGuestCommands } from './commands.js';
 export {
   buildToolsDisk,

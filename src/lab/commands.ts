@@ -102,6 +102,10 @@ export function registerLabCommands(program: Command): void {
     .option('--hosts <n>', 'number of hosts', '3')
     .option('--no-demo', 'do not start a demo VM on each host')
     .option('--no-manager', 'do not start a manager for the lab')
+    .option(
+      '--beast <host>',
+      'the host with fast storage (class fast); the others get limited datastores (400 IOPS, 80 MiB/s)',
+    )
     .addOption(
       new Option('--accelerator <kind>', 'accelerator the agents use')
         .choices(['auto', 'kvm', 'tcg'])
@@ -116,6 +120,7 @@ export function registerLabCommands(program: Command): void {
           demo: boolean;
           manager: boolean;
           accelerator: string;
+          beast?: string;
           json?: boolean;
         }) => {
           const started = Date.now();
@@ -132,6 +137,7 @@ export function registerLabCommands(program: Command): void {
             demo: opts.demo,
             accelerator: opts.accelerator as 'auto' | 'kvm' | 'tcg',
             manager: opts.manager,
+            ...(opts.beast === undefined ? {} : { beast: opts.beast }),
             cliConfig: opts.manager,
             log: (line) => process.stderr.write(`${line}\n`),
           });

@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
-import { AgentClient, AgentConfig, type Vm } from '../api/index.js';
+import { AgentClient, AgentConfig, DEFAULT_DATASTORE_CLASS, type Vm } from '../api/index.js';
 import {
   LabAlreadyUp,
   LabInvalidInput,
@@ -25,7 +25,9 @@ import {
   MAX_HOSTS,
   namespacePattern,
   planLab,
+  PlanInput,
   vmAddress,
+  type HostPlan,
   type LabPlan,
 } from './plan.js';
 import {
@@ -78,27 +80,38 @@ export interface Lab extends LabState {
 
 const toLab = (state: LabState): Lab => ({ ...state, vmAddress: (n) => vmAddress(state.index, n) });
 
-export const LabUpOptions = z.object({
-  name: LabName.default('lab'),
-  hosts: z
-    .number({ error: 'must be a number' })
-    .int('must be a whole number')
-    .min(1, 'must be at least 1')
-    .max(MAX_HOSTS, `must be at most ${MAX_HOSTS}`)
-    .default(3),
-  demo: z.boolean().default(true),
-  accelerator: z.enum(['auto', 'kvm', 'tcg']).default('auto'),
-  /** More datastores on every host besides the default `local` (e.g. for storage moves). */
-  extraDatastores: z.array(LabName).default([]),
-  /** Start the lab's manager on 127.0.0.1 and join the hosts to it. */
-  manager: z.boolean().default(true),
-  /** Point the CLI at this lab's manager (LAB_CLI_CONFIG_PATH); the `lab up` command does. */
-  cliConfig: z.boolean().default(false),
-  /** Aborting stops `labUp` at its next step, and it removes what it created (Ctrl-C in the CLI). */
-  signal: z.instanceof(AbortSignal).optional(),
-  /** Progress lines for people; silent when absent. */
-  log: z.custom<(line: string) => void>((v) => typeof v === 'function').optional(),
-});
+export const LabUpOptions = z
+  .object({
+    name: LabName.default('lab'),
+    hosts: z
+      .number({ error: 'must be a number' })
+      .int('must be a whole number')
+      .min(1, 'must be at least 1')
+      .max(MAX_HOSTS, `must be at most ${MAX_HOSTS}`)
+      .default(3),
+    demo: z.boolean().default(true),
+    accelerator: z.enum(['auto', 'kvm', 'tcg']).default('auto'),
+    /** More datastores on every host besides the default `local` (e.g. for storage moves). */
+    extraDatastores: z.array(LabName).default([]),
+    /** The host with fast storage (class `fast`, no limits); every other host's datastores are limited. */
+    beast: PlanInput.shape.beast,
+    /** Start the lab's manager on 127.0.0.1 and join the hosts to it. */
+    manager: z.boolean().default(true),
+    /** Point the CLI at this lab's manager (LAB_CLI_CONFIG_PATH); the `lab up` command does. */
+    cliConfig: z.boolean().default(false),
+    /** Aborting stops `labUp` at its next step, and it removes what it created (Ctrl-C in the CLI). */
+    signal: z.instanceof(AbortSignal).optional(),
+    /** Progress lines for people; silent when absent. */
+    log: z.custom<(line: string) => void>((v) => typeof v === 'function').optional(),
+  })
+  .superRefine((o, ctx) => {
+    if (o.beast !== undefined && Number(o.beast.slice('host'.length)) > o.hosts)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['beast'],
+        message: `the lab has host1 to host${o.hosts}, not ${o.beast}`,
+      });
+  });
 export type LabUpOptions = z.input<typeof LabUpOptions>;
 
 /** Validates input; `field` names a bare value, whose zod issues carry no path. */
@@ -200,15 +213,20 @@ async function startAgent(
   host: LabHostState,
   accelerator: LabState['accelerator'],
   extraDatastores: string[],
+  storage: HostPlan['storage'],
 ): Promise<number> {
-  const extra = extraDatastores.map((name) => ({ name, path: path.join(host.dir, `datastore-${name}`) }));
+  const extra = extraDatastores.map((name) => ({
+    name,
+    path: path.join(host.dir, `datastore-${name}`),
+    ...storage,
+  }));
   const config: AgentConfig = AgentConfig.parse({
     hostName: host.name,
     listen: { address: host.fabricAddress, port: Number(new URL(host.agentUrl).port) },
     token: host.token,
     fabricAddress: host.fabricAddress,
     stateDir: host.stateDir,
-    datastores: [{ name: 'local', path: host.datastorePath, default: true }, ...extra],
+    datastores: [{ name: 'local', path: host.datastorePath, default: true, ...storage }, ...extra],
     vswitches: [{ name: HOST_VSWITCH, bridge: HOST_VSWITCH, uplink: HOST_UPLINK_IF }],
     accelerator,
   } satisfies z.input<typeof AgentConfig>);
@@ -317,7 +335,7 @@ export async function labUp(options: LabUpOptions = {}): Promise<Lab> {
   await labDown({ name: opts.name });
 
   const index = await claimIndex(opts.name);
-  const plan = planLab({ name: opts.name, index, hosts: opts.hosts });
+  const plan = planLab({ name: opts.name, index, hosts: opts.hosts, beast: opts.beast });
   const dir = labDir(opts.name);
   const token = randomBytes(24).toString('hex');
   const state: LabState = {
@@ -343,9 +361,11 @@ export async function labUp(options: LabUpOptions = {}): Promise<Lab> {
     opts.signal?.throwIfAborted();
 
     log(`starting ${state.hosts.length} agents`);
-    for (const host of state.hosts) {
+    if (opts.beast) log(`${opts.beast} is the Beast; the other hosts' datastores are limited`);
+    for (const [i, host] of state.hosts.entries()) {
       await mkdir(host.dir, { recursive: true });
-      host.pid = await startAgent(host, opts.accelerator, opts.extraDatastores);
+      const storage = plan.hosts[i]?.storage ?? { class: DEFAULT_DATASTORE_CLASS };
+      host.pid = await startAgent(host, opts.accelerator, opts.extraDatastores, storage);
     }
     if (opts.manager) {
       log(`starting the manager on ${plan.managerUrl}`);

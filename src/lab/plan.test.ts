@@ -3,11 +3,13 @@ import { test } from 'node:test';
 import {
   anyLabLink,
   anyLabNamespace,
+  FAST_CLASS,
   labTag,
   linkPattern,
   MAX_HOSTS,
   namespacePattern,
   planLab,
+  STANDARD_TIER_LIMITS,
   vmAddress,
 } from './plan.js';
 
@@ -94,4 +96,36 @@ test('VM addresses start at .101 and stay inside the VM segment', () => {
   assert.throws(() => vmAddress(7, 0), RangeError);
   assert.throws(() => vmAddress(7, 151), RangeError);
   assert.throws(() => vmAddress(7, 1.5), RangeError);
+});
+
+test('--beast: the Beast is fast and unlimited, every other host standard with the tier limits', () => {
+  const p = planLab({ name: 'lab', index: 1, hosts: 3, beast: 'host3' });
+  assert.deepEqual(
+    p.hosts.map((h) => [h.name, h.storage]),
+    [
+      ['host1', { class: 'standard', limits: STANDARD_TIER_LIMITS }],
+      ['host2', { class: 'standard', limits: STANDARD_TIER_LIMITS }],
+      ['host3', { class: FAST_CLASS }],
+    ],
+  );
+  assert.deepEqual(STANDARD_TIER_LIMITS, { iops: 400, bytesPerSecond: 80 * 2 ** 20 });
+  // Each host's limits are its own copy: changing one changes no other host and not the constant.
+  const first = p.hosts[0]?.storage.limits;
+  assert.ok(first);
+  first.iops = 1;
+  assert.equal(p.hosts[1]?.storage.limits?.iops, 400);
+});
+
+test('without a Beast every host is standard and unlimited', () => {
+  const p = planLab({ name: 'lab', index: 1, hosts: 2 });
+  assert.deepEqual(
+    p.hosts.map((h) => h.storage),
+    [{ class: 'standard' }, { class: 'standard' }],
+  );
+});
+
+test('a Beast that is not a host of the lab is refused', () => {
+  assert.throws(() => planLab({ name: 'lab', index: 1, hosts: 2, beast: 'host3' }), /host1 to host2/);
+  assert.throws(() => planLab({ name: 'lab', index: 1, hosts: 2, beast: 'client' }), /like host3/);
+  assert.throws(() => planLab({ name: 'lab', index: 1, hosts: 2, beast: 'host0' }), /like host3/);
 });

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import { Name } from '../api/index.js';
+import { DEFAULT_DATASTORE_CLASS, Name, type DatastoreLimits } from '../api/index.js';
 
 /*
  * The pure naming and addressing plan of a lab: which namespaces, bridges, veths and addresses a
@@ -16,6 +16,17 @@ export const MAX_LAB_INDEX = 255;
 export const AGENT_PORT = 8470;
 /** Port the lab's manager listens on, on 127.0.0.1, plus the lab index so labs can coexist. */
 export const MANAGER_BASE_PORT = 18000;
+
+/**
+ * `lab up --beast <host>`: the other hosts' datastores get the limits of a slower (SAN-like) tier,
+ * and the Beast's none, so a VM's I/O is measurably faster there (issue 18).
+ */
+export const STANDARD_TIER_LIMITS = {
+  iops: 400,
+  // 80 MiB/s: binary, like every size the CLI takes (`--bandwidth 80M/s`) and shows.
+  bytesPerSecond: 80 * 1024 * 1024,
+} as const satisfies DatastoreLimits;
+export const FAST_CLASS = 'fast';
 
 /** Names of interfaces inside a host namespace: fixed, as each namespace has its own. */
 export const HOST_FABRIC_IF = 'fabric0';
@@ -70,6 +81,8 @@ export interface HostPlan {
   fabricVeth: string;
   /** Root end of the veth to the VM L2 bridge (inner end: HOST_UPLINK_IF, uplink of vmsw0). */
   uplinkVeth: string;
+  /** Class and limits of every datastore of the host (none without a Beast). */
+  storage: { class: string; limits?: DatastoreLimits };
 }
 
 export interface LabPlan {
@@ -87,10 +100,25 @@ export const PlanInput = z.object({
   name: LabName,
   index: z.number().int().min(0).max(MAX_LAB_INDEX),
   hosts: z.number().int().min(1).max(MAX_HOSTS),
+  /** The host with fast storage (`host<N>`); the others' datastores are limited. */
+  beast: z
+    .string()
+    .regex(/^host[1-9][0-9]?$/, 'must be a host of the lab, like host3')
+    .optional(),
 });
 
+/** The storage of each host: all `standard` and unlimited, or with a Beast as described above. */
+function hostStorage(host: string, beast: string | undefined): HostPlan['storage'] {
+  if (beast === undefined) return { class: DEFAULT_DATASTORE_CLASS };
+  return host === beast
+    ? { class: FAST_CLASS }
+    : { class: DEFAULT_DATASTORE_CLASS, limits: { ...STANDARD_TIER_LIMITS } };
+}
+
 export function planLab(input: z.input<typeof PlanInput>): LabPlan {
-  const { name, index, hosts } = PlanInput.parse(input);
+  const { name, index, hosts, beast } = PlanInput.parse(input);
+  if (beast !== undefined && Number(beast.slice('host'.length)) > hosts)
+    throw new RangeError(`beast: the lab has host1 to host${hosts}, not ${beast}`);
   const tag = labTag(name);
   const link = (suffix: string) => {
     const ifname = `sb${tag}-${suffix}`;
@@ -122,6 +150,7 @@ export function planLab(input: z.input<typeof PlanInput>): LabPlan {
         agentUrl: `http://${fabricAddress}:${AGENT_PORT}`,
         fabricVeth: link(`f${n}`),
         uplinkVeth: link(`v${n}`),
+        storage: hostStorage(`host${n}`, beast),
       };
     }),
     managerUrl: `http://127.0.0.1:${MANAGER_BASE_PORT + index}`,

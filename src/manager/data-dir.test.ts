@@ -30,7 +30,7 @@ const info: HostInfo = {
   cpuModel: 'qemu64',
 };
 const datastores: Datastore[] = [
-  { name: 'local', path: '/d', default: true, capacityBytes: 2 ** 34, freeBytes: 2 ** 33 },
+  { name: 'local', path: '/d', default: true, capacityBytes: 2 ** 34, freeBytes: 2 ** 33, class: 'standard' },
 ];
 const vswitches: VSwitch[] = [{ name: 'vmsw0', bridge: 'vmsw0' }];
 

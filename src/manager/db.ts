@@ -63,6 +63,14 @@ export interface DatastoresTable {
   is_default: number;
   capacity_bytes: number;
   free_bytes: number;
+  /** `fast`, `standard` or an admin's name (as the agent reports it); placement reads this column. */
+  class: string;
+  limit_iops: number | null;
+  limit_bytes_per_second: number | null;
+  /** The last I/O probe the agent reported; kept when a restarted agent has none yet. */
+  probe_iops: number | null;
+  probe_bytes_per_second: number | null;
+  probed_at: string | null;
 }
 export interface VSwitchesTable {
   id: string;
@@ -633,6 +641,20 @@ export const migrations: Readonly<Record<string, Migration>> = {
         .addColumn('host_id', 'text', (c) => c.notNull())
         .addColumn('since', 'text', (c) => c.notNull())
         .execute();
+    },
+  },
+  '0007-datastore-class': {
+    // Issue 18: each datastore's class, limits and last I/O probe (as its agent reports them).
+    async up(db: Kysely<any>) {
+      await db.schema
+        .alterTable('datastores')
+        .addColumn('class', 'text', (c) => c.notNull().defaultTo('standard'))
+        .execute();
+      for (const column of ['limit_iops', 'limit_bytes_per_second'])
+        await db.schema.alterTable('datastores').addColumn(column, 'integer').execute();
+      for (const column of ['probe_iops', 'probe_bytes_per_second'])
+        await db.schema.alterTable('datastores').addColumn(column, 'real').execute();
+      await db.schema.alterTable('datastores').addColumn('probed_at', 'text').execute();
     },
   },
   '0005-metrics-store': {

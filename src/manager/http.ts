@@ -24,6 +24,7 @@ import {
   getHost,
   getPool,
   getVm,
+  getDatastore,
   listDatastores,
   listHosts,
   listPools,
@@ -108,6 +109,12 @@ function handlers({ db, service, jobs, moves, version }: ApiDeps): ManagerHandle
       service.setPoolMembership(caller, params.pool, params.host, false),
 
     listDatastores: ({ query }) => listDatastores(db, query),
+    getDatastore: ({ params }) => getDatastore(db, params.host, params.datastore),
+    addDatastore: ({ params, body, caller }) => service.addDatastore(caller, params.host, body),
+    updateDatastore: ({ params, body, caller }) =>
+      service.updateDatastore(caller, params.host, params.datastore, body),
+    removeDatastore: ({ params, caller }) => service.removeDatastore(caller, params.host, params.datastore),
+    probeDatastore: ({ params, caller }) => service.probeDatastore(caller, params.host, params.datastore),
     listVSwitches: ({ query }) => listVSwitches(db, query),
 
     listVms: ({ query }) => listVms(db, query),

@@ -40,7 +40,7 @@ test("a host's datastores and switches follow its report; free space alone leave
     ...base,
     datastores: [
       { ...base.datastores[0]!, freeBytes: 1234 },
-      { name: 'fast', path: '/f', default: false, capacityBytes: 100, freeBytes: 50 },
+      { name: 'fast', path: '/f', default: false, capacityBytes: 100, freeBytes: 50, class: 'fast' },
     ],
     vswitches: [{ name: 'vmsw0', bridge: 'br9', uplink: 'eth1' }],
   });

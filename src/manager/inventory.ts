@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
-import type { Insertable, Selectable } from 'kysely';
+import { sql, type Insertable, type Selectable } from 'kysely';
 import type {
   Datastore,
   Host,
@@ -17,12 +17,12 @@ import type {
   VmTools,
   ToolsStatus,
 } from '../api/index.js';
-import { VmState } from '../api/index.js';
+import { bestClass, VmState } from '../api/index.js';
 import { SYSTEM, nowIso, recordChanges, type Actor, type ChangeInput } from './changes.js';
 import { decodeCursor, pageOf } from './cursor.js';
-import type { DB, HostsTable, Tx, VmDisksTable, VmNicsTable, VmsTable } from './db.js';
+import type { DatastoresTable, DB, HostsTable, Tx, VmDisksTable, VmNicsTable, VmsTable } from './db.js';
 import { classify, diffCollections, diffFields } from './diff.js';
-import { Conflict, HostNotFound, PoolNotFound, VmNotFound } from './errors.js';
+import { Conflict, HostNotFound, NotFound, PoolNotFound, VmNotFound } from './errors.js';
 import { MOVE_JOB_KINDS } from './move/kinds.js';
 import { toolsStatusOfRow } from './tools-status.js';
 
@@ -121,10 +121,17 @@ function hostQuery(tx: Tx) {
         .whereRef('vms.host_id', '=', 'hosts.id')
         .select(eb.fn.countAll<number>().as('n'))
         .as('vm_count'),
+    )
+    .select(
+      sql<string | null>`(select group_concat(class, ',') from datastores where host_id = hosts.id)`.as(
+        'datastore_classes',
+      ),
     );
 }
 
-function toHost(r: HostRow & { pool_name: string | null; vm_count: number | null }): Host {
+function toHost(
+  r: HostRow & { pool_name: string | null; vm_count: number | null; datastore_classes: string | null },
+): Host {
   return {
     id: r.id,
     name: r.name,
@@ -143,6 +150,7 @@ function toHost(r: HostRow & { pool_name: string | null; vm_count: number | null
     cpuModel: r.cpu_model,
     ...(r.tools_version ? { toolsVersion: r.tools_version } : {}),
     vmCount: Number(r.vm_count ?? 0),
+    class: bestClass(r.datastore_classes ? r.datastore_classes.split(',') : []),
     lastSeenAt: r.last_seen_at,
     ...(r.last_error ? { lastError: r.last_error } : {}),
     createdAt: r.created_at,
@@ -366,7 +374,11 @@ async function listHostChildren<T extends HostChildTable, Out>(
 }
 
 export function listDatastores(tx: Tx, q: HostScopedQuery): Promise<Page<ManagedDatastore>> {
-  return listHostChildren(tx, 'datastores', q, (r, host) => ({
+  return listHostChildren(tx, 'datastores', q, datastoreToApi);
+}
+
+function datastoreToApi(r: Selectable<DatastoresTable>, host: string): ManagedDatastore {
+  return {
     id: r.id,
     name: r.name,
     host,
@@ -375,7 +387,42 @@ export function listDatastores(tx: Tx, q: HostScopedQuery): Promise<Page<Managed
     default: r.is_default === 1,
     capacityBytes: r.capacity_bytes,
     freeBytes: r.free_bytes,
-  }));
+    class: r.class,
+    ...limitsOfRow(r),
+    ...(r.probed_at === null
+      ? {}
+      : {
+          probe: {
+            iops: r.probe_iops ?? 0,
+            bytesPerSecond: r.probe_bytes_per_second ?? 0,
+            probedAt: r.probed_at,
+          },
+        }),
+  };
+}
+
+/** One datastore of a host (host by id or name, datastore by name). */
+export async function getDatastore(tx: Tx, hostRef: string, name: string): Promise<ManagedDatastore> {
+  const host = await hostRow(tx, hostRef, 'host');
+  const row = await tx
+    .selectFrom('datastores')
+    .selectAll()
+    .where('host_id', '=', host.id)
+    .where('name', '=', name)
+    .executeTakeFirst();
+  if (!row) throw new NotFound('datastore', `${host.name}/${name}`, 'datastore');
+  return datastoreToApi(row, host.name);
+}
+
+/** The limits of a datastore row, as the API shows them (absent when none). */
+function limitsOfRow(r: Pick<DatastoresTable, 'limit_iops' | 'limit_bytes_per_second'>) {
+  if (r.limit_iops === null && r.limit_bytes_per_second === null) return {};
+  return {
+    limits: {
+      ...(r.limit_iops === null ? {} : { iops: r.limit_iops }),
+      ...(r.limit_bytes_per_second === null ? {} : { bytesPerSecond: r.limit_bytes_per_second }),
+    },
+  };
 }
 
 export function listVSwitches(tx: Tx, q: HostScopedQuery): Promise<Page<ManagedVSwitch>> {
@@ -451,23 +498,36 @@ async function syncHostChildren<T extends HostChildTable, X extends { name: stri
 }
 
 export function syncDatastores(tx: Tx, actor: Actor, host: HostRow, reported: Datastore[], now: string) {
-  return syncHostChildren(tx, actor, host, reported, now, {
+  return syncHostChildren<'datastores', Datastore>(tx, actor, host, reported, now, {
     table: 'datastores',
     kind: 'datastore',
-    fromRow: (r) => ({
+    fromRow: (r): Datastore => ({
       name: r.name,
       path: r.path,
       default: r.is_default === 1,
       capacityBytes: r.capacity_bytes,
       freeBytes: r.free_bytes,
+      class: r.class,
+      ...limitsOfRow(r),
     }),
     columns: (x) => ({
       path: x.path,
       is_default: x.default ? 1 : 0,
       capacity_bytes: x.capacityBytes,
       free_bytes: x.freeBytes,
+      class: x.class,
+      limit_iops: x.limits?.iops ?? null,
+      limit_bytes_per_second: x.limits?.bytesPerSecond ?? null,
+      // Only when reported: a restarted agent has not probed yet, and the last figures stand.
+      ...(x.probe === undefined
+        ? {}
+        : {
+            probe_iops: x.probe.iops,
+            probe_bytes_per_second: x.probe.bytesPerSecond,
+            probed_at: x.probe.probedAt,
+          }),
     }),
-    settings: ['path', 'default', 'capacityBytes'],
+    settings: ['path', 'default', 'capacityBytes', 'class', 'limits'],
   });
 }
 

@@ -1,7 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import {
   AgentClient,
+  ApiError,
   VmSpec,
+  type DatastoreSpec,
+  type DatastoreUpdate,
+  type ManagedDatastore,
   type AddHostRequest,
   type CreatedToken,
   type CreatePoolRequest,
@@ -21,6 +25,7 @@ import { decodeCursor, pageOf } from './cursor.js';
 import type { Db } from './db.js';
 import { agentError, Conflict, InvalidInput, NotFound } from './errors.js';
 import {
+  getDatastore,
   getHost,
   getPool,
   getVm,
@@ -63,6 +68,17 @@ export function agentUrlOf(address: string): string {
 }
 
 const actorOf = (caller: Caller): Actor => ({ name: caller.name });
+
+/** An agent's datastore refusal as the manager's own error (same field); anything else as agentError. */
+function datastoreError(host: string, error: unknown): Error {
+  if (error instanceof ApiError) {
+    const detail = `host ${host}: ${error.message}`;
+    if (error.code === 'datastore-exists' || error.code === 'datastore-in-use')
+      return new Conflict(detail, error.field);
+    if (error.code === 'invalid-input') return new InvalidInput(detail, error.field);
+  }
+  return agentError(host, error);
+}
 /** A token's identity in change records: its name is its id (names are unique, secrets never shown). */
 const tokenObject = (name: string) => ({ kind: 'token' as const, id: name, name });
 
@@ -241,6 +257,11 @@ export class ManagerService {
       await syncVms(tx, SYSTEM, host, snapshot.vms, now);
       return host.id;
     });
+    // The measured capability of each datastore (a probe of ~2 s each, one after the other, in the
+    // background): the agent keeps the figures and the next reconciliation takes them in.
+    void (async () => {
+      for (const d of snapshot.datastores) await client.probeDatastore(d.name).catch(() => undefined);
+    })();
     return getHost(db, id);
   }
 
@@ -266,6 +287,57 @@ export class ManagerService {
         ]);
       }),
     );
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Datastores: changed on the host's agent (which keeps them in its configuration), then taken
+  // into the inventory at once in a transaction whose change records name the caller.
+
+  async addDatastore(caller: Caller, hostRef: string, spec: DatastoreSpec): Promise<ManagedDatastore> {
+    await this.#changeDatastores(caller, hostRef, (client) => client.addDatastore(spec));
+    return getDatastore(this.deps.db, hostRef, spec.name);
+  }
+
+  async updateDatastore(
+    caller: Caller,
+    hostRef: string,
+    name: string,
+    update: DatastoreUpdate,
+  ): Promise<ManagedDatastore> {
+    await getDatastore(this.deps.db, hostRef, name);
+    await this.#changeDatastores(caller, hostRef, (client) => client.updateDatastore(name, update));
+    return getDatastore(this.deps.db, hostRef, name);
+  }
+
+  async removeDatastore(caller: Caller, hostRef: string, name: string): Promise<void> {
+    await getDatastore(this.deps.db, hostRef, name);
+    await this.#changeDatastores(caller, hostRef, (client) => client.removeDatastore(name));
+  }
+
+  async probeDatastore(caller: Caller, hostRef: string, name: string): Promise<ManagedDatastore> {
+    await getDatastore(this.deps.db, hostRef, name);
+    await this.#changeDatastores(caller, hostRef, (client) => client.probeDatastore(name));
+    return getDatastore(this.deps.db, hostRef, name);
+  }
+
+  async #changeDatastores(
+    caller: Caller,
+    hostRef: string,
+    change: (client: AgentClient) => Promise<unknown>,
+  ): Promise<void> {
+    const { db, hostLocks, clientFor } = this.deps;
+    const host = await hostRow(db, hostRef, 'host');
+    await hostLocks.run(host.id, async () => {
+      const client = clientFor(host);
+      let reported;
+      try {
+        await change(client);
+        reported = await client.datastores();
+      } catch (error) {
+        throw datastoreError(host.name, error);
+      }
+      await db.transaction().execute((tx) => syncDatastores(tx, actorOf(caller), host, reported, nowIso()));
+    });
   }
 
   async reconcileHost(ref: string): Promise<Host> {

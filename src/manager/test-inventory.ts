@@ -1,7 +1,12 @@
 // Test support: hosts and VMs put into a real manager's inventory the way reconciliation adds
 // them (applySnapshot), and the database as rows to prove a refused call changed nothing. Shared
 // by the manager's API tests (api.test.ts, api-input.test.ts, fuzz.test.ts).
-import type { Vm } from '../api/index.js';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { ManagerClient, type ContractBreach, type Vm } from '../api/index.js';
+import { startManager, type RunningManager } from './manager.js';
 import { SYSTEM } from './changes.js';
 import type { Db } from './db.js';
 import { insertHost } from './inventory.js';
@@ -48,7 +53,14 @@ export function agentSnapshot(name: string, vms: Vm[]): AgentSnapshot {
       cpuModel: 'qemu64',
     },
     datastores: [
-      { name: 'local', path: '/d', default: true, capacityBytes: 10 * 2 ** 30, freeBytes: 5 * 2 ** 30 },
+      {
+        name: 'local',
+        path: '/d',
+        default: true,
+        capacityBytes: 10 * 2 ** 30,
+        freeBytes: 5 * 2 ** 30,
+        class: 'standard',
+      },
     ],
     vswitches: [{ name: 'vmsw0', bridge: 'vmsw0' }],
     vms,
@@ -87,4 +99,40 @@ const CHANGEABLE: readonly Table[] = [
 export async function dbSnapshot(db: Db, tables: readonly Table[] = CHANGEABLE): Promise<string> {
   const all = await Promise.all(tables.map((t) => db.selectFrom(t).selectAll().execute()));
   return JSON.stringify(all);
+}
+
+export interface TestManager {
+  manager: RunningManager;
+  /** Clients with the admin token and a read-only token named `viewer`. */
+  admin: ManagerClient;
+  viewer: ManagerClient;
+  /** Answers outside the route table (error codes, and replies against their schemas). */
+  breaches: ContractBreach[];
+  /** Stops the manager and removes its data directory. */
+  close(): Promise<void>;
+}
+
+/** A real manager on a new temp data dir (`prefix…`), reconciling only when asked. */
+export async function startTestManager(prefix: string): Promise<TestManager> {
+  const dir = await mkdtemp(path.join(tmpdir(), prefix));
+  const breaches: ContractBreach[] = [];
+  const manager = await startManager({
+    dataDir: dir,
+    reconcileIntervalSeconds: 3600,
+    log: () => {},
+    onContractBreach: (breach) => breaches.push(breach),
+  });
+  assert.ok(manager.adminToken);
+  const admin = new ManagerClient(manager.url, manager.adminToken);
+  const ro = await admin.createToken({ name: 'viewer', role: 'read-only' });
+  return {
+    manager,
+    admin,
+    viewer: new ManagerClient(manager.url, ro.secret),
+    breaches,
+    async close() {
+      await manager.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
 }

@@ -495,6 +495,8 @@ export class MigrationService {
       migrationId,
       qmp: runtime.qmp(),
       disks: moves,
+      datastore: store.name,
+      limits: store.limits,
       bufSizeBytes: 64 * MiB,
       stallAfterMs: 30_000,
       log: (msg, fields) => this.core.log.info(msg, { migration: migrationId, vm: vmName, ...fields }),

@@ -10,6 +10,8 @@
  *
  * The new nodes cannot take the old node names while those exist, so a moved disk's node is
  * `m<tag><diskId>` until QEMU restarts; callers find a disk's current node with currentNodeNames().
+ * The new chain has its throttle filter (throttle.ts) of the target datastore's group, made in
+ * the QEMU first when it has none yet: the disk takes on the target's limits, or none.
  */
 import { rm } from 'node:fs/promises';
 import { z } from 'zod';
@@ -18,6 +20,8 @@ import type { QmpClient } from '../../qmp/index.js';
 import { MigrationCancelled, MigrationFailed } from './errors.js';
 import { advanceProgress, initialProgress, type ProgressTracker, type RawDisk } from './progress.js';
 import { BlockJobs } from './qemu-replies.js';
+import type { DatastoreLimits } from '../../api/index.js';
+import { ensureThrottleGroup, throttleBlockdev } from '../throttle.js';
 
 export interface StorageMoveDisk {
   diskId: string;
@@ -32,6 +36,9 @@ export interface StorageMoveOptions {
   migrationId: string;
   qmp: QmpClient;
   disks: StorageMoveDisk[];
+  /** The target datastore and its limits (its throttle group's). */
+  datastore: string;
+  limits: DatastoreLimits | undefined;
   bufSizeBytes: number;
   stallAfterMs: number;
   log: (msg: string, fields?: Record<string, unknown>) => void;
@@ -55,9 +62,15 @@ export async function currentNodeNames(qmp: QmpClient): Promise<Map<string, stri
   return out;
 }
 
-/** The file node under a format node, by the agent's names (`disk-x`/`file-x`) or ours (`m..`/`n..`). */
-export function fileNodeOf(formatNode: string): string {
-  return formatNode.startsWith('disk-') ? `file-${formatNode.slice(5)}` : `n${formatNode.slice(1)}`;
+/**
+ * The nodes under a format node, top down (throttle filter, file), by the agent's names
+ * (`disk-x`/`thr-x`/`file-x`) or ours (`m..`/`t..`/`n..`). A QEMU started before throttle filters
+ * has no `thr-x`: deleting it fails harmlessly.
+ */
+export function nodesUnder(formatNode: string): [string, string] {
+  return formatNode.startsWith('disk-')
+    ? [`thr-${formatNode.slice(5)}`, `file-${formatNode.slice(5)}`]
+    : [`t${formatNode.slice(1)}`, `n${formatNode.slice(1)}`];
 }
 
 export class StorageMove {
@@ -82,6 +95,9 @@ export class StorageMove {
   #fileNode(d: StorageMoveDisk): string {
     return `n${this.#tag}${d.diskId}`;
   }
+  #throttleNode(d: StorageMoveDisk): string {
+    return `t${this.#tag}${d.diskId}`;
+  }
 
   cancel(): void {
     if (!this.#pivoted) this.#abort.abort();
@@ -95,6 +111,7 @@ export class StorageMove {
     const { qmp, disks, log } = this.options;
     const started = Date.now();
     try {
+      await ensureThrottleGroup(qmp, this.options.datastore, this.options.limits);
       for (const d of disks) {
         await qmp.execute('blockdev-add', {
           driver: 'file',
@@ -102,10 +119,15 @@ export class StorageMove {
           filename: d.newPath,
         });
         this.#added.push(this.#fileNode(d));
+        await qmp.execute(
+          'blockdev-add',
+          throttleBlockdev(this.#throttleNode(d), this.options.datastore, this.#fileNode(d)),
+        );
+        this.#added.push(this.#throttleNode(d));
         await qmp.execute('blockdev-add', {
           driver: 'qcow2',
           'node-name': this.#formatNode(d),
-          file: this.#fileNode(d),
+          file: this.#throttleNode(d),
         });
         this.#added.push(this.#formatNode(d));
       }
@@ -202,11 +224,11 @@ export class StorageMove {
     }
   }
 
-  /** After the pivot the old format and file nodes are unused: delete them (format node first). */
+  /** After the pivot the old nodes are unused: delete them, top down (format node first). */
   async #dropOldNodes(): Promise<void> {
     const { qmp, disks, log } = this.options;
     for (const d of disks) {
-      for (const node of [d.nodeName, fileNodeOf(d.nodeName)]) {
+      for (const node of [d.nodeName, ...nodesUnder(d.nodeName)]) {
         await qmp.execute('blockdev-del', { 'node-name': node }).catch((error: unknown) => {
           log('old node not deleted', { node, error: String(error) });
         });

@@ -15,6 +15,7 @@ function hostColumns(style: OutputStyle): Column<Host>[] {
     { header: 'State', value: (h) => paintState(style, h.state) },
     { header: 'Pool', value: (h) => h.pool ?? '-' },
     { header: 'Address', value: (h) => h.fabricAddress },
+    { header: 'Class', value: (h) => h.class },
     { header: 'Accel', value: (h) => h.accelerator },
     { header: 'CPUs', value: (h) => String(h.cpus), align: 'right' },
     { header: 'Mem free', value: (h) => formatBytes(h.memoryFreeBytes), align: 'right' },
@@ -41,6 +42,7 @@ export function hostDetails(h: Host): string {
         ? `${h.toolsVersion} (guest agent on its tools disk)`
         : 'none (run silobreak guest build)',
     ],
+    ['Storage class', `${h.class} (the best of its datastores')`],
     ['Accelerator', h.accelerator + (h.acceleratorWarning ? ` (${h.acceleratorWarning})` : '')],
     ['Machine', h.machineType],
     ['CPU model', h.cpuModel],

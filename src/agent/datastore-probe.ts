@@ -1,0 +1,67 @@
+import { randomBytes } from 'node:crypto';
+import { constants } from 'node:fs';
+import { open, rm } from 'node:fs/promises';
+import path from 'node:path';
+import type { DatastoreProbe } from '../api/index.js';
+
+/*
+ * A short I/O probe of a datastore's directory (≈2 s, at join, when a datastore is added, and on
+ * demand): what the host's storage under it does, before any limits of the datastore.
+ *
+ *  1. Sequential: 1 MiB writes for up to 1 s (at most 64 MiB), then fdatasync: bytes per second.
+ *  2. Random: 4 KiB writes at random aligned offsets of that file with O_DSYNC for up to 1 s:
+ *     operations per second. Each one must reach stable storage, like a guest's flushed write.
+ *
+ * Reads are not measured: a file just written is in the page cache, and O_DIRECT needs aligned
+ * buffers Node does not promise. The file is removed afterwards, also on failure.
+ */
+
+const MiB = 1024 * 1024;
+export const PROBE_PHASE_MS = 1_000;
+const PROBE_MAX_BYTES = 64 * MiB;
+const BLOCK = 4096;
+
+export async function probeDatastore(dir: string, now: () => number = Date.now): Promise<DatastoreProbe> {
+  const file = path.join(dir, `.silobreak-probe-${process.pid}-${randomBytes(4).toString('hex')}`);
+  const started = now();
+  try {
+    const chunk = randomBytes(MiB);
+    let written = 0;
+    let seqMs = 1;
+    let rndMs = 1;
+    const seq = await open(file, 'w', 0o600);
+    try {
+      const t0 = now();
+      while (written < PROBE_MAX_BYTES && now() - t0 < PROBE_PHASE_MS) {
+        await seq.write(chunk, 0, chunk.length, written);
+        written += chunk.length;
+      }
+      await seq.datasync();
+      seqMs = Math.max(1, now() - t0);
+    } finally {
+      await seq.close();
+    }
+    const rnd = await open(file, constants.O_WRONLY | constants.O_DSYNC);
+    let ops = 0;
+    try {
+      const block = chunk.subarray(0, BLOCK);
+      const blocks = written / BLOCK;
+      const t0 = now();
+      while (now() - t0 < PROBE_PHASE_MS) {
+        await rnd.write(block, 0, BLOCK, Math.floor(Math.random() * blocks) * BLOCK);
+        ops++;
+      }
+      rndMs = Math.max(1, now() - t0);
+    } finally {
+      await rnd.close();
+    }
+    return {
+      iops: Math.round((ops * 1000) / rndMs),
+      bytesPerSecond: Math.round((written * 1000) / seqMs),
+      probedAt: new Date().toISOString(),
+      durationMs: now() - started,
+    };
+  } finally {
+    await rm(file, { force: true });
+  }
+}
