@@ -220,6 +220,8 @@ export const ManagedDatastore = z.object({
   limits: DatastoreLimits.optional(),
   /** The last I/O probe of the datastore, if one ran. */
   probe: DatastoreProbe.omit({ durationMs: true }).optional(),
+  /** One datastore (`datastore show`): the bytes retained copies of VMs that left hold here (used space). */
+  retainedBytes: z.number().int().optional(),
 });
 export type ManagedDatastore = z.infer<typeof ManagedDatastore>;
 

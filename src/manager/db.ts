@@ -203,6 +203,8 @@ export interface RetainedCopiesTable {
   expires_at: string;
   /** JSON: { diskId: datastore }. */
   datastores: string;
+  /** JSON: { diskId: allocated bytes }. */
+  disk_bytes: string;
   allocated_bytes: number;
   /** What the host's last check said: null = valid, else why the copy cannot be used. */
   invalid_reason: string | null;
@@ -630,6 +632,7 @@ export const migrations: Readonly<Record<string, Migration>> = {
         .addColumn('expires_at', 'text', (c) => c.notNull())
         .addColumn('datastores', 'text', (c) => c.notNull())
         .addColumn('allocated_bytes', 'integer', (c) => c.notNull())
+        .addColumn('disk_bytes', 'text', (c) => c.notNull().defaultTo('{}'))
         .addColumn('invalid_reason', 'text')
         .addColumn('checked_at', 'text', (c) => c.notNull())
         .addUniqueConstraint('retained_copies_vm_host', ['vm_id', 'host_id'])

@@ -41,7 +41,7 @@ import {
 } from './insight/index.js';
 import { isTerminal, type JobRunner } from './jobs.js';
 import { renderManagerMetrics, storedMoves } from './metrics.js';
-import type { MoveService } from './move/index.js';
+import { retainedBytesOn, type MoveService } from './move/index.js';
 import type { ManagerService } from './service.js';
 
 /*
@@ -109,7 +109,11 @@ function handlers({ db, service, jobs, moves, version }: ApiDeps): ManagerHandle
       service.setPoolMembership(caller, params.pool, params.host, false),
 
     listDatastores: ({ query }) => listDatastores(db, query),
-    getDatastore: ({ params }) => getDatastore(db, params.host, params.datastore),
+    getDatastore: async ({ params }) => {
+      const found = await getDatastore(db, params.host, params.datastore);
+      const retainedBytes = await retainedBytesOn(db, found.hostId, found.name);
+      return retainedBytes ? { ...found, retainedBytes } : found;
+    },
     addDatastore: ({ params, body, caller }) => service.addDatastore(caller, params.host, body),
     updateDatastore: ({ params, body, caller }) =>
       service.updateDatastore(caller, params.host, params.datastore, body),

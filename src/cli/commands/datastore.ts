@@ -56,6 +56,14 @@ function details(d: ManagedDatastore): string {
         : 'not yet (silobreak datastore probe)',
     ],
     ['Space', `${formatBytes(d.freeBytes)} free of ${formatBytes(d.capacityBytes)}`],
+    ...(d.retainedBytes
+      ? [
+          ['Retained copies', `${formatBytes(d.retainedBytes)} (silobreak vm retained list)`] as [
+            string,
+            string,
+          ],
+        ]
+      : []),
   ]);
 }
 

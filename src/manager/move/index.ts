@@ -9,7 +9,7 @@ export { MOVE_JOB_KINDS } from './kinds.js';
 export { HostSlots } from './slots.js';
 export { PendingUndoRunner, pendingUndos } from './pending-undos.js';
 export { MoveService, type MoveAnswer } from './service.js';
-export { sweepRetainedCopies, RETAINED_COPY_DAYS } from './retained.js';
+export { retainedBytesOn, sweepRetainedCopies, RETAINED_COPY_DAYS } from './retained.js';
 export type { MoveDeps } from './job.js';
 
 export function moveJobHandlers(deps: MoveDeps): JobHandler<never>[] {

@@ -217,6 +217,7 @@ export async function recordArrival(
         datastores: JSON.stringify(
           Object.fromEntries((q.kept?.disks ?? []).map((d) => [d.diskId, d.datastore])),
         ),
+        disk_bytes: diskBytesOf(q.kept),
         allocated_bytes: q.kept?.allocatedBytes ?? 0,
         invalid_reason: q.kept && !q.kept.check.valid ? q.kept.check.reason : null,
         checked_at: now,
@@ -236,6 +237,25 @@ export async function recordArrival(
       now,
     );
   });
+}
+
+const diskBytesOf = (copy: RetainedCopy | undefined): string =>
+  JSON.stringify(Object.fromEntries((copy?.disks ?? []).map((d) => [d.diskId, d.allocatedBytes])));
+
+/** What retained copies hold on one datastore of a host (used space: `datastore show`). */
+export async function retainedBytesOn(db: Tx, hostId: string, datastore: string): Promise<number> {
+  const rows = await db
+    .selectFrom('retained_copies')
+    .select(['datastores', 'disk_bytes'])
+    .where('host_id', '=', hostId)
+    .execute();
+  let bytes = 0;
+  for (const row of rows) {
+    const sizes = JSON.parse(row.disk_bytes) as Record<string, number>;
+    for (const [disk, store] of Object.entries(JSON.parse(row.datastores) as Record<string, string>))
+      if (store === datastore) bytes += sizes[disk] ?? 0;
+  }
+  return bytes;
 }
 
 /** A VM's disks changed outside a move (storage move, resize): its retained copies are stale. */
@@ -325,6 +345,7 @@ export async function sweepRetainedCopies(deps: VmJobDeps, host: HostRow): Promi
       .updateTable('retained_copies')
       .set({
         allocated_bytes: found.allocatedBytes,
+        disk_bytes: diskBytesOf(found),
         invalid_reason: found.check.valid ? null : found.check.reason,
         checked_at: now,
       })
