@@ -131,6 +131,38 @@ export function estimatedMoveSeconds(vm: Pick<VmFacts, 'memoryBytes' | 'diskByte
   return Math.ceil((vm.memoryBytes + vm.diskBytes) / s.moveBytesPerSecond) + s.moveOverheadSeconds;
 }
 
+export type Fit = { problem: string } | { predicted: PredictedLoad };
+
+/**
+ * Whether `need` fits on the target as it is now (`now`: its free memory and space, the IOPS its
+ * VMs make), keeping the settings' reserves; the load it would have with it. The one capacity rule
+ * of the planner and of `suggest`.
+ */
+export function fitOn(
+  t: Target,
+  now: { memoryFreeBytes: number; freeBytes: number; iops: number },
+  need: { memoryBytes: number; diskBytes: number; iops: number },
+  s: PlacementSettings,
+): Fit {
+  if (!t.connected) return { problem: `host ${t.host} is not connected` };
+  const memory = now.memoryFreeBytes - need.memoryBytes;
+  if (memory < s.minFreeMemoryBytes)
+    return {
+      problem: `host ${t.host} would keep ${memory} bytes of memory free, below ${s.minFreeMemoryBytes}`,
+    };
+  const free = now.freeBytes - need.diskBytes;
+  if (free < (t.capacityBytes * s.minFreeSpacePercent) / 100)
+    return {
+      problem: `${key(t)} would keep ${free} bytes free, below ${s.minFreeSpacePercent} % of its capacity`,
+    };
+  const iops = now.iops + need.iops;
+  if (t.iopsBudget !== null && iops > t.iopsBudget * s.maxIopsUtilisation)
+    return {
+      problem: `${key(t)} would serve ${Math.round(iops)} IOPS, above ${s.maxIopsUtilisation * 100} % of its budget ${t.iopsBudget}`,
+    };
+  return { predicted: { iops, iopsBudget: t.iopsBudget, memoryFreeBytes: memory, freeBytes: free } };
+}
+
 /** A target's free room as the round books moves on it. */
 interface Room {
   t: Target;
@@ -192,27 +224,16 @@ class Ledger {
   }
 
   /** Why the VM would not fit on the target, or undefined when it fits (with its prediction). */
-  check(vm: VmFacts, to: Place): { problem: string } | { predicted: PredictedLoad } {
+  check(vm: VmFacts, to: Place): Fit {
     const room = this.rooms.get(key(to));
     if (!room) return { problem: `${key(to)} is not known` };
-    if (!room.t.connected) return { problem: `host ${to.host} is not connected` };
     const sameHost = vm.at.host === to.host;
-    const memory = (this.hostMemory.get(to.host) ?? 0) - (sameHost ? 0 : vm.memoryBytes);
-    if (memory < this.s.minFreeMemoryBytes)
-      return {
-        problem: `host ${to.host} would keep ${memory} bytes of memory free, below ${this.s.minFreeMemoryBytes}`,
-      };
-    const free = room.free - vm.diskBytes;
-    const minFree = (room.t.capacityBytes * this.s.minFreeSpacePercent) / 100;
-    if (free < minFree)
-      return { problem: `${key(to)} would keep ${free} bytes free, below ${this.s.minFreeSpacePercent} %` };
-    const iops = room.iops + (vm.demand?.iops ?? 0);
-    const budget = room.t.iopsBudget;
-    if (budget !== null && iops > budget * this.s.maxIopsUtilisation)
-      return {
-        problem: `${key(to)} would serve ${Math.round(iops)} IOPS, above ${this.s.maxIopsUtilisation * 100} % of its ${budget}`,
-      };
-    return { predicted: { iops, iopsBudget: budget, memoryFreeBytes: memory, freeBytes: free } };
+    return fitOn(
+      room.t,
+      { memoryFreeBytes: this.hostMemory.get(to.host) ?? 0, freeBytes: room.free, iops: room.iops },
+      { memoryBytes: sameHost ? 0 : vm.memoryBytes, diskBytes: vm.diskBytes, iops: vm.demand?.iops ?? 0 },
+      this.s,
+    );
   }
 
   /** Books the VM's move: its target gains it, its source loses it. */
