@@ -45,7 +45,8 @@ export class Forbidden extends ManagerError {
   }
 }
 
-export type NotFoundKind = 'host' | 'pool' | 'vm' | 'job' | 'token' | 'datastore';
+export type NotFoundKind =
+  'host' | 'pool' | 'vm' | 'job' | 'token' | 'datastore' | 'recommendation' | 'schedule';
 
 export class NotFound extends ManagerError {
   constructor(

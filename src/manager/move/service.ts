@@ -33,7 +33,13 @@ export class MoveService {
 
   constructor(private readonly deps: MoveDeps & { jobs: JobRunner; pendingUndos: PendingUndoRunner }) {}
 
-  async move(caller: Caller, ref: string, req: z.output<typeof MoveVmRequest>): Promise<MoveAnswer> {
+  /** `details`: shown with the job from the start (placement puts its reason there). */
+  async move(
+    caller: Caller,
+    ref: string,
+    req: z.output<typeof MoveVmRequest>,
+    details?: Record<string, unknown>,
+  ): Promise<MoveAnswer> {
     const { db } = this.deps;
     const stored = await getVm(db, ref);
     return this.#vmLocks.run(stored.id, async () => {
@@ -65,6 +71,7 @@ export class MoveService {
         target: vmObject(stored),
         params,
         actor: { name: caller.name },
+        ...(details ? { details } : {}),
       });
       return { job };
     });
@@ -146,6 +153,7 @@ export class MoveService {
     caller: Caller,
     ref: string,
     req: z.output<typeof VmMoveStorageRequest>,
+    details?: Record<string, unknown>,
   ): Promise<MoveAnswer> {
     const { db } = this.deps;
     const stored = await getVm(db, ref);
@@ -170,6 +178,7 @@ export class MoveService {
         target: vmObject(stored),
         params,
         actor: { name: caller.name },
+        ...(details ? { details } : {}),
       });
       return { job };
     });
