@@ -1,7 +1,8 @@
 // Test support: hosts and VMs put into a real manager's inventory the way reconciliation adds
 // them (applySnapshot), and the database as rows to prove a refused call changed nothing. Shared
 // by the manager's API tests (api.test.ts, api-input.test.ts, fuzz.test.ts).
-import type { Vm } from '../api/index.js';
+import assert from 'node:assert/strict';
+import { ApiError, type Vm } from '../api/index.js';
 import { SYSTEM } from './changes.js';
 import type { Db } from './db.js';
 import { insertHost } from './inventory.js';
@@ -87,4 +88,17 @@ const CHANGEABLE: readonly Table[] = [
 export async function dbSnapshot(db: Db, tables: readonly Table[] = CHANGEABLE): Promise<string> {
   const all = await Promise.all(tables.map((t) => db.selectFrom(t).selectAll().execute()));
   return JSON.stringify(all);
+}
+
+/** The API error a call must fail with: its status and, when given, the field it names. */
+export async function rejects(call: Promise<unknown>, status: number, field?: string): Promise<ApiError> {
+  try {
+    await call;
+  } catch (error) {
+    assert.ok(error instanceof ApiError, `expected ApiError, got ${String(error)}`);
+    assert.equal(error.status, status, error.message);
+    if (field !== undefined) assert.equal(error.field, field, error.message);
+    return error;
+  }
+  assert.fail(`expected HTTP ${status}`);
 }

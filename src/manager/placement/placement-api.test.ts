@@ -9,7 +9,6 @@ import { sql } from 'kysely';
 import { z } from 'zod';
 import { after, before, test } from 'node:test';
 import {
-  ApiError,
   DEFAULT_PLACEMENT_MODE,
   DEFAULT_PLACEMENT_SETTINGS,
   LATENCY_BOUNDS_NS,
@@ -20,7 +19,7 @@ import {
 } from '../../api/index.js';
 import { ingestHostStats } from '../insight/index.js';
 import { startManager, type RunningManager } from '../manager.js';
-import { dbSnapshot, seedHost, testVm } from '../test-inventory.js';
+import { dbSnapshot, rejects, seedHost, testVm } from '../test-inventory.js';
 
 const breaches: ContractBreach[] = [];
 let dir: string;
@@ -43,18 +42,6 @@ const placementRows = () =>
     'jobs',
     'changes',
   ]);
-
-async function rejects(call: Promise<unknown>, status: number, field?: string): Promise<ApiError> {
-  try {
-    await call;
-  } catch (error) {
-    assert.ok(error instanceof ApiError, `expected ApiError, got ${String(error)}`);
-    assert.equal(error.status, status, error.message);
-    if (field !== undefined) assert.equal(error.field, field);
-    return error;
-  }
-  assert.fail(`expected HTTP ${status}`);
-}
 
 /** `busy` makes 500 random 4 KiB writes a second at 50-75 ms on h1; `idle` 2 reads a second. */
 function stats(at: number, t: number): HostStats {
