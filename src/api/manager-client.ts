@@ -305,6 +305,9 @@ export class ManagerClient {
   applyRecommendation(id: string): Promise<JobAccepted> {
     return this.http.call(routes.applyPlacementRecommendation, { params: { id }, body: {} });
   }
+  dismissRecommendation(id: string): Promise<Recommendation> {
+    return this.http.call(routes.dismissPlacementRecommendation, { params: { id }, body: {} });
+  }
   listPlacementSchedules(q?: PageQuery): Promise<Page<PlacementSchedule>> {
     return this.http.call(routes.listPlacementSchedules, { query: defined(q) });
   }

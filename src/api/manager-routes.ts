@@ -612,6 +612,17 @@ export const managerRoutes = {
     response: JobAccepted,
     errors: [...VM_JOB_ERRORS, 'insufficient-capacity', 'host-unreachable', 'agent-error'],
   }),
+  dismissPlacementRecommendation: route({
+    method: 'POST',
+    path: `${API_PREFIX}/placement/recommendations/:id/dismiss`,
+    summary:
+      'Dismiss a pending recommendation (the next evaluation may make it again while its reason holds)',
+    params: RecommendationRef,
+    body: EmptyBody,
+    status: 200,
+    response: Recommendation,
+    errors: ['forbidden', 'not-found', 'conflict'],
+  }),
   listPlacementSchedules: route({
     method: 'GET',
     path: `${API_PREFIX}/placement/schedules`,

@@ -164,6 +164,7 @@ function handlers({ db, service, jobs, moves, placement, version }: ApiDeps): Ma
     listPlacementRecommendations: ({ query }) => placement.listRecommendations(query),
     applyPlacementRecommendation: async ({ params, caller }, reply) =>
       accepted(reply, await placement.apply(caller, params.id)),
+    dismissPlacementRecommendation: ({ params, caller }) => placement.dismiss(caller, params.id),
     listPlacementSchedules: ({ query }) => placement.listSchedules(query),
     createPlacementSchedule: ({ body, caller }) => placement.addSchedule(caller, body),
     deletePlacementSchedule: ({ params, caller }) => placement.removeSchedule(caller, params.id),

@@ -1,4 +1,4 @@
-// silobreak placement status|recommendations|apply|mode|settings|suggest|schedule, vm set: demand
+// silobreak placement status|recommendations|apply|dismiss|mode|settings|suggest|schedule, vm set: demand
 // driven placement (issue 18) in the terminal.
 import type { Command } from 'commander';
 import { z } from 'zod';
@@ -206,6 +206,13 @@ export function registerPlacementCommands(program: Command): void {
         await followJob(ctx, accepted.job, o.detach);
       },
     ),
+  );
+
+  verb(placement, 'dismiss <id>', 'Dismiss a pending recommendation').action(
+    act(z.object({ id: z.uuid('must be a recommendation id') }), async (o, ctx) => {
+      const r = await ctx.client().dismissRecommendation(o.id);
+      printObject(ctx, r, `Recommendation ${r.id} (${r.kind} of ${r.vm}) dismissed.`);
+    }),
   );
 
   verb(placement, 'mode [mode]', `Show or set the mode (${PlacementMode.options.join(', ')})`).action(

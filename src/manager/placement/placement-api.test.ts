@@ -219,13 +219,21 @@ test('applying checks the move afresh: unreachable hosts refuse it and the recom
   assert.equal(await placementRows(), before);
   await rejects(admin.applyRecommendation('00000000-0000-4000-8000-00000000ffff'), 404, 'id');
   await rejects(viewer.applyRecommendation(rec.id), 403);
+  // Dismissed: no longer pending, not applicable; the next round may make it again.
+  const dismissed = await admin.dismissRecommendation(rec.id);
+  assert.equal(dismissed.state, 'dismissed');
+  await rejects(admin.applyRecommendation(rec.id), 409, 'id');
+  await rejects(admin.dismissRecommendation(rec.id), 409, 'id');
+  const next = await admin.evaluatePlacement();
+  assert.equal(next.length, 1);
+  assert.notEqual(next[0]?.id, rec.id);
 });
 
 test('a pinned VM is not recommended; mode off expires what is pending', async () => {
   await admin.setVmPlacement('busy', { pinned: true });
   assert.deepEqual(await admin.evaluatePlacement(), []);
   const all = await admin.listRecommendations({ state: 'all' });
-  assert.ok(all.items.every((r) => r.state === 'expired'));
+  assert.deepEqual([...new Set(all.items.map((r) => r.state))].sort(), ['dismissed', 'expired']);
   await admin.setVmPlacement('busy', { pinned: false });
   assert.equal((await admin.evaluatePlacement()).length, 1);
   await admin.setPlacementMode('off');

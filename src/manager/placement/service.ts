@@ -35,7 +35,13 @@ import type { z } from 'zod';
 import type { Caller } from '../auth.js';
 import { nowIso, recordChanges } from '../changes.js';
 import { decodeCursor, pageOf } from '../cursor.js';
-import type { Db, PlacementRecommendationsTable, Tx, VmPlacementTable } from '../db.js';
+import type {
+  Db,
+  PlacementRecommendationsTable,
+  PlacementSchedulesTable,
+  Tx,
+  VmPlacementTable,
+} from '../db.js';
 import { Conflict, InvalidInput, NotFound } from '../errors.js';
 import { getVm, hostRow, poolRow, vmObject } from '../inventory.js';
 import type { MoveService } from '../move/index.js';
@@ -337,8 +343,7 @@ export class PlacementService {
     return pageOf(rows, q.limit, (r) => [r.created_at, r.id], recommendationOf);
   }
 
-  /** Starts the move of a pending recommendation (checked afresh by the move service). */
-  async apply(caller: Caller, id: string): Promise<Job> {
+  async #pending(id: string): Promise<RecRow> {
     const rec = await this.deps.db
       .selectFrom('placement_recommendations')
       .selectAll()
@@ -347,7 +352,38 @@ export class PlacementService {
     if (!rec) throw new NotFound('recommendation', id, 'id');
     if (rec.state !== 'pending')
       throw new Conflict(`recommendation ${id} is ${rec.state}, not pending`, 'id');
-    return this.#startMove(rec, caller);
+    return rec;
+  }
+
+  /** Starts the move of a pending recommendation (checked afresh by the move service). */
+  async apply(caller: Caller, id: string): Promise<Job> {
+    return this.#startMove(await this.#pending(id), caller);
+  }
+
+  async dismiss(caller: Caller, id: string): Promise<Recommendation> {
+    const rec = await this.#pending(id);
+    const at = nowIso();
+    await this.deps.db.transaction().execute(async (tx) => {
+      await tx
+        .updateTable('placement_recommendations')
+        .set({ state: 'dismissed', updated_at: at })
+        .where('id', '=', id)
+        .execute();
+      await recordChanges(tx, { name: caller.name }, [
+        {
+          object: vmObject({ id: rec.vm_id, name: rec.vm_name }),
+          action: 'setting-changed',
+          changes: [
+            {
+              field: 'placement.dismissed',
+              before: null,
+              after: `${rec.kind} to ${rec.to_host}/${rec.to_datastore}`,
+            },
+          ],
+        },
+      ]);
+    });
+    return recommendationOf({ ...rec, state: 'dismissed', updated_at: at });
   }
 
   // -------------------------------------------------------------------------------------------
@@ -374,20 +410,7 @@ export class PlacementService {
       rows,
       q.limit,
       (r) => [r.id],
-      (r): PlacementSchedule => {
-        const w = currentOrNextWindow(r.cron, r.duration_seconds, now);
-        return {
-          id: r.id,
-          vm: r.vm_name,
-          class: r.class,
-          cron: r.cron,
-          durationSeconds: r.duration_seconds,
-          nextStart: iso(w.start),
-          nextEnd: iso(w.end),
-          createdAt: r.created_at,
-          createdBy: r.created_by,
-        };
-      },
+      (r) => scheduleOf(r, now),
     );
   }
 
@@ -430,10 +453,12 @@ export class PlacementService {
         },
       ]);
     });
-    const page = await this.listSchedules({ limit: 1000 });
-    const made = page.items.find((s) => s.id === id);
-    if (!made) throw new NotFound('schedule', id); // unreachable: made in this call
-    return made;
+    const row = await db
+      .selectFrom('placement_schedules')
+      .selectAll()
+      .where('id', '=', id)
+      .executeTakeFirstOrThrow();
+    return scheduleOf({ ...row, vm_name: vm.name }, Date.now());
   }
 
   async removeSchedule(caller: Caller, id: string): Promise<void> {
@@ -603,6 +628,24 @@ export class PlacementService {
       settings,
     );
   }
+}
+
+function scheduleOf(
+  r: Selectable<PlacementSchedulesTable> & { vm_name: string },
+  now: number,
+): PlacementSchedule {
+  const w = currentOrNextWindow(r.cron, r.duration_seconds, now);
+  return {
+    id: r.id,
+    vm: r.vm_name,
+    class: r.class,
+    cron: r.cron,
+    durationSeconds: r.duration_seconds,
+    nextStart: iso(w.start),
+    nextEnd: iso(w.end),
+    createdAt: r.created_at,
+    createdBy: r.created_by,
+  };
 }
 
 const PLACEMENT_OBJECT = { kind: 'placement' as const, id: 'placement', name: 'placement' };
