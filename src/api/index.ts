@@ -13,3 +13,4 @@ export * from './agent-routes.js';
 export * from './manager-routes.js';
 export * from './stats.js';
 export * from './storage.js';
+export * from './placement.js';

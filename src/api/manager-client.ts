@@ -44,6 +44,20 @@ import {
   type StorageIssueQuery,
   type StorageThresholdOverrides,
 } from './storage.js';
+import {
+  PlacementConfig,
+  PlacementSchedule,
+  PlacementStatus,
+  Recommendation,
+  SuggestResult,
+  VmPlacement,
+  type CreateScheduleRequest,
+  type PlacementMode,
+  type PlacementSettingsOverrides,
+  type RecommendationQuery,
+  type SuggestRequest,
+  type VmPlacementRequest,
+} from './placement.js';
 import { routeUrl } from './route-table.js';
 
 /** The query without its empty values (a flag the CLI left unset, an empty filter). */
@@ -291,5 +305,49 @@ export class ManagerClient {
     overrides: StorageThresholdOverrides,
   ): Promise<DatastoreThresholds> {
     return this.http.call(routes.setStorageThresholds, { params: { host, datastore }, body: overrides });
+  }
+
+  // Placement
+  placementStatus(): Promise<PlacementStatus> {
+    return this.http.call(routes.getPlacementStatus, {});
+  }
+  placementConfig(): Promise<PlacementConfig> {
+    return this.http.call(routes.getPlacementConfig, {});
+  }
+  setPlacementMode(mode: PlacementMode): Promise<PlacementConfig> {
+    return this.http.call(routes.setPlacementMode, { body: { mode } });
+  }
+  setPlacementSettings(overrides: PlacementSettingsOverrides): Promise<PlacementConfig> {
+    return this.http.call(routes.setPlacementSettings, { body: overrides });
+  }
+  evaluatePlacement(): Promise<Recommendation[]> {
+    return this.http.call(routes.evaluatePlacement, { body: {} });
+  }
+  listRecommendations(q?: RecommendationQuery): Promise<Page<Recommendation>> {
+    return this.http.call(routes.listPlacementRecommendations, { query: defined(q) });
+  }
+  applyRecommendation(id: string): Promise<JobAccepted> {
+    return this.http.call(routes.applyPlacementRecommendation, { params: { id }, body: {} });
+  }
+  dismissRecommendation(id: string): Promise<Recommendation> {
+    return this.http.call(routes.dismissPlacementRecommendation, { params: { id }, body: {} });
+  }
+  listPlacementSchedules(q?: PageQuery): Promise<Page<PlacementSchedule>> {
+    return this.http.call(routes.listPlacementSchedules, { query: defined(q) });
+  }
+  addPlacementSchedule(req: CreateScheduleRequest): Promise<PlacementSchedule> {
+    return this.http.call(routes.createPlacementSchedule, { body: req });
+  }
+  removePlacementSchedule(id: string): Promise<void> {
+    return this.http.call(routes.deletePlacementSchedule, { params: { id } });
+  }
+  vmPlacement(ref: string): Promise<VmPlacement> {
+    return this.http.call(routes.getVmPlacement, { params: { vm: ref } });
+  }
+  setVmPlacement(ref: string, req: VmPlacementRequest): Promise<VmPlacement> {
+    return this.http.call(routes.setVmPlacement, { params: { vm: ref }, body: req });
+  }
+  suggestPlacement(req: SuggestRequest): Promise<SuggestResult> {
+    return this.http.call(routes.suggestPlacement, { body: req });
   }
 }

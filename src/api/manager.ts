@@ -559,6 +559,8 @@ export const ObjectKind = z.enum([
   'nic',
   'job',
   'token',
+  /** Placement's mode, settings and schedules (issue 18). */
+  'placement',
 ]);
 export type ObjectKind = z.infer<typeof ObjectKind>;
 

@@ -5,6 +5,7 @@ import { registerDatastoreCommands } from './commands/datastore.js';
 import { registerHostCommands } from './commands/host.js';
 import { registerJobCommands } from './commands/job.js';
 import { registerMoveCommands } from './commands/move.js';
+import { registerPlacementCommands } from './commands/placement.js';
 import { registerPoolCommands } from './commands/pool.js';
 import { registerReportCommand } from './commands/report.js';
 import { registerStorageCommands } from './commands/storage.js';
@@ -26,6 +27,7 @@ const commandFiles: ((program: Command) => void)[] = [
   registerJobCommands,
   registerChangeCommands,
   registerStorageCommands,
+  registerPlacementCommands,
   registerTokenCommands,
   registerReportCommand,
 ];

@@ -1,5 +1,6 @@
 // Input rules shared by the commands' zod schemas, with messages that say what is allowed.
 import { z } from 'zod';
+import { UsageError } from './errors.js';
 
 /** A zod string rule from a parser that returns a value or an error message. */
 export function fromParser<T>(parse: (text: string) => T | { error: string }) {
@@ -28,3 +29,31 @@ export const input = {
     .transform(Number)
     .optional(),
 };
+
+/**
+ * `--set field=value` pairs into an object, naming the bad pair: values are numbers, or (with
+ * `text`) a word such as `p99` or `fast` where a number does not parse. The API checks the rest.
+ */
+export function parseFieldSettings(
+  settings: readonly string[],
+  fields: readonly string[],
+  example: string,
+  text: boolean,
+): Record<string, number | string> {
+  const out: Record<string, number | string> = {};
+  for (const s of settings) {
+    const m = /^([A-Za-z0-9]+)=(.+)$/.exec(s);
+    if (!m?.[1] || m[2] === undefined)
+      throw new UsageError(`--set: '${s}' is not field=value`, `e.g. --set ${example}`);
+    if (!fields.includes(m[1]))
+      throw new UsageError(`--set: no setting '${m[1]}'`, `one of: ${fields.join(', ')}`);
+    const number = /^-?[0-9]+(?:\.[0-9]+)?$/.test(m[2]) ? Number(m[2]) : undefined;
+    if (number === undefined && !(text && /^[a-z0-9-]{1,31}$/.test(m[2])))
+      throw new UsageError(
+        `--set: '${s}' needs a number${text ? ' or a word' : ''}`,
+        `e.g. --set ${example}`,
+      );
+    out[m[1]] = number ?? m[2];
+  }
+  return out;
+}

@@ -7,10 +7,10 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { ApiError, ManagerClient, Problem } from '../api/index.js';
+import { ManagerClient, Problem } from '../api/index.js';
 import type { ContractBreach } from '../api/index.js';
 import { startManager, type RunningManager } from './manager.js';
-import { dbSnapshot, seedHost, testVm } from './test-inventory.js';
+import { dbSnapshot, rejects, seedHost, testVm } from './test-inventory.js';
 
 /** Answers outside the route table (error codes, and replies against their schemas). */
 const breaches: ContractBreach[] = [];
@@ -58,18 +58,6 @@ function isProblem(answer: Answer, status: number, field?: string): Problem {
 }
 
 const json = (value: unknown) => JSON.stringify(value);
-
-async function rejects(call: Promise<unknown>, status: number, field?: string): Promise<ApiError> {
-  try {
-    await call;
-  } catch (error) {
-    assert.ok(error instanceof ApiError, `expected ApiError, got ${String(error)}`);
-    assert.equal(error.status, status, error.message);
-    if (field !== undefined) assert.equal(error.field, field, error.message);
-    return error;
-  }
-  assert.fail(`expected HTTP ${status}`);
-}
 
 before(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'sb-manager-input-'));

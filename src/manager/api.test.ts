@@ -5,7 +5,7 @@ import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { ApiError, ManagerClient } from '../api/index.js';
+import { ManagerClient } from '../api/index.js';
 import type { ContractBreach } from '../api/index.js';
 import { hostRow } from './inventory.js';
 import { startManager, type RunningManager } from './manager.js';
@@ -14,6 +14,7 @@ import {
   agentSnapshot as snapshot,
   dbSnapshot as tableRows,
   seedHost,
+  rejects,
   testVm as vm,
 } from './test-inventory.js';
 
@@ -39,18 +40,6 @@ const dbSnapshot = (): Promise<string> =>
     'jobs',
     'changes',
   ]);
-
-async function rejects(call: Promise<unknown>, status: number, field?: string): Promise<ApiError> {
-  try {
-    await call;
-  } catch (error) {
-    assert.ok(error instanceof ApiError, `expected ApiError, got ${String(error)}`);
-    assert.equal(error.status, status, error.message);
-    if (field !== undefined) assert.equal(error.field, field);
-    return error;
-  }
-  assert.fail(`expected HTTP ${status}`);
-}
 
 before(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'sb-manager-api-'));

@@ -10,6 +10,7 @@ import {
 } from 'kysely';
 import { chmod, open } from 'node:fs/promises';
 import path from 'node:path';
+import { DEFAULT_PLACEMENT_MODE } from '../api/index.js';
 import { rateChange, type RiskInput } from './change-risk.js';
 
 /*
@@ -336,7 +337,73 @@ export interface StorageIssuesTable {
   updated_at: string;
 }
 
+/*
+ * Placement (placement/): the mode and settings (one row), per-VM settings and streaks, the
+ * recommendations, schedules and the placement moves made (for the daily budget).
+ */
+export interface PlacementConfigTable {
+  id: number;
+  mode: string;
+  /** PlacementSettingsOverrides as JSON. */
+  overrides: string;
+  updated_at: string;
+  updated_by: string;
+  last_evaluated_at: string | null;
+}
+export interface VmPlacementTable {
+  vm_id: string;
+  priority: number;
+  pinned: number;
+  excluded: number;
+  home_host_id: string | null;
+  home_datastore: string | null;
+  placed_for: 'demand' | 'schedule' | null;
+  hot_since: string | null;
+  cool_since: string | null;
+}
+export interface PlacementRecommendationsTable {
+  id: string;
+  vm_id: string;
+  vm_name: string;
+  kind: string;
+  from_host: string;
+  from_datastore: string;
+  to_host: string;
+  to_datastore: string;
+  to_class: string;
+  /** PlacementReason and PredictedLoad as JSON. */
+  reason: string;
+  predicted: string;
+  state: 'pending' | 'applied' | 'dismissed' | 'expired';
+  created_at: string;
+  updated_at: string;
+  job_id: string | null;
+}
+export interface PlacementSchedulesTable {
+  id: string;
+  vm_id: string;
+  class: string;
+  cron: string;
+  duration_seconds: number;
+  created_at: string;
+  created_by: string;
+}
+export interface PlacementMovesTable {
+  id: number | undefined;
+  vm_id: string;
+  kind: string;
+  job_id: string;
+  to_host: string;
+  to_datastore: string;
+  started_at: string;
+}
+
 export interface DB {
+  placement_config: PlacementConfigTable;
+  vm_placement: VmPlacementTable;
+  placement_recommendations: PlacementRecommendationsTable;
+  placement_schedules: PlacementSchedulesTable;
+  placement_moves: PlacementMovesTable;
   stat_datastores: StatDatastoresTable;
   stat_disks: StatDisksTable;
   stat_disk_counters: StatDiskCountersTable;
@@ -707,6 +774,40 @@ export const migrations: Readonly<Record<string, Migration>> = {
         `create unique index storage_issues_open on storage_issues (rule, subject_key) where ended_at is null`,
         `create index storage_issues_ended on storage_issues (ended_at)`,
         `create index storage_issues_datastore on storage_issues (datastore) where ended_at is null`,
+      ])
+        await sql.raw(statement).execute(db);
+    },
+  },
+  '0008-placement': {
+    // Demand-driven placement (issue 18). The datastore class it reads is the datastores table's
+    // `class` column of migration 0007 (placement/facts.ts datastoreClass: 'standard' without it).
+    async up(db: Kysely<any>) {
+      for (const statement of [
+        `create table placement_config (id integer primary key check (id = 1), mode text not null,
+          overrides text not null, updated_at text not null, updated_by text not null,
+          last_evaluated_at text)`,
+        `insert into placement_config (id, mode, overrides, updated_at, updated_by)
+          values (1, '${DEFAULT_PLACEMENT_MODE}', '{}', strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), 'system')`,
+        `create table vm_placement (vm_id text primary key references vms (id) on delete cascade,
+          priority integer not null, pinned integer not null default 0, excluded integer not null default 0,
+          home_host_id text references hosts (id) on delete set null, home_datastore text,
+          placed_for text, hot_since text, cool_since text)`,
+        `create table placement_recommendations (id text primary key,
+          vm_id text not null references vms (id) on delete cascade, vm_name text not null,
+          kind text not null, from_host text not null, from_datastore text not null,
+          to_host text not null, to_datastore text not null, to_class text not null,
+          reason text not null, predicted text not null, state text not null,
+          created_at text not null, updated_at text not null, job_id text)`,
+        `create index placement_recommendations_state on placement_recommendations (state, created_at)`,
+        `create table placement_schedules (id text primary key,
+          vm_id text not null references vms (id) on delete cascade, class text not null,
+          cron text not null, duration_seconds integer not null, created_at text not null,
+          created_by text not null)`,
+        // History, kept after the VM is gone (the change log names it too).
+        `create table placement_moves (id integer primary key autoincrement, vm_id text not null,
+          kind text not null, job_id text not null, to_host text not null, to_datastore text not null,
+          started_at text not null)`,
+        `create index placement_moves_vm on placement_moves (vm_id, started_at)`,
       ])
         await sql.raw(statement).execute(db);
     },

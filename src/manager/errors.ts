@@ -45,7 +45,8 @@ export class Forbidden extends ManagerError {
   }
 }
 
-export type NotFoundKind = 'host' | 'pool' | 'vm' | 'job' | 'token' | 'datastore' | 'retained copy';
+export type NotFoundKind =
+  'host' | 'pool' | 'vm' | 'job' | 'token' | 'datastore' | 'retained copy' | 'recommendation' | 'schedule';
 
 export class NotFound extends ManagerError {
   constructor(

@@ -42,6 +42,7 @@ import {
 import { isTerminal, type JobRunner } from './jobs.js';
 import { renderManagerMetrics, storedMoves } from './metrics.js';
 import { retainedBytesOn, type MoveService } from './move/index.js';
+import type { PlacementService } from './placement/index.js';
 import type { ManagerService } from './service.js';
 
 /*
@@ -64,6 +65,7 @@ export interface ApiDeps {
   service: ManagerService;
   jobs: JobRunner;
   moves: MoveService;
+  placement: PlacementService;
   version: string;
   /** Told of every answer outside the route table (tests also check replies); else logged. */
   onContractBreach?: ((breach: ContractBreach) => void) | undefined;
@@ -75,7 +77,7 @@ const accepted = (reply: FastifyReply, job: JobType) => {
   return { job, url: jobUrl(job.id) };
 };
 
-function handlers({ db, service, jobs, moves, version }: ApiDeps): ManagerHandlers {
+function handlers({ db, service, jobs, moves, placement, version }: ApiDeps): ManagerHandlers {
   let doc: OpenApiDocument | undefined;
   return {
     async getInfo({ caller }) {
@@ -166,6 +168,22 @@ function handlers({ db, service, jobs, moves, version }: ApiDeps): ManagerHandle
     releaseRetainedCopy: ({ params, caller }) => moves.releaseRetained(caller, params.id),
     setStorageThresholds: ({ params, body, caller }) =>
       setThresholds(db, { name: caller.name }, params.host, params.datastore, body),
+
+    getPlacementStatus: () => placement.status(),
+    getPlacementConfig: () => placement.config(),
+    setPlacementMode: ({ body, caller }) => placement.setMode(caller, body.mode),
+    setPlacementSettings: ({ body, caller }) => placement.setSettings(caller, body),
+    evaluatePlacement: () => placement.evaluate(),
+    listPlacementRecommendations: ({ query }) => placement.listRecommendations(query),
+    applyPlacementRecommendation: async ({ params, caller }, reply) =>
+      accepted(reply, await placement.apply(caller, params.id)),
+    dismissPlacementRecommendation: ({ params, caller }) => placement.dismiss(caller, params.id),
+    listPlacementSchedules: ({ query }) => placement.listSchedules(query),
+    createPlacementSchedule: ({ body, caller }) => placement.addSchedule(caller, body),
+    deletePlacementSchedule: ({ params, caller }) => placement.removeSchedule(caller, params.id),
+    getVmPlacement: ({ params }) => placement.getVmPlacement(params.vm),
+    setVmPlacement: ({ params, body, caller }) => placement.setVmPlacement(caller, params.vm, body),
+    suggestPlacement: ({ body }) => placement.suggest(body),
   };
 }
 

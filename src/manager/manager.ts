@@ -15,6 +15,7 @@ import {
   PendingUndoRunner,
   sweepRetainedCopies,
 } from './move/index.js';
+import { PlacementService } from './placement/index.js';
 import { Reconciler } from './reconcile.js';
 import { loadSecretBox, sealStoredAgentTokens } from './secrets.js';
 import { ManagerService } from './service.js';
@@ -57,6 +58,8 @@ export interface RunningManager {
   reconcileNow(): Promise<void>;
   /** Collects every host's stats now and evaluates the storage rules (tests use this). */
   collectStatsNow(): Promise<CollectionResult>;
+  /** The placement loop's service (tests call its evaluate() instead of waiting a round). */
+  placement: PlacementService;
   /** Stops polling and listening, waits for running jobs, closes the database. */
   close(): Promise<void>;
 }
@@ -110,6 +113,7 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
   const deps: VmJobDeps = { db, hostLocks, clientFor };
   const moveDeps = { ...deps, slots: new HostSlots(options.maxMovesPerHost ?? 2) };
   const moves = new MoveService({ ...moveDeps, jobs, pendingUndos });
+  const placement = new PlacementService({ db, moves, log });
   for (const handler of [
     ...vmJobHandlers(deps),
     ...moveJobHandlers(moveDeps),
@@ -128,7 +132,15 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
 
   await jobs.recover();
   const app = buildServer(
-    { db, service, jobs, moves, version: MANAGER_VERSION, onContractBreach: options.onContractBreach },
+    {
+      db,
+      service,
+      jobs,
+      moves,
+      placement,
+      version: MANAGER_VERSION,
+      onContractBreach: options.onContractBreach,
+    },
     log,
   );
   if (options.consoleDir) await serveConsole(app, options.consoleDir);
@@ -139,6 +151,7 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
   reconciler.start();
   collector.start();
+  await placement.start();
 
   let closing: Promise<void> | undefined;
   return {
@@ -148,10 +161,12 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
     jobs,
     reconcileNow: () => reconciler.pollAll(),
     collectStatsNow: () => collector.collect(),
+    placement,
     close: () =>
       (closing ??= (async () => {
         await reconciler.stop();
         await collector.stop();
+        await placement.stop();
         await app.close();
         await jobs.drain((options.drainSeconds ?? 30) * 1000);
         await db.destroy();

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { ManagerClient, type ContractBreach, type Vm } from '../api/index.js';
+import { ApiError, ManagerClient, type ContractBreach, type Vm } from '../api/index.js';
 import { startManager, type RunningManager } from './manager.js';
 import { SYSTEM } from './changes.js';
 import type { Db } from './db.js';
@@ -135,4 +135,17 @@ export async function startTestManager(prefix: string): Promise<TestManager> {
       await rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** The API error a call must fail with: its status and, when given, the field it names. */
+export async function rejects(call: Promise<unknown>, status: number, field?: string): Promise<ApiError> {
+  try {
+    await call;
+  } catch (error) {
+    assert.ok(error instanceof ApiError, `expected ApiError, got ${String(error)}`);
+    assert.equal(error.status, status, error.message);
+    if (field !== undefined) assert.equal(error.field, field, error.message);
+    return error;
+  }
+  assert.fail(`expected HTTP ${status}`);
 }

@@ -14,10 +14,9 @@ import {
   type StorageIssue,
   type StorageThresholdOverrides,
 } from '../../api/index.js';
-import { UsageError } from '../errors.js';
 import { paint, type OutputStyle } from '../output.js';
 import { act, allPages, noun, printList, printObject, repeatable, verb } from '../program.js';
-import { input } from '../rules.js';
+import { input, parseFieldSettings } from '../rules.js';
 import { renderDetails, type Column } from '../table.js';
 import { formatBytes, formatRate, formatRelativeTime } from '../units.js';
 
@@ -96,16 +95,12 @@ const THRESHOLD_FIELDS = Object.keys(StorageThresholds.shape);
 
 /** `field=value` pairs of --set into overrides (numbers), naming the bad one. */
 export function parseThresholdSettings(settings: readonly string[]): StorageThresholdOverrides {
-  const out: Record<string, number> = {};
-  for (const s of settings) {
-    const m = /^([A-Za-z0-9]+)=(-?[0-9]+(?:\.[0-9]+)?)$/.exec(s);
-    if (!m?.[1] || m[2] === undefined)
-      throw new UsageError(`--set: '${s}' is not field=number`, `e.g. --set freeWarningPercent=30`);
-    if (!THRESHOLD_FIELDS.includes(m[1]))
-      throw new UsageError(`--set: no threshold '${m[1]}'`, `one of: ${THRESHOLD_FIELDS.join(', ')}`);
-    out[m[1]] = Number(m[2]);
-  }
-  return out as StorageThresholdOverrides;
+  return parseFieldSettings(
+    settings,
+    THRESHOLD_FIELDS,
+    'freeWarningPercent=30',
+    false,
+  ) as StorageThresholdOverrides;
 }
 
 export function registerStorageCommands(program: Command): void {

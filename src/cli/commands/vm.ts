@@ -11,6 +11,7 @@ import {
 } from '../../api/index.js';
 import { UsageError } from '../errors.js';
 import { followJob } from '../jobs.js';
+import { placeInPoolBySuggest } from './placement.js';
 import { paintState, type OutputStyle } from '../output.js';
 import {
   act,
@@ -186,7 +187,10 @@ export function registerVmCommands(program: Command): void {
 
   withDetach(verb(vm, 'create <name>', 'Create a VM on a host (a job)'))
     .option('--host <host>', 'host to create it on')
-    .option('--pool <pool>', 'or: a pool, the manager picks the member host with the most free memory')
+    .option(
+      '--pool <pool>',
+      'or: a pool, placement suggest picks the member datastore with the most room left',
+    )
     .option('--vcpus <n>', 'virtual CPUs, 1-64 (default 1)')
     .option('--memory <size>', 'memory, e.g. 512M or 2G; K/M/G/T are powers of 1024 (default 512M)')
     .option(
@@ -204,7 +208,18 @@ export function registerVmCommands(program: Command): void {
     .option('--start', 'start the VM once created')
     .action(
       act(VmCreateFlags, async (flags, ctx) => {
-        const accepted = await ctx.client().createVm(createVmRequest(flags));
+        const client = ctx.client();
+        let request = createVmRequest(flags);
+        if (request.pool !== undefined && request.host === undefined) {
+          // The placement suggest API picks the pool's datastore with the most room left.
+          const placed = await placeInPoolBySuggest(client, request);
+          request = placed.request;
+          if (!ctx.style.json)
+            ctx.print(
+              `Placing on ${placed.chosen.host}/${placed.chosen.datastore} (${placed.chosen.reasons.join('; ')}).`,
+            );
+        }
+        const accepted = await client.createVm(request);
         printOutcome(ctx, await followJob(ctx, accepted.job, flags.detach));
       }),
     );

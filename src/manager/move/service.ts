@@ -35,7 +35,13 @@ export class MoveService {
 
   constructor(private readonly deps: MoveDeps & { jobs: JobRunner; pendingUndos: PendingUndoRunner }) {}
 
-  async move(caller: Caller, ref: string, req: z.output<typeof MoveVmRequest>): Promise<MoveAnswer> {
+  /** `details`: shown with the job from the start (placement puts its reason there). */
+  async move(
+    caller: Caller,
+    ref: string,
+    req: z.output<typeof MoveVmRequest>,
+    details?: Record<string, unknown>,
+  ): Promise<MoveAnswer> {
     const { db } = this.deps;
     const stored = await getVm(db, ref);
     return this.#vmLocks.run(stored.id, async () => {
@@ -79,6 +85,7 @@ export class MoveService {
         target: vmObject(stored),
         params,
         actor: { name: caller.name },
+        ...(details ? { details } : {}),
       });
       return { job };
     });
@@ -188,6 +195,7 @@ export class MoveService {
     caller: Caller,
     ref: string,
     req: z.output<typeof VmMoveStorageRequest>,
+    details?: Record<string, unknown>,
   ): Promise<MoveAnswer> {
     const { db } = this.deps;
     const stored = await getVm(db, ref);
@@ -212,6 +220,7 @@ export class MoveService {
         target: vmObject(stored),
         params,
         actor: { name: caller.name },
+        ...(details ? { details } : {}),
       });
       return { job };
     });

@@ -1,0 +1,193 @@
+/*
+ * The planner's input from the manager's database: datastores as targets (class, IOPS budget,
+ * free memory and space), VMs with their per-VM placement settings, move history and demand (the
+ * Storage Explorer's figures over the settings' window), and the schedules' windows.
+ */
+import {
+  DEFAULT_DATASTORE_CLASS,
+  PRIORITY_NAMES,
+  StorageDiskQuery,
+  type PlacementSettings,
+  type StorageDiskRow,
+} from '../../api/index.js';
+import type { Db } from '../db.js';
+import { listStorageDisks } from '../insight/index.js';
+import { MOVE_JOB_KINDS } from '../move/index.js';
+import type { Demand, Place, ScheduleWindow, Target, VmFacts } from './planner.js';
+import { currentOrNextWindow } from './schedule.js';
+
+/** Job states of a move still under way. */
+export const IN_FLIGHT = ['queued', 'running'] as const;
+export const DAY_MS = 86_400_000;
+
+/**
+ * A datastore row's class. The `class` column comes with the datastore management of issue 18
+ * (migration 0007); before it exists every datastore is `standard`.
+ */
+export function datastoreClass(row: object): string {
+  const cls = (row as { class?: unknown }).class;
+  return typeof cls === 'string' && cls !== '' ? cls : DEFAULT_DATASTORE_CLASS;
+}
+
+/**
+ * A datastore row's IOPS budget: its configured limit, else its measured capability, else null
+ * (unknown: not limited); columns of migration 0007.
+ */
+export const IOPS_BUDGET_COLUMNS = ['limit_iops', 'probe_iops'] as const;
+export function datastoreIopsBudget(row: object): number | null {
+  for (const column of IOPS_BUDGET_COLUMNS) {
+    const v = (row as Record<string, unknown>)[column];
+    if (typeof v === 'number' && v > 0) return v;
+  }
+  return null;
+}
+
+export async function loadTargets(db: Db): Promise<Target[]> {
+  const rows = await db
+    .selectFrom('datastores')
+    .innerJoin('hosts', 'hosts.id', 'datastores.host_id')
+    .selectAll('datastores')
+    .select(['hosts.name as host_name', 'hosts.state as host_state', 'hosts.memory_free_bytes'])
+    .orderBy('hosts.name')
+    .orderBy('datastores.name')
+    .execute();
+  return rows.map((r) => ({
+    host: r.host_name,
+    datastore: r.name,
+    cls: datastoreClass(r),
+    connected: r.host_state === 'connected',
+    memoryFreeBytes: r.memory_free_bytes,
+    capacityBytes: r.capacity_bytes,
+    freeBytes: r.free_bytes,
+    iopsBudget: datastoreIopsBudget(r),
+  }));
+}
+
+/** Each VM's demand over the window: its disks' IOPS summed, the slowest disk's latency. */
+export async function loadDemand(db: Db, s: PlacementSettings, now: number): Promise<Map<string, Demand>> {
+  const window = `${Math.max(1, Math.ceil(s.demandWindowSeconds / 60))}m`;
+  const out = new Map<string, Demand>();
+  let cursor: string | undefined;
+  do {
+    const page = await listStorageDisks(
+      db,
+      StorageDiskQuery.parse({ window, limit: 1000, ...(cursor ? { cursor } : {}) }),
+      now,
+    );
+    for (const d of page.items) out.set(d.vmId, addDisk(out.get(d.vmId), d, s));
+    cursor = page.nextCursor ?? undefined;
+  } while (cursor);
+  return out;
+}
+
+function addDisk(into: Demand | undefined, d: StorageDiskRow, s: PlacementSettings): Demand {
+  const pick = (dir: StorageDiskRow['read']) =>
+    (s.hotLatencyPercentile === 'p99' ? dir.p99LatencyMs : dir.p90LatencyMs) ?? dir.avgLatencyMs;
+  const latencies = [pick(d.read), pick(d.write), into?.latencyMs ?? null].filter(
+    (v): v is number => v !== null,
+  );
+  const iops = d.iops === null ? (into?.iops ?? null) : (into?.iops ?? 0) + d.iops;
+  return { iops, latencyMs: latencies.length ? Math.max(...latencies) : null };
+}
+
+export const priorityDefault = PRIORITY_NAMES.normal;
+
+export interface LoadedVms {
+  vms: VmFacts[];
+  /** Placement moves queued or running. */
+  movesInFlight: number;
+}
+
+export async function loadVmFacts(
+  db: Db,
+  targets: readonly Target[],
+  s: PlacementSettings,
+  now: number,
+): Promise<LoadedVms> {
+  const [vms, disks, settings, hosts, moveJobs, placementMoves, demand] = await Promise.all([
+    db.selectFrom('vms').select(['id', 'name', 'host_id', 'state', 'memory_mib']).execute(),
+    db
+      .selectFrom('vm_disks')
+      .select(['vm_id', 'datastore', 'allocated_bytes', 'position'])
+      .orderBy('position')
+      .execute(),
+    db.selectFrom('vm_placement').selectAll().execute(),
+    db.selectFrom('hosts').select(['id', 'name']).execute(),
+    db
+      .selectFrom('jobs')
+      .select(['target_id', 'state', 'finished_at'])
+      .where('kind', 'in', [...MOVE_JOB_KINDS])
+      .where((eb) =>
+        eb.or([
+          eb('state', 'in', [...IN_FLIGHT]),
+          eb('finished_at', '>=', new Date(now - s.minStaySeconds * 1000 - DAY_MS).toISOString()),
+        ]),
+      )
+      .execute(),
+    db
+      .selectFrom('placement_moves')
+      .leftJoin('jobs', 'jobs.id', 'placement_moves.job_id')
+      .select([
+        'placement_moves.vm_id',
+        'placement_moves.started_at',
+        'placement_moves.to_host',
+        'placement_moves.to_datastore',
+        'jobs.state',
+      ])
+      .where('placement_moves.started_at', '>=', new Date(now - DAY_MS).toISOString())
+      .execute(),
+    loadDemand(db, s, now),
+  ]);
+  const hostName = new Map(hosts.map((h) => [h.id, h.name]));
+  const classOf = new Map(targets.map((t) => [`${t.host}/${t.datastore}`, t.cls]));
+  const settingsOf = new Map(settings.map((r) => [r.vm_id, r]));
+  const inFlight = (state: string | null) => (IN_FLIGHT as readonly (string | null)[]).includes(state);
+  const facts: VmFacts[] = [];
+  for (const v of vms) {
+    const host = hostName.get(v.host_id);
+    const own = disks.filter((d) => d.vm_id === v.id);
+    const primary = own[0];
+    if (!host || !primary) continue;
+    const at: Place = { host, datastore: primary.datastore };
+    const p = settingsOf.get(v.id);
+    const jobs = moveJobs.filter((j) => j.target_id === v.id);
+    const finished = jobs.map((j) => (j.finished_at ? Date.parse(j.finished_at) : NaN)).filter((t) => t >= 0);
+    const mine = placementMoves.filter((m) => m.vm_id === v.id);
+    const flying = mine.find((m) => inFlight(m.state));
+    const homeHost = p?.home_host_id ? hostName.get(p.home_host_id) : undefined;
+    facts.push({
+      id: v.id,
+      name: v.name,
+      running: v.state === 'running',
+      memoryBytes: v.memory_mib * 2 ** 20,
+      diskBytes: own.reduce((a, d) => a + d.allocated_bytes, 0),
+      at,
+      cls: classOf.get(`${at.host}/${at.datastore}`) ?? DEFAULT_DATASTORE_CLASS,
+      home: homeHost && p?.home_datastore ? { host: homeHost, datastore: p.home_datastore } : null,
+      placedFor: p?.placed_for ?? null,
+      priority: p?.priority ?? priorityDefault,
+      pinned: p?.pinned === 1,
+      excluded: p?.excluded === 1,
+      lastMoveAt: finished.length ? Math.max(...finished) : null,
+      movesToday: mine.length,
+      moving: jobs.some((j) => inFlight(j.state)),
+      movingTo: flying ? { host: flying.to_host, datastore: flying.to_datastore } : null,
+      demand: demand.get(v.id) ?? null,
+      hotSince: p?.hot_since ? Date.parse(p.hot_since) : null,
+      coolSince: p?.cool_since ? Date.parse(p.cool_since) : null,
+    });
+  }
+  return { vms: facts, movesInFlight: placementMoves.filter((m) => inFlight(m.state)).length };
+}
+
+export async function loadWindows(db: Db, now: number): Promise<ScheduleWindow[]> {
+  const rows = await db.selectFrom('placement_schedules').selectAll().orderBy('created_at').execute();
+  const windows = rows.map((r) => ({
+    vmId: r.vm_id,
+    cls: r.class,
+    ...currentOrNextWindow(r.cron, r.duration_seconds, now),
+  }));
+  // One window per VM: the earliest (a VM with several schedules follows the nearest).
+  windows.sort((a, b) => a.start - b.start);
+  return windows.filter((w, i) => windows.findIndex((x) => x.vmId === w.vmId) === i);
+}

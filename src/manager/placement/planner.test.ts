@@ -1,0 +1,344 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import fc from 'fast-check';
+import { DEFAULT_PLACEMENT_SETTINGS, PlacementSettings, placementSettingsProblem } from '../../api/index.js';
+import { estimatedMoveSeconds, plan, type PlanInput, type Target, type VmFacts } from './planner.js';
+
+const GiB = 2 ** 30;
+const S: PlacementSettings = { ...DEFAULT_PLACEMENT_SETTINGS };
+const NOW = Date.parse('2026-06-01T12:00:00Z');
+const MIN = 60_000;
+
+const target = (host: string, cls: string, over: Partial<Target> = {}): Target => ({
+  host,
+  datastore: 'local',
+  cls,
+  connected: true,
+  memoryFreeBytes: 16 * GiB,
+  capacityBytes: 100 * GiB,
+  freeBytes: 80 * GiB,
+  iopsBudget: cls === 'fast' ? null : 400,
+  ...over,
+});
+const TARGETS = [target('host1', 'standard'), target('host2', 'standard'), target('host3', 'fast')];
+
+/** A running VM on host1/local, idle, never moved. */
+const vm = (name: string, over: Partial<VmFacts> = {}): VmFacts => ({
+  id: `id-${name}`,
+  name,
+  running: true,
+  memoryBytes: GiB,
+  diskBytes: 4 * GiB,
+  at: { host: 'host1', datastore: 'local' },
+  cls: 'standard',
+  home: null,
+  placedFor: null,
+  priority: 50,
+  pinned: false,
+  excluded: false,
+  lastMoveAt: null,
+  movesToday: 0,
+  moving: false,
+  movingTo: null,
+  demand: { iops: 5, latencyMs: 1 },
+  hotSince: null,
+  coolSince: null,
+  ...over,
+});
+const hot = (over: Partial<VmFacts> = {}) =>
+  vm('busy', { demand: { iops: 400, latencyMs: 40 }, hotSince: NOW - 6 * MIN, ...over });
+
+const input = (vms: VmFacts[], over: Partial<PlanInput> = {}): PlanInput => ({
+  vms,
+  targets: TARGETS,
+  settings: S,
+  windows: [],
+  movesInFlight: 0,
+  now: NOW,
+  ...over,
+});
+
+test('the defaults keep their own hysteresis and pass their schema', () => {
+  assert.equal(PlacementSettings.safeParse(DEFAULT_PLACEMENT_SETTINGS).success, true);
+  assert.equal(placementSettingsProblem(S), undefined);
+  assert.equal(placementSettingsProblem({ ...S, coolIops: S.hotIops })?.field, 'coolIops');
+  assert.equal(
+    placementSettingsProblem({ ...S, coolHoldSeconds: S.holdSeconds - 1 })?.field,
+    'coolHoldSeconds',
+  );
+});
+
+test('a VM hot for the hold time is recommended onto the fast class, with its reason and prediction', () => {
+  const { moves } = plan(input([hot(), vm('idle')]));
+  assert.equal(moves.length, 1);
+  const [m] = moves;
+  assert.equal(m?.kind, 'to-fast');
+  assert.equal(m?.vm, 'busy');
+  assert.deepEqual(m?.to, { host: 'host3', datastore: 'local', cls: 'fast' });
+  assert.equal(m?.reason.metric, 'iops');
+  assert.equal(m?.reason.value, 400);
+  assert.equal(m?.reason.threshold, S.hotIops);
+  assert.equal(m?.reason.windowSeconds, S.demandWindowSeconds);
+  assert.equal(m?.reason.heldSeconds, 360);
+  assert.equal(m?.predicted.iops, 400);
+  assert.equal(m?.predicted.memoryFreeBytes, 15 * GiB);
+});
+
+test('not before the hold time, and not when its latency stays low', () => {
+  assert.equal(plan(input([hot({ hotSince: NOW - 4 * MIN })])).moves.length, 0);
+  // First round: the streak starts now.
+  const first = plan(input([hot({ hotSince: null })]));
+  assert.equal(first.moves.length, 0);
+  assert.equal(first.streaks.get('id-busy')?.hotSince, NOW);
+  assert.equal(plan(input([hot({ demand: { iops: 400, latencyMs: 2 } })])).moves.length, 0);
+  // The latency condition can be dropped.
+  const noLatency = { ...S, hotLatencyMs: 0 };
+  assert.equal(
+    plan(input([hot({ demand: { iops: 400, latencyMs: 2 } })], { settings: noLatency })).moves.length,
+    1,
+  );
+});
+
+test('pinned, excluded, moving, over budget, within the minimum stay, stopped: no move', () => {
+  for (const over of [
+    { pinned: true },
+    { excluded: true },
+    { moving: true },
+    { movesToday: S.movesPerDay },
+    { lastMoveAt: NOW - 10 * MIN },
+    { running: false },
+  ] satisfies Partial<VmFacts>[]) {
+    assert.equal(plan(input([hot(over)])).moves.length, 0, JSON.stringify(over));
+  }
+});
+
+test('the concurrent move cap counts moves in flight', () => {
+  assert.equal(plan(input([hot()], { movesInFlight: 1 })).moves.length, 0);
+  const two = [hot(), hot({ id: 'id-b2', name: 'busy2' })];
+  assert.equal(plan(input(two)).moves.length, 1);
+  assert.equal(plan(input(two, { settings: { ...S, maxConcurrentMoves: 2 } })).moves.length, 2);
+});
+
+test('a VM on the fast class goes home after the longer cool hold and the minimum stay', () => {
+  const onFast = (over: Partial<VmFacts>) =>
+    vm('cooled', {
+      at: { host: 'host3', datastore: 'local' },
+      cls: 'fast',
+      home: { host: 'host2', datastore: 'local' },
+      placedFor: 'demand',
+      lastMoveAt: NOW - 60 * MIN,
+      demand: { iops: 3, latencyMs: 0.2 },
+      coolSince: NOW - 31 * MIN,
+      ...over,
+    });
+  const { moves } = plan(input([onFast({})]));
+  assert.equal(moves[0]?.kind, 'go-home');
+  assert.deepEqual(moves[0]?.to, { host: 'host2', datastore: 'local', cls: 'standard' });
+  assert.equal(plan(input([onFast({ coolSince: NOW - 20 * MIN })])).moves.length, 0);
+  assert.equal(plan(input([onFast({ lastMoveAt: NOW - 10 * MIN })])).moves.length, 0);
+  // Between the thresholds: neither hot nor cool, it stays.
+  const between = plan(input([onFast({ demand: { iops: 100, latencyMs: 0.2 } })]));
+  assert.equal(between.moves.length, 0);
+  assert.equal(between.streaks.get('id-cooled')?.coolSince, null);
+  // Home full: another standard datastore with room.
+  const full = TARGETS.map((t) => (t.host === 'host2' ? { ...t, freeBytes: 16 * GiB } : t));
+  assert.deepEqual(plan(input([onFast({})], { targets: full })).moves[0]?.to.host, 'host1');
+});
+
+test('never overfills: memory, space and the IOPS budget of the fast target', () => {
+  const small = (over: Partial<Target>) => [TARGETS[0] as Target, target('host3', 'fast', over)];
+  assert.equal(plan(input([hot()], { targets: small({ memoryFreeBytes: 1.5 * GiB }) })).moves.length, 0);
+  assert.equal(plan(input([hot()], { targets: small({ freeBytes: 18 * GiB }) })).moves.length, 0);
+  assert.equal(plan(input([hot()], { targets: small({ iopsBudget: 450 }) })).moves.length, 0);
+  assert.equal(plan(input([hot()], { targets: small({ connected: false }) })).moves.length, 0);
+  assert.equal(plan(input([hot()], { targets: small({ iopsBudget: 600 }) })).moves.length, 1);
+});
+
+test('competing demand: the higher priority wins the one free slot, then demand decides', () => {
+  const targets = [TARGETS[0] as Target, target('host3', 'fast', { memoryFreeBytes: 2.5 * GiB })];
+  const a = hot({ id: 'id-a', name: 'a', priority: 50, demand: { iops: 900, latencyMs: 40 } });
+  const b = hot({ id: 'id-b', name: 'b', priority: 75, demand: { iops: 300, latencyMs: 40 } });
+  const s = { ...S, maxConcurrentMoves: 2 };
+  assert.deepEqual(
+    plan(input([a, b], { targets, settings: s })).moves.map((m) => m.vm),
+    ['b'],
+  );
+  const c = hot({ id: 'id-c', name: 'c', priority: 75, demand: { iops: 500, latencyMs: 40 } });
+  assert.deepEqual(
+    plan(input([b, c], { targets, settings: s })).moves.map((m) => m.vm),
+    ['c'],
+  );
+});
+
+test('a higher priority VM displaces a lower one, which goes home first; the newcomer waits', () => {
+  const targets = [
+    TARGETS[0] as Target,
+    TARGETS[1] as Target,
+    target('host3', 'fast', { memoryFreeBytes: 1.8 * GiB }),
+  ];
+  const low = vm('low', {
+    at: { host: 'host3', datastore: 'local' },
+    cls: 'fast',
+    home: { host: 'host2', datastore: 'local' },
+    placedFor: 'demand',
+    priority: 25,
+    lastMoveAt: NOW - 60 * MIN,
+    demand: { iops: 300, latencyMs: 0.3 },
+  });
+  const high = hot({ priority: 75 });
+  const { moves } = plan(input([low, high], { targets, settings: { ...S, maxConcurrentMoves: 2 } }));
+  assert.deepEqual(
+    moves.map((m) => [m.kind, m.vm, m.to.host]),
+    [['displace', 'low', 'host2']],
+  );
+  assert.equal(moves[0]?.reason.metric, 'priority');
+  // Same priority: no displacement.
+  assert.equal(plan(input([{ ...low, priority: 75 }, high], { targets })).moves.length, 0);
+});
+
+test('a schedule moves the VM in ahead of its window (the estimated move time) and back after it', () => {
+  const lead = estimatedMoveSeconds(vm('s'), S) * 1000;
+  const window = { vmId: 'id-s', cls: 'fast', start: NOW + lead - 1000, end: NOW + lead + 4 * 3600_000 };
+  const inWin = plan(input([vm('s')], { windows: [window] }));
+  assert.deepEqual(
+    inWin.moves.map((m) => [m.kind, m.to.host]),
+    [['schedule-in', 'host3']],
+  );
+  // Too early for the lead time: nothing yet.
+  const early = { ...window, start: NOW + lead + 60_000 };
+  assert.equal(plan(input([vm('s')], { windows: [early] })).moves.length, 0);
+  // After the window: back home, whatever its cool streak.
+  const placed = vm('s', {
+    at: { host: 'host3', datastore: 'local' },
+    cls: 'fast',
+    home: { host: 'host1', datastore: 'local' },
+    placedFor: 'schedule',
+    lastMoveAt: NOW - 3600_000,
+    demand: { iops: 100, latencyMs: 0.3 },
+  });
+  const after = { ...window, start: NOW + 20 * 3600_000, end: NOW + 24 * 3600_000 };
+  assert.deepEqual(
+    plan(input([placed], { windows: [after] })).moves.map((m) => [m.kind, m.to.host]),
+    [['schedule-out', 'host1']],
+  );
+});
+
+// ---------------------------------------------------------------------------------------------
+// Properties over random fleets.
+
+const arbVm = fc.record({
+  name: fc.stringMatching(/^[a-z]{1,6}$/),
+  host: fc.constantFrom('host1', 'host2', 'host3'),
+  memoryGiB: fc.integer({ min: 1, max: 8 }),
+  diskGiB: fc.integer({ min: 1, max: 40 }),
+  iops: fc.option(fc.integer({ min: 0, max: 5000 }), { nil: null }),
+  latencyMs: fc.option(fc.double({ min: 0, max: 200, noNaN: true }), { nil: null }),
+  hotMin: fc.option(fc.integer({ min: 0, max: 60 }), { nil: null }),
+  coolMin: fc.option(fc.integer({ min: 0, max: 120 }), { nil: null }),
+  lastMoveMin: fc.option(fc.integer({ min: 0, max: 600 }), { nil: null }),
+  movesToday: fc.integer({ min: 0, max: 6 }),
+  priority: fc.integer({ min: 0, max: 100 }),
+  pinned: fc.boolean(),
+  moving: fc.boolean(),
+});
+const arbTarget = (host: string) =>
+  fc
+    .record({
+      memGiB: fc.integer({ min: 0, max: 32 }),
+      freeGiB: fc.integer({ min: 0, max: 100 }),
+      budget: fc.option(fc.integer({ min: 100, max: 100_000 }), { nil: null }),
+    })
+    .map((t): Target =>
+      target(host, host === 'host3' ? 'fast' : 'standard', {
+        memoryFreeBytes: t.memGiB * GiB,
+        freeBytes: t.freeGiB * GiB,
+        iopsBudget: t.budget,
+      }),
+    );
+const arbInput = fc
+  .record({
+    vms: fc.uniqueArray(arbVm, { selector: (v) => v.name, maxLength: 12 }),
+    targets: fc.tuple(arbTarget('host1'), arbTarget('host2'), arbTarget('host3')),
+    inFlight: fc.integer({ min: 0, max: 3 }),
+    cap: fc.integer({ min: 0, max: 4 }),
+  })
+  .map(({ vms, targets, inFlight, cap }): PlanInput =>
+    input(
+      vms.map((v) =>
+        vm(v.name, {
+          at: { host: v.host, datastore: 'local' },
+          cls: v.host === 'host3' ? 'fast' : 'standard',
+          home: v.host === 'host3' ? { host: 'host1', datastore: 'local' } : null,
+          placedFor: v.host === 'host3' ? 'demand' : null,
+          memoryBytes: v.memoryGiB * GiB,
+          diskBytes: v.diskGiB * GiB,
+          demand: { iops: v.iops, latencyMs: v.latencyMs },
+          hotSince: v.hotMin === null ? null : NOW - v.hotMin * MIN,
+          coolSince: v.coolMin === null ? null : NOW - v.coolMin * MIN,
+          lastMoveAt: v.lastMoveMin === null ? null : NOW - v.lastMoveMin * MIN,
+          movesToday: v.movesToday,
+          priority: v.priority,
+          pinned: v.pinned,
+          moving: v.moving,
+        }),
+      ),
+      { targets, movesInFlight: inFlight, settings: { ...S, maxConcurrentMoves: cap } },
+    ),
+  );
+
+test('property: no target is overfilled by the moves of a round, whatever the fleet', () => {
+  fc.assert(
+    fc.property(arbInput, (inp) => {
+      const { moves } = plan(inp);
+      for (const t of inp.targets) {
+        const here = (p: { host: string; datastore: string }) =>
+          p.host === t.host && p.datastore === t.datastore;
+        const vmOf = (id: string) => inp.vms.find((v) => v.id === id) as VmFacts;
+        const arriving = moves.filter((m) => here(m.to)).map((m) => vmOf(m.vmId));
+        const leaving = moves.filter((m) => here(m.from)).map((m) => vmOf(m.vmId));
+        if (arriving.length === 0) continue;
+        const sum = (vs: VmFacts[], f: (v: VmFacts) => number) => vs.reduce((a, v) => a + f(v), 0);
+        const mem =
+          t.memoryFreeBytes - sum(arriving, (v) => v.memoryBytes) + sum(leaving, (v) => v.memoryBytes);
+        assert.ok(mem >= S.minFreeMemoryBytes, `memory of ${t.host}: ${mem}`);
+        const free = t.freeBytes - sum(arriving, (v) => v.diskBytes) + sum(leaving, (v) => v.diskBytes);
+        assert.ok(free >= (t.capacityBytes * S.minFreeSpacePercent) / 100, `space of ${t.host}`);
+        if (t.iopsBudget !== null) {
+          const stay = inp.vms.filter((v) => here(v.at) && !leaving.includes(v));
+          const iops = sum([...stay, ...arriving], (v) => v.demand?.iops ?? 0);
+          assert.ok(iops <= t.iopsBudget * S.maxIopsUtilisation + 1e-9, `iops of ${t.host}: ${iops}`);
+        }
+      }
+    }),
+    { numRuns: 300 },
+  );
+});
+
+test('property: the cap, the budget, pins, moves in flight and the minimum stay always hold', () => {
+  fc.assert(
+    fc.property(arbInput, (inp) => {
+      const { moves } = plan(inp);
+      assert.ok(moves.length <= Math.max(0, inp.settings.maxConcurrentMoves - inp.movesInFlight));
+      assert.equal(new Set(moves.map((m) => m.vmId)).size, moves.length, 'one move per VM');
+      for (const m of moves) {
+        const v = inp.vms.find((x) => x.id === m.vmId) as VmFacts;
+        assert.ok(!v.pinned && !v.moving && v.running, m.vm);
+        assert.ok(v.movesToday < inp.settings.movesPerDay, `${m.vm} over budget`);
+        if (m.kind !== 'schedule-in' && m.kind !== 'schedule-out')
+          assert.ok(v.lastMoveAt === null || inp.now - v.lastMoveAt >= inp.settings.minStaySeconds * 1000);
+        assert.ok(m.from.host !== m.to.host || m.from.datastore !== m.to.datastore, 'a move goes somewhere');
+        if (m.kind === 'to-fast') assert.equal(m.to.cls, inp.settings.fastClass);
+      }
+    }),
+    { numRuns: 300 },
+  );
+});
+
+test('property: hysteresis — a demand between the thresholds starts neither streak', () => {
+  fc.assert(
+    fc.property(fc.double({ min: S.coolIops, max: S.hotIops - 0.001, noNaN: true }), (iops) => {
+      const { streaks } = plan(input([vm('x', { demand: { iops, latencyMs: 100 } })]));
+      assert.deepEqual(streaks.get('id-x'), { hotSince: null, coolSince: null });
+    }),
+  );
+});

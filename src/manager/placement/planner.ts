@@ -1,0 +1,465 @@
+/*
+ * The placement planner: pure, so every rule is testable without a manager. Given each VM's
+ * demand, facts and streaks, the targets' capacity, the settings, the schedule windows and the
+ * time, it returns the moves it recommends (each with its reason and the target's predicted load)
+ * and the streaks to keep for the next round.
+ *
+ * Order of decisions: VMs leave the fast class first (schedule windows that ended, VMs cooled for
+ * the long hold), then VMs enter it (schedule windows about to open, then hot VMs by priority and
+ * demand). A VM that finds no room may displace a lower-priority one, which goes home first; the
+ * newcomer follows in a later round, once the room is really free. Capacity is booked as moves
+ * are planned, so a round never overfills a target.
+ */
+import type {
+  PlacementReason,
+  PlacementSettings,
+  PredictedLoad,
+  RecommendationKind,
+} from '../../api/index.js';
+
+export interface Place {
+  host: string;
+  datastore: string;
+}
+
+export interface Demand {
+  /** Reads + writes + flushes per second over the window, all disks. */
+  iops: number | null;
+  /** The slowest disk's latency at the settings' percentile (ms); null when unknown. */
+  latencyMs: number | null;
+}
+
+export interface VmFacts {
+  id: string;
+  name: string;
+  running: boolean;
+  memoryBytes: number;
+  /** Allocated bytes of its disks: what a move needs on the target. */
+  diskBytes: number;
+  at: Place;
+  /** The class of the datastore it is on. */
+  cls: string;
+  home: Place | null;
+  placedFor: 'demand' | 'schedule' | null;
+  priority: number;
+  pinned: boolean;
+  excluded: boolean;
+  /** Epoch ms of its last move (any), null when never. */
+  lastMoveAt: number | null;
+  /** Placement moves of the last 24 hours. */
+  movesToday: number;
+  /** A move of it is queued or running. */
+  moving: boolean;
+  /** Where a placement move in flight takes it (booked there already). */
+  movingTo: Place | null;
+  demand: Demand | null;
+  hotSince: number | null;
+  coolSince: number | null;
+}
+
+export interface Target extends Place {
+  cls: string;
+  connected: boolean;
+  memoryFreeBytes: number;
+  capacityBytes: number;
+  freeBytes: number;
+  /** The datastore's IOPS limit or measured capability; null when unknown (not limited). */
+  iopsBudget: number | null;
+}
+
+/** A schedule's window nearest now (in progress or next), epoch ms. */
+export interface ScheduleWindow {
+  vmId: string;
+  cls: string;
+  start: number;
+  end: number;
+}
+
+export interface PlanInput {
+  vms: readonly VmFacts[];
+  targets: readonly Target[];
+  settings: PlacementSettings;
+  windows: readonly ScheduleWindow[];
+  /** Placement moves queued or running now. */
+  movesInFlight: number;
+  now: number;
+}
+
+export interface PlannedMove {
+  kind: RecommendationKind;
+  vmId: string;
+  vm: string;
+  from: Place;
+  to: Place & { cls: string };
+  reason: PlacementReason;
+  predicted: PredictedLoad;
+}
+
+export interface Streak {
+  hotSince: number | null;
+  coolSince: number | null;
+}
+
+export interface PlanOutput {
+  moves: PlannedMove[];
+  streaks: Map<string, Streak>;
+}
+
+const key = (p: Place) => `${p.host}/${p.datastore}`;
+const same = (a: Place, b: Place) => a.host === b.host && a.datastore === b.datastore;
+
+export function isHot(d: Demand | null, s: PlacementSettings): boolean {
+  if (d?.iops === null || d?.iops === undefined || d.iops < s.hotIops) return false;
+  if (s.hotLatencyMs <= 0) return true;
+  return d.latencyMs !== null && d.latencyMs >= s.hotLatencyMs;
+}
+
+export function isCool(d: Demand | null, s: PlacementSettings): boolean {
+  return d?.iops !== null && d?.iops !== undefined && d.iops < s.coolIops;
+}
+
+/** The streaks after this round: a condition's start is kept while it holds, cleared when not. */
+export function nextStreak(vm: VmFacts, s: PlacementSettings, now: number): Streak {
+  return {
+    hotSince: isHot(vm.demand, s) ? (vm.hotSince ?? now) : null,
+    coolSince: isCool(vm.demand, s) ? (vm.coolSince ?? now) : null,
+  };
+}
+
+/** Estimated seconds a move of the VM takes (a schedule moves it that much ahead of its window). */
+export function estimatedMoveSeconds(vm: Pick<VmFacts, 'memoryBytes' | 'diskBytes'>, s: PlacementSettings) {
+  return Math.ceil((vm.memoryBytes + vm.diskBytes) / s.moveBytesPerSecond) + s.moveOverheadSeconds;
+}
+
+export type Fit = { problem: string } | { predicted: PredictedLoad };
+
+/**
+ * Whether `need` fits on the target as it is now (`now`: its free memory and space, the IOPS its
+ * VMs make), keeping the settings' reserves; the load it would have with it. The one capacity rule
+ * of the planner and of `suggest`.
+ */
+export function fitOn(
+  t: Target,
+  now: { memoryFreeBytes: number; freeBytes: number; iops: number },
+  need: { memoryBytes: number; diskBytes: number; iops: number },
+  s: PlacementSettings,
+): Fit {
+  if (!t.connected) return { problem: `host ${t.host} is not connected` };
+  const memory = now.memoryFreeBytes - need.memoryBytes;
+  if (memory < s.minFreeMemoryBytes)
+    return {
+      problem: `host ${t.host} would keep ${memory} bytes of memory free, below ${s.minFreeMemoryBytes}`,
+    };
+  const free = now.freeBytes - need.diskBytes;
+  if (free < (t.capacityBytes * s.minFreeSpacePercent) / 100)
+    return {
+      problem: `${key(t)} would keep ${free} bytes free, below ${s.minFreeSpacePercent} % of its capacity`,
+    };
+  const iops = now.iops + need.iops;
+  if (t.iopsBudget !== null && iops > t.iopsBudget * s.maxIopsUtilisation)
+    return {
+      problem: `${key(t)} would serve ${Math.round(iops)} IOPS, above ${s.maxIopsUtilisation * 100} % of its budget ${t.iopsBudget}`,
+    };
+  return { predicted: { iops, iopsBudget: t.iopsBudget, memoryFreeBytes: memory, freeBytes: free } };
+}
+
+/** A target's free room as the round books moves on it. */
+interface Room {
+  t: Target;
+  free: number;
+  iops: number;
+}
+
+/** Every target's free room (memory per host: its datastores share it) as moves are booked. */
+class Ledger {
+  rooms = new Map<string, Room>();
+  hostMemory = new Map<string, number>();
+  constructor(
+    targets: readonly Target[],
+    vms: readonly VmFacts[],
+    private s: PlacementSettings,
+  ) {
+    for (const t of targets) {
+      this.hostMemory.set(t.host, t.memoryFreeBytes);
+      this.rooms.set(key(t), { t, free: t.freeBytes, iops: 0 });
+    }
+    for (const vm of vms) {
+      const room = this.rooms.get(key(vm.at));
+      if (room) room.iops += vm.demand?.iops ?? 0;
+      // A move in flight holds room on both sides until it ends: the agent's free figures may
+      // not show the incoming copy yet.
+      if (vm.movingTo) {
+        const to = this.rooms.get(key(vm.movingTo));
+        if (to) {
+          to.iops += vm.demand?.iops ?? 0;
+          to.free -= vm.diskBytes;
+        }
+        if (vm.movingTo.host !== vm.at.host)
+          this.hostMemory.set(
+            vm.movingTo.host,
+            (this.hostMemory.get(vm.movingTo.host) ?? 0) - vm.memoryBytes,
+          );
+      }
+    }
+  }
+
+  clone(): Ledger {
+    const copy = Object.create(Ledger.prototype) as Ledger;
+    copy.s = this.s;
+    copy.rooms = new Map([...this.rooms].map(([k, r]) => [k, { ...r }]));
+    copy.hostMemory = new Map(this.hostMemory);
+    return copy;
+  }
+
+  /** Connected targets with the most IOPS headroom first (no budget: unlimited), then free space. */
+  rank(targets: readonly Target[]): Target[] {
+    const headroom = (t: Target) => {
+      const room = this.rooms.get(key(t));
+      return t.iopsBudget === null ? Infinity : t.iopsBudget - (room?.iops ?? 0);
+    };
+    const free = (t: Target) => this.rooms.get(key(t))?.free ?? 0;
+    return targets
+      .filter((t) => t.connected)
+      .sort((a, b) => headroom(b) - headroom(a) || free(b) - free(a) || (key(a) < key(b) ? -1 : 1));
+  }
+
+  /** Why the VM would not fit on the target, or undefined when it fits (with its prediction). */
+  check(vm: VmFacts, to: Place): Fit {
+    const room = this.rooms.get(key(to));
+    if (!room) return { problem: `${key(to)} is not known` };
+    const sameHost = vm.at.host === to.host;
+    return fitOn(
+      room.t,
+      { memoryFreeBytes: this.hostMemory.get(to.host) ?? 0, freeBytes: room.free, iops: room.iops },
+      { memoryBytes: sameHost ? 0 : vm.memoryBytes, diskBytes: vm.diskBytes, iops: vm.demand?.iops ?? 0 },
+      this.s,
+    );
+  }
+
+  /** Books the VM's move: its target gains it, its source loses it. */
+  book(vm: VmFacts, to: Place): void {
+    const src = this.rooms.get(key(vm.at));
+    const dst = this.rooms.get(key(to));
+    const d = vm.demand?.iops ?? 0;
+    if (dst) {
+      dst.free -= vm.diskBytes;
+      dst.iops += d;
+    }
+    if (src) {
+      src.free += vm.diskBytes;
+      src.iops -= d;
+    }
+    if (vm.at.host !== to.host) {
+      this.hostMemory.set(to.host, (this.hostMemory.get(to.host) ?? 0) - vm.memoryBytes);
+      this.hostMemory.set(vm.at.host, (this.hostMemory.get(vm.at.host) ?? 0) + vm.memoryBytes);
+    }
+  }
+}
+
+export function plan(input: PlanInput): PlanOutput {
+  const { settings: s, now } = input;
+  const streaks = new Map<string, Streak>();
+  const vms = input.vms.map((vm) => {
+    const streak = vm.running ? nextStreak(vm, s, now) : { hotSince: null, coolSince: null };
+    streaks.set(vm.id, streak);
+    return { ...vm, ...streak };
+  });
+  let ledger = new Ledger(input.targets, vms, s);
+  const classOf = new Map(input.targets.map((t) => [key(t), t.cls]));
+  const moves: PlannedMove[] = [];
+  let slots = Math.max(0, s.maxConcurrentMoves - input.movesInFlight);
+  const planned = new Set<string>();
+  const windowSeconds = s.demandWindowSeconds;
+
+  const movable = (vm: VmFacts) =>
+    vm.running && !vm.pinned && !vm.excluded && !vm.moving && vm.movesToday < s.movesPerDay;
+  const stayedLongEnough = (vm: VmFacts) =>
+    vm.lastMoveAt === null || now - vm.lastMoveAt >= s.minStaySeconds * 1000;
+  const windowOf = (vm: VmFacts) => input.windows.find((w) => w.vmId === vm.id);
+  const leadMs = (vm: VmFacts) => estimatedMoveSeconds(vm, s) * 1000;
+  /** In its window, or close enough that the move must start now. */
+  const scheduledNow = (vm: VmFacts) => {
+    const w = windowOf(vm);
+    return w !== undefined && now >= w.start - leadMs(vm) && now < w.end;
+  };
+  const held = (since: number | null) => (since === null ? 0 : Math.round((now - since) / 1000));
+
+  const add = (
+    vm: VmFacts,
+    kind: RecommendationKind,
+    to: Place,
+    predicted: PredictedLoad,
+    reason: PlacementReason,
+  ) => {
+    ledger.book(vm, to);
+    planned.add(vm.id);
+    slots--;
+    moves.push({
+      kind,
+      vmId: vm.id,
+      vm: vm.name,
+      from: vm.at,
+      to: { host: to.host, datastore: to.datastore, cls: classOf.get(key(to)) ?? '' },
+      reason,
+      predicted,
+    });
+  };
+
+  /** Home, or else the standard-class target with the most room that fits. */
+  const homeFor = (vm: VmFacts): { to: Place; predicted: PredictedLoad } | undefined => {
+    const choices = [
+      ...(vm.home ? [vm.home] : []),
+      ...ledger.rank(input.targets.filter((t) => t.cls !== s.fastClass && !(vm.home && same(t, vm.home)))),
+    ];
+    for (const to of choices) {
+      const fit = ledger.check(vm, to);
+      if ('predicted' in fit) return { to, predicted: fit.predicted };
+    }
+    return undefined;
+  };
+
+  // 1. Leaving the fast class: ended schedule windows, then VMs that cooled for the long hold.
+  for (const vm of vms) {
+    if (slots <= 0) break;
+    if (vm.cls !== s.fastClass || !movable(vm) || scheduledNow(vm)) continue;
+    const w = windowOf(vm);
+    const hotHeld = vm.hotSince !== null && held(vm.hotSince) >= s.holdSeconds;
+    let kind: RecommendationKind | undefined;
+    let reason: PlacementReason | undefined;
+    if (vm.placedFor === 'schedule' && !hotHeld) {
+      kind = 'schedule-out';
+      reason = {
+        metric: 'schedule',
+        value: null,
+        threshold: null,
+        windowSeconds: w ? Math.round((w.end - w.start) / 1000) : 0,
+        heldSeconds: 0,
+        text: `its scheduled window on class ${vm.cls} has ended`,
+      };
+    } else if (vm.coolSince !== null && held(vm.coolSince) >= s.coolHoldSeconds && stayedLongEnough(vm)) {
+      kind = 'go-home';
+      reason = {
+        metric: 'iops',
+        value: vm.demand?.iops ?? null,
+        threshold: s.coolIops,
+        windowSeconds,
+        heldSeconds: held(vm.coolSince),
+        text: `IOPS ${fmt(vm.demand?.iops)} below ${s.coolIops} for ${held(vm.coolSince)} s (hold ${s.coolHoldSeconds} s)`,
+      };
+    }
+    if (!kind || !reason) continue;
+    const home = homeFor(vm);
+    if (home) add(vm, kind, home.to, home.predicted, reason);
+  }
+
+  // 2. Entering: schedule windows about to open, then hot VMs by priority, then demand.
+  type Want = { vm: VmFacts; cls: string; kind: 'schedule-in' | 'to-fast'; reason: PlacementReason };
+  const wants: Want[] = [];
+  for (const vm of vms) {
+    if (!movable(vm) || planned.has(vm.id)) continue;
+    const w = windowOf(vm);
+    if (w && scheduledNow(vm) && vm.cls !== w.cls) {
+      wants.push({
+        vm,
+        cls: w.cls,
+        kind: 'schedule-in',
+        reason: {
+          metric: 'schedule',
+          value: null,
+          threshold: null,
+          windowSeconds: Math.round((w.end - w.start) / 1000),
+          heldSeconds: 0,
+          text: `scheduled on class ${w.cls} from ${new Date(w.start).toISOString()} to ${new Date(w.end).toISOString()} (move takes about ${estimatedMoveSeconds(vm, s)} s)`,
+        },
+      });
+      continue;
+    }
+    if (
+      vm.cls === s.fastClass ||
+      vm.hotSince === null ||
+      held(vm.hotSince) < s.holdSeconds ||
+      !stayedLongEnough(vm)
+    )
+      continue;
+    const latency =
+      s.hotLatencyMs > 0
+        ? `, ${s.hotLatencyPercentile} latency ${fmt(vm.demand?.latencyMs)} ms ≥ ${s.hotLatencyMs} ms`
+        : '';
+    wants.push({
+      vm,
+      cls: s.fastClass,
+      kind: 'to-fast',
+      reason: {
+        metric: 'iops',
+        value: vm.demand?.iops ?? null,
+        threshold: s.hotIops,
+        windowSeconds,
+        heldSeconds: held(vm.hotSince),
+        text: `IOPS ${fmt(vm.demand?.iops)} ≥ ${s.hotIops}${latency} for ${held(vm.hotSince)} s (hold ${s.holdSeconds} s)`,
+      },
+    });
+  }
+  const rank = (w: Want) => (w.kind === 'schedule-in' ? 1 : 0);
+  wants.sort(
+    (a, b) =>
+      rank(b) - rank(a) ||
+      b.vm.priority - a.vm.priority ||
+      (b.vm.demand?.iops ?? 0) - (a.vm.demand?.iops ?? 0) ||
+      (a.vm.name < b.vm.name ? -1 : 1),
+  );
+  const busyTargets = new Set(vms.filter((v) => v.moving).map((v) => v.at.host));
+  for (const want of wants) {
+    if (slots <= 0) break;
+    const { vm } = want;
+    const candidates = ledger.rank(input.targets.filter((t) => t.cls === want.cls && !same(t, vm.at)));
+    let placed = false;
+    for (const to of candidates) {
+      const fit = ledger.check(vm, to);
+      if ('predicted' in fit) {
+        add(vm, want.kind, to, fit.predicted, want.reason);
+        placed = true;
+        break;
+      }
+    }
+    if (placed) continue;
+    // No room: displace the lowest-priority, least busy VM of a lower priority from the class,
+    // unless one is already on its way (its room is not free yet) on that host.
+    const victims = vms
+      .filter(
+        (v) =>
+          v.cls === want.cls &&
+          v.priority < vm.priority &&
+          movable(v) &&
+          !planned.has(v.id) &&
+          !scheduledNow(v) &&
+          stayedLongEnough(v) &&
+          !busyTargets.has(v.at.host),
+      )
+      .sort((a, b) => a.priority - b.priority || (a.demand?.iops ?? 0) - (b.demand?.iops ?? 0));
+    for (const victim of victims) {
+      const home = homeFor(victim);
+      if (!home) continue;
+      // Only a displacement that makes room for this VM: try it on a copy of the ledger.
+      const trial = ledger.clone();
+      trial.book(victim, home.to);
+      const before = ledger;
+      ledger = trial;
+      const fits = candidates.some((to) => same(to, victim.at) && 'predicted' in ledger.check(vm, to));
+      ledger = before;
+      if (!fits) continue;
+      add(victim, 'displace', home.to, home.predicted, {
+        metric: 'priority',
+        value: victim.priority,
+        threshold: vm.priority,
+        windowSeconds,
+        heldSeconds: want.reason.heldSeconds,
+        text: `makes room on ${key(victim.at)} for ${vm.name} (priority ${vm.priority} > ${victim.priority}): ${want.reason.text}`,
+      });
+      break;
+    }
+  }
+  return { moves, streaks };
+}
+
+const fmt = (v: number | null | undefined) =>
+  v === null || v === undefined ? 'unknown' : String(Math.round(v * 10) / 10);
