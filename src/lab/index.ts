@@ -30,7 +30,7 @@ export {
   LabTargetNotFound,
   LabTimeout,
 } from './errors.js';
-export { planLab, vmAddress, type HostPlan, type LabPlan } from './plan.js';
+export { planLab, STANDARD_TIER_LIMITS, vmAddress, type HostPlan, type LabPlan } from './plan.js';
 export {
   createBusyVm,
   fabricLink,

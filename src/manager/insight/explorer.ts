@@ -42,7 +42,8 @@ export function windowTier(windowSeconds: number, nowMs = Date.now()): { res: nu
   // A window row has bucket 0: `bucket >= 0` selects exactly it.
   if (kept) return { res: kept.code, since: 0 };
   const now = Math.floor(nowMs / 1000);
-  const res = windowSeconds <= 7200 ? 300 : windowSeconds <= 2 * 86_400 ? 3600 : 86_400;
+  const res =
+    windowSeconds <= 600 ? 30 : windowSeconds <= 7200 ? 300 : windowSeconds <= 2 * 86_400 ? 3600 : 86_400;
   return { res, since: Math.floor(now / res) * res - Math.ceil(windowSeconds / res) * res };
 }
 

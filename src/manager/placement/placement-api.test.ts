@@ -114,18 +114,12 @@ before(async () => {
   await seedHost(manager.db, 'h1', 9, [busy, idle]);
   await seedHost(manager.db, 'h2', 10, []);
   await seedHost(manager.db, 'h3', 11, []);
-  // The datastore class column of the datastore management (migration 0007), made here until it
-  // is merged: h3's datastore is the fast one.
-  const columns = await sql<{ name: string }>`pragma table_info(datastores)`.execute(manager.db);
-  if (!columns.rows.some((c) => c.name === 'class'))
-    await sql`alter table datastores add column class text not null default 'standard'`.execute(manager.db);
+  // h3's datastore is the fast one (the datastores' class column, migration 0007).
   await sql`update datastores set class = 'fast' where host_id = (select id from hosts where name = 'h3')`.execute(
     manager.db,
   );
   // And its IOPS limit (facts.ts IOPS_BUDGET_COLUMNS): h1's is a SAN tier's 1000.
-  if (!columns.rows.some((c) => c.name === 'iops_limit'))
-    await sql`alter table datastores add column iops_limit integer`.execute(manager.db);
-  await sql`update datastores set iops_limit = 1000 where host_id = (select id from hosts where name = 'h1')`.execute(
+  await sql`update datastores set limit_iops = 1000 where host_id = (select id from hosts where name = 'h1')`.execute(
     manager.db,
   );
   const now = Date.now();
