@@ -1,6 +1,8 @@
 // What the lab benchmarks share: host commands, the fabric link of a lab host (its interface, a
 // 1 Gbit/s tc tbf limit, its raw TCP rate with iperf3) and the bytes it sent.
 import { spawn } from 'node:child_process';
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Lab, LabHost } from '../src/lab/index.js';
 
@@ -99,4 +101,12 @@ export async function sentBytes(host: LabHost): Promise<number> {
   const bytes = parsed[0]?.stats64?.tx?.bytes;
   if (typeof bytes !== 'number') throw new Error(`no tx counter for ${dev} in ${host.namespace}`);
   return bytes;
+}
+
+/** Writes a benchmark's results as `<dir>/<UTC time>.md` (the table) and `.json` (the figures). */
+export async function writeResults(dir: string, table: string, figures: unknown): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19);
+  await writeFile(path.join(dir, `${stamp}.md`), table);
+  await writeFile(path.join(dir, `${stamp}.json`), JSON.stringify(figures, null, 2));
 }

@@ -20,7 +20,7 @@ import {
   labAgent,
   labCli,
   labDown,
-  labUp,
+  labWithManager,
   startGuestWorkloads,
   verifyGuestRecords,
   within,
@@ -89,10 +89,9 @@ const linkOf = fabricLink;
 
 before(
   async () => {
-    lab = await labUp({ name: LAB, hosts: 2, demo: false, accelerator: 'tcg' });
-    if (!lab.manager) throw new Error('the lab started no manager');
-    api = new ManagerClient(lab.manager.url, lab.manager.token, 120_000);
-    [h1, h2] = lab.hosts as [LabHost, LabHost];
+    let hosts: LabHost[];
+    ({ lab, api, hosts } = await labWithManager(LAB));
+    [h1, h2] = hosts as [LabHost, LabHost];
     await createBusyVm(lab, h1, VM, 200);
     const vm = await api.getVm(VM);
     vmId = vm.id;

@@ -18,7 +18,7 @@ import {
   inGuest,
   labCli,
   labDown,
-  labUp,
+  labWithManager,
   restartLabAgent,
   restartLabManager,
   startGuestWorkloads,
@@ -188,10 +188,9 @@ async function assertRunsOn(host: LabHost, job: Job, uptimeBefore: number): Prom
 
 before(
   async () => {
-    lab = await labUp({ name: LAB, hosts: 2, demo: false, accelerator: 'tcg' });
-    if (!lab.manager) throw new Error('the lab started no manager');
-    api = new ManagerClient(lab.manager.url, lab.manager.token, 120_000);
-    [h1, h2] = lab.hosts as [LabHost, LabHost];
+    let hosts: LabHost[];
+    ({ lab, api, hosts } = await labWithManager(LAB));
+    [h1, h2] = hosts as [LabHost, LabHost];
     // Data for the mirror to carry: 200 MiB at 40 Mbit/s keeps it busy for ~40 s.
     await createBusyVm(lab, h1, VM, 200);
   },

@@ -10,7 +10,7 @@
 //   npm run bench:beast [-- --episode-seconds 600]
 //
 // Results: bench/beast/results/<time>.{md,json}.
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -20,6 +20,7 @@ import { startLabAgent, waitForGuestAgent, type LabAgent } from '../../src/agent
 import { GUEST_WORKLOADS, parseFioJson } from '../../src/guest/index.js';
 import { STANDARD_TIER_LIMITS } from '../../src/lab/index.js';
 import { startManager } from '../../src/manager/index.js';
+import { writeResults } from '../lab-link.js';
 
 const MiB = 2 ** 20;
 const TOKEN = 'beast-bench-token-0123456789abc';
@@ -225,10 +226,7 @@ async function report(single: EpisodeResult[], competing: EpisodeResult[]): Prom
     '',
   ].join('\n');
   console.log(text);
-  await mkdir(RESULTS, { recursive: true });
-  const stamp = new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19);
-  await writeFile(path.join(RESULTS, `${stamp}.md`), text);
-  await writeFile(path.join(RESULTS, `${stamp}.json`), JSON.stringify({ single, competing }, null, 2));
+  await writeResults(RESULTS, text, { single, competing });
 }
 
 await main();

@@ -11,13 +11,13 @@
 // Results: bench/mirror-ab/results/<time>.{md,json}.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { cpus, loadavg } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { QmpClient } from '../../src/qmp/index.js';
-import { check } from '../lab-link.js';
+import { check, writeResults } from '../lab-link.js';
 
 const MiB = 1024 * 1024;
 const RESULTS = path.join(import.meta.dirname, 'results');
@@ -191,13 +191,7 @@ async function main(): Promise<void> {
     ];
     const text = lines.join('\n');
     console.log(text);
-    await mkdir(RESULTS, { recursive: true });
-    const stamp = new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19);
-    await writeFile(path.join(RESULTS, `${stamp}.md`), text);
-    await writeFile(
-      path.join(RESULTS, `${stamp}.json`),
-      JSON.stringify({ dataBytes, fsyncBytesPerSecond, times: Object.fromEntries(times) }, null, 2),
-    );
+    await writeResults(RESULTS, text, { dataBytes, fsyncBytesPerSecond, times: Object.fromEntries(times) });
   } finally {
     spinner.kill('SIGKILL');
     await rm(dir, { recursive: true, force: true });

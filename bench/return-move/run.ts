@@ -10,13 +10,13 @@
 // Targets (issue 17), with 5 % rewritten: return time <= 0.15 x the full move's, disk bytes sent
 // <= 1.1 x the rewritten bytes. Results: bench/return-move/results/<time>.{md,json}.
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { ManagerClient, MoveResult, type Job } from '../../src/api/index.js';
 import { inGuest, labDown, labUp, waitForPing, type Lab, type LabHost } from '../../src/lab/index.js';
-import { check, limitLink, sentBytes } from '../lab-link.js';
+import { check, limitLink, sentBytes, writeResults } from '../lab-link.js';
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
@@ -211,13 +211,7 @@ async function report(rows: Measured[]): Promise<void> {
   }
   const text = [...lines, '', 'Targets:', ...verdicts, ''].join('\n');
   console.log(text);
-  await mkdir(RESULTS, { recursive: true });
-  const stamp = new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19);
-  await writeFile(path.join(RESULTS, `${stamp}.md`), text);
-  await writeFile(
-    path.join(RESULTS, `${stamp}.json`),
-    JSON.stringify({ dataBytes, diskBytes, rows }, null, 2),
-  );
+  await writeResults(RESULTS, text, { dataBytes, diskBytes, rows });
 }
 
 await main();

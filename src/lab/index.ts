@@ -38,6 +38,7 @@ export {
   inGuest,
   labAgent,
   labCli,
+  labWithManager,
   startGuestWorkloads,
   verifyGuestRecords,
   within,

@@ -3,9 +3,9 @@
 import { execFile, execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { AgentClient, type GuestExecResult } from '../api/index.js';
+import { AgentClient, ManagerClient, type GuestExecResult } from '../api/index.js';
 import { GUEST_WORKLOADS } from '../guest/index.js';
-import { waitForPing, type Lab, type LabHost } from './lab.js';
+import { labUp, waitForPing, type Lab, type LabHost } from './lab.js';
 
 const BIN = path.resolve(import.meta.dirname, '..', '..', 'bin', 'silobreak.js');
 
@@ -142,4 +142,14 @@ export async function createBusyVm(lab: Lab, host: LabHost, vm: string, fillMiB 
   ]);
   if (fill.exitCode !== 0) throw new Error(`fill: ${fill.stderr ?? ''}`);
   await inGuest(host, vm, ['/bin/sync']);
+}
+
+/** A TCG lab of `hosts` hosts with its manager, and an admin client of that manager. */
+export async function labWithManager(
+  name: string,
+  hosts = 2,
+): Promise<{ lab: Lab; api: ManagerClient; hosts: LabHost[] }> {
+  const lab = await labUp({ name, hosts, demo: false, accelerator: 'tcg' });
+  if (!lab.manager) throw new Error('the lab started no manager');
+  return { lab, api: new ManagerClient(lab.manager.url, lab.manager.token, 120_000), hosts: lab.hosts };
 }
