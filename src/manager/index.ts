@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { readFile } from 'node:fs/promises';
 import { DEFAULT_STATS_INTERVAL_SECONDS } from './insight/index.js';
 import { startManager } from './manager.js';
+import { RETAINED_COPY_DAYS } from './move/index.js';
 
 export {
   startManager,
@@ -41,6 +42,11 @@ export function registerManagerCommands(program: Command, options: { consoleDir?
       String(DEFAULT_STATS_INTERVAL_SECONDS),
     )
     .option(
+      '--retain-days <days>',
+      'days a retained copy (vm move --retain) is kept before it is released',
+      String(RETAINED_COPY_DAYS),
+    )
+    .option(
       '--token-file <path>',
       'file holding the admin token secret to use (else $SILOBREAK_MANAGER_TOKEN, else generated on first start)',
     )
@@ -50,6 +56,7 @@ export function registerManagerCommands(program: Command, options: { consoleDir?
         listen: string;
         reconcileInterval: string;
         statsInterval: string;
+        retainDays: string;
         tokenFile?: string;
       }) => {
         const interval = Number(opts.reconcileInterval);
@@ -57,6 +64,9 @@ export function registerManagerCommands(program: Command, options: { consoleDir?
         const statsInterval = Number(opts.statsInterval);
         if (!(statsInterval >= 1))
           throw new Error('--stats-interval: must be a number of seconds, at least 1');
+        const retainDays = Number(opts.retainDays);
+        if (!(retainDays > 0 && retainDays <= 365))
+          throw new Error('--retain-days: must be a number of days, more than 0 and at most 365');
         const { host, port } = parseListen(opts.listen);
         const adminToken = opts.tokenFile
           ? (await readFile(opts.tokenFile, 'utf8')).trim()
@@ -67,6 +77,7 @@ export function registerManagerCommands(program: Command, options: { consoleDir?
           port,
           reconcileIntervalSeconds: interval,
           statsIntervalSeconds: statsInterval,
+          retainedCopyDays: retainDays,
           ...(options.consoleDir ? { consoleDir: options.consoleDir } : {}),
           ...(adminToken ? { adminToken } : {}),
         });

@@ -13,6 +13,7 @@ import {
   moveJobHandlers,
   MoveService,
   PendingUndoRunner,
+  RETAINED_COPY_DAYS,
   sweepRetainedCopies,
 } from './move/index.js';
 import { PlacementService } from './placement/index.js';
@@ -36,6 +37,8 @@ export interface ManagerOptions {
   adminToken?: string;
   /** Extra job kinds (e.g. moves) to register next to the VM jobs, built from the same deps. */
   jobHandlers?: (deps: VmJobDeps) => JobHandler<never>[];
+  /** Days a retained copy is kept before it is released (default RETAINED_COPY_DAYS). */
+  retainedCopyDays?: number;
   /** Moves at once per host (as source or target); more wait queued. Default 2. */
   maxMovesPerHost?: number;
   /** How long a clean stop waits for running jobs before leaving them to the next start. */
@@ -111,7 +114,11 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
   });
   const service = new ManagerService({ db, jobs, reconciler, hostLocks, clientFor, secrets });
   const deps: VmJobDeps = { db, hostLocks, clientFor };
-  const moveDeps = { ...deps, slots: new HostSlots(options.maxMovesPerHost ?? 2) };
+  const moveDeps = {
+    ...deps,
+    slots: new HostSlots(options.maxMovesPerHost ?? 2),
+    retainedCopyDays: options.retainedCopyDays ?? RETAINED_COPY_DAYS,
+  };
   const moves = new MoveService({ ...moveDeps, jobs, pendingUndos });
   const placement = new PlacementService({ db, moves, log });
   for (const handler of [

@@ -80,6 +80,8 @@ type Checkpoint = z.infer<typeof Checkpoint>;
 
 export interface MoveDeps extends VmJobDeps {
   slots: HostSlots;
+  /** Days a retained copy is kept before it is released (RETAINED_COPY_DAYS when absent). */
+  retainedCopyDays?: number;
   /** Milliseconds between status polls of the source agent. */
   pollMs?: number;
 }
@@ -541,6 +543,7 @@ export class Move extends HostMove<Checkpoint> {
         generationId: this.retains ? id : undefined,
         wentOntoCopy: this.cp.diskCopy?.kind === 'delta',
         kept,
+        keepDays: this.deps.retainedCopyDays,
       });
     } catch (error) {
       // The guest has moved; a record that could not be written only costs the next delta.

@@ -182,6 +182,7 @@ export async function recordArrival(
     generationId: string | undefined;
     wentOntoCopy: boolean;
     kept: RetainedCopy | undefined;
+    keepDays?: number | undefined;
   },
 ): Promise<void> {
   await db.transaction().execute(async (tx) => {
@@ -213,7 +214,9 @@ export async function recordArrival(
         host_id: q.source.id,
         generation_id: q.generationId,
         departed_at: departedAt,
-        expires_at: new Date(Date.parse(departedAt) + RETAINED_COPY_DAYS * DAY_MS).toISOString(),
+        expires_at: new Date(
+          Date.parse(departedAt) + (q.keepDays ?? RETAINED_COPY_DAYS) * DAY_MS,
+        ).toISOString(),
         datastores: JSON.stringify(
           Object.fromEntries((q.kept?.disks ?? []).map((d) => [d.diskId, d.datastore])),
         ),
