@@ -141,7 +141,7 @@ test(
     assert.ok((kept[0]?.allocatedBytes ?? 0) > 200 * MiB, 'the copy counts as used space');
     const shown = await cli(['datastore', 'show', `${h1.name}/local`]);
     assert.equal(shown.code, 0, shown.stderr);
-    assert.match(shown.stdout, /Retained copies\s+\d+(\.\d+)? MiB/);
+    assert.match(shown.stdout, /Retained copies:\s+\d+(\.\d+)? MiB/);
 
     await startWorkloads(h2, '/data/back1');
     const dry = await cli(['vm', 'move', VM, '--to', h1.name, '--dry-run']);
