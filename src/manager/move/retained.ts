@@ -85,19 +85,9 @@ export interface DiskCopyFacts {
 /** Delta or full copy, and why: the first reason found, in the order a person would check. */
 export function chooseDiskCopy(f: DiskCopyFacts): DiskCopy {
   const full = (reason: string): DiskCopy => ({ kind: 'full', reason });
-  if (!f.copy) return full(`${f.targetName} keeps no retained copy of ${f.vmName}`);
-  if (f.copy.generationId !== f.generation)
-    return full(
-      `the retained copy on ${f.targetName} is stale: ${f.vmName} moved on or its disks changed outside a move since it left`,
-    );
-  for (const d of f.disks) {
-    if (d.format !== 'qcow2')
-      return full(`disk ${d.id} is ${d.format}: only qcow2 disks track their changes`);
-    const kept = f.copy.datastores[d.id];
-    if (kept === undefined) return full(`the retained copy has no disk ${d.id}`);
-    if (kept !== d.toDatastore)
-      return full(`disk ${d.id} goes to datastore ${d.toDatastore}, its retained copy is on ${kept}`);
-  }
+  const local = localRefusal(f);
+  if (local !== undefined || !f.copy)
+    return full(local ?? `${f.targetName} keeps no retained copy of ${f.vmName}`);
   if (typeof f.targetCheck === 'string')
     return full(`${f.targetName} cannot check its retained copy: ${f.targetCheck}`);
   if (f.targetCheck === undefined) return full(`${f.targetName} no longer has the retained copy`);
@@ -117,7 +107,22 @@ export function chooseDiskCopy(f: DiskCopyFacts): DiskCopy {
   };
 }
 
-const NOT_ASKED = '(not asked yet)';
+/** What the manager's own records already refuse, before any agent is asked (undefined: a candidate). */
+function localRefusal(
+  f: Pick<DiskCopyFacts, 'vmName' | 'targetName' | 'copy' | 'generation' | 'disks'>,
+): string | undefined {
+  if (!f.copy) return `${f.targetName} keeps no retained copy of ${f.vmName}`;
+  if (f.copy.generationId !== f.generation)
+    return `the retained copy on ${f.targetName} is stale: ${f.vmName} moved on or its disks changed outside a move since it left`;
+  for (const d of f.disks) {
+    if (d.format !== 'qcow2') return `disk ${d.id} is ${d.format}: only qcow2 disks track their changes`;
+    const kept = f.copy.datastores[d.id];
+    if (kept === undefined) return `the retained copy has no disk ${d.id}`;
+    if (kept !== d.toDatastore)
+      return `disk ${d.id} goes to datastore ${d.toDatastore}, its retained copy is on ${kept}`;
+  }
+  return undefined;
+}
 
 /** The plan's disk copy for a live move, asking both agents when a retained copy is a candidate. */
 export async function diskCopyFor(
@@ -149,8 +154,8 @@ export async function diskCopyFor(
     sourceDelta: undefined,
   };
   // Only a candidate costs the agents a question.
-  const early = chooseDiskCopy({ ...facts, targetCheck: NOT_ASKED, sourceDelta: NOT_ASKED });
-  if (early.kind === 'full' && !early.reason.includes(NOT_ASKED)) return early;
+  const local = localRefusal(facts);
+  if (local !== undefined) return { kind: 'full', reason: local };
   const target = new AgentMigrationClient(deps.clientFor(q.target).http);
   const source = new AgentMigrationClient(deps.clientFor(q.source).http);
   const [targetCheck, sourceDelta] = await Promise.all([
