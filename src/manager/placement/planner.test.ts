@@ -170,6 +170,37 @@ test('competing demand: the higher priority wins the one free slot, then demand 
   );
 });
 
+test('a lower priority VM waits while a higher one warms up for the only room (no move in only to be displaced)', () => {
+  const targets = [TARGETS[0] as Target, target('host3', 'fast', { memoryFreeBytes: 2.5 * GiB })];
+  const low = hot({ id: 'id-low', name: 'low', priority: 25 });
+  const warm = (since: number) =>
+    hot({ id: 'id-high', name: 'high', priority: 75, hotSince: since, demand: { iops: 300, latencyMs: 40 } });
+  const s = { ...S, maxConcurrentMoves: 2 };
+  // The high-priority VM has been hot for 1 minute of the hold: the low one waits for it.
+  assert.deepEqual(plan(input([low, warm(NOW - MIN)], { targets, settings: s })).moves, []);
+  // Once its hold has passed, it goes in, alone.
+  assert.deepEqual(
+    plan(input([low, warm(NOW - S.holdSeconds * 1000)], { targets, settings: s })).moves.map((m) => m.vm),
+    ['high'],
+  );
+  // Room for both, or the warming one not hot any more: the low one is not held back.
+  const roomy = [TARGETS[0] as Target, target('host3', 'fast')];
+  assert.deepEqual(
+    plan(input([low, warm(NOW - MIN)], { targets: roomy, settings: s })).moves.map((m) => m.vm),
+    ['low'],
+  );
+  const cooled = { ...warm(NOW - MIN), hotSince: null, demand: { iops: 5, latencyMs: 1 } };
+  assert.deepEqual(
+    plan(input([low, cooled], { targets, settings: s })).moves.map((m) => m.vm),
+    ['low'],
+  );
+  // A warming VM of the same or lower priority does not hold anyone back.
+  assert.deepEqual(
+    plan(input([low, { ...warm(NOW - MIN), priority: 25 }], { targets, settings: s })).moves.map((m) => m.vm),
+    ['low'],
+  );
+});
+
 test('a higher priority VM displaces a lower one, which goes home first; the newcomer waits', () => {
   const targets = [
     TARGETS[0] as Target,

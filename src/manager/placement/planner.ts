@@ -7,8 +7,9 @@
  * Order of decisions: VMs leave the fast class first (schedule windows that ended, VMs cooled for
  * the long hold), then VMs enter it (schedule windows about to open, then hot VMs by priority and
  * demand). A VM that finds no room may displace a lower-priority one, which goes home first; the
- * newcomer follows in a later round, once the room is really free. Capacity is booked as moves
- * are planned, so a round never overfills a target.
+ * newcomer follows in a later round, once the room is really free. A lower-priority VM does not
+ * take room a higher-priority one, hot but not yet for the hold time, would need. Capacity is
+ * booked as moves are planned, so a round never overfills a target.
  */
 import type {
   PlacementReason,
@@ -408,6 +409,28 @@ export function plan(input: PlanInput): PlanOutput {
       (a.vm.name < b.vm.name ? -1 : 1),
   );
   const busyTargets = new Set(vms.filter((v) => v.moving).map((v) => v.at.host));
+  // VMs hot but not yet for the hold time: a lower-priority VM does not take the room one of them
+  // will need, or it would be moved in only to be displaced a moment later (two wasted moves).
+  const warming = vms.filter(
+    (v) =>
+      movable(v) &&
+      !planned.has(v.id) &&
+      v.cls !== s.fastClass &&
+      v.hotSince !== null &&
+      held(v.hotSince) < s.holdSeconds &&
+      stayedLongEnough(v),
+  );
+  const fastTargets = input.targets.filter((t) => t.cls === s.fastClass);
+  const fitsSomewhere = (l: Ledger, v: VmFacts) =>
+    fastTargets.some((t) => !same(t, v.at) && 'predicted' in l.check(v, t));
+  /** The warming higher-priority VM that would no longer fit if `vm` went to `to`. */
+  const crowdedOut = (vm: VmFacts, to: Place) => {
+    const trial = ledger.clone();
+    trial.book(vm, to);
+    return warming.find(
+      (v) => v.priority > vm.priority && fitsSomewhere(ledger, v) && !fitsSomewhere(trial, v),
+    );
+  };
   for (const want of wants) {
     if (slots <= 0) break;
     const { vm } = want;
@@ -415,11 +438,14 @@ export function plan(input: PlanInput): PlanOutput {
     let placed = false;
     for (const to of candidates) {
       const fit = ledger.check(vm, to);
-      if ('predicted' in fit) {
-        add(vm, want.kind, to, fit.predicted, want.reason);
-        placed = true;
+      if (!('predicted' in fit)) continue;
+      if (want.kind === 'to-fast' && crowdedOut(vm, to)) {
+        placed = true; // it waits: the room is the warming VM's
         break;
       }
+      add(vm, want.kind, to, fit.predicted, want.reason);
+      placed = true;
+      break;
     }
     if (placed) continue;
     // No room: displace the lowest-priority, least busy VM of a lower priority from the class,
