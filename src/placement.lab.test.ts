@@ -17,7 +17,8 @@ import { STANDARD_TIER_LIMITS } from './lab/index.js';
  * the guest is recommended onto host3 in `recommend` mode and moved there in `automatic` mode
  * within the hold time plus one move, by actor `placement`; the guest measures its I/O before and
  * on the Beast (a gain is asserted when the other datastores carry an IOPS limit, as `lab up
- * --beast` gives them); once the load stops it goes home after the cool hold: two moves.
+ * --beast` gives them); once the load stops it goes home after the cool hold by a delta: two
+ * moves, the day's budget; a load that then flaps on and off moves it no more.
  */
 
 const MiB = 2 ** 20;
@@ -43,6 +44,8 @@ const SETTINGS = {
   coolHoldSeconds: 20,
   minStaySeconds: 0,
   maxConcurrentMoves: 1,
+  /** The episode's two moves use it up: the flapping load after it gets none. */
+  movesPerDay: 2,
 };
 
 /**
@@ -174,10 +177,37 @@ test('with its load stopped it goes home after the cool hold: two placement move
   assert.ok(Date.now() - stopped >= SETTINGS.coolHoldSeconds * 1000);
   const moves = await placementMoves();
   assert.equal(moves.length, 2);
-  assert.ok(
-    moves.some((c) =>
-      c.changes.some((f) => f.field === 'placement.reason' && String(f.after).startsWith('go-home')),
-    ),
+  const home = moves.find((c) =>
+    c.changes.some((f) => f.field === 'placement.reason' && String(f.after).startsWith('go-home')),
+  );
+  assert.ok(home?.jobId, 'a go-home move with its job');
+  // The way home is a delta onto the copy the move out retained.
+  const job = await api.getJob(home.jobId);
+  const stats = (job.result as { stats: { diskBytes?: number; deltaBytes?: number } }).stats;
+  t.diagnostic(`home by a delta of ${((stats.deltaBytes ?? NaN) / MiB).toFixed(1)} MiB`);
+  assert.ok(stats.deltaBytes !== undefined, 'the go-home move is a delta');
+  assert.ok((stats.diskBytes ?? Infinity) < 128 * MiB, `disk bytes sent home: ${stats.diskBytes}`);
+});
+
+test('a load that flaps on and off gets no more moves than the daily budget allows', async (t) => {
+  // The episode used the budget (2 moves a day); the load now comes and goes, hot each time.
+  let hotSeen = 0;
+  for (let cycle = 0; cycle < 2; cycle++) {
+    await startLoad();
+    for (const end = Date.now() + 45_000; Date.now() < end; await sleep(1000)) {
+      const status = (await api.placementStatus()).vms.find((v) => v.vm === 'busy');
+      if (status?.demand === 'hot') hotSeen++;
+      assert.equal(status?.host, 'host1', 'the VM stays home: its budget is used');
+    }
+    await stopLoad();
+    await sleep(20_000);
+  }
+  t.diagnostic(`seen hot in ${hotSeen} of ~90 polls`);
+  assert.ok(hotSeen >= SETTINGS.holdSeconds, 'the load was hot for longer than the hold');
+  assert.equal((await placementMoves()).length, SETTINGS.movesPerDay);
+  assert.equal(
+    (await api.listRecommendations()).items.filter((r) => r.vm === 'busy' && r.kind === 'to-fast').length,
+    0,
   );
   await api.setPlacementMode('recommend');
 });
