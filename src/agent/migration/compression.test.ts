@@ -18,7 +18,7 @@ const GiB = 1024 * MiB;
 const gbe: CompressionInput = {
   linkBytesPerSecond: 1e9 / 8,
   spareCores: 1.5,
-  dirtyBytesPerSecond: 60e6,
+  dirtyBytesPerSecond: 80e6,
   reDirty: 1.1,
   memoryBytes: GiB,
   allowPostcopy: false,
@@ -29,7 +29,7 @@ test('link-bound copy with idle CPU: multifd-zstd, one channel per idle core, up
   assert.equal(c.mode, 'multifd-zstd');
   assert.equal(c.channels, 1);
   assert.equal(c.xbzrleCacheBytes, undefined);
-  assert.match(c.why, /link 125 MB\/s is the bound.*guest dirties 60 MB\/s.*multifd-zstd on 1 channel/);
+  assert.match(c.why, /link 125 MB\/s is the bound.*guest dirties 80 MB\/s.*multifd-zstd on 1 channel/);
   assert.equal(chooseCompression({ ...gbe, spareCores: 1.8 }).channels, 2);
   assert.equal(chooseCompression({ ...gbe, spareCores: 15 }).channels, 4);
   // zlib is four times slower: one channel cannot beat 1 GbE, four can.
@@ -39,6 +39,18 @@ test('link-bound copy with idle CPU: multifd-zstd, one channel per idle core, up
   const unknown = chooseCompression({ ...gbe, dirtyBytesPerSecond: undefined, reDirty: undefined });
   assert.equal(unknown.mode, 'multifd-zstd');
   assert.match(unknown.why, /dirty rate unknown/);
+});
+
+test('plain when the guest dirties at most half the link: it converges unthrottled, compression costs downtime', () => {
+  const edge = (gbe.linkBytesPerSecond ?? 0) * R.plainConvergesAtOrBelow;
+  const calm = chooseCompression({ ...gbe, dirtyBytesPerSecond: edge });
+  assert.equal(calm.mode, 'plain');
+  assert.match(
+    calm.why,
+    /guest dirties 63 MB\/s, at most 0.5 x the link's 125 MB\/s: plain converges unthrottled/,
+  );
+  assert.equal(chooseCompression({ ...gbe, dirtyBytesPerSecond: 0 }).mode, 'plain');
+  assert.equal(chooseCompression({ ...gbe, dirtyBytesPerSecond: edge + 1 }).mode, 'multifd-zstd');
 });
 
 test('plain: link unknown, too little idle CPU, or a link compression cannot beat', () => {
@@ -53,7 +65,10 @@ test('plain: link unknown, too little idle CPU, or a link compression cannot bea
   assert.match(fast.why, /faster than 4 zstd channel\(s\) can beat/);
   // The boundary: 1 channel compresses 250 MB/s, which must be 1.25 x the link.
   const edge = R.zstdBytesPerSecondPerCore / R.minGain;
-  assert.equal(chooseCompression({ ...gbe, linkBytesPerSecond: edge }).mode, 'multifd-zstd');
+  assert.equal(
+    chooseCompression({ ...gbe, linkBytesPerSecond: edge, dirtyBytesPerSecond: edge }).mode,
+    'multifd-zstd',
+  );
   assert.equal(chooseCompression({ ...gbe, linkBytesPerSecond: edge + 1 }).mode, 'plain');
   // Post-copy excludes multifd.
   assert.match(chooseCompression({ ...gbe, allowPostcopy: true }).why, /post-copy/);

@@ -138,8 +138,11 @@ export function initialConvergenceState(config: ConvergenceConfig): ConvergenceS
   };
 }
 
-/** The dirty rate the policy aims for once it throttles, as a share of the stream rate. */
-const RHO_TARGET = 0.5;
+/**
+ * The dirty rate the policy aims for once it throttles, as a share of the stream rate; a guest
+ * at or below it converges unthrottled (compression.ts leaves such a stream plain).
+ */
+export const RHO_TARGET = 0.5;
 /** Below this ratio the residual shrinks quickly enough on its own. */
 const RHO_CONVERGING = 0.8;
 /** Below this ratio a throttle is more than needed and is lowered. */

@@ -44,7 +44,7 @@ test('1 GbE link: capped at 95 % of the link; the compression choice sets channe
   assert.equal(slow.compression.mode, 'plain', 'no choice given: plain');
 
   const facts = { linkBytesPerSecond: 1e9 / 8, memoryBytes: GiB, allowPostcopy: false };
-  const zstd = chooseCompression({ ...facts, spareCores: 1.8, dirtyBytesPerSecond: 50e6, reDirty: 1 });
+  const zstd = chooseCompression({ ...facts, spareCores: 1.8, dirtyBytesPerSecond: 90e6, reDirty: 1 });
   const z = chooseTuning({ ...lab, linkBitsPerSecond: 1e9, compression: zstd });
   assert.equal(z.compression.mode, 'multifd-zstd');
   assert.equal(z.multifdChannels, zstd.channels);

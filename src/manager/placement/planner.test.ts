@@ -223,6 +223,16 @@ test('a higher priority VM displaces a lower one, which goes home first; the new
     [['displace', 'low', 'host2']],
   );
   assert.equal(moves[0]?.reason.metric, 'priority');
+  // Busier on the Beast than its home's budget allows: its home still takes it back.
+  const busyLow = { ...low, demand: { iops: 900, latencyMs: 0.3 } };
+  assert.deepEqual(
+    plan(input([busyLow, high], { targets, settings: { ...S, maxConcurrentMoves: 2 } })).moves.map((m) => [
+      m.kind,
+      m.vm,
+      m.to.host,
+    ]),
+    [['displace', 'low', 'host2']],
+  );
   // Same priority: no displacement.
   assert.equal(plan(input([{ ...low, priority: 75 }, high], { targets })).moves.length, 0);
 });

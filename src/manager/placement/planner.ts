@@ -224,15 +224,22 @@ class Ledger {
       .sort((a, b) => headroom(b) - headroom(a) || free(b) - free(a) || (key(a) < key(b) ? -1 : 1));
   }
 
-  /** Why the VM would not fit on the target, or undefined when it fits (with its prediction). */
-  check(vm: VmFacts, to: Place): Fit {
+  /**
+   * Why the VM would not fit on the target, or its prediction when it fits. `iops: false` leaves
+   * its demand out of the IOPS budget (a displaced VM going home: see homeFor).
+   */
+  check(vm: VmFacts, to: Place, iops = true): Fit {
     const room = this.rooms.get(key(to));
     if (!room) return { problem: `${key(to)} is not known` };
     const sameHost = vm.at.host === to.host;
     return fitOn(
       room.t,
       { memoryFreeBytes: this.hostMemory.get(to.host) ?? 0, freeBytes: room.free, iops: room.iops },
-      { memoryBytes: sameHost ? 0 : vm.memoryBytes, diskBytes: vm.diskBytes, iops: vm.demand?.iops ?? 0 },
+      {
+        memoryBytes: sameHost ? 0 : vm.memoryBytes,
+        diskBytes: vm.diskBytes,
+        iops: iops ? (vm.demand?.iops ?? 0) : 0,
+      },
       this.s,
     );
   }
@@ -306,14 +313,18 @@ export function plan(input: PlanInput): PlanOutput {
     });
   };
 
-  /** Home, or else the standard-class target with the most room that fits. */
-  const homeFor = (vm: VmFacts): { to: Place; predicted: PredictedLoad } | undefined => {
+  /**
+   * Home, or else the standard-class target with the most room that fits. A displaced VM is still
+   * busy, and its demand (made on the fast class) would overfill any standard budget: its own home
+   * takes it back whatever its IOPS (it ran there before; the home's limit bounds what it gets).
+   */
+  const homeFor = (vm: VmFacts, displaced = false): { to: Place; predicted: PredictedLoad } | undefined => {
     const choices = [
       ...(vm.home ? [vm.home] : []),
       ...ledger.rank(input.targets.filter((t) => t.cls !== s.fastClass && !(vm.home && same(t, vm.home)))),
     ];
     for (const to of choices) {
-      const fit = ledger.check(vm, to);
+      const fit = ledger.check(vm, to, !(displaced && vm.home !== null && same(to, vm.home)));
       if ('predicted' in fit) return { to, predicted: fit.predicted };
     }
     return undefined;
@@ -463,7 +474,7 @@ export function plan(input: PlanInput): PlanOutput {
       )
       .sort((a, b) => a.priority - b.priority || (a.demand?.iops ?? 0) - (b.demand?.iops ?? 0));
     for (const victim of victims) {
-      const home = homeFor(victim);
+      const home = homeFor(victim, true);
       if (!home) continue;
       // Only a displacement that makes room for this VM: try it on a copy of the ledger.
       const trial = ledger.clone();
