@@ -1,5 +1,5 @@
 // The memory stream's encoding chosen from real figures and applied on both sides: source and
-// target QEMU in two network namespaces this test creates, joined by one veth pair. On a 1 Gbit/s
+// target QEMU in two network namespaces this test creates, joined by one veth pair. On a slow
 // link (tc tbf, as bench/migration limits its hosts) a guest dirtying memory with mixed content
 // moves with multifd-zstd chosen, and arrives intact; on the full link the stream stays plain.
 // The dirty rate is measured on the running guest (stream-facts.ts, as the agent's plan does);
@@ -50,10 +50,12 @@ after(async () => {
 });
 
 /**
- * The guest's dirty rate: above half of 1 Gbit/s (a guest dirtying less converges plain and stays
- * plain), below what one zstd channel carries on that link.
+ * The slow link (tc tbf) and the guest's dirty rate: it must measure above half the link (a guest
+ * dirtying less converges plain and stays plain) and below what one zstd channel carries. A TCG
+ * guest here measures ~45 MB/s asked for more, so the link is 500 Mbit/s, not bench/migration's 1.
  */
-const DIRTY_MIB = 96;
+const SLOW_LINK = { rate: '500mbit', bitsPerSecond: 500e6 };
+const DIRTY_MIB = 64;
 
 /** A booted source writing records to its disk and dirtying DIRTY_MIB/s of mixed memory content. */
 async function busySource(name: string): Promise<Qemu> {
@@ -119,16 +121,16 @@ async function assertArrived(source: Qemu, a: Attempt): Promise<void> {
 }
 
 test(
-  '1 Gbit/s link, guest dirtying mixed memory: multifd-zstd on both sides, the plan says why, the guest arrives intact',
+  '500 Mbit/s link, guest dirtying mixed memory faster than half of it: multifd-zstd on both sides, the plan says why, the guest arrives intact',
   { timeout: 600_000 },
   async () => {
     const source = await busySource('zsource');
-    limitEgress(sourceEnd, '1gbit', '256kb');
+    limitEgress(sourceEnd, SLOW_LINK.rate, '256kb');
     let a: Attempt | undefined;
     try {
-      const plan = await planFor(source, 1e9);
+      const plan = await planFor(source, SLOW_LINK.bitsPerSecond);
       assert.equal(plan.compression?.mode, 'multifd-zstd', plan.compression?.why);
-      assert.match(plan.compression?.why ?? '', /link 125 MB\/s is the bound .*multifd-zstd on 1 channel/);
+      assert.match(plan.compression?.why ?? '', /link 63 MB\/s is the bound .*multifd-zstd on 1 channel/);
       assert.ok(plan.reasons.includes(plan.compression?.why ?? ''), 'the plan lists the reason');
       assert.equal(plan.multifdChannels, 1);
       a = await rig.attempt(source, { ...options, plan });
