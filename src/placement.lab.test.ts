@@ -8,7 +8,7 @@ import { ManagerClient, type Recommendation } from './api/index.js';
 import { startLabAgent, waitForGuestAgent, type LabAgent } from './agent/index.js';
 import { startManager, type RunningManager } from './manager/index.js';
 import { GUEST_WORKLOADS, parseFioJson } from './guest/index.js';
-import { STANDARD_TIER_LIMITS } from './lab/index.js';
+import { LAB_PLACEMENT_SETTINGS, STANDARD_TIER_LIMITS, until } from './lab/index.js';
 
 /*
  * Demand-driven placement against real parts (issue 18): three agents, host3 the Beast (its
@@ -29,36 +29,8 @@ let manager: RunningManager;
 let api: ManagerClient;
 let dataDir: string;
 
-/**
- * Short holds so one episode fits in a test run; the rest of the defaults apply. Demand alone
- * (hotLatencyMs 0) makes a VM hot, so the test also runs in a lab without datastore limits (the
- * latency condition has its unit tests).
- */
-const SETTINGS = {
-  evaluationIntervalSeconds: 2,
-  demandWindowSeconds: 60,
-  hotIops: 100,
-  hotLatencyMs: 0,
-  holdSeconds: 10,
-  coolIops: 20,
-  coolHoldSeconds: 20,
-  minStaySeconds: 0,
-  maxConcurrentMoves: 1,
-  /** The episode's two moves use it up: the flapping load after it gets none. */
-  movesPerDay: 2,
-};
-
-/**
- * Demand is read from the Storage Explorer's 30-second tier (windows up to 10 minutes): a window
- * reads up to one bucket more, so demand shows (and fades) within its length plus 30 s.
- */
-async function until<T>(what: string, probe: () => Promise<T | undefined>, ms = 300_000): Promise<T> {
-  for (const deadline = Date.now() + ms; ; await sleep(1000)) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-  }
-}
+/** The lab's short holds; the episode's two moves use up the day's budget. */
+const SETTINGS = { ...LAB_PLACEMENT_SETTINGS, movesPerDay: 2 };
 
 const guest = (argv: string[], timeoutSeconds = 120, detach = false) => {
   const on = labs.find((l) => l.client.http.baseUrl === hostUrl.get(currentHost));

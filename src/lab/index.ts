@@ -30,7 +30,14 @@ export {
   LabTargetNotFound,
   LabTimeout,
 } from './errors.js';
-export { planLab, STANDARD_TIER_LIMITS, vmAddress, type HostPlan, type LabPlan } from './plan.js';
+export {
+  LAB_PLACEMENT_SETTINGS,
+  planLab,
+  STANDARD_TIER_LIMITS,
+  vmAddress,
+  type HostPlan,
+  type LabPlan,
+} from './plan.js';
 export {
   createBusyVm,
   fabricLink,
@@ -40,6 +47,7 @@ export {
   labCli,
   labWithManager,
   startGuestWorkloads,
+  until,
   verifyGuestRecords,
   within,
   type CliRun,

@@ -1,6 +1,11 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import { DEFAULT_DATASTORE_CLASS, Name, type DatastoreLimits } from '../api/index.js';
+import {
+  DEFAULT_DATASTORE_CLASS,
+  Name,
+  type DatastoreLimits,
+  type PlacementSettingsOverrides,
+} from '../api/index.js';
 
 /*
  * The pure naming and addressing plan of a lab: which namespaces, bridges, veths and addresses a
@@ -106,6 +111,22 @@ export const PlanInput = z.object({
     .regex(/^host[1-9][0-9]?$/, 'must be a host of the lab, like host3')
     .optional(),
 });
+
+/**
+ * Placement settings short enough for a lab episode to take minutes (the lab tests of the Beast):
+ * demand alone makes a VM hot (hotLatencyMs 0), so they hold in a lab with or without limits.
+ */
+export const LAB_PLACEMENT_SETTINGS = {
+  evaluationIntervalSeconds: 2,
+  demandWindowSeconds: 60,
+  hotIops: 100,
+  hotLatencyMs: 0,
+  holdSeconds: 10,
+  coolIops: 20,
+  coolHoldSeconds: 20,
+  minStaySeconds: 0,
+  maxConcurrentMoves: 1,
+} as const satisfies PlacementSettingsOverrides;
 
 /** The storage of each host: all `standard` and unlimited, or with a Beast as described above. */
 function hostStorage(host: string, beast: string | undefined): HostPlan['storage'] {

@@ -77,6 +77,15 @@ export async function within(ms: number, check: () => Promise<void>): Promise<nu
   }
 }
 
+/** Polls `probe` every second until it returns a value, at most `ms`; fails naming `what`. */
+export async function until<T>(what: string, probe: () => Promise<T | undefined>, ms = 300_000): Promise<T> {
+  for (const deadline = Date.now() + ms; ; await sleep(1000)) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+  }
+}
+
 /** Takes a lab host's fabric link down or up (a cut cable, as the fault tests strike it). */
 export function fabricLink(host: LabHost, state: 'up' | 'down'): void {
   execFileSync('ip', ['-n', host.namespace, 'link', 'set', 'fabric0', state]);
