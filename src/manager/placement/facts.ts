@@ -5,6 +5,7 @@
  */
 import {
   DEFAULT_DATASTORE_CLASS,
+  PlacementReason,
   PRIORITY_NAMES,
   StorageDiskQuery,
   type PlacementSettings,
@@ -92,6 +93,37 @@ function addDisk(into: Demand | undefined, d: StorageDiskRow, s: PlacementSettin
 
 export const priorityDefault = PRIORITY_NAMES.normal;
 
+/** The Storage Explorer's buckets are 30 s: a window covers a VM's time on a datastore this much later. */
+const BUCKET_MS = 30_000;
+
+/**
+ * The IOPS the VM's last placement move here was made for (its recommendation's measured value),
+ * while the demand window does not yet cover its time here; null otherwise.
+ */
+function arrivalIops(
+  moves: readonly {
+    to_host: string;
+    to_datastore: string;
+    state: string | null;
+    finished_at: string | null;
+    reason: string | null;
+  }[],
+  at: Place,
+  s: PlacementSettings,
+  now: number,
+): number | null {
+  const arrived = moves
+    .filter(
+      (m) =>
+        m.state === 'succeeded' && m.finished_at && m.to_host === at.host && m.to_datastore === at.datastore,
+    )
+    .sort((a, b) => Date.parse(b.finished_at ?? '') - Date.parse(a.finished_at ?? ''))[0];
+  if (!arrived?.finished_at || !arrived.reason) return null;
+  if (now - Date.parse(arrived.finished_at) > s.demandWindowSeconds * 1000 + BUCKET_MS) return null;
+  const value = PlacementReason.safeParse(JSON.parse(arrived.reason)).data?.value;
+  return typeof value === 'number' ? value : null;
+}
+
 export interface LoadedVms {
   vms: VmFacts[];
   /** Placement moves queued or running. */
@@ -127,12 +159,15 @@ export async function loadVmFacts(
     db
       .selectFrom('placement_moves')
       .leftJoin('jobs', 'jobs.id', 'placement_moves.job_id')
+      .leftJoin('placement_recommendations as r', 'r.job_id', 'placement_moves.job_id')
       .select([
         'placement_moves.vm_id',
         'placement_moves.started_at',
         'placement_moves.to_host',
         'placement_moves.to_datastore',
         'jobs.state',
+        'jobs.finished_at',
+        'r.reason',
       ])
       .where('placement_moves.started_at', '>=', new Date(now - DAY_MS).toISOString())
       .execute(),
@@ -173,6 +208,7 @@ export async function loadVmFacts(
       moving: jobs.some((j) => inFlight(j.state)),
       movingTo: flying ? { host: flying.to_host, datastore: flying.to_datastore } : null,
       demand: demand.get(v.id) ?? null,
+      arrivalIops: arrivalIops(mine, at, s, now),
       hotSince: p?.hot_since ? Date.parse(p.hot_since) : null,
       coolSince: p?.cool_since ? Date.parse(p.cool_since) : null,
     });

@@ -41,6 +41,7 @@ const vm = (name: string, over: Partial<VmFacts> = {}): VmFacts => ({
   moving: false,
   movingTo: null,
   demand: { iops: 5, latencyMs: 1 },
+  arrivalIops: null,
   hotSince: null,
   coolSince: null,
   ...over,
@@ -198,6 +199,29 @@ test('a lower priority VM waits while a higher one warms up for the only room (n
   assert.deepEqual(
     plan(input([low, { ...warm(NOW - MIN), priority: 25 }], { targets, settings: s })).moves.map((m) => m.vm),
     ['low'],
+  );
+});
+
+test('a VM that just arrived on the fast class counts for what it was moved in for until its window covers it', () => {
+  const targets = [TARGETS[0] as Target, target('host3', 'fast', { iopsBudget: 500 })];
+  const s = { ...S, maxIopsUtilisation: 0.9, maxConcurrentMoves: 2 };
+  const arrived = vm('gold', {
+    at: { host: 'host3', datastore: 'local' },
+    cls: 'fast',
+    home: { host: 'host1', datastore: 'local' },
+    placedFor: 'demand',
+    lastMoveAt: NOW - 20_000,
+    priority: 75,
+    // Its window holds 20 s of its demand here: 400 IOPS show as 130.
+    demand: { iops: 130, latencyMs: 0.3 },
+    arrivalIops: 400,
+  });
+  const other = hot({ id: 'id-bronze', name: 'bronze', demand: { iops: 300, latencyMs: 40 } });
+  assert.deepEqual(plan(input([arrived, other], { targets, settings: s })).moves, []);
+  // Without the booking the Beast would look like it had room for both.
+  assert.deepEqual(
+    plan(input([{ ...arrived, arrivalIops: null }, other], { targets, settings: s })).moves.map((m) => m.vm),
+    ['bronze'],
   );
 });
 

@@ -54,6 +54,11 @@ export interface VmFacts {
   /** Where a placement move in flight takes it (booked there already). */
   movingTo: Place | null;
   demand: Demand | null;
+  /**
+   * The IOPS a placement move brought it here for, while its demand window does not yet cover its
+   * time here (its demand here then shows only part of it); null otherwise.
+   */
+  arrivalIops: number | null;
   hotSince: number | null;
   coolSince: number | null;
 }
@@ -164,6 +169,13 @@ export function fitOn(
   return { predicted: { iops, iopsBudget: t.iopsBudget, memoryFreeBytes: memory, freeBytes: free } };
 }
 
+/**
+ * The IOPS a VM is counted for on its datastore and wherever it is booked: its demand, or what it
+ * was moved in for while its window is still filling (else a VM that just arrived would look
+ * nearly idle, and a second one would be let in beside it).
+ */
+const iopsOf = (vm: VmFacts) => Math.max(vm.demand?.iops ?? 0, vm.arrivalIops ?? 0);
+
 /** A target's free room as the round books moves on it. */
 interface Room {
   t: Target;
@@ -186,13 +198,13 @@ class Ledger {
     }
     for (const vm of vms) {
       const room = this.rooms.get(key(vm.at));
-      if (room) room.iops += vm.demand?.iops ?? 0;
+      if (room) room.iops += iopsOf(vm);
       // A move in flight holds room on both sides until it ends: the agent's free figures may
       // not show the incoming copy yet.
       if (vm.movingTo) {
         const to = this.rooms.get(key(vm.movingTo));
         if (to) {
-          to.iops += vm.demand?.iops ?? 0;
+          to.iops += iopsOf(vm);
           to.free -= vm.diskBytes;
         }
         if (vm.movingTo.host !== vm.at.host)
@@ -238,7 +250,7 @@ class Ledger {
       {
         memoryBytes: sameHost ? 0 : vm.memoryBytes,
         diskBytes: vm.diskBytes,
-        iops: iops ? (vm.demand?.iops ?? 0) : 0,
+        iops: iops ? iopsOf(vm) : 0,
       },
       this.s,
     );
@@ -248,7 +260,7 @@ class Ledger {
   book(vm: VmFacts, to: Place): void {
     const src = this.rooms.get(key(vm.at));
     const dst = this.rooms.get(key(to));
-    const d = vm.demand?.iops ?? 0;
+    const d = iopsOf(vm);
     if (dst) {
       dst.free -= vm.diskBytes;
       dst.iops += d;
