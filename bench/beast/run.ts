@@ -29,15 +29,19 @@ const { values: args } = parseArgs({ options: { 'episode-seconds': { type: 'stri
 const EPISODE_S = Number(args['episode-seconds']);
 const MEASURE_S = 15;
 const IOBENCH = [GUEST_WORKLOADS.ioBench, '--file', '/data/iobench', '--rw', 'randrw', '--size-mib', '32'];
-/** Short holds so an episode's moves happen within it; the rest are the defaults. */
+/**
+ * Short holds so an episode's moves happen within it; the rest are the defaults. The hot hold
+ * outlasts the demand window and its 30-s bucket, as the defaults' do (300 s each), so the Beast's
+ * predicted load sees each VM's full demand when it qualifies.
+ */
 const SETTINGS = {
   evaluationIntervalSeconds: 5,
   demandWindowSeconds: 60,
   hotIops: 150,
   hotLatencyMs: 0,
-  holdSeconds: 30,
+  holdSeconds: 90,
   coolIops: 30,
-  coolHoldSeconds: 60,
+  coolHoldSeconds: 90,
   minStaySeconds: 60,
   maxConcurrentMoves: 1,
 };
