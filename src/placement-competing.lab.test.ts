@@ -1,14 +1,11 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, test } from 'node:test';
-import { ManagerClient, type ChangeRecord } from './api/index.js';
-import { startLabAgent, waitForGuestAgent, type LabAgent } from './agent/index.js';
-import { startManager, type RunningManager } from './manager/index.js';
+import type { ManagerClient, ChangeRecord } from './api/index.js';
+import { waitForGuestAgent } from './agent/index.js';
+import { startBeastFabric, type BeastFabric, type BeastFabricHost } from './beast-fabric.js';
 import { GUEST_WORKLOADS } from './guest/index.js';
-import { LAB_PLACEMENT_SETTINGS, STANDARD_TIER_LIMITS, until } from './lab/index.js';
+import { LAB_PLACEMENT_SETTINGS, until } from './lab/index.js';
 
 /*
  * The Beast's harder cases against real parts (issue 18), through the manager's API: three
@@ -21,11 +18,8 @@ import { LAB_PLACEMENT_SETTINGS, STANDARD_TIER_LIMITS, until } from './lab/index
 
 const MiB = 2 ** 20;
 const TOKEN = 'placement-competing-token-0123456789';
-const HOSTS = ['host1', 'host2', 'host3'] as const;
-const labs = new Map<string, LabAgent>();
-let manager: RunningManager;
+let fabric: BeastFabric;
 let api: ManagerClient;
-let dataDir: string;
 
 /**
  * The lab's settings, but a hot hold longer than the demand window (plus its 30-s bucket): the
@@ -51,7 +45,7 @@ const hostOf = async (vm: string) => (await api.getVm(vm)).host;
 
 /** Runs a command in the guest wherever the VM is now. */
 async function guest(vm: string, argv: string[], timeoutSeconds = 60, detach = false) {
-  const lab = labs.get(await hostOf(vm));
+  const lab = fabric.agents.get((await hostOf(vm)) as BeastFabricHost);
   assert.ok(lab, `no lab agent for ${vm}'s host`);
   return lab.client.guestExec(vm, argv, timeoutSeconds, detach);
 }
@@ -68,22 +62,8 @@ const reasonOf = (c: ChangeRecord) =>
   String(c.changes.find((f) => f.field === 'placement.reason')?.after ?? '');
 
 before(async () => {
-  dataDir = await mkdtemp(path.join(tmpdir(), 'sb-competing-manager-'));
-  manager = await startManager({
-    dataDir,
-    statsIntervalSeconds: 2,
-    reconcileIntervalSeconds: 2,
-    log: () => {},
-  });
-  api = new ManagerClient(manager.url, manager.adminToken ?? '');
-  for (const hostName of HOSTS) {
-    const lab = await startLabAgent({ prefix: `sb-competing-${hostName}-`, hostName, token: TOKEN });
-    labs.set(hostName, lab);
-    await api.addHost({ address: `127.0.0.1:${new URL(lab.client.http.baseUrl).port}`, token: TOKEN });
-  }
-  await api.updateDatastore('host3', 'ds1', { class: 'fast', limits: { iops: BEAST_IOPS } });
-  for (const host of ['host1', 'host2'])
-    await api.updateDatastore(host, 'ds1', { limits: STANDARD_TIER_LIMITS });
+  fabric = await startBeastFabric('sb-competing-', TOKEN, { iops: BEAST_IOPS });
+  api = fabric.api;
   for (const [vm, host] of [
     ['gold', 'host1'],
     ['bronze', 'host2'],
@@ -94,7 +74,7 @@ before(async () => {
       spec: { name: vm, vcpus: 1, memoryMiB: 256, disks: [{ sizeBytes: 256 * MiB }], start: true },
     });
     assert.equal((await api.waitForJob(created.job.id, 180_000)).state, 'succeeded');
-    await waitForGuestAgent(labs.get(host)?.client ?? assert.fail(host), vm);
+    await waitForGuestAgent(fabric.agents.get(host)?.client ?? assert.fail(host), vm);
   }
   await api.setVmPlacement('gold', { priority: 'high' });
   await api.setPlacementSettings(SETTINGS);
@@ -102,11 +82,7 @@ before(async () => {
 });
 
 after(async () => {
-  await manager?.close();
-  for (const lab of labs.values())
-    for (const vm of ['gold', 'bronze', 'nightly']) await lab.client.stopVm(vm).catch(() => undefined);
-  for (const lab of labs.values()) await lab.close();
-  if (dataDir) await rm(dataDir, { recursive: true, force: true });
+  await fabric?.close(['gold', 'bronze', 'nightly']);
 });
 
 test('two hot VMs for one free slot: the higher priority wins', async (t) => {

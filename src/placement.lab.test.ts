@@ -1,14 +1,11 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, test } from 'node:test';
-import { ManagerClient, type Recommendation } from './api/index.js';
-import { startLabAgent, waitForGuestAgent, type LabAgent } from './agent/index.js';
-import { startManager, type RunningManager } from './manager/index.js';
+import type { ManagerClient, Recommendation } from './api/index.js';
+import { waitForGuestAgent } from './agent/index.js';
+import { startBeastFabric, type BeastFabric, type BeastFabricHost } from './beast-fabric.js';
 import { GUEST_WORKLOADS, parseFioJson } from './guest/index.js';
-import { LAB_PLACEMENT_SETTINGS, STANDARD_TIER_LIMITS, until } from './lab/index.js';
+import { LAB_PLACEMENT_SETTINGS, until } from './lab/index.js';
 
 /*
  * Demand-driven placement against real parts (issue 18): three agents, host3 the Beast (its
@@ -23,22 +20,18 @@ import { LAB_PLACEMENT_SETTINGS, STANDARD_TIER_LIMITS, until } from './lab/index
 
 const MiB = 2 ** 20;
 const TOKEN = 'placement-lab-token-0123456789';
-const HOSTS = ['host1', 'host2', 'host3'] as const;
-const labs: LabAgent[] = [];
-let manager: RunningManager;
+let fabric: BeastFabric;
 let api: ManagerClient;
-let dataDir: string;
 
 /** The lab's short holds; the episode's two moves use up the day's budget. */
 const SETTINGS = { ...LAB_PLACEMENT_SETTINGS, movesPerDay: 2 };
 
 const guest = (argv: string[], timeoutSeconds = 120, detach = false) => {
-  const on = labs.find((l) => l.client.http.baseUrl === hostUrl.get(currentHost));
+  const on = fabric.agents.get(currentHost);
   assert.ok(on, `no lab agent for ${currentHost}`);
   return on.client.guestExec('busy', argv, timeoutSeconds, detach);
 };
-const hostUrl = new Map<string, string>();
-let currentHost = 'host1';
+let currentHost: BeastFabricHost = 'host1';
 
 const IOBENCH = [GUEST_WORKLOADS.ioBench, '--file', '/data/iobench', '--rw', 'randrw', '--size-mib', '32'];
 
@@ -62,40 +55,20 @@ const placementMoves = async () =>
 let before_: { iops: number; p99Ms: number };
 
 before(async () => {
-  dataDir = await mkdtemp(path.join(tmpdir(), 'sb-placement-manager-'));
-  manager = await startManager({
-    dataDir,
-    statsIntervalSeconds: 2,
-    reconcileIntervalSeconds: 2,
-    log: () => {},
-  });
-  api = new ManagerClient(manager.url, manager.adminToken ?? '');
-  for (const hostName of HOSTS) {
-    const lab = await startLabAgent({ prefix: `sb-placement-${hostName}-`, hostName, token: TOKEN });
-    labs.push(lab);
-    hostUrl.set(hostName, lab.client.http.baseUrl);
-    await api.addHost({ address: `127.0.0.1:${new URL(lab.client.http.baseUrl).port}`, token: TOKEN });
-  }
-  // host3 is the Beast, as `lab up --beast host3` makes it: the others' datastores are limited
-  // like a SAN tier (the lab's STANDARD_TIER_LIMITS), its own is of class `fast` with none.
-  await api.updateDatastore('host3', 'ds1', { class: 'fast' });
-  for (const host of ['host1', 'host2'])
-    await api.updateDatastore(host, 'ds1', { limits: STANDARD_TIER_LIMITS });
+  fabric = await startBeastFabric('sb-placement-', TOKEN);
+  api = fabric.api;
   const created = await api.createVm({
     host: 'host1',
     spec: { name: 'busy', vcpus: 1, memoryMiB: 256, disks: [{ sizeBytes: 256 * MiB }], start: true },
   });
   assert.equal((await api.waitForJob(created.job.id, 120_000)).state, 'succeeded');
-  await waitForGuestAgent(labs[0]?.client ?? assert.fail('no host1'), 'busy');
+  await waitForGuestAgent(fabric.agents.get('host1')?.client ?? assert.fail('no host1'), 'busy');
   await api.setPlacementSettings(SETTINGS);
   before_ = await measure();
 });
 
 after(async () => {
-  await manager?.close();
-  for (const lab of labs) await lab.client.stopVm('busy').catch(() => undefined);
-  for (const lab of labs) await lab.close();
-  if (dataDir) await rm(dataDir, { recursive: true, force: true });
+  await fabric?.close(['busy']);
 });
 
 test('recommend mode: heavy random I/O is recommended onto the fast class with its reason', async (t) => {
