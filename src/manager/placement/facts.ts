@@ -12,7 +12,7 @@ import {
   type StorageDiskRow,
 } from '../../api/index.js';
 import type { Db } from '../db.js';
-import { listStorageDisks } from '../insight/index.js';
+import { IO_TIERS, listStorageDisks } from '../insight/index.js';
 import { MOVE_JOB_KINDS } from '../move/index.js';
 import type { Demand, Place, ScheduleWindow, Target, VmFacts } from './planner.js';
 import { currentOrNextWindow } from './schedule.js';
@@ -93,8 +93,8 @@ function addDisk(into: Demand | undefined, d: StorageDiskRow, s: PlacementSettin
 
 export const priorityDefault = PRIORITY_NAMES.normal;
 
-/** The Storage Explorer's buckets are 30 s: a window covers a VM's time on a datastore this much later. */
-const BUCKET_MS = 30_000;
+/** A window reads up to one of the finest buckets more: it covers a VM's time on a datastore that much later. */
+const BUCKET_MS = IO_TIERS[0].res * 1000;
 
 /**
  * The IOPS the VM's last placement move here was made for (its recommendation's measured value),
