@@ -176,7 +176,9 @@ test('a schedule moves a VM onto the fast class before its window opens and home
     ['schedule-in', 'schedule-out'],
   );
   const home = moves.find((c) => reasonOf(c).startsWith('schedule-out'));
-  const job = home?.jobId ? await api.getJob(home.jobId) : assert.fail('no job for the way home');
+  const job = home?.jobId
+    ? await api.waitForJob(home.jobId, 120_000)
+    : assert.fail('no job for the way home');
   const stats = (job.result as { stats: { deltaBytes?: number } }).stats;
   assert.ok(stats.deltaBytes !== undefined, 'the way home is a delta');
   // bronze's load stopped with gold's: the room gold left on the Beast did not make it move.

@@ -96,7 +96,8 @@ test('automatic mode: the VM moves to the Beast within the hold time plus one mo
   assert.ok(
     moves[0]?.changes.some((f) => f.field === 'placement.reason' && String(f.after).startsWith('to-fast')),
   );
-  const job = moves[0]?.jobId ? await api.getJob(moves[0].jobId) : undefined;
+  // The VM runs on host3 from the switchover; its job ends after the clean-up that follows.
+  const job = moves[0]?.jobId ? await api.waitForJob(moves[0].jobId, 120_000) : undefined;
   assert.equal(job?.createdBy, 'placement');
   assert.equal(job?.state, 'succeeded');
   assert.deepEqual((await api.vmPlacement('busy')).home, { host: 'host1', datastore: 'ds1' });
@@ -127,7 +128,7 @@ test('with its load stopped it goes home after the cool hold: two placement move
   );
   assert.ok(home?.jobId, 'a go-home move with its job');
   // The way home is a delta onto the copy the move out retained.
-  const job = await api.getJob(home.jobId);
+  const job = await api.waitForJob(home.jobId, 120_000);
   const stats = (job.result as { stats: { diskBytes?: number; deltaBytes?: number } }).stats;
   t.diagnostic(`home by a delta of ${((stats.deltaBytes ?? NaN) / MiB).toFixed(1)} MiB`);
   assert.ok(stats.deltaBytes !== undefined, 'the go-home move is a delta');
