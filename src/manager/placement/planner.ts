@@ -458,19 +458,20 @@ export function plan(input: PlanInput): PlanOutput {
     if (slots <= 0) break;
     const { vm } = want;
     const candidates = ledger.rank(input.targets.filter((t) => t.cls === want.cls && !same(t, vm.at)));
-    let placed = false;
+    /** Placed, or waiting for room a warming VM needs: no displacement either way. */
+    let decided = false;
     for (const to of candidates) {
       const fit = ledger.check(vm, to);
       if (!('predicted' in fit)) continue;
       if (want.kind === 'to-fast' && crowdedOut(vm, to)) {
-        placed = true; // it waits: the room is the warming VM's
+        decided = true; // it waits: the room is the warming VM's
         break;
       }
       add(vm, want.kind, to, fit.predicted, want.reason);
-      placed = true;
+      decided = true;
       break;
     }
-    if (placed) continue;
+    if (decided) continue;
     // No room: displace the lowest-priority, least busy VM of a lower priority from the class,
     // unless one is already on its way (its room is not free yet) on that host.
     const victims = vms
