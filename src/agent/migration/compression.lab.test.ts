@@ -12,7 +12,7 @@ import { execFileSync } from 'node:child_process';
 import { z } from 'zod';
 import type { MigrationPlan } from '../../api/index.js';
 import { checkMovedGuest, GUEST_WORKLOADS } from '../../guest/index.js';
-import { chooseCompression } from './compression.js';
+import { choiceNeedsLongWindow, chooseCompression } from './compression.js';
 import { measureStreamFacts } from './stream-facts.js';
 import {
   limitEgress,
@@ -75,19 +75,21 @@ async function busySource(name: string): Promise<Qemu> {
 
 /** The plan the agent would make for this link, from the guest's figures measured now. */
 async function planFor(source: Qemu, linkBitsPerSecond: number): Promise<MigrationPlan> {
-  const facts = await measureStreamFacts(source.qmp);
+  const base = {
+    spareCores: RIG_SPARE_CORES,
+    linkBytesPerSecond: linkBitsPerSecond / 8,
+    memoryBytes: MEMORY_MIB * MiB,
+    allowPostcopy: false,
+  };
+  const facts = await measureStreamFacts(source.qmp, (short) =>
+    choiceNeedsLongWindow({ ...base, dirtyBytesPerSecond: short.dirtyBytesPerSecond }),
+  );
   console.log(
     `# measured: dirty ${Math.round((facts.dirtyBytesPerSecond ?? 0) / 1e6)} MB/s, re-dirty ` +
       `${facts.reDirty?.toFixed(2)}, idle cores ${facts.spareCores?.toFixed(2)} (the rig assumes ${RIG_SPARE_CORES})`,
   );
   assert.ok(facts.dirtyBytesPerSecond !== undefined, 'calc-dirty-rate measured the guest');
-  const compression = chooseCompression({
-    ...facts,
-    spareCores: RIG_SPARE_CORES,
-    linkBytesPerSecond: linkBitsPerSecond / 8,
-    memoryBytes: MEMORY_MIB * MiB,
-    allowPostcopy: false,
-  });
+  const compression = chooseCompression({ ...facts, ...base });
   return rig.plan({ linkBitsPerSecond, compression });
 }
 

@@ -4,7 +4,7 @@ import fc from 'fast-check';
 import {
   chooseCompression,
   compressionChannels,
-  compressionDependsOnGuest,
+  choiceNeedsLongWindow,
   compressionParameters,
   COMPRESSION_RULES as R,
   idleCores,
@@ -110,11 +110,22 @@ test('a guest outrunning the link over a small re-dirtied set: xbzrle with a cac
   assert.equal(tiny.xbzrleCacheBytes, 64 * MiB);
 });
 
-test('the dirty rate is measured only when the guest can change the choice', () => {
-  assert.equal(compressionDependsOnGuest(gbe), true);
-  assert.equal(compressionDependsOnGuest({ ...gbe, linkBytesPerSecond: undefined }), false);
-  assert.equal(compressionDependsOnGuest({ ...gbe, spareCores: 0.2 }), false);
-  assert.equal(compressionDependsOnGuest({ ...gbe, linkBytesPerSecond: 2e9 }), false);
+test('the long window is measured only when the short one leaves the choice open', () => {
+  const unmeasured = { ...gbe, dirtyBytesPerSecond: undefined, reDirty: undefined };
+  assert.equal(choiceNeedsLongWindow(unmeasured), true, 'no dirty rate yet');
+  assert.equal(
+    choiceNeedsLongWindow({ ...unmeasured, dirtyBytesPerSecond: 80e6 }),
+    true,
+    'above half the link',
+  );
+  assert.equal(choiceNeedsLongWindow({ ...unmeasured, dirtyBytesPerSecond: 2e6 }), false, 'a quiet guest');
+  assert.equal(
+    choiceNeedsLongWindow({ ...unmeasured, linkBytesPerSecond: undefined }),
+    false,
+    'no link rate',
+  );
+  assert.equal(choiceNeedsLongWindow({ ...unmeasured, spareCores: 0.2 }), false, 'a busy host');
+  assert.equal(choiceNeedsLongWindow({ ...unmeasured, linkBytesPerSecond: 2e9 }), false, 'a fast link');
 });
 
 test('QEMU parameters: multifd compression for both sides, nothing for plain or xbzrle', () => {
@@ -153,7 +164,7 @@ const inputs = fc.record({
 
 test('property: every choice is consistent, QEMU-valid and explained; a busy host or fast link stays plain', () => {
   fc.assert(
-    fc.property(inputs, (input) => {
+    fc.property(inputs, fc.double({ min: 0, max: 1, noNaN: true }), (input, longShare) => {
       const c = chooseCompression(input);
       assert.ok(c.why.length > 0);
       if (c.mode === 'plain') {
@@ -188,9 +199,13 @@ test('property: every choice is consistent, QEMU-valid and explained; a busy hos
         assert.notEqual(chooseCompression({ ...input, spareCores: input.spareCores + 1 }).mode, 'plain');
       // A link too fast for every core is plain whatever the idle CPU and the guest say.
       if (linkBeatsCompression(input)) assert.equal(c.mode, 'plain');
-      // The probe is skipped only when the guest cannot change the answer.
-      if (!compressionDependsOnGuest(input))
-        assert.equal(chooseCompression({ ...input, dirtyBytesPerSecond: 1e12, reDirty: 8 }).mode, 'plain');
+      // The long window is skipped only when it cannot change the answer: its rate is at most the
+      // short window's (a page dirtied twice counts once), whatever its re-dirty factor.
+      if (!choiceNeedsLongWindow(input)) {
+        const long = input.dirtyBytesPerSecond === undefined ? 1e12 : input.dirtyBytesPerSecond * longShare;
+        const withLong = { ...input, dirtyBytesPerSecond: long, reDirty: 8 };
+        assert.equal(chooseCompression(withLong).mode, 'plain');
+      }
     }),
     { numRuns: 2000 },
   );

@@ -148,11 +148,16 @@ export function linkBeatsCompression(input: CompressionInput): boolean {
 }
 
 /**
- * False when the choice is plain whatever the guest does (link unknown or fast, no idle CPU):
- * then the dirty rate need not be measured before the move.
+ * Whether the choice still waits for the long window, given the figures of the short one (its
+ * dirty rate and the idle CPU over it). Not when the host alone decides, nor when the guest is
+ * quiet: a page dirtied twice counts once, so the long window's rate is at most the short one's,
+ * and a short rate within the plain bound leaves the stream plain whatever the long one reads.
  */
-export function compressionDependsOnGuest(input: CompressionInput): boolean {
-  return !('mode' in hostVerdict(input));
+export function choiceNeedsLongWindow(input: CompressionInput): boolean {
+  const host = hostVerdict(input);
+  if ('mode' in host) return false;
+  const dirty = input.dirtyBytesPerSecond;
+  return dirty === undefined || dirty > host.link * R.plainConvergesAtOrBelow;
 }
 
 export function chooseCompression(input: CompressionInput): CompressionChoice {

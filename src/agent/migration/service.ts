@@ -40,12 +40,12 @@ import { RetainedStore, type KeptDisk } from './retained.js';
 import { chooseTuning, migrationPlan } from './tuning.js';
 import {
   chooseCompression,
-  compressionDependsOnGuest,
+  choiceNeedsLongWindow,
   linkBeatsCompression,
   plainChoice,
   type CompressionChoice,
 } from './compression.js';
-import { idleCoresDuring, measureStreamFacts } from './stream-facts.js';
+import { idleCoresDuring, measureStreamFacts, SHORT_WINDOW_MS } from './stream-facts.js';
 
 const MiB = 1024 * 1024;
 const errorText = (error: unknown) => (error instanceof Error ? error.message : String(error));
@@ -178,10 +178,6 @@ export class MigrationService {
     // An unknown link, or one too fast for every core: plain at once, no probe (the full-link move).
     if (link === undefined || linkBeatsCompression({ ...base, spareCores: undefined }))
       return chooseCompression({ ...base, spareCores: undefined });
-    // A first look at the idle CPU over a moment, so a fast link or a busy host needs no probe.
-    const { idle } = await idleCoresDuring(sleep(200));
-    if (!compressionDependsOnGuest({ ...base, spareCores: idle }))
-      return chooseCompression({ ...base, spareCores: idle });
     const qmp = (() => {
       try {
         return runtime.qmp();
@@ -189,8 +185,12 @@ export class MigrationService {
         return undefined; // not running: nothing to sample
       }
     })();
-    const facts = qmp ? await measureStreamFacts(qmp) : undefined;
-    return chooseCompression({ ...base, ...facts, spareCores: facts?.spareCores ?? idle });
+    if (!qmp) {
+      const { idle } = await idleCoresDuring(sleep(SHORT_WINDOW_MS));
+      return chooseCompression({ ...base, spareCores: idle });
+    }
+    const facts = await measureStreamFacts(qmp, (short) => choiceNeedsLongWindow({ ...base, ...short }));
+    return chooseCompression({ ...base, ...facts });
   }
 
   // ---- target side ----

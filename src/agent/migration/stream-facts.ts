@@ -1,8 +1,11 @@
 /*
  * The figures compression.ts chooses from, measured on the source before a move: the guest's dirty
- * rate over a short and a long window (calc-dirty-rate, page sampling; QEMU runs one at a time)
- * and the host's idle cores over the same ~1.3 s (/proc/stat). Only asked for when the link is
- * slow enough for compression to matter (service.ts), so fast-link moves pay nothing for it.
+ * rate over a short window and the host's idle cores over it (/proc/stat), then, only when those
+ * leave the choice open, the dirty rate over a long window (calc-dirty-rate, page sampling; QEMU
+ * runs one at a time). Only asked for when the link is slow enough for compression to matter
+ * (service.ts), so fast-link moves pay nothing for it; a quiet guest or a busy host pays the short
+ * window (~0.3 s), not both (~1.5 s, the whole of Silobreak's lead-in over the baselines' in
+ * bench/migration's idle 1 Gbit/s row).
  */
 import { readFile } from 'node:fs/promises';
 import { cpus } from 'node:os';
@@ -49,15 +52,23 @@ export async function measureDirtyRate(qmp: QmpClient, ms: number): Promise<numb
   return undefined;
 }
 
-export async function measureStreamFacts(qmp: QmpClient): Promise<StreamFacts> {
-  const { result, idle } = await idleCoresDuring(
-    (async () => {
-      const short = await measureDirtyRate(qmp, SHORT_WINDOW_MS);
-      const long = await measureDirtyRate(qmp, LONG_WINDOW_MS);
-      return { short, long };
-    })(),
-  );
-  const { short, long } = result;
+/**
+ * `needsLong` reads the short window's figures (dirty rate and idle cores) and says whether the
+ * long window is still needed (compression.ts, `choiceNeedsLongWindow`).
+ */
+export async function measureStreamFacts(
+  qmp: QmpClient,
+  needsLong: (short: { dirtyBytesPerSecond: number | undefined; spareCores: number | undefined }) => boolean,
+): Promise<StreamFacts> {
+  const { result: short, idle } = await idleCoresDuring(measureDirtyRate(qmp, SHORT_WINDOW_MS));
+  if (!needsLong({ dirtyBytesPerSecond: short, spareCores: idle }))
+    return {
+      dirtyBytesPerSecond: short,
+      reDirty: undefined,
+      spareCores: idle,
+      longWindowSeconds: SHORT_WINDOW_MS / 1000,
+    };
+  const long = await measureDirtyRate(qmp, LONG_WINDOW_MS);
   return {
     dirtyBytesPerSecond: long,
     reDirty: short !== undefined && long !== undefined && long > 0 ? short / long : undefined,
