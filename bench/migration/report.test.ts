@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { BenchResult, renderReport } from './report.js';
+import { BenchResult, combineResults, renderReport } from './report.js';
 
 const saved = {
   createdAt: '2026-11-25T15:00:00.000Z',
@@ -70,4 +70,43 @@ test('stalls away from the switchover are summed up apart from the downtime', ()
     /ping gaps away from the switchover \(not downtime\): longest 512 ms, >= 200 ms in 1 of 2 moves \(policies: silobreak\); .* up to 340 ms/,
   );
   assert.doesNotMatch(renderReport(BenchResult.parse(saved)), /away from the switchover/);
+});
+
+test('a matrix measured in parts combines into one report; a row measured again takes the later file', () => {
+  const fair = BenchResult.parse({ ...saved, quick: false, runs: 4, bigRuns: 4, fair: true });
+  const row = fair.rows[0]!;
+  const oneGbit = { ...row, key: { ...row.key, link: '1gbit' as const } };
+  const again = { ...row, facts: { ...row.facts, loadAverage: 1.5 } };
+  const combined = combineResults([
+    { file: 'a.json', result: { ...fair, rows: [row, oneGbit] } },
+    { file: 'b.json', result: { ...fair, createdAt: '2026-12-02T04:00:00.000Z', rows: [again] } },
+  ]);
+  assert.deepEqual(
+    combined.rows.map((r) => [r.key.link, r.facts.loadAverage]),
+    [
+      ['full', 1.5],
+      ['1gbit', 12.5],
+    ],
+  );
+  assert.equal(combined.createdAt, '2026-12-02T04:00:00.000Z');
+  assert.deepEqual(combined.combinedFrom, ['a.json', 'b.json']);
+  assert.equal(combined.guestChecks.length, 2);
+  assert.match(renderReport(combined), /rows combined from a\.json, b\.json \(same set-up\)/);
+});
+
+test('parts with another set-up, or not the fair one, are refused naming the file and the field', () => {
+  const fair = BenchResult.parse({ ...saved, quick: false, runs: 4, bigRuns: 4, fair: true });
+  assert.throws(
+    () =>
+      combineResults([
+        { file: 'a.json', result: fair },
+        { file: 'b.json', result: { ...fair, timeLimitSeconds: 90 } },
+      ]),
+    /b\.json: timeLimitSeconds: 90 differs from a\.json's 60/,
+  );
+  assert.throws(
+    () => combineResults([{ file: 'old.json', result: { ...fair, fair: undefined } }]),
+    /old\.json: fair: only runs with the fair set-up combine/,
+  );
+  assert.throws(() => combineResults([]), /no result files/);
 });

@@ -60,8 +60,52 @@ export const BenchResult = z.object({
   diskWriteKiB: z.number().optional(),
   rows: z.array(RowSchema),
   guestChecks: z.array(z.string()),
+  /** The result files a combined matrix was made of (render.ts --combine); absent in a single run. */
+  combinedFrom: z.array(z.string()).optional(),
 });
 export type BenchResult = z.infer<typeof BenchResult>;
+
+/** The set-up every part of a combined matrix must share, or its rows would not compare. */
+const SHARED_SETUP = [
+  'quick',
+  'runs',
+  'bigRuns',
+  'timeLimitSeconds',
+  'fair',
+  'dirtyRateMiB',
+  'diskWriteKiB',
+] as const;
+
+type SavedRow = BenchResult['rows'][number];
+const rowKey = (row: SavedRow) => `${row.key.vm} / ${row.key.workload} / ${row.key.link}`;
+
+/**
+ * One matrix from runs made apart (the machine's time rarely allows the ~2 h in one go): the rows
+ * of every file, a row measured again replaced by the later file's. Every file must have the same
+ * set-up (SHARED_SETUP), and it must be the fair one; else it throws naming the file and field.
+ */
+export function combineResults(parts: readonly { file: string; result: BenchResult }[]): BenchResult {
+  const first = parts[0];
+  if (first === undefined) throw new Error('combine: no result files given');
+  for (const { file, result } of parts) {
+    if (result.fair !== true) throw new Error(`${file}: fair: only runs with the fair set-up combine`);
+    for (const field of SHARED_SETUP)
+      if (result[field] !== first.result[field])
+        throw new Error(
+          `${file}: ${field}: ${String(result[field])} differs from ${first.file}'s ${String(first.result[field])}`,
+        );
+  }
+  const rows = new Map<string, SavedRow>();
+  for (const { result } of parts) for (const row of result.rows) rows.set(rowKey(row), row);
+  const latest = parts.map((p) => p.result.createdAt).sort();
+  return {
+    ...first.result,
+    createdAt: latest[latest.length - 1] ?? first.result.createdAt,
+    rows: [...rows.values()],
+    guestChecks: parts.flatMap((p) => p.result.guestChecks),
+    combinedFrom: parts.map((p) => p.file),
+  };
+}
 
 function loadLine(rows: readonly Row[]): string {
   const loads = rows.map((r) => r.facts.loadAverage).filter((l): l is number => l !== undefined);
@@ -95,6 +139,7 @@ export function renderReport(result: BenchResult): string {
         `${result.diskWriteKiB ?? '?'} KiB/s (fsync per 4 KiB).`;
   return [
     `# bench/migration ${result.createdAt}${result.quick ? ' (--quick)' : ''}`,
+    ...(result.combinedFrom ? [`rows combined from ${result.combinedFrom.join(', ')} (same set-up)`] : []),
     `2-host TCG lab, 1 vCPU guests; runs per row: 1 GiB VM ${result.runs}, 4 GiB VM ${result.bigRuns}; ` +
       (result.fair
         ? `every policy gets a ${result.timeLimitSeconds} s memory-copy time limit ("not converged") and the same ` +
