@@ -78,7 +78,7 @@ test('a matrix measured in parts combines into one report; a row measured again 
   const oneGbit = { ...row, key: { ...row.key, link: '1gbit' as const } };
   const again = { ...row, facts: { ...row.facts, loadAverage: 1.5 } };
   const combined = combineResults([
-    { file: 'a.json', result: { ...fair, rows: [row, oneGbit] } },
+    { file: 'a.json', result: { ...fair, rows: [oneGbit, row] } },
     { file: 'b.json', result: { ...fair, createdAt: '2026-12-02T04:00:00.000Z', rows: [again] } },
   ]);
   assert.deepEqual(

@@ -77,12 +77,16 @@ const SHARED_SETUP = [
 ] as const;
 
 type SavedRow = BenchResult['rows'][number];
+/** A combined matrix lists its rows as run.ts does: by VM, then link, then workload. */
+const LINK_ORDER: readonly SavedRow['key']['link'][] = ['full', '1gbit'];
+const WORKLOAD_ORDER: readonly SavedRow['key']['workload'][] = ['idle', 'dirty', 'dirty+disk'];
 const rowKey = (row: SavedRow) => `${row.key.vm} / ${row.key.workload} / ${row.key.link}`;
 
 /**
  * One matrix from runs made apart (the machine's time rarely allows the ~2 h in one go): the rows
- * of every file, a row measured again replaced by the later file's. Every file must have the same
- * set-up (SHARED_SETUP), and it must be the fair one; else it throws naming the file and field.
+ * of every file in run.ts's order, a row measured again replaced by the later file's. Every file
+ * must have the same set-up (SHARED_SETUP), and it must be the fair one; else it throws naming
+ * the file and the field.
  */
 export function combineResults(parts: readonly { file: string; result: BenchResult }[]): BenchResult {
   const first = parts[0];
@@ -101,7 +105,12 @@ export function combineResults(parts: readonly { file: string; result: BenchResu
   return {
     ...first.result,
     createdAt: latest[latest.length - 1] ?? first.result.createdAt,
-    rows: [...rows.values()],
+    rows: [...rows.values()].sort(
+      (a, b) =>
+        a.key.vm.localeCompare(b.key.vm) ||
+        LINK_ORDER.indexOf(a.key.link) - LINK_ORDER.indexOf(b.key.link) ||
+        WORKLOAD_ORDER.indexOf(a.key.workload) - WORKLOAD_ORDER.indexOf(b.key.workload),
+    ),
     guestChecks: parts.flatMap((p) => p.result.guestChecks),
     combinedFrom: parts.map((p) => p.file),
   };

@@ -35,8 +35,8 @@ test('Silobreak meeting every target against the best converged baseline', () =>
     runs: [
       run('silobreak', {
         downtimeMs: 25,
-        pingDowntimeMs: 90,
-        totalMs: 9000,
+        pingDowntimeMs: 80,
+        totalMs: 7000,
         memoryBytes: 600e6,
         throttlePeakPercent: 10,
         throttleSeconds: 1,
@@ -51,9 +51,9 @@ test('Silobreak meeting every target against the best converged baseline', () =>
   assert.equal(c.downtime?.status, 'met'); // 25 <= 0.8 x 35
   assert.ok(Math.abs((c.downtime?.ratio ?? 0) - 25 / 35) < 1e-9);
   assert.match(c.downtime?.detail ?? '', /proxmox-like/);
-  assert.equal(c.ping?.status, 'met');
-  assert.equal(c.total?.status, 'met');
-  assert.equal(c.throttle?.status, 'met');
+  assert.equal(c.ping?.status, 'met'); // 80 <= 0.8 x 100
+  assert.equal(c.total?.status, 'met'); // 7 s <= 0.7 x 10 s on a 1 Gbit/s dirtying row
+  assert.equal(c.throttle?.status, 'met'); // 1 s <= 0.5 x 8 s
   // 1000 MB in 4 s = 250 MB/s vs 0.8 x min(125 MB/s link, 300 MB/s fsync) = 100 MB/s.
   assert.equal(c.mirror?.status, 'met');
   assert.equal(c.memory?.status, 'met'); // 300 MB/s vs 250 MB/s
@@ -74,8 +74,25 @@ test('misses: downtime above 0.8 x best, slower, throttled longer than Proxmox, 
   assert.equal(c.converges?.detail, '1/2');
   assert.equal(c.downtime?.status, 'missed'); // 30 > 28
   assert.equal(c.total?.status, 'missed');
-  assert.equal(c.throttle?.status, 'missed'); // 9 s > 8 s
+  assert.equal(c.throttle?.status, 'missed'); // 9 s > 0.5 x 8 s
   assert.equal(c.mirror?.status, 'missed'); // 250 MB/s < 0.8 x 1250 MB/s
+});
+
+test('the 1 Gbit/s dirtying rows ask for 0.7 x the total and half the throttling; other rows 1.0 x and none', () => {
+  const runs = (sb: Partial<MoveRun>, px: Partial<MoveRun>) => [
+    run('silobreak', sb),
+    run('proxmox-like', px),
+  ];
+  const slowDirty: Row['key'] = { vm: '1 GiB / 2 GiB', workload: 'dirty', link: '1gbit' };
+  const slowIdle: Row['key'] = { ...slowDirty, workload: 'idle' };
+  const at = (key: Row['key'], sb: Partial<MoveRun>, px: Partial<MoveRun> = {}) =>
+    byName({ key, facts, runs: runs(sb, px) });
+  assert.equal(at(slowDirty, { totalMs: 8000 }).total?.status, 'missed'); // 0.8 x: above 0.7 x
+  assert.equal(at(slowIdle, { totalMs: 8000 }).total?.status, 'met');
+  assert.equal(at(slowIdle, { throttleSeconds: 5 }).throttle?.status, 'n/a');
+  assert.equal(at(slowDirty, { throttleSeconds: 4 }, { throttleSeconds: 8 }).throttle?.status, 'met');
+  assert.equal(at(slowDirty, { throttleSeconds: 1 }, { throttleSeconds: 0 }).throttle?.status, 'missed');
+  assert.equal(at(slowDirty, { pingDowntimeMs: 90 }).ping?.status, 'missed'); // 0.9 x
 });
 
 test('throttle is only judged on the 1 Gbit/s link; no converged baseline: only Silobreak, not a won target', () => {

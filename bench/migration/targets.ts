@@ -1,13 +1,14 @@
-// The issue's targets for one row, as ratios against the same run's baselines (pure).
+// The targets of issue 20 for one row, as ratios against the same run's baselines (pure).
 //
 //  - converges:  every Silobreak run of the row completed;
 //  - downtime:   Silobreak's QEMU-reported downtime median <= 0.8 x the best converged baseline's;
-//  - ping:       its ping-measured downtime median no worse than the best baseline's;
-//  - total:      total move time median <= the best baseline's;
-//  - throttle:   on the 1 Gbit/s link, throttled no more (peak and seconds) than Proxmox-like,
-//                and strictly less in at least one when Proxmox-like throttled at all;
+//  - ping:       its ping-measured downtime median <= 0.8 x the best baseline's;
+//  - total:      total move time median <= the best baseline's, and <= 0.7 x on the 1 Gbit/s
+//                dirtying rows (where the link is the bound and compression replaces throttling);
+//  - throttle:   on the 1 Gbit/s dirtying rows, throttled seconds <= 0.5 x Proxmox-like's (no
+//                throttling at all when Proxmox-like throttled none);
 //  - mirror:     disk mirror throughput >= 0.8 x min(link rate, target datastore fsync rate);
-//  - memory:     memory copy throughput >= the best baseline's.
+//  - memory:     memory copy throughput >= the best baseline's (shown, not one of issue 20's).
 // "Best" is over the baselines that converged in this row. When none did, a comparison target is
 // not won: it says `only-silobreak` with Silobreak's own figure (the row shows that only Silobreak
 // converged, and how fast), and counts as neither met nor missed. A figure Silobreak did not
@@ -66,34 +67,32 @@ export function checkTargets(row: Row): TargetCheck[] {
     detail: `${sb.converged}/${sb.attempted}`,
   });
   checks.push(compare('downtime', sb, baselines, 'downtimeMs', 0.8, true));
-  checks.push(compare('ping', sb, baselines, 'pingDowntimeMs', 1, true));
-  checks.push(compare('total', sb, baselines, 'totalMs', 1, true));
+  checks.push(compare('ping', sb, baselines, 'pingDowntimeMs', 0.8, true));
+  const slowDirtying = row.key.link === '1gbit' && row.key.workload !== 'idle';
+  checks.push(compare('total', sb, baselines, 'totalMs', slowDirtying ? 0.7 : 1, true));
 
-  if (row.key.link === '1gbit') {
+  if (slowDirtying) {
     const px = baselines.find((b) => b.policy === 'proxmox-like');
-    const peak = sb.throttlePeakPercent?.median;
     const secs = sb.throttleSeconds?.median;
-    const pxPeak = px?.throttlePeakPercent?.median;
     const pxSecs = px?.throttleSeconds?.median;
-    if (peak === undefined || secs === undefined) {
+    if (secs === undefined) {
       checks.push({ name: 'throttle', status: 'missed', detail: 'Silobreak did not complete' });
-    } else if (pxPeak === undefined || pxSecs === undefined) {
+    } else if (pxSecs === undefined) {
       checks.push({
         name: 'throttle',
         status: 'only-silobreak',
-        detail: `proxmox-like did not complete; Silobreak ${peak} % ${secs} s`,
+        detail: `proxmox-like did not complete; Silobreak throttled ${secs} s`,
       });
     } else {
-      const noMore = peak <= pxPeak && secs <= pxSecs;
-      const less = pxPeak === 0 && pxSecs === 0 ? true : peak < pxPeak || secs < pxSecs;
       checks.push({
         name: 'throttle',
-        status: noMore && less ? 'met' : 'missed',
-        detail: `${peak} % ${secs} s vs proxmox-like ${pxPeak} % ${pxSecs} s`,
+        status: secs <= 0.5 * pxSecs ? 'met' : 'missed',
+        ...(pxSecs > 0 ? { ratio: secs / pxSecs } : {}),
+        detail: `throttled ${secs} s <= 0.5 x proxmox-like's ${pxSecs} s`,
       });
     }
   } else {
-    checks.push({ name: 'throttle', status: 'n/a', detail: 'only on the 1 Gbit/s link' });
+    checks.push({ name: 'throttle', status: 'n/a', detail: 'only on the 1 Gbit/s dirtying rows' });
   }
 
   const mirror = sb.mirrorBytesPerSecond?.median;
