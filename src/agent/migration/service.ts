@@ -159,8 +159,9 @@ export class MigrationService {
 
   /**
    * The plan is made on the source before the target prepares (both must agree on multifd), so the
-   * figures are measured here and now: the guest's dirty rate and the idle CPU (0.3 s for a quiet guest or a busy host, ~1.5 s else), but only
-   * when the link is slow enough for the guest to matter (else the choice is plain at once).
+   * figures are measured here and now: the guest's dirty rate and the idle CPU (0.3 s for a quiet
+   * guest or a busy host, ~1.5 s else), but only when the link is slow enough for the guest to
+   * matter (else the choice is plain at once).
    */
   async #chooseCompression(
     runtime: ReturnType<AgentCore['vms']['runtime']>,
