@@ -12,7 +12,7 @@ import { execFileSync } from 'node:child_process';
 import { z } from 'zod';
 import type { MigrationPlan } from '../../api/index.js';
 import { checkMovedGuest, GUEST_WORKLOADS } from '../../guest/index.js';
-import { choiceNeedsLongWindow, chooseCompression } from './compression.js';
+import { choiceNeedsReDirty, chooseCompression } from './compression.js';
 import { measureStreamFacts } from './stream-facts.js';
 import {
   limitEgress,
@@ -81,8 +81,8 @@ async function planFor(source: Qemu, linkBitsPerSecond: number): Promise<Migrati
     memoryBytes: MEMORY_MIB * MiB,
     allowPostcopy: false,
   };
-  const facts = await measureStreamFacts(source.qmp, (short) =>
-    choiceNeedsLongWindow({ ...base, dirtyBytesPerSecond: short.dirtyBytesPerSecond }),
+  const facts = await measureStreamFacts(source.qmp, (long) =>
+    choiceNeedsReDirty({ ...base, dirtyBytesPerSecond: long.dirtyBytesPerSecond }),
   );
   console.log(
     `# measured: dirty ${Math.round((facts.dirtyBytesPerSecond ?? 0) / 1e6)} MB/s, re-dirty ` +

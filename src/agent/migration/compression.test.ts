@@ -4,7 +4,7 @@ import fc from 'fast-check';
 import {
   chooseCompression,
   compressionChannels,
-  choiceNeedsLongWindow,
+  choiceNeedsReDirty,
   compressionParameters,
   COMPRESSION_RULES as R,
   idleCores,
@@ -110,22 +110,21 @@ test('a guest outrunning the link over a small re-dirtied set: xbzrle with a cac
   assert.equal(tiny.xbzrleCacheBytes, 64 * MiB);
 });
 
-test('the long window is measured only when the short one leaves the choice open', () => {
-  const unmeasured = { ...gbe, dirtyBytesPerSecond: undefined, reDirty: undefined };
-  assert.equal(choiceNeedsLongWindow(unmeasured), true, 'no dirty rate yet');
+test('the short window (re-dirty) is measured only for a guest that outruns the link', () => {
+  const long = { ...gbe, reDirty: undefined };
+  assert.equal(choiceNeedsReDirty({ ...long, dirtyBytesPerSecond: 130e6 }), true, 'above the link');
+  assert.equal(choiceNeedsReDirty(long), false, '80 MB/s: compression or plain, not xbzrle');
+  assert.equal(choiceNeedsReDirty({ ...long, dirtyBytesPerSecond: undefined }), false, 'not measured');
   assert.equal(
-    choiceNeedsLongWindow({ ...unmeasured, dirtyBytesPerSecond: 80e6 }),
-    true,
-    'above half the link',
-  );
-  assert.equal(choiceNeedsLongWindow({ ...unmeasured, dirtyBytesPerSecond: 2e6 }), false, 'a quiet guest');
-  assert.equal(
-    choiceNeedsLongWindow({ ...unmeasured, linkBytesPerSecond: undefined }),
+    choiceNeedsReDirty({ ...long, dirtyBytesPerSecond: 130e6, spareCores: 0.2 }),
     false,
-    'no link rate',
+    'busy host',
   );
-  assert.equal(choiceNeedsLongWindow({ ...unmeasured, spareCores: 0.2 }), false, 'a busy host');
-  assert.equal(choiceNeedsLongWindow({ ...unmeasured, linkBytesPerSecond: 2e9 }), false, 'a fast link');
+  assert.equal(
+    choiceNeedsReDirty({ ...long, dirtyBytesPerSecond: 3e9, linkBytesPerSecond: 2e9 }),
+    false,
+    'fast link',
+  );
 });
 
 test('QEMU parameters: multifd compression for both sides, nothing for plain or xbzrle', () => {
@@ -164,7 +163,7 @@ const inputs = fc.record({
 
 test('property: every choice is consistent, QEMU-valid and explained; a busy host or fast link stays plain', () => {
   fc.assert(
-    fc.property(inputs, fc.double({ min: 0, max: 1, noNaN: true }), (input, longShare) => {
+    fc.property(inputs, fc.double({ min: 0, max: 1, noNaN: true }), (input, reDirtyShare) => {
       const c = chooseCompression(input);
       assert.ok(c.why.length > 0);
       if (c.mode === 'plain') {
@@ -199,12 +198,10 @@ test('property: every choice is consistent, QEMU-valid and explained; a busy hos
         assert.notEqual(chooseCompression({ ...input, spareCores: input.spareCores + 1 }).mode, 'plain');
       // A link too fast for every core is plain whatever the idle CPU and the guest say.
       if (linkBeatsCompression(input)) assert.equal(c.mode, 'plain');
-      // The long window is skipped only when it cannot change the answer: its rate is at most the
-      // short window's (a page dirtied twice counts once), whatever its re-dirty factor.
-      if (!choiceNeedsLongWindow(input)) {
-        const long = input.dirtyBytesPerSecond === undefined ? 1e12 : input.dirtyBytesPerSecond * longShare;
-        const withLong = { ...input, dirtyBytesPerSecond: long, reDirty: 8 };
-        assert.equal(chooseCompression(withLong).mode, 'plain');
+      // The short window is skipped only when the re-dirty factor cannot change the answer.
+      if (!choiceNeedsReDirty(input)) {
+        const without = chooseCompression({ ...input, reDirty: undefined });
+        assert.equal(chooseCompression({ ...input, reDirty: 8 * reDirtyShare }).mode, without.mode);
       }
     }),
     { numRuns: 2000 },

@@ -40,7 +40,7 @@ import { RetainedStore, type KeptDisk } from './retained.js';
 import { chooseTuning, migrationPlan } from './tuning.js';
 import {
   chooseCompression,
-  choiceNeedsLongWindow,
+  choiceNeedsReDirty,
   linkBeatsCompression,
   plainChoice,
   type CompressionChoice,
@@ -159,8 +159,8 @@ export class MigrationService {
 
   /**
    * The plan is made on the source before the target prepares (both must agree on multifd), so the
-   * figures are measured here and now: the guest's dirty rate and the idle CPU (0.3 s for a quiet
-   * guest or a busy host, ~1.5 s else), but only when the link is slow enough for the guest to
+   * figures are measured here and now: the guest's dirty rate and the idle CPU (~1.1 s, ~1.4 s for a
+   * guest outrunning the link), but only when the link is slow enough for the guest to
    * matter (else the choice is plain at once).
    */
   async #chooseCompression(
@@ -190,7 +190,7 @@ export class MigrationService {
       const { idle } = await idleCoresDuring(sleep(SHORT_WINDOW_MS));
       return chooseCompression({ ...base, spareCores: idle });
     }
-    const facts = await measureStreamFacts(qmp, (short) => choiceNeedsLongWindow({ ...base, ...short }));
+    const facts = await measureStreamFacts(qmp, (long) => choiceNeedsReDirty({ ...base, ...long }));
     return chooseCompression({ ...base, ...facts });
   }
 

@@ -1,11 +1,10 @@
 /*
  * The figures compression.ts chooses from, measured on the source before a move: the guest's dirty
- * rate over a short window and the host's idle cores over it (/proc/stat), then, only when those
- * leave the choice open, the dirty rate over a long window (calc-dirty-rate, page sampling; QEMU
- * runs one at a time). Only asked for when the link is slow enough for compression to matter
- * (service.ts), so fast-link moves pay nothing for it; a quiet guest or a busy host pays the short
- * window (~0.3 s), not both (~1.5 s, the whole of Silobreak's lead-in over the baselines' in
- * bench/migration's idle 1 Gbit/s row).
+ * rate over a long window with the host's idle cores over it (/proc/stat), then, only for a guest
+ * that outruns the link (where xbzrle is a candidate), its dirty rate over a short window for the
+ * re-dirty factor (calc-dirty-rate, page sampling; QEMU runs one at a time). Only asked for when
+ * the link is slow enough for compression to matter (service.ts), so fast-link moves pay nothing
+ * for it; most slow-link moves pay the long window (~1.1 s), not both and an idle look (~1.6 s).
  */
 import { readFile } from 'node:fs/promises';
 import { cpus } from 'node:os';
@@ -53,26 +52,19 @@ export async function measureDirtyRate(qmp: QmpClient, ms: number): Promise<numb
 }
 
 /**
- * `needsLong` reads the short window's figures (dirty rate and idle cores) and says whether the
- * long window is still needed (compression.ts, `choiceNeedsLongWindow`).
+ * `needsShort` reads the long window's figures (dirty rate and idle cores) and says whether the
+ * re-dirty factor is still needed (compression.ts, `choiceNeedsReDirty`).
  */
 export async function measureStreamFacts(
   qmp: QmpClient,
-  needsLong: (short: { dirtyBytesPerSecond: number | undefined; spareCores: number | undefined }) => boolean,
+  needsShort: (long: { dirtyBytesPerSecond: number | undefined; spareCores: number | undefined }) => boolean,
 ): Promise<StreamFacts> {
-  const { result: short, idle } = await idleCoresDuring(measureDirtyRate(qmp, SHORT_WINDOW_MS));
-  if (!needsLong({ dirtyBytesPerSecond: short, spareCores: idle }))
-    return {
-      dirtyBytesPerSecond: short,
-      reDirty: undefined,
-      spareCores: idle,
-      longWindowSeconds: SHORT_WINDOW_MS / 1000,
-    };
-  const long = await measureDirtyRate(qmp, LONG_WINDOW_MS);
+  const { result: long, idle } = await idleCoresDuring(measureDirtyRate(qmp, LONG_WINDOW_MS));
+  const facts = { dirtyBytesPerSecond: long, spareCores: idle, longWindowSeconds: LONG_WINDOW_MS / 1000 };
+  if (!needsShort(facts)) return { ...facts, reDirty: undefined };
+  const short = await measureDirtyRate(qmp, SHORT_WINDOW_MS);
   return {
-    dirtyBytesPerSecond: long,
+    ...facts,
     reDirty: short !== undefined && long !== undefined && long > 0 ? short / long : undefined,
-    spareCores: idle,
-    longWindowSeconds: LONG_WINDOW_MS / 1000,
   };
 }
