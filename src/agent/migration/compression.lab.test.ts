@@ -12,8 +12,8 @@ import { execFileSync } from 'node:child_process';
 import { z } from 'zod';
 import type { MigrationPlan } from '../../api/index.js';
 import { checkMovedGuest, GUEST_WORKLOADS } from '../../guest/index.js';
-import { choiceNeedsReDirty, chooseCompression } from './compression.js';
-import { measureStreamFacts } from './stream-facts.js';
+import { choiceNeedsReDirty, chooseCompression, COMPRESSION_RULES } from './compression.js';
+import { LONG_WINDOW_MS, measureDirtyRate, measureStreamFacts, type StreamFacts } from './stream-facts.js';
 import {
   limitEgress,
   linkNamespaces,
@@ -50,12 +50,36 @@ after(async () => {
 });
 
 /**
- * The slow link (tc tbf) and the guest's dirty rate: it must measure above half the link (a guest
- * dirtying less converges plain and stays plain) and below what one zstd channel carries. A TCG
- * guest here measures ~45 MB/s asked for more, so the link is 500 Mbit/s, not bench/migration's 1.
+ * The slow link (tc tbf) follows the guest: the guest must measure above half the link (a guest
+ * dirtying less converges plain and stays plain) and below what one zstd channel carries. What a
+ * TCG guest asked for DIRTY_MIB/s really dirties depends on the machine: ~45 MB/s here, 21 MB/s
+ * on a busier CI machine (where a fixed 500 Mbit/s link made the choice plain). So the link is
+ * set to 1.25 x the lowest of three 1-s readings, within these bounds: the plan's own reading then
+ * has 1.6 x the margin above the half it must beat, and stays below the link, where the short
+ * window would be read and a burst in it could make xbzrle the choice.
  */
-const SLOW_LINK = { rate: '500mbit', bitsPerSecond: 500e6 };
+const SLOW_LINK_MBIT = { min: 80, max: 500 };
+const LINK_OVER_DIRTY = 1.25;
+const CALIBRATION_WINDOWS = 3;
 const DIRTY_MIB = 64;
+
+/** The slow link for this running guest (see SLOW_LINK_MBIT). */
+async function slowLinkFor(source: Qemu): Promise<{ rate: string; bitsPerSecond: number }> {
+  const readings: number[] = [];
+  for (let i = 0; i < CALIBRATION_WINDOWS; i++) {
+    const rate = await measureDirtyRate(source.qmp, LONG_WINDOW_MS);
+    assert.ok(rate !== undefined, 'calc-dirty-rate measured the guest');
+    readings.push(rate);
+  }
+  const mbit = Math.min(
+    SLOW_LINK_MBIT.max,
+    Math.max(SLOW_LINK_MBIT.min, Math.floor((Math.min(...readings) * LINK_OVER_DIRTY * 8) / 1e6)),
+  );
+  console.log(
+    `# guest dirties ${readings.map((r) => Math.round(r / 1e6)).join(', ')} MB/s: link ${mbit} Mbit/s`,
+  );
+  return { rate: `${mbit}mbit`, bitsPerSecond: mbit * 1e6 };
+}
 
 /** A booted source writing records to its disk and dirtying DIRTY_MIB/s of mixed memory content. */
 async function busySource(name: string): Promise<Qemu> {
@@ -73,24 +97,50 @@ async function busySource(name: string): Promise<Qemu> {
   return source;
 }
 
-/** The plan the agent would make for this link, from the guest's figures measured now. */
-async function planFor(source: Qemu, linkBitsPerSecond: number): Promise<MigrationPlan> {
+const PLAN_READINGS = 3;
+
+/**
+ * The plan the agent would make for this link, from the guest's figures measured now. `inRegime`
+ * says whether the figures are the case the test is about; a TCG guest on a busy machine reads
+ * 17-72 MB/s from one second to the next, so a reading outside it is taken again (up to
+ * PLAN_READINGS times, each logged) rather than failing on the guest's pace instead of the choice.
+ */
+async function planFor(
+  source: Qemu,
+  linkBitsPerSecond: number,
+  inRegime: (facts: StreamFacts) => boolean = () => true,
+): Promise<MigrationPlan> {
   const base = {
     spareCores: RIG_SPARE_CORES,
     linkBytesPerSecond: linkBitsPerSecond / 8,
     memoryBytes: MEMORY_MIB * MiB,
     allowPostcopy: false,
   };
-  const facts = await measureStreamFacts(source.qmp, (long) =>
-    choiceNeedsReDirty({ ...base, dirtyBytesPerSecond: long.dirtyBytesPerSecond }),
-  );
-  console.log(
-    `# measured: dirty ${Math.round((facts.dirtyBytesPerSecond ?? 0) / 1e6)} MB/s, re-dirty ` +
-      `${facts.reDirty?.toFixed(2)}, idle cores ${facts.spareCores?.toFixed(2)} (the rig assumes ${RIG_SPARE_CORES})`,
-  );
-  assert.ok(facts.dirtyBytesPerSecond !== undefined, 'calc-dirty-rate measured the guest');
+  let facts: StreamFacts | undefined;
+  for (let reading = 1; reading <= PLAN_READINGS && !(facts && inRegime(facts)); reading++) {
+    facts = await measureStreamFacts(source.qmp, (long) =>
+      choiceNeedsReDirty({ ...base, dirtyBytesPerSecond: long.dirtyBytesPerSecond }),
+    );
+    console.log(
+      `# measured: dirty ${Math.round((facts.dirtyBytesPerSecond ?? 0) / 1e6)} MB/s, re-dirty ` +
+        `${facts.reDirty?.toFixed(2)}, idle cores ${facts.spareCores?.toFixed(2)} (the rig assumes ${RIG_SPARE_CORES})`,
+    );
+    assert.ok(facts.dirtyBytesPerSecond !== undefined, 'calc-dirty-rate measured the guest');
+  }
+  assert.ok(facts);
   const compression = chooseCompression({ ...facts, ...base });
   return rig.plan({ linkBitsPerSecond, compression });
+}
+
+/** The slow-link case: the guest dirties more than half the link and is not a re-dirtying one. */
+function outrunsHalfTheLink(linkBitsPerSecond: number): (facts: StreamFacts) => boolean {
+  const link = linkBitsPerSecond / 8;
+  return ({ dirtyBytesPerSecond: dirty = 0, reDirty }) =>
+    dirty > link * COMPRESSION_RULES.plainConvergesAtOrBelow &&
+    !(
+      dirty >= link * COMPRESSION_RULES.xbzrleDirtyOverLink &&
+      (reDirty ?? 0) >= COMPRESSION_RULES.xbzrleMinReDirty
+    );
 }
 
 const Parameters = z.looseObject({ 'multifd-compression': z.string() });
@@ -123,16 +173,21 @@ async function assertArrived(source: Qemu, a: Attempt): Promise<void> {
 }
 
 test(
-  '500 Mbit/s link, guest dirtying mixed memory faster than half of it: multifd-zstd on both sides, the plan says why, the guest arrives intact',
+  'slow link, guest dirtying mixed memory faster than half of it: multifd-zstd on both sides, the plan says why, the guest arrives intact',
   { timeout: 600_000 },
   async () => {
     const source = await busySource('zsource');
-    limitEgress(sourceEnd, SLOW_LINK.rate, '256kb');
     let a: Attempt | undefined;
     try {
-      const plan = await planFor(source, SLOW_LINK.bitsPerSecond);
+      const link = await slowLinkFor(source);
+      limitEgress(sourceEnd, link.rate, '256kb');
+      const plan = await planFor(source, link.bitsPerSecond, outrunsHalfTheLink(link.bitsPerSecond));
       assert.equal(plan.compression?.mode, 'multifd-zstd', plan.compression?.why);
-      assert.match(plan.compression?.why ?? '', /link 63 MB\/s is the bound .*multifd-zstd on 1 channel/);
+      const linkMBs = Math.round(link.bitsPerSecond / 8 / 1e6);
+      assert.match(
+        plan.compression?.why ?? '',
+        new RegExp(`link ${linkMBs} MB/s is the bound .*multifd-zstd on 1 channel`),
+      );
       assert.ok(plan.reasons.includes(plan.compression?.why ?? ''), 'the plan lists the reason');
       assert.equal(plan.multifdChannels, 1);
       a = await rig.attempt(source, { ...options, plan });
