@@ -149,9 +149,16 @@ export type MigrationStatus = z.infer<typeof MigrationStatus>;
 /**
  * Who chooses the parameters and runs the convergence loop: Silobreak, or (for the benchmark
  * bench/migration) the policy of a system users would pick instead, over the same QMP machinery
- * (see src/agent/migration/baselines.ts).
+ * (see src/agent/migration/baselines.ts). `libvirt-multifd-zstd` is libvirt's strongest stock
+ * setting (`virsh migrate --parallel --compressed --comp-methods zstd`).
  */
-export const MigrationStrategy = z.enum(['silobreak', 'qemu-defaults', 'libvirt-like', 'proxmox-like']);
+export const MigrationStrategy = z.enum([
+  'silobreak',
+  'qemu-defaults',
+  'libvirt-like',
+  'libvirt-multifd-zstd',
+  'proxmox-like',
+]);
 export type MigrationStrategy = z.infer<typeof MigrationStrategy>;
 
 /** The move policy's defaults: the one place they are written (the agent's convergence uses them). */

@@ -1,14 +1,20 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { MigrationStrategy } from '../../api/index.js';
 import {
+  baselineAutoConverge,
   baselinePlan,
   decideBaseline,
   initialBaselineState,
   proxmoxXbzrleCache,
   QEMU_DEFAULT_MAX_BANDWIDTH,
+  QEMU_DEFAULT_MULTIFD_CHANNELS,
+  QEMU_DEFAULT_MULTIFD_ZSTD_LEVEL,
   type BaselineConfig,
   type BaselineState,
+  type BaselineStrategy,
 } from './baselines.js';
+import { compressionParameters } from './compression.js';
 import { throttleSummary } from './throttle-tally.js';
 import type { ConvergenceAction, MigrationSample } from './convergence.js';
 
@@ -70,6 +76,52 @@ test('plans: QEMU defaults, libvirt unlimited at 300 ms, Proxmox 16 GiB/s at 100
     assert.equal(plan.multifdChannels, 0);
     assert.equal(plan.postcopy, false);
   }
+});
+
+test('libvirt --parallel --compressed zstd: unlimited, 300 ms, 2 multifd channels with zstd at level 1', () => {
+  const plan = baselinePlan('libvirt-multifd-zstd', 1024 * MiB);
+  assert.equal(
+    plan.maxBandwidthBytesPerSecond,
+    baselinePlan('libvirt-like', 1024 * MiB).maxBandwidthBytesPerSecond,
+  );
+  assert.equal(plan.targetDowntimeMs, 300);
+  assert.equal(plan.maxDowntimeMs, 300);
+  // libvirt leaves the channel count and the level to QEMU unless told: QEMU's defaults.
+  assert.equal(QEMU_DEFAULT_MULTIFD_CHANNELS, 2);
+  assert.equal(plan.multifdChannels, 2);
+  assert.equal(plan.compression?.mode, 'multifd-zstd');
+  assert.equal(plan.xbzrleCacheBytes, undefined);
+  assert.equal(plan.postcopy, false);
+  assert.equal(baselineAutoConverge('libvirt-multifd-zstd'), false);
+  // What both agents set on QEMU for it: zstd at QEMU's default level, whatever Silobreak's own
+  // choice of level becomes (the engine takes the level from compression.ts).
+  assert.equal(QEMU_DEFAULT_MULTIFD_ZSTD_LEVEL, 1);
+  assert.deepEqual(compressionParameters(plan.compression), {
+    'multifd-compression': 'zstd',
+    'multifd-zstd-level': QEMU_DEFAULT_MULTIFD_ZSTD_LEVEL,
+  });
+});
+
+test('every baseline strategy has a plan; only Proxmox-like and libvirt-multifd-zstd compress', () => {
+  const baselines = MigrationStrategy.options.filter((s): s is BaselineStrategy => s !== 'silobreak');
+  assert.deepEqual(baselines, ['qemu-defaults', 'libvirt-like', 'libvirt-multifd-zstd', 'proxmox-like']);
+  const modes = Object.fromEntries(baselines.map((s) => [s, baselinePlan(s, 1024 * MiB).compression?.mode]));
+  assert.deepEqual(modes, {
+    'qemu-defaults': 'plain',
+    'libvirt-like': 'plain',
+    'libvirt-multifd-zstd': 'multifd-zstd',
+    'proxmox-like': 'xbzrle',
+  });
+});
+
+test('libvirt-multifd-zstd runs no convergence lever: only the time limit cancels it', () => {
+  const samples = Array.from({ length: 200 }, (_, i) => sample(i * 500, (i + 1) * MiB, 300 * MiB));
+  assert.deepEqual(feed({ strategy: 'libvirt-multifd-zstd' }, samples).actions, []);
+  const limited = feed({ strategy: 'libvirt-multifd-zstd', timeLimitMs: 60_000 }, samples);
+  assert.deepEqual(
+    limited.actions.map((a) => a.kind),
+    ['cancel-stalled'],
+  );
 });
 
 test('time limit cancels as "not converged"; no limit never cancels', () => {

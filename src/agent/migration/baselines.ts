@@ -7,12 +7,19 @@
  *   300 ms, no auto-converge, no xbzrle, one stream).
  * - libvirt-like: `virsh migrate --live --copy-storage-all`: bandwidth effectively unlimited,
  *   downtime-limit left at 300 ms, no convergence lever.
+ * - libvirt-multifd-zstd: the same with `--parallel --compressed --comp-methods zstd`, the
+ *   strongest stock setting of a peer: multifd with zstd on every page. libvirt sets the channel
+ *   count and the zstd level only when told (`--parallel-connections`, `--comp-zstd-level`), so
+ *   QEMU's defaults apply: 2 channels, level 1. (With `--parallel`, QEMU has no default method:
+ *   `--compressed` alone is refused, hence the explicit zstd.) No auto-converge, 300 ms.
  * - proxmox-like: Proxmox VE's QemuMigrate: max-bandwidth 16 GiB/s, downtime-limit 100 ms,
  *   auto-converge (QEMU's throttle defaults: 20 % + 10 %/step up to 99 %), xbzrle with a cache of
  *   10 % of RAM rounded up to a power of two, and its downtime rule: it polls query-migrate once a
  *   second (every 100 ms once the remaining RAM is below the average bytes sent per poll); on each
  *   poll where `transferred` moved, it counts the poll when the remaining RAM grew or is 0, and
  *   after more than 5 counted polls it doubles the downtime limit and starts counting again.
+ *
+ * Only Proxmox-like (xbzrle) and libvirt-multifd-zstd compress; the others never do.
  *
  * Each baseline may get a time limit for its memory copy; reaching it cancels the move as
  * "not converged" (a plain QEMU never gives up by itself). Silobreak's own policy is in
@@ -35,6 +42,14 @@ export const QEMU_MAX_DOWNTIME_MS = 2_000_000;
 const LIBVIRT_UNLIMITED_BANDWIDTH = 64 * GiB;
 const PROXMOX_MAX_BANDWIDTH = 16 * GiB;
 const PROXMOX_DOWNTIME_MS = 100;
+/** QEMU's multifd-channels when none is set (migration/options.c): libvirt's `--parallel` alone. */
+export const QEMU_DEFAULT_MULTIFD_CHANNELS = 2;
+/**
+ * QEMU's multifd-zstd-level when none is set: libvirt's `--comp-methods zstd` alone. The engine
+ * sets the level from compression.ts (COMPRESSION_RULES.zstdLevel); baselines.test.ts holds the two
+ * equal, so a change to Silobreak's level cannot silently change the baseline.
+ */
+export const QEMU_DEFAULT_MULTIFD_ZSTD_LEVEL = 1;
 /** QEMU mirrors with 16 MiB in flight unless told otherwise; neither libvirt nor Proxmox tells it. */
 const QEMU_DEFAULT_MIRROR_BUF = 16 * MiB;
 
@@ -52,7 +67,7 @@ export function proxmoxXbzrleCache(memoryBytes: number): number {
   return tenth < 2 ? 1 : 2 ** Math.ceil(Math.log2(tenth));
 }
 
-/** The migration parameters the baseline would choose for a VM (multifd and post-copy stay off). */
+/** The migration parameters the baseline would choose for a VM (post-copy stays off). */
 export function baselinePlan(strategy: BaselineStrategy, memoryBytes: number): MigrationPlan {
   const common = {
     slowLink: false,
@@ -77,6 +92,22 @@ export function baselinePlan(strategy: BaselineStrategy, memoryBytes: number): M
         targetDowntimeMs: QEMU_DEFAULT_DOWNTIME_MS,
         maxDowntimeMs: QEMU_DEFAULT_DOWNTIME_MS,
         reasons: ['baseline libvirt-like: bandwidth unlimited, downtime-limit 300 ms'],
+      };
+    case 'libvirt-multifd-zstd':
+      return {
+        ...common,
+        maxBandwidthBytesPerSecond: LIBVIRT_UNLIMITED_BANDWIDTH,
+        multifdChannels: QEMU_DEFAULT_MULTIFD_CHANNELS,
+        compression: {
+          mode: 'multifd-zstd',
+          why: `baseline libvirt-multifd-zstd: --parallel --compressed --comp-methods zstd, always (${QEMU_DEFAULT_MULTIFD_CHANNELS} channels, level ${QEMU_DEFAULT_MULTIFD_ZSTD_LEVEL})`,
+        },
+        targetDowntimeMs: QEMU_DEFAULT_DOWNTIME_MS,
+        maxDowntimeMs: QEMU_DEFAULT_DOWNTIME_MS,
+        reasons: [
+          `baseline libvirt-multifd-zstd: bandwidth unlimited, downtime-limit 300 ms, ` +
+            `${QEMU_DEFAULT_MULTIFD_CHANNELS} multifd channels with zstd`,
+        ],
       };
     case 'proxmox-like': {
       const xbzrleCacheBytes = proxmoxXbzrleCache(memoryBytes);
