@@ -2,7 +2,7 @@
 // checks files read back by render.ts.
 import { z } from 'zod';
 import { POLICIES, type Row } from './model.js';
-import { renderTable, targetTally } from './table.js';
+import { renderProductPath, renderTable, renderTargetRows, targetTally } from './table.js';
 
 const Num = z.number();
 const MoveRunSchema = z.object({
@@ -10,6 +10,8 @@ const MoveRunSchema = z.object({
   run: z.number().int(),
   from: z.string(),
   to: z.string(),
+  jobId: z.string().optional(),
+  migrationId: z.string().optional(),
   outcome: z.enum(['completed', 'not-converged', 'failed', 'guest-broken']),
   error: z.string().optional(),
   totalMs: Num.optional(),
@@ -60,6 +62,12 @@ export const BenchResult = z.object({
   diskWriteKiB: z.number().optional(),
   rows: z.array(RowSchema),
   guestChecks: z.array(z.string()),
+  /**
+   * Since issue 27: every move went through the manager's API as `silobreak vm move` does, and the
+   * `silobreak` runs are the product path (no policy); absent in older results, whose `silobreak`
+   * runs were told the iperf3-measured link rate and drove the agents directly.
+   */
+  productPath: z.boolean().optional(),
   /** The result files a combined matrix was made of (render.ts --combine); absent in a single run. */
   combinedFrom: z.array(z.string()).optional(),
 });
@@ -74,6 +82,7 @@ const SHARED_SETUP = [
   'fair',
   'dirtyRateMiB',
   'diskWriteKiB',
+  'productPath',
 ] as const;
 
 type SavedRow = BenchResult['rows'][number];
@@ -146,24 +155,43 @@ export function renderReport(result: BenchResult): string {
       ? ''
       : ` dirty = sb-dirty ${result.dirtyRateMiB} MiB/s${result.fair ? ' (mixed zero, compressible and random pages)' : ''}; dirty+disk adds sb-diskwriter ` +
         `${result.diskWriteKiB ?? '?'} KiB/s (fsync per 4 KiB).`;
+  const productPath = result.productPath === true;
   return [
     `# bench/migration ${result.createdAt}${result.quick ? ' (--quick)' : ''}`,
+    ...(productPath
+      ? [
+          "Every move went through the manager's REST API as `silobreak vm move` does (a job per move); " +
+            "the contenders differ only in the request's policy: Silobreak none (the product path), " +
+            '"link given" the iperf3-measured link rate, each baseline its strategy.',
+        ]
+      : []),
     ...(result.combinedFrom ? [`rows combined from ${result.combinedFrom.join(', ')} (same set-up)`] : []),
     `2-host TCG lab, 1 vCPU guests; runs per row: 1 GiB VM ${result.runs}, 4 GiB VM ${result.bigRuns}; ` +
       (result.fair
-        ? `every policy gets a ${result.timeLimitSeconds} s memory-copy time limit ("not converged") and the same ` +
-          'attempts; each row starts with an uncounted warm-up move.'
+        ? `every policy gets a ${result.timeLimitSeconds} s memory-copy time limit ("not converged"` +
+          (productPath ? ': the bench cancels the job through the manager' : '') +
+          ') and the same attempts; each row starts with an uncounted warm-up move.'
         : `baselines get a ${result.timeLimitSeconds} s memory-copy time limit ("not converged").`) +
       workloads,
-    'Medians with (min–max) over the converged runs; total = prepare on target .. source removed; ' +
+    'Medians with (min–max) over the converged runs; total = ' +
+      (productPath
+        ? "the move's job from its creation to its end (what `vm move` waits for); "
+        : 'prepare on target .. source removed; ') +
       'a QEMU downtime of 0 (read before QEMU computed it) counts as not measured; ping downtime = ' +
       'the gap between replies to a 10 ms ping that spans the switchover.',
     '',
-    renderTable(result.rows),
+    renderTable(result.rows, productPath),
     '',
     loadLine(result.rows),
     stallLine(result.rows),
+    '',
+    result.productPath
+      ? 'Silobreak (vm move, no policy) against the strongest baseline per target (ratio, baseline, verdict):'
+      : 'Silobreak (told the measured link rate: results before issue 27) against the strongest baseline per target:',
+    renderTargetRows(result.rows),
+    '',
     targetTally(result.rows),
+    ...(result.productPath ? ['', renderProductPath(result.rows)] : []),
     ...(result.guestChecks.length
       ? ['', 'guest record checks after the dirty+disk moves:', ...result.guestChecks]
       : []),

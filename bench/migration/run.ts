@@ -1,15 +1,17 @@
-// Live-migration benchmark (issue 9): Silobreak's policy beside QEMU defaults, libvirt-like and
-// Proxmox-like policies driven over the same agent QMP machinery (src/agent/migration/baselines.ts),
-// on a 2-host TCG lab of its own, full-speed link and 1 Gbit/s (tc tbf in both host namespaces).
-// Per row it measures the link (iperf3) and the target datastore's fsync write rate, then moves one
-// VM back and forth between the hosts, interleaving the policies run by run.
+// Live-migration benchmark (issues 9, 27): Silobreak beside QEMU defaults, libvirt-like (plain and
+// with multifd + zstd) and Proxmox-like policies, every move made through the manager's REST API as
+// `silobreak vm move` makes it (a job per move), on a 2-host TCG lab of its own, full-speed link and
+// 1 Gbit/s (tc tbf in both host namespaces). The Silobreak row is the product path: the move
+// request carries no policy. Beside it, "link given" is told the iperf3-measured link rate; the
+// baselines send `policy.strategy` (src/agent/migration/baselines.ts). Per row it measures the
+// link (iperf3) and the target datastore's fsync write rate, then moves one VM back and forth
+// between the hosts, interleaving the contenders run by run.
 //
 //   npm run bench:migration -- [--quick] [--runs N] [--big-runs N] [--time-limit S]
 //                              [--vms 1g,4g] [--links full,1gbit] [--workloads idle,dirty,dirty+disk]
 //
 // Prints one markdown table and writes it with the rows as JSON to bench/migration/results/.
 import { spawn } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { loadavg } from 'node:os';
 import path from 'node:path';
@@ -18,14 +20,16 @@ import { parseArgs } from 'node:util';
 import {
   AgentClient,
   AgentMigrationClient,
-  type IncomingVm,
-  type MigrationPolicy,
+  ManagerClient,
+  MoveResult,
+  type Job,
   type MigrationStatus,
-  type Vm,
 } from '../../src/api/index.js';
 import { GUEST_WORKLOADS } from '../../src/guest/index.js';
 import { labDown, labUp, waitForPing, type Lab, type LabHost } from '../../src/lab/index.js';
+import { CopyLimit } from './limit.js';
 import {
+  movePolicy,
   POLICIES,
   type LinkKind,
   type MoveRun,
@@ -178,6 +182,8 @@ async function stealMs(): Promise<number> {
 }
 
 // ---- agents and guest ----
+// The moves go through the manager; the agents are used only to run commands in the guest and to
+// read a move's record on its source (the policy log, a failed move's figures).
 
 interface Host {
   lab: LabHost;
@@ -199,33 +205,6 @@ async function guest(host: Host, vm: string, command: string[], detach = false, 
       if (attempt >= 20) throw error;
       await sleep(3000);
     }
-  }
-}
-
-function incomingVm(vm: Vm): IncomingVm {
-  return {
-    id: vm.id,
-    name: vm.name,
-    vcpus: vm.vcpus,
-    memoryMiB: vm.memoryMiB,
-    disks: vm.disks.map((d) => ({ id: d.id, format: d.format, virtualSizeBytes: d.virtualSizeBytes })),
-    nics: vm.nics.map((n) => ({ id: n.id, vswitch: n.vswitch, mac: n.mac })),
-    ...(vm.guestIp ? { guestIp: vm.guestIp } : {}),
-    ...(vm.guestGateway ? { guestGateway: vm.guestGateway } : {}),
-    machineType: vm.machineType,
-    cpuModel: vm.cpuModel,
-  };
-}
-
-async function waitSettled(host: Host, id: string): Promise<MigrationStatus> {
-  const until = Date.now() + 20 * 60_000;
-  for (;;) {
-    const status = await host.moves.status(id);
-    if (status.state !== 'running') return status;
-    if (Date.now() > until) {
-      await host.moves.cancel(id).catch(() => undefined);
-    }
-    await sleep(250);
   }
 }
 
@@ -253,9 +232,39 @@ async function consoleTail(host: Host, vm: string): Promise<string> {
   return text.trim().split('\n').slice(-3).join(' / ').slice(0, 400);
 }
 
-/** One move `from` -> `to` with a policy. The VM ends on `to` when completed, else stays on `from`. */
+/** Waits for a job the bench started (not a move) and fails naming it unless it succeeded. */
+async function jobDone(api: ManagerClient, accepted: { job: Job }, what: string): Promise<Job> {
+  const job = await api.waitForJob(accepted.job.id, 3_600_000);
+  if (job.state !== 'succeeded')
+    throw new Error(`${what}: job ${job.id} ${job.state}: ${job.error ? job.error.detail : ''}`);
+  return job;
+}
+
+/** The agents' migration id of a move job, from its progress details (set once the copy runs). */
+function migrationIdOf(job: Job): string | undefined {
+  const id = job.progress.details.migrationId;
+  return typeof id === 'string' ? id : undefined;
+}
+
+/** The source agent's record of the move (its stats and policy log), when it still has it. */
+async function sourceStatus(
+  from: Host,
+  migrationId: string | undefined,
+): Promise<MigrationStatus | undefined> {
+  if (migrationId === undefined) return undefined;
+  return from.moves.status(migrationId).catch(() => undefined);
+}
+
+/**
+ * One move `from` -> `to`, made as `silobreak vm move <vm> --to <host>` makes it: a move request to
+ * the manager (the CLI's body, plus the contender's policy when it has one), then the job followed
+ * over its event stream as the CLI follows it. When its memory copy has run for the time limit the
+ * bench cancels the job through the manager ("not converged"). The VM ends on `to` when
+ * completed, else stays on `from`.
+ */
 async function move(
   lab: Lab,
+  api: ManagerClient,
   vmName: string,
   ip: string,
   from: Host,
@@ -264,57 +273,80 @@ async function move(
   runNo: number,
   facts: RowFacts,
 ): Promise<MoveRun> {
-  const id = randomUUID();
   const vm = await from.agent.getVm(vmName);
   const diskDataBytes = vm.disks.reduce((s, d) => s + d.allocatedBytes, 0);
-  const migrationPolicy: MigrationPolicy = {
-    linkBitsPerSecond: facts.linkBitsPerSecond,
-    strategy: policy,
-    // The same limit for every policy, Silobreak's included: a move that needs longer did not converge.
-    timeLimitSeconds,
-  };
+  const requestPolicy = movePolicy(policy, facts.linkBitsPerSecond);
   const base: MoveRun = { policy, run: runNo, from: from.lab.name, to: to.lab.name, outcome: 'failed' };
   await settle();
   const started = Date.now();
   const stealBefore = await stealMs();
   const ping = startPing(lab, ip);
-  let status: MigrationStatus | undefined;
+  const limit = new CopyLimit(timeLimitSeconds * 1000);
+  let jobId: string | undefined;
+  let migrationId: string | undefined;
+  let cancelError: string | undefined;
+  const watchdog = setInterval(() => {
+    if (jobId === undefined || !limit.due(Date.now())) return;
+    log(`  ${policy}: memory copy ran ${timeLimitSeconds} s: cancelling job ${jobId}`);
+    api.cancelJob(jobId).catch((error: unknown) => (cancelError = String(error)));
+  }, 250);
+  let job: Job;
   try {
-    const plan = await from.moves.plan({ vmName, policy: migrationPolicy });
-    const prepared = await to.moves.prepareIncoming({ migrationId: id, vm: incomingVm(vm), plan });
-    await from.moves.start({ migrationId: id, vmName, plan, policy: migrationPolicy, target: prepared });
-    status = await waitSettled(from, id);
-    if (status.state === 'completed') {
-      await to.moves.finishIncoming(id);
-      await from.moves.complete(id);
-    } else {
-      await to.moves.abortIncoming(id).catch(() => undefined);
-      await waitGone(to, vmName);
-    }
+    const accepted = await api.moveVm(vmName, {
+      to: to.lab.name,
+      secure: false,
+      keepSource: false,
+      retain: false,
+      ...(requestPolicy ? { policy: requestPolicy } : {}),
+    });
+    jobId = accepted.job.id;
+    job = await api.waitForJob(jobId, 30 * 60_000, (seen) => {
+      limit.see({ phase: seen.progress.phase, state: seen.state }, Date.now());
+      migrationId ??= migrationIdOf(seen);
+    });
   } catch (error) {
-    await to.moves.abortIncoming(id).catch(() => undefined);
-    await waitGone(to, vmName).catch(() => undefined);
+    clearInterval(watchdog);
     await ping.stop();
-    return { ...base, error: String(error) };
+    await waitGone(to, vmName).catch(() => undefined);
+    return { ...base, jobId, migrationId, error: String(error) };
+  } finally {
+    clearInterval(watchdog);
   }
-  const totalMs = Date.now() - started;
   const replies = await ping.stop();
   const steal = (await stealMs()) - stealBefore;
-  const s = status.stats;
-  let detail = status.error?.detail ?? '';
-  let outcome: MoveRun['outcome'] =
-    status.state === 'completed' ? 'completed' : /not converged/.test(detail) ? 'not-converged' : 'failed';
+  const source = await sourceStatus(from, migrationId);
+  let outcome: MoveRun['outcome'];
+  let detail = job.error ? `${job.error.code}: ${job.error.detail}` : '';
+  let stats: MigrationStatus['stats'] | undefined = source?.stats;
+  if (job.state === 'succeeded') {
+    outcome = 'completed';
+    stats = MoveResult.parse(job.result).stats;
+    if (limit.fired) detail = 'the cancel for the time limit came after the switchover: completed';
+  } else {
+    outcome =
+      (limit.fired && job.state === 'cancelled') || /not converged/.test(detail) ? 'not-converged' : 'failed';
+    if (limit.fired)
+      detail = `not converged: memory copy ran ${timeLimitSeconds} s, job cancelled (${detail})`;
+    if (cancelError) detail += `; the cancel failed: ${cancelError}`;
+    // The manager's undo removes the incoming VM; the next move waits until it has.
+    await waitGone(to, vmName);
+  }
   if (outcome === 'completed' && !(await alive(lab, ip))) {
     outcome = 'guest-broken';
     detail = `the guest does not answer ping after the move; its console: ${await consoleTail(to, vmName)}`;
   }
+  const totalMs =
+    job.finishedAt === undefined
+      ? Date.now() - started
+      : Date.parse(job.finishedAt) - Date.parse(job.createdAt);
+  const s = stats ?? {};
   return {
     ...base,
+    jobId,
+    migrationId,
     outcome,
-    ...(detail ? { error: status.error ? `${status.error.code}: ${detail}` : detail } : {}),
-    ...(outcome === 'completed'
-      ? { totalMs, ...pingFigures(replies, started, status.stats.switchoverAt) }
-      : {}),
+    ...(detail ? { error: detail } : {}),
+    ...(outcome === 'completed' ? { totalMs, ...pingFigures(replies, started, s.switchoverAt) } : {}),
     stealMs: steal,
     mirrorMs: s.mirrorTimeMs,
     diskDataBytes,
@@ -329,7 +361,7 @@ async function move(
     compression: s.compression?.mode,
     policyLog: [
       ...(s.compression ? [`stream: ${s.compression.mode}: ${s.compression.why}`] : []),
-      ...status.policyLog.map((p) => `${p.action}: ${p.reason}`),
+      ...(source?.policyLog ?? []).map((p) => `${p.action}: ${p.reason}`),
     ],
   };
 }
@@ -373,24 +405,29 @@ async function stopWorkload(host: Host, vm: string, workload: Workload): Promise
   return `${r.exitCode === 0 ? 'ok' : 'FAILED'}: ${(r.stdout ?? '').trim().replace(/\n/g, ', ')} ${(r.stderr ?? '').trim()}`;
 }
 
-/** Creates the VM on `host`, waits for its network and fills half its disk with records. */
+/** Creates the VM on `host` through the manager, waits for its network and fills half its disk. */
 async function provision(
   lab: Lab,
+  api: ManagerClient,
   host: Host,
   vmName: string,
   address: { ip: string; cidr: string },
   size: VmSize,
 ): Promise<void> {
   log(`${vmName}: create (${size.memoryMiB} MiB RAM, ${size.diskBytes / GiB} GiB disk) on ${host.lab.name}`);
-  await host.agent.createVm({
-    name: vmName,
-    vcpus: 1,
-    memoryMiB: size.memoryMiB,
-    disks: [{ id: 'root', sizeBytes: size.diskBytes }],
-    nics: [{ vswitch: VSWITCH }],
-    guestIp: address.cidr,
-    start: true,
+  const created = await api.createVm({
+    host: host.lab.name,
+    spec: {
+      name: vmName,
+      vcpus: 1,
+      memoryMiB: size.memoryMiB,
+      disks: [{ id: 'root', sizeBytes: size.diskBytes }],
+      nics: [{ vswitch: VSWITCH }],
+      guestIp: address.cidr,
+      start: true,
+    },
   });
+  await jobDone(api, created, `create ${vmName}`);
   await waitForPing(lab, address.ip);
   const records = Math.floor(size.diskBytes / 2 / 4096);
   log(`${vmName}: writing ${size.diskBytes / 2 / GiB} GiB of data to /data`);
@@ -417,6 +454,13 @@ async function provision(
   log(`${vmName}: filled in ${((Date.now() - fillStart) / 1000).toFixed(0)} s`);
 }
 
+/** Removes the VM through the manager, stopped first (a guest broken by a move still runs). */
+async function removeVm(api: ManagerClient, vmName: string): Promise<void> {
+  const stopped = await api.waitForJob((await api.stopVm(vmName)).job.id, 600_000);
+  if (stopped.state !== 'succeeded') log(`stop ${vmName}: ${stopped.state} (${stopped.error?.detail ?? ''})`);
+  await jobDone(api, await api.deleteVm(vmName, true), `delete ${vmName}`);
+}
+
 // ---- main ----
 
 async function main(): Promise<void> {
@@ -439,6 +483,7 @@ async function main(): Promise<void> {
       fair: true,
       dirtyRateMiB: DIRTY_RATE_MIB,
       diskWriteKiB: DISK_WRITE_KIB,
+      productPath: true,
       rows,
       guestChecks,
     };
@@ -456,15 +501,17 @@ async function main(): Promise<void> {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
 
-  log(`lab ${LAB}: up (2 hosts, tcg)`);
-  const lab = await labUp({ name: LAB, hosts: 2, demo: false, accelerator: 'tcg', manager: false, log });
+  log(`lab ${LAB}: up (2 hosts, tcg, a manager)`);
+  const lab = await labUp({ name: LAB, hosts: 2, demo: false, accelerator: 'tcg', log });
   try {
+    if (!lab.manager) throw new Error('the lab started no manager');
+    const api = new ManagerClient(lab.manager.url, lab.manager.token, 600_000);
     const hosts = lab.hosts.map(hostOf) as [Host, Host];
     for (const [n, size] of SIZES.filter((s) => vmKeys.includes(s.key)).entries()) {
       if (interrupted) break;
       const vmName = `bench-${size.key}`;
       const address = lab.vmAddress(n + 1);
-      await provision(lab, hosts[0], vmName, address, size);
+      await provision(lab, api, hosts[0], vmName, address, size);
       let here = 0;
 
       for (const link of links) {
@@ -489,13 +536,15 @@ async function main(): Promise<void> {
             const moveOnce = async (policy: Policy, runNo: number) => {
               const from = hosts[here] as Host;
               const to = hosts[1 - here] as Host;
-              const result = await move(lab, vmName, address.ip, from, to, policy, runNo, facts);
-              if (result.outcome === 'completed') here = 1 - here;
+              const result = await move(lab, api, vmName, address.ip, from, to, policy, runNo, facts);
+              // Where the manager has it now (a move that failed past the switchover ends on `to`).
+              const at = (await api.getVm(vmName)).host;
+              here = hosts.findIndex((h) => h.lab.name === at);
+              if (here < 0) throw new Error(`${vmName} is on ${at}, not a lab host`);
               if (result.outcome === 'guest-broken') {
                 // The VM is on `to` but dead: start over with a fresh one (same size, refilled).
-                await to.agent.stopVm(vmName).catch(() => undefined);
-                await to.agent.deleteVm(vmName, true);
-                await provision(lab, hosts[0], vmName, address, size);
+                await removeVm(api, vmName);
+                await provision(lab, api, hosts[0], vmName, address, size);
                 here = 0;
                 await startWorkload(hosts[here] as Host, vmName, size, workload);
               }
@@ -526,7 +575,7 @@ async function main(): Promise<void> {
                     (result.outcome === 'completed'
                       ? ` total ${((result.totalMs ?? 0) / 1000).toFixed(1)} s, downtime ${result.downtimeMs} ms, ` +
                         `ping ${Math.round(result.pingDowntimeMs ?? 0)} ms, ${result.iterations} passes, ` +
-                        `throttle ${result.throttlePeakPercent} % ${result.throttleSeconds} s`
+                        `throttle ${result.throttlePeakPercent} % ${result.throttleSeconds} s, ${result.compression ?? '?'}`
                       : ` (${result.error ?? ''})`),
                 );
                 await save();
@@ -540,8 +589,7 @@ async function main(): Promise<void> {
           if (link === '1gbit') await limitLink(lab, false);
         }
       }
-      await hosts[here]?.agent.stopVm(vmName).catch(() => undefined);
-      await hosts[here]?.agent.deleteVm(vmName, true).catch(() => undefined);
+      await removeVm(api, vmName).catch((error: unknown) => log(`removing ${vmName}: ${String(error)}`));
     }
   } finally {
     log(`lab ${LAB}: down`);

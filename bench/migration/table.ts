@@ -1,8 +1,15 @@
 // The benchmark's one table (markdown): per row, Silobreak beside each baseline, medians with
 // min–max, and Silobreak's ratios against the issue's targets (pure).
-import { POLICIES, summarize, type MoveRun, type PolicySummary, type Row } from './model.js';
+import { POLICIES, policyLabel, summarize, type MoveRun, type PolicySummary, type Row } from './model.js';
 import { formatSpread, type Spread } from './summary.js';
-import { checkTargets, type TargetCheck } from './targets.js';
+import {
+  checkProductPath,
+  checkTargets,
+  DONE_WHEN_ROW,
+  PRODUCT_PATH_TOTAL_FACTOR,
+  sameRow,
+  type TargetCheck,
+} from './targets.js';
 
 const MB = 1e6;
 const s1 = (ms: number) => (ms / 1000).toFixed(1);
@@ -58,7 +65,7 @@ function line(cells: string[]): string {
   return `| ${cells.join(' | ')} |`;
 }
 
-export function renderTable(rows: readonly Row[]): string {
+export function renderTable(rows: readonly Row[], productPath = true): string {
   const out = [line(COLUMNS), line(COLUMNS.map(() => '---'))];
   for (const row of rows) {
     const checks = checkTargets(row);
@@ -72,7 +79,7 @@ export function renderTable(rows: readonly Row[]): string {
           i === 0 ? row.key.workload : '',
           i === 0 ? (row.facts.linkBitsPerSecond / 1e9).toFixed(2) : '',
           i === 0 ? mbs(row.facts.fsyncBytesPerSecond) : '',
-          policy,
+          policyLabel(policy, productPath),
           convergedCell(p, row),
           streamCell(row.runs.filter((r) => r.policy === policy)),
           f(p.totalMs, s1),
@@ -91,6 +98,78 @@ export function renderTable(rows: readonly Row[]): string {
       );
     });
   }
+  return out.join('\n');
+}
+
+const rowName = (row: Row) => `${row.key.vm} ${row.key.workload} ${row.key.link}`;
+
+function checkCell(c: TargetCheck | undefined): string {
+  if (!c || c.status === 'n/a') return '—';
+  if (c.status === 'only-silobreak') return `only Silobreak (${c.detail.replace(/^.*; /, '')})`;
+  const ratio = c.ratio === undefined ? '' : `${c.ratio.toFixed(2)} x `;
+  const ref = c.reference && c.name !== 'mirror' ? `${c.reference} ` : '';
+  return `${ratio}${ref}${c.status}`;
+}
+
+/**
+ * Silobreak's product path against the strongest baseline per target, one line per row: each
+ * target's ratio, the baseline it is measured against (the best converged one for that target) and
+ * the verdict.
+ */
+export function renderTargetRows(rows: readonly Row[]): string {
+  const names = ['converges', 'downtime', 'ping', 'total', 'throttle', 'mirror', 'memory'] as const;
+  const header = [
+    'row',
+    'converges',
+    'QEMU downtime',
+    'ping downtime',
+    'total',
+    'throttled (vs proxmox-like)',
+    'mirror (vs min(link, fsync))',
+    'memory MB/s',
+  ];
+  const out = [line(header), line(header.map(() => '---'))];
+  for (const row of rows) {
+    if (summarize('silobreak', row.runs).attempted === 0) continue;
+    const checks = checkTargets(row);
+    const by = (n: (typeof names)[number]) => checks.find((c) => c.name === n);
+    out.push(
+      line([
+        rowName(row),
+        `${by('converges')?.detail ?? ''} ${by('converges')?.status ?? ''}`,
+        ...names.slice(1).map((n) => checkCell(by(n))),
+      ]),
+    );
+  }
+  return out.join('\n');
+}
+
+/** Issue 27: the product path beside the "link given" row, and the Done-when verdict. */
+export function renderProductPath(rows: readonly Row[]): string {
+  const compared = rows.filter((r) => summarize('silobreak-link-given', r.runs).attempted > 0);
+  if (compared.length === 0) return '';
+  const out = [
+    `Product path (vm move, no policy) against "link given" (told the iperf3 rate): total within ` +
+      `${PRODUCT_PATH_TOTAL_FACTOR} x and throttled no more (medians):`,
+    ...compared.map((r) => `- ${rowName(r)}: ${checkProductPath(r).status}: ${checkProductPath(r).detail}`),
+  ];
+  const target = rows.find((r) => sameRow(r.key, DONE_WHEN_ROW));
+  const verdict = target ? checkProductPath(target) : undefined;
+  out.push(
+    `Done when (issue 27, ${DONE_WHEN_ROW.vm} ${DONE_WHEN_ROW.workload} ${DONE_WHEN_ROW.link}): ` +
+      (verdict
+        ? `${verdict.status === 'n/a' ? 'not measured' : verdict.status} (${verdict.detail})`
+        : 'row not measured'),
+  );
+  const streams = rows
+    .map((r) => {
+      const first = r.runs.find((run) => run.policy === 'silobreak' && run.outcome === 'completed');
+      const why = first?.policyLog?.find((l) => l.startsWith('stream: '));
+      return why ? `- ${rowName(r)}: ${why.slice('stream: '.length)}` : undefined;
+    })
+    .filter((l): l is string => l !== undefined);
+  if (streams.length)
+    out.push("The product path's stream choice (its first completed move per row):", ...streams);
   return out.join('\n');
 }
 

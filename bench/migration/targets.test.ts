@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { MoveRun, Policy, Row } from './model.js';
 import { renderTable, streamCell, targetTally } from './table.js';
-import { checkTargets } from './targets.js';
+import { checkProductPath, checkTargets } from './targets.js';
 
 function run(policy: Policy, over: Partial<MoveRun> = {}): MoveRun {
   return {
@@ -122,7 +122,7 @@ test('the table has one line per policy run in a row and the target ratios on th
   const lines = renderTable([row]).split('\n');
   assert.equal(lines.length, 2 + 3);
   const sb = lines[2] ?? '';
-  assert.match(sb, /\| silobreak \| 3\/3 \|/);
+  assert.match(sb, /\| silobreak \(vm move, no policy\) \| 3\/3 \|/);
   assert.match(sb, /\| 24 \(20–30\) \|/);
   assert.match(sb, /downtime 0\.40 met/);
   assert.match(lines[3] ?? '', /qemu-defaults \| 0\/1 not converged/);
@@ -155,6 +155,90 @@ test("the stream column: the policy's encoding, or each with its count when its 
   };
   const lines = renderTable([row]).split('\n');
   assert.match(lines[0] ?? '', /\| converged \| stream \| total s \|/);
-  assert.match(lines[2] ?? '', /\| silobreak \| 1\/1 \| multifd-zstd \|/);
+  assert.match(lines[2] ?? '', /\| silobreak \(vm move, no policy\) \| 1\/1 \| multifd-zstd \|/);
   assert.match(lines[3] ?? '', /\| proxmox-like \| 1\/1 \| xbzrle \|/);
+});
+
+test('libvirt-multifd-zstd is a baseline: the best per target may be it', () => {
+  const row: Row = {
+    key: { vm: '1 GiB / 2 GiB', workload: 'dirty', link: '1gbit' },
+    facts,
+    runs: [
+      run('silobreak', { totalMs: 20_000, downtimeMs: 100 }),
+      // "link given" is no baseline: its better figures are never the reference.
+      run('silobreak-link-given', { totalMs: 5_000, downtimeMs: 10 }),
+      run('libvirt-like', { outcome: 'not-converged' }),
+      run('libvirt-multifd-zstd', { totalMs: 25_000, downtimeMs: 150 }),
+      run('proxmox-like', { totalMs: 40_000, downtimeMs: 300, throttleSeconds: 20, throttlePeakPercent: 90 }),
+    ],
+  };
+  const c = byName(row);
+  assert.equal(c.total?.reference, 'libvirt-multifd-zstd');
+  assert.equal(c.total?.status, 'missed'); // 20 s > 0.7 x 25 s
+  assert.equal(c.downtime?.reference, 'libvirt-multifd-zstd');
+  assert.equal(c.downtime?.status, 'met'); // 100 <= 0.8 x 150
+  assert.equal(c.throttle?.reference, 'proxmox-like');
+});
+
+const dirtySlow = (runs: MoveRun[]): Row => ({
+  key: { vm: '1 GiB / 2 GiB', workload: 'dirty', link: '1gbit' },
+  facts,
+  runs,
+});
+
+test('product path vs "link given": within 1.1 x the total and throttled no more is met', () => {
+  const check = checkProductPath(
+    dirtySlow([
+      run('silobreak', { totalMs: 20_000 }),
+      run('silobreak', { run: 2, totalMs: 21_000 }),
+      run('silobreak-link-given', { totalMs: 19_000 }),
+      run('silobreak-link-given', { run: 2, totalMs: 19_400 }),
+    ]),
+  );
+  assert.equal(check.status, 'met');
+  assert.ok(Math.abs((check.totalRatio ?? 0) - 20_500 / 19_200) < 1e-9);
+  assert.match(check.detail, /total 20\.5 s vs 19\.2 s = 1\.07 x/);
+});
+
+test('product path vs "link given": slower than 1.1 x, or throttled longer or harder, is missed', () => {
+  const slow = checkProductPath(
+    dirtySlow([run('silobreak', { totalMs: 25_600 }), run('silobreak-link-given', { totalMs: 18_700 })]),
+  );
+  assert.equal(slow.status, 'missed');
+  assert.equal(slow.totalMet, false);
+  assert.equal(slow.throttleMet, true);
+  // The issue's own figures: 25.6 s throttled 90 % for 17 s against 18.7 s never throttled.
+  const throttled = checkProductPath(
+    dirtySlow([
+      run('silobreak', { totalMs: 19_000, throttlePeakPercent: 90, throttleSeconds: 17 }),
+      run('silobreak-link-given', { totalMs: 18_700 }),
+    ]),
+  );
+  assert.equal(throttled.status, 'missed');
+  assert.equal(throttled.totalMet, true);
+  assert.equal(throttled.throttleMet, false);
+  const harder = checkProductPath(
+    dirtySlow([
+      run('silobreak', { throttlePeakPercent: 50, throttleSeconds: 2 }),
+      run('silobreak-link-given', { throttlePeakPercent: 30, throttleSeconds: 2 }),
+    ]),
+  );
+  assert.equal(harder.throttleMet, false);
+});
+
+test('product path vs "link given": a product move that did not converge misses; no link-given figure is n/a', () => {
+  const failed = checkProductPath(
+    dirtySlow([
+      run('silobreak'),
+      run('silobreak', { run: 2, outcome: 'not-converged', totalMs: undefined }),
+      run('silobreak-link-given'),
+    ]),
+  );
+  assert.deepEqual([failed.status, failed.detail], ['missed', 'product path converged 1/2']);
+  assert.equal(checkProductPath(dirtySlow([run('silobreak')])).status, 'n/a');
+  assert.equal(
+    checkProductPath(dirtySlow([run('silobreak'), run('silobreak-link-given', { outcome: 'failed' })]))
+      .status,
+    'n/a',
+  );
 });
