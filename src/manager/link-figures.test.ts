@@ -110,10 +110,10 @@ test("a caller's figure becomes the pair's latest", () => {
   assert.deepEqual(state.figure, { bitsPerSecond: 1e9, source: 'given', measuredAt: at });
 });
 
-test("a mirror's rate only when it copied enough to tell one", () => {
-  assert.equal(mirrorRate({ diskBytes: 1024 ** 3, mirrorTimeMs: 8000 }), (1024 ** 3 * 8) / 8);
-  assert.equal(mirrorRate({ diskBytes: MIRROR_RATE_MIN_BYTES - 1, mirrorTimeMs: 100 }), undefined);
-  assert.equal(mirrorRate({ diskBytes: 1024 ** 3, mirrorTimeMs: 0 }), undefined);
+test("a mirror's rate: the disks' data over its time, only when it copied enough to tell one", () => {
+  assert.equal(mirrorRate({ dataBytes: 1024 ** 3, mirrorTimeMs: 8000 }), (1024 ** 3 * 8) / 8);
+  assert.equal(mirrorRate({ dataBytes: MIRROR_RATE_MIN_BYTES - 1, mirrorTimeMs: 100 }), undefined);
+  assert.equal(mirrorRate({ dataBytes: 1024 ** 3, mirrorTimeMs: 0 }), undefined);
   assert.equal(mirrorRate({ mirrorTimeMs: 1000 }), undefined);
 });
 

@@ -77,6 +77,8 @@ export const Checkpoint = z.object({
   prepared: IncomingPrepared.optional(),
   /** Delta onto the target's retained copy, or a full copy (and why): decided in validate. */
   diskCopy: MovePlan.shape.diskCopy,
+  /** A full copy: the data the disks held at validate (what the mirror carries, for its rate). */
+  diskDataBytes: z.number().optional(),
 });
 type Checkpoint = z.infer<typeof Checkpoint>;
 
@@ -463,7 +465,9 @@ export class Move extends HostMove<Checkpoint> {
       ...(diskCopy ? [describeDiskCopy(diskCopy)] : []),
       ...(stream ? [`memory stream: ${stream.mode} (${stream.why})`] : []),
     ];
-    await this.save({ plan, diskCopy }, said.length ? said.join('; ') : undefined);
+    const diskDataBytes =
+      diskCopy?.kind === 'delta' ? undefined : checked.disks.reduce((sum, d) => sum + d.allocatedBytes, 0);
+    await this.save({ plan, diskCopy, diskDataBytes }, said.join('; '));
     await recordMove(deps.db, ctx.actor, this.vm, this.view.from, {
       from: this.view.from,
       to: this.view.to,
@@ -530,7 +534,10 @@ export class Move extends HostMove<Checkpoint> {
 
   /** The rate the disks mirrored at, kept with the pair's link (a lower bound); best effort. */
   async recordMirrorRate(): Promise<void> {
-    const rate = mirrorRate(this.status?.stats ?? {});
+    const rate = mirrorRate({
+      dataBytes: this.cp.diskDataBytes,
+      mirrorTimeMs: this.status?.stats.mirrorTimeMs,
+    });
     if (rate === undefined) return;
     await this.deps.links.recordMirror(this.sourceHost.id, this.targetHost.id, rate).catch(() => undefined);
   }
