@@ -85,6 +85,60 @@ test("a move's link: the probe fails, no figure stored: unknown; a caller's figu
   assert.deepEqual(listed?.mirror?.bitsPerSecond, 0.9e9);
 });
 
+test('the periodic work probes stale pairs only, and none with a host in a running move (a storage move here)', async () => {
+  const [h1, h2, h3] = await Promise.all([
+    hostRow(t.manager.db, 'h1'),
+    hostRow(t.manager.db, 'h2'),
+    hostRow(t.manager.db, 'h3'),
+  ]);
+  const state = async () =>
+    new Map(
+      (await t.manager.db.selectFrom('host_links').selectAll().execute()).map((r) => [
+        `${[h1, h2, h3].find((h) => h.id === r.from_host_id)?.name}->${[h1, h2, h3].find((h) => h.id === r.to_host_id)?.name}`,
+        r,
+      ]),
+    );
+  const before = await state();
+  const now = new Date().toISOString();
+  await t.manager.db
+    .insertInto('jobs')
+    .values({
+      id: '00000000-0000-4000-8000-00000000aaaa',
+      kind: 'vm-move-storage',
+      state: 'running',
+      target_kind: 'vm',
+      target_id: 'x',
+      target_name: 'x',
+      created_by: 'admin',
+      params: JSON.stringify({ hostId: h2.id }),
+      progress: '{}',
+      checkpoint: null,
+      result: null,
+      error: null,
+      cancel_requested: 0,
+      created_at: now,
+      started_at: now,
+      finished_at: null,
+      updated_at: now,
+    })
+    .execute();
+  try {
+    await links.refreshStale();
+  } finally {
+    await t.manager.db.deleteFrom('jobs').where('id', '=', '00000000-0000-4000-8000-00000000aaaa').execute();
+  }
+  const after = await state();
+  // h1 -> h3 holds a fresh figure (the caller's, above): left alone.
+  assert.equal(after.get('h1->h3')?.source, 'given');
+  assert.equal(after.get('h1->h3')?.probe_error_at, before.get('h1->h3')?.probe_error_at);
+  // h3 -> h1 had none: probed (its agents do not answer, so the failure is kept).
+  assert.equal(before.get('h3->h1'), undefined);
+  assert.match(after.get('h3->h1')?.probe_error ?? '', /unreachable/);
+  // Every pair with h2 waits: h2 is in a running move.
+  for (const pair of ['h1->h2', 'h2->h1', 'h2->h3', 'h3->h2'])
+    assert.equal(after.get(pair)?.probe_error_at, before.get(pair)?.probe_error_at, pair);
+});
+
 test('bad input names the field and changes nothing; a read-only token may list but not probe', async () => {
   const before = await dbSnapshot(t.manager.db);
   await rejects(t.admin.probeHostLinks('h1', { durationMs: 10 }), 400, 'durationMs');
