@@ -69,6 +69,10 @@ export const AGENT_ERRORS = {
     statuses: [409],
     about: 'the retained copy is not provably the disk as it left (generation, size, time or content differ)',
   },
+  'link-probe-failed': {
+    statuses: [502],
+    about: 'a link probe failed: the sink could not be opened or reached, or its answer was missing',
+  },
   'source-restarted': {
     statuses: [502],
     about: 'the source QEMU died in the rollback and the VM was started again from its disk',

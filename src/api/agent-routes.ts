@@ -32,6 +32,7 @@ import {
   StartMigrationRequest,
 } from './migration.js';
 import { HostStats } from './stats.js';
+import { LinkProbeRequest, LinkProbeResult, LinkSink, LinkSinkRequest } from './links.js';
 import { defineRoute, OpenApiDocument, openApiDocument } from './route-table.js';
 
 /*
@@ -396,6 +397,25 @@ export const agentMigrationRoutes = {
     params: z.object({ vmId: z.uuid() }),
     status: 204,
     errors: ['retained-copy-not-found', 'migration-conflict'],
+  }),
+  openLinkSink: route({
+    method: 'POST',
+    path: '/v1/link-probe/sink',
+    summary:
+      'Link probe, target: a one-shot TCP sink on the fabric address that takes one connection presenting its one-time secret (see links.ts)',
+    body: LinkSinkRequest,
+    status: 201,
+    response: LinkSink,
+    errors: ['link-probe-failed'],
+  }),
+  probeLink: route({
+    method: 'POST',
+    path: '/v1/link-probe',
+    summary: "Link probe, source: send to a target's sink for durationMs; the rate the sink received at",
+    body: LinkProbeRequest,
+    status: 200,
+    response: LinkProbeResult,
+    errors: ['link-probe-failed'],
   }),
 };
 

@@ -6,6 +6,7 @@ export * from './manager.js';
 export * from './manager-client.js';
 export * from './cli-config.js';
 export * from './migration.js';
+export * from './links.js';
 export * from './migration-client.js';
 export * from './route-table.js';
 export * from './agent-errors.js';

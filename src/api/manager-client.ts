@@ -34,6 +34,7 @@ import {
   type RetainedCopyView,
 } from './manager.js';
 import { managerRoutes as routes } from './manager-routes.js';
+import type { HostLinks, ProbedLinks, ProbeLinksRequest } from './links.js';
 import {
   DatastoreThresholds,
   StorageDatastoreRow,
@@ -113,6 +114,18 @@ export class ManagerClient {
   /** Polls the host's agent now instead of waiting for the next reconciliation. */
   reconcileHost(ref: string): Promise<Host> {
     return this.http.call(routes.reconcileHost, { params: { host: ref }, body: {} });
+  }
+  /** Both directions between the host and each other host (rate, age, source). */
+  hostLinks(ref: string): Promise<HostLinks> {
+    return this.http.call(routes.getHostLinks, { params: { host: ref } });
+  }
+  /** Measures the host's links now (one short probe per direction). */
+  probeHostLinks(ref: string, request: ProbeLinksRequest = {}): Promise<ProbedLinks> {
+    return this.http.call(
+      routes.probeHostLinks,
+      { params: { host: ref }, body: request },
+      { timeoutMs: 600_000 },
+    );
   }
 
   // Pools

@@ -42,6 +42,7 @@ import {
   RetainedCopyQuery,
   RetainedCopyView,
 } from './manager.js';
+import { HostLinks, ProbedLinks, ProbeLinksRequest } from './links.js';
 import {
   DatastoreRef,
   DatastoreThresholds,
@@ -220,6 +221,27 @@ export const managerRoutes = {
     status: 200,
     response: Host,
     errors: ['forbidden', 'not-found', 'host-unreachable', 'agent-error'],
+  }),
+  getHostLinks: route({
+    method: 'GET',
+    path: `${API_PREFIX}/hosts/:host/links`,
+    summary:
+      'The links between this host and each other host, both directions: rate, when and how it was obtained (probe, mirror, given), staleness',
+    params: HostRef,
+    status: 200,
+    response: HostLinks,
+    errors: ['not-found'],
+  }),
+  probeHostLinks: route({
+    method: 'POST',
+    path: `${API_PREFIX}/hosts/:host/links/probe`,
+    summary:
+      'Measure the links of this host now (with `to` only, or with every other host), both directions, one short probe each; failures are listed',
+    params: HostRef,
+    body: ProbeLinksRequest,
+    status: 200,
+    response: ProbedLinks,
+    errors: ['forbidden', 'not-found'],
   }),
 
   // Pools

@@ -13,7 +13,8 @@ import {
   VmSpec,
   VmState,
 } from './agent.js';
-import { MigrationPolicy, MigrationStats, StreamCompression } from './migration.js';
+import { MigrationPlan, MigrationPolicy, MigrationStats, StreamCompression } from './migration.js';
+import { LinkChoice } from './links.js';
 import { ApiError } from './problem.js';
 
 /*
@@ -473,6 +474,11 @@ export const MovePlan = z.object({
    * plan; absent when the source did not answer). The move itself chooses again when it starts.
    */
   stream: StreamCompression.optional(),
+  /**
+   * Live moves, dry run: the link rate the plan would use and where it came from (the caller's,
+   * a probe made for this dry run, or the stored figure when the probe failed), or why none.
+   */
+  link: LinkChoice.optional(),
 });
 export type MovePlan = z.infer<typeof MovePlan>;
 
@@ -530,6 +536,11 @@ export const MoveResult = z.object({
   keptSource: z.boolean(),
   /** Everything the engine measured. */
   stats: MigrationStats,
+  /**
+   * Live moves: the plan the copy ran on (the link rate and where it came from, the stream's cap,
+   * channels and encoding, and the reasons for each).
+   */
+  plan: MigrationPlan.optional(),
   /** Set when a cancel came after the guest had already switched over (the move went through). */
   note: z.string().optional(),
 });

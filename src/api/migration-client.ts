@@ -16,6 +16,7 @@ import type {
   RetainedCopy,
   StartMigrationRequest,
 } from './migration.js';
+import type { LinkProbeRequest, LinkProbeResult, LinkSink, LinkSinkRequest } from './links.js';
 
 /** Typed client of one agent's move routes (see the order of calls in migration.ts). */
 export class AgentMigrationClient {
@@ -70,6 +71,15 @@ export class AgentMigrationClient {
   /** Deletes a VM's retained copy. */
   releaseRetained(vmId: string): Promise<void> {
     return this.http.call(routes.releaseRetained, { params: { vmId } });
+  }
+
+  /** Link probe, target: a one-shot sink on the fabric address (links.ts). */
+  openLinkSink(request: LinkSinkRequest = {}): Promise<LinkSink> {
+    return this.http.call(routes.openLinkSink, { body: request });
+  }
+  /** Link probe, source: send to the sink; the rate it received at. */
+  probeLink(request: LinkProbeRequest): Promise<LinkProbeResult> {
+    return this.http.call(routes.probeLink, { body: request }, { timeoutMs: 30_000 });
   }
 
   /** Cold move, source: read-only NBD exports of the stopped VM's disks. */

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { Cidr, Ipv4, MacAddress, Name } from './agent.js';
+import { LinkFigure } from './links.js';
 
 /*
  * The agents' migration API (under /v1/migrations, bearer token as for the rest of the agent API).
@@ -218,6 +219,11 @@ export const PlanRequest = z.object({
   policy: MigrationPolicy.prefault({}),
   /** The target holds a retained copy of this generation: can the disks go as a delta? */
   deltaGeneration: GenerationId.optional(),
+  /**
+   * The link's rate as the manager knows it (probed now, or stored), used when the policy gives no
+   * `linkBitsPerSecond` (a caller's figure wins).
+   */
+  link: LinkFigure.optional(),
 });
 export type PlanRequest = z.input<typeof PlanRequest>;
 
@@ -232,6 +238,8 @@ export const MigrationPlan = z.object({
   mirrorBufSizeBytes: z.number().int(),
   /** The memory stream's encoding; absent = plain (plans made before the choice existed). */
   compression: StreamCompression.optional(),
+  /** The link rate the plan was made for, and where it came from; absent = unknown. */
+  link: LinkFigure.optional(),
   reasons: z.array(z.string()),
   /**
    * Asked with a deltaGeneration: the disks' tracking bitmaps are usable (`bytes`: what they

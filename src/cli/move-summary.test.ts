@@ -78,3 +78,25 @@ test('milliseconds read as ms below a second, seconds above', () => {
   assert.equal(formatMilliseconds(65_000), '1m 05s');
   assert.equal(formatMilliseconds(-1), '-');
 });
+
+test('the link the plan used: its rate, where it came from and the stream cap; unknown said as such', () => {
+  const plan = {
+    slowLink: true,
+    maxBandwidthBytesPerSecond: 112 * MiB,
+    multifdChannels: 1,
+    postcopy: false,
+    targetDowntimeMs: 30,
+    maxDowntimeMs: 300,
+    mirrorBufSizeBytes: 16 * MiB,
+    link: { bitsPerSecond: 0.944e9, source: 'probe', measuredAt: '2026-12-07T12:00:00.000Z' },
+    reasons: [],
+  };
+  const row = (result: unknown) => moveSummary({ result })?.find(([label]) => label === 'Link');
+  assert.deepEqual(row({ ...live, plan }), ['Link', '944 Mbit/s (probe); stream capped at 112 MiB/s']);
+  const { link: _none, ...unknown } = plan;
+  assert.deepEqual(row({ ...live, plan: { ...unknown, slowLink: false } }), [
+    'Link',
+    'unknown (a LAN assumed)',
+  ]);
+  assert.equal(row(live), undefined, 'no plan (a cold move, or a job from before): no row');
+});

@@ -1,6 +1,6 @@
 // What a move cost, as people read it at the end of `vm move` and in `job show`: total time, disk
 // and memory bytes and rates, passes, QEMU's and the guest's downtime, throttling. Pure.
-import { MoveResult, type Job } from '../api/index.js';
+import { formatBitRate, LINK_SOURCE_LABEL, MoveResult, type Job } from '../api/index.js';
 import { formatBytes, formatDuration, formatMilliseconds, formatRate } from './units.js';
 
 /** `1 GiB at 95 MiB/s` when the time is known, else the bytes alone. */
@@ -43,6 +43,14 @@ export function moveSummary(job: Pick<Job, 'result'>): [string, string][] | unde
       'Throttle',
       peak ? `up to ${Math.round(peak)}%${seconds ? ` for ${formatDuration(seconds)}` : ''}` : 'none',
     ]);
+  }
+  const plan = r.plan;
+  if (plan) {
+    const link = plan.link
+      ? `${formatBitRate(plan.link.bitsPerSecond)} (${LINK_SOURCE_LABEL[plan.link.source]})`
+      : 'unknown (a LAN assumed)';
+    const cap = plan.slowLink ? `; stream capped at ${formatRate(plan.maxBandwidthBytesPerSecond)}` : '';
+    rows.push(['Link', link + cap]);
   }
   if (s.compression) rows.push(['Memory stream', `${s.compression.mode} (${s.compression.why})`]);
   if (r.note) rows.push(['Note', r.note]);

@@ -398,7 +398,25 @@ export interface PlacementMovesTable {
   started_at: string;
 }
 
+/**
+ * What the manager knows of the link from one host to another (issue 27, links.ts): the current
+ * figure (rate, when, how: probe | mirror | given), the rate the last live move observed while its
+ * disks mirrored, and the last probe's failure until a probe succeeds.
+ */
+export interface HostLinksTable {
+  from_host_id: string;
+  to_host_id: string;
+  bits_per_second: number | null;
+  source: 'probe' | 'mirror' | 'given' | null;
+  measured_at: string | null;
+  mirror_bits_per_second: number | null;
+  mirror_at: string | null;
+  probe_error: string | null;
+  probe_error_at: string | null;
+}
+
 export interface DB {
+  host_links: HostLinksTable;
   placement_config: PlacementConfigTable;
   vm_placement: VmPlacementTable;
   placement_recommendations: PlacementRecommendationsTable;
@@ -810,6 +828,22 @@ export const migrations: Readonly<Record<string, Migration>> = {
         `create index placement_moves_vm on placement_moves (vm_id, started_at)`,
       ])
         await sql.raw(statement).execute(db);
+    },
+  },
+  '0010-host-links': {
+    // The fabric's links (issue 27): one row per ordered host pair, gone with either host.
+    async up(db: Kysely<any>) {
+      await sql
+        .raw(
+          `create table host_links (
+            from_host_id text not null references hosts (id) on delete cascade,
+            to_host_id text not null references hosts (id) on delete cascade,
+            bits_per_second real, source text, measured_at text,
+            mirror_bits_per_second real, mirror_at text,
+            probe_error text, probe_error_at text,
+            primary key (from_host_id, to_host_id)) without rowid`,
+        )
+        .execute(db);
     },
   },
 };

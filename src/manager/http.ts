@@ -44,6 +44,7 @@ import { renderManagerMetrics, storedMoves } from './metrics.js';
 import { retainedBytesOn, type MoveService } from './move/index.js';
 import type { PlacementService } from './placement/index.js';
 import type { ManagerService } from './service.js';
+import type { LinkService } from './links.js';
 
 /*
  * The REST API: the routes of src/api/manager-routes.ts, each bound here to its handler. Every
@@ -66,6 +67,7 @@ export interface ApiDeps {
   jobs: JobRunner;
   moves: MoveService;
   placement: PlacementService;
+  links: LinkService;
   version: string;
   /** Told of every answer outside the route table (tests also check replies); else logged. */
   onContractBreach?: ((breach: ContractBreach) => void) | undefined;
@@ -77,7 +79,7 @@ const accepted = (reply: FastifyReply, job: JobType) => {
   return { job, url: jobUrl(job.id) };
 };
 
-function handlers({ db, service, jobs, moves, placement, version }: ApiDeps): ManagerHandlers {
+function handlers({ db, service, jobs, moves, placement, links, version }: ApiDeps): ManagerHandlers {
   let doc: OpenApiDocument | undefined;
   return {
     async getInfo({ caller }) {
@@ -100,6 +102,8 @@ function handlers({ db, service, jobs, moves, placement, version }: ApiDeps): Ma
     getHost: ({ params }) => getHost(db, params.host),
     removeHost: ({ params, caller }) => service.removeHost(caller, params.host),
     reconcileHost: ({ params }) => service.reconcileHost(params.host),
+    getHostLinks: ({ params }) => links.list(params.host),
+    probeHostLinks: ({ params, body }) => links.probeHost(params.host, body),
 
     listPools: ({ query }) => listPools(db, query),
     createPool: ({ body, caller }) => service.createPool(caller, body),

@@ -17,6 +17,7 @@ import {
   sweepRetainedCopies,
 } from './move/index.js';
 import { PlacementService } from './placement/index.js';
+import { LinkService } from './links.js';
 import { Reconciler } from './reconcile.js';
 import { loadSecretBox, sealStoredAgentTokens } from './secrets.js';
 import { ManagerService } from './service.js';
@@ -112,10 +113,12 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
     intervalMs: (options.statsIntervalSeconds ?? DEFAULT_STATS_INTERVAL_SECONDS) * 1000,
     log,
   });
-  const service = new ManagerService({ db, jobs, reconciler, hostLocks, clientFor, secrets });
+  const links = new LinkService({ db, clientFor, log });
+  const service = new ManagerService({ db, jobs, reconciler, hostLocks, clientFor, secrets, links });
   const deps: VmJobDeps = { db, hostLocks, clientFor };
   const moveDeps = {
     ...deps,
+    links,
     slots: new HostSlots(options.maxMovesPerHost ?? 2),
     retainedCopyDays: options.retainedCopyDays ?? RETAINED_COPY_DAYS,
   };
@@ -145,6 +148,7 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
       jobs,
       moves,
       placement,
+      links,
       version: MANAGER_VERSION,
       onContractBreach: options.onContractBreach,
     },
@@ -158,6 +162,7 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
   reconciler.start();
   collector.start();
+  links.start();
   await placement.start();
 
   let closing: Promise<void> | undefined;
@@ -173,6 +178,7 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
       (closing ??= (async () => {
         await reconciler.stop();
         await collector.stop();
+        await links.stop();
         await placement.stop();
         await app.close();
         await jobs.drain((options.drainSeconds ?? 30) * 1000);

@@ -43,6 +43,7 @@ import type { JobRunner } from './jobs.js';
 import type { KeyedMutex } from './locks.js';
 import { fetchSnapshot, type Reconciler } from './reconcile.js';
 import type { SecretBox } from './secrets.js';
+import type { LinkService } from './links.js';
 import { placeInPool, prepareCreate } from './vm-jobs.js';
 
 /*
@@ -59,6 +60,8 @@ export interface ServiceDeps {
   clientFor: (host: HostRow) => AgentClient;
   /** Seals agent tokens before they are stored. */
   secrets: SecretBox;
+  /** Probes the links of a host that joins (in the background). */
+  links: LinkService;
 }
 
 /** `10.0.0.1:7001` or `http://10.0.0.1:7001/` -> `http://10.0.0.1:7001` */
@@ -262,6 +265,8 @@ export class ManagerService {
     void (async () => {
       for (const d of snapshot.datastores) await client.probeDatastore(d.name).catch(() => undefined);
     })();
+    // The links with every other host, both directions (short probes, one at a time, in the background).
+    this.deps.links.probeJoined(id);
     return getHost(db, id);
   }
 

@@ -93,6 +93,7 @@ const CHANGEABLE: readonly Table[] = [
   'vm_nics',
   'jobs',
   'changes',
+  'host_links',
 ];
 
 /** These tables' rows as one string, to compare before and after a call. */

@@ -29,6 +29,9 @@ export function migrationRoutes(options: MigrationServiceOptions = {}): AgentRou
       // Retained copies (delta return moves).
       listRetained: () => moves.listRetained(),
       releaseRetained: ({ params }) => moves.releaseRetained(params.vmId),
+      // Link probes (issue 27).
+      openLinkSink: ({ body }) => moves.links.openSink(body),
+      probeLink: ({ body }) => moves.links.send(body),
     };
   };
 }

@@ -8,9 +8,11 @@ import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
+import { describeLinkFigure } from '../../api/index.js';
 import type {
   CompleteMigrationRequest,
   IncomingPrepared,
+  LinkFigure,
   MigrationPlan,
   MigrationStatus,
   MoveStorageRequest,
@@ -34,6 +36,7 @@ import { BlockJobs, MigrateInfo, StatusInfo, YankInstances } from './qemu-replie
 import { currentNodeNames, StorageMove } from './storage.js';
 import { hasTlsCredentials, TLS_FILES } from './tls.js';
 import { PortAllocator, type PortLease } from './ports.js';
+import { LinkProbes } from './link-probe.js';
 import { initialProgress } from './progress.js';
 import { deltaRefusal, flattenLeftBehind, trackingBitmap, trackingBitmapName } from './delta.js';
 import { RetainedStore, type KeptDisk } from './retained.js';
@@ -48,6 +51,13 @@ import {
 import { idleCoresDuring, measureStreamFacts, SHORT_WINDOW_MS } from './stream-facts.js';
 
 const MiB = 1024 * 1024;
+
+/** The link a plan is made for: the caller's figure wins, else the manager's (probed now or stored). */
+function planLink(request: z.output<typeof PlanRequest>): LinkFigure | undefined {
+  const given = request.policy.linkBitsPerSecond;
+  if (given === undefined) return request.link;
+  return { bitsPerSecond: given, source: 'given', measuredAt: new Date().toISOString() };
+}
 const errorText = (error: unknown) => (error instanceof Error ? error.message : String(error));
 const Journal = z.object({
   vmName: z.string(),
@@ -101,6 +111,8 @@ export class MigrationService {
   #running = 0;
   readonly #queue: (() => void)[] = [];
   readonly retained: RetainedStore;
+  /** Link probes (issue 27): their sinks take ports from the same allocator as the moves. */
+  readonly links: LinkProbes;
 
   constructor(
     private readonly core: AgentCore,
@@ -109,6 +121,7 @@ export class MigrationService {
     this.#ports = new PortAllocator(options.portRange);
     this.#maxConcurrent = options.maxConcurrent ?? 2;
     this.retained = new RetainedStore(() => this.core.config.datastores);
+    this.links = new LinkProbes(this.#ports, () => this.core.config.fabricAddress, this.core.log);
   }
 
   async plan(request: z.output<typeof PlanRequest>): Promise<MigrationPlan> {
@@ -140,9 +153,10 @@ export class MigrationService {
     const def = runtime.def;
     const policy = request.policy;
     if (policy.strategy !== 'silobreak') return baselinePlan(policy.strategy, def.memoryMiB * MiB);
-    const compression = await this.#chooseCompression(runtime, policy, def.memoryMiB * MiB);
+    const link = planLink(request);
+    const compression = await this.#chooseCompression(runtime, policy, link, def.memoryMiB * MiB);
     const tuning = chooseTuning({
-      linkBitsPerSecond: policy.linkBitsPerSecond,
+      linkBitsPerSecond: link?.bitsPerSecond,
       accelerator: this.core.accelerator.accelerator,
       hostCpus: this.core.inventory.cpus,
       hostMemoryBytes: this.core.inventory.memoryBytes,
@@ -154,7 +168,11 @@ export class MigrationService {
       maxDowntimeMs: policy.maxDowntimeMs,
       compression,
     });
-    return migrationPlan(tuning, policy.allowPostcopy);
+    const plan = migrationPlan(tuning, policy.allowPostcopy);
+    const said = link
+      ? `link rate ${describeLinkFigure(link, Date.now())}`
+      : 'link rate unknown: none given, measured or stored';
+    return { ...plan, ...(link ? { link } : {}), reasons: [said, ...plan.reasons] };
   }
 
   /**
@@ -166,9 +184,10 @@ export class MigrationService {
   async #chooseCompression(
     runtime: ReturnType<AgentCore['vms']['runtime']>,
     policy: z.output<typeof PlanRequest>['policy'],
+    figure: LinkFigure | undefined,
     memoryBytes: number,
   ): Promise<CompressionChoice> {
-    const link = policy.linkBitsPerSecond === undefined ? undefined : policy.linkBitsPerSecond / 8;
+    const link = figure === undefined ? undefined : figure.bitsPerSecond / 8;
     const base = {
       linkBytesPerSecond: link,
       memoryBytes,

@@ -1,11 +1,21 @@
 // silobreak host list|add|remove|show
 import type { Command } from 'commander';
 import { z } from 'zod';
-import { AgentAddress, HostState, type Host } from '../../api/index.js';
+import {
+  AgentAddress,
+  figureAge,
+  formatBitRate,
+  HostState,
+  LINK_PROBE_MS,
+  LINK_SOURCE_LABEL,
+  type Host,
+  type HostLink,
+} from '../../api/index.js';
+import { OperationFailed } from '../errors.js';
 import { act, allPages, printList, printObject, noun, verb } from '../program.js';
 import { input } from '../rules.js';
 import { paintState } from '../output.js';
-import { renderDetails, type Column } from '../table.js';
+import { renderDetails, renderTable, type Column } from '../table.js';
 import { formatBytes, formatRelativeTime } from '../units.js';
 import type { OutputStyle } from '../output.js';
 
@@ -54,6 +64,37 @@ export function hostDetails(h: Host): string {
   ]);
 }
 
+/** Each link's rate, where it came from and how old it is; a failed last probe is said. */
+export function renderLinks(links: readonly HostLink[], now: number = Date.now()): string {
+  if (!links.length) return 'No other hosts: no links.';
+  return renderTable(
+    [
+      { header: 'From', value: (l) => l.from },
+      { header: 'To', value: (l) => l.to },
+      {
+        header: 'Rate',
+        value: (l) => (l.figure ? formatBitRate(l.figure.bitsPerSecond) : 'unknown'),
+        align: 'right',
+      },
+      { header: 'Source', value: (l) => (l.figure ? LINK_SOURCE_LABEL[l.figure.source] : '-') },
+      {
+        header: 'Age',
+        value: (l) => (l.figure ? figureAge(l.figure.measuredAt, now) + (l.stale ? ' (stale)' : '') : '-'),
+      },
+      {
+        header: 'Last mirror',
+        value: (l) =>
+          l.mirror ? `${formatBitRate(l.mirror.bitsPerSecond)} ${figureAge(l.mirror.observedAt, now)}` : '-',
+      },
+      {
+        header: 'Last probe failed',
+        value: (l) => (l.probeError ? `${figureAge(l.probeError.at, now)}: ${l.probeError.reason}` : '-'),
+      },
+    ],
+    links,
+  );
+}
+
 export function registerHostCommands(program: Command): void {
   const host = noun(program, 'host', 'Hosts (KVM machines running the silobreak agent)');
 
@@ -75,12 +116,46 @@ export function registerHostCommands(program: Command): void {
       ),
     );
 
-  verb(host, 'show <host>', 'Show one host (by name or id)').action(
+  verb(host, 'show <host>', 'Show one host (by name or id) and its links to the other hosts').action(
     act(z.object({ host: input.ref }), async (o, ctx) => {
-      const h = await ctx.client().getHost(o.host);
-      printObject(ctx, h, hostDetails(h));
+      const client = ctx.client();
+      const h = await client.getHost(o.host);
+      const { links } = await client.hostLinks(h.id);
+      printObject(ctx, { ...h, links }, `${hostDetails(h)}\n\nLinks:\n${renderLinks(links)}`);
     }),
   );
+
+  verb(host, 'links <host>', 'The links between a host and each other host: rate, source and age').action(
+    act(z.object({ host: input.ref }), async (o, ctx) => {
+      const links = await ctx.client().hostLinks(o.host);
+      printObject(ctx, links, renderLinks(links.links));
+    }),
+  );
+
+  verb(host, 'probe <host>', "Measure a host's links now, both directions (a short probe each)")
+    .option('--to <host>', 'only the links with this host')
+    .option(
+      '--duration <ms>',
+      `how long each probe sends (${LINK_PROBE_MS.min}-${LINK_PROBE_MS.max} ms, default ${LINK_PROBE_MS.default})`,
+    )
+    .action(
+      act(
+        z.object({
+          host: input.ref,
+          to: input.ref.optional(),
+          duration: input.count(LINK_PROBE_MS.min, LINK_PROBE_MS.max).optional(),
+        }),
+        async (o, ctx) => {
+          const probed = await ctx.client().probeHostLinks(o.host, {
+            ...(o.to ? { to: o.to } : {}),
+            ...(o.duration !== undefined ? { durationMs: o.duration } : {}),
+          });
+          const failed = probed.failures.map((f) => `probe ${f.from} -> ${f.to} failed: ${f.reason}`);
+          printObject(ctx, probed, [renderLinks(probed.links), ...failed].join('\n'));
+          if (probed.failures.length) throw new OperationFailed(`${probed.failures.length} probe(s) failed`);
+        },
+      ),
+    );
 
   verb(
     host,

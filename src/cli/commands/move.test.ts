@@ -52,6 +52,18 @@ test('a dry run shows every check with its verdict, the disks and the space rule
     { ...plan, stream: { mode: 'multifd-zstd', why } },
   );
   assert.ok(withStream.endsWith(`Memory stream: multifd-zstd (${why})`), withStream);
+  assert.doesNotMatch(withStream, /^Link /m, 'no link line when the plan has none');
+  const withLink = renderPlan(
+    { color: false, progressBar: false, json: false },
+    {
+      ...plan,
+      link: {
+        figure: { bitsPerSecond: 0.94e9, source: 'probe', measuredAt: '2026-12-07T12:00:00.000Z' },
+        why: '940 Mbit/s, probed just now',
+      },
+    },
+  );
+  assert.match(withLink, /^Link h1 -> h2: 940 Mbit\/s, probed just now$/m);
 });
 
 test('vm move --cleanup says what went and what waits for its host, or that nothing is left', () => {

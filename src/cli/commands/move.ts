@@ -86,8 +86,9 @@ export function renderPlan(style: OutputStyle, plan: MovePlan): string {
         `The move of ${plan.vm.name} would be refused: fix the checks marked NO (nothing changed).`,
       );
   const copy = plan.diskCopy ? [`Disk copy: ${describeDiskCopy(plan.diskCopy)}`] : [];
+  const link = plan.link ? [`Link ${plan.from} -> ${plan.to}: ${plan.link.why}`] : [];
   const stream = plan.stream ? [`Memory stream: ${plan.stream.mode} (${plan.stream.why})`] : [];
-  return [verdict, checks, disks, ...copy, `Space rule: ${plan.spaceRule}`, ...stream].join('\n\n');
+  return [verdict, checks, disks, ...copy, `Space rule: ${plan.spaceRule}`, ...link, ...stream].join('\n\n');
 }
 
 /** `vm move --cleanup`: what went, what waits for its host. */

@@ -32,6 +32,8 @@ import { AgentFailed, agentError, HostUnreachable, toProblem } from '../errors.j
 import { getVm, hostRow, upsertVms, vmObject, type HostRow } from '../inventory.js';
 import { JobCancelled, type JobContext, type JobHandler } from '../jobs.js';
 import type { VmJobDeps } from '../vm-jobs.js';
+import type { LinkService } from '../links.js';
+import { mirrorRate } from '../link-figures.js';
 import { MoveFailed, MoveInterrupted, MoveRefused, MoveRolledBack } from './errors.js';
 import { checkHostMove, requireStill } from './facts.js';
 import {
@@ -75,11 +77,15 @@ export const Checkpoint = z.object({
   prepared: IncomingPrepared.optional(),
   /** Delta onto the target's retained copy, or a full copy (and why): decided in validate. */
   diskCopy: MovePlan.shape.diskCopy,
+  /** A full copy: the data the disks held at validate (what the mirror carries, for its rate). */
+  diskDataBytes: z.number().optional(),
 });
 type Checkpoint = z.infer<typeof Checkpoint>;
 
 export interface MoveDeps extends VmJobDeps {
   slots: HostSlots;
+  /** The fabric's link figures: a live move's plan uses its pair's (links.ts). */
+  links: LinkService;
   /** Days a retained copy is kept before it is released (RETAINED_COPY_DAYS when absent). */
   retainedCopyDays?: number;
   /** Milliseconds between status polls of the source agent. */
@@ -434,18 +440,34 @@ export class Move extends HostMove<Checkpoint> {
   /** The checks again with fresh facts (the job may have waited), then the source's plan. */
   async validate(): Promise<void> {
     const { deps, ctx } = this;
-    const checked = await this.checkStill(`${this.vm.name} stopped after the live move was accepted`);
+    const given = ctx.params.policy?.linkBitsPerSecond;
+    // The pair's link is probed afresh beside the checks (both wait on the agents, the probe only
+    // fills the link for LINK_PROBE_MS.default), so the plan knows the link at little cost.
+    const [checked, link] = await Promise.all([
+      this.checkStill(`${this.vm.name} stopped after the live move was accepted`),
+      deps.links.forMove(this.sourceHost, this.targetHost, given),
+    ]);
     ctx.throwIfCancelled();
+    if (given !== undefined)
+      await deps.links.recordGiven(this.sourceHost.id, this.targetHost.id, given).catch(() => undefined);
     const plan = await this.call(this.sourceHost, () =>
-      this.source.plan({ vmName: this.vm.name, policy: ctx.params.policy ?? {} }),
+      this.source.plan({
+        vmName: this.vm.name,
+        policy: ctx.params.policy ?? {},
+        // A caller's figure is in the policy already (and wins on the agent too).
+        ...(given === undefined && link.figure ? { link: link.figure } : {}),
+      }),
     );
     const diskCopy = checked.diskCopy;
     const stream = plan.compression;
     const said = [
+      `link ${this.view.from} -> ${this.view.to}: ${link.why}`,
       ...(diskCopy ? [describeDiskCopy(diskCopy)] : []),
       ...(stream ? [`memory stream: ${stream.mode} (${stream.why})`] : []),
     ];
-    await this.save({ plan, diskCopy }, said.length ? said.join('; ') : undefined);
+    const diskDataBytes =
+      diskCopy?.kind === 'delta' ? undefined : checked.disks.reduce((sum, d) => sum + d.allocatedBytes, 0);
+    await this.save({ plan, diskCopy, diskDataBytes }, said.join('; '));
     await recordMove(deps.db, ctx.actor, this.vm, this.view.from, {
       from: this.view.from,
       to: this.view.to,
@@ -510,6 +532,16 @@ export class Move extends HostMove<Checkpoint> {
     await ctx.progress({ phase: 'switchover', percent: phasePercent('switchover', 1) });
   }
 
+  /** The rate the disks mirrored at, kept with the pair's link (a lower bound); best effort. */
+  async recordMirrorRate(): Promise<void> {
+    const rate = mirrorRate({
+      dataBytes: this.cp.diskDataBytes,
+      mirrorTimeMs: this.status?.stats.mirrorTimeMs,
+    });
+    if (rate === undefined) return;
+    await this.deps.links.recordMirror(this.sourceHost.id, this.targetHost.id, rate).catch(() => undefined);
+  }
+
   /** Whether the source keeps a retained copy: asked for, or the move went onto one (the next round trip). */
   get retains(): boolean {
     return this.ctx.params.retain || this.cp.diskCopy?.kind === 'delta';
@@ -532,6 +564,7 @@ export class Move extends HostMove<Checkpoint> {
         await sleep(2000 * attempt);
       }
     }
+    await this.recordMirrorRate();
     try {
       const kept = this.retains
         ? (await this.source.listRetained()).find((c) => c.vmId === this.vm.id)
@@ -558,7 +591,12 @@ export class Move extends HostMove<Checkpoint> {
 export interface RunnableMove extends Followed {
   /** What the target agent measured (its resume time), for the result. */
   readonly targetStats?: MigrationStatus['stats'] | undefined;
-  readonly cp: { migrationId: string; startedAtMs: number; phase: MovePhase };
+  readonly cp: {
+    migrationId: string;
+    startedAtMs: number;
+    phase: MovePhase;
+    plan?: MigrationPlan | undefined;
+  };
   /** Undos kept for hosts that did not answer (host name -> steps). */
   readonly deferred: ReadonlyMap<string, PendingStep[]>;
 }
@@ -634,6 +672,7 @@ export async function runMove(
       outcome.outcome === 'completed-despite-stop'
         ? 'the cancel came after the guest had switched over: the move went through'
         : undefined,
+      move.cp.plan,
     );
     await end('finished', moveFigures(result, move.status));
     return result;

@@ -6,7 +6,7 @@
  * monotonic. The agent's figures go into `details` as they are (per disk, memory, rate, dirty
  * rate, ETA, health, throttle), which is what the CLI's progress bar reads.
  */
-import type { MigrationStatus, MoveResult } from '../../api/index.js';
+import type { MigrationPlan, MigrationStatus, MoveResult } from '../../api/index.js';
 import type { ProgressUpdate } from '../jobs.js';
 import { phasePercent, type MovePhase } from './phases.js';
 
@@ -84,6 +84,7 @@ export function moveResult(
   totalTimeMs: number,
   keptSource: boolean,
   note?: string,
+  plan?: MigrationPlan,
 ): MoveResult {
   const guestDowntime = guestDowntimeMs(stats);
   return {
@@ -100,6 +101,7 @@ export function moveResult(
     ...(stats.throttleSeconds !== undefined ? { throttleSeconds: stats.throttleSeconds } : {}),
     keptSource,
     stats,
+    ...(plan ? { plan } : {}),
     ...(note ? { note } : {}),
   };
 }

@@ -7,6 +7,7 @@ import type { z } from 'zod';
 import {
   AgentMigrationClient,
   type Job,
+  type LinkChoice,
   type MoveCleanupResult,
   type MovePlan,
   type MoveVmRequest,
@@ -54,6 +55,11 @@ export class MoveService {
           'retain: give either keepSource (a full copy stays) or retain, not both',
           'retain',
         );
+      // A dry run shows the link the move would use: probed beside the checks, as the move does.
+      const linkProbe =
+        req.dryRun && sourceHost.id !== targetHost.id
+          ? this.deps.links.forMove(sourceHost, targetHost, req.policy?.linkBitsPerSecond)
+          : Promise.resolve(undefined);
       const plan = await checkHostMove(this.deps, {
         vmId: stored.id,
         source: sourceHost,
@@ -67,7 +73,7 @@ export class MoveService {
           `retain: ${stored.name} is stopped; only a live move keeps a retained copy (start it, or move without retain)`,
           'retain',
         );
-      if (req.dryRun) return { plan: await this.#withStream(plan, sourceHost, req.policy) };
+      if (req.dryRun) return { plan: await this.#withStream(plan, sourceHost, req.policy, await linkProbe) };
       if (!plan.ok) throw new MoveRefused(plan);
       const params: MoveParams = {
         vmId: stored.id,
@@ -92,21 +98,28 @@ export class MoveService {
   }
 
   /**
-   * A dry run of a live move shows the stream encoding the source would choose now (it measures
-   * the guest when the link is slow). Best effort: a source that does not answer leaves it out.
+   * A dry run of a live move shows the link rate it would use (and where it came from) and the
+   * stream encoding the source would choose now for it (it measures the guest when the link is
+   * slow). Best effort: a source that does not answer leaves the stream out.
    */
   async #withStream(
     plan: MovePlan,
     source: Parameters<MoveDeps['clientFor']>[0],
     policy: z.output<typeof MoveVmRequest>['policy'],
+    link: LinkChoice | undefined,
   ): Promise<MovePlan> {
     if (!plan.ok || plan.mode !== 'live') return plan;
+    const withLink = link ? { ...plan, link } : plan;
     try {
       const agent = new AgentMigrationClient(this.deps.clientFor(source).http);
-      const migration = await agent.plan({ vmName: plan.vm.name, policy: policy ?? {} });
-      return migration.compression ? { ...plan, stream: migration.compression } : plan;
+      const migration = await agent.plan({
+        vmName: plan.vm.name,
+        policy: policy ?? {},
+        ...(policy?.linkBitsPerSecond === undefined && link?.figure ? { link: link.figure } : {}),
+      });
+      return migration.compression ? { ...withLink, stream: migration.compression } : withLink;
     } catch {
-      return plan;
+      return withLink;
     }
   }
 
