@@ -76,8 +76,11 @@ const DAY = 86_400;
 
 export const PlacementSettings = z.strictObject({
   evaluationIntervalSeconds: Seconds(1, DAY),
-  /** At least 1 minute: the Storage Explorer's smallest window. */
-  demandWindowSeconds: Seconds(60, DAY),
+  /**
+   * At least 30 s: one bucket of the Storage Explorer's finest tier (a window covers its length
+   * plus up to one bucket).
+   */
+  demandWindowSeconds: Seconds(30, DAY),
   fastClass: Name,
   hotIops: z.number().positive().max(1e9),
   hotLatencyPercentile: z.enum(['p90', 'p99']),

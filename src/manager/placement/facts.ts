@@ -75,15 +75,15 @@ export async function loadDemand(
   now: number,
   targets: readonly Target[],
 ): Promise<Map<string, Demand>> {
-  const window = `${Math.max(1, Math.ceil(s.demandWindowSeconds / 60))}m`;
   const limits = new Map(targets.map((t) => [`${t.host}/${t.datastore}`, t.limits]));
   const out = new Map<string, Demand>();
   let cursor: string | undefined;
   do {
     const page = await listStorageDisks(
       db,
-      StorageDiskQuery.parse({ window, limit: 1000, ...(cursor ? { cursor } : {}) }),
+      StorageDiskQuery.parse({ limit: 1000, ...(cursor ? { cursor } : {}) }),
       now,
+      s.demandWindowSeconds,
     );
     for (const d of page.items)
       out.set(d.vmId, addDisk(out.get(d.vmId), d, s, limits.get(`${d.host}/${d.datastore}`)));

@@ -177,6 +177,8 @@ test('bad settings and modes name the field and change nothing', async () => {
   );
   await rejects(admin.setPlacementSettings({ coolIops: 300 }), 400, 'coolIops');
   await rejects(admin.setPlacementSettings({ holdSeconds: -1 }), 400, 'holdSeconds');
+  // Shorter than one bucket of the Storage Explorer's finest tier.
+  await rejects(admin.setPlacementSettings({ demandWindowSeconds: 29 }), 400, 'demandWindowSeconds');
   await rejects(
     admin.http.request('PUT', '/api/v1/placement/settings', z.unknown(), { hotIOPS: 5 }),
     400,
