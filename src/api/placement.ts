@@ -31,7 +31,8 @@ export const DEFAULT_PLACEMENT_MODE: PlacementMode = 'recommend';
  * - cool: below 50 IOPS, held 30 minutes: a lower threshold and a longer hold than hot, the
  *   hysteresis that keeps a VM near the threshold from bouncing.
  * - a VM stays at least 30 minutes after any move, makes at most 4 placement moves in 24 hours
- *   (2 per episode: there and back) and at most 1 placement move runs at a time.
+ *   (2 per episode: there and back; it leaves only with a move left for the way back) and at most
+ *   1 placement move runs at a time.
  * - a target keeps 1 GiB of memory and 15 % of its space free (vCloud Director's red band), and
  *   the VMs on it use at most 80 % of its IOPS budget (its limit or measured capability).
  * - a schedule's lead time: memory and allocated disk at 100 MiB/s plus 60 s, so the move has
@@ -111,6 +112,11 @@ export function placementSettingsProblem(
     return { field: 'coolIops', message: `must be below hotIops (${s.hotIops}): the hysteresis band` };
   if (s.coolHoldSeconds < s.holdSeconds)
     return { field: 'coolHoldSeconds', message: `must not be below holdSeconds (${s.holdSeconds})` };
+  if (s.movesPerDay === 1)
+    return {
+      field: 'movesPerDay',
+      message: 'must be 0 or at least 2: a VM leaves its home only with a move left to come back',
+    };
   return undefined;
 }
 

@@ -247,6 +247,29 @@ test('pinned, excluded, moving, over budget, within the minimum stay, stopped: n
   }
 });
 
+test('a VM leaves for the fast class only with a move of its budget left to come back', () => {
+  assert.equal(plan(input([hot({ movesToday: S.movesPerDay - 2 })])).moves.length, 1);
+  // One move left: going out would strand it on the fast class for the rest of the day.
+  assert.equal(plan(input([hot({ movesToday: S.movesPerDay - 1 })])).moves.length, 0);
+  // A VM out there still comes home with its last move.
+  const out = vm('out', {
+    at: { host: 'host3', datastore: 'local' },
+    cls: 'fast',
+    home: { host: 'host1', datastore: 'local' },
+    placedFor: 'demand',
+    demand: { iops: 1, latencyMs: 0.2 },
+    coolSince: NOW - 31 * MIN,
+    lastMoveAt: NOW - 60 * MIN,
+    movesToday: S.movesPerDay - 1,
+  });
+  assert.deepEqual(
+    plan(input([out])).moves.map((m) => m.kind),
+    ['go-home'],
+  );
+  assert.equal(placementSettingsProblem({ ...S, movesPerDay: 1 })?.field, 'movesPerDay');
+  assert.equal(placementSettingsProblem({ ...S, movesPerDay: 0 }), undefined);
+});
+
 test('the concurrent move cap counts moves in flight', () => {
   assert.equal(plan(input([hot()], { movesInFlight: 1 })).moves.length, 0);
   const two = [hot(), hot({ id: 'id-b2', name: 'busy2' })];
@@ -523,6 +546,8 @@ test('property: the cap, the budget, pins, moves in flight and the minimum stay 
         const v = inp.vms.find((x) => x.id === m.vmId) as VmFacts;
         assert.ok(!v.pinned && !v.moving && v.running, m.vm);
         assert.ok(v.movesToday < inp.settings.movesPerDay, `${m.vm} over budget`);
+        if (m.kind === 'to-fast' || m.kind === 'schedule-in')
+          assert.ok(v.movesToday + 2 <= inp.settings.movesPerDay, `${m.vm} could not come back`);
         if (m.kind !== 'schedule-in' && m.kind !== 'schedule-out')
           assert.ok(v.lastMoveAt === null || inp.now - v.lastMoveAt >= inp.settings.minStaySeconds * 1000);
         assert.ok(m.from.host !== m.to.host || m.from.datastore !== m.to.datastore, 'a move goes somewhere');

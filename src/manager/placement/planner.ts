@@ -4,6 +4,8 @@
  * time, it returns the moves it recommends (each with its reason and the target's predicted load)
  * and the streaks to keep for the next round.
  *
+ * A VM enters the fast class only with two moves left in its day's budget: one to come back.
+ *
  * Order of decisions: VMs leave the fast class first (schedule windows that ended, VMs cooled for
  * the long hold), then VMs enter it (schedule windows about to open, then hot VMs by priority and
  * demand). A VM that finds no room may displace a lower-priority one, which goes home first; the
@@ -380,6 +382,8 @@ export function plan(input: PlanInput): PlanOutput {
 
   const movable = (vm: VmFacts) =>
     vm.running && !vm.pinned && !vm.excluded && !vm.moving && vm.movesToday < s.movesPerDay;
+  /** Leaving for the fast class keeps a move of the day's budget for the way back. */
+  const canGoAndReturn = (vm: VmFacts) => vm.movesToday + 2 <= s.movesPerDay;
   const stayedLongEnough = (vm: VmFacts) =>
     vm.lastMoveAt === null || now - vm.lastMoveAt >= s.minStaySeconds * 1000;
   const windowOf = (vm: VmFacts) => input.windows.find((w) => w.vmId === vm.id);
@@ -467,7 +471,7 @@ export function plan(input: PlanInput): PlanOutput {
   type Want = { vm: VmFacts; cls: string; kind: 'schedule-in' | 'to-fast'; reason: PlacementReason };
   const wants: Want[] = [];
   for (const vm of vms) {
-    if (!movable(vm) || planned.has(vm.id)) continue;
+    if (!movable(vm) || planned.has(vm.id) || !canGoAndReturn(vm)) continue;
     const w = windowOf(vm);
     if (w && scheduledNow(vm) && vm.cls !== w.cls) {
       wants.push({
@@ -532,6 +536,7 @@ export function plan(input: PlanInput): PlanOutput {
   const warming = vms.filter(
     (v) =>
       movable(v) &&
+      canGoAndReturn(v) &&
       !planned.has(v.id) &&
       v.cls !== s.fastClass &&
       v.hotSince !== null &&
