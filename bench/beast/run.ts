@@ -21,7 +21,12 @@ import { cpus, loadavg } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
-import { DEFAULT_PLACEMENT_SETTINGS, MoveResult, type ManagerClient } from '../../src/api/index.js';
+import {
+  DEFAULT_PLACEMENT_SETTINGS,
+  HELD_AT_LIMIT_SHARE,
+  MoveResult,
+  type ManagerClient,
+} from '../../src/api/index.js';
 import { waitForGuestAgent } from '../../src/agent/index.js';
 import {
   hostOf,
@@ -248,7 +253,7 @@ async function report(single: EpisodeResult[], competing: EpisodeResult[]): Prom
   const text = [
     `# The Beast (bench/beast), ${new Date().toISOString()}`,
     '',
-    `Episodes of ${EPISODE_S} s of random 4 KiB I/O (sb-iobench, O_DIRECT, QD1) in TCG guests, measured in back-to-back ${MEASURE_S}-s runs; host1/host2 limited to ${STANDARD_TIER_LIMITS.iops} IOPS, the Beast unlimited (episode 2: ${COMPETING_BEAST_IOPS} IOPS). Placement automatic with the **default thresholds** (hot: ≥ ${S.hotIops} IOPS and ${S.hotLatencyPercentile} ≥ ${S.hotLatencyMs} ms, or held at ≥ 90 % of a limit; cool: < ${S.coolIops} IOPS; ${S.movesPerDay} moves a day; ${S.maxConcurrentMoves} at a time; ${S.maxIopsUtilisation * 100} % of a budget); **durations shortened**: ${durations}. ${cpus().length} cores, load ${loadavg()[0]?.toFixed(1)} at the end.`,
+    `Episodes of ${EPISODE_S} s of random 4 KiB I/O (sb-iobench, O_DIRECT, QD1) in TCG guests, measured in back-to-back ${MEASURE_S}-s runs; host1/host2 limited to ${STANDARD_TIER_LIMITS.iops} IOPS, the Beast unlimited (episode 2: ${COMPETING_BEAST_IOPS} IOPS). Placement automatic with the **default thresholds** (hot: ≥ ${S.hotIops} IOPS and ${S.hotLatencyPercentile} ≥ ${S.hotLatencyMs} ms, or held at ≥ ${Math.round(HELD_AT_LIMIT_SHARE * 100)} % of a limit; cool: < ${S.coolIops} IOPS; ${S.movesPerDay} moves a day; ${S.maxConcurrentMoves} at a time; ${S.maxIopsUtilisation * 100} % of a budget); **durations shortened**: ${durations}. ${cpus().length} cores, load ${loadavg()[0]?.toFixed(1)} at the end.`,
     '',
     'Medians of the runs in each phase (the number of runs in brackets): held at home (before and during the load until the move), on the Beast, after going home.',
     '',
