@@ -118,8 +118,11 @@ test('a schedule moves a VM onto the fast class before its window opens and home
 });
 
 test('two VMs held at their limits for one free slot: the higher priority wins, the other makes no move at all', async (t) => {
-  // Both go hot at once, the normal-priority one a moment first.
+  // Both go hot at once, the normal-priority one half a hold first: bronze qualifies while gold,
+  // hot too, is still within its hold, and must leave it the room (no move in only to be
+  // displaced a moment later).
   await startLoad('bronze');
+  await sleep((S.holdSeconds * 1000) / 2);
   await startLoad('gold');
   const onset = Date.now();
   const gold = await until(
