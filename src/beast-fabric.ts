@@ -1,16 +1,30 @@
 // The fabric the Beast's lab tests run on (placement*.lab.test.ts): a manager and three lab
 // agents, host3 of class `fast`, the others limited like a SAN tier (as `lab up --beast host3`
-// makes them). At the root because it joins two parts: the manager and the agent's lab agents.
+// makes them), and what both files ask of it: commands in a guest wherever it runs now, data
+// checksums, the placement moves of a VM and the time bounds of an episode. At the root because
+// it joins two parts: the manager and the agent's lab agents.
+import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { ManagerClient, type DatastoreLimits } from './api/index.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  DEFAULT_PLACEMENT_SETTINGS,
+  ManagerClient,
+  type ChangeRecord,
+  type DatastoreLimits,
+  type GuestExecResult,
+  type PlacementSettings,
+} from './api/index.js';
 import { startLabAgent, type LabAgent } from './agent/index.js';
-import { startManager } from './manager/index.js';
+import { insight, startManager } from './manager/index.js';
 import { STANDARD_TIER_LIMITS } from './lab/index.js';
 
 export const BEAST_FABRIC_HOSTS = ['host1', 'host2', 'host3'] as const;
 export type BeastFabricHost = (typeof BEAST_FABRIC_HOSTS)[number];
+
+/** How often the fabric's manager samples the agents' statistics. */
+export const BEAST_FABRIC_STATS_SECONDS = 2;
 
 export interface BeastFabric {
   api: ManagerClient;
@@ -28,7 +42,7 @@ export async function startBeastFabric(
   const dataDir = await mkdtemp(path.join(tmpdir(), `${prefix}manager-`));
   const manager = await startManager({
     dataDir,
-    statsIntervalSeconds: 2,
+    statsIntervalSeconds: BEAST_FABRIC_STATS_SECONDS,
     reconcileIntervalSeconds: 2,
     log: () => {},
   });
@@ -58,4 +72,102 @@ export async function startBeastFabric(
     throw error;
   }
   return { api, agents, close };
+}
+
+/** The host the manager has the VM on now. */
+export async function hostOf(fabric: BeastFabric, vm: string): Promise<BeastFabricHost> {
+  const host = (await fabric.api.getVm(vm)).host;
+  assert.ok((BEAST_FABRIC_HOSTS as readonly string[]).includes(host), `${vm} on ${host}`);
+  return host as BeastFabricHost;
+}
+
+/** A command in the VM's guest wherever it runs now (asked again if it moved meanwhile). */
+export async function inGuestOf(
+  fabric: BeastFabric,
+  vm: string,
+  argv: string[],
+  timeoutSeconds = 60,
+  detach = false,
+): Promise<GuestExecResult> {
+  for (let attempt = 1; ; attempt++) {
+    const agent = fabric.agents.get(await hostOf(fabric, vm));
+    try {
+      assert.ok(agent, `no lab agent for ${vm}'s host`);
+      return await agent.client.guestExec(vm, argv, timeoutSeconds, detach);
+    } catch (error) {
+      if (attempt >= 5) throw error;
+      await sleep(2000);
+    }
+  }
+}
+
+/** Writes `mib` MiB of random data to `file` in the guest, flushed to its disk. */
+export async function writeRandomData(fabric: BeastFabric, vm: string, file: string, mib: number) {
+  const out = await inGuestOf(fabric, vm, [
+    '/bin/dd',
+    'if=/dev/urandom',
+    `of=${file}`,
+    'bs=1M',
+    `count=${mib}`,
+    'conv=fsync',
+  ]);
+  assert.equal(out.exitCode, 0, out.stderr);
+}
+
+/**
+ * The SHA-256 of a file in the guest as its disk holds it: the page cache is dropped first, so
+ * after a move the guest reads what the move put on the disk it runs on now.
+ */
+export async function diskChecksum(fabric: BeastFabric, vm: string, file: string): Promise<string> {
+  const out = await inGuestOf(
+    fabric,
+    vm,
+    ['/bin/sh', '-c', `sync && echo 3 > /proc/sys/vm/drop_caches && /usr/bin/sha256sum ${file}`],
+    120,
+  );
+  assert.equal(out.exitCode, 0, out.stderr);
+  const sum = out.stdout?.split(' ')[0] ?? '';
+  assert.match(sum, /^[0-9a-f]{64}$/);
+  return sum;
+}
+
+/** The VM's placement moves in the change log (newest first), each with its reason's kind. */
+export async function placementMovesOf(fabric: BeastFabric, vm: string) {
+  const changes = await fabric.api.listChanges({ actor: 'placement', object: vm, limit: 100 });
+  return changes.items
+    .filter((c) => c.changes.some((f) => f.field === 'placement'))
+    .map((c: ChangeRecord) => {
+      const reason = String(c.changes.find((f) => f.field === 'placement.reason')?.after ?? '');
+      return { kind: reason.split(':')[0] ?? '', reason, jobId: c.jobId, at: c.at };
+    })
+    .sort((a, b) => Date.parse(b.at) - Date.parse(a.at));
+}
+
+/**
+ * A placement move of a lab test VM (256 MiB of memory, a 256 MiB disk), job start to the VM
+ * running on its target: 3-5 s measured here (bench/beast), up to ~12 s for a busy guest on a
+ * loaded machine; the bound leaves room for that twice over, and stays far below the holds and
+ * windows that would hide a late move.
+ */
+export const PLACEMENT_MOVE_MAX_MS = 30_000;
+
+/** The time bounds of an episode under the settings `s` (the defaults and the lab's overrides). */
+export function episodeBounds(overrides: Partial<PlacementSettings>) {
+  const s = { ...DEFAULT_PLACEMENT_SETTINGS, ...overrides };
+  const round = s.evaluationIntervalSeconds * 1000;
+  const sample = BEAST_FABRIC_STATS_SECONDS * 1000;
+  // A window covers its length plus up to one bucket of the Storage Explorer's finest tier.
+  const window = (s.demandWindowSeconds + insight.IO_TIERS[0].res) * 1000;
+  return {
+    /** Load at its limit from onset to hot: the window full of it, a sample and a round. */
+    onsetToHotMs: window + sample + round,
+    /** Hot to running on the Beast: the hold, a round, one move. */
+    hotToBeastMs: s.holdSeconds * 1000 + 2 * round + PLACEMENT_MOVE_MAX_MS,
+    /** Load stopped to home: the window emptied of it, the cool hold, a round, one move. */
+    stopToHomeMs: window + sample + s.coolHoldSeconds * 1000 + 2 * round + PLACEMENT_MOVE_MAX_MS,
+    /** Past the hold by a few rounds: a VM hot that long would have a move started by now. */
+    holdAndRoundsMs: s.holdSeconds * 1000 + 3 * round,
+    /** A round and a move: a recommendation already held, applied by the next round. */
+    roundAndMoveMs: 2 * round + PLACEMENT_MOVE_MAX_MS,
+  };
 }

@@ -112,21 +112,32 @@ export const PlanInput = z.object({
     .optional(),
 });
 
+/** The placement settings that are durations: the only ones a lab test shortens. */
+type PlacementDurations = Pick<
+  PlacementSettingsOverrides,
+  | 'evaluationIntervalSeconds'
+  | 'demandWindowSeconds'
+  | 'holdSeconds'
+  | 'coolHoldSeconds'
+  | 'minStaySeconds'
+  | 'moveOverheadSeconds'
+>;
+
 /**
- * Placement settings short enough for a lab episode to take minutes (the lab tests of the Beast):
- * demand alone makes a VM hot (hotLatencyMs 0), so they hold in a lab with or without limits.
+ * Placement durations short enough for a lab episode to take about a minute each way (the lab
+ * tests of the Beast and bench/beast); every threshold stays the default, so the tests see what
+ * users get. Evaluation every 2 s; a 30-s demand window (the shortest: one bucket of the Storage
+ * Explorer's finest tier); holds of 4 rounds; no minimum stay; a schedule's lead 15 s plus the
+ * copy time. Only durations: the type refuses any other setting.
  */
 export const LAB_PLACEMENT_SETTINGS = {
   evaluationIntervalSeconds: 2,
-  demandWindowSeconds: 60,
-  hotIops: 100,
-  hotLatencyMs: 0,
-  holdSeconds: 10,
-  coolIops: 20,
-  coolHoldSeconds: 20,
+  demandWindowSeconds: 30,
+  holdSeconds: 8,
+  coolHoldSeconds: 8,
   minStaySeconds: 0,
-  maxConcurrentMoves: 1,
-} as const satisfies PlacementSettingsOverrides;
+  moveOverheadSeconds: 15,
+} as const satisfies PlacementDurations;
 
 /** The storage of each host: all `standard` and unlimited, or with a Beast as described above. */
 function hostStorage(host: string, beast: string | undefined): HostPlan['storage'] {

@@ -372,8 +372,10 @@ export async function listStorageDisks(
   db: Db,
   q: DiskQuery,
   nowMs = Date.now(),
+  /** Instead of `q.window`: placement's demand window, which may be as short as one bucket. */
+  windowSeconds?: number,
 ): Promise<Page<StorageDiskRow>> {
-  const { res, since } = windowTier(parseWindow(q.window) ?? 3600, nowMs);
+  const { res, since } = windowTier(windowSeconds ?? parseWindow(q.window) ?? 3600, nowMs);
   const host = q.host === undefined ? undefined : await hostName(db, q.host);
   const where = ['d.gone = 0'];
   const params: (string | number)[] = [res, since, SUBJECT_DISK];

@@ -14,7 +14,7 @@ import {
 import type { Db } from '../db.js';
 import { IO_TIERS, listStorageDisks } from '../insight/index.js';
 import { MOVE_JOB_KINDS } from '../move/index.js';
-import type { Demand, Place, ScheduleWindow, Target, VmFacts } from './planner.js';
+import type { Demand, IoLimits, Place, ScheduleWindow, Target, ThrottledIo, VmFacts } from './planner.js';
 import { currentOrNextWindow } from './schedule.js';
 
 /** Job states of a move still under way. */
@@ -61,34 +61,67 @@ export async function loadTargets(db: Db): Promise<Target[]> {
     capacityBytes: r.capacity_bytes,
     freeBytes: r.free_bytes,
     iopsBudget: datastoreIopsBudget(r),
+    limits: { iops: r.limit_iops, bytesPerSecond: r.limit_bytes_per_second },
   }));
 }
 
-/** Each VM's demand over the window: its disks' IOPS summed, the slowest disk's latency. */
-export async function loadDemand(db: Db, s: PlacementSettings, now: number): Promise<Map<string, Demand>> {
-  const window = `${Math.max(1, Math.ceil(s.demandWindowSeconds / 60))}m`;
+/**
+ * Each VM's demand over the window: its disks' IOPS summed, the slowest disk's latency, and its
+ * I/O on each datastore beside that datastore's limits (`targets`).
+ */
+export async function loadDemand(
+  db: Db,
+  s: PlacementSettings,
+  now: number,
+  targets: readonly Target[],
+): Promise<Map<string, Demand>> {
+  const limits = new Map(targets.map((t) => [`${t.host}/${t.datastore}`, t.limits]));
   const out = new Map<string, Demand>();
   let cursor: string | undefined;
   do {
     const page = await listStorageDisks(
       db,
-      StorageDiskQuery.parse({ window, limit: 1000, ...(cursor ? { cursor } : {}) }),
+      StorageDiskQuery.parse({ limit: 1000, ...(cursor ? { cursor } : {}) }),
       now,
+      s.demandWindowSeconds,
     );
-    for (const d of page.items) out.set(d.vmId, addDisk(out.get(d.vmId), d, s));
+    for (const d of page.items)
+      out.set(d.vmId, addDisk(out.get(d.vmId), d, s, limits.get(`${d.host}/${d.datastore}`)));
     cursor = page.nextCursor ?? undefined;
   } while (cursor);
   return out;
 }
 
-function addDisk(into: Demand | undefined, d: StorageDiskRow, s: PlacementSettings): Demand {
+const plus = (a: number | null | undefined, b: number | null) => (b === null ? (a ?? null) : (a ?? 0) + b);
+
+function addDisk(
+  into: Demand | undefined,
+  d: StorageDiskRow,
+  s: PlacementSettings,
+  limits: IoLimits | undefined,
+): Demand {
   const pick = (dir: StorageDiskRow['read']) =>
     (s.hotLatencyPercentile === 'p99' ? dir.p99LatencyMs : dir.p90LatencyMs) ?? dir.avgLatencyMs;
   const latencies = [pick(d.read), pick(d.write), into?.latencyMs ?? null].filter(
     (v): v is number => v !== null,
   );
-  const iops = d.iops === null ? (into?.iops ?? null) : (into?.iops ?? 0) + d.iops;
-  return { iops, latencyMs: latencies.length ? Math.max(...latencies) : null };
+  // One throttle group per VM and datastore (the agent's throttle.ts): its disks there add up.
+  const throttled = [...(into?.throttled ?? [])];
+  const i = throttled.findIndex((t) => t.datastore === d.datastore);
+  const was = i >= 0 ? throttled[i] : undefined;
+  const group: ThrottledIo = {
+    datastore: d.datastore,
+    iops: plus(was?.iops, d.iops),
+    bytesPerSecond: plus(was?.bytesPerSecond, d.throughputBytesPerSecond),
+    limits: limits ?? { iops: null, bytesPerSecond: null },
+  };
+  if (i >= 0) throttled[i] = group;
+  else throttled.push(group);
+  return {
+    iops: plus(into?.iops, d.iops),
+    latencyMs: latencies.length ? Math.max(...latencies) : null,
+    throttled,
+  };
 }
 
 export const priorityDefault = PRIORITY_NAMES.normal;
@@ -120,8 +153,10 @@ function arrivalIops(
     .sort((a, b) => Date.parse(b.finished_at ?? '') - Date.parse(a.finished_at ?? ''))[0];
   if (!arrived?.finished_at || !arrived.reason) return null;
   if (now - Date.parse(arrived.finished_at) > s.demandWindowSeconds * 1000 + BUCKET_MS) return null;
-  const value = PlacementReason.safeParse(JSON.parse(arrived.reason)).data?.value;
-  return typeof value === 'number' ? value : null;
+  const reason = PlacementReason.safeParse(JSON.parse(arrived.reason)).data;
+  // A bandwidth-limit reason's value is bytes/s, not IOPS.
+  if (reason?.metric !== 'iops' && reason?.metric !== 'iops-limit') return null;
+  return typeof reason.value === 'number' ? reason.value : null;
 }
 
 export interface LoadedVms {
@@ -171,7 +206,7 @@ export async function loadVmFacts(
       ])
       .where('placement_moves.started_at', '>=', new Date(now - DAY_MS).toISOString())
       .execute(),
-    loadDemand(db, s, now),
+    loadDemand(db, s, now, targets),
   ]);
   const hostName = new Map(hosts.map((h) => [h.id, h.name]));
   const classOf = new Map(targets.map((t) => [`${t.host}/${t.datastore}`, t.cls]));

@@ -29,6 +29,8 @@ let viewer: ManagerClient;
 
 const busy = testVm('busy', 'running', 1);
 const idle = testVm('idle', 'running', 2);
+/** On h2; its demand (held at h2's limit) comes in its own test, at the end. */
+const throttled = testVm('throttled', 'running', 3);
 const GiB = 2 ** 30;
 
 /** The tables a placement call could change, as one string. */
@@ -43,61 +45,74 @@ const placementRows = () =>
     'changes',
   ]);
 
-/** `busy` makes 500 random 4 KiB writes a second at 50-75 ms on h1; `idle` 2 reads a second. */
-function stats(at: number, t: number): HostStats {
-  const disk = (vm: typeof busy, writes: number, readsPerS: number): DiskStats => {
-    const bins = (ops: number, boundMs: number) => {
-      const b = new Array<number>(LATENCY_BOUNDS_NS.length + 1).fill(0);
-      b[LATENCY_BOUNDS_NS.indexOf(boundMs * 1e6)] = ops;
-      return b;
-    };
-    const w = writes * t;
-    const r = readsPerS * t;
-    return {
-      vm: vm.name,
-      vmId: vm.id,
-      disk: 'root',
-      datastore: 'local',
-      format: 'qcow2',
-      formatVersion: '1.1',
-      virtualSizeBytes: GiB,
-      allocatedBytes: GiB / 2,
-      counterEpoch: 'pid-1',
-      counters: {
-        readOps: r,
-        writeOps: w,
-        flushOps: 0,
-        readBytes: r * 4096,
-        writeBytes: w * 4096,
-        readTotalNs: r * 1_000_000,
-        writeTotalNs: w * 60_000_000,
-        flushTotalNs: 0,
-      },
-      histograms: {
-        boundariesNs: [...LATENCY_BOUNDS_NS],
-        read: bins(r, 1),
-        write: bins(w, 75),
-        flush: bins(0, 1),
-      },
-    };
+/**
+ * A disk of `vm` making `writes` random 4 KiB writes a second at `writeMs` on average (in the
+ * latency bin ending at `binMs`) and `readsPerS` reads at 1 ms, `t` seconds into its counters.
+ */
+function disk(
+  vm: typeof busy,
+  t: number,
+  writes: number,
+  readsPerS: number,
+  [writeMs, binMs] = [60, 75],
+): DiskStats {
+  const bins = (ops: number, boundMs: number) => {
+    const b = new Array<number>(LATENCY_BOUNDS_NS.length + 1).fill(0);
+    b[LATENCY_BOUNDS_NS.indexOf(boundMs * 1e6)] = ops;
+    return b;
   };
+  const w = writes * t;
+  const r = readsPerS * t;
   return {
-    host: 'h1',
-    sampledAt: new Date(at).toISOString(),
-    datastores: [
-      {
-        name: 'local',
-        fsType: 'ext4',
-        capacityBytes: 10 * GiB,
-        freeBytes: 5 * GiB,
-        provisionedBytes: 2 * GiB,
-        allocatedBytes: GiB,
-      },
-    ],
-    disks: [disk(busy, 500, 0), disk(idle, 0, 2)],
-    guests: [],
+    vm: vm.name,
+    vmId: vm.id,
+    disk: 'root',
+    datastore: 'local',
+    format: 'qcow2',
+    formatVersion: '1.1',
+    virtualSizeBytes: GiB,
+    allocatedBytes: GiB / 2,
+    counterEpoch: 'pid-1',
+    counters: {
+      readOps: r,
+      writeOps: w,
+      flushOps: 0,
+      readBytes: r * 4096,
+      writeBytes: w * 4096,
+      readTotalNs: r * 1_000_000,
+      writeTotalNs: w * writeMs * 1_000_000,
+      flushTotalNs: 0,
+    },
+    histograms: {
+      boundariesNs: [...LATENCY_BOUNDS_NS],
+      read: bins(r, 1),
+      write: bins(w, binMs),
+      flush: bins(0, 1),
+    },
   };
 }
+
+/** A host's sample with these disks on its datastore `local`. */
+const hostStats = (host: string, at: number, disks: DiskStats[]): HostStats => ({
+  host,
+  sampledAt: new Date(at).toISOString(),
+  datastores: [
+    {
+      name: 'local',
+      fsType: 'ext4',
+      capacityBytes: 10 * GiB,
+      freeBytes: 5 * GiB,
+      provisionedBytes: 2 * GiB,
+      allocatedBytes: GiB,
+    },
+  ],
+  disks,
+  guests: [],
+});
+
+/** `busy` makes 500 random 4 KiB writes a second at 50-75 ms on h1; `idle` 2 reads a second. */
+const stats = (at: number, t: number): HostStats =>
+  hostStats('h1', at, [disk(busy, t, 500, 0), disk(idle, t, 0, 2)]);
 
 before(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'sb-placement-api-'));
@@ -112,7 +127,7 @@ before(async () => {
   const ro = await admin.createToken({ name: 'viewer', role: 'read-only' });
   viewer = new ManagerClient(manager.url, ro.secret);
   await seedHost(manager.db, 'h1', 9, [busy, idle]);
-  await seedHost(manager.db, 'h2', 10, []);
+  await seedHost(manager.db, 'h2', 10, [throttled]);
   await seedHost(manager.db, 'h3', 11, []);
   // h3's datastore is the fast one (the datastores' class column, migration 0007).
   await sql`update datastores set class = 'fast' where host_id = (select id from hosts where name = 'h3')`.execute(
@@ -162,6 +177,8 @@ test('bad settings and modes name the field and change nothing', async () => {
   );
   await rejects(admin.setPlacementSettings({ coolIops: 300 }), 400, 'coolIops');
   await rejects(admin.setPlacementSettings({ holdSeconds: -1 }), 400, 'holdSeconds');
+  // Shorter than one bucket of the Storage Explorer's finest tier.
+  await rejects(admin.setPlacementSettings({ demandWindowSeconds: 29 }), 400, 'demandWindowSeconds');
   await rejects(
     admin.http.request('PUT', '/api/v1/placement/settings', z.unknown(), { hotIOPS: 5 }),
     400,
@@ -342,6 +359,49 @@ test('in automatic mode a move the checks refuse is not started: no job, no budg
   assert.deepEqual(moves, []);
   assert.deepEqual((await admin.listJobs()).items, []);
   await admin.setPlacementMode('recommend');
+});
+
+test("a VM held at its datastore's limit is hot with the default thresholds: status and recommendation say so", async () => {
+  // `throttled` on h2 makes 400 random writes a second at ~4 ms: what a guest held by a
+  // 400-IOPS throttle sees. busy is pinned so the one move a round may start is throttled's.
+  await admin.setVmPlacement('busy', { pinned: true });
+  const now = Date.now();
+  for (const [ago, t] of [
+    [120_000, 0],
+    [60_000, 60],
+    [0, 120],
+  ] as const)
+    await ingestHostStats(manager.db, hostStats('h2', now - ago, [disk(throttled, t, 400, 0, [4, 5])]));
+  const limit = (iops: number | null) =>
+    sql`update datastores set limit_iops = ${iops} where host_id = (select id from hosts where name = 'h2')`.execute(
+      manager.db,
+    );
+  const statusOf = async () => (await viewer.placementStatus()).vms.find((v) => v.vm === 'throttled');
+  // Without a limit, 400 IOPS served at 4-5 ms is busy but served well: between.
+  await limit(null);
+  const free = await statusOf();
+  assert.equal(free?.demand, 'between');
+  assert.ok((free?.latencyMs ?? Infinity) < DEFAULT_PLACEMENT_SETTINGS.hotLatencyMs, `${free?.latencyMs}`);
+  assert.match(
+    free?.demandReason ?? '',
+    /^IOPS 400 ≥ 200, but p90 latency [0-9.]+ ms < 15 ms and at no limit$/,
+  );
+  assert.deepEqual(await admin.evaluatePlacement(), []);
+  // h2 limited to 400 IOPS (as QEMU throttles it): held at that limit, hot, recommended.
+  await limit(400);
+  const held = await statusOf();
+  assert.equal(held?.demand, 'hot');
+  assert.equal(held?.demandReason, "held at its datastore's 400-IOPS limit: 400 IOPS, at least 90 % of it");
+  const round = await admin.evaluatePlacement();
+  assert.deepEqual(
+    round.map((r) => [r.vm, r.kind, r.to.class, r.reason.metric]),
+    [['throttled', 'to-fast', 'fast', 'iops-limit']],
+  );
+  assert.match(
+    round[0]?.reason.text ?? '',
+    /^held at its datastore's 400-IOPS limit: 400 IOPS, at least 90 % of it, for \d+ s \(hold 0 s\)$/,
+  );
+  await admin.setVmPlacement('busy', { pinned: false });
 });
 
 test('every answer stayed inside the route table', () => {

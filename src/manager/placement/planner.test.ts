@@ -1,8 +1,25 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { DEFAULT_PLACEMENT_SETTINGS, PlacementSettings, placementSettingsProblem } from '../../api/index.js';
-import { estimatedMoveSeconds, plan, type PlanInput, type Target, type VmFacts } from './planner.js';
+import {
+  DEFAULT_PLACEMENT_SETTINGS,
+  HELD_AT_LIMIT_SHARE,
+  PlacementSettings,
+  placementSettingsProblem,
+} from '../../api/index.js';
+import {
+  demandReason,
+  estimatedMoveSeconds,
+  heldAtLimit,
+  isCool,
+  isHot,
+  plan,
+  type Demand,
+  type PlanInput,
+  type Target,
+  type ThrottledIo,
+  type VmFacts,
+} from './planner.js';
 
 const GiB = 2 ** 30;
 const S: PlacementSettings = { ...DEFAULT_PLACEMENT_SETTINGS };
@@ -18,6 +35,7 @@ const target = (host: string, cls: string, over: Partial<Target> = {}): Target =
   capacityBytes: 100 * GiB,
   freeBytes: 80 * GiB,
   iopsBudget: cls === 'fast' ? null : 400,
+  limits: { iops: cls === 'fast' ? null : 400, bytesPerSecond: null },
   ...over,
 });
 const TARGETS = [target('host1', 'standard'), target('host2', 'standard'), target('host3', 'fast')];
@@ -100,6 +118,122 @@ test('not before the hold time, and not when its latency stays low', () => {
   );
 });
 
+const MiB = 2 ** 20;
+/** I/O on host1's datastore `local` (limited to 400 IOPS in TARGETS) with its limits. */
+const onLocal = (iops: number, over: Partial<ThrottledIo> = {}): ThrottledIo => ({
+  datastore: 'local',
+  iops,
+  bytesPerSecond: iops * 4096,
+  limits: { iops: 400, bytesPerSecond: null },
+  ...over,
+});
+/** Random 4 KiB I/O held by a 400-IOPS throttle: the latency a single-queue guest then sees. */
+const held: Demand = { iops: 400, latencyMs: 4.5, throttled: [onLocal(400)] };
+
+test('a VM held at its datastore limit is hot with the default thresholds, whatever its latency', () => {
+  // The first round starts its streak; after the hold it is recommended onto the fast class.
+  const first = plan(input([vm('busy', { demand: held })]));
+  assert.equal(first.streaks.get('id-busy')?.hotSince, NOW);
+  assert.equal(first.moves.length, 0);
+  const { moves } = plan(input([hot({ demand: held })]));
+  assert.equal(moves.length, 1);
+  const [m] = moves;
+  assert.equal(m?.kind, 'to-fast');
+  assert.equal(m?.to.cls, 'fast');
+  assert.equal(m?.reason.metric, 'iops-limit');
+  assert.equal(m?.reason.value, 400);
+  assert.equal(m?.reason.threshold, 400 * HELD_AT_LIMIT_SHARE);
+  assert.equal(m?.reason.heldSeconds, 360);
+  assert.equal(
+    m?.reason.text,
+    "held at its datastore's 400-IOPS limit: 400 IOPS, at least 90 % of it, for 360 s (hold 300 s)",
+  );
+  assert.equal(
+    demandReason(held, S),
+    "held at its datastore's 400-IOPS limit: 400 IOPS, at least 90 % of it",
+  );
+  // Without the limit the same figures are not hot: 4.5 ms is below 15 ms.
+  assert.equal(isHot({ iops: 400, latencyMs: 4.5 }, S), false);
+});
+
+test('held means at least the share of the limit: 90 % is held, below it is served', () => {
+  const at = (iops: number) => ({ iops, latencyMs: 2, throttled: [onLocal(iops)] });
+  assert.equal(isHot(at(400 * HELD_AT_LIMIT_SHARE), S), true);
+  assert.equal(isHot(at(400 * HELD_AT_LIMIT_SHARE - 1), S), false);
+  assert.equal(plan(input([hot({ demand: at(350) })])).moves.length, 0);
+  assert.match(
+    demandReason(at(350), S) ?? '',
+    /^IOPS 350 ≥ 200, but p90 latency 2 ms < 15 ms and at no limit$/,
+  );
+  // No limit on the datastore: nothing is held, however busy.
+  const unlimited = {
+    iops: 5000,
+    latencyMs: 1,
+    throttled: [onLocal(5000, { limits: { iops: null, bytesPerSecond: null } })],
+  };
+  assert.equal(heldAtLimit(unlimited), null);
+  assert.equal(isHot(unlimited, S), false);
+});
+
+test('a bandwidth limit holds a VM too, even at fewer IOPS than hotIops', () => {
+  // 1 MiB requests at 78 of an 80 MiB/s limit: 78 IOPS, below hotIops, above coolIops.
+  const d: Demand = {
+    iops: 78,
+    latencyMs: 12,
+    throttled: [onLocal(78, { bytesPerSecond: 78 * MiB, limits: { iops: null, bytesPerSecond: 80 * MiB } })],
+  };
+  assert.deepEqual(heldAtLimit(d), {
+    datastore: 'local',
+    metric: 'bandwidth',
+    value: 78 * MiB,
+    limit: 80 * MiB,
+  });
+  const [m] = plan(input([hot({ demand: d })])).moves;
+  assert.equal(m?.reason.metric, 'bandwidth-limit');
+  assert.equal(m?.reason.threshold, 80 * MiB * HELD_AT_LIMIT_SHARE);
+  assert.match(
+    m?.reason.text ?? '',
+    /^held at its datastore's 80-MiB\/s limit: 78 MiB\/s, at least 90 % of it/,
+  );
+});
+
+test('each datastore is its own throttle: two disks half way to their limits are not held', () => {
+  const twoStores: Demand = {
+    iops: 500,
+    latencyMs: 3,
+    throttled: [onLocal(250), onLocal(250, { datastore: 'second' })],
+  };
+  assert.equal(heldAtLimit(twoStores), null);
+  // The one nearest its limit is the one named.
+  const one = { ...twoStores, throttled: [onLocal(250), onLocal(390, { datastore: 'second' })] };
+  assert.equal(heldAtLimit(one)?.datastore, 'second');
+});
+
+test('a VM below the cool threshold is never hot, even at a limit set that low', () => {
+  const d: Demand = {
+    iops: 30,
+    latencyMs: 2,
+    throttled: [onLocal(30, { limits: { iops: 30, bytesPerSecond: null } })],
+  };
+  assert.equal(isCool(d, S), true);
+  assert.equal(isHot(d, S), false);
+  assert.equal(demandReason(d, S), `IOPS 30 below ${S.coolIops}`);
+});
+
+test('on unthrottled storage hotLatencyMs still decides', () => {
+  const fast = (latencyMs: number): Demand => ({
+    iops: 400,
+    latencyMs,
+    throttled: [onLocal(400, { limits: { iops: null, bytesPerSecond: null } })],
+  });
+  assert.equal(isHot(fast(40), S), true);
+  assert.equal(demandReason(fast(40), S), 'IOPS 400 ≥ 200, p90 latency 40 ms ≥ 15 ms');
+  assert.equal(isHot(fast(14), S), false);
+  const [m] = plan(input([hot({ demand: fast(40) })])).moves;
+  assert.equal(m?.reason.metric, 'iops');
+  assert.equal(m?.reason.text, 'IOPS 400 ≥ 200, p90 latency 40 ms ≥ 15 ms for 360 s (hold 300 s)');
+});
+
 test('pinned, excluded, moving, over budget, within the minimum stay, stopped: no move', () => {
   for (const over of [
     { pinned: true },
@@ -111,6 +245,29 @@ test('pinned, excluded, moving, over budget, within the minimum stay, stopped: n
   ] satisfies Partial<VmFacts>[]) {
     assert.equal(plan(input([hot(over)])).moves.length, 0, JSON.stringify(over));
   }
+});
+
+test('a VM leaves for the fast class only with a move of its budget left to come back', () => {
+  assert.equal(plan(input([hot({ movesToday: S.movesPerDay - 2 })])).moves.length, 1);
+  // One move left: going out would strand it on the fast class for the rest of the day.
+  assert.equal(plan(input([hot({ movesToday: S.movesPerDay - 1 })])).moves.length, 0);
+  // A VM out there still comes home with its last move.
+  const out = vm('out', {
+    at: { host: 'host3', datastore: 'local' },
+    cls: 'fast',
+    home: { host: 'host1', datastore: 'local' },
+    placedFor: 'demand',
+    demand: { iops: 1, latencyMs: 0.2 },
+    coolSince: NOW - 31 * MIN,
+    lastMoveAt: NOW - 60 * MIN,
+    movesToday: S.movesPerDay - 1,
+  });
+  assert.deepEqual(
+    plan(input([out])).moves.map((m) => m.kind),
+    ['go-home'],
+  );
+  assert.equal(placementSettingsProblem({ ...S, movesPerDay: 1 })?.field, 'movesPerDay');
+  assert.equal(placementSettingsProblem({ ...S, movesPerDay: 0 }), undefined);
 });
 
 test('the concurrent move cap counts moves in flight', () => {
@@ -389,6 +546,8 @@ test('property: the cap, the budget, pins, moves in flight and the minimum stay 
         const v = inp.vms.find((x) => x.id === m.vmId) as VmFacts;
         assert.ok(!v.pinned && !v.moving && v.running, m.vm);
         assert.ok(v.movesToday < inp.settings.movesPerDay, `${m.vm} over budget`);
+        if (m.kind === 'to-fast' || m.kind === 'schedule-in')
+          assert.ok(v.movesToday + 2 <= inp.settings.movesPerDay, `${m.vm} could not come back`);
         if (m.kind !== 'schedule-in' && m.kind !== 'schedule-out')
           assert.ok(v.lastMoveAt === null || inp.now - v.lastMoveAt >= inp.settings.minStaySeconds * 1000);
         assert.ok(m.from.host !== m.to.host || m.from.datastore !== m.to.datastore, 'a move goes somewhere');
@@ -405,5 +564,28 @@ test('property: hysteresis — a demand between the thresholds starts neither st
       const { streaks } = plan(input([vm('x', { demand: { iops, latencyMs: 100 } })]));
       assert.deepEqual(streaks.get('id-x'), { hotSince: null, coolSince: null });
     }),
+  );
+});
+
+test('property: never hot and cool at once; held at a limit and not cool is hot, whatever the latency', () => {
+  fc.assert(
+    fc.property(
+      fc.double({ min: 0, max: 5000, noNaN: true }),
+      fc.option(fc.double({ min: 0, max: 200, noNaN: true }), { nil: null }),
+      fc.option(fc.integer({ min: 1, max: 5000 }), { nil: null }),
+      (iops, latencyMs, limit) => {
+        const d: Demand = {
+          iops,
+          latencyMs,
+          throttled: [onLocal(iops, { limits: { iops: limit, bytesPerSecond: null } })],
+        };
+        assert.ok(!(isHot(d, S) && isCool(d, S)));
+        const atLimit = limit !== null && iops >= limit * HELD_AT_LIMIT_SHARE;
+        if (atLimit && !isCool(d, S)) assert.ok(isHot(d, S));
+        // Not held: the thresholds alone decide, as without any limit.
+        if (!atLimit)
+          assert.equal(isHot(d, S), iops >= S.hotIops && latencyMs !== null && latencyMs >= S.hotLatencyMs);
+      },
+    ),
   );
 });

@@ -4,6 +4,8 @@
  * time, it returns the moves it recommends (each with its reason and the target's predicted load)
  * and the streaks to keep for the next round.
  *
+ * A VM enters the fast class only with two moves left in its day's budget: one to come back.
+ *
  * Order of decisions: VMs leave the fast class first (schedule windows that ended, VMs cooled for
  * the long hold), then VMs enter it (schedule windows about to open, then hot VMs by priority and
  * demand). A VM that finds no room may displace a lower-priority one, which goes home first; the
@@ -11,11 +13,12 @@
  * take room a higher-priority one, hot but not yet for the hold time, would need. Capacity is
  * booked as moves are planned, so a round never overfills a target.
  */
-import type {
-  PlacementReason,
-  PlacementSettings,
-  PredictedLoad,
-  RecommendationKind,
+import {
+  HELD_AT_LIMIT_SHARE,
+  type PlacementReason,
+  type PlacementSettings,
+  type PredictedLoad,
+  type RecommendationKind,
 } from '../../api/index.js';
 
 export interface Place {
@@ -23,11 +26,27 @@ export interface Place {
   datastore: string;
 }
 
+/** Limits a VM's disks on a datastore are throttled at (the datastore's); null: none. */
+export interface IoLimits {
+  iops: number | null;
+  bytesPerSecond: number | null;
+}
+
+/** A VM's I/O on one datastore over the window, and the limits it is throttled at there. */
+export interface ThrottledIo {
+  datastore: string;
+  iops: number | null;
+  bytesPerSecond: number | null;
+  limits: IoLimits;
+}
+
 export interface Demand {
   /** Reads + writes + flushes per second over the window, all disks. */
   iops: number | null;
   /** The slowest disk's latency at the settings' percentile (ms); null when unknown. */
   latencyMs: number | null;
+  /** Its I/O on each datastore its disks are on, with that datastore's limits; absent: none known. */
+  throttled?: readonly ThrottledIo[];
 }
 
 export interface VmFacts {
@@ -71,6 +90,8 @@ export interface Target extends Place {
   freeBytes: number;
   /** The datastore's IOPS limit or measured capability; null when unknown (not limited). */
   iopsBudget: number | null;
+  /** The limits QEMU throttles each VM's disks on it at. */
+  limits: IoLimits;
 }
 
 /** A schedule's window nearest now (in progress or next), epoch ms. */
@@ -114,14 +135,82 @@ export interface PlanOutput {
 const key = (p: Place) => `${p.host}/${p.datastore}`;
 const same = (a: Place, b: Place) => a.host === b.host && a.datastore === b.datastore;
 
+/** A limit a VM's I/O runs at: HELD_AT_LIMIT_SHARE of it or more over the window. */
+export interface HeldAtLimit {
+  datastore: string;
+  metric: 'iops' | 'bandwidth';
+  /** Its IOPS or bytes per second over the window. */
+  value: number;
+  limit: number;
+}
+
+/** The limit the VM's I/O runs nearest to, when it runs at HELD_AT_LIMIT_SHARE of it or more. */
+export function heldAtLimit(d: Demand | null): HeldAtLimit | null {
+  let best: { held: HeldAtLimit; share: number } | null = null;
+  for (const t of d?.throttled ?? []) {
+    const pairs = [
+      ['iops', t.iops, t.limits.iops],
+      ['bandwidth', t.bytesPerSecond, t.limits.bytesPerSecond],
+    ] as const;
+    for (const [metric, value, limit] of pairs) {
+      if (value === null || limit === null || limit <= 0) continue;
+      const share = value / limit;
+      if (share >= HELD_AT_LIMIT_SHARE && (best === null || share > best.share))
+        best = { held: { datastore: t.datastore, metric, value, limit }, share };
+    }
+  }
+  return best?.held ?? null;
+}
+
+/**
+ * Why a VM is hot: held at a limit (whatever its latency: a throttle bounds what a guest sees),
+ * or busy (`hotIops`) and served slowly (`hotLatencyMs`; busy alone when that is 0). A VM below
+ * the cool threshold is never hot, so a limit set that low does not make an idle VM hot and the
+ * hysteresis band holds.
+ */
+export type HotCause = { kind: 'limit'; held: HeldAtLimit } | { kind: 'latency' } | { kind: 'iops' };
+
+export function hotCause(d: Demand | null, s: PlacementSettings): HotCause | null {
+  if (d?.iops === null || d?.iops === undefined || isCool(d, s)) return null;
+  const held = heldAtLimit(d);
+  if (held) return { kind: 'limit', held };
+  if (d.iops < s.hotIops) return null;
+  if (s.hotLatencyMs <= 0) return { kind: 'iops' };
+  return d.latencyMs !== null && d.latencyMs >= s.hotLatencyMs ? { kind: 'latency' } : null;
+}
+
 export function isHot(d: Demand | null, s: PlacementSettings): boolean {
-  if (d?.iops === null || d?.iops === undefined || d.iops < s.hotIops) return false;
-  if (s.hotLatencyMs <= 0) return true;
-  return d.latencyMs !== null && d.latencyMs >= s.hotLatencyMs;
+  return hotCause(d, s) !== null;
 }
 
 export function isCool(d: Demand | null, s: PlacementSettings): boolean {
   return d?.iops !== null && d?.iops !== undefined && d.iops < s.coolIops;
+}
+
+const MiB = 2 ** 20;
+const limitName = (h: HeldAtLimit) =>
+  h.metric === 'iops' ? `${fmt(h.limit)}-IOPS` : `${fmt(h.limit / MiB)}-MiB/s`;
+const heldValue = (h: HeldAtLimit) =>
+  h.metric === 'iops' ? `${fmt(h.value)} IOPS` : `${fmt(h.value / MiB)} MiB/s`;
+const latencyText = (d: Demand, s: PlacementSettings, op: string) =>
+  `${s.hotLatencyPercentile} latency ${fmt(d.latencyMs)} ms ${op} ${s.hotLatencyMs} ms`;
+
+/** `held at its datastore's 400-IOPS limit: 399 IOPS, at least 90 % of it`. */
+export function heldText(h: HeldAtLimit): string {
+  return `held at its datastore's ${limitName(h)} limit: ${heldValue(h)}, at least ${Math.round(HELD_AT_LIMIT_SHARE * 100)} % of it`;
+}
+
+/** Why a VM's demand is hot, cool or between (the status shows it); null when unknown. */
+export function demandReason(d: Demand | null, s: PlacementSettings): string | null {
+  if (d?.iops === null || d?.iops === undefined) return null;
+  const cause = hotCause(d, s);
+  const iops = `IOPS ${fmt(d.iops)}`;
+  if (cause?.kind === 'limit') return heldText(cause.held);
+  if (cause?.kind === 'latency') return `${iops} ≥ ${s.hotIops}, ${latencyText(d, s, '≥')}`;
+  if (cause?.kind === 'iops') return `${iops} ≥ ${s.hotIops}`;
+  if (isCool(d, s)) return `${iops} below ${s.coolIops}`;
+  if (d.iops < s.hotIops) return `${iops}: below ${s.hotIops}, not below ${s.coolIops}, and at no limit`;
+  return `${iops} ≥ ${s.hotIops}, but ${latencyText(d, s, '<')} and at no limit`;
 }
 
 /** The streaks after this round: a condition's start is kept while it holds, cleared when not. */
@@ -293,6 +382,8 @@ export function plan(input: PlanInput): PlanOutput {
 
   const movable = (vm: VmFacts) =>
     vm.running && !vm.pinned && !vm.excluded && !vm.moving && vm.movesToday < s.movesPerDay;
+  /** Leaving for the fast class keeps a move of the day's budget for the way back. */
+  const canGoAndReturn = (vm: VmFacts) => vm.movesToday + 2 <= s.movesPerDay;
   const stayedLongEnough = (vm: VmFacts) =>
     vm.lastMoveAt === null || now - vm.lastMoveAt >= s.minStaySeconds * 1000;
   const windowOf = (vm: VmFacts) => input.windows.find((w) => w.vmId === vm.id);
@@ -380,7 +471,7 @@ export function plan(input: PlanInput): PlanOutput {
   type Want = { vm: VmFacts; cls: string; kind: 'schedule-in' | 'to-fast'; reason: PlacementReason };
   const wants: Want[] = [];
   for (const vm of vms) {
-    if (!movable(vm) || planned.has(vm.id)) continue;
+    if (!movable(vm) || planned.has(vm.id) || !canGoAndReturn(vm)) continue;
     const w = windowOf(vm);
     if (w && scheduledNow(vm) && vm.cls !== w.cls) {
       wants.push({
@@ -405,22 +496,30 @@ export function plan(input: PlanInput): PlanOutput {
       !stayedLongEnough(vm)
     )
       continue;
-    const latency =
-      s.hotLatencyMs > 0
-        ? `, ${s.hotLatencyPercentile} latency ${fmt(vm.demand?.latencyMs)} ms ≥ ${s.hotLatencyMs} ms`
-        : '';
+    const cause = hotCause(vm.demand, s);
+    const holding = `for ${held(vm.hotSince)} s (hold ${s.holdSeconds} s)`;
     wants.push({
       vm,
       cls: s.fastClass,
       kind: 'to-fast',
-      reason: {
-        metric: 'iops',
-        value: vm.demand?.iops ?? null,
-        threshold: s.hotIops,
-        windowSeconds,
-        heldSeconds: held(vm.hotSince),
-        text: `IOPS ${fmt(vm.demand?.iops)} ≥ ${s.hotIops}${latency} for ${held(vm.hotSince)} s (hold ${s.holdSeconds} s)`,
-      },
+      reason:
+        cause?.kind === 'limit'
+          ? {
+              metric: cause.held.metric === 'iops' ? 'iops-limit' : 'bandwidth-limit',
+              value: cause.held.value,
+              threshold: cause.held.limit * HELD_AT_LIMIT_SHARE,
+              windowSeconds,
+              heldSeconds: held(vm.hotSince),
+              text: `${heldText(cause.held)}, ${holding}`,
+            }
+          : {
+              metric: 'iops',
+              value: vm.demand?.iops ?? null,
+              threshold: s.hotIops,
+              windowSeconds,
+              heldSeconds: held(vm.hotSince),
+              text: `${demandReason(vm.demand, s) ?? `IOPS ≥ ${s.hotIops}`} ${holding}`,
+            },
     });
   }
   const rank = (w: Want) => (w.kind === 'schedule-in' ? 1 : 0);
@@ -437,6 +536,7 @@ export function plan(input: PlanInput): PlanOutput {
   const warming = vms.filter(
     (v) =>
       movable(v) &&
+      canGoAndReturn(v) &&
       !planned.has(v.id) &&
       v.cls !== s.fastClass &&
       v.hotSince !== null &&

@@ -47,7 +47,7 @@ import { getVm, hostRow, poolRow, vmObject } from '../inventory.js';
 import type { MoveService } from '../move/index.js';
 import { PeriodicLoop } from '../periodic.js';
 import { loadTargets, loadVmFacts, loadWindows, priorityDefault } from './facts.js';
-import { isCool, isHot, plan, type PlannedMove } from './planner.js';
+import { demandReason, isCool, isHot, plan, type PlannedMove } from './planner.js';
 import { cronProblem, currentOrNextWindow } from './schedule.js';
 import { rankSuggestions } from './suggest.js';
 
@@ -594,6 +594,7 @@ export class PlacementService {
                 : isCool(v.demand, settings)
                   ? 'cool'
                   : 'between',
+          demandReason: demandReason(v.demand, settings),
           priority: v.priority,
           pinned: v.pinned,
           excluded: v.excluded,

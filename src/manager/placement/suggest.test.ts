@@ -13,6 +13,7 @@ const t = (host: string, over: Partial<SuggestTarget> = {}): SuggestTarget => ({
   capacityBytes: 100 * GiB,
   freeBytes: 50 * GiB,
   iopsBudget: 400,
+  limits: { iops: 400, bytesPerSecond: null },
   iopsUsed: 0,
   ...over,
 });
