@@ -209,9 +209,10 @@ test(
     assert.equal(good.code, 0, good.stderr);
     assert.match(good.stdout, /can go ahead \(dry run: nothing changed\)/);
     assert.match(good.stdout, /root\s+host1:local\s+host2:second/);
-    // A live move's dry run names the memory stream the source would choose (no link rate given: plain).
-    if (/The live move/.test(good.stdout))
-      assert.match(good.stdout, /Memory stream: plain \(link rate unknown/);
+    // The dry run probes the link between the pair and names the stream the source would choose from it.
+    assert.match(good.stdout, /^Link host1 -> host2: [\d.]+ [GM]bit\/s, probed just now$/m);
+    assert.match(good.stdout, /^Memory stream: (plain|multifd-zstd|xbzrle) \(/m);
+    assert.doesNotMatch(good.stdout, /link rate unknown/);
     const usage = await cli(['vm', 'move', VM]);
     assert.equal(usage.code, 2);
     assert.match(usage.stderr, /--to: name the target host/);

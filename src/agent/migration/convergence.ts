@@ -25,6 +25,12 @@
  *     disallowed or already at its maximum, or when the residual is already within the target
  *     downtime and only QEMU's rate estimate disagrees.
  *  4. Post-copy, only when the user allowed it and the capability was set before the copy.
+ *  1b. Try the link. A stream capped at its link's figure (tuning.ts) and pinned there while the
+ *     residual does not shrink may be held back by a figure that no longer holds (the link was
+ *     busy when it was probed). Before throttling, the cap is lifted for one pass: if the stream
+ *     then runs a fifth faster the cap stays off; otherwise the link is the bound and the cap is
+ *     set again (so the switchover's last bytes do not queue behind a full link). Tried again at
+ *     most every `CAP_TRIAL_EVERY_MS`.
  *  5. Stalled. When neither transfer nor the residual has improved for `stallWindowMs` and no lever
  *     is left, or nothing at all was transferred for `noTransferWindowMs` (dead link or target):
  *     cancel cleanly. There is no overall timeout: a big move that keeps progressing keeps going.
@@ -69,6 +75,8 @@ export interface ConvergenceConfig {
   noTransferWindowMs: number;
   /** The memory copy gives up ("not converged") after this long; none by default. */
   timeLimitMs?: number | undefined;
+  /** The stream's cap from the link's figure (bytes/s); undefined = uncapped. */
+  bandwidthCapBytesPerSecond?: number | undefined;
 }
 
 /** Cancels a memory copy that ran out of its time limit (every strategy words it alike). */
@@ -94,6 +102,8 @@ export type ConvergenceAction =
   | { kind: 'set-downtime-limit'; ms: number; reason: string }
   | { kind: 'set-throttle'; percent: number; reason: string }
   | { kind: 'start-postcopy'; reason: string }
+  /** undefined = no cap. */
+  | { kind: 'set-bandwidth'; bytesPerSecond: number | undefined; reason: string }
   | { kind: 'cancel-stalled'; reason: string };
 
 export interface ConvergenceState {
@@ -116,6 +126,11 @@ export interface ConvergenceState {
   lastRemaining: number | undefined;
   /** Measured throttle, for the report: peak and time spent throttled. */
   throttle: ThrottleTally;
+  /** The cap in force (bytes/s); undefined = none. */
+  capBytesPerSecond: number | undefined;
+  /** A lifted cap under trial: the cap and the pass it was lifted at. */
+  capTrial: { cap: number; sync: number } | undefined;
+  lastCapTrialAtMs: number | undefined;
 }
 
 export function initialConvergenceState(config: ConvergenceConfig): ConvergenceState {
@@ -135,6 +150,9 @@ export function initialConvergenceState(config: ConvergenceConfig): ConvergenceS
     lastProgressAtMs: undefined,
     lastRemaining: undefined,
     throttle: NO_THROTTLE,
+    capBytesPerSecond: config.bandwidthCapBytesPerSecond,
+    capTrial: undefined,
+    lastCapTrialAtMs: undefined,
   };
 }
 
@@ -149,6 +167,12 @@ const RHO_CONVERGING = 0.8;
 const RHO_RELAX = 0.25;
 /** Throttle values move in steps of this many points (QEMU's granularity is 1). */
 const THROTTLE_STEP = 5;
+/** A stream at this share of its cap is pinned there. */
+const AT_CAP = 0.9;
+/** A lifted cap stays off when the stream runs this much faster than the cap. */
+const CAP_BEATEN = 1.2;
+/** A failed trial of the link is repeated at most this often. */
+export const CAP_TRIAL_EVERY_MS = 30_000;
 
 /** Stream rate in bytes per second: QEMU's own figure, else none yet. */
 export function streamRate(sample: MigrationSample): number {
@@ -305,6 +329,28 @@ function decideAtPass(
   const applied = sample.cpuThrottlePercentage ?? 0;
   const rhoText = `dirty ${mb(dirty)} MB/s vs stream ${mb(rate)} MB/s`;
 
+  // A pass ran with the cap lifted: keep it off when the link carried more, else set it again.
+  const trial = state.capTrial;
+  if (trial !== undefined && sample.dirtySyncCount > trial.sync) {
+    state.capTrial = undefined;
+    if (rate > trial.cap * CAP_BEATEN) {
+      state.capBytesPerSecond = undefined;
+      actions.push({
+        kind: 'set-bandwidth',
+        bytesPerSecond: undefined,
+        reason: `the link carried ${mb(rate)} MB/s, more than its figure's ${mb(trial.cap)} MB/s cap: cap stays off`,
+      });
+    } else {
+      actions.push({
+        kind: 'set-bandwidth',
+        bytesPerSecond: trial.cap,
+        reason: `the link is the bound (${mb(rate)} MB/s with the cap off): cap of ${mb(trial.cap)} MB/s back`,
+      });
+    }
+    return;
+  }
+  if (trial !== undefined) return;
+
   // Relax a throttle that is no longer needed (QEMU applies the lower value at its next trigger).
   if (state.throttlePercent > 0 && settled && rho < RHO_RELAX) {
     // Not below one step: QEMU only re-applies a throttle at a trigger, which 0 would switch off.
@@ -334,6 +380,22 @@ function decideAtPass(
     }
   }
   if (state.notConvergingPasses < config.patiencePasses) return;
+
+  const cap = state.capBytesPerSecond;
+  if (
+    cap !== undefined &&
+    rate >= cap * AT_CAP &&
+    (state.lastCapTrialAtMs === undefined || sample.atMs - state.lastCapTrialAtMs >= CAP_TRIAL_EVERY_MS)
+  ) {
+    state.capTrial = { cap, sync: sample.dirtySyncCount };
+    state.lastCapTrialAtMs = sample.atMs;
+    actions.push({
+      kind: 'set-bandwidth',
+      bytesPerSecond: undefined,
+      reason: `not converging at the cap of ${mb(cap)} MB/s (${rhoText}): cap off for a pass, the link may carry more than its figure`,
+    });
+    return;
+  }
 
   if (config.allowThrottle && settled && state.throttlePercent < config.maxThrottlePercent) {
     const wanted = proportionalThrottle(dirty, rate, applied, config.maxThrottlePercent);

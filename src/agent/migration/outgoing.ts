@@ -47,6 +47,7 @@ import {
 } from './convergence.js';
 import { compressionParameters } from './compression.js';
 import { throttleSummary } from './throttle-tally.js';
+import { UNLIMITED_BANDWIDTH } from './tuning.js';
 import {
   cancelDelta,
   deltaOverlayPath,
@@ -577,6 +578,11 @@ export class OutgoingMigration {
       case 'start-postcopy':
         await qmp.execute('migrate-start-postcopy');
         return;
+      case 'set-bandwidth':
+        await qmp.execute('migrate-set-parameters', {
+          'max-bandwidth': action.bytesPerSecond ?? UNLIMITED_BANDWIDTH,
+        });
+        return;
       case 'cancel-stalled':
         throw new MigrationFailed(`stalled: ${action.reason}`, this.phase, 'migration-stalled');
     }
@@ -799,6 +805,10 @@ function describe(action: ConvergenceAction): string {
       return `throttle ${action.percent} %`;
     case 'start-postcopy':
       return 'post-copy';
+    case 'set-bandwidth':
+      return action.bytesPerSecond === undefined
+        ? 'stream cap off'
+        : `stream cap ${Math.round(action.bytesPerSecond / 1e6)} MB/s`;
     case 'cancel-stalled':
       return 'cancel (stalled)';
   }

@@ -443,6 +443,7 @@ export class MigrationService {
         allowPostcopy: plan.postcopy,
         stallWindowMs: policy.stallWindowSeconds * 1000,
         timeLimitMs: policy.timeLimitSeconds === undefined ? undefined : policy.timeLimitSeconds * 1000,
+        bandwidthCapBytesPerSecond: plan.slowLink ? plan.maxBandwidthBytesPerSecond : undefined,
       },
       memoryBytes: runtime.def.memoryMiB * MiB,
       stallAfterMs: Math.min(30_000, policy.stallWindowSeconds * 1000),
