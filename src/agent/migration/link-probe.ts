@@ -223,6 +223,8 @@ export class LinkProbes {
         },
       },
     });
+    // The awaits below read its errors; this keeps one coming between them from crashing the agent.
+    socket.on('error', () => undefined);
     try {
       try {
         await once(socket, 'connect', { signal: AbortSignal.timeout(CONNECT_TIMEOUT_MS) });
