@@ -71,7 +71,8 @@ export const AGENT_ERRORS = {
   },
   'link-probe-failed': {
     statuses: [502],
-    about: 'a link probe failed: the sink could not be opened or reached, or its answer was missing',
+    about:
+      'a link probe failed: the sender could not be opened or reached, or too little arrived to tell a rate',
   },
   'source-restarted': {
     statuses: [502],

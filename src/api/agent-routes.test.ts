@@ -167,10 +167,10 @@ test('AgentClient and AgentMigrationClient call exactly the routes of the table'
     ['coldCopy', () => moves.coldCopy('a', { disks: [{ diskId: 'root', uri: 'nbd://h:1/root' }] })],
     ['listRetained', () => moves.listRetained()],
     ['releaseRetained', () => moves.releaseRetained(id)],
-    ['openLinkSink', () => moves.openLinkSink({ durationMs: 300 })],
+    ['openLinkSender', () => moves.openLinkSender({ durationMs: 300 })],
     [
       'probeLink',
-      () => moves.probeLink({ sink: { address: '10.0.0.1', port: 49152, secret: 'a'.repeat(64) } }),
+      () => moves.probeLink({ sender: { address: '10.0.0.1', port: 49152, secret: 'a'.repeat(64) } }),
     ],
   ];
   for (const [name, call] of calls) {

@@ -32,7 +32,7 @@ import {
   StartMigrationRequest,
 } from './migration.js';
 import { HostStats } from './stats.js';
-import { LinkProbeRequest, LinkProbeResult, LinkSink, LinkSinkRequest } from './links.js';
+import { LinkProbeRequest, LinkProbeResult, LinkSender, LinkSenderRequest } from './links.js';
 import { defineRoute, OpenApiDocument, openApiDocument } from './route-table.js';
 
 /*
@@ -398,20 +398,20 @@ export const agentMigrationRoutes = {
     status: 204,
     errors: ['retained-copy-not-found', 'migration-conflict'],
   }),
-  openLinkSink: route({
+  openLinkSender: route({
     method: 'POST',
-    path: '/v1/link-probe/sink',
+    path: '/v1/link-probe/sender',
     summary:
-      'Link probe, target: a one-shot TCP sink on the fabric address that takes one connection presenting its one-time secret (see links.ts)',
-    body: LinkSinkRequest,
+      'Link probe, source: a one-shot TCP sender on the fabric address that fills the one connection presenting its one-time secret (see links.ts)',
+    body: LinkSenderRequest,
     status: 201,
-    response: LinkSink,
+    response: LinkSender,
     errors: ['link-probe-failed'],
   }),
   probeLink: route({
     method: 'POST',
     path: '/v1/link-probe',
-    summary: "Link probe, source: send to a target's sink for durationMs; the rate the sink received at",
+    summary: "Link probe, target: receive from a source's sender; the rate it arrived at here",
     body: LinkProbeRequest,
     status: 200,
     response: LinkProbeResult,

@@ -16,7 +16,7 @@ import type {
   RetainedCopy,
   StartMigrationRequest,
 } from './migration.js';
-import type { LinkProbeRequest, LinkProbeResult, LinkSink, LinkSinkRequest } from './links.js';
+import type { LinkProbeRequest, LinkProbeResult, LinkSender, LinkSenderRequest } from './links.js';
 
 /** Typed client of one agent's move routes (see the order of calls in migration.ts). */
 export class AgentMigrationClient {
@@ -73,11 +73,11 @@ export class AgentMigrationClient {
     return this.http.call(routes.releaseRetained, { params: { vmId } });
   }
 
-  /** Link probe, target: a one-shot sink on the fabric address (links.ts). */
-  openLinkSink(request: LinkSinkRequest = {}): Promise<LinkSink> {
-    return this.http.call(routes.openLinkSink, { body: request });
+  /** Link probe, source: a one-shot sender on the fabric address (links.ts). */
+  openLinkSender(request: LinkSenderRequest = {}): Promise<LinkSender> {
+    return this.http.call(routes.openLinkSender, { body: request });
   }
-  /** Link probe, source: send to the sink; the rate it received at. */
+  /** Link probe, target: receive from the source's sender; the rate it arrived at. */
   probeLink(request: LinkProbeRequest): Promise<LinkProbeResult> {
     return this.http.call(routes.probeLink, { body: request }, { timeoutMs: 30_000 });
   }

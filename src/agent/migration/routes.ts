@@ -30,8 +30,8 @@ export function migrationRoutes(options: MigrationServiceOptions = {}): AgentRou
       listRetained: () => moves.listRetained(),
       releaseRetained: ({ params }) => moves.releaseRetained(params.vmId),
       // Link probes (issue 27).
-      openLinkSink: ({ body }) => moves.links.openSink(body),
-      probeLink: ({ body }) => moves.links.send(body),
+      openLinkSender: ({ body }) => moves.links.openSender(body),
+      probeLink: ({ body }) => moves.links.receive(body),
     };
   };
 }

@@ -111,7 +111,7 @@ export class MigrationService {
   #running = 0;
   readonly #queue: (() => void)[] = [];
   readonly retained: RetainedStore;
-  /** Link probes (issue 27): their sinks take ports from the same allocator as the moves. */
+  /** Link probes (issue 27): their senders take ports from the same allocator as the moves. */
   readonly links: LinkProbes;
 
   constructor(
