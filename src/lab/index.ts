@@ -43,7 +43,6 @@ export {
   assertGuestKeptRunning,
   createBusyVm,
   DISK_WRITER_RECORD_BYTES,
-  dropGuestCaches,
   fabricLink,
   guestDataChecksums,
   guestLife,

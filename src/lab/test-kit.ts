@@ -211,9 +211,11 @@ export async function startGuestWorkloads(host: LabHost, vm: string, file: strin
 }
 
 /** Stops the workloads and waits until the writer has exited (it writes its last record first). */
+const STOP_WORKLOADS =
+  'killall sb-diskwriter sb-dirty; while pidof sb-diskwriter >/dev/null; do sleep 0.05; done';
+
 export async function stopGuestWorkloads(host: LabHost, vm: string): Promise<void> {
-  const stop = 'killall sb-diskwriter sb-dirty; while pidof sb-diskwriter >/dev/null; do sleep 0.05; done';
-  await inGuest(host, vm, ['/bin/sh', '-c', stop], { timeoutSeconds: 60 });
+  await inGuest(host, vm, ['/bin/sh', '-c', STOP_WORKLOADS], { timeoutSeconds: 60 });
 }
 
 /** sb-diskwriter's record size (RECORD_SIZE in src/guest/workloads/sb-diskwriter.c; a unit test holds them equal). */
@@ -224,12 +226,6 @@ export async function guestRecordCount(host: LabHost, vm: string, file: string):
   const size = await inGuest(host, vm, ['/bin/stat', '-c', '%s', file]);
   if (size.exitCode !== 0) throw new Error(`stat ${file}: ${size.stderr ?? ''}`);
   return Math.floor(Number(size.stdout?.trim()) / DISK_WRITER_RECORD_BYTES);
-}
-
-/** Writes back and drops the guest's page cache: what is read next comes from its disk. */
-export async function dropGuestCaches(host: LabHost, vm: string): Promise<void> {
-  const dropped = await inGuest(host, vm, ['/bin/sh', '-c', 'sync && echo 3 > /proc/sys/vm/drop_caches']);
-  if (dropped.exitCode !== 0) throw new Error(`dropping the guest's caches: ${dropped.stderr ?? ''}`);
 }
 
 /** A records file of sb-diskwriter and how many records it must hold at least. */
@@ -246,10 +242,16 @@ export interface RecordsVerified {
   counts: Map<string, number>;
 }
 
+/** The shell's single-quoted form of `text` (test paths, but quoted all the same). */
+const quoted = (text: string) => `'${text.replaceAll("'", `'\\''`)}'`;
+
+/** Writes back and drops the guest's page cache (shell): what is read next comes from its disk. */
+const DROP_CACHES = 'sync && echo 3 > /proc/sys/vm/drop_caches';
+
 /**
  * Stops the workloads, drops the guest's caches (the records are read from its disk, not from
  * the page cache that moved with its memory) and verifies every record of each file: none bad,
- * more than none, and at least as many as were known written before.
+ * more than none, and at least as many as were known written before. One command in the guest.
  */
 export async function verifyGuestRecords(
   host: LabHost,
@@ -257,21 +259,31 @@ export async function verifyGuestRecords(
   files: RecordsFile[],
 ): Promise<RecordsVerified> {
   if (files.length === 0) throw new Error('no records file to verify');
-  await stopGuestWorkloads(host, vm);
-  await dropGuestCaches(host, vm);
+  const script = [
+    STOP_WORKLOADS,
+    `${DROP_CACHES} || exit 1`,
+    ...files.map(
+      ({ file }) =>
+        `echo '@@'; ${GUEST_WORKLOADS.diskWriter} verify --file ${quoted(file)} 2>&1; echo "@@ $?"`,
+    ),
+  ].join('\n');
+  const run = await inGuest(host, vm, ['/bin/sh', '-c', script], { timeoutSeconds: 600 });
+  // One "@@\n<verify's output>@@ <exit code>" section per file, in order.
+  const sections = [...(run.stdout ?? '').matchAll(/^@@\n([\s\S]*?)^@@ (\d+)$/gm)];
+  if (run.exitCode !== 0 || sections.length !== files.length)
+    throw new Error(`verifying records: exit ${run.exitCode}: ${run.stdout ?? ''} ${run.stderr ?? ''}`);
   const lines: string[] = [];
   const counts = new Map<string, number>();
-  for (const { file, atLeast } of files) {
-    const verify = await inGuest(host, vm, [GUEST_WORKLOADS.diskWriter, 'verify', '--file', file]);
-    const said = `${verify.stdout ?? ''} ${verify.stderr ?? ''}`.trim();
-    if (verify.exitCode !== 0) throw new Error(`${file}: ${said}`);
-    const records = Number(/verified (\d+) records/.exec(verify.stdout ?? '')?.[1] ?? NaN);
+  files.forEach(({ file, atLeast }, i) => {
+    const said = sections[i]?.[1]?.trim() ?? '';
+    if (sections[i]?.[2] !== '0') throw new Error(`${file}: ${said}`);
+    const records = Number(/verified (\d+) records/.exec(said)?.[1] ?? NaN);
     if (!(records > 0)) throw new Error(`${file}: no records verified (${said})`);
     if (records < atLeast)
       throw new Error(`${file}: ${records} records verified, ${atLeast} were written before: records lost`);
     counts.set(file, records);
     lines.push(`${file}: ${records} records (>= ${atLeast}), ${said.split('\n')[1] ?? ''}`);
-  }
+  });
   return { summary: lines.join(', '), counts };
 }
 
@@ -297,20 +309,20 @@ export async function guestDataChecksums(
   vm: string,
   items: GuestData[],
 ): Promise<GuestDataChecksums> {
-  if (items.some((i) => 'file' in i)) await dropGuestCaches(host, vm);
-  const md5: string[] = [];
-  for (const item of items) {
-    const read =
-      'file' in item
-        ? `/usr/bin/md5sum ${item.file}`
-        : `/bin/dd if=${item.device} iflag=direct bs=1M skip=${item.offsetMiB} count=${item.mib} 2>/dev/null | /usr/bin/md5sum`;
-    const out = await inGuest(host, vm, ['/bin/sh', '-c', `set -o pipefail; ${read}`], {
-      timeoutSeconds: 1800,
-    });
-    const sum = /^[0-9a-f]{32}\b/.exec(out.stdout ?? '')?.[0];
-    if (out.exitCode !== 0 || !sum) throw new Error(`md5 of ${describeData(item)}: ${out.stderr ?? ''}`);
-    md5.push(sum);
-  }
+  const reads = items.map((item) =>
+    'file' in item
+      ? `/usr/bin/md5sum ${quoted(item.file)}`
+      : `/bin/dd if=${quoted(item.device)} iflag=direct bs=1M skip=${item.offsetMiB} count=${item.mib} 2>/dev/null | /usr/bin/md5sum`,
+  );
+  const script = [
+    'set -o pipefail',
+    ...(items.some((i) => 'file' in i) ? [`${DROP_CACHES} || exit 1`] : []),
+    ...reads.map((read) => `${read} || exit 1`),
+  ].join('\n');
+  const out = await inGuest(host, vm, ['/bin/sh', '-c', script], { timeoutSeconds: 1800 });
+  const md5 = [...(out.stdout ?? '').matchAll(/^([0-9a-f]{32})\b/gm)].map((m) => m[1] ?? '');
+  if (out.exitCode !== 0 || md5.length !== items.length)
+    throw new Error(`md5 of ${items.map(describeData).join(', ')}: ${out.stdout ?? ''} ${out.stderr ?? ''}`);
   return { items, md5 };
 }
 
