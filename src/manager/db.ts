@@ -173,8 +173,8 @@ export interface PendingUndosTable {
   vm_id: string;
   vm_name: string;
   host_id: string;
-  /** An undo step of phases.ts, or `remove-cold-copy` (pending-undos.ts). */
-  step: 'abort-incoming' | 'cancel-source' | 'remove-cold-copy';
+  /** An undo step of phases.ts, or a cold move's `close-cold-export` / `remove-cold-copy` (pending-undos.ts). */
+  step: 'abort-incoming' | 'cancel-source' | 'close-cold-export' | 'remove-cold-copy';
   migration_id: string;
   state: 'pending' | 'done';
   attempts: number;
