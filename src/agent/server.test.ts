@@ -205,6 +205,12 @@ test('domain errors answer with the codes the table lists for the route', async 
   );
   const closed = await call('POST', `/v1/migrations/cold/${id}/close`);
   assert.deepEqual([closed.status, closed.json()], [200, { migrationId: id, closed: false }]);
+  await problem(
+    'coldCopyStatus',
+    await call('GET', `/v1/migrations/cold/${id}/copy`),
+    404,
+    'migration-not-found',
+  );
   assert.deepEqual((await call('GET', '/v1/migrations')).json(), []);
 });
 
@@ -224,6 +230,7 @@ test('a VM without disks or NICs: defined (201), shown, deleted (204)', async ()
   await problem(
     'coldCopy',
     await call('POST', '/v1/vms/bare/cold-copy', {
+      migrationId: '7b0d5f5e-8a40-4c4e-9a51-3f7c2b1d9e01',
       disks: [{ diskId: 'root', uri: 'nbd://127.0.0.1:1/root' }],
     }),
     400,

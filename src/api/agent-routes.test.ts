@@ -164,7 +164,11 @@ test('AgentClient and AgentMigrationClient call exactly the routes of the table'
     ['moveStorage', () => moves.moveStorage('a', { datastore: 'b' })],
     ['coldExport', () => moves.coldExport('a', id)],
     ['coldClose', () => moves.coldClose(id)],
-    ['coldCopy', () => moves.coldCopy('a', { disks: [{ diskId: 'root', uri: 'nbd://h:1/root' }] })],
+    [
+      'coldCopy',
+      () => moves.coldCopy('a', { migrationId: id, disks: [{ diskId: 'root', uri: 'nbd://h:1/root' }] }),
+    ],
+    ['coldCopyStatus', () => moves.coldStatus(id)],
     ['listRetained', () => moves.listRetained()],
     ['releaseRetained', () => moves.releaseRetained(id)],
     ['openLinkSender', () => moves.openLinkSender({ durationMs: 300 })],

@@ -16,7 +16,7 @@ import {
 import { AGENT_ERRORS, type AgentErrorCode } from './agent-errors.js';
 import {
   ColdClosed,
-  ColdCopied,
+  ColdCopyStatus,
   ColdCopyRequest,
   ColdExport,
   ColdExportRequest,
@@ -434,7 +434,7 @@ export const agentColdMoveRoutes = {
   coldClose: route({
     method: 'POST',
     path: '/v1/migrations/cold/:id/close',
-    summary: "Source: end a cold move's exports (idempotent)",
+    summary: "End a cold move's exports (source) or stop its copy (target); idempotent",
     params: MigrationParams,
     status: 200,
     response: ColdClosed,
@@ -443,12 +443,21 @@ export const agentColdMoveRoutes = {
   coldCopy: route({
     method: 'POST',
     path: '/v1/vms/:name/cold-copy',
-    summary: 'Target: copy every disk of the defined, stopped VM from the exports',
+    summary: 'Target: start copying every disk of the defined, stopped VM from the exports',
     params: VmParams,
     body: ColdCopyRequest,
+    status: 202,
+    response: ColdCopyStatus,
+    errors: ['vm-not-found', 'vm-state-conflict', 'migration-conflict', 'host-command-failed'],
+  }),
+  coldCopyStatus: route({
+    method: 'GET',
+    path: '/v1/migrations/cold/:id/copy',
+    summary: "Target: a cold copy's state and progress",
+    params: MigrationParams,
     status: 200,
-    response: ColdCopied,
-    errors: ['vm-not-found', 'vm-state-conflict', 'host-command-failed'],
+    response: ColdCopyStatus,
+    errors: ['migration-not-found'],
   }),
 };
 

@@ -65,6 +65,12 @@ export const AgentConfig = z.object({
     z.object({ name: Name, bridge: z.string().max(15), uplink: z.string().max(15).optional() }),
   ),
   accelerator: z.enum(['auto', 'kvm', 'tcg']).default('auto'),
+  /**
+   * A move on this host that no manager asked about for this long is an orphan: an incoming VM or
+   * a cold copy is removed (an incoming guest whose copy completed is resumed here instead). The
+   * manager asks every 10 s while it follows a move; its restart takes seconds to minutes.
+   */
+  orphanMoveSeconds: z.number().int().min(10).max(86_400).default(600),
 });
 export type AgentConfig = z.infer<typeof AgentConfig>;
 /** A configuration as written (defaults not yet applied). */

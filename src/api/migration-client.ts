@@ -3,7 +3,7 @@ import type { Vm } from './agent.js';
 import { agentRoutes as routes } from './agent-routes.js';
 import type {
   ColdClosed,
-  ColdCopied,
+  ColdCopyStatus,
   ColdCopyRequest,
   ColdExport,
   CompleteMigrationRequest,
@@ -86,16 +86,16 @@ export class AgentMigrationClient {
   coldExport(vmName: string, migrationId: string): Promise<ColdExport> {
     return this.http.call(routes.coldExport, { params: { name: vmName }, body: { migrationId } });
   }
-  /** Cold move, source: ends the exports (idempotent). */
+  /** Cold move: ends the exports (source) or stops the copy (target); idempotent. */
   coldClose(migrationId: string): Promise<ColdClosed> {
     return this.http.call(routes.coldClose, { params: { id: migrationId } });
   }
-  /** Cold move, target: copies the disks from the exports into the defined, stopped VM. */
-  coldCopy(vmName: string, request: ColdCopyRequest): Promise<ColdCopied> {
-    return this.http.call(
-      routes.coldCopy,
-      { params: { name: vmName }, body: request },
-      { timeoutMs: 6 * 3600_000 },
-    );
+  /** Cold move, target: starts copying the disks from the exports into the defined, stopped VM. */
+  coldCopy(vmName: string, request: ColdCopyRequest): Promise<ColdCopyStatus> {
+    return this.http.call(routes.coldCopy, { params: { name: vmName }, body: request });
+  }
+  /** Cold move, target: the copy's state and progress. */
+  coldStatus(migrationId: string): Promise<ColdCopyStatus> {
+    return this.http.call(routes.coldCopyStatus, { params: { id: migrationId } });
   }
 }

@@ -340,8 +340,10 @@ export type MoveStorageRequest = z.input<typeof MoveStorageRequest>;
 /*
  * Cold moves of a stopped VM (see src/agent/migration/cold.ts): source POST
  * /v1/vms/:name/cold-export -> ColdExport; target: the VM is defined with POST /v1/vms (start
- * false), then POST /v1/vms/:name/cold-copy {disks} copies every disk from the exports; source POST
- * /v1/migrations/cold/:id/close ends the exports, and DELETE /v1/vms/:name removes the source VM.
+ * false), then POST /v1/vms/:name/cold-copy {migrationId, disks} starts copying every disk from
+ * the exports in the background, followed with GET /v1/migrations/cold/:id/copy (ColdCopyStatus); POST
+ * /v1/migrations/cold/:id/close ends the exports (source) or stops the copy (target), and DELETE
+ * /v1/vms/:name removes the source VM.
  */
 export const ColdExportRequest = z.object({ migrationId: MigrationId });
 export type ColdExportRequest = z.input<typeof ColdExportRequest>;
@@ -353,11 +355,32 @@ export const ColdExport = z.object({
 });
 export type ColdExport = z.infer<typeof ColdExport>;
 
-export const ColdCopyRequest = z.object({ disks: ColdExport.shape.disks.min(1) });
+export const ColdCopyRequest = z.object({
+  /** The move's id: its copy is followed and stopped by it. */
+  migrationId: MigrationId,
+  disks: ColdExport.shape.disks.min(1),
+  /**
+   * No byte from the exports for this long = stalled: the copy stops (the move's
+   * policy.stallWindowSeconds; a cut link otherwise hangs a read for as long as TCP retries).
+   */
+  stallWindowSeconds: MigrationPolicy.shape.stallWindowSeconds,
+});
 export type ColdCopyRequest = z.input<typeof ColdCopyRequest>;
 
-export const ColdCopied = z.object({ vmName: Name, copiedDisks: z.array(Name) });
-export type ColdCopied = z.infer<typeof ColdCopied>;
+/** A cold copy on its target. A copy that fails removes the half-made VM with its disks. */
+export const ColdCopyStatus = z.object({
+  migrationId: MigrationId,
+  vmName: Name,
+  state: MigrationState,
+  /** How far the disks were gone through (0-100; zero areas are skipped, not sent). */
+  percent: z.number().min(0).max(100),
+  /** Bytes received from the source's exports so far. */
+  receivedBytes: z.number().int().min(0),
+  error: z.object({ code: z.string(), detail: z.string() }).optional(),
+  startedAt: z.iso.datetime(),
+  finishedAt: z.iso.datetime().optional(),
+});
+export type ColdCopyStatus = z.infer<typeof ColdCopyStatus>;
 
 export const ColdClosed = z.object({ migrationId: MigrationId, closed: z.boolean() });
 export type ColdClosed = z.infer<typeof ColdClosed>;

@@ -125,6 +125,11 @@ export interface VmNicsTable {
 }
 export interface JobsTable {
   id: string;
+  /**
+   * Creation order, assigned by the database at insert (migration 0011): lists order by it, not
+   * by created_at, whose millisecond two jobs can share (a tie the random id would then break).
+   */
+  seq: Generated<number>;
   kind: string;
   state: 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
   target_kind: string;
@@ -168,8 +173,8 @@ export interface PendingUndosTable {
   vm_id: string;
   vm_name: string;
   host_id: string;
-  /** An undo step of phases.ts, or `remove-cold-copy` (pending-undos.ts). */
-  step: 'abort-incoming' | 'cancel-source' | 'remove-cold-copy';
+  /** An undo step of phases.ts, or a cold move's `close-cold-export` / `remove-cold-copy` (pending-undos.ts). */
+  step: 'abort-incoming' | 'cancel-source' | 'close-cold-export' | 'remove-cold-copy';
   migration_id: string;
   state: 'pending' | 'done';
   attempts: number;
@@ -363,6 +368,8 @@ export interface VmPlacementTable {
 }
 export interface PlacementRecommendationsTable {
   id: string;
+  /** Creation order, assigned at insert (migration 0011): one round's recommendations share created_at. */
+  seq: Generated<number>;
   vm_id: string;
   vm_name: string;
   kind: string;
@@ -843,6 +850,30 @@ export const migrations: Readonly<Record<string, Migration>> = {
             probe_error text, probe_error_at text,
             primary key (from_host_id, to_host_id)) without rowid`,
         )
+        .execute(db);
+    },
+  },
+  '0011-jobs-sequence': {
+    // Lists ordered by a creation time tie within a millisecond (jobs submitted together, one
+    // placement round's recommendations), and the random id then decided their order: a sequence
+    // assigned at insert orders them, and their cursors page on it. Existing rows are numbered
+    // by time, then by rowid (their insertion order).
+    async up(db: Kysely<any>) {
+      for (const table of ['jobs', 'placement_recommendations']) {
+        for (const statement of [
+          `alter table ${table} add column seq integer`,
+          `update ${table} set seq = (select n from (select rowid as r,
+            row_number() over (order by created_at, rowid) as n from ${table}) where r = ${table}.rowid)`,
+          `create unique index ${table}_seq on ${table} (seq)`,
+          // Every insert gets the next number, whichever code path (or test) inserts the row.
+          `create trigger ${table}_seq_assign after insert on ${table} when new.seq is null begin
+            update ${table} set seq = (select coalesce(max(seq), 0) + 1 from ${table})
+            where rowid = new.rowid; end`,
+        ])
+          await sql.raw(statement).execute(db);
+      }
+      await sql
+        .raw('create index placement_recommendations_state_seq on placement_recommendations (state, seq)')
         .execute(db);
     },
   },

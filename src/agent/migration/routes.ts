@@ -10,7 +10,7 @@ import { MigrationService, type MigrationServiceOptions } from './service.js';
 export function migrationRoutes(options: MigrationServiceOptions = {}): AgentRoutePlugin {
   return (app, core): RouteHandlers<typeof agentMigrationRoutes> => {
     const moves = new MigrationService(core, options);
-    app.addHook('onReady', () => moves.startHousekeeping(options.housekeeping));
+    app.addHook('onReady', () => moves.startHousekeeping());
     app.addHook('onClose', () => moves.stopHousekeeping());
     return {
       planMigration: ({ body }) => moves.plan(body),
