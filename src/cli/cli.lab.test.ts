@@ -109,7 +109,7 @@ async function ping(ip: string, timeoutMs: number): Promise<void> {
     const r = await run(['lab', 'exec', 'client', '--name', LAB, '--', 'ping', '-c', '1', '-W', '1', ip], {});
     if (r.code === 0) return;
     if (Date.now() > deadline) throw new Error(`${ip} did not answer ping within ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 2000));
+    await new Promise((resolve) => setTimeout(resolve, 500));
   }
 }
 
