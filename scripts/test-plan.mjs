@@ -4,10 +4,11 @@
 /**
  * Every *.lab.test.ts by the load it puts on the machine and how much load it tolerates:
  * - `timing`: it measures or depends on timing (ping gaps, downtime, throttles, rates, the
- *   compression choice, placement holds and windows, phases struck mid-move), so it runs with no
- *   other guest-booting run beside it;
- * - `guest`: it boots TCG guests but asserts nothing timing-sensitive, so two may share the
- *   machine's two cores;
+ *   compression choice, placement holds and windows), so it runs with no other guest-booting run
+ *   beside it;
+ * - `guest`: it boots TCG guests but asserts nothing timing-sensitive (a fault test holds its
+ *   phase by a slow link and checks the phase it struck, so a busier machine only makes the phase
+ *   longer), so two may share the machine's two cores;
  * - `light`: it boots no running guest (a paused QEMU, a KVM probe waiting out its deadline), so it
  *   may run beside anything, the unit suite too.
  * `seconds` is the file's measured wall time alone; it only orders the queue (longest first).
@@ -19,10 +20,13 @@ export const LAB_FILES = Object.freeze({
 
   'src/agent/agent.lab.test.ts': { class: 'guest', seconds: 20 },
   'src/agent/migration/delta.lab.test.ts': { class: 'guest', seconds: 35 },
+  'src/agent/migration/netfault.lab.test.ts': { class: 'guest', seconds: 105 },
   'src/agent/migration/routes.lab.test.ts': { class: 'guest', seconds: 50 },
   'src/agent/stats.lab.test.ts': { class: 'guest', seconds: 35 },
   'src/agent/tools.lab.test.ts': { class: 'guest', seconds: 15 },
   'src/cli/cli.lab.test.ts': { class: 'guest', seconds: 125 },
+  'src/delta-move.lab.test.ts': { class: 'guest', seconds: 170 },
+  'src/faults.lab.test.ts': { class: 'guest', seconds: 310 },
   'src/guest/guest.lab.test.ts': { class: 'guest', seconds: 50 },
   'src/insight.lab.test.ts': { class: 'guest', seconds: 120 },
   'src/lab/down-all.lab.test.ts': { class: 'guest', seconds: 12 },
@@ -32,9 +36,6 @@ export const LAB_FILES = Object.freeze({
   'src/agent/datastore-limits.lab.test.ts': { class: 'timing', seconds: 45 },
   'src/agent/migration/compression.lab.test.ts': { class: 'timing', seconds: 50 },
   'src/agent/migration/engine.lab.test.ts': { class: 'timing', seconds: 30 },
-  'src/agent/migration/netfault.lab.test.ts': { class: 'timing', seconds: 105 },
-  'src/delta-move.lab.test.ts': { class: 'timing', seconds: 170 },
-  'src/faults.lab.test.ts': { class: 'timing', seconds: 310 },
   'src/move.lab.test.ts': { class: 'timing', seconds: 70 },
   'src/placement-competing.lab.test.ts': { class: 'timing', seconds: 345 },
   'src/placement.lab.test.ts': { class: 'timing', seconds: 275 },
