@@ -165,6 +165,50 @@ test('unknown fields, bad values and bodies where none belongs are 400 naming th
   assert.deepEqual([nowhere.status, Problem.parse(nowhere.json()).code], [404, 'route-not-found']);
 });
 
+test("the manager's VM rules hold here too: unicast MACs, unique ids and MACs, no other VM's MAC", async () => {
+  const spec = { name: 'rules', vcpus: 1, memoryMiB: 64 };
+  const nic = (mac: string, id?: string) => ({ vswitch: 'sw0', mac, ...(id ? { id } : {}) });
+  for (const mac of ['01:00:5e:00:00:01', 'ff:ff:ff:ff:ff:ff', '33:33:00:00:00:01', '00:00:00:00:00:00'])
+    await problem(
+      'createVm',
+      await call('POST', '/v1/vms', { ...spec, nics: [nic(mac)] }),
+      400,
+      'invalid-input',
+      'nics.0.mac',
+    );
+  await problem(
+    'createVm',
+    await call('POST', '/v1/vms', { ...spec, nics: [nic('52:54:00:28:00:01'), nic('52:54:00:28:00:01')] }),
+    400,
+    'invalid-input',
+    'nics.1.mac',
+  );
+  await problem(
+    'createVm',
+    await call('POST', '/v1/vms', {
+      ...spec,
+      disks: [
+        { id: 'root', sizeBytes: 1 },
+        { id: 'root', sizeBytes: 1 },
+      ],
+    }),
+    400,
+    'invalid-input',
+    'disks.1.id',
+  );
+  const first = await call('POST', '/v1/vms', { ...spec, nics: [nic('52:54:00:28:00:02')] });
+  assert.equal(first.status, 201);
+  await problem(
+    'createVm',
+    await call('POST', '/v1/vms', { ...spec, name: 'rules-2', nics: [nic('52:54:00:28:00:02')] }),
+    409,
+    'mac-in-use',
+    'nics.0.mac',
+  );
+  assert.equal((await call('DELETE', '/v1/vms/rules?deleteDisks=true')).status, 204);
+  assert.deepEqual((await call('GET', '/v1/vms')).json(), []);
+});
+
 test('domain errors answer with the codes the table lists for the route', async () => {
   await problem('getVm', await call('GET', '/v1/vms/ghost'), 404, 'vm-not-found');
   await problem('startVm', await call('POST', '/v1/vms/ghost/start'), 404, 'vm-not-found');

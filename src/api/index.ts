@@ -1,4 +1,5 @@
 export * from './problem.js';
+export * from './rules.js';
 export * from './http.js';
 export * from './agent.js';
 export * from './agent-client.js';

@@ -4,17 +4,15 @@ import {
   DatastoreLimits,
   DatastoreProbe,
   DEFAULT_DATASTORE_CLASS,
-  DiskSpec,
   HostInfo,
-  MacAddress,
   Name,
-  NicSpec,
   Vm,
   VmSpec,
   VmState,
 } from './agent.js';
 import { MigrationPolicy, MigrationStats, StreamCompression } from './migration.js';
 import { ApiError } from './problem.js';
+import { DisplayText, uniqueItems } from './rules.js';
 
 /*
  * The manager's REST API, served under /api/v1 with a bearer token on every call. These schemas
@@ -36,44 +34,6 @@ export const ObjectRef = z.string().min(1).max(64);
 
 /** The body of calls that take none; `{}` (what clients send) is accepted, anything more is not. */
 export const EmptyBody = z.strictObject({}).optional();
-
-/** C0/C1 controls and DEL (a terminal obeys them) and bidirectional overrides (they reorder text). */
-const CONTROL = /[\p{Cc}\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/u;
-
-/** Free text shown to people (descriptions): one line, no control characters. */
-export function DisplayText(max: number) {
-  return z
-    .string()
-    .max(max, `must be at most ${max} characters`)
-    .superRefine((text, ctx) => {
-      const found = CONTROL.exec(text);
-      if (!found) return;
-      const code = (found[0].codePointAt(0) ?? 0).toString(16).toUpperCase().padStart(4, '0');
-      ctx.addIssue({
-        code: 'custom',
-        message: `must not contain control characters or bidirectional overrides (U+${code} at ${found.index})`,
-      });
-    });
-}
-
-/** Each item's key (when it has one) must differ from every other item's. */
-function unique<T>(what: string, key: (item: T) => string | undefined) {
-  return (items: T[], ctx: z.RefinementCtx) => {
-    const seen = new Map<string, number>();
-    items.forEach((item, i) => {
-      const k = key(item);
-      if (k === undefined) return;
-      const first = seen.get(k);
-      if (first === undefined) seen.set(k, i);
-      else
-        ctx.addIssue({
-          code: 'custom',
-          path: [i, ...(what ? [what] : [])],
-          message: `${k} is already item ${first}'s${what ? ` ${what}` : ''}: must be unique`,
-        });
-    });
-  };
-}
 
 /** A query-string integer in decimal digits only (Number() would also take "0x10", " 5" or "1e3"). */
 function QueryInt(min: number, max: number) {
@@ -289,26 +249,8 @@ export const VmListQuery = PageQuery.extend({
 });
 export type VmListQuery = z.input<typeof VmListQuery>;
 
-/** A NIC's own address: multicast (first octet odd, broadcast included) and all-zero MACs are not. */
-export const UnicastMac = MacAddress.refine(
-  (mac) => (parseInt(mac.slice(0, 2), 16) & 1) === 0,
-  'must be a unicast MAC: the first octet must be even (this one is multicast)',
-).refine((mac) => mac !== '00:00:00:00:00:00', 'must not be all zeros');
-
-/** VmSpec as the manager takes it: strict, disk ids, NIC ids and MACs unique within the VM. */
-export const CreateVmSpec = VmSpec.extend({
-  disks: z
-    .array(DiskSpec.strict())
-    .max(8)
-    .superRefine(unique('id', (d) => d.id))
-    .default([]),
-  nics: z
-    .array(NicSpec.extend({ mac: UnicastMac.optional() }).strict())
-    .max(8)
-    .superRefine(unique('id', (n) => n.id))
-    .superRefine(unique('mac', (n) => n.mac))
-    .default([]),
-}).strict();
+/** VmSpec as the manager takes it: the agent's own rules (src/api/agent.ts), one definition. */
+export const CreateVmSpec = VmSpec;
 
 /**
  * Creates a VM (as a job). Give `host`, or `pool` to let the manager pick the member host with the
@@ -396,7 +338,7 @@ export const VmMoveStorageRequest = z.strictObject({
     .array(Name)
     .min(1)
     .max(8)
-    .superRefine(unique('', (d) => d))
+    .superRefine(uniqueItems('', (d) => d))
     .optional(),
   dryRun: z.boolean().default(false),
 });

@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { Cidr, Ipv4, MacAddress, Name } from './agent.js';
+import { Cidr, Ipv4, Name } from './agent.js';
+import { UnicastMac } from './rules.js';
 
 /*
  * The agents' migration API (under /v1/migrations, bearer token as for the rest of the agent API).
@@ -261,7 +262,7 @@ export const IncomingVm = z.object({
   vcpus: z.number().int().min(1).max(64),
   memoryMiB: z.number().int().min(64),
   disks: z.array(IncomingDisk).max(8),
-  nics: z.array(z.object({ id: Name, vswitch: Name, mac: MacAddress })).max(8),
+  nics: z.array(z.object({ id: Name, vswitch: Name, mac: UnicastMac })).max(8),
   guestIp: Cidr.optional(),
   guestGateway: Ipv4.optional(),
   machineType: z.string(),
