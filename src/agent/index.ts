@@ -57,3 +57,4 @@ export function registerAgentCommands(program: Command): void {
     });
 }
 export { LAB_BOOT_DEADLINE_MS, startLabAgent, waitForGuestAgent, type LabAgent } from './lab-agent.js';
+export { startTestAgent, type TestAgent } from './test-server.js';

@@ -18,6 +18,9 @@ export interface TestAgent {
   /** The temporary directory: the state dir is its `state`. */
   dir: string;
   app: FastifyInstance;
+  core: AgentCore;
+  /** Serves the API on a loopback port (for a manager to join); its base URL. */
+  listen(): Promise<string>;
   /** Every answer the server gave outside its route table (replies checked too): tests expect none. */
   breaches: ContractBreach[];
   /** Closes the server and removes the directory. */
@@ -32,10 +35,12 @@ export async function startTestAgent(options: {
   token: string;
   prefix: string;
   datastoreSubdir?: string;
+  /** The host's name (default `unit`). */
+  hostName?: string;
 }): Promise<TestAgent> {
   const dir = await mkdtemp(path.join(tmpdir(), options.prefix));
   const config = AgentConfig.parse({
-    hostName: 'unit',
+    hostName: options.hostName ?? 'unit',
     listen: { address: '127.0.0.1', port: 1 },
     token: options.token,
     fabricAddress: '127.0.0.1',
@@ -73,6 +78,13 @@ export async function startTestAgent(options: {
   return {
     dir,
     app,
+    core,
+    async listen() {
+      await app.listen({ host: '127.0.0.1', port: 0 });
+      const address = app.server.address();
+      if (typeof address !== 'object' || !address) throw new Error('not listening');
+      return `http://127.0.0.1:${address.port}`;
+    },
     breaches,
     close: async () => {
       await app.close();

@@ -10,7 +10,7 @@ import { after, before, test } from 'node:test';
 import { ManagerClient, Problem } from '../api/index.js';
 import type { ContractBreach } from '../api/index.js';
 import { startManager, type RunningManager } from './manager.js';
-import { dbSnapshot, rejects, seedHost, testVm } from './test-inventory.js';
+import { dbSnapshot, rejects, seedHost, testMac, testVm } from './test-inventory.js';
 
 /** Answers outside the route table (error codes, and replies against their schemas). */
 const breaches: ContractBreach[] = [];
@@ -78,12 +78,12 @@ after(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-test('create VM: a MAC another host uses, a multicast MAC, repeated disk ids or MACs are 400 naming the field', async () => {
+test('create VM: a MAC another host uses is 409, a multicast MAC, repeated disk ids or MACs 400, each naming the field', async () => {
   const before = await dbSnapshot(manager.db);
   const spec = { name: 'new1', vcpus: 1, memoryMiB: 128 };
   const taken = await rejects(
-    admin.createVm({ host: 'h2', spec: { ...spec, nics: [{ vswitch: 'vmsw0', mac: '52:54:00:00:00:01' }] } }),
-    400,
+    admin.createVm({ host: 'h2', spec: { ...spec, nics: [{ vswitch: 'vmsw0', mac: testMac(1) }] } }),
+    409,
     'spec.nics.0.mac',
   );
   assert.match(taken.message, /already used by VM web1 on host h1/);

@@ -43,6 +43,7 @@ import type { JobRunner } from './jobs.js';
 import type { KeyedMutex } from './locks.js';
 import { fetchSnapshot, type Reconciler } from './reconcile.js';
 import type { SecretBox } from './secrets.js';
+import { claimVmIdentity } from './vm-identity.js';
 import { placeInPool, prepareCreate } from './vm-jobs.js';
 
 /*
@@ -438,12 +439,15 @@ export class ManagerService {
       host = await placeInPool(db, pool.id, pool.name, spec);
     }
     const prepared = await prepareCreate(db, host, spec);
+    const id = prepared.id ?? randomUUID();
     return this.deps.jobs.submit({
       kind: 'vm-create',
-      target: vmObject({ id: prepared.id ?? '', name: prepared.name }),
-      params: { hostId: host.id, spec: prepared },
+      target: vmObject({ id, name: prepared.name }),
+      params: { hostId: host.id, spec: { ...prepared, id } },
       actor: actorOf(caller),
       details: { host: host.name },
+      // The name and MACs are the database's to hold: of concurrent requests, one is queued.
+      within: (tx, jobId) => claimVmIdentity(tx, jobId, { ...prepared, id }),
     });
   }
 
