@@ -1,13 +1,15 @@
 // The fabric's invariants held by the manager's database and by every agent, end to end without
 // QEMU: a real manager (SQLite in a temp dir) joined to two real agent servers in this process
 // (loopback HTTP, VMs defined without disks, never started). Issue 28: concurrent creates with one
-// name or one MAC (exactly one wins, the others 409 naming the field).
+// name or one MAC (exactly one wins, the others 409 naming the field); drift: what is made or
+// deleted on an agent directly is recorded by `agent:<host>` with an issue, also when it came and
+// went between two polls, and what the manager did itself is not.
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { ApiError, ManagerClient, type ContractBreach } from './api/index.js';
+import { AgentClient, ApiError, ManagerClient, type ContractBreach } from './api/index.js';
 import { startTestAgent, type TestAgent } from './agent/index.js';
 import { startManager, type RunningManager } from './manager/index.js';
 
@@ -20,6 +22,8 @@ let dir: string;
 let manager: RunningManager;
 let admin: ManagerClient;
 const agents: TestAgent[] = [];
+/** Clients straight to each agent, past the manager. */
+const direct: AgentClient[] = [];
 
 before(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'sb-fabric-'));
@@ -34,6 +38,7 @@ before(async () => {
     const agent = await startTestAgent({ token: AGENT_TOKEN, prefix: `sb-fabric-${hostName}-`, hostName });
     agents.push(agent);
     const url = await agent.listen();
+    direct.push(new AgentClient(url, AGENT_TOKEN));
     await admin.addHost({ address: url, token: AGENT_TOKEN });
   }
 });
@@ -103,6 +108,117 @@ test(`${PARALLEL} parallel creates with one name on two hosts: exactly one is ac
   assert.equal((await admin.waitForJob(deleted.job.id, 30_000)).state, 'succeeded');
   const again = await admin.createVm({ host: 'host2', spec: { name: 'same-name', vcpus: 1, memoryMiB: 64 } });
   assert.equal((await admin.waitForJob(again.job.id, 30_000)).state, 'succeeded');
+});
+
+/** The change records of one object (id or, for a datastore, `host/name`), oldest first, as `actor action`. */
+async function recordsOf(filter: { objectId?: string; object?: string }): Promise<string[]> {
+  const page = await admin.listChanges({ ...filter, limit: 1000 });
+  return page.items.map((c) => `${c.actor} ${c.action}`).reverse();
+}
+const issues = async (rule: 'drift' | 'drift-conflict') =>
+  (await admin.listStorageIssues({ rule, state: 'all', limit: 1000 })).items.map(
+    (i) => `${i.subject.kind} ${i.subject.name} ${i.active ? 'active' : 'ended'}: ${i.message}`,
+  );
+
+test('a VM defined and deleted on an agent directly is drift: agent:<host> records and issues, between polls too', async () => {
+  const host1 = direct[0]!;
+  const seen = await host1.createVm({ name: 'side-vm', vcpus: 1, memoryMiB: 64 });
+  await manager.reconcileNow();
+  assert.equal((await admin.getVm('side-vm')).host, 'host1');
+  assert.deepEqual(await recordsOf({ objectId: seen.id }), ['agent:host1 created']);
+  // Made and deleted between two polls: only the agent's journal saw it.
+  const brief = await host1.createVm({ name: 'brief-vm', vcpus: 1, memoryMiB: 64 });
+  await host1.deleteVm('brief-vm', true);
+  await host1.deleteVm('side-vm', true);
+  await manager.reconcileNow();
+  assert.deepEqual(await recordsOf({ objectId: seen.id }), ['agent:host1 created', 'agent:host1 deleted']);
+  assert.deepEqual(await recordsOf({ objectId: brief.id }), ['agent:host1 created', 'agent:host1 deleted']);
+  const drift = await issues('drift');
+  for (const expected of [
+    /^vm side-vm active: VM side-vm appeared on host host1: defined on the host's agent directly/,
+    /^vm side-vm active: VM side-vm vanished from host host1: deleted on the host's agent directly/,
+    /^vm brief-vm active: VM brief-vm appeared on host host1 at .* and vanished again at .*, between two polls/,
+  ])
+    assert.ok(
+      drift.some((d) => expected.test(d)),
+      `${String(expected)} in ${drift.join('\n')}`,
+    );
+  // Polled again: nothing new.
+  const count = (await admin.listChanges({ limit: 1000 })).items.length;
+  await manager.reconcileNow();
+  assert.equal((await admin.listChanges({ limit: 1000 })).items.length, count);
+});
+
+test('what the manager made and deleted itself between two polls is not drift', async () => {
+  const created = await admin.createVm({ host: 'host2', spec: { name: 'own-vm', vcpus: 1, memoryMiB: 64 } });
+  const vm = await admin.waitForJob(created.job.id, 30_000);
+  const deleted = await admin.deleteVm('own-vm');
+  assert.equal((await admin.waitForJob(deleted.job.id, 30_000)).state, 'succeeded');
+  await admin.addDatastore('host2', {
+    name: 'own-ds',
+    path: path.join(agents[1]!.dir, 'own-ds'),
+    probe: false,
+  });
+  await admin.removeDatastore('host2', 'own-ds');
+  const before = await issues('drift');
+  await manager.reconcileNow();
+  assert.deepEqual(await issues('drift'), before);
+  assert.deepEqual(await recordsOf({ objectId: vm.target.id }), ['admin created', 'admin deleted']);
+  assert.deepEqual(await recordsOf({ object: 'host2/own-ds' }), ['admin created', 'admin deleted']);
+});
+
+test('a datastore added or removed on an agent directly is drift, between polls too', async () => {
+  const host2 = direct[1]!;
+  await host2.addDatastore({ name: 'side-ds', path: path.join(agents[1]!.dir, 'side-ds'), probe: false });
+  await host2.addDatastore({ name: 'brief-ds', path: path.join(agents[1]!.dir, 'brief-ds'), probe: false });
+  await host2.removeDatastore('brief-ds');
+  await manager.reconcileNow();
+  assert.deepEqual(await recordsOf({ object: 'host2/side-ds' }), ['agent:host2 created']);
+  assert.deepEqual(await recordsOf({ object: 'host2/brief-ds' }), [
+    'agent:host2 created',
+    'agent:host2 deleted',
+  ]);
+  const drift = await issues('drift');
+  assert.ok(
+    drift.some((d) =>
+      d.startsWith('datastore host2/side-ds active: datastore host2/side-ds was added on the host'),
+    ),
+  );
+  assert.ok(
+    drift.some((d) =>
+      /^datastore host2\/brief-ds active: .* appeared on host host2 at .* and vanished again/.test(d),
+    ),
+  );
+  await host2.removeDatastore('side-ds');
+  await manager.reconcileNow();
+  assert.deepEqual(await recordsOf({ object: 'host2/side-ds' }), [
+    'agent:host2 created',
+    'agent:host2 deleted',
+  ]);
+});
+
+test("a VM made on an agent with another VM's MAC is not adopted: a critical issue until it is gone", async () => {
+  const created = await admin.createVm({
+    host: 'host1',
+    spec: { name: 'owner', vcpus: 1, memoryMiB: 64, nics: [{ vswitch: 'sw0', mac: '52:54:00:28:00:77' }] },
+  });
+  assert.equal((await admin.waitForJob(created.job.id, 30_000)).state, 'succeeded');
+  // host2's agent cannot know host1's MACs: it takes the VM, and the manager refuses it.
+  const twin = await direct[1]!.createVm({
+    name: 'twin',
+    vcpus: 1,
+    memoryMiB: 64,
+    nics: [{ vswitch: 'sw0', mac: '52:54:00:28:00:77' }],
+  });
+  await manager.reconcileNow();
+  await assert.rejects(admin.getVm('twin'), (e: unknown) => e instanceof ApiError && e.status === 404);
+  assert.deepEqual(await issues('drift-conflict'), [
+    'vm twin active: VM twin on host host2 is not in the inventory: its MAC 52:54:00:28:00:77 is already used by VM owner on host host1. Rename or remove it on the host',
+  ]);
+  assert.deepEqual(await recordsOf({ objectId: twin.id }), ['agent:host2 created']);
+  await direct[1]!.deleteVm('twin', true);
+  await manager.reconcileNow();
+  assert.match((await issues('drift-conflict'))[0] ?? '', /^vm twin ended/);
 });
 
 test('every answer stayed inside the route table', () => {

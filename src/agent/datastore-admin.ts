@@ -27,6 +27,7 @@ export class DatastoreAdmin {
       throw new HostCommandFailed(`mkdir ${spec.path}`, String(error));
     }
     const store = await this.inventory.add(spec);
+    this.vms.journal.record({ kind: 'datastore', action: 'created', name: store.name });
     this.log.info('datastore added', { datastore: store.name, path: store.path, class: store.class });
     if (spec.probe !== false) await this.probe(store.name);
     return this.inventory.describe(store.name);
@@ -52,6 +53,7 @@ export class DatastoreAdmin {
     if (images.length) users.push(`${images.length} image file(s) (${images.slice(0, 3).join(', ')})`);
     if (users.length) throw new DatastoreInUse(store.name, users);
     await this.inventory.remove(name);
+    this.vms.journal.record({ kind: 'datastore', action: 'deleted', name });
     this.log.info('datastore removed; its directory stays', { datastore: name, path: store.path });
   }
 

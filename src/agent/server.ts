@@ -63,6 +63,7 @@ function vmHandlers(core: AgentCore): RouteHandlers<typeof agentVmRoutes> {
     guestInfo: ({ params }) => vms.guestInfo(params.name),
     guestExec: ({ params, body }) => vms.guestExec(params.name, body),
     getStats: () => core.stats(),
+    getJournal: ({ query }) => vms.journal.since(query.after),
     metrics: () => core.metrics(),
     openApi: () => (doc ??= agentOpenApiDocument(core.versions.agent)),
   };

@@ -151,6 +151,7 @@ test('AgentClient and AgentMigrationClient call exactly the routes of the table'
     ['guestExec', () => agent.guestExec('a', ['true'])],
     ['getStats', () => agent.stats()],
     ['metrics', () => agent.metrics()],
+    ['getJournal', () => agent.journal(0)],
     ['openApi', () => agent.openApi()],
     ['planMigration', () => moves.plan({ vmName: 'a' })],
     ['listMigrations', () => moves.list()],

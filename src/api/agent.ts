@@ -264,3 +264,32 @@ export const GuestInfo = z.object({
     .optional(),
 });
 export type GuestInfo = z.infer<typeof GuestInfo>;
+
+/**
+ * What appeared on or vanished from this host, in order (GET /v1/journal): every VM defined or
+ * deleted and every datastore added or removed, whoever asked. The manager reads it at each poll,
+ * so that a VM made and deleted between two polls is still seen (issue 28: drift). Kept in memory,
+ * the last JOURNAL_ENTRIES; `bootId` changes when the agent restarts (and `seq` starts again).
+ */
+export const JournalEntry = z.object({
+  seq: z.number().int().min(1),
+  at: z.iso.datetime(),
+  kind: z.enum(['vm', 'datastore']),
+  action: z.enum(['created', 'deleted']),
+  name: Name,
+  /** A VM's id. */
+  id: z.uuid().optional(),
+});
+export type JournalEntry = z.infer<typeof JournalEntry>;
+
+export const JOURNAL_ENTRIES = 1000;
+
+export const AgentJournal = z.object({
+  bootId: z.uuid(),
+  /** Ask with `after` = this next time. */
+  next: z.number().int().min(0),
+  /** False when entries after `after` were dropped already (more than JOURNAL_ENTRIES since). */
+  complete: z.boolean(),
+  entries: z.array(JournalEntry),
+});
+export type AgentJournal = z.infer<typeof AgentJournal>;

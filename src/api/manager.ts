@@ -12,7 +12,7 @@ import {
 } from './agent.js';
 import { MigrationPolicy, MigrationStats, StreamCompression } from './migration.js';
 import { ApiError } from './problem.js';
-import { DisplayText, uniqueItems } from './rules.js';
+import { DisplayText, QueryInt, uniqueItems } from './rules.js';
 
 /*
  * The manager's REST API, served under /api/v1 with a bearer token on every call. These schemas
@@ -34,18 +34,6 @@ export const ObjectRef = z.string().min(1).max(64);
 
 /** The body of calls that take none; `{}` (what clients send) is accepted, anything more is not. */
 export const EmptyBody = z.strictObject({}).optional();
-
-/** A query-string integer in decimal digits only (Number() would also take "0x10", " 5" or "1e3"). */
-function QueryInt(min: number, max: number) {
-  return z.preprocess(
-    (v) => (typeof v === 'string' && /^[0-9]{1,15}$/.test(v) ? Number(v) : v),
-    z
-      .number({ error: (issue) => (issue.code === 'invalid_type' ? 'must be a decimal integer' : undefined) })
-      .int()
-      .min(min)
-      .max(max),
-  );
-}
 
 // ---------------------------------------------------------------------------------------------
 // Lists: every list is paginated with `limit` and an opaque `cursor` taken from `nextCursor`.
@@ -568,7 +556,10 @@ export const ChangeRecord = z.object({
   /** Increases with every record: a stable order even for records made in the same millisecond. */
   id: z.number().int(),
   at: Timestamp,
-  /** Token name, or `system` for what reconciliation observed. */
+  /**
+   * Token name; `agent:<host>` for what a host's agent reported that the manager did not do (drift:
+   * a VM made or deleted on the agent directly); `system` for the manager's own observations.
+   */
   actor: z.string(),
   object: ObjectIdentity,
   action: ChangeAction,

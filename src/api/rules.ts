@@ -66,3 +66,15 @@ export function uniqueItems<T>(what: string, key: (item: T) => string | undefine
     });
   };
 }
+
+/** A query-string integer in decimal digits only (Number() would also take "0x10", " 5" or "1e3"). */
+export function QueryInt(min: number, max: number) {
+  return z.preprocess(
+    (v) => (typeof v === 'string' && /^[0-9]{1,15}$/.test(v) ? Number(v) : v),
+    z
+      .number({ error: (issue) => (issue.code === 'invalid_type' ? 'must be a decimal integer' : undefined) })
+      .int()
+      .min(min)
+      .max(max),
+  );
+}

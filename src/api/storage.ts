@@ -321,7 +321,22 @@ export const STORAGE_RULES = [
   'vm-throughput',
   /** The VM's guest tools need attention: outdated, not answering, or missing (see ToolsStatus). */
   'vm-tools',
+  /**
+   * Drift (issue 28): a VM or datastore appeared on or vanished from a host without the manager
+   * (made on its agent directly); active for DRIFT_ISSUE_HOURS. Reconciliation opens these, not
+   * the storage rules, so Prometheus has no alert for them.
+   */
+  'drift',
+  /** Drift the inventory refuses: a VM on a host whose name or MAC is another VM's; active while it is there. */
+  'drift-conflict',
 ] as const;
+/** The rules reconciliation opens (manager/drift.ts); the others come from the storage figures. */
+export const DRIFT_RULES = [
+  'drift',
+  'drift-conflict',
+] as const satisfies readonly (typeof STORAGE_RULES)[number][];
+/** How long a drift issue stays active: a day, so the next morning's look at the issues sees it. */
+export const DRIFT_ISSUE_HOURS = 24;
 export const StorageRule = z.enum(STORAGE_RULES);
 export type StorageRule = z.infer<typeof StorageRule>;
 

@@ -34,14 +34,12 @@ import {
   insertHost,
   poolRow,
   syncDatastores,
-  syncVms,
-  syncVSwitches,
   vmObject,
   type HostRow,
 } from './inventory.js';
 import type { JobRunner } from './jobs.js';
 import type { KeyedMutex } from './locks.js';
-import { fetchSnapshot, type Reconciler } from './reconcile.js';
+import { applyReport, fetchSnapshot, type Reconciler } from './reconcile.js';
 import type { SecretBox } from './secrets.js';
 import { claimVmIdentity } from './vm-identity.js';
 import { placeInPool, prepareCreate } from './vm-jobs.js';
@@ -245,17 +243,15 @@ export class ManagerService {
       throw failed;
     }
     const id = await db.transaction().execute(async (tx) => {
-      const now = nowIso();
       const host = await insertHost(tx, actorOf(caller), {
         agentUrl,
         agentToken: this.deps.secrets.seal(req.token),
         info: snapshot.info,
         poolId: pool?.id ?? null,
       });
-      // What the host already has was not made by this call: it is observed, as by reconciliation.
-      await syncDatastores(tx, SYSTEM, host, snapshot.datastores, now);
-      await syncVSwitches(tx, SYSTEM, host, snapshot.vswitches, now);
-      await syncVms(tx, SYSTEM, host, snapshot.vms, now);
+      // What the host already has was not made by this call: it is observed (by `system`), and
+      // its journal's past is not drift. A VM whose name or MAC is another's is, all the same.
+      await applyReport(tx, host, snapshot, { joining: true });
       return host.id;
     });
     // The measured capability of each datastore (a probe of ~2 s each, one after the other, in the

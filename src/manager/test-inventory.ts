@@ -76,7 +76,7 @@ export function agentSnapshot(name: string, vms: Vm[]): AgentSnapshot {
   };
 }
 
-/** A host "joined" at a loopback port where nothing listens, with its report applied. */
+/** A host "joined" at a loopback port where nothing listens, with its report applied as at a join. */
 export async function seedHost(db: Db, name: string, port: number, vms: Vm[]): Promise<void> {
   const snap = agentSnapshot(name, vms);
   const row = await db.transaction().execute((tx) =>
@@ -87,7 +87,7 @@ export async function seedHost(db: Db, name: string, port: number, vms: Vm[]): P
       poolId: null,
     }),
   );
-  await applySnapshot(db, row, snap);
+  await applySnapshot(db, row, snap, { joining: true });
 }
 
 type Table = Parameters<Db['selectFrom']>[0] & string;
