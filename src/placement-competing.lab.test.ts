@@ -76,7 +76,7 @@ before(async () => {
     assert.equal((await api.waitForJob(created.job.id, 180_000)).state, 'succeeded');
     await waitForGuestAgent(fabric.agents.get(host)?.client ?? assert.fail(host), vm);
   }
-  await api.setVmPlacement('gold', { priority: 'high' });
+  await api.patchVmPlacement('gold', { priority: 'high' });
   await api.setPlacementSettings(SETTINGS);
   await api.setPlacementMode('automatic');
 });

@@ -5,6 +5,7 @@ import {
   agentOpenApiDocument,
   agentRoutes,
   ContractCheck,
+  MERGE_PATCH_TYPE,
   type ContractBreach,
   type AgentRoutes,
   type agentVmRoutes,
@@ -106,6 +107,13 @@ export async function buildServer(
       void reply.status(body.status).type('application/problem+json').send(body);
     },
   });
+
+  // A PATCH body is a JSON merge patch (RFC 7396): its media type is parsed as JSON is.
+  app.addContentTypeParser(
+    MERGE_PATCH_TYPE,
+    { parseAs: 'string' },
+    app.getDefaultJsonParser('error', 'error'),
+  );
 
   // The OpenAPI document too is behind the token, as the manager's is.
   app.addHook('onRequest', async (request, reply) => {

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { MERGE_PATCH_TYPE } from './merge-patch.js';
 import { ApiError, Problem } from './problem.js';
 import { routeUrl, type RouteCall, type RouteResult, type RouteSpec } from './route-table.js';
 
@@ -39,7 +40,10 @@ export class JsonHttpClient {
       body?: unknown;
     };
     const url = routeUrl(route, params, query);
-    const response = await this.raw(route.method, url, body, options);
+    const response = await this.raw(route.method, url, body, {
+      ...options,
+      ...(route.method === 'PATCH' ? { contentType: MERGE_PATCH_TYPE } : {}),
+    });
     const text = await response.text();
     if (!route.response) return undefined as RouteResult<R>;
     const reply: unknown = route.produces ? text : text.length ? JSON.parse(text) : undefined;
@@ -51,10 +55,10 @@ export class JsonHttpClient {
     method: string,
     path: string,
     body?: unknown,
-    options: { timeoutMs?: number } = {},
+    options: { timeoutMs?: number; contentType?: string } = {},
   ): Promise<Response> {
     const headers: Record<string, string> = { authorization: `Bearer ${this.token}` };
-    if (body !== undefined) headers['content-type'] = 'application/json';
+    if (body !== undefined) headers['content-type'] = options.contentType ?? 'application/json';
     const response = await fetch(new URL(path, this.baseUrl), {
       method,
       headers,

@@ -52,6 +52,7 @@ import {
   StorageIssue,
   StorageIssueQuery,
   StorageThresholdOverrides,
+  StorageThresholdPatch,
 } from './storage.js';
 import {
   CreateScheduleRequest,
@@ -59,6 +60,7 @@ import {
   PlacementModeBody,
   PlacementSchedule,
   PlacementSettingsOverrides,
+  PlacementSettingsPatch,
   PlacementStatus,
   Recommendation,
   RecommendationQuery,
@@ -67,6 +69,7 @@ import {
   SuggestRequest,
   SuggestResult,
   VmPlacement,
+  VmPlacementPatch,
   VmPlacementRequest,
 } from './placement.js';
 import {
@@ -607,9 +610,20 @@ export const managerRoutes = {
     method: 'PUT',
     path: `${API_PREFIX}/storage/datastores/:host/:datastore/thresholds`,
     summary:
-      "Replace a datastore's threshold overrides ({} restores the defaults); recorded in the change log",
+      "Replace a datastore's threshold overrides as a whole ({} restores the defaults; no body is refused); recorded in the change log",
     params: DatastoreRef,
     body: StorageThresholdOverrides,
+    status: 200,
+    response: DatastoreThresholds,
+    errors: ['forbidden', 'not-found'],
+  }),
+  patchStorageThresholds: route({
+    method: 'PATCH',
+    path: `${API_PREFIX}/storage/datastores/:host/:datastore/thresholds`,
+    summary:
+      "Change some of a datastore's threshold overrides: a JSON merge patch (RFC 7396), null drops an override; recorded in the change log",
+    params: DatastoreRef,
+    body: StorageThresholdPatch,
     status: 200,
     response: DatastoreThresholds,
     errors: ['forbidden', 'not-found'],
@@ -647,8 +661,18 @@ export const managerRoutes = {
     method: 'PUT',
     path: `${API_PREFIX}/placement/settings`,
     summary:
-      'Replace the placement setting overrides ({} restores the defaults): thresholds, holds, budget, cap; recorded in the change log',
+      'Replace the placement setting overrides as a whole ({} restores the defaults; no body is refused): thresholds, holds, budget, cap; recorded in the change log',
     body: PlacementSettingsOverrides,
+    status: 200,
+    response: PlacementConfig,
+    errors: ['forbidden'],
+  }),
+  patchPlacementSettings: route({
+    method: 'PATCH',
+    path: `${API_PREFIX}/placement/settings`,
+    summary:
+      'Change some placement setting overrides: a JSON merge patch (RFC 7396), null drops an override; recorded in the change log',
+    body: PlacementSettingsPatch,
     status: 200,
     response: PlacementConfig,
     errors: ['forbidden'],
@@ -734,9 +758,20 @@ export const managerRoutes = {
     method: 'PUT',
     path: `${API_PREFIX}/vms/:vm/placement`,
     summary:
-      "Change a VM's placement settings (fields left out stay): priority, pinned, excluded, home; recorded in the change log",
+      "Replace a VM's placement settings, all four: priority, pinned, excluded, home; recorded in the change log",
     params: VmRef,
     body: VmPlacementRequest,
+    status: 200,
+    response: VmPlacement,
+    errors: ['forbidden', 'not-found', 'conflict'],
+  }),
+  patchVmPlacement: route({
+    method: 'PATCH',
+    path: `${API_PREFIX}/vms/:vm/placement`,
+    summary:
+      "Change some of a VM's placement settings: a JSON merge patch (RFC 7396; home: null forgets the home); recorded in the change log",
+    params: VmRef,
+    body: VmPlacementPatch,
     status: 200,
     response: VmPlacement,
     errors: ['forbidden', 'not-found', 'conflict'],

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { MERGE_PATCH_TYPE } from './merge-patch.js';
 import { describeZodError, Problem } from './problem.js';
 
 /*
@@ -176,10 +177,15 @@ const firstKey = (value: unknown) => (isRecord(value) ? Object.keys(value)[0] : 
 const fail = (detail: string, field: string | undefined): Checked<never> => ({ ok: false, field, detail });
 const ok = (value: unknown): Checked<unknown> => ({ ok: true, value });
 
+/** PUT replaces a document and PATCH changes one: neither means anything without a body. */
+const needsBody = (route: Pick<RouteSpec, 'method' | 'body'>) =>
+  route.body !== undefined && (route.method === 'PUT' || route.method === 'PATCH');
+
 /**
- * Validates the raw params, query and body of a request against its route. A missing body is an
- * empty object (all-optional bodies may be left out); a route without a body schema takes none
- * (an empty object aside), and a route without a query schema takes no query parameters.
+ * Validates the raw params, query and body of a request against its route. A missing body of a
+ * POST is an empty object (all-optional bodies may be left out); a PUT or PATCH needs its body, and
+ * JSON `null` is no body anywhere (a PUT of null once reset every override). A route without a
+ * body schema takes none (an empty object aside), and one without a query schema no query.
  */
 export function checkRouteInput<R extends RouteSpec>(
   route: R,
@@ -196,7 +202,10 @@ export function checkRouteInput<R extends RouteSpec>(
 
   let body = ok(undefined);
   const stray = firstKey(raw.body);
-  if (route.body) body = checkPart(route.body, raw.body ?? {});
+  if (raw.body === null) body = fail('body: must be a JSON object, not null', 'body');
+  else if (raw.body === undefined && needsBody(route))
+    body = fail(`body: ${route.method} ${route.path} needs a JSON body (send {} to mean "nothing")`, 'body');
+  else if (route.body) body = checkPart(route.body, raw.body ?? {});
   else if (stray !== undefined) body = fail(`${stray}: unknown field (this route takes no body)`, stray);
   else if (raw.body !== undefined && raw.body !== null && !isRecord(raw.body))
     body = fail(`${route.method} ${route.path} takes no request body`, undefined);
@@ -269,6 +278,13 @@ function parameters(
   }));
 }
 
+/** A PATCH body is a JSON merge patch (RFC 7396), under its own media type and plain JSON. */
+function bodyContent(method: HttpMethod, schema: JsonObject): Record<string, { schema: JsonObject }> {
+  return method === 'PATCH'
+    ? { [MERGE_PATCH_TYPE]: { schema }, 'application/json': { schema } }
+    : { 'application/json': { schema } };
+}
+
 /**
  * The OpenAPI 3.1 document of a route table. Each route's error answers are grouped by status,
  * each a problem (RFC 9457) whose `code` is one of the codes listed for that status.
@@ -322,9 +338,9 @@ export function openApiDocument<Code extends string>(options: {
       ...(r.body
         ? {
             requestBody: {
-              // Left out, a body is an empty object: required only when that would not do.
-              required: !r.body.safeParse({}).success,
-              content: { 'application/json': { schema: jsonSchema(r.body, 'input') } },
+              // Left out, a POST body is an empty object: required only when that would not do.
+              required: needsBody(r) || !r.body.safeParse({}).success,
+              content: bodyContent(r.method, jsonSchema(r.body, 'input')),
             },
           }
         : {}),

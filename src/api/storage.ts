@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { Name } from './agent.js';
 import { ObjectRef, PageQuery } from './manager.js';
+import { MergePatchOf } from './merge-patch.js';
 
 /*
  * The Storage Explorer's API (manager, /api/v1/storage/...): one row per datastore and per VM disk
@@ -119,6 +120,9 @@ export function thresholdOrderProblem(t: StorageThresholds): { field: string; me
  */
 export const StorageThresholdOverrides = StorageThresholds.partial().strict();
 export type StorageThresholdOverrides = z.infer<typeof StorageThresholdOverrides>;
+/** PATCH body: a merge patch of the overrides (`null` drops one: back to its default). */
+export const StorageThresholdPatch = MergePatchOf(StorageThresholdOverrides);
+export type StorageThresholdPatch = { [K in keyof StorageThresholds]?: StorageThresholds[K] | null };
 
 export const DatastoreThresholds = z.object({
   host: Name,

@@ -424,6 +424,72 @@ test('the OpenAPI document: operationIds, dry-run replies, optional empty bodies
 });
 
 // Last: every answer of the tests above was one the route table declares.
+test('a PUT with null or no body is 400 naming the body, and resets nothing; PATCH merges, null drops one override', async () => {
+  await admin.setPlacementSettings({ holdSeconds: 600, hotIops: 300 });
+  await admin.setStorageThresholds('h1', 'local', { freeWarningPercent: 30 });
+  await admin.setVmPlacement('web1', { priority: 'high', pinned: true, excluded: false, home: null });
+  const before = await dbSnapshot(manager.db, [
+    'placement_config',
+    'storage_thresholds',
+    'vm_placement',
+    'changes',
+  ]);
+  const puts = [
+    '/api/v1/placement/settings',
+    '/api/v1/storage/datastores/h1/local/thresholds',
+    '/api/v1/vms/web1/placement',
+  ];
+  for (const url of puts) {
+    isProblem(await call('PUT', url, { body: 'null' }), 400, 'body');
+    isProblem(await call('PUT', url), 400, 'body');
+    isProblem(await call('PATCH', url, { body: 'null', type: 'application/merge-patch+json' }), 400, 'body');
+    isProblem(await call('PATCH', url), 400, 'body');
+  }
+  // A PUT replaces the VM's settings as a whole: all four, or 400 naming the one left out.
+  isProblem(
+    await call('PUT', '/api/v1/vms/web1/placement', { body: json({ pinned: false }) }),
+    400,
+    'priority',
+  );
+  assert.equal(
+    await dbSnapshot(manager.db, ['placement_config', 'storage_thresholds', 'vm_placement', 'changes']),
+    before,
+  );
+
+  const placed = await admin.patchPlacementSettings({ holdSeconds: 900, hotIops: null });
+  assert.deepEqual(placed.overrides, { holdSeconds: 900 });
+  const thresholds = await admin.patchStorageThresholds('h1', 'local', { freeCriticalPercent: 10 });
+  assert.deepEqual(thresholds.overrides, { freeWarningPercent: 30, freeCriticalPercent: 10 });
+  assert.deepEqual(
+    (await admin.patchStorageThresholds('h1', 'local', { freeWarningPercent: null })).overrides,
+    {
+      freeCriticalPercent: 10,
+    },
+  );
+  const vm = await admin.patchVmPlacement('web1', {
+    pinned: false,
+    home: { host: 'h1', datastore: 'local' },
+  });
+  assert.deepEqual([vm.priority, vm.pinned, vm.home], [75, false, { host: 'h1', datastore: 'local' }]);
+  assert.equal((await admin.patchVmPlacement('web1', { home: null })).home, null);
+  // A merge patch whose result breaks a rule names the field, as a PUT of the result would.
+  isProblem(
+    await call('PATCH', '/api/v1/placement/settings', {
+      body: json({ coolIops: 500 }),
+      type: 'application/merge-patch+json',
+    }),
+    400,
+    'coolIops',
+  );
+  isProblem(
+    await call('PATCH', '/api/v1/vms/web1/placement', { body: json({ home: { host: 'h1' } }) }),
+    400,
+    'home.datastore',
+  );
+  await admin.setPlacementSettings({});
+  await admin.setStorageThresholds('h1', 'local', {});
+});
+
 test('every answer stayed inside the route table', () => {
   assert.deepEqual(breaches, []);
 });

@@ -1,9 +1,15 @@
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
+import type { z } from 'zod';
 import {
   API_PREFIX,
+  applyMergePatch,
   checkRouteInput,
+  MERGE_PATCH_TYPE,
+  PlacementSettingsOverrides,
+  StorageThresholdOverrides,
+  VmPlacementRequest,
   ContractCheck,
   MANAGER_COMMON_ERRORS,
   type ContractBreach,
@@ -40,6 +46,7 @@ import {
   setThresholds,
 } from './insight/index.js';
 import { isTerminal, type JobRunner } from './jobs.js';
+import { KeyedMutex } from './locks.js';
 import { renderManagerMetrics, storedMoves } from './metrics.js';
 import { retainedBytesOn, type MoveService } from './move/index.js';
 import type { PlacementService } from './placement/index.js';
@@ -77,8 +84,17 @@ const accepted = (reply: FastifyReply, job: JobType) => {
   return { job, url: jobUrl(job.id) };
 };
 
+/** A merged document (a PATCH's result) checked as a PUT of it would be, naming the field at fault. */
+function checkMerged<S extends z.ZodType>(schema: S, merged: unknown): z.output<S> {
+  const checked = schema.safeParse(merged);
+  if (!checked.success) throw InvalidInput.fromZod(checked.error);
+  return checked.data;
+}
+
 function handlers({ db, service, jobs, moves, placement, version }: ApiDeps): ManagerHandlers {
   let doc: OpenApiDocument | undefined;
+  // A PATCH reads, merges and writes its document; changes of one document go one at a time.
+  const documents = new KeyedMutex();
   return {
     async getInfo({ caller }) {
       const count = (table: 'hosts' | 'vms') =>
@@ -167,12 +183,27 @@ function handlers({ db, service, jobs, moves, placement, version }: ApiDeps): Ma
     listRetainedCopies: ({ query }) => moves.listRetained(query.vm),
     releaseRetainedCopy: ({ params, caller }) => moves.releaseRetained(caller, params.id),
     setStorageThresholds: ({ params, body, caller }) =>
-      setThresholds(db, { name: caller.name }, params.host, params.datastore, body),
+      documents.run(`thresholds ${params.host}/${params.datastore}`, () =>
+        setThresholds(db, { name: caller.name }, params.host, params.datastore, body),
+      ),
+    patchStorageThresholds: ({ params, body, caller }) =>
+      documents.run(`thresholds ${params.host}/${params.datastore}`, async () => {
+        const { overrides } = await getThresholds(db, params.host, params.datastore);
+        const merged = checkMerged(StorageThresholdOverrides, applyMergePatch(overrides, body));
+        return setThresholds(db, { name: caller.name }, params.host, params.datastore, merged);
+      }),
 
     getPlacementStatus: () => placement.status(),
     getPlacementConfig: () => placement.config(),
     setPlacementMode: ({ body, caller }) => placement.setMode(caller, body.mode),
-    setPlacementSettings: ({ body, caller }) => placement.setSettings(caller, body),
+    setPlacementSettings: ({ body, caller }) =>
+      documents.run('placement settings', () => placement.setSettings(caller, body)),
+    patchPlacementSettings: ({ body, caller }) =>
+      documents.run('placement settings', async () => {
+        const { overrides } = await placement.config();
+        const merged = checkMerged(PlacementSettingsOverrides, applyMergePatch(overrides, body));
+        return placement.setSettings(caller, merged);
+      }),
     evaluatePlacement: () => placement.evaluate(),
     listPlacementRecommendations: ({ query }) => placement.listRecommendations(query),
     applyPlacementRecommendation: async ({ params, caller }, reply) =>
@@ -182,7 +213,20 @@ function handlers({ db, service, jobs, moves, placement, version }: ApiDeps): Ma
     createPlacementSchedule: ({ body, caller }) => placement.addSchedule(caller, body),
     deletePlacementSchedule: ({ params, caller }) => placement.removeSchedule(caller, params.id),
     getVmPlacement: ({ params }) => placement.getVmPlacement(params.vm),
-    setVmPlacement: ({ params, body, caller }) => placement.setVmPlacement(caller, params.vm, body),
+    setVmPlacement: ({ params, body, caller }) =>
+      documents.run(`placement ${params.vm}`, () => placement.setVmPlacement(caller, params.vm, body)),
+    patchVmPlacement: ({ params, body, caller }) =>
+      documents.run(`placement ${params.vm}`, async () => {
+        const current = await placement.getVmPlacement(params.vm);
+        const document = {
+          priority: current.priority,
+          pinned: current.pinned,
+          excluded: current.excluded,
+          home: current.home,
+        };
+        const merged = checkMerged(VmPlacementRequest, applyMergePatch(document, body));
+        return placement.setVmPlacement(caller, params.vm, merged);
+      }),
     suggestPlacement: ({ body }) => placement.suggest(body),
   };
 }
@@ -294,6 +338,12 @@ export function buildServer(deps: ApiDeps, log: (message: string) => void): Fast
       );
     },
   });
+  // A PATCH body is a JSON merge patch (RFC 7396): its media type is parsed as JSON is.
+  app.addContentTypeParser(
+    MERGE_PATCH_TYPE,
+    { parseAs: 'string' },
+    app.getDefaultJsonParser('error', 'error'),
+  );
   const sendProblem = (request: FastifyRequest, reply: FastifyReply, error: unknown) => {
     const problem = toProblem(error);
     contract.error(request.method, request.routeOptions.url, problem.code);
