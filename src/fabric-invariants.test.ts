@@ -5,7 +5,7 @@
 // deleted on an agent directly is recorded by `agent:<host>` with an issue, also when it came and
 // went between two polls, and what the manager did itself is not.
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
@@ -35,7 +35,13 @@ before(async () => {
   });
   admin = new ManagerClient(manager.url, manager.adminToken ?? '');
   for (const hostName of ['host1', 'host2']) {
-    const agent = await startTestAgent({ token: AGENT_TOKEN, prefix: `sb-fabric-${hostName}-`, hostName });
+    const agent = await startTestAgent({
+      token: AGENT_TOKEN,
+      prefix: `sb-fabric-${hostName}-`,
+      hostName,
+      datastoreSubdir: 'ds1',
+    });
+    await mkdir(path.join(agent.dir, 'ds1'));
     agents.push(agent);
     const url = await agent.listen();
     direct.push(new AgentClient(url, AGENT_TOKEN));
@@ -219,6 +225,36 @@ test("a VM made on an agent with another VM's MAC is not adopted: a critical iss
   await direct[1]!.deleteVm('twin', true);
   await manager.reconcileNow();
   assert.match((await issues('drift-conflict'))[0] ?? '', /^vm twin ended/);
+});
+
+test("the manager's add-datastore: control characters refused at its door, other bad paths by the agent, each 400 naming path", async () => {
+  const before = (await admin.listDatastores({ limit: 1000 })).items.map(
+    (d) => `${d.host}/${d.name} ${d.path}`,
+  );
+  for (const [bad, detail] of [
+    ['/srv/a\u0000b', /path: must not contain control characters .*U\+0000/],
+    ['/srv/\u001b[31mred', /path: must not contain control characters .*U\+001B/],
+    ['/srv/\u202eevil', /path: must not contain control characters .*U\+202E/],
+    ['/proc/self', /host host1: path: \/proc\/self .*is in \/proc, a system directory/],
+    ['/', /host host1: path: \/ is a system directory/],
+    [path.join(dir, 'manager'), /host host1: path: .* is not under the datastore roots of this host/],
+  ] as const) {
+    const refused = await admin.addDatastore('host1', { name: 'bad', path: bad, probe: false }).then(
+      () => assert.fail(`${JSON.stringify(bad)} was taken`),
+      (e: unknown) => e,
+    );
+    assert.ok(refused instanceof ApiError);
+    assert.deepEqual(
+      [refused.status, refused.code, refused.field],
+      [400, 'invalid-input', 'path'],
+      refused.message,
+    );
+    assert.match(refused.message, detail);
+  }
+  assert.deepEqual(
+    (await admin.listDatastores({ limit: 1000 })).items.map((d) => `${d.host}/${d.name} ${d.path}`),
+    before,
+  );
 });
 
 test('every answer stayed inside the route table', () => {

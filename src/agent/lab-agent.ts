@@ -55,6 +55,7 @@ export async function startLabAgent(options: {
         ...(options.datastoreLimits ? { limits: options.datastoreLimits } : {}),
       },
     ],
+    datastoreRoots: [dir],
     vswitches: [],
     accelerator: 'tcg',
   };

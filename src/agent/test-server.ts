@@ -46,6 +46,8 @@ export async function startTestAgent(options: {
     fabricAddress: '127.0.0.1',
     stateDir: path.join(dir, 'state'),
     datastores: [{ name: 'ds1', path: path.join(dir, options.datastoreSubdir ?? ''), default: true }],
+    // Its own directory, as the lab gives each host (the state dir inside it stays out of bounds).
+    datastoreRoots: [dir],
     vswitches: [{ name: 'sw0', bridge: 'sbunit0' }],
     accelerator: 'tcg',
   });

@@ -50,6 +50,14 @@ export const DatastoreConfig = z.object({
 });
 export type DatastoreConfig = z.output<typeof DatastoreConfig>;
 
+/**
+ * Where datastores may be made through the API when the config says nothing: the places an admin
+ * mounts a disk for VMs (`/srv`, `/mnt`) and Silobreak's own directory for them. A datastore is a
+ * directory at or under one of these (after symlinks are resolved), never a system directory or
+ * the agent's state (src/agent/datastore-roots.ts). The lab gives each host its own directory.
+ */
+export const DEFAULT_DATASTORE_ROOTS = ['/srv', '/mnt', '/var/lib/silobreak/datastores'] as const;
+
 export const AgentConfig = z.object({
   hostName: Name,
   listen: z.object({ address: z.string(), port: z.number().int().min(1).max(65535) }),
@@ -59,6 +67,11 @@ export const AgentConfig = z.object({
   /** Definitions, QMP sockets, pidfiles and logs of this host's VMs. */
   stateDir: z.string(),
   datastores: z.array(DatastoreConfig).min(1),
+  /** Directories under which POST /v1/datastores may make a datastore (DEFAULT_DATASTORE_ROOTS). */
+  datastoreRoots: z
+    .array(HostPath)
+    .min(1)
+    .default([...DEFAULT_DATASTORE_ROOTS]),
   vswitches: z.array(
     z.object({ name: Name, bridge: z.string().max(15), uplink: z.string().max(15).optional() }),
   ),

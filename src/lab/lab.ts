@@ -227,6 +227,8 @@ async function startAgent(
     fabricAddress: host.fabricAddress,
     stateDir: host.stateDir,
     datastores: [{ name: 'local', path: host.datastorePath, default: true, ...storage }, ...extra],
+    // The host's own directory: `datastore add` may make datastores there, beside its state dir.
+    datastoreRoots: [host.dir],
     vswitches: [{ name: HOST_VSWITCH, bridge: HOST_VSWITCH, uplink: HOST_UPLINK_IF }],
     accelerator,
   } satisfies z.input<typeof AgentConfig>);
