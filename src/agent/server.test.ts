@@ -4,6 +4,7 @@
 // deleted. Requests go through Fastify's inject, so nothing listens.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { request as httpRequest } from 'node:http';
 import { rm } from 'node:fs/promises';
 import { after, before, test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
@@ -207,6 +208,61 @@ test("the manager's VM rules hold here too: unicast MACs, unique ids and MACs, n
   );
   assert.equal((await call('DELETE', '/v1/vms/rules?deleteDisks=true')).status, 204);
   assert.deepEqual((await call('GET', '/v1/vms')).json(), []);
+});
+
+test('the HTTP layer answers as the manager does: problem details, 404 for /v1/vms/, 414, 415, 431, and one bearer rule', async () => {
+  // The scheme is case-insensitive (RFC 7235), as at the manager; a wrong token stays 401.
+  for (const authorization of [`bearer ${TOKEN}`, `BEARER  ${TOKEN} `]) {
+    const r = await app.inject({ method: 'GET', url: '/v1/host', headers: { authorization } });
+    assert.equal(r.statusCode, 200, authorization);
+  }
+  for (const authorization of [`Bearer ${TOKEN}x`, `Basic ${TOKEN}`, `Bearer${TOKEN}`, `Bearer ${TOKEN} x`]) {
+    const r = await app.inject({ method: 'GET', url: '/v1/host', headers: { authorization } });
+    assert.equal(r.statusCode, 401, authorization);
+  }
+  const empty = await call('GET', '/v1/vms/');
+  assert.deepEqual([empty.status, Problem.parse(empty.json()).code], [404, 'route-not-found']);
+  const long = await call('GET', `/v1/vms/${'v'.repeat(2000)}`);
+  assert.deepEqual([long.status, Problem.parse(long.json()).code], [414, 'uri-too-long']);
+  // A JSON body sent as text/plain is not read as JSON: 415, nothing made.
+  for (const type of ['text/plain', 'application/x-www-form-urlencoded']) {
+    const r = await app.inject({
+      method: 'POST',
+      url: '/v1/vms',
+      headers: { ...auth, 'content-type': type },
+      payload: JSON.stringify({ name: 'plain', vcpus: 1, memoryMiB: 64 }),
+    });
+    assert.equal(r.statusCode, 415, type);
+    const p = Problem.parse(r.json());
+    assert.deepEqual(
+      [p.code, p.title, p.field],
+      ['unsupported-media-type', 'Unsupported Media Type', 'content-type'],
+    );
+  }
+  assert.deepEqual((await call('GET', '/v1/vms')).json(), []);
+  // Node's parser refuses a head over 16 KiB before Fastify sees it: still problem details.
+  const url = new URL(await agent.listen());
+  const head = await new Promise<{ status: number; type: string; body: string }>((resolve, reject) => {
+    const req = httpRequest(
+      { host: url.hostname, port: url.port, path: `/v1/vms?x=${'a'.repeat(17 * 1024)}`, headers: auth },
+      (res) => {
+        let body = '';
+        res.on('data', (c: Buffer) => (body += c.toString()));
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, type: String(res.headers['content-type']), body }),
+        );
+      },
+    );
+    req.on('error', reject);
+    req.end();
+  });
+  assert.equal(head.status, 431);
+  assert.match(head.type, /^application\/problem\+json/);
+  const p = Problem.parse(JSON.parse(head.body));
+  assert.deepEqual(
+    [p.status, p.code, p.title],
+    [431, 'headers-too-large', 'Request Header Fields Too Large'],
+  );
 });
 
 test('domain errors answer with the codes the table lists for the route', async () => {

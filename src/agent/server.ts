@@ -1,7 +1,11 @@
-import { timingSafeEqual } from 'node:crypto';
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { Duplex } from 'node:stream';
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import {
   AGENT_COMMON_ERRORS,
+  bearerToken,
+  clientErrorReply,
+  MAX_PATH_PARAM_LENGTH,
   agentOpenApiDocument,
   agentRoutes,
   ContractCheck,
@@ -34,10 +38,28 @@ export type AgentRoutePlugin = (
   core: AgentCore,
 ) => Partial<AgentHandlers> | Promise<Partial<AgentHandlers>>;
 
+/** The manager's rule (src/api/rules.ts bearerToken): `bearer` works as `Bearer` does. */
 function tokenMatches(header: string | undefined, token: string): boolean {
-  const expected = Buffer.from(`Bearer ${token}`);
-  const given = Buffer.from(header ?? '');
-  return given.length === expected.length && timingSafeEqual(given, expected);
+  const given = bearerToken(header);
+  if (given === undefined) return false;
+  // Digests: equal lengths, so the comparison says nothing about the token's length either.
+  const digest = (s: string) => createHash('sha256').update(s).digest();
+  return timingSafeEqual(digest(given), digest(token));
+}
+
+/** Problem details straight to the socket, for requests Node could not even parse (431, 408). */
+function clientError(error: NodeJS.ErrnoException, socket: Duplex): void {
+  const reply = socket.destroyed
+    ? undefined
+    : clientErrorReply(error.code, (status, detail) =>
+        status === 431
+          ? problem(431, 'headers-too-large', detail)
+          : status === 408
+            ? problem(408, 'request-timeout', detail)
+            : problem(400, 'invalid-request', detail),
+      );
+  if (reply !== undefined && socket.writable) socket.write(reply);
+  socket.destroy(error);
 }
 
 /** The routes every agent serves itself: host, VMs, guest agent, metrics, the OpenAPI document. */
@@ -95,35 +117,52 @@ export async function buildServer(
     // details, and before the token was checked. Path parameters up to 1024 characters reach the
     // route's schema (which names the field); beyond, and for bad escapes, a 400 problem, after
     // the token as everywhere else.
-    routerOptions: { maxParamLength: 1024 },
+    routerOptions: { maxParamLength: MAX_PATH_PARAM_LENGTH },
+    clientErrorHandler: clientError,
     frameworkErrors: (error, request, rawReply) => {
       const reply = rawReply as FastifyReply;
       const body = !tokenMatches(request.headers.authorization, options.token)
         ? problem(401, 'unauthorized', 'a valid bearer token is required (Authorization: Bearer <token>)')
         : error.code === 'FST_ERR_MAX_PARAM_LENGTH'
-          ? problem(400, 'invalid-request', 'a path segment is longer than 1024 characters')
+          ? problem(414, 'uri-too-long', `a path segment is longer than ${MAX_PATH_PARAM_LENGTH} characters`)
           : problem(400, 'invalid-request', 'the URL is not valid: a % must start an escape such as %25');
       if (body.status === 401) reply.header('www-authenticate', 'Bearer');
       void reply.status(body.status).type('application/problem+json').send(body);
     },
   });
 
-  // A PATCH body is a JSON merge patch (RFC 7396): its media type is parsed as JSON is.
+  // A PATCH body is a JSON merge patch (RFC 7396): its media type is parsed as JSON is. Bodies
+  // are JSON only: text/plain, which Fastify would read, is 415 as every other type is.
   app.addContentTypeParser(
     MERGE_PATCH_TYPE,
     { parseAs: 'string' },
     app.getDefaultJsonParser('error', 'error'),
   );
+  app.removeContentTypeParser('text/plain');
 
   // The OpenAPI document too is behind the token, as the manager's is.
   app.addHook('onRequest', async (request, reply) => {
-    if (tokenMatches(request.headers.authorization, options.token)) return;
-    log.warn('request without a valid token', { method: request.method, url: request.url, ip: request.ip });
-    await reply
-      .status(401)
-      .header('www-authenticate', 'Bearer')
-      .type('application/problem+json')
-      .send(problem(401, 'unauthorized', 'a valid bearer token is required (Authorization: Bearer <token>)'));
+    if (!tokenMatches(request.headers.authorization, options.token)) {
+      log.warn('request without a valid token', {
+        method: request.method,
+        url: request.url,
+        ip: request.ip,
+      });
+      await reply
+        .status(401)
+        .header('www-authenticate', 'Bearer')
+        .type('application/problem+json')
+        .send(
+          problem(401, 'unauthorized', 'a valid bearer token is required (Authorization: Bearer <token>)'),
+        );
+      return;
+    }
+    // `/v1/vms/` would match `/v1/vms/:name` with an empty name: it is no route (as at the manager).
+    if (Object.values(request.params as Record<string, unknown>).some((v) => v === ''))
+      await reply
+        .status(404)
+        .type('application/problem+json')
+        .send(problem(404, 'route-not-found', `no route ${request.method} ${request.url.split('?')[0]}`));
   });
   app.addHook('onResponse', async (request, reply) => {
     log.info('request', {

@@ -8,7 +8,7 @@ import type { FastifyInstance } from 'fastify';
 import { AgentConfig, type ContractBreach } from '../api/index.js';
 import { AgentCore } from './core.js';
 import { HostInventory } from './host.js';
-import { jsonLineLogger } from './logger.js';
+import { jsonLineLogger, type Logger } from './logger.js';
 import { coldMoveRoutes } from './migration/cold.js';
 import { migrationRoutes } from './migration/routes.js';
 import { buildServer } from './server.js';
@@ -37,6 +37,8 @@ export async function startTestAgent(options: {
   datastoreSubdir?: string;
   /** The host's name (default `unit`). */
   hostName?: string;
+  /** The agent's log (default: silent). */
+  log?: Logger;
 }): Promise<TestAgent> {
   const dir = await mkdtemp(path.join(tmpdir(), options.prefix));
   const config = AgentConfig.parse({
@@ -51,7 +53,7 @@ export async function startTestAgent(options: {
     vswitches: [{ name: 'sw0', bridge: 'sbunit0' }],
     accelerator: 'tcg',
   });
-  const log = jsonLineLogger('silent');
+  const log = options.log ?? jsonLineLogger('silent');
   const inventory = new HostInventory(config);
   const vms = new VmService(inventory, {
     stateDir: config.stateDir,

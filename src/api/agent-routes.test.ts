@@ -52,10 +52,13 @@ test('the OpenAPI document has every route, with its error statuses and the bear
     '201',
     '400',
     '401',
+    '408',
     '409',
     '413',
+    '414',
     '415',
     '422',
+    '431',
     '500',
     '503',
   ]);

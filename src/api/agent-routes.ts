@@ -65,8 +65,11 @@ export const AGENT_COMMON_ERRORS = [
   'invalid-input',
   'malformed-json',
   'invalid-request',
+  'request-timeout',
   'body-too-large',
+  'uri-too-long',
   'unsupported-media-type',
+  'headers-too-large',
   'internal',
 ] as const satisfies readonly AgentErrorCode[];
 

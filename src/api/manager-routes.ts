@@ -24,6 +24,7 @@ import {
   ManagedVm,
   ManagedVSwitch,
   MANAGER_ERROR_CODES,
+  MANAGER_ERROR_TITLES,
   ManagerInfo,
   type ManagerErrorCode,
   MoveCleanupResult,
@@ -72,6 +73,7 @@ import {
   VmPlacementPatch,
   VmPlacementRequest,
 } from './placement.js';
+import { HTTP_REFUSALS } from './problem.js';
 import {
   defineRoute,
   OpenApiDocument,
@@ -94,6 +96,11 @@ const route = defineRoute<ManagerErrorCode>();
 /** What each code means, with its status (MANAGER_ERROR_CODES). */
 const ABOUT: Record<ManagerErrorCode, string> = {
   'invalid-input': 'the request is not valid; `field` names the part at fault',
+  'request-timeout': HTTP_REFUSALS['request-timeout'].about,
+  'body-too-large': HTTP_REFUSALS['body-too-large'].about,
+  'uri-too-long': HTTP_REFUSALS['uri-too-long'].about,
+  'unsupported-media-type': HTTP_REFUSALS['unsupported-media-type'].about,
+  'headers-too-large': HTTP_REFUSALS['headers-too-large'].about,
   unauthorized: 'no valid token (checked before anything else of the request)',
   forbidden: 'the token may not do this (read-only, or not admin)',
   'not-found': 'a named object does not exist',
@@ -107,7 +114,11 @@ const ABOUT: Record<ManagerErrorCode, string> = {
 export const MANAGER_ERRORS: ErrorCatalogue<ManagerErrorCode> = Object.fromEntries(
   Object.entries(MANAGER_ERROR_CODES).map(([code, status]) => [
     code,
-    { statuses: [status], about: ABOUT[code as ManagerErrorCode] },
+    {
+      statuses: [status],
+      about: ABOUT[code as ManagerErrorCode],
+      title: MANAGER_ERROR_TITLES[code as ManagerErrorCode],
+    },
   ]),
 ) as unknown as ErrorCatalogue<ManagerErrorCode>;
 
@@ -115,6 +126,11 @@ export const MANAGER_ERRORS: ErrorCatalogue<ManagerErrorCode> = Object.fromEntri
 export const MANAGER_COMMON_ERRORS = [
   'unauthorized',
   'invalid-input',
+  'request-timeout',
+  'body-too-large',
+  'uri-too-long',
+  'unsupported-media-type',
+  'headers-too-large',
   'internal',
 ] as const satisfies readonly ManagerErrorCode[];
 

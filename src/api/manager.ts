@@ -656,6 +656,11 @@ export type ManagerInfo = z.infer<typeof ManagerInfo>;
 /** Problem `code`s the manager uses, with their HTTP status. */
 export const MANAGER_ERROR_CODES = {
   'invalid-input': 400,
+  'request-timeout': 408,
+  'body-too-large': 413,
+  'uri-too-long': 414,
+  'unsupported-media-type': 415,
+  'headers-too-large': 431,
   unauthorized: 401,
   forbidden: 403,
   'not-found': 404,
@@ -667,6 +672,25 @@ export const MANAGER_ERROR_CODES = {
   internal: 500,
 } as const;
 export type ManagerErrorCode = keyof typeof MANAGER_ERROR_CODES;
+
+/** Each code's problem title: its own words, so 413, 414, 415 and 431 are not "Invalid input". */
+export const MANAGER_ERROR_TITLES: Readonly<Record<ManagerErrorCode, string>> = {
+  'invalid-input': 'Invalid input',
+  'request-timeout': 'Request timeout',
+  'body-too-large': 'Content too large',
+  'uri-too-long': 'URI too long',
+  'unsupported-media-type': 'Unsupported media type',
+  'headers-too-large': 'Request header fields too large',
+  unauthorized: 'Unauthorized',
+  forbidden: 'Forbidden',
+  'not-found': 'Not found',
+  conflict: 'Conflict',
+  'insufficient-capacity': 'Insufficient capacity',
+  'job-finished': 'Job already ended',
+  'host-unreachable': 'Host unreachable',
+  'agent-error': 'Agent error',
+  internal: 'Internal error',
+};
 
 /** Whether the manager's answer was one of these errors: callers branch on codes, never on HTTP statuses. */
 export function isManagerError(error: unknown, ...codes: ManagerErrorCode[]): error is ApiError {

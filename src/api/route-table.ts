@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { MERGE_PATCH_TYPE } from './merge-patch.js';
-import { describeZodError, Problem } from './problem.js';
+import { describeZodError, Problem, STATUS_TITLES } from './problem.js';
 
 /*
  * An HTTP API declared as a table of plain objects: per route its method, path, input schemas,
@@ -221,6 +221,8 @@ export function checkRouteInput<R extends RouteSpec>(
 export interface ErrorInfo {
   statuses: readonly [number, ...number[]];
   about: string;
+  /** The problem's title; the status's reason phrase (STATUS_TITLES) when absent. */
+  title?: string;
 }
 export type ErrorCatalogue<Code extends string> = Readonly<Record<Code, ErrorInfo>>;
 
@@ -252,13 +254,42 @@ export const OpenApiDocument = z.looseObject({
 });
 export type OpenApiDocument = z.infer<typeof OpenApiDocument>;
 
+/** JSON Schema 2020-12's own formats (§7.3); zod also writes its own (`cidrv4`, `starts_with`). */
+const STANDARD_FORMATS = new Set([
+  'date-time',
+  'date',
+  'time',
+  'duration',
+  'email',
+  'idn-email',
+  'hostname',
+  'idn-hostname',
+  'ipv4',
+  'ipv6',
+  'uri',
+  'uri-reference',
+  'iri',
+  'iri-reference',
+  'uuid',
+  'uri-template',
+  'json-pointer',
+  'relative-json-pointer',
+  'regex',
+]);
+
 export function jsonSchema(schema: z.ZodType, io: 'input' | 'output'): JsonObject {
   const { $schema: _ignored, ...rest } = z.toJSONSchema(schema, {
     io,
     unrepresentable: 'any',
-    // `cidrv4` is no JSON Schema format; the pattern zod emits beside it says the same.
-    override: ({ jsonSchema }) => {
-      if (jsonSchema.format === 'cidrv4') delete jsonSchema.format;
+    override: ({ zodSchema, jsonSchema }) => {
+      // No format of zod's own: a validator would not know it (the patterns beside them say it).
+      if (typeof jsonSchema.format === 'string' && !STANDARD_FORMATS.has(jsonSchema.format))
+        delete jsonSchema.format;
+      // A request's object takes no member it does not declare (checkPart refuses them, whether
+      // or not the schema is strict): the document says so.
+      const def = zodSchema._zod.def;
+      if (io === 'input' && def.type === 'object' && !('catchall' in def && def.catchall))
+        jsonSchema.additionalProperties = false;
     },
   });
   return rest;
@@ -323,7 +354,13 @@ export function openApiDocument<Code extends string>(options: {
         byStatus.set(status, [...(byStatus.get(status) ?? []), code]);
     }
     for (const [status, codes] of [...byStatus].sort(([a], [b]) => a - b)) {
-      const properties = { ...(problem.properties as JsonObject), code: { type: 'string', enum: codes } };
+      const info = (c: Code): ErrorInfo => options.errors[c];
+      const titles = [...new Set(codes.map((c) => info(c).title ?? STATUS_TITLES[status] ?? 'Error'))];
+      const properties = {
+        ...(problem.properties as JsonObject),
+        title: { type: 'string', enum: titles },
+        code: { type: 'string', enum: codes },
+      };
       responses[String(status)] = {
         description: codes.map((c) => `${c}: ${options.errors[c].about}`).join('; '),
         content: { 'application/problem+json': { schema: { ...problem, properties } } },

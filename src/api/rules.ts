@@ -78,3 +78,11 @@ export function QueryInt(min: number, max: number) {
       .max(max),
   );
 }
+
+/**
+ * The token of an `Authorization: Bearer <token>` header, one rule for both APIs: the scheme is
+ * case-insensitive (RFC 7235 §2.1), one or more spaces before the token, nothing after it.
+ */
+export function bearerToken(header: string | undefined): string | undefined {
+  return /^Bearer +([\x21-\x7e]+) *$/i.exec(header ?? '')?.[1];
+}

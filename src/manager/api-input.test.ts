@@ -7,7 +7,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { ManagerClient, Problem } from '../api/index.js';
+import { ManagerClient, OpenApiDocument, Problem } from '../api/index.js';
 import type { ContractBreach } from '../api/index.js';
 import { startManager, type RunningManager } from './manager.js';
 import { dbSnapshot, rejects, seedHost, testMac, testVm } from './test-inventory.js';
@@ -209,7 +209,45 @@ test('malformed URLs, over-long parameters and oversized request heads get probl
   });
   assert.equal(head.status, 431);
   assert.match(head.type, /^application\/problem\+json/);
-  assert.equal(Problem.parse(JSON.parse(head.body)).status, 431);
+  const headProblem = Problem.parse(JSON.parse(head.body));
+  assert.deepEqual(
+    [headProblem.status, headProblem.code, headProblem.title],
+    [431, 'headers-too-large', 'Request header fields too large'],
+  );
+});
+
+test("the HTTP layer's refusals: own codes and titles, as documented; text/plain is 415, not read as JSON", async () => {
+  const before = await dbSnapshot(manager.db);
+  const plain = isProblem(
+    await call('POST', '/api/v1/pools', { body: json({ name: 'from-text' }), type: 'text/plain' }),
+    415,
+    'content-type',
+  );
+  assert.deepEqual([plain.code, plain.title], ['unsupported-media-type', 'Unsupported media type']);
+  const big = isProblem(
+    await call('POST', '/api/v1/pools', { body: json({ name: 'x'.repeat(2 * 1024 * 1024) }) }),
+    413,
+  );
+  assert.deepEqual([big.code, big.title], ['body-too-large', 'Content too large']);
+  const long = isProblem(await call('GET', `/api/v1/vms/${'v'.repeat(5000)}`), 414);
+  assert.deepEqual([long.code, long.title], ['uri-too-long', 'URI too long']);
+  // The bearer rule agents follow too: the scheme in any case.
+  const lower = await fetch(`${manager.url}/api/v1/info`, {
+    headers: { authorization: `bearer ${manager.adminToken}` },
+  });
+  assert.equal(lower.status, 200);
+  // Each status as the document says: its codes and titles.
+  const doc = OpenApiDocument.parse(await admin.openApi());
+  const documented = (status: string) => {
+    const schema = doc.paths['/api/v1/pools']?.post?.responses[status]?.content?.['application/problem+json']
+      ?.schema as { properties: { title: { enum: string[] }; code: { enum: string[] } } };
+    return [schema.properties.code.enum, schema.properties.title.enum];
+  };
+  assert.deepEqual(documented('415'), [[plain.code], [plain.title]]);
+  assert.deepEqual(documented('413'), [[big.code], [big.title]]);
+  assert.deepEqual(documented('414'), [[long.code], [long.title]]);
+  assert.deepEqual(documented('431'), [['headers-too-large'], ['Request header fields too large']]);
+  assert.equal(await dbSnapshot(manager.db), before);
 });
 
 test('a pool description with control characters or bidi overrides is 400 naming it; plain Unicode is fine', async () => {

@@ -1,11 +1,12 @@
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { z } from 'zod';
 import {
   API_PREFIX,
   applyMergePatch,
   checkRouteInput,
+  clientErrorReply,
+  MAX_PATH_PARAM_LENGTH,
   MERGE_PATCH_TYPE,
   PlacementSettingsOverrides,
   StorageThresholdOverrides,
@@ -274,9 +275,6 @@ async function streamJob(
   return reply;
 }
 
-/** Longest path parameter the router hands on; longer ones are refused before any route runs. */
-const MAX_PARAM_LENGTH = 1024;
-
 /** Headers of every reply: no MIME sniffing; nothing of the API kept in a cache (token secrets). */
 function commonHeaders(reply: FastifyReply, url: string): void {
   reply.header('x-content-type-options', 'nosniff');
@@ -284,22 +282,11 @@ function commonHeaders(reply: FastifyReply, url: string): void {
 }
 
 /** Problem details written straight to the socket, for requests Node could not even parse. */
-function clientErrorReply(error: NodeJS.ErrnoException, socket: Duplex): void {
-  if (error.code === 'ECONNRESET' || socket.destroyed) return;
-  const [status, detail] =
-    error.code === 'HPE_HEADER_OVERFLOW'
-      ? [431, 'the request line and headers exceed 16 KiB']
-      : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
-        ? [408, 'the request did not arrive in time']
-        : [400, 'the request is not valid HTTP'];
-  const body = JSON.stringify({ ...toProblem({ statusCode: status, message: detail }), status });
-  if (socket.writable) {
-    socket.write(
-      `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nContent-Type: application/problem+json\r\n` +
-        `Content-Length: ${Buffer.byteLength(body)}\r\nX-Content-Type-Options: nosniff\r\n` +
-        `Cache-Control: no-store\r\nConnection: close\r\n\r\n${body}`,
-    );
-  }
+function clientError(error: NodeJS.ErrnoException, socket: Duplex): void {
+  const reply = socket.destroyed
+    ? undefined
+    : clientErrorReply(error.code, (statusCode, message) => toProblem({ statusCode, message }));
+  if (reply !== undefined && socket.writable) socket.write(reply);
   socket.destroy(error);
 }
 
@@ -323,14 +310,14 @@ export function buildServer(deps: ApiDeps, log: (message: string) => void): Fast
     bodyLimit: 1024 * 1024,
     // Path parameters are validated (and refused naming the field) by the route's schema; the
     // router's own default limit of 100 would answer 414 before the token is even checked.
-    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
-    clientErrorHandler: clientErrorReply,
+    routerOptions: { maxParamLength: MAX_PATH_PARAM_LENGTH },
+    clientErrorHandler: clientError,
     // A malformed URL (e.g. a stray %) or an over-long parameter: problem details, after the token.
     frameworkErrors: (error, request, reply) => {
       const status = error.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 414 : 400;
       const detail =
         status === 414
-          ? `a path segment is longer than ${MAX_PARAM_LENGTH} characters`
+          ? `a path segment is longer than ${MAX_PATH_PARAM_LENGTH} characters`
           : 'the URL is not valid: a % must start an escape such as %25';
       void authenticate(request).then(
         () => sendProblem(request, reply, { statusCode: status, message: detail }),
@@ -338,12 +325,14 @@ export function buildServer(deps: ApiDeps, log: (message: string) => void): Fast
       );
     },
   });
-  // A PATCH body is a JSON merge patch (RFC 7396): its media type is parsed as JSON is.
+  // A PATCH body is a JSON merge patch (RFC 7396): its media type is parsed as JSON is. Bodies
+  // are JSON only: text/plain, which Fastify would read, is 415 as every other type is.
   app.addContentTypeParser(
     MERGE_PATCH_TYPE,
     { parseAs: 'string' },
     app.getDefaultJsonParser('error', 'error'),
   );
+  app.removeContentTypeParser('text/plain');
   const sendProblem = (request: FastifyRequest, reply: FastifyReply, error: unknown) => {
     const problem = toProblem(error);
     contract.error(request.method, request.routeOptions.url, problem.code);
