@@ -265,6 +265,29 @@ test('the HTTP layer answers as the manager does: problem details, 404 for /v1/v
   );
 });
 
+test("a move's policy has the manager's bounds at the agent too: link rate, downtime target within its limit", async () => {
+  for (const [policy, field] of [
+    [{ linkBitsPerSecond: 1e-300 }, 'policy.linkBitsPerSecond'],
+    [{ linkBitsPerSecond: 1e20 }, 'policy.linkBitsPerSecond'],
+    [{ targetDowntimeMs: 500 }, 'policy.targetDowntimeMs'],
+    [{ targetDowntimeMs: 100, maxDowntimeMs: 50 }, 'policy.targetDowntimeMs'],
+  ] as const)
+    await problem(
+      'planMigration',
+      await call('POST', '/v1/migrations/plan', { vmName: 'ghost', policy }),
+      400,
+      'invalid-input',
+      field,
+    );
+  // Within bounds the request reaches the VM (there is none here).
+  await problem(
+    'planMigration',
+    await call('POST', '/v1/migrations/plan', { vmName: 'ghost', policy: { linkBitsPerSecond: 1e9 } }),
+    404,
+    'vm-not-found',
+  );
+});
+
 test('domain errors answer with the codes the table lists for the route', async () => {
   await problem('getVm', await call('GET', '/v1/vms/ghost'), 404, 'vm-not-found');
   await problem('startVm', await call('POST', '/v1/vms/ghost/start'), 404, 'vm-not-found');

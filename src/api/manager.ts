@@ -276,26 +276,8 @@ export type DeleteVmQuery = z.input<typeof DeleteVmQuery>;
 export const MoveDatastores = z.union([Name, z.record(Name, Name)]);
 export type MoveDatastores = z.infer<typeof MoveDatastores>;
 
-/**
- * The convergence policy a move request may give: strict, the link rate within what a live move
- * can use, and the downtime target no more than its limit (both after defaults).
- */
-export const MovePolicy = MigrationPolicy.extend({
-  linkBitsPerSecond: z
-    .number()
-    .min(1e6, 'must be at least 1e6 (1 Mbit/s): slower links cannot carry a live move')
-    .max(1e13, 'must be at most 1e13 (10 Tbit/s)')
-    .optional(),
-})
-  .strict()
-  .superRefine((p, ctx) => {
-    if (p.targetDowntimeMs > p.maxDowntimeMs)
-      ctx.addIssue({
-        code: 'custom',
-        path: ['targetDowntimeMs'],
-        message: `must be at most maxDowntimeMs (${p.maxDowntimeMs})`,
-      });
-  });
+/** The convergence policy a move request may give: the agents' own, with its bounds (migration.ts). */
+export const MovePolicy = MigrationPolicy;
 
 export const MoveVmRequest = z.strictObject({
   /** The target host (id or name). */
