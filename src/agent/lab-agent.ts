@@ -60,7 +60,7 @@ export async function startLabAgent(options: {
     accelerator: 'tcg',
   };
   await writeFile(path.join(dir, 'agent.json'), JSON.stringify(config));
-  const log = openSync(path.join(dir, 'agent.log'), 'a');
+  const log = openSync(path.join(dir, 'agent.log'), 'a', 0o600);
   const child = spawn(
     process.execPath,
     [path.join(root, 'bin/silobreak.js'), 'agent', '--config', path.join(dir, 'agent.json')],

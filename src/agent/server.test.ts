@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { request as httpRequest } from 'node:http';
-import { rm } from 'node:fs/promises';
+import { rm, stat } from 'node:fs/promises';
 import { after, before, test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import {
@@ -18,6 +18,7 @@ import {
   type AgentErrorCode,
   type AgentRouteName,
 } from '../api/index.js';
+import { jsonLineLogger } from './logger.js';
 import { startTestAgent, type TestAgent } from './test-server.js';
 
 const TOKEN = 'server-test-token-0123456789';
@@ -288,6 +289,33 @@ test("a move's policy has the manager's bounds at the agent too: link rate, down
   );
 });
 
+test('no secret reaches the log: query strings redacted, the token never written whatever carries it', async () => {
+  const lines: string[] = [];
+  const logged = await startTestAgent({
+    token: TOKEN,
+    prefix: 'sb-agent-log-',
+    log: jsonLineLogger('debug', (line) => void lines.push(line)),
+  });
+  try {
+    const secret = 'sb_stolen-secret-0123456789';
+    for (const [url, authorization] of [
+      [`/v1/host?token=${secret}`, `Bearer ${TOKEN}`],
+      [`/v1/vms?access_token=${secret}&x=1`, `Bearer ${TOKEN}`],
+      [`/v1/host?api%5Fkey=${secret}`, 'Bearer wrong'],
+      [`/v1/vms/${TOKEN}`, `Bearer ${TOKEN}`],
+    ] as const)
+      await logged.app.inject({ method: 'GET', url, headers: { authorization } });
+    const text = lines.join('');
+    assert.ok(lines.length >= 4, text);
+    assert.doesNotMatch(text, new RegExp(secret));
+    assert.ok(!text.includes(TOKEN), 'the agent token is never logged');
+    assert.match(text, /"url":"\/v1\/host\?token=<redacted>"/);
+    assert.match(text, /"url":"\/v1\/vms\?access_token=<redacted>&x=1"/);
+  } finally {
+    await logged.close();
+  }
+});
+
 test('domain errors answer with the codes the table lists for the route', async () => {
   await problem('getVm', await call('GET', '/v1/vms/ghost'), 404, 'vm-not-found');
   await problem('startVm', await call('POST', '/v1/vms/ghost/start'), 404, 'vm-not-found');
@@ -383,6 +411,8 @@ test(
     assert.equal(created.status, 201);
     const vm = Vm.parse(created.json());
     try {
+      // A guest's disk is its data: owner-only, whatever the umask (issue 28, row 8).
+      for (const d of vm.disks) assert.equal((await stat(d.path)).mode & 0o777, 0o600, d.path);
       const stats = HostStats.parse((await call('GET', '/v1/stats')).json());
       assert.equal(stats.host, 'unit');
       assert.deepEqual(

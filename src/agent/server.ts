@@ -6,6 +6,7 @@ import {
   bearerToken,
   clientErrorReply,
   MAX_PATH_PARAM_LENGTH,
+  redactUrl,
   agentOpenApiDocument,
   agentRoutes,
   ContractCheck,
@@ -18,7 +19,7 @@ import {
 } from '../api/index.js';
 import { problem, problemFor } from './http-errors.js';
 import { serveRoutes } from './http-routes.js';
-import type { Logger } from './logger.js';
+import { redactingLogger, type Logger } from './logger.js';
 import type { AgentCore } from './core.js';
 
 /*
@@ -102,7 +103,8 @@ export async function buildServer(
     onContractBreach?: (breach: ContractBreach) => void;
   },
 ): Promise<FastifyInstance> {
-  const { log } = options;
+  // Whatever a message carries, the token never reaches the log (its URL's secrets neither).
+  const log = redactingLogger(options.log, [options.token]);
   const contract = new ContractCheck(
     agentRoutes,
     AGENT_COMMON_ERRORS,
@@ -145,7 +147,7 @@ export async function buildServer(
     if (!tokenMatches(request.headers.authorization, options.token)) {
       log.warn('request without a valid token', {
         method: request.method,
-        url: request.url,
+        url: redactUrl(request.url),
         ip: request.ip,
       });
       await reply
@@ -167,7 +169,7 @@ export async function buildServer(
   app.addHook('onResponse', async (request, reply) => {
     log.info('request', {
       method: request.method,
-      url: request.url,
+      url: redactUrl(request.url),
       status: reply.statusCode,
       ms: Math.round(reply.elapsedTime),
     });
@@ -176,7 +178,11 @@ export async function buildServer(
     const body = problemFor(error);
     contract.error(request.method, request.routeOptions.url, body.code);
     if (body.status >= 500)
-      log.error('request failed', { method: request.method, url: request.url, error: String(error) });
+      log.error('request failed', {
+        method: request.method,
+        url: redactUrl(request.url),
+        error: String(error),
+      });
     await reply.status(body.status).type('application/problem+json').send(body);
   });
   app.setNotFoundHandler(async (request, reply) => {

@@ -86,3 +86,30 @@ export function QueryInt(min: number, max: number) {
 export function bearerToken(header: string | undefined): string | undefined {
   return /^Bearer +([\x21-\x7e]+) *$/i.exec(header ?? '')?.[1];
 }
+
+/** Query parameters whose values are secrets, whatever a client put there. */
+const SECRET_PARAM = /token|secret|passw|key|auth|credential|signature|session/i;
+
+/**
+ * A request URL as a log may keep it: the values of query parameters that may hold a secret
+ * replaced (`GET /v1/host?token=...` once wrote the token into agent.log).
+ */
+export function redactUrl(url: string): string {
+  const at = url.indexOf('?');
+  if (at < 0) return url;
+  const pairs = url
+    .slice(at + 1)
+    .split('&')
+    .map((pair) => {
+      const eq = pair.indexOf('=');
+      const name = eq < 0 ? pair : pair.slice(0, eq);
+      let decoded = name;
+      try {
+        decoded = decodeURIComponent(name.replace(/\+/g, ' '));
+      } catch {
+        // an undecodable name is judged as it is
+      }
+      return eq >= 0 && SECRET_PARAM.test(decoded) ? `${name}=<redacted>` : pair;
+    });
+  return `${url.slice(0, at)}?${pairs.join('&')}`;
+}
