@@ -2,10 +2,11 @@
 // in-process agent (no QEMU): `placement settings`, `storage thresholds` and `vm set` change only
 // what they name, on the manager, in one merge patch (issue 28, row 2: a PUT of no body once reset
 // every override, and a read-modify-write in the CLI lost a concurrent change); --unset drops one
-// override, --reset replaces them all.
+// override, --reset replaces them all. And the lab contexts (row 11): with two labs' managers in the
+// lab file, a plain command says which one it talks to, --lab picks the other.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
@@ -85,4 +86,38 @@ test('vm set changes only the settings given', async () => {
   await run('vm', 'set', 'web1', '--home', 'none');
   assert.equal((await admin.vmPlacement('web1')).home, null);
   assert.equal((await admin.vmPlacement('web1')).priority, 75);
+});
+
+test('two labs up: a plain command says which manager it talks to; --lab and SILOBREAK_LAB pick the other', async () => {
+  const otherDir = await mkdtemp(path.join(tmpdir(), 'sb-cli-settings-other-'));
+  const other = await startManager({ dataDir: otherDir, reconcileIntervalSeconds: 3600, log: () => {} });
+  try {
+    await new ManagerClient(other.url, other.adminToken ?? '').createPool({ name: 'only-in-b' });
+    const file = path.join(dir, 'labs.json');
+    await writeFile(
+      file,
+      JSON.stringify({
+        current: 'b',
+        contexts: {
+          a: { url: manager.url, token: manager.adminToken },
+          b: { url: other.url, token: other.adminToken },
+        },
+      }),
+    );
+    const cli = (args: string[], env: Record<string, string> = {}) =>
+      promisify(execFile)(process.execPath, [bin, ...args, '--json'], {
+        env: { ...process.env, NO_COLOR: '1', SILOBREAK_CONFIG: file, ...env },
+      });
+    const pools = (stdout: string) => (JSON.parse(stdout) as { name: string }[]).map((p) => p.name);
+    const plain = await cli(['pool', 'list']);
+    assert.deepEqual(pools(plain.stdout), ['only-in-b']);
+    assert.match(plain.stderr, new RegExp(`lab b's manager \\(${other.url}\\); 2 labs are up \\(a, b\\)`));
+    const a = await cli(['pool', 'list', '--lab', 'a']);
+    assert.deepEqual([pools(a.stdout), a.stderr], [[], '']);
+    assert.deepEqual(pools((await cli(['pool', 'list'], { SILOBREAK_LAB: 'a' })).stdout), []);
+    await assert.rejects(cli(['pool', 'list', '--lab', 'c']), /--lab: no lab 'c'/);
+  } finally {
+    await other.close();
+    await rm(otherDir, { recursive: true, force: true });
+  }
 });

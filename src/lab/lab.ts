@@ -3,7 +3,13 @@ import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
-import { AgentClient, AgentConfig, DEFAULT_DATASTORE_CLASS, type Vm } from '../api/index.js';
+import {
+  AgentClient,
+  AgentConfig,
+  DEFAULT_DATASTORE_CLASS,
+  LAB_CLI_CONFIG_PATH,
+  type Vm,
+} from '../api/index.js';
 import {
   LabAlreadyUp,
   LabInvalidInput,
@@ -399,7 +405,14 @@ export async function labUp(options: LabUpOptions = {}): Promise<Lab> {
       );
       if (state.manager) await reconcileHosts(state, state.manager);
     }
-    if (state.manager && opts.cliConfig) await writeCliConfig(state.manager);
+    if (state.manager && opts.cliConfig) {
+      const labs = await writeCliConfig(state.name, state.manager);
+      log(
+        labs.length > 1
+          ? `the CLI now uses this lab's manager (labs up: ${labs.join(', ')}; --lab <lab> or silobreak lab use <lab> picks another)`
+          : `the CLI uses this lab's manager (${LAB_CLI_CONFIG_PATH})`,
+      );
+    }
     log('up');
     return toLab(state);
   } catch (error) {
@@ -447,8 +460,7 @@ async function downOne(name: string): Promise<LabDownReport> {
   );
   const killedPids = await findLabProcesses({ namespaces, dir, knownPids });
   await terminate(killedPids);
-  const index = state?.index ?? [...(await indexClaims())].find(([, owner]) => owner === name)?.[0];
-  if (index !== undefined) await removeCliConfig(planLab({ name, index, hosts: 1 }).managerUrl);
+  await removeCliConfig(name);
   for (const ns of namespaces) await ip('netns', 'delete', ns);
   const links = await removeLinks(linkPattern(labTag(name)));
   await removeLabFiles(name);
