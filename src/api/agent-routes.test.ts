@@ -2,7 +2,6 @@ import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage } from 'node:http';
 import { after, before, test } from 'node:test';
 import { AgentClient } from './agent-client.js';
-import { MERGE_PATCH_TYPE } from './merge-patch.js';
 import { AGENT_ERRORS } from './agent-errors.js';
 import { AGENT_COMMON_ERRORS, agentOpenApiDocument, agentRoutes } from './agent-routes.js';
 import { AgentMigrationClient } from './migration-client.js';
@@ -182,10 +181,9 @@ test('AgentClient and AgentMigrationClient call exactly the routes of the table'
     assert.equal(request.method, r.method, name);
     const template = new RegExp(`^${r.path.replace(/:[A-Za-z]+/g, '[^/?]+')}(\\?.*)?$`);
     assert.match(request.url, template, name);
-    // A body exactly when the route takes one, and then JSON (a PATCH's a JSON merge patch).
+    // A body exactly when the route takes one, and then JSON (a PATCH's merge patch too).
     assert.equal(request.body !== '', 'body' in r, name);
-    if ('body' in r)
-      assert.equal(request.type, r.method === 'PATCH' ? MERGE_PATCH_TYPE : 'application/json', name);
+    if ('body' in r) assert.equal(request.type, 'application/json', name);
   }
   assert.deepEqual(calls.map(([name]) => name).sort(), Object.keys(agentRoutes).sort(), 'every route');
 

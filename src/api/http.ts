@@ -1,5 +1,4 @@
 import { z } from 'zod';
-import { MERGE_PATCH_TYPE } from './merge-patch.js';
 import { ApiError, Problem } from './problem.js';
 import { routeUrl, type RouteCall, type RouteResult, type RouteSpec } from './route-table.js';
 
@@ -40,10 +39,9 @@ export class JsonHttpClient {
       body?: unknown;
     };
     const url = routeUrl(route, params, query);
-    const response = await this.raw(route.method, url, body, {
-      ...options,
-      ...(route.method === 'PATCH' ? { contentType: MERGE_PATCH_TYPE } : {}),
-    });
+    // A PATCH body is a merge patch; it goes as application/json, which both servers take for one
+    // (and an agent older than merge-patch+json takes at all).
+    const response = await this.raw(route.method, url, body, options);
     const text = await response.text();
     if (!route.response) return undefined as RouteResult<R>;
     const reply: unknown = route.produces ? text : text.length ? JSON.parse(text) : undefined;
@@ -55,10 +53,10 @@ export class JsonHttpClient {
     method: string,
     path: string,
     body?: unknown,
-    options: { timeoutMs?: number; contentType?: string } = {},
+    options: { timeoutMs?: number } = {},
   ): Promise<Response> {
     const headers: Record<string, string> = { authorization: `Bearer ${this.token}` };
-    if (body !== undefined) headers['content-type'] = options.contentType ?? 'application/json';
+    if (body !== undefined) headers['content-type'] = 'application/json';
     const response = await fetch(new URL(path, this.baseUrl), {
       method,
       headers,
