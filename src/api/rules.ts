@@ -10,6 +10,16 @@ export const MacAddress = z
   .string()
   .regex(/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/, 'must be a lowercase MAC like 52:54:00:12:34:56');
 
+/**
+ * A locally administered QEMU-style MAC (52:54:00:xx:xx:xx) whose free bytes come from `seed`: what
+ * an agent gives a NIC defined without one, and the manager a NIC it creates without one.
+ */
+export function macFromBytes(seed: Uint8Array): string {
+  if (seed.length < 3) throw new RangeError('a MAC needs 3 seed bytes');
+  const tail = Array.from(seed.subarray(0, 3), (b) => b.toString(16).padStart(2, '0'));
+  return ['52', '54', '00', ...tail].join(':');
+}
+
 /** A NIC's own address: multicast (first octet odd, broadcast included) and all-zero MACs are not. */
 export const UnicastMac = MacAddress.refine(
   (mac) => (parseInt(mac.slice(0, 2), 16) & 1) === 0,

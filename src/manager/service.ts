@@ -41,7 +41,7 @@ import type { JobRunner } from './jobs.js';
 import type { KeyedMutex } from './locks.js';
 import { applyReport, fetchSnapshot, type Reconciler } from './reconcile.js';
 import type { SecretBox } from './secrets.js';
-import { claimVmIdentity } from './vm-identity.js';
+import { claimVmIdentity, withFreeMacs } from './vm-identity.js';
 import { placeInPool, prepareCreate } from './vm-jobs.js';
 
 /*
@@ -434,7 +434,8 @@ export class ManagerService {
       const pool = await poolRow(db, req.pool ?? '', 'pool');
       host = await placeInPool(db, pool.id, pool.name, spec);
     }
-    const prepared = await prepareCreate(db, host, spec);
+    // NICs without a MAC get one free on the whole fabric now, so that it is claimed with the rest.
+    const prepared = await withFreeMacs(db, await prepareCreate(db, host, spec));
     const id = prepared.id ?? randomUUID();
     return this.deps.jobs.submit({
       kind: 'vm-create',

@@ -1,4 +1,5 @@
-import { TERMINAL_JOB_STATES, type ValidVmSpec, type Vm } from '../api/index.js';
+import { randomBytes } from 'node:crypto';
+import { macFromBytes, TERMINAL_JOB_STATES, type ValidVmSpec, type Vm } from '../api/index.js';
 import type { Tx } from './db.js';
 import { Conflict } from './errors.js';
 
@@ -61,6 +62,33 @@ async function holders(tx: Tx, field: Field, values: readonly string[]): Promise
           .execute();
   for (const r of rows) out.set(r.value, { who: `VM ${r.name} on host ${r.host}`, vmId: r.id });
   return out;
+}
+
+/**
+ * A MAC for each NIC that has none, held by no VM and no pending create on the fabric (an agent
+ * would pick one only its own host does not use): the spec with them.
+ */
+export async function withFreeMacs<S extends Pick<ValidVmSpec, 'nics'>>(
+  tx: Tx,
+  spec: S,
+  random: (n: number) => Uint8Array = randomBytes,
+): Promise<S> {
+  const given = new Set(spec.nics.flatMap((n) => (n.mac ? [n.mac] : [])));
+  const nics = [];
+  for (const nic of spec.nics) {
+    if (nic.mac) {
+      nics.push(nic);
+      continue;
+    }
+    for (;;) {
+      const mac = macFromBytes(random(3));
+      if (given.has(mac) || (await holders(tx, 'mac', [mac])).size) continue;
+      given.add(mac);
+      nics.push({ ...nic, mac });
+      break;
+    }
+  }
+  return { ...spec, nics };
 }
 
 /**
