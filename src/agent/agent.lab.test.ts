@@ -305,8 +305,9 @@ test('a VM lives: define+start, guest agent, metrics, agent restart, shutdown, s
     'what the agent and its QEMU made is owner-only: state, sockets, logs, pidfile, images',
     async () => {
       const open: string[] = [];
+      // The state directory itself; the datastore is the admin's directory, its images are checked.
+      if (((await stat(config.stateDir)).mode & 0o077) !== 0) open.push(config.stateDir);
       for (const top of [config.stateDir, path.join(dir, 'ds1')]) {
-        if (((await stat(top)).mode & 0o077) !== 0) open.push(top);
         for (const entry of await readdir(top, { recursive: true })) {
           const full = path.join(top, entry);
           const mode = (await lstat(full)).mode;
