@@ -8,6 +8,7 @@ import {
   AgentConfig,
   DEFAULT_DATASTORE_CLASS,
   LAB_CLI_CONFIG_PATH,
+  ManagerClient,
   type Vm,
 } from '../api/index.js';
 import {
@@ -15,6 +16,7 @@ import {
   LabInvalidInput,
   LabNeedsRoot,
   LabNotFound,
+  LabProcessFailed,
   LabTargetNotFound,
   LabTimeout,
 } from './errors.js';
@@ -311,7 +313,7 @@ async function startDemoVm(
 ): Promise<LabState['demoVms'][number]> {
   const address = vmAddress(state.index, n);
   const name = `demo-${n}`;
-  await new AgentClient(host.agentUrl, host.token).createVm({
+  const spec = {
     name,
     vcpus: 1,
     memoryMiB: 256,
@@ -319,7 +321,15 @@ async function startDemoVm(
     nics: [{ vswitch: HOST_VSWITCH }],
     guestIp: address.cidr,
     start: true,
-  });
+  };
+  if (state.manager) {
+    // Through the manager, as a user makes a VM: made behind its back, it would be drift.
+    const api = new ManagerClient(state.manager.url, state.manager.token, 60_000);
+    const { job } = await api.createVm({ host: host.name, spec });
+    const done = await api.waitForJob(job.id, 300_000);
+    if (done.state !== 'succeeded')
+      throw new LabProcessFailed(`demo VM ${name} on ${host.name}:`, done.error?.detail ?? done.state, '');
+  } else await new AgentClient(host.agentUrl, host.token).createVm(spec);
   return { name, host: host.name, ip: address.ip };
 }
 
