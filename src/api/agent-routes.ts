@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import {
+  AgentJournal,
   Datastore,
   DatastoreSpec,
   DatastoreUpdate,
@@ -31,6 +32,7 @@ import {
   RetainedCopy,
   StartMigrationRequest,
 } from './migration.js';
+import { QueryInt } from './rules.js';
 import { HostStats } from './stats.js';
 import { LinkProbeRequest, LinkProbeResult, LinkSender, LinkSenderRequest } from './links.js';
 import { defineRoute, OpenApiDocument, openApiDocument } from './route-table.js';
@@ -64,8 +66,11 @@ export const AGENT_COMMON_ERRORS = [
   'invalid-input',
   'malformed-json',
   'invalid-request',
+  'request-timeout',
   'body-too-large',
+  'uri-too-long',
   'unsupported-media-type',
+  'headers-too-large',
   'internal',
 ] as const satisfies readonly AgentErrorCode[];
 
@@ -268,6 +273,16 @@ export const agentVmRoutes = {
       "This host's storage statistics now: datastores, VM disks (cumulative counters, latency histograms), guest filesystems",
     status: 200,
     response: HostStats,
+    errors: [],
+  }),
+  getJournal: route({
+    method: 'GET',
+    path: '/v1/journal',
+    summary:
+      'What appeared on or vanished from this host (VMs defined or deleted, datastores added or removed) after entry `after`, in order',
+    query: z.object({ after: QueryInt(0, Number.MAX_SAFE_INTEGER).default(0) }),
+    status: 200,
+    response: AgentJournal,
     errors: [],
   }),
   metrics: route({

@@ -55,6 +55,11 @@ export interface HostsTable {
   last_seen_at: string;
   last_error: string | null;
   created_at: string;
+  /**
+   * Where the manager has read the agent's change journal up to: `<bootId>:<seq>` (reconcile.ts);
+   * null before the first read.
+   */
+  agent_events: string | null;
 }
 export interface DatastoresTable {
   id: string;
@@ -223,6 +228,19 @@ export interface VmGenerationsTable {
   generation_id: string;
   host_id: string;
   since: string;
+}
+
+/**
+ * A VM's identity (id, name, MACs) claimed by the job creating it, from the request's acceptance
+ * until the VM's row holds it or the job ends (vm-identity.ts). The primary key makes two
+ * pending creates exclude each other; the unique indexes on vms.name and vm_nics.mac (0012) do the
+ * same for VMs that exist.
+ */
+export interface VmClaimsTable {
+  field: 'id' | 'name' | 'mac';
+  value: string;
+  vm_id: string;
+  job_id: string;
 }
 
 /*
@@ -452,6 +470,7 @@ export interface DB {
   vm_copies: VmCopiesTable;
   retained_copies: RetainedCopiesTable;
   vm_generations: VmGenerationsTable;
+  vm_claims: VmClaimsTable;
 }
 
 export type Db = Kysely<DB>;
@@ -875,6 +894,33 @@ export const migrations: Readonly<Record<string, Migration>> = {
       await sql
         .raw('create index placement_recommendations_state_seq on placement_recommendations (state, seq)')
         .execute(db);
+    },
+  },
+  '0012-fabric-invariants': {
+    // Issue 28: unique VM names and MACs held by the database, not only checked in code. The
+    // fabric's hosts share one VM network (the lab's VM L2), so a MAC is unique across all of
+    // them. A move never makes a second row: the target's VM has the moving VM's id (its row
+    // moves), an incoming shell is a vm_copies row, a retained copy a retained_copies row.
+    async up(db: Kysely<any>) {
+      for (const statement of [
+        // Duplicates a database may hold from before: the oldest VM keeps its name (and MAC); the
+        // others leave the inventory, and the next reconciliation reports them as drift.
+        `delete from vms where id in (select v.id from vms v where exists (select 1 from vms o
+          where o.name = v.name and (o.created_at < v.created_at or (o.created_at = v.created_at and o.id < v.id))))`,
+        `delete from vms where id in (select vm_id from vm_nics group by vm_id, mac having count(*) > 1)`,
+        `delete from vms where id in (select n.vm_id from vm_nics n join vms v on v.id = n.vm_id
+          where exists (select 1 from vm_nics m join vms w on w.id = m.vm_id where m.mac = n.mac
+          and m.vm_id != n.vm_id and (w.created_at < v.created_at or (w.created_at = v.created_at and w.id < v.id))))`,
+        `create unique index vms_name_unique on vms (name)`,
+        `create unique index vm_nics_mac_unique on vm_nics (mac)`,
+        `create table vm_claims (field text not null check (field in ('id', 'name', 'mac')),
+          value text not null, vm_id text not null,
+          job_id text not null references jobs (id) on delete cascade,
+          primary key (field, value)) without rowid`,
+        `create index vm_claims_job on vm_claims (job_id)`,
+        `alter table hosts add column agent_events text`,
+      ])
+        await sql.raw(statement).execute(db);
     },
   },
 };

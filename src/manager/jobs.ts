@@ -14,7 +14,7 @@ import {
 } from '../api/index.js';
 import { SYSTEM, nowIso, recordChanges, type Actor } from './changes.js';
 import { decodeCursor, pageOf } from './cursor.js';
-import type { Db, JobsTable } from './db.js';
+import type { Db, JobsTable, Tx } from './db.js';
 import { InvalidInput, JobFinished, JobNotFound, ManagerError, toProblem } from './errors.js';
 import { KeyedMutex } from './locks.js';
 
@@ -103,6 +103,11 @@ export interface SubmitArgs {
   actor: Actor;
   /** Shown in the queued job's progress details from the start (e.g. the chosen host). */
   details?: Record<string, unknown>;
+  /**
+   * Runs in the transaction that queues the job (e.g. claims what the job will make); when it
+   * throws, no job is queued.
+   */
+  within?: (tx: Tx, jobId: string) => Promise<void>;
 }
 
 export class JobRunner {
@@ -155,7 +160,10 @@ export class JobRunner {
       finished_at: null,
       updated_at: now,
     };
-    await this.db.insertInto('jobs').values(row).execute();
+    await this.db.transaction().execute(async (tx) => {
+      await tx.insertInto('jobs').values(row).execute();
+      await args.within?.(tx, row.id);
+    });
     const job = jobOf(row);
     this.events.emit('job', job);
     this.launch(row.id, false);

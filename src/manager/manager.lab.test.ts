@@ -294,7 +294,7 @@ test(
 );
 
 test(
-  'a VM made or removed directly on an agent shows up by reconciliation, recorded by system',
+  'a VM made or removed directly on an agent shows up by reconciliation as drift, recorded by agent:<host>',
   { timeout: 240_000 },
   async () => {
     const created = await agent('h1').client.createVm({
@@ -309,7 +309,7 @@ test(
     assert.equal(seen.host, 'h1');
     assert.deepEqual(
       (await changesOf(created.id)).map((c) => [c.actor, c.action]),
-      [['system', 'created']],
+      [['agent:h1', 'created']],
     );
     await agent('h1').client.deleteVm('side-vm', true);
     await until('side-vm gone from the inventory', 30_000, async () =>
@@ -318,9 +318,14 @@ test(
     assert.deepEqual(
       (await changesOf(created.id)).map((c) => [c.actor, c.action]),
       [
-        ['system', 'deleted'],
-        ['system', 'created'],
+        ['agent:h1', 'deleted'],
+        ['agent:h1', 'created'],
       ],
+    );
+    const drift = (await api.listStorageIssues({ rule: 'drift', state: 'all', limit: 1000 })).items;
+    assert.deepEqual(
+      drift.filter((i) => i.subject.name === 'side-vm').map((i) => i.message.split(':')[0]),
+      ['VM side-vm vanished from host h1', 'VM side-vm appeared on host h1'],
     );
   },
 );

@@ -492,7 +492,7 @@ export class PlacementService {
     };
   }
 
-  async setVmPlacement(caller: Caller, ref: string, req: VmPlacementRequest): Promise<VmPlacement> {
+  async setVmPlacement(caller: Caller, ref: string, req: Partial<VmPlacementRequest>): Promise<VmPlacement> {
     const { db } = this.deps;
     const vm = await getVm(db, ref);
     const before = await this.getVmPlacement(vm.id);
