@@ -1,32 +1,41 @@
 // Return moves that send only the delta (issue 17), on a real 2-host lab, the way a user does
 // them: moves with the CLI while the guest writes records with fsync and dirties memory, every
-// record verified in the guest after each leg. Out with --retain and back: the return sends the
-// changed clusters only; a second round trip is a delta again; a retained copy touched behind the
-// manager's back is refused with the reason (the move copies everything); a delta move cut by a
-// link fault rolls back with the copy intact and a retry is a delta; `vm retained release` frees it.
+// record verified in the guest after each leg, read from its disk (caches dropped), and none lost
+// since the leg before; after every delta move the data written on the host it left reads back
+// the same. Out with --retain and back: the return sends the changed clusters only; a second
+// round trip is a delta again; a retained copy touched behind the manager's back is refused with
+// the reason (the move copies everything); a delta move cut by a link fault in a verified phase
+// rolls back (the guest runs on in the same QEMU, nothing of the move left in it) with the copy
+// intact, and a retry is a delta; `vm retained release` frees it.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { open, readdir, stat, utimes } from 'node:fs/promises';
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, test } from 'node:test';
 import { AgentMigrationClient, ManagerClient, type Job, type RetainedCopyView } from './api/index.js';
 import { GUEST_WORKLOADS } from './guest/index.js';
 import {
+  assertGuestDataUnchanged,
+  assertGuestKeptRunning,
   createBusyVm,
   fabricLink,
-  guestUptime,
+  guestDataChecksums,
+  guestLife,
+  guestRecordCount,
   inGuest,
   labAgent,
   labCli,
   labDown,
   labWithManager,
   startGuestWorkloads,
+  strikeInPhase,
   verifyGuestRecords,
   within,
+  type GuestDataChecksums,
   type Lab,
   type LabHost,
 } from './lab/index.js';
+import { assertNoMoveLeftovers } from './qemu-leftovers.js';
 
 const LAB = 'dltest';
 const VM = 'roamer';
@@ -38,21 +47,62 @@ let h1: LabHost;
 let h2: LabHost;
 let vmId: string;
 let diskId: string;
-const written: string[] = [];
+/** Each records file the guest wrote, and how many records it must hold at least. */
+const written = new Map<string, number>();
+/** The records file the guest writes now (its count is read before each move). */
+let writing: { host: LabHost; file: string } | undefined;
 
 const guest = (host: LabHost, command: string[], detach = false) => inGuest(host, VM, command, { detach });
 const cli = (args: string[]) => labCli(lab, args);
 
 async function startWorkloads(host: LabHost, file: string): Promise<void> {
-  written.push(file);
+  written.set(file, 0);
+  writing = { host, file };
   await startGuestWorkloads(host, VM, file);
 }
 
-/** Stops the workloads and verifies every record the guest wrote so far, in every file. */
-const verifyRecords = (host: LabHost) => verifyGuestRecords(host, VM, written);
+/** How far the writer got, read before a move or a strike: the file must hold that many after it. */
+async function noteRecordsWritten(): Promise<void> {
+  if (writing) written.set(writing.file, await guestRecordCount(writing.host, VM, writing.file));
+}
+
+/**
+ * Stops the workloads and verifies every record the guest wrote so far, in every file, from its
+ * disk: none bad, and none lost since the count read before the move or the last verification.
+ */
+async function verifyRecords(host: LabHost): Promise<void> {
+  const verified = await verifyGuestRecords(
+    host,
+    VM,
+    [...written].map(([file, atLeast]) => ({ file, atLeast })),
+  );
+  for (const [file, records] of verified.counts) written.set(file, records);
+  writing = undefined;
+}
+
+let dataTag = 0;
+/**
+ * Before a move from `host`: 8 MiB of random data written there (fsync'd: clusters the move's
+ * delta must carry) and its checksum as read from the disk; assertGuestDataUnchanged reads it
+ * back after the move, from the disk the move built.
+ */
+async function dataBeforeMove(host: LabHost): Promise<GuestDataChecksums> {
+  const file = `/data/left-${(dataTag += 1)}`;
+  const wrote = await guest(host, [
+    '/bin/dd',
+    'if=/dev/urandom',
+    `of=${file}`,
+    'bs=1M',
+    'count=8',
+    'conv=fsync',
+  ]);
+  assert.equal(wrote.exitCode, 0, wrote.stderr);
+  return guestDataChecksums(host, VM, [{ file }]);
+}
 
 /** A move with the CLI (detached, as a script would), followed to its end. */
 async function moveWithCli(to: LabHost, ...flags: string[]): Promise<Job> {
+  await noteRecordsWritten();
   const r = await cli(['vm', 'move', VM, '--to', to.name, '--detach', '--json', ...flags]);
   assert.equal(r.code, 0, r.stderr);
   const job = await api.waitForJob((JSON.parse(r.stdout) as Job).id, 600_000);
@@ -84,7 +134,6 @@ async function retained(): Promise<RetainedCopyView[]> {
 const retainedDir = (host: LabHost) => path.join(host.datastorePath, '.retained');
 const copyFiles = async (host: LabHost) => readdir(path.join(retainedDir(host), vmId)).catch(() => []);
 
-const uptime = (host: LabHost) => guestUptime(host, VM);
 const linkOf = fabricLink;
 
 before(
@@ -96,7 +145,6 @@ before(
     const vm = await api.getVm(VM);
     vmId = vm.id;
     diskId = vm.disks[0]?.id ?? '';
-    written.push('/data/before');
     const before = await guest(h1, [
       GUEST_WORKLOADS.diskWriter,
       'write',
@@ -108,6 +156,7 @@ before(
       '500',
     ]);
     assert.equal(before.exitCode, 0, before.stderr);
+    written.set('/data/before', 500);
     await guest(h1, ['/bin/sync']);
   },
   { timeout: 900_000 },
@@ -147,12 +196,14 @@ test(
     const dry = await cli(['vm', 'move', VM, '--to', h1.name, '--dry-run']);
     assert.equal(dry.code, 0, dry.stderr);
     assert.match(dry.stdout, /Disk copy: delta: [\d.]+ MiB to send \(retained copy from \d{4}-/);
+    const data1 = await dataBeforeMove(h2);
     const back = movedFigures(await moveWithCli(h1));
     assert.ok(back.deltaBytes !== undefined, 'the return is a delta');
     assert.ok(
       back.diskBytes < out.diskBytes / 4,
       `delta ${back.diskBytes} bytes against ${out.diskBytes} full`,
     );
+    await assertGuestDataUnchanged(h1, VM, data1);
     await verifyRecords(h1);
     // The host left behind keeps its own copy for the next round trip; host1's went into the VM.
     assert.deepEqual(
@@ -165,12 +216,16 @@ test(
     );
 
     await startWorkloads(h1, '/data/out2');
+    const data2 = await dataBeforeMove(h1);
     const out2 = movedFigures(await moveWithCli(h2));
     assert.ok(out2.deltaBytes !== undefined, 'the second trip out is a delta onto host2 copy');
+    await assertGuestDataUnchanged(h2, VM, data2);
     await verifyRecords(h2);
     await startWorkloads(h2, '/data/back2');
+    const data3 = await dataBeforeMove(h2);
     const back2 = movedFigures(await moveWithCli(h1));
     assert.ok(back2.deltaBytes !== undefined, 'and so is the second return');
+    await assertGuestDataUnchanged(h1, VM, data3);
     await verifyRecords(h1);
     console.log(
       `# round trip 2: out ${(out2.diskBytes / MiB).toFixed(1)} MiB in ${out2.totalTimeMs} ms, back ${(back2.diskBytes / MiB).toFixed(1)} MiB in ${back2.totalTimeMs} ms`,
@@ -216,21 +271,20 @@ test(
   { timeout: 900_000 },
   async () => {
     await startWorkloads(h2, '/data/cut');
-    const upBefore = await uptime(h2);
+    const before = await guestLife(h2, VM);
     // A 50 Mbit/s policy keeps the memory copy going long enough to cut the link in it.
-    let job = (await api.moveVm(VM, { to: h1.name, policy: { linkBitsPerSecond: 50e6 } })).job;
-    for await (const j of api.watchJob(job.id, 600_000)) {
-      job = j;
-      if (j.progress.phase === 'copy-memory' || !['queued', 'running'].includes(j.state)) break;
-    }
-    assert.equal(job.progress.phase, 'copy-memory', `job got to ${job.state}/${job.progress.phase}`);
-    assert.match(JSON.stringify((await api.getJob(job.id)).progress), /copying memory|delta/);
-    await sleep(2000);
-    linkOf(h1, 'down');
+    const { job } = await api.moveVm(VM, { to: h1.name, policy: { linkBitsPerSecond: 50e6 } });
+    await strikeInPhase(api, h2, job.id, 'copy-memory', async () => {
+      await noteRecordsWritten();
+      linkOf(h1, 'down');
+    });
     const failed = await api.waitForJob(job.id, 300_000);
     assert.equal(failed.state, 'failed');
+    assert.match(failed.error?.detail ?? '', /during copy-memory/);
     assert.equal((await api.getVm(VM)).host, h2.name);
-    assert.ok((await uptime(h2)) > upBefore, 'the guest kept running');
+    // It rolled back on host2: the same guest in the same QEMU, nothing of the delta move left.
+    await assertGuestKeptRunning(h2, VM, before);
+    await assertNoMoveLeftovers(h2, VM);
     linkOf(h1, 'up');
     await within(90_000, async () => {
       assert.deepEqual(await labAgent(h1).listVms(), [], 'the half-made VM went');
@@ -240,8 +294,10 @@ test(
         [[vmId, true]],
       );
     });
+    const data = await dataBeforeMove(h2);
     const retry = movedFigures(await moveWithCli(h1));
     assert.ok(retry.deltaBytes !== undefined, 'the retry is a delta onto the same copy');
+    await assertGuestDataUnchanged(h1, VM, data);
     await verifyRecords(h1);
     console.log(
       `# retry after the cut: ${(retry.diskBytes / MiB).toFixed(1)} MiB in ${retry.totalTimeMs} ms`,

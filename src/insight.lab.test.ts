@@ -131,21 +131,23 @@ test('a qcow2 image with compat 0.10 beside 1.1 raises a format-version mismatch
 });
 
 test('free space shrinking steadily: days until full within 20 % of the truth; filled past the threshold: low capacity, ended when freed', async (t) => {
-  // A trend over the last 50 s: the filler's steady writes, not the guest's earlier burst.
+  // A trend over the shortest window there is (36 s), which the filler's steady writes fill
+  // entirely: not the guest's earlier burst. 18 samples (every 2 s) over at least 20 s.
+  const windowSeconds = 36;
   await api.setStorageThresholds('insight-a', 'ds1', {
-    trendMinSpanSeconds: 30,
+    trendMinSpanSeconds: 20,
     trendMinPoints: 5,
-    trendWindowHours: 50 / 3600,
+    trendWindowHours: windowSeconds / 3600,
   });
   const filler = path.join(ds, 'filler');
-  const rate = 4 * MiB; // bytes per second, written every second
-  const chunk = Buffer.alloc(rate, 1);
+  const rate = 4 * MiB; // bytes per second, written in four steps a second
+  const chunk = Buffer.alloc(rate / 4, 1);
   const first = await datastoreRow();
   assert.ok(first);
   const started = Date.now();
-  for (let i = 0; i < 60; i++) {
+  for (let i = 0; i < (windowSeconds + 6) * 4; i++) {
     await appendFile(filler, chunk);
-    await sleep(Math.max(0, started + (i + 1) * 1000 - Date.now()));
+    await sleep(Math.max(0, started + (i + 1) * 250 - Date.now()));
   }
   const row = await until('a days-until-full figure', async () => {
     const d = await datastoreRow();

@@ -1,7 +1,8 @@
 // The fabric knows its links (issue 27), on a real 2-host lab (TCG, the lab's own manager and
 // agents) through the CLI as a user runs it: the hosts' links are probed when they join; a probe
 // reads the full veth link well above what one migration stream carries under TCG even with a
-// busy TCG guest running, and a tc-shaped 1 Gbit/s link at ~1 Gbit/s; and a plain `vm move` with
+// busy TCG guest running, and a tc-shaped 1 Gbit/s link at ~1 Gbit/s in the direction shaped (the
+// source's sender fills the link towards the target, which measures); and a plain `vm move` with
 // no policy on the shaped link gets a plan made for the measured rate (stream capped to it, the
 // encoding chosen from it) instead of "link rate unknown", as the plan with the rate given would.
 // One lab, one guest.
@@ -55,12 +56,15 @@ async function cliJson<T>(schema: { parse(v: unknown): T }, args: string[]): Pro
   return schema.parse(JSON.parse(run.stdout));
 }
 
-/** The 1 Gbit/s limit bench/migration puts on the hosts' fabric (lab-facts.md), on or off. */
-function shapeFabric(on: boolean): void {
-  for (const host of lab.hosts) {
-    const tc = ['-n', host.namespace, 'qdisc', on ? 'add' : 'del', 'dev', 'fabric0', 'root'];
-    execFileSync('tc', on ? [...tc, 'tbf', 'rate', '1gbit', 'burst', '256kb', 'latency', '50ms'] : tc);
-  }
+/**
+ * The 1 Gbit/s limit bench/migration puts on the hosts' fabric (lab-facts.md), on what `host`
+ * sends: the link from it to the others.
+ */
+function shapeFrom(host: LabHost): void {
+  execFileSync('tc', [
+    ...['-n', host.namespace, 'qdisc', 'add', 'dev', 'fabric0', 'root'],
+    ...['tbf', 'rate', '1gbit', 'burst', '256kb', 'latency', '50ms'],
+  ]);
 }
 
 /** One second of iperf3 from `from` to `to` over the fabric (bits/s), for scale. */
@@ -155,8 +159,19 @@ test('the full link reads well above one TCG stream with a busy TCG guest runnin
   }
 });
 
-test('a 1 Gbit/s tc-shaped link reads ~1 Gbit/s', async () => {
-  shapeFabric(true);
+test('a 1 Gbit/s tc-shaped link reads ~1 Gbit/s, in the direction shaped', async () => {
+  // First what h1 sends only: h1 -> h2 is the slow direction, h2 -> h1 stays full. A probe that
+  // measured the other way round (the target sending) would read them swapped.
+  shapeFrom(h1);
+  const one = await cliJson(ProbedLinks, ['host', 'probe', h1.name, '--to', h2.name]);
+  assert.deepEqual(one.failures, []);
+  const slow = between(one.links, h1, h2).figure?.bitsPerSecond ?? 0;
+  const full = between(one.links, h2, h1).figure?.bitsPerSecond ?? 0;
+  console.log(`# shaped from ${h1.name} only: ${h1.name} -> ${h2.name} ${gbit(slow)}, back ${gbit(full)}`);
+  assert.ok(slow >= SHAPED.min && slow <= SHAPED.max, `${h1.name} -> ${h2.name}: ${gbit(slow)}`);
+  assert.ok(full > FULL_LINK_MIN_BITS, `${h2.name} -> ${h1.name}, not shaped: ${gbit(full)}`);
+
+  shapeFrom(h2);
   const probed = await cliJson(ProbedLinks, ['host', 'probe', h1.name]);
   assert.deepEqual(probed.failures, []);
   for (const [from, to] of [

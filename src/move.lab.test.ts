@@ -1,26 +1,43 @@
 // Moves through the manager's API on a real 2-host lab (TCG, network namespaces, the lab's own
 // manager process): a dry run with a failing check changes nothing, a cancel during the disk
-// mirror leaves the VM running on the source and the target clean, and a live move of a guest
-// that writes to its disk and dirties memory keeps every record, keeps its uptime, and loses few
-// of the pings a client sends it every 10 ms. Also: its disks move to another datastore of its host
-// while it writes, and the manager is killed in the middle of a move. One lab, one guest boot.
+// mirror leaves the VM running on the source (same boot, same QEMU, nothing of the move left in
+// it) and the target clean, and a live move of a guest that writes to its disk and dirties memory
+// keeps every record (read from its disk), keeps running, and loses few of the pings a client
+// sends it every 10 ms (bounds near the README's figures). Also: its disks move to another
+// datastore of its host while it writes, and the manager or the target agent is killed in a
+// verified phase of a move. One lab, one guest boot.
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, test } from 'node:test';
-import { AgentClient, ApiError, ManagerClient, type ChangeRecord, type Job } from './api/index.js';
+import {
+  AgentClient,
+  AgentMigrationClient,
+  ApiError,
+  ManagerClient,
+  MIGRATION_POLICY_DEFAULTS,
+  type ChangeRecord,
+  type Job,
+} from './api/index.js';
 import { checkMovedGuest, GUEST_WORKLOADS } from './guest/index.js';
 import {
+  assertGuestKeptRunning,
+  guestLife,
+  guestRecordCount,
   labDown,
   labUp,
   restartLabAgent,
   restartLabManager,
+  strikeInPhase,
+  verifyGuestRecords,
   waitForPing,
+  within,
   type Lab,
   type LabHost,
 } from './lab/index.js';
+import { assertNoMoveLeftovers } from './qemu-leftovers.js';
 
 const LAB = 'mvtest';
 const VM = 'mover';
@@ -32,6 +49,8 @@ let api: ManagerClient;
 let h1: LabHost;
 let h2: LabHost;
 let ip: string;
+/** Records files the guest wrote and how many records each must hold at least. */
+const records = new Map<string, number>();
 
 const agentOf = (host: LabHost) => new AgentClient(host.agentUrl, host.token, 180_000);
 
@@ -45,11 +64,6 @@ async function guest(host: LabHost, command: string[], detach = false) {
       await sleep(3000);
     }
   }
-}
-
-async function uptime(host: LabHost): Promise<number> {
-  const out = await guest(host, ['/bin/cat', '/proc/uptime']);
-  return Number(out.stdout?.split(' ')[0]);
 }
 
 const changeCount = async () => (await api.listChanges({ limit: 1000 })).items.length;
@@ -95,9 +109,26 @@ before(
       '1000',
     ]);
     assert.equal(written.exitCode, 0, written.stderr);
+    records.set('/data/before', 1000);
   },
   { timeout: 900_000 },
 );
+
+/** The records of `files` verify from the guest's disk, none lost since the count last known. */
+async function verifyRecords(host: LabHost, files: string[]): Promise<string> {
+  const verified = await verifyGuestRecords(
+    host,
+    VM,
+    files.map((file) => ({ file, atLeast: records.get(file) ?? 0 })),
+  );
+  for (const [file, count] of verified.counts) records.set(file, count);
+  return verified.summary;
+}
+
+/** Notes how far the guest's writer got in `file` (before a move: it must all be there after). */
+async function noteRecords(host: LabHost, file: string): Promise<void> {
+  records.set(file, await guestRecordCount(host, VM, file));
+}
 
 after(
   async () => {
@@ -138,6 +169,7 @@ test(
   'cancel during the disk mirror (twice): the VM runs on the source, the target is clean',
   { timeout: 600_000 },
   async () => {
+    const before = await guestLife(h1, VM);
     const accepted = await api.moveVm(VM, { to: h2.name });
     const seen = await waitForJobSnapshot(accepted.job.id, (j) => j.progress.phase === 'mirror-disks');
     assert.equal(
@@ -153,6 +185,9 @@ test(
     const job = await api.waitForJob(accepted.job.id, 300_000);
     assert.equal(job.state, 'cancelled', JSON.stringify(job.error));
     assert.equal((await agentOf(h1).getVm(VM)).state, 'running');
+    // Rolled back: the same guest in the same QEMU, nothing of the move left in it.
+    await assertGuestKeptRunning(h1, VM, before);
+    await assertNoMoveLeftovers(h1, VM);
     assert.deepEqual(await agentOf(h2).listVms(), []);
     assert.deepEqual(await readdir(h2.datastorePath), [], 'no disk left on the target');
     assert.equal((await api.getVm(VM)).host, h1.name);
@@ -242,6 +277,7 @@ test(
       plan.disks.map((d) => [d.diskId, d.fromDatastore, d.toDatastore]),
       [['root', 'local', 'second']],
     );
+    await noteRecords(h1, '/data/storage');
     const accepted = await api.moveStorage(VM, { datastore: 'second' });
     const job = await api.waitForJob(accepted.job.id, 500_000);
     assert.equal(job.state, 'succeeded', JSON.stringify(job.error));
@@ -251,11 +287,7 @@ test(
     assert.notEqual(after.disks[0]?.path, before.disks[0]?.path);
     assert.deepEqual(await readdir(h1.datastorePath), [], 'old image removed');
     assert.equal((await agentOf(h1).getVm(VM)).state, 'running');
-    await guest(h1, ['/usr/bin/killall', 'sb-diskwriter']);
-    for (const file of ['/data/before', '/data/storage']) {
-      const verify = await guest(h1, [GUEST_WORKLOADS.diskWriter, 'verify', '--file', file]);
-      assert.equal(verify.exitCode, 0, `${file}: ${verify.stdout} ${verify.stderr}`);
-    }
+    console.log(`# records: ${await verifyRecords(h1, ['/data/before', '/data/storage'])}`);
     // The disk's records are its own objects (<vm id>/<disk id>): take every record of the job.
     const records = (await api.listChanges({ limit: 1000 })).items.filter((r) => r.jobId === job.id);
     assert.ok(
@@ -290,6 +322,7 @@ test(
     const vm = await api.getVm(VM);
     const [src, dst] = vm.host === h1.name ? [h1, h2] : [h2, h1];
     await guest(src, [GUEST_WORKLOADS.dirty, '--rate-mib', '0', '--size-mib', '128'], true);
+    const before = await guestLife(src, VM);
     // A 100 Mbit/s link (as the policy tells the engine; uncompressed, so its cap holds the copy
     // whatever the idle CPU): the memory copy takes long enough to
     // kill the manager in the middle of it.
@@ -297,9 +330,7 @@ test(
       to: dst.name,
       policy: { linkBitsPerSecond: 100e6, compression: 'off' },
     });
-    const seen = await waitForJobSnapshot(accepted.job.id, (j) => j.progress.phase === 'copy-memory');
-    assert.equal(seen.progress.phase, 'copy-memory', `job got to ${seen.state}/${seen.progress.phase}`);
-    process.kill(manager.pid, 'SIGKILL');
+    await strikeInPhase(api, src, accepted.job.id, 'copy-memory', () => process.kill(manager.pid, 'SIGKILL'));
     restartLabManager(lab);
     for (let i = 0; ; i++) {
       try {
@@ -317,6 +348,8 @@ test(
       /manager restarted while moving mover \(during copy-memory\); the move was undone/,
     );
     assert.equal((await agentOf(src).getVm(VM)).state, 'running');
+    await assertGuestKeptRunning(src, VM, before);
+    await assertNoMoveLeftovers(src, VM);
     assert.deepEqual(await agentOf(dst).listVms(), []);
     for (const dir of [dst.datastorePath, path.join(dst.dir, 'datastore-second')]) {
       assert.deepEqual(await readdir(dir), [], `${dir} is clean`);
@@ -340,7 +373,7 @@ test(
       true,
     );
     await guest(h1, [GUEST_WORKLOADS.dirty, '--rate-mib', '64', '--size-mib', '96'], true);
-    const upBefore = await uptime(h1);
+    const before = await guestLife(h1, VM);
 
     // A client on the VM segment pings the guest every 10 ms for the whole move.
     const ping = spawn('ip', ['netns', 'exec', lab.client.namespace, 'ping', '-i', '0.01', '-W', '1', ip], {
@@ -348,15 +381,23 @@ test(
     });
     let pingOut = '';
     ping.stdout.on('data', (c: Buffer) => (pingOut += c.toString()));
-    await sleep(2000);
+    const replies = () => pingOut.match(/icmp_seq=/g)?.length ?? 0;
+    /** Waits until the guest has answered `n` more pings (every 10 ms: half a second for 50). */
+    const answers = async (n: number) => {
+      const wanted = replies() + n;
+      await within(30_000, async () => assert.ok(replies() >= wanted, `${replies()} of ${wanted} replies`));
+    };
+    await answers(50);
 
+    await noteRecords(h1, '/data/during');
     const accepted = await api.moveVm(VM, { to: h2.name });
     let lastPercent = 0;
     const job = await api.waitForJob(accepted.job.id, 800_000, (j) => {
       assert.ok(j.progress.percent >= lastPercent, 'percent never goes down');
       lastPercent = j.progress.percent;
     });
-    await sleep(2000);
+    // The guest answers again, on the target: the window closes after 50 more replies.
+    await answers(50);
     ping.kill('SIGINT');
     await new Promise((resolve) => ping.once('close', resolve));
     assert.equal(job.state, 'succeeded', JSON.stringify(job.error));
@@ -379,11 +420,15 @@ test(
     assert.ok(result.guestDowntimeMs + 5 >= result.downtimeMs, JSON.stringify(result));
     const stats = /(\d+) packets transmitted, (\d+) received/.exec(pingOut);
     assert.ok(stats, `ping summary: ${pingOut.slice(-300)}`);
-    const [sent, received] = [Number(stats[1]), Number(stats[2])];
-    const lost = sent - received;
-    // The longest run of unanswered pings: the guest-visible pause, as a client sees it.
-    // Sequence numbers run from 1 to `sent`: 0 and sent + 1 bound a gap at either end.
-    const seqs = [0, ...new Set([...pingOut.matchAll(/icmp_seq=(\d+)/g)].map((m) => Number(m[1]))), sent + 1];
+    const sent = Number(stats[1]);
+    // Pings still on their way when ping stopped are not lost: only those sent up to the last
+    // answered one count. The longest run of unanswered pings is the guest-visible pause, as a
+    // client sees it (sequence numbers run from 1; 0 bounds a gap at the start).
+    const answered = [...new Set([...pingOut.matchAll(/icmp_seq=(\d+)/g)].map((m) => Number(m[1])))].sort(
+      (a, b) => a - b,
+    );
+    const lost = (answered.at(-1) ?? sent) - answered.length;
+    const seqs = [0, ...answered];
     const longestGapMs = Math.max(0, ...seqs.slice(1).map((n, i) => (n - (seqs[i] ?? n) - 1) * 10));
     console.log(
       `# move: total ${result.totalTimeMs} ms, QEMU downtime ${result.downtimeMs} ms, guest paused ${result.guestDowntimeMs} ms; ` +
@@ -400,14 +445,8 @@ test(
     }
     assert.equal((await agentOf(h2).getVm(VM)).state, 'running');
     await checkMovedGuest(path.join(h2.stateDir, `${VM}.console.log`), async () => {
-      const upAfter = await uptime(h2);
-      assert.ok(upAfter > upBefore, `uptime ${upAfter} after, ${upBefore} before`);
-      await guest(h2, ['/usr/bin/killall', 'sb-diskwriter', 'sb-dirty']);
-      for (const file of ['/data/before', '/data/storage', '/data/during']) {
-        const verify = await guest(h2, [GUEST_WORKLOADS.diskWriter, 'verify', '--file', file]);
-        assert.equal(verify.exitCode, 0, `${file}: ${verify.stdout} ${verify.stderr}`);
-        console.log(`# ${file}: ${verify.stdout?.trim()}`);
-      }
+      await assertGuestKeptRunning(h2, VM, before);
+      console.log(`# records: ${await verifyRecords(h2, ['/data/before', '/data/storage', '/data/during'])}`);
     });
 
     // Change records: started, switched over (with the host change in the same job), finished.
@@ -451,13 +490,20 @@ test(
     await api.reconcileHost(h2.name);
     assert.equal((await api.getVm(VM)).host, h2.name);
     assert.equal(await vmRecords(), recordsBefore);
-    // Pings last: a lost ping is one the guest never answered (the switchover pause, the target's
-    // `cont`, the network learning the new port). On a quiet machine 2-5 of ~500-800 are lost and
-    // the longest gap is ~20 ms (README); the bound is what the README allows for a loaded
-    // machine (1.35 s seen at a load of ~15), so a regression of the switchover shows here.
+    // Pause and pings last: a lost ping is one the guest never answered (the switchover pause, the
+    // target's `cont`, the network learning the new port). On a quiet machine 2-5 of ~500-800 are
+    // lost and the longest gap is ~20 ms (README); the bounds stay near that: QEMU's downtime
+    // within the policy's maximum (the full link here), the client's longest gap within
+    // max(300 ms, QEMU's downtime + 200 ms), at most 30 pings lost.
     assert.ok(sent > 200, `only ${sent} pings sent`);
-    assert.ok(longestGapMs <= 1500, `no answer for ${longestGapMs} ms`);
-    assert.ok(lost <= 150, `${lost} of ${sent} pings lost (more than 1.5 s of them)`);
+    const maxDowntimeMs = MIGRATION_POLICY_DEFAULTS.maxDowntimeMs;
+    assert.ok(
+      result.downtimeMs <= maxDowntimeMs,
+      `QEMU downtime ${result.downtimeMs} ms > ${maxDowntimeMs} ms`,
+    );
+    const gapBoundMs = Math.max(300, result.downtimeMs + 200);
+    assert.ok(longestGapMs <= gapBoundMs, `no answer for ${longestGapMs} ms (bound ${gapBoundMs} ms)`);
+    assert.ok(lost <= 30, `${lost} of ${sent} pings lost (bound 30)`);
   },
 );
 
@@ -467,18 +513,25 @@ test(
   async () => {
     const vm = await api.getVm(VM);
     const [src, dst] = vm.host === h1.name ? [h1, h2] : [h2, h1];
-    const upBefore = await uptime(src);
+    const before = await guestLife(src, VM);
     // A 100 Mbit/s link (as the policy tells the engine, uncompressed): the copy outlasts the
     // agent's absence.
     const accepted = await api.moveVm(VM, {
       to: dst.name,
       policy: { linkBitsPerSecond: 100e6, compression: 'off' },
     });
-    const seen = await waitForJobSnapshot(accepted.job.id, (j) => j.progress.phase === 'copy-memory');
-    assert.equal(seen.progress.phase, 'copy-memory', `job got to ${seen.state}/${seen.progress.phase}`);
     assert.ok(dst.pid, "the lab knows the target agent's pid");
-    process.kill(dst.pid, 'SIGKILL');
-    await sleep(5000);
+    const targetAgent = dst.pid;
+    const struck = await strikeInPhase(api, src, accepted.job.id, 'copy-memory', () =>
+      process.kill(targetAgent, 'SIGKILL'),
+    );
+    // The agent stays away while the source sends another 32 MiB of memory without it.
+    const source = new AgentMigrationClient(agentOf(src).http);
+    const sentAtStrike = struck.progress.memory?.bytesTransferred ?? 0;
+    await within(120_000, async () => {
+      const p = (await source.status(struck.id)).progress;
+      assert.ok((p.memory?.bytesTransferred ?? 0) >= sentAtStrike + 32 * MiB || p.phase !== 'copy-memory');
+    });
     // Started as the lab starts it; `lab down` finds it by its config path.
     restartLabAgent(dst);
     const job = await api.waitForJob(accepted.job.id, 600_000);
@@ -487,13 +540,11 @@ test(
     assert.deepEqual(await agentOf(src).listVms(), []);
     assert.equal((await agentOf(dst).getVm(VM)).state, 'running');
     await checkMovedGuest(path.join(dst.stateDir, `${VM}.console.log`), async () => {
-      const upAfter = await uptime(dst);
-      assert.ok(upAfter > upBefore, `uptime ${upAfter} after, ${upBefore} before`);
-      const verify = await guest(dst, [GUEST_WORKLOADS.diskWriter, 'verify', '--file', '/data/before']);
-      assert.equal(verify.exitCode, 0, `${verify.stdout} ${verify.stderr}`);
+      await assertGuestKeptRunning(dst, VM, before);
+      console.log(`# records: ${await verifyRecords(dst, ['/data/before'])}`);
     });
     console.log(
-      `# move with the target agent killed for 5 s: ${(job.result as { totalTimeMs: number }).totalTimeMs} ms`,
+      `# move with the target agent killed while 32 MiB were sent: ${(job.result as { totalTimeMs: number }).totalTimeMs} ms`,
     );
   },
 );
@@ -525,8 +576,7 @@ test(
     assert.equal((await api.waitForJob(started.job.id, 300_000)).state, 'succeeded');
     // The records written before the first move (later files may end torn when an earlier test
     // failed and the guest was stopped by force).
-    const verify = await guest(dst, [GUEST_WORKLOADS.diskWriter, 'verify', '--file', '/data/before']);
-    assert.equal(verify.exitCode, 0, `${verify.stdout} ${verify.stderr}`);
+    console.log(`# records: ${await verifyRecords(dst, ['/data/before'])}`);
     console.log(`# cold move: ${(job.result as { totalTimeMs: number }).totalTimeMs} ms`);
   },
 );

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
 import { z } from 'zod';
-import { agentOpenApiDocument, ManagerClient } from './api/index.js';
+import { agentOpenApiDocument, ManagerClient, OpenApiDocument } from './api/index.js';
 import { startManager } from './manager/index.js';
 
 const root = path.resolve(import.meta.dirname, '..');
@@ -81,4 +81,57 @@ test("the manager's OpenAPI document passes redocly's recommended rules", { time
 
 test("the agent's OpenAPI document passes redocly's recommended rules", { timeout: 120_000 }, async () => {
   assertClean(await lint('agent', agentOpenApiDocument('0.0.0-test')));
+});
+
+/** Every JSON schema inside a document, with where it is. */
+function* schemas(node: unknown, at: string): Generator<[Record<string, unknown>, string]> {
+  if (Array.isArray(node)) {
+    for (const [i, item] of node.entries()) yield* schemas(item, `${at}/${i}`);
+    return;
+  }
+  if (typeof node !== 'object' || node === null) return;
+  const record = node as Record<string, unknown>;
+  if (typeof record.type === 'string' || 'anyOf' in record || 'oneOf' in record) yield [record, at];
+  for (const [key, value] of Object.entries(record)) yield* schemas(value, `${at}/${key}`);
+}
+
+test('both documents: only standard formats; every request object refuses members it does not declare', async () => {
+  const manager = await startManager({
+    dataDir: path.join(dir, 'manager-formats'),
+    reconcileIntervalSeconds: 3600,
+    log: () => {},
+  });
+  try {
+    const documents = {
+      manager: OpenApiDocument.parse(
+        await new ManagerClient(manager.url, manager.adminToken ?? '').openApi(),
+      ),
+      agent: agentOpenApiDocument('0.0.0-test'),
+    };
+    const standard =
+      /^(date-time|date|time|duration|e?mail|idn-email|hostname|idn-hostname|ipv4|ipv6|uri|uri-reference|iri|iri-reference|uuid|uri-template|json-pointer|relative-json-pointer|regex)$/;
+    for (const [name, document] of Object.entries(documents)) {
+      const formats = [...schemas(document, name)].filter(([s]) => typeof s.format === 'string');
+      assert.deepEqual(
+        formats
+          .filter(([s]) => !standard.test(String(s.format)))
+          .map(([s, at]) => `${at}: ${String(s.format)}`),
+        [],
+      );
+      for (const [p, methods] of Object.entries(document.paths))
+        for (const [method, op] of Object.entries(methods)) {
+          const bodies = Object.values(op.requestBody?.content ?? {}).map((c) => c.schema);
+          const open = [...schemas(bodies, `${method} ${p}`)].filter(
+            ([s]) => s.type === 'object' && s.properties !== undefined && s.additionalProperties !== false,
+          );
+          assert.deepEqual(
+            open.map(([, at]) => at),
+            [],
+            `${name}: request objects that would take any member`,
+          );
+        }
+    }
+  } finally {
+    await manager.close();
+  }
 });

@@ -69,7 +69,7 @@ before(async () => {
       await waitForGuestAgent(fabric.agents.get(on)?.client ?? assert.fail(on), vm);
     }),
   );
-  await api.setVmPlacement('gold', { priority: 'high' });
+  await api.patchVmPlacement('gold', { priority: 'high' });
   await api.setPlacementSettings(SETTINGS);
   await api.setPlacementMode('automatic');
 });

@@ -210,7 +210,7 @@ async function main(): Promise<void> {
     const single = await episode([{ vm: 'vm1', priority: 'normal' }]);
     // Episode 2: room for one on the Beast (its IOPS budget capped), vm2 high priority, vm3 normal.
     await api.updateDatastore('host3', 'ds1', { limits: { iops: COMPETING_BEAST_IOPS } });
-    await api.setVmPlacement('vm2', { priority: 'high' });
+    await api.patchVmPlacement('vm2', { priority: 'high' });
     log('episode 2: vm2 (high) and vm3 (normal) go hot at once');
     const competing = await episode([
       { vm: 'vm2', priority: 'high' },

@@ -4,6 +4,9 @@
 // beside the full move of the same VM in the same run, on the full link and on 1 Gbit/s (tc tbf,
 // as bench/migration). Between two rounds the VM goes out again (a delta too: onto the copy the
 // other host kept). Moves go through the manager's API of a 2-host TCG lab, as a user's would.
+// After every move the guest reads back (O_DIRECT, from its disk) every stretch rewritten so far
+// and the first 64 MiB of the original data: each must checksum as before the move, or the run
+// fails (a delta that skipped or misplaced a range).
 //
 //   npm run bench:return-move [-- --links full,1gbit --rewrites 1,5,20 --data-gib 4 --disk-gib 8]
 //
@@ -15,7 +18,17 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { ManagerClient, MoveResult, type Job } from '../../src/api/index.js';
-import { inGuest, labDown, labUp, waitForPing, type Lab, type LabHost } from '../../src/lab/index.js';
+import {
+  assertGuestDataUnchanged,
+  guestDataChecksums,
+  inGuest,
+  labDown,
+  labUp,
+  waitForPing,
+  type GuestData,
+  type Lab,
+  type LabHost,
+} from '../../src/lab/index.js';
 import { check, limitLink, sentBytes, writeResults } from '../lab-link.js';
 
 const MiB = 1024 * 1024;
@@ -53,10 +66,15 @@ interface Measured {
   downtimeMs: number | null;
   /** From the guest's resume on the target to the job's end: the source's clean-up and fold-back. */
   cleanUpMs: number | null;
+  /** MiB of data read back in the guest after the move, each checksum as before it. */
+  verifiedMiB: number;
 }
 
 let lab: Lab;
 let api: ManagerClient;
+/** What every move must carry unchanged: the data disk's stretches rewritten so far, and a control stretch never rewritten. */
+const DATA_DISK = '/dev/vdb';
+const checked: GuestData[] = [];
 
 const hostOf = async (): Promise<[LabHost, LabHost]> => {
   const vm = await api.getVm(VM);
@@ -66,11 +84,13 @@ const hostOf = async (): Promise<[LabHost, LabHost]> => {
 
 async function move(label: string, link: string, rewrittenBytes: number, retain: boolean): Promise<Measured> {
   const [from, to] = await hostOf();
+  const before = await guestDataChecksums(from, VM, checked);
   const sentBefore = await sentBytes(from);
   const accepted = await api.moveVm(VM, { to: to.name, retain });
   const job: Job = await api.waitForJob(accepted.job.id, 3_600_000);
   if (job.state !== 'succeeded') throw new Error(`${label}: ${JSON.stringify(job.error)}`);
   const wireBytes = (await sentBytes(from)) - sentBefore;
+  await assertGuestDataUnchanged(to, VM, before);
   const r = MoveResult.parse(job.result);
   const resumed = r.stats.resumedAt ? Date.parse(r.stats.resumedAt) : undefined;
   const m: Measured = {
@@ -85,6 +105,7 @@ async function move(label: string, link: string, rewrittenBytes: number, retain:
     wireBytes,
     downtimeMs: r.downtimeMs ?? null,
     cleanUpMs: resumed && job.finishedAt ? Date.parse(job.finishedAt) - resumed : null,
+    verifiedMiB: checked.reduce((sum, c) => sum + ('mib' in c ? c.mib : 0), 0),
   };
   log(
     `${link} ${label}: ${(m.totalMs / 1000).toFixed(1)} s, disk ${(m.diskBytes / MiB).toFixed(1)} MiB, wire ${(m.wireBytes / MiB).toFixed(1)} MiB`,
@@ -100,7 +121,7 @@ async function rewrite(host: LabHost, offset: number, bytes: number): Promise<vo
     [
       '/bin/dd',
       'if=/dev/urandom',
-      'of=/dev/vdb',
+      `of=${DATA_DISK}`,
       'bs=1M',
       `seek=${offset / MiB}`,
       `count=${Math.round(bytes / MiB)}`,
@@ -109,6 +130,8 @@ async function rewrite(host: LabHost, offset: number, bytes: number): Promise<vo
     { timeoutSeconds: 1800 },
   );
   if (out.exitCode !== 0) throw new Error(`rewrite: ${out.stderr ?? ''}`);
+  const stretch = { device: DATA_DISK, offsetMiB: offset / MiB, mib: Math.round(bytes / MiB) };
+  if (!checked.some((c) => JSON.stringify(c) === JSON.stringify(stretch))) checked.push(stretch);
 }
 
 async function releaseAll(): Promise<void> {
@@ -154,6 +177,8 @@ async function main(): Promise<void> {
     const started = await api.startVm(VM);
     await api.waitForJob(started.job.id, 600_000);
     await waitForPing(lab, lab.vmAddress(1).ip);
+    // The last 64 MiB of the data, a control stretch (with the default rounds none rewrites it).
+    checked.push({ device: DATA_DISK, offsetMiB: (dataBytes - FILL_CHUNK) / MiB, mib: FILL_CHUNK / MiB });
 
     const rows: Measured[] = [];
     for (const link of links) {
@@ -189,8 +214,8 @@ async function report(rows: Measured[]): Promise<void> {
     '',
     `VM: 256 MiB memory, ${diskBytes / GiB} GiB data disk holding ${dataBytes / GiB} GiB of random data (+ 1 GiB root); 2-host TCG lab, ${cpus().length} cores, load ${loadavg()[0]?.toFixed(1)} at the end.`,
     '',
-    '| link | move | rewritten | total | x full | disk sent | delta | disk / rewritten | memory | on the wire | QEMU downtime | clean-up after resume |',
-    '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    '| link | move | rewritten | total | x full | disk sent | delta | disk / rewritten | memory | on the wire | QEMU downtime | clean-up after resume | data read back the same |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   ];
   const verdicts: string[] = [];
   for (const link of links) {
@@ -200,7 +225,7 @@ async function report(rows: Measured[]): Promise<void> {
       const timeRatio = full ? r.totalMs / full.totalMs : NaN;
       const diskRatio = r.rewrittenBytes ? r.diskBytes / r.rewrittenBytes : NaN;
       lines.push(
-        `| ${link} | ${r.move} | ${r.rewrittenBytes ? `${mib(r.rewrittenBytes)} MiB` : '-'} | ${(r.totalMs / 1000).toFixed(1)} s | ${r === full ? '1.00' : timeRatio.toFixed(2)} | ${mib(r.diskBytes)} MiB | ${r.deltaBytes === null ? 'full copy' : `${mib(r.deltaBytes)} MiB`} | ${Number.isNaN(diskRatio) ? '-' : diskRatio.toFixed(2)} | ${mib(r.memoryBytes)} MiB | ${mib(r.wireBytes)} MiB | ${r.downtimeMs ?? '-'} ms | ${r.cleanUpMs === null ? '-' : `${(r.cleanUpMs / 1000).toFixed(1)} s`} |`,
+        `| ${link} | ${r.move} | ${r.rewrittenBytes ? `${mib(r.rewrittenBytes)} MiB` : '-'} | ${(r.totalMs / 1000).toFixed(1)} s | ${r === full ? '1.00' : timeRatio.toFixed(2)} | ${mib(r.diskBytes)} MiB | ${r.deltaBytes === null ? 'full copy' : `${mib(r.deltaBytes)} MiB`} | ${Number.isNaN(diskRatio) ? '-' : diskRatio.toFixed(2)} | ${mib(r.memoryBytes)} MiB | ${mib(r.wireBytes)} MiB | ${r.downtimeMs ?? '-'} ms | ${r.cleanUpMs === null ? '-' : `${(r.cleanUpMs / 1000).toFixed(1)} s`} | ${r.verifiedMiB} MiB |`,
       );
       if (r.move === 'back after 5 % rewritten') {
         verdicts.push(

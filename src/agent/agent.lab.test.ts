@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { existsSync, openSync, closeSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -300,6 +300,27 @@ test('a VM lives: define+start, guest agent, metrics, agent restart, shutdown, s
     ]);
     assert.deepEqual({ ...exec, pid: 0 }, { pid: 0, exitCode: 4, stdout: 'out\nlife\n', stderr: 'err\n' });
   });
+
+  await t.test(
+    'what the agent and its QEMU made is owner-only: state, sockets, logs, pidfile, images',
+    async () => {
+      const open: string[] = [];
+      // The state directory itself; the datastore is the admin's directory, its images are checked.
+      if (((await stat(config.stateDir)).mode & 0o077) !== 0) open.push(config.stateDir);
+      for (const top of [config.stateDir, path.join(dir, 'ds1')]) {
+        for (const entry of await readdir(top, { recursive: true })) {
+          const full = path.join(top, entry);
+          const mode = (await lstat(full)).mode;
+          if ((mode & 0o077) !== 0) open.push(`${full} ${(mode & 0o777).toString(8)}`);
+        }
+      }
+      assert.deepEqual(open, []);
+      assert.ok(
+        (await readdir(config.stateDir)).some((f) => f.endsWith('.qemu.log')),
+        'QEMU wrote its log',
+      );
+    },
+  );
 
   await t.test('metrics show the running VM and its disk I/O', async () => {
     const text = await client.metrics();

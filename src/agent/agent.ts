@@ -1,4 +1,4 @@
-import { mkdir, readFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { AgentConfig } from '../api/index.js';
@@ -87,8 +87,10 @@ async function pickAccelerator(config: AgentConfig, qemu: string, log: Logger): 
 export async function startAgent(input: unknown, options: AgentOptions = {}): Promise<RunningAgent> {
   const config = AgentConfig.parse(input);
   const log = options.log ?? jsonLineLogger(options.logLevel ?? 'info');
+  // Owner-only, also when they existed with a looser mode: definitions, sockets, images.
   await mkdir(config.stateDir, { recursive: true, mode: 0o700 });
-  for (const d of config.datastores) await mkdir(d.path, { recursive: true });
+  await chmod(config.stateDir, 0o700);
+  for (const d of config.datastores) await mkdir(d.path, { recursive: true, mode: 0o700 });
 
   const tools = await findToolsDisk();
   const versions = { agent: await agentVersion(), qemu: await qemuVersion(), tools: tools?.version };

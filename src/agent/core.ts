@@ -19,7 +19,7 @@ export class AgentCore {
     readonly log: Logger,
   ) {
     this.#stats = new StatsCollector(config.hostName, inventory, vms, log);
-    this.datastores = new DatastoreAdmin(inventory, vms, log);
+    this.datastores = new DatastoreAdmin(inventory, vms, log, config);
   }
 
   readonly datastores: DatastoreAdmin;

@@ -2,7 +2,7 @@
 // limits, remove (refused while an image lives there), probe; bad input names the field and
 // changes nothing; the configuration file keeps the list.
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, realpath, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
@@ -109,6 +109,52 @@ test('bad input names the field and changes nothing', async () => {
   );
 });
 
+test('a datastore only under the roots, by its real path: no system, state or manager directory, no alias of another', async () => {
+  const names = async () => (await list()).map((d) => `${d.name} ${d.path}`);
+  const before = await names();
+  const managerDir = path.join(agent.dir, 'manager');
+  await mkdir(managerDir, { mode: 0o700 });
+  await writeFile(path.join(managerDir, 'manager.db'), '');
+  await symlink(path.join(agent.dir, 'ds1'), path.join(agent.dir, 'alias'));
+  await symlink('/etc', path.join(agent.dir, 'etc-link'));
+  for (const [dir, status, code, detail] of [
+    ['/', 400, 'invalid-input', /is a system directory/],
+    ['/proc/self', 400, 'invalid-input', /is in \/proc, a system directory/],
+    ['/etc/silobreak', 400, 'invalid-input', /is in \/etc/],
+    [path.join(agent.dir, 'etc-link', 'x'), 400, 'invalid-input', /really \/etc\/x\) is in \/etc/],
+    ['/var/lib/elsewhere', 400, 'invalid-input', /is not under the datastore roots of this host/],
+    [path.join(agent.dir, 'state'), 400, 'invalid-input', /is in the agent's state directory/],
+    [path.join(agent.dir, 'state', 'vms'), 400, 'invalid-input', /is in the agent's state directory/],
+    [managerDir, 400, 'invalid-input', /in a Silobreak manager's data directory/],
+    [path.join(managerDir, 'disks'), 400, 'invalid-input', /in a Silobreak manager's data directory/],
+    [path.join(agent.dir, 'alias'), 409, 'datastore-exists', /is datastore "ds1"/],
+    [path.join(agent.dir, 'alias', 'inner'), 409, 'datastore-exists', /is inside datastore "ds1"/],
+    [agent.dir, 400, 'invalid-input', /holds the agent's state directory/],
+  ] as const) {
+    const r = await call('POST', '/v1/datastores', { name: 'nope', path: dir, probe: false });
+    const p = problemOf(r);
+    assert.deepEqual([r.status, p.code, p.field], [status, code, 'path'], `${dir}: ${p.detail}`);
+    assert.match(p.detail, detail, dir);
+  }
+  // No control characters: a NUL reached the filesystem calls (500), ESC or RLO disguise the path.
+  for (const bad of ['/tmp/a\u0000b', '/tmp/a\u001b[2Jb', '/tmp/a\u202eb']) {
+    const r = await call('POST', '/v1/datastores', { name: 'nope', path: path.join(agent.dir, bad) });
+    assert.deepEqual([r.status, problemOf(r).field], [400, 'path'], JSON.stringify(bad));
+    assert.match(problemOf(r).detail, /control characters/);
+  }
+  assert.deepEqual(await names(), before);
+  const made = await call('POST', '/v1/datastores', {
+    name: 'fresh',
+    path: path.join(agent.dir, 'alias-parent', '..', 'fresh'),
+    probe: false,
+  });
+  assert.equal(made.status, 201);
+  const fresh = Datastore.parse(made.json());
+  assert.equal(fresh.path, path.join(await realpath(agent.dir), 'fresh'));
+  assert.equal((await stat(fresh.path)).mode & 0o777, 0o700, 'made owner-only');
+  assert.equal((await call('DELETE', '/v1/datastores/fresh')).status, 204);
+});
+
 test('remove is refused while an image lives there, and for the last datastore', async () => {
   const dir = path.join(agent.dir, 'held');
   await call('POST', '/v1/datastores', { name: 'held', path: dir, probe: false });
@@ -201,7 +247,7 @@ test('changed limits reach every running QEMU with a disk there, at once; others
     };
     const warnings: string[] = [];
     const log = { ...jsonLineLogger('silent'), warn: (msg: string) => void warnings.push(msg) };
-    const admin = new DatastoreAdmin(inventory, vms as unknown as VmService, log);
+    const admin = new DatastoreAdmin(inventory, vms as unknown as VmService, log, config);
     const shown = await admin.update('slow', { limits: { iops: 400 } });
     assert.deepEqual(shown.limits, { iops: 400 });
     assert.deepEqual(sent, [

@@ -1,8 +1,15 @@
 import { mkdir, readdir, readFile } from 'node:fs/promises';
-import type { Datastore, DatastoreConfig, DatastoreSpec, DatastoreUpdate } from '../api/index.js';
+import type {
+  AgentConfig,
+  Datastore,
+  DatastoreConfig,
+  DatastoreSpec,
+  DatastoreUpdate,
+} from '../api/index.js';
+import { checkDatastorePath } from './datastore-roots.js';
 import { probeDatastore } from './datastore-probe.js';
 import { writeFileAtomic } from './definitions.js';
-import { DatastoreInUse, HostCommandFailed } from './errors.js';
+import { DatastoreExists, DatastoreInUse, HostCommandFailed } from './errors.js';
 import type { HostInventory } from './host.js';
 import type { Logger } from './logger.js';
 import { setThrottleLimits } from './throttle.js';
@@ -18,15 +25,28 @@ export class DatastoreAdmin {
     private readonly inventory: HostInventory,
     private readonly vms: VmService,
     private readonly log: Logger,
+    private readonly config: Pick<AgentConfig, 'datastoreRoots' | 'stateDir'>,
   ) {}
 
+  /** Adds a datastore where the rules allow one (datastore-roots.ts), at its real path. */
   async add(spec: DatastoreSpec): Promise<Datastore> {
+    const rules = () => ({
+      roots: this.config.datastoreRoots,
+      stateDir: this.config.stateDir,
+      existing: this.inventory.configured(),
+    });
+    if (this.inventory.configured().some((d) => d.name === spec.name))
+      throw new DatastoreExists(`a datastore named "${spec.name}" exists already`, 'name');
+    const real = await checkDatastorePath(spec.path, rules());
     try {
-      await mkdir(spec.path, { recursive: true });
+      await mkdir(real, { recursive: true, mode: 0o700 });
     } catch (error) {
-      throw new HostCommandFailed(`mkdir ${spec.path}`, String(error));
+      throw new HostCommandFailed(`mkdir ${real}`, String(error));
     }
-    const store = await this.inventory.add(spec);
+    // Again, now that it exists: a symlink put in its way meanwhile must not lead elsewhere.
+    const made = await checkDatastorePath(real, rules());
+    const store = await this.inventory.add({ ...spec, path: made });
+    this.vms.journal.record({ kind: 'datastore', action: 'created', name: store.name });
     this.log.info('datastore added', { datastore: store.name, path: store.path, class: store.class });
     if (spec.probe !== false) await this.probe(store.name);
     return this.inventory.describe(store.name);
@@ -52,6 +72,7 @@ export class DatastoreAdmin {
     if (images.length) users.push(`${images.length} image file(s) (${images.slice(0, 3).join(', ')})`);
     if (users.length) throw new DatastoreInUse(store.name, users);
     await this.inventory.remove(name);
+    this.vms.journal.record({ kind: 'datastore', action: 'deleted', name });
     this.log.info('datastore removed; its directory stays', { datastore: name, path: store.path });
   }
 

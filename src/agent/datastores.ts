@@ -1,4 +1,4 @@
-import { statfs } from 'node:fs/promises';
+import { chmod, statfs } from 'node:fs/promises';
 import { z } from 'zod';
 import { run } from './host-exec.js';
 
@@ -18,8 +18,10 @@ export async function datastoreSpace(dir: string): Promise<DatastoreSpace> {
   return { capacityBytes: s.blocks * s.bsize, freeBytes: s.bavail * s.bsize };
 }
 
+/** A new qcow2 image, owner-only (a guest's disk is its data; qemu-img follows the umask). */
 export async function createQcow2(file: string, sizeBytes: number): Promise<void> {
   await run('qemu-img', ['create', '-q', '-f', 'qcow2', file, String(sizeBytes)]);
+  await chmod(file, 0o600);
 }
 
 const ImageInfo = z.object({

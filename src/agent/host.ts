@@ -32,6 +32,11 @@ export class HostInventory {
     this.#stores = [...config.datastores];
   }
 
+  /** The datastores as configured (name, path, class, limits). */
+  configured(): readonly DatastoreConfig[] {
+    return this.#stores;
+  }
+
   /** Makes every switch's bridge (and attaches its uplink) when missing. */
   async ensureSwitches(): Promise<void> {
     for (const s of this.config.vswitches) await ensureBridge(s.bridge, s.uplink);

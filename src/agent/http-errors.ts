@@ -1,5 +1,11 @@
 import { z } from 'zod';
-import { AGENT_ERRORS, describeZodError, type AgentErrorCode, type Problem } from '../api/index.js';
+import {
+  AGENT_ERRORS,
+  describeZodError,
+  STATUS_TITLES,
+  type AgentErrorCode,
+  type Problem,
+} from '../api/index.js';
 import { GuestImageMissing } from '../guest/index.js';
 import { AgentError, InsufficientMemory } from './errors.js';
 
@@ -9,24 +15,10 @@ import { AgentError, InsufficientMemory } from './errors.js';
  * never carries a stack trace.
  */
 
-const TITLES: Record<number, string> = {
-  400: 'Bad Request',
-  401: 'Unauthorized',
-  404: 'Not Found',
-  409: 'Conflict',
-  413: 'Content Too Large',
-  415: 'Unsupported Media Type',
-  422: 'Unprocessable Content',
-  500: 'Internal Server Error',
-  502: 'Bad Gateway',
-  503: 'Service Unavailable',
-  504: 'Gateway Timeout',
-};
-
 export function problem(status: number, code: AgentErrorCode, detail: string, field?: string): Problem {
   return {
     type: 'about:blank',
-    title: TITLES[status] ?? 'Error',
+    title: STATUS_TITLES[status] ?? 'Error',
     status,
     code,
     detail,
@@ -62,7 +54,14 @@ export function problemFor(error: unknown): Problem {
     if (statusCode === 400 && code.startsWith('FST_ERR_CTP_'))
       return problem(400, 'malformed-json', `request body: ${message}`);
     if (statusCode === 413) return problem(413, 'body-too-large', message);
-    if (statusCode === 415) return problem(415, 'unsupported-media-type', message);
+    if (statusCode === 414) return problem(414, 'uri-too-long', message);
+    if (statusCode === 415)
+      return problem(
+        415,
+        'unsupported-media-type',
+        'content-type: the body must be application/json (a PATCH may be application/merge-patch+json)',
+        'content-type',
+      );
     return problem(statusCode, 'invalid-request', message);
   }
   return problem(500, 'internal', error instanceof Error ? error.message : 'unexpected error');

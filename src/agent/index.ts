@@ -28,6 +28,9 @@ export function registerAgentCommands(program: Command): void {
     .description('run the host agent (as root): VMs, datastores, virtual switches and the agent API')
     .requiredOption('--config <file>', 'agent configuration (JSON, see AgentConfig in src/api/agent.ts)')
     .action(async (opts: { config: string }) => {
+      // Everything the agent and its children (qemu-img, QEMU) create is owner-only: images,
+      // logs, pidfiles, sockets, definitions (issue 28, row 8).
+      process.umask(0o077);
       let raw: unknown;
       try {
         raw = JSON.parse(await readFile(opts.config, 'utf8'));
@@ -57,3 +60,4 @@ export function registerAgentCommands(program: Command): void {
     });
 }
 export { LAB_BOOT_DEADLINE_MS, startLabAgent, waitForGuestAgent, type LabAgent } from './lab-agent.js';
+export { startTestAgent, type TestAgent } from './test-server.js';

@@ -55,11 +55,12 @@ export async function startLabAgent(options: {
         ...(options.datastoreLimits ? { limits: options.datastoreLimits } : {}),
       },
     ],
+    datastoreRoots: [dir],
     vswitches: [],
     accelerator: 'tcg',
   };
   await writeFile(path.join(dir, 'agent.json'), JSON.stringify(config));
-  const log = openSync(path.join(dir, 'agent.log'), 'a');
+  const log = openSync(path.join(dir, 'agent.log'), 'a', 0o600);
   const child = spawn(
     process.execPath,
     [path.join(root, 'bin/silobreak.js'), 'agent', '--config', path.join(dir, 'agent.json')],

@@ -1,4 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { macFromBytes } from '../api/index.js';
+
+export { macFromBytes };
 
 /*
  * Names that QEMU, the kernel and migrations rely on. They are fixed at define time and stored in
@@ -21,13 +24,6 @@ export const nicDeviceId = (nicId: string): string => `nic-${nicId}`;
 export const MAX_DISK_ID =
   MAX_NODE_NAME -
   Math.max(diskNodeName('').length, diskFileNodeName('').length, diskThrottleNodeName('').length);
-
-/** A locally administered QEMU-style MAC (52:54:00:xx:xx:xx) whose free bytes come from `seed`. */
-export function macFromBytes(seed: Uint8Array): string {
-  if (seed.length < 3) throw new RangeError('a MAC needs 3 seed bytes');
-  const tail = Array.from(seed.subarray(0, 3), (b) => b.toString(16).padStart(2, '0'));
-  return ['52', '54', '00', ...tail].join(':');
-}
 
 /** A fresh random MAC that is not in `taken`. */
 export function newMac(taken: ReadonlySet<string>, random: (n: number) => Uint8Array = randomBytes): string {

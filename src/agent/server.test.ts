@@ -4,7 +4,8 @@
 // deleted. Requests go through Fastify's inject, so nothing listens.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { rm } from 'node:fs/promises';
+import { request as httpRequest } from 'node:http';
+import { rm, stat } from 'node:fs/promises';
 import { after, before, test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import {
@@ -17,6 +18,7 @@ import {
   type AgentErrorCode,
   type AgentRouteName,
 } from '../api/index.js';
+import { jsonLineLogger } from './logger.js';
 import { startTestAgent, type TestAgent } from './test-server.js';
 
 const TOKEN = 'server-test-token-0123456789';
@@ -165,6 +167,155 @@ test('unknown fields, bad values and bodies where none belongs are 400 naming th
   assert.deepEqual([nowhere.status, Problem.parse(nowhere.json()).code], [404, 'route-not-found']);
 });
 
+test("the manager's VM rules hold here too: unicast MACs, unique ids and MACs, no other VM's MAC", async () => {
+  const spec = { name: 'rules', vcpus: 1, memoryMiB: 64 };
+  const nic = (mac: string, id?: string) => ({ vswitch: 'sw0', mac, ...(id ? { id } : {}) });
+  for (const mac of ['01:00:5e:00:00:01', 'ff:ff:ff:ff:ff:ff', '33:33:00:00:00:01', '00:00:00:00:00:00'])
+    await problem(
+      'createVm',
+      await call('POST', '/v1/vms', { ...spec, nics: [nic(mac)] }),
+      400,
+      'invalid-input',
+      'nics.0.mac',
+    );
+  await problem(
+    'createVm',
+    await call('POST', '/v1/vms', { ...spec, nics: [nic('52:54:00:28:00:01'), nic('52:54:00:28:00:01')] }),
+    400,
+    'invalid-input',
+    'nics.1.mac',
+  );
+  await problem(
+    'createVm',
+    await call('POST', '/v1/vms', {
+      ...spec,
+      disks: [
+        { id: 'root', sizeBytes: 1 },
+        { id: 'root', sizeBytes: 1 },
+      ],
+    }),
+    400,
+    'invalid-input',
+    'disks.1.id',
+  );
+  const first = await call('POST', '/v1/vms', { ...spec, nics: [nic('52:54:00:28:00:02')] });
+  assert.equal(first.status, 201);
+  await problem(
+    'createVm',
+    await call('POST', '/v1/vms', { ...spec, name: 'rules-2', nics: [nic('52:54:00:28:00:02')] }),
+    409,
+    'mac-in-use',
+    'nics.0.mac',
+  );
+  assert.equal((await call('DELETE', '/v1/vms/rules?deleteDisks=true')).status, 204);
+  assert.deepEqual((await call('GET', '/v1/vms')).json(), []);
+});
+
+test('the HTTP layer answers as the manager does: problem details, 404 for /v1/vms/, 414, 415, 431, and one bearer rule', async () => {
+  // The scheme is case-insensitive (RFC 7235), as at the manager; a wrong token stays 401.
+  for (const authorization of [`bearer ${TOKEN}`, `BEARER  ${TOKEN} `]) {
+    const r = await app.inject({ method: 'GET', url: '/v1/host', headers: { authorization } });
+    assert.equal(r.statusCode, 200, authorization);
+  }
+  for (const authorization of [`Bearer ${TOKEN}x`, `Basic ${TOKEN}`, `Bearer${TOKEN}`, `Bearer ${TOKEN} x`]) {
+    const r = await app.inject({ method: 'GET', url: '/v1/host', headers: { authorization } });
+    assert.equal(r.statusCode, 401, authorization);
+  }
+  const empty = await call('GET', '/v1/vms/');
+  assert.deepEqual([empty.status, Problem.parse(empty.json()).code], [404, 'route-not-found']);
+  const long = await call('GET', `/v1/vms/${'v'.repeat(2000)}`);
+  assert.deepEqual([long.status, Problem.parse(long.json()).code], [414, 'uri-too-long']);
+  // A JSON body sent as text/plain is not read as JSON: 415, nothing made.
+  for (const type of ['text/plain', 'application/x-www-form-urlencoded']) {
+    const r = await app.inject({
+      method: 'POST',
+      url: '/v1/vms',
+      headers: { ...auth, 'content-type': type },
+      payload: JSON.stringify({ name: 'plain', vcpus: 1, memoryMiB: 64 }),
+    });
+    assert.equal(r.statusCode, 415, type);
+    const p = Problem.parse(r.json());
+    assert.deepEqual(
+      [p.code, p.title, p.field],
+      ['unsupported-media-type', 'Unsupported Media Type', 'content-type'],
+    );
+  }
+  assert.deepEqual((await call('GET', '/v1/vms')).json(), []);
+  // Node's parser refuses a head over 16 KiB before Fastify sees it: still problem details.
+  const url = new URL(await agent.listen());
+  const head = await new Promise<{ status: number; type: string; body: string }>((resolve, reject) => {
+    const req = httpRequest(
+      { host: url.hostname, port: url.port, path: `/v1/vms?x=${'a'.repeat(17 * 1024)}`, headers: auth },
+      (res) => {
+        let body = '';
+        res.on('data', (c: Buffer) => (body += c.toString()));
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, type: String(res.headers['content-type']), body }),
+        );
+      },
+    );
+    req.on('error', reject);
+    req.end();
+  });
+  assert.equal(head.status, 431);
+  assert.match(head.type, /^application\/problem\+json/);
+  const p = Problem.parse(JSON.parse(head.body));
+  assert.deepEqual(
+    [p.status, p.code, p.title],
+    [431, 'headers-too-large', 'Request Header Fields Too Large'],
+  );
+});
+
+test("a move's policy has the manager's bounds at the agent too: link rate, downtime target within its limit", async () => {
+  for (const [policy, field] of [
+    [{ linkBitsPerSecond: 1e-300 }, 'policy.linkBitsPerSecond'],
+    [{ linkBitsPerSecond: 1e20 }, 'policy.linkBitsPerSecond'],
+    [{ targetDowntimeMs: 500 }, 'policy.targetDowntimeMs'],
+    [{ targetDowntimeMs: 100, maxDowntimeMs: 50 }, 'policy.targetDowntimeMs'],
+  ] as const)
+    await problem(
+      'planMigration',
+      await call('POST', '/v1/migrations/plan', { vmName: 'ghost', policy }),
+      400,
+      'invalid-input',
+      field,
+    );
+  // Within bounds the request reaches the VM (there is none here).
+  await problem(
+    'planMigration',
+    await call('POST', '/v1/migrations/plan', { vmName: 'ghost', policy: { linkBitsPerSecond: 1e9 } }),
+    404,
+    'vm-not-found',
+  );
+});
+
+test('no secret reaches the log: query strings redacted, the token never written whatever carries it', async () => {
+  const lines: string[] = [];
+  const logged = await startTestAgent({
+    token: TOKEN,
+    prefix: 'sb-agent-log-',
+    log: jsonLineLogger('debug', (line) => void lines.push(line)),
+  });
+  try {
+    const secret = 'sb_stolen-secret-0123456789';
+    for (const [url, authorization] of [
+      [`/v1/host?token=${secret}`, `Bearer ${TOKEN}`],
+      [`/v1/vms?access_token=${secret}&x=1`, `Bearer ${TOKEN}`],
+      [`/v1/host?api%5Fkey=${secret}`, 'Bearer wrong'],
+      [`/v1/vms/${TOKEN}`, `Bearer ${TOKEN}`],
+    ] as const)
+      await logged.app.inject({ method: 'GET', url, headers: { authorization } });
+    const text = lines.join('');
+    assert.ok(lines.length >= 4, text);
+    assert.doesNotMatch(text, new RegExp(secret));
+    assert.ok(!text.includes(TOKEN), 'the agent token is never logged');
+    assert.match(text, /"url":"\/v1\/host\?token=<redacted>"/);
+    assert.match(text, /"url":"\/v1\/vms\?access_token=<redacted>&x=1"/);
+  } finally {
+    await logged.close();
+  }
+});
+
 test('domain errors answer with the codes the table lists for the route', async () => {
   await problem('getVm', await call('GET', '/v1/vms/ghost'), 404, 'vm-not-found');
   await problem('startVm', await call('POST', '/v1/vms/ghost/start'), 404, 'vm-not-found');
@@ -205,6 +356,12 @@ test('domain errors answer with the codes the table lists for the route', async 
   );
   const closed = await call('POST', `/v1/migrations/cold/${id}/close`);
   assert.deepEqual([closed.status, closed.json()], [200, { migrationId: id, closed: false }]);
+  await problem(
+    'coldCopyStatus',
+    await call('GET', `/v1/migrations/cold/${id}/copy`),
+    404,
+    'migration-not-found',
+  );
   assert.deepEqual((await call('GET', '/v1/migrations')).json(), []);
 });
 
@@ -224,6 +381,7 @@ test('a VM without disks or NICs: defined (201), shown, deleted (204)', async ()
   await problem(
     'coldCopy',
     await call('POST', '/v1/vms/bare/cold-copy', {
+      migrationId: '7b0d5f5e-8a40-4c4e-9a51-3f7c2b1d9e01',
       disks: [{ diskId: 'root', uri: 'nbd://127.0.0.1:1/root' }],
     }),
     400,
@@ -260,6 +418,8 @@ test(
     assert.equal(created.status, 201);
     const vm = Vm.parse(created.json());
     try {
+      // A guest's disk is its data: owner-only, whatever the umask (issue 28, row 8).
+      for (const d of vm.disks) assert.equal((await stat(d.path)).mode & 0o777, 0o600, d.path);
       const stats = HostStats.parse((await call('GET', '/v1/stats')).json());
       assert.equal(stats.host, 'unit');
       assert.deepEqual(

@@ -203,6 +203,8 @@ test('a silent guest agent: its figures are unknown, and the poll does not wait 
     true,
   );
   assert.ok(kill.pid > 0);
+  // A fixed wait for the kill (1 s after the exec returned): asking the guest agent whether it is
+  // gone would itself be the first poll of a silent guest, the one this test times.
   await sleep(3_000);
   const silent = await poll();
   t.diagnostic(`poll with a silent guest: ${silent.ms.toFixed(0)} ms`);

@@ -8,7 +8,7 @@ import type { FastifyInstance } from 'fastify';
 import { AgentConfig, type ContractBreach } from '../api/index.js';
 import { AgentCore } from './core.js';
 import { HostInventory } from './host.js';
-import { jsonLineLogger } from './logger.js';
+import { jsonLineLogger, type Logger } from './logger.js';
 import { coldMoveRoutes } from './migration/cold.js';
 import { migrationRoutes } from './migration/routes.js';
 import { buildServer } from './server.js';
@@ -18,6 +18,9 @@ export interface TestAgent {
   /** The temporary directory: the state dir is its `state`. */
   dir: string;
   app: FastifyInstance;
+  core: AgentCore;
+  /** Serves the API on a loopback port (for a manager to join); its base URL. */
+  listen(): Promise<string>;
   /** Every answer the server gave outside its route table (replies checked too): tests expect none. */
   breaches: ContractBreach[];
   /** Closes the server and removes the directory. */
@@ -32,19 +35,25 @@ export async function startTestAgent(options: {
   token: string;
   prefix: string;
   datastoreSubdir?: string;
+  /** The host's name (default `unit`). */
+  hostName?: string;
+  /** The agent's log (default: silent). */
+  log?: Logger;
 }): Promise<TestAgent> {
   const dir = await mkdtemp(path.join(tmpdir(), options.prefix));
   const config = AgentConfig.parse({
-    hostName: 'unit',
+    hostName: options.hostName ?? 'unit',
     listen: { address: '127.0.0.1', port: 1 },
     token: options.token,
     fabricAddress: '127.0.0.1',
     stateDir: path.join(dir, 'state'),
     datastores: [{ name: 'ds1', path: path.join(dir, options.datastoreSubdir ?? ''), default: true }],
+    // Its own directory, as the lab gives each host (the state dir inside it stays out of bounds).
+    datastoreRoots: [dir],
     vswitches: [{ name: 'sw0', bridge: 'sbunit0' }],
     accelerator: 'tcg',
   });
-  const log = jsonLineLogger('silent');
+  const log = options.log ?? jsonLineLogger('silent');
   const inventory = new HostInventory(config);
   const vms = new VmService(inventory, {
     stateDir: config.stateDir,
@@ -73,6 +82,13 @@ export async function startTestAgent(options: {
   return {
     dir,
     app,
+    core,
+    async listen() {
+      await app.listen({ host: '127.0.0.1', port: 0 });
+      const address = app.server.address();
+      if (typeof address !== 'object' || !address) throw new Error('not listening');
+      return `http://127.0.0.1:${address.port}`;
+    },
     breaches,
     close: async () => {
       await app.close();

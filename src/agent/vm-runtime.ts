@@ -1,4 +1,4 @@
-import { readFile, rm } from 'node:fs/promises';
+import { chmod, open, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import type { Accelerator, DatastoreLimits, VmState } from '../api/index.js';
@@ -50,6 +50,16 @@ export interface StartOptions {
   incoming?: boolean;
   /** Do not run the vCPUs until `cont`. */
   paused?: boolean;
+}
+
+/** `file`, made when missing, readable and writable by its owner only. */
+async function ownerOnlyFile(file: string): Promise<void> {
+  const handle = await open(file, 'a', 0o600);
+  try {
+    await handle.chmod(0o600);
+  } finally {
+    await handle.close();
+  }
 }
 
 /** Kept beside the pidfile: what the agent cannot read back from QEMU. */
@@ -189,11 +199,16 @@ export class VmRuntime {
         ...(this.host.datastoreLimits ? { datastoreLimits: this.host.datastoreLimits } : {}),
         ...options,
       });
+      // QEMU sets umask 027 when it daemonizes: the logs it appends to are made here, owner-only,
+      // and what it makes itself (pidfile, sockets) is corrected once it runs.
+      for (const log of [this.paths.console, this.paths.qemuLog]) await ownerOnlyFile(log);
       try {
         await runDaemonizing('qemu-system-x86_64', argv, START_TIMEOUT_MS);
       } catch (error) {
         throw new QemuStartFailed(this.#def.name, (error as { stderr?: string }).stderr ?? String(error));
       }
+      for (const made of [this.paths.pidfile, this.paths.qmp, this.paths.qga])
+        await chmod(made, 0o600).catch(() => undefined);
       const pid = Number((await readFile(this.paths.pidfile, 'utf8')).trim());
       this.#run = { pid, startedAt: new Date().toISOString(), accelerator: this.host.accelerator };
       await writeFileAtomic(this.#runFile(), `${JSON.stringify(this.#run)}\n`);

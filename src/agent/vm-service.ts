@@ -21,6 +21,7 @@ import {
 import { guestExec, readGuestInfo } from './guest-ops.js';
 import type { HostInventory } from './host.js';
 import { MAX_DISK_ID, diskNodeName, newMac, newTapName } from './naming.js';
+import { ChangeJournal } from './journal.js';
 import { QgaClient } from './qga.js';
 import { CPU_MODEL, MACHINE_TYPE } from './qemu-argv.js';
 import { SerialQueue } from './serial-queue.js';
@@ -42,6 +43,8 @@ export class VmService {
   readonly #defineQueue = new SerialQueue();
   /** Memory promised to VMs whose QEMU is being started right now. */
   #startingBytes = 0;
+  /** VMs (and, through DatastoreAdmin, datastores) that appeared or vanished here. */
+  readonly journal = new ChangeJournal();
 
   constructor(
     private readonly inventory: HostInventory,
@@ -153,6 +156,7 @@ export class VmService {
       }
       const runtime = new VmRuntime(def, this.runtimeHost);
       this.#vms.set(def.name, runtime);
+      this.journal.record({ kind: 'vm', action: 'created', name: def.name, id: def.id });
       this.runtimeHost.log.info('VM defined', { vm: def.name, id: def.id });
       return runtime;
     });
@@ -306,6 +310,7 @@ export class VmService {
         if (runtime.active) throw new VmStateConflict(runtime.def.name, await runtime.state(), 'delete');
         await this.#store.remove(runtime.def.name);
         this.#vms.delete(runtime.def.name);
+        this.journal.record({ kind: 'vm', action: 'deleted', name: runtime.def.name, id: runtime.def.id });
         this.#guestQueues.delete(runtime.def.name);
         for (const log of [runtime.paths.console, runtime.paths.qemuLog]) await rm(log, { force: true });
         if (deleteDisks) for (const disk of runtime.def.disks) await rm(disk.path, { force: true });

@@ -1,5 +1,6 @@
 import { JsonHttpClient } from './http.js';
 import type {
+  AgentJournal,
   Datastore,
   DatastoreSpec,
   DatastoreUpdate,
@@ -88,6 +89,10 @@ export class AgentClient {
   }
   stats(): Promise<HostStats> {
     return this.http.call(routes.getStats, {});
+  }
+  /** What appeared on or vanished from the host after journal entry `after`. */
+  journal(after: number): Promise<AgentJournal> {
+    return this.http.call(routes.getJournal, { query: { after } });
   }
   metrics(): Promise<string> {
     return this.http.call(routes.metrics, {});

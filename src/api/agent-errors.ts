@@ -1,4 +1,4 @@
-import { ApiError } from './problem.js';
+import { ApiError, HTTP_REFUSALS } from './problem.js';
 import type { ErrorCatalogue } from './route-table.js';
 
 /*
@@ -16,8 +16,8 @@ export const AGENT_ERRORS = {
   },
   'malformed-json': { statuses: [400], about: 'the request body is not JSON' },
   'invalid-request': { statuses: [400], about: 'the HTTP request itself is malformed' },
-  'body-too-large': { statuses: [413], about: 'the request body is over 1 MiB' },
-  'unsupported-media-type': { statuses: [415], about: 'the request body is not application/json' },
+  // 408, 413, 414, 415, 431: the HTTP layer's, as the manager answers them.
+  ...HTTP_REFUSALS,
   'route-not-found': { statuses: [404], about: 'no such method and path' },
 
   // VMs, datastores, switches
@@ -71,7 +71,8 @@ export const AGENT_ERRORS = {
   },
   'link-probe-failed': {
     statuses: [502],
-    about: 'a link probe failed: the sink could not be opened or reached, or its answer was missing',
+    about:
+      'a link probe failed: the sender could not be opened or reached, or too little arrived to tell a rate',
   },
   'source-restarted': {
     statuses: [502],

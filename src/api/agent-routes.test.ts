@@ -51,10 +51,13 @@ test('the OpenAPI document has every route, with its error statuses and the bear
     '201',
     '400',
     '401',
+    '408',
     '409',
     '413',
+    '414',
     '415',
     '422',
+    '431',
     '500',
     '503',
   ]);
@@ -151,6 +154,7 @@ test('AgentClient and AgentMigrationClient call exactly the routes of the table'
     ['guestExec', () => agent.guestExec('a', ['true'])],
     ['getStats', () => agent.stats()],
     ['metrics', () => agent.metrics()],
+    ['getJournal', () => agent.journal(0)],
     ['openApi', () => agent.openApi()],
     ['planMigration', () => moves.plan({ vmName: 'a' })],
     ['listMigrations', () => moves.list()],
@@ -164,13 +168,17 @@ test('AgentClient and AgentMigrationClient call exactly the routes of the table'
     ['moveStorage', () => moves.moveStorage('a', { datastore: 'b' })],
     ['coldExport', () => moves.coldExport('a', id)],
     ['coldClose', () => moves.coldClose(id)],
-    ['coldCopy', () => moves.coldCopy('a', { disks: [{ diskId: 'root', uri: 'nbd://h:1/root' }] })],
+    [
+      'coldCopy',
+      () => moves.coldCopy('a', { migrationId: id, disks: [{ diskId: 'root', uri: 'nbd://h:1/root' }] }),
+    ],
+    ['coldCopyStatus', () => moves.coldStatus(id)],
     ['listRetained', () => moves.listRetained()],
     ['releaseRetained', () => moves.releaseRetained(id)],
-    ['openLinkSink', () => moves.openLinkSink({ durationMs: 300 })],
+    ['openLinkSender', () => moves.openLinkSender({ durationMs: 300 })],
     [
       'probeLink',
-      () => moves.probeLink({ sink: { address: '10.0.0.1', port: 49152, secret: 'a'.repeat(64) } }),
+      () => moves.probeLink({ sender: { address: '10.0.0.1', port: 49152, secret: 'a'.repeat(64) } }),
     ],
   ];
   for (const [name, call] of calls) {
@@ -182,7 +190,7 @@ test('AgentClient and AgentMigrationClient call exactly the routes of the table'
     assert.equal(request.method, r.method, name);
     const template = new RegExp(`^${r.path.replace(/:[A-Za-z]+/g, '[^/?]+')}(\\?.*)?$`);
     assert.match(request.url, template, name);
-    // A body exactly when the route takes one, and then JSON.
+    // A body exactly when the route takes one, and then JSON (a PATCH's merge patch too).
     assert.equal(request.body !== '', 'body' in r, name);
     if ('body' in r) assert.equal(request.type, 'application/json', name);
   }

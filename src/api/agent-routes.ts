@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import {
+  AgentJournal,
   Datastore,
   DatastoreSpec,
   DatastoreUpdate,
@@ -16,7 +17,7 @@ import {
 import { AGENT_ERRORS, type AgentErrorCode } from './agent-errors.js';
 import {
   ColdClosed,
-  ColdCopied,
+  ColdCopyStatus,
   ColdCopyRequest,
   ColdExport,
   ColdExportRequest,
@@ -31,8 +32,9 @@ import {
   RetainedCopy,
   StartMigrationRequest,
 } from './migration.js';
+import { QueryInt } from './rules.js';
 import { HostStats } from './stats.js';
-import { LinkProbeRequest, LinkProbeResult, LinkSink, LinkSinkRequest } from './links.js';
+import { LinkProbeRequest, LinkProbeResult, LinkSender, LinkSenderRequest } from './links.js';
 import { defineRoute, OpenApiDocument, openApiDocument } from './route-table.js';
 
 /*
@@ -64,8 +66,11 @@ export const AGENT_COMMON_ERRORS = [
   'invalid-input',
   'malformed-json',
   'invalid-request',
+  'request-timeout',
   'body-too-large',
+  'uri-too-long',
   'unsupported-media-type',
+  'headers-too-large',
   'internal',
 ] as const satisfies readonly AgentErrorCode[];
 
@@ -270,6 +275,16 @@ export const agentVmRoutes = {
     response: HostStats,
     errors: [],
   }),
+  getJournal: route({
+    method: 'GET',
+    path: '/v1/journal',
+    summary:
+      'What appeared on or vanished from this host (VMs defined or deleted, datastores added or removed) after entry `after`, in order',
+    query: z.object({ after: QueryInt(0, Number.MAX_SAFE_INTEGER).default(0) }),
+    status: 200,
+    response: AgentJournal,
+    errors: [],
+  }),
   metrics: route({
     method: 'GET',
     path: '/metrics',
@@ -398,20 +413,20 @@ export const agentMigrationRoutes = {
     status: 204,
     errors: ['retained-copy-not-found', 'migration-conflict'],
   }),
-  openLinkSink: route({
+  openLinkSender: route({
     method: 'POST',
-    path: '/v1/link-probe/sink',
+    path: '/v1/link-probe/sender',
     summary:
-      'Link probe, target: a one-shot TCP sink on the fabric address that takes one connection presenting its one-time secret (see links.ts)',
-    body: LinkSinkRequest,
+      'Link probe, source: a one-shot TCP sender on the fabric address that fills the one connection presenting its one-time secret (see links.ts)',
+    body: LinkSenderRequest,
     status: 201,
-    response: LinkSink,
+    response: LinkSender,
     errors: ['link-probe-failed'],
   }),
   probeLink: route({
     method: 'POST',
     path: '/v1/link-probe',
-    summary: "Link probe, source: send to a target's sink for durationMs; the rate the sink received at",
+    summary: "Link probe, target: receive from a source's sender; the rate it arrived at here",
     body: LinkProbeRequest,
     status: 200,
     response: LinkProbeResult,
@@ -434,7 +449,7 @@ export const agentColdMoveRoutes = {
   coldClose: route({
     method: 'POST',
     path: '/v1/migrations/cold/:id/close',
-    summary: "Source: end a cold move's exports (idempotent)",
+    summary: "End a cold move's exports (source) or stop its copy (target); idempotent",
     params: MigrationParams,
     status: 200,
     response: ColdClosed,
@@ -443,12 +458,21 @@ export const agentColdMoveRoutes = {
   coldCopy: route({
     method: 'POST',
     path: '/v1/vms/:name/cold-copy',
-    summary: 'Target: copy every disk of the defined, stopped VM from the exports',
+    summary: 'Target: start copying every disk of the defined, stopped VM from the exports',
     params: VmParams,
     body: ColdCopyRequest,
+    status: 202,
+    response: ColdCopyStatus,
+    errors: ['vm-not-found', 'vm-state-conflict', 'migration-conflict', 'host-command-failed'],
+  }),
+  coldCopyStatus: route({
+    method: 'GET',
+    path: '/v1/migrations/cold/:id/copy',
+    summary: "Target: a cold copy's state and progress",
+    params: MigrationParams,
     status: 200,
-    response: ColdCopied,
-    errors: ['vm-not-found', 'vm-state-conflict', 'host-command-failed'],
+    response: ColdCopyStatus,
+    errors: ['migration-not-found'],
   }),
 };
 

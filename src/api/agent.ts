@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { HostPath, MacAddress, UnicastMac, uniqueItems } from './rules.js';
 
 /*
  * The host agent's HTTP API (served under /v1 by every agent, bearer token required) and the
@@ -12,9 +13,6 @@ export const Name = z
     /^[a-z0-9][a-z0-9-]{0,30}$/,
     'must be 1-31 lowercase letters, digits or dashes, starting with a letter or digit',
   );
-export const MacAddress = z
-  .string()
-  .regex(/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/, 'must be a lowercase MAC like 52:54:00:12:34:56');
 export const Cidr = z.cidrv4({
   error: 'must be an IPv4 address with prefix length, like 10.251.0.101/24',
 });
@@ -45,12 +43,20 @@ export type DatastoreLimits = z.infer<typeof DatastoreLimits>;
 
 export const DatastoreConfig = z.object({
   name: Name,
-  path: z.string().min(1),
+  path: HostPath,
   default: z.boolean().default(false),
   class: DatastoreClass.default(DEFAULT_DATASTORE_CLASS),
   limits: DatastoreLimits.optional(),
 });
 export type DatastoreConfig = z.output<typeof DatastoreConfig>;
+
+/**
+ * Where datastores may be made through the API when the config says nothing: the places an admin
+ * mounts a disk for VMs (`/srv`, `/mnt`) and Silobreak's own directory for them. A datastore is a
+ * directory at or under one of these (after symlinks are resolved), never a system directory or
+ * the agent's state (src/agent/datastore-roots.ts). The lab gives each host its own directory.
+ */
+export const DEFAULT_DATASTORE_ROOTS = ['/srv', '/mnt', '/var/lib/silobreak/datastores'] as const;
 
 export const AgentConfig = z.object({
   hostName: Name,
@@ -61,10 +67,21 @@ export const AgentConfig = z.object({
   /** Definitions, QMP sockets, pidfiles and logs of this host's VMs. */
   stateDir: z.string(),
   datastores: z.array(DatastoreConfig).min(1),
+  /** Directories under which POST /v1/datastores may make a datastore (DEFAULT_DATASTORE_ROOTS). */
+  datastoreRoots: z
+    .array(HostPath)
+    .min(1)
+    .default([...DEFAULT_DATASTORE_ROOTS]),
   vswitches: z.array(
     z.object({ name: Name, bridge: z.string().max(15), uplink: z.string().max(15).optional() }),
   ),
   accelerator: z.enum(['auto', 'kvm', 'tcg']).default('auto'),
+  /**
+   * A move on this host that no manager asked about for this long is an orphan: an incoming VM or
+   * a cold copy is removed (an incoming guest whose copy completed is resumed here instead). The
+   * manager asks every 10 s while it follows a move; its restart takes seconds to minutes.
+   */
+  orphanMoveSeconds: z.number().int().min(10).max(86_400).default(600),
 });
 export type AgentConfig = z.infer<typeof AgentConfig>;
 /** A configuration as written (defaults not yet applied). */
@@ -121,8 +138,8 @@ export type Datastore = z.infer<typeof Datastore>;
 /** Adds a datastore at runtime; kept in the agent's configuration file. */
 export const DatastoreSpec = z.strictObject({
   name: Name,
-  /** An absolute directory; made when missing. */
-  path: z.string().min(1).max(4096).startsWith('/', 'must be an absolute path'),
+  /** An absolute directory under one of the agent's datastore roots; made when missing. */
+  path: HostPath,
   class: DatastoreClass.optional(),
   limits: DatastoreLimits.optional(),
   default: z.boolean().optional(),
@@ -142,14 +159,21 @@ export type DatastoreUpdate = z.infer<typeof DatastoreUpdate>;
 export const VSwitch = z.object({ name: Name, bridge: z.string(), uplink: z.string().optional() });
 export type VSwitch = z.infer<typeof VSwitch>;
 
-export const DiskSpec = z.object({
+export const DiskSpec = z.strictObject({
   id: Name.optional(),
   datastore: Name.optional(),
   sizeBytes: z.number().int().positive(),
 });
-export const NicSpec = z.object({ id: Name.optional(), vswitch: Name, mac: MacAddress.optional() });
+/** A MAC given must be unicast; one left out is generated (unicast, locally administered). */
+export const NicSpec = z.strictObject({ id: Name.optional(), vswitch: Name, mac: UnicastMac.optional() });
 
-export const VmSpec = z.object({
+/**
+ * A VM to define: the same rules at the manager's front door (CreateVmRequest.spec) and at every
+ * agent's (POST /v1/vms): strict, disk ids, NIC ids and MACs unique within the VM. That a MAC is
+ * used by no other VM is checked by each side against what it knows: the agent against its host,
+ * the manager against the whole VM network (and its database holds it: manager/db.ts 0012).
+ */
+export const VmSpec = z.strictObject({
   /** Kept across hosts: a VM that moves keeps its id. Generated when absent. */
   id: z.uuid().optional(),
   name: Name,
@@ -159,8 +183,17 @@ export const VmSpec = z.object({
     .int()
     .min(64)
     .max(1024 * 1024),
-  disks: z.array(DiskSpec).max(8).default([]),
-  nics: z.array(NicSpec).max(8).default([]),
+  disks: z
+    .array(DiskSpec)
+    .max(8)
+    .superRefine(uniqueItems('id', (d) => d.id))
+    .default([]),
+  nics: z
+    .array(NicSpec)
+    .max(8)
+    .superRefine(uniqueItems('id', (n) => n.id))
+    .superRefine(uniqueItems('mac', (n) => n.mac))
+    .default([]),
   /** Configured in the guest from the kernel command line. */
   guestIp: Cidr.optional(),
   guestGateway: Ipv4.optional(),
@@ -250,3 +283,32 @@ export const GuestInfo = z.object({
     .optional(),
 });
 export type GuestInfo = z.infer<typeof GuestInfo>;
+
+/**
+ * What appeared on or vanished from this host, in order (GET /v1/journal): every VM defined or
+ * deleted and every datastore added or removed, whoever asked. The manager reads it at each poll,
+ * so that a VM made and deleted between two polls is still seen (issue 28: drift). Kept in memory,
+ * the last JOURNAL_ENTRIES; `bootId` changes when the agent restarts (and `seq` starts again).
+ */
+export const JournalEntry = z.object({
+  seq: z.number().int().min(1),
+  at: z.iso.datetime(),
+  kind: z.enum(['vm', 'datastore']),
+  action: z.enum(['created', 'deleted']),
+  name: Name,
+  /** A VM's id. */
+  id: z.uuid().optional(),
+});
+export type JournalEntry = z.infer<typeof JournalEntry>;
+
+export const JOURNAL_ENTRIES = 1000;
+
+export const AgentJournal = z.object({
+  bootId: z.uuid(),
+  /** Ask with `after` = this next time. */
+  next: z.number().int().min(0),
+  /** False when entries after `after` were dropped already (more than JOURNAL_ENTRIES since). */
+  complete: z.boolean(),
+  entries: z.array(JournalEntry),
+});
+export type AgentJournal = z.infer<typeof AgentJournal>;

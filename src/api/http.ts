@@ -39,6 +39,8 @@ export class JsonHttpClient {
       body?: unknown;
     };
     const url = routeUrl(route, params, query);
+    // A PATCH body is a merge patch; it goes as application/json, which both servers take for one
+    // (and an agent older than merge-patch+json takes at all).
     const response = await this.raw(route.method, url, body, options);
     const text = await response.text();
     if (!route.response) return undefined as RouteResult<R>;

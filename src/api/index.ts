@@ -1,4 +1,6 @@
 export * from './problem.js';
+export * from './rules.js';
+export * from './merge-patch.js';
 export * from './http.js';
 export * from './agent.js';
 export * from './agent-client.js';

@@ -6,13 +6,13 @@ import {
   formatBitRate,
   LINK_PROBE_MS,
   LinkProbeRequest,
-  LinkSinkRequest,
+  LinkSenderRequest,
   ProbeLinksRequest,
 } from './links.js';
 import { checkPart } from './route-table.js';
 
 test('a probe sends 50-5000 ms, 300 by default; other durations name the field and the rule', () => {
-  assert.equal(LinkSinkRequest.parse({}).durationMs, LINK_PROBE_MS.default);
+  assert.equal(LinkSenderRequest.parse({}).durationMs, LINK_PROBE_MS.default);
   assert.equal(ProbeLinksRequest.parse({}).durationMs, 300);
   for (const [value, rule] of [
     [49, 'must be at least 50 (ms)'],
@@ -28,20 +28,20 @@ test('a probe sends 50-5000 ms, 300 by default; other durations name the field a
   }
 });
 
-test('a probe request takes only a sink of an IPv4 address, a port and a 64-hex-digit secret', () => {
-  const sink = { address: '10.250.0.12', port: 49152, secret: 'ab'.repeat(32) };
-  assert.equal(checkPart(LinkProbeRequest, { sink }).ok, true);
+test('a probe request takes only a sender of an IPv4 address, a port and a 64-hex-digit secret', () => {
+  const sender = { address: '10.250.0.12', port: 49152, secret: 'ab'.repeat(32) };
+  assert.equal(checkPart(LinkProbeRequest, { sender }).ok, true);
   const bad = (body: unknown, field: string) => {
     const checked = checkPart(LinkProbeRequest, body);
     assert.equal(checked.ok, false, JSON.stringify(body));
     if (!checked.ok) assert.equal(checked.field, field);
   };
-  bad({ sink: { ...sink, secret: 'AB'.repeat(32) } }, 'sink.secret');
-  bad({ sink: { ...sink, secret: 'ab' } }, 'sink.secret');
-  bad({ sink: { ...sink, address: 'example.org' } }, 'sink.address');
-  bad({ sink: { ...sink, port: 0 } }, 'sink.port');
-  bad({ sink: { ...sink, extra: 1 } }, 'sink.extra');
-  bad({ sink, durationMs: 1e6 }, 'durationMs');
+  bad({ sender: { ...sender, secret: 'AB'.repeat(32) } }, 'sender.secret');
+  bad({ sender: { ...sender, secret: 'ab' } }, 'sender.secret');
+  bad({ sender: { ...sender, address: 'example.org' } }, 'sender.address');
+  bad({ sender: { ...sender, port: 0 } }, 'sender.port');
+  bad({ sender: { ...sender, extra: 1 } }, 'sender.extra');
+  bad({ sender, durationMs: 1e6 }, 'durationMs');
   const unknown = checkPart(ProbeLinksRequest, { too: 'h2' });
   assert.equal(unknown.ok, false);
   if (!unknown.ok) assert.equal(unknown.field, 'too');

@@ -5,12 +5,14 @@ import { Ipv4, Name } from './agent.js';
  * The fabric's links (issue 27): the rate between two hosts, measured by their agents on the
  * fabric, kept by the manager per ordered host pair and used by every move plan whose caller gives
  * none. A probe goes in two calls the manager makes:
- *   1. target  POST /v1/link-probe/sink  -> LinkSink: a one-shot TCP sink on its fabric address,
- *                                           a one-time secret, a short expiry
- *   2. source  POST /v1/link-probe       -> LinkProbeResult: the source connects, presents the
- *                                           secret, sends for `durationMs`, half-closes; the sink
- *                                           answers with what it received, so the rate is the
- *                                           receiver's (a sender's count overshoots by its buffers)
+ *   1. source  POST /v1/link-probe/sender -> LinkSender: a one-shot TCP sender on its fabric
+ *                                            address, a one-time secret, a short expiry
+ *   2. target  POST /v1/link-probe        -> LinkProbeResult: the target connects, presents the
+ *                                            secret, and the sender fills the connection for
+ *                                            `durationMs` and closes it; the rate is what the
+ *                                            target received (a sender's count overshoots by its
+ *                                            buffers). The receiver connects so that it can read
+ *                                            into one reused buffer (agent/migration/link-probe.ts).
  */
 
 /** Bounds and default of one probe's sending time (ms): short enough to run before every move. */
@@ -30,49 +32,40 @@ export const LinkProbeMs = z
   .min(LINK_PROBE_MS.min, `must be at least ${LINK_PROBE_MS.min} (ms)`)
   .max(LINK_PROBE_MS.max, `must be at most ${LINK_PROBE_MS.max} (ms)`);
 
-/** The one-time secret a sink expects first on its connection: 32 random bytes in hex. */
+/** The one-time secret a sender expects first on its connection: 32 random bytes in hex. */
 export const LinkProbeSecret = z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex digits');
 
-export const LinkSinkRequest = z.object({
-  /** How long the source will send: the sink gives up on a transfer much longer than that. */
+export const LinkSenderRequest = z.object({
+  /** How long the sender fills the connection; it cuts a transfer running much longer than that. */
   durationMs: LinkProbeMs.default(LINK_PROBE_MS.default),
 });
-export type LinkSinkRequest = z.input<typeof LinkSinkRequest>;
+export type LinkSenderRequest = z.input<typeof LinkSenderRequest>;
 
-export const LinkSink = z.object({
-  /** The target's fabric address and a port of its migration range. */
+export const LinkSender = z.object({
+  /** The source's fabric address and a port of its migration range. */
   address: Ipv4,
   port: z.number().int().min(1).max(65535),
   secret: LinkProbeSecret,
-  /** The sink closes unused at this time. */
+  /** The sender closes unused at this time. */
   expiresAt: z.iso.datetime(),
 });
-export type LinkSink = z.infer<typeof LinkSink>;
+export type LinkSender = z.infer<typeof LinkSender>;
 
 export const LinkProbeRequest = z.object({
-  sink: LinkSink.pick({ address: true, port: true, secret: true }),
+  sender: LinkSender.pick({ address: true, port: true, secret: true }),
+  /** The sender's `durationMs`: the receiver gives up on a transfer much longer than that. */
   durationMs: LinkProbeMs.default(LINK_PROBE_MS.default),
 });
 export type LinkProbeRequest = z.input<typeof LinkProbeRequest>;
 
-/** What the sink answers once the source half-closed (one JSON line). */
-export const LinkSinkReport = z.object({
-  /** Every byte received after the secret. */
-  bytes: z.number().int().min(0),
-  /** Bytes that arrived after the first read: the ones the span below carried. */
-  spanBytes: z.number().int().min(0),
-  /** From the first to the last read of data, microseconds. */
-  spanMicros: z.number().min(0),
-});
-export type LinkSinkReport = z.infer<typeof LinkSinkReport>;
-
 export const LinkProbeResult = z.object({
-  /** The rate at the receiver: spanBytes over its first-to-last-byte time. */
+  /** The rate at the receiver: the bytes after its first read over its first-to-last-read time. */
   bitsPerSecond: z.number().positive(),
+  /** Every byte received. */
   receivedBytes: z.number().int().min(0),
+  /** From the first to the last read of data. */
   spanMs: z.number().min(0),
-  sentBytes: z.number().int().min(0),
-  /** How long the source sent. */
+  /** How long the transfer took at the receiver, from presenting the secret to the sender's close. */
   durationMs: z.number().int().min(0),
 });
 export type LinkProbeResult = z.infer<typeof LinkProbeResult>;

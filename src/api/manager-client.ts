@@ -44,6 +44,7 @@ import {
   type StorageDiskQuery,
   type StorageIssueQuery,
   type StorageThresholdOverrides,
+  type StorageThresholdPatch,
 } from './storage.js';
 import {
   PlacementConfig,
@@ -55,8 +56,10 @@ import {
   type CreateScheduleRequest,
   type PlacementMode,
   type PlacementSettingsOverrides,
+  type PlacementSettingsPatch,
   type RecommendationQuery,
   type SuggestRequest,
+  type VmPlacementPatch,
   type VmPlacementRequest,
 } from './placement.js';
 import { routeUrl } from './route-table.js';
@@ -319,6 +322,14 @@ export class ManagerClient {
   ): Promise<DatastoreThresholds> {
     return this.http.call(routes.setStorageThresholds, { params: { host, datastore }, body: overrides });
   }
+  /** Changes some overrides (a merge patch: null drops one). */
+  patchStorageThresholds(
+    host: string,
+    datastore: string,
+    patch: StorageThresholdPatch,
+  ): Promise<DatastoreThresholds> {
+    return this.http.call(routes.patchStorageThresholds, { params: { host, datastore }, body: patch });
+  }
 
   // Placement
   placementStatus(): Promise<PlacementStatus> {
@@ -332,6 +343,10 @@ export class ManagerClient {
   }
   setPlacementSettings(overrides: PlacementSettingsOverrides): Promise<PlacementConfig> {
     return this.http.call(routes.setPlacementSettings, { body: overrides });
+  }
+  /** Changes some overrides (a merge patch: null drops one). */
+  patchPlacementSettings(patch: PlacementSettingsPatch): Promise<PlacementConfig> {
+    return this.http.call(routes.patchPlacementSettings, { body: patch });
   }
   evaluatePlacement(): Promise<Recommendation[]> {
     return this.http.call(routes.evaluatePlacement, { body: {} });
@@ -359,6 +374,10 @@ export class ManagerClient {
   }
   setVmPlacement(ref: string, req: VmPlacementRequest): Promise<VmPlacement> {
     return this.http.call(routes.setVmPlacement, { params: { vm: ref }, body: req });
+  }
+  /** Changes some of a VM's placement settings (a merge patch: `home: null` forgets the home). */
+  patchVmPlacement(ref: string, patch: VmPlacementPatch): Promise<VmPlacement> {
+    return this.http.call(routes.patchVmPlacement, { params: { vm: ref }, body: patch });
   }
   suggestPlacement(req: SuggestRequest): Promise<SuggestResult> {
     return this.http.call(routes.suggestPlacement, { body: req });

@@ -35,6 +35,21 @@ test('every manager route lists its own error codes once, none of the common one
   }
 });
 
+test("the HTTP layer's refusals are documented on every route, each with its own code and title", () => {
+  const doc = OpenApiDocument.parse(managerOpenApiDocument('9.9.9'));
+  const titleOf = (status: string) => {
+    const schema = doc.paths['/api/v1/vms']?.get?.responses[status]?.content?.['application/problem+json']
+      ?.schema as { properties: { title: { enum: string[] }; code: { enum: string[] } } };
+    return [schema.properties.code.enum, schema.properties.title.enum];
+  };
+  assert.deepEqual(titleOf('408'), [['request-timeout'], ['Request timeout']]);
+  assert.deepEqual(titleOf('413'), [['body-too-large'], ['Content too large']]);
+  assert.deepEqual(titleOf('414'), [['uri-too-long'], ['URI too long']]);
+  assert.deepEqual(titleOf('415'), [['unsupported-media-type'], ['Unsupported media type']]);
+  assert.deepEqual(titleOf('431'), [['headers-too-large'], ['Request header fields too large']]);
+  assert.deepEqual(titleOf('400'), [['invalid-input'], ['Invalid input']]);
+});
+
 test("the manager's OpenAPI document: every route, its error statuses and the dry-run replies", () => {
   const doc = OpenApiDocument.parse(managerOpenApiDocument('9.9.9'));
   assert.equal(doc.info.version, '9.9.9');
@@ -48,7 +63,12 @@ test("the manager's OpenAPI document: every route, its error statuses and the dr
     '401',
     '403',
     '404',
+    '408',
     '409',
+    '413',
+    '414',
+    '415',
+    '431',
     '500',
     '502',
   ]);

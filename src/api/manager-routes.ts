@@ -24,6 +24,7 @@ import {
   ManagedVm,
   ManagedVSwitch,
   MANAGER_ERROR_CODES,
+  MANAGER_ERROR_TITLES,
   ManagerInfo,
   type ManagerErrorCode,
   MoveCleanupResult,
@@ -53,6 +54,7 @@ import {
   StorageIssue,
   StorageIssueQuery,
   StorageThresholdOverrides,
+  StorageThresholdPatch,
 } from './storage.js';
 import {
   CreateScheduleRequest,
@@ -60,6 +62,7 @@ import {
   PlacementModeBody,
   PlacementSchedule,
   PlacementSettingsOverrides,
+  PlacementSettingsPatch,
   PlacementStatus,
   Recommendation,
   RecommendationQuery,
@@ -68,8 +71,10 @@ import {
   SuggestRequest,
   SuggestResult,
   VmPlacement,
+  VmPlacementPatch,
   VmPlacementRequest,
 } from './placement.js';
+import { HTTP_REFUSALS } from './problem.js';
 import {
   defineRoute,
   OpenApiDocument,
@@ -92,6 +97,11 @@ const route = defineRoute<ManagerErrorCode>();
 /** What each code means, with its status (MANAGER_ERROR_CODES). */
 const ABOUT: Record<ManagerErrorCode, string> = {
   'invalid-input': 'the request is not valid; `field` names the part at fault',
+  'request-timeout': HTTP_REFUSALS['request-timeout'].about,
+  'body-too-large': HTTP_REFUSALS['body-too-large'].about,
+  'uri-too-long': HTTP_REFUSALS['uri-too-long'].about,
+  'unsupported-media-type': HTTP_REFUSALS['unsupported-media-type'].about,
+  'headers-too-large': HTTP_REFUSALS['headers-too-large'].about,
   unauthorized: 'no valid token (checked before anything else of the request)',
   forbidden: 'the token may not do this (read-only, or not admin)',
   'not-found': 'a named object does not exist',
@@ -105,7 +115,11 @@ const ABOUT: Record<ManagerErrorCode, string> = {
 export const MANAGER_ERRORS: ErrorCatalogue<ManagerErrorCode> = Object.fromEntries(
   Object.entries(MANAGER_ERROR_CODES).map(([code, status]) => [
     code,
-    { statuses: [status], about: ABOUT[code as ManagerErrorCode] },
+    {
+      statuses: [status],
+      about: ABOUT[code as ManagerErrorCode],
+      title: MANAGER_ERROR_TITLES[code as ManagerErrorCode],
+    },
   ]),
 ) as unknown as ErrorCatalogue<ManagerErrorCode>;
 
@@ -113,6 +127,11 @@ export const MANAGER_ERRORS: ErrorCatalogue<ManagerErrorCode> = Object.fromEntri
 export const MANAGER_COMMON_ERRORS = [
   'unauthorized',
   'invalid-input',
+  'request-timeout',
+  'body-too-large',
+  'uri-too-long',
+  'unsupported-media-type',
+  'headers-too-large',
   'internal',
 ] as const satisfies readonly ManagerErrorCode[];
 
@@ -629,9 +648,20 @@ export const managerRoutes = {
     method: 'PUT',
     path: `${API_PREFIX}/storage/datastores/:host/:datastore/thresholds`,
     summary:
-      "Replace a datastore's threshold overrides ({} restores the defaults); recorded in the change log",
+      "Replace a datastore's threshold overrides as a whole ({} restores the defaults; no body is refused); recorded in the change log",
     params: DatastoreRef,
     body: StorageThresholdOverrides,
+    status: 200,
+    response: DatastoreThresholds,
+    errors: ['forbidden', 'not-found'],
+  }),
+  patchStorageThresholds: route({
+    method: 'PATCH',
+    path: `${API_PREFIX}/storage/datastores/:host/:datastore/thresholds`,
+    summary:
+      "Change some of a datastore's threshold overrides: a JSON merge patch (RFC 7396), null drops an override; recorded in the change log",
+    params: DatastoreRef,
+    body: StorageThresholdPatch,
     status: 200,
     response: DatastoreThresholds,
     errors: ['forbidden', 'not-found'],
@@ -669,8 +699,18 @@ export const managerRoutes = {
     method: 'PUT',
     path: `${API_PREFIX}/placement/settings`,
     summary:
-      'Replace the placement setting overrides ({} restores the defaults): thresholds, holds, budget, cap; recorded in the change log',
+      'Replace the placement setting overrides as a whole ({} restores the defaults; no body is refused): thresholds, holds, budget, cap; recorded in the change log',
     body: PlacementSettingsOverrides,
+    status: 200,
+    response: PlacementConfig,
+    errors: ['forbidden'],
+  }),
+  patchPlacementSettings: route({
+    method: 'PATCH',
+    path: `${API_PREFIX}/placement/settings`,
+    summary:
+      'Change some placement setting overrides: a JSON merge patch (RFC 7396), null drops an override; recorded in the change log',
+    body: PlacementSettingsPatch,
     status: 200,
     response: PlacementConfig,
     errors: ['forbidden'],
@@ -756,9 +796,20 @@ export const managerRoutes = {
     method: 'PUT',
     path: `${API_PREFIX}/vms/:vm/placement`,
     summary:
-      "Change a VM's placement settings (fields left out stay): priority, pinned, excluded, home; recorded in the change log",
+      "Replace a VM's placement settings, all four: priority, pinned, excluded, home; recorded in the change log",
     params: VmRef,
     body: VmPlacementRequest,
+    status: 200,
+    response: VmPlacement,
+    errors: ['forbidden', 'not-found', 'conflict'],
+  }),
+  patchVmPlacement: route({
+    method: 'PATCH',
+    path: `${API_PREFIX}/vms/:vm/placement`,
+    summary:
+      "Change some of a VM's placement settings: a JSON merge patch (RFC 7396; home: null forgets the home); recorded in the change log",
+    params: VmRef,
+    body: VmPlacementPatch,
     status: 200,
     response: VmPlacement,
     errors: ['forbidden', 'not-found', 'conflict'],

@@ -4,11 +4,8 @@ import {
   DatastoreLimits,
   DatastoreProbe,
   DEFAULT_DATASTORE_CLASS,
-  DiskSpec,
   HostInfo,
-  MacAddress,
   Name,
-  NicSpec,
   Vm,
   VmSpec,
   VmState,
@@ -16,6 +13,7 @@ import {
 import { MigrationPlan, MigrationPolicy, MigrationStats, StreamCompression } from './migration.js';
 import { LinkChoice } from './links.js';
 import { ApiError } from './problem.js';
+import { DisplayText, QueryInt, uniqueItems } from './rules.js';
 
 /*
  * The manager's REST API, served under /api/v1 with a bearer token on every call. These schemas
@@ -37,56 +35,6 @@ export const ObjectRef = z.string().min(1).max(64);
 
 /** The body of calls that take none; `{}` (what clients send) is accepted, anything more is not. */
 export const EmptyBody = z.strictObject({}).optional();
-
-/** C0/C1 controls and DEL (a terminal obeys them) and bidirectional overrides (they reorder text). */
-const CONTROL = /[\p{Cc}\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/u;
-
-/** Free text shown to people (descriptions): one line, no control characters. */
-export function DisplayText(max: number) {
-  return z
-    .string()
-    .max(max, `must be at most ${max} characters`)
-    .superRefine((text, ctx) => {
-      const found = CONTROL.exec(text);
-      if (!found) return;
-      const code = (found[0].codePointAt(0) ?? 0).toString(16).toUpperCase().padStart(4, '0');
-      ctx.addIssue({
-        code: 'custom',
-        message: `must not contain control characters or bidirectional overrides (U+${code} at ${found.index})`,
-      });
-    });
-}
-
-/** Each item's key (when it has one) must differ from every other item's. */
-function unique<T>(what: string, key: (item: T) => string | undefined) {
-  return (items: T[], ctx: z.RefinementCtx) => {
-    const seen = new Map<string, number>();
-    items.forEach((item, i) => {
-      const k = key(item);
-      if (k === undefined) return;
-      const first = seen.get(k);
-      if (first === undefined) seen.set(k, i);
-      else
-        ctx.addIssue({
-          code: 'custom',
-          path: [i, ...(what ? [what] : [])],
-          message: `${k} is already item ${first}'s${what ? ` ${what}` : ''}: must be unique`,
-        });
-    });
-  };
-}
-
-/** A query-string integer in decimal digits only (Number() would also take "0x10", " 5" or "1e3"). */
-function QueryInt(min: number, max: number) {
-  return z.preprocess(
-    (v) => (typeof v === 'string' && /^[0-9]{1,15}$/.test(v) ? Number(v) : v),
-    z
-      .number({ error: (issue) => (issue.code === 'invalid_type' ? 'must be a decimal integer' : undefined) })
-      .int()
-      .min(min)
-      .max(max),
-  );
-}
 
 // ---------------------------------------------------------------------------------------------
 // Lists: every list is paginated with `limit` and an opaque `cursor` taken from `nextCursor`.
@@ -290,26 +238,8 @@ export const VmListQuery = PageQuery.extend({
 });
 export type VmListQuery = z.input<typeof VmListQuery>;
 
-/** A NIC's own address: multicast (first octet odd, broadcast included) and all-zero MACs are not. */
-export const UnicastMac = MacAddress.refine(
-  (mac) => (parseInt(mac.slice(0, 2), 16) & 1) === 0,
-  'must be a unicast MAC: the first octet must be even (this one is multicast)',
-).refine((mac) => mac !== '00:00:00:00:00:00', 'must not be all zeros');
-
-/** VmSpec as the manager takes it: strict, disk ids, NIC ids and MACs unique within the VM. */
-export const CreateVmSpec = VmSpec.extend({
-  disks: z
-    .array(DiskSpec.strict())
-    .max(8)
-    .superRefine(unique('id', (d) => d.id))
-    .default([]),
-  nics: z
-    .array(NicSpec.extend({ mac: UnicastMac.optional() }).strict())
-    .max(8)
-    .superRefine(unique('id', (n) => n.id))
-    .superRefine(unique('mac', (n) => n.mac))
-    .default([]),
-}).strict();
+/** VmSpec as the manager takes it: the agent's own rules (src/api/agent.ts), one definition. */
+export const CreateVmSpec = VmSpec;
 
 /**
  * Creates a VM (as a job). Give `host`, or `pool` to let the manager pick the member host with the
@@ -347,26 +277,8 @@ export type DeleteVmQuery = z.input<typeof DeleteVmQuery>;
 export const MoveDatastores = z.union([Name, z.record(Name, Name)]);
 export type MoveDatastores = z.infer<typeof MoveDatastores>;
 
-/**
- * The convergence policy a move request may give: strict, the link rate within what a live move
- * can use, and the downtime target no more than its limit (both after defaults).
- */
-export const MovePolicy = MigrationPolicy.extend({
-  linkBitsPerSecond: z
-    .number()
-    .min(1e6, 'must be at least 1e6 (1 Mbit/s): slower links cannot carry a live move')
-    .max(1e13, 'must be at most 1e13 (10 Tbit/s)')
-    .optional(),
-})
-  .strict()
-  .superRefine((p, ctx) => {
-    if (p.targetDowntimeMs > p.maxDowntimeMs)
-      ctx.addIssue({
-        code: 'custom',
-        path: ['targetDowntimeMs'],
-        message: `must be at most maxDowntimeMs (${p.maxDowntimeMs})`,
-      });
-  });
+/** The convergence policy a move request may give: the agents' own, with its bounds (migration.ts). */
+export const MovePolicy = MigrationPolicy;
 
 export const MoveVmRequest = z.strictObject({
   /** The target host (id or name). */
@@ -397,7 +309,7 @@ export const VmMoveStorageRequest = z.strictObject({
     .array(Name)
     .min(1)
     .max(8)
-    .superRefine(unique('', (d) => d))
+    .superRefine(uniqueItems('', (d) => d))
     .optional(),
   dryRun: z.boolean().default(false),
 });
@@ -637,7 +549,10 @@ export const ChangeRecord = z.object({
   /** Increases with every record: a stable order even for records made in the same millisecond. */
   id: z.number().int(),
   at: Timestamp,
-  /** Token name, or `system` for what reconciliation observed. */
+  /**
+   * Token name; `agent:<host>` for what a host's agent reported that the manager did not do (drift:
+   * a VM made or deleted on the agent directly); `system` for the manager's own observations.
+   */
   actor: z.string(),
   object: ObjectIdentity,
   action: ChangeAction,
@@ -734,6 +649,11 @@ export type ManagerInfo = z.infer<typeof ManagerInfo>;
 /** Problem `code`s the manager uses, with their HTTP status. */
 export const MANAGER_ERROR_CODES = {
   'invalid-input': 400,
+  'request-timeout': 408,
+  'body-too-large': 413,
+  'uri-too-long': 414,
+  'unsupported-media-type': 415,
+  'headers-too-large': 431,
   unauthorized: 401,
   forbidden: 403,
   'not-found': 404,
@@ -745,6 +665,25 @@ export const MANAGER_ERROR_CODES = {
   internal: 500,
 } as const;
 export type ManagerErrorCode = keyof typeof MANAGER_ERROR_CODES;
+
+/** Each code's problem title: its own words, so 413, 414, 415 and 431 are not "Invalid input". */
+export const MANAGER_ERROR_TITLES: Readonly<Record<ManagerErrorCode, string>> = {
+  'invalid-input': 'Invalid input',
+  'request-timeout': 'Request timeout',
+  'body-too-large': 'Content too large',
+  'uri-too-long': 'URI too long',
+  'unsupported-media-type': 'Unsupported media type',
+  'headers-too-large': 'Request header fields too large',
+  unauthorized: 'Unauthorized',
+  forbidden: 'Forbidden',
+  'not-found': 'Not found',
+  conflict: 'Conflict',
+  'insufficient-capacity': 'Insufficient capacity',
+  'job-finished': 'Job already ended',
+  'host-unreachable': 'Host unreachable',
+  'agent-error': 'Agent error',
+  internal: 'Internal error',
+};
 
 /** Whether the manager's answer was one of these errors: callers branch on codes, never on HTTP statuses. */
 export function isManagerError(error: unknown, ...codes: ManagerErrorCode[]): error is ApiError {

@@ -3,7 +3,7 @@ import type { Vm } from './agent.js';
 import { agentRoutes as routes } from './agent-routes.js';
 import type {
   ColdClosed,
-  ColdCopied,
+  ColdCopyStatus,
   ColdCopyRequest,
   ColdExport,
   CompleteMigrationRequest,
@@ -16,7 +16,7 @@ import type {
   RetainedCopy,
   StartMigrationRequest,
 } from './migration.js';
-import type { LinkProbeRequest, LinkProbeResult, LinkSink, LinkSinkRequest } from './links.js';
+import type { LinkProbeRequest, LinkProbeResult, LinkSender, LinkSenderRequest } from './links.js';
 
 /** Typed client of one agent's move routes (see the order of calls in migration.ts). */
 export class AgentMigrationClient {
@@ -73,11 +73,11 @@ export class AgentMigrationClient {
     return this.http.call(routes.releaseRetained, { params: { vmId } });
   }
 
-  /** Link probe, target: a one-shot sink on the fabric address (links.ts). */
-  openLinkSink(request: LinkSinkRequest = {}): Promise<LinkSink> {
-    return this.http.call(routes.openLinkSink, { body: request });
+  /** Link probe, source: a one-shot sender on the fabric address (links.ts). */
+  openLinkSender(request: LinkSenderRequest = {}): Promise<LinkSender> {
+    return this.http.call(routes.openLinkSender, { body: request });
   }
-  /** Link probe, source: send to the sink; the rate it received at. */
+  /** Link probe, target: receive from the source's sender; the rate it arrived at. */
   probeLink(request: LinkProbeRequest): Promise<LinkProbeResult> {
     return this.http.call(routes.probeLink, { body: request }, { timeoutMs: 30_000 });
   }
@@ -86,16 +86,16 @@ export class AgentMigrationClient {
   coldExport(vmName: string, migrationId: string): Promise<ColdExport> {
     return this.http.call(routes.coldExport, { params: { name: vmName }, body: { migrationId } });
   }
-  /** Cold move, source: ends the exports (idempotent). */
+  /** Cold move: ends the exports (source) or stops the copy (target); idempotent. */
   coldClose(migrationId: string): Promise<ColdClosed> {
     return this.http.call(routes.coldClose, { params: { id: migrationId } });
   }
-  /** Cold move, target: copies the disks from the exports into the defined, stopped VM. */
-  coldCopy(vmName: string, request: ColdCopyRequest): Promise<ColdCopied> {
-    return this.http.call(
-      routes.coldCopy,
-      { params: { name: vmName }, body: request },
-      { timeoutMs: 6 * 3600_000 },
-    );
+  /** Cold move, target: starts copying the disks from the exports into the defined, stopped VM. */
+  coldCopy(vmName: string, request: ColdCopyRequest): Promise<ColdCopyStatus> {
+    return this.http.call(routes.coldCopy, { params: { name: vmName }, body: request });
+  }
+  /** Cold move, target: the copy's state and progress. */
+  coldStatus(migrationId: string): Promise<ColdCopyStatus> {
+    return this.http.call(routes.coldCopyStatus, { params: { id: migrationId } });
   }
 }

@@ -1,6 +1,7 @@
 import { z } from 'zod';
-import { Cidr, Ipv4, MacAddress, Name } from './agent.js';
+import { Cidr, Ipv4, Name } from './agent.js';
 import { LinkFigure } from './links.js';
+import { UnicastMac } from './rules.js';
 
 /*
  * The agents' migration API (under /v1/migrations, bearer token as for the rest of the agent API).
@@ -181,25 +182,44 @@ export const MIGRATION_POLICY_DEFAULTS = {
 } as const;
 
 const D = MIGRATION_POLICY_DEFAULTS;
-export const MigrationPolicy = z.object({
-  /** Raw rate of the link between the hosts (bits/s), when measured; unknown = assume fast. */
-  linkBitsPerSecond: z.number().positive().optional(),
-  targetDowntimeMs: z.number().int().min(1).max(10_000).default(D.targetDowntimeMs),
-  maxDowntimeMs: z.number().int().min(1).max(60_000).default(D.maxDowntimeMs),
-  allowThrottle: z.boolean().default(D.allowThrottle),
-  maxThrottlePercent: z.number().int().min(5).max(99).default(D.maxThrottlePercent),
-  allowPostcopy: z.boolean().default(D.allowPostcopy),
-  /** No progress for this long with no lever left = stalled (cancelled). */
-  stallWindowSeconds: z.number().int().min(5).max(3600).default(D.stallWindowSeconds),
-  strategy: MigrationStrategy.default('silobreak'),
-  /**
-   * `auto`: the source chooses the memory stream's encoding from the link, the guest's dirty rate
-   * and its idle CPU (plain, multifd-zstd or xbzrle); `off`: always plain.
-   */
-  compression: z.enum(['auto', 'off']).default(D.compression),
-  /** The memory copy gives up ("not converged") after this long, whatever the strategy; none by default. */
-  timeLimitSeconds: z.number().int().min(5).max(86_400).optional(),
-});
+/**
+ * The convergence policy of a move, with the same bounds wherever it is given (the manager's move
+ * request, an agent's plan and start): strict, the link rate within what a live move can use, and
+ * the downtime target no more than its limit (both after defaults). An agent once took a link of
+ * 1e-300 bit/s and planned a bandwidth of 0 (issue 28, row 9).
+ */
+export const MigrationPolicy = z
+  .strictObject({
+    /** Raw rate of the link between the hosts (bits/s), when measured; unknown = assume fast. */
+    linkBitsPerSecond: z
+      .number()
+      .min(1e6, 'must be at least 1e6 (1 Mbit/s): slower links cannot carry a live move')
+      .max(1e13, 'must be at most 1e13 (10 Tbit/s)')
+      .optional(),
+    targetDowntimeMs: z.number().int().min(1).max(10_000).default(D.targetDowntimeMs),
+    maxDowntimeMs: z.number().int().min(1).max(60_000).default(D.maxDowntimeMs),
+    allowThrottle: z.boolean().default(D.allowThrottle),
+    maxThrottlePercent: z.number().int().min(5).max(99).default(D.maxThrottlePercent),
+    allowPostcopy: z.boolean().default(D.allowPostcopy),
+    /** No progress for this long with no lever left = stalled (cancelled). */
+    stallWindowSeconds: z.number().int().min(5).max(3600).default(D.stallWindowSeconds),
+    strategy: MigrationStrategy.default('silobreak'),
+    /**
+     * `auto`: the source chooses the memory stream's encoding from the link, the guest's dirty rate
+     * and its idle CPU (plain, multifd-zstd or xbzrle); `off`: always plain.
+     */
+    compression: z.enum(['auto', 'off']).default(D.compression),
+    /** The memory copy gives up ("not converged") after this long, whatever the strategy; none by default. */
+    timeLimitSeconds: z.number().int().min(5).max(86_400).optional(),
+  })
+  .superRefine((p, ctx) => {
+    if (p.targetDowntimeMs > p.maxDowntimeMs)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['targetDowntimeMs'],
+        message: `must be at most maxDowntimeMs (${p.maxDowntimeMs})`,
+      });
+  });
 export type MigrationPolicy = z.input<typeof MigrationPolicy>;
 
 /**
@@ -269,7 +289,7 @@ export const IncomingVm = z.object({
   vcpus: z.number().int().min(1).max(64),
   memoryMiB: z.number().int().min(64),
   disks: z.array(IncomingDisk).max(8),
-  nics: z.array(z.object({ id: Name, vswitch: Name, mac: MacAddress })).max(8),
+  nics: z.array(z.object({ id: Name, vswitch: Name, mac: UnicastMac })).max(8),
   guestIp: Cidr.optional(),
   guestGateway: Ipv4.optional(),
   machineType: z.string(),
@@ -340,8 +360,10 @@ export type MoveStorageRequest = z.input<typeof MoveStorageRequest>;
 /*
  * Cold moves of a stopped VM (see src/agent/migration/cold.ts): source POST
  * /v1/vms/:name/cold-export -> ColdExport; target: the VM is defined with POST /v1/vms (start
- * false), then POST /v1/vms/:name/cold-copy {disks} copies every disk from the exports; source POST
- * /v1/migrations/cold/:id/close ends the exports, and DELETE /v1/vms/:name removes the source VM.
+ * false), then POST /v1/vms/:name/cold-copy {migrationId, disks} starts copying every disk from
+ * the exports in the background, followed with GET /v1/migrations/cold/:id/copy (ColdCopyStatus); POST
+ * /v1/migrations/cold/:id/close ends the exports (source) or stops the copy (target), and DELETE
+ * /v1/vms/:name removes the source VM.
  */
 export const ColdExportRequest = z.object({ migrationId: MigrationId });
 export type ColdExportRequest = z.input<typeof ColdExportRequest>;
@@ -353,11 +375,32 @@ export const ColdExport = z.object({
 });
 export type ColdExport = z.infer<typeof ColdExport>;
 
-export const ColdCopyRequest = z.object({ disks: ColdExport.shape.disks.min(1) });
+export const ColdCopyRequest = z.object({
+  /** The move's id: its copy is followed and stopped by it. */
+  migrationId: MigrationId,
+  disks: ColdExport.shape.disks.min(1),
+  /**
+   * No byte from the exports for this long = stalled: the copy stops (the move's
+   * policy.stallWindowSeconds; a cut link otherwise hangs a read for as long as TCP retries).
+   */
+  stallWindowSeconds: MigrationPolicy.shape.stallWindowSeconds,
+});
 export type ColdCopyRequest = z.input<typeof ColdCopyRequest>;
 
-export const ColdCopied = z.object({ vmName: Name, copiedDisks: z.array(Name) });
-export type ColdCopied = z.infer<typeof ColdCopied>;
+/** A cold copy on its target. A copy that fails removes the half-made VM with its disks. */
+export const ColdCopyStatus = z.object({
+  migrationId: MigrationId,
+  vmName: Name,
+  state: MigrationState,
+  /** How far the disks were gone through (0-100; zero areas are skipped, not sent). */
+  percent: z.number().min(0).max(100),
+  /** Bytes received from the source's exports so far. */
+  receivedBytes: z.number().int().min(0),
+  error: z.object({ code: z.string(), detail: z.string() }).optional(),
+  startedAt: z.iso.datetime(),
+  finishedAt: z.iso.datetime().optional(),
+});
+export type ColdCopyStatus = z.infer<typeof ColdCopyStatus>;
 
 export const ColdClosed = z.object({ migrationId: MigrationId, closed: z.boolean() });
 export type ColdClosed = z.infer<typeof ColdClosed>;

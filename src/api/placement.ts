@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { Name } from './agent.js';
 import { ObjectRef, PageQuery } from './manager.js';
+import { MergePatchOf } from './merge-patch.js';
 
 /*
  * Demand-driven placement (issue 18, manager /api/v1/placement/...): hot VMs move to a datastore
@@ -120,9 +121,15 @@ export function placementSettingsProblem(
   return undefined;
 }
 
-/** PUT /placement/settings: overrides (fields left out take the defaults); `{}` restores them. */
+/**
+ * PUT /placement/settings: the overrides as a whole (fields left out take the defaults); `{}`
+ * restores every default. PATCH changes some: a merge patch, `null` drops an override.
+ */
 export const PlacementSettingsOverrides = PlacementSettings.partial().strict();
 export type PlacementSettingsOverrides = z.infer<typeof PlacementSettingsOverrides>;
+export const PlacementSettingsPatch = MergePatchOf(PlacementSettingsOverrides);
+/** `{ holdSeconds: 600, hotIops: null }`: set one override, drop another. */
+export type PlacementSettingsPatch = { [K in keyof PlacementSettings]?: PlacementSettings[K] | null };
 
 export const PlacementModeBody = z.strictObject({ mode: PlacementMode });
 export type PlacementModeBody = z.infer<typeof PlacementModeBody>;
@@ -148,16 +155,25 @@ export const priorityValue = (p: Priority): number => (typeof p === 'number' ? p
 export const Location = z.strictObject({ host: ObjectRef, datastore: Name });
 export type Location = z.infer<typeof Location>;
 
+/** PUT /vms/:vm/placement: a VM's placement settings, all of them (PATCH changes some). */
 export const VmPlacementRequest = z.strictObject({
-  priority: Priority.optional(),
+  priority: Priority,
   /** Pinned: placement never moves it (its demand still counts on its datastore). */
-  pinned: z.boolean().optional(),
+  pinned: z.boolean(),
   /** Excluded: placement neither moves it nor counts it as a candidate. */
-  excluded: z.boolean().optional(),
-  /** Where it goes when it cools; null forgets it (set again at the next move away). */
-  home: Location.nullable().optional(),
+  excluded: z.boolean(),
+  /** Where it goes when it cools; null (or left out) forgets it (set again at the next move away). */
+  home: Location.nullable().default(null),
 });
-export type VmPlacementRequest = z.infer<typeof VmPlacementRequest>;
+export type VmPlacementRequest = z.input<typeof VmPlacementRequest>;
+/** PATCH /vms/:vm/placement: a merge patch of those settings (`home: null` forgets the home). */
+export const VmPlacementPatch = MergePatchOf(VmPlacementRequest);
+export type VmPlacementPatch = {
+  priority?: Priority;
+  pinned?: boolean;
+  excluded?: boolean;
+  home?: { host?: string; datastore?: string } | null;
+};
 
 export const VmPlacement = z.object({
   vm: Name,

@@ -45,3 +45,65 @@ export function describeZodError(error: z.ZodError): { field: string | undefined
   const field = path.length ? path.map(String).join('.') : undefined;
   return { field, detail: field ? `${field}: ${message}` : message };
 }
+
+/** RFC 9110's reason phrases: a problem's title where its API gives none of its own. */
+export const STATUS_TITLES: Readonly<Record<number, string>> = {
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'Not Found',
+  408: 'Request Timeout',
+  409: 'Conflict',
+  413: 'Content Too Large',
+  414: 'URI Too Long',
+  415: 'Unsupported Media Type',
+  422: 'Unprocessable Content',
+  431: 'Request Header Fields Too Large',
+  500: 'Internal Server Error',
+  502: 'Bad Gateway',
+  503: 'Service Unavailable',
+  504: 'Gateway Timeout',
+};
+
+/**
+ * Refusals of the HTTP layer itself, before any route: the same codes, statuses and titles on
+ * both APIs (issue 28, row 10: the manager answered all four titled "Invalid input").
+ */
+export const HTTP_REFUSALS = {
+  'request-timeout': { statuses: [408], about: 'the request did not arrive in time' },
+  'body-too-large': { statuses: [413], about: 'the request body is over 1 MiB' },
+  'uri-too-long': { statuses: [414], about: 'a path segment is over 1024 characters' },
+  'unsupported-media-type': {
+    statuses: [415],
+    about: 'the request body is not application/json (a PATCH may be application/merge-patch+json)',
+  },
+  'headers-too-large': { statuses: [431], about: 'the request line and headers are over 16 KiB' },
+} as const;
+export type HttpRefusal = keyof typeof HTTP_REFUSALS;
+
+/** Longest path parameter both servers' routers hand on (longer: 414 uri-too-long). */
+export const MAX_PATH_PARAM_LENGTH = 1024;
+
+/**
+ * What a server answers on a connection whose request Node could not even parse (its clientError
+ * event: a head over 16 KiB, a timeout, not HTTP): the whole HTTP/1.1 reply with the problem the
+ * server's `build` makes of the status and detail, or undefined when the peer is gone.
+ */
+export function clientErrorReply(
+  errorCode: string | undefined,
+  build: (status: number, detail: string) => Problem,
+): string | undefined {
+  if (errorCode === 'ECONNRESET') return undefined;
+  const problem =
+    errorCode === 'HPE_HEADER_OVERFLOW'
+      ? build(431, 'the request line and headers exceed 16 KiB')
+      : errorCode === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? build(408, 'the request did not arrive in time')
+        : build(400, 'the request is not valid HTTP');
+  const body = JSON.stringify(problem);
+  return (
+    `HTTP/1.1 ${problem.status} ${STATUS_TITLES[problem.status] ?? 'Error'}\r\nContent-Type: application/problem+json\r\n` +
+    `Content-Length: ${Buffer.byteLength(body)}\r\nX-Content-Type-Options: nosniff\r\n` +
+    `Cache-Control: no-store\r\nConnection: close\r\n\r\n${body}`
+  );
+}

@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { describeZodError, Problem } from './problem.js';
+import { MERGE_PATCH_TYPE } from './merge-patch.js';
+import { describeZodError, Problem, STATUS_TITLES } from './problem.js';
 
 /*
  * An HTTP API declared as a table of plain objects: per route its method, path, input schemas,
@@ -176,10 +177,15 @@ const firstKey = (value: unknown) => (isRecord(value) ? Object.keys(value)[0] : 
 const fail = (detail: string, field: string | undefined): Checked<never> => ({ ok: false, field, detail });
 const ok = (value: unknown): Checked<unknown> => ({ ok: true, value });
 
+/** PUT replaces a document and PATCH changes one: neither means anything without a body. */
+const needsBody = (route: Pick<RouteSpec, 'method' | 'body'>) =>
+  route.body !== undefined && (route.method === 'PUT' || route.method === 'PATCH');
+
 /**
- * Validates the raw params, query and body of a request against its route. A missing body is an
- * empty object (all-optional bodies may be left out); a route without a body schema takes none
- * (an empty object aside), and a route without a query schema takes no query parameters.
+ * Validates the raw params, query and body of a request against its route. A missing body of a
+ * POST is an empty object (all-optional bodies may be left out); a PUT or PATCH needs its body, and
+ * JSON `null` is no body anywhere (a PUT of null once reset every override). A route without a
+ * body schema takes none (an empty object aside), and one without a query schema no query.
  */
 export function checkRouteInput<R extends RouteSpec>(
   route: R,
@@ -196,7 +202,10 @@ export function checkRouteInput<R extends RouteSpec>(
 
   let body = ok(undefined);
   const stray = firstKey(raw.body);
-  if (route.body) body = checkPart(route.body, raw.body ?? {});
+  if (raw.body === null) body = fail('body: must be a JSON object, not null', 'body');
+  else if (raw.body === undefined && needsBody(route))
+    body = fail(`body: ${route.method} ${route.path} needs a JSON body (send {} to mean "nothing")`, 'body');
+  else if (route.body) body = checkPart(route.body, raw.body ?? {});
   else if (stray !== undefined) body = fail(`${stray}: unknown field (this route takes no body)`, stray);
   else if (raw.body !== undefined && raw.body !== null && !isRecord(raw.body))
     body = fail(`${route.method} ${route.path} takes no request body`, undefined);
@@ -212,6 +221,8 @@ export function checkRouteInput<R extends RouteSpec>(
 export interface ErrorInfo {
   statuses: readonly [number, ...number[]];
   about: string;
+  /** The problem's title; the status's reason phrase (STATUS_TITLES) when absent. */
+  title?: string;
 }
 export type ErrorCatalogue<Code extends string> = Readonly<Record<Code, ErrorInfo>>;
 
@@ -243,13 +254,42 @@ export const OpenApiDocument = z.looseObject({
 });
 export type OpenApiDocument = z.infer<typeof OpenApiDocument>;
 
+/** JSON Schema 2020-12's own formats (§7.3); zod also writes its own (`cidrv4`, `starts_with`). */
+const STANDARD_FORMATS = new Set([
+  'date-time',
+  'date',
+  'time',
+  'duration',
+  'email',
+  'idn-email',
+  'hostname',
+  'idn-hostname',
+  'ipv4',
+  'ipv6',
+  'uri',
+  'uri-reference',
+  'iri',
+  'iri-reference',
+  'uuid',
+  'uri-template',
+  'json-pointer',
+  'relative-json-pointer',
+  'regex',
+]);
+
 export function jsonSchema(schema: z.ZodType, io: 'input' | 'output'): JsonObject {
   const { $schema: _ignored, ...rest } = z.toJSONSchema(schema, {
     io,
     unrepresentable: 'any',
-    // `cidrv4` is no JSON Schema format; the pattern zod emits beside it says the same.
-    override: ({ jsonSchema }) => {
-      if (jsonSchema.format === 'cidrv4') delete jsonSchema.format;
+    override: ({ zodSchema, jsonSchema }) => {
+      // No format of zod's own: a validator would not know it (the patterns beside them say it).
+      if (typeof jsonSchema.format === 'string' && !STANDARD_FORMATS.has(jsonSchema.format))
+        delete jsonSchema.format;
+      // A request's object takes no member it does not declare (checkPart refuses them, whether
+      // or not the schema is strict): the document says so.
+      const def = zodSchema._zod.def;
+      if (io === 'input' && def.type === 'object' && !('catchall' in def && def.catchall))
+        jsonSchema.additionalProperties = false;
     },
   });
   return rest;
@@ -267,6 +307,13 @@ function parameters(
     required: where === 'path' || (json.required ?? []).includes(name),
     schema: s,
   }));
+}
+
+/** A PATCH body is a JSON merge patch (RFC 7396), under its own media type and plain JSON. */
+function bodyContent(method: HttpMethod, schema: JsonObject): Record<string, { schema: JsonObject }> {
+  return method === 'PATCH'
+    ? { [MERGE_PATCH_TYPE]: { schema }, 'application/json': { schema } }
+    : { 'application/json': { schema } };
 }
 
 /**
@@ -307,7 +354,13 @@ export function openApiDocument<Code extends string>(options: {
         byStatus.set(status, [...(byStatus.get(status) ?? []), code]);
     }
     for (const [status, codes] of [...byStatus].sort(([a], [b]) => a - b)) {
-      const properties = { ...(problem.properties as JsonObject), code: { type: 'string', enum: codes } };
+      const info = (c: Code): ErrorInfo => options.errors[c];
+      const titles = [...new Set(codes.map((c) => info(c).title ?? STATUS_TITLES[status] ?? 'Error'))];
+      const properties = {
+        ...(problem.properties as JsonObject),
+        title: { type: 'string', enum: titles },
+        code: { type: 'string', enum: codes },
+      };
       responses[String(status)] = {
         description: codes.map((c) => `${c}: ${options.errors[c].about}`).join('; '),
         content: { 'application/problem+json': { schema: { ...problem, properties } } },
@@ -322,9 +375,9 @@ export function openApiDocument<Code extends string>(options: {
       ...(r.body
         ? {
             requestBody: {
-              // Left out, a body is an empty object: required only when that would not do.
-              required: !r.body.safeParse({}).success,
-              content: { 'application/json': { schema: jsonSchema(r.body, 'input') } },
+              // Left out, a POST body is an empty object: required only when that would not do.
+              required: needsBody(r) || !r.body.safeParse({}).success,
+              content: bodyContent(r.method, jsonSchema(r.body, 'input')),
             },
           }
         : {}),

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { Name } from './agent.js';
 import { ObjectRef, PageQuery } from './manager.js';
+import { MergePatchOf } from './merge-patch.js';
 
 /*
  * The Storage Explorer's API (manager, /api/v1/storage/...): one row per datastore and per VM disk
@@ -119,6 +120,9 @@ export function thresholdOrderProblem(t: StorageThresholds): { field: string; me
  */
 export const StorageThresholdOverrides = StorageThresholds.partial().strict();
 export type StorageThresholdOverrides = z.infer<typeof StorageThresholdOverrides>;
+/** PATCH body: a merge patch of the overrides (`null` drops one: back to its default). */
+export const StorageThresholdPatch = MergePatchOf(StorageThresholdOverrides);
+export type StorageThresholdPatch = { [K in keyof StorageThresholds]?: StorageThresholds[K] | null };
 
 export const DatastoreThresholds = z.object({
   host: Name,
@@ -321,7 +325,22 @@ export const STORAGE_RULES = [
   'vm-throughput',
   /** The VM's guest tools need attention: outdated, not answering, or missing (see ToolsStatus). */
   'vm-tools',
+  /**
+   * Drift (issue 28): a VM or datastore appeared on or vanished from a host without the manager
+   * (made on its agent directly); active for DRIFT_ISSUE_HOURS. Reconciliation opens these, not
+   * the storage rules, so Prometheus has no alert for them.
+   */
+  'drift',
+  /** Drift the inventory refuses: a VM on a host whose name or MAC is another VM's; active while it is there. */
+  'drift-conflict',
 ] as const;
+/** The rules reconciliation opens (manager/drift.ts); the others come from the storage figures. */
+export const DRIFT_RULES = [
+  'drift',
+  'drift-conflict',
+] as const satisfies readonly (typeof STORAGE_RULES)[number][];
+/** How long a drift issue stays active: a day, so the next morning's look at the issues sees it. */
+export const DRIFT_ISSUE_HOURS = 24;
 export const StorageRule = z.enum(STORAGE_RULES);
 export type StorageRule = z.infer<typeof StorageRule>;
 

@@ -109,7 +109,7 @@ async function ping(ip: string, timeoutMs: number): Promise<void> {
     const r = await run(['lab', 'exec', 'client', '--name', LAB, '--', 'ping', '-c', '1', '-W', '1', ip], {});
     if (r.code === 0) return;
     if (Date.now() > deadline) throw new Error(`${ip} did not answer ping within ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 2000));
+    await new Promise((resolve) => setTimeout(resolve, 500));
   }
 }
 
@@ -217,8 +217,12 @@ test('bad usage exits 2 naming the flag, and changes nothing', { timeout: 300_00
     [['vm'], /Usage: silobreak vm/],
     [['vm', 'list'], /no manager URL given/],
   ];
-  for (const [args, message] of cases) {
-    const r = await cli(args, args.join(' ') === 'vm list' ? { SILOBREAK_URL: '' } : {});
+  // Independent calls: all at once (each CLI start-up is CPU-bound, about a second).
+  const runs = await Promise.all(
+    cases.map(([args]) => cli(args, args.join(' ') === 'vm list' ? { SILOBREAK_URL: '' } : {})),
+  );
+  for (const [i, [args, message]] of cases.entries()) {
+    const r = runs[i]!;
     assert.equal(r.code, 2, `${args.join(' ')}: exit ${r.code}, stderr ${r.stderr}`);
     assert.match(r.stderr, message, args.join(' '));
     assert.equal(r.stdout, '', `${args.join(' ')} printed to stdout`);
@@ -497,46 +501,53 @@ test('vm stop and delete remove the VM everywhere', { timeout: 300_000 }, async 
   assert.equal(ManagedVm.parse(stopped.result).state, 'stopped');
   const deleted = await json(Job, ['vm', 'delete', 'cli-vm-1']);
   assert.equal(deleted.state, 'succeeded');
-  assert.deepEqual(await json(z.array(ManagedVm), ['vm', 'list']), []);
-  const gone = await cli(['vm', 'show', 'cli-vm-1']);
+  // What is shown afterwards, read all at once (each CLI start-up is CPU-bound, about a second).
+  const Rated = z.object({ id: z.number(), action: z.string(), risk: z.string(), riskRule: z.string() });
+  const host = lab.hosts[1]!;
+  const [listed, gone, onAgent, history, high, all, timeline, chart, table] = await Promise.all([
+    json(z.array(ManagedVm), ['vm', 'list']),
+    cli(['vm', 'show', 'cli-vm-1']),
+    new AgentClient(host.agentUrl, host.token).listVms(),
+    json(z.array(z.object({ action: z.string(), actor: z.string() })), [
+      'change',
+      'list',
+      '--kind',
+      'vm',
+      '--search',
+      'cli-vm-1',
+      '--since',
+      '1h',
+    ]),
+    json(z.array(Rated), ['changes', '--risk', 'high', '--object', 'cli-vm-1']),
+    json(z.array(Rated), ['changes', '--limit', '1000']),
+    json(z.object({ total: z.number(), series: z.array(z.object({ name: z.string() })) }), [
+      'changes',
+      'timeline',
+      '--by',
+      'risk',
+    ]),
+    cli(['changes', 'timeline', '--bucket', 'day']),
+    cli(['changes', '--object', 'cli-vm-1']),
+  ]);
+  assert.deepEqual(listed, []);
   assert.equal(gone.code, 1);
   assert.match(gone.stderr, /not found/);
-  const host = lab.hosts[1]!;
-  assert.deepEqual(await new AgentClient(host.agentUrl, host.token).listVms(), []);
-  const history = await json(z.array(z.object({ action: z.string(), actor: z.string() })), [
-    'change',
-    'list',
-    '--kind',
-    'vm',
-    '--search',
-    'cli-vm-1',
-    '--since',
-    '1h',
-  ]);
+  assert.deepEqual(onAgent, []);
   assert.ok(history.some((c) => c.action === 'created' && c.actor === 'admin'));
   assert.ok(history.some((c) => c.action === 'deleted' && c.actor === 'admin'));
   // The Change Explorer: the deletion is high risk by its rule, found by risk and object name.
-  const Rated = z.object({ id: z.number(), action: z.string(), risk: z.string(), riskRule: z.string() });
-  const high = await json(z.array(Rated), ['changes', '--risk', 'high', '--object', 'cli-vm-1']);
   assert.ok(
     high.some((c) => c.action === 'deleted' && c.riskRule === 'vm-deleted'),
     JSON.stringify(high),
   );
   assert.ok(high.every((c) => c.risk === 'high'));
-  const all = await json(z.array(Rated), ['changes', '--limit', '1000']);
-  const timeline = await json(
-    z.object({ total: z.number(), series: z.array(z.object({ name: z.string() })) }),
-    ['changes', 'timeline', '--by', 'risk'],
-  );
   assert.equal(timeline.total, all.length);
   assert.deepEqual(
     timeline.series.map((s) => s.name),
     ['high', 'medium', 'low'],
   );
-  const chart = await cli(['changes', 'timeline', '--bucket', 'day']);
   assert.equal(chart.code, 0, chart.stderr);
   assert.match(chart.stdout, new RegExp(`^${all.length} changes by risk, `));
   assert.match(chart.stdout, /^high {4}[·▁-█]+ {2}\d+ \(peak \d+\)$/m);
-  const table = await cli(['changes', '--object', 'cli-vm-1']);
   assert.match(table.stdout, /^WHEN +RISK +RULE /);
 });

@@ -93,3 +93,54 @@ test('readConfigFile: absent is fine, valid is parsed, broken names the file and
     (e: unknown) => e instanceof UsageError && e.message.includes(badField) && e.message.includes('url'),
   );
 });
+
+// Labs as kubectl's contexts (issue 28, row 11): a second `lab up` used to rewrite the lab file,
+// and a plain command then talked to the other lab's manager without a word.
+const labs = {
+  path: '/var/lib/silobreak/cli.json',
+  content: {
+    current: 'b',
+    contexts: { a: { url: 'http://a:1', token: 'a-token' }, b: { url: 'http://b:2', token: 'b-token' } },
+  },
+};
+
+test('lab contexts: the current lab by default, and saying so while several are up; --lab or SILOBREAK_LAB picks', () => {
+  const plain = resolveConnection({ flags: {}, env: {}, files: [labs] });
+  assert.deepEqual([plain.url, plain.token], ['http://b:2', 'b-token']);
+  assert.match(plain.notice ?? '', /lab b's manager \(http:\/\/b:2\); 2 labs are up \(a, b\): --lab <lab>/);
+  const picked = resolveConnection({ flags: { lab: 'a' }, env: {}, files: [labs] });
+  assert.deepEqual([picked.url, picked.token, picked.notice], ['http://a:1', 'a-token', undefined]);
+  assert.equal(picked.source.url, '--lab a (/var/lib/silobreak/cli.json)');
+  const fromEnv = resolveConnection({ flags: {}, env: { SILOBREAK_LAB: 'a' }, files: [labs] });
+  assert.equal(fromEnv.url, 'http://a:1');
+  // --lab beats the environment's URL; --url beats --lab.
+  assert.equal(
+    resolveConnection({ flags: { lab: 'a' }, env: { SILOBREAK_URL: 'http://env:4' }, files: [labs] }).url,
+    'http://a:1',
+  );
+  assert.equal(
+    resolveConnection({ flags: { lab: 'a', url: 'http://flag:3' }, env: {}, files: [labs] }).url,
+    'http://flag:3',
+  );
+  // One lab up: no notice.
+  const one = { path: labs.path, content: { current: 'a', contexts: { a: labs.content.contexts.a } } };
+  assert.equal(resolveConnection({ flags: {}, env: {}, files: [one] }).notice, undefined);
+  assert.throws(
+    () => resolveConnection({ flags: { lab: 'c' }, env: {}, files: [labs] }),
+    (e: unknown) =>
+      e instanceof UsageError && /--lab: no lab 'c'/.test(e.message) && /labs up: a, b/.test(e.hint ?? ''),
+  );
+});
+
+test('lab contexts: several up and none current is a usage error naming them; an old single-lab file still works', () => {
+  const undecided = { path: labs.path, content: { contexts: labs.content.contexts } };
+  assert.throws(
+    () => resolveConnection({ flags: {}, env: {}, files: [undecided] }),
+    (e: unknown) =>
+      e instanceof UsageError &&
+      /several labs are up and none is current \(a, b\)/.test(e.message) &&
+      /lab use/.test(e.hint ?? ''),
+  );
+  assert.equal(resolveConnection({ flags: { lab: 'b' }, env: {}, files: [undecided] }).url, 'http://b:2');
+  assert.equal(resolveConnection({ flags: {}, env: {}, files: [labFile] }).url, 'http://lab:2');
+});

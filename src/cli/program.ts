@@ -36,6 +36,7 @@ export interface CliContext {
 interface CommonFlags {
   url?: string;
   token?: string;
+  lab?: string;
   json?: boolean;
 }
 
@@ -71,6 +72,10 @@ export function verb(
     .description(description)
     .option('--url <url>', 'manager URL (default: $SILOBREAK_URL, then the config files)')
     .option('--token <token>', 'manager API token (default: $SILOBREAK_TOKEN, then the config files)')
+    .option(
+      '--lab <lab>',
+      'the lab whose manager to use (default: $SILOBREAK_LAB, then the current lab: silobreak lab use)',
+    )
     .option('--json', 'print API objects as JSON for scripts');
 }
 
@@ -103,11 +108,14 @@ export function act<S extends z.ZodType>(
     const ctx: CliContext = {
       style,
       client: () => {
-        connection ??= resolveConnection({
-          flags: { url: flags.url, token: flags.token },
-          env: process.env,
-          files: configFilePaths(process.env).map((path) => ({ path, content: readConfigFile(path) })),
-        });
+        if (!connection) {
+          connection = resolveConnection({
+            flags: { url: flags.url, token: flags.token, lab: flags.lab },
+            env: process.env,
+            files: configFilePaths(process.env).map((path) => ({ path, content: readConfigFile(path) })),
+          });
+          if (connection.notice) process.stderr.write(`${terminalSafe(connection.notice)}\n`);
+        }
         return new ManagerClient(connection.url, connection.token);
       },
       print: (text) => process.stdout.write(`${terminalSafe(text)}\n`),

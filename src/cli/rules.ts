@@ -57,3 +57,14 @@ export function parseFieldSettings(
   }
   return out;
 }
+
+/** `--unset field` (repeatable): the fields whose overrides go, as a merge patch's nulls. */
+export function parseUnsetFields(names: readonly string[], fields: readonly string[]): Record<string, null> {
+  const out: Record<string, null> = {};
+  for (const name of names) {
+    if (!fields.includes(name))
+      throw new UsageError(`--unset: no setting '${name}'`, `one of: ${fields.join(', ')}`);
+    out[name] = null;
+  }
+  return out;
+}

@@ -392,7 +392,11 @@ test('the guest lives on through a live migration with both workloads running', 
     path: GUEST_WORKLOADS.dirty,
     arg: ['--rate-mib', '20', '--size-mib', '64'],
   });
-  await new Promise((r) => setTimeout(r, 2000));
+  // Both running before the move starts: records on the disk, the dirtier's process up.
+  await waitFor('both workloads to run', 30_000, async () => {
+    const r = await guestRun(source.qga, '/bin/sh', ['-c', `test -s ${records} && pidof sb-dirty`]);
+    return r.exitcode === 0 ? true : undefined;
+  });
 
   // Same devices, same (shared) disk, on the other tap; memory over a local unix socket.
   const socket = path.join(dir, 'migration.sock');

@@ -1,6 +1,7 @@
 import { Command, Option } from 'commander';
-import { LabError, LabInterrupted } from './errors.js';
+import { LabError, LabInterrupted, LabInvalidInput } from './errors.js';
 import { labDown, labExec, labList, labStatus, labUp, type Lab, type LabStatus } from './lab.js';
+import { readCliConfig, useCliContext } from './manager-process.js';
 
 /*
  * `silobreak lab ...`: thin commands over labUp/labDown/labStatus/labExec. Errors are turned into
@@ -192,13 +193,30 @@ export function registerLabCommands(program: Command): void {
       action(async (opts: { json?: boolean }) => {
         const labs = await labList();
         if (opts.json) return void process.stdout.write(JSON.stringify(labs, null, 2) + '\n');
+        const current = (await readCliConfig())?.current;
         const rows = labs.map((l) => [
+          l.name === current ? '*' : '',
           l.name,
           l.index === null ? 'leftover' : String(l.index),
           `${l.agentsRunning}/${l.hosts}`,
           l.managerUrl ?? '-',
         ]);
-        process.stdout.write(table([['LAB', 'INDEX', 'AGENTS', 'MANAGER'], ...rows]));
+        process.stdout.write(table([['CLI', 'LAB', 'INDEX', 'AGENTS', 'MANAGER'], ...rows]));
+      }),
+    );
+
+  lab
+    .command('use')
+    .description("make a lab's manager the one the CLI talks to (like kubectl config use-context)")
+    .argument('<lab>', 'name of the lab')
+    .action(
+      action(async (name: string) => {
+        if (!(await useCliContext(name)))
+          throw new LabInvalidInput(
+            'lab',
+            `no lab '${name}' in the CLI's lab contexts (silobreak lab list shows the labs up)`,
+          );
+        process.stdout.write(`the CLI now uses lab ${name}'s manager\n`);
       }),
     );
 

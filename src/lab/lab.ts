@@ -3,12 +3,20 @@ import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
-import { AgentClient, AgentConfig, DEFAULT_DATASTORE_CLASS, type Vm } from '../api/index.js';
+import {
+  AgentClient,
+  AgentConfig,
+  DEFAULT_DATASTORE_CLASS,
+  LAB_CLI_CONFIG_PATH,
+  ManagerClient,
+  type Vm,
+} from '../api/index.js';
 import {
   LabAlreadyUp,
   LabInvalidInput,
   LabNeedsRoot,
   LabNotFound,
+  LabProcessFailed,
   LabTargetNotFound,
   LabTimeout,
 } from './errors.js';
@@ -227,6 +235,8 @@ async function startAgent(
     fabricAddress: host.fabricAddress,
     stateDir: host.stateDir,
     datastores: [{ name: 'local', path: host.datastorePath, default: true, ...storage }, ...extra],
+    // The host's own directory: `datastore add` may make datastores there, beside its state dir.
+    datastoreRoots: [host.dir],
     vswitches: [{ name: HOST_VSWITCH, bridge: HOST_VSWITCH, uplink: HOST_UPLINK_IF }],
     accelerator,
   } satisfies z.input<typeof AgentConfig>);
@@ -303,7 +313,7 @@ async function startDemoVm(
 ): Promise<LabState['demoVms'][number]> {
   const address = vmAddress(state.index, n);
   const name = `demo-${n}`;
-  await new AgentClient(host.agentUrl, host.token).createVm({
+  const spec = {
     name,
     vcpus: 1,
     memoryMiB: 256,
@@ -311,7 +321,15 @@ async function startDemoVm(
     nics: [{ vswitch: HOST_VSWITCH }],
     guestIp: address.cidr,
     start: true,
-  });
+  };
+  if (state.manager) {
+    // Through the manager, as a user makes a VM: made behind its back, it would be drift.
+    const api = new ManagerClient(state.manager.url, state.manager.token, 60_000);
+    const { job } = await api.createVm({ host: host.name, spec });
+    const done = await api.waitForJob(job.id, 300_000);
+    if (done.state !== 'succeeded')
+      throw new LabProcessFailed(`demo VM ${name} on ${host.name}:`, done.error?.detail ?? done.state, '');
+  } else await new AgentClient(host.agentUrl, host.token).createVm(spec);
   return { name, host: host.name, ip: address.ip };
 }
 
@@ -397,7 +415,14 @@ export async function labUp(options: LabUpOptions = {}): Promise<Lab> {
       );
       if (state.manager) await reconcileHosts(state, state.manager);
     }
-    if (state.manager && opts.cliConfig) await writeCliConfig(state.manager);
+    if (state.manager && opts.cliConfig) {
+      const labs = await writeCliConfig(state.name, state.manager);
+      log(
+        labs.length > 1
+          ? `the CLI now uses this lab's manager (labs up: ${labs.join(', ')}; --lab <lab> or silobreak lab use <lab> picks another)`
+          : `the CLI uses this lab's manager (${LAB_CLI_CONFIG_PATH})`,
+      );
+    }
     log('up');
     return toLab(state);
   } catch (error) {
@@ -445,8 +470,7 @@ async function downOne(name: string): Promise<LabDownReport> {
   );
   const killedPids = await findLabProcesses({ namespaces, dir, knownPids });
   await terminate(killedPids);
-  const index = state?.index ?? [...(await indexClaims())].find(([, owner]) => owner === name)?.[0];
-  if (index !== undefined) await removeCliConfig(planLab({ name, index, hosts: 1 }).managerUrl);
+  await removeCliConfig(name);
   for (const ns of namespaces) await ip('netns', 'delete', ns);
   const links = await removeLinks(linkPattern(labTag(name)));
   await removeLabFiles(name);

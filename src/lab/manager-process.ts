@@ -1,7 +1,13 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { CliConfigFile, LAB_CLI_CONFIG_PATH, ManagerClient } from '../api/index.js';
+import {
+  addContext,
+  CliConfigFile,
+  LAB_CLI_CONFIG_PATH,
+  ManagerClient,
+  removeContext,
+} from '../api/index.js';
 import { spawnDetached, waitUntilAnswers } from './processes.js';
 import type { LabState } from './store.js';
 
@@ -70,21 +76,49 @@ export async function reconcileHosts(state: LabState, manager: ManagerState): Pr
   for (const host of state.hosts) await client.reconcileHost(host.name);
 }
 
-/** Points the CLI at this lab's manager (the file holds an admin token, hence mode 0600). */
-export async function writeCliConfig(manager: ManagerState): Promise<void> {
-  const config: CliConfigFile = { url: manager.url, token: manager.token };
-  await mkdir(path.dirname(LAB_CLI_CONFIG_PATH), { recursive: true });
-  await writeFile(LAB_CLI_CONFIG_PATH, JSON.stringify(config, null, 2) + '\n', { mode: 0o600 });
+/** The lab CLI file as it is now (an unreadable one counts as none: it is rewritten). */
+export async function readCliConfig(): Promise<CliConfigFile | undefined> {
+  try {
+    return CliConfigFile.parse(JSON.parse(await readFile(LAB_CLI_CONFIG_PATH, 'utf8')));
+  } catch {
+    return undefined;
+  }
 }
 
-/** Removes the CLI config only when it points at this lab's manager: another lab may own it. */
-export async function removeCliConfig(managerUrl: string): Promise<boolean> {
-  try {
-    const config = CliConfigFile.parse(JSON.parse(await readFile(LAB_CLI_CONFIG_PATH, 'utf8')));
-    if (config.url !== managerUrl) return false;
-  } catch {
-    return false;
+/** Writes the lab CLI file whole (tmp + rename; it holds admin tokens, hence mode 0600), or removes it. */
+async function saveCliConfig(config: CliConfigFile | undefined): Promise<void> {
+  if (config === undefined) {
+    await rm(LAB_CLI_CONFIG_PATH, { force: true });
+    return;
   }
-  await rm(LAB_CLI_CONFIG_PATH, { force: true });
+  await mkdir(path.dirname(LAB_CLI_CONFIG_PATH), { recursive: true });
+  const tmp = `${LAB_CLI_CONFIG_PATH}.${process.pid}.tmp`;
+  await writeFile(tmp, JSON.stringify(config, null, 2) + '\n', { mode: 0o600 });
+  await rename(tmp, LAB_CLI_CONFIG_PATH);
+}
+
+/**
+ * Adds this lab's manager to the CLI's lab contexts and makes it current (as kind and minikube
+ * switch kubectl's context); returns the labs whose contexts the file now holds.
+ */
+export async function writeCliConfig(lab: string, manager: ManagerState): Promise<string[]> {
+  const next = addContext(await readCliConfig(), lab, { url: manager.url, token: manager.token });
+  await saveCliConfig(next);
+  return Object.keys(next.contexts ?? {}).sort();
+}
+
+/** Removes this lab's context (only its own: another lab's stays, and stays current). */
+export async function removeCliConfig(lab: string): Promise<boolean> {
+  const config = await readCliConfig();
+  if (!config?.contexts?.[lab]) return false;
+  await saveCliConfig(removeContext(config, lab));
+  return true;
+}
+
+/** Makes `lab` the CLI's current lab (`silobreak lab use`); false when no context of that name exists. */
+export async function useCliContext(lab: string): Promise<boolean> {
+  const config = await readCliConfig();
+  if (!config?.contexts?.[lab]) return false;
+  await saveCliConfig({ ...config, current: lab });
   return true;
 }

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { openSync, closeSync } from 'node:fs';
+import { closeSync, fchmodSync, openSync } from 'node:fs';
 import { readdir, readFile, readlink, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { LabProcessFailed } from './errors.js';
@@ -10,11 +10,15 @@ import { sleep } from './system.js';
  * again without trusting pid numbers alone, since a recorded pid may have been reused.
  */
 
-/** Starts a long-lived process in its own session with stdout and stderr appended to `logPath`. */
+/**
+ * Starts a long-lived process in its own session with stdout and stderr appended to `logPath`,
+ * which only its owner may read (an agent's or a manager's log names hosts, VMs and requests).
+ */
 export function spawnDetached(command: string[], logPath: string): number {
   const [file, ...args] = command;
   if (file === undefined) throw new RangeError('empty command');
-  const log = openSync(logPath, 'a');
+  const log = openSync(logPath, 'a', 0o600);
+  fchmodSync(log, 0o600);
   try {
     const child = spawn(file, args, { detached: true, stdio: ['ignore', log, log] });
     child.unref();

@@ -7,10 +7,10 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { ManagerClient, Problem } from '../api/index.js';
+import { ManagerClient, OpenApiDocument, Problem } from '../api/index.js';
 import type { ContractBreach } from '../api/index.js';
 import { startManager, type RunningManager } from './manager.js';
-import { dbSnapshot, rejects, seedHost, testVm } from './test-inventory.js';
+import { dbSnapshot, rejects, seedHost, testMac, testVm } from './test-inventory.js';
 
 /** Answers outside the route table (error codes, and replies against their schemas). */
 const breaches: ContractBreach[] = [];
@@ -78,12 +78,12 @@ after(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-test('create VM: a MAC another host uses, a multicast MAC, repeated disk ids or MACs are 400 naming the field', async () => {
+test('create VM: a MAC another host uses is 409, a multicast MAC, repeated disk ids or MACs 400, each naming the field', async () => {
   const before = await dbSnapshot(manager.db);
   const spec = { name: 'new1', vcpus: 1, memoryMiB: 128 };
   const taken = await rejects(
-    admin.createVm({ host: 'h2', spec: { ...spec, nics: [{ vswitch: 'vmsw0', mac: '52:54:00:00:00:01' }] } }),
-    400,
+    admin.createVm({ host: 'h2', spec: { ...spec, nics: [{ vswitch: 'vmsw0', mac: testMac(1) }] } }),
+    409,
     'spec.nics.0.mac',
   );
   assert.match(taken.message, /already used by VM web1 on host h1/);
@@ -209,7 +209,45 @@ test('malformed URLs, over-long parameters and oversized request heads get probl
   });
   assert.equal(head.status, 431);
   assert.match(head.type, /^application\/problem\+json/);
-  assert.equal(Problem.parse(JSON.parse(head.body)).status, 431);
+  const headProblem = Problem.parse(JSON.parse(head.body));
+  assert.deepEqual(
+    [headProblem.status, headProblem.code, headProblem.title],
+    [431, 'headers-too-large', 'Request header fields too large'],
+  );
+});
+
+test("the HTTP layer's refusals: own codes and titles, as documented; text/plain is 415, not read as JSON", async () => {
+  const before = await dbSnapshot(manager.db);
+  const plain = isProblem(
+    await call('POST', '/api/v1/pools', { body: json({ name: 'from-text' }), type: 'text/plain' }),
+    415,
+    'content-type',
+  );
+  assert.deepEqual([plain.code, plain.title], ['unsupported-media-type', 'Unsupported media type']);
+  const big = isProblem(
+    await call('POST', '/api/v1/pools', { body: json({ name: 'x'.repeat(2 * 1024 * 1024) }) }),
+    413,
+  );
+  assert.deepEqual([big.code, big.title], ['body-too-large', 'Content too large']);
+  const long = isProblem(await call('GET', `/api/v1/vms/${'v'.repeat(5000)}`), 414);
+  assert.deepEqual([long.code, long.title], ['uri-too-long', 'URI too long']);
+  // The bearer rule agents follow too: the scheme in any case.
+  const lower = await fetch(`${manager.url}/api/v1/info`, {
+    headers: { authorization: `bearer ${manager.adminToken}` },
+  });
+  assert.equal(lower.status, 200);
+  // Each status as the document says: its codes and titles.
+  const doc = OpenApiDocument.parse(await admin.openApi());
+  const documented = (status: string) => {
+    const schema = doc.paths['/api/v1/pools']?.post?.responses[status]?.content?.['application/problem+json']
+      ?.schema as { properties: { title: { enum: string[] }; code: { enum: string[] } } };
+    return [schema.properties.code.enum, schema.properties.title.enum];
+  };
+  assert.deepEqual(documented('415'), [[plain.code], [plain.title]]);
+  assert.deepEqual(documented('413'), [[big.code], [big.title]]);
+  assert.deepEqual(documented('414'), [[long.code], [long.title]]);
+  assert.deepEqual(documented('431'), [['headers-too-large'], ['Request header fields too large']]);
+  assert.equal(await dbSnapshot(manager.db), before);
 });
 
 test('a pool description with control characters or bidi overrides is 400 naming it; plain Unicode is fine', async () => {
@@ -424,6 +462,72 @@ test('the OpenAPI document: operationIds, dry-run replies, optional empty bodies
 });
 
 // Last: every answer of the tests above was one the route table declares.
+test('a PUT with null or no body is 400 naming the body, and resets nothing; PATCH merges, null drops one override', async () => {
+  await admin.setPlacementSettings({ holdSeconds: 600, hotIops: 300 });
+  await admin.setStorageThresholds('h1', 'local', { freeWarningPercent: 30 });
+  await admin.setVmPlacement('web1', { priority: 'high', pinned: true, excluded: false, home: null });
+  const before = await dbSnapshot(manager.db, [
+    'placement_config',
+    'storage_thresholds',
+    'vm_placement',
+    'changes',
+  ]);
+  const puts = [
+    '/api/v1/placement/settings',
+    '/api/v1/storage/datastores/h1/local/thresholds',
+    '/api/v1/vms/web1/placement',
+  ];
+  for (const url of puts) {
+    isProblem(await call('PUT', url, { body: 'null' }), 400, 'body');
+    isProblem(await call('PUT', url), 400, 'body');
+    isProblem(await call('PATCH', url, { body: 'null', type: 'application/merge-patch+json' }), 400, 'body');
+    isProblem(await call('PATCH', url), 400, 'body');
+  }
+  // A PUT replaces the VM's settings as a whole: all four, or 400 naming the one left out.
+  isProblem(
+    await call('PUT', '/api/v1/vms/web1/placement', { body: json({ pinned: false }) }),
+    400,
+    'priority',
+  );
+  assert.equal(
+    await dbSnapshot(manager.db, ['placement_config', 'storage_thresholds', 'vm_placement', 'changes']),
+    before,
+  );
+
+  const placed = await admin.patchPlacementSettings({ holdSeconds: 900, hotIops: null });
+  assert.deepEqual(placed.overrides, { holdSeconds: 900 });
+  const thresholds = await admin.patchStorageThresholds('h1', 'local', { freeCriticalPercent: 10 });
+  assert.deepEqual(thresholds.overrides, { freeWarningPercent: 30, freeCriticalPercent: 10 });
+  assert.deepEqual(
+    (await admin.patchStorageThresholds('h1', 'local', { freeWarningPercent: null })).overrides,
+    {
+      freeCriticalPercent: 10,
+    },
+  );
+  const vm = await admin.patchVmPlacement('web1', {
+    pinned: false,
+    home: { host: 'h1', datastore: 'local' },
+  });
+  assert.deepEqual([vm.priority, vm.pinned, vm.home], [75, false, { host: 'h1', datastore: 'local' }]);
+  assert.equal((await admin.patchVmPlacement('web1', { home: null })).home, null);
+  // A merge patch whose result breaks a rule names the field, as a PUT of the result would.
+  isProblem(
+    await call('PATCH', '/api/v1/placement/settings', {
+      body: json({ coolIops: 500 }),
+      type: 'application/merge-patch+json',
+    }),
+    400,
+    'coolIops',
+  );
+  isProblem(
+    await call('PATCH', '/api/v1/vms/web1/placement', { body: json({ home: { host: 'h1' } }) }),
+    400,
+    'home.datastore',
+  );
+  await admin.setPlacementSettings({});
+  await admin.setStorageThresholds('h1', 'local', {});
+});
+
 test('every answer stayed inside the route table', () => {
   assert.deepEqual(breaches, []);
 });

@@ -219,14 +219,27 @@ test('pool placement picks the connected member with room; none with room is 409
   await admin.deletePool('place');
 });
 
-test('reconciliation records what appeared, changed and vanished behind the manager by system', async () => {
+test('what appeared, changed and vanished behind the manager is drift: recorded by agent:<host>, with issues', async () => {
   const host = await hostRow(manager.db, 'h2');
   await applySnapshot(manager.db, host, snapshot('h2', [vm('sneaky', 'running', 7)]));
   let records = (await admin.listChanges({ objectId: vm('sneaky', 'running', 7).id })).items;
   assert.deepEqual(
     records.map((r) => [r.actor, r.action, r.host]),
-    [['system', 'created', 'h2']],
+    [['agent:h2', 'created', 'h2']],
   );
+  const driftOf = async (name: string) =>
+    (await admin.listStorageIssues({ state: 'all', rule: 'drift', limit: 1000 })).items
+      .filter((i) => i.subject.name === name)
+      .map((i) => [i.subject.kind, i.subject.host, i.active, i.message])
+      .reverse();
+  assert.deepEqual(await driftOf('sneaky'), [
+    [
+      'vm',
+      'h2',
+      true,
+      "VM sneaky appeared on host h2: defined on the host's agent directly, not through the manager",
+    ],
+  ]);
   // The same report again changes nothing.
   const count = await changeCount();
   await applySnapshot(
@@ -235,6 +248,7 @@ test('reconciliation records what appeared, changed and vanished behind the mana
     snapshot('h2', [vm('sneaky', 'running', 7)]),
   );
   assert.equal(await changeCount(), count);
+  assert.equal((await driftOf('sneaky')).length, 1);
   await applySnapshot(
     manager.db,
     await hostRow(manager.db, 'h2'),
@@ -249,12 +263,57 @@ test('reconciliation records what appeared, changed and vanished behind the mana
       r.changes.map((c) => `${c.field}:${String(c.before)}->${String(c.after)}`),
     ]),
     [
-      ['system', 'deleted', []],
-      ['system', 'state-changed', ['state:running->stopped']],
-      ['system', 'created', []],
+      ['agent:h2', 'deleted', []],
+      ['agent:h2', 'state-changed', ['state:running->stopped']],
+      ['agent:h2', 'created', []],
+    ],
+  );
+  assert.deepEqual(
+    (await driftOf('sneaky')).map((d) => d[3]),
+    [
+      "VM sneaky appeared on host h2: defined on the host's agent directly, not through the manager",
+      "VM sneaky vanished from host h2: deleted on the host's agent directly, not through the manager",
     ],
   );
   await rejects(admin.getVm('sneaky'), 404);
+});
+
+test("a VM whose name or MAC is another VM's is not adopted: a critical drift issue while it is there", async () => {
+  const h1 = await hostRow(manager.db, 'h1');
+  const h1Vms = [vm('web1', 'running', 1), vm('db1', 'stopped', 2)];
+  const twinName = vm('web1', 'stopped', 60);
+  const twinMac = { ...vm('other', 'stopped', 61), nics: vm('db1', 'stopped', 2).nics };
+  const beforeWeb1 = await admin.getVm('web1');
+  await applySnapshot(manager.db, await hostRow(manager.db, 'h2'), snapshot('h2', [twinName, twinMac]));
+  assert.equal((await admin.getVm('web1')).id, beforeWeb1.id, 'web1 stays the one on h1');
+  await rejects(admin.getVm('other'), 404);
+  const conflicts = async () =>
+    (await admin.listStorageIssues({ state: 'all', rule: 'drift-conflict', limit: 1000 })).items.map((i) => [
+      i.subject.name,
+      i.severity,
+      i.active,
+    ]);
+  assert.deepEqual((await conflicts()).sort(), [
+    ['other', 'critical', true],
+    ['web1', 'critical', true],
+  ]);
+  const [record] = (await admin.listChanges({ objectId: twinMac.id })).items;
+  assert.equal(record?.actor, 'agent:h2');
+  assert.deepEqual(record?.changes[0], { field: 'adopted', before: null, after: false });
+  assert.match(
+    String(record?.changes[1]?.after),
+    /its MAC 52:54:00:00:00:02 is already used by VM db1 on host h1/,
+  );
+  // Polled again: nothing new; once h2 no longer has them, the issues end.
+  const count = await changeCount();
+  await applySnapshot(manager.db, await hostRow(manager.db, 'h2'), snapshot('h2', [twinName, twinMac]));
+  assert.equal(await changeCount(), count);
+  await applySnapshot(manager.db, await hostRow(manager.db, 'h2'), snapshot('h2', []));
+  assert.deepEqual((await conflicts()).sort(), [
+    ['other', 'critical', false],
+    ['web1', 'critical', false],
+  ]);
+  await applySnapshot(manager.db, h1, snapshot('h1', h1Vms));
 });
 
 test('a VM reported by two hosts stays where it is, not where a failed move left an incoming shell', async () => {

@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import type { TokenRole } from '../api/index.js';
+import { bearerToken, type TokenRole } from '../api/index.js';
 import { Forbidden } from './errors.js';
 
 /*
@@ -16,11 +16,8 @@ export function hashSecret(secret: string): string {
   return createHash('sha256').update(secret).digest('hex');
 }
 
-/** The secret of an `Authorization: Bearer <secret>` header, if it is one. */
-export function bearerSecret(header: string | undefined): string | undefined {
-  const match = /^Bearer\s+(\S+)\s*$/i.exec(header ?? '');
-  return match?.[1];
-}
+/** The secret of an `Authorization: Bearer <secret>` header, by the rule agents follow too. */
+export const bearerSecret = bearerToken;
 
 export interface Caller {
   name: string;

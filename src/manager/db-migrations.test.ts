@@ -1,4 +1,4 @@
-// Migration 0004 on a database that already holds change records: each gets its risk and rule.
+// Migrations on databases that already hold rows: 0004 rates change records, 0011 numbers jobs.
 import assert from 'node:assert/strict';
 import Database from 'better-sqlite3';
 import { Kysely, Migrator, SqliteDialect } from 'kysely';
@@ -48,6 +48,175 @@ test('0004 rates the change records made before risks existed', async () => {
       // The VM's state was not recorded then: its NIC counts as a stopped VM's.
       ['nic', 'medium', 'nic-changed'],
     ],
+  );
+  await db.destroy();
+});
+
+test('0011 numbers existing jobs and recommendations by time, then as inserted; new rows get the next number', async () => {
+  // Foreign keys off: recommendations need no VM rows here.
+  const sqlite = new Database(':memory:');
+  sqlite.pragma('foreign_keys = OFF');
+  const db = new Kysely<DB>({ dialect: new SqliteDialect({ database: sqlite }) });
+  const migrator = new Migrator({ db, provider: { getMigrations: async () => ({ ...migrations }) } });
+  assert.equal((await migrator.migrateTo('0009-retained-copies')).error, undefined);
+  const same = '2026-12-07T10:00:00.000Z';
+  const later = '2026-12-07T11:00:00.000Z';
+  const job = (id: string, at: string) => ({
+    id,
+    kind: 'vm-move',
+    state: 'succeeded' as const,
+    target_kind: 'vm',
+    target_id: 'vm-1',
+    target_name: 'web-1',
+    created_by: 'admin',
+    params: '{}',
+    progress: '{}',
+    checkpoint: null,
+    result: null,
+    error: null,
+    cancel_requested: 0,
+    created_at: at,
+    started_at: null,
+    finished_at: null,
+    updated_at: at,
+  });
+  const rec = (id: string, at: string) => ({
+    id,
+    vm_id: 'vm-1',
+    vm_name: 'web-1',
+    kind: 'to-fast',
+    from_host: 'h1',
+    from_datastore: 'ds1',
+    to_host: 'h2',
+    to_datastore: 'fast',
+    to_class: 'fast',
+    reason: '{}',
+    predicted: '{}',
+    state: 'pending' as const,
+    created_at: at,
+    updated_at: at,
+    job_id: null,
+  });
+  // Ids in the opposite order to their insertion, as random ids may come; one row later in time
+  // inserted first.
+  await db
+    .insertInto('jobs')
+    .values([job('zzz', later), job('ccc', same), job('bbb', same), job('aaa', same)])
+    .execute();
+  await db
+    .insertInto('placement_recommendations')
+    .values([rec('zzz', later), rec('ccc', same), rec('bbb', same), rec('aaa', same)])
+    .execute();
+  assert.equal((await migrator.migrateToLatest()).error, undefined);
+  const seqs = async (table: 'jobs' | 'placement_recommendations') =>
+    (await db.selectFrom(table).select(['id', 'seq']).orderBy('seq').execute()).map(
+      (r) => `${r.id}:${r.seq}`,
+    );
+  for (const table of ['jobs', 'placement_recommendations'] as const)
+    assert.deepEqual(await seqs(table), ['ccc:1', 'bbb:2', 'aaa:3', 'zzz:4'], table);
+  // Rows inserted after: the next numbers, in insertion order, within one statement too.
+  await db
+    .insertInto('jobs')
+    .values([job('yyy', same), job('xxx', same)])
+    .execute();
+  await db.insertInto('jobs').values(job('www', same)).execute();
+  await db.insertInto('placement_recommendations').values(rec('yyy', same)).execute();
+  assert.deepEqual((await seqs('jobs')).slice(4), ['yyy:5', 'xxx:6', 'www:7']);
+  assert.deepEqual((await seqs('placement_recommendations')).slice(4), ['yyy:5']);
+});
+
+test('0012 keeps the oldest VM of a name and of a MAC, then the database refuses a second one', async () => {
+  const db = new Kysely<DB>({ dialect: new SqliteDialect({ database: new Database(':memory:') }) });
+  const migrator = new Migrator({ db, provider: { getMigrations: async () => ({ ...migrations }) } });
+  assert.equal((await migrator.migrateTo('0009-retained-copies')).error, undefined);
+  const now = '2026-11-30T10:00:00.000Z';
+  await db
+    .insertInto('hosts')
+    .values({
+      id: 'h1',
+      name: 'h1',
+      agent_url: 'http://h1:1',
+      agent_token: 'x',
+      state: 'connected',
+      pool_id: null,
+      fabric_address: '10.0.0.1',
+      agent_version: '0',
+      qemu_version: '0',
+      accelerator: 'tcg',
+      accelerator_warning: null,
+      cpus: 1,
+      memory_bytes: 1,
+      memory_free_bytes: 1,
+      machine_type: 'q35',
+      cpu_model: 'qemu64',
+      tools_version: null,
+      last_seen_at: now,
+      last_error: null,
+      created_at: now,
+    } as never)
+    .execute();
+  const vm = (id: string, name: string, createdAt: string) => ({
+    id,
+    host_id: 'h1',
+    name,
+    state: 'stopped',
+    pid: null,
+    vcpus: 1,
+    memory_mib: 64,
+    guest_ip: null,
+    guest_gateway: null,
+    machine_type: 'q35',
+    cpu_model: 'qemu64',
+    accelerator: 'tcg' as const,
+    created_at: createdAt,
+    started_at: null,
+    updated_at: now,
+    tools_disk: 0,
+    tools_version: null,
+    tools_started_at: null,
+  });
+  const nic = (vmId: string, mac: string) => ({
+    vm_id: vmId,
+    nic_id: 'net0',
+    position: 0,
+    vswitch: 'sw',
+    mac,
+    tap: 't',
+  });
+  await db
+    .insertInto('vms')
+    .values([
+      vm('a', 'web', '2026-01-01T00:00:00.000Z'),
+      vm('b', 'web', '2026-01-02T00:00:00.000Z'),
+      vm('c', 'db', '2026-01-01T00:00:00.000Z'),
+      vm('d', 'cache', '2026-01-03T00:00:00.000Z'),
+    ])
+    .execute();
+  await db
+    .insertInto('vm_nics')
+    .values([nic('a', '52:54:00:00:00:0a'), nic('c', '52:54:00:00:00:0c'), nic('d', '52:54:00:00:00:0c')])
+    .execute();
+  assert.equal((await migrator.migrateToLatest()).error, undefined);
+  const left = await db.selectFrom('vms').select(['id', 'name']).orderBy('id').execute();
+  assert.deepEqual(
+    left.map((r) => `${r.id} ${r.name}`),
+    ['a web', 'c db'],
+  );
+  // The indexes hold from now on, whoever writes.
+  await assert.rejects(
+    db
+      .insertInto('vms')
+      .values(vm('e', 'web', now))
+      .execute(),
+    /UNIQUE constraint failed: vms.name/,
+  );
+  await db
+    .insertInto('vms')
+    .values(vm('f', 'free', now))
+    .execute();
+  await assert.rejects(
+    db.insertInto('vm_nics').values(nic('f', '52:54:00:00:00:0a')).execute(),
+    /UNIQUE constraint failed: vm_nics.mac/,
   );
   await db.destroy();
 });

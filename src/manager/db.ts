@@ -55,6 +55,11 @@ export interface HostsTable {
   last_seen_at: string;
   last_error: string | null;
   created_at: string;
+  /**
+   * Where the manager has read the agent's change journal up to: `<bootId>:<seq>` (reconcile.ts);
+   * null before the first read.
+   */
+  agent_events: string | null;
 }
 export interface DatastoresTable {
   id: string;
@@ -125,6 +130,11 @@ export interface VmNicsTable {
 }
 export interface JobsTable {
   id: string;
+  /**
+   * Creation order, assigned by the database at insert (migration 0011): lists order by it, not
+   * by created_at, whose millisecond two jobs can share (a tie the random id would then break).
+   */
+  seq: Generated<number>;
   kind: string;
   state: 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
   target_kind: string;
@@ -168,8 +178,8 @@ export interface PendingUndosTable {
   vm_id: string;
   vm_name: string;
   host_id: string;
-  /** An undo step of phases.ts, or `remove-cold-copy` (pending-undos.ts). */
-  step: 'abort-incoming' | 'cancel-source' | 'remove-cold-copy';
+  /** An undo step of phases.ts, or a cold move's `close-cold-export` / `remove-cold-copy` (pending-undos.ts). */
+  step: 'abort-incoming' | 'cancel-source' | 'close-cold-export' | 'remove-cold-copy';
   migration_id: string;
   state: 'pending' | 'done';
   attempts: number;
@@ -218,6 +228,19 @@ export interface VmGenerationsTable {
   generation_id: string;
   host_id: string;
   since: string;
+}
+
+/**
+ * A VM's identity (id, name, MACs) claimed by the job creating it, from the request's acceptance
+ * until the VM's row holds it or the job ends (vm-identity.ts). The primary key makes two
+ * pending creates exclude each other; the unique indexes on vms.name and vm_nics.mac (0012) do the
+ * same for VMs that exist.
+ */
+export interface VmClaimsTable {
+  field: 'id' | 'name' | 'mac';
+  value: string;
+  vm_id: string;
+  job_id: string;
 }
 
 /*
@@ -363,6 +386,8 @@ export interface VmPlacementTable {
 }
 export interface PlacementRecommendationsTable {
   id: string;
+  /** Creation order, assigned at insert (migration 0011): one round's recommendations share created_at. */
+  seq: Generated<number>;
   vm_id: string;
   vm_name: string;
   kind: string;
@@ -445,6 +470,7 @@ export interface DB {
   vm_copies: VmCopiesTable;
   retained_copies: RetainedCopiesTable;
   vm_generations: VmGenerationsTable;
+  vm_claims: VmClaimsTable;
 }
 
 export type Db = Kysely<DB>;
@@ -844,6 +870,57 @@ export const migrations: Readonly<Record<string, Migration>> = {
             primary key (from_host_id, to_host_id)) without rowid`,
         )
         .execute(db);
+    },
+  },
+  '0011-jobs-sequence': {
+    // Lists ordered by a creation time tie within a millisecond (jobs submitted together, one
+    // placement round's recommendations), and the random id then decided their order: a sequence
+    // assigned at insert orders them, and their cursors page on it. Existing rows are numbered
+    // by time, then by rowid (their insertion order).
+    async up(db: Kysely<any>) {
+      for (const table of ['jobs', 'placement_recommendations']) {
+        for (const statement of [
+          `alter table ${table} add column seq integer`,
+          `update ${table} set seq = (select n from (select rowid as r,
+            row_number() over (order by created_at, rowid) as n from ${table}) where r = ${table}.rowid)`,
+          `create unique index ${table}_seq on ${table} (seq)`,
+          // Every insert gets the next number, whichever code path (or test) inserts the row.
+          `create trigger ${table}_seq_assign after insert on ${table} when new.seq is null begin
+            update ${table} set seq = (select coalesce(max(seq), 0) + 1 from ${table})
+            where rowid = new.rowid; end`,
+        ])
+          await sql.raw(statement).execute(db);
+      }
+      await sql
+        .raw('create index placement_recommendations_state_seq on placement_recommendations (state, seq)')
+        .execute(db);
+    },
+  },
+  '0012-fabric-invariants': {
+    // Issue 28: unique VM names and MACs held by the database, not only checked in code. The
+    // fabric's hosts share one VM network (the lab's VM L2), so a MAC is unique across all of
+    // them. A move never makes a second row: the target's VM has the moving VM's id (its row
+    // moves), an incoming shell is a vm_copies row, a retained copy a retained_copies row.
+    async up(db: Kysely<any>) {
+      for (const statement of [
+        // Duplicates a database may hold from before: the oldest VM keeps its name (and MAC); the
+        // others leave the inventory, and the next reconciliation reports them as drift.
+        `delete from vms where id in (select v.id from vms v where exists (select 1 from vms o
+          where o.name = v.name and (o.created_at < v.created_at or (o.created_at = v.created_at and o.id < v.id))))`,
+        `delete from vms where id in (select vm_id from vm_nics group by vm_id, mac having count(*) > 1)`,
+        `delete from vms where id in (select n.vm_id from vm_nics n join vms v on v.id = n.vm_id
+          where exists (select 1 from vm_nics m join vms w on w.id = m.vm_id where m.mac = n.mac
+          and m.vm_id != n.vm_id and (w.created_at < v.created_at or (w.created_at = v.created_at and w.id < v.id))))`,
+        `create unique index vms_name_unique on vms (name)`,
+        `create unique index vm_nics_mac_unique on vm_nics (mac)`,
+        `create table vm_claims (field text not null check (field in ('id', 'name', 'mac')),
+          value text not null, vm_id text not null,
+          job_id text not null references jobs (id) on delete cascade,
+          primary key (field, value)) without rowid`,
+        `create index vm_claims_job on vm_claims (job_id)`,
+        `alter table hosts add column agent_events text`,
+      ])
+        await sql.raw(statement).execute(db);
     },
   },
 };

@@ -42,10 +42,20 @@ test('unknown errors become a 500 without their message or stack', () => {
   assert.doesNotMatch(JSON.stringify(p), /SQLITE|secret|\.ts/);
 });
 
-test('framework 4xx errors keep their status', () => {
-  const p = toProblem({ statusCode: 415, message: 'Unsupported Media Type' });
-  assert.equal(p.status, 415);
-  assert.equal(p.code, 'invalid-input');
+test('framework 4xx errors keep their status, each with its own code and title', () => {
+  for (const [status, code, title] of [
+    [408, 'request-timeout', 'Request timeout'],
+    [413, 'body-too-large', 'Content too large'],
+    [414, 'uri-too-long', 'URI too long'],
+    [415, 'unsupported-media-type', 'Unsupported media type'],
+    [431, 'headers-too-large', 'Request header fields too large'],
+    [400, 'invalid-input', 'Invalid input'],
+  ] as const) {
+    const p = toProblem({ statusCode: status, message: 'refused' });
+    assert.deepEqual([p.status, p.code, p.title], [status, code, title]);
+  }
+  const media = toProblem({ statusCode: 415, code: 'FST_ERR_CTP_INVALID_MEDIA_TYPE', message: 'x' });
+  assert.deepEqual([media.status, media.code, media.field], [415, 'unsupported-media-type', 'content-type']);
 });
 
 test('zod failures name the field and the rule', () => {

@@ -2,6 +2,7 @@ import {
   ApiError,
   describeZodError,
   MANAGER_ERROR_CODES,
+  MANAGER_ERROR_TITLES,
   type ManagerErrorCode,
   type Problem,
 } from '../api/index.js';
@@ -133,23 +134,10 @@ export function agentError(host: string, error: unknown): ManagerError {
   return new HostUnreachable(host, reason);
 }
 
-const TITLES: Record<ManagerErrorCode, string> = {
-  'invalid-input': 'Invalid input',
-  unauthorized: 'Unauthorized',
-  forbidden: 'Forbidden',
-  'not-found': 'Not found',
-  conflict: 'Conflict',
-  'insufficient-capacity': 'Insufficient capacity',
-  'job-finished': 'Job already ended',
-  'host-unreachable': 'Host unreachable',
-  'agent-error': 'Agent error',
-  internal: 'Internal error',
-};
-
 function problemOf(code: ManagerErrorCode, detail: string, field?: string): Problem {
   return {
     type: 'about:blank',
-    title: TITLES[code],
+    title: MANAGER_ERROR_TITLES[code],
     status: MANAGER_ERROR_CODES[code],
     code,
     detail,
@@ -173,27 +161,48 @@ function isHttpish(error: unknown): error is HttpishError {
   );
 }
 
-/** Fastify's refusals of a request body, with the field and rule they stand for. */
-const BODY_ERRORS: Record<string, { field: string; rule: string }> = {
+/** Fastify's refusals of a request body: the code each stands for, the field and the rule. */
+const BODY_ERRORS: Record<string, { code: ManagerErrorCode; field: string; rule: string }> = {
   FST_ERR_CTP_INVALID_JSON_BODY: {
+    code: 'invalid-input',
     field: 'body',
     rule: 'is not valid JSON, or holds a __proto__ or constructor.prototype key',
   },
-  FST_ERR_CTP_EMPTY_JSON_BODY: { field: 'body', rule: 'is empty: send {} (or no content-type)' },
-  FST_ERR_CTP_BODY_TOO_LARGE: { field: 'body', rule: 'is larger than the manager takes (1 MiB)' },
-  FST_ERR_CTP_INVALID_MEDIA_TYPE: { field: 'content-type', rule: 'must be application/json' },
+  FST_ERR_CTP_EMPTY_JSON_BODY: {
+    code: 'invalid-input',
+    field: 'body',
+    rule: 'is empty: send {} (or no content-type)',
+  },
+  FST_ERR_CTP_BODY_TOO_LARGE: {
+    code: 'body-too-large',
+    field: 'body',
+    rule: 'is larger than the manager takes (1 MiB)',
+  },
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: {
+    code: 'unsupported-media-type',
+    field: 'content-type',
+    rule: 'must be application/json (a PATCH may be application/merge-patch+json)',
+  },
+};
+/** The code of a refusal that comes with an HTTP status only (the router's, Node's). */
+const STATUS_CODES: Partial<Record<number, ManagerErrorCode>> = {
+  404: 'not-found',
+  408: 'request-timeout',
+  413: 'body-too-large',
+  414: 'uri-too-long',
+  415: 'unsupported-media-type',
+  431: 'headers-too-large',
 };
 
 /** Maps any thrown value to problem details; unknown errors never leak their message or stack. */
 export function toProblem(error: unknown): Problem {
   if (error instanceof ManagerError) return problemOf(error.code, error.message, error.field);
   if (isHttpish(error) && error.statusCode >= 400 && error.statusCode < 500) {
-    if (error.statusCode === 404) return problemOf('not-found', error.message);
     const body = error.code !== undefined ? BODY_ERRORS[error.code] : undefined;
-    const problem = body
-      ? problemOf('invalid-input', `${body.field}: ${body.rule}`, body.field)
-      : problemOf('invalid-input', error.message);
-    return { ...problem, status: error.statusCode };
+    if (body) return problemOf(body.code, `${body.field}: ${body.rule}`, body.field);
+    const code = STATUS_CODES[error.statusCode];
+    if (code) return problemOf(code, error.message);
+    return { ...problemOf('invalid-input', error.message), status: error.statusCode };
   }
   return problemOf('internal', 'internal error; see the manager log');
 }

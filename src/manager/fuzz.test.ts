@@ -5,7 +5,6 @@
 // or the change log. A real manager on SQLite in a temp dir, no agent; a failure prints the seed
 // (replay it with FUZZ_SEED=<seed>).
 import assert from 'node:assert/strict';
-import { request as httpRequest } from 'node:http';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -17,6 +16,7 @@ import {
   fuzzOperations,
   fuzzSeed,
   operations,
+  sendRaw,
   type Answer,
   type BadRequest,
   type FuzzOperation,
@@ -41,38 +41,8 @@ let viewerSecret: string;
 let ops: FuzzOperation[];
 const internalErrors: string[] = [];
 
-/** The request exactly as generated (node:http, so `..` and stray `%` reach the server raw). */
-function send(request: BadRequest): Promise<Answer> {
-  const url = new URL(manager.url);
-  return new Promise((resolve, reject) => {
-    const req = httpRequest(
-      {
-        host: url.hostname,
-        port: url.port,
-        method: request.method,
-        path: request.url,
-        headers: {
-          ...request.headers,
-          ...(request.body !== undefined ? { 'content-length': Buffer.byteLength(request.body) } : {}),
-        },
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () =>
-          resolve({
-            status: res.statusCode ?? 0,
-            contentType: String(res.headers['content-type'] ?? ''),
-            text: Buffer.concat(chunks).toString('utf8'),
-          }),
-        );
-        res.on('error', reject);
-      },
-    );
-    req.on('error', reject);
-    req.end(request.body);
-  });
-}
+/** The request exactly as generated, over the manager's own HTTP server. */
+const send = (request: BadRequest): Promise<Answer> => sendRaw(manager.url, request);
 
 before(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'sb-manager-fuzz-'));

@@ -1,9 +1,16 @@
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
+import type { z } from 'zod';
 import {
   API_PREFIX,
+  applyMergePatch,
   checkRouteInput,
+  clientErrorReply,
+  MAX_PATH_PARAM_LENGTH,
+  MERGE_PATCH_TYPE,
+  PlacementSettingsOverrides,
+  StorageThresholdOverrides,
+  VmPlacementRequest,
   ContractCheck,
   MANAGER_COMMON_ERRORS,
   type ContractBreach,
@@ -40,6 +47,7 @@ import {
   setThresholds,
 } from './insight/index.js';
 import { isTerminal, type JobRunner } from './jobs.js';
+import { KeyedMutex } from './locks.js';
 import { renderManagerMetrics, storedMoves } from './metrics.js';
 import { retainedBytesOn, type MoveService } from './move/index.js';
 import type { PlacementService } from './placement/index.js';
@@ -79,8 +87,17 @@ const accepted = (reply: FastifyReply, job: JobType) => {
   return { job, url: jobUrl(job.id) };
 };
 
+/** A merged document (a PATCH's result) checked as a PUT of it would be, naming the field at fault. */
+function checkMerged<S extends z.ZodType>(schema: S, merged: unknown): z.output<S> {
+  const checked = schema.safeParse(merged);
+  if (!checked.success) throw InvalidInput.fromZod(checked.error);
+  return checked.data;
+}
+
 function handlers({ db, service, jobs, moves, placement, links, version }: ApiDeps): ManagerHandlers {
   let doc: OpenApiDocument | undefined;
+  // A PATCH reads, merges and writes its document; changes of one document go one at a time.
+  const documents = new KeyedMutex();
   return {
     async getInfo({ caller }) {
       const count = (table: 'hosts' | 'vms') =>
@@ -171,12 +188,27 @@ function handlers({ db, service, jobs, moves, placement, links, version }: ApiDe
     listRetainedCopies: ({ query }) => moves.listRetained(query.vm),
     releaseRetainedCopy: ({ params, caller }) => moves.releaseRetained(caller, params.id),
     setStorageThresholds: ({ params, body, caller }) =>
-      setThresholds(db, { name: caller.name }, params.host, params.datastore, body),
+      documents.run(`thresholds ${params.host}/${params.datastore}`, () =>
+        setThresholds(db, { name: caller.name }, params.host, params.datastore, body),
+      ),
+    patchStorageThresholds: ({ params, body, caller }) =>
+      documents.run(`thresholds ${params.host}/${params.datastore}`, async () => {
+        const { overrides } = await getThresholds(db, params.host, params.datastore);
+        const merged = checkMerged(StorageThresholdOverrides, applyMergePatch(overrides, body));
+        return setThresholds(db, { name: caller.name }, params.host, params.datastore, merged);
+      }),
 
     getPlacementStatus: () => placement.status(),
     getPlacementConfig: () => placement.config(),
     setPlacementMode: ({ body, caller }) => placement.setMode(caller, body.mode),
-    setPlacementSettings: ({ body, caller }) => placement.setSettings(caller, body),
+    setPlacementSettings: ({ body, caller }) =>
+      documents.run('placement settings', () => placement.setSettings(caller, body)),
+    patchPlacementSettings: ({ body, caller }) =>
+      documents.run('placement settings', async () => {
+        const { overrides } = await placement.config();
+        const merged = checkMerged(PlacementSettingsOverrides, applyMergePatch(overrides, body));
+        return placement.setSettings(caller, merged);
+      }),
     evaluatePlacement: () => placement.evaluate(),
     listPlacementRecommendations: ({ query }) => placement.listRecommendations(query),
     applyPlacementRecommendation: async ({ params, caller }, reply) =>
@@ -186,7 +218,20 @@ function handlers({ db, service, jobs, moves, placement, links, version }: ApiDe
     createPlacementSchedule: ({ body, caller }) => placement.addSchedule(caller, body),
     deletePlacementSchedule: ({ params, caller }) => placement.removeSchedule(caller, params.id),
     getVmPlacement: ({ params }) => placement.getVmPlacement(params.vm),
-    setVmPlacement: ({ params, body, caller }) => placement.setVmPlacement(caller, params.vm, body),
+    setVmPlacement: ({ params, body, caller }) =>
+      documents.run(`placement ${params.vm}`, () => placement.setVmPlacement(caller, params.vm, body)),
+    patchVmPlacement: ({ params, body, caller }) =>
+      documents.run(`placement ${params.vm}`, async () => {
+        const current = await placement.getVmPlacement(params.vm);
+        const document = {
+          priority: current.priority,
+          pinned: current.pinned,
+          excluded: current.excluded,
+          home: current.home,
+        };
+        const merged = checkMerged(VmPlacementRequest, applyMergePatch(document, body));
+        return placement.setVmPlacement(caller, params.vm, merged);
+      }),
     suggestPlacement: ({ body }) => placement.suggest(body),
   };
 }
@@ -234,9 +279,6 @@ async function streamJob(
   return reply;
 }
 
-/** Longest path parameter the router hands on; longer ones are refused before any route runs. */
-const MAX_PARAM_LENGTH = 1024;
-
 /** Headers of every reply: no MIME sniffing; nothing of the API kept in a cache (token secrets). */
 function commonHeaders(reply: FastifyReply, url: string): void {
   reply.header('x-content-type-options', 'nosniff');
@@ -244,22 +286,11 @@ function commonHeaders(reply: FastifyReply, url: string): void {
 }
 
 /** Problem details written straight to the socket, for requests Node could not even parse. */
-function clientErrorReply(error: NodeJS.ErrnoException, socket: Duplex): void {
-  if (error.code === 'ECONNRESET' || socket.destroyed) return;
-  const [status, detail] =
-    error.code === 'HPE_HEADER_OVERFLOW'
-      ? [431, 'the request line and headers exceed 16 KiB']
-      : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
-        ? [408, 'the request did not arrive in time']
-        : [400, 'the request is not valid HTTP'];
-  const body = JSON.stringify({ ...toProblem({ statusCode: status, message: detail }), status });
-  if (socket.writable) {
-    socket.write(
-      `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nContent-Type: application/problem+json\r\n` +
-        `Content-Length: ${Buffer.byteLength(body)}\r\nX-Content-Type-Options: nosniff\r\n` +
-        `Cache-Control: no-store\r\nConnection: close\r\n\r\n${body}`,
-    );
-  }
+function clientError(error: NodeJS.ErrnoException, socket: Duplex): void {
+  const reply = socket.destroyed
+    ? undefined
+    : clientErrorReply(error.code, (statusCode, message) => toProblem({ statusCode, message }));
+  if (reply !== undefined && socket.writable) socket.write(reply);
   socket.destroy(error);
 }
 
@@ -283,14 +314,14 @@ export function buildServer(deps: ApiDeps, log: (message: string) => void): Fast
     bodyLimit: 1024 * 1024,
     // Path parameters are validated (and refused naming the field) by the route's schema; the
     // router's own default limit of 100 would answer 414 before the token is even checked.
-    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
-    clientErrorHandler: clientErrorReply,
+    routerOptions: { maxParamLength: MAX_PATH_PARAM_LENGTH },
+    clientErrorHandler: clientError,
     // A malformed URL (e.g. a stray %) or an over-long parameter: problem details, after the token.
     frameworkErrors: (error, request, reply) => {
       const status = error.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 414 : 400;
       const detail =
         status === 414
-          ? `a path segment is longer than ${MAX_PARAM_LENGTH} characters`
+          ? `a path segment is longer than ${MAX_PATH_PARAM_LENGTH} characters`
           : 'the URL is not valid: a % must start an escape such as %25';
       void authenticate(request).then(
         () => sendProblem(request, reply, { statusCode: status, message: detail }),
@@ -298,6 +329,14 @@ export function buildServer(deps: ApiDeps, log: (message: string) => void): Fast
       );
     },
   });
+  // A PATCH body is a JSON merge patch (RFC 7396): its media type is parsed as JSON is. Bodies
+  // are JSON only: text/plain, which Fastify would read, is 415 as every other type is.
+  app.addContentTypeParser(
+    MERGE_PATCH_TYPE,
+    { parseAs: 'string' },
+    app.getDefaultJsonParser('error', 'error'),
+  );
+  app.removeContentTypeParser('text/plain');
   const sendProblem = (request: FastifyRequest, reply: FastifyReply, error: unknown) => {
     const problem = toProblem(error);
     contract.error(request.method, request.routeOptions.url, problem.code);

@@ -25,6 +25,7 @@ import { classify, diffCollections, diffFields } from './diff.js';
 import { Conflict, HostNotFound, NotFound, PoolNotFound, VmNotFound } from './errors.js';
 import { MOVE_JOB_KINDS } from './move/kinds.js';
 import { toolsStatusOfRow } from './tools-status.js';
+import { identityConflicts } from './vm-identity.js';
 
 /*
  * The inventory: reads that turn rows into API objects, and the writes that keep it in step with
@@ -267,6 +268,7 @@ export async function insertHost(
     last_seen_at: now,
     last_error: null,
     created_at: now,
+    agent_events: null,
     ...hostInfoColumns(args.info),
   };
   await tx.insertInto('hosts').values(row).execute();
@@ -997,14 +999,24 @@ export async function removeVms(
   );
 }
 
-/** Brings the whole VM list of a host in step with the agent's. */
+/** A VM a host reports that the inventory does not take: its name or a MAC is another VM's. */
+export interface VmConflict {
+  vm: Vm;
+  reason: string;
+}
+
+/**
+ * Brings the whole VM list of a host in step with the agent's. A reported VM whose name or MAC is
+ * another VM's (vm-identity.ts) is not adopted (nor updated, when known): it is returned, for the
+ * caller to report as drift.
+ */
 export async function syncVms(
   tx: Tx,
   actor: Actor,
   host: HostRow,
   reported: Vm[],
   now: string,
-): Promise<void> {
+): Promise<VmConflict[]> {
   // A VM in a move is reported by both hosts for a while: the move job keeps its row meanwhile.
   const moving = new Set(
     (
@@ -1029,5 +1041,17 @@ export async function syncVms(
     [...stored.values()].filter((s) => !seen.has(s.vm.id)).map((s) => s.vm),
     now,
   );
-  await upsertVms(tx, actor, host, reported, now, stored);
+  const conflicting = await identityConflicts(tx, reported);
+  await upsertVms(
+    tx,
+    actor,
+    host,
+    reported.filter((v) => !conflicting.has(v.id)),
+    now,
+    stored,
+  );
+  return reported.flatMap((vm) => {
+    const reason = conflicting.get(vm.id);
+    return reason === undefined ? [] : [{ vm, reason }];
+  });
 }

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { after, before, test } from 'node:test';
+import { after, before, mock, test } from 'node:test';
 import { z } from 'zod';
 import { ManagerClient, type Job } from '../api/index.js';
 import type { JobHandler } from './jobs.js';
@@ -48,7 +48,13 @@ function testHandlers(): JobHandler<never>[] {
       return { resumedFrom: ctx.checkpoint ?? null };
     },
   };
-  return [gated, resumable] as JobHandler<never>[];
+  const quick: JobHandler<z.infer<typeof Params>> = {
+    kind: 'test-quick',
+    params: Params,
+    resumable: false,
+    run: async (ctx) => ({ label: ctx.params.label }),
+  };
+  return [gated, resumable, quick] as JobHandler<never>[];
 }
 
 async function start(): Promise<void> {
@@ -161,4 +167,25 @@ test('a clean stop ends open event streams and leaves a running job to the next 
   const after = await api.getJob(job.id);
   assert.equal(after.state, 'failed');
   assert.equal(after.error?.code, 'manager-restarted');
+});
+
+test('jobs created in the same millisecond list newest first in the order they were made, page by page', async () => {
+  // The clock stands still while they are submitted: one created_at for all of them.
+  mock.timers.enable({ apis: ['Date'], now: Date.parse('2026-12-07T10:00:00.000Z') });
+  const made: Job[] = [];
+  try {
+    for (let i = 0; i < 8; i++) made.push(await submit(`tie-${i}`, 'test-quick', 'same-ms'));
+  } finally {
+    mock.timers.reset();
+  }
+  assert.equal(new Set(made.map((j) => j.createdAt)).size, 1, 'one creation time for all');
+  const listed: string[] = [];
+  let cursor: string | undefined;
+  do {
+    const page = await api.listJobs({ targetId: 'same-ms', limit: 3, ...(cursor ? { cursor } : {}) });
+    listed.push(...page.items.map((j) => j.id));
+    cursor = page.nextCursor ?? undefined;
+  } while (cursor);
+  assert.deepEqual(listed, made.map((j) => j.id).reverse());
+  for (const job of made) await api.waitForJob(job.id, 20_000);
 });

@@ -14,7 +14,7 @@ import {
 } from '../api/index.js';
 import { SYSTEM, nowIso, recordChanges, type Actor } from './changes.js';
 import { decodeCursor, pageOf } from './cursor.js';
-import type { Db, JobsTable } from './db.js';
+import type { Db, JobsTable, Tx } from './db.js';
 import { InvalidInput, JobFinished, JobNotFound, ManagerError, toProblem } from './errors.js';
 import { KeyedMutex } from './locks.js';
 
@@ -76,7 +76,7 @@ export class JobCancelled extends Error {
 
 type JobRow = Selectable<JobsTable>;
 
-export function jobOf(r: JobRow): Job {
+export function jobOf(r: Omit<JobRow, 'seq'>): Job {
   return {
     id: r.id,
     kind: r.kind,
@@ -103,6 +103,11 @@ export interface SubmitArgs {
   actor: Actor;
   /** Shown in the queued job's progress details from the start (e.g. the chosen host). */
   details?: Record<string, unknown>;
+  /**
+   * Runs in the transaction that queues the job (e.g. claims what the job will make); when it
+   * throws, no job is queued.
+   */
+  within?: (tx: Tx, jobId: string) => Promise<void>;
 }
 
 export class JobRunner {
@@ -130,7 +135,8 @@ export class JobRunner {
     const parsed = handler.params.safeParse(args.params);
     if (!parsed.success) throw InvalidInput.fromZod(parsed.error);
     const now = nowIso();
-    const row: JobRow = {
+    // The row's creation order (seq) is assigned by the database at insert.
+    const row: Omit<JobRow, 'seq'> = {
       id: randomUUID(),
       kind: args.kind,
       state: 'queued',
@@ -154,7 +160,10 @@ export class JobRunner {
       finished_at: null,
       updated_at: now,
     };
-    await this.db.insertInto('jobs').values(row).execute();
+    await this.db.transaction().execute(async (tx) => {
+      await tx.insertInto('jobs').values(row).execute();
+      await args.within?.(tx, row.id);
+    });
     const job = jobOf(row);
     this.events.emit('job', job);
     this.launch(row.id, false);
@@ -167,22 +176,18 @@ export class JobRunner {
     return jobOf(row);
   }
 
-  /** Newest first. */
+  /** Newest first: by creation order (seq), which no two jobs share, unlike a millisecond. */
   async list(q: Omit<JobListQuery, 'limit'> & { limit: number }): Promise<Page<Job>> {
     let query = this.db.selectFrom('jobs').selectAll();
     if (q.state) query = query.where('state', '=', q.state);
     if (q.kind) query = query.where('kind', '=', q.kind);
     if (q.targetId) query = query.where('target_id', '=', q.targetId);
-    if (q.cursor) {
-      const [at, id] = decodeCursor(q.cursor, ['string', 'string']);
-      query = query.where((eb) => eb(eb.refTuple('created_at', 'id'), '<', eb.tuple(String(at), String(id))));
-    }
+    if (q.cursor) query = query.where('seq', '<', decodeCursor(q.cursor, ['int'])[0]);
     const rows = await query
-      .orderBy('created_at', 'desc')
-      .orderBy('id', 'desc')
+      .orderBy('seq', 'desc')
       .limit(q.limit + 1)
       .execute();
-    return pageOf(rows, q.limit, (r) => [r.created_at, r.id], jobOf);
+    return pageOf(rows, q.limit, (r) => [r.seq], jobOf);
   }
 
   /** A queued job is cancelled at once; a running one is asked to stop at its next safe point. */
@@ -213,7 +218,8 @@ export class JobRunner {
       .selectFrom('jobs')
       .selectAll()
       .where('state', 'in', ['queued', 'running'])
-      .orderBy('created_at')
+      // In creation order: jobs on one target queue for it in that order again.
+      .orderBy('seq')
       .execute();
     for (const row of rows) {
       const handler = this.handlers.get(row.kind);

@@ -49,11 +49,11 @@ test('a probe whose agents do not answer: 200 with each failure listed and kept 
       ['h2', 'h1'],
     ],
   );
-  // The sink is asked of the target first: its host is the one named.
-  assert.match(probed.failures[0]?.reason ?? '', /^host h2 is unreachable/);
-  assert.match(probed.failures[1]?.reason ?? '', /^host h1 is unreachable/);
+  // The sender is asked of the source first: its host is the one named.
+  assert.match(probed.failures[0]?.reason ?? '', /^host h1 is unreachable/);
+  assert.match(probed.failures[1]?.reason ?? '', /^host h2 is unreachable/);
   const h1h2 = probed.links.find((l) => l.from === 'h1' && l.to === 'h2');
-  assert.match(h1h2?.probeError?.reason ?? '', /^host h2 is unreachable/);
+  assert.match(h1h2?.probeError?.reason ?? '', /^host h1 is unreachable/);
   assert.equal(h1h2?.figure, null);
   const h1h3 = probed.links.find((l) => l.from === 'h1' && l.to === 'h3');
   assert.equal(h1h3?.probeError, null, 'only the links with `to` were probed');
@@ -65,7 +65,7 @@ test("a move's link: the probe fails, no figure stored: unknown; a caller's figu
   assert.equal(unknown.figure, null);
   assert.match(
     unknown.why,
-    /^link rate unknown: the probe now failed \(host h3 is unreachable: .*\) and no figure is stored$/,
+    /^link rate unknown: the probe now failed \(host h1 is unreachable: .*\) and no figure is stored$/,
   );
   await links.recordMirror(h1.id, h3.id, 0.9e9);
   const fallback = await links.forMove(h1, h3);

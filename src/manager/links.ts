@@ -1,6 +1,6 @@
 /*
  * The fabric knows its links (issue 27): the manager has the agents measure the rate between each
- * ordered pair of hosts (src/api/links.ts: the target opens a sink, the source sends to it) and
+ * ordered pair of hosts (src/api/links.ts: the source opens a sender, the target receives) and
  * keeps one figure per pair, with when and how it was obtained (link-figures.ts has the rules).
  *
  * - When a host joins, each pair with it is probed, both directions, in the background.
@@ -84,14 +84,14 @@ export class LinkService {
   probe(from: HostRow, to: HostRow, durationMs: number = LINK_PROBE_MS.default): Promise<ProbeOutcome> {
     return this.#probes.run('fabric', async () => {
       let outcome: ProbeOutcome;
-      let step: HostRow = to;
+      let step: HostRow = from;
       try {
-        const sink = await new AgentMigrationClient(this.deps.clientFor(to).http).openLinkSink({
+        const sender = await new AgentMigrationClient(this.deps.clientFor(from).http).openLinkSender({
           durationMs,
         });
-        step = from;
-        const result = await new AgentMigrationClient(this.deps.clientFor(from).http).probeLink({
-          sink: { address: sink.address, port: sink.port, secret: sink.secret },
+        step = to;
+        const result = await new AgentMigrationClient(this.deps.clientFor(to).http).probeLink({
+          sender: { address: sender.address, port: sender.port, secret: sender.secret },
           durationMs,
         });
         outcome = {

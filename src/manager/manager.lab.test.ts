@@ -264,12 +264,20 @@ test(
     assert.equal((await api.waitForJob(create.id, 120_000)).state, 'succeeded');
     const { job: start } = await api.startVm('acpi-vm');
     assert.equal((await api.waitForJob(start.id, 120_000)).state, 'succeeded');
-    // The guest handles the ACPI power button once it has booted (its guest agent then answers).
-    await until('the guest to boot', 180_000, () => agent('h1').client.guestInfo('acpi-vm'));
-    const { job: shutdown } = await api.shutdownVm('acpi-vm', 60);
+    // The guest handles the ACPI power button once its acpid runs: its boot starts acpid right
+    // after the guest agent, so a press as soon as the agent answers can come too early.
+    await until('acpid in the guest', 180_000, async () => {
+      const r = await agent('h1').client.guestExec('acpi-vm', ['/bin/sh', '-c', 'pidof acpid'], 10);
+      return r.exitCode === 0 ? true : undefined;
+    });
+    const timeoutSeconds = 60;
+    const { job: shutdown } = await api.shutdownVm('acpi-vm', timeoutSeconds);
     const done = await api.waitForJob(shutdown.id, 150_000);
     assert.equal(done.state, 'succeeded', JSON.stringify(done.error));
     assert.equal((done.result as { state?: string } | undefined)?.state, 'stopped');
+    // Clean: the guest powered itself off; after the timeout the agent would have forced it off.
+    const tookMs = Date.parse(done.finishedAt ?? '') - Date.parse(done.startedAt ?? '');
+    assert.ok(tookMs < timeoutSeconds * 1000, `the shutdown took ${tookMs} ms: forced off, not clean`);
     const vm = await api.getVm('acpi-vm');
     const mine = (await changesOf(vm.id)).filter((c) => c.actor === 'admin');
     assert.deepEqual(
@@ -286,7 +294,7 @@ test(
 );
 
 test(
-  'a VM made or removed directly on an agent shows up by reconciliation, recorded by system',
+  'a VM made or removed directly on an agent shows up by reconciliation as drift, recorded by agent:<host>',
   { timeout: 240_000 },
   async () => {
     const created = await agent('h1').client.createVm({
@@ -301,7 +309,7 @@ test(
     assert.equal(seen.host, 'h1');
     assert.deepEqual(
       (await changesOf(created.id)).map((c) => [c.actor, c.action]),
-      [['system', 'created']],
+      [['agent:h1', 'created']],
     );
     await agent('h1').client.deleteVm('side-vm', true);
     await until('side-vm gone from the inventory', 30_000, async () =>
@@ -310,9 +318,14 @@ test(
     assert.deepEqual(
       (await changesOf(created.id)).map((c) => [c.actor, c.action]),
       [
-        ['system', 'deleted'],
-        ['system', 'created'],
+        ['agent:h1', 'deleted'],
+        ['agent:h1', 'created'],
       ],
+    );
+    const drift = (await api.listStorageIssues({ rule: 'drift', state: 'all', limit: 1000 })).items;
+    assert.deepEqual(
+      drift.filter((i) => i.subject.name === 'side-vm').map((i) => i.message.split(':')[0]),
+      ['VM side-vm vanished from host h1', 'VM side-vm appeared on host h1'],
     );
   },
 );
@@ -326,8 +339,9 @@ test(
       spec: { name: 'kill-vm', vcpus: 1, memoryMiB: 128, disks: [], start: true },
     });
     assert.equal((await api.waitForJob(create.id, 200_000)).state, 'succeeded');
-    // Right after start the guest has no ACPI daemon yet, so a shutdown takes seconds at least.
-    const { job } = await api.shutdownVm('kill-vm', 20);
+    // Right after start the guest has no ACPI daemon yet, so the shutdown lasts its timeout: the
+    // agent forces the VM off after 10 s (the clean-up after the file waits for that).
+    const { job } = await api.shutdownVm('kill-vm', 10);
     await until('the shutdown job to run', 30_000, async () =>
       (await api.getJob(job.id)).state === 'running' ? true : undefined,
     );

@@ -34,16 +34,15 @@ import {
   insertHost,
   poolRow,
   syncDatastores,
-  syncVms,
-  syncVSwitches,
   vmObject,
   type HostRow,
 } from './inventory.js';
 import type { JobRunner } from './jobs.js';
 import type { KeyedMutex } from './locks.js';
-import { fetchSnapshot, type Reconciler } from './reconcile.js';
+import { applyReport, fetchSnapshot, type Reconciler } from './reconcile.js';
 import type { SecretBox } from './secrets.js';
 import type { LinkService } from './links.js';
+import { claimVmIdentity, withFreeMacs } from './vm-identity.js';
 import { placeInPool, prepareCreate } from './vm-jobs.js';
 
 /*
@@ -247,17 +246,15 @@ export class ManagerService {
       throw failed;
     }
     const id = await db.transaction().execute(async (tx) => {
-      const now = nowIso();
       const host = await insertHost(tx, actorOf(caller), {
         agentUrl,
         agentToken: this.deps.secrets.seal(req.token),
         info: snapshot.info,
         poolId: pool?.id ?? null,
       });
-      // What the host already has was not made by this call: it is observed, as by reconciliation.
-      await syncDatastores(tx, SYSTEM, host, snapshot.datastores, now);
-      await syncVSwitches(tx, SYSTEM, host, snapshot.vswitches, now);
-      await syncVms(tx, SYSTEM, host, snapshot.vms, now);
+      // What the host already has was not made by this call: it is observed (by `system`), and
+      // its journal's past is not drift. A VM whose name or MAC is another's is, all the same.
+      await applyReport(tx, host, snapshot, { joining: true });
       return host.id;
     });
     // The measured capability of each datastore (a probe of ~2 s each, one after the other, in the
@@ -442,13 +439,17 @@ export class ManagerService {
       const pool = await poolRow(db, req.pool ?? '', 'pool');
       host = await placeInPool(db, pool.id, pool.name, spec);
     }
-    const prepared = await prepareCreate(db, host, spec);
+    // NICs without a MAC get one free on the whole fabric now, so that it is claimed with the rest.
+    const prepared = await withFreeMacs(db, await prepareCreate(db, host, spec));
+    const id = prepared.id ?? randomUUID();
     return this.deps.jobs.submit({
       kind: 'vm-create',
-      target: vmObject({ id: prepared.id ?? '', name: prepared.name }),
-      params: { hostId: host.id, spec: prepared },
+      target: vmObject({ id, name: prepared.name }),
+      params: { hostId: host.id, spec: { ...prepared, id } },
       actor: actorOf(caller),
       details: { host: host.name },
+      // The name and MACs are the database's to hold: of concurrent requests, one is queued.
+      within: (tx, jobId) => claimVmIdentity(tx, jobId, { ...prepared, id }),
     });
   }
 

@@ -12,7 +12,10 @@ import type { Db } from './db.js';
 import { insertHost } from './inventory.js';
 import { applySnapshot, type AgentSnapshot } from './reconcile.js';
 
-/** A VM with one qcow2 disk on datastore `local` and one NIC on vswitch `vmsw0`; `i` makes its id. */
+/**
+ * A VM with one qcow2 disk on datastore `local` and one NIC on vswitch `vmsw0`; `i` makes its id
+ * and its MAC (both unique on the fabric, as the database holds them).
+ */
 export const testVm = (name: string, state: Vm['state'] = 'stopped', i = 0): Vm => ({
   id: `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`,
   name,
@@ -30,12 +33,18 @@ export const testVm = (name: string, state: Vm['state'] = 'stopped', i = 0): Vm 
       nodeName: 'root-fmt',
     },
   ],
-  nics: [{ id: 'net0', vswitch: 'vmsw0', mac: '52:54:00:00:00:01', tap: 'tap0' }],
+  nics: [{ id: 'net0', vswitch: 'vmsw0', mac: testMac(i), tap: 'tap0' }],
   machineType: 'pc-q35-7.2',
   cpuModel: 'qemu64',
   accelerator: 'tcg',
   createdAt: '2026-01-01T00:00:00.000Z',
 });
+
+/** The MAC of testVm(…, i): 52:54:00:00:HH:LL. */
+export function testMac(i: number): string {
+  const hex = (b: number) => b.toString(16).padStart(2, '0');
+  return `52:54:00:00:${hex((i >> 8) & 255)}:${hex(i & 255)}`;
+}
 
 /** What an agent named `name` would report: datastore `local`, vswitch `vmsw0`, these VMs. */
 export function agentSnapshot(name: string, vms: Vm[]): AgentSnapshot {
@@ -67,7 +76,7 @@ export function agentSnapshot(name: string, vms: Vm[]): AgentSnapshot {
   };
 }
 
-/** A host "joined" at a loopback port where nothing listens, with its report applied. */
+/** A host "joined" at a loopback port where nothing listens, with its report applied as at a join. */
 export async function seedHost(db: Db, name: string, port: number, vms: Vm[]): Promise<void> {
   const snap = agentSnapshot(name, vms);
   const row = await db.transaction().execute((tx) =>
@@ -78,7 +87,7 @@ export async function seedHost(db: Db, name: string, port: number, vms: Vm[]): P
       poolId: null,
     }),
   );
-  await applySnapshot(db, row, snap);
+  await applySnapshot(db, row, snap, { joining: true });
 }
 
 type Table = Parameters<Db['selectFrom']>[0] & string;

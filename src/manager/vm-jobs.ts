@@ -9,10 +9,11 @@ import {
 } from '../api/index.js';
 import { nowIso, type Actor } from './changes.js';
 import type { Db } from './db.js';
-import { agentError, Conflict, InsufficientCapacity, InvalidInput } from './errors.js';
+import { agentError, InsufficientCapacity, InvalidInput } from './errors.js';
 import { getVm, hostRow, removeVms, upsertVms, type HostRow } from './inventory.js';
 import type { JobHandler } from './jobs.js';
 import type { KeyedMutex } from './locks.js';
+import { releaseVmClaims } from './vm-identity.js';
 
 /*
  * The VM jobs: create, start, shutdown, stop, delete. Each calls the VM's agent while holding the
@@ -61,37 +62,16 @@ export const CreateVmParams = z.object({ hostId: z.uuid(), spec: VmSpec });
 export type CreateVmParams = z.infer<typeof CreateVmParams>;
 
 /**
- * Checks a create request against the chosen host's inventory and fills in what the manager
- * decides: the VM id and the default datastore of disks that name none. Throws naming the field.
+ * Checks a create request against the chosen host's inventory and fills in the default datastore
+ * of disks that name none. Throws naming the field.
  */
 export async function prepareCreate(db: Db, host: HostRow, spec: ValidVmSpec): Promise<ValidVmSpec> {
-  const [datastores, vswitches, sameName] = await Promise.all([
+  // The VM's id, name and MACs are checked where they are claimed (vm-identity.ts), in the
+  // transaction that queues the job.
+  const [datastores, vswitches] = await Promise.all([
     db.selectFrom('datastores').select(['name', 'is_default']).where('host_id', '=', host.id).execute(),
     db.selectFrom('vswitches').select('name').where('host_id', '=', host.id).execute(),
-    db.selectFrom('vms').select('id').where('name', '=', spec.name).executeTakeFirst(),
   ]);
-  if (sameName) throw new Conflict(`spec.name: a VM named ${spec.name} already exists`, 'spec.name');
-  if (spec.id && (await db.selectFrom('vms').select('id').where('id', '=', spec.id).executeTakeFirst())) {
-    throw new Conflict(`spec.id: a VM with id ${spec.id} already exists`, 'spec.id');
-  }
-  // The VM network is shared by every host: a MAC used by any VM the manager knows is taken.
-  const macs = spec.nics.flatMap((n) => (n.mac ? [n.mac] : []));
-  if (macs.length) {
-    const used = await db
-      .selectFrom('vm_nics')
-      .innerJoin('vms', 'vms.id', 'vm_nics.vm_id')
-      .innerJoin('hosts', 'hosts.id', 'vms.host_id')
-      .select(['vm_nics.mac', 'vms.name as vm', 'hosts.name as host'])
-      .where('vm_nics.mac', 'in', macs)
-      .executeTakeFirst();
-    if (used) {
-      const field = `spec.nics.${spec.nics.findIndex((n) => n.mac === used.mac)}.mac`;
-      throw new InvalidInput(
-        `${field}: ${used.mac} is already used by VM ${used.vm} on host ${used.host} (MACs are unique on the shared VM network)`,
-        field,
-      );
-    }
-  }
   if (host.state !== 'connected') {
     throw new InvalidInput(`host: ${host.name} is unreachable (${host.last_error ?? 'no answer'})`, 'host');
   }
@@ -126,7 +106,7 @@ export async function prepareCreate(db: Db, host: HostRow, spec: ValidVmSpec): P
       'spec.memoryMiB',
     );
   }
-  return { ...spec, id: spec.id ?? crypto.randomUUID(), disks };
+  return { ...spec, disks };
 }
 
 /**
@@ -184,7 +164,21 @@ function createHandler(deps: VmJobDeps): JobHandler<CreateVmParams> {
         percent: 10,
         message: `creating ${spec.name} with ${disks} disk${disks === 1 ? '' : 's'}${spec.start ? ' and starting it' : ''}`,
       });
-      await onHost(deps, hostId, (client) => client.createVm(spec), storeVm(deps, ctx.actor));
+      try {
+        await onHost(
+          deps,
+          hostId,
+          (client) => client.createVm(spec),
+          (host, vm) =>
+            deps.db.transaction().execute(async (tx) => {
+              await upsertVms(tx, ctx.actor, host, [vm], nowIso());
+              await releaseVmClaims(tx, ctx.jobId);
+            }),
+        );
+      } finally {
+        // Failed: the name and MACs are free again (done already when the VM was stored).
+        await releaseVmClaims(deps.db, ctx.jobId);
+      }
       return getVm(deps.db, spec.id ?? spec.name);
     },
   };

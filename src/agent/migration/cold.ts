@@ -2,34 +2,88 @@
  * Cold moves of a stopped VM (the manager drives them; nothing runs in the guest): the source
  * exports each disk read-only over NBD (qemu-nbd on the fabric address; its shared read lock keeps
  * the VM from being started meanwhile), the target defines the VM with empty disks through the
- * usual VM API and copies every disk from those exports into its images (qemu-img convert, zero
- * areas skipped, disks in parallel), then the source closes its exports and the manager deletes
- * the source VM. The exports use their own port range, apart from the live moves' allocator.
+ * usual VM API and copies every disk from those exports into its images in the background
+ * (qemu-img convert, zero areas skipped, disks in parallel) while the manager follows it, then the
+ * source closes its exports and the manager deletes the source VM. The exports use their own port
+ * range, apart from the live moves' allocator.
+ *
+ * Nothing of a cold move outlives it, as for live moves (service.ts): a copy that receives no byte
+ * for the move's stall window stops (a cut link would otherwise hang a read for as long as TCP
+ * retries, a quarter of an hour), a copy that fails or is stopped removes its half-made VM, a
+ * running copy no manager asked about for the host's orphanMoveSeconds is stopped as an orphan,
+ * and each side keeps a journal of its qemu-nbd / qemu-img processes so that a restarted agent
+ * ends the ones its predecessor left (and removes the half-made VM of a copy it can no longer
+ * finish).
  */
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
+import path from 'node:path';
 import { promisify } from 'node:util';
+import { z } from 'zod';
 import type {
   agentColdMoveRoutes,
   ColdClosed,
-  ColdCopied,
   ColdCopyRequest,
+  ColdCopyStatus,
   ColdExport,
+  MigrationState,
   RouteHandlers,
 } from '../../api/index.js';
 import type { AgentCore } from '../core.js';
 import { HostCommandFailed, InvalidInput, VmStateConflict } from '../errors.js';
-import { MigrationConflict } from './errors.js';
+import { MigrationConflict, MigrationFailed, MigrationNotFound } from './errors.js';
 import { PortAllocator, type PortLease } from './ports.js';
 import type { AgentRoutePlugin } from '../server.js';
 
 const run = promisify(execFile);
 const READY_MS = 15_000;
+/** How often a copy counts the bytes it received (against its stall window). */
+const WATCH_MS = 1000;
+/** How often running copies are checked for a manager that stopped asking (capped by the setting). */
+const ORPHAN_SWEEP_MS = 30_000;
+const errorText = (error: unknown) => (error instanceof Error ? error.message : String(error));
+
+/** A side's processes of one cold move, so a restarted agent can end them. */
+const Journal = z.object({
+  role: z.enum(['source', 'target']),
+  vmName: z.string(),
+  /** Target: the id of the VM the copy goes into (removed only while it is still that VM). */
+  vmId: z.string().optional(),
+  /** Each process with the image it works on (checked in /proc before it is killed). */
+  processes: z.array(z.object({ pid: z.number().int(), image: z.string() })),
+});
+type Journal = z.infer<typeof Journal>;
 
 interface Exported {
   vmName: string;
   processes: ChildProcess[];
   leases: PortLease[];
+}
+
+interface Copy {
+  id: string;
+  vmName: string;
+  vmId: string;
+  state: MigrationState;
+  error?: { code: string; detail: string };
+  startedAt: string;
+  finishedAt?: string;
+  children: ChildProcess[];
+  /** Per disk: how far qemu-img got (its -p output) and the disk's size, for the percentage. */
+  percents: number[];
+  sizes: number[];
+  /** `host:port` of each export, to count the bytes received from them. */
+  endpoints: Set<string>;
+  receivedBytes: number;
+  /** The last count, and when it was taken. */
+  counted: number;
+  countedAt: number;
+  lastMovedAt: number;
+  lastContactAt: number;
+  /** Why the copy was stopped before its processes ended by themselves. */
+  stopped?: { state: 'failed' | 'cancelled'; error?: MigrationFailed };
+  settled: Promise<void>;
 }
 
 async function answers(host: string, port: number): Promise<boolean> {
@@ -42,11 +96,67 @@ async function answers(host: string, port: number): Promise<boolean> {
   });
 }
 
+/** `host:port` of an `nbd://host:port/name` URI. */
+export function nbdEndpoint(uri: string): string {
+  const url = new URL(uri);
+  return `${url.hostname}:${url.port || '10809'}`;
+}
+
+/**
+ * The bytes received on the TCP connections to `endpoints`, from `ss -tinH` output (a socket's line
+ * names its peer, the indented line after it carries `bytes_received:`). IPv4-mapped peers count
+ * as their IPv4 address.
+ */
+export function bytesReceivedFrom(ssOutput: string, endpoints: ReadonlySet<string>): number {
+  let total = 0;
+  let counting = false;
+  for (const line of ssOutput.split('\n')) {
+    if (line.trim() === '') continue;
+    if (!/^\s/.test(line)) {
+      const peer = (line.trim().split(/\s+/)[4] ?? '').replace(/^\[(?:::ffff:)?([^\]]+)\]/, '$1');
+      counting = endpoints.has(peer);
+      continue;
+    }
+    const received = counting ? /\bbytes_received:(\d+)/.exec(line) : null;
+    if (received) total += Number(received[1]);
+  }
+  return total;
+}
+
+/** The last percentage in qemu-img's `-p` output, e.g. `    (42.17/100%)\r`. */
+export function lastPercent(output: string): number | undefined {
+  const all = [...output.matchAll(/\((\d+(?:\.\d+)?)\/100%\)/g)];
+  const last = all.at(-1)?.[1];
+  return last === undefined ? undefined : Math.min(100, Number(last));
+}
+
 export class ColdMoves {
   readonly #exports = new Map<string, Exported>();
+  readonly #copies = new Map<string, Copy>();
   readonly #ports = new PortAllocator([50000, 50999]);
+  #sweepTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly core: AgentCore) {}
+
+  get #dir(): string {
+    return path.join(this.core.config.stateDir, 'cold-moves');
+  }
+
+  /** `<id>.<role>.json`: both sides of a move between two datastores of one host can be here. */
+  #journalFile(id: string, role: Journal['role']): string {
+    return path.join(this.#dir, `${id}.${role}.json`);
+  }
+
+  async #writeJournal(id: string, journal: Journal): Promise<void> {
+    await mkdir(this.#dir, { recursive: true, mode: 0o700 });
+    await writeFile(this.#journalFile(id, journal.role), JSON.stringify(journal));
+  }
+
+  async #dropJournal(id: string, role: Journal['role']): Promise<void> {
+    await rm(this.#journalFile(id, role), { force: true });
+  }
+
+  // ---- source ----
 
   /** Source: exports the stopped VM's disks read-only. */
   async export(vmName: string, migrationId: string): Promise<ColdExport> {
@@ -60,6 +170,7 @@ export class ColdMoves {
     this.#exports.set(migrationId, entry);
     try {
       const disks = [];
+      const journal: Journal = { role: 'source', vmName, processes: [] };
       for (const disk of runtime.def.disks) {
         const lease = await this.#ports.allocate(address);
         entry.leases.push(lease);
@@ -82,6 +193,8 @@ export class ColdMoves {
           { stdio: 'ignore' },
         );
         entry.processes.push(child);
+        if (child.pid !== undefined) journal.processes.push({ pid: child.pid, image: disk.path });
+        await this.#writeJournal(migrationId, journal);
         const deadline = Date.now() + READY_MS;
         while (!(await answers(address, lease.port))) {
           if (child.exitCode !== null || Date.now() > deadline) {
@@ -93,48 +206,322 @@ export class ColdMoves {
       }
       return { migrationId, disks };
     } catch (error) {
-      this.close(migrationId);
+      await this.close(migrationId);
       throw error;
     }
   }
 
-  /** Source: stops the exports (idempotent). */
-  close(migrationId: string): ColdClosed {
-    const entry = this.#exports.get(migrationId);
-    if (!entry) return { migrationId, closed: false };
-    for (const child of entry.processes) if (child.exitCode === null) child.kill('SIGTERM');
-    for (const lease of entry.leases) lease.release();
-    this.#exports.delete(migrationId);
-    return { migrationId, closed: true };
-  }
+  // ---- target ----
 
-  /** Target: copies every disk of the (stopped, just defined) VM from the source's exports. */
-  async copy(vmName: string, { disks }: ColdCopyRequest): Promise<ColdCopied> {
+  /**
+   * Target: starts copying every disk of the (stopped, just defined) VM from the source's exports;
+   * follow it with status(), stop it with close().
+   */
+  async copy(vmName: string, request: z.output<typeof ColdCopyRequest>): Promise<ColdCopyStatus> {
+    const { migrationId, disks } = request;
     const runtime = this.core.vms.runtime(vmName);
     if (runtime.active) throw new VmStateConflict(vmName, 'running', 'copy disks into');
-    const jobs = disks.map((source, i) => {
+    // (Its exports may be on this host too: a move between two datastores of one host.)
+    if (this.#copies.has(migrationId)) throw new MigrationConflict(`cold move ${migrationId} exists already`);
+    const busy = [...this.#copies.values()].find((c) => c.vmName === vmName && c.state === 'running');
+    if (busy) throw new MigrationConflict(`VM "${vmName}" is already being copied (cold move ${busy.id})`);
+    const targets = disks.map((source, i) => {
       const disk = runtime.def.disks.find((d) => d.id === source.diskId);
       if (!disk)
         throw new InvalidInput(
           `disks.${i}.diskId: VM "${vmName}" has no disk "${source.diskId}"`,
           `disks.${i}.diskId`,
         );
+      return { source, disk };
+    });
+    const now = Date.now();
+    let settle: () => void = () => undefined;
+    const copy: Copy = {
+      id: migrationId,
+      vmName,
+      vmId: runtime.def.id,
+      state: 'running',
+      startedAt: new Date(now).toISOString(),
+      children: [],
+      percents: targets.map(() => 0),
+      sizes: targets.map((t) => t.disk.sizeBytes),
+      endpoints: new Set(targets.map((t) => nbdEndpoint(t.source.uri))),
+      receivedBytes: 0,
+      counted: 0,
+      countedAt: 0,
+      lastMovedAt: now,
+      lastContactAt: now,
+      settled: new Promise<void>((resolve) => (settle = resolve)),
+    };
+    this.#copies.set(migrationId, copy);
+    const exits = targets.map(({ source, disk }, i) => {
       // -n: into the image the VM definition created; --target-is-zero: a fresh image reads as
-      // zeroes, so zero areas of the source are skipped and the copy stays thin.
-      return run(
+      // zeroes, so zero areas of the source are skipped and the copy stays thin; -p: how far it is.
+      const child = spawn(
         'qemu-img',
-        ['convert', '-n', '--target-is-zero', '-f', 'raw', '-O', disk.format, source.uri, disk.path],
-        { timeout: 6 * 3600_000 },
-      ).catch((error: unknown) => {
-        throw new HostCommandFailed('qemu-img convert', `disk ${disk.id}: ${String(error)}`);
+        ['convert', '-p', '-n', '--target-is-zero', '-f', 'raw', '-O', disk.format, source.uri, disk.path],
+        { stdio: ['ignore', 'pipe', 'pipe'] },
+      );
+      copy.children.push(child);
+      let stderr = '';
+      child.stdout.on('data', (chunk: Buffer) => {
+        const percent = lastPercent(chunk.toString());
+        if (percent === undefined) return;
+        copy.percents[i] = percent;
+        // A count at each step too: a copy shorter than the watch's period is still counted.
+        void this.#count(copy);
+      });
+      child.stderr.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-2000)));
+      return new Promise<string | undefined>((resolve) => {
+        child.once('error', (error) => resolve(`disk ${disk.id}: ${error.message}`));
+        child.once('close', (code, signal) => {
+          if (code === 0) resolve(undefined);
+          else resolve(`disk ${disk.id}: ${stderr.trim() || `exit ${code ?? signal ?? 'unknown'}`}`);
+          // One disk failed: the others cannot make a usable VM.
+          if (code !== 0) this.#stop(copy, { state: 'failed' });
+        });
       });
     });
-    await Promise.all(jobs);
-    return { vmName, copiedDisks: disks.map((d) => d.diskId) };
+    await this.#writeJournal(migrationId, {
+      role: 'target',
+      vmName,
+      vmId: copy.vmId,
+      processes: copy.children.flatMap((c, i) =>
+        c.pid === undefined ? [] : [{ pid: c.pid, image: targets[i]?.disk.path ?? '' }],
+      ),
+    });
+    const stallMs = request.stallWindowSeconds * 1000;
+    const watch = setInterval(() => void this.#watch(copy, stallMs), WATCH_MS);
+    void Promise.all(exits)
+      .then((failures) => this.#settle(copy, failures))
+      .catch((error: unknown) =>
+        this.core.log.warn('cold copy: settling failed', { error: errorText(error) }),
+      )
+      .finally(() => {
+        clearInterval(watch);
+        settle();
+      });
+    this.core.log.info('cold copy started', { migration: migrationId, vm: vmName, disks: disks.length });
+    return this.status(migrationId);
   }
 
-  closeAll(): void {
-    for (const id of [...this.#exports.keys()]) this.close(id);
+  /**
+   * Counts the bytes received on the connections to the exports (at most every 200 ms); a change
+   * is progress. False when they could not be counted.
+   */
+  async #count(copy: Copy): Promise<boolean> {
+    const now = Date.now();
+    if (now - copy.countedAt < 200) return true;
+    copy.countedAt = now;
+    let received: number;
+    try {
+      received = bytesReceivedFrom((await run('ss', ['-tinH'], { timeout: 5000 })).stdout, copy.endpoints);
+    } catch {
+      return false;
+    }
+    if (received !== copy.counted) {
+      copy.counted = received;
+      copy.receivedBytes = Math.max(copy.receivedBytes, received);
+      copy.lastMovedAt = Date.now();
+    }
+    return true;
+  }
+
+  /** No byte received for the stall window stops the copy. */
+  async #watch(copy: Copy, stallMs: number): Promise<void> {
+    if (copy.state !== 'running' || copy.stopped) return;
+    // Not measurable this round: no verdict either way.
+    if (!(await this.#count(copy))) return;
+    const now = Date.now();
+    if (now - copy.lastMovedAt >= stallMs) {
+      const seconds = Math.round((now - copy.lastMovedAt) / 1000);
+      this.core.log.warn('cold copy stalled: stopping it', { migration: copy.id, vm: copy.vmName, seconds });
+      this.#stop(copy, {
+        state: 'failed',
+        error: new MigrationFailed(
+          `stalled: no byte from the source's exports for ${seconds} s`,
+          'copy',
+          'migration-stalled',
+        ),
+      });
+    }
+  }
+
+  #stop(copy: Copy, why: NonNullable<Copy['stopped']>): void {
+    copy.stopped ??= why;
+    for (const child of copy.children)
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  }
+
+  /** The copy's end: completed, or failed/cancelled with its half-made VM removed. */
+  async #settle(copy: Copy, failures: (string | undefined)[]): Promise<void> {
+    const failed = failures.filter((f): f is string => f !== undefined);
+    if (!copy.stopped && failed.length === 0) {
+      // The journal goes first: a restart after this must not take the finished copy for a half-made one.
+      await this.#dropJournal(copy.id, 'target');
+      this.#finish(copy, 'completed');
+      this.core.log.info('cold copy completed', { migration: copy.id, vm: copy.vmName });
+      return;
+    }
+    const state = copy.stopped?.state ?? 'failed';
+    const error =
+      copy.stopped?.error ??
+      (state === 'failed'
+        ? new MigrationFailed(`qemu-img convert failed: ${failed.join('; ')}`, 'copy')
+        : undefined);
+    this.#finish(copy, state, error);
+    this.core.log.warn('cold copy ended; removing the half-made VM', {
+      migration: copy.id,
+      vm: copy.vmName,
+      state,
+      ...(error ? { reason: error.message } : {}),
+    });
+    await this.#removeHalfMade(copy.vmName, copy.vmId);
+    await this.#dropJournal(copy.id, 'target');
+  }
+
+  #finish(copy: Copy, state: MigrationState, error?: MigrationFailed): void {
+    copy.state = state;
+    copy.finishedAt = new Date().toISOString();
+    if (error) copy.error = { code: error.code, detail: error.message };
+  }
+
+  /** Deletes a stopped VM with its disks while it is still the copy's (same id). */
+  async #removeHalfMade(vmName: string, vmId: string | undefined): Promise<void> {
+    try {
+      const runtime = this.core.vms.runtimes().find((r) => r.def.name === vmName);
+      if (!runtime || (vmId !== undefined && runtime.def.id !== vmId) || runtime.active) return;
+      await this.core.vms.delete(vmName, true);
+    } catch (error) {
+      this.core.log.warn('cannot remove the half-made VM of a cold copy', {
+        vm: vmName,
+        error: errorText(error),
+      });
+    }
+  }
+
+  /** Target: the copy's state and progress (asking is what keeps a copy from being an orphan). */
+  status(migrationId: string): ColdCopyStatus {
+    const copy = this.#copies.get(migrationId);
+    if (!copy) throw new MigrationNotFound(migrationId);
+    copy.lastContactAt = Date.now();
+    const total = copy.sizes.reduce((a, b) => a + b, 0);
+    const done = copy.percents.reduce((sum, p, i) => sum + p * (copy.sizes[i] ?? 0), 0);
+    const percent = copy.state === 'completed' ? 100 : total > 0 ? Math.round((done / total) * 100) / 100 : 0;
+    return {
+      migrationId: copy.id,
+      vmName: copy.vmName,
+      state: copy.state,
+      percent,
+      receivedBytes: copy.receivedBytes,
+      ...(copy.error ? { error: copy.error } : {}),
+      startedAt: copy.startedAt,
+      ...(copy.finishedAt ? { finishedAt: copy.finishedAt } : {}),
+    };
+  }
+
+  // ---- both ----
+
+  /**
+   * Source: stops the exports; target: stops a running copy and waits until its half-made VM is
+   * gone. Idempotent: `closed` says whether anything was still open.
+   */
+  async close(migrationId: string): Promise<ColdClosed> {
+    let closed = false;
+    const copy = this.#copies.get(migrationId);
+    if (copy?.state === 'running') {
+      this.#stop(copy, { state: 'cancelled' });
+      await copy.settled;
+      closed = true;
+    }
+    const entry = this.#exports.get(migrationId);
+    if (entry) {
+      for (const child of entry.processes) if (child.exitCode === null) child.kill('SIGTERM');
+      for (const lease of entry.leases) lease.release();
+      this.#exports.delete(migrationId);
+      await this.#dropJournal(migrationId, 'source');
+      closed = true;
+    }
+    return { migrationId, closed };
+  }
+
+  // ---- housekeeping ----
+
+  /**
+   * At the agent's start: the processes a previous agent left for its cold moves end (their moves
+   * cannot go on without it), and the half-made VM of a copy goes. Then, every sweep, a running
+   * copy no manager asked about for `orphanAfterMs` is stopped as an orphan.
+   */
+  async startHousekeeping(orphanAfterMs: number): Promise<void> {
+    await this.#endLostMoves();
+    this.#sweepTimer = setInterval(
+      () => this.#sweepOrphans(orphanAfterMs),
+      Math.min(ORPHAN_SWEEP_MS, orphanAfterMs / 4),
+    );
+    this.#sweepTimer.unref();
+  }
+
+  #sweepOrphans(orphanAfterMs: number): void {
+    const now = Date.now();
+    for (const copy of this.#copies.values()) {
+      if (copy.state !== 'running' || copy.stopped || now - copy.lastContactAt < orphanAfterMs) continue;
+      const silent = Math.round((now - copy.lastContactAt) / 1000);
+      this.core.log.warn('stopping an orphaned cold copy: no manager asked about it', {
+        migration: copy.id,
+        vm: copy.vmName,
+        silentSeconds: silent,
+      });
+      this.#stop(copy, {
+        state: 'failed',
+        error: new MigrationFailed(
+          `orphaned: no manager asked about this copy for ${silent} s`,
+          'copy',
+          'migration-orphaned',
+        ),
+      });
+    }
+  }
+
+  async #endLostMoves(): Promise<void> {
+    const files = (await readdir(this.#dir).catch(() => [] as string[])).filter((f) => f.endsWith('.json'));
+    for (const file of files) {
+      const id = file.split('.')[0] ?? file;
+      try {
+        const journal = Journal.parse(JSON.parse(await readFile(path.join(this.#dir, file), 'utf8')));
+        const killed = [];
+        for (const { pid, image } of journal.processes) {
+          if (await isProcessOf(pid, journal.role === 'source' ? 'qemu-nbd' : 'qemu-img', image)) {
+            process.kill(pid, 'SIGKILL');
+            killed.push(pid);
+          }
+        }
+        this.core.log.warn('ending a cold move this agent lost at its restart', {
+          migration: id,
+          vm: journal.vmName,
+          role: journal.role,
+          killed,
+        });
+        if (journal.role === 'target') await this.#removeHalfMade(journal.vmName, journal.vmId);
+      } catch (error) {
+        this.core.log.warn('cannot end a lost cold move', { migration: id, error: errorText(error) });
+      }
+      await rm(path.join(this.#dir, file), { force: true });
+    }
+  }
+
+  async closeAll(): Promise<void> {
+    clearInterval(this.#sweepTimer);
+    for (const id of new Set([...this.#exports.keys(), ...this.#copies.keys()])) await this.close(id);
+  }
+}
+
+/** Whether `pid` is still a `command` process working on `image` (not a reused pid). */
+async function isProcessOf(pid: number, command: string, image: string): Promise<boolean> {
+  try {
+    const argv = (await readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0');
+    return path.basename(argv[0] ?? '') === command && argv.includes(image);
+  } catch {
+    return false;
   }
 }
 
@@ -142,11 +529,13 @@ export class ColdMoves {
 export function coldMoveRoutes(): AgentRoutePlugin {
   return (app, core): RouteHandlers<typeof agentColdMoveRoutes> => {
     const cold = new ColdMoves(core);
-    app.addHook('onClose', async () => cold.closeAll());
+    app.addHook('onReady', () => cold.startHousekeeping(core.config.orphanMoveSeconds * 1000));
+    app.addHook('onClose', () => cold.closeAll());
     return {
       coldExport: ({ params, body }) => cold.export(params.name, body.migrationId),
       coldClose: ({ params }) => cold.close(params.id),
       coldCopy: ({ params, body }) => cold.copy(params.name, body),
+      coldCopyStatus: ({ params }) => cold.status(params.id),
     };
   };
 }

@@ -30,7 +30,7 @@
  * stays valid for a retry. Should the source QEMU die mid-move, the guest's latest writes are in
  * the overlay file: it must be committed (`qemu-img commit`) before the VM starts from its image.
  */
-import { readdir, rm } from 'node:fs/promises';
+import { chmod, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import {
@@ -229,6 +229,7 @@ export async function startDeltaMove(
       'qcow2',
       disk.overlayPath,
     ]);
+    await chmod(disk.overlayPath, 0o600);
     move.overlay = 'file';
     await qmp.execute('blockdev-add', {
       driver: 'qcow2',

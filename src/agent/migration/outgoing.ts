@@ -478,17 +478,25 @@ export class OutgoingMigration {
     const { qmp, migrationUri } = this.options;
     let switchover: Promise<void> | undefined;
     let switchoverError: unknown;
+    /** When the source's vCPUs last stopped (the STOP event), unless they ran again since. */
+    let stoppedAt: string | undefined;
     const stopWatching = qmp.onEvent((event: QmpEvent) => {
+      const { seconds, microseconds } = event.timestamp;
+      const at = new Date(seconds * 1000 + microseconds / 1000).toISOString();
       if (event.event === 'MIGRATION') {
-        const { seconds, microseconds } = event.timestamp;
         this.options.log('migration status', {
           status: event.data.status,
           at: seconds * 1000 + microseconds / 1000,
         });
       }
+      if (event.event === 'STOP') stoppedAt = at;
+      if (event.event === 'RESUME') stoppedAt = undefined;
       if (event.event === 'MIGRATION' && event.data.status === 'pre-switchover' && switchover === undefined) {
-        const { seconds, microseconds } = event.timestamp;
-        this.stats.switchoverAt = new Date(seconds * 1000 + microseconds / 1000).toISOString();
+        // The guest's pause began when QEMU stopped its vCPUs for the switchover; QEMU then drains
+        // and flushes the disks (through the write-blocking mirrors) before it says pre-switchover.
+        // Timed from pre-switchover, the pause came out shorter than QEMU's own downtime (50 ms
+        // against 71 in move.lab.test.ts).
+        this.stats.switchoverAt = stoppedAt ?? at;
         switchover = this.#switchover().catch((error: unknown) => {
           switchoverError = error;
         });

@@ -60,8 +60,9 @@ async function exec(client: AgentClient, command: string[], detach = false, vmNa
     try {
       return await client.guestExec(vmName, command, 120, detach);
     } catch (error) {
-      if (attempt >= 20) throw error;
-      await sleep(3000);
+      // Retried while the guest agent starts (a minute at most).
+      if (attempt >= 60) throw error;
+      await sleep(1000);
     }
   }
 }

@@ -10,7 +10,7 @@ import { MigrationService, type MigrationServiceOptions } from './service.js';
 export function migrationRoutes(options: MigrationServiceOptions = {}): AgentRoutePlugin {
   return (app, core): RouteHandlers<typeof agentMigrationRoutes> => {
     const moves = new MigrationService(core, options);
-    app.addHook('onReady', () => moves.startHousekeeping(options.housekeeping));
+    app.addHook('onReady', () => moves.startHousekeeping());
     app.addHook('onClose', () => moves.stopHousekeeping());
     return {
       planMigration: ({ body }) => moves.plan(body),
@@ -30,8 +30,8 @@ export function migrationRoutes(options: MigrationServiceOptions = {}): AgentRou
       listRetained: () => moves.listRetained(),
       releaseRetained: ({ params }) => moves.releaseRetained(params.vmId),
       // Link probes (issue 27).
-      openLinkSink: ({ body }) => moves.links.openSink(body),
-      probeLink: ({ body }) => moves.links.send(body),
+      openLinkSender: ({ body }) => moves.links.openSender(body),
+      probeLink: ({ body }) => moves.links.receive(body),
     };
   };
 }

@@ -66,10 +66,9 @@ const Journal = z.object({
 });
 const QEMU_ADDRESS_IN_USE = /Address already in use|Failed to bind/;
 /**
- * An incoming move the manager has not asked about for this long is an orphan (the manager polls
- * the target while it follows a move; a manager restart takes seconds to minutes).
+ * How often incoming moves are checked for a manager that stopped asking about them (at most; a
+ * quarter of the host's orphanMoveSeconds when that is shorter).
  */
-const ORPHAN_INCOMING_MS = 10 * 60_000;
 const ORPHAN_SWEEP_MS = 30_000;
 const NamedNodes = z.array(z.looseObject({ 'node-name': z.string() }));
 
@@ -100,8 +99,6 @@ export interface MigrationServiceOptions {
   /** Simultaneous outgoing moves on this host; the rest wait in line (default 2, like Hyper-V). */
   maxConcurrent?: number;
   portRange?: readonly [number, number];
-  /** Tests: shorter orphan timeouts. */
-  housekeeping?: { orphanAfterMs?: number; sweepMs?: number };
 }
 
 export class MigrationService {
@@ -111,7 +108,7 @@ export class MigrationService {
   #running = 0;
   readonly #queue: (() => void)[] = [];
   readonly retained: RetainedStore;
-  /** Link probes (issue 27): their sinks take ports from the same allocator as the moves. */
+  /** Link probes (issue 27): their senders take ports from the same allocator as the moves. */
   readonly links: LinkProbes;
 
   constructor(
@@ -684,19 +681,23 @@ export class MigrationService {
   // ---- housekeeping: nothing of a move outlives it ----
 
   /**
-   * After an agent start, and then every ORPHAN_SWEEP_MS: a move this agent lost track of (it
-   * restarted mid-move, or the manager that drove the move never came back) must not leave a
-   * half-made VM, a listening QEMU or a paused guest behind.
+   * After an agent start, and then every sweep: a move this agent lost track of (it restarted
+   * mid-move, or the manager that drove the move never came back: nobody asked about it for the
+   * host's orphanMoveSeconds) must not leave a half-made VM, a listening QEMU or a paused guest
+   * behind.
    */
-  async startHousekeeping(options: { orphanAfterMs?: number; sweepMs?: number } = {}): Promise<void> {
-    const orphanAfterMs = options.orphanAfterMs ?? ORPHAN_INCOMING_MS;
+  async startHousekeeping(): Promise<void> {
+    const orphanAfterMs = this.core.config.orphanMoveSeconds * 1000;
     await this.#adoptJournals();
     await this.#tidyOutgoingLeftovers();
-    this.#sweepTimer = setInterval(() => {
-      void this.#sweepOrphans(orphanAfterMs).catch((error: unknown) =>
-        this.core.log.warn('orphan sweep failed', { error: errorText(error) }),
-      );
-    }, options.sweepMs ?? ORPHAN_SWEEP_MS);
+    this.#sweepTimer = setInterval(
+      () => {
+        void this.#sweepOrphans(orphanAfterMs).catch((error: unknown) =>
+          this.core.log.warn('orphan sweep failed', { error: errorText(error) }),
+        );
+      },
+      Math.min(ORPHAN_SWEEP_MS, orphanAfterMs / 4),
+    );
     this.#sweepTimer.unref();
   }
 

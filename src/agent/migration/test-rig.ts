@@ -50,7 +50,15 @@ export interface AttemptOptions {
   sourceHostCommand?: string[];
   /** Secure move: each side's x509 directory (tls.ts). */
   tls?: { source: string; target: string };
+  /**
+   * Holds the disk mirror in its phase: its job runs at this speed (block-job-set-speed as soon
+   * as it exists), so a fault surely lands in it. On loopback ~100 MiB mirror in under 250 ms.
+   */
+  mirrorBytesPerSecond?: number;
 }
+
+/** A mirror that lasts: ~100 MiB of the source's data at 16 MiB/s take ~6 s, a fault strikes in the first. */
+export const SLOW_MIRROR = { mirrorBytesPerSecond: 16 * MiB } satisfies AttemptOptions;
 
 /**
  * A memory copy that is still running seconds after it started, for faults injected into it. A
@@ -314,6 +322,7 @@ export class MigrationRig {
     });
     const done = outgoing.run();
     done.catch(() => undefined);
+    if (o.mirrorBytesPerSecond) await this.#slowMirror(source.qmp, outgoing, o.mirrorBytesPerSecond);
     return {
       target,
       incoming,
@@ -326,10 +335,59 @@ export class MigrationRig {
     };
   }
 
+  /** Sets the mirror job's speed the moment it exists (polled every 5 ms; it ends within ~250 ms otherwise). */
+  async #slowMirror(qmp: QmpClient, o: OutgoingMigration, speed: number): Promise<void> {
+    const until = Date.now() + 60_000;
+    for (;;) {
+      const jobs = await qmp.execute('query-block-jobs', undefined, { schema: BlockJobs });
+      const mirror = jobs.find((j) => j.type === 'mirror');
+      if (mirror) {
+        await qmp.execute('block-job-set-speed', { device: mirror.device, speed });
+        return;
+      }
+      if (['copy-memory', 'switchover', 'clean-up', 'done'].includes(o.phase) || Date.now() > until)
+        throw new Error(`no mirror job to slow down (at ${o.phase})`);
+      await sleep(5);
+    }
+  }
+
   async waitPhase(o: OutgoingMigration, phase: string, timeoutMs = 60_000): Promise<void> {
     const until = Date.now() + timeoutMs;
     while (o.phase !== phase) {
       if (Date.now() > until) throw new Error(`phase ${phase} not reached (at ${o.phase})`);
+      await sleep(20);
+    }
+  }
+
+  /**
+   * Strikes `fault` in a verified phase: polls the move every 20 ms until it is in `phase` with
+   * that phase's copy under way (mirror: bytes copied, not yet in sync; memory: bytes sent), and
+   * strikes at once. Returns the phase the move was in right after the strike; the caller asserts
+   * it and that the failure names the same phase.
+   */
+  async strikeInPhase(
+    o: OutgoingMigration,
+    phase: 'mirror-disks' | 'copy-memory',
+    fault: () => unknown,
+    timeoutMs = 120_000,
+  ): Promise<string> {
+    const order = ['validate', 'prepare', 'mirror-disks', 'copy-memory'];
+    const until = Date.now() + timeoutMs;
+    for (;;) {
+      const p = o.tracker.progress;
+      const underWay =
+        o.phase === phase &&
+        (phase === 'copy-memory'
+          ? (p.memory?.bytesTransferred ?? 0) > 0
+          : p.disks.some((d) => d.bytesDone > 0) && !p.disks.every((d) => d.ready));
+      if (underWay) {
+        await fault();
+        return o.phase;
+      }
+      if (!order.slice(0, order.indexOf(phase) + 1).includes(o.phase))
+        throw new Error(`the move got to ${o.phase} before ${phase} was under way`);
+      if (Date.now() > until)
+        throw new Error(`${phase} not under way within ${timeoutMs} ms (at ${o.phase})`);
       await sleep(20);
     }
   }

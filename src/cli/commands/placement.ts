@@ -12,17 +12,19 @@ import {
   type PlacementConfig,
   type PlacementSchedule,
   type PlacementSettingsOverrides,
+  type PlacementSettingsPatch,
   type PlacementVmStatus,
   type Recommendation,
   type SuggestCandidate,
   type SuggestResult,
   type VmPlacement,
+  type VmPlacementPatch,
   type VmPlacementRequest,
 } from '../../api/index.js';
 import { OperationFailed, UsageError } from '../errors.js';
 import { followJob } from '../jobs.js';
 import { act, allPages, noun, printList, printObject, repeatable, verb, withDetach } from '../program.js';
-import { fromParser, input, parseFieldSettings } from '../rules.js';
+import { fromParser, input, parseFieldSettings, parseUnsetFields } from '../rules.js';
 import { renderDetails, type Column } from '../table.js';
 import { formatBytes, formatRelativeTime, parseSize } from '../units.js';
 
@@ -226,21 +228,26 @@ export function registerPlacementCommands(program: Command): void {
 
   verb(placement, 'settings', 'Show or set the thresholds, holds, budget and cap')
     .option('--set <field=value>', 'override a setting (repeatable); the others keep theirs', repeatable)
-    .option('--reset', 'drop every override: back to the defaults')
+    .option('--unset <field>', 'drop one override: back to its default (repeatable)', repeatable)
+    .option('--reset', 'drop every override (with --set: keep only those)')
     .action(
       act(
-        z.object({ set: z.array(z.string()).optional(), reset: z.boolean().default(false) }),
+        z.object({
+          set: z.array(z.string()).optional(),
+          unset: z.array(z.string()).optional(),
+          reset: z.boolean().default(false),
+        }),
         async (o, ctx) => {
           const client = ctx.client();
-          let c = await client.placementConfig();
-          if (o.reset || o.set) {
-            const current = o.reset ? {} : c.overrides;
-            const overrides = {
-              ...current,
-              ...parseFieldSettings(o.set ?? [], SETTING_FIELDS, 'holdSeconds=600', true),
-            };
-            c = await client.setPlacementSettings(overrides as PlacementSettingsOverrides);
-          }
+          const set = parseFieldSettings(o.set ?? [], SETTING_FIELDS, 'holdSeconds=600', true);
+          const unset = parseUnsetFields(o.unset ?? [], SETTING_FIELDS);
+          // --reset replaces the overrides as a whole (PUT); --set and --unset change only theirs
+          // in one merge patch on the manager (PATCH), so two admins' changes do not undo each other.
+          const c = o.reset
+            ? await client.setPlacementSettings(set as PlacementSettingsOverrides)
+            : o.set || o.unset
+              ? await client.patchPlacementSettings({ ...set, ...unset } as PlacementSettingsPatch)
+              : await client.placementConfig();
           printObject(ctx, c, configText(c));
         },
       ),
@@ -335,7 +342,7 @@ export function registerPlacementCommands(program: Command): void {
           home: fromParser(parseHome).optional(),
         }),
         async (o, ctx) => {
-          const req: VmPlacementRequest = {
+          const req: VmPlacementPatch = {
             ...(o.priority !== undefined ? { priority: o.priority } : {}),
             ...(o.pin !== undefined ? { pinned: o.pin } : {}),
             ...(o.exclude !== undefined ? { excluded: o.exclude } : {}),
@@ -343,7 +350,7 @@ export function registerPlacementCommands(program: Command): void {
           };
           const client = ctx.client();
           const p = Object.keys(req).length
-            ? await client.setVmPlacement(o.vm, req)
+            ? await client.patchVmPlacement(o.vm, req)
             : await client.vmPlacement(o.vm);
           printObject(ctx, p, vmPlacementText(p));
         },

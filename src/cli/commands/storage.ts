@@ -16,7 +16,7 @@ import {
 } from '../../api/index.js';
 import { paint, type OutputStyle } from '../output.js';
 import { act, allPages, noun, printList, printObject, repeatable, verb } from '../program.js';
-import { input, parseFieldSettings } from '../rules.js';
+import { input, parseFieldSettings, parseUnsetFields } from '../rules.js';
 import { renderDetails, type Column } from '../table.js';
 import { formatBytes, formatRate, formatRelativeTime } from '../units.js';
 
@@ -205,25 +205,27 @@ export function registerStorageCommands(program: Command): void {
 
   verb(storage, 'thresholds <host> <datastore>', "Show or set a datastore's storage rule thresholds")
     .option('--set <field=value>', 'override a threshold (repeatable); the others keep theirs', repeatable)
-    .option('--reset', 'drop every override: back to the defaults')
+    .option('--unset <field>', 'drop one override: back to its default (repeatable)', repeatable)
+    .option('--reset', 'drop every override (with --set: keep only those)')
     .action(
       act(
         z.object({
           host: input.ref,
           datastore: z.string().min(1).max(64),
           set: z.array(z.string()).optional(),
+          unset: z.array(z.string()).optional(),
           reset: z.boolean().default(false),
         }),
         async (o, ctx) => {
           const client = ctx.client();
-          let result;
-          if (o.reset || o.set) {
-            const current = o.reset ? {} : (await client.getStorageThresholds(o.host, o.datastore)).overrides;
-            const overrides = { ...current, ...parseThresholdSettings(o.set ?? []) };
-            result = await client.setStorageThresholds(o.host, o.datastore, overrides);
-          } else {
-            result = await client.getStorageThresholds(o.host, o.datastore);
-          }
+          const set = parseThresholdSettings(o.set ?? []);
+          const unset = parseUnsetFields(o.unset ?? [], THRESHOLD_FIELDS);
+          // As placement settings: --reset replaces (PUT), --set/--unset merge on the manager (PATCH).
+          const result = o.reset
+            ? await client.setStorageThresholds(o.host, o.datastore, set)
+            : o.set || o.unset
+              ? await client.patchStorageThresholds(o.host, o.datastore, { ...set, ...unset })
+              : await client.getStorageThresholds(o.host, o.datastore);
           const pairs = Object.entries(result.effective).map(
             ([k, v]) =>
               [

@@ -1,5 +1,6 @@
 import type { z } from 'zod';
 import {
+  DRIFT_RULES,
   StorageThresholdOverrides,
   GuestFilesystemStats,
   type Page,
@@ -209,7 +210,9 @@ function applyFindings(
 ): EvaluationResult {
   const open = sqlite
     .prepare(
-      `select id, rule, subject_key, severity, message, value, threshold from storage_issues where ended_at is null`,
+      // Drift issues are reconciliation's (drift.ts), not the figures'.
+      `select id, rule, subject_key, severity, message, value, threshold from storage_issues
+       where ended_at is null and rule not in (${DRIFT_RULES.map((r) => `'${r}'`).join(', ')})`,
     )
     .all() as {
     id: number;

@@ -45,11 +45,12 @@ export class MoveInterrupted extends ManagerError {
 
 /**
  * The move failed and was rolled back where the hosts answered; the undos of a host that did not
- * answer are kept and run when it answers again (pending-undos.ts). The VM runs on the source.
+ * answer are kept and run when it answers again (pending-undos.ts). The VM runs on the source (a
+ * cold move's stays there, stopped).
  */
 export class MoveRolledBack extends ManagerError {
   constructor(
-    view: { vm: { name: string }; from: string },
+    view: { vm: { name: string }; from: string; mode?: 'live' | 'cold' },
     readonly original: unknown,
     readonly deferred: ReadonlyMap<string, string[]>,
   ) {
@@ -58,7 +59,9 @@ export class MoveRolledBack extends ManagerError {
     // A restart's own message already says where the VM runs.
     const where = reason.includes(`runs on ${view.from}`)
       ? ''
-      : `rolled back: ${view.vm.name} runs on ${view.from}; `;
+      : view.mode === 'cold'
+        ? `rolled back: ${view.vm.name} stays on ${view.from} (stopped); `
+        : `rolled back: ${view.vm.name} runs on ${view.from}; `;
     super(
       original instanceof ManagerError ? original.code : 'agent-error',
       `${reason}; ${where}${notes.join('; ')}`,

@@ -92,7 +92,8 @@ export interface MoveDeps extends VmJobDeps {
   pollMs?: number;
 }
 
-const POLL_MS = 500;
+/** Milliseconds between polls of an agent that does the copy (deps.pollMs overrides it). */
+export const POLL_MS = 500;
 /**
  * How long a switchover waits for a target agent that does not answer: long enough for a service
  * manager to restart it, or for a person to notice.
@@ -198,7 +199,7 @@ function incomingVm(vm: Vm, datastores: Record<string, string>): IncomingVm {
 }
 
 /** Callers branch on the agent's error code, never on its HTTP status. */
-const isAgentCode = (error: unknown, code: AgentErrorCode) =>
+export const isAgentCode = (error: unknown, code: AgentErrorCode) =>
   isAgentError(error, code) || (error instanceof AgentFailed && error.agentCode === code);
 
 /** What following and cancelling an agent's migration needs (a host move or a storage move). */

@@ -16,10 +16,11 @@ import type { JobRunner } from '../jobs.js';
 import type { UndoStep } from './phases.js';
 
 /**
- * What a kept undo does: a live move's undos, or `remove-cold-copy` (a cold move's half-made copy
- * on its target, removed only while it is still that VM's and the VM does not live there now).
+ * What a kept undo does: a live move's undos, or a cold move's: `close-cold-export` (the read-only
+ * exports of the VM's disks on its source) and `remove-cold-copy` (the half-made copy on its
+ * target, removed only while it is still that VM's and the VM does not live there now).
  */
-export type PendingStep = UndoStep | 'remove-cold-copy';
+export type PendingStep = UndoStep | 'close-cold-export' | 'remove-cold-copy';
 
 export interface DeferredUndo {
   jobId: string;
@@ -170,8 +171,10 @@ export class PendingUndoRunner {
     row: { step: PendingStep; migration_id: string; vm_id: string; vm_name: string },
   ): Promise<void> {
     const { step, migration_id: migrationId } = row;
-    if (step === 'remove-cold-copy') return this.#removeColdCopy(host, row.vm_id, row.vm_name);
     const agent = new AgentMigrationClient(this.deps.clientFor(host).http);
+    // Idempotent; a restarted agent ended the exports of its lost cold moves at its start.
+    if (step === 'close-cold-export') return void (await agent.coldClose(migrationId));
+    if (step === 'remove-cold-copy') return this.#removeColdCopy(host, row, agent);
     const gone = (error: unknown) => isAgentError(error, 'migration-not-found');
     if (step === 'abort-incoming') {
       // Not found: the agent removed the orphaned incoming VM by itself meanwhile.
@@ -193,8 +196,17 @@ export class PendingUndoRunner {
     }
   }
 
-  /** A cold move's copy: removed while it is still that VM's (same id) and the VM lives elsewhere. */
-  async #removeColdCopy(host: HostRow, vmId: string, vmName: string): Promise<void> {
+  /**
+   * A cold move's copy: its copy stopped if it still runs, then the VM removed while it is still
+   * that VM's (same id) and the VM lives elsewhere.
+   */
+  async #removeColdCopy(
+    host: HostRow,
+    row: { vm_id: string; vm_name: string; migration_id: string },
+    migration: AgentMigrationClient,
+  ): Promise<void> {
+    const { vm_id: vmId, vm_name: vmName } = row;
+    await migration.coldClose(row.migration_id);
     const livesHere = await this.deps.db
       .selectFrom('vms')
       .select('id')

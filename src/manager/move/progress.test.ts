@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import type { MigrationStatus } from '../../api/index.js';
 import { phasePercent } from './phases.js';
 import {
+  coldCopyProgress,
   guestDowntimeMs,
   jobPhaseOf,
   moveFigures,
@@ -175,4 +176,30 @@ test("a move's figures for its end record: the result's, else how far the copy g
     memoryBytes: 300,
   });
   assert.deepEqual(moveFigures({ totalTimeMs: 10 }, undefined), { totalTimeMs: 10 });
+});
+
+test("a cold move's progress: mirror-disks' share by how far its target's copy is, bytes received shown", () => {
+  const cold: MoveContext = { ...ctx, mode: 'cold' };
+  const copy = {
+    migrationId: '3b0c7d2e-8d1b-4a4f-9a51-7d7b6c1f0a22',
+    vmName: 'web-1',
+    state: 'running' as const,
+    percent: 50,
+    receivedBytes: 100 * 1024 * 1024,
+    startedAt: '2026-12-07T10:00:00.000Z',
+  };
+  const update = coldCopyProgress(cold, copy, 1);
+  assert.equal(update.phase, 'mirror-disks');
+  assert.equal(update.percent, phasePercent('mirror-disks', 0.5));
+  assert.equal(update.message, 'copying 1 disk to h2: 50 % (100.0 MiB received)');
+  assert.deepEqual(update.details, {
+    from: 'h1',
+    to: 'h2',
+    mode: 'cold',
+    migrationId: copy.migrationId,
+    copyPercent: 50,
+    transferredBytes: 100 * 1024 * 1024,
+  });
+  assert.equal(coldCopyProgress(cold, { ...copy, percent: 100 }, 2).percent, phasePercent('mirror-disks', 1));
+  assert.match(coldCopyProgress(cold, copy, 2).message ?? '', /^copying 2 disks/);
 });

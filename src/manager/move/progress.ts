@@ -6,7 +6,7 @@
  * monotonic. The agent's figures go into `details` as they are (per disk, memory, rate, dirty
  * rate, ETA, health, throttle), which is what the CLI's progress bar reads.
  */
-import type { MigrationPlan, MigrationStatus, MoveResult } from '../../api/index.js';
+import type { ColdCopyStatus, MigrationPlan, MigrationStatus, MoveResult } from '../../api/index.js';
 import type { ProgressUpdate } from '../jobs.js';
 import { phasePercent, type MovePhase } from './phases.js';
 
@@ -73,6 +73,27 @@ export function moveProgress(ctx: MoveContext, status: MigrationStatus): Progres
       ...(p.healthReason ? { healthReason: p.healthReason } : {}),
       throttlePercent: p.throttlePercent,
       ...(status.stats.compression ? { stream: status.stats.compression } : {}),
+    },
+  };
+}
+
+const MiB = 1024 * 1024;
+
+/** A cold move's progress from its target's copy: mirror-disks' share by how far the disks are. */
+export function coldCopyProgress(ctx: MoveContext, status: ColdCopyStatus, disks: number): ProgressUpdate {
+  const received = `${(status.receivedBytes / MiB).toFixed(1)} MiB received`;
+  return {
+    phase: 'mirror-disks',
+    percent: phasePercent('mirror-disks', status.percent / 100),
+    message: `copying ${disks} disk${disks === 1 ? '' : 's'} to ${ctx.to}: ${status.percent.toFixed(0)} % (${received})`,
+    details: {
+      from: ctx.from,
+      to: ctx.to,
+      mode: ctx.mode,
+      migrationId: status.migrationId,
+      copyPercent: status.percent,
+      // The CLI shows the amount and its rate from this generic figure (src/cli/progress.ts).
+      transferredBytes: status.receivedBytes,
     },
   };
 }

@@ -241,11 +241,11 @@ test('applying checks the move afresh: unreachable hosts refuse it and the recom
 });
 
 test('a pinned VM is not recommended; mode off expires what is pending', async () => {
-  await admin.setVmPlacement('busy', { pinned: true });
+  await admin.patchVmPlacement('busy', { pinned: true });
   assert.deepEqual(await admin.evaluatePlacement(), []);
   const all = await admin.listRecommendations({ state: 'all' });
   assert.deepEqual([...new Set(all.items.map((r) => r.state))].sort(), ['dismissed', 'expired']);
-  await admin.setVmPlacement('busy', { pinned: false });
+  await admin.patchVmPlacement('busy', { pinned: false });
   assert.equal((await admin.evaluatePlacement()).length, 1);
   await admin.setPlacementMode('off');
   assert.deepEqual((await admin.listRecommendations()).items, []);
@@ -254,30 +254,34 @@ test('a pinned VM is not recommended; mode off expires what is pending', async (
 });
 
 test("a VM's placement settings: priority by name or number, pin, home; recorded; bad ones name the field", async () => {
-  const set = await admin.setVmPlacement('idle', {
+  const set = await admin.patchVmPlacement('idle', {
     priority: 'high',
     home: { host: 'h2', datastore: 'local' },
   });
   assert.equal(set.priority, 75);
   assert.deepEqual(set.home, { host: 'h2', datastore: 'local' });
-  assert.equal((await admin.setVmPlacement('idle', { priority: 10 })).priority, 10);
+  assert.equal((await admin.patchVmPlacement('idle', { priority: 10 })).priority, 10);
   const records = await admin.listChanges({ object: 'idle' });
   assert.ok(
     records.items.some((c) => c.changes.some((f) => f.field === 'placement.priority' && f.after === 75)),
   );
   const before = await placementRows();
   await rejects(
-    admin.setVmPlacement('idle', { home: { host: 'h2', datastore: 'nope' } }),
+    admin.patchVmPlacement('idle', { home: { host: 'h2', datastore: 'nope' } }),
     400,
     'home.datastore',
   );
-  await rejects(admin.setVmPlacement('idle', { home: { host: 'h9', datastore: 'local' } }), 404, 'home.host');
+  await rejects(
+    admin.patchVmPlacement('idle', { home: { host: 'h9', datastore: 'local' } }),
+    404,
+    'home.host',
+  );
   await rejects(
     admin.http.request('PUT', '/api/v1/vms/idle/placement', z.unknown(), { priority: 'urgent' }),
     400,
     'priority',
   );
-  await rejects(admin.setVmPlacement('nobody', { pinned: true }), 404);
+  await rejects(admin.patchVmPlacement('nobody', { pinned: true }), 404);
   assert.equal(await placementRows(), before);
   assert.equal((await viewer.vmPlacement('idle')).priority, 10);
 });
@@ -364,7 +368,7 @@ test('in automatic mode a move the checks refuse is not started: no job, no budg
 test("a VM held at its datastore's limit is hot with the default thresholds: status and recommendation say so", async () => {
   // `throttled` on h2 makes 400 random writes a second at ~4 ms: what a guest held by a
   // 400-IOPS throttle sees. busy is pinned so the one move a round may start is throttled's.
-  await admin.setVmPlacement('busy', { pinned: true });
+  await admin.patchVmPlacement('busy', { pinned: true });
   const now = Date.now();
   for (const [ago, t] of [
     [120_000, 0],
@@ -401,7 +405,7 @@ test("a VM held at its datastore's limit is hot with the default thresholds: sta
     round[0]?.reason.text ?? '',
     /^held at its datastore's 400-IOPS limit: 400 IOPS, at least 90 % of it, for \d+ s \(hold 0 s\)$/,
   );
-  await admin.setVmPlacement('busy', { pinned: false });
+  await admin.patchVmPlacement('busy', { pinned: false });
 });
 
 test('every answer stayed inside the route table', () => {

@@ -244,6 +244,7 @@ export class PlacementService {
       .selectFrom('placement_recommendations')
       .selectAll()
       .where('id', 'in', ids)
+      .orderBy('seq')
       .execute();
     return rows.map(recommendationOf);
   }
@@ -326,18 +327,13 @@ export class PlacementService {
   }): Promise<Page<Recommendation>> {
     let query = this.deps.db.selectFrom('placement_recommendations').selectAll();
     if (q.state !== 'all') query = query.where('state', '=', q.state);
-    if (q.cursor) {
-      const [created, id] = decodeCursor(q.cursor, ['string', 'string']);
-      query = query.where((eb) =>
-        eb.or([eb('created_at', '<', created), eb.and([eb('created_at', '=', created), eb('id', '>', id)])]),
-      );
-    }
+    // Newest first by creation order: one round's recommendations share their created_at.
+    if (q.cursor) query = query.where('seq', '<', decodeCursor(q.cursor, ['int'])[0]);
     const rows = await query
-      .orderBy('created_at', 'desc')
-      .orderBy('id')
+      .orderBy('seq', 'desc')
       .limit(q.limit + 1)
       .execute();
-    return pageOf(rows, q.limit, (r) => [r.created_at, r.id], recommendationOf);
+    return pageOf(rows, q.limit, (r) => [r.seq], recommendationOf);
   }
 
   async #pending(id: string): Promise<RecRow> {
@@ -496,7 +492,7 @@ export class PlacementService {
     };
   }
 
-  async setVmPlacement(caller: Caller, ref: string, req: VmPlacementRequest): Promise<VmPlacement> {
+  async setVmPlacement(caller: Caller, ref: string, req: Partial<VmPlacementRequest>): Promise<VmPlacement> {
     const { db } = this.deps;
     const vm = await getVm(db, ref);
     const before = await this.getVmPlacement(vm.id);
@@ -689,7 +685,7 @@ async function storeRecommendation(tx: Tx, move: PlannedMove, at: string): Promi
       .execute();
     return { ...existing, reason, predicted, updated_at: at };
   }
-  const row: RecRow = {
+  const row: Omit<RecRow, 'seq'> = {
     id: randomUUID(),
     vm_id: move.vmId,
     vm_name: move.vm,
@@ -706,7 +702,13 @@ async function storeRecommendation(tx: Tx, move: PlannedMove, at: string): Promi
     job_id: null,
   };
   await tx.insertInto('placement_recommendations').values(row).execute();
-  return row;
+  // Its creation order, assigned by the database at insert.
+  const { seq } = await tx
+    .selectFrom('placement_recommendations')
+    .select('seq')
+    .where('id', '=', row.id)
+    .executeTakeFirstOrThrow();
+  return { ...row, seq };
 }
 
 /** Pending recommendations the last round no longer made expire. */

@@ -1,0 +1,50 @@
+// A VM's identity as the manager's database holds it (issue 28, row 1): NICs created without a
+// MAC get one that no VM and no pending create holds anywhere on the fabric (an agent would only
+// avoid its own host's), and a reported VM whose name or MAC is taken is named with why.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { seedHost, startTestManager, testMac, testVm, type TestManager } from './test-inventory.js';
+import { identityConflicts, withFreeMacs } from './vm-identity.js';
+
+let t: TestManager;
+
+before(async () => {
+  t = await startTestManager('sb-vm-identity-');
+  await seedHost(t.manager.db, 'h1', 9, [testVm('web1', 'running', 1), testVm('db1', 'stopped', 2)]);
+});
+after(() => t.close());
+
+test('a NIC without a MAC gets one no VM on the fabric holds; one given is kept', async () => {
+  // The generator first offers web1's and db1's MACs, then a free one.
+  const offers = [
+    [0, 0, 1],
+    [0, 0, 2],
+    [0, 0, 1],
+    [0, 0, 9],
+    [0, 0, 10],
+  ];
+  const random = () => Uint8Array.from(offers.shift() ?? [0, 0, 99]);
+  const spec = {
+    nics: [{ vswitch: 'vmsw0' }, { vswitch: 'vmsw0', mac: '52:54:00:aa:bb:cc' }, { vswitch: 'vmsw0' }],
+  };
+  const filled = await withFreeMacs(t.manager.db, spec, random);
+  assert.deepEqual(
+    filled.nics.map((n) => n.mac),
+    [testMac(9), '52:54:00:aa:bb:cc', testMac(10)],
+  );
+});
+
+test("a reported VM whose name or MAC is another VM's is named with why; its own are no conflict", async () => {
+  const twin = { ...testVm('web1', 'stopped', 50) };
+  const macTwin = { ...testVm('other', 'stopped', 51), nics: testVm('x', 'stopped', 2).nics };
+  const self = testVm('web1', 'running', 1);
+  const pair = [
+    testVm('p', 'stopped', 60),
+    { ...testVm('q', 'stopped', 61), nics: testVm('p', 'stopped', 60).nics },
+  ];
+  const found = await identityConflicts(t.manager.db, [twin, macTwin, self, ...pair]);
+  assert.deepEqual([...found.keys()], [twin.id, macTwin.id, pair[1]?.id]);
+  assert.match(found.get(twin.id) ?? '', /its name web1 is already VM web1 on host h1's/);
+  assert.match(found.get(macTwin.id) ?? '', /its MAC 52:54:00:00:00:02 is already used by VM db1 on host h1/);
+  assert.match(found.get(pair[1]?.id ?? '') ?? '', /also used by another VM of this host/);
+});
