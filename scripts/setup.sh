@@ -26,7 +26,8 @@ if [ -z "$qemu_version" ] || ! dpkg --compare-versions "$qemu_version" ge 1:10; 
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${qemu_release[@]}" qemu-system-x86 qemu-utils >/dev/null
 fi
 
-packages=(qemu-guest-agent iproute2 busybox-static cpio iputils-ping iperf3 gcc libc6-dev xz-utils e2fsprogs openssl procps xorriso)
+# systemd: its systemd-analyze checks the shipped units in the tests (deploy/, src/deploy.test.ts).
+packages=(qemu-guest-agent iproute2 busybox-static cpio iputils-ping iperf3 gcc libc6-dev xz-utils e2fsprogs openssl procps xorriso systemd)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

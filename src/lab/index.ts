@@ -1,5 +1,6 @@
 export { registerLabCommands } from './commands.js';
 export {
+  agentArgs,
   labDown,
   labExec,
   labList,

@@ -246,6 +246,12 @@ async function startAgent(
   return spawnAgent(host);
 }
 
+/**
+ * `silobreak`'s arguments that run an agent on `configPath`: the lab's hosts and the shipped
+ * systemd unit (deploy/silobreak-agent.service, checked by src/deploy.test.ts) start it alike.
+ */
+export const agentArgs = (configPath: string): string[] => ['agent', '--config', configPath];
+
 /** The host's agent in its namespace, on its config, logging beside it; returns its pid. */
 function spawnAgent(host: Pick<LabHostState, 'namespace' | 'configPath' | 'logPath'>): number {
   const command = [
@@ -255,9 +261,7 @@ function spawnAgent(host: Pick<LabHostState, 'namespace' | 'configPath' | 'logPa
     host.namespace,
     process.execPath,
     BIN,
-    'agent',
-    '--config',
-    host.configPath,
+    ...agentArgs(host.configPath),
   ];
   return spawnDetached(command, host.logPath);
 }

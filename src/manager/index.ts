@@ -28,6 +28,40 @@ export function parseListen(value: string): { host: string; port: number } {
   return { host: match[1].replace(/^\[|\]$/g, ''), port };
 }
 
+/** The `silobreak manager` flags as commander hands them over (strings, before checking). */
+export interface ManagerFlags {
+  dataDir: string;
+  listen: string;
+  reconcileInterval: string;
+  statsInterval: string;
+  retainDays: string;
+  tokenFile?: string;
+}
+
+/**
+ * The flags checked and turned into the manager's settings; a bad one throws naming the flag. Kept
+ * apart from the command so the shipped systemd unit's command line is checked by the same rules
+ * (src/deploy.test.ts).
+ */
+export function managerSettings(opts: ManagerFlags) {
+  const interval = Number(opts.reconcileInterval);
+  if (!(interval > 0)) throw new Error('--reconcile-interval: must be a positive number of seconds');
+  const statsInterval = Number(opts.statsInterval);
+  if (!(statsInterval >= 1)) throw new Error('--stats-interval: must be a number of seconds, at least 1');
+  const retainDays = Number(opts.retainDays);
+  if (!(retainDays > 0 && retainDays <= 365))
+    throw new Error('--retain-days: must be a number of days, more than 0 and at most 365');
+  const { host, port } = parseListen(opts.listen);
+  return {
+    dataDir: opts.dataDir,
+    host,
+    port,
+    reconcileIntervalSeconds: interval,
+    statsIntervalSeconds: statsInterval,
+    retainedCopyDays: retainDays,
+  };
+}
+
 /** `consoleDir`: the web console's static files, served by the manager at `/`. */
 export function registerManagerCommands(program: Command, options: { consoleDir?: string } = {}): void {
   program
@@ -50,48 +84,26 @@ export function registerManagerCommands(program: Command, options: { consoleDir?
       '--token-file <path>',
       'file holding the admin token secret to use (else $SILOBREAK_MANAGER_TOKEN, else generated on first start)',
     )
-    .action(
-      async (opts: {
-        dataDir: string;
-        listen: string;
-        reconcileInterval: string;
-        statsInterval: string;
-        retainDays: string;
-        tokenFile?: string;
-      }) => {
-        const interval = Number(opts.reconcileInterval);
-        if (!(interval > 0)) throw new Error('--reconcile-interval: must be a positive number of seconds');
-        const statsInterval = Number(opts.statsInterval);
-        if (!(statsInterval >= 1))
-          throw new Error('--stats-interval: must be a number of seconds, at least 1');
-        const retainDays = Number(opts.retainDays);
-        if (!(retainDays > 0 && retainDays <= 365))
-          throw new Error('--retain-days: must be a number of days, more than 0 and at most 365');
-        const { host, port } = parseListen(opts.listen);
-        const adminToken = opts.tokenFile
-          ? (await readFile(opts.tokenFile, 'utf8')).trim()
-          : process.env.SILOBREAK_MANAGER_TOKEN || undefined;
-        const manager = await startManager({
-          dataDir: opts.dataDir,
-          host,
-          port,
-          reconcileIntervalSeconds: interval,
-          statsIntervalSeconds: statsInterval,
-          retainedCopyDays: retainDays,
-          ...(options.consoleDir ? { consoleDir: options.consoleDir } : {}),
-          ...(adminToken ? { adminToken } : {}),
-        });
-        console.error(
-          `manager: listening on ${manager.url}/api/v1 (admin token in ${opts.dataDir}/admin-token)`,
+    .action(async (opts: ManagerFlags) => {
+      const settings = managerSettings(opts);
+      const adminToken = opts.tokenFile
+        ? (await readFile(opts.tokenFile, 'utf8')).trim()
+        : process.env.SILOBREAK_MANAGER_TOKEN || undefined;
+      const manager = await startManager({
+        ...settings,
+        ...(options.consoleDir ? { consoleDir: options.consoleDir } : {}),
+        ...(adminToken ? { adminToken } : {}),
+      });
+      console.error(
+        `manager: listening on ${manager.url}/api/v1 (admin token in ${opts.dataDir}/admin-token)`,
+      );
+      const stop = () => {
+        manager.close().then(
+          () => process.exit(0),
+          () => process.exit(1),
         );
-        const stop = () => {
-          manager.close().then(
-            () => process.exit(0),
-            () => process.exit(1),
-          );
-        };
-        process.once('SIGINT', stop);
-        process.once('SIGTERM', stop);
-      },
-    );
+      };
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+    });
 }
