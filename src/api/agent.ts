@@ -41,7 +41,8 @@ export const DatastoreLimits = z.strictObject({
 });
 export type DatastoreLimits = z.infer<typeof DatastoreLimits>;
 
-export const DatastoreConfig = z.object({
+// Configuration files are strict like requests: a misspelt field is an error, not ignored.
+export const DatastoreConfig = z.strictObject({
   name: Name,
   path: HostPath,
   default: z.boolean().default(false),
@@ -58,9 +59,9 @@ export type DatastoreConfig = z.output<typeof DatastoreConfig>;
  */
 export const DEFAULT_DATASTORE_ROOTS = ['/srv', '/mnt', '/var/lib/silobreak/datastores'] as const;
 
-export const AgentConfig = z.object({
+export const AgentConfig = z.strictObject({
   hostName: Name,
-  listen: z.object({ address: z.string(), port: z.number().int().min(1).max(65535) }),
+  listen: z.strictObject({ address: z.string(), port: z.number().int().min(1).max(65535) }),
   token: z.string().min(16),
   /** Address of this host on the fabric: NBD exports and migration streams listen here. */
   fabricAddress: Ipv4,
@@ -73,7 +74,7 @@ export const AgentConfig = z.object({
     .min(1)
     .default([...DEFAULT_DATASTORE_ROOTS]),
   vswitches: z.array(
-    z.object({ name: Name, bridge: z.string().max(15), uplink: z.string().max(15).optional() }),
+    z.strictObject({ name: Name, bridge: z.string().max(15), uplink: z.string().max(15).optional() }),
   ),
   accelerator: z.enum(['auto', 'kvm', 'tcg']).default('auto'),
   /**
