@@ -463,7 +463,7 @@ export const agentColdMoveRoutes = {
     body: ColdCopyRequest,
     status: 202,
     response: ColdCopyStatus,
-    errors: ['vm-not-found', 'vm-state-conflict', 'migration-conflict', 'host-command-failed'],
+    errors: ['vm-not-found', 'vm-state-conflict', 'migration-conflict', 'cold-source-refused'],
   }),
   coldCopyStatus: route({
     method: 'GET',
