@@ -569,6 +569,15 @@ test(
     const port = (talker.address() as net.AddressInfo).port;
     const images = async () => Promise.all(vm.disks.map((d) => readFile(d.path)));
     const before = await images();
+    // A VM that holds data is no copy's target, whatever its exports.
+    await call('POST', '/v1/vms', {
+      name: 'used',
+      vcpus: 1,
+      memoryMiB: 128,
+      disks: [{ id: 'root', sizeBytes: 8 * MiB }],
+    });
+    const used = Vm.parse((await call('GET', '/v1/vms/used')).json()).disks[0]?.path ?? '';
+    execFileSync('qemu-io', ['-f', 'qcow2', '-c', 'write -P 0x5a 0 64k', used], { stdio: 'ignore' });
     const id = '7b0d5f5e-8a40-4c4e-9a51-3f7c2b1d9e03';
     const body = (rootUri: string) => ({
       migrationId: id,
@@ -585,6 +594,19 @@ test(
         400,
         'invalid-input',
         'disks',
+      );
+      const p = await problem(
+        'coldCopy',
+        await call('POST', '/v1/vms/used/cold-copy', {
+          ...body(''),
+          disks: body('nbd://127.0.0.1:1/root').disks.slice(0, 1),
+        }),
+        409,
+        'vm-state-conflict',
+      );
+      assert.match(
+        p.detail ?? '',
+        /disk "root"; a cold copy fills only the empty disks of a VM defined for the move/,
       );
       for (const [uri, field] of [
         // Nothing listens there.
@@ -615,6 +637,7 @@ test(
     } finally {
       talker.close();
       assert.equal((await call('DELETE', '/v1/vms/dst?deleteDisks=true')).status, 204);
+      assert.equal((await call('DELETE', '/v1/vms/used?deleteDisks=true')).status, 204);
     }
   },
 );

@@ -8,6 +8,7 @@ import {
   bytesReceivedFrom,
   coldCopyTargets,
   exportImageOpts,
+  holdsNoData,
   lastPercent,
   nbdEndpoint,
   pskObject,
@@ -104,4 +105,17 @@ test('each export fills a disk of the VM, and every disk of the VM is filled', (
     field: 'disks',
     message: /no export for disk "data"/,
   });
+});
+
+test('a disk holds no data when no extent of its map has data (what a cold copy may fill)', () => {
+  const fresh =
+    '[{ "start": 0, "length": 67108864, "depth": 0, "present": false, "zero": true, "data": false, "compressed": false}]';
+  const used = [
+    '[{ "start": 0, "length": 1048576, "depth": 0, "present": true, "zero": false, "data": true, "compressed": false, "offset": 327680},',
+    '{ "start": 1048576, "length": 15728640, "depth": 0, "present": false, "zero": true, "data": false, "compressed": false}]',
+  ].join('\n');
+  assert.equal(holdsNoData(fresh), true);
+  assert.equal(holdsNoData(used), false);
+  assert.equal(holdsNoData('[]'), true);
+  assert.equal(holdsNoData('qemu-img: Could not open'), false, 'unreadable counts as holding data');
 });

@@ -290,6 +290,7 @@ export class ColdMoves {
     };
     free();
     const targets = coldCopyTargets(vmName, runtime.def.disks, disks);
+    await this.#checkEmpty(vmName, targets);
     // Held from here until the copy is registered or refused: the key file is this request's.
     this.#checking.set(migrationId, vmName);
     try {
@@ -473,6 +474,26 @@ export class ColdMoves {
     await this.#removeHalfMade(copy.vmName, copy.vmId);
     await this.#dropJournal(copy.id, 'target');
     await this.#dropPsk(copy.id, 'target');
+  }
+
+  /**
+   * A copy fills only the empty disks of a VM defined for the move (prepare-target), never a VM
+   * that holds data: whatever its exports, it would be overwritten.
+   */
+  async #checkEmpty(vmName: string, targets: CopyTarget[]): Promise<void> {
+    for (const { disk } of targets) {
+      const map = await run('qemu-img', ['map', '--output=json', '-f', disk.format, disk.path], {
+        timeout: SOURCE_CHECK_MS,
+      }).catch((error: unknown) => {
+        throw new HostCommandFailed('qemu-img', `cannot read disk "${disk.id}": ${errorText(error)}`);
+      });
+      if (!holdsNoData(map.stdout))
+        throw new VmStateConflict(
+          vmName,
+          `holding data (disk "${disk.id}"; a cold copy fills only the empty disks of a VM defined for the move)`,
+          'copy disks into',
+        );
+    }
   }
 
   /**
@@ -704,6 +725,16 @@ export function coldCopyTargets(
       'disks',
     );
   return targets;
+}
+
+/** Whether `qemu-img map --output=json` shows no data in the image (a freshly made disk). */
+export function holdsNoData(mapJson: string): boolean {
+  try {
+    const extents = z.array(z.object({ data: z.boolean() })).parse(JSON.parse(mapJson));
+    return extents.every((e) => !e.data);
+  } catch {
+    return false;
+  }
 }
 
 /** Whether `pid` is still a `command` process working on `image` (not a reused pid). */
