@@ -5,7 +5,9 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { request as httpRequest } from 'node:http';
-import { rm, stat } from 'node:fs/promises';
+import { readdir, readFile, rm, stat } from 'node:fs/promises';
+import net from 'node:net';
+import path from 'node:path';
 import { after, before, test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import {
@@ -383,6 +385,7 @@ test('a VM without disks or NICs: defined (201), shown, deleted (204)', async ()
     await call('POST', '/v1/vms/bare/cold-copy', {
       migrationId: '7b0d5f5e-8a40-4c4e-9a51-3f7c2b1d9e01',
       disks: [{ diskId: 'root', uri: 'nbd://127.0.0.1:1/root' }],
+      secret: SECRET,
     }),
     400,
     'invalid-input',
@@ -391,6 +394,71 @@ test('a VM without disks or NICs: defined (201), shown, deleted (204)', async ()
   const deleted = await call('DELETE', '/v1/vms/bare?deleteDisks=true');
   assert.equal(deleted.status, 204);
   assert.deepEqual((await call('GET', '/v1/vms')).json(), []);
+});
+
+const SECRET = 'ab'.repeat(32);
+
+test("a cold copy's request: nbd:// URIs of one host, unique disk ids, the move's secret, nothing else", async () => {
+  const base = {
+    migrationId: '7b0d5f5e-8a40-4c4e-9a51-3f7c2b1d9e02',
+    disks: [{ diskId: 'root', uri: 'nbd://10.250.0.11:50000/root' }],
+    secret: SECRET,
+  };
+  const refused = async (body: unknown, field: string, rule: RegExp) => {
+    const p = await problem(
+      'coldCopy',
+      await call('POST', '/v1/vms/dst/cold-copy', body),
+      400,
+      'invalid-input',
+      field,
+    );
+    assert.match(p.detail ?? '', rule);
+  };
+  const uriRule = /must be nbd:\/\/<IPv4 address>:<port>\/<export name>/;
+  for (const uri of [
+    'nbd://h:1/root',
+    'nbd://10.250.0.11/root',
+    'nbd://10.250.0.11:0/root',
+    'nbd://10.250.0.11:65536/root',
+    'nbd://10.250.0.11:50000/Root!',
+    'nbd+unix:///root?socket=/run/x.sock',
+    'http://10.250.0.11:50000/root',
+    'nbd://10.250.0.11:50000/root?tls-creds=x',
+    'not a url',
+  ])
+    await refused({ ...base, disks: [{ diskId: 'root', uri }] }, 'disks.0.uri', uriRule);
+  await refused(
+    {
+      ...base,
+      disks: [
+        { diskId: 'root', uri: 'nbd://10.250.0.11:50000/root' },
+        { diskId: 'root', uri: 'nbd://10.250.0.11:50001/root' },
+      ],
+    },
+    'disks.1.diskId',
+    /root is already item 0's diskId: must be unique/,
+  );
+  await refused(
+    {
+      ...base,
+      disks: [
+        { diskId: 'root', uri: 'nbd://10.250.0.11:50000/root' },
+        { diskId: 'data', uri: 'nbd://10.250.0.99:50001/data' },
+      ],
+    },
+    'disks.1.uri',
+    /every export of a move is on its source/,
+  );
+  const { secret: _secret, ...noSecret } = base;
+  await refused(noSecret, 'secret', /./);
+  await refused({ ...base, secret: 'AB'.repeat(32) }, 'secret', /64 lowercase hex digits/);
+  await refused({ ...base, disks: [] }, 'disks', /./);
+  await refused({ ...base, peer: '10.250.0.11' }, 'peer', /is not a field of this request/);
+  await refused(
+    { ...base, disks: [{ ...base.disks[0], format: 'raw' }] },
+    'disks.0.format',
+    /is not a field of this request/,
+  );
 });
 
 const qemuImg = (() => {
@@ -471,6 +539,105 @@ test(
       );
     } finally {
       assert.equal((await call('DELETE', '/v1/vms/idle?deleteDisks=true')).status, 204);
+    }
+  },
+);
+
+test(
+  "a cold copy reads only from exports that answer with the move's secret: 422 naming the export, the peer's words kept out, nothing written",
+  { skip: !qemuImg && 'qemu-img is not installed' },
+  async () => {
+    const MiB = 2 ** 20;
+    const created = await call('POST', '/v1/vms', {
+      name: 'dst',
+      vcpus: 1,
+      memoryMiB: 128,
+      disks: [
+        { id: 'root', sizeBytes: 8 * MiB },
+        { id: 'data', sizeBytes: 8 * MiB },
+      ],
+    });
+    assert.equal(created.status, 201);
+    const vm = Vm.parse(created.json());
+    // A peer that is no NBD export: it greets every connection with its banner.
+    const banner = 'SSH-2.0-OpenSSH_9.2p1 banner-7f3a';
+    const talker = net.createServer((socket) => {
+      socket.on('error', () => undefined);
+      socket.end(`${banner}\r\n`);
+    });
+    await new Promise<void>((resolve) => talker.listen(0, '127.0.0.1', resolve));
+    const port = (talker.address() as net.AddressInfo).port;
+    const images = async () => Promise.all(vm.disks.map((d) => readFile(d.path)));
+    const before = await images();
+    // A VM that holds data is no copy's target, whatever its exports.
+    await call('POST', '/v1/vms', {
+      name: 'used',
+      vcpus: 1,
+      memoryMiB: 128,
+      disks: [{ id: 'root', sizeBytes: 8 * MiB }],
+    });
+    const used = Vm.parse((await call('GET', '/v1/vms/used')).json()).disks[0]?.path ?? '';
+    execFileSync('qemu-io', ['-f', 'qcow2', '-c', 'write -P 0x5a 0 64k', used], { stdio: 'ignore' });
+    const id = '7b0d5f5e-8a40-4c4e-9a51-3f7c2b1d9e03';
+    const body = (rootUri: string) => ({
+      migrationId: id,
+      disks: [
+        { diskId: 'root', uri: rootUri },
+        { diskId: 'data', uri: `nbd://127.0.0.1:${port}/data` },
+      ],
+      secret: SECRET,
+    });
+    try {
+      await problem(
+        'coldCopy',
+        await call('POST', '/v1/vms/dst/cold-copy', { ...body(''), disks: body('').disks.slice(1) }),
+        400,
+        'invalid-input',
+        'disks',
+      );
+      const p = await problem(
+        'coldCopy',
+        await call('POST', '/v1/vms/used/cold-copy', {
+          ...body(''),
+          disks: body('nbd://127.0.0.1:1/root').disks.slice(0, 1),
+        }),
+        409,
+        'vm-state-conflict',
+      );
+      assert.match(
+        p.detail ?? '',
+        /disk "root"; a cold copy fills only the empty disks of a VM defined for the move/,
+      );
+      for (const [uri, field] of [
+        // Nothing listens there.
+        ['nbd://127.0.0.1:1/root', 'disks.0.uri'],
+        // Something answers, but not as an export of this move.
+        [`nbd://127.0.0.1:${port}/root`, 'disks.0.uri'],
+      ] as const) {
+        const p = await problem(
+          'coldCopy',
+          await call('POST', '/v1/vms/dst/cold-copy', body(uri)),
+          422,
+          'cold-source-refused',
+          field,
+        );
+        assert.match(p.detail ?? '', /no export of this move answers at 127\.0\.0\.1:\d+ with its secret/);
+        assert.doesNotMatch(p.detail ?? '', /qemu|--object|image-opts|convert|banner|SSH|keys\.psk/i);
+      }
+      await problem(
+        'coldCopyStatus',
+        await call('GET', `/v1/migrations/cold/${id}/copy`),
+        404,
+        'migration-not-found',
+      );
+      assert.deepEqual(await images(), before, 'nothing was written');
+      assert.equal(Vm.parse((await call('GET', '/v1/vms/dst')).json()).id, vm.id, 'the VM stays');
+      const left = await readdir(path.join(agent.core.config.stateDir, 'cold-moves')).catch(() => []);
+      assert.deepEqual(left, [], 'no key or journal left behind');
+    } finally {
+      talker.close();
+      assert.equal((await call('DELETE', '/v1/vms/dst?deleteDisks=true')).status, 204);
+      assert.equal((await call('DELETE', '/v1/vms/used?deleteDisks=true')).status, 204);
     }
   },
 );

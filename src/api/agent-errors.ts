@@ -64,6 +64,11 @@ export const AGENT_ERRORS = {
   },
   'migration-stalled': { statuses: [502], about: 'the move made no progress with no lever left' },
   'migration-orphaned': { statuses: [502], about: 'no manager asked about this incoming move for too long' },
+  'cold-source-refused': {
+    statuses: [422],
+    about:
+      "a cold copy's exports do not serve this move: unreachable, not an NBD export of the disk's size, or the move's secret refused; nothing was written",
+  },
   'retained-copy-not-found': { statuses: [404], about: 'this host keeps no retained copy of that VM' },
   'retained-copy-invalid': {
     statuses: [409],

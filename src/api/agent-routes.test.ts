@@ -170,7 +170,12 @@ test('AgentClient and AgentMigrationClient call exactly the routes of the table'
     ['coldClose', () => moves.coldClose(id)],
     [
       'coldCopy',
-      () => moves.coldCopy('a', { migrationId: id, disks: [{ diskId: 'root', uri: 'nbd://h:1/root' }] }),
+      () =>
+        moves.coldCopy('a', {
+          migrationId: id,
+          disks: [{ diskId: 'root', uri: 'nbd://10.0.0.1:1/root' }],
+          secret: 'a'.repeat(64),
+        }),
     ],
     ['coldCopyStatus', () => moves.coldStatus(id)],
     ['listRetained', () => moves.listRetained()],

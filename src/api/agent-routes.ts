@@ -463,7 +463,13 @@ export const agentColdMoveRoutes = {
     body: ColdCopyRequest,
     status: 202,
     response: ColdCopyStatus,
-    errors: ['vm-not-found', 'vm-state-conflict', 'migration-conflict', 'host-command-failed'],
+    errors: [
+      'vm-not-found',
+      'vm-state-conflict',
+      'migration-conflict',
+      'cold-source-refused',
+      'host-command-failed',
+    ],
   }),
   coldCopyStatus: route({
     method: 'GET',

@@ -32,8 +32,14 @@ export const LinkProbeMs = z
   .min(LINK_PROBE_MS.min, `must be at least ${LINK_PROBE_MS.min} (ms)`)
   .max(LINK_PROBE_MS.max, `must be at most ${LINK_PROBE_MS.max} (ms)`);
 
-/** The one-time secret a sender expects first on its connection: 32 random bytes in hex. */
-export const LinkProbeSecret = z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex digits');
+/**
+ * A one-time secret a source hands out for one peer connection of a move: what a link probe's
+ * sender expects first on its connection, and the TLS pre-shared key of a cold move's NBD exports.
+ * 32 random bytes in hex.
+ */
+export const PeerSecret = z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex digits');
+/** The one-time secret a sender expects first on its connection. */
+export const LinkProbeSecret = PeerSecret;
 
 export const LinkSenderRequest = z.object({
   /** How long the sender fills the connection; it cuts a transfer running much longer than that. */

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { Cidr, Ipv4, Name } from './agent.js';
-import { LinkFigure } from './links.js';
-import { UnicastMac } from './rules.js';
+import { LinkFigure, PeerSecret } from './links.js';
+import { UnicastMac, uniqueItems } from './rules.js';
 
 /*
  * The agents' migration API (under /v1/migrations, bearer token as for the rest of the agent API).
@@ -359,26 +359,73 @@ export type MoveStorageRequest = z.input<typeof MoveStorageRequest>;
 
 /*
  * Cold moves of a stopped VM (see src/agent/migration/cold.ts): source POST
- * /v1/vms/:name/cold-export -> ColdExport; target: the VM is defined with POST /v1/vms (start
- * false), then POST /v1/vms/:name/cold-copy {migrationId, disks} starts copying every disk from
- * the exports in the background, followed with GET /v1/migrations/cold/:id/copy (ColdCopyStatus); POST
- * /v1/migrations/cold/:id/close ends the exports (source) or stops the copy (target), and DELETE
- * /v1/vms/:name removes the source VM.
+ * /v1/vms/:name/cold-export -> ColdExport (the exports and the move's secret); target: the VM is
+ * defined with POST /v1/vms (start false), then POST /v1/vms/:name/cold-copy {migrationId, disks,
+ * secret} checks that every export answers with the move's secret and starts copying every disk
+ * from them in the background, followed with GET /v1/migrations/cold/:id/copy (ColdCopyStatus);
+ * POST /v1/migrations/cold/:id/close ends the exports (source) or stops the copy (target), and
+ * DELETE /v1/vms/:name removes the source VM.
  */
 export const ColdExportRequest = z.object({ migrationId: MigrationId });
 export type ColdExportRequest = z.input<typeof ColdExportRequest>;
 
+const NBD_URI = /^nbd:\/\/([^/:]+):(\d{1,5})\/(.+)$/;
+const NBD_URI_RULE = 'must be nbd://<IPv4 address>:<port>/<export name>, like nbd://10.250.0.11:50000/root';
+
+/** An export of the source: `nbd://<IPv4>:<port>/<disk id>` (nothing else is ever fetched). */
+export const NbdUri = z.string().superRefine((uri, ctx) => {
+  const [, host = '', port = '', name = ''] = NBD_URI.exec(uri) ?? [];
+  const ok =
+    Ipv4.safeParse(host).success &&
+    Number(port) >= 1 &&
+    Number(port) <= 65535 &&
+    Name.safeParse(name).success;
+  if (!ok) ctx.addIssue({ code: 'custom', message: NBD_URI_RULE });
+});
+
+/** The parts of a valid NbdUri. */
+export function nbdUriParts(uri: string): { host: string; port: number; exportName: string } {
+  const [, host = '', port = '', exportName = ''] = NBD_URI.exec(uri) ?? [];
+  return { host, port: Number(port), exportName };
+}
+
+export const ColdExportDisk = z.strictObject({ diskId: Name, uri: NbdUri });
+
 export const ColdExport = z.object({
   migrationId: MigrationId,
   /** One read-only NBD export per disk, e.g. `nbd://10.250.0.11:50000/root`. */
-  disks: z.array(z.object({ diskId: Name, uri: z.string().regex(/^nbd:\/\//, 'must be an nbd:// URI') })),
+  disks: z.array(ColdExportDisk),
+  /**
+   * The move's secret: the exports serve only a client presenting it (TLS with it as the
+   * pre-shared key), so only this move's target reads the disks.
+   */
+  secret: PeerSecret,
 });
 export type ColdExport = z.infer<typeof ColdExport>;
 
-export const ColdCopyRequest = z.object({
+export const ColdCopyRequest = z.strictObject({
   /** The move's id: its copy is followed and stopped by it. */
   migrationId: MigrationId,
-  disks: ColdExport.shape.disks.min(1),
+  /** The source's exports (ColdExport.disks): one per disk of the VM, all on the source's address. */
+  disks: z
+    .array(ColdExportDisk)
+    .min(1)
+    .max(8)
+    .superRefine(uniqueItems('diskId', (d) => d.diskId))
+    .superRefine((disks, ctx) => {
+      const host = nbdUriParts(disks[0]?.uri ?? '').host;
+      disks.forEach((d, i) => {
+        const other = nbdUriParts(d.uri).host;
+        if (other !== host)
+          ctx.addIssue({
+            code: 'custom',
+            path: [i, 'uri'],
+            message: `is on ${other}, item 0's on ${host}: every export of a move is on its source`,
+          });
+      });
+    }),
+  /** ColdExport.secret: the copy reads only from exports that accept it. */
+  secret: PeerSecret,
   /**
    * No byte from the exports for this long = stalled: the copy stops (the move's
    * policy.stallWindowSeconds; a cut link otherwise hangs a read for as long as TCP retries).

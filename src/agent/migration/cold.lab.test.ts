@@ -1,8 +1,10 @@
 // A cold move's agent side against the real thing (a `silobreak agent` process on loopback,
-// qemu-nbd and qemu-img; no guest boots): the copy runs in the background and ends byte for byte
-// equal with the exports closed; a copy that receives nothing for its stall window stops and
-// removes its half-made VM; an agent killed with exports open and a copy running leaves nothing
-// once it is started again.
+// qemu-nbd and qemu-img; no guest boots): the exports serve only a client with the move's secret,
+// and the target copies only from them (another export, or the wrong secret, is refused with 422
+// and nothing written); the copy runs in the background and ends byte for byte equal with the
+// exports closed; a copy whose link goes silent for its stall window stops and removes its
+// half-made VM; an agent killed with exports open and a copy running leaves nothing once it is
+// started again.
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
@@ -12,7 +14,12 @@ import net from 'node:net';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, afterEach, before, test } from 'node:test';
-import { AgentMigrationClient, type ColdCopyStatus } from '../../api/index.js';
+import {
+  AgentMigrationClient,
+  type ApiError,
+  type ColdCopyRequest,
+  type ColdCopyStatus,
+} from '../../api/index.js';
 import { startLabAgent, type LabAgent } from '../lab-agent.js';
 
 const MiB = 1024 * 1024;
@@ -50,6 +57,47 @@ async function vmWithData(name: string, dataMiB: number): Promise<string> {
     execFileSync('qemu-img', ['convert', '-n', '-f', 'raw', '-O', 'qcow2', raw, image]);
   }
   return image;
+}
+
+/**
+ * A TCP relay on loopback to `port` that passes at most `limit` bytes from it on each connection,
+ * then nothing more (a link cut in the middle of a copy); the rest is dropped.
+ */
+async function cutAfter(port: number, limit: number): Promise<{ port: number; close(): void }> {
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((client) => {
+    const upstream = net.connect({ host: '127.0.0.1', port });
+    sockets.add(client).add(upstream);
+    let passed = 0;
+    client.on('data', (chunk: Buffer) => upstream.write(chunk));
+    upstream.on('data', (chunk: Buffer) => {
+      if (passed < limit) client.write(chunk.subarray(0, limit - passed));
+      passed += chunk.length;
+    });
+    client.on('error', () => upstream.destroy());
+    client.on('close', () => upstream.destroy());
+    upstream.on('error', () => undefined);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    close: () => {
+      for (const socket of sockets) socket.destroy();
+      server.close();
+    },
+  };
+}
+
+const nbdPort = (uri: string | undefined) => Number(/:(\d+)\//.exec(uri ?? '')?.[1]);
+
+async function canConnect(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host: '127.0.0.1', port }, () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.on('error', () => resolve(false));
+  });
 }
 
 async function settled(id: string): Promise<ColdCopyStatus> {
@@ -93,7 +141,72 @@ test('a cold copy runs in the background, ends equal to its source, and the expo
         start: false,
       })
     ).disks[0]?.path ?? '';
-  const started = await moves.coldCopy('dst', { migrationId: id, disks: exported.disks });
+  const untouched = readFileSync(target);
+
+  // The exports serve only a client with the move's secret.
+  assert.match(exported.secret, /^[0-9a-f]{64}$/);
+  const uri = exported.disks[0]?.uri ?? '';
+  assert.throws(
+    () => execFileSync('qemu-img', ['info', '-f', 'raw', uri], { stdio: 'pipe' }),
+    /TLS negotiation required/,
+  );
+  // A copy with another secret, or from an export that is not this move's (a plain qemu-nbd on
+  // another port, serving another image), is refused before anything is written.
+  const foreign = path.join(agent.dir, 'foreign.raw');
+  await writeFile(foreign, randomBytes(MiB));
+  const foreignPort = 50990;
+  const other = spawn(
+    'qemu-nbd',
+    [
+      '--read-only',
+      '--persistent',
+      '-f',
+      'raw',
+      '-b',
+      '127.0.0.1',
+      '-p',
+      String(foreignPort),
+      '-x',
+      'root',
+      foreign,
+    ],
+    { stdio: 'ignore' },
+  );
+  try {
+    for (let i = 0; i < 50 && !(await canConnect(foreignPort)); i++) await sleep(100);
+    for (const [what, request] of [
+      ['another secret', { migrationId: id, disks: exported.disks, secret: 'cd'.repeat(32) }],
+      [
+        'another export',
+        {
+          migrationId: id,
+          disks: [{ diskId: 'root', uri: `nbd://127.0.0.1:${foreignPort}/root` }],
+          secret: exported.secret,
+        },
+      ],
+    ] satisfies [string, ColdCopyRequest][]) {
+      await assert.rejects(moves.coldCopy('dst', request), (error: ApiError) => {
+        assert.deepEqual(
+          [error.status, error.code, error.field],
+          [422, 'cold-source-refused', 'disks.0.uri'],
+          what,
+        );
+        assert.doesNotMatch(error.message, /qemu|TLS|handshake|--object/i, what);
+        return true;
+      });
+      await assert.rejects(moves.coldStatus(id), { code: 'migration-not-found' }, `${what}: no copy started`);
+      assert.deepEqual(processesOf('qemu-img', agent.dir), [], what);
+      assert.ok(readFileSync(target).equals(untouched), `${what}: nothing written`);
+    }
+  } finally {
+    other.kill('SIGKILL');
+  }
+
+  const started = await moves.coldCopy('dst', {
+    migrationId: id,
+    disks: exported.disks,
+    secret: exported.secret,
+  });
   assert.equal(started.state, 'running');
   const done = await settled(id);
   assert.equal(done.state, 'completed', JSON.stringify(done.error));
@@ -112,19 +225,20 @@ test('a cold copy runs in the background, ends equal to its source, and the expo
   assert.equal((await agent.client.getVm('dst')).state, 'stopped', 'the finished copy stays');
 });
 
-test('a copy that receives nothing for its stall window stops and removes its half-made VM', async () => {
-  // An "export" that accepts the connection and never says a word, like a peer behind a cut link.
-  const mute = net.createServer(() => undefined);
-  await new Promise<void>((resolve) => mute.listen(0, '127.0.0.1', resolve));
-  const port = (mute.address() as net.AddressInfo).port;
+test('a copy whose link goes silent for its stall window stops and removes its half-made VM', async () => {
+  await vmWithData('src3', 16);
+  const id = randomUUID();
+  opened.push(id);
+  const exported = await moves.coldExport('src3', id);
+  // The export behind a link that goes silent after the first MiB (the check before the copy passes).
+  const link = await cutAfter(nbdPort(exported.disks[0]?.uri), MiB);
   try {
     await vmWithData('half', 0);
-    const id = randomUUID();
-    opened.push(id);
     const started = Date.now();
     await moves.coldCopy('half', {
       migrationId: id,
-      disks: [{ diskId: 'root', uri: `nbd://127.0.0.1:${port}/root` }],
+      disks: [{ diskId: 'root', uri: `nbd://127.0.0.1:${link.port}/root` }],
+      secret: exported.secret,
       stallWindowSeconds: 5,
     });
     const done = await settled(id);
@@ -133,15 +247,20 @@ test('a copy that receives nothing for its stall window stops and removes its ha
     assert.equal(done.error?.code, 'migration-stalled');
     assert.match(done.error?.detail ?? '', /no byte from the source's exports for \d+ s/);
     assert.ok(ms >= 5000 && ms < 15_000, `stopped after ${ms} ms`);
+    assert.ok(done.receivedBytes > 0, 'it had begun');
     assert.deepEqual(
       (await agent.client.listVms()).map((v) => v.name),
-      [],
+      ['src3'],
       'the half-made VM is gone',
     );
-    assert.deepEqual(readdirSync(path.join(agent.dir, 'ds1')), [], 'with its image');
+    assert.deepEqual(
+      readdirSync(path.join(agent.dir, 'ds1')).filter((f) => f.includes('half')),
+      [],
+      'with its image',
+    );
     assert.deepEqual(processesOf('qemu-img', agent.dir), []);
   } finally {
-    mute.close();
+    link.close();
   }
 });
 
@@ -151,17 +270,16 @@ test('an agent killed with exports open and a copy running leaves nothing once i
   const id = randomUUID();
   opened.push(id);
   const exported = await moves.coldExport('src2', id);
-  // The copy reads from a peer that never answers, so it is still running when the agent dies.
-  const mute = net.createServer(() => undefined);
-  await new Promise<void>((resolve) => mute.listen(0, '127.0.0.1', resolve));
-  const port = (mute.address() as net.AddressInfo).port;
+  // The copy reads over a link that goes silent, so it is still running when the agent dies.
+  const link = await cutAfter(nbdPort(exported.disks[0]?.uri), MiB);
   try {
     await vmWithData('dst2', 0);
     const copyId = randomUUID();
     opened.push(copyId);
     await moves.coldCopy('dst2', {
       migrationId: copyId,
-      disks: [{ diskId: 'root', uri: `nbd://127.0.0.1:${port}/root` }],
+      disks: [{ diskId: 'root', uri: `nbd://127.0.0.1:${link.port}/root` }],
+      secret: exported.secret,
     });
     assert.equal(processesOf('qemu-nbd', agent.dir).length, exported.disks.length);
     assert.equal(processesOf('qemu-img', agent.dir).length, 1);
@@ -196,7 +314,8 @@ test('an agent killed with exports open and a copy running leaves nothing once i
     );
     assert.deepEqual(await moves.coldClose(id), { migrationId: id, closed: false });
     await assert.rejects(moves.coldStatus(copyId), { code: 'migration-not-found' });
+    assert.deepEqual(readdirSync(path.join(agent.dir, 'state', 'cold-moves')), [], 'no key or journal left');
   } finally {
-    mute.close();
+    link.close();
   }
 });

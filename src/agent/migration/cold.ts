@@ -7,6 +7,13 @@
  * source closes its exports and the manager deletes the source VM. The exports use their own port
  * range, apart from the live moves' allocator.
  *
+ * Only the move's target reads the exports, and the target reads only from them: the source makes
+ * a one-time secret for the move (a PeerSecret, as a link probe's sender does) that the manager
+ * hands to the target, and the exports require TLS with it as the pre-shared key (QEMU's
+ * tls-creds-psk). Before it writes a byte, the target opens every export with the secret; an
+ * export that does not answer so (another server, a wrong secret, a disk larger than the VM's)
+ * refuses the copy with the field named and nothing of the peer's answer in it.
+ *
  * Nothing of a cold move outlives it, as for live moves (service.ts): a copy that receives no byte
  * for the move's stall window stops (a cut link would otherwise hang a read for as long as TCP
  * retries, a quarter of an hour), a copy that fails or is stopped removes its half-made VM, a
@@ -21,18 +28,21 @@ import net from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { z } from 'zod';
-import type {
-  agentColdMoveRoutes,
-  ColdClosed,
-  ColdCopyRequest,
-  ColdCopyStatus,
-  ColdExport,
-  MigrationState,
-  RouteHandlers,
+import {
+  nbdUriParts,
+  type agentColdMoveRoutes,
+  type ColdClosed,
+  type ColdCopyRequest,
+  type ColdCopyStatus,
+  type ColdExport,
+  type MigrationState,
+  type RouteHandlers,
 } from '../../api/index.js';
 import type { AgentCore } from '../core.js';
+import type { VmDefinition } from '../definitions.js';
 import { HostCommandFailed, InvalidInput, VmStateConflict } from '../errors.js';
-import { MigrationConflict, MigrationFailed, MigrationNotFound } from './errors.js';
+import { ColdSourceRefused, MigrationConflict, MigrationFailed, MigrationNotFound } from './errors.js';
+import { newPeerSecret } from './link-probe.js';
 import { PortAllocator, type PortLease } from './ports.js';
 import type { AgentRoutePlugin } from '../server.js';
 
@@ -42,6 +52,11 @@ const READY_MS = 15_000;
 const WATCH_MS = 1000;
 /** How often running copies are checked for a manager that stopped asking (capped by the setting). */
 const ORPHAN_SWEEP_MS = 30_000;
+/** How long the target waits for an export to open with the move's secret before it refuses the copy. */
+const SOURCE_CHECK_MS = 10_000;
+/** The TLS pre-shared key's identity (the key itself is the move's secret) and QEMU object id. */
+const PSK_USER = 'silobreak-cold';
+const TLS_ID = 'cold-tls';
 const errorText = (error: unknown) => (error instanceof Error ? error.message : String(error));
 
 /** A side's processes of one cold move, so a restarted agent can end them. */
@@ -59,6 +74,25 @@ interface Exported {
   vmName: string;
   processes: ChildProcess[];
   leases: PortLease[];
+}
+
+/** QEMU's tls-creds-psk object for one side of a cold move, its key in `dir` (keys.psk). */
+export function pskObject(dir: string, endpoint: 'server' | 'client'): string {
+  return `tls-creds-psk,id=${TLS_ID},endpoint=${endpoint},dir=${dir}${endpoint === 'client' ? `,username=${PSK_USER}` : ''}`;
+}
+
+/** The --image-opts of an export (a valid NbdUri) opened over TLS with the move's key. */
+export function exportImageOpts(uri: string): string {
+  const { host, port, exportName } = nbdUriParts(uri);
+  return [
+    'driver=raw',
+    'file.driver=nbd',
+    'file.server.type=inet',
+    `file.server.host=${host}`,
+    `file.server.port=${port}`,
+    `file.export=${exportName}`,
+    `file.tls-creds=${TLS_ID}`,
+  ].join(',');
 }
 
 interface Copy {
@@ -96,10 +130,10 @@ async function answers(host: string, port: number): Promise<boolean> {
   });
 }
 
-/** `host:port` of an `nbd://host:port/name` URI. */
+/** `host:port` of a valid `nbd://host:port/name` URI (NbdUri). */
 export function nbdEndpoint(uri: string): string {
-  const url = new URL(uri);
-  return `${url.hostname}:${url.port || '10809'}`;
+  const { host, port } = nbdUriParts(uri);
+  return `${host}:${port}`;
 }
 
 /**
@@ -133,6 +167,8 @@ export function lastPercent(output: string): number | undefined {
 export class ColdMoves {
   readonly #exports = new Map<string, Exported>();
   readonly #copies = new Map<string, Copy>();
+  /** Copies whose exports are being checked (move id -> VM), not started yet. */
+  readonly #checking = new Map<string, string>();
   readonly #ports = new PortAllocator([50000, 50999]);
   #sweepTimer: NodeJS.Timeout | undefined;
 
@@ -156,6 +192,22 @@ export class ColdMoves {
     await rm(this.#journalFile(id, role), { force: true });
   }
 
+  /** `<id>.<role>.psk/keys.psk`: the move's secret as QEMU reads it (0700 / 0600). */
+  #pskDir(id: string, role: Journal['role']): string {
+    return path.join(this.#dir, `${id}.${role}.psk`);
+  }
+
+  async #writePsk(id: string, role: Journal['role'], secret: string): Promise<string> {
+    const dir = this.#pskDir(id, role);
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    await writeFile(path.join(dir, 'keys.psk'), `${PSK_USER}:${secret}\n`, { mode: 0o600 });
+    return dir;
+  }
+
+  async #dropPsk(id: string, role: Journal['role']): Promise<void> {
+    await rm(this.#pskDir(id, role), { recursive: true, force: true });
+  }
+
   // ---- source ----
 
   /** Source: exports the stopped VM's disks read-only. */
@@ -169,6 +221,8 @@ export class ColdMoves {
     const entry: Exported = { vmName, processes: [], leases: [] };
     this.#exports.set(migrationId, entry);
     try {
+      const secret = newPeerSecret().toString('hex');
+      const pskDir = await this.#writePsk(migrationId, 'source', secret);
       const disks = [];
       const journal: Journal = { role: 'source', vmName, processes: [] };
       for (const disk of runtime.def.disks) {
@@ -177,6 +231,10 @@ export class ColdMoves {
         const child = spawn(
           'qemu-nbd',
           [
+            '--object',
+            pskObject(pskDir, 'server'),
+            '--tls-creds',
+            TLS_ID,
             '--read-only',
             '--persistent',
             '--shared=4',
@@ -204,7 +262,7 @@ export class ColdMoves {
         }
         disks.push({ diskId: disk.id, uri: `nbd://${address}:${lease.port}/${disk.id}` });
       }
-      return { migrationId, disks };
+      return { migrationId, disks, secret };
     } catch (error) {
       await this.close(migrationId);
       throw error;
@@ -220,20 +278,37 @@ export class ColdMoves {
   async copy(vmName: string, request: z.output<typeof ColdCopyRequest>): Promise<ColdCopyStatus> {
     const { migrationId, disks } = request;
     const runtime = this.core.vms.runtime(vmName);
-    if (runtime.active) throw new VmStateConflict(vmName, 'running', 'copy disks into');
-    // (Its exports may be on this host too: a move between two datastores of one host.)
-    if (this.#copies.has(migrationId)) throw new MigrationConflict(`cold move ${migrationId} exists already`);
-    const busy = [...this.#copies.values()].find((c) => c.vmName === vmName && c.state === 'running');
-    if (busy) throw new MigrationConflict(`VM "${vmName}" is already being copied (cold move ${busy.id})`);
-    const targets = disks.map((source, i) => {
-      const disk = runtime.def.disks.find((d) => d.id === source.diskId);
-      if (!disk)
-        throw new InvalidInput(
-          `disks.${i}.diskId: VM "${vmName}" has no disk "${source.diskId}"`,
-          `disks.${i}.diskId`,
-        );
-      return { source, disk };
-    });
+    const free = () => {
+      if (runtime.active) throw new VmStateConflict(vmName, 'running', 'copy disks into');
+      // (Its exports may be on this host too: a move between two datastores of one host.)
+      if (this.#copies.has(migrationId) || this.#checking.has(migrationId))
+        throw new MigrationConflict(`cold move ${migrationId} exists already`);
+      const busy = [...this.#copies.values()].find((c) => c.vmName === vmName && c.state === 'running');
+      if (busy) throw new MigrationConflict(`VM "${vmName}" is already being copied (cold move ${busy.id})`);
+      if ([...this.#checking.values()].includes(vmName))
+        throw new MigrationConflict(`VM "${vmName}" is about to be copied by another cold move`);
+    };
+    free();
+    const targets = coldCopyTargets(vmName, runtime.def.disks, disks);
+    await this.#checkEmpty(vmName, targets);
+    // Held from here until the copy is registered or refused: the key file is this request's.
+    this.#checking.set(migrationId, vmName);
+    try {
+      const pskDir = await this.#writePsk(migrationId, 'target', request.secret);
+      try {
+        await this.#checkSources(targets, pskDir);
+      } catch (error) {
+        await this.#dropPsk(migrationId, 'target');
+        throw error;
+      }
+    } finally {
+      this.#checking.delete(migrationId);
+    }
+    const pskDir = this.#pskDir(migrationId, 'target');
+    if (runtime.active) {
+      await this.#dropPsk(migrationId, 'target');
+      throw new VmStateConflict(vmName, 'running', 'copy disks into');
+    }
     const now = Date.now();
     let settle: () => void = () => undefined;
     const copy: Copy = {
@@ -259,7 +334,19 @@ export class ColdMoves {
       // zeroes, so zero areas of the source are skipped and the copy stays thin; -p: how far it is.
       const child = spawn(
         'qemu-img',
-        ['convert', '-p', '-n', '--target-is-zero', '-f', 'raw', '-O', disk.format, source.uri, disk.path],
+        [
+          'convert',
+          '-p',
+          '-n',
+          '--target-is-zero',
+          '--object',
+          pskObject(pskDir, 'client'),
+          '--image-opts',
+          exportImageOpts(source.uri),
+          '-O',
+          disk.format,
+          disk.path,
+        ],
         { stdio: ['ignore', 'pipe', 'pipe'] },
       );
       copy.children.push(child);
@@ -276,7 +363,16 @@ export class ColdMoves {
         child.once('error', (error) => resolve(`disk ${disk.id}: ${error.message}`));
         child.once('close', (code, signal) => {
           if (code === 0) resolve(undefined);
-          else resolve(`disk ${disk.id}: ${stderr.trim() || `exit ${code ?? signal ?? 'unknown'}`}`);
+          else {
+            // The peer's words and qemu-img's stay in this host's log, not in the answer.
+            this.core.log.warn('cold copy: qemu-img failed', {
+              migration: migrationId,
+              disk: disk.id,
+              exit: code ?? signal ?? 'unknown',
+              error: stderr.trim().slice(-500),
+            });
+            resolve(`disk ${disk.id}: the copy from its export failed (exit ${code ?? signal ?? 'unknown'})`);
+          }
           // One disk failed: the others cannot make a usable VM.
           if (code !== 0) this.#stop(copy, { state: 'failed' });
         });
@@ -359,6 +455,7 @@ export class ColdMoves {
     if (!copy.stopped && failed.length === 0) {
       // The journal goes first: a restart after this must not take the finished copy for a half-made one.
       await this.#dropJournal(copy.id, 'target');
+      await this.#dropPsk(copy.id, 'target');
       this.#finish(copy, 'completed');
       this.core.log.info('cold copy completed', { migration: copy.id, vm: copy.vmName });
       return;
@@ -366,9 +463,7 @@ export class ColdMoves {
     const state = copy.stopped?.state ?? 'failed';
     const error =
       copy.stopped?.error ??
-      (state === 'failed'
-        ? new MigrationFailed(`qemu-img convert failed: ${failed.join('; ')}`, 'copy')
-        : undefined);
+      (state === 'failed' ? new MigrationFailed(failed.join('; '), 'copy') : undefined);
     this.#finish(copy, state, error);
     this.core.log.warn('cold copy ended; removing the half-made VM', {
       migration: copy.id,
@@ -378,6 +473,85 @@ export class ColdMoves {
     });
     await this.#removeHalfMade(copy.vmName, copy.vmId);
     await this.#dropJournal(copy.id, 'target');
+    await this.#dropPsk(copy.id, 'target');
+  }
+
+  /**
+   * A copy fills only the empty disks of a VM defined for the move (prepare-target), never a VM
+   * that holds data: whatever its exports, it would be overwritten.
+   */
+  async #checkEmpty(vmName: string, targets: CopyTarget[]): Promise<void> {
+    for (const { disk } of targets) {
+      const map = await run('qemu-img', ['map', '--output=json', '-f', disk.format, disk.path], {
+        timeout: SOURCE_CHECK_MS,
+      }).catch((error: unknown) => {
+        throw new HostCommandFailed('qemu-img', `cannot read disk "${disk.id}": ${errorText(error)}`);
+      });
+      if (!holdsNoData(map.stdout))
+        throw new VmStateConflict(
+          vmName,
+          `holding data (disk "${disk.id}"; a cold copy fills only the empty disks of a VM defined for the move)`,
+          'copy disks into',
+        );
+    }
+  }
+
+  /**
+   * Every export opens with the move's secret and is no larger than its disk; else the copy is
+   * refused, naming the export's field (the peer's answer goes to the log only).
+   */
+  async #checkSources(targets: CopyTarget[], pskDir: string): Promise<void> {
+    const checks = await Promise.allSettled(
+      targets.map(({ source }) =>
+        run(
+          'qemu-img',
+          [
+            'info',
+            '--output=json',
+            '--object',
+            pskObject(pskDir, 'client'),
+            '--image-opts',
+            exportImageOpts(source.uri),
+          ],
+          { timeout: SOURCE_CHECK_MS },
+        ),
+      ),
+    );
+    checks.forEach((check, i) => {
+      const { source, disk } = targets[i] as CopyTarget;
+      const field = `disks.${i}.uri`;
+      if (check.status === 'rejected') {
+        const peer = nbdEndpoint(source.uri);
+        this.core.log.warn("cold copy refused: an export did not open with the move's secret", {
+          peer,
+          disk: disk.id,
+          error: errorText(check.reason).slice(-500),
+        });
+        throw new ColdSourceRefused(
+          field,
+          `no export of this move answers at ${peer} with its secret (not its source, not reachable, or the secret refused); nothing was written`,
+        );
+      }
+      const size = z
+        .string()
+        .transform((text, ctx) => {
+          try {
+            return JSON.parse(text) as unknown;
+          } catch {
+            ctx.addIssue({ code: 'custom', message: 'not JSON' });
+            return z.NEVER;
+          }
+        })
+        .pipe(z.object({ 'virtual-size': z.number() }))
+        .safeParse(check.value.stdout);
+      if (!size.success)
+        throw new ColdSourceRefused(field, 'the export did not tell its size; nothing was written');
+      if (size.data['virtual-size'] > disk.sizeBytes)
+        throw new ColdSourceRefused(
+          field,
+          `the export holds ${size.data['virtual-size']} bytes, more than disk "${disk.id}" (${disk.sizeBytes}); nothing was written`,
+        );
+    });
   }
 
   #finish(copy: Copy, state: MigrationState, error?: MigrationFailed): void {
@@ -440,6 +614,7 @@ export class ColdMoves {
       for (const lease of entry.leases) lease.release();
       this.#exports.delete(migrationId);
       await this.#dropJournal(migrationId, 'source');
+      await this.#dropPsk(migrationId, 'source');
       closed = true;
     }
     return { migrationId, closed };
@@ -483,7 +658,11 @@ export class ColdMoves {
   }
 
   async #endLostMoves(): Promise<void> {
-    const files = (await readdir(this.#dir).catch(() => [] as string[])).filter((f) => f.endsWith('.json'));
+    const entries = await readdir(this.#dir).catch(() => [] as string[]);
+    // The keys of lost moves: their exports and copies end below.
+    for (const dir of entries.filter((f) => f.endsWith('.psk')))
+      await rm(path.join(this.#dir, dir), { recursive: true, force: true });
+    const files = entries.filter((f) => f.endsWith('.json'));
     for (const file of files) {
       const id = file.split('.')[0] ?? file;
       try {
@@ -512,6 +691,49 @@ export class ColdMoves {
   async closeAll(): Promise<void> {
     clearInterval(this.#sweepTimer);
     for (const id of new Set([...this.#exports.keys(), ...this.#copies.keys()])) await this.close(id);
+  }
+}
+
+type VmDisk = VmDefinition['disks'][number];
+interface CopyTarget {
+  source: ColdExport['disks'][number];
+  disk: VmDisk;
+}
+
+/**
+ * Which disk of the VM each export fills: every export names a disk of the VM, and every disk of
+ * the VM is named (a disk left out would stay empty in a VM that looks moved).
+ */
+export function coldCopyTargets(
+  vmName: string,
+  vmDisks: readonly VmDisk[],
+  exports: ColdExport['disks'],
+): CopyTarget[] {
+  const targets = exports.map((source, i) => {
+    const disk = vmDisks.find((d) => d.id === source.diskId);
+    if (!disk)
+      throw new InvalidInput(
+        `disks.${i}.diskId: VM "${vmName}" has no disk "${source.diskId}"`,
+        `disks.${i}.diskId`,
+      );
+    return { source, disk };
+  });
+  const missing = vmDisks.find((d) => !exports.some((e) => e.diskId === d.id));
+  if (missing)
+    throw new InvalidInput(
+      `disks: no export for disk "${missing.id}" of VM "${vmName}": a cold copy fills every disk`,
+      'disks',
+    );
+  return targets;
+}
+
+/** Whether `qemu-img map --output=json` shows no data in the image (a freshly made disk). */
+export function holdsNoData(mapJson: string): boolean {
+  try {
+    const extents = z.array(z.object({ data: z.boolean() })).parse(JSON.parse(mapJson));
+    return extents.every((e) => !e.data);
+  } catch {
+    return false;
   }
 }
 

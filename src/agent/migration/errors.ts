@@ -28,6 +28,17 @@ export class MigrationFailed extends AgentError {
   }
 }
 
+/**
+ * A cold copy's export did not answer as this move's source (wrong address, not an export, a
+ * smaller disk, or the move's secret refused). The detail names the field, never the peer's words.
+ */
+export class ColdSourceRefused extends AgentError {
+  readonly code = 'cold-source-refused';
+  constructor(field: string, message: string) {
+    super(`${field}: ${message}`, field);
+  }
+}
+
 export class MigrationCancelled extends AgentError {
   readonly code = 'migration-cancelled';
   constructor(readonly phase: string) {

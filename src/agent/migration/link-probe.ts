@@ -35,6 +35,8 @@ export class LinkProbeFailed extends AgentError {
 }
 
 const SECRET_BYTES = 32;
+/** A fresh one-time secret (PeerSecret in hex): a link probe's, a cold move's exports'. */
+export const newPeerSecret = (): Buffer => randomBytes(SECRET_BYTES);
 /** An unused sender closes after this long (the target connects within a second of its opening). */
 export const SENDER_EXPIRY_MS = 10_000;
 /** A transfer may run this much past its announced duration (the link's queue draining) before it is cut. */
@@ -91,7 +93,7 @@ export class LinkProbes {
   /** Source: opens the sender and answers where it listens and the secret it expects. */
   async openSender(request: z.output<typeof LinkSenderRequest>): Promise<LinkSender> {
     const address = this.address();
-    const secret = randomBytes(SECRET_BYTES);
+    const secret = newPeerSecret();
     const expiresAt = Date.now() + SENDER_EXPIRY_MS;
     let opened;
     try {

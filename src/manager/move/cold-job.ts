@@ -169,6 +169,7 @@ export class ColdMove extends HostMove<ColdCheckpoint> implements RunnableMove {
         this.target.coldCopy(vm.name, {
           migrationId: id,
           disks: exported.disks,
+          secret: exported.secret,
           stallWindowSeconds: this.#waitMs / 1000,
         }),
       );
