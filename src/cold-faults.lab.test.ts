@@ -8,10 +8,8 @@
 // (stallWindowSeconds, shortened here to 10 s through the API as a user can); the orphan timeout
 // is the agents' orphanMoveSeconds setting in their configuration files.
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
-import { execFileSync, spawnSync } from 'node:child_process';
-import { createReadStream, readFileSync } from 'node:fs';
-import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { spawnSync } from 'node:child_process';
+import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, afterEach, before, test } from 'node:test';
@@ -19,11 +17,18 @@ import { AgentClient, ManagerClient, type Job } from './api/index.js';
 import {
   createBusyVm,
   fabricLink,
+  fileSha256,
   labCli,
   labDown,
   labWithManager,
+  lastChangeId,
+  listenersIn,
+  processesIn,
   restartLabAgent,
   restartLabManager,
+  setLabAgentConfig,
+  slowFabricLink,
+  vmChangesSince,
   within,
   type Lab,
   type LabHost,
@@ -48,44 +53,6 @@ let imageSha: string;
 
 const agentOf = (host: LabHost) => new AgentClient(host.agentUrl, host.token, 30_000);
 
-/** A slow fabric link out of `host` (tc tbf), so the copy lasts long enough to be struck. */
-function slowLink(host: LabHost, rate: string | undefined): void {
-  const args = ['-n', host.namespace, 'qdisc', rate ? 'replace' : 'del', 'dev', 'fabric0', 'root'];
-  if (rate) execFileSync('tc', [...args, 'tbf', 'rate', rate, 'burst', '64kb', 'latency', '50ms']);
-  else spawnSync('tc', args, { stdio: 'ignore' });
-}
-
-async function sha256(file: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
-  return hash.digest('hex');
-}
-
-/** Processes in a host's namespace whose command is `name` (qemu-nbd, qemu-img, qemu-system-*). */
-function processesIn(host: LabHost, name: RegExp): number[] {
-  const pids = execFileSync('ip', ['netns', 'pids', host.namespace], { encoding: 'utf8' })
-    .split('\n')
-    .filter(Boolean)
-    .map(Number);
-  return pids.filter((pid) => {
-    try {
-      return name.test(readFileSync(`/proc/${pid}/comm`, 'utf8').trim());
-    } catch {
-      return false;
-    }
-  });
-}
-
-/** Listening TCP ports in a host's namespace other than its agent's. */
-function listenersIn(host: LabHost): string[] {
-  const out = execFileSync('ip', ['netns', 'exec', host.namespace, 'ss', '-ltnH'], { encoding: 'utf8' });
-  return out
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => l.trim().split(/\s+/)[3] ?? '')
-    .filter((addr) => !addr.endsWith(':8470'));
-}
-
 /** The VM is on host1 as it was: inventory, agent, its image's bytes, no export left open. */
 async function assertAsBefore(): Promise<void> {
   await within(CLEAN_WITHIN_MS, async () => {
@@ -96,7 +63,7 @@ async function assertAsBefore(): Promise<void> {
     assert.deepEqual(listenersIn(h1), [], 'no listening port left on host1');
   });
   assert.equal((await agentOf(h1).getVm(VM)).state, 'stopped');
-  assert.equal(await sha256(image), imageSha, "the source image's bytes are unchanged");
+  assert.equal(await fileSha256(image), imageSha, "the source image's bytes are unchanged");
 }
 
 /** Nothing of the move on host2: no VM, no copying process, no listener, no image. */
@@ -120,7 +87,7 @@ const targetImage = () => path.join(h2.datastorePath, path.basename(image));
  * target's image has grown past 16 MiB while the job is in mirror-disks. Returns the job then.
  */
 async function moveAndWaitForCopy(rate = '40mbit'): Promise<Job> {
-  slowLink(h1, rate);
+  slowFabricLink(h1, rate);
   const { job } = await api.moveVm(VM, { to: h2.name, policy: { stallWindowSeconds: STALL_S } });
   for (const deadline = Date.now() + 300_000; ; await sleep(250)) {
     const now = await api.getJob(job.id);
@@ -135,28 +102,6 @@ async function moveAndWaitForCopy(rate = '40mbit'): Promise<Job> {
     if (now.progress.phase === 'mirror-disks' && grown > 16 * 1024 * 1024) return now;
     assert.ok(Date.now() < deadline, 'the copy never got going');
   }
-}
-
-/** The change records of the VM since `sinceId`, as "field:after" strings per record. */
-async function vmChangesSince(sinceId: number): Promise<string[]> {
-  const vm = await api.getVm(VM);
-  const records = (await api.listChanges({ objectId: vm.id, limit: 1000 })).items;
-  return records
-    .filter((r) => r.id > sinceId)
-    .map((r) => r.changes.map((c) => `${c.field}:${String(c.after)}`).join(' '));
-}
-
-const lastChangeId = async () => (await api.listChanges({ limit: 1 })).items[0]?.id ?? 0;
-
-/** Starts an agent again with its configuration changed as a user would edit it. */
-async function setAgentConfig(host: LabHost, change: Record<string, unknown>): Promise<void> {
-  const config = JSON.parse(await readFile(host.configPath, 'utf8')) as Record<string, unknown>;
-  await writeFile(host.configPath, JSON.stringify({ ...config, ...change }, null, 2) + '\n');
-  if (host.pid) process.kill(host.pid, 'SIGTERM');
-  await sleep(1000);
-  restartLabAgent(host);
-  // Back when the manager sees it again (it marked the host unreachable while it was away).
-  await within(60_000, async () => assert.equal((await api.reconcileHost(host.name)).state, 'connected'));
 }
 
 const alive = (pid: number | undefined) => {
@@ -174,14 +119,14 @@ before(
     let hosts: LabHost[];
     ({ lab, api, hosts } = await labWithManager(LAB));
     [h1, h2] = hosts as [LabHost, LabHost];
-    for (const host of [h1, h2]) await setAgentConfig(host, { orphanMoveSeconds: ORPHAN_S });
+    for (const host of [h1, h2]) await setLabAgentConfig(api, host, { orphanMoveSeconds: ORPHAN_S });
     // 150 MiB of random data for the copy to carry (~30 s at 40 Mbit/s), then the VM is stopped.
     await createBusyVm(lab, h1, VM, 150);
     const stopped = await labCli(lab, ['vm', 'stop', VM]);
     assert.equal(stopped.code, 0, stopped.stderr);
     image = (await agentOf(h1).getVm(VM)).disks[0]?.path ?? '';
     assert.ok(image, 'the VM has a disk');
-    imageSha = await sha256(image);
+    imageSha = await fileSha256(image);
   },
   { timeout: 900_000 },
 );
@@ -192,7 +137,7 @@ afterEach(
   async () => {
     for (const host of [h1, h2]) {
       spawnSync('ip', ['-n', host.namespace, 'link', 'set', 'fabric0', 'up'], { stdio: 'ignore' });
-      slowLink(host, undefined);
+      slowFabricLink(host, undefined);
       if (!alive(host.pid)) restartLabAgent(host);
     }
     if (!alive(lab.manager?.pid)) restartLabManager(lab);
@@ -233,12 +178,12 @@ test(
   'source agent killed during the cold copy: rolled back, its undo kept until it is back, then the VM is as before',
   { timeout: 900_000 },
   async () => {
-    const since = await lastChangeId();
+    const since = await lastChangeId(api);
     const struck = await moveAndWaitForCopy();
     assert.equal(struck.progress.phase, 'mirror-disks', 'struck during the copy');
     process.kill(h1.pid ?? 0, 'SIGKILL');
     // Its exports outlive it: the copy can end, but the exports cannot be closed.
-    slowLink(h1, undefined);
+    slowFabricLink(h1, undefined);
     const job = await api.waitForJob(struck.id, 300_000);
     assert.equal(job.state, 'failed', JSON.stringify(job));
     assert.match(
@@ -255,7 +200,7 @@ test(
     console.log(`# source agent killed in the cold copy: its undo ran ${doneMs} ms after it was back`);
     await assertAsBefore();
     await assertTargetClean();
-    const changes = await vmChangesSince(since);
+    const changes = await vmChangesSince(api, VM, since);
     for (const expected of [
       'move:failed from:host1 to:host2',
       'clean-up:pending step:close-cold-export',

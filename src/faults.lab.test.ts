@@ -9,7 +9,6 @@
 // and the change log say what happened.
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { after, before, test } from 'node:test';
 import { AgentClient, ManagerClient, type Job } from './api/index.js';
@@ -24,11 +23,16 @@ import {
   labCli,
   labDown,
   labWithManager,
+  lastChangeId,
+  listenersIn,
+  qemusIn,
   restartLabAgent,
   restartLabManager,
+  slowFabricLink,
   startGuestWorkloads,
   strikeInPhase,
   verifyGuestRecords,
+  vmChangesSince,
   within,
   type CopyPhase,
   type GuestLife,
@@ -60,27 +64,6 @@ const startWorkloads = (host: LabHost, file: string) => startGuestWorkloads(host
 const verifyRecords = async (host: LabHost, records: RecordsFile) =>
   (await verifyGuestRecords(host, VM, [records])).summary;
 const linkOf = fabricLink;
-/** A slow fabric link out of `host` (tc tbf), so a disk mirror lasts long enough to be hit. */
-function slowLink(host: LabHost, rate: string | undefined): void {
-  const args = ['-n', host.namespace, 'qdisc', rate ? 'replace' : 'del', 'dev', 'fabric0', 'root'];
-  if (rate) execFileSync('tc', [...args, 'tbf', 'rate', rate, 'burst', '64kb', 'latency', '50ms']);
-  else spawnSync('tc', args, { stdio: 'ignore' }); // back to the default qdisc, if it was changed
-}
-
-/** QEMU processes running in a host's namespace. */
-function qemusIn(host: LabHost): number[] {
-  const pids = execFileSync('ip', ['netns', 'pids', host.namespace], { encoding: 'utf8' })
-    .split('\n')
-    .filter(Boolean)
-    .map(Number);
-  return pids.filter((pid) => {
-    try {
-      return readFileSync(`/proc/${pid}/comm`, 'utf8').startsWith('qemu');
-    } catch {
-      return false;
-    }
-  });
-}
 
 /** SIGKILL to a lab process the lab knows the pid of (never to a process group: no pid 0). */
 function killProcess(pid: number | undefined): void {
@@ -90,19 +73,9 @@ function killProcess(pid: number | undefined): void {
 
 /** Kills host2's incoming QEMU (there is exactly one while a move to it runs). */
 function killIncomingQemu(): void {
-  const qemus = qemusIn(h2);
+  const qemus = [...qemusIn(h2).keys()];
   assert.equal(qemus.length, 1, 'the incoming QEMU runs on host2');
   for (const pid of qemus) process.kill(pid, 'SIGKILL');
-}
-
-/** Listening TCP ports in a host's namespace other than its agent's. */
-function listenersIn(host: LabHost): string[] {
-  const out = execFileSync('ip', ['netns', 'exec', host.namespace, 'ss', '-ltnH'], { encoding: 'utf8' });
-  return out
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => l.trim().split(/\s+/)[3] ?? '')
-    .filter((addr) => !addr.endsWith(':8470'));
 }
 
 /** Nothing of the VM or of a move on `host`: no VM, QEMU, listening port, NBD export or image. */
@@ -112,7 +85,7 @@ async function assertClean(host: LabHost): Promise<void> {
     [],
     `no VM left on ${host.name}`,
   );
-  assert.deepEqual(qemusIn(host), [], `no QEMU left on ${host.name}`);
+  assert.deepEqual([...qemusIn(host).keys()], [], `no QEMU left on ${host.name}`);
   assert.deepEqual(listenersIn(host), [], `no NBD server or migration port left on ${host.name}`);
   assert.deepEqual(await readdir(host.datastorePath), [], `no image left on ${host.name}`);
 }
@@ -136,7 +109,7 @@ interface Struck {
  * ~40 s, a 50 Mbit/s policy the memory copy. The mirror's move is started with the CLI, the
  * memory copy's through the API (the CLI has no policy flags). Right before the fault it reads how
  * many records the guest has written to `recordsFile`. The slow link goes once the fault has
- * struck, unless `holdUntilEnd` (the caller then ends it with `slowLink(h1, undefined)`).
+ * struck, unless `holdUntilEnd` (the caller then ends it with `slowFabricLink(h1, undefined)`).
  */
 async function strikeDuring(
   phase: CopyPhase,
@@ -146,7 +119,7 @@ async function strikeDuring(
 ): Promise<Struck> {
   let job: Job;
   if (phase === 'mirror-disks') {
-    slowLink(h1, '40mbit');
+    slowFabricLink(h1, '40mbit');
     job = await moveWithCli(h2.name);
   } else {
     // Uncompressed, so the 50 Mbit/s cap holds the copy whatever the idle CPU.
@@ -161,10 +134,10 @@ async function strikeDuring(
     });
     return { jobId: job.id, records: { file: recordsFile, atLeast } };
   } catch (error) {
-    slowLink(h1, undefined);
+    slowFabricLink(h1, undefined);
     throw error;
   } finally {
-    if (!holdUntilEnd) slowLink(h1, undefined);
+    if (!holdUntilEnd) slowFabricLink(h1, undefined);
   }
 }
 
@@ -173,17 +146,6 @@ async function failedInPhase(jobId: string): Promise<unknown> {
   const records = (await api.listChanges({ limit: 1000 })).items.filter((r) => r.jobId === jobId);
   return records.flatMap((r) => r.changes).find((c) => c.field === 'phase')?.after;
 }
-
-/** The change records of the VM since `sinceId`, as "field:after" strings per record. */
-async function vmChangesSince(sinceId: number): Promise<string[]> {
-  const vm = await api.getVm(VM);
-  const records = (await api.listChanges({ objectId: vm.id, limit: 1000 })).items;
-  return records
-    .filter((r) => r.id > sinceId)
-    .map((r) => r.changes.map((c) => `${c.field}:${String(c.after)}`).join(' '));
-}
-
-const lastChangeId = async () => (await api.listChanges({ limit: 1 })).items[0]?.id ?? 0;
 
 /**
  * Where the VM is and that it runs there only, as it ran before the fault: the inventory and the
@@ -217,7 +179,7 @@ after(
     for (const host of [h1, h2]) {
       if (!host) continue;
       spawnSync('ip', ['-n', host.namespace, 'link', 'set', 'fabric0', 'up'], { stdio: 'ignore' });
-      slowLink(host, undefined);
+      slowFabricLink(host, undefined);
     }
     // SB_KEEP_LAB=1 keeps the lab (agents' logs, datastores) to look at after a failure.
     if (!process.env.SB_KEEP_LAB) await labDown({ name: LAB });
@@ -229,7 +191,7 @@ test(
   'link cut during the disk mirror of a busy guest: it keeps running on the source, the target is cleaned once it answers',
   { timeout: 900_000 },
   async () => {
-    const since = await lastChangeId();
+    const since = await lastChangeId(api);
     await startWorkloads(h1, '/data/mirror-cut');
     const before = await life(h1);
     const struck = await strikeDuring('mirror-disks', '/data/mirror-cut', () => linkOf(h2, 'down'));
@@ -252,7 +214,7 @@ test(
     const later = await cli(['vm', 'move', '--cleanup', VM]);
     assert.equal(later.code, 0, later.stderr);
     assert.match(later.stdout, /Nothing left of failed moves of busy on other hosts; it runs on host1/);
-    const changes = await vmChangesSince(since);
+    const changes = await vmChangesSince(api, VM, since);
     assert.ok(
       changes.some((c) => c.startsWith('move:failed from:host1 to:host2')),
       changes.join('\n'),
@@ -422,7 +384,7 @@ test(
       await assertRunsOn(h1, before);
       await within(CLEAN_WITHIN_MS, () => assertClean(h2));
     } finally {
-      slowLink(h1, undefined);
+      slowFabricLink(h1, undefined);
       spawnSync('nsenter', [...inAgent, 'umount', h2.datastorePath], { stdio: 'ignore' });
     }
     await guest(h1, ['/bin/rm', '-f', '/data/grow']);

@@ -7,23 +7,26 @@
 // else: another VM running on the target keeps its QEMU and its uptime, a stopped one its image,
 // and the guest keeps running on its source, every record it wrote there intact.
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
-import { execFileSync, spawnSync } from 'node:child_process';
-import { createReadStream, readFileSync } from 'node:fs';
-import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, afterEach, before, test } from 'node:test';
 import { AgentClient, AgentMigrationClient, ManagerClient, type Job } from './api/index.js';
 import {
+  agentStateDir,
   createBusyVm,
+  fileSha256,
   guestRecordCount,
   guestUptime,
   labCli,
   labDown,
   labWithManager,
+  listenersIn,
+  qemusIn,
   restartLabAgent,
   restartLabManager,
+  setLabAgentConfig,
+  slowFabricLink,
   startGuestWorkloads,
   verifyGuestRecords,
   waitForPing,
@@ -50,64 +53,6 @@ let stoppedImage: string;
 let stoppedSha: string;
 
 const agentOf = (host: LabHost) => new AgentClient(host.agentUrl, host.token, 30_000);
-
-function slowLink(host: LabHost, rate: string | undefined): void {
-  const args = ['-n', host.namespace, 'qdisc', rate ? 'replace' : 'del', 'dev', 'fabric0', 'root'];
-  if (rate) execFileSync('tc', [...args, 'tbf', 'rate', rate, 'burst', '64kb', 'latency', '50ms']);
-  else spawnSync('tc', args, { stdio: 'ignore' });
-}
-
-async function sha256(file: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
-  return hash.digest('hex');
-}
-
-/** QEMU processes in a host's namespace, each with the VM name of its command line. */
-function qemusIn(host: LabHost): Map<number, string> {
-  const out = new Map<number, string>();
-  const pids = execFileSync('ip', ['netns', 'pids', host.namespace], { encoding: 'utf8' })
-    .split('\n')
-    .filter(Boolean)
-    .map(Number);
-  for (const pid of pids) {
-    try {
-      const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
-      if (!path.basename(argv[0] ?? '').startsWith('qemu-system')) continue;
-      const name = argv[argv.indexOf('-name') + 1]?.replace(/^guest=/, '') ?? '';
-      out.set(pid, name);
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return out;
-}
-
-/** Listening TCP ports in a host's namespace other than its agent's. */
-function listenersIn(host: LabHost): string[] {
-  const out = execFileSync('ip', ['netns', 'exec', host.namespace, 'ss', '-ltnH'], { encoding: 'utf8' });
-  return out
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => l.trim().split(/\s+/)[3] ?? '')
-    .filter((addr) => !addr.endsWith(':8470'));
-}
-
-/** The agent's state directory (incoming moves keep their journals in its migrations/). */
-async function stateDirOf(host: LabHost): Promise<string> {
-  return (JSON.parse(await readFile(host.configPath, 'utf8')) as { stateDir: string }).stateDir;
-}
-
-/** Starts an agent again with its configuration changed as a user would edit it. */
-async function setAgentConfig(host: LabHost, change: Record<string, unknown>): Promise<void> {
-  const config = JSON.parse(await readFile(host.configPath, 'utf8')) as Record<string, unknown>;
-  await writeFile(host.configPath, JSON.stringify({ ...config, ...change }, null, 2) + '\n');
-  if (host.pid) process.kill(host.pid, 'SIGTERM');
-  await sleep(1000);
-  restartLabAgent(host);
-  // Back when the manager sees it again (it marked the host unreachable while it was away).
-  await within(60_000, async () => assert.equal((await api.reconcileHost(host.name)).state, 'connected'));
-}
 
 const alive = (pid: number | undefined) => {
   if (!pid) return false;
@@ -146,7 +91,7 @@ async function assertOnlyOrphanGone(): Promise<void> {
     `no image of ${VM} left on host2`,
   );
   assert.deepEqual(
-    await readdir(path.join(await stateDirOf(h2), 'migrations')).catch(() => []),
+    await readdir(path.join(await agentStateDir(h2), 'migrations')).catch(() => []),
     [],
     'no journal left on host2',
   );
@@ -156,7 +101,7 @@ async function assertBystandersIntact(before: Bystanders): Promise<void> {
   assert.ok(qemusIn(h2).has(before.qemuPid), `${RUNNING}'s QEMU is the same process`);
   const up = await guestUptime(h2, RUNNING);
   assert.ok(up > before.uptime, `${RUNNING} kept running (uptime ${up} s, ${before.uptime} s before)`);
-  assert.equal(await sha256(stoppedImage), stoppedSha, `${STOPPED}'s image is unchanged`);
+  assert.equal(await fileSha256(stoppedImage), stoppedSha, `${STOPPED}'s image is unchanged`);
 }
 
 /**
@@ -165,7 +110,7 @@ async function assertBystandersIntact(before: Bystanders): Promise<void> {
  * past 16 MiB while the job is in mirror-disks. Returns the job then.
  */
 async function moveAndWaitForMirror(): Promise<Job> {
-  slowLink(h1, '20mbit');
+  slowFabricLink(h1, '20mbit');
   const r = await labCli(lab, ['vm', 'move', VM, '--to', h2.name, '--detach', '--json']);
   assert.equal(r.code, 0, r.stderr);
   const job = JSON.parse(r.stdout) as Job;
@@ -223,7 +168,7 @@ before(
     let hosts: LabHost[];
     ({ lab, api, hosts } = await labWithManager(LAB));
     [h1, h2] = hosts as [LabHost, LabHost];
-    for (const host of [h1, h2]) await setAgentConfig(host, { orphanMoveSeconds: ORPHAN_S });
+    for (const host of [h1, h2]) await setLabAgentConfig(api, host, { orphanMoveSeconds: ORPHAN_S });
     await createBusyVm(lab, h1, VM, 200);
     const stay = await labCli(lab, [
       'vm',
@@ -256,7 +201,7 @@ before(
     ]);
     assert.equal(idle.code, 0, idle.stderr);
     stoppedImage = (await agentOf(h2).getVm(STOPPED)).disks[0]?.path ?? '';
-    stoppedSha = await sha256(stoppedImage);
+    stoppedSha = await fileSha256(stoppedImage);
   },
   { timeout: 900_000 },
 );
@@ -265,7 +210,7 @@ before(
 afterEach(
   async () => {
     for (const host of [h1, h2]) {
-      slowLink(host, undefined);
+      slowFabricLink(host, undefined);
       if (!alive(host.pid)) restartLabAgent(host);
     }
     if (!alive(lab.manager?.pid)) restartLabManager(lab);
@@ -304,7 +249,7 @@ test(
     console.log(`# the orphaned incoming VM was gone ${goneMs} ms after the manager died`);
     // The timeout runs from the manager's last word to the target, which comes every 10 s.
     assert.ok(goneMs >= (ORPHAN_S - TOUCH_S) * 1000 - 2000, `not before the orphan timeout (${goneMs} ms)`);
-    slowLink(h1, undefined);
+    slowFabricLink(h1, undefined);
     await assertBystandersIntact(held);
     await assertSourceKeptIt(struck, upBefore, '/data/orphan-manager', written);
     await assertOnlyOrphanGone();
@@ -332,7 +277,7 @@ test(
     const goneMs = Date.now() - restartedAt;
     console.log(`# the adopted orphan was gone ${goneMs} ms after host2's agent came back`);
     assert.ok(goneMs >= ORPHAN_S * 1000 - 2000, `not before the orphan timeout (${goneMs} ms)`);
-    slowLink(h1, undefined);
+    slowFabricLink(h1, undefined);
     await assertBystandersIntact(held);
     await assertSourceKeptIt(struck, upBefore, '/data/orphan-agent', written);
     await assertOnlyOrphanGone();

@@ -67,3 +67,14 @@ export {
   type RecordsFile,
   type RecordsVerified,
 } from './test-kit.js';
+export {
+  agentStateDir,
+  fileSha256,
+  lastChangeId,
+  listenersIn,
+  processesIn,
+  qemusIn,
+  setLabAgentConfig,
+  slowFabricLink,
+  vmChangesSince,
+} from './host-checks.js';
