@@ -8,7 +8,6 @@
 // (stallWindowSeconds, shortened here to 10 s through the API as a user can); the orphan timeout
 // is the agents' orphanMoveSeconds setting in their configuration files.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -24,6 +23,7 @@ import {
   lastChangeId,
   listenersIn,
   processesIn,
+  restoreLabFabric,
   restartLabAgent,
   restartLabManager,
   setLabAgentConfig,
@@ -104,16 +104,6 @@ async function moveAndWaitForCopy(rate = '40mbit'): Promise<Job> {
   }
 }
 
-const alive = (pid: number | undefined) => {
-  if (!pid) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
-
 before(
   async () => {
     let hosts: LabHost[];
@@ -135,19 +125,7 @@ before(
 // move ended, and a copy it left on host2 removed (nothing to do after a case that passed).
 afterEach(
   async () => {
-    for (const host of [h1, h2]) {
-      spawnSync('ip', ['-n', host.namespace, 'link', 'set', 'fabric0', 'up'], { stdio: 'ignore' });
-      slowFabricLink(host, undefined);
-      if (!alive(host.pid)) restartLabAgent(host);
-    }
-    if (!alive(lab.manager?.pid)) restartLabManager(lab);
-    await within(60_000, async () => void (await api.info()));
-    for (const host of [h1, h2])
-      await within(60_000, async () => assert.equal((await api.reconcileHost(host.name)).state, 'connected'));
-    for (const job of (await api.listJobs({ state: 'running' })).items) {
-      await api.cancelJob(job.id).catch(() => undefined);
-      await api.waitForJob(job.id, 120_000).catch(() => undefined);
-    }
+    await restoreLabFabric(lab, api, [h1, h2], 120_000);
     const left = await agentOf(h2)
       .getVm(VM)
       .catch(() => undefined);

@@ -23,6 +23,7 @@ import {
   labWithManager,
   listenersIn,
   qemusIn,
+  restoreLabFabric,
   restartLabAgent,
   restartLabManager,
   setLabAgentConfig,
@@ -53,16 +54,6 @@ let stoppedImage: string;
 let stoppedSha: string;
 
 const agentOf = (host: LabHost) => new AgentClient(host.agentUrl, host.token, 30_000);
-
-const alive = (pid: number | undefined) => {
-  if (!pid) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 /** What host2 holds besides a move: the running VM's QEMU and the stopped VM's image. */
 interface Bystanders {
@@ -209,18 +200,7 @@ before(
 // A case that failed must not fail the next: link back, agents and manager running, no move left.
 afterEach(
   async () => {
-    for (const host of [h1, h2]) {
-      slowFabricLink(host, undefined);
-      if (!alive(host.pid)) restartLabAgent(host);
-    }
-    if (!alive(lab.manager?.pid)) restartLabManager(lab);
-    await within(60_000, async () => void (await api.info()));
-    for (const host of [h1, h2])
-      await within(60_000, async () => assert.equal((await api.reconcileHost(host.name)).state, 'connected'));
-    for (const job of (await api.listJobs({ state: 'running' })).items) {
-      await api.cancelJob(job.id).catch(() => undefined);
-      await api.waitForJob(job.id, 300_000).catch(() => undefined);
-    }
+    await restoreLabFabric(lab, api, [h1, h2], 300_000);
   },
   { timeout: 600_000 },
 );

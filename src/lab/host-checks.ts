@@ -9,7 +9,8 @@ import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ManagerClient } from '../api/index.js';
-import { restartLabAgent, type LabHost } from './lab.js';
+import { restartLabAgent, restartLabManager, type Lab, type LabHost } from './lab.js';
+import { isAlive } from './processes.js';
 import { within } from './test-kit.js';
 
 /**
@@ -106,3 +107,30 @@ export async function vmChangesSince(api: ManagerClient, vm: string, sinceId: nu
 /** The newest change record's id (0 when none). */
 export const lastChangeId = async (api: ManagerClient): Promise<number> =>
   (await api.listChanges({ limit: 1 })).items[0]?.id ?? 0;
+
+/**
+ * After a case that may have failed half-way: fabric links up with the default qdisc, every agent
+ * and the manager running (started again if a case killed them and it failed before it did), the
+ * hosts connected, and no job left running. Nothing to do after a case that passed.
+ */
+export async function restoreLabFabric(
+  lab: Lab,
+  api: ManagerClient,
+  hosts: readonly LabHost[],
+  jobWaitMs: number,
+): Promise<void> {
+  for (const host of hosts) {
+    spawnSync('ip', ['-n', host.namespace, 'link', 'set', 'fabric0', 'up'], { stdio: 'ignore' });
+    slowFabricLink(host, undefined);
+    if (!(host.pid && (await isAlive(host.pid)))) restartLabAgent(host);
+  }
+  const manager = lab.manager?.pid;
+  if (!(manager && (await isAlive(manager)))) restartLabManager(lab);
+  await within(60_000, async () => void (await api.info()));
+  for (const host of hosts)
+    await within(60_000, async () => assert.equal((await api.reconcileHost(host.name)).state, 'connected'));
+  for (const job of (await api.listJobs({ state: 'running' })).items) {
+    await api.cancelJob(job.id).catch(() => undefined);
+    await api.waitForJob(job.id, jobWaitMs).catch(() => undefined);
+  }
+}

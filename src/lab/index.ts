@@ -74,6 +74,7 @@ export {
   listenersIn,
   processesIn,
   qemusIn,
+  restoreLabFabric,
   setLabAgentConfig,
   slowFabricLink,
   vmChangesSince,
