@@ -59,7 +59,7 @@ export async function startBeastFabric(
     for (const hostName of BEAST_FABRIC_HOSTS) {
       const agent = await startLabAgent({ prefix: `${prefix}${hostName}-`, hostName, token });
       agents.set(hostName, agent);
-      await api.addHost({ address: `127.0.0.1:${new URL(agent.client.http.baseUrl).port}`, token });
+      await api.addHost(await agent.join());
     }
     await api.updateDatastore('host3', 'ds1', {
       class: 'fast',

@@ -27,7 +27,7 @@ before(async () => {
   manager = await startManager({ dataDir: dir, reconcileIntervalSeconds: 3600, log: () => {} });
   admin = new ManagerClient(manager.url, manager.adminToken ?? '');
   agent = await startTestAgent({ token: AGENT_TOKEN, prefix: 'sb-cli-settings-agent-', hostName: 'h1' });
-  await admin.addHost({ address: await agent.listen(), token: AGENT_TOKEN });
+  await admin.addHost(await agent.listen());
   const created = await admin.createVm({ host: 'h1', spec: { name: 'web1', vcpus: 1, memoryMiB: 64 } });
   assert.equal((await admin.waitForJob(created.job.id, 30_000)).state, 'succeeded');
 });

@@ -12,8 +12,9 @@ import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, afterEach, before, test } from 'node:test';
-import { AgentClient, ManagerClient, type Job } from './api/index.js';
+import { ManagerClient, type Job } from './api/index.js';
 import {
+  labAgent,
   createBusyVm,
   fabricLink,
   fileSha256,
@@ -51,7 +52,7 @@ let h2: LabHost;
 let image: string;
 let imageSha: string;
 
-const agentOf = (host: LabHost) => new AgentClient(host.agentUrl, host.token, 30_000);
+const agentOf = (host: LabHost) => labAgent(host, 30_000);
 
 /** The VM is on host1 as it was: inventory, agent, its image's bytes, no export left open. */
 async function assertAsBefore(): Promise<void> {

@@ -74,8 +74,8 @@ test('agent.example.json is a valid agent config, every field one the agent read
   const written = await readJson('agent.example.json');
   const parsed = AgentConfig.parse(written);
   assertKept(written, parsed);
-  // The README replaces the placeholder with a fresh secret; the agent needs at least 16 characters.
-  assert.match(parsed.token, /^REPLACE_WITH_/);
+  // No shared secret: the agent is enrolled with a join token; break-glass is off unless set.
+  assert.equal(parsed.breakGlassToken, undefined);
 });
 
 test('the agent unit runs the agent as the lab does, on /etc/silobreak/agent.json', async () => {

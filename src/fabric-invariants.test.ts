@@ -43,9 +43,9 @@ before(async () => {
     });
     await mkdir(path.join(agent.dir, 'ds1'));
     agents.push(agent);
-    const url = await agent.listen();
-    direct.push(new AgentClient(url, AGENT_TOKEN));
-    await admin.addHost({ address: url, token: AGENT_TOKEN });
+    // Behind the manager's back: the break-glass socket; the manager joins it over mutual TLS.
+    direct.push(new AgentClient(await agent.listenBreakGlass()));
+    await admin.addHost(await agent.listen());
   }
 });
 

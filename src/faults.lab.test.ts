@@ -11,9 +11,10 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { readdir } from 'node:fs/promises';
 import { after, before, test } from 'node:test';
-import { AgentClient, ManagerClient, type Job } from './api/index.js';
-import { AgentMigrationClient, AgentClient as AgentHttp } from './api/index.js';
+import { ManagerClient, type Job } from './api/index.js';
+import { AgentMigrationClient } from './api/index.js';
 import {
+  labAgent,
   assertGuestKeptRunning,
   createBusyVm,
   fabricLink,
@@ -52,7 +53,7 @@ let api: ManagerClient;
 let h1: LabHost;
 let h2: LabHost;
 
-const agentOf = (host: LabHost) => new AgentClient(host.agentUrl, host.token, 180_000);
+const agentOf = (host: LabHost) => labAgent(host, 180_000);
 
 const cli = (args: string[]) => labCli(lab, args, 300_000);
 const guest = (host: LabHost, command: string[], detach = false) => inGuest(host, VM, command, { detach });
@@ -317,7 +318,7 @@ test(
     // Back at full speed after the strike: the rest of the copy needs no agent on either side.
     const struck = await strikeDuring('mirror-disks', '/data/target-agent-kill', () => killProcess(h2.pid));
     // The target's agent stays away until the source has the disks in sync without it.
-    const source = new AgentMigrationClient(new AgentHttp(h1.agentUrl, h1.token, 10_000).http);
+    const source = new AgentMigrationClient(labAgent(h1, 10_000).http);
     const { migrationId } = (await api.getJob(struck.jobId)).progress.details;
     assert.equal(typeof migrationId, 'string');
     await within(120_000, async () => {

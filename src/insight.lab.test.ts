@@ -58,10 +58,9 @@ before(async () => {
     log: () => {},
   });
   api = new ManagerClient(manager.url, manager.adminToken ?? '');
-  const port = new URL(lab.client.http.baseUrl).port;
-  await api.addHost({ address: `127.0.0.1:${port}`, token: TOKEN });
+  await api.addHost(await lab.join());
   other = await startLabAgent({ prefix: 'sb-insight-lab-b-', hostName: 'insight-b', token: TOKEN });
-  await api.addHost({ address: `127.0.0.1:${new URL(other.client.http.baseUrl).port}`, token: TOKEN });
+  await api.addHost(await other.join());
   const created = await api.createVm({
     host: 'insight-a',
     spec: { name: 'busy', vcpus: 1, memoryMiB: 256, disks: [{ sizeBytes: 256 * MiB }], start: true },

@@ -7,6 +7,7 @@ type Register = (program: Command) => void;
 
 const serverParts: Record<string, () => Promise<Register>> = {
   agent: async () => (await import('./agent/index.js')).registerAgentCommands,
+  'agent-join-token': async () => (await import('./agent/index.js')).registerAgentCommands,
   guest: async () => (await import('./guest/index.js')).registerGuestCommands,
   lab: async () => (await import('./lab/index.js')).registerLabCommands,
   manager: async () => {
@@ -21,7 +22,7 @@ const cliPart = async (): Promise<Register> => (await import('./cli/index.js')).
 
 /** The parts a command line needs: its noun's part, or all of them for help and unknown words. */
 function partsFor(noun: string | undefined): Array<() => Promise<Register>> {
-  const all = [...Object.values(serverParts), cliPart];
+  const all = [...new Set(Object.values(serverParts)), cliPart];
   if (noun === undefined || noun.startsWith('-') || noun === 'help') return all;
   const server = serverParts[noun];
   return server ? [server] : [cliPart];

@@ -13,7 +13,6 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, test } from 'node:test';
 import {
-  AgentClient,
   AgentMigrationClient,
   ApiError,
   ManagerClient,
@@ -23,6 +22,7 @@ import {
 } from './api/index.js';
 import { checkMovedGuest, GUEST_WORKLOADS } from './guest/index.js';
 import {
+  labAgent,
   assertGuestKeptRunning,
   guestLife,
   guestRecordCount,
@@ -52,7 +52,7 @@ let ip: string;
 /** Records files the guest wrote and how many records each must hold at least. */
 const records = new Map<string, number>();
 
-const agentOf = (host: LabHost) => new AgentClient(host.agentUrl, host.token, 180_000);
+const agentOf = (host: LabHost) => labAgent(host, 180_000);
 
 /** Runs a command in the guest through the agent of the host it is on (retrying while QGA starts). */
 async function guest(host: LabHost, command: string[], detach = false) {

@@ -11,8 +11,9 @@ import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, afterEach, before, test } from 'node:test';
-import { AgentClient, AgentMigrationClient, ManagerClient, type Job } from './api/index.js';
+import { AgentMigrationClient, ManagerClient, type Job } from './api/index.js';
 import {
+  labAgent,
   agentStateDir,
   createBusyVm,
   fileSha256,
@@ -53,7 +54,7 @@ let h2: LabHost;
 let stoppedImage: string;
 let stoppedSha: string;
 
-const agentOf = (host: LabHost) => new AgentClient(host.agentUrl, host.token, 30_000);
+const agentOf = (host: LabHost) => labAgent(host, 30_000);
 
 /** What host2 holds besides a move: the running VM's QEMU and the stopped VM's image. */
 interface Bystanders {

@@ -9,6 +9,7 @@
 // field, or a field of the wrong type or out of its bounds. So a 2xx, or any change, is a bug.
 import assert from 'node:assert/strict';
 import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import type { TestContext } from 'node:test';
 import fc from 'fast-check';
 import { z } from 'zod';
@@ -426,13 +427,27 @@ export function assertRefused(request: BadRequest, answer: Answer): void {
  * Sends a request exactly as generated to a server at `base` (node:http, so `..` and stray `%`
  * reach it raw, and its own HTTP parser sees the head): both APIs are fuzzed this way.
  */
-export function sendRaw(base: string, request: BadRequest): Promise<Answer> {
-  const url = new URL(base);
+/** A server to fuzz: its base URL, and for HTTPS the CA and the client's certificate (mutual TLS). */
+export interface FuzzTarget {
+  baseUrl: string;
+  tls?: { ca: string; cert?: string | undefined; key?: string | undefined } | undefined;
+  /** HTTP over this unix socket (an agent's break-glass socket). */
+  socketPath?: string | undefined;
+}
+
+export function sendRaw(base: string | FuzzTarget, request: BadRequest): Promise<Answer> {
+  const endpoint: FuzzTarget = typeof base === 'string' ? { baseUrl: base } : base;
+  const url = new URL(endpoint.baseUrl);
+  // The agent's API is HTTPS with the manager's certificate (mutual TLS), as the manager calls it.
+  const tls = endpoint.tls;
+  const send = tls ? httpsRequest : httpRequest;
   return new Promise((resolve, reject) => {
-    const req = httpRequest(
+    const req = send(
       {
-        host: url.hostname,
-        port: url.port,
+        ...(endpoint.socketPath
+          ? { socketPath: endpoint.socketPath }
+          : { host: url.hostname, port: url.port }),
+        ...(tls ? { ca: tls.ca, cert: tls.cert, key: tls.key } : {}),
         method: request.method,
         path: request.url,
         headers: {

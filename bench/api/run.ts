@@ -1,6 +1,6 @@
 // Benchmark of the manager's REST API with an inventory of 1,000 hosts and 10,000 VMs.
 // The manager runs as its own process (`silobreak manager`), as in production. The agents are
-// simulated: 1,000 tiny HTTP servers on 127.0.0.1 (one port per host) answering the agent API
+// simulated: 1,000 tiny HTTPS servers (enrolled as agents are) on 127.0.0.1 (one port per host) answering the agent API
 // from memory; hosts join through POST /api/v1/hosts, so the inventory enters through the same
 // code path as real hosts and reconciliation. Prints p50/p99 latency and throughput per call.
 //
@@ -13,6 +13,7 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { agentRoutes, ManagerClient, VmSpec, type Vm } from '../../src/api/index.js';
+import { standInAgent, standInKeys, type StandInAgent } from '../../src/manager/test-standin-agent.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -27,7 +28,6 @@ const VMS_PER_HOST = Number(args['vms-per-host']);
 const SAMPLES = Number(args.samples);
 const CONCURRENCY = Number(args.concurrency);
 const BIN = path.resolve(import.meta.dirname, '..', '..', 'bin', 'silobreak.js');
-const AGENT_TOKEN = 'bench-agent-token-0123456789';
 const GiB = 1024 ** 3;
 
 // ------------------------------------------------------------------------------------------------
@@ -69,7 +69,6 @@ function fakeAgent(host: number): (req: IncomingMessage, res: ServerResponse) =>
     res.end(JSON.stringify(body));
   };
   return (req, res) => {
-    if (req.headers.authorization !== `Bearer ${AGENT_TOKEN}`) return send(res, 401, {});
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
@@ -183,7 +182,7 @@ function printTable(): void {
 // ------------------------------------------------------------------------------------------------
 
 const dir = await mkdtemp(path.join(tmpdir(), 'sb-bench-api-'));
-const servers: Server[] = [];
+const standIns: StandInAgent[] = [];
 const adminSecret = `sb_bench_${randomUUID()}`;
 await writeFile(path.join(dir, 'admin.secret'), adminSecret, { mode: 0o600 });
 const probe = createServer();
@@ -219,17 +218,15 @@ try {
   }
 
   console.error(`starting ${HOSTS} simulated agents with ${VMS_PER_HOST} VMs each`);
-  const agentPorts: number[] = [];
+  const keys = await standInKeys();
   for (let h = 0; h < HOSTS; h++) {
-    const server = createServer({ keepAlive: true }, fakeAgent(h));
-    servers.push(server);
-    agentPorts.push(await listen(server));
+    // HTTPS and enrollment as a real agent has them (one key shared by all, to start quickly).
+    const standIn = await standInAgent(`h${String(h).padStart(4, '0')}`, fakeAgent(h), keys);
+    standIns.push(standIn);
   }
 
   console.error('joining hosts (POST /hosts: the manager polls each agent and stores its inventory)');
-  await measure('POST /hosts (join, 10 VMs each)', HOSTS, 8, (h) =>
-    api.addHost({ address: `127.0.0.1:${agentPorts[h]}`, token: AGENT_TOKEN }),
-  );
+  await measure('POST /hosts (join, 10 VMs each)', HOSTS, 8, (h) => api.addHost(standIns[h]!.join));
   const pools = 10;
   for (let p = 0; p < pools; p++) await api.createPool({ name: `pool-${p}` });
   await measure('POST /pools/:p/hosts', HOSTS, 8, (h) =>
@@ -319,6 +316,6 @@ try {
 } finally {
   manager.kill('SIGTERM');
   await new Promise((resolve) => manager.once('exit', resolve));
-  await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
+  await Promise.all(standIns.map((s) => s.close()));
   await rm(dir, { recursive: true, force: true });
 }

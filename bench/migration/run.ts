@@ -26,7 +26,7 @@ import {
   type MigrationStatus,
 } from '../../src/api/index.js';
 import { GUEST_WORKLOADS } from '../../src/guest/index.js';
-import { labDown, labUp, waitForPing, type Lab, type LabHost } from '../../src/lab/index.js';
+import { labAgent, labDown, labUp, waitForPing, type Lab, type LabHost } from '../../src/lab/index.js';
 import { CopyLimit } from './limit.js';
 import {
   movePolicy,
@@ -192,7 +192,7 @@ interface Host {
 }
 
 function hostOf(lab: LabHost): Host {
-  const agent = new AgentClient(lab.agentUrl, lab.token, 120_000);
+  const agent = labAgent(lab, 120_000);
   return { lab, agent, moves: new AgentMigrationClient(agent.http) };
 }
 

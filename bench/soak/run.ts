@@ -15,9 +15,9 @@ import { loadavg } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
-import { AgentClient, ManagerClient, type Job, type MoveResult } from '../../src/api/index.js';
+import { ManagerClient, type Job, type MoveResult } from '../../src/api/index.js';
 import { GUEST_WORKLOADS } from '../../src/guest/index.js';
-import { labDown, labUp, waitForPing, type Lab, type LabHost } from '../../src/lab/index.js';
+import { labAgent, labDown, labUp, waitForPing, type Lab, type LabHost } from '../../src/lab/index.js';
 import { renderSoak, type Footprint, type SoakReport } from './report.js';
 
 const { values: args } = parseArgs({
@@ -31,7 +31,7 @@ const CUT_EVERY = Number(args['cut-every']);
 const LAB = 'soakb';
 const VM = 'soak';
 
-const agentOf = (host: LabHost) => new AgentClient(host.agentUrl, host.token, 300_000);
+const agentOf = (host: LabHost) => labAgent(host, 300_000);
 
 async function guest(host: LabHost, command: string[], detach = false) {
   for (let attempt = 1; ; attempt++) {

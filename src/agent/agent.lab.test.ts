@@ -7,7 +7,14 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, test } from 'node:test';
-import { AgentClient, ApiError, type AgentConfigInput, type GuestInfo, type VmSpec } from '../api/index.js';
+import {
+  AgentClient,
+  agentSocketPath,
+  ApiError,
+  type AgentConfigInput,
+  type GuestInfo,
+  type VmSpec,
+} from '../api/index.js';
 
 /*
  * The agent as the lab runs it: a `silobreak agent` child process on 127.0.0.1 with its own state
@@ -122,7 +129,7 @@ before(async () => {
   config = {
     hostName: 'lab-a',
     listen: { address: '127.0.0.1', port: await freePort() },
-    token: TOKEN,
+    breakGlassToken: TOKEN,
     fabricAddress: '127.0.0.1',
     stateDir: path.join(dir, 'state'),
     datastores: [{ name: 'ds1', path: path.join(dir, 'ds1'), default: true }],
@@ -131,7 +138,11 @@ before(async () => {
   };
   configFile = path.join(dir, 'agent.json');
   await writeFile(configFile, JSON.stringify(config));
-  client = new AgentClient(`http://127.0.0.1:${config.listen.port}`, TOKEN, 60_000);
+  // The agent's break-glass socket: this test drives the agent directly, as no manager is there.
+  client = new AgentClient(
+    { baseUrl: 'http://agent', socketPath: agentSocketPath(config.stateDir), token: TOKEN },
+    60_000,
+  );
   await startAgentProcess();
 });
 

@@ -1,7 +1,8 @@
 import { chmod, mkdir, readFile } from 'node:fs/promises';
+import type http from 'node:http';
 import path from 'node:path';
 import { z } from 'zod';
-import { AgentConfig } from '../api/index.js';
+import { AgentConfig, agentSocketPath } from '../api/index.js';
 import { findGuestImage, findToolsDisk, guestKernelCommandLine, GUEST_READY_MARKER } from '../guest/index.js';
 import { persistDatastoresIn } from './datastore-admin.js';
 import { chooseAccelerator, probeKvm, type AcceleratorChoice } from './accelerator.js';
@@ -9,7 +10,8 @@ import { AgentCore } from './core.js';
 import { HostInventory } from './host.js';
 import { run } from './host-exec.js';
 import { jsonLineLogger, type Logger, type LogLevel } from './logger.js';
-import { buildServer, type AgentRoutePlugin } from './server.js';
+import { AgentPki } from './pki.js';
+import { buildServer, followEnrollment, serveBreakGlass, type AgentRoutePlugin } from './server.js';
 import { VmService } from './vm-service.js';
 import type { VmDefinition } from './definitions.js';
 import type { GuestBoot } from './qemu-argv.js';
@@ -27,8 +29,10 @@ export interface AgentOptions {
 
 export interface RunningAgent {
   core: AgentCore;
-  /** Base URL of the HTTP API, e.g. http://127.0.0.1:7801 */
+  /** Base URL of the API on the fabric, e.g. https://10.250.0.11:8470 */
   url: string;
+  /** The break-glass unix socket (config breakGlassToken), when there is one. */
+  socketPath: string | undefined;
   /** Stops serving and closes every QMP connection; the VMs keep running. */
   close(): Promise<void>;
 }
@@ -116,21 +120,45 @@ export async function startAgent(input: unknown, options: AgentOptions = {}): Pr
   await vms.init();
   const core = new AgentCore(config, inventory, vms, accelerator, versions, log);
 
-  const app = await buildServer(core, { token: config.token, log, routePlugins: options.routePlugins ?? [] });
+  const pki = await AgentPki.open(config);
+  const app = await buildServer(core, {
+    token: config.breakGlassToken,
+    pki,
+    log,
+    routePlugins: options.routePlugins ?? [],
+  });
+  followEnrollment(app, pki);
+  const socketPath = config.breakGlassToken === undefined ? undefined : agentSocketPath(config.stateDir);
+  let breakGlass: http.Server | undefined;
   try {
     await app.listen({ host: config.listen.address, port: config.listen.port });
+    if (socketPath !== undefined) breakGlass = await serveBreakGlass(app, socketPath);
   } catch (error) {
+    await app.close();
     await vms.close();
     throw error;
   }
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.listen.port;
-  const url = `http://${config.listen.address.includes(':') ? `[${config.listen.address}]` : config.listen.address}:${port}`;
-  log.info('agent listening', { url, host: config.hostName, vms: vms.runtimes().length });
+  const url = `https://${config.listen.address.includes(':') ? `[${config.listen.address}]` : config.listen.address}:${port}`;
+  log.info('agent listening', {
+    url,
+    host: config.hostName,
+    vms: vms.runtimes().length,
+    ...(socketPath === undefined ? {} : { breakGlassSocket: socketPath }),
+    ...(pki.enrolled ? { certificate: pki.certificate() } : {}),
+  });
+  if (!pki.enrolled)
+    log.warn(
+      'not enrolled in a fabric: print the join token on this host with `silobreak agent join-token --config <file>` and give it to `silobreak host add`',
+    );
   return {
     core,
     url,
+    socketPath,
     close: async () => {
+      breakGlass?.close();
+      breakGlass?.closeAllConnections();
       await app.close();
       await vms.close();
       log.info('agent stopped; VMs left running');

@@ -184,7 +184,7 @@ test('the configuration file keeps the datastore list, other settings untouched'
     const raw = {
       hostName: 'h1',
       listen: { address: '127.0.0.1', port: 8470 },
-      token: 'persist-token-0123456789',
+      breakGlassToken: 'persist-token-0123456789',
       fabricAddress: '127.0.0.1',
       stateDir: path.join(dir, 'state'),
       datastores: [{ name: 'a', path: path.join(dir, 'a'), default: true }],
@@ -196,7 +196,7 @@ test('the configuration file keeps the datastore list, other settings untouched'
     await inventory.add({ name: 'b', path: path.join(dir, 'b'), class: 'fast', limits: { iops: 50 } });
     await inventory.update('a', { limits: { bytesPerSecond: 1_000_000 } });
     const kept = AgentConfig.parse(JSON.parse(await readFile(file, 'utf8')));
-    assert.equal(kept.token, raw.token);
+    assert.equal(kept.breakGlassToken, raw.breakGlassToken);
     assert.deepEqual(
       kept.datastores.map((d) => [d.name, d.class, d.limits, d.default]),
       [
@@ -215,7 +215,7 @@ test('changed limits reach every running QEMU with a disk there, at once; others
     const config = AgentConfig.parse({
       hostName: 'h1',
       listen: { address: '127.0.0.1', port: 8470 },
-      token: 'apply-token-0123456789',
+      breakGlassToken: 'apply-token-0123456789',
       fabricAddress: '127.0.0.1',
       stateDir: path.join(dir, 'state'),
       datastores: [

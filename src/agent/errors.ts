@@ -215,3 +215,27 @@ export class ToolsUnplugTimeout extends AgentError {
     super(`the guest of "${vm}" did not release the tools disk within ${seconds} s; it stays inserted`);
   }
 }
+
+/** A certificate that is not a manager's called the agent API. */
+export class Forbidden extends AgentError {
+  readonly code = 'forbidden';
+}
+
+/** The agent has no fabric certificate yet; only enrollment answers. */
+export class NotEnrolled extends AgentError {
+  readonly code = 'not-enrolled';
+}
+
+/** A wrong join secret, or none pending (enrolled already, or used). */
+export class JoinRefused extends AgentError {
+  readonly code = 'join-refused';
+  constructor(
+    message = 'joinSecret: not the join secret this agent has pending (silobreak agent join-token prints it)',
+  ) {
+    super(message, 'joinSecret');
+  }
+}
+
+export class CertificateRejected extends AgentError {
+  readonly code = 'certificate-rejected';
+}

@@ -5,7 +5,7 @@
 // out of bounds) must answer 4xx problem details, never 5xx nor an internal error in the log, and
 // change nothing: the VM list, the moves and the files under the state and datastore directories
 // are compared before and after. And a concurrency property: N parallel creates with one MAC, one
-// wins. A real agent core without QEMU over loopback HTTP (its own parser sees every request raw,
+// wins. A real agent core without QEMU over its break-glass unix socket (its own parser sees every request raw,
 // as the manager's fuzz does); a failure prints the seed (replay it with FUZZ_SEED=<seed>).
 import assert from 'node:assert/strict';
 import { readdir, readFile } from 'node:fs/promises';
@@ -13,7 +13,7 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import fc from 'fast-check';
 import type { FastifyInstance } from 'fastify';
-import { agentOpenApiDocument, AgentClient, ApiError, UnicastMac } from '../api/index.js';
+import { agentOpenApiDocument, AgentClient, ApiError, UnicastMac, type HttpEndpoint } from '../api/index.js';
 import {
   fuzzOperations,
   fuzzSeed,
@@ -35,7 +35,10 @@ const FILL = { name: 'fuzz-none', id: '00000000-0000-4000-8000-0000000000ff' };
 let agent: TestAgent;
 let dir: string;
 let app: FastifyInstance;
-let url: string;
+/** The break-glass socket (the token's way in: the fuzz's auth cases need one). */
+let endpoint: HttpEndpoint;
+/** The fabric's way in: HTTPS with a manager's certificate. */
+let fabric: HttpEndpoint;
 let ops: FuzzOperation[];
 /** What the agent logged as failed (a 5xx's 'request failed' is an error line): none expected. */
 const errors: string[] = [];
@@ -48,7 +51,8 @@ before(async () => {
     log: jsonLineLogger('error', (line) => void errors.push(line)),
   });
   ({ dir, app } = agent);
-  url = await agent.listen();
+  endpoint = await agent.listenBreakGlass();
+  fabric = await agent.enrolled();
   // One VM (no disks, no NICs: no QEMU needed) for the requests to find.
   const created = await app.inject({
     method: 'POST',
@@ -80,7 +84,7 @@ async function snapshot(): Promise<string> {
 }
 
 /** The request exactly as generated, over the agent's own HTTP server. */
-const send = (request: BadRequest): Promise<Answer> => sendRaw(url, request);
+const send = (request: BadRequest): Promise<Answer> => sendRaw(endpoint, request);
 
 test('the OpenAPI document lists every route the fuzz covers', () => {
   assert.ok(ops.length >= 25, `only ${ops.length} operations`);
@@ -101,7 +105,7 @@ test('bad requests to every operation: 4xx problem details, nothing changed', as
 });
 
 test('N parallel creates with one MAC: exactly one wins, the others 409 mac-in-use naming the MAC', async () => {
-  const client = new AgentClient(url, TOKEN);
+  const client = new AgentClient(fabric);
   const mac = fc
     .tuple(...Array.from({ length: 6 }, () => fc.integer({ min: 0, max: 255 })))
     .map((b) => b.map((x, i) => (i === 0 ? x & 0xfe : x).toString(16).padStart(2, '0')).join(':'));

@@ -1,8 +1,7 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import {
   checkRouteInput,
   type ContractCheck,
-  type RouteHandlers,
   type RouteInput,
   type RouteSpec,
   type RouteTable,
@@ -15,14 +14,17 @@ import { InvalidInput } from './errors.js';
  * error mapping in http-errors.ts answers it), and the reply carries the route's status.
  */
 
-type LooseHandler = (input: RouteInput<RouteSpec>) => unknown;
+type LooseHandler = (input: RouteInput<RouteSpec> & { caller: unknown }) => unknown;
+/** Who sent the request (the server's guard found out before the handler runs). */
+type CallerOf = (request: FastifyRequest) => unknown;
 
 /** Serves every route of `table` that has a handler; returns the names of those that have none. */
 export function serveRoutes<T extends RouteTable>(
   app: FastifyInstance,
   table: T,
-  handlers: Partial<RouteHandlers<T>>,
+  handlers: { [K in keyof T]?: unknown },
   contract: ContractCheck,
+  callerOf: CallerOf,
 ): string[] {
   const unserved: string[] = [];
   // Indexed by a plain string, each handler loses the tie to its own route's types; the mapped
@@ -30,7 +32,7 @@ export function serveRoutes<T extends RouteTable>(
   const byName = handlers as Record<string, LooseHandler | undefined>;
   for (const [name, route] of Object.entries(table)) {
     const handler = byName[name];
-    if (handler) serveRoute(app, route, handler, contract);
+    if (handler) serveRoute(app, route, handler, contract, callerOf);
     else unserved.push(name);
   }
   return unserved;
@@ -41,6 +43,7 @@ function serveRoute(
   route: RouteSpec,
   handler: LooseHandler,
   contract: ContractCheck,
+  callerOf: CallerOf,
 ): void {
   app.route({
     method: route.method,
@@ -52,7 +55,7 @@ function serveRoute(
         body: request.body,
       });
       if (!input.ok) throw new InvalidInput(input.detail, input.field);
-      const result = await handler(input.value);
+      const result = await handler({ ...input.value, caller: callerOf(request) });
       contract.reply(route, result);
       reply.status(route.status);
       if (route.status === 204) return reply.send();

@@ -4,7 +4,9 @@ import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { z } from 'zod';
 import { describeZodError } from '../api/index.js';
+import { AgentConfig } from '../api/index.js';
 import { startAgent } from './agent.js';
+import { AgentPki } from './pki.js';
 import { coldMoveRoutes } from './migration/cold.js';
 import { migrationRoutes } from './migration/routes.js';
 
@@ -22,7 +24,46 @@ export { diskNodeName, diskDeviceId, netdevId, nicDeviceId } from './naming.js';
 
 export { migrationRoutes } from './migration/routes.js';
 
+async function readConfig(file: string, command: string): Promise<unknown> {
+  try {
+    return JSON.parse(await readFile(file, 'utf8'));
+  } catch (error) {
+    console.error(`silobreak ${command}: cannot read ${file}: ${String(error)}`);
+    process.exit(2);
+  }
+}
+
 export function registerAgentCommands(program: Command): void {
+  program
+    .command('agent-join-token')
+    .description(
+      "print this host's one-time join token for `silobreak host add` (as root, on the host; made on first use)",
+    )
+    .requiredOption('--config <file>', 'the agent configuration (JSON)')
+    .option(
+      '--leave',
+      'drop the fabric certificate first (the host was removed, or joins another manager); restart the agent after',
+    )
+    .action(async (opts: { config: string; leave?: boolean }) => {
+      process.umask(0o077);
+      const parsed = AgentConfig.safeParse(await readConfig(opts.config, 'agent-join-token'));
+      if (!parsed.success) {
+        console.error(`silobreak agent-join-token: config ${describeZodError(parsed.error).detail}`);
+        process.exit(2);
+      }
+      const pki = await AgentPki.open(parsed.data);
+      if (opts.leave) await pki.leave();
+      const token = await pki.joinToken();
+      if (token === undefined) {
+        const c = pki.certificate();
+        console.error(
+          `silobreak agent-join-token: this agent is enrolled (${c?.subject}, serial ${c?.serial}, valid until ${c?.notAfter}); ` +
+            'to join it anew: silobreak agent-join-token --config <file> --leave, then restart the agent',
+        );
+        process.exit(3);
+      }
+      console.log(token);
+    });
   program
     .command('agent')
     .description('run the host agent (as root): VMs, datastores, virtual switches and the agent API')
@@ -31,13 +72,7 @@ export function registerAgentCommands(program: Command): void {
       // Everything the agent and its children (qemu-img, QEMU) create is owner-only: images,
       // logs, pidfiles, sockets, definitions (issue 28, row 8).
       process.umask(0o077);
-      let raw: unknown;
-      try {
-        raw = JSON.parse(await readFile(opts.config, 'utf8'));
-      } catch (error) {
-        console.error(`silobreak agent: cannot read ${opts.config}: ${String(error)}`);
-        process.exit(2);
-      }
+      const raw = await readConfig(opts.config, 'agent');
       let agent;
       try {
         agent = await startAgent(raw, {

@@ -9,7 +9,16 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { AgentClient, type AgentConfigInput, type DatastoreLimits, type GuestInfo } from '../api/index.js';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import {
+  AgentClient,
+  agentSocketPath,
+  type AddHostRequest,
+  type AgentConfigInput,
+  type DatastoreLimits,
+  type GuestInfo,
+} from '../api/index.js';
 
 const root = path.resolve(import.meta.dirname, '..', '..');
 /** How long a TCG guest may take to boot on this 2-core machine, with other tests running. */
@@ -17,7 +26,10 @@ export const LAB_BOOT_DEADLINE_MS = 240_000;
 
 export interface LabAgent {
   dir: string;
+  /** On the break-glass socket (the test's token). */
   client: AgentClient;
+  /** What `host add` takes: the API's address and a join token from `silobreak agent-join-token`. */
+  join(): Promise<Pick<AddHostRequest, 'address' | 'joinToken'>>;
   process: ChildProcess;
   close(): Promise<void>;
 }
@@ -44,7 +56,7 @@ export async function startLabAgent(options: {
   const config: AgentConfigInput = {
     hostName: options.hostName,
     listen: { address: '127.0.0.1', port },
-    token: options.token,
+    breakGlassToken: options.token,
     fabricAddress: '127.0.0.1',
     stateDir: path.join(dir, 'state'),
     datastores: [
@@ -67,7 +79,12 @@ export async function startLabAgent(options: {
     { stdio: ['ignore', log, log] },
   );
   closeSync(log);
-  const client = new AgentClient(`http://127.0.0.1:${port}`, options.token, 120_000);
+  // The test's own way in is the break-glass socket; a manager joins it with join().
+  const stateDir = path.join(dir, 'state');
+  const client = new AgentClient(
+    { baseUrl: 'http://agent', socketPath: agentSocketPath(stateDir), token: options.token },
+    120_000,
+  );
   for (const deadline = Date.now() + 60_000; ; await sleep(200)) {
     const up = await client.host().then(
       () => true,
@@ -77,9 +94,19 @@ export async function startLabAgent(options: {
     if (child.exitCode !== null || Date.now() > deadline)
       throw new Error(`agent did not come up: ${await readFile(path.join(dir, 'agent.log'), 'utf8')}`);
   }
+  const configPath = path.join(dir, 'agent.json');
   return {
     dir,
     client,
+    async join() {
+      const { stdout } = await promisify(execFile)(process.execPath, [
+        path.join(root, 'bin/silobreak.js'),
+        'agent-join-token',
+        '--config',
+        configPath,
+      ]);
+      return { address: `127.0.0.1:${port}`, joinToken: stdout.trim() };
+    },
     process: child,
     async close() {
       child.kill('SIGKILL');

@@ -1,6 +1,10 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Duplex } from 'node:stream';
-import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
+import { chmod, rm } from 'node:fs/promises';
+import http from 'node:http';
+import type { Server as HttpsServer } from 'node:https';
+import { TLSSocket } from 'node:tls';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import {
   AGENT_COMMON_ERRORS,
   bearerToken,
@@ -11,24 +15,44 @@ import {
   agentRoutes,
   ContractCheck,
   MERGE_PATCH_TYPE,
+  agentPkiRoutes,
   type ContractBreach,
   type AgentRoutes,
   type agentVmRoutes,
   type OpenApiDocument,
-  type RouteHandlers,
+  type Problem,
+  type RouteInput,
+  type RouteResult,
+  type RouteTable,
 } from '../api/index.js';
+import type { AgentPki } from './pki.js';
 import { problem, problemFor } from './http-errors.js';
 import { serveRoutes } from './http-routes.js';
 import { redactingLogger, type Logger } from './logger.js';
 import type { AgentCore } from './core.js';
 
 /*
- * The agent's HTTP API: the routes of src/api/agent-routes.ts, all behind the bearer token. Each
- * is served from that table with its input checked against the table's schemas; handlers get the
- * parsed input, and every failure goes to the one error handler.
+ * The agent's HTTP API: the routes of src/api/agent-routes.ts. Each is served from that table
+ * with its input checked against the table's schemas; handlers get the parsed input and the
+ * caller, and every failure goes to the one error handler.
+ *
+ * Who may call: over TLS (the fabric), a client whose certificate the fabric CA signed for a
+ * manager; an unenrolled agent answers only enrollment, to whoever knows its join secret. Over
+ * the break-glass unix socket (and Fastify's inject in tests), the bearer token of the config.
  */
 
-export type AgentHandlers = RouteHandlers<AgentRoutes>;
+/** Who sent a request: a manager's certificate, the break-glass token, or a joining manager. */
+export type AgentCaller = { kind: 'manager'; name: string } | { kind: 'break-glass' } | { kind: 'joining' };
+
+type AgentHandler<R> = (
+  input: RouteInput<R> & { caller: AgentCaller },
+) => RouteResult<R> | Promise<RouteResult<R>>;
+export type AgentHandlersOf<T extends RouteTable> = { [K in keyof T]: AgentHandler<T[K]> };
+export type AgentHandlers = AgentHandlersOf<AgentRoutes>;
+
+const ENROLLMENT_ROUTES = new Set(
+  [agentPkiRoutes.requestCertificate, agentPkiRoutes.installCertificate].map((r) => `${r.method} ${r.path}`),
+);
 
 /**
  * Extra routes (e.g. moves) mounted on the same server, behind the same token and error mapping:
@@ -40,6 +64,22 @@ export type AgentRoutePlugin = (
 ) => Partial<AgentHandlers> | Promise<Partial<AgentHandlers>>;
 
 /** The manager's rule (src/api/rules.ts bearerToken): `bearer` works as `Bearer` does. */
+/** The caller of each request in flight, as the onRequest hook found it. */
+const callers = new WeakMap<FastifyRequest, AgentCaller>();
+
+/** Enrollment, renewal, revocation lists, leaving: the agent's side of the fabric CA. */
+function pkiHandlers(pki: AgentPki | undefined): Partial<AgentHandlersOf<typeof agentPkiRoutes>> {
+  if (!pki) return {};
+  const asCaller = (caller: AgentCaller) => ({ manager: caller.kind !== 'joining' });
+  return {
+    requestCertificate: ({ body, caller }) =>
+      pki.requestCertificate({ ...asCaller(caller), joinSecret: body.joinSecret }),
+    installCertificate: ({ body, caller }) => pki.installCertificate(asCaller(caller), body),
+    putRevocationList: ({ body }) => pki.setRevocationList(body.crl),
+    leaveFabric: () => pki.leave(),
+  };
+}
+
 function tokenMatches(header: string | undefined, token: string): boolean {
   const given = bearerToken(header);
   if (given === undefined) return false;
@@ -63,8 +103,49 @@ function clientError(error: NodeJS.ErrnoException, socket: Duplex): void {
   socket.destroy(error);
 }
 
+const UNAUTHORIZED =
+  'a fabric certificate of a manager is required (or, on the break-glass socket, Authorization: Bearer <token>)';
+
+/**
+ * Who sent `request`, or the problem to answer instead. `pki` absent: a server without TLS (unit
+ * tests), where only the token counts.
+ */
+function authenticate(
+  request: FastifyRequest,
+  options: { token: string | undefined; pki: AgentPki | undefined },
+): AgentCaller | Problem {
+  const socket = request.raw.socket;
+  if (socket instanceof TLSSocket) {
+    if (socket.authorized) {
+      const peer = socket.getPeerCertificate();
+      const role = peer.subject?.OU;
+      const cn = peer.subject?.CN;
+      const name = Array.isArray(cn) ? cn.join(',') : (cn ?? '?');
+      if (role === 'manager') return { kind: 'manager', name };
+      return problem(
+        403,
+        'forbidden',
+        `the certificate of ${role ?? 'unknown role'} ${name} may not call the agent API: only a manager drives an agent`,
+      );
+    }
+    if (options.pki?.enrolled) return problem(401, 'unauthorized', UNAUTHORIZED);
+    if (ENROLLMENT_ROUTES.has(`${request.method} ${request.routeOptions.url ?? ''}`))
+      return { kind: 'joining' };
+    return problem(
+      403,
+      'not-enrolled',
+      'this agent is not enrolled in a fabric yet: add it with `silobreak host add <address> --join-token <token>` (`silobreak agent join-token` on the host prints the token)',
+    );
+  }
+  if (options.token !== undefined && tokenMatches(request.headers.authorization, options.token))
+    return { kind: 'break-glass' };
+  return problem(401, 'unauthorized', UNAUTHORIZED);
+}
+
+const isProblem = (x: AgentCaller | Problem): x is Problem => 'status' in x;
+
 /** The routes every agent serves itself: host, VMs, guest agent, metrics, the OpenAPI document. */
-function vmHandlers(core: AgentCore): RouteHandlers<typeof agentVmRoutes> {
+function vmHandlers(core: AgentCore): AgentHandlersOf<typeof agentVmRoutes> {
   const vms = core.vms;
   let doc: OpenApiDocument | undefined;
   return {
@@ -93,10 +174,41 @@ function vmHandlers(core: AgentCore): RouteHandlers<typeof agentVmRoutes> {
   };
 }
 
+/**
+ * Enrolled, renewed, a new revocation list, left: the HTTPS listener takes it from the next
+ * handshake on (node's tls.Server reads rejectUnauthorized for each new connection).
+ */
+export function followEnrollment(app: FastifyInstance, pki: AgentPki): void {
+  const server = app.server as HttpsServer & { rejectUnauthorized: boolean };
+  pki.onChange((tls) => {
+    server.setSecureContext(tls.context);
+    server.rejectUnauthorized = tls.requireClientCertificate;
+  });
+}
+
+/**
+ * The break-glass listener: the same routes and guard on a unix socket (owner-only), where the
+ * config's token is the way in. Requests Node cannot parse get problem details as on the fabric.
+ */
+export async function serveBreakGlass(app: FastifyInstance, socketPath: string): Promise<http.Server> {
+  await rm(socketPath, { force: true });
+  const server = http.createServer((req, res) => app.routing(req, res));
+  server.on('clientError', clientError);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(socketPath, resolve);
+  });
+  await chmod(socketPath, 0o600);
+  return server;
+}
+
 export async function buildServer(
   core: AgentCore,
   options: {
-    token: string;
+    /** The break-glass token (unix socket, tests' inject); none: only certificates. */
+    token: string | undefined;
+    /** Enrollment and certificates: the server is HTTPS then (buildServer's caller listens). */
+    pki?: AgentPki | undefined;
     log: Logger;
     routePlugins: readonly AgentRoutePlugin[];
     /** Told of every answer outside the route table (tests also check replies); else logged. */
@@ -104,7 +216,9 @@ export async function buildServer(
   },
 ): Promise<FastifyInstance> {
   // Whatever a message carries, the token never reaches the log (its URL's secrets neither).
-  const log = redactingLogger(options.log, [options.token]);
+  const log = redactingLogger(options.log, options.token === undefined ? [] : [options.token]);
+  const auth = { token: options.token, pki: options.pki };
+  const tls = options.pki?.serverTls();
   const contract = new ContractCheck(
     agentRoutes,
     AGENT_COMMON_ERRORS,
@@ -113,6 +227,18 @@ export async function buildServer(
   );
   const app = Fastify({
     logger: false,
+    // The client certificate is asked for always; whether one is required follows enrollment
+    // (the listener sets rejectUnauthorized when the agent enrolls: agent.ts).
+    ...(tls
+      ? {
+          https: {
+            ...tls.context,
+            requestCert: true,
+            rejectUnauthorized: tls.requireClientCertificate,
+            minVersion: 'TLSv1.2' as const,
+          },
+        }
+      : {}),
     bodyLimit: 1024 * 1024,
     // Found by the API fuzz test: a path the router cannot take (a stray or invalid % escape, a
     // parameter over the router's limit) was answered with Fastify's own JSON, not problem
@@ -123,8 +249,9 @@ export async function buildServer(
     clientErrorHandler: clientError,
     frameworkErrors: (error, request, rawReply) => {
       const reply = rawReply as FastifyReply;
-      const body = !tokenMatches(request.headers.authorization, options.token)
-        ? problem(401, 'unauthorized', 'a valid bearer token is required (Authorization: Bearer <token>)')
+      const caller = authenticate(request, auth);
+      const body = isProblem(caller)
+        ? caller
         : error.code === 'FST_ERR_MAX_PARAM_LENGTH'
           ? problem(414, 'uri-too-long', `a path segment is longer than ${MAX_PATH_PARAM_LENGTH} characters`)
           : problem(400, 'invalid-request', 'the URL is not valid: a % must start an escape such as %25');
@@ -142,23 +269,21 @@ export async function buildServer(
   );
   app.removeContentTypeParser('text/plain');
 
-  // The OpenAPI document too is behind the token, as the manager's is.
+  // The OpenAPI document too is behind the same guard, as the manager's is.
   app.addHook('onRequest', async (request, reply) => {
-    if (!tokenMatches(request.headers.authorization, options.token)) {
-      log.warn('request without a valid token', {
+    const caller = authenticate(request, auth);
+    if (isProblem(caller)) {
+      log.warn('request refused', {
         method: request.method,
         url: redactUrl(request.url),
         ip: request.ip,
+        code: caller.code,
       });
-      await reply
-        .status(401)
-        .header('www-authenticate', 'Bearer')
-        .type('application/problem+json')
-        .send(
-          problem(401, 'unauthorized', 'a valid bearer token is required (Authorization: Bearer <token>)'),
-        );
+      if (caller.status === 401) void reply.header('www-authenticate', 'Bearer');
+      await reply.status(caller.status).type('application/problem+json').send(caller);
       return;
     }
+    callers.set(request, caller);
     // `/v1/vms/` would match `/v1/vms/:name` with an empty name: it is no route (as at the manager).
     if (Object.values(request.params as Record<string, unknown>).some((v) => v === ''))
       await reply
@@ -192,9 +317,9 @@ export async function buildServer(
       .send(problem(404, 'route-not-found', `no route ${request.method} ${request.url.split('?')[0]}`));
   });
 
-  const handlers: Partial<AgentHandlers> = vmHandlers(core);
+  const handlers: Partial<AgentHandlers> = { ...vmHandlers(core), ...pkiHandlers(options.pki) };
   for (const plugin of options.routePlugins) Object.assign(handlers, await plugin(app, core));
-  const unserved = serveRoutes(app, agentRoutes, handlers, contract);
+  const unserved = serveRoutes(app, agentRoutes, handlers, contract, (request) => callers.get(request));
   // An agent started without some plugin (tests do) answers those routes 404 route-not-found.
   if (unserved.length) log.debug('routes without a handler', { routes: unserved });
   return app;

@@ -5,13 +5,23 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { AgentConfig, type ContractBreach } from '../api/index.js';
+import http from 'node:http';
+import { AgentConfig, agentSocketPath, type ContractBreach, type HttpEndpoint } from '../api/index.js';
+import {
+  CA_DAYS,
+  certificateRequest,
+  generateKey,
+  issueCertificate,
+  revocationList,
+  selfSignedCertificate,
+} from '../pki/index.js';
 import { AgentCore } from './core.js';
 import { HostInventory } from './host.js';
 import { jsonLineLogger, type Logger } from './logger.js';
 import { coldMoveRoutes } from './migration/cold.js';
 import { migrationRoutes } from './migration/routes.js';
-import { buildServer } from './server.js';
+import { AgentPki } from './pki.js';
+import { buildServer, followEnrollment, serveBreakGlass } from './server.js';
 import { VmService } from './vm-service.js';
 
 export interface TestAgent {
@@ -19,8 +29,20 @@ export interface TestAgent {
   dir: string;
   app: FastifyInstance;
   core: AgentCore;
-  /** Serves the API on a loopback port (for a manager to join); its base URL. */
-  listen(): Promise<string>;
+  /**
+   * Serves the API (HTTPS) on a loopback port for a manager to join: what `host add` takes, the
+   * address and the agent's join token.
+   */
+  listen(): Promise<{ address: string; joinToken: string }>;
+  /**
+   * Serves the API (HTTPS) and enrolls the agent with a CA of the test's own, as a manager would:
+   * the endpoint (mutual TLS, a manager's certificate) that reaches it as the manager does.
+   */
+  enrolled(): Promise<HttpEndpoint>;
+  /** Serves the API on a break-glass unix socket in the dir (the token's way in); its endpoint. */
+  listenBreakGlass(): Promise<HttpEndpoint>;
+  /** Its enrollment: what the manager installed. */
+  pki: AgentPki;
   /** Every answer the server gave outside its route table (replies checked too): tests expect none. */
   breaches: ContractBreach[];
   /** Closes the server and removes the directory. */
@@ -44,7 +66,7 @@ export async function startTestAgent(options: {
   const config = AgentConfig.parse({
     hostName: options.hostName ?? 'unit',
     listen: { address: '127.0.0.1', port: 1 },
-    token: options.token,
+    breakGlassToken: options.token,
     fabricAddress: '127.0.0.1',
     stateDir: path.join(dir, 'state'),
     datastores: [{ name: 'ds1', path: path.join(dir, options.datastoreSubdir ?? ''), default: true }],
@@ -72,25 +94,79 @@ export async function startTestAgent(options: {
     log,
   );
   const breaches: ContractBreach[] = [];
+  const pki = await AgentPki.open(config);
   const app = await buildServer(core, {
     token: options.token,
+    pki,
     log,
     routePlugins: [migrationRoutes(), coldMoveRoutes()],
     onContractBreach: (breach) => breaches.push(breach),
   });
+  followEnrollment(app, pki);
   await app.ready();
+  const extraServers: http.Server[] = [];
+  async function listen(): Promise<{ address: string; joinToken: string }> {
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    const address = app.server.address();
+    if (typeof address !== 'object' || !address) throw new Error('not listening');
+    const joinToken = await pki.joinToken();
+    if (joinToken === undefined) throw new Error('the test agent is enrolled already');
+    return { address: `127.0.0.1:${address.port}`, joinToken };
+  }
+
   return {
     dir,
     app,
     core,
-    async listen() {
-      await app.listen({ host: '127.0.0.1', port: 0 });
-      const address = app.server.address();
-      if (typeof address !== 'object' || !address) throw new Error('not listening');
-      return `http://127.0.0.1:${address.port}`;
+    pki,
+    listen,
+    async listenBreakGlass() {
+      const socketPath = agentSocketPath(config.stateDir);
+      extraServers.push(await serveBreakGlass(app, socketPath));
+      return { baseUrl: 'http://agent', socketPath, token: options.token };
+    },
+    async enrolled() {
+      const { address, joinToken } = await listen();
+      const joinSecret = joinToken.split('.')[0];
+      const caKey = await generateKey();
+      const ca = {
+        keyPem: caKey,
+        certPem: await selfSignedCertificate({ keyPem: caKey, role: 'ca', name: 'test CA', days: CA_DAYS }),
+      };
+      const managerKey = await generateKey();
+      const manager = await issueCertificate(ca, {
+        csrPem: await certificateRequest(managerKey, 'manager', 'test-manager'),
+        role: 'manager',
+        name: 'test-manager',
+        altNames: [],
+      });
+      const request = await pki.requestCertificate({ manager: false, joinSecret });
+      const host = await issueCertificate(ca, {
+        csrPem: request.csr,
+        role: 'host',
+        name: request.hostName,
+        altNames: ['IP:127.0.0.1'],
+      });
+      await pki.installCertificate(
+        { manager: false },
+        {
+          joinSecret,
+          caCertificate: ca.certPem,
+          certificate: host.certPem,
+          crl: await revocationList(ca, [], 1),
+        },
+      );
+      return {
+        baseUrl: `https://${address}`,
+        tls: { ca: ca.certPem, cert: manager.certPem, key: managerKey },
+      };
     },
     breaches,
     close: async () => {
+      for (const s of extraServers) {
+        s.close();
+        s.closeAllConnections();
+      }
       await app.close();
       await rm(dir, { recursive: true, force: true });
     },

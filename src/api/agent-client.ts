@@ -1,5 +1,9 @@
-import { JsonHttpClient } from './http.js';
+import { JsonHttpClient, type HttpEndpoint } from './http.js';
 import type {
+  AgentCertificate,
+  AgentCertificateRequest,
+  CertificateRequestBody,
+  InstallCertificateBody,
   AgentJournal,
   Datastore,
   DatastoreSpec,
@@ -18,8 +22,9 @@ import type { OpenApiDocument } from './route-table.js';
 /** Typed client of one host agent's HTTP API; every call is a route of agent-routes.ts. */
 export class AgentClient {
   readonly http: JsonHttpClient;
-  constructor(baseUrl: string, token: string, timeoutMs?: number) {
-    this.http = new JsonHttpClient(baseUrl, token, timeoutMs);
+  /** On the fabric: HTTPS with the manager's certificate; on the host: the break-glass socket. */
+  constructor(endpoint: HttpEndpoint, timeoutMs?: number) {
+    this.http = new JsonHttpClient(endpoint, timeoutMs);
   }
 
   host(): Promise<HostInfo> {
@@ -96,6 +101,20 @@ export class AgentClient {
   }
   metrics(): Promise<string> {
     return this.http.call(routes.metrics, {});
+  }
+  /** A certificate request for a new key (enrollment with the join secret, or renewal). */
+  requestCertificate(body: CertificateRequestBody): Promise<AgentCertificateRequest> {
+    return this.http.call(routes.requestCertificate, { body });
+  }
+  installCertificate(body: InstallCertificateBody): Promise<AgentCertificate> {
+    return this.http.call(routes.installCertificate, { body });
+  }
+  putRevocationList(crl: string): Promise<void> {
+    return this.http.call(routes.putRevocationList, { body: { crl } });
+  }
+  /** The agent drops its certificate and waits for a new join (host remove). */
+  leaveFabric(): Promise<void> {
+    return this.http.call(routes.leaveFabric, {});
   }
   openApi(): Promise<OpenApiDocument> {
     return this.http.call(routes.openApi, {});

@@ -19,6 +19,19 @@ export const AGENT_ERRORS = {
   // 408, 413, 414, 415, 431: the HTTP layer's, as the manager answers them.
   ...HTTP_REFUSALS,
   'route-not-found': { statuses: [404], about: 'no such method and path' },
+  forbidden: {
+    statuses: [403],
+    about: "the caller's certificate is not a manager's: only a manager drives an agent",
+  },
+  'not-enrolled': {
+    statuses: [403],
+    about: 'this agent has no fabric certificate yet: only enrollment answers (silobreak host add)',
+  },
+  'join-refused': { statuses: [403], about: 'the join secret is wrong, or this agent has no join pending' },
+  'certificate-rejected': {
+    statuses: [422],
+    about: "the certificate is not for this agent's pending key, or not signed by the fabric CA",
+  },
 
   // VMs, datastores, switches
   'vm-not-found': { statuses: [404], about: 'no VM of that name is defined on this host' },

@@ -51,6 +51,7 @@ test('the OpenAPI document has every route, with its error statuses and the bear
     '201',
     '400',
     '401',
+    '403',
     '408',
     '409',
     '413',
@@ -104,7 +105,7 @@ before(async () => {
 after(() => server.close());
 
 test('AgentClient and AgentMigrationClient call exactly the routes of the table', async () => {
-  const agent = new AgentClient(base, 'token-0123456789abcdef');
+  const agent = new AgentClient({ baseUrl: base, token: 'token-0123456789abcdef' });
   const moves = new AgentMigrationClient(agent.http);
   const id = '00000000-0000-4000-8000-000000000001';
   const plan = {
@@ -185,6 +186,21 @@ test('AgentClient and AgentMigrationClient call exactly the routes of the table'
       'probeLink',
       () => moves.probeLink({ sender: { address: '10.0.0.1', port: 49152, secret: 'a'.repeat(64) } }),
     ],
+    ['requestCertificate', () => agent.requestCertificate({ joinSecret: 'a'.repeat(32) })],
+    [
+      'installCertificate',
+      () =>
+        agent.installCertificate({
+          caCertificate: '-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----\n',
+          certificate: '-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----\n',
+          crl: '-----BEGIN X509 CRL-----\nx\n-----END X509 CRL-----\n',
+        }),
+    ],
+    [
+      'putRevocationList',
+      () => agent.putRevocationList('-----BEGIN X509 CRL-----\nx\n-----END X509 CRL-----\n'),
+    ],
+    ['leaveFabric', () => agent.leaveFabric()],
   ];
   for (const [name, call] of calls) {
     seen.length = 0;

@@ -1,5 +1,10 @@
 import { z } from 'zod';
 import {
+  AgentCertificate,
+  AgentCertificateRequest,
+  CertificateRequestBody,
+  InstallCertificateBody,
+  RevocationListBody,
   AgentJournal,
   Datastore,
   DatastoreSpec,
@@ -63,6 +68,8 @@ export const DeleteAgentVmQuery = z.object({
 /** The answers any route may give, whatever it does (listed once, not per route). */
 export const AGENT_COMMON_ERRORS = [
   'unauthorized',
+  'forbidden',
+  'not-enrolled',
   'invalid-input',
   'malformed-json',
   'invalid-request',
@@ -482,7 +489,53 @@ export const agentColdMoveRoutes = {
   }),
 };
 
-export const agentRoutes = { ...agentVmRoutes, ...agentMigrationRoutes, ...agentColdMoveRoutes };
+/*
+ * The agent's certificate. Enrollment: `requestCertificate` then `installCertificate`, each with
+ * the join secret, over TLS pinned to the bootstrap certificate (the only routes an unenrolled
+ * agent answers). Renewal: the same two with a manager's certificate instead of the secret.
+ */
+export const agentPkiRoutes = {
+  requestCertificate: route({
+    method: 'POST',
+    path: '/v1/pki/certificate-request',
+    summary: 'A certificate request for a new key of this agent (enrollment: with the join secret)',
+    body: CertificateRequestBody,
+    status: 200,
+    response: AgentCertificateRequest,
+    errors: ['join-refused', 'host-command-failed'],
+  }),
+  installCertificate: route({
+    method: 'PUT',
+    path: '/v1/pki/certificate',
+    summary: "Install the fabric CA, this agent's certificate for its pending key and the CRL",
+    body: InstallCertificateBody,
+    status: 200,
+    response: AgentCertificate,
+    errors: ['join-refused', 'certificate-rejected'],
+  }),
+  putRevocationList: route({
+    method: 'PUT',
+    path: '/v1/pki/crl',
+    summary: "The fabric's certificate revocation list (a newer one replaces the older)",
+    body: RevocationListBody,
+    status: 204,
+    errors: ['certificate-rejected'],
+  }),
+  leaveFabric: route({
+    method: 'DELETE',
+    path: '/v1/pki/certificate',
+    summary: 'Forget the fabric: drop the certificate, back to bootstrap with a new join secret',
+    status: 204,
+    errors: [],
+  }),
+};
+
+export const agentRoutes = {
+  ...agentVmRoutes,
+  ...agentMigrationRoutes,
+  ...agentColdMoveRoutes,
+  ...agentPkiRoutes,
+};
 export type AgentRoutes = typeof agentRoutes;
 export type AgentRouteName = keyof AgentRoutes;
 

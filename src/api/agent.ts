@@ -59,10 +59,28 @@ export type DatastoreConfig = z.output<typeof DatastoreConfig>;
  */
 export const DEFAULT_DATASTORE_ROOTS = ['/srv', '/mnt', '/var/lib/silobreak/datastores'] as const;
 
+/**
+ * The agent's break-glass unix socket in its state directory (config breakGlassToken): the API
+ * for the host's root, with that token; the lab's and recovery's way in.
+ */
+export const agentSocketPath = (stateDir: string): string => `${stateDir.replace(/\/+$/, '')}/agent.sock`;
+
 export const AgentConfig = z.strictObject({
   hostName: Name,
+  /** The agent API, HTTPS: mutual TLS with the fabric's certificates once enrolled (pki.ts). */
   listen: z.strictObject({ address: z.string(), port: z.number().int().min(1).max(65535) }),
-  token: z.string().min(16),
+  /**
+   * Break-glass access for the lab and recovery: when set, the agent also serves its API on a unix
+   * socket in its state directory (`agent.sock`, owner-only), to requests bearing this token. Off
+   * when absent (the default); it never works over the network, where only a manager's
+   * certificate does.
+   */
+  breakGlassToken: z
+    .string()
+    .min(16)
+    .max(1024)
+    .regex(/^[\x21-\x7e]+$/, 'must be printable ASCII')
+    .optional(),
   /** Address of this host on the fabric: NBD exports and migration streams listen here. */
   fabricAddress: Ipv4,
   /** Definitions, QMP sockets, pidfiles and logs of this host's VMs. */
@@ -313,3 +331,64 @@ export const AgentJournal = z.object({
   entries: z.array(JournalEntry),
 });
 export type AgentJournal = z.infer<typeof AgentJournal>;
+
+/*
+ * Enrollment and certificates (the agent's side of the fabric CA; see src/agent/pki.ts). A join
+ * token, printed on the host by `silobreak agent join-token`, is `<joinSecret>.<fingerprint>`:
+ * the one-time secret and the SHA-256 of the agent's bootstrap certificate, which pins the first
+ * connection.
+ */
+const Pem = (what: string) =>
+  z
+    .string()
+    .max(64 * 1024, 'must be at most 64 KiB')
+    .regex(
+      new RegExp(`^-----BEGIN ${what}-----\\r?\\n[\\s\\S]+-----END ${what}-----\\s*$`),
+      `must be one PEM ${what}`,
+    );
+export const CertificatePem = Pem('CERTIFICATE');
+export const CrlPem = Pem('X509 CRL');
+export const JoinSecret = z
+  .string()
+  .regex(/^[A-Za-z0-9_-]{22,64}$/, 'must be the secret part of a join token (base64url)');
+
+export const JoinToken = z
+  .string()
+  .max(200, 'must be at most 200 characters')
+  .regex(
+    /^[A-Za-z0-9_-]{22,64}\.[A-Za-z0-9_-]{43}$/,
+    'must be a join token as `silobreak agent join-token` prints it on the host (<secret>.<fingerprint>)',
+  );
+export type JoinToken = z.infer<typeof JoinToken>;
+
+export const CertificateRequestBody = z.strictObject({
+  /** Required until the agent is enrolled; a manager renewing its certificate sends none. */
+  joinSecret: JoinSecret.optional(),
+});
+export type CertificateRequestBody = z.input<typeof CertificateRequestBody>;
+
+export const AgentCertificateRequest = z.object({
+  hostName: Name,
+  fabricAddress: Ipv4,
+  /** A PKCS#10 request for a new key the agent keeps; the manager issues the certificate. */
+  csr: z.string().regex(/^-----BEGIN CERTIFICATE REQUEST-----/, 'must be a PEM certificate request'),
+});
+export type AgentCertificateRequest = z.infer<typeof AgentCertificateRequest>;
+
+export const InstallCertificateBody = z.strictObject({
+  joinSecret: JoinSecret.optional(),
+  caCertificate: CertificatePem,
+  certificate: CertificatePem,
+  crl: CrlPem,
+});
+export type InstallCertificateBody = z.input<typeof InstallCertificateBody>;
+
+export const RevocationListBody = z.strictObject({ crl: CrlPem });
+export type RevocationListBody = z.input<typeof RevocationListBody>;
+
+export const AgentCertificate = z.object({
+  subject: z.string(),
+  serial: z.string(),
+  notAfter: z.iso.datetime(),
+});
+export type AgentCertificate = z.infer<typeof AgentCertificate>;

@@ -1,14 +1,40 @@
+import http from 'node:http';
+import https from 'node:https';
+import { Readable } from 'node:stream';
 import { z } from 'zod';
 import { ApiError, Problem } from './problem.js';
 import { routeUrl, type RouteCall, type RouteResult, type RouteSpec } from './route-table.js';
 
+/** The client side of mutual TLS: the CA that signed the server, and this caller's certificate. */
+export interface TlsClientIdentity {
+  /** PEM: the fabric CA, or (enrollment) the one self-signed certificate a join token pins. */
+  ca: string;
+  cert?: string;
+  key?: string;
+  /** The server's certificate is pinned by `ca` (enrollment): its names are not checked. */
+  pinned?: boolean;
+}
+
+/** Where a client sends its requests, and how it proves who it is. */
+export interface HttpEndpoint {
+  baseUrl: string;
+  /** Sent as `Authorization: Bearer`: the manager's API, an agent's break-glass socket. */
+  token?: string;
+  /** HTTPS with this identity (an agent's API on the fabric). */
+  tls?: TlsClientIdentity;
+  /** HTTP over this local unix socket (an agent's break-glass socket); baseUrl gives the path. */
+  socketPath?: string;
+}
+
 /** A bearer-token JSON client for one base URL; every reply is validated against its schema. */
 export class JsonHttpClient {
+  readonly baseUrl: string;
   constructor(
-    readonly baseUrl: string,
-    private readonly token: string,
+    readonly endpoint: HttpEndpoint,
     private readonly timeoutMs = 30_000,
-  ) {}
+  ) {
+    this.baseUrl = endpoint.baseUrl;
+  }
 
   async request<T extends z.ZodType>(
     method: string,
@@ -55,14 +81,16 @@ export class JsonHttpClient {
     body?: unknown,
     options: { timeoutMs?: number } = {},
   ): Promise<Response> {
-    const headers: Record<string, string> = { authorization: `Bearer ${this.token}` };
+    const headers: Record<string, string> = {};
+    if (this.endpoint.token !== undefined) headers.authorization = `Bearer ${this.endpoint.token}`;
     if (body !== undefined) headers['content-type'] = 'application/json';
-    const response = await fetch(new URL(path, this.baseUrl), {
-      method,
-      headers,
-      body: body === undefined ? null : JSON.stringify(body),
-      signal: AbortSignal.timeout(options.timeoutMs ?? this.timeoutMs),
-    });
+    const signal = AbortSignal.timeout(options.timeoutMs ?? this.timeoutMs);
+    const payload = body === undefined ? null : JSON.stringify(body);
+    const url = new URL(path, this.baseUrl);
+    const response =
+      this.endpoint.tls === undefined && this.endpoint.socketPath === undefined
+        ? await fetch(url, { method, headers, body: payload, signal })
+        : await nodeRequest(this.endpoint, url, { method, headers, body: payload, signal });
     if (!response.ok) {
       const text = await response.text();
       let problem: Problem;
@@ -81,4 +109,57 @@ export class JsonHttpClient {
     }
     return response;
   }
+}
+
+/**
+ * One request with node:http(s): what fetch cannot do (client certificates, a pinned server
+ * certificate, a unix socket). A new connection each time: a TLS handshake costs a millisecond,
+ * and no kept-alive socket outlives a cut link.
+ */
+function nodeRequest(
+  endpoint: HttpEndpoint,
+  url: URL,
+  init: { method: string; headers: Record<string, string>; body: string | null; signal: AbortSignal },
+): Promise<Response> {
+  const tls = endpoint.tls;
+  const options: https.RequestOptions = {
+    method: init.method,
+    headers:
+      init.body === null ? init.headers : { ...init.headers, 'content-length': Buffer.byteLength(init.body) },
+    signal: init.signal,
+    agent: false,
+    ...(endpoint.socketPath === undefined
+      ? { hostname: url.hostname.replace(/^\[|\]$/g, ''), port: url.port }
+      : { socketPath: endpoint.socketPath }),
+    path: `${url.pathname}${url.search}`,
+    ...(tls === undefined
+      ? {}
+      : {
+          ca: tls.ca,
+          ...(tls.cert === undefined ? {} : { cert: tls.cert }),
+          ...(tls.key === undefined ? {} : { key: tls.key }),
+          // A pinned certificate is the only one trusted: whose name it bears does not matter.
+          ...(tls.pinned ? { checkServerIdentity: () => undefined } : {}),
+        }),
+  };
+  const send = tls !== undefined && endpoint.socketPath === undefined ? https.request : http.request;
+  return new Promise((resolve, reject) => {
+    const request = send(options, (res) => {
+      const headers = new Headers();
+      for (const [key, value] of Object.entries(res.headers))
+        if (value !== undefined) headers.set(key, Array.isArray(value) ? value.join(', ') : value);
+      const status = res.statusCode ?? 502;
+      const nobody = status === 204 || status === 304 || init.method === 'HEAD';
+      if (nobody) res.resume();
+      resolve(
+        new Response(nobody ? null : (Readable.toWeb(res) as ReadableStream<Uint8Array>), {
+          status,
+          statusText: res.statusMessage ?? '',
+          headers,
+        }),
+      );
+    });
+    request.on('error', reject);
+    request.end(init.body ?? undefined);
+  });
 }

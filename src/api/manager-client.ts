@@ -78,7 +78,7 @@ function defined<Q extends object>(query: Q | undefined): Q {
 export class ManagerClient {
   readonly http: JsonHttpClient;
   constructor(baseUrl: string, token: string, timeoutMs?: number) {
-    this.http = new JsonHttpClient(baseUrl, token, timeoutMs);
+    this.http = new JsonHttpClient({ baseUrl, token }, timeoutMs);
   }
 
   info(): Promise<ManagerInfo> {

@@ -5,6 +5,7 @@ import {
   DatastoreProbe,
   DEFAULT_DATASTORE_CLASS,
   HostInfo,
+  JoinToken,
   Name,
   Vm,
   VmSpec,
@@ -120,31 +121,23 @@ export const Host = HostInfo.extend({
 });
 export type Host = z.infer<typeof Host>;
 
-const ADDRESS_RULE = 'must be address:port of the agent, like 10.251.0.11:7001 (or an http:// URL)';
+const ADDRESS_RULE = 'must be address:port of the agent, like 10.251.0.11:8470 (or an https:// URL)';
+/** An agent's API address: HTTPS always (an `http://` URL is refused, not quietly upgraded). */
 export const AgentAddress = z
   .string()
   .max(300, 'must be at most 300 characters')
-  .regex(/^(https?:\/\/)?[A-Za-z0-9.-]+:\d{1,5}\/?$/, ADDRESS_RULE)
+  .regex(/^(https:\/\/)?[A-Za-z0-9.-]+:\d{1,5}\/?$/, ADDRESS_RULE)
   .refine((a) => {
     const port = Number(/:(\d+)\/?$/.exec(a)?.[1]);
     return port >= 1 && port <= 65535;
   }, 'the port must be 1-65535')
-  .refine((a) => URL.canParse(/^https?:\/\//.test(a) ? a : `http://${a}`), ADDRESS_RULE);
-
-/**
- * The agent's token goes into an HTTP header: printable ASCII only. Rules never quote the value,
- * so a rejected secret is not echoed back.
- */
-export const AgentToken = z
-  .string()
-  .min(16, 'must be at least 16 characters')
-  .max(1024, 'must be at most 1024 characters')
-  .regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces or control characters');
+  .refine((a) => URL.canParse(/^https:\/\//.test(a) ? a : `https://${a}`), ADDRESS_RULE);
 
 export const AddHostRequest = z.strictObject({
+  /** Where the agent's API listens (HTTPS): `10.0.0.11:8470` or `https://kvm1:8470`. */
   address: AgentAddress,
-  /** The agent's API token (its config's `token`). */
-  token: AgentToken,
+  /** What `silobreak agent-join-token` printed on the host: one use. */
+  joinToken: JoinToken,
   pool: ObjectRef.optional(),
 });
 export type AddHostRequest = z.input<typeof AddHostRequest>;

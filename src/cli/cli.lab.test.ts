@@ -10,6 +10,7 @@ import { after, before, test } from 'node:test';
 import { z } from 'zod';
 import {
   AgentClient,
+  agentSocketPath,
   Host,
   Job,
   ManagedDatastore,
@@ -32,9 +33,24 @@ const BIN = path.resolve(import.meta.dirname, '..', '..', 'bin', 'silobreak.js')
 const LabJson = z.object({
   index: z.number().int(),
   hosts: z.array(
-    z.object({ name: z.string(), agentUrl: z.string(), token: z.string(), fabricAddress: z.string() }),
+    z.object({
+      name: z.string(),
+      agentUrl: z.string(),
+      token: z.string(),
+      fabricAddress: z.string(),
+      stateDir: z.string(),
+      configPath: z.string(),
+    }),
   ),
 });
+type LabHostJson = z.infer<typeof LabJson>['hosts'][number];
+
+/** The host's agent on its break-glass socket (the lab's token): a look behind the manager's back. */
+const labAgent = (h: LabHostJson) =>
+  new AgentClient(
+    { baseUrl: 'http://agent', socketPath: agentSocketPath(h.stateDir), token: h.token },
+    180_000,
+  );
 let lab: z.infer<typeof LabJson>;
 let managerProcess: ChildProcess | undefined;
 let managerUrl: string;
@@ -208,7 +224,7 @@ test('bad usage exits 2 naming the flag, and changes nothing', { timeout: 300_00
     ],
     [['vm', 'create', 'Web_1', '--host', 'h'], /<name>: must be 1-31 lowercase/],
     [['vm', 'create', 'web-1', '--host', 'h', '--disk', '1G@'], /--disk \(0\): datastore ''/],
-    [['host', 'add', '10.0.0.1:7001'], /required option '--agent-token/],
+    [['host', 'add', '10.0.0.1:7001'], /required option '--join-token/],
     [['host', 'list', '--bogus'], /unknown option '--bogus'/],
     [['change', 'list', '--since', 'yesterday'], /--since: 'yesterday' is not a time/],
     [['changes', '--risk', 'severe'], /--risk: must be low, medium or high/],
@@ -264,7 +280,16 @@ test('a read-only token can look but not change: 403 explained, exit 1', { timeo
 
 test('host add joins both lab hosts; host list shows them', { timeout: 180_000 }, async () => {
   for (const h of lab.hosts) {
-    const added = await json(Host, ['host', 'add', new URL(h.agentUrl).host, '--agent-token', h.token]);
+    // As on a real host: the join token from `silobreak agent-join-token` there, then host add.
+    const joinToken = await run(['agent-join-token', '--config', h.configPath], {});
+    assert.equal(joinToken.code, 0, joinToken.stderr);
+    const added = await json(Host, [
+      'host',
+      'add',
+      new URL(h.agentUrl).host,
+      '--join-token',
+      joinToken.stdout.trim(),
+    ]);
     assert.equal(added.name, h.name);
     assert.equal(added.state, 'connected');
     assert.equal(added.fabricAddress, h.fabricAddress);
@@ -349,7 +374,7 @@ test('vm create --start runs the VM on the chosen host; it answers ping', { time
     [['cli-vm-1', 'running']],
   );
   // The agent itself, not just the manager, runs it.
-  assert.equal((await new AgentClient(host.agentUrl, host.token).getVm('cli-vm-1')).state, 'running');
+  assert.equal((await labAgent(host).getVm('cli-vm-1')).state, 'running');
   await ping(address.ip, 300_000);
   const table = await cli(['vm', 'list']);
   assert.match(table.stdout, /^NAME\s+STATE\s+HOST\s+VCPUS\s+MEMORY\s+DISKS\s+IP/);
@@ -398,7 +423,7 @@ test('--detach returns the job at once; job watch re-attaches to its end', { tim
 test('a job that fails exits 1 and says why', { timeout: 300_000 }, async () => {
   // A VM the agent has but the manager has not polled yet: the manager accepts the name, the agent refuses it.
   const host = lab.hosts[0]!;
-  const agent = new AgentClient(host.agentUrl, host.token);
+  const agent = labAgent(host);
   await agent.createVm({ name: 'cli-ghost', vcpus: 1, memoryMiB: 64, disks: [], nics: [] });
   try {
     const r = await cli(['vm', 'create', 'cli-ghost', '--host', host.name, '--memory', '64M']);
@@ -453,7 +478,7 @@ test(
     if (job.state === 'failed')
       assert.match(stderr, new RegExp(`job ${jobId} \\(vm-shutdown vm cli-vm-1\\) failed`));
     // The agent finishes the shutdown on its own (unless the crash came before the call reached it).
-    const agent = new AgentClient(host.agentUrl, host.token);
+    const agent = labAgent(host);
     const stopBy = Date.now() + 90_000;
     while ((await agent.getVm('cli-vm-1')).state !== 'stopped' && Date.now() < stopBy) {
       await new Promise((resolve) => setTimeout(resolve, 1000));
@@ -507,7 +532,7 @@ test('vm stop and delete remove the VM everywhere', { timeout: 300_000 }, async 
   const [listed, gone, onAgent, history, high, all, timeline, chart, table] = await Promise.all([
     json(z.array(ManagedVm), ['vm', 'list']),
     cli(['vm', 'show', 'cli-vm-1']),
-    new AgentClient(host.agentUrl, host.token).listVms(),
+    labAgent(host).listVms(),
     json(z.array(z.object({ action: z.string(), actor: z.string() })), [
       'change',
       'list',

@@ -53,7 +53,7 @@ function describeLab(lab: Lab): string {
     ['client', lab.client.namespace, `${lab.client.address} (VM segment)`, '', ''],
   ]);
   for (const warning of warnings) out += `warning: ${warning}\n`;
-  out += `\nAgent token: ${lab.token}\n`;
+  out += `\nBreak-glass token (agent.sock in each host's state directory): ${lab.token}\n`;
   if (lab.demoVms.length) {
     out += '\n' + table([['VM', 'HOST', 'ADDRESS'], ...lab.demoVms.map((vm) => [vm.name, vm.host, vm.ip])]);
   }

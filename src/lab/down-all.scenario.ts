@@ -4,8 +4,7 @@
  * cannot touch labs of people or of other test runs. Prints one JSON report on stdout.
  */
 import { readdir, readlink, rm } from 'node:fs/promises';
-import { AgentClient } from '../api/index.js';
-import { labDown, labList, labUp } from './lab.js';
+import { breakGlassClient, labDown, labList, labUp } from './lab.js';
 import { isAlive } from './processes.js';
 import { indexClaims, LABS_ROOT } from './store.js';
 import { listLinks, listNamespaces } from './system.js';
@@ -29,7 +28,7 @@ try {
   });
   const host1 = crashed.hosts[0];
   if (!host1) throw new Error('the crashed lab has no host1');
-  const vm = await new AgentClient(host1.agentUrl, host1.token).createVm({
+  const vm = await breakGlassClient(host1).createVm({
     name: 'orphan',
     vcpus: 1,
     memoryMiB: 128,

@@ -6,8 +6,17 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
 import { z } from 'zod';
-import { AgentClient, ManagerClient } from '../api/index.js';
-import { labDown, labList, labExec, labStatus, labUp, waitForPing, type Lab } from './lab.js';
+import { ManagerClient } from '../api/index.js';
+import {
+  breakGlassClient as labAgent,
+  labDown,
+  labList,
+  labExec,
+  labStatus,
+  labUp,
+  waitForPing,
+  type Lab,
+} from './lab.js';
 import { labTag, linkPattern, namespacePattern } from './plan.js';
 import { findLabProcesses, isAlive } from './processes.js';
 import { indexClaims, labDir } from './store.js';
@@ -35,7 +44,7 @@ async function addresses(dev: string): Promise<string[]> {
 }
 
 function startVm(host: Lab['hosts'][number], name: string, cidr: string) {
-  return new AgentClient(host.agentUrl, host.token).createVm({
+  return labAgent(host).createVm({
     name,
     vcpus: 1,
     memoryMiB: 256,
@@ -105,7 +114,7 @@ test('lab up creates the namespaces, bridges and addresses of the plan', async (
 
 test('every agent answers on its fabric address with its own vswitch, and the manager has them all', async () => {
   for (const host of lab.hosts) {
-    const client = new AgentClient(host.agentUrl, host.token);
+    const client = labAgent(host);
     const info = await client.host();
     assert.equal(info.name, host.name);
     assert.equal(info.fabricAddress, host.fabricAddress);
@@ -194,7 +203,7 @@ test(
 );
 
 test('lab down removes everything, and a second lab down is fine', { timeout: 120_000 }, async () => {
-  const vmPids = (await Promise.all(lab.hosts.map((h) => new AgentClient(h.agentUrl, h.token).listVms())))
+  const vmPids = (await Promise.all(lab.hosts.map((h) => labAgent(h).listVms())))
     .flat()
     .flatMap((vm) => (vm.pid ? [vm.pid] : []));
   assert.equal(vmPids.length, 1, 'the VM of the previous case runs');

@@ -6,6 +6,7 @@ import { z } from 'zod';
 import {
   AgentClient,
   AgentConfig,
+  agentSocketPath,
   DEFAULT_DATASTORE_CLASS,
   LAB_CLI_CONFIG_PATH,
   ManagerClient,
@@ -231,7 +232,8 @@ async function startAgent(
   const config: AgentConfig = AgentConfig.parse({
     hostName: host.name,
     listen: { address: host.fabricAddress, port: Number(new URL(host.agentUrl).port) },
-    token: host.token,
+    // The lab reaches its agents on their break-glass sockets too (status, demo VMs, tests).
+    breakGlassToken: host.token,
     fabricAddress: host.fabricAddress,
     stateDir: host.stateDir,
     datastores: [{ name: 'local', path: host.datastorePath, default: true, ...storage }, ...extra],
@@ -282,9 +284,22 @@ export function restartLabManager(lab: Lab): number {
   return lab.manager.pid;
 }
 
+/**
+ * A lab host's agent on its break-glass socket (the lab's token): the lab's own way in, and its
+ * tests'. The manager, as everywhere, calls agents over mutual TLS.
+ */
+export const breakGlassClient = (
+  host: Pick<LabHostState, 'stateDir' | 'token'>,
+  timeoutMs?: number,
+): AgentClient =>
+  new AgentClient(
+    { baseUrl: 'http://agent', socketPath: agentSocketPath(host.stateDir), token: host.token },
+    timeoutMs,
+  );
+
 /** Waits until the agent answers GET /v1/host (an agent may first run a KVM boot probe). */
 function waitForAgent(host: LabHostState, signal: AbortSignal | undefined) {
-  const client = new AgentClient(host.agentUrl, host.token, 3000);
+  const client = breakGlassClient(host, 3000);
   return waitUntilAnswers({
     what: `agent of ${host.name}`,
     pid: host.pid,
@@ -333,7 +348,7 @@ async function startDemoVm(
     const done = await api.waitForJob(job.id, 300_000);
     if (done.state !== 'succeeded')
       throw new LabProcessFailed(`demo VM ${name} on ${host.name}:`, done.error?.detail ?? done.state, '');
-  } else await new AgentClient(host.agentUrl, host.token).createVm(spec);
+  } else await breakGlassClient(host).createVm(spec);
   return { name, host: host.name, ip: address.ip };
 }
 
@@ -404,7 +419,7 @@ export async function labUp(options: LabUpOptions = {}): Promise<Lab> {
     await writeState(state);
     log(`agents answer (accelerator: ${[...new Set(infos.map((i) => i.accelerator))].join(', ')})`);
     if (state.manager) {
-      await joinHosts(state, state.manager, opts.signal);
+      await joinHosts(state, state.manager, BIN, opts.signal);
       log(`hosts joined to the manager`);
     }
 
@@ -530,7 +545,7 @@ export interface LabStatus {
 }
 
 async function hostStatus(host: LabHost): Promise<LabHostStatus> {
-  const client = new AgentClient(host.agentUrl, host.token, 3000);
+  const client = breakGlassClient(host, 3000);
   try {
     const [info, vms] = await Promise.all([client.host(), client.listVms()]);
     return {

@@ -1,6 +1,8 @@
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import {
   addContext,
   CliConfigFile,
@@ -10,6 +12,8 @@ import {
 } from '../api/index.js';
 import { spawnDetached, waitUntilAnswers } from './processes.js';
 import type { LabState } from './store.js';
+
+const run = promisify(execFile);
 
 /*
  * The lab's manager: `silobreak manager` in the root namespace on 127.0.0.1 (it reaches the agents
@@ -45,7 +49,20 @@ export function spawnManager(
 }
 
 /** Waits for the manager's API, then joins every host of the lab into a pool named after the lab. */
-export async function joinHosts(state: LabState, manager: ManagerState, signal?: AbortSignal): Promise<void> {
+/**
+ * A host's join token, as a user gets it on the host: `silobreak agent-join-token --config`.
+ */
+async function joinTokenOf(bin: string, configPath: string): Promise<string> {
+  const { stdout } = await run(process.execPath, [bin, 'agent-join-token', '--config', configPath]);
+  return stdout.trim();
+}
+
+export async function joinHosts(
+  state: LabState,
+  manager: ManagerState,
+  bin: string,
+  signal?: AbortSignal,
+): Promise<void> {
   const client = new ManagerClient(manager.url, manager.token, 5000);
   await waitUntilAnswers({
     what: 'the manager',
@@ -57,7 +74,9 @@ export async function joinHosts(state: LabState, manager: ManagerState, signal?:
   });
   await client.createPool({ name: state.name, description: `hosts of lab ${state.name}` });
   for (const host of state.hosts) {
-    await client.addHost({ address: new URL(host.agentUrl).host, token: host.token, pool: state.name });
+    // Enrolled as on real hosts (README "Your own hosts"): the token from the host, host add.
+    const joinToken = await joinTokenOf(bin, host.configPath);
+    await client.addHost({ address: new URL(host.agentUrl).host, joinToken, pool: state.name });
   }
 }
 

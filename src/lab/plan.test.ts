@@ -30,9 +30,9 @@ test('a 3-host lab gets the documented addresses and names', () => {
   assert.deepEqual(
     p.hosts.map((h) => [h.name, h.namespace, h.fabricAddress, h.agentUrl, h.fabricVeth, h.uplinkVeth]),
     [
-      ['host1', 'sb-lab-host1', '10.250.4.11', 'http://10.250.4.11:8470', 'sblab-f1', 'sblab-v1'],
-      ['host2', 'sb-lab-host2', '10.250.4.12', 'http://10.250.4.12:8470', 'sblab-f2', 'sblab-v2'],
-      ['host3', 'sb-lab-host3', '10.250.4.13', 'http://10.250.4.13:8470', 'sblab-f3', 'sblab-v3'],
+      ['host1', 'sb-lab-host1', '10.250.4.11', 'https://10.250.4.11:8470', 'sblab-f1', 'sblab-v1'],
+      ['host2', 'sb-lab-host2', '10.250.4.12', 'https://10.250.4.12:8470', 'sblab-f2', 'sblab-v2'],
+      ['host3', 'sb-lab-host3', '10.250.4.13', 'https://10.250.4.13:8470', 'sblab-f3', 'sblab-v3'],
     ],
   );
   assert.equal(p.fabric.bridge, 'sblab-fab');

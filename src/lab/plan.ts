@@ -179,7 +179,7 @@ export function planLab(input: z.input<typeof PlanInput>): LabPlan {
         name: `host${n}`,
         namespace: `sb-${name}-host${n}`,
         fabricAddress,
-        agentUrl: `http://${fabricAddress}:${AGENT_PORT}`,
+        agentUrl: `https://${fabricAddress}:${AGENT_PORT}`,
         fabricVeth: link(`f${n}`),
         uplinkVeth: link(`v${n}`),
         storage: hostStorage(`host${n}`, beast),

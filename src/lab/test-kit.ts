@@ -12,7 +12,7 @@ import {
   type MigrationStatus,
 } from '../api/index.js';
 import { GUEST_WORKLOADS } from '../guest/index.js';
-import { labUp, waitForPing, type Lab, type LabHost } from './lab.js';
+import { breakGlassClient, labUp, waitForPing, type Lab, type LabHost } from './lab.js';
 
 const BIN = path.resolve(import.meta.dirname, '..', '..', 'bin', 'silobreak.js');
 
@@ -46,7 +46,9 @@ export function labCli(lab: Lab, args: string[], timeoutMs = 600_000): Promise<C
   });
 }
 
-export const labAgent = (host: LabHost): AgentClient => new AgentClient(host.agentUrl, host.token, 180_000);
+/** The host's agent on its break-glass socket: tests look behind the manager's back with it. */
+export const labAgent = (host: LabHost, timeoutMs = 180_000): AgentClient =>
+  breakGlassClient(host, timeoutMs);
 
 /** A command in the guest of `vm` on `host` (retried while its guest agent starts). */
 export async function inGuest(
@@ -124,7 +126,7 @@ export async function strikeInPhase(
   fault: () => unknown,
   timeoutMs = 300_000,
 ): Promise<MigrationStatus> {
-  const agent = new AgentMigrationClient(new AgentClient(source.agentUrl, source.token, 10_000).http);
+  const agent = new AgentMigrationClient(labAgent(source, 10_000).http);
   const deadline = Date.now() + timeoutMs;
   for (; ; await sleep(100)) {
     if (Date.now() > deadline) throw new Error(`the move did not get to ${phase} within ${timeoutMs} ms`);

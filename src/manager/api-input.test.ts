@@ -132,29 +132,36 @@ test('create VM: a MAC another host uses is 409, a multicast MAC, repeated disk 
   assert.equal(await dbSnapshot(manager.db), before);
 });
 
-test('join host: a port out of range and a token unfit for a header are 400; the token is never echoed', async () => {
+test('join host: a bad port, plain http and a malformed join token are 400; the token is never echoed', async () => {
   const before = await dbSnapshot(manager.db);
-  for (const address of ['127.0.0.1:99999', '127.0.0.1:70000', 'http://127.0.0.1:0', '127.0.0.1:65536/']) {
-    const answer = await call('POST', '/api/v1/hosts', { body: json({ address, token: 'x'.repeat(16) }) });
+  const fingerprint = 'f'.repeat(43);
+  for (const address of ['127.0.0.1:99999', '127.0.0.1:70000', 'http://127.0.0.1:8470', '127.0.0.1:65536/']) {
+    const answer = await call('POST', '/api/v1/hosts', {
+      body: json({ address, joinToken: `${'s'.repeat(32)}.${fingerprint}` }),
+    });
     assert.match(isProblem(answer, 400, 'address').detail, /address: /);
   }
   const secrets = [
-    'agent-secret-1234\r\nX-Injected: 1',
-    'agent-secret-1234\nmore',
-    'agent-secret-1234\u0000nul',
-    'agent secret with spaces 1234',
+    `agent-secret-1234\r\nX-Injected: 1.${fingerprint}`,
+    `agent-secret-1234more.${fingerprint}\n`,
+    `agent-secret-1234\u0000nul.${fingerprint}`,
+    'agent-secret-12345678901234-no-fingerprint',
     'S'.repeat(100 * 1024),
   ];
-  for (const token of secrets) {
-    const answer = await call('POST', '/api/v1/hosts', { body: json({ address: '127.0.0.1:9', token }) });
-    isProblem(answer, 400, 'token');
-    assert.ok(!answer.text.includes(token.slice(0, 17)), 'the reply quotes the token');
+  for (const joinToken of secrets) {
+    const answer = await call('POST', '/api/v1/hosts', {
+      body: json({ address: '127.0.0.1:19', joinToken }),
+    });
+    isProblem(answer, 400, 'joinToken');
+    assert.ok(!answer.text.includes(joinToken.slice(0, 17)), 'the reply quotes the token');
   }
   // A well-formed token to an agent that does not answer: 502, and still no token in the reply.
-  const token = 'agent-secret-0123456789';
-  const unreachable = await call('POST', '/api/v1/hosts', { body: json({ address: '127.0.0.1:9', token }) });
+  const secret = 'agent-secret-0123456789abc';
+  const unreachable = await call('POST', '/api/v1/hosts', {
+    body: json({ address: '127.0.0.1:19', joinToken: `${secret}.${fingerprint}` }),
+  });
   isProblem(unreachable, 502);
-  assert.ok(!unreachable.text.includes(token));
+  assert.ok(!unreachable.text.includes(secret));
   assert.equal(await dbSnapshot(manager.db), before);
 });
 
@@ -307,7 +314,12 @@ test('unknown fields in bodies and queries are 400 naming them, and a typo start
     ['POST', '/api/v1/pools', { name: 'p', force: true }, 'force'],
     ['POST', '/api/v1/pools/x/hosts', { host: 'h1', move: true }, 'move'],
     ['POST', '/api/v1/tokens', { name: 't', role: 'admin', expires: 1 }, 'expires'],
-    ['POST', '/api/v1/hosts', { address: '127.0.0.1:9', token: 'x'.repeat(16), name: 'h' }, 'name'],
+    [
+      'POST',
+      '/api/v1/hosts',
+      { address: '127.0.0.1:9', joinToken: `${'x'.repeat(24)}.${'f'.repeat(43)}`, name: 'h' },
+      'name',
+    ],
     [
       'POST',
       '/api/v1/vms',

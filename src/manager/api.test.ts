@@ -121,7 +121,11 @@ test('bad input is a 400 naming the field and the rule, and changes nothing', as
   await rejects(admin.listVms({ limit: 0 }), 400, 'limit');
   await rejects(admin.listVms({ cursor: 'garbage' }), 400, 'cursor');
   await rejects(admin.listChanges({ since: 'yesterday' }), 400, 'since');
-  await rejects(admin.addHost({ address: 'no port here', token: 'x'.repeat(16) }), 400, 'address');
+  await rejects(
+    admin.addHost({ address: 'no port here', joinToken: `${'x'.repeat(24)}.${'y'.repeat(43)}` }),
+    400,
+    'address',
+  );
   await rejects(admin.getVm('missing'), 404);
   const raw = await fetch(`${manager.url}/api/v1/pools`, {
     method: 'POST',

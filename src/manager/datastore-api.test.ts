@@ -1,9 +1,9 @@
-// Datastores managed through the manager's API against a stand-in agent (loopback HTTP, the agent's
+// Datastores managed through the manager's API against a stand-in agent (loopback HTTPS, the agent's
 // own schemas): add, set class and limits, probe, remove; every change recorded in the change log
 // with the caller as actor; bad input names the field and changes nothing; the agent's refusals
 // come back as the manager's conflict; a host's class is the best of its datastores'.
 import assert from 'node:assert/strict';
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import { after, before, test } from 'node:test';
 import {
   ApiError,
@@ -15,8 +15,8 @@ import {
   type HostInfo,
 } from '../api/index.js';
 import { dbSnapshot, startTestManager, type TestManager } from './test-inventory.js';
+import { standInAgent, type StandInAgent } from './test-standin-agent.js';
 
-const AGENT_TOKEN = 'agent-token-datastores-0123456789';
 const info: HostInfo = {
   name: 'h1',
   fabricAddress: '10.251.0.11',
@@ -38,7 +38,7 @@ let probeCount = 0;
 /** When false, the agent reports no probe figures (as after its restart). */
 let reportProbes = true;
 
-let agent: Server;
+let agent: StandInAgent;
 let test_: TestManager;
 let manager: TestManager['manager'];
 let admin: ManagerClient;
@@ -115,7 +115,7 @@ async function answer(request: IncomingMessage): Promise<{ status: number; body?
 
 before(async () => {
   stores = [{ name: 'local', path: '/d', default: true, ...space, class: 'standard' }];
-  agent = createServer((request, response) => {
+  agent = await standInAgent('h1', (request, response) => {
     void answer(request).then(
       (a) => {
         response.statusCode = a.status;
@@ -128,17 +128,14 @@ before(async () => {
       },
     );
   });
-  await new Promise<void>((resolve) => agent.listen(0, '127.0.0.1', resolve));
-  const address = agent.address();
-  const port = typeof address === 'object' && address ? address.port : 0;
   test_ = await startTestManager('sb-manager-ds-');
   ({ manager, admin, viewer, breaches } = test_);
-  await admin.addHost({ address: `127.0.0.1:${port}`, token: AGENT_TOKEN });
+  await admin.addHost(agent.join);
 });
 
 after(async () => {
   await test_.close();
-  await new Promise((resolve) => agent.close(resolve));
+  await agent.close();
 });
 
 const recordsOf = async (name: string) =>

@@ -36,8 +36,11 @@ export interface HostsTable {
   id: string;
   name: string;
   agent_url: string;
-  /** The agent's token, sealed (secrets.ts): the manager needs it in clear to call the agent. */
-  agent_token: string;
+  /** The host certificate the fabric CA issued it (hex serial, expiry): renewed when due. */
+  cert_serial: string | null;
+  cert_not_after: string | null;
+  /** The number of the newest revocation list the host holds (enrollment.ts). */
+  crl_number: number;
   state: 'connected' | 'unreachable';
   pool_id: string | null;
   fabric_address: string;
@@ -471,6 +474,14 @@ export interface DB {
   retained_copies: RetainedCopiesTable;
   vm_generations: VmGenerationsTable;
   vm_claims: VmClaimsTable;
+  revoked_certificates: RevokedCertificatesTable;
+}
+
+/** Host certificates revoked by `host remove` (or replaced by a renewal): the fabric's CRL. */
+export interface RevokedCertificatesTable {
+  serial: string;
+  host_name: string;
+  revoked_at: string;
 }
 
 export type Db = Kysely<DB>;
@@ -919,6 +930,22 @@ export const migrations: Readonly<Record<string, Migration>> = {
           primary key (field, value)) without rowid`,
         `create index vm_claims_job on vm_claims (job_id)`,
         `alter table hosts add column agent_events text`,
+      ])
+        await sql.raw(statement).execute(db);
+    },
+  },
+  '0013-fabric-pki': {
+    // Issue 28: agents are reached with the manager's certificate, no more with a shared token
+    // (dropped here; secure_delete zeroes it). Hosts joined by token before must join again
+    // (`host remove`, then `host add --join-token`): until then they are unreachable.
+    async up(db: Kysely<any>) {
+      for (const statement of [
+        `alter table hosts drop column agent_token`,
+        `alter table hosts add column cert_serial text`,
+        `alter table hosts add column cert_not_after text`,
+        `alter table hosts add column crl_number integer not null default 0`,
+        `create table revoked_certificates (serial text primary key, host_name text not null,
+          revoked_at text not null) without rowid`,
       ])
         await sql.raw(statement).execute(db);
     },

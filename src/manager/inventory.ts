@@ -243,7 +243,13 @@ function hostInfoOf(row: HostRow): Record<(typeof HOST_SETTINGS)[number], unknow
 export async function insertHost(
   tx: Tx,
   actor: Actor,
-  args: { agentUrl: string; agentToken: string; info: HostInfo; poolId: string | null },
+  args: {
+    agentUrl: string;
+    certificate: { serial: string; notAfter: string };
+    crlNumber: number;
+    info: HostInfo;
+    poolId: string | null;
+  },
 ): Promise<HostRow> {
   const taken = await tx
     .selectFrom('hosts')
@@ -262,7 +268,9 @@ export async function insertHost(
   const row: HostRow = {
     id: randomUUID(),
     agent_url: args.agentUrl,
-    agent_token: args.agentToken,
+    cert_serial: args.certificate.serial,
+    cert_not_after: args.certificate.notAfter,
+    crl_number: args.crlNumber,
     state: 'connected',
     pool_id: args.poolId,
     last_seen_at: now,

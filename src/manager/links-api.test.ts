@@ -19,7 +19,7 @@ before(async () => {
   await seedHost(t.manager.db, 'h3', 11, []);
   links = new LinkService({
     db: t.manager.db,
-    clientFor: (host) => new AgentClient(host.agent_url, 'x'.repeat(16), 5_000),
+    clientFor: (host) => new AgentClient({ baseUrl: host.agent_url }, 5_000),
     log: () => {},
   });
 });

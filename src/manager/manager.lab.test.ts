@@ -1,13 +1,21 @@
 // The manager against real agents (child processes on 127.0.0.1, TCG) and itself as a child
 // process, so it can be killed with SIGKILL in the middle of a job.
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { AgentClient, ApiError, ManagerClient, type ChangeRecord, type ManagedVm } from '../api/index.js';
+import { promisify } from 'node:util';
+import {
+  AgentClient,
+  agentSocketPath,
+  ApiError,
+  ManagerClient,
+  type ChangeRecord,
+  type ManagedVm,
+} from '../api/index.js';
 
 const BIN = path.resolve(import.meta.dirname, '..', '..', 'bin', 'silobreak.js');
 const MiB = 1024 ** 2;
@@ -67,7 +75,7 @@ async function startAgent(name: string): Promise<void> {
   const config = {
     hostName: name,
     listen: { address: '127.0.0.1', port },
-    token,
+    breakGlassToken: token,
     fabricAddress: '127.0.0.1',
     stateDir: path.join(base, 'state'),
     datastores: [{ name: 'local', path: path.join(base, 'ds'), default: true }],
@@ -77,10 +85,26 @@ async function startAgent(name: string): Promise<void> {
   const configFile = path.join(base, 'agent.json');
   await writeFile(configFile, JSON.stringify(config));
   const proc = spawnLogged(['agent', '--config', configFile], path.join(base, 'agent.log'));
-  const url = `http://127.0.0.1:${port}`;
-  const client = new AgentClient(url, token);
+  const url = `https://127.0.0.1:${port}`;
+  // The test's own look at the agent: its break-glass socket.
+  const client = new AgentClient({
+    baseUrl: 'http://agent',
+    socketPath: agentSocketPath(path.join(base, 'state')),
+    token,
+  });
   agents.push({ name, url, token, config: configFile, proc, client });
   await until(`agent ${name}`, 60_000, () => client.host());
+}
+
+/** `silobreak agent-join-token` on the agent's config, as on its host. */
+async function joinTokenOf(name: string): Promise<string> {
+  const { stdout } = await promisify(execFile)(process.execPath, [
+    BIN,
+    'agent-join-token',
+    '--config',
+    agent(name).config,
+  ]);
+  return stdout.trim();
 }
 
 async function stopProcess(proc: ChildProcess): Promise<void> {
@@ -137,7 +161,7 @@ after(
   async () => {
     // VMs first (the agent leaves them running when it stops), then agents, manager and files.
     for (const a of agents) {
-      const patient = new AgentClient(a.url, a.token, 180_000);
+      const patient = new AgentClient({ ...a.client.http.endpoint }, 180_000);
       const vms = await patient.listVms().catch(() => []);
       for (const vm of vms) await patient.deleteVm(vm.name, true).catch(() => {});
     }
@@ -165,20 +189,18 @@ after(
 );
 
 test(
-  'hosts join with their agent token; a wrong token is refused and changes nothing',
+  'hosts join with their join token; a wrong one is refused and changes nothing',
   { timeout: 60_000 },
   async () => {
     const before = (await allChanges()).length;
+    const [, fingerprint] = (await joinTokenOf('h1')).split('.');
     await assert.rejects(
-      api.addHost({ address: agent('h1').url.replace('http://', ''), token: 'wrong-token-0123456789' }),
-      (e: unknown) => e instanceof ApiError && e.status === 400 && e.field === 'token',
+      api.addHost({ address: agent('h1').url, joinToken: `wrong-secret-0123456789ab.${fingerprint}` }),
+      (e: unknown) => e instanceof ApiError && e.status === 400 && e.field === 'joinToken',
     );
     assert.equal((await allChanges()).length, before);
     for (const name of ['h1', 'h2']) {
-      const host = await api.addHost({
-        address: agent(name).url.replace('http://', ''),
-        token: agent(name).token,
-      });
+      const host = await api.addHost({ address: agent(name).url, joinToken: await joinTokenOf(name) });
       assert.equal(host.name, name);
       assert.equal(host.state, 'connected');
       assert.equal(host.accelerator, 'tcg');
@@ -189,7 +211,7 @@ test(
       );
     }
     await assert.rejects(
-      api.addHost({ address: agent('h1').url, token: agent('h1').token }),
+      api.addHost({ address: agent('h1').url, joinToken: `${'a'.repeat(24)}.${fingerprint}` }),
       (e: unknown) => e instanceof ApiError && e.status === 409,
     );
     const datastores = await api.listDatastores();

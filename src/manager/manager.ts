@@ -19,7 +19,8 @@ import {
 import { PlacementService } from './placement/index.js';
 import { LinkService } from './links.js';
 import { Reconciler } from './reconcile.js';
-import { loadSecretBox, sealStoredAgentTokens } from './secrets.js';
+import { agentEndpoint, pushRevocationList, renewalDue, renewHostCertificate } from './enrollment.js';
+import { FabricCa } from './fabric-ca.js';
 import { ManagerService } from './service.js';
 import { vmJobHandlers, type VmJobDeps } from './vm-jobs.js';
 
@@ -83,13 +84,11 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
   // Owner-only, also when the directory already existed with a looser mode: it holds secrets.
   await mkdir(options.dataDir, { recursive: true, mode: 0o700 });
   await chmod(options.dataDir, 0o700);
-  const secrets = await loadSecretBox(options.dataDir);
+  // The fabric CA (made on the first start): agents answer only its manager certificate.
+  const ca = await FabricCa.open(options.dataDir);
   const db = await openDatabase(options.dataDir);
-  const sealed = await sealStoredAgentTokens(db, secrets);
-  if (sealed) log(`sealed ${sealed} agent token(s) stored in clear by an older version`);
   const hostLocks = new KeyedMutex();
-  const clientFor = (host: HostRow) =>
-    new AgentClient(host.agent_url, secrets.open(host.agent_token), 15_000);
+  const clientFor = (host: HostRow) => new AgentClient(agentEndpoint(ca, host.agent_url), 15_000);
   const jobs = new JobRunner(db, log);
   const pendingUndos = new PendingUndoRunner({ db, jobs, clientFor, log });
   const reconciler = new Reconciler({
@@ -99,6 +98,21 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
     intervalMs: (options.reconcileIntervalSeconds ?? 30) * 1000,
     log,
     onAnswered: async (host) => {
+      // A host that missed a revocation (down at a host remove) gets the list now; a certificate
+      // near its end is renewed.
+      await pushRevocationList(db, ca, host, clientFor(host)).catch((error: unknown) =>
+        log(
+          `revocation list not sent to ${host.name}: ${error instanceof Error ? error.message : String(error)}`,
+        ),
+      );
+      if (renewalDue(host))
+        await renewHostCertificate(db, ca, host, clientFor(host)).then(
+          (c) => log(`renewed the certificate of ${host.name} (serial ${c.serial}, until ${c.notAfter})`),
+          (error: unknown) =>
+            log(
+              `certificate of ${host.name} not renewed: ${error instanceof Error ? error.message : String(error)}`,
+            ),
+        );
       await pendingUndos.runFor(host);
       await sweepRetainedCopies({ db, hostLocks, clientFor }, host).catch((error: unknown) =>
         log(
@@ -114,7 +128,7 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
     log,
   });
   const links = new LinkService({ db, clientFor, log });
-  const service = new ManagerService({ db, jobs, reconciler, hostLocks, clientFor, secrets, links });
+  const service = new ManagerService({ db, jobs, reconciler, hostLocks, clientFor, ca, links });
   const deps: VmJobDeps = { db, hostLocks, clientFor };
   const moveDeps = {
     ...deps,

@@ -17,7 +17,6 @@ import {
   type Page,
   type Pool,
   type Token,
-  isAgentError,
 } from '../api/index.js';
 import { hashSecret, newSecret, type Caller } from './auth.js';
 import { nowIso, recordChanges, SYSTEM, type Actor } from './changes.js';
@@ -40,7 +39,14 @@ import {
 import type { JobRunner } from './jobs.js';
 import type { KeyedMutex } from './locks.js';
 import { applyReport, fetchSnapshot, type Reconciler } from './reconcile.js';
-import type { SecretBox } from './secrets.js';
+import {
+  agentEndpoint,
+  issueAndInstall,
+  parseJoinToken,
+  pinnedClient,
+  pushRevocationList,
+} from './enrollment.js';
+import type { FabricCa } from './fabric-ca.js';
 import type { LinkService } from './links.js';
 import { claimVmIdentity, withFreeMacs } from './vm-identity.js';
 import { placeInPool, prepareCreate } from './vm-jobs.js';
@@ -57,15 +63,15 @@ export interface ServiceDeps {
   reconciler: Reconciler;
   hostLocks: KeyedMutex;
   clientFor: (host: HostRow) => AgentClient;
-  /** Seals agent tokens before they are stored. */
-  secrets: SecretBox;
+  /** Issues each joining host its certificate; revocations at host remove. */
+  ca: FabricCa;
   /** Probes the links of a host that joins (in the background). */
   links: LinkService;
 }
 
-/** `10.0.0.1:7001` or `http://10.0.0.1:7001/` -> `http://10.0.0.1:7001` */
+/** `10.0.0.1:8470` or `https://10.0.0.1:8470/` -> `https://10.0.0.1:8470` */
 export function agentUrlOf(address: string): string {
-  const withScheme = /^https?:\/\//.test(address) ? address : `http://${address}`;
+  const withScheme = /^https:\/\//.test(address) ? address : `https://${address}`;
   return withScheme.replace(/\/+$/, '');
 }
 
@@ -227,36 +233,83 @@ export class ManagerService {
   // ---------------------------------------------------------------------------------------------
   // Hosts
 
-  /** Joins a host: its agent must answer with the token; its inventory arrives in the same transaction. */
+  /**
+   * Joins a host: enrolls its agent with the join token (pinned to its bootstrap certificate),
+   * then reads it over mutual TLS; its inventory arrives in the same transaction as its row. A
+   * failure after the agent took its certificate undoes that: the agent leaves again, the
+   * certificate is revoked.
+   */
   async addHost(caller: Caller, req: AddHostRequest): Promise<Host> {
-    const { db } = this.deps;
+    const { db, ca } = this.deps;
     const agentUrl = agentUrlOf(req.address);
     const pool = req.pool ? await poolRow(db, req.pool, 'pool') : undefined;
-    const client = new AgentClient(agentUrl, req.token, 15_000);
+    const join = parseJoinToken(req.joinToken);
+    const already = await db
+      .selectFrom('hosts')
+      .select('name')
+      .where('agent_url', '=', agentUrl)
+      .executeTakeFirst();
+    if (already)
+      throw new Conflict(
+        `address: the agent at ${agentUrl} is already joined as host ${already.name}`,
+        'address',
+      );
+    let enrolled;
+    try {
+      const pinned = await pinnedClient(agentUrl, join.fingerprint);
+      enrolled = await issueAndInstall(db, ca, pinned, agentUrl, {
+        joinSecret: join.secret,
+        beforeInstall: async (hostName) => {
+          const taken = await db
+            .selectFrom('hosts')
+            .select('name')
+            .where('name', '=', hostName)
+            .executeTakeFirst();
+          if (taken) throw new Conflict(`address: a host named ${hostName} is already joined`, 'address');
+        },
+      });
+    } catch (error) {
+      if (error instanceof InvalidInput || error instanceof Conflict) throw error;
+      // Whatever failed, its message must not carry the secret back to the caller.
+      const failed = agentError(agentUrl, error);
+      failed.message = failed.message.split(join.secret).join('<join secret>');
+      throw failed;
+    }
+    const client = new AgentClient(agentEndpoint(ca, agentUrl), 15_000);
+    const undoEnrollment = async () => {
+      await client.leaveFabric().catch(() => undefined);
+      await db
+        .insertInto('revoked_certificates')
+        .values({ serial: enrolled.certificate.serial, host_name: enrolled.hostName, revoked_at: nowIso() })
+        .onConflict((oc) => oc.doNothing())
+        .execute();
+    };
     let snapshot;
     try {
       snapshot = await fetchSnapshot(client);
     } catch (error) {
-      if (isAgentError(error, 'unauthorized')) {
-        throw new InvalidInput(`token: the agent at ${agentUrl} rejected the token`, 'token');
-      }
-      // Whatever failed, its message must not carry the token back to the caller.
-      const failed = agentError(agentUrl, error);
-      failed.message = failed.message.split(req.token).join('<token>');
-      throw failed;
+      await undoEnrollment();
+      throw agentError(agentUrl, error);
     }
-    const id = await db.transaction().execute(async (tx) => {
-      const host = await insertHost(tx, actorOf(caller), {
-        agentUrl,
-        agentToken: this.deps.secrets.seal(req.token),
-        info: snapshot.info,
-        poolId: pool?.id ?? null,
+    const id = await db
+      .transaction()
+      .execute(async (tx) => {
+        const host = await insertHost(tx, actorOf(caller), {
+          agentUrl,
+          certificate: enrolled.certificate,
+          crlNumber: enrolled.crlNumber,
+          info: snapshot.info,
+          poolId: pool?.id ?? null,
+        });
+        // What the host already has was not made by this call: it is observed (by `system`), and
+        // its journal's past is not drift. A VM whose name or MAC is another's is, all the same.
+        await applyReport(tx, host, snapshot, { joining: true });
+        return host.id;
+      })
+      .catch(async (error: unknown) => {
+        await undoEnrollment();
+        throw error;
       });
-      // What the host already has was not made by this call: it is observed (by `system`), and
-      // its journal's past is not drift. A VM whose name or MAC is another's is, all the same.
-      await applyReport(tx, host, snapshot, { joining: true });
-      return host.id;
-    });
     // The measured capability of each datastore (a probe of ~2 s each, one after the other, in the
     // background): the agent keeps the figures and the next reconciliation takes them in.
     void (async () => {
@@ -279,6 +332,13 @@ export class ManagerService {
           .where('host_id', '=', host.id)
           .execute();
         await tx.deleteFrom('hosts').where('id', '=', host.id).execute();
+        // Its certificate is no longer the fabric's: every agent refuses it from the next list on.
+        if (host.cert_serial !== null)
+          await tx
+            .insertInto('revoked_certificates')
+            .values({ serial: host.cert_serial, host_name: host.name, revoked_at: nowIso() })
+            .onConflict((oc) => oc.doNothing())
+            .execute();
         await recordChanges(tx, actorOf(caller), [
           {
             object: hostObject(host),
@@ -289,6 +349,20 @@ export class ManagerService {
         ]);
       }),
     );
+    // The agent forgets the fabric (back to a join token; best effort: one that is gone cannot),
+    // and every other agent gets the list that revokes its certificate now, or at its next answer.
+    await this.deps
+      .clientFor(host)
+      .leaveFabric()
+      .catch(() => undefined);
+    await this.spreadRevocations();
+  }
+
+  /** Sends the current revocation list to every host that has an older one (best effort). */
+  async spreadRevocations(): Promise<void> {
+    const { db, ca, clientFor } = this.deps;
+    const hosts = await db.selectFrom('hosts').selectAll().execute();
+    await Promise.all(hosts.map((h) => pushRevocationList(db, ca, h, clientFor(h)).catch(() => undefined)));
   }
 
   // ---------------------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 // them (applySnapshot), and the database as rows to prove a refused call changed nothing. Shared
 // by the manager's API tests (api.test.ts, api-input.test.ts, fuzz.test.ts).
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { ApiError, ManagerClient, type ContractBreach, type Vm } from '../api/index.js';
@@ -10,6 +10,7 @@ import { startManager, type RunningManager } from './manager.js';
 import { SYSTEM } from './changes.js';
 import type { Db } from './db.js';
 import { insertHost } from './inventory.js';
+import { certificateRequest, generateKey, issueCertificate } from '../pki/index.js';
 import { applySnapshot, type AgentSnapshot } from './reconcile.js';
 
 /**
@@ -81,8 +82,9 @@ export async function seedHost(db: Db, name: string, port: number, vms: Vm[]): P
   const snap = agentSnapshot(name, vms);
   const row = await db.transaction().execute((tx) =>
     insertHost(tx, SYSTEM, {
-      agentUrl: `http://127.0.0.1:${port}`,
-      agentToken: 'x'.repeat(16),
+      agentUrl: `https://127.0.0.1:${port}`,
+      certificate: { serial: '01', notAfter: new Date(Date.now() + 365 * 86_400_000).toISOString() },
+      crlNumber: 0,
       info: snap.info,
       poolId: null,
     }),
@@ -158,4 +160,21 @@ export async function rejects(call: Promise<unknown>, status: number, field?: st
     return error;
   }
   assert.fail(`expected HTTP ${status}`);
+}
+
+/**
+ * Server credentials for a fake agent on 127.0.0.1, issued by the CA of the manager on `dataDir`
+ * (as host add would): the manager's mutual-TLS client then takes it for the host's agent.
+ */
+export async function fakeAgentTls(dataDir: string, hostName = 'h1'): Promise<{ key: string; cert: string }> {
+  const read = (f: string) => readFile(path.join(dataDir, 'pki', f), 'utf8');
+  const ca = { keyPem: await read('ca-key.pem'), certPem: await read('ca-cert.pem') };
+  const key = await generateKey();
+  const issued = await issueCertificate(ca, {
+    csrPem: await certificateRequest(key, 'host', hostName),
+    role: 'host',
+    name: hostName,
+    altNames: ['IP:127.0.0.1'],
+  });
+  return { key, cert: issued.certPem };
 }

@@ -35,7 +35,7 @@ async function agentAt(name: string, portBase: number) {
     {
       hostName: name,
       listen: { address: '127.0.0.1', port: portBase + 49 },
-      token,
+      breakGlassToken: token,
       fabricAddress: '127.0.0.1',
       stateDir: path.join(dir, name, 'state'),
       datastores: [
@@ -51,7 +51,8 @@ async function agentAt(name: string, portBase: number) {
     },
   );
   agents.push(running);
-  const agent = new AgentClient(running.url, token, 60_000);
+  // The agents' break-glass sockets: this test drives the move routes as the manager would.
+  const agent = new AgentClient({ baseUrl: 'http://agent', socketPath: running.socketPath, token }, 60_000);
   return { agent, moves: new AgentMigrationClient(agent.http), ds };
 }
 

@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { z } from 'zod';
 import {
   AgentAddress,
+  JoinToken,
   figureAge,
   formatBitRate,
   HostState,
@@ -160,19 +161,22 @@ export function registerHostCommands(program: Command): void {
   verb(
     host,
     'add <address>',
-    "Join a host: the manager reaches its agent at address:port with the agent's token",
+    'Join a host: the manager enrolls its agent at address:port (HTTPS) with its one-time join token',
   )
-    .requiredOption('--agent-token <token>', "the agent's API token (the `token` of its config)")
+    .requiredOption(
+      '--join-token <token>',
+      'what `silobreak agent-join-token --config <file>` printed on the host (one use)',
+    )
     .option('--pool <pool>', 'put the host into this pool')
     .action(
       act(
         z.object({
           address: AgentAddress,
-          agentToken: z.string().min(16, 'must be at least 16 characters (the agent config `token`)'),
+          joinToken: JoinToken,
           pool: input.ref.optional(),
         }),
         async (o, ctx) => {
-          const h = await ctx.client().addHost({ address: o.address, token: o.agentToken, pool: o.pool });
+          const h = await ctx.client().addHost({ address: o.address, joinToken: o.joinToken, pool: o.pool });
           printObject(
             ctx,
             h,

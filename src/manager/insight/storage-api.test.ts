@@ -1,9 +1,9 @@
 // The Storage Explorer through the REST API of a real manager (SQLite in a temp dir) whose host
-// is a fake agent: a loopback HTTP server answering GET /v1/stats with sample sequences the test
+// is a fake agent: a loopback HTTPS server answering GET /v1/stats with sample sequences the test
 // writes, collected by the manager's own collector (collectStatsNow).
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer, type Server } from 'node:http';
+import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -17,7 +17,7 @@ import {
   type StorageIssue,
 } from '../../api/index.js';
 import { startManager, type RunningManager } from '../manager.js';
-import { seedHost, testVm } from '../test-inventory.js';
+import { fakeAgentTls, seedHost, testVm } from '../test-inventory.js';
 
 const GiB = 2 ** 30;
 const STEP_S = 60;
@@ -118,7 +118,14 @@ const freeAt = (i: number) => 60 * GiB - i * GiB;
 
 before(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'sb-storage-api-'));
-  agent = createServer((req, res) => {
+  manager = await startManager({
+    dataDir: dir,
+    reconcileIntervalSeconds: 3600,
+    statsIntervalSeconds: 3600,
+    log: () => {},
+  });
+  // An agent's HTTPS, with a certificate of the manager's CA (as a joined host has).
+  agent = createServer(await fakeAgentTls(dir), (req, res) => {
     if (req.url === '/v1/stats') {
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end(JSON.stringify(current));
@@ -136,12 +143,6 @@ before(async () => {
     }
   });
   await new Promise<void>((resolve) => agent.listen(0, '127.0.0.1', resolve));
-  manager = await startManager({
-    dataDir: dir,
-    reconcileIntervalSeconds: 3600,
-    statsIntervalSeconds: 3600,
-    log: () => {},
-  });
   admin = new ManagerClient(manager.url, manager.adminToken ?? '');
   await seedHost(manager.db, 'h1', (agent.address() as AddressInfo).port, [web, db1]);
   for (let i = 0; i <= STEPS; i++) {
