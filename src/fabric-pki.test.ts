@@ -174,3 +174,26 @@ test('host remove revokes: the removed host leaves the fabric and its certificat
   const rejoined = await admin.addHost({ address: join('h3').address, joinToken: again });
   assert.equal(rejoined.state, 'connected');
 });
+
+test('renewing a certificate: a new key on the host, the old certificate revoked everywhere, the change recorded', async () => {
+  const keyFile = path.join(agent('h1').dir, 'state', 'pki', 'host-key.pem');
+  const old = {
+    cert: await readFile(path.join(agent('h1').dir, 'state', 'pki', 'host-cert.pem'), 'utf8'),
+    key: await readFile(keyFile, 'utf8'),
+  };
+  const before = await admin.getHost('h1');
+  const renewed = await admin.renewHostCertificate('h1');
+  assert.ok(renewed.certificate && before.certificate);
+  assert.notEqual(renewed.certificate.serial, before.certificate.serial);
+  assert.equal(renewed.certificate.serial, agent('h1').pki.certificate()?.serial);
+  assert.notEqual(await readFile(keyFile, 'utf8'), old.key, 'the key stayed the same');
+  // The manager still reaches it; the old certificate is refused at h2's handshake.
+  assert.equal((await admin.reconcileHost('h1')).state, 'connected');
+  const refused = await callAgent('h2', old);
+  assert.ok(refused.error, `h2 let the replaced certificate in: ${JSON.stringify(refused)}`);
+  const change = (await admin.listChanges({ limit: 1000 })).items.find(
+    (c) => c.object.name === 'h1' && c.changes.some((f) => f.field === 'certificate'),
+  );
+  assert.ok(change, 'no change record of the renewal');
+  assert.equal(change.actor, 'admin');
+});

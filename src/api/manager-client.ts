@@ -115,6 +115,9 @@ export class ManagerClient {
     await this.http.call(routes.removeHost, { params: { host: ref } });
   }
   /** Polls the host's agent now instead of waiting for the next reconciliation. */
+  renewHostCertificate(ref: string): Promise<Host> {
+    return this.http.call(routes.renewHostCertificate, { params: { host: ref }, body: {} });
+  }
   reconcileHost(ref: string): Promise<Host> {
     return this.http.call(routes.reconcileHost, { params: { host: ref }, body: {} });
   }

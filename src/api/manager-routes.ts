@@ -241,6 +241,16 @@ export const managerRoutes = {
     response: Host,
     errors: ['forbidden', 'not-found', 'host-unreachable', 'agent-error'],
   }),
+  renewHostCertificate: route({
+    method: 'POST',
+    path: `${API_PREFIX}/hosts/:host/certificate`,
+    summary: "Renew the host's certificate now: a new key on the host, the old certificate revoked",
+    params: HostRef,
+    body: EmptyBody,
+    status: 200,
+    response: Host,
+    errors: ['forbidden', 'not-found', 'host-unreachable', 'agent-error'],
+  }),
   getHostLinks: route({
     method: 'GET',
     path: `${API_PREFIX}/hosts/:host/links`,

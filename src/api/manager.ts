@@ -103,8 +103,10 @@ export type HostState = z.infer<typeof HostState>;
 /** A joined host: what its agent reports (HostInfo) plus what the manager keeps about it. */
 export const Host = HostInfo.extend({
   id: z.uuid(),
-  /** Base URL of the host's agent, e.g. http://10.251.0.11:7001 */
+  /** Base URL of the host's agent (HTTPS), e.g. https://10.251.0.11:8470 */
   agentUrl: z.string(),
+  /** The host certificate the fabric CA issued it (renewed when fewer than 30 days are left). */
+  certificate: z.object({ serial: z.string(), notAfter: Timestamp }).optional(),
   state: HostState,
   pool: Name.nullable(),
   vmCount: z.number().int(),

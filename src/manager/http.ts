@@ -119,6 +119,7 @@ function handlers({ db, service, jobs, moves, placement, links, version }: ApiDe
     getHost: ({ params }) => getHost(db, params.host),
     removeHost: ({ params, caller }) => service.removeHost(caller, params.host),
     reconcileHost: ({ params }) => service.reconcileHost(params.host),
+    renewHostCertificate: ({ params, caller }) => service.renewHostCertificate(caller, params.host),
     getHostLinks: ({ params }) => links.list(params.host),
     probeHostLinks: ({ params, body }) => links.probeHost(params.host, body),
 

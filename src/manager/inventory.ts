@@ -137,6 +137,9 @@ function toHost(
     id: r.id,
     name: r.name,
     agentUrl: r.agent_url,
+    ...(r.cert_serial && r.cert_not_after
+      ? { certificate: { serial: r.cert_serial, notAfter: r.cert_not_after } }
+      : {}),
     state: r.state,
     pool: r.pool_name,
     fabricAddress: r.fabric_address,

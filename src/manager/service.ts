@@ -45,6 +45,7 @@ import {
   parseJoinToken,
   pinnedClient,
   pushRevocationList,
+  renewHostCertificate as renewCertificate,
 } from './enrollment.js';
 import type { FabricCa } from './fabric-ca.js';
 import type { LinkService } from './links.js';
@@ -414,6 +415,33 @@ export class ManagerService {
       }
       await db.transaction().execute((tx) => syncDatastores(tx, actorOf(caller), host, reported, nowIso()));
     });
+  }
+
+  /**
+   * A new certificate for the host now (a new key made on the host); the old one is revoked and
+   * the list sent to every agent. Recorded as a change of the host's certificate by the caller.
+   */
+  async renewHostCertificate(caller: Caller, ref: string): Promise<Host> {
+    const { db, ca, clientFor, hostLocks } = this.deps;
+    const host = await hostRow(db, ref);
+    await hostLocks.run(host.id, async () => {
+      let renewed;
+      try {
+        renewed = await renewCertificate(db, ca, host, clientFor(host));
+      } catch (error) {
+        throw agentError(host.name, error);
+      }
+      await recordChanges(db, actorOf(caller), [
+        {
+          object: hostObject(host),
+          action: 'setting-changed',
+          host: host.name,
+          changes: [{ field: 'certificate', before: host.cert_serial, after: renewed.serial }],
+        },
+      ]);
+    });
+    await this.spreadRevocations();
+    return getHost(db, host.id);
   }
 
   async reconcileHost(ref: string): Promise<Host> {

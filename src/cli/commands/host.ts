@@ -186,12 +186,35 @@ export function registerHostCommands(program: Command): void {
       ),
     );
 
-  verb(host, 'remove <host>', 'Forget a host and its inventory (its agent and VMs keep running)').action(
+  verb(
+    host,
+    'remove <host>',
+    'Forget a host and its inventory (its agent and VMs keep running); its certificate is revoked',
+  ).action(
     act(z.object({ host: input.ref }), async (o, ctx) => {
       const client = ctx.client();
       const h = await client.getHost(o.host);
       await client.removeHost(h.id);
-      printObject(ctx, h, `Removed host ${h.name}.`);
+      printObject(
+        ctx,
+        h,
+        `Removed host ${h.name}; its certificate is revoked, its agent waits for a new join.`,
+      );
+    }),
+  );
+
+  verb(
+    host,
+    'renew-cert <host>',
+    "Renew the host's certificate now (a new key on the host; the old certificate is revoked)",
+  ).action(
+    act(z.object({ host: input.ref }), async (o, ctx) => {
+      const h = await ctx.client().renewHostCertificate(o.host);
+      printObject(
+        ctx,
+        h,
+        `Renewed the certificate of ${h.name}: serial ${h.certificate?.serial ?? '?'}, valid until ${h.certificate?.notAfter ?? '?'}.`,
+      );
     }),
   );
 }
