@@ -48,6 +48,7 @@ import {
   writeCliConfig,
 } from './manager-process.js';
 import { findLabProcesses, isAlive, spawnDetached, terminate, waitUntilAnswers } from './processes.js';
+import { issueLabHostCredentials } from './credentials.js';
 import {
   claimIndex,
   indexClaims,
@@ -382,6 +383,8 @@ export async function labUp(options: LabUpOptions = {}): Promise<Lab> {
     await buildNetwork(plan);
     opts.signal?.throwIfAborted();
 
+    // Stand-in for enrollment: each host's certificates for TLS moves (credentials.ts).
+    await issueLabHostCredentials(state);
     log(`starting ${state.hosts.length} agents`);
     if (opts.beast) log(`${opts.beast} is the Beast; the other hosts' datastores are limited`);
     for (const [i, host] of state.hosts.entries()) {
