@@ -1,14 +1,23 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MigrationStrategy, MoveVmRequest } from '../../src/api/index.js';
-import { BASELINES, movePolicy, POLICIES, policyLabel } from './model.js';
+import { BASELINES, movePolicy, moveSecure, POLICIES, policyLabel } from './model.js';
 
-test("the product path sends no policy at all: the request is `vm move`'s", () => {
+test("the product path sends no policy and no `secure`: the request is `vm move`'s (TLS)", () => {
   assert.equal(movePolicy('silobreak', 957e6), undefined);
-  // The body run.ts sends for it is exactly the CLI's (src/cli/commands/move.ts).
-  const body = { to: 'host2', secure: false, keepSource: false, retain: false };
-  const parsed = MoveVmRequest.parse(body);
+  assert.equal(moveSecure('silobreak'), undefined);
+  // The body run.ts sends for it is exactly the CLI's without flags (src/cli/commands/move.ts).
+  const parsed = MoveVmRequest.parse({ to: 'host2', keepSource: false, retain: false });
   assert.equal(parsed.policy, undefined);
+  assert.equal(parsed.secure, true);
+});
+
+test('--no-secure differs from the product path only in `secure`; baselines move in clear', () => {
+  assert.equal(movePolicy('silobreak-plain', 957e6), undefined);
+  assert.equal(moveSecure('silobreak-plain'), false);
+  assert.equal(moveSecure('silobreak-link-given'), undefined);
+  for (const baseline of BASELINES) assert.equal(moveSecure(baseline), false);
+  assert.equal(policyLabel('silobreak-plain'), 'silobreak --no-secure (plain)');
 });
 
 test('"link given" carries the measured rate only; a baseline its strategy only', () => {

@@ -5,13 +5,16 @@ import { spread, type Spread } from './summary.js';
 /**
  * The contenders of a row. Every one moves through the manager's API as `silobreak vm move` does
  * (run.ts); they differ only in the move's `policy` (movePolicy):
- *  - `silobreak`: the product path, no policy at all (what `vm move` sends);
+ *  - `silobreak`: the product path, no policy at all (what `vm move` sends; since issue 28 that
+ *    is a TLS move: the mirror and memory stream over TLS, only the source accepted);
+ *  - `silobreak-plain`: the same with `--no-secure` (secure: false), to show what TLS costs;
  *  - `silobreak-link-given`: Silobreak told the link rate the bench measured with iperf3, which
  *    no user's move has (the headline row before issue 27), kept beside it for comparison;
  *  - the baselines: `policy.strategy` (src/agent/migration/baselines.ts).
  */
 export const POLICIES = [
   'silobreak',
+  'silobreak-plain',
   'silobreak-link-given',
   'qemu-defaults',
   'libvirt-like',
@@ -40,12 +43,22 @@ export function movePolicy(
 ): NonNullable<MoveVmRequest['policy']> | undefined {
   switch (policy) {
     case 'silobreak':
+    case 'silobreak-plain':
       return undefined;
     case 'silobreak-link-given':
       return { linkBitsPerSecond };
     default:
       return { strategy: policy };
   }
+}
+
+/**
+ * The request's `secure`: absent for Silobreak's rows (the request's default, TLS, as `vm move`
+ * sends it), false for `--no-secure` and for the baselines, which stand for tools that migrate in
+ * clear unless told otherwise (virsh migrate without --tls, QEMU's defaults).
+ */
+export function moveSecure(policy: Policy): false | undefined {
+  return policy === 'silobreak' || policy === 'silobreak-link-given' ? undefined : false;
 }
 
 /**
@@ -56,6 +69,7 @@ export function policyLabel(policy: Policy, productPath = true): string {
   if (policy === 'silobreak')
     return productPath ? 'silobreak (vm move, no policy)' : 'silobreak (link given)';
   if (policy === 'silobreak-link-given') return 'silobreak, link given';
+  if (policy === 'silobreak-plain') return 'silobreak --no-secure (plain)';
   return policy;
 }
 

@@ -2,7 +2,7 @@
 // checks files read back by render.ts.
 import { z } from 'zod';
 import { POLICIES, type Row } from './model.js';
-import { renderProductPath, renderTable, renderTargetRows, targetTally } from './table.js';
+import { renderProductPath, renderTable, renderTargetRows, renderTlsCost, targetTally } from './table.js';
 
 const Num = z.number();
 const MoveRunSchema = z.object({
@@ -68,6 +68,11 @@ export const BenchResult = z.object({
    * runs were told the iperf3-measured link rate and drove the agents directly.
    */
   productPath: z.boolean().optional(),
+  /**
+   * Since issue 28: Silobreak's rows moved with the request's default, TLS; absent in older
+   * results, whose Silobreak rows moved in clear (secure: false).
+   */
+  tlsDefault: z.boolean().optional(),
   /** The result files a combined matrix was made of (render.ts --combine); absent in a single run. */
   combinedFrom: z.array(z.string()).optional(),
 });
@@ -83,6 +88,7 @@ const SHARED_SETUP = [
   'dirtyRateMiB',
   'diskWriteKiB',
   'productPath',
+  'tlsDefault',
 ] as const;
 
 type SavedRow = BenchResult['rows'][number];
@@ -162,7 +168,11 @@ export function renderReport(result: BenchResult): string {
       ? [
           "Every move went through the manager's REST API as `silobreak vm move` does (a job per move); " +
             "the contenders differ only in the request's policy: Silobreak none (the product path), " +
-            '"link given" the iperf3-measured link rate, each baseline its strategy.',
+            '"link given" the iperf3-measured link rate, each baseline its strategy' +
+            (result.tlsDefault
+              ? "; Silobreak's rows send no `secure` (the default since issue 28: TLS), `--no-secure` " +
+                'sends false, the baselines move in clear (secure: false).'
+              : '; every move in clear (secure: false).'),
         ]
       : []),
     ...(result.combinedFrom ? [`rows combined from ${result.combinedFrom.join(', ')} (same set-up)`] : []),
@@ -192,6 +202,7 @@ export function renderReport(result: BenchResult): string {
     '',
     targetTally(result.rows),
     ...(result.productPath ? ['', renderProductPath(result.rows)] : []),
+    ...(renderTlsCost(result.rows) ? ['', renderTlsCost(result.rows)] : []),
     ...(result.guestChecks.length
       ? ['', 'guest record checks after the dirty+disk moves:', ...result.guestChecks]
       : []),

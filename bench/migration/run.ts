@@ -2,13 +2,15 @@
 // with multifd + zstd) and Proxmox-like policies, every move made through the manager's REST API as
 // `silobreak vm move` makes it (a job per move), on a 2-host TCG lab of its own, full-speed link and
 // 1 Gbit/s (tc tbf in both host namespaces). The Silobreak row is the product path: the move
-// request carries no policy. Beside it, "link given" is told the iperf3-measured link rate; the
+// request carries no policy (and, since issue 28, runs over TLS, the default); `--no-secure`
+// (plain) is its twin in clear. Beside it, "link given" is told the iperf3-measured link rate; the
 // baselines send `policy.strategy` (src/agent/migration/baselines.ts). Per row it measures the
 // link (iperf3) and the target datastore's fsync write rate, then moves one VM back and forth
 // between the hosts, interleaving the contenders run by run.
 //
 //   npm run bench:migration -- [--quick] [--runs N] [--big-runs N] [--time-limit S]
 //                              [--vms 1g,4g] [--links full,1gbit] [--workloads idle,dirty,dirty+disk]
+//                              [--policies silobreak,silobreak-plain,...]
 //
 // Prints one markdown table and writes it with the rows as JSON to bench/migration/results/.
 import { spawn } from 'node:child_process';
@@ -30,6 +32,7 @@ import { labAgent, labDown, labUp, waitForPing, type Lab, type LabHost } from '.
 import { CopyLimit } from './limit.js';
 import {
   movePolicy,
+  moveSecure,
   POLICIES,
   type LinkKind,
   type MoveRun,
@@ -61,6 +64,7 @@ const { values: args } = parseArgs({
     vms: { type: 'string' },
     links: { type: 'string' },
     workloads: { type: 'string' },
+    policies: { type: 'string' },
   },
 });
 
@@ -108,6 +112,8 @@ const workloads = listArg<Workload>(
   ['idle', 'dirty', 'dirty+disk'],
   quick ? ['idle', 'dirty'] : ['idle', 'dirty', 'dirty+disk'],
 );
+/** The contenders to run (default: all), e.g. `--policies silobreak,silobreak-plain` for TLS's cost. */
+const policies = listArg<Policy>(args.policies, POLICIES, [...POLICIES]);
 /** The guest's dirtying rate: above a 1 Gbit/s link (~119 MB/s), below the full-speed stream. */
 const DIRTY_RATE_MIB = 150;
 /** sb-diskwriter's rate in the dirty+disk case (4 KiB records, fsync'd one by one). */
@@ -276,6 +282,7 @@ async function move(
   const vm = await from.agent.getVm(vmName);
   const diskDataBytes = vm.disks.reduce((s, d) => s + d.allocatedBytes, 0);
   const requestPolicy = movePolicy(policy, facts.linkBitsPerSecond);
+  const secure = moveSecure(policy);
   const base: MoveRun = { policy, run: runNo, from: from.lab.name, to: to.lab.name, outcome: 'failed' };
   await settle();
   const started = Date.now();
@@ -294,7 +301,7 @@ async function move(
   try {
     const accepted = await api.moveVm(vmName, {
       to: to.lab.name,
-      secure: false,
+      ...(secure === undefined ? {} : { secure }),
       keepSource: false,
       retain: false,
       ...(requestPolicy ? { policy: requestPolicy } : {}),
@@ -484,6 +491,7 @@ async function main(): Promise<void> {
       dirtyRateMiB: DIRTY_RATE_MIB,
       diskWriteKiB: DISK_WRITE_KIB,
       productPath: true,
+      tlsDefault: true,
       rows,
       guestChecks,
     };
@@ -552,12 +560,15 @@ async function main(): Promise<void> {
             };
             // One uncounted warm-up move per row: the first move after a row's set-up paid for
             // cold caches (its mirror ran at half speed), and no policy may pay for that.
-            const warm = await moveOnce('qemu-defaults', 0);
+            const warm = await moveOnce(
+              policies.includes('qemu-defaults') ? 'qemu-defaults' : (policies[0] as Policy),
+              0,
+            );
             log(`row ${size.label} ${workload} ${link}: warm-up move ${warm.result.outcome} (not counted)`);
             for (let r = 1; r <= size.runs && !interrupted; r++) {
               // The turn order rotates by one each run; within a run the next mover is the due
               // policy that has gone this way least often (schedule.ts): directions stay balanced.
-              const order = POLICIES.map((_, i) => POLICIES[(i + r - 1) % POLICIES.length] as Policy);
+              const order = policies.map((_, i) => policies[(i + r - 1) % policies.length] as Policy);
               const due = [...order];
               while (due.length && !interrupted) {
                 const policy = nextPolicy(

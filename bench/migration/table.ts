@@ -5,6 +5,8 @@ import { formatSpread, type Spread } from './summary.js';
 import {
   checkProductPath,
   checkTargets,
+  checkTlsCost,
+  TLS_TOTAL_FACTOR,
   DONE_WHEN_ROW,
   PRODUCT_PATH_TOTAL_FACTOR,
   sameRow,
@@ -191,4 +193,30 @@ export function targetTally(rows: readonly Row[]): string {
         (t['only-silobreak'] ? ` (+${t['only-silobreak']} where only Silobreak converged)` : ''),
     )
     .join('\n');
+}
+
+/** Issue 28: the default (TLS) move beside the same move with --no-secure, per row that has both. */
+export function renderTlsCost(rows: readonly Row[]): string {
+  const compared = rows.filter((r) => summarize('silobreak-plain', r.runs).attempted > 0);
+  if (compared.length === 0) return '';
+  const f = (s: Spread | undefined, fmt: (v: number) => string) => (s ? formatSpread(s, fmt) : '—');
+  const lines = [
+    `TLS (the default: vm move) against --no-secure (plain), medians (min–max); total within ${TLS_TOTAL_FACTOR} x on the full link (issue 28):`,
+    '',
+    '| row | TLS total s | plain total s | ratio | TLS QEMU downtime ms | plain | TLS ping ms | plain | TLS mirror s | plain | TLS memory s | plain | verdict |',
+    '|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|',
+  ];
+  for (const r of compared) {
+    const c = checkTlsCost(r);
+    lines.push(
+      `| ${rowName(r)} | ${f(c.tls.totalMs, s1)} | ${f(c.plain.totalMs, s1)} | ` +
+        `${c.totalRatio === undefined ? '—' : c.totalRatio.toFixed(2)} | ` +
+        `${f(c.tls.downtimeMs, int)} | ${f(c.plain.downtimeMs, int)} | ` +
+        `${f(c.tls.pingDowntimeMs, int)} | ${f(c.plain.pingDowntimeMs, int)} | ` +
+        `${f(c.tls.mirrorMs, s1)} | ${f(c.plain.mirrorMs, s1)} | ` +
+        `${f(c.tls.memoryMs, s1)} | ${f(c.plain.memoryMs, s1)} | ` +
+        `${r.key.link === 'full' ? c.status : `${c.status} (shown)`} |`,
+    );
+  }
+  return lines.join('\n');
 }

@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { MoveRun, Policy, Row } from './model.js';
-import { renderTable, streamCell, targetTally } from './table.js';
-import { checkProductPath, checkTargets } from './targets.js';
+import { renderTable, renderTlsCost, streamCell, targetTally } from './table.js';
+import { checkProductPath, checkTargets, checkTlsCost } from './targets.js';
 
 function run(policy: Policy, over: Partial<MoveRun> = {}): MoveRun {
   return {
@@ -241,4 +241,28 @@ test('product path vs "link given": a product move that did not converge misses;
       .status,
     'n/a',
   );
+});
+
+test('issue 28: the TLS move within 1.1 x the --no-secure total, per row that has both', () => {
+  const row = (tls: number[], plain: number[], extra: MoveRun[] = []): Row => ({
+    key: { vm: '1 GiB / 2 GiB', workload: 'idle', link: 'full' },
+    facts,
+    runs: [
+      ...tls.map((totalMs, i) => run('silobreak', { run: i + 1, totalMs })),
+      ...plain.map((totalMs, i) => run('silobreak-plain', { run: i + 1, totalMs })),
+      ...extra,
+    ],
+  });
+  const met = checkTlsCost(row([5400, 5600], [5000, 5200]));
+  assert.equal(met.status, 'met');
+  assert.match(met.detail, /total 5\.5 s vs 5\.1 s = 1\.08 x/);
+  assert.equal(checkTlsCost(row([5800, 5900], [5000, 5200])).status, 'missed');
+  // A TLS move that did not complete misses, whatever the others did.
+  const failed = run('silobreak', { run: 3, outcome: 'failed', totalMs: undefined });
+  assert.equal(checkTlsCost(row([5000], [5000], [failed])).status, 'missed');
+  assert.equal(checkTlsCost(row([5000], [])).status, 'n/a');
+  const table = renderTlsCost([row([5400, 5600], [5000, 5200])]);
+  assert.match(table, /\| 1 GiB \/ 2 GiB idle full \| 5\.5 \(5\.4–5\.6\) \| 5\.1 \(5\.0–5\.2\) \| 1\.08 \|/);
+  assert.match(table, /\| met \|$/m);
+  assert.equal(renderTlsCost([row([5000], [])]), '', 'no --no-secure runs: no section');
 });

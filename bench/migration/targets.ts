@@ -169,3 +169,43 @@ export function checkProductPath(row: Row): ProductPathCheck {
 
 export const sameRow = (a: RowKey, b: RowKey): boolean =>
   a.vm === b.vm && a.workload === b.workload && a.link === b.link;
+
+/**
+ * Issue 28: the default move (TLS on the mirror and the memory stream) takes at most 10 % longer
+ * in total than the same move with `--no-secure`, on the full link (where TLS's CPU cost shows;
+ * on 1 Gbit/s the link is the bound). Shown for every row that has both.
+ */
+export const TLS_TOTAL_FACTOR = 1.1;
+
+export interface TlsCostCheck {
+  status: 'met' | 'missed' | 'n/a';
+  tls: PolicySummary;
+  plain: PolicySummary;
+  totalRatio?: number;
+  detail: string;
+}
+
+export function checkTlsCost(row: Row): TlsCostCheck {
+  const tls = summarize('silobreak', row.runs);
+  const plain = summarize('silobreak-plain', row.runs);
+  const plainTotal = plain.totalMs?.median;
+  if (plain.converged === 0 || plainTotal === undefined)
+    return {
+      status: 'n/a',
+      tls,
+      plain,
+      detail: `--no-secure converged ${plain.converged}/${plain.attempted}`,
+    };
+  const total = tls.totalMs?.median;
+  if (tls.converged < tls.attempted || total === undefined)
+    return { status: 'missed', tls, plain, detail: `TLS converged ${tls.converged}/${tls.attempted}` };
+  const totalRatio = total / plainTotal;
+  const met = total <= TLS_TOTAL_FACTOR * plainTotal;
+  return {
+    status: met ? 'met' : 'missed',
+    tls,
+    plain,
+    totalRatio,
+    detail: `total ${s1(total)} s vs ${s1(plainTotal)} s = ${totalRatio.toFixed(2)} x (<= ${TLS_TOTAL_FACTOR} x)`,
+  };
+}

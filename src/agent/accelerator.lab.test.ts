@@ -101,8 +101,8 @@ test('an agent on auto uses the probe verdict, reports it, and reuses the cached
     const agent = await startAgent(config, { logLevel: 'silent' });
     try {
       assert.equal(agent.core.accelerator.source, 'no-kvm-device');
-      assert.equal(agent.core.hostInfo().accelerator, 'tcg');
-      assert.match(agent.core.hostInfo().acceleratorWarning ?? '', /no usable \/dev\/kvm/);
+      assert.equal((await agent.core.hostInfo()).accelerator, 'tcg');
+      assert.match((await agent.core.hostInfo()).acceleratorWarning ?? '', /no usable \/dev\/kvm/);
     } finally {
       await agent.close();
     }
@@ -112,7 +112,7 @@ test('an agent on auto uses the probe verdict, reports it, and reuses the cached
   const first = await startAgent(config, { logLevel: 'silent' });
   try {
     assert.equal(first.core.accelerator.source, 'probe');
-    const host = first.core.hostInfo();
+    const host = await first.core.hostInfo();
     assert.equal(host.accelerator, expected);
     if (expected === 'tcg') assert.match(host.acceleratorWarning ?? '', /KVM does not work on this host/);
     const metrics = await first.core.metrics();
@@ -132,7 +132,7 @@ test('an agent on auto uses the probe verdict, reports it, and reuses the cached
   const second = await startAgent(config, { logLevel: 'silent' });
   try {
     assert.equal(second.core.accelerator.source, 'cache');
-    assert.equal(second.core.hostInfo().accelerator, expected);
+    assert.equal((await second.core.hostInfo()).accelerator, expected);
     assert.ok(Date.now() - started < 5_000, 'no second probe');
   } finally {
     await second.close();

@@ -3,6 +3,7 @@ import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { existsSync, openSync, closeSync } from 'node:fs';
 import { lstat, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
+import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -193,8 +194,30 @@ test('host, datastores and switches are reported; the bridge was made', async ()
   assert.ok(linkExists(BRIDGE));
 });
 
+/** A request to the agent's break-glass socket exactly as given: its status and JSON body. */
+function onSocket(
+  method: string,
+  route: string,
+  headers: Record<string, string>,
+  body?: string,
+): Promise<{ status: number; json: { code?: string } }> {
+  return new Promise((resolve, reject) => {
+    const request = httpRequest(
+      { socketPath: agentSocketPath(config.stateDir), method, path: route, headers },
+      (response) => {
+        let text = '';
+        response.on('data', (c: Buffer) => (text += c.toString()));
+        response.on('end', () =>
+          resolve({ status: response.statusCode ?? 0, json: JSON.parse(text) as { code?: string } }),
+        );
+      },
+    );
+    request.on('error', reject);
+    request.end(body);
+  });
+}
+
 test('requests without the right token get 401 and change nothing', async () => {
-  const url = `http://127.0.0.1:${config.listen.port}`;
   const before = await footprint();
   for (const [method, route, body] of [
     ['GET', '/v1/host', undefined],
@@ -207,14 +230,14 @@ test('requests without the right token get 401 and change nothing', async () => 
       { authorization: TOKEN },
     ];
     for (const headers of attempts) {
-      const response = await fetch(`${url}${route}`, {
+      const response = await onSocket(
         method,
-        headers: { ...headers, ...(body ? { 'content-type': 'application/json' } : {}) },
+        route,
+        { ...headers, ...(body ? { 'content-type': 'application/json' } : {}) },
         body,
-      });
+      );
       assert.equal(response.status, 401, `${method} ${route}`);
-      const problem = (await response.json()) as { code: string };
-      assert.equal(problem.code, 'unauthorized');
+      assert.equal(response.json.code, 'unauthorized');
     }
   }
   assert.deepEqual(await footprint(), before);
@@ -222,15 +245,15 @@ test('requests without the right token get 401 and change nothing', async () => 
 });
 
 test('bad input is refused with a problem naming the field, and changes nothing', async () => {
-  const url = `http://127.0.0.1:${config.listen.port}`;
   const beforeFiles = await footprint();
-  const malformed = await fetch(`${url}/v1/vms`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
-    body: '{"name": "x",',
-  });
+  const malformed = await onSocket(
+    'POST',
+    '/v1/vms',
+    { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+    '{"name": "x",',
+  );
   assert.equal(malformed.status, 400);
-  assert.equal(((await malformed.json()) as { code: string }).code, 'malformed-json');
+  assert.equal(malformed.json.code, 'malformed-json');
   assert.deepEqual(await footprint(), beforeFiles);
 
   await rejectsWithNothingChanged(() => client.createVm(spec('Bad_Name')), 400, 'invalid-input', 'name');
@@ -345,8 +368,7 @@ test('a VM lives: define+start, guest agent, metrics, agent restart, shutdown, s
 
   await t.test('a killed agent comes back to the same running QEMU', async () => {
     await killAgent('SIGKILL');
-    const url = `http://127.0.0.1:${config.listen.port}/v1/host`;
-    await assert.rejects(fetch(url));
+    await assert.rejects(client.host());
     await startAgentProcess();
     const vm = await client.getVm('life');
     assert.equal(vm.state, 'running');

@@ -1,4 +1,10 @@
-import type { AgentConfig, HostInfo, HostStats } from '../api/index.js';
+import {
+  hasTlsCredentials,
+  moveTlsDir,
+  type AgentConfig,
+  type HostInfo,
+  type HostStats,
+} from '../api/index.js';
 import type { AcceleratorChoice } from './accelerator.js';
 import { DatastoreAdmin } from './datastore-admin.js';
 import type { HostInventory } from './host.js';
@@ -26,7 +32,7 @@ export class AgentCore {
 
   readonly #stats: StatsCollector;
 
-  hostInfo(): HostInfo {
+  async hostInfo(): Promise<HostInfo> {
     return {
       name: this.config.hostName,
       fabricAddress: this.config.fabricAddress,
@@ -40,6 +46,7 @@ export class AgentCore {
       machineType: MACHINE_TYPE,
       cpuModel: CPU_MODEL,
       ...(this.versions.tools === undefined ? {} : { toolsVersion: this.versions.tools }),
+      moveTls: await hasTlsCredentials(moveTlsDir(this.config.stateDir)),
     };
   }
 

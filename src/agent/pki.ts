@@ -14,11 +14,14 @@ import { randomBytes, timingSafeEqual, createHash } from 'node:crypto';
 import { mkdir, rename, rm, writeFile, chmod } from 'node:fs/promises';
 import path from 'node:path';
 import type { SecureContextOptions } from 'node:tls';
-import type {
-  AgentCertificate,
-  AgentCertificateRequest,
-  AgentConfig,
-  InstallCertificateBody,
+import {
+  moveTlsDir,
+  TLS_CRL_FILE,
+  TLS_FILES,
+  type AgentCertificate,
+  type AgentCertificateRequest,
+  type AgentConfig,
+  type InstallCertificateBody,
 } from '../api/index.js';
 import {
   certificateRequest,
@@ -32,15 +35,9 @@ import {
 } from '../pki/index.js';
 import { CertificateRejected, JoinRefused } from './errors.js';
 
-/** The QEMU x509 directory's files, all made from the enrolled credentials. */
-export const QEMU_TLS_FILES = {
-  'ca-cert.pem': 'ca',
-  'server-cert.pem': 'cert',
-  'server-key.pem': 'key',
-  'client-cert.pem': 'cert',
-  'client-key.pem': 'key',
-  'ca-crl.pem': 'crl',
-} as const;
+/** Which enrolled credential each file of QEMU's x509 directory (src/api/fabric-tls.ts) holds. */
+const qemuPart = (file: string): 'ca' | 'cert' | 'key' | 'crl' =>
+  file === TLS_CRL_FILE ? 'crl' : file === 'ca-cert.pem' ? 'ca' : file.endsWith('-key.pem') ? 'key' : 'cert';
 
 interface Enrolled {
   key: string;
@@ -58,7 +55,6 @@ export interface ServerTls {
 }
 
 export const pkiDir = (stateDir: string) => path.join(stateDir, 'pki');
-export const qemuTlsDir = (stateDir: string) => path.join(stateDir, 'tls');
 
 async function writeSecret(file: string, content: string): Promise<void> {
   const tmp = `${file}.${process.pid}.tmp`;
@@ -256,7 +252,7 @@ export class AgentPki {
       'join-secret',
     ])
       await rm(this.#file(f), { force: true });
-    await rm(qemuTlsDir(this.config.stateDir), { recursive: true, force: true });
+    await rm(moveTlsDir(this.config.stateDir), { recursive: true, force: true });
     this.#enrolled = undefined;
     await this.joinToken();
     this.#changed();
@@ -267,9 +263,9 @@ export class AgentPki {
     await writeSecret(this.#file('host-cert.pem'), e.cert);
     await writeSecret(this.#file('ca-cert.pem'), e.ca);
     await writeSecret(this.#file('crl.pem'), e.crl);
-    const tls = qemuTlsDir(this.config.stateDir);
+    const tls = moveTlsDir(this.config.stateDir);
     await mkdir(tls, { recursive: true, mode: 0o700 });
-    for (const [file, part] of Object.entries(QEMU_TLS_FILES))
-      await writeSecret(path.join(tls, file), e[part]);
+    for (const file of [...TLS_FILES, TLS_CRL_FILE])
+      await writeSecret(path.join(tls, file), e[qemuPart(file)]);
   }
 }

@@ -159,7 +159,7 @@ test('AgentClient and AgentMigrationClient call exactly the routes of the table'
     ['openApi', () => agent.openApi()],
     ['planMigration', () => moves.plan({ vmName: 'a' })],
     ['listMigrations', () => moves.list()],
-    ['prepareIncoming', () => moves.prepareIncoming({ migrationId: id, vm, plan })],
+    ['prepareIncoming', () => moves.prepareIncoming({ migrationId: id, vm, plan, sourceHost: 'a' })],
     ['startMigration', () => moves.start({ migrationId: id, vmName: 'a', plan, target })],
     ['abortIncoming', () => moves.abortIncoming(id)],
     ['finishIncoming', () => moves.finishIncoming(id)],

@@ -125,6 +125,11 @@ export const HostInfo = z.object({
   cpuModel: z.string(),
   /** The guest agent version of this host's tools disk; absent when it has none. */
   toolsVersion: z.string().optional(),
+  /**
+   * The host holds the fabric certificates a TLS move needs (<stateDir>/tls: CA, host certificate
+   * and key; migration/tls.ts). Absent from agents that do not say.
+   */
+  moveTls: z.boolean().optional(),
 });
 export type HostInfo = z.infer<typeof HostInfo>;
 

@@ -17,3 +17,4 @@ export * from './manager-routes.js';
 export * from './stats.js';
 export * from './storage.js';
 export * from './placement.js';
+export * from './fabric-tls.js';

@@ -280,8 +280,12 @@ export const MoveVmRequest = z.strictObject({
   to: ObjectRef,
   /** Target datastore(s); the target host's default datastore when absent. */
   datastore: MoveDatastores.optional(),
-  /** Carry the disk mirror and the memory stream over TLS. */
-  secure: z.boolean().default(false),
+  /**
+   * Carry the disk mirror and the memory stream over TLS, the target accepting only the source's
+   * certificate (default); false only for a trusted dedicated link. A cold move's copy always
+   * runs over TLS with a secret of its own.
+   */
+  secure: z.boolean().default(true),
   /** Keep the source's disk files after the move. */
   keepSource: z.boolean().default(false),
   /**

@@ -302,7 +302,12 @@ export const PrepareIncomingRequest = z.object({
   vm: IncomingVm,
   /** From the source's plan: both sides must agree on the stream's capabilities. */
   plan: MigrationPlan,
-  /** NBD and the memory stream over TLS with the fabric's certificates (both sides must agree). */
+  /** The source host: on a secure move the only certificate the target's NBD server and stream accept. */
+  sourceHost: Name,
+  /**
+   * NBD and the memory stream over TLS with the fabric's certificates (both sides must agree). The
+   * manager always says (its moves are secure unless asked not to); absent = plain.
+   */
   secure: z.boolean().default(false),
   /** The source keeps its disks as a retained copy: the arrived disks track changes from the switchover. */
   track: GenerationId.optional(),
@@ -337,6 +342,7 @@ export const StartMigrationRequest = z.object({
   plan: MigrationPlan,
   policy: MigrationPolicy.prefault({}),
   target: IncomingPrepared,
+  /** As on the target's prepare (the manager always says; absent = plain). */
   secure: z.boolean().default(false),
 });
 export type StartMigrationRequest = z.input<typeof StartMigrationRequest>;

@@ -11,12 +11,14 @@ import {
   certificateRequest,
   checkRevocationList,
   generateKey,
+  hostDn,
   issueCertificate,
   matchesKey,
   readCertificate,
   revocationList,
   selfSignedCertificate,
   signedBy,
+  subjectOf,
 } from './x509.js';
 
 const run = promisify(execFile);
@@ -104,4 +106,17 @@ test('a revocation list is checked against its CA and carries its number', async
     checkRevocationList(crl, other.certPem),
     /not signed by the fabric CA|verify failure|signature/,
   );
+});
+
+test("hostDn: the host certificate's subject as QEMU's authz compares it (gnutls order, commas)", () => {
+  // The exact string QEMU 10 with gnutls 3.7 logged for such a certificate:
+  // "TLS x509 authz check for O=Silobreak,OU=host,CN=host1 is denied".
+  assert.equal(hostDn('host1'), 'O=Silobreak,OU=host,CN=host1');
+  assert.equal(subjectOf('host', 'host1'), '/O=Silobreak/OU=host/CN=host1');
+  assert.equal(hostDn('lab-3-b'), 'O=Silobreak,OU=host,CN=lab-3-b');
+});
+
+test('hostDn refuses what is not a host name (nothing to escape, nothing to confuse)', () => {
+  for (const bad of ['', 'a,CN=b', 'Host1', 'a/b', 'a=b', '-x'])
+    assert.throws(() => hostDn(bad), /is not a fabric host name/);
 });

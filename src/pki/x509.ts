@@ -48,6 +48,18 @@ async function inScratch<T>(work: (dir: string) => Promise<T>): Promise<T> {
 export const subjectOf = (role: CertificateRole, name: string): string =>
   `/O=${FABRIC_ORGANISATION}/OU=${role}/CN=${name}`;
 
+/**
+ * A host certificate's subject as QEMU compares it in an authz object: gnutls's
+ * gnutls_x509_crt_get_dn, the attributes in the certificate's order joined by commas
+ * (`O=Silobreak,OU=host,CN=host1`; seen in QEMU's "TLS x509 authz check for ... is denied").
+ * Host names (lowercase letters, digits, dashes) need no escaping; anything else is refused.
+ */
+export function hostDn(hostName: string): string {
+  if (!/^[a-z0-9][a-z0-9-]*$/.test(hostName))
+    throw new Error(`host name ${JSON.stringify(hostName)} is not a fabric host name`);
+  return subjectOf('host', hostName).slice(1).split('/').join(',');
+}
+
 /** A new ECDSA P-256 private key (PKCS#8 PEM). */
 export function generateKey(): Promise<string> {
   return openssl(['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256']);

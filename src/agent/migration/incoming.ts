@@ -35,8 +35,11 @@ export interface IncomingOptions {
    * bitmap from the switchover on (delta.ts), so a move back sends only those.
    */
   trackingBitmap?: string | undefined;
-  /** Secure move: QEMU x509 directory (tls.ts); NBD and the memory stream then require TLS. */
-  tlsDir?: string | undefined;
+  /**
+   * TLS move: QEMU x509 directory (tls.ts) and the one peer accepted, the source host's certificate
+   * subject (hostDn); NBD and the memory stream then require TLS from that certificate alone.
+   */
+  tls?: { dir: string; peerDn: string } | undefined;
   log: (msg: string, fields?: Record<string, unknown>) => void;
 }
 
@@ -56,6 +59,12 @@ export class IncomingMigration {
     this.outcome = new Promise((resolve) => (this.#settle = resolve));
   }
 
+  /** The QOM ids of the TLS objects (unique per QEMU: one incoming move per target QEMU). */
+  get #tls(): { creds: string; authz: string; dir: string; peerDn: string } | undefined {
+    const { tls, nbdPort } = this.options;
+    return tls && { ...tls, creds: `mig-tls-${nbdPort}`, authz: `mig-authz-${nbdPort}` };
+  }
+
   async prepare(): Promise<void> {
     const { qmp, plan, disks, address, nbdPort } = this.options;
     const capabilities: Record<string, boolean> = {
@@ -67,25 +76,28 @@ export class IncomingMigration {
     await qmp.execute('migrate-set-capabilities', {
       capabilities: Object.entries(capabilities).map(([capability, state]) => ({ capability, state })),
     });
-    const tls = this.options.tlsDir === undefined ? undefined : `mig-tls-${nbdPort}`;
+    const tls = this.#tls;
     if (tls) {
       await qmp.execute('object-add', {
         'qom-type': 'tls-creds-x509',
-        id: tls,
-        dir: this.options.tlsDir,
+        id: tls.creds,
+        dir: tls.dir,
         endpoint: 'server',
         'verify-peer': true,
       });
+      // Any certificate of the fabric CA passes verify-peer; only the announced source passes this.
+      await qmp.execute('object-add', { 'qom-type': 'authz-simple', id: tls.authz, identity: tls.peerDn });
     }
     await qmp.execute('migrate-set-parameters', {
-      'tls-creds': tls ?? '',
+      'tls-creds': tls?.creds ?? '',
+      ...(tls ? { 'tls-authz': tls.authz } : {}),
       ...(plan.multifdChannels > 0 ? { 'multifd-channels': plan.multifdChannels } : {}),
       // The same multifd compression as the source, or the channels' packets are refused.
       ...compressionParameters(plan.compression),
     });
     await qmp.execute('nbd-server-start', {
       addr: { type: 'inet', data: { host: address, port: String(nbdPort) } },
-      ...(tls ? { 'tls-creds': tls } : {}),
+      ...(tls ? { 'tls-creds': tls.creds, 'tls-authz': tls.authz } : {}),
     });
     for (const disk of disks) {
       await qmp.execute('block-export-add', {
@@ -143,7 +155,23 @@ export class IncomingMigration {
       .catch((error: unknown) => {
         log('announce-self failed', { error: String(error) });
       });
+    await this.#dropTls().catch((error: unknown) => {
+      log('TLS objects not dropped', { error: String(error) });
+    });
     return resumedAt;
+  }
+
+  /**
+   * After the move the stream and the NBD server are gone: the credentials and the authz go too
+   * (the guest's QEMU lives on; a later move out of it makes its own).
+   */
+  async #dropTls(): Promise<void> {
+    const tls = this.#tls;
+    if (!tls) return;
+    const { qmp } = this.options;
+    await qmp.execute('migrate-set-parameters', { 'tls-creds': '', 'tls-authz': '' });
+    await qmp.execute('object-del', { id: tls.authz });
+    await qmp.execute('object-del', { id: tls.creds });
   }
 
   /** Waits for the resumed guest, or throws why the move did not arrive. */

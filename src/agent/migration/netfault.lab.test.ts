@@ -1,13 +1,15 @@
 // A cut link between the hosts, during the disk mirror and during the memory copy; then a
-// secure (TLS) move over the same link. Source and
+// TLS move over the same link, which only the announced source's certificate may join. Source and
 // target QEMU run in two network namespaces this test creates, joined by one veth pair; cutting
 // the link (`ip link set <veth> down` in the target's namespace) leaves the TCP connections
 // hanging without a reset, the hardest case: the move must notice it stalled, roll back and leave
 // the guest running on the source with its data intact.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import path from 'node:path';
+import { promisify } from 'node:util';
+import { z } from 'zod';
 import { checkMovedGuest, GUEST_WORKLOADS } from '../../guest/index.js';
 import { MigrationFailed } from './errors.js';
 import {
@@ -18,8 +20,10 @@ import {
   type LinkEnd,
   type Qemu,
 } from './test-rig.js';
-import { createFabricCa, hasTlsCredentials, issueHostCredentials } from './tls.js';
+import { hasTlsCredentials } from '../../api/index.js';
+import { createFabricCa, issueHostCredentials } from './test-credentials.js';
 
+const run = promisify(execFile);
 const tag = String(process.pid % 100000);
 // Addresses exist only inside the two namespaces of this test.
 const sourceEnd: LinkEnd = { ns: `sbm-s${tag}`, dev: `sbm${tag}s`, ip: '10.213.77.1' };
@@ -146,15 +150,45 @@ test(
   },
 );
 
+/**
+ * `qemu-img info` on the target's export from the source's namespace, with the client
+ * credentials in `dir`: what any host of the fabric could try against a prepared target.
+ */
+async function nbdInfo(
+  dir: string,
+  nbd: { host: string; port: number },
+  exportName: string,
+): Promise<{ ok: boolean; output: string }> {
+  const creds = `tls-creds-x509,id=tls0,dir=${dir},endpoint=client`;
+  const opts = `driver=nbd,host=${nbd.host},port=${nbd.port},export=${exportName},tls-creds=tls0`;
+  try {
+    const { stdout } = await run(
+      'ip',
+      ['netns', 'exec', nsSource, 'qemu-img', 'info', '--object', creds, '--image-opts', opts],
+      { timeout: 20_000 },
+    );
+    return { ok: true, output: stdout };
+  } catch (error) {
+    return { ok: false, output: String(error) };
+  }
+}
+
 test(
-  'secure move over TLS (NBD and memory stream) completes; data verifies',
+  'TLS move (NBD and memory stream): only the announced source gets in; a busy guest arrives whole',
   { timeout: 600_000 },
   async () => {
     const ca = path.join(rig.dir, 'ca');
-    const tls = { source: path.join(rig.dir, 'tls-source'), target: path.join(rig.dir, 'tls-target') };
+    const tls = {
+      source: path.join(rig.dir, 'tls-source'),
+      target: path.join(rig.dir, 'tls-target'),
+      sourceHost: 'source',
+    };
+    const intruder = path.join(rig.dir, 'tls-intruder');
     await createFabricCa(ca);
     await issueHostCredentials(ca, tls.source, { name: 'source', ip: SOURCE_IP });
     await issueHostCredentials(ca, tls.target, { name: 'target', ip: TARGET_IP });
+    // Another host of the same fabric, on the source's address: only its name differs.
+    await issueHostCredentials(ca, intruder, { name: 'intruder', ip: SOURCE_IP });
     assert.ok(await hasTlsCredentials(tls.target));
     // A fresh source: the one above went through two cut streams.
     await rig.kill(source);
@@ -164,7 +198,20 @@ test(
       [GUEST_WORKLOADS.diskWriter, 'write', '--file', '/data/secure', '--rate-kib', '128'],
       true,
     );
-    const a = await rig.attempt(source, { ...options, tls });
+    await rig.guest(source, [GUEST_WORKLOADS.dirty, '--rate-mib', '32', '--size-mib', '64'], true);
+    const a = await rig.attempt(source, {
+      ...options,
+      tls,
+      beforeStart: async (incoming, nbd) => {
+        const exportName = incoming.exports[0]?.exportName ?? '';
+        const foreign = await nbdInfo(intruder, nbd, exportName);
+        console.log(`# another fabric host against the target's NBD server: ${foreign.output.trim()}`);
+        assert.equal(foreign.ok, false, 'a certificate of another host of the fabric is refused');
+        const announced = await nbdInfo(tls.source, nbd, exportName);
+        assert.ok(announced.ok, `the announced source gets in: ${announced.output}`);
+        assert.match(announced.output, /virtual size/);
+      },
+    });
     try {
       await a.done;
       await a.incoming.resumed(60_000);
@@ -173,9 +220,19 @@ test(
         `# secure move: total ${s.totalTimeMs} ms, mirror ${s.mirrorTimeMs} ms (${s.diskBytes} B), memory ` +
           `${s.memoryTimeMs} ms (${s.memoryBytes} B), downtime ${s.downtimeMs} ms, ${s.iterations} passes`,
       );
+      // After the move the target's QEMU keeps no TLS objects of it.
+      const objects = z
+        .array(z.object({ name: z.string() }))
+        .parse(await a.target.qmp.execute('qom-list', { path: '/objects' }))
+        .map((o) => o.name);
+      assert.deepEqual(
+        objects.filter((n) => n.startsWith('mig-')),
+        [],
+        `objects left: ${objects.join(', ')}`,
+      );
       await rig.kill(source);
       await checkMovedGuest(rig.consoleFile(a.target), async () => {
-        await rig.guest(a.target, ['/usr/bin/killall', 'sb-diskwriter']);
+        await rig.guest(a.target, ['/usr/bin/killall', 'sb-diskwriter', 'sb-dirty']);
         for (const file of ['/data/before', '/data/secure']) {
           const verify = await rig.guest(a.target, [GUEST_WORKLOADS.diskWriter, 'verify', '--file', file]);
           assert.equal(verify.exitCode, 0, `${file}: ${verify.stdout} ${verify.stderr}`);

@@ -129,7 +129,12 @@ test(
     const id = randomUUID();
     const plan = await a.moves.plan({ vmName: VM });
     const vm = await a.agent.getVm(VM);
-    const prepared = await b.moves.prepareIncoming({ migrationId: id, vm: incomingVm(vm), plan });
+    const prepared = await b.moves.prepareIncoming({
+      migrationId: id,
+      vm: incomingVm(vm),
+      plan,
+      sourceHost: 'hosta',
+    });
     assert.equal(prepared.exports.length, 1);
     assert.equal((await b.agent.getVm(VM)).state, 'incoming');
     // A second move of the same VM while this one is in flight is refused.
@@ -189,7 +194,12 @@ test(
     const id = randomUUID();
     const plan = await a.moves.plan({ vmName: VM, policy: { linkBitsPerSecond: 15e9 } });
     const vm = await a.agent.getVm(VM);
-    const prepared = await b.moves.prepareIncoming({ migrationId: id, vm: incomingVm(vm), plan });
+    const prepared = await b.moves.prepareIncoming({
+      migrationId: id,
+      vm: incomingVm(vm),
+      plan,
+      sourceHost: 'hosta',
+    });
     await a.moves.start({ migrationId: id, vmName: VM, plan, target: prepared });
     const status = await waitFinished(id);
     assert.equal(status.state, 'completed', JSON.stringify(status.error));
@@ -244,7 +254,12 @@ test(
     const id = randomUUID();
     const plan = await b.moves.plan({ vmName: VM2 });
     const vm = await b.agent.getVm(VM2);
-    const prepared = await a.moves.prepareIncoming({ migrationId: id, vm: incomingVm(vm), plan });
+    const prepared = await a.moves.prepareIncoming({
+      migrationId: id,
+      vm: incomingVm(vm),
+      plan,
+      sourceHost: 'hostb',
+    });
     await b.moves.start({ migrationId: id, vmName: VM2, plan, target: prepared });
     const agentA = agents[0];
     assert.ok(agentA);

@@ -8,7 +8,13 @@ import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
-import { describeLinkFigure } from '../../api/index.js';
+import {
+  describeLinkFigure,
+  hasTlsCredentials,
+  moveTlsDir,
+  TLS_CRL_FILE,
+  TLS_FILES,
+} from '../../api/index.js';
 import type {
   CompleteMigrationRequest,
   IncomingPrepared,
@@ -34,7 +40,6 @@ import { IncomingMigration } from './incoming.js';
 import { MIRROR_JOB_PREFIX, NBD_NODE_PREFIX, OutgoingMigration } from './outgoing.js';
 import { BlockJobs, MigrateInfo, StatusInfo, YankInstances } from './qemu-replies.js';
 import { currentNodeNames, StorageMove } from './storage.js';
-import { hasTlsCredentials, TLS_FILES } from './tls.js';
 import { PortAllocator, type PortLease } from './ports.js';
 import { LinkProbes } from './link-probe.js';
 import { initialProgress } from './progress.js';
@@ -49,6 +54,7 @@ import {
   type CompressionChoice,
 } from './compression.js';
 import { idleCoresDuring, measureStreamFacts, SHORT_WINDOW_MS } from './stream-facts.js';
+import { hostDn } from '../../pki/index.js';
 
 const MiB = 1024 * 1024;
 
@@ -271,7 +277,8 @@ export class MigrationService {
             nbdPort: nbd.port,
             migrationPort: stream.port,
             plan,
-            tlsDir,
+            // Only the source host the manager announced may connect (its certificate's subject).
+            tls: tlsDir === undefined ? undefined : { dir: tlsDir, peerDn: hostDn(request.sourceHost) },
             trackingBitmap: track === undefined ? undefined : trackingBitmapName(track),
             log: (msg, fields) => this.core.log.info(msg, { migration: migrationId, vm: vm.name, ...fields }),
           });
@@ -882,10 +889,11 @@ export class MigrationService {
   /** A secure move needs this host's fabric certificates in <stateDir>/tls (see tls.ts). */
   async #tlsDir(secure: boolean): Promise<string | undefined> {
     if (!secure) return undefined;
-    const dir = path.join(this.core.config.stateDir, 'tls');
+    const dir = moveTlsDir(this.core.config.stateDir);
     if (!(await hasTlsCredentials(dir))) {
       throw new InvalidInput(
-        `secure: this host has no fabric certificates in ${dir} (${TLS_FILES.join(', ')})`,
+        `secure: host ${this.core.config.hostName} has no fabric certificates in ${dir} (${TLS_FILES.join(', ')}; ` +
+          `${TLS_CRL_FILE} optional): enroll it, or move with --no-secure over a trusted dedicated link`,
         'secure',
       );
     }

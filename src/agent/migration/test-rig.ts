@@ -9,6 +9,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 import type { MigrationPlan } from '../../api/index.js';
+import { hostDn } from '../../pki/index.js';
 import {
   findGuestImage,
   guestKernelCommandLine,
@@ -48,8 +49,13 @@ export interface AttemptOptions {
   address?: string;
   /** Prefix for host commands of the source side (its network namespace). */
   sourceHostCommand?: string[];
-  /** Secure move: each side's x509 directory (tls.ts). */
-  tls?: { source: string; target: string };
+  /**
+   * TLS move: each side's x509 directory (tls.ts) and the source's host name, the one certificate
+   * the target accepts (hostDn).
+   */
+  tls?: { source: string; target: string; sourceHost: string };
+  /** Runs once the target is prepared, before the source starts (e.g. a foreign NBD client). */
+  beforeStart?: (incoming: IncomingMigration, nbd: { host: string; port: number }) => Promise<void>;
   /**
    * Holds the disk mirror in its phase: its job runs at this speed (block-job-set-speed as soon
    * as it exists), so a fault surely lands in it. On loopback ~100 MiB mirror in under 250 ms.
@@ -295,10 +301,20 @@ export class MigrationRig {
       nbdPort: nbd.port,
       migrationPort: stream.port,
       plan,
-      tlsDir: o.tls?.target,
+      tls: o.tls && { dir: o.tls.target, peerDn: hostDn(o.tls.sourceHost) },
       log: this.log,
     });
     await incoming.prepare();
+    if (o.beforeStart) {
+      try {
+        await o.beforeStart(incoming, { host: address, port: nbd.port });
+      } catch (error) {
+        await this.kill(target);
+        nbd.release();
+        stream.release();
+        throw error;
+      }
+    }
     const outgoing = new OutgoingMigration({
       migrationId: crypto.randomUUID(),
       qmp: source.qmp,

@@ -1,8 +1,16 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { MovePlan } from '../../api/index.js';
+import { Command } from 'commander';
+import { MoveVmRequest, type MovePlan } from '../../api/index.js';
 import { UsageError } from '../errors.js';
-import { datastoreChoice, renderCleanup, renderPlan } from './move.js';
+import {
+  datastoreChoice,
+  MoveFlags,
+  moveRequestBody,
+  registerMoveCommands,
+  renderCleanup,
+  renderPlan,
+} from './move.js';
 
 test('--datastore: one name for all disks, or disk=datastore pairs; anything else is a usage error', () => {
   assert.equal(datastoreChoice(undefined), undefined);
@@ -85,4 +93,23 @@ test('vm move --cleanup says what went and what waits for its host, or that noth
     renderCleanup({ vm: 'web-1', host: 'h1', removed: [], pending: [] }),
     'Nothing left of failed moves of web-1 on other hosts; it runs on h1.',
   );
+});
+
+test('vm move is TLS unless --no-secure: no flag sends no `secure`, the request defaults it to true', () => {
+  const program = new Command();
+  registerMoveCommands(program);
+  const move = program.commands.find((c) => c.name() === 'vm')?.commands.find((c) => c.name() === 'move');
+  assert.ok(move);
+  const flags = (argv: string[]) => {
+    for (const o of move.options) move.setOptionValue(o.attributeName(), undefined);
+    move.parseOptions(argv);
+    return MoveFlags.parse({ ...move.opts(), vm: 'web-1', to: 'h2' });
+  };
+  const plain = moveRequestBody(flags(['--no-secure']));
+  assert.equal(plain.secure, false);
+  assert.equal(MoveVmRequest.parse(plain).secure, false);
+  const byDefault = moveRequestBody(flags([]));
+  assert.equal('secure' in byDefault, false, 'the CLI keeps no default of its own');
+  assert.equal(MoveVmRequest.parse(byDefault).secure, true);
+  assert.equal(moveRequestBody(flags(['--secure'])).secure, true);
 });

@@ -1,7 +1,13 @@
 // silobreak vm move <vm> --to <host> | vm move --cancel <job> | vm move-storage <vm> --datastore <ds>
 import type { Command } from 'commander';
 import { z } from 'zod';
-import { describeDiskCopy, Name, type MoveCleanupResult, type MovePlan } from '../../api/index.js';
+import {
+  describeDiskCopy,
+  Name,
+  type MoveCleanupResult,
+  type MovePlan,
+  type MoveVmRequest,
+} from '../../api/index.js';
 import { OperationFailed, UsageError } from '../errors.js';
 import { followJob, jobLabel } from '../jobs.js';
 import { paint, type OutputStyle } from '../output.js';
@@ -111,12 +117,13 @@ function printPlan(ctx: Parameters<Parameters<typeof act>[1]>[1], plan: MovePlan
     throw new OperationFailed(`dry run: ${plan.checks.filter((c) => !c.ok).length} check(s) failed`);
 }
 
-const MoveFlags = z
+export const MoveFlags = z
   .object({
     vm: input.ref.optional(),
     to: input.ref.optional(),
     datastore: z.array(z.string()).optional(),
-    secure: z.boolean().default(false),
+    /** Absent: the request's default (TLS on). */
+    secure: z.boolean().optional(),
     keepSource: z.boolean().default(false),
     retain: z.boolean().default(false),
     dryRun: z.boolean().default(false),
@@ -147,6 +154,21 @@ const MoveFlags = z
     }
   });
 
+/**
+ * The move request of `vm move`: `secure` only when a flag says so (--secure / --no-secure), so
+ * the request's default (TLS on) is the one users get.
+ */
+export function moveRequestBody(o: z.output<typeof MoveFlags>): MoveVmRequest {
+  const datastore = datastoreChoice(o.datastore);
+  return {
+    to: o.to ?? '',
+    ...(o.secure !== undefined ? { secure: o.secure } : {}),
+    keepSource: o.keepSource,
+    retain: o.retain,
+    ...(datastore !== undefined ? { datastore } : {}),
+  };
+}
+
 export function registerMoveCommands(program: Command): void {
   const vm = noun(program, 'vm', 'Virtual machines');
 
@@ -157,7 +179,14 @@ export function registerMoveCommands(program: Command): void {
       "target datastore for every disk, or disk=datastore (repeatable); default: the target's default",
       repeatable,
     )
-    .option('--secure', 'carry the disk mirror and the memory stream over TLS')
+    .option(
+      '--secure',
+      'carry the disk mirror and the memory stream over TLS, only the source host accepted (the default)',
+    )
+    .option(
+      '--no-secure',
+      'no TLS on the disk mirror and memory stream: only for a trusted dedicated link (a cold copy keeps its TLS)',
+    )
     .option('--keep-source', "keep the VM's disk files on the source host after the move")
     .option(
       '--retain',
@@ -186,14 +215,7 @@ export function registerMoveCommands(program: Command): void {
           printObject(ctx, job, `Cancel requested for job ${job.id} (${jobLabel(job)}), now ${job.state}.`);
           return;
         }
-        const datastore = datastoreChoice(o.datastore);
-        const body = {
-          to: o.to ?? '',
-          secure: o.secure,
-          keepSource: o.keepSource,
-          retain: o.retain,
-          ...(datastore !== undefined ? { datastore } : {}),
-        };
+        const body = moveRequestBody(o);
         const ref = o.vm ?? '';
         if (o.dryRun) return printPlan(ctx, await client.planMove(ref, body));
         const accepted = await client.moveVm(ref, body);

@@ -45,6 +45,7 @@ const host = (name: string, over: Partial<HostFacts> = {}): HostFacts => ({
   vswitches: ['vmsw0'],
   vmNames: [],
   toolsVersion: '10.0.2',
+  moveTls: true,
   ...over,
 });
 
@@ -52,9 +53,9 @@ const facts = (over: Partial<MoveFacts> = {}): MoveFacts => ({
   vm,
   source: host('h1'),
   target: host('h2'),
-  secure: false,
+  secure: true,
   inFlight: [],
-  engine: { coldMove: false, secure: false },
+  engine: { coldMove: false, secure: true },
   ...over,
 });
 
@@ -122,9 +123,9 @@ test('every failed check is reported at once, each saying what to fix', () => {
         vswitches: ['other'],
         vmNames: ['web-1'],
         datastores: [{ name: 'local', freeBytes: 10 * MiB, default: true }],
+        moveTls: false,
       }),
       inFlight: [{ jobId: 'j1', kind: 'vm-move' }],
-      secure: true,
     }),
   );
   assert.equal(plan.ok, false);
@@ -166,13 +167,42 @@ test('a stopped VM is a cold move: no memory needed; refused while the engine ca
     failedChecks(plan).map((c) => c.check),
     ['cold-move'],
   );
-  assert.equal(planMove(facts({ vm: stopped, engine: { coldMove: true, secure: false } })).ok, true);
-  assert.deepEqual(
-    failedChecks(
-      planMove(facts({ vm: stopped, secure: true, engine: { coldMove: true, secure: true } })),
-    ).map((c) => c.check),
-    ['secure'],
+  // Secure (the default) as it is: the cold copy runs over TLS-PSK with the move's own secret,
+  // whether the hosts hold fabric certificates or not.
+  const cold = planMove(
+    facts({ vm: stopped, engine: { coldMove: true, secure: true }, target: host('h2', { moveTls: false }) }),
   );
+  assert.equal(cold.ok, true, JSON.stringify(failedChecks(cold)));
+  assert.match(cold.checks.find((c) => c.check === 'secure')?.detail ?? '', /TLS with a secret of this move/);
+});
+
+test('a live move is TLS by default: a host without fabric certificates refuses it before any work', () => {
+  const plan = planMove(facts());
+  assert.equal(plan.ok, true);
+  assert.match(plan.checks.find((c) => c.check === 'secure')?.detail ?? '', /accepts only the source host/);
+
+  const refused = planMove(facts({ target: host('h2', { moveTls: false }) }));
+  assert.deepEqual(
+    failedChecks(refused).map((c) => [c.check, c.field]),
+    [['secure', 'secure']],
+  );
+  assert.match(
+    failedChecks(refused)[0]?.detail ?? '',
+    /^secure: host h2 has no fabric certificates for TLS \(<stateDir>\/tls\): enroll it, or move with --no-secure/,
+  );
+  const both = planMove(
+    facts({ source: host('h1', { moveTls: false }), target: host('h2', { moveTls: false }) }),
+  );
+  assert.match(failedChecks(both)[0]?.detail ?? '', /host h1 and host h2 have no fabric certificates/);
+  // Unknown (an agent that does not say): its prepare refuses, the check does not guess.
+  assert.equal(planMove(facts({ target: host('h2', { moveTls: undefined }) })).ok, true);
+
+  // --no-secure: no certificates needed, and the plan says what it gives up.
+  const plain = planMove(facts({ secure: false, target: host('h2', { moveTls: false }) }));
+  assert.equal(plain.ok, true);
+  const warning = plain.checks.find((c) => c.check === 'secure');
+  assert.deepEqual([warning?.ok, warning?.warning], [true, true]);
+  assert.match(warning?.detail ?? '', /in clear; only for a trusted dedicated link/);
 });
 
 test('move-storage: only disks not already there, and only when there is room', () => {

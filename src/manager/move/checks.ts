@@ -58,6 +58,11 @@ export interface HostFacts {
   vmNames: string[];
   /** The guest agent version on the host's tools disk; undefined when it has none. */
   toolsVersion: string | undefined;
+  /**
+   * The host holds the fabric certificates a TLS move needs (<stateDir>/tls); undefined when
+   * unknown (an unreachable host, an agent that does not say: its prepare refuses then).
+   */
+  moveTls: boolean | undefined;
 }
 
 /** What the agents' engine can do (a move that needs more is refused, saying so). */
@@ -222,6 +227,43 @@ function qemuMajor(version: string): number {
   return Number.isFinite(major) ? major : 0;
 }
 
+/**
+ * TLS on the move's QEMU hops (the default). A cold move's copy always runs over TLS-PSK with a
+ * secret of its own (cold.ts), so it is secure as it is; a live one needs each host's fabric
+ * certificates, checked here so a host without them refuses the move before any work starts.
+ */
+function checkSecure(c: Checks, facts: MoveFacts, cold: boolean): void {
+  if (!facts.secure) {
+    c.warn(
+      'secure',
+      'no TLS (--no-secure): the disks and memory cross the link in clear; only for a trusted dedicated link',
+    );
+    return;
+  }
+  if (cold) {
+    c.add('secure', true, 'the cold copy runs over TLS with a secret of this move');
+    return;
+  }
+  if (!facts.engine.secure) {
+    c.add(
+      'secure',
+      false,
+      'secure: TLS for the mirror and memory stream is not available in this version; move with --no-secure',
+      'secure',
+    );
+    return;
+  }
+  const missing = [facts.source, facts.target].filter((h) => h.moveTls === false).map((h) => h.name);
+  c.add(
+    'secure',
+    missing.length === 0,
+    missing.length === 0
+      ? 'TLS on the disk mirror and the memory stream; the target accepts only the source host'
+      : `secure: ${missing.map((n) => `host ${n}`).join(' and ')} ${missing.length > 1 ? 'have' : 'has'} no fabric certificates for TLS (<stateDir>/tls): enroll ${missing.length > 1 ? 'them' : 'it'}, or move with --no-secure over a trusted dedicated link`,
+    'secure',
+  );
+}
+
 /** A move to another host: every check of the issue, in one list. */
 export function planMove(facts: MoveFacts): MovePlan {
   const { vm, source, target } = facts;
@@ -257,21 +299,7 @@ export function planMove(facts: MoveFacts): MovePlan {
   checkReachable(c, source, 'source');
   checkReachable(c, target, 'target');
   checkGuestTools(c, vm, target);
-  if (facts.secure && cold) {
-    c.add(
-      'secure',
-      false,
-      'secure: a cold move copies the disks over plain NBD; move without --secure, or start the VM to move it live over TLS',
-      'secure',
-    );
-  } else if (facts.secure && !facts.engine.secure) {
-    c.add(
-      'secure',
-      false,
-      'secure: TLS for the mirror and memory stream is not available in this version; move without --secure',
-      'secure',
-    );
-  }
+  checkSecure(c, facts, cold);
   const memoryBytes = live ? vm.memoryMiB * MiB : 0;
   if (live) {
     checkQemuForLiveMove(c, [source, target]);

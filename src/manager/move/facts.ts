@@ -35,6 +35,7 @@ export async function hostFacts(deps: VmJobDeps, host: HostRow): Promise<{ facts
         vswitches: snap.vswitches.map((v) => v.name),
         vmNames: snap.vms.map((v) => v.name),
         toolsVersion: snap.info.toolsVersion,
+        moveTls: snap.info.moveTls,
       },
       vms: snap.vms,
     };
@@ -63,6 +64,7 @@ export async function hostFacts(deps: VmJobDeps, host: HostRow): Promise<{ facts
         vswitches: vswitches.map((v) => v.name),
         vmNames: vms.map((v) => v.name),
         toolsVersion: host.tools_version ?? undefined,
+        moveTls: undefined,
       },
       vms: [],
     };

@@ -399,6 +399,7 @@ export class Move extends HostMove<Checkpoint> {
               migrationId: this.cp.migrationId,
               vm: incomingVm(this.vm, ctx.params.datastores),
               plan: this.plan(),
+              sourceHost: this.sourceHost.name,
               secure: ctx.params.secure,
               ...(this.retains ? { track: this.cp.migrationId } : {}),
               ...(this.cp.diskCopy?.kind === 'delta' ? { fromRetained: this.cp.diskCopy.generationId } : {}),

@@ -19,7 +19,7 @@ import {
   type CreateScheduleRequest,
   type FieldChange,
   type Job,
-  type MoveVmRequest,
+  MoveVmRequest,
   type Page,
   type PlacementConfig,
   type PlacementMode,
@@ -68,7 +68,8 @@ function placementMoveRequest(
   to: { host: string; datastore: string },
   retain: boolean,
 ): z.output<typeof MoveVmRequest> {
-  return { to: to.host, datastore: to.datastore, secure: false, keepSource: false, retain, dryRun: false };
+  // The request's defaults, as a user's `vm move` gets them (TLS on, the source's files removed).
+  return MoveVmRequest.parse({ to: to.host, datastore: to.datastore, retain });
 }
 
 type RecRow = Selectable<PlacementRecommendationsTable>;
