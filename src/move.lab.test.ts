@@ -5,10 +5,12 @@
 // keeps every record (read from its disk), keeps running, and loses few of the pings a client
 // sends it every 10 ms (bounds near the README's figures). Also: its disks move to another
 // datastore of its host while it writes, and the manager or the target agent is killed in a
-// verified phase of a move. One lab, one guest boot.
+// verified phase of a move; and only the manager drives an agent (issue 28: the TLS handshake,
+// a host's certificate, a removed host's). One lab, one guest boot.
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
-import { readdir } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
+import { request as httpsRequest } from 'node:https';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, test } from 'node:test';
@@ -578,5 +580,87 @@ test(
     // failed and the guest was stopped by force).
     console.log(`# records: ${await verifyRecords(dst, ['/data/before'])}`);
     console.log(`# cold move: ${(job.result as { totalTimeMs: number }).totalTimeMs} ms`);
+  },
+);
+
+/** GET /v1/host at a lab agent's fabric address over HTTPS with `identity`: status and code, or the handshake's error. */
+function callLabAgent(
+  host: LabHost,
+  identity: { cert?: string; key?: string; token?: string },
+  ca: string,
+): Promise<{ status?: number; code?: string; error?: string }> {
+  const url = new URL(host.agentUrl);
+  return new Promise((resolve) => {
+    const request = httpsRequest(
+      {
+        host: url.hostname,
+        port: url.port,
+        path: '/v1/host',
+        ca,
+        ...(identity.cert ? { cert: identity.cert, key: identity.key } : {}),
+        headers: identity.token ? { authorization: `Bearer ${identity.token}` } : {},
+        agent: false,
+      },
+      (response) => {
+        let text = '';
+        response.on('data', (c: Buffer) => (text += c.toString()));
+        response.on('end', () => {
+          const code = text ? (JSON.parse(text) as { code?: string }).code : undefined;
+          resolve({ status: response.statusCode, ...(code ? { code } : {}) });
+        });
+      },
+    );
+    request.on('error', (error: NodeJS.ErrnoException) => resolve({ error: error.code ?? error.message }));
+    request.end();
+  });
+}
+
+test(
+  'only the manager drives an agent: TLS moves by default; no certificate or a stolen token gets no handshake, a host certificate 403, a removed host no handshake',
+  { timeout: 600_000 },
+  async () => {
+    const vm = await api.getVm(VM);
+    const [src, dst] = vm.host === h1.name ? [h1, h2] : [h2, h1];
+    // The default move is a TLS move between enrolled hosts (the moves above ran as this one would).
+    const plan = await api.planMove(VM, { to: dst.name });
+    const secure = plan.checks.find((c) => c.check === 'secure');
+    assert.equal(secure?.ok, true, JSON.stringify(secure));
+    assert.match(secure?.detail ?? '', /TLS on the disk mirror and the memory stream/);
+
+    const ca = await readFile(path.join(dst.stateDir, 'pki', 'ca-cert.pem'), 'utf8');
+    const hostCert = async (h: LabHost) => ({
+      cert: await readFile(path.join(h.stateDir, 'pki', 'host-cert.pem'), 'utf8'),
+      key: await readFile(path.join(h.stateDir, 'pki', 'host-key.pem'), 'utf8'),
+    });
+    // From the root namespace, where the manager runs, to the agent's fabric address.
+    const bare = await callLabAgent(src, {}, ca);
+    assert.ok(bare.error, `no certificate was answered: ${JSON.stringify(bare)}`);
+    const stolen = await callLabAgent(src, { token: src.token }, ca);
+    assert.ok(stolen.error, `the break-glass token over the network was answered: ${JSON.stringify(stolen)}`);
+    const dstCert = await hostCert(dst);
+    assert.deepEqual(await callLabAgent(src, dstCert, ca), { status: 403, code: 'forbidden' });
+
+    // A removed host: its certificate is revoked at every other agent; it joins again with a new token.
+    const removed = await cli(['host', 'remove', dst.name]);
+    assert.equal(removed.code, 0, removed.stderr);
+    const refused = await callLabAgent(src, dstCert, ca);
+    assert.ok(refused.error, `the removed host's certificate was let in: ${JSON.stringify(refused)}`);
+    const token = await new Promise<string>((resolve, reject) =>
+      execFile(process.execPath, [BIN, 'agent-join-token', '--config', dst.configPath], (error, stdout) =>
+        error ? reject(error) : resolve(stdout.trim()),
+      ),
+    );
+    const added = await cli([
+      'host',
+      'add',
+      new URL(dst.agentUrl).host,
+      '--join-token',
+      token,
+      '--pool',
+      lab.name,
+    ]);
+    assert.equal(added.code, 0, added.stderr);
+    assert.equal((await api.getHost(dst.name)).state, 'connected');
+    assert.equal((await api.planMove(VM, { to: dst.name })).ok, true);
   },
 );

@@ -160,7 +160,9 @@ export function issueCertificate(ca: FabricCaFiles, request: IssueRequest): Prom
       files.ext,
       [
         'basicConstraints=critical,CA:FALSE',
-        'keyUsage=critical,digitalSignature,keyAgreement',
+        // keyEncipherment too: QEMU's x509 credentials refuse a server certificate whose
+        // usage lacks it (gnutls), whatever the key's algorithm.
+        'keyUsage=critical,digitalSignature,keyEncipherment,keyAgreement',
         `extendedKeyUsage=${usage}`,
         ...(request.altNames.length ? [`subjectAltName=${request.altNames.join(',')}`] : []),
       ].join('\n') + '\n',
