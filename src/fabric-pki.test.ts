@@ -6,12 +6,12 @@
 // revocation list reached it; a join token of another agent, or used already, names the field.
 import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { ApiError, ManagerClient } from './api/index.js';
 import { startTestAgent, type TestAgent } from './agent/index.js';
+import { callAgentTls, type AgentTlsAnswer } from './lab/index.js';
 import { startManager, type RunningManager } from './manager/index.js';
 import { readCertificate } from './pki/index.js';
 
@@ -47,47 +47,12 @@ const agent = (name: string) => agents.get(name)!;
 const join = (name: string) => joins.get(name)!;
 const pkiFile = async (file: string) => readFile(path.join(dir, 'data', 'pki', file), 'utf8');
 
-interface Answer {
-  status?: number;
-  code?: string;
-  /** The connection failed (at the TLS handshake): its error. */
-  error?: string;
-}
-
 /** GET /v1/host at the agent over HTTPS with the given client identity (or none). */
 async function callAgent(
   name: string,
   identity: { cert?: string; key?: string; token?: string; anyServer?: boolean } = {},
-): Promise<Answer> {
-  const [host, port] = join(name).address.split(':');
-  const ca = await pkiFile('ca-cert.pem');
-  return new Promise((resolve) => {
-    const request = httpsRequest(
-      {
-        host,
-        port,
-        path: '/v1/host',
-        ca,
-        // An unenrolled agent shows its self-signed bootstrap certificate.
-        ...(identity.anyServer ? { rejectUnauthorized: false } : {}),
-        ...(identity.cert ? { cert: identity.cert, key: identity.key } : {}),
-        // The fabric checks names; this test is about the client's side of the handshake.
-        checkServerIdentity: () => undefined,
-        headers: identity.token ? { authorization: `Bearer ${identity.token}` } : {},
-        agent: false,
-      },
-      (response) => {
-        let text = '';
-        response.on('data', (c: Buffer) => (text += c.toString()));
-        response.on('end', () => {
-          const body = text ? (JSON.parse(text) as { code?: string }) : {};
-          resolve({ status: response.statusCode, ...(body.code ? { code: body.code } : {}) });
-        });
-      },
-    );
-    request.on('error', (error: NodeJS.ErrnoException) => resolve({ error: error.code ?? error.message }));
-    request.end();
-  });
+): Promise<AgentTlsAnswer> {
+  return callAgentTls(join(name).address, await pkiFile('ca-cert.pem'), identity);
 }
 
 async function rejects(call: Promise<unknown>, status: number, field: string, detail: RegExp): Promise<void> {

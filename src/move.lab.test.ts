@@ -10,7 +10,6 @@
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { readdir, readFile } from 'node:fs/promises';
-import { request as httpsRequest } from 'node:https';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, test } from 'node:test';
@@ -26,6 +25,7 @@ import { checkMovedGuest, GUEST_WORKLOADS } from './guest/index.js';
 import {
   labAgent,
   assertGuestKeptRunning,
+  callAgentTls,
   guestLife,
   guestRecordCount,
   labDown,
@@ -583,37 +583,9 @@ test(
   },
 );
 
-/** GET /v1/host at a lab agent's fabric address over HTTPS with `identity`: status and code, or the handshake's error. */
-function callLabAgent(
-  host: LabHost,
-  identity: { cert?: string; key?: string; token?: string },
-  ca: string,
-): Promise<{ status?: number; code?: string; error?: string }> {
-  const url = new URL(host.agentUrl);
-  return new Promise((resolve) => {
-    const request = httpsRequest(
-      {
-        host: url.hostname,
-        port: url.port,
-        path: '/v1/host',
-        ca,
-        ...(identity.cert ? { cert: identity.cert, key: identity.key } : {}),
-        headers: identity.token ? { authorization: `Bearer ${identity.token}` } : {},
-        agent: false,
-      },
-      (response) => {
-        let text = '';
-        response.on('data', (c: Buffer) => (text += c.toString()));
-        response.on('end', () => {
-          const code = text ? (JSON.parse(text) as { code?: string }).code : undefined;
-          resolve({ status: response.statusCode, ...(code ? { code } : {}) });
-        });
-      },
-    );
-    request.on('error', (error: NodeJS.ErrnoException) => resolve({ error: error.code ?? error.message }));
-    request.end();
-  });
-}
+/** GET /v1/host at a lab agent's fabric address (from the root namespace, where the manager runs). */
+const callLabAgent = (host: LabHost, identity: { cert?: string; key?: string; token?: string }, ca: string) =>
+  callAgentTls(new URL(host.agentUrl).host, ca, identity);
 
 test(
   'only the manager drives an agent: TLS moves by default; no certificate or a stolen token gets no handshake, a host certificate 403, a removed host no handshake',

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream, readFileSync } from 'node:fs';
+import { request as httpsRequest } from 'node:https';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -133,4 +134,49 @@ export async function restoreLabFabric(
     await api.cancelJob(job.id).catch(() => undefined);
     await api.waitForJob(job.id, jobWaitMs).catch(() => undefined);
   }
+}
+
+/** What an agent's API answered over HTTPS: status and problem code, or the connection's error (the TLS handshake's). */
+export interface AgentTlsAnswer {
+  status?: number;
+  code?: string;
+  error?: string;
+}
+
+/**
+ * GET /v1/host at an agent's HTTPS address (`host:port`) with a client identity (or none) and a
+ * bearer token (or none), trusting `ca`; `anyServer` also takes an unenrolled agent's self-signed
+ * bootstrap certificate. The server's name is not checked: the client's side is what is tested.
+ */
+export function callAgentTls(
+  address: string,
+  ca: string,
+  identity: { cert?: string; key?: string; token?: string; anyServer?: boolean } = {},
+): Promise<AgentTlsAnswer> {
+  const url = new URL(`https://${address}`);
+  return new Promise((resolve) => {
+    const request = httpsRequest(
+      {
+        host: url.hostname,
+        port: url.port,
+        path: '/v1/host',
+        ca,
+        ...(identity.anyServer ? { rejectUnauthorized: false } : {}),
+        ...(identity.cert ? { cert: identity.cert, key: identity.key } : {}),
+        checkServerIdentity: () => undefined,
+        headers: identity.token ? { authorization: `Bearer ${identity.token}` } : {},
+        agent: false,
+      },
+      (response) => {
+        let text = '';
+        response.on('data', (c: Buffer) => (text += c.toString()));
+        response.on('end', () => {
+          const code = text ? (JSON.parse(text) as { code?: string }).code : undefined;
+          resolve({ status: response.statusCode, ...(code ? { code } : {}) });
+        });
+      },
+    );
+    request.on('error', (error: NodeJS.ErrnoException) => resolve({ error: error.code ?? error.message }));
+    request.end();
+  });
 }

@@ -69,6 +69,8 @@ export {
 } from './test-kit.js';
 export {
   agentStateDir,
+  callAgentTls,
+  type AgentTlsAnswer,
   fileSha256,
   lastChangeId,
   listenersIn,
