@@ -954,7 +954,7 @@ export const migrations: Readonly<Record<string, Migration>> = {
 /* eslint-enable @typescript-eslint/no-explicit-any */
 
 /**
- * The database holds token hashes and sealed agent tokens: owner-only. SQLite gives its -wal and
+ * The database holds token hashes (and held sealed agent tokens before migration 0013): owner-only. SQLite gives its -wal and
  * -shm files the mode of the database file, so that file is created (or corrected) first.
  */
 async function restrictDatabaseFiles(file: string): Promise<void> {
@@ -988,7 +988,7 @@ export async function openDatabase(dataDir: string): Promise<Db> {
   const sqlite = new Database(file);
   // WAL: readers are not blocked by the writer; NORMAL sync is durable across process crashes.
   sqlite.pragma('journal_mode = WAL');
-  // Deleted and overwritten values (a replaced agent token) are zeroed, not left in free space.
+  // Deleted and overwritten values (a dropped agent token, a deleted token hash) are zeroed, not left in free space.
   sqlite.pragma('secure_delete = ON');
   sqlite.pragma('synchronous = NORMAL');
   sqlite.pragma('foreign_keys = ON');
