@@ -954,8 +954,9 @@ export const migrations: Readonly<Record<string, Migration>> = {
 /* eslint-enable @typescript-eslint/no-explicit-any */
 
 /**
- * The database holds token hashes (and held sealed agent tokens before migration 0013): owner-only. SQLite gives its -wal and
- * -shm files the mode of the database file, so that file is created (or corrected) first.
+ * The database holds token hashes (and, before migration 0013, sealed agent tokens): owner-only.
+ * SQLite gives its -wal and -shm files the mode of the database file, so that file is created (or
+ * corrected) first.
  */
 async function restrictDatabaseFiles(file: string): Promise<void> {
   await (await open(file, 'a', 0o600)).close();
