@@ -87,7 +87,7 @@ test('an agent on auto uses the probe verdict, reports it, and reuses the cached
   const config = {
     hostName: 'probe-host',
     listen: { address: '127.0.0.1', port: address.port },
-    token: 'probe-test-token-0123456789',
+    breakGlassToken: 'probe-test-token-0123456789',
     fabricAddress: '127.0.0.1',
     stateDir: path.join(dir, 'state'),
     datastores: [{ name: 'ds1', path: path.join(dir, 'ds1') }],
