@@ -134,7 +134,8 @@ async function noteRecords(host: LabHost, file: string): Promise<void> {
 
 after(
   async () => {
-    await labDown({ name: LAB });
+    // SB_KEEP_LAB=1 keeps the lab (agents' and manager's logs) to look at after a failure.
+    if (!process.env.SB_KEEP_LAB) await labDown({ name: LAB });
   },
   { timeout: 300_000 },
 );
@@ -532,7 +533,12 @@ test(
     const sentAtStrike = struck.progress.memory?.bytesTransferred ?? 0;
     await within(120_000, async () => {
       const p = (await source.status(struck.id)).progress;
-      assert.ok((p.memory?.bytesTransferred ?? 0) >= sentAtStrike + 32 * MiB || p.phase !== 'copy-memory');
+      // A message of its own: without one, node's assert reads the (transpiled, one-line) source
+      // to word it, which takes seconds per failed try here.
+      assert.ok(
+        (p.memory?.bytesTransferred ?? 0) >= sentAtStrike + 32 * MiB || p.phase !== 'copy-memory',
+        `memory sent since the strike: ${(p.memory?.bytesTransferred ?? 0) - sentAtStrike} bytes, phase ${p.phase}`,
+      );
     });
     // Started as the lab starts it; `lab down` finds it by its config path.
     restartLabAgent(dst);
