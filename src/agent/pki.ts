@@ -24,6 +24,7 @@ import {
   type InstallCertificateBody,
 } from '../api/index.js';
 import {
+  altNameOf,
   certificateRequest,
   checkRevocationList,
   generateKey,
@@ -106,10 +107,7 @@ export class AgentPki {
         role: 'bootstrap',
         name: this.config.hostName,
         days: 3650,
-        altNames: [
-          ...[...names].map((ip) => (/^[\d.]+$|:/.test(ip) ? `IP:${ip}` : `DNS:${ip}`)),
-          `DNS:${this.config.hostName}`,
-        ],
+        altNames: [...[...names].map(altNameOf), `DNS:${this.config.hostName}`],
       });
       await writeSecret(this.#file('bootstrap-key.pem'), key);
       await writeSecret(this.#file('bootstrap-cert.pem'), cert);

@@ -7,7 +7,7 @@
 import { connect } from 'node:tls';
 import { sql } from 'kysely';
 import { AgentClient, isAgentError, type AgentCertificate, type HttpEndpoint } from '../api/index.js';
-import { fingerprintOf, readCertificate, RENEW_DAYS_LEFT, type RevokedCertificate } from '../pki/index.js';
+import { readCertificate, RENEW_DAYS_LEFT, type RevokedCertificate } from '../pki/index.js';
 import type { Db } from './db.js';
 import type { HostRow } from './inventory.js';
 import { InvalidInput } from './errors.js';
@@ -36,13 +36,10 @@ export function presentedCertificate(agentUrl: string, timeoutMs = 10_000): Prom
     );
     socket.once('secureConnect', () => {
       clearTimeout(timer);
-      const der = socket.getPeerCertificate(true).raw;
+      const presented = socket.getPeerX509Certificate();
       socket.end();
-      if (!der) reject(new Error('the server presented no certificate'));
-      else
-        resolve(
-          `-----BEGIN CERTIFICATE-----\n${der.toString('base64').replace(/.{64}/g, '$&\n')}\n-----END CERTIFICATE-----\n`,
-        );
+      if (!presented) reject(new Error('the server presented no certificate'));
+      else resolve(presented.toString());
     });
     socket.once('error', (error) => {
       clearTimeout(timer);
@@ -59,9 +56,9 @@ export function parseJoinToken(token: string): { secret: string; fingerprint: st
 /** A client pinned to the bootstrap certificate the join token names; throws when it is another. */
 export async function pinnedClient(agentUrl: string, fingerprint: string): Promise<AgentClient> {
   const pem = await presentedCertificate(agentUrl);
-  const presented = fingerprintOf(Buffer.from(pem.replace(/-----[^-]+-----|\s/g, ''), 'base64'));
-  if (presented !== fingerprint) {
-    const role = readCertificate(pem).role;
+  const presented = readCertificate(pem);
+  if (presented.fingerprint !== fingerprint) {
+    const role = presented.role;
     throw new InvalidInput(
       role === 'host'
         ? `joinToken: the agent at ${agentUrl} is enrolled in a fabric already (it presents a host certificate); on that host run \`silobreak agent-join-token --config <file> --leave\`, restart the agent, and use the new token`

@@ -8,6 +8,7 @@ import { chmod, mkdir, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { TlsClientIdentity } from '../api/index.js';
 import {
+  altNameOf,
   CA_DAYS,
   certificateRequest,
   generateKey,
@@ -97,6 +98,5 @@ export class FabricCa {
 /** subjectAltName entries of a host: its name, its fabric address and the address its API is called at. */
 export function hostAltNames(hostName: string, fabricAddress: string, agentUrl: string): string[] {
   const apiHost = new URL(agentUrl).hostname.replace(/^\[|\]$/g, '');
-  const entry = (h: string) => (/^[\d.]+$/.test(h) || h.includes(':') ? `IP:${h}` : `DNS:${h}`);
-  return [...new Set([`DNS:${hostName}`, entry(fabricAddress), entry(apiHost)])];
+  return [...new Set([`DNS:${hostName}`, altNameOf(fabricAddress), altNameOf(apiHost)])];
 }

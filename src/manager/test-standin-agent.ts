@@ -4,13 +4,7 @@
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
-import {
-  certificateRequest,
-  fingerprintOf,
-  generateKey,
-  readCertificate,
-  selfSignedCertificate,
-} from '../pki/index.js';
+import { certificateRequest, generateKey, readCertificate, selfSignedCertificate } from '../pki/index.js';
 
 export interface StandInAgent {
   /** What `host add` takes. */
@@ -97,7 +91,7 @@ export async function standInAgent(
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : 0;
-  const fingerprint = fingerprintOf(Buffer.from(bootCert.replace(/-----[^-]+-----|\s/g, ''), 'base64'));
+  const { fingerprint } = readCertificate(bootCert);
   return {
     join: { address: `127.0.0.1:${port}`, joinToken: `${secret}.${fingerprint}` },
     callers,

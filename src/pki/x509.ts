@@ -48,6 +48,10 @@ async function inScratch<T>(work: (dir: string) => Promise<T>): Promise<T> {
 export const subjectOf = (role: CertificateRole, name: string): string =>
   `/O=${FABRIC_ORGANISATION}/OU=${role}/CN=${name}`;
 
+/** A subjectAltName entry for an address or a name: `IP:10.0.0.11`, `IP:fd00::1`, `DNS:kvm1`. */
+export const altNameOf = (host: string): string =>
+  /^[\d.]+$/.test(host) || host.includes(':') ? `IP:${host}` : `DNS:${host}`;
+
 /**
  * A host certificate's subject as QEMU compares it in an authz object: gnutls's
  * gnutls_x509_crt_get_dn, the attributes in the certificate's order joined by commas
