@@ -7,7 +7,7 @@ export default tseslint.config(
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
-    files: ['**/*.ts'],
+    files: ['**/*.ts', '**/*.tsx'],
     plugins: { silobreak: { rules: { 'part-boundaries': partBoundaries } } },
     rules: {
       'silobreak/part-boundaries': 'error',
@@ -20,15 +20,9 @@ export default tseslint.config(
     },
   },
   {
-    files: ['src/web/static/**/*.js'],
-    languageOptions: {
-      globals: {
-        document: 'readonly',
-        sessionStorage: 'readonly',
-        fetch: 'readonly',
-        setInterval: 'readonly',
-      },
-    },
+    // Vite reads its configuration from a default export.
+    files: ['src/web/vite.config.ts'],
+    rules: { 'no-restricted-syntax': 'off' },
   },
   {
     files: ['**/*.js', '**/*.mjs'],

@@ -26,8 +26,9 @@ if [ -z "$qemu_version" ] || ! dpkg --compare-versions "$qemu_version" ge 1:10; 
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${qemu_release[@]}" qemu-system-x86 qemu-utils >/dev/null
 fi
 
-# systemd: its systemd-analyze checks the shipped units in the tests (deploy/, src/deploy.test.ts).
-packages=(qemu-guest-agent iproute2 busybox-static cpio iputils-ping iperf3 gcc libc6-dev xz-utils e2fsprogs openssl procps xorriso systemd)
+# chromium: the web console's end-to-end tests drive Debian's Chromium (playwright-core, no
+# browser download). systemd: its systemd-analyze checks the shipped units in the tests (deploy/, src/deploy.test.ts).
+packages=(qemu-guest-agent iproute2 busybox-static cpio iputils-ping iperf3 gcc libc6-dev xz-utils e2fsprogs openssl procps xorriso systemd chromium)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -52,6 +53,13 @@ fi
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "setup: npm ci"
   npm ci --no-audit --no-fund --loglevel=error
+fi
+
+# The web console (src/web/app, with the API schemas it bundles) is built into src/web/dist,
+# which the manager serves; rebuilt when a source is newer than the last build.
+if [ ! -f src/web/dist/index.html ] || [ -n "$(find src/web/app src/web/vite.config.ts src/api -newer src/web/dist/index.html -print -quit)" ]; then
+  echo "setup: building the web console"
+  npm run --silent build:web >/dev/null
 fi
 
 echo "setup: guest image"

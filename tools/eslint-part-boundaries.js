@@ -18,6 +18,12 @@ export const allowedArrows = {
   lab: ['api', 'guest'],
 };
 
+/**
+ * A part's entry points: index.ts, and browser.ts where a part has a half that also runs in a
+ * browser (api/: what the web console bundles, free of node: modules).
+ */
+const ENTRY_FILES = ['index.js', 'index.ts', 'index', 'browser.js', 'browser.ts'];
+
 function partOf(file) {
   const rel = path.relative(srcRoot, file);
   if (rel.startsWith('..')) return undefined;
@@ -42,10 +48,10 @@ export const partBoundaries = {
       const toPart = partOf(target);
       if (toPart === undefined || toPart === fromPart || toPart === '(root)') return;
       const rel = path.relative(path.join(srcRoot, toPart), target);
-      if (rel !== 'index.js' && rel !== 'index.ts' && rel !== 'index') {
+      if (!ENTRY_FILES.includes(rel)) {
         context.report({
           node,
-          message: `deep import into ${toPart}/ (${spec}): import from ${toPart}/index.js`,
+          message: `deep import into ${toPart}/ (${spec}): import from ${toPart}/index.js (or its browser.js)`,
         });
         return;
       }

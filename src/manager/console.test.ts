@@ -16,6 +16,8 @@ before(async () => {
   await writeFile(path.join(consoleDir, 'index.html'), '<title>console</title>');
   await writeFile(path.join(consoleDir, 'console.js'), 'console.log(1);');
   await writeFile(path.join(consoleDir, 'notes.txt'), 'not served');
+  await mkdir(path.join(consoleDir, 'assets'));
+  await writeFile(path.join(consoleDir, 'assets', 'index-abc123.js'), 'console.log(2);');
   manager = await startManager({ dataDir: path.join(dir, 'data'), port: 0, consoleDir, log: () => {} });
 });
 
@@ -32,6 +34,12 @@ test('the console page and its script are served at / without a token', async ()
   const script = await fetch(`${manager.url}/console.js`);
   assert.equal(script.status, 200);
   assert.match(script.headers.get('content-type') ?? '', /^text\/javascript/);
+  // The built bundle sits in assets/ under a content-hashed name: served, and cached for good.
+  const bundle = await fetch(`${manager.url}/assets/index-abc123.js`);
+  assert.equal(bundle.status, 200);
+  assert.equal(await bundle.text(), 'console.log(2);');
+  assert.match(bundle.headers.get('cache-control') ?? '', /immutable/);
+  assert.equal(page.headers.get('cache-control'), 'no-cache');
 });
 
 test('other files and paths are not served, and the API still needs a token', async () => {

@@ -6,6 +6,8 @@ const contentTypes: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
   '.js': 'text/javascript; charset=utf-8',
   '.css': 'text/css; charset=utf-8',
+  '.svg': 'image/svg+xml',
+  '.png': 'image/png',
 };
 
 /**
@@ -23,17 +25,24 @@ const SECURITY_HEADERS = {
 };
 
 /**
- * Serves the web console's static files at `/`. The files are public (the page asks for a token
+ * Serves the web console's built files (src/web/dist, with its assets/ folder) at `/`. The files are public (the page asks for a token
  * and then calls /api/v1 like any other client); only the files present at start are served, read
  * once, so no request path ever reaches the file system.
  */
 export async function serveConsole(app: FastifyInstance, dir: string): Promise<void> {
-  for (const name of await readdir(dir)) {
-    const type = contentTypes[path.extname(name)];
-    if (!type) continue;
-    const body = await readFile(path.join(dir, name));
+  const entries = await readdir(dir, { recursive: true, withFileTypes: true });
+  for (const entry of entries) {
+    const type = contentTypes[path.extname(entry.name)];
+    if (!entry.isFile() || !type) continue;
+    const file = path.join(entry.parentPath, entry.name);
+    const name = path.relative(dir, file).split(path.sep).join('/');
+    const body = await readFile(file);
+    // The built bundle's names carry a hash of their content: a browser may keep them for good.
+    const cache = name.startsWith('assets/') ? 'public, max-age=31536000, immutable' : 'no-cache';
     const urls = name === 'index.html' ? ['/', '/index.html'] : [`/${name}`];
     for (const url of urls)
-      app.get(url, async (_request, reply) => reply.headers(SECURITY_HEADERS).type(type).send(body));
+      app.get(url, async (_request, reply) =>
+        reply.headers(SECURITY_HEADERS).header('cache-control', cache).type(type).send(body),
+      );
   }
 }

@@ -1,0 +1,63 @@
+// The console's frame: who is signed in to which manager, the sections, and the pages' routes.
+// Hash routes (`#/vms/web1`): every address is a page of its own, and the manager serves one file.
+import { HashRouter, NavLink, Route, Routes } from 'react-router';
+import { useFabricEvents } from './events.js';
+import { FabricPage } from './pages/fabric.js';
+import { HostPage } from './pages/host.js';
+import { NotFoundPage } from './pages/not-found.js';
+import { useSession } from './session.js';
+
+const SECTIONS = [
+  { to: '/', label: 'Fabric', end: true },
+  { to: '/moves', label: 'Moves' },
+  { to: '/storage', label: 'Storage Explorer' },
+  { to: '/changes', label: 'Change Explorer' },
+  { to: '/placement', label: 'Placement' },
+  { to: '/tools', label: 'Tools & copies' },
+];
+
+export function App() {
+  const session = useSession();
+  const live = useFabricEvents();
+  return (
+    <HashRouter>
+      <a className="skip" href="#main">
+        Skip to content
+      </a>
+      <header className="top">
+        <span className="brand">Silobreak</span>
+        <nav aria-label="Sections">
+          {SECTIONS.map((s) => (
+            <NavLink key={s.to} to={s.to} end={s.end ?? false}>
+              {s.label}
+            </NavLink>
+          ))}
+        </nav>
+        <div className="who" aria-label="Signed in">
+          <span title="Manager">
+            {location.host} · v{session.info.version}
+          </span>
+          <span
+            className={live ? 'live on' : 'live'}
+            title={live ? 'Live updates on' : 'Live updates reconnecting'}
+          >
+            {live ? 'live' : 'reconnecting'}
+          </span>
+          <span>
+            {session.info.token.name} ({session.info.token.role})
+          </span>
+          <button type="button" onClick={session.signOut}>
+            Sign out
+          </button>
+        </div>
+      </header>
+      <main id="main" tabIndex={-1}>
+        <Routes>
+          <Route path="/" element={<FabricPage />} />
+          <Route path="/hosts/:host" element={<HostPage />} />
+          <Route path="*" element={<NotFoundPage />} />
+        </Routes>
+      </main>
+    </HashRouter>
+  );
+}
