@@ -2,9 +2,16 @@
 // Hash routes (`#/vms/web1`): every address is a page of its own, and the manager serves one file.
 import { HashRouter, NavLink, Route, Routes } from 'react-router';
 import { useFabricEvents } from './events.js';
+import { ChangesPage } from './pages/changes.js';
+import { DatastorePage } from './pages/datastore.js';
 import { FabricPage } from './pages/fabric.js';
 import { HostPage } from './pages/host.js';
+import { MovesPage } from './pages/moves.js';
 import { NotFoundPage } from './pages/not-found.js';
+import { PlacementPage } from './pages/placement.js';
+import { StoragePage } from './pages/storage.js';
+import { ToolsPage } from './pages/tools.js';
+import { VmPage } from './pages/vm.js';
 import { useSession } from './session.js';
 
 const SECTIONS = [
@@ -55,6 +62,13 @@ export function App() {
         <Routes>
           <Route path="/" element={<FabricPage />} />
           <Route path="/hosts/:host" element={<HostPage />} />
+          <Route path="/vms/:vm" element={<VmPage />} />
+          <Route path="/moves" element={<MovesPage />} />
+          <Route path="/storage" element={<StoragePage />} />
+          <Route path="/storage/datastores/:host/:datastore" element={<DatastorePage />} />
+          <Route path="/changes" element={<ChangesPage />} />
+          <Route path="/placement" element={<PlacementPage />} />
+          <Route path="/tools" element={<ToolsPage />} />
           <Route path="*" element={<NotFoundPage />} />
         </Routes>
       </main>
