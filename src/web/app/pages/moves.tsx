@@ -1,8 +1,200 @@
-// Placeholder: the page is being built (issue 29).
+// Every move in flight with its live progress (phase, bar, transfer and dirty rate, throttle, time
+// left) and, for admins, a cancel; below, the finished moves with what they cost.
+import { useState } from 'react';
+import { Link } from 'react-router';
+import type { Job } from '../../../api/browser.js';
+import { useJobProgress } from '../events.js';
+import { bytes, seconds, when } from '../format.js';
+import { useAction, useApi } from '../hooks.js';
+import { FINISHED_STATES, finishedFigures, isInFlight, MOVE_KINDS } from '../move-figures.js';
+import { StateBadge } from '../parts/badges.js';
+import { ConfirmDialog } from '../parts/confirm.js';
+import { DataTable, type Column } from '../parts/data-table.js';
+import { ProgressBar } from '../parts/progress.js';
+import { Empty, Failed, Loading } from '../parts/states.js';
+import { useSession } from '../session.js';
+import { LiveFigureList } from './vm-move.js';
+import './vm.css';
+import './moves.css';
+
+/**
+ * Moves followed over their own event stream; the rest refresh with the page. Each stream holds
+ * one of the browser's few HTTP/1.1 connections to the manager, so only the first few are live.
+ */
+const LIVE_STREAMS = 3;
+
+const byNewest = (a: Job, b: Job) => (b.finishedAt ?? b.createdAt).localeCompare(a.finishedAt ?? a.createdAt);
+
+const kindText = (j: Job) => (j.kind === 'vm-move-storage' ? 'storage move' : 'host move');
+
+const vmLink = (j: Job) => <Link to={`/vms/${encodeURIComponent(j.target.name)}`}>{j.target.name}</Link>;
+
+const FINISHED_COLUMNS: Column<Job>[] = [
+  { key: 'vm', label: 'VM', value: (j) => j.target.name, render: vmLink },
+  { key: 'kind', label: 'Kind', value: kindText },
+  {
+    key: 'route',
+    label: 'From → to',
+    value: (j) => {
+      const f = finishedFigures(j);
+      return f.from && f.to ? `${f.from} → ${f.to}` : '—';
+    },
+  },
+  { key: 'state', label: 'Outcome', value: (j) => j.state, render: (j) => <StateBadge state={j.state} /> },
+  {
+    key: 'finished',
+    label: 'Finished',
+    value: (j) => j.finishedAt ?? j.updatedAt,
+    render: (j) => when(j.finishedAt ?? j.updatedAt),
+  },
+  {
+    key: 'total',
+    label: 'Total time',
+    value: (j) => finishedFigures(j).totalSeconds,
+    render: (j) => seconds(finishedFigures(j).totalSeconds),
+    numeric: true,
+  },
+  {
+    key: 'downtime',
+    label: 'Downtime',
+    value: (j) => finishedFigures(j).downtimeMs,
+    render: (j) => {
+      const f = finishedFigures(j);
+      if (f.downtimeMs === undefined) return f.mode === 'cold' ? 'cold move' : '—';
+      return `${f.downtimeMs.toFixed(0)} ms${f.guestPausedMs !== undefined ? ` (guest paused ${f.guestPausedMs.toFixed(0)} ms)` : ''}`;
+    },
+    numeric: true,
+  },
+  {
+    key: 'sent',
+    label: 'Bytes sent',
+    value: (j) => finishedFigures(j).sentBytes,
+    render: (j) => {
+      const f = finishedFigures(j);
+      return `${bytes(f.sentBytes)}${f.delta ? ' (delta)' : ''}`;
+    },
+    numeric: true,
+  },
+  {
+    key: 'detail',
+    label: 'Detail',
+    value: (j) =>
+      j.error ? `${j.error.code}: ${j.error.detail}` : (finishedFigures(j).note ?? j.progress.message),
+  },
+];
+
 export function MovesPage() {
+  // In flight: each move kind in each state; finished: the newest of each kind.
+  const queued = [
+    useApi('listJobs', { query: { kind: MOVE_KINDS[0], state: 'running', limit: 100 } }),
+    useApi('listJobs', { query: { kind: MOVE_KINDS[1], state: 'running', limit: 100 } }),
+    useApi('listJobs', { query: { kind: MOVE_KINDS[0], state: 'queued', limit: 100 } }),
+    useApi('listJobs', { query: { kind: MOVE_KINDS[1], state: 'queued', limit: 100 } }),
+  ];
+  const recent = [
+    useApi('listJobs', { query: { kind: MOVE_KINDS[0], limit: 50 } }),
+    useApi('listJobs', { query: { kind: MOVE_KINDS[1], limit: 50 } }),
+  ];
+  const inFlightError = queued.find((q) => q.isError)?.error;
+  const recentError = recent.find((q) => q.isError)?.error;
+  const inFlight = queued.every((q) => q.data)
+    ? queued.flatMap((q) => q.data?.items ?? []).sort((a, b) => a.createdAt.localeCompare(b.createdAt))
+    : undefined;
+  const finished = recent.every((q) => q.data)
+    ? recent
+        .flatMap((q) => q.data?.items ?? [])
+        .filter((j) => (FINISHED_STATES as readonly string[]).includes(j.state))
+        .sort(byNewest)
+    : undefined;
   return (
-    <section>
+    <section className="moves-page">
       <h1>Moves</h1>
+      <h2>In flight</h2>
+      {inFlightError ? (
+        <Failed error={inFlightError} retry={() => queued.forEach((q) => void q.refetch())} />
+      ) : !inFlight ? (
+        <Loading what="moves in flight" />
+      ) : inFlight.length === 0 ? (
+        <Empty>No move is running or queued.</Empty>
+      ) : (
+        <ul className="move-cards" aria-label="Moves in flight">
+          {inFlight.map((j, i) => (
+            <li key={j.id}>{i < LIVE_STREAMS ? <LiveMoveCard job={j} /> : <MoveCard job={j} />}</li>
+          ))}
+        </ul>
+      )}
+      <h2>Finished</h2>
+      {recentError ? (
+        <Failed error={recentError} retry={() => recent.forEach((q) => void q.refetch())} />
+      ) : !finished ? (
+        <Loading what="finished moves" />
+      ) : (
+        <DataTable
+          caption="Finished moves, newest first"
+          rows={finished}
+          columns={FINISHED_COLUMNS}
+          rowKey={(j) => j.id}
+          search
+          empty="No move has finished yet."
+        />
+      )}
     </section>
+  );
+}
+
+function LiveMoveCard({ job }: { job: Job }) {
+  const live = useJobProgress(job.id);
+  return <MoveCard job={live ?? job} />;
+}
+
+function MoveCard({ job }: { job: Job }) {
+  const { canWrite } = useSession();
+  const cancel = useAction('cancelJob');
+  const [confirming, setConfirming] = useState(false);
+  const f = finishedFigures(job);
+  const name = job.target.name;
+  return (
+    <article className="card move-card" aria-label={`Move of ${name}`}>
+      <header>
+        <h3>{vmLink(job)}</h3>
+        <span>
+          {kindText(job)}
+          {f.from && f.to ? ` ${f.from} → ${f.to}` : ''}
+          {f.mode ? ` (${f.mode})` : ''}
+        </span>
+        <StateBadge state={job.state} />
+        <span className="hint">
+          phase <strong>{job.progress.phase || 'queued'}</strong>, started{' '}
+          {when(job.startedAt ?? job.createdAt)}
+        </span>
+      </header>
+      <ProgressBar percent={job.progress.percent} label={`Move progress of ${name}`} />
+      <p className="message">{job.progress.message}</p>
+      <LiveFigureList job={job} />
+      {canWrite && isInFlight(job) && (
+        <>
+          <button type="button" disabled={job.cancelRequested} onClick={() => setConfirming(true)}>
+            {job.cancelRequested ? 'Cancelling…' : `Cancel move of ${name}`}
+          </button>
+          <ConfirmDialog
+            open={confirming}
+            title={`Cancel the move of ${name}?`}
+            confirmLabel="Yes, cancel the move"
+            danger
+            busy={cancel.isPending}
+            onCancel={() => setConfirming(false)}
+            onConfirm={() =>
+              cancel.mutate({ params: { id: job.id }, body: {} }, { onSettled: () => setConfirming(false) })
+            }
+          >
+            <p>
+              Before the switchover the move is undone and {name} keeps running where it is; after it, the
+              move completes.
+            </p>
+          </ConfirmDialog>
+          {cancel.isError && <Failed error={cancel.error} />}
+        </>
+      )}
+    </article>
   );
 }
