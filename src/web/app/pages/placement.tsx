@@ -329,7 +329,12 @@ function demandChart(status: Status): ChartOption {
       data: vms.map((v) => v.vm),
       axisLabel: { interval: 0, rotate: vms.length > 8 ? 30 : 0 },
     },
-    yAxis: { type: 'value', name: 'IOPS' },
+    // Up to the hot threshold at least, so both threshold lines show.
+    yAxis: {
+      type: 'value',
+      name: 'IOPS',
+      max: (extent: { max: number }) => Math.ceil(Math.max(extent.max, status.settings.hotIops) * 1.1),
+    },
     series: [
       {
         name: 'IOPS',
