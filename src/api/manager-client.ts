@@ -36,13 +36,17 @@ import {
 import { managerRoutes as routes } from './manager-routes.js';
 import type { HostLinks, ProbedLinks, ProbeLinksRequest } from './links.js';
 import {
+  DatastoreSeries,
   DatastoreThresholds,
+  DiskSeries,
   StorageDatastoreRow,
   StorageDiskRow,
   StorageIssue,
+  VmSeries,
   type StorageDatastoreQuery,
   type StorageDiskQuery,
   type StorageIssueQuery,
+  type StorageSeriesQuery,
   type StorageThresholdOverrides,
   type StorageThresholdPatch,
 } from './storage.js';
@@ -308,6 +312,21 @@ export class ManagerClient {
   }
   listStorageIssues(q?: StorageIssueQuery): Promise<Page<StorageIssue>> {
     return this.http.call(routes.listStorageIssues, { query: defined(q) });
+  }
+  /** A disk's I/O per bucket over a window (charts). */
+  getDiskSeries(vm: string, disk: string, q?: StorageSeriesQuery): Promise<DiskSeries> {
+    return this.http.call(routes.getStorageDiskSeries, { params: { vm, disk }, query: defined(q) });
+  }
+  /** A datastore's I/O and space per bucket over a window (charts). */
+  getDatastoreSeries(host: string, datastore: string, q?: StorageSeriesQuery): Promise<DatastoreSeries> {
+    return this.http.call(routes.getStorageDatastoreSeries, {
+      params: { host, datastore },
+      query: defined(q),
+    });
+  }
+  /** A VM's I/O (its disks summed) per bucket over a window (charts). */
+  getVmSeries(vm: string, q?: StorageSeriesQuery): Promise<VmSeries> {
+    return this.http.call(routes.getVmSeries, { params: { vm }, query: defined(q) });
   }
   getStorageThresholds(host: string, datastore: string): Promise<DatastoreThresholds> {
     return this.http.call(routes.getStorageThresholds, { params: { host, datastore } });

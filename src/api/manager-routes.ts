@@ -46,15 +46,20 @@ import {
 import { HostLinks, ProbedLinks, ProbeLinksRequest } from './links.js';
 import {
   DatastoreRef,
+  DatastoreSeries,
   DatastoreThresholds,
+  DiskSeries,
+  DiskSeriesRef,
   StorageDatastoreQuery,
   StorageDatastoreRow,
   StorageDiskQuery,
   StorageDiskRow,
   StorageIssue,
   StorageIssueQuery,
+  StorageSeriesQuery,
   StorageThresholdOverrides,
   StorageThresholdPatch,
+  VmSeries,
 } from './storage.js';
 import {
   CreateScheduleRequest,
@@ -427,6 +432,16 @@ export const managerRoutes = {
     response: ManagedVm,
     errors: ['not-found', 'conflict'],
   }),
+  getVmSeries: route({
+    method: 'GET',
+    path: `${API_PREFIX}/vms/:vm/series`,
+    summary: "A VM's I/O over a window (its disks summed), one point per bucket as the disk series",
+    params: VmRef,
+    query: StorageSeriesQuery,
+    status: 200,
+    response: VmSeries,
+    errors: ['not-found', 'conflict'],
+  }),
   startVm: route({
     method: 'POST',
     path: `${API_PREFIX}/vms/:vm/start`,
@@ -626,6 +641,28 @@ export const managerRoutes = {
     status: 200,
     response: Page(StorageIssue),
     errors: [],
+  }),
+  getStorageDiskSeries: route({
+    method: 'GET',
+    path: `${API_PREFIX}/storage/disks/:vm/:disk/series`,
+    summary:
+      "A VM disk's I/O over a window, one point per bucket (30 s, 5 min or 1 h, the finest the store keeps for the window, at most 300 points): IOPS, throughput, average and p90/p99 latency per direction",
+    params: DiskSeriesRef,
+    query: StorageSeriesQuery,
+    status: 200,
+    response: DiskSeries,
+    errors: ['not-found', 'conflict'],
+  }),
+  getStorageDatastoreSeries: route({
+    method: 'GET',
+    path: `${API_PREFIX}/storage/datastores/:host/:datastore/series`,
+    summary:
+      "A datastore's I/O (its disks summed) and space (capacity, used, free) over a window, one point per bucket as the disk series",
+    params: DatastoreRef,
+    query: StorageSeriesQuery,
+    status: 200,
+    response: DatastoreSeries,
+    errors: ['not-found'],
   }),
   getStorageThresholds: route({
     method: 'GET',

@@ -40,11 +40,14 @@ import {
   listVSwitches,
 } from './inventory.js';
 import {
+  datastoreSeries,
+  diskSeries,
   getThresholds,
   listStorageDatastores,
   listStorageDisks,
   listStorageIssues,
   setThresholds,
+  vmSeries,
 } from './insight/index.js';
 import { isTerminal, type JobRunner } from './jobs.js';
 import { KeyedMutex } from './locks.js';
@@ -148,6 +151,7 @@ function handlers({ db, service, jobs, moves, placement, links, version }: ApiDe
     listVms: ({ query }) => listVms(db, query),
     createVm: async ({ body, caller }, reply) => accepted(reply, await service.createVm(caller, body)),
     getVm: ({ params }) => getVm(db, params.vm),
+    getVmSeries: ({ params, query }) => vmSeries(db, params.vm, query.window),
     startVm: async ({ params, caller }, reply) =>
       accepted(reply, await service.vmAction(caller, params.vm, 'vm-start')),
     shutdownVm: async ({ params, body, caller }, reply) =>
@@ -185,6 +189,9 @@ function handlers({ db, service, jobs, moves, placement, links, version }: ApiDe
     listStorageDatastores: ({ query }) => listStorageDatastores(db, query),
     listStorageDisks: ({ query }) => listStorageDisks(db, query),
     listStorageIssues: ({ query }) => listStorageIssues(db, query),
+    getStorageDiskSeries: ({ params, query }) => diskSeries(db, params.vm, params.disk, query.window),
+    getStorageDatastoreSeries: ({ params, query }) =>
+      datastoreSeries(db, params.host, params.datastore, query.window),
     getStorageThresholds: ({ params }) => getThresholds(db, params.host, params.datastore),
     listRetainedCopies: ({ query }) => moves.listRetained(query.vm),
     releaseRetainedCopy: ({ params, caller }) => moves.releaseRetained(caller, params.id),
