@@ -18,3 +18,4 @@ export * from './stats.js';
 export * from './storage.js';
 export * from './placement.js';
 export * from './fabric-tls.js';
+export * from './events.js';
