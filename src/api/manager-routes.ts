@@ -44,6 +44,7 @@ import {
   RetainedCopyView,
 } from './manager.js';
 import { HostLinks, ProbedLinks, ProbeLinksRequest } from './links.js';
+import { FABRIC_EVENT_KINDS, FabricEventQuery } from './events.js';
 import {
   DatastoreRef,
   DatastoreSeries,
@@ -577,6 +578,18 @@ export const managerRoutes = {
     status: 200,
     response: Job,
     errors: ['forbidden', 'not-found', 'job-finished'],
+  }),
+
+  // Fabric events
+  streamFabricEvents: route({
+    method: 'GET',
+    path: `${API_PREFIX}/events`,
+    summary: `What changes in the fabric, as server-sent events until the manager stops: \`ready\` first (read the state then), then ${FABRIC_EVENT_KINDS.map((k) => `\`${k}\``).join(', ')}, each named by its kind with one JSON FabricEvent as data (the schema is in the API package); \`: keep-alive\` comments while quiet`,
+    query: FabricEventQuery,
+    status: 200,
+    response: z.string(),
+    produces: 'text/event-stream',
+    errors: [],
   }),
 
   // Change records
