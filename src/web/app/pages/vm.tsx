@@ -16,6 +16,8 @@ import { DataTable, type Column } from '../parts/data-table.js';
 import { ProgressBar } from '../parts/progress.js';
 import { Empty, Failed, Loaded, Loading } from '../parts/states.js';
 import { useSession } from '../session.js';
+import { type SeriesWindow } from '../vm-series.js';
+import { VmCharts, WindowPicker } from './vm-charts.js';
 import { MovePanel, MoveStoragePanel } from './vm-move.js';
 import './vm.css';
 
@@ -227,6 +229,7 @@ function VmView({
         rowKey={(n) => n.id}
         empty="This VM has no NICs."
       />
+      <VmIo vm={vm} />
       <VmMoves vm={vm} />
       <Placement vm={vm} />
       <VmChanges vm={vm} />
@@ -629,5 +632,21 @@ function PlacementForm({ vm, placement }: { vm: Vm; placement: Output<'getVmPlac
       )}
       {save.isSuccess && !changed && <p role="status">Saved.</p>}
     </form>
+  );
+}
+
+function VmIo({ vm }: { vm: Vm }) {
+  const [window, setWindow] = useState<SeriesWindow>('1h');
+  const series = useApi('getVmSeries', { params: { vm: vm.id }, query: { window } });
+  return (
+    <>
+      <h2>I/O</h2>
+      <div className="toolbar">
+        <WindowPicker value={window} onChange={setWindow} />
+      </div>
+      <Loaded query={series} what="I/O figures">
+        {(s) => <VmCharts vm={vm.name} series={s} window={window} />}
+      </Loaded>
+    </>
   );
 }
