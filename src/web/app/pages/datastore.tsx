@@ -137,14 +137,12 @@ export function DatastorePage() {
     { query: { ...base, limit: EXPLORER_PAGE, cursor: pager.cursor } },
     { placeholderData: keepPreviousData },
   );
-  const own = (issues.data?.items ?? []).filter(
-    (i) =>
-      (i.subject.kind === 'datastore' && i.subject.name === `${host}/${datastore}`) ||
-      (i.subject.kind !== 'datastore' &&
-        i.subject.host === host &&
-        (disks.data?.items ?? []).some(
-          (d) => i.subject.name === `${d.vm}/${d.disk}` || i.subject.name === d.vm,
-        )),
+  // Names of VMs are unique in the fabric: a VM's or disk's issue belongs here when the disk is listed.
+  const here = new Set((disks.data?.items ?? []).flatMap((d) => [`disk:${d.vm}/${d.disk}`, `vm:${d.vm}`]));
+  const own = (issues.data?.items ?? []).filter((i) =>
+    i.subject.kind === 'datastore'
+      ? i.subject.name === `${host}/${datastore}`
+      : here.has(subjectKey(i.subject.kind, i.subject.name)),
   );
 
   return (

@@ -48,8 +48,7 @@ export function IssueMarker({ mark, count }: { mark: IssueMark | undefined; coun
   const n = count ?? mark?.messages.length ?? 0;
   return (
     <span className={`badge issue-${severity}`} title={mark?.messages.join('\n')}>
-      ⚠ {n} {n === 1 ? 'issue' : 'issues'}
-      {mark ? `, ${severity}` : ''}
+      ⚠ {n} {mark ? severity : n === 1 ? 'issue' : 'issues'}
     </span>
   );
 }
@@ -378,52 +377,57 @@ export function StoragePage() {
         <ActiveIssues query={issues} />
       </div>
 
-      <h2 id="datastores-title">Datastores</h2>
-      <SearchBox label="Search datastores" value={dsText} onChange={setDsText} />
-      <Loaded query={datastores} what="datastores">
-        {(page) => (
-          <>
-            <DataTable
-              rows={page.items}
-              rowKey={(d) => `${d.host}/${d.name}`}
-              caption={`Datastores over the last ${windowText(window)}, page ${dsPager.page}`}
-              columns={datastoreColumns(
-                marks,
-                canWrite ? (d) => setThresholdsOf({ host: d.host, datastore: d.name }) : undefined,
-              )}
-              sort={dsSort}
-              onSort={(s) => setDsSort(nextSort(dsSort, s.key))}
-              rowClass={(d) =>
-                d.issues > 0
-                  ? (markClass(marks.get(subjectKey('datastore', `${d.host}/${d.name}`))) ?? 'issue')
-                  : undefined
-              }
-              empty={dsSearch ? `No datastore matches “${dsSearch}”.` : 'No datastore has been sampled yet.'}
-            />
-            <PagerControls pager={dsPager} nextCursor={page.nextCursor} of="datastores" />
-          </>
-        )}
-      </Loaded>
-
-      <h2 id="disks-title">Disks</h2>
-      <SearchBox label="Search disks" value={diskText} onChange={setDiskText} />
-      <Loaded query={disks} what="disks">
-        {(page) => (
-          <>
-            <DataTable
-              rows={page.items}
-              rowKey={(d) => `${d.vmId}/${d.disk}`}
-              caption={`VM disks over the last ${windowText(window)}, page ${diskPager.page}`}
-              columns={diskColumns(marks, true)}
-              sort={diskSort}
-              onSort={(s) => setDiskSort(nextSort(diskSort, s.key))}
-              rowClass={(d) => markClass(diskMark(marks, d.vm, d.disk))}
-              empty={diskSearch ? `No disk matches “${diskSearch}”.` : 'No disk has been sampled yet.'}
-            />
-            <PagerControls pager={diskPager} nextCursor={page.nextCursor} of="disks" />
-          </>
-        )}
-      </Loaded>
+      <section aria-labelledby="datastores-title">
+        <h2 id="datastores-title">Datastores</h2>
+        <SearchBox label="Search datastores" value={dsText} onChange={setDsText} />
+        <Loaded query={datastores} what="datastores">
+          {(page) => (
+            <>
+              <DataTable
+                rows={page.items}
+                rowKey={(d) => `${d.host}/${d.name}`}
+                caption={`Datastores over the last ${windowText(window)}, page ${dsPager.page}`}
+                columns={datastoreColumns(
+                  marks,
+                  canWrite ? (d) => setThresholdsOf({ host: d.host, datastore: d.name }) : undefined,
+                )}
+                sort={dsSort}
+                onSort={(s) => setDsSort(nextSort(dsSort, s.key))}
+                rowClass={(d) =>
+                  d.issues > 0
+                    ? (markClass(marks.get(subjectKey('datastore', `${d.host}/${d.name}`))) ?? 'issue')
+                    : undefined
+                }
+                empty={
+                  dsSearch ? `No datastore matches “${dsSearch}”.` : 'No datastore has been sampled yet.'
+                }
+              />
+              <PagerControls pager={dsPager} nextCursor={page.nextCursor} of="datastores" />
+            </>
+          )}
+        </Loaded>
+      </section>
+      <section aria-labelledby="disks-title">
+        <h2 id="disks-title">Disks</h2>
+        <SearchBox label="Search disks" value={diskText} onChange={setDiskText} />
+        <Loaded query={disks} what="disks">
+          {(page) => (
+            <>
+              <DataTable
+                rows={page.items}
+                rowKey={(d) => `${d.vmId}/${d.disk}`}
+                caption={`VM disks over the last ${windowText(window)}, page ${diskPager.page}`}
+                columns={diskColumns(marks, true)}
+                sort={diskSort}
+                onSort={(s) => setDiskSort(nextSort(diskSort, s.key))}
+                rowClass={(d) => markClass(diskMark(marks, d.vm, d.disk))}
+                empty={diskSearch ? `No disk matches “${diskSearch}”.` : 'No disk has been sampled yet.'}
+              />
+              <PagerControls pager={diskPager} nextCursor={page.nextCursor} of="disks" />
+            </>
+          )}
+        </Loaded>
+      </section>
       {canWrite && <ThresholdsDialog target={thresholdsOf} onClose={() => setThresholdsOf(undefined)} />}
     </section>
   );

@@ -4,7 +4,7 @@ import { useEffect, useRef, useState, type FormEvent } from 'react';
 import { useAction, useApi } from '../hooks.js';
 import { useSession } from '../session.js';
 import { Failed, Loaded } from '../parts/states.js';
-import { formOf, patchOf, THRESHOLD_FIELDS, type ThresholdForm } from './thresholds.js';
+import { checkedPatchOf, formOf, THRESHOLD_FIELDS, type ThresholdForm } from './thresholds.js';
 
 export function ThresholdsEditor({ host, datastore }: { host: string; datastore: string }) {
   const { canWrite } = useSession();
@@ -22,9 +22,9 @@ export function ThresholdsEditor({ host, datastore }: { host: string; datastore:
 
   const submit = (event: FormEvent) => {
     event.preventDefault();
-    if (!form || !overrides) return;
+    if (!form || !overrides || !query.data) return;
     setSaved(false);
-    const result = patchOf(form, overrides);
+    const result = checkedPatchOf(form, overrides, query.data.defaults);
     if (!result.ok) {
       setProblem(result.message);
       return;

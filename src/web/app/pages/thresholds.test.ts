@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { formOf, patchOf, THRESHOLD_FIELDS } from './thresholds.js';
+import { checkedPatchOf, effectiveAfter, formOf, patchOf, THRESHOLD_FIELDS } from './thresholds.js';
 import { DEFAULT_STORAGE_THRESHOLDS } from '../../../api/browser.js';
 
 test('every threshold has a field, once', () => {
@@ -39,5 +39,32 @@ test('text that is no number is refused, naming the field', () => {
     ok: false,
     field: 'datastoreLatencyP90Ms',
     message: 'Datastore latency p90 (ms): must be a number',
+  });
+});
+
+test('the effective values after a patch: set, kept and dropped overrides', () => {
+  const t = effectiveAfter(
+    DEFAULT_STORAGE_THRESHOLDS,
+    { freeWarningPercent: 30, vmLatencyWarningMs: 40 },
+    {
+      freeWarningPercent: null,
+      freeCriticalPercent: 10,
+    },
+  );
+  assert.equal(t.freeWarningPercent, 25);
+  assert.equal(t.freeCriticalPercent, 10);
+  assert.equal(t.vmLatencyWarningMs, 40);
+});
+
+test('levels out of order are refused before sending, naming the field like the manager', () => {
+  const result = checkedPatchOf({ freeCriticalPercent: '40' }, {}, DEFAULT_STORAGE_THRESHOLDS);
+  assert.deepEqual(result, {
+    ok: false,
+    field: 'freeCriticalPercent',
+    message: 'Free space critical (%): must not be above freeWarningPercent (25)',
+  });
+  assert.deepEqual(checkedPatchOf({ freeCriticalPercent: '20' }, {}, DEFAULT_STORAGE_THRESHOLDS), {
+    ok: true,
+    patch: { freeCriticalPercent: 20 },
   });
 });

@@ -1,6 +1,10 @@
 // The threshold form's pure half: each field's label, and the merge patch a form's text asks for
 // (an emptied field drops its override: back to the default).
-import type { StorageThresholdPatch, StorageThresholds } from '../../../api/browser.js';
+import {
+  thresholdOrderProblem,
+  type StorageThresholdPatch,
+  type StorageThresholds,
+} from '../../../api/browser.js';
 
 export type ThresholdKey = keyof StorageThresholds;
 
@@ -59,4 +63,36 @@ export function patchOf(form: ThresholdForm, overrides: Partial<StorageThreshold
     if (value !== before) patch[key] = value;
   }
   return { ok: true, patch };
+}
+
+/** What the rules would use after a patch: the defaults, the overrides kept and those it sets. */
+export function effectiveAfter(
+  defaults: StorageThresholds,
+  overrides: Partial<StorageThresholds>,
+  patch: StorageThresholdPatch,
+): StorageThresholds {
+  const out: StorageThresholds = { ...defaults, ...overrides };
+  for (const { key } of THRESHOLD_FIELDS) {
+    const value = patch[key];
+    if (value === null) out[key] = defaults[key];
+    else if (value !== undefined) out[key] = value;
+  }
+  return out;
+}
+
+/**
+ * The form's patch, refused here when the manager would refuse it for levels out of order (the
+ * same check, so the form says so at once and sends nothing).
+ */
+export function checkedPatchOf(
+  form: ThresholdForm,
+  overrides: Partial<StorageThresholds>,
+  defaults: StorageThresholds,
+): PatchResult {
+  const result = patchOf(form, overrides);
+  if (!result.ok) return result;
+  const problem = thresholdOrderProblem(effectiveAfter(defaults, overrides, result.patch));
+  if (!problem) return result;
+  const label = THRESHOLD_FIELDS.find((f) => f.key === problem.field)?.label ?? problem.field;
+  return { ok: false, field: problem.field as ThresholdKey, message: `${label}: ${problem.message}` };
 }
