@@ -5,3 +5,4 @@ export * from './manager-client.js';
 export * from './cli-config.js';
 export * from './migration-client.js';
 export * from './fabric-tls.js';
+export * from './events.js';

@@ -36,13 +36,17 @@ import {
 import { managerRoutes as routes } from './manager-routes.js';
 import type { HostLinks, ProbedLinks, ProbeLinksRequest } from './links.js';
 import {
+  DatastoreSeries,
   DatastoreThresholds,
+  DiskSeries,
   StorageDatastoreRow,
   StorageDiskRow,
   StorageIssue,
+  VmSeries,
   type StorageDatastoreQuery,
   type StorageDiskQuery,
   type StorageIssueQuery,
+  type StorageSeriesQuery,
   type StorageThresholdOverrides,
   type StorageThresholdPatch,
 } from './storage.js';
@@ -63,6 +67,28 @@ import {
   type VmPlacementRequest,
 } from './placement.js';
 import { routeUrl } from './route-table.js';
+import { FabricEvent, type FabricEventQuery } from './events.js';
+
+/** The data of each event of a server-sent event stream (comments and empty events skipped). */
+async function* serverSentData(response: Response): AsyncGenerator<string> {
+  if (!response.body) return;
+  const decoder = new TextDecoder();
+  let buffered = '';
+  for await (const chunk of response.body) {
+    buffered += decoder.decode(chunk, { stream: true });
+    let end: number;
+    while ((end = buffered.indexOf('\n\n')) >= 0) {
+      const block = buffered.slice(0, end);
+      buffered = buffered.slice(end + 2);
+      const data = block
+        .split('\n')
+        .filter((line) => line.startsWith('data:'))
+        .map((line) => line.slice(5).trimStart())
+        .join('\n');
+      if (data) yield data;
+    }
+  }
+}
 
 /** The query without its empty values (a flag the CLI left unset, an empty filter). */
 function defined<Q extends object>(query: Q | undefined): Q {
@@ -251,26 +277,21 @@ export class ManagerClient {
   async *watchJob(id: string, timeoutMs = 3_600_000): AsyncGenerator<Job> {
     const url = routeUrl(routes.streamJobEvents, { id });
     const response = await this.http.raw(routes.streamJobEvents.method, url, undefined, { timeoutMs });
-    if (!response.body) return;
-    const decoder = new TextDecoder();
-    let buffered = '';
-    for await (const chunk of response.body) {
-      buffered += decoder.decode(chunk, { stream: true });
-      let end: number;
-      while ((end = buffered.indexOf('\n\n')) >= 0) {
-        const block = buffered.slice(0, end);
-        buffered = buffered.slice(end + 2);
-        const data = block
-          .split('\n')
-          .filter((line) => line.startsWith('data:'))
-          .map((line) => line.slice(5).trimStart())
-          .join('\n');
-        if (!data) continue;
-        const job = Job.parse(JSON.parse(data));
-        yield job;
-        if (TERMINAL_JOB_STATES.includes(job.state)) return;
-      }
+    for await (const data of serverSentData(response)) {
+      const job = Job.parse(JSON.parse(data));
+      yield job;
+      if (TERMINAL_JOB_STATES.includes(job.state)) return;
     }
+  }
+
+  /**
+   * The fabric's events (GET /api/v1/events), each validated: `ready` first, then what changes,
+   * until the manager stops or `timeoutMs` passes (then the call fails).
+   */
+  async *watchFabric(q?: FabricEventQuery, timeoutMs = 3_600_000): AsyncGenerator<FabricEvent> {
+    const url = routeUrl(routes.streamFabricEvents, {}, defined(q));
+    const response = await this.http.raw(routes.streamFabricEvents.method, url, undefined, { timeoutMs });
+    for await (const data of serverSentData(response)) yield FabricEvent.parse(JSON.parse(data));
   }
 
   /** Waits until the job ends and returns its last snapshot (whatever its outcome). */
@@ -308,6 +329,21 @@ export class ManagerClient {
   }
   listStorageIssues(q?: StorageIssueQuery): Promise<Page<StorageIssue>> {
     return this.http.call(routes.listStorageIssues, { query: defined(q) });
+  }
+  /** A disk's I/O per bucket over a window (charts). */
+  getDiskSeries(vm: string, disk: string, q?: StorageSeriesQuery): Promise<DiskSeries> {
+    return this.http.call(routes.getStorageDiskSeries, { params: { vm, disk }, query: defined(q) });
+  }
+  /** A datastore's I/O and space per bucket over a window (charts). */
+  getDatastoreSeries(host: string, datastore: string, q?: StorageSeriesQuery): Promise<DatastoreSeries> {
+    return this.http.call(routes.getStorageDatastoreSeries, {
+      params: { host, datastore },
+      query: defined(q),
+    });
+  }
+  /** A VM's I/O (its disks summed) per bucket over a window (charts). */
+  getVmSeries(vm: string, q?: StorageSeriesQuery): Promise<VmSeries> {
+    return this.http.call(routes.getVmSeries, { params: { vm }, query: defined(q) });
   }
   getStorageThresholds(host: string, datastore: string): Promise<DatastoreThresholds> {
     return this.http.call(routes.getStorageThresholds, { params: { host, datastore } });

@@ -44,17 +44,23 @@ import {
   RetainedCopyView,
 } from './manager.js';
 import { HostLinks, ProbedLinks, ProbeLinksRequest } from './links.js';
+import { FABRIC_EVENT_KINDS, FabricEventQuery } from './events.js';
 import {
   DatastoreRef,
+  DatastoreSeries,
   DatastoreThresholds,
+  DiskSeries,
+  DiskSeriesRef,
   StorageDatastoreQuery,
   StorageDatastoreRow,
   StorageDiskQuery,
   StorageDiskRow,
   StorageIssue,
   StorageIssueQuery,
+  StorageSeriesQuery,
   StorageThresholdOverrides,
   StorageThresholdPatch,
+  VmSeries,
 } from './storage.js';
 import {
   CreateScheduleRequest,
@@ -427,6 +433,16 @@ export const managerRoutes = {
     response: ManagedVm,
     errors: ['not-found', 'conflict'],
   }),
+  getVmSeries: route({
+    method: 'GET',
+    path: `${API_PREFIX}/vms/:vm/series`,
+    summary: "A VM's I/O over a window (its disks summed), one point per bucket as the disk series",
+    params: VmRef,
+    query: StorageSeriesQuery,
+    status: 200,
+    response: VmSeries,
+    errors: ['not-found', 'conflict'],
+  }),
   startVm: route({
     method: 'POST',
     path: `${API_PREFIX}/vms/:vm/start`,
@@ -564,6 +580,18 @@ export const managerRoutes = {
     errors: ['forbidden', 'not-found', 'job-finished'],
   }),
 
+  // Fabric events
+  streamFabricEvents: route({
+    method: 'GET',
+    path: `${API_PREFIX}/events`,
+    summary: `What changes in the fabric, as server-sent events until the manager stops: \`ready\` first (read the state then), then ${FABRIC_EVENT_KINDS.map((k) => `\`${k}\``).join(', ')}, each named by its kind with one JSON FabricEvent as data (the schema is in the API package); \`: keep-alive\` comments while quiet`,
+    query: FabricEventQuery,
+    status: 200,
+    response: z.string(),
+    produces: 'text/event-stream',
+    errors: [],
+  }),
+
   // Change records
   listChanges: route({
     method: 'GET',
@@ -626,6 +654,28 @@ export const managerRoutes = {
     status: 200,
     response: Page(StorageIssue),
     errors: [],
+  }),
+  getStorageDiskSeries: route({
+    method: 'GET',
+    path: `${API_PREFIX}/storage/disks/:vm/:disk/series`,
+    summary:
+      "A VM disk's I/O over a window, one point per bucket (30 s, 5 min or 1 h, the finest the store keeps for the window, at most 300 points): IOPS, throughput, average and p90/p99 latency per direction",
+    params: DiskSeriesRef,
+    query: StorageSeriesQuery,
+    status: 200,
+    response: DiskSeries,
+    errors: ['not-found', 'conflict'],
+  }),
+  getStorageDatastoreSeries: route({
+    method: 'GET',
+    path: `${API_PREFIX}/storage/datastores/:host/:datastore/series`,
+    summary:
+      "A datastore's I/O (its disks summed) and space (capacity, used, free) over a window, one point per bucket as the disk series",
+    params: DatastoreRef,
+    query: StorageSeriesQuery,
+    status: 200,
+    response: DatastoreSeries,
+    errors: ['not-found'],
   }),
   getStorageThresholds: route({
     method: 'GET',

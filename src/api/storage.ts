@@ -373,3 +373,75 @@ export const StorageIssueQuery = PageQuery.extend({
   rule: StorageRule.optional(),
 });
 export type StorageIssueQuery = z.input<typeof StorageIssueQuery>;
+
+// ---------------------------------------------------------------------------------------------
+// Time series (the console's charts): one point per bucket of the store over a window
+
+/** Most points a series holds: its step is the finest stored tier that covers the window within it. */
+export const SERIES_MAX_POINTS = 300;
+
+export const StorageSeriesQuery = z.strictObject({ window: StorageWindow });
+export type StorageSeriesQuery = z.input<typeof StorageSeriesQuery>;
+
+/** One bucket's I/O: the explorer's figures over `stepSeconds` from `at`; null where nothing was measured. */
+export const SeriesPoint = z.object({
+  /** Start of the bucket. */
+  at: Timestamp,
+  read: DirectionFigures,
+  write: DirectionFigures,
+  iops: z.number().nullable(),
+  throughputBytesPerSecond: z.number().nullable(),
+  /** Seconds of the bucket the figures cover (0: no sample; less than the step: the current one, or a stop). */
+  coveredSeconds: z.number(),
+});
+export type SeriesPoint = z.infer<typeof SeriesPoint>;
+
+/** A datastore's bucket: its disks' I/O summed, and its space as last sampled in the bucket. */
+export const DatastoreSeriesPoint = SeriesPoint.extend({
+  capacityBytes: z.number().nullable(),
+  usedBytes: z.number().nullable(),
+  freeBytes: z.number().nullable(),
+});
+export type DatastoreSeriesPoint = z.infer<typeof DatastoreSeriesPoint>;
+
+const SeriesFrame = {
+  window: z.string(),
+  /** Length of each point's bucket (30 s, 5 min or 1 h, the tier the window reads). */
+  stepSeconds: z.number().int().positive(),
+  /** First bucket's start and the end of the last (the current, partial) one. */
+  from: Timestamp,
+  to: Timestamp,
+};
+
+export const DiskSeries = z.object({
+  vm: Name,
+  vmId: z.uuid(),
+  disk: Name,
+  /** Where it was last sampled; null before its first sample. */
+  host: Name.nullable(),
+  datastore: Name.nullable(),
+  ...SeriesFrame,
+  points: z.array(SeriesPoint),
+});
+export type DiskSeries = z.infer<typeof DiskSeries>;
+
+export const DatastoreSeries = z.object({
+  host: Name,
+  datastore: Name,
+  ...SeriesFrame,
+  points: z.array(DatastoreSeriesPoint),
+});
+export type DatastoreSeries = z.infer<typeof DatastoreSeries>;
+
+/** A VM's disks summed per bucket (operations and bytes add up; the covered time is the longest). */
+export const VmSeries = z.object({
+  vm: Name,
+  vmId: z.uuid(),
+  /** The disks summed: those the store has figures of. */
+  disks: z.array(Name),
+  ...SeriesFrame,
+  points: z.array(SeriesPoint),
+});
+export type VmSeries = z.infer<typeof VmSeries>;
+
+export const DiskSeriesRef = z.object({ vm: ObjectRef, disk: Name });

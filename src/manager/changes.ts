@@ -1,4 +1,4 @@
-import { sql, type SelectQueryBuilder } from 'kysely';
+import { sql, type Selectable, type SelectQueryBuilder } from 'kysely';
 import {
   CHANGE_WINDOW_DAYS,
   ChangeRisk,
@@ -12,8 +12,9 @@ import {
   type TimelineBucket,
 } from '../api/index.js';
 import { rateChange } from './change-risk.js';
+import { noteWritten } from './writes.js';
 import { decodeCursor, pageOf } from './cursor.js';
-import type { DB, Tx } from './db.js';
+import type { ChangesTable, DB, Tx } from './db.js';
 import { InvalidInput } from './errors.js';
 
 /** Who makes a change: a token's name or `system`, and the job it happens in, if any. */
@@ -63,6 +64,7 @@ export async function recordChanges(
       }),
     )
     .execute();
+  noteWritten('changes');
 }
 
 export function nowIso(): string {
@@ -133,23 +135,7 @@ export async function listChanges(tx: Tx, q: ValidChangeQuery): Promise<Page<Cha
     .orderBy('id', 'desc')
     .limit(q.limit + 1)
     .execute();
-  return pageOf(
-    rows,
-    q.limit,
-    (r) => [r.id ?? 0],
-    (r): ChangeRecord => ({
-      id: r.id ?? 0,
-      at: r.at,
-      actor: r.actor,
-      object: { kind: r.object_kind as ChangeRecord['object']['kind'], id: r.object_id, name: r.object_name },
-      action: r.action as ChangeRecord['action'],
-      changes: JSON.parse(r.changes) as FieldChange[],
-      ...(r.host ? { host: r.host } : {}),
-      ...(r.job_id ? { jobId: r.job_id } : {}),
-      risk: ChangeRisk.catch('medium').parse(r.risk),
-      riskRule: r.risk_rule,
-    }),
-  );
+  return pageOf(rows, q.limit, (r) => [r.id ?? 0], changeRecordOf);
 }
 
 const BUCKET_MS: Record<TimelineBucket, number> = { hour: 3_600_000, day: 86_400_000 };
@@ -220,5 +206,21 @@ export async function changeTimeline(
     buckets,
     series: [...counts].map(([name, c]) => ({ name, counts: c })),
     total,
+  };
+}
+
+/** A stored change record as the API gives it (the list and the fabric event stream). */
+export function changeRecordOf(r: Selectable<ChangesTable>): ChangeRecord {
+  return {
+    id: r.id ?? 0,
+    at: r.at,
+    actor: r.actor,
+    object: { kind: r.object_kind as ChangeRecord['object']['kind'], id: r.object_id, name: r.object_name },
+    action: r.action as ChangeRecord['action'],
+    changes: JSON.parse(r.changes) as FieldChange[],
+    ...(r.host ? { host: r.host } : {}),
+    ...(r.job_id ? { jobId: r.job_id } : {}),
+    risk: ChangeRisk.catch('medium').parse(r.risk),
+    riskRule: r.risk_rule,
   };
 }

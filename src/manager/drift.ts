@@ -2,6 +2,7 @@ import { sql } from 'kysely';
 import { DRIFT_ISSUE_HOURS, type AgentJournal, type JournalEntry } from '../api/index.js';
 import { recordChanges, type Actor } from './changes.js';
 import type { Tx } from './db.js';
+import { noteWritten } from './writes.js';
 import type { HostRow, VmConflict } from './inventory.js';
 
 /*
@@ -133,6 +134,7 @@ export async function reportDrift(tx: Tx, host: HostRow, report: DriftReport, no
     .where('ended_at', 'is', null)
     .where('started_at', '<', expiry)
     .execute();
+  noteWritten('storage_issues');
 }
 
 /**

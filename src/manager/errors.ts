@@ -47,7 +47,16 @@ export class Forbidden extends ManagerError {
 }
 
 export type NotFoundKind =
-  'host' | 'pool' | 'vm' | 'job' | 'token' | 'datastore' | 'retained copy' | 'recommendation' | 'schedule';
+  | 'host'
+  | 'pool'
+  | 'vm'
+  | 'disk'
+  | 'job'
+  | 'token'
+  | 'datastore'
+  | 'retained copy'
+  | 'recommendation'
+  | 'schedule';
 
 export class NotFound extends ManagerError {
   constructor(

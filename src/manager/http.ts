@@ -16,6 +16,8 @@ import {
   type ContractBreach,
   managerOpenApiDocument,
   managerRoutes,
+  type FabricEvent,
+  type FabricEventKind,
   type Job as JobType,
   type ManagerRoutes,
   type OpenApiDocument,
@@ -40,12 +42,16 @@ import {
   listVSwitches,
 } from './inventory.js';
 import {
+  datastoreSeries,
+  diskSeries,
   getThresholds,
   listStorageDatastores,
   listStorageDisks,
   listStorageIssues,
   setThresholds,
+  vmSeries,
 } from './insight/index.js';
+import type { FabricEvents } from './fabric-events.js';
 import { isTerminal, type JobRunner } from './jobs.js';
 import { KeyedMutex } from './locks.js';
 import { renderManagerMetrics, storedMoves } from './metrics.js';
@@ -73,6 +79,8 @@ export interface ApiDeps {
   db: Db;
   service: ManagerService;
   jobs: JobRunner;
+  /** The fabric event stream's source. */
+  events: FabricEvents;
   moves: MoveService;
   placement: PlacementService;
   links: LinkService;
@@ -94,7 +102,7 @@ function checkMerged<S extends z.ZodType>(schema: S, merged: unknown): z.output<
   return checked.data;
 }
 
-function handlers({ db, service, jobs, moves, placement, links, version }: ApiDeps): ManagerHandlers {
+function handlers({ db, service, jobs, events, moves, placement, links, version }: ApiDeps): ManagerHandlers {
   let doc: OpenApiDocument | undefined;
   // A PATCH reads, merges and writes its document; changes of one document go one at a time.
   const documents = new KeyedMutex();
@@ -148,6 +156,7 @@ function handlers({ db, service, jobs, moves, placement, links, version }: ApiDe
     listVms: ({ query }) => listVms(db, query),
     createVm: async ({ body, caller }, reply) => accepted(reply, await service.createVm(caller, body)),
     getVm: ({ params }) => getVm(db, params.vm),
+    getVmSeries: ({ params, query }) => vmSeries(db, params.vm, query.window),
     startVm: async ({ params, caller }, reply) =>
       accepted(reply, await service.vmAction(caller, params.vm, 'vm-start')),
     shutdownVm: async ({ params, body, caller }, reply) =>
@@ -177,6 +186,9 @@ function handlers({ db, service, jobs, moves, placement, links, version }: ApiDe
     streamJobEvents: ({ params }, reply, request) => streamJob(jobs, params.id, reply, request),
     cancelJob: ({ params }) => jobs.cancel(params.id),
 
+    streamFabricEvents: ({ query }, reply, request) =>
+      streamFabric(events, jobs, query.kinds, reply, request),
+
     listChanges: ({ query }) => listChanges(db, query),
     changeTimeline: ({ query }) => changeTimeline(db, query),
 
@@ -185,6 +197,9 @@ function handlers({ db, service, jobs, moves, placement, links, version }: ApiDe
     listStorageDatastores: ({ query }) => listStorageDatastores(db, query),
     listStorageDisks: ({ query }) => listStorageDisks(db, query),
     listStorageIssues: ({ query }) => listStorageIssues(db, query),
+    getStorageDiskSeries: ({ params, query }) => diskSeries(db, params.vm, params.disk, query.window),
+    getStorageDatastoreSeries: ({ params, query }) =>
+      datastoreSeries(db, params.host, params.datastore, query.window),
     getStorageThresholds: ({ params }) => getThresholds(db, params.host, params.datastore),
     listRetainedCopies: ({ query }) => moves.listRetained(query.vm),
     releaseRetainedCopy: ({ params, caller }) => moves.releaseRetained(caller, params.id),
@@ -277,6 +292,57 @@ async function streamJob(
   jobs.events.once(STREAMS_CLOSING, end);
   request.raw.on('close', end);
   send(first);
+  return reply;
+}
+
+/** The fabric's events (GET /api/v1/events): `ready` once listening, then each event of the kinds asked for. */
+async function streamFabric(
+  events: FabricEvents,
+  jobs: JobRunner,
+  kinds: readonly FabricEventKind[] | undefined,
+  reply: FastifyReply,
+  request: FastifyRequest,
+): Promise<FastifyReply> {
+  reply.hijack();
+  const out = reply.raw;
+  out.writeHead(200, {
+    'content-type': 'text/event-stream',
+    'cache-control': 'no-cache',
+    connection: 'keep-alive',
+  });
+  let closed = false;
+  let ready = false;
+  // Events that come while the source reads its marks go out after `ready`.
+  const early: FabricEvent[] = [];
+  const write = (e: FabricEvent) => {
+    if (!closed) out.write(`event: ${e.kind}\ndata: ${JSON.stringify(e)}\n\n`);
+  };
+  const listener = (e: FabricEvent) => {
+    if (e.kind !== 'ready' && kinds !== undefined && !kinds.includes(e.kind)) return;
+    if (ready) write(e);
+    else early.push(e);
+  };
+  // Set once subscribed; `end` may run before (a client gone at once, the server stopping).
+  let unsubscribe: (() => void) | undefined = undefined;
+  const heartbeat = setInterval(() => out.write(': keep-alive\n\n'), 15_000);
+  const end = () => {
+    if (closed) return;
+    closed = true;
+    clearInterval(heartbeat);
+    unsubscribe?.();
+    jobs.events.off(STREAMS_CLOSING, end);
+    out.end();
+  };
+  jobs.events.once(STREAMS_CLOSING, end);
+  request.raw.on('close', end);
+  unsubscribe = await events.subscribe(listener);
+  if (closed) {
+    unsubscribe();
+    return reply;
+  }
+  write({ kind: 'ready', at: new Date().toISOString() });
+  ready = true;
+  for (const e of early.splice(0)) write(e);
   return reply;
 }
 

@@ -2,6 +2,7 @@ import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { AgentClient, type ContractBreach } from '../api/index.js';
 import { openDatabase, type Db } from './db.js';
+import { FabricEvents } from './fabric-events.js';
 import { buildServer } from './http.js';
 import { serveConsole } from './console.js';
 import type { HostRow } from './inventory.js';
@@ -160,6 +161,7 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
       db,
       service,
       jobs,
+      events: new FabricEvents(db, jobs, log),
       moves,
       placement,
       links,

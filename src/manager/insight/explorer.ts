@@ -161,7 +161,8 @@ const round = (n: number | null, digits = 3) => {
   return Math.round(n * f) / f;
 };
 
-function rounded(io: IoFigures): IoFigures {
+/** Figures as the API gives them: rates to 3 decimals, bytes per second to 1. */
+export function rounded(io: IoFigures): IoFigures {
   const dir = (d: IoFigures['read']) => ({
     iops: round(d.iops),
     bytesPerSecond: round(d.bytesPerSecond, 1),

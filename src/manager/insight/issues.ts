@@ -9,7 +9,9 @@ import {
   type StorageThresholds,
 } from '../../api/index.js';
 import { decodeCursor, pageOf } from '../cursor.js';
-import type { Db, StatDatastoresTable, StatDisksTable } from '../db.js';
+import type { Selectable } from 'kysely';
+import type { Db, StatDatastoresTable, StatDisksTable, StorageIssuesTable } from '../db.js';
+import { noteWritten } from '../writes.js';
 
 /** A row as SQLite returns it: the table's columns, its autoincrement id set. */
 type Row<T extends { id: number | undefined }> = T & { id: number };
@@ -87,7 +89,7 @@ export interface EvaluationResult {
 export async function evaluateIssues(db: Db, nowMs = Date.now()): Promise<EvaluationResult> {
   const overrides = await thresholdOverrides(db);
   const thresholdsOf = (key: string) => effectiveThresholds(overrides.get(key));
-  return writeSqlite(db, (sqlite) =>
+  const result = await writeSqlite(db, (sqlite) =>
     sqlite.transaction((): EvaluationResult => {
       const now = Math.floor(nowMs / 1000);
       const nowIso = new Date(nowMs).toISOString();
@@ -200,6 +202,8 @@ export async function evaluateIssues(db: Db, nowMs = Date.now()): Promise<Evalua
       return applyFindings(sqlite, findings, datastoreOf, nowIso);
     })(),
   );
+  noteWritten('storage_issues');
+  return result;
 }
 
 function applyFindings(
@@ -296,26 +300,26 @@ export async function listStorageIssues(db: Db, q: ValidIssueQuery): Promise<Pag
     .orderBy('id', 'desc')
     .limit(q.limit + 1)
     .execute();
-  return pageOf(
-    rows,
-    q.limit,
-    (r) => [r.id ?? 0],
-    (r): StorageIssue => ({
-      id: r.id ?? 0,
-      rule: r.rule as StorageIssue['rule'],
-      severity: r.severity as StorageIssue['severity'],
-      subject: {
-        kind: r.subject_kind as StorageIssue['subject']['kind'],
-        name: r.subject_name,
-        host: r.host,
-      },
-      message: r.message,
-      value: r.value,
-      threshold: r.threshold,
-      active: r.ended_at === null,
-      startedAt: r.started_at,
-      endedAt: r.ended_at,
-      updatedAt: r.updated_at,
-    }),
-  );
+  return pageOf(rows, q.limit, (r) => [r.id ?? 0], storageIssueOf);
+}
+
+/** A stored issue as the API gives it (the list and the fabric event stream). */
+export function storageIssueOf(r: Selectable<StorageIssuesTable>): StorageIssue {
+  return {
+    id: r.id ?? 0,
+    rule: r.rule as StorageIssue['rule'],
+    severity: r.severity as StorageIssue['severity'],
+    subject: {
+      kind: r.subject_kind as StorageIssue['subject']['kind'],
+      name: r.subject_name,
+      host: r.host,
+    },
+    message: r.message,
+    value: r.value,
+    threshold: r.threshold,
+    active: r.ended_at === null,
+    startedAt: r.started_at,
+    endedAt: r.ended_at,
+    updatedAt: r.updated_at,
+  };
 }
