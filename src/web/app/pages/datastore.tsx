@@ -5,8 +5,9 @@ import { keepPreviousData } from '@tanstack/react-query';
 import { useState } from 'react';
 import { Link, useParams } from 'react-router';
 import type { DISK_SORTS } from '../../../api/browser.js';
-import { bytes, fixed, percent, rate, when } from '../format.js';
+import { bytes, fixed, percent, rate, seconds, when } from '../format.js';
 import { useApi } from '../hooks.js';
+import { Chart } from '../parts/chart.js';
 import { DataTable } from '../parts/data-table.js';
 import { PagerControls, usePager } from '../parts/pager.js';
 import { Empty, Loaded } from '../parts/states.js';
@@ -20,6 +21,7 @@ import {
   type ServerSort,
 } from './explorer.js';
 import { diskColumns, EXPLORER_PAGE, IssueMarker, ms, useIssueMarks, WindowSelect } from './storage.js';
+import { capacityOption, hasFigures, latencyOption } from './datastore-series.js';
 import { ThresholdsEditor } from './thresholds-editor.js';
 import './storage.css';
 
@@ -119,8 +121,39 @@ function Figures({ host, datastore, window }: { host: string; datastore: string;
   );
 }
 
-function Charts() {
-  return <Empty>Capacity and latency over time appear here once the manager serves the series.</Empty>;
+/** Capacity and latency over the window, one point per bucket of the store (series route). */
+function Charts({ host, datastore, window }: { host: string; datastore: string; window: string }) {
+  const query = useApi(
+    'getStorageDatastoreSeries',
+    { params: { host, datastore }, query: { window } },
+    { placeholderData: keepPreviousData },
+  );
+  return (
+    <Loaded query={query} what="capacity and latency over time">
+      {(series) =>
+        !hasFigures(series.points) ? (
+          <Empty>No samples of this datastore in the last {windowText(window)} yet.</Empty>
+        ) : (
+          <div className="charts">
+            <figure>
+              <figcaption>Space (GiB), one point per {seconds(series.stepSeconds)}</figcaption>
+              <Chart
+                option={capacityOption(series.points)}
+                label={`Used, free and capacity of ${host}/${datastore} over the last ${windowText(window)}`}
+              />
+            </figure>
+            <figure>
+              <figcaption>Latency (ms), average and p99 per direction</figcaption>
+              <Chart
+                option={latencyOption(series.points)}
+                label={`Read and write latency of ${host}/${datastore} over the last ${windowText(window)}`}
+              />
+            </figure>
+          </div>
+        )
+      }
+    </Loaded>
+  );
 }
 
 export function DatastorePage() {
@@ -169,8 +202,8 @@ export function DatastorePage() {
         </section>
       </div>
 
-      <h2>Capacity and latency over time</h2>
-      <Charts />
+      <h2>Capacity and latency over the last {windowText(window)}</h2>
+      <Charts host={host} datastore={datastore} window={window} />
 
       <h2 id="ds-issues-title">Active issues</h2>
       {own.length === 0 ? (
