@@ -1,6 +1,7 @@
 // The datastore page's charts from its series (GET /storage/datastores/:host/:datastore/series):
 // space over time (used and free stacked, capacity as a line) and latency per direction (average
-// and p99). Empty buckets are null and drawn as gaps, never as zero.
+// and p99). Empty buckets are null and drawn as gaps, never as zero; each point has a symbol, so
+// a lone bucket between gaps (a short window, a new datastore) still shows.
 
 /** One direction's figures of a bucket (the series' DirectionFigures). */
 interface Direction {
@@ -45,7 +46,8 @@ export function capacityOption(points: readonly SeriesPointLike[]): Record<strin
         type: 'line',
         stack: 'space',
         areaStyle: {},
-        showSymbol: false,
+        showSymbol: true,
+        symbolSize: 5,
         color: '#0b5cad',
         data: points.map((p) => [p.at, gib(p.usedBytes)]),
       },
@@ -54,14 +56,16 @@ export function capacityOption(points: readonly SeriesPointLike[]): Record<strin
         type: 'line',
         stack: 'space',
         areaStyle: {},
-        showSymbol: false,
+        showSymbol: true,
+        symbolSize: 5,
         color: '#7cb342',
         data: points.map((p) => [p.at, gib(p.freeBytes)]),
       },
       {
         name: 'Capacity',
         type: 'line',
-        showSymbol: false,
+        showSymbol: true,
+        symbolSize: 5,
         color: '#1b1f24',
         lineStyle: { type: 'dashed' },
         data: points.map((p) => [p.at, gib(p.capacityBytes)]),
@@ -80,7 +84,8 @@ export function latencyOption(points: readonly SeriesPointLike[]): Record<string
   ) => ({
     name,
     type: 'line',
-    showSymbol: false,
+    showSymbol: true,
+    symbolSize: 5,
     connectNulls: false,
     color,
     lineStyle: dashed ? { type: 'dashed' } : {},

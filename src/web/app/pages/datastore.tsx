@@ -134,7 +134,7 @@ function Charts({ host, datastore, window }: { host: string; datastore: string; 
         !hasFigures(series.points) ? (
           <Empty>No samples of this datastore in the last {windowText(window)} yet.</Empty>
         ) : (
-          <div className="charts">
+          <div className="series-charts">
             <figure>
               <figcaption>Space (GiB), one point per {seconds(series.stepSeconds)}</figcaption>
               <Chart
