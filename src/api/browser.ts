@@ -14,3 +14,4 @@ export * from './manager-routes.js';
 export * from './stats.js';
 export * from './storage.js';
 export * from './placement.js';
+export * from './events.js';

@@ -5,4 +5,3 @@ export * from './manager-client.js';
 export * from './cli-config.js';
 export * from './migration-client.js';
 export * from './fabric-tls.js';
-export * from './events.js';

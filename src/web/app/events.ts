@@ -2,7 +2,7 @@
 // progress for a move's progress bar, and the fabric-wide stream that refreshes every page.
 import { useQueryClient } from '@tanstack/react-query';
 import { useEffect, useState } from 'react';
-import { Job } from '../../api/browser.js';
+import { FabricEvent, Job, TERMINAL_JOB_STATES } from '../../api/browser.js';
 import { problemOf, request, type Input, type RouteName } from './api.js';
 import { useSession } from './session.js';
 
@@ -90,15 +90,76 @@ export function useJobProgress(jobId: string | undefined): Job | undefined {
   return job;
 }
 
+/** What each kind of fabric event makes stale: the route families whose reads it may change. */
+const STALE_AFTER: Record<string, readonly RouteName[] | 'all'> = {
+  inventory: 'all',
+  job: ['listJobs', 'getJob', 'getPlacementStatus', 'listPlacementRecommendations'],
+  issue: ['listStorageIssues', 'listStorageDatastores', 'listStorageDisks'],
+  change: ['listChanges', 'changeTimeline'],
+};
+
+/** At most one refresh a second however fast events come (a move's progress is several a second). */
+const REFRESH_EVERY_MS = 1000;
+const RECONNECT_MS = [1000, 2000, 5000, 10_000];
+
 /**
- * Keeps every page fresh: until the fabric-wide event stream is wired, a modest refresh.
- * Returns whether live updates are flowing.
+ * Keeps every page fresh from the fabric's event stream (GET /api/v1/events): each event marks
+ * the reads it may change as stale (the pages on screen re-read them), a finished job everything.
+ * Reconnects by itself; after each (re)connect everything is re-read once, since events are not
+ * replayed. Returns whether the stream is connected.
  */
 export function useFabricEvents(): boolean {
+  const { token } = useSession();
   const queryClient = useQueryClient();
+  const [live, setLive] = useState(false);
   useEffect(() => {
-    const timer = setInterval(() => void queryClient.invalidateQueries(), 10_000);
-    return () => clearInterval(timer);
-  }, [queryClient]);
-  return false;
+    const abort = new AbortController();
+    let stale: Set<string> | 'all' = new Set();
+    const flush = setInterval(() => {
+      if (stale !== 'all' && stale.size === 0) return;
+      const families = stale;
+      stale = new Set();
+      void queryClient.invalidateQueries({
+        // The session's own read is not refreshed by events: a blip must not sign anyone out.
+        predicate: (q) =>
+          q.queryKey[0] !== 'session' && (families === 'all' || families.has(String(q.queryKey[0]))),
+      });
+    }, REFRESH_EVERY_MS);
+    const mark = (what: readonly string[] | 'all') => {
+      if (stale === 'all') return;
+      if (what === 'all') stale = 'all';
+      else for (const family of what) stale.add(family);
+    };
+    const onEvent = (e: StreamEvent) => {
+      if (e.event === 'ready') {
+        setLive(true);
+        mark('all');
+        return;
+      }
+      const parsed = FabricEvent.safeParse(JSON.parse(e.data));
+      if (!parsed.success) return;
+      const event = parsed.data;
+      if (event.kind === 'job' && (TERMINAL_JOB_STATES as readonly string[]).includes(event.job.state))
+        mark('all');
+      else mark(STALE_AFTER[event.kind] ?? 'all');
+    };
+    void (async () => {
+      for (let attempt = 0; !abort.signal.aborted; attempt += 1) {
+        try {
+          await openStream('streamFabricEvents', {}, token, onEvent, abort.signal);
+          attempt = 0;
+        } catch {
+          // Refused or cut: shown as reconnecting, tried again below.
+        }
+        setLive(false);
+        if (abort.signal.aborted) return;
+        await new Promise((r) => setTimeout(r, RECONNECT_MS[Math.min(attempt, RECONNECT_MS.length - 1)]));
+      }
+    })();
+    return () => {
+      abort.abort();
+      clearInterval(flush);
+    };
+  }, [token, queryClient]);
+  return live;
 }

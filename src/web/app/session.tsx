@@ -42,7 +42,8 @@ export function SessionGate({ children }: { children: ReactNode }) {
     queryClient.clear();
     setToken(undefined);
   };
-  if (token === undefined || info.isError) {
+  // Once signed in, a failed re-read (the manager restarting) keeps the session; a refused token ends it.
+  if (token === undefined || (info.isError && (info.data === undefined || info.error instanceof ApiError))) {
     const rejected = info.error instanceof ApiError && info.error.code === 'unauthorized';
     return (
       <SignIn
