@@ -208,13 +208,19 @@ export async function screenshot(
   return file;
 }
 
-/** Buttons, menu items and submit inputs on the page (not a table's sort headers), by name. */
+/**
+ * Buttons, menu items and submit inputs on the page (not a table's sort headers): each one's
+ * accessible name and, where it differs, its visible text (an `Edit` button named `Thresholds
+ * of …` is still an edit).
+ */
 const ACTION_NAMES = `[...document.querySelectorAll('button, [role="button"], [role="menuitem"], input[type="submit"]')]
   .filter((el) => !el.closest('th') && el.getClientRects().length > 0)
   .map((el) => {
     const by = el.getAttribute('aria-labelledby');
     const labelled = by ? by.split(' ').map((id) => document.getElementById(id)?.textContent ?? '').join(' ') : '';
-    return (el.getAttribute('aria-label') || labelled || el.value || el.textContent || '').replace(/\\s+/g, ' ').trim();
+    const text = (el.value || el.textContent || '').replace(/\\s+/g, ' ').trim();
+    const name = (el.getAttribute('aria-label') || labelled || text).replace(/\\s+/g, ' ').trim();
+    return name === text ? [name] : [name, text];
   })`;
 
 /**
@@ -222,8 +228,8 @@ const ACTION_NAMES = `[...document.querySelectorAll('button, [role="button"], [r
  * changes something (move, start, delete, apply, insert, save …). A read-only token must see none.
  */
 export async function writeActions(page: Page): Promise<string[]> {
-  const names = (await page.evaluate(ACTION_NAMES)) as string[];
+  const names = (await page.evaluate(ACTION_NAMES)) as string[][];
   const verbs =
     /^(move|start|shut ?down|stop|restart|reboot|delete|remove|apply|dismiss|insert|eject|cancel|save|create|add|edit|set|change|update|probe|renew|reconcile|clean|pin|unpin|exclude|include|enable|disable|throttle|retry|confirm)\b/i;
-  return names.filter((name) => verbs.test(name));
+  return names.filter((both) => both.some((n) => verbs.test(n))).map((both) => both.join(' / '));
 }
