@@ -154,9 +154,9 @@ export async function signIn(page: Page, token: string): Promise<void> {
  */
 export async function settled(page: Page, heading: string | RegExp, timeout = 30_000): Promise<void> {
   await page.getByRole('heading', { level: 1, name: heading }).waitFor({ timeout });
-  await page.waitForFunction(`!document.querySelector('.state.loading, [aria-busy="true"]')`, undefined, {
-    timeout,
-  });
+  // Locators, not waitForFunction: a string predicate is eval'd in the page, which the
+  // console's CSP (no 'unsafe-eval') rightly refuses.
+  await page.locator('.state.loading, [aria-busy="true"]').first().waitFor({ state: 'detached', timeout });
 }
 
 /** Goes to a section by its link in the Sections navigation, as a user does. */
