@@ -29,6 +29,7 @@ export const LAB_FILES = Object.freeze({
   'src/agent/tools.lab.test.ts': { class: 'guest', seconds: 15 },
   'src/cli/cli.lab.test.ts': { class: 'guest', seconds: 103 },
   'src/cold-faults.lab.test.ts': { class: 'guest', seconds: 150 },
+  'src/console.lab.test.ts': { class: 'guest', seconds: 90 },
   'src/delta-move.lab.test.ts': { class: 'guest', seconds: 146 },
   'src/faults.lab.test.ts': { class: 'guest', seconds: 322 },
   'src/guest/guest.lab.test.ts': { class: 'guest', seconds: 40 },
