@@ -142,7 +142,7 @@ function ChangeList({ page, pageNo }: { page: Output<'listChanges'>; pageNo: num
                       type="button"
                       aria-expanded={open.has(c.id)}
                       aria-controls={`change-${c.id}`}
-                      aria-label={`Details of change ${c.id}`}
+                      aria-label={`${open.has(c.id) ? 'Hide details' : 'Details'} of change ${c.id}`}
                       onClick={() => toggle(c.id)}
                     >
                       {open.has(c.id) ? 'Hide' : 'Details'}

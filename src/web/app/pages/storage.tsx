@@ -229,7 +229,7 @@ function datastoreColumns(
       render: (d) => (
         <button
           type="button"
-          aria-label={`Thresholds of ${d.host}/${d.name}`}
+          aria-label={`Edit thresholds of ${d.host}/${d.name}`}
           onClick={() => editThresholds(d)}
         >
           Edit
