@@ -9,7 +9,7 @@ import {
   type StorageThresholds,
 } from '../../api/index.js';
 import { decodeCursor, pageOf } from '../cursor.js';
-import type { Db, StatDatastoresTable, StatDisksTable } from '../db.js';
+import { withSqlite, type Db, type StatDatastoresTable, type StatDisksTable } from '../db.js';
 
 /** A row as SQLite returns it: the table's columns, its autoincrement id set. */
 type Row<T extends { id: number | undefined }> = T & { id: number };
@@ -30,7 +30,6 @@ import {
   SUBJECT_DISK,
   SUM_COLUMNS,
   sumsFromRow,
-  writeSqlite,
 } from './store.js';
 
 /*
@@ -87,7 +86,7 @@ export interface EvaluationResult {
 export async function evaluateIssues(db: Db, nowMs = Date.now()): Promise<EvaluationResult> {
   const overrides = await thresholdOverrides(db);
   const thresholdsOf = (key: string) => effectiveThresholds(overrides.get(key));
-  return writeSqlite(db, (sqlite) =>
+  return withSqlite(db, (sqlite) =>
     sqlite.transaction((): EvaluationResult => {
       const now = Math.floor(nowMs / 1000);
       const nowIso = new Date(nowMs).toISOString();
