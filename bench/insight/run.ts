@@ -390,13 +390,8 @@ async function main() {
   await measure('disks, 1h, one host, by write p99', () =>
     insight.listStorageDisks(db, dq({ host: hostName(Math.floor(r() * HOSTS)), sort: 'writeP99' })),
   );
-  await measure(
-    'disks, 1h, by IOPS, warm (paging, re-sorting)',
-    (i) =>
-      insight.listStorageDisks(
-        db,
-        dq({ sort: i % 2 ? 'iops' : 'throughput', order: i % 3 ? 'desc' : 'asc' }),
-      ),
+  await measure('disks, 1h, by IOPS, warm (paging, re-sorting)', (i) =>
+    insight.listStorageDisks(db, dq({ sort: i % 2 ? 'iops' : 'throughput', order: i % 3 ? 'desc' : 'asc' })),
   );
   await measure('disks, 1h, search a VM name', () => insight.listStorageDisks(db, dq({ q: vmName() })));
   await measure('disks, 1h, one host, by IOPS', () =>

@@ -393,7 +393,8 @@ export async function listStorageDisks(
       : after[0] === null
         ? 'where sort_value is null and sort_key > ?'
         : `where sort_value is null or sort_value ${cmp} ? or (sort_value = ? and sort_key > ?)`;
-  const condParams = after === undefined ? [] : after[0] === null ? [after[1]] : [after[0], after[0], after[1]];
+  const condParams =
+    after === undefined ? [] : after[0] === null ? [after[1]] : [after[0], after[0], after[1]];
   return withSqlite(db, (sqlite) => {
     registerPercentile(sqlite);
     const ordered = sqlite
@@ -407,7 +408,12 @@ export async function listStorageDisks(
            where ${where.join(' and ')})
          ${cond} order by sort_value is null, sort_value ${order}, sort_key limit ?`,
       )
-      .all(...(sortColumns.length > 0 ? [res, since, SUBJECT_DISK] : []), ...params, ...condParams, q.limit + 1) as {
+      .all(
+        ...(sortColumns.length > 0 ? [res, since, SUBJECT_DISK] : []),
+        ...params,
+        ...condParams,
+        q.limit + 1,
+      ) as {
       id: number;
       sort_value: Sortable;
       sort_key: string;

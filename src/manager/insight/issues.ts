@@ -24,13 +24,7 @@ import {
   type GuestToolsFacts,
 } from './rules.js';
 import { toolsStatusOfRow } from '../tools-status.js';
-import {
-  IO_VALUE_COLUMNS,
-  SUBJECT_DATASTORE,
-  SUBJECT_DISK,
-  SUM_COLUMNS,
-  sumsFromRow,
-} from './store.js';
+import { IO_VALUE_COLUMNS, SUBJECT_DATASTORE, SUBJECT_DISK, SUM_COLUMNS, sumsFromRow } from './store.js';
 
 /*
  * After each collection: the store's figures become the rules' facts (rules.ts decides), and the
