@@ -384,6 +384,9 @@ async function main() {
   await measure('disks, 6h, by read p99', () =>
     insight.listStorageDisks(db, dq({ window: '6h', sort: 'readP99' })),
   );
+  await measure('disks, 2h (25 5-minute buckets), by write p99', () =>
+    insight.listStorageDisks(db, dq({ window: '2h', sort: 'writeP99' })),
+  );
   await measure('disks, 8d, by write p99', () =>
     insight.listStorageDisks(db, dq({ window: '8d', sort: 'writeP99' })),
   );

@@ -35,14 +35,21 @@ import {
  */
 
 /**
- * What a window reads: its sliding-window row when it is one the store keeps (1 h, 24 h, 7 d),
- * else the buckets of the tier that gives at most a few dozen per subject, from the one that
- * holds `now - window` on (so it covers the window and up to one bucket more).
+ * What a window reads: its sliding-window row when it is one the store keeps (store.ts WINDOWS),
+ * else the buckets of bucketTier.
  */
 export function windowTier(windowSeconds: number, nowMs = Date.now()): { res: number; since: number } {
   const kept = WINDOWS.find((w) => w.seconds === windowSeconds);
   // A window row has bucket 0: `bucket >= 0` selects exactly it.
   if (kept) return { res: kept.code, since: 0 };
+  return bucketTier(windowSeconds, nowMs);
+}
+
+/**
+ * The buckets of the tier that gives at most a few dozen per subject, from the one that holds
+ * `now - window` on (so they cover the window and up to one bucket more).
+ */
+export function bucketTier(windowSeconds: number, nowMs = Date.now()): { res: number; since: number } {
   const now = Math.floor(nowMs / 1000);
   const res =
     windowSeconds <= 600 ? 30 : windowSeconds <= 7200 ? 300 : windowSeconds <= 2 * 86_400 ? 3600 : 86_400;
@@ -399,13 +406,15 @@ export async function listStorageDisks(
     registerPercentile(sqlite);
     const ordered = sqlite
       .prepare(
-        `${sortColumns.length > 0 ? aggCte(sortColumns, res) : ''}
-         select id, sort_value, sort_key from (select d.id, ${sqlSort} as sort_value,
+        // Materialised: each disk's sort value computed once, not again in each term of the cursor's condition.
+        `${sortColumns.length > 0 ? `${aggCte(sortColumns, res)},` : 'with'}
+         sorted as materialized (select d.id, ${sqlSort} as sort_value,
            d.vm_id || '/' || d.disk_id as sort_key
            from stat_disks d
            ${sortColumns.length > 0 ? 'left join agg on agg.subject = d.id' : ''}
            ${sqlSort.includes('g.') ? 'left join stat_guests g on g.vm_id = d.vm_id' : ''}
            where ${where.join(' and ')})
+         select id, sort_value, sort_key from sorted
          ${cond} order by sort_value is null, sort_value ${order}, sort_key limit ?`,
       )
       .all(

@@ -5,9 +5,16 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { LATENCY_BOUNDS_NS, type DiskStats, type HostStats, type StorageDiskRow } from '../../api/index.js';
+import {
+  EXPLORER_WINDOWS,
+  LATENCY_BOUNDS_NS,
+  parseWindow,
+  type DiskStats,
+  type HostStats,
+  type StorageDiskRow,
+} from '../../api/index.js';
 import { openDatabase, type Db } from '../db.js';
-import { listStorageDisks } from './explorer.js';
+import { bucketTier, listStorageDisks } from './explorer.js';
 import { P90, P99, percentileMs } from './rates.js';
 import {
   IO_TIERS,
@@ -173,11 +180,12 @@ test('sliding windows hold the sums of their source buckets as time moves on', a
     await maintainWindows(db, base + i * 60_000);
     if (i % 37 === 0 || i === 180) {
       const now = Math.floor((base + i * 60_000) / 1000);
-      assert.equal(
-        await windowOps(hour.code),
-        await bucketOps(hour.source, windowStart(hour, now)),
-        `minute ${i}`,
-      );
+      for (const w of WINDOWS)
+        assert.equal(
+          await windowOps(w.code),
+          await bucketOps(w.source, windowStart(w, now)),
+          `minute ${i}, window ${w.seconds} s`,
+        );
     }
   }
   // 7 ops a minute over 60-65 minutes of buckets: the window is an hour, not since boot.
@@ -312,7 +320,7 @@ test('a percentile sort orders disks by the percentile shown, in a kept window a
     writeP90: (r: StorageDiskRow) => r.write.p90LatencyMs,
     writeP99: (r: StorageDiskRow) => r.write.p99LatencyMs,
   };
-  for (const window of ['1h', '15m'])
+  for (const window of ['1h', '15m', '5m', '2h'])
     for (const [sort, value] of Object.entries(shown) as [
       keyof typeof shown,
       (r: StorageDiskRow) => number | null,
@@ -351,4 +359,20 @@ test('a percentile sort orders disks by the percentile shown, in a kept window a
         } while (cursor);
         assert.deepEqual(paged, rows.map(key), `${window} ${sort} ${order}, paged`);
       }
+});
+
+test('every window the console offers is kept; a kept window reads the buckets the explorer summed for it', () => {
+  for (const text of EXPLORER_WINDOWS)
+    assert.ok(
+      WINDOWS.some((w) => w.seconds === parseWindow(text)),
+      `${text}: no kept window`,
+    );
+  // The 7 d window has always been kept from hourly buckets; the others are those bucketTier reads.
+  for (const w of WINDOWS.filter((x) => x.seconds !== 7 * 86_400))
+    for (const nowMs of [t0, t0 + 1_234_567, Date.now()])
+      assert.deepEqual(
+        bucketTier(w.seconds, nowMs),
+        { res: w.source, since: windowStart(w, Math.floor(nowMs / 1000)) },
+        `${w.seconds} s`,
+      );
 });

@@ -36,6 +36,12 @@ export const WINDOWS = [
   { code: -1, seconds: 3600, source: 300 },
   { code: -2, seconds: 86_400, source: 3600 },
   { code: -3, seconds: 7 * 86_400, source: 3600 },
+  // The console's other windows (EXPLORER_WINDOWS), each from the tier the explorer read for it
+  // before (explorer.ts bucketTier): the same buckets, one row per subject instead of 3 to 25,
+  // so a percentile sort over 10,000 disks sums no bins at read time.
+  { code: -4, seconds: 15 * 60, source: 300 },
+  { code: -5, seconds: 6 * 3600, source: 3600 },
+  { code: -6, seconds: 8 * 86_400, source: 86_400 },
 ] as const;
 
 /** Tiers of datastore space: raw for short trends, 5-minute points for the trend window. */
