@@ -35,13 +35,20 @@ import {
  */
 
 /**
- * What a window reads: its sliding-window row when it is one the store keeps (store.ts WINDOWS),
- * else the buckets of bucketTier.
+ * What a window reads: its sliding-window row when it is one the store keeps (store.ts WINDOWS)
+ * and maintainWindows has started it (a window added by an upgrade starts with the first
+ * collection), else the buckets of bucketTier.
  */
-export function windowTier(windowSeconds: number, nowMs = Date.now()): { res: number; since: number } {
+async function windowTier(
+  db: Db,
+  windowSeconds: number,
+  nowMs: number,
+): Promise<{ res: number; since: number }> {
   const kept = WINDOWS.find((w) => w.seconds === windowSeconds);
+  const started =
+    kept && (await db.selectFrom('io_windows').select('res').where('res', '=', kept.code).executeTakeFirst());
   // A window row has bucket 0: `bucket >= 0` selects exactly it.
-  if (kept) return { res: kept.code, since: 0 };
+  if (kept && started) return { res: kept.code, since: 0 };
   return bucketTier(windowSeconds, nowMs);
 }
 
@@ -196,7 +203,7 @@ export async function listStorageDatastores(
   q: DatastoreQuery,
   nowMs = Date.now(),
 ): Promise<Page<StorageDatastoreRow>> {
-  const { res, since } = windowTier(parseWindow(q.window) ?? 3600, nowMs);
+  const { res, since } = await windowTier(db, parseWindow(q.window) ?? 3600, nowMs);
   const host = q.host === undefined ? undefined : await hostName(db, q.host);
   const where = ['1 = 1'];
   const params: (string | number)[] = [res, since, SUBJECT_DATASTORE];
@@ -367,7 +374,7 @@ export async function listStorageDisks(
   /** Instead of `q.window`: placement's demand window, which may be as short as one bucket. */
   windowSeconds?: number,
 ): Promise<Page<StorageDiskRow>> {
-  const { res, since } = windowTier(windowSeconds ?? parseWindow(q.window) ?? 3600, nowMs);
+  const { res, since } = await windowTier(db, windowSeconds ?? parseWindow(q.window) ?? 3600, nowMs);
   const host = q.host === undefined ? undefined : await hostName(db, q.host);
   const where = ['d.gone = 0'];
   const params: (string | number)[] = [];

@@ -376,3 +376,20 @@ test('every window the console offers is kept; a kept window reads the buckets t
         `${w.seconds} s`,
       );
 });
+
+test('a kept window not started yet (a manager just upgraded) reads its buckets instead', async () => {
+  const fresh = await openDatabase(await mkdtemp(path.join(tmpdir(), 'sb-insight-fresh-')));
+  try {
+    const now = Date.now();
+    await ingestHostStats(fresh, hostStats('hf', now - 20_000, 10));
+    await ingestHostStats(fresh, hostStats('hf', now - 10_000, 20));
+    const iops = async () =>
+      (await listStorageDisks(fresh, { window: '15m', sort: 'vm', limit: 10 }, now)).items[0]?.iops;
+    const before = await iops();
+    assert.ok((before ?? 0) > 0, String(before));
+    await maintainWindows(fresh, now);
+    assert.equal(await iops(), before);
+  } finally {
+    await fresh.destroy();
+  }
+});
