@@ -268,6 +268,11 @@ export const TEXT_SORTS: readonly string[] = [
 export const WINDOW_MIN_SECONDS = 60;
 export const WINDOW_MAX_SECONDS = 8 * 86_400;
 export const DEFAULT_WINDOW = '1h';
+/**
+ * The windows the console offers. The store keeps each as one row per disk and datastore, so
+ * any sort of a view over one reads 10,000s of rows, not 100,000s; other windows sum buckets.
+ */
+export const EXPLORER_WINDOWS = ['15m', '1h', '6h', '24h', '7d', '8d'] as const;
 
 /** `15m`, `1h`, `7d` -> seconds. */
 export function parseWindow(text: string): number | undefined {

@@ -290,3 +290,46 @@ test('/api/v1/metrics: moves by outcome and the downtime histograms from the sto
   });
   assert.match(res.headers.get('content-type') ?? '', /^text\/plain; version=0\.0\.4/);
 });
+
+test('the timeline puts each record in the bucket holding its time, however its time is written', async () => {
+  const times = [
+    '2026-01-02T05:59:59Z',
+    '2026-01-02T06:00:00.000Z',
+    '2026-01-02T06:30:00.5Z',
+    '2026-01-02T23:59:59.999Z',
+  ];
+  for (const at of times)
+    await manager.db
+      .insertInto('changes')
+      .values({
+        id: undefined,
+        at,
+        actor: 'bucketeer',
+        object_kind: 'pool',
+        object_id: 'p-b',
+        object_name: 'Buckets',
+        action: 'created',
+        changes: '[]',
+        host: null,
+        job_id: null,
+        risk: 'low',
+        risk_rule: 'pool-created',
+      })
+      .execute();
+  const window = { actor: 'bucketeer', since: '2026-01-02T00:00:00.000Z', until: '2026-01-03T00:00:00.000Z' };
+  const counts = async (bucket: 'hour' | 'day', text?: string) => {
+    const t = await admin.changeTimeline({ ...window, bucket, ...(text ? { text } : {}) });
+    const low = t.series.find((s) => s.name === 'low')?.counts ?? [];
+    return Object.fromEntries(t.buckets.flatMap((b, i) => (low[i] ? [[b, low[i]]] : [])));
+  };
+  assert.deepEqual(await counts('hour'), {
+    '2026-01-02T05:00:00.000Z': 1,
+    '2026-01-02T06:00:00.000Z': 2,
+    '2026-01-02T23:00:00.000Z': 1,
+  });
+  assert.deepEqual(await counts('day'), { '2026-01-02T00:00:00.000Z': 4 });
+  // Text matches whatever the case, in the timeline as in the list.
+  assert.deepEqual(await counts('day', 'bUCKETS'), { '2026-01-02T00:00:00.000Z': 4 });
+  assert.equal((await admin.listChanges({ ...window, text: 'BUCKETEER' })).items.length, 4);
+  assert.deepEqual(await counts('day', 'buckets!'), {});
+});

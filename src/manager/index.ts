@@ -16,7 +16,7 @@ export type { VmJobDeps } from './vm-jobs.js';
 /** The metrics store and the change log as functions on a database (bench/insight uses them). */
 export * as insight from './insight/index.js';
 export { openDatabase, type Db } from './db.js';
-export { listChanges, recordChanges, SYSTEM } from './changes.js';
+export { changeTimeline, listChanges, recordChanges, SYSTEM } from './changes.js';
 
 /** `--listen 127.0.0.1:7100` -> host and port. */
 export function parseListen(value: string): { host: string; port: number } {

@@ -1,9 +1,8 @@
-import { StorageDiskQuery, type AgentClient } from '../../api/index.js';
+import type { AgentClient } from '../../api/index.js';
 import type { Db } from '../db.js';
 import type { HostRow } from '../inventory.js';
 import { PeriodicLoop } from '../periodic.js';
 import { recordGuestAgents } from '../tools-record.js';
-import { listStorageDisks } from './explorer.js';
 import { evaluateIssues } from './issues.js';
 import { ingestHostStats, maintainWindows, prune } from './store.js';
 
@@ -112,8 +111,6 @@ export class Collector {
       this.lastPrune = nowMs;
       await prune(db, nowMs);
     }
-    // The default disk view, read now: the first person to look after a collection finds it ready.
-    await listStorageDisks(db, StorageDiskQuery.parse({}), nowMs);
     return result;
   }
 }

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import {
+  DISK_SORTS,
   parseWindow,
   StorageDatastoreQuery,
   StorageDiskQuery,
@@ -11,36 +12,51 @@ import {
 import { decodeCursor, encodeCursor } from '../cursor.js';
 import { withSqlite, type Db } from '../db.js';
 import { InvalidInput } from '../errors.js';
-import { ioFigures, zeroBins, type IoFigures, type IoSums } from './rates.js';
+import type Database from 'better-sqlite3';
+import { emptySums, ioFigures, P90, P99, percentileMs, type IoFigures, type IoSums } from './rates.js';
 import {
   aggColumns,
   aggCte,
+  IO_VALUE_COLUMNS,
   READ_BIN_COLUMNS,
   SUBJECT_DATASTORE,
   SUBJECT_DISK,
-  SUM_COLUMNS,
-  storeGeneration,
   sumsFromRow,
   WINDOWS,
   WRITE_BIN_COLUMNS,
 } from './store.js';
 
 /*
- * The Storage Explorer's two views: every datastore and every disk with its figures over a window,
- * filtered in SQL, then sorted by any column and paged in memory (percentiles come from summed
- * histogram bins, so they exist only after the sums). The window reads the tier that gives at
- * most a few dozen rows per subject.
+ * The Storage Explorer's two views: every datastore and every disk with its figures over a window.
+ * Disks (10,000s) are filtered, sorted and paged by SQLite (ORDER BY ... LIMIT with a keyset
+ * cursor; percentiles through percentile_ms, rates.ts's own function registered in SQLite);
+ * datastores (a few hundred) are sorted and paged in memory. The window reads the tier that gives
+ * at most a few dozen rows per subject.
  */
 
 /**
- * What a window reads: its sliding-window row when it is one the store keeps (1 h, 24 h, 7 d),
- * else the buckets of the tier that gives at most a few dozen per subject, from the one that
- * holds `now - window` on (so it covers the window and up to one bucket more).
+ * What a window reads: its sliding-window row when it is one the store keeps (store.ts WINDOWS)
+ * and maintainWindows has started it (a window added by an upgrade starts with the first
+ * collection), else the buckets of bucketTier.
  */
-export function windowTier(windowSeconds: number, nowMs = Date.now()): { res: number; since: number } {
+async function windowTier(
+  db: Db,
+  windowSeconds: number,
+  nowMs: number,
+): Promise<{ res: number; since: number }> {
   const kept = WINDOWS.find((w) => w.seconds === windowSeconds);
+  const started =
+    kept && (await db.selectFrom('io_windows').select('res').where('res', '=', kept.code).executeTakeFirst());
   // A window row has bucket 0: `bucket >= 0` selects exactly it.
-  if (kept) return { res: kept.code, since: 0 };
+  if (kept && started) return { res: kept.code, since: 0 };
+  return bucketTier(windowSeconds, nowMs);
+}
+
+/**
+ * The buckets of the tier that gives at most a few dozen per subject, from the one that holds
+ * `now - window` on (so they cover the window and up to one bucket more).
+ */
+export function bucketTier(windowSeconds: number, nowMs = Date.now()): { res: number; since: number } {
   const now = Math.floor(nowMs / 1000);
   const res =
     windowSeconds <= 600 ? 30 : windowSeconds <= 7200 ? 300 : windowSeconds <= 2 * 86_400 ? 3600 : 86_400;
@@ -188,7 +204,7 @@ export async function listStorageDatastores(
   q: DatastoreQuery,
   nowMs = Date.now(),
 ): Promise<Page<StorageDatastoreRow>> {
-  const { res, since } = windowTier(parseWindow(q.window) ?? 3600, nowMs);
+  const { res, since } = await windowTier(db, parseWindow(q.window) ?? 3600, nowMs);
   const host = q.host === undefined ? undefined : await hostName(db, q.host);
   const where = ['1 = 1'];
   const params: (string | number)[] = [res, since, SUBJECT_DATASTORE];
@@ -274,50 +290,30 @@ export async function listStorageDatastores(
   return { items: page.items.map(({ io: _io, ...row }) => row), nextCursor: page.nextCursor };
 }
 
-/** A disk as read for a view: its row, its sums; figures are made for the page's rows only. */
-interface DiskRecord {
-  subject: number;
-  rec: Record<string, unknown>;
-  sums: IoSums;
-}
-
-/**
- * Disk rows of recent queries (filters and window), until the store changes (the next collection):
- * paging through a view or sorting it by another column then costs a sort, not a read.
- */
-const diskRowCache = new WeakMap<Db, Map<string, { generation: number; rows: DiskRecord[] }>>();
-const DISK_CACHE_ENTRIES = 8;
-
-/** Forgets the cached rows (the benchmark measures cold queries with it). */
-export function clearExplorerCache(db: Db): void {
-  diskRowCache.delete(db);
-}
-
 const num = (v: unknown) => (v === null || v === undefined ? null : Number(v));
-
-/** What a disk sorts by, from its record (text, sizes, guest usage) or its figures. */
-const DISK_SORT_VALUES: Record<string, (d: DiskRecord) => Sortable> = {
-  vm: (d) => String(d.rec.vm_name),
-  disk: (d) => String(d.rec.disk_id),
-  host: (d) => String(d.rec.host),
-  datastore: (d) => String(d.rec.datastore),
-  format: (d) => String(d.rec.format),
-  formatVersion: (d) => (d.rec.format_version === null ? null : String(d.rec.format_version)),
-  virtualSize: (d) => Number(d.rec.virtual_size_bytes),
-  allocated: (d) => Number(d.rec.allocated_bytes),
-  guestFullestPercent: (d) => num(d.rec.g_fullest),
-  guestUsed: (d) => num(d.rec.g_used),
-  ...Object.fromEntries(
-    Object.entries(IO_SORTS).map(([k, f]) => [k, (d: DiskRecord) => f(ioFigures(d.sums))]),
-  ),
-};
 
 const per = (n: string, d: string) => `(1.0 * (${n}) / nullif(${d}, 0))`;
 /**
- * Sorts SQLite does itself (ORDER BY ... LIMIT: a top-N sort, no row built for the others): every
- * column but the percentiles, which need the summed bins of every disk.
+ * `percentile_ms(p, bin0, ..., binN)`: percentileMs of the bins, registered on each SQLite handle
+ * the explorer reads, so a percentile sort is SQLite's top-N sort like every other column (the
+ * same function as the figures shown, so the order matches them exactly).
  */
-const DISK_SQL_SORTS: Record<string, string> = {
+const withPercentile = new WeakSet<Database.Database>();
+function registerPercentile(sqlite: Database.Database): void {
+  if (withPercentile.has(sqlite)) return;
+  sqlite.function('percentile_ms', { deterministic: true, varargs: true }, (p: unknown, ...bins: unknown[]) =>
+    percentileMs(bins.map(Number), Number(p)),
+  );
+  withPercentile.add(sqlite);
+}
+const percentileSql = (p: number, columns: readonly string[]) =>
+  `percentile_ms(${p}, ${columns.map((c) => `agg.${c}`).join(', ')})`;
+
+/**
+ * Every sort of the disk view, as SQL: SQLite sorts (ORDER BY ... LIMIT: a top-N sort, no row
+ * built for the others) and pages with a keyset cursor.
+ */
+const DISK_SQL_SORTS: Record<(typeof DISK_SORTS)[number], string> = {
   vm: 'd.vm_name',
   disk: 'd.disk_id',
   host: 'd.host',
@@ -336,11 +332,14 @@ const DISK_SQL_SORTS: Record<string, string> = {
   writeThroughput: per('agg.wr_bytes', 'agg.seconds'),
   readLatency: `(${per('agg.rd_ns', 'agg.rd_ops')} / 1e6)`,
   writeLatency: `(${per('agg.wr_ns', 'agg.wr_ops')} / 1e6)`,
+  readP90: percentileSql(P90, READ_BIN_COLUMNS),
+  readP99: percentileSql(P99, READ_BIN_COLUMNS),
+  writeP90: percentileSql(P90, WRITE_BIN_COLUMNS),
+  writeP99: percentileSql(P99, WRITE_BIN_COLUMNS),
 };
 
-function diskRow(d: DiskRecord): StorageDiskRow {
-  const r = d.rec;
-  const io = rounded(ioFigures(d.sums));
+function diskRow(r: Record<string, unknown>, sums: IoSums): StorageDiskRow {
+  const io = rounded(ioFigures(sums));
   return {
     vm: String(r.vm_name),
     vmId: String(r.vm_id),
@@ -365,9 +364,9 @@ function diskRow(d: DiskRecord): StorageDiskRow {
 }
 
 /**
- * Every disk with its figures. Only the columns the sort needs are summed for all disks (a
- * percentile sort: that direction's bins), and figures are made for the page's rows only, with
- * their bins read then: a 10,000-disk view reads 10 columns per disk, not 45.
+ * Every disk with its figures, sorted and paged by SQLite. Only the columns the sort needs are
+ * read for all disks (a percentile sort: that direction's bins), and figures are made for the
+ * page's rows only, with their bins read then: a 10,000-disk view reads 10 columns per disk, not 45.
  */
 export async function listStorageDisks(
   db: Db,
@@ -376,10 +375,10 @@ export async function listStorageDisks(
   /** Instead of `q.window`: placement's demand window, which may be as short as one bucket. */
   windowSeconds?: number,
 ): Promise<Page<StorageDiskRow>> {
-  const { res, since } = windowTier(windowSeconds ?? parseWindow(q.window) ?? 3600, nowMs);
+  const { res, since } = await windowTier(db, windowSeconds ?? parseWindow(q.window) ?? 3600, nowMs);
   const host = q.host === undefined ? undefined : await hostName(db, q.host);
   const where = ['d.gone = 0'];
-  const params: (string | number)[] = [res, since, SUBJECT_DISK];
+  const params: (string | number)[] = [];
   if (host !== undefined) {
     where.push('d.host = ?');
     params.push(host);
@@ -394,110 +393,84 @@ export async function listStorageDisks(
     );
     params.push(like(q.q));
   }
-  const columns = [
-    ...SUM_COLUMNS,
-    ...(q.sort.startsWith('readP') ? READ_BIN_COLUMNS : q.sort.startsWith('writeP') ? WRITE_BIN_COLUMNS : []),
-  ];
-  const cacheKey = JSON.stringify([res, since, host, q.datastore, q.q, columns.length]);
-  const cache = diskRowCache.get(db) ?? new Map<string, { generation: number; rows: DiskRecord[] }>();
-  diskRowCache.set(db, cache);
-  const selectColumns = `select d.id, d.vm_id, d.disk_id, d.vm_name, d.host, d.datastore, d.format, d.format_version,
-      d.virtual_size_bytes, d.allocated_bytes, d.sampled_at,
-      g.used_bytes as g_used, g.size_bytes as g_size, g.fullest_percent as g_fullest,
-      ${aggColumns(columns)}`;
-  const from = `from stat_disks d
-    left join agg on agg.subject = d.id
-    left join stat_guests g on g.vm_id = d.vm_id
-    where ${where.join(' and ')}`;
   const order = orderOf(q.sort, q.order);
   const sqlSort = DISK_SQL_SORTS[q.sort];
+  // The page's order from the sort's own columns only (a percentile sort: one direction's bins;
+  // a text sort: none, no sums at all); the page's rows and figures are read after, by id.
+  const sortColumns = [...new Set([...sqlSort.matchAll(/\bagg\.(\w+)/g)].map((m) => m[1] ?? ''))];
+  const spec = `${q.sort}:${order}`;
+  const after = q.cursor === undefined ? undefined : decodeSortCursor(q.cursor, spec);
+  // Nulls last whatever the order, ties by key: the order sortAndPage gives.
+  const cmp = order === 'asc' ? '>' : '<';
+  const cond =
+    after === undefined
+      ? ''
+      : after[0] === null
+        ? 'where sort_value is null and sort_key > ?'
+        : `where sort_value is null or sort_value ${cmp} ? or (sort_value = ? and sort_key > ?)`;
+  const condParams =
+    after === undefined ? [] : after[0] === null ? [after[1]] : [after[0], after[0], after[1]];
   return withSqlite(db, (sqlite) => {
-    if (sqlSort !== undefined) {
-      // Nulls last whatever the order, ties by key: the order sortAndPage gives.
-      const spec = `${q.sort}:${order}`;
-      const after = q.cursor === undefined ? undefined : decodeSortCursor(q.cursor, spec);
-      const cmp = order === 'asc' ? '>' : '<';
-      const cond =
-        after === undefined
-          ? ''
-          : after[0] === null
-            ? 'where sort_value is null and sort_key > ?'
-            : `where sort_value is null or sort_value ${cmp} ? or (sort_value = ? and sort_key > ?)`;
-      const condParams =
-        after === undefined ? [] : after[0] === null ? [after[1]] : [after[0], after[0], after[1]];
-      const rows = sqlite
-        .prepare(
-          `${aggCte(columns, res)}
-           select * from (${selectColumns}, ${sqlSort} as sort_value, d.vm_id || '/' || d.disk_id as sort_key ${from})
-           ${cond} order by sort_value is null, sort_value ${order}, sort_key limit ?`,
-        )
-        .all(...params, ...condParams, q.limit + 1) as Record<string, unknown>[];
-      const more = rows.length > q.limit;
-      const pageRows = rows.slice(0, q.limit);
-      const last = pageRows[pageRows.length - 1];
-      return withPageBins(
-        sqlite,
-        pageRows.map((rec) => ({ subject: Number(rec.id), rec, sums: sumsFromRow(rec) })),
-        more && last
-          ? encodeCursor([spec, JSON.stringify(last.sort_value ?? null), String(last.sort_key)])
-          : null,
-      );
-    }
-    const generation = storeGeneration(db);
-    const cached = cache.get(cacheKey);
-    let records = cached?.generation === generation ? cached.rows : undefined;
-    if (!records) {
-      records = (
-        sqlite.prepare(`${aggCte(columns, res)} ${selectColumns} ${from}`).all(...params) as Record<
-          string,
-          unknown
-        >[]
-      ).map((rec) => ({ subject: Number(rec.id), rec, sums: sumsFromRow(rec) }));
-      cache.delete(cacheKey);
-      cache.set(cacheKey, { generation, rows: records });
-      if (cache.size > DISK_CACHE_ENTRIES) cache.delete(cache.keys().next().value ?? '');
-    }
-    const page = sortAndPage(records, {
-      sort: q.sort,
-      order,
-      value: DISK_SORT_VALUES[q.sort] ?? (() => null),
-      key: (d) => `${String(d.rec.vm_id)}/${String(d.rec.disk_id)}`,
-      limit: q.limit,
-      cursor: q.cursor,
-    });
-    return withPageBins(sqlite, page.items, page.nextCursor);
-  });
-
-  /** The page's rows with their figures, their latency bins (both directions) read now. */
-  function withPageBins(
-    sqlite: import('better-sqlite3').Database,
-    items: DiskRecord[],
-    nextCursor: string | null,
-  ): Page<StorageDiskRow> {
-    const page = { items };
-    // The page's latency bins, both directions, for its percentiles (into copies: rows are cached).
-    const withBins = new Map<number, IoSums>(
-      page.items.map((d) => [d.subject, { ...d.sums, readBins: zeroBins(), writeBins: zeroBins() }]),
+    registerPercentile(sqlite);
+    const ordered = sqlite
+      .prepare(
+        // Materialised: each disk's sort value computed once, not again in each term of the cursor's condition.
+        `${sortColumns.length > 0 ? `${aggCte(sortColumns, res)},` : 'with'}
+         sorted as materialized (select d.id, ${sqlSort} as sort_value,
+           d.vm_id || '/' || d.disk_id as sort_key
+           from stat_disks d
+           ${sortColumns.length > 0 ? 'left join agg on agg.subject = d.id' : ''}
+           ${sqlSort.includes('g.') ? 'left join stat_guests g on g.vm_id = d.vm_id' : ''}
+           where ${where.join(' and ')})
+         select id, sort_value, sort_key from sorted
+         ${cond} order by sort_value is null, sort_value ${order}, sort_key limit ?`,
+      )
+      .all(
+        ...(sortColumns.length > 0 ? [res, since, SUBJECT_DISK] : []),
+        ...params,
+        ...condParams,
+        q.limit + 1,
+      ) as {
+      id: number;
+      sort_value: Sortable;
+      sort_key: string;
+    }[];
+    const page = ordered.slice(0, q.limit);
+    const last = page[page.length - 1];
+    const nextCursor =
+      ordered.length > q.limit && last
+        ? encodeCursor([spec, JSON.stringify(last.sort_value ?? null), last.sort_key])
+        : null;
+    if (page.length === 0) return { items: [], nextCursor };
+    const ids = page.map((r) => r.id);
+    const marks = ids.map(() => '?').join(', ');
+    const recs = new Map(
+      (
+        sqlite
+          .prepare(
+            `select d.id, d.vm_id, d.disk_id, d.vm_name, d.host, d.datastore, d.format, d.format_version,
+               d.virtual_size_bytes, d.allocated_bytes, d.sampled_at,
+               g.used_bytes as g_used, g.size_bytes as g_size, g.fullest_percent as g_fullest
+             from stat_disks d left join stat_guests g on g.vm_id = d.vm_id where d.id in (${marks})`,
+          )
+          .all(...ids) as Record<string, unknown>[]
+      ).map((rec) => [Number(rec.id), rec]),
     );
-    const ids = [...withBins.keys()];
-    if (ids.length > 0) {
-      const binRows = sqlite
-        .prepare(
-          `select subject, ${[...READ_BIN_COLUMNS, ...WRITE_BIN_COLUMNS].join(', ')} from io_series
-           where res = ? and bucket ${res < 0 ? '=' : '>='} ? and kind = ? and subject in (${ids.map(() => '?').join(', ')})`,
-        )
-        .all(res, since, SUBJECT_DISK, ...ids) as Record<string, unknown>[];
-      for (const b of binRows) {
-        const target = withBins.get(Number(b.subject));
-        if (!target) continue;
-        const add = sumsFromRow(b);
-        add.readBins.forEach((v, i) => (target.readBins[i] = (target.readBins[i] ?? 0) + v));
-        add.writeBins.forEach((v, i) => (target.writeBins[i] = (target.writeBins[i] ?? 0) + v));
-      }
-    }
+    // The page's sums, every column (both directions' bins, for its percentiles).
+    const sums = new Map(
+      (
+        sqlite
+          .prepare(
+            `select subject, ${IO_VALUE_COLUMNS.map((c) => `sum(${c}) as ${c}`).join(', ')} from io_series
+             where res = ? and bucket ${res < 0 ? '=' : '>='} ? and kind = ? and subject in (${marks})
+             group by subject`,
+          )
+          .all(res, since, SUBJECT_DISK, ...ids) as Record<string, unknown>[]
+      ).map((row) => [Number(row.subject), sumsFromRow(row)]),
+    );
     return {
-      items: page.items.map((d) => diskRow({ ...d, sums: withBins.get(d.subject) ?? d.sums })),
+      items: page.map((r) => diskRow(recs.get(r.id) ?? {}, sums.get(r.id) ?? emptySums())),
       nextCursor,
     };
-  }
+  });
 }

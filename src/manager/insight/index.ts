@@ -1,6 +1,6 @@
 // The metrics store, the Storage Explorer's views and its issue rules (see each file's header).
 export { Collector, DEFAULT_STATS_INTERVAL_SECONDS, type CollectionResult } from './collector.js';
-export { clearExplorerCache, listStorageDatastores, listStorageDisks } from './explorer.js';
+export { listStorageDatastores, listStorageDisks } from './explorer.js';
 export { datastoreSeries, diskSeries, seriesStep, vmSeries } from './series.js';
 export { evaluateIssues, listStorageIssues } from './issues.js';
 export { getThresholds, setThresholds } from './thresholds.js';

@@ -10,7 +10,13 @@ import {
 } from '../../api/index.js';
 import { decodeCursor, pageOf } from '../cursor.js';
 import type { Selectable } from 'kysely';
-import type { Db, StatDatastoresTable, StatDisksTable, StorageIssuesTable } from '../db.js';
+import {
+  withSqlite,
+  type Db,
+  type StatDatastoresTable,
+  type StatDisksTable,
+  type StorageIssuesTable,
+} from '../db.js';
 import { noteWritten } from '../writes.js';
 
 /** A row as SQLite returns it: the table's columns, its autoincrement id set. */
@@ -26,14 +32,7 @@ import {
   type GuestToolsFacts,
 } from './rules.js';
 import { toolsStatusOfRow } from '../tools-status.js';
-import {
-  IO_VALUE_COLUMNS,
-  SUBJECT_DATASTORE,
-  SUBJECT_DISK,
-  SUM_COLUMNS,
-  sumsFromRow,
-  writeSqlite,
-} from './store.js';
+import { IO_VALUE_COLUMNS, SUBJECT_DATASTORE, SUBJECT_DISK, SUM_COLUMNS, sumsFromRow } from './store.js';
 
 /*
  * After each collection: the store's figures become the rules' facts (rules.ts decides), and the
@@ -89,7 +88,7 @@ export interface EvaluationResult {
 export async function evaluateIssues(db: Db, nowMs = Date.now()): Promise<EvaluationResult> {
   const overrides = await thresholdOverrides(db);
   const thresholdsOf = (key: string) => effectiveThresholds(overrides.get(key));
-  const result = await writeSqlite(db, (sqlite) =>
+  const result = await withSqlite(db, (sqlite) =>
     sqlite.transaction((): EvaluationResult => {
       const now = Math.floor(nowMs / 1000);
       const nowIso = new Date(nowMs).toISOString();

@@ -216,6 +216,10 @@ export function percentileMs(
 
 const per = (n: number, d: number) => (d > 0 ? n / d : null);
 
+/** The percentiles every view shows (and sorts by) per direction. */
+export const P90 = 0.9;
+export const P99 = 0.99;
+
 function direction(
   ops: number,
   bytes: number,
@@ -227,8 +231,8 @@ function direction(
     iops: per(ops, seconds),
     bytesPerSecond: per(bytes, seconds),
     avgLatencyMs: ops > 0 ? ns / ops / 1e6 : null,
-    p90LatencyMs: percentileMs(bins, 0.9),
-    p99LatencyMs: percentileMs(bins, 0.99),
+    p90LatencyMs: percentileMs(bins, P90),
+    p99LatencyMs: percentileMs(bins, P99),
   };
 }
 

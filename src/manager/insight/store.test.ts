@@ -5,9 +5,17 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import type { DiskStats, HostStats } from '../../api/index.js';
+import {
+  EXPLORER_WINDOWS,
+  LATENCY_BOUNDS_NS,
+  parseWindow,
+  type DiskStats,
+  type HostStats,
+  type StorageDiskRow,
+} from '../../api/index.js';
 import { openDatabase, type Db } from '../db.js';
-import { listStorageDisks } from './explorer.js';
+import { bucketTier, listStorageDisks } from './explorer.js';
+import { P90, P99, percentileMs } from './rates.js';
 import {
   IO_TIERS,
   RETENTION_SECONDS,
@@ -172,11 +180,12 @@ test('sliding windows hold the sums of their source buckets as time moves on', a
     await maintainWindows(db, base + i * 60_000);
     if (i % 37 === 0 || i === 180) {
       const now = Math.floor((base + i * 60_000) / 1000);
-      assert.equal(
-        await windowOps(hour.code),
-        await bucketOps(hour.source, windowStart(hour, now)),
-        `minute ${i}`,
-      );
+      for (const w of WINDOWS)
+        assert.equal(
+          await windowOps(w.code),
+          await bucketOps(w.source, windowStart(w, now)),
+          `minute ${i}, window ${w.seconds} s`,
+        );
     }
   }
   // 7 ops a minute over 60-65 minutes of buckets: the window is an hour, not since boot.
@@ -263,4 +272,124 @@ test('paging by cursor through any sort gives every disk once, in the order of o
       } while (cursor);
       assert.deepEqual(paged, all, `${sort} ${order}`);
     }
+});
+
+test('a percentile sort orders disks by the percentile shown, in a kept window and in a tier', async () => {
+  const now = Date.now();
+  await maintainWindows(db, now);
+  const n = LATENCY_BOUNDS_NS.length + 1;
+  // Disk i: reads mostly in one bin and writes in another, ranked differently (a sort reading the
+  // other direction's or the other percentile's bins gives another order); a 2 % tail three bins
+  // up makes p99 rank otherwise than p90. Disks 12, 13 repeat 0, 1 (ties); 14 has no histograms.
+  const shape = (bin: number, tail: number, ops: number) => {
+    const c = new Array<number>(n).fill(0);
+    c[bin] = (c[bin] ?? 0) + ops * 0.98;
+    c[tail] = (c[tail] ?? 0) + ops * 0.02;
+    return c;
+  };
+  const bins = (i: number, ops: number) => {
+    const k = i % 12;
+    return {
+      read: shape((k * 5) % 12, ((k * 7) % 12) + 3, ops),
+      write: shape(11 - k, ((k * 5) % 12) + 2, ops),
+    };
+  };
+  const sample = (atMs: number, ops: number): HostStats => {
+    const base = hostStats('hpct', atMs, ops);
+    const template = base.disks[0];
+    assert.ok(template);
+    return {
+      ...base,
+      disks: Array.from({ length: 15 }, (_, i) => ({
+        ...template,
+        vm: `pct-${String(i).padStart(2, '0')}`,
+        vmId: `00000000-0000-4000-8000-${String(700 + i).padStart(12, '0')}`,
+        counterEpoch: 'pct',
+        histograms:
+          i === 14
+            ? null
+            : { boundariesNs: [...LATENCY_BOUNDS_NS], ...bins(i, ops), flush: new Array<number>(n).fill(0) },
+      })),
+    };
+  };
+  await ingestHostStats(db, sample(now - 20_000, 0));
+  await ingestHostStats(db, sample(now - 10_000, 1000));
+  const shown = {
+    readP90: (r: StorageDiskRow) => r.read.p90LatencyMs,
+    readP99: (r: StorageDiskRow) => r.read.p99LatencyMs,
+    writeP90: (r: StorageDiskRow) => r.write.p90LatencyMs,
+    writeP99: (r: StorageDiskRow) => r.write.p99LatencyMs,
+  };
+  for (const window of ['1h', '15m', '5m', '2h'])
+    for (const [sort, value] of Object.entries(shown) as [
+      keyof typeof shown,
+      (r: StorageDiskRow) => number | null,
+    ][])
+      for (const order of ['asc', 'desc'] as const) {
+        const q = { window, sort, order, q: 'pct-', limit: 100 };
+        const rows = (await listStorageDisks(db, q, now)).items;
+        assert.equal(rows.length, 15);
+        // The figures are those of the histograms ingested.
+        for (const r of rows) {
+          const i = Number(r.vm.slice(4));
+          const b = i === 14 ? null : bins(i, 1000);
+          const p = sort.endsWith('90') ? P90 : P99;
+          const expected = b && percentileMs(sort.startsWith('read') ? b.read : b.write, p);
+          assert.equal(
+            value(r),
+            expected === null ? null : Math.round(expected * 1000) / 1000,
+            `${r.vm} ${sort}`,
+          );
+        }
+        const key = (r: StorageDiskRow) => `${r.vmId}/${r.disk}`;
+        const expected = [...rows].sort((a, b) => {
+          const x = value(a);
+          const y = value(b);
+          if (x === null || y === null) return x === y ? key(a).localeCompare(key(b)) : x === null ? 1 : -1;
+          return (order === 'asc' ? x - y : y - x) || key(a).localeCompare(key(b));
+        });
+        assert.deepEqual(rows.map(key), expected.map(key), `${window} ${sort} ${order}`);
+        assert.equal(value(rows[14]!), null, 'no histograms: last');
+        const paged: string[] = [];
+        let cursor: string | undefined;
+        do {
+          const page = await listStorageDisks(db, { ...q, limit: 4, cursor }, now);
+          paged.push(...page.items.map(key));
+          cursor = page.nextCursor ?? undefined;
+        } while (cursor);
+        assert.deepEqual(paged, rows.map(key), `${window} ${sort} ${order}, paged`);
+      }
+});
+
+test('every window the console offers is kept; a kept window reads the buckets the explorer summed for it', () => {
+  for (const text of EXPLORER_WINDOWS)
+    assert.ok(
+      WINDOWS.some((w) => w.seconds === parseWindow(text)),
+      `${text}: no kept window`,
+    );
+  // The 7 d window has always been kept from hourly buckets; the others are those bucketTier reads.
+  for (const w of WINDOWS.filter((x) => x.seconds !== 7 * 86_400))
+    for (const nowMs of [t0, t0 + 1_234_567, Date.now()])
+      assert.deepEqual(
+        bucketTier(w.seconds, nowMs),
+        { res: w.source, since: windowStart(w, Math.floor(nowMs / 1000)) },
+        `${w.seconds} s`,
+      );
+});
+
+test('a kept window not started yet (a manager just upgraded) reads its buckets instead', async () => {
+  const fresh = await openDatabase(await mkdtemp(path.join(tmpdir(), 'sb-insight-fresh-')));
+  try {
+    const now = Date.now();
+    await ingestHostStats(fresh, hostStats('hf', now - 20_000, 10));
+    await ingestHostStats(fresh, hostStats('hf', now - 10_000, 20));
+    const iops = async () =>
+      (await listStorageDisks(fresh, { window: '15m', sort: 'vm', limit: 10 }, now)).items[0]?.iops;
+    const before = await iops();
+    assert.ok((before ?? 0) > 0, String(before));
+    await maintainWindows(fresh, now);
+    assert.equal(await iops(), before);
+  } finally {
+    await fresh.destroy();
+  }
 });

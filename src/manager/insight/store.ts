@@ -36,6 +36,12 @@ export const WINDOWS = [
   { code: -1, seconds: 3600, source: 300 },
   { code: -2, seconds: 86_400, source: 3600 },
   { code: -3, seconds: 7 * 86_400, source: 3600 },
+  // The console's other windows (EXPLORER_WINDOWS), each from the tier the explorer read for it
+  // before (explorer.ts bucketTier): the same buckets, one row per subject instead of 3 to 25,
+  // so a percentile sort over 10,000 disks sums no bins at read time.
+  { code: -4, seconds: 15 * 60, source: 300 },
+  { code: -5, seconds: 6 * 3600, source: 3600 },
+  { code: -6, seconds: 8 * 86_400, source: 86_400 },
 ] as const;
 
 /** Tiers of datastore space: raw for short trends, 5-minute points for the trend window. */
@@ -121,20 +127,6 @@ export function aggCte(columns: readonly string[] = IO_VALUE_COLUMNS, res?: numb
 }
 export const aggColumns = (columns: readonly string[] = IO_VALUE_COLUMNS) =>
   columns.map((c) => `agg.${c}`).join(', ');
-
-const generations = new WeakMap<Db, number>();
-
-/** Changes with every write to the store: what the explorer's cache compares against. */
-export const storeGeneration = (db: Db): number => generations.get(db) ?? 0;
-
-/** withSqlite for the store's writers: a new generation, so cached explorer rows are dropped. */
-export function writeSqlite<T>(db: Db, work: (sqlite: Database.Database) => T): Promise<T> {
-  // Bumped while holding the connection: a reader never caches pre-write rows under the new one.
-  return withSqlite(db, (sqlite) => {
-    generations.set(db, storeGeneration(db) + 1);
-    return work(sqlite);
-  });
-}
 
 /** Prepared statements of one database handle, built once. */
 interface Statements {
@@ -235,12 +227,12 @@ const parseJson = <T>(text: string | null): T | null => (text === null ? null : 
 
 /** Stores one host's stats sample (see the top of this file); one transaction. */
 export function ingestHostStats(db: Db, stats: HostStats): Promise<IngestResult> {
-  return writeSqlite(db, (sqlite) => ingestOn(sqlite, stats));
+  return withSqlite(db, (sqlite) => ingestOn(sqlite, stats));
 }
 
 /** Several samples in one transaction (the benchmark's backfill; same effect as one by one). */
 export function ingestMany(db: Db, samples: readonly HostStats[]): Promise<IngestResult> {
-  return writeSqlite(db, (sqlite) =>
+  return withSqlite(db, (sqlite) =>
     sqlite.transaction(() =>
       samples.reduce<IngestResult>(
         (total, s) => {
@@ -412,7 +404,7 @@ export interface PruneResult {
 
 /** Drops what is older than each tier keeps, ended issues and gone disks past the retention. */
 export function prune(db: Db, nowMs = Date.now()): Promise<PruneResult> {
-  return writeSqlite(db, (sqlite) =>
+  return withSqlite(db, (sqlite) =>
     sqlite.transaction((): PruneResult => {
       const now = Math.floor(nowMs / 1000);
       let ioRows = 0;
@@ -461,7 +453,7 @@ export interface SeriesRow {
  * hours to write. One transaction.
  */
 export function loadSeries(db: Db, rows: Iterable<SeriesRow>): Promise<number> {
-  return writeSqlite(db, (sqlite) =>
+  return withSqlite(db, (sqlite) =>
     sqlite.transaction(() => {
       const st = statements(sqlite);
       let n = 0;
@@ -487,7 +479,7 @@ export function loadDatastorePoints(
     allocatedBytes: number;
   }>,
 ): Promise<number> {
-  return writeSqlite(db, (sqlite) =>
+  return withSqlite(db, (sqlite) =>
     sqlite.transaction(() => {
       const st = statements(sqlite);
       let n = 0;
@@ -518,7 +510,7 @@ const MAX_WINDOW_STEPS = 24;
  * after each collection; cheap when no bucket ended since the last run.
  */
 export function maintainWindows(db: Db, nowMs = Date.now()): Promise<number> {
-  return writeSqlite(db, (sqlite) =>
+  return withSqlite(db, (sqlite) =>
     sqlite.transaction((): number => {
       const now = Math.floor(nowMs / 1000);
       const st = statements(sqlite);

@@ -1,5 +1,6 @@
 // A VM's I/O series (GET /api/v1/vms/:vm/series, VmSeries in src/api/storage.ts) as the three
 // charts of its page draw them: IOPS, latency (p90/p99, read and write) and throughput. Pure.
+import { EXPLORER_WINDOWS } from '../../api/browser.js';
 
 /** One direction's figures of a bucket (DirectionFigures); null where nothing was measured. */
 export interface DirectionPoint {
@@ -78,5 +79,5 @@ export function vmCharts(series: SeriesShape): VmCharts {
 }
 
 /** The windows the page offers (the store keeps 8 days). */
-export const SERIES_WINDOWS = ['15m', '1h', '6h', '1d', '8d'] as const;
+export const SERIES_WINDOWS = EXPLORER_WINDOWS;
 export type SeriesWindow = (typeof SERIES_WINDOWS)[number];
