@@ -51,7 +51,7 @@ export const partBoundaries = {
       if (!ENTRY_FILES.includes(rel)) {
         context.report({
           node,
-          message: `deep import into ${toPart}/ (${spec}): import from ${toPart}/index.js (or its browser.js)`,
+          message: `deep import into ${toPart}/ (${spec}): import from ${toPart}/index.js`,
         });
         return;
       }

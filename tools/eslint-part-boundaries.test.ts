@@ -25,8 +25,20 @@ test('part-boundaries allows index imports along the arrows and rejects the rest
         code: "const { renderReport } = await import('../../report/index.js');",
       },
       { filename: path.join(src, 'report/html.ts'), code: "import { Vm } from '../api/index.js';" },
+      // A part's browser-safe entry (what the web console bundles).
+      {
+        filename: path.join(src, 'web/app/api.ts'),
+        code: "import { managerRoutes } from '../../api/browser.js';",
+      },
     ],
     invalid: [
+      {
+        filename: path.join(src, 'web/app/api.ts'),
+        code: "import { managerRoutes } from '../../api/manager-routes.js';",
+        errors: [
+          { message: 'deep import into api/ (../../api/manager-routes.js): import from api/index.js' },
+        ],
+      },
       {
         filename: path.join(src, 'agent/vm.ts'),
         code: "import { QmpClient } from '../qmp/client.js';",
