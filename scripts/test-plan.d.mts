@@ -1,4 +1,4 @@
-export type RunClass = 'light' | 'guest' | 'timing';
+export type RunClass = 'light' | 'guest' | 'waiting' | 'timing';
 
 export const LAB_FILES: Readonly<Record<string, { class: RunClass; seconds: number }>>;
 export const CORES: number;

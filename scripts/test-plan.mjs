@@ -9,6 +9,9 @@
  * - `guest`: it boots TCG guests but asserts nothing timing-sensitive (a fault test holds its
  *   phase by a slow link and checks the phase it struck, so a busier machine only makes the phase
  *   longer), so two may share the machine's two cores;
+ * - `waiting`: timing-sensitive too, but its time goes in real-time holds and windows (placement's
+ *   streaks, schedules, budgets) with a few throttled guests, about 15 % of the machine: two such
+ *   files may share it, with nothing beside them but a light file;
  * - `light`: it boots no running guest (a paused QEMU, a KVM probe waiting out its deadline), so it
  *   may run beside anything, the unit suite too.
  * `seconds` is the file's wall time in a full run here (the runner prints them; files from other
@@ -44,13 +47,17 @@ export const LAB_FILES = Object.freeze({
   'src/agent/migration/engine.lab.test.ts': { class: 'timing', seconds: 38 },
   'src/links.lab.test.ts': { class: 'timing', seconds: 90 },
   'src/move.lab.test.ts': { class: 'timing', seconds: 170 },
-  'src/placement-competing.lab.test.ts': { class: 'timing', seconds: 333 },
-  'src/placement.lab.test.ts': { class: 'timing', seconds: 271 },
+
+  'src/placement-competing.lab.test.ts': { class: 'waiting', seconds: 217 },
+  'src/placement.lab.test.ts': { class: 'waiting', seconds: 318 },
 });
 
-/** The machine's cores; a `guest` run takes one, a `timing` run (and the unit suite) all of them. */
+/**
+ * The machine's cores; a `guest` or `waiting` run takes one, a `timing` run (and the unit suite)
+ * all of them.
+ */
 export const CORES = 2;
-const CORES_TAKEN = { light: 0, guest: 1, timing: CORES };
+const CORES_TAKEN = { light: 0, guest: 1, waiting: 1, timing: CORES };
 
 /** The class of a test run: the unit suite takes every core but tolerates light lab files. */
 export function classOf(file) {
@@ -62,17 +69,20 @@ export function classOf(file) {
 export function fits(next, running) {
   // Light runs go one at a time, beside anything.
   if (next === 'light') return !running.includes('light');
+  // A waiting file shares the machine only with another waiting file (and a light one).
+  const others = running.filter((c) => c !== 'light');
+  if (next === 'waiting' ? others.some((c) => c !== 'waiting') : others.includes('waiting')) return false;
   const taken = running.reduce((sum, c) => sum + CORES_TAKEN[c], 0);
   return taken + CORES_TAKEN[next] <= CORES;
 }
 
 /**
  * The order runs are offered in: the unit suite and the light files first (they overlap), then the
- * timing files one by one, then the guest files two at a time, longest first so that both lanes
- * end close together.
+ * waiting files two at a time, the timing files one by one, then the guest files two at a time,
+ * longest first so that both lanes end close together.
  */
 export function queueOrder(runs) {
-  const rank = (r) => (r === 'unit' ? 0 : { light: 1, timing: 2, guest: 3 }[classOf(r)]);
+  const rank = (r) => (r === 'unit' ? 0 : { light: 1, waiting: 2, timing: 3, guest: 4 }[classOf(r)]);
   const seconds = (r) => LAB_FILES[r]?.seconds ?? 0;
   return [...runs].sort((a, b) => rank(a) - rank(b) || seconds(b) - seconds(a) || a.localeCompare(b));
 }

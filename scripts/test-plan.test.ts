@@ -29,18 +29,29 @@ test('two guest files share the cores; a timing file or the unit suite has them 
   assert.equal(fits('light', ['guest', 'guest']), true);
   assert.equal(fits('light', ['light']), false, 'light files go one at a time');
   assert.equal(fits('timing', ['light']), true);
+  assert.equal(fits('waiting', ['waiting']), true, 'two waiting files share the machine');
+  assert.equal(fits('waiting', ['waiting', 'waiting']), false);
+  assert.equal(fits('waiting', ['light']), true);
+  assert.equal(fits('waiting', ['waiting', 'light']), true);
+  assert.equal(fits('waiting', ['guest']), false, 'nothing that works the cores beside a waiting file');
+  assert.equal(fits('guest', ['waiting']), false);
+  assert.equal(fits('timing', ['waiting']), false);
+  assert.equal(fits('waiting', ['timing']), false);
   assert.equal(classOf('unit'), 'timing');
   assert.equal(classOf('src/some-new.lab.test.ts'), 'timing', 'an unknown file runs alone');
 });
 
-test('the queue: unit and light first, then timing files, then guest files, each longest first', () => {
+test('the queue: unit and light first, then waiting, timing, then guest files, each longest first', () => {
   const light = labFiles.filter((f) => classOf(f) === 'light');
-  const timing = labFiles.filter((f) => classOf(f) === 'timing');
+  const timing = labFiles.filter((f) => classOf(f) === 'waiting' || classOf(f) === 'timing');
   const guest = labFiles.filter((f) => classOf(f) === 'guest');
   const order = queueOrder([...labFiles].reverse().concat('unit'));
   assert.deepEqual(order.slice(0, 1 + light.length).sort(), ['unit', ...light].sort());
   assert.equal(order[0], 'unit');
-  assert.deepEqual(order.slice(1 + light.length, 1 + light.length + timing.length).sort(), timing);
+  const middle = order.slice(1 + light.length, 1 + light.length + timing.length);
+  assert.deepEqual([...middle].sort(), timing);
+  const waiting = middle.filter((f) => classOf(f) === 'waiting');
+  assert.deepEqual(middle.slice(0, waiting.length), waiting, 'waiting files before timing files');
   const seconds = (f: string) => LAB_FILES[f]?.seconds ?? 0;
   const guests = order.slice(-guest.length);
   assert.deepEqual([...guests].sort(), guest);
@@ -57,4 +68,8 @@ test('what starts: the unit suite with one light file; later two guest files, or
   const timing = labFiles.filter((f) => classOf(f) === 'timing');
   assert.deepEqual(startable([...timing, ...guests.slice(1)], [guests[0]!]), [guests[1]]);
   assert.deepEqual(startable([...timing, ...guests], []), [timing[0]]);
+  const waiting = labFiles.filter((f) => classOf(f) === 'waiting');
+  assert.equal(waiting.length, 2, 'the two placement files');
+  assert.deepEqual(startable(queueOrder([...waiting, ...timing, ...guests]), []).sort(), waiting);
+  assert.deepEqual(startable([...timing, ...guests], [waiting[0]!]), [], 'nothing else beside a waiting file');
 });
