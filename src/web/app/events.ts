@@ -1,9 +1,10 @@
-// Server-sent events read with fetch (EventSource cannot send the token's header): one job's
-// progress for a move's progress bar, and the fabric-wide stream that refreshes every page.
+// Server-sent events read with fetch (EventSource cannot send the token's header): the fabric-wide
+// stream, which refreshes every page and carries each job's progress for the progress bars.
 import { useQueryClient } from '@tanstack/react-query';
-import { useEffect, useState } from 'react';
-import { FabricEvent, Job, TERMINAL_JOB_STATES } from '../../api/browser.js';
+import { useEffect, useState, useSyncExternalStore } from 'react';
+import { FabricEvent, TERMINAL_JOB_STATES, type Job } from '../../api/browser.js';
 import { problemOf, request, type Input, type RouteName } from './api.js';
+import { useApi } from './hooks.js';
 import { useSession } from './session.js';
 
 export interface StreamEvent {
@@ -62,32 +63,49 @@ export async function openStream<K extends RouteName>(
   await readEventStream(response, onEvent, signal);
 }
 
-/** A job as it progresses, from its event stream (which ends when the job does). */
+/**
+ * The latest snapshot of each job the fabric stream told of. Progress bars read it instead of
+ * opening a job's own stream: a browser has six connections to the manager, and one stream per
+ * move would take them all.
+ */
+const jobSnapshots = new Map<string, Job>();
+const jobListeners = new Set<() => void>();
+/** Enough for every job a page shows; the oldest are dropped. */
+const MAX_JOB_SNAPSHOTS = 500;
+
+function publishJob(job: Job): void {
+  jobSnapshots.delete(job.id);
+  jobSnapshots.set(job.id, job);
+  if (jobSnapshots.size > MAX_JOB_SNAPSHOTS) {
+    const oldest = jobSnapshots.keys().next().value;
+    if (oldest !== undefined) jobSnapshots.delete(oldest);
+  }
+  for (const listener of jobListeners) listener();
+}
+
+function subscribeJobs(listener: () => void): () => void {
+  jobListeners.add(listener);
+  return () => jobListeners.delete(listener);
+}
+
+/** The later of two snapshots of one job. */
+function newer(a: Job | undefined, b: Job | undefined): Job | undefined {
+  if (!a) return b;
+  if (!b) return a;
+  return Date.parse(b.updatedAt) > Date.parse(a.updatedAt) ? b : a;
+}
+
+/** A job the page already read (a list's row), kept current by the fabric stream. */
+export function useLiveJob(job: Job): Job {
+  const live = useSyncExternalStore(subscribeJobs, () => jobSnapshots.get(job.id));
+  return newer(job, live) ?? job;
+}
+
+/** A job as it progresses: the fabric stream's latest snapshot, or the job as last read. */
 export function useJobProgress(jobId: string | undefined): Job | undefined {
-  const { token } = useSession();
-  const queryClient = useQueryClient();
-  const [job, setJob] = useState<Job | undefined>(undefined);
-  useEffect(() => {
-    setJob(undefined);
-    if (!jobId) return;
-    const abort = new AbortController();
-    openStream(
-      'streamJobEvents',
-      { params: { id: jobId } },
-      token,
-      (e) => {
-        if (e.event !== 'job') return;
-        const parsed = Job.safeParse(JSON.parse(e.data));
-        if (parsed.success) setJob(parsed.data);
-      },
-      abort.signal,
-    )
-      // The job ended (or the stream broke): what it changed is shown fresh.
-      .then(() => queryClient.invalidateQueries())
-      .catch(() => undefined);
-    return () => abort.abort();
-  }, [jobId, token, queryClient]);
-  return job;
+  const live = useSyncExternalStore(subscribeJobs, () => (jobId ? jobSnapshots.get(jobId) : undefined));
+  const read = useApi('getJob', { params: { id: jobId ?? '' } }, { enabled: jobId !== undefined });
+  return newer(read.data, live);
 }
 
 /** What each kind of fabric event makes stale: the route families whose reads it may change. */
@@ -139,6 +157,7 @@ export function useFabricEvents(): boolean {
       const parsed = FabricEvent.safeParse(JSON.parse(e.data));
       if (!parsed.success) return;
       const event = parsed.data;
+      if (event.kind === 'job') publishJob(event.job);
       if (event.kind === 'job' && (TERMINAL_JOB_STATES as readonly string[]).includes(event.job.state))
         mark('all');
       else mark(STALE_AFTER[event.kind] ?? 'all');

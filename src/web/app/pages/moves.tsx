@@ -3,7 +3,7 @@
 import { useState } from 'react';
 import { Link } from 'react-router';
 import type { Job } from '../../../api/browser.js';
-import { useJobProgress } from '../events.js';
+import { useLiveJob } from '../events.js';
 import { bytes, seconds, when } from '../format.js';
 import { useAction, useApi } from '../hooks.js';
 import { FINISHED_STATES, finishedFigures, isInFlight, MOVE_KINDS } from '../move-figures.js';
@@ -16,12 +16,6 @@ import { useSession } from '../session.js';
 import { LiveFigureList } from './vm-move.js';
 import './vm.css';
 import './moves.css';
-
-/**
- * Moves followed over their own event stream; the rest refresh with the page. Each stream holds
- * one of the browser's few HTTP/1.1 connections to the manager, so only the first few are live.
- */
-const LIVE_STREAMS = 3;
 
 const byNewest = (a: Job, b: Job) => (b.finishedAt ?? b.createdAt).localeCompare(a.finishedAt ?? a.createdAt);
 
@@ -118,8 +112,10 @@ export function MovesPage() {
         <Empty>No move is running or queued.</Empty>
       ) : (
         <ul className="move-cards" aria-label="Moves in flight">
-          {inFlight.map((j, i) => (
-            <li key={j.id}>{i < LIVE_STREAMS ? <LiveMoveCard job={j} /> : <MoveCard job={j} />}</li>
+          {inFlight.map((j) => (
+            <li key={j.id}>
+              <LiveMoveCard job={j} />
+            </li>
           ))}
         </ul>
       )}
@@ -142,9 +138,9 @@ export function MovesPage() {
   );
 }
 
+/** Each move's card follows its job's progress from the fabric event stream. */
 function LiveMoveCard({ job }: { job: Job }) {
-  const live = useJobProgress(job.id);
-  return <MoveCard job={live ?? job} />;
+  return <MoveCard job={useLiveJob(job)} />;
 }
 
 function MoveCard({ job }: { job: Job }) {
