@@ -18,14 +18,24 @@ import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import type { DiskStats, HostStats, StorageDatastoreQuery, StorageDiskQuery } from '../../src/api/index.js';
+import type {
+  DiskStats,
+  HostStats,
+  SeriesPoint,
+  StorageDatastoreQuery,
+  StorageDiskQuery,
+  Vm,
+} from '../../src/api/index.js';
 import {
   ChangeTimelineQuery,
+  EXPLORER_WINDOWS,
   StorageDatastoreQuery as DsQuery,
   StorageDiskQuery as DiskQuery,
 } from '../../src/api/index.js';
 import {
+  applySnapshot,
   changeTimeline,
+  insertHost,
   insight,
   listChanges,
   openDatabase,
@@ -172,6 +182,83 @@ function hostStats(host: number, disks: DiskModel[], atS: number, now: number): 
   };
 }
 
+/**
+ * The inventory as joins put it (insertHost, then the agent's report applied): every host with its
+ * two datastores and its VMs, one disk each, named and placed as the stats report them. The series
+ * routes look the VM or datastore up there before they read the store.
+ */
+async function joinFabric(db: Db, byHost: DiskModel[][]): Promise<void> {
+  const mac = (n: number) =>
+    `52:54:00:${[(n >> 16) & 255, (n >> 8) & 255, n & 255].map((b) => b.toString(16).padStart(2, '0')).join(':')}`;
+  for (const [h, hostDisks] of byHost.entries()) {
+    const info = {
+      name: hostName(h),
+      fabricAddress: `10.251.${h >> 8}.${(h & 255) + 1}`,
+      agentVersion: '0.1.0',
+      qemuVersion: '10.0.0',
+      accelerator: 'tcg' as const,
+      cpus: 64,
+      memoryBytes: 512 * GiB,
+      memoryFreeBytes: 256 * GiB,
+      machineType: 'pc-q35-10.0',
+      cpuModel: 'qemu64',
+    };
+    const vms = hostDisks.map((d, v): Vm => ({
+      id: d.vmId,
+      name: d.vm,
+      state: 'running',
+      vcpus: 2,
+      memoryMiB: 2048,
+      disks: [
+        {
+          id: 'root',
+          datastore: d.datastore,
+          path: `/srv/${d.datastore}/${d.vm}.qcow2`,
+          format: 'qcow2',
+          virtualSizeBytes: 100 * GiB,
+          allocatedBytes: 20 * GiB,
+          nodeName: 'root-fmt',
+        },
+      ],
+      nics: [{ id: 'net0', vswitch: 'vmsw0', mac: mac(h * VMS + v + 1), tap: `tap${v}` }],
+      machineType: info.machineType,
+      cpuModel: info.cpuModel,
+      accelerator: 'tcg',
+      createdAt: '2026-11-01T00:00:00.000Z',
+    }));
+    const row = await db.transaction().execute((tx) =>
+      insertHost(tx, SYSTEM, {
+        agentUrl: `https://${info.fabricAddress}:7101`,
+        certificate: { serial: String(h + 1), notAfter: '2027-12-01T00:00:00.000Z' },
+        crlNumber: 0,
+        info,
+        poolId: null,
+      }),
+    );
+    await applySnapshot(
+      db,
+      row,
+      {
+        info,
+        datastores: ['local', 'fast'].map((name) => ({
+          name,
+          path: `/srv/${name}`,
+          default: name === 'local',
+          capacityBytes: 2048 * GiB,
+          freeBytes: 1024 * GiB,
+          class: name === 'fast' ? 'fast' : 'standard',
+        })),
+        vswitches: [{ name: 'vmsw0', bridge: 'vmsw0' }],
+        vms,
+      },
+      { joining: true },
+    );
+  }
+}
+
+/** Points of a series that hold figures (a sample covered some of their bucket). */
+const withFigures = (points: readonly SeriesPoint[]) => points.filter((p) => p.coveredSeconds > 0).length;
+
 function quantile(sorted: number[], p: number): number {
   if (sorted.length === 0) return NaN;
   return sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)] ?? NaN;
@@ -193,6 +280,8 @@ const lpad = (s: string, n: number) => s.padStart(n);
 
 async function main() {
   const started = performance.now();
+  // Read now: the table used to print the load at the end under "at the start".
+  const loadAtStart = loadavg();
   const dir = await mkdtemp(path.join(tmpdir(), 'sb-bench-insight-'));
   const db: Db = await openDatabase(dir);
   const disks = buildFabric();
@@ -208,11 +297,14 @@ async function main() {
     (await db.selectFrom('stat_disks').select(['id', 'vm_id']).execute()).map((r) => [r.vm_id, r.id ?? 0]),
   );
   const dsRows = await db.selectFrom('stat_datastores').select(['id', 'host', 'name']).execute();
+  const dsIds = new Map(dsRows.map((d) => [`${d.host}/${d.name}`, d.id ?? 0]));
   log(`${diskIds.size} disks, ${dsRows.length} datastores`);
 
   // 2. Bulk history: every tier's buckets before the live period.
   function* history(): Generator<insight.SeriesRow> {
     const tiers = [
+      // The 30 s tier's 15 minutes too: the 15 min series reads it.
+      { res: 30, from: now - 15 * 60, step: 30 },
       { res: 300, from: now - 3 * 3600, step: 300 },
       { res: 3600, from: now - DAYS * 86_400, step: 3600 },
       { res: 86_400, from: now - DAYS * 86_400, step: 86_400 },
@@ -220,6 +312,7 @@ async function main() {
     for (const tier of tiers) {
       const first = Math.floor(tier.from / tier.res) * tier.res;
       for (let b = first; b + tier.step <= liveStart; b += tier.step) {
+        // A datastore's bucket: its disks' sums, their time once (as the store sums them at ingest).
         const perDs = new Map<number, insight.IoSums>();
         for (const d of disks) {
           const s = insight.emptySums();
@@ -242,13 +335,17 @@ async function main() {
             bucket: b,
             sums: s,
           };
+          const dsId = dsIds.get(`${d.host}/${d.datastore}`) ?? 0;
+          perDs.set(dsId, insight.addSums(perDs.get(dsId) ?? insight.emptySums(), s));
         }
-        for (const ds of dsRows) perDs.set(ds.id ?? 0, insight.emptySums());
-        for (const [ds, s] of perDs) {
-          s.seconds = tier.step;
-          s.readOps = VMS * 50 * tier.step;
-          yield { kind: insight.SUBJECT_DATASTORE, subject: ds, res: tier.res, bucket: b, sums: s };
-        }
+        for (const [ds, s] of perDs)
+          yield {
+            kind: insight.SUBJECT_DATASTORE,
+            subject: ds,
+            res: tier.res,
+            bucket: b,
+            sums: { ...s, seconds: tier.step },
+          };
       }
     }
   }
@@ -444,6 +541,77 @@ async function main() {
     }),
   );
 
+  // The datastore page (console: pages/datastore.tsx): its explorer row, its disks sorted by the
+  // manager a page (50) at a time, and the active issues it picks its own from (the console reads
+  // them once, up to 1000, and filters by subject).
+  const pick = () => {
+    const d = disks[Math.floor(r() * disks.length)] ?? disks[0];
+    if (!d) throw new Error('no disks');
+    return d;
+  };
+  await measure('datastore page: its row, 1h', () => {
+    const d = pick();
+    return insight.listStorageDatastores(db, ds({ host: d.host, q: d.datastore, limit: 100 }));
+  });
+  await measure('datastore page: its disks, 1h, by write p99', () => {
+    const d = pick();
+    return insight.listStorageDisks(
+      db,
+      dq({ host: d.host, datastore: d.datastore, sort: 'writeP99', limit: 50 }),
+    );
+  });
+  await measure('datastore page: its disks, 7d, by VM', () => {
+    const d = pick();
+    return insight.listStorageDisks(
+      db,
+      dq({ window: '7d', host: d.host, datastore: d.datastore, limit: 50 }),
+    );
+  });
+  await measure('issues, active, up to 1000 (console marks)', () =>
+    insight.listStorageIssues(db, { state: 'active', limit: 1000 }),
+  );
+
+  // 7. The charts' time series (routes .../series). They look the VM or datastore up in the
+  //    inventory first: it is joined now, after the other views, so those compare with earlier
+  //    runs (a join records a change per host, datastore and VM). A random disk, VM or datastore
+  //    each call; "points" says how many of a series' points held figures.
+  const tJoin = performance.now();
+  await joinFabric(db, byHost);
+  const joinSeconds = (performance.now() - tJoin) / 1000;
+  log(`joined ${HOSTS} hosts in ${joinSeconds.toFixed(0)} s`);
+  const nowMs = now * 1000;
+  const seriesPoints = new Map<string, { points: number; withFigures: number }>();
+  const seen = (what: string, points: readonly SeriesPoint[]) => {
+    const was = seriesPoints.get(what);
+    // The fewest with figures over the calls: a series missing buckets shows.
+    if (!was || withFigures(points) < was.withFigures)
+      seriesPoints.set(what, { points: points.length, withFigures: withFigures(points) });
+  };
+  for (const window of EXPLORER_WINDOWS) {
+    const what = `series, disk, ${window}`;
+    await measure(what, async () => {
+      const d = pick();
+      seen(what, (await insight.diskSeries(db, d.vm, 'root', window, nowMs)).points);
+    });
+  }
+  for (const window of EXPLORER_WINDOWS) {
+    const what = `series, VM, ${window}`;
+    await measure(what, async () => {
+      seen(what, (await insight.vmSeries(db, pick().vmId, window, nowMs)).points);
+    });
+  }
+  for (const window of EXPLORER_WINDOWS) {
+    const what = `series, datastore, ${window}`;
+    await measure(what, async () => {
+      const d = pick();
+      seen(what, (await insight.datastoreSeries(db, d.host, d.datastore, window, nowMs)).points);
+    });
+  }
+  for (const row of rows) {
+    const p = seriesPoints.get(row.what);
+    if (p) row.what = `${row.what} (${p.withFigures}/${p.points} points)`;
+  }
+
   await db.destroy();
   const size = async (f: string) => (await stat(path.join(dir, f)).catch(() => ({ size: 0 }))).size;
   const dbBytes = (await size('manager.db')) + (await size('manager.db-wal'));
@@ -451,7 +619,7 @@ async function main() {
   const w = Math.max(...rows.map((x) => x.what.length), 30);
   const lines = [
     `Insight benchmark: ${disks.length} disks (${HOSTS} hosts x ${VMS} VMs, ${dsRows.length} datastores), ${DAYS} days, ${CHANGES} change records`,
-    `machine: ${cpus().length} CPUs, load average at the start ${loadavg()
+    `machine: ${cpus().length} CPUs, load average at the start ${loadAtStart
       .map((l) => l.toFixed(1))
       .join(' ')}`,
     '',
@@ -466,6 +634,7 @@ async function main() {
     `prune pass: ${pruning.p50.toFixed(0)} ms`,
     `live ingest: ${samples} disk samples in ${ingestSeconds.toFixed(1)} s = ${Math.round(samples / ingestSeconds)} samples/s ` +
       `(${(ingestSeconds / ((LIVE_MINUTES * 60) / POLL_S + 1)).toFixed(2)} s of each ${POLL_S} s poll round for ${disks.length} disks)`,
+    `inventory (${HOSTS} hosts joined, for the series): ${joinSeconds.toFixed(0)} s`,
     `bulk load: ${loaded} rows in ${loadSeconds.toFixed(0)} s, windows summed from them in ${windowsSeconds.toFixed(1)} s; change records: ${CHANGES} in ${changesSeconds.toFixed(0)} s`,
     `database on disk: ${(dbBytes / 2 ** 20).toFixed(0)} MiB`,
     `load average at the end: ${loadavg()
@@ -480,7 +649,7 @@ async function main() {
   await writeFile(path.join(out, `${stamp}.txt`), `${text}\n`);
   await writeFile(
     path.join(out, `${stamp}.json`),
-    `${JSON.stringify({ disks: disks.length, hosts: HOSTS, vms: VMS, days: DAYS, changes: CHANGES, rows, evaluation, pruning, samples, ingestSeconds, loaded, loadSeconds, dbBytes, loadavg: loadavg() }, null, 2)}\n`,
+    `${JSON.stringify({ disks: disks.length, hosts: HOSTS, vms: VMS, days: DAYS, changes: CHANGES, rows, seriesPoints: Object.fromEntries(seriesPoints), evaluation, pruning, samples, ingestSeconds, loaded, loadSeconds, dbBytes, loadavgStart: loadAtStart, loadavg: loadavg() }, null, 2)}\n`,
   );
   if (!args.keep) await rm(dir, { recursive: true, force: true });
   else console.error(`database kept in ${dir}`);

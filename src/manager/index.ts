@@ -17,6 +17,9 @@ export type { VmJobDeps } from './vm-jobs.js';
 export * as insight from './insight/index.js';
 export { openDatabase, type Db } from './db.js';
 export { changeTimeline, listChanges, recordChanges, SYSTEM } from './changes.js';
+/** A host and its report put into the inventory as a join does (bench/insight: the series' VMs). */
+export { insertHost } from './inventory.js';
+export { applySnapshot, type AgentSnapshot } from './reconcile.js';
 
 /** `--listen 127.0.0.1:7100` -> host and port. */
 export function parseListen(value: string): { host: string; port: number } {

@@ -19,4 +19,4 @@ export {
   SUBJECT_DISK,
   type SeriesRow,
 } from './store.js';
-export { emptySums, type IoSums } from './rates.js';
+export { addSums, emptySums, type IoSums } from './rates.js';
