@@ -71,5 +71,9 @@ test('what starts: the unit suite with one light file; later two guest files, or
   const waiting = labFiles.filter((f) => classOf(f) === 'waiting');
   assert.equal(waiting.length, 2, 'the two placement files');
   assert.deepEqual(startable(queueOrder([...waiting, ...timing, ...guests]), []).sort(), waiting);
-  assert.deepEqual(startable([...timing, ...guests], [waiting[0]!]), [], 'nothing else beside a waiting file');
+  assert.deepEqual(
+    startable([...timing, ...guests], [waiting[0]!]),
+    [],
+    'nothing else beside a waiting file',
+  );
 });
