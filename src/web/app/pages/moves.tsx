@@ -2,11 +2,11 @@
 // left) and, for admins, a cancel; below, the finished moves with what they cost.
 import { useState } from 'react';
 import { Link } from 'react-router';
-import type { Job } from '../../../api/browser.js';
+import { MOVE_JOB_KINDS, TERMINAL_JOB_STATES, type Job } from '../../../api/browser.js';
 import { useLiveJob } from '../events.js';
 import { bytes, seconds, when } from '../format.js';
 import { useAction, useApi } from '../hooks.js';
-import { FINISHED_STATES, finishedFigures, isInFlight, MOVE_KINDS } from '../move-figures.js';
+import { finishedFigures, isInFlight } from '../move-figures.js';
 import { StateBadge } from '../parts/badges.js';
 import { ConfirmDialog } from '../parts/confirm.js';
 import { DataTable, type Column } from '../parts/data-table.js';
@@ -80,14 +80,14 @@ const FINISHED_COLUMNS: Column<Job>[] = [
 export function MovesPage() {
   // In flight: each move kind in each state; finished: the newest of each kind.
   const queued = [
-    useApi('listJobs', { query: { kind: MOVE_KINDS[0], state: 'running', limit: 100 } }),
-    useApi('listJobs', { query: { kind: MOVE_KINDS[1], state: 'running', limit: 100 } }),
-    useApi('listJobs', { query: { kind: MOVE_KINDS[0], state: 'queued', limit: 100 } }),
-    useApi('listJobs', { query: { kind: MOVE_KINDS[1], state: 'queued', limit: 100 } }),
+    useApi('listJobs', { query: { kind: MOVE_JOB_KINDS[0], state: 'running', limit: 100 } }),
+    useApi('listJobs', { query: { kind: MOVE_JOB_KINDS[1], state: 'running', limit: 100 } }),
+    useApi('listJobs', { query: { kind: MOVE_JOB_KINDS[0], state: 'queued', limit: 100 } }),
+    useApi('listJobs', { query: { kind: MOVE_JOB_KINDS[1], state: 'queued', limit: 100 } }),
   ];
   const recent = [
-    useApi('listJobs', { query: { kind: MOVE_KINDS[0], limit: 50 } }),
-    useApi('listJobs', { query: { kind: MOVE_KINDS[1], limit: 50 } }),
+    useApi('listJobs', { query: { kind: MOVE_JOB_KINDS[0], limit: 50 } }),
+    useApi('listJobs', { query: { kind: MOVE_JOB_KINDS[1], limit: 50 } }),
   ];
   const inFlightError = queued.find((q) => q.isError)?.error;
   const recentError = recent.find((q) => q.isError)?.error;
@@ -97,7 +97,7 @@ export function MovesPage() {
   const finished = recent.every((q) => q.data)
     ? recent
         .flatMap((q) => q.data?.items ?? [])
-        .filter((j) => (FINISHED_STATES as readonly string[]).includes(j.state))
+        .filter((j) => TERMINAL_JOB_STATES.includes(j.state))
         .sort(byNewest)
     : undefined;
   return (

@@ -4,12 +4,12 @@
 // and its placement settings.
 import { useEffect, useId, useState } from 'react';
 import { Link, useParams } from 'react-router';
-import type { Job } from '../../../api/browser.js';
+import { MOVE_JOB_KINDS, type Job } from '../../../api/browser.js';
 import { ApiError, describeError, type Output } from '../api.js';
 import { useJobProgress } from '../events.js';
 import { bytes, seconds, when } from '../format.js';
 import { useAction, useApi } from '../hooks.js';
-import { finishedFigures, isInFlight, liveFigures, MOVE_KINDS } from '../move-figures.js';
+import { finishedFigures, isInFlight, liveFigures } from '../move-figures.js';
 import { StateBadge, ToolsBadge } from '../parts/badges.js';
 import { ConfirmDialog } from '../parts/confirm.js';
 import { DataTable, type Column } from '../parts/data-table.js';
@@ -441,8 +441,8 @@ function ActionJob({ label, job: accepted }: { label: string; job: Job }) {
 }
 
 function VmMoves({ vm }: { vm: Vm }) {
-  const hostMoves = useApi('listJobs', { query: { kind: MOVE_KINDS[0], targetId: vm.id, limit: 20 } });
-  const storageMoves = useApi('listJobs', { query: { kind: MOVE_KINDS[1], targetId: vm.id, limit: 20 } });
+  const hostMoves = useApi('listJobs', { query: { kind: MOVE_JOB_KINDS[0], targetId: vm.id, limit: 20 } });
+  const storageMoves = useApi('listJobs', { query: { kind: MOVE_JOB_KINDS[1], targetId: vm.id, limit: 20 } });
   const error = hostMoves.error ?? storageMoves.error;
   return (
     <>
