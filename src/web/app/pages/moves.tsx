@@ -9,6 +9,7 @@ import { useAction, useApi } from '../hooks.js';
 import { finishedFigures, isInFlight } from '../move-figures.js';
 import { StateBadge } from '../parts/badges.js';
 import { ConfirmDialog } from '../parts/confirm.js';
+import { figureColumn } from '../parts/columns.js';
 import { DataTable, type Column } from '../parts/data-table.js';
 import { ProgressBar } from '../parts/progress.js';
 import { Empty, Failed, Loading } from '../parts/states.js';
@@ -41,13 +42,7 @@ const FINISHED_COLUMNS: Column<Job>[] = [
     value: (j) => j.finishedAt ?? j.updatedAt,
     render: (j) => when(j.finishedAt ?? j.updatedAt),
   },
-  {
-    key: 'total',
-    label: 'Total time',
-    value: (j) => finishedFigures(j).totalSeconds,
-    render: (j) => seconds(finishedFigures(j).totalSeconds),
-    numeric: true,
-  },
+  figureColumn('total', 'Total time', (j) => finishedFigures(j).totalSeconds, seconds),
   {
     key: 'downtime',
     label: 'Downtime',

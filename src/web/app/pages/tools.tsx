@@ -9,6 +9,7 @@ import { bytes, when } from '../format.js';
 import { useAction, useApi } from '../hooks.js';
 import { ToolsBadge } from '../parts/badges.js';
 import { ConfirmDialog } from '../parts/confirm.js';
+import { figureColumn } from '../parts/columns.js';
 import { DataTable, type Column } from '../parts/data-table.js';
 import { Failed, Loaded, Loading } from '../parts/states.js';
 import { useSession } from '../session.js';
@@ -181,13 +182,7 @@ function RetainedCopies() {
     },
     { key: 'host', label: 'Host', value: (c) => c.host },
     { key: 'datastore', label: 'Datastore', value: (c) => copyDatastores(c.datastores).join(', ') },
-    {
-      key: 'size',
-      label: 'Size',
-      value: (c) => c.allocatedBytes,
-      render: (c) => bytes(c.allocatedBytes),
-      numeric: true,
-    },
+    figureColumn('size', 'Size', (c) => c.allocatedBytes, bytes),
     {
       key: 'age',
       label: 'Age',

@@ -12,6 +12,7 @@ import { useAction, useApi } from '../hooks.js';
 import { finishedFigures, isInFlight, liveFigures } from '../move-figures.js';
 import { StateBadge, ToolsBadge } from '../parts/badges.js';
 import { ConfirmDialog } from '../parts/confirm.js';
+import { figureColumn } from '../parts/columns.js';
 import { DataTable, type Column } from '../parts/data-table.js';
 import { ProgressBar } from '../parts/progress.js';
 import { Empty, Failed, Loaded, Loading } from '../parts/states.js';
@@ -30,20 +31,8 @@ const DISK_COLUMNS: Column<Disk>[] = [
   { key: 'id', label: 'Disk', value: (d) => d.id },
   { key: 'datastore', label: 'Datastore', value: (d) => d.datastore },
   { key: 'format', label: 'Format', value: (d) => d.format },
-  {
-    key: 'virtual',
-    label: 'Size',
-    value: (d) => d.virtualSizeBytes,
-    render: (d) => bytes(d.virtualSizeBytes),
-    numeric: true,
-  },
-  {
-    key: 'allocated',
-    label: 'Allocated',
-    value: (d) => d.allocatedBytes,
-    render: (d) => bytes(d.allocatedBytes),
-    numeric: true,
-  },
+  figureColumn('virtual', 'Size', (d) => d.virtualSizeBytes, bytes),
+  figureColumn('allocated', 'Allocated', (d) => d.allocatedBytes, bytes),
   { key: 'path', label: 'Image', value: (d) => d.path, render: (d) => <code>{d.path}</code> },
 ];
 
