@@ -1,20 +1,18 @@
 // Every move in flight with its live progress (phase, bar, transfer and dirty rate, throttle, time
 // left) and, for admins, a cancel; below, the finished moves with what they cost.
-import { useState } from 'react';
 import { Link } from 'react-router';
 import { MOVE_JOB_KINDS, TERMINAL_JOB_STATES, type Job } from '../../../api/browser.js';
 import { useLiveJob } from '../events.js';
 import { bytes, seconds, when } from '../format.js';
-import { useAction, useApi } from '../hooks.js';
+import { useApi } from '../hooks.js';
 import { finishedFigures, isInFlight } from '../move-figures.js';
 import { StateBadge } from '../parts/badges.js';
-import { ConfirmDialog } from '../parts/confirm.js';
 import { figureColumn } from '../parts/columns.js';
 import { DataTable, type Column } from '../parts/data-table.js';
 import { ProgressBar } from '../parts/progress.js';
 import { Empty, Failed, Loading } from '../parts/states.js';
 import { useSession } from '../session.js';
-import { LiveFigureList } from './vm-move.js';
+import { CancelMoveButton, LiveFigureList } from './vm-move.js';
 import './vm.css';
 import './moves.css';
 
@@ -140,8 +138,6 @@ function LiveMoveCard({ job }: { job: Job }) {
 
 function MoveCard({ job }: { job: Job }) {
   const { canWrite } = useSession();
-  const cancel = useAction('cancelJob');
-  const [confirming, setConfirming] = useState(false);
   const f = finishedFigures(job);
   const name = job.target.name;
   return (
@@ -163,28 +159,7 @@ function MoveCard({ job }: { job: Job }) {
       <p className="message">{job.progress.message}</p>
       <LiveFigureList job={job} />
       {canWrite && isInFlight(job) && (
-        <>
-          <button type="button" disabled={job.cancelRequested} onClick={() => setConfirming(true)}>
-            {job.cancelRequested ? 'Cancelling…' : `Cancel move of ${name}`}
-          </button>
-          <ConfirmDialog
-            open={confirming}
-            title={`Cancel the move of ${name}?`}
-            confirmLabel="Yes, cancel the move"
-            danger
-            busy={cancel.isPending}
-            onCancel={() => setConfirming(false)}
-            onConfirm={() =>
-              cancel.mutate({ params: { id: job.id }, body: {} }, { onSettled: () => setConfirming(false) })
-            }
-          >
-            <p>
-              Before the switchover the move is undone and {name} keeps running where it is; after it, the
-              move completes.
-            </p>
-          </ConfirmDialog>
-          {cancel.isError && <Failed error={cancel.error} />}
-        </>
+        <CancelMoveButton job={job} vmName={name} buttonLabel={`Cancel move of ${name}`} />
       )}
     </article>
   );
