@@ -1,4 +1,5 @@
 // Column shapes the pages' tables share (parts/data-table.tsx's Column).
+import type { ReactNode } from 'react';
 import type { Column } from './data-table.js';
 
 /**
@@ -12,4 +13,12 @@ export function figureColumn<T>(
   format: (n: number | null | undefined) => string,
 ): Column<T> {
   return { key, label, value: figure, render: (row) => format(figure(row)), numeric: true };
+}
+
+/**
+ * The row actions column, for a token that may write (none for a read-only one: it sees no
+ * write action at all). Not sortable.
+ */
+export function actionColumns<T>(canWrite: boolean, render: (row: T) => ReactNode): Column<T>[] {
+  return canWrite ? [{ key: 'actions', label: 'Actions', fixed: true, value: () => '', render }] : [];
 }
