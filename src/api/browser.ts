@@ -15,3 +15,4 @@ export * from './stats.js';
 export * from './storage.js';
 export * from './placement.js';
 export * from './events.js';
+export * from './job-figures.js';

@@ -351,8 +351,11 @@ export const MoveDiskPlan = z.object({
 });
 export type MoveDiskPlan = z.infer<typeof MoveDiskPlan>;
 
+/** Job kinds that move a VM; while one runs, reconciliation leaves that VM's row to it. */
+export const MOVE_JOB_KINDS = ['vm-move', 'vm-move-storage'] as const;
+
 export const MovePlan = z.object({
-  kind: z.enum(['vm-move', 'vm-move-storage']),
+  kind: z.enum(MOVE_JOB_KINDS),
   vm: z.object({ id: z.uuid(), name: Name }),
   /** live: the VM runs during the move; cold: it is stopped and only its disks and definition move. */
   mode: z.enum(['live', 'cold']),

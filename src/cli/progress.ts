@@ -1,10 +1,9 @@
 // Progress of a job as people see it: a live bar on a terminal, sparse plain lines otherwise.
 // Pure (time comes in as an argument), so monotonicity, rates and stall detection are unit-tested.
-import { z } from 'zod';
-import { DiskProgress, MemoryProgress, MigrationHealth } from '../api/index.js';
+import { jobFigures, sentBytes, TERMINAL_JOB_STATES, type JobFigures } from '../api/index.js';
 import { formatBytes, formatDuration, formatRate } from './units.js';
 
-/** What a job reports; `details` may carry figures its handler knows (see `Figures`). */
+/** What a job reports; `details` may carry figures its handler knows (JobFigures). */
 export interface ProgressSample {
   state: string;
   phase: string;
@@ -13,26 +12,6 @@ export interface ProgressSample {
   details: Record<string, unknown>;
 }
 
-/**
- * Figures a handler may put in `progress.details`: generic byte counts, or a move's figures as in
- * the migration API (per disk, memory, rates, health). Each is read on its own, so one figure
- * off the expected shape hides only itself.
- */
-const bytes = z.number().nonnegative().optional().catch(undefined);
-const Figures = z.object({
-  transferredBytes: bytes,
-  totalBytes: bytes,
-  rateBytesPerSecond: bytes,
-  etaSeconds: bytes,
-  dirtyRateBytesPerSecond: bytes,
-  throttlePercent: bytes,
-  health: MigrationHealth.optional().catch(undefined),
-  healthReason: z.string().optional().catch(undefined),
-  disks: z.array(DiskProgress).optional().catch(undefined),
-  memory: MemoryProgress.optional().catch(undefined),
-});
-type Figures = z.infer<typeof Figures>;
-
 export interface ProgressView {
   state: string;
   phase: string;
@@ -40,7 +19,7 @@ export interface ProgressView {
   percent: number;
   message: string;
   elapsedSeconds: number;
-  figures: Figures;
+  figures: JobFigures;
   /** Given by the job, else derived from bytes over the recent window. */
   rateBytesPerSecond?: number;
   /** Given by the job, else derived from the percent over the recent window. */
@@ -49,15 +28,7 @@ export interface ProgressView {
   stalledSeconds?: number;
 }
 
-/** Bytes moved so far: the generic count, or the sum of a move's disks and memory. */
-function movedBytes(f: Figures): number | undefined {
-  if (f.transferredBytes !== undefined) return f.transferredBytes;
-  if (!f.disks && !f.memory) return undefined;
-  return (f.disks ?? []).reduce((sum, d) => sum + d.bytesDone, 0) + (f.memory?.bytesTransferred ?? 0);
-}
-
 const WINDOW_MS = 30_000;
-const TERMINAL = new Set(['succeeded', 'failed', 'cancelled']);
 
 export class ProgressTracker {
   private percent = 0;
@@ -75,7 +46,7 @@ export class ProgressTracker {
 
   update(sample: ProgressSample, nowMs: number): void {
     const percent = sample.state === 'succeeded' ? 100 : Math.min(100, Math.max(0, sample.percent));
-    const moved = movedBytes(Figures.parse(sample.details));
+    const moved = sentBytes(jobFigures(sample.details));
     const advanced =
       percent > this.percent ||
       (moved !== undefined && moved > (this.lastBytes ?? -1)) ||
@@ -90,7 +61,7 @@ export class ProgressTracker {
 
   view(nowMs: number): ProgressView {
     const s = this.sample ?? { state: 'queued', phase: '', percent: 0, message: '', details: {} };
-    const f = Figures.parse(s.details);
+    const f = jobFigures(s.details);
     const view: ProgressView = {
       state: s.state,
       phase: s.phase,
@@ -113,7 +84,8 @@ export class ProgressTracker {
     if (rate !== undefined) view.rateBytesPerSecond = rate;
     const percentPerSecond = usable ? (newest.percent - oldest.percent) / span : 0;
     const eta = f.etaSeconds ?? (percentPerSecond > 0 ? (100 - this.percent) / percentPerSecond : undefined);
-    if (eta !== undefined && !TERMINAL.has(s.state)) view.etaSeconds = eta;
+    if (eta !== undefined && !(TERMINAL_JOB_STATES as readonly string[]).includes(s.state))
+      view.etaSeconds = eta;
     const idleMs = nowMs - this.lastAdvanceMs;
     if (s.state === 'running' && (idleMs >= this.stallAfterMs || f.health === 'stalled')) {
       view.stalledSeconds = idleMs / 1000;

@@ -139,6 +139,11 @@ test('a job: its snapshots while it runs, as its own stream gives them, until it
   const jobsOnly = await watch(t.admin, { kinds: 'job' });
   const accepted = await t.admin.createVm({ host: 'h1', spec: { name: 'new1', vcpus: 1, memoryMiB: 128 } });
   const id = accepted.job.id;
+  const own = (async () => {
+    const jobs = [];
+    for await (const job of t.admin.watchJob(id, 60_000)) jobs.push(job);
+    return jobs;
+  })();
   // The agent at port 9 does not answer: the job runs, then fails.
   const last = await w.until(
     'the job ended',
@@ -150,6 +155,20 @@ test('a job: its snapshots while it runs, as its own stream gives them, until it
   assert.ok(states.includes('running'), `seen while it ran: ${states.join(', ')}`);
   assert.equal(states[states.length - 1], 'failed', states.join(', '));
   assert.deepEqual(last.job, await t.admin.getJob(id), 'the whole job, as GET /jobs/:id gives it');
+  const ownJobs = await own;
+  assert.deepEqual(ownJobs.at(-1), last.job, 'its own stream ends with the same last snapshot');
+
+  // The job's own stream of an ended job: its last snapshot (with its time as the event id), then
+  // the server ends the reply (the body is whole only if it does).
+  const response = await fetch(`${t.manager.url}/api/v1/jobs/${id}/events`, {
+    headers: { authorization: `Bearer ${t.manager.adminToken ?? ''}` },
+    signal: AbortSignal.timeout(10_000),
+  });
+  assert.equal(response.headers.get('content-type'), 'text/event-stream');
+  assert.equal(
+    await response.text(),
+    `event: job\nid: ${last.job.updatedAt}\ndata: ${JSON.stringify(last.job)}\n\n`,
+  );
   await jobsOnly.until(
     'the job ended',
     (e) => e.kind === 'job' && e.id === id && TERMINAL_JOB_STATES.includes(e.job.state),

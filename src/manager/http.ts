@@ -1,4 +1,5 @@
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import type { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
 import type { z } from 'zod';
 import {
@@ -255,13 +256,28 @@ function handlers({ db, service, jobs, events, moves, placement, links, version 
 /** Emitted on the job events when the server stops: open event streams end (clients re-attach). */
 const STREAMS_CLOSING = 'streams-closing';
 
-async function streamJob(
-  jobs: JobRunner,
-  id: string,
+/** How often an open event stream sends a comment: proxies and idle timers close quiet streams. */
+const HEARTBEAT_MS = 15_000;
+
+/** One open text/event-stream reply. */
+interface EventStream {
+  /** Writes one event (nothing once ended). */
+  send(event: string, data: unknown, id?: string): void;
+  /** Ends the stream (once; later calls do nothing). */
+  end(): void;
+  readonly closed: boolean;
+}
+
+/**
+ * Opens an event-stream reply: heartbeat comments while open; it ends when the server stops
+ * (STREAMS_CLOSING on `closing`), when the client goes, or on `end()`; `onEnd` runs once then.
+ */
+function openEventStream(
   reply: FastifyReply,
   request: FastifyRequest,
-): Promise<FastifyReply> {
-  const first = await jobs.get(id);
+  closing: EventEmitter,
+  onEnd: () => void,
+): EventStream {
   reply.hijack();
   const out = reply.raw;
   out.writeHead(200, {
@@ -270,27 +286,47 @@ async function streamJob(
     connection: 'keep-alive',
   });
   let closed = false;
-  const send = (job: JobType) => {
-    if (closed) return;
-    out.write(`event: job\nid: ${job.updatedAt}\ndata: ${JSON.stringify(job)}\n\n`);
-    if (isTerminal(job.state)) end();
-  };
-  const onJob = (job: JobType) => {
-    if (job.id === id) send(job);
-  };
-  // Comments keep proxies and idle timers from closing a quiet stream.
-  const heartbeat = setInterval(() => out.write(': keep-alive\n\n'), 15_000);
+  const heartbeat = setInterval(() => out.write(': keep-alive\n\n'), HEARTBEAT_MS);
   const end = () => {
     if (closed) return;
     closed = true;
     clearInterval(heartbeat);
-    jobs.events.off('job', onJob);
-    jobs.events.off(STREAMS_CLOSING, end);
+    onEnd();
+    closing.off(STREAMS_CLOSING, end);
     out.end();
   };
-  jobs.events.on('job', onJob);
-  jobs.events.once(STREAMS_CLOSING, end);
+  closing.once(STREAMS_CLOSING, end);
   request.raw.on('close', end);
+  return {
+    send: (event, data, id) => {
+      if (closed) return;
+      const idLine = id === undefined ? '' : `id: ${id}\n`;
+      out.write(`event: ${event}\n${idLine}data: ${JSON.stringify(data)}\n\n`);
+    },
+    end,
+    get closed() {
+      return closed;
+    },
+  };
+}
+
+/** A job's events: its state now, then each change, until it ends. */
+async function streamJob(
+  jobs: JobRunner,
+  id: string,
+  reply: FastifyReply,
+  request: FastifyRequest,
+): Promise<FastifyReply> {
+  const first = await jobs.get(id);
+  const onJob = (job: JobType) => {
+    if (job.id === id) send(job);
+  };
+  const stream = openEventStream(reply, request, jobs.events, () => jobs.events.off('job', onJob));
+  const send = (job: JobType) => {
+    stream.send('job', job, job.updatedAt);
+    if (isTerminal(job.state)) stream.end();
+  };
+  jobs.events.on('job', onJob);
   send(first);
   return reply;
 }
@@ -303,40 +339,20 @@ async function streamFabric(
   reply: FastifyReply,
   request: FastifyRequest,
 ): Promise<FastifyReply> {
-  reply.hijack();
-  const out = reply.raw;
-  out.writeHead(200, {
-    'content-type': 'text/event-stream',
-    'cache-control': 'no-cache',
-    connection: 'keep-alive',
-  });
-  let closed = false;
+  // Set once subscribed; the stream may end before (a client gone at once, the server stopping).
+  let unsubscribe: (() => void) | undefined = undefined;
+  const stream = openEventStream(reply, request, jobs.events, () => unsubscribe?.());
   let ready = false;
   // Events that come while the source reads its marks go out after `ready`.
   const early: FabricEvent[] = [];
-  const write = (e: FabricEvent) => {
-    if (!closed) out.write(`event: ${e.kind}\ndata: ${JSON.stringify(e)}\n\n`);
-  };
+  const write = (e: FabricEvent) => stream.send(e.kind, e);
   const listener = (e: FabricEvent) => {
     if (e.kind !== 'ready' && kinds !== undefined && !kinds.includes(e.kind)) return;
     if (ready) write(e);
     else early.push(e);
   };
-  // Set once subscribed; `end` may run before (a client gone at once, the server stopping).
-  let unsubscribe: (() => void) | undefined = undefined;
-  const heartbeat = setInterval(() => out.write(': keep-alive\n\n'), 15_000);
-  const end = () => {
-    if (closed) return;
-    closed = true;
-    clearInterval(heartbeat);
-    unsubscribe?.();
-    jobs.events.off(STREAMS_CLOSING, end);
-    out.end();
-  };
-  jobs.events.once(STREAMS_CLOSING, end);
-  request.raw.on('close', end);
   unsubscribe = await events.subscribe(listener);
-  if (closed) {
+  if (stream.closed) {
     unsubscribe();
     return reply;
   }

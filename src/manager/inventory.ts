@@ -17,13 +17,12 @@ import type {
   VmTools,
   ToolsStatus,
 } from '../api/index.js';
-import { bestClass, VmState } from '../api/index.js';
+import { bestClass, MOVE_JOB_KINDS, VmState } from '../api/index.js';
 import { SYSTEM, nowIso, recordChanges, type Actor, type ChangeInput } from './changes.js';
 import { decodeCursor, pageOf } from './cursor.js';
 import type { DatastoresTable, DB, HostsTable, Tx, VmDisksTable, VmNicsTable, VmsTable } from './db.js';
 import { classify, diffCollections, diffFields } from './diff.js';
 import { Conflict, HostNotFound, NotFound, PoolNotFound, VmNotFound } from './errors.js';
-import { MOVE_JOB_KINDS } from './move/kinds.js';
 import { toolsStatusOfRow } from './tools-status.js';
 import { identityConflicts } from './vm-identity.js';
 

@@ -23,6 +23,7 @@ import {
   type HostLinks,
   type LinkChoice,
   type LinkFigure,
+  MOVE_JOB_KINDS,
 } from '../api/index.js';
 import { nowIso } from './changes.js';
 import type { Db } from './db.js';
@@ -40,7 +41,6 @@ import {
   type ProbeOutcome,
 } from './link-figures.js';
 import { KeyedMutex } from './locks.js';
-import { MOVE_JOB_KINDS } from './move/kinds.js';
 import { PeriodicLoop } from './periodic.js';
 
 /** How often the periodic work looks for stale figures (each stale pair then gets one probe). */

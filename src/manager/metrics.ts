@@ -1,7 +1,6 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { MoveResult, ToolsStatus } from '../api/index.js';
+import { MOVE_JOB_KINDS, MoveResult, ToolsStatus } from '../api/index.js';
 import type { Tx } from './db.js';
-import { MOVE_JOB_KINDS } from './move/index.js';
 
 /*
  * The manager's GET /metrics: moves by outcome and what they cost, computed from the stored jobs

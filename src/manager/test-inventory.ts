@@ -124,13 +124,20 @@ export interface TestManager {
   close(): Promise<void>;
 }
 
-/** A real manager on a new temp data dir (`prefix…`), reconciling only when asked. */
-export async function startTestManager(prefix: string): Promise<TestManager> {
+/**
+ * A real manager on a new temp data dir (`prefix…`), reconciling only when asked; with
+ * `statsIntervalSeconds` 3600 it collects no stats either (tests that ingest their own).
+ */
+export async function startTestManager(
+  prefix: string,
+  options: { statsIntervalSeconds?: number } = {},
+): Promise<TestManager> {
   const dir = await mkdtemp(path.join(tmpdir(), prefix));
   const breaches: ContractBreach[] = [];
   const manager = await startManager({
     dataDir: dir,
     reconcileIntervalSeconds: 3600,
+    ...options,
     log: () => {},
     onContractBreach: (breach) => breaches.push(breach),
   });

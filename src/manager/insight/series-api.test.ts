@@ -3,23 +3,19 @@
 // calls with each agent's sample): 30 s samples over the last 20 minutes with rates and latency
 // bins that change from sample to sample. Every expectation is computed from those samples.
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { after, before, test } from 'node:test';
 import {
   LATENCY_BOUNDS_NS,
   ManagerClient,
   SERIES_MAX_POINTS,
-  type ContractBreach,
   type DirectionFigures,
   type DiskStats,
   type HostStats,
   type SeriesPoint,
   type Vm,
 } from '../../api/index.js';
-import { startManager, type RunningManager } from '../manager.js';
-import { rejects, seedHost, testVm } from '../test-inventory.js';
+import type { RunningManager } from '../manager.js';
+import { rejects, seedHost, startTestManager, testVm, type TestManager } from '../test-inventory.js';
 import { percentileMs } from './rates.js';
 import { ingestHostStats } from './store.js';
 
@@ -28,8 +24,7 @@ const STEP_MS = 30_000;
 const SAMPLES = 41;
 const CAPACITY = 100 * GiB;
 
-const breaches: ContractBreach[] = [];
-let dir: string;
+let t: TestManager;
 let manager: RunningManager;
 let admin: ManagerClient;
 
@@ -159,22 +154,14 @@ function hostStatsAt(i: number): HostStats {
 }
 
 before(async () => {
-  dir = await mkdtemp(path.join(tmpdir(), 'sb-series-api-'));
-  manager = await startManager({
-    dataDir: dir,
-    reconcileIntervalSeconds: 3600,
-    statsIntervalSeconds: 3600,
-    log: () => {},
-    onContractBreach: (breach) => breaches.push(breach),
-  });
-  admin = new ManagerClient(manager.url, manager.adminToken ?? '');
+  t = await startTestManager('sb-series-api-', { statsIntervalSeconds: 3600 });
+  ({ manager, admin } = t);
   await seedHost(manager.db, 'h1', 9, [web, db1, idle]);
   for (let i = 0; i < SAMPLES; i++) await ingestHostStats(manager.db, hostStatsAt(i));
 });
 
 after(async () => {
-  await manager.close();
-  await rm(dir, { recursive: true, force: true });
+  await t.close();
 });
 
 /**
@@ -375,5 +362,5 @@ test('unknown VM, disk, host or datastore: not-found naming it; a bad window: 40
 });
 
 test('every reply matched its route', () => {
-  assert.deepEqual(breaches, []);
+  assert.deepEqual(t.breaches, []);
 });

@@ -3,7 +3,13 @@
  * time; the inventory can be a reconciliation interval old), with the inventory as the fallback
  * for a host that does not answer.
  */
-import type { ManagedVm, MoveDatastores, MovePlan, Vm } from '../../api/index.js';
+import {
+  MOVE_JOB_KINDS,
+  type ManagedVm,
+  type MoveDatastores,
+  type MovePlan,
+  type Vm,
+} from '../../api/index.js';
 import type { Db } from '../db.js';
 import { agentError } from '../errors.js';
 import { getVm, type HostRow } from '../inventory.js';
@@ -11,7 +17,6 @@ import { fetchSnapshot } from '../reconcile.js';
 import type { VmJobDeps } from '../vm-jobs.js';
 import { planMove, planStorageMove, type HostFacts, type VmFacts } from './checks.js';
 import { MoveRefused } from './errors.js';
-import { MOVE_JOB_KINDS } from './kinds.js';
 import { diskCopyFor } from './retained.js';
 
 export async function hostFacts(deps: VmJobDeps, host: HostRow): Promise<{ facts: HostFacts; vms: Vm[] }> {

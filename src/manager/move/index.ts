@@ -5,7 +5,6 @@ import { moveHandler } from './handler.js';
 import type { MoveDeps } from './job.js';
 import { moveStorageHandler } from './storage-job.js';
 
-export { MOVE_JOB_KINDS } from './kinds.js';
 export { HostSlots } from './slots.js';
 export { PendingUndoRunner, pendingUndos } from './pending-undos.js';
 export { MoveService, type MoveAnswer } from './service.js';

@@ -10,10 +10,10 @@ import {
   StorageDiskQuery,
   type PlacementSettings,
   type StorageDiskRow,
+  MOVE_JOB_KINDS,
 } from '../../api/index.js';
 import type { Db } from '../db.js';
 import { IO_TIERS, listStorageDisks } from '../insight/index.js';
-import { MOVE_JOB_KINDS } from '../move/index.js';
 import type { Demand, IoLimits, Place, ScheduleWindow, Target, ThrottledIo, VmFacts } from './planner.js';
 import { currentOrNextWindow } from './schedule.js';
 

@@ -2,9 +2,6 @@
 // entered the way reconciliation enters them, host h3's datastore of class `fast`, and a busy VM
 // whose demand the Storage Explorer's store holds (samples ingested as the collector would).
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { sql } from 'kysely';
 import { z } from 'zod';
 import { after, before, test } from 'node:test';
@@ -13,16 +10,21 @@ import {
   DEFAULT_PLACEMENT_SETTINGS,
   LATENCY_BOUNDS_NS,
   ManagerClient,
-  type ContractBreach,
   type DiskStats,
   type HostStats,
 } from '../../api/index.js';
 import { ingestHostStats } from '../insight/index.js';
-import { startManager, type RunningManager } from '../manager.js';
-import { dbSnapshot, rejects, seedHost, testVm } from '../test-inventory.js';
+import type { RunningManager } from '../manager.js';
+import {
+  dbSnapshot,
+  rejects,
+  seedHost,
+  startTestManager,
+  testVm,
+  type TestManager,
+} from '../test-inventory.js';
 
-const breaches: ContractBreach[] = [];
-let dir: string;
+let t: TestManager;
 let manager: RunningManager;
 let admin: ManagerClient;
 let viewer: ManagerClient;
@@ -115,17 +117,8 @@ const stats = (at: number, t: number): HostStats =>
   hostStats('h1', at, [disk(busy, t, 500, 0), disk(idle, t, 0, 2)]);
 
 before(async () => {
-  dir = await mkdtemp(path.join(tmpdir(), 'sb-placement-api-'));
-  manager = await startManager({
-    dataDir: dir,
-    reconcileIntervalSeconds: 3600,
-    statsIntervalSeconds: 3600,
-    log: () => {},
-    onContractBreach: (breach) => breaches.push(breach),
-  });
-  admin = new ManagerClient(manager.url, manager.adminToken ?? '');
-  const ro = await admin.createToken({ name: 'viewer', role: 'read-only' });
-  viewer = new ManagerClient(manager.url, ro.secret);
+  t = await startTestManager('sb-placement-api-', { statsIntervalSeconds: 3600 });
+  ({ manager, admin, viewer } = t);
   await seedHost(manager.db, 'h1', 9, [busy, idle]);
   await seedHost(manager.db, 'h2', 10, [throttled]);
   await seedHost(manager.db, 'h3', 11, []);
@@ -144,8 +137,7 @@ before(async () => {
 });
 
 after(async () => {
-  await manager.close();
-  await rm(dir, { recursive: true, force: true });
+  await t.close();
 });
 
 test('a new manager starts in recommend mode with the documented defaults', async () => {
@@ -409,5 +401,5 @@ test("a VM held at its datastore's limit is hot with the default thresholds: sta
 });
 
 test('every answer stayed inside the route table', () => {
-  assert.deepEqual(breaches, []);
+  assert.deepEqual(t.breaches, []);
 });

@@ -82,25 +82,32 @@ const times = {
   finishedAt: '2025-01-01T10:01:05.000Z',
 };
 
+/** A succeeded live move of web1 from h1 to h2 with these result figures. */
+const succeeded = (figures: Record<string, unknown>) => ({
+  ...times,
+  progress: { phase: 'clean-up', percent: 100, message: '', details: {} },
+  result: {
+    vm: { id: '7e0c1f7e-3b7a-4c37-9a43-1f1e7d1c2b3a', name: 'web1' },
+    mode: 'live',
+    from: 'h1',
+    to: 'h2',
+    keptSource: false,
+    ...figures,
+  },
+});
+
 describe('finishedFigures', () => {
   it("takes a succeeded move's result", () => {
-    const f = finishedFigures({
-      ...times,
-      progress: { phase: 'clean-up', percent: 100, message: '', details: {} },
-      result: {
-        vm: { id: '7e0c1f7e-3b7a-4c37-9a43-1f1e7d1c2b3a', name: 'web1' },
-        mode: 'live',
-        from: 'h1',
-        to: 'h2',
+    const f = finishedFigures(
+      succeeded({
         totalTimeMs: 42_500,
         downtimeMs: 80,
         guestDowntimeMs: 95,
         diskBytes: 300 * MiB,
         memoryBytes: 60 * MiB,
-        keptSource: false,
         stats: { deltaBytes: 12 * MiB },
-      },
-    });
+      }),
+    );
     assert.deepEqual(f, {
       from: 'h1',
       to: 'h2',
@@ -114,19 +121,7 @@ describe('finishedFigures', () => {
   });
 
   it('falls back to the stats when the result has no top-level figures', () => {
-    const f = finishedFigures({
-      ...times,
-      progress: { phase: 'clean-up', percent: 100, message: '', details: {} },
-      result: {
-        vm: { id: '7e0c1f7e-3b7a-4c37-9a43-1f1e7d1c2b3a', name: 'web1' },
-        mode: 'live',
-        from: 'h1',
-        to: 'h2',
-        totalTimeMs: 1000,
-        keptSource: false,
-        stats: { diskBytes: 2 * MiB, downtimeMs: 7 },
-      },
-    });
+    const f = finishedFigures(succeeded({ totalTimeMs: 1000, stats: { diskBytes: 2 * MiB, downtimeMs: 7 } }));
     assert.equal(f.sentBytes, 2 * MiB);
     assert.equal(f.downtimeMs, 7);
     assert.equal(f.delta, undefined);

@@ -1,45 +1,19 @@
 // A move's figures as the console shows them (pure): what a move job's progress details say
 // while it runs (src/manager/move/progress.ts puts the agent's figures there), what its result
 // or last details say when it ended, and the request the move form sends. Unit-tested beside.
-import { z } from 'zod';
 import {
-  DiskProgress,
-  MemoryProgress,
-  MigrationHealth,
+  jobFigures,
   MoveResult,
-  StreamCompression,
+  sentBytes,
+  TERMINAL_JOB_STATES,
   type Job,
   type MoveCheck,
   type MoveVmRequest,
   type VmMoveStorageRequest,
 } from '../../api/browser.js';
 
-/** The job kinds that move a VM (src/manager/move/kinds.ts: MOVE_JOB_KINDS; not exported to the browser half). */
-export const MOVE_KINDS = ['vm-move', 'vm-move-storage'] as const;
-export const IN_FLIGHT_STATES = ['queued', 'running'] as const;
-export const FINISHED_STATES = ['succeeded', 'failed', 'cancelled'] as const;
-
-export const isInFlight = (job: Pick<Job, 'state'>): boolean =>
-  (IN_FLIGHT_STATES as readonly string[]).includes(job.state);
-
-// Each figure is read on its own: one off the expected shape hides only itself.
-const count = z.number().nonnegative().optional().catch(undefined);
-const Details = z.object({
-  from: z.string().optional().catch(undefined),
-  to: z.string().optional().catch(undefined),
-  mode: z.enum(['live', 'cold']).optional().catch(undefined),
-  disks: z.array(DiskProgress).optional().catch(undefined),
-  memory: MemoryProgress.optional().catch(undefined),
-  rateBytesPerSecond: count,
-  dirtyRateBytesPerSecond: count,
-  etaSeconds: count,
-  throttlePercent: count,
-  health: MigrationHealth.optional().catch(undefined),
-  healthReason: z.string().optional().catch(undefined),
-  stream: StreamCompression.optional().catch(undefined),
-  /** A cold move's copy: bytes the target received. */
-  transferredBytes: count,
-});
+/** Queued or running: not yet in one of the terminal states. */
+export const isInFlight = (job: Pick<Job, 'state'>): boolean => !TERMINAL_JOB_STATES.includes(job.state);
 
 /** What a running move's bar and figures show. */
 export interface LiveFigures {
@@ -64,22 +38,22 @@ export interface LiveFigures {
 
 /** The figures of a move job's `progress.details`; absent ones stay absent. */
 export function liveFigures(details: Record<string, unknown>): LiveFigures {
-  const d = Details.parse(details);
+  const d = jobFigures(details);
   const out: LiveFigures = {};
   if (d.from) out.from = d.from;
   if (d.to) out.to = d.to;
   if (d.mode) out.mode = d.mode;
+  const sent = sentBytes(d);
+  if (sent !== undefined) out.sentBytes = sent;
   if (d.disks || d.memory) {
     const disks = d.disks ?? [];
-    out.sentBytes =
-      disks.reduce((sum, x) => sum + x.bytesDone, 0) + (d.memory ? d.memory.bytesTransferred : 0);
     out.totalBytes =
       disks.reduce((sum, x) => sum + x.bytesTotal, 0) +
       (d.memory ? d.memory.bytesTransferred + d.memory.bytesRemaining : 0);
     if (disks.length)
       out.disksInSync = `${disks.filter((x) => x.ready).length}/${disks.length} disks in sync`;
     if (d.memory) out.memoryPasses = d.memory.passes;
-  } else if (d.transferredBytes !== undefined) out.sentBytes = d.transferredBytes;
+  }
   if (d.rateBytesPerSecond !== undefined) out.rateBytesPerSecond = d.rateBytesPerSecond;
   // The memory copy's own dirty rate is the one that matters while memory is copied.
   const dirty = d.memory?.dirtyRateBytesPerSecond ?? d.dirtyRateBytesPerSecond;

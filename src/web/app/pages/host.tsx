@@ -4,7 +4,9 @@ import { Link, useParams } from 'react-router';
 import type { Output } from '../api.js';
 import { bytes, fixed, rate, when } from '../format.js';
 import { useApi } from '../hooks.js';
+import { datastorePath } from '../paths.js';
 import { StateBadge, ToolsBadge } from '../parts/badges.js';
+import { figureColumn } from '../parts/columns.js';
 import { DataTable, type Column } from '../parts/data-table.js';
 import { Loaded } from '../parts/states.js';
 
@@ -17,21 +19,15 @@ const DATASTORE_COLUMNS: Column<Datastore>[] = [
     label: 'Datastore',
     value: (d) => d.name,
     render: (d) => (
-      <Link to={`/storage/datastores/${encodeURIComponent(d.host)}/${encodeURIComponent(d.name)}`}>
+      <Link to={datastorePath(d.host, d.name)}>
         {d.name}
         {d.default ? ' (default)' : ''}
       </Link>
     ),
   },
   { key: 'class', label: 'Class', value: (d) => d.class },
-  {
-    key: 'capacity',
-    label: 'Capacity',
-    value: (d) => d.capacityBytes,
-    render: (d) => bytes(d.capacityBytes),
-    numeric: true,
-  },
-  { key: 'free', label: 'Free', value: (d) => d.freeBytes, render: (d) => bytes(d.freeBytes), numeric: true },
+  figureColumn('capacity', 'Capacity', (d) => d.capacityBytes, bytes),
+  figureColumn('free', 'Free', (d) => d.freeBytes, bytes),
   {
     key: 'limits',
     label: 'Limits',

@@ -1,19 +1,18 @@
 // Every move in flight with its live progress (phase, bar, transfer and dirty rate, throttle, time
 // left) and, for admins, a cancel; below, the finished moves with what they cost.
-import { useState } from 'react';
 import { Link } from 'react-router';
-import type { Job } from '../../../api/browser.js';
+import { MOVE_JOB_KINDS, TERMINAL_JOB_STATES, type Job } from '../../../api/browser.js';
 import { useLiveJob } from '../events.js';
 import { bytes, seconds, when } from '../format.js';
-import { useAction, useApi } from '../hooks.js';
-import { FINISHED_STATES, finishedFigures, isInFlight, MOVE_KINDS } from '../move-figures.js';
+import { useApi } from '../hooks.js';
+import { finishedFigures, isInFlight } from '../move-figures.js';
 import { StateBadge } from '../parts/badges.js';
-import { ConfirmDialog } from '../parts/confirm.js';
+import { figureColumn } from '../parts/columns.js';
 import { DataTable, type Column } from '../parts/data-table.js';
 import { ProgressBar } from '../parts/progress.js';
 import { Empty, Failed, Loading } from '../parts/states.js';
 import { useSession } from '../session.js';
-import { LiveFigureList } from './vm-move.js';
+import { CancelMoveButton, LiveFigureList } from './vm-move.js';
 import './vm.css';
 import './moves.css';
 
@@ -41,13 +40,7 @@ const FINISHED_COLUMNS: Column<Job>[] = [
     value: (j) => j.finishedAt ?? j.updatedAt,
     render: (j) => when(j.finishedAt ?? j.updatedAt),
   },
-  {
-    key: 'total',
-    label: 'Total time',
-    value: (j) => finishedFigures(j).totalSeconds,
-    render: (j) => seconds(finishedFigures(j).totalSeconds),
-    numeric: true,
-  },
+  figureColumn('total', 'Total time', (j) => finishedFigures(j).totalSeconds, seconds),
   {
     key: 'downtime',
     label: 'Downtime',
@@ -80,14 +73,14 @@ const FINISHED_COLUMNS: Column<Job>[] = [
 export function MovesPage() {
   // In flight: each move kind in each state; finished: the newest of each kind.
   const queued = [
-    useApi('listJobs', { query: { kind: MOVE_KINDS[0], state: 'running', limit: 100 } }),
-    useApi('listJobs', { query: { kind: MOVE_KINDS[1], state: 'running', limit: 100 } }),
-    useApi('listJobs', { query: { kind: MOVE_KINDS[0], state: 'queued', limit: 100 } }),
-    useApi('listJobs', { query: { kind: MOVE_KINDS[1], state: 'queued', limit: 100 } }),
+    useApi('listJobs', { query: { kind: MOVE_JOB_KINDS[0], state: 'running', limit: 100 } }),
+    useApi('listJobs', { query: { kind: MOVE_JOB_KINDS[1], state: 'running', limit: 100 } }),
+    useApi('listJobs', { query: { kind: MOVE_JOB_KINDS[0], state: 'queued', limit: 100 } }),
+    useApi('listJobs', { query: { kind: MOVE_JOB_KINDS[1], state: 'queued', limit: 100 } }),
   ];
   const recent = [
-    useApi('listJobs', { query: { kind: MOVE_KINDS[0], limit: 50 } }),
-    useApi('listJobs', { query: { kind: MOVE_KINDS[1], limit: 50 } }),
+    useApi('listJobs', { query: { kind: MOVE_JOB_KINDS[0], limit: 50 } }),
+    useApi('listJobs', { query: { kind: MOVE_JOB_KINDS[1], limit: 50 } }),
   ];
   const inFlightError = queued.find((q) => q.isError)?.error;
   const recentError = recent.find((q) => q.isError)?.error;
@@ -97,7 +90,7 @@ export function MovesPage() {
   const finished = recent.every((q) => q.data)
     ? recent
         .flatMap((q) => q.data?.items ?? [])
-        .filter((j) => (FINISHED_STATES as readonly string[]).includes(j.state))
+        .filter((j) => TERMINAL_JOB_STATES.includes(j.state))
         .sort(byNewest)
     : undefined;
   return (
@@ -145,8 +138,6 @@ function LiveMoveCard({ job }: { job: Job }) {
 
 function MoveCard({ job }: { job: Job }) {
   const { canWrite } = useSession();
-  const cancel = useAction('cancelJob');
-  const [confirming, setConfirming] = useState(false);
   const f = finishedFigures(job);
   const name = job.target.name;
   return (
@@ -168,28 +159,7 @@ function MoveCard({ job }: { job: Job }) {
       <p className="message">{job.progress.message}</p>
       <LiveFigureList job={job} />
       {canWrite && isInFlight(job) && (
-        <>
-          <button type="button" disabled={job.cancelRequested} onClick={() => setConfirming(true)}>
-            {job.cancelRequested ? 'Cancelling…' : `Cancel move of ${name}`}
-          </button>
-          <ConfirmDialog
-            open={confirming}
-            title={`Cancel the move of ${name}?`}
-            confirmLabel="Yes, cancel the move"
-            danger
-            busy={cancel.isPending}
-            onCancel={() => setConfirming(false)}
-            onConfirm={() =>
-              cancel.mutate({ params: { id: job.id }, body: {} }, { onSettled: () => setConfirming(false) })
-            }
-          >
-            <p>
-              Before the switchover the move is undone and {name} keeps running where it is; after it, the
-              move completes.
-            </p>
-          </ConfirmDialog>
-          {cancel.isError && <Failed error={cancel.error} />}
-        </>
+        <CancelMoveButton job={job} vmName={name} buttonLabel={`Cancel move of ${name}`} />
       )}
     </article>
   );

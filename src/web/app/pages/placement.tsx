@@ -11,6 +11,7 @@ import { ago, bytes, fixed, when } from '../format.js';
 import { useAction, useApi } from '../hooks.js';
 import { Chart, type ChartOption } from '../parts/chart.js';
 import { ConfirmDialog } from '../parts/confirm.js';
+import { actionColumns } from '../parts/columns.js';
 import { DataTable, type Column } from '../parts/data-table.js';
 import { ProgressBar } from '../parts/progress.js';
 import { Empty, Loaded } from '../parts/states.js';
@@ -436,37 +437,28 @@ function Recommendations({ canWrite, ask }: { canWrite: boolean; ask: (c: Confir
           },
         ]
       : []),
-    ...(canWrite
-      ? [
-          {
-            key: 'actions',
-            label: 'Actions',
-            fixed: true,
-            value: () => '',
-            render: (r: Recommendation) =>
-              r.state === 'pending' ? (
-                <div className="row-actions">
-                  <button
-                    type="button"
-                    className="primary"
-                    aria-label={`Apply recommendation for ${r.vm}`}
-                    onClick={() => onApply(r)}
-                  >
-                    Apply
-                  </button>
-                  <button
-                    type="button"
-                    aria-label={`Dismiss recommendation for ${r.vm}`}
-                    disabled={dismiss.isPending}
-                    onClick={() => onDismiss(r)}
-                  >
-                    Dismiss
-                  </button>
-                </div>
-              ) : null,
-          },
-        ]
-      : []),
+    ...actionColumns(canWrite, (r: Recommendation) =>
+      r.state === 'pending' ? (
+        <div className="row-actions">
+          <button
+            type="button"
+            className="primary"
+            aria-label={`Apply recommendation for ${r.vm}`}
+            onClick={() => onApply(r)}
+          >
+            Apply
+          </button>
+          <button
+            type="button"
+            aria-label={`Dismiss recommendation for ${r.vm}`}
+            disabled={dismiss.isPending}
+            onClick={() => onDismiss(r)}
+          >
+            Dismiss
+          </button>
+        </div>
+      ) : null,
+    ),
   ];
 
   return (
@@ -553,38 +545,28 @@ function Schedules({
       render: (s) => (s.nextStart ? `${when(s.nextStart)} – ${when(s.nextEnd)}` : '—'),
     },
     { key: 'by', label: 'Added by', value: (s) => s.createdBy },
-    ...(canWrite
-      ? [
-          {
-            key: 'actions',
-            label: 'Actions',
-            fixed: true,
-            value: () => '',
-            render: (s: Schedule) => (
-              <button
-                type="button"
-                aria-label={`Delete schedule for ${s.vm} (${s.cron})`}
-                onClick={() =>
-                  ask({
-                    title: `Delete the schedule of ${s.vm}?`,
-                    confirmLabel: 'Delete schedule',
-                    danger: true,
-                    body: (
-                      <p>
-                        {s.vm} no longer moves to {s.class} for <code>{s.cron}</code> (UTC) windows of{' '}
-                        {durationText(s.durationSeconds)}.
-                      </p>
-                    ),
-                    run: () => remove.mutateAsync({ params: { id: s.id } }),
-                  })
-                }
-              >
-                Delete
-              </button>
+    ...actionColumns(canWrite, (s: Schedule) => (
+      <button
+        type="button"
+        aria-label={`Delete schedule for ${s.vm} (${s.cron})`}
+        onClick={() =>
+          ask({
+            title: `Delete the schedule of ${s.vm}?`,
+            confirmLabel: 'Delete schedule',
+            danger: true,
+            body: (
+              <p>
+                {s.vm} no longer moves to {s.class} for <code>{s.cron}</code> (UTC) windows of{' '}
+                {durationText(s.durationSeconds)}.
+              </p>
             ),
-          },
-        ]
-      : []),
+            run: () => remove.mutateAsync({ params: { id: s.id } }),
+          })
+        }
+      >
+        Delete
+      </button>
+    )),
   ];
   return (
     <section aria-labelledby="schedules">

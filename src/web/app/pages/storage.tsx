@@ -7,7 +7,9 @@ import { Link } from 'react-router';
 import type { DATASTORE_SORTS, DISK_SORTS } from '../../../api/browser.js';
 import type { Output } from '../api.js';
 import { bytes, fixed, percent, rate } from '../format.js';
+import { datastorePath } from '../paths.js';
 import { useApi } from '../hooks.js';
+import { figureColumn } from '../parts/columns.js';
 import { DataTable, type Column } from '../parts/data-table.js';
 import { PagerControls, useDebounced, usePager } from '../parts/pager.js';
 import { Empty, Loaded } from '../parts/states.js';
@@ -38,9 +40,6 @@ export const EXPLORER_PAGE = 50;
 export const ms = (n: number | null | undefined): string =>
   n === null || n === undefined ? '—' : `${fixed(n, n < 10 ? 2 : 1)} ms`;
 
-export const datastorePath = (host: string, name: string) =>
-  `/storage/datastores/${encodeURIComponent(host)}/${encodeURIComponent(name)}`;
-
 /** The visible marker of a row with an active issue (text, not colour alone). */
 export function IssueMarker({ mark, count }: { mark: IssueMark | undefined; count?: number }) {
   if (!mark && !count) return null;
@@ -57,41 +56,11 @@ export function IssueMarker({ mark, count }: { mark: IssueMark | undefined; coun
 function ioColumns<T extends DatastoreRow | DiskRow>(): Column<T>[] {
   return [
     { key: 'iops', label: 'IOPS', value: (r) => r.iops, render: (r) => fixed(r.iops, 0), numeric: true },
-    {
-      key: 'throughput',
-      label: 'Throughput',
-      value: (r) => r.throughputBytesPerSecond,
-      render: (r) => rate(r.throughputBytesPerSecond),
-      numeric: true,
-    },
-    {
-      key: 'readLatency',
-      label: 'Read latency',
-      value: (r) => r.read.avgLatencyMs,
-      render: (r) => ms(r.read.avgLatencyMs),
-      numeric: true,
-    },
-    {
-      key: 'writeLatency',
-      label: 'Write latency',
-      value: (r) => r.write.avgLatencyMs,
-      render: (r) => ms(r.write.avgLatencyMs),
-      numeric: true,
-    },
-    {
-      key: 'readP99',
-      label: 'Read p99',
-      value: (r) => r.read.p99LatencyMs,
-      render: (r) => ms(r.read.p99LatencyMs),
-      numeric: true,
-    },
-    {
-      key: 'writeP99',
-      label: 'Write p99',
-      value: (r) => r.write.p99LatencyMs,
-      render: (r) => ms(r.write.p99LatencyMs),
-      numeric: true,
-    },
+    figureColumn('throughput', 'Throughput', (r) => r.throughputBytesPerSecond, rate),
+    figureColumn('readLatency', 'Read latency', (r) => r.read.avgLatencyMs, ms),
+    figureColumn('writeLatency', 'Write latency', (r) => r.write.avgLatencyMs, ms),
+    figureColumn('readP99', 'Read p99', (r) => r.read.p99LatencyMs, ms),
+    figureColumn('writeP99', 'Write p99', (r) => r.write.p99LatencyMs, ms),
   ];
 }
 
@@ -121,27 +90,9 @@ export function diskColumns(marks: ReadonlyMap<string, IssueMark>, withPlace: bo
       value: (d) => d.format,
       render: (d) => (d.formatVersion ? `${d.format} ${d.formatVersion}` : d.format),
     },
-    {
-      key: 'virtualSize',
-      label: 'Size',
-      value: (d) => d.virtualSizeBytes,
-      render: (d) => bytes(d.virtualSizeBytes),
-      numeric: true,
-    },
-    {
-      key: 'allocated',
-      label: 'Allocated',
-      value: (d) => d.allocatedBytes,
-      render: (d) => bytes(d.allocatedBytes),
-      numeric: true,
-    },
-    {
-      key: 'guestFullestPercent',
-      label: 'Guest fullest',
-      value: (d) => d.guestFullestPercent,
-      render: (d) => percent(d.guestFullestPercent),
-      numeric: true,
-    },
+    figureColumn('virtualSize', 'Size', (d) => d.virtualSizeBytes, bytes),
+    figureColumn('allocated', 'Allocated', (d) => d.allocatedBytes, bytes),
+    figureColumn('guestFullestPercent', 'Guest fullest', (d) => d.guestFullestPercent, percent),
     ...ioColumns<DiskRow>(),
     {
       key: 'issues',
@@ -166,34 +117,10 @@ function datastoreColumns(
     },
     { key: 'host', label: 'Host', value: (d) => d.host },
     { key: 'fsType', label: 'File system', value: (d) => d.fsType },
-    {
-      key: 'capacity',
-      label: 'Capacity',
-      value: (d) => d.capacityBytes,
-      render: (d) => bytes(d.capacityBytes),
-      numeric: true,
-    },
-    {
-      key: 'free',
-      label: 'Free',
-      value: (d) => d.freeBytes,
-      render: (d) => bytes(d.freeBytes),
-      numeric: true,
-    },
-    {
-      key: 'freePercent',
-      label: 'Free %',
-      value: (d) => d.freePercent,
-      render: (d) => percent(d.freePercent),
-      numeric: true,
-    },
-    {
-      key: 'provisioned',
-      label: 'Provisioned',
-      value: (d) => d.provisionedBytes,
-      render: (d) => bytes(d.provisionedBytes),
-      numeric: true,
-    },
+    figureColumn('capacity', 'Capacity', (d) => d.capacityBytes, bytes),
+    figureColumn('free', 'Free', (d) => d.freeBytes, bytes),
+    figureColumn('freePercent', 'Free %', (d) => d.freePercent, percent),
+    figureColumn('provisioned', 'Provisioned', (d) => d.provisionedBytes, bytes),
     {
       key: 'overcommit',
       label: 'Over-commit',

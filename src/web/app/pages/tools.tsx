@@ -7,8 +7,10 @@ import { describeError, type Output } from '../api.js';
 import { useJobProgress } from '../events.js';
 import { bytes, when } from '../format.js';
 import { useAction, useApi } from '../hooks.js';
+import { isInFlight } from '../move-figures.js';
 import { ToolsBadge } from '../parts/badges.js';
 import { ConfirmDialog } from '../parts/confirm.js';
+import { actionColumns, figureColumn } from '../parts/columns.js';
 import { DataTable, type Column } from '../parts/data-table.js';
 import { Failed, Loaded, Loading } from '../parts/states.js';
 import { useSession } from '../session.js';
@@ -70,17 +72,7 @@ function GuestTools() {
       label: 'What to do',
       value: (v) => (v.tools ? toolsAdvice(v.tools) : ''),
     },
-    ...(canWrite
-      ? [
-          {
-            key: 'actions',
-            label: 'Actions',
-            fixed: true,
-            value: () => '',
-            render: (v: Vm) => <ToolsAction vm={v} />,
-          },
-        ]
-      : []),
+    ...actionColumns(canWrite, (v: Vm) => <ToolsAction vm={v} />),
   ];
 
   return (
@@ -116,8 +108,7 @@ function ToolsAction({ vm }: { vm: Vm }) {
   const eject = useAction('ejectVmTools');
   const [jobId, setJobId] = useState<string | undefined>();
   const job = useJobProgress(jobId);
-  const running =
-    jobId !== undefined && (job === undefined || job.state === 'queued' || job.state === 'running');
+  const running = jobId !== undefined && (job === undefined || isInFlight(job));
   const error = insert.error ?? eject.error;
   return (
     <div className="row-actions">
@@ -181,13 +172,7 @@ function RetainedCopies() {
     },
     { key: 'host', label: 'Host', value: (c) => c.host },
     { key: 'datastore', label: 'Datastore', value: (c) => copyDatastores(c.datastores).join(', ') },
-    {
-      key: 'size',
-      label: 'Size',
-      value: (c) => c.allocatedBytes,
-      render: (c) => bytes(c.allocatedBytes),
-      numeric: true,
-    },
+    figureColumn('size', 'Size', (c) => c.allocatedBytes, bytes),
     {
       key: 'age',
       label: 'Age',
@@ -219,28 +204,18 @@ function RetainedCopies() {
         </>
       ),
     },
-    ...(canWrite
-      ? [
-          {
-            key: 'actions',
-            label: 'Actions',
-            fixed: true,
-            value: () => '',
-            render: (c: Copy) => (
-              <button
-                type="button"
-                aria-label={`Delete retained copy of ${c.vm.name} on ${c.host}`}
-                onClick={() => {
-                  setError(undefined);
-                  setTarget(c);
-                }}
-              >
-                Delete
-              </button>
-            ),
-          },
-        ]
-      : []),
+    ...actionColumns(canWrite, (c: Copy) => (
+      <button
+        type="button"
+        aria-label={`Delete retained copy of ${c.vm.name} on ${c.host}`}
+        onClick={() => {
+          setError(undefined);
+          setTarget(c);
+        }}
+      >
+        Delete
+      </button>
+    )),
   ];
 
   const confirmDelete = () => {

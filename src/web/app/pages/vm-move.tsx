@@ -202,8 +202,6 @@ export function MoveProgress({
 }) {
   const { canWrite } = useSession();
   const job = useJobProgress(accepted.id) ?? accepted;
-  const cancel = useAction('cancelJob');
-  const [confirming, setConfirming] = useState(false);
   const running = isInFlight(job);
   const f = liveFigures(job.progress.details);
   const done = finishedFigures(job);
@@ -240,31 +238,46 @@ export function MoveProgress({
         </p>
       )}
       {job.state === 'cancelled' && <p role="status">The move was cancelled; the VM stayed where it was.</p>}
-      {running && canWrite && (
-        <>
-          <button type="button" onClick={() => setConfirming(true)} disabled={job.cancelRequested}>
-            {job.cancelRequested ? 'Cancelling…' : 'Cancel move'}
-          </button>
-          <ConfirmDialog
-            open={confirming}
-            title={`Cancel the move of ${vmName}?`}
-            confirmLabel="Yes, cancel the move"
-            danger
-            busy={cancel.isPending}
-            onCancel={() => setConfirming(false)}
-            onConfirm={() =>
-              cancel.mutate({ params: { id: job.id }, body: {} }, { onSettled: () => setConfirming(false) })
-            }
-          >
-            <p>
-              Before the switchover the move is undone and {vmName} keeps running where it is; after it, the
-              move completes.
-            </p>
-          </ConfirmDialog>
-          {cancel.isError && <Failed error={cancel.error} />}
-        </>
-      )}
+      {running && canWrite && <CancelMoveButton job={job} vmName={vmName} buttonLabel="Cancel move" />}
     </div>
+  );
+}
+
+/** Cancelling a move in flight, after a confirmation; `buttonLabel` is the button's accessible name. */
+export function CancelMoveButton({
+  job,
+  vmName,
+  buttonLabel,
+}: {
+  job: Job;
+  vmName: string;
+  buttonLabel: string;
+}) {
+  const cancel = useAction('cancelJob');
+  const [confirming, setConfirming] = useState(false);
+  return (
+    <>
+      <button type="button" onClick={() => setConfirming(true)} disabled={job.cancelRequested}>
+        {job.cancelRequested ? 'Cancelling…' : buttonLabel}
+      </button>
+      <ConfirmDialog
+        open={confirming}
+        title={`Cancel the move of ${vmName}?`}
+        confirmLabel="Yes, cancel the move"
+        danger
+        busy={cancel.isPending}
+        onCancel={() => setConfirming(false)}
+        onConfirm={() =>
+          cancel.mutate({ params: { id: job.id }, body: {} }, { onSettled: () => setConfirming(false) })
+        }
+      >
+        <p>
+          Before the switchover the move is undone and {vmName} keeps running where it is; after it, the move
+          completes.
+        </p>
+      </ConfirmDialog>
+      {cancel.isError && <Failed error={cancel.error} />}
+    </>
   );
 }
 
@@ -299,6 +312,98 @@ export function LiveFigureList({ job }: { job: Job }) {
   );
 }
 
+/** A started move's progress, and Close once it has ended. */
+function MoveJob({
+  job,
+  label,
+  vmName,
+  onClose,
+}: {
+  job: Job;
+  label: string;
+  vmName: string;
+  onClose: () => void;
+}) {
+  return (
+    <>
+      <MoveProgress job={job} label={label} vmName={vmName} />
+      {!isInFlight(job) && (
+        <div className="actions start">
+          <button type="button" onClick={onClose}>
+            Close
+          </button>
+        </div>
+      )}
+    </>
+  );
+}
+
+/**
+ * The end of a move form: Check (submits the form: the dry run), Start (once the plan is ok) and
+ * Close; then the dry run's outcome: why the move cannot start, or its plan. `what` names the
+ * move in the buttons and messages ("move", "storage move").
+ */
+function DryRunSteps({
+  what,
+  canCheck,
+  check,
+  start,
+  onStart,
+  onClose,
+}: {
+  what: 'move' | 'storage move';
+  canCheck: boolean;
+  check: { data: MovePlan | undefined; isPending: boolean; isError: boolean; error: Error | null };
+  start: { isPending: boolean; error: Error | null };
+  onStart: () => void;
+  onClose: () => void;
+}) {
+  const whyId = useId();
+  const plan = check.data;
+  return (
+    <>
+      <div className="actions start">
+        <button type="submit" disabled={!canCheck || check.isPending}>
+          {check.isPending ? 'Checking…' : `Check ${what}`}
+        </button>
+        <button
+          type="button"
+          className="primary"
+          disabled={!plan?.ok || start.isPending}
+          aria-describedby={plan && !plan.ok ? whyId : undefined}
+          onClick={onStart}
+        >
+          {start.isPending ? 'Starting…' : `Start ${what}`}
+        </button>
+        <button type="button" onClick={onClose}>
+          Close
+        </button>
+      </div>
+      {!plan && !check.isPending && (
+        <p className="hint">Check the {what} first: its checks and plan are shown before anything changes.</p>
+      )}
+      {check.isPending && <Loading what="the dry run" />}
+      {check.isError && check.error && <Failed error={check.error} />}
+      {plan && !plan.ok && (
+        <p className="error" id={whyId}>
+          The {what} cannot start:{' '}
+          {plan.checks
+            .filter((c) => !c.ok)
+            .map((c) => `${c.check} (${c.detail})`)
+            .join('; ')}
+          .
+        </p>
+      )}
+      {start.error && (
+        <p role="alert" className="error">
+          {describeError(start.error)}
+        </p>
+      )}
+      {plan && <PlanView plan={plan} />}
+    </>
+  );
+}
+
 /** The move form: target host, datastore per disk, advanced flags; then the dry run and the start. */
 export function MovePanel({ vm, onClose }: { vm: Vm; onClose: () => void }) {
   const [form, setForm] = useState<MoveForm>(emptyMoveForm);
@@ -311,7 +416,7 @@ export function MovePanel({ vm, onClose }: { vm: Vm; onClose: () => void }) {
   const check = useDryRun('moveVm', vm.id);
   const start = useAction('moveVm');
   const [job, setJob] = useState<Job | undefined>(undefined);
-  const ids = { host: useId(), advanced: useId(), why: useId() };
+  const ids = { host: useId(), advanced: useId() };
   const titleId = useId();
 
   // Any change of the form makes the plan shown stale: it is checked again before a start.
@@ -321,24 +426,13 @@ export function MovePanel({ vm, onClose }: { vm: Vm; onClose: () => void }) {
     start.reset();
   };
   const targets = (hosts.data?.items ?? []).filter((h) => h.name !== vm.host);
-  const plan = check.data;
-  const failed = plan ? plan.checks.filter((c) => !c.ok) : [];
   const defaultStore = datastores.data?.items.find((d) => d.default)?.name;
 
   return (
     <section className="panel" aria-labelledby={titleId}>
       <h2 id={titleId}>Move {vm.name} to another host</h2>
       {job ? (
-        <>
-          <MoveProgress job={job} label="Move progress" vmName={vm.name} />
-          {!isInFlight(job) && (
-            <div className="actions start">
-              <button type="button" onClick={onClose}>
-                Close
-              </button>
-            </div>
-          )}
-        </>
+        <MoveJob job={job} label="Move progress" vmName={vm.name} onClose={onClose} />
       ) : (
         <form
           onSubmit={(e) => {
@@ -415,46 +509,19 @@ export function MovePanel({ vm, onClose }: { vm: Vm; onClose: () => void }) {
               Keep a retained copy on the source (--retain): a move back sends only what changed
             </label>
           </details>
-          <div className="actions start">
-            <button type="submit" disabled={form.to === '' || check.isPending}>
-              {check.isPending ? 'Checking…' : 'Check move'}
-            </button>
-            <button
-              type="button"
-              className="primary"
-              disabled={!plan?.ok || start.isPending}
-              aria-describedby={plan && !plan.ok ? ids.why : undefined}
-              onClick={() =>
-                start.mutate(
-                  { params: { vm: vm.id }, body: moveRequest(form) },
-                  { onSuccess: (reply) => setJob(reply.job) },
-                )
-              }
-            >
-              {start.isPending ? 'Starting…' : 'Start move'}
-            </button>
-            <button type="button" onClick={onClose}>
-              Close
-            </button>
-          </div>
-          {!plan && !check.isPending && (
-            <p className="hint">
-              Check the move first: its checks and plan are shown before anything changes.
-            </p>
-          )}
-          {check.isPending && <Loading what="the dry run" />}
-          {check.isError && <Failed error={check.error} />}
-          {plan && !plan.ok && (
-            <p className="error" id={ids.why}>
-              The move cannot start: {failed.map((c) => `${c.check} (${c.detail})`).join('; ')}.
-            </p>
-          )}
-          {start.isError && (
-            <p role="alert" className="error">
-              {describeError(start.error)}
-            </p>
-          )}
-          {plan && <PlanView plan={plan} />}
+          <DryRunSteps
+            what="move"
+            canCheck={form.to !== ''}
+            check={check}
+            start={start}
+            onStart={() =>
+              start.mutate(
+                { params: { vm: vm.id }, body: moveRequest(form) },
+                { onSuccess: (reply) => setJob(reply.job) },
+              )
+            }
+            onClose={onClose}
+          />
         </form>
       )}
     </section>
@@ -507,30 +574,19 @@ export function MoveStoragePanel({ vm, onClose }: { vm: Vm; onClose: () => void 
   const [job, setJob] = useState<Job | undefined>(undefined);
   const titleId = useId();
   const storeId = useId();
-  const whyId = useId();
   const all = vm.disks.map((d) => d.id);
   const body = moveStorageRequest(datastore, disks, all);
   const reset = () => {
     check.reset();
     start.reset();
   };
-  const plan = check.data;
   return (
     <section className="panel" aria-labelledby={titleId}>
       <h2 id={titleId}>
         Move the disks of {vm.name} to another datastore of {vm.host}
       </h2>
       {job ? (
-        <>
-          <MoveProgress job={job} label="Storage move progress" vmName={vm.name} />
-          {!isInFlight(job) && (
-            <div className="actions start">
-              <button type="button" onClick={onClose}>
-                Close
-              </button>
-            </div>
-          )}
-        </>
+        <MoveJob job={job} label="Storage move progress" vmName={vm.name} onClose={onClose} />
       ) : (
         <form
           onSubmit={(e) => {
@@ -574,43 +630,16 @@ export function MoveStoragePanel({ vm, onClose }: { vm: Vm; onClose: () => void 
               </label>
             ))}
           </fieldset>
-          <div className="actions start">
-            <button type="submit" disabled={datastore === '' || check.isPending}>
-              {check.isPending ? 'Checking…' : 'Check storage move'}
-            </button>
-            <button
-              type="button"
-              className="primary"
-              disabled={!plan?.ok || start.isPending}
-              aria-describedby={plan && !plan.ok ? whyId : undefined}
-              onClick={() =>
-                start.mutate({ params: { vm: vm.id }, body }, { onSuccess: (reply) => setJob(reply.job) })
-              }
-            >
-              {start.isPending ? 'Starting…' : 'Start storage move'}
-            </button>
-            <button type="button" onClick={onClose}>
-              Close
-            </button>
-          </div>
-          {check.isPending && <Loading what="the dry run" />}
-          {check.isError && <Failed error={check.error} />}
-          {plan && !plan.ok && (
-            <p className="error" id={whyId}>
-              The storage move cannot start:{' '}
-              {plan.checks
-                .filter((c) => !c.ok)
-                .map((c) => `${c.check} (${c.detail})`)
-                .join('; ')}
-              .
-            </p>
-          )}
-          {start.isError && (
-            <p role="alert" className="error">
-              {describeError(start.error)}
-            </p>
-          )}
-          {plan && <PlanView plan={plan} />}
+          <DryRunSteps
+            what="storage move"
+            canCheck={datastore !== ''}
+            check={check}
+            start={start}
+            onStart={() =>
+              start.mutate({ params: { vm: vm.id }, body }, { onSuccess: (reply) => setJob(reply.job) })
+            }
+            onClose={onClose}
+          />
         </form>
       )}
     </section>

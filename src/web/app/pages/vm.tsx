@@ -4,14 +4,15 @@
 // and its placement settings.
 import { useEffect, useId, useState } from 'react';
 import { Link, useParams } from 'react-router';
-import type { Job } from '../../../api/browser.js';
+import { MOVE_JOB_KINDS, type Job } from '../../../api/browser.js';
 import { ApiError, describeError, type Output } from '../api.js';
 import { useJobProgress } from '../events.js';
 import { bytes, seconds, when } from '../format.js';
 import { useAction, useApi } from '../hooks.js';
-import { finishedFigures, isInFlight, liveFigures, MOVE_KINDS } from '../move-figures.js';
+import { finishedFigures, isInFlight, liveFigures } from '../move-figures.js';
 import { StateBadge, ToolsBadge } from '../parts/badges.js';
 import { ConfirmDialog } from '../parts/confirm.js';
+import { figureColumn } from '../parts/columns.js';
 import { DataTable, type Column } from '../parts/data-table.js';
 import { ProgressBar } from '../parts/progress.js';
 import { Empty, Failed, Loaded, Loading } from '../parts/states.js';
@@ -30,20 +31,8 @@ const DISK_COLUMNS: Column<Disk>[] = [
   { key: 'id', label: 'Disk', value: (d) => d.id },
   { key: 'datastore', label: 'Datastore', value: (d) => d.datastore },
   { key: 'format', label: 'Format', value: (d) => d.format },
-  {
-    key: 'virtual',
-    label: 'Size',
-    value: (d) => d.virtualSizeBytes,
-    render: (d) => bytes(d.virtualSizeBytes),
-    numeric: true,
-  },
-  {
-    key: 'allocated',
-    label: 'Allocated',
-    value: (d) => d.allocatedBytes,
-    render: (d) => bytes(d.allocatedBytes),
-    numeric: true,
-  },
+  figureColumn('virtual', 'Size', (d) => d.virtualSizeBytes, bytes),
+  figureColumn('allocated', 'Allocated', (d) => d.allocatedBytes, bytes),
   { key: 'path', label: 'Image', value: (d) => d.path, render: (d) => <code>{d.path}</code> },
 ];
 
@@ -441,8 +430,8 @@ function ActionJob({ label, job: accepted }: { label: string; job: Job }) {
 }
 
 function VmMoves({ vm }: { vm: Vm }) {
-  const hostMoves = useApi('listJobs', { query: { kind: MOVE_KINDS[0], targetId: vm.id, limit: 20 } });
-  const storageMoves = useApi('listJobs', { query: { kind: MOVE_KINDS[1], targetId: vm.id, limit: 20 } });
+  const hostMoves = useApi('listJobs', { query: { kind: MOVE_JOB_KINDS[0], targetId: vm.id, limit: 20 } });
+  const storageMoves = useApi('listJobs', { query: { kind: MOVE_JOB_KINDS[1], targetId: vm.id, limit: 20 } });
   const error = hostMoves.error ?? storageMoves.error;
   return (
     <>
