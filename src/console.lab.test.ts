@@ -344,6 +344,15 @@ test('the Change Explorer finds the move by the VM name, with its before and aft
     .click();
   const detail = list.locator('tr.detail');
   await detail.getByText('host2').first().waitFor({ timeout: 10_000 });
+  // From the keyboard, a bar is picked in the select below the chart: the list narrows to its time.
+  const bars = admin.getByRole('combobox', { name: 'Narrow to a bar' });
+  await bars.focus();
+  // The latest bar holds the move (the VM's latest change so far).
+  const bar = (await bars.locator('option').allTextContents()).filter((o) => /: \d+ changes?$/.test(o)).pop();
+  assert.ok(bar, 'the select offers the bar holding the move');
+  await bars.selectOption({ label: bar });
+  await admin.getByRole('button', { name: 'Clear time filter' }).waitFor({ timeout: 10_000 });
+  await row.first().waitFor({ timeout: 10_000 });
   await checkPage(t, admin, 'changes', since, [LARGE_MONITOR]);
 });
 

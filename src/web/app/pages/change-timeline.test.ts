@@ -1,7 +1,14 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { ChangeTimeline } from '../../../api/browser.js';
-import { bucketRange, isoOfLocal, rangeText, timelineOption, valueText } from './change-timeline.js';
+import {
+  bucketRange,
+  busyBuckets,
+  isoOfLocal,
+  rangeText,
+  timelineOption,
+  valueText,
+} from './change-timeline.js';
 
 const timeline: ChangeTimeline = {
   bucket: 'hour',
@@ -75,4 +82,17 @@ test('before/after values read as text', () => {
   assert.equal(valueText({ iops: 100 }), '{"iops":100}');
   assert.equal(valueText(null), '—');
   assert.equal(valueText(undefined), '—');
+});
+
+test('the busy buckets are those with changes in any series, with their totals (the bars a keyboard can pick)', () => {
+  assert.deepEqual(busyBuckets(timeline), [
+    { index: 0, count: 1 },
+    { index: 1, count: 3 },
+    { index: 2, count: 2 },
+  ]);
+  const quiet = {
+    ...timeline,
+    series: timeline.series.map((s) => ({ ...s, counts: [0, s.counts[1] ?? 0, 0] })),
+  };
+  assert.deepEqual(busyBuckets(quiet), [{ index: 1, count: 3 }]);
 });

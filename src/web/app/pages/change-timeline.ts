@@ -56,6 +56,16 @@ export function bucketRange(timeline: ChangeTimeline, index: number): TimeRange 
   return { since, until: timeline.buckets[index + 1] ?? timeline.end };
 }
 
+/** The buckets that hold changes, with their totals over every series: what a bar stands for. */
+export function busyBuckets(timeline: ChangeTimeline): { index: number; count: number }[] {
+  return timeline.buckets
+    .map((_, index) => ({
+      index,
+      count: timeline.series.reduce((sum, s) => sum + (s.counts[index] ?? 0), 0),
+    }))
+    .filter((b) => b.count > 0);
+}
+
 /** How a range reads: `05-02 14:00 to 15:00`, or with both dates when it spans days. */
 export function rangeText(range: TimeRange): string {
   const from = new Date(range.since);

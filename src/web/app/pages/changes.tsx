@@ -13,6 +13,7 @@ import { PagerControls, useDebounced, usePager } from '../parts/pager.js';
 import { Loaded } from '../parts/states.js';
 import {
   bucketRange,
+  busyBuckets,
   isoOfLocal,
   rangeText,
   timelineOption,
@@ -294,7 +295,8 @@ export function ChangesPage() {
           ))}
         </fieldset>
         <span className="hint">
-          {since ? '' : `The last ${CHANGE_WINDOW_DAYS} days. `}Click a bar to list that {bucket}’s changes.
+          {since ? '' : `The last ${CHANGE_WINDOW_DAYS} days. `}Click a bar (or pick one below the chart) to
+          list that {bucket}’s changes.
         </span>
       </div>
 
@@ -308,7 +310,25 @@ export function ChangesPage() {
               onClick={onBar}
             />
             <p className="summary" aria-live="polite">
-              {t.total} {t.total === 1 ? 'change' : 'changes'} in the chart’s window.
+              {t.total} {t.total === 1 ? 'change' : 'changes'} in the chart’s window.{' '}
+              {/* The bars' keyboard twin: the same narrowing as a click on a bar. */}
+              <label>
+                Narrow to a bar{' '}
+                <select
+                  value=""
+                  onChange={(e) => e.target.value !== '' && onBar({ dataIndex: Number(e.target.value) })}
+                >
+                  <option value="">choose a {t.bucket}…</option>
+                  {busyBuckets(t).map((b) => {
+                    const range = bucketRange(t, b.index);
+                    return range ? (
+                      <option key={b.index} value={b.index}>
+                        {rangeText(range)}: {b.count} {b.count === 1 ? 'change' : 'changes'}
+                      </option>
+                    ) : null;
+                  })}
+                </select>
+              </label>
             </p>
           </>
         )}
