@@ -107,7 +107,7 @@ interface Struck {
 /**
  * Moves the VM from host1 to host2 and strikes `fault` in `phase`, verified by the source agent
  * (strikeInPhase), with the move held there: a 40 Mbit/s link keeps the disk mirror going for
- * ~40 s, a 50 Mbit/s policy the memory copy. The mirror's move is started with the CLI, the
+ * ~20 s, a 50 Mbit/s policy the memory copy. The mirror's move is started with the CLI, the
  * memory copy's through the API (the CLI has no policy flags). Right before the fault it reads how
  * many records the guest has written to `recordsFile`. The slow link goes once the fault has
  * struck, unless `holdUntilEnd` (the caller then ends it with `slowFabricLink(h1, undefined)`).
@@ -169,8 +169,9 @@ before(
     let hosts: LabHost[];
     ({ lab, api, hosts } = await labWithManager(LAB));
     [h1, h2] = hosts as [LabHost, LabHost];
-    // Data for the mirror to carry: 200 MiB at 40 Mbit/s keeps it busy for ~40 s.
-    await createBusyVm(lab, h1, VM, 200);
+    // Data for the mirror to carry: 100 MiB at 40 Mbit/s keeps it busy for ~20 s, several times
+    // the ~2-5 s a strike takes from the move's start (more only lengthens the datastore case).
+    await createBusyVm(lab, h1, VM, 100);
   },
   { timeout: 900_000 },
 );
@@ -186,6 +187,61 @@ after(
     if (!process.env.SB_KEEP_LAB) await labDown({ name: LAB });
   },
   { timeout: 300_000 },
+);
+
+// First: the datastore fills only once the mirror has carried all the guest's data plus the
+// space check's margin at the slow link's pace, and every case adds ~1 MiB/s of records to it.
+test(
+  'target datastore fills up during the disk mirror: the move fails, the guest keeps running on the source, the target is clean',
+  { timeout: 900_000 },
+  async () => {
+    await startWorkloads(h1, '/data/full');
+    const before = await life(h1);
+    // host2's datastore becomes a tmpfs just big enough for the pre-move space check (mounted in
+    // its agent's own mount namespace: `ip netns exec` gave it one); the guest then writes
+    // 150 MiB more while its disk mirrors.
+    const plan = await api.planMove(VM, { to: h2.name });
+    assert.equal(plan.ok, true, JSON.stringify(plan.checks.filter((c) => !c.ok)));
+    const room = plan.disks.reduce((sum, d) => sum + d.requiredBytes, 0) + 16 * 1024 * 1024;
+    const inAgent = ['-t', String(h2.pid), '-m'];
+    execFileSync('nsenter', [
+      ...inAgent,
+      'mount',
+      '-t',
+      'tmpfs',
+      '-o',
+      `size=${room}`,
+      'tmpfs',
+      h2.datastorePath,
+    ]);
+    let records: RecordsFile;
+    try {
+      // The slow link stays until the job ends: the guest's new data must reach the mirror first.
+      const struck = await strikeDuring(
+        'mirror-disks',
+        '/data/full',
+        () =>
+          guest(
+            h1,
+            ['/bin/dd', 'if=/dev/urandom', 'of=/data/grow', 'bs=1M', 'count=150', 'conv=fsync'],
+            true,
+          ),
+        true,
+      );
+      records = struck.records;
+      const job = await api.waitForJob(struck.jobId, 300_000);
+      assert.equal(job.state, 'failed');
+      assert.match(job.error?.detail ?? '', /during mirror-disks/);
+      console.log(`# datastore full: ${job.error?.detail}`);
+      await assertRunsOn(h1, before);
+      await within(CLEAN_WITHIN_MS, () => assertClean(h2));
+    } finally {
+      slowFabricLink(h1, undefined);
+      spawnSync('nsenter', [...inAgent, 'umount', h2.datastorePath], { stdio: 'ignore' });
+    }
+    await guest(h1, ['/bin/rm', '-f', '/data/grow']);
+    console.log(`# records: ${await verifyRecords(h1, records)}`);
+  },
 );
 
 test(
@@ -337,59 +393,6 @@ test(
     // Back home for the next case.
     const back = await api.moveVm(VM, { to: h1.name });
     assert.equal((await api.waitForJob(back.job.id, 600_000)).state, 'succeeded');
-  },
-);
-
-test(
-  'target datastore fills up during the disk mirror: the move fails, the guest keeps running on the source, the target is clean',
-  { timeout: 900_000 },
-  async () => {
-    await startWorkloads(h1, '/data/full');
-    const before = await life(h1);
-    // host2's datastore becomes a tmpfs just big enough for the pre-move space check (mounted in
-    // its agent's own mount namespace: `ip netns exec` gave it one); the guest then writes
-    // 150 MiB more while its disk mirrors.
-    const plan = await api.planMove(VM, { to: h2.name });
-    assert.equal(plan.ok, true, JSON.stringify(plan.checks.filter((c) => !c.ok)));
-    const room = plan.disks.reduce((sum, d) => sum + d.requiredBytes, 0) + 16 * 1024 * 1024;
-    const inAgent = ['-t', String(h2.pid), '-m'];
-    execFileSync('nsenter', [
-      ...inAgent,
-      'mount',
-      '-t',
-      'tmpfs',
-      '-o',
-      `size=${room}`,
-      'tmpfs',
-      h2.datastorePath,
-    ]);
-    let records: RecordsFile;
-    try {
-      // The slow link stays until the job ends: the guest's new data must reach the mirror first.
-      const struck = await strikeDuring(
-        'mirror-disks',
-        '/data/full',
-        () =>
-          guest(
-            h1,
-            ['/bin/dd', 'if=/dev/urandom', 'of=/data/grow', 'bs=1M', 'count=150', 'conv=fsync'],
-            true,
-          ),
-        true,
-      );
-      records = struck.records;
-      const job = await api.waitForJob(struck.jobId, 300_000);
-      assert.equal(job.state, 'failed');
-      assert.match(job.error?.detail ?? '', /during mirror-disks/);
-      console.log(`# datastore full: ${job.error?.detail}`);
-      await assertRunsOn(h1, before);
-      await within(CLEAN_WITHIN_MS, () => assertClean(h2));
-    } finally {
-      slowFabricLink(h1, undefined);
-      spawnSync('nsenter', [...inAgent, 'umount', h2.datastorePath], { stdio: 'ignore' });
-    }
-    await guest(h1, ['/bin/rm', '-f', '/data/grow']);
-    console.log(`# records: ${await verifyRecords(h1, records)}`);
   },
 );
 
