@@ -63,3 +63,26 @@ test('console files carry a CSP that forbids inline script and framing, and nosn
     assert.equal(reply.headers.get('x-content-type-options'), 'nosniff', file);
   }
 });
+
+test('a console folder that was never built: the manager starts, serves the API and says why', async () => {
+  const logged: string[] = [];
+  const bare = await startManager({
+    dataDir: path.join(dir, 'data-bare'),
+    port: 0,
+    consoleDir: path.join(dir, 'never-built'),
+    log: (m) => logged.push(m),
+  });
+  try {
+    const info = await fetch(`${bare.url}/api/v1/info`, {
+      headers: { authorization: `Bearer ${bare.adminToken}` },
+    });
+    assert.equal(info.status, 200);
+    assert.equal((await fetch(`${bare.url}/`)).status, 401, 'no page at / (the answer to any unknown path)');
+    assert.ok(
+      logged.some((m) => m.includes('npm run build:web')),
+      `the log says how to build it: ${logged.join(' | ')}`,
+    );
+  } finally {
+    await bare.close();
+  }
+});

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
@@ -29,7 +30,16 @@ const SECURITY_HEADERS = {
  * and then calls /api/v1 like any other client); only the files present at start are served, read
  * once, so no request path ever reaches the file system.
  */
-export async function serveConsole(app: FastifyInstance, dir: string): Promise<void> {
+export async function serveConsole(
+  app: FastifyInstance,
+  dir: string,
+  log: (message: string) => void = () => {},
+): Promise<void> {
+  if (!existsSync(path.join(dir, 'index.html'))) {
+    // A source checkout whose console was never built: the API serves on, and says why `/` is empty.
+    log(`no web console at ${dir} (build it: npm run build:web); serving the API only`);
+    return;
+  }
   const entries = await readdir(dir, { recursive: true, withFileTypes: true });
   for (const entry of entries) {
     const type = contentTypes[path.extname(entry.name)];

@@ -170,7 +170,7 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
     },
     log,
   );
-  if (options.consoleDir) await serveConsole(app, options.consoleDir);
+  if (options.consoleDir) await serveConsole(app, options.consoleDir, log);
   await app.listen({ host: options.host ?? '127.0.0.1', port: options.port ?? 0 });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : options.port;
