@@ -6,13 +6,20 @@
 //
 //   npm run bench:api [-- --hosts 1000 --vms-per-host 10 --samples 300]
 import { spawn } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { agentRoutes, ManagerClient, VmSpec, type Vm } from '../../src/api/index.js';
+import {
+  agentRoutes,
+  LINK_PROBE_MS,
+  LinkProbeRequest,
+  ManagerClient,
+  VmSpec,
+  type Vm,
+} from '../../src/api/index.js';
 import { standInAgent, standInKeys, type StandInAgent } from '../../src/manager/test-standin-agent.js';
 
 const { values: args } = parseArgs({
@@ -35,6 +42,9 @@ const GiB = 1024 ** 3;
 
 const STATES = ['running', 'running', 'running', 'stopped'] as const;
 
+const hex = (n: number) => (n & 255).toString(16).padStart(2, '0');
+const fakeMac = (host: number, i: number) => `52:54:${hex(host >> 8)}:${hex(host)}:${hex(i >> 8)}:${hex(i)}`;
+
 function fakeVm(host: number, i: number, name = `vm-${String(host).padStart(4, '0')}-${i}`): Vm {
   return {
     id: randomUUID(),
@@ -53,7 +63,8 @@ function fakeVm(host: number, i: number, name = `vm-${String(host).padStart(4, '
         nodeName: 'root-fmt',
       },
     ],
-    nics: [{ id: 'net0', vswitch: 'vmsw0', mac: '52:54:00:00:00:01', tap: `tap${i}` }],
+    // One VM network across the fabric: each MAC unique (the manager's database holds it so).
+    nics: [{ id: 'net0', vswitch: 'vmsw0', mac: fakeMac(host, i), tap: `tap${i}` }],
     machineType: 'pc-q35-7.2',
     cpuModel: 'Nehalem',
     accelerator: 'kvm',
@@ -96,6 +107,33 @@ function fakeAgent(host: number): (req: IncomingMessage, res: ServerResponse) =>
       }
       if (is(agentRoutes.listVSwitches)) return send(res, 200, [{ name: 'vmsw0', bridge: 'vmsw0' }]);
       if (is(agentRoutes.listVms)) return send(res, 200, vms);
+      // Link probes (the manager measures every host pair in the background): as an agent, the
+      // sender at once and the rate after the probe's duration, not an instant refusal that would
+      // have the manager probe the next pair at once, thousands a second.
+      if (is(agentRoutes.openLinkSender)) {
+        return send(res, agentRoutes.openLinkSender.status, {
+          address: '10.251.0.1',
+          port: 49152,
+          secret: randomBytes(32).toString('hex'),
+          expiresAt: new Date(Date.now() + 10_000).toISOString(),
+        });
+      }
+      if (is(agentRoutes.probeLink)) {
+        const { durationMs } = LinkProbeRequest.parse(JSON.parse(Buffer.concat(chunks).toString()));
+        const ms = durationMs ?? LINK_PROBE_MS.default;
+        const bitsPerSecond = 10e9;
+        setTimeout(
+          () =>
+            send(res, agentRoutes.probeLink.status, {
+              bitsPerSecond,
+              receivedBytes: Math.round((bitsPerSecond / 8) * (ms / 1000)),
+              spanMs: ms,
+              durationMs: ms,
+            }),
+          ms,
+        );
+        return;
+      }
       if (is(agentRoutes.createVm)) {
         const spec = VmSpec.parse(JSON.parse(Buffer.concat(chunks).toString()));
         const vm = {

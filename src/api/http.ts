@@ -1,6 +1,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import { Readable } from 'node:stream';
+import { createSecureContext, type SecureContext } from 'node:tls';
 import { z } from 'zod';
 import { ApiError, Problem } from './problem.js';
 import { routeUrl, type RouteCall, type RouteResult, type RouteSpec } from './route-table.js';
@@ -111,6 +112,30 @@ export class JsonHttpClient {
   }
 }
 
+/** Parsed TLS identities kept, most recently used last (the manager's own, a few enrolling hosts). */
+const CONTEXTS_KEPT = 16;
+const contexts = new Map<string, SecureContext>();
+
+/**
+ * The identity's parsed CA, certificate and key. Parsing them costs the event loop a millisecond or
+ * more, and every call opens a new connection (below): the manager's calls to a thousand agents
+ * parsed the same PEM each time, and its API's replies queued behind that.
+ */
+function secureContextOf(tls: TlsClientIdentity): SecureContext {
+  const id = `${tls.ca}\0${tls.cert ?? ''}\0${tls.key ?? ''}`;
+  let context = contexts.get(id);
+  if (context) contexts.delete(id);
+  else
+    context = createSecureContext({
+      ca: tls.ca,
+      ...(tls.cert === undefined ? {} : { cert: tls.cert }),
+      ...(tls.key === undefined ? {} : { key: tls.key }),
+    });
+  contexts.set(id, context);
+  if (contexts.size > CONTEXTS_KEPT) contexts.delete(contexts.keys().next().value ?? id);
+  return context;
+}
+
 /**
  * One request with node:http(s): what fetch cannot do (client certificates, a pinned server
  * certificate, a unix socket). A new connection each time: a TLS handshake costs a millisecond,
@@ -135,9 +160,7 @@ function nodeRequest(
     ...(tls === undefined
       ? {}
       : {
-          ca: tls.ca,
-          ...(tls.cert === undefined ? {} : { cert: tls.cert }),
-          ...(tls.key === undefined ? {} : { key: tls.key }),
+          secureContext: secureContextOf(tls),
           // A pinned certificate is the only one trusted: whose name it bears does not matter.
           ...(tls.pinned ? { checkServerIdentity: () => undefined } : {}),
         }),
