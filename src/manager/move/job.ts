@@ -236,17 +236,12 @@ export async function onHost<T>(host: HostRow, work: () => Promise<T>): Promise<
 export async function followMigration(m: Followed, phase: 'mirror-disks' | 'copy-memory'): Promise<void> {
   const { ctx } = m;
   let touchedAt = 0;
-  let touching: Promise<unknown> | undefined;
   for (;;) {
     ctx.throwIfCancelled();
-    if (m.target && !touching && Date.now() - touchedAt >= TARGET_TOUCH_MS) {
+    if (m.target && Date.now() - touchedAt >= TARGET_TOUCH_MS) {
       touchedAt = Date.now();
-      // Only a sign of life, not waited for: a target that does not answer shows in the source's
-      // copy, and behind a cut link the call would hold the follow for the client's timeout.
-      touching = m.target
-        .status(m.cp.migrationId)
-        .catch(() => undefined)
-        .finally(() => (touching = undefined));
+      // Only a sign of life: a target that does not answer shows in the source's copy.
+      await m.target.status(m.cp.migrationId).catch(() => undefined);
     }
     const status = await onHost(m.sourceHost, () => m.source.status(m.cp.migrationId));
     m.status = status;
