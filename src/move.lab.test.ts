@@ -41,6 +41,8 @@ import {
 } from './lab/index.js';
 import { assertNoMoveLeftovers } from './qemu-leftovers.js';
 
+/** How much sooner QEMU's downtime clock may start than the guest's STOP event (see its use). */
+const VCPU_STOP_SLACK_MS = 25;
 const LAB = 'mvtest';
 const VM = 'mover';
 const MiB = 1024 * 1024;
@@ -415,12 +417,15 @@ test(
     assert.equal(result.from, h1.name);
     assert.equal(result.to, h2.name);
     // The guest's pause (source pause to target resume; the lab's hosts share one clock) covers
-    // QEMU's downtime and the target's `cont`.
+    // QEMU's downtime and the target's `cont`, but for one gap: QEMU starts its downtime clock
+    // before it stops the vCPUs, and the STOP event the pause is timed from carries the moment
+    // they had stopped. Under TCG on a busy 2-core machine that took up to 16 ms (CI, 2026-12-07:
+    // 103 ms against QEMU's 119).
     assert.ok(
       result.guestDowntimeMs !== undefined && result.downtimeMs !== undefined,
       JSON.stringify(result),
     );
-    assert.ok(result.guestDowntimeMs + 5 >= result.downtimeMs, JSON.stringify(result));
+    assert.ok(result.guestDowntimeMs + VCPU_STOP_SLACK_MS >= result.downtimeMs, JSON.stringify(result));
     const stats = /(\d+) packets transmitted, (\d+) received/.exec(pingOut);
     assert.ok(stats, `ping summary: ${pingOut.slice(-300)}`);
     const sent = Number(stats[1]);
