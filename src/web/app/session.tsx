@@ -43,8 +43,8 @@ export function SessionGate({ children }: { children: ReactNode }) {
     setToken(undefined);
   };
   // Once signed in, a failed re-read (the manager restarting) keeps the session; a refused token ends it.
-  if (token === undefined || (info.isError && (info.data === undefined || info.error instanceof ApiError))) {
-    const rejected = info.error instanceof ApiError && info.error.code === 'unauthorized';
+  const rejected = info.error instanceof ApiError && info.error.code === 'unauthorized';
+  if (token === undefined || (info.isError && (info.data === undefined || rejected))) {
     return (
       <SignIn
         error={
