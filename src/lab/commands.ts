@@ -107,6 +107,10 @@ export function registerLabCommands(program: Command): void {
       '--beast <host>',
       'the host with fast storage (class fast); the others get limited datastores (400 IOPS, 80 MiB/s)',
     )
+    .option(
+      '--shared-storage',
+      'a storage server on the fabric that every host mounts as its shared datastore, with a sanlock daemon per host (for clusters)',
+    )
     .addOption(
       new Option('--accelerator <kind>', 'accelerator the agents use')
         .choices(['auto', 'kvm', 'tcg'])
@@ -122,6 +126,7 @@ export function registerLabCommands(program: Command): void {
           manager: boolean;
           accelerator: string;
           beast?: string;
+          sharedStorage?: boolean;
           json?: boolean;
         }) => {
           const started = Date.now();
@@ -139,6 +144,7 @@ export function registerLabCommands(program: Command): void {
             accelerator: opts.accelerator as 'auto' | 'kvm' | 'tcg',
             manager: opts.manager,
             ...(opts.beast === undefined ? {} : { beast: opts.beast }),
+            sharedStorage: opts.sharedStorage === true,
             cliConfig: opts.manager,
             log: (line) => process.stderr.write(`${line}\n`),
           });

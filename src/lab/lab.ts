@@ -50,6 +50,14 @@ import {
 } from './manager-process.js';
 import { findLabProcesses, isAlive, spawnDetached, terminate, waitUntilAnswers } from './processes.js';
 import {
+  mountSharedStorage,
+  sanlockRunDir,
+  sharedMountPath,
+  startSanlock,
+  startStorageServer,
+  unmountLabStorage,
+} from './shared-storage.js';
+import {
   claimIndex,
   indexClaims,
   labDir,
@@ -104,6 +112,11 @@ export const LabUpOptions = z
     extraDatastores: z.array(LabName).default([]),
     /** The host with fast storage (class `fast`, no limits); every other host's datastores are limited. */
     beast: PlanInput.shape.beast,
+    /**
+     * A storage server on the fabric that every host mounts as its `shared` datastore, and a
+     * sanlock daemon per host (issue 30: clusters; see shared-storage.ts).
+     */
+    sharedStorage: z.boolean().default(false),
     /** Start the lab's manager on 127.0.0.1 and join the hosts to it. */
     manager: z.boolean().default(true),
     /** Point the CLI at this lab's manager (LAB_CLI_CONFIG_PATH); the `lab up` command does. */
@@ -136,6 +149,43 @@ function parse<T extends z.ZodType>(schema: T, input: unknown, field?: string): 
 
 function requireRoot(): void {
   if (process.getuid?.() !== 0) throw new LabNeedsRoot();
+}
+
+/**
+ * The storage namespace on the fabric with its file server; each host's mount of it and its
+ * sanlock daemon (shared-storage.ts). Mounted before the agents start: an agent's namespace gets a
+ * copy of the mounts that exist when it starts.
+ */
+async function buildSharedStorage(state: LabState, plan: LabPlan): Promise<void> {
+  const { namespace, veth, address } = plan.storage;
+  await ip('netns', 'add', namespace);
+  await nsIp(namespace, 'link', 'set', 'lo', 'up');
+  await ip('link', 'add', veth, 'type', 'veth', 'peer', 'name', HOST_FABRIC_IF, 'netns', namespace);
+  if (existsSync('/proc/sys/net/ipv6')) await writeFile(`/proc/sys/net/ipv6/conf/${veth}/disable_ipv6`, '1');
+  await ip('link', 'set', veth, 'master', plan.fabric.bridge, 'up');
+  await nsIp(namespace, 'addr', 'add', `${address}/${plan.fabric.prefixLength}`, 'dev', HOST_FABRIC_IF);
+  await nsIp(namespace, 'link', 'set', HOST_FABRIC_IF, 'up');
+  const exportDir = path.join(state.dir, 'storage', 'export');
+  const pid = await startStorageServer({
+    namespace,
+    address,
+    exportDir,
+    logPath: path.join(state.dir, 'storage', 'server.log'),
+  });
+  state.storage = { namespace, veth, address, exportDir, pid };
+  for (const host of state.hosts) {
+    await mkdir(host.dir, { recursive: true });
+    const mountPath = sharedMountPath(state.name, host.name);
+    await mountSharedStorage({ namespace: host.namespace, serverAddress: address, exportDir, mountPath });
+    const runDir = sanlockRunDir(host.dir);
+    const sanlockPid = await startSanlock({
+      namespace: host.namespace,
+      host: host.name,
+      runDir,
+      logPath: path.join(host.dir, 'sanlock.log'),
+    });
+    host.shared = { mountPath, sanlockRunDir: runDir, sanlockPid };
+  }
 }
 
 /** Builds the lab's bridges, namespaces and veths (see plan.ts for the names). */
@@ -396,6 +446,11 @@ export async function labUp(options: LabUpOptions = {}): Promise<Lab> {
     log(`network (fabric ${plan.fabric.subnet}, VM segment ${plan.vmNet.subnet})`);
     await buildNetwork(plan);
     opts.signal?.throwIfAborted();
+    if (opts.sharedStorage) {
+      log(`shared storage on ${plan.storage.address}, mounted by every host, and a sanlock daemon per host`);
+      await buildSharedStorage(state, plan);
+      await writeState(state);
+    }
 
     log(`starting ${state.hosts.length} agents`);
     if (opts.beast) log(`${opts.beast} is the Beast; the other hosts' datastores are limited`);
@@ -487,6 +542,8 @@ async function downOne(name: string): Promise<LabDownReport> {
   const knownPids = [...(state?.hosts ?? []).map((h) => h.pid), state?.manager?.pid].filter(
     (pid): pid is number => pid !== undefined,
   );
+  // Mounts first: a process blocked on a mount whose host link is cut dies only once it is detached.
+  await unmountLabStorage(name);
   const killedPids = await findLabProcesses({ namespaces, dir, knownPids });
   await terminate(killedPids);
   await removeCliConfig(name);

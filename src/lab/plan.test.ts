@@ -17,6 +17,7 @@ const allLinks = (p: ReturnType<typeof planLab>) => [
   p.fabric.bridge,
   p.vmNet.bridge,
   p.client.veth,
+  p.storage.veth,
   ...p.hosts.flatMap((h) => [h.fabricVeth, h.uplinkVeth]),
 ];
 
@@ -27,6 +28,7 @@ test('a 3-host lab gets the documented addresses and names', () => {
   assert.equal(p.vmNet.subnet, '10.251.4.0/24');
   assert.equal(p.client.address, '10.251.4.2');
   assert.equal(p.client.namespace, 'sb-lab-client');
+  assert.deepEqual(p.storage, { namespace: 'sb-lab-storage', veth: 'sblab-st', address: '10.250.4.5' });
   assert.deepEqual(
     p.hosts.map((h) => [h.name, h.namespace, h.fabricAddress, h.agentUrl, h.fabricVeth, h.uplinkVeth]),
     [
@@ -58,14 +60,14 @@ test('long names get a hashed tag that differs between names and never equals a 
 });
 
 test("one lab's patterns never match another lab's names, even when one name prefixes the other", () => {
-  const names = ['ab', 'ab-c', 'ab-f1', 'ab-vm', 'abc', 'lab', 'lab-host1'];
+  const names = ['ab', 'ab-c', 'ab-f1', 'ab-st', 'ab-storage', 'ab-vm', 'abc', 'lab', 'lab-host1'];
   const plans = names.map((name, index) => planLab({ name, index, hosts: 3 }));
   for (const p of plans) {
     for (const q of plans) {
       const own = p === q;
       for (const link of allLinks(q))
         assert.equal(linkPattern(p.tag).test(link), own, `${p.name} vs ${link}`);
-      for (const ns of [q.client.namespace, ...q.hosts.map((h) => h.namespace)]) {
+      for (const ns of [q.client.namespace, q.storage.namespace, ...q.hosts.map((h) => h.namespace)]) {
         assert.equal(namespacePattern(p.name).test(ns), own, `${p.name} vs ${ns}`);
       }
     }

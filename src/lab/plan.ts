@@ -60,8 +60,8 @@ export function labTag(name: string): string {
  * Every root-namespace link of a lab is `sb<tag>-<suffix>` with a suffix without dashes, so the
  * last dash splits a name unambiguously and no lab's pattern matches another lab's links.
  */
-const LINK_SUFFIX = '(fab|vm|vc|f[0-9]+|v[0-9]+)';
-const NS_SUFFIX = '(client|host[0-9]+)';
+const LINK_SUFFIX = '(fab|vm|vc|st|f[0-9]+|v[0-9]+)';
+const NS_SUFFIX = '(client|storage|host[0-9]+)';
 
 const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
@@ -97,6 +97,8 @@ export interface LabPlan {
   fabric: { bridge: string; subnet: string; prefixLength: number; rootAddress: string };
   vmNet: { bridge: string; subnet: string; prefixLength: number };
   client: { namespace: string; veth: string; address: string };
+  /** The shared storage server's namespace on the fabric (created by `lab up --shared-storage` only). */
+  storage: { namespace: string; veth: string; address: string };
   hosts: HostPlan[];
   managerUrl: string;
 }
@@ -172,6 +174,7 @@ export function planLab(input: z.input<typeof PlanInput>): LabPlan {
     },
     vmNet: { bridge: link('vm'), subnet: `${vmNet}.0/24`, prefixLength: 24 },
     client: { namespace: `sb-${name}-client`, veth: link('vc'), address: `${vmNet}.2` },
+    storage: { namespace: `sb-${name}-storage`, veth: link('st'), address: `${fabricNet}.5` },
     hosts: Array.from({ length: hosts }, (_, i) => {
       const n = i + 1;
       const fabricAddress = `${fabricNet}.${10 + n}`;

@@ -32,6 +32,10 @@ export const LabHostState = z.object({
   logPath: z.string(),
   datastorePath: z.string(),
   stateDir: z.string(),
+  /** Where the host mounts the lab's shared storage, and its sanlock daemon's run directory (`--shared-storage`). */
+  shared: z
+    .object({ mountPath: z.string(), sanlockRunDir: z.string(), sanlockPid: z.number().int() })
+    .optional(),
 });
 export type LabHostState = z.infer<typeof LabHostState>;
 
@@ -48,6 +52,16 @@ export const LabState = z.object({
   vmNet: z.object({ bridge: z.string(), subnet: z.string() }),
   client: z.object({ namespace: z.string(), veth: z.string(), address: z.string() }),
   hosts: z.array(LabHostState),
+  /** The shared storage server (`lab up --shared-storage`): its namespace, address and exported directory. */
+  storage: z
+    .object({
+      namespace: z.string(),
+      veth: z.string(),
+      address: z.string(),
+      exportDir: z.string(),
+      pid: z.number().int(),
+    })
+    .optional(),
   demoVms: z.array(z.object({ name: z.string(), host: z.string(), ip: z.string() })),
   manager: z
     .object({
