@@ -28,7 +28,8 @@ fi
 
 # chromium: the web console's end-to-end tests drive Debian's Chromium (playwright-core, no
 # browser download). systemd: its systemd-analyze checks the shipped units in the tests (deploy/, src/deploy.test.ts).
-packages=(qemu-guest-agent iproute2 busybox-static cpio iputils-ping iperf3 gcc libc6-dev xz-utils e2fsprogs openssl procps xorriso systemd chromium)
+# sanlock, sshfs, openssh-sftp-server, socat: clusters' leases and the lab's shared storage (src/lab/shared-storage.ts).
+packages=(qemu-guest-agent iproute2 busybox-static cpio iputils-ping iperf3 gcc libc6-dev xz-utils e2fsprogs openssl procps xorriso systemd chromium sanlock sshfs openssh-sftp-server socat)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
