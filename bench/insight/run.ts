@@ -244,6 +244,7 @@ async function joinFabric(db: Db, byHost: DiskModel[][]): Promise<void> {
           name,
           path: `/srv/${name}`,
           default: name === 'local',
+          kind: 'local' as const,
           capacityBytes: 2048 * GiB,
           freeBytes: 1024 * GiB,
           class: name === 'fast' ? 'fast' : 'standard',

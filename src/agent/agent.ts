@@ -94,7 +94,10 @@ export async function startAgent(input: unknown, options: AgentOptions = {}): Pr
   // Owner-only, also when they existed with a looser mode: definitions, sockets, images.
   await mkdir(config.stateDir, { recursive: true, mode: 0o700 });
   await chmod(config.stateDir, 0o700);
-  for (const d of config.datastores) await mkdir(d.path, { recursive: true, mode: 0o700 });
+  // A shared datastore is a mount of storage other hosts see: never made here, where a missing
+  // mount would become an empty local directory with a storage id of its own.
+  for (const d of config.datastores.filter((s) => s.kind === 'local'))
+    await mkdir(d.path, { recursive: true, mode: 0o700 });
 
   const tools = await findToolsDisk();
   const versions = { agent: await agentVersion(), qemu: await qemuVersion(), tools: tools?.version };
@@ -107,6 +110,7 @@ export async function startAgent(input: unknown, options: AgentOptions = {}): Pr
     options.configFile === undefined ? undefined : persistDatastoresIn(options.configFile),
   );
   await inventory.ensureSwitches();
+  await inventory.init((msg, fields) => log.warn(msg, fields));
   const vms = new VmService(inventory, {
     stateDir: config.stateDir,
     accelerator: accelerator.accelerator,

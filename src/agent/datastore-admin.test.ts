@@ -6,7 +6,7 @@ import { mkdir, mkdtemp, readFile, realpath, rm, stat, symlink, writeFile } from
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { AgentConfig, Datastore, Problem } from '../api/index.js';
+import { AgentConfig, Datastore, Problem, SHARED_STORAGE_MARKER } from '../api/index.js';
 import { DatastoreAdmin, persistDatastoresIn } from './datastore-admin.js';
 import { HostInventory } from './host.js';
 import { jsonLineLogger } from './logger.js';
@@ -167,6 +167,75 @@ test('remove is refused while an image lives there, and for the last datastore',
   assert.equal((await call('DELETE', '/v1/datastores/held')).status, 204);
   const last = await call('DELETE', '/v1/datastores/ds1');
   assert.deepEqual([last.status, problemOf(last).code], [400, 'invalid-input']);
+});
+
+test('a shared datastore is identified by its marker: written by the first host, read by the next', async () => {
+  const dir = path.join(agent.dir, 'nfs');
+  const missing = await call('POST', '/v1/datastores', {
+    name: 'nfs',
+    path: dir,
+    kind: 'shared',
+    probe: false,
+  });
+  // Shared storage is mounted, never made: a missing mount must not become a new storage.
+  assert.deepEqual([missing.status, problemOf(missing).field], [400, 'path']);
+  assert.match(problemOf(missing).detail, /mount the shared storage there first/);
+  await assert.rejects(stat(dir));
+  await mkdir(dir);
+  const added = await call('POST', '/v1/datastores', {
+    name: 'nfs',
+    path: dir,
+    kind: 'shared',
+    probe: false,
+  });
+  assert.equal(added.status, 201);
+  const store = Datastore.parse(added.json());
+  assert.equal(store.kind, 'shared');
+  const marker = JSON.parse(await readFile(path.join(dir, SHARED_STORAGE_MARKER), 'utf8')) as unknown;
+  assert.deepEqual(marker, { storageId: store.storageId });
+  // Another host's agent (a second inventory on the same directory) reads the same id.
+  const other = new HostInventory(
+    AgentConfig.parse({
+      hostName: 'h2',
+      listen: { address: '127.0.0.1', port: 1 },
+      fabricAddress: '127.0.0.1',
+      stateDir: path.join(agent.dir, 'state-h2'),
+      datastores: [{ name: 'san', path: dir, kind: 'shared', default: true }],
+      vswitches: [],
+    }),
+  );
+  await other.init();
+  const seen = await other.describe('san');
+  assert.deepEqual([seen.kind, seen.storageId], ['shared', store.storageId]);
+  // A local datastore reports no storage id; the list shows both kinds.
+  const ds1 = (await list()).find((d) => d.name === 'ds1');
+  assert.deepEqual([ds1?.kind, ds1?.storageId], ['local', undefined]);
+  // The same storage twice on one host (mounted at a second path: its marker there too) is refused.
+  const again = path.join(agent.dir, 'nfs-again');
+  await mkdir(again);
+  await writeFile(path.join(again, SHARED_STORAGE_MARKER), JSON.stringify(marker));
+  const twice = await call('POST', '/v1/datastores', {
+    name: 'nfs2',
+    path: again,
+    kind: 'shared',
+    probe: false,
+  });
+  assert.deepEqual(
+    [twice.status, problemOf(twice).code, problemOf(twice).field],
+    [409, 'datastore-exists', 'path'],
+  );
+  assert.match(problemOf(twice).detail, /datastore "nfs" is that shared storage already/);
+  await writeFile(path.join(dir, 'other-hosts-vm-root.qcow2'), 'x');
+  assert.equal(
+    (await call('DELETE', '/v1/datastores/nfs')).status,
+    204,
+    "other hosts' images do not hold it",
+  );
+  assert.deepEqual(
+    JSON.parse(await readFile(path.join(dir, SHARED_STORAGE_MARKER), 'utf8')),
+    marker,
+    'the marker outlives the datastore on one host',
+  );
 });
 
 test('a probe measures the datastore and is shown with it', async () => {

@@ -1,4 +1,4 @@
-import { mkdir, readdir, readFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, stat } from 'node:fs/promises';
 import type {
   AgentConfig,
   Datastore,
@@ -9,7 +9,7 @@ import type {
 import { checkDatastorePath } from './datastore-roots.js';
 import { probeDatastore } from './datastore-probe.js';
 import { writeFileAtomic } from './definitions.js';
-import { DatastoreExists, DatastoreInUse, HostCommandFailed } from './errors.js';
+import { DatastoreExists, DatastoreInUse, HostCommandFailed, InvalidInput } from './errors.js';
 import type { HostInventory } from './host.js';
 import type { Logger } from './logger.js';
 import { setThrottleLimits } from './throttle.js';
@@ -38,16 +38,35 @@ export class DatastoreAdmin {
     if (this.inventory.configured().some((d) => d.name === spec.name))
       throw new DatastoreExists(`a datastore named "${spec.name}" exists already`, 'name');
     const real = await checkDatastorePath(spec.path, rules());
-    try {
-      await mkdir(real, { recursive: true, mode: 0o700 });
-    } catch (error) {
-      throw new HostCommandFailed(`mkdir ${real}`, String(error));
+    if (spec.kind === 'shared') {
+      // Storage other hosts see is mounted, never made: a missing mount is an error, not a new storage.
+      const isDir = await stat(real).then(
+        (s) => s.isDirectory(),
+        () => false,
+      );
+      if (!isDir)
+        throw new InvalidInput(
+          `path: ${real} is not a directory: mount the shared storage there first`,
+          'path',
+        );
+    } else {
+      try {
+        await mkdir(real, { recursive: true, mode: 0o700 });
+      } catch (error) {
+        throw new HostCommandFailed(`mkdir ${real}`, String(error));
+      }
     }
     // Again, now that it exists: a symlink put in its way meanwhile must not lead elsewhere.
     const made = await checkDatastorePath(real, rules());
     const store = await this.inventory.add({ ...spec, path: made });
     this.vms.journal.record({ kind: 'datastore', action: 'created', name: store.name });
-    this.log.info('datastore added', { datastore: store.name, path: store.path, class: store.class });
+    this.log.info('datastore added', {
+      datastore: store.name,
+      path: store.path,
+      class: store.class,
+      kind: store.kind,
+      ...(store.kind === 'shared' ? { storageId: this.inventory.storageId(store.name) } : {}),
+    });
     if (spec.probe !== false) await this.probe(store.name);
     return this.inventory.describe(store.name);
   }
@@ -65,10 +84,12 @@ export class DatastoreAdmin {
       .runtimes()
       .filter((r) => r.def.disks.some((d) => d.datastore === store.name))
       .map((r) => `VM "${r.def.name}"`);
-    // Any image in the directory: retained copies of moved VMs, half-made or orphaned images.
-    const images = (await readdir(store.path).catch(() => [] as string[])).filter((f) =>
-      f.endsWith('.qcow2'),
-    );
+    // Any image in the directory: retained copies of moved VMs, half-made or orphaned images. On
+    // shared storage the other hosts' VMs have theirs there: only this host's VMs count.
+    const images =
+      store.kind === 'shared'
+        ? []
+        : (await readdir(store.path).catch(() => [] as string[])).filter((f) => f.endsWith('.qcow2'));
     if (images.length) users.push(`${images.length} image file(s) (${images.slice(0, 3).join(', ')})`);
     if (users.length) throw new DatastoreInUse(store.name, users);
     await this.inventory.remove(name);

@@ -13,6 +13,7 @@ import {
 } from '../api/index.js';
 import { datastoreSpace, type DatastoreSpace } from './datastores.js';
 import { DatastoreExists, DatastoreNotFound, InvalidInput, VSwitchNotFound } from './errors.js';
+import { sharedStorageId } from './shared-storage.js';
 import { ensureBridge } from './vswitches.js';
 
 /**
@@ -24,6 +25,8 @@ export class HostInventory {
   readonly cpus = cpus().length;
   #stores: DatastoreConfig[];
   readonly #probes = new Map<string, DatastoreProbe>();
+  /** Shared datastores' storage ids by datastore name (read from their markers once). */
+  readonly #storageIds = new Map<string, string>();
 
   constructor(
     private readonly config: AgentConfig,
@@ -35,6 +38,45 @@ export class HostInventory {
   /** The datastores as configured (name, path, class, limits). */
   configured(): readonly DatastoreConfig[] {
     return this.#stores;
+  }
+
+  /**
+   * Reads (or writes) the marker of every shared datastore configured. One that cannot be read now
+   * (its storage not mounted yet) is read again when the datastore is next described.
+   */
+  async init(warn: (msg: string, fields: Record<string, unknown>) => void = () => undefined): Promise<void> {
+    for (const d of this.#stores.filter((s) => s.kind === 'shared')) {
+      try {
+        await this.#storageIdOf(d);
+      } catch (error) {
+        warn('shared datastore not identified yet', { datastore: d.name, error: String(error) });
+      }
+    }
+    const byId = new Map<string, string>();
+    for (const [name, id] of this.#storageIds) {
+      const other = byId.get(id);
+      if (other !== undefined)
+        warn('two datastores of this host are one shared storage', {
+          datastores: [other, name],
+          storageId: id,
+        });
+      byId.set(id, name);
+    }
+  }
+
+  /** A shared datastore's storage id (its marker's, read once); undefined for a local one. */
+  async #storageIdOf(d: DatastoreConfig): Promise<string | undefined> {
+    if (d.kind !== 'shared') return undefined;
+    const known = this.#storageIds.get(d.name);
+    if (known !== undefined) return known;
+    const id = await sharedStorageId(d.path);
+    this.#storageIds.set(d.name, id);
+    return id;
+  }
+
+  /** The storage id of a shared datastore as read so far (undefined for a local one or one not read yet). */
+  storageId(name: string): string | undefined {
+    return this.#storageIds.get(name);
   }
 
   /** Makes every switch's bridge (and attaches its uplink) when missing. */
@@ -67,14 +109,18 @@ export class HostInventory {
   async describe(name: string): Promise<Datastore> {
     const d = this.datastore(name, 'name');
     const probe = this.#probes.get(d.name);
+    const space = await datastoreSpace(d.path);
+    const storageId = await this.#storageIdOf(d);
     return {
       name: d.name,
       path: d.path,
       default: d.name === this.datastore(undefined, 'datastore').name,
-      ...(await datastoreSpace(d.path)),
+      ...space,
       class: d.class,
       ...(d.limits === undefined ? {} : { limits: d.limits }),
       ...(probe === undefined ? {} : { probe }),
+      kind: d.kind,
+      ...(storageId === undefined ? {} : { storageId }),
     };
   }
 
@@ -95,9 +141,19 @@ export class HostInventory {
       default: false,
       class: spec.class ?? DEFAULT_DATASTORE_CLASS,
       ...(spec.limits === undefined || isUnlimited(spec.limits) ? {} : { limits: spec.limits }),
+      kind: spec.kind ?? 'local',
     };
+    // Identified before it is kept: a marker that cannot be read or written refuses the add.
+    const storageId = store.kind === 'shared' ? await sharedStorageId(dir) : undefined;
+    const twin = [...this.#storageIds].find(([, other]) => other === storageId)?.[0];
+    if (twin !== undefined)
+      throw new DatastoreExists(
+        `datastore "${twin}" is that shared storage already (storage ${storageId})`,
+        'path',
+      );
     const stores = [...this.#stores, store];
     await this.#commit(spec.default === true ? withDefault(stores, store.name) : stores);
+    if (storageId !== undefined) this.#storageIds.set(store.name, storageId);
     return store;
   }
 
@@ -127,6 +183,7 @@ export class HostInventory {
       throw new InvalidInput('name: the last datastore of a host cannot be removed', 'name');
     await this.#commit(stores);
     this.#probes.delete(name);
+    this.#storageIds.delete(name);
   }
 
   async #commit(stores: DatastoreConfig[]): Promise<void> {

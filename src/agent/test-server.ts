@@ -77,6 +77,7 @@ export async function startTestAgent(options: {
   });
   const log = options.log ?? jsonLineLogger('silent');
   const inventory = new HostInventory(config);
+  await inventory.init();
   const vms = new VmService(inventory, {
     stateDir: config.stateDir,
     accelerator: 'tcg',

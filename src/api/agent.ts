@@ -41,6 +41,20 @@ export const DatastoreLimits = z.strictObject({
 });
 export type DatastoreLimits = z.infer<typeof DatastoreLimits>;
 
+/**
+ * Where a datastore's files live: `local`, a directory only this host sees (the default), or
+ * `shared`, a network filesystem (NFS, CephFS, sshfs) other hosts mount too. A shared
+ * datastore's identity is the marker file SHARED_STORAGE_MARKER in its root, `{"storageId":
+ * "<uuid>"}`, written by the first agent that adds it and read by every other: two hosts see the
+ * same storage when their datastores' storageIds are equal (their names may differ; a disk file
+ * has the same path relative to the root on each). A VM whose disks all stay on storage the
+ * target sees moves by its memory alone.
+ */
+export const DatastoreKind = z.enum(['local', 'shared']);
+export type DatastoreKind = z.infer<typeof DatastoreKind>;
+export const StorageId = z.uuid({ error: 'must be a storage id (a UUID, as a shared datastore reports it)' });
+export const SHARED_STORAGE_MARKER = '.silobreak-storage.json';
+
 // Configuration files are strict like requests: a misspelt field is an error, not ignored.
 export const DatastoreConfig = z.strictObject({
   name: Name,
@@ -48,6 +62,7 @@ export const DatastoreConfig = z.strictObject({
   default: z.boolean().default(false),
   class: DatastoreClass.default(DEFAULT_DATASTORE_CLASS),
   limits: DatastoreLimits.optional(),
+  kind: DatastoreKind.default('local'),
 });
 export type DatastoreConfig = z.output<typeof DatastoreConfig>;
 
@@ -144,19 +159,32 @@ export const DatastoreProbe = z.object({
 });
 export type DatastoreProbe = z.infer<typeof DatastoreProbe>;
 
-export const Datastore = z.object({
-  name: Name,
-  path: z.string(),
-  default: z.boolean(),
-  capacityBytes: z.number().int(),
-  freeBytes: z.number().int(),
-  /** Defaulted for agents older than classes, so a newer manager still reads them. */
-  class: DatastoreClass.default(DEFAULT_DATASTORE_CLASS),
-  /** Absent: no limits. */
-  limits: DatastoreLimits.optional(),
-  /** The last probe since the agent started, if any. */
-  probe: DatastoreProbe.optional(),
-});
+export const Datastore = z
+  .object({
+    name: Name,
+    path: z.string(),
+    default: z.boolean(),
+    capacityBytes: z.number().int(),
+    freeBytes: z.number().int(),
+    /** Defaulted for agents older than classes, so a newer manager still reads them. */
+    class: DatastoreClass.default(DEFAULT_DATASTORE_CLASS),
+    /** Absent: no limits. */
+    limits: DatastoreLimits.optional(),
+    /** The last probe since the agent started, if any. */
+    probe: DatastoreProbe.optional(),
+    /** Defaulted for agents older than shared storage. */
+    kind: DatastoreKind.default('local'),
+    /** A shared datastore's storage (its marker file's id); always present for one, never for a local one. */
+    storageId: StorageId.optional(),
+  })
+  .superRefine((d, ctx) => {
+    if ((d.kind === 'shared') !== (d.storageId !== undefined))
+      ctx.addIssue({
+        code: 'custom',
+        path: ['storageId'],
+        message: 'must be present for a shared datastore and absent for a local one',
+      });
+  });
 export type Datastore = z.infer<typeof Datastore>;
 
 /** Adds a datastore at runtime; kept in the agent's configuration file. */
@@ -167,6 +195,11 @@ export const DatastoreSpec = z.strictObject({
   class: DatastoreClass.optional(),
   limits: DatastoreLimits.optional(),
   default: z.boolean().optional(),
+  /**
+   * `shared`: a network filesystem other hosts mount too; its marker file is read, or written with
+   * a new storage id when absent (default `local`).
+   */
+  kind: DatastoreKind.optional(),
   /** Run the I/O probe right after adding (default true). */
   probe: z.boolean().optional(),
 });

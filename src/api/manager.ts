@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import {
   DatastoreClass,
+  DatastoreKind,
   DatastoreLimits,
   DatastoreProbe,
   DEFAULT_DATASTORE_CLASS,
@@ -8,6 +9,7 @@ import {
   JoinToken,
   Name,
   Vm,
+  StorageId,
   VmSpec,
   VmState,
 } from './agent.js';
@@ -166,6 +168,10 @@ export const ManagedDatastore = z.object({
   probe: DatastoreProbe.omit({ durationMs: true }).optional(),
   /** One datastore (`datastore show`): the bytes retained copies of VMs that left hold here (used space). */
   retainedBytes: z.number().int().optional(),
+  /** `local` to its host, or `shared` storage other hosts may see too (DatastoreKind). */
+  kind: DatastoreKind,
+  /** A shared datastore's storage: hosts whose datastores carry the same id see the same files. */
+  storageId: StorageId.optional(),
 });
 export type ManagedDatastore = z.infer<typeof ManagedDatastore>;
 

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { Name } from './agent.js';
+import { DatastoreKind, Name } from './agent.js';
 import { ObjectRef, PageQuery } from './manager.js';
 import { MergePatchOf } from './merge-patch.js';
 
@@ -164,6 +164,8 @@ const IoFigures = {
 export const StorageDatastoreRow = z.object({
   host: Name,
   name: Name,
+  /** `local` or `shared` storage (the inventory's datastore; `local` once it left the inventory). */
+  kind: DatastoreKind,
   fsType: z.string(),
   capacityBytes: z.number(),
   freeBytes: z.number(),
@@ -228,6 +230,7 @@ const IO_SORTS = [
 export const DATASTORE_SORTS = [
   'host',
   'name',
+  'kind',
   'fsType',
   'capacity',
   'free',
@@ -256,6 +259,7 @@ export const DISK_SORTS = [
 export const TEXT_SORTS: readonly string[] = [
   'host',
   'name',
+  'kind',
   'fsType',
   'vm',
   'disk',

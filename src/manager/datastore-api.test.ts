@@ -78,6 +78,7 @@ async function answer(request: IncomingMessage): Promise<{ status: number; body?
       name: spec.name,
       path: spec.path,
       default: false,
+      kind: 'local',
       ...space,
       class: spec.class ?? 'standard',
       ...(spec.limits ? { limits: spec.limits } : {}),
@@ -114,7 +115,7 @@ async function answer(request: IncomingMessage): Promise<{ status: number; body?
 }
 
 before(async () => {
-  stores = [{ name: 'local', path: '/d', default: true, ...space, class: 'standard' }];
+  stores = [{ name: 'local', path: '/d', default: true, ...space, class: 'standard', kind: 'local' }];
   agent = await standInAgent('h1', (request, response) => {
     void answer(request).then(
       (a) => {
@@ -229,7 +230,14 @@ test('a probe is stored and kept while a restarted agent has none yet', async ()
 });
 
 test('bad input names the field and changes nothing, on the manager or the agent', async () => {
-  stores.push({ name: 'busy', path: '/srv/busy', default: false, ...space, class: 'standard' });
+  stores.push({
+    name: 'busy',
+    path: '/srv/busy',
+    default: false,
+    ...space,
+    class: 'standard',
+    kind: 'local',
+  });
   await admin.reconcileHost('h1');
   const rows = await dbSnapshot(manager.db);
   const sent = changes.length;

@@ -220,3 +220,21 @@ test('0012 keeps the oldest VM of a name and of a MAC, then the database refuses
   );
   await db.destroy();
 });
+
+test('0014 makes the datastores from before local, with no storage id', async () => {
+  const sqlite = new Database(':memory:');
+  sqlite.pragma('foreign_keys = OFF');
+  const db = new Kysely<DB>({ dialect: new SqliteDialect({ database: sqlite }) });
+  const migrator = new Migrator({ db, provider: { getMigrations: async () => ({ ...migrations }) } });
+  assert.equal((await migrator.migrateTo('0013-fabric-pki')).error, undefined);
+  sqlite
+    .prepare(
+      `insert into datastores (id, host_id, name, path, is_default, capacity_bytes, free_bytes, class)
+       values ('d1', 'h1', 'local', '/d', 1, 10, 5, 'standard')`,
+    )
+    .run();
+  assert.equal((await migrator.migrateTo('0014-shared-datastores')).error, undefined);
+  const rows = await db.selectFrom('datastores').select(['name', 'kind', 'storage_id']).execute();
+  assert.deepEqual(rows, [{ name: 'local', kind: 'local', storage_id: null }]);
+  await db.destroy();
+});

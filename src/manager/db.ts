@@ -80,6 +80,10 @@ export interface DatastoresTable {
   probe_iops: number | null;
   probe_bytes_per_second: number | null;
   probed_at: string | null;
+  /** `local` or `shared` (issue 30); a CHECK holds it to those. */
+  kind: Generated<'local' | 'shared'>;
+  /** A shared datastore's storage id (its marker's), present exactly when `kind` is shared. */
+  storage_id: string | null;
 }
 export interface VSwitchesTable {
   id: string;
@@ -946,6 +950,21 @@ export const migrations: Readonly<Record<string, Migration>> = {
         `alter table hosts add column crl_number integer not null default 0`,
         `create table revoked_certificates (serial text primary key, host_name text not null,
           revoked_at text not null) without rowid`,
+      ])
+        await sql.raw(statement).execute(db);
+    },
+  },
+  '0014-shared-datastores': {
+    // Issue 30: a datastore is local or shared storage; hosts whose datastores carry one storage
+    // id see the same files (a move between them leaves such disks where they are). The rows
+    // before this were all local.
+    async up(db: Kysely<any>) {
+      for (const statement of [
+        `alter table datastores add column kind text not null default 'local'
+          check (kind in ('local', 'shared'))`,
+        `alter table datastores add column storage_id text
+          check ((kind = 'shared') = (storage_id is not null))`,
+        `create index datastores_storage_id on datastores (storage_id) where storage_id is not null`,
       ])
         await sql.raw(statement).execute(db);
     },

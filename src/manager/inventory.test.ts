@@ -40,7 +40,15 @@ test("a host's datastores and switches follow its report; free space alone leave
     ...base,
     datastores: [
       { ...base.datastores[0]!, freeBytes: 1234 },
-      { name: 'fast', path: '/f', default: false, capacityBytes: 100, freeBytes: 50, class: 'fast' },
+      {
+        name: 'fast',
+        path: '/f',
+        default: false,
+        capacityBytes: 100,
+        freeBytes: 50,
+        class: 'fast',
+        kind: 'local',
+      },
     ],
     vswitches: [{ name: 'vmsw0', bridge: 'br9', uplink: 'eth1' }],
   });
@@ -82,4 +90,51 @@ test('lists page across hosts in host then name order', async () => {
     cursor = page.nextCursor ?? undefined;
   } while (cursor);
   assert.deepEqual(names, ['h1/local', 'h2/local']);
+});
+
+test('a shared datastore is stored with its storage id; the database holds id present exactly when shared', async () => {
+  const base = agentSnapshot('h2', []);
+  const storageId = '6f1c2d3e-4a5b-4c6d-8e7f-0a1b2c3d4e5f';
+  const shared = {
+    name: 'san',
+    path: '/mnt/san',
+    default: false,
+    capacityBytes: 100,
+    freeBytes: 60,
+    class: 'standard',
+    kind: 'shared' as const,
+    storageId,
+  };
+  await applySnapshot(db, await hostRow(db, 'h2'), { ...base, datastores: [...base.datastores, shared] });
+  const page = await listDatastores(db, { limit: 10, host: 'h2' });
+  assert.deepEqual(
+    page.items.map((d) => [d.name, d.kind, d.storageId]),
+    [
+      ['local', 'local', undefined],
+      ['san', 'shared', storageId],
+    ],
+  );
+  // An agent that remounted other storage at the path: a setting change with a record.
+  const other = '7a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d';
+  await applySnapshot(db, await hostRow(db, 'h2'), {
+    ...base,
+    datastores: [...base.datastores, { ...shared, storageId: other }],
+  });
+  assert.deepEqual((await changesOf('datastore'))[0], ['h2/san', 'setting-changed', ['storageId']]);
+  const row = await db
+    .selectFrom('datastores')
+    .selectAll()
+    .where('name', '=', 'san')
+    .executeTakeFirstOrThrow();
+  // The CHECKs of 0014: a kind outside the two, a shared row without an id, a local one with one.
+  for (const bad of [
+    { kind: 'nfs' as 'shared' },
+    { kind: 'shared' as const, storage_id: null },
+    { kind: 'local' as const, storage_id: other },
+  ])
+    await assert.rejects(
+      db.updateTable('datastores').set(bad).where('id', '=', row.id).execute(),
+      /CHECK constraint failed/,
+      JSON.stringify(bad),
+    );
 });

@@ -401,6 +401,8 @@ function datastoreToApi(r: Selectable<DatastoresTable>, host: string): ManagedDa
     freeBytes: r.free_bytes,
     class: r.class,
     ...limitsOfRow(r),
+    kind: r.kind,
+    ...(r.storage_id === null ? {} : { storageId: r.storage_id }),
     ...(r.probed_at === null
       ? {}
       : {
@@ -521,6 +523,8 @@ export function syncDatastores(tx: Tx, actor: Actor, host: HostRow, reported: Da
       freeBytes: r.free_bytes,
       class: r.class,
       ...limitsOfRow(r),
+      kind: r.kind,
+      ...(r.storage_id === null ? {} : { storageId: r.storage_id }),
     }),
     columns: (x) => ({
       path: x.path,
@@ -530,6 +534,8 @@ export function syncDatastores(tx: Tx, actor: Actor, host: HostRow, reported: Da
       class: x.class,
       limit_iops: x.limits?.iops ?? null,
       limit_bytes_per_second: x.limits?.bytesPerSecond ?? null,
+      kind: x.kind,
+      storage_id: x.kind === 'shared' ? (x.storageId ?? null) : null,
       // Only when reported: a restarted agent has not probed yet, and the last figures stand.
       ...(x.probe === undefined
         ? {}
@@ -539,7 +545,7 @@ export function syncDatastores(tx: Tx, actor: Actor, host: HostRow, reported: Da
             probed_at: x.probe.probedAt,
           }),
     }),
-    settings: ['path', 'default', 'capacityBytes', 'class', 'limits'],
+    settings: ['path', 'default', 'capacityBytes', 'class', 'limits', 'kind', 'storageId'],
   });
 }
 

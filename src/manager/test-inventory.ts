@@ -67,6 +67,7 @@ export function agentSnapshot(name: string, vms: Vm[]): AgentSnapshot {
         name: 'local',
         path: '/d',
         default: true,
+        kind: 'local',
         capacityBytes: 10 * 2 ** 30,
         freeBytes: 5 * 2 ** 30,
         class: 'standard',

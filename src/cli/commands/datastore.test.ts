@@ -18,6 +18,7 @@ const requests: { method: string; url: string; body: unknown }[] = [];
 const slow: ManagedDatastore = {
   id: '3f0b8c7e-1d2a-4b5c-8d9e-0f1a2b3c4d5e',
   name: 'slow',
+  kind: 'local',
   host: 'h1',
   hostId: '3f0b8c7e-1d2a-4b5c-8d9e-0f1a2b3c4d5f',
   path: '/srv/slow',

@@ -30,6 +30,7 @@ export function formatProbe(probe: ManagedDatastore['probe']): string {
 const columns: Column<ManagedDatastore>[] = [
   { header: 'Host', value: (d) => d.host },
   { header: 'Name', value: (d) => d.name + (d.default ? ' (default)' : '') },
+  { header: 'Kind', value: (d) => d.kind },
   { header: 'Class', value: (d) => d.class },
   { header: 'Limits', value: (d) => formatLimits(d.limits) },
   { header: 'Measured', value: (d) => formatProbe(d.probe) },
@@ -47,6 +48,7 @@ function details(d: ManagedDatastore): string {
   return renderDetails([
     ['Datastore', `${d.host}/${d.name}${d.default ? ' (default)' : ''}`],
     ['Path', d.path],
+    ['Kind', d.kind === 'shared' ? `shared (storage ${d.storageId ?? '?'})` : 'local'],
     ['Class', d.class],
     ['Limits', formatLimits(d.limits)],
     [
@@ -108,8 +110,16 @@ export function registerDatastoreCommands(program: Command): void {
     }),
   );
 
-  verb(datastore, 'add <host> <name>', 'Add a datastore (a directory on the host, made when missing)')
+  verb(
+    datastore,
+    'add <host> <name>',
+    'Add a datastore (a directory on the host, made when missing; a shared one must be mounted)',
+  )
     .requiredOption('--path <dir>', 'absolute directory on the host')
+    .option(
+      '--shared',
+      'shared storage other hosts mount too (NFS, CephFS, sshfs): VMs whose disks are all on storage the target sees move by memory alone',
+    )
     .option('--class <class>', 'fast, standard (the default) or a name of your own')
     .option('--iops <n>', 'limit every VM disk on it to this many I/O operations per second')
     .option('--bandwidth <rate>', 'limit every VM disk on it to this many bytes per second, e.g. 80M/s')
@@ -125,6 +135,7 @@ export function registerDatastoreCommands(program: Command): void {
           iops: Iops.optional(),
           bandwidth: Bandwidth.optional(),
           default: z.boolean().optional(),
+          shared: z.boolean().optional(),
           probe: z.boolean(),
         }),
         async (o, ctx) => {
@@ -132,6 +143,7 @@ export function registerDatastoreCommands(program: Command): void {
           const d = await ctx.client().addDatastore(o.host, {
             name: o.name,
             path: o.path,
+            ...(o.shared ? { kind: 'shared' as const } : {}),
             ...(o.class === undefined ? {} : { class: o.class }),
             ...(o.iops || o.bandwidth ? { limits } : {}),
             ...(o.default ? { default: true } : {}),

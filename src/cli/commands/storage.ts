@@ -33,6 +33,7 @@ function severity(style: OutputStyle, s: StorageIssue['severity']): string {
 const datastoreColumns: Column<StorageDatastoreRow>[] = [
   { header: 'Host', value: (d) => d.host },
   { header: 'Datastore', value: (d) => d.name },
+  { header: 'Kind', value: (d) => d.kind },
   { header: 'FS', value: (d) => d.fsType },
   { header: 'Capacity', value: (d) => formatBytes(d.capacityBytes), align: 'right' },
   { header: 'Free', value: (d) => formatBytes(d.freeBytes), align: 'right' },

@@ -225,6 +225,8 @@ export async function listStorageDatastores(
         .prepare(
           `${aggCte(undefined, res)}
            select ds.*,
+             coalesce((select inv.kind from datastores inv join hosts h on h.id = inv.host_id
+               where h.name = ds.host and inv.name = ds.name), 'local') as kind,
              (select count(*) from stat_disks x where x.host = ds.host and x.datastore = ds.name and x.gone = 0) as disk_count,
              (select count(*) from storage_issues i where i.ended_at is null and i.datastore = ds.host || '/' || ds.name) as issue_count,
              ${aggColumns()}
@@ -243,6 +245,7 @@ export async function listStorageDatastores(
     return {
       host: String(r.host),
       name: String(r.name),
+      kind: r.kind === 'shared' ? 'shared' : 'local',
       fsType: String(r.fs_type),
       capacityBytes: capacity,
       freeBytes: free,
@@ -267,6 +270,7 @@ export async function listStorageDatastores(
   const plain: Record<string, (r: StorageDatastoreRow & { io: IoFigures }) => Sortable> = {
     host: (r) => r.host,
     name: (r) => r.name,
+    kind: (r) => r.kind,
     fsType: (r) => r.fsType,
     capacity: (r) => r.capacityBytes,
     free: (r) => r.freeBytes,

@@ -116,6 +116,7 @@ function datastoreColumns(
       render: (d) => <Link to={datastorePath(d.host, d.name)}>{d.name}</Link>,
     },
     { key: 'host', label: 'Host', value: (d) => d.host },
+    { key: 'kind', label: 'Kind', value: (d) => d.kind },
     { key: 'fsType', label: 'File system', value: (d) => d.fsType },
     figureColumn('capacity', 'Capacity', (d) => d.capacityBytes, bytes),
     figureColumn('free', 'Free', (d) => d.freeBytes, bytes),
