@@ -10,6 +10,7 @@ import { AgentCore } from './core.js';
 import { HostInventory } from './host.js';
 import { run } from './host-exec.js';
 import { jsonLineLogger, type Logger, type LogLevel } from './logger.js';
+import { HostLeases } from './leases.js';
 import { AgentPki } from './pki.js';
 import { buildServer, followEnrollment, serveBreakGlass, type AgentRoutePlugin } from './server.js';
 import { VmService } from './vm-service.js';
@@ -111,6 +112,9 @@ export async function startAgent(input: unknown, options: AgentOptions = {}): Pr
   );
   await inventory.ensureSwitches();
   await inventory.init((msg, fields) => log.warn(msg, fields));
+  const leases = config.sanlock
+    ? new HostLeases(config.sanlock.runDir, (name) => inventory.datastore(name, 'datastore').path, log)
+    : undefined;
   const vms = new VmService(inventory, {
     stateDir: config.stateDir,
     accelerator: accelerator.accelerator,
@@ -120,9 +124,12 @@ export async function startAgent(input: unknown, options: AgentOptions = {}): Pr
     log,
     // Looked up at each use: a set-up run may have built a newer disk since the agent started.
     toolsIso: async () => (await findToolsDisk())?.iso,
+    ...(leases
+      ? { leasesFor: (def) => (leases.leased(def.disks, inventory.configured()) ? leases : undefined) }
+      : {}),
   });
   await vms.init();
-  const core = new AgentCore(config, inventory, vms, accelerator, versions, log);
+  const core = new AgentCore(config, inventory, vms, accelerator, versions, log, leases);
 
   const pki = await AgentPki.open(config);
   const app = await buildServer(core, {

@@ -8,6 +8,7 @@ import {
 import type { AcceleratorChoice } from './accelerator.js';
 import { DatastoreAdmin } from './datastore-admin.js';
 import type { HostInventory } from './host.js';
+import type { HostLeases } from './leases.js';
 import type { Logger } from './logger.js';
 import { renderMetrics } from './metrics.js';
 import { CPU_MODEL, MACHINE_TYPE } from './qemu-argv.js';
@@ -23,6 +24,8 @@ export class AgentCore {
     readonly accelerator: AcceleratorChoice,
     readonly versions: { agent: string; qemu: string; tools?: string | undefined },
     readonly log: Logger,
+    /** The host's sanlock leases (config `sanlock`), for clusters. */
+    readonly leases?: HostLeases,
   ) {
     this.#stats = new StatsCollector(config.hostName, inventory, vms, log);
     this.datastores = new DatastoreAdmin(inventory, vms, log, config);
@@ -47,6 +50,8 @@ export class AgentCore {
       cpuModel: CPU_MODEL,
       ...(this.versions.tools === undefined ? {} : { toolsVersion: this.versions.tools }),
       moveTls: await hasTlsCredentials(moveTlsDir(this.config.stateDir)),
+      sanlock: this.leases !== undefined,
+      ...(this.leases?.status() ? { lockspace: this.leases.status() } : {}),
     };
   }
 

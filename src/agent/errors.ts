@@ -239,3 +239,22 @@ export class JoinRefused extends AgentError {
 export class CertificateRejected extends AgentError {
   readonly code = 'certificate-rejected';
 }
+
+export class LeaseHeld extends AgentError {
+  readonly code = 'lease-held';
+  constructor(
+    readonly vm: string,
+    detail: string,
+  ) {
+    super(
+      `the lease of VM "${vm}" is held by another host (${detail}): it runs there, or that host is not yet known dead`,
+    );
+  }
+}
+
+export class LeasesUnavailable extends AgentError {
+  readonly code = 'leases-unavailable';
+  constructor(detail: string) {
+    super(detail);
+  }
+}

@@ -58,6 +58,11 @@ export interface QemuArgvInput {
   incoming?: boolean;
   /** Do not run the vCPUs until `cont` (`-S`). */
   paused?: boolean;
+  /**
+   * QEMU forks itself into the background (the default). Not for a VM that runs leased: sanlock
+   * registers the process it execs, so QEMU must stay that process (leases.ts).
+   */
+  daemonize?: boolean;
   /** The guest tools ISO, attached when the definition has the tools disk inserted. */
   toolsIso?: string | undefined;
   /** Limits of a datastore the VM's disks are on (throttle.ts); undefined: none. */
@@ -175,8 +180,8 @@ export function buildQemuArgv(input: QemuArgvInput): string[] {
     paths.qemuLog,
     '-pidfile',
     paths.pidfile,
-    '-daemonize',
   );
+  if (input.daemonize !== false) argv.push('-daemonize');
   argv.push('-device', `pcie-root-port,id=${TOOLS_PORT_ID},chassis=1`);
   if (def.toolsDisk && input.toolsIso) {
     for (const blockdev of toolsBlockdevs(input.toolsIso)) argv.push('-blockdev', JSON.stringify(blockdev));

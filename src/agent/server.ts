@@ -26,6 +26,7 @@ import {
   type RouteTable,
 } from '../api/index.js';
 import type { AgentPki } from './pki.js';
+import { InvalidInput, LeasesUnavailable } from './errors.js';
 import { problem, problemFor } from './http-errors.js';
 import { serveRoutes } from './http-routes.js';
 import { redactingLogger, type Logger } from './logger.js';
@@ -150,6 +151,15 @@ function vmHandlers(core: AgentCore): AgentHandlersOf<typeof agentVmRoutes> {
   let doc: OpenApiDocument | undefined;
   return {
     getHost: () => core.hostInfo(),
+    joinLockspace: ({ body }) => {
+      if (!core.leases) throw new LeasesUnavailable('this host runs no sanlock (agent config `sanlock`)');
+      if (core.inventory.datastore(body.datastore, 'datastore').kind !== 'shared')
+        throw new InvalidInput(`datastore: ${body.datastore} is not a shared datastore`, 'datastore');
+      return core.leases.join(body);
+    },
+    leaveLockspace: async () => {
+      await core.leases?.leave();
+    },
     listDatastores: () => core.inventory.datastores(),
     addDatastore: ({ body }) => core.datastores.add(body),
     updateDatastore: ({ params, body }) => core.datastores.update(params.name, body),

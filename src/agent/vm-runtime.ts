@@ -1,3 +1,5 @@
+import { spawn } from 'node:child_process';
+import { closeSync, openSync } from 'node:fs';
 import { chmod, open, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
@@ -20,6 +22,7 @@ import {
   type GuestBoot,
   type VmPaths,
 } from './qemu-argv.js';
+import type { HostLeases } from './leases.js';
 import { SerialQueue } from './serial-queue.js';
 import { createTap, deleteTap } from './vswitches.js';
 
@@ -40,6 +43,8 @@ export interface RuntimeHost {
   log: Logger;
   /** The guest tools ISO of this host, when it has one. */
   toolsIso?: () => Promise<string | undefined>;
+  /** The host's leases when this VM must run holding its lease (a cluster host, a disk on shared storage). */
+  leasesFor?: (def: VmDefinition) => HostLeases | undefined;
 }
 
 /** How long the guest has to release the tools disk on eject (PCIe hot-unplug waits ~5 s itself). */
@@ -190,6 +195,7 @@ export class VmRuntime {
     try {
       await this.#removeRuntimeFiles();
       for (const nic of this.#def.nics) await createTap(nic.tap, this.host.bridgeOf(nic.vswitch));
+      const leases = this.host.leasesFor?.(this.#def);
       const argv = buildQemuArgv({
         def: this.#def,
         accelerator: this.host.accelerator,
@@ -198,22 +204,33 @@ export class VmRuntime {
         toolsIso: this.#def.toolsDisk ? await this.host.toolsIso?.() : undefined,
         ...(this.host.datastoreLimits ? { datastoreLimits: this.host.datastoreLimits } : {}),
         ...options,
+        // A leased VM's vCPUs wait for its lease.
+        ...(leases ? { daemonize: false, paused: true } : {}),
       });
       // QEMU sets umask 027 when it daemonizes: the logs it appends to are made here, owner-only,
       // and what it makes itself (pidfile, sockets) is corrected once it runs.
       for (const log of [this.paths.console, this.paths.qemuLog]) await ownerOnlyFile(log);
-      try {
-        await runDaemonizing('qemu-system-x86_64', argv, START_TIMEOUT_MS);
-      } catch (error) {
-        throw new QemuStartFailed(this.#def.name, (error as { stderr?: string }).stderr ?? String(error));
+      let pid: number;
+      if (leases) pid = await this.#startRegistered(leases, argv);
+      else {
+        try {
+          await runDaemonizing('qemu-system-x86_64', argv, START_TIMEOUT_MS);
+        } catch (error) {
+          throw new QemuStartFailed(this.#def.name, (error as { stderr?: string }).stderr ?? String(error));
+        }
+        pid = Number((await readFile(this.paths.pidfile, 'utf8')).trim());
       }
       for (const made of [this.paths.pidfile, this.paths.qmp, this.paths.qga])
         await chmod(made, 0o600).catch(() => undefined);
-      const pid = Number((await readFile(this.paths.pidfile, 'utf8')).trim());
       this.#run = { pid, startedAt: new Date().toISOString(), accelerator: this.host.accelerator };
       await writeFileAtomic(this.#runFile(), `${JSON.stringify(this.#run)}\n`);
-      await this.#connect(Date.now() + 10_000);
-      this.host.log.info('VM started', { vm: this.#def.name, pid, ...options });
+      const qmp = await this.#connect(Date.now() + 10_000);
+      if (leases && !options.incoming) {
+        // A move's target takes the lease at the switchover instead (migration/incoming.ts).
+        await leases.acquire(this.#def, pid);
+        if (!options.paused) await qmp.execute('cont', undefined, { timeoutMs: QMP_TIMEOUT_MS });
+      }
+      this.host.log.info('VM started', { vm: this.#def.name, pid, leased: leases !== undefined, ...options });
     } catch (error) {
       if (this.#run) signal(this.#run.pid, 'SIGKILL');
       if (this.#run) await waitForExit(this.#run.pid, 10_000);
@@ -221,6 +238,41 @@ export class VmRuntime {
       throw error;
     } finally {
       this.#transition = undefined;
+    }
+  }
+
+  /**
+   * Starts QEMU in the foreground of its own session as a process registered with the host's
+   * sanlock (leases.ts); resolves with its pid once it wrote its pidfile, or fails with its output.
+   */
+  async #startRegistered(leases: HostLeases, argv: string[]): Promise<number> {
+    const command = leases.registeredCommand('qemu-system-x86_64', argv);
+    const log = openSync(this.paths.qemuLog, 'a', 0o600);
+    let exited = false;
+    let pid: number | undefined;
+    try {
+      const child = spawn(command.file, command.args, {
+        detached: true,
+        stdio: ['ignore', log, log],
+        env: command.env,
+      });
+      child.once('exit', () => (exited = true));
+      child.once('error', () => (exited = true));
+      child.unref();
+      pid = child.pid;
+    } finally {
+      closeSync(log);
+    }
+    const deadline = Date.now() + START_TIMEOUT_MS;
+    for (;;) {
+      const written = Number((await readFile(this.paths.pidfile, 'utf8').catch(() => '')).trim());
+      if (pid !== undefined && written === pid) return pid;
+      if (exited || pid === undefined || Date.now() > deadline) {
+        if (pid !== undefined) signal(pid, 'SIGKILL');
+        const output = await readFile(this.paths.qemuLog, 'utf8').catch(() => '');
+        throw new QemuStartFailed(this.#def.name, output.slice(-2000));
+      }
+      await new Promise((resolve) => setTimeout(resolve, 50));
     }
   }
 

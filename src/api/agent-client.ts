@@ -1,3 +1,4 @@
+import type { z } from 'zod';
 import { JsonHttpClient, type HttpEndpoint } from './http.js';
 import type {
   AgentCertificate,
@@ -11,6 +12,8 @@ import type {
   GuestExecResult,
   GuestInfo,
   HostInfo,
+  LockspaceSpec,
+  LockspaceStatus,
   Vm,
   VSwitch,
   VmSpec,
@@ -29,6 +32,12 @@ export class AgentClient {
 
   host(): Promise<HostInfo> {
     return this.http.call(routes.getHost, {});
+  }
+  joinLockspace(spec: z.input<typeof LockspaceSpec>): Promise<LockspaceStatus> {
+    return this.http.call(routes.joinLockspace, { body: spec });
+  }
+  leaveLockspace(): Promise<void> {
+    return this.http.call(routes.leaveLockspace, {});
   }
   datastores(): Promise<Datastore[]> {
     return this.http.call(routes.listDatastores, {});

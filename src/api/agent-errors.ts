@@ -53,6 +53,16 @@ export const AGENT_ERRORS = {
     about: 'more memory than the host has at all (422) or has unpromised right now (409)',
   },
   'qemu-start-failed': { statuses: [500], about: 'QEMU did not start; the detail has its error output' },
+  'lease-held': {
+    statuses: [409],
+    about:
+      "the VM's lease is held by another host: the VM runs there, or that host is not yet known dead (its lease expires 8 I/O timeouts + 60 s after its last renewal)",
+  },
+  'leases-unavailable': {
+    statuses: [409],
+    about:
+      'this host runs no sanlock (agent config `sanlock`), or is not in a lockspace, or is in another one',
+  },
   'host-command-failed': { statuses: [500], about: 'a host command (qemu-img, ip, qemu-nbd) failed' },
   'guest-image-missing': { statuses: [503], about: 'this host has no guest image to boot VMs from yet' },
   'tools-disk-missing': {

@@ -13,6 +13,8 @@ import {
   GuestExecResult,
   GuestInfo,
   HostInfo,
+  LockspaceSpec,
+  LockspaceStatus,
   Name,
   ShutdownRequest,
   Vm,
@@ -119,6 +121,23 @@ export const agentVmRoutes = {
     status: 200,
     response: HostInfo,
     errors: [],
+  }),
+  joinLockspace: route({
+    method: 'PUT',
+    path: '/v1/lockspace',
+    summary:
+      "Join a cluster's sanlock lockspace (idempotent; the join goes on in the background, GET /v1/host shows its state)",
+    body: LockspaceSpec,
+    status: 202,
+    response: LockspaceStatus,
+    errors: ['leases-unavailable', 'datastore-not-found'],
+  }),
+  leaveLockspace: route({
+    method: 'DELETE',
+    path: '/v1/lockspace',
+    summary: 'Leave the lockspace; refused while a VM here holds a lease',
+    status: 204,
+    errors: ['leases-unavailable'],
   }),
   listDatastores: route({
     method: 'GET',

@@ -116,8 +116,44 @@ export const AgentConfig = z.strictObject({
    * manager asks every 10 s while it follows a move; its restart takes seconds to minutes.
    */
   orphanMoveSeconds: z.number().int().min(10).max(86_400).default(600),
+  /**
+   * This host runs sanlock (Debian's `sanlock` service; the lab runs one per host): it may join a
+   * cluster's lockspace (PUT /v1/lockspace), and then every VM with a disk on a shared datastore
+   * runs holding its lease (leases.ts). Absent: no leases, and no HA restart of this host's VMs.
+   */
+  sanlock: z.strictObject({ runDir: HostPath.default('/run/sanlock') }).optional(),
 });
 export type AgentConfig = z.infer<typeof AgentConfig>;
+
+/**
+ * sanlock's I/O timeout for a cluster's lockspace. A host that cannot renew its lease for 8 of
+ * these is fenced by its own sanlock (its leased QEMUs are killed); the others may take its leases
+ * 60 s after that (sanlock's fixed watchdog time). sanlock's own default, 10 s, suits SANs with
+ * multipath failover; a LAN file server answers within 2 s or is gone.
+ */
+export const DEFAULT_LEASE_IO_TIMEOUT_SECONDS = 2;
+
+/** A cluster's lockspace as a host joins it: the manager assigns the name and the host id. */
+export const LockspaceSpec = z.strictObject({
+  name: z.string().regex(/^[a-z0-9][a-z0-9-]{0,39}$/, 'must be 1-40 lowercase letters, digits and dashes'),
+  /** sanlock's host id: unique among the hosts of the lockspace. */
+  hostId: z.number().int().min(1).max(2000),
+  /** The shared datastore that holds the lockspace (and the cluster's VM leases). */
+  datastore: Name,
+  ioTimeoutSeconds: z.number().int().min(1).max(60).default(DEFAULT_LEASE_IO_TIMEOUT_SECONDS),
+});
+export type LockspaceSpec = z.infer<typeof LockspaceSpec>;
+
+export const LockspaceStatus = z.object({
+  name: z.string(),
+  hostId: z.number().int(),
+  datastore: z.string(),
+  ioTimeoutSeconds: z.number().int(),
+  /** joining: sanlock is acquiring the host's lease (about 10 I/O timeouts); lost: renewal failed, leased VMs were killed. */
+  state: z.enum(['joining', 'joined', 'lost', 'failed']),
+  error: z.string().optional(),
+});
+export type LockspaceStatus = z.infer<typeof LockspaceStatus>;
 /** A configuration as written (defaults not yet applied). */
 export type AgentConfigInput = z.input<typeof AgentConfig>;
 
@@ -145,6 +181,10 @@ export const HostInfo = z.object({
    * and key; migration/tls.ts). Absent from agents that do not say.
    */
   moveTls: z.boolean().optional(),
+  /** The host runs sanlock (AgentConfig.sanlock). */
+  sanlock: z.boolean().optional(),
+  /** The cluster lockspace this host is in, when it is in one. */
+  lockspace: LockspaceStatus.optional(),
 });
 export type HostInfo = z.infer<typeof HostInfo>;
 

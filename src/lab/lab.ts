@@ -81,6 +81,8 @@ import {
   type RunResult,
 } from './system.js';
 
+/** The name of the lab's shared datastore on every host (`lab up --shared-storage`). */
+export const SHARED_DATASTORE = 'shared';
 const BIN = path.resolve(import.meta.dirname, '..', '..', 'bin', 'silobreak.js');
 /** Agents may run a KVM boot probe before they answer; TCG guests on 2 busy cores boot slowly. */
 const AGENT_READY_TIMEOUT_MS = 180_000;
@@ -286,7 +288,15 @@ async function startAgent(
     breakGlassToken: host.token,
     fabricAddress: host.fabricAddress,
     stateDir: host.stateDir,
-    datastores: [{ name: 'local', path: host.datastorePath, default: true, ...storage }, ...extra],
+    datastores: [
+      { name: 'local', path: host.datastorePath, default: true, ...storage },
+      ...extra,
+      // `lab up --shared-storage`: the storage every host mounts (shared-storage.ts).
+      ...(host.shared
+        ? [{ name: SHARED_DATASTORE, path: host.shared.mountPath, kind: 'shared' as const }]
+        : []),
+    ],
+    ...(host.shared ? { sanlock: { runDir: host.shared.sanlockRunDir } } : {}),
     // The host's own directory: `datastore add` may make datastores there, beside its state dir.
     datastoreRoots: [host.dir],
     vswitches: [{ name: HOST_VSWITCH, bridge: HOST_VSWITCH, uplink: HOST_UPLINK_IF }],
