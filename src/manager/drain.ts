@@ -155,6 +155,15 @@ type Choice =
   | { kind: 'later' }
   | { kind: 'stuck'; why: string };
 
+/** Move checks about the VM and its own host: the same whichever host it goes to. */
+const SOURCE_CHECKS = [
+  'vm-state',
+  'cold-move',
+  'no-move-in-flight',
+  'source-reachable',
+  'tools-disk',
+] as const;
+
 const failedDetails = (plan: MovePlan) =>
   plan.checks
     .filter((c) => !c.ok)
@@ -291,13 +300,15 @@ class Drain {
       const plan = await this.deps.moves.check(vm.id, MoveVmRequest.parse({ to: candidate.id }));
       if (plan.mode === 'cold') return { kind: 'stays' };
       if (plan.ok) return { kind: 'target', host: candidate };
-      const failed = plan.checks.filter((c) => !c.ok);
-      if (failed.every((c) => c.check === 'vm-state' || c.check === 'no-move-in-flight')) {
-        // The VM itself is not ready (starting, shutting down, in another move): a passing state
-        // is waited for, any other (paused) is the VM's own trouble.
-        if (PASSING_STATES.includes(vm.state) || failed.some((c) => c.check === 'no-move-in-flight'))
-          return { kind: 'later' };
-        return { kind: 'stuck', why: failedDetails(plan) };
+      const own = plan.checks.filter((c) => !c.ok && (SOURCE_CHECKS as readonly string[]).includes(c.check));
+      if (own.length) {
+        // What no target changes: the VM not ready (starting, shutting down, in another move) is
+        // waited for; anything else (paused, a tools disk, its host not answering) is said once.
+        const waiting = own.every(
+          (c) =>
+            c.check === 'no-move-in-flight' || (c.check === 'vm-state' && PASSING_STATES.includes(vm.state)),
+        );
+        return waiting ? { kind: 'later' } : { kind: 'stuck', why: own.map((c) => c.detail).join('; ') };
       }
       refusals.push({ host: candidate.name, why: failedDetails(plan) });
     }
