@@ -2,6 +2,7 @@ import type { DatastoreSpec, DatastoreUpdate } from './agent.js';
 import { JsonHttpClient } from './http.js';
 import {
   ChangeRecord,
+  Cluster,
   CreatedToken,
   Host,
   Job,
@@ -20,6 +21,7 @@ import {
   type ChangeListQuery,
   type ChangeTimeline,
   type ChangeTimelineQuery,
+  type CreateClusterRequest,
   type CreatePoolRequest,
   type CreateTokenRequest,
   type CreateVmRequest,
@@ -29,6 +31,8 @@ import {
   type VmMoveStorageRequest,
   type MoveVmRequest,
   type PageQuery,
+  type VmHaPatch,
+  type VmHaRequest,
   type VmListQuery,
   type RetainedCopyQuery,
   type RetainedCopyView,
@@ -160,6 +164,41 @@ export class ManagerClient {
     );
   }
 
+  /**
+   * Puts a host into maintenance: `{ host }` when it is `in` at once (no VM ran there), else the
+   * drain job that moves its VMs off (follow it with waitForJob).
+   */
+  async enterMaintenance(ref: string): Promise<{ host: Host } | JobAccepted> {
+    const route = routes.enterHostMaintenance;
+    const response = await this.http.raw(route.method, routeUrl(route, { host: ref }), {});
+    const reply: unknown = await response.json();
+    return response.status === 200 ? { host: Host.parse(reply) } : JobAccepted.parse(reply);
+  }
+  /** Ends a host's maintenance (a drain in progress is cancelled). */
+  resumeHost(ref: string): Promise<Host> {
+    return this.http.call(routes.resumeHost, { params: { host: ref } });
+  }
+
+  // Clusters
+  listClusters(q?: PageQuery): Promise<Page<Cluster>> {
+    return this.http.call(routes.listClusters, { query: defined(q) });
+  }
+  getCluster(ref: string): Promise<Cluster> {
+    return this.http.call(routes.getCluster, { params: { cluster: ref } });
+  }
+  createCluster(body: CreateClusterRequest): Promise<Cluster> {
+    return this.http.call(routes.createCluster, { body });
+  }
+  async deleteCluster(ref: string): Promise<void> {
+    await this.http.call(routes.deleteCluster, { params: { cluster: ref } });
+  }
+  joinCluster(cluster: string, host: string): Promise<Cluster> {
+    return this.http.call(routes.joinCluster, { params: { cluster }, body: { host } });
+  }
+  evictClusterHost(cluster: string, host: string): Promise<Cluster> {
+    return this.http.call(routes.evictClusterHost, { params: { cluster, host } });
+  }
+
   // Pools
   listPools(q?: PageQuery): Promise<Page<Pool>> {
     return this.http.call(routes.listPools, { query: defined(q) });
@@ -234,6 +273,15 @@ export class ManagerClient {
       params: { vm: ref },
       query: { deleteDisks: deleteDisks ? 'true' : 'false' },
     });
+  }
+
+  /** Replaces a VM's HA settings (priority and preferred hosts default when left out). */
+  setVmHa(ref: string, body: VmHaRequest): Promise<ManagedVm> {
+    return this.http.call(routes.setVmHa, { params: { vm: ref }, body });
+  }
+  /** Changes some of a VM's HA settings (a merge patch: null restores a default). */
+  patchVmHa(ref: string, patch: VmHaPatch): Promise<ManagedVm> {
+    return this.http.call(routes.patchVmHa, { params: { vm: ref }, body: patch });
   }
 
   // Moves (cancel: cancelJob)

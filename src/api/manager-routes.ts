@@ -8,6 +8,9 @@ import {
   ChangeRecord,
   ChangeTimeline,
   ChangeTimelineQuery,
+  Cluster,
+  ClusterHostRequest,
+  CreateClusterRequest,
   CreatedToken,
   CreatePoolRequest,
   CreateTokenRequest,
@@ -38,6 +41,8 @@ import {
   ShutdownVmRequest,
   Token,
   TokenName,
+  VmHaPatch,
+  VmHaRequest,
   VmListQuery,
   VmMoveStorageRequest,
   RetainedCopyQuery,
@@ -144,7 +149,14 @@ export const MANAGER_COMMON_ERRORS = [
 const VmRef = z.object({ vm: ObjectRef });
 const HostRef = z.object({ host: ObjectRef });
 const PoolRef = z.object({ pool: ObjectRef });
+const ClusterRef = z.object({ cluster: ObjectRef });
 const JobRef = z.object({ id: z.uuid() });
+
+const inMaintenanceReply: OtherReply = {
+  status: 200,
+  description: 'no VM runs on the host: it is in maintenance at once (no drain job)',
+  schema: Host,
+};
 
 const dryRunReply: OtherReply = {
   status: 200,
@@ -277,6 +289,87 @@ export const managerRoutes = {
     status: 200,
     response: ProbedLinks,
     errors: ['forbidden', 'not-found'],
+  }),
+
+  enterHostMaintenance: route({
+    method: 'POST',
+    path: `${API_PREFIX}/hosts/:host/maintenance`,
+    summary:
+      'Put a host into maintenance: no new VMs, no placement, no moves to it. With running VMs: 202 and a drain job that moves them off live by HA priority (cluster peers first), within the move slots, then `in`; with none: 200 and the host, `in` at once. Stopped VMs stay. Recorded in the change log',
+    params: HostRef,
+    body: EmptyBody,
+    status: 202,
+    response: JobAccepted,
+    otherReplies: [inMaintenanceReply],
+    errors: ['forbidden', 'not-found', 'conflict'],
+  }),
+  resumeHost: route({
+    method: 'DELETE',
+    path: `${API_PREFIX}/hosts/:host/maintenance`,
+    summary:
+      "End a host's maintenance (a drain in progress is cancelled; its moves under way finish); recorded in the change log",
+    params: HostRef,
+    status: 200,
+    response: Host,
+    errors: ['forbidden', 'not-found'],
+  }),
+
+  // Clusters
+  listClusters: route({
+    method: 'GET',
+    path: `${API_PREFIX}/clusters`,
+    summary: 'List clusters with their hosts',
+    query: PageQuery,
+    status: 200,
+    response: Page(Cluster),
+    errors: [],
+  }),
+  createCluster: route({
+    method: 'POST',
+    path: `${API_PREFIX}/clusters`,
+    summary: 'Create a cluster (hosts that share datastores); recorded in the change log',
+    body: CreateClusterRequest,
+    status: 201,
+    response: Cluster,
+    errors: ['forbidden', 'conflict'],
+  }),
+  getCluster: route({
+    method: 'GET',
+    path: `${API_PREFIX}/clusters/:cluster`,
+    summary: 'Show a cluster with its hosts and their lease host ids',
+    params: ClusterRef,
+    status: 200,
+    response: Cluster,
+    errors: ['not-found'],
+  }),
+  deleteCluster: route({
+    method: 'DELETE',
+    path: `${API_PREFIX}/clusters/:cluster`,
+    summary: 'Delete a cluster; refused while it has hosts (evict them first)',
+    params: ClusterRef,
+    status: 204,
+    errors: ['forbidden', 'not-found', 'conflict'],
+  }),
+  joinCluster: route({
+    method: 'POST',
+    path: `${API_PREFIX}/clusters/:cluster/hosts`,
+    summary:
+      'Put a host into a cluster (a host is in at most one) with the lowest free lease host id (1-2000); recorded in the change log',
+    params: ClusterRef,
+    body: ClusterHostRequest,
+    status: 200,
+    response: Cluster,
+    errors: ['forbidden', 'not-found', 'conflict'],
+  }),
+  evictClusterHost: route({
+    method: 'DELETE',
+    path: `${API_PREFIX}/clusters/:cluster/hosts/:host`,
+    summary:
+      'Take a host out of its cluster; refused while HA-protected VMs run on it (drain it or unprotect them first)',
+    params: z.object({ cluster: ObjectRef, host: ObjectRef }),
+    status: 200,
+    response: Cluster,
+    errors: ['forbidden', 'not-found', 'conflict'],
   }),
 
   // Pools
@@ -515,6 +608,28 @@ export const managerRoutes = {
     response: JobAccepted,
     otherReplies: [dryRunReply],
     errors: [...VM_JOB_ERRORS, 'insufficient-capacity', 'host-unreachable', 'agent-error'],
+  }),
+  setVmHa: route({
+    method: 'PUT',
+    path: `${API_PREFIX}/vms/:vm/ha`,
+    summary:
+      "Replace a VM's HA settings: protected, priority (0-1000, higher first, default 500), preferred hosts (each must exist); recorded in the change log",
+    params: VmRef,
+    body: VmHaRequest,
+    status: 200,
+    response: ManagedVm,
+    errors: ['forbidden', 'not-found', 'conflict'],
+  }),
+  patchVmHa: route({
+    method: 'PATCH',
+    path: `${API_PREFIX}/vms/:vm/ha`,
+    summary:
+      "Change some of a VM's HA settings: a JSON merge patch (RFC 7396; null restores a default); recorded in the change log",
+    params: VmRef,
+    body: VmHaPatch,
+    status: 200,
+    response: ManagedVm,
+    errors: ['forbidden', 'not-found', 'conflict'],
   }),
   cleanUpVmMoves: route({
     method: 'POST',

@@ -16,6 +16,7 @@ import {
 import { MigrationPlan, MigrationPolicy, MigrationStats, StreamCompression } from './migration.js';
 import { LinkChoice } from './links.js';
 import { ApiError } from './problem.js';
+import { MergePatchOf } from './merge-patch.js';
 import { DisplayText, QueryInt, uniqueItems } from './rules.js';
 
 /*
@@ -102,6 +103,74 @@ export type PoolHostRequest = z.input<typeof PoolHostRequest>;
 export const HostState = z.enum(['connected', 'unreachable']);
 export type HostState = z.infer<typeof HostState>;
 
+// ---------------------------------------------------------------------------------------------
+// Clusters (issue 30): hosts that share datastores; a VM of a cluster can be restarted on another
+// of its hosts (HA), and a host can be drained into maintenance.
+
+/**
+ * none; entering: a drain moves its running VMs off (no new VMs, no placement, no moves to it);
+ * in: none runs there (stopped VMs may stay, as vSphere keeps powered-off VMs registered).
+ */
+export const HostMaintenance = z.enum(['none', 'entering', 'in']);
+export type HostMaintenance = z.infer<typeof HostMaintenance>;
+
+/** A host's sanlock host id in its cluster: sanlock's range, unique within the cluster. */
+export const LEASE_HOST_ID = { min: 1, max: 2000 } as const;
+export const LeaseHostId = z.number().int().min(LEASE_HOST_ID.min).max(LEASE_HOST_ID.max);
+
+export const ClusterMember = z.object({
+  name: Name,
+  /** Assigned at join: the lowest free one. */
+  leaseHostId: LeaseHostId,
+  state: HostState,
+  maintenance: HostMaintenance,
+});
+export type ClusterMember = z.infer<typeof ClusterMember>;
+
+export const Cluster = z.object({
+  id: z.uuid(),
+  name: Name,
+  /** Its hosts by name; a host is in at most one cluster. */
+  hosts: z.array(ClusterMember),
+  createdAt: Timestamp,
+});
+export type Cluster = z.infer<typeof Cluster>;
+
+export const CreateClusterRequest = z.strictObject({ name: Name });
+export type CreateClusterRequest = z.input<typeof CreateClusterRequest>;
+
+export const ClusterHostRequest = z.strictObject({ host: ObjectRef });
+export type ClusterHostRequest = z.input<typeof ClusterHostRequest>;
+
+/** A VM's restart priority: higher first (HA restarts and drains). */
+export const HA_PRIORITY = { min: 0, max: 1000, default: 500 } as const;
+/** At most this many preferred hosts per VM. */
+export const MAX_PREFERRED_HOSTS = 16;
+
+/** `PUT /vms/:vm/ha`: a VM's HA settings, all of them (priority and preferredHosts default). */
+export const VmHaRequest = z.strictObject({
+  /** Restarted on another host of its cluster when its host dies. */
+  protected: z.boolean(),
+  priority: z.number().int().min(HA_PRIORITY.min).max(HA_PRIORITY.max).default(HA_PRIORITY.default),
+  /** Hosts (names) to restart it on, or drain it to, first: each must exist. */
+  preferredHosts: z
+    .array(Name)
+    .max(MAX_PREFERRED_HOSTS)
+    .superRefine(uniqueItems('', (h) => h))
+    .default([]),
+});
+export type VmHaRequest = z.input<typeof VmHaRequest>;
+/** PATCH /vms/:vm/ha: a merge patch of those settings (`priority: null` restores the default). */
+export const VmHaPatch = MergePatchOf(VmHaRequest);
+export type VmHaPatch = { protected?: boolean; priority?: number | null; preferredHosts?: string[] | null };
+
+export const VmHa = z.object({
+  protected: z.boolean(),
+  priority: z.number().int(),
+  preferredHosts: z.array(Name),
+});
+export type VmHa = z.infer<typeof VmHa>;
+
 /** A joined host: what its agent reports (HostInfo) plus what the manager keeps about it. */
 export const Host = HostInfo.extend({
   id: z.uuid(),
@@ -111,6 +180,10 @@ export const Host = HostInfo.extend({
   certificate: z.object({ serial: z.string(), notAfter: Timestamp }).optional(),
   state: HostState,
   pool: Name.nullable(),
+  /** The host's cluster, and its sanlock host id there; null for a standalone host. */
+  cluster: Name.nullable(),
+  leaseHostId: LeaseHostId.nullable(),
+  maintenance: HostMaintenance,
   vmCount: z.number().int(),
   /**
    * The best class of the host's datastores: `fast` over `standard` over any other name (of
@@ -148,7 +221,9 @@ export type AddHostRequest = z.input<typeof AddHostRequest>;
 
 export const HostListQuery = PageQuery.extend({
   pool: ObjectRef.optional(),
+  cluster: ObjectRef.optional(),
   state: HostState.optional(),
+  maintenance: HostMaintenance.optional(),
 });
 export type HostListQuery = z.input<typeof HostListQuery>;
 
@@ -216,6 +291,9 @@ export const ManagedVm = Vm.extend({
   host: Name,
   hostId: z.uuid(),
   pool: Name.nullable(),
+  /** The cluster of its host; null when the host is standalone. */
+  cluster: Name.nullable(),
+  ha: VmHa,
   /** Last time the manager's record of this VM changed. */
   updatedAt: Timestamp,
   /**
@@ -492,6 +570,8 @@ export const ObjectKind = z.enum([
   'token',
   /** Placement's mode, settings and schedules (issue 18). */
   'placement',
+  /** A cluster and its hosts (issue 30). */
+  'cluster',
 ]);
 export type ObjectKind = z.infer<typeof ObjectKind>;
 

@@ -100,6 +100,39 @@ test('state changes: unreachable host and crashed guest high, stopped VM medium,
   assert.deepEqual(state('vm', 'stopped', 'running'), { risk: 'low', rule: 'vm-started' });
 });
 
+test('clusters: created low, deleted and membership medium; a host entering or leaving maintenance medium; HA settings medium', () => {
+  assert.deepEqual(rate({ kind: 'cluster', action: 'created', changes: [] }), {
+    risk: 'low',
+    rule: 'created',
+  });
+  assert.deepEqual(rate({ kind: 'cluster', action: 'deleted', changes: [] }), {
+    risk: 'medium',
+    rule: 'cluster-deleted',
+  });
+  assert.deepEqual(
+    rate({ kind: 'cluster', action: 'setting-changed', changes: [field('hosts', ['h1'], ['h1', 'h2'])] }),
+    { risk: 'medium', rule: 'cluster-membership' },
+  );
+  for (const [before, after] of [
+    ['none', 'entering'],
+    ['entering', 'in'],
+    ['in', 'none'],
+  ])
+    assert.deepEqual(
+      rate({ kind: 'host', action: 'state-changed', changes: [field('maintenance', before, after)] }),
+      { risk: 'medium', rule: 'host-maintenance' },
+    );
+  assert.deepEqual(
+    rate({
+      kind: 'vm',
+      action: 'setting-changed',
+      changes: [field('ha.protected', false, true)],
+      vmRunning: true,
+    }),
+    { risk: 'medium', rule: 'settings-changed' },
+  );
+});
+
 test('the highest risk wins: a shrink among other settings of a running VM is still high', () => {
   const rated = rate({
     kind: 'vm',

@@ -171,6 +171,19 @@ export const RISK_RULES: readonly RiskRule[] = [
     matches: (c) => c.kind === 'job',
   },
   { id: 'pool-deleted', risk: 'medium', when: 'a resource pool is deleted', matches: is('pool', 'deleted') },
+  { id: 'cluster-deleted', risk: 'medium', when: 'a cluster is deleted', matches: is('cluster', 'deleted') },
+  {
+    id: 'cluster-membership',
+    risk: 'medium',
+    when: "a cluster's hosts change (a host joins or is evicted)",
+    matches: is('cluster', 'setting-changed'),
+  },
+  {
+    id: 'host-maintenance',
+    risk: 'medium',
+    when: 'a host enters or leaves maintenance (entering it drains its VMs)',
+    matches: (c) => c.kind === 'host' && has(c, 'maintenance'),
+  },
   {
     id: 'pool-membership',
     risk: 'medium',
@@ -196,7 +209,7 @@ export const RISK_RULES: readonly RiskRule[] = [
   {
     id: 'created',
     risk: 'low',
-    when: 'a VM, host, pool, datastore, virtual switch or disk is created or joined',
+    when: 'a VM, host, pool, cluster, datastore, virtual switch or disk is created or joined',
     matches: (c) => c.action === 'created',
   },
   {

@@ -238,3 +238,132 @@ test('0014 makes the datastores from before local, with no storage id', async ()
   assert.deepEqual(rows, [{ name: 'local', kind: 'local', storage_id: null }]);
   await db.destroy();
 });
+
+test('0015 holds the cluster rules: lease host ids 1-2000, unique per cluster, only in a cluster; maintenance and HA values; a cluster with hosts is not deleted', async () => {
+  const sqlite = new Database(':memory:');
+  sqlite.pragma('foreign_keys = ON');
+  const db = new Kysely<DB>({ dialect: new SqliteDialect({ database: sqlite }) });
+  const migrator = new Migrator({ db, provider: { getMigrations: async () => ({ ...migrations }) } });
+  assert.equal((await migrator.migrateToLatest()).error, undefined);
+  const now = '2026-12-10T10:00:00.000Z';
+  const host = (id: string) => ({
+    id,
+    name: id,
+    agent_url: `https://${id}:1`,
+    cert_serial: null,
+    cert_not_after: null,
+    crl_number: 0,
+    state: 'connected' as const,
+    pool_id: null,
+    fabric_address: '10.0.0.1',
+    agent_version: '0',
+    qemu_version: '0',
+    accelerator: 'tcg' as const,
+    accelerator_warning: null,
+    cpus: 1,
+    memory_bytes: 1,
+    memory_free_bytes: 1,
+    machine_type: 'q35',
+    cpu_model: 'qemu64',
+    tools_version: null,
+    last_seen_at: now,
+    last_error: null,
+    created_at: now,
+    agent_events: null,
+  });
+  // Hosts made before (or without) clusters: standalone, out of maintenance.
+  await sqlite
+    .prepare(
+      `insert into hosts (${Object.keys(host('h1')).join(', ')}) values (${Object.keys(host('h1'))
+        .map(() => '?')
+        .join(', ')})`,
+    )
+    .run(...Object.values(host('h1')));
+  for (const id of ['h2', 'h3'])
+    await db
+      .insertInto('hosts')
+      .values({ ...host(id), cluster_id: null, lease_host_id: null, maintenance: 'none' })
+      .execute();
+  assert.deepEqual(
+    await db
+      .selectFrom('hosts')
+      .select(['cluster_id', 'lease_host_id', 'maintenance'])
+      .where('id', '=', 'h1')
+      .executeTakeFirst(),
+    { cluster_id: null, lease_host_id: null, maintenance: 'none' },
+  );
+  await db.insertInto('clusters').values({ id: 'c1', name: 'c1', created_at: now }).execute();
+  await db.insertInto('clusters').values({ id: 'c2', name: 'c2', created_at: now }).execute();
+  await assert.rejects(
+    db.insertInto('clusters').values({ id: 'c3', name: 'c1', created_at: now }).execute(),
+    /UNIQUE constraint failed: clusters.name/,
+  );
+  const join = (id: string, cluster: string | null, lease: number | null) =>
+    db.updateTable('hosts').set({ cluster_id: cluster, lease_host_id: lease }).where('id', '=', id).execute();
+  await join('h1', 'c1', 1);
+  await join('h2', 'c2', 1);
+  await assert.rejects(
+    join('h3', 'c1', 1),
+    /UNIQUE constraint failed: hosts.cluster_id, hosts.lease_host_id/,
+  );
+  for (const lease of [0, 2001, 1.5])
+    await assert.rejects(join('h3', 'c1', lease), /CHECK constraint failed/);
+  await assert.rejects(join('h3', 'c1', null), /CHECK constraint failed/);
+  await assert.rejects(join('h3', null, 2), /CHECK constraint failed/);
+  await assert.rejects(join('h3', 'nope', 2), /FOREIGN KEY constraint failed/);
+  await join('h3', 'c1', 2000);
+  await assert.rejects(
+    db.deleteFrom('clusters').where('id', '=', 'c1').execute(),
+    /FOREIGN KEY constraint failed/,
+  );
+  await assert.rejects(
+    db
+      .updateTable('hosts')
+      .set({ maintenance: 'upgrading' as never })
+      .where('id', '=', 'h1')
+      .execute(),
+    /CHECK constraint failed/,
+  );
+  // VMs: HA defaults, and the database refuses values out of range.
+  const vm = {
+    id: 'v1',
+    host_id: 'h1',
+    name: 'web',
+    state: 'running',
+    pid: null,
+    vcpus: 1,
+    memory_mib: 64,
+    guest_ip: null,
+    guest_gateway: null,
+    machine_type: 'q35',
+    cpu_model: 'qemu64',
+    accelerator: 'tcg' as const,
+    created_at: now,
+    started_at: null,
+    updated_at: now,
+    tools_disk: 0,
+    tools_version: null,
+    tools_started_at: null,
+  };
+  await db.insertInto('vms').values(vm).execute();
+  assert.deepEqual(
+    await db
+      .selectFrom('vms')
+      .select(['ha_protected', 'ha_priority', 'ha_preferred_hosts'])
+      .executeTakeFirst(),
+    { ha_protected: 0, ha_priority: 500, ha_preferred_hosts: '[]' },
+  );
+  const set = (values: Record<string, unknown>) =>
+    db.updateTable('vms').set(values).where('id', '=', 'v1').execute();
+  for (const values of [
+    { ha_protected: 2 },
+    { ha_priority: -1 },
+    { ha_priority: 1001 },
+    { ha_priority: 2.5 },
+    { ha_preferred_hosts: '{"a":1}' },
+    { ha_preferred_hosts: 'not json' },
+  ])
+    await assert.rejects(set(values), /CHECK constraint failed/, JSON.stringify(values));
+  await set({ ha_protected: 1, ha_priority: 1000, ha_preferred_hosts: '["h2"]' });
+  await db.destroy();
+});

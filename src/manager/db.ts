@@ -10,7 +10,13 @@ import {
 } from 'kysely';
 import { chmod, open } from 'node:fs/promises';
 import path from 'node:path';
-import { DEFAULT_PLACEMENT_MODE } from '../api/index.js';
+import {
+  DEFAULT_PLACEMENT_MODE,
+  HA_PRIORITY,
+  HostMaintenance,
+  LEASE_HOST_ID,
+  type HostMaintenance as Maintenance,
+} from '../api/index.js';
 import { rateChange, type RiskInput } from './change-risk.js';
 
 /*
@@ -63,6 +69,17 @@ export interface HostsTable {
    * null before the first read.
    */
   agent_events: string | null;
+  /** The cluster the host is in (clusters.ts); null for a standalone host. */
+  cluster_id: string | null;
+  /** The host's sanlock host id in its cluster (1..2000, unique there); null out of a cluster. */
+  lease_host_id: number | null;
+  /** `entering` while a drain moves its VMs off, `in` once none runs there (drain.ts). */
+  maintenance: Maintenance;
+}
+export interface ClustersTable {
+  id: string;
+  name: string;
+  created_at: string;
 }
 export interface DatastoresTable {
   id: string;
@@ -115,6 +132,11 @@ export interface VmsTable {
   tools_started_at: string | null;
   /** Whether the last statistics poll got an answer from the guest agent. */
   tools_answering: Generated<number>;
+  /** HA settings (migration 0015): restarted elsewhere when its host dies (1), by priority (higher first). */
+  ha_protected: Generated<number>;
+  ha_priority: Generated<number>;
+  /** JSON: host names to restart or drain it to first. */
+  ha_preferred_hosts: Generated<string>;
 }
 export interface VmDisksTable {
   vm_id: string;
@@ -465,6 +487,7 @@ export interface DB {
   storage_issues: StorageIssuesTable;
   tokens: TokensTable;
   pools: PoolsTable;
+  clusters: ClustersTable;
   hosts: HostsTable;
   datastores: DatastoresTable;
   vswitches: VSwitchesTable;
@@ -965,6 +988,32 @@ export const migrations: Readonly<Record<string, Migration>> = {
         `alter table datastores add column storage_id text
           check ((kind = 'shared') = (storage_id is not null))`,
         `create index datastores_storage_id on datastores (storage_id) where storage_id is not null`,
+      ])
+        await sql.raw(statement).execute(db);
+    },
+  },
+  '0015-clusters': {
+    // Issue 30: clusters of hosts that share datastores, each host's sanlock host id in its
+    // cluster, host maintenance and the VMs' HA settings, each rule held by the database. The
+    // ranges and states are the API's as this version defines them (a change needs a migration).
+    async up(db: Kysely<any>) {
+      for (const statement of [
+        `create table clusters (id text primary key, name text not null unique, created_at text not null)`,
+        // A cluster with hosts cannot be deleted (restrict): its hosts are evicted first.
+        `alter table hosts add column cluster_id text references clusters (id) on delete restrict`,
+        // A host id for sanlock (1..2000) exactly while the host is in a cluster.
+        `alter table hosts add column lease_host_id integer
+          check (lease_host_id is null or (typeof(lease_host_id) = 'integer'
+            and lease_host_id between ${LEASE_HOST_ID.min} and ${LEASE_HOST_ID.max}))
+          check ((cluster_id is null) = (lease_host_id is null))`,
+        `create unique index hosts_cluster_lease on hosts (cluster_id, lease_host_id)`,
+        `alter table hosts add column maintenance text not null default 'none'
+          check (maintenance in (${HostMaintenance.options.map((m) => `'${m}'`).join(', ')}))`,
+        `alter table vms add column ha_protected integer not null default 0 check (ha_protected in (0, 1))`,
+        `alter table vms add column ha_priority integer not null default ${HA_PRIORITY.default}
+          check (typeof(ha_priority) = 'integer' and ha_priority between ${HA_PRIORITY.min} and ${HA_PRIORITY.max})`,
+        `alter table vms add column ha_preferred_hosts text not null default '[]'
+          check (json_valid(ha_preferred_hosts) and json_type(ha_preferred_hosts) = 'array')`,
       ])
         await sql.raw(statement).execute(db);
     },

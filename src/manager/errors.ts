@@ -49,6 +49,7 @@ export class Forbidden extends ManagerError {
 export type NotFoundKind =
   | 'host'
   | 'pool'
+  | 'cluster'
   | 'vm'
   | 'disk'
   | 'job'
@@ -82,6 +83,11 @@ export class PoolNotFound extends NotFound {
     super('pool', ref, field);
   }
 }
+export class ClusterNotFound extends NotFound {
+  constructor(ref: string, field?: string) {
+    super('cluster', ref, field);
+  }
+}
 export class JobNotFound extends NotFound {
   constructor(ref: string) {
     super('job', ref);
@@ -91,6 +97,25 @@ export class JobNotFound extends NotFound {
 export class Conflict extends ManagerError {
   constructor(detail: string, field?: string) {
     super('conflict', detail, field);
+  }
+}
+
+/**
+ * A host in maintenance (entering or in) takes no new VM, no start and no move to it; `action`
+ * says what was refused (e.g. `start web1`).
+ */
+export class HostInMaintenance extends ManagerError {
+  constructor(
+    readonly host: string,
+    readonly maintenance: 'entering' | 'in',
+    action: string,
+    field?: string,
+  ) {
+    super(
+      'conflict',
+      `${field ? `${field}: ` : ''}host ${host} is ${maintenance === 'in' ? 'in' : 'entering'} maintenance: cannot ${action} there; choose another host, or end its maintenance (silobreak host resume ${host})`,
+      field,
+    );
   }
 }
 

@@ -12,6 +12,7 @@ import {
   PlacementSettingsOverrides,
   StorageThresholdOverrides,
   VmPlacementRequest,
+  VmHaRequest,
   ContractCheck,
   MANAGER_COMMON_ERRORS,
   type ContractBreach,
@@ -31,8 +32,10 @@ import { changeTimeline, listChanges } from './changes.js';
 import type { Db } from './db.js';
 import { InvalidInput, toProblem, Unauthorized } from './errors.js';
 import {
+  getCluster,
   getHost,
   getPool,
+  listClusters,
   getVm,
   getDatastore,
   listDatastores,
@@ -60,6 +63,7 @@ import { retainedBytesOn, type MoveService } from './move/index.js';
 import type { PlacementService } from './placement/index.js';
 import type { ManagerService } from './service.js';
 import type { LinkService } from './links.js';
+import type { ClusterService } from './clusters.js';
 
 /*
  * The REST API: the routes of src/api/manager-routes.ts, each bound here to its handler. Every
@@ -85,6 +89,7 @@ export interface ApiDeps {
   moves: MoveService;
   placement: PlacementService;
   links: LinkService;
+  clusters: ClusterService;
   version: string;
   /** Told of every answer outside the route table (tests also check replies); else logged. */
   onContractBreach?: ((breach: ContractBreach) => void) | undefined;
@@ -103,7 +108,17 @@ function checkMerged<S extends z.ZodType>(schema: S, merged: unknown): z.output<
   return checked.data;
 }
 
-function handlers({ db, service, jobs, events, moves, placement, links, version }: ApiDeps): ManagerHandlers {
+function handlers({
+  db,
+  service,
+  jobs,
+  events,
+  moves,
+  placement,
+  links,
+  clusters,
+  version,
+}: ApiDeps): ManagerHandlers {
   let doc: OpenApiDocument | undefined;
   // A PATCH reads, merges and writes its document; changes of one document go one at a time.
   const documents = new KeyedMutex();
@@ -131,6 +146,19 @@ function handlers({ db, service, jobs, events, moves, placement, links, version 
     renewHostCertificate: ({ params, caller }) => service.renewHostCertificate(caller, params.host),
     getHostLinks: ({ params }) => links.list(params.host),
     probeHostLinks: ({ params, body }) => links.probeHost(params.host, body),
+    enterHostMaintenance: async ({ params, caller }, reply) => {
+      const answer = await clusters.enterMaintenance(caller, params.host);
+      if ('host' in answer) return reply.status(200).send(answer.host);
+      return accepted(reply, answer.job);
+    },
+    resumeHost: ({ params, caller }) => clusters.resume(caller, params.host),
+
+    listClusters: ({ query }) => listClusters(db, query),
+    createCluster: ({ body, caller }) => clusters.createCluster(caller, body.name),
+    getCluster: ({ params }) => getCluster(db, params.cluster),
+    deleteCluster: ({ params, caller }) => clusters.deleteCluster(caller, params.cluster),
+    joinCluster: ({ params, body, caller }) => clusters.join(caller, params.cluster, body.host),
+    evictClusterHost: ({ params, caller }) => clusters.evict(caller, params.cluster, params.host),
 
     listPools: ({ query }) => listPools(db, query),
     createPool: ({ body, caller }) => service.createPool(caller, body),
@@ -175,6 +203,14 @@ function handlers({ db, service, jobs, events, moves, placement, links, version 
       if ('plan' in answer) return reply.status(200).send(answer.plan);
       return accepted(reply, answer.job);
     },
+    setVmHa: ({ params, body, caller }) =>
+      documents.run(`ha ${params.vm}`, () => clusters.setVmHa(caller, params.vm, body)),
+    patchVmHa: ({ params, body, caller }) =>
+      documents.run(`ha ${params.vm}`, async () => {
+        const { ha } = await getVm(db, params.vm);
+        const merged = checkMerged(VmHaRequest, applyMergePatch(ha, body));
+        return clusters.setVmHa(caller, params.vm, merged);
+      }),
     cleanUpVmMoves: ({ params }) => moves.cleanUpMoves(params.vm),
     moveVmStorage: async ({ params, body, caller }, reply) => {
       const answer = await moves.moveStorage(caller, params.vm, body);

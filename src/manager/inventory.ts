@@ -1,7 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import { sql, type Insertable, type Selectable } from 'kysely';
+import { z } from 'zod';
 import type {
+  Cluster,
   Datastore,
   Host,
   HostInfo,
@@ -16,13 +18,14 @@ import type {
   VSwitch,
   VmTools,
   ToolsStatus,
+  VmHa,
 } from '../api/index.js';
 import { bestClass, MOVE_JOB_KINDS, VmState } from '../api/index.js';
 import { SYSTEM, nowIso, recordChanges, type Actor, type ChangeInput } from './changes.js';
 import { decodeCursor, pageOf } from './cursor.js';
 import type { DatastoresTable, DB, HostsTable, Tx, VmDisksTable, VmNicsTable, VmsTable } from './db.js';
 import { classify, diffCollections, diffFields } from './diff.js';
-import { Conflict, HostNotFound, NotFound, PoolNotFound, VmNotFound } from './errors.js';
+import { ClusterNotFound, Conflict, HostNotFound, NotFound, PoolNotFound, VmNotFound } from './errors.js';
 import { toolsStatusOfRow } from './tools-status.js';
 import { identityConflicts } from './vm-identity.js';
 
@@ -101,6 +104,66 @@ export async function listPools(
 }
 
 // ------------------------------------------------------------------------------------------------
+// Clusters
+
+export async function clusterRow(tx: Tx, ref: string, field?: string) {
+  const row = await tx.selectFrom('clusters').selectAll().where(byRef(ref), '=', ref).executeTakeFirst();
+  if (!row) throw new ClusterNotFound(ref, field);
+  return row;
+}
+
+/** Clusters as the API gives them, each with its hosts (by name). */
+async function toClusters(tx: Tx, rows: Selectable<DB['clusters']>[]): Promise<Cluster[]> {
+  const ids = rows.map((r) => r.id);
+  const members = ids.length
+    ? await tx
+        .selectFrom('hosts')
+        .select(['name', 'cluster_id', 'lease_host_id', 'state', 'maintenance'])
+        .where('cluster_id', 'in', ids)
+        .orderBy('name')
+        .execute()
+    : [];
+  return rows.map((r) => ({
+    id: r.id,
+    name: r.name,
+    hosts: members
+      .filter((m) => m.cluster_id === r.id)
+      .map((m) => ({
+        name: m.name,
+        leaseHostId: m.lease_host_id ?? 0,
+        state: m.state,
+        maintenance: m.maintenance,
+      })),
+    createdAt: r.created_at,
+  }));
+}
+
+export async function getCluster(tx: Tx, ref: string): Promise<Cluster> {
+  const [cluster] = await toClusters(tx, [await clusterRow(tx, ref)]);
+  if (!cluster) throw new ClusterNotFound(ref);
+  return cluster;
+}
+
+export async function listClusters(
+  tx: Tx,
+  q: { limit: number; cursor?: string | undefined },
+): Promise<Page<Cluster>> {
+  let query = tx.selectFrom('clusters').selectAll();
+  if (q.cursor) query = query.where('name', '>', String(decodeCursor(q.cursor, ['string'])[0]));
+  const rows = await query
+    .orderBy('name')
+    .limit(q.limit + 1)
+    .execute();
+  const page = pageOf(
+    rows,
+    q.limit,
+    (r) => [r.name],
+    (r) => r,
+  );
+  return { nextCursor: page.nextCursor, items: await toClusters(tx, page.items) };
+}
+
+// ------------------------------------------------------------------------------------------------
 // Hosts
 
 export async function hostRow(tx: Tx, ref: string, field?: string): Promise<HostRow> {
@@ -113,8 +176,9 @@ function hostQuery(tx: Tx) {
   return tx
     .selectFrom('hosts')
     .leftJoin('pools', 'pools.id', 'hosts.pool_id')
+    .leftJoin('clusters', 'clusters.id', 'hosts.cluster_id')
     .selectAll('hosts')
-    .select('pools.name as pool_name')
+    .select(['pools.name as pool_name', 'clusters.name as cluster_name'])
     .select((eb) =>
       eb
         .selectFrom('vms')
@@ -130,7 +194,12 @@ function hostQuery(tx: Tx) {
 }
 
 function toHost(
-  r: HostRow & { pool_name: string | null; vm_count: number | null; datastore_classes: string | null },
+  r: HostRow & {
+    pool_name: string | null;
+    cluster_name: string | null;
+    vm_count: number | null;
+    datastore_classes: string | null;
+  },
 ): Host {
   return {
     id: r.id,
@@ -141,6 +210,9 @@ function toHost(
       : {}),
     state: r.state,
     pool: r.pool_name,
+    cluster: r.cluster_name,
+    leaseHostId: r.lease_host_id,
+    maintenance: r.maintenance,
     fabricAddress: r.fabric_address,
     agentVersion: r.agent_version,
     qemuVersion: r.qemu_version,
@@ -174,12 +246,17 @@ export async function listHosts(
     limit: number;
     cursor?: string | undefined;
     pool?: string | undefined;
+    cluster?: string | undefined;
     state?: Host['state'] | undefined;
+    maintenance?: Host['maintenance'] | undefined;
   },
 ): Promise<Page<Host>> {
   let query = hostQuery(tx);
   if (q.pool) query = query.where('hosts.pool_id', '=', (await poolRow(tx, q.pool, 'pool')).id);
+  if (q.cluster)
+    query = query.where('hosts.cluster_id', '=', (await clusterRow(tx, q.cluster, 'cluster')).id);
   if (q.state) query = query.where('hosts.state', '=', q.state);
+  if (q.maintenance) query = query.where('hosts.maintenance', '=', q.maintenance);
   if (q.cursor) query = query.where('hosts.name', '>', String(decodeCursor(q.cursor, ['string'])[0]));
   const rows = await query
     .orderBy('hosts.name')
@@ -279,6 +356,9 @@ export async function insertHost(
     last_error: null,
     created_at: now,
     agent_events: null,
+    cluster_id: null,
+    lease_host_id: null,
+    maintenance: 'none',
     ...hostInfoColumns(args.info),
   };
   await tx.insertInto('hosts').values(row).execute();
@@ -567,15 +647,31 @@ function vmQuery(tx: Tx) {
     .selectFrom('vms')
     .innerJoin('hosts', 'hosts.id', 'vms.host_id')
     .leftJoin('pools', 'pools.id', 'hosts.pool_id')
+    .leftJoin('clusters', 'clusters.id', 'hosts.cluster_id')
     .selectAll('vms')
     .select([
       'hosts.name as host_name',
       'pools.name as pool_name',
+      'clusters.name as cluster_name',
       'hosts.tools_version as host_tools_version',
     ]);
 }
 
-type VmJoined = VmRow & { host_name: string; pool_name: string | null; host_tools_version: string | null };
+type VmJoined = VmRow & {
+  host_name: string;
+  pool_name: string | null;
+  cluster_name: string | null;
+  host_tools_version: string | null;
+};
+
+/** A VM row's HA settings as the API gives them. */
+export function haOf(r: Pick<VmRow, 'ha_protected' | 'ha_priority' | 'ha_preferred_hosts'>): VmHa {
+  return {
+    protected: r.ha_protected === 1,
+    priority: r.ha_priority,
+    preferredHosts: z.array(z.string()).parse(JSON.parse(r.ha_preferred_hosts)),
+  };
+}
 
 /** The guest tools of a VM row: its status against its host's tools disk (tools-status.ts). */
 function toolsOf(r: VmJoined, now: number): VmTools {
@@ -673,6 +769,8 @@ async function assembleVms(tx: Tx, rows: VmJoined[]): Promise<ManagedVm[]> {
       host: r.host_name,
       hostId: r.host_id,
       pool: r.pool_name,
+      cluster: r.cluster_name,
+      ha: haOf(r),
       updatedAt: r.updated_at,
       tools: toolsOf(r, now),
       ...(others.length

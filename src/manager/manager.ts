@@ -23,6 +23,8 @@ import { Reconciler } from './reconcile.js';
 import { agentEndpoint, pushRevocationList, renewalDue, renewHostCertificate } from './enrollment.js';
 import { FabricCa } from './fabric-ca.js';
 import { ManagerService } from './service.js';
+import { ClusterService } from './clusters.js';
+import { drainHandler } from './drain.js';
 import { vmJobHandlers, type VmJobDeps } from './vm-jobs.js';
 
 export const MANAGER_VERSION = '0.1.0';
@@ -139,9 +141,17 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
   };
   const moves = new MoveService({ ...moveDeps, jobs, pendingUndos });
   const placement = new PlacementService({ db, moves, log });
+  const clusters = new ClusterService({ db, jobs });
   for (const handler of [
     ...vmJobHandlers(deps),
     ...moveJobHandlers(moveDeps),
+    drainHandler({
+      db,
+      jobs,
+      moves,
+      moveLimit: moveDeps.slots.limit,
+      poll: (hostId) => reconciler.pollHost(hostId),
+    }) as JobHandler<never>,
     ...(options.jobHandlers?.(deps) ?? []),
   ]) {
     jobs.register(handler);
@@ -165,6 +175,7 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
       moves,
       placement,
       links,
+      clusters,
       version: MANAGER_VERSION,
       onContractBreach: options.onContractBreach,
     },

@@ -50,7 +50,7 @@ import {
 import type { FabricCa } from './fabric-ca.js';
 import type { LinkService } from './links.js';
 import { claimVmIdentity, withFreeMacs } from './vm-identity.js';
-import { placeInPool, prepareCreate } from './vm-jobs.js';
+import { placeInPool, prepareCreate, refuseInMaintenance } from './vm-jobs.js';
 
 /*
  * The manager's operations behind the REST API: each takes validated input and the calling
@@ -562,6 +562,7 @@ export class ManagerService {
     timeoutSeconds?: number,
   ): Promise<Job> {
     const vm = await getVm(this.deps.db, ref);
+    if (kind === 'vm-start') refuseInMaintenance(await hostRow(this.deps.db, vm.hostId), `start ${vm.name}`);
     return this.submitFor(caller, vm, kind, {
       vmId: vm.id,
       ...(timeoutSeconds !== undefined ? { timeoutSeconds } : {}),

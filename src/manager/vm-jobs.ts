@@ -9,7 +9,7 @@ import {
 } from '../api/index.js';
 import { nowIso, type Actor } from './changes.js';
 import type { Db } from './db.js';
-import { agentError, InsufficientCapacity, InvalidInput } from './errors.js';
+import { agentError, HostInMaintenance, InsufficientCapacity, InvalidInput } from './errors.js';
 import { getVm, hostRow, removeVms, upsertVms, type HostRow } from './inventory.js';
 import type { JobHandler } from './jobs.js';
 import type { KeyedMutex } from './locks.js';
@@ -75,6 +75,7 @@ export async function prepareCreate(db: Db, host: HostRow, spec: ValidVmSpec): P
   if (host.state !== 'connected') {
     throw new InvalidInput(`host: ${host.name} is unreachable (${host.last_error ?? 'no answer'})`, 'host');
   }
+  refuseInMaintenance(host, `create ${spec.name}`, 'host');
   const fallback = datastores.find((d) => d.is_default === 1)?.name;
   const disks = spec.disks.map((disk, i) => {
     const datastore = disk.datastore ?? fallback;
@@ -109,8 +110,13 @@ export async function prepareCreate(db: Db, host: HostRow, spec: ValidVmSpec): P
   return { ...spec, disks };
 }
 
+/** A host in maintenance (entering or in) takes no new VM and starts none (HostInMaintenance). */
+export function refuseInMaintenance(host: HostRow, action: string, field?: string): void {
+  if (host.maintenance !== 'none') throw new HostInMaintenance(host.name, host.maintenance, action, field);
+}
+
 /**
- * Pool placement: of the pool's connected hosts that have every datastore and virtual switch the
+ * Pool placement: of the pool's connected hosts not in maintenance that have every datastore and virtual switch the
  * spec names and the memory it needs, the one with the most memory free.
  */
 export async function placeInPool(
@@ -124,6 +130,7 @@ export async function placeInPool(
     .selectAll()
     .where('pool_id', '=', poolId)
     .where('state', '=', 'connected')
+    .where('maintenance', '=', 'none')
     .orderBy('memory_free_bytes', 'desc')
     .orderBy('name')
     .execute();
@@ -144,7 +151,7 @@ export async function placeInPool(
   );
   if (!fits) {
     throw new InsufficientCapacity(
-      `pool: no connected host in pool ${poolName} has ${spec.memoryMiB} MiB of memory free and the datastores and virtual switches the VM names`,
+      `pool: no connected host in pool ${poolName} out of maintenance has ${spec.memoryMiB} MiB of memory free and the datastores and virtual switches the VM names`,
       'pool',
     );
   }
@@ -168,7 +175,11 @@ function createHandler(deps: VmJobDeps): JobHandler<CreateVmParams> {
         await onHost(
           deps,
           hostId,
-          (client) => client.createVm(spec),
+          (client, host) => {
+            // It may have entered maintenance while this job waited.
+            refuseInMaintenance(host, `create ${spec.name}`, 'host');
+            return client.createVm(spec);
+          },
           (host, vm) =>
             deps.db.transaction().execute(async (tx) => {
               await upsertVms(tx, ctx.actor, host, [vm], nowIso());
@@ -196,7 +207,7 @@ function actionHandler(
   deps: VmJobDeps,
   kind: string,
   verb: string,
-  call: (client: AgentClient, vm: ManagedVm, params: VmActionParams) => Promise<Vm>,
+  call: (client: AgentClient, vm: ManagedVm, params: VmActionParams, host: HostRow) => Promise<Vm>,
 ): JobHandler<VmActionParams> {
   return {
     kind,
@@ -205,7 +216,12 @@ function actionHandler(
     async run(ctx) {
       const vm = await getVm(deps.db, ctx.params.vmId);
       await ctx.progress({ phase: verb, percent: 10, message: `${verb} ${vm.name} on ${vm.host}` });
-      await onHost(deps, vm.hostId, (client) => call(client, vm, ctx.params), storeVm(deps, ctx.actor));
+      await onHost(
+        deps,
+        vm.hostId,
+        (client, host) => call(client, vm, ctx.params, host),
+        storeVm(deps, ctx.actor),
+      );
       return getVm(deps.db, vm.id);
     },
   };
@@ -243,7 +259,10 @@ function deleteHandler(deps: VmJobDeps): JobHandler<DeleteVmParams> {
 export function vmJobHandlers(deps: VmJobDeps): JobHandler<never>[] {
   const handlers = [
     createHandler(deps),
-    actionHandler(deps, 'vm-start', 'starting', (c, vm) => c.startVm(vm.name)),
+    actionHandler(deps, 'vm-start', 'starting', (c, vm, _p, host) => {
+      refuseInMaintenance(host, `start ${vm.name}`);
+      return c.startVm(vm.name);
+    }),
     actionHandler(deps, 'vm-shutdown', 'shutting down', (c, vm, p) =>
       c.shutdownVm(vm.name, p.timeoutSeconds ?? 60),
     ),

@@ -46,6 +46,7 @@ const host = (name: string, over: Partial<HostFacts> = {}): HostFacts => ({
   vmNames: [],
   toolsVersion: '10.0.2',
   moveTls: true,
+  maintenance: 'none',
   ...over,
 });
 
@@ -74,6 +75,21 @@ test('a move that fits passes every check and plans each disk on the default dat
     ],
   );
   assert.match(plan.spaceRule, /^allocated/);
+});
+
+test('a move to a host in maintenance (entering or in) is refused naming the host and how to end it; from one it goes', () => {
+  for (const maintenance of ['entering', 'in'] as const) {
+    const plan = planMove(facts({ target: host('h2', { maintenance }) }));
+    assert.deepEqual(
+      failedChecks(plan).map((c) => [c.check, c.field]),
+      [['target-maintenance', 'to']],
+    );
+    assert.match(
+      failedChecks(plan)[0]?.detail ?? '',
+      new RegExp(`host h2 is ${maintenance} maintenance .*silobreak host resume h2`),
+    );
+  }
+  assert.equal(planMove(facts({ source: host('h1', { maintenance: 'entering' }) })).ok, true);
 });
 
 test('the allocated rule: allocated + 5 % of virtual (min 64 MiB), capped at the virtual size', () => {

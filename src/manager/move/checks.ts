@@ -9,7 +9,14 @@
  * more over-committed than the source was. Disks going to the same datastore add up.
  */
 import { compareVersions } from '../tools-status.js';
-import type { MoveCheck, MoveDatastores, MoveDiskPlan, MovePlan, VmState } from '../../api/index.js';
+import type {
+  HostMaintenance,
+  MoveCheck,
+  MoveDatastores,
+  MoveDiskPlan,
+  MovePlan,
+  VmState,
+} from '../../api/index.js';
 
 const MiB = 1024 * 1024;
 const MARGIN_MIN = 64 * MiB;
@@ -63,6 +70,8 @@ export interface HostFacts {
    * unknown (an unreachable host, an agent that does not say: its prepare refuses then).
    */
   moveTls: boolean | undefined;
+  /** A host in maintenance (entering or in) takes no VM: a move to it is refused. */
+  maintenance: HostMaintenance;
 }
 
 /** What the agents' engine can do (a move that needs more is refused, saying so). */
@@ -141,6 +150,17 @@ function checkReachable(c: Checks, host: HostFacts, role: 'source' | 'target'): 
       ? `${role} host ${host.name} answers`
       : `${role} host ${host.name} is unreachable (${host.unreachableReason ?? 'no answer'}): start its agent or check the network, then retry`,
     role === 'target' ? 'to' : undefined,
+  );
+}
+
+function checkNotInMaintenance(c: Checks, target: HostFacts): void {
+  c.add(
+    'target-maintenance',
+    target.maintenance === 'none',
+    target.maintenance === 'none'
+      ? `host ${target.name} is not in maintenance`
+      : `host ${target.name} is ${target.maintenance === 'in' ? 'in' : 'entering'} maintenance and takes no VM: choose another host, or end its maintenance (silobreak host resume ${target.name})`,
+    'to',
   );
 }
 
@@ -298,6 +318,7 @@ export function planMove(facts: MoveFacts): MovePlan {
   );
   checkReachable(c, source, 'source');
   checkReachable(c, target, 'target');
+  if (!sameHost) checkNotInMaintenance(c, target);
   checkGuestTools(c, vm, target);
   checkSecure(c, facts, cold);
   const memoryBytes = live ? vm.memoryMiB * MiB : 0;

@@ -9,7 +9,7 @@ import { pendingMessage } from './pending-undos.js';
 export class MoveRefused extends ManagerError {
   constructor(readonly plan: MovePlan) {
     const failed = failedChecks(plan);
-    const code = failed.some((c) => c.check === 'no-move-in-flight')
+    const code = failed.some((c) => ['no-move-in-flight', 'target-maintenance'].includes(c.check))
       ? 'conflict'
       : failed.some((c) => ['target-memory', 'datastore-space'].includes(c.check))
         ? 'insufficient-capacity'

@@ -41,6 +41,7 @@ export async function hostFacts(deps: VmJobDeps, host: HostRow): Promise<{ facts
         vmNames: snap.vms.map((v) => v.name),
         toolsVersion: snap.info.toolsVersion,
         moveTls: snap.info.moveTls,
+        maintenance: host.maintenance,
       },
       vms: snap.vms,
     };
@@ -70,6 +71,7 @@ export async function hostFacts(deps: VmJobDeps, host: HostRow): Promise<{ facts
         vmNames: vms.map((v) => v.name),
         toolsVersion: host.tools_version ?? undefined,
         moveTls: undefined,
+        maintenance: host.maintenance,
       },
       vms: [],
     };

@@ -8,6 +8,7 @@ import {
   AgentMigrationClient,
   type Job,
   type LinkChoice,
+  type ManagedVm,
   type MoveCleanupResult,
   type MovePlan,
   type MoveVmRequest,
@@ -17,7 +18,7 @@ import {
 import { agentError, InvalidInput } from '../errors.js';
 import { listRetainedCopies, releaseRetainedCopy, retainedDatastores } from './retained.js';
 import type { Caller } from '../auth.js';
-import { getVm, hostRow, vmObject } from '../inventory.js';
+import { getVm, hostRow, vmObject, type HostRow } from '../inventory.js';
 import type { JobRunner } from '../jobs.js';
 import { KeyedMutex } from '../locks.js';
 import { MoveRefused } from './errors.js';
@@ -31,6 +32,14 @@ export type MoveAnswer = { plan: MovePlan } | { job: Job };
 /** Job states of a move that may still need its target's incoming copy. */
 const IN_FLIGHT = ['queued', 'running'] as const;
 
+function refuseRetainWithKeep(req: { retain: boolean; keepSource: boolean }): void {
+  if (req.retain && req.keepSource)
+    throw new InvalidInput(
+      'retain: give either keepSource (a full copy stays) or retain, not both',
+      'retain',
+    );
+}
+
 export class MoveService {
   readonly #vmLocks = new KeyedMutex();
 
@@ -38,7 +47,7 @@ export class MoveService {
 
   /** `details`: shown with the job from the start (placement puts its reason there). */
   async move(
-    caller: Caller,
+    caller: Pick<Caller, 'name'>,
     ref: string,
     req: z.output<typeof MoveVmRequest>,
     details?: Record<string, unknown>,
@@ -50,29 +59,13 @@ export class MoveService {
         hostRow(db, stored.hostId),
         hostRow(db, req.to, 'to'),
       ]);
-      if (req.retain && req.keepSource)
-        throw new InvalidInput(
-          'retain: give either keepSource (a full copy stays) or retain, not both',
-          'retain',
-        );
+      refuseRetainWithKeep(req);
       // A dry run shows the link the move would use: probed beside the checks, as the move does.
       const linkProbe =
         req.dryRun && sourceHost.id !== targetHost.id
           ? this.deps.links.forMove(sourceHost, targetHost, req.policy?.linkBitsPerSecond)
           : Promise.resolve(undefined);
-      const plan = await checkHostMove(this.deps, {
-        vmId: stored.id,
-        source: sourceHost,
-        target: targetHost,
-        // A usable retained copy on the target decides where the disks go, unless asked otherwise.
-        datastores: req.datastore ?? (await retainedDatastores(db, stored.id, targetHost.id)),
-        secure: req.secure,
-      });
-      if (req.retain && plan.mode === 'cold')
-        throw new InvalidInput(
-          `retain: ${stored.name} is stopped; only a live move keeps a retained copy (start it, or move without retain)`,
-          'retain',
-        );
+      const plan = await this.#check(stored, sourceHost, targetHost, req);
       if (req.dryRun) return { plan: await this.#withStream(plan, sourceHost, req.policy, await linkProbe) };
       if (!plan.ok) throw new MoveRefused(plan);
       const params: MoveParams = {
@@ -95,6 +88,44 @@ export class MoveService {
       });
       return { job };
     });
+  }
+
+  /**
+   * The checks and plan of the move `req` asks for, as the move itself would check it before it
+   * starts, without the dry run's link probe and stream plan (a drain checks each candidate host).
+   */
+  async check(ref: string, req: z.output<typeof MoveVmRequest>): Promise<MovePlan> {
+    const { db } = this.deps;
+    const stored = await getVm(db, ref);
+    const [sourceHost, targetHost] = await Promise.all([
+      hostRow(db, stored.hostId),
+      hostRow(db, req.to, 'to'),
+    ]);
+    refuseRetainWithKeep(req);
+    return this.#check(stored, sourceHost, targetHost, req);
+  }
+
+  async #check(
+    stored: ManagedVm,
+    sourceHost: HostRow,
+    targetHost: HostRow,
+    req: z.output<typeof MoveVmRequest>,
+  ): Promise<MovePlan> {
+    const { db } = this.deps;
+    const plan = await checkHostMove(this.deps, {
+      vmId: stored.id,
+      source: sourceHost,
+      target: targetHost,
+      // A usable retained copy on the target decides where the disks go, unless asked otherwise.
+      datastores: req.datastore ?? (await retainedDatastores(db, stored.id, targetHost.id)),
+      secure: req.secure,
+    });
+    if (req.retain && plan.mode === 'cold')
+      throw new InvalidInput(
+        `retain: ${stored.name} is stopped; only a live move keeps a retained copy (start it, or move without retain)`,
+        'retain',
+      );
+    return plan;
   }
 
   /**

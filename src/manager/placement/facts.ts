@@ -48,7 +48,12 @@ export async function loadTargets(db: Db): Promise<Target[]> {
     .selectFrom('datastores')
     .innerJoin('hosts', 'hosts.id', 'datastores.host_id')
     .selectAll('datastores')
-    .select(['hosts.name as host_name', 'hosts.state as host_state', 'hosts.memory_free_bytes'])
+    .select([
+      'hosts.name as host_name',
+      'hosts.state as host_state',
+      'hosts.maintenance',
+      'hosts.memory_free_bytes',
+    ])
     .orderBy('hosts.name')
     .orderBy('datastores.name')
     .execute();
@@ -57,6 +62,7 @@ export async function loadTargets(db: Db): Promise<Target[]> {
     datastore: r.name,
     cls: datastoreClass(r),
     connected: r.host_state === 'connected',
+    maintenance: r.maintenance,
     memoryFreeBytes: r.memory_free_bytes,
     capacityBytes: r.capacity_bytes,
     freeBytes: r.free_bytes,

@@ -31,6 +31,7 @@ const target = (host: string, cls: string, over: Partial<Target> = {}): Target =
   datastore: 'local',
   cls,
   connected: true,
+  maintenance: 'none',
   memoryFreeBytes: 16 * GiB,
   capacityBytes: 100 * GiB,
   freeBytes: 80 * GiB,
@@ -310,6 +311,13 @@ test('never overfills: memory, space and the IOPS budget of the fast target', ()
   assert.equal(plan(input([hot()], { targets: small({ iopsBudget: 450 }) })).moves.length, 0);
   assert.equal(plan(input([hot()], { targets: small({ connected: false }) })).moves.length, 0);
   assert.equal(plan(input([hot()], { targets: small({ iopsBudget: 600 }) })).moves.length, 1);
+});
+
+test('a host in maintenance (entering or in) is never a target', () => {
+  const small = (over: Partial<Target>) => [TARGETS[0] as Target, target('host3', 'fast', over)];
+  for (const maintenance of ['entering', 'in'] as const)
+    assert.equal(plan(input([hot()], { targets: small({ maintenance }) })).moves.length, 0, maintenance);
+  assert.equal(plan(input([hot()], { targets: small({ maintenance: 'none' }) })).moves.length, 1);
 });
 
 test('competing demand: the higher priority wins the one free slot, then demand decides', () => {

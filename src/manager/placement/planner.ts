@@ -15,6 +15,7 @@
  */
 import {
   HELD_AT_LIMIT_SHARE,
+  type HostMaintenance,
   type PlacementReason,
   type PlacementSettings,
   type PredictedLoad,
@@ -85,6 +86,8 @@ export interface VmFacts {
 export interface Target extends Place {
   cls: string;
   connected: boolean;
+  /** A host in maintenance (entering or in) is never a target. */
+  maintenance: HostMaintenance;
   memoryFreeBytes: number;
   capacityBytes: number;
   freeBytes: number;
@@ -240,6 +243,7 @@ export function fitOn(
   s: PlacementSettings,
 ): Fit {
   if (!t.connected) return { problem: `host ${t.host} is not connected` };
+  if (t.maintenance !== 'none') return { problem: `host ${t.host} is ${t.maintenance} maintenance` };
   const memory = now.memoryFreeBytes - need.memoryBytes;
   if (memory < s.minFreeMemoryBytes)
     return {
@@ -321,7 +325,7 @@ class Ledger {
     };
     const free = (t: Target) => this.rooms.get(key(t))?.free ?? 0;
     return targets
-      .filter((t) => t.connected)
+      .filter((t) => t.connected && t.maintenance === 'none')
       .sort((a, b) => headroom(b) - headroom(a) || free(b) - free(a) || (key(a) < key(b) ? -1 : 1));
   }
 

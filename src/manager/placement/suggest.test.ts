@@ -9,6 +9,7 @@ const t = (host: string, over: Partial<SuggestTarget> = {}): SuggestTarget => ({
   datastore: 'local',
   cls: 'standard',
   connected: true,
+  maintenance: 'none',
   memoryFreeBytes: 8 * GiB,
   capacityBytes: 100 * GiB,
   freeBytes: 50 * GiB,
@@ -43,6 +44,7 @@ test('refuses, with the reason, what does not fit or is of another class', () =>
       t('full', { freeBytes: 20 * GiB }),
       t('small', { memoryFreeBytes: 2 * GiB }),
       t('down', { connected: false }),
+      t('draining', { cls: 'fast', maintenance: 'entering' }),
       t('beast', { cls: 'fast', iopsBudget: null }),
     ],
     { memoryBytes: 2 * GiB, diskBytes: 10 * GiB, cls: 'fast' },
@@ -54,8 +56,9 @@ test('refuses, with the reason, what does not fit or is of another class', () =>
   );
   assert.deepEqual(
     r.refused.map((x) => x.host),
-    ['full', 'small', 'down'],
+    ['full', 'small', 'down', 'draining'],
   );
+  assert.equal(r.refused[3]?.reason, 'host draining is entering maintenance');
   const any = rankSuggestions(
     [t('full', { freeBytes: 20 * GiB }), t('small', { memoryFreeBytes: 2 * GiB })],
     { memoryBytes: 2 * GiB, diskBytes: 10 * GiB },

@@ -1,0 +1,106 @@
+/*
+ * A drain's choices (pure): in which order the VMs leave a host going into maintenance, and which
+ * hosts each one tries, best first. The move checks (a dry run per candidate) have the last word
+ * on whether a VM fits; these only order and leave out what cannot take it now.
+ */
+import type { HostMaintenance, HostState, VmHa, VmState } from '../api/index.js';
+
+export interface DrainVm {
+  id: string;
+  name: string;
+  /** As the inventory last saw it (the move checks read the agent's own). */
+  state: VmState;
+  memoryBytes: number;
+  ha: VmHa;
+}
+
+export interface DrainHost {
+  id: string;
+  name: string;
+  clusterId: string | null;
+  state: HostState;
+  maintenance: HostMaintenance;
+  /** As the inventory last saw it. */
+  memoryFreeBytes: number;
+}
+
+/**
+ * VMs a drain leaves where they are: nothing runs (a powered-off VM may stay on a host in
+ * maintenance, as vSphere keeps powered-off VMs registered; it cannot be started there).
+ */
+export const STAYING_STATES: readonly VmState[] = ['stopped', 'crashed'];
+/** States a VM passes through on its own: a drain waits for them to end before it moves the VM. */
+export const PASSING_STATES: readonly VmState[] = ['starting', 'shutting-down', 'migrating', 'incoming'];
+
+/** The order VMs leave: HA priority, highest first; protected before unprotected; then by name. */
+export function drainOrder<T extends Pick<DrainVm, 'name' | 'ha'>>(vms: readonly T[]): T[] {
+  return [...vms].sort(
+    (a, b) =>
+      b.ha.priority - a.ha.priority ||
+      Number(b.ha.protected) - Number(a.ha.protected) ||
+      (a.name < b.name ? -1 : a.name > b.name ? 1 : 0),
+  );
+}
+
+export interface DrainTargets {
+  /** Hosts to try, best first: cluster peers, then the rest; preferred hosts, then most room. */
+  candidates: DrainHost[];
+  /** Hosts without the VM's memory once the drain's moves under way to them are counted. */
+  noRoom: { host: DrainHost; freeBytes: number }[];
+  /** Hosts that cannot take any VM now, and why. */
+  excluded: { host: DrainHost; why: string }[];
+}
+
+/**
+ * The hosts `vm` may go to from `source`. `reservedBytes`: memory that moves under way will take
+ * on each host (by id), which the inventory's free figure may not show yet.
+ */
+export function drainTargets(
+  vm: Pick<DrainVm, 'memoryBytes' | 'ha'>,
+  source: Pick<DrainHost, 'id' | 'clusterId'>,
+  hosts: readonly DrainHost[],
+  reservedBytes: ReadonlyMap<string, number> = new Map(),
+): DrainTargets {
+  const out: DrainTargets = { candidates: [], noRoom: [], excluded: [] };
+  const free = (h: DrainHost) => h.memoryFreeBytes - (reservedBytes.get(h.id) ?? 0);
+  for (const h of hosts) {
+    if (h.id === source.id) continue;
+    if (h.state !== 'connected') out.excluded.push({ host: h, why: `host ${h.name} is unreachable` });
+    else if (h.maintenance !== 'none')
+      out.excluded.push({ host: h, why: `host ${h.name} is ${h.maintenance} maintenance` });
+    else if (free(h) < vm.memoryBytes) out.noRoom.push({ host: h, freeBytes: free(h) });
+    else out.candidates.push(h);
+  }
+  const peer = (h: DrainHost) => source.clusterId !== null && h.clusterId === source.clusterId;
+  const preference = (h: DrainHost) => {
+    const i = vm.ha.preferredHosts.indexOf(h.name);
+    return i < 0 ? vm.ha.preferredHosts.length : i;
+  };
+  out.candidates.sort(
+    (a, b) =>
+      Number(peer(b)) - Number(peer(a)) ||
+      preference(a) - preference(b) ||
+      free(b) - free(a) ||
+      (a.name < b.name ? -1 : 1),
+  );
+  return out;
+}
+
+const MiB = 2 ** 20;
+
+/** Why a VM found no host, one clause per host (refusals: the failed checks of each one tried). */
+export function whyNoTarget(
+  vm: Pick<DrainVm, 'name' | 'memoryBytes'>,
+  targets: Pick<DrainTargets, 'noRoom' | 'excluded'>,
+  refusals: readonly { host: string; why: string }[],
+): string {
+  const clauses = [
+    ...refusals.map((r) => `${r.host}: ${r.why}`),
+    ...targets.noRoom.map(
+      (n) =>
+        `${n.host.name}: ${Math.max(0, Math.floor(n.freeBytes / MiB))} MiB free, ${vm.name} needs ${Math.ceil(vm.memoryBytes / MiB)} MiB`,
+    ),
+    ...targets.excluded.map((e) => e.why),
+  ];
+  return clauses.length ? `no host can take it (${clauses.join('; ')})` : 'there is no other host';
+}
