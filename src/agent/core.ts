@@ -36,6 +36,7 @@ export class AgentCore {
   readonly #stats: StatsCollector;
 
   async hostInfo(): Promise<HostInfo> {
+    await this.leases?.refresh();
     return {
       name: this.config.hostName,
       fabricAddress: this.config.fabricAddress,

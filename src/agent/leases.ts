@@ -134,9 +134,20 @@ export class HostLeases {
     };
   }
 
-  /** The lockspace sanlock says this host is in, after an agent restart (sanlock outlives the agent). */
-  async recover(spec: LockspaceSpec | undefined): Promise<void> {
-    if (spec) await this.join(spec);
+  /**
+   * Reads sanlock's view: a lockspace it dropped (its renewals failed: the storage was lost, and
+   * sanlock killed the leased QEMUs) is `lost` until the manager has the host join again.
+   */
+  async refresh(): Promise<void> {
+    const spec = this.#spec;
+    if (!spec || this.#state !== 'joined') return;
+    const status = await this.sanlock(['client', 'status'], 5_000).catch(() => undefined);
+    if (!status || status.exitCode !== 0) return;
+    const there = parseSanlockStatus(status.output).lockspaces.find((l) => l.name === spec.name);
+    if (!there || there.removing) {
+      this.#state = 'lost';
+      this.log.warn('sanlock dropped the lockspace: this host lost its lease', { lockspace: spec.name });
+    }
   }
 
   /**

@@ -80,6 +80,12 @@ export interface ClustersTable {
   id: string;
   name: string;
   created_at: string;
+  /**
+   * The shared storage (a datastore storage id) that holds the cluster's sanlock lockspace and VM
+   * leases: chosen once, when the first host needs it, and kept (moving a lockspace under running
+   * leased VMs would fence them). Null until then (migration 0016).
+   */
+  lease_storage_id: string | null;
 }
 export interface DatastoresTable {
   id: string;
@@ -1016,6 +1022,12 @@ export const migrations: Readonly<Record<string, Migration>> = {
           check (json_valid(ha_preferred_hosts) and json_type(ha_preferred_hosts) = 'array')`,
       ])
         await sql.raw(statement).execute(db);
+    },
+  },
+  '0016-cluster-leases': {
+    // Issue 30: where a cluster's lockspace lives (ClustersTable.lease_storage_id).
+    async up(db: Kysely<any>) {
+      await sql.raw(`alter table clusters add column lease_storage_id text`).execute(db);
     },
   },
 };

@@ -1037,7 +1037,12 @@ export async function upsertVms(
     // An incoming shell (a move's half-made target, or one left by a failed move until its
     // clean-up runs) never takes a VM's row from the host that holds the VM itself: it is shown
     // with the VM as a flagged copy instead.
-    if (prior && prior.hostId !== host.id && vm.state === 'incoming') {
+    // Likewise a stopped or crashed definition on a host back from the dead, whose VM an HA
+    // restart brought up elsewhere (ha/service.ts removes it there).
+    const leftBehind =
+      (vm.state === 'stopped' || vm.state === 'crashed') &&
+      (prior?.vm.state === 'running' || prior?.vm.state === 'paused' || prior?.vm.state === 'migrating');
+    if (prior && prior.hostId !== host.id && (vm.state === 'incoming' || leftBehind)) {
       await tx
         .insertInto('vm_copies')
         .values({ vm_id: vm.id, host_id: host.id, state: vm.state, seen_at: now })

@@ -25,6 +25,7 @@ import { FabricCa } from './fabric-ca.js';
 import { ManagerService } from './service.js';
 import { ClusterService } from './clusters.js';
 import { drainHandler } from './drain.js';
+import { HA_ROUND_MS, haRestartHandler, HaService } from './ha/index.js';
 import { vmJobHandlers, type VmJobDeps } from './vm-jobs.js';
 
 export const MANAGER_VERSION = '0.1.0';
@@ -142,9 +143,18 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
   const moves = new MoveService({ ...moveDeps, jobs, pendingUndos });
   const placement = new PlacementService({ db, moves, log });
   const clusters = new ClusterService({ db, jobs });
+  const ha = new HaService({
+    db,
+    jobs,
+    clientFor,
+    // A probe answers within a round or counts as silence.
+    probeClientFor: (host) => new AgentClient(agentEndpoint(ca, host.agent_url), HA_ROUND_MS),
+    log,
+  });
   for (const handler of [
     ...vmJobHandlers(deps),
     ...moveJobHandlers(moveDeps),
+    haRestartHandler({ db, clientFor }) as JobHandler<never>,
     drainHandler({
       db,
       jobs,
@@ -191,6 +201,7 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
   collector.start();
   links.start();
   await placement.start();
+  ha.start();
 
   let closing: Promise<void> | undefined;
   return {
@@ -207,6 +218,7 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
         await collector.stop();
         await links.stop();
         await placement.stop();
+        await ha.stop();
         await app.close();
         await jobs.drain((options.drainSeconds ?? 30) * 1000);
         await db.destroy();
