@@ -33,10 +33,16 @@ const ImageInfo = z.object({
 export interface DiskImageInfo {
   virtualSizeBytes: number;
   allocatedBytes: number;
+  /** qemu-img's name of the image format (qcow2, raw). */
+  format: string;
 }
 
 export async function diskImageInfo(file: string): Promise<DiskImageInfo> {
   // -U: a running QEMU holds the image's lock; a read-only peek at the header is still safe.
   const info = ImageInfo.parse(JSON.parse(await run('qemu-img', ['info', '-U', '--output=json', file])));
-  return { virtualSizeBytes: info['virtual-size'], allocatedBytes: info['actual-size'] ?? 0 };
+  return {
+    virtualSizeBytes: info['virtual-size'],
+    allocatedBytes: info['actual-size'] ?? 0,
+    format: info.format,
+  };
 }

@@ -79,6 +79,11 @@ export class HostInventory {
     return this.#storageIds.get(name);
   }
 
+  /** A datastore's storage id, its marker read now if not yet; undefined for a local one. */
+  storageIdOf(name: string): Promise<string | undefined> {
+    return this.#storageIdOf(this.datastore(name, 'datastore'));
+  }
+
   /** Makes every switch's bridge (and attaches its uplink) when missing. */
   async ensureSwitches(): Promise<void> {
     for (const s of this.config.vswitches) await ensureBridge(s.bridge, s.uplink);

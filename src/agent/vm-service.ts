@@ -140,12 +140,22 @@ export class VmService {
    * (reserving the virtual size would refuse moves that fit). A disk that still runs out of room
    * fails the mirror, and the move rolls back.
    */
-  async define(spec: ValidVmSpec, options: { reserveVirtualSize?: boolean } = {}): Promise<Vm> {
+  /**
+   * `adopt` is for a move's target too: disk id -> an existing image on shared storage (checked by
+   * the caller) that the VM opens where it is. Such a disk is not created, needs no space, and is
+   * never deleted by a failed define.
+   */
+  async define(
+    spec: ValidVmSpec,
+    options: { reserveVirtualSize?: boolean; adopt?: ReadonlyMap<string, string> } = {},
+  ): Promise<Vm> {
+    const adopt = options.adopt ?? new Map<string, string>();
     const runtime = await this.#defineQueue.run(async () => {
-      const def = await this.#plan(spec, options.reserveVirtualSize ?? true);
+      const def = await this.#plan(spec, options.reserveVirtualSize ?? true, adopt);
       const created: string[] = [];
       try {
         for (const disk of def.disks) {
+          if (adopt.has(disk.id)) continue;
           await createQcow2(disk.path, disk.sizeBytes);
           created.push(disk.path);
         }
@@ -172,7 +182,11 @@ export class VmService {
   }
 
   /** Checks a spec against this host and returns the definition it would become; creates nothing. */
-  async #plan(spec: ValidVmSpec, reserveVirtualSize: boolean): Promise<VmDefinition> {
+  async #plan(
+    spec: ValidVmSpec,
+    reserveVirtualSize: boolean,
+    adopt: ReadonlyMap<string, string>,
+  ): Promise<VmDefinition> {
     if (this.#vms.has(spec.name)) throw new VmAlreadyExists(spec.name);
     const id = spec.id ?? randomUUID();
     const sameId = this.runtimes().find((r) => r.def.id === id);
@@ -194,6 +208,24 @@ export class VmService {
       if (disks.some((other) => other.id === diskId))
         throw new InvalidInput(`disks.${i}.id: "${diskId}" is used twice in this VM`, `disks.${i}.id`);
       const store = this.inventory.datastore(d.datastore, `disks.${i}.datastore`);
+      const adopted = adopt.get(diskId);
+      if (adopted !== undefined) {
+        // One image, one VM on this host: a second definition opening it would write it twice.
+        const user = this.runtimes().find((r) => r.def.disks.some((x) => x.path === adopted));
+        if (user)
+          throw new InvalidInput(
+            `disks.${i}: ${adopted} is the disk of VM "${user.def.name}" on this host already`,
+            `disks.${i}`,
+          );
+        disks.push({
+          id: diskId,
+          datastore: store.name,
+          path: adopted,
+          format: 'qcow2',
+          sizeBytes: d.sizeBytes,
+        });
+        continue;
+      }
       const file = path.join(path.resolve(store.path), `${spec.name}-${diskId}.qcow2`);
       if (
         await access(file).then(
@@ -300,11 +332,16 @@ export class VmService {
     return this.describe(runtime);
   }
 
-  async delete(name: string, deleteDisks: boolean): Promise<void> {
-    await this.#remove(this.runtime(name), deleteDisks);
+  /** `keep`: disk ids whose files stay whatever `deleteDisks` says (a move's disks on shared storage). */
+  async delete(name: string, deleteDisks: boolean, keep: ReadonlySet<string> = new Set()): Promise<void> {
+    await this.#remove(this.runtime(name), deleteDisks, keep);
   }
 
-  async #remove(runtime: VmRuntime, deleteDisks: boolean): Promise<void> {
+  async #remove(
+    runtime: VmRuntime,
+    deleteDisks: boolean,
+    keep: ReadonlySet<string> = new Set(),
+  ): Promise<void> {
     await this.#defineQueue.run(() =>
       runtime.exclusive(async () => {
         if (runtime.active) throw new VmStateConflict(runtime.def.name, await runtime.state(), 'delete');
@@ -313,8 +350,13 @@ export class VmService {
         this.journal.record({ kind: 'vm', action: 'deleted', name: runtime.def.name, id: runtime.def.id });
         this.#guestQueues.delete(runtime.def.name);
         for (const log of [runtime.paths.console, runtime.paths.qemuLog]) await rm(log, { force: true });
-        if (deleteDisks) for (const disk of runtime.def.disks) await rm(disk.path, { force: true });
-        this.runtimeHost.log.info('VM deleted', { vm: runtime.def.name, deleteDisks });
+        const doomed = deleteDisks ? runtime.def.disks.filter((d) => !keep.has(d.id)) : [];
+        for (const disk of doomed) await rm(disk.path, { force: true });
+        this.runtimeHost.log.info('VM deleted', {
+          vm: runtime.def.name,
+          deleteDisks,
+          ...(deleteDisks && keep.size ? { kept: [...keep] } : {}),
+        });
       }),
     );
   }

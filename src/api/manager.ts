@@ -430,10 +430,21 @@ export const MoveDiskPlan = z.object({
   toDatastore: Name,
   virtualSizeBytes: z.number().int(),
   allocatedBytes: z.number().int(),
-  /** Free space the move needs for this disk on the target datastore (see `spaceRule`). */
+  /** Free space the move needs for this disk on the target datastore (see `spaceRule`); 0 when it stays. */
   requiredBytes: z.number().int(),
+  /**
+   * The disk stays where it is: its datastore is shared storage the target sees too (the target's
+   * `toDatastore` carries the same `storageId`). Nothing of it is copied; the target opens the same
+   * `file` (its path relative to the datastore's root).
+   */
+  stays: z.object({ storageId: StorageId, file: z.string().min(1) }).optional(),
 });
 export type MoveDiskPlan = z.infer<typeof MoveDiskPlan>;
+
+/** A disk's route in a plan, for people: "stays on shared datastore X (memory-only)" or where it is copied. */
+export function describeDiskRoute(d: Pick<MoveDiskPlan, 'toDatastore' | 'stays'>): string {
+  return d.stays ? `stays on shared datastore ${d.toDatastore} (memory-only)` : `copied to ${d.toDatastore}`;
+}
 
 /** Job kinds that move a VM; while one runs, reconciliation leaves that VM's row to it. */
 export const MOVE_JOB_KINDS = ['vm-move', 'vm-move-storage'] as const;
@@ -446,6 +457,11 @@ export const MovePlan = z.object({
   from: Name,
   to: Name,
   disks: z.array(MoveDiskPlan),
+  /**
+   * A live move whose every disk stays on shared storage both hosts see: only the guest's memory
+   * (and device state) crosses the link. Absent from managers older than shared storage.
+   */
+  memoryOnly: z.boolean().default(false),
   /** Target memory the move needs (live moves). */
   memoryBytes: z.number().int(),
   /** How `requiredBytes` is computed. */

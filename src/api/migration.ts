@@ -1,14 +1,16 @@
 import { z } from 'zod';
-import { Cidr, Ipv4, Name } from './agent.js';
+import { Cidr, Ipv4, Name, StorageId } from './agent.js';
 import { LinkFigure, PeerSecret } from './links.js';
-import { UnicastMac, uniqueItems } from './rules.js';
+import { PlainText, UnicastMac, uniqueItems } from './rules.js';
 
 /*
  * The agents' migration API (under /v1/migrations, bearer token as for the rest of the agent API).
  * A live move is driven by the manager in this order:
  *   1. source  POST /v1/migrations/plan            -> MigrationPlan (parameters chosen from link + VM)
  *   2. target  POST /v1/migrations/incoming        -> IncomingPrepared (disks created, QEMU waiting
- *                                                     paused with -incoming, NBD exports, stream port)
+ *                                                     paused with -incoming, NBD exports, stream port;
+ *                                                     a disk on shared storage both hosts see is opened
+ *                                                     where it is: no copy, no export)
  *   3. source  POST /v1/migrations                 -> MigrationStatus (mirrors + memory copy run in
  *                                                     the background; poll GET /v1/migrations/:id)
  *   4. target  resumes the guest by itself the moment the incoming copy completes (NBD server
@@ -240,6 +242,15 @@ export const PlanRequest = z.object({
   /** The target holds a retained copy of this generation: can the disks go as a delta? */
   deltaGeneration: GenerationId.optional(),
   /**
+   * With deltaGeneration: the disks the move would copy (those staying on shared storage carry
+   * no tracking bitmap and are left out); every disk of the VM when absent.
+   */
+  deltaDisks: z
+    .array(Name)
+    .max(8)
+    .superRefine(uniqueItems('', (d) => d))
+    .optional(),
+  /**
    * The link's rate as the manager knows it (probed now, or stored), used when the policy gives no
    * `linkBitsPerSecond` (a caller's figure wins).
    */
@@ -274,13 +285,44 @@ export const MigrationPlan = z.object({
 });
 export type MigrationPlan = z.infer<typeof MigrationPlan>;
 
-export const IncomingDisk = z.object({
-  id: Name,
-  format: z.enum(['qcow2', 'raw']),
-  virtualSizeBytes: z.number().int().positive(),
-  /** Target datastore; the target's default when absent. */
-  datastore: Name.optional(),
-});
+/**
+ * A disk file's path relative to its datastore's root, as on every host that mounts the storage:
+ * no leading `/`, no `.` or `..` or empty segment, no control characters.
+ */
+export const DatastoreFile = PlainText(1024)
+  .min(1, 'must not be empty')
+  .refine(
+    (f) => f.split('/').every((part) => part !== '' && part !== '.' && part !== '..'),
+    "must be a path inside the datastore, like vms/web-1-root.qcow2 (no leading '/', no '.' or '..')",
+  );
+
+/** A disk that stays on shared storage: the storage (its marker's id) and the file on it. */
+export const SharedDiskRef = z.strictObject({ storageId: StorageId, file: DatastoreFile });
+export type SharedDiskRef = z.infer<typeof SharedDiskRef>;
+
+export const IncomingDisk = z
+  .object({
+    id: Name,
+    format: z.enum(['qcow2', 'raw']),
+    virtualSizeBytes: z.number().int().positive(),
+    /** Target datastore; the target's default when absent. */
+    datastore: Name.optional(),
+    /**
+     * The disk stays on shared storage both hosts see: the target opens this file of `datastore`
+     * (a shared datastore of that storage) as it is, creates nothing, exports nothing of it over
+     * NBD and never deletes it; `late-block-activate` keeps its QEMU off the image until the
+     * switchover.
+     */
+    shared: SharedDiskRef.optional(),
+  })
+  .superRefine((d, ctx) => {
+    if (d.shared !== undefined && d.datastore === undefined)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['datastore'],
+        message: "is required with shared: the target's datastore of that storage",
+      });
+  });
 
 /** What the target needs to recreate the VM's hardware exactly (a migration needs identical devices). */
 export const IncomingVm = z.object({
@@ -325,10 +367,17 @@ export const NbdExport = z.object({
 });
 export type NbdExport = z.infer<typeof NbdExport>;
 
+/** A disk the target opened where it is, on shared storage (IncomingDisk.shared): the source mirrors nothing of it. */
+export const SharedDisk = SharedDiskRef.extend({ diskId: Name, datastore: Name });
+export type SharedDisk = z.infer<typeof SharedDisk>;
+
 export const IncomingPrepared = z.object({
   migrationId: MigrationId,
-  nbd: z.object({ host: Ipv4, port: z.number().int() }),
+  /** The NBD server of the exports; absent when every disk stays on shared storage (none is exported). */
+  nbd: z.object({ host: Ipv4, port: z.number().int() }).optional(),
   exports: z.array(NbdExport),
+  /** The disks that stay on shared storage, as the target opened them (absent: none, older agents). */
+  shared: z.array(SharedDisk).default([]),
   /** The stream address the source migrates to, e.g. `tcp:10.250.0.2:49153`. */
   migrationUri: z.string(),
   /** Present: the exports hold the retained copy of this generation, so the source sends the delta. */

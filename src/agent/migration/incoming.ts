@@ -5,6 +5,11 @@
  *   as the source's plan says) -> nbd-server-start on the fabric address -> block-export-add,
  *   writable, per disk -> migrate-incoming on the allocated stream port.
  *
+ * Disks on shared storage both hosts see are not among `disks`: nothing of them is exported (no
+ * NBD server at all when none is left). The QEMU opened their images inactive (`-incoming` with
+ * late-block-activate): it takes no write lock and caches nothing until the source has flushed
+ * and let go of them at the switchover, and `cont` activates them here.
+ *
  * When the incoming copy reports `completed` the target resumes the guest by itself, without a
  * round trip to the manager: nbd-server-stop (the source dropped its NBD nodes before it let the
  * last state go, so no client is left; stopping the server before `cont` avoids QEMU's
@@ -27,7 +32,8 @@ export interface IncomingOptions {
   qmp: QmpClient;
   disks: IncomingDisk[];
   address: string;
-  nbdPort: number;
+  /** The NBD server's port; absent when no disk is exported (all stay on shared storage). */
+  nbdPort: number | undefined;
   migrationPort: number;
   plan: MigrationPlan;
   /**
@@ -61,8 +67,8 @@ export class IncomingMigration {
 
   /** The QOM ids of the TLS objects (unique per QEMU: one incoming move per target QEMU). */
   get #tls(): { creds: string; authz: string; dir: string; peerDn: string } | undefined {
-    const { tls, nbdPort } = this.options;
-    return tls && { ...tls, creds: `mig-tls-${nbdPort}`, authz: `mig-authz-${nbdPort}` };
+    const { tls, migrationPort } = this.options;
+    return tls && { ...tls, creds: `mig-tls-${migrationPort}`, authz: `mig-authz-${migrationPort}` };
   }
 
   async prepare(): Promise<void> {
@@ -95,10 +101,12 @@ export class IncomingMigration {
       // The same multifd compression as the source, or the channels' packets are refused.
       ...compressionParameters(plan.compression),
     });
-    await qmp.execute('nbd-server-start', {
-      addr: { type: 'inet', data: { host: address, port: String(nbdPort) } },
-      ...(tls ? { 'tls-creds': tls.creds, 'tls-authz': tls.authz } : {}),
-    });
+    if (nbdPort !== undefined)
+      await qmp.execute('nbd-server-start', {
+        addr: { type: 'inet', data: { host: address, port: String(nbdPort) } },
+        ...(tls ? { 'tls-creds': tls.creds, 'tls-authz': tls.authz } : {}),
+      });
+    else if (disks.length) throw new MigrationFailed('no NBD port for the disks to export', 'prepare');
     for (const disk of disks) {
       await qmp.execute('block-export-add', {
         type: 'nbd',
@@ -135,7 +143,7 @@ export class IncomingMigration {
   async #resume(): Promise<string> {
     const { qmp, log } = this.options;
     this.#stopWatching?.();
-    await qmp.execute('nbd-server-stop');
+    if (this.options.nbdPort !== undefined) await qmp.execute('nbd-server-stop');
     // Before `cont`: the source's writes have all landed and the guest has not run yet.
     const bitmap = this.options.trackingBitmap;
     if (bitmap !== undefined) {

@@ -89,8 +89,11 @@ export interface OutgoingDisk {
 export interface OutgoingOptions {
   migrationId: string;
   qmp: QmpClient;
+  /** The disks to mirror; those staying on shared storage the target sees are not among them. */
   disks: OutgoingDisk[];
-  nbd: { host: string; port: number };
+  /** The target's NBD server; absent when no disk is mirrored (a memory-only move). */
+  nbd: { host: string; port: number } | undefined;
+  /** The target's memory stream, `tcp:<address>:<port>`. */
   migrationUri: string;
   plan: MigrationPlan;
   convergence: ConvergenceConfig;
@@ -275,7 +278,7 @@ export class OutgoingMigration {
     await qmp.execute('migrate-set-parameters', {
       // The target's certificate must name its fabric address.
       'tls-creds': this.#tls ?? '',
-      'tls-hostname': this.#tls ? this.options.nbd.host : '',
+      'tls-hostname': this.#tls ? this.#targetAddress : '',
       'max-bandwidth': plan.maxBandwidthBytesPerSecond,
       'downtime-limit': convergence.targetDowntimeMs,
       ...(plan.multifdChannels > 0 ? { 'multifd-channels': plan.multifdChannels } : {}),
@@ -288,8 +291,28 @@ export class OutgoingMigration {
     this.stats.downtimeLimitMs = convergence.targetDowntimeMs;
   }
 
+  /** The target's fabric address (its NBD server's, and its memory stream's). */
+  get #targetAddress(): string {
+    return this.options.nbd?.host ?? /^tcp:(.+):\d+$/.exec(this.options.migrationUri)?.[1] ?? '';
+  }
+
+  /** The target's NBD server; only asked for when a disk is mirrored. */
+  get #nbd(): { host: string; port: number } {
+    const nbd = this.options.nbd;
+    if (nbd === undefined)
+      throw new MigrationFailed('no NBD server on the target for the disks', 'mirror-disks');
+    return nbd;
+  }
+
   async #mirror(): Promise<void> {
-    const { qmp, disks, nbd, plan } = this.options;
+    const { qmp, disks, plan } = this.options;
+    if (disks.length === 0) {
+      // Every disk stays on shared storage: nothing to mirror, memory only.
+      this.#startDirtyRate();
+      this.stats.diskBytes = 0;
+      return;
+    }
+    const nbd = this.#nbd;
     const failures: string[] = [];
     const stopWatching = qmp.onEvent((event) => {
       const id = typeof event.data.device === 'string' ? event.data.device : undefined;
@@ -383,9 +406,13 @@ export class OutgoingMigration {
    * mirrors turn write-blocking, as after a full move's mirror phase.
    */
   async #mirrorDelta(bitmap: string): Promise<void> {
-    const { qmp, disks, nbd, plan } = this.options;
+    const { qmp, disks, plan } = this.options;
+    if (disks.length === 0) {
+      this.#startDirtyRate();
+      return;
+    }
     const tag = SHORT(this.options.migrationId);
-    const options = { nbd, tag, tlsCreds: this.#tls, mirrorBufSizeBytes: plan.mirrorBufSizeBytes };
+    const options = { nbd: this.#nbd, tag, tlsCreds: this.#tls, mirrorBufSizeBytes: plan.mirrorBufSizeBytes };
     for (const disk of disks) {
       this.#checkCancel();
       const move = await startDeltaMove(
@@ -791,10 +818,12 @@ export class OutgoingMigration {
 
   /** Destroys this move's TCP connections to the target (NBD and the migration stream). */
   async #killSockets(): Promise<void> {
-    const { host, port } = this.options.nbd;
+    const host = this.#targetAddress;
     const streamPort = /:(\d+)$/.exec(this.options.migrationUri)?.[1];
-    const filter = ['dst', host, 'and', '(', 'dport', '=', `:${port}`];
-    if (streamPort) filter.push('or', 'dport', '=', `:${streamPort}`);
+    const ports = [this.options.nbd?.port, streamPort].filter((p) => p !== undefined);
+    if (ports.length === 0) return;
+    const filter = ['dst', host, 'and', '('];
+    ports.forEach((p, i) => filter.push(...(i ? ['or'] : []), 'dport', '=', `:${p}`));
     filter.push(')');
     const [command = 'ss', ...args] = [...(this.options.hostCommand ?? []), 'ss', '-K', ...filter];
     await run(command, args);

@@ -4,7 +4,7 @@
  * The QMP work is in incoming.ts / outgoing.ts; this file ties it to the agent's VMs and disks.
  */
 import { randomUUID } from 'node:crypto';
-import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, realpath, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
@@ -69,6 +69,8 @@ const Journal = z.object({
   vmName: z.string(),
   /** A delta move onto a retained copy: its images go back there if the move does not arrive. */
   fromRetained: z.object({ vmId: z.string() }).optional(),
+  /** Disks opened where they are on shared storage: the source's running disks, never deleted here. */
+  sharedDisks: z.array(z.string()).optional(),
 });
 const QEMU_ADDRESS_IN_USE = /Address already in use|Failed to bind/;
 /**
@@ -94,6 +96,12 @@ interface MoveRecord {
   leases: PortLease[];
   /** Target of a delta move: the retained copy's images are this VM's disks until it arrives. */
   fromRetained?: { vmId: string; disks: KeptDisk[] };
+  /**
+   * Disks that stay on shared storage (ids): on the target the source's running images, opened
+   * where they are; on the source the images the target runs from now. Neither side ever deletes
+   * them for the move (an abort, a removal after it, a retained copy).
+   */
+  shared: ReadonlySet<string>;
   /** Target: when the manager last asked about this move (an orphan is one nobody asks about). */
   lastContactAt: number;
   /** Settles when the record leaves `running`. */
@@ -123,25 +131,41 @@ export class MigrationService {
   ) {
     this.#ports = new PortAllocator(options.portRange);
     this.#maxConcurrent = options.maxConcurrent ?? 2;
-    this.retained = new RetainedStore(() => this.core.config.datastores);
+    // Retained copies live on local datastores only: a disk on shared storage is the one the VM
+    // runs from wherever it moved, never a copy left behind.
+    this.retained = new RetainedStore(() =>
+      this.core.inventory.configured().filter((d) => d.kind === 'local'),
+    );
     this.links = new LinkProbes(this.#ports, () => this.core.config.fabricAddress, this.core.log);
   }
 
   async plan(request: z.output<typeof PlanRequest>): Promise<MigrationPlan> {
     const plan = await this.#tuningPlan(request);
     if (request.deltaGeneration === undefined) return plan;
-    return { ...plan, delta: await this.#deltaCheck(request.vmName, request.deltaGeneration) };
+    return {
+      ...plan,
+      delta: await this.#deltaCheck(request.vmName, request.deltaGeneration, request.deltaDisks),
+    };
   }
 
-  /** Whether every disk of the VM carries a usable tracking bitmap of the generation, and what it marks. */
-  async #deltaCheck(vmName: string, generationId: string): Promise<NonNullable<MigrationPlan['delta']>> {
+  /**
+   * Whether every disk the move copies (`diskIds`; all when absent: disks staying on shared
+   * storage are never tracked) carries a usable tracking bitmap of the generation, and what it marks.
+   */
+  async #deltaCheck(
+    vmName: string,
+    generationId: string,
+    diskIds: readonly string[] | undefined,
+  ): Promise<NonNullable<MigrationPlan['delta']>> {
     const runtime = this.core.vms.runtime(vmName);
     const refused = (reason: string) => ({ usable: false as const, generationId, reason });
     if (!runtime.active) return refused(`${vmName} is not running`);
+    const unknown = diskIds?.find((id) => !runtime.def.disks.some((d) => d.id === id));
+    if (unknown !== undefined) return refused(`${vmName} has no disk ${unknown}`);
     const bitmap = trackingBitmapName(generationId);
     const nodes = await currentNodeNames(runtime.qmp());
     let bytes = 0;
-    for (const disk of runtime.def.disks) {
+    for (const disk of runtime.def.disks.filter((d) => diskIds?.includes(d.id) ?? true)) {
       const node = nodes.get(disk.id) ?? diskNodeName(disk.id);
       const found = await trackingBitmap(runtime.qmp(), node, bitmap);
       const refusal = deltaRefusal(found, bitmap);
@@ -232,8 +256,10 @@ export class MigrationService {
       throw new InvalidInput(`vm.cpuModel: this host offers ${CPU_MODEL}, not ${vm.cpuModel}`, 'vm.cpuModel');
 
     const vms = this.core.vms;
+    const adopt = await this.#sharedImages(vm);
     // Defining creates the disks with the same virtual size and checks names, MACs, switches; the
-    // space was checked by the manager with the allocated rule (thin target disks).
+    // space was checked by the manager with the allocated rule (thin target disks). A disk on
+    // shared storage is opened where it is.
     await vms.define(
       {
         id: vm.id,
@@ -246,13 +272,16 @@ export class MigrationService {
         guestGateway: vm.guestGateway,
         start: false,
       },
-      { reserveVirtualSize: false },
+      { reserveVirtualSize: false, adopt },
     );
     const record = this.#record(migrationId, 'target', vm.name);
+    record.shared = new Set(adopt.keys());
     try {
+      // Only the disks that are copied: those staying on shared storage are neither exported nor delta'd.
+      const copied = vms.runtime(vm.name).def.disks.filter((d) => !record.shared.has(d.id));
       if (fromRetained !== undefined) {
         // The defined (empty) disks are replaced by the retained images, checked first.
-        const disks = vms.runtime(vm.name).def.disks;
+        const disks = copied;
         const taken = disks.map((d) => ({ id: d.id, datastore: d.datastore, path: d.path }));
         await this.retained.take(
           vm.id,
@@ -261,38 +290,47 @@ export class MigrationService {
         );
         record.fromRetained = { vmId: vm.id, disks: taken };
       }
-      await this.#writeJournal(migrationId, vm.name, record.fromRetained);
+      await this.#writeJournal(migrationId, vm.name, record.fromRetained, record.shared);
       await vms.start(vm.name, { incoming: true, paused: true });
       const runtime = vms.runtime(vm.name);
       const address = this.core.config.fabricAddress;
       const stream = await this.#ports.allocate(address);
       record.leases.push(stream);
-      const { lease, result: incoming } = await this.#ports.withPort(
-        address,
-        async (nbd) => {
-          const prepared = new IncomingMigration({
-            qmp: runtime.qmp(),
-            disks: runtime.def.disks.map((d) => ({ diskId: d.id, nodeName: diskNodeName(d.id) })),
-            address,
-            nbdPort: nbd.port,
-            migrationPort: stream.port,
-            plan,
-            // Only the source host the manager announced may connect (its certificate's subject).
-            tls: tlsDir === undefined ? undefined : { dir: tlsDir, peerDn: hostDn(request.sourceHost) },
-            trackingBitmap: track === undefined ? undefined : trackingBitmapName(track),
-            log: (msg, fields) => this.core.log.info(msg, { migration: migrationId, vm: vm.name, ...fields }),
-          });
-          await prepared.prepare();
-          return prepared;
-        },
-        (error) => error instanceof Error && QEMU_ADDRESS_IN_USE.test(error.message),
-      );
-      record.leases.push(lease);
+      const prepare = async (nbdPort: number | undefined) => {
+        const prepared = new IncomingMigration({
+          qmp: runtime.qmp(),
+          disks: copied.map((d) => ({ diskId: d.id, nodeName: diskNodeName(d.id) })),
+          address,
+          nbdPort,
+          migrationPort: stream.port,
+          plan,
+          // Only the source host the manager announced may connect (its certificate's subject).
+          tls: tlsDir === undefined ? undefined : { dir: tlsDir, peerDn: hostDn(request.sourceHost) },
+          trackingBitmap: track === undefined ? undefined : trackingBitmapName(track),
+          log: (msg, fields) => this.core.log.info(msg, { migration: migrationId, vm: vm.name, ...fields }),
+        });
+        await prepared.prepare();
+        return prepared;
+      };
+      // No disk to export (all stay on shared storage): no NBD server, no port for one.
+      const nbd =
+        copied.length === 0
+          ? { lease: undefined, result: await prepare(undefined) }
+          : await this.#ports.withPort(
+              address,
+              (port) => prepare(port.port),
+              (error) => error instanceof Error && QEMU_ADDRESS_IN_USE.test(error.message),
+            );
+      const incoming = nbd.result;
+      if (nbd.lease) record.leases.push(nbd.lease);
       record.incoming = incoming;
       void this.#watchIncoming(record);
+      const shared = vm.disks.flatMap((d) =>
+        d.shared && d.datastore !== undefined ? [{ diskId: d.id, datastore: d.datastore, ...d.shared }] : [],
+      );
       return {
         migrationId,
-        nbd: { host: address, port: lease.port },
+        ...(nbd.lease ? { nbd: { host: address, port: nbd.lease.port } } : {}),
         exports: incoming.exports.map((e) => {
           const disk = runtime.def.disks.find((d) => d.id === e.diskId);
           return {
@@ -303,6 +341,7 @@ export class MigrationService {
             path: disk?.path ?? '',
           };
         }),
+        shared,
         migrationUri: incoming.migrationUri,
         ...(fromRetained === undefined ? {} : { retainedGeneration: fromRetained }),
       };
@@ -311,6 +350,52 @@ export class MigrationService {
       await this.#removeIncoming(record);
       throw error;
     }
+  }
+
+  /**
+   * The incoming disks that stay on shared storage, checked against this host before anything is
+   * made: each names a shared datastore here of the same storage, and its file is a qcow2 image
+   * inside that datastore (after symlinks) of the disk's virtual size. Disk id -> the image's path.
+   */
+  async #sharedImages(vm: z.output<typeof PrepareIncomingRequest>['vm']): Promise<Map<string, string>> {
+    const adopt = new Map<string, string>();
+    for (const [i, disk] of vm.disks.entries()) {
+      if (disk.shared === undefined) continue;
+      const field = `vm.disks.${i}`;
+      const store = this.core.inventory.datastore(disk.datastore, `${field}.datastore`);
+      const storageId =
+        store.kind === 'shared' ? await this.core.inventory.storageIdOf(store.name) : undefined;
+      if (storageId === undefined)
+        throw new InvalidInput(
+          `${field}.datastore: datastore "${store.name}" of host ${this.core.config.hostName} is local, not shared storage`,
+          `${field}.datastore`,
+        );
+      if (storageId !== disk.shared.storageId)
+        throw new InvalidInput(
+          `${field}.shared.storageId: datastore "${store.name}" of host ${this.core.config.hostName} is storage ${storageId}, not ${disk.shared.storageId}`,
+          `${field}.shared.storageId`,
+        );
+      const file = path.join(path.resolve(store.path), disk.shared.file);
+      const missing = (why: string) =>
+        new InvalidInput(`${field}.shared.file: ${file} ${why}`, `${field}.shared.file`);
+      const [root, real] = await Promise.all([
+        realpath(store.path),
+        realpath(file).catch(() => {
+          throw missing(`is not on datastore "${store.name}" of host ${this.core.config.hostName}`);
+        }),
+      ]);
+      const inside = path.relative(root, real);
+      if (inside === '' || inside.startsWith('..') || path.isAbsolute(inside))
+        throw missing(`leads out of datastore "${store.name}" (to ${real})`);
+      const info = await diskImageInfo(real).catch((error: unknown) => {
+        throw missing(`is not a disk image (${errorText(error)})`);
+      });
+      if (info.format !== 'qcow2') throw missing(`is ${info.format}, not qcow2`);
+      if (info.virtualSizeBytes !== disk.virtualSizeBytes)
+        throw missing(`is ${info.virtualSizeBytes} bytes, the disk ${disk.virtualSizeBytes}`);
+      adopt.set(disk.id, file);
+    }
+    return adopt;
   }
 
   /** A failed incoming copy cleans up by itself: the target must be clean even with no manager. */
@@ -391,7 +476,8 @@ export class MigrationService {
         await this.retained.putBack(record.fromRetained.vmId, record.fromRetained.disks);
         record.fromRetained = undefined;
       }
-      await vms.delete(record.vmName, true);
+      // Never the disks on shared storage: they are the source's, which runs on them.
+      await vms.delete(record.vmName, true, record.shared);
     } catch (error) {
       this.core.log.warn('cleaning up the incoming VM failed', { vm: record.vmName, error: String(error) });
     }
@@ -411,11 +497,19 @@ export class MigrationService {
     if (this.#moves.has(migrationId)) throw new MigrationConflict(`migration ${migrationId} exists already`);
     this.#assertNoMoveOf(vmName);
     const exports = new Map(target.exports.map((e) => [e.diskId, e.exportName]));
-    const missing = runtime.def.disks.find((d) => !exports.has(d.id));
+    const shared = await this.#stayingDisks(runtime.def.disks, target.shared);
+    const missing = runtime.def.disks.find((d) => !exports.has(d.id) && !shared.has(d.id));
     if (missing)
       throw new InvalidInput(`target.exports: no export for disk "${missing.id}"`, 'target.exports');
+    const mirrored = runtime.def.disks.filter((d) => !shared.has(d.id));
+    if (mirrored.length && target.nbd === undefined)
+      throw new InvalidInput(
+        `target.nbd: disk ${mirrored.map((d) => d.id).join(', ')} is to be mirrored, and the target has no NBD server`,
+        'target.nbd',
+      );
 
     const record = this.#record(migrationId, 'source', vmName);
+    record.shared = shared;
     const baseline =
       policy.strategy === 'silobreak'
         ? undefined
@@ -426,7 +520,8 @@ export class MigrationService {
     const outgoing = new OutgoingMigration({
       migrationId,
       qmp: runtime.qmp(),
-      disks: runtime.def.disks.map((d) => ({
+      // Disks on shared storage the target opened where they are: nothing to mirror.
+      disks: mirrored.map((d) => ({
         diskId: d.id,
         nodeName: nodes.get(d.id) ?? diskNodeName(d.id),
         exportName: exports.get(d.id) ?? d.id,
@@ -458,6 +553,39 @@ export class MigrationService {
     record.outgoing = outgoing;
     void this.#runInSlot(record, outgoing);
     return this.status(migrationId);
+  }
+
+  /**
+   * The disks the target opened where they are (IncomingPrepared.shared), checked against this
+   * host: each is on a shared datastore here of the same storage, at the same file. A disk the
+   * source would leave unmirrored must really be the image the target runs from.
+   */
+  async #stayingDisks(
+    disks: readonly { id: string; datastore: string; path: string }[],
+    shared: z.output<typeof StartMigrationRequest>['target']['shared'],
+  ): Promise<Set<string>> {
+    const staying = new Set<string>();
+    for (const [i, s] of shared.entries()) {
+      const field = `target.shared.${i}`;
+      const disk = disks.find((d) => d.id === s.diskId);
+      if (!disk)
+        throw new InvalidInput(`${field}.diskId: the VM has no disk "${s.diskId}"`, `${field}.diskId`);
+      const store = this.core.inventory.datastore(disk.datastore, `${field}.diskId`);
+      const storageId = await this.core.inventory.storageIdOf(store.name);
+      if (storageId !== s.storageId)
+        throw new InvalidInput(
+          `${field}.storageId: disk ${disk.id} is on datastore "${store.name}" of host ${this.core.config.hostName}, ${storageId === undefined ? 'local storage' : `storage ${storageId}`}, not storage ${s.storageId}: it must be mirrored`,
+          `${field}.storageId`,
+        );
+      const file = path.relative(path.resolve(store.path), path.resolve(disk.path));
+      if (file !== s.file)
+        throw new InvalidInput(
+          `${field}.file: disk ${disk.id} is ${file} on storage ${storageId}, not ${s.file}`,
+          `${field}.file`,
+        );
+      staying.add(disk.id);
+    }
+    return staying;
   }
 
   // ---- retained copies (issue 17) ----
@@ -646,14 +774,17 @@ export class MigrationService {
         if (kept) await flattenLeftBehind(overlay.imagePath, overlay.overlayPath);
         else await rm(overlay.overlayPath, { force: true });
       }
-      if (retain !== undefined) {
+      // The target runs from the disks on shared storage now: they are neither a retained copy
+      // (only local disks are) nor deleted.
+      const local = def.disks.filter((d) => !record.shared.has(d.id));
+      if (retain !== undefined && local.length) {
         await this.retained.keep(
           { id: def.id, name: def.name },
           retain,
-          def.disks.map((d) => ({ id: d.id, datastore: d.datastore, path: d.path })),
+          local.map((d) => ({ id: d.id, datastore: d.datastore, path: d.path })),
         );
       }
-      await vms.delete(record.vmName, !kept);
+      await vms.delete(record.vmName, !kept, record.shared);
     }
     return this.status(id);
   }
@@ -849,6 +980,7 @@ export class MigrationService {
       state: 'running',
       startedAt: new Date().toISOString(),
       leases: [],
+      shared: new Set(),
       lastContactAt: Date.now(),
       settled,
       settle,
@@ -908,9 +1040,18 @@ export class MigrationService {
     return path.join(this.core.config.stateDir, 'migrations', `${id}.json`);
   }
 
-  async #writeJournal(id: string, vmName: string, fromRetained: MoveRecord['fromRetained']): Promise<void> {
+  async #writeJournal(
+    id: string,
+    vmName: string,
+    fromRetained: MoveRecord['fromRetained'],
+    shared: ReadonlySet<string>,
+  ): Promise<void> {
     await mkdir(path.dirname(this.#journalFile(id)), { recursive: true });
-    const journal = { vmName, ...(fromRetained ? { fromRetained: { vmId: fromRetained.vmId } } : {}) };
+    const journal = {
+      vmName,
+      ...(fromRetained ? { fromRetained: { vmId: fromRetained.vmId } } : {}),
+      ...(shared.size ? { sharedDisks: [...shared] } : {}),
+    };
     await writeFile(this.#journalFile(id), `${JSON.stringify(journal)}\n`);
   }
 
@@ -925,6 +1066,7 @@ export class MigrationService {
     if (!parsed?.success) throw new MigrationNotFound(id);
     this.core.log.info('adopting an incoming move after an agent restart', { migration: id });
     const record = this.#record(id, 'target', parsed.data.vmName);
+    record.shared = new Set(parsed.data.sharedDisks ?? []);
     const retainedVm = parsed.data.fromRetained?.vmId;
     if (retainedVm !== undefined) {
       const def = this.core.vms.runtimes().find((r) => r.def.name === record.vmName)?.def;

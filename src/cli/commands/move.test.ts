@@ -37,6 +37,7 @@ const plan: MovePlan = {
       requiredBytes: 1024 ** 3 + 100 * 1024 ** 2,
     },
   ],
+  memoryOnly: false,
   memoryBytes: 512 * 1024 ** 2,
   spaceRule: 'allocated: ...',
   checks: [
@@ -51,7 +52,8 @@ test('a dry run shows every check with its verdict, the disks and the space rule
   assert.match(text, /would be refused: fix the checks marked NO \(nothing changed\)/);
   assert.match(text, /vswitches\s+NO\s+host h2 has no virtual switch vmsw9/);
   assert.match(text, /target-memory\s+yes/);
-  assert.match(text, /root\s+h1:local\s+h2:fast\s+1 GiB\s+2 GiB\s+1\.1 GiB/);
+  assert.match(text, /root\s+h1:local\s+h2:fast\s+mirror\s+1 GiB\s+2 GiB\s+1\.1 GiB/);
+  assert.doesNotMatch(text, /Memory only|Shared storage/);
   assert.match(text, /Space rule: allocated/);
   assert.doesNotMatch(text, /Memory stream/, 'no stream when the source did not say');
   const why = 'link 125 MB/s is the bound and 1.5 idle core(s) compress up to ~250 MB/s';
@@ -72,6 +74,36 @@ test('a dry run shows every check with its verdict, the disks and the space rule
     },
   );
   assert.match(withLink, /^Link h1 -> h2: 940 Mbit\/s, probed just now$/m);
+});
+
+test('a dry run of a VM on shared storage says which disks stay, and "memory only" when all do', () => {
+  const root = plan.disks[0] as MovePlan['disks'][number];
+  const stays = {
+    ...root,
+    fromDatastore: 'san',
+    toDatastore: 'nas',
+    requiredBytes: 0,
+    stays: { storageId: '6f1c2d3e-4a5b-4c6d-8e7f-0a1b2c3d4e5f', file: 'web-1-root.qcow2' },
+  };
+  const style = { color: false, progressBar: false, json: false };
+  const memoryOnly = renderPlan(style, { ...plan, ok: true, checks: [], disks: [stays], memoryOnly: true });
+  assert.match(memoryOnly, /root\s+h1:san\s+h2:nas\s+none: stays on shared storage\s+1 GiB\s+2 GiB\s+0 B/);
+  assert.match(
+    memoryOnly,
+    /^Memory only: disk root stays on shared datastore nas \(memory-only\); only the guest's memory crosses the link\.$/m,
+  );
+  const mixed = renderPlan(style, {
+    ...plan,
+    ok: true,
+    checks: [],
+    disks: [stays, { ...root, diskId: 'data' }],
+  });
+  assert.match(
+    mixed,
+    /^Shared storage: disk root stays on shared datastore nas \(memory-only\); only the other disks are mirrored\.$/m,
+  );
+  assert.match(mixed, /data\s+h1:local\s+h2:fast\s+mirror/);
+  assert.doesNotMatch(mixed, /Memory only/);
 });
 
 test('vm move --cleanup says what went and what waits for its host, or that nothing is left', () => {

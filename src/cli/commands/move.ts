@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { z } from 'zod';
 import {
   describeDiskCopy,
+  describeDiskRoute,
   Name,
   type MoveCleanupResult,
   type MovePlan,
@@ -73,6 +74,11 @@ export function renderPlan(style: OutputStyle, plan: MovePlan): string {
           { header: 'Disk', value: (d) => d.diskId },
           { header: 'From', value: (d) => `${plan.from}:${d.fromDatastore}` },
           { header: 'To', value: (d) => `${plan.to}:${d.toDatastore}` },
+          {
+            header: 'Copy',
+            value: (d) =>
+              d.stays ? 'none: stays on shared storage' : plan.mode === 'cold' ? 'copy' : 'mirror',
+          },
           { header: 'Allocated', value: (d) => formatBytes(d.allocatedBytes), align: 'right' },
           { header: 'Virtual', value: (d) => formatBytes(d.virtualSizeBytes), align: 'right' },
           { header: 'Needs', value: (d) => formatBytes(d.requiredBytes), align: 'right' },
@@ -91,10 +97,29 @@ export function renderPlan(style: OutputStyle, plan: MovePlan): string {
         'red',
         `The move of ${plan.vm.name} would be refused: fix the checks marked NO (nothing changed).`,
       );
+  const staying = plan.disks.filter((d) => d.stays);
+  const shared = plan.memoryOnly
+    ? [
+        `Memory only: ${staying.map((d) => `disk ${d.diskId} ${describeDiskRoute(d)}`).join(', ') || 'the VM has no disks'}; only the guest's memory crosses the link.`,
+      ]
+    : staying.length
+      ? [
+          `Shared storage: ${staying.map((d) => `disk ${d.diskId} ${describeDiskRoute(d)}`).join(', ')}; only the other disks are mirrored.`,
+        ]
+      : [];
   const copy = plan.diskCopy ? [`Disk copy: ${describeDiskCopy(plan.diskCopy)}`] : [];
   const link = plan.link ? [`Link ${plan.from} -> ${plan.to}: ${plan.link.why}`] : [];
   const stream = plan.stream ? [`Memory stream: ${plan.stream.mode} (${plan.stream.why})`] : [];
-  return [verdict, checks, disks, ...copy, `Space rule: ${plan.spaceRule}`, ...link, ...stream].join('\n\n');
+  return [
+    verdict,
+    checks,
+    disks,
+    ...shared,
+    ...copy,
+    `Space rule: ${plan.spaceRule}`,
+    ...link,
+    ...stream,
+  ].join('\n\n');
 }
 
 /** `vm move --cleanup`: what went, what waits for its host. */

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import {
   failedChecks,
+  fileInDatastore,
   planMove,
   planStorageMove,
   requiredBytes,
@@ -21,8 +22,20 @@ const vm: VmFacts = {
   machineType: 'pc-q35-7.2',
   cpuModel: 'qemu64',
   disks: [
-    { id: 'root', datastore: 'local', virtualSizeBytes: 2 * GiB, allocatedBytes: 1 * GiB },
-    { id: 'data', datastore: 'local', virtualSizeBytes: 4 * GiB, allocatedBytes: 100 * MiB },
+    {
+      id: 'root',
+      datastore: 'local',
+      path: '/d/web-1-root.qcow2',
+      virtualSizeBytes: 2 * GiB,
+      allocatedBytes: 1 * GiB,
+    },
+    {
+      id: 'data',
+      datastore: 'local',
+      path: '/d/web-1-data.qcow2',
+      virtualSizeBytes: 4 * GiB,
+      allocatedBytes: 100 * MiB,
+    },
   ],
   nics: [{ id: 'net0', vswitch: 'vmsw0' }],
   toolsDisk: false,
@@ -39,8 +52,8 @@ const host = (name: string, over: Partial<HostFacts> = {}): HostFacts => ({
   qemuVersion: '10.0.2',
   accelerator: 'tcg',
   datastores: [
-    { name: 'local', freeBytes: 50 * GiB, default: true },
-    { name: 'fast', freeBytes: 1 * GiB, default: false },
+    { name: 'local', freeBytes: 50 * GiB, default: true, path: '/d', kind: 'local' },
+    { name: 'fast', freeBytes: 1 * GiB, default: false, path: '/f', kind: 'local' },
   ],
   vswitches: ['vmsw0'],
   vmNames: [],
@@ -94,17 +107,11 @@ test('a move to a host in maintenance (entering or in) is refused naming the hos
 
 test('the allocated rule: allocated + 5 % of virtual (min 64 MiB), capped at the virtual size', () => {
   assert.equal(
-    requiredBytes({ id: 'a', datastore: 'x', virtualSizeBytes: 2 * GiB, allocatedBytes: GiB }),
+    requiredBytes({ virtualSizeBytes: 2 * GiB, allocatedBytes: GiB }),
     GiB + Math.ceil(2 * GiB * 0.05),
   );
-  assert.equal(
-    requiredBytes({ id: 'a', datastore: 'x', virtualSizeBytes: 100 * MiB, allocatedBytes: 0 }),
-    64 * MiB,
-  );
-  assert.equal(
-    requiredBytes({ id: 'a', datastore: 'x', virtualSizeBytes: 100 * MiB, allocatedBytes: 90 * MiB }),
-    100 * MiB,
-  );
+  assert.equal(requiredBytes({ virtualSizeBytes: 100 * MiB, allocatedBytes: 0 }), 64 * MiB);
+  assert.equal(requiredBytes({ virtualSizeBytes: 100 * MiB, allocatedBytes: 90 * MiB }), 100 * MiB);
 });
 
 test('disks on one datastore add up: each fits alone, together they do not', () => {
@@ -138,7 +145,7 @@ test('every failed check is reported at once, each saying what to fix', () => {
         cpuModel: 'host',
         vswitches: ['other'],
         vmNames: ['web-1'],
-        datastores: [{ name: 'local', freeBytes: 10 * MiB, default: true }],
+        datastores: [{ name: 'local', freeBytes: 10 * MiB, default: true, path: '/d', kind: 'local' }],
         moveTls: false,
       }),
       inFlight: [{ jobId: 'j1', kind: 'vm-move' }],
@@ -287,4 +294,223 @@ test('guest tools: an inserted tools disk refuses the move; tools older than the
       planMove(quiet).checks.some((c) => c.warning),
       false,
     );
+});
+
+// ---- shared storage (issue 30): which disks stay, the plan's wording, the refusals ----
+
+const SAN = '6f1c2d3e-4a5b-4c6d-8e7f-0a1b2c3d4e5f';
+const OTHER_SAN = '7a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d';
+const withSan = (name: string, sanName: string, storageId = SAN, over: Partial<HostFacts> = {}) => {
+  const base = host(name, over);
+  return {
+    ...base,
+    datastores: [
+      ...base.datastores,
+      {
+        name: sanName,
+        freeBytes: 0,
+        default: false,
+        path: `/mnt/${sanName}`,
+        kind: 'shared' as const,
+        storageId,
+      },
+    ],
+  };
+};
+const sharedVm = (disks: VmFacts['disks']): VmFacts => ({ ...vm, disks });
+const onSan = (id: string, file = `web-1-${id}.qcow2`) => ({
+  id,
+  datastore: 'san',
+  path: `/mnt/san/${file}`,
+  virtualSizeBytes: 4 * GiB,
+  allocatedBytes: 3 * GiB,
+});
+const allShared = sharedVm([onSan('root'), onSan('data', 'vms/web-1/data.qcow2')]);
+
+test('every disk on shared storage the target sees stays: the move is memory only, needs no space there', () => {
+  // The target calls the same storage by another name; it has no free space on it (capacity is shared).
+  const plan = planMove(facts({ vm: allShared, source: withSan('h1', 'san'), target: withSan('h2', 'nas') }));
+  assert.equal(plan.ok, true, JSON.stringify(failedChecks(plan)));
+  assert.equal(plan.memoryOnly, true);
+  assert.deepEqual(
+    plan.disks.map((d) => [d.diskId, d.fromDatastore, d.toDatastore, d.requiredBytes, d.stays]),
+    [
+      ['root', 'san', 'nas', 0, { storageId: SAN, file: 'web-1-root.qcow2' }],
+      ['data', 'san', 'nas', 0, { storageId: SAN, file: 'vms/web-1/data.qcow2' }],
+    ],
+  );
+  const shared = plan.checks.find((c) => c.check === 'shared-storage');
+  assert.equal(
+    shared?.detail,
+    'disk root stays on shared datastore nas (memory-only); disk data stays on shared datastore nas (memory-only): host h2 sees the same storage, nothing of them is copied; the move is memory only',
+  );
+  assert.equal(
+    plan.checks.some((c) => c.check === 'datastore-space'),
+    false,
+    'no space check for disks that stay',
+  );
+  // Asked for by the target's name of that storage: the same.
+  assert.equal(
+    planMove(
+      facts({ vm: allShared, source: withSan('h1', 'san'), target: withSan('h2', 'nas'), datastore: 'nas' }),
+    ).memoryOnly,
+    true,
+  );
+});
+
+test('a mixed VM: the shared disk stays, the local one is mirrored; the move is not memory only', () => {
+  const mixed = sharedVm([onSan('root'), { ...(vm.disks[1] as VmFacts['disks'][number]) }]);
+  const plan = planMove(facts({ vm: mixed, source: withSan('h1', 'san'), target: withSan('h2', 'san') }));
+  assert.equal(plan.ok, true, JSON.stringify(failedChecks(plan)));
+  assert.equal(plan.memoryOnly, false);
+  assert.deepEqual(
+    plan.disks.map((d) => [d.diskId, d.toDatastore, d.stays === undefined]),
+    [
+      ['root', 'san', false],
+      ['data', 'local', true],
+    ],
+  );
+  assert.match(
+    plan.checks.find((c) => c.check === 'shared-storage')?.detail ?? '',
+    /^disk root stays on shared datastore san \(memory-only\): host h2 sees the same storage, nothing of it is copied$/,
+  );
+  // Only the mirrored disk needs space on the target.
+  assert.match(plan.checks.find((c) => c.check === 'datastore-space')?.detail ?? '', /datastore local on h2/);
+});
+
+test('a shared disk the target cannot see is copied (shared-nothing) with a warning; other storage of the same name is not it', () => {
+  for (const target of [host('h2'), withSan('h2', 'san', OTHER_SAN)]) {
+    const plan = planMove(facts({ vm: allShared, source: withSan('h1', 'san'), target }));
+    assert.equal(plan.ok, true, JSON.stringify(failedChecks(plan)));
+    assert.equal(plan.memoryOnly, false);
+    assert.deepEqual(
+      plan.disks.map((d) => [d.toDatastore, d.stays]),
+      [
+        ['local', undefined],
+        ['local', undefined],
+      ],
+    );
+    const warnings = plan.checks.filter((c) => c.check === 'shared-storage');
+    assert.deepEqual(
+      warnings.map((w) => [w.ok, w.warning]),
+      [
+        [true, true],
+        [true, true],
+      ],
+    );
+    assert.match(
+      warnings[0]?.detail ?? '',
+      /^disk root is on shared datastore san \(storage 6f1c2d3e-.*\), which host h2 does not see: it is copied \(shared-nothing\)$/,
+    );
+  }
+});
+
+test('naming the shared datastore on a target that does not see it is refused, field named, nothing planned for the disk', () => {
+  const refusedOn = (target: HostFacts, datastore: MoveFacts['datastore']) => {
+    const plan = planMove(facts({ vm: allShared, source: withSan('h1', 'san'), target, datastore }));
+    assert.equal(plan.ok, false);
+    return plan;
+  };
+  const missing = refusedOn(host('h2'), 'san');
+  const checks = failedChecks(missing);
+  assert.deepEqual(
+    checks.map((c) => [c.check, c.field]),
+    [
+      ['shared-storage', 'datastore'],
+      ['shared-storage', 'datastore'],
+    ],
+    'one refusal per disk, not a second "no such datastore"',
+  );
+  assert.match(
+    checks[0]?.detail ?? '',
+    /^disk root: datastore san is shared datastore san \(storage 6f1c.*\), which host h2 does not see \(it has no datastore san\): mount that storage on h2/,
+  );
+  assert.deepEqual(missing.disks, []);
+  // h2's own "san" is other storage: still refused, saying so.
+  const other = refusedOn(withSan('h2', 'san', OTHER_SAN), { root: 'san' });
+  assert.match(failedChecks(other)[0]?.detail ?? '', /\(its datastore san is other storage\)/);
+  // Another datastore of h2 named for the disk: copied there, not refused.
+  const elsewhere = planMove(
+    facts({ vm: allShared, source: withSan('h1', 'san'), target: host('h2'), datastore: 'fast' }),
+  );
+  assert.deepEqual(
+    failedChecks(elsewhere).map((c) => c.check),
+    ['datastore-space'],
+  );
+  assert.deepEqual(
+    elsewhere.disks.map((d) => d.toDatastore),
+    ['fast', 'fast'],
+  );
+});
+
+test('a datastore other than the shared one, asked for a disk the target could keep in place, moves it there', () => {
+  const plan = planMove(
+    facts({
+      vm: allShared,
+      source: withSan('h1', 'san'),
+      target: withSan('h2', 'san'),
+      datastore: { data: 'local' },
+    }),
+  );
+  assert.equal(plan.ok, true, JSON.stringify(failedChecks(plan)));
+  assert.deepEqual(
+    plan.disks.map((d) => [d.diskId, d.toDatastore, d.stays !== undefined]),
+    [
+      ['root', 'san', true],
+      ['data', 'local', false],
+    ],
+  );
+});
+
+test('a cold move copies shared disks (it cannot leave them in place yet) and refuses a copy onto their own storage', () => {
+  const stopped = { ...allShared, state: 'stopped' as const };
+  const cold = facts({
+    vm: stopped,
+    source: withSan('h1', 'san'),
+    target: withSan('h2', 'san'),
+    engine: { coldMove: true, secure: true },
+  });
+  const plan = planMove(cold);
+  assert.equal(plan.ok, true, JSON.stringify(failedChecks(plan)));
+  assert.equal(plan.memoryOnly, false);
+  assert.deepEqual(
+    plan.disks.map((d) => [d.toDatastore, d.stays]),
+    [
+      ['local', undefined],
+      ['local', undefined],
+    ],
+  );
+  assert.match(
+    plan.checks.find((c) => c.check === 'shared-storage')?.detail ?? '',
+    /a cold move copies every disk: start the VM to move it by memory alone/,
+  );
+  const onto = planMove({ ...cold, datastore: 'san' });
+  assert.deepEqual(
+    failedChecks(onto).map((c) => [c.check, c.field]),
+    [
+      ['shared-storage', 'datastore'],
+      ['shared-storage', 'datastore'],
+    ],
+  );
+});
+
+test('a disk file outside its shared datastore directory is not assumed to be there on the target', () => {
+  const odd = sharedVm([{ ...onSan('root'), path: '/elsewhere/web-1-root.qcow2' }]);
+  const plan = planMove(facts({ vm: odd, source: withSan('h1', 'san'), target: withSan('h2', 'san') }));
+  assert.deepEqual(
+    plan.disks.map((d) => [d.toDatastore, d.stays]),
+    [['local', undefined]],
+  );
+  assert.match(
+    plan.checks.find((c) => c.check === 'shared-storage')?.detail ?? '',
+    /is not under its datastore's directory/,
+  );
+});
+
+test('fileInDatastore: the path under the root, never outside it', () => {
+  assert.equal(fileInDatastore('/mnt/san', '/mnt/san/a/b.qcow2'), 'a/b.qcow2');
+  assert.equal(fileInDatastore('/mnt/san/', '/mnt/san/b.qcow2'), 'b.qcow2');
+  assert.equal(fileInDatastore('/mnt/san', '/mnt/san2/b.qcow2'), undefined);
+  assert.equal(fileInDatastore('/mnt/san', '/mnt/san/../x.qcow2'), undefined);
+  assert.equal(fileInDatastore('/mnt/san', '/mnt/san'), undefined);
 });

@@ -8,14 +8,17 @@
  * as holes), so reserving the full virtual size would refuse moves that fit; the target is no
  * more over-committed than the source was. Disks going to the same datastore add up.
  */
+import path from 'node:path';
 import { compareVersions } from '../tools-status.js';
-import type {
-  HostMaintenance,
-  MoveCheck,
-  MoveDatastores,
-  MoveDiskPlan,
-  MovePlan,
-  VmState,
+import {
+  describeDiskRoute,
+  type DatastoreKind,
+  type HostMaintenance,
+  type MoveCheck,
+  type MoveDatastores,
+  type MoveDiskPlan,
+  type MovePlan,
+  type VmState,
 } from '../../api/index.js';
 
 const MiB = 1024 * 1024;
@@ -28,8 +31,21 @@ export const SPACE_RULE =
 export interface DiskFacts {
   id: string;
   datastore: string;
+  /** The image file on the source host. */
+  path: string;
   virtualSizeBytes: number;
   allocatedBytes: number;
+}
+
+export interface DatastoreFacts {
+  name: string;
+  freeBytes: number;
+  default: boolean;
+  /** The directory on its host. */
+  path: string;
+  kind: DatastoreKind;
+  /** A shared datastore's storage: hosts whose datastores carry the same id see the same files. */
+  storageId?: string | undefined;
 }
 
 export interface VmFacts {
@@ -59,7 +75,7 @@ export interface HostFacts {
   /** As `qemu-system-x86_64 --version` gives it, e.g. 10.0.2. */
   qemuVersion: string;
   accelerator: 'kvm' | 'tcg';
-  datastores: { name: string; freeBytes: number; default: boolean }[];
+  datastores: DatastoreFacts[];
   vswitches: string[];
   /** Names of the VMs defined on the host. */
   vmNames: string[];
@@ -91,7 +107,7 @@ export interface MoveFacts {
   engine: EngineAbilities;
 }
 
-export function requiredBytes(disk: DiskFacts): number {
+export function requiredBytes(disk: Pick<DiskFacts, 'virtualSizeBytes' | 'allocatedBytes'>): number {
   const margin = Math.max(MARGIN_MIN, Math.ceil(disk.virtualSizeBytes * MARGIN_SHARE));
   return Math.min(disk.virtualSizeBytes, disk.allocatedBytes + margin);
 }
@@ -162,6 +178,84 @@ function checkNotInMaintenance(c: Checks, target: HostFacts): void {
       : `host ${target.name} is ${target.maintenance === 'in' ? 'in' : 'entering'} maintenance and takes no VM: choose another host, or end its maintenance (silobreak host resume ${target.name})`,
     'to',
   );
+}
+
+/**
+ * Where a disk goes in a move to another host:
+ * - `stays`: its datastore is shared and the target has a datastore of the same storage (the
+ *   one asked for, or found by its storage id when none was asked for): the target opens the same
+ *   file (its path relative to the datastore's root), nothing is copied;
+ * - `copy`: mirrored (or copied cold) to `toDatastore` (the one asked for, else the target's
+ *   default; undefined when it has none); `note` says why a shared disk is copied;
+ * - `refused`: the datastore asked for is the disk's shared datastore, which the target does not
+ *   see (no datastore of that storage there): said rather than copied somewhere unasked.
+ * A cold move copies every disk (a stopped VM's definition cannot yet move without its disks),
+ * and refuses to copy a disk onto the very storage it is on.
+ */
+export type DiskRoute =
+  | { kind: 'stays'; toDatastore: string; storageId: string; file: string }
+  | { kind: 'copy'; toDatastore: string | undefined; note?: string }
+  | { kind: 'refused'; detail: string };
+
+/** A disk file's path relative to its datastore's root, or undefined when it is not under it. */
+export function fileInDatastore(datastorePath: string, diskPath: string): string | undefined {
+  const file = path.posix.relative(path.posix.resolve(datastorePath), path.posix.resolve(diskPath));
+  if (file === '' || file.startsWith('..') || path.posix.isAbsolute(file)) return undefined;
+  return file;
+}
+
+export function routeDisk(q: {
+  disk: DiskFacts;
+  source: HostFacts;
+  target: HostFacts;
+  /** The datastore asked for this disk, if any. */
+  requested: string | undefined;
+  live: boolean;
+}): DiskRoute {
+  const { disk, source, target, requested, live } = q;
+  const fallback = target.datastores.find((d) => d.default)?.name;
+  const from = source.datastores.find((d) => d.name === disk.datastore);
+  const storageId = from?.kind === 'shared' ? from.storageId : undefined;
+  const copy = (to: string | undefined, note?: string): DiskRoute => ({
+    kind: 'copy',
+    toDatastore: to,
+    ...(note === undefined ? {} : { note }),
+  });
+  if (from === undefined || storageId === undefined) return copy(requested ?? fallback);
+  const twin = target.datastores.find((d) => d.kind === 'shared' && d.storageId === storageId);
+  const file = fileInDatastore(from.path, disk.path);
+  const shared = `shared datastore ${from.name} (storage ${storageId})`;
+  if (requested !== undefined && requested !== twin?.name) {
+    // Asked by the name it has on the source, on a target that does not see that storage.
+    if (requested === from.name && twin === undefined)
+      return {
+        kind: 'refused',
+        detail: `disk ${disk.id}: datastore ${requested} is ${shared}, which host ${target.name} does not see (${target.datastores.some((d) => d.name === requested) ? `its datastore ${requested} is other storage` : `it has no datastore ${requested}`}): mount that storage on ${target.name} and add it as a shared datastore, or name another datastore of ${target.name} to copy the disk to`,
+      };
+    return copy(requested);
+  }
+  if (twin === undefined)
+    return copy(
+      requested ?? fallback,
+      `disk ${disk.id} is on ${shared}, which host ${target.name} does not see: it is copied (shared-nothing)`,
+    );
+  if (!live) {
+    if (requested !== undefined)
+      return {
+        kind: 'refused',
+        detail: `disk ${disk.id}: a cold move cannot leave a disk in place yet, and copying it onto the storage it is on (${twin.name} on ${target.name} is ${shared}) is refused: start ${source.name === target.name ? 'the VM' : 'the VM and move it live (memory only)'}, or name a datastore of other storage`,
+      };
+    return copy(
+      fallback,
+      `disk ${disk.id} is on ${shared}, which ${target.name} sees as ${twin.name}, but a cold move copies every disk: start the VM to move it by memory alone`,
+    );
+  }
+  if (file === undefined)
+    return copy(
+      requested ?? fallback,
+      `disk ${disk.id}'s file ${disk.path} is not under its datastore's directory ${from.path}: it is copied`,
+    );
+  return { kind: 'stays', toDatastore: twin.name, storageId, file };
 }
 
 /** Per-disk target datastores, with the checks that they exist and have room. */
@@ -366,20 +460,58 @@ export function planMove(facts: MoveFacts): MovePlan {
       : `the name ${vm.name} is free on ${target.name}`,
     'to',
   );
-  const fallback = target.datastores.find((d) => d.default)?.name;
   const request = facts.datastore;
-  const disks = planDisks(
+  const routes = new Map(
+    vm.disks.map((disk) => [
+      disk.id,
+      routeDisk({
+        disk,
+        source,
+        target,
+        requested: typeof request === 'string' ? request : request?.[disk.id],
+        live,
+      }),
+    ]),
+  );
+  const copied = planDisks(
     c,
-    vm.disks,
+    vm.disks.filter((d) => routes.get(d.id)?.kind === 'copy'),
     target,
-    (disk) =>
-      typeof request === 'string'
-        ? request
-        : request === undefined
-          ? fallback
-          : (request[disk.id] ?? fallback),
+    (disk) => {
+      const route = routes.get(disk.id);
+      return route?.kind === 'copy' ? route.toDatastore : undefined;
+    },
     'datastore',
   );
+  const disks: MoveDiskPlan[] = [];
+  for (const disk of vm.disks) {
+    const route = routes.get(disk.id);
+    if (route?.kind === 'refused') c.add('shared-storage', false, route.detail, 'datastore');
+    if (route?.kind === 'copy') {
+      const planned = copied.find((p) => p.diskId === disk.id);
+      if (planned) disks.push(planned);
+      if (route.note !== undefined) c.warn('shared-storage', route.note);
+    }
+    if (route?.kind === 'stays')
+      disks.push({
+        diskId: disk.id,
+        fromDatastore: disk.datastore,
+        toDatastore: route.toDatastore,
+        virtualSizeBytes: disk.virtualSizeBytes,
+        allocatedBytes: disk.allocatedBytes,
+        requiredBytes: 0,
+        stays: { storageId: route.storageId, file: route.file },
+      });
+  }
+  const staying = disks.filter((d) => d.stays);
+  const memoryOnly = live && staying.length === vm.disks.length;
+  if (staying.length)
+    c.add(
+      'shared-storage',
+      true,
+      `${staying.map((d) => `disk ${d.diskId} ${describeDiskRoute(d)}`).join('; ')}: host ${target.name} sees the same storage, nothing of ${staying.length === 1 ? 'it' : 'them'} is copied` +
+        (memoryOnly ? '; the move is memory only' : ''),
+    );
   if (request !== undefined && typeof request !== 'string') {
     const unknown = Object.keys(request).filter((id) => !vm.disks.some((d) => d.id === id));
     if (unknown.length) {
@@ -398,6 +530,7 @@ export function planMove(facts: MoveFacts): MovePlan {
     from: source.name,
     to: target.name,
     disks,
+    memoryOnly,
     memoryBytes,
     spaceRule: SPACE_RULE,
     checks: c.list,
@@ -462,6 +595,7 @@ export function planStorageMove(facts: StorageMoveFacts): MovePlan {
     from: host.name,
     to: host.name,
     disks,
+    memoryOnly: false,
     memoryBytes: 0,
     spaceRule: SPACE_RULE,
     checks: c.list,

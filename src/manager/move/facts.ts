@@ -36,6 +36,9 @@ export async function hostFacts(deps: VmJobDeps, host: HostRow): Promise<{ facts
           name: d.name,
           freeBytes: d.freeBytes,
           default: d.default,
+          path: d.path,
+          kind: d.kind,
+          storageId: d.storageId,
         })),
         vswitches: snap.vswitches.map((v) => v.name),
         vmNames: snap.vms.map((v) => v.name),
@@ -66,6 +69,9 @@ export async function hostFacts(deps: VmJobDeps, host: HostRow): Promise<{ facts
           name: d.name,
           freeBytes: d.free_bytes,
           default: d.is_default === 1,
+          path: d.path,
+          kind: d.kind,
+          storageId: d.storage_id ?? undefined,
         })),
         vswitches: vswitches.map((v) => v.name),
         vmNames: vms.map((v) => v.name),
@@ -91,6 +97,7 @@ export function vmFacts(stored: ManagedVm, reported: Vm[]): VmFacts {
     disks: vm.disks.map((d) => ({
       id: d.id,
       datastore: d.datastore,
+      path: d.path,
       virtualSizeBytes: d.virtualSizeBytes,
       allocatedBytes: d.allocatedBytes,
     })),
@@ -151,13 +158,15 @@ export async function checkHostMove(
     inFlight,
     engine: ENGINE,
   });
-  if (plan.mode !== 'live' || !plan.ok) return plan;
+  // Disks that stay on shared storage are not copied at all: a delta concerns only the others.
+  const copied = plan.disks.filter((d) => !d.stays);
+  if (plan.mode !== 'live' || !plan.ok || copied.length === 0) return plan;
   const formats = new Map(stored.disks.map((d) => [d.id, d.format]));
   const diskCopy = await diskCopyFor(deps, {
     vmId: q.vmId,
     source: q.source,
     target: q.target,
-    disks: plan.disks.map((d) => ({
+    disks: copied.map((d) => ({
       id: d.diskId,
       format: formats.get(d.diskId) ?? 'qcow2',
       toDatastore: d.toDatastore,

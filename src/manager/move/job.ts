@@ -17,7 +17,9 @@ import {
   MigrationPolicy,
   MovePlan,
   describeDiskCopy,
+  describeDiskRoute,
   Name,
+  SharedDiskRef,
   type IncomingVm,
   type ManagedVm,
   type MigrationStatus,
@@ -79,6 +81,8 @@ export const Checkpoint = z.object({
   diskCopy: MovePlan.shape.diskCopy,
   /** A full copy: the data the disks held at validate (what the mirror carries, for its rate). */
   diskDataBytes: z.number().optional(),
+  /** The disks that stay on shared storage both hosts see (decided in validate): id -> storage and file. */
+  shared: z.record(Name, SharedDiskRef).optional(),
 });
 type Checkpoint = z.infer<typeof Checkpoint>;
 
@@ -178,7 +182,11 @@ export async function storeSwitchover(
   });
 }
 
-function incomingVm(vm: Vm, datastores: Record<string, string>): IncomingVm {
+function incomingVm(
+  vm: Vm,
+  datastores: Record<string, string>,
+  shared: Record<string, SharedDiskRef> = {},
+): IncomingVm {
   return {
     id: vm.id,
     name: vm.name,
@@ -189,6 +197,7 @@ function incomingVm(vm: Vm, datastores: Record<string, string>): IncomingVm {
       format: d.format,
       virtualSizeBytes: d.virtualSizeBytes,
       ...(datastores[d.id] ? { datastore: datastores[d.id] } : {}),
+      ...(shared[d.id] ? { shared: shared[d.id] } : {}),
     })),
     nics: vm.nics.map((n) => ({ id: n.id, vswitch: n.vswitch, mac: n.mac })),
     ...(vm.guestIp ? { guestIp: vm.guestIp } : {}),
@@ -397,7 +406,7 @@ export class Move extends HostMove<Checkpoint> {
           const prepared = await this.call(this.targetHost, () =>
             this.target.prepareIncoming({
               migrationId: this.cp.migrationId,
-              vm: incomingVm(this.vm, ctx.params.datastores),
+              vm: incomingVm(this.vm, ctx.params.datastores, this.cp.shared),
               plan: this.plan(),
               sourceHost: this.sourceHost.name,
               secure: ctx.params.secure,
@@ -462,14 +471,20 @@ export class Move extends HostMove<Checkpoint> {
     );
     const diskCopy = checked.diskCopy;
     const stream = plan.compression;
+    const staying = checked.disks.filter((d) => d.stays);
+    const shared = Object.fromEntries(staying.flatMap((d) => (d.stays ? [[d.diskId, d.stays]] : [])));
     const said = [
       `link ${this.view.from} -> ${this.view.to}: ${link.why}`,
+      ...(checked.memoryOnly ? ['memory only: every disk stays on shared storage'] : []),
+      ...staying.map((d) => `disk ${d.diskId} ${describeDiskRoute(d)}`),
       ...(diskCopy ? [describeDiskCopy(diskCopy)] : []),
       ...(stream ? [`memory stream: ${stream.mode} (${stream.why})`] : []),
     ];
     const diskDataBytes =
-      diskCopy?.kind === 'delta' ? undefined : checked.disks.reduce((sum, d) => sum + d.allocatedBytes, 0);
-    await this.save({ plan, diskCopy, diskDataBytes }, said.join('; '));
+      diskCopy?.kind === 'delta'
+        ? undefined
+        : checked.disks.filter((d) => !d.stays).reduce((sum, d) => sum + d.allocatedBytes, 0);
+    await this.save({ plan, diskCopy, diskDataBytes, shared }, said.join('; '));
     await recordMove(deps.db, ctx.actor, this.vm, this.view.from, {
       from: this.view.from,
       to: this.view.to,
@@ -544,9 +559,13 @@ export class Move extends HostMove<Checkpoint> {
     await this.deps.links.recordMirror(this.sourceHost.id, this.targetHost.id, rate).catch(() => undefined);
   }
 
-  /** Whether the source keeps a retained copy: asked for, or the move went onto one (the next round trip). */
+  /**
+   * Whether the source keeps a retained copy: asked for, or the move went onto one (the next round
+   * trip); never when no disk is copied (every disk stays on shared storage: nothing is left behind).
+   */
   get retains(): boolean {
-    return this.ctx.params.retain || this.cp.diskCopy?.kind === 'delta';
+    const copied = this.vm.disks.some((d) => this.cp.shared?.[d.id] === undefined);
+    return copied && (this.ctx.params.retain || this.cp.diskCopy?.kind === 'delta');
   }
 
   /**

@@ -163,11 +163,19 @@ export async function diskCopyFor(
       (copies) => copies.find((c) => c.vmId === q.vmId),
       (error: unknown) => agentError(q.target.name, error).message,
     ),
-    source.plan({ vmName: vm.name, policy: q.policy ?? {}, deltaGeneration: generation }).then(
-      (plan) => plan.delta,
-      (error: unknown) =>
-        `${q.source.name} cannot say whether its disks track changes: ${agentError(q.source.name, error).message}`,
-    ),
+    source
+      .plan({
+        vmName: vm.name,
+        policy: q.policy ?? {},
+        deltaGeneration: generation,
+        // Only the disks the move copies: those staying on shared storage track nothing.
+        deltaDisks: q.disks.map((d) => d.id),
+      })
+      .then(
+        (plan) => plan.delta,
+        (error: unknown) =>
+          `${q.source.name} cannot say whether its disks track changes: ${agentError(q.source.name, error).message}`,
+      ),
   ]);
   return chooseDiskCopy({ ...facts, targetCheck, sourceDelta });
 }

@@ -6,6 +6,7 @@ import { useId, useState, type ReactNode } from 'react';
 import { Link } from 'react-router';
 import {
   describeDiskCopy,
+  describeDiskRoute,
   formatBitRate,
   LINK_SOURCE_LABEL,
   MovePlan,
@@ -78,10 +79,10 @@ export function PlanView({ plan }: { plan: MovePlan }) {
           : `The move of ${plan.vm.name} would be refused: ${failed} check${failed === 1 ? '' : 's'} failed. Nothing has changed.`}
       </p>
       <ul className="checks" aria-label="Checks">
-        {plan.checks.map((c) => {
+        {plan.checks.map((c, i) => {
           const level = checkLevel(c);
           return (
-            <li key={c.check} className={level}>
+            <li key={`${c.check}-${i}`} className={level}>
               <span className={`check-level ${level}`}>{CHECK_TEXT[level]}</span> <strong>{c.check}</strong>:{' '}
               {c.detail}
             </li>
@@ -90,7 +91,13 @@ export function PlanView({ plan }: { plan: MovePlan }) {
       </ul>
       <dl className="facts">
         <dt>Mode</dt>
-        <dd>{plan.mode === 'live' ? 'live (the VM keeps running)' : 'cold (the VM is stopped)'}</dd>
+        <dd>
+          {plan.mode === 'cold'
+            ? 'cold (the VM is stopped)'
+            : plan.memoryOnly
+              ? 'live, memory only (the VM keeps running; every disk stays on shared storage both hosts see)'
+              : 'live (the VM keeps running)'}
+        </dd>
         {plan.diskCopy && (
           <>
             <dt>Disk copy</dt>
@@ -125,7 +132,7 @@ export function PlanView({ plan }: { plan: MovePlan }) {
             </dd>
           </>
         )}
-        {plan.link?.figure && plan.diskCopy && (
+        {plan.link?.figure && (plan.diskCopy || plan.memoryOnly) && (
           <>
             <dt>Estimate</dt>
             <dd>{estimate(plan)}</dd>
@@ -143,6 +150,7 @@ export function PlanView({ plan }: { plan: MovePlan }) {
                 <th scope="col">Disk</th>
                 <th scope="col">From</th>
                 <th scope="col">To</th>
+                <th scope="col">Copy</th>
                 <th scope="col" className="num">
                   Allocated
                 </th>
@@ -164,6 +172,7 @@ export function PlanView({ plan }: { plan: MovePlan }) {
                   <td>
                     {plan.to}:{d.toDatastore}
                   </td>
+                  <td>{d.stays ? describeDiskRoute(d) : plan.mode === 'cold' ? 'copied' : 'mirrored'}</td>
                   <td className="num">{bytes(d.allocatedBytes)}</td>
                   <td className="num">{bytes(d.virtualSizeBytes)}</td>
                   <td className="num">{bytes(d.requiredBytes)}</td>
@@ -180,11 +189,12 @@ export function PlanView({ plan }: { plan: MovePlan }) {
 /** Bytes to send at the link's rate: a floor (the guest adds writes and dirty memory meanwhile). */
 function estimate(plan: MovePlan): string {
   const link = plan.link?.figure;
-  if (!link || !plan.diskCopy) return '—';
+  if (!link || !(plan.diskCopy || plan.memoryOnly)) return '—';
+  // Disks that stay on shared storage send nothing.
   const disk =
-    plan.diskCopy.kind === 'delta'
+    plan.diskCopy?.kind === 'delta'
       ? plan.diskCopy.bytes
-      : plan.disks.reduce((s, d) => s + d.allocatedBytes, 0);
+      : plan.disks.filter((d) => !d.stays).reduce((s, d) => s + d.allocatedBytes, 0);
   const total = disk + plan.memoryBytes;
   return `about ${bytes(total)} to send, at least ${seconds((total * 8) / link.bitsPerSecond)} at the link's rate`;
 }
