@@ -27,6 +27,7 @@ import {
 } from '../api/index.js';
 import type { AgentPki } from './pki.js';
 import { InvalidInput, LeasesUnavailable } from './errors.js';
+import { sharedImages } from './shared-images.js';
 import { problem, problemFor } from './http-errors.js';
 import { serveRoutes } from './http-routes.js';
 import { redactingLogger, type Logger } from './logger.js';
@@ -167,7 +168,17 @@ function vmHandlers(core: AgentCore): AgentHandlersOf<typeof agentVmRoutes> {
     probeDatastore: ({ params }) => core.datastores.probe(params.name),
     listVSwitches: () => core.inventory.vswitches(),
     listVms: () => vms.list(),
-    createVm: ({ body }) => vms.define(body),
+    createVm: async ({ body }) => {
+      // Disks that are existing images on shared storage (an HA restart) are opened where they are.
+      const claims = body.disks.map((d, i) => ({
+        id: d.id ?? `disk${i}`,
+        datastore: d.datastore,
+        shared: d.shared,
+        virtualSizeBytes: d.sizeBytes,
+      }));
+      const adopt = await sharedImages(core.inventory, core.config.hostName, claims, 'disks');
+      return vms.define(body, { adopt });
+    },
     getVm: ({ params }) => vms.get(params.name),
     deleteVm: ({ params, query }) => vms.delete(params.name, query.deleteDisks),
     startVm: ({ params }) => vms.start(params.name),

@@ -136,6 +136,8 @@ test('AgentClient and AgentMigrationClient call exactly the routes of the table'
   };
   const calls: [keyof typeof agentRoutes, () => Promise<unknown>][] = [
     ['getHost', () => agent.host()],
+    ['joinLockspace', () => agent.joinLockspace({ name: 'c1', hostId: 1, datastore: 'shared' })],
+    ['leaveLockspace', () => agent.leaveLockspace()],
     ['listDatastores', () => agent.datastores()],
     ['addDatastore', () => agent.addDatastore({ name: 'slow', path: '/srv/slow', limits: { iops: 400 } })],
     ['updateDatastore', () => agent.updateDatastore('slow', { limits: null })],

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { HostPath, MacAddress, UnicastMac, uniqueItems } from './rules.js';
+import { HostPath, MacAddress, PlainText, UnicastMac, uniqueItems } from './rules.js';
 
 /*
  * The host agent's HTTP API (served under /v1 by every agent, bearer token required) and the
@@ -256,10 +256,31 @@ export type DatastoreUpdate = z.infer<typeof DatastoreUpdate>;
 export const VSwitch = z.object({ name: Name, bridge: z.string(), uplink: z.string().optional() });
 export type VSwitch = z.infer<typeof VSwitch>;
 
+/**
+ * A disk file's path relative to its datastore's root, as on every host that mounts the storage:
+ * no leading `/`, no `.` or `..` or empty segment, no control characters.
+ */
+export const DatastoreFile = PlainText(1024)
+  .min(1, 'must not be empty')
+  .refine(
+    (f) => f.split('/').every((part) => part !== '' && part !== '.' && part !== '..'),
+    "must be a path inside the datastore, like vms/web-1-root.qcow2 (no leading '/', no '.' or '..')",
+  );
+
+/** A disk that stays on shared storage: the storage (its marker's id) and the file on it. */
+export const SharedDiskRef = z.strictObject({ storageId: StorageId, file: DatastoreFile });
+export type SharedDiskRef = z.infer<typeof SharedDiskRef>;
+
 export const DiskSpec = z.strictObject({
   id: Name.optional(),
   datastore: Name.optional(),
   sizeBytes: z.number().int().positive(),
+  /**
+   * The disk is an existing image on shared storage, opened where it is (an HA restart on another
+   * host of the cluster): `datastore` must be a shared datastore here of that storage, the file a
+   * qcow2 image of `sizeBytes` inside it. Nothing is created, and a failed define deletes nothing.
+   */
+  shared: SharedDiskRef.optional(),
 });
 /** A MAC given must be unicast; one left out is generated (unicast, locally administered). */
 export const NicSpec = z.strictObject({ id: Name.optional(), vswitch: Name, mac: UnicastMac.optional() });

@@ -1,7 +1,7 @@
 import { z } from 'zod';
-import { Cidr, Ipv4, Name, StorageId } from './agent.js';
+import { Cidr, Ipv4, Name, SharedDiskRef } from './agent.js';
 import { LinkFigure, PeerSecret } from './links.js';
-import { PlainText, UnicastMac, uniqueItems } from './rules.js';
+import { UnicastMac, uniqueItems } from './rules.js';
 
 /*
  * The agents' migration API (under /v1/migrations, bearer token as for the rest of the agent API).
@@ -284,21 +284,6 @@ export const MigrationPlan = z.object({
     .optional(),
 });
 export type MigrationPlan = z.infer<typeof MigrationPlan>;
-
-/**
- * A disk file's path relative to its datastore's root, as on every host that mounts the storage:
- * no leading `/`, no `.` or `..` or empty segment, no control characters.
- */
-export const DatastoreFile = PlainText(1024)
-  .min(1, 'must not be empty')
-  .refine(
-    (f) => f.split('/').every((part) => part !== '' && part !== '.' && part !== '..'),
-    "must be a path inside the datastore, like vms/web-1-root.qcow2 (no leading '/', no '.' or '..')",
-  );
-
-/** A disk that stays on shared storage: the storage (its marker's id) and the file on it. */
-export const SharedDiskRef = z.strictObject({ storageId: StorageId, file: DatastoreFile });
-export type SharedDiskRef = z.infer<typeof SharedDiskRef>;
 
 export const IncomingDisk = z
   .object({

@@ -4,7 +4,7 @@
  * The QMP work is in incoming.ts / outgoing.ts; this file ties it to the agent's VMs and disks.
  */
 import { randomUUID } from 'node:crypto';
-import { mkdir, readdir, readFile, realpath, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
@@ -32,6 +32,7 @@ import type { AgentCore } from '../core.js';
 import { createQcow2, diskImageInfo } from '../datastores.js';
 import { InsufficientCapacity, InvalidInput } from '../errors.js';
 import { diskNodeName } from '../naming.js';
+import { sharedImages } from '../shared-images.js';
 import { CPU_MODEL, MACHINE_TYPE } from '../qemu-argv.js';
 import { baselineAutoConverge, baselinePlan } from './baselines.js';
 import { DEFAULT_CONVERGENCE } from './convergence.js';
@@ -357,45 +358,8 @@ export class MigrationService {
    * made: each names a shared datastore here of the same storage, and its file is a qcow2 image
    * inside that datastore (after symlinks) of the disk's virtual size. Disk id -> the image's path.
    */
-  async #sharedImages(vm: z.output<typeof PrepareIncomingRequest>['vm']): Promise<Map<string, string>> {
-    const adopt = new Map<string, string>();
-    for (const [i, disk] of vm.disks.entries()) {
-      if (disk.shared === undefined) continue;
-      const field = `vm.disks.${i}`;
-      const store = this.core.inventory.datastore(disk.datastore, `${field}.datastore`);
-      const storageId =
-        store.kind === 'shared' ? await this.core.inventory.storageIdOf(store.name) : undefined;
-      if (storageId === undefined)
-        throw new InvalidInput(
-          `${field}.datastore: datastore "${store.name}" of host ${this.core.config.hostName} is local, not shared storage`,
-          `${field}.datastore`,
-        );
-      if (storageId !== disk.shared.storageId)
-        throw new InvalidInput(
-          `${field}.shared.storageId: datastore "${store.name}" of host ${this.core.config.hostName} is storage ${storageId}, not ${disk.shared.storageId}`,
-          `${field}.shared.storageId`,
-        );
-      const file = path.join(path.resolve(store.path), disk.shared.file);
-      const missing = (why: string) =>
-        new InvalidInput(`${field}.shared.file: ${file} ${why}`, `${field}.shared.file`);
-      const [root, real] = await Promise.all([
-        realpath(store.path),
-        realpath(file).catch(() => {
-          throw missing(`is not on datastore "${store.name}" of host ${this.core.config.hostName}`);
-        }),
-      ]);
-      const inside = path.relative(root, real);
-      if (inside === '' || inside.startsWith('..') || path.isAbsolute(inside))
-        throw missing(`leads out of datastore "${store.name}" (to ${real})`);
-      const info = await diskImageInfo(real).catch((error: unknown) => {
-        throw missing(`is not a disk image (${errorText(error)})`);
-      });
-      if (info.format !== 'qcow2') throw missing(`is ${info.format}, not qcow2`);
-      if (info.virtualSizeBytes !== disk.virtualSizeBytes)
-        throw missing(`is ${info.virtualSizeBytes} bytes, the disk ${disk.virtualSizeBytes}`);
-      adopt.set(disk.id, file);
-    }
-    return adopt;
+  #sharedImages(vm: z.output<typeof PrepareIncomingRequest>['vm']): Promise<Map<string, string>> {
+    return sharedImages(this.core.inventory, this.core.config.hostName, vm.disks, 'vm.disks');
   }
 
   /** A failed incoming copy cleans up by itself: the target must be clean even with no manager. */
