@@ -247,6 +247,23 @@ export class HostLeases {
     throw new LeasesUnavailable(`sanlock acquire for VM ${vm.name}: ${result.output.trim()}`);
   }
 
+  /**
+   * A move's target takes the lease its source gives up once the migration completed: the two
+   * hosts see the completion a moment apart, so a held lease is retried for a while (the guest
+   * stays paused meanwhile: the handover is part of the move's downtime).
+   */
+  async acquireHandedOver(vm: { name: string; id: string }, pid: number, timeoutMs = 15_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      try {
+        return await this.acquire(vm, pid);
+      } catch (error) {
+        if (!(error instanceof LeaseHeld) || Date.now() > deadline) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    }
+  }
+
   /** Gives up the VM's lease while its QEMU lives on (a move's source after the switchover). */
   async release(vm: { name: string; id: string }, pid: number): Promise<void> {
     const result = await this.sanlock(['client', 'release', '-r', this.#resource(vm.id), '-p', String(pid)]);

@@ -120,6 +120,8 @@ export class VmRuntime {
   /** QEMU went away unasked; reported until the VM is started or stopped again. */
   #crashed = false;
   readonly #lifecycle = new SerialQueue();
+  /** The host's leases while this VM's QEMU runs holding (or waiting for) its lease. */
+  #leases: HostLeases | undefined;
 
   constructor(
     def: VmDefinition,
@@ -142,6 +144,11 @@ export class VmRuntime {
   get accelerator(): Accelerator {
     return this.#run?.accelerator ?? this.host.accelerator;
   }
+  /** The host's leases when this VM runs leased (leases.ts): a move hands the lease over. */
+  get leases(): HostLeases | undefined {
+    return this.#run === undefined ? undefined : this.#leases;
+  }
+
   /** True while a QEMU process belongs to this VM (whatever its guest is doing). */
   get active(): boolean {
     return this.#run !== undefined;
@@ -196,6 +203,7 @@ export class VmRuntime {
       await this.#removeRuntimeFiles();
       for (const nic of this.#def.nics) await createTap(nic.tap, this.host.bridgeOf(nic.vswitch));
       const leases = this.host.leasesFor?.(this.#def);
+      this.#leases = leases;
       const argv = buildQemuArgv({
         def: this.#def,
         accelerator: this.host.accelerator,
@@ -374,6 +382,7 @@ export class VmRuntime {
     const record = await readFile(this.#runFile(), 'utf8')
       .then((text) => RunRecord.parse(JSON.parse(text)))
       .catch(() => undefined);
+    this.#leases = this.host.leasesFor?.(this.#def);
     this.#run =
       record?.pid === pid
         ? record

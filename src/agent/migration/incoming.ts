@@ -47,6 +47,8 @@ export interface IncomingOptions {
    */
   tls?: { dir: string; peerDn: string } | undefined;
   log: (msg: string, fields?: Record<string, unknown>) => void;
+  /** Runs before the guest resumes: a leased VM's target takes the lease the source gave up. */
+  beforeResume?: (() => Promise<void>) | undefined;
 }
 
 export type IncomingOutcome =
@@ -154,6 +156,7 @@ export class IncomingMigration {
         });
       }
     }
+    await this.options.beforeResume?.();
     await qmp.execute('cont');
     const resumedAt = new Date().toISOString();
     log('target resumed');

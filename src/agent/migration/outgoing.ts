@@ -89,6 +89,11 @@ export interface OutgoingDisk {
 export interface OutgoingOptions {
   migrationId: string;
   qmp: QmpClient;
+  /**
+   * Runs once QEMU reports the migration completed (the source paused, its images inactive): a
+   * leased VM's source gives up the lease here, which the target takes before it resumes.
+   */
+  afterCompleted?: (() => Promise<void>) | undefined;
   /** The disks to mirror; those staying on shared storage the target sees are not among them. */
   disks: OutgoingDisk[];
   /** The target's NBD server; absent when no disk is mirrored (a memory-only move). */
@@ -542,6 +547,7 @@ export class OutgoingMigration {
         });
         const status = info.status ?? 'none';
         if (status === 'completed') {
+          await this.options.afterCompleted?.();
           const memoryTimeMs = Date.now() - memoryStart;
           this.#finalStats(await this.#withDowntime(info), memoryTimeMs);
           return;

@@ -309,6 +309,10 @@ export class MigrationService {
           tls: tlsDir === undefined ? undefined : { dir: tlsDir, peerDn: hostDn(request.sourceHost) },
           trackingBitmap: track === undefined ? undefined : trackingBitmapName(track),
           log: (msg, fields) => this.core.log.info(msg, { migration: migrationId, vm: vm.name, ...fields }),
+          beforeResume: async () => {
+            const leases = runtime.leases;
+            if (leases && runtime.pid !== undefined) await leases.acquireHandedOver(runtime.def, runtime.pid);
+          },
         });
         await prepared.prepare();
         return prepared;
@@ -484,6 +488,10 @@ export class MigrationService {
     const outgoing = new OutgoingMigration({
       migrationId,
       qmp: runtime.qmp(),
+      afterCompleted: async () => {
+        const leases = runtime.leases;
+        if (leases && runtime.pid !== undefined) await leases.release(runtime.def, runtime.pid);
+      },
       // Disks on shared storage the target opened where they are: nothing to mirror.
       disks: mirrored.map((d) => ({
         diskId: d.id,
