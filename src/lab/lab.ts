@@ -119,6 +119,8 @@ export const LabUpOptions = z
      * sanlock daemon per host (issue 30: clusters; see shared-storage.ts).
      */
     sharedStorage: z.boolean().default(false),
+    /** With sharedStorage: only the first this many hosts mount it (the others stay standalone); all by default. */
+    sharedStorageHosts: z.number().int().min(1).max(MAX_HOSTS).optional(),
     /** Start the lab's manager on 127.0.0.1 and join the hosts to it. */
     manager: z.boolean().default(true),
     /** Point the CLI at this lab's manager (LAB_CLI_CONFIG_PATH); the `lab up` command does. */
@@ -158,7 +160,7 @@ function requireRoot(): void {
  * sanlock daemon (shared-storage.ts). Mounted before the agents start: an agent's namespace gets a
  * copy of the mounts that exist when it starts.
  */
-async function buildSharedStorage(state: LabState, plan: LabPlan): Promise<void> {
+async function buildSharedStorage(state: LabState, plan: LabPlan, hostCount: number): Promise<void> {
   const { namespace, veth, address } = plan.storage;
   await ip('netns', 'add', namespace);
   await nsIp(namespace, 'link', 'set', 'lo', 'up');
@@ -175,7 +177,7 @@ async function buildSharedStorage(state: LabState, plan: LabPlan): Promise<void>
     logPath: path.join(state.dir, 'storage', 'server.log'),
   });
   state.storage = { namespace, veth, address, exportDir, pid };
-  for (const host of state.hosts) {
+  for (const host of state.hosts.slice(0, hostCount)) {
     await mkdir(host.dir, { recursive: true });
     const mountPath = sharedMountPath(state.name, host.name);
     await mountSharedStorage({ namespace: host.namespace, serverAddress: address, exportDir, mountPath });
@@ -458,7 +460,7 @@ export async function labUp(options: LabUpOptions = {}): Promise<Lab> {
     opts.signal?.throwIfAborted();
     if (opts.sharedStorage) {
       log(`shared storage on ${plan.storage.address}, mounted by every host, and a sanlock daemon per host`);
-      await buildSharedStorage(state, plan);
+      await buildSharedStorage(state, plan, opts.sharedStorageHosts ?? state.hosts.length);
       await writeState(state);
     }
 
