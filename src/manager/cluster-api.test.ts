@@ -266,3 +266,52 @@ test('a drain whose VMs can go nowhere fails naming each, by priority; the host 
   );
   assert.equal(entering?.jobId, job.id, 'the drain job made the host enter');
 });
+
+test('a move under way to or from the host holds its drain; entering again answers the same drain; resume cancels it', async () => {
+  // h4 runs nothing; a move of web2 from h2 to h4 is under way (its job row, as the move job keeps it).
+  const [h2, h4, web2] = await Promise.all([admin.getHost('h2'), admin.getHost('h4'), admin.getVm('web2')]);
+  const moveId = '6f1c0a52-5a8e-4d35-9a55-0d1f3f7a9b11';
+  const now = new Date().toISOString();
+  await t.manager.db
+    .insertInto('jobs')
+    .values({
+      id: moveId,
+      kind: 'vm-move',
+      state: 'running',
+      target_kind: 'vm',
+      target_id: web2.id,
+      target_name: 'web2',
+      created_by: 'admin',
+      params: JSON.stringify({ vmId: web2.id, sourceHostId: h2.id, targetHostId: h4.id }),
+      progress: JSON.stringify({ phase: 'mirror-disks', percent: 10, message: '', details: {} }),
+      checkpoint: null,
+      result: null,
+      error: null,
+      cancel_requested: 0,
+      created_at: now,
+      started_at: now,
+      finished_at: null,
+      updated_at: now,
+    })
+    .execute();
+  const first = await admin.enterMaintenance('h4');
+  assert.ok('job' in first, 'a move to h4 under way: a drain waits for it');
+  await new Promise((resolve) => setTimeout(resolve, 1500));
+  const running = await admin.getJob(first.job.id);
+  assert.equal(running.state, 'running');
+  assert.equal((await admin.getHost('h4')).maintenance, 'entering');
+  const again = await admin.enterMaintenance('h4');
+  assert.ok('job' in again);
+  assert.equal(again.job.id, first.job.id, 'the drain under way, not a second one');
+  assert.equal((await admin.resumeHost('h4')).maintenance, 'none');
+  assert.equal((await admin.waitForJob(first.job.id, 30_000)).state, 'cancelled');
+  await t.manager.db
+    .updateTable('jobs')
+    .set({ state: 'cancelled', finished_at: new Date().toISOString() })
+    .where('id', '=', moveId)
+    .execute();
+  assert.deepEqual((await records('h4')).slice(-2), [
+    'admin state-changed maintenance:"none"->"entering" [host-maintenance]',
+    'admin state-changed maintenance:"entering"->"none" [host-maintenance]',
+  ]);
+});

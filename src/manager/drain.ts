@@ -253,6 +253,8 @@ class Drain {
       if (choice.kind === 'stays') this.#stopped.add(vm.id);
       else if (choice.kind === 'stuck') this.#stuck.set(vm.name, choice.why);
       else if (choice.kind === 'target') {
+        // A resume cancels the drain first: no move starts after it.
+        this.ctx.throwIfCancelled();
         try {
           const answer = await this.deps.moves.move(
             { name: this.ctx.actor.name },
