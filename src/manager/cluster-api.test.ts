@@ -4,7 +4,7 @@
 // the host entering maintenance; the drain that moves VMs is in src/drain.lab.test.ts.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import type { ChangeRecord, ManagerClient } from '../api/index.js';
+import type { ApiError, ChangeRecord, ManagerClient } from '../api/index.js';
 import {
   dbSnapshot,
   rejects,
@@ -314,4 +314,36 @@ test('a move under way to or from the host holds its drain; entering again answe
     'admin state-changed maintenance:"none"->"entering" [host-maintenance]',
     'admin state-changed maintenance:"entering"->"none" [host-maintenance]',
   ]);
+});
+
+test('parallel joins get distinct lease host ids; a host joined to two clusters at once ends in exactly one', async () => {
+  const names = Array.from({ length: 20 }, (_, i) => `p${i}`);
+  for (const [i, name] of names.entries()) await seedHost(t.manager.db, name, 100 + i, []);
+  await admin.createCluster({ name: 'par' });
+  await Promise.all(names.map((n) => admin.joinCluster('par', n)));
+  const ids = (await admin.getCluster('par')).hosts.map((h) => h.leaseHostId).sort((a, b) => a - b);
+  assert.deepEqual(
+    ids,
+    names.map((_, i) => i + 1),
+  );
+  await admin.createCluster({ name: 'left' });
+  await admin.createCluster({ name: 'right' });
+  await seedHost(t.manager.db, 'both', 200, []);
+  const answers = await Promise.allSettled([
+    admin.joinCluster('left', 'both'),
+    admin.joinCluster('right', 'both'),
+  ]);
+  assert.deepEqual(
+    answers
+      .map((a) =>
+        a.status === 'fulfilled'
+          ? 'joined'
+          : `${(a.reason as ApiError).status} ${(a.reason as ApiError).field}`,
+      )
+      .sort(),
+    ['409 host', 'joined'],
+  );
+  const host = await admin.getHost('both');
+  assert.ok(host.cluster === 'left' || host.cluster === 'right');
+  assert.equal(host.leaseHostId, 1);
 });
