@@ -34,6 +34,7 @@ export const LAB_FILES = Object.freeze({
   'src/cold-faults.lab.test.ts': { class: 'guest', seconds: 150 },
   'src/console.lab.test.ts': { class: 'guest', seconds: 90 },
   'src/delta-move.lab.test.ts': { class: 'guest', seconds: 146 },
+  'src/drain.lab.test.ts': { class: 'guest', seconds: 45 },
   'src/faults.lab.test.ts': { class: 'guest', seconds: 285 },
   'src/guest/guest.lab.test.ts': { class: 'guest', seconds: 40 },
   'src/insight.lab.test.ts': { class: 'guest', seconds: 95 },

@@ -142,6 +142,14 @@ export type CreateClusterRequest = z.input<typeof CreateClusterRequest>;
 export const ClusterHostRequest = z.strictObject({ host: ObjectRef });
 export type ClusterHostRequest = z.input<typeof ClusterHostRequest>;
 
+/** The `result` of a succeeded host-drain job: where each VM went, which stayed (stopped). */
+export const DrainResult = z.object({
+  host: Name,
+  moved: z.array(z.object({ vm: Name, to: Name, jobId: z.uuid() })),
+  stayed: z.array(Name),
+});
+export type DrainResult = z.infer<typeof DrainResult>;
+
 /** A VM's restart priority: higher first (HA restarts and drains). */
 export const HA_PRIORITY = { min: 0, max: 1000, default: 500 } as const;
 /** At most this many preferred hosts per VM. */

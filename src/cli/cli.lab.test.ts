@@ -299,7 +299,7 @@ test('host add joins both lab hosts; host list shows them', { timeout: 180_000 }
   const table = await cli(['host', 'list']);
   assert.equal(table.code, 0);
   const lines = table.stdout.trimEnd().split('\n');
-  assert.match(lines[0] ?? '', /^NAME\s+STATE\s+POOL\s+ADDRESS/);
+  assert.match(lines[0] ?? '', /^NAME\s+STATE\s+POOL\s+CLUSTER\s+MAINT\s+ADDRESS/);
   for (const h of lab.hosts) assert.ok(lines.some((l) => l.startsWith(h.name) && l.includes('connected')));
   const shown = await json(Host, ['host', 'show', lab.hosts[0]!.name]);
   assert.equal(shown.id, hosts.find((h) => h.name === lab.hosts[0]!.name)?.id);

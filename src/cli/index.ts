@@ -1,6 +1,7 @@
 // The CLI part: `silobreak <noun> <verb>` commands that talk to the manager through src/api only.
 import type { Command } from 'commander';
 import { registerChangeCommands } from './commands/change.js';
+import { registerClusterCommands } from './commands/cluster.js';
 import { registerDatastoreCommands } from './commands/datastore.js';
 import { registerHostCommands } from './commands/host.js';
 import { registerJobCommands } from './commands/job.js';
@@ -24,6 +25,7 @@ const commandFiles: ((program: Command) => void)[] = [
   registerVSwitchCommands,
   registerVmCommands,
   registerMoveCommands,
+  registerClusterCommands,
   registerJobCommands,
   registerChangeCommands,
   registerStorageCommands,

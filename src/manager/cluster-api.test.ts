@@ -4,7 +4,7 @@
 // the host entering maintenance; the drain that moves VMs is in src/drain.lab.test.ts.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import type { ChangeRecord, ManagerClient } from '../api/index.js';
+import type { ApiError, ChangeRecord, ManagerClient } from '../api/index.js';
 import {
   dbSnapshot,
   rejects,
@@ -265,4 +265,85 @@ test('a drain whose VMs can go nowhere fails naming each, by priority; the host 
     c.changes.some((f) => f.after === 'entering'),
   );
   assert.equal(entering?.jobId, job.id, 'the drain job made the host enter');
+});
+
+test('a move under way to or from the host holds its drain; entering again answers the same drain; resume cancels it', async () => {
+  // h4 runs nothing; a move of web2 from h2 to h4 is under way (its job row, as the move job keeps it).
+  const [h2, h4, web2] = await Promise.all([admin.getHost('h2'), admin.getHost('h4'), admin.getVm('web2')]);
+  const moveId = '6f1c0a52-5a8e-4d35-9a55-0d1f3f7a9b11';
+  const now = new Date().toISOString();
+  await t.manager.db
+    .insertInto('jobs')
+    .values({
+      id: moveId,
+      kind: 'vm-move',
+      state: 'running',
+      target_kind: 'vm',
+      target_id: web2.id,
+      target_name: 'web2',
+      created_by: 'admin',
+      params: JSON.stringify({ vmId: web2.id, sourceHostId: h2.id, targetHostId: h4.id }),
+      progress: JSON.stringify({ phase: 'mirror-disks', percent: 10, message: '', details: {} }),
+      checkpoint: null,
+      result: null,
+      error: null,
+      cancel_requested: 0,
+      created_at: now,
+      started_at: now,
+      finished_at: null,
+      updated_at: now,
+    })
+    .execute();
+  const first = await admin.enterMaintenance('h4');
+  assert.ok('job' in first, 'a move to h4 under way: a drain waits for it');
+  await new Promise((resolve) => setTimeout(resolve, 1500));
+  const running = await admin.getJob(first.job.id);
+  assert.equal(running.state, 'running');
+  assert.equal((await admin.getHost('h4')).maintenance, 'entering');
+  const again = await admin.enterMaintenance('h4');
+  assert.ok('job' in again);
+  assert.equal(again.job.id, first.job.id, 'the drain under way, not a second one');
+  assert.equal((await admin.resumeHost('h4')).maintenance, 'none');
+  assert.equal((await admin.waitForJob(first.job.id, 30_000)).state, 'cancelled');
+  await t.manager.db
+    .updateTable('jobs')
+    .set({ state: 'cancelled', finished_at: new Date().toISOString() })
+    .where('id', '=', moveId)
+    .execute();
+  assert.deepEqual((await records('h4')).slice(-2), [
+    'admin state-changed maintenance:"none"->"entering" [host-maintenance]',
+    'admin state-changed maintenance:"entering"->"none" [host-maintenance]',
+  ]);
+});
+
+test('parallel joins get distinct lease host ids; a host joined to two clusters at once ends in exactly one', async () => {
+  const names = Array.from({ length: 20 }, (_, i) => `p${i}`);
+  for (const [i, name] of names.entries()) await seedHost(t.manager.db, name, 100 + i, []);
+  await admin.createCluster({ name: 'par' });
+  await Promise.all(names.map((n) => admin.joinCluster('par', n)));
+  const ids = (await admin.getCluster('par')).hosts.map((h) => h.leaseHostId).sort((a, b) => a - b);
+  assert.deepEqual(
+    ids,
+    names.map((_, i) => i + 1),
+  );
+  await admin.createCluster({ name: 'left' });
+  await admin.createCluster({ name: 'right' });
+  await seedHost(t.manager.db, 'both', 200, []);
+  const answers = await Promise.allSettled([
+    admin.joinCluster('left', 'both'),
+    admin.joinCluster('right', 'both'),
+  ]);
+  assert.deepEqual(
+    answers
+      .map((a) =>
+        a.status === 'fulfilled'
+          ? 'joined'
+          : `${(a.reason as ApiError).status} ${(a.reason as ApiError).field}`,
+      )
+      .sort(),
+    ['409 host', 'joined'],
+  );
+  const host = await admin.getHost('both');
+  assert.ok(host.cluster === 'left' || host.cluster === 'right');
+  assert.equal(host.leaseHostId, 1);
 });

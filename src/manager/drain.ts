@@ -12,7 +12,14 @@
  * the move jobs each round, so a manager restart resumes it where it was.
  */
 import { z } from 'zod';
-import { MOVE_JOB_KINDS, MoveVmRequest, TERMINAL_JOB_STATES, type Job, type MovePlan } from '../api/index.js';
+import {
+  MOVE_JOB_KINDS,
+  MoveVmRequest,
+  TERMINAL_JOB_STATES,
+  type DrainResult,
+  type Job,
+  type MovePlan,
+} from '../api/index.js';
 import { nowIso, recordChanges } from './changes.js';
 import type { Db } from './db.js';
 import {
@@ -44,14 +51,6 @@ export interface DrainDeps {
   poll(hostId: string): Promise<void>;
   /** Milliseconds between looks while moves run (default 1000). */
   pollMs?: number;
-}
-
-/** The drain job's result. */
-export interface DrainResult {
-  host: string;
-  moved: { vm: string; to: string; jobId: string }[];
-  /** Stopped VMs left on the host. */
-  stayed: string[];
 }
 
 /** Some VMs could not leave: the host stays `entering` maintenance. */
@@ -254,6 +253,8 @@ class Drain {
       if (choice.kind === 'stays') this.#stopped.add(vm.id);
       else if (choice.kind === 'stuck') this.#stuck.set(vm.name, choice.why);
       else if (choice.kind === 'target') {
+        // A resume cancels the drain first: no move starts after it.
+        this.ctx.throwIfCancelled();
         try {
           const answer = await this.deps.moves.move(
             { name: this.ctx.actor.name },

@@ -1,4 +1,4 @@
-// silobreak host list|add|remove|show
+// silobreak host list|add|remove|show|drain|resume
 import type { Command } from 'commander';
 import { z } from 'zod';
 import {
@@ -6,6 +6,7 @@ import {
   JoinToken,
   figureAge,
   formatBitRate,
+  HostMaintenance,
   HostState,
   LINK_PROBE_MS,
   LINK_SOURCE_LABEL,
@@ -13,7 +14,9 @@ import {
   type HostLink,
 } from '../../api/index.js';
 import { OperationFailed } from '../errors.js';
-import { act, allPages, printList, printObject, noun, verb } from '../program.js';
+import { followJob } from '../jobs.js';
+import { act, allPages, printList, printObject, noun, verb, withDetach } from '../program.js';
+import { drainSummary } from './cluster.js';
 import { input } from '../rules.js';
 import { paintState } from '../output.js';
 import { renderDetails, renderTable, type Column } from '../table.js';
@@ -25,6 +28,8 @@ function hostColumns(style: OutputStyle): Column<Host>[] {
     { header: 'Name', value: (h) => h.name },
     { header: 'State', value: (h) => paintState(style, h.state) },
     { header: 'Pool', value: (h) => h.pool ?? '-' },
+    { header: 'Cluster', value: (h) => h.cluster ?? '-' },
+    { header: 'Maint', value: (h) => (h.maintenance === 'none' ? '-' : h.maintenance) },
     { header: 'Address', value: (h) => h.fabricAddress },
     { header: 'Class', value: (h) => h.class },
     { header: 'Accel', value: (h) => h.accelerator },
@@ -37,12 +42,20 @@ function hostColumns(style: OutputStyle): Column<Host>[] {
   ];
 }
 
+const MAINTENANCE_TEXT: Record<HostMaintenance, string> = {
+  none: 'no',
+  entering: 'entering: its VMs are being moved off, or could not all leave (no new VMs, no moves to it)',
+  in: 'in: no VM runs there (no new VMs, no moves to it); silobreak host resume ends it',
+};
+
 export function hostDetails(h: Host): string {
   return renderDetails([
     ['Name', h.name],
     ['Id', h.id],
     ['State', h.state + (h.lastError ? ` (${h.lastError})` : '')],
     ['Pool', h.pool ?? '-'],
+    ['Cluster', h.cluster ? `${h.cluster} (lease host id ${h.leaseHostId ?? '?'})` : '-'],
+    ['Maintenance', MAINTENANCE_TEXT[h.maintenance]],
     ['Agent', h.agentUrl],
     ['Fabric address', h.fabricAddress],
     ['Agent version', h.agentVersion],
@@ -101,17 +114,26 @@ export function registerHostCommands(program: Command): void {
 
   verb(host, 'list', 'List hosts')
     .option('--pool <pool>', 'only hosts of this pool')
+    .option('--cluster <cluster>', 'only hosts of this cluster')
     .option('--state <state>', `only hosts in this state (${HostState.options.join(', ')})`)
+    .option(
+      '--maintenance <state>',
+      `only hosts in this maintenance state (${HostMaintenance.options.join(', ')})`,
+    )
     .option('--limit <n>', 'at most this many hosts')
     .action(
       act(
-        z.object({ pool: input.ref.optional(), state: HostState.optional(), limit: input.limit }),
+        z.object({
+          pool: input.ref.optional(),
+          cluster: input.ref.optional(),
+          state: HostState.optional(),
+          maintenance: HostMaintenance.optional(),
+          limit: input.limit,
+        }),
         async (o, ctx) => {
           const client = ctx.client();
-          const hosts = await allPages(
-            (q) => client.listHosts({ ...q, pool: o.pool, state: o.state }),
-            o.limit,
-          );
+          const { limit, ...filters } = o;
+          const hosts = await allPages((q) => client.listHosts({ ...q, ...filters }), limit);
           printList(ctx, hosts, hostColumns(ctx.style), 'No hosts.');
         },
       ),
@@ -200,6 +222,40 @@ export function registerHostCommands(program: Command): void {
         h,
         `Removed host ${h.name}; its certificate is revoked, its agent waits for a new join.`,
       );
+    }),
+  );
+
+  withDetach(
+    verb(
+      host,
+      'drain <host>',
+      'Put a host into maintenance: its running VMs move off live by HA priority (cluster peers first, then any host with room), then no VM runs there; stopped VMs stay (a job)',
+    ),
+  ).action(
+    act(z.object({ host: input.ref, detach: z.boolean().default(false) }), async (o, ctx) => {
+      const answer = await ctx.client().enterMaintenance(o.host);
+      if ('host' in answer) {
+        printObject(
+          ctx,
+          answer.host,
+          `Host ${answer.host.name} is in maintenance: no VM runs there (silobreak host resume ${answer.host.name} ends it).`,
+        );
+        return;
+      }
+      const job = await followJob(ctx, answer.job, o.detach);
+      const summary = job.state === 'succeeded' && !ctx.style.json ? drainSummary(job) : undefined;
+      if (summary) ctx.print(summary);
+    }),
+  );
+
+  verb(
+    host,
+    'resume <host>',
+    "End a host's maintenance: it takes VMs again (a drain in progress is cancelled; its moves under way finish)",
+  ).action(
+    act(z.object({ host: input.ref }), async (o, ctx) => {
+      const h = await ctx.client().resumeHost(o.host);
+      printObject(ctx, h, `Host ${h.name} is out of maintenance; it takes VMs again.`);
     }),
   );
 

@@ -12,6 +12,7 @@ import {
 import { UsageError } from '../errors.js';
 import { followJob } from '../jobs.js';
 import { placeInPoolBySuggest } from './placement.js';
+import { haLine } from './cluster.js';
 import { paintState, type OutputStyle } from '../output.js';
 import {
   act,
@@ -69,7 +70,8 @@ function vmDetails(v: ManagedVm): string {
       ['Name', v.name],
       ['Id', v.id],
       ['State', v.state + (v.pid ? ` (pid ${v.pid})` : '')],
-      ['Host', v.host + (v.pool ? ` (pool ${v.pool})` : '')],
+      ['Host', v.host + (v.pool ? ` (pool ${v.pool})` : '') + (v.cluster ? ` (cluster ${v.cluster})` : '')],
+      ['HA', haLine(v.ha)],
       ['vCPUs', String(v.vcpus)],
       ['Memory', formatBytes(v.memoryMiB * MiB)],
       ['IP', v.guestIp ? v.guestIp + (v.guestGateway ? ` via ${v.guestGateway}` : '') : '-'],
