@@ -240,7 +240,12 @@ export class HostLeases {
     const spec = this.#spec!;
     const file = vmLeaseFile(this.datastorePath(spec.datastore), vm.id);
     await this.#ensureLeaseFile(file, ['-r', `${spec.name}:${vm.id}:${file}:0`]);
-    const result = await this.sanlock(['client', 'acquire', '-r', this.#resource(vm.id), '-p', String(pid)]);
+    // sanlock answers at once when the holder is alive; when the holder's host stopped renewing,
+    // it waits until that host is dead (8 I/O timeouts + 60 s) and then takes the lease.
+    const result = await this.sanlock(
+      ['client', 'acquire', '-r', this.#resource(vm.id), '-p', String(pid)],
+      (spec.ioTimeoutSeconds * 8 + 60 + 60) * 1000,
+    );
     if (result.result === 0) return;
     if (result.result !== undefined && HELD_ELSEWHERE.has(result.result))
       throw new LeaseHeld(vm.name, `sanlock ${result.result}`);

@@ -1040,7 +1040,7 @@ export async function upsertVms(
     // Likewise a stopped or crashed definition on a host back from the dead, whose VM an HA
     // restart brought up elsewhere (ha/service.ts removes it there).
     const leftBehind =
-      (vm.state === 'stopped' || vm.state === 'crashed') &&
+      (vm.state === 'stopped' || vm.state === 'crashed' || vm.state === 'starting') &&
       (prior?.vm.state === 'running' || prior?.vm.state === 'paused' || prior?.vm.state === 'migrating');
     if (prior && prior.hostId !== host.id && (vm.state === 'incoming' || leftBehind)) {
       await tx

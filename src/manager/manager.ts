@@ -25,7 +25,7 @@ import { FabricCa } from './fabric-ca.js';
 import { ManagerService } from './service.js';
 import { ClusterService } from './clusters.js';
 import { drainHandler } from './drain.js';
-import { HA_ROUND_MS, haRestartHandler, HaService } from './ha/index.js';
+import { HA_LEASE_WAIT_SECONDS, HA_ROUND_MS, haRestartHandler, HaService } from './ha/index.js';
 import { vmJobHandlers, type VmJobDeps } from './vm-jobs.js';
 
 export const MANAGER_VERSION = '0.1.0';
@@ -154,7 +154,12 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
   for (const handler of [
     ...vmJobHandlers(deps),
     ...moveJobHandlers(moveDeps),
-    haRestartHandler({ db, clientFor }) as JobHandler<never>,
+    haRestartHandler({
+      db,
+      clientFor,
+      patientClientFor: (host) =>
+        new AgentClient(agentEndpoint(ca, host.agent_url), (HA_LEASE_WAIT_SECONDS + 30) * 1000),
+    }) as JobHandler<never>,
     drainHandler({
       db,
       jobs,

@@ -31,6 +31,11 @@ const Checkpoint = z.object({ phase: z.enum(['define-on-target', 'start-with-lea
 export interface HaRestartDeps {
   db: Db;
   clientFor(host: HostRow): AgentClient;
+  /**
+   * A client whose calls may take as long as a lease takes to expire: the target's start waits in
+   * sanlock until the dead host's lease has expired (8 I/O timeouts + 60 s).
+   */
+  patientClientFor(host: HostRow): AgentClient;
   /** Milliseconds between start attempts while the lease is held (tests shorten it). */
   retryMs?: number;
 }
@@ -135,7 +140,7 @@ export function haRestartHandler(deps: HaRestartDeps): JobHandler<HaRestartParam
           for (;;) {
             ctx.throwIfCancelled();
             try {
-              vm = await target.startVm(name);
+              vm = await deps.patientClientFor(to).startVm(name);
               break;
             } catch (error) {
               if (isCode(error, 'vm-state-conflict')) {
