@@ -4,7 +4,7 @@ import { spawn } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Lab, LabHost } from '../src/lab/index.js';
+import { fabricLinkBytes, type Lab, type LabHost } from '../src/lab/index.js';
 
 export function run(
   command: string[],
@@ -94,13 +94,8 @@ export async function measureLink(lab: Lab): Promise<number> {
 }
 
 /** Bytes a lab host has sent on its fabric interface so far (the kernel's counter). */
-export async function sentBytes(host: LabHost): Promise<number> {
-  const dev = await fabricInterface(host);
-  const out = await check(['ip', '-n', host.namespace, '-s', '-j', 'link', 'show', dev]);
-  const parsed = JSON.parse(out) as { stats64?: { tx?: { bytes?: number } } }[];
-  const bytes = parsed[0]?.stats64?.tx?.bytes;
-  if (typeof bytes !== 'number') throw new Error(`no tx counter for ${dev} in ${host.namespace}`);
-  return bytes;
+export function sentBytes(host: LabHost): Promise<number> {
+  return Promise.resolve(fabricLinkBytes(host).tx);
 }
 
 /** Writes a benchmark's results as `<dir>/<UTC time>.md` (the table) and `.json` (the figures). */

@@ -45,6 +45,7 @@ export {
   createBusyVm,
   DISK_WRITER_RECORD_BYTES,
   fabricLink,
+  fabricLinkBytes,
   guestDataChecksums,
   guestLife,
   guestRecordCount,

@@ -112,6 +112,12 @@ export const LabUpOptions = z
     accelerator: z.enum(['auto', 'kvm', 'tcg']).default('auto'),
     /** More datastores on every host besides the default `local` (e.g. for storage moves). */
     extraDatastores: z.array(LabName).default([]),
+    /**
+     * Shared datastores (kind `shared`): one directory of the lab's, `shared-<name>`, that every
+     * host configures under that name. All lab namespaces see one filesystem, so it stands in for
+     * network storage every host mounts (moves between the hosts leave such disks in place).
+     */
+    sharedDatastores: z.array(LabName).default([]),
     /** The host with fast storage (class `fast`, no limits); every other host's datastores are limited. */
     beast: PlanInput.shape.beast,
     /**
@@ -277,6 +283,7 @@ async function startAgent(
   accelerator: LabState['accelerator'],
   extraDatastores: string[],
   storage: HostPlan['storage'],
+  shared: { name: string; path: string }[] = [],
 ): Promise<number> {
   const extra = extraDatastores.map((name) => ({
     name,
@@ -293,6 +300,7 @@ async function startAgent(
     datastores: [
       { name: 'local', path: host.datastorePath, default: true, ...storage },
       ...extra,
+      ...shared.map((d) => ({ ...d, kind: 'shared' as const })),
       // `lab up --shared-storage`: the storage every host mounts (shared-storage.ts).
       ...(host.shared
         ? [{ name: SHARED_DATASTORE, path: host.shared.mountPath, kind: 'shared' as const }]
@@ -466,10 +474,14 @@ export async function labUp(options: LabUpOptions = {}): Promise<Lab> {
 
     log(`starting ${state.hosts.length} agents`);
     if (opts.beast) log(`${opts.beast} is the Beast; the other hosts' datastores are limited`);
+    // Made here, once: an agent never makes a shared datastore (a missing mount is an error).
+    const shared = opts.sharedDatastores.map((name) => ({ name, path: path.join(dir, `shared-${name}`) }));
+    for (const d of shared) await mkdir(d.path, { recursive: true, mode: 0o700 });
+    if (shared.length) log(`shared datastores ${shared.map((d) => d.name).join(', ')} on every host`);
     for (const [i, host] of state.hosts.entries()) {
       await mkdir(host.dir, { recursive: true });
       const storage = plan.hosts[i]?.storage ?? { class: DEFAULT_DATASTORE_CLASS };
-      host.pid = await startAgent(host, opts.accelerator, opts.extraDatastores, storage);
+      host.pid = await startAgent(host, opts.accelerator, opts.extraDatastores, storage, shared);
     }
     if (opts.manager) {
       log(`starting the manager on ${plan.managerUrl}`);

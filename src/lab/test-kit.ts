@@ -151,6 +151,22 @@ export async function strikeInPhase(
   }
 }
 
+/**
+ * Bytes a lab host has sent (tx) and received (rx) on its fabric link so far: the kernel's
+ * counters of its fabric0, whatever crossed it (moves, NBD, the manager's calls).
+ */
+export function fabricLinkBytes(host: LabHost): { tx: number; rx: number } {
+  const out = execFileSync('ip', ['-n', host.namespace, '-s', '-j', 'link', 'show', 'fabric0'], {
+    encoding: 'utf8',
+  });
+  const link = (JSON.parse(out) as { stats64?: { tx?: { bytes?: number }; rx?: { bytes?: number } } }[])[0];
+  const tx = link?.stats64?.tx?.bytes;
+  const rx = link?.stats64?.rx?.bytes;
+  if (typeof tx !== 'number' || typeof rx !== 'number')
+    throw new Error(`no byte counters for fabric0 in ${host.namespace}`);
+  return { tx, rx };
+}
+
 /** Takes a lab host's fabric link down or up (a cut cable, as the fault tests strike it). */
 export function fabricLink(host: LabHost, state: 'up' | 'down'): void {
   execFileSync('ip', ['-n', host.namespace, 'link', 'set', 'fabric0', state]);
