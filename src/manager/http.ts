@@ -60,6 +60,7 @@ import { retainedBytesOn, type MoveService } from './move/index.js';
 import type { PlacementService } from './placement/index.js';
 import type { ManagerService } from './service.js';
 import type { LinkService } from './links.js';
+import { planHostUpgrade } from './upgrade/index.js';
 
 /*
  * The REST API: the routes of src/api/manager-routes.ts, each bound here to its handler. Every
@@ -250,6 +251,8 @@ function handlers({ db, service, jobs, events, moves, placement, links, version 
         return placement.setVmPlacement(caller, params.vm, merged);
       }),
     suggestPlacement: ({ body }) => placement.suggest(body),
+
+    planUpgrade: ({ body }) => planHostUpgrade(db, body),
   };
 }
 
