@@ -136,6 +136,8 @@ test('AgentClient and AgentMigrationClient call exactly the routes of the table'
   };
   const calls: [keyof typeof agentRoutes, () => Promise<unknown>][] = [
     ['getHost', () => agent.host()],
+    ['joinLockspace', () => agent.joinLockspace({ name: 'c1', hostId: 1, datastore: 'shared' })],
+    ['leaveLockspace', () => agent.leaveLockspace()],
     ['listDatastores', () => agent.datastores()],
     ['addDatastore', () => agent.addDatastore({ name: 'slow', path: '/srv/slow', limits: { iops: 400 } })],
     ['updateDatastore', () => agent.updateDatastore('slow', { limits: null })],
@@ -157,6 +159,7 @@ test('AgentClient and AgentMigrationClient call exactly the routes of the table'
     ['metrics', () => agent.metrics()],
     ['getJournal', () => agent.journal(0)],
     ['openApi', () => agent.openApi()],
+    ['upgradeHost', () => agent.upgradeHost(5000)],
     ['planMigration', () => moves.plan({ vmName: 'a' })],
     ['listMigrations', () => moves.list()],
     ['prepareIncoming', () => moves.prepareIncoming({ migrationId: id, vm, plan, sourceHost: 'a' })],
