@@ -94,7 +94,10 @@ test('a compatible cluster: fewest VMs first, each VM to a cluster peer before a
       { from: '10.0.2', to: '10.1.0' },
     ],
   );
-  assert.match(p.steps[0]?.moves[0]?.why ?? '', /^cluster peer \(c1\); 7\.0 GiB free after; disks mirrored/);
+  assert.match(
+    p.steps[0]?.moves[0]?.why ?? '',
+    /^cluster peer \(c1\), most free memory; 7\.0 GiB free after; disks mirrored/,
+  );
   assert.match(p.steps[0]?.why ?? '', /1 VM to move, highest HA priority 500: the fewest/);
   assert.equal(p.targetQemuVersion, '10.1.0');
   assert.match(p.orderRule, /fewest VMs/);
@@ -116,6 +119,34 @@ test('VMs leave in the drain order: the highest HA priority first takes the best
     [['off', 'stopped: stays on h1, starts on QEMU 10.0.2 when started']],
   );
   assert.equal(p.targetQemuVersion, '10.0.2', 'without a target: the newest QEMU any host runs');
+});
+
+test("a VM's preferred hosts before more room; a host outside the cluster only when no peer can take it", () => {
+  const p = plan({
+    hosts: [
+      host('h1'),
+      host('h2', { memoryFreeBytes: 12 * GiB }),
+      host('h3', { memoryFreeBytes: 2 * GiB }),
+      host('h4', { memoryFreeBytes: 1 * GiB }),
+      host('solo', { cluster: null, memoryFreeBytes: 64 * GiB }),
+    ],
+    upgrade: ['h1'],
+    vms: [
+      vm('picky', 'h1', { preferredHosts: ['h4', 'h3'], priority: 900 }),
+      vm('big', 'h1', { memoryBytes: 12 * GiB, priority: 800 }),
+      vm('large', 'h1', { memoryBytes: 8 * GiB }),
+    ],
+  });
+  // picky to its first preferred host h4 (just its 1 GiB free), though h2 has more room; big to
+  // the peer with the most room; large fits no peer: the standalone host takes it.
+  assert.deepEqual(summary(p), ['h1: picky->h4 big->h2 large->solo']);
+  const why = (vm: string) => p.steps[0]?.moves.find((m) => m.vm === vm)?.why ?? '';
+  assert.match(why('picky'), /^cluster peer \(c1\), preferred host; 0 MiB free after/);
+  assert.match(why('big'), /^cluster peer \(c1\), most free memory; 0 MiB free after/);
+  assert.match(
+    why('large'),
+    /^not of cluster c1: no peer can take it, most free memory; 56\.0 GiB free after; .*not h2: memory; h3: memory; h4: memory$/,
+  );
 });
 
 test('order: fewest VMs first, then the lowest top HA priority, then the name; a host with none first', () => {

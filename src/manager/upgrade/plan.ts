@@ -335,13 +335,14 @@ function placeVm(
   f.vmHost.set(vm.id, chosen.name);
   f.vmQemu.set(vm.id, f.qemu.get(chosen.name) ?? chosen.qemuVersion);
 
-  const rank = peer(chosen)
-    ? `cluster peer (${source.cluster ?? ''})`
-    : preference(chosen) < vm.preferredHosts.length
-      ? 'a preferred host'
+  const rank = [
+    ...(peer(chosen)
+      ? [`cluster peer (${source.cluster ?? ''})`]
       : source.cluster !== null
-        ? `not of cluster ${source.cluster}: no peer can take it`
-        : 'most free memory';
+        ? [`not of cluster ${source.cluster}: no peer can take it`]
+        : []),
+    preference(chosen) < vm.preferredHosts.length ? 'preferred host' : 'most free memory',
+  ].join(', ');
   const skipped = verdicts
     .filter((v) => v.failed.length > 0)
     .sort((a, b) => Number(peer(b.host)) - Number(peer(a.host)) || byName(a.host.name, b.host.name));
