@@ -30,6 +30,7 @@ export const LAB_FILES = Object.freeze({
   'src/agent/migration/routes.lab.test.ts': { class: 'guest', seconds: 20 },
   'src/agent/stats.lab.test.ts': { class: 'guest', seconds: 34 },
   'src/agent/tools.lab.test.ts': { class: 'guest', seconds: 15 },
+  'src/agent/upgrade.lab.test.ts': { class: 'guest', seconds: 10 },
   'src/cli/cli.lab.test.ts': { class: 'guest', seconds: 103 },
   'src/cluster.lab.test.ts': { class: 'guest', seconds: 300 },
   'src/cold-faults.lab.test.ts': { class: 'guest', seconds: 150 },

@@ -1,14 +1,12 @@
-import { chmod, mkdir, readFile } from 'node:fs/promises';
+import { chmod, mkdir } from 'node:fs/promises';
 import type http from 'node:http';
-import path from 'node:path';
-import { z } from 'zod';
 import { AgentConfig, agentSocketPath } from '../api/index.js';
 import { findGuestImage, findToolsDisk, guestKernelCommandLine, GUEST_READY_MARKER } from '../guest/index.js';
 import { persistDatastoresIn } from './datastore-admin.js';
 import { chooseAccelerator, probeKvm, type AcceleratorChoice } from './accelerator.js';
 import { AgentCore } from './core.js';
 import { HostInventory } from './host.js';
-import { run } from './host-exec.js';
+import { agentVersion, qemuVersion } from './versions.js';
 import { jsonLineLogger, type Logger, type LogLevel } from './logger.js';
 import { HostLeases } from './leases.js';
 import { AgentPki } from './pki.js';
@@ -39,16 +37,6 @@ export interface RunningAgent {
 }
 
 const KVM_PROBE_DEADLINE_MS = 15_000;
-
-async function agentVersion(): Promise<string> {
-  const pkg = path.resolve(import.meta.dirname, '..', '..', 'package.json');
-  return z.object({ version: z.string() }).parse(JSON.parse(await readFile(pkg, 'utf8'))).version;
-}
-
-export async function qemuVersion(): Promise<string> {
-  const out = await run('qemu-system-x86_64', ['--version']);
-  return /version (\S+)/.exec(out)?.[1] ?? out.split('\n')[0]?.trim() ?? 'unknown';
-}
 
 async function guestBoot(def: Pick<VmDefinition, 'name' | 'guestIp' | 'guestGateway'>): Promise<GuestBoot> {
   const image = await findGuestImage();

@@ -13,6 +13,8 @@ import type { Logger } from './logger.js';
 import { renderMetrics } from './metrics.js';
 import { CPU_MODEL, MACHINE_TYPE } from './qemu-argv.js';
 import { StatsCollector } from './stats.js';
+import { HostUpgrade } from './upgrade.js';
+import { installedVersions } from './versions.js';
 import type { VmService } from './vm-service.js';
 
 /** Everything one running agent knows: what routes (the built-in ones and plugins) work with. */
@@ -29,9 +31,18 @@ export class AgentCore {
   ) {
     this.#stats = new StatsCollector(config.hostName, inventory, vms, log);
     this.datastores = new DatastoreAdmin(inventory, vms, log, config);
+    this.upgrade = new HostUpgrade({
+      config: config.upgrade,
+      vms,
+      versions,
+      installed: installedVersions,
+      log,
+    });
   }
 
   readonly datastores: DatastoreAdmin;
+  /** The host's upgrade (POST /v1/host/upgrade). */
+  readonly upgrade: HostUpgrade;
 
   readonly #stats: StatsCollector;
 

@@ -258,3 +258,37 @@ export class LeasesUnavailable extends AgentError {
     super(detail);
   }
 }
+
+/** The host has no upgrade command configured (AgentConfig.upgrade). */
+export class UpgradeUnavailable extends AgentError {
+  readonly code = 'upgrade-unavailable';
+  constructor() {
+    super('this host has no upgrade command: set `upgrade.command` in its agent configuration');
+  }
+}
+
+/** An upgrade was asked while VMs run (or start) here. */
+export class VmsRunning extends AgentError {
+  readonly code = 'vms-running';
+  constructor(readonly vms: readonly string[]) {
+    super(
+      `VMs run on this host (${vms.join(', ')}): it is upgraded only with none running; move them off first (silobreak host drain)`,
+    );
+  }
+}
+
+/** The host is being upgraded: no VM starts, no second upgrade. */
+export class HostUpgrading extends AgentError {
+  readonly code = 'host-upgrading';
+  constructor(what: string) {
+    super(`the host is being upgraded: ${what} waits until the upgrade has ended`);
+  }
+}
+
+/** The upgrade command could not start, exited non-zero or timed out. */
+export class UpgradeFailed extends AgentError {
+  readonly code = 'upgrade-failed';
+  constructor(detail: string) {
+    super(detail);
+  }
+}

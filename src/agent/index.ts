@@ -10,7 +10,8 @@ import { AgentPki } from './pki.js';
 import { coldMoveRoutes } from './migration/cold.js';
 import { migrationRoutes } from './migration/routes.js';
 
-export { startAgent, qemuVersion, type AgentOptions, type RunningAgent } from './agent.js';
+export { startAgent, type AgentOptions, type RunningAgent } from './agent.js';
+export { qemuVersion } from './versions.js';
 export type { AgentCore } from './core.js';
 export type { AgentRoutePlugin } from './server.js';
 export type { VmRuntime, StartOptions } from './vm-runtime.js';

@@ -161,6 +161,7 @@ function vmHandlers(core: AgentCore): AgentHandlersOf<typeof agentVmRoutes> {
     leaveLockspace: async () => {
       await core.leases?.leave();
     },
+    upgradeHost: () => core.upgrade.run(),
     listDatastores: () => core.inventory.datastores(),
     addDatastore: ({ body }) => core.datastores.add(body),
     updateDatastore: ({ params, body }) => core.datastores.update(params.name, body),

@@ -6,7 +6,13 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import http from 'node:http';
-import { AgentConfig, agentSocketPath, type ContractBreach, type HttpEndpoint } from '../api/index.js';
+import {
+  AgentConfig,
+  agentSocketPath,
+  type AgentConfigInput,
+  type ContractBreach,
+  type HttpEndpoint,
+} from '../api/index.js';
 import {
   CA_DAYS,
   certificateRequest,
@@ -61,6 +67,8 @@ export async function startTestAgent(options: {
   hostName?: string;
   /** The agent's log (default: silent). */
   log?: Logger;
+  /** The host's upgrade command (AgentConfig.upgrade; default none). */
+  upgrade?: AgentConfigInput['upgrade'];
 }): Promise<TestAgent> {
   const dir = await mkdtemp(path.join(tmpdir(), options.prefix));
   const config = AgentConfig.parse({
@@ -74,6 +82,7 @@ export async function startTestAgent(options: {
     datastoreRoots: [dir],
     vswitches: [{ name: 'sw0', bridge: 'sbunit0' }],
     accelerator: 'tcg',
+    ...(options.upgrade ? { upgrade: options.upgrade } : {}),
   });
   const log = options.log ?? jsonLineLogger('silent');
   const inventory = new HostInventory(config);

@@ -17,6 +17,7 @@ import {
   VmNotFound,
   VmStateConflict,
   ToolsDiskMissing,
+  HostUpgrading,
 } from './errors.js';
 import { guestExec, readGuestInfo } from './guest-ops.js';
 import type { HostInventory } from './host.js';
@@ -43,6 +44,10 @@ export class VmService {
   readonly #defineQueue = new SerialQueue();
   /** Memory promised to VMs whose QEMU is being started right now. */
   #startingBytes = 0;
+  /** VMs whose QEMU is being started right now. */
+  readonly #starting = new Set<string>();
+  /** Why no VM may start now (an upgrade of the host), while something holds the starts. */
+  #startsHeld: string | undefined;
   /** VMs (and, through DatastoreAdmin, datastores) that appeared or vanished here. */
   readonly journal = new ChangeJournal();
 
@@ -283,11 +288,13 @@ export class VmService {
 
   #start(runtime: VmRuntime, options: Parameters<VmRuntime['start']>[0]): Promise<void> {
     return runtime.exclusive(async () => {
+      if (this.#startsHeld !== undefined) throw new HostUpgrading(`starting VM "${runtime.def.name}"`);
       if (runtime.active) throw new VmStateConflict(runtime.def.name, await runtime.state(), 'start');
       const bytes = runtime.def.memoryMiB * MiB;
       const unpromised = this.unpromisedMemoryBytes();
       if (bytes > unpromised) throw new InsufficientMemory(bytes, unpromised, 'unpromised host memory');
       this.#startingBytes += bytes;
+      this.#starting.add(runtime.def.name);
       try {
         if (!options?.incoming) {
           for (const disk of runtime.def.disks) {
@@ -302,8 +309,32 @@ export class VmService {
         await runtime.start(options);
       } finally {
         this.#startingBytes -= bytes;
+        this.#starting.delete(runtime.def.name);
       }
     });
+  }
+
+  /**
+   * Holds every VM start (incoming moves too) for `reason` (an upgrade of the host): the VMs that
+   * run or start now, when any do (nothing is held then), else the release of the hold. The hold
+   * is taken before the VMs are looked at, so a start cannot slip in between.
+   */
+  holdStarts(reason: string): { release: () => void } | { running: string[] } {
+    if (this.#startsHeld !== undefined) throw new HostUpgrading(reason);
+    this.#startsHeld = reason;
+    const running = [
+      ...new Set([
+        ...this.runtimes()
+          .filter((r) => r.active)
+          .map((r) => r.def.name),
+        ...this.#starting,
+      ]),
+    ].sort();
+    if (running.length) {
+      this.#startsHeld = undefined;
+      return { running };
+    }
+    return { release: () => (this.#startsHeld = undefined) };
   }
 
   /** Records new datastores and files of disks moved live (migration/storage.ts). */

@@ -12,6 +12,7 @@ import type {
   GuestExecResult,
   GuestInfo,
   HostInfo,
+  HostUpgradeResult,
   LockspaceSpec,
   LockspaceStatus,
   Vm,
@@ -38,6 +39,10 @@ export class AgentClient {
   }
   leaveLockspace(): Promise<void> {
     return this.http.call(routes.leaveLockspace, {});
+  }
+  /** Runs the host's upgrade command; it may take `timeoutMs` (the command's own timeout and more). */
+  upgradeHost(timeoutMs: number): Promise<HostUpgradeResult> {
+    return this.http.call(routes.upgradeHost, {}, { timeoutMs });
   }
   datastores(): Promise<Datastore[]> {
     return this.http.call(routes.listDatastores, {});

@@ -64,6 +64,24 @@ export const AGENT_ERRORS = {
       'this host runs no sanlock (agent config `sanlock`), or is not in a lockspace, or is in another one',
   },
   'host-command-failed': { statuses: [500], about: 'a host command (qemu-img, ip, qemu-nbd) failed' },
+
+  // Upgrades of the host
+  'upgrade-unavailable': {
+    statuses: [409],
+    about: 'this host has no upgrade command (agent config `upgrade.command`)',
+  },
+  'vms-running': {
+    statuses: [409],
+    about: 'VMs run (or start) on this host: it is upgraded only with none (move them off first)',
+  },
+  'host-upgrading': {
+    statuses: [409],
+    about: 'the host is being upgraded: no VM starts here and no second upgrade begins until it ends',
+  },
+  'upgrade-failed': {
+    statuses: [502],
+    about: 'the upgrade command could not start, exited non-zero or timed out; the detail has its output',
+  },
   'guest-image-missing': { statuses: [503], about: 'this host has no guest image to boot VMs from yet' },
   'tools-disk-missing': {
     statuses: [503],

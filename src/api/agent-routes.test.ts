@@ -159,6 +159,7 @@ test('AgentClient and AgentMigrationClient call exactly the routes of the table'
     ['metrics', () => agent.metrics()],
     ['getJournal', () => agent.journal(0)],
     ['openApi', () => agent.openApi()],
+    ['upgradeHost', () => agent.upgradeHost(5000)],
     ['planMigration', () => moves.plan({ vmName: 'a' })],
     ['listMigrations', () => moves.list()],
     ['prepareIncoming', () => moves.prepareIncoming({ migrationId: id, vm, plan, sourceHost: 'a' })],

@@ -13,6 +13,7 @@ import {
   GuestExecResult,
   GuestInfo,
   HostInfo,
+  HostUpgradeResult,
   LockspaceSpec,
   LockspaceStatus,
   Name,
@@ -98,6 +99,7 @@ const DEFINE_ERRORS = [
 // Errors of starting a VM's QEMU.
 const START_ERRORS = [
   'vm-state-conflict',
+  'host-upgrading',
   'insufficient-memory',
   'qemu-start-failed',
   'guest-image-missing',
@@ -138,6 +140,15 @@ export const agentVmRoutes = {
     summary: 'Leave the lockspace; refused while a VM here holds a lease',
     status: 204,
     errors: ['leases-unavailable'],
+  }),
+  upgradeHost: route({
+    method: 'POST',
+    path: '/v1/host/upgrade',
+    summary:
+      "Upgrade this host: run its configured upgrade command (no shell) while no VM runs here, no VM starting meanwhile; the command's output and the versions installed afterwards",
+    status: 200,
+    response: HostUpgradeResult,
+    errors: ['upgrade-unavailable', 'vms-running', 'host-upgrading', 'upgrade-failed'],
   }),
   listDatastores: route({
     method: 'GET',

@@ -122,6 +122,19 @@ export const AgentConfig = z.strictObject({
    * runs holding its lease (leases.ts). Absent: no leases, and no HA restart of this host's VMs.
    */
   sanlock: z.strictObject({ runDir: HostPath.default('/run/sanlock') }).optional(),
+  /**
+   * How this host upgrades itself when the manager asks (POST /v1/host/upgrade, one step of a
+   * rolling upgrade): a program and its arguments, run without a shell while no VM runs here, e.g.
+   * `["/usr/bin/apt-get", "install", "-y", "silobreak", "qemu-system-x86"]`. A command that
+   * replaces the agent also restarts it, detached from the agent (the answer goes out first).
+   * Absent: the manager cannot upgrade this host.
+   */
+  upgrade: z
+    .strictObject({
+      command: z.array(z.string().min(1).max(4096)).min(1).max(64),
+      timeoutSeconds: z.number().int().min(10).max(7200).default(1800),
+    })
+    .optional(),
 });
 export type AgentConfig = z.infer<typeof AgentConfig>;
 
@@ -187,6 +200,30 @@ export const HostInfo = z.object({
   lockspace: LockspaceStatus.optional(),
 });
 export type HostInfo = z.infer<typeof HostInfo>;
+
+/** An agent's and its QEMU's versions. */
+export const SoftwareVersions = z.object({ agentVersion: z.string(), qemuVersion: z.string() });
+export type SoftwareVersions = z.infer<typeof SoftwareVersions>;
+
+/** The answer of POST /v1/host/upgrade: what the upgrade command did, and the versions after. */
+export const HostUpgradeResult = z.object({
+  command: z.array(z.string()),
+  exitCode: z.number().int(),
+  durationMs: z.number().int(),
+  /** The command's output, the last 64 KiB of each stream (also in the agent's log). */
+  stdout: z.string(),
+  stderr: z.string(),
+  /** What ran when the upgrade began. */
+  before: SoftwareVersions,
+  /**
+   * What the host has installed now: QEMU's own version (VMs start on it from now on, and the
+   * agent reports it) and the agent package's version on disk.
+   */
+  after: SoftwareVersions,
+  /** The agent on disk is not the one running: it reports `after` once restarted (the command's job). */
+  agentRestartNeeded: z.boolean(),
+});
+export type HostUpgradeResult = z.infer<typeof HostUpgradeResult>;
 
 /** What a short I/O probe of a datastore measured (datastore-probe.ts). */
 export const DatastoreProbe = z.object({

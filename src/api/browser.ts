@@ -16,3 +16,4 @@ export * from './storage.js';
 export * from './placement.js';
 export * from './events.js';
 export * from './job-figures.js';
+export * from './upgrade.js';

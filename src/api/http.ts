@@ -95,8 +95,10 @@ export class JsonHttpClient {
     if (!response.ok) {
       const text = await response.text();
       let problem: Problem;
+      let body: unknown;
       try {
-        problem = Problem.parse(JSON.parse(text));
+        body = JSON.parse(text);
+        problem = Problem.parse(body);
       } catch {
         problem = {
           type: 'about:blank',
@@ -106,7 +108,7 @@ export class JsonHttpClient {
           detail: text || response.statusText,
         };
       }
-      throw new ApiError(problem);
+      throw new ApiError(problem, body);
     }
     return response;
   }

@@ -39,6 +39,7 @@ import {
 } from './manager.js';
 import { managerRoutes as routes } from './manager-routes.js';
 import type { HostLinks, ProbedLinks, ProbeLinksRequest } from './links.js';
+import type { UpgradePlan, UpgradePlanRequest } from './upgrade.js';
 import {
   DatastoreSeries,
   DatastoreThresholds,
@@ -468,5 +469,14 @@ export class ManagerClient {
   }
   suggestPlacement(req: SuggestRequest): Promise<SuggestResult> {
     return this.http.call(routes.suggestPlacement, { body: req });
+  }
+
+  // Rolling upgrades
+  /**
+   * The plan of a rolling upgrade; a plan that strands a VM is an ApiError `upgrade-stranded`
+   * whose VMs strandedVms() reads.
+   */
+  planUpgrade(req: UpgradePlanRequest): Promise<UpgradePlan> {
+    return this.http.call(routes.planUpgrade, { body: req });
   }
 }

@@ -86,6 +86,7 @@ import {
   VmPlacementRequest,
 } from './placement.js';
 import { HTTP_REFUSALS } from './problem.js';
+import { UpgradePlan, UpgradePlanRequest, UpgradeRefusal } from './upgrade.js';
 import {
   defineRoute,
   OpenApiDocument,
@@ -119,10 +120,14 @@ const ABOUT: Record<ManagerErrorCode, string> = {
   conflict: 'the object is in a state or has a name that does not allow this',
   'insufficient-capacity': 'no host or datastore has room for this',
   'job-finished': 'the job has ended already',
+  'upgrade-stranded':
+    'an upgrade plan would leave a VM with nowhere to go: `stranded` lists each VM, its host and every other host with the rules it fails',
   'host-unreachable': "the host's agent did not answer",
   'agent-error': "the host's agent refused or failed",
   internal: 'an unexpected failure of the manager',
 };
+/** The extension members of the codes that carry some. */
+const MEMBERS: Partial<Record<ManagerErrorCode, z.ZodObject>> = { 'upgrade-stranded': UpgradeRefusal };
 export const MANAGER_ERRORS: ErrorCatalogue<ManagerErrorCode> = Object.fromEntries(
   Object.entries(MANAGER_ERROR_CODES).map(([code, status]) => [
     code,
@@ -130,6 +135,7 @@ export const MANAGER_ERRORS: ErrorCatalogue<ManagerErrorCode> = Object.fromEntri
       statuses: [status],
       about: ABOUT[code as ManagerErrorCode],
       title: MANAGER_ERROR_TITLES[code as ManagerErrorCode],
+      ...(MEMBERS[code as ManagerErrorCode] ? { members: MEMBERS[code as ManagerErrorCode] } : {}),
     },
   ]),
 ) as unknown as ErrorCatalogue<ManagerErrorCode>;
@@ -998,6 +1004,18 @@ export const managerRoutes = {
     status: 200,
     response: SuggestResult,
     errors: ['forbidden', 'not-found'],
+  }),
+
+  // Rolling host upgrades (issue 30)
+  planUpgrade: route({
+    method: 'POST',
+    path: `${API_PREFIX}/upgrades/plan`,
+    summary:
+      'Plan a rolling upgrade of hosts (or of a cluster): their order, one at a time, and where each VM goes before its host is upgraded, checked as a drain would move it (memory, space, machine type, CPU model, a QEMU not older); 422 upgrade-stranded names each VM that would have nowhere to go. Changes nothing',
+    body: UpgradePlanRequest,
+    status: 200,
+    response: UpgradePlan,
+    errors: ['forbidden', 'not-found', 'conflict', 'upgrade-stranded'],
   }),
 };
 export type ManagerRoutes = typeof managerRoutes;

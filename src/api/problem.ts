@@ -19,7 +19,14 @@ export class ApiError extends Error {
   readonly status: number;
   readonly code: string;
   readonly field: string | undefined;
-  constructor(problem: Problem) {
+  /**
+   * `body`: the problem as it came, extension members included (RFC 9457 §3.2: e.g. a refused
+   * upgrade plan's `stranded`), for the caller to read with the schema of that code.
+   */
+  constructor(
+    problem: Problem,
+    readonly body?: unknown,
+  ) {
     super(problem.detail);
     this.name = 'ApiError';
     this.status = problem.status;

@@ -223,6 +223,8 @@ export interface ErrorInfo {
   about: string;
   /** The problem's title; the status's reason phrase (STATUS_TITLES) when absent. */
   title?: string;
+  /** Extension members the problem carries beside code and detail (RFC 9457 §3.2). */
+  members?: z.ZodObject;
 }
 export type ErrorCatalogue<Code extends string> = Readonly<Record<Code, ErrorInfo>>;
 
@@ -356,8 +358,14 @@ export function openApiDocument<Code extends string>(options: {
     for (const [status, codes] of [...byStatus].sort(([a], [b]) => a - b)) {
       const info = (c: Code): ErrorInfo => options.errors[c];
       const titles = [...new Set(codes.map((c) => info(c).title ?? STATUS_TITLES[status] ?? 'Error'))];
+      // A code's extension members, optional in the group's schema (other codes lack them).
+      const members = codes.flatMap((c) => {
+        const schema = info(c).members;
+        return schema ? Object.entries((jsonSchema(schema, 'output').properties ?? {}) as JsonObject) : [];
+      });
       const properties = {
         ...(problem.properties as JsonObject),
+        ...Object.fromEntries(members),
         title: { type: 'string', enum: titles },
         code: { type: 'string', enum: codes },
       };

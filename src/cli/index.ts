@@ -4,6 +4,7 @@ import { registerChangeCommands } from './commands/change.js';
 import { registerClusterCommands } from './commands/cluster.js';
 import { registerDatastoreCommands } from './commands/datastore.js';
 import { registerHostCommands } from './commands/host.js';
+import { registerHostUpgradeCommand } from './commands/host-upgrade.js';
 import { registerJobCommands } from './commands/job.js';
 import { registerMoveCommands } from './commands/move.js';
 import { registerPlacementCommands } from './commands/placement.js';
@@ -20,6 +21,7 @@ import { registerVSwitchCommands } from './commands/vswitch.js';
  */
 const commandFiles: ((program: Command) => void)[] = [
   registerHostCommands,
+  registerHostUpgradeCommand,
   registerPoolCommands,
   registerDatastoreCommands,
   registerVSwitchCommands,

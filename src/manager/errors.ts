@@ -18,6 +18,8 @@ export class ManagerError extends Error {
     readonly code: ManagerErrorCode,
     message: string,
     readonly field?: string,
+    /** Extension members of the problem (RFC 9457 §3.2), as its code's schema declares them. */
+    readonly members?: Readonly<Record<string, unknown>>,
   ) {
     super(message);
     this.name = new.target.name;
@@ -57,7 +59,8 @@ export type NotFoundKind =
   | 'datastore'
   | 'retained copy'
   | 'recommendation'
-  | 'schedule';
+  | 'schedule'
+  | 'cluster';
 
 export class NotFound extends ManagerError {
   constructor(
@@ -230,7 +233,8 @@ const STATUS_CODES: Partial<Record<number, ManagerErrorCode>> = {
 
 /** Maps any thrown value to problem details; unknown errors never leak their message or stack. */
 export function toProblem(error: unknown): Problem {
-  if (error instanceof ManagerError) return problemOf(error.code, error.message, error.field);
+  if (error instanceof ManagerError)
+    return { ...error.members, ...problemOf(error.code, error.message, error.field) };
   if (isHttpish(error) && error.statusCode >= 400 && error.statusCode < 500) {
     const body = error.code !== undefined ? BODY_ERRORS[error.code] : undefined;
     if (body) return problemOf(body.code, `${body.field}: ${body.rule}`, body.field);

@@ -64,6 +64,7 @@ import type { PlacementService } from './placement/index.js';
 import type { ManagerService } from './service.js';
 import type { LinkService } from './links.js';
 import type { ClusterService } from './clusters.js';
+import { planHostUpgrade } from './upgrade/index.js';
 
 /*
  * The REST API: the routes of src/api/manager-routes.ts, each bound here to its handler. Every
@@ -286,6 +287,8 @@ function handlers({
         return placement.setVmPlacement(caller, params.vm, merged);
       }),
     suggestPlacement: ({ body }) => placement.suggest(body),
+
+    planUpgrade: ({ body }) => planHostUpgrade(db, body),
   };
 }
 

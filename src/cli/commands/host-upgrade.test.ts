@@ -1,0 +1,209 @@
+// `host upgrade --plan` against a stand-in manager: the flags become the request's body, a plan
+// prints as a table (step, host, VM, goes to, why), a refused one prints each stranded VM with
+// every host's failed rules and exits 1, and bad flags exit 2 naming the flag and send nothing.
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { createServer, type Server } from 'node:http';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import { promisify } from 'node:util';
+import type { StrandedVm, UpgradePlan } from '../../api/index.js';
+import { renderStranded, renderUpgradePlan } from './host-upgrade.js';
+
+const bin = path.join(import.meta.dirname, '../../../bin/silobreak.js');
+const style = { color: false, progressBar: false, json: false };
+
+const plan: UpgradePlan = {
+  targetQemuVersion: '10.1.0',
+  orderRule: 'one host at a time: the one with the fewest VMs to move then',
+  qemuRule: 'a VM may only move to a QEMU as new or newer',
+  steps: [
+    {
+      step: 1,
+      host: 'h2',
+      cluster: 'c1',
+      agentVersion: '0.1.0',
+      qemuVersion: { from: '10.0.2', to: '10.1.0' },
+      why: '0 VMs to move: the fewest of the hosts left',
+      moves: [],
+      stays: [],
+    },
+    {
+      step: 2,
+      host: 'h1',
+      cluster: 'c1',
+      agentVersion: '0.1.0',
+      qemuVersion: { from: '10.0.2', to: '10.1.0' },
+      why: 'the last host left',
+      moves: [
+        {
+          vm: 'web',
+          vmId: '00000000-0000-4000-8000-000000000001',
+          to: 'h2',
+          memoryOnly: true,
+          why: 'cluster peer (c1); 5.0 GiB free after; memory only',
+        },
+      ],
+      stays: [
+        {
+          vm: 'off',
+          vmId: '00000000-0000-4000-8000-000000000002',
+          why: 'stopped: stays on h1, starts on QEMU 10.1.0 when started',
+        },
+      ],
+    },
+  ],
+};
+
+const stranded: StrandedVm[] = [
+  {
+    step: 1,
+    vm: 'db',
+    vmId: '00000000-0000-4000-8000-000000000003',
+    host: 'h1',
+    targets: [
+      {
+        host: 'h2',
+        failed: [
+          { rule: 'memory', detail: 'h2 has 512 MiB free, db needs 2.0 GiB' },
+          { rule: 'qemu-version', detail: 'db runs on QEMU 10.1.0, h2 has the older 10.0.2' },
+        ],
+      },
+      { host: 'h3', failed: [{ rule: 'maintenance', detail: 'h3 is in maintenance' }] },
+    ],
+  },
+];
+
+test('a plan as a table: one row per VM (moves and stays), one for a host with none; order and QEMU rules under it', () => {
+  const lines = renderUpgradePlan(style, plan).split('\n');
+  assert.match(
+    lines[0] ?? '',
+    /^Upgrade plan: 2 hosts, one at a time, to QEMU 10\.1\.0; every VM has somewhere to go/,
+  );
+  const table = lines.slice(2, 6);
+  assert.match(table[0] ?? '', /^STEP\s+HOST\s+VM\s+GOES TO\s+WHY$/);
+  assert.match(table[1] ?? '', /^\s+1\s+h2 \(QEMU 10\.0\.2 -> 10\.1\.0\)\s+-\s+-\s+no VMs: upgraded as is$/);
+  assert.match(
+    table[2] ?? '',
+    /^\s+2\s+h1 \(QEMU 10\.0\.2 -> 10\.1\.0\)\s+web\s+h2\s+cluster peer \(c1\); .*memory only$/,
+  );
+  assert.match(table[3] ?? '', /^\s+2\s+h1 .*\s+off\s+stays\s+stopped: stays on h1/);
+  const text = lines.join('\n');
+  assert.match(
+    text,
+    /Order:\n {2}1\. h2: 0 VMs to move: the fewest of the hosts left\n {2}2\. h1: the last host left/,
+  );
+  assert.match(text, /QEMU: a VM may only move to a QEMU as new or newer\./);
+});
+
+test('a refusal as a table: each stranded VM, each other host and every rule it fails there', () => {
+  const lines = renderStranded(style, stranded).split('\n');
+  assert.match(lines[0] ?? '', /^The upgrade would strand 1 VM: /);
+  assert.match(lines[2] ?? '', /^STEP\s+HOST\s+VM\s+TARGET\s+FAILS$/);
+  assert.match(
+    lines[3] ?? '',
+    /^\s+1\s+h1\s+db\s+h2\s+memory: h2 has 512 MiB free, db needs 2\.0 GiB; qemu-version: db runs on QEMU 10\.1\.0/,
+  );
+  assert.match(lines[4] ?? '', /^\s+1\s+h1\s+db\s+h3\s+maintenance: h3 is in maintenance$/);
+  assert.match(renderStranded(style, [{ ...stranded[0]!, targets: [] }]), /db\s+-\s+there is no other host/);
+});
+
+let server: Server;
+let url: string;
+const requests: { method: string; url: string; body: unknown }[] = [];
+
+before(async () => {
+  server = createServer((request, response) => {
+    let text = '';
+    request.on('data', (chunk) => (text += String(chunk)));
+    request.on('end', () => {
+      const body = text ? (JSON.parse(text) as { hosts?: string[] }) : undefined;
+      requests.push({ method: request.method ?? '', url: request.url ?? '', body });
+      if (body?.hosts?.includes('h1')) {
+        response.statusCode = 422;
+        response.setHeader('content-type', 'application/problem+json');
+        response.end(
+          JSON.stringify({
+            type: 'about:blank',
+            title: 'Upgrade plan strands a VM',
+            status: 422,
+            code: 'upgrade-stranded',
+            detail: 'the upgrade plan strands 1 VM: db on h1',
+            stranded,
+          }),
+        );
+        return;
+      }
+      response.setHeader('content-type', 'application/json');
+      response.end(JSON.stringify(plan));
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  url = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
+});
+
+after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+
+async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await promisify(execFile)(
+      process.execPath,
+      [bin, ...args, '--url', url, '--token', 'sb_test-token'],
+      { env: { ...process.env, NO_COLOR: '1' } },
+    );
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const e = error as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+test('host upgrade --plan <hosts…> / --cluster: the body sent, the table printed, exit 0', async () => {
+  requests.length = 0;
+  const r = await cli('host', 'upgrade', '--plan', 'h2', 'h3', '--target-qemu', '10.1.0');
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /Upgrade plan: 2 hosts/);
+  assert.match(r.stdout, /web\s+h2\s+cluster peer/);
+  const c = await cli('host', 'upgrade', '--cluster', 'c1', '--plan');
+  assert.equal(c.code, 0, c.stderr);
+  assert.deepEqual(
+    requests.map((q) => [q.method, q.url, q.body]),
+    [
+      ['POST', '/api/v1/upgrades/plan', { hosts: ['h2', 'h3'], targetQemuVersion: '10.1.0' }],
+      ['POST', '/api/v1/upgrades/plan', { cluster: 'c1' }],
+    ],
+  );
+  const json = await cli('host', 'upgrade', '--plan', 'h2', '--json');
+  assert.deepEqual(JSON.parse(json.stdout), plan);
+});
+
+test('a refused plan prints every stranded VM and exits 1; --json prints the problem', async () => {
+  const r = await cli('host', 'upgrade', '--plan', 'h1');
+  assert.equal(r.code, 1);
+  assert.match(r.stdout, /The upgrade would strand 1 VM/);
+  assert.match(r.stdout, /h1\s+db\s+h3\s+maintenance: h3 is in maintenance/);
+  assert.match(r.stderr, /^silobreak: the upgrade plan strands 1 VM\nhint: /);
+  const j = await cli('host', 'upgrade', '--plan', 'h1', '--json');
+  assert.equal(j.code, 1);
+  const problem = JSON.parse(j.stdout) as { code: string; stranded: StrandedVm[] };
+  assert.equal(problem.code, 'upgrade-stranded');
+  assert.deepEqual(problem.stranded, stranded);
+});
+
+test('bad flags exit 2 naming the flag, and send nothing', async () => {
+  requests.length = 0;
+  const none = await cli('host', 'upgrade', '--plan');
+  assert.equal(none.code, 2);
+  assert.match(none.stderr, /<hosts>: name the hosts to upgrade, or give --cluster/);
+  const both = await cli('host', 'upgrade', '--plan', 'h1', '--cluster', 'c1');
+  assert.equal(both.code, 2);
+  assert.match(both.stderr, /--cluster: give hosts or --cluster, not both/);
+  const version = await cli('host', 'upgrade', '--plan', 'h1', '--target-qemu', 'latest');
+  assert.equal(version.code, 2);
+  assert.match(version.stderr, /--target-qemu: must be a version of numbers joined by dots/);
+  const noPlan = await cli('host', 'upgrade', 'h1');
+  assert.equal(noPlan.code, 2);
+  assert.match(noPlan.stderr, /give --plan/);
+  assert.deepEqual(requests, []);
+});

@@ -1,0 +1,96 @@
+/*
+ * The upgrade planner's input from the manager's inventory (the agents' last reports): every host
+ * with its datastores and virtual switches, every VM with its disks' space needs as a move checks
+ * them.
+ */
+import { z } from 'zod';
+import type { Host, ManagedVm, Page } from '../../api/index.js';
+import type { Db } from '../db.js';
+import { listDatastores, listHosts, listVms, listVSwitches } from '../inventory.js';
+import { requiredBytes } from '../move/checks.js';
+import type { UpgradeHostFacts, UpgradeVmFacts } from './plan.js';
+
+/** A VM's HA priority when it has no HA settings (the clusters' HA_PRIORITY default). */
+const DEFAULT_HA_PRIORITY = 500;
+
+/*
+ * A host's cluster and maintenance, a VM's HA settings: read from the inventory's objects where
+ * they carry them. They come with the clusters' inventory (migration 0015-clusters), which this
+ * code was written beside; without it a host is standalone and out of maintenance, and a VM has
+ * the default HA settings.
+ */
+const ClusterView = z.object({
+  cluster: z.string().nullable().default(null),
+  maintenance: z.enum(['none', 'entering', 'in']).default('none'),
+});
+const HaView = z.object({
+  ha: z
+    .object({ protected: z.boolean(), priority: z.number().int(), preferredHosts: z.array(z.string()) })
+    .default({ protected: false, priority: DEFAULT_HA_PRIORITY, preferredHosts: [] }),
+});
+
+async function everything<T>(
+  page: (q: { limit: number; cursor?: string | undefined }) => Promise<Page<T>>,
+): Promise<T[]> {
+  const out: T[] = [];
+  let cursor: string | undefined;
+  do {
+    const p = await page({ limit: 1000, cursor });
+    out.push(...p.items);
+    cursor = p.nextCursor ?? undefined;
+  } while (cursor !== undefined);
+  return out;
+}
+
+export interface UpgradeFacts {
+  hosts: UpgradeHostFacts[];
+  vms: UpgradeVmFacts[];
+  /** Host name by id, to resolve references. */
+  hostIds: Map<string, string>;
+}
+
+export async function loadUpgradeFacts(db: Db): Promise<UpgradeFacts> {
+  const [hosts, datastores, vswitches, vms] = await Promise.all([
+    everything((q) => listHosts(db, q)),
+    everything((q) => listDatastores(db, q)),
+    everything((q) => listVSwitches(db, q)),
+    everything((q) => listVms(db, q)),
+  ]);
+  const hostFacts = hosts.map((h: Host): UpgradeHostFacts => {
+    const { cluster, maintenance } = ClusterView.parse(h);
+    return {
+      name: h.name,
+      cluster,
+      state: h.state,
+      maintenance,
+      agentVersion: h.agentVersion,
+      qemuVersion: h.qemuVersion,
+      machineType: h.machineType,
+      cpuModel: h.cpuModel,
+      memoryFreeBytes: h.memoryFreeBytes,
+      memoryBytes: h.memoryBytes,
+      datastores: datastores
+        .filter((d) => d.hostId === h.id)
+        .map((d) => ({ name: d.name, default: d.default, freeBytes: d.freeBytes, storageId: d.storageId })),
+      vswitches: vswitches.filter((s) => s.hostId === h.id).map((s) => s.name),
+    };
+  });
+  const vmFacts = vms.map((vm: ManagedVm): UpgradeVmFacts => {
+    const { ha } = HaView.parse(vm);
+    return {
+      id: vm.id,
+      name: vm.name,
+      host: vm.host,
+      state: vm.state,
+      memoryBytes: vm.memoryMiB * 2 ** 20,
+      machineType: vm.machineType,
+      cpuModel: vm.cpuModel,
+      priority: ha.priority,
+      protected: ha.protected,
+      preferredHosts: ha.preferredHosts,
+      disks: vm.disks.map((d) => ({ id: d.id, datastore: d.datastore, requiredBytes: requiredBytes(d) })),
+      vswitches: [...new Set(vm.nics.map((n) => n.vswitch))],
+    };
+  });
+  return { hosts: hostFacts, vms: vmFacts, hostIds: new Map(hosts.map((h) => [h.id, h.name])) };
+}
