@@ -6,6 +6,7 @@ export {
   labList,
   labStatus,
   labUp,
+  rebootLabHostStorage,
   restartLabAgent,
   restartLabManager,
   waitForPing,

@@ -51,9 +51,11 @@ import {
 import { findLabProcesses, isAlive, spawnDetached, terminate, waitUntilAnswers } from './processes.js';
 import {
   mountSharedStorage,
+  remountSharedStorage,
   sanlockRunDir,
   sharedMountPath,
   startSanlock,
+  startLabWatchdog,
   startStorageServer,
   unmountLabStorage,
 } from './shared-storage.js';
@@ -193,6 +195,12 @@ async function buildSharedStorage(state: LabState, plan: LabPlan, hostCount: num
       host: host.name,
       runDir,
       logPath: path.join(host.dir, 'sanlock.log'),
+    });
+    startLabWatchdog({
+      host: host.name,
+      runDir,
+      mountPath,
+      logPath: path.join(host.dir, 'watchdog.log'),
     });
     host.shared = { mountPath, sanlockRunDir: runDir, sanlockPid };
   }
@@ -345,6 +353,22 @@ function spawnAgent(host: Pick<LabHostState, 'namespace' | 'configPath' | 'logPa
 export function restartLabAgent(host: LabHost): number {
   host.pid = spawnAgent(host);
   return host.pid;
+}
+
+/**
+ * A lab host back from a reset (its storage client killed by the lab's watchdog): its storage is
+ * mounted again and its agent restarted on it, as a rebooted host comes up.
+ */
+export async function rebootLabHostStorage(lab: Lab, host: LabHost): Promise<void> {
+  if (!host.shared || !lab.storage) throw new LabInvalidInput('host', `${host.name} has no shared storage`);
+  if (host.pid !== undefined) await terminate([host.pid]);
+  await remountSharedStorage({
+    namespace: host.namespace,
+    serverAddress: lab.storage.address,
+    exportDir: lab.storage.exportDir,
+    mountPath: host.shared.mountPath,
+  });
+  restartLabAgent(host);
 }
 
 /** Starts a lab's manager again on its data after it was killed (fault tests); returns its pid. */

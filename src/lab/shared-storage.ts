@@ -154,6 +154,52 @@ async function sanlockPreload(): Promise<string | undefined> {
   return SHIM_PATH;
 }
 
+/**
+ * The lab's stand-in for a host's hardware watchdog (sanlock's wdmd resets a host whose lease
+ * renewal failed; this kernel has no watchdog device). sanlock kills the processes that hold
+ * leases when renewals fail, but a QEMU waiting on its storage cannot die while the network
+ * filesystem holds its I/O (a FUSE request already sent is waited out): a reset is what ends it, and
+ * what keeps its queued writes from reaching the storage later. So when the host's sanlock reports
+ * a failed renewal for `graceSeconds`, this "resets" the host's storage client: the sshfs process
+ * is killed, its pending requests fail, and the QEMU dies. A host that comes back mounts again
+ * (remountSharedStorage), as a rebooted host would.
+ */
+export function startLabWatchdog(options: {
+  host: string;
+  runDir: string;
+  mountPath: string;
+  logPath: string;
+  graceSeconds?: number;
+}): number {
+  const grace = options.graceSeconds ?? 5;
+  const script = [
+    'failing=0',
+    'while sleep 1; do',
+    `  if SANLOCK_RUN_DIR="$1" sanlock client status -D 2>/dev/null | grep -q 'renew_fail=1'; then`,
+    '    failing=$((failing + 1))',
+    `    if [ "$failing" -ge ${grace} ]; then`,
+    '      if pkill -KILL -f "^sshfs .* $2\\$"; then echo "$(date -Is) $3: lease renewal failing: storage client reset"; fi',
+    '    fi',
+    '  else failing=0; fi',
+    'done',
+  ].join('\n');
+  return spawnDetached(
+    ['bash', '-c', script, 'lab-watchdog', options.runDir, options.mountPath, options.host],
+    options.logPath,
+  );
+}
+
+/** A host back from a reset mounts the storage again (its old mount is detached first). */
+export async function remountSharedStorage(options: {
+  namespace: string;
+  serverAddress: string;
+  exportDir: string;
+  mountPath: string;
+}): Promise<void> {
+  await run(['umount', '-l', options.mountPath]);
+  await mountSharedStorage(options);
+}
+
 /** Starts a host's sanlock daemon in its namespace; resolves once its socket answers. */
 export async function startSanlock(options: {
   namespace: string;
