@@ -201,9 +201,17 @@ test('split brain: host2 cut off with its QEMU alive is fenced by its own lease 
 
 test('host2 back: the VM runs on exactly one host, its left definition on host2 removed, host2 in the lockspace again', async () => {
   const h2 = host('host2');
+  // host2's agent restarts (rebootLabHostStorage): it answers again after a few seconds.
+  const vmsOf = (h: LabHost) =>
+    labAgent(h, 5_000)
+      .listVms()
+      .catch(() => undefined);
   await until(
     `${VM}'s definition gone from host2`,
-    async () => ((await labAgent(h2).listVms()).some((v) => v.name === VM) ? undefined : true),
+    async () => {
+      const vms = await vmsOf(h2);
+      return vms && !vms.some((v) => v.name === VM) ? true : undefined;
+    },
     180_000,
   );
   const runningOn = [];
@@ -211,7 +219,14 @@ test('host2 back: the VM runs on exactly one host, its left definition on host2 
   assert.equal(runningOn.length, 1, `defined on exactly one host: ${runningOn.join(', ')}`);
   await until(
     'host2 in the lockspace again',
-    async () => ((await labAgent(h2).host()).lockspace?.state === 'joined' ? true : undefined),
+    async () =>
+      (
+        await labAgent(h2, 5_000)
+          .host()
+          .catch(() => undefined)
+      )?.lockspace?.state === 'joined'
+        ? true
+        : undefined,
     120_000,
   );
   const changes = await cli(['change', 'list', '--object', VM, '--json']);

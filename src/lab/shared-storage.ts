@@ -159,9 +159,10 @@ async function sanlockPreload(): Promise<string | undefined> {
  * renewal failed; this kernel has no watchdog device). sanlock kills the processes that hold
  * leases when renewals fail, but a QEMU waiting on its storage cannot die while the network
  * filesystem holds its I/O (a FUSE request already sent is waited out): a reset is what ends it, and
- * what keeps its queued writes from reaching the storage later. So when the host's sanlock reports
- * a failed renewal for `graceSeconds`, this "resets" the host's storage client: the sshfs process
- * is killed, its pending requests fail, and the QEMU dies. A host that comes back mounts again
+ * what keeps its queued writes from reaching the storage later. So when the host's sanlock has
+ * been killing its leased processes for `graceSeconds` (its renewals failed for 8 I/O timeouts),
+ * this "resets" the host's storage client: the sshfs process is killed, its pending requests fail,
+ * and the QEMU dies, well before another host may take the lease (60 s later). A host that comes back mounts again
  * (remountSharedStorage), as a rebooted host would.
  */
 export function startLabWatchdog(options: {
@@ -175,10 +176,10 @@ export function startLabWatchdog(options: {
   const script = [
     'failing=0',
     'while sleep 1; do',
-    `  if SANLOCK_RUN_DIR="$1" sanlock client status -D 2>/dev/null | grep -q 'renew_fail=1'; then`,
+    `  if SANLOCK_RUN_DIR="$1" sanlock client status -D 2>/dev/null | grep -q 'killing_pids=1'; then`,
     '    failing=$((failing + 1))',
     `    if [ "$failing" -ge ${grace} ]; then`,
-    '      if pkill -KILL -f "^sshfs .* $2\\$"; then echo "$(date -Is) $3: lease renewal failing: storage client reset"; fi',
+    '      if pkill -KILL -f "^sshfs .* $2\\$"; then echo "$(date -Is) $3: sanlock could not kill its leased processes: storage client reset"; fi',
     '    fi',
     '  else failing=0; fi',
     'done',
