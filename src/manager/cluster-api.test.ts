@@ -347,3 +347,43 @@ test('parallel joins get distinct lease host ids; a host joined to two clusters 
   assert.ok(host.cluster === 'left' || host.cluster === 'right');
   assert.equal(host.leaseHostId, 1);
 });
+
+test("join refuses a host that does not see the storage holding the cluster's leases, naming it, changing nothing", async () => {
+  await seedHost(t.manager.db, 'h9', 20, []);
+  await admin.createCluster({ name: 'leased' });
+  const storage = '6f1c3a52-8d1e-4c3b-9a57-0d2a4b6e7f10';
+  await t.manager.db
+    .updateTable('clusters')
+    .set({ lease_storage_id: storage })
+    .where('name', '=', 'leased')
+    .execute();
+  const before = await unchanged();
+  const refused = await rejects(admin.joinCluster('leased', 'h9'), 409, 'host');
+  assert.match(refused.message, new RegExp(`h9 has no datastore on storage ${storage}`));
+  assert.equal(await unchanged(), before);
+  const h9 = await t.manager.db
+    .selectFrom('hosts')
+    .select('id')
+    .where('name', '=', 'h9')
+    .executeTakeFirstOrThrow();
+  await t.manager.db
+    .insertInto('datastores')
+    .values({
+      id: 'ds-h9-shared',
+      host_id: h9.id,
+      name: 'shared',
+      path: '/mnt/shared',
+      is_default: 0,
+      capacity_bytes: 1,
+      free_bytes: 1,
+      class: 'standard',
+      kind: 'shared',
+      storage_id: storage,
+    })
+    .execute();
+  assert.deepEqual(
+    (await admin.joinCluster('leased', 'h9')).hosts.map((h) => h.name),
+    ['h9'],
+  );
+  await admin.evictClusterHost('leased', 'h9');
+});

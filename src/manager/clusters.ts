@@ -104,6 +104,21 @@ export class ClusterService {
           'host',
         );
       }
+      // The cluster's lockspace lives on its lease storage (ha/service.ts): a host that does not
+      // see it could hold no lease, and no VM of the cluster could restart there.
+      if (cluster.lease_storage_id !== null) {
+        const sees = await tx
+          .selectFrom('datastores')
+          .select('name')
+          .where('host_id', '=', host.id)
+          .where('storage_id', '=', cluster.lease_storage_id)
+          .executeTakeFirst();
+        if (!sees)
+          throw new Conflict(
+            `host: ${host.name} has no datastore on storage ${cluster.lease_storage_id}, which holds cluster ${cluster.name}'s leases: mount it there and add it as a shared datastore first`,
+            'host',
+          );
+      }
       const taken = await tx
         .selectFrom('hosts')
         .select('lease_host_id')
