@@ -32,6 +32,7 @@ import { ManagerClient as Manager } from './api/index.js';
 
 const LAB = 'cluster';
 const VM = 'ha1';
+const VM2 = 'ha2';
 const RECORDS = '/data/ha';
 
 let lab: Lab;
@@ -152,12 +153,42 @@ test('a busy HA guest on the shared datastore moves by memory alone, its lease h
   assert.ok(!leasesOn(h1).some((l) => l.includes(vmId)), 'host1 holds it no more');
 });
 
-test('split brain: host2 cut off with its QEMU alive is fenced by its own lease before the VM restarts elsewhere', async () => {
+test('split brain and power loss at once: host2 cut off with its QEMU alive is fenced by its own lease, host3 dies; both VMs restart elsewhere only once their leases are free', async () => {
   const h2 = host('host2');
+  const h3 = host('host3');
+  // A second HA guest on host3, which loses power (agent, QEMU, sanlock and link) at the same moment.
+  const address = lab.vmAddress(2);
+  const created = await cli([
+    'vm',
+    'create',
+    VM2,
+    '--host',
+    'host3',
+    '--memory',
+    '256M',
+    '--disk',
+    '1G@shared',
+    '--nic',
+    'vmsw0',
+    '--ip',
+    address.cidr,
+    '--start',
+  ]);
+  assert.equal(created.code, 0, created.stderr);
+  await waitForPing(lab, address.ip);
+  assert.equal((await cli(['vm', 'ha', VM2, '--protect'])).code, 0);
+  await startGuestWorkloads(h3, VM2, RECORDS);
+  await new Promise((resolve) => setTimeout(resolve, 3_000));
+  const atLeast2 = await guestRecordCount(h3, VM2, RECORDS);
+  const qemu3 = (await labAgent(h3).getVm(VM2)).pid!;
+
   const atLeast = await guestRecordCount(h2, VM, RECORDS);
   const oldPid = (await labAgent(h2).getVm(VM)).pid!;
   const cutAt = Date.now();
   fabricLink(h2, 'down');
+  // host3 loses power: everything of it stops at once.
+  for (const pid of [h3.pid!, qemu3, h3.shared!.sanlockPid]) process.kill(pid, 'SIGKILL');
+  fabricLink(h3, 'down');
   // When host2's QEMU stops: sanlock kills it once host2 cannot renew its lease for 8 I/O timeouts.
   let fencedAt: number | undefined;
   const watch = setInterval(() => {
@@ -191,15 +222,35 @@ test('split brain: host2 cut off with its QEMU alive is fenced by its own lease 
     );
     const verified = await verifyGuestRecords(target, VM, [{ file: RECORDS, atLeast }]);
     console.log(`records after the restart: ${verified.summary}`);
+
+    const second = await until(
+      `${VM2} running on another host`,
+      async () => {
+        const vm = await api.getVm(VM2);
+        return vm.host !== 'host3' && vm.state === 'running' ? vm : undefined;
+      },
+      300_000,
+    );
+    await waitForPing(lab, address.ip);
+    console.log(
+      `power loss: ${VM2} runs on ${second.host}, answering ping ${((Date.now() - cutAt) / 1000).toFixed(1)} s after host3 died`,
+    );
+    const verified2 = await verifyGuestRecords(host(second.host), VM2, [
+      { file: RECORDS, atLeast: atLeast2 },
+    ]);
+    console.log(`records of ${VM2} after the restart: ${verified2.summary}`);
   } finally {
     clearInterval(watch);
-    // host2 comes back as a host reset by its watchdog does: link up, storage mounted, agent started.
-    fabricLink(h2, 'up');
-    await rebootLabHostStorage(lab, h2);
+    // host2 comes back as a host reset by its watchdog does, host3 as one powered on again:
+    // link up, storage mounted, sanlock and agent started.
+    for (const h of [h2, h3]) {
+      fabricLink(h, 'up');
+      await rebootLabHostStorage(lab, h);
+    }
   }
 });
 
-test('host2 back: the VM runs on exactly one host, its left definition on host2 removed, host2 in the lockspace again', async () => {
+test('hosts back: each VM is defined on exactly one host, the left definitions removed, host2 in the lockspace again', async () => {
   const h2 = host('host2');
   // host2's agent restarts (rebootLabHostStorage): it answers again after a few seconds.
   const vmsOf = (h: LabHost) =>
@@ -214,9 +265,19 @@ test('host2 back: the VM runs on exactly one host, its left definition on host2 
     },
     180_000,
   );
-  const runningOn = [];
-  for (const h of hosts) if ((await labAgent(h).listVms()).some((v) => v.name === VM)) runningOn.push(h.name);
-  assert.equal(runningOn.length, 1, `defined on exactly one host: ${runningOn.join(', ')}`);
+  await until(
+    `${VM2}'s definition gone from host3`,
+    async () => {
+      const vms = await vmsOf(host('host3'));
+      return vms && !vms.some((v) => v.name === VM2) ? true : undefined;
+    },
+    180_000,
+  );
+  for (const vm of [VM, VM2]) {
+    const definedOn = [];
+    for (const h of hosts) if ((await vmsOf(h))?.some((v) => v.name === vm)) definedOn.push(h.name);
+    assert.equal(definedOn.length, 1, `${vm} defined on exactly one host: ${definedOn.join(', ')}`);
+  }
   await until(
     'host2 in the lockspace again',
     async () =>

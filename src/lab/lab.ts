@@ -368,6 +368,14 @@ export async function rebootLabHostStorage(lab: Lab, host: LabHost): Promise<voi
     exportDir: lab.storage.exportDir,
     mountPath: host.shared.mountPath,
   });
+  // A host that lost power lost its sanlock daemon too: it starts again with the host.
+  if (!(await isAlive(host.shared.sanlockPid)))
+    host.shared.sanlockPid = await startSanlock({
+      namespace: host.namespace,
+      host: host.name,
+      runDir: host.shared.sanlockRunDir,
+      logPath: path.join(host.dir, 'sanlock.log'),
+    });
   restartLabAgent(host);
 }
 
