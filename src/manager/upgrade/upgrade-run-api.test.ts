@@ -16,9 +16,10 @@ import {
   type ContractBreach,
   type HostUpgradeResult,
   type Job,
+  type Vm,
 } from '../../api/index.js';
 import { startManager, type RunningManager } from '../manager.js';
-import { agentSnapshot, dbSnapshot, fakeAgentTls, rejects, seedHost } from '../test-inventory.js';
+import { agentSnapshot, dbSnapshot, fakeAgentTls, rejects, seedHost, testVm } from '../test-inventory.js';
 
 /** How a stand-in host lives its upgrade. */
 type Mode =
@@ -51,9 +52,9 @@ function problem(status: number, code: string, detail: string) {
   return JSON.stringify({ type: 'about:blank', title: code, status, code, detail });
 }
 
-async function standIn(name: string, mode: Mode): Promise<void> {
+async function standIn(name: string, mode: Mode, vms: Vm[] = []): Promise<void> {
   const stand: Stand = { mode, versions: { ...OLD }, upgrades: 0, server: undefined as unknown as Server };
-  const snapshot = agentSnapshot(name, []);
+  const snapshot = agentSnapshot(name, vms);
   stand.server = createServer(await fakeAgentTls(dir, name), (req, res) => {
     const json = (status: number, body: unknown) => {
       res.writeHead(status, { 'content-type': 'application/json' });
@@ -63,7 +64,7 @@ async function standIn(name: string, mode: Mode): Promise<void> {
       return json(200, { ...snapshot.info, ...stand.versions });
     if (req.method === 'GET' && req.url === '/v1/datastores') return json(200, snapshot.datastores);
     if (req.method === 'GET' && req.url === '/v1/vswitches') return json(200, snapshot.vswitches);
-    if (req.method === 'GET' && req.url === '/v1/vms') return json(200, []);
+    if (req.method === 'GET' && req.url === '/v1/vms') return json(200, vms);
     if (req.method === 'POST' && req.url === '/v1/host/upgrade') {
       stand.upgrades += 1;
       if (stand.mode === 'fail') {
@@ -92,7 +93,7 @@ async function standIn(name: string, mode: Mode): Promise<void> {
   });
   await new Promise<void>((resolve) => stand.server.listen(0, '127.0.0.1', resolve));
   stands.set(name, stand);
-  await seedHost(manager.db, name, (stand.server.address() as AddressInfo).port, []);
+  await seedHost(manager.db, name, (stand.server.address() as AddressInfo).port, vms);
 }
 
 before(async () => {
@@ -110,6 +111,8 @@ before(async () => {
   await standIn('h2', 'drop');
   await standIn('h3', 'fail');
   await standIn('h4', 'stuck');
+  // A running VM the plan places, whose drain fails: its host's agent answers nothing about it.
+  await standIn('h5', 'ok', [testVm('v5', 'running', 5)]);
   await manager.reconcileNow();
 });
 
@@ -178,6 +181,20 @@ test('the first failure stops the run naming step, host and phase; that host sta
   const h3 = await admin.getHost('h3');
   assert.deepEqual([h3.maintenance, h3.agentVersion], ['in', '0.1.0']);
   await admin.resumeHost('h3');
+});
+
+test('a drain that cannot empty the host stops the run at drain: the host stays entering maintenance, not upgraded', async () => {
+  const { job } = await admin.runUpgrade({ hosts: ['h5'] });
+  const done = await ended(job);
+  assert.equal(done.state, 'failed');
+  assert.match(
+    done.error?.detail ?? '',
+    /^rolling upgrade stopped at step 1 of 1, host h5, drain: its drain \(job [0-9a-f-]{36}\) failed: .*v5.*; h5 stays entering maintenance \(silobreak host resume h5 ends it\); no host was upgraded$/,
+  );
+  const h5 = await admin.getHost('h5');
+  assert.deepEqual([h5.maintenance, h5.agentVersion], ['entering', '0.1.0']);
+  assert.equal(stands.get('h5')?.upgrades, 0, 'its upgrade was never asked for');
+  await admin.resumeHost('h5');
 });
 
 test('a host that answers on its old versions fails the run at reconnect within the bound; one run at a time', async () => {
