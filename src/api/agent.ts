@@ -80,6 +80,9 @@ export const DEFAULT_DATASTORE_ROOTS = ['/srv', '/mnt', '/var/lib/silobreak/data
  */
 export const agentSocketPath = (stateDir: string): string => `${stateDir.replace(/\/+$/, '')}/agent.sock`;
 
+/** The longest a host's upgrade command may run (its config's `upgrade.timeoutSeconds` at most). */
+export const UPGRADE_TIMEOUT_MAX_SECONDS = 7200;
+
 export const AgentConfig = z.strictObject({
   hostName: Name,
   /** The agent API, HTTPS: mutual TLS with the fabric's certificates once enrolled (pki.ts). */
@@ -132,7 +135,7 @@ export const AgentConfig = z.strictObject({
   upgrade: z
     .strictObject({
       command: z.array(z.string().min(1).max(4096)).min(1).max(64),
-      timeoutSeconds: z.number().int().min(10).max(7200).default(1800),
+      timeoutSeconds: z.number().int().min(10).max(UPGRADE_TIMEOUT_MAX_SECONDS).default(1800),
     })
     .optional(),
 });

@@ -39,7 +39,7 @@ import {
 } from './manager.js';
 import { managerRoutes as routes } from './manager-routes.js';
 import type { HostLinks, ProbedLinks, ProbeLinksRequest } from './links.js';
-import type { UpgradePlan, UpgradePlanRequest } from './upgrade.js';
+import type { UpgradePlan, UpgradePlanRequest, UpgradeRunRequest } from './upgrade.js';
 import {
   DatastoreSeries,
   DatastoreThresholds,
@@ -478,5 +478,13 @@ export class ManagerClient {
    */
   planUpgrade(req: UpgradePlanRequest): Promise<UpgradePlan> {
     return this.http.call(routes.planUpgrade, { body: req });
+  }
+
+  /**
+   * Starts a rolling upgrade (a `host-upgrade` job; follow it with waitForJob). Refused before
+   * anything changes as planUpgrade is.
+   */
+  runUpgrade(req: UpgradeRunRequest): Promise<JobAccepted> {
+    return this.http.call(routes.runUpgrade, { body: req });
   }
 }

@@ -86,7 +86,7 @@ import {
   VmPlacementRequest,
 } from './placement.js';
 import { HTTP_REFUSALS } from './problem.js';
-import { UpgradePlan, UpgradePlanRequest, UpgradeRefusal } from './upgrade.js';
+import { UpgradePlan, UpgradePlanRequest, UpgradeRefusal, UpgradeRunRequest } from './upgrade.js';
 import {
   defineRoute,
   OpenApiDocument,
@@ -1015,6 +1015,16 @@ export const managerRoutes = {
     body: UpgradePlanRequest,
     status: 200,
     response: UpgradePlan,
+    errors: ['forbidden', 'not-found', 'conflict', 'upgrade-stranded'],
+  }),
+  runUpgrade: route({
+    method: 'POST',
+    path: `${API_PREFIX}/upgrades/run`,
+    summary:
+      "Run a rolling upgrade: plan it as /upgrades/plan does (refused alike, nothing changed), then a `host-upgrade` job takes the hosts one at a time in the plan's order: maintenance (a drain moves its VMs off), the agent's upgrade command, the host back with its new versions, maintenance ended; at the end each VM goes back to the host it ran on (returnVms). The first failure stops the run with that host left in maintenance, the error naming the host and the phase. One run at a time (409)",
+    body: UpgradeRunRequest,
+    status: 202,
+    response: JobAccepted,
     errors: ['forbidden', 'not-found', 'conflict', 'upgrade-stranded'],
   }),
 };

@@ -596,6 +596,8 @@ export const ObjectKind = z.enum([
   'placement',
   /** A cluster and its hosts (issue 30). */
   'cluster',
+  /** A rolling upgrade of hosts (issue 30): the target of its `host-upgrade` job. */
+  'upgrade',
 ]);
 export type ObjectKind = z.infer<typeof ObjectKind>;
 

@@ -20,23 +20,40 @@ const HostRefs = z
   .max(200)
   .superRefine(uniqueItems('', (h) => h));
 
-export const UpgradePlanRequest = z
-  .strictObject({
-    /** The hosts to upgrade (ids or names); the planner chooses their order. */
-    hosts: HostRefs.optional(),
-    /** Or every host of this cluster (id or name). */
-    cluster: z.string().min(1).max(64).optional(),
-    /**
-     * The QEMU version the upgrade installs. A VM moved onto an upgraded host runs on it from then
-     * on; absent, the newest QEMU any host runs now is assumed.
-     */
-    targetQemuVersion: SoftwareVersion.optional(),
-  })
-  .refine((r) => (r.hosts === undefined) !== (r.cluster === undefined), {
-    message: 'give hosts or cluster (one of them)',
-    path: ['hosts'],
-  });
+/** What a plan or a run upgrades: the hosts, or a cluster, and the QEMU they will run. */
+const upgradeScope = {
+  /** The hosts to upgrade (ids or names); the planner chooses their order. */
+  hosts: HostRefs.optional(),
+  /** Or every host of this cluster (id or name). */
+  cluster: z.string().min(1).max(64).optional(),
+  /**
+   * The QEMU version the upgrade installs. A VM moved onto an upgraded host runs on it from then
+   * on; absent, the newest QEMU any host runs now is assumed.
+   */
+  targetQemuVersion: SoftwareVersion.optional(),
+};
+const oneScope = (r: { hosts?: unknown; cluster?: unknown }) =>
+  (r.hosts === undefined) !== (r.cluster === undefined);
+const ONE_SCOPE = { message: 'give hosts or cluster (one of them)', path: ['hosts'] };
+
+export const UpgradePlanRequest = z.strictObject(upgradeScope).refine(oneScope, ONE_SCOPE);
 export type UpgradePlanRequest = z.input<typeof UpgradePlanRequest>;
+
+/**
+ * POST /upgrades/run: plan as /upgrades/plan does (refused alike), then upgrade the hosts one at a
+ * time in the plan's order (a `host-upgrade` job).
+ */
+export const UpgradeRunRequest = z
+  .strictObject({
+    ...upgradeScope,
+    /**
+     * At the end, move each VM that ran on one of the hosts back to it (a plain live move each);
+     * false leaves every VM where the last drain put it.
+     */
+    returnVms: z.boolean().default(true),
+  })
+  .refine(oneScope, ONE_SCOPE);
+export type UpgradeRunRequest = z.input<typeof UpgradeRunRequest>;
 
 /** The rules a host must pass to take a VM during an upgrade, each named in a refusal. */
 export const UPGRADE_TARGET_RULES = [
@@ -136,3 +153,43 @@ export function strandedVms(error: unknown): StrandedVm[] | undefined {
   const parsed = UpgradeRefusal.safeParse(error.body);
   return parsed.success ? parsed.data.stranded : undefined;
 }
+
+/** The phases of each host's step in a rolling upgrade, in order; `return` ends the run. */
+export const UPGRADE_RUN_PHASES = ['drain', 'upgrade', 'reconnect', 'resume'] as const;
+export const UpgradeRunPhase = z.enum([...UPGRADE_RUN_PHASES, 'return']);
+export type UpgradeRunPhase = z.infer<typeof UpgradeRunPhase>;
+
+const Versions = z.object({ agentVersion: z.string(), qemuVersion: z.string() });
+
+/** A VM moved by the run: by a host's drain, or back to its host at the end. */
+export const UpgradeRunMove = z.object({ vm: Name, from: Name, to: Name, jobId: z.uuid() });
+export type UpgradeRunMove = z.infer<typeof UpgradeRunMove>;
+
+/** One host's step as it went. */
+export const UpgradeRunStep = z.object({
+  step: z.number().int().min(1),
+  host: Name,
+  /** The versions the host answered with before its upgrade, and once it came back. */
+  before: Versions,
+  after: Versions,
+  /** Where its drain moved each running VM. */
+  moved: z.array(UpgradeRunMove),
+  /** VMs that stayed on it (stopped). */
+  stayed: z.array(Name),
+  /** The upgrade command's run on the host, in milliseconds. */
+  upgradeMs: z.number().int(),
+});
+export type UpgradeRunStep = z.infer<typeof UpgradeRunStep>;
+
+/** The `result` of a succeeded `host-upgrade` job. */
+export const UpgradeRunResult = z.object({
+  targetQemuVersion: z.string(),
+  steps: z.array(UpgradeRunStep),
+  /** VMs moved back to the host they ran on before the run (returnVms). */
+  returned: z.array(UpgradeRunMove),
+  /** VMs that could not go back (they run on where they are), each with why. */
+  notReturned: z.array(z.object({ vm: Name, on: Name, home: Name, why: z.string() })),
+  /** Where every VM that ran on the upgraded hosts at the start is at the end. */
+  placement: z.array(z.object({ vm: Name, host: Name })),
+});
+export type UpgradeRunResult = z.infer<typeof UpgradeRunResult>;

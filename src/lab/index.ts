@@ -1,4 +1,5 @@
 export { registerLabCommands } from './commands.js';
+export { isAlive } from './processes.js';
 export {
   agentArgs,
   labDown,

@@ -206,14 +206,21 @@ export async function guestLife(host: LabHost, vm: string): Promise<GuestLife> {
 /**
  * The guest runs on as it did before the fault: the same boot (boot id), its uptime went on, and
  * on the same host the same QEMU process. A VM "started again from its disk" fails here.
+ * `movedBack`: the VM went away and came back to this host since, in a new QEMU process of
+ * course; the boot and uptime still say whether the guest ran on.
  */
-export async function assertGuestKeptRunning(host: LabHost, vm: string, before: GuestLife): Promise<void> {
+export async function assertGuestKeptRunning(
+  host: LabHost,
+  vm: string,
+  before: GuestLife,
+  options: { movedBack?: boolean } = {},
+): Promise<void> {
   const now = await guestLife(host, vm);
   const what = `${vm} on ${host.name}: boot ${now.bootId}, up ${now.uptimeSeconds} s, QEMU ${now.qemuPid}; before on ${before.host}: boot ${before.bootId}, up ${before.uptimeSeconds} s, QEMU ${before.qemuPid}`;
   if (now.bootId !== before.bootId) throw new Error(`the guest was restarted (another boot): ${what}`);
   if (!(now.uptimeSeconds > before.uptimeSeconds))
     throw new Error(`the guest's uptime did not go on: ${what}`);
-  if (now.host === before.host && now.qemuPid !== before.qemuPid)
+  if (now.host === before.host && !options.movedBack && now.qemuPid !== before.qemuPid)
     throw new Error(`the VM runs in another QEMU process: ${what}`);
 }
 

@@ -40,6 +40,8 @@ export interface ClusterDeps {
 }
 
 const actorOf = (caller: Caller): Actor => ({ name: caller.name });
+/** A caller, or a job acting for one (its id goes into the change records it makes). */
+const actorIn = (by: Actor): Actor => ({ name: by.name, ...(by.jobId ? { jobId: by.jobId } : {}) });
 const clusterObject = (c: { id: string; name: string }) => ({
   kind: 'cluster' as const,
   id: c.id,
@@ -255,8 +257,9 @@ export class ClusterService {
    * Otherwise `entering`, and a drain job moves its running VMs off (drain.ts); a drain already
    * under way is answered again. Stopped VMs stay.
    */
-  async enterMaintenance(caller: Caller, ref: string): Promise<MaintenanceAnswer> {
+  async enterMaintenance(by: Actor, ref: string): Promise<MaintenanceAnswer> {
     const { db, jobs } = this.deps;
+    const caller = { name: by.name };
     const found = await hostRow(db, ref);
     return this.#hostMaintenance.run(found.id, async () => {
       const host = await hostRow(db, found.id);
@@ -264,14 +267,14 @@ export class ClusterService {
       if (drain) return { job: await jobs.get(drain) };
       if (!(await hasWorkToDrain(db, host.id))) {
         if (host.maintenance !== 'in')
-          await db.transaction().execute((tx) => setMaintenance(tx, actorOf(caller), host, 'in'));
+          await db.transaction().execute((tx) => setMaintenance(tx, actorIn(by), host, 'in'));
         return { host: await getHost(db, host.id) };
       }
       const job = await jobs.submit({
         kind: DRAIN_JOB_KIND,
         target: hostObject(host),
         params: { hostId: host.id },
-        actor: actorOf(caller),
+        actor: caller,
         details: { host: host.name },
         within: async (tx, jobId) => {
           const now = await hostRow(tx, host.id);
@@ -284,7 +287,7 @@ export class ClusterService {
   }
 
   /** Ends a host's maintenance; a drain under way is cancelled (its moves already started finish). */
-  async resume(caller: Caller, ref: string): Promise<Host> {
+  async resume(by: Actor, ref: string): Promise<Host> {
     const { db, jobs } = this.deps;
     const found = await hostRow(db, ref);
     return this.#hostMaintenance.run(found.id, async () => {
@@ -295,7 +298,7 @@ export class ClusterService {
       }
       await db.transaction().execute(async (tx) => {
         const host = await hostRow(tx, found.id);
-        if (host.maintenance !== 'none') await setMaintenance(tx, actorOf(caller), host, 'none');
+        if (host.maintenance !== 'none') await setMaintenance(tx, actorIn(by), host, 'none');
       });
       return getHost(db, found.id);
     });

@@ -71,19 +71,38 @@ export function drainTargets(
     else if (free(h) < vm.memoryBytes) out.noRoom.push({ host: h, freeBytes: free(h) });
     else out.candidates.push(h);
   }
-  const peer = (h: DrainHost) => source.clusterId !== null && h.clusterId === source.clusterId;
-  const preference = (h: DrainHost) => {
-    const i = vm.ha.preferredHosts.indexOf(h.name);
-    return i < 0 ? vm.ha.preferredHosts.length : i;
-  };
   out.candidates.sort(
-    (a, b) =>
-      Number(peer(b)) - Number(peer(a)) ||
-      preference(a) - preference(b) ||
-      free(b) - free(a) ||
-      (a.name < b.name ? -1 : 1),
+    targetRank({
+      peer: (h) => source.clusterId !== null && h.clusterId === source.clusterId,
+      preferredHosts: vm.ha.preferredHosts,
+      free,
+    }),
   );
   return out;
+}
+
+/** Where `host` stands in a VM's preferred hosts: 0 for the first, their count when not one. */
+export function preferenceOf(preferredHosts: readonly string[], host: string): number {
+  const i = preferredHosts.indexOf(host);
+  return i < 0 ? preferredHosts.length : i;
+}
+
+/**
+ * The drain's order of the hosts that can take a VM, as a sort comparator (the upgrade planner
+ * ranks by it too, so its plan shows what the drain will do): the source's cluster peers first,
+ * then the VM's preferred hosts in their order, then the most free memory, then the name.
+ */
+export function targetRank<H extends { name: string }>(by: {
+  peer: (h: H) => boolean;
+  preferredHosts: readonly string[];
+  free: (h: H) => number;
+}): (a: H, b: H) => number {
+  const preference = (h: H) => preferenceOf(by.preferredHosts, h.name);
+  return (a, b) =>
+    Number(by.peer(b)) - Number(by.peer(a)) ||
+    preference(a) - preference(b) ||
+    by.free(b) - by.free(a) ||
+    (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
 }
 
 const MiB = 2 ** 20;

@@ -64,7 +64,7 @@ import type { PlacementService } from './placement/index.js';
 import type { ManagerService } from './service.js';
 import type { LinkService } from './links.js';
 import type { ClusterService } from './clusters.js';
-import { planHostUpgrade } from './upgrade/index.js';
+import { planHostUpgrade, startHostUpgrade } from './upgrade/index.js';
 
 /*
  * The REST API: the routes of src/api/manager-routes.ts, each bound here to its handler. Every
@@ -289,6 +289,8 @@ function handlers({
     suggestPlacement: ({ body }) => placement.suggest(body),
 
     planUpgrade: ({ body }) => planHostUpgrade(db, body),
+    runUpgrade: async ({ body, caller }, reply) =>
+      accepted(reply, await startHostUpgrade({ db, jobs }, caller, body)),
   };
 }
 

@@ -190,6 +190,41 @@ export class JobRunner {
     return pageOf(rows, q.limit, (r) => [r.seq], jobOf);
   }
 
+  /**
+   * Resolves with the job once it has ended, calling `onUpdate` with each snapshot meanwhile (a job
+   * that works for another follows it so). Looks again every `pollMs` too: a job ended by another
+   * manager process (none yet) or before the listener was on is seen all the same. `signal`
+   * aborting stops the wait (rejecting with its reason); the job itself goes on.
+   */
+  async waitForEnd(
+    id: string,
+    options: { signal?: AbortSignal; onUpdate?: (job: Job) => void; pollMs?: number } = {},
+  ): Promise<Job> {
+    const { signal, onUpdate } = options;
+    for (;;) {
+      signal?.throwIfAborted();
+      const job = await this.get(id);
+      if (isTerminal(job.state)) return job;
+      onUpdate?.(job);
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          clearTimeout(timer);
+          this.events.off('job', onJob);
+          signal?.removeEventListener('abort', done);
+          resolve();
+        };
+        const onJob = (snapshot: Job) => {
+          if (snapshot.id !== id) return;
+          if (isTerminal(snapshot.state)) done();
+          else onUpdate?.(snapshot);
+        };
+        const timer = setTimeout(done, options.pollMs ?? 5000);
+        this.events.on('job', onJob);
+        signal?.addEventListener('abort', done, { once: true });
+      });
+    }
+  }
+
   /** A queued job is cancelled at once; a running one is asked to stop at its next safe point. */
   async cancel(id: string): Promise<Job> {
     const job = await this.get(id);

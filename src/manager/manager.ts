@@ -25,6 +25,7 @@ import { FabricCa } from './fabric-ca.js';
 import { ManagerService } from './service.js';
 import { ClusterService } from './clusters.js';
 import { drainHandler } from './drain.js';
+import { upgradeRunHandler } from './upgrade/index.js';
 import { HA_LEASE_WAIT_SECONDS, HA_ROUND_MS, haRestartHandler, HaService } from './ha/index.js';
 import { vmJobHandlers, type VmJobDeps } from './vm-jobs.js';
 
@@ -47,6 +48,8 @@ export interface ManagerOptions {
   retainedCopyDays?: number;
   /** Moves at once per host (as source or target); more wait queued. Default 2. */
   maxMovesPerHost?: number;
+  /** How long a host may take to answer with its new versions in a rolling upgrade (default 300 s). */
+  upgradeReconnectSeconds?: number;
   /** How long a clean stop waits for running jobs before leaving them to the next start. */
   drainSeconds?: number;
   log?: (message: string) => void;
@@ -166,6 +169,17 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
       moves,
       moveLimit: moveDeps.slots.limit,
       poll: (hostId) => reconciler.pollHost(hostId),
+    }) as JobHandler<never>,
+    upgradeRunHandler({
+      db,
+      jobs,
+      clusters,
+      moves,
+      clientFor,
+      poll: (hostId) => reconciler.pollHost(hostId),
+      ...(options.upgradeReconnectSeconds !== undefined
+        ? { reconnectSeconds: options.upgradeReconnectSeconds }
+        : {}),
     }) as JobHandler<never>,
     ...(options.jobHandlers?.(deps) ?? []),
   ]) {

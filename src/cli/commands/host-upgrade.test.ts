@@ -1,14 +1,16 @@
-// `host upgrade --plan` against a stand-in manager: the flags become the request's body, a plan
-// prints as a table (step, host, VM, goes to, why), a refused one prints each stranded VM with
-// every host's failed rules and exits 1, and bad flags exit 2 naming the flag and send nothing.
+// `host upgrade --plan|--run` against a stand-in manager: the flags become the request's body, a
+// plan prints as a table (step, host, VM, goes to, why), a refused one prints each stranded VM with
+// every host's failed rules and exits 1, --run starts the job (its result prints as a table of
+// hosts with their versions and where each VM went), and bad flags exit 2 naming the flag and
+// send nothing.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
-import type { StrandedVm, UpgradePlan } from '../../api/index.js';
-import { renderStranded, renderUpgradePlan } from './host-upgrade.js';
+import type { Job, StrandedVm, UpgradePlan, UpgradeRunResult } from '../../api/index.js';
+import { renderStranded, renderUpgradePlan, renderUpgradeRun } from './host-upgrade.js';
 
 const bin = path.join(import.meta.dirname, '../../../bin/silobreak.js');
 const style = { color: false, progressBar: false, json: false };
@@ -108,8 +110,71 @@ test('a refusal as a table: each stranded VM, each other host and every rule it 
   assert.match(renderStranded(style, [{ ...stranded[0]!, targets: [] }]), /db\s+-\s+there is no other host/);
 });
 
+test("a run's result: each host's versions before and after and where its VMs went; returns; where VMs run now", () => {
+  const v = (agentVersion: string, qemuVersion: string) => ({ agentVersion, qemuVersion });
+  const id = (n: number) => `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`;
+  const result: UpgradeRunResult = {
+    targetQemuVersion: '10.9.0',
+    steps: [
+      {
+        step: 1,
+        host: 'h2',
+        before: v('0.1.0', '10.0.2'),
+        after: v('0.1.1', '10.9.0'),
+        moved: [],
+        stayed: [],
+        upgradeMs: 900,
+      },
+      {
+        step: 2,
+        host: 'h1',
+        before: v('0.1.0', '10.0.2'),
+        after: v('0.1.1', '10.9.0'),
+        moved: [{ vm: 'web', from: 'h1', to: 'h2', jobId: id(1) }],
+        stayed: ['off'],
+        upgradeMs: 1100,
+      },
+    ],
+    returned: [{ vm: 'web', from: 'h2', to: 'h1', jobId: id(2) }],
+    notReturned: [{ vm: 'db', on: 'h2', home: 'h1', why: 'it is paused' }],
+    placement: [
+      { vm: 'db', host: 'h2' },
+      { vm: 'web', host: 'h1' },
+    ],
+  };
+  const text = renderUpgradeRun(style, { result }) ?? '';
+  const lines = text.split('\n');
+  assert.match(
+    lines[0] ?? '',
+    /^Rolling upgrade done: 2 hosts upgraded one at a time, each out of maintenance again\.$/,
+  );
+  assert.match(lines[2] ?? '', /^STEP\s+HOST\s+BEFORE\s+AFTER\s+VMS MOVED OFF$/);
+  assert.match(
+    lines[3] ?? '',
+    /^\s+1\s+h2\s+agent 0\.1\.0, QEMU 10\.0\.2\s+agent 0\.1\.1, QEMU 10\.9\.0\s+-$/,
+  );
+  assert.match(lines[4] ?? '', /^\s+2\s+h1\s+.*\s+web -> h2, off stayed \(stopped\)$/);
+  assert.match(
+    text,
+    /\n\nMoved back: web h2 -> h1\n\nNot moved back: db stays on h2, not h1 \(it is paused\)\n\n/,
+  );
+  assert.match(text, /Where the VMs run now: db on h2, web on h1$/);
+  assert.equal(renderUpgradeRun(style, { result: { steps: 'x' } }), undefined);
+});
+
 let server: Server;
 let url: string;
+const runJob: Job = {
+  id: '00000000-0000-4000-8000-0000000000aa',
+  kind: 'host-upgrade',
+  state: 'queued',
+  target: { kind: 'upgrade', id: 'upgrade', name: 'cluster c1' },
+  createdBy: 'admin',
+  progress: { phase: 'queued', percent: 0, message: 'waiting to start', details: {} },
+  cancelRequested: false,
+  createdAt: '2026-12-01T10:00:00.000Z',
+  updatedAt: '2026-12-01T10:00:00.000Z',
+};
 const requests: { method: string; url: string; body: unknown }[] = [];
 
 before(async () => {
@@ -119,6 +184,12 @@ before(async () => {
     request.on('end', () => {
       const body = text ? (JSON.parse(text) as { hosts?: string[] }) : undefined;
       requests.push({ method: request.method ?? '', url: request.url ?? '', body });
+      if (request.url === '/api/v1/upgrades/run' && !body?.hosts?.includes('h1')) {
+        response.statusCode = 202;
+        response.setHeader('content-type', 'application/json');
+        response.end(JSON.stringify({ job: runJob, url: `/api/v1/jobs/${runJob.id}` }));
+        return;
+      }
       if (body?.hosts?.includes('h1')) {
         response.statusCode = 422;
         response.setHeader('content-type', 'application/problem+json');
@@ -191,6 +262,39 @@ test('a refused plan prints every stranded VM and exits 1; --json prints the pro
   assert.deepEqual(problem.stranded, stranded);
 });
 
+test('host upgrade --run: the body sent (returnVms, false with --no-return), the job started; a refused run prints the stranded VMs', async () => {
+  requests.length = 0;
+  const r = await cli('host', 'upgrade', '--run', '--cluster', 'c1', '--detach');
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^Started job 0{8}-0{4}-4000-8000-0{10}aa \(host-upgrade upgrade cluster c1\)\./);
+  const keep = await cli(
+    'host',
+    'upgrade',
+    '--run',
+    'h2',
+    'h3',
+    '--no-return',
+    '--target-qemu',
+    '10.9.0',
+    '--detach',
+  );
+  assert.equal(keep.code, 0, keep.stderr);
+  assert.deepEqual(
+    requests.map((q) => [q.method, q.url, q.body]),
+    [
+      ['POST', '/api/v1/upgrades/run', { cluster: 'c1', returnVms: true }],
+      [
+        'POST',
+        '/api/v1/upgrades/run',
+        { hosts: ['h2', 'h3'], targetQemuVersion: '10.9.0', returnVms: false },
+      ],
+    ],
+  );
+  const refused = await cli('host', 'upgrade', '--run', 'h1');
+  assert.equal(refused.code, 1);
+  assert.match(refused.stdout, /The upgrade would strand 1 VM/);
+});
+
 test('bad flags exit 2 naming the flag, and send nothing', async () => {
   requests.length = 0;
   const none = await cli('host', 'upgrade', '--plan');
@@ -204,6 +308,9 @@ test('bad flags exit 2 naming the flag, and send nothing', async () => {
   assert.match(version.stderr, /--target-qemu: must be a version of numbers joined by dots/);
   const noPlan = await cli('host', 'upgrade', 'h1');
   assert.equal(noPlan.code, 2);
-  assert.match(noPlan.stderr, /give --plan/);
+  assert.match(noPlan.stderr, /give --plan \(show the plan\) or --run/);
+  const both2 = await cli('host', 'upgrade', '--plan', '--run', 'h1');
+  assert.equal(both2.code, 2);
+  assert.match(both2.stderr, /--run: give --plan or --run, not both/);
   assert.deepEqual(requests, []);
 });

@@ -1,16 +1,19 @@
-// silobreak host upgrade --plan <host...> | --cluster <cluster>
+// silobreak host upgrade --plan|--run <host...> | --cluster <cluster>
 import type { Command } from 'commander';
 import { z } from 'zod';
 import {
   ApiError,
   SoftwareVersion,
   strandedVms,
+  UpgradeRunResult,
+  type Job,
   type StrandedVm,
   type UpgradePlan,
 } from '../../api/index.js';
 import { OperationFailed, UsageError } from '../errors.js';
+import { followJob } from '../jobs.js';
 import { paint, type OutputStyle } from '../output.js';
-import { act, noun, verb } from '../program.js';
+import { act, noun, verb, withDetach, type CliContext } from '../program.js';
 import { input } from '../rules.js';
 import { renderTable } from '../table.js';
 
@@ -97,14 +100,65 @@ export function renderStranded(style: OutputStyle, stranded: readonly StrandedVm
   return `${head}\n\n${table}`;
 }
 
+/** What a finished run did: each host's versions before and after, where each VM went. */
+export function renderUpgradeRun(style: OutputStyle, job: Pick<Job, 'result'>): string | undefined {
+  const parsed = UpgradeRunResult.safeParse(job.result);
+  if (!parsed.success) return undefined;
+  const r = parsed.data;
+  const versions = (v: { agentVersion: string; qemuVersion: string }) =>
+    `agent ${v.agentVersion}, QEMU ${v.qemuVersion}`;
+  const count = r.steps.length;
+  const head = paint(
+    style,
+    'green',
+    `Rolling upgrade done: ${count} host${count === 1 ? '' : 's'} upgraded one at a time, each out of maintenance again.`,
+  );
+  const table = renderTable(
+    [
+      { header: 'Step', value: (s: (typeof r.steps)[number]) => String(s.step), align: 'right' },
+      { header: 'Host', value: (s) => s.host },
+      { header: 'Before', value: (s) => versions(s.before) },
+      { header: 'After', value: (s) => versions(s.after) },
+      {
+        header: 'VMs moved off',
+        value: (s) =>
+          [...s.moved.map((m) => `${m.vm} -> ${m.to}`), ...s.stayed.map((v) => `${v} stayed (stopped)`)].join(
+            ', ',
+          ) || '-',
+      },
+    ],
+    r.steps,
+  );
+  const lines = [head, table];
+  if (r.returned.length)
+    lines.push(`Moved back: ${r.returned.map((m) => `${m.vm} ${m.from} -> ${m.to}`).join(', ')}`);
+  if (r.notReturned.length)
+    lines.push(
+      paint(
+        style,
+        'yellow',
+        `Not moved back: ${r.notReturned.map((n) => `${n.vm} stays on ${n.on}, not ${n.home} (${n.why})`).join('; ')}`,
+      ),
+    );
+  if (r.placement.length)
+    lines.push(`Where the VMs run now: ${r.placement.map((p) => `${p.vm} on ${p.host}`).join(', ')}`);
+  return lines.join('\n\n');
+}
+
 export const UpgradeFlags = z
   .object({
     hosts: z.array(input.ref).default([]),
     cluster: input.ref.optional(),
     plan: z.boolean().default(false),
+    run: z.boolean().default(false),
+    /** `--no-return`: VMs stay where the last drain put them. */
+    return: z.boolean().default(true),
+    detach: z.boolean().default(false),
     targetQemu: SoftwareVersion.optional(),
   })
   .superRefine((o, ctx) => {
+    if (o.plan && o.run)
+      ctx.addIssue({ code: 'custom', path: ['run'], message: 'give --plan or --run, not both' });
     if (o.hosts.length > 0 && o.cluster !== undefined)
       ctx.addIssue({ code: 'custom', path: ['cluster'], message: 'give hosts or --cluster, not both' });
     if (o.hosts.length === 0 && o.cluster === undefined)
@@ -117,12 +171,19 @@ export const UpgradeFlags = z
 
 export function registerHostUpgradeCommand(program: Command): void {
   const host = noun(program, 'host', 'Hosts (KVM machines running the silobreak agent)');
-  verb(
-    host,
-    'upgrade [hosts...]',
-    'Rolling upgrade: --plan orders the hosts (or a cluster) and shows where every VM goes before its host is upgraded, or why one could not go anywhere',
+  withDetach(
+    verb(
+      host,
+      'upgrade [hosts...]',
+      "Rolling upgrade: --plan orders the hosts (or a cluster) and shows where every VM goes before its host is upgraded, or why one could not go anywhere; --run does it, one host at a time: drain, the host's upgrade command, back with its new versions, resume (a job)",
+    ),
   )
     .option('--plan', 'show the plan and check it; change nothing')
+    .option('--run', "plan, then upgrade the hosts one at a time in the plan's order")
+    .option(
+      '--no-return',
+      'with --run: leave each VM where the last drain put it (default: back to its host)',
+    )
     .option('--cluster <cluster>', 'every host of this cluster')
     .option(
       '--target-qemu <version>',
@@ -130,16 +191,21 @@ export function registerHostUpgradeCommand(program: Command): void {
     )
     .action(
       act(UpgradeFlags, async (o, ctx) => {
-        if (!o.plan)
+        if (!o.plan && !o.run)
           throw new UsageError(
-            'host upgrade: give --plan (running the upgrade is not available yet)',
-            'silobreak host upgrade --plan <host...> | --cluster <cluster>',
+            'host upgrade: give --plan (show the plan) or --run (upgrade the hosts)',
+            'silobreak host upgrade --plan|--run <host...> | --cluster <cluster>',
           );
         const request = {
           ...(o.cluster !== undefined ? { cluster: o.cluster } : { hosts: o.hosts }),
           ...(o.targetQemu !== undefined ? { targetQemuVersion: o.targetQemu } : {}),
         };
         try {
+          if (o.run) {
+            const { job } = await ctx.client().runUpgrade({ ...request, returnVms: o.return });
+            await followRun(ctx, job, o.detach);
+            return;
+          }
           const plan = await ctx.client().planUpgrade(request);
           if (ctx.style.json) ctx.printJson(plan);
           else ctx.print(renderUpgradePlan(ctx.style, plan));
@@ -155,4 +221,12 @@ export function registerHostUpgradeCommand(program: Command): void {
         }
       }),
     );
+}
+
+/** Follows the run's job (as `host drain` follows its drain) and prints what it did. */
+async function followRun(ctx: CliContext, job: Job, detach: boolean): Promise<void> {
+  const final = await followJob(ctx, job, detach);
+  const summary =
+    final.state === 'succeeded' && !ctx.style.json ? renderUpgradeRun(ctx.style, final) : undefined;
+  if (summary) ctx.print(summary);
 }

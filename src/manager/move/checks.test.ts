@@ -274,6 +274,43 @@ test('a live move under TCG needs QEMU 10 on both hosts; under KVM, or cold, old
   assert.deepEqual(failed(cold), []);
 });
 
+test('a running VM never moves to an older QEMU than its host runs; versions compare as numbers', () => {
+  const newer = host('h1', { qemuVersion: '10.10.0' });
+  const back = facts({ source: newer, target: host('h2', { qemuVersion: '10.9.1' }) });
+  assert.deepEqual(failed(back), ['qemu-version']);
+  const check = planMove(back).checks.find((c) => c.check === 'qemu-version');
+  assert.equal(check?.field, 'to');
+  assert.match(
+    check?.detail ?? '',
+    /^web-1 runs on QEMU 10\.10\.0 \(host h1\) and host h2 has the older QEMU 10\.9\.1: a running VM cannot move to an older QEMU/,
+  );
+  // Under KVM too: the rule is QEMU's migration stream, not TCG's.
+  const kvm = (name: string, qemuVersion: string) => host(name, { qemuVersion, accelerator: 'kvm' });
+  assert.deepEqual(failed(facts({ source: kvm('h1', '10.1.0'), target: kvm('h2', '10.0.2') })), [
+    'qemu-version',
+  ]);
+  // Forward, or the same version: fine (10.10 is newer than 10.9, not older as text would have it).
+  assert.deepEqual(
+    failed(facts({ source: host('h2', { qemuVersion: '10.9.1' }), target: { ...newer, id: 'id-h3' } })),
+    [],
+  );
+  assert.deepEqual(failed(facts({ source: newer, target: host('h2', { qemuVersion: '10.10.0' }) })), []);
+  // Both problems at once are both said.
+  const both = planMove(facts({ source: newer, target: host('h2', { qemuVersion: '7.2.22' }) }));
+  assert.match(
+    failedChecks(both)[0]?.detail ?? '',
+    /the older QEMU 7\.2\.22: .*; host h2 runs QEMU 7\.2\.22 under TCG/,
+  );
+  // A stopped VM starts afresh on the target's QEMU: a cold move may go to an older one.
+  const cold = facts({
+    vm: { ...vm, state: 'stopped' },
+    source: newer,
+    target: host('h2', { qemuVersion: '10.0.2' }),
+    engine: { coldMove: true, secure: false },
+  });
+  assert.deepEqual(failed(cold), []);
+});
+
 test('guest tools: an inserted tools disk refuses the move; tools older than the target only warn', () => {
   const inserted = planMove(facts({ vm: { ...vm, toolsDisk: true } }));
   assert.equal(inserted.ok, false);

@@ -12,6 +12,7 @@ import path from 'node:path';
 import { compareVersions } from '../tools-status.js';
 import {
   describeDiskRoute,
+  SoftwareVersion,
   type DatastoreKind,
   type HostMaintenance,
   type MoveCheck,
@@ -322,19 +323,46 @@ function planDisks(
  */
 export const MIN_TCG_LIVE_QEMU_MAJOR = 10;
 
-function checkQemuForLiveMove(c: Checks, hosts: HostFacts[]): void {
-  const old = hosts.filter(
+/**
+ * A live move starts the VM in the target's QEMU, which must read the source QEMU's migration
+ * stream and devices: a newer QEMU reads an older one's, never the other way round. So a VM on an
+ * upgraded host cannot go back to one not yet upgraded (a rolling upgrade's drains keep to this).
+ * Versions compare as numbers (10.10 is newer than 10.9); one that is not a version (an agent
+ * that could not read it) is not compared here.
+ */
+function checkQemuForLiveMove(c: Checks, vm: VmFacts, source: HostFacts, target: HostFacts): void {
+  const old = [source, target].filter(
     (h) => h.accelerator === 'tcg' && qemuMajor(h.qemuVersion) < MIN_TCG_LIVE_QEMU_MAJOR,
   );
+  const backwards =
+    isVersion(source.qemuVersion) &&
+    isVersion(target.qemuVersion) &&
+    compareVersions(target.qemuVersion, source.qemuVersion) < 0;
+  const problems = [
+    ...(backwards
+      ? [
+          `${vm.name} runs on QEMU ${source.qemuVersion} (host ${source.name}) and host ${target.name} has the older QEMU ${target.qemuVersion}: a running VM cannot move to an older QEMU (its migration stream and devices would not be understood); choose a host with QEMU ${source.qemuVersion} or newer, or upgrade ${target.name} first`,
+        ]
+      : []),
+    ...(old.length
+      ? [
+          `${old.map((h) => `host ${h.name} runs QEMU ${h.qemuVersion} under TCG`).join(', ')}: QEMU before ${MIN_TCG_LIVE_QEMU_MAJOR} loses guest memory writes during a live move under TCG (the guest can die on the target); upgrade QEMU there (on Debian 12 from bookworm-backports, as scripts/setup.sh does) or stop the VM and move it cold`,
+        ]
+      : []),
+  ];
   c.add(
     'qemu-version',
-    old.length === 0,
-    old.length === 0
-      ? `QEMU ${[...new Set(hosts.map((h) => h.qemuVersion))].join(' and ')} can move a running guest`
-      : `${old.map((h) => `host ${h.name} runs QEMU ${h.qemuVersion} under TCG`).join(', ')}: QEMU before ${MIN_TCG_LIVE_QEMU_MAJOR} loses guest memory writes during a live move under TCG (the guest can die on the target); upgrade QEMU there (on Debian 12 from bookworm-backports, as scripts/setup.sh does) or stop the VM and move it cold`,
+    problems.length === 0,
+    problems.length === 0
+      ? source.qemuVersion === target.qemuVersion
+        ? `QEMU ${source.qemuVersion} on both hosts can move a running guest`
+        : `QEMU ${source.qemuVersion} to ${target.qemuVersion} can move a running guest (not to an older QEMU)`
+      : problems.join('; '),
     'to',
   );
 }
+
+const isVersion = (version: string) => SoftwareVersion.safeParse(version).success;
 
 function qemuMajor(version: string): number {
   const major = Number(/^(\d+)\./.exec(version)?.[1]);
@@ -417,7 +445,7 @@ export function planMove(facts: MoveFacts): MovePlan {
   checkSecure(c, facts, cold);
   const memoryBytes = live ? vm.memoryMiB * MiB : 0;
   if (live) {
-    checkQemuForLiveMove(c, [source, target]);
+    checkQemuForLiveMove(c, vm, source, target);
     c.add(
       'target-memory',
       target.memoryFreeBytes >= memoryBytes,

@@ -3,31 +3,11 @@
  * with its datastores and virtual switches, every VM with its disks' space needs as a move checks
  * them.
  */
-import { z } from 'zod';
 import type { Host, ManagedVm, Page } from '../../api/index.js';
 import type { Db } from '../db.js';
 import { listDatastores, listHosts, listVms, listVSwitches } from '../inventory.js';
 import { requiredBytes } from '../move/checks.js';
 import type { UpgradeHostFacts, UpgradeVmFacts } from './plan.js';
-
-/** A VM's HA priority when it has no HA settings (the clusters' HA_PRIORITY default). */
-const DEFAULT_HA_PRIORITY = 500;
-
-/*
- * A host's cluster and maintenance, a VM's HA settings: read from the inventory's objects where
- * they carry them. They come with the clusters' inventory (migration 0015-clusters), which this
- * code was written beside; without it a host is standalone and out of maintenance, and a VM has
- * the default HA settings.
- */
-const ClusterView = z.object({
-  cluster: z.string().nullable().default(null),
-  maintenance: z.enum(['none', 'entering', 'in']).default('none'),
-});
-const HaView = z.object({
-  ha: z
-    .object({ protected: z.boolean(), priority: z.number().int(), preferredHosts: z.array(z.string()) })
-    .default({ protected: false, priority: DEFAULT_HA_PRIORITY, preferredHosts: [] }),
-});
 
 async function everything<T>(
   page: (q: { limit: number; cursor?: string | undefined }) => Promise<Page<T>>,
@@ -57,12 +37,11 @@ export async function loadUpgradeFacts(db: Db): Promise<UpgradeFacts> {
     everything((q) => listVms(db, q)),
   ]);
   const hostFacts = hosts.map((h: Host): UpgradeHostFacts => {
-    const { cluster, maintenance } = ClusterView.parse(h);
     return {
       name: h.name,
-      cluster,
+      cluster: h.cluster,
       state: h.state,
-      maintenance,
+      maintenance: h.maintenance,
       agentVersion: h.agentVersion,
       qemuVersion: h.qemuVersion,
       machineType: h.machineType,
@@ -76,7 +55,6 @@ export async function loadUpgradeFacts(db: Db): Promise<UpgradeFacts> {
     };
   });
   const vmFacts = vms.map((vm: ManagedVm): UpgradeVmFacts => {
-    const { ha } = HaView.parse(vm);
     return {
       id: vm.id,
       name: vm.name,
@@ -85,9 +63,7 @@ export async function loadUpgradeFacts(db: Db): Promise<UpgradeFacts> {
       memoryBytes: vm.memoryMiB * 2 ** 20,
       machineType: vm.machineType,
       cpuModel: vm.cpuModel,
-      priority: ha.priority,
-      protected: ha.protected,
-      preferredHosts: ha.preferredHosts,
+      ha: vm.ha,
       disks: vm.disks.map((d) => ({ id: d.id, datastore: d.datastore, requiredBytes: requiredBytes(d) })),
       vswitches: [...new Set(vm.nics.map((n) => n.vswitch))],
     };

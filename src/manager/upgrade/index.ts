@@ -1,16 +1,31 @@
-// Rolling host upgrades (issue 30): the plan (POST /api/v1/upgrades/plan).
+// Rolling host upgrades (issue 30): the plan (POST /api/v1/upgrades/plan) and the run (POST
+// /api/v1/upgrades/run, the host-upgrade job of run.ts).
+import type { z } from 'zod';
 import {
   UPGRADE_STRANDED,
+  type Job,
   type StrandedVm,
   type UpgradePlan,
   type UpgradePlanRequest,
+  type UpgradeRunRequest,
 } from '../../api/index.js';
+import type { Actor } from '../changes.js';
 import type { Db } from '../db.js';
+import { STAYING_STATES } from '../drain-plan.js';
 import { Conflict, HostNotFound, InvalidInput, ManagerError, NotFound } from '../errors.js';
+import type { JobRunner } from '../jobs.js';
 import { loadUpgradeFacts } from './facts.js';
 import { newerThanTarget, planUpgrade } from './plan.js';
+import { UPGRADE_JOB_KIND, UPGRADE_TARGET, type UpgradeRunParams } from './run.js';
 
 export { planUpgrade, ORDER_RULE, QEMU_RULE } from './plan.js';
+export {
+  UPGRADE_JOB_KIND,
+  UPGRADE_RECONNECT_SECONDS,
+  upgradeRunHandler,
+  UpgradeStepFailed,
+  type UpgradeRunDeps,
+} from './run.js';
 
 /** The plan would leave VMs with nowhere to go (422): `stranded` lists them; nothing was changed. */
 export class UpgradeStranded extends ManagerError {
@@ -75,4 +90,60 @@ export async function planHostUpgrade(db: Db, request: UpgradePlanRequest): Prom
   });
   if (!outcome.ok) throw new UpgradeStranded(outcome.stranded);
   return outcome.plan;
+}
+
+/**
+ * Plans the rolling upgrade asked for (refused as the plan is: nothing changes) and queues its
+ * `host-upgrade` job with the plan's order and where each running VM is now (its home, for the
+ * return at the end). One run at a time: another one queued or running is a 409 naming it.
+ */
+export async function startHostUpgrade(
+  deps: { db: Db; jobs: JobRunner },
+  by: Actor,
+  request: z.output<typeof UpgradeRunRequest>,
+): Promise<Job> {
+  const { db, jobs } = deps;
+  const scope = request.cluster !== undefined ? { cluster: request.cluster } : { hosts: request.hosts ?? [] };
+  const plan = await planHostUpgrade(db, {
+    ...scope,
+    ...(request.targetQemuVersion !== undefined ? { targetQemuVersion: request.targetQemuVersion } : {}),
+  });
+  const names = plan.steps.map((s) => s.host);
+  const rows = await db.selectFrom('hosts').select(['id', 'name']).where('name', 'in', names).execute();
+  const hostIds = names.map((n) => rows.find((r) => r.name === n)?.id ?? '');
+  const running = await db
+    .selectFrom('vms')
+    .select(['id', 'host_id'])
+    .where('host_id', 'in', hostIds)
+    .where('state', 'not in', [...STAYING_STATES])
+    .execute();
+  const params: UpgradeRunParams = {
+    hostIds,
+    targetQemuVersion: plan.targetQemuVersion,
+    returnVms: request.returnVms,
+    homes: Object.fromEntries(running.map((v) => [v.id, v.host_id])),
+  };
+  return jobs.submit({
+    kind: UPGRADE_JOB_KIND,
+    target: {
+      ...UPGRADE_TARGET,
+      name: request.cluster !== undefined ? `cluster ${request.cluster}` : `hosts ${names.join(', ')}`,
+    },
+    params,
+    actor: { name: by.name },
+    details: { order: names, targetQemuVersion: plan.targetQemuVersion },
+    within: async (tx, jobId) => {
+      const other = await tx
+        .selectFrom('jobs')
+        .select(['id', 'target_name'])
+        .where('kind', '=', UPGRADE_JOB_KIND)
+        .where('state', 'in', ['queued', 'running'])
+        .where('id', '!=', jobId)
+        .executeTakeFirst();
+      if (other)
+        throw new Conflict(
+          `a rolling upgrade (${other.target_name}) is under way as job ${other.id}: one at a time (silobreak job watch ${other.id}; silobreak job cancel ${other.id} stops it)`,
+        );
+    },
+  });
 }

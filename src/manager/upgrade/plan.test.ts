@@ -30,6 +30,14 @@ function host(name: string, over: Partial<UpgradeHostFacts> = {}): UpgradeHostFa
   };
 }
 
+/** HA settings: the defaults with `over`. */
+const ha = (over: Partial<UpgradeVmFacts['ha']>): UpgradeVmFacts['ha'] => ({
+  priority: 500,
+  protected: false,
+  preferredHosts: [],
+  ...over,
+});
+
 function vm(name: string, on: string, over: Partial<UpgradeVmFacts> = {}): UpgradeVmFacts {
   ids += 1;
   return {
@@ -40,9 +48,7 @@ function vm(name: string, on: string, over: Partial<UpgradeVmFacts> = {}): Upgra
     memoryBytes: 1 * GiB,
     machineType: 'pc-q35-7.2',
     cpuModel: 'qemu64',
-    priority: 500,
-    protected: false,
-    preferredHosts: [],
+    ha: ha({}),
     disks: [{ id: 'root', datastore: 'local', requiredBytes: 1 * GiB }],
     vswitches: ['vmsw0'],
     ...over,
@@ -108,8 +114,8 @@ test('VMs leave in the drain order: the highest HA priority first takes the best
     hosts: [host('h1'), host('h2', { memoryFreeBytes: 2 * GiB }), host('h3', { memoryFreeBytes: 3 * GiB })],
     upgrade: ['h1'],
     vms: [
-      vm('low', 'h1', { priority: 100, memoryBytes: 2 * GiB }),
-      vm('high', 'h1', { priority: 900, memoryBytes: 2 * GiB }),
+      vm('low', 'h1', { ha: ha({ priority: 100 }), memoryBytes: 2 * GiB }),
+      vm('high', 'h1', { ha: ha({ priority: 900 }), memoryBytes: 2 * GiB }),
       vm('off', 'h1', { state: 'stopped', memoryBytes: 8 * GiB }),
     ],
   });
@@ -132,8 +138,8 @@ test("a VM's preferred hosts before more room; a host outside the cluster only w
     ],
     upgrade: ['h1'],
     vms: [
-      vm('picky', 'h1', { preferredHosts: ['h4', 'h3'], priority: 900 }),
-      vm('big', 'h1', { memoryBytes: 12 * GiB, priority: 800 }),
+      vm('picky', 'h1', { ha: ha({ preferredHosts: ['h4', 'h3'], priority: 900 }) }),
+      vm('big', 'h1', { memoryBytes: 12 * GiB, ha: ha({ priority: 800 }) }),
       vm('large', 'h1', { memoryBytes: 8 * GiB }),
     ],
   });
@@ -154,8 +160,8 @@ test('order: fewest VMs first, then the lowest top HA priority, then the name; a
     hosts: [host('a'), host('b'), host('c'), host('d'), host('spare', { memoryFreeBytes: 64 * GiB })],
     upgrade: ['d', 'c', 'b', 'a'],
     vms: [
-      vm('a1', 'a', { priority: 900 }),
-      vm('b1', 'b', { priority: 100 }),
+      vm('a1', 'a', { ha: ha({ priority: 900 }) }),
+      vm('b1', 'b', { ha: ha({ priority: 100 }) }),
       vm('c1', 'c', { state: 'stopped' }),
       vm('d1', 'd'),
       vm('d2', 'd'),
@@ -178,7 +184,7 @@ test('stranded by memory: the VM, its host and every other host with each rule i
     ],
     upgrade: ['h1'],
     vms: [
-      vm('fits', 'h1', { memoryBytes: 1 * GiB, priority: 900 }),
+      vm('fits', 'h1', { memoryBytes: 1 * GiB, ha: ha({ priority: 900 }) }),
       vm('big', 'h1', { memoryBytes: 2 * GiB }),
     ],
   });

@@ -26,6 +26,7 @@
  * never plans a move to an older QEMU, even for a VM first booted on that older QEMU.
  */
 import type {
+  HostMaintenance,
   HostState,
   StrandedVm,
   UpgradeMove,
@@ -33,8 +34,10 @@ import type {
   UpgradeStay,
   UpgradeStep,
   UpgradeTargetRule,
+  VmHa,
   VmState,
 } from '../../api/index.js';
+import { drainOrder, preferenceOf, STAYING_STATES, targetRank } from '../drain-plan.js';
 import { compareVersions } from '../tools-status.js';
 
 export const ORDER_RULE =
@@ -42,9 +45,6 @@ export const ORDER_RULE =
 
 export const QEMU_RULE =
   'a VM runs on the QEMU of its host, and a move starts it on the target QEMU; it may only move to a QEMU as new or newer, so a VM moved onto an upgraded host goes on only to upgraded hosts';
-
-/** VMs with no QEMU process: they stay on their host through its upgrade (and start on the new QEMU). */
-export const STAYING_STATES: readonly VmState[] = ['stopped', 'crashed'];
 
 export interface UpgradeDatastore {
   name: string;
@@ -59,8 +59,7 @@ export interface UpgradeHostFacts {
   /** Its cluster's name; null for a standalone host. */
   cluster: string | null;
   state: HostState;
-  /** The host's maintenance state (none | entering | in: the clusters' HostMaintenance). */
-  maintenance: 'none' | 'entering' | 'in';
+  maintenance: HostMaintenance;
   agentVersion: string;
   qemuVersion: string;
   machineType: string;
@@ -82,9 +81,7 @@ export interface UpgradeVmFacts {
   machineType: string;
   cpuModel: string;
   /** HA settings: priority 0-1000 (higher first), protected, preferred hosts by name. */
-  priority: number;
-  protected: boolean;
-  preferredHosts: readonly string[];
+  ha: VmHa;
   /** Each disk's datastore on its host and the space a move needs for it (the move checks' rule). */
   disks: { id: string; datastore: string; requiredBytes: number }[];
   vswitches: string[];
@@ -218,13 +215,6 @@ function failures(
   return out;
 }
 
-/** The drain's order of VMs leaving a host: HA priority (highest first), protected first, name. */
-function drainOrder(vms: UpgradeVmFacts[]): UpgradeVmFacts[] {
-  return [...vms].sort(
-    (a, b) => b.priority - a.priority || Number(b.protected) - Number(a.protected) || byName(a.name, b.name),
-  );
-}
-
 export function planUpgrade(input: UpgradeInput): UpgradeOutcome {
   const f = new Fabric(input);
   const target =
@@ -233,7 +223,7 @@ export function planUpgrade(input: UpgradeInput): UpgradeOutcome {
     '0';
   const vmsOn = (host: string) => input.vms.filter((vm) => f.vmHost.get(vm.id) === host);
   const moving = (host: string) => vmsOn(host).filter((vm) => !STAYING_STATES.includes(vm.state));
-  const topPriority = (host: string) => Math.max(-1, ...moving(host).map((vm) => vm.priority));
+  const topPriority = (host: string) => Math.max(-1, ...moving(host).map((vm) => vm.ha.priority));
 
   const left = [...new Set(input.upgrade)];
   const steps: UpgradeStep[] = [];
@@ -294,21 +284,11 @@ function placeVm(
   const others = [...f.hosts.values()].filter((h) => h.name !== source.name);
   const verdicts = others.map((h) => ({ host: h, failed: failures(f, vm, source, h) }));
   const peer = (h: UpgradeHostFacts) => source.cluster !== null && h.cluster === source.cluster;
-  const preference = (h: UpgradeHostFacts) => {
-    const i = vm.preferredHosts.indexOf(h.name);
-    return i < 0 ? vm.preferredHosts.length : i;
-  };
   const free = (h: UpgradeHostFacts) => f.free.get(h.name) ?? 0;
   const fits = verdicts
     .filter((v) => v.failed.length === 0)
     .map((v) => v.host)
-    .sort(
-      (a, b) =>
-        Number(peer(b)) - Number(peer(a)) ||
-        preference(a) - preference(b) ||
-        free(b) - free(a) ||
-        byName(a.name, b.name),
-    );
+    .sort(targetRank({ peer, preferredHosts: vm.ha.preferredHosts, free }));
   const chosen = fits[0];
   if (!chosen)
     return {
@@ -341,7 +321,9 @@ function placeVm(
       : source.cluster !== null
         ? [`not of cluster ${source.cluster}: no peer can take it`]
         : []),
-    preference(chosen) < vm.preferredHosts.length ? 'preferred host' : 'most free memory',
+    preferenceOf(vm.ha.preferredHosts, chosen.name) < vm.ha.preferredHosts.length
+      ? 'preferred host'
+      : 'most free memory',
   ].join(', ');
   const skipped = verdicts
     .filter((v) => v.failed.length > 0)
