@@ -4,6 +4,7 @@ import {
   busyPercent,
   haBreakdown,
   haVerdict,
+  leaseHeld,
   maxConcurrent,
   monoToWallMs,
   parseHostStatus,
@@ -70,6 +71,19 @@ test('sanlock host_status -D is read per host: its timestamp, last_live and io_t
   ]);
 });
 
+test('a lease counts as held once sanlock lists it without ADD (as a restart waiting for it shows it)', () => {
+  const id = 'd2b613c3-1712-4212-a332-1f2353880c94';
+  const ls = 'sbf19fc9f95f614ef5b9ff642db73828e2';
+  const file = `/var/lib/silobreak/lab-mounts/habench/host1/shared/.silobreak/leases/${id}`;
+  const status = (line: string) => `daemon 5e7c-host1\np -1 helper\ns ${ls}:1:/x/lockspace:0\n${line}\n`;
+  assert.equal(leaseHeld(status(`r ${ls}:${id}::0:0 p 1042 ADD`), id), false);
+  assert.equal(leaseHeld(status(`r ${ls}:${id}:${file}:0:0 p 1042 ADD`), id), false);
+  assert.equal(leaseHeld(status(`r ${ls}:${id}:${file}:0:2 p 1042`), id), true);
+  assert.equal(leaseHeld(status(`r ${ls}:${id}:${file}:0:2 p 1042 REM`), id), false);
+  assert.equal(leaseHeld(status(`r ${ls}:other:${file}:0:2 p 1042`), id), false);
+  assert.equal(leaseHeld('', id), false);
+});
+
 test('a monotonic instant is placed on the wall clock by one reading of both', () => {
   const now = { monoMs: 50_020_500, wallMs: T0 };
   assert.equal(monoToWallMs(50_014, now), T0 - 6_500);
@@ -128,6 +142,7 @@ test('the HA verdict names the lease as the bound, from the samples', () => {
   assert.match(text, /at 80-89 % of the total/);
   assert.match(text, /Detection \(10 s without an answer\)/);
   assert.match(text, /boot to ping took 7\.0 s to 13\.0 s/);
+  assert.match(haVerdict([sample()], 2, 10), /at 89 % of the total/);
   assert.equal(haVerdict([], 2, 10), 'No HA restart was measured.');
 });
 
@@ -157,6 +172,7 @@ const moves = (to: string[], startSeconds: number[], length: number): DrainRun['
     to: t,
     startedAt: startSeconds[i]! * 1000,
     finishedAt: startSeconds[i]! * 1000 + length,
+    diskBytes: 0,
   }));
 
 test('the drain table sets each drain against the one-by-one moves of its round', () => {
@@ -187,7 +203,7 @@ test('the drain table sets each drain against the one-by-one moves of its round'
   const rows = renderDrainTable(runs).split('\n');
   assert.equal(
     rows[2],
-    '| - | host drain | warm-up | 4 | 20.0 s | - | 24.0 s | 6.0 s | 2 | d1 -> host2, d2 -> host3, d3 -> host2, d4 -> host3 |',
+    '| - | host drain | warm-up | 4 | 20.0 s | - | 24.0 s | 6.0 s | 2 | 0.0 MiB | d1 -> host2, d2 -> host3, d3 -> host2, d4 -> host3 |',
   );
   assert.match(
     rows[3] ?? '',
@@ -202,6 +218,7 @@ test('the drain table sets each drain against the one-by-one moves of its round'
 
 test('the move table sets each move against the memory-only move, with the job and the counters', () => {
   const base: MoveSample = {
+    round: 1,
     kind: 'memory only',
     from: 'host2',
     to: 'host3',
@@ -231,11 +248,11 @@ test('the move table sets each move against the memory-only move, with the job a
   ]).split('\n');
   assert.equal(
     rows[2],
-    '| memory only | host2 -> host3 | 6.0 s | 1.00 x | 5.2 s | 15 ms | 120 ms | 0.0 MiB | 300.0 MiB | 600.0 MiB | 310.0 MiB | 610.0 MiB | 8.0 MiB |',
+    '| 1 | memory only | host2 -> host3 | 6.0 s | 1.00 x | 5.2 s | 15 ms | 120 ms | 0.0 MiB | 300.0 MiB | 600.0 MiB | 310.0 MiB | 610.0 MiB | 8.0 MiB |',
   );
   assert.match(
     rows[3] ?? '',
-    /^\| shared nothing \| host3 -> host1 \| 24\.0 s \| 4\.00 x \| 5\.2 s \| - \| 120 ms \| 2048\.0 MiB \|.*\| - \|/,
+    /^\| 1 \| shared nothing \| host3 -> host1 \| 24\.0 s \| 4\.00 x \| 5\.2 s \| - \| 120 ms \| 2048\.0 MiB \|.*\| - \|/,
   );
 });
 

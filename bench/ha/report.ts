@@ -55,6 +55,18 @@ export function parseHostStatus(text: string): SanlockHostStatus[] {
 }
 
 /**
+ * Whether `sanlock client status` shows the resource `resource` held: its line
+ * `r <lockspace>:<resource>:<path>:<offset>:<lver> p <pid>`, without the ADD that marks a lease
+ * still being acquired (sanlock lists it at once, and an acquire waits while a dead host's lease
+ * has not expired) or the REM of one being released.
+ */
+export function leaseHeld(status: string, resource: string): boolean {
+  return status
+    .split('\n')
+    .some((l) => l.startsWith(`r `) && l.split(':')[1] === resource && /\bp \d+$/.test(l.trim()));
+}
+
+/**
  * The wall-clock time (ms) of a monotonic instant in seconds (sanlock's clock: CLOCK_MONOTONIC, as
  * Node's hrtime), given one instant read on both clocks at once.
  */
@@ -72,8 +84,12 @@ export interface HaSample {
   deathAt: number;
   /** The manager's `ha-restart` job for the VM was created: it had found the host dead. */
   detectedAt: number;
-  /** The target's sanlock holds the VM's lease (polled every 250 ms); undefined if never seen. */
+  /**
+   * The target's sanlock took the VM's lease: after this (the start of the last poll, every
+   * 250 ms, that did not see it held) and before `leaseSeenAt`; undefined if never seen.
+   */
   leaseAcquiredAt: number | undefined;
+  leaseSeenAt?: number | undefined;
   /** The job succeeded: the VM runs on the target and the inventory says so. */
   runningAt: number;
   /** The guest answered ping from the lab's client namespace. */
@@ -143,6 +159,12 @@ export function renderHaTable(samples: HaSample[], goalMs = HA_GOAL_MS): string 
   return lines.join('\n');
 }
 
+/** `a-b` of whole numbers, or `a` when they are all the same. */
+const span = (values: number[]) => {
+  const [lo, hi] = [Math.min(...values), Math.max(...values)];
+  return lo === hi ? String(lo) : `${lo}-${hi}`;
+};
+
 /** The closing words of the HA part: what bounds the restart, from the samples themselves. */
 export function haVerdict(samples: HaSample[], ioTimeoutSeconds: number, deadAfterSeconds: number): string {
   if (samples.length === 0) return 'No HA restart was measured.';
@@ -157,9 +179,9 @@ export function haVerdict(samples: HaSample[], ioTimeoutSeconds: number, deadAft
   return [
     `Death to ping: ${sec(Math.min(...totals))} to ${sec(Math.max(...totals))} over ${samples.length} restarts; goal ${sec(HA_GOAL_MS)}: met by ${met} of ${samples.length}.`,
     `What bounds it: sanlock lets another host take a dead host's VM lease only ${hostDead} s (${SANLOCK_RENEWAL_FAIL_IO_TIMEOUTS} I/O timeouts of ${ioTimeoutSeconds} s + ${SANLOCK_WATCHDOG_FIRE_SECONDS} s for a watchdog to fire) after the last renewal it saw;` +
-      ` here that moment came ${leaseShares.length ? `at ${Math.round(Math.min(...leaseShares) * 100)}-${Math.round(Math.max(...leaseShares) * 100)} % of the total` : '(not read)'}.` +
+      ` here that moment came ${leaseShares.length ? `at ${span(leaseShares.map((x) => Math.round(x * 100)))} % of the total` : '(not read)'}.` +
       ` Detection (${deadAfterSeconds} s without an answer) runs inside that wait and costs nothing on top; after the lease, the guest's boot to ping took ${sec(Math.min(...boots))} to ${sec(Math.max(...boots))}.`,
-    `With sanlock's fixed ${SANLOCK_WATCHDOG_FIRE_SECONDS}-s term no setting of the I/O timeout brings a restart under ${sec(HA_GOAL_MS)} (at 1 s it is still ${sanlockHostDeadSeconds(1)} s); only a fence that is known to have struck (a power switch or BMC that confirms the host is off) could release the lease sooner.`,
+    `With sanlock's fixed ${SANLOCK_WATCHDOG_FIRE_SECONDS}-s term no setting of the I/O timeout brings a restart under ${sec(HA_GOAL_MS)} (at 1 s it is still ${sanlockHostDeadSeconds(1)} s); the goal needs another proof that the dead host has stopped writing (e.g. a power fence that confirms it is off), which Silobreak does not have.`,
   ].join('\n');
 }
 
@@ -171,7 +193,8 @@ export interface DrainRun {
   position: 'warm-up' | 'first' | 'second';
   /** The CLI command(s) from the first start to the last exit. */
   wallMs: number;
-  moves: { vm: string; to: string; startedAt: number; finishedAt: number }[];
+  /** Each move's job: where the VM went, when, and the disk bytes it mirrored (0: memory only). */
+  moves: { vm: string; to: string; startedAt: number; finishedAt: number; diskBytes: number }[];
 }
 
 /** The most moves under way at once. */
@@ -200,14 +223,14 @@ export const targetsOf = (run: Pick<DrainRun, 'moves'>) =>
 
 export function renderDrainTable(runs: DrainRun[]): string {
   const lines = [
-    '| round | method | ran | VMs | wall time | x one by one | sum of moves | longest move | at once | targets |',
-    '|---:|---|---|---:|---:|---:|---:|---:|---:|---|',
+    '| round | method | ran | VMs | wall time | x one by one | sum of moves | longest move | at once | disk sent | targets |',
+    '|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---|',
   ];
   for (const r of runs) {
     const baseline = runs.find((o) => o.round === r.round && o.method === 'one by one');
     const durations = r.moves.map((m) => m.finishedAt - m.startedAt);
     lines.push(
-      `| ${r.round === 0 ? '-' : r.round} | ${r.method === 'drain' ? 'host drain' : 'vm move, one by one'} | ${r.position} | ${r.moves.length} | ${sec(r.wallMs)} | ${r.method === 'one by one' ? '1.00 x' : baseline ? ratio(r.wallMs, baseline.wallMs) : '-'} | ${sec(durations.reduce((a, b) => a + b, 0))} | ${sec(Math.max(0, ...durations))} | ${maxConcurrent(r.moves)} | ${targetsOf(r)} |`,
+      `| ${r.round === 0 ? '-' : r.round} | ${r.method === 'drain' ? 'host drain' : 'vm move, one by one'} | ${r.position} | ${r.moves.length} | ${sec(r.wallMs)} | ${r.method === 'one by one' ? '1.00 x' : baseline ? ratio(r.wallMs, baseline.wallMs) : '-'} | ${sec(durations.reduce((a, b) => a + b, 0))} | ${sec(Math.max(0, ...durations))} | ${maxConcurrent(r.moves)} | ${mib(r.moves.reduce((n, m) => n + m.diskBytes, 0))} | ${targetsOf(r)} |`,
     );
   }
   return lines.join('\n');
@@ -215,6 +238,7 @@ export function renderDrainTable(runs: DrainRun[]): string {
 
 /** One move of the comparison VM, with the job's figures and the kernel's fabric counters. */
 export interface MoveSample {
+  round: number;
   kind: 'memory only' | 'shared nothing';
   from: string;
   to: string;
@@ -237,8 +261,8 @@ export interface MoveSample {
 
 export function renderMoveTable(samples: MoveSample[]): string {
   const lines = [
-    '| move | from -> to | time (CLI) | x memory only | job total | QEMU downtime | guest paused | disk (job) | memory (job) | source sent | after validation | target received | storage server |',
-    '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    '| round | move | from -> to | time (CLI) | x memory only | job total | QEMU downtime | guest paused | disk (job) | memory (job) | source sent | after validation | target received | storage server |',
+    '|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   ];
   const memoryOnly = samples.filter((s) => s.kind === 'memory only');
   const baseMs = memoryOnly.length
@@ -246,7 +270,7 @@ export function renderMoveTable(samples: MoveSample[]): string {
     : undefined;
   for (const s of samples) {
     lines.push(
-      `| ${s.kind} | ${s.from} -> ${s.to} | ${sec(s.wallMs)} | ${baseMs === undefined ? '-' : ratio(s.wallMs, baseMs)} | ${sec(s.totalTimeMs)} | ${s.downtimeMs === undefined ? '-' : `${s.downtimeMs} ms`} | ${s.guestDowntimeMs === undefined ? '-' : `${s.guestDowntimeMs} ms`} | ${mib(s.diskBytes)} | ${mib(s.memoryBytes)} | ${mib(s.sourceTxBytes)} | ${mib(s.sourceTxAfterValidateBytes)} | ${mib(s.targetRxBytes)} | ${mib(s.storageBytes)} |`,
+      `| ${s.round} | ${s.kind} | ${s.from} -> ${s.to} | ${sec(s.wallMs)} | ${baseMs === undefined ? '-' : ratio(s.wallMs, baseMs)} | ${sec(s.totalTimeMs)} | ${s.downtimeMs === undefined ? '-' : `${s.downtimeMs} ms`} | ${s.guestDowntimeMs === undefined ? '-' : `${s.guestDowntimeMs} ms`} | ${mib(s.diskBytes)} | ${mib(s.memoryBytes)} | ${mib(s.sourceTxBytes)} | ${mib(s.sourceTxAfterValidateBytes)} | ${mib(s.targetRxBytes)} | ${mib(s.storageBytes)} |`,
     );
   }
   return lines.join('\n');

@@ -20,7 +20,7 @@
 //        expired), start, boot to ping; against the issue's goal of 30 s. Every record the guest
 //        wrote before the strike is verified afterwards.
 //
-//   flock /tmp/silobreak-lab.lock npm run bench:ha [-- --parts moves,drain,ha --drain-vms 4 --drain-rounds 1 --data-mib 1024]
+//   flock /tmp/silobreak-lab.lock npm run bench:ha [-- --parts moves,drain,ha --drain-vms 4 --drain-rounds 2 --move-rounds 2 --data-mib 1024]
 //
 // Results: bench/ha/results/<time>.{md,json}.
 import { execFile, execFileSync, spawn } from 'node:child_process';
@@ -51,6 +51,7 @@ import { writeResults } from '../lab-link.js';
 import {
   busyPercent,
   haVerdict,
+  leaseHeld,
   monoToWallMs,
   parseHostStatus,
   parseProcStat,
@@ -74,7 +75,8 @@ const { values: args } = parseArgs({
   options: {
     parts: { type: 'string', default: 'moves,drain,ha' },
     'drain-vms': { type: 'string', default: '4' },
-    'drain-rounds': { type: 'string', default: '1' },
+    'drain-rounds': { type: 'string', default: '2' },
+    'move-rounds': { type: 'string', default: '2' },
     'data-mib': { type: 'string', default: '1024' },
   },
 });
@@ -84,6 +86,7 @@ for (const p of parts)
 const DRAIN_VMS = Number(args['drain-vms']);
 const DRAIN_ROUNDS = Number(args['drain-rounds']);
 const DATA_MIB = Number(args['data-mib']);
+const MOVE_ROUNDS = Number(args['move-rounds']);
 
 const log = (msg: string) => console.error(`[${new Date().toISOString().slice(11, 19)}] ${msg}`);
 
@@ -194,6 +197,7 @@ function linkBytes(namespace: string): { tx: number; rx: number } {
 }
 
 async function measuredMove(
+  round: number,
   vm: string,
   kind: MoveSample['kind'],
   to: string,
@@ -210,18 +214,17 @@ async function measuredMove(
   };
   const started = Date.now();
   const moving = cli(['vm', 'move', vm, '--to', to, ...flags]).then(() => Date.now());
-  // The source's counter when the move leaves its validation (whose link probe fills the link for
-  // a moment whatever the disks): what follows is the copy itself.
+  // The source's counter when the move is seen in prepare-target, right after its validation
+  // (whose link probe fills the link for a moment whatever the disks): what follows is the copy
+  // itself. A move first seen in a later phase leaves it unknown.
   let afterValidate: number | undefined;
   let ended: number | undefined;
   void moving.then((t) => (ended = t));
-  while (ended === undefined && afterValidate === undefined) {
+  for (let phase = ''; ended === undefined && (phase === '' || phase === 'validate'); await sleep(50)) {
     const job = (await api.listJobs({ kind: 'vm-move', targetId: vmId, state: 'running', limit: 5 }))
       .items[0];
-    const phase = job?.progress.phase;
-    if (phase !== undefined && phase !== '' && phase !== 'validate')
-      afterValidate = linkBytes(from.namespace).tx;
-    else await sleep(50);
+    phase = job?.progress.phase ?? '';
+    if (phase === 'prepare-target') afterValidate = linkBytes(from.namespace).tx;
   }
   const finished = await moving;
   const after = {
@@ -234,6 +237,7 @@ async function measuredMove(
     throw new Error(`the move of ${vm} to ${to}: ${JSON.stringify(job?.error)}`);
   const r = MoveResult.parse(job.result);
   const sample: MoveSample = {
+    round,
     kind,
     from: from.name,
     to,
@@ -269,11 +273,32 @@ async function movesPart(): Promise<{ samples: MoveSample[]; records: string }> 
   // Warm-up (not measured): the first move of a VM pays for what later ones find ready.
   await cli(['vm', 'move', VM, '--to', 'host2']);
   const atLeast = await guestRecordCount(host('host2'), VM, RECORDS);
-  const samples = [
-    await measuredMove(VM, 'memory only', 'host3', []),
-    await measuredMove(VM, 'shared nothing', 'host1', ['--datastore', 'local']),
-  ];
-  const verified = await verifyGuestRecords(host('host1'), VM, [{ file: RECORDS, atLeast }]);
+  const samples: MoveSample[] = [];
+  const next = async () => {
+    const here = Number((await api.getVm(VM)).host.slice('host'.length));
+    return `host${(here % 3) + 1}`;
+  };
+  const memoryOnly = async (round: number) =>
+    samples.push(await measuredMove(round, VM, 'memory only', await next(), []));
+  // The disk goes to the target's local datastore; it is mirrored back onto the shared datastore
+  // afterwards (not measured), so every round starts from the same place.
+  const sharedNothing = async (round: number) => {
+    samples.push(await measuredMove(round, VM, 'shared nothing', await next(), ['--datastore', 'local']));
+    await cli(['vm', 'move', VM, '--to', await next(), '--datastore', 'shared']);
+  };
+  // Each round makes both moves, the first round memory-only first, the next the other way round.
+  for (let round = 1; round <= MOVE_ROUNDS; round++) {
+    if (round % 2 === 1) {
+      await memoryOnly(round);
+      await sharedNothing(round);
+    } else {
+      await sharedNothing(round);
+      await memoryOnly(round);
+    }
+  }
+  const verified = await verifyGuestRecords(host((await api.getVm(VM)).host), VM, [
+    { file: RECORDS, atLeast },
+  ]);
   await deleteVm(VM);
   return { samples, records: verified.summary };
 }
@@ -291,7 +316,13 @@ async function movesWithin(from: number, to: number): Promise<DrainRun['moves']>
     .map((j) => {
       if (j.state !== 'succeeded') throw new Error(`move of ${j.target.name}: ${JSON.stringify(j.error)}`);
       const r = MoveResult.parse(j.result);
-      return { vm: j.target.name, to: r.to, startedAt: ms(j.startedAt), finishedAt: ms(j.finishedAt) };
+      return {
+        vm: j.target.name,
+        to: r.to,
+        startedAt: ms(j.startedAt),
+        finishedAt: ms(j.finishedAt),
+        diskBytes: r.diskBytes ?? r.stats.diskBytes ?? 0,
+      };
     })
     .sort((a, b) => a.startedAt - b.startedAt);
 }
@@ -371,19 +402,27 @@ async function sanlock(h: LabHost, command: string[]): Promise<string> {
   return stdout;
 }
 
-/** Watches the survivors' sanlock every 250 ms: when each VM's lease is first held there, and where. */
+/**
+ * Watches the survivors' sanlock every 250 ms for when each VM's lease is first held there (a
+ * resource line no longer marked ADD: sanlock lists a lease while it waits to acquire it). The
+ * lease was taken after the start of the last poll that did not see it (`after`) and before the
+ * end of the first that did (`by`).
+ */
 function watchLeases(survivors: LabHost[], vmIds: Map<string, string>) {
-  const seen = new Map<string, { host: string; at: number }>();
+  const seen = new Map<string, { host: string; after: number; by: number }>();
+  const lastPoll = new Map<string, number>();
   let stop = false;
   const done = (async () => {
     while (!stop) {
       await Promise.all(
         survivors.map(async (h) => {
-          const at = Date.now();
-          const status = await sanlock(h, ['status']).catch(() => '');
-          for (const line of status.split('\n').filter((l) => l.startsWith('r ')))
-            for (const [vm, id] of vmIds)
-              if (line.includes(id) && !seen.has(vm)) seen.set(vm, { host: h.name, at });
+          const started = Date.now();
+          const status = await sanlock(h, ['status']).catch(() => undefined);
+          if (status === undefined) return;
+          const after = lastPoll.get(h.name) ?? started;
+          for (const [vm, id] of vmIds)
+            if (!seen.has(vm) && leaseHeld(status, id)) seen.set(vm, { host: h.name, after, by: Date.now() });
+          lastPoll.set(h.name, started);
         }),
       );
       await sleep(250);
@@ -488,7 +527,8 @@ async function observeRestarts(
       to: result.to,
       deathAt,
       detectedAt: ms(job.createdAt),
-      leaseAcquiredAt: leases.seen.get(vm.name)?.at,
+      leaseAcquiredAt: leases.seen.get(vm.name)?.after,
+      leaseSeenAt: leases.seen.get(vm.name)?.by,
       runningAt: ms(job.finishedAt),
       pingAt,
       leaseFreeAt,
@@ -537,10 +577,17 @@ async function haPart(): Promise<{ samples: HaSample[]; ioTimeoutSeconds: number
     );
     const leases = watchLeases([host('host1'), host('host2')], await idsOf(vms));
     const pids = await namespacePids(h3);
+    const names = pids.map((pid) => {
+      try {
+        return readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+      } catch {
+        return String(pid);
+      }
+    });
     const deathAt = Date.now();
     fabricLink(h3, 'down');
     for (const pid of pids) process.kill(pid, 'SIGKILL');
-    log(`host3 lost its power (${pids.length} processes killed, link down)`);
+    log(`host3 lost its power: link down, killed ${names.join(', ')}`);
     samples.push(...(await observeRestarts('power loss', h3, vms, deathAt, leases, () => undefined)));
   }
 
