@@ -20,6 +20,8 @@ export { changeTimeline, listChanges, recordChanges, SYSTEM } from './changes.js
 /** A host and its report put into the inventory as a join does (bench/insight: the series' VMs). */
 export { insertHost } from './inventory.js';
 export { applySnapshot, type AgentSnapshot } from './reconcile.js';
+/** When the HA loop holds a host dead (bench/ha prints it beside the restart times it measures). */
+export { DEFAULT_HA_DEAD_AFTER_SECONDS } from './ha/index.js';
 
 /** `--listen 127.0.0.1:7100` -> host and port. */
 export function parseListen(value: string): { host: string; port: number } {
