@@ -58,6 +58,40 @@ const alive = (pid: number) => {
   }
 };
 
+/**
+ * `silobreak vm create <vm> --start` on `on` with its disk on the shared datastore and the lab's
+ * n-th VM address, answering ping, then `vm ha <vm> --protect` (with `ha` added) as a user does it.
+ */
+async function createHaGuest(
+  vm: string,
+  on: string,
+  n: number,
+  disk: string,
+  ha: string[] = [],
+): Promise<void> {
+  const address = lab.vmAddress(n);
+  const created = await cli([
+    'vm',
+    'create',
+    vm,
+    '--host',
+    on,
+    '--memory',
+    '256M',
+    '--disk',
+    `${disk}@shared`,
+    '--nic',
+    'vmsw0',
+    '--ip',
+    address.cidr,
+    '--start',
+  ]);
+  assert.equal(created.code, 0, created.stderr);
+  await waitForPing(lab, address.ip);
+  const protect = await cli(['vm', 'ha', vm, '--protect', ...ha]);
+  assert.equal(protect.code, 0, protect.stderr);
+}
+
 before(async () => {
   lab = await labUp({
     name: LAB,
@@ -101,27 +135,7 @@ test('a cluster of the three hosts on the shared storage: each joins its lockspa
 test('a busy HA guest on the shared datastore moves by memory alone, its lease handed over', async () => {
   const h1 = host('host1');
   const h2 = host('host2');
-  const address = lab.vmAddress(1);
-  const created = await cli([
-    'vm',
-    'create',
-    VM,
-    '--host',
-    'host1',
-    '--memory',
-    '256M',
-    '--disk',
-    '2G@shared',
-    '--nic',
-    'vmsw0',
-    '--ip',
-    address.cidr,
-    '--start',
-  ]);
-  assert.equal(created.code, 0, created.stderr);
-  await waitForPing(lab, address.ip);
-  const ha = await cli(['vm', 'ha', VM, '--protect', '--priority', '900']);
-  assert.equal(ha.code, 0, ha.stderr);
+  await createHaGuest(VM, 'host1', 1, '2G', ['--priority', '900']);
   const vmId = (await api.getVm(VM)).id;
   assert.ok(
     leasesOn(h1).some((l) => l.includes(vmId)),
@@ -158,25 +172,7 @@ test('split brain and power loss at once: host2 cut off with its QEMU alive is f
   const h3 = host('host3');
   // A second HA guest on host3, which loses power (agent, QEMU, sanlock and link) at the same moment.
   const address = lab.vmAddress(2);
-  const created = await cli([
-    'vm',
-    'create',
-    VM2,
-    '--host',
-    'host3',
-    '--memory',
-    '256M',
-    '--disk',
-    '1G@shared',
-    '--nic',
-    'vmsw0',
-    '--ip',
-    address.cidr,
-    '--start',
-  ]);
-  assert.equal(created.code, 0, created.stderr);
-  await waitForPing(lab, address.ip);
-  assert.equal((await cli(['vm', 'ha', VM2, '--protect'])).code, 0);
+  await createHaGuest(VM2, 'host3', 2, '1G');
   await startGuestWorkloads(h3, VM2, RECORDS);
   await new Promise((resolve) => setTimeout(resolve, 3_000));
   const atLeast2 = await guestRecordCount(h3, VM2, RECORDS);

@@ -28,6 +28,7 @@ import {
 import type { AgentPki } from './pki.js';
 import { InvalidInput, LeasesUnavailable } from './errors.js';
 import { sharedImages } from './shared-images.js';
+import { diskIdAt } from './vm-service.js';
 import { problem, problemFor } from './http-errors.js';
 import { serveRoutes } from './http-routes.js';
 import { redactingLogger, type Logger } from './logger.js';
@@ -172,7 +173,7 @@ function vmHandlers(core: AgentCore): AgentHandlersOf<typeof agentVmRoutes> {
     createVm: async ({ body }) => {
       // Disks that are existing images on shared storage (an HA restart) are opened where they are.
       const claims = body.disks.map((d, i) => ({
-        id: d.id ?? `disk${i}`,
+        id: diskIdAt(d, i),
         datastore: d.datastore,
         shared: d.shared,
         virtualSizeBytes: d.sizeBytes,

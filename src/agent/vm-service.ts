@@ -36,6 +36,9 @@ import { VmRuntime, type RuntimeHost } from './vm-runtime.js';
 const MiB = 1024 * 1024;
 const QGA_SYNC_TIMEOUT_MS = 10_000;
 
+/** A disk's id: the one given, else `disk<N>` by its place in the spec. */
+export const diskIdAt = (d: { id?: string | undefined }, i: number): string => d.id ?? `disk${i}`;
+
 export class VmService {
   readonly #store: DefinitionStore;
   readonly #vms = new Map<string, VmRuntime>();
@@ -207,7 +210,7 @@ export class VmService {
     const disks: VmDefinition['disks'] = [];
     const wanted = new Map<string, number>();
     for (const [i, d] of spec.disks.entries()) {
-      const diskId = d.id ?? `disk${i}`;
+      const diskId = diskIdAt(d, i);
       if (diskId.length > MAX_DISK_ID)
         throw new InvalidInput(`disks.${i}.id: must be at most ${MAX_DISK_ID} characters`, `disks.${i}.id`);
       if (disks.some((other) => other.id === diskId))
