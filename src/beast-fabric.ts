@@ -29,6 +29,10 @@ export const BEAST_FABRIC_STATS_SECONDS = 2;
 export interface BeastFabric {
   api: ManagerClient;
   agents: Map<BeastFabricHost, LabAgent>;
+  /** The manager's log lines, each with its time: what a failed assertion prints. */
+  log: string[];
+  /** Each VM's demand as the placement status showed it every 2 s (the last 90 looks). */
+  demandTrace: Map<string, string[]>;
   /** Stops the VMs named, the manager and the agents, and removes what they wrote. */
   close(vms: readonly string[]): Promise<void>;
 }
@@ -40,15 +44,33 @@ export async function startBeastFabric(
   beastLimits?: DatastoreLimits,
 ): Promise<BeastFabric> {
   const dataDir = await mkdtemp(path.join(tmpdir(), `${prefix}manager-`));
+  const log: string[] = [];
   const manager = await startManager({
     dataDir,
     statsIntervalSeconds: BEAST_FABRIC_STATS_SECONDS,
     reconcileIntervalSeconds: 2,
-    log: () => {},
+    log: (line) => log.push(`${new Date().toISOString()} ${line}`),
   });
   const api = new ManagerClient(manager.url, manager.adminToken ?? '');
   const agents = new Map<BeastFabricHost, LabAgent>();
+  const demandTrace = new Map<string, string[]>();
+  const tracing = new AbortController();
+  const trace = (async () => {
+    while (!tracing.signal.aborted) {
+      const status = await api.placementStatus().catch(() => undefined);
+      for (const v of status?.vms ?? []) {
+        const lines = demandTrace.get(v.vm) ?? [];
+        lines.push(
+          `${new Date().toISOString()} ${v.host}: ${v.demand} ${v.iops ?? '-'} IOPS p90 ${v.latencyMs ?? '-'} ms (${v.demandReason ?? ''}), moves today ${v.movesToday}${v.waitingReason ? `; not moved: ${v.waitingReason}` : ''}`,
+        );
+        demandTrace.set(v.vm, lines.slice(-90));
+      }
+      await sleep(2000, undefined, { signal: tracing.signal }).catch(() => undefined);
+    }
+  })();
   const close = async (vms: readonly string[]) => {
+    tracing.abort();
+    await trace;
     await manager.close();
     for (const agent of agents.values())
       for (const vm of vms) await agent.client.stopVm(vm).catch(() => undefined);
@@ -71,7 +93,7 @@ export async function startBeastFabric(
     await close([]);
     throw error;
   }
-  return { api, agents, close };
+  return { api, agents, log, demandTrace, close };
 }
 
 /** The host the manager has the VM on now. */
@@ -141,6 +163,43 @@ export async function placementMovesOf(fabric: BeastFabric, vm: string) {
       return { kind: reason.split(':')[0] ?? '', reason, jobId: c.jobId, at: c.at };
     })
     .sort((a, b) => Date.parse(b.at) - Date.parse(a.at));
+}
+
+/**
+ * What the manager did about a VM, for a failed assertion's message: its placement moves with
+ * their jobs' outcomes, its recommendations and the manager's last log lines.
+ */
+export async function placementStoryOf(fabric: BeastFabric, vm: string): Promise<string> {
+  const moves = await placementMovesOf(fabric, vm);
+  const jobs = await Promise.all(
+    moves.map(async (m) => {
+      const job = m.jobId ? await fabric.api.getJob(m.jobId).catch(() => undefined) : undefined;
+      return `${m.at} ${m.reason} -> job ${job?.state ?? '?'} ${job?.error ? JSON.stringify(job.error) : ''}`;
+    }),
+  );
+  const recs = (await fabric.api.listRecommendations({ state: 'all' })).items
+    .filter((r) => r.vm === vm)
+    .map((r) => `${r.createdAt} ${r.kind} ${r.state}: ${r.reason.text}`);
+  const placement = await fabric.api.vmPlacement(vm).catch(() => undefined);
+  const stores = (await fabric.api.listDatastores({ limit: 100 })).items.map(
+    (d) =>
+      `${d.host}/${d.name} ${d.class}: limits ${JSON.stringify(d.limits ?? null)}, probe ${JSON.stringify(d.probe ?? null)}`,
+  );
+  const fast = await fabric.api.suggestPlacement({ memoryBytes: 256 * 2 ** 20, diskBytes: 0, class: 'fast' });
+  return [
+    `datastores:`,
+    ...stores,
+    `suggest (fast): ${JSON.stringify(fast)}`,
+    `${vm}'s placement: ${JSON.stringify(placement)}`,
+    `${vm}'s demand, every 2 s:`,
+    ...(fabric.demandTrace.get(vm) ?? []).slice(-45),
+    `${vm}'s placement moves:`,
+    ...jobs,
+    `recommendations:`,
+    ...recs,
+    `the manager's last log lines:`,
+    ...fabric.log.slice(-40),
+  ].join('\n');
 }
 
 /**

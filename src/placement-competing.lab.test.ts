@@ -9,6 +9,7 @@ import {
   hostOf,
   inGuestOf,
   placementMovesOf,
+  placementStoryOf,
   startBeastFabric,
   writeRandomData,
   type BeastFabric,
@@ -158,7 +159,11 @@ test('two VMs held at their limits for one free slot: the higher priority wins, 
     assert.equal(await host('gold'), 'host3');
   }
   const bronzeMoves = await placementMovesOf(fabric, 'bronze');
-  assert.deepEqual(bronzeMoves, [], 'bronze made no placement move');
+  assert.deepEqual(
+    bronzeMoves,
+    [],
+    `bronze made no placement move\n${await placementStoryOf(fabric, 'bronze')}`,
+  );
   assert.deepEqual(
     (await api.listRecommendations({ state: 'all' })).items.filter((r) => r.vm === 'bronze'),
     [],
@@ -167,6 +172,7 @@ test('two VMs held at their limits for one free slot: the higher priority wins, 
   assert.deepEqual(
     (await placementMovesOf(fabric, 'gold')).map((m) => m.kind),
     ['to-fast'],
+    await placementStoryOf(fabric, 'gold'),
   );
 
   // Where would a new VM go now? host1 is idle (gold left it), host2 serves bronze held at its

@@ -15,6 +15,7 @@ import {
   hostOf,
   inGuestOf,
   placementMovesOf,
+  placementStoryOf,
   startBeastFabric,
   writeRandomData,
   type BeastFabric,
@@ -134,7 +135,7 @@ test('recommend mode: a VM held at its datastore limit is hot with the default t
   assert.ok((hot.latencyMs ?? Infinity) < S.hotLatencyMs, `p90 ${hot.latencyMs} ms`);
   const rec = await until('a to-fast recommendation', async (): Promise<Recommendation | undefined> =>
     (await api.listRecommendations()).items.find((r) => r.vm === VM && r.kind === 'to-fast'),
-  );
+  ).catch(async (error: unknown) => assert.fail(`${String(error)}\n${await placementStoryOf(fabric, VM)}`));
   t.diagnostic(`recommendation: ${rec.reason.text}`);
   assert.deepEqual(rec.to, { host: 'host3', datastore: 'ds1', class: 'fast' });
   assert.equal(rec.reason.metric, 'iops-limit');
@@ -157,6 +158,7 @@ test('automatic mode: the held VM moves to the Beast at the next round, by actor
   assert.deepEqual(
     moves.map((m) => m.kind),
     ['to-fast'],
+    await placementStoryOf(fabric, VM),
   );
   assert.match(moves[0]?.reason ?? '', new RegExp(`^to-fast: ${HELD.source.slice(1)}`));
   // The VM runs on host3 from the switchover; its job ends after the clean-up that follows.

@@ -303,6 +303,12 @@ export const PlacementVmStatus = z.object({
   demand: z.enum(['hot', 'cool', 'between', 'unknown']),
   /** Why its demand is what it is ("held at its datastore's 400-IOPS limit ..."); null: unknown. */
   demandReason: z.string().nullable(),
+  /**
+   * Why a VM hot past its hold is not moved to the fast class (no room there and why, its day's
+   * budget, a move slot, the room kept for a hotter VM of higher priority...), as the next round
+   * would decide now; null when it asks for no move or would get one.
+   */
+  waitingReason: z.string().nullable(),
   priority: z.number().int(),
   pinned: z.boolean(),
   excluded: z.boolean(),

@@ -46,6 +46,7 @@ const vmColumns: Column<PlacementVmStatus>[] = [
   { header: 'Home', value: (v) => place(v.home) },
   { header: 'Moves 24h', value: (v) => String(v.movesToday), align: 'right' },
   { header: 'Why', value: (v) => v.demandReason ?? '-' },
+  { header: 'Not moved because', value: (v) => v.waitingReason ?? '-' },
 ];
 
 const recommendationColumns: Column<Recommendation>[] = [

@@ -388,6 +388,10 @@ test("a VM held at its datastore's limit is hot with the default thresholds: sta
   const held = await statusOf();
   assert.equal(held?.demand, 'hot');
   assert.equal(held?.demandReason, "held at its datastore's 400-IOPS limit: 400 IOPS, at least 90 % of it");
+  // The next round would move it: nothing holds it back.
+  assert.equal(held?.waitingReason, null);
+  const busy = (await viewer.placementStatus()).vms.find((v) => v.vm === 'busy');
+  assert.equal(busy?.waitingReason, 'it is pinned', JSON.stringify(busy));
   const round = await admin.evaluatePlacement();
   assert.deepEqual(
     round.map((r) => [r.vm, r.kind, r.to.class, r.reason.metric]),

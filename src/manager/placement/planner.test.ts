@@ -313,6 +313,41 @@ test('never overfills: memory, space and the IOPS budget of the fast target', ()
   assert.equal(plan(input([hot()], { targets: small({ iopsBudget: 600 }) })).moves.length, 1);
 });
 
+test('a VM hot past its hold and not moved says why: room, budget, slot, pin, the room kept for a warmer VM', () => {
+  const why = (vms: VmFacts[], over: Partial<PlanInput> = {}) =>
+    plan(input(vms, over)).waiting.get('id-busy');
+  const beast = (over: Partial<Target>) => [TARGETS[0] as Target, target('host3', 'fast', over)];
+  // Moved: nothing to explain; idle or only warming: asks for nothing.
+  assert.equal(why([hot()]), undefined);
+  assert.equal(why([hot({ hotSince: NOW - 1000 })]), undefined);
+  assert.equal(plan(input([vm('idle')])).waiting.size, 0);
+  assert.equal(
+    why([hot()], { targets: beast({ iopsBudget: 450 }) }),
+    'no datastore of class fast has room: host3/local would serve 400 IOPS, above 80 % of its budget 450',
+  );
+  assert.match(
+    why([hot()], { targets: [TARGETS[0] as Target] }) ?? '',
+    /^no datastore of class fast to go to$/,
+  );
+  assert.equal(why([hot({ pinned: true })]), 'it is pinned');
+  assert.equal(why([hot({ moving: true })]), 'a move of it is in flight');
+  assert.equal(
+    why([hot({ movesToday: S.movesPerDay - 1 })]),
+    `its day's budget: ${S.movesPerDay - 1} of ${S.movesPerDay} moves made, and the way back needs one`,
+  );
+  assert.match(why([hot()], { movesInFlight: S.maxConcurrentMoves }) ?? '', /^no move slot free: /);
+  assert.match(
+    why([hot({ lastMoveAt: NOW - MIN })]) ?? '',
+    /^its minimum stay of \d+ s since its last move$/,
+  );
+  // The lower-priority VM waits for the room a higher-priority warming VM will need.
+  const warming = hot({ id: 'id-high', name: 'high', priority: 75, hotSince: NOW - 1000 });
+  assert.equal(
+    why([hot({ priority: 25 }), warming], { targets: beast({ memoryFreeBytes: 2.5 * GiB }) }),
+    'the room on host3/local is for high (priority 75), hot too',
+  );
+});
+
 test('a host in maintenance (entering or in) is never a target', () => {
   const small = (over: Partial<Target>) => [TARGETS[0] as Target, target('host3', 'fast', over)];
   for (const maintenance of ['entering', 'in'] as const)

@@ -133,6 +133,12 @@ export interface Streak {
 export interface PlanOutput {
   moves: PlannedMove[];
   streaks: Map<string, Streak>;
+  /**
+   * Why a VM whose demand asks for a move (hot past its hold off the fast class) gets none this
+   * round, by VM id: what a user reads when a hot VM stays where it is (vSphere lists such DRS
+   * faults too). VMs that ask for nothing have no entry.
+   */
+  waiting: Map<string, string>;
 }
 
 const key = (p: Place) => `${p.host}/${p.datastore}`;
@@ -382,12 +388,26 @@ export function plan(input: PlanInput): PlanOutput {
   const moves: PlannedMove[] = [];
   let slots = Math.max(0, s.maxConcurrentMoves - input.movesInFlight);
   const planned = new Set<string>();
+  const waiting = new Map<string, string>();
   const windowSeconds = s.demandWindowSeconds;
 
   const movable = (vm: VmFacts) =>
     vm.running && !vm.pinned && !vm.excluded && !vm.moving && vm.movesToday < s.movesPerDay;
   /** Leaving for the fast class keeps a move of the day's budget for the way back. */
   const canGoAndReturn = (vm: VmFacts) => vm.movesToday + 2 <= s.movesPerDay;
+  /** Why `movable` or `canGoAndReturn` says no to a VM that would leave for the fast class. */
+  const whyNotMovable = (vm: VmFacts): string | null =>
+    !vm.running
+      ? 'it is not running'
+      : vm.pinned
+        ? 'it is pinned'
+        : vm.excluded
+          ? 'it is excluded from placement'
+          : vm.moving
+            ? 'a move of it is in flight'
+            : !canGoAndReturn(vm)
+              ? `its day's budget: ${vm.movesToday} of ${s.movesPerDay} moves made, and the way back needs one`
+              : null;
   const stayedLongEnough = (vm: VmFacts) =>
     vm.lastMoveAt === null || now - vm.lastMoveAt >= s.minStaySeconds * 1000;
   const windowOf = (vm: VmFacts) => input.windows.find((w) => w.vmId === vm.id);
@@ -475,6 +495,13 @@ export function plan(input: PlanInput): PlanOutput {
   type Want = { vm: VmFacts; cls: string; kind: 'schedule-in' | 'to-fast'; reason: PlacementReason };
   const wants: Want[] = [];
   for (const vm of vms) {
+    const asks = vm.cls !== s.fastClass && vm.hotSince !== null && held(vm.hotSince) >= s.holdSeconds;
+    if (asks && !planned.has(vm.id)) {
+      const why =
+        whyNotMovable(vm) ??
+        (stayedLongEnough(vm) ? null : `its minimum stay of ${s.minStaySeconds} s since its last move`);
+      if (why) waiting.set(vm.id, why);
+    }
     if (!movable(vm) || planned.has(vm.id) || !canGoAndReturn(vm)) continue;
     const w = windowOf(vm);
     if (w && scheduledNow(vm) && vm.cls !== w.cls) {
@@ -559,15 +586,27 @@ export function plan(input: PlanInput): PlanOutput {
     );
   };
   for (const want of wants) {
-    if (slots <= 0) break;
     const { vm } = want;
+    if (slots <= 0) {
+      waiting.set(
+        vm.id,
+        `no move slot free: ${s.maxConcurrentMoves} placement moves at a time, ${input.movesInFlight} in flight and ${moves.length} planned`,
+      );
+      continue;
+    }
     const candidates = ledger.rank(input.targets.filter((t) => t.cls === want.cls && !same(t, vm.at)));
     /** Placed, or waiting for room a warming VM needs: no displacement either way. */
     let decided = false;
+    const problems: string[] = [];
     for (const to of candidates) {
       const fit = ledger.check(vm, to);
-      if (!('predicted' in fit)) continue;
-      if (want.kind === 'to-fast' && crowdedOut(vm, to)) {
+      if (!('predicted' in fit)) {
+        problems.push(fit.problem);
+        continue;
+      }
+      const warm = want.kind === 'to-fast' ? crowdedOut(vm, to) : undefined;
+      if (warm) {
+        waiting.set(vm.id, `the room on ${key(to)} is for ${warm.name} (priority ${warm.priority}), hot too`);
         decided = true; // it waits: the room is the warming VM's
         break;
       }
@@ -576,6 +615,12 @@ export function plan(input: PlanInput): PlanOutput {
       break;
     }
     if (decided) continue;
+    waiting.set(
+      vm.id,
+      candidates.length
+        ? `no datastore of class ${want.cls} has room: ${problems.join('; ')}`
+        : `no datastore of class ${want.cls} to go to`,
+    );
     // No room: displace the lowest-priority, least busy VM of a lower priority from the class,
     // unless one is already on its way (its room is not free yet) on that host.
     const victims = vms
@@ -601,6 +646,7 @@ export function plan(input: PlanInput): PlanOutput {
       const fits = candidates.some((to) => same(to, victim.at) && 'predicted' in ledger.check(vm, to));
       ledger = before;
       if (!fits) continue;
+      waiting.delete(vm.id); // room is being made
       add(victim, 'displace', home.to, home.predicted, {
         metric: 'priority',
         value: victim.priority,
@@ -612,7 +658,8 @@ export function plan(input: PlanInput): PlanOutput {
       break;
     }
   }
-  return { moves, streaks };
+  for (const m of moves) waiting.delete(m.vmId);
+  return { moves, streaks, waiting };
 }
 
 const fmt = (v: number | null | undefined) =>

@@ -562,7 +562,12 @@ export class PlacementService {
       db.selectFrom('placement_config').select('last_evaluated_at').executeTakeFirstOrThrow(),
     ]);
     const targets = await loadTargets(db);
-    const { vms, movesInFlight } = await loadVmFacts(db, targets, settings, now);
+    const [{ vms, movesInFlight }, windows] = await Promise.all([
+      loadVmFacts(db, targets, settings, now),
+      loadWindows(db, now),
+    ]);
+    // What the next round would decide now (planning is pure: nothing is stored or started).
+    const { waiting } = plan({ vms, targets, settings, windows, movesInFlight, now });
     const pending = await db
       .selectFrom('placement_recommendations')
       .select((eb) => eb.fn.countAll<number>().as('n'))
@@ -592,6 +597,7 @@ export class PlacementService {
                   ? 'cool'
                   : 'between',
           demandReason: demandReason(v.demand, settings),
+          waitingReason: waiting.get(v.id) ?? null,
           priority: v.priority,
           pinned: v.pinned,
           excluded: v.excluded,

@@ -277,6 +277,7 @@ function Demand({ status }: { status: Status }) {
       { key: 'home', label: 'Home', value: (v) => place(v.home) },
       { key: 'moves', label: 'Moves 24 h', value: (v) => v.movesToday, numeric: true },
       { key: 'why', label: 'Why', value: (v) => v.demandReason ?? '—' },
+      { key: 'waiting', label: 'Not moved because', value: (v) => v.waitingReason ?? '—' },
     ],
     [status.settings.hotLatencyPercentile],
   );
