@@ -181,6 +181,10 @@ export async function placementStoryOf(fabric: BeastFabric, vm: string): Promise
     .filter((r) => r.vm === vm)
     .map((r) => `${r.createdAt} ${r.kind} ${r.state}: ${r.reason.text}`);
   const placement = await fabric.api.vmPlacement(vm).catch(() => undefined);
+  const changes = (await fabric.api.listChanges({ object: vm, limit: 30 })).items.map(
+    (c) =>
+      `${c.at} ${c.actor} ${c.action} ${c.host ?? ''}: ${c.changes.map((f) => `${f.field} ${JSON.stringify(f.before)} -> ${JSON.stringify(f.after)}`).join(', ')}`,
+  );
   const stores = (await fabric.api.listDatastores({ limit: 100 })).items.map(
     (d) =>
       `${d.host}/${d.name} ${d.class}: limits ${JSON.stringify(d.limits ?? null)}, probe ${JSON.stringify(d.probe ?? null)}`,
@@ -193,6 +197,8 @@ export async function placementStoryOf(fabric: BeastFabric, vm: string): Promise
     `${vm}'s placement: ${JSON.stringify(placement)}`,
     `${vm}'s demand, every 2 s:`,
     ...(fabric.demandTrace.get(vm) ?? []).slice(-45),
+    `${vm}'s change records (newest first):`,
+    ...changes,
     `${vm}'s placement moves:`,
     ...jobs,
     `recommendations:`,
