@@ -166,6 +166,26 @@ export async function placementMovesOf(fabric: BeastFabric, vm: string) {
 }
 
 /**
+ * The VM's placement moves (newest first) that did not fail, and the failed ones with their jobs'
+ * errors: a move that fails and is tried again at a later round is the product working (the test
+ * prints why it failed); two moves that both went through are not.
+ */
+export async function placementMovesDone(fabric: BeastFabric, vm: string) {
+  const moves = await Promise.all(
+    (await placementMovesOf(fabric, vm)).map(async (m) => ({
+      ...m,
+      job: m.jobId ? await fabric.api.waitForJob(m.jobId, 120_000) : undefined,
+    })),
+  );
+  return {
+    done: moves.filter((m) => m.job?.state !== 'failed'),
+    failed: moves
+      .filter((m) => m.job?.state === 'failed')
+      .map((m) => `${m.at} ${m.reason}: ${JSON.stringify(m.job?.error)}`),
+  };
+}
+
+/**
  * What the manager did about a VM, for a failed assertion's message: its placement moves with
  * their jobs' outcomes, its recommendations and the manager's last log lines.
  */
@@ -206,6 +226,15 @@ export async function placementStoryOf(fabric: BeastFabric, vm: string): Promise
     `the manager's last log lines:`,
     ...fabric.log.slice(-40),
   ].join('\n');
+}
+
+/** `wait`, or on failure an assertion error with the VM's placement story (the tests' waits). */
+export async function explained<T>(fabric: BeastFabric, vm: string, wait: Promise<T>): Promise<T> {
+  try {
+    return await wait;
+  } catch (error) {
+    assert.fail(`${String(error)}\n${await placementStoryOf(fabric, vm)}`);
+  }
 }
 
 /**

@@ -8,6 +8,8 @@ import {
   episodeBounds,
   hostOf,
   inGuestOf,
+  explained,
+  placementMovesDone,
   placementMovesOf,
   placementStoryOf,
   startBeastFabric,
@@ -92,8 +94,10 @@ test('a schedule moves a VM onto the fast class before its window opens and home
     for: '1m',
   });
   assert.equal(schedule.nextStart, at.toISOString());
-  const arrived = await until('nightly on the Beast', async () =>
-    (await host('nightly')) === 'host3' ? Date.now() : undefined,
+  const arrived = await explained(
+    fabric,
+    'nightly',
+    until('nightly on the Beast', async () => ((await host('nightly')) === 'host3' ? Date.now() : undefined)),
   );
   t.diagnostic(`on the Beast ${secs(start - arrived)} before its window opened`);
   assert.ok(arrived < start, 'in place before the window opens');
@@ -134,10 +138,14 @@ test('two VMs held at their limits for one free slot: the higher priority wins, 
     },
     BOUNDS.onsetToHotMs,
   );
-  const arrived = await until(
-    'gold on the Beast',
-    async () => ((await host('gold')) === 'host3' ? Date.now() : undefined),
-    BOUNDS.hotToBeastMs,
+  const arrived = await explained(
+    fabric,
+    'gold',
+    until(
+      'gold on the Beast',
+      async () => ((await host('gold')) === 'host3' ? Date.now() : undefined),
+      BOUNDS.hotToBeastMs,
+    ),
   );
   t.diagnostic(
     `gold hot ${secs(gold - onset)} after the loads started, on the Beast ${secs(arrived - gold)} later`,
@@ -169,8 +177,10 @@ test('two VMs held at their limits for one free slot: the higher priority wins, 
     [],
     'nor was one recommended',
   );
+  const gold_ = await placementMovesDone(fabric, 'gold');
+  for (const f of gold_.failed) t.diagnostic(`gold's placement move failed, tried again: ${f}`);
   assert.deepEqual(
-    (await placementMovesOf(fabric, 'gold')).map((m) => m.kind),
+    gold_.done.map((m) => m.kind),
     ['to-fast'],
     await placementStoryOf(fabric, 'gold'),
   );

@@ -14,6 +14,7 @@ import {
   episodeBounds,
   hostOf,
   inGuestOf,
+  explained,
   placementMovesOf,
   placementStoryOf,
   startBeastFabric,
@@ -78,20 +79,28 @@ const status = async () => {
 };
 /** When the manager saw the VM's current hot streak start (epoch ms), at most `ms` from now. */
 const hotSince = (ms: number) =>
-  until(
-    `a hot streak (at most ${ms} ms)`,
-    async () => {
-      const since = (await api.vmPlacement(VM)).hotSince;
-      return since === null ? undefined : Date.parse(since);
-    },
-    ms,
+  explained(
+    fabric,
+    VM,
+    until(
+      `a hot streak (at most ${ms} ms)`,
+      async () => {
+        const since = (await api.vmPlacement(VM)).hotSince;
+        return since === null ? undefined : Date.parse(since);
+      },
+      ms,
+    ),
   );
 /** When the VM runs on `host`, at most `ms` from now. */
 const on = (host: string, ms: number) =>
-  until(
-    `${VM} on ${host} (at most ${ms} ms)`,
-    async () => ((await hostOf(fabric, VM)) === host ? Date.now() : undefined),
-    ms,
+  explained(
+    fabric,
+    VM,
+    until(
+      `${VM} on ${host} (at most ${ms} ms)`,
+      async () => ((await hostOf(fabric, VM)) === host ? Date.now() : undefined),
+      ms,
+    ),
   );
 const secs = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
 /** host1's limit, which holds the guest's I/O. */
@@ -133,9 +142,13 @@ test('recommend mode: a VM held at its datastore limit is hot with the default t
   assert.match(hot.demandReason ?? '', HELD);
   // Not its latency: a throttle bounds what a single-queue guest sees.
   assert.ok((hot.latencyMs ?? Infinity) < S.hotLatencyMs, `p90 ${hot.latencyMs} ms`);
-  const rec = await until('a to-fast recommendation', async (): Promise<Recommendation | undefined> =>
-    (await api.listRecommendations()).items.find((r) => r.vm === VM && r.kind === 'to-fast'),
-  ).catch(async (error: unknown) => assert.fail(`${String(error)}\n${await placementStoryOf(fabric, VM)}`));
+  const rec = await explained(
+    fabric,
+    VM,
+    until('a to-fast recommendation', async (): Promise<Recommendation | undefined> =>
+      (await api.listRecommendations()).items.find((r) => r.vm === VM && r.kind === 'to-fast'),
+    ),
+  );
   t.diagnostic(`recommendation: ${rec.reason.text}`);
   assert.deepEqual(rec.to, { host: 'host3', datastore: 'ds1', class: 'fast' });
   assert.equal(rec.reason.metric, 'iops-limit');
