@@ -7,6 +7,8 @@ import { TLSSocket } from 'node:tls';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import {
   AGENT_COMMON_ERRORS,
+  AGENT_EPOCH_HEADER,
+  ManagerEpoch,
   bearerToken,
   clientErrorReply,
   MAX_PATH_PARAM_LENGTH,
@@ -30,6 +32,7 @@ import { InvalidInput, LeasesUnavailable } from './errors.js';
 import { sharedImages } from './shared-images.js';
 import { diskIdAt } from './vm-service.js';
 import { problem, problemFor } from './http-errors.js';
+import { ManagerEpochs } from './epoch.js';
 import { serveRoutes } from './http-routes.js';
 import { redactingLogger, type Logger } from './logger.js';
 import type { AgentCore } from './core.js';
@@ -241,6 +244,7 @@ export async function buildServer(
   // Whatever a message carries, the token never reaches the log (its URL's secrets neither).
   const log = redactingLogger(options.log, options.token === undefined ? [] : [options.token]);
   const auth = { token: options.token, pki: options.pki };
+  const epochs = await ManagerEpochs.open(core.config.stateDir);
   const tls = options.pki?.serverTls();
   const contract = new ContractCheck(
     agentRoutes,
@@ -307,6 +311,27 @@ export async function buildServer(
       return;
     }
     callers.set(request, caller);
+    // Fencing (epoch.ts): a call under an older manager epoch than seen here goes no further.
+    const header = request.headers[AGENT_EPOCH_HEADER];
+    if (header !== undefined) {
+      const epoch = ManagerEpoch.safeParse(header);
+      const refusal = !epoch.success
+        ? problem(400, 'invalid-input', `header ${AGENT_EPOCH_HEADER}: must be a positive integer`, AGENT_EPOCH_HEADER)
+        : await epochs.admit(epoch.data).then(
+            () => undefined,
+            (error: unknown) => problemFor(error),
+          );
+      if (refusal) {
+        log.warn('request refused', {
+          method: request.method,
+          url: redactUrl(request.url),
+          code: refusal.code,
+          detail: refusal.detail,
+        });
+        await reply.status(refusal.status).type('application/problem+json').send(refusal);
+        return;
+      }
+    }
     // `/v1/vms/` would match `/v1/vms/:name` with an empty name: it is no route (as at the manager).
     if (Object.values(request.params as Record<string, unknown>).some((v) => v === ''))
       await reply

@@ -41,6 +41,7 @@ export interface ManagerFlags {
   statsInterval: string;
   retainDays: string;
   tokenFile?: string;
+  name?: string;
 }
 
 /**
@@ -64,7 +65,17 @@ export function managerSettings(opts: ManagerFlags) {
     reconcileIntervalSeconds: interval,
     statsIntervalSeconds: statsInterval,
     retainedCopyDays: retainDays,
+    ...(opts.name !== undefined ? { name: managerName(opts.name) } : {}),
   };
+}
+
+/** A manager's name (issue 31: unique among the managers of one database). */
+function managerName(value: string): string {
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(value))
+    throw new Error(
+      '--name: must be 1-63 letters, digits, dots, dashes or underscores, starting with a letter or digit',
+    );
+  return value;
 }
 
 /** `consoleDir`: the web console's static files, served by the manager at `/`. */
@@ -84,6 +95,10 @@ export function registerManagerCommands(program: Command, options: { consoleDir?
       '--retain-days <days>',
       'days a retained copy (vm move --retain) is kept before it is released',
       String(RETAINED_COPY_DAYS),
+    )
+    .option(
+      '--name <name>',
+      "this manager's name among the managers sharing its database (each its own; default: the host name)",
     )
     .option(
       '--token-file <path>',
