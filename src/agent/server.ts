@@ -316,7 +316,12 @@ export async function buildServer(
     if (header !== undefined) {
       const epoch = ManagerEpoch.safeParse(header);
       const refusal = !epoch.success
-        ? problem(400, 'invalid-input', `header ${AGENT_EPOCH_HEADER}: must be a positive integer`, AGENT_EPOCH_HEADER)
+        ? problem(
+            400,
+            'invalid-input',
+            `header ${AGENT_EPOCH_HEADER}: must be a positive integer`,
+            AGENT_EPOCH_HEADER,
+          )
         : await epochs.admit(epoch.data).then(
             () => undefined,
             (error: unknown) => problemFor(error),

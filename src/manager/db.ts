@@ -1080,7 +1080,10 @@ export const migrations: Readonly<Record<string, Migration>> = {
         .addColumn('expires_at', 'text', (c) => c.notNull())
         .addColumn('since', 'text')
         .execute();
-      await db.insertInto('manager_leader').values({ id: 1, epoch: 0, expires_at: new Date(0).toISOString() }).execute();
+      await db
+        .insertInto('manager_leader')
+        .values({ id: 1, epoch: 0, expires_at: new Date(0).toISOString() })
+        .execute();
       await db.schema
         .createTable('managers')
         .addColumn('id', 'text', (c) => c.primaryKey())

@@ -6,8 +6,9 @@ import type { Db, ManagerLeaderTable } from './db.js';
 
 /*
  * Several managers on one database, one of them leading (issue 31). The lease is one row
- * (manager_leader, migration 0017), taken and renewed by compare-and-set updates, each in a
- * transaction of the database: no consensus of our own, the database's write serialisation decides.
+ * (manager_leader, migration 0017), taken and renewed by compare-and-set updates, each one
+ * statement and so one transaction of the database: no consensus of our own, the database's
+ * serialisation of writes decides.
  *
  * - The leader renews every LEASE_RENEW_MS; the lease runs LEASE_EXPIRY_MS past each renewal.
  * - Any other manager looks every LEASE_CHECK_MS and takes an expired lease; the epoch goes up by
@@ -44,10 +45,15 @@ export type LeaseRow = Omit<ManagerLeaderTable, 'id'>;
 const iso = (ms: number) => new Date(ms).toISOString();
 
 /**
- * One compare-and-set on the lease, in one transaction. With `heldEpoch`: renews the lease that
- * `me` holds under that epoch (nothing when it does not any more). Without: takes the lease, one
- * epoch higher, when it has expired (or, with `atStart`, when `me`'s name holds it). Returns
- * whether `me` leads now and the row as the transaction left it.
+ * One compare-and-set on the lease. With `heldEpoch`: renews the lease that `me` holds under that
+ * epoch (nothing when it does not any more). Without: takes the lease, one epoch higher, when it
+ * has expired (or, with `atStart`, when `me`'s name holds it). Returns whether `me` leads now and
+ * the row as it stands after.
+ *
+ * The compare and the set are one UPDATE statement, so one transaction of the database (SQLite's
+ * write lock, PostgreSQL's row lock decide between two managers): a transaction spanning several
+ * statements would hold SQLite's write lock across awaits, and another handle in the same process
+ * (better-sqlite3 waits for a lock synchronously) would stall the event loop that must release it.
  */
 export async function claimLease(
   db: Db,
@@ -56,44 +62,40 @@ export async function claimLease(
 ): Promise<{ leading: boolean; row: LeaseRow }> {
   const now = iso(options.now);
   const expires = iso(options.now + LEASE_EXPIRY_MS);
-  return db.transaction().execute(async (tx) => {
-    let changed: bigint;
-    if (options.heldEpoch !== undefined) {
-      const r = await tx
-        .updateTable('manager_leader')
-        .set({ expires_at: expires, holder_url: me.url })
-        .where('id', '=', 1)
-        .where('holder', '=', me.id)
-        .where('epoch', '=', options.heldEpoch)
-        .executeTakeFirst();
-      changed = r.numUpdatedRows;
-    } else {
-      const r = await tx
-        .updateTable('manager_leader')
-        .set({
-          holder: me.id,
-          holder_name: me.name,
-          holder_url: me.url,
-          epoch: sql<number>`epoch + 1`,
-          expires_at: expires,
-          since: now,
-        })
-        .where('id', '=', 1)
-        .where((eb) =>
-          options.atStart
-            ? eb.or([eb('expires_at', '<', now), eb('holder_name', '=', me.name)])
-            : eb('expires_at', '<', now),
-        )
-        .executeTakeFirst();
-      changed = r.numUpdatedRows;
-    }
-    const row = await tx
-      .selectFrom('manager_leader')
-      .select(['holder', 'holder_name', 'holder_url', 'epoch', 'expires_at', 'since'])
-      .where('id', '=', 1)
-      .executeTakeFirstOrThrow();
-    return { leading: changed === 1n && row.holder === me.id, row };
-  });
+  const result =
+    options.heldEpoch !== undefined
+      ? await db
+          .updateTable('manager_leader')
+          .set({ expires_at: expires, holder_url: me.url })
+          .where('id', '=', 1)
+          .where('holder', '=', me.id)
+          .where('epoch', '=', options.heldEpoch)
+          .executeTakeFirst()
+      : await db
+          .updateTable('manager_leader')
+          .set({
+            holder: me.id,
+            holder_name: me.name,
+            holder_url: me.url,
+            epoch: sql<number>`epoch + 1`,
+            expires_at: expires,
+            since: now,
+          })
+          .where('id', '=', 1)
+          .where((eb) =>
+            options.atStart
+              ? eb.or([eb('expires_at', '<', now), eb('holder_name', '=', me.name)])
+              : eb('expires_at', '<', now),
+          )
+          .executeTakeFirst();
+  const row = await db
+    .selectFrom('manager_leader')
+    .select(['holder', 'holder_name', 'holder_url', 'epoch', 'expires_at', 'since'])
+    .where('id', '=', 1)
+    .executeTakeFirstOrThrow();
+  // Read after the update: another manager may have taken the lease in between (then not leading,
+  // and the next renewal under the epoch it took finds out for certain).
+  return { leading: result.numUpdatedRows === 1n && row.holder === me.id, row };
 }
 
 /** Gives the lease up (a clean stop): the next manager need not wait for it to expire. */
@@ -290,8 +292,17 @@ export class Leadership {
   /** Who leads (from the database, now), this manager and the others seen within the lease. */
   async view(): Promise<ManagersView> {
     const { db } = this.deps;
-    const lease = await db.selectFrom('manager_leader').selectAll().where('id', '=', 1).executeTakeFirstOrThrow();
-    const managers = await db.selectFrom('managers').selectAll().orderBy('name').orderBy('started_at').execute();
+    const lease = await db
+      .selectFrom('manager_leader')
+      .selectAll()
+      .where('id', '=', 1)
+      .executeTakeFirstOrThrow();
+    const managers = await db
+      .selectFrom('managers')
+      .selectAll()
+      .orderBy('name')
+      .orderBy('started_at')
+      .execute();
     const live = lease.holder !== null && lease.expires_at >= new Date().toISOString();
     return {
       self: {
