@@ -22,6 +22,8 @@ export { insertHost } from './inventory.js';
 export { applySnapshot, type AgentSnapshot } from './reconcile.js';
 /** When the HA loop holds a host dead (bench/ha prints it beside the restart times it measures). */
 export { DEFAULT_HA_DEAD_AFTER_SECONDS } from './ha/index.js';
+/** The managers' lease (several managers, one leader): its timing, for tests and benchmarks. */
+export { LEASE_CHECK_MS, LEASE_EXPIRY_MS, LEASE_RENEW_MS, LEASE_STEP_DOWN_MS } from './leader.js';
 
 /** `--listen 127.0.0.1:7100` -> host and port. */
 export function parseListen(value: string): { host: string; port: number } {

@@ -2,7 +2,7 @@
 // only writes a job down, the leader runs it; a leader that stops leading can write nothing more
 // of its jobs, and the next leader (a higher epoch) resumes them as a restart would (recover()).
 // Both runners share one database handle here (the ownership rules are the runner's and the
-// rows'); two processes on one file are the API test's (leader-api.test.ts).
+// rows'); two processes on one file are the API test's (src/managers.test.ts).
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';

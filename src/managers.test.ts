@@ -9,12 +9,11 @@ import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { AgentClient, ApiError, epochHeaders, ManagerClient, type Job } from '../api/index.js';
-import { startTestAgent, type TestAgent } from '../agent/index.js';
-import { FabricCa } from './fabric-ca.js';
-import { LEASE_CHECK_MS, LEASE_EXPIRY_MS, LEASE_RENEW_MS } from './leader.js';
+import { AgentClient, ApiError, epochHeaders, ManagerClient, type Job } from './api/index.js';
+import { startTestAgent, type TestAgent } from './agent/index.js';
+import { LEASE_CHECK_MS, LEASE_EXPIRY_MS, LEASE_RENEW_MS } from './manager/index.js';
 
-const root = path.resolve(import.meta.dirname, '..', '..');
+const root = path.resolve(import.meta.dirname, '..');
 const AGENT_TOKEN = 'leader-api-agent-token-0123456789';
 /** From a leader's death to a new leader: the lease runs out, then the next look (plus slack for a loaded machine). */
 const TAKEOVER_BOUND_MS = LEASE_EXPIRY_MS + LEASE_CHECK_MS + 3_000;
@@ -94,11 +93,15 @@ async function waitJob(api: ManagerClient, id: string): Promise<Job> {
 
 /** A client straight to host `i`'s agent with the managers' certificate, under `epoch`. */
 async function agentUnder(i: number, epoch: number): Promise<AgentClient> {
-  const ca = await FabricCa.open(dataDir);
+  const pki = (file: string) => readFile(path.join(dataDir, 'pki', file), 'utf8');
   const host = hosts[i]!;
   return new AgentClient({
     baseUrl: host.agentUrl,
-    tls: ca.clientIdentity(),
+    tls: {
+      ca: await pki('ca-cert.pem'),
+      cert: await pki('manager-cert.pem'),
+      key: await pki('manager-key.pem'),
+    },
     headers: () => epochHeaders(epoch),
   });
 }
