@@ -4,7 +4,8 @@
 // leader runs; a stalled leader (SIGSTOP) is replaced and steps down when it wakes; a killed one
 // (SIGKILL) is replaced within the lease's bound; agents refuse the old leader's epoch.
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { promisify } from 'node:util';
 import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -161,6 +162,20 @@ test('two managers on one database: the first leads, the second follows and says
   assert.equal(b.leader?.epoch, firstEpoch);
   assert.equal(b.leader?.url, alpha.url);
   assert.deepEqual(b.managers.map((m) => m.name).sort(), ['alpha', 'beta']);
+  // The CLI at the follower says the same.
+  const { stdout } = await promisify(execFile)(process.execPath, [
+    path.join(root, 'bin/silobreak.js'),
+    'managers',
+    'list',
+    '--url',
+    beta.url,
+    '--token',
+    token,
+  ]);
+  assert.match(stdout, new RegExp(`^Leader: alpha \\(epoch ${firstEpoch}, since `));
+  const lines = stdout.trim().split('\n');
+  assert.match(lines[2] ?? '', /^alpha\s+leader \(epoch \d+\)\s+http:/);
+  assert.match(lines[3] ?? '', /^beta\s+follower\s+http:/);
 });
 
 test('a follower does not act on hosts: host add there answers 503 not-leader naming the leader, and adds nothing', async () => {

@@ -237,7 +237,7 @@ export class JobRunner {
 
   async #look(epoch: number): Promise<void> {
     if (this.#role.kind !== 'leading' || this.#role.epoch !== epoch) return;
-    await this.recover();
+    await this.recover({ since: 'lead' });
     // Cancels asked at another manager: the running job's signal is aborted here.
     const cancels = await this.db
       .selectFrom('jobs')
@@ -281,8 +281,8 @@ export class JobRunner {
 
   /**
    * Resolves with the job once it has ended, calling `onUpdate` with each snapshot meanwhile (a job
-   * that works for another follows it so). Looks again every `pollMs` too: a job ended by another
-   * manager process (none yet) or before the listener was on is seen all the same. `signal`
+   * that works for another follows it so). Looks again every `pollMs` too: a job another manager
+   * runs (the leader, issue 31) or that ended before the listener was on is seen all the same. `signal`
    * aborting stops the wait (rejecting with its reason); the job itself goes on.
    */
   async waitForEnd(
@@ -307,7 +307,8 @@ export class JobRunner {
           if (isTerminal(snapshot.state)) done();
           else onUpdate?.(snapshot);
         };
-        const timer = setTimeout(done, options.pollMs ?? 5000);
+        // A follower sees the leader's progress only in the database: it looks more often.
+        const timer = setTimeout(done, options.pollMs ?? (this.#role.kind === 'following' ? 1000 : 5000));
         this.events.on('job', onJob);
         signal?.addEventListener('abort', done, { once: true });
       });
@@ -337,13 +338,22 @@ export class JobRunner {
    * After a restart: queued jobs start; running jobs resume when their handler can, and otherwise
    * fail with the reason recorded (in the job and as a change record by `system`).
    */
-  async recover(): Promise<void> {
+  async recover(options: { since?: 'start' | 'lead' } = {}): Promise<void> {
     const role = this.#role;
     if (role.kind === 'following') return;
     let query = this.db.selectFrom('jobs').selectAll().where('state', 'in', ['queued', 'running']);
     // A leader takes the jobs nobody started and those of older epochs; its own it runs already.
+    // Once it leads, a job nobody started is one another manager queued (running without an
+    // epoch is only what a manager before migration 0017 left, taken at the start).
     if (role.kind === 'leading')
-      query = query.where((eb) => eb.or([eb('epoch', 'is', null), eb('epoch', '<', role.epoch)]));
+      query = query.where((eb) =>
+        eb.or([
+          options.since === 'lead'
+            ? eb.and([eb('epoch', 'is', null), eb('state', '=', 'queued')])
+            : eb('epoch', 'is', null),
+          eb('epoch', '<', role.epoch),
+        ]),
+      );
     // In creation order: jobs on one target queue for it in that order again.
     const rows = await query.orderBy('seq').execute();
     for (const row of rows) {

@@ -43,6 +43,7 @@ import {
   MOVE_PHASES,
   phasePercent,
   recoveryFor,
+  RollbackIncomplete,
   runUndos,
   type DriveOutcome,
   type MoveDriver,
@@ -700,7 +701,7 @@ export async function runMove(
   } catch (error) {
     // This manager stopped leading: the move is the new leader's to resume or roll back
     // (recoveryFor), and nothing more is written or undone from here.
-    if (isFenced(error) || error instanceof JobDeposed) throw error;
+    if (deposed(error)) throw error;
     // A refusal in validate changed nothing: no move was started, so no end record either.
     if (!(error instanceof MoveRefused)) {
       const cancelled = error instanceof JobCancelled;
@@ -725,6 +726,15 @@ export async function runMove(
   } finally {
     release();
   }
+}
+
+/** Whether a move stopped because its manager no longer leads (also when an undo found so). */
+function deposed(error: unknown): boolean {
+  if (isFenced(error) || error instanceof JobDeposed) return true;
+  return (
+    error instanceof RollbackIncomplete &&
+    (deposed(error.original) || error.failures.some((f) => deposed(f.error)))
+  );
 }
 
 /** After a manager restart: forward from the switchover on, else undo (unless the copy completed meanwhile). */
