@@ -70,3 +70,15 @@ test('the highest epoch is kept in the state dir: a restarted agent still refuse
     await restarted.close();
   }
 });
+
+test("an agent that leaves its fabric forgets the epochs seen: a new fabric's managers count from 1", async () => {
+  assert.equal((await listVms(agent.app, '6')).body.code, 'stale-epoch');
+  const left = await agent.app.inject({
+    method: 'DELETE',
+    url: '/v1/pki/certificate',
+    headers: { authorization: `Bearer ${TOKEN}` },
+  });
+  assert.equal(left.statusCode, 204);
+  assert.equal((await listVms(agent.app, '1')).status, 200);
+  assert.equal((await readFile(path.join(agent.dir, 'state', 'manager-epoch'), 'utf8')).trim(), '1');
+});

@@ -38,17 +38,30 @@ export class ManagerEpochs {
     return this.#highest;
   }
 
+  /**
+   * Forgets the epochs seen: the agent left its fabric or joined one (a new fabric's managers
+   * count from 1 again).
+   */
+  async reset(): Promise<void> {
+    this.#highest = 0;
+    await this.#persist();
+  }
+
   /** Resolves once a call under `epoch` may go on; throws StaleEpoch for an older one. */
   async admit(epoch: number): Promise<void> {
     if (epoch < this.#highest) throw new StaleEpoch(epoch, this.#highest);
     if (epoch === this.#highest) return;
     this.#highest = epoch;
+    await this.#persist();
+  }
+
+  #persist(): Promise<void> {
     const write = this.#writing.then(async () => {
-      // Only the newest value is written; a later admit's write queues behind this one.
+      // The newest value is written; a later change's write queues behind this one.
       await mkdir(path.dirname(this.file), { recursive: true });
       await writeFileAtomic(this.file, `${this.#highest}\n`);
     });
     this.#writing = write.catch(() => undefined);
-    await write;
+    return write;
   }
 }

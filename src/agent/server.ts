@@ -74,15 +74,26 @@ export type AgentRoutePlugin = (
 const callers = new WeakMap<FastifyRequest, AgentCaller>();
 
 /** Enrollment, renewal, revocation lists, leaving: the agent's side of the fabric CA. */
-function pkiHandlers(pki: AgentPki | undefined): Partial<AgentHandlersOf<typeof agentPkiRoutes>> {
+function pkiHandlers(
+  pki: AgentPki | undefined,
+  epochs: ManagerEpochs,
+): Partial<AgentHandlersOf<typeof agentPkiRoutes>> {
   if (!pki) return {};
   const asCaller = (caller: AgentCaller) => ({ manager: caller.kind !== 'joining' });
   return {
     requestCertificate: ({ body, caller }) =>
       pki.requestCertificate({ ...asCaller(caller), joinSecret: body.joinSecret }),
-    installCertificate: ({ body, caller }) => pki.installCertificate(asCaller(caller), body),
+    installCertificate: async ({ body, caller }) => {
+      const installed = await pki.installCertificate(asCaller(caller), body);
+      // Joined to a fabric (perhaps another one, whose managers count their epochs afresh).
+      if (caller.kind === 'joining') await epochs.reset();
+      return installed;
+    },
     putRevocationList: ({ body }) => pki.setRevocationList(body.crl),
-    leaveFabric: () => pki.leave(),
+    leaveFabric: async () => {
+      await pki.leave();
+      await epochs.reset();
+    },
   };
 }
 
@@ -311,9 +322,10 @@ export async function buildServer(
       return;
     }
     callers.set(request, caller);
-    // Fencing (epoch.ts): a call under an older manager epoch than seen here goes no further.
+    // Fencing (epoch.ts): a call under an older manager epoch than seen here goes no further. A
+    // join is not fenced: it proves itself with the join secret, and may come from a new fabric.
     const header = request.headers[AGENT_EPOCH_HEADER];
-    if (header !== undefined) {
+    if (header !== undefined && caller.kind !== 'joining') {
       const epoch = ManagerEpoch.safeParse(header);
       const refusal = !epoch.success
         ? problem(
@@ -370,7 +382,7 @@ export async function buildServer(
       .send(problem(404, 'route-not-found', `no route ${request.method} ${request.url.split('?')[0]}`));
   });
 
-  const handlers: Partial<AgentHandlers> = { ...vmHandlers(core), ...pkiHandlers(options.pki) };
+  const handlers: Partial<AgentHandlers> = { ...vmHandlers(core), ...pkiHandlers(options.pki, epochs) };
   for (const plugin of options.routePlugins) Object.assign(handlers, await plugin(app, core));
   const unserved = serveRoutes(app, agentRoutes, handlers, contract, (request) => callers.get(request));
   // An agent started without some plugin (tests do) answers those routes 404 route-not-found.
