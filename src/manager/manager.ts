@@ -248,7 +248,10 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
   // placement, HA. Started when it takes the lease; stopped when it loses it, after the fence has
   // closed (Leadership.fence throws from that moment, before any further agent call).
   let loopsRunning = false;
+  // Set by close(): a lease gained while closing starts nothing (close gives it up again).
+  let stopping = false;
   async function lead(epoch: number): Promise<void> {
+    if (stopping) return;
     await jobs.lead(epoch);
     reconciler.start();
     collector.start();
@@ -285,6 +288,7 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
     leadership,
     close: () =>
       (closing ??= (async () => {
+        stopping = true;
         await stopLoops();
         await app.close();
         // Still leading while running jobs end (the lease is renewed meanwhile); then it is given
