@@ -18,7 +18,7 @@ type JsonSchema = Record<string, unknown>;
 
 const Parameter = z.looseObject({
   name: z.string(),
-  in: z.enum(['path', 'query']),
+  in: z.enum(['path', 'query', 'header']),
   required: z.boolean(),
   schema: z.record(z.string(), z.unknown()),
 });

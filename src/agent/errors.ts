@@ -292,3 +292,16 @@ export class UpgradeFailed extends AgentError {
     super(detail);
   }
 }
+
+/** A manager's call under an older leader epoch than this agent has seen (fencing, epoch.ts). */
+export class StaleEpoch extends AgentError {
+  readonly code = 'stale-epoch';
+  constructor(
+    readonly given: number,
+    readonly highest: number,
+  ) {
+    super(
+      `manager epoch ${given} is older than epoch ${highest} seen here: the calling manager no longer leads, and the leader of epoch ${highest} or newer drives this host`,
+    );
+  }
+}

@@ -7,6 +7,8 @@ import { TLSSocket } from 'node:tls';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import {
   AGENT_COMMON_ERRORS,
+  AGENT_EPOCH_HEADER,
+  ManagerEpoch,
   bearerToken,
   clientErrorReply,
   MAX_PATH_PARAM_LENGTH,
@@ -30,6 +32,7 @@ import { InvalidInput, LeasesUnavailable } from './errors.js';
 import { sharedImages } from './shared-images.js';
 import { diskIdAt } from './vm-service.js';
 import { problem, problemFor } from './http-errors.js';
+import { ManagerEpochs } from './epoch.js';
 import { serveRoutes } from './http-routes.js';
 import { redactingLogger, type Logger } from './logger.js';
 import type { AgentCore } from './core.js';
@@ -71,15 +74,26 @@ export type AgentRoutePlugin = (
 const callers = new WeakMap<FastifyRequest, AgentCaller>();
 
 /** Enrollment, renewal, revocation lists, leaving: the agent's side of the fabric CA. */
-function pkiHandlers(pki: AgentPki | undefined): Partial<AgentHandlersOf<typeof agentPkiRoutes>> {
+function pkiHandlers(
+  pki: AgentPki | undefined,
+  epochs: ManagerEpochs,
+): Partial<AgentHandlersOf<typeof agentPkiRoutes>> {
   if (!pki) return {};
   const asCaller = (caller: AgentCaller) => ({ manager: caller.kind !== 'joining' });
   return {
     requestCertificate: ({ body, caller }) =>
       pki.requestCertificate({ ...asCaller(caller), joinSecret: body.joinSecret }),
-    installCertificate: ({ body, caller }) => pki.installCertificate(asCaller(caller), body),
+    installCertificate: async ({ body, caller }) => {
+      const installed = await pki.installCertificate(asCaller(caller), body);
+      // Joined to a fabric (perhaps another one, whose managers count their epochs afresh).
+      if (caller.kind === 'joining') await epochs.reset();
+      return installed;
+    },
     putRevocationList: ({ body }) => pki.setRevocationList(body.crl),
-    leaveFabric: () => pki.leave(),
+    leaveFabric: async () => {
+      await pki.leave();
+      await epochs.reset();
+    },
   };
 }
 
@@ -241,6 +255,7 @@ export async function buildServer(
   // Whatever a message carries, the token never reaches the log (its URL's secrets neither).
   const log = redactingLogger(options.log, options.token === undefined ? [] : [options.token]);
   const auth = { token: options.token, pki: options.pki };
+  const epochs = await ManagerEpochs.open(core.config.stateDir);
   const tls = options.pki?.serverTls();
   const contract = new ContractCheck(
     agentRoutes,
@@ -307,6 +322,33 @@ export async function buildServer(
       return;
     }
     callers.set(request, caller);
+    // Fencing (epoch.ts): a call under an older manager epoch than seen here goes no further. A
+    // join is not fenced: it proves itself with the join secret, and may come from a new fabric.
+    const header = request.headers[AGENT_EPOCH_HEADER];
+    if (header !== undefined && caller.kind !== 'joining') {
+      const epoch = ManagerEpoch.safeParse(header);
+      const refusal = !epoch.success
+        ? problem(
+            400,
+            'invalid-input',
+            `header ${AGENT_EPOCH_HEADER}: must be a positive integer`,
+            AGENT_EPOCH_HEADER,
+          )
+        : await epochs.admit(epoch.data).then(
+            () => undefined,
+            (error: unknown) => problemFor(error),
+          );
+      if (refusal) {
+        log.warn('request refused', {
+          method: request.method,
+          url: redactUrl(request.url),
+          code: refusal.code,
+          detail: refusal.detail,
+        });
+        await reply.status(refusal.status).type('application/problem+json').send(refusal);
+        return;
+      }
+    }
     // `/v1/vms/` would match `/v1/vms/:name` with an empty name: it is no route (as at the manager).
     if (Object.values(request.params as Record<string, unknown>).some((v) => v === ''))
       await reply
@@ -340,7 +382,7 @@ export async function buildServer(
       .send(problem(404, 'route-not-found', `no route ${request.method} ${request.url.split('?')[0]}`));
   });
 
-  const handlers: Partial<AgentHandlers> = { ...vmHandlers(core), ...pkiHandlers(options.pki) };
+  const handlers: Partial<AgentHandlers> = { ...vmHandlers(core), ...pkiHandlers(options.pki, epochs) };
   for (const plugin of options.routePlugins) Object.assign(handlers, await plugin(app, core));
   const unserved = serveRoutes(app, agentRoutes, handlers, contract, (request) => callers.get(request));
   // An agent started without some plugin (tests do) answers those routes 404 route-not-found.

@@ -28,6 +28,11 @@ export const AGENT_ERRORS = {
     about: 'this agent has no fabric certificate yet: only enrollment answers (silobreak host add)',
   },
   'join-refused': { statuses: [403], about: 'the join secret is wrong, or this agent has no join pending' },
+  'stale-epoch': {
+    statuses: [409],
+    about:
+      'the call carries a manager epoch older than one this agent has seen: its manager no longer leads (fencing; the leader of a newer epoch drives this agent)',
+  },
   'certificate-rejected': {
     statuses: [422],
     about: "the certificate is not for this agent's pending key, or not signed by the fabric CA",

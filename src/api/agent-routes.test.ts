@@ -74,6 +74,8 @@ test('the OpenAPI document has every route, with its error statuses and the bear
     [
       ['name', 'path', true],
       ['deleteDisks', 'query', false],
+      // Every route takes the calling manager's epoch (fencing, issue 31).
+      ['silobreak-manager-epoch', 'header', false],
     ],
   );
   assert.deepEqual(del?.responses['204'], { description: 'Done' });

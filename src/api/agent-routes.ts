@@ -68,9 +68,27 @@ export const DeleteAgentVmQuery = z.object({
     .transform((v) => v === 'true'),
 });
 
+/**
+ * Fencing of managers (issue 31): every call of a manager carries the leader epoch it acts under
+ * in this header (a positive integer). The agent keeps the highest epoch it has seen (across its
+ * restarts) and refuses a lower one with `stale-epoch`, so a manager that lost the lease cannot
+ * act on a host once the new leader has called it. A call without the header (the break-glass
+ * socket's tools) is not fenced.
+ */
+export const AGENT_EPOCH_HEADER = 'silobreak-manager-epoch';
+export const ManagerEpoch = z
+  .string()
+  .regex(/^[1-9][0-9]{0,14}$/, { error: 'must be a positive integer' })
+  .transform(Number);
+/** The headers a manager's call carries under leader epoch `epoch`. */
+export const epochHeaders = (epoch: number): Record<string, string> => ({
+  [AGENT_EPOCH_HEADER]: String(epoch),
+});
+
 /** The answers any route may give, whatever it does (listed once, not per route). */
 export const AGENT_COMMON_ERRORS = [
   'unauthorized',
+  'stale-epoch',
   'forbidden',
   'not-enrolled',
   'invalid-input',
@@ -577,6 +595,14 @@ export function agentOpenApiDocument(version: string): OpenApiDocument {
     routes: agentRoutes,
     errors: AGENT_ERRORS,
     commonErrors: AGENT_COMMON_ERRORS,
+    commonHeaders: [
+      {
+        name: AGENT_EPOCH_HEADER,
+        description:
+          'The leader epoch of the calling manager; a lower one than this agent has seen is refused (stale-epoch)',
+        schema: ManagerEpoch,
+      },
+    ],
     license: 'Apache-2.0',
     servedBy: 'this agent',
   });

@@ -25,6 +25,11 @@ export interface HttpEndpoint {
   tls?: TlsClientIdentity;
   /** HTTP over this local unix socket (an agent's break-glass socket); baseUrl gives the path. */
   socketPath?: string;
+  /**
+   * Headers added to each request, asked for as it is sent (a manager's leader epoch: it throws
+   * when the manager no longer leads, and the request is not sent).
+   */
+  headers?: () => Record<string, string>;
 }
 
 /** A bearer-token JSON client for one base URL; every reply is validated against its schema. */
@@ -82,7 +87,7 @@ export class JsonHttpClient {
     body?: unknown,
     options: { timeoutMs?: number } = {},
   ): Promise<Response> {
-    const headers: Record<string, string> = {};
+    const headers: Record<string, string> = { ...this.endpoint.headers?.() };
     if (this.endpoint.token !== undefined) headers.authorization = `Bearer ${this.endpoint.token}`;
     if (body !== undefined) headers['content-type'] = 'application/json';
     const signal = AbortSignal.timeout(options.timeoutMs ?? this.timeoutMs);

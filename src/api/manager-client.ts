@@ -11,6 +11,7 @@ import {
   ManagedVm,
   ManagedVSwitch,
   ManagerInfo,
+  ManagersStatus,
   MoveCleanupResult,
   MovePlan,
   Page,
@@ -114,6 +115,10 @@ export class ManagerClient {
 
   info(): Promise<ManagerInfo> {
     return this.http.call(routes.getInfo, {});
+  }
+  /** Which manager leads (issue 31), this one and the others seen. */
+  managers(): Promise<ManagersStatus> {
+    return this.http.call(routes.getManagers, {});
   }
   async openApi(): Promise<Record<string, unknown>> {
     return this.http.call(routes.getOpenApi, {});

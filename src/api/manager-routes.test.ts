@@ -71,6 +71,8 @@ test("the manager's OpenAPI document: every route, its error statuses and the dr
     '431',
     '500',
     '502',
+    // not-leader: any route, at a manager that does not lead (issue 31).
+    '503',
   ]);
   assert.ok(doc.paths['/api/v1/jobs/{id}/events']?.get?.responses['200']?.content?.['text/event-stream']);
 });

@@ -29,6 +29,7 @@ import {
   MANAGER_ERROR_CODES,
   MANAGER_ERROR_TITLES,
   ManagerInfo,
+  ManagersStatus,
   type ManagerErrorCode,
   MoveCleanupResult,
   MovePlan,
@@ -124,6 +125,8 @@ const ABOUT: Record<ManagerErrorCode, string> = {
     'an upgrade plan would leave a VM with nowhere to go: `stranded` lists each VM, its host and every other host with the rules it fails',
   'host-unreachable': "the host's agent did not answer",
   'agent-error': "the host's agent refused or failed",
+  'not-leader':
+    'this manager does not lead the managers of its database, and only the leader acts on hosts: the detail names the leader to send the request to (GET /managers)',
   internal: 'an unexpected failure of the manager',
 };
 /** The extension members of the codes that carry some. */
@@ -149,6 +152,8 @@ export const MANAGER_COMMON_ERRORS = [
   'uri-too-long',
   'unsupported-media-type',
   'headers-too-large',
+  // Several managers (issue 31): what acts on a host at once is done by the leader only.
+  'not-leader',
   'internal',
 ] as const satisfies readonly ManagerErrorCode[];
 
@@ -180,6 +185,15 @@ export const managerRoutes = {
     summary: 'Manager version, inventory size and the calling token',
     status: 200,
     response: ManagerInfo,
+    errors: [],
+  }),
+  getManagers: route({
+    method: 'GET',
+    path: `${API_PREFIX}/managers`,
+    summary:
+      'The managers of this database: which one leads (and its lease epoch), this one, and every one seen lately',
+    status: 200,
+    response: ManagersStatus,
     errors: [],
   }),
   getOpenApi: route({

@@ -760,6 +760,27 @@ export const ManagerInfo = z.object({
 });
 export type ManagerInfo = z.infer<typeof ManagerInfo>;
 
+/**
+ * Several managers on one database (issue 31): the one leading holds the lease under `epoch`
+ * (every agent call of it carries that epoch); the others answer reads and take writes.
+ */
+const ManagerEntry = z.object({ id: z.string(), name: z.string(), url: z.string() });
+export const ManagersStatus = z.object({
+  /** The manager that answered. */
+  self: ManagerEntry.extend({ leading: z.boolean(), epoch: z.number().int().positive().optional() }),
+  /** The current lease holder; absent while the lease has expired (a takeover is due). */
+  leader: ManagerEntry.extend({
+    epoch: z.number().int().positive(),
+    since: z.iso.datetime(),
+    expiresAt: z.iso.datetime(),
+  }).optional(),
+  /** Every manager that checked the lease lately (a stopped one leaves the list). */
+  managers: z.array(
+    ManagerEntry.extend({ version: z.string(), startedAt: z.iso.datetime(), seenAt: z.iso.datetime() }),
+  ),
+});
+export type ManagersStatus = z.infer<typeof ManagersStatus>;
+
 /** Problem `code`s the manager uses, with their HTTP status. */
 export const MANAGER_ERROR_CODES = {
   'invalid-input': 400,
@@ -777,6 +798,7 @@ export const MANAGER_ERROR_CODES = {
   'upgrade-stranded': 422,
   'host-unreachable': 502,
   'agent-error': 502,
+  'not-leader': 503,
   internal: 500,
 } as const;
 export type ManagerErrorCode = keyof typeof MANAGER_ERROR_CODES;
@@ -798,6 +820,7 @@ export const MANAGER_ERROR_TITLES: Readonly<Record<ManagerErrorCode, string>> = 
   'upgrade-stranded': 'Upgrade plan strands a VM',
   'host-unreachable': 'Host unreachable',
   'agent-error': 'Agent error',
+  'not-leader': 'Not the leading manager',
   internal: 'Internal error',
 };
 

@@ -238,7 +238,7 @@ export const OpenApiOperation = z.looseObject({
   parameters: z.array(
     z.looseObject({
       name: z.string(),
-      in: z.enum(['path', 'query']),
+      in: z.enum(['path', 'query', 'header']),
       required: z.boolean(),
       schema: z.unknown(),
     }),
@@ -329,6 +329,8 @@ export function openApiDocument<Code extends string>(options: {
   errors: ErrorCatalogue<Code>;
   /** Codes every route may answer (authentication, input validation, internal failures). */
   commonErrors: readonly Code[];
+  /** Optional request headers every route takes (e.g. the agent's manager epoch). */
+  commonHeaders?: readonly { name: string; description: string; schema: z.ZodType }[];
   /** SPDX identifier of the API's license (redocly's recommended rules want one). */
   license?: string;
   /** Who serves the document, for its one relative server entry. */
@@ -379,7 +381,17 @@ export function openApiDocument<Code extends string>(options: {
     paths[path][r.method.toLowerCase()] = {
       operationId,
       summary: r.summary,
-      parameters: [...parameters(r.params, 'path'), ...parameters(r.query, 'query')],
+      parameters: [
+        ...parameters(r.params, 'path'),
+        ...parameters(r.query, 'query'),
+        ...(options.commonHeaders ?? []).map((h) => ({
+          name: h.name,
+          in: 'header' as const,
+          required: false,
+          description: h.description,
+          schema: jsonSchema(h.schema, 'input'),
+        })),
+      ],
       ...(r.body
         ? {
             requestBody: {

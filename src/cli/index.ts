@@ -11,6 +11,7 @@ import { registerPlacementCommands } from './commands/placement.js';
 import { registerPoolCommands } from './commands/pool.js';
 import { registerReportCommand } from './commands/report.js';
 import { registerStorageCommands } from './commands/storage.js';
+import { registerManagersCommands } from './commands/managers.js';
 import { registerTokenCommands } from './commands/token.js';
 import { registerVmCommands } from './commands/vm.js';
 import { registerVSwitchCommands } from './commands/vswitch.js';
@@ -32,6 +33,7 @@ const commandFiles: ((program: Command) => void)[] = [
   registerChangeCommands,
   registerStorageCommands,
   registerPlacementCommands,
+  registerManagersCommands,
   registerTokenCommands,
   registerReportCommand,
 ];

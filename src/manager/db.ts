@@ -186,6 +186,39 @@ export interface JobsTable {
   started_at: string | null;
   finished_at: string | null;
   updated_at: string;
+  /**
+   * The leader epoch (leader.ts) of the manager running the job (migration 0017); null while no
+   * manager has started it. A job running under an older epoch than the leader's is the leader's
+   * to resume; a manager's writes to a job it no longer owns are refused (jobs.ts).
+   */
+  epoch: Generated<number | null>;
+}
+
+/**
+ * The manager lease (leader.ts, migration 0017): one row (id 1). `holder` is the leading manager
+ * process (an id made at its start), `epoch` counts the changes of holder, `expires_at` is the
+ * holder's wall clock plus the lease's length (ISO text, which compares in time order).
+ */
+export interface ManagerLeaderTable {
+  id: number;
+  holder: string | null;
+  holder_name: string | null;
+  holder_url: string | null;
+  epoch: number;
+  expires_at: string;
+  /** ISO time the current holder took the lease. */
+  since: string | null;
+}
+
+/** Every manager process seen (leader.ts): each writes its row as it renews or checks the lease. */
+export interface ManagersTable {
+  id: string;
+  name: string;
+  url: string;
+  version: string;
+  started_at: string;
+  /** Its last check of the lease. */
+  seen_at: string;
 }
 export interface ChangesTable {
   id: number | undefined;
@@ -508,6 +541,8 @@ export interface DB {
   vm_generations: VmGenerationsTable;
   vm_claims: VmClaimsTable;
   revoked_certificates: RevokedCertificatesTable;
+  manager_leader: ManagerLeaderTable;
+  managers: ManagersTable;
 }
 
 /** Host certificates revoked by `host remove` (or replaced by a renewal): the fabric's CRL. */
@@ -1028,6 +1063,37 @@ export const migrations: Readonly<Record<string, Migration>> = {
     // Issue 30: where a cluster's lockspace lives (ClustersTable.lease_storage_id).
     async up(db: Kysely<any>) {
       await sql.raw(`alter table clusters add column lease_storage_id text`).execute(db);
+    },
+  },
+  '0017-manager-leader': {
+    // Issue 31: several managers on one database, one of them leading (leader.ts). Plain columns
+    // and statements, the same on SQLite and PostgreSQL. The lease row exists from here on, held
+    // by nobody (epoch 0, expired), so taking it is always an update of one row.
+    async up(db: Kysely<any>) {
+      await db.schema
+        .createTable('manager_leader')
+        .addColumn('id', 'integer', (c) => c.primaryKey())
+        .addColumn('holder', 'text')
+        .addColumn('holder_name', 'text')
+        .addColumn('holder_url', 'text')
+        .addColumn('epoch', 'integer', (c) => c.notNull())
+        .addColumn('expires_at', 'text', (c) => c.notNull())
+        .addColumn('since', 'text')
+        .execute();
+      await db
+        .insertInto('manager_leader')
+        .values({ id: 1, epoch: 0, expires_at: new Date(0).toISOString() })
+        .execute();
+      await db.schema
+        .createTable('managers')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('url', 'text', (c) => c.notNull())
+        .addColumn('version', 'text', (c) => c.notNull())
+        .addColumn('started_at', 'text', (c) => c.notNull())
+        .addColumn('seen_at', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema.alterTable('jobs').addColumn('epoch', 'integer').execute();
     },
   },
 };

@@ -6,17 +6,27 @@
  */
 import { connect } from 'node:tls';
 import { sql } from 'kysely';
-import { AgentClient, isAgentError, type AgentCertificate, type HttpEndpoint } from '../api/index.js';
+import {
+  AgentClient,
+  epochHeaders,
+  isAgentError,
+  type AgentCertificate,
+  type HttpEndpoint,
+} from '../api/index.js';
 import { readCertificate, RENEW_DAYS_LEFT, type RevokedCertificate } from '../pki/index.js';
 import type { Db } from './db.js';
 import type { HostRow } from './inventory.js';
 import { InvalidInput } from './errors.js';
 import { hostAltNames, type FabricCa } from './fabric-ca.js';
 
-/** The endpoint of an enrolled agent: HTTPS, the manager's certificate, the fabric CA. */
-export const agentEndpoint = (ca: FabricCa, agentUrl: string): HttpEndpoint => ({
+/**
+ * The endpoint of an enrolled agent: HTTPS, the manager's certificate, the fabric CA, and on each
+ * call the leader epoch `epoch()` gives (it throws when this manager does not lead: leader.ts).
+ */
+export const agentEndpoint = (ca: FabricCa, agentUrl: string, epoch: () => number): HttpEndpoint => ({
   baseUrl: agentUrl,
   tls: ca.clientIdentity(),
+  headers: () => epochHeaders(epoch()),
 });
 
 /** The PEM certificate the server at `agentUrl` presents (no trust decided yet: the caller pins it). */
@@ -54,7 +64,12 @@ export function parseJoinToken(token: string): { secret: string; fingerprint: st
 }
 
 /** A client pinned to the bootstrap certificate the join token names; throws when it is another. */
-export async function pinnedClient(agentUrl: string, fingerprint: string): Promise<AgentClient> {
+export async function pinnedClient(
+  agentUrl: string,
+  fingerprint: string,
+  epoch: () => number,
+): Promise<AgentClient> {
+  epoch(); // only the leader enrols a host
   const pem = await presentedCertificate(agentUrl);
   const presented = readCertificate(pem);
   if (presented.fingerprint !== fingerprint) {
@@ -66,7 +81,10 @@ export async function pinnedClient(agentUrl: string, fingerprint: string): Promi
       'joinToken',
     );
   }
-  return new AgentClient({ baseUrl: agentUrl, tls: { ca: pem, pinned: true } }, 30_000);
+  return new AgentClient(
+    { baseUrl: agentUrl, tls: { ca: pem, pinned: true }, headers: () => epochHeaders(epoch()) },
+    30_000,
+  );
 }
 
 // ---- revocation ----

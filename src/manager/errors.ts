@@ -157,9 +157,25 @@ export class AgentFailed extends ManagerError {
   }
 }
 
+/**
+ * This manager does not lead (any more), or an agent refused its epoch as older than one it has
+ * seen (fencing, leader.ts): it does not act on hosts; the leader does.
+ */
+export class NotLeader extends ManagerError {
+  constructor(detail: string) {
+    super('not-leader', detail);
+  }
+}
+
+/** Whether `error` is a fencing refusal: this manager does not lead, or an agent said so. */
+export const isFenced = (error: unknown): boolean =>
+  error instanceof NotLeader || (error instanceof ApiError && error.code === 'stale-epoch');
+
 /** Wraps whatever an AgentClient call threw into a domain error naming the host. */
 export function agentError(host: string, error: unknown): ManagerError {
   if (error instanceof ManagerError) return error;
+  if (error instanceof ApiError && error.code === 'stale-epoch')
+    return new NotLeader(`host ${host}: ${error.message}`);
   if (error instanceof ApiError)
     return new AgentFailed(host, error.code, error.status, error.message, error.field);
   const reason =

@@ -22,6 +22,7 @@ import {
   type FabricEventKind,
   type Job as JobType,
   type ManagerRoutes,
+  type ManagersStatus,
   type OpenApiDocument,
   type RouteInput,
   type RouteResult,
@@ -92,6 +93,8 @@ export interface ApiDeps {
   links: LinkService;
   clusters: ClusterService;
   version: string;
+  /** Who leads the managers of this database (leader.ts). */
+  managers: () => Promise<ManagersStatus>;
   /** Told of every answer outside the route table (tests also check replies); else logged. */
   onContractBreach?: ((breach: ContractBreach) => void) | undefined;
 }
@@ -119,6 +122,7 @@ function handlers({
   links,
   clusters,
   version,
+  managers,
 }: ApiDeps): ManagerHandlers {
   let doc: OpenApiDocument | undefined;
   // A PATCH reads, merges and writes its document; changes of one document go one at a time.
@@ -134,6 +138,7 @@ function handlers({
       return { version, hosts: Number(hosts.n), vms: Number(vms.n), token: caller };
     },
     getOpenApi: () => (doc ??= managerOpenApiDocument(version)),
+    getManagers: () => managers(),
 
     listTokens: ({ query }) => service.listTokens(query),
     createToken: ({ body, caller }) => service.createToken(caller, body),

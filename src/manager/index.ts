@@ -22,6 +22,8 @@ export { insertHost } from './inventory.js';
 export { applySnapshot, type AgentSnapshot } from './reconcile.js';
 /** When the HA loop holds a host dead (bench/ha prints it beside the restart times it measures). */
 export { DEFAULT_HA_DEAD_AFTER_SECONDS } from './ha/index.js';
+/** The managers' lease (several managers, one leader): its timing, for tests and benchmarks. */
+export { LEASE_CHECK_MS, LEASE_EXPIRY_MS, LEASE_RENEW_MS, LEASE_STEP_DOWN_MS } from './leader.js';
 
 /** `--listen 127.0.0.1:7100` -> host and port. */
 export function parseListen(value: string): { host: string; port: number } {
@@ -41,6 +43,7 @@ export interface ManagerFlags {
   statsInterval: string;
   retainDays: string;
   tokenFile?: string;
+  name?: string;
 }
 
 /**
@@ -64,7 +67,17 @@ export function managerSettings(opts: ManagerFlags) {
     reconcileIntervalSeconds: interval,
     statsIntervalSeconds: statsInterval,
     retainedCopyDays: retainDays,
+    ...(opts.name !== undefined ? { name: managerName(opts.name) } : {}),
   };
+}
+
+/** A manager's name (issue 31: unique among the managers of one database). */
+function managerName(value: string): string {
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(value))
+    throw new Error(
+      '--name: must be 1-63 letters, digits, dots, dashes or underscores, starting with a letter or digit',
+    );
+  return value;
 }
 
 /** `consoleDir`: the web console's static files, served by the manager at `/`. */
@@ -84,6 +97,10 @@ export function registerManagerCommands(program: Command, options: { consoleDir?
       '--retain-days <days>',
       'days a retained copy (vm move --retain) is kept before it is released',
       String(RETAINED_COPY_DAYS),
+    )
+    .option(
+      '--name <name>',
+      "this manager's name among the managers sharing its database (each its own; default: the host name)",
     )
     .option(
       '--token-file <path>',

@@ -66,6 +66,29 @@ export interface JobHandler<P = unknown> {
   run(ctx: JobContext<P>): Promise<unknown>;
 }
 
+/**
+ * Thrown at a job's next write when this manager no longer owns the job: it stopped leading, or a
+ * newer leader took the job over (its epoch is on the job's row). The job is left as it is, for
+ * the leader to resume.
+ */
+export class JobDeposed extends Error {
+  constructor(jobId: string) {
+    super(`job ${jobId} is no longer this manager's: it stopped leading, and the leader resumes the job`);
+    this.name = 'JobDeposed';
+  }
+}
+
+/** How often a leading manager looks for jobs other managers queued (and cancels they asked for). */
+export const JOB_POLL_MS = 500;
+
+/**
+ * Who runs the jobs (issue 31). `solo`: this runner runs what it is given and recovers on request
+ * (one manager, tests). `leading`: it runs jobs under a leader epoch, stamps that epoch on each
+ * job it starts, and adopts every job queued by any manager or left running under an older epoch.
+ * `following`: submitted jobs are only written down, queued, for the leader.
+ */
+export type JobRunnerRole = { kind: 'solo' } | { kind: 'leading'; epoch: number } | { kind: 'following' };
+
 /** Thrown (by throwIfCancelled) to end a job as `cancelled`. */
 export class JobCancelled extends Error {
   constructor() {
@@ -115,6 +138,10 @@ export class JobRunner {
   private readonly targetLocks = new KeyedMutex();
   private readonly controllers = new Map<string, AbortController>();
   private readonly inFlight = new Set<Promise<void>>();
+  /** The jobs this process runs now (launched, not ended): never launched twice. */
+  private readonly launched = new Set<string>();
+  #role: JobRunnerRole = { kind: 'solo' };
+  #poll: NodeJS.Timeout | undefined;
   /** Emits 'job' with every new snapshot of any job. */
   readonly events = new EventEmitter().setMaxListeners(0);
 
@@ -155,6 +182,7 @@ export class JobRunner {
       result: null,
       error: null,
       cancel_requested: 0,
+      epoch: null,
       created_at: now,
       started_at: null,
       finished_at: null,
@@ -166,8 +194,69 @@ export class JobRunner {
     });
     const job = jobOf(row);
     this.events.emit('job', job);
-    this.launch(row.id, false);
+    // A follower leaves it queued: the leader's next look (JOB_POLL_MS) starts it.
+    if (this.#role.kind !== 'following') this.launch(row.id, false);
     return job;
+  }
+
+  get role(): JobRunnerRole {
+    return this.#role;
+  }
+
+  /**
+   * Starts leading under `epoch`: the jobs queued or left running under an older epoch are taken
+   * over at once (running ones resumed as after a restart: recover()), then looked for every
+   * JOB_POLL_MS, with the cancels other managers wrote down.
+   */
+  async lead(epoch: number): Promise<void> {
+    this.#role = { kind: 'leading', epoch };
+    await this.recover();
+    const tick = () => {
+      this.#poll = setTimeout(() => {
+        void this.#look(epoch)
+          .catch((error: unknown) =>
+            this.log(`jobs: ${error instanceof Error ? error.message : String(error)}`),
+          )
+          .finally(() => {
+            if (this.#role.kind === 'leading' && this.#role.epoch === epoch) tick();
+          });
+      }, JOB_POLL_MS);
+      this.#poll.unref();
+    };
+    tick();
+  }
+
+  /**
+   * Stops leading, at once: nothing more is launched, and the jobs running here can write nothing
+   * more (their next write throws JobDeposed; the new leader resumes them).
+   */
+  follow(): void {
+    this.#role = { kind: 'following' };
+    clearTimeout(this.#poll);
+  }
+
+  async #look(epoch: number): Promise<void> {
+    if (this.#role.kind !== 'leading' || this.#role.epoch !== epoch) return;
+    await this.recover({ since: 'lead' });
+    // Cancels asked at another manager: the running job's signal is aborted here.
+    const cancels = await this.db
+      .selectFrom('jobs')
+      .select('id')
+      .where('cancel_requested', '=', 1)
+      .where('state', 'in', ['queued', 'running'])
+      .where('epoch', '=', epoch)
+      .execute();
+    for (const { id } of cancels) {
+      const controller = this.controllers.get(id);
+      if (controller && !controller.signal.aborted) controller.abort(new JobCancelled());
+    }
+  }
+
+  /** Whether a run under `owner` (undefined: a solo run) may still write its job. */
+  #owns(owner: number | undefined): boolean {
+    return owner === undefined
+      ? this.#role.kind === 'solo'
+      : this.#role.kind === 'leading' && this.#role.epoch === owner;
   }
 
   async get(id: string): Promise<Job> {
@@ -192,8 +281,8 @@ export class JobRunner {
 
   /**
    * Resolves with the job once it has ended, calling `onUpdate` with each snapshot meanwhile (a job
-   * that works for another follows it so). Looks again every `pollMs` too: a job ended by another
-   * manager process (none yet) or before the listener was on is seen all the same. `signal`
+   * that works for another follows it so). Looks again every `pollMs` too: a job another manager
+   * runs (the leader, issue 31) or that ended before the listener was on is seen all the same. `signal`
    * aborting stops the wait (rejecting with its reason); the job itself goes on.
    */
   async waitForEnd(
@@ -218,7 +307,8 @@ export class JobRunner {
           if (isTerminal(snapshot.state)) done();
           else onUpdate?.(snapshot);
         };
-        const timer = setTimeout(done, options.pollMs ?? 5000);
+        // A follower sees the leader's progress only in the database: it looks more often.
+        const timer = setTimeout(done, options.pollMs ?? (this.#role.kind === 'following' ? 1000 : 5000));
         this.events.on('job', onJob);
         signal?.addEventListener('abort', done, { once: true });
       });
@@ -248,15 +338,26 @@ export class JobRunner {
    * After a restart: queued jobs start; running jobs resume when their handler can, and otherwise
    * fail with the reason recorded (in the job and as a change record by `system`).
    */
-  async recover(): Promise<void> {
-    const rows = await this.db
-      .selectFrom('jobs')
-      .selectAll()
-      .where('state', 'in', ['queued', 'running'])
-      // In creation order: jobs on one target queue for it in that order again.
-      .orderBy('seq')
-      .execute();
+  async recover(options: { since?: 'start' | 'lead' } = {}): Promise<void> {
+    const role = this.#role;
+    if (role.kind === 'following') return;
+    let query = this.db.selectFrom('jobs').selectAll().where('state', 'in', ['queued', 'running']);
+    // A leader takes the jobs nobody started and those of older epochs; its own it runs already.
+    // Once it leads, a job nobody started is one another manager queued (running without an
+    // epoch is only what a manager before migration 0017 left, taken at the start).
+    if (role.kind === 'leading')
+      query = query.where((eb) =>
+        eb.or([
+          options.since === 'lead'
+            ? eb.and([eb('epoch', 'is', null), eb('state', '=', 'queued')])
+            : eb('epoch', 'is', null),
+          eb('epoch', '<', role.epoch),
+        ]),
+      );
+    // In creation order: jobs on one target queue for it in that order again.
+    const rows = await query.orderBy('seq').execute();
     for (const row of rows) {
+      if (this.launched.has(row.id)) continue;
       const handler = this.handlers.get(row.kind);
       if (row.state === 'queued' && handler) this.launch(row.id, false);
       else if (row.state === 'running' && handler?.resumable) this.launch(row.id, true);
@@ -290,27 +391,49 @@ export class JobRunner {
   }
 
   private launch(id: string, resumed: boolean): void {
-    const p = this.execute(id, resumed)
+    if (this.launched.has(id)) return;
+    this.launched.add(id);
+    const owner = this.#role.kind === 'leading' ? this.#role.epoch : undefined;
+    const p = this.execute(id, resumed, owner)
       .catch((error: unknown) =>
-        this.log(`job ${id}: ${error instanceof Error ? error.message : String(error)}`),
+        this.log(
+          error instanceof JobDeposed
+            ? error.message
+            : `job ${id}: ${error instanceof Error ? error.message : String(error)}`,
+        ),
       )
-      .finally(() => this.inFlight.delete(p));
+      .finally(() => {
+        this.inFlight.delete(p);
+        this.launched.delete(id);
+      });
     this.inFlight.add(p);
   }
 
-  private async execute(id: string, resumed: boolean): Promise<void> {
+  private async execute(id: string, resumed: boolean, owner: number | undefined): Promise<void> {
     const first = await this.db.selectFrom('jobs').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
     await this.targetLocks.run(first.target_id, async () => {
       const row = await this.db.selectFrom('jobs').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
       if (isTerminal(row.state)) return; // cancelled while queued
       const handler = this.handlers.get(row.kind);
       if (!handler) throw new Error(`no handler for job kind ${row.kind}`);
+      if (owner !== undefined) {
+        // The job becomes this leader's: its epoch on the row, unless a newer leader's is there.
+        if (!this.#owns(owner)) throw new JobDeposed(id);
+        const taken = await this.db
+          .updateTable('jobs')
+          .set({ epoch: owner })
+          .where('id', '=', id)
+          .where((eb) => eb.or([eb('epoch', 'is', null), eb('epoch', '<=', owner)]))
+          .executeTakeFirst();
+        if (taken.numUpdatedRows === 0n) throw new JobDeposed(id);
+      }
       const controller = new AbortController();
       this.controllers.set(id, controller);
       if (row.cancel_requested) controller.abort(new JobCancelled());
       let progress = JSON.parse(row.progress) as JobProgress;
       const now = nowIso();
-      await this.update(id, { state: 'running', started_at: row.started_at ?? now });
+      const write = (set: Partial<JobRow>) => this.update(id, set, owner);
+      await write({ state: 'running', started_at: row.started_at ?? now });
       const advance = (update: ProgressUpdate): JobProgress => {
         progress = {
           phase: update.phase ?? progress.phase,
@@ -324,7 +447,7 @@ export class JobRunner {
       if (!params.success) {
         // Parameters stored by an older version that this one no longer accepts.
         const detail = InvalidInput.fromZod(params.error).message;
-        await this.finish(id, 'failed', {
+        await this.finish(id, owner, 'failed', {
           error: { code: 'invalid-input', detail: `job parameters: ${detail}` },
           progress,
         });
@@ -338,9 +461,9 @@ export class JobRunner {
         resumed,
         checkpoint: row.checkpoint === null ? undefined : (JSON.parse(row.checkpoint) as unknown),
         signal: controller.signal,
-        progress: (update) => this.update(id, { progress: JSON.stringify(advance(update)) }),
+        progress: (update) => write({ progress: JSON.stringify(advance(update)) }),
         saveCheckpoint: (data, update) =>
-          this.update(id, {
+          write({
             checkpoint: JSON.stringify(data ?? null),
             ...(update ? { progress: JSON.stringify(advance(update)) } : {}),
           }),
@@ -348,27 +471,30 @@ export class JobRunner {
           if (controller.signal.aborted) throw new JobCancelled();
         },
         waitQueued: async (message, wait) => {
-          await this.update(id, {
+          await write({
             state: 'queued',
             progress: JSON.stringify(advance({ phase: 'queued', message })),
           });
           try {
             return await wait(controller.signal);
           } finally {
-            if (!controller.signal.aborted) await this.update(id, { state: 'running' });
+            if (!controller.signal.aborted) await write({ state: 'running' });
           }
         },
       };
       try {
         const result = await handler.run(ctx);
         advance({ percent: 100, message: 'done' });
-        await this.finish(id, 'succeeded', { result, progress });
+        await this.finish(id, owner, 'succeeded', { result, progress });
       } catch (error) {
+        // Whatever ended the run (an agent's stale-epoch refusal, JobDeposed), the job is not ours
+        // to end any more.
+        if (!this.#owns(owner)) throw new JobDeposed(id);
         if (
           error instanceof JobCancelled ||
           (controller.signal.aborted && !(error instanceof ManagerError))
         ) {
-          await this.finish(id, 'cancelled', {
+          await this.finish(id, owner, 'cancelled', {
             error: { code: 'cancelled', detail: 'cancelled on request' },
             progress,
           });
@@ -377,7 +503,7 @@ export class JobRunner {
           if (problem.code === 'internal') this.log(`job ${id} (${row.kind}) failed: ${String(error)}`);
           const detail =
             problem.code === 'internal' && error instanceof Error ? error.message : problem.detail;
-          await this.finish(id, 'failed', { error: { code: problem.code, detail }, progress });
+          await this.finish(id, owner, 'failed', { error: { code: problem.code, detail }, progress });
         }
       } finally {
         this.controllers.delete(id);
@@ -393,28 +519,40 @@ export class JobRunner {
     await this.update(id, { progress: JSON.stringify({ ...progress, message }) });
   }
 
-  private async update(id: string, set: Partial<JobRow>): Promise<void> {
-    await this.db
+  /**
+   * Writes a job's row; a run under `owner` writes only while this manager leads under that epoch
+   * and the row still carries it (else JobDeposed: a newer leader has the job).
+   */
+  private async update(id: string, set: Partial<JobRow>, owner?: number): Promise<void> {
+    if (!this.#owns(owner) && owner !== undefined) throw new JobDeposed(id);
+    let query = this.db
       .updateTable('jobs')
       .set({ ...set, updated_at: nowIso() })
-      .where('id', '=', id)
-      .execute();
+      .where('id', '=', id);
+    if (owner !== undefined) query = query.where('epoch', '=', owner);
+    const result = await query.executeTakeFirst();
+    if (owner !== undefined && result.numUpdatedRows === 0n) throw new JobDeposed(id);
     this.events.emit('job', await this.get(id));
   }
 
   private async finish(
     id: string,
+    owner: number | undefined,
     state: JobState,
     end: { result?: unknown; error?: JobError; progress: JobProgress },
   ): Promise<void> {
     const now = nowIso();
-    await this.update(id, {
-      state,
-      finished_at: now,
-      progress: JSON.stringify(end.progress),
-      result: end.result === undefined ? null : JSON.stringify(end.result),
-      error: end.error ? JSON.stringify(end.error) : null,
-    });
+    await this.update(
+      id,
+      {
+        state,
+        finished_at: now,
+        progress: JSON.stringify(end.progress),
+        result: end.result === undefined ? null : JSON.stringify(end.result),
+        error: end.error ? JSON.stringify(end.error) : null,
+      },
+      owner,
+    );
   }
 
   /** Ends a job that is still in state `from`; returns it, or undefined if it had moved on. */

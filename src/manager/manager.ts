@@ -1,4 +1,5 @@
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import path from 'node:path';
 import { AgentClient, type ContractBreach } from '../api/index.js';
 import { openDatabase, type Db } from './db.js';
@@ -28,6 +29,7 @@ import { drainHandler } from './drain.js';
 import { upgradeRunHandler } from './upgrade/index.js';
 import { HA_LEASE_WAIT_SECONDS, HA_ROUND_MS, haRestartHandler, HaService } from './ha/index.js';
 import { vmJobHandlers, type VmJobDeps } from './vm-jobs.js';
+import { Leadership } from './leader.js';
 
 export const MANAGER_VERSION = '0.1.0';
 
@@ -57,6 +59,11 @@ export interface ManagerOptions {
   consoleDir?: string;
   /** Told of every API answer outside the route table (tests: they expect none). */
   onContractBreach?: (breach: ContractBreach) => void;
+  /**
+   * This manager's name among the managers of its database (leader.ts): unique among them.
+   * Default: the machine's host name.
+   */
+  name?: string;
 }
 
 export interface RunningManager {
@@ -72,6 +79,8 @@ export interface RunningManager {
   collectStatsNow(): Promise<CollectionResult>;
   /** The placement loop's service (tests call its evaluate() instead of waiting a round). */
   placement: PlacementService;
+  /** Its side of the managers' lease: whether (and under which epoch) it leads. */
+  leadership: Leadership;
   /** Stops polling and listening, waits for running jobs, closes the database. */
   close(): Promise<void>;
 }
@@ -95,8 +104,23 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
   const ca = await FabricCa.open(options.dataDir);
   const db = await openDatabase(options.dataDir);
   const hostLocks = new KeyedMutex();
-  const clientFor = (host: HostRow) => new AgentClient(agentEndpoint(ca, host.agent_url), 15_000);
+  // Several managers may share the database (issue 31); only the leader acts on agents, each call
+  // under its epoch (leader.ts). Made before anything can call an agent; it leads from start().
+  let url = '';
+  const leadership = new Leadership({
+    db,
+    name: options.name ?? hostname(),
+    url: () => url,
+    version: MANAGER_VERSION,
+    log,
+    onGain: (epoch) => lead(epoch),
+    onLose: () => follow(),
+  });
+  const epoch = () => leadership.fence();
+  const clientFor = (host: HostRow) => new AgentClient(agentEndpoint(ca, host.agent_url, epoch), 15_000);
   const jobs = new JobRunner(db, log);
+  // Until it leads, a manager only writes the jobs it is given down (queued, for the leader).
+  jobs.follow();
   const pendingUndos = new PendingUndoRunner({ db, jobs, clientFor, log });
   const reconciler = new Reconciler({
     db,
@@ -105,6 +129,8 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
     intervalMs: (options.reconcileIntervalSeconds ?? 30) * 1000,
     log,
     onAnswered: async (host) => {
+      // A poll that ended after this manager stopped leading: the next leader does the rest.
+      if (leadership.epoch === undefined) return;
       // A host that missed a revocation (down at a host remove) gets the list now; a certificate
       // near its end is renewed.
       await pushRevocationList(db, ca, host, clientFor(host)).catch((error: unknown) =>
@@ -135,7 +161,7 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
     log,
   });
   const links = new LinkService({ db, clientFor, log });
-  const service = new ManagerService({ db, jobs, reconciler, hostLocks, clientFor, ca, links });
+  const service = new ManagerService({ db, jobs, reconciler, hostLocks, clientFor, ca, links, epoch });
   const deps: VmJobDeps = { db, hostLocks, clientFor };
   const moveDeps = {
     ...deps,
@@ -151,7 +177,7 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
     jobs,
     clientFor,
     // A probe answers within a round or counts as silence.
-    probeClientFor: (host) => new AgentClient(agentEndpoint(ca, host.agent_url), HA_ROUND_MS),
+    probeClientFor: (host) => new AgentClient(agentEndpoint(ca, host.agent_url, epoch), HA_ROUND_MS),
     log,
   });
   for (const handler of [
@@ -161,7 +187,7 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
       db,
       clientFor,
       patientClientFor: (host) =>
-        new AgentClient(agentEndpoint(ca, host.agent_url), (HA_LEASE_WAIT_SECONDS + 30) * 1000),
+        new AgentClient(agentEndpoint(ca, host.agent_url, epoch), (HA_LEASE_WAIT_SECONDS + 30) * 1000),
     }) as JobHandler<never>,
     drainHandler({
       db,
@@ -194,7 +220,6 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
   }
   const adminToken = setSecret ?? (await readSecret(tokenFile));
 
-  await jobs.recover();
   const app = buildServer(
     {
       db,
@@ -206,6 +231,7 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
       links,
       clusters,
       version: MANAGER_VERSION,
+      managers: () => leadership.view(),
       onContractBreach: options.onContractBreach,
     },
     log,
@@ -215,12 +241,40 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : options.port;
   const host = options.host ?? '127.0.0.1';
-  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
-  reconciler.start();
-  collector.start();
-  links.start();
-  await placement.start();
-  ha.start();
+  url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+
+  // What only the leader runs: the jobs (queued by any manager, or left running by an earlier
+  // leader: resumed or rolled back as after a restart, jobs.recover), polls, collection, links,
+  // placement, HA. Started when it takes the lease; stopped when it loses it, after the fence has
+  // closed (Leadership.fence throws from that moment, before any further agent call).
+  let loopsRunning = false;
+  // Set by close(): a lease gained while closing starts nothing (close gives it up again).
+  let stopping = false;
+  async function lead(epoch: number): Promise<void> {
+    if (stopping) return;
+    await jobs.lead(epoch);
+    reconciler.start();
+    collector.start();
+    links.start();
+    await placement.start();
+    ha.start();
+    loopsRunning = true;
+  }
+  async function stopLoops(): Promise<void> {
+    if (!loopsRunning) return;
+    loopsRunning = false;
+    await reconciler.stop();
+    await collector.stop();
+    await links.stop();
+    await placement.stop();
+    await ha.stop();
+  }
+  async function follow(): Promise<void> {
+    jobs.follow();
+    await stopLoops();
+  }
+  // A single manager leads at once (the lease is free, or held by its own name's previous run).
+  await leadership.start();
 
   let closing: Promise<void> | undefined;
   return {
@@ -231,15 +285,17 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
     reconcileNow: () => reconciler.pollAll(),
     collectStatsNow: () => collector.collect(),
     placement,
+    leadership,
     close: () =>
       (closing ??= (async () => {
-        await reconciler.stop();
-        await collector.stop();
-        await links.stop();
-        await placement.stop();
-        await ha.stop();
+        stopping = true;
+        await stopLoops();
         await app.close();
+        // Still leading while running jobs end (the lease is renewed meanwhile); then it is given
+        // up, and jobs still running are the next leader's.
         await jobs.drain((options.drainSeconds ?? 30) * 1000);
+        jobs.follow();
+        await leadership.stop();
         await db.destroy();
       })()),
   };

@@ -3,7 +3,7 @@ import { AgentClient } from '../api/index.js';
 import { SYSTEM, nowIso } from './changes.js';
 import type { Db, Tx } from './db.js';
 import { agentActor, reportDrift } from './drift.js';
-import { agentError, ManagerError } from './errors.js';
+import { agentError, isFenced, ManagerError } from './errors.js';
 import {
   hostRow,
   markHostUnreachable,
@@ -190,6 +190,8 @@ export class Reconciler {
       try {
         snapshot = await fetchSnapshot(clientFor(host), host.agent_events);
       } catch (error) {
+        // Not leading (any more): the host is not unreachable, this manager may not ask it.
+        if (isFenced(error)) throw agentError(host.name, error);
         const reason = agentError(host.name, error).message;
         await db.transaction().execute((tx) => markHostUnreachable(tx, host, reason));
         return undefined;

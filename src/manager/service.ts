@@ -68,6 +68,8 @@ export interface ServiceDeps {
   ca: FabricCa;
   /** Probes the links of a host that joins (in the background). */
   links: LinkService;
+  /** The leader epoch each agent call carries; throws when this manager does not lead (leader.ts). */
+  epoch: () => number;
 }
 
 /** `10.0.0.1:8470` or `https://10.0.0.1:8470/` -> `https://10.0.0.1:8470` */
@@ -257,7 +259,7 @@ export class ManagerService {
       );
     let enrolled;
     try {
-      const pinned = await pinnedClient(agentUrl, join.fingerprint);
+      const pinned = await pinnedClient(agentUrl, join.fingerprint, this.deps.epoch);
       enrolled = await issueAndInstall(db, ca, pinned, agentUrl, {
         joinSecret: join.secret,
         beforeInstall: async (hostName) => {
@@ -276,7 +278,7 @@ export class ManagerService {
       failed.message = failed.message.split(join.secret).join('<join secret>');
       throw failed;
     }
-    const client = new AgentClient(agentEndpoint(ca, agentUrl), 15_000);
+    const client = new AgentClient(agentEndpoint(ca, agentUrl, this.deps.epoch), 15_000);
     const undoEnrollment = async () => {
       await client.leaveFabric().catch(() => undefined);
       await db

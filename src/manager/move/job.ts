@@ -30,9 +30,9 @@ import {
 } from '../../api/index.js';
 import { nowIso, recordChanges, type Actor } from '../changes.js';
 import type { Db } from '../db.js';
-import { AgentFailed, agentError, HostUnreachable, toProblem } from '../errors.js';
+import { AgentFailed, agentError, HostUnreachable, isFenced, toProblem } from '../errors.js';
 import { getVm, hostRow, upsertVms, vmObject, type HostRow } from '../inventory.js';
-import { JobCancelled, type JobContext, type JobHandler } from '../jobs.js';
+import { JobCancelled, JobDeposed, type JobContext, type JobHandler } from '../jobs.js';
 import type { VmJobDeps } from '../vm-jobs.js';
 import type { LinkService } from '../links.js';
 import { mirrorRate } from '../link-figures.js';
@@ -43,6 +43,7 @@ import {
   MOVE_PHASES,
   phasePercent,
   recoveryFor,
+  RollbackIncomplete,
   runUndos,
   type DriveOutcome,
   type MoveDriver,
@@ -698,6 +699,9 @@ export async function runMove(
     await end('finished', moveFigures(result, move.status));
     return result;
   } catch (error) {
+    // This manager stopped leading: the move is the new leader's to resume or roll back
+    // (recoveryFor), and nothing more is written or undone from here.
+    if (deposed(error)) throw error;
     // A refusal in validate changed nothing: no move was started, so no end record either.
     if (!(error instanceof MoveRefused)) {
       const cancelled = error instanceof JobCancelled;
@@ -722,6 +726,15 @@ export async function runMove(
   } finally {
     release();
   }
+}
+
+/** Whether a move stopped because its manager no longer leads (also when an undo found so). */
+function deposed(error: unknown): boolean {
+  if (isFenced(error) || error instanceof JobDeposed) return true;
+  return (
+    error instanceof RollbackIncomplete &&
+    (deposed(error.original) || error.failures.some((f) => deposed(f.error)))
+  );
 }
 
 /** After a manager restart: forward from the switchover on, else undo (unless the copy completed meanwhile). */
