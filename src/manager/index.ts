@@ -1,5 +1,7 @@
 import type { Command } from 'commander';
 import { readFile } from 'node:fs/promises';
+import { z } from 'zod';
+import { isPostgresUrl } from './db.js';
 import { DEFAULT_STATS_INTERVAL_SECONDS } from './insight/index.js';
 import { startManager } from './manager.js';
 import { RETAINED_COPY_DAYS } from './move/index.js';
@@ -41,7 +43,14 @@ export interface ManagerFlags {
   statsInterval: string;
   retainDays: string;
   tokenFile?: string;
+  database?: string;
 }
+
+/** `--database`: a PostgreSQL URL (its password better in PGPASSWORD or ~/.pgpass than here). */
+const DatabaseUrl = z
+  .string()
+  .refine(isPostgresUrl, 'must be a postgres:// or postgresql:// URL')
+  .refine((v) => URL.canParse(v), 'must be a valid URL, like postgres://silobreak@db.example/silobreak');
 
 /**
  * The flags checked and turned into the manager's settings; a bad one throws naming the flag. Kept
@@ -57,8 +66,15 @@ export function managerSettings(opts: ManagerFlags) {
   if (!(retainDays > 0 && retainDays <= 365))
     throw new Error('--retain-days: must be a number of days, more than 0 and at most 365');
   const { host, port } = parseListen(opts.listen);
+  let database: string | undefined;
+  if (opts.database !== undefined) {
+    const parsed = DatabaseUrl.safeParse(opts.database);
+    if (!parsed.success) throw new Error(`--database: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
+    database = parsed.data;
+  }
   return {
     dataDir: opts.dataDir,
+    ...(database ? { database } : {}),
     host,
     port,
     reconcileIntervalSeconds: interval,
@@ -72,7 +88,14 @@ export function registerManagerCommands(program: Command, options: { consoleDir?
   program
     .command('manager')
     .description('Run the manager: inventory, jobs and the REST API (/api/v1) for all joined hosts')
-    .requiredOption('--data-dir <dir>', 'where the database and admin-token file live')
+    .requiredOption(
+      '--data-dir <dir>',
+      'where the database (unless --database), CA and admin-token file live',
+    )
+    .option(
+      '--database <url>',
+      'a PostgreSQL database (postgres://user@host/db; password in PGPASSWORD or ~/.pgpass) instead of SQLite in the data dir',
+    )
     .option('--listen <address:port>', 'address and port of the REST API', '127.0.0.1:7100')
     .option('--reconcile-interval <seconds>', 'seconds between polls of every agent', '30')
     .option(
