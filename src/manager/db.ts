@@ -31,6 +31,7 @@ import {
   DEFAULT_PLACEMENT_MODE,
   HA_PRIORITY,
   HostMaintenance,
+  LATENCY_BOUNDS_NS,
   LEASE_HOST_ID,
   type HostMaintenance as Maintenance,
 } from '../api/index.js';
@@ -586,7 +587,9 @@ export function constraintViolation(
     case 'SQLITE_CONSTRAINT_PRIMARYKEY':
     case '23505':
       return 'unique';
+    // SQLite reports an `on delete restrict` as a trigger's (the schema has no trigger that aborts).
     case 'SQLITE_CONSTRAINT_FOREIGNKEY':
+    case 'SQLITE_CONSTRAINT_TRIGGER':
     case '23503':
       return 'foreign-key';
     case 'SQLITE_CONSTRAINT_CHECK':
@@ -1240,6 +1243,47 @@ export const migrations: Readonly<Record<string, Migration>> = {
       await sql.raw(`alter table clusters add column lease_storage_id text`).execute(db);
     },
   },
+  '0017-postgres-percentile': {
+    // Issue 31: the Storage Explorer sorts by percentile_ms(p, bin0, ..., binN) in SQL
+    // (insight/explorer.ts). SQLite has it as a JavaScript function registered on each handle
+    // (nothing to store); PostgreSQL as a function of the database: rates.ts percentileMs step by
+    // step, over the latency bounds of this version (new bounds need a migration replacing it).
+    async up(db: Kysely<any>) {
+      if (dialectOf(db) !== 'postgres') return;
+      await sql
+        .raw(
+          `create function percentile_ms(p double precision, variadic bins double precision[])
+            returns double precision language plpgsql immutable as $$
+          declare
+            bounds double precision[] := array[${LATENCY_BOUNDS_NS.join(', ')}]::double precision[];
+            total double precision := 0;
+            rank double precision;
+            below double precision := 0;
+            n double precision;
+            lo double precision;
+            hi double precision;
+          begin
+            for i in 1 .. coalesce(array_length(bins, 1), 0) loop
+              total := total + coalesce(bins[i], 0);
+            end loop;
+            if not (total > 0) then return null; end if;
+            rank := p * total;
+            for i in 1 .. array_length(bins, 1) loop
+              n := coalesce(bins[i], 0);
+              if n > 0 and below + n >= rank then
+                lo := case when i = 1 then 0 else coalesce(bounds[i - 1], 0) end;
+                hi := bounds[i];
+                if hi is null then return lo / 1e6; end if;
+                return (lo + ((hi - lo) * (rank - below)) / n) / 1e6;
+              end if;
+              below := below + n;
+            end loop;
+            return coalesce(bounds[array_length(bounds, 1)], 0) / 1e6;
+          end $$`,
+        )
+        .execute(db);
+    },
+  },
 };
 /* eslint-enable @typescript-eslint/no-explicit-any */
 
@@ -1270,6 +1314,105 @@ export async function withSqlite<T>(db: Db, work: (sqlite: Database.Database) =>
   const sqlite = handles.get(db);
   if (!sqlite) throw new Error('withSqlite: not a database openDatabase opened');
   return db.connection().execute(async () => work(sqlite));
+}
+
+/*
+ * Raw programs: the metrics store's hot paths as generators that yield their statements (SQL with
+ * `?` placeholders, the same text on both databases) and get each one's result back. On SQLite
+ * they run synchronously on the handle (prepared statements cached by their text, one
+ * better-sqlite3 transaction: as fast as calling the statements directly); on PostgreSQL each
+ * statement is awaited through Kysely (a transaction there takes the transactions' lock).
+ */
+export interface RawStatement {
+  sql: string;
+  params: readonly unknown[];
+  mode: 'all' | 'get' | 'run';
+}
+export type RawProgram<T> = Generator<RawStatement, T, unknown>;
+
+/** The rows of a statement. */
+export function* rawAll<R>(sql: string, ...params: unknown[]): Generator<RawStatement, R[], unknown> {
+  return (yield { sql, params, mode: 'all' }) as R[];
+}
+/** The first row of a statement, if any. */
+export function* rawGet<R>(
+  sql: string,
+  ...params: unknown[]
+): Generator<RawStatement, R | undefined, unknown> {
+  return (yield { sql, params, mode: 'get' }) as R | undefined;
+}
+/** Runs a statement: the number of rows it changed. */
+export function* rawRun(sql: string, ...params: unknown[]): Generator<RawStatement, number, unknown> {
+  return (yield { sql, params, mode: 'run' }) as number;
+}
+
+const sqliteStatements = new WeakMap<Database.Database, Map<string, Database.Statement>>();
+
+function driveSqlite<T>(sqlite: Database.Database, program: RawProgram<T>): T {
+  let cache = sqliteStatements.get(sqlite);
+  if (!cache) sqliteStatements.set(sqlite, (cache = new Map()));
+  let step = program.next();
+  while (!step.done) {
+    const { sql: text, params, mode } = step.value;
+    let statement = cache.get(text);
+    if (!statement) cache.set(text, (statement = sqlite.prepare(text)));
+    step = program.next(
+      mode === 'all'
+        ? statement.all(...params)
+        : mode === 'get'
+          ? statement.get(...params)
+          : statement.run(...params).changes,
+    );
+  }
+  return step.value;
+}
+
+/** `?` placeholders as PostgreSQL's `$n` (none sits in a quoted literal: skipped anyway). */
+const postgresText = new Map<string, string>();
+function postgresSql(text: string): string {
+  let out = postgresText.get(text);
+  if (out === undefined) {
+    let n = 0;
+    out = text.replace(/'[^']*'|\?/g, (m) => (m === '?' ? `$${++n}` : m));
+    postgresText.set(text, out);
+  }
+  return out;
+}
+
+async function drivePostgres<T>(tx: Tx, program: RawProgram<T>): Promise<T> {
+  let step = program.next();
+  while (!step.done) {
+    const { sql: text, params, mode } = step.value;
+    const result = await tx.executeQuery<Record<string, unknown>>(
+      CompiledQuery.raw(postgresSql(text), [...params]),
+    );
+    step = program.next(
+      mode === 'all' ? result.rows : mode === 'get' ? result.rows[0] : Number(result.numAffectedRows ?? 0n),
+    );
+  }
+  return step.value;
+}
+
+/**
+ * Runs a raw program (above) on either database, in one transaction when `transaction`.
+ * `sqliteSetup` runs on a SQLite handle first (a function the statements call, registered once).
+ */
+export async function runRaw<T>(
+  db: Db,
+  program: () => RawProgram<T>,
+  options: { transaction: boolean; sqliteSetup?: (sqlite: Database.Database) => void },
+): Promise<T> {
+  if (dialectOf(db) === 'postgres') {
+    return options.transaction
+      ? db.transaction().execute((tx) => drivePostgres(tx, program()))
+      : drivePostgres(db, program());
+  }
+  return withSqlite(db, (sqlite) => {
+    options.sqliteSetup?.(sqlite);
+    return options.transaction
+      ? sqlite.transaction(() => driveSqlite(sqlite, program()))()
+      : driveSqlite(sqlite, program());
+  });
 }
 
 /** A PostgreSQL URL (`postgres://` or `postgresql://`), as `--database` takes it. */

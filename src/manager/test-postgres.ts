@@ -5,6 +5,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
+import assert from 'node:assert/strict';
+import { constraintViolation, openDatabase, type Db } from './db.js';
 
 /*
  * A PostgreSQL cluster owned by the test process (issue 31): made on first use in a temp
@@ -148,3 +150,38 @@ export async function dropTestDatabase(url: string): Promise<void> {
 /** Which database the DB-touching tests run on: SILOBREAK_TEST_DATABASE=postgres, else SQLite. */
 export const testDatabaseKind = (): 'sqlite' | 'postgres' =>
   process.env.SILOBREAK_TEST_DATABASE === 'postgres' ? 'postgres' : 'sqlite';
+
+const byDataDir = new Map<string, Promise<string>>();
+
+/**
+ * The `database` option of a test manager on `dataDir`: under SILOBREAK_TEST_DATABASE=postgres a
+ * new database of the test cluster (the same one again for the same data dir: a restart finds
+ * its rows), else none (SQLite in the data dir).
+ */
+export async function testDatabase(dataDir: string): Promise<{ database?: string }> {
+  if (testDatabaseKind() !== 'postgres') return {};
+  let url = byDataDir.get(dataDir);
+  if (!url) byDataDir.set(dataDir, (url = createTestDatabase()));
+  return { database: await url };
+}
+
+/** The manager's database for a test on `dataDir`, on the database SILOBREAK_TEST_DATABASE names. */
+export async function testDb(dataDir: string): Promise<Db> {
+  return openDatabase((await testDatabase(dataDir)).database ?? dataDir);
+}
+
+/**
+ * assert.rejects' check: the error broke a rule of that kind. `fraction`: a non-integer where the
+ * rule wants an integer, which PostgreSQL's bigint column refuses before any CHECK (22P02).
+ */
+export const violates =
+  (rule: 'unique' | 'foreign-key' | 'check', what = '', fraction = false) =>
+  (error: unknown) => {
+    const code = (error as { code?: unknown }).code;
+    if (
+      constraintViolation(error) === rule ||
+      (fraction && testDatabaseKind() === 'postgres' && code === '22P02')
+    )
+      return true;
+    assert.fail(`expected a ${rule} violation${what ? ` of ${what}` : ''}, got ${String(error)}`);
+  };

@@ -20,6 +20,7 @@ import {
 } from '../../api/index.js';
 import { startManager, type RunningManager } from '../manager.js';
 import { agentSnapshot, dbSnapshot, fakeAgentTls, rejects, seedHost, testVm } from '../test-inventory.js';
+import { testDatabase } from '../test-postgres.js';
 
 /** How a stand-in host lives its upgrade. */
 type Mode =
@@ -99,6 +100,7 @@ async function standIn(name: string, mode: Mode, vms: Vm[] = []): Promise<void> 
 before(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'sb-upgrade-run-api-'));
   manager = await startManager({
+    ...(await testDatabase(dir)),
     dataDir: dir,
     reconcileIntervalSeconds: 3600,
     statsIntervalSeconds: 3600,
