@@ -603,6 +603,13 @@ export function constraintViolation(
   }
 }
 
+/**
+ * Text PostgreSQL cannot take (a NUL character, 22021): bad input there, where SQLite would store
+ * or look it up (a lookup then finds nothing: no stored name holds one).
+ */
+export const unstorableText = (error: unknown): boolean =>
+  (error as { code?: unknown } | null)?.code === '22021';
+
 // Migrations are append-only: never edit one that has shipped, add the next number.
 /* eslint-disable @typescript-eslint/no-explicit-any -- a migration sees whatever schema existed then */
 export const migrations: Readonly<Record<string, Migration>> = {
@@ -1468,6 +1475,15 @@ class ManagerPostgresDialect extends PostgresDialect {
   override createDriver(): Driver {
     return new SerializedTransactionsDriver({ pool: this.#pool });
   }
+}
+
+/**
+ * Runs a read once every transaction under way has ended, as SQLite's one connection makes every
+ * read wait (a note of a write made inside a transaction comes before its commit: writes.ts). On
+ * PostgreSQL the read runs in a transaction, which waits for the transactions' lock.
+ */
+export function readAfterTransactions<T>(db: Db, read: (tx: Tx) => Promise<T>): Promise<T> {
+  return dialectOf(db) === 'postgres' ? db.transaction().execute(read) : read(db);
 }
 
 /** Kysely on a PostgreSQL URL as the manager uses it (types, transactions), schema as it is. */
