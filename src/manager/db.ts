@@ -1317,7 +1317,7 @@ const handles = new WeakMap<Db, Database.Database>();
  * metrics store's hot paths, where building each statement through Kysely would cost more than
  * running it), holding Kysely's one connection so no Kysely transaction is open meanwhile.
  */
-export async function withSqlite<T>(db: Db, work: (sqlite: Database.Database) => T): Promise<T> {
+async function withSqlite<T>(db: Db, work: (sqlite: Database.Database) => T): Promise<T> {
   const sqlite = handles.get(db);
   if (!sqlite) throw new Error('withSqlite: not a database openDatabase opened');
   return db.connection().execute(async () => work(sqlite));
