@@ -3,13 +3,15 @@
 // scripts/test-plan.mjs allows: the unit suite beside light lab files, two guest-booting files on
 // the two cores, a timing-sensitive file with nothing but a light one beside it.
 // Prints each run's TAP output when it ends, a table of durations and one closing line.
+// The unit files that touch the manager's database run a second time on PostgreSQL (issue 31;
+// SILOBREAK_TEST_DATABASE=postgres, each process its own cluster, src/manager/test-postgres.ts).
 // `node scripts/run-tests.mjs [all|unit|lab] [filter...]`; SB_TEST_SERIAL=1 runs one at a time.
 import { Buffer } from 'node:buffer';
 import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { setInterval, setTimeout } from 'node:timers';
-import { classOf, queueOrder, startable } from './test-plan.mjs';
+import { classOf, queueOrder, startable, UNIT_RUNS } from './test-plan.mjs';
 
 const root = path.resolve(import.meta.dirname, '..');
 
@@ -35,6 +37,12 @@ if (!['all', 'unit', 'lab'].includes(mode)) {
 const unitFiles = mode === 'lab' ? [] : pick(all.filter((f) => !isLab(f)));
 const labFiles = mode === 'unit' ? [] : pick(all.filter(isLab));
 const serial = process.env.SB_TEST_SERIAL === '1';
+/** Files whose managers or databases follow SILOBREAK_TEST_DATABASE: those that make them through the test helpers. */
+const onPostgres = (f) =>
+  /\b(testDatabase|startTestManager|testDb|testDatabaseKind)\(/.test(
+    readFileSync(path.join(root, f), 'utf8'),
+  );
+const pgFiles = unitFiles.filter(onPostgres);
 
 /** Busy and total jiffies of the whole machine so far (/proc/stat), to show how loaded a run was. */
 function cpuTimes() {
@@ -50,13 +58,18 @@ function cpuTimes() {
 const t0 = Date.now();
 const since = (t) => ((t - t0) / 1000).toFixed(0);
 const children = new Set();
-const title = (name) => (name === 'unit' ? `unit tests (${unitFiles.length} files)` : name);
-const kind = (name) => (name === 'unit' ? 'unit' : classOf(name));
+const title = (name) =>
+  name === 'unit'
+    ? `unit tests (${unitFiles.length} files)`
+    : name === 'unit-pg'
+      ? `unit tests on PostgreSQL (${pgFiles.length} files)`
+      : name;
+const kind = (name) => (UNIT_RUNS.includes(name) ? 'unit' : classOf(name));
 
 /** One `node --test` run (the unit suite, or one lab file); resolves with its counts and timing. */
 function run(name) {
-  const files = name === 'unit' ? unitFiles : [name];
-  const concurrency = name === 'unit' ? 2 : 1;
+  const files = name === 'unit' ? unitFiles : name === 'unit-pg' ? pgFiles : [name];
+  const concurrency = UNIT_RUNS.includes(name) ? 2 : 1;
   const started = Date.now();
   const cpu = cpuTimes();
   console.log(`# start ${title(name)} (${kind(name)}) at +${since(started)} s`);
@@ -64,7 +77,11 @@ function run(name) {
     const child = spawn(
       process.execPath,
       ['--import', 'tsx', '--test', '--test-reporter=tap', `--test-concurrency=${concurrency}`, ...files],
-      { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] },
+      {
+        cwd: root,
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: name === 'unit-pg' ? { ...process.env, SILOBREAK_TEST_DATABASE: 'postgres' } : process.env,
+      },
     );
     children.add(child);
     const out = [];
@@ -110,12 +127,16 @@ for (const signal of ['SIGINT', 'SIGTERM']) {
   });
 }
 
-const queue = queueOrder([...(unitFiles.length ? ['unit'] : []), ...labFiles]);
+const queue = queueOrder([
+  ...(unitFiles.length ? ['unit'] : []),
+  ...(pgFiles.length ? ['unit-pg'] : []),
+  ...labFiles,
+]);
 const running = new Map();
 const results = [];
 if (queue.length) {
   console.log(
-    `\n## ${unitFiles.length} unit test files, ${labFiles.length} lab files${serial ? ', one at a time' : ''}`,
+    `\n## ${unitFiles.length} unit test files (${pgFiles.length} of them again on PostgreSQL), ${labFiles.length} lab files${serial ? ', one at a time' : ''}`,
   );
 }
 while (queue.length || running.size) {

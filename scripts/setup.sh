@@ -40,6 +40,20 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
+# postgresql: the manager's unit and API tests run a second time on PostgreSQL (issue 31), on a
+# cluster each test process makes and removes (src/manager/test-postgres.ts). Debian's package would
+# also make and start a `main` cluster on port 5432, which nothing here uses: that is switched off
+# before the first install.
+if ! dpkg-query -W -f='${Status}' postgresql 2>/dev/null | grep -q 'install ok installed'; then
+  echo "setup: installing Debian's postgresql (for the tests on PostgreSQL)"
+  if [ ! -d /etc/postgresql-common ]; then
+    mkdir -p /etc/postgresql-common/createcluster.d
+    echo 'create_main_cluster = false' >/etc/postgresql-common/createcluster.d/silobreak-no-main-cluster.conf
+  fi
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+fi
+
 # promtool checks the shipped Prometheus alerting rules in the tests. It is taken from Debian's
 # prometheus package without installing that package, which would start a Prometheus server.
 if ! command -v promtool >/dev/null; then

@@ -64,9 +64,12 @@ export const LAB_FILES = Object.freeze({
 export const CORES = 2;
 const CORES_TAKEN = { light: 0, guest: 1, waiting: 1, timing: CORES };
 
+/** The unit suite's runs: on SQLite, and the files touching the database again on PostgreSQL. */
+export const UNIT_RUNS = ['unit', 'unit-pg'];
+
 /** The class of a test run: the unit suite takes every core but tolerates light lab files. */
 export function classOf(file) {
-  if (file === 'unit') return 'timing';
+  if (UNIT_RUNS.includes(file)) return 'timing';
   return LAB_FILES[file]?.class ?? 'timing';
 }
 
@@ -87,7 +90,10 @@ export function fits(next, running) {
  * longest first so that both lanes end close together.
  */
 export function queueOrder(runs) {
-  const rank = (r) => (r === 'unit' ? 0 : { light: 1, waiting: 2, timing: 3, guest: 4 }[classOf(r)]);
+  const rank = (r) =>
+    UNIT_RUNS.includes(r)
+      ? UNIT_RUNS.indexOf(r) / 2
+      : { light: 1, waiting: 2, timing: 3, guest: 4 }[classOf(r)];
   const seconds = (r) => LAB_FILES[r]?.seconds ?? 0;
   return [...runs].sort((a, b) => rank(a) - rank(b) || seconds(b) - seconds(a) || a.localeCompare(b));
 }

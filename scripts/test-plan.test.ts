@@ -38,6 +38,7 @@ test('two guest files share the cores; a timing file or the unit suite has them 
   assert.equal(fits('timing', ['waiting']), false);
   assert.equal(fits('waiting', ['timing']), false);
   assert.equal(classOf('unit'), 'timing');
+  assert.equal(classOf('unit-pg'), 'timing', 'the unit files again on PostgreSQL keep both cores busy too');
   assert.equal(classOf('src/some-new.lab.test.ts'), 'timing', 'an unknown file runs alone');
 });
 
@@ -56,6 +57,11 @@ test('the queue: unit and light first, then waiting, timing, then guest files, e
   const guests = order.slice(-guest.length);
   assert.deepEqual([...guests].sort(), guest);
   for (let i = 1; i < guests.length; i++) assert.ok(seconds(guests[i - 1]!) >= seconds(guests[i]!));
+});
+
+test('the unit files on PostgreSQL are queued right after those on SQLite, before every lab file', () => {
+  const order = queueOrder([...labFiles, 'unit-pg', 'unit']);
+  assert.deepEqual(order.slice(0, 2), ['unit', 'unit-pg']);
 });
 
 test('what starts: the unit suite with one light file; later two guest files, or one timing file', () => {

@@ -13,7 +13,7 @@ import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
 import { ManagerClient } from './api/index.js';
 import { startTestAgent, type TestAgent } from './agent/index.js';
-import { startManager, type RunningManager } from './manager/index.js';
+import { startManager, testDatabase, type RunningManager } from './manager/index.js';
 
 const bin = path.join(import.meta.dirname, '../bin/silobreak.js');
 const AGENT_TOKEN = 'cli-settings-agent-token-0123456789';
@@ -24,7 +24,12 @@ let agent: TestAgent;
 
 before(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'sb-cli-settings-'));
-  manager = await startManager({ dataDir: dir, reconcileIntervalSeconds: 3600, log: () => {} });
+  manager = await startManager({
+    ...(await testDatabase(dir)),
+    dataDir: dir,
+    reconcileIntervalSeconds: 3600,
+    log: () => {},
+  });
   admin = new ManagerClient(manager.url, manager.adminToken ?? '');
   agent = await startTestAgent({ token: AGENT_TOKEN, prefix: 'sb-cli-settings-agent-', hostName: 'h1' });
   await admin.addHost(await agent.listen());
@@ -90,7 +95,12 @@ test('vm set changes only the settings given', async () => {
 
 test('two labs up: a plain command says which manager it talks to; --lab and SILOBREAK_LAB pick the other', async () => {
   const otherDir = await mkdtemp(path.join(tmpdir(), 'sb-cli-settings-other-'));
-  const other = await startManager({ dataDir: otherDir, reconcileIntervalSeconds: 3600, log: () => {} });
+  const other = await startManager({
+    ...(await testDatabase(otherDir)),
+    dataDir: otherDir,
+    reconcileIntervalSeconds: 3600,
+    log: () => {},
+  });
   try {
     await new ManagerClient(other.url, other.adminToken ?? '').createPool({ name: 'only-in-b' });
     const file = path.join(dir, 'labs.json');

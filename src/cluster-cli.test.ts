@@ -10,7 +10,7 @@ import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
 import { ManagerClient } from './api/index.js';
 import { startTestAgent, type TestAgent } from './agent/index.js';
-import { startManager, type RunningManager } from './manager/index.js';
+import { startManager, testDatabase, type RunningManager } from './manager/index.js';
 
 const bin = path.join(import.meta.dirname, '../bin/silobreak.js');
 const AGENT_TOKEN = 'cluster-cli-agent-token-0123456789';
@@ -21,7 +21,12 @@ const agents: TestAgent[] = [];
 
 before(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'sb-cluster-cli-'));
-  manager = await startManager({ dataDir: dir, reconcileIntervalSeconds: 3600, log: () => {} });
+  manager = await startManager({
+    ...(await testDatabase(dir)),
+    dataDir: dir,
+    reconcileIntervalSeconds: 3600,
+    log: () => {},
+  });
   admin = new ManagerClient(manager.url, manager.adminToken ?? '');
   for (const hostName of ['h1', 'h2']) {
     const agent = await startTestAgent({

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { AgentClient, ApiError, ManagerClient, type ContractBreach } from './api/index.js';
 import { startTestAgent, type TestAgent } from './agent/index.js';
-import { startManager, type RunningManager } from './manager/index.js';
+import { startManager, testDatabase, type RunningManager } from './manager/index.js';
 
 const AGENT_TOKEN = 'fabric-invariants-agent-token-0123';
 /** Parallel requests per case: the figure. */
@@ -28,6 +28,7 @@ const direct: AgentClient[] = [];
 before(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'sb-fabric-'));
   manager = await startManager({
+    ...(await testDatabase(path.join(dir, 'manager'))),
     dataDir: path.join(dir, 'manager'),
     reconcileIntervalSeconds: 3600,
     log: () => {},

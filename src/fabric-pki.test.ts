@@ -12,7 +12,7 @@ import { after, before, test } from 'node:test';
 import { ApiError, ManagerClient } from './api/index.js';
 import { startTestAgent, type TestAgent } from './agent/index.js';
 import { callAgentTls, type AgentTlsAnswer } from './lab/index.js';
-import { startManager, type RunningManager } from './manager/index.js';
+import { startManager, testDatabase, type RunningManager } from './manager/index.js';
 import { readCertificate } from './pki/index.js';
 
 const TOKEN = 'fabric-pki-break-glass-0123456789';
@@ -25,6 +25,7 @@ const joins = new Map<string, { address: string; joinToken: string }>();
 before(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'sb-fabric-pki-'));
   manager = await startManager({
+    ...(await testDatabase(path.join(dir, 'data'))),
     dataDir: path.join(dir, 'data'),
     reconcileIntervalSeconds: 3600,
     log: () => {},

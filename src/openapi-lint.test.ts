@@ -10,7 +10,7 @@ import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
 import { z } from 'zod';
 import { agentOpenApiDocument, ManagerClient, OpenApiDocument } from './api/index.js';
-import { startManager } from './manager/index.js';
+import { startManager, testDatabase } from './manager/index.js';
 
 const root = path.resolve(import.meta.dirname, '..');
 const redocly = path.join(root, 'node_modules/.bin/redocly');
@@ -67,6 +67,7 @@ after(async () => {
 
 test("the manager's OpenAPI document passes redocly's recommended rules", { timeout: 120_000 }, async () => {
   const manager = await startManager({
+    ...(await testDatabase(path.join(dir, 'manager'))),
     dataDir: path.join(dir, 'manager'),
     reconcileIntervalSeconds: 3600,
     log: () => {},
@@ -97,6 +98,7 @@ function* schemas(node: unknown, at: string): Generator<[Record<string, unknown>
 
 test('both documents: only standard formats; every request object refuses members it does not declare', async () => {
   const manager = await startManager({
+    ...(await testDatabase(path.join(dir, 'manager-formats'))),
     dataDir: path.join(dir, 'manager-formats'),
     reconcileIntervalSeconds: 3600,
     log: () => {},

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
 import { ManagerClient, type MoveResult } from './api/index.js';
-import { startManager, type RunningManager } from './manager/index.js';
+import { startManager, testDatabase, type RunningManager } from './manager/index.js';
 
 const bin = path.join(import.meta.dirname, '../bin/silobreak.js');
 let dir: string;
@@ -60,6 +60,7 @@ async function insertMoveJob(
 before(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'sb-report-cli-'));
   manager = await startManager({
+    ...(await testDatabase(path.join(dir, 'manager'))),
     dataDir: path.join(dir, 'manager'),
     reconcileIntervalSeconds: 3600,
     log: () => {},

@@ -11,6 +11,7 @@ import { ManagerClient, OpenApiDocument, Problem } from '../api/index.js';
 import type { ContractBreach } from '../api/index.js';
 import { startManager, type RunningManager } from './manager.js';
 import { dbSnapshot, rejects, seedHost, testMac, testVm } from './test-inventory.js';
+import { testDatabase } from './test-postgres.js';
 
 /** Answers outside the route table (error codes, and replies against their schemas). */
 const breaches: ContractBreach[] = [];
@@ -62,6 +63,7 @@ const json = (value: unknown) => JSON.stringify(value);
 before(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'sb-manager-input-'));
   manager = await startManager({
+    ...(await testDatabase(dir)),
     dataDir: dir,
     reconcileIntervalSeconds: 3600,
     log: () => {},

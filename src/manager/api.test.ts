@@ -17,6 +17,7 @@ import {
   rejects,
   testVm as vm,
 } from './test-inventory.js';
+import { testDatabase } from './test-postgres.js';
 
 /** Answers outside the route table (error codes, and replies against their schemas). */
 const breaches: ContractBreach[] = [];
@@ -44,6 +45,7 @@ const dbSnapshot = (): Promise<string> =>
 before(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'sb-manager-api-'));
   manager = await startManager({
+    ...(await testDatabase(dir)),
     dataDir: dir,
     reconcileIntervalSeconds: 3600,
     log: () => {},
@@ -457,7 +459,12 @@ test('a restart fails a job it cannot resume, with its reason and a change recor
     })
     .execute();
   await manager.close();
-  manager = await startManager({ dataDir: dir, reconcileIntervalSeconds: 3600, log: () => {} });
+  manager = await startManager({
+    ...(await testDatabase(dir)),
+    dataDir: dir,
+    reconcileIntervalSeconds: 3600,
+    log: () => {},
+  });
   admin = new ManagerClient(manager.url, manager.adminToken ?? '');
   const job = await admin.getJob(id);
   assert.equal(job.state, 'failed');

@@ -12,6 +12,7 @@ import { hostRow } from './inventory.js';
 import { startManager, type RunningManager } from './manager.js';
 import { applySnapshot } from './reconcile.js';
 import { agentSnapshot, seedHost, testVm } from './test-inventory.js';
+import { testDatabase } from './test-postgres.js';
 
 let dir: string;
 let manager: RunningManager;
@@ -34,7 +35,12 @@ const rated = (records: ChangeRecord[]) =>
 
 before(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'sb-manager-changes-'));
-  manager = await startManager({ dataDir: dir, reconcileIntervalSeconds: 3600, log: () => {} });
+  manager = await startManager({
+    ...(await testDatabase(dir)),
+    dataDir: dir,
+    reconcileIntervalSeconds: 3600,
+    log: () => {},
+  });
   admin = new ManagerClient(manager.url, manager.adminToken ?? '');
   // Through the API: tokens, a pool and its membership.
   await admin.createToken({ name: 'ops', role: 'read-only' });

@@ -14,7 +14,7 @@ import {
 import { rateChange } from './change-risk.js';
 import { noteWritten } from './writes.js';
 import { decodeCursor, pageOf } from './cursor.js';
-import type { ChangesTable, DB, Tx } from './db.js';
+import { byDialect, type ChangesTable, type DB, type Tx } from './db.js';
 import { InvalidInput } from './errors.js';
 
 /** Who makes a change: a token's name or `system`, and the job it happens in, if any. */
@@ -95,6 +95,7 @@ const likeEscape = (text: string) => text.replace(/[\\%_]/g, (c) => `\\${c}`);
 
 /** The WHERE of every change query (list, timeline): the same filters mean the same records. */
 function filtered<O>(
+  tx: Tx,
   query: SelectQueryBuilder<DB, 'changes', O>,
   q: Filters,
   window: { since: string; until?: string },
@@ -117,8 +118,10 @@ function filtered<O>(
     const like = likeAny(q.text);
     // SQLite's LIKE ignores ASCII case, and lower() folds only ASCII: the same matches as
     // lower(column) would give, without lower-casing every record's text first (a third faster).
+    // PostgreSQL's LIKE heeds case: ILIKE there.
+    const op = sql.raw(byDialect(tx, { sqlite: 'like', postgres: 'ilike' }));
     out = out.where(
-      sql<boolean>`(object_name like ${like} escape '\\' or changes like ${like} escape '\\' or actor like ${like} escape '\\')`,
+      sql<boolean>`(object_name ${op} ${like} escape '\\' or changes ${op} ${like} escape '\\' or actor ${op} ${like} escape '\\')`,
     );
   }
   return out;
@@ -128,7 +131,7 @@ type ValidChangeQuery = Filters & { limit: number; cursor?: string | undefined }
 
 /** Newest first, over the last CHANGE_WINDOW_DAYS days unless `since` says otherwise. */
 export async function listChanges(tx: Tx, q: ValidChangeQuery): Promise<Page<ChangeRecord>> {
-  let query = filtered(tx.selectFrom('changes').selectAll(), q, changeWindow(q));
+  let query = filtered(tx, tx.selectFrom('changes').selectAll(), q, changeWindow(q));
   if (q.cursor) {
     const [id] = decodeCursor(q.cursor, ['int']);
     query = query.where('id', '<', Number(id));
@@ -182,6 +185,7 @@ export async function changeTimeline(
   const { chars, rest } = BUCKET_SLOT[q.bucket];
   const slot = sql<string>`substr(at, 1, ${chars}) || ${rest}`;
   const rows = await filtered(
+    tx,
     tx
       .selectFrom('changes')
       .select([slot.as('slot'), `${column} as name`, (eb) => eb.fn.countAll<number>().as('n')]),

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { startManager, type RunningManager } from './manager.js';
+import { testDatabase } from './test-postgres.js';
 
 let dir: string;
 let manager: RunningManager;
@@ -18,7 +19,13 @@ before(async () => {
   await writeFile(path.join(consoleDir, 'notes.txt'), 'not served');
   await mkdir(path.join(consoleDir, 'assets'));
   await writeFile(path.join(consoleDir, 'assets', 'index-abc123.js'), 'console.log(2);');
-  manager = await startManager({ dataDir: path.join(dir, 'data'), port: 0, consoleDir, log: () => {} });
+  manager = await startManager({
+    ...(await testDatabase(path.join(dir, 'data'))),
+    dataDir: path.join(dir, 'data'),
+    port: 0,
+    consoleDir,
+    log: () => {},
+  });
 });
 
 after(async () => {
@@ -67,6 +74,7 @@ test('console files carry a CSP that forbids inline script and framing, and nosn
 test('a console folder that was never built: the manager starts, serves the API and says why', async () => {
   const logged: string[] = [];
   const bare = await startManager({
+    ...(await testDatabase(path.join(dir, 'data-bare'))),
     dataDir: path.join(dir, 'data-bare'),
     port: 0,
     consoleDir: path.join(dir, 'never-built'),

@@ -1,12 +1,29 @@
-// Migrations on databases that already hold rows: 0004 rates change records, 0011 numbers jobs.
+// Migrations on databases that already hold rows: 0004 rates change records, 0011 numbers jobs;
+// and the rules the schema holds. On SQLite, and on PostgreSQL under SILOBREAK_TEST_DATABASE=postgres.
 import assert from 'node:assert/strict';
 import Database from 'better-sqlite3';
-import { Kysely, Migrator, SqliteDialect } from 'kysely';
+import { Kysely, Migrator, sql, SqliteDialect } from 'kysely';
 import { test } from 'node:test';
-import { migrations, type DB } from './db.js';
+import { migrations, postgresKysely, type DB } from './db.js';
+import { createTestDatabase, testDatabaseKind, violates } from './test-postgres.js';
+
+const onPostgres = testDatabaseKind() === 'postgres';
+
+/** A new, empty database of the kind under test; foreign keys off where a test needs no parent rows. */
+async function freshDb(foreignKeys = true): Promise<Kysely<DB>> {
+  if (onPostgres) {
+    const url = new URL(await createTestDatabase());
+    // Replica sessions fire no foreign-key triggers.
+    if (!foreignKeys) url.searchParams.set('options', '-c session_replication_role=replica');
+    return postgresKysely(url.toString());
+  }
+  const sqlite = new Database(':memory:');
+  sqlite.pragma(`foreign_keys = ${foreignKeys ? 'ON' : 'OFF'}`);
+  return new Kysely<DB>({ dialect: new SqliteDialect({ database: sqlite }) });
+}
 
 test('0004 rates the change records made before risks existed', async () => {
-  const db = new Kysely<DB>({ dialect: new SqliteDialect({ database: new Database(':memory:') }) });
+  const db = await freshDb();
   const migrator = new Migrator({ db, provider: { getMigrations: async () => ({ ...migrations }) } });
   assert.equal((await migrator.migrateTo('0003-vm-copies')).error, undefined);
   const record = (kind: string, action: string, changes: unknown[]) => ({
@@ -54,9 +71,7 @@ test('0004 rates the change records made before risks existed', async () => {
 
 test('0011 numbers existing jobs and recommendations by time, then as inserted; new rows get the next number', async () => {
   // Foreign keys off: recommendations need no VM rows here.
-  const sqlite = new Database(':memory:');
-  sqlite.pragma('foreign_keys = OFF');
-  const db = new Kysely<DB>({ dialect: new SqliteDialect({ database: sqlite }) });
+  const db = await freshDb(false);
   const migrator = new Migrator({ db, provider: { getMigrations: async () => ({ ...migrations }) } });
   assert.equal((await migrator.migrateTo('0009-retained-copies')).error, undefined);
   const same = '2026-12-07T10:00:00.000Z';
@@ -123,10 +138,11 @@ test('0011 numbers existing jobs and recommendations by time, then as inserted; 
   await db.insertInto('placement_recommendations').values(rec('yyy', same)).execute();
   assert.deepEqual((await seqs('jobs')).slice(4), ['yyy:5', 'xxx:6', 'www:7']);
   assert.deepEqual((await seqs('placement_recommendations')).slice(4), ['yyy:5']);
+  await db.destroy();
 });
 
 test('0012 keeps the oldest VM of a name and of a MAC, then the database refuses a second one', async () => {
-  const db = new Kysely<DB>({ dialect: new SqliteDialect({ database: new Database(':memory:') }) });
+  const db = await freshDb();
   const migrator = new Migrator({ db, provider: { getMigrations: async () => ({ ...migrations }) } });
   assert.equal((await migrator.migrateTo('0009-retained-copies')).error, undefined);
   const now = '2026-11-30T10:00:00.000Z';
@@ -208,7 +224,7 @@ test('0012 keeps the oldest VM of a name and of a MAC, then the database refuses
       .insertInto('vms')
       .values(vm('e', 'web', now))
       .execute(),
-    /UNIQUE constraint failed: vms.name/,
+    violates('unique', 'vms.name'),
   );
   await db
     .insertInto('vms')
@@ -216,23 +232,17 @@ test('0012 keeps the oldest VM of a name and of a MAC, then the database refuses
     .execute();
   await assert.rejects(
     db.insertInto('vm_nics').values(nic('f', '52:54:00:00:00:0a')).execute(),
-    /UNIQUE constraint failed: vm_nics.mac/,
+    violates('unique', 'vm_nics.mac'),
   );
   await db.destroy();
 });
 
 test('0014 makes the datastores from before local, with no storage id', async () => {
-  const sqlite = new Database(':memory:');
-  sqlite.pragma('foreign_keys = OFF');
-  const db = new Kysely<DB>({ dialect: new SqliteDialect({ database: sqlite }) });
+  const db = await freshDb(false);
   const migrator = new Migrator({ db, provider: { getMigrations: async () => ({ ...migrations }) } });
   assert.equal((await migrator.migrateTo('0013-fabric-pki')).error, undefined);
-  sqlite
-    .prepare(
-      `insert into datastores (id, host_id, name, path, is_default, capacity_bytes, free_bytes, class)
-       values ('d1', 'h1', 'local', '/d', 1, 10, 5, 'standard')`,
-    )
-    .run();
+  await sql`insert into datastores (id, host_id, name, path, is_default, capacity_bytes, free_bytes, class)
+    values ('d1', 'h1', 'local', '/d', 1, 10, 5, 'standard')`.execute(db);
   assert.equal((await migrator.migrateTo('0014-shared-datastores')).error, undefined);
   const rows = await db.selectFrom('datastores').select(['name', 'kind', 'storage_id']).execute();
   assert.deepEqual(rows, [{ name: 'local', kind: 'local', storage_id: null }]);
@@ -240,9 +250,7 @@ test('0014 makes the datastores from before local, with no storage id', async ()
 });
 
 test('0015 holds the cluster rules: lease host ids 1-2000, unique per cluster, only in a cluster; maintenance and HA values; a cluster with hosts is not deleted', async () => {
-  const sqlite = new Database(':memory:');
-  sqlite.pragma('foreign_keys = ON');
-  const db = new Kysely<DB>({ dialect: new SqliteDialect({ database: sqlite }) });
+  const db = await freshDb();
   const migrator = new Migrator({ db, provider: { getMigrations: async () => ({ ...migrations }) } });
   assert.equal((await migrator.migrateToLatest()).error, undefined);
   const now = '2026-12-10T10:00:00.000Z';
@@ -271,14 +279,11 @@ test('0015 holds the cluster rules: lease host ids 1-2000, unique per cluster, o
     created_at: now,
     agent_events: null,
   });
-  // Hosts made before (or without) clusters: standalone, out of maintenance.
-  await sqlite
-    .prepare(
-      `insert into hosts (${Object.keys(host('h1')).join(', ')}) values (${Object.keys(host('h1'))
-        .map(() => '?')
-        .join(', ')})`,
-    )
-    .run(...Object.values(host('h1')));
+  // Hosts made before (or without) clusters: standalone, out of maintenance (the columns left out).
+  await db
+    .insertInto('hosts')
+    .values(host('h1') as never)
+    .execute();
   for (const id of ['h2', 'h3'])
     await db
       .insertInto('hosts')
@@ -296,33 +301,27 @@ test('0015 holds the cluster rules: lease host ids 1-2000, unique per cluster, o
   await db.insertInto('clusters').values({ id: 'c2', name: 'c2', created_at: now }).execute();
   await assert.rejects(
     db.insertInto('clusters').values({ id: 'c3', name: 'c1', created_at: now }).execute(),
-    /UNIQUE constraint failed: clusters.name/,
+    violates('unique', 'clusters.name'),
   );
   const join = (id: string, cluster: string | null, lease: number | null) =>
     db.updateTable('hosts').set({ cluster_id: cluster, lease_host_id: lease }).where('id', '=', id).execute();
   await join('h1', 'c1', 1);
   await join('h2', 'c2', 1);
-  await assert.rejects(
-    join('h3', 'c1', 1),
-    /UNIQUE constraint failed: hosts.cluster_id, hosts.lease_host_id/,
-  );
+  await assert.rejects(join('h3', 'c1', 1), violates('unique', 'hosts.cluster_id, hosts.lease_host_id'));
   for (const lease of [0, 2001, 1.5])
-    await assert.rejects(join('h3', 'c1', lease), /CHECK constraint failed/);
-  await assert.rejects(join('h3', 'c1', null), /CHECK constraint failed/);
-  await assert.rejects(join('h3', null, 2), /CHECK constraint failed/);
-  await assert.rejects(join('h3', 'nope', 2), /FOREIGN KEY constraint failed/);
+    await assert.rejects(join('h3', 'c1', lease), violates('check', `lease ${lease}`, lease === 1.5));
+  await assert.rejects(join('h3', 'c1', null), violates('check'));
+  await assert.rejects(join('h3', null, 2), violates('check'));
+  await assert.rejects(join('h3', 'nope', 2), violates('foreign-key'));
   await join('h3', 'c1', 2000);
-  await assert.rejects(
-    db.deleteFrom('clusters').where('id', '=', 'c1').execute(),
-    /FOREIGN KEY constraint failed/,
-  );
+  await assert.rejects(db.deleteFrom('clusters').where('id', '=', 'c1').execute(), violates('foreign-key'));
   await assert.rejects(
     db
       .updateTable('hosts')
       .set({ maintenance: 'upgrading' as never })
       .where('id', '=', 'h1')
       .execute(),
-    /CHECK constraint failed/,
+    violates('check'),
   );
   // VMs: HA defaults, and the database refuses values out of range.
   const vm = {
@@ -363,7 +362,11 @@ test('0015 holds the cluster rules: lease host ids 1-2000, unique per cluster, o
     { ha_preferred_hosts: '{"a":1}' },
     { ha_preferred_hosts: 'not json' },
   ])
-    await assert.rejects(set(values), /CHECK constraint failed/, JSON.stringify(values));
+    await assert.rejects(
+      set(values),
+      violates('check', JSON.stringify(values), values.ha_priority === 2.5),
+      JSON.stringify(values),
+    );
   await set({ ha_protected: 1, ha_priority: 1000, ha_preferred_hosts: '["h2"]' });
   await db.destroy();
 });

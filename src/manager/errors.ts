@@ -7,6 +7,7 @@ import {
   type Problem,
 } from '../api/index.js';
 import type { z } from 'zod';
+import { unstorableText } from './db.js';
 
 /*
  * The manager's typed domain errors. The core throws them with their context; toProblem() is the
@@ -258,5 +259,7 @@ export function toProblem(error: unknown): Problem {
     if (code) return problemOf(code, error.message);
     return { ...problemOf('invalid-input', error.message), status: error.statusCode };
   }
+  if (unstorableText(error))
+    return problemOf('invalid-input', 'text with a NUL character (U+0000) is not valid here');
   return problemOf('internal', 'internal error; see the manager log');
 }

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { ChangeRecord, FabricEvent, InventoryEvent, InventoryObjectKind, Job } from '../api/index.js';
 import { changeRecordOf } from './changes.js';
-import type { Db } from './db.js';
+import { readAfterTransactions, type Db } from './db.js';
 import { storageIssueOf } from './insight/issues.js';
 import type { JobRunner } from './jobs.js';
 import { writes, type NotedTable } from './writes.js';
@@ -133,13 +133,15 @@ export class FabricEvents {
     for (;;) {
       const after = this.lastChangeId;
       if (after === undefined) return;
-      const rows = await this.db
-        .selectFrom('changes')
-        .selectAll()
-        .where('id', '>', after)
-        .orderBy('id')
-        .limit(CHANGE_PAGE)
-        .execute();
+      const rows = await readAfterTransactions(this.db, (tx) =>
+        tx
+          .selectFrom('changes')
+          .selectAll()
+          .where('id', '>', after)
+          .orderBy('id')
+          .limit(CHANGE_PAGE)
+          .execute(),
+      );
       // Stopped meanwhile: nobody to tell.
       if (this.lastChangeId === undefined) return;
       for (const row of rows) {
@@ -157,13 +159,15 @@ export class FabricEvents {
     const mark = this.issueMark;
     if (!mark) return;
     // Issues are updated in place (opened, changed, ended): read by time, the boundary's ids once.
-    const rows = await this.db
-      .selectFrom('storage_issues')
-      .selectAll()
-      .where('updated_at', '>=', mark.at)
-      .orderBy('updated_at')
-      .orderBy('id')
-      .execute();
+    const rows = await readAfterTransactions(this.db, (tx) =>
+      tx
+        .selectFrom('storage_issues')
+        .selectAll()
+        .where('updated_at', '>=', mark.at)
+        .orderBy('updated_at')
+        .orderBy('id')
+        .execute(),
+    );
     if (this.issueMark !== mark) return;
     for (const row of rows) {
       const id = Number(row.id);

@@ -23,6 +23,7 @@ import {
 } from '../../tools/api-fuzz.js';
 import { startManager, type RunningManager } from './manager.js';
 import { dbSnapshot, seedHost, testVm } from './test-inventory.js';
+import { testDatabase } from './test-postgres.js';
 
 /** Cases per operation: about 35 operations, the whole file well under a minute on slow cores. */
 const RUNS = Number(process.env.FUZZ_RUNS ?? 60);
@@ -47,6 +48,7 @@ const send = (request: BadRequest): Promise<Answer> => sendRaw(manager.url, requ
 before(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'sb-manager-fuzz-'));
   manager = await startManager({
+    ...(await testDatabase(dir)),
     dataDir: dir,
     reconcileIntervalSeconds: 3600,
     onContractBreach: (breach) => breaches.push(breach),

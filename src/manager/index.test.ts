@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { parseListen } from './index.js';
+import { managerSettings, parseListen } from './index.js';
 
 test('--listen takes address:port, IPv6 in brackets', () => {
   assert.deepEqual(parseListen('127.0.0.1:7100'), { host: '127.0.0.1', port: 7100 });
@@ -8,4 +8,22 @@ test('--listen takes address:port, IPv6 in brackets', () => {
   for (const bad of ['7100', '127.0.0.1', '127.0.0.1:99999', ':80', 'host:port']) {
     assert.throws(() => parseListen(bad), /--listen: must be address:port/);
   }
+});
+
+test('--database takes a postgres:// URL, and is absent (SQLite in the data dir) without it', () => {
+  const flags = {
+    dataDir: '/var/lib/m',
+    listen: '127.0.0.1:7100',
+    reconcileInterval: '30',
+    statsInterval: '30',
+    retainDays: '7',
+  };
+  assert.equal(managerSettings(flags).database, undefined);
+  for (const url of [
+    'postgres://silobreak@db.example/silobreak',
+    'postgresql://u@10.0.0.5:5433/m?sslmode=require',
+  ])
+    assert.equal(managerSettings({ ...flags, database: url }).database, url);
+  for (const bad of ['mysql://u@h/db', '/var/lib/m/manager.db', 'postgres:/nohost', ''])
+    assert.throws(() => managerSettings({ ...flags, database: bad }), /^Error: --database: must be/, bad);
 });

@@ -1,5 +1,7 @@
 import type { Command } from 'commander';
 import { readFile } from 'node:fs/promises';
+import { z } from 'zod';
+import { isPostgresUrl } from './db.js';
 import { DEFAULT_STATS_INTERVAL_SECONDS } from './insight/index.js';
 import { startManager } from './manager.js';
 import { RETAINED_COPY_DAYS } from './move/index.js';
@@ -16,6 +18,8 @@ export type { VmJobDeps } from './vm-jobs.js';
 /** The metrics store and the change log as functions on a database (bench/insight uses them). */
 export * as insight from './insight/index.js';
 export { openDatabase, type Db } from './db.js';
+/** Tests outside the manager: their manager on PostgreSQL under SILOBREAK_TEST_DATABASE=postgres. */
+export { testDatabase } from './test-postgres.js';
 export { changeTimeline, listChanges, recordChanges, SYSTEM } from './changes.js';
 /** A host and its report put into the inventory as a join does (bench/insight: the series' VMs). */
 export { insertHost } from './inventory.js';
@@ -44,7 +48,14 @@ export interface ManagerFlags {
   retainDays: string;
   tokenFile?: string;
   name?: string;
+  database?: string;
 }
+
+/** `--database`: a PostgreSQL URL (its password better in PGPASSWORD or ~/.pgpass than here). */
+const DatabaseUrl = z
+  .string()
+  .refine(isPostgresUrl, 'must be a postgres:// or postgresql:// URL')
+  .refine((v) => URL.canParse(v), 'must be a valid URL, like postgres://silobreak@db.example/silobreak');
 
 /**
  * The flags checked and turned into the manager's settings; a bad one throws naming the flag. Kept
@@ -60,8 +71,15 @@ export function managerSettings(opts: ManagerFlags) {
   if (!(retainDays > 0 && retainDays <= 365))
     throw new Error('--retain-days: must be a number of days, more than 0 and at most 365');
   const { host, port } = parseListen(opts.listen);
+  let database: string | undefined;
+  if (opts.database !== undefined) {
+    const parsed = DatabaseUrl.safeParse(opts.database);
+    if (!parsed.success) throw new Error(`--database: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
+    database = parsed.data;
+  }
   return {
     dataDir: opts.dataDir,
+    ...(database ? { database } : {}),
     host,
     port,
     reconcileIntervalSeconds: interval,
@@ -85,7 +103,14 @@ export function registerManagerCommands(program: Command, options: { consoleDir?
   program
     .command('manager')
     .description('Run the manager: inventory, jobs and the REST API (/api/v1) for all joined hosts')
-    .requiredOption('--data-dir <dir>', 'where the database and admin-token file live')
+    .requiredOption(
+      '--data-dir <dir>',
+      'where the database (unless --database), CA and admin-token file live',
+    )
+    .option(
+      '--database <url>',
+      'a PostgreSQL database (postgres://user@host/db; password in PGPASSWORD or ~/.pgpass) instead of SQLite in the data dir',
+    )
     .option('--listen <address:port>', 'address and port of the REST API', '127.0.0.1:7100')
     .option('--reconcile-interval <seconds>', 'seconds between polls of every agent', '30')
     .option(

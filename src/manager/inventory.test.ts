@@ -6,17 +6,18 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { listChanges } from './changes.js';
-import { openDatabase, type Db } from './db.js';
+import type { Db } from './db.js';
 import { hostRow, listDatastores, listVSwitches } from './inventory.js';
 import { applySnapshot } from './reconcile.js';
 import { agentSnapshot, seedHost } from './test-inventory.js';
+import { testDb, violates } from './test-postgres.js';
 
 let dir: string;
 let db: Db;
 
 before(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'sb-inventory-'));
-  db = await openDatabase(dir);
+  db = await testDb(dir);
   await seedHost(db, 'h1', 1, []);
   await seedHost(db, 'h2', 2, []);
 });
@@ -134,7 +135,7 @@ test('a shared datastore is stored with its storage id; the database holds id pr
   ])
     await assert.rejects(
       db.updateTable('datastores').set(bad).where('id', '=', row.id).execute(),
-      /CHECK constraint failed/,
+      violates('check', JSON.stringify(bad)),
       JSON.stringify(bad),
     );
 });

@@ -23,7 +23,16 @@ import type {
 import { bestClass, MOVE_JOB_KINDS, VmState } from '../api/index.js';
 import { SYSTEM, nowIso, recordChanges, type Actor, type ChangeInput } from './changes.js';
 import { decodeCursor, pageOf } from './cursor.js';
-import type { DatastoresTable, DB, HostsTable, Tx, VmDisksTable, VmNicsTable, VmsTable } from './db.js';
+import {
+  byDialect,
+  type DatastoresTable,
+  type DB,
+  type HostsTable,
+  type Tx,
+  type VmDisksTable,
+  type VmNicsTable,
+  type VmsTable,
+} from './db.js';
 import { classify, diffCollections, diffFields } from './diff.js';
 import { ClusterNotFound, Conflict, HostNotFound, NotFound, PoolNotFound, VmNotFound } from './errors.js';
 import { toolsStatusOfRow } from './tools-status.js';
@@ -187,7 +196,9 @@ function hostQuery(tx: Tx) {
         .as('vm_count'),
     )
     .select(
-      sql<string | null>`(select group_concat(class, ',') from datastores where host_id = hosts.id)`.as(
+      sql<
+        string | null
+      >`(select ${sql.raw(byDialect(tx, { sqlite: 'group_concat', postgres: 'string_agg' }))}(class, ',') from datastores where host_id = hosts.id)`.as(
         'datastore_classes',
       ),
     );

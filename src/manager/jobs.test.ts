@@ -9,6 +9,7 @@ import { z } from 'zod';
 import { ManagerClient, type Job } from '../api/index.js';
 import type { JobHandler } from './jobs.js';
 import { startManager, type RunningManager } from './manager.js';
+import { testDatabase } from './test-postgres.js';
 
 let dir: string;
 let manager: RunningManager;
@@ -59,6 +60,7 @@ function testHandlers(): JobHandler<never>[] {
 
 async function start(): Promise<void> {
   manager = await startManager({
+    ...(await testDatabase(dir)),
     dataDir: dir,
     reconcileIntervalSeconds: 3600,
     jobHandlers: testHandlers,

@@ -7,7 +7,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import Database from 'better-sqlite3';
-import { openDatabase, withSqlite, type Db } from './db.js';
+import { sql } from 'kysely';
+import { openDatabase, type Db } from './db.js';
 import {
   claimLease,
   LEASE_EXPIRY_MS,
@@ -198,7 +199,7 @@ test('Leadership: a leader that cannot renew (the database locked) steps down on
   const gainedAt = Date.now();
   // A third connection holds the write lock; the leader's handle does not wait for it (the event
   // loop of a better-sqlite3 handle would block while it waits), so every renewal fails.
-  await withSqlite(a, (s) => s.pragma('busy_timeout = 0'));
+  await sql.raw('pragma busy_timeout = 0').execute(a);
   const locker = new Database(path.join(dir, 'manager.db'));
   locker.exec('begin immediate');
   try {
@@ -216,7 +217,7 @@ test('Leadership: a leader that cannot renew (the database locked) steps down on
   } finally {
     locker.exec('rollback');
     locker.close();
-    await withSqlite(a, (s) => s.pragma('busy_timeout = 5000'));
+    await sql.raw('pragma busy_timeout = 5000').execute(a);
   }
   await first.l.stop();
 });

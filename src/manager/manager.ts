@@ -35,6 +35,8 @@ export const MANAGER_VERSION = '0.1.0';
 
 export interface ManagerOptions {
   dataDir: string;
+  /** A postgres:// URL: the database is there instead of SQLite in the data dir (issue 31). */
+  database?: string;
   /** Address to listen on (loopback or a lab address); port 0 picks a free one. */
   host?: string;
   port?: number;
@@ -102,7 +104,7 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
   await chmod(options.dataDir, 0o700);
   // The fabric CA (made on the first start): agents answer only its manager certificate.
   const ca = await FabricCa.open(options.dataDir);
-  const db = await openDatabase(options.dataDir);
+  const db = await openDatabase(options.database ?? options.dataDir);
   const hostLocks = new KeyedMutex();
   // Several managers may share the database (issue 31); only the leader acts on agents, each call
   // under its epoch (leader.ts). Made before anything can call an agent; it leads from start().

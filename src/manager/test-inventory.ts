@@ -10,6 +10,7 @@ import { startManager, type RunningManager } from './manager.js';
 import { SYSTEM } from './changes.js';
 import type { Db } from './db.js';
 import { insertHost } from './inventory.js';
+import { createTestDatabase, dropTestDatabase, testDatabaseKind } from './test-postgres.js';
 import { certificateRequest, generateKey, issueCertificate } from '../pki/index.js';
 import { applySnapshot, type AgentSnapshot } from './reconcile.js';
 
@@ -108,10 +109,11 @@ const CHANGEABLE: readonly Table[] = [
   'host_links',
 ];
 
-/** These tables' rows as one string, to compare before and after a call. */
+/** These tables' rows as one string, to compare before and after a call (rows in no particular order). */
 export async function dbSnapshot(db: Db, tables: readonly Table[] = CHANGEABLE): Promise<string> {
   const all = await Promise.all(tables.map((t) => db.selectFrom(t).selectAll().execute()));
-  return JSON.stringify(all);
+  // Sorted: PostgreSQL returns an updated row in another place, SQLite in the same.
+  return JSON.stringify(all.map((rows) => rows.map((r) => JSON.stringify(r)).sort()));
 }
 
 export interface TestManager {
@@ -135,11 +137,15 @@ export async function startTestManager(
 ): Promise<TestManager> {
   const dir = await mkdtemp(path.join(tmpdir(), prefix));
   const breaches: ContractBreach[] = [];
+  // SILOBREAK_TEST_DATABASE=postgres: a new database in this process's test PostgreSQL.
+  const database = testDatabaseKind() === 'postgres' ? await createTestDatabase() : undefined;
   const manager = await startManager({
     dataDir: dir,
+    ...(database ? { database } : {}),
     reconcileIntervalSeconds: 3600,
     ...options,
-    log: () => {},
+    // SILOBREAK_TEST_LOG=1 shows the manager's log (an internal error's cause).
+    log: process.env.SILOBREAK_TEST_LOG === '1' ? (m) => console.error(`manager: ${m}`) : () => {},
     onContractBreach: (breach) => breaches.push(breach),
   });
   assert.ok(manager.adminToken);
@@ -153,6 +159,7 @@ export async function startTestManager(
     async close() {
       await manager.close();
       await rm(dir, { recursive: true, force: true });
+      if (database) await dropTestDatabase(database);
     },
   };
 }

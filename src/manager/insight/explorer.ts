@@ -10,7 +10,7 @@ import {
   type StorageDiskRow,
 } from '../../api/index.js';
 import { decodeCursor, encodeCursor } from '../cursor.js';
-import { withSqlite, type Db } from '../db.js';
+import { rawAll, runRaw, type Db } from '../db.js';
 import { InvalidInput } from '../errors.js';
 import type Database from 'better-sqlite3';
 import { emptySums, ioFigures, P90, P99, percentileMs, type IoFigures, type IoSums } from './rates.js';
@@ -218,12 +218,11 @@ export async function listStorageDatastores(
     );
     params.push(like(q.q), like(q.q));
   }
-  const rows = await withSqlite(
+  const rows = await runRaw(
     db,
-    (sqlite) =>
-      sqlite
-        .prepare(
-          `${aggCte(undefined, res)}
+    () =>
+      rawAll<Record<string, unknown>>(
+        `${aggCte(undefined, res)}
            select ds.*,
              coalesce((select inv.kind from datastores inv join hosts h on h.id = inv.host_id
                where h.name = ds.host and inv.name = ds.name), 'local') as kind,
@@ -233,8 +232,9 @@ export async function listStorageDatastores(
            from stat_datastores ds
            left join agg on agg.subject = ds.id
            where ${where.join(' and ')}`,
-        )
-        .all(...params) as Record<string, unknown>[],
+        ...params,
+      ),
+    { transaction: false },
   );
   const items = rows.map((r): StorageDatastoreRow & { io: IoFigures } => {
     const io = rounded(ioFigures(sumsFromRow(r)));
@@ -300,7 +300,8 @@ const per = (n: string, d: string) => `(1.0 * (${n}) / nullif(${d}, 0))`;
 /**
  * `percentile_ms(p, bin0, ..., binN)`: percentileMs of the bins, registered on each SQLite handle
  * the explorer reads, so a percentile sort is SQLite's top-N sort like every other column (the
- * same function as the figures shown, so the order matches them exactly).
+ * same function as the figures shown, so the order matches them exactly). PostgreSQL has it as a
+ * function of the database, the same steps in PL/pgSQL (db.ts, migration 0017).
  */
 const withPercentile = new WeakSet<Database.Database>();
 function registerPercentile(sqlite: Database.Database): void {
@@ -414,10 +415,14 @@ export async function listStorageDisks(
         : `where sort_value is null or sort_value ${cmp} ? or (sort_value = ? and sort_key > ?)`;
   const condParams =
     after === undefined ? [] : after[0] === null ? [after[1]] : [after[0], after[0], after[1]];
-  return withSqlite(db, (sqlite) => {
-    registerPercentile(sqlite);
-    const ordered = sqlite
-      .prepare(
+  return runRaw(
+    db,
+    function* () {
+      const ordered = yield* rawAll<{
+        id: number;
+        sort_value: Sortable;
+        sort_key: string;
+      }>(
         // Materialised: each disk's sort value computed once, not again in each term of the cursor's condition.
         `${sortColumns.length > 0 ? `${aggCte(sortColumns, res)},` : 'with'}
          sorted as materialized (select d.id, ${sqlSort} as sort_value,
@@ -428,53 +433,46 @@ export async function listStorageDisks(
            where ${where.join(' and ')})
          select id, sort_value, sort_key from sorted
          ${cond} order by sort_value is null, sort_value ${order}, sort_key limit ?`,
-      )
-      .all(
         ...(sortColumns.length > 0 ? [res, since, SUBJECT_DISK] : []),
         ...params,
         ...condParams,
         q.limit + 1,
-      ) as {
-      id: number;
-      sort_value: Sortable;
-      sort_key: string;
-    }[];
-    const page = ordered.slice(0, q.limit);
-    const last = page[page.length - 1];
-    const nextCursor =
-      ordered.length > q.limit && last
-        ? encodeCursor([spec, JSON.stringify(last.sort_value ?? null), last.sort_key])
-        : null;
-    if (page.length === 0) return { items: [], nextCursor };
-    const ids = page.map((r) => r.id);
-    const marks = ids.map(() => '?').join(', ');
-    const recs = new Map(
-      (
-        sqlite
-          .prepare(
-            `select d.id, d.vm_id, d.disk_id, d.vm_name, d.host, d.datastore, d.format, d.format_version,
-               d.virtual_size_bytes, d.allocated_bytes, d.sampled_at,
-               g.used_bytes as g_used, g.size_bytes as g_size, g.fullest_percent as g_fullest
-             from stat_disks d left join stat_guests g on g.vm_id = d.vm_id where d.id in (${marks})`,
-          )
-          .all(...ids) as Record<string, unknown>[]
-      ).map((rec) => [Number(rec.id), rec]),
-    );
-    // The page's sums, every column (both directions' bins, for its percentiles).
-    const sums = new Map(
-      (
-        sqlite
-          .prepare(
-            `select subject, ${IO_VALUE_COLUMNS.map((c) => `sum(${c}) as ${c}`).join(', ')} from io_series
-             where res = ? and bucket ${res < 0 ? '=' : '>='} ? and kind = ? and subject in (${marks})
-             group by subject`,
-          )
-          .all(res, since, SUBJECT_DISK, ...ids) as Record<string, unknown>[]
-      ).map((row) => [Number(row.subject), sumsFromRow(row)]),
-    );
-    return {
-      items: page.map((r) => diskRow(recs.get(r.id) ?? {}, sums.get(r.id) ?? emptySums())),
-      nextCursor,
-    };
-  });
+      );
+      const page = ordered.slice(0, q.limit);
+      const last = page[page.length - 1];
+      const nextCursor =
+        ordered.length > q.limit && last
+          ? encodeCursor([spec, JSON.stringify(last.sort_value ?? null), last.sort_key])
+          : null;
+      if (page.length === 0) return { items: [], nextCursor };
+      const ids = page.map((r) => r.id);
+      const marks = ids.map(() => '?').join(', ');
+      const recs = new Map(
+        (yield* rawAll<Record<string, unknown>>(
+          `select d.id, d.vm_id, d.disk_id, d.vm_name, d.host, d.datastore, d.format, d.format_version,
+             d.virtual_size_bytes, d.allocated_bytes, d.sampled_at,
+             g.used_bytes as g_used, g.size_bytes as g_size, g.fullest_percent as g_fullest
+           from stat_disks d left join stat_guests g on g.vm_id = d.vm_id where d.id in (${marks})`,
+          ...ids,
+        )).map((rec) => [Number(rec.id), rec]),
+      );
+      // The page's sums, every column (both directions' bins, for its percentiles).
+      const sums = new Map(
+        (yield* rawAll<Record<string, unknown>>(
+          `select subject, ${IO_VALUE_COLUMNS.map((c) => `sum(${c}) as ${c}`).join(', ')} from io_series
+           where res = ? and bucket ${res < 0 ? '=' : '>='} ? and kind = ? and subject in (${marks})
+           group by subject`,
+          res,
+          since,
+          SUBJECT_DISK,
+          ...ids,
+        )).map((row) => [Number(row.subject), sumsFromRow(row)]),
+      );
+      return {
+        items: page.map((r) => diskRow(recs.get(r.id) ?? {}, sums.get(r.id) ?? emptySums())),
+        nextCursor,
+      };
+    },
+    { transaction: false, sqliteSetup: registerPercentile },
+  );
 }

@@ -11,7 +11,10 @@ import {
 import { decodeCursor, pageOf } from '../cursor.js';
 import type { Selectable } from 'kysely';
 import {
-  withSqlite,
+  rawAll,
+  rawRun,
+  runRaw,
+  type RawProgram,
   type Db,
   type StatDatastoresTable,
   type StatDisksTable,
@@ -55,24 +58,23 @@ export async function thresholdOverrides(db: Db): Promise<Map<string, Partial<St
 }
 
 /** Trend points of one datastore: 5-minute points over the window, or raw ones while history is short. */
-function trendDays(
-  sqlite: import('better-sqlite3').Database,
+function* trendDays(
   ds: number,
   t: StorageThresholds,
   now: number,
-): { days: number | null; fromBuckets: boolean } {
+): RawProgram<{ days: number | null; fromBuckets: boolean }> {
   const since = now - t.trendWindowHours * 3600;
-  const points = (res: number) =>
-    (
-      sqlite
-        .prepare(
-          `select at, free_bytes from ds_series where ds = ? and res = ? and bucket >= ? order by bucket`,
-        )
-        .all(ds, res, since) as { at: number; free_bytes: number }[]
-    ).map((p) => ({ t: p.at, free: p.free_bytes }));
-  let list = points(TREND_RES);
+  function* points(res: number) {
+    return (yield* rawAll<{ at: number; free_bytes: number }>(
+      `select at, free_bytes from ds_series where ds = ? and res = ? and bucket >= ? order by bucket`,
+      ds,
+      res,
+      since,
+    )).map((p) => ({ t: p.at, free: p.free_bytes }));
+  }
+  let list = yield* points(TREND_RES);
   const fromBuckets = list.length >= t.trendMinPoints;
-  if (!fromBuckets) list = points(0);
+  if (!fromBuckets) list = yield* points(0);
   const span = list.length > 1 ? (list[list.length - 1]?.t ?? 0) - (list[0]?.t ?? 0) : 0;
   if (list.length < t.trendMinPoints || span < t.trendMinSpanSeconds) return { days: null, fromBuckets };
   return { days: daysUntilFull(list), fromBuckets };
@@ -88,39 +90,44 @@ export interface EvaluationResult {
 export async function evaluateIssues(db: Db, nowMs = Date.now()): Promise<EvaluationResult> {
   const overrides = await thresholdOverrides(db);
   const thresholdsOf = (key: string) => effectiveThresholds(overrides.get(key));
-  const result = await withSqlite(db, (sqlite) =>
-    sqlite.transaction((): EvaluationResult => {
+  const result = await runRaw(
+    db,
+    function* (): RawProgram<EvaluationResult> {
       const now = Math.floor(nowMs / 1000);
       const nowIso = new Date(nowMs).toISOString();
       const bucket = Math.floor(now / TREND_RES) * TREND_RES;
       // The last complete 5-minute bucket: the "sustained" period of the I/O rules.
       const sustainedBucket = bucket - TREND_RES;
       // Disks' rules need no bins (average latency, throughput): their sums only.
-      const sustained = (kind: number) => {
+      function* sustained(kind: number) {
         const columns = kind === SUBJECT_DISK ? SUM_COLUMNS : IO_VALUE_COLUMNS;
-        const rows = sqlite
-          .prepare(
-            `select subject, ${columns.join(', ')} from io_series where res = ? and bucket = ? and kind = ?`,
-          )
-          .all(TREND_RES, sustainedBucket, kind) as Record<string, unknown>[];
+        const rows = yield* rawAll<Record<string, unknown>>(
+          `select subject, ${columns.join(', ')} from io_series where res = ? and bucket = ? and kind = ?`,
+          TREND_RES,
+          sustainedBucket,
+          kind,
+        );
         return new Map<number, IoSums>(rows.map((r) => [Number(r.subject), sumsFromRow(r)]));
-      };
-      const dsIo = sustained(SUBJECT_DATASTORE);
-      const diskIo = sustained(SUBJECT_DISK);
+      }
+      const dsIo = yield* sustained(SUBJECT_DATASTORE);
+      const diskIo = yield* sustained(SUBJECT_DISK);
 
-      const dsRows = sqlite.prepare(`select * from stat_datastores`).all() as Row<StatDatastoresTable>[];
-      const saveTrend = sqlite.prepare(
-        `update stat_datastores set days_until_full = ?, trend_bucket = ? where id = ?`,
-      );
-      const datastores: DatastoreFacts[] = dsRows.map((d) => {
+      const dsRows = yield* rawAll<Row<StatDatastoresTable>>(`select * from stat_datastores`);
+      const datastores: DatastoreFacts[] = [];
+      for (const d of dsRows) {
         const thresholds = thresholdsOf(`${d.host}/${d.name}`);
         let days = d.days_until_full;
         if (d.trend_bucket !== bucket) {
-          const trend = trendDays(sqlite, d.id, thresholds, now);
+          const trend = yield* trendDays(d.id, thresholds, now);
           days = trend.days;
-          saveTrend.run(days, trend.fromBuckets ? bucket : null, d.id);
+          yield* rawRun(
+            `update stat_datastores set days_until_full = ?, trend_bucket = ? where id = ?`,
+            days,
+            trend.fromBuckets ? bucket : null,
+            d.id,
+          );
         }
-        return {
+        datastores.push({
           host: d.host,
           name: d.name,
           fsType: d.fs_type,
@@ -130,14 +137,12 @@ export async function evaluateIssues(db: Db, nowMs = Date.now()): Promise<Evalua
           daysUntilFull: days,
           sustained: dsIo.get(d.id) ?? null,
           thresholds,
-        };
-      });
+        });
+      }
 
-      const diskRows = sqlite
-        .prepare(
-          `select id, vm_id, disk_id, vm_name, host, datastore, format, format_version from stat_disks where gone = 0 order by id`,
-        )
-        .all() as Row<StatDisksTable>[];
+      const diskRows = yield* rawAll<Row<StatDisksTable>>(
+        `select id, vm_id, disk_id, vm_name, host, datastore, format, format_version from stat_disks where gone = 0 order by id`,
+      );
       const datastoreOf = new Map<string, string>();
       const disks: DiskFacts[] = diskRows.map((d) => {
         const ds = `${d.host}/${d.datastore}`;
@@ -156,9 +161,9 @@ export async function evaluateIssues(db: Db, nowMs = Date.now()): Promise<Evalua
         };
       });
 
-      const guestRows = sqlite
-        .prepare(`select vm_id, vm_name, host, filesystems from stat_guests where filesystems is not null`)
-        .all() as { vm_id: string; vm_name: string; host: string; filesystems: string }[];
+      const guestRows = yield* rawAll<{ vm_id: string; vm_name: string; host: string; filesystems: string }>(
+        `select vm_id, vm_name, host, filesystems from stat_guests where filesystems is not null`,
+      );
       const guestFilesystems: GuestFsFacts[] = guestRows.flatMap((g) =>
         (JSON.parse(g.filesystems) as z.infer<typeof GuestFilesystemStats>[]).map((f) => ({
           vm: g.vm_name,
@@ -171,13 +176,7 @@ export async function evaluateIssues(db: Db, nowMs = Date.now()): Promise<Evalua
         })),
       );
 
-      const toolRows = sqlite
-        .prepare(
-          `select v.id, v.name, v.state, v.started_at, v.tools_version, v.tools_started_at, v.tools_answering,
-             h.name as host, h.tools_version as host_tools from vms v join hosts h on h.id = v.host_id
-           where v.state = 'running'`,
-        )
-        .all() as {
+      const toolRows = yield* rawAll<{
         id: string;
         name: string;
         state: string;
@@ -187,7 +186,11 @@ export async function evaluateIssues(db: Db, nowMs = Date.now()): Promise<Evalua
         tools_answering: number;
         host: string;
         host_tools: string | null;
-      }[];
+      }>(
+        `select v.id, v.name, v.state, v.started_at, v.tools_version, v.tools_started_at, v.tools_answering,
+           h.name as host, h.tools_version as host_tools from vms v join hosts h on h.id = v.host_id
+         where v.state = 'running'`,
+      );
       const guestTools: GuestToolsFacts[] = toolRows.map((v) => ({
         vm: v.name,
         vmId: v.id,
@@ -198,26 +201,25 @@ export async function evaluateIssues(db: Db, nowMs = Date.now()): Promise<Evalua
       }));
 
       const findings = evaluateRules({ datastores, disks, guestFilesystems, guestTools });
-      return applyFindings(sqlite, findings, datastoreOf, nowIso);
-    })(),
+      return yield* applyFindings(findings, datastoreOf, nowIso);
+    },
+    { transaction: true },
   );
   noteWritten('storage_issues');
   return result;
 }
 
-function applyFindings(
-  sqlite: import('better-sqlite3').Database,
+const INSERT_ISSUE = `insert into storage_issues (rule, severity, subject_kind, subject_key, subject_name, host, datastore,
+   message, value, threshold, started_at, ended_at, updated_at) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, null, ?)`;
+const UPDATE_ISSUE = `update storage_issues set severity = ?, message = ?, value = ?, threshold = ?, updated_at = ? where id = ?`;
+const END_ISSUE = `update storage_issues set ended_at = ?, updated_at = ? where id = ?`;
+
+function* applyFindings(
   findings: readonly Finding[],
   datastoreOf: ReadonlyMap<string, string>,
   nowIso: string,
-): EvaluationResult {
-  const open = sqlite
-    .prepare(
-      // Drift issues are reconciliation's (drift.ts), not the figures'.
-      `select id, rule, subject_key, severity, message, value, threshold from storage_issues
-       where ended_at is null and rule not in (${DRIFT_RULES.map((r) => `'${r}'`).join(', ')})`,
-    )
-    .all() as {
+): RawProgram<EvaluationResult> {
+  const open = yield* rawAll<{
     id: number;
     rule: string;
     subject_key: string;
@@ -225,16 +227,12 @@ function applyFindings(
     message: string;
     value: number | null;
     threshold: number | null;
-  }[];
+  }>(
+    // Drift issues are reconciliation's (drift.ts), not the figures'.
+    `select id, rule, subject_key, severity, message, value, threshold from storage_issues
+     where ended_at is null and rule not in (${DRIFT_RULES.map((r) => `'${r}'`).join(', ')})`,
+  );
   const byKey = new Map(open.map((o) => [`${o.rule}|${o.subject_key}`, o]));
-  const insert = sqlite.prepare(
-    `insert into storage_issues (rule, severity, subject_kind, subject_key, subject_name, host, datastore,
-       message, value, threshold, started_at, ended_at, updated_at) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, null, ?)`,
-  );
-  const update = sqlite.prepare(
-    `update storage_issues set severity = ?, message = ?, value = ?, threshold = ?, updated_at = ? where id = ?`,
-  );
-  const end = sqlite.prepare(`update storage_issues set ended_at = ?, updated_at = ? where id = ?`);
   let opened = 0;
   const found = new Set<string>();
   for (const f of findings) {
@@ -247,7 +245,8 @@ function applyFindings(
         f.subject.kind === 'datastore'
           ? f.subject.key
           : (datastoreOf.get(f.subject.key) ?? datastoreOf.get(f.subject.key.split(':')[0] ?? '') ?? null);
-      insert.run(
+      yield* rawRun(
+        INSERT_ISSUE,
         f.rule,
         f.severity,
         f.subject.kind,
@@ -268,13 +267,13 @@ function applyFindings(
       existing.value !== f.value ||
       existing.threshold !== f.threshold
     ) {
-      update.run(f.severity, f.message, f.value, f.threshold, nowIso, existing.id);
+      yield* rawRun(UPDATE_ISSUE, f.severity, f.message, f.value, f.threshold, nowIso, existing.id);
     }
   }
   let ended = 0;
   for (const [key, o] of byKey) {
     if (found.has(key)) continue;
-    end.run(nowIso, nowIso, o.id);
+    yield* rawRun(END_ISSUE, nowIso, nowIso, o.id);
     ended++;
   }
   return { findings: found.size, opened, ended };

@@ -1,4 +1,3 @@
-import type Database from 'better-sqlite3';
 import {
   parseWindow,
   SERIES_MAX_POINTS,
@@ -8,7 +7,7 @@ import {
   type SeriesPoint,
   type VmSeries,
 } from '../../api/index.js';
-import { withSqlite, type Db } from '../db.js';
+import { rawAll, rawGet, runRaw, type Db, type RawProgram } from '../db.js';
 import { NotFound } from '../errors.js';
 import { getDatastore, getVm } from '../inventory.js';
 import { rounded } from './explorer.js';
@@ -76,20 +75,22 @@ function frameFields(f: Frame) {
  * datastore sums count it). Bucket and subject lists are primary-key lookups, never a range scan
  * over every disk's rows.
  */
-function ioSums(sqlite: Database.Database, kind: number, subjects: readonly number[], f: Frame) {
+function* ioSums(kind: number, subjects: readonly number[], f: Frame): RawProgram<Map<number, IoSums>> {
   const out = new Map<number, IoSums>();
   if (subjects.length === 0) return out;
   const columns = IO_VALUE_COLUMNS.map((c) =>
     c === 'seconds' ? 'max(seconds) as seconds' : `sum(${c}) as ${c}`,
   );
-  const rows = sqlite
-    .prepare(
-      `select bucket, ${columns.join(', ')} from io_series
-       where res = ? and bucket in (${f.buckets.map(() => '?').join(', ')}) and kind = ?
-         and subject in (${subjects.map(() => '?').join(', ')})
-       group by bucket`,
-    )
-    .all(f.step, ...f.buckets, kind, ...subjects) as Record<string, unknown>[];
+  const rows = yield* rawAll<Record<string, unknown>>(
+    `select bucket, ${columns.join(', ')} from io_series
+     where res = ? and bucket in (${f.buckets.map(() => '?').join(', ')}) and kind = ?
+       and subject in (${subjects.map(() => '?').join(', ')})
+     group by bucket`,
+    f.step,
+    ...f.buckets,
+    kind,
+    ...subjects,
+  );
   for (const r of rows) out.set(Number(r.bucket), sumsFromRow(r));
   return out;
 }
@@ -119,49 +120,59 @@ export async function diskSeries(
 ): Promise<DiskSeries> {
   const vm = await getVm(db, vmRef, 'vm');
   const f = frameOf(window, nowMs);
-  return withSqlite(db, (sqlite) => {
-    const row = sqlite
-      .prepare(`select id, host, datastore from stat_disks where vm_id = ? and disk_id = ?`)
-      .get(vm.id, disk) as { id: number; host: string; datastore: string } | undefined;
-    // A disk of the VM not sampled yet has an empty series; one it does not have is unknown.
-    if (!row && !vm.disks.some((d) => d.id === disk))
-      throw new NotFound('disk', `${vm.name}/${disk}`, 'disk');
-    return {
-      vm: vm.name,
-      vmId: vm.id,
-      disk,
-      host: row?.host ?? null,
-      datastore: row?.datastore ?? null,
-      ...frameFields(f),
-      points: ioPoints(row ? ioSums(sqlite, SUBJECT_DISK, [row.id], f) : new Map(), f),
-    };
-  });
+  return runRaw(
+    db,
+    function* () {
+      const row = yield* rawGet<{ id: number; host: string; datastore: string }>(
+        `select id, host, datastore from stat_disks where vm_id = ? and disk_id = ?`,
+        vm.id,
+        disk,
+      );
+      // A disk of the VM not sampled yet has an empty series; one it does not have is unknown.
+      if (!row && !vm.disks.some((d) => d.id === disk))
+        throw new NotFound('disk', `${vm.name}/${disk}`, 'disk');
+      return {
+        vm: vm.name,
+        vmId: vm.id,
+        disk,
+        host: row?.host ?? null,
+        datastore: row?.datastore ?? null,
+        ...frameFields(f),
+        points: ioPoints(row ? yield* ioSums(SUBJECT_DISK, [row.id], f) : new Map(), f),
+      };
+    },
+    { transaction: false },
+  );
 }
 
 /** A VM's series: its disks' (those the store has figures of) summed per bucket. */
 export async function vmSeries(db: Db, vmRef: string, window: string, nowMs = Date.now()): Promise<VmSeries> {
   const vm = await getVm(db, vmRef, 'vm');
   const f = frameOf(window, nowMs);
-  return withSqlite(db, (sqlite) => {
-    const disks = sqlite
-      .prepare(`select id, disk_id from stat_disks where vm_id = ? order by disk_id`)
-      .all(vm.id) as { id: number; disk_id: string }[];
-    return {
-      vm: vm.name,
-      vmId: vm.id,
-      disks: disks.map((d) => d.disk_id),
-      ...frameFields(f),
-      points: ioPoints(
-        ioSums(
-          sqlite,
-          SUBJECT_DISK,
-          disks.map((d) => d.id),
+  return runRaw(
+    db,
+    function* () {
+      const disks = yield* rawAll<{ id: number; disk_id: string }>(
+        `select id, disk_id from stat_disks where vm_id = ? order by disk_id`,
+        vm.id,
+      );
+      return {
+        vm: vm.name,
+        vmId: vm.id,
+        disks: disks.map((d) => d.disk_id),
+        ...frameFields(f),
+        points: ioPoints(
+          yield* ioSums(
+            SUBJECT_DISK,
+            disks.map((d) => d.id),
+            f,
+          ),
           f,
         ),
-        f,
-      ),
-    };
-  });
+      };
+    },
+    { transaction: false },
+  );
 }
 
 /**
@@ -179,35 +190,38 @@ export async function datastoreSeries(
   const f = frameOf(window, nowMs);
   const spaceTier =
     [...DS_TIERS].reverse().find((t) => t.res <= f.step && t.keepSeconds >= f.windowSeconds) ?? DS_TIERS[1];
-  return withSqlite(db, (sqlite) => {
-    const stat = sqlite
-      .prepare(`select id from stat_datastores where host = ? and name = ?`)
-      .get(ds.host, ds.name) as { id: number } | undefined;
-    const io = stat ? ioSums(sqlite, SUBJECT_DATASTORE, [stat.id], f) : new Map<number, IoSums>();
-    const space = new Map<number, { capacity: number; free: number }>();
-    if (stat) {
-      const rows = sqlite
-        .prepare(
+  return runRaw(
+    db,
+    function* () {
+      const stat = yield* rawGet<{ id: number }>(
+        `select id from stat_datastores where host = ? and name = ?`,
+        ds.host,
+        ds.name,
+      );
+      const io = stat ? yield* ioSums(SUBJECT_DATASTORE, [stat.id], f) : new Map<number, IoSums>();
+      const space = new Map<number, { capacity: number; free: number }>();
+      if (stat) {
+        const rows = yield* rawAll<{ at: number; capacity_bytes: number; free_bytes: number }>(
           `select at, capacity_bytes, free_bytes from ds_series where ds = ? and res = ? and bucket >= ? order by bucket`,
-        )
-        .all(stat.id, spaceTier.res, f.buckets[0] ?? 0) as {
-        at: number;
-        capacity_bytes: number;
-        free_bytes: number;
-      }[];
-      // Ordered by time: the last point of each bucket stays.
-      for (const r of rows)
-        space.set(Math.floor(r.at / f.step) * f.step, { capacity: r.capacity_bytes, free: r.free_bytes });
-    }
-    const points = f.buckets.map((b): DatastoreSeriesPoint => {
-      const s = space.get(b);
-      return {
-        ...ioPoint(b, io.get(b) ?? emptySums()),
-        capacityBytes: s?.capacity ?? null,
-        usedBytes: s ? s.capacity - s.free : null,
-        freeBytes: s?.free ?? null,
-      };
-    });
-    return { host: ds.host, datastore: ds.name, ...frameFields(f), points };
-  });
+          stat.id,
+          spaceTier.res,
+          f.buckets[0] ?? 0,
+        );
+        // Ordered by time: the last point of each bucket stays.
+        for (const r of rows)
+          space.set(Math.floor(r.at / f.step) * f.step, { capacity: r.capacity_bytes, free: r.free_bytes });
+      }
+      const points = f.buckets.map((b): DatastoreSeriesPoint => {
+        const s = space.get(b);
+        return {
+          ...ioPoint(b, io.get(b) ?? emptySums()),
+          capacityBytes: s?.capacity ?? null,
+          usedBytes: s ? s.capacity - s.free : null,
+          freeBytes: s?.free ?? null,
+        };
+      });
+      return { host: ds.host, datastore: ds.name, ...frameFields(f), points };
+    },
+    { transaction: false },
+  );
 }

@@ -18,6 +18,7 @@ import {
 } from '../../api/index.js';
 import { startManager, type RunningManager } from '../manager.js';
 import { fakeAgentTls, seedHost, testVm } from '../test-inventory.js';
+import { testDatabase } from '../test-postgres.js';
 
 const GiB = 2 ** 30;
 const STEP_S = 60;
@@ -119,6 +120,7 @@ const freeAt = (i: number) => 60 * GiB - i * GiB;
 before(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'sb-storage-api-'));
   manager = await startManager({
+    ...(await testDatabase(dir)),
     dataDir: dir,
     reconcileIntervalSeconds: 3600,
     statsIntervalSeconds: 3600,

@@ -13,7 +13,7 @@ import {
   type HostStats,
   type StorageDiskRow,
 } from '../../api/index.js';
-import { openDatabase, type Db } from '../db.js';
+import type { Db } from '../db.js';
 import { bucketTier, listStorageDisks } from './explorer.js';
 import { P90, P99, percentileMs } from './rates.js';
 import {
@@ -27,6 +27,7 @@ import {
   prune,
   windowStart,
 } from './store.js';
+import { testDb } from '../test-postgres.js';
 
 let dir: string;
 let db: Db;
@@ -73,7 +74,7 @@ function hostStats(host: string, atMs: number, ops: number, datastores = ['local
 
 before(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'sb-insight-store-'));
-  db = await openDatabase(dir);
+  db = await testDb(dir);
 });
 after(async () => {
   await db.destroy();
@@ -378,7 +379,7 @@ test('every window the console offers is kept; a kept window reads the buckets t
 });
 
 test('a kept window not started yet (a manager just upgraded) reads its buckets instead', async () => {
-  const fresh = await openDatabase(await mkdtemp(path.join(tmpdir(), 'sb-insight-fresh-')));
+  const fresh = await testDb(await mkdtemp(path.join(tmpdir(), 'sb-insight-fresh-')));
   try {
     const now = Date.now();
     await ingestHostStats(fresh, hostStats('hf', now - 20_000, 10));

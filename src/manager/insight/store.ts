@@ -1,6 +1,5 @@
-import type Database from 'better-sqlite3';
 import type { BlockCounters, HostStats, LatencyHistograms } from '../../api/index.js';
-import { withSqlite, type Db } from '../db.js';
+import { rawAll, rawGet, rawRun, runRaw, type Db, type RawProgram } from '../db.js';
 import { BIN_COUNT, diskInterval, emptySums, zeroBins, type IoSums } from './rates.js';
 
 /*
@@ -128,94 +127,68 @@ export function aggCte(columns: readonly string[] = IO_VALUE_COLUMNS, res?: numb
 export const aggColumns = (columns: readonly string[] = IO_VALUE_COLUMNS) =>
   columns.map((c) => `agg.${c}`).join(', ');
 
-/** Prepared statements of one database handle, built once. */
-interface Statements {
-  upsertDatastore: Database.Statement;
-  upsertDsSeries: Database.Statement;
-  diskByKey: Database.Statement;
-  insertDisk: Database.Statement;
-  updateDisk: Database.Statement;
-  upsertCounters: Database.Statement;
-  deleteCounters: Database.Statement;
-  hostDisks: Database.Statement;
-  markGone: Database.Statement;
-  upsertIo: Database.Statement;
-  upsertGuest: Database.Statement;
-  hostDatastores: Database.Statement;
-  deleteDatastore: Database.Statement;
-  deleteDsSeries: Database.Statement;
-  deleteWindowRows: Database.Statement;
-  windowStarts: Database.Statement;
-}
-const prepared = new WeakMap<Database.Database, Statements>();
-
-function statements(sqlite: Database.Database): Statements {
-  let s = prepared.get(sqlite);
-  if (s) return s;
-  const cols = IO_VALUE_COLUMNS;
-  s = {
-    upsertDatastore: sqlite.prepare(
-      `insert into stat_datastores (host, name, fs_type, capacity_bytes, free_bytes, provisioned_bytes,
-         allocated_bytes, sampled_at) values (?, ?, ?, ?, ?, ?, ?, ?)
-       on conflict (host, name) do update set fs_type = excluded.fs_type,
-         capacity_bytes = excluded.capacity_bytes, free_bytes = excluded.free_bytes,
-         provisioned_bytes = excluded.provisioned_bytes, allocated_bytes = excluded.allocated_bytes,
-         sampled_at = excluded.sampled_at
-       returning id`,
-    ),
-    upsertDsSeries: sqlite.prepare(
-      `insert into ds_series (ds, res, bucket, at, capacity_bytes, free_bytes, provisioned_bytes,
-         allocated_bytes) values (?, ?, ?, ?, ?, ?, ?, ?)
-       on conflict (ds, res, bucket) do update set at = excluded.at,
-         capacity_bytes = excluded.capacity_bytes, free_bytes = excluded.free_bytes,
-         provisioned_bytes = excluded.provisioned_bytes, allocated_bytes = excluded.allocated_bytes`,
-    ),
-    diskByKey: sqlite.prepare(
-      `select d.id, c.counter_epoch, c.counters, c.histograms, c.sampled_ms from stat_disks d
-       left join stat_disk_counters c on c.id = d.id where d.vm_id = ? and d.disk_id = ?`,
-    ),
-    insertDisk: sqlite.prepare(
-      `insert into stat_disks (vm_id, disk_id, vm_name, host, datastore, format, format_version,
-         virtual_size_bytes, allocated_bytes, sampled_at, sampled_ms, gone)
-       values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0) returning id`,
-    ),
-    updateDisk: sqlite.prepare(
-      `update stat_disks set vm_name = ?, host = ?, datastore = ?, format = ?, format_version = ?,
-         virtual_size_bytes = ?, allocated_bytes = ?, sampled_at = ?, sampled_ms = ?, gone = 0 where id = ?`,
-    ),
-    upsertCounters: sqlite.prepare(
-      `insert into stat_disk_counters (id, counter_epoch, counters, histograms, sampled_ms) values (?, ?, ?, ?, ?)
-       on conflict (id) do update set counter_epoch = excluded.counter_epoch, counters = excluded.counters,
-         histograms = excluded.histograms, sampled_ms = excluded.sampled_ms`,
-    ),
-    deleteCounters: sqlite.prepare(`delete from stat_disk_counters where id = ?`),
-    hostDisks: sqlite.prepare(`select id, vm_id, disk_id from stat_disks where host = ? and gone = 0`),
-    markGone: sqlite.prepare(`update stat_disks set gone = 1 where id = ?`),
-    upsertIo: sqlite.prepare(
-      `insert into io_series (kind, subject, res, bucket, ${cols.join(', ')})
-       values (?, ?, ?, ?, ${cols.map(() => '?').join(', ')})
-       on conflict (res, bucket, kind, subject) do update set
-         ${cols.map((c) => `${c} = ${c} + excluded.${c}`).join(', ')}`,
-    ),
-    upsertGuest: sqlite.prepare(
-      `insert into stat_guests (vm_id, vm_name, host, agent_version, filesystems, used_bytes, size_bytes,
-         fullest_percent, sampled_at) values (?, ?, ?, ?, ?, ?, ?, ?, ?)
-       on conflict (vm_id) do update set vm_name = excluded.vm_name, host = excluded.host,
-         agent_version = excluded.agent_version, filesystems = excluded.filesystems,
-         used_bytes = excluded.used_bytes, size_bytes = excluded.size_bytes,
-         fullest_percent = excluded.fullest_percent, sampled_at = excluded.sampled_at`,
-    ),
-    hostDatastores: sqlite.prepare(`select id, name from stat_datastores where host = ?`),
-    deleteDatastore: sqlite.prepare(`delete from stat_datastores where id = ?`),
-    deleteDsSeries: sqlite.prepare(`delete from ds_series where ds = ?`),
-    deleteWindowRows: sqlite.prepare(
-      `delete from io_series where res < 0 and bucket = 0 and kind = ? and subject = ?`,
-    ),
-    windowStarts: sqlite.prepare(`select res, start from io_windows`),
-  };
-  prepared.set(sqlite, s);
-  return s;
-}
+/**
+ * The store's statements, built once (the same text on both databases: raw programs, db.ts). An
+ * upsert names its table in its sums, which PostgreSQL would otherwise find ambiguous.
+ */
+const cols = IO_VALUE_COLUMNS;
+const SQL = {
+  upsertDatastore: `insert into stat_datastores (host, name, fs_type, capacity_bytes, free_bytes, provisioned_bytes,
+       allocated_bytes, sampled_at) values (?, ?, ?, ?, ?, ?, ?, ?)
+     on conflict (host, name) do update set fs_type = excluded.fs_type,
+       capacity_bytes = excluded.capacity_bytes, free_bytes = excluded.free_bytes,
+       provisioned_bytes = excluded.provisioned_bytes, allocated_bytes = excluded.allocated_bytes,
+       sampled_at = excluded.sampled_at
+     returning id`,
+  upsertDsSeries: `insert into ds_series (ds, res, bucket, at, capacity_bytes, free_bytes, provisioned_bytes,
+       allocated_bytes) values (?, ?, ?, ?, ?, ?, ?, ?)
+     on conflict (ds, res, bucket) do update set at = excluded.at,
+       capacity_bytes = excluded.capacity_bytes, free_bytes = excluded.free_bytes,
+       provisioned_bytes = excluded.provisioned_bytes, allocated_bytes = excluded.allocated_bytes`,
+  diskByKey: `select d.id, c.counter_epoch, c.counters, c.histograms, c.sampled_ms from stat_disks d
+     left join stat_disk_counters c on c.id = d.id where d.vm_id = ? and d.disk_id = ?`,
+  insertDisk: `insert into stat_disks (vm_id, disk_id, vm_name, host, datastore, format, format_version,
+       virtual_size_bytes, allocated_bytes, sampled_at, sampled_ms, gone)
+     values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0) returning id`,
+  updateDisk: `update stat_disks set vm_name = ?, host = ?, datastore = ?, format = ?, format_version = ?,
+       virtual_size_bytes = ?, allocated_bytes = ?, sampled_at = ?, sampled_ms = ?, gone = 0 where id = ?`,
+  upsertCounters: `insert into stat_disk_counters (id, counter_epoch, counters, histograms, sampled_ms) values (?, ?, ?, ?, ?)
+     on conflict (id) do update set counter_epoch = excluded.counter_epoch, counters = excluded.counters,
+       histograms = excluded.histograms, sampled_ms = excluded.sampled_ms`,
+  deleteCounters: `delete from stat_disk_counters where id = ?`,
+  hostDisks: `select id, vm_id, disk_id from stat_disks where host = ? and gone = 0`,
+  markGone: `update stat_disks set gone = 1 where id = ?`,
+  upsertIo: `insert into io_series (kind, subject, res, bucket, ${cols.join(', ')})
+     values (?, ?, ?, ?, ${cols.map(() => '?').join(', ')})
+     on conflict (res, bucket, kind, subject) do update set
+       ${cols.map((c) => `${c} = io_series.${c} + excluded.${c}`).join(', ')}`,
+  upsertGuest: `insert into stat_guests (vm_id, vm_name, host, agent_version, filesystems, used_bytes, size_bytes,
+       fullest_percent, sampled_at) values (?, ?, ?, ?, ?, ?, ?, ?, ?)
+     on conflict (vm_id) do update set vm_name = excluded.vm_name, host = excluded.host,
+       agent_version = excluded.agent_version, filesystems = excluded.filesystems,
+       used_bytes = excluded.used_bytes, size_bytes = excluded.size_bytes,
+       fullest_percent = excluded.fullest_percent, sampled_at = excluded.sampled_at`,
+  hostDatastores: `select id, name from stat_datastores where host = ?`,
+  deleteDatastore: `delete from stat_datastores where id = ?`,
+  deleteDsSeries: `delete from ds_series where ds = ?`,
+  deleteWindowRows: `delete from io_series where res < 0 and bucket = 0 and kind = ? and subject = ?`,
+  windowStarts: `select res, start from io_windows`,
+  pruneIo: `delete from io_series where res = ? and bucket < ?`,
+  pruneDs: `delete from ds_series where res = ? and bucket < ?`,
+  pruneIssues: `delete from storage_issues where ended_at is not null and ended_at < ?`,
+  goneDisks: `select id from stat_disks where gone = 1 and sampled_ms < ?`,
+  deleteDisk: `delete from stat_disks where id = ?`,
+  pruneGuests: `delete from stat_guests where sampled_at < ?`,
+  deleteWindow: `delete from io_series where res = ? and bucket = 0`,
+  rebuildWindow: `insert into io_series (res, bucket, kind, subject, ${cols.join(', ')})
+     select ?, 0, kind, subject, ${cols.map((c) => `sum(${c})`).join(', ')}
+     from io_series where res = ? and bucket >= ? group by kind, subject`,
+  subtractBucket: `update io_series as w set ${cols.map((c) => `${c} = w.${c} - t.${c}`).join(', ')}
+     from io_series as t
+     where t.res = ? and t.bucket = ? and w.res = ? and w.bucket = 0 and w.kind = t.kind and w.subject = t.subject`,
+  dropQuietWindowRows: `delete from io_series where res = ? and bucket = 0 and seconds < 0.001`,
+  setWindowStart: `insert into io_windows (res, start) values (?, ?) on conflict (res) do update set start = excluded.start`,
+};
 
 export interface IngestResult {
   disks: number;
@@ -227,154 +200,155 @@ const parseJson = <T>(text: string | null): T | null => (text === null ? null : 
 
 /** Stores one host's stats sample (see the top of this file); one transaction. */
 export function ingestHostStats(db: Db, stats: HostStats): Promise<IngestResult> {
-  return withSqlite(db, (sqlite) => ingestOn(sqlite, stats));
+  return runRaw(db, () => ingestOn(stats), { transaction: true });
 }
 
 /** Several samples in one transaction (the benchmark's backfill; same effect as one by one). */
 export function ingestMany(db: Db, samples: readonly HostStats[]): Promise<IngestResult> {
-  return withSqlite(db, (sqlite) =>
-    sqlite.transaction(() =>
-      samples.reduce<IngestResult>(
-        (total, s) => {
-          const r = ingestOn(sqlite, s);
-          return { disks: total.disks + r.disks, intervals: total.intervals + r.intervals };
-        },
-        { disks: 0, intervals: 0 },
-      ),
-    )(),
+  return runRaw(
+    db,
+    function* () {
+      const total = { disks: 0, intervals: 0 };
+      for (const s of samples) {
+        const r = yield* ingestOn(s);
+        total.disks += r.disks;
+        total.intervals += r.intervals;
+      }
+      return total;
+    },
+    { transaction: true },
   );
 }
 
-function ingestOn(sqlite: Database.Database, stats: HostStats): IngestResult {
-  const st = statements(sqlite);
+function* ingestOn(stats: HostStats): RawProgram<IngestResult> {
   const atMs = Date.parse(stats.sampledAt);
   const at = Math.floor(atMs / 1000);
-  const run = sqlite.transaction((): IngestResult => {
-    // The windows an interval ending now adds to: those that have started (maintainWindows).
-    const starts = new Map(
-      (st.windowStarts.all() as { res: number; start: number }[]).map((w) => [w.res, w.start]),
-    );
-    const targets: [res: number, bucket: number][] = IO_TIERS.map((t) => [t.res, bucketOf(at, t.res)]);
-    for (const w of WINDOWS) {
-      const start = starts.get(w.code);
-      if (start !== undefined && bucketOf(at, w.source) >= start) targets.push([w.code, 0]);
-    }
-    const dsIds = new Map<string, number>();
-    for (const d of stats.datastores) {
-      const row = st.upsertDatastore.get(
-        stats.host,
-        d.name,
-        d.fsType,
+  // The windows an interval ending now adds to: those that have started (maintainWindows).
+  const starts = new Map(
+    (yield* rawAll<{ res: number; start: number }>(SQL.windowStarts)).map((w) => [w.res, w.start]),
+  );
+  const targets: [res: number, bucket: number][] = IO_TIERS.map((t) => [t.res, bucketOf(at, t.res)]);
+  for (const w of WINDOWS) {
+    const start = starts.get(w.code);
+    if (start !== undefined && bucketOf(at, w.source) >= start) targets.push([w.code, 0]);
+  }
+  const dsIds = new Map<string, number>();
+  for (const d of stats.datastores) {
+    const row = (yield* rawGet<{ id: number }>(
+      SQL.upsertDatastore,
+      stats.host,
+      d.name,
+      d.fsType,
+      d.capacityBytes,
+      d.freeBytes,
+      d.provisionedBytes,
+      d.allocatedBytes,
+      stats.sampledAt,
+    ))!;
+    dsIds.set(d.name, row.id);
+    for (const tier of DS_TIERS)
+      yield* rawRun(
+        SQL.upsertDsSeries,
+        row.id,
+        tier.res,
+        bucketOf(at, tier.res),
+        at,
         d.capacityBytes,
         d.freeBytes,
         d.provisionedBytes,
         d.allocatedBytes,
-        stats.sampledAt,
-      ) as { id: number };
-      dsIds.set(d.name, row.id);
-      for (const tier of DS_TIERS)
-        st.upsertDsSeries.run(
-          row.id,
-          tier.res,
-          bucketOf(at, tier.res),
-          at,
-          d.capacityBytes,
-          d.freeBytes,
-          d.provisionedBytes,
-          d.allocatedBytes,
-        );
-    }
-
-    // A datastore its host no longer reports is gone, with its series.
-    for (const row of st.hostDatastores.all(stats.host) as { id: number; name: string }[]) {
-      if (dsIds.has(row.name)) continue;
-      st.deleteWindowRows.run(SUBJECT_DATASTORE, row.id);
-      st.deleteDsSeries.run(row.id);
-      st.deleteDatastore.run(row.id);
-    }
-
-    let intervals = 0;
-    const perDatastore = new Map<number, IoSums>();
-    const seen = new Set<number>();
-    for (const disk of stats.disks) {
-      const prev = st.diskByKey.get(disk.vmId, disk.disk) as
-        | {
-            id: number;
-            counter_epoch: string | null;
-            counters: string | null;
-            histograms: string | null;
-            sampled_ms: number | null;
-          }
-        | undefined;
-      const counters = disk.counters === null ? null : JSON.stringify(disk.counters);
-      const histograms = disk.histograms === null ? null : JSON.stringify(disk.histograms);
-      const common = [
-        disk.vm,
-        stats.host,
-        disk.datastore,
-        disk.format,
-        disk.formatVersion,
-        disk.virtualSizeBytes,
-        disk.allocatedBytes,
-        stats.sampledAt,
-        atMs,
-      ];
-      let id: number;
-      let interval: IoSums | undefined;
-      if (prev) {
-        id = prev.id;
-        interval = diskInterval(
-          {
-            at: prev.sampled_ms ?? atMs,
-            epoch: prev.counter_epoch,
-            counters: parseJson<BlockCounters>(prev.counters),
-            histograms: parseJson<LatencyHistograms>(prev.histograms),
-          },
-          { at: atMs, epoch: disk.counterEpoch, counters: disk.counters, histograms: disk.histograms },
-        );
-        st.updateDisk.run(...common, id);
-      } else {
-        id = (st.insertDisk.get(disk.vmId, disk.disk, ...common) as { id: number }).id;
-      }
-      st.upsertCounters.run(id, disk.counterEpoch, counters, histograms, atMs);
-      seen.add(id);
-      if (!interval) continue;
-      intervals++;
-      const values = sumsValues(interval);
-      for (const [res, bucket] of targets) st.upsertIo.run(SUBJECT_DISK, id, res, bucket, ...values);
-      const ds = dsIds.get(disk.datastore);
-      if (ds !== undefined) perDatastore.set(ds, addInto(perDatastore.get(ds) ?? emptySums(), interval));
-    }
-    for (const [ds, sums] of perDatastore) {
-      const values = sumsValues(sums);
-      for (const [res, bucket] of targets) st.upsertIo.run(SUBJECT_DATASTORE, ds, res, bucket, ...values);
-    }
-    for (const row of st.hostDisks.all(stats.host) as { id: number }[])
-      if (!seen.has(row.id)) st.markGone.run(row.id);
-
-    for (const g of stats.guests) {
-      const fs = g.filesystems;
-      const used = fs === null ? null : fs.reduce((a, f) => a + f.usedBytes, 0);
-      const size = fs === null ? null : fs.reduce((a, f) => a + f.totalBytes, 0);
-      const fullest =
-        fs === null || fs.length === 0
-          ? null
-          : Math.max(...fs.map((f) => (f.totalBytes > 0 ? (f.usedBytes / f.totalBytes) * 100 : 0)));
-      st.upsertGuest.run(
-        g.vmId,
-        g.vm,
-        stats.host,
-        g.agentVersion,
-        fs === null ? null : JSON.stringify(fs),
-        used,
-        size,
-        fullest,
-        stats.sampledAt,
       );
+  }
+
+  // A datastore its host no longer reports is gone, with its series.
+  for (const row of yield* rawAll<{ id: number; name: string }>(SQL.hostDatastores, stats.host)) {
+    if (dsIds.has(row.name)) continue;
+    yield* rawRun(SQL.deleteWindowRows, SUBJECT_DATASTORE, row.id);
+    yield* rawRun(SQL.deleteDsSeries, row.id);
+    yield* rawRun(SQL.deleteDatastore, row.id);
+  }
+
+  let intervals = 0;
+  const perDatastore = new Map<number, IoSums>();
+  const seen = new Set<number>();
+  for (const disk of stats.disks) {
+    const prev = yield* rawGet<{
+      id: number;
+      counter_epoch: string | null;
+      counters: string | null;
+      histograms: string | null;
+      sampled_ms: number | null;
+    }>(SQL.diskByKey, disk.vmId, disk.disk);
+    const counters = disk.counters === null ? null : JSON.stringify(disk.counters);
+    const histograms = disk.histograms === null ? null : JSON.stringify(disk.histograms);
+    const common = [
+      disk.vm,
+      stats.host,
+      disk.datastore,
+      disk.format,
+      disk.formatVersion,
+      disk.virtualSizeBytes,
+      disk.allocatedBytes,
+      stats.sampledAt,
+      atMs,
+    ];
+    let id: number;
+    let interval: IoSums | undefined;
+    if (prev) {
+      id = prev.id;
+      interval = diskInterval(
+        {
+          at: prev.sampled_ms ?? atMs,
+          epoch: prev.counter_epoch,
+          counters: parseJson<BlockCounters>(prev.counters),
+          histograms: parseJson<LatencyHistograms>(prev.histograms),
+        },
+        { at: atMs, epoch: disk.counterEpoch, counters: disk.counters, histograms: disk.histograms },
+      );
+      yield* rawRun(SQL.updateDisk, ...common, id);
+    } else {
+      id = (yield* rawGet<{ id: number }>(SQL.insertDisk, disk.vmId, disk.disk, ...common))!.id;
     }
-    return { disks: stats.disks.length, intervals };
-  });
-  return run();
+    yield* rawRun(SQL.upsertCounters, id, disk.counterEpoch, counters, histograms, atMs);
+    seen.add(id);
+    if (!interval) continue;
+    intervals++;
+    const values = sumsValues(interval);
+    for (const [res, bucket] of targets)
+      yield* rawRun(SQL.upsertIo, SUBJECT_DISK, id, res, bucket, ...values);
+    const ds = dsIds.get(disk.datastore);
+    if (ds !== undefined) perDatastore.set(ds, addInto(perDatastore.get(ds) ?? emptySums(), interval));
+  }
+  for (const [ds, sums] of perDatastore) {
+    const values = sumsValues(sums);
+    for (const [res, bucket] of targets)
+      yield* rawRun(SQL.upsertIo, SUBJECT_DATASTORE, ds, res, bucket, ...values);
+  }
+  for (const row of yield* rawAll<{ id: number }>(SQL.hostDisks, stats.host))
+    if (!seen.has(row.id)) yield* rawRun(SQL.markGone, row.id);
+
+  for (const g of stats.guests) {
+    const fs = g.filesystems;
+    const used = fs === null ? null : fs.reduce((a, f) => a + f.usedBytes, 0);
+    const size = fs === null ? null : fs.reduce((a, f) => a + f.totalBytes, 0);
+    const fullest =
+      fs === null || fs.length === 0
+        ? null
+        : Math.max(...fs.map((f) => (f.totalBytes > 0 ? (f.usedBytes / f.totalBytes) * 100 : 0)));
+    yield* rawRun(
+      SQL.upsertGuest,
+      g.vmId,
+      g.vm,
+      stats.host,
+      g.agentVersion,
+      fs === null ? null : JSON.stringify(fs),
+      used,
+      size,
+      fullest,
+      stats.sampledAt,
+    );
+  }
+  return { disks: stats.disks.length, intervals };
 }
 
 /**
@@ -404,37 +378,28 @@ export interface PruneResult {
 
 /** Drops what is older than each tier keeps, ended issues and gone disks past the retention. */
 export function prune(db: Db, nowMs = Date.now()): Promise<PruneResult> {
-  return withSqlite(db, (sqlite) =>
-    sqlite.transaction((): PruneResult => {
+  return runRaw(
+    db,
+    function* (): RawProgram<PruneResult> {
       const now = Math.floor(nowMs / 1000);
       let ioRows = 0;
       let dsRows = 0;
       // A bucket goes when its end is older than the tier keeps.
-      for (const t of IO_TIERS)
-        ioRows += sqlite
-          .prepare(`delete from io_series where res = ? and bucket < ?`)
-          .run(t.res, now - t.keepSeconds - t.res).changes;
-      for (const t of DS_TIERS)
-        dsRows += sqlite
-          .prepare(`delete from ds_series where res = ? and bucket < ?`)
-          .run(t.res, now - t.keepSeconds - t.res).changes;
+      for (const t of IO_TIERS) ioRows += yield* rawRun(SQL.pruneIo, t.res, now - t.keepSeconds - t.res);
+      for (const t of DS_TIERS) dsRows += yield* rawRun(SQL.pruneDs, t.res, now - t.keepSeconds - t.res);
       const cutoffIso = new Date(nowMs - RETENTION_SECONDS * 1000).toISOString();
-      let other = sqlite
-        .prepare(`delete from storage_issues where ended_at is not null and ended_at < ?`)
-        .run(cutoffIso).changes;
-      const goneIds = sqlite
-        .prepare(`select id from stat_disks where gone = 1 and sampled_ms < ?`)
-        .all(nowMs - RETENTION_SECONDS * 1000) as { id: number }[];
-      const st = statements(sqlite);
+      let other = yield* rawRun(SQL.pruneIssues, cutoffIso);
+      const goneIds = yield* rawAll<{ id: number }>(SQL.goneDisks, nowMs - RETENTION_SECONDS * 1000);
       // Their tier rows age out like the others; only the window rows would stay.
       for (const { id } of goneIds) {
-        st.deleteWindowRows.run(SUBJECT_DISK, id);
-        st.deleteCounters.run(id);
-        other += sqlite.prepare(`delete from stat_disks where id = ?`).run(id).changes;
+        yield* rawRun(SQL.deleteWindowRows, SUBJECT_DISK, id);
+        yield* rawRun(SQL.deleteCounters, id);
+        other += yield* rawRun(SQL.deleteDisk, id);
       }
-      other += sqlite.prepare(`delete from stat_guests where sampled_at < ?`).run(cutoffIso).changes;
+      other += yield* rawRun(SQL.pruneGuests, cutoffIso);
       return { ioRows, dsRows, other };
-    })(),
+    },
+    { transaction: true },
   );
 }
 
@@ -453,16 +418,17 @@ export interface SeriesRow {
  * hours to write. One transaction.
  */
 export function loadSeries(db: Db, rows: Iterable<SeriesRow>): Promise<number> {
-  return withSqlite(db, (sqlite) =>
-    sqlite.transaction(() => {
-      const st = statements(sqlite);
+  return runRaw(
+    db,
+    function* () {
       let n = 0;
       for (const r of rows) {
-        st.upsertIo.run(r.kind, r.subject, r.res, r.bucket, ...sumsValues(r.sums));
+        yield* rawRun(SQL.upsertIo, r.kind, r.subject, r.res, r.bucket, ...sumsValues(r.sums));
         n++;
       }
       return n;
-    })(),
+    },
+    { transaction: true },
   );
 }
 
@@ -479,12 +445,13 @@ export function loadDatastorePoints(
     allocatedBytes: number;
   }>,
 ): Promise<number> {
-  return withSqlite(db, (sqlite) =>
-    sqlite.transaction(() => {
-      const st = statements(sqlite);
+  return runRaw(
+    db,
+    function* () {
       let n = 0;
       for (const p of points) {
-        st.upsertDsSeries.run(
+        yield* rawRun(
+          SQL.upsertDsSeries,
           p.ds,
           p.res,
           bucketOf(p.at, p.res),
@@ -497,7 +464,8 @@ export function loadDatastorePoints(
         n++;
       }
       return n;
-    })(),
+    },
+    { transaction: true },
   );
 }
 
@@ -510,48 +478,31 @@ const MAX_WINDOW_STEPS = 24;
  * after each collection; cheap when no bucket ended since the last run.
  */
 export function maintainWindows(db: Db, nowMs = Date.now()): Promise<number> {
-  return withSqlite(db, (sqlite) =>
-    sqlite.transaction((): number => {
+  return runRaw(
+    db,
+    function* (): RawProgram<number> {
       const now = Math.floor(nowMs / 1000);
-      const st = statements(sqlite);
       const starts = new Map(
-        (st.windowStarts.all() as { res: number; start: number }[]).map((w) => [w.res, w.start]),
+        (yield* rawAll<{ res: number; start: number }>(SQL.windowStarts)).map((w) => [w.res, w.start]),
       );
-      const cols = IO_VALUE_COLUMNS;
       let changed = 0;
       for (const w of WINDOWS) {
         const desired = windowStart(w, now);
         const start = starts.get(w.code);
         if (start === desired) continue;
         if (start === undefined || start > desired || (desired - start) / w.source > MAX_WINDOW_STEPS) {
-          sqlite.prepare(`delete from io_series where res = ? and bucket = 0`).run(w.code);
-          changed += sqlite
-            .prepare(
-              `insert into io_series (res, bucket, kind, subject, ${cols.join(', ')})
-               select ?, 0, kind, subject, ${cols.map((c) => `sum(${c})`).join(', ')}
-               from io_series where res = ? and bucket >= ? group by kind, subject`,
-            )
-            .run(w.code, w.source, desired).changes;
+          yield* rawRun(SQL.deleteWindow, w.code);
+          changed += yield* rawRun(SQL.rebuildWindow, w.code, w.source, desired);
         } else {
-          const subtract = sqlite.prepare(
-            `update io_series as w set ${cols.map((c) => `${c} = w.${c} - t.${c}`).join(', ')}
-             from io_series as t
-             where t.res = ? and t.bucket = ? and w.res = ? and w.bucket = 0 and w.kind = t.kind and w.subject = t.subject`,
-          );
           for (let b = start; b < desired; b += w.source)
-            changed += subtract.run(w.source, b, w.code).changes;
+            changed += yield* rawRun(SQL.subtractBucket, w.source, b, w.code);
           // A subject quiet for the whole window has nothing left in it.
-          sqlite
-            .prepare(`delete from io_series where res = ? and bucket = 0 and seconds < 0.001`)
-            .run(w.code);
+          yield* rawRun(SQL.dropQuietWindowRows, w.code);
         }
-        sqlite
-          .prepare(
-            `insert into io_windows (res, start) values (?, ?) on conflict (res) do update set start = excluded.start`,
-          )
-          .run(w.code, desired);
+        yield* rawRun(SQL.setWindowStart, w.code, desired);
       }
       return changed;
-    })(),
+    },
+    { transaction: true },
   );
 }

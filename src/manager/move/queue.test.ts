@@ -11,6 +11,7 @@ import type { Job } from '../../api/index.js';
 import type { JobHandler } from '../jobs.js';
 import { startManager, type RunningManager } from '../manager.js';
 import { HostSlots, takeMoveSlots } from './slots.js';
+import { testDatabase } from '../test-postgres.js';
 
 let dir: string;
 let manager: RunningManager;
@@ -57,6 +58,7 @@ async function until(id: string, ok: (job: Job) => boolean): Promise<Job> {
 before(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'sb-move-queue-'));
   manager = await startManager({
+    ...(await testDatabase(dir)),
     dataDir: dir,
     reconcileIntervalSeconds: 3600,
     jobHandlers: () => [handler] as JobHandler<never>[],
