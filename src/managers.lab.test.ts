@@ -10,10 +10,13 @@
 // takes over. Alpha is then started again, as an operator restarts a crashed service, and rejoins
 // as a follower; beta is killed in the memory copy and the restarted alpha takes over. So the pair
 // stays two managers throughout, and the second takeover is by a manager that was itself killed
-// (its old lease and name must not confuse the lease).
+// (its old lease and name must not confuse the lease). Both moves are rolled back: the slow link
+// or capped stream holds the copy past the takeover. A third case has the other outcome: beta is
+// back and stalled (SIGSTOP) when alpha dies mid-copy, the source finishes the copy with no
+// manager leading, and beta, woken, carries the move forward to the target.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { ManagerClient, type ChangeRecord, type Job } from './api/index.js';
+import { AgentMigrationClient, ManagerClient, type ChangeRecord, type Job } from './api/index.js';
 import {
   assertGuestKeptRunning,
   createBusyVm,
@@ -34,6 +37,7 @@ import {
   vmChangesSince,
   within,
   type CopyPhase,
+  type GuestLife,
   type Lab,
   type LabHost,
   type RecordsFile,
@@ -169,6 +173,64 @@ async function killLeaderDuring(phase: CopyPhase, leader: Manager, follower: Man
   }
   assert.equal(lead.value, oldEpoch + 1, 'the new leader took the lease one epoch on');
   assert.ok(records, 'the strike counted the records');
+  await afterTakeover({
+    phase,
+    leader,
+    follower,
+    oldEpoch,
+    job,
+    source,
+    target,
+    life,
+    records,
+    killedAt,
+    lead,
+    taken,
+    since,
+  });
+}
+
+interface Takeover {
+  /** The phase the job was in at the kill. */
+  phase: CopyPhase;
+  leader: Manager;
+  follower: Manager;
+  oldEpoch: number;
+  job: Job;
+  source: LabHost;
+  target: LabHost;
+  life: GuestLife;
+  records: RecordsFile;
+  killedAt: number;
+  /** The new leader's epoch, and when it led (ms after the kill). */
+  lead: { value: number; ms: number };
+  /** The job as the new leader first wrote it, and when (ms after the kill). */
+  taken: { value: Job; ms: number };
+  /** The newest change record before the move. */
+  since: number;
+}
+
+/**
+ * What the user is promised after a takeover: the move ended (completed, or rolled back by the
+ * phase machine's recovery), the VM runs on exactly one host, the guest kept running with every
+ * record, and the change log has the move's start and end.
+ */
+async function afterTakeover(t: Takeover): Promise<Job> {
+  const {
+    phase,
+    leader,
+    follower,
+    oldEpoch,
+    job,
+    source,
+    target,
+    life,
+    records,
+    killedAt,
+    lead,
+    taken,
+    since,
+  } = t;
   const ended = await follower.api.waitForJob(job.id, 300_000);
   const endMs = Date.now() - killedAt;
 
@@ -221,6 +283,7 @@ async function killLeaderDuring(phase: CopyPhase, leader: Manager, follower: Man
       `change log: start at ${started.at} by ${started.actor}, end at ${end.at} by ${end.actor}`,
   );
   console.log(`# records: ${verified}`);
+  return ended;
 }
 
 before(
@@ -286,5 +349,95 @@ test(
       assert.equal(view.leader?.name, beta.name);
     });
     await killLeaderDuring('copy-memory', beta, alpha);
+  },
+);
+
+test(
+  'the leading manager is killed mid-copy and the copy completes before another leads: the next leader carries the move through to the target',
+  { timeout: 600_000 },
+  async () => {
+    // beta comes back and follows alpha, which leads since the case before.
+    const b = await startLabManager(lab, 'beta');
+    pids.push(b.pid);
+    beta = {
+      ...beta,
+      url: b.url,
+      pid: () => b.pid,
+      api: new ManagerClient(b.url, lab.manager?.token ?? '', 120_000),
+    };
+    const oldEpoch = await leading(alpha);
+    assert.ok(oldEpoch !== undefined, `${alpha.name} leads`);
+    const sourceName = (await alpha.api.getVm(VM)).host;
+    const [source, target] = sourceName === h1.name ? [h1, h2] : [h2, h1];
+    const since = await lastChangeId(alpha.api);
+    const file = '/data/takeover-forward';
+    await startGuestWorkloads(source, VM, file);
+    const life = await guestLife(source, VM);
+    // beta stalls (SIGSTOP) before alpha dies, so that nobody leads while the source's agent
+    // finishes the copy on its own: a takeover that comes after the copy completed.
+    process.kill(b.pid, 'SIGSTOP');
+    let records: RecordsFile;
+    let killedAt: number;
+    let phase: CopyPhase;
+    let job: Job;
+    try {
+      const r = await cliAt(alpha, ['vm', 'move', VM, '--to', target.name, '--detach', '--json']);
+      assert.equal(r.code, 0, r.stderr);
+      job = JSON.parse(r.stdout) as Job;
+      const copying = await timeUntil(Date.now(), 120_000, 'the copy', async () => {
+        const j = await alpha.api.getJob(job.id);
+        // The job names the source's migration once it has followed the copy once.
+        const copyPhase =
+          ['mirror-disks', 'copy-memory'].includes(j.progress.phase) &&
+          typeof j.progress.details.migrationId === 'string';
+        return copyPhase || !['queued', 'running'].includes(j.state) ? j : undefined;
+      });
+      assert.equal(
+        copying.value.state,
+        'running',
+        `the move ended before its copy: ${JSON.stringify(copying.value)}`,
+      );
+      phase = copying.value.progress.phase as CopyPhase;
+      records = { file, atLeast: await guestRecordCount(source, VM, file) };
+      const pid = alpha.pid();
+      assert.ok(pid !== undefined && pid > 0);
+      process.kill(pid, 'SIGKILL');
+      killedAt = Date.now();
+      const { migrationId } = copying.value.progress.details;
+      assert.equal(typeof migrationId, 'string', 'the job names its migration');
+      const agent = new AgentMigrationClient(labAgent(source, 10_000).http);
+      const done = await timeUntil(killedAt, 120_000, 'the copy ends on the source', async () => {
+        const status = await agent.status(String(migrationId));
+        return status.state === 'running' ? undefined : status;
+      });
+      assert.equal(done.value.state, 'completed', JSON.stringify(done.value));
+      console.log(`# killed in ${phase}; the source completed the copy ${done.ms} ms after the kill`);
+    } finally {
+      process.kill(b.pid, 'SIGCONT');
+    }
+    const lead = await timeUntil(killedAt, TAKEOVER_BOUND_MS + 120_000, `${beta.name} leads`, () =>
+      leading(beta),
+    );
+    const taken = await timeUntil(killedAt, 180_000, `${beta.name} takes the job over`, async () => {
+      const j = await beta.api.getJob(job.id);
+      return Date.parse(j.updatedAt) > killedAt ? j : undefined;
+    });
+    assert.equal(lead.value, oldEpoch + 1, 'the new leader took the lease one epoch on');
+    const ended = await afterTakeover({
+      phase,
+      leader: alpha,
+      follower: beta,
+      oldEpoch,
+      job,
+      source,
+      target,
+      life,
+      records,
+      killedAt,
+      lead,
+      taken,
+      since,
+    });
+    assert.equal(ended.state, 'succeeded', 'the copy had completed: the move goes forward');
   },
 );
