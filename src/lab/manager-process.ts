@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import {
@@ -81,7 +81,11 @@ export async function startAnotherManager(
   const manager = state.manager;
   if (!manager) throw new Error('the lab has no manager whose database another could share');
   const logPath = path.join(state.dir, `manager-${name}.log`);
-  await rm(logPath, { force: true });
+  // Appended to (an earlier run's lines stay for a look after a failure): this run's start on.
+  const from = await stat(logPath).then(
+    (s) => s.size,
+    () => 0,
+  );
   const pid = spawnManager({ ...manager, logPath }, bin, { name, listen: '127.0.0.1:0' });
   const url = await waitUntilAnswers({
     what: `manager ${name}`,
@@ -90,7 +94,9 @@ export async function startAnotherManager(
     timeoutMs: MANAGER_READY_TIMEOUT_MS,
     probe: async () => {
       // Its port is known once it says where it listens.
-      const m = /listening on (http:\/\/\S+)\/api\/v1/.exec(await readFile(logPath, 'utf8'));
+      const m = /listening on (http:\/\/\S+)\/api\/v1/.exec(
+        (await readFile(logPath)).subarray(from).toString(),
+      );
       if (!m?.[1]) throw new Error('not listening yet');
       await new ManagerClient(m[1], manager.token, 3000).info();
       return m[1];
