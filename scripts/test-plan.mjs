@@ -40,6 +40,7 @@ export const LAB_FILES = Object.freeze({
   'src/faults.lab.test.ts': { class: 'guest', seconds: 285 },
   'src/guest/guest.lab.test.ts': { class: 'guest', seconds: 40 },
   'src/insight.lab.test.ts': { class: 'guest', seconds: 95 },
+  'src/managers.lab.test.ts': { class: 'guest', seconds: 95 },
   'src/memory-move.lab.test.ts': { class: 'guest', seconds: 150 },
   'src/lab/down-all.lab.test.ts': { class: 'guest', seconds: 7 },
   'src/lab/lab.lab.test.ts': { class: 'guest', seconds: 14 },

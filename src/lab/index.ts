@@ -1,5 +1,6 @@
 export { registerLabCommands } from './commands.js';
 export { isAlive } from './processes.js';
+export type { LabManagerProcess } from './manager-process.js';
 export {
   agentArgs,
   labDown,
@@ -10,6 +11,7 @@ export {
   rebootLabHostStorage,
   restartLabAgent,
   restartLabManager,
+  startLabManager,
   waitForPing,
   type Lab,
   type LabDownOptions,

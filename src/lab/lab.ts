@@ -45,8 +45,10 @@ import {
   reconcileHosts,
   removeCliConfig,
   spawnManager,
+  startAnotherManager,
   startManager,
   writeCliConfig,
+  type LabManagerProcess,
 } from './manager-process.js';
 import { findLabProcesses, isAlive, spawnDetached, terminate, waitUntilAnswers } from './processes.js';
 import {
@@ -131,6 +133,11 @@ export const LabUpOptions = z
     sharedStorageHosts: z.number().int().min(1).max(MAX_HOSTS).optional(),
     /** Start the lab's manager on 127.0.0.1 and join the hosts to it. */
     manager: z.boolean().default(true),
+    /**
+     * The database of the lab's managers, as their `--database` (issue 31: a postgres:// URL once
+     * the manager takes one); absent: the SQLite file in the manager's data dir.
+     */
+    managerDatabase: z.string().min(1).optional(),
     /** Point the CLI at this lab's manager (LAB_CLI_CONFIG_PATH); the `lab up` command does. */
     cliConfig: z.boolean().default(false),
     /** Aborting stops `labUp` at its next step, and it removes what it created (Ctrl-C in the CLI). */
@@ -387,6 +394,14 @@ export function restartLabManager(lab: Lab): number {
 }
 
 /**
+ * Starts another manager process on the lab manager's database (issue 31: several managers, one
+ * leader), named `name`, on its own loopback port; resolves once it answers.
+ */
+export function startLabManager(lab: Lab, name: string): Promise<LabManagerProcess> {
+  return startAnotherManager(lab, name, BIN);
+}
+
+/**
  * A lab host's agent on its break-glass socket (the lab's token): the lab's own way in, and its
  * tests'. The manager, as everywhere, calls agents over mutual TLS.
  */
@@ -517,7 +532,7 @@ export async function labUp(options: LabUpOptions = {}): Promise<Lab> {
     }
     if (opts.manager) {
       log(`starting the manager on ${plan.managerUrl}`);
-      state.manager = await startManager(state, plan.managerUrl, BIN);
+      state.manager = await startManager(state, plan.managerUrl, BIN, opts.managerDatabase);
     }
     await writeState(state);
     const infos = await Promise.all(state.hosts.map((h) => waitForAgent(h, opts.signal)));

@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import {
@@ -25,27 +25,84 @@ const MANAGER_READY_TIMEOUT_MS = 120_000;
 
 type ManagerState = NonNullable<LabState['manager']>;
 
-export async function startManager(state: LabState, url: string, bin: string): Promise<ManagerState> {
+export async function startManager(
+  state: LabState,
+  url: string,
+  bin: string,
+  database?: string,
+): Promise<ManagerState> {
   const dataDir = path.join(state.dir, 'manager');
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
   const token = `sb_${randomBytes(32).toString('base64url')}`;
   const tokenFile = path.join(dataDir, 'lab-admin-token');
   await writeFile(tokenFile, token + '\n', { mode: 0o600 });
   const logPath = path.join(state.dir, 'manager.log');
-  const pid = spawnManager({ url, dataDir, logPath }, bin);
-  return { url, token, pid, dataDir, logPath };
+  const manager = { url, dataDir, logPath, ...(database !== undefined ? { database } : {}) };
+  const pid = spawnManager(manager, bin);
+  return { ...manager, token, pid };
 }
 
-/** `silobreak manager` on the lab's data and token file, logging to the lab's manager log. */
+/**
+ * `silobreak manager` on the lab's data and token file, logging to `logPath`. `as` starts another
+ * manager of the same database (issue 31): its own name and listening address.
+ */
 export function spawnManager(
-  manager: Pick<ManagerState, 'url' | 'dataDir' | 'logPath'>,
+  manager: Pick<ManagerState, 'url' | 'dataDir' | 'logPath' | 'database'>,
   bin: string,
+  as?: { name: string; listen: string },
 ): number {
   const tokenFile = path.join(manager.dataDir, 'lab-admin-token');
-  const listen = new URL(manager.url).host;
+  const listen = as?.listen ?? new URL(manager.url).host;
   // A short reconcile interval: people watch the lab change while they work with it.
   const command = [process.execPath, bin, 'manager', '--data-dir', manager.dataDir, '--listen', listen];
+  if (manager.database !== undefined) command.push('--database', manager.database);
+  if (as) command.push('--name', as.name);
   return spawnDetached([...command, '--token-file', tokenFile, '--reconcile-interval', '5'], manager.logPath);
+}
+
+/** Another manager process of a lab (issue 31: several managers on one database, one leading). */
+export interface LabManagerProcess {
+  name: string;
+  url: string;
+  pid: number;
+  logPath: string;
+}
+
+/**
+ * Starts another manager on the lab manager's database and data dir (its CA and admin token),
+ * named `name`, on a free loopback port; resolves once it answers. `lab down` stops it with the
+ * lab's other processes (its command line names the lab's directory).
+ */
+export async function startAnotherManager(
+  state: LabState,
+  name: string,
+  bin: string,
+): Promise<LabManagerProcess> {
+  const manager = state.manager;
+  if (!manager) throw new Error('the lab has no manager whose database another could share');
+  const logPath = path.join(state.dir, `manager-${name}.log`);
+  // Appended to (an earlier run's lines stay for a look after a failure): this run's start on.
+  const from = await stat(logPath).then(
+    (s) => s.size,
+    () => 0,
+  );
+  const pid = spawnManager({ ...manager, logPath }, bin, { name, listen: '127.0.0.1:0' });
+  const url = await waitUntilAnswers({
+    what: `manager ${name}`,
+    pid,
+    logPath,
+    timeoutMs: MANAGER_READY_TIMEOUT_MS,
+    probe: async () => {
+      // Its port is known once it says where it listens.
+      const m = /listening on (http:\/\/\S+)\/api\/v1/.exec(
+        (await readFile(logPath)).subarray(from).toString(),
+      );
+      if (!m?.[1]) throw new Error('not listening yet');
+      await new ManagerClient(m[1], manager.token, 3000).info();
+      return m[1];
+    },
+  });
+  return { name, url, pid, logPath };
 }
 
 /** Waits for the manager's API, then joins every host of the lab into a pool named after the lab. */

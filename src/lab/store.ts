@@ -70,6 +70,8 @@ export const LabState = z.object({
       pid: z.number().int(),
       dataDir: z.string(),
       logPath: z.string(),
+      /** `--database` of every manager of the lab (LabUpOptions.managerDatabase); absent: the data dir's SQLite file. */
+      database: z.string().optional(),
     })
     .optional(),
   /** What the agents reported, for the summary (e.g. TCG because the KVM probe failed). */

@@ -551,3 +551,18 @@ test('fileInDatastore: the path under the root, never outside it', () => {
   assert.equal(fileInDatastore('/mnt/san', '/mnt/san/../x.qcow2'), undefined);
   assert.equal(fileInDatastore('/mnt/san', '/mnt/san'), undefined);
 });
+
+test("a manager that does not lead checks on the inventory: a host connected at the leader's last poll passes, one unreachable there fails", () => {
+  const plan = planMove(facts({ source: host('h1', { fromInventory: true }) }));
+  assert.equal(plan.ok, true, JSON.stringify(failedChecks(plan)));
+  assert.match(
+    plan.checks.find((c) => c.check === 'source-reachable')?.detail ?? '',
+    /^source host h1 answered the leading manager's last poll$/,
+  );
+  assert.deepEqual(
+    failed(
+      facts({ target: host('h2', { fromInventory: true, reachable: false, unreachableReason: 'refused' }) }),
+    ),
+    ['target-reachable'],
+  );
+});

@@ -67,9 +67,11 @@ export interface VmFacts {
 export interface HostFacts {
   id: string;
   name: string;
-  /** Answered the manager just now. */
+  /** Answered the manager just now (with fromInventory: connected at the leader's last poll). */
   reachable: boolean;
   unreachableReason?: string | undefined;
+  /** Facts from the inventory, not the agent: this manager does not lead, so it may not ask it. */
+  fromInventory?: boolean;
   memoryFreeBytes: number;
   machineType: string;
   cpuModel: string;
@@ -164,7 +166,9 @@ function checkReachable(c: Checks, host: HostFacts, role: 'source' | 'target'): 
     `${role}-reachable`,
     host.reachable,
     host.reachable
-      ? `${role} host ${host.name} answers`
+      ? host.fromInventory
+        ? `${role} host ${host.name} answered the leading manager's last poll`
+        : `${role} host ${host.name} answers`
       : `${role} host ${host.name} is unreachable (${host.unreachableReason ?? 'no answer'}): start its agent or check the network, then retry`,
     role === 'target' ? 'to' : undefined,
   );

@@ -11,7 +11,7 @@ import {
   type Vm,
 } from '../../api/index.js';
 import type { Db } from '../db.js';
-import { agentError } from '../errors.js';
+import { agentError, isFenced } from '../errors.js';
 import { getVm, type HostRow } from '../inventory.js';
 import { fetchSnapshot } from '../reconcile.js';
 import type { VmJobDeps } from '../vm-jobs.js';
@@ -49,6 +49,11 @@ export async function hostFacts(deps: VmJobDeps, host: HostRow): Promise<{ facts
       vms: snap.vms,
     };
   } catch (error) {
+    const failure = agentError(host.name, error);
+    // A manager that does not lead may not ask agents (issue 31): it checks a move it is asked
+    // for on the inventory as the leader keeps it, host state included, and queues it; the leader
+    // checks again with fresh facts when the job starts.
+    const follower = isFenced(failure);
     const [datastores, vswitches, vms] = await Promise.all([
       deps.db.selectFrom('datastores').selectAll().where('host_id', '=', host.id).execute(),
       deps.db.selectFrom('vswitches').select('name').where('host_id', '=', host.id).execute(),
@@ -58,8 +63,9 @@ export async function hostFacts(deps: VmJobDeps, host: HostRow): Promise<{ facts
       facts: {
         id: host.id,
         name: host.name,
-        reachable: false,
-        unreachableReason: agentError(host.name, error).message,
+        reachable: follower && host.state === 'connected',
+        unreachableReason: follower ? (host.last_error ?? undefined) : failure.message,
+        ...(follower ? { fromInventory: true } : {}),
         memoryFreeBytes: host.memory_free_bytes,
         machineType: host.machine_type,
         cpuModel: host.cpu_model,
