@@ -13,6 +13,7 @@ import {
   MOVE_JOB_KINDS,
 } from '../../api/index.js';
 import type { Db } from '../db.js';
+import { groupBy } from '../inventory.js';
 import { IO_TIERS, listStorageDisks } from '../insight/index.js';
 import type { Demand, IoLimits, Place, ScheduleWindow, Target, ThrottledIo, VmFacts } from './planner.js';
 import { currentOrNextWindow } from './schedule.js';
@@ -218,17 +219,22 @@ export async function loadVmFacts(
   const classOf = new Map(targets.map((t) => [`${t.host}/${t.datastore}`, t.cls]));
   const settingsOf = new Map(settings.map((r) => [r.vm_id, r]));
   const inFlight = (state: string | null) => (IN_FLIGHT as readonly (string | null)[]).includes(state);
+  // Each VM's rows by its id: filtering the whole lists per VM was 10,000 x 10,000 comparisons at
+  // 10,000 VMs, a second of the event loop every round.
+  const disksOf = groupBy(disks, (d) => d.vm_id);
+  const jobsOf = groupBy(moveJobs, (j) => j.target_id);
+  const movesOf = groupBy(placementMoves, (m) => m.vm_id);
   const facts: VmFacts[] = [];
   for (const v of vms) {
     const host = hostName.get(v.host_id);
-    const own = disks.filter((d) => d.vm_id === v.id);
+    const own = disksOf.get(v.id) ?? [];
     const primary = own[0];
     if (!host || !primary) continue;
     const at: Place = { host, datastore: primary.datastore };
     const p = settingsOf.get(v.id);
-    const jobs = moveJobs.filter((j) => j.target_id === v.id);
+    const jobs = jobsOf.get(v.id) ?? [];
     const finished = jobs.map((j) => (j.finished_at ? Date.parse(j.finished_at) : NaN)).filter((t) => t >= 0);
-    const mine = placementMoves.filter((m) => m.vm_id === v.id);
+    const mine = movesOf.get(v.id) ?? [];
     const flying = mine.find((m) => inFlight(m.state));
     const homeHost = p?.home_host_id ? hostName.get(p.home_host_id) : undefined;
     facts.push({
