@@ -4,7 +4,8 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { seedHost, startTestManager, testMac, testVm, type TestManager } from './test-inventory.js';
-import { identityConflicts, withFreeMacs } from './vm-identity.js';
+import { Conflict } from './errors.js';
+import { claimVmIdentity, identityConflicts, withFreeMacs } from './vm-identity.js';
 
 let t: TestManager;
 
@@ -47,4 +48,52 @@ test("a reported VM whose name or MAC is another VM's is named with why; its own
   assert.match(found.get(twin.id) ?? '', /its name web1 is already VM web1 on host h1's/);
   assert.match(found.get(macTwin.id) ?? '', /its MAC 52:54:00:00:00:02 is already used by VM db1 on host h1/);
   assert.match(found.get(pair[1]?.id ?? '') ?? '', /also used by another VM of this host/);
+});
+
+test("a claim whose job ended (a crash before its clean-up) holds nothing; a queued job's holds its name", async () => {
+  const db = t.manager.db;
+  const job = async (id: string, state: 'queued' | 'failed') => {
+    const now = new Date().toISOString();
+    await db
+      .insertInto('jobs')
+      .values({
+        id,
+        kind: 'vm-create',
+        state,
+        target_kind: 'vm',
+        target_id: id,
+        target_name: id,
+        created_by: 'test',
+        params: '{}',
+        progress: '{}',
+        cancel_requested: 0,
+        created_at: now,
+        updated_at: now,
+      })
+      .execute();
+  };
+  const claim = (jobId: string, name: string, vmId: string) =>
+    db.transaction().execute((tx) => claimVmIdentity(tx, jobId, { id: vmId, name, nics: [] }));
+  const ended = '00000000-0000-4000-8000-0000000000e1';
+  const queued = '00000000-0000-4000-8000-0000000000e2';
+  await job(ended, 'failed');
+  await job(queued, 'queued');
+  // Left behind by a create whose job failed without releasing them.
+  await db
+    .insertInto('vm_claims')
+    .values({ field: 'name', value: 'left', vm_id: '00000000-0000-4000-8000-0000000000a1', job_id: ended })
+    .execute();
+  await claim(queued, 'left', '00000000-0000-4000-8000-0000000000a2');
+  const held = await db
+    .selectFrom('vm_claims')
+    .select(['value', 'job_id'])
+    .where('value', '=', 'left')
+    .execute();
+  assert.deepEqual(held, [{ value: 'left', job_id: queued }]);
+  // The queued job's claim stands: another create of that name is refused naming the field.
+  await assert.rejects(
+    claim(ended, 'left', '00000000-0000-4000-8000-0000000000a3'),
+    (e: unknown) =>
+      e instanceof Conflict && e.field === 'spec.name' && /VM job .* is creating/.test(e.message),
+  );
 });

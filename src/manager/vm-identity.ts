@@ -20,17 +20,22 @@ interface Holder {
   vmId: string;
 }
 
-/** Claims whose job has ended (a crash between the job's end and its clean-up) hold nothing. */
+/**
+ * Claims whose job has ended (a crash between the job's end and its clean-up) hold nothing. Each
+ * claim's job is looked up (claims are few: the creates under way), not every ended job listed:
+ * that list grows with the job history, and every create read it.
+ */
 async function dropStaleClaims(tx: Tx): Promise<void> {
   await tx
     .deleteFrom('vm_claims')
-    .where(
-      'job_id',
-      'in',
-      tx
-        .selectFrom('jobs')
-        .select('id')
-        .where('state', 'in', [...TERMINAL_JOB_STATES]),
+    .where((eb) =>
+      eb.exists(
+        eb
+          .selectFrom('jobs')
+          .select('jobs.id')
+          .whereRef('jobs.id', '=', 'vm_claims.job_id')
+          .where('jobs.state', 'in', [...TERMINAL_JOB_STATES]),
+      ),
     )
     .execute();
 }
