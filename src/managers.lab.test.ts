@@ -15,6 +15,7 @@
 // back and stalled (SIGSTOP) when alpha dies mid-copy, the source finishes the copy with no
 // manager leading, and beta, woken, carries the move forward to the target.
 import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
 import { after, before, test } from 'node:test';
 import { AgentMigrationClient, ManagerClient, type ChangeRecord, type Job } from './api/index.js';
 import {
@@ -42,17 +43,18 @@ import {
   type LabHost,
   type RecordsFile,
 } from './lab/index.js';
-import { LEASE_CHECK_MS, LEASE_EXPIRY_MS } from './manager/index.js';
+import { createTestDatabase, LEASE_CHECK_MS, LEASE_EXPIRY_MS } from './manager/index.js';
 import { assertNoMoveLeftovers } from './qemu-leftovers.js';
 
 const LAB = 'leaders';
 const VM = 'busy';
 /**
- * The database both managers share: unset, the SQLite file (WAL) in the lab manager's data dir,
- * which two processes on one machine may share. Once the manager takes `--database` (issue 31,
- * PostgreSQL), SB_MANAGERS_DATABASE=postgres://... runs this file on PostgreSQL unchanged.
+ * The database both managers share: a database of this test process's own PostgreSQL (issue 31:
+ * managers on several machines share one), or SB_MANAGERS_DATABASE: a postgres:// URL, or `sqlite`
+ * for the SQLite file (WAL) in the lab manager's data dir, which two processes on one machine may
+ * share.
  */
-const DATABASE = process.env.SB_MANAGERS_DATABASE;
+const DATABASE = process.env.SB_MANAGERS_DATABASE ?? 'postgres';
 /** From a leader's death to a new leader: the lease runs out, then the next look (plus a loaded machine's slack). */
 const TAKEOVER_BOUND_MS = LEASE_EXPIRY_MS + LEASE_CHECK_MS + 5_000;
 /** The VM on one host only, the other clean of it, within this long of the job's end. */
@@ -293,10 +295,18 @@ before(
       hosts: 2,
       demo: false,
       accelerator: 'tcg',
-      ...(DATABASE !== undefined ? { managerDatabase: DATABASE } : {}),
+      ...(DATABASE === 'sqlite'
+        ? {}
+        : { managerDatabase: DATABASE === 'postgres' ? await createTestDatabase() : DATABASE }),
     });
     const m = lab.manager;
     if (!m) throw new Error('the lab started no manager');
+    // The manager runs on the database asked for (its command line says which).
+    const command = (await readFile(`/proc/${m.pid}/cmdline`, 'utf8')).split('\0');
+    const database = command[command.indexOf('--database') + 1];
+    console.log(`# database: ${DATABASE === 'sqlite' ? 'the SQLite file in the data dir' : database}`);
+    if (DATABASE === 'sqlite') assert.ok(!command.includes('--database'), command.join(' '));
+    else assert.match(database ?? '', /^postgres(ql)?:\/\//, command.join(' '));
     [h1, h2] = lab.hosts as [LabHost, LabHost];
     alpha = {
       name: '',

@@ -18,8 +18,11 @@ export type { VmJobDeps } from './vm-jobs.js';
 /** The metrics store and the change log as functions on a database (bench/insight uses them). */
 export * as insight from './insight/index.js';
 export { openDatabase, type Db } from './db.js';
-/** Tests outside the manager: their manager on PostgreSQL under SILOBREAK_TEST_DATABASE=postgres. */
-export { testDatabase } from './test-postgres.js';
+/**
+ * Tests outside the manager: their manager on PostgreSQL under SILOBREAK_TEST_DATABASE=postgres,
+ * or a database of the test process's own PostgreSQL (managers.lab's two managers).
+ */
+export { createTestDatabase, testDatabase } from './test-postgres.js';
 export { changeTimeline, listChanges, recordChanges, SYSTEM } from './changes.js';
 /** A host and its report put into the inventory as a join does (bench/insight: the series' VMs). */
 export { insertHost } from './inventory.js';
