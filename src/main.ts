@@ -5,9 +5,12 @@ import { Command } from 'commander';
 
 type Register = (program: Command) => void;
 
+// One loader per part, shared by its nouns: help loads each part once (commander refuses a command
+// registered twice).
+const agentPart = async (): Promise<Register> => (await import('./agent/index.js')).registerAgentCommands;
 const serverParts: Record<string, () => Promise<Register>> = {
-  agent: async () => (await import('./agent/index.js')).registerAgentCommands,
-  'agent-join-token': async () => (await import('./agent/index.js')).registerAgentCommands,
+  agent: agentPart,
+  'agent-join-token': agentPart,
   guest: async () => (await import('./guest/index.js')).registerGuestCommands,
   lab: async () => (await import('./lab/index.js')).registerLabCommands,
   manager: async () => {
