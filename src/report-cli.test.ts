@@ -19,6 +19,7 @@ let admin: ManagerClient;
 const hoursAgo = (h: number) => new Date(Date.now() - h * 3_600_000).toISOString();
 const vmId = '00000000-0000-4000-8000-000000000001';
 const vmName = 'web1';
+const GiB = 2 ** 30;
 
 /** A vm-move job as the job runner leaves it; moves need agents, so the rows are written directly. */
 async function insertMoveJob(
@@ -57,6 +58,52 @@ async function insertMoveJob(
     .execute();
 }
 
+/** A datastore's last sample as the collector stores it (no agents here). */
+async function insertDatastoreSample(host: string, name: string, free: number, daysUntilFull: number | null) {
+  await manager.db
+    .insertInto('stat_datastores')
+    .values({
+      host,
+      name,
+      fs_type: 'ext4',
+      capacity_bytes: 100 * GiB,
+      free_bytes: free,
+      provisioned_bytes: 80 * GiB,
+      allocated_bytes: 100 * GiB - free,
+      sampled_at: hoursAgo(0.1),
+      days_until_full: daysUntilFull,
+      trend_bucket: null,
+    })
+    .execute();
+}
+
+/** A Storage Explorer issue as its rules leave it: active, or ended `endedHoursAgo`. */
+async function insertStorageIssue(
+  rule: string,
+  subject: { kind: 'datastore' | 'disk' | 'vm'; name: string; host: string },
+  startedHoursAgo: number,
+  endedHoursAgo: number | null,
+) {
+  await manager.db
+    .insertInto('storage_issues')
+    .values({
+      rule,
+      severity: 'warning',
+      subject_kind: subject.kind,
+      subject_key: `${subject.kind}:${subject.name}`,
+      subject_name: subject.name,
+      host: subject.host,
+      datastore: null,
+      message: `${rule} on ${subject.name}`,
+      value: null,
+      threshold: null,
+      started_at: hoursAgo(startedHoursAgo),
+      ended_at: endedHoursAgo === null ? null : hoursAgo(endedHoursAgo),
+      updated_at: hoursAgo(endedHoursAgo ?? 0),
+    })
+    .execute();
+}
+
 before(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'sb-report-cli-'));
   manager = await startManager({
@@ -83,6 +130,19 @@ before(async () => {
       stats: { downtimeMs: 37 },
     },
   });
+  // Filling in 12 days, in 90 days, and not filling: ranked in that order.
+  await insertDatastoreSample('h2', 'local', 60 * GiB, 90);
+  await insertDatastoreSample('h1', 'local', 5 * GiB, 12);
+  await insertDatastoreSample('h1', 'second', 70 * GiB, null);
+  // Active; ended within the week; ended before it (not in the report).
+  await insertStorageIssue('low-capacity', { kind: 'datastore', name: 'h1/local', host: 'h1' }, 50, null);
+  await insertStorageIssue('vm-low-disk-space', { kind: 'vm', name: 'web1', host: 'h2' }, 100, 48);
+  await insertStorageIssue(
+    'high-latency',
+    { kind: 'datastore', name: 'h2/local', host: 'h2' },
+    9 * 24,
+    8 * 24,
+  );
   await insertMoveJob('failed', 20, { error: { code: 'agent-error', detail: 'target refused' } });
   await insertMoveJob('running', 1, {});
   await insertMoveJob('succeeded', 10 * 24, {
@@ -124,7 +184,7 @@ test('silobreak report --out writes a self-contained HTML report (0644) and prin
   assert.equal(changes, 4);
   assert.equal(
     run.stdout.trim(),
-    `Wrote ${out}: ${changes} changes (0 high-risk), 2 moves (1 not completed), 0 storage issues (0 active), 0 datastores ranked.`,
+    `Wrote ${out}: ${changes} changes (0 high-risk), 2 moves (1 not completed), 2 storage issues (1 active), 3 datastores ranked.`,
   );
   assert.equal((await stat(out)).mode & 0o777, 0o644);
   const html = await readFile(out, 'utf8');
@@ -132,12 +192,21 @@ test('silobreak report --out writes a self-contained HTML report (0644) and prin
   assert.match(html, /<title>Silobreak — week of \d{4}-\d{2}-\d{2}<\/title>/);
   assert.match(html, /<\/html>\n$/);
   // The timeline (the pools' low-risk and the tokens' medium-risk records) and the live move's
-  // downtime are drawn; the storage sections
-  // say there is nothing yet; the running move and the one before the window are not listed.
-  assert.equal(html.match(/<svg /g)?.length, 3, 'timeline by risk, by kind, move downtime');
+  // downtime are drawn, and the issues by severity and the days-until-full ranking; the running move, the move and the issue
+  // before the window are not listed.
+  assert.equal(
+    html.match(/<svg /g)?.length,
+    5,
+    'issues by severity, days until full, timeline by risk and by kind, move downtime',
+  );
   assert.match(html, />low</);
   assert.match(html, />medium</);
-  assert.match(html, /No storage issues this week\./);
+  assert.doesNotMatch(html, /No storage issues this week\./);
+  assert.match(html, /low-capacity on h1\/local/, 'the active issue');
+  assert.match(html, /vm-low-disk-space on web1/, 'the issue that ended in the week');
+  assert.doesNotMatch(html, /high-latency/, 'the issue that ended before the week');
+  const ranked = [...html.matchAll(/<td>(h\d\/(?:local|second))<\/td>/g)].map((m) => m[1]);
+  assert.deepEqual(ranked, ['h1/local', 'h2/local', 'h1/second'], 'soonest full first, not filling last');
   assert.match(
     html,
     /<td>web1<\/td><td>h1<\/td><td>h2<\/td><td>live<\/td>.*<td class="num">41\.5 s<\/td><td class="num">37 ms</,

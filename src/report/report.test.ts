@@ -26,7 +26,7 @@ function fullWeek(): ReportData {
       {
         severity: 'warning',
         rule: 'vm-low-disk-space',
-        object: { kind: 'filesystem', name: `${hostile}:/var`, host: 'h2' },
+        object: { kind: 'vm', name: `${hostile}`, host: 'h2' },
         detail: 'used 91 % of 2 GiB',
         startedAt: '2026-11-25T10:00:00.000Z',
         endedAt: '2026-11-26T10:00:00.000Z',

@@ -30,8 +30,9 @@ export const StorageIssue = z.strictObject({
   /** The rule that fired, e.g. `low-capacity`, `over-commitment`, `high-latency`. */
   rule: z.string().min(1),
   object: z.strictObject({
-    kind: z.enum(['datastore', 'disk', 'filesystem']),
-    /** Datastore name, `vm/disk`, or `vm:/mountpoint`. */
+    /** As the Storage Explorer names its subjects: a datastore, a VM's disk, or a VM (its filesystems, tools, figures). */
+    kind: z.enum(['datastore', 'disk', 'vm']),
+    /** `host/datastore`, `vm/disk`, or the VM's name. */
     name: z.string().min(1),
     host: z.string().nullable(),
   }),

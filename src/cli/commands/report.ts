@@ -29,14 +29,51 @@ const RISKS: readonly Risk[] = ['low', 'medium', 'high'];
 const TOP_CHANGES = 50;
 
 /**
- * TODO(storage explorer): the storage sections are empty until the Storage Explorer API is wired
- * here: its issues/alerts of the window (active or ended in it) and its days-until-full ranking.
+ * The Storage Explorer's part of the window: the issues active at some time in it (started before
+ * its end, not ended before its start; the manager keeps ended ones 8 days), oldest first, and
+ * every datastore ranked by days until full, soonest first (those not filling last).
  */
 export async function gatherStorage(
-  _client: ManagerClient,
-  _window: ReportWindow,
+  client: ManagerClient,
+  window: ReportWindow,
 ): Promise<{ storageIssues: StorageIssue[]; daysUntilFull: DatastoreFill[] }> {
-  return { storageIssues: [], daysUntilFull: [] };
+  const [from, to] = [window.from.toISOString(), window.to.toISOString()];
+  const [issues, datastores, { bandOf }] = await Promise.all([
+    allPages((q) => client.listStorageIssues({ ...q, state: 'all' })),
+    allPages((q) => client.listStorageDatastores({ ...q, sort: 'name' })),
+    // The report part (and its charting library) loads only for the report command.
+    import('../../report/index.js'),
+  ]);
+  return {
+    storageIssues: issues
+      .filter((i) => i.startedAt < to && (i.endedAt === null || i.endedAt >= from))
+      .sort((a, b) => a.startedAt.localeCompare(b.startedAt) || a.id - b.id)
+      .map((i) => ({
+        severity: i.severity,
+        rule: i.rule,
+        object: { kind: i.subject.kind, name: i.subject.name, host: i.subject.host },
+        detail: i.message,
+        startedAt: i.startedAt,
+        endedAt: i.endedAt,
+      })),
+    daysUntilFull: datastores
+      .map((d) => ({
+        host: d.host,
+        datastore: d.name,
+        capacityBytes: d.capacityBytes,
+        freeBytes: d.freeBytes,
+        provisionedBytes: d.provisionedBytes,
+        allocatedBytes: d.allocatedBytes,
+        daysUntilFull: d.daysUntilFull,
+        band: bandOf(d.daysUntilFull),
+      }))
+      .sort(
+        (a, b) =>
+          (a.daysUntilFull ?? Infinity) - (b.daysUntilFull ?? Infinity) ||
+          a.host.localeCompare(b.host) ||
+          a.datastore.localeCompare(b.datastore),
+      ),
+  };
 }
 
 /** The change timeline of the window from the manager: per UTC day, by risk and by kind of object. */
