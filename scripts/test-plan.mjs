@@ -46,6 +46,7 @@ export const LAB_FILES = Object.freeze({
   'src/lab/lab.lab.test.ts': { class: 'guest', seconds: 14 },
   'src/manager/manager.lab.test.ts': { class: 'guest', seconds: 45 },
   'src/orphans.lab.test.ts': { class: 'guest', seconds: 100 },
+  'src/quickstart.lab.test.ts': { class: 'guest', seconds: 45 },
   'src/upgrade-run.lab.test.ts': { class: 'guest', seconds: 100 },
 
   'src/agent/datastore-limits.lab.test.ts': { class: 'timing', seconds: 25 },

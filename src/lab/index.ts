@@ -1,5 +1,6 @@
 export { registerLabCommands } from './commands.js';
 export { isAlive } from './processes.js';
+export { LABS_ROOT } from './store.js';
 export type { LabManagerProcess } from './manager-process.js';
 export {
   agentArgs,
