@@ -13,34 +13,13 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { z } from 'zod';
 import { LAB_CLI_CONFIG_PATH } from './api/index.js';
-import { LABS_ROOT } from './lab/index.js';
+import { LABS_ROOT, silobreakCli } from './lab/index.js';
 
 const LAB = 'quickstart';
-const BIN = path.join(import.meta.dirname, '../bin/silobreak.js');
 let home: string;
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
 /** The CLI as a user runs it: their own (empty) home, no URL or token in the environment. */
-function silobreak(args: string[], timeoutMs = 600_000): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [BIN, ...args],
-      {
-        timeout: timeoutMs,
-        maxBuffer: 16 * 1024 * 1024,
-        env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: home, NO_COLOR: '1' },
-      },
-      (error, stdout, stderr) =>
-        resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr }),
-    );
-  });
-}
+const silobreak = (args: string[]) => silobreakCli(args, { HOME: home, NO_COLOR: '1' });
 
 const ok = async (args: string[]) => {
   const run = await silobreak(args);

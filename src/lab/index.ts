@@ -58,6 +58,7 @@ export {
   inGuest,
   labAgent,
   labCli,
+  silobreakCli,
   labWithManager,
   startGuestWorkloads,
   stopGuestWorkloads,

@@ -22,8 +22,15 @@ export interface CliRun {
   stderr: string;
 }
 
-/** `silobreak ...args` against the lab's manager, with no user config; resolves with code and output. */
-export function labCli(lab: Lab, args: string[], timeoutMs = 600_000): Promise<CliRun> {
+/**
+ * `silobreak ...args` as its own process with only PATH and `env` in its environment (no user
+ * config unless `env` points at one); resolves with code and output.
+ */
+export function silobreakCli(
+  args: string[],
+  env: Record<string, string>,
+  timeoutMs = 600_000,
+): Promise<CliRun> {
   return new Promise((resolve) => {
     execFile(
       process.execPath,
@@ -31,19 +38,27 @@ export function labCli(lab: Lab, args: string[], timeoutMs = 600_000): Promise<C
       {
         timeout: timeoutMs,
         maxBuffer: 16 * 1024 * 1024,
-        env: {
-          PATH: process.env.PATH ?? '/usr/bin:/bin',
-          HOME: lab.dir,
-          NO_COLOR: '1',
-          SILOBREAK_CONFIG: path.join(lab.dir, 'no-cli-config.json'),
-          SILOBREAK_URL: lab.manager?.url ?? '',
-          SILOBREAK_TOKEN: lab.manager?.token ?? '',
-        },
+        env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env },
       },
       (error, stdout, stderr) =>
         resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr }),
     );
   });
+}
+
+/** `silobreak ...args` against the lab's manager, with no user config; resolves with code and output. */
+export function labCli(lab: Lab, args: string[], timeoutMs = 600_000): Promise<CliRun> {
+  return silobreakCli(
+    args,
+    {
+      HOME: lab.dir,
+      NO_COLOR: '1',
+      SILOBREAK_CONFIG: path.join(lab.dir, 'no-cli-config.json'),
+      SILOBREAK_URL: lab.manager?.url ?? '',
+      SILOBREAK_TOKEN: lab.manager?.token ?? '',
+    },
+    timeoutMs,
+  );
 }
 
 /** The host's agent on its break-glass socket: tests look behind the manager's back with it. */
