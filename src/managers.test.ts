@@ -220,6 +220,17 @@ test('a job started at the follower is queued there and run by the leader', asyn
   assert.equal(
     (await readFile(path.join(agents[0]!.dir, 'state', 'manager-epoch'), 'utf8')).trim(),
     String(firstEpoch),
+  ); // Each change record names the manager that wrote it: the VM by the leader that ran the job, a
+  // pool made at the follower by the follower.
+  await client(beta).createPool({ name: 'at-beta' });
+  const records = (await client(alpha).listChanges({ limit: 1000 })).items;
+  const by = (name: string) =>
+    records.filter((r) => r.object.name === name).map((r) => [r.action, r.manager]);
+  assert.deepEqual(by('via-follower'), [['created', 'alpha']]);
+  assert.deepEqual(by('at-beta'), [['created', 'beta']]);
+  assert.deepEqual(
+    (await client(beta).listChanges({ manager: 'beta' })).items.map((r) => r.object.name),
+    ['at-beta'],
   );
 });
 

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
+import { ManagerName } from '../api/index.js';
 import { isPostgresUrl } from './db.js';
 import { DEFAULT_STATS_INTERVAL_SECONDS } from './insight/index.js';
 import { startManager } from './manager.js';
@@ -94,11 +95,9 @@ export function managerSettings(opts: ManagerFlags) {
 
 /** A manager's name (issue 31: unique among the managers of one database). */
 function managerName(value: string): string {
-  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(value))
-    throw new Error(
-      '--name: must be 1-63 letters, digits, dots, dashes or underscores, starting with a letter or digit',
-    );
-  return value;
+  const parsed = ManagerName.safeParse(value);
+  if (!parsed.success) throw new Error(`--name: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
+  return parsed.data;
 }
 
 /** `consoleDir`: the web console's static files, served by the manager at `/`. */

@@ -2,7 +2,7 @@ import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { AgentClient, type ContractBreach } from '../api/index.js';
-import { openDatabase, type Db } from './db.js';
+import { nameWriter, openDatabase, type Db } from './db.js';
 import { FabricEvents } from './fabric-events.js';
 import { buildServer } from './http.js';
 import { serveConsole } from './console.js';
@@ -105,13 +105,16 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
   // The fabric CA (made on the first start): agents answer only its manager certificate.
   const ca = await FabricCa.open(options.dataDir);
   const db = await openDatabase(options.database ?? options.dataDir);
+  const name = options.name ?? hostname();
+  // Its change records name it (several managers may share the database).
+  nameWriter(db, name);
   const hostLocks = new KeyedMutex();
   // Several managers may share the database (issue 31); only the leader acts on agents, each call
   // under its epoch (leader.ts). Made before anything can call an agent; it leads from start().
   let url = '';
   const leadership = new Leadership({
     db,
-    name: options.name ?? hostname(),
+    name,
     url: () => url,
     version: MANAGER_VERSION,
     log,

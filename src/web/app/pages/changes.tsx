@@ -111,6 +111,7 @@ function ChangeList({ page, pageNo }: { page: Output<'listChanges'>; pageNo: num
             <th scope="col">Fields</th>
             <th scope="col">Risk</th>
             <th scope="col">Actor</th>
+            <th scope="col">Manager</th>
             <th scope="col">Host</th>
             <th scope="col">Before/after</th>
           </tr>
@@ -118,7 +119,7 @@ function ChangeList({ page, pageNo }: { page: Output<'listChanges'>; pageNo: num
         <tbody>
           {page.items.length === 0 ? (
             <tr>
-              <td colSpan={9} className="state empty">
+              <td colSpan={10} className="state empty">
                 No change matches these filters.
               </td>
             </tr>
@@ -137,6 +138,7 @@ function ChangeList({ page, pageNo }: { page: Output<'listChanges'>; pageNo: num
                     <span className={`badge risk-${c.risk}`}>{c.risk}</span>
                   </td>
                   <td>{c.actor}</td>
+                  <td>{c.manager ?? '—'}</td>
                   <td>{c.host ?? '—'}</td>
                   <td>
                     <button
@@ -152,7 +154,7 @@ function ChangeList({ page, pageNo }: { page: Output<'listChanges'>; pageNo: num
                 </tr>
                 {open.has(c.id) && (
                   <tr id={`change-${c.id}`} className="detail">
-                    <td colSpan={9}>
+                    <td colSpan={10}>
                       <ChangeDetail change={c} />
                     </td>
                   </tr>
