@@ -213,6 +213,11 @@ export interface JobsTable {
    * to resume; a manager's writes to a job it no longer owns are refused (jobs.ts).
    */
   epoch: Generated<number | null>;
+  /**
+   * The name of the manager that took the job under `epoch` (migration 0019): a leader resuming
+   * the job tells a takeover (another manager's) from a restart of its own.
+   */
+  manager: Generated<string | null>;
 }
 
 /**
@@ -1378,11 +1383,13 @@ export const migrations: Readonly<Record<string, Migration>> = {
         .execute(db);
     },
   },
-  '0019-change-manager': {
-    // Issue 31: each change record names the manager that wrote it (ChangesTable.manager). Older
-    // records stay null: which manager wrote them is not known.
+  '0019-manager-names': {
+    // Issue 31: each change record names the manager that wrote it (ChangesTable.manager), each
+    // job the manager that runs it (JobsTable.manager). Older rows stay null: which manager wrote
+    // them is not known.
     async up(db: Kysely<any>) {
       await db.schema.alterTable('changes').addColumn('manager', 'text').execute();
+      await db.schema.alterTable('jobs').addColumn('manager', 'text').execute();
     },
   },
 };
