@@ -238,6 +238,17 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
       version: MANAGER_VERSION,
       managers: () => leadership.view(),
       onContractBreach: options.onContractBreach,
+      // A follower passes what acts on hosts on to the leader (as the lease names it).
+      forwarding: {
+        name,
+        leading: () => leadership.epoch !== undefined,
+        leader: async () => {
+          const { leader } = await leadership.view();
+          return leader && leader.id !== leadership.me.id
+            ? { name: leader.name, url: leader.url }
+            : undefined;
+        },
+      },
     },
     log,
   );
