@@ -48,9 +48,26 @@ function stepHandler(runner: string): JobHandler<z.infer<typeof Params>> {
   };
 }
 
+/** A job that cannot resume: it waits at its gate. */
+function onceHandler(runner: string): JobHandler<z.infer<typeof Params>> {
+  return {
+    kind: 'test-once',
+    params: Params,
+    resumable: false,
+    async run(ctx) {
+      await new Promise<void>((resolve) => {
+        gates.set(`${ctx.params.label}/${runner}`, resolve);
+        ctx.signal.addEventListener('abort', () => resolve(), { once: true });
+      });
+      return { by: runner };
+    },
+  };
+}
+
 function runner(name: string): JobRunner {
   const r = new JobRunner(db, (m) => logs.push(`${name}: ${m}`));
   r.register(stepHandler(name));
+  r.register(onceHandler(name));
   runners.push(r);
   return r;
 }
@@ -173,4 +190,30 @@ test("a cancel asked at a follower reaches the leader's running job", async () =
   assert.equal(asked.cancelRequested, true);
   await until(async () => (await row(job.id)).state === 'cancelled', 10 * JOB_POLL_MS);
   leader.follow();
+});
+
+test('a job that cannot resume, left by a manager that stopped leading, fails naming it and the one that took over', async () => {
+  const first = runner('first');
+  nameWriter(db, 'm-first');
+  await first.lead(7);
+  const job = await first.submit({
+    kind: 'test-once',
+    target: target('five'),
+    params: { label: 'five' },
+    actor: SYSTEM,
+  });
+  await until(() => gates.has('five/first'), 5_000);
+  first.follow();
+  const second = runner('second');
+  nameWriter(db, 'm-second');
+  await second.lead(8);
+  await until(async () => (await row(job.id)).state === 'failed', 5_000);
+  const error = JSON.parse((await row(job.id)).error ?? 'null') as { code: string; detail: string };
+  assert.equal(error.code, 'manager-restarted');
+  assert.match(
+    error.detail,
+    /^manager m-first stopped leading \(m-second took over\) while this test-once job was running and it cannot resume/,
+  );
+  gates.get('five/first')?.();
+  second.follow();
 });

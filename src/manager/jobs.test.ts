@@ -174,6 +174,7 @@ test('a clean stop ends open event streams and leaves a running job to the next 
   const after = await api.getJob(job.id);
   assert.equal(after.state, 'failed');
   assert.equal(after.error?.code, 'manager-restarted');
+  assert.match(after.error?.detail ?? '', /^the manager restarted while this test-\S+ job was running/);
 });
 
 test('jobs created in the same millisecond list newest first in the order they were made, page by page', async () => {

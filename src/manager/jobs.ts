@@ -362,15 +362,21 @@ export class JobRunner {
       );
     // In creation order: jobs on one target queue for it in that order again.
     const rows = await query.orderBy('seq').execute();
+    const me = writerOf(this.db);
     for (const row of rows) {
       if (this.launched.has(row.id)) continue;
       const handler = this.handlers.get(row.kind);
       if (row.state === 'queued' && handler) this.launch(row.id, false);
       else if (row.state === 'running' && handler?.resumable) this.launch(row.id, true);
       else {
+        // Another manager's job (a takeover), or this manager's own before its restart.
+        const stopped =
+          row.manager !== null && me !== null && row.manager !== me
+            ? `manager ${row.manager} stopped leading (${me} took over)`
+            : 'the manager restarted';
         const detail = handler
-          ? `the manager restarted while this ${row.kind} job was running and it cannot resume; the inventory shows the actual state after the next reconciliation`
-          : `the manager restarted and has no handler for job kind ${row.kind}`;
+          ? `${stopped} while this ${row.kind} job was running and it cannot resume; the inventory shows the actual state after the next reconciliation`
+          : `${stopped} and has no handler for job kind ${row.kind}`;
         await this.finishIf(
           row.id,
           row.state,
