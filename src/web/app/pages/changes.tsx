@@ -172,6 +172,7 @@ export function ChangesPage() {
   const [text, setText] = useState('');
   const [object, setObject] = useState('');
   const [actor, setActor] = useState('');
+  const [manager, setManager] = useState('');
   const [kind, setKind] = useState('');
   const [risk, setRisk] = useState('');
   const [since, setSince] = useState('');
@@ -180,7 +181,12 @@ export function ChangesPage() {
   const [bucket, setBucket] = useState<'hour' | 'day'>('hour');
   const [slice, setSlice] = useState<TimeRange | undefined>(undefined);
 
-  const typed = useDebounced({ text: text.trim(), object: object.trim(), actor: actor.trim() });
+  const typed = useDebounced({
+    text: text.trim(),
+    object: object.trim(),
+    actor: actor.trim(),
+    manager: manager.trim(),
+  });
   const filters = useMemo(() => {
     const parsedKind = ObjectKind.safeParse(kind);
     return {
@@ -260,6 +266,10 @@ export function ChangesPage() {
         <label>
           Actor
           <input type="text" value={actor} onChange={(e) => setActor(e.target.value)} size={10} />
+        </label>
+        <label>
+          Manager
+          <input type="text" value={manager} onChange={(e) => setManager(e.target.value)} size={10} />
         </label>
         <label>
           Since
