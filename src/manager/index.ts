@@ -53,6 +53,7 @@ export interface ManagerFlags {
   tokenFile?: string;
   name?: string;
   database?: string;
+  advertiseUrl?: string;
 }
 
 /** `--database`: a PostgreSQL URL (its password better in PGPASSWORD or ~/.pgpass than here). */
@@ -90,7 +91,18 @@ export function managerSettings(opts: ManagerFlags) {
     statsIntervalSeconds: statsInterval,
     retainedCopyDays: retainDays,
     ...(opts.name !== undefined ? { name: managerName(opts.name) } : {}),
+    ...(opts.advertiseUrl !== undefined ? { advertiseUrl: advertiseUrl(opts.advertiseUrl) } : {}),
   };
+}
+
+/** `--advertise-url`: an http(s) URL with host and port and nothing after, like http://m1:7100. */
+function advertiseUrl(value: string): string {
+  const url = URL.canParse(value) ? new URL(value) : undefined;
+  if (!url || !['http:', 'https:'].includes(url.protocol) || url.pathname !== '/' || url.search || url.hash)
+    throw new Error(
+      `--advertise-url: must be an http:// or https:// URL with no path, like http://m1.example:7100 (got "${value}")`,
+    );
+  return url.origin;
 }
 
 /** A manager's name (issue 31: unique among the managers of one database). */
@@ -128,6 +140,10 @@ export function registerManagerCommands(program: Command, options: { consoleDir?
     .option(
       '--name <name>',
       "this manager's name among the managers sharing its database (each its own; default: the host name)",
+    )
+    .option(
+      '--advertise-url <url>',
+      'the URL other managers reach this one at (default: the --listen address; for 0.0.0.0 or :: the host name)',
     )
     .option(
       '--token-file <path>',

@@ -66,6 +66,12 @@ export interface ManagerOptions {
    * Default: the machine's host name.
    */
   name?: string;
+  /**
+   * The base URL other managers reach this one at (requests a follower forwards to the leader,
+   * `managers list`). Default: the listening address; for a wildcard one (0.0.0.0, ::) the
+   * machine's host name with the port.
+   */
+  advertiseUrl?: string;
 }
 
 export interface RunningManager {
@@ -112,10 +118,11 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
   // Several managers may share the database (issue 31); only the leader acts on agents, each call
   // under its epoch (leader.ts). Made before anything can call an agent; it leads from start().
   let url = '';
+  let advertised = '';
   const leadership = new Leadership({
     db,
     name,
-    url: () => url,
+    url: () => advertised,
     version: MANAGER_VERSION,
     log,
     onGain: (epoch) => lead(epoch),
@@ -258,6 +265,9 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
   const port = typeof address === 'object' && address ? address.port : options.port;
   const host = options.host ?? '127.0.0.1';
   url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  // A wildcard address is no address to call from another machine.
+  advertised =
+    options.advertiseUrl ?? (['0.0.0.0', '::'].includes(host) ? `http://${hostname()}:${port}` : url);
 
   // What only the leader runs: the jobs (queued by any manager, or left running by an earlier
   // leader: resumed or rolled back as after a restart, jobs.recover), polls, collection, links,
