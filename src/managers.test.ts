@@ -358,3 +358,25 @@ test('a killed leader (SIGKILL) is replaced within the bound; the new leader run
   assert.equal(view.leader?.name, 'alpha');
   assert.ok(view.managers.some((m) => m.name === 'beta'));
 });
+
+test('a host removed at a follower is removed by the leader: its agent leaves the fabric', async () => {
+  const gamma = await startManagerProcess('gamma');
+  assert.equal((await client(gamma).managers()).leader?.name, 'alpha');
+  assert.equal(agents[0]!.pki.enrolled, true);
+  const response = await fetch(`${gamma.url}/api/v1/hosts/host1`, {
+    method: 'DELETE',
+    headers: { authorization: `Bearer ${token}` },
+  });
+  assert.equal(response.status, 204, await response.clone().text());
+  assert.equal(response.headers.get('silobreak-answered-by'), 'alpha');
+  assert.equal(await response.text(), '');
+  assert.equal(agents[0]!.pki.enrolled, false, 'the agent was told to leave the fabric');
+  assert.deepEqual(
+    (await client(gamma).listHosts()).items.map((h) => h.name),
+    ['host2'],
+  );
+  const removed = (await client(gamma).listChanges({ kind: 'host' })).items.find(
+    (r) => r.object.name === 'host1' && r.action === 'deleted',
+  );
+  assert.equal(removed?.manager, 'alpha', JSON.stringify(removed));
+});
