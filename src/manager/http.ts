@@ -145,14 +145,18 @@ async function forwardToLeader(
       signal: AbortSignal.timeout(FORWARD_TIMEOUT_MS),
     });
   } catch (error) {
+    const leaderIs = `the leader, manager ${leader.name} (${leader.url})`;
+    // Sent but not answered in time: the leader may be doing it still.
+    if (error instanceof Error && error.name === 'TimeoutError')
+      throw new NotLeader(
+        `manager ${me} does not lead, and ${leaderIs}, did not answer the forwarded request within ${FORWARD_TIMEOUT_MS / 1000} s: it may have been done; look before sending it again`,
+      );
     const reason =
       error instanceof Error
-        ? error.name === 'TimeoutError'
-          ? `no answer within ${FORWARD_TIMEOUT_MS / 1000} s`
-          : ((error.cause instanceof Error ? error.cause.message : undefined) ?? error.message)
+        ? ((error.cause instanceof Error ? error.cause.message : undefined) ?? error.message)
         : String(error);
     throw new NotLeader(
-      `manager ${me} does not lead, and the leader, manager ${leader.name} (${leader.url}), did not take the request: ${reason}; only the leader acts on hosts`,
+      `manager ${me} does not lead, and ${leaderIs}, did not take the request: ${reason}; only the leader acts on hosts`,
     );
   }
   const body = Buffer.from(await response.arrayBuffer());
