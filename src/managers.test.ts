@@ -1,8 +1,9 @@
 // Several managers, one leader (issue 31), as users run them: two `silobreak manager` processes on
 // one SQLite file (WAL), joined to two real agent servers in this process (loopback HTTPS, VMs
 // defined without disks, never started). A follower answers reads and takes job starts, which the
-// leader runs; a stalled leader (SIGSTOP) is replaced and steps down when it wakes; a killed one
-// (SIGKILL) is replaced within the lease's bound; agents refuse the old leader's epoch.
+// leader runs, and forwards what acts on hosts to the leader (503 not-leader when it cannot); a
+// stalled leader (SIGSTOP) is replaced and steps down when it wakes; a killed one (SIGKILL) is
+// replaced within the lease's bound; agents refuse the old leader's epoch.
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -178,22 +179,24 @@ test('two managers on one database: the first leads, the second follows and says
   assert.match(lines[3] ?? '', /^beta\s+follower\s+http:/);
 });
 
-test('a follower does not act on hosts: host add there answers 503 not-leader naming the leader, and adds nothing', async () => {
-  const error = await refusesCode(client(beta).addHost(await agents[0]!.listen()), 'not-leader');
-  assert.equal(error.status, 503);
-  assert.match(error.message, /alpha/);
-  assert.equal((await client(beta).listHosts()).items.length, 0);
-  for (const [i, agent] of agents.entries()) {
-    // The first agent listens already (the refused join left it unenrolled).
-    const join =
-      i === 0
-        ? {
-            address: `127.0.0.1:${(agent.app.server.address() as { port: number }).port}`,
-            joinToken: (await agent.pki.joinToken())!,
-          }
-        : await agent.listen();
-    await client(alpha).addHost(join);
-  }
+test('a request that acts on hosts, sent to the follower, is forwarded to the leader, which does it; a forwarded one is not passed on again', async () => {
+  // Host add at the follower: the leader enrolls the agent (its epoch, its change record).
+  const join = await agents[0]!.listen();
+  const response = await fetch(`${beta.url}/api/v1/hosts`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    body: JSON.stringify(join),
+  });
+  const text = await response.text();
+  assert.equal(response.status, 201, text);
+  assert.equal(response.headers.get('silobreak-answered-by'), 'alpha');
+  assert.equal((JSON.parse(text) as { name: string }).name, 'host1');
+  assert.equal(
+    (await readFile(path.join(agents[0]!.dir, 'state', 'manager-epoch'), 'utf8')).trim(),
+    String(firstEpoch),
+    "enrolled under the leader's epoch",
+  );
+  await client(alpha).addHost(await agents[1]!.listen());
   // The follower reads what the leader wrote.
   const listed = (await client(beta).listHosts()).items.sort((x, y) => x.name.localeCompare(y.name));
   assert.deepEqual(
@@ -201,6 +204,28 @@ test('a follower does not act on hosts: host add there answers 503 not-leader na
     ['host1', 'host2'],
   );
   hosts = listed;
+  const added = (await client(beta).listChanges({ kind: 'host' })).items.find(
+    (r) => r.object.name === 'host1',
+  );
+  assert.equal(added?.manager, 'alpha', JSON.stringify(added));
+  // Through the client too, and the leader's refusal comes back as it gave it.
+  const polled = await client(beta).reconcileHost('host1');
+  assert.equal(polled.name, 'host1');
+  const missing = await refusesCode(client(beta).reconcileHost('no-such-host'), 'not-found');
+  assert.equal(missing.status, 404);
+  // A request another manager forwarded already is not passed on again by a follower.
+  const again = await fetch(`${beta.url}/api/v1/hosts/host1/reconcile`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}`, 'silobreak-forwarded-by': 'gamma' },
+  });
+  const problem = (await again.json()) as { code?: string; detail?: string };
+  assert.equal(again.status, 503);
+  assert.equal(problem.code, 'not-leader');
+  assert.match(problem.detail ?? '', /manager beta does not lead.*forwarded by manager gamma/);
+  // Without a token the follower refuses it itself: nothing goes on.
+  const anonymous = await fetch(`${beta.url}/api/v1/hosts/host1/reconcile`, { method: 'POST' });
+  assert.equal(anonymous.status, 401);
+  assert.equal(anonymous.headers.get('silobreak-answered-by'), null);
 });
 
 test('a job started at the follower is queued there and run by the leader', async () => {
@@ -220,6 +245,17 @@ test('a job started at the follower is queued there and run by the leader', asyn
   assert.equal(
     (await readFile(path.join(agents[0]!.dir, 'state', 'manager-epoch'), 'utf8')).trim(),
     String(firstEpoch),
+  ); // Each change record names the manager that wrote it: the VM by the leader that ran the job, a
+  // pool made at the follower by the follower.
+  await client(beta).createPool({ name: 'at-beta' });
+  const records = (await client(alpha).listChanges({ limit: 1000 })).items;
+  const by = (name: string) =>
+    records.filter((r) => r.object.name === name).map((r) => [r.action, r.manager]);
+  assert.deepEqual(by('via-follower'), [['created', 'alpha']]);
+  assert.deepEqual(by('at-beta'), [['created', 'beta']]);
+  assert.deepEqual(
+    (await client(beta).listChanges({ manager: 'beta' })).items.map((r) => r.object.name),
+    ['at-beta'],
   );
 });
 
@@ -261,13 +297,26 @@ test('a stalled leader (SIGSTOP) is replaced after its lease runs out, and steps
   );
   assert.equal(a.leader?.name, 'beta');
   assert.ok(alpha.output.join('').includes(`no longer leads (epoch ${firstEpoch})`), alpha.output.join(''));
-  // And refuses to act on hosts.
-  await refusesCode(client(alpha).reconcileHost('host1'), 'not-leader');
+  // What acts on hosts, asked of it, goes to the new leader.
+  const response = await fetch(`${alpha.url}/api/v1/hosts/host1/reconcile`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}` },
+  });
+  assert.equal(response.status, 200, await response.clone().text());
+  assert.equal(response.headers.get('silobreak-answered-by'), 'beta');
 });
 
 test('a killed leader (SIGKILL) is replaced within the bound; the new leader runs a new job; agents refuse the old epoch', async () => {
   const killedAt = Date.now();
   beta.child.kill('SIGKILL');
+  // Its lease runs on for a while: asked meanwhile, alpha cannot pass a host's request on and
+  // says so, naming the leader it could not reach.
+  const gone = await refusesCode(client(alpha).reconcileHost('host1'), 'not-leader');
+  assert.equal(gone.status, 503);
+  assert.match(
+    gone.message,
+    /the leader, manager beta \(http:\/\/127\.0\.0\.1:\d+\), did not take the request/,
+  );
   const a = await until(
     async () => {
       const view = await client(alpha).managers();
@@ -308,4 +357,26 @@ test('a killed leader (SIGKILL) is replaced within the bound; the new leader run
   const view = await client(alpha).managers();
   assert.equal(view.leader?.name, 'alpha');
   assert.ok(view.managers.some((m) => m.name === 'beta'));
+});
+
+test('a host removed at a follower is removed by the leader: its agent leaves the fabric', async () => {
+  const gamma = await startManagerProcess('gamma');
+  assert.equal((await client(gamma).managers()).leader?.name, 'alpha');
+  assert.equal(agents[0]!.pki.enrolled, true);
+  const response = await fetch(`${gamma.url}/api/v1/hosts/host1`, {
+    method: 'DELETE',
+    headers: { authorization: `Bearer ${token}` },
+  });
+  assert.equal(response.status, 204, await response.clone().text());
+  assert.equal(response.headers.get('silobreak-answered-by'), 'alpha');
+  assert.equal(await response.text(), '');
+  assert.equal(agents[0]!.pki.enrolled, false, 'the agent was told to leave the fabric');
+  assert.deepEqual(
+    (await client(gamma).listHosts()).items.map((h) => h.name),
+    ['host2'],
+  );
+  const removed = (await client(gamma).listChanges({ kind: 'host' })).items.find(
+    (r) => r.object.name === 'host1' && r.action === 'deleted',
+  );
+  assert.equal(removed?.manager, 'alpha', JSON.stringify(removed));
 });

@@ -26,6 +26,7 @@ import {
   ManagedDatastore,
   ManagedVm,
   ManagedVSwitch,
+  ManagerName,
   MANAGER_ERROR_CODES,
   MANAGER_ERROR_TITLES,
   ManagerInfo,
@@ -1045,6 +1046,34 @@ export const managerRoutes = {
 export type ManagerRoutes = typeof managerRoutes;
 export type ManagerRouteName = keyof ManagerRoutes;
 
+/**
+ * The routes that act on a host at once (issue 31: only the leading manager calls agents). A
+ * manager that does not lead forwards them to the leader as they came and answers with the
+ * leader's answer; with no leader it can reach, `not-leader` (or, for a host's removal, what it
+ * can do without the host).
+ */
+export const MANAGER_LEADER_ROUTES: ReadonlySet<ManagerRouteName> = new Set<ManagerRouteName>([
+  'addHost',
+  'removeHost',
+  'reconcileHost',
+  'renewHostCertificate',
+  'probeHostLinks',
+  'addDatastore',
+  'updateDatastore',
+  'removeDatastore',
+  'probeDatastore',
+  'cleanUpVmMoves',
+  'releaseRetainedCopy',
+]);
+
+/**
+ * Set by a manager that forwards a request to the leader: its name. A manager that does not lead
+ * answers a forwarded request `not-leader` instead of forwarding it again (the lead moved meanwhile).
+ */
+export const MANAGER_FORWARDED_HEADER = 'silobreak-forwarded-by';
+/** Set on the answer a follower passes on: the name of the leader that gave it. */
+export const MANAGER_ANSWERED_BY_HEADER = 'silobreak-answered-by';
+
 /** GET /api/v1/openapi.json of a manager of this version. */
 export function managerOpenApiDocument(version: string): OpenApiDocument {
   return openApiDocument({
@@ -1053,6 +1082,14 @@ export function managerOpenApiDocument(version: string): OpenApiDocument {
     routes: managerRoutes,
     errors: MANAGER_ERRORS,
     commonErrors: MANAGER_COMMON_ERRORS,
+    commonHeaders: [
+      {
+        name: MANAGER_FORWARDED_HEADER,
+        description:
+          'Set by a manager that forwarded the request to the leader (its name); a manager that does not lead answers such a request not-leader instead of forwarding it again',
+        schema: ManagerName,
+      },
+    ],
     license: 'Apache-2.0',
     servedBy: 'this manager',
   });

@@ -71,6 +71,14 @@ export const TokenName = z
     'must be 1-63 lowercase letters, digits, dots, dashes or underscores',
   );
 
+/** A manager's name (`silobreak manager --name`), unique among the managers of one database. */
+export const ManagerName = z
+  .string()
+  .regex(
+    /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/,
+    'must be 1-63 letters, digits, dots, dashes or underscores, starting with a letter or digit',
+  );
+
 export const Token = z.object({ name: TokenName, role: TokenRole, createdAt: Timestamp });
 export type Token = z.infer<typeof Token>;
 
@@ -679,6 +687,11 @@ export const ChangeRecord = z.object({
   risk: ChangeRisk,
   /** The id of the rule that set `risk`. */
   riskRule: z.string(),
+  /**
+   * The manager that wrote the record (its `--name`; several managers may share a database);
+   * null for records written before records named their manager.
+   */
+  manager: z.string().nullable(),
 });
 export type ChangeRecord = z.infer<typeof ChangeRecord>;
 
@@ -703,6 +716,8 @@ const ChangeFilters = {
    */
   object: z.string().min(1).max(200).optional(),
   actor: z.string().max(64).optional(),
+  /** The name of the manager that wrote the record, exactly. */
+  manager: ManagerName.optional(),
   /** One risk, or several joined by commas: `high` or `high,medium`. */
   risk: RiskFilter.transform((s) => [...new Set(s.split(','))] as ChangeRisk[]).optional(),
   /** Default: CHANGE_WINDOW_DAYS days before now. */

@@ -38,6 +38,7 @@ before(async () => {
   manager = await startManager({
     ...(await testDatabase(dir)),
     dataDir: dir,
+    name: 'explorer-1',
     reconcileIntervalSeconds: 3600,
     log: () => {},
   });
@@ -129,6 +130,43 @@ test('each filter finds its records: risk (one or several), kind, object by name
   assert.deepEqual(await list({ until: all[all.length - 1]?.at ?? '' }), []);
 });
 
+test('every record names the manager that wrote it; the manager filter finds its records', async () => {
+  const all = await list();
+  assert.ok(all.length >= 10);
+  // Through the API, by reconciliation, the admin token made at the start: all by this manager.
+  assert.deepEqual(
+    all.filter((r) => r.manager !== 'explorer-1').map((r) => `${r.object.name} ${r.action}`),
+    [],
+  );
+  assert.deepEqual(
+    (await list({ manager: 'explorer-1' })).map((r) => r.id),
+    all.map((r) => r.id),
+  );
+  assert.deepEqual(await list({ manager: 'explorer-2' }), []);
+  assert.deepEqual(await list({ manager: 'EXPLORER-1' }), [], 'a name matches exactly');
+  // A second manager on the same database: its records carry its name, the first one's stay.
+  const second = await startManager({
+    ...(await testDatabase(dir)),
+    dataDir: dir,
+    name: 'explorer-2',
+    reconcileIntervalSeconds: 3600,
+    log: () => {},
+  });
+  try {
+    await new ManagerClient(second.url, manager.adminToken ?? '').createPool({ name: 'by-second' });
+    const bySecond = await list({ manager: 'explorer-2' });
+    assert.deepEqual(
+      bySecond.map((r) => [r.object.name, r.action, r.actor, r.manager]),
+      [['by-second', 'created', 'admin', 'explorer-2']],
+    );
+    assert.equal((await list({ manager: 'explorer-1' })).length, all.length);
+    const timeline = await admin.changeTimeline({ manager: 'explorer-2' });
+    assert.equal(timeline.total, 1);
+  } finally {
+    await second.close();
+  }
+});
+
 test('without since the list covers the last 7 days; an older record is found with since', async () => {
   const old = new Date(Date.now() - 8 * 86_400_000).toISOString();
   await manager.db
@@ -149,13 +187,14 @@ test('without since the list covers the last 7 days; an older record is found wi
     })
     .execute();
   assert.deepEqual(await list({ actor: 'archaeologist' }), []);
+  // Written past any manager (as records from before migration 0019 are): no manager named.
   const found = await list({
     actor: 'archaeologist',
     since: new Date(Date.now() - 9 * 86_400_000).toISOString(),
   });
   assert.deepEqual(
-    found.map((r) => [r.object.name, r.risk, r.riskRule]),
-    [['ancient', 'medium', 'pool-deleted']],
+    found.map((r) => [r.object.name, r.risk, r.riskRule, r.manager]),
+    [['ancient', 'medium', 'pool-deleted', null]],
   );
 });
 
@@ -204,6 +243,18 @@ test('the timeline: every bucket present, series per risk or kind, counts summin
 test('bad change queries are 400s naming the field', async () => {
   assert.deepEqual(await status(admin.listChanges({ risk: 'severe' })), { status: 400, field: 'risk' });
   assert.deepEqual(await status(admin.listChanges({ risk: 'high,' })), { status: 400, field: 'risk' });
+  for (const manager of ['two words', 'x'.repeat(64), 'm1;drop', '-m1']) {
+    assert.deepEqual(await status(admin.listChanges({ manager })), { status: 400, field: 'manager' });
+    assert.deepEqual(await status(admin.changeTimeline({ manager })), { status: 400, field: 'manager' });
+  }
+  // The client leaves an empty value out; sent, it is refused as well.
+  const empty = await fetch(`${manager.url}/api/v1/changes?manager=`, {
+    headers: { authorization: `Bearer ${manager.adminToken ?? ''}` },
+  });
+  assert.equal(empty.status, 400);
+  const problem = (await empty.json()) as { field?: string; detail?: string };
+  assert.equal(problem.field, 'manager');
+  assert.match(problem.detail ?? '', /^manager: must be 1-63 letters/);
   assert.deepEqual(await status(admin.changeTimeline({ bucket: 'week' as 'hour' })), {
     status: 400,
     field: 'bucket',

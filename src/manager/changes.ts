@@ -14,7 +14,7 @@ import {
 import { rateChange } from './change-risk.js';
 import { noteWritten } from './writes.js';
 import { decodeCursor, pageOf } from './cursor.js';
-import { byDialect, type ChangesTable, type DB, type Tx } from './db.js';
+import { byDialect, writerOf, type ChangesTable, type DB, type Tx } from './db.js';
 import { InvalidInput } from './errors.js';
 
 /** Who makes a change: a token's name or `system`, and the job it happens in, if any. */
@@ -33,7 +33,10 @@ export interface ChangeInput {
   vmRunning?: boolean;
 }
 
-/** Writes change records, each with its risk; call it inside the transaction that makes the change. */
+/**
+ * Writes change records, each with its risk and the manager writing it (the one that named the
+ * handle `tx` belongs to: db.ts nameWriter); call it inside the transaction that makes the change.
+ */
 export async function recordChanges(
   tx: Tx,
   actor: Actor,
@@ -41,6 +44,7 @@ export async function recordChanges(
   at = nowIso(),
 ): Promise<void> {
   if (inputs.length === 0) return;
+  const manager = writerOf(tx);
   await tx
     .insertInto('changes')
     .values(
@@ -60,6 +64,7 @@ export async function recordChanges(
           job_id: actor.jobId ?? null,
           risk: rated.risk,
           risk_rule: rated.rule,
+          manager,
         };
       }),
     )
@@ -77,6 +82,7 @@ interface Filters {
   objectId?: string | undefined;
   object?: string | undefined;
   actor?: string | undefined;
+  manager?: string | undefined;
   risk?: ChangeRisk[] | undefined;
   since?: string | undefined;
   until?: string | undefined;
@@ -113,6 +119,8 @@ function filtered<O>(
     );
   }
   if (q.actor) out = out.where('actor', '=', q.actor);
+  // No index: a database has a few managers, each writing a large share of the records.
+  if (q.manager) out = out.where('manager', '=', q.manager);
   if (q.risk?.length) out = out.where('risk', 'in', q.risk);
   if (q.text) {
     const like = likeAny(q.text);
@@ -233,5 +241,6 @@ export function changeRecordOf(r: Selectable<ChangesTable>): ChangeRecord {
     ...(r.job_id ? { jobId: r.job_id } : {}),
     risk: ChangeRisk.catch('medium').parse(r.risk),
     riskRule: r.risk_rule,
+    manager: r.manager,
   };
 }

@@ -4,7 +4,8 @@ import assert from 'node:assert/strict';
 import Database from 'better-sqlite3';
 import { Kysely, Migrator, sql, SqliteDialect } from 'kysely';
 import { test } from 'node:test';
-import { migrations, postgresKysely, type DB } from './db.js';
+import { recordChanges } from './changes.js';
+import { migrations, nameWriter, postgresKysely, type DB } from './db.js';
 import { createTestDatabase, testDatabaseKind, violates } from './test-postgres.js';
 
 const onPostgres = testDatabaseKind() === 'postgres';
@@ -368,5 +369,30 @@ test('0015 holds the cluster rules: lease host ids 1-2000, unique per cluster, o
       JSON.stringify(values),
     );
   await set({ ha_protected: 1, ha_priority: 1000, ha_preferred_hosts: '["h2"]' });
+  await db.destroy();
+});
+
+test('0019 leaves the change records from before without a manager; a record names the one its handle has', async () => {
+  const db = await freshDb();
+  const migrator = new Migrator({ db, provider: { getMigrations: async () => ({ ...migrations }) } });
+  assert.equal((await migrator.migrateTo('0018-postgres-percentile')).error, undefined);
+  await sql`insert into changes (at, actor, object_kind, object_id, object_name, action, changes, risk, risk_rule)
+    values ('2026-12-01T10:00:00.000Z', 'admin', 'pool', 'p1', 'blue', 'created', '[]', 'low', 'created')`.execute(
+    db,
+  );
+  assert.equal((await migrator.migrateToLatest()).error, undefined);
+  nameWriter(db, 'm2');
+  await db
+    .transaction()
+    .execute((tx) =>
+      recordChanges(tx, { name: 'admin' }, [
+        { object: { kind: 'pool', id: 'p1', name: 'blue' }, action: 'deleted' },
+      ]),
+    );
+  const rows = await db.selectFrom('changes').select(['action', 'manager']).orderBy('id').execute();
+  assert.deepEqual(rows, [
+    { action: 'created', manager: null },
+    { action: 'deleted', manager: 'm2' },
+  ]);
   await db.destroy();
 });

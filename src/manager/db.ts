@@ -213,6 +213,11 @@ export interface JobsTable {
    * to resume; a manager's writes to a job it no longer owns are refused (jobs.ts).
    */
   epoch: Generated<number | null>;
+  /**
+   * The name of the manager that took the job under `epoch` (migration 0019): a leader resuming
+   * the job tells a takeover (another manager's) from a restart of its own.
+   */
+  manager: Generated<string | null>;
 }
 
 /**
@@ -255,6 +260,11 @@ export interface ChangesTable {
   /** low | medium | high, by change-risk.ts's rules when the record was made. */
   risk: string;
   risk_rule: string;
+  /**
+   * The name of the manager that wrote the record (its database handle's, `nameWriter`; migration
+   * 0019); null for records from before it and for writes through a handle no manager named.
+   */
+  manager: Generated<string | null>;
 }
 
 /**
@@ -587,6 +597,22 @@ export const dialectOf = (db: Kysely<any>): SqlDialect =>
 /** A dialect's form of something (statements, a query's SQL): each written out, no rewriting. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- any schema: migrations pass Kysely<any>
 export const byDialect = <T>(db: Kysely<any>, forms: { sqlite: T; postgres: T }): T => forms[dialectOf(db)];
+
+/*
+ * The manager writing through a database handle (issue 31: several managers on one database), for
+ * its change records. Kept by the handle's adapter, which the handle's transactions share (Kysely
+ * makes one per instance and hands it on to each transaction's executor): a transaction carries
+ * its manager without every writer passing it on.
+ */
+const writers = new WeakMap<object, string>();
+
+/** Names the manager whose writes go through `db` (startManager, once it has opened it). */
+export function nameWriter(db: Db, manager: string): void {
+  writers.set(db.getExecutor().adapter, manager);
+}
+
+/** The manager writing through `tx` (a handle or a transaction of it), if one named itself. */
+export const writerOf = (tx: Tx): string | null => writers.get(tx.getExecutor().adapter) ?? null;
 
 /**
  * PostgreSQL's column types for the schema builder's (migrations written for SQLite): integer
@@ -1355,6 +1381,15 @@ export const migrations: Readonly<Record<string, Migration>> = {
           end $$`,
         )
         .execute(db);
+    },
+  },
+  '0019-manager-names': {
+    // Issue 31: each change record names the manager that wrote it (ChangesTable.manager), each
+    // job the manager that runs it (JobsTable.manager). Older rows stay null: which manager wrote
+    // them is not known.
+    async up(db: Kysely<any>) {
+      await db.schema.alterTable('changes').addColumn('manager', 'text').execute();
+      await db.schema.alterTable('jobs').addColumn('manager', 'text').execute();
     },
   },
 };

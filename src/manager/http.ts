@@ -14,7 +14,10 @@ import {
   VmPlacementRequest,
   VmHaRequest,
   ContractCheck,
+  MANAGER_ANSWERED_BY_HEADER,
   MANAGER_COMMON_ERRORS,
+  MANAGER_FORWARDED_HEADER,
+  MANAGER_LEADER_ROUTES,
   type ContractBreach,
   managerOpenApiDocument,
   managerRoutes,
@@ -31,7 +34,7 @@ import {
 import { authorize, bearerSecret, type Caller } from './auth.js';
 import { changeTimeline, listChanges } from './changes.js';
 import type { Db } from './db.js';
-import { InvalidInput, toProblem, Unauthorized } from './errors.js';
+import { InvalidInput, NotLeader, toProblem, Unauthorized } from './errors.js';
 import {
   getCluster,
   getHost,
@@ -97,6 +100,73 @@ export interface ApiDeps {
   managers: () => Promise<ManagersStatus>;
   /** Told of every answer outside the route table (tests also check replies); else logged. */
   onContractBreach?: ((breach: ContractBreach) => void) | undefined;
+  /** Several managers: how a follower passes the leader's routes on (none: it answers them itself). */
+  forwarding?: LeaderForwarding | undefined;
+}
+
+/** What a manager needs to forward the routes that act on hosts to the leader (issue 31). */
+export interface LeaderForwarding {
+  /** This manager's name (sent with a forwarded request). */
+  name: string;
+  /** Whether this manager leads now. */
+  leading(): boolean;
+  /** The leading manager, when another one holds a live lease. */
+  leader(): Promise<{ name: string; url: string } | undefined>;
+}
+
+/**
+ * How long a forwarded request may take at the leader: a host's join (enrolment, its inventory)
+ * or a datastore change waits for agents, each call of which has its own shorter timeout.
+ */
+const FORWARD_TIMEOUT_MS = 120_000;
+
+/**
+ * Passes a request on to the leader as it came (method, path and query, body, the caller's
+ * token) and its answer back as it is. A leader that cannot be reached: not-leader, naming it.
+ */
+async function forwardToLeader(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  leader: { name: string; url: string },
+  me: string,
+): Promise<FastifyReply> {
+  const headers: Record<string, string> = { [MANAGER_FORWARDED_HEADER]: me };
+  if (request.headers.authorization) headers.authorization = request.headers.authorization;
+  const type = request.headers['content-type'];
+  // Fastify has parsed the body (JSON only, or a JSON merge patch): the same JSON goes on.
+  if (request.body !== undefined && type) headers['content-type'] = type;
+  let response: Response;
+  try {
+    response = await fetch(new URL(request.url, leader.url), {
+      method: request.method,
+      headers,
+      ...(request.body !== undefined ? { body: JSON.stringify(request.body) } : {}),
+      redirect: 'manual',
+      signal: AbortSignal.timeout(FORWARD_TIMEOUT_MS),
+    });
+  } catch (error) {
+    const leaderIs = `the leader, manager ${leader.name} (${leader.url})`;
+    // Sent but not answered in time: the leader may be doing it still.
+    if (error instanceof Error && error.name === 'TimeoutError')
+      throw new NotLeader(
+        `manager ${me} does not lead, and ${leaderIs}, did not answer the forwarded request within ${FORWARD_TIMEOUT_MS / 1000} s: it may have been done; look before sending it again`,
+      );
+    const reason =
+      error instanceof Error
+        ? ((error.cause instanceof Error ? error.cause.message : undefined) ?? error.message)
+        : String(error);
+    throw new NotLeader(
+      `manager ${me} does not lead, and ${leaderIs}, did not take the request: ${reason}; only the leader acts on hosts`,
+    );
+  }
+  const body = Buffer.from(await response.arrayBuffer());
+  reply.status(response.status);
+  for (const name of ['content-type', 'www-authenticate', 'location']) {
+    const value = response.headers.get(name);
+    if (value !== null) reply.header(name, value);
+  }
+  reply.header(MANAGER_ANSWERED_BY_HEADER, leader.name);
+  return reply.send(body);
 }
 
 const jobUrl = (id: string) => `${API_PREFIX}/jobs/${id}`;
@@ -512,6 +582,7 @@ export function buildServer(deps: ApiDeps, log: (message: string) => void): Fast
   });
   app.setNotFoundHandler(async (request, reply) => sendProblem(request, reply, noRoute(request)));
   const table: Record<string, RouteSpec> = managerRoutes;
+  const leaderRoutes: ReadonlySet<string> = MANAGER_LEADER_ROUTES;
   const byName = handlers(deps) as unknown as Record<string, LooseHandler>;
   for (const [name, route] of Object.entries(table)) {
     const handle = byName[name];
@@ -528,6 +599,18 @@ export function buildServer(deps: ApiDeps, log: (message: string) => void): Fast
           body: request.body,
         });
         if (!input.ok) throw new InvalidInput(input.detail, input.field);
+        const forwarding = deps.forwarding;
+        if (forwarding && leaderRoutes.has(name) && !forwarding.leading()) {
+          // Forwarded once at most: the lead moved since the request left the other manager.
+          const by = request.headers[MANAGER_FORWARDED_HEADER];
+          if (by !== undefined)
+            throw new NotLeader(
+              `manager ${forwarding.name} does not lead (any more): the request forwarded by manager ${String(by)} is not passed on again; send it again`,
+            );
+          const leader = await forwarding.leader();
+          // No leader: answered here, which says not-leader as soon as it would call an agent.
+          if (leader) return forwardToLeader(request, reply, leader, forwarding.name);
+        }
         const result = await handle({ ...input.value, caller }, reply, request);
         // A handler that answers itself (a dry run's 200, an event stream) has sent its reply.
         if (reply.sent) return reply;

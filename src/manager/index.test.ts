@@ -27,3 +27,25 @@ test('--database takes a postgres:// URL, and is absent (SQLite in the data dir)
   for (const bad of ['mysql://u@h/db', '/var/lib/m/manager.db', 'postgres:/nohost', ''])
     assert.throws(() => managerSettings({ ...flags, database: bad }), /^Error: --database: must be/, bad);
 });
+
+test('--advertise-url takes an http(s) URL with no path: its origin', () => {
+  const flags = {
+    dataDir: '/var/lib/m',
+    listen: '0.0.0.0:7100',
+    reconcileInterval: '30',
+    statsInterval: '30',
+    retainDays: '7',
+  };
+  assert.equal(managerSettings(flags).advertiseUrl, undefined);
+  assert.equal(
+    managerSettings({ ...flags, advertiseUrl: 'http://m1.example:7100' }).advertiseUrl,
+    'http://m1.example:7100',
+  );
+  assert.equal(managerSettings({ ...flags, advertiseUrl: 'https://m1/' }).advertiseUrl, 'https://m1');
+  for (const bad of ['m1:7100', 'ftp://m1', 'http://m1:7100/api/v1', 'http://m1?x=1', ''])
+    assert.throws(
+      () => managerSettings({ ...flags, advertiseUrl: bad }),
+      /^Error: --advertise-url: must be an http:\/\/ or https:\/\/ URL/,
+      bad,
+    );
+});

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
+import { ManagerName } from '../api/index.js';
 import { isPostgresUrl } from './db.js';
 import { DEFAULT_STATS_INTERVAL_SECONDS } from './insight/index.js';
 import { startManager } from './manager.js';
@@ -52,6 +53,7 @@ export interface ManagerFlags {
   tokenFile?: string;
   name?: string;
   database?: string;
+  advertiseUrl?: string;
 }
 
 /** `--database`: a PostgreSQL URL (its password better in PGPASSWORD or ~/.pgpass than here). */
@@ -89,16 +91,25 @@ export function managerSettings(opts: ManagerFlags) {
     statsIntervalSeconds: statsInterval,
     retainedCopyDays: retainDays,
     ...(opts.name !== undefined ? { name: managerName(opts.name) } : {}),
+    ...(opts.advertiseUrl !== undefined ? { advertiseUrl: advertiseUrl(opts.advertiseUrl) } : {}),
   };
+}
+
+/** `--advertise-url`: an http(s) URL with host and port and nothing after, like http://m1:7100. */
+function advertiseUrl(value: string): string {
+  const url = URL.canParse(value) ? new URL(value) : undefined;
+  if (!url || !['http:', 'https:'].includes(url.protocol) || url.pathname !== '/' || url.search || url.hash)
+    throw new Error(
+      `--advertise-url: must be an http:// or https:// URL with no path, like http://m1.example:7100 (got "${value}")`,
+    );
+  return url.origin;
 }
 
 /** A manager's name (issue 31: unique among the managers of one database). */
 function managerName(value: string): string {
-  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(value))
-    throw new Error(
-      '--name: must be 1-63 letters, digits, dots, dashes or underscores, starting with a letter or digit',
-    );
-  return value;
+  const parsed = ManagerName.safeParse(value);
+  if (!parsed.success) throw new Error(`--name: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
+  return parsed.data;
 }
 
 /** `consoleDir`: the web console's static files, served by the manager at `/`. */
@@ -129,6 +140,10 @@ export function registerManagerCommands(program: Command, options: { consoleDir?
     .option(
       '--name <name>',
       "this manager's name among the managers sharing its database (each its own; default: the host name)",
+    )
+    .option(
+      '--advertise-url <url>',
+      'the URL other managers reach this one at (default: the --listen address; for 0.0.0.0 or :: the host name)',
     )
     .option(
       '--token-file <path>',

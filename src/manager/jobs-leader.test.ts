@@ -10,7 +10,7 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { z } from 'zod';
 import { SYSTEM } from './changes.js';
-import { openDatabase, type Db } from './db.js';
+import { nameWriter, openDatabase, type Db } from './db.js';
 import { JOB_POLL_MS, JobRunner, type JobHandler } from './jobs.js';
 
 let dir: string;
@@ -18,7 +18,12 @@ let db: Db;
 const runners: JobRunner[] = [];
 const logs: string[] = [];
 /** The runs of `test-step` seen: which runner, resumed or not, the checkpoint it got. */
-const runs: { runner: string; resumed: boolean; checkpoint: unknown }[] = [];
+const runs: {
+  runner: string;
+  resumed: boolean;
+  checkpoint: unknown;
+  takenOver: { from: string; by: string } | undefined;
+}[] = [];
 const gates = new Map<string, () => void>();
 
 const Params = z.object({ label: z.string() });
@@ -30,7 +35,7 @@ function stepHandler(runner: string): JobHandler<z.infer<typeof Params>> {
     params: Params,
     resumable: true,
     async run(ctx) {
-      runs.push({ runner, resumed: ctx.resumed, checkpoint: ctx.checkpoint });
+      runs.push({ runner, resumed: ctx.resumed, checkpoint: ctx.checkpoint, takenOver: ctx.takenOver });
       await ctx.saveCheckpoint({ step: 1, by: runner }, { phase: 'one', percent: 10 });
       await new Promise<void>((resolve) => {
         gates.set(`${ctx.params.label}/${runner}`, resolve);
@@ -43,9 +48,26 @@ function stepHandler(runner: string): JobHandler<z.infer<typeof Params>> {
   };
 }
 
+/** A job that cannot resume: it waits at its gate. */
+function onceHandler(runner: string): JobHandler<z.infer<typeof Params>> {
+  return {
+    kind: 'test-once',
+    params: Params,
+    resumable: false,
+    async run(ctx) {
+      await new Promise<void>((resolve) => {
+        gates.set(`${ctx.params.label}/${runner}`, resolve);
+        ctx.signal.addEventListener('abort', () => resolve(), { once: true });
+      });
+      return { by: runner };
+    },
+  };
+}
+
 function runner(name: string): JobRunner {
   const r = new JobRunner(db, (m) => logs.push(`${name}: ${m}`));
   r.register(stepHandler(name));
+  r.register(onceHandler(name));
   runners.push(r);
   return r;
 }
@@ -96,12 +118,16 @@ test("a deposed leader writes nothing more of its job; the next leader resumes i
   const old = runner('old');
   const next = runner('next');
   next.follow();
+  // The managers' names, as their handles carry them (one handle here: named as each leads).
+  nameWriter(db, 'm-old');
   await old.lead(2);
   const job = await submit(old, 'two');
   await until(() => gates.has('two/old'), 5_000);
   assert.deepEqual(JSON.parse((await row(job.id)).checkpoint ?? 'null'), { step: 1, by: 'old' });
+  assert.equal((await row(job.id)).manager, 'm-old');
   // The old leader loses the lease; the next one takes it under a higher epoch.
   old.follow();
+  nameWriter(db, 'm-next');
   await next.lead(3);
   await until(() => gates.has('two/next'), 5_000);
   assert.deepEqual(
@@ -112,7 +138,13 @@ test("a deposed leader writes nothing more of its job; the next leader resumes i
     ],
     "resumed as after a restart, from the old leader's checkpoint",
   );
+  // The run knows it is a takeover, not a restart: the job was another manager's.
+  assert.deepEqual(
+    runs.map((r) => r.takenOver),
+    [undefined, { from: 'm-old', by: 'm-next' }],
+  );
   assert.equal((await row(job.id)).epoch, 3, 'the job is the new epoch’s now');
+  assert.equal((await row(job.id)).manager, 'm-next');
   // The old run goes on (a stalled process waking up): its next write is refused, nothing changes.
   const before = await row(job.id);
   gates.get('two/old')?.();
@@ -158,4 +190,30 @@ test("a cancel asked at a follower reaches the leader's running job", async () =
   assert.equal(asked.cancelRequested, true);
   await until(async () => (await row(job.id)).state === 'cancelled', 10 * JOB_POLL_MS);
   leader.follow();
+});
+
+test('a job that cannot resume, left by a manager that stopped leading, fails naming it and the one that took over', async () => {
+  const first = runner('first');
+  nameWriter(db, 'm-first');
+  await first.lead(7);
+  const job = await first.submit({
+    kind: 'test-once',
+    target: target('five'),
+    params: { label: 'five' },
+    actor: SYSTEM,
+  });
+  await until(() => gates.has('five/first'), 5_000);
+  first.follow();
+  const second = runner('second');
+  nameWriter(db, 'm-second');
+  await second.lead(8);
+  await until(async () => (await row(job.id)).state === 'failed', 5_000);
+  const error = JSON.parse((await row(job.id)).error ?? 'null') as { code: string; detail: string };
+  assert.equal(error.code, 'manager-restarted');
+  assert.match(
+    error.detail,
+    /^manager m-first stopped leading \(m-second took over\) while this test-once job was running and it cannot resume/,
+  );
+  gates.get('five/first')?.();
+  second.follow();
 });

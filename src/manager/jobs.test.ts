@@ -15,7 +15,7 @@ let dir: string;
 let manager: RunningManager;
 let api: ManagerClient;
 /** Runs of the `test-resumable` kind seen by this process: whether resumed, and the checkpoint. */
-const runs: { resumed: boolean; checkpoint: unknown }[] = [];
+const runs: { resumed: boolean; checkpoint: unknown; takenOver?: { from: string; by: string } }[] = [];
 const release = new Set<string>();
 
 const Params = z.object({ label: z.string() });
@@ -44,7 +44,11 @@ function testHandlers(): JobHandler<never>[] {
     params: Params,
     resumable: true,
     async run(ctx) {
-      runs.push({ resumed: ctx.resumed, checkpoint: ctx.checkpoint });
+      runs.push({
+        resumed: ctx.resumed,
+        checkpoint: ctx.checkpoint,
+        ...(ctx.takenOver ? { takenOver: ctx.takenOver } : {}),
+      });
       await ctx.saveCheckpoint({ step: 2 }, { phase: 'two', percent: 80 });
       return { resumedFrom: ctx.checkpoint ?? null };
     },
@@ -146,6 +150,7 @@ test('a resumable job interrupted by a restart resumes from its checkpoint', asy
   await start();
   const done = await api.waitForJob(job.id, 20_000);
   assert.equal(done.state, 'succeeded');
+  // The same manager's restart, not a takeover (no takenOver).
   assert.deepEqual(runs[1], { resumed: true, checkpoint: { step: 1 } });
   assert.deepEqual(done.result, { resumedFrom: { step: 1 } });
   assert.equal(done.progress.phase, 'two');
@@ -169,6 +174,7 @@ test('a clean stop ends open event streams and leaves a running job to the next 
   const after = await api.getJob(job.id);
   assert.equal(after.state, 'failed');
   assert.equal(after.error?.code, 'manager-restarted');
+  assert.match(after.error?.detail ?? '', /^the manager restarted while this test-\S+ job was running/);
 });
 
 test('jobs created in the same millisecond list newest first in the order they were made, page by page', async () => {

@@ -14,7 +14,7 @@ import {
 } from '../api/index.js';
 import { SYSTEM, nowIso, recordChanges, type Actor } from './changes.js';
 import { decodeCursor, pageOf } from './cursor.js';
-import type { Db, JobsTable, Tx } from './db.js';
+import { writerOf, type Db, type JobsTable, type Tx } from './db.js';
 import { InvalidInput, JobFinished, JobNotFound, ManagerError, toProblem } from './errors.js';
 import { KeyedMutex } from './locks.js';
 
@@ -40,6 +40,11 @@ export interface JobContext<P> {
   readonly actor: Actor;
   /** True when this run continues a job that a manager restart interrupted. */
   readonly resumed: boolean;
+  /**
+   * For a run that continues a job another manager ran (a takeover, issue 31): that manager's name
+   * and this one's. Undefined on a first run and when a manager resumes its own (a restart).
+   */
+  readonly takenOver?: { from: string; by: string };
   /** The last data saved with saveCheckpoint (undefined on a first run). */
   readonly checkpoint: unknown;
   /** Aborted when a cancel is requested. */
@@ -183,6 +188,7 @@ export class JobRunner {
       error: null,
       cancel_requested: 0,
       epoch: null,
+      manager: null,
       created_at: now,
       started_at: null,
       finished_at: null,
@@ -356,15 +362,21 @@ export class JobRunner {
       );
     // In creation order: jobs on one target queue for it in that order again.
     const rows = await query.orderBy('seq').execute();
+    const me = writerOf(this.db);
     for (const row of rows) {
       if (this.launched.has(row.id)) continue;
       const handler = this.handlers.get(row.kind);
       if (row.state === 'queued' && handler) this.launch(row.id, false);
       else if (row.state === 'running' && handler?.resumable) this.launch(row.id, true);
       else {
+        // Another manager's job (a takeover), or this manager's own before its restart.
+        const stopped =
+          row.manager !== null && me !== null && row.manager !== me
+            ? `manager ${row.manager} stopped leading (${me} took over)`
+            : 'the manager restarted';
         const detail = handler
-          ? `the manager restarted while this ${row.kind} job was running and it cannot resume; the inventory shows the actual state after the next reconciliation`
-          : `the manager restarted and has no handler for job kind ${row.kind}`;
+          ? `${stopped} while this ${row.kind} job was running and it cannot resume; the inventory shows the actual state after the next reconciliation`
+          : `${stopped} and has no handler for job kind ${row.kind}`;
         await this.finishIf(
           row.id,
           row.state,
@@ -416,12 +428,18 @@ export class JobRunner {
       if (isTerminal(row.state)) return; // cancelled while queued
       const handler = this.handlers.get(row.kind);
       if (!handler) throw new Error(`no handler for job kind ${row.kind}`);
+      // Whose run this continues: the manager that took the job before (null before 0019).
+      const me = writerOf(this.db);
+      const takenOver =
+        resumed && row.manager !== null && me !== null && row.manager !== me
+          ? { from: row.manager, by: me }
+          : undefined;
       if (owner !== undefined) {
         // The job becomes this leader's: its epoch on the row, unless a newer leader's is there.
         if (!this.#owns(owner)) throw new JobDeposed(id);
         const taken = await this.db
           .updateTable('jobs')
-          .set({ epoch: owner })
+          .set({ epoch: owner, manager: me })
           .where('id', '=', id)
           .where((eb) => eb.or([eb('epoch', 'is', null), eb('epoch', '<=', owner)]))
           .executeTakeFirst();
@@ -459,6 +477,7 @@ export class JobRunner {
         params: params.data,
         actor: { name: row.created_by, jobId: id },
         resumed,
+        ...(takenOver ? { takenOver } : {}),
         checkpoint: row.checkpoint === null ? undefined : (JSON.parse(row.checkpoint) as unknown),
         signal: controller.signal,
         progress: (update) => write({ progress: JSON.stringify(advance(update)) }),

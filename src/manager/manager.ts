@@ -2,7 +2,7 @@ import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { AgentClient, type ContractBreach } from '../api/index.js';
-import { openDatabase, type Db } from './db.js';
+import { nameWriter, openDatabase, type Db } from './db.js';
 import { FabricEvents } from './fabric-events.js';
 import { buildServer } from './http.js';
 import { serveConsole } from './console.js';
@@ -66,6 +66,12 @@ export interface ManagerOptions {
    * Default: the machine's host name.
    */
   name?: string;
+  /**
+   * The base URL other managers reach this one at (requests a follower forwards to the leader,
+   * `managers list`). Default: the listening address; for a wildcard one (0.0.0.0, ::) the
+   * machine's host name with the port.
+   */
+  advertiseUrl?: string;
 }
 
 export interface RunningManager {
@@ -105,14 +111,18 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
   // The fabric CA (made on the first start): agents answer only its manager certificate.
   const ca = await FabricCa.open(options.dataDir);
   const db = await openDatabase(options.database ?? options.dataDir);
+  const name = options.name ?? hostname();
+  // Its change records name it (several managers may share the database).
+  nameWriter(db, name);
   const hostLocks = new KeyedMutex();
   // Several managers may share the database (issue 31); only the leader acts on agents, each call
   // under its epoch (leader.ts). Made before anything can call an agent; it leads from start().
   let url = '';
+  let advertised = '';
   const leadership = new Leadership({
     db,
-    name: options.name ?? hostname(),
-    url: () => url,
+    name,
+    url: () => advertised,
     version: MANAGER_VERSION,
     log,
     onGain: (epoch) => lead(epoch),
@@ -235,6 +245,17 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
       version: MANAGER_VERSION,
       managers: () => leadership.view(),
       onContractBreach: options.onContractBreach,
+      // A follower passes what acts on hosts on to the leader (as the lease names it).
+      forwarding: {
+        name,
+        leading: () => leadership.epoch !== undefined,
+        leader: async () => {
+          const { leader } = await leadership.view();
+          return leader && leader.id !== leadership.me.id
+            ? { name: leader.name, url: leader.url }
+            : undefined;
+        },
+      },
     },
     log,
   );
@@ -244,6 +265,9 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
   const port = typeof address === 'object' && address ? address.port : options.port;
   const host = options.host ?? '127.0.0.1';
   url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  // A wildcard address is no address to call from another machine.
+  advertised =
+    options.advertiseUrl ?? (['0.0.0.0', '::'].includes(host) ? `http://${hostname()}:${port}` : url);
 
   // What only the leader runs: the jobs (queued by any manager, or left running by an earlier
   // leader: resumed or rolled back as after a restart, jobs.recover), polls, collection, links,

@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import { z } from 'zod';
 import {
   CHANGE_WINDOW_DAYS,
+  ManagerName,
   ObjectKind,
   RiskFilter,
   TimelineBucket,
@@ -33,6 +34,7 @@ function columns(style: OutputStyle): Column<ChangeRecord>[] {
     { header: 'Risk', value: (c) => paintRisk(style, c.risk) },
     { header: 'Rule', value: (c) => c.riskRule },
     { header: 'Actor', value: (c) => c.actor },
+    { header: 'Manager', value: (c) => c.manager ?? '-' },
     { header: 'Kind', value: (c) => c.object.kind },
     { header: 'Object', value: (c) => c.object.name },
     { header: 'Action', value: (c) => c.action },
@@ -53,6 +55,7 @@ function withFilters(command: Command): Command {
     .option('--kind <kind>', `only changes of objects of this kind (${ObjectKind.options.join(', ')})`)
     .option('--object <id|name>', 'only changes of this object (by name: with its disks, NICs, datastores)')
     .option('--actor <name>', 'only changes by this token name (or `system` for what the manager observed)')
+    .option('--manager <name>', 'only changes written by the manager of this name (its --name)')
     .option('--search <text>', 'only changes whose object name, actor or values contain this text')
     .option(
       '--since <time>',
@@ -65,6 +68,7 @@ const filterRules = {
   kind: ObjectKind.optional(),
   object: z.string().min(1, 'must not be empty').max(200, 'must be at most 200 characters').optional(),
   actor: z.string().min(1).max(64, 'must be at most 64 characters').optional(),
+  manager: ManagerName.optional(),
   search: z.string().min(1, 'must not be empty').max(200, 'must be at most 200 characters').optional(),
   since: fromParser(parseTimeFilter).optional(),
   until: fromParser(parseTimeFilter).optional(),
@@ -79,6 +83,7 @@ function filterQuery(o: FilterFlags) {
     kind: o.kind,
     ...(byId ? { objectId: o.object } : { object: o.object }),
     actor: o.actor,
+    manager: o.manager,
     text: o.search,
     since: o.since?.iso,
     until: o.until?.iso,

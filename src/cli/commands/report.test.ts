@@ -13,6 +13,7 @@ function change(at: string, kind: ChangeRecord['object']['kind'], extra: object 
     changes: [],
     risk: 'medium',
     riskRule: 'setting-changed',
+    manager: 'm1',
     ...extra,
   };
 }

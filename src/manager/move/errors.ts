@@ -33,13 +33,16 @@ export class MoveFailed extends ManagerError {
   }
 }
 
-/** The manager restarted before the switchover; the move was undone. */
+/**
+ * The manager restarted before the switchover, or (`takenOver`) stopped leading and another took
+ * the move over; the move was undone.
+ */
 export class MoveInterrupted extends ManagerError {
-  constructor(vmName: string, phase: string, source: string) {
-    super(
-      'conflict',
-      `the manager restarted while moving ${vmName} (during ${phase}); the move was undone and ${vmName} runs on ${source}: start the move again`,
-    );
+  constructor(vmName: string, phase: string, source: string, takenOver?: { from: string; by: string }) {
+    const what = takenOver
+      ? `manager ${takenOver.from} stopped leading while moving ${vmName} (during ${phase}); ${takenOver.by} took over, undid the move`
+      : `the manager restarted while moving ${vmName} (during ${phase}); the move was undone`;
+    super('conflict', `${what} and ${vmName} runs on ${source}: start the move again`);
   }
 }
 

@@ -737,7 +737,7 @@ function deposed(error: unknown): boolean {
   );
 }
 
-/** After a manager restart: forward from the switchover on, else undo (unless the copy completed meanwhile). */
+/** After a manager restart or a takeover: forward from the switchover on, else undo (unless the copy completed meanwhile). */
 async function resume(move: RunnableMove, driver: MoveDriver): Promise<DriveOutcome> {
   const { phase, migrationId } = move.cp;
   let sourceCompleted = false;
@@ -753,7 +753,7 @@ async function resume(move: RunnableMove, driver: MoveDriver): Promise<DriveOutc
   }
   const recovery = recoveryFor(phase, sourceCompleted);
   if (recovery.action === 'resume') return driveMove(driver, recovery.from);
-  const cause = new MoveInterrupted(move.view.vm.name, phase, move.view.from);
+  const cause = new MoveInterrupted(move.view.vm.name, phase, move.view.from, move.ctx.takenOver);
   if ((await runUndos(driver, recovery.undo, cause)) === 'committed') return driveMove(driver, 'switchover');
   throw cause;
 }

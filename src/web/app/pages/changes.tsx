@@ -111,6 +111,7 @@ function ChangeList({ page, pageNo }: { page: Output<'listChanges'>; pageNo: num
             <th scope="col">Fields</th>
             <th scope="col">Risk</th>
             <th scope="col">Actor</th>
+            <th scope="col">Manager</th>
             <th scope="col">Host</th>
             <th scope="col">Before/after</th>
           </tr>
@@ -118,7 +119,7 @@ function ChangeList({ page, pageNo }: { page: Output<'listChanges'>; pageNo: num
         <tbody>
           {page.items.length === 0 ? (
             <tr>
-              <td colSpan={9} className="state empty">
+              <td colSpan={10} className="state empty">
                 No change matches these filters.
               </td>
             </tr>
@@ -137,6 +138,7 @@ function ChangeList({ page, pageNo }: { page: Output<'listChanges'>; pageNo: num
                     <span className={`badge risk-${c.risk}`}>{c.risk}</span>
                   </td>
                   <td>{c.actor}</td>
+                  <td>{c.manager ?? '—'}</td>
                   <td>{c.host ?? '—'}</td>
                   <td>
                     <button
@@ -152,7 +154,7 @@ function ChangeList({ page, pageNo }: { page: Output<'listChanges'>; pageNo: num
                 </tr>
                 {open.has(c.id) && (
                   <tr id={`change-${c.id}`} className="detail">
-                    <td colSpan={9}>
+                    <td colSpan={10}>
                       <ChangeDetail change={c} />
                     </td>
                   </tr>
@@ -170,6 +172,7 @@ export function ChangesPage() {
   const [text, setText] = useState('');
   const [object, setObject] = useState('');
   const [actor, setActor] = useState('');
+  const [manager, setManager] = useState('');
   const [kind, setKind] = useState('');
   const [risk, setRisk] = useState('');
   const [since, setSince] = useState('');
@@ -178,7 +181,12 @@ export function ChangesPage() {
   const [bucket, setBucket] = useState<'hour' | 'day'>('hour');
   const [slice, setSlice] = useState<TimeRange | undefined>(undefined);
 
-  const typed = useDebounced({ text: text.trim(), object: object.trim(), actor: actor.trim() });
+  const typed = useDebounced({
+    text: text.trim(),
+    object: object.trim(),
+    actor: actor.trim(),
+    manager: manager.trim(),
+  });
   const filters = useMemo(() => {
     const parsedKind = ObjectKind.safeParse(kind);
     return {
@@ -258,6 +266,10 @@ export function ChangesPage() {
         <label>
           Actor
           <input type="text" value={actor} onChange={(e) => setActor(e.target.value)} size={10} />
+        </label>
+        <label>
+          Manager
+          <input type="text" value={manager} onChange={(e) => setManager(e.target.value)} size={10} />
         </label>
         <label>
           Since
