@@ -335,6 +335,12 @@ export const STORAGE_RULES = [
   /** The VM's guest tools need attention: outdated, not answering, or missing (see ToolsStatus). */
   'vm-tools',
   /**
+   * A host cannot reach a shared datastore it configures (its agent's bounded check: a hung or
+   * failing mount, another storage or none mounted there, or its cluster lockspace on it lost);
+   * critical, open while the agent says so.
+   */
+  'shared-datastore-lost',
+  /**
    * Drift (issue 28): a VM or datastore appeared on or vanished from a host without the manager
    * (made on its agent directly); active for DRIFT_ISSUE_HOURS. Reconciliation opens these, not
    * the storage rules, so Prometheus has no alert for them.
