@@ -304,8 +304,26 @@ export class StatsCollector {
     );
   }
 
-  /** The image as qemu-img sees it, asked again only when its size or mtime changed. */
-  async #image(disk: { path: string; format: DiskImage['format']; sizeBytes: number }): Promise<DiskImage> {
+  /**
+   * The image as qemu-img sees it, asked again only when its size or mtime changed. On a shared
+   * datastore this host does not reach now, the file is not touched (a stat(2) on a hung mount
+   * would hold one of the agent's threads for ever): the last answer, else what the definition says.
+   */
+  async #image(disk: {
+    path: string;
+    datastore: string;
+    format: DiskImage['format'];
+    sizeBytes: number;
+  }): Promise<DiskImage> {
+    if (await this.#unreachable(disk.datastore))
+      return (
+        this.#images.get(disk.path)?.image ?? {
+          format: disk.format,
+          formatVersion: null,
+          virtualSizeBytes: disk.sizeBytes,
+          allocatedBytes: 0,
+        }
+      );
     const fileStat = await stat(disk.path).catch(() => undefined);
     const fallback: DiskImage = {
       format: disk.format,
@@ -328,6 +346,12 @@ export class StatsCollector {
     }
     this.#images.set(disk.path, { key, image });
     return image;
+  }
+
+  /** Whether `datastore` is a shared one this host does not reach now (HostInventory.checkShared). */
+  async #unreachable(datastore: string): Promise<boolean> {
+    const d = this.inventory.configured().find((s) => s.name === datastore);
+    return d?.kind === 'shared' && !(await this.inventory.checkShared(d.name)).ok;
   }
 
   /** The type of the filesystem holding a datastore, as findmnt names it (ext4, xfs, nfs4...). */
