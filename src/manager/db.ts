@@ -1359,7 +1359,7 @@ export const migrations: Readonly<Record<string, Migration>> = {
         .execute(db);
     },
   },
-  '0019-shared-datastore-lost': {
+  '0020-shared-datastore-lost': {
     // Issue 30: why a host does not reach a shared datastore, as its agent last said (a JSON
     // DatastoreLost; null while it reaches it): the `shared-datastore-lost` issue's facts.
     async up(db: Kysely<any>) {
