@@ -32,7 +32,7 @@ export const LAB_FILES = Object.freeze({
   'src/agent/tools.lab.test.ts': { class: 'guest', seconds: 15 },
   'src/agent/upgrade.lab.test.ts': { class: 'guest', seconds: 10 },
   'src/cli/cli.lab.test.ts': { class: 'guest', seconds: 103 },
-  'src/cluster.lab.test.ts': { class: 'guest', seconds: 170 },
+  'src/cluster.lab.test.ts': { class: 'guest', seconds: 215 },
   'src/cold-faults.lab.test.ts': { class: 'guest', seconds: 150 },
   'src/console.lab.test.ts': { class: 'guest', seconds: 90 },
   'src/delta-move.lab.test.ts': { class: 'guest', seconds: 146 },

@@ -299,3 +299,48 @@ test('the standalone host does not see the shared datastore: a move there copies
   assert.notEqual(refused.code, 0, 'refused');
   assert.match(refused.stderr + refused.stdout, /datastore/, `names the datastore: ${refused.stderr}`);
 });
+
+test("host2 cut off from the storage alone (its agent still answers): a shared-datastore-lost issue for host2's shared datastore while it lasts, gone once the storage answers again", async () => {
+  const h2 = host('host2');
+  const storage = lab.storage!.address;
+  const lostOn = async () =>
+    (await api.listStorageIssues({ rule: 'shared-datastore-lost' })).items.map((i) => i.subject.name);
+  assert.deepEqual(await lostOn(), [], 'no host has lost the storage before the cut');
+  // Only host2's storage traffic is dropped: its sshfs requests wait, as on a hard NFS mount.
+  const route = ['-n', h2.namespace, 'route', 'add', 'blackhole', `${storage}/32`];
+  execFileSync('ip', route);
+  const cutAt = Date.now();
+  try {
+    const issue = await until(
+      'the issue for host2/shared',
+      async () =>
+        (await api.listStorageIssues({ rule: 'shared-datastore-lost' })).items.find(
+          (i) => i.subject.name === 'host2/shared',
+        ),
+      60_000,
+    );
+    const seenAt = Date.now();
+    assert.equal(issue.severity, 'critical');
+    assert.match(issue.message, /^host2 cannot reach shared datastore shared \(storage [0-9a-f-]{36}\): /);
+    assert.match(issue.message, /does not answer|lockspace/, issue.message);
+    // The agent answers (its check is bounded): the mount hangs, not the agent.
+    const statsStarted = Date.now();
+    const stats = await labAgent(h2, 15_000).stats();
+    const statsMs = Date.now() - statsStarted;
+    assert.ok(stats.datastores.find((d) => d.name === 'shared')?.lost, 'GET /v1/stats says it is lost');
+    assert.deepEqual(await lostOn(), ['host2/shared'], 'host1 and host3 still reach it');
+    console.log(
+      `storage cut on host2: issue after ${((seenAt - cutAt) / 1000).toFixed(1)} s (${issue.message}); GET /v1/stats answered in ${statsMs} ms`,
+    );
+  } finally {
+    route[3] = 'del';
+    execFileSync('ip', route);
+  }
+  const backAt = Date.now();
+  await until('the issue ended', async () => ((await lostOn()).length === 0 ? true : undefined), 120_000);
+  const ended = (await api.listStorageIssues({ rule: 'shared-datastore-lost', state: 'all' })).items.find(
+    (i) => i.subject.name === 'host2/shared',
+  );
+  assert.ok(ended && !ended.active && ended.endedAt !== null, 'listed as ended');
+  console.log(`storage back on host2: issue ended ${((Date.now() - backAt) / 1000).toFixed(1)} s later`);
+});

@@ -29,7 +29,10 @@ export class AgentCore {
     /** The host's sanlock leases (config `sanlock`), for clusters. */
     readonly leases?: HostLeases,
   ) {
-    this.#stats = new StatsCollector(config.hostName, inventory, vms, log);
+    this.#stats = new StatsCollector(config.hostName, inventory, vms, log, async () => {
+      await leases?.refresh();
+      return leases?.status();
+    });
     this.datastores = new DatastoreAdmin(inventory, vms, log, config);
     this.upgrade = new HostUpgrade({
       config: config.upgrade,

@@ -13,8 +13,12 @@ import {
 } from '../api/index.js';
 import { datastoreSpace, type DatastoreSpace } from './datastores.js';
 import { DatastoreExists, DatastoreNotFound, InvalidInput, VSwitchNotFound } from './errors.js';
+import { checkSharedDatastore, type SharedCheck } from './shared-health.js';
 import { sharedStorageId } from './shared-storage.js';
 import { ensureBridge } from './vswitches.js';
+
+/** A shared datastore's check answers every caller within this time of it (stats, lists, moves). */
+const CHECK_REUSE_MS = 1_000;
 
 /**
  * The datastores and virtual switches of this host, and its size. Datastores change at runtime
@@ -27,6 +31,10 @@ export class HostInventory {
   readonly #probes = new Map<string, DatastoreProbe>();
   /** Shared datastores' storage ids by datastore name (read from their markers once). */
   readonly #storageIds = new Map<string, string>();
+  /** Shared datastores' last bounded check (shared-health.ts), by name; one at a time per datastore. */
+  readonly #checks = new Map<string, { at: number; result: Promise<SharedCheck> }>();
+  /** Shared datastores' last space measured while reachable: what they show while lost. */
+  readonly #lastSpace = new Map<string, DatastoreSpace>();
 
   constructor(
     private readonly config: AgentConfig,
@@ -103,8 +111,34 @@ export class HostInventory {
     return this.#stores.find((d) => d.name === name)?.limits;
   }
 
-  space(name: string): Promise<DatastoreSpace> {
-    return datastoreSpace(this.datastore(name, 'datastore').path);
+  async space(name: string): Promise<DatastoreSpace> {
+    const d = this.datastore(name, 'datastore');
+    if (d.kind !== 'shared') return datastoreSpace(d.path);
+    const check = await this.checkShared(d.name);
+    if (!check.ok) throw new InvalidInput(`datastore: ${check.lost.detail}`, 'datastore');
+    return check.space;
+  }
+
+  /**
+   * Whether this host reaches the shared datastore `name` now: a bounded check in a child
+   * (shared-health.ts), never a syscall of the agent's own on a mount that may hang. Checks asked
+   * for within CHECK_REUSE_MS of the last (or while it runs) share its answer.
+   */
+  checkShared(name: string): Promise<SharedCheck> {
+    const d = this.datastore(name, 'datastore');
+    const last = this.#checks.get(d.name);
+    if (last && Date.now() - last.at < CHECK_REUSE_MS) return last.result;
+    const result = checkSharedDatastore(d.path, this.#storageIds.get(d.name)).then((check) => {
+      if (check.ok) this.#lastSpace.set(d.name, check.space);
+      return check;
+    });
+    this.#checks.set(d.name, { at: Date.now(), result });
+    // A check still running when the reuse time is over is waited for, not started twice.
+    void result.then(() => {
+      const entry = this.#checks.get(d.name);
+      if (entry?.result === result) entry.at = Date.now();
+    });
+    return result;
   }
 
   async datastores(): Promise<Datastore[]> {
@@ -114,8 +148,23 @@ export class HostInventory {
   async describe(name: string): Promise<Datastore> {
     const d = this.datastore(name, 'name');
     const probe = this.#probes.get(d.name);
-    const space = await datastoreSpace(d.path);
-    const storageId = await this.#storageIdOf(d);
+    let space: DatastoreSpace;
+    if (d.kind === 'shared') {
+      // Bounded: a lost shared datastore shows its last figures (GET /v1/stats says it is lost).
+      const check = await this.checkShared(d.name);
+      space = check.ok ? check.space : (this.#lastSpace.get(d.name) ?? { capacityBytes: 0, freeBytes: 0 });
+    } else space = await datastoreSpace(d.path);
+    let storageId: string | undefined;
+    if (d.kind === 'shared') {
+      storageId = this.#storageIds.get(d.name);
+      if (storageId === undefined) {
+        // Not identified since the agent started (its mount was missing): the check read the marker.
+        const check = await this.checkShared(d.name);
+        if (!check.ok) throw new InvalidInput(`path: ${check.lost.detail}`, 'path');
+        storageId = check.storageId;
+        this.#storageIds.set(d.name, storageId);
+      }
+    }
     return {
       name: d.name,
       path: d.path,

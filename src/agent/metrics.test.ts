@@ -148,6 +148,7 @@ test('the figures of the snapshot appear with their labels, old names included',
     'silobreak_datastore_provisioned_bytes{host="host-a",datastore="ds1"} 11811160064',
     'silobreak_datastore_allocated_bytes{host="host-a",datastore="ds1"} 3222274048',
     'silobreak_datastore_info{host="host-a",datastore="ds1",fs_type="ext4"} 1',
+    'silobreak_datastore_lost{host="host-a",datastore="ds1"} 0',
     'silobreak_guest_agent_info{host="host-a",vm="web-1",version="7.2.19"} 1',
     // Guest-controlled text is escaped (quote, backslash, newline).
     'silobreak_guest_filesystem_size_bytes{host="host-a",vm="web-1",mountpoint="/da\\"ta\\\\x\\n",fstype="ext4"} 1000',

@@ -266,6 +266,11 @@ export async function renderMetrics(s: MetricsSnapshot): Promise<string> {
       'Sum of the bytes the disks on the datastore take.',
       (d) => d.allocatedBytes,
     ],
+    [
+      'silobreak_datastore_lost',
+      '1 while this host cannot reach this shared datastore (hung or stale mount, another storage, lockspace lost), else 0.',
+      (d) => (d.lost ? 1 : 0),
+    ],
   ] satisfies [string, string, (d: DatastoreStats) => number][])
     gauge({ name, help, labelNames: HDS, samples: perDatastore(pick) });
 

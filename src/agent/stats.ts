@@ -1,5 +1,13 @@
 import { readFile, stat } from 'node:fs/promises';
-import type { DatastoreStats, DiskStats, GuestStats, HostStats, VmState } from '../api/index.js';
+import type {
+  DatastoreLost,
+  DatastoreStats,
+  DiskStats,
+  GuestStats,
+  HostStats,
+  LockspaceStatus,
+  VmState,
+} from '../api/index.js';
 import { LATENCY_BOUNDS_NS } from '../api/index.js';
 import { queryBlock, queryBlockstats, type QmpClient } from '../qmp/index.js';
 import { readGuestUsage, type GuestReply } from './guest-ops.js';
@@ -121,6 +129,8 @@ export class StatsCollector {
     private readonly inventory: HostInventory,
     private readonly vms: VmService,
     private readonly log: Logger,
+    /** The host's cluster lockspace, refreshed from sanlock (none without one). */
+    private readonly lockspace: () => Promise<LockspaceStatus | undefined> = async () => undefined,
   ) {
     this.#guests = new GuestPolls((vm) => {
       const deadline = Date.now() + GUEST_POLL_BUDGET_MS;
@@ -130,21 +140,27 @@ export class StatsCollector {
 
   async collect(): Promise<HostSnapshot> {
     const runtimes = this.vms.runtimes();
-    const [stores, perVm] = await Promise.all([
+    const [stores, perVm, lockspace] = await Promise.all([
       this.inventory.datastores(),
       Promise.all(runtimes.map((r) => this.#vm(r))),
+      this.lockspace().catch(() => undefined),
     ]);
     const disks = perVm.flatMap((v) => v.disks);
     const totals = datastoreTotals(disks);
     const datastores = await Promise.all(
-      stores.map(async (d): Promise<DatastoreStats> => ({
-        name: d.name,
-        fsType: await this.#fsType(d.path),
-        capacityBytes: d.capacityBytes,
-        freeBytes: d.freeBytes,
-        provisionedBytes: totals.get(d.name)?.provisionedBytes ?? 0,
-        allocatedBytes: totals.get(d.name)?.allocatedBytes ?? 0,
-      })),
+      stores.map(async (d): Promise<DatastoreStats> => {
+        const lost = await this.#lost(d.name, d.kind, lockspace);
+        return {
+          name: d.name,
+          // findmnt stats the directory: not on a storage known to be lost.
+          fsType: lost?.cause === 'lockspace-lost' || !lost ? await this.#fsType(d.path) : 'unknown',
+          capacityBytes: d.capacityBytes,
+          freeBytes: d.freeBytes,
+          provisionedBytes: totals.get(d.name)?.provisionedBytes ?? 0,
+          allocatedBytes: totals.get(d.name)?.allocatedBytes ?? 0,
+          ...(lost ? { lost } : {}),
+        };
+      }),
     );
     this.#forgetGone(runtimes, disks);
     return {
@@ -157,6 +173,26 @@ export class StatsCollector {
       },
       vms: perVm.map((v) => v.vm),
     };
+  }
+
+  /**
+   * Why this host does not reach a shared datastore: its bounded check (HostInventory.checkShared,
+   * the answer describing it just used), else its cluster lockspace on it dropped by sanlock.
+   */
+  async #lost(
+    name: string,
+    kind: 'local' | 'shared',
+    lockspace: LockspaceStatus | undefined,
+  ): Promise<DatastoreLost | undefined> {
+    if (kind !== 'shared') return undefined;
+    const check = await this.inventory.checkShared(name);
+    if (!check.ok) return check.lost;
+    if (lockspace?.datastore === name && lockspace.state === 'lost')
+      return {
+        cause: 'lockspace-lost',
+        detail: `sanlock dropped lockspace ${lockspace.name} on it: the host's lease renewals failed`,
+      };
+    return undefined;
   }
 
   /** Drops what belongs to VMs, images and QEMU processes that are gone: the caches stay small. */
@@ -268,8 +304,26 @@ export class StatsCollector {
     );
   }
 
-  /** The image as qemu-img sees it, asked again only when its size or mtime changed. */
-  async #image(disk: { path: string; format: DiskImage['format']; sizeBytes: number }): Promise<DiskImage> {
+  /**
+   * The image as qemu-img sees it, asked again only when its size or mtime changed. On a shared
+   * datastore this host does not reach now, the file is not touched (a stat(2) on a hung mount
+   * would hold one of the agent's threads for ever): the last answer, else what the definition says.
+   */
+  async #image(disk: {
+    path: string;
+    datastore: string;
+    format: DiskImage['format'];
+    sizeBytes: number;
+  }): Promise<DiskImage> {
+    if (await this.#unreachable(disk.datastore))
+      return (
+        this.#images.get(disk.path)?.image ?? {
+          format: disk.format,
+          formatVersion: null,
+          virtualSizeBytes: disk.sizeBytes,
+          allocatedBytes: 0,
+        }
+      );
     const fileStat = await stat(disk.path).catch(() => undefined);
     const fallback: DiskImage = {
       format: disk.format,
@@ -292,6 +346,12 @@ export class StatsCollector {
     }
     this.#images.set(disk.path, { key, image });
     return image;
+  }
+
+  /** Whether `datastore` is a shared one this host does not reach now (HostInventory.checkShared). */
+  async #unreachable(datastore: string): Promise<boolean> {
+    const d = this.inventory.configured().find((s) => s.name === datastore);
+    return d?.kind === 'shared' && !(await this.inventory.checkShared(d.name)).ok;
   }
 
   /** The type of the filesystem holding a datastore, as findmnt names it (ext4, xfs, nfs4...). */

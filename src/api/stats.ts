@@ -57,6 +57,17 @@ export const DiskStats = z.strictObject({
 });
 export type DiskStats = z.infer<typeof DiskStats>;
 
+/**
+ * Why a host does not reach one of its shared datastores (agent/shared-health.ts): its filesystem
+ * did not answer within the check's timeout (a hung network mount), answered with an error (a
+ * stale or dead mount), is not that storage (no marker, or another storage's: the mount is gone),
+ * or the host's sanlock dropped its cluster lockspace on it (lease renewals failed).
+ */
+export const DatastoreLostCause = z.enum(['no-answer', 'error', 'not-the-storage', 'lockspace-lost']);
+export type DatastoreLostCause = z.infer<typeof DatastoreLostCause>;
+export const DatastoreLost = z.strictObject({ cause: DatastoreLostCause, detail: z.string().max(2000) });
+export type DatastoreLost = z.infer<typeof DatastoreLost>;
+
 export const DatastoreStats = z.strictObject({
   name: Name,
   fsType: z.string(),
@@ -66,6 +77,11 @@ export const DatastoreStats = z.strictObject({
   provisionedBytes: Bytes,
   /** Sum of the allocated sizes of the images on it: what they take today. */
   allocatedBytes: Bytes,
+  /**
+   * Set while this host cannot reach this shared datastore (never for a local one); its space
+   * figures are then the last it measured.
+   */
+  lost: DatastoreLost.optional(),
 });
 export type DatastoreStats = z.infer<typeof DatastoreStats>;
 

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { DatastoreKind, Name } from './agent.js';
+import { DatastoreKind, Name, StorageId } from './agent.js';
 import { ObjectRef, PageQuery } from './manager.js';
 import { MergePatchOf } from './merge-patch.js';
 
@@ -161,11 +161,75 @@ const IoFigures = {
   coveredSeconds: z.number(),
 };
 
+/**
+ * Which storage a datastore is: a shared datastore's storage id (hosts whose datastores carry it see
+ * one storage), else its host and name. The one key for "a shared storage is one budget": the
+ * explorer's totals (storageTotals), placement's rooms and the upgrade planner's space.
+ */
+export function storageKey(d: { host: string; name: string; storageId?: string | null | undefined }): string {
+  return d.storageId ? `storage ${d.storageId}` : `${d.host}/${d.name}`;
+}
+
+export interface StorageTotals {
+  /** Distinct storages: a shared one seen by several hosts counts once. */
+  storages: number;
+  /** Datastore rows summed (each host's view of a shared storage is one). */
+  datastores: number;
+  capacityBytes: number;
+  freeBytes: number;
+  usedBytes: number;
+}
+
+/**
+ * Capacity and free space summed over storages, each once. The hosts of one shared storage report
+ * the same filesystem, measured at slightly different moments: it counts with the largest
+ * capacity and the least free space any of them reported (what can be counted on).
+ */
+export function storageTotals(
+  rows: readonly {
+    host: string;
+    name: string;
+    storageId?: string | null | undefined;
+    capacityBytes: number;
+    freeBytes: number;
+  }[],
+): StorageTotals {
+  const byStorage = new Map<string, { capacityBytes: number; freeBytes: number }>();
+  for (const r of rows) {
+    const k = storageKey(r);
+    const seen = byStorage.get(k);
+    byStorage.set(
+      k,
+      seen
+        ? {
+            capacityBytes: Math.max(seen.capacityBytes, r.capacityBytes),
+            freeBytes: Math.min(seen.freeBytes, r.freeBytes),
+          }
+        : { capacityBytes: r.capacityBytes, freeBytes: r.freeBytes },
+    );
+  }
+  let capacityBytes = 0;
+  let freeBytes = 0;
+  for (const s of byStorage.values()) {
+    capacityBytes += s.capacityBytes;
+    freeBytes += s.freeBytes;
+  }
+  return {
+    storages: byStorage.size,
+    datastores: rows.length,
+    capacityBytes,
+    freeBytes,
+    usedBytes: capacityBytes - freeBytes,
+  };
+}
+
 export const StorageDatastoreRow = z.object({
   host: Name,
   name: Name,
   /** `local` or `shared` storage (the inventory's datastore; `local` once it left the inventory). */
   kind: DatastoreKind,
+  /** A shared datastore's storage id: rows with the same one are one storage (storageTotals); null for a local one. */
+  storageId: StorageId.nullable(),
   fsType: z.string(),
   capacityBytes: z.number(),
   freeBytes: z.number(),
@@ -334,6 +398,12 @@ export const STORAGE_RULES = [
   'vm-throughput',
   /** The VM's guest tools need attention: outdated, not answering, or missing (see ToolsStatus). */
   'vm-tools',
+  /**
+   * A host cannot reach a shared datastore it configures (its agent's bounded check: a hung or
+   * failing mount, another storage or none mounted there, or its cluster lockspace on it lost);
+   * critical, open while the agent says so.
+   */
+  'shared-datastore-lost',
   /**
    * Drift (issue 28): a VM or datastore appeared on or vanished from a host without the manager
    * (made on its agent directly); active for DRIFT_ISSUE_HOURS. Reconciliation opens these, not

@@ -360,6 +360,8 @@ export interface StatDatastoresTable {
   days_until_full: number | null;
   /** The 5-minute bucket days_until_full was computed in (it is recomputed once per bucket). */
   trend_bucket: number | null;
+  /** A shared datastore its host does not reach: the agent's DatastoreLost as JSON; null otherwise. */
+  lost: string | null;
 }
 export interface StatDisksTable {
   id: number | undefined;
@@ -1390,6 +1392,13 @@ export const migrations: Readonly<Record<string, Migration>> = {
     async up(db: Kysely<any>) {
       await db.schema.alterTable('changes').addColumn('manager', 'text').execute();
       await db.schema.alterTable('jobs').addColumn('manager', 'text').execute();
+    },
+  },
+  '0020-shared-datastore-lost': {
+    // Issue 30: why a host does not reach a shared datastore, as its agent last said (a JSON
+    // DatastoreLost; null while it reaches it): the `shared-datastore-lost` issue's facts.
+    async up(db: Kysely<any>) {
+      await sql.raw(`alter table stat_datastores add column lost text`).execute(db);
     },
   },
 };

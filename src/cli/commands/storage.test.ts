@@ -6,7 +6,7 @@ import { createServer, type Server } from 'node:http';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
-import type { Page, StorageDiskRow, StorageIssue } from '../../api/index.js';
+import type { Page, StorageDatastoreRow, StorageDiskRow, StorageIssue } from '../../api/index.js';
 import { UsageError } from '../errors.js';
 import { parseThresholdSettings } from './storage.js';
 
@@ -58,6 +58,38 @@ const disk: StorageDiskRow = {
   sampledAt: new Date().toISOString(),
 };
 
+const GiB = 2 ** 30;
+/** host1-3 see one 100-GiB shared storage (named otherwise on host3); host1 has a 50-GiB local one. */
+const dsRow = (host: string, name: string, storageId: string | null, capacity: number, free: number) =>
+  ({
+    host,
+    name,
+    kind: storageId ? 'shared' : 'local',
+    storageId,
+    fsType: storageId ? 'fuse.sshfs' : 'ext4',
+    capacityBytes: capacity,
+    freeBytes: free,
+    freePercent: (free / capacity) * 100,
+    provisionedBytes: 0,
+    allocatedBytes: 0,
+    overcommitRatio: 0,
+    daysUntilFull: null,
+    disks: 0,
+    read: disk.write,
+    write: disk.write,
+    iops: null,
+    throughputBytesPerSecond: null,
+    coveredSeconds: 0,
+    issues: 0,
+    sampledAt: new Date().toISOString(),
+  }) satisfies StorageDatastoreRow;
+const STORE = '2c9a4f0e-5b1d-4e7a-8c3f-0d6e9b2a7f41';
+const datastoreRows = [
+  dsRow('host1', 'local', null, 50 * GiB, 10 * GiB),
+  ...['host1', 'host2'].map((h) => dsRow(h, 'shared', STORE, 100 * GiB, 60 * GiB)),
+  dsRow('host3', 'nas', STORE, 100 * GiB, 60 * GiB),
+];
+
 before(async () => {
   server = createServer((request, response) => {
     seen.push(request.url ?? '');
@@ -65,6 +97,8 @@ before(async () => {
     const page = <T>(items: T[]): Page<T> => ({ items, nextCursor: null });
     if (request.url?.startsWith('/api/v1/storage/issues')) response.end(JSON.stringify(page([issue])));
     else if (request.url?.startsWith('/api/v1/storage/disks')) response.end(JSON.stringify(page([disk])));
+    else if (request.url?.startsWith('/api/v1/storage/datastores'))
+      response.end(JSON.stringify(page(datastoreRows)));
     else response.end(JSON.stringify(page([])));
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -129,4 +163,13 @@ test('--set field=value pairs become overrides; unknown fields and bad numbers a
   });
   assert.throws(() => parseThresholdSettings(['nope=1']), UsageError);
   assert.throws(() => parseThresholdSettings(['freeWarningPercent=lots']), UsageError);
+});
+
+test('storage explorer: the total counts a shared storage once, however many hosts list it', async () => {
+  const { stdout } = await run('storage', 'explorer');
+  assert.match(stdout, /host3\s+nas/);
+  assert.match(
+    stdout,
+    /^Total: 150 GiB capacity, 80 GiB used, 70 GiB free; 2 storages in 4 datastores \(a shared storage counted once\)$/m,
+  );
 });

@@ -8,11 +8,13 @@ import {
   StorageRule,
   StorageThresholds,
   StorageWindow,
+  storageTotals,
   type DirectionFigures,
   type StorageDatastoreRow,
   type StorageDiskRow,
   type StorageIssue,
   type StorageThresholdOverrides,
+  type StorageTotals,
 } from '../../api/index.js';
 import { paint, type OutputStyle } from '../output.js';
 import { act, allPages, noun, printList, printObject, repeatable, verb } from '../program.js';
@@ -79,6 +81,15 @@ const diskColumns: Column<StorageDiskRow>[] = [
   { header: 'Read ms avg/p90/p99', value: (d) => latency(d.read), align: 'right' },
   { header: 'Write ms avg/p90/p99', value: (d) => latency(d.write), align: 'right' },
 ];
+
+/** The rows listed, summed: a shared storage several hosts show counts once (storageTotals). */
+export function totalsLine(t: StorageTotals): string {
+  const counted =
+    t.storages === t.datastores
+      ? `${t.storages} datastore${t.storages === 1 ? '' : 's'}`
+      : `${t.storages} storage${t.storages === 1 ? '' : 's'} in ${t.datastores} datastores (a shared storage counted once)`;
+  return `Total: ${formatBytes(t.capacityBytes)} capacity, ${formatBytes(t.usedBytes)} used, ${formatBytes(t.freeBytes)} free; ${counted}`;
+}
 
 function issueColumns(style: OutputStyle, all: boolean): Column<StorageIssue>[] {
   return [
@@ -169,6 +180,7 @@ export function registerStorageCommands(program: Command): void {
               o.limit,
             );
             printList(ctx, rows, datastoreColumns, 'No datastores.');
+            if (!ctx.style.json && rows.length > 0) ctx.print(totalsLine(storageTotals(rows)));
           }
         },
       ),

@@ -226,6 +226,8 @@ export async function listStorageDatastores(
            select ds.*,
              coalesce((select inv.kind from datastores inv join hosts h on h.id = inv.host_id
                where h.name = ds.host and inv.name = ds.name), 'local') as kind,
+             (select inv.storage_id from datastores inv join hosts h on h.id = inv.host_id
+               where h.name = ds.host and inv.name = ds.name) as storage_id,
              (select count(*) from stat_disks x where x.host = ds.host and x.datastore = ds.name and x.gone = 0) as disk_count,
              (select count(*) from storage_issues i where i.ended_at is null and i.datastore = ds.host || '/' || ds.name) as issue_count,
              ${aggColumns()}
@@ -246,6 +248,7 @@ export async function listStorageDatastores(
       host: String(r.host),
       name: String(r.name),
       kind: r.kind === 'shared' ? 'shared' : 'local',
+      storageId: typeof r.storage_id === 'string' ? r.storage_id : null,
       fsType: String(r.fs_type),
       capacityBytes: capacity,
       freeBytes: free,

@@ -1,5 +1,6 @@
 import type { z } from 'zod';
 import {
+  DatastoreLost,
   DRIFT_RULES,
   StorageThresholdOverrides,
   GuestFilesystemStats,
@@ -80,6 +81,17 @@ function* trendDays(
   return { days: daysUntilFull(list), fromBuckets };
 }
 
+/** A stored DatastoreLost (the agent's, as JSON); null for none or text this version does not read. */
+function lostOf(text: string | null): DatastoreLost | null {
+  if (text === null) return null;
+  try {
+    const parsed = DatastoreLost.safeParse(JSON.parse(text));
+    return parsed.success ? parsed.data : null;
+  } catch {
+    return null;
+  }
+}
+
 export interface EvaluationResult {
   findings: number;
   opened: number;
@@ -113,6 +125,13 @@ export async function evaluateIssues(db: Db, nowMs = Date.now()): Promise<Evalua
       const diskIo = yield* sustained(SUBJECT_DISK);
 
       const dsRows = yield* rawAll<Row<StatDatastoresTable>>(`select * from stat_datastores`);
+      // Shared datastores' storage ids, by `host/datastore` (the inventory's).
+      const storageIds = new Map(
+        (yield* rawAll<{ host: string; name: string; storage_id: string }>(
+          `select h.name as host, d.name, d.storage_id from datastores d join hosts h on h.id = d.host_id
+           where d.storage_id is not null`,
+        )).map((r) => [`${r.host}/${r.name}`, r.storage_id]),
+      );
       const datastores: DatastoreFacts[] = [];
       for (const d of dsRows) {
         const thresholds = thresholdsOf(`${d.host}/${d.name}`);
@@ -137,6 +156,8 @@ export async function evaluateIssues(db: Db, nowMs = Date.now()): Promise<Evalua
           daysUntilFull: days,
           sustained: dsIo.get(d.id) ?? null,
           thresholds,
+          storageId: storageIds.get(`${d.host}/${d.name}`) ?? null,
+          lost: lostOf(d.lost),
         });
       }
 

@@ -138,6 +138,15 @@ export const ALERTS: readonly Alert[] = [
     summary: `VM {{ $labels.vm }}: guest filesystem {{ $labels.mountpoint }} is over ${T.guestUsedCriticalPercent} % full`,
   },
   {
+    // The agent's bounded check of the mount, or its cluster lockspace there lost (shared-health.ts).
+    alert: 'SilobreakSharedDatastoreLost',
+    rule: 'shared-datastore-lost',
+    severity: 'critical',
+    expr: 'silobreak_datastore_lost == 1',
+    summary:
+      'Host {{ $labels.host }} cannot reach its shared datastore {{ $labels.datastore }}: silobreak storage issues --rule shared-datastore-lost',
+  },
+  {
     // From the manager's own /api/v1/metrics (the agents do not know the fabric's tools version).
     alert: 'SilobreakVmGuestToolsOutdated',
     rule: 'vm-tools',

@@ -251,3 +251,40 @@ test('guest tools: outdated and silent agents warn, a missing one is info, curre
     /7\.2\.22 is older than h1's tools 10\.0\.2: silobreak vm tools insert vm-outdated/,
   );
 });
+
+test('a host that cannot reach its shared datastore is a critical issue naming host, datastore, storage and what the agent saw', () => {
+  const storageId = '0b7c1f4e-2a57-4c7e-9a55-6a8f1d3e9b21';
+  const shared = (lost: DatastoreFacts['lost']) =>
+    datastoreFindings(ds({ host: 'host2', name: 'shared', storageId, lost })).filter(
+      (f) => f.rule === 'shared-datastore-lost',
+    );
+  assert.deepEqual(shared(null), [], 'reachable: no issue');
+  assert.deepEqual(shared(undefined), [], 'a local datastore (or an agent that does not say): no issue');
+  const [hung] = shared({
+    cause: 'no-answer',
+    detail: '/mnt/shared did not answer within 5 s (a hung network mount: server or link gone)',
+  });
+  assert.deepEqual(hung, {
+    rule: 'shared-datastore-lost',
+    severity: 'critical',
+    subject: { kind: 'datastore', key: 'host2/shared', name: 'host2/shared', host: 'host2' },
+    message: `host2 cannot reach shared datastore shared (storage ${storageId}): its mount does not answer (/mnt/shared did not answer within 5 s (a hung network mount: server or link gone))`,
+    value: null,
+    threshold: null,
+  });
+  const [lease] = shared({ cause: 'lockspace-lost', detail: 'sanlock dropped lockspace sb1 on it' });
+  assert.match(lease!.message, /its cluster lockspace on it was lost \(sanlock dropped lockspace sb1/);
+  const [stale] = shared({ cause: 'error', detail: 'Transport endpoint is not connected' });
+  assert.match(stale!.message, /its mount fails \(Transport endpoint is not connected\)/);
+  const [gone] = shared({ cause: 'not-the-storage', detail: 'no marker' });
+  assert.match(gone!.message, /the storage is not mounted/);
+  // The other datastore rules still see its (last) figures.
+  const all = evaluateRules({
+    datastores: [
+      ds({ name: 'shared', storageId, freeBytes: 5 * GiB, lost: { cause: 'error', detail: 'x' } }),
+    ],
+    disks: [],
+    guestFilesystems: [],
+  });
+  assert.deepEqual(all.map((f) => f.rule).sort(), ['low-capacity', 'shared-datastore-lost']);
+});

@@ -1,5 +1,7 @@
 import {
   DEFAULT_STORAGE_THRESHOLDS,
+  type DatastoreLost,
+  type DatastoreLostCause,
   type IssueSeverity,
   type StorageRule,
   type StorageThresholds,
@@ -31,6 +33,10 @@ export interface DatastoreFacts {
   /** I/O of all its disks over the last sustained period; null when none. */
   sustained: IoSums | null;
   thresholds: StorageThresholds;
+  /** A shared datastore's storage id (the inventory's); absent or null for a local one. */
+  storageId?: string | null;
+  /** Why its host does not reach this shared datastore, as the agent last said; absent or null when it does. */
+  lost?: DatastoreLost | null;
 }
 
 export interface DiskFacts {
@@ -83,6 +89,33 @@ function above(value: number, warning: number, critical: number): IssueSeverity 
 const covers = (s: IoSums | null): s is IoSums =>
   s !== null && s.seconds >= SUSTAINED_SECONDS * SUSTAINED_COVERAGE;
 
+/** What each way of losing a shared datastore means for its host, in an issue's words. */
+const LOST_CAUSES: Record<DatastoreLostCause, string> = {
+  'no-answer': 'its mount does not answer',
+  error: 'its mount fails',
+  'not-the-storage': 'the storage is not mounted',
+  'lockspace-lost': 'its cluster lockspace on it was lost',
+};
+
+/**
+ * A host that cannot reach a shared datastore it configures: critical, since its VMs on that
+ * storage stall (and, in a cluster, are fenced once its lease lapses) and nothing moves there.
+ */
+export function sharedLossFinding(
+  d: Pick<DatastoreFacts, 'host' | 'name' | 'storageId' | 'lost'>,
+): Finding | undefined {
+  if (!d.lost) return undefined;
+  const storage = d.storageId ? ` (storage ${d.storageId})` : '';
+  return {
+    rule: 'shared-datastore-lost',
+    severity: 'critical',
+    subject: { kind: 'datastore', key: `${d.host}/${d.name}`, name: `${d.host}/${d.name}`, host: d.host },
+    message: `${d.host} cannot reach shared datastore ${d.name}${storage}: ${LOST_CAUSES[d.lost.cause]} (${d.lost.detail})`,
+    value: null,
+    threshold: null,
+  };
+}
+
 export function datastoreFindings(d: DatastoreFacts): Finding[] {
   const t = d.thresholds;
   const subject = {
@@ -92,6 +125,8 @@ export function datastoreFindings(d: DatastoreFacts): Finding[] {
     host: d.host,
   };
   const out: Finding[] = [];
+  const lost = sharedLossFinding(d);
+  if (lost) out.push(lost);
   const freePercent = d.capacityBytes > 0 ? (d.freeBytes / d.capacityBytes) * 100 : null;
 
   if (freePercent !== null) {

@@ -134,11 +134,11 @@ export const aggColumns = (columns: readonly string[] = IO_VALUE_COLUMNS) =>
 const cols = IO_VALUE_COLUMNS;
 const SQL = {
   upsertDatastore: `insert into stat_datastores (host, name, fs_type, capacity_bytes, free_bytes, provisioned_bytes,
-       allocated_bytes, sampled_at) values (?, ?, ?, ?, ?, ?, ?, ?)
+       allocated_bytes, sampled_at, lost) values (?, ?, ?, ?, ?, ?, ?, ?, ?)
      on conflict (host, name) do update set fs_type = excluded.fs_type,
        capacity_bytes = excluded.capacity_bytes, free_bytes = excluded.free_bytes,
        provisioned_bytes = excluded.provisioned_bytes, allocated_bytes = excluded.allocated_bytes,
-       sampled_at = excluded.sampled_at
+       sampled_at = excluded.sampled_at, lost = excluded.lost
      returning id`,
   upsertDsSeries: `insert into ds_series (ds, res, bucket, at, capacity_bytes, free_bytes, provisioned_bytes,
        allocated_bytes) values (?, ?, ?, ?, ?, ?, ?, ?)
@@ -244,6 +244,7 @@ function* ingestOn(stats: HostStats): RawProgram<IngestResult> {
       d.provisionedBytes,
       d.allocatedBytes,
       stats.sampledAt,
+      d.lost === undefined ? null : JSON.stringify(d.lost),
     ))!;
     dsIds.set(d.name, row.id);
     for (const tier of DS_TIERS)

@@ -67,6 +67,7 @@ export async function loadTargets(db: Db): Promise<Target[]> {
     memoryFreeBytes: r.memory_free_bytes,
     capacityBytes: r.capacity_bytes,
     freeBytes: r.free_bytes,
+    storageId: r.storage_id,
     iopsBudget: datastoreIopsBudget(r),
     limits: { iops: r.limit_iops, bytesPerSecond: r.limit_bytes_per_second },
   }));

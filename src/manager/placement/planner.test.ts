@@ -30,6 +30,7 @@ const target = (host: string, cls: string, over: Partial<Target> = {}): Target =
   host,
   datastore: 'local',
   cls,
+  storageId: null,
   connected: true,
   maintenance: 'none',
   memoryFreeBytes: 16 * GiB,
@@ -311,6 +312,27 @@ test('never overfills: memory, space and the IOPS budget of the fast target', ()
   assert.equal(plan(input([hot()], { targets: small({ iopsBudget: 450 }) })).moves.length, 0);
   assert.equal(plan(input([hot()], { targets: small({ connected: false }) })).moves.length, 0);
   assert.equal(plan(input([hot()], { targets: small({ iopsBudget: 600 }) })).moves.length, 1);
+});
+
+test("a fast shared storage seen by two hosts is one room: its free space is booked once, whichever host's datastore a VM is sent to", () => {
+  const STORE = '6f1c2e0a-8d4b-4c3f-9e2a-1b7d5c3e8f90';
+  // Room for one 4-GiB disk above minFreeSpacePercent (22 - 4 = 18 GiB left; a second would leave 14).
+  const fast = (host: string, storageId: string | null) =>
+    target(host, 'fast', { datastore: 'san', storageId, freeBytes: 22 * GiB });
+  const vms = [hot(), vm('busy2', { demand: { iops: 400, latencyMs: 40 }, hotSince: NOW - 6 * MIN })];
+  const settings = { ...S, maxConcurrentMoves: 4 };
+  const twoLocal = plan(
+    input(vms, { settings, targets: [TARGETS[0] as Target, fast('host2', null), fast('host3', null)] }),
+  );
+  assert.equal(twoLocal.moves.length, 2, 'two local stores: one VM on each');
+  const shared = plan(
+    input(vms, { settings, targets: [TARGETS[0] as Target, fast('host2', STORE), fast('host3', STORE)] }),
+  );
+  assert.equal(
+    shared.moves.length,
+    1,
+    `one storage: room for one VM (${JSON.stringify(shared.moves.map((m) => m.to))})`,
+  );
 });
 
 test('a VM hot past its hold and not moved says why: room, budget, slot, pin, the room kept for a warmer VM', () => {

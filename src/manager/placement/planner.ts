@@ -20,6 +20,7 @@ import {
   type PlacementSettings,
   type PredictedLoad,
   type RecommendationKind,
+  storageKey,
 } from '../../api/index.js';
 
 export interface Place {
@@ -91,6 +92,8 @@ export interface Target extends Place {
   memoryFreeBytes: number;
   capacityBytes: number;
   freeBytes: number;
+  /** A shared datastore's storage id (several hosts' datastores, one storage); null for a local one. */
+  storageId: string | null;
   /** The datastore's IOPS limit or measured capability; null when unknown (not limited). */
   iopsBudget: number | null;
   /** The limits QEMU throttles each VM's disks on it at. */
@@ -282,9 +285,15 @@ interface Room {
   iops: number;
 }
 
-/** Every target's free room (memory per host: its datastores share it) as moves are booked. */
+/**
+ * Every target's free room (memory per host: its datastores share it) as moves are booked. A room
+ * is a storage (storageKey): the datastores of several hosts on one shared storage are one room,
+ * their free space and IOPS one budget whichever host writes.
+ */
 class Ledger {
   rooms = new Map<string, Room>();
+  /** The room of each target's place (`host/datastore`). */
+  roomOf = new Map<string, string>();
   hostMemory = new Map<string, number>();
   constructor(
     targets: readonly Target[],
@@ -293,16 +302,18 @@ class Ledger {
   ) {
     for (const t of targets) {
       this.hostMemory.set(t.host, t.memoryFreeBytes);
-      this.rooms.set(key(t), { t, free: t.freeBytes, iops: 0 });
+      const room = storageKey({ host: t.host, name: t.datastore, storageId: t.storageId });
+      this.roomOf.set(key(t), room);
+      if (!this.rooms.has(room)) this.rooms.set(room, { t, free: t.freeBytes, iops: 0 });
     }
     for (const vm of vms) {
-      const room = this.rooms.get(key(vm.at));
+      const room = this.room(vm.at);
       if (room) room.iops += iopsOf(vm);
       // A move in flight holds room on both sides until it ends: the agent's free figures may
       // not show the incoming copy yet.
       if (vm.movingTo) {
-        const to = this.rooms.get(key(vm.movingTo));
-        if (to) {
+        const to = this.room(vm.movingTo);
+        if (to && to !== room) {
           to.iops += iopsOf(vm);
           to.free -= vm.diskBytes;
         }
@@ -315,10 +326,17 @@ class Ledger {
     }
   }
 
+  /** The room of a place: its storage's. */
+  room(p: Place): Room | undefined {
+    const k = this.roomOf.get(key(p));
+    return k === undefined ? undefined : this.rooms.get(k);
+  }
+
   clone(): Ledger {
     const copy = Object.create(Ledger.prototype) as Ledger;
     copy.s = this.s;
     copy.rooms = new Map([...this.rooms].map(([k, r]) => [k, { ...r }]));
+    copy.roomOf = this.roomOf;
     copy.hostMemory = new Map(this.hostMemory);
     return copy;
   }
@@ -326,10 +344,10 @@ class Ledger {
   /** Connected targets with the most IOPS headroom first (no budget: unlimited), then free space. */
   rank(targets: readonly Target[]): Target[] {
     const headroom = (t: Target) => {
-      const room = this.rooms.get(key(t));
+      const room = this.room(t);
       return t.iopsBudget === null ? Infinity : t.iopsBudget - (room?.iops ?? 0);
     };
-    const free = (t: Target) => this.rooms.get(key(t))?.free ?? 0;
+    const free = (t: Target) => this.room(t)?.free ?? 0;
     return targets
       .filter((t) => t.connected && t.maintenance === 'none')
       .sort((a, b) => headroom(b) - headroom(a) || free(b) - free(a) || (key(a) < key(b) ? -1 : 1));
@@ -340,7 +358,7 @@ class Ledger {
    * its demand out of the IOPS budget (a displaced VM going home: see homeFor).
    */
   check(vm: VmFacts, to: Place, iops = true): Fit {
-    const room = this.rooms.get(key(to));
+    const room = this.room(to);
     if (!room) return { problem: `${key(to)} is not known` };
     const sameHost = vm.at.host === to.host;
     return fitOn(
@@ -357,14 +375,15 @@ class Ledger {
 
   /** Books the VM's move: its target gains it, its source loses it. */
   book(vm: VmFacts, to: Place): void {
-    const src = this.rooms.get(key(vm.at));
-    const dst = this.rooms.get(key(to));
+    const src = this.room(vm.at);
+    const dst = this.room(to);
     const d = iopsOf(vm);
-    if (dst) {
+    // Between two hosts of one shared storage the disks stay: its room neither gains nor loses.
+    if (dst && dst !== src) {
       dst.free -= vm.diskBytes;
       dst.iops += d;
     }
-    if (src) {
+    if (src && src !== dst) {
       src.free += vm.diskBytes;
       src.iops -= d;
     }

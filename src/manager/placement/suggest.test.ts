@@ -7,6 +7,7 @@ const GiB = 2 ** 30;
 const t = (host: string, over: Partial<SuggestTarget> = {}): SuggestTarget => ({
   host,
   datastore: 'local',
+  storageId: null,
   cls: 'standard',
   connected: true,
   maintenance: 'none',

@@ -37,6 +37,7 @@ import type {
   VmHa,
   VmState,
 } from '../../api/index.js';
+import { storageKey } from '../../api/index.js';
 import { drainOrder, preferenceOf, STAYING_STATES, targetRank } from '../drain-plan.js';
 import { compareVersions } from '../tools-status.js';
 
@@ -152,7 +153,7 @@ class Fabric {
 }
 
 const storeKey = (host: string, d: UpgradeDatastore) =>
-  d.storageId !== undefined ? `storage ${d.storageId}` : `${host}/${d.name}`;
+  storageKey({ host, name: d.name, storageId: d.storageId });
 
 /** The disks of `vm` (on `source`) that `target` does not see, and where they would go. */
 function disksToMirror(
