@@ -234,6 +234,11 @@ test('a job started at the follower is queued there and run by the leader', asyn
     spec: { name: 'via-follower', vcpus: 1, memoryMiB: 64 },
   });
   assert.equal(accepted.job.state, 'queued');
+  // Followed at the follower as the CLI follows a job (its event stream): the job's progress and
+  // end come from the leader's run through the database.
+  const seen: string[] = [];
+  const streamed = await client(beta).waitForJob(accepted.job.id, 30_000, (j) => seen.push(j.state));
+  assert.equal(streamed.state, 'succeeded', `the follower's stream ends with the job: ${seen.join(', ')}`);
   const job = await waitJob(client(beta), accepted.job.id);
   assert.equal(job.state, 'succeeded', JSON.stringify(job.error));
   assert.deepEqual(

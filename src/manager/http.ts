@@ -60,7 +60,7 @@ import {
   vmSeries,
 } from './insight/index.js';
 import type { FabricEvents } from './fabric-events.js';
-import { isTerminal, type JobRunner } from './jobs.js';
+import { isTerminal, JOB_POLL_MS, type JobRunner } from './jobs.js';
 import { KeyedMutex } from './locks.js';
 import { renderManagerMetrics, storedMoves } from './metrics.js';
 import { retainedBytesOn, type MoveService } from './move/index.js';
@@ -426,7 +426,11 @@ function openEventStream(
   };
 }
 
-/** A job's events: its state now, then each change, until it ends. */
+/**
+ * A job's events: its state now, then each change, until it ends. Changes made in this process
+ * come as they happen; the job is also read again every JOB_POLL_MS, since another manager may be
+ * the one running it (a follower's stream would otherwise never hear of the job's progress or end).
+ */
 async function streamJob(
   jobs: JobRunner,
   id: string,
@@ -434,11 +438,22 @@ async function streamJob(
   request: FastifyRequest,
 ): Promise<FastifyReply> {
   const first = await jobs.get(id);
+  let last = '';
   const onJob = (job: JobType) => {
     if (job.id === id) send(job);
   };
-  const stream = openEventStream(reply, request, jobs.events, () => jobs.events.off('job', onJob));
+  const poll = setInterval(() => {
+    jobs.get(id).then(
+      (job) => job.updatedAt !== last && send(job),
+      () => {}, // deleted or unreadable now: the stream ends with its heartbeat's connection
+    );
+  }, JOB_POLL_MS);
+  const stream = openEventStream(reply, request, jobs.events, () => {
+    clearInterval(poll);
+    jobs.events.off('job', onJob);
+  });
   const send = (job: JobType) => {
+    last = job.updatedAt;
     stream.send('job', job, job.updatedAt);
     if (isTerminal(job.state)) stream.end();
   };
