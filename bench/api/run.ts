@@ -533,11 +533,23 @@ async function failoverOnce(): Promise<Failover> {
 // ------------------------------------------------------------------------------------------------
 
 const runs: Run[] = [];
-if (DATABASE === 'sqlite' || DATABASE === 'both') runs.push(await benchOne('SQLite', undefined, HOSTS));
-if (DATABASE !== 'sqlite' && DATABASE !== 'none') {
-  const url = DATABASE === 'postgres' || DATABASE === 'both' ? await createTestDatabase() : DATABASE;
-  runs.push(await benchOne('PostgreSQL', url, PG_HOSTS));
+/** A run that fails (a call refused) still shows its rows so far, and the error under the table. */
+const errors: string[] = [];
+async function runOne(label: string, database: () => Promise<string | undefined>, hosts: number) {
+  try {
+    runs.push(await benchOne(label, await database(), hosts));
+  } catch (error) {
+    errors.push(`${label} stopped: ${error instanceof Error ? error.message : String(error)}`);
+    runs.push({ label, rows, hosts, vms: NaN, load: load(), minutes: NaN });
+  }
 }
+if (DATABASE === 'sqlite' || DATABASE === 'both') await runOne('SQLite', async () => undefined, HOSTS);
+if (DATABASE !== 'sqlite' && DATABASE !== 'none')
+  await runOne(
+    'PostgreSQL',
+    async () => (DATABASE === 'postgres' || DATABASE === 'both' ? await createTestDatabase() : DATABASE),
+    PG_HOSTS,
+  );
 const when = new Date().toISOString().slice(0, 16).replace('T', ' ');
 console.log(
   `\nManager REST API, ${when} UTC, manager in its own process, loopback HTTP, ${cpus().length} CPUs, ` +
@@ -551,6 +563,7 @@ for (const r of runs)
 if (runs.length) {
   console.log('');
   printTable(runs);
+  for (const e of errors) console.log(`\n${e}`);
 }
 const failovers: Failover[] = [];
 for (let i = 0; i < FAILOVERS; i++) {
