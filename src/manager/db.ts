@@ -1473,12 +1473,14 @@ function driveSqlite<T>(sqlite: Database.Database, program: RawProgram<T>): T {
     const { sql: text, params, mode } = step.value;
     let statement = cache.get(text);
     if (!statement) cache.set(text, (statement = sqlite.prepare(text)));
+    // The parameters as one array (better-sqlite3 binds an array's items in order): a batch's
+    // thousands spread as arguments would cost more than the statement.
     step = program.next(
       mode === 'all'
-        ? statement.all(...params)
+        ? statement.all(params)
         : mode === 'get'
-          ? statement.get(...params)
-          : statement.run(...params).changes,
+          ? statement.get(params)
+          : statement.run(params).changes,
     );
   }
   return step.value;

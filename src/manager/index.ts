@@ -18,7 +18,7 @@ export type { JobContext, JobHandler, ProgressUpdate } from './jobs.js';
 export type { VmJobDeps } from './vm-jobs.js';
 /** The metrics store and the change log as functions on a database (bench/insight uses them). */
 export * as insight from './insight/index.js';
-export { openDatabase, type Db } from './db.js';
+export { isPostgresUrl, openDatabase, type Db } from './db.js';
 /**
  * Tests outside the manager: their manager on PostgreSQL under SILOBREAK_TEST_DATABASE=postgres,
  * or a database of the test process's own PostgreSQL (managers.lab's two managers).

@@ -1,5 +1,5 @@
 import type { BlockCounters, HostStats, LatencyHistograms } from '../../api/index.js';
-import { rawAll, rawGet, rawRun, runRaw, type Db, type RawProgram } from '../db.js';
+import { rawAll, rawRun, runRaw, type Db, type RawProgram, type RawStatement } from '../db.js';
 import { BIN_COUNT, diskInterval, emptySums, zeroBins, type IoSums } from './rates.js';
 
 /*
@@ -128,46 +128,138 @@ export const aggColumns = (columns: readonly string[] = IO_VALUE_COLUMNS) =>
   columns.map((c) => `agg.${c}`).join(', ');
 
 /**
- * The store's statements, built once (the same text on both databases: raw programs, db.ts). An
- * upsert names its table in its sums, which PostgreSQL would otherwise find ambiguous.
+ * A statement over many rows (`values (...), (...)`, the same text on both databases): one round
+ * trip for a host's rows on PostgreSQL instead of one per row (a 2,000-disk round took seconds).
+ * `row` is one row's tuple (`?` each value); the text for n rows is built once and kept.
  */
+class Batched {
+  readonly width: number;
+  private readonly texts = new Map<number, string>();
+  constructor(
+    private readonly head: string,
+    private readonly row: string,
+    private readonly tail = '',
+  ) {
+    this.width = row.split('?').length - 1;
+  }
+  text(rows: number): string {
+    let text = this.texts.get(rows);
+    if (text === undefined)
+      this.texts.set(rows, (text = `${this.head} ${Array(rows).fill(this.row).join(', ')} ${this.tail}`));
+    return text;
+  }
+  /** Rows per statement: at most MAX_PARAMS parameters (SQLite's limit is 32,766, PostgreSQL's 65,535). */
+  get perStatement(): number {
+    return Math.max(1, Math.floor(MAX_PARAMS / this.width));
+  }
+}
+const MAX_PARAMS = 8000;
+const tuple = (n: number) => `(${Array(n).fill('?').join(', ')})`;
+
+/** Rows `from`.. of a batch as one statement's parameters (a loop: spreading thousands costs). */
+function batchParams(statement: Batched, rows: readonly unknown[][], from: number): RawStatement['params'] {
+  const params: unknown[] = [];
+  const end = Math.min(rows.length, from + statement.perStatement);
+  for (let i = from; i < end; i++) for (const value of rows[i]!) params.push(value);
+  return params;
+}
+/** A batched statement's returned rows, over as many statements as the rows need. */
+function* batchAll<R>(statement: Batched, rows: readonly unknown[][]): Generator<RawStatement, R[], unknown> {
+  const out: R[] = [];
+  for (let i = 0; i < rows.length; i += statement.perStatement) {
+    const sql = statement.text(Math.min(statement.perStatement, rows.length - i));
+    for (const row of (yield { sql, params: batchParams(statement, rows, i), mode: 'all' }) as R[])
+      out.push(row);
+  }
+  return out;
+}
+/** Runs a batched statement over `rows` (none: no statement). */
+function* batchRun(statement: Batched, rows: readonly unknown[][]): Generator<RawStatement, void, unknown> {
+  for (let i = 0; i < rows.length; i += statement.perStatement) {
+    const sql = statement.text(Math.min(statement.perStatement, rows.length - i));
+    yield { sql, params: batchParams(statement, rows, i), mode: 'run' };
+  }
+}
+
 const cols = IO_VALUE_COLUMNS;
-const SQL = {
-  upsertDatastore: `insert into stat_datastores (host, name, fs_type, capacity_bytes, free_bytes, provisioned_bytes,
-       allocated_bytes, sampled_at, lost) values (?, ?, ?, ?, ?, ?, ?, ?, ?)
-     on conflict (host, name) do update set fs_type = excluded.fs_type,
+/**
+ * The ingest's statements, one row each (`?`) or a list (`in (...)`). A batch must not name the
+ * same key twice (PostgreSQL refuses to update a row twice in one statement): a host's sample
+ * names each datastore, disk and guest once. An upsert names its table in its sums, which
+ * PostgreSQL would otherwise find ambiguous.
+ */
+const BATCH = {
+  upsertDatastores: new Batched(
+    `insert into stat_datastores (host, name, fs_type, capacity_bytes, free_bytes, provisioned_bytes,
+       allocated_bytes, sampled_at, lost) values`,
+    tuple(9),
+    `on conflict (host, name) do update set fs_type = excluded.fs_type,
        capacity_bytes = excluded.capacity_bytes, free_bytes = excluded.free_bytes,
        provisioned_bytes = excluded.provisioned_bytes, allocated_bytes = excluded.allocated_bytes,
        sampled_at = excluded.sampled_at, lost = excluded.lost
-     returning id`,
-  upsertDsSeries: `insert into ds_series (ds, res, bucket, at, capacity_bytes, free_bytes, provisioned_bytes,
-       allocated_bytes) values (?, ?, ?, ?, ?, ?, ?, ?)
-     on conflict (ds, res, bucket) do update set at = excluded.at,
+     returning id, name`,
+  ),
+  upsertDsSeries: new Batched(
+    `insert into ds_series (ds, res, bucket, at, capacity_bytes, free_bytes, provisioned_bytes,
+       allocated_bytes) values`,
+    tuple(8),
+    `on conflict (ds, res, bucket) do update set at = excluded.at,
        capacity_bytes = excluded.capacity_bytes, free_bytes = excluded.free_bytes,
        provisioned_bytes = excluded.provisioned_bytes, allocated_bytes = excluded.allocated_bytes`,
-  diskByKey: `select d.id, c.counter_epoch, c.counters, c.histograms, c.sampled_ms from stat_disks d
-     left join stat_disk_counters c on c.id = d.id where d.vm_id = ? and d.disk_id = ?`,
-  insertDisk: `insert into stat_disks (vm_id, disk_id, vm_name, host, datastore, format, format_version,
-       virtual_size_bytes, allocated_bytes, sampled_at, sampled_ms, gone)
-     values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0) returning id`,
-  updateDisk: `update stat_disks set vm_name = ?, host = ?, datastore = ?, format = ?, format_version = ?,
-       virtual_size_bytes = ?, allocated_bytes = ?, sampled_at = ?, sampled_ms = ?, gone = 0 where id = ?`,
-  upsertCounters: `insert into stat_disk_counters (id, counter_epoch, counters, histograms, sampled_ms) values (?, ?, ?, ?, ?)
-     on conflict (id) do update set counter_epoch = excluded.counter_epoch, counters = excluded.counters,
+  ),
+  disksByVm: new Batched(
+    `select d.id, d.vm_id, d.disk_id, c.counter_epoch, c.counters, c.histograms, c.sampled_ms
+     from stat_disks d left join stat_disk_counters c on c.id = d.id where d.vm_id in (`,
+    '?',
+    ')',
+  ),
+  insertDisks: new Batched(
+    `insert into stat_disks (vm_id, disk_id, vm_name, host, datastore, format, format_version,
+       virtual_size_bytes, allocated_bytes, sampled_at, sampled_ms, gone) values`,
+    `(${Array(11).fill('?').join(', ')}, 0)`,
+    'returning id, vm_id, disk_id',
+  ),
+  // Known disks by id: an upsert that always updates (PostgreSQL's identity is not drawn, as an
+  // upsert on (vm_id, disk_id) would draw it for every row).
+  updateDisks: new Batched(
+    `insert into stat_disks (id, vm_id, disk_id, vm_name, host, datastore, format, format_version,
+       virtual_size_bytes, allocated_bytes, sampled_at, sampled_ms, gone) values`,
+    `(${Array(12).fill('?').join(', ')}, 0)`,
+    `on conflict (id) do update set vm_name = excluded.vm_name, host = excluded.host,
+       datastore = excluded.datastore, format = excluded.format, format_version = excluded.format_version,
+       virtual_size_bytes = excluded.virtual_size_bytes, allocated_bytes = excluded.allocated_bytes,
+       sampled_at = excluded.sampled_at, sampled_ms = excluded.sampled_ms, gone = 0`,
+  ),
+  upsertCounters: new Batched(
+    `insert into stat_disk_counters (id, counter_epoch, counters, histograms, sampled_ms) values`,
+    tuple(5),
+    `on conflict (id) do update set counter_epoch = excluded.counter_epoch, counters = excluded.counters,
        histograms = excluded.histograms, sampled_ms = excluded.sampled_ms`,
-  deleteCounters: `delete from stat_disk_counters where id = ?`,
-  hostDisks: `select id, vm_id, disk_id from stat_disks where host = ? and gone = 0`,
-  markGone: `update stat_disks set gone = 1 where id = ?`,
-  upsertIo: `insert into io_series (kind, subject, res, bucket, ${cols.join(', ')})
-     values (?, ?, ?, ?, ${cols.map(() => '?').join(', ')})
-     on conflict (res, bucket, kind, subject) do update set
+  ),
+  markGone: new Batched(`update stat_disks set gone = 1 where id in (`, '?', ')'),
+  upsertIo: new Batched(
+    `insert into io_series (kind, subject, res, bucket, ${cols.join(', ')}) values`,
+    tuple(4 + cols.length),
+    `on conflict (res, bucket, kind, subject) do update set
        ${cols.map((c) => `${c} = io_series.${c} + excluded.${c}`).join(', ')}`,
-  upsertGuest: `insert into stat_guests (vm_id, vm_name, host, agent_version, filesystems, used_bytes, size_bytes,
-       fullest_percent, sampled_at) values (?, ?, ?, ?, ?, ?, ?, ?, ?)
-     on conflict (vm_id) do update set vm_name = excluded.vm_name, host = excluded.host,
+  ),
+  upsertGuests: new Batched(
+    `insert into stat_guests (vm_id, vm_name, host, agent_version, filesystems, used_bytes, size_bytes,
+       fullest_percent, sampled_at) values`,
+    tuple(9),
+    `on conflict (vm_id) do update set vm_name = excluded.vm_name, host = excluded.host,
        agent_version = excluded.agent_version, filesystems = excluded.filesystems,
        used_bytes = excluded.used_bytes, size_bytes = excluded.size_bytes,
        fullest_percent = excluded.fullest_percent, sampled_at = excluded.sampled_at`,
+  ),
+};
+
+/** The store's other statements, built once (the same text on both databases: raw programs, db.ts). */
+const SQL = {
+  upsertDsSeries: BATCH.upsertDsSeries.text(1),
+  upsertIo: BATCH.upsertIo.text(1),
+  deleteCounters: `delete from stat_disk_counters where id = ?`,
+  hostDisks: `select id, vm_id, disk_id from stat_disks where host = ? and gone = 0`,
   hostDatastores: `select id, name from stat_datastores where host = ?`,
   deleteDatastore: `delete from stat_datastores where id = ?`,
   deleteDsSeries: `delete from ds_series where ds = ?`,
@@ -195,6 +287,15 @@ export interface IngestResult {
   /** Disks whose sample made an interval with the previous one (the others start a series). */
   intervals: number;
 }
+
+interface PreviousDisk {
+  id: number;
+  counter_epoch: string | null;
+  counters: string | null;
+  histograms: string | null;
+  sampled_ms: number | null;
+}
+const diskKey = (vmId: string, disk: string) => `${vmId}\n${disk}`;
 
 const parseJson = <T>(text: string | null): T | null => (text === null ? null : (JSON.parse(text) as T));
 
@@ -233,24 +334,24 @@ function* ingestOn(stats: HostStats): RawProgram<IngestResult> {
     if (start !== undefined && bucketOf(at, w.source) >= start) targets.push([w.code, 0]);
   }
   const dsIds = new Map<string, number>();
-  for (const d of stats.datastores) {
-    const row = (yield* rawGet<{ id: number }>(
-      SQL.upsertDatastore,
-      stats.host,
-      d.name,
-      d.fsType,
-      d.capacityBytes,
-      d.freeBytes,
-      d.provisionedBytes,
-      d.allocatedBytes,
-      stats.sampledAt,
-      d.lost === undefined ? null : JSON.stringify(d.lost),
-    ))!;
-    dsIds.set(d.name, row.id);
-    for (const tier of DS_TIERS)
-      yield* rawRun(
-        SQL.upsertDsSeries,
-        row.id,
+  const dsRows = stats.datastores.map((d) => [
+    stats.host,
+    d.name,
+    d.fsType,
+    d.capacityBytes,
+    d.freeBytes,
+    d.provisionedBytes,
+    d.allocatedBytes,
+    stats.sampledAt,
+    d.lost === undefined ? null : JSON.stringify(d.lost),
+  ]);
+  for (const row of yield* batchAll<{ id: number; name: string }>(BATCH.upsertDatastores, dsRows))
+    dsIds.set(row.name, row.id);
+  yield* batchRun(
+    BATCH.upsertDsSeries,
+    stats.datastores.flatMap((d) =>
+      DS_TIERS.map((tier) => [
+        dsIds.get(d.name),
         tier.res,
         bucketOf(at, tier.res),
         at,
@@ -258,8 +359,9 @@ function* ingestOn(stats: HostStats): RawProgram<IngestResult> {
         d.freeBytes,
         d.provisionedBytes,
         d.allocatedBytes,
-      );
-  }
+      ]),
+    ),
+  );
 
   // A datastore its host no longer reports is gone, with its series.
   for (const row of yield* rawAll<{ id: number; name: string }>(SQL.hostDatastores, stats.host)) {
@@ -269,20 +371,26 @@ function* ingestOn(stats: HostStats): RawProgram<IngestResult> {
     yield* rawRun(SQL.deleteDatastore, row.id);
   }
 
+  // The disks' previous samples, looked up by VM in a few statements (not one per disk).
+  const previous = new Map<string, PreviousDisk>();
+  const vmIds = [...new Set(stats.disks.map((d) => d.vmId))].map((id) => [id]);
+  for (const row of yield* batchAll<PreviousDisk & { vm_id: string; disk_id: string }>(
+    BATCH.disksByVm,
+    vmIds,
+  ))
+    previous.set(diskKey(row.vm_id, row.disk_id), row);
+
   let intervals = 0;
   const perDatastore = new Map<number, IoSums>();
   const seen = new Set<number>();
+  const known: unknown[][] = [];
+  const fresh: unknown[][] = [];
+  const ioRows: unknown[][] = [];
   for (const disk of stats.disks) {
-    const prev = yield* rawGet<{
-      id: number;
-      counter_epoch: string | null;
-      counters: string | null;
-      histograms: string | null;
-      sampled_ms: number | null;
-    }>(SQL.diskByKey, disk.vmId, disk.disk);
-    const counters = disk.counters === null ? null : JSON.stringify(disk.counters);
-    const histograms = disk.histograms === null ? null : JSON.stringify(disk.histograms);
-    const common = [
+    const prev = previous.get(diskKey(disk.vmId, disk.disk));
+    const row = [
+      disk.vmId,
+      disk.disk,
       disk.vm,
       stats.host,
       disk.datastore,
@@ -293,62 +401,78 @@ function* ingestOn(stats: HostStats): RawProgram<IngestResult> {
       stats.sampledAt,
       atMs,
     ];
-    let id: number;
-    let interval: IoSums | undefined;
-    if (prev) {
-      id = prev.id;
-      interval = diskInterval(
-        {
-          at: prev.sampled_ms ?? atMs,
-          epoch: prev.counter_epoch,
-          counters: parseJson<BlockCounters>(prev.counters),
-          histograms: parseJson<LatencyHistograms>(prev.histograms),
-        },
-        { at: atMs, epoch: disk.counterEpoch, counters: disk.counters, histograms: disk.histograms },
-      );
-      yield* rawRun(SQL.updateDisk, ...common, id);
-    } else {
-      id = (yield* rawGet<{ id: number }>(SQL.insertDisk, disk.vmId, disk.disk, ...common))!.id;
+    if (!prev) {
+      fresh.push(row);
+      continue;
     }
-    yield* rawRun(SQL.upsertCounters, id, disk.counterEpoch, counters, histograms, atMs);
-    seen.add(id);
+    known.push([prev.id, ...row]);
+    seen.add(prev.id);
+    const interval = diskInterval(
+      {
+        at: prev.sampled_ms ?? atMs,
+        epoch: prev.counter_epoch,
+        counters: parseJson<BlockCounters>(prev.counters),
+        histograms: parseJson<LatencyHistograms>(prev.histograms),
+      },
+      { at: atMs, epoch: disk.counterEpoch, counters: disk.counters, histograms: disk.histograms },
+    );
     if (!interval) continue;
     intervals++;
     const values = sumsValues(interval);
-    for (const [res, bucket] of targets)
-      yield* rawRun(SQL.upsertIo, SUBJECT_DISK, id, res, bucket, ...values);
+    for (const [res, bucket] of targets) ioRows.push([SUBJECT_DISK, prev.id, res, bucket, ...values]);
     const ds = dsIds.get(disk.datastore);
     if (ds !== undefined) perDatastore.set(ds, addInto(perDatastore.get(ds) ?? emptySums(), interval));
   }
+  yield* batchRun(BATCH.updateDisks, known);
+  const ids = new Map<string, number>();
+  for (const row of yield* batchAll<{ id: number; vm_id: string; disk_id: string }>(BATCH.insertDisks, fresh))
+    ids.set(diskKey(row.vm_id, row.disk_id), row.id);
+  const counterRows = stats.disks.map((disk) => {
+    const key = diskKey(disk.vmId, disk.disk);
+    const id = previous.get(key)?.id ?? ids.get(key)!;
+    seen.add(id);
+    return [
+      id,
+      disk.counterEpoch,
+      disk.counters === null ? null : JSON.stringify(disk.counters),
+      disk.histograms === null ? null : JSON.stringify(disk.histograms),
+      atMs,
+    ];
+  });
+  yield* batchRun(BATCH.upsertCounters, counterRows);
   for (const [ds, sums] of perDatastore) {
     const values = sumsValues(sums);
-    for (const [res, bucket] of targets)
-      yield* rawRun(SQL.upsertIo, SUBJECT_DATASTORE, ds, res, bucket, ...values);
+    for (const [res, bucket] of targets) ioRows.push([SUBJECT_DATASTORE, ds, res, bucket, ...values]);
   }
-  for (const row of yield* rawAll<{ id: number }>(SQL.hostDisks, stats.host))
-    if (!seen.has(row.id)) yield* rawRun(SQL.markGone, row.id);
+  yield* batchRun(BATCH.upsertIo, ioRows);
+  const gone = (yield* rawAll<{ id: number }>(SQL.hostDisks, stats.host))
+    .filter((row) => !seen.has(row.id))
+    .map((row) => [row.id]);
+  yield* batchRun(BATCH.markGone, gone);
 
-  for (const g of stats.guests) {
-    const fs = g.filesystems;
-    const used = fs === null ? null : fs.reduce((a, f) => a + f.usedBytes, 0);
-    const size = fs === null ? null : fs.reduce((a, f) => a + f.totalBytes, 0);
-    const fullest =
-      fs === null || fs.length === 0
-        ? null
-        : Math.max(...fs.map((f) => (f.totalBytes > 0 ? (f.usedBytes / f.totalBytes) * 100 : 0)));
-    yield* rawRun(
-      SQL.upsertGuest,
-      g.vmId,
-      g.vm,
-      stats.host,
-      g.agentVersion,
-      fs === null ? null : JSON.stringify(fs),
-      used,
-      size,
-      fullest,
-      stats.sampledAt,
-    );
-  }
+  yield* batchRun(
+    BATCH.upsertGuests,
+    stats.guests.map((g) => {
+      const fs = g.filesystems;
+      const used = fs === null ? null : fs.reduce((a, f) => a + f.usedBytes, 0);
+      const size = fs === null ? null : fs.reduce((a, f) => a + f.totalBytes, 0);
+      const fullest =
+        fs === null || fs.length === 0
+          ? null
+          : Math.max(...fs.map((f) => (f.totalBytes > 0 ? (f.usedBytes / f.totalBytes) * 100 : 0)));
+      return [
+        g.vmId,
+        g.vm,
+        stats.host,
+        g.agentVersion,
+        fs === null ? null : JSON.stringify(fs),
+        used,
+        size,
+        fullest,
+        stats.sampledAt,
+      ];
+    }),
+  );
   return { disks: stats.disks.length, intervals };
 }
 
