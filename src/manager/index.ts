@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
-import { isPostgresUrl } from './db.js';
+import { parseDatabaseUrls } from './db-primary.js';
 import { DEFAULT_STATS_INTERVAL_SECONDS } from './insight/index.js';
 import { startManager } from './manager.js';
 import { RETAINED_COPY_DAYS } from './move/index.js';
@@ -31,6 +31,8 @@ export { applySnapshot, type AgentSnapshot } from './reconcile.js';
 export { DEFAULT_HA_DEAD_AFTER_SECONDS } from './ha/index.js';
 /** The managers' lease (several managers, one leader): its timing, for tests and benchmarks. */
 export { LEASE_CHECK_MS, LEASE_EXPIRY_MS, LEASE_RENEW_MS, LEASE_STEP_DOWN_MS } from './leader.js';
+/** How long a database call waits for a primary (a standby's promotion) before it answers 503. */
+export { DATABASE_WAIT_MS } from './db-primary.js';
 
 /** `--listen 127.0.0.1:7100` -> host and port. */
 export function parseListen(value: string): { host: string; port: number } {
@@ -54,11 +56,18 @@ export interface ManagerFlags {
   database?: string;
 }
 
-/** `--database`: a PostgreSQL URL (its password better in PGPASSWORD or ~/.pgpass than here). */
-const DatabaseUrl = z
-  .string()
-  .refine(isPostgresUrl, 'must be a postgres:// or postgresql:// URL')
-  .refine((v) => URL.canParse(v), 'must be a valid URL, like postgres://silobreak@db.example/silobreak');
+/**
+ * `--database`: PostgreSQL URLs, one or several joined by commas (a primary and its standbys, as
+ * the CLI's other lists are joined); passwords better in PGPASSWORD or ~/.pgpass than here.
+ */
+const DatabaseUrls = z.string().transform((value, ctx) => {
+  try {
+    return parseDatabaseUrls(value);
+  } catch (error) {
+    ctx.addIssue({ code: 'custom', message: error instanceof Error ? error.message : String(error) });
+    return z.NEVER;
+  }
+});
 
 /**
  * The flags checked and turned into the manager's settings; a bad one throws naming the flag. Kept
@@ -74,9 +83,9 @@ export function managerSettings(opts: ManagerFlags) {
   if (!(retainDays > 0 && retainDays <= 365))
     throw new Error('--retain-days: must be a number of days, more than 0 and at most 365');
   const { host, port } = parseListen(opts.listen);
-  let database: string | undefined;
+  let database: string[] | undefined;
   if (opts.database !== undefined) {
-    const parsed = DatabaseUrl.safeParse(opts.database);
+    const parsed = DatabaseUrls.safeParse(opts.database);
     if (!parsed.success) throw new Error(`--database: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
     database = parsed.data;
   }
@@ -111,8 +120,8 @@ export function registerManagerCommands(program: Command, options: { consoleDir?
       'where the database (unless --database), CA and admin-token file live',
     )
     .option(
-      '--database <url>',
-      'a PostgreSQL database (postgres://user@host/db; password in PGPASSWORD or ~/.pgpass) instead of SQLite in the data dir',
+      '--database <urls>',
+      'a PostgreSQL database (postgres://user@host/db; password in PGPASSWORD or ~/.pgpass) instead of SQLite in the data dir; a primary and its standbys joined by commas: the one taking writes is used',
     )
     .option('--listen <address:port>', 'address and port of the REST API', '127.0.0.1:7100')
     .option('--reconcile-interval <seconds>', 'seconds between polls of every agent', '30')
