@@ -30,19 +30,27 @@ test('parseDatabaseUrls: each URL is checked, the one at fault named by its plac
   for (const [value, rule] of cases) assert.throws(() => parseDatabaseUrls(value), rule, value);
 });
 
-test('choosePrimary: the first server of the list that takes writes; none while all are down or standbys', () => {
+test('choosePrimary: the server that takes writes; of several, the newest timeline, else the first listed', () => {
   assert.equal(
     choosePrimary([
       { url: 'a', state: 'unreachable' },
       { url: 'b', state: 'standby' },
-      { url: 'c', state: 'primary' },
+      { url: 'c', state: 'primary', timeline: 1 },
     ]),
     'c',
   );
+  // The old primary started again (timeline 1) beside the promoted standby (timeline 2).
   assert.equal(
     choosePrimary([
-      { url: 'a', state: 'primary' },
-      { url: 'b', state: 'primary' },
+      { url: 'a', state: 'primary', timeline: 1 },
+      { url: 'b', state: 'primary', timeline: 2 },
+    ]),
+    'b',
+  );
+  assert.equal(
+    choosePrimary([
+      { url: 'a', state: 'primary', timeline: 3 },
+      { url: 'b', state: 'primary', timeline: 3 },
     ]),
     'a',
   );

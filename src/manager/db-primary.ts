@@ -6,7 +6,7 @@ import pg from 'pg';
  * A PostgreSQL primary and its standbys (issue 31: "A replica"). `--database` may name several
  * servers, joined by commas; the manager uses the one that takes writes (`pg_is_in_recovery()`
  * false, as libpq's target_session_attrs=read-write picks it; node-postgres has no multi-host
- * URLs). When that server goes (connection refused or lost, or it answers that it is read-only or
+ * URLs; of several, the one on the newest timeline). When that server goes (connection refused or lost, or it answers that it is read-only or
  * in recovery), its pool is dropped and the next connection looks again among the URLs, for up to
  * DATABASE_WAIT_MS; a query meanwhile fails with DatabaseUnavailable (HTTP 503), never hangs.
  * Nothing here promotes a standby: that is the operator's (or a tool's) decision (README).
@@ -58,12 +58,21 @@ export function parseDatabaseUrls(value: string): string[] {
   return urls;
 }
 
-/** What a look at one server found. */
-export type ServerState = 'primary' | 'standby' | 'unreachable';
+/** What a look at one server found; a primary's timeline (it goes up by one at each promotion). */
+export type ServerLook =
+  { url: string; state: 'primary'; timeline: number } | { url: string; state: 'standby' | 'unreachable' };
 
-/** The server to use: the first of the list that takes writes; none while every one is down or a standby. */
-export const choosePrimary = (looks: readonly { url: string; state: ServerState }[]): string | undefined =>
-  looks.find((l) => l.state === 'primary')?.url;
+/**
+ * The server to use: the one that takes writes; of several (an old primary started again beside
+ * the standby promoted in its place), the one on the newest timeline, which the promotion began;
+ * on one timeline, the first in the list. None while every one is down or a standby.
+ */
+export function choosePrimary(looks: readonly ServerLook[]): string | undefined {
+  let best: (ServerLook & { state: 'primary' }) | undefined;
+  for (const look of looks)
+    if (look.state === 'primary' && (!best || look.timeline > best.timeline)) best = look;
+  return best?.url;
+}
 
 /** Node's socket errors that mean the server is not there (or no longer). */
 const GONE_ERRNOS = new Set([
@@ -123,8 +132,11 @@ function redact(url: string): string {
   }
 }
 
-/** Asks one server whether it takes writes. */
-async function look(url: string): Promise<ServerState> {
+/** A WAL file's name begins with its timeline, 8 hex digits. */
+const timelineOf = (walFile: string) => parseInt(walFile.slice(0, 8), 16);
+
+/** Asks one server whether it takes writes, and a primary for its timeline. */
+async function look(url: string): Promise<ServerLook> {
   const client = new pg.Client({
     connectionString: url,
     connectionTimeoutMillis: DATABASE_CONNECT_TIMEOUT_MS,
@@ -132,10 +144,16 @@ async function look(url: string): Promise<ServerState> {
   client.on('error', () => {});
   try {
     await client.connect();
-    const { rows } = await client.query<{ recovery: boolean }>('select pg_is_in_recovery() as recovery');
-    return rows[0]?.recovery === false ? 'primary' : 'standby';
+    // pg_current_wal_lsn() fails during recovery: asked of a primary only. Any role may call both.
+    const { rows } = await client.query<{ wal: string | null }>(
+      'select case when pg_is_in_recovery() then null else pg_walfile_name(pg_current_wal_lsn()) end as wal',
+    );
+    const wal = rows[0]?.wal;
+    return typeof wal === 'string'
+      ? { url, state: 'primary', timeline: timelineOf(wal) }
+      : { url, state: 'standby' };
   } catch {
-    return 'unreachable';
+    return { url, state: 'unreachable' };
   } finally {
     await client.end().catch(() => {});
   }
@@ -205,8 +223,14 @@ export class PrimaryPool implements PostgresPool {
   #look(): Promise<InUse | undefined> {
     this.#looking ??= (async () => {
       const { urls } = this.options;
-      const states = await Promise.all(urls.map(look));
-      const url = choosePrimary(urls.map((u, i) => ({ url: u, state: states[i] ?? 'unreachable' })));
+      const looks = await Promise.all(urls.map(look));
+      const url = choosePrimary(looks);
+      const primaries = looks.filter((l) => l.state === 'primary');
+      if (primaries.length > 1)
+        this.options.log?.(
+          `database: ${primaries.length} servers take writes (${primaries.map((l) => `${redact(l.url)} on timeline ${l.timeline}`).join(', ')}): ` +
+            'using the newest timeline; an old primary started again must become a standby',
+        );
       if (url === undefined || this.#ended) return undefined;
       const inUse = { url, pool: this.options.makePool(url) };
       this.#inUse = inUse;

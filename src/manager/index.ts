@@ -22,7 +22,12 @@ export { openDatabase, type Db } from './db.js';
  * Tests outside the manager: their manager on PostgreSQL under SILOBREAK_TEST_DATABASE=postgres,
  * or a database of the test process's own PostgreSQL (managers.lab's two managers).
  */
-export { createTestDatabase, testDatabase } from './test-postgres.js';
+export {
+  createTestDatabase,
+  startReplicatedPair,
+  testDatabase,
+  type ReplicatedPair,
+} from './test-postgres.js';
 export { changeTimeline, listChanges, recordChanges, SYSTEM } from './changes.js';
 /** A host and its report put into the inventory as a join does (bench/insight: the series' VMs). */
 export { insertHost } from './inventory.js';
