@@ -270,7 +270,7 @@ export class PrimaryPool implements PostgresPool {
         throw new DatabaseUnavailable(
           failure === 'read-only'
             ? `the database server ${redact(inUse.url)} no longer takes writes (a standby now); looking for the primary: try again`
-            : `the connection to the database server ${redact(inUse.url)} was lost; looking for the primary: try again`,
+            : `the connection to the database server ${redact(inUse.url)} was lost (a change under way may or may not have been made); looking for the primary: try again`,
           { cause: error },
         );
       });
