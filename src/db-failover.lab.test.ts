@@ -141,8 +141,9 @@ test(
     const file = '/data/db-failover';
     await startGuestWorkloads(source, VM, file);
     const life = await guestLife(source, VM);
-    // A few hundred records before the kill, so that "every record written before" means something.
-    await within(30_000, async () => assert.ok((await guestRecordCount(source, VM, file)) >= 300));
+    // Records before the kill (the writer fsyncs each: some tens a second under TCG), so that
+    // "every record written before" means something.
+    await within(60_000, async () => assert.ok((await guestRecordCount(source, VM, file)) >= 50));
 
     // What the managers answered before the kill (every one of them a 2xx).
     const jobs = await everyJob(alpha.api);
