@@ -35,6 +35,7 @@ export const LAB_FILES = Object.freeze({
   'src/cluster.lab.test.ts': { class: 'guest', seconds: 215 },
   'src/cold-faults.lab.test.ts': { class: 'guest', seconds: 150 },
   'src/console.lab.test.ts': { class: 'guest', seconds: 90 },
+  'src/db-failover.lab.test.ts': { class: 'guest', seconds: 120 },
   'src/delta-move.lab.test.ts': { class: 'guest', seconds: 146 },
   'src/drain.lab.test.ts': { class: 'guest', seconds: 45 },
   'src/faults.lab.test.ts': { class: 'guest', seconds: 285 },

@@ -128,6 +128,8 @@ const ABOUT: Record<ManagerErrorCode, string> = {
   'agent-error': "the host's agent refused or failed",
   'not-leader':
     'this manager does not lead the managers of its database, and only the leader acts on hosts: the detail names the leader to send the request to (GET /managers)',
+  'database-unavailable':
+    "no server of the manager's database takes writes now (its primary is gone and no standby is promoted yet): try again",
   internal: 'an unexpected failure of the manager',
 };
 /** The extension members of the codes that carry some. */
@@ -155,6 +157,8 @@ export const MANAGER_COMMON_ERRORS = [
   'headers-too-large',
   // Several managers (issue 31): what acts on a host at once is done by the leader only.
   'not-leader',
+  // A primary and its standbys (issue 31): while none takes writes, any request may get this.
+  'database-unavailable',
   'internal',
 ] as const satisfies readonly ManagerErrorCode[];
 

@@ -814,6 +814,7 @@ export const MANAGER_ERROR_CODES = {
   'host-unreachable': 502,
   'agent-error': 502,
   'not-leader': 503,
+  'database-unavailable': 503,
   internal: 500,
 } as const;
 export type ManagerErrorCode = keyof typeof MANAGER_ERROR_CODES;
@@ -836,6 +837,7 @@ export const MANAGER_ERROR_TITLES: Readonly<Record<ManagerErrorCode, string>> = 
   'host-unreachable': 'Host unreachable',
   'agent-error': 'Agent error',
   'not-leader': 'Not the leading manager',
+  'database-unavailable': 'Database unavailable',
   internal: 'Internal error',
 };
 

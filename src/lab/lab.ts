@@ -134,8 +134,8 @@ export const LabUpOptions = z
     /** Start the lab's manager on 127.0.0.1 and join the hosts to it. */
     manager: z.boolean().default(true),
     /**
-     * The database of the lab's managers, as their `--database` (issue 31: a postgres:// URL once
-     * the manager takes one); absent: the SQLite file in the manager's data dir.
+     * The database of the lab's managers, as their `--database` (issue 31: a postgres:// URL, or a
+     * primary's and its standbys' joined by commas); absent: the SQLite file in the manager's data dir.
      */
     managerDatabase: z.string().min(1).optional(),
     /** Point the CLI at this lab's manager (LAB_CLI_CONFIG_PATH); the `lab up` command does. */

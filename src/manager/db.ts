@@ -16,6 +16,7 @@ import {
   type Generated,
   type KyselyPlugin,
   type Migration,
+  type PostgresPool,
   type PluginTransformQueryArgs,
   type PluginTransformResultArgs,
   type QueryResult,
@@ -36,6 +37,7 @@ import {
   type HostMaintenance as Maintenance,
 } from '../api/index.js';
 import { rateChange, type RiskInput } from './change-risk.js';
+import { DATABASE_CONNECT_TIMEOUT_MS, isPostgresUrl, PrimaryPool } from './db-primary.js';
 
 /*
  * The manager's database: SQLite (one file in the data dir, the default) or PostgreSQL (a
@@ -1534,8 +1536,7 @@ export async function runRaw<T>(
   });
 }
 
-/** A PostgreSQL URL (`postgres://` or `postgresql://`), as `--database` takes it. */
-export const isPostgresUrl = (value: string) => /^postgres(ql)?:\/\//.test(value);
+export { isPostgresUrl };
 
 /** pg's type ids of int8 and numeric, which it hands back as strings (they may pass 2^53). */
 const INT8_OID = 20;
@@ -1547,6 +1548,7 @@ function postgresPool(url: string): pg.Pool {
   const pool = new pg.Pool({
     connectionString: url,
     max: POSTGRES_POOL_SIZE,
+    connectionTimeoutMillis: DATABASE_CONNECT_TIMEOUT_MS,
     // Counts, sums and bigint columns as numbers, as SQLite gives them: every figure here is
     // far below 2^53 (bytes, milliseconds, ids).
     types: {
@@ -1579,8 +1581,8 @@ class SerializedTransactionsDriver extends PostgresDriver {
   }
 }
 class ManagerPostgresDialect extends PostgresDialect {
-  readonly #pool: pg.Pool;
-  constructor(pool: pg.Pool) {
+  readonly #pool: PostgresPool;
+  constructor(pool: PostgresPool) {
     super({ pool });
     this.#pool = pool;
   }
@@ -1598,10 +1600,18 @@ export function readAfterTransactions<T>(db: Db, read: (tx: Tx) => Promise<T>): 
   return dialectOf(db) === 'postgres' ? db.transaction().execute(read) : read(db);
 }
 
-/** Kysely on a PostgreSQL URL as the manager uses it (types, transactions), schema as it is. */
-export function postgresKysely(url: string): Db {
+/**
+ * Kysely on PostgreSQL as the manager uses it (types, transactions), schema as it is: on the one
+ * of `urls` that takes writes (a primary and its standbys, db-primary.ts).
+ */
+export function postgresKysely(urls: string | readonly string[], log?: (message: string) => void): Db {
+  const pool = new PrimaryPool({
+    urls: typeof urls === 'string' ? [urls] : urls,
+    makePool: postgresPool,
+    ...(log ? { log } : {}),
+  });
   return new Kysely<DB>({
-    dialect: new ManagerPostgresDialect(postgresPool(url)),
+    dialect: new ManagerPostgresDialect(pool),
     plugins: [postgresColumnTypes],
   });
 }
@@ -1618,11 +1628,16 @@ async function migrate(db: Db): Promise<Db> {
 }
 
 /**
- * Opens the manager's database and brings its schema up to date: a postgres:// URL, or else a
- * data dir, whose `manager.db` SQLite file is created if needed.
+ * Opens the manager's database and brings its schema up to date: postgres:// URLs (a primary and
+ * its standbys: the one taking writes is used), or else a data dir, whose `manager.db` SQLite
+ * file is created if needed.
  */
-export async function openDatabase(where: string): Promise<Db> {
-  if (isPostgresUrl(where)) return migrate(postgresKysely(where));
+export async function openDatabase(
+  where: string | readonly string[],
+  options: { log?: (message: string) => void } = {},
+): Promise<Db> {
+  if (typeof where !== 'string') return migrate(postgresKysely(where, options.log));
+  if (isPostgresUrl(where)) return migrate(postgresKysely(where, options.log));
   const file = path.join(where, 'manager.db');
   await restrictDatabaseFiles(file);
   const sqlite = new Database(file);

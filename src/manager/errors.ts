@@ -8,6 +8,7 @@ import {
 } from '../api/index.js';
 import type { z } from 'zod';
 import { unstorableText } from './db.js';
+import { DatabaseUnavailable } from './db-primary.js';
 
 /*
  * The manager's typed domain errors. The core throws them with their context; toProblem() is the
@@ -259,6 +260,7 @@ export function toProblem(error: unknown): Problem {
     if (code) return problemOf(code, error.message);
     return { ...problemOf('invalid-input', error.message), status: error.statusCode };
   }
+  if (error instanceof DatabaseUnavailable) return problemOf('database-unavailable', error.message);
   if (unstorableText(error))
     return problemOf('invalid-input', 'text with a NUL character (U+0000) is not valid here');
   return problemOf('internal', 'internal error; see the manager log');

@@ -10,7 +10,7 @@ test('--listen takes address:port, IPv6 in brackets', () => {
   }
 });
 
-test('--database takes a postgres:// URL, and is absent (SQLite in the data dir) without it', () => {
+test('--database takes postgres:// URLs (one, or several joined by commas), and is absent (SQLite in the data dir) without it', () => {
   const flags = {
     dataDir: '/var/lib/m',
     listen: '127.0.0.1:7100',
@@ -23,9 +23,23 @@ test('--database takes a postgres:// URL, and is absent (SQLite in the data dir)
     'postgres://silobreak@db.example/silobreak',
     'postgresql://u@10.0.0.5:5433/m?sslmode=require',
   ])
-    assert.equal(managerSettings({ ...flags, database: url }).database, url);
+    assert.deepEqual(managerSettings({ ...flags, database: url }).database, [url]);
+  // A primary and its standby, in the order given.
+  assert.deepEqual(
+    managerSettings({ ...flags, database: 'postgres://m@db1/silobreak,postgres://m@db2/silobreak' }).database,
+    ['postgres://m@db1/silobreak', 'postgres://m@db2/silobreak'],
+  );
   for (const bad of ['mysql://u@h/db', '/var/lib/m/manager.db', 'postgres:/nohost', ''])
     assert.throws(() => managerSettings({ ...flags, database: bad }), /^Error: --database: must be/, bad);
+  // The one at fault is named by its place in the list.
+  assert.throws(
+    () => managerSettings({ ...flags, database: 'postgres://m@db1/s,mysql://m@db2/s' }),
+    /^Error: --database: URL 2 of 2 must be a postgres:\/\/ or postgresql:\/\/ URL/,
+  );
+  assert.throws(
+    () => managerSettings({ ...flags, database: 'postgres://m@db1/s, postgres://m@db1/s' }),
+    /^Error: --database: URL 2 of 2 is given twice$/,
+  );
 });
 
 test('--advertise-url takes an http(s) URL with no path: its origin', () => {

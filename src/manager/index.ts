@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { ManagerName } from '../api/index.js';
-import { isPostgresUrl } from './db.js';
+import { parseDatabaseUrls } from './db-primary.js';
 import { DEFAULT_STATS_INTERVAL_SECONDS } from './insight/index.js';
 import { startManager } from './manager.js';
 import { RETAINED_COPY_DAYS } from './move/index.js';
@@ -23,7 +23,12 @@ export { isPostgresUrl, openDatabase, type Db } from './db.js';
  * Tests outside the manager: their manager on PostgreSQL under SILOBREAK_TEST_DATABASE=postgres,
  * or a database of the test process's own PostgreSQL (managers.lab's two managers).
  */
-export { createTestDatabase, testDatabase } from './test-postgres.js';
+export {
+  createTestDatabase,
+  startReplicatedPair,
+  testDatabase,
+  type ReplicatedPair,
+} from './test-postgres.js';
 export { changeTimeline, listChanges, recordChanges, SYSTEM } from './changes.js';
 /** A host and its report put into the inventory as a join does (bench/insight: the series' VMs). */
 export { insertHost } from './inventory.js';
@@ -32,6 +37,8 @@ export { applySnapshot, type AgentSnapshot } from './reconcile.js';
 export { DEFAULT_HA_DEAD_AFTER_SECONDS } from './ha/index.js';
 /** The managers' lease (several managers, one leader): its timing, for tests and benchmarks. */
 export { LEASE_CHECK_MS, LEASE_EXPIRY_MS, LEASE_RENEW_MS, LEASE_STEP_DOWN_MS } from './leader.js';
+/** How long a database call waits for a primary (a standby's promotion) before it answers 503. */
+export { DATABASE_WAIT_MS } from './db-primary.js';
 
 /** `--listen 127.0.0.1:7100` -> host and port. */
 export function parseListen(value: string): { host: string; port: number } {
@@ -56,11 +63,18 @@ export interface ManagerFlags {
   advertiseUrl?: string;
 }
 
-/** `--database`: a PostgreSQL URL (its password better in PGPASSWORD or ~/.pgpass than here). */
-const DatabaseUrl = z
-  .string()
-  .refine(isPostgresUrl, 'must be a postgres:// or postgresql:// URL')
-  .refine((v) => URL.canParse(v), 'must be a valid URL, like postgres://silobreak@db.example/silobreak');
+/**
+ * `--database`: PostgreSQL URLs, one or several joined by commas (a primary and its standbys, as
+ * the CLI's other lists are joined); passwords better in PGPASSWORD or ~/.pgpass than here.
+ */
+const DatabaseUrls = z.string().transform((value, ctx) => {
+  try {
+    return parseDatabaseUrls(value);
+  } catch (error) {
+    ctx.addIssue({ code: 'custom', message: error instanceof Error ? error.message : String(error) });
+    return z.NEVER;
+  }
+});
 
 /**
  * The flags checked and turned into the manager's settings; a bad one throws naming the flag. Kept
@@ -76,9 +90,9 @@ export function managerSettings(opts: ManagerFlags) {
   if (!(retainDays > 0 && retainDays <= 365))
     throw new Error('--retain-days: must be a number of days, more than 0 and at most 365');
   const { host, port } = parseListen(opts.listen);
-  let database: string | undefined;
+  let database: string[] | undefined;
   if (opts.database !== undefined) {
-    const parsed = DatabaseUrl.safeParse(opts.database);
+    const parsed = DatabaseUrls.safeParse(opts.database);
     if (!parsed.success) throw new Error(`--database: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
     database = parsed.data;
   }
@@ -122,8 +136,8 @@ export function registerManagerCommands(program: Command, options: { consoleDir?
       'where the database (unless --database), CA and admin-token file live',
     )
     .option(
-      '--database <url>',
-      'a PostgreSQL database (postgres://user@host/db; password in PGPASSWORD or ~/.pgpass) instead of SQLite in the data dir',
+      '--database <urls>',
+      'a PostgreSQL database (postgres://user@host/db; password in PGPASSWORD or ~/.pgpass) instead of SQLite in the data dir; a primary and its standbys joined by commas: the one taking writes is used',
     )
     .option('--listen <address:port>', 'address and port of the REST API', '127.0.0.1:7100')
     .option('--reconcile-interval <seconds>', 'seconds between polls of every agent', '30')

@@ -217,3 +217,27 @@ test('a job that cannot resume, left by a manager that stopped leading, fails na
   gates.get('five/first')?.();
   second.follow();
 });
+
+test('a leader that steps down while it looks for queued jobs launches none of them; the next leader runs them', async () => {
+  runs.length = 0;
+  const follower = runner('f');
+  follower.follow();
+  const stepping = runner('stepping');
+  await stepping.lead(9);
+  const job = await submit(follower, 'three');
+  // Its look is under way (its query not answered yet, as in a database outage) when it steps down.
+  const look = stepping.recover({ since: 'lead' });
+  stepping.follow();
+  await look;
+  await new Promise((r) => setTimeout(r, 3 * JOB_POLL_MS));
+  assert.deepEqual(runs, [], 'nothing launched by a manager that no longer leads');
+  const left = await row(job.id);
+  assert.equal(left.state, 'queued');
+  assert.equal(left.epoch, null);
+  const next = runner('after');
+  await next.lead(10);
+  await until(() => gates.has('three/after'), 5_000);
+  gates.get('three/after')?.();
+  await until(async () => (await row(job.id)).state === 'succeeded', 5_000);
+  next.follow();
+});

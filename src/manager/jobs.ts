@@ -364,6 +364,9 @@ export class JobRunner {
     const rows = await query.orderBy('seq').execute();
     const me = writerOf(this.db);
     for (const row of rows) {
+      // It stopped leading while it looked (a database outage makes the look last): the leader
+      // takes these; launched here they would run with no owner and stay `running` for good.
+      if (this.#role !== role) return;
       if (this.launched.has(row.id)) continue;
       const handler = this.handlers.get(row.kind);
       if (row.state === 'queued' && handler) this.launch(row.id, false);

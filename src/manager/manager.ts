@@ -35,8 +35,11 @@ export const MANAGER_VERSION = '0.1.0';
 
 export interface ManagerOptions {
   dataDir: string;
-  /** A postgres:// URL: the database is there instead of SQLite in the data dir (issue 31). */
-  database?: string;
+  /**
+   * postgres:// URLs: the database is there instead of SQLite in the data dir (issue 31); several:
+   * a primary and its standbys, the one taking writes is used (db-primary.ts).
+   */
+  database?: string | readonly string[];
   /** Address to listen on (loopback or a lab address); port 0 picks a free one. */
   host?: string;
   port?: number;
@@ -110,7 +113,7 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
   await chmod(options.dataDir, 0o700);
   // The fabric CA (made on the first start): agents answer only its manager certificate.
   const ca = await FabricCa.open(options.dataDir);
-  const db = await openDatabase(options.database ?? options.dataDir);
+  const db = await openDatabase(options.database ?? options.dataDir, { log });
   const name = options.name ?? hostname();
   // Its change records name it (several managers may share the database).
   nameWriter(db, name);

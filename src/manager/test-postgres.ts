@@ -1,6 +1,6 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { chown, mkdtemp, writeFile } from 'node:fs/promises';
+import { existsSync, readFileSync } from 'node:fs';
+import { appendFile, chown, mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -14,6 +14,7 @@ import { constraintViolation, openDatabase, type Db } from './db.js';
  * manager. The server runs under a small shell that waits on a pipe from this process: however
  * this process ends (even SIGKILL), the pipe closes and the shell stops the server and removes the
  * directory. Durability settings are off: this is a throwaway test cluster, not the product's.
+ * startReplicatedPair makes a primary and its synchronous standby the same way (issue 31: "A replica").
  */
 
 /** Where Debian's postgresql package puts the server binaries (scripts/setup.sh installs it). */
@@ -23,6 +24,8 @@ const PORT = 5432;
 
 interface Cluster {
   dir: string;
+  /** The server's data directory (pg_ctl -D). */
+  data: string;
   guard: ChildProcess;
   admin: pg.Pool;
 }
@@ -49,17 +52,29 @@ function binDir(): string {
 const asServerUser = (argv: string[]) =>
   process.getuid?.() === 0 ? ['runuser', '-u', 'postgres', '--', ...argv] : argv;
 
-async function startCluster(): Promise<Cluster> {
-  const bin = binDir();
+/** Runs one of the server's programs (initdb, pg_basebackup, pg_ctl) as the server's user. */
+function runServerProgram(program: string, args: string[]): void {
+  const [cmd, ...rest] = asServerUser([path.join(binDir(), program), ...args]);
+  const run = spawnSync(cmd!, rest, { encoding: 'utf8' });
+  if (run.status !== 0)
+    throw new Error(`test PostgreSQL: ${program} failed: ${run.stderr || run.stdout || String(run.error)}`);
+}
+
+/** A temp directory for one server (its socket and data), owned by the server's user. */
+async function serverDir(): Promise<string> {
   const dir = await mkdtemp(path.join(tmpdir(), 'silobreak-pg-'));
-  const data = path.join(dir, 'data');
   if (process.getuid?.() === 0) {
     const user = spawnSync('id', ['-u', 'postgres'], { encoding: 'utf8' });
     const group = spawnSync('id', ['-g', 'postgres'], { encoding: 'utf8' });
     await chown(dir, Number(user.stdout), Number(group.stdout));
   }
-  const [initCmd, ...initArgs] = asServerUser([
-    path.join(bin, 'initdb'),
+  return dir;
+}
+
+/** A new cluster's data directory in `dir` (initdb, trust on the unix socket only). */
+function initCluster(dir: string): string {
+  const data = path.join(dir, 'data');
+  runServerProgram('initdb', [
     '-D',
     data,
     '-U',
@@ -71,23 +86,46 @@ async function startCluster(): Promise<Cluster> {
     '--locale=C',
     '--no-sync',
   ]);
-  const init = spawnSync(initCmd!, initArgs, { encoding: 'utf8' });
-  if (init.status !== 0) throw new Error(`test PostgreSQL: initdb failed: ${init.stderr || init.stdout}`);
-  await writeFile(
-    path.join(data, 'postgresql.auto.conf'),
-    [
-      "listen_addresses = ''",
-      `unix_socket_directories = '${dir}'`,
-      `port = ${PORT}`,
-      'fsync = off',
-      'synchronous_commit = off',
-      'full_page_writes = off',
-      'max_connections = 300',
-      "log_min_messages = 'fatal'",
-      '',
-    ].join('\n'),
-  );
-  const server = asServerUser([path.join(bin, 'postgres'), '-D', data])
+  return data;
+}
+
+/**
+ * Settings of every test server: its socket in its own directory, no TCP. `durable`: commits wait
+ * for the WAL (and a synchronous standby); else they do not (a throwaway cluster). fsync stays off
+ * either way: no test crashes the machine, and a crashed server here is never started again.
+ */
+const serverSettings = (dir: string, durable: boolean) => [
+  "listen_addresses = ''",
+  `unix_socket_directories = '${dir}'`,
+  `port = ${PORT}`,
+  'fsync = off',
+  `synchronous_commit = ${durable ? 'on' : 'off'}`,
+  // A base backup forces full page writes while it runs anyway; off only where nothing replicates.
+  `full_page_writes = ${durable ? 'on' : 'off'}`,
+  'max_connections = 300',
+  "log_min_messages = 'fatal'",
+];
+
+const adminPool = (dir: string) => {
+  const admin = new pg.Pool({
+    host: dir,
+    port: PORT,
+    user: 'postgres',
+    database: 'postgres',
+    max: 2,
+    allowExitOnIdle: true,
+  });
+  admin.on('error', () => {});
+  return admin;
+};
+
+/**
+ * Runs the server on `data` (its settings appended to postgresql.auto.conf: later lines win)
+ * under the guard, and waits until it answers.
+ */
+async function runServer(dir: string, data: string, settings: string[]): Promise<Cluster> {
+  await appendFile(path.join(data, 'postgresql.auto.conf'), ['', ...settings, ''].join('\n'));
+  const server = asServerUser([path.join(binDir(), 'postgres'), '-D', data])
     .map((a) => `'${a}'`)
     .join(' ');
   // The guard: runs the server, waits for its stdin to close (this process gone), stops it
@@ -105,15 +143,7 @@ async function startCluster(): Promise<Cluster> {
   guard.unref();
   // The pipe must not keep the event loop alive.
   (guard.stdin as unknown as { unref?: () => void } | null)?.unref?.();
-  const admin = new pg.Pool({
-    host: dir,
-    port: PORT,
-    user: 'postgres',
-    database: 'postgres',
-    max: 2,
-    allowExitOnIdle: true,
-  });
-  admin.on('error', () => {});
+  const admin = adminPool(dir);
   for (let i = 0; ; i++) {
     try {
       await admin.query('select 1');
@@ -124,7 +154,106 @@ async function startCluster(): Promise<Cluster> {
       await sleep(20);
     }
   }
-  return { dir, guard, admin };
+  return { dir, data, guard, admin };
+}
+
+async function startCluster(): Promise<Cluster> {
+  const dir = await serverDir();
+  return runServer(dir, initCluster(dir), serverSettings(dir, false));
+}
+
+/** A database `name` of the server in `dir`, as a postgres:// URL (its unix socket). */
+const databaseUrl = (dir: string, name: string) =>
+  `postgres://postgres@localhost/${name}?host=${encodeURIComponent(dir)}&port=${PORT}`;
+
+/** The standby's name: its replication slot and its application_name, which the primary waits for. */
+const STANDBY = 'standby';
+
+/** One server of a replicated pair. */
+export interface PairServer {
+  /** Its socket's directory. */
+  dir: string;
+  /** Its data directory (pg_ctl -D). */
+  data: string;
+  /** Its admin connections (the `postgres` database). */
+  admin: pg.Pool;
+}
+
+/** A primary and its standby (streaming replication, synchronous), owned by this process. */
+export interface ReplicatedPair {
+  primary: PairServer;
+  standby: PairServer;
+  /** A new, empty database (made on the primary, replicated): its URL on each server. */
+  createDatabase(): Promise<{ primary: string; standby: string }>;
+  /** The primary's postmaster SIGKILLed, as a crash (its backends notice and exit). */
+  killPrimary(): number;
+  /** The README's promotion command: `pg_ctl promote -D <standby data>` (waits until it is done). */
+  promoteStandby(): void;
+}
+
+/**
+ * A primary and a standby made from it by `pg_basebackup -R -S standby` (a replication slot, the
+ * connection settings written for the standby), the primary waiting for the standby on every
+ * commit (synchronous_standby_names = 'standby', synchronous_commit on): a commit the primary
+ * acknowledged is on the standby too. The standby has no synchronous standby of its own: once
+ * promoted, it commits alone (else every commit would wait for a standby that is not there).
+ * Each server runs under its own guard, as the test cluster does. A new pair on every call.
+ */
+export async function startReplicatedPair(): Promise<ReplicatedPair> {
+  const primaryDir = await serverDir();
+  const primary = await runServer(primaryDir, initCluster(primaryDir), serverSettings(primaryDir, true));
+  // initdb's pg_hba.conf with -A trust lets local replication connections in already.
+  await primary.admin.query('select pg_create_physical_replication_slot($1)', [STANDBY]);
+  const standbyDir = await serverDir();
+  const standbyData = path.join(standbyDir, 'data');
+  runServerProgram('pg_basebackup', [
+    '-D',
+    standbyData,
+    '-R',
+    '-S',
+    STANDBY,
+    '-X',
+    'stream',
+    '--no-sync',
+    '-d',
+    `host=${primaryDir} port=${PORT} user=postgres application_name=${STANDBY}`,
+  ]);
+  const standby = await runServer(standbyDir, standbyData, [
+    ...serverSettings(standbyDir, true),
+    "synchronous_standby_names = ''",
+  ]);
+  // Only now does the primary wait for its standby (the base backup copied its settings).
+  await primary.admin.query(`alter system set synchronous_standby_names = '${STANDBY}'`);
+  await primary.admin.query('select pg_reload_conf()');
+  for (let i = 0; ; i++) {
+    const { rows } = await primary.admin.query<{ sync_state: string }>(
+      'select sync_state from pg_stat_replication where application_name = $1',
+      [STANDBY],
+    );
+    if (rows[0]?.sync_state === 'sync') break;
+    if (i >= 500)
+      throw new Error(`test PostgreSQL: the standby is not a synchronous standby: ${JSON.stringify(rows)}`);
+    await sleep(20);
+  }
+  let pairDatabases = 0;
+  const server = (c: Cluster): PairServer => ({ dir: c.dir, data: c.data, admin: c.admin });
+  return {
+    primary: server(primary),
+    standby: server(standby),
+    async createDatabase() {
+      const name = `r${process.pid}_${++pairDatabases}`;
+      await primary.admin.query(`create database ${name}`);
+      return { primary: databaseUrl(primary.dir, name), standby: databaseUrl(standby.dir, name) };
+    },
+    killPrimary() {
+      const pid = Number(readFileSync(path.join(primary.data, 'postmaster.pid'), 'utf8').split('\n')[0]);
+      process.kill(pid, 'SIGKILL');
+      return pid;
+    },
+    promoteStandby() {
+      runServerProgram('pg_ctl', ['promote', '-w', '-D', standby.data]);
+    },
+  };
 }
 
 /**
@@ -136,7 +265,7 @@ export async function createTestDatabase(): Promise<string> {
   const cluster = await starting;
   const name = `t${process.pid}_${++databases}`;
   await cluster.admin.query(`create database ${name}`);
-  return `postgres://postgres@localhost/${name}?host=${encodeURIComponent(cluster.dir)}&port=${PORT}`;
+  return databaseUrl(cluster.dir, name);
 }
 
 /** Drops a database createTestDatabase made (its connections must be closed). */
