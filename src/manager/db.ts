@@ -7,6 +7,7 @@ import {
   PostgresAdapter,
   PostgresDialect,
   PostgresDriver,
+  type PostgresDialectConfig,
   sql,
   SqliteDialect,
   type ColumnDefinitionNode,
@@ -1544,10 +1545,17 @@ const NUMERIC_OID = 1700;
 /** Connections per manager: requests, jobs and the loops run side by side. */
 const POSTGRES_POOL_SIZE = 10;
 
-function postgresPool(url: string): pg.Pool {
+/**
+ * The lease's own connection (leader.ts): its renewal must not queue behind transactions that
+ * hold every connection of the main pool while they wait for the transactions' lock (a lone
+ * leader under 16 parallel writes lost its lease so, bench/api).
+ */
+const LEASE_POOL_SIZE = 1;
+
+function postgresPool(url: string, max = POSTGRES_POOL_SIZE): pg.Pool {
   const pool = new pg.Pool({
     connectionString: url,
-    max: POSTGRES_POOL_SIZE,
+    max,
     connectionTimeoutMillis: DATABASE_CONNECT_TIMEOUT_MS,
     // Counts, sums and bigint columns as numbers, as SQLite gives them: every figure here is
     // far below 2^53 (bytes, milliseconds, ids).
@@ -1572,6 +1580,16 @@ function postgresPool(url: string): pg.Pool {
  */
 const TRANSACTION_LOCK = 31_0001;
 class SerializedTransactionsDriver extends PostgresDriver {
+  constructor(
+    config: PostgresDialectConfig,
+    private readonly onDestroy?: () => Promise<void>,
+  ) {
+    super(config);
+  }
+  override async destroy(): Promise<void> {
+    await super.destroy();
+    await this.onDestroy?.();
+  }
   override async beginTransaction(
     connection: DatabaseConnection,
     settings: TransactionSettings,
@@ -1582,12 +1600,14 @@ class SerializedTransactionsDriver extends PostgresDriver {
 }
 class ManagerPostgresDialect extends PostgresDialect {
   readonly #pool: PostgresPool;
-  constructor(pool: PostgresPool) {
+  readonly #onDestroy: (() => Promise<void>) | undefined;
+  constructor(pool: PostgresPool, onDestroy?: () => Promise<void>) {
     super({ pool });
     this.#pool = pool;
+    this.#onDestroy = onDestroy;
   }
   override createDriver(): Driver {
-    return new SerializedTransactionsDriver({ pool: this.#pool });
+    return new SerializedTransactionsDriver({ pool: this.#pool }, this.#onDestroy);
   }
 }
 
@@ -1605,16 +1625,28 @@ export function readAfterTransactions<T>(db: Db, read: (tx: Tx) => Promise<T>): 
  * of `urls` that takes writes (a primary and its standbys, db-primary.ts).
  */
 export function postgresKysely(urls: string | readonly string[], log?: (message: string) => void): Db {
-  const pool = new PrimaryPool({
-    urls: typeof urls === 'string' ? [urls] : urls,
-    makePool: postgresPool,
-    ...(log ? { log } : {}),
-  });
-  return new Kysely<DB>({
-    dialect: new ManagerPostgresDialect(pool),
-    plugins: [postgresColumnTypes],
-  });
+  const list = typeof urls === 'string' ? [urls] : urls;
+  const handle = (size: number, onDestroy?: () => Promise<void>) =>
+    new Kysely<DB>({
+      dialect: new ManagerPostgresDialect(
+        new PrimaryPool({ urls: list, makePool: (url) => postgresPool(url, size), ...(log ? { log } : {}) }),
+        onDestroy,
+      ),
+      plugins: [postgresColumnTypes],
+    });
+  const lease = handle(LEASE_POOL_SIZE);
+  const db = handle(POSTGRES_POOL_SIZE, () => lease.destroy());
+  leaseHandles.set(db, lease);
+  return db;
 }
+
+const leaseHandles = new WeakMap<Db, Db>();
+
+/**
+ * The handle the lease's statements use: on PostgreSQL one of its own (LEASE_POOL_SIZE
+ * connections, closed with `db`), on SQLite `db` itself (one connection, statements in turn).
+ */
+export const leaseDatabase = (db: Db): Db => leaseHandles.get(db) ?? db;
 
 async function migrate(db: Db): Promise<Db> {
   const migrator = new Migrator({ db, provider: { getMigrations: async () => migrations } });

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { sql } from 'kysely';
 import { ApiError } from '../api/index.js';
-import type { Db, ManagerLeaderTable } from './db.js';
+import { leaseDatabase, type Db, type ManagerLeaderTable } from './db.js';
 
 /*
  * Several managers on one database, one of them leading (issue 31). The lease is one row
@@ -196,7 +196,11 @@ export class Leadership {
     const began = performance.now();
     let result;
     try {
-      result = await claimLease(this.deps.db, this.me, { now: Date.now(), heldEpoch: held, atStart });
+      result = await claimLease(leaseDatabase(this.deps.db), this.me, {
+        now: Date.now(),
+        heldEpoch: held,
+        atStart,
+      });
     } catch (error) {
       // A leader's failed renewal is left to the step-down timer; a follower tries again.
       this.deps.log(`lease: ${error instanceof Error ? error.message : String(error)}`);
@@ -227,13 +231,15 @@ export class Leadership {
       started_at: this.#startedAt,
       seen_at: now,
     };
-    await this.deps.db
+    // On the lease's connection: the next renewal waits for this one.
+    const db = leaseDatabase(this.deps.db);
+    await db
       .insertInto('managers')
       .values(row)
       .onConflict((oc) => oc.column('id').doUpdateSet({ seen_at: now, url: row.url }))
       .execute();
     if (this.#epoch !== undefined)
-      await this.deps.db
+      await db
         .deleteFrom('managers')
         .where('seen_at', '<', iso(Date.now() - MANAGER_FORGET_MS))
         .execute();
@@ -285,7 +291,7 @@ export class Leadership {
     await this.#transition;
     const epoch = this.#epoch;
     this.#epoch = undefined;
-    if (epoch !== undefined) await releaseLease(this.deps.db, this.me, epoch);
+    if (epoch !== undefined) await releaseLease(leaseDatabase(this.deps.db), this.me, epoch);
     await this.deps.db.deleteFrom('managers').where('id', '=', this.me.id).execute();
   }
 
