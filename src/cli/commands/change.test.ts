@@ -2,16 +2,11 @@
 // a record from before records named it), --manager becomes the API's filter, and a bad name exits
 // 2 naming the flag and sends nothing.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { createServer, type Server } from 'node:http';
-import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { promisify } from 'node:util';
 import type { ChangeRecord, Page } from '../../api/index.js';
+import { cliAt, standInManager, type StandInManager } from './test-cli.js';
 
-const bin = path.join(import.meta.dirname, '../../../bin/silobreak.js');
-let server: Server;
-let url: string;
+let manager: StandInManager;
 const requests: string[] = [];
 
 const record = (id: number, manager: string | null): ChangeRecord => ({
@@ -27,32 +22,17 @@ const record = (id: number, manager: string | null): ChangeRecord => ({
 });
 
 before(async () => {
-  server = createServer((request, response) => {
+  manager = await standInManager((request, response) => {
     requests.push(request.url ?? '');
     const page: Page<ChangeRecord> = { items: [record(1, 'm2'), record(2, null)], nextCursor: null };
     response.setHeader('content-type', 'application/json');
     response.end(JSON.stringify(page));
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  url = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
 });
 
-after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+after(() => manager.close());
 
-async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await promisify(execFile)(
-      process.execPath,
-      [bin, ...args, '--url', url, '--token', 'sb_test-token'],
-      { env: { ...process.env, NO_COLOR: '1' } },
-    );
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const e = error as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
+const cli = (...args: string[]) => cliAt(manager.url, ...args);
 
 test('changes shows the manager of each record and filters by it', async () => {
   requests.length = 0;
@@ -63,7 +43,7 @@ test('changes shows the manager of each record and filters by it', async () => {
   assert.match(rows.find((l) => l.includes('pool-1')) ?? '', /\badmin\s+m2\s+pool\b/);
   assert.match(rows.find((l) => l.includes('pool-2')) ?? '', /\badmin\s+-\s+pool\b/);
   assert.equal(requests.length, 1);
-  assert.equal(new URL(requests[0] ?? '', url).searchParams.get('manager'), 'm2');
+  assert.equal(new URL(requests[0] ?? '', manager.url).searchParams.get('manager'), 'm2');
 });
 
 test('a bad manager name exits 2 naming --manager and asks nothing', async () => {

@@ -2,17 +2,12 @@
 // set alone keeps the other one), bad flags exit 2 naming the flag and send nothing, and the list
 // shows class, limits and the measured figures.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { createServer, type Server } from 'node:http';
-import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { promisify } from 'node:util';
 import type { ManagedDatastore, Page } from '../../api/index.js';
+import { cliAt, standInManager, type StandInManager } from './test-cli.js';
 import { formatLimits, parseBandwidth } from './datastore.js';
 
-const bin = path.join(import.meta.dirname, '../../../bin/silobreak.js');
-let server: Server;
-let url: string;
+let manager: StandInManager;
 const requests: { method: string; url: string; body: unknown }[] = [];
 
 const slow: ManagedDatastore = {
@@ -31,7 +26,7 @@ const slow: ManagedDatastore = {
 };
 
 before(async () => {
-  server = createServer((request, response) => {
+  manager = await standInManager((request, response) => {
     let text = '';
     request.on('data', (chunk) => (text += String(chunk)));
     request.on('end', () => {
@@ -51,26 +46,11 @@ before(async () => {
       response.end(JSON.stringify(request.url?.startsWith('/api/v1/datastores?') ? page : slow));
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  url = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
 });
 
-after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+after(() => manager.close());
 
-async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await promisify(execFile)(
-      process.execPath,
-      [bin, ...args, '--url', url, '--token', 'sb_test-token'],
-      { env: { ...process.env, NO_COLOR: '1' } },
-    );
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const e = error as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
+const cli = (...args: string[]) => cliAt(manager.url, ...args);
 
 test('bandwidths and limits as people type and read them', () => {
   assert.deepEqual(parseBandwidth('80M/s'), { bytes: 80 * 2 ** 20 });

@@ -4,15 +4,11 @@
 // hosts with their versions and where each VM went), and bad flags exit 2 naming the flag and
 // send nothing.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { createServer, type Server } from 'node:http';
-import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { promisify } from 'node:util';
 import type { Job, StrandedVm, UpgradePlan, UpgradeRunResult } from '../../api/index.js';
+import { cliAt, standInManager, type StandInManager } from './test-cli.js';
 import { renderStranded, renderUpgradePlan, renderUpgradeRun } from './host-upgrade.js';
 
-const bin = path.join(import.meta.dirname, '../../../bin/silobreak.js');
 const style = { color: false, progressBar: false, json: false };
 
 const plan: UpgradePlan = {
@@ -162,8 +158,7 @@ test("a run's result: each host's versions before and after and where its VMs we
   assert.equal(renderUpgradeRun(style, { result: { steps: 'x' } }), undefined);
 });
 
-let server: Server;
-let url: string;
+let manager: StandInManager;
 const runJob: Job = {
   id: '00000000-0000-4000-8000-0000000000aa',
   kind: 'host-upgrade',
@@ -178,7 +173,7 @@ const runJob: Job = {
 const requests: { method: string; url: string; body: unknown }[] = [];
 
 before(async () => {
-  server = createServer((request, response) => {
+  manager = await standInManager((request, response) => {
     let text = '';
     request.on('data', (chunk) => (text += String(chunk)));
     request.on('end', () => {
@@ -209,26 +204,11 @@ before(async () => {
       response.end(JSON.stringify(plan));
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  url = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
 });
 
-after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+after(() => manager.close());
 
-async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await promisify(execFile)(
-      process.execPath,
-      [bin, ...args, '--url', url, '--token', 'sb_test-token'],
-      { env: { ...process.env, NO_COLOR: '1' } },
-    );
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const e = error as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
+const cli = (...args: string[]) => cliAt(manager.url, ...args);
 
 test('host upgrade --plan <hosts…> / --cluster: the body sent, the table printed, exit 0', async () => {
   requests.length = 0;
