@@ -143,7 +143,11 @@ test(
     const life = await guestLife(source, VM);
     // Records before the kill (the writer fsyncs each: some tens a second under TCG), so that
     // "every record written before" means something.
-    await within(60_000, async () => assert.ok((await guestRecordCount(source, VM, file)) >= 50));
+    // (A loaded machine's second guest lane slows the writer to a few a second: 10 within 2 min.)
+    await within(120_000, async () => {
+      const count = await guestRecordCount(source, VM, file);
+      assert.ok(count >= 10, `${count} records written so far in ${file} on ${source.name}`);
+    });
 
     // What the managers answered before the kill (every one of them a 2xx).
     const jobs = await everyJob(alpha.api);

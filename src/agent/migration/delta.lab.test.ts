@@ -369,7 +369,11 @@ test('QEMU 10.0.2 refuses a bitmap backup beside a mirror on one disk', { timeou
       bitmap,
       'bitmap-mode': 'never',
       'filter-node-name': 'C',
+      // One 64-KiB copy at a time at 1 B/s: the job stays (block-copy's parallel workers copied
+      // the whole dirty MiB in one burst before the limit applied, and a slow QMP answer then
+      // found the job and its filter gone).
       speed: 1,
+      'x-perf': { 'max-workers': 1, 'max-chunk': 65_536 },
     });
   await mirror(NODE);
   // The bitmap is looked up on `device` only, not through the filter.
