@@ -428,8 +428,9 @@ function openEventStream(
 
 /**
  * A job's events: its state now, then each change, until it ends. Changes made in this process
- * come as they happen; the job is also read again every JOB_POLL_MS, since another manager may be
- * the one running it (a follower's stream would otherwise never hear of the job's progress or end).
+ * come as they happen; a job this process does not run is also read again every JOB_POLL_MS, since
+ * another manager may be the one running it (a follower's stream would otherwise never hear of
+ * the job's progress or end).
  */
 async function streamJob(
   jobs: JobRunner,
@@ -443,6 +444,8 @@ async function streamJob(
     if (job.id === id) send(job);
   };
   const poll = setInterval(() => {
+    // A job this process runs reaches the stream by its events: no read needed.
+    if (jobs.runsHere(id)) return;
     jobs.get(id).then(
       (job) => job.updatedAt !== last && send(job),
       () => {}, // deleted or unreadable now: the stream ends with its heartbeat's connection

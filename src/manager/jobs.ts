@@ -209,6 +209,11 @@ export class JobRunner {
     return this.#role;
   }
 
+  /** Whether this process runs job `id` now (its updates are emitted on `events` as they happen). */
+  runsHere(id: string): boolean {
+    return this.launched.has(id);
+  }
+
   /**
    * Starts leading under `epoch`: the jobs queued or left running under an older epoch are taken
    * over at once (running ones resumed as after a restart: recover()), then looked for every
