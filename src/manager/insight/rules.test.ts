@@ -288,3 +288,64 @@ test('a host that cannot reach its shared datastore is a critical issue naming h
   });
   assert.deepEqual(all.map((f) => f.rule).sort(), ['low-capacity', 'shared-datastore-lost']);
 });
+
+test('a shared storage short of space is one issue for all its hosts, on the figures that can be counted on', () => {
+  const storageId = 'nfs-a';
+  const view = (host: string, over: Partial<DatastoreFacts>) =>
+    ds({ host, name: 'shared', storageId, lost: null, ...over });
+  const findings = evaluateRules({
+    datastores: [
+      // Each host measured the same filesystem at its own moment, and provisions its own VMs' disks.
+      view('host2', {
+        capacityBytes: 100 * GiB,
+        freeBytes: 12 * GiB,
+        provisionedBytes: 120 * GiB,
+        daysUntilFull: 9,
+      }),
+      view('host1', {
+        capacityBytes: 101 * GiB,
+        freeBytes: 13 * GiB,
+        provisionedBytes: 80 * GiB,
+        daysUntilFull: 12,
+      }),
+      view('host3', {
+        capacityBytes: 100 * GiB,
+        freeBytes: 14 * GiB,
+        provisionedBytes: 0,
+        daysUntilFull: null,
+      }),
+      // A local datastore short of space beside it stays its host's issue.
+      ds({ host: 'host1', name: 'local', freeBytes: 20 * GiB }),
+    ],
+    disks: [],
+    guestFilesystems: [],
+  });
+  const shared = findings.filter((f) => f.subject.key === 'storage nfs-a');
+  assert.deepEqual(
+    shared.map((f) => [f.rule, f.severity, f.value]),
+    [
+      ['low-capacity', 'critical', round2((12 / 101) * 100)],
+      ['days-until-full', 'critical', 9],
+      ['over-commitment', 'warning', round3(200 / 101)],
+    ],
+    "each space rule once, on the largest capacity, the least free, the soonest full and every host's disks",
+  );
+  for (const f of shared)
+    assert.deepEqual(
+      f.subject,
+      {
+        kind: 'datastore',
+        key: 'storage nfs-a',
+        name: 'storage nfs-a (host1/shared, host2/shared, host3/shared)',
+        host: null,
+      },
+      `${f.rule} is about the storage, named with the datastores that see it`,
+    );
+  assert.deepEqual(
+    findings.filter((f) => f.subject.key !== 'storage nfs-a').map((f) => `${f.subject.name} ${f.rule}`),
+    ['host1/local low-capacity'],
+    'no space issue per host for the shared storage; the local datastore keeps its own',
+  );
+});
+const round2 = (n: number) => Number(n.toFixed(2));
+const round3 = (n: number) => Number(n.toFixed(3));

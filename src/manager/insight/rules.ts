@@ -6,6 +6,7 @@ import {
   type StorageRule,
   type StorageThresholds,
   type ToolsStatus,
+  storageKey,
 } from '../../api/index.js';
 import { compareVersions } from '../tools-status.js';
 import { percentileMs, worstAvgLatencyMs, type IoSums } from './rates.js';
@@ -116,6 +117,17 @@ export function sharedLossFinding(
   };
 }
 
+/** The figures the capacity rules read: one datastore's, or one shared storage's (sharedStorageFindings). */
+type CapacityFacts = Pick<
+  DatastoreFacts,
+  'capacityBytes' | 'freeBytes' | 'provisionedBytes' | 'daysUntilFull' | 'thresholds'
+>;
+
+/**
+ * A datastore's rules: its host's reach of it (shared ones), its I/O latency as its host sees it,
+ * and, for a local one, its space (a shared storage's space is one issue for all its hosts:
+ * sharedStorageFindings).
+ */
 export function datastoreFindings(d: DatastoreFacts): Finding[] {
   const t = d.thresholds;
   const subject = {
@@ -127,6 +139,58 @@ export function datastoreFindings(d: DatastoreFacts): Finding[] {
   const out: Finding[] = [];
   const lost = sharedLossFinding(d);
   if (lost) out.push(lost);
+  if (!d.storageId) out.push(...capacityFindings(d, subject));
+  if (covers(d.sustained)) {
+    const p90 = Math.max(
+      percentileMs(d.sustained.readBins, 0.9) ?? 0,
+      percentileMs(d.sustained.writeBins, 0.9) ?? 0,
+    );
+    if (p90 > t.datastoreLatencyP90Ms)
+      out.push({
+        rule: 'high-latency',
+        severity: 'warning',
+        subject,
+        message: `p90 latency ${p90.toFixed(1)} ms over ${SUSTAINED_SECONDS / 60} minutes (above ${t.datastoreLatencyP90Ms} ms)`,
+        value: round(p90, 2),
+        threshold: t.datastoreLatencyP90Ms,
+      });
+  }
+  return out;
+}
+
+/**
+ * A shared storage's space, once for all the hosts that see it (each host's datastore row is one
+ * view of the same filesystem): on what can be counted on, the largest capacity, the least free
+ * space and the soonest full any of them reported, and the provisioned size of every host's disks
+ * on it (each host counts its own VMs'). Its thresholds are those of the first host's datastore by
+ * name. The subject is the storage (storageKey), named with the datastores that see it, on no host.
+ */
+export function sharedStorageFindings(datastores: readonly DatastoreFacts[]): Finding[] {
+  const byStorage = new Map<string, DatastoreFacts[]>();
+  for (const d of datastores) {
+    if (!d.storageId) continue;
+    const key = storageKey(d);
+    byStorage.set(key, [...(byStorage.get(key) ?? []), d]);
+  }
+  return [...byStorage].flatMap(([key, views]) => {
+    const sorted = [...views].sort((a, b) => `${a.host}/${a.name}`.localeCompare(`${b.host}/${b.name}`));
+    const days = sorted.flatMap((d) => (d.daysUntilFull === null ? [] : [d.daysUntilFull]));
+    const facts: CapacityFacts = {
+      capacityBytes: Math.max(...sorted.map((d) => d.capacityBytes)),
+      freeBytes: Math.min(...sorted.map((d) => d.freeBytes)),
+      provisionedBytes: sorted.reduce((sum, d) => sum + d.provisionedBytes, 0),
+      daysUntilFull: days.length ? Math.min(...days) : null,
+      thresholds: sorted[0]!.thresholds,
+    };
+    const name = `${key} (${sorted.map((d) => `${d.host}/${d.name}`).join(', ')})`;
+    return capacityFindings(facts, { kind: 'datastore', key, name, host: null });
+  });
+}
+
+/** Space rules: free space below its bands, full within its bands, provisioned far past capacity. */
+function capacityFindings(d: CapacityFacts, subject: Finding['subject']): Finding[] {
+  const t = d.thresholds;
+  const out: Finding[] = [];
   const freePercent = d.capacityBytes > 0 ? (d.freeBytes / d.capacityBytes) * 100 : null;
 
   if (freePercent !== null) {
@@ -191,22 +255,6 @@ export function datastoreFindings(d: DatastoreFacts): Finding[] {
         threshold: critical ? t.overcommitCriticalRatio : t.overcommitWarningRatio,
       });
     }
-  }
-
-  if (covers(d.sustained)) {
-    const p90 = Math.max(
-      percentileMs(d.sustained.readBins, 0.9) ?? 0,
-      percentileMs(d.sustained.writeBins, 0.9) ?? 0,
-    );
-    if (p90 > t.datastoreLatencyP90Ms)
-      out.push({
-        rule: 'high-latency',
-        severity: 'warning',
-        subject,
-        message: `p90 latency ${p90.toFixed(1)} ms over ${SUSTAINED_SECONDS / 60} minutes (above ${t.datastoreLatencyP90Ms} ms)`,
-        value: round(p90, 2),
-        threshold: t.datastoreLatencyP90Ms,
-      });
   }
   return out;
 }
@@ -403,6 +451,7 @@ export function evaluateRules(input: {
 }): Finding[] {
   return [
     ...input.datastores.flatMap(datastoreFindings),
+    ...sharedStorageFindings(input.datastores),
     ...mismatchFindings(input.disks, input.datastores),
     ...vmIoFindings(input.disks),
     ...guestFindings(input.guestFilesystems),
