@@ -170,6 +170,21 @@ export function storageKey(d: { host: string; name: string; storageId?: string |
   return d.storageId ? `storage ${d.storageId}` : `${d.host}/${d.name}`;
 }
 
+/**
+ * The subject name of an issue about a shared storage's space (one for all its hosts): its
+ * storageKey and the datastores (`host/name`) that see it, e.g. `storage nfs-a (host1/shared,
+ * host2/shared)`. datastoresOfSubject reads it back, so the console marks each of those rows.
+ */
+export function sharedStorageSubject(key: string, datastores: readonly string[]): string {
+  return `${key} (${datastores.join(', ')})`;
+}
+
+/** The datastores (`host/name`) a datastore issue's subject name is about: itself, or a shared storage's. */
+export function datastoresOfSubject(name: string): string[] {
+  const shared = /^storage \S+ \((.*)\)$/.exec(name);
+  return shared ? (shared[1] ?? '').split(', ') : [name];
+}
+
 export interface StorageTotals {
   /** Distinct storages: a shared one seen by several hosts counts once. */
   storages: number;

@@ -6,6 +6,7 @@ import {
   type StorageRule,
   type StorageThresholds,
   type ToolsStatus,
+  sharedStorageSubject,
   storageKey,
 } from '../../api/index.js';
 import { compareVersions } from '../tools-status.js';
@@ -182,7 +183,10 @@ export function sharedStorageFindings(datastores: readonly DatastoreFacts[]): Fi
       daysUntilFull: days.length ? Math.min(...days) : null,
       thresholds: sorted[0]!.thresholds,
     };
-    const name = `${key} (${sorted.map((d) => `${d.host}/${d.name}`).join(', ')})`;
+    const name = sharedStorageSubject(
+      key,
+      sorted.map((d) => `${d.host}/${d.name}`),
+    );
     return capacityFindings(facts, { kind: 'datastore', key, name, host: null });
   });
 }

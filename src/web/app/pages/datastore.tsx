@@ -4,7 +4,7 @@
 import { keepPreviousData } from '@tanstack/react-query';
 import { useState } from 'react';
 import { Link, useParams } from 'react-router';
-import type { DISK_SORTS } from '../../../api/browser.js';
+import { datastoresOfSubject, type DISK_SORTS } from '../../../api/browser.js';
 import { bytes, fixed, percent, rate, seconds, when } from '../format.js';
 import { useApi } from '../hooks.js';
 import { Chart } from '../parts/chart.js';
@@ -174,7 +174,7 @@ export function DatastorePage() {
   const here = new Set((disks.data?.items ?? []).flatMap((d) => [`disk:${d.vm}/${d.disk}`, `vm:${d.vm}`]));
   const own = (issues.data?.items ?? []).filter((i) =>
     i.subject.kind === 'datastore'
-      ? i.subject.name === `${host}/${datastore}`
+      ? datastoresOfSubject(i.subject.name).includes(`${host}/${datastore}`)
       : here.has(subjectKey(i.subject.kind, i.subject.name)),
   );
 

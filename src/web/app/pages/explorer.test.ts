@@ -1,7 +1,13 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { diskMark, issueMarks, markClass, nextSort, sortQuery, windowText, WINDOWS } from './explorer.js';
-import { parseWindow, WINDOW_MAX_SECONDS, type StorageIssue } from '../../../api/browser.js';
+import {
+  datastoresOfSubject,
+  parseWindow,
+  sharedStorageSubject,
+  WINDOW_MAX_SECONDS,
+  type StorageIssue,
+} from '../../../api/browser.js';
 
 test('window text reads as words', () => {
   assert.equal(windowText('15m'), '15 minutes');
@@ -60,4 +66,18 @@ test('issues mark their subjects with the worst severity; ended ones mark nothin
   assert.equal(markClass(web), 'issue');
   assert.equal(markClass(marks.get('datastore:h1/ds')), 'issue critical');
   assert.equal(markClass(undefined), undefined);
+});
+
+test("a shared storage's space issue marks each datastore that sees it", () => {
+  const name = sharedStorageSubject('storage nfs-a', ['host1/shared', 'host2/shared']);
+  const marks = issueMarks([
+    issue('datastore', name, 'critical'),
+    issue('datastore', 'host1/local', 'warning'),
+  ]);
+  assert.deepEqual(
+    [...marks.keys()].sort(),
+    ['datastore:host1/local', 'datastore:host1/shared', 'datastore:host2/shared'],
+    "both hosts' rows, and the local datastore its own",
+  );
+  assert.deepEqual(datastoresOfSubject('host1/local'), ['host1/local']);
 });

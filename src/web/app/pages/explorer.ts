@@ -1,6 +1,12 @@
 // Pure helpers the explorers share: the windows people pick, the server-side sort a header click
 // asks for, and which rows have an active storage issue.
-import { EXPLORER_WINDOWS, TEXT_SORTS, type IssueSeverity, type StorageIssue } from '../../../api/browser.js';
+import {
+  datastoresOfSubject,
+  EXPLORER_WINDOWS,
+  TEXT_SORTS,
+  type IssueSeverity,
+  type StorageIssue,
+} from '../../../api/browser.js';
 
 /** The windows the Storage Explorer offers: those the store keeps summed (fast in any sort). */
 export const WINDOWS = EXPLORER_WINDOWS;
@@ -53,12 +59,17 @@ export function issueMarks(issues: readonly StorageIssue[]): Map<string, IssueMa
   const out = new Map<string, IssueMark>();
   for (const issue of issues) {
     if (!issue.active) continue;
-    const key = subjectKey(issue.subject.kind, issue.subject.name);
-    const mark = out.get(key);
-    if (!mark) out.set(key, { severity: issue.severity, messages: [issue.message] });
-    else {
-      mark.messages.push(issue.message);
-      if (RANK[issue.severity] > RANK[mark.severity]) mark.severity = issue.severity;
+    // A shared storage's issue marks each datastore that sees it.
+    const names =
+      issue.subject.kind === 'datastore' ? datastoresOfSubject(issue.subject.name) : [issue.subject.name];
+    for (const name of names) {
+      const key = subjectKey(issue.subject.kind, name);
+      const mark = out.get(key);
+      if (!mark) out.set(key, { severity: issue.severity, messages: [issue.message] });
+      else {
+        mark.messages.push(issue.message);
+        if (RANK[issue.severity] > RANK[mark.severity]) mark.severity = issue.severity;
+      }
     }
   }
   return out;
