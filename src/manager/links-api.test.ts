@@ -139,6 +139,33 @@ test('the periodic work probes stale pairs only, and none with a host in a runni
     assert.equal(after.get(pair)?.probe_error_at, before.get(pair)?.probe_error_at, pair);
 });
 
+test('hosts that join together are probed by one worker, each ordered pair once; a later join starts it again', async () => {
+  const probes: string[] = [];
+  const joins = new LinkService({
+    db: t.manager.db,
+    // The agents do not answer: a probe ends at its sender, the one host asked.
+    clientFor: (host) => {
+      probes.push(host.name);
+      return new AgentClient({ baseUrl: host.agent_url }, 5_000);
+    },
+    log: () => {},
+  });
+  const ids = await Promise.all(
+    ['h1', 'h2', 'h3'].map(async (name) => (await hostRow(t.manager.db, name)).id),
+  );
+  for (const id of ids) joins.probeJoined(id);
+  await joins.joinedProbed();
+  assert.deepEqual(
+    probes.sort(),
+    ['h1', 'h1', 'h2', 'h2', 'h3', 'h3'],
+    'six ordered pairs among three hosts, each probed once (a loop per join probed twelve)',
+  );
+  probes.length = 0;
+  joins.probeJoined(ids[0]!);
+  await joins.joinedProbed();
+  assert.equal(probes.length, 4, 'h1 joining again: its four directions, by a new worker');
+});
+
 test('bad input names the field and changes nothing; a read-only token may list but not probe', async () => {
   const before = await dbSnapshot(t.manager.db);
   await rejects(t.admin.probeHostLinks('h1', { durationMs: 10 }), 400, 'durationMs');

@@ -65,6 +65,9 @@ export interface ProbeFailure {
 export class LinkService {
   readonly #probes = new KeyedMutex();
   readonly #loop: PeriodicLoop;
+  /** Hosts that joined, waiting for their pairs' first probes (probeJoined). */
+  readonly #joined: string[] = [];
+  #joinWorker: Promise<void> | undefined;
 
   constructor(
     private readonly deps: LinkDeps,
@@ -80,8 +83,9 @@ export class LinkService {
     this.#loop.start();
   }
 
-  stop(): Promise<void> {
-    return this.#loop.stop();
+  async stop(): Promise<void> {
+    await this.#loop.stop();
+    await this.#joinWorker;
   }
 
   /** Measures `from` -> `to` now and stores the outcome; a failure is an outcome, never thrown. */
@@ -196,18 +200,50 @@ export class LinkService {
     return { ...(await this.list(host.id)), failures };
   }
 
-  /** A host joined: each pair with it, both directions, in the background (one probe at a time). */
+  /**
+   * A host joined: each pair with it, both directions, in the background (one probe at a time).
+   * Joined hosts wait in one queue for one worker: a loop per join, each holding the list of every
+   * host, was n lists of n rows while n hosts joined (a fabric joining 10,000 hosts ran out of
+   * memory), and probed each pair of hosts that joined together twice.
+   */
   probeJoined(hostId: string): void {
-    void (async () => {
-      const host = await hostRow(this.deps.db, hostId);
-      const peers = await this.#connected();
-      const busy = await hostsMoving(this.deps.db);
-      for (const peer of peers) {
-        if (peer.id === host.id || busy.has(peer.id)) continue;
-        await this.probe(host, peer);
-        await this.probe(peer, host);
+    if (!this.#joined.includes(hostId)) this.#joined.push(hostId);
+    this.#joinWorker ??= this.#probeJoinedHosts();
+  }
+
+  /** Resolves when every joined host's pairs have been probed (or the service stopped). */
+  async joinedProbed(): Promise<void> {
+    await this.#joinWorker;
+  }
+
+  async #probeJoinedHosts(): Promise<void> {
+    // probeJoined stores this promise before the loop below may end (it may, with no await, once stopped).
+    await null;
+    // Pairs probed since the queue was last empty: hosts that joined together share them.
+    const probed = new Set<string>();
+    for (let id = this.#joined.shift(); id !== undefined; id = this.#joined.shift()) {
+      if (this.#loop.stopped) continue;
+      try {
+        const host = await hostRow(this.deps.db, id);
+        const peers = await this.#connected();
+        const busy = await hostsMoving(this.deps.db);
+        for (const peer of peers) {
+          if (peer.id === host.id || busy.has(peer.id) || this.#loop.stopped) continue;
+          for (const [from, to] of [
+            [host, peer],
+            [peer, host],
+          ] as const) {
+            if (probed.has(`${from.id} ${to.id}`)) continue;
+            probed.add(`${from.id} ${to.id}`);
+            await this.probe(from, to);
+          }
+        }
+      } catch (error) {
+        this.deps.log(`link probes after a host joined: ${text(error)}`);
       }
-    })().catch((error: unknown) => this.deps.log(`link probes after a host joined: ${text(error)}`));
+    }
+    // Set in the same turn as the last shift found the queue empty: a join after it starts anew.
+    this.#joinWorker = undefined;
   }
 
   /** Probes every pair of connected hosts whose figure is missing or stale, one at a time. */
