@@ -49,11 +49,11 @@ let admin: Page;
 
 before(
   async () => {
-    const [built] = await Promise.all([
-      ensureConsoleBuilt(),
-      labUp({ name: LAB, hosts: 2, demo: false, accelerator: 'tcg', beast: 'host2' }).then((l) => (lab = l)),
-    ]);
-    if (built) console.log('# built the console (src/web/dist was older than its sources)');
+    // Built before the lab's manager starts: it serves the files present when it starts, and a
+    // build empties src/web/dist first (side by side, a manager started mid-build served none).
+    if (await ensureConsoleBuilt())
+      console.log('# built the console (src/web/dist was older than its sources)');
+    lab = await labUp({ name: LAB, hosts: 2, demo: false, accelerator: 'tcg', beast: 'host2' });
     if (!lab.manager) throw new Error('the lab started no manager');
     api = new ManagerClient(lab.manager.url, lab.manager.token, 120_000);
     const created = await api.createVm({
