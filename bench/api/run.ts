@@ -220,11 +220,15 @@ async function measure(
     }),
   );
   const seconds = (performance.now() - started) / 1000;
+  // With node flags for the manager (a profile), when the row ran, in seconds since it started.
+  const window = managerNodeFlags().length
+    ? ` [${((started - managerSpawnedAt) / 1000).toFixed(1)}-${((performance.now() - managerSpawnedAt) / 1000).toFixed(1)} s]`
+    : '';
   latencies.sort((a, b) => a - b);
   const row = { call, n, p50: percentile(latencies, 50), p99: percentile(latencies, 99), rps: n / seconds };
   rows.push(row);
   console.error(
-    `  ${call}: p50 ${row.p50.toFixed(1)} ms, p99 ${row.p99.toFixed(1)} ms, ${row.rps.toFixed(0)}/s`,
+    `  ${call}: p50 ${row.p50.toFixed(1)} ms, p99 ${row.p99.toFixed(1)} ms, ${row.rps.toFixed(0)}/s${window}`,
   );
 }
 
@@ -261,6 +265,17 @@ async function freePort(): Promise<number> {
   return port;
 }
 
+/** When the last manager was spawned (performance.now()). */
+let managerSpawnedAt = 0;
+
+/**
+ * Node's own flags for the manager's process, from BENCH_MANAGER_NODE_FLAGS (space-separated), e.g.
+ * `--cpu-prof --cpu-prof-dir=/tmp/prof` to profile the manager during a run.
+ */
+function managerNodeFlags(): string[] {
+  return (process.env.BENCH_MANAGER_NODE_FLAGS ?? '').split(/\s+/).filter((flag) => flag !== '');
+}
+
 /** `silobreak manager` on `dir` (its data dir and admin token), answering on a loopback port. */
 async function startManager(
   dir: string,
@@ -268,9 +283,11 @@ async function startManager(
   name?: string,
 ): Promise<{ process: ChildProcess; api: ManagerClient; pid: number }> {
   const port = await freePort();
+  managerSpawnedAt = performance.now();
   const child = spawn(
     process.execPath,
     [
+      ...managerNodeFlags(),
       BIN,
       'manager',
       '--data-dir',
