@@ -1,0 +1,72 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import Database from 'better-sqlite3';
+import { Kysely, sql, SqliteDialect } from 'kysely';
+import { reusingStatements } from './sqlite-statements.js';
+
+/** A better-sqlite3 database in memory whose prepare calls are counted. */
+function counted(): { sqlite: Database.Database; prepared: string[] } {
+  const sqlite = new Database(':memory:');
+  const prepared: string[] = [];
+  const prepare = sqlite.prepare.bind(sqlite);
+  sqlite.prepare = ((text: string) => {
+    prepared.push(text);
+    return prepare(text);
+  }) as typeof sqlite.prepare;
+  return { sqlite, prepared };
+}
+
+test('a statement is prepared once and reused; the least recently used go beyond the bound', () => {
+  const { sqlite, prepared } = counted();
+  const db = reusingStatements(sqlite, 2);
+  const one = db.prepare('select 1 as n');
+  assert.equal(db.prepare('select 1 as n'), one, 'the same statement again');
+  assert.deepEqual(one.all([]), [{ n: 1 }]);
+  db.prepare('select 2 as n');
+  db.prepare('select 1 as n'); // used again: now the most recent
+  db.prepare('select 3 as n'); // over the bound: `select 2` goes
+  assert.equal(db.prepare('select 1 as n'), one);
+  db.prepare('select 2 as n');
+  assert.deepEqual(prepared, ['select 1 as n', 'select 2 as n', 'select 3 as n', 'select 2 as n']);
+  db.close();
+  assert.equal(sqlite.open, false);
+});
+
+test('a statement still iterating (a stream) is not handed out again: a fresh one is', () => {
+  const { sqlite } = counted();
+  const db = reusingStatements(sqlite);
+  const text = 'select value from json_each(?)';
+  const first = db.prepare(text);
+  const rows = first.iterate(['[1,2,3]']);
+  assert.deepEqual(rows.next().value, { value: 1 });
+  const second = db.prepare(text);
+  assert.notEqual(second, first);
+  assert.deepEqual(second.all(['[4]']), [{ value: 4 }]);
+  assert.deepEqual([...rows], [{ value: 2 }, { value: 3 }]);
+  db.close();
+});
+
+test('through Kysely: repeated queries, writes and a schema change run on kept statements', async () => {
+  const { sqlite, prepared } = counted();
+  const db = new Kysely<Record<string, never>>({
+    dialect: new SqliteDialect({ database: reusingStatements(sqlite) }),
+  });
+  try {
+    await sql`create table t (n integer)`.execute(db);
+    for (let i = 0; i < 5; i++) await sql`insert into t (n) values (${i})`.execute(db);
+    const read = () => sql<{ total: number }>`select sum(n) as total from t`.execute(db);
+    assert.equal((await read()).rows[0]?.total, 10);
+    await sql`alter table t add column m integer default 7`.execute(db);
+    const { rows } = await sql<{ n: number; m: number }>`select * from t where n = ${4}`.execute(db);
+    assert.deepEqual(rows, [{ n: 4, m: 7 }], 'the new column is there');
+    assert.equal((await read()).rows[0]?.total, 10);
+    assert.equal(prepared.filter((text) => text.startsWith('insert')).length, 1, 'the insert prepared once');
+    assert.equal(
+      prepared.filter((text) => text.startsWith('select sum')).length,
+      1,
+      'the read prepared once',
+    );
+  } finally {
+    await db.destroy();
+  }
+});
