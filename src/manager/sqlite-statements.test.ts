@@ -54,11 +54,10 @@ test('through Kysely: repeated queries, writes and a schema change run on kept s
   try {
     await sql`create table t (n integer)`.execute(db);
     for (let i = 0; i < 5; i++) await sql`insert into t (n) values (${i})`.execute(db);
+    const all = () => sql<Record<string, number>>`select * from t where n = ${4}`.execute(db);
+    assert.deepEqual((await all()).rows, [{ n: 4 }]);
     const read = () => sql<{ total: number }>`select sum(n) as total from t`.execute(db);
     assert.equal((await read()).rows[0]?.total, 10);
-    await sql`alter table t add column m integer default 7`.execute(db);
-    const { rows } = await sql<{ n: number; m: number }>`select * from t where n = ${4}`.execute(db);
-    assert.deepEqual(rows, [{ n: 4, m: 7 }], 'the new column is there');
     assert.equal((await read()).rows[0]?.total, 10);
     assert.equal(prepared.filter((text) => text.startsWith('insert')).length, 1, 'the insert prepared once');
     assert.equal(
@@ -66,7 +65,31 @@ test('through Kysely: repeated queries, writes and a schema change run on kept s
       1,
       'the read prepared once',
     );
+    await sql`alter table t add column m integer default 7`.execute(db);
+    assert.deepEqual((await all()).rows, [{ n: 4, m: 7 }], 'the new column is there');
+    await sql`alter table t rename column m to k`.execute(db);
+    assert.deepEqual((await all()).rows, [{ n: 4, k: 7 }], 'the renamed column by its new name');
+    assert.equal((await read()).rows[0]?.total, 10);
+    // The schema changed: kept statements are prepared again, once.
+    assert.equal(prepared.filter((text) => text.startsWith('select *')).length, 3);
   } finally {
     await db.destroy();
   }
+});
+
+test('rows are the objects better-sqlite3 makes: every column, repeated names, nulls, blobs, big integers, no rows', () => {
+  const sqlite = new Database(':memory:');
+  const db = reusingStatements(sqlite);
+  const text = `select 1 as a, 'x' as b, null as c, x'0102' as d, 9007199254740993 as e, 2 as a
+    union all select 3, 'y', 4.5, null, 0, 5`;
+  const own = sqlite.prepare(text).all();
+  const rows = db.prepare(text).all([]);
+  assert.deepEqual(rows, own);
+  assert.deepEqual(rows[0], { a: 2, b: 'x', c: null, d: Buffer.from([1, 2]), e: 2 ** 53 });
+  assert.deepEqual(Object.keys(rows[0] as object), ['a', 'b', 'c', 'd', 'e']);
+  assert.deepEqual(db.prepare('select 1 as n where 0').all([]), []);
+  // A column named __proto__: left to better-sqlite3, whatever it makes of it.
+  const proto = 'select 1 as "__proto__", 2 as n';
+  assert.deepEqual(db.prepare(proto).all([]), sqlite.prepare(proto).all());
+  db.close();
 });
