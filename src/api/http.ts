@@ -125,8 +125,8 @@ const contexts = new Map<string, SecureContext>();
 
 /**
  * The identity's parsed CA, certificate and key. Parsing them costs the event loop a millisecond or
- * more: the manager's calls to a thousand agents parsed the same PEM each time, and its API's
- * replies queued behind that. Its connections are kept by this context (below).
+ * more, and every call opens a new connection (below): the manager's calls to a thousand agents
+ * parsed the same PEM each time, and its API's replies queued behind that.
  */
 function secureContextOf(tls: TlsClientIdentity): SecureContext {
   const id = `${tls.ca}\0${tls.cert ?? ''}\0${tls.key ?? ''}`;
@@ -143,54 +143,10 @@ function secureContextOf(tls: TlsClientIdentity): SecureContext {
   return context;
 }
 
-/** How long an idle connection to an agent is kept for the next call (beyond a stats interval). */
-export const KEPT_CONNECTION_IDLE_MS = 15_000;
-/**
- * A kept connection is used for new calls only this long after it was made: the server checks a
- * certificate (and its revocation list) at the handshake, so a revoked caller's kept connection is
- * refused again within this.
- */
-export const KEPT_CONNECTION_MAX_AGE_MS = 60_000;
-
-/**
- * Connections kept for reuse, one pool per identity (a pool's sockets carry that identity's
- * handshake) and per pinning. A TLS handshake costs each side ~2 ms of CPU (Node parses the whole
- * peer chain on each one): the statistics collector's call to each of 1,000 agents every 10 s made
- * that a fifth of the manager's event loop, and the API's replies queued behind it. TLS sessions
- * are not resumed: a new connection is verified in full.
- */
-class KeptConnections extends https.Agent {
-  readonly #firstKept = new WeakMap<object, number>();
-  constructor() {
-    super({ keepAlive: true, timeout: KEPT_CONNECTION_IDLE_MS, maxCachedSessions: 0 });
-  }
-  override keepSocketAlive(socket: Parameters<https.Agent['keepSocketAlive']>[0]): boolean {
-    const now = Date.now();
-    const first = this.#firstKept.get(socket) ?? now;
-    this.#firstKept.set(socket, first);
-    // Too old to be handed out again: closed (as the server's idle hint does, in super).
-    if (now - first >= KEPT_CONNECTION_MAX_AGE_MS) return false;
-    // Node's returns whether the server's Keep-Alive hint leaves time to reuse it (typed void).
-    const kept: unknown = super.keepSocketAlive(socket);
-    return kept !== false;
-  }
-}
-const keptConnections = new WeakMap<
-  SecureContext,
-  { verified?: KeptConnections; pinned?: KeptConnections }
->();
-
-function keptConnectionsFor(context: SecureContext, pinned: boolean): KeptConnections {
-  let pools = keptConnections.get(context);
-  if (!pools) keptConnections.set(context, (pools = {}));
-  const key = pinned ? 'pinned' : 'verified';
-  return (pools[key] ??= new KeptConnections());
-}
-
 /**
  * One request with node:http(s): what fetch cannot do (client certificates, a pinned server
- * certificate, a unix socket). HTTPS connections are kept for the next call to the same server
- * (above); a unix socket's are not (the break-glass socket: a CLI's few calls).
+ * certificate, a unix socket). A new connection each time: a TLS handshake costs a millisecond,
+ * and no kept-alive socket outlives a cut link.
  */
 function nodeRequest(
   endpoint: HttpEndpoint,
@@ -198,24 +154,20 @@ function nodeRequest(
   init: { method: string; headers: Record<string, string>; body: string | null; signal: AbortSignal },
 ): Promise<Response> {
   const tls = endpoint.tls;
-  const context = tls === undefined ? undefined : secureContextOf(tls);
   const options: https.RequestOptions = {
     method: init.method,
     headers:
       init.body === null ? init.headers : { ...init.headers, 'content-length': Buffer.byteLength(init.body) },
     signal: init.signal,
+    agent: false,
     ...(endpoint.socketPath === undefined
       ? { hostname: url.hostname.replace(/^\[|\]$/g, ''), port: url.port }
       : { socketPath: endpoint.socketPath }),
     path: `${url.pathname}${url.search}`,
     ...(tls === undefined
-      ? { agent: false }
+      ? {}
       : {
-          secureContext: context,
-          agent:
-            endpoint.socketPath === undefined && context
-              ? keptConnectionsFor(context, tls.pinned === true)
-              : false,
+          secureContext: secureContextOf(tls),
           // A pinned certificate is the only one trusted: whose name it bears does not matter.
           ...(tls.pinned ? { checkServerIdentity: () => undefined } : {}),
         }),

@@ -88,8 +88,6 @@ export async function standInAgent(
       handler(request, response);
     },
   );
-  // Idle connections kept as long as the agent's server (fastify's default) keeps them.
-  server.keepAliveTimeout = 72_000;
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : 0;
