@@ -93,3 +93,17 @@ test('rows are the objects better-sqlite3 makes: every column, repeated names, n
   assert.deepEqual(db.prepare(proto).all([]), sqlite.prepare(proto).all());
   db.close();
 });
+
+test('a read that fails leaves its kept statement making objects (a stream of it gets rows as objects)', () => {
+  const sqlite = new Database(':memory:');
+  const db = reusingStatements(sqlite);
+  sqlite.exec('create table t (n integer)');
+  sqlite.exec('insert into t values (1), (2)');
+  // Fails at its second row: abs() of the smallest integer overflows.
+  const text = 'select abs(case when n = 2 then -9223372036854775808 else n end) as n from t';
+  assert.throws(() => db.prepare(text).all([]), /overflow/);
+  const rows = db.prepare(text).iterate([]);
+  assert.deepEqual(rows.next().value, { n: 1 });
+  rows.return?.();
+  db.close();
+});

@@ -32,8 +32,13 @@ function keptStatement(statement: Database.Statement): SqliteStatement {
     all(parameters) {
       names ??= columnNames(statement);
       if (names === undefined) return statement.all(parameters);
-      const rows = statement.raw(true).all(parameters) as unknown[][];
-      statement.raw(false);
+      let rows: unknown[][];
+      try {
+        rows = statement.raw(true).all(parameters) as unknown[][];
+      } finally {
+        // Back to objects even when it threw: a stream (iterate) of the same text gets objects.
+        statement.raw(false);
+      }
       // Columns changed under the statement (a schema change it was not told of): read them again.
       if (rows[0] !== undefined && rows[0].length !== names.length) names = columnNames(statement) ?? [];
       const keys = names;
