@@ -38,6 +38,7 @@ import {
   type HostMaintenance as Maintenance,
 } from '../api/index.js';
 import { rateChange, type RiskInput } from './change-risk.js';
+import { reusingStatements } from './sqlite-statements.js';
 import { DATABASE_CONNECT_TIMEOUT_MS, isPostgresUrl, PrimaryPool } from './db-primary.js';
 
 /*
@@ -1683,7 +1684,7 @@ export async function openDatabase(
   // 32 MiB of page cache (SQLite's default is 2 MiB): a metrics collection round of 10,000 disks
   // touches a few MiB of current buckets and windows, which should stay in memory between rounds.
   sqlite.pragma('cache_size = -32768');
-  const db = new Kysely<DB>({ dialect: new SqliteDialect({ database: sqlite }) });
+  const db = new Kysely<DB>({ dialect: new SqliteDialect({ database: reusingStatements(sqlite) }) });
   handles.set(db, sqlite);
   return migrate(db);
 }

@@ -96,4 +96,33 @@ test("a claim whose job ended (a crash before its clean-up) holds nothing; a que
     (e: unknown) =>
       e instanceof Conflict && e.field === 'spec.name' && /VM job .* is creating/.test(e.message),
   );
+  // A stale claim of a MAC a create wants goes too (by its key, with the name's), and one of a
+  // value nobody wants is left alone: it holds nothing meanwhile.
+  const mac = '52:54:00:ee:00:01';
+  await db
+    .insertInto('vm_claims')
+    .values([
+      { field: 'mac', value: mac, vm_id: '00000000-0000-4000-8000-0000000000a4', job_id: ended },
+      { field: 'name', value: 'idle', vm_id: '00000000-0000-4000-8000-0000000000a4', job_id: ended },
+    ])
+    .execute();
+  const third = '00000000-0000-4000-8000-0000000000e3';
+  await job(third, 'queued');
+  await db.transaction().execute((tx) =>
+    claimVmIdentity(tx, third, {
+      id: '00000000-0000-4000-8000-0000000000a5',
+      name: 'third',
+      nics: [{ vswitch: 'vmsw0', mac }],
+    }),
+  );
+  const claims = await db
+    .selectFrom('vm_claims')
+    .select(['field', 'value', 'job_id'])
+    .where('value', 'in', [mac, 'idle'])
+    .orderBy('value')
+    .execute();
+  assert.deepEqual(claims, [
+    { field: 'mac', value: mac, job_id: third },
+    { field: 'name', value: 'idle', job_id: ended },
+  ]);
 });
