@@ -121,7 +121,7 @@ export interface PrimaryPoolOptions {
 }
 
 /** Where a URL's server is, for messages: never its password. */
-function redact(url: string): string {
+export function redact(url: string): string {
   try {
     const u = new URL(url);
     u.password = '';

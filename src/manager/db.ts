@@ -250,6 +250,17 @@ export interface ManagersTable {
   /** Its last check of the lease. */
   seen_at: string;
 }
+/**
+ * The fabric's certificate authority (migration 0021): one row (id 1), so every manager on the
+ * database issues and checks with the same one (fabric-ca.ts). Its key is a secret as the data
+ * dir's pki/ is: whoever reads the database can issue manager certificates.
+ */
+export interface FabricCaTable {
+  id: number;
+  key_pem: string;
+  cert_pem: string;
+  stored_at: string;
+}
 export interface ChangesTable {
   id: number | undefined;
   at: string;
@@ -580,6 +591,7 @@ export interface DB {
   revoked_certificates: RevokedCertificatesTable;
   manager_leader: ManagerLeaderTable;
   managers: ManagersTable;
+  fabric_ca: FabricCaTable;
 }
 
 /** Host certificates revoked by `host remove` (or replaced by a renewal): the fabric's CRL. */
@@ -1403,6 +1415,20 @@ export const migrations: Readonly<Record<string, Migration>> = {
     // DatastoreLost; null while it reaches it): the `shared-datastore-lost` issue's facts.
     async up(db: Kysely<any>) {
       await sql.raw(`alter table stat_datastores add column lost text`).execute(db);
+    },
+  },
+  '0021-fabric-ca': {
+    // Issue 31: the fabric CA in the database, so a second manager on it needs only --database
+    // (before, each data dir's pki/ held one and had to be copied). One row: the check keeps it
+    // so, and its key makes the first of two racing stores win (fabric-ca.ts).
+    async up(db: Kysely<any>) {
+      await db.schema
+        .createTable('fabric_ca')
+        .addColumn('id', 'integer', (c) => c.primaryKey().check(sql`id = 1`))
+        .addColumn('key_pem', 'text', (c) => c.notNull())
+        .addColumn('cert_pem', 'text', (c) => c.notNull())
+        .addColumn('stored_at', 'text', (c) => c.notNull())
+        .execute();
     },
   },
 };

@@ -3,6 +3,7 @@ import { hostname } from 'node:os';
 import path from 'node:path';
 import { AgentClient, type ContractBreach } from '../api/index.js';
 import { nameWriter, openDatabase, type Db } from './db.js';
+import { isPostgresUrl, redact } from './db-primary.js';
 import { FabricEvents } from './fabric-events.js';
 import { buildServer } from './http.js';
 import { serveConsole } from './console.js';
@@ -92,6 +93,8 @@ export interface RunningManager {
   placement: PlacementService;
   /** Its side of the managers' lease: whether (and under which epoch) it leads. */
   leadership: Leadership;
+  /** The fabric CA it issues with (the database's) and its own client certificate. */
+  ca: FabricCa;
   /** Stops polling and listening, waits for running jobs, closes the database. */
   close(): Promise<void>;
 }
@@ -106,14 +109,27 @@ async function readSecret(file: string): Promise<string | undefined> {
   }
 }
 
+/** The database as messages name it: the SQLite file, or the PostgreSQL servers (no password). */
+const databaseName = (where: string | readonly string[]): string =>
+  typeof where === 'string' && !isPostgresUrl(where)
+    ? path.join(where, 'manager.db')
+    : (typeof where === 'string' ? [where] : where).map(redact).join(', ');
+
 export async function startManager(options: ManagerOptions): Promise<RunningManager> {
   const log = options.log ?? ((message: string) => console.error(`manager: ${message}`));
   // Owner-only, also when the directory already existed with a looser mode: it holds secrets.
   await mkdir(options.dataDir, { recursive: true, mode: 0o700 });
   await chmod(options.dataDir, 0o700);
-  // The fabric CA (made on the first start): agents answer only its manager certificate.
-  const ca = await FabricCa.open(options.dataDir);
-  const db = await openDatabase(options.database ?? options.dataDir, { log });
+  const where = options.database ?? options.dataDir;
+  const db = await openDatabase(where, { log });
+  // The fabric CA, the database's (made at the first start): agents answer only its certificates.
+  let ca: FabricCa;
+  try {
+    ca = await FabricCa.open(options.dataDir, db, databaseName(where));
+  } catch (error) {
+    await db.destroy();
+    throw error;
+  }
   const name = options.name ?? hostname();
   // Its change records name it (several managers may share the database).
   nameWriter(db, name);
@@ -315,6 +331,7 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
     collectStatsNow: () => collector.collect(),
     placement,
     leadership,
+    ca,
     close: () =>
       (closing ??= (async () => {
         stopping = true;
